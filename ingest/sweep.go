@@ -1,0 +1,110 @@
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/audit"
+	"github.com/portrait-dev/portrait/policy"
+)
+
+// Sweep deletes field values whose retention has passed (CM-3): an event
+// keeps the fields still within retention, and goes when none are left. It
+// returns the number of events rewritten or deleted.
+func (in *Ingester) Sweep(ctx context.Context, now time.Time) (int, error) {
+	cat := in.point.Catalog()
+	system := policy.Caller{Role: policy.System, ID: "sweeper"}
+	total := 0
+	for {
+		expired, err := in.store.ExpiredEvents(ctx, now, 500)
+		if err != nil {
+			return total, fmt.Errorf("sweep: list expired events: %w", err)
+		}
+		if len(expired) == 0 {
+			return total, nil
+		}
+		var ps []string
+		for _, e := range expired {
+			ps = append(ps, e.Subject)
+		}
+		subjects, err := in.store.Subjects(ctx, ps)
+		if err != nil {
+			return total, fmt.Errorf("sweep: load subjects: %w", err)
+		}
+		type rewrite struct {
+			g       policy.Grant
+			id      int64
+			sealed  []byte
+			expires time.Time
+		}
+		var todo []rewrite
+		deleted, removedFields := 0, 0
+		for _, e := range expired {
+			d := in.point.Decide(policy.Request{Subject: &policy.State{Subject: e.Subject}, Action: policy.Sweep, Caller: system})
+			if !d.Allow {
+				return total, d.Err()
+			}
+			s, ok := subjects[e.Subject]
+			if !ok {
+				// The key is gone (erased): the ciphertext is unreadable
+				// already; drop the row too.
+				todo = append(todo, rewrite{g: d.Grant, id: e.ID})
+				deleted++
+				continue
+			}
+			c, err := in.keys.Open(s)
+			if err != nil {
+				return total, fmt.Errorf("sweep: subject key: %w", err)
+			}
+			plain, err := c.Open(e.Sealed, []byte(e.Subject))
+			if err != nil {
+				return total, fmt.Errorf("sweep: open event %d: %w", e.ID, err)
+			}
+			var fields map[string]any
+			if err := json.Unmarshal(plain, &fields); err != nil {
+				return total, fmt.Errorf("sweep: decode event %d: %w", e.ID, err)
+			}
+			var next time.Time
+			for name := range fields {
+				f := cat.Field(name)
+				exp := e.Time
+				if f != nil {
+					exp = e.Time.Add(time.Duration(f.Retention))
+				}
+				if !exp.After(now) {
+					delete(fields, name)
+					removedFields++
+					continue
+				}
+				if next.IsZero() || exp.Before(next) {
+					next = exp
+				}
+			}
+			r := rewrite{g: d.Grant, id: e.ID, expires: next}
+			if len(fields) > 0 {
+				b, _ := json.Marshal(fields)
+				r.sealed = c.Seal(b, []byte(e.Subject))
+			} else {
+				deleted++
+			}
+			todo = append(todo, r)
+		}
+		err = in.store.Update(ctx, func(tx portrait.Tx) error {
+			for _, r := range todo {
+				if err := tx.RewriteEvent(ctx, r.g, r.id, r.sealed, r.expires); err != nil {
+					return err
+				}
+			}
+			_, err := in.log.Append(ctx, tx, audit.Record{Kind: "retention", Time: now, Actor: "system:sweeper", Action: "sweep",
+				Codes: []string{"CM-3"}, Detail: map[string]any{"events": len(todo), "deleted": deleted, "fields_removed": removedFields}})
+			return err
+		})
+		if err != nil {
+			return total, fmt.Errorf("sweep: %w", err)
+		}
+		total += len(todo)
+	}
+}

@@ -1,0 +1,324 @@
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/audit"
+	"github.com/portrait-dev/portrait/consent"
+	"github.com/portrait-dev/portrait/ingest"
+	"github.com/portrait-dev/portrait/keys"
+	"github.com/portrait-dev/portrait/policy"
+)
+
+// Config wires a Server.
+type Config struct {
+	Store    portrait.Store
+	Point    *policy.Point
+	Ledger   *consent.Ledger
+	Keys     *keys.Keyring
+	Log      *audit.Log
+	Ingester *ingest.Ingester
+	Logger   *slog.Logger
+	// MaxBody is the largest request body accepted (default 32 MiB).
+	MaxBody int64
+	// TokenTTL is the lifetime of subject tokens (default 1h).
+	TokenTTL time.Duration
+}
+
+// Server is Portrait's HTTP API.
+type Server struct {
+	cfg     Config
+	mux     *http.ServeMux
+	routes  []route
+	metrics *metrics
+}
+
+// Public is the role set of routes anyone may call: health, metrics,
+// OpenAPI and the audit log, which holds no personal data and exists to be
+// verified by outsiders (FA-6).
+var public = []policy.Role{""}
+
+var staff = []policy.Role{policy.Admin, policy.Operator, policy.Reviewer, policy.Auditor, policy.Regulator}
+
+// route is one endpoint. Roles lists who may call it: deny by default.
+type route struct {
+	method, pattern string
+	roles           []policy.Role
+	summary         string
+	handle          func(w http.ResponseWriter, r *http.Request, c policy.Caller) error
+}
+
+// New returns a Server.
+func New(cfg Config) *Server {
+	if cfg.MaxBody == 0 {
+		cfg.MaxBody = 32 << 20
+	}
+	if cfg.TokenTTL == 0 {
+		cfg.TokenTTL = time.Hour
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	s := &Server{cfg: cfg, mux: http.NewServeMux(), metrics: newMetrics()}
+	s.routes = s.table()
+	for _, rt := range s.routes {
+		s.mux.Handle(rt.method+" "+rt.pattern, s.wrap(rt))
+	}
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.problem(w, r, portrait.Errorf(portrait.ENOTFOUND, "no route %s %s; see /openapi.json", r.Method, r.URL.Path))
+	})
+	return s
+}
+
+// Route describes one endpoint and the roles that may call it ("" is anyone).
+type Route struct {
+	Method, Pattern string
+	Roles           []policy.Role
+}
+
+// Routes lists the endpoints, for documentation and the role-matrix test.
+func (s *Server) Routes() []Route {
+	out := make([]Route, len(s.routes))
+	for i, rt := range s.routes {
+		out[i] = Route{rt.method, rt.pattern, rt.roles}
+	}
+	return out
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+func (s *Server) table() []route {
+	subjectStaff := []policy.Role{policy.Admin, policy.Operator}
+	me := []policy.Role{policy.Subject}
+	return []route{
+		{"GET", "/healthz", public, "Liveness and store health", s.healthz},
+		{"GET", "/metrics", public, "Prometheus metrics", s.serveMetrics},
+		{"GET", "/openapi.json", public, "OpenAPI 3.1 description of this API", s.openapi},
+		{"GET", "/v1/catalog", staff, "The loaded catalog, with the keys of the YAML", s.getCatalog},
+		{"POST", "/v1/events", []policy.Role{policy.Admin, policy.Operator}, "Ingest events (JSON array or NDJSON)", s.postEvents},
+		{"PUT", "/v1/subjects/{id}/consents/{purpose}", subjectStaff, "Record a subject's consent decision", s.putConsent},
+		{"GET", "/v1/subjects/{id}/consents", subjectStaff, "A subject's consents with history", s.getConsents},
+		{"POST", "/v1/subjects/{id}/tokens", subjectStaff, "Issue a subject token", s.postToken},
+		{"GET", "/v1/me/consents", me, "My consents with history", s.getConsents},
+		{"PUT", "/v1/me/consents/{purpose}", me, "Grant, refuse or withdraw my consent", s.putConsent},
+		{"POST", "/v1/receipts/verify", public, "Verify a signed consent receipt", s.verifyReceipt},
+		{"GET", "/v1/suspensions", staff, "Active suspensions", s.getSuspensions},
+		{"POST", "/v1/suspensions", []policy.Role{policy.Regulator}, "Suspend a purpose, field, label, model or use-case (RO-6)", s.postSuspension},
+		{"DELETE", "/v1/suspensions/{kind}/{id}", []policy.Role{policy.Regulator}, "Lift a suspension (RO-6)", s.deleteSuspension},
+		{"GET", "/v1/log/checkpoint", public, "Latest signed checkpoint (text/plain signed note)", s.logCheckpoint},
+		{"GET", "/v1/log/key", public, "The checkpoint verifier key (text/plain)", s.logKey},
+		{"GET", "/v1/log/entries/{index}", public, "One audit-log entry, exactly as hashed", s.logEntry},
+		{"GET", "/v1/log/proof/inclusion", public, "Inclusion proof of entry index in the tree of size", s.logInclusion},
+		{"GET", "/v1/log/proof/consistency", public, "Consistency proof between two tree sizes", s.logConsistency},
+	}
+}
+
+type callerKey struct{}
+
+// wrap authenticates, authorises by role, limits the body, records metrics
+// and turns errors into problem+json.
+func (s *Server) wrap(rt route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusWriter{ResponseWriter: w, status: 200}
+		defer func() {
+			if v := recover(); v != nil {
+				s.cfg.Logger.Error("panic", "route", rt.pattern, "panic", fmt.Sprint(v))
+				s.problem(rec, r, portrait.Errorf(portrait.EINTERNAL, "internal error"))
+			}
+			s.metrics.observe(rt.method+" "+rt.pattern, rec.status, time.Since(start))
+		}()
+		caller, err := s.authenticate(r)
+		if err == nil {
+			err = authorize(rt.roles, caller)
+		}
+		if err != nil {
+			s.problem(rec, r, err)
+			return
+		}
+		r.Body = http.MaxBytesReader(rec, r.Body, s.cfg.MaxBody)
+		if caller.Role == policy.Subject && r.Header.Get("Sec-GPC") == "1" {
+			// CN-12: a Global Privacy Control signal on a subject's own
+			// request is an opt-out of advertising, sale and sharing.
+			if _, err := s.cfg.Ledger.GPC(r.Context(), caller, consent.ByPseudonym(caller.Subject), r.UserAgent(), clientIP(r)); err != nil {
+				s.problem(rec, r, err)
+				return
+			}
+		}
+		if err := rt.handle(rec, r, caller); err != nil {
+			s.problem(rec, r, err)
+		}
+	})
+}
+
+func authorize(roles []policy.Role, c policy.Caller) error {
+	if slices.Equal(roles, public) {
+		return nil
+	}
+	if c.Role == "" {
+		return portrait.Errorf(portrait.EUNAUTHORIZED, "this endpoint needs Authorization: Bearer with a staff API key or a subject token")
+	}
+	if !slices.Contains(roles, c.Role) {
+		return portrait.Errorf(portrait.EFORBIDDEN, "role %s may not call this endpoint", c.Role)
+	}
+	return nil
+}
+
+// authenticate returns the zero Caller when no credentials were sent;
+// authorize then decides whether that is enough.
+func (s *Server) authenticate(r *http.Request) (policy.Caller, error) {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return policy.Caller{}, nil
+	}
+	tok, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok || tok == "" {
+		return policy.Caller{}, portrait.Errorf(portrait.EUNAUTHORIZED, "Authorization must be \"Bearer TOKEN\"")
+	}
+	if strings.HasPrefix(tok, "pt1.") {
+		ps, err := s.cfg.Keys.CheckToken(tok, time.Now())
+		if err != nil {
+			if errors.Is(err, keys.ErrTokenExpired) {
+				return policy.Caller{}, portrait.Errorf(portrait.EUNAUTHORIZED, "the subject token has expired; ask for a new one")
+			}
+			return policy.Caller{}, portrait.Errorf(portrait.EUNAUTHORIZED, "the subject token is not valid")
+		}
+		return policy.Caller{Role: policy.Subject, Subject: ps}, nil
+	}
+	sum := sha256.Sum256([]byte(tok))
+	k, err := s.cfg.Store.APIKey(r.Context(), sum[:])
+	if err != nil {
+		if portrait.ErrorCode(err) == portrait.ENOTFOUND {
+			return policy.Caller{}, portrait.Errorf(portrait.EUNAUTHORIZED, "unknown API key")
+		}
+		return policy.Caller{}, err
+	}
+	return policy.Caller{Role: k.Role, ID: k.ID}, nil
+}
+
+// Problem is an RFC 9457 problem detail with Portrait's extensions.
+type Problem struct {
+	Type        string          `json:"type"`
+	Title       string          `json:"title"`
+	Status      int             `json:"status"`
+	Detail      string          `json:"detail"`
+	Code        string          `json:"code"`
+	Requirement string          `json:"requirement,omitempty"`
+	Reasons     []policy.Reason `json:"reasons,omitempty"`
+}
+
+var statuses = map[string]int{
+	portrait.EINVALID:      http.StatusBadRequest,
+	portrait.ENOTFOUND:     http.StatusNotFound,
+	portrait.ECONFLICT:     http.StatusConflict,
+	portrait.EUNAUTHORIZED: http.StatusUnauthorized,
+	portrait.EFORBIDDEN:    http.StatusForbidden,
+	portrait.EDENIED:       http.StatusForbidden,
+	portrait.ETOOLARGE:     http.StatusRequestEntityTooLarge,
+	portrait.EUNAVAILABLE:  http.StatusServiceUnavailable,
+	portrait.EINTERNAL:     http.StatusInternalServerError,
+}
+
+func (s *Server) problem(w http.ResponseWriter, r *http.Request, err error) {
+	p := Problem{Code: portrait.ErrorCode(err), Detail: portrait.ErrorMessage(err)}
+	var denied *policy.Denied
+	var perr *portrait.Error
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &denied):
+		p.Code, p.Reasons = portrait.EDENIED, denied.Reasons
+		p.Detail = denied.Reasons[0].Message
+		p.Requirement = denied.Reasons[0].Requirement
+	case errors.As(err, &tooBig):
+		p.Code = portrait.ETOOLARGE
+		p.Detail = fmt.Sprintf("the body is larger than the limit of %d bytes; split it into smaller requests", tooBig.Limit)
+	case errors.As(err, &perr):
+		p.Requirement = perr.Requirement
+	}
+	p.Status = statuses[p.Code]
+	if p.Status == 0 {
+		p.Status = 500
+	}
+	if p.Status >= 500 {
+		s.cfg.Logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		if p.Code == portrait.EINTERNAL {
+			p.Detail = "internal error"
+		}
+	}
+	p.Type = "/problems/" + p.Code
+	p.Title = http.StatusText(p.Status)
+	w.Header().Set("Content-Type", "application/problem+json")
+	if p.Code == portrait.EDENIED {
+		// Tells a legal refusal apart from a role refusal at a glance.
+		w.Header().Set("X-Portrait-Denied", p.Requirement)
+	}
+	w.WriteHeader(p.Status)
+	json.NewEncoder(w).Encode(p)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	return json.NewEncoder(w).Encode(v)
+}
+
+// readJSON decodes a small JSON body strictly: unknown keys are refused.
+func readJSON(r *http.Request, v any) error {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return err
+		}
+		return portrait.Errorf(portrait.EINVALID, "the body is not the JSON this endpoint takes: %v; see /openapi.json", err)
+	}
+	if dec.More() {
+		return portrait.Errorf(portrait.EINVALID, "the body holds more than one JSON value")
+	}
+	return nil
+}
+
+// clientIP is the peer address; evidence is truncated by the ledger.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request, _ policy.Caller) error {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if _, err := s.cfg.Store.Generation(ctx); err != nil {
+		return &portrait.Error{Code: portrait.EUNAVAILABLE, Message: "the store is not reachable", Err: err}
+	}
+	return writeJSON(w, 200, map[string]string{"status": "ok"})
+}
+
+func (s *Server) getCatalog(w http.ResponseWriter, r *http.Request, _ policy.Caller) error {
+	return writeJSON(w, 200, s.cfg.Point.Catalog())
+}

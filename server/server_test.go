@@ -1,0 +1,444 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/audit"
+	"github.com/portrait-dev/portrait/catalog"
+	"github.com/portrait-dev/portrait/consent"
+	"github.com/portrait-dev/portrait/examples/demo"
+	"github.com/portrait-dev/portrait/ingest"
+	"github.com/portrait-dev/portrait/keys"
+	"github.com/portrait-dev/portrait/label"
+	"github.com/portrait-dev/portrait/policy"
+	"github.com/portrait-dev/portrait/server"
+	"github.com/portrait-dev/portrait/sqlite"
+)
+
+// harness is a whole Portrait on a fresh SQLite file, served by httptest.
+type harness struct {
+	t      *testing.T
+	url    string
+	store  portrait.Store
+	keys   *keys.Keyring
+	log    *audit.Log
+	server *server.Server
+	apikey map[policy.Role]string
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	ctx := context.Background()
+	cat, err := catalog.Parse(demo.CatalogName, demo.Catalog, label.Check)
+	if err != nil {
+		t.Fatal(err)
+	}
+	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "portrait.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	master := make([]byte, keys.MasterSize)
+	rand.Read(master)
+	kr, err := keys.New(master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	point := policy.New(cat)
+	log, err := audit.New("portrait.test/log", kr.LogKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ledger, err := consent.New(store, point, log, kr, consent.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	in := ingest.New(store, point, ledger, kr, log, ingest.Options{Logger: logger})
+	srv := server.New(server.Config{Store: store, Point: point, Ledger: ledger, Keys: kr, Log: log, Ingester: in, Logger: logger})
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+	h := &harness{t: t, url: ts.URL, store: store, keys: kr, log: log, server: srv, apikey: map[policy.Role]string{}}
+	for _, role := range policy.Roles {
+		key := "test-" + string(role)
+		sum := sha256.Sum256([]byte(key))
+		err := store.Update(ctx, func(tx portrait.Tx) error {
+			return tx.PutAPIKey(ctx, portrait.APIKey{ID: string(role) + "-1", Hash: sum[:], Role: role, Created: time.Now()})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.apikey[role] = key
+	}
+	return h
+}
+
+// do sends a request as token ("" for none) and decodes a JSON answer into out.
+func (h *harness) do(method, path, token, contentType string, body []byte, out any) *http.Response {
+	h.t.Helper()
+	req, err := http.NewRequest(method, h.url+path, bytes.NewReader(body))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			h.t.Fatalf("%s %s: decode %q: %v", method, path, data, err)
+		}
+	}
+	return resp
+}
+
+func (h *harness) staff(role policy.Role) string { return h.apikey[role] }
+
+func (h *harness) token(subject string) string {
+	var out struct{ Token string }
+	resp := h.do("POST", "/v1/subjects/"+subject+"/tokens", h.staff(policy.Operator), "", nil, &out)
+	if resp.StatusCode != 201 {
+		h.t.Fatalf("issue token: %d", resp.StatusCode)
+	}
+	return out.Token
+}
+
+func (h *harness) consent(subject, purpose, status string) *http.Response {
+	h.t.Helper()
+	body := fmt.Sprintf(`{"status":%q,"notice_version":"1","channel":"test"}`, status)
+	return h.do("PUT", "/v1/subjects/"+subject+"/consents/"+purpose, h.staff(policy.Operator), "application/json", []byte(body), nil)
+}
+
+type problem struct {
+	Type, Title, Detail, Code, Requirement string
+	Status                                 int
+}
+
+// TestRoutesRoles walks every route × every role and asserts the allowed
+// set: deny by default, and a subject token never reaches staff routes (CM-5).
+func TestRoutesRoles(t *testing.T) {
+	h := newHarness(t)
+	subjectTok := h.token("alice")
+	pub := []string{"anyone"}
+	staff := []string{"admin", "operator", "reviewer", "auditor", "regulator"}
+	want := map[string][]string{
+		"GET /healthz":      pub,
+		"GET /metrics":      pub,
+		"GET /openapi.json": pub,
+		"GET /v1/catalog":   staff,
+		"POST /v1/events":   {"admin", "operator"},
+		"PUT /v1/subjects/{id}/consents/{purpose}": {"admin", "operator"},
+		"GET /v1/subjects/{id}/consents":           {"admin", "operator"},
+		"POST /v1/subjects/{id}/tokens":            {"admin", "operator"},
+		"GET /v1/me/consents":                      {"subject"},
+		"PUT /v1/me/consents/{purpose}":            {"subject"},
+		"POST /v1/receipts/verify":                 pub,
+		"GET /v1/suspensions":                      staff,
+		"POST /v1/suspensions":                     {"regulator"},
+		"DELETE /v1/suspensions/{kind}/{id}":       {"regulator"},
+		"GET /v1/log/checkpoint":                   pub,
+		"GET /v1/log/key":                          pub,
+		"GET /v1/log/entries/{index}":              pub,
+		"GET /v1/log/proof/inclusion":              pub,
+		"GET /v1/log/proof/consistency":            pub,
+	}
+	routes := h.server.Routes()
+	if len(routes) != len(want) {
+		t.Errorf("%d routes served, %d expected: update this table deliberately when adding a route", len(routes), len(want))
+	}
+	callers := map[string]string{"anyone": "", "subject": subjectTok}
+	for _, r := range policy.Roles {
+		callers[string(r)] = h.staff(r)
+	}
+	for _, rt := range routes {
+		key := rt.Method + " " + rt.Pattern
+		allowed, ok := want[key]
+		if !ok {
+			t.Errorf("route %s is not in the expected table", key)
+			continue
+		}
+		path := strings.NewReplacer("{id}", "alice", "{purpose}", "personalization", "{kind}", "label", "{index}", "0").Replace(rt.Pattern)
+		for who, tok := range callers {
+			resp := h.do(rt.Method, path, tok, "application/json", []byte("{}"), nil)
+			refused := resp.StatusCode == 401 || resp.StatusCode == 403 && !isPolicyDenial(resp)
+			shouldPass := slices.Contains(allowed, who) || slices.Equal(allowed, pub)
+			if shouldPass && refused {
+				t.Errorf("%s as %s: refused with %d, want allowed", key, who, resp.StatusCode)
+			}
+			if !shouldPass && !refused {
+				t.Errorf("%s as %s: got %d, want 401/403", key, who, resp.StatusCode)
+			}
+		}
+	}
+}
+
+func isPolicyDenial(resp *http.Response) bool { return resp.Header.Get("X-Portrait-Denied") != "" }
+
+func TestBadCredentials(t *testing.T) {
+	h := newHarness(t)
+	good := h.token("alice")
+	for name, tok := range map[string]string{
+		"unknown key":    "nope",
+		"forged token":   "pt1.AAAA.BBBB",
+		"tampered token": good[:len(good)-2] + "xx",
+	} {
+		var p problem
+		resp := h.do("GET", "/v1/me/consents", tok, "", nil, &p)
+		if resp.StatusCode != 401 || p.Code != portrait.EUNAUTHORIZED || resp.Header.Get("Content-Type") != "application/problem+json" {
+			t.Errorf("%s: got %d %+v", name, resp.StatusCode, p)
+		}
+	}
+	expired := h.keys.IssueToken(h.keys.Pseudonym("alice"), -time.Minute)
+	var p problem
+	if resp := h.do("GET", "/v1/me/consents", expired, "", nil, &p); resp.StatusCode != 401 || !strings.Contains(p.Detail, "expired") {
+		t.Errorf("expired token: %d %+v", resp.StatusCode, p)
+	}
+}
+
+type eventsResp struct {
+	Accepted, Rejected, Duplicates int
+	Results                        []struct {
+		Index         int
+		Status        string
+		Code          string
+		Reason        string
+		Requirement   string
+		DroppedFields []struct{ Field, Code string } `json:"dropped_fields"`
+	}
+}
+
+// TestIngest covers governed ingestion end to end: minimum necessary,
+// per-event results, idempotency, bad input (CM-1, CM-3).
+func TestIngest(t *testing.T) {
+	h := newHarness(t)
+	op := h.staff(policy.Operator)
+	// CM-1: without consent to personalization, personalization-only
+	// fields are dropped; fields with a contract basis are kept.
+	now := time.Now().UTC().Format(time.RFC3339)
+	batch := fmt.Sprintf(`[
+	 {"subject":"alice","type":"view","time":%q,"fields":{"item":"sports-001","category":"sports","price":12.5}},
+	 {"subject":"alice","type":"nosuch","time":%q,"fields":{}},
+	 {"subject":"alice","type":"view","time":%q,"fields":{"item":"x","shoe_size":42}},
+	 {"subject":"alice","type":"view","time":"2999-01-01T00:00:00Z","fields":{"item":"x"}},
+	 {"subject":"alice","type":"view","time":%q,"fields":{"price":"cheap"}},
+	 {"subject":"alice","type":"purchase","time":%q,"idempotency_key":"o-1","fields":{"item":"a","amount":10}},
+	 {"subject":"alice","type":"purchase","time":%q,"idempotency_key":"o-1","fields":{"item":"a","amount":10}},
+	 {"subject":"alice","type":"view","time":%q,"extra":1}
+	]`, now, now, now, now, now, now, now)
+	var r eventsResp
+	resp := h.do("POST", "/v1/events", op, "application/json", []byte(batch), &r)
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	wantStatus := []string{"accepted", "rejected", "rejected", "rejected", "rejected", "accepted", "duplicate", "rejected"}
+	wantCode := []string{"", "undeclared_event_type", "undeclared_field", "future_time", "wrong_type", "", "", "malformed"}
+	for i, res := range r.Results {
+		if res.Status != wantStatus[i] || res.Code != wantCode[i] {
+			t.Errorf("event %d: %s/%s (%s), want %s/%s", i, res.Status, res.Code, res.Reason, wantStatus[i], wantCode[i])
+		}
+	}
+	if r.Accepted != 2 || r.Duplicates != 1 || r.Rejected != 5 {
+		t.Errorf("summary %+v", r)
+	}
+
+	// Malformed body, wrong content type, oversized body: 4xx problems.
+	var p problem
+	if resp := h.do("POST", "/v1/events", op, "application/json", []byte(`[{"subject":`), &p); resp.StatusCode != 400 || !strings.Contains(p.Detail, "line 1") {
+		t.Errorf("malformed: %d %+v", resp.StatusCode, p)
+	}
+	if resp := h.do("POST", "/v1/events", op, "text/csv", []byte(`a,b`), &p); resp.StatusCode != 400 {
+		t.Errorf("csv: %d %+v", resp.StatusCode, p)
+	}
+	big := bytes.Repeat([]byte(" "), 33<<20)
+	if resp := h.do("POST", "/v1/events", op, "application/json", big, &p); resp.StatusCode != 413 || !strings.Contains(p.Detail, "limit") {
+		t.Errorf("oversized: %d %+v", resp.StatusCode, p)
+	}
+	if resp := h.do("POST", "/v1/events", op, "application/json", []byte("[\"\xff\"]"), &p); resp.StatusCode != 400 {
+		t.Errorf("invalid UTF-8: %d %+v", resp.StatusCode, p)
+	}
+
+	// NDJSON: one bad line does not block the good ones.
+	nd := fmt.Sprintf("{\"subject\":\"bob\",\"type\":\"view\",\"time\":%q,\"fields\":{\"item\":\"b\"}}\nnot json\n", now)
+	r = eventsResp{}
+	if resp := h.do("POST", "/v1/events", op, "application/x-ndjson", []byte(nd), &r); resp.StatusCode != 200 || r.Accepted != 1 || r.Rejected != 1 ||
+		!strings.Contains(r.Results[1].Reason, "line 2") {
+		t.Errorf("ndjson: %d %+v", resp.StatusCode, r)
+	}
+}
+
+// TestConsentAPI: grant → receipt verifies offline; tampered receipt is
+// refused; withdrawal is one call; history is append-only (CN-2, CN-4).
+func TestConsentAPI(t *testing.T) {
+	h := newHarness(t)
+	op := h.staff(policy.Operator)
+	body := `{"status":"granted","notice_version":"1","channel":"app"}`
+	var receipt json.RawMessage
+	if resp := h.do("PUT", "/v1/subjects/alice/consents/personalization", op, "application/json", []byte(body), &receipt); resp.StatusCode != 200 {
+		t.Fatalf("grant: %d %s", resp.StatusCode, receipt)
+	}
+	var v struct{ Valid bool }
+	if resp := h.do("POST", "/v1/receipts/verify", "", "application/json", receipt, &v); resp.StatusCode != 200 || !v.Valid {
+		t.Fatalf("receipt does not verify: %d", resp.StatusCode)
+	}
+	tampered := bytes.Replace(receipt, []byte("granted"), []byte("refused"), 1)
+	var p problem
+	if resp := h.do("POST", "/v1/receipts/verify", "", "application/json", tampered, &p); resp.StatusCode != 400 {
+		t.Errorf("tampered receipt: %d", resp.StatusCode)
+	}
+	// CN-3: a consent to an old notice version is refused at recording.
+	if resp := h.do("PUT", "/v1/subjects/alice/consents/personalization", op, "application/json",
+		[]byte(`{"status":"granted","notice_version":"0"}`), &p); resp.StatusCode != 400 {
+		t.Errorf("old notice: %d %+v", resp.StatusCode, p)
+	}
+	if resp := h.do("PUT", "/v1/subjects/alice/consents/nosuch", op, "application/json", []byte(body), &p); resp.StatusCode/100 != 4 {
+		t.Errorf("unknown purpose: %d", resp.StatusCode)
+	}
+	if resp := h.do("PUT", "/v1/subjects/alice/consents/personalization", op, "application/json", []byte(`{"status":"maybe"}`), &p); resp.StatusCode != 400 {
+		t.Errorf("bad status: %d", resp.StatusCode)
+	}
+	// CN-4: withdrawal is the same single call.
+	if resp := h.consent("alice", "personalization", "withdrawn"); resp.StatusCode != 200 {
+		t.Fatalf("withdraw: %d", resp.StatusCode)
+	}
+	var view struct {
+		Consents []struct{ Purpose, Status string }
+		History  []struct{ Purpose, Status string }
+	}
+	tok := h.token("alice")
+	h.do("GET", "/v1/me/consents", tok, "", nil, &view)
+	if len(view.History) != 2 || view.History[0].Status != "granted" || view.History[1].Status != "withdrawn" {
+		t.Errorf("history: %+v", view.History)
+	}
+	for _, c := range view.Consents {
+		if c.Purpose == "personalization" && c.Status != "withdrawn" {
+			t.Errorf("current: %+v", c)
+		}
+	}
+	// A subject token sees only its own subject.
+	var bobView struct{ History []any }
+	h.do("GET", "/v1/me/consents", h.token("bob"), "", nil, &bobView)
+	if len(bobView.History) != 0 {
+		t.Errorf("bob sees alice's history: %+v", bobView)
+	}
+}
+
+// TestGPC: Sec-GPC: 1 on a subject's request opts out of advertising and
+// sharing purposes only (CN-12).
+func TestGPC(t *testing.T) {
+	h := newHarness(t)
+	h.consent("carol", "marketing", "granted")
+	h.consent("carol", "personalization", "granted")
+	req, _ := http.NewRequest("GET", h.url+"/v1/me/consents", nil)
+	req.Header.Set("Authorization", "Bearer "+h.token("carol"))
+	req.Header.Set("Sec-GPC", "1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var view struct {
+		Consents []struct{ Purpose, Status string }
+	}
+	json.NewDecoder(resp.Body).Decode(&view)
+	resp.Body.Close()
+	got := map[string]string{}
+	for _, c := range view.Consents {
+		got[c.Purpose] = c.Status
+	}
+	if got["marketing"] != "withdrawn" || got["personalization"] != "granted" {
+		t.Errorf("after GPC: %v", got)
+	}
+}
+
+// TestSuspension: only the regulator suspends; the suspension refuses the
+// next request; lifting restores it (RO-6).
+func TestSuspension(t *testing.T) {
+	h := newHarness(t)
+	body := []byte(`{"kind":"field","id":"category","reason":"under investigation"}`)
+	var p problem
+	if resp := h.do("POST", "/v1/suspensions", h.staff(policy.Admin), "application/json", body, &p); resp.StatusCode != 403 {
+		t.Errorf("admin suspended: %d", resp.StatusCode)
+	}
+	if resp := h.do("POST", "/v1/suspensions", h.staff(policy.Regulator), "application/json", body, nil); resp.StatusCode != 201 {
+		t.Fatalf("regulator: %d", resp.StatusCode)
+	}
+	now := time.Now().UTC().Format(time.RFC3339)
+	ev := fmt.Sprintf(`[{"subject":"dan","type":"view","time":%q,"fields":{"item":"i","category":"sports"}}]`, now)
+	var r eventsResp
+	h.do("POST", "/v1/events", h.staff(policy.Operator), "application/json", []byte(ev), &r)
+	if len(r.Results) != 1 || len(r.Results[0].DroppedFields) != 1 || r.Results[0].DroppedFields[0].Code != "suspended" {
+		t.Errorf("suspended field stored: %+v", r)
+	}
+	if resp := h.do("POST", "/v1/suspensions", h.staff(policy.Regulator), "application/json", []byte(`{"kind":"field","id":"nosuch","reason":"x"}`), &p); resp.StatusCode != 404 {
+		t.Errorf("undeclared target: %d", resp.StatusCode)
+	}
+	if resp := h.do("DELETE", "/v1/suspensions/field/category", h.staff(policy.Regulator), "", nil, nil); resp.StatusCode != 204 {
+		t.Fatalf("lift: %d", resp.StatusCode)
+	}
+	r = eventsResp{}
+	h.do("POST", "/v1/events", h.staff(policy.Operator), "application/json", []byte(ev), &r)
+	if len(r.Results[0].DroppedFields) != 0 {
+		t.Errorf("after lift: %+v", r)
+	}
+}
+
+// TestLogVerify: the served log passes portrait verify, and the verifier
+// notices growth (FA-6).
+func TestLogVerify(t *testing.T) {
+	h := newHarness(t)
+	h.consent("erin", "personalization", "granted")
+	cp := filepath.Join(t.TempDir(), "checkpoint")
+	var out bytes.Buffer
+	if err := audit.Verify(context.Background(), http.DefaultClient, h.url, cp, &out); err != nil {
+		t.Fatalf("verify: %v\n%s", err, out.String())
+	}
+	h.consent("erin", "personalization", "withdrawn")
+	if err := audit.Verify(context.Background(), http.DefaultClient, h.url, cp, &out); err != nil {
+		t.Fatalf("verify after growth: %v\n%s", err, out.String())
+	}
+	var p problem
+	if resp := h.do("GET", "/v1/log/proof/inclusion?index=99&size=2", "", "", nil, &p); resp.StatusCode != 400 {
+		t.Errorf("out-of-range proof: %d %+v", resp.StatusCode, p)
+	}
+	if resp := h.do("GET", "/v1/log/entries/abc", "", "", nil, &p); resp.StatusCode != 400 {
+		t.Errorf("bad index: %d", resp.StatusCode)
+	}
+}
+
+func TestOpenAPI(t *testing.T) {
+	h := newHarness(t)
+	var doc struct {
+		OpenAPI string `json:"openapi"`
+		Paths   map[string]map[string]any
+	}
+	h.do("GET", "/openapi.json", "", "", nil, &doc)
+	if doc.OpenAPI != "3.1.0" || doc.Paths["/v1/events"]["post"] == nil {
+		t.Errorf("openapi: %s, %d paths", doc.OpenAPI, len(doc.Paths))
+	}
+	resp := h.do("GET", "/metrics", "", "", nil, nil)
+	if resp.StatusCode != 200 {
+		t.Errorf("metrics: %d", resp.StatusCode)
+	}
+}

@@ -1,0 +1,175 @@
+package portrait
+
+import (
+	"context"
+	"time"
+
+	"github.com/portrait-dev/portrait/policy"
+)
+
+// Event is one behavioural event as a caller sends it.
+type Event struct {
+	Subject        string         `json:"subject"`
+	Type           string         `json:"type"`
+	Time           time.Time      `json:"time"`
+	IdempotencyKey string         `json:"idempotency_key,omitempty"`
+	Fields         map[string]any `json:"fields"`
+}
+
+// Subject is a data subject as stored: a keyed pseudonym, the subject's
+// data key wrapped by the master key, and their id sealed with that key.
+// Destroying the row is the erasure primitive (invariant 4).
+type Subject struct {
+	Pseudonym  string
+	WrappedKey []byte
+	SealedID   []byte
+	Created    time.Time
+}
+
+// StoredEvent is an event as kept: its values sealed with the subject's
+// data key. Grant must allow Collect for Subject.
+type StoredEvent struct {
+	ID      int64
+	Grant   policy.Grant
+	Subject string // pseudonym
+	Type    string
+	Time    time.Time
+	Idem    []byte // keyed hash of the idempotency key; nil when none was given
+	Sealed  []byte // AES-GCM ciphertext of the JSON object of field values
+	Expires time.Time
+}
+
+// ProfileValue is the latest value of a profile field (age, city), sealed.
+type ProfileValue struct {
+	Field   string
+	Sealed  []byte
+	Source  string // "event", "correction", "import"
+	Updated time.Time
+	Expires time.Time
+}
+
+// ConsentRecord is one entry in the append-only consent ledger (CN-2).
+type ConsentRecord struct {
+	Seq           int64         `json:"seq"`
+	Subject       string        `json:"-"` // pseudonym
+	Purpose       string        `json:"purpose"`
+	Status        policy.Status `json:"-"`
+	NoticeVersion string        `json:"notice_version"`
+	Channel       string        `json:"channel"`
+	UserAgent     string        `json:"user_agent,omitempty"`
+	IP            string        `json:"ip,omitempty"` // truncated: /24 for IPv4, /48 for IPv6
+	Guardian      bool          `json:"guardian,omitempty"`
+	Categories    []string      `json:"categories,omitempty"`
+	At            time.Time     `json:"at"`
+}
+
+// Flags are a subject's standing choices other than consent.
+type Flags struct {
+	Minor           bool
+	Restricted      bool
+	ObjectProfiling bool
+	ObjectMarketing bool
+	Personalization int // 0..100; new subjects start at 100
+}
+
+// LabelValue is one derived label of one subject, with its value and
+// provenance sealed with the subject's data key (CM-2, SR-1).
+type LabelValue struct {
+	Grant    policy.Grant
+	Subject  string // pseudonym
+	Label    string
+	Version  int
+	Sealed   []byte
+	Computed time.Time
+	Expires  time.Time
+}
+
+// LogEntry is one audit-log record as stored, with the Merkle hashes its
+// append produced (see package audit).
+type LogEntry struct {
+	Index  int64
+	Data   []byte
+	Hashes []byte // concatenated 32-byte stored hashes
+}
+
+// APIKey is a staff credential: only its SHA-256 hash is kept.
+type APIKey struct {
+	ID      string
+	Hash    []byte
+	Role    policy.Role
+	Created time.Time
+}
+
+// Store is the persistence contract. The sqlite and postgres packages
+// implement it and pass the same conformance suite (storetest;
+// invariant 7). Methods that read personal values take a Grant.
+type Store interface {
+	// Update runs fn in one transaction: either everything fn wrote,
+	// including its audit entries, is committed, or nothing is
+	// (invariant 3).
+	Update(ctx context.Context, fn func(Tx) error) error
+
+	// Generation returns a counter that every governance change (consent,
+	// flags, suppression, suspension) increments, so that caches of
+	// governance state on any node can tell they are stale (invariant 5).
+	Generation(ctx context.Context) (int64, error)
+
+	// Subjects returns the stored subjects among pseudonyms; absent ones are missing from the map.
+	Subjects(ctx context.Context, pseudonyms []string) (map[string]Subject, error)
+	// States returns the governance state of each pseudonym; unknown
+	// subjects get a fresh state.
+	States(ctx context.Context, pseudonyms []string) (map[string]*policy.State, error)
+	Suspensions(ctx context.Context) ([]policy.Suspension, error)
+	ConsentHistory(ctx context.Context, pseudonym string) ([]ConsentRecord, error)
+
+	Events(ctx context.Context, g policy.Grant, since time.Time) ([]StoredEvent, error)
+	Profile(ctx context.Context, g policy.Grant) ([]ProfileValue, error)
+	Labels(ctx context.Context, g policy.Grant) ([]LabelValue, error)
+	// ExpiredEvents lists up to limit events whose earliest retention has passed.
+	ExpiredEvents(ctx context.Context, now time.Time, limit int) ([]StoredEvent, error)
+
+	LogSize(ctx context.Context) (int64, error)
+	LogEntries(ctx context.Context, from, to int64) ([]LogEntry, error)
+	// LogHashes returns the stored Merkle hashes at the given storage indexes (tlog.StoredHashIndex).
+	LogHashes(ctx context.Context, indexes []int64) ([][32]byte, error)
+	Checkpoint(ctx context.Context) ([]byte, error)
+
+	APIKey(ctx context.Context, hash []byte) (APIKey, error)
+
+	Close() error
+}
+
+// Tx is one write transaction.
+type Tx interface {
+	// EnsureSubjects inserts the subjects that are not yet stored.
+	EnsureSubjects(ctx context.Context, subjects []Subject) error
+	// InsertEvents stores events whose grants allow Collect; it returns,
+	// per event, false when its idempotency key was already stored.
+	InsertEvents(ctx context.Context, events []StoredEvent) ([]bool, error)
+	PutProfile(ctx context.Context, g policy.Grant, values []ProfileValue) error
+	// RewriteEvent replaces an event's sealed values after a retention
+	// sweep; nil Sealed deletes the event.
+	RewriteEvent(ctx context.Context, g policy.Grant, id int64, sealed []byte, expires time.Time) error
+	PutLabels(ctx context.Context, values []LabelValue) error
+	DeleteLabels(ctx context.Context, pseudonym string, labels []string) error
+
+	AppendConsent(ctx context.Context, r ConsentRecord) error
+	SetFlags(ctx context.Context, pseudonym string, f Flags) error
+	Suppress(ctx context.Context, pseudonym, label string, deleted bool) error
+	Unsuppress(ctx context.Context, pseudonym, label string) error
+	Suspend(ctx context.Context, s policy.Suspension) error
+	Lift(ctx context.Context, kind, id string) error
+
+	// Erase deletes everything about the subject, the wrapped key first.
+	Erase(ctx context.Context, g policy.Grant) error
+
+	// LogSize, LogHashes and AppendLog let package audit extend the Merkle
+	// log inside the same transaction as the action it records. LogSize
+	// locks the log head until the transaction ends.
+	LogSize(ctx context.Context) (int64, error)
+	LogHashes(ctx context.Context, indexes []int64) ([][32]byte, error)
+	AppendLog(ctx context.Context, entries []LogEntry) error
+	SaveCheckpoint(ctx context.Context, note []byte) error
+
+	PutAPIKey(ctx context.Context, k APIKey) error
+}
