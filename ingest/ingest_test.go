@@ -1,0 +1,419 @@
+package ingest_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/audit"
+	"github.com/portrait-dev/portrait/catalog"
+	"github.com/portrait-dev/portrait/consent"
+	"github.com/portrait-dev/portrait/examples/demo"
+	"github.com/portrait-dev/portrait/ingest"
+	"github.com/portrait-dev/portrait/keys"
+	"github.com/portrait-dev/portrait/label"
+	"github.com/portrait-dev/portrait/policy"
+	"github.com/portrait-dev/portrait/sqlite"
+)
+
+type env struct {
+	path   string
+	store  *sqlite.DB
+	point  *policy.Point
+	ledger *consent.Ledger
+	keys   *keys.Keyring
+	log    *audit.Log
+	in     *ingest.Ingester
+	now    time.Time
+}
+
+var operator = policy.Caller{Role: policy.Operator, ID: "test"}
+
+func newEnv(tb testing.TB) *env {
+	tb.Helper()
+	ctx := context.Background()
+	cat, err := catalog.Parse(demo.CatalogName, demo.Catalog, label.Check)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	e := &env{path: filepath.Join(tb.TempDir(), "portrait.db"), now: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
+	if e.store, err = sqlite.Open(ctx, e.path); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { e.store.Close() })
+	master := make([]byte, keys.MasterSize)
+	rand.Read(master)
+	if e.keys, err = keys.New(master); err != nil {
+		tb.Fatal(err)
+	}
+	e.point = policy.New(cat)
+	if e.log, err = audit.New("portrait.test/log", e.keys.LogKey()); err != nil {
+		tb.Fatal(err)
+	}
+	if e.ledger, err = consent.New(e.store, e.point, e.log, e.keys, consent.Options{}); err != nil {
+		tb.Fatal(err)
+	}
+	e.in = ingest.New(e.store, e.point, e.ledger, e.keys, e.log, ingest.Options{Now: func() time.Time { return e.now }})
+	return e
+}
+
+func (e *env) grant(tb testing.TB, subject, purpose string) {
+	tb.Helper()
+	_, err := e.ledger.Record(context.Background(), operator, consent.ByID(subject), consent.Change{
+		Purpose: purpose, Status: policy.Granted, NoticeVersion: "1", Channel: "test"})
+	if err != nil {
+		tb.Fatal(err)
+	}
+}
+
+func (e *env) ingest(tb testing.TB, events ...portrait.Event) ([]ingest.Result, ingest.Summary) {
+	tb.Helper()
+	items := make([]ingest.Item, len(events))
+	for i := range events {
+		items[i].Event = events[i]
+	}
+	res, sum, err := e.in.Ingest(context.Background(), operator, items)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return res, sum
+}
+
+// events reads a subject's stored events back, decrypted, through a grant.
+func (e *env) events(t *testing.T, subject string) []map[string]any {
+	t.Helper()
+	ctx := context.Background()
+	ps := e.keys.Pseudonym(subject)
+	d := e.point.Decide(policy.Request{Subject: &policy.State{Subject: ps}, Action: policy.Access, Caller: policy.Caller{Role: policy.System}})
+	evs, err := e.store.Events(ctx, d.Grant, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	subs, err := e.store.Subjects(ctx, []string{ps})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []map[string]any
+	for _, ev := range evs {
+		c, err := e.keys.Open(subs[ps])
+		if err != nil {
+			t.Fatal(err)
+		}
+		plain, err := c.Open(ev.Sealed, []byte(ps))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		json.Unmarshal(plain, &m)
+		out = append(out, m)
+	}
+	return out
+}
+
+// scan reports whether needle occurs in the database file or its WAL.
+func scan(t *testing.T, path string, needle []byte) string {
+	t.Helper()
+	for _, f := range []string{path, path + "-wal"} {
+		data, err := os.ReadFile(f)
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		if bytes.Contains(data, needle) {
+			return f
+		}
+	}
+	return ""
+}
+
+// CM-5, SR-3, invariant 4: personal values and subject ids never reach the
+// database files in plaintext, the WAL included; erasure destroys the key,
+// after which nothing of the subject is readable.
+func TestNoPlaintextAndErasure(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	const secret, subject = "ZebraSecretItem-4242", "subject-id-unique-77"
+	e.grant(t, subject, "personalization")
+	_, sum := e.ingest(t, portrait.Event{Subject: subject, Type: "view", Time: e.now.Add(-time.Hour),
+		Fields: map[string]any{"item": secret, "category": "sports", "city": "杭州市西湖区"}})
+	if sum.Accepted != 1 {
+		t.Fatalf("not accepted: %+v", sum)
+	}
+	if got := e.events(t, subject); len(got) != 1 || got[0]["item"] != secret {
+		t.Fatalf("read back %v", got)
+	}
+	for _, needle := range []string{secret, subject, "杭州市西湖区"} {
+		if f := scan(t, e.path, []byte(needle)); f != "" {
+			t.Errorf("plaintext %q found in %s", needle, f)
+		}
+	}
+
+	ps := e.keys.Pseudonym(subject)
+	subs, _ := e.store.Subjects(ctx, []string{ps})
+	wrapped := subs[ps].WrappedKey
+	d := e.point.Decide(policy.Request{Subject: &policy.State{Subject: ps}, Action: policy.Erase, Caller: policy.Caller{Role: policy.System}})
+	if err := e.store.Update(ctx, func(tx portrait.Tx) error { return tx.Erase(ctx, d.Grant) }); err != nil {
+		t.Fatal(err)
+	}
+	e.keys.Forget(ps)
+	if err := e.store.CheckpointWAL(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if f := scan(t, e.path, wrapped); f != "" {
+		t.Errorf("the wrapped key survives erasure in %s", f)
+	}
+	if got := e.events(t, subject); len(got) != 0 {
+		t.Errorf("events survive erasure: %v", got)
+	}
+	if subs, _ := e.store.Subjects(ctx, []string{ps}); len(subs) != 0 {
+		t.Error("subject key survives erasure")
+	}
+}
+
+// CM-1: fields with no lawful basis are never stored; the result says why.
+func TestMinimumNecessary(t *testing.T) {
+	e := newEnv(t)
+	// No consent to credit: income serves credit only.
+	profile := portrait.Event{Subject: "u1", Type: "profile", Time: e.now, Fields: map[string]any{"city": "北京", "income": 9000.0}}
+	res, _ := e.ingest(t, profile)
+	if res[0].Status != ingest.Accepted || len(res[0].Dropped) != 1 || res[0].Dropped[0].Field != "income" || res[0].Dropped[0].Code != "no_consent" {
+		t.Fatalf("result %+v", res[0])
+	}
+	if got := e.events(t, "u1"); len(got) != 1 || got[0]["income"] != nil || got[0]["city"] != "北京" {
+		t.Errorf("stored %v", got)
+	}
+	e.grant(t, "u1", "credit")
+	profile.Fields = map[string]any{"city": "北京", "income": 9000.0}
+	res, _ = e.ingest(t, profile)
+	if len(res[0].Dropped) != 0 {
+		t.Errorf("after consent: %+v", res[0])
+	}
+}
+
+// SM-3: a declared age under 14 marks the subject a minor, and
+// consent-based collection then needs a guardian's consent.
+func TestMinor(t *testing.T) {
+	e := newEnv(t)
+	e.grant(t, "kid", "credit")
+	e.ingest(t, portrait.Event{Subject: "kid", Type: "profile", Time: e.now, Fields: map[string]any{"age": 12.0}})
+	st, err := e.ledger.State(context.Background(), e.keys.Pseudonym("kid"))
+	if err != nil || !st.Minor {
+		t.Fatalf("minor flag not set: %+v %v", st, err)
+	}
+	res, _ := e.ingest(t, portrait.Event{Subject: "kid", Type: "profile", Time: e.now, Fields: map[string]any{"city": "北京", "income": 10.0}})
+	if len(res[0].Dropped) != 1 || res[0].Dropped[0].Code != "guardian_required" {
+		t.Errorf("minor without guardian: %+v", res[0])
+	}
+}
+
+// CM-3: the sweeper deletes each value when its own retention passes.
+func TestRetentionSweep(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	t0 := e.now
+	// item: 365d retention; amount: 3y.
+	e.ingest(t, portrait.Event{Subject: "u2", Type: "purchase", Time: t0, Fields: map[string]any{"item": "a", "amount": 10.0}})
+	if n, err := e.in.Sweep(ctx, t0.Add(24*time.Hour)); err != nil || n != 0 {
+		t.Fatalf("early sweep: %d %v", n, err)
+	}
+	if n, err := e.in.Sweep(ctx, t0.Add(400*24*time.Hour)); err != nil || n != 1 {
+		t.Fatalf("sweep after a year: %d %v", n, err)
+	}
+	got := e.events(t, "u2")
+	if len(got) != 1 || got[0]["item"] != nil || got[0]["amount"] != 10.0 {
+		t.Errorf("after one year: %v", got)
+	}
+	if _, err := e.in.Sweep(ctx, t0.Add(4*365*24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.events(t, "u2"); len(got) != 0 {
+		t.Errorf("after four years: %v", got)
+	}
+	// An event older than a field's retention never stores that field.
+	res, _ := e.ingest(t, portrait.Event{Subject: "u3", Type: "purchase", Time: t0.Add(-400 * 24 * time.Hour),
+		Fields: map[string]any{"item": "a", "amount": 10.0}})
+	if res[0].Status != ingest.Accepted || len(res[0].Dropped) != 1 || res[0].Dropped[0].Code != "retention_passed" {
+		t.Errorf("old event: %+v", res[0])
+	}
+}
+
+// failingLog is a real store whose audit appends fail, as when the log's
+// disk is full: fault injection, not a mock.
+type failingLog struct{ portrait.Store }
+
+type failingTx struct{ portrait.Tx }
+
+func (f failingLog) Update(ctx context.Context, fn func(portrait.Tx) error) error {
+	return f.Store.Update(ctx, func(tx portrait.Tx) error { return fn(failingTx{tx}) })
+}
+
+func (failingTx) AppendLog(context.Context, []portrait.LogEntry) error {
+	return errors.New("log device full")
+}
+
+// Invariant 3: if the audit log cannot record the batch, nothing is stored.
+func TestFailClosed(t *testing.T) {
+	e := newEnv(t)
+	in := ingest.New(failingLog{e.store}, e.point, e.ledger, e.keys, e.log, ingest.Options{Now: func() time.Time { return e.now }})
+	_, _, err := in.Ingest(context.Background(), operator, []ingest.Item{{Event: portrait.Event{Subject: "u4", Type: "view", Time: e.now, Fields: map[string]any{"item": "a"}}}})
+	if err == nil || !strings.Contains(err.Error(), "log device full") {
+		t.Fatalf("ingest with a failing log: %v", err)
+	}
+	if got := e.events(t, "u4"); len(got) != 0 {
+		t.Errorf("events stored without an audit record: %v", got)
+	}
+	if subs, _ := e.store.Subjects(context.Background(), []string{e.keys.Pseudonym("u4")}); len(subs) != 0 {
+		t.Error("subject key stored without an audit record")
+	}
+}
+
+func TestDecode(t *testing.T) {
+	tests := []struct {
+		name   string
+		body   string
+		ndjson bool
+		err    string   // whole-request error
+		codes  []string // per item ("" = ok)
+	}{
+		{"array", `[{"subject":"a","type":"view","time":"2026-01-01T00:00:00Z","fields":{"item":"x"}}]`, false, "", []string{""}},
+		{"not an array", `{"subject":"a"}`, false, "JSON array", nil},
+		{"truncated", `[{"subject":"a"`, false, "not a valid JSON array", nil},
+		{"empty", ``, false, "empty", nil},
+		{"unknown key", `[{"subject":"a","type":"view","time":"2026-01-01T00:00:00Z","colour":1}]`, false, "", []string{"malformed"}},
+		{"missing subject", `[{"type":"view","time":"2026-01-01T00:00:00Z"}]`, false, "", []string{"missing_subject"}},
+		{"bad time", `[{"subject":"a","type":"view","time":"yesterday"}]`, false, "", []string{"invalid_time"}},
+		{"wrong type", `[{"subject":1,"type":"view","time":"2026-01-01T00:00:00Z"}]`, false, "", []string{"malformed"}},
+		{"fields not object", `[{"subject":"a","type":"view","time":"2026-01-01T00:00:00Z","fields":[1]}]`, false, "", []string{"invalid_fields"}},
+		{"ndjson", "{\"subject\":\"a\",\"type\":\"view\",\"time\":\"2026-01-01T00:00:00Z\"}\n\n{bad\n", true, "", []string{"", "malformed"}},
+		{"ndjson empty", "\n\n", true, "no events", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			items, err := ingest.Decode(strings.NewReader(tt.body), tt.ndjson)
+			if tt.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.err) {
+					t.Fatalf("err = %v, want %q", err, tt.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(items) != len(tt.codes) {
+				t.Fatalf("%d items, want %d", len(items), len(tt.codes))
+			}
+			for i, it := range items {
+				code := ""
+				if it.Err != nil {
+					code = it.Err.Code
+				}
+				if code != tt.codes[i] {
+					t.Errorf("item %d: code %q, want %q", i, code, tt.codes[i])
+				}
+			}
+		})
+	}
+}
+
+// FuzzDecode: the event decoder never panics, and every item is either an
+// event or a reason.
+func FuzzDecode(f *testing.F) {
+	f.Add([]byte(`[{"subject":"a","type":"view","time":"2026-01-01T00:00:00Z","fields":{"item":"x","price":1.5}}]`), false)
+	f.Add([]byte("{\"subject\":\"a\",\"type\":\"view\",\"time\":\"2026-01-01T00:00:00Z\"}\n{"), true)
+	f.Add([]byte(`[1, "x", null, {}]`), false)
+	f.Fuzz(func(t *testing.T, body []byte, ndjson bool) {
+		items, err := ingest.Decode(bytes.NewReader(body), ndjson)
+		if err != nil {
+			if portrait.ErrorCode(err) == portrait.EINTERNAL {
+				t.Fatalf("internal error for input: %v", err)
+			}
+			return
+		}
+		for _, it := range items {
+			if it.Err == nil && (it.Event.Subject == "" || it.Event.Type == "" || it.Event.Time.IsZero()) {
+				t.Fatalf("accepted an incomplete event: %+v", it.Event)
+			}
+		}
+	})
+}
+
+// ndjsonBatch returns n events over 100 subjects as NDJSON.
+func ndjsonBatch(n int, t0 time.Time) []byte {
+	var b bytes.Buffer
+	for i := range n {
+		fmt.Fprintf(&b, `{"subject":"s%d","type":"view","time":%q,"fields":{"item":"item-%d","category":"sports","price":%d}}`+"\n",
+			i%100, t0.Add(-time.Duration(i)*time.Second).Format(time.RFC3339), i, i%500)
+	}
+	return b.Bytes()
+}
+
+// BenchmarkIngest compares governed ingest (decode, validate, consent,
+// minimise, seal, store, audit) with a bare baseline that decodes the
+// same NDJSON and inserts the same rows into the same SQLite store with
+// none of that. Report: events/s of each; their ratio is the cost of
+// governance.
+func BenchmarkIngest(b *testing.B) {
+	const batch = 1000
+	b.Run("governed", func(b *testing.B) {
+		e := newEnv(b)
+		for i := range 100 {
+			e.grant(b, fmt.Sprintf("s%d", i), "personalization")
+		}
+		body := ndjsonBatch(batch, e.now)
+		b.ResetTimer()
+		for b.Loop() {
+			items, err := ingest.Decode(bytes.NewReader(body), true)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, sum, err := e.in.Ingest(context.Background(), operator, items); err != nil || sum.Accepted != batch {
+				b.Fatal(err, sum)
+			}
+		}
+		b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "events/s")
+	})
+	b.Run("bare", func(b *testing.B) {
+		e := newEnv(b)
+		db, err := sql.Open("sqlite", e.path+"?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer db.Close()
+		body := ndjsonBatch(batch, e.now)
+		b.ResetTimer()
+		for b.Loop() {
+			items, err := ingest.Decode(bytes.NewReader(body), true)
+			if err != nil {
+				b.Fatal(err)
+			}
+			tx, err := db.Begin()
+			if err != nil {
+				b.Fatal(err)
+			}
+			stmt, err := tx.Prepare(`INSERT INTO events (pseudonym, type, time, idem, sealed, expires) VALUES (?, ?, ?, ?, ?, ?)`)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, it := range items {
+				fields, _ := json.Marshal(it.Event.Fields)
+				if _, err := stmt.Exec(it.Event.Subject, it.Event.Type, it.Event.Time.UnixNano(), nil, fields, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+			stmt.Close()
+			if err := tx.Commit(); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "events/s")
+	})
+}
