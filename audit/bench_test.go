@@ -1,0 +1,122 @@
+package audit
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
+
+	portrait "github.com/portrait-dev/portrait"
+)
+
+// BenchmarkAppendBatch appends records in batches of 1000, as ingest does
+// (target ≥ 100,000 entries/s).
+func BenchmarkAppendBatch(b *testing.B) {
+	ctx := context.Background()
+	l, m := newTestLog(b, "k"), &Memory{}
+	const batch = 1000
+	recs := testRecords(0, batch)
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	for done := 0; done < b.N; done += batch {
+		if _, err := l.Append(ctx, m, recs[:min(batch, b.N-done)]...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "entries/s")
+}
+
+// flatHashes is a Reader holding only the stored hashes of a large log,
+// indexed by storage index: the fastest possible store, so the benchmark
+// measures the prover.
+type flatHashes struct {
+	size   int64
+	hashes []tlog.Hash
+}
+
+func (f *flatHashes) LogSize(ctx context.Context) (int64, error) { return f.size, nil }
+
+func (f *flatHashes) LogHashes(ctx context.Context, idx []int64) ([][32]byte, error) {
+	out := make([][32]byte, len(idx))
+	for i, x := range idx {
+		out[i] = f.hashes[x]
+	}
+	return out, nil
+}
+
+func (f *flatHashes) LogEntries(ctx context.Context, from, to int64) ([]portrait.LogEntry, error) {
+	return nil, errors.New("flatHashes keeps no entries")
+}
+
+func (f *flatHashes) Checkpoint(ctx context.Context) ([]byte, error) { return nil, nil }
+
+var (
+	bigLogOnce sync.Once
+	bigLog     *flatHashes
+)
+
+// bigLogSize is 10⁷ entries: about 640 MB of hashes, built in ~10 s once
+// per benchmark run.
+const bigLogSize = 10_000_000
+
+func largeLog(b *testing.B) *flatHashes {
+	b.Helper()
+	bigLogOnce.Do(func() {
+		f := &flatHashes{hashes: make([]tlog.Hash, 0, tlog.StoredHashCount(bigLogSize))}
+		r := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
+			out := make([]tlog.Hash, len(idx))
+			for i, x := range idx {
+				out[i] = f.hashes[x]
+			}
+			return out, nil
+		})
+		var rec [8]byte
+		for n := int64(0); n < bigLogSize; n++ {
+			binary.BigEndian.PutUint64(rec[:], uint64(n))
+			hs, err := tlog.StoredHashes(n, rec[:], r)
+			if err != nil {
+				panic(err)
+			}
+			f.hashes = append(f.hashes, hs...)
+		}
+		f.size = bigLogSize
+		bigLog = f
+	})
+	return bigLog
+}
+
+// BenchmarkInclusionProof proves random entries of a 10⁷-entry log
+// (target ≤ 1 ms per proof).
+func BenchmarkInclusionProof(b *testing.B) {
+	ctx := context.Background()
+	f := largeLog(b)
+	l := newTestLog(b, "k")
+	rnd := rand.New(rand.NewPCG(1, 2))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := l.InclusionProof(ctx, f, rnd.Int64N(f.size), f.size); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkSign signs a checkpoint of a 10⁷-entry log.
+func BenchmarkSign(b *testing.B) {
+	ctx := context.Background()
+	f := largeLog(b)
+	l := newTestLog(b, "k")
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := l.Sign(ctx, f); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
