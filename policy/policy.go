@@ -249,6 +249,9 @@ func New(cat *catalog.Catalog) *Point {
 	return p
 }
 
+// SetCatalog swaps in a new catalog; decisions made after it returns use it.
+func (p *Point) SetCatalog(c *catalog.Catalog) { p.cat.Store(c) }
+
 // Catalog returns the catalog decisions are made against.
 func (p *Point) Catalog() *catalog.Catalog { return p.cat.Load() }
 
@@ -376,6 +379,13 @@ func objection(st *State, p *catalog.Purpose, a Action) (Decision, bool) {
 }
 
 func basis(st *State, p *catalog.Purpose) (Decision, bool) {
+	if p.Basis != catalog.BasisConsent && p.OptOut() {
+		// CN-12: an opt-out of advertising, sale or sharing binds even where
+		// the purpose rests on another basis (legitimate interests).
+		if c := st.Consents[p.ID]; c.Status == Refused || c.Status == Withdrawn {
+			return deny("opted_out", "CN-12", "the subject opted out of purpose %q", p.ID), false
+		}
+	}
 	if p.Basis != catalog.BasisConsent {
 		if p.Basis == "" {
 			return deny("no_basis", "CN-1", "purpose %q has no legal basis", p.ID), false

@@ -1,0 +1,103 @@
+package consent
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/portrait-dev/portrait/policy"
+)
+
+// State returns the governance state of one subject; see States.
+func (l *Ledger) State(ctx context.Context, pseudonym string) (*policy.State, error) {
+	m, err := l.States(ctx, []string{pseudonym})
+	if err != nil {
+		return nil, err
+	}
+	return m[pseudonym], nil
+}
+
+// States returns the governance state of each pseudonym (unknown subjects
+// get a fresh state), from the cache when it is current. Every call first
+// reads the store generation; if any node changed governance since the
+// cache was filled, the cache is dropped and the suspensions are reloaded
+// into the decision point (invariant 5).
+//
+// The returned states are shared with the cache and other callers: do not
+// modify them.
+func (l *Ledger) States(ctx context.Context, pseudonyms []string) (map[string]*policy.State, error) {
+	gen, err := l.store.Generation(ctx)
+	if err != nil {
+		return nil, failClosed("read governance generation", err)
+	}
+	if err := l.refresh(ctx, gen); err != nil {
+		return nil, err
+	}
+	out := make(map[string]*policy.State, len(pseudonyms))
+	var miss []string
+	l.mu.RLock()
+	current := l.filled && l.gen == gen
+	for _, p := range pseudonyms {
+		if st, ok := l.states[p]; ok && current {
+			out[p] = st
+		} else {
+			miss = append(miss, p)
+		}
+	}
+	l.mu.RUnlock()
+	if len(miss) == 0 {
+		return out, nil
+	}
+	got, err := l.store.States(ctx, miss)
+	if err != nil {
+		return nil, failClosed("read governance state", err)
+	}
+	l.mu.Lock()
+	// States read after gen was read are at least that fresh; only keep
+	// them if no other call has moved the cache on meanwhile.
+	keep := l.filled && l.gen == gen
+	if keep && len(l.states)+len(got) > maxStates {
+		l.states = make(map[string]*policy.State)
+	}
+	for _, p := range miss {
+		st := got[p]
+		if st == nil {
+			l.mu.Unlock()
+			return nil, fmt.Errorf("read governance state: the store returned no state for %s", p)
+		}
+		out[p] = st
+		if keep {
+			l.states[p] = st
+		}
+	}
+	l.mu.Unlock()
+	return out, nil
+}
+
+// refresh drops the cache and reloads the suspensions when gen is not the
+// generation the cache was filled at.
+func (l *Ledger) refresh(ctx context.Context, gen int64) error {
+	l.mu.RLock()
+	current := l.filled && l.gen == gen
+	l.mu.RUnlock()
+	if current {
+		return nil
+	}
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	l.mu.RLock()
+	current = l.filled && l.gen == gen
+	l.mu.RUnlock()
+	if current {
+		return nil
+	}
+	susp, err := l.store.Suspensions(ctx)
+	if err != nil {
+		return failClosed("read suspensions", err)
+	}
+	l.point.SetSuspensions(susp)
+	l.mu.Lock()
+	l.gen, l.filled = gen, true
+	l.states = make(map[string]*policy.State)
+	l.mu.Unlock()
+	return nil
+}

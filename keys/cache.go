@@ -1,0 +1,86 @@
+package keys
+
+import (
+	"bytes"
+	"hash/maphash"
+	"sync"
+)
+
+// DefaultCacheSize bounds the unwrapped ciphers a Keyring keeps in memory.
+const DefaultCacheSize = 100_000
+
+const shards = 32
+
+// cache maps pseudonyms to unwrapped ciphers. Entries remember the wrapped
+// key they came from, so that a subject erased and created again (possibly
+// by another node) is never served its old key. When a shard is full an
+// arbitrary entry is dropped: unwrapping again costs about a microsecond,
+// so a cleverer policy would not pay for itself.
+type cache struct {
+	seed   maphash.Seed
+	max    int // per shard
+	shards [shards]shard
+}
+
+type shard struct {
+	mu sync.RWMutex
+	m  map[string]entry
+}
+
+type entry struct {
+	wrapped []byte
+	c       *Cipher
+}
+
+func newCache(size int) *cache {
+	c := &cache{seed: maphash.MakeSeed(), max: max(1, size/shards)}
+	for i := range c.shards {
+		c.shards[i].m = make(map[string]entry)
+	}
+	return c
+}
+
+func (c *cache) shard(p string) *shard {
+	return &c.shards[maphash.String(c.seed, p)%shards]
+}
+
+func (c *cache) get(p string, wrapped []byte) *Cipher {
+	s := c.shard(p)
+	s.mu.RLock()
+	e, ok := s.m[p]
+	s.mu.RUnlock()
+	if !ok || !bytes.Equal(e.wrapped, wrapped) {
+		return nil
+	}
+	return e.c
+}
+
+func (c *cache) put(p string, wrapped []byte, ci *Cipher) {
+	s := c.shard(p)
+	s.mu.Lock()
+	if _, ok := s.m[p]; !ok && len(s.m) >= c.max {
+		for k := range s.m {
+			delete(s.m, k)
+			break
+		}
+	}
+	s.m[p] = entry{wrapped: bytes.Clone(wrapped), c: ci}
+	s.mu.Unlock()
+}
+
+func (c *cache) del(p string) {
+	s := c.shard(p)
+	s.mu.Lock()
+	delete(s.m, p)
+	s.mu.Unlock()
+}
+
+func (c *cache) len() int {
+	n := 0
+	for i := range c.shards {
+		c.shards[i].mu.RLock()
+		n += len(c.shards[i].m)
+		c.shards[i].mu.RUnlock()
+	}
+	return n
+}
