@@ -7,4 +7,38 @@
 // no legal basis, a sensitive field without separate consent, an unknown
 // fideslang key) is rejected here with file:line:column, what is wrong and
 // how to fix it.
+//
+// Load and Parse walk the YAML node tree by hand, so every problem has an
+// exact position, unknown keys get the nearest known key as a suggestion and
+// a wrong shape is a Problem, never a panic. All problems are reported at
+// once as *Errors, one line each: "file:line:col: message; fix: … [REQ-ID]".
+//
+// Top-level keys: version, handler, blocklist, purposes, fields,
+// event_types, labels, use_cases (see examples/demo/catalog.yaml). The rules,
+// each reported with its requirement id:
+//
+//   - handler with name in zh-CN and en, contact (CN-7) and officer (RO-4);
+//   - ids unique and every reference declared (invariant 1, CM-1);
+//   - purposes: a known legal basis (CN-1), a zh-CN and en notice with a
+//     notice_version and a fideslang data_use (CN-7), separate consent for
+//     recipients (CN-8);
+//   - fields: a fideslang data_category (CM-5), purposes (CM-1), retention
+//     (CM-3); PIPL Art. 28 categories are sensitive and stay so (SM-1), and
+//     every purpose of a sensitive field needs separate consent (SM-2); one
+//     age field of type number (SM-3);
+//   - labels: registered with bilingual name and description, kind, version
+//     and owner (LP-1); the fields a label reads must be declared for all its
+//     purposes (CM-1), never protected (FP-2), pass on sensitivity (SM-1,
+//     SM-2) and, as sensitive model features, have a ground (SM-5); names are
+//     checked against blocklist.txt plus the catalog's blocklist (LP-1, LP-2)
+//     and prohibited practices (FP-5); what a rule reads is checked against
+//     inputs and event types; the label engine adds its own checks through
+//     LabelCheck;
+//   - use-cases: kind and tier (RO-9); prohibited tiers and Art. 5 tags are
+//     refused (FP-5); Annex III tags need tier high (AD-6); decisions name a
+//     score label and have an impact assessment (AD-1) and an owner (RO-7);
+//     prices and terms may not use preference or trading-habit data (FP-1).
+//
+// The data-category and data-use keys are the fideslang taxonomy, "fideslang
+// taxonomy by Ethyca, CC BY 4.0", embedded from fideslang/.
 package catalog

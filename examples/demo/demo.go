@@ -1,0 +1,13 @@
+// Package demo ships the demo catalog inside the binary, so that
+// `portrait demo` runs with nothing but the Go toolchain.
+package demo
+
+import _ "embed"
+
+// Catalog is examples/demo/catalog.yaml.
+//
+//go:embed catalog.yaml
+var Catalog []byte
+
+// CatalogName is the path the catalog is reported under in errors.
+const CatalogName = "examples/demo/catalog.yaml"
