@@ -100,6 +100,82 @@ type APIKey struct {
 	Created time.Time
 }
 
+// Case is one data-subject request (SR-4, SR-5): access, export,
+// correction, erasure, restriction, objection, explanation or withdrawal,
+// tracked to an outcome by its deadline. It holds no personal values.
+type Case struct {
+	ID       string    `json:"id"`
+	Subject  string    `json:"subject"` // pseudonym
+	Type     string    `json:"type"`
+	Status   string    `json:"status"` // open, fulfilled, refused
+	Created  time.Time `json:"created"`
+	Deadline time.Time `json:"deadline"`
+	Closed   time.Time `json:"closed,omitzero"`
+	Outcome  string    `json:"outcome,omitempty"`
+	Reason   string    `json:"reason,omitempty"` // stated for every refusal (SR-4)
+	LogIndex int64     `json:"log_index,omitempty"`
+}
+
+// DecisionRecord is one automated decision (AD-2, AD-4), stored with the
+// model version and a hash of its inputs. Its explanation, contributions
+// and counterfactual are personal and sealed with the subject's key.
+type DecisionRecord struct {
+	Grant        policy.Grant `json:"-"`
+	ID           string       `json:"id"`
+	Subject      string       `json:"subject"` // pseudonym
+	UseCase      string       `json:"usecase"`
+	Model        string       `json:"model"`
+	ModelVersion int          `json:"model_version"`
+	Outcome      bool         `json:"outcome"`
+	Score        float64      `json:"score"`
+	InputHash    string       `json:"input_hash"`
+	Sealed       []byte       `json:"-"`
+	// Status: automated, pending_review (refused automation or appealed),
+	// upheld, overturned.
+	Status   string    `json:"status"`
+	Created  time.Time `json:"created"`
+	LogIndex int64     `json:"log_index"`
+}
+
+// Review is a human review of a decision (AD-2, AD-3, RO-7): an appeal
+// with the subject's statement, or a refusal of purely automated
+// processing.
+type Review struct {
+	ID       string    `json:"id"`
+	Decision string    `json:"decision"`
+	Subject  string    `json:"subject"` // pseudonym
+	UseCase  string    `json:"usecase"`
+	Kind     string    `json:"kind"` // appeal, refusal
+	Sealed   []byte    `json:"-"`    // the subject's statement, sealed
+	Status   string    `json:"status"`
+	Reviewer string    `json:"reviewer,omitempty"`
+	Outcome  string    `json:"outcome,omitempty"` // upheld, overturned
+	Reason   string    `json:"reason,omitempty"`
+	Created  time.Time `json:"created"`
+	Deadline time.Time `json:"deadline"`
+	Closed   time.Time `json:"closed,omitzero"`
+}
+
+// Item is an entry of the item catalog that recommendations rank. Items
+// are not personal data.
+type Item struct {
+	ID         string         `json:"id"`
+	Categories []string       `json:"categories"`
+	Attributes map[string]any `json:"attributes,omitempty"`
+	Price      float64        `json:"price"`
+	Updated    time.Time      `json:"updated"`
+}
+
+// ProtectedValue is an audit-only protected attribute of a subject (sex,
+// ethnicity, age band …), kept apart from the profile (FP-2): sealed, and
+// readable only with a grant the decision point gives to the fairness
+// engine and the auditor.
+type ProtectedValue struct {
+	Subject   string // pseudonym
+	Attribute string
+	Sealed    []byte
+}
+
 // Store is the persistence contract. The sqlite and postgres packages
 // implement it and pass the same conformance suite (storetest;
 // invariant 7). Methods that read personal values take a Grant.
@@ -135,6 +211,23 @@ type Store interface {
 	Checkpoint(ctx context.Context) ([]byte, error)
 
 	APIKey(ctx context.Context, hash []byte) (APIKey, error)
+
+	// Cases lists data-subject requests, of one pseudonym or ("") of all,
+	// oldest first.
+	Cases(ctx context.Context, pseudonym string) ([]Case, error)
+	// Decisions returns the subject's decisions (grant for the subject).
+	Decisions(ctx context.Context, g policy.Grant) ([]DecisionRecord, error)
+	// DecisionByID returns one decision without its sealed part; ENOTFOUND if absent.
+	DecisionByID(ctx context.Context, id string) (DecisionRecord, error)
+	// Reviews lists reviews with the given status ("" for all), oldest first.
+	Reviews(ctx context.Context, status string) ([]Review, error)
+	ReviewByID(ctx context.Context, id string) (Review, error)
+	Items(ctx context.Context) ([]Item, error)
+	// Protected returns the protected attributes of the grant's subject.
+	Protected(ctx context.Context, g policy.Grant) ([]ProtectedValue, error)
+	// Pseudonyms pages through all stored subjects in pseudonym order,
+	// for batch derivation.
+	Pseudonyms(ctx context.Context, after string, limit int) ([]string, error)
 
 	Close() error
 }
@@ -172,4 +265,16 @@ type Tx interface {
 	SaveCheckpoint(ctx context.Context, note []byte) error
 
 	PutAPIKey(ctx context.Context, k APIKey) error
+	// PutCase inserts or updates a request case by ID.
+	PutCase(ctx context.Context, c Case) error
+	// PutDecision stores a decision; its Grant must allow Use for its subject.
+	PutDecision(ctx context.Context, d DecisionRecord) error
+	// SetDecisionStatus updates the status of a stored decision.
+	SetDecisionStatus(ctx context.Context, id, status string) error
+	// PutReview inserts or updates a review by ID.
+	PutReview(ctx context.Context, r Review) error
+	// PutItems inserts or replaces items by ID.
+	PutItems(ctx context.Context, items []Item) error
+	// PutProtected stores protected attributes; the grant must allow Collect.
+	PutProtected(ctx context.Context, g policy.Grant, values []ProtectedValue) error
 }

@@ -102,7 +102,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.Serve
 func (s *Server) table() []route {
 	subjectStaff := []policy.Role{policy.Admin, policy.Operator}
 	me := []policy.Role{policy.Subject}
-	return []route{
+	routes := []route{
 		{"GET", "/healthz", public, "Liveness and store health", s.healthz},
 		{"GET", "/metrics", public, "Prometheus metrics", s.serveMetrics},
 		{"GET", "/openapi.json", public, "OpenAPI 3.1 description of this API", s.openapi},
@@ -123,6 +123,10 @@ func (s *Server) table() []route {
 		{"GET", "/v1/log/proof/inclusion", public, "Inclusion proof of entry index in the tree of size", s.logInclusion},
 		{"GET", "/v1/log/proof/consistency", public, "Consistency proof between two tree sizes", s.logConsistency},
 	}
+	routes = append(routes, s.rightsRoutes()...)
+	routes = append(routes, s.engineRoutes()...)
+	routes = append(routes, s.applyRoutes()...)
+	return append(routes, s.monitorRoutes()...)
 }
 
 type callerKey struct{}

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/audit"
+	"github.com/portrait-dev/portrait/catalog"
+	"github.com/portrait-dev/portrait/consent"
+	"github.com/portrait-dev/portrait/ingest"
+	"github.com/portrait-dev/portrait/keys"
+	"github.com/portrait-dev/portrait/label"
+	"github.com/portrait-dev/portrait/policy"
+	"github.com/portrait-dev/portrait/postgres"
+	"github.com/portrait-dev/portrait/server"
+	"github.com/portrait-dev/portrait/sqlite"
+)
+
+// app is one wired Portrait process.
+type app struct {
+	store  portrait.Store
+	point  *policy.Point
+	ledger *consent.Ledger
+	keys   *keys.Keyring
+	log    *audit.Log
+	ingest *ingest.Ingester
+	server *server.Server
+	logger *slog.Logger
+}
+
+// openStore opens a postgres:// URL with the postgres package and anything
+// else as a SQLite file.
+func openStore(ctx context.Context, dsn string) (portrait.Store, error) {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		return postgres.Open(ctx, dsn)
+	}
+	return sqlite.Open(ctx, dsn)
+}
+
+// loadKeys reads the master key from PORTRAIT_MASTER_KEY or the key file;
+// create makes a new key file when neither exists.
+func loadKeys(path string, create bool, logger *slog.Logger) (*keys.Keyring, error) {
+	if k, ok, err := keys.FromEnv(); ok || err != nil {
+		return k, err
+	}
+	k, err := keys.Load(path)
+	if err == nil || !errors.Is(err, os.ErrNotExist) || !create {
+		return k, err
+	}
+	logger.Warn("no master key found: generating one; back it up, losing it makes all stored data unreadable", "key_file", path)
+	return keys.Generate(path)
+}
+
+func newApp(ctx context.Context, cat *catalog.Catalog, store portrait.Store, kr *keys.Keyring, logger *slog.Logger) (*app, error) {
+	a := &app{store: store, keys: kr, logger: logger}
+	a.point = policy.New(cat)
+	var err error
+	if a.log, err = audit.New("portrait.local/log/"+kr.ID(), kr.LogKey()); err != nil {
+		return nil, err
+	}
+	if a.ledger, err = consent.New(store, a.point, a.log, kr, consent.Options{}); err != nil {
+		return nil, err
+	}
+	if _, err := a.ledger.States(ctx, nil); err != nil {
+		return nil, fmt.Errorf("load governance state: %w", err)
+	}
+	a.ingest = ingest.New(store, a.point, a.ledger, kr, a.log, ingest.Options{Logger: logger})
+	a.server = server.New(server.Config{Store: store, Point: a.point, Ledger: a.ledger, Keys: kr, Log: a.log,
+		Ingester: a.ingest, Logger: logger})
+	return a, nil
+}
+
+// addAPIKey stores key (or a new random one) for role and returns it.
+func (a *app) addAPIKey(ctx context.Context, role policy.Role, key string) (string, error) {
+	if key == "" {
+		b := make([]byte, 18)
+		rand.Read(b)
+		key = "pk_" + string(role) + "_" + hex.EncodeToString(b)
+	}
+	sum := sha256.Sum256([]byte(key))
+	id := string(role) + "-" + hex.EncodeToString(sum[:4])
+	err := a.store.Update(ctx, func(tx portrait.Tx) error {
+		if err := tx.PutAPIKey(ctx, portrait.APIKey{ID: id, Hash: sum[:], Role: role, Created: time.Now().UTC()}); err != nil {
+			return err
+		}
+		_, err := a.log.Append(ctx, tx, audit.Record{Kind: "apikey", Actor: "system", Action: "create", Detail: map[string]any{"id": id, "role": string(role)}})
+		return err
+	})
+	return key, err
+}
+
+// listen serves until ctx ends, with the checkpoint publisher and the
+// retention sweeper running beside it.
+func (a *app) listen(ctx context.Context, addr string, ready func(url string)) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: a.server, ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(a.logger.Handler(), slog.LevelWarn)}
+	go a.log.Publish(ctx, a.store, func(ctx context.Context, note []byte) error {
+		return a.store.Update(ctx, func(tx portrait.Tx) error { return tx.SaveCheckpoint(ctx, note) })
+	}, time.Second)
+	go a.sweep(ctx, time.Minute)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	url := "http://" + ln.Addr().String()
+	a.logger.Info("serving", "url", url)
+	if ready != nil {
+		ready(url)
+	}
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shut, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return srv.Shutdown(shut)
+}
+
+func (a *app) sweep(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		n, err := a.ingest.Sweep(ctx, time.Now())
+		if err != nil && ctx.Err() == nil {
+			a.logger.Error("retention sweep", "err", err)
+		} else if n > 0 {
+			a.logger.Info("retention sweep", "events", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flags("serve", stderr)
+	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on")
+	db := fs.String("db", "portrait.db", "SQLite file or postgres:// URL")
+	catPath := fs.String("catalog", "catalog.yaml", "the catalog (declarations) file")
+	keyFile := fs.String("key-file", "portrait.key", "master key file (created if missing); or set PORTRAIT_MASTER_KEY")
+	adminKey := fs.String("admin-key", "", "register this admin API key at start-up")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewJSONHandler(stderr, nil))
+	cat, err := catalog.Load(*catPath, label.Check)
+	if err != nil {
+		return fmt.Errorf("refusing to start on an invalid catalog:\n%w", err)
+	}
+	kr, err := loadKeys(*keyFile, true, logger)
+	if err != nil {
+		return err
+	}
+	store, err := openStore(ctx, *db)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	a, err := newApp(ctx, cat, store, kr, logger)
+	if err != nil {
+		return err
+	}
+	if *adminKey != "" {
+		if _, err := a.addAPIKey(ctx, policy.Admin, *adminKey); err != nil {
+			return fmt.Errorf("register admin key: %w", err)
+		}
+	}
+	return a.listen(ctx, *addr, func(url string) { fmt.Fprintf(stdout, "Portrait serving on %s\n", url) })
+}

@@ -1,0 +1,150 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/portrait-dev/portrait/audit"
+	"github.com/portrait-dev/portrait/catalog"
+	"github.com/portrait-dev/portrait/fairness"
+	"github.com/portrait-dev/portrait/label"
+)
+
+const usage = `portrait — user profiling with the law built in
+
+Usage:
+  portrait serve   --addr HOST:PORT --db DSN --catalog FILE --key-file FILE [--admin-key KEY]
+  portrait demo    [--addr HOST:PORT] [--db DSN] [--admin-key KEY]
+  portrait catalog check FILE
+  portrait verify  --server URL [--checkpoint FILE]
+  portrait fairness --csv FILE --group COLUMN [--group COLUMN…] --predicted COLUMN --positive VALUE[,VALUE…]
+                    [--outcome COLUMN --outcome-positive VALUE] --format json|text|html
+
+Every flag can also be set in the environment: --db as PORTRAIT_DB, --key-file as
+PORTRAIT_KEY_FILE, and so on. The master key may be given as PORTRAIT_MASTER_KEY instead of a key file.
+`
+
+// Main runs the command line and returns the exit code: 0 success, 1
+// failure, 2 usage error.
+func Main(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	switch args[0] {
+	case "serve":
+		return run(stderr, serve(ctx, args[1:], stdout, stderr))
+	case "demo":
+		return run(stderr, runDemo(ctx, args[1:], stdout, stderr))
+	case "catalog":
+		if len(args) != 3 || args[1] != "check" {
+			fmt.Fprint(stderr, "usage: portrait catalog check FILE\n")
+			return 2
+		}
+		return catalogCheck(args[2], stdout, stderr)
+	case "verify":
+		return run(stderr, verify(ctx, args[1:], stdout, stderr))
+	case "fairness":
+		return fairness.Command(args[1:], stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	if cmd, ok := commands[args[0]]; ok {
+		return run(stderr, cmd(ctx, args[1:], stdout, stderr))
+	}
+	fmt.Fprintf(stderr, "portrait: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}
+
+// commands are the further subcommands, registered by init functions in
+// the files that implement them.
+var commands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) error{}
+
+// errUsage marks errors that the flag package already explained.
+var errUsage = errors.New("usage")
+
+func run(stderr io.Writer, err error) int {
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, errUsage), errors.Is(err, flag.ErrHelp):
+		return 2
+	}
+	fmt.Fprintf(stderr, "portrait: %v\n", err)
+	return 1
+}
+
+// flags returns a FlagSet whose defaults come from PORTRAIT_* variables.
+func flags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// parse parses args, then fills every flag not given on the command line
+// from its environment variable (--key-file from PORTRAIT_KEY_FILE).
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "unexpected argument %q\n", fs.Arg(0))
+		return errUsage
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] || err != nil {
+			return
+		}
+		env := "PORTRAIT_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(env); ok {
+			if e := f.Value.Set(v); e != nil {
+				err = fmt.Errorf("%s=%q: %v", env, v, e)
+			}
+		}
+	})
+	return err
+}
+
+func catalogCheck(path string, stdout, stderr io.Writer) int {
+	c, err := catalog.Load(path, label.Check)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		if e := catalog.AsErrors(err); e != nil {
+			fmt.Fprintf(stderr, "%s: %d problem(s)\n", path, len(e.Problems))
+		}
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: ok — %d purposes, %d fields, %d event types, %d labels, %d use-cases\n",
+		path, len(c.Purposes), len(c.Fields), len(c.EventTypes), len(c.Labels), len(c.UseCases))
+	return 0
+}
+
+func verify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flags("verify", stderr)
+	server := fs.String("server", "", "base URL of the Portrait server, e.g. http://127.0.0.1:8080")
+	cp := fs.String("checkpoint", "portrait.checkpoint", "file holding the last verified checkpoint; updated when everything holds")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *server == "" {
+		fmt.Fprintln(stderr, "verify: --server URL is required")
+		return errUsage
+	}
+	client := &http.Client{Timeout: 30 * time.Second}
+	return audit.Verify(ctx, client, strings.TrimRight(*server, "/"), *cp, stdout)
+}

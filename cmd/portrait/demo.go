@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"time"
+
+	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/catalog"
+	"github.com/portrait-dev/portrait/consent"
+	"github.com/portrait-dev/portrait/examples/demo"
+	"github.com/portrait-dev/portrait/ingest"
+	"github.com/portrait-dev/portrait/label"
+	"github.com/portrait-dev/portrait/policy"
+)
+
+// demoSubjects is how many synthetic subjects the demo seeds.
+const demoSubjects = 300
+
+func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flags("demo", stderr)
+	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on")
+	db := fs.String("db", "", "SQLite file or postgres:// URL (default: a fresh file in a temporary directory)")
+	adminKey := fs.String("admin-key", "", "fix the demo admin's API key (default: a random one)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	cat, err := catalog.Parse(demo.CatalogName, demo.Catalog, label.Check)
+	if err != nil {
+		return fmt.Errorf("the demo catalog is invalid:\n%w", err)
+	}
+	dir, err := os.MkdirTemp("", "portrait-demo-")
+	if err != nil {
+		return err
+	}
+	if *db == "" {
+		*db = filepath.Join(dir, "portrait.db")
+	}
+	kr, err := loadKeys(filepath.Join(dir, "portrait.key"), true, logger)
+	if err != nil {
+		return err
+	}
+	store, err := openStore(ctx, *db)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	a, err := newApp(ctx, cat, store, kr, logger)
+	if err != nil {
+		return err
+	}
+	keysByRole := map[policy.Role]string{}
+	for _, role := range policy.Roles {
+		k := ""
+		if role == policy.Admin {
+			k = *adminKey
+		}
+		if keysByRole[role], err = a.addAPIKey(ctx, role, k); err != nil {
+			return fmt.Errorf("demo API key for %s: %w", role, err)
+		}
+	}
+	start := time.Now()
+	n, err := seed(ctx, a, demoSubjects, time.Now())
+	if err != nil {
+		return fmt.Errorf("seed demo data: %w", err)
+	}
+	return a.listen(ctx, *addr, func(url string) {
+		fmt.Fprintf(stdout, "Portrait demo — %d subjects, %d events seeded in %s\n", demoSubjects, n, time.Since(start).Round(time.Millisecond))
+		fmt.Fprintf(stdout, "  URL:        %s\n  database:   %s\n\n", url, *db)
+		fmt.Fprintf(stdout, "Demo API keys (Authorization: Bearer KEY):\n")
+		for _, role := range policy.Roles {
+			fmt.Fprintf(stdout, "  %-10s %s\n", role, keysByRole[role])
+		}
+		fmt.Fprintf(stdout, "\nDemo subjects (subject tokens, valid 24h):\n")
+		for _, id := range []string{"u0001", "u0002", "u0003"} {
+			fmt.Fprintf(stdout, "  %s  %s\n", id, kr.IssueToken(kr.Pseudonym(id), 24*time.Hour))
+		}
+		fmt.Fprintf(stdout, "\nTry:\n  curl -H 'Authorization: Bearer %s' %s/v1/catalog\n  curl %s/v1/log/checkpoint\n",
+			keysByRole[policy.Admin], url, url)
+	})
+}
+
+var (
+	demoCategories = []string{"sports", "books", "electronics", "fashion", "home", "beauty"}
+	demoCities     = []string{"北京", "上海", "广州", "深圳", "杭州", "成都"}
+	demoDevices    = []string{"ios", "android", "web"}
+)
+
+// seed records consents for n synthetic subjects and ingests their events
+// through the governed path, exactly as the API would. It is deterministic.
+func seed(ctx context.Context, a *app, n int, now time.Time) (int, error) {
+	rng := rand.New(rand.NewPCG(42, 1))
+	operator := policy.Caller{Role: policy.Operator, ID: "demo"}
+	cat := a.point.Catalog()
+	var events []ingest.Item
+	total := 0
+	flush := func() error {
+		if len(events) == 0 {
+			return nil
+		}
+		_, sum, err := a.ingest.Ingest(ctx, operator, events)
+		total += sum.Accepted
+		events = events[:0]
+		return err
+	}
+	for i := 1; i <= n; i++ {
+		id := fmt.Sprintf("u%04d", i)
+		minor := i%50 == 0
+		age := float64(18 + rng.IntN(50))
+		if minor {
+			age = float64(10 + rng.IntN(4))
+		}
+		for _, p := range cat.Purposes {
+			if p.Basis != catalog.BasisConsent {
+				continue
+			}
+			var st policy.Status
+			switch r := rng.Float64(); {
+			case p.ID == "personalization" && r < 0.85, p.ID == "marketing" && r < 0.5, r < 0.3:
+				st = policy.Granted
+			case r < 0.7:
+				st = policy.Refused
+			default:
+				continue
+			}
+			if _, err := a.ledger.Record(ctx, operator, consent.ByID(id), consent.Change{Purpose: p.ID, Status: st,
+				NoticeVersion: p.NoticeVersion, Channel: "demo-app", UserAgent: "PortraitDemo/1.0", IP: "203.0.113.7",
+				Guardian: minor}); err != nil {
+				return total, fmt.Errorf("consent %s/%s: %w", id, p.ID, err)
+			}
+		}
+		t0 := now.Add(-time.Duration(rng.IntN(90*24)) * time.Hour)
+		events = append(events, ingest.Item{Event: portrait.Event{Subject: id, Type: "profile", Time: t0,
+			Fields: map[string]any{"age": age, "city": demoCities[rng.IntN(len(demoCities))], "income": float64(3000 + rng.IntN(40000))}}})
+		fav := demoCategories[rng.IntN(len(demoCategories))]
+		for j, views := 0, 3+rng.IntN(25); j < views; j++ {
+			c := fav
+			if rng.Float64() < 0.4 {
+				c = demoCategories[rng.IntN(len(demoCategories))]
+			}
+			events = append(events, ingest.Item{Event: portrait.Event{Subject: id, Type: "view",
+				Time:   now.Add(-time.Duration(rng.IntN(60*24*60)) * time.Minute),
+				Fields: map[string]any{"item": fmt.Sprintf("%s-%03d", c, rng.IntN(200)), "category": c, "price": float64(10 + rng.IntN(990)), "device": demoDevices[rng.IntN(3)]}}})
+		}
+		for j, buys := 0, rng.IntN(6); j < buys; j++ {
+			q := float64(1 + rng.IntN(3))
+			price := float64(10 + rng.IntN(500))
+			events = append(events, ingest.Item{Event: portrait.Event{Subject: id, Type: "purchase",
+				Time:           now.Add(-time.Duration(rng.IntN(180*24)) * time.Hour),
+				IdempotencyKey: fmt.Sprintf("order-%s-%d", id, j),
+				Fields:         map[string]any{"item": fmt.Sprintf("%s-%03d", fav, rng.IntN(200)), "category": fav, "price": price, "quantity": q, "amount": price * q}}})
+		}
+		if len(events) >= 1000 {
+			if err := flush(); err != nil {
+				return total, err
+			}
+		}
+	}
+	return total, flush()
+}

@@ -1,0 +1,131 @@
+package postgres_test
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"sync"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/postgres"
+	"github.com/portrait-dev/portrait/storetest"
+)
+
+// testURL returns the PostgreSQL URL under test, or skips.
+func testURL(tb testing.TB) string {
+	tb.Helper()
+	u := os.Getenv("PORTRAIT_TEST_POSTGRES")
+	if u == "" {
+		tb.Skip("PORTRAIT_TEST_POSTGRES is not set; set it to a PostgreSQL URL to run the PostgreSQL store tests")
+	}
+	return u
+}
+
+// freshSchema creates an empty schema, dropped when the test ends, and
+// returns a URL whose connections use it, so tests run in parallel
+// without seeing each other.
+func freshSchema(tb testing.TB) string {
+	tb.Helper()
+	base := testURL(tb)
+	ctx := context.Background()
+	name := "test_" + hex.EncodeToString(randomBytes(6))
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		tb.Fatalf("connect %s: %v", base, err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+name); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		conn, err := pgx.Connect(ctx, base)
+		if err != nil {
+			tb.Errorf("drop schema %s: %v", name, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, "DROP SCHEMA "+name+" CASCADE"); err != nil {
+			tb.Errorf("drop schema %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		tb.Fatalf("PORTRAIT_TEST_POSTGRES: %v", err)
+	}
+	q := u.Query()
+	q.Set("search_path", name)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	rand.Read(b)
+	return b
+}
+
+func mustOpen(tb testing.TB, u string) *postgres.DB {
+	tb.Helper()
+	db, err := postgres.Open(context.Background(), u)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return db
+}
+
+// Invariant 7: the PostgreSQL engine passes the shared conformance suite.
+func TestConformance(t *testing.T) {
+	testURL(t)
+	storetest.Run(t, func(t *testing.T) portrait.Store { return mustOpen(t, freshSchema(t)) })
+}
+
+// Nodes that start together on a new database apply the migrations once.
+func TestOpenMigratesOnce(t *testing.T) {
+	u := freshSchema(t)
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	dbs := make([]*postgres.DB, 4)
+	errs := make([]error, len(dbs))
+	for i := range dbs {
+		wg.Go(func() { dbs[i], errs[i] = postgres.Open(ctx, u) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("open %d: %v", i, err)
+		}
+		defer dbs[i].Close()
+	}
+	err := dbs[0].Update(ctx, func(tx portrait.Tx) error { return tx.SaveCheckpoint(ctx, []byte("kept")) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	again := mustOpen(t, u)
+	defer again.Close()
+	if note, err := again.Checkpoint(ctx); err != nil || string(note) != "kept" {
+		t.Errorf("reopened store lost data: %q, %v", note, err)
+	}
+	conn, err := pgx.Connect(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM schema_version`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 3 {
+		t.Errorf("schema_version has %d rows, want one per migration (3)", n)
+	}
+}
+
+func TestOpenRefusesBadURL(t *testing.T) {
+	if _, err := postgres.Open(context.Background(), "postgres://%zz"); err == nil {
+		t.Error("Open accepted a malformed URL")
+	}
+}

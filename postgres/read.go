@@ -1,0 +1,411 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/audit"
+	"github.com/portrait-dev/portrait/policy"
+)
+
+// readActions are the actions whose grant lets a caller read a subject's
+// stored values.
+var readActions = []policy.Action{policy.Read, policy.Derive, policy.Use, policy.Access, policy.Sweep, policy.Correct}
+
+// refuse wraps a failed grant check (invariant 2).
+func refuse(op string, err error) error {
+	return &portrait.Error{Code: portrait.EFORBIDDEN, Message: op + ": no policy grant allows this", Err: err}
+}
+
+// Generation implements portrait.Store.Generation.
+func (db *DB) Generation(ctx context.Context) (int64, error) {
+	var n int64
+	if err := db.pool.QueryRow(ctx, `SELECT n FROM generation`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("read generation: %w", err)
+	}
+	return n, nil
+}
+
+// Subjects implements portrait.Store.Subjects.
+func (db *DB) Subjects(ctx context.Context, pseudonyms []string) (map[string]portrait.Subject, error) {
+	rows, err := db.pool.Query(ctx, `SELECT pseudonym, wrapped_key, sealed_id, created FROM subjects WHERE pseudonym = ANY($1)`, pseudonyms)
+	if err != nil {
+		return nil, fmt.Errorf("read subjects: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[string]portrait.Subject, len(pseudonyms))
+	for rows.Next() {
+		var s portrait.Subject
+		if err := rows.Scan(&s.Pseudonym, &s.WrappedKey, &s.SealedID, &s.Created); err != nil {
+			return nil, fmt.Errorf("read subjects: %w", err)
+		}
+		s.Created = s.Created.UTC()
+		out[s.Pseudonym] = s
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read subjects: %w", err)
+	}
+	return out, nil
+}
+
+// States implements portrait.Store.States. Three queries serve any number
+// of pseudonyms, inside one repeatable-read transaction so they see one
+// snapshot.
+func (db *DB) States(ctx context.Context, pseudonyms []string) (map[string]*policy.State, error) {
+	out := make(map[string]*policy.State, len(pseudonyms))
+	for _, p := range pseudonyms {
+		out[p] = &policy.State{Subject: p, Consents: map[string]policy.Consent{}, Personalization: 100, Suppressed: map[string]bool{}}
+	}
+	if len(pseudonyms) == 0 {
+		return out, nil
+	}
+	tx, err := db.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, fmt.Errorf("read states: %w", err)
+	}
+	defer tx.Rollback(ctx)
+
+	rows, err := tx.Query(ctx, `SELECT pseudonym, minor, restricted, object_profiling, object_marketing, personalization
+		FROM subjects WHERE pseudonym = ANY($1)`, pseudonyms)
+	if err != nil {
+		return nil, fmt.Errorf("read states: %w", err)
+	}
+	for rows.Next() {
+		var p string
+		var f portrait.Flags
+		if err := rows.Scan(&p, &f.Minor, &f.Restricted, &f.ObjectProfiling, &f.ObjectMarketing, &f.Personalization); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read states: %w", err)
+		}
+		st := out[p]
+		st.Minor, st.Restricted, st.ObjectProfiling, st.ObjectMarketing, st.Personalization =
+			f.Minor, f.Restricted, f.ObjectProfiling, f.ObjectMarketing, f.Personalization
+	}
+	if rows.Close(); rows.Err() != nil {
+		return nil, fmt.Errorf("read states: %w", rows.Err())
+	}
+
+	rows, err = tx.Query(ctx, `SELECT DISTINCT ON (pseudonym, purpose) pseudonym, purpose, status, notice_version, guardian, at
+		FROM consents WHERE pseudonym = ANY($1) ORDER BY pseudonym, purpose, seq DESC`, pseudonyms)
+	if err != nil {
+		return nil, fmt.Errorf("read states: %w", err)
+	}
+	for rows.Next() {
+		var p, purpose, status string
+		var c policy.Consent
+		if err := rows.Scan(&p, &purpose, &status, &c.NoticeVersion, &c.Guardian, &c.At); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read states: %w", err)
+		}
+		if c.Status, err = policy.ParseStatus(status); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read states: consent of %s to %s: %w", p, purpose, err)
+		}
+		c.At = c.At.UTC()
+		out[p].Consents[purpose] = c
+	}
+	if rows.Close(); rows.Err() != nil {
+		return nil, fmt.Errorf("read states: %w", rows.Err())
+	}
+
+	rows, err = tx.Query(ctx, `SELECT pseudonym, label, deleted FROM suppressions WHERE pseudonym = ANY($1)`, pseudonyms)
+	if err != nil {
+		return nil, fmt.Errorf("read states: %w", err)
+	}
+	for rows.Next() {
+		var p, label string
+		var deleted bool
+		if err := rows.Scan(&p, &label, &deleted); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read states: %w", err)
+		}
+		out[p].Suppressed[label] = deleted
+	}
+	if rows.Close(); rows.Err() != nil {
+		return nil, fmt.Errorf("read states: %w", rows.Err())
+	}
+	return out, nil
+}
+
+// Suspensions implements portrait.Store.Suspensions.
+func (db *DB) Suspensions(ctx context.Context) ([]policy.Suspension, error) {
+	rows, err := db.pool.Query(ctx, `SELECT kind, id, reason, suspended_by, at FROM suspensions ORDER BY kind, id`)
+	if err != nil {
+		return nil, fmt.Errorf("read suspensions: %w", err)
+	}
+	defer rows.Close()
+	var out []policy.Suspension
+	for rows.Next() {
+		var s policy.Suspension
+		if err := rows.Scan(&s.Kind, &s.ID, &s.Reason, &s.By, &s.At); err != nil {
+			return nil, fmt.Errorf("read suspensions: %w", err)
+		}
+		s.At = s.At.UTC()
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read suspensions: %w", err)
+	}
+	return out, nil
+}
+
+// ConsentHistory implements portrait.Store.ConsentHistory.
+func (db *DB) ConsentHistory(ctx context.Context, pseudonym string) ([]portrait.ConsentRecord, error) {
+	rows, err := db.pool.Query(ctx, `SELECT seq, purpose, status, notice_version, channel, user_agent, ip, guardian, categories, at
+		FROM consents WHERE pseudonym = $1 ORDER BY seq`, pseudonym)
+	if err != nil {
+		return nil, fmt.Errorf("read consent history: %w", err)
+	}
+	defer rows.Close()
+	var out []portrait.ConsentRecord
+	for rows.Next() {
+		r := portrait.ConsentRecord{Subject: pseudonym}
+		var status string
+		if err := rows.Scan(&r.Seq, &r.Purpose, &status, &r.NoticeVersion, &r.Channel, &r.UserAgent, &r.IP, &r.Guardian, &r.Categories, &r.At); err != nil {
+			return nil, fmt.Errorf("read consent history: %w", err)
+		}
+		if r.Status, err = policy.ParseStatus(status); err != nil {
+			return nil, fmt.Errorf("read consent history: record %d: %w", r.Seq, err)
+		}
+		if len(r.Categories) == 0 {
+			r.Categories = nil
+		}
+		r.At = r.At.UTC()
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read consent history: %w", err)
+	}
+	return out, nil
+}
+
+const eventColumns = `id, pseudonym, type, time, idem, sealed, expires`
+
+func scanEvents(rows pgx.Rows) ([]portrait.StoredEvent, error) {
+	defer rows.Close()
+	var out []portrait.StoredEvent
+	for rows.Next() {
+		var e portrait.StoredEvent
+		var exp *time.Time
+		if err := rows.Scan(&e.ID, &e.Subject, &e.Type, &e.Time, &e.Idem, &e.Sealed, &exp); err != nil {
+			return nil, err
+		}
+		e.Time, e.Expires = e.Time.UTC(), fromTS(exp)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// Events implements portrait.Store.Events.
+func (db *DB) Events(ctx context.Context, g policy.Grant, since time.Time) ([]portrait.StoredEvent, error) {
+	if err := g.Check(g.Subject(), readActions...); err != nil {
+		return nil, refuse("read events", err)
+	}
+	rows, err := db.pool.Query(ctx, `SELECT `+eventColumns+` FROM events WHERE pseudonym = $1 AND ($2::timestamptz IS NULL OR time >= $2) ORDER BY time, id`,
+		g.Subject(), ts(since))
+	if err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	out, err := scanEvents(rows)
+	if err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	return out, nil
+}
+
+// ExpiredEvents implements portrait.Store.ExpiredEvents.
+func (db *DB) ExpiredEvents(ctx context.Context, now time.Time, limit int) ([]portrait.StoredEvent, error) {
+	if limit <= 0 {
+		return nil, portrait.Errorf(portrait.EINVALID, "expired events: limit %d must be positive", limit)
+	}
+	rows, err := db.pool.Query(ctx, `SELECT `+eventColumns+` FROM events WHERE expires IS NOT NULL AND expires <= $1 ORDER BY expires, id LIMIT $2`, now, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read expired events: %w", err)
+	}
+	out, err := scanEvents(rows)
+	if err != nil {
+		return nil, fmt.Errorf("read expired events: %w", err)
+	}
+	return out, nil
+}
+
+// Profile implements portrait.Store.Profile. It returns only the fields
+// the grant covers.
+func (db *DB) Profile(ctx context.Context, g policy.Grant) ([]portrait.ProfileValue, error) {
+	if err := g.Check(g.Subject(), readActions...); err != nil {
+		return nil, refuse("read profile", err)
+	}
+	rows, err := db.pool.Query(ctx, `SELECT field, sealed, source, updated, expires FROM profile WHERE pseudonym = $1 ORDER BY field`, g.Subject())
+	if err != nil {
+		return nil, fmt.Errorf("read profile: %w", err)
+	}
+	defer rows.Close()
+	var out []portrait.ProfileValue
+	for rows.Next() {
+		var v portrait.ProfileValue
+		var exp *time.Time
+		if err := rows.Scan(&v.Field, &v.Sealed, &v.Source, &v.Updated, &exp); err != nil {
+			return nil, fmt.Errorf("read profile: %w", err)
+		}
+		if !g.Covers(v.Field) {
+			continue
+		}
+		v.Updated, v.Expires = v.Updated.UTC(), fromTS(exp)
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read profile: %w", err)
+	}
+	return out, nil
+}
+
+// Labels implements portrait.Store.Labels.
+func (db *DB) Labels(ctx context.Context, g policy.Grant) ([]portrait.LabelValue, error) {
+	if err := g.Check(g.Subject(), readActions...); err != nil {
+		return nil, refuse("read labels", err)
+	}
+	rows, err := db.pool.Query(ctx, `SELECT label, version, sealed, computed, expires FROM labels WHERE pseudonym = $1 ORDER BY label`, g.Subject())
+	if err != nil {
+		return nil, fmt.Errorf("read labels: %w", err)
+	}
+	defer rows.Close()
+	var out []portrait.LabelValue
+	for rows.Next() {
+		v := portrait.LabelValue{Subject: g.Subject()}
+		var exp *time.Time
+		if err := rows.Scan(&v.Label, &v.Version, &v.Sealed, &v.Computed, &exp); err != nil {
+			return nil, fmt.Errorf("read labels: %w", err)
+		}
+		v.Computed, v.Expires = v.Computed.UTC(), fromTS(exp)
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read labels: %w", err)
+	}
+	return out, nil
+}
+
+// APIKey implements portrait.Store.APIKey.
+func (db *DB) APIKey(ctx context.Context, hash []byte) (portrait.APIKey, error) {
+	k := portrait.APIKey{Hash: hash}
+	var role string
+	err := db.pool.QueryRow(ctx, `SELECT id, role, created FROM api_keys WHERE hash = $1`, hash).Scan(&k.ID, &role, &k.Created)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return portrait.APIKey{}, portrait.Errorf(portrait.ENOTFOUND, "no API key matches")
+	} else if err != nil {
+		return portrait.APIKey{}, fmt.Errorf("read api key: %w", err)
+	}
+	k.Role, k.Created = policy.Role(role), k.Created.UTC()
+	return k, nil
+}
+
+// LogSize implements portrait.Store.LogSize. It does not lock; only a
+// transaction's LogSize does.
+func (db *DB) LogSize(ctx context.Context) (int64, error) {
+	var n int64
+	if err := db.pool.QueryRow(ctx, `SELECT size FROM log_head`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("read log size: %w", err)
+	}
+	return n, nil
+}
+
+// LogHashes implements portrait.Store.LogHashes.
+func (db *DB) LogHashes(ctx context.Context, indexes []int64) ([][32]byte, error) {
+	return logHashes(ctx, db.pool, indexes)
+}
+
+// LogEntries implements portrait.Store.LogEntries: entries from (inclusive)
+// to to (exclusive).
+func (db *DB) LogEntries(ctx context.Context, from, to int64) ([]portrait.LogEntry, error) {
+	if from < 0 || to < from {
+		return nil, portrait.Errorf(portrait.EINVALID, "log entries [%d, %d): want 0 <= from <= to", from, to)
+	}
+	rows, err := db.pool.Query(ctx, `SELECT idx, data, hashes FROM log_entries WHERE idx >= $1 AND idx < $2 ORDER BY idx`, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("read log entries: %w", err)
+	}
+	defer rows.Close()
+	out := make([]portrait.LogEntry, 0, to-from)
+	for rows.Next() {
+		var e portrait.LogEntry
+		if err := rows.Scan(&e.Index, &e.Data, &e.Hashes); err != nil {
+			return nil, fmt.Errorf("read log entries: %w", err)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read log entries: %w", err)
+	}
+	if int64(len(out)) != to-from {
+		return nil, portrait.Errorf(portrait.ENOTFOUND, "log entries [%d, %d): the log holds only %d of them", from, to, len(out))
+	}
+	return out, nil
+}
+
+// Checkpoint implements portrait.Store.Checkpoint: the newest signed note.
+func (db *DB) Checkpoint(ctx context.Context) ([]byte, error) {
+	var note []byte
+	err := db.pool.QueryRow(ctx, `SELECT note FROM checkpoints ORDER BY id DESC LIMIT 1`).Scan(&note)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, portrait.Errorf(portrait.ENOTFOUND, "no checkpoint has been saved yet")
+	} else if err != nil {
+		return nil, fmt.Errorf("read checkpoint: %w", err)
+	}
+	return note, nil
+}
+
+// logHashes reads the stored hashes at indexes with one query over the
+// entries that produced them.
+func logHashes(ctx context.Context, q querier, indexes []int64) ([][32]byte, error) {
+	type position struct {
+		record int64
+		offset int
+	}
+	pos := make([]position, len(indexes))
+	records := make([]int64, 0, len(indexes))
+	seen := make(map[int64]bool, len(indexes))
+	for i, x := range indexes {
+		if x < 0 {
+			return nil, portrait.Errorf(portrait.EINVALID, "log hash index %d is negative", x)
+		}
+		pos[i].record, pos[i].offset = audit.EntryForHash(x)
+		if !seen[pos[i].record] {
+			seen[pos[i].record] = true
+			records = append(records, pos[i].record)
+		}
+	}
+	rows, err := q.Query(ctx, `SELECT idx, hashes FROM log_entries WHERE idx = ANY($1)`, records)
+	if err != nil {
+		return nil, fmt.Errorf("read log hashes: %w", err)
+	}
+	defer rows.Close()
+	byRecord := make(map[int64][]byte, len(records))
+	for rows.Next() {
+		var idx int64
+		var h []byte
+		if err := rows.Scan(&idx, &h); err != nil {
+			return nil, fmt.Errorf("read log hashes: %w", err)
+		}
+		byRecord[idx] = h
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read log hashes: %w", err)
+	}
+	out := make([][32]byte, len(indexes))
+	for i, p := range pos {
+		h, ok := byRecord[p.record]
+		if !ok {
+			return nil, portrait.Errorf(portrait.ENOTFOUND, "log hash %d: record %d is not in the log", indexes[i], p.record)
+		}
+		if (p.offset+1)*32 > len(h) {
+			return nil, fmt.Errorf("log hash %d: record %d stores %d hashes, want at least %d", indexes[i], p.record, len(h)/32, p.offset+1)
+		}
+		copy(out[i][:], h[p.offset*32:])
+	}
+	return out, nil
+}

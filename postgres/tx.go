@@ -1,0 +1,445 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/policy"
+)
+
+// copyMin is the batch size from which InsertEvents copies into a
+// temporary table instead of sending one INSERT per event: below it the
+// table's creation costs more than it saves.
+const copyMin = 32
+
+// bump increments the governance generation in the caller's transaction,
+// so caches on every node see the change with it (invariant 5).
+func (tx *Tx) bump(ctx context.Context) error {
+	if _, err := tx.tx.Exec(ctx, `UPDATE generation SET n = n + 1`); err != nil {
+		return fmt.Errorf("bump generation: %w", err)
+	}
+	return nil
+}
+
+// EnsureSubjects implements portrait.Tx.EnsureSubjects.
+func (tx *Tx) EnsureSubjects(ctx context.Context, subjects []portrait.Subject) error {
+	if len(subjects) == 0 {
+		return nil
+	}
+	now := time.Now()
+	b := &pgx.Batch{}
+	for _, s := range subjects {
+		if s.Pseudonym == "" || len(s.WrappedKey) == 0 {
+			return portrait.Errorf(portrait.EINVALID, "ensure subject %q: a subject needs a pseudonym and a wrapped data key", s.Pseudonym)
+		}
+		created := s.Created
+		if created.IsZero() {
+			created = now
+		}
+		b.Queue(`INSERT INTO subjects (pseudonym, wrapped_key, sealed_id, created) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
+			s.Pseudonym, s.WrappedKey, s.SealedID, created)
+	}
+	if err := tx.tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("ensure subjects: %w", err)
+	}
+	return nil
+}
+
+// InsertEvents implements portrait.Tx.InsertEvents. Every grant is checked
+// before anything is written. Duplicates within the batch are found here;
+// large batches are copied into a temporary table and inserted from it
+// with ON CONFLICT DO NOTHING, since COPY itself cannot skip conflicts.
+func (tx *Tx) InsertEvents(ctx context.Context, events []portrait.StoredEvent) ([]bool, error) {
+	for i := range events {
+		e := &events[i]
+		if err := e.Grant.Check(e.Subject, policy.Collect); err != nil {
+			return nil, refuse(fmt.Sprintf("insert event %d of subject %s", i, e.Subject), err)
+		}
+		if e.Type == "" || e.Time.IsZero() || len(e.Sealed) == 0 {
+			return nil, portrait.Errorf(portrait.EINVALID, "insert event %d of subject %s: an event needs a type, a time and sealed values", i, e.Subject)
+		}
+	}
+	type key struct{ subject, idem string }
+	seen := make(map[key]bool)
+	todo := make([]int, 0, len(events)) // events not duplicated within the batch
+	for i := range events {
+		e := &events[i]
+		if len(e.Idem) > 0 {
+			k := key{e.Subject, string(e.Idem)}
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+		}
+		todo = append(todo, i)
+	}
+	inserted := make([]bool, len(events))
+	if len(todo) < copyMin {
+		b := &pgx.Batch{}
+		for _, i := range todo {
+			e := &events[i]
+			b.Queue(`INSERT INTO events (pseudonym, type, time, idem, sealed, expires) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`,
+				e.Subject, e.Type, e.Time, blob(e.Idem), e.Sealed, ts(e.Expires))
+		}
+		br := tx.tx.SendBatch(ctx, b)
+		for _, i := range todo {
+			tag, err := br.Exec()
+			if err != nil {
+				br.Close()
+				return nil, fmt.Errorf("insert event %d of subject %s: %w", i, events[i].Subject, err)
+			}
+			inserted[i] = tag.RowsAffected() == 1
+		}
+		if err := br.Close(); err != nil {
+			return nil, fmt.Errorf("insert events: %w", err)
+		}
+		return inserted, nil
+	}
+
+	if _, err := tx.tx.Exec(ctx, `CREATE TEMP TABLE events_in (ord INTEGER, pseudonym TEXT, type TEXT, time TIMESTAMPTZ, idem BYTEA, sealed BYTEA, expires TIMESTAMPTZ) ON COMMIT DROP`); err != nil {
+		return nil, fmt.Errorf("insert events: %w", err)
+	}
+	_, err := tx.tx.CopyFrom(ctx, pgx.Identifier{"events_in"}, []string{"ord", "pseudonym", "type", "time", "idem", "sealed", "expires"},
+		pgx.CopyFromSlice(len(todo), func(j int) ([]any, error) {
+			e := &events[todo[j]]
+			return []any{int32(j), e.Subject, e.Type, e.Time, blob(e.Idem), e.Sealed, ts(e.Expires)}, nil
+		}))
+	if err != nil {
+		return nil, fmt.Errorf("insert events: copy: %w", err)
+	}
+	rows, err := tx.tx.Query(ctx, `INSERT INTO events (pseudonym, type, time, idem, sealed, expires)
+		SELECT pseudonym, type, time, idem, sealed, expires FROM events_in ORDER BY ord
+		ON CONFLICT DO NOTHING RETURNING pseudonym, idem`)
+	if err != nil {
+		return nil, fmt.Errorf("insert events: %w", err)
+	}
+	stored := make(map[key]bool)
+	keyless := 0
+	for rows.Next() {
+		var p string
+		var idem []byte
+		if err := rows.Scan(&p, &idem); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("insert events: %w", err)
+		}
+		if idem == nil {
+			keyless++
+		} else {
+			stored[key{p, string(idem)}] = true
+		}
+	}
+	if rows.Close(); rows.Err() != nil {
+		return nil, fmt.Errorf("insert events: %w", rows.Err())
+	}
+	if _, err := tx.tx.Exec(ctx, `DROP TABLE events_in`); err != nil {
+		return nil, fmt.Errorf("insert events: %w", err)
+	}
+	for _, i := range todo {
+		e := &events[i]
+		if len(e.Idem) == 0 {
+			inserted[i] = true
+			keyless--
+		} else {
+			inserted[i] = stored[key{e.Subject, string(e.Idem)}]
+		}
+	}
+	if keyless != 0 {
+		return nil, fmt.Errorf("insert events: %d events without an idempotency key were not stored as expected", -keyless)
+	}
+	return inserted, nil
+}
+
+// PutProfile implements portrait.Tx.PutProfile. The grant must allow
+// Collect or Correct and cover every field written.
+func (tx *Tx) PutProfile(ctx context.Context, g policy.Grant, values []portrait.ProfileValue) error {
+	if err := g.Check(g.Subject(), policy.Collect, policy.Correct); err != nil {
+		return refuse("put profile", err)
+	}
+	for _, v := range values {
+		if !g.Covers(v.Field) {
+			return refuse("put profile field "+v.Field, fmt.Errorf("%w: the grant does not cover field %q", policy.ErrNoGrant, v.Field))
+		}
+		if len(v.Sealed) == 0 || v.Updated.IsZero() {
+			return portrait.Errorf(portrait.EINVALID, "put profile field %s: a value needs sealed bytes and an update time", v.Field)
+		}
+	}
+	for _, v := range values {
+		_, err := tx.tx.Exec(ctx, `INSERT INTO profile (pseudonym, field, sealed, source, updated, expires) VALUES ($1, $2, $3, $4, $5, $6)
+			ON CONFLICT (pseudonym, field) DO UPDATE SET sealed = excluded.sealed, source = excluded.source, updated = excluded.updated, expires = excluded.expires`,
+			g.Subject(), v.Field, v.Sealed, v.Source, v.Updated, ts(v.Expires))
+		if err != nil {
+			return fmt.Errorf("put profile field %s: %w", v.Field, err)
+		}
+	}
+	return nil
+}
+
+// RewriteEvent implements portrait.Tx.RewriteEvent.
+func (tx *Tx) RewriteEvent(ctx context.Context, g policy.Grant, id int64, sealed []byte, expires time.Time) error {
+	if err := g.Check(g.Subject(), policy.Sweep); err != nil {
+		return refuse(fmt.Sprintf("rewrite event %d", id), err)
+	}
+	var q string
+	var args []any
+	if sealed == nil {
+		q, args = `DELETE FROM events WHERE id = $1 AND pseudonym = $2`, []any{id, g.Subject()}
+	} else {
+		q, args = `UPDATE events SET sealed = $1, expires = $2 WHERE id = $3 AND pseudonym = $4`, []any{sealed, ts(expires), id, g.Subject()}
+	}
+	tag, err := tx.tx.Exec(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("rewrite event %d: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return portrait.Errorf(portrait.ENOTFOUND, "rewrite event %d: no such event of subject %s", id, g.Subject())
+	}
+	return nil
+}
+
+// PutLabels implements portrait.Tx.PutLabels; each value's grant must
+// allow Derive for its subject.
+func (tx *Tx) PutLabels(ctx context.Context, values []portrait.LabelValue) error {
+	for _, v := range values {
+		if err := v.Grant.Check(v.Subject, policy.Derive); err != nil {
+			return refuse(fmt.Sprintf("put label %s of subject %s", v.Label, v.Subject), err)
+		}
+		if len(v.Sealed) == 0 || v.Computed.IsZero() {
+			return portrait.Errorf(portrait.EINVALID, "put label %s of subject %s: a value needs sealed bytes and a computed time", v.Label, v.Subject)
+		}
+	}
+	if len(values) == 0 {
+		return nil
+	}
+	b := &pgx.Batch{}
+	for _, v := range values {
+		b.Queue(`INSERT INTO labels (pseudonym, label, version, sealed, computed, expires) VALUES ($1, $2, $3, $4, $5, $6)
+			ON CONFLICT (pseudonym, label) DO UPDATE SET version = excluded.version, sealed = excluded.sealed, computed = excluded.computed, expires = excluded.expires`,
+			v.Subject, v.Label, v.Version, v.Sealed, v.Computed, ts(v.Expires))
+	}
+	if err := tx.tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("put labels: %w", err)
+	}
+	return nil
+}
+
+// DeleteLabels implements portrait.Tx.DeleteLabels.
+func (tx *Tx) DeleteLabels(ctx context.Context, pseudonym string, labels []string) error {
+	if _, err := tx.tx.Exec(ctx, `DELETE FROM labels WHERE pseudonym = $1 AND label = ANY($2)`, pseudonym, labels); err != nil {
+		return fmt.Errorf("delete labels of %s: %w", pseudonym, err)
+	}
+	return nil
+}
+
+// AppendConsent implements portrait.Tx.AppendConsent.
+func (tx *Tx) AppendConsent(ctx context.Context, r portrait.ConsentRecord) error {
+	if err := checkConsent(r); err != nil {
+		return err
+	}
+	cats := r.Categories
+	if cats == nil {
+		cats = []string{}
+	}
+	_, err := tx.tx.Exec(ctx, `INSERT INTO consents (pseudonym, purpose, status, notice_version, channel, user_agent, ip, guardian, categories, at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		r.Subject, r.Purpose, r.Status.String(), r.NoticeVersion, r.Channel, r.UserAgent, r.IP, r.Guardian, cats, r.At)
+	if err != nil {
+		return fmt.Errorf("append consent of %s to %s: %w", r.Subject, r.Purpose, err)
+	}
+	return tx.bump(ctx)
+}
+
+func checkConsent(r portrait.ConsentRecord) error {
+	switch {
+	case r.Subject == "" || r.Purpose == "":
+		return portrait.Errorf(portrait.EINVALID, "append consent: a record needs a subject and a purpose")
+	case r.Status != policy.Granted && r.Status != policy.Refused && r.Status != policy.Withdrawn:
+		return portrait.Errorf(portrait.EINVALID, "append consent of %s to %s: status %s; want granted, refused or withdrawn", r.Subject, r.Purpose, r.Status)
+	case r.At.IsZero():
+		return portrait.Errorf(portrait.EINVALID, "append consent of %s to %s: the record has no time; set At", r.Subject, r.Purpose)
+	}
+	return nil
+}
+
+// SetFlags implements portrait.Tx.SetFlags. The subject must be stored.
+func (tx *Tx) SetFlags(ctx context.Context, pseudonym string, f portrait.Flags) error {
+	if f.Personalization < 0 || f.Personalization > 100 {
+		return portrait.Errorf(portrait.EINVALID, "set flags of %s: personalization %d is outside 0..100", pseudonym, f.Personalization)
+	}
+	tag, err := tx.tx.Exec(ctx, `UPDATE subjects SET minor = $1, restricted = $2, object_profiling = $3, object_marketing = $4, personalization = $5 WHERE pseudonym = $6`,
+		f.Minor, f.Restricted, f.ObjectProfiling, f.ObjectMarketing, f.Personalization, pseudonym)
+	if err != nil {
+		return fmt.Errorf("set flags of %s: %w", pseudonym, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return portrait.Errorf(portrait.ENOTFOUND, "set flags: subject %s is not stored; EnsureSubjects first", pseudonym)
+	}
+	return tx.bump(ctx)
+}
+
+// Suppress implements portrait.Tx.Suppress.
+func (tx *Tx) Suppress(ctx context.Context, pseudonym, label string, deleted bool) error {
+	if pseudonym == "" || label == "" {
+		return portrait.Errorf(portrait.EINVALID, "suppress: want a subject and a label")
+	}
+	if _, err := tx.tx.Exec(ctx, `INSERT INTO suppressions (pseudonym, label, deleted) VALUES ($1, $2, $3)
+		ON CONFLICT (pseudonym, label) DO UPDATE SET deleted = excluded.deleted`, pseudonym, label, deleted); err != nil {
+		return fmt.Errorf("suppress label %s of %s: %w", label, pseudonym, err)
+	}
+	return tx.bump(ctx)
+}
+
+// Unsuppress implements portrait.Tx.Unsuppress.
+func (tx *Tx) Unsuppress(ctx context.Context, pseudonym, label string) error {
+	if _, err := tx.tx.Exec(ctx, `DELETE FROM suppressions WHERE pseudonym = $1 AND label = $2`, pseudonym, label); err != nil {
+		return fmt.Errorf("unsuppress label %s of %s: %w", label, pseudonym, err)
+	}
+	return tx.bump(ctx)
+}
+
+// Suspend implements portrait.Tx.Suspend.
+func (tx *Tx) Suspend(ctx context.Context, s policy.Suspension) error {
+	if s.Kind == "" || s.ID == "" {
+		return portrait.Errorf(portrait.EINVALID, "suspend: want a kind (purpose, field, label, model, usecase) and an id")
+	}
+	at := s.At
+	if at.IsZero() {
+		at = time.Now()
+	}
+	if _, err := tx.tx.Exec(ctx, `INSERT INTO suspensions (kind, id, reason, suspended_by, at) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (kind, id) DO UPDATE SET reason = excluded.reason, suspended_by = excluded.suspended_by, at = excluded.at`,
+		s.Kind, s.ID, s.Reason, s.By, at); err != nil {
+		return fmt.Errorf("suspend %s %s: %w", s.Kind, s.ID, err)
+	}
+	return tx.bump(ctx)
+}
+
+// Lift implements portrait.Tx.Lift.
+func (tx *Tx) Lift(ctx context.Context, kind, id string) error {
+	tag, err := tx.tx.Exec(ctx, `DELETE FROM suspensions WHERE kind = $1 AND id = $2`, kind, id)
+	if err != nil {
+		return fmt.Errorf("lift %s %s: %w", kind, id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return portrait.Errorf(portrait.ENOTFOUND, "lift: %s %s is not suspended", kind, id)
+	}
+	return tx.bump(ctx)
+}
+
+// erasedTables are the tables Erase clears of a subject, the one holding
+// the wrapped data key first. Cases stay: they hold no personal values and
+// the erasure case is the subject's receipt.
+var erasedTables = []string{"subjects", "events", "profile", "labels", "suppressions", "consents", "decisions", "reviews", "protected"}
+
+// Erase implements portrait.Tx.Erase: the subject row with the wrapped
+// data key goes first, so that nothing sealed stays readable even if a
+// later delete were lost (invariant 4, SR-3).
+func (tx *Tx) Erase(ctx context.Context, g policy.Grant) error {
+	if err := g.Check(g.Subject(), policy.Erase); err != nil {
+		return refuse("erase", err)
+	}
+	for _, table := range erasedTables {
+		if _, err := tx.tx.Exec(ctx, `DELETE FROM `+table+` WHERE pseudonym = $1`, g.Subject()); err != nil {
+			return fmt.Errorf("erase %s from %s: %w", g.Subject(), table, err)
+		}
+	}
+	return tx.bump(ctx)
+}
+
+// LogSize implements portrait.Tx.LogSize. It locks the log head row until
+// the transaction ends, which serialises appenders on every node.
+func (tx *Tx) LogSize(ctx context.Context) (int64, error) {
+	var n int64
+	if err := tx.tx.QueryRow(ctx, `SELECT size FROM log_head FOR UPDATE`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("lock log head: %w", err)
+	}
+	return n, nil
+}
+
+// LogHashes implements portrait.Tx.LogHashes; it sees entries appended
+// earlier in the transaction.
+func (tx *Tx) LogHashes(ctx context.Context, indexes []int64) ([][32]byte, error) {
+	return logHashes(ctx, tx.tx, indexes)
+}
+
+// AppendLog implements portrait.Tx.AppendLog. Entries must continue the
+// log exactly where it ends.
+func (tx *Tx) AppendLog(ctx context.Context, entries []portrait.LogEntry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	size, err := tx.LogSize(ctx)
+	if err != nil {
+		return err
+	}
+	if err := checkEntries(size, entries); err != nil {
+		return err
+	}
+	_, err = tx.tx.CopyFrom(ctx, pgx.Identifier{"log_entries"}, []string{"idx", "data", "hashes"},
+		pgx.CopyFromSlice(len(entries), func(i int) ([]any, error) {
+			return []any{entries[i].Index, entries[i].Data, entries[i].Hashes}, nil
+		}))
+	if err != nil {
+		return fmt.Errorf("append log entries %d..%d: %w", size, size+int64(len(entries))-1, err)
+	}
+	if _, err := tx.tx.Exec(ctx, `UPDATE log_head SET size = $1`, size+int64(len(entries))); err != nil {
+		return fmt.Errorf("append log: advance head: %w", err)
+	}
+	return nil
+}
+
+func checkEntries(size int64, entries []portrait.LogEntry) error {
+	for i, e := range entries {
+		if want := size + int64(i); e.Index != want {
+			return portrait.Errorf(portrait.ECONFLICT, "append log: entry index %d, want %d: the log has %d entries and appends must be contiguous", e.Index, want, size)
+		}
+		if len(e.Hashes) == 0 || len(e.Hashes)%32 != 0 {
+			return portrait.Errorf(portrait.EINVALID, "append log entry %d: hashes are %d bytes, want a non-empty multiple of 32", e.Index, len(e.Hashes))
+		}
+	}
+	return nil
+}
+
+// SaveCheckpoint implements portrait.Tx.SaveCheckpoint.
+func (tx *Tx) SaveCheckpoint(ctx context.Context, note []byte) error {
+	if len(note) == 0 {
+		return portrait.Errorf(portrait.EINVALID, "save checkpoint: the note is empty")
+	}
+	if _, err := tx.tx.Exec(ctx, `INSERT INTO checkpoints (note, created) VALUES ($1, now())`, note); err != nil {
+		return fmt.Errorf("save checkpoint: %w", err)
+	}
+	return nil
+}
+
+// PutAPIKey implements portrait.Tx.PutAPIKey.
+func (tx *Tx) PutAPIKey(ctx context.Context, k portrait.APIKey) error {
+	if err := checkAPIKey(k); err != nil {
+		return err
+	}
+	created := k.Created
+	if created.IsZero() {
+		created = time.Now()
+	}
+	_, err := tx.tx.Exec(ctx, `INSERT INTO api_keys (id, hash, role, created) VALUES ($1, $2, $3, $4)`, k.ID, k.Hash, string(k.Role), created)
+	if isUnique(err) {
+		return portrait.Errorf(portrait.ECONFLICT, "put API key %s: a key with this id or hash exists", k.ID)
+	} else if err != nil {
+		return fmt.Errorf("put API key %s: %w", k.ID, err)
+	}
+	return nil
+}
+
+func checkAPIKey(k portrait.APIKey) error {
+	if k.ID == "" || len(k.Hash) == 0 {
+		return portrait.Errorf(portrait.EINVALID, "put API key: want an id and the key's hash")
+	}
+	for _, r := range policy.Roles {
+		if k.Role == r {
+			return nil
+		}
+	}
+	return portrait.Errorf(portrait.EINVALID, "put API key %s: role %q; want one of %v", k.ID, k.Role, policy.Roles)
+}

@@ -1,0 +1,4 @@
+package server
+
+// engineRoutes are the label, derivation and audience routes.
+func (s *Server) engineRoutes() []route { return nil }

@@ -1,0 +1,16 @@
+package sqlite_test
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/portrait-dev/portrait/storetest"
+)
+
+func BenchmarkInsertEvents(b *testing.B) {
+	storetest.BenchmarkInsertEvents(b, mustOpen(b, filepath.Join(b.TempDir(), "portrait.db")))
+}
+
+func BenchmarkStates(b *testing.B) {
+	storetest.BenchmarkStates(b, mustOpen(b, filepath.Join(b.TempDir(), "portrait.db")))
+}

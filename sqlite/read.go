@@ -1,0 +1,437 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/audit"
+	"github.com/portrait-dev/portrait/policy"
+)
+
+// readActions are the actions whose grant lets a caller read a subject's
+// stored values.
+var readActions = []policy.Action{policy.Read, policy.Derive, policy.Use, policy.Access, policy.Sweep, policy.Correct}
+
+// refuse wraps a failed grant check (invariant 2).
+func refuse(op string, err error) error {
+	return &portrait.Error{Code: portrait.EFORBIDDEN, Message: op + ": no policy grant allows this", Err: err}
+}
+
+// list encodes strings as one JSON array parameter, expanded in SQL with
+// json_each, so a batch of any size is one statement.
+func list(s []string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+// Generation implements portrait.Store.Generation.
+func (db *DB) Generation(ctx context.Context) (int64, error) {
+	var n int64
+	if err := db.read.QueryRowContext(ctx, `SELECT n FROM generation`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("read generation: %w", err)
+	}
+	return n, nil
+}
+
+// Subjects implements portrait.Store.Subjects.
+func (db *DB) Subjects(ctx context.Context, pseudonyms []string) (map[string]portrait.Subject, error) {
+	rows, err := db.read.QueryContext(ctx,
+		`SELECT pseudonym, wrapped_key, sealed_id, created FROM subjects WHERE pseudonym IN (SELECT value FROM json_each(?))`, list(pseudonyms))
+	if err != nil {
+		return nil, fmt.Errorf("read subjects: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[string]portrait.Subject, len(pseudonyms))
+	for rows.Next() {
+		var s portrait.Subject
+		var created sql.NullInt64
+		if err := rows.Scan(&s.Pseudonym, &s.WrappedKey, &s.SealedID, &created); err != nil {
+			return nil, fmt.Errorf("read subjects: %w", err)
+		}
+		s.Created = fromNanos(created)
+		out[s.Pseudonym] = s
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read subjects: %w", err)
+	}
+	return out, nil
+}
+
+// States implements portrait.Store.States. Three queries serve any number
+// of pseudonyms, inside one read transaction so they see one snapshot.
+func (db *DB) States(ctx context.Context, pseudonyms []string) (map[string]*policy.State, error) {
+	out := make(map[string]*policy.State, len(pseudonyms))
+	for _, p := range pseudonyms {
+		out[p] = &policy.State{Subject: p, Consents: map[string]policy.Consent{}, Personalization: 100, Suppressed: map[string]bool{}}
+	}
+	if len(pseudonyms) == 0 {
+		return out, nil
+	}
+	tx, err := db.read.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("read states: %w", err)
+	}
+	defer tx.Rollback()
+	ids := list(pseudonyms)
+
+	rows, err := tx.QueryContext(ctx, `SELECT pseudonym, minor, restricted, object_profiling, object_marketing, personalization
+		FROM subjects WHERE pseudonym IN (SELECT value FROM json_each(?))`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("read states: %w", err)
+	}
+	for rows.Next() {
+		var p string
+		var f portrait.Flags
+		if err := rows.Scan(&p, &f.Minor, &f.Restricted, &f.ObjectProfiling, &f.ObjectMarketing, &f.Personalization); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read states: %w", err)
+		}
+		st := out[p]
+		st.Minor, st.Restricted, st.ObjectProfiling, st.ObjectMarketing, st.Personalization =
+			f.Minor, f.Restricted, f.ObjectProfiling, f.ObjectMarketing, f.Personalization
+	}
+	if err := closeRows(rows); err != nil {
+		return nil, fmt.Errorf("read states: %w", err)
+	}
+
+	rows, err = tx.QueryContext(ctx, `SELECT pseudonym, purpose, status, notice_version, guardian, at FROM consents
+		WHERE seq IN (SELECT max(seq) FROM consents WHERE pseudonym IN (SELECT value FROM json_each(?)) GROUP BY pseudonym, purpose)`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("read states: %w", err)
+	}
+	for rows.Next() {
+		var p, purpose, status string
+		var c policy.Consent
+		var at sql.NullInt64
+		if err := rows.Scan(&p, &purpose, &status, &c.NoticeVersion, &c.Guardian, &at); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read states: %w", err)
+		}
+		if c.Status, err = policy.ParseStatus(status); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read states: consent of %s to %s: %w", p, purpose, err)
+		}
+		c.At = fromNanos(at)
+		out[p].Consents[purpose] = c
+	}
+	if err := closeRows(rows); err != nil {
+		return nil, fmt.Errorf("read states: %w", err)
+	}
+
+	rows, err = tx.QueryContext(ctx, `SELECT pseudonym, label, deleted FROM suppressions WHERE pseudonym IN (SELECT value FROM json_each(?))`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("read states: %w", err)
+	}
+	for rows.Next() {
+		var p, label string
+		var deleted bool
+		if err := rows.Scan(&p, &label, &deleted); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("read states: %w", err)
+		}
+		out[p].Suppressed[label] = deleted
+	}
+	if err := closeRows(rows); err != nil {
+		return nil, fmt.Errorf("read states: %w", err)
+	}
+	return out, nil
+}
+
+func closeRows(rows *sql.Rows) error {
+	return errors.Join(rows.Err(), rows.Close())
+}
+
+// Suspensions implements portrait.Store.Suspensions.
+func (db *DB) Suspensions(ctx context.Context) ([]policy.Suspension, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT kind, id, reason, suspended_by, at FROM suspensions ORDER BY kind, id`)
+	if err != nil {
+		return nil, fmt.Errorf("read suspensions: %w", err)
+	}
+	defer rows.Close()
+	var out []policy.Suspension
+	for rows.Next() {
+		var s policy.Suspension
+		var at sql.NullInt64
+		if err := rows.Scan(&s.Kind, &s.ID, &s.Reason, &s.By, &at); err != nil {
+			return nil, fmt.Errorf("read suspensions: %w", err)
+		}
+		s.At = fromNanos(at)
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read suspensions: %w", err)
+	}
+	return out, nil
+}
+
+// ConsentHistory implements portrait.Store.ConsentHistory.
+func (db *DB) ConsentHistory(ctx context.Context, pseudonym string) ([]portrait.ConsentRecord, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT seq, purpose, status, notice_version, channel, user_agent, ip, guardian, categories, at
+		FROM consents WHERE pseudonym = ? ORDER BY seq`, pseudonym)
+	if err != nil {
+		return nil, fmt.Errorf("read consent history: %w", err)
+	}
+	defer rows.Close()
+	var out []portrait.ConsentRecord
+	for rows.Next() {
+		r := portrait.ConsentRecord{Subject: pseudonym}
+		var status, cats string
+		var at sql.NullInt64
+		if err := rows.Scan(&r.Seq, &r.Purpose, &status, &r.NoticeVersion, &r.Channel, &r.UserAgent, &r.IP, &r.Guardian, &cats, &at); err != nil {
+			return nil, fmt.Errorf("read consent history: %w", err)
+		}
+		if r.Status, err = policy.ParseStatus(status); err != nil {
+			return nil, fmt.Errorf("read consent history: record %d: %w", r.Seq, err)
+		}
+		if err := json.Unmarshal([]byte(cats), &r.Categories); err != nil {
+			return nil, fmt.Errorf("read consent history: record %d categories: %w", r.Seq, err)
+		}
+		if len(r.Categories) == 0 {
+			r.Categories = nil
+		}
+		r.At = fromNanos(at)
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read consent history: %w", err)
+	}
+	return out, nil
+}
+
+const eventColumns = `id, pseudonym, type, time, idem, sealed, expires`
+
+func scanEvents(rows *sql.Rows) ([]portrait.StoredEvent, error) {
+	defer rows.Close()
+	var out []portrait.StoredEvent
+	for rows.Next() {
+		var e portrait.StoredEvent
+		var t, exp sql.NullInt64
+		if err := rows.Scan(&e.ID, &e.Subject, &e.Type, &t, &e.Idem, &e.Sealed, &exp); err != nil {
+			return nil, err
+		}
+		e.Time, e.Expires = fromNanos(t), fromNanos(exp)
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// Events implements portrait.Store.Events.
+func (db *DB) Events(ctx context.Context, g policy.Grant, since time.Time) ([]portrait.StoredEvent, error) {
+	if err := g.Check(g.Subject(), readActions...); err != nil {
+		return nil, refuse("read events", err)
+	}
+	from := int64(math.MinInt64)
+	if !since.IsZero() {
+		from = since.UnixNano()
+	}
+	rows, err := db.read.QueryContext(ctx, `SELECT `+eventColumns+` FROM events WHERE pseudonym = ? AND time >= ? ORDER BY time, id`, g.Subject(), from)
+	if err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	out, err := scanEvents(rows)
+	if err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	return out, nil
+}
+
+// ExpiredEvents implements portrait.Store.ExpiredEvents.
+func (db *DB) ExpiredEvents(ctx context.Context, now time.Time, limit int) ([]portrait.StoredEvent, error) {
+	if limit <= 0 {
+		return nil, portrait.Errorf(portrait.EINVALID, "expired events: limit %d must be positive", limit)
+	}
+	rows, err := db.read.QueryContext(ctx, `SELECT `+eventColumns+` FROM events WHERE expires IS NOT NULL AND expires <= ? ORDER BY expires, id LIMIT ?`, now.UnixNano(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("read expired events: %w", err)
+	}
+	out, err := scanEvents(rows)
+	if err != nil {
+		return nil, fmt.Errorf("read expired events: %w", err)
+	}
+	return out, nil
+}
+
+// Profile implements portrait.Store.Profile. It returns only the fields
+// the grant covers.
+func (db *DB) Profile(ctx context.Context, g policy.Grant) ([]portrait.ProfileValue, error) {
+	if err := g.Check(g.Subject(), readActions...); err != nil {
+		return nil, refuse("read profile", err)
+	}
+	rows, err := db.read.QueryContext(ctx, `SELECT field, sealed, source, updated, expires FROM profile WHERE pseudonym = ? ORDER BY field`, g.Subject())
+	if err != nil {
+		return nil, fmt.Errorf("read profile: %w", err)
+	}
+	defer rows.Close()
+	var out []portrait.ProfileValue
+	for rows.Next() {
+		var v portrait.ProfileValue
+		var upd, exp sql.NullInt64
+		if err := rows.Scan(&v.Field, &v.Sealed, &v.Source, &upd, &exp); err != nil {
+			return nil, fmt.Errorf("read profile: %w", err)
+		}
+		if !g.Covers(v.Field) {
+			continue
+		}
+		v.Updated, v.Expires = fromNanos(upd), fromNanos(exp)
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read profile: %w", err)
+	}
+	return out, nil
+}
+
+// Labels implements portrait.Store.Labels.
+func (db *DB) Labels(ctx context.Context, g policy.Grant) ([]portrait.LabelValue, error) {
+	if err := g.Check(g.Subject(), readActions...); err != nil {
+		return nil, refuse("read labels", err)
+	}
+	rows, err := db.read.QueryContext(ctx, `SELECT label, version, sealed, computed, expires FROM labels WHERE pseudonym = ? ORDER BY label`, g.Subject())
+	if err != nil {
+		return nil, fmt.Errorf("read labels: %w", err)
+	}
+	defer rows.Close()
+	var out []portrait.LabelValue
+	for rows.Next() {
+		v := portrait.LabelValue{Subject: g.Subject()}
+		var comp, exp sql.NullInt64
+		if err := rows.Scan(&v.Label, &v.Version, &v.Sealed, &comp, &exp); err != nil {
+			return nil, fmt.Errorf("read labels: %w", err)
+		}
+		v.Computed, v.Expires = fromNanos(comp), fromNanos(exp)
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read labels: %w", err)
+	}
+	return out, nil
+}
+
+// APIKey implements portrait.Store.APIKey.
+func (db *DB) APIKey(ctx context.Context, hash []byte) (portrait.APIKey, error) {
+	k := portrait.APIKey{Hash: hash}
+	var role string
+	var created sql.NullInt64
+	err := db.read.QueryRowContext(ctx, `SELECT id, role, created FROM api_keys WHERE hash = ?`, hash).Scan(&k.ID, &role, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return portrait.APIKey{}, portrait.Errorf(portrait.ENOTFOUND, "no API key matches")
+	} else if err != nil {
+		return portrait.APIKey{}, fmt.Errorf("read api key: %w", err)
+	}
+	k.Role, k.Created = policy.Role(role), fromNanos(created)
+	return k, nil
+}
+
+// LogSize implements portrait.Store.LogSize.
+func (db *DB) LogSize(ctx context.Context) (int64, error) { return logSize(ctx, db.read) }
+
+// LogHashes implements portrait.Store.LogHashes.
+func (db *DB) LogHashes(ctx context.Context, indexes []int64) ([][32]byte, error) {
+	return logHashes(ctx, db.read, indexes)
+}
+
+// LogEntries implements portrait.Store.LogEntries: entries from (inclusive)
+// to to (exclusive).
+func (db *DB) LogEntries(ctx context.Context, from, to int64) ([]portrait.LogEntry, error) {
+	if from < 0 || to < from {
+		return nil, portrait.Errorf(portrait.EINVALID, "log entries [%d, %d): want 0 <= from <= to", from, to)
+	}
+	rows, err := db.read.QueryContext(ctx, `SELECT idx, data, hashes FROM log_entries WHERE idx >= ? AND idx < ? ORDER BY idx`, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("read log entries: %w", err)
+	}
+	defer rows.Close()
+	out := make([]portrait.LogEntry, 0, to-from)
+	for rows.Next() {
+		var e portrait.LogEntry
+		if err := rows.Scan(&e.Index, &e.Data, &e.Hashes); err != nil {
+			return nil, fmt.Errorf("read log entries: %w", err)
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read log entries: %w", err)
+	}
+	if int64(len(out)) != to-from {
+		return nil, portrait.Errorf(portrait.ENOTFOUND, "log entries [%d, %d): the log holds only %d of them", from, to, len(out))
+	}
+	return out, nil
+}
+
+// Checkpoint implements portrait.Store.Checkpoint: the newest signed note.
+func (db *DB) Checkpoint(ctx context.Context) ([]byte, error) {
+	var note []byte
+	err := db.read.QueryRowContext(ctx, `SELECT note FROM checkpoints ORDER BY id DESC LIMIT 1`).Scan(&note)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, portrait.Errorf(portrait.ENOTFOUND, "no checkpoint has been saved yet")
+	} else if err != nil {
+		return nil, fmt.Errorf("read checkpoint: %w", err)
+	}
+	return note, nil
+}
+
+func logSize(ctx context.Context, q querier) (int64, error) {
+	var n int64
+	if err := q.QueryRowContext(ctx, `SELECT size FROM log_head`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("read log size: %w", err)
+	}
+	return n, nil
+}
+
+// logHashes reads the stored hashes at indexes with one query over the
+// entries that produced them.
+func logHashes(ctx context.Context, q querier, indexes []int64) ([][32]byte, error) {
+	type position struct {
+		record int64
+		offset int
+	}
+	pos := make([]position, len(indexes))
+	records := make([]int64, 0, len(indexes))
+	seen := make(map[int64]bool, len(indexes))
+	for i, x := range indexes {
+		if x < 0 {
+			return nil, portrait.Errorf(portrait.EINVALID, "log hash index %d is negative", x)
+		}
+		pos[i].record, pos[i].offset = audit.EntryForHash(x)
+		if !seen[pos[i].record] {
+			seen[pos[i].record] = true
+			records = append(records, pos[i].record)
+		}
+	}
+	b, _ := json.Marshal(records)
+	rows, err := q.QueryContext(ctx, `SELECT idx, hashes FROM log_entries WHERE idx IN (SELECT value FROM json_each(?))`, string(b))
+	if err != nil {
+		return nil, fmt.Errorf("read log hashes: %w", err)
+	}
+	defer rows.Close()
+	byRecord := make(map[int64][]byte, len(records))
+	for rows.Next() {
+		var idx int64
+		var h []byte
+		if err := rows.Scan(&idx, &h); err != nil {
+			return nil, fmt.Errorf("read log hashes: %w", err)
+		}
+		byRecord[idx] = h
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read log hashes: %w", err)
+	}
+	out := make([][32]byte, len(indexes))
+	for i, p := range pos {
+		h, ok := byRecord[p.record]
+		if !ok {
+			return nil, portrait.Errorf(portrait.ENOTFOUND, "log hash %d: record %d is not in the log", indexes[i], p.record)
+		}
+		if (p.offset+1)*32 > len(h) {
+			return nil, fmt.Errorf("log hash %d: record %d stores %d hashes, want at least %d", indexes[i], p.record, len(h)/32, p.offset+1)
+		}
+		copy(out[i][:], h[p.offset*32:])
+	}
+	return out, nil
+}

@@ -1,0 +1,371 @@
+package sqlite
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/policy"
+)
+
+// bump increments the governance generation in the caller's transaction,
+// so caches on every node see the change with it (invariant 5).
+func (tx *Tx) bump(ctx context.Context) error {
+	if _, err := tx.tx.ExecContext(ctx, `UPDATE generation SET n = n + 1`); err != nil {
+		return fmt.Errorf("bump generation: %w", err)
+	}
+	return nil
+}
+
+// EnsureSubjects implements portrait.Tx.EnsureSubjects.
+func (tx *Tx) EnsureSubjects(ctx context.Context, subjects []portrait.Subject) error {
+	if len(subjects) == 0 {
+		return nil
+	}
+	stmt, err := tx.tx.PrepareContext(ctx, `INSERT INTO subjects (pseudonym, wrapped_key, sealed_id, created) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`)
+	if err != nil {
+		return fmt.Errorf("ensure subjects: %w", err)
+	}
+	defer stmt.Close()
+	now := time.Now()
+	for _, s := range subjects {
+		if s.Pseudonym == "" || len(s.WrappedKey) == 0 {
+			return portrait.Errorf(portrait.EINVALID, "ensure subject %q: a subject needs a pseudonym and a wrapped data key", s.Pseudonym)
+		}
+		created := s.Created
+		if created.IsZero() {
+			created = now
+		}
+		if _, err := stmt.ExecContext(ctx, s.Pseudonym, s.WrappedKey, s.SealedID, created.UnixNano()); err != nil {
+			return fmt.Errorf("ensure subject %s: %w", s.Pseudonym, err)
+		}
+	}
+	return nil
+}
+
+// InsertEvents implements portrait.Tx.InsertEvents. Every grant is checked
+// before anything is written, and the statement prepared at Open is reused
+// for the whole batch.
+func (tx *Tx) InsertEvents(ctx context.Context, events []portrait.StoredEvent) ([]bool, error) {
+	for i := range events {
+		e := &events[i]
+		if err := e.Grant.Check(e.Subject, policy.Collect); err != nil {
+			return nil, refuse(fmt.Sprintf("insert event %d of subject %s", i, e.Subject), err)
+		}
+		if e.Type == "" || e.Time.IsZero() || len(e.Sealed) == 0 {
+			return nil, portrait.Errorf(portrait.EINVALID, "insert event %d of subject %s: an event needs a type, a time and sealed values", i, e.Subject)
+		}
+	}
+	stmt := tx.tx.StmtContext(ctx, tx.db.insertEvent)
+	inserted := make([]bool, len(events))
+	for i := range events {
+		e := &events[i]
+		res, err := stmt.ExecContext(ctx, e.Subject, e.Type, e.Time.UnixNano(), blob(e.Idem), e.Sealed, nanos(e.Expires))
+		if err != nil {
+			return nil, fmt.Errorf("insert event %d of subject %s: %w", i, e.Subject, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return nil, fmt.Errorf("insert event %d of subject %s: %w", i, e.Subject, err)
+		}
+		inserted[i] = n == 1
+	}
+	return inserted, nil
+}
+
+// PutProfile implements portrait.Tx.PutProfile. The grant must allow
+// Collect or Correct and cover every field written.
+func (tx *Tx) PutProfile(ctx context.Context, g policy.Grant, values []portrait.ProfileValue) error {
+	if err := g.Check(g.Subject(), policy.Collect, policy.Correct); err != nil {
+		return refuse("put profile", err)
+	}
+	for _, v := range values {
+		if !g.Covers(v.Field) {
+			return refuse("put profile field "+v.Field, fmt.Errorf("%w: the grant does not cover field %q", policy.ErrNoGrant, v.Field))
+		}
+		if len(v.Sealed) == 0 || v.Updated.IsZero() {
+			return portrait.Errorf(portrait.EINVALID, "put profile field %s: a value needs sealed bytes and an update time", v.Field)
+		}
+	}
+	for _, v := range values {
+		_, err := tx.tx.ExecContext(ctx, `INSERT INTO profile (pseudonym, field, sealed, source, updated, expires) VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT (pseudonym, field) DO UPDATE SET sealed = excluded.sealed, source = excluded.source, updated = excluded.updated, expires = excluded.expires`,
+			g.Subject(), v.Field, v.Sealed, v.Source, v.Updated.UnixNano(), nanos(v.Expires))
+		if err != nil {
+			return fmt.Errorf("put profile field %s: %w", v.Field, err)
+		}
+	}
+	return nil
+}
+
+// RewriteEvent implements portrait.Tx.RewriteEvent.
+func (tx *Tx) RewriteEvent(ctx context.Context, g policy.Grant, id int64, sealed []byte, expires time.Time) error {
+	if err := g.Check(g.Subject(), policy.Sweep); err != nil {
+		return refuse(fmt.Sprintf("rewrite event %d", id), err)
+	}
+	var q string
+	var args []any
+	if sealed == nil {
+		q, args = `DELETE FROM events WHERE id = ? AND pseudonym = ?`, []any{id, g.Subject()}
+	} else {
+		q, args = `UPDATE events SET sealed = ?, expires = ? WHERE id = ? AND pseudonym = ?`, []any{sealed, nanos(expires), id, g.Subject()}
+	}
+	res, err := tx.tx.ExecContext(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("rewrite event %d: %w", id, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("rewrite event %d: %w", id, err)
+	} else if n == 0 {
+		return portrait.Errorf(portrait.ENOTFOUND, "rewrite event %d: no such event of subject %s", id, g.Subject())
+	}
+	return nil
+}
+
+// PutLabels implements portrait.Tx.PutLabels; each value's grant must
+// allow Derive for its subject.
+func (tx *Tx) PutLabels(ctx context.Context, values []portrait.LabelValue) error {
+	for _, v := range values {
+		if err := v.Grant.Check(v.Subject, policy.Derive); err != nil {
+			return refuse(fmt.Sprintf("put label %s of subject %s", v.Label, v.Subject), err)
+		}
+		if len(v.Sealed) == 0 || v.Computed.IsZero() {
+			return portrait.Errorf(portrait.EINVALID, "put label %s of subject %s: a value needs sealed bytes and a computed time", v.Label, v.Subject)
+		}
+	}
+	for _, v := range values {
+		_, err := tx.tx.ExecContext(ctx, `INSERT INTO labels (pseudonym, label, version, sealed, computed, expires) VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT (pseudonym, label) DO UPDATE SET version = excluded.version, sealed = excluded.sealed, computed = excluded.computed, expires = excluded.expires`,
+			v.Subject, v.Label, v.Version, v.Sealed, v.Computed.UnixNano(), nanos(v.Expires))
+		if err != nil {
+			return fmt.Errorf("put label %s of subject %s: %w", v.Label, v.Subject, err)
+		}
+	}
+	return nil
+}
+
+// DeleteLabels implements portrait.Tx.DeleteLabels.
+func (tx *Tx) DeleteLabels(ctx context.Context, pseudonym string, labels []string) error {
+	if _, err := tx.tx.ExecContext(ctx, `DELETE FROM labels WHERE pseudonym = ? AND label IN (SELECT value FROM json_each(?))`, pseudonym, list(labels)); err != nil {
+		return fmt.Errorf("delete labels of %s: %w", pseudonym, err)
+	}
+	return nil
+}
+
+// AppendConsent implements portrait.Tx.AppendConsent.
+func (tx *Tx) AppendConsent(ctx context.Context, r portrait.ConsentRecord) error {
+	if err := checkConsent(r); err != nil {
+		return err
+	}
+	cats := r.Categories
+	if cats == nil {
+		cats = []string{}
+	}
+	cb, err := json.Marshal(cats)
+	if err != nil {
+		return fmt.Errorf("append consent: %w", err)
+	}
+	_, err = tx.tx.ExecContext(ctx, `INSERT INTO consents (pseudonym, purpose, status, notice_version, channel, user_agent, ip, guardian, categories, at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		r.Subject, r.Purpose, r.Status.String(), r.NoticeVersion, r.Channel, r.UserAgent, r.IP, r.Guardian, string(cb), r.At.UnixNano())
+	if err != nil {
+		return fmt.Errorf("append consent of %s to %s: %w", r.Subject, r.Purpose, err)
+	}
+	return tx.bump(ctx)
+}
+
+func checkConsent(r portrait.ConsentRecord) error {
+	switch {
+	case r.Subject == "" || r.Purpose == "":
+		return portrait.Errorf(portrait.EINVALID, "append consent: a record needs a subject and a purpose")
+	case r.Status != policy.Granted && r.Status != policy.Refused && r.Status != policy.Withdrawn:
+		return portrait.Errorf(portrait.EINVALID, "append consent of %s to %s: status %s; want granted, refused or withdrawn", r.Subject, r.Purpose, r.Status)
+	case r.At.IsZero():
+		return portrait.Errorf(portrait.EINVALID, "append consent of %s to %s: the record has no time; set At", r.Subject, r.Purpose)
+	}
+	return nil
+}
+
+// SetFlags implements portrait.Tx.SetFlags. The subject must be stored.
+func (tx *Tx) SetFlags(ctx context.Context, pseudonym string, f portrait.Flags) error {
+	if f.Personalization < 0 || f.Personalization > 100 {
+		return portrait.Errorf(portrait.EINVALID, "set flags of %s: personalization %d is outside 0..100", pseudonym, f.Personalization)
+	}
+	res, err := tx.tx.ExecContext(ctx, `UPDATE subjects SET minor = ?, restricted = ?, object_profiling = ?, object_marketing = ?, personalization = ? WHERE pseudonym = ?`,
+		f.Minor, f.Restricted, f.ObjectProfiling, f.ObjectMarketing, f.Personalization, pseudonym)
+	if err != nil {
+		return fmt.Errorf("set flags of %s: %w", pseudonym, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("set flags of %s: %w", pseudonym, err)
+	} else if n == 0 {
+		return portrait.Errorf(portrait.ENOTFOUND, "set flags: subject %s is not stored; EnsureSubjects first", pseudonym)
+	}
+	return tx.bump(ctx)
+}
+
+// Suppress implements portrait.Tx.Suppress.
+func (tx *Tx) Suppress(ctx context.Context, pseudonym, label string, deleted bool) error {
+	if pseudonym == "" || label == "" {
+		return portrait.Errorf(portrait.EINVALID, "suppress: want a subject and a label")
+	}
+	if _, err := tx.tx.ExecContext(ctx, `INSERT INTO suppressions (pseudonym, label, deleted) VALUES (?, ?, ?)
+		ON CONFLICT (pseudonym, label) DO UPDATE SET deleted = excluded.deleted`, pseudonym, label, deleted); err != nil {
+		return fmt.Errorf("suppress label %s of %s: %w", label, pseudonym, err)
+	}
+	return tx.bump(ctx)
+}
+
+// Unsuppress implements portrait.Tx.Unsuppress.
+func (tx *Tx) Unsuppress(ctx context.Context, pseudonym, label string) error {
+	if _, err := tx.tx.ExecContext(ctx, `DELETE FROM suppressions WHERE pseudonym = ? AND label = ?`, pseudonym, label); err != nil {
+		return fmt.Errorf("unsuppress label %s of %s: %w", label, pseudonym, err)
+	}
+	return tx.bump(ctx)
+}
+
+// Suspend implements portrait.Tx.Suspend.
+func (tx *Tx) Suspend(ctx context.Context, s policy.Suspension) error {
+	if s.Kind == "" || s.ID == "" {
+		return portrait.Errorf(portrait.EINVALID, "suspend: want a kind (purpose, field, label, model, usecase) and an id")
+	}
+	at := s.At
+	if at.IsZero() {
+		at = time.Now()
+	}
+	if _, err := tx.tx.ExecContext(ctx, `INSERT INTO suspensions (kind, id, reason, suspended_by, at) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (kind, id) DO UPDATE SET reason = excluded.reason, suspended_by = excluded.suspended_by, at = excluded.at`,
+		s.Kind, s.ID, s.Reason, s.By, at.UnixNano()); err != nil {
+		return fmt.Errorf("suspend %s %s: %w", s.Kind, s.ID, err)
+	}
+	return tx.bump(ctx)
+}
+
+// Lift implements portrait.Tx.Lift.
+func (tx *Tx) Lift(ctx context.Context, kind, id string) error {
+	res, err := tx.tx.ExecContext(ctx, `DELETE FROM suspensions WHERE kind = ? AND id = ?`, kind, id)
+	if err != nil {
+		return fmt.Errorf("lift %s %s: %w", kind, id, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("lift %s %s: %w", kind, id, err)
+	} else if n == 0 {
+		return portrait.Errorf(portrait.ENOTFOUND, "lift: %s %s is not suspended", kind, id)
+	}
+	return tx.bump(ctx)
+}
+
+// erasedTables are the tables Erase clears of a subject, the one holding
+// the wrapped data key first. Cases stay: they hold no personal values and
+// the erasure case is the subject's receipt.
+var erasedTables = []string{"subjects", "events", "profile", "labels", "suppressions", "consents", "decisions", "reviews", "protected"}
+
+// Erase implements portrait.Tx.Erase: the subject row with the wrapped
+// data key goes first, so that nothing sealed stays readable even if a
+// later delete were lost (invariant 4, SR-3).
+func (tx *Tx) Erase(ctx context.Context, g policy.Grant) error {
+	if err := g.Check(g.Subject(), policy.Erase); err != nil {
+		return refuse("erase", err)
+	}
+	for _, table := range erasedTables {
+		if _, err := tx.tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE pseudonym = ?`, g.Subject()); err != nil {
+			return fmt.Errorf("erase %s from %s: %w", g.Subject(), table, err)
+		}
+	}
+	return tx.bump(ctx)
+}
+
+// LogSize implements portrait.Tx.LogSize. The transaction began
+// IMMEDIATE, so it already holds the database's write lock: no other
+// writer can move the head until it ends.
+func (tx *Tx) LogSize(ctx context.Context) (int64, error) { return logSize(ctx, tx.tx) }
+
+// LogHashes implements portrait.Tx.LogHashes; it sees entries appended
+// earlier in the transaction.
+func (tx *Tx) LogHashes(ctx context.Context, indexes []int64) ([][32]byte, error) {
+	return logHashes(ctx, tx.tx, indexes)
+}
+
+// AppendLog implements portrait.Tx.AppendLog. Entries must continue the
+// log exactly where it ends.
+func (tx *Tx) AppendLog(ctx context.Context, entries []portrait.LogEntry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	size, err := logSize(ctx, tx.tx)
+	if err != nil {
+		return err
+	}
+	if err := checkEntries(size, entries); err != nil {
+		return err
+	}
+	stmt, err := tx.tx.PrepareContext(ctx, `INSERT INTO log_entries (idx, data, hashes) VALUES (?, ?, ?)`)
+	if err != nil {
+		return fmt.Errorf("append log: %w", err)
+	}
+	defer stmt.Close()
+	for _, e := range entries {
+		if _, err := stmt.ExecContext(ctx, e.Index, e.Data, e.Hashes); err != nil {
+			return fmt.Errorf("append log entry %d: %w", e.Index, err)
+		}
+	}
+	if _, err := tx.tx.ExecContext(ctx, `UPDATE log_head SET size = ?`, size+int64(len(entries))); err != nil {
+		return fmt.Errorf("append log: advance head: %w", err)
+	}
+	return nil
+}
+
+func checkEntries(size int64, entries []portrait.LogEntry) error {
+	for i, e := range entries {
+		if want := size + int64(i); e.Index != want {
+			return portrait.Errorf(portrait.ECONFLICT, "append log: entry index %d, want %d: the log has %d entries and appends must be contiguous", e.Index, want, size)
+		}
+		if len(e.Hashes) == 0 || len(e.Hashes)%32 != 0 {
+			return portrait.Errorf(portrait.EINVALID, "append log entry %d: hashes are %d bytes, want a non-empty multiple of 32", e.Index, len(e.Hashes))
+		}
+	}
+	return nil
+}
+
+// SaveCheckpoint implements portrait.Tx.SaveCheckpoint.
+func (tx *Tx) SaveCheckpoint(ctx context.Context, note []byte) error {
+	if len(note) == 0 {
+		return portrait.Errorf(portrait.EINVALID, "save checkpoint: the note is empty")
+	}
+	if _, err := tx.tx.ExecContext(ctx, `INSERT INTO checkpoints (note, created) VALUES (?, ?)`, note, time.Now().UnixNano()); err != nil {
+		return fmt.Errorf("save checkpoint: %w", err)
+	}
+	return nil
+}
+
+// PutAPIKey implements portrait.Tx.PutAPIKey.
+func (tx *Tx) PutAPIKey(ctx context.Context, k portrait.APIKey) error {
+	if err := checkAPIKey(k); err != nil {
+		return err
+	}
+	created := k.Created
+	if created.IsZero() {
+		created = time.Now()
+	}
+	_, err := tx.tx.ExecContext(ctx, `INSERT INTO api_keys (id, hash, role, created) VALUES (?, ?, ?, ?)`, k.ID, k.Hash, string(k.Role), created.UnixNano())
+	if isUnique(err) {
+		return portrait.Errorf(portrait.ECONFLICT, "put API key %s: a key with this id or hash exists", k.ID)
+	} else if err != nil {
+		return fmt.Errorf("put API key %s: %w", k.ID, err)
+	}
+	return nil
+}
+
+func checkAPIKey(k portrait.APIKey) error {
+	if k.ID == "" || len(k.Hash) == 0 {
+		return portrait.Errorf(portrait.EINVALID, "put API key: want an id and the key's hash")
+	}
+	for _, r := range policy.Roles {
+		if k.Role == r {
+			return nil
+		}
+	}
+	return portrait.Errorf(portrait.EINVALID, "put API key %s: role %q; want one of %v", k.ID, k.Role, policy.Roles)
+}

@@ -1,0 +1,89 @@
+package storetest
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"testing"
+	"time"
+
+	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/policy"
+)
+
+// BenchmarkInsertEvents measures governed ingest: batches of 1,000 events
+// of 200 sealed bytes each, one transaction per batch, reported in rows/s.
+// It closes s.
+func BenchmarkInsertEvents(b *testing.B, s portrait.Store) {
+	defer s.Close()
+	ctx := context.Background()
+	const batch, subjects = 1000, 100
+	grants := make([]policy.Grant, subjects)
+	for i := range grants {
+		grants[i] = Grant(b, fmt.Sprintf("s%03d", i), policy.Collect)
+	}
+	sealed := make([]byte, 200)
+	rand.Read(sealed)
+	evs := make([]portrait.StoredEvent, batch)
+	now := time.Now().UTC()
+	b.ResetTimer()
+	for n := 0; b.Loop(); n++ {
+		for i := range evs {
+			g := grants[i%subjects]
+			evs[i] = portrait.StoredEvent{Grant: g, Subject: g.Subject(), Type: "view", Time: now,
+				Idem: fmt.Appendf(nil, "%d-%d", n, i), Sealed: sealed, Expires: now.Add(24 * time.Hour)}
+		}
+		err := s.Update(ctx, func(tx portrait.Tx) error {
+			_, err := tx.InsertEvents(ctx, evs)
+			return err
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "rows/s")
+}
+
+// BenchmarkStates measures loading the governance state of 1,000
+// subjects, each with a subject row, two consents and a suppression.
+// It closes s.
+func BenchmarkStates(b *testing.B, s portrait.Store) {
+	defer s.Close()
+	ctx := context.Background()
+	ids := make([]string, 1000)
+	subs := make([]portrait.Subject, len(ids))
+	for i := range ids {
+		ids[i] = fmt.Sprintf("s%04d", i)
+		subs[i] = portrait.Subject{Pseudonym: ids[i], WrappedKey: []byte("key")}
+	}
+	err := s.Update(ctx, func(tx portrait.Tx) error {
+		if err := tx.EnsureSubjects(ctx, subs); err != nil {
+			return err
+		}
+		for _, p := range ids {
+			for _, purpose := range []string{"personalization", "marketing"} {
+				if err := tx.AppendConsent(ctx, portrait.ConsentRecord{Subject: p, Purpose: purpose, Status: policy.Granted, NoticeVersion: "v1", At: base}); err != nil {
+					return err
+				}
+			}
+			if err := tx.Suppress(ctx, p, "fan", false); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		states, err := s.States(ctx, ids)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(states) != len(ids) {
+			b.Fatalf("got %d states", len(states))
+		}
+	}
+	b.ReportMetric(float64(b.N*len(ids))/b.Elapsed().Seconds(), "subjects/s")
+}

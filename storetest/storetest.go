@@ -1,0 +1,1289 @@
+package storetest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	"golang.org/x/mod/sumdb/tlog"
+
+	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/policy"
+)
+
+// Run runs the conformance suite. open must return a fresh, empty store
+// for each call; Run closes it when the subtest ends.
+func Run(t *testing.T, open func(t *testing.T) portrait.Store) {
+	tests := []struct {
+		name string
+		fn   func(*testing.T, portrait.Store)
+	}{
+		{"GrantRequired", testGrantRequired},
+		{"InsertEventsIdempotent", testInsertEventsIdempotent},
+		{"InsertEventsLargeBatch", testInsertEventsLargeBatch},
+		{"Events", testEvents},
+		{"ExpiredEvents", testExpiredEvents},
+		{"RewriteEvent", testRewriteEvent},
+		{"Profile", testProfile},
+		{"Labels", testLabels},
+		{"Subjects", testSubjects},
+		{"ConsentsAndStates", testConsentsAndStates},
+		{"StatesBatch", testStatesBatch},
+		{"Generation", testGeneration},
+		{"Suspensions", testSuspensions},
+		{"Erase", testErase},
+		{"Log", testLog},
+		{"LogSerialised", testLogSerialised},
+		{"Checkpoint", testCheckpoint},
+		{"APIKey", testAPIKey},
+		{"Cases", testCases},
+		{"Pseudonyms", testPseudonyms},
+		{"Decisions", testDecisions},
+		{"Reviews", testReviews},
+		{"Items", testItems},
+		{"Protected", testProtected},
+		{"UpdateRollsBack", testUpdateRollsBack},
+		{"FailedLogAppendRollsBack", testFailedLogAppendRollsBack},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := open(t)
+			t.Cleanup(func() {
+				if err := s.Close(); err != nil {
+					t.Errorf("close: %v", err)
+				}
+			})
+			tt.fn(t, s)
+		})
+	}
+}
+
+// base is a time with microsecond precision, which both engines keep.
+var base = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func at(minutes int) time.Time { return base.Add(time.Duration(minutes) * time.Minute) }
+
+func update(t *testing.T, s portrait.Store, fn func(portrait.Tx) error) {
+	t.Helper()
+	if err := s.Update(context.Background(), fn); err != nil {
+		t.Fatalf("update: %v", err)
+	}
+}
+
+func subject(p string) portrait.Subject {
+	return portrait.Subject{Pseudonym: p, WrappedKey: []byte("key-" + p), SealedID: []byte("id-" + p), Created: base}
+}
+
+func event(t testing.TB, p, idem string, minute int) portrait.StoredEvent {
+	e := portrait.StoredEvent{
+		Grant:   Grant(t, p, policy.Collect),
+		Subject: p,
+		Type:    "view",
+		Time:    at(minute),
+		Sealed:  []byte(fmt.Sprintf("sealed %s %d", p, minute)),
+		Expires: at(minute).Add(30 * 24 * time.Hour),
+	}
+	if idem != "" {
+		e.Idem = []byte(idem)
+	}
+	return e
+}
+
+func insert(t *testing.T, s portrait.Store, events ...portrait.StoredEvent) []bool {
+	t.Helper()
+	var got []bool
+	update(t, s, func(tx portrait.Tx) error {
+		var err error
+		got, err = tx.InsertEvents(context.Background(), events)
+		return err
+	})
+	return got
+}
+
+func events(t *testing.T, s portrait.Store, p string) []portrait.StoredEvent {
+	t.Helper()
+	evs, err := s.Events(context.Background(), Grant(t, p, policy.Access), time.Time{})
+	if err != nil {
+		t.Fatalf("events of %s: %v", p, err)
+	}
+	return evs
+}
+
+func wantNoGrant(t *testing.T, what string, err error) {
+	t.Helper()
+	if !errors.Is(err, policy.ErrNoGrant) {
+		t.Errorf("%s: got error %v, want one wrapping policy.ErrNoGrant", what, err)
+	}
+}
+
+func wantCode(t *testing.T, what string, err error, code string) {
+	t.Helper()
+	if got := portrait.ErrorCode(err); got != code {
+		t.Errorf("%s: got error %v (code %q), want code %q", what, err, got, code)
+	}
+}
+
+// Invariant 2: every method that reads or writes personal values refuses
+// a zero grant, a grant for another subject and a grant for another
+// action, and writes nothing when it refuses.
+func testGrantRequired(t *testing.T, s portrait.Store) {
+	ctx := context.Background()
+	update(t, s, func(tx portrait.Tx) error {
+		return tx.EnsureSubjects(ctx, []portrait.Subject{subject("a"), subject("b")})
+	})
+	insert(t, s, event(t, "a", "seed", 0))
+	var zero policy.Grant
+
+	writes := []struct {
+		name string
+		fn   func(tx portrait.Tx) error
+	}{
+		{"InsertEvents zero grant", func(tx portrait.Tx) error {
+			e := event(t, "a", "", 1)
+			e.Grant = zero
+			_, err := tx.InsertEvents(ctx, []portrait.StoredEvent{e})
+			return err
+		}},
+		{"InsertEvents one bad grant in a batch", func(tx portrait.Tx) error {
+			bad := event(t, "a", "", 2)
+			bad.Grant = Grant(t, "b", policy.Collect)
+			_, err := tx.InsertEvents(ctx, []portrait.StoredEvent{event(t, "a", "", 3), bad})
+			return err
+		}},
+		{"InsertEvents access grant", func(tx portrait.Tx) error {
+			e := event(t, "a", "", 4)
+			e.Grant = Grant(t, "a", policy.Access)
+			_, err := tx.InsertEvents(ctx, []portrait.StoredEvent{e})
+			return err
+		}},
+		{"PutProfile zero grant", func(tx portrait.Tx) error {
+			return tx.PutProfile(ctx, zero, []portrait.ProfileValue{{Field: "age", Sealed: []byte("x"), Source: "event", Updated: base}})
+		}},
+		{"PutProfile read grant", func(tx portrait.Tx) error {
+			return tx.PutProfile(ctx, Grant(t, "a", policy.Read), []portrait.ProfileValue{{Field: "age", Sealed: []byte("x"), Source: "event", Updated: base}})
+		}},
+		{"PutProfile field not covered", func(tx portrait.Tx) error {
+			return tx.PutProfile(ctx, Grant(t, "a", policy.Collect, "item"), []portrait.ProfileValue{{Field: "age", Sealed: []byte("x"), Source: "event", Updated: base}})
+		}},
+		{"RewriteEvent zero grant", func(tx portrait.Tx) error {
+			return tx.RewriteEvent(ctx, zero, 1, nil, time.Time{})
+		}},
+		{"RewriteEvent access grant", func(tx portrait.Tx) error {
+			return tx.RewriteEvent(ctx, Grant(t, "a", policy.Access), 1, nil, time.Time{})
+		}},
+		{"PutLabels zero grant", func(tx portrait.Tx) error {
+			return tx.PutLabels(ctx, []portrait.LabelValue{{Subject: "a", Label: "fan", Version: 1, Sealed: []byte("x"), Computed: base}})
+		}},
+		{"PutLabels grant of another subject", func(tx portrait.Tx) error {
+			return tx.PutLabels(ctx, []portrait.LabelValue{{Grant: Grant(t, "b", policy.Derive), Subject: "a", Label: "fan", Version: 1, Sealed: []byte("x"), Computed: base}})
+		}},
+		{"Erase zero grant", func(tx portrait.Tx) error { return tx.Erase(ctx, zero) }},
+		{"PutDecision zero grant", func(tx portrait.Tx) error {
+			return tx.PutDecision(ctx, portrait.DecisionRecord{ID: "d", Subject: "a", UseCase: "u", Status: "automated", Created: base})
+		}},
+		{"PutDecision derive grant", func(tx portrait.Tx) error {
+			return tx.PutDecision(ctx, portrait.DecisionRecord{Grant: Grant(t, "a", policy.Derive), ID: "d", Subject: "a", UseCase: "u", Status: "automated", Created: base})
+		}},
+		{"PutProtected zero grant", func(tx portrait.Tx) error {
+			return tx.PutProtected(ctx, zero, []portrait.ProtectedValue{{Subject: "a", Attribute: "sex", Sealed: []byte("x")}})
+		}},
+		{"PutProtected value of another subject", func(tx portrait.Tx) error {
+			return tx.PutProtected(ctx, Grant(t, "a", policy.Collect), []portrait.ProtectedValue{{Subject: "b", Attribute: "sex", Sealed: []byte("x")}})
+		}},
+		{"Erase access grant", func(tx portrait.Tx) error { return tx.Erase(ctx, Grant(t, "a", policy.Access)) }},
+	}
+	for _, w := range writes {
+		var inner error
+		err := s.Update(ctx, func(tx portrait.Tx) error {
+			inner = w.fn(tx)
+			return nil // commit whatever the method wrote despite refusing
+		})
+		if err != nil {
+			t.Fatalf("%s: update: %v", w.name, err)
+		}
+		wantNoGrant(t, w.name, inner)
+		wantCode(t, w.name, inner, portrait.EFORBIDDEN)
+	}
+	if evs := events(t, s, "a"); len(evs) != 1 {
+		t.Errorf("after refused writes subject a has %d events, want the 1 seeded", len(evs))
+	}
+	if p, err := s.Profile(ctx, Grant(t, "a", policy.Access)); err != nil || len(p) != 0 {
+		t.Errorf("after refused writes profile = %v, %v; want empty", p, err)
+	}
+	if l, err := s.Labels(ctx, Grant(t, "a", policy.Access)); err != nil || len(l) != 0 {
+		t.Errorf("after refused writes labels = %v, %v; want empty", l, err)
+	}
+	if subs, err := s.Subjects(ctx, []string{"a"}); err != nil || len(subs) != 1 {
+		t.Errorf("after refused erasure subjects = %v, %v; want a still stored", subs, err)
+	}
+
+	if _, err := s.Events(ctx, zero, time.Time{}); true {
+		wantNoGrant(t, "Events zero grant", err)
+	}
+	if _, err := s.Events(ctx, Grant(t, "a", policy.Collect), time.Time{}); true {
+		wantNoGrant(t, "Events collect grant", err)
+	}
+	if _, err := s.Profile(ctx, zero); true {
+		wantNoGrant(t, "Profile zero grant", err)
+	}
+	if _, err := s.Labels(ctx, zero); true {
+		wantNoGrant(t, "Labels zero grant", err)
+	}
+	if _, err := s.Decisions(ctx, zero); true {
+		wantNoGrant(t, "Decisions zero grant", err)
+	}
+	if _, err := s.Protected(ctx, zero); true {
+		wantNoGrant(t, "Protected zero grant", err)
+	}
+	if _, err := s.DecisionByID(ctx, "d"); portrait.ErrorCode(err) != portrait.ENOTFOUND {
+		t.Errorf("a refused PutDecision stored a decision: %v", err)
+	}
+	if p, err := s.Protected(ctx, Grant(t, "b", policy.Read)); err != nil || len(p) != 0 {
+		t.Errorf("refused PutProtected stored %v, %v", p, err)
+	}
+	for _, a := range []policy.Action{policy.Read, policy.Derive, policy.Use, policy.Access, policy.Sweep, policy.Correct} {
+		if _, err := s.Events(ctx, Grant(t, "a", a), time.Time{}); err != nil {
+			t.Errorf("Events with a %s grant: %v", a, err)
+		}
+	}
+}
+
+func testInsertEventsIdempotent(t *testing.T, s portrait.Store) {
+	got := insert(t, s,
+		event(t, "a", "k1", 0),
+		event(t, "a", "k1", 1), // duplicate within the batch
+		event(t, "a", "", 2),
+		event(t, "a", "", 3),   // no key: never a duplicate
+		event(t, "b", "k1", 4), // same key, other subject
+	)
+	if want := []bool{true, false, true, true, true}; !reflect.DeepEqual(got, want) {
+		t.Errorf("first batch inserted %v, want %v", got, want)
+	}
+	got = insert(t, s, event(t, "a", "k1", 5), event(t, "a", "k2", 6), event(t, "b", "k1", 7))
+	if want := []bool{false, true, false}; !reflect.DeepEqual(got, want) {
+		t.Errorf("second batch inserted %v, want %v", got, want)
+	}
+	if n := len(events(t, s, "a")); n != 4 {
+		t.Errorf("subject a has %d events, want 4", n)
+	}
+	if n := len(events(t, s, "b")); n != 1 {
+		t.Errorf("subject b has %d events, want 1", n)
+	}
+	if got := insert(t, s); len(got) != 0 {
+		t.Errorf("empty batch returned %v", got)
+	}
+}
+
+// A batch large enough for an engine's bulk path (COPY on PostgreSQL)
+// reports duplicates exactly as single inserts do.
+func testInsertEventsLargeBatch(t *testing.T, s portrait.Store) {
+	var first []portrait.StoredEvent
+	for i := range 100 {
+		first = append(first, event(t, fmt.Sprintf("s%d", i%10), fmt.Sprintf("k%d", i), i))
+	}
+	insert(t, s, first...)
+
+	var batch []portrait.StoredEvent
+	var want []bool
+	for i := range 600 {
+		p := fmt.Sprintf("s%d", i%10)
+		switch i % 4 {
+		case 0: // the first batch stored this subject and key when i < 100
+			batch = append(batch, event(t, p, fmt.Sprintf("k%d", i), i))
+			want = append(want, i >= 100)
+		case 1: // keyless: always new
+			batch = append(batch, event(t, p, "", i))
+			want = append(want, true)
+		case 2: // a new key
+			batch = append(batch, event(t, p, fmt.Sprintf("n%d", i), i))
+			want = append(want, true)
+		case 3: // the previous event's subject and key again, within the batch
+			batch = append(batch, event(t, fmt.Sprintf("s%d", (i-1)%10), fmt.Sprintf("n%d", i-1), i))
+			want = append(want, false)
+		}
+	}
+	got := insert(t, s, batch...)
+	if !reflect.DeepEqual(got, want) {
+		for i := range want {
+			if got[i] != want[i] {
+				t.Errorf("event %d (subject %s, key %q): inserted %v, want %v", i, batch[i].Subject, batch[i].Idem, got[i], want[i])
+			}
+		}
+	}
+	total := 0
+	for i := range 10 {
+		total += len(events(t, s, fmt.Sprintf("s%d", i)))
+	}
+	if wantTotal := 100 + 600 - 25 - 150; total != wantTotal {
+		t.Errorf("stored %d events in all, want %d", total, wantTotal)
+	}
+}
+
+func sameEvent(a, b portrait.StoredEvent) bool {
+	return a.Subject == b.Subject && a.Type == b.Type && a.Time.Equal(b.Time) && bytes.Equal(a.Idem, b.Idem) &&
+		bytes.Equal(a.Sealed, b.Sealed) && a.Expires.Equal(b.Expires)
+}
+
+func testEvents(t *testing.T, s portrait.Store) {
+	ctx := context.Background()
+	in := []portrait.StoredEvent{event(t, "a", "k", 10), event(t, "a", "", 0), event(t, "b", "", 5), event(t, "a", "", 20)}
+	in[3].Expires = time.Time{} // kept until erased
+	insert(t, s, in...)
+	got := events(t, s, "a")
+	want := []portrait.StoredEvent{in[1], in[0], in[3]}
+	if len(got) != len(want) {
+		t.Fatalf("got %d events, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if !sameEvent(got[i], want[i]) {
+			t.Errorf("event %d = %+v, want %+v", i, got[i], want[i])
+		}
+		if got[i].ID == 0 {
+			t.Errorf("event %d has no id", i)
+		}
+		if got[i].Time.Location() != time.UTC {
+			t.Errorf("event %d time %v is not UTC", i, got[i].Time)
+		}
+	}
+	since, err := s.Events(ctx, Grant(t, "a", policy.Read), at(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(since) != 2 || !sameEvent(since[0], in[0]) || !sameEvent(since[1], in[3]) {
+		t.Errorf("events since minute 10 = %+v, want minutes 10 and 20", since)
+	}
+}
+
+// CM-3: the retention sweeper finds events whose retention has passed.
+func testExpiredEvents(t *testing.T, s portrait.Store) {
+	ctx := context.Background()
+	var in []portrait.StoredEvent
+	for i := range 5 {
+		e := event(t, "a", "", i)
+		e.Expires = at(100 - 10*i) // 100, 90, 80, 70, 60
+		in = append(in, e)
+	}
+	never := event(t, "a", "", 9)
+	never.Expires = time.Time{}
+	insert(t, s, append(in, never)...)
+
+	got, err := s.ExpiredEvents(ctx, at(80), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || !got[0].Expires.Equal(at(60)) || !got[2].Expires.Equal(at(80)) {
+		t.Errorf("expired at minute 80 = %+v, want expiries 60, 70, 80", got)
+	}
+	got, err = s.ExpiredEvents(ctx, at(1000), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || !got[0].Expires.Equal(at(60)) {
+		t.Errorf("limit 2 returned %+v, want the 2 earliest expiries", got)
+	}
+	if _, err := s.ExpiredEvents(ctx, at(0), 0); true {
+		wantCode(t, "limit 0", err, portrait.EINVALID)
+	}
+}
+
+// CM-3: a sweep rewrites or deletes an event, and only its own subject's.
+func testRewriteEvent(t *testing.T, s portrait.Store) {
+	ctx := context.Background()
+	insert(t, s, event(t, "a", "", 0), event(t, "a", "", 1), event(t, "b", "", 2))
+	evs := events(t, s, "a")
+	other := events(t, s, "b")[0]
+	update(t, s, func(tx portrait.Tx) error {
+		g := Grant(t, "a", policy.Sweep)
+		if err := tx.RewriteEvent(ctx, g, evs[0].ID, []byte("trimmed"), at(500)); err != nil {
+			return err
+		}
+		return tx.RewriteEvent(ctx, g, evs[1].ID, nil, time.Time{})
+	})
+	got := events(t, s, "a")
+	if len(got) != 1 || string(got[0].Sealed) != "trimmed" || !got[0].Expires.Equal(at(500)) {
+		t.Errorf("after sweep events of a = %+v, want one trimmed event expiring at minute 500", got)
+	}
+	err := s.Update(ctx, func(tx portrait.Tx) error {
+		return tx.RewriteEvent(ctx, Grant(t, "a", policy.Sweep), other.ID, nil, time.Time{})
+	})
+	wantCode(t, "rewrite another subject's event", err, portrait.ENOTFOUND)
+	if n := len(events(t, s, "b")); n != 1 {
+		t.Errorf("subject b has %d events after a sweep of a, want 1", n)
+	}
+}
+
+// CM-2: profile values are upserted; reads return only covered fields.
+func testProfile(t *testing.T, s portrait.Store) {
+	ctx := context.Background()
+	update(t, s, func(tx portrait.Tx) error {
+		return tx.PutProfile(ctx, Grant(t, "a", policy.Collect), []portrait.ProfileValue{
+			{Field: "city", Sealed: []byte("shanghai"), Source: "event", Updated: at(0), Expires: at(100)},
+			{Field: "age", Sealed: []byte("30"), Source: "event", Updated: at(0)},
+		})
+	})
+	update(t, s, func(tx portrait.Tx) error {
+		return tx.PutProfile(ctx, Grant(t, "a", policy.Correct, "city"), []portrait.ProfileValue{
+			{Field: "city", Sealed: []byte("beijing"), Source: "correction", Updated: at(5), Expires: at(200)},
+		})
+	})
+	got, err := s.Profile(ctx, Grant(t, "a", policy.Access))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []portrait.ProfileValue{
+		{Field: "age", Sealed: []byte("30"), Source: "event", Updated: at(0)},
+		{Field: "city", Sealed: []byte("beijing"), Source: "correction", Updated: at(5), Expires: at(200)},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("profile = %+v, want %+v", got, want)
+	}
+	for i := range want {
+		g, w := got[i], want[i]
+		if g.Field != w.Field || !bytes.Equal(g.Sealed, w.Sealed) || g.Source != w.Source || !g.Updated.Equal(w.Updated) || !g.Expires.Equal(w.Expires) {
+			t.Errorf("profile[%d] = %+v, want %+v", i, g, w)
+		}
+	}
+	narrow, err := s.Profile(ctx, Grant(t, "a", policy.Read, "age"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(narrow) != 1 || narrow[0].Field != "age" {
+		t.Errorf("profile under a grant for age = %+v, want only age", narrow)
+	}
+	if other, err := s.Profile(ctx, Grant(t, "b", policy.Access)); err != nil || len(other) != 0 {
+		t.Errorf("profile of b = %+v, %v; want empty", other, err)
+	}
+}
+
+// LP-3: labels are upserted and deleted per subject.
+func testLabels(t *testing.T, s portrait.Store) {
+	ctx := context.Background()
+	lv := func(p, label string, version int, minute int) portrait.LabelValue {
+		return portrait.LabelValue{Grant: Grant(t, p, policy.Derive), Subject: p, Label: label, Version: version,
+			Sealed: []byte(fmt.Sprintf("%s/%s/%d", p, label, version)), Computed: at(minute), Expires: at(minute + 60)}
+	}
+	update(t, s, func(tx portrait.Tx) error {
+		return tx.PutLabels(ctx, []portrait.LabelValue{lv("a", "fan", 1, 0), lv("a", "saver", 1, 0), lv("b", "fan", 1, 0)})
+	})
+	update(t, s, func(tx portrait.Tx) error { return tx.PutLabels(ctx, []portrait.LabelValue{lv("a", "fan", 2, 10)}) })
+	got, err := s.Labels(ctx, Grant(t, "a", policy.Use))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Label != "fan" || got[0].Version != 2 || string(got[0].Sealed) != "a/fan/2" ||
+		!got[0].Computed.Equal(at(10)) || !got[0].Expires.Equal(at(70)) || got[0].Subject != "a" || got[1].Label != "saver" {
+		t.Errorf("labels of a = %+v, want fan v2 and saver", got)
+	}
+	update(t, s, func(tx portrait.Tx) error { return tx.DeleteLabels(ctx, "a", []string{"fan"}) })
+	if got, _ := s.Labels(ctx, Grant(t, "a", policy.Access)); len(got) != 1 || got[0].Label != "saver" {
+		t.Errorf("after deleting fan labels of a = %+v, want saver", got)
+	}
+	if got, _ := s.Labels(ctx, Grant(t, "b", policy.Access)); len(got) != 1 {
+		t.Errorf("deleting a's label touched b: %+v", got)
+	}
+}
+
+func testSubjects(t *testing.T, s portrait.Store) {
+	ctx := context.Background()
+	update(t, s, func(tx portrait.Tx) error {
+		return tx.EnsureSubjects(ctx, []portrait.Subject{subject("a"), subject("b")})
+	})
+	again := subject("a")
+	again.WrappedKey = []byte("another key")
+	update(t, s, func(tx portrait.Tx) error { return tx.EnsureSubjects(ctx, []portrait.Subject{again, subject("c")}) })
+	got, err := s.Subjects(ctx, []string{"a", "c", "nobody"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 {
+		t.Fatalf("subjects = %+v, want a and c", got)
+	}
+	a := got["a"]
+	if string(a.WrappedKey) != "key-a" || string(a.SealedID) != "id-a" || !a.Created.Equal(base) {
+		t.Errorf("subject a = %+v: EnsureSubjects must not replace a stored subject's key", a)
+	}
+	err = s.Update(ctx, func(tx portrait.Tx) error { return tx.EnsureSubjects(ctx, []portrait.Subject{{Pseudonym: "d"}}) })
+	wantCode(t, "subject without a key", err, portrait.EINVALID)
+}
+
+// CN-2, CN-4, SR-7, LP-3, LP-4: the ledger keeps every record; the state
+// holds the newest per purpose, the flags and the suppressed labels.
+func testConsentsAndStates(t *testing.T, s portrait.Store) {
+	ctx := context.Background()
+	recs := []portrait.ConsentRecord{
+		{Subject: "a", Purpose: "personalization", Status: policy.Granted, NoticeVersion: "v1", Channel: "web", UserAgent: "ua", IP: "10.0.0.0/24", Categories: []string{"user.location"}, At: at(0)},
+		{Subject: "a", Purpose: "marketing", Status: policy.Refused, NoticeVersion: "v1", Channel: "app", At: at(1)},
+		{Subject: "a", Purpose: "personalization", Status: policy.Withdrawn, NoticeVersion: "v1", Channel: "web", At: at(2)},
+		{Subject: "a", Purpose: "personalization", Status: policy.Granted, NoticeVersion: "v2", Channel: "web", Guardian: true, At: at(3)},
+		{Subject: "b", Purpose: "personalization", Status: policy.Granted, NoticeVersion: "v1", Channel: "web", At: at(4)},
+	}
+	update(t, s, func(tx portrait.Tx) error {
+		if err := tx.EnsureSubjects(ctx, []portrait.Subject{subject("a")}); err != nil {
+			return err
+		}
+		for _, r := range recs {
+			if err := tx.AppendConsent(ctx, r); err != nil {
+				return err
+			}
+		}
+		if err := tx.SetFlags(ctx, "a", portrait.Flags{Minor: true, ObjectMarketing: true, Personalization: 40}); err != nil {
+			return err
+		}
+		if err := tx.Suppress(ctx, "a", "fan", false); err != nil {
+			return err
+		}
+		if err := tx.Suppress(ctx, "a", "saver", false); err != nil {
+			return err
+		}
+		if err := tx.Suppress(ctx, "a", "saver", true); err != nil {
+			return err
+		}
+		if err := tx.Suppress(ctx, "a", "gone", false); err != nil {
+			return err
+		}
+		return tx.Unsuppress(ctx, "a", "gone")
+	})
+
+	hist, err := s.ConsentHistory(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hist) != 4 {
+		t.Fatalf("history of a has %d records, want 4", len(hist))
+	}
+	for i, h := range hist {
+		w := recs[i]
+		if h.Subject != "a" || h.Purpose != w.Purpose || h.Status != w.Status || h.NoticeVersion != w.NoticeVersion || h.Channel != w.Channel ||
+			h.UserAgent != w.UserAgent || h.IP != w.IP || h.Guardian != w.Guardian || !reflect.DeepEqual(h.Categories, w.Categories) || !h.At.Equal(w.At) {
+			t.Errorf("history[%d] = %+v, want %+v", i, h, w)
+		}
+		if i > 0 && h.Seq <= hist[i-1].Seq {
+			t.Errorf("history is not in ledger order: seq %d after %d", h.Seq, hist[i-1].Seq)
+		}
+	}
+
+	states, err := s.States(ctx, []string{"a", "b", "nobody"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := states["a"]
+	wantA := &policy.State{
+		Subject: "a",
+		Consents: map[string]policy.Consent{
+			"personalization": {Status: policy.Granted, NoticeVersion: "v2", Guardian: true, At: at(3)},
+			"marketing":       {Status: policy.Refused, NoticeVersion: "v1", At: at(1)},
+		},
+		Minor: true, ObjectMarketing: true, Personalization: 40,
+		Suppressed: map[string]bool{"fan": false, "saver": true},
+	}
+	if !sameState(a, wantA) {
+		t.Errorf("state of a = %+v, want %+v", a, wantA)
+	}
+	// b has consents but no subject row: the flags are the defaults.
+	wantB := &policy.State{Subject: "b", Consents: map[string]policy.Consent{"personalization": {Status: policy.Granted, NoticeVersion: "v1", At: at(4)}},
+		Personalization: 100, Suppressed: map[string]bool{}}
+	if !sameState(states["b"], wantB) {
+		t.Errorf("state of b = %+v, want %+v", states["b"], wantB)
+	}
+	fresh := &policy.State{Subject: "nobody", Consents: map[string]policy.Consent{}, Personalization: 100, Suppressed: map[string]bool{}}
+	if !sameState(states["nobody"], fresh) {
+		t.Errorf("state of an unknown subject = %+v, want %+v", states["nobody"], fresh)
+	}
+
+	err = s.Update(ctx, func(tx portrait.Tx) error {
+		return tx.AppendConsent(ctx, portrait.ConsentRecord{Subject: "a", Purpose: "p", Status: policy.None, At: at(9)})
+	})
+	wantCode(t, "consent with status none", err, portrait.EINVALID)
+	err = s.Update(ctx, func(tx portrait.Tx) error { return tx.SetFlags(ctx, "nobody", portrait.Flags{Personalization: 100}) })
+	wantCode(t, "flags of an unknown subject", err, portrait.ENOTFOUND)
+	err = s.Update(ctx, func(tx portrait.Tx) error { return tx.SetFlags(ctx, "a", portrait.Flags{Personalization: 101}) })
+	wantCode(t, "personalization 101", err, portrait.EINVALID)
+}
+
+func sameState(a, b *policy.State) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	if len(a.Consents) != len(b.Consents) {
+		return false
+	}
+	for k, c := range a.Consents {
+		d, ok := b.Consents[k]
+		if !ok || c.Status != d.Status || c.NoticeVersion != d.NoticeVersion || c.Guardian != d.Guardian || !c.At.Equal(d.At) {
+			return false
+		}
+	}
+	x, y := *a, *b
+	x.Consents, y.Consents = nil, nil
+	return reflect.DeepEqual(x, y)
+}
+
+// States answers for a batch of a thousand subjects at once.
+func testStatesBatch(t *testing.T, s portrait.Store) {
+	ctx := context.Background()
+	ids := make([]string, 1000)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("s%04d", i)
+	}
+	update(t, s, func(tx portrait.Tx) error {
+		for i, p := range ids {
+			if i%2 == 0 {
+				if err := tx.AppendConsent(ctx, portrait.ConsentRecord{Subject: p, Purpose: "personalization", Status: policy.Granted, NoticeVersion: "v1", At: at(i)}); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	states, err := s.States(ctx, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(states) != len(ids) {
+		t.Fatalf("got %d states, want %d", len(states), len(ids))
+	}
+	for i, p := range ids {
+		_, has := states[p].Consents["personalization"]
+		if has != (i%2 == 0) {
+			t.Fatalf("state of %s has consent %v, want %v", p, has, i%2 == 0)
+		}
+	}
+}
+
+// Invariant 5: every governance change increments the generation in the
+// same transaction.
+func testGeneration(t *testing.T, s portrait.Store) {
+	ctx := context.Background()
+	update(t, s, func(tx portrait.Tx) error { return tx.EnsureSubjects(ctx, []portrait.Subject{subject("a")}) })
+	steps := []struct {
+		name string
+		fn   func(tx portrait.Tx) error
+	}{
+		{"AppendConsent", func(tx portrait.Tx) error {
+			return tx.AppendConsent(ctx, portrait.ConsentRecord{Subject: "a", Purpose: "p", Status: policy.Granted, NoticeVersion: "v1", At: at(0)})
+		}},
+		{"SetFlags", func(tx portrait.Tx) error { return tx.SetFlags(ctx, "a", portrait.Flags{Personalization: 0}) }},
+		{"Suppress", func(tx portrait.Tx) error { return tx.Suppress(ctx, "a", "fan", true) }},
+		{"Unsuppress", func(tx portrait.Tx) error { return tx.Unsuppress(ctx, "a", "fan") }},
+		{"Suspend", func(tx portrait.Tx) error {
+			return tx.Suspend(ctx, policy.Suspension{Kind: policy.TargetLabel, ID: "fan", Reason: "audit", By: "regulator:r1", At: at(0)})
+		}},
+		{"Lift", func(tx portrait.Tx) error { return tx.Lift(ctx, policy.TargetLabel, "fan") }},
+		{"Erase", func(tx portrait.Tx) error { return tx.Erase(ctx, Grant(t, "a", policy.Erase)) }},
+	}
+	prev, err := s.Generation(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, st := range steps {
+		update(t, s, st.fn)
+		g, err := s.Generation(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g <= prev {
+			t.Errorf("%s left the generation at %d", st.name, g)
+		}
+		prev = g
+	}
+	insert(t, s, event(t, "b", "", 0))
+	if g, _ := s.Generation(ctx); g != prev {
+		t.Errorf("inserting an event moved the generation from %d to %d; only governance changes should", prev, g)
+	}
+	// A rolled-back change leaves the generation alone.
+	s.Update(ctx, func(tx portrait.Tx) error {
+		tx.Suppress(ctx, "b", "x", true)
+		return errors.New("abandon")
+	})
+	if g, _ := s.Generation(ctx); g != prev {
+		t.Errorf("a rolled-back suppression moved the generation from %d to %d", prev, g)
+	}
+}
+
+// RO-6: suspensions are stored until lifted.
+func testSuspensions(t *testing.T, s portrait.Store) {
+	ctx := context.Background()
+	sus := []policy.Suspension{
+		{Kind: policy.TargetUseCase, ID: "credit", Reason: "unfair", By: "regulator:r1", At: at(1)},
+		{Kind: policy.TargetLabel, ID: "fan", Reason: "audit", By: "regulator:r1", At: at(0)},
+	}
+	update(t, s, func(tx portrait.Tx) error {
+		for _, x := range sus {
+			if err := tx.Suspend(ctx, x); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	got, err := s.Suspensions(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Kind != policy.TargetLabel || got[0].Reason != "audit" || got[0].By != "regulator:r1" || !got[0].At.Equal(at(0)) || got[1].ID != "credit" {
+		t.Errorf("suspensions = %+v, want the label then the use-case", got)
+	}
+	update(t, s, func(tx portrait.Tx) error { return tx.Lift(ctx, policy.TargetLabel, "fan") })
+	if got, _ := s.Suspensions(ctx); len(got) != 1 || got[0].ID != "credit" {
+		t.Errorf("after lifting fan suspensions = %+v", got)
+	}
+	err = s.Update(ctx, func(tx portrait.Tx) error { return tx.Lift(ctx, policy.TargetLabel, "fan") })
+	wantCode(t, "lift what is not suspended", err, portrait.ENOTFOUND)
+}
+
+// SR-3, invariant 4: erasure removes the key and everything derived, and
+// leaves other subjects alone.
+func testErase(t *testing.T, s portrait.Store) {
+	ctx := context.Background()
+	for _, p := range []string{"a", "b"} {
+		update(t, s, func(tx portrait.Tx) error {
+			if err := tx.EnsureSubjects(ctx, []portrait.Subject{subject(p)}); err != nil {
+				return err
+			}
+			if _, err := tx.InsertEvents(ctx, []portrait.StoredEvent{event(t, p, "k", 0), event(t, p, "", 1)}); err != nil {
+				return err
+			}
+			if err := tx.PutProfile(ctx, Grant(t, p, policy.Collect), []portrait.ProfileValue{{Field: "city", Sealed: []byte("x"), Source: "event", Updated: at(0)}}); err != nil {
+				return err
+			}
+			if err := tx.PutLabels(ctx, []portrait.LabelValue{{Grant: Grant(t, p, policy.Derive), Subject: p, Label: "fan", Version: 1, Sealed: []byte("x"), Computed: at(0)}}); err != nil {
+				return err
+			}
+			if err := tx.Suppress(ctx, p, "saver", true); err != nil {
+				return err
+			}
+			if err := tx.SetFlags(ctx, p, portrait.Flags{ObjectProfiling: true, Personalization: 10}); err != nil {
+				return err
+			}
+			return tx.AppendConsent(ctx, portrait.ConsentRecord{Subject: p, Purpose: "personalization", Status: policy.Granted, NoticeVersion: "v1", At: at(0)})
+		})
+	}
+	update(t, s, func(tx portrait.Tx) error { return tx.Erase(ctx, Grant(t, "a", policy.Erase)) })
+
+	subs, err := s.Subjects(ctx, []string{"a", "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := subs["a"]; ok || len(subs) != 1 {
+		t.Errorf("after erasing a subjects = %+v, want only b", subs)
+	}
+	acc := Grant(t, "a", policy.Access)
+	if evs, _ := s.Events(ctx, acc, time.Time{}); len(evs) != 0 {
+		t.Errorf("erased subject still has events: %+v", evs)
+	}
+	if p, _ := s.Profile(ctx, acc); len(p) != 0 {
+		t.Errorf("erased subject still has profile values: %+v", p)
+	}
+	if l, _ := s.Labels(ctx, acc); len(l) != 0 {
+		t.Errorf("erased subject still has labels: %+v", l)
+	}
+	if h, _ := s.ConsentHistory(ctx, "a"); len(h) != 0 {
+		t.Errorf("erased subject still has consents: %+v", h)
+	}
+	states, err := s.States(ctx, []string{"a", "b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := states["a"]; len(st.Consents) != 0 || len(st.Suppressed) != 0 || st.ObjectProfiling || st.Personalization != 100 {
+		t.Errorf("erased subject's state = %+v, want a fresh one", st)
+	}
+	if st := states["b"]; len(st.Consents) != 1 || !st.Suppressed["saver"] || !st.ObjectProfiling {
+		t.Errorf("erasing a changed b's state: %+v", st)
+	}
+	if n := len(events(t, s, "b")); n != 2 {
+		t.Errorf("erasing a left b with %d events, want 2", n)
+	}
+	// The erased subject's idempotency keys are gone too: a new event with
+	// the same key is new data.
+	if got := insert(t, s, event(t, "a", "k", 5)); !got[0] {
+		t.Errorf("after erasure an event with a reused key was taken as a duplicate")
+	}
+}
+
+// hashReader reads stored hashes through the store contract, as package
+// audit does.
+func hashReader(ctx context.Context, read func(context.Context, []int64) ([][32]byte, error)) tlog.HashReader {
+	return tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
+		hs, err := read(ctx, idx)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]tlog.Hash, len(hs))
+		for i := range hs {
+			out[i] = hs[i]
+		}
+		return out, nil
+	})
+}
+
+// appendRecords appends records to the log in tx the way package audit
+// does: stored hashes computed by tlog from hashes read back in the
+// transaction.
+func appendRecords(ctx context.Context, tx portrait.Tx, records ...[]byte) error {
+	n, err := tx.LogSize(ctx)
+	if err != nil {
+		return err
+	}
+	r := hashReader(ctx, tx.LogHashes)
+	for i, data := range records {
+		idx := n + int64(i)
+		hashes, err := tlog.StoredHashes(idx, data, r)
+		if err != nil {
+			return fmt.Errorf("stored hashes of record %d: %w", idx, err)
+		}
+		var buf []byte
+		for _, h := range hashes {
+			buf = append(buf, h[:]...)
+		}
+		// Append one at a time so the next record's hashes can read this one's.
+		if err := tx.AppendLog(ctx, []portrait.LogEntry{{Index: idx, Data: data, Hashes: buf}}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// FA-6: the log holds a Merkle tree whose hashes the store returns
+// exactly, so that tlog computes the same root as from the records alone.
+func testLog(t *testing.T, s portrait.Store) {
+	ctx := context.Background()
+	var records [][]byte
+	for batch := range 4 {
+		var rs [][]byte
+		for i := range 5 + batch {
+			rs = append(rs, fmt.Appendf(nil, `{"kind":"test","n":%d}`, len(records)+i))
+		}
+		update(t, s, func(tx portrait.Tx) error { return appendRecords(ctx, tx, rs...) })
+		records = append(records, rs...)
+	}
+	n, err := s.LogSize(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != int64(len(records)) {
+		t.Fatalf("log size %d, want %d", n, len(records))
+	}
+
+	// The root from the store's hashes equals the root over the records
+	// hashed independently.
+	got, err := tlog.TreeHash(n, hashReader(ctx, s.LogHashes))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mem := map[int64]tlog.Hash{}
+	memReader := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
+		out := make([]tlog.Hash, len(idx))
+		for i, x := range idx {
+			out[i] = mem[x]
+		}
+		return out, nil
+	})
+	for i, data := range records {
+		hs, err := tlog.StoredHashes(int64(i), data, memReader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j, h := range hs {
+			mem[tlog.StoredHashIndex(0, int64(i))+int64(j)] = h
+		}
+	}
+	want, err := tlog.TreeHash(n, memReader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != want {
+		t.Errorf("tree hash from the store %x, want %x", got, want)
+	}
+
+	// Proofs built from the store's hashes verify.
+	p, err := tlog.ProveRecord(n, 7, hashReader(ctx, s.LogHashes))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tlog.CheckRecord(p, n, want, 7, tlog.RecordHash(records[7])); err != nil {
+		t.Errorf("inclusion proof of record 7: %v", err)
+	}
+
+	entries, err := s.LogEntries(ctx, 3, 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 6 || entries[0].Index != 3 || !bytes.Equal(entries[5].Data, records[8]) {
+		t.Errorf("entries [3, 9) = %d entries starting at %d", len(entries), entries[0].Index)
+	}
+	if h := entries[0].Hashes; len(h)%32 != 0 || len(h) == 0 {
+		t.Errorf("entry 3 hashes are %d bytes", len(h))
+	}
+	if e, err := s.LogEntries(ctx, n, n); err != nil || len(e) != 0 {
+		t.Errorf("empty range = %v, %v", e, err)
+	}
+	_, err = s.LogEntries(ctx, n-1, n+1)
+	wantCode(t, "entries past the end", err, portrait.ENOTFOUND)
+	_, err = s.LogEntries(ctx, 5, 4)
+	wantCode(t, "reversed range", err, portrait.EINVALID)
+	_, err = s.LogHashes(ctx, []int64{tlog.StoredHashIndex(0, n)})
+	wantCode(t, "hash of a record not yet appended", err, portrait.ENOTFOUND)
+
+	// Appends must continue exactly where the log ends.
+	for _, idx := range []int64{n + 1, n - 1} {
+		err := s.Update(ctx, func(tx portrait.Tx) error {
+			return tx.AppendLog(ctx, []portrait.LogEntry{{Index: idx, Data: []byte("x"), Hashes: make([]byte, 32)}})
+		})
+		wantCode(t, fmt.Sprintf("append at %d to a log of %d", idx, n), err, portrait.ECONFLICT)
+	}
+	if m, _ := s.LogSize(ctx); m != n {
+		t.Errorf("refused appends moved the log size from %d to %d", n, m)
+	}
+}
+
+// LogSize in a transaction holds the log head until the transaction ends,
+// so concurrent appenders never both append at the same index.
+func testLogSerialised(t *testing.T, s portrait.Store) {
+	ctx := context.Background()
+	const workers, each = 4, 5
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*each)
+	for w := range workers {
+		wg.Go(func() {
+			for i := range each {
+				errs <- s.Update(ctx, func(tx portrait.Tx) error {
+					return appendRecords(ctx, tx, fmt.Appendf(nil, "worker %d record %d", w, i))
+				})
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Errorf("concurrent append: %v", err)
+		}
+	}
+	if n, _ := s.LogSize(ctx); n != workers*each {
+		t.Errorf("log size %d after %d concurrent appends", n, workers*each)
+	}
+	if _, err := tlog.TreeHash(workers*each, hashReader(ctx, s.LogHashes)); err != nil {
+		t.Errorf("tree over concurrent appends: %v", err)
+	}
+}
+
+// FA-6: the newest signed checkpoint is returned; older ones are kept.
+func testCheckpoint(t *testing.T, s portrait.Store) {
+	ctx := context.Background()
+	_, err := s.Checkpoint(ctx)
+	wantCode(t, "checkpoint of a new store", err, portrait.ENOTFOUND)
+	update(t, s, func(tx portrait.Tx) error { return tx.SaveCheckpoint(ctx, []byte("note 1\n")) })
+	update(t, s, func(tx portrait.Tx) error { return tx.SaveCheckpoint(ctx, []byte("note 2\n")) })
+	got, err := s.Checkpoint(ctx)
+	if err != nil || string(got) != "note 2\n" {
+		t.Errorf("checkpoint = %q, %v; want note 2", got, err)
+	}
+}
+
+// CM-5: staff API keys are found by hash only.
+func testAPIKey(t *testing.T, s portrait.Store) {
+	ctx := context.Background()
+	k := portrait.APIKey{ID: "k1", Hash: bytes.Repeat([]byte{7}, 32), Role: policy.Operator, Created: at(0)}
+	update(t, s, func(tx portrait.Tx) error { return tx.PutAPIKey(ctx, k) })
+	got, err := s.APIKey(ctx, k.Hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != k.ID || got.Role != k.Role || !bytes.Equal(got.Hash, k.Hash) || !got.Created.Equal(k.Created) {
+		t.Errorf("api key = %+v, want %+v", got, k)
+	}
+	_, err = s.APIKey(ctx, bytes.Repeat([]byte{8}, 32))
+	wantCode(t, "unknown key", err, portrait.ENOTFOUND)
+	err = s.Update(ctx, func(tx portrait.Tx) error {
+		return tx.PutAPIKey(ctx, portrait.APIKey{ID: "k2", Hash: k.Hash, Role: policy.Admin})
+	})
+	wantCode(t, "duplicate hash", err, portrait.ECONFLICT)
+	err = s.Update(ctx, func(tx portrait.Tx) error {
+		return tx.PutAPIKey(ctx, portrait.APIKey{ID: "k3", Hash: []byte{1}, Role: policy.Subject})
+	})
+	wantCode(t, "subject role on a staff key", err, portrait.EINVALID)
+}
+
+// SR-4, SR-5: request cases are upserted by id, listed oldest first, and
+// outlive the subject's erasure as its receipt.
+func testCases(t *testing.T, s portrait.Store) {
+	ctx := context.Background()
+	cases := []portrait.Case{
+		{ID: "c2", Subject: "a", Type: "erasure", Status: "open", Created: at(2), Deadline: at(2 + 15*24*60)},
+		{ID: "c1", Subject: "a", Type: "access", Status: "open", Created: at(1), Deadline: at(1 + 15*24*60)},
+		{ID: "c3", Subject: "b", Type: "objection", Status: "open", Created: at(3)},
+	}
+	update(t, s, func(tx portrait.Tx) error {
+		for _, c := range cases {
+			if err := tx.PutCase(ctx, c); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	done := cases[0]
+	done.Status, done.Closed, done.Outcome, done.LogIndex = "fulfilled", at(10), "erased", 42
+	update(t, s, func(tx portrait.Tx) error {
+		if err := tx.PutCase(ctx, done); err != nil {
+			return err
+		}
+		return tx.Erase(ctx, Grant(t, "a", policy.Erase))
+	})
+	got, err := s.Cases(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []portrait.Case{cases[1], done}
+	if len(got) != len(want) {
+		t.Fatalf("cases of a = %+v, want %+v", got, want)
+	}
+	for i := range want {
+		g, w := got[i], want[i]
+		if g.ID != w.ID || g.Subject != w.Subject || g.Type != w.Type || g.Status != w.Status || !g.Created.Equal(w.Created) ||
+			!g.Deadline.Equal(w.Deadline) || !g.Closed.Equal(w.Closed) || g.Outcome != w.Outcome || g.Reason != w.Reason || g.LogIndex != w.LogIndex {
+			t.Errorf("case %d = %+v, want %+v", i, g, w)
+		}
+	}
+	if all, err := s.Cases(ctx, ""); err != nil || len(all) != 3 || all[2].ID != "c3" || !all[2].Deadline.IsZero() {
+		t.Errorf("all cases = %+v, %v; want c1, c2, c3", all, err)
+	}
+	err = s.Update(ctx, func(tx portrait.Tx) error { return tx.PutCase(ctx, portrait.Case{ID: "c4"}) })
+	wantCode(t, "case without subject", err, portrait.EINVALID)
+}
+
+// Pseudonyms pages through every stored subject in byte order.
+func testPseudonyms(t *testing.T, s portrait.Store) {
+	ctx := context.Background()
+	names := []string{"b", "a", "B", "_x", "a1", "Z", "é"}
+	var subs []portrait.Subject
+	for _, n := range names {
+		subs = append(subs, subject(n))
+	}
+	update(t, s, func(tx portrait.Tx) error { return tx.EnsureSubjects(ctx, subs) })
+	var got []string
+	after := ""
+	for {
+		page, err := s.Pseudonyms(ctx, after, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) > 3 {
+			t.Fatalf("page of %d, limit 3", len(page))
+		}
+		if len(page) == 0 {
+			break
+		}
+		got = append(got, page...)
+		after = page[len(page)-1]
+	}
+	want := []string{"B", "Z", "_x", "a", "a1", "b", "é"}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("pseudonyms = %q, want %q (byte order)", got, want)
+	}
+	_, err := s.Pseudonyms(ctx, "", 0)
+	wantCode(t, "limit 0", err, portrait.EINVALID)
+}
+
+// AD-2, AD-4: decisions are stored with a Use grant; the sealed
+// explanation is returned only under a grant for the subject.
+func testDecisions(t *testing.T, s portrait.Store) {
+	ctx := context.Background()
+	d := portrait.DecisionRecord{Grant: Grant(t, "a", policy.Use), ID: "d1", Subject: "a", UseCase: "credit", Model: "risk", ModelVersion: 3,
+		Outcome: true, Score: 0.75, InputHash: "abc", Sealed: []byte("why"), Status: "automated", Created: at(1), LogIndex: 9}
+	d2 := d
+	d2.ID, d2.Created, d2.Outcome, d2.Score = "d0", at(0), false, 0.25
+	update(t, s, func(tx portrait.Tx) error {
+		if err := tx.PutDecision(ctx, d); err != nil {
+			return err
+		}
+		return tx.PutDecision(ctx, d2)
+	})
+	err := s.Update(ctx, func(tx portrait.Tx) error { return tx.PutDecision(ctx, d) })
+	wantCode(t, "decision id reused", err, portrait.ECONFLICT)
+	update(t, s, func(tx portrait.Tx) error { return tx.SetDecisionStatus(ctx, "d1", "pending_review") })
+	err = s.Update(ctx, func(tx portrait.Tx) error { return tx.SetDecisionStatus(ctx, "nope", "upheld") })
+	wantCode(t, "status of an unknown decision", err, portrait.ENOTFOUND)
+
+	got, err := s.DecisionByID(ctx, "d1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := d
+	want.Grant, want.Sealed, want.Status = policy.Grant{}, nil, "pending_review"
+	if !sameDecision(got, want) {
+		t.Errorf("decision d1 = %+v, want %+v (without its sealed part)", got, want)
+	}
+	_, err = s.DecisionByID(ctx, "nope")
+	wantCode(t, "unknown decision", err, portrait.ENOTFOUND)
+	list, err := s.Decisions(ctx, Grant(t, "a", policy.Access))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 2 || list[0].ID != "d0" || string(list[1].Sealed) != "why" || list[1].Status != "pending_review" {
+		t.Errorf("decisions of a = %+v, want d0 then d1 with its sealed part", list)
+	}
+	if other, err := s.Decisions(ctx, Grant(t, "b", policy.Access)); err != nil || len(other) != 0 {
+		t.Errorf("decisions of b = %+v, %v", other, err)
+	}
+	update(t, s, func(tx portrait.Tx) error { return tx.Erase(ctx, Grant(t, "a", policy.Erase)) })
+	if list, _ := s.Decisions(ctx, Grant(t, "a", policy.Access)); len(list) != 0 {
+		t.Errorf("decisions survived erasure: %+v", list) // SR-3
+	}
+}
+
+func sameDecision(a, b portrait.DecisionRecord) bool {
+	return a.ID == b.ID && a.Subject == b.Subject && a.UseCase == b.UseCase && a.Model == b.Model && a.ModelVersion == b.ModelVersion &&
+		a.Outcome == b.Outcome && a.Score == b.Score && a.InputHash == b.InputHash && bytes.Equal(a.Sealed, b.Sealed) &&
+		a.Status == b.Status && a.Created.Equal(b.Created) && a.LogIndex == b.LogIndex
+}
+
+// AD-3, RO-7: reviews are upserted and listed by status, oldest first.
+func testReviews(t *testing.T, s portrait.Store) {
+	ctx := context.Background()
+	r1 := portrait.Review{ID: "r1", Decision: "d1", Subject: "a", UseCase: "credit", Kind: "appeal", Sealed: []byte("statement"),
+		Status: "open", Created: at(1), Deadline: at(1000)}
+	r2 := portrait.Review{ID: "r2", Decision: "d2", Subject: "b", UseCase: "credit", Kind: "refusal", Status: "open", Created: at(0)}
+	update(t, s, func(tx portrait.Tx) error {
+		if err := tx.PutReview(ctx, r1); err != nil {
+			return err
+		}
+		return tx.PutReview(ctx, r2)
+	})
+	if open, err := s.Reviews(ctx, "open"); err != nil || len(open) != 2 || open[0].ID != "r2" {
+		t.Errorf("open reviews = %+v, %v; want r2 then r1", open, err)
+	}
+	r1.Status, r1.Reviewer, r1.Outcome, r1.Reason, r1.Closed = "closed", "reviewer:k1", "overturned", "income misread", at(50)
+	update(t, s, func(tx portrait.Tx) error { return tx.PutReview(ctx, r1) })
+	got, err := s.ReviewByID(ctx, "r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != r1.ID || got.Decision != r1.Decision || got.Subject != r1.Subject || got.UseCase != r1.UseCase || got.Kind != r1.Kind ||
+		!bytes.Equal(got.Sealed, r1.Sealed) || got.Status != r1.Status || got.Reviewer != r1.Reviewer || got.Outcome != r1.Outcome ||
+		got.Reason != r1.Reason || !got.Created.Equal(r1.Created) || !got.Deadline.Equal(r1.Deadline) || !got.Closed.Equal(r1.Closed) {
+		t.Errorf("review r1 = %+v, want %+v", got, r1)
+	}
+	if open, _ := s.Reviews(ctx, "open"); len(open) != 1 || open[0].ID != "r2" {
+		t.Errorf("open reviews after closing r1 = %+v", open)
+	}
+	if all, _ := s.Reviews(ctx, ""); len(all) != 2 {
+		t.Errorf("all reviews = %+v", all)
+	}
+	_, err = s.ReviewByID(ctx, "nope")
+	wantCode(t, "unknown review", err, portrait.ENOTFOUND)
+	err = s.Update(ctx, func(tx portrait.Tx) error { return tx.PutReview(ctx, portrait.Review{ID: "r3"}) })
+	wantCode(t, "review without decision", err, portrait.EINVALID)
+}
+
+func testItems(t *testing.T, s portrait.Store) {
+	ctx := context.Background()
+	items := []portrait.Item{
+		{ID: "i2", Categories: []string{"sports", "shoes"}, Attributes: map[string]any{"brand": "x", "size": 42.5, "new": true}, Price: 99.5, Updated: at(0)},
+		{ID: "i1", Price: 1},
+	}
+	update(t, s, func(tx portrait.Tx) error { return tx.PutItems(ctx, items) })
+	items[1].Categories = []string{"books"}
+	update(t, s, func(tx portrait.Tx) error { return tx.PutItems(ctx, items[1:]) })
+	got, err := s.Items(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].ID != "i1" || !reflect.DeepEqual(got[0].Categories, []string{"books"}) || len(got[0].Attributes) != 0 {
+		t.Fatalf("items = %+v, want i1 (books) then i2", got)
+	}
+	g := got[1]
+	if !reflect.DeepEqual(g.Categories, items[0].Categories) || !reflect.DeepEqual(g.Attributes, items[0].Attributes) || g.Price != 99.5 || !g.Updated.Equal(at(0)) {
+		t.Errorf("item i2 = %+v, want %+v", g, items[0])
+	}
+	err = s.Update(ctx, func(tx portrait.Tx) error {
+		return tx.PutItems(ctx, []portrait.Item{{ID: "bad", Attributes: map[string]any{"f": func() {}}}})
+	})
+	wantCode(t, "unencodable attribute", err, portrait.EINVALID)
+}
+
+// FP-2: protected attributes need a Collect grant to store and a grant
+// for the subject to read, and are erased with the subject.
+func testProtected(t *testing.T, s portrait.Store) {
+	ctx := context.Background()
+	update(t, s, func(tx portrait.Tx) error {
+		return tx.PutProtected(ctx, Grant(t, "a", policy.Collect), []portrait.ProtectedValue{
+			{Subject: "a", Attribute: "sex", Sealed: []byte("f")}, {Subject: "a", Attribute: "age_band", Sealed: []byte("30-39")},
+		})
+	})
+	update(t, s, func(tx portrait.Tx) error {
+		return tx.PutProtected(ctx, Grant(t, "a", policy.Collect), []portrait.ProtectedValue{{Subject: "a", Attribute: "sex", Sealed: []byte("m")}})
+	})
+	got, err := s.Protected(ctx, Grant(t, "a", policy.Read))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Attribute != "age_band" || got[1].Subject != "a" || string(got[1].Sealed) != "m" {
+		t.Errorf("protected of a = %+v", got)
+	}
+	update(t, s, func(tx portrait.Tx) error { return tx.Erase(ctx, Grant(t, "a", policy.Erase)) })
+	if got, _ := s.Protected(ctx, Grant(t, "a", policy.Read)); len(got) != 0 {
+		t.Errorf("protected attributes survived erasure: %+v", got) // SR-3
+	}
+}
+
+// Invariant 3: Update commits everything or nothing, on error and on panic.
+func testUpdateRollsBack(t *testing.T, s portrait.Store) {
+	ctx := context.Background()
+	boom := errors.New("boom")
+	err := s.Update(ctx, func(tx portrait.Tx) error {
+		if _, err := tx.InsertEvents(ctx, []portrait.StoredEvent{event(t, "a", "", 0)}); err != nil {
+			return err
+		}
+		return fmt.Errorf("later step: %w", boom)
+	})
+	if !errors.Is(err, boom) {
+		t.Errorf("Update returned %v, want fn's error", err)
+	}
+	func() {
+		defer func() {
+			if p := recover(); p != "panic in fn" {
+				t.Errorf("recovered %v, want fn's panic re-raised", p)
+			}
+		}()
+		s.Update(ctx, func(tx portrait.Tx) error {
+			tx.InsertEvents(ctx, []portrait.StoredEvent{event(t, "a", "", 1)})
+			panic("panic in fn")
+		})
+	}()
+	if n := len(events(t, s, "a")); n != 0 {
+		t.Errorf("rolled-back updates left %d events", n)
+	}
+	// The store is usable after a panic.
+	insert(t, s, event(t, "a", "", 2))
+	if n := len(events(t, s, "a")); n != 1 {
+		t.Errorf("after a panic an update stored %d events, want 1", n)
+	}
+}
+
+// Invariant 3 (fail closed): when the audit append fails, the events
+// written in the same Update are not stored.
+func testFailedLogAppendRollsBack(t *testing.T, s portrait.Store) {
+	ctx := context.Background()
+	err := s.Update(ctx, func(tx portrait.Tx) error {
+		if _, err := tx.InsertEvents(ctx, []portrait.StoredEvent{event(t, "a", "k", 0)}); err != nil {
+			return err
+		}
+		// Index 5 of an empty log: the append is refused.
+		return tx.AppendLog(ctx, []portrait.LogEntry{{Index: 5, Data: []byte("ingest"), Hashes: make([]byte, 32)}})
+	})
+	wantCode(t, "append past the end", err, portrait.ECONFLICT)
+	if n := len(events(t, s, "a")); n != 0 {
+		t.Errorf("events survived a failed audit append: %d", n)
+	}
+	if got := insert(t, s, event(t, "a", "k", 0)); !got[0] {
+		t.Errorf("the rolled-back event's idempotency key was kept")
+	}
+	if n, _ := s.LogSize(ctx); n != 0 {
+		t.Errorf("log size %d after a failed append", n)
+	}
+}
