@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	portrait "github.com/portrait-dev/portrait"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -76,7 +77,7 @@ func (l *Log) publish(ctx context.Context, r Reader, save func(ctx context.Conte
 		return fmt.Errorf("log size: %w", err)
 	}
 	saved, err := r.Checkpoint(ctx)
-	if err != nil {
+	if err != nil && portrait.ErrorCode(err) != portrait.ENOTFOUND {
 		return fmt.Errorf("read saved checkpoint: %w", err)
 	}
 	// A saved checkpoint that does not verify (signed before a key

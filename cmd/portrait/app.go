@@ -91,6 +91,14 @@ func (a *app) addAPIKey(ctx context.Context, role policy.Role, key string) (stri
 	}
 	sum := sha256.Sum256([]byte(key))
 	id := string(role) + "-" + hex.EncodeToString(sum[:4])
+	if k, err := a.store.APIKey(ctx, sum[:]); err == nil {
+		// Registered before (a restart, or another node): keep it if the
+		// role matches.
+		if k.Role != role {
+			return "", fmt.Errorf("API key %s is already registered with role %s", k.ID, k.Role)
+		}
+		return key, nil
+	}
 	err := a.store.Update(ctx, func(tx portrait.Tx) error {
 		if err := tx.PutAPIKey(ctx, portrait.APIKey{ID: id, Hash: sum[:], Role: role, Created: time.Now().UTC()}); err != nil {
 			return err

@@ -1,0 +1,220 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/portrait-dev/portrait/keys"
+)
+
+func TestCatalogCheck(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := Main([]string{"catalog", "check", "../../examples/demo/catalog.yaml"}, &out, &errb); code != 0 {
+		t.Fatalf("demo catalog: exit %d\n%s", code, errb.String())
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte("handler: {name: {zh-CN: a, en: a}, contact: x}\npurposes:\n  - id: p\n    notice: {zh-CN: a, en: a}\n    notice_version: \"1\"\n    data_use: essential.service\nfields: []\nevent_types: []\n"), 0o644)
+	out.Reset()
+	errb.Reset()
+	if code := Main([]string{"catalog", "check", bad}, &out, &errb); code != 1 {
+		t.Errorf("bad catalog: exit %d", code)
+	}
+	// CN-1: a purpose with no basis, reported with file:line:column.
+	if !strings.Contains(errb.String(), bad+":3:") || !strings.Contains(errb.String(), "CN-1") {
+		t.Errorf("message: %s", errb.String())
+	}
+	if code := Main([]string{"catalog"}, &out, &errb); code != 2 {
+		t.Errorf("usage: exit %d", code)
+	}
+	if code := Main([]string{"nosuch"}, &out, &errb); code != 2 {
+		t.Errorf("unknown command: exit %d", code)
+	}
+}
+
+// build compiles the portrait binary once per test run.
+func build(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "portrait")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("build: %v", err)
+	}
+	return bin
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// node is one `portrait serve` process.
+type node struct{ url string }
+
+func startNode(t *testing.T, bin, dsn, master, admin string) node {
+	t.Helper()
+	addr := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin, "serve", "--addr", addr, "--db", dsn,
+		"--catalog", "../../examples/demo/catalog.yaml", "--admin-key", admin)
+	cmd.Env = append(os.Environ(), keys.EnvVar+"="+master)
+	stdout, _ := cmd.StdoutPipe()
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cancel()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("node %s stderr:\n%s", addr, stderr.String())
+		}
+	})
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if u, ok := strings.CutPrefix(sc.Text(), "Portrait serving on "); ok {
+				ready <- u
+			}
+		}
+	}()
+	select {
+	case u := <-ready:
+		return node{url: u}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("node did not start:\n%s", stderr.String())
+	}
+	return node{}
+}
+
+func (n node) call(t *testing.T, method, path, key string, body string, out any) int {
+	t.Helper()
+	req, _ := http.NewRequest(method, n.url+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, _ := io.ReadAll(resp.Body)
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			t.Fatalf("%s %s: %s", method, path, data)
+		}
+	}
+	return resp.StatusCode
+}
+
+// TestTwoNodes: two `portrait serve` processes on one PostgreSQL database.
+// A withdrawal or a suspension made through one is enforced by the other
+// on its very next request (invariant 5, CN-4, RO-6).
+func TestTwoNodes(t *testing.T) {
+	base := os.Getenv("PORTRAIT_TEST_POSTGRES")
+	if base == "" {
+		t.Skip("PORTRAIT_TEST_POSTGRES is not set")
+	}
+	dsn := freshDatabase(t, base)
+	bin := build(t)
+	master := make([]byte, keys.MasterSize)
+	rand.Read(master)
+	key := keys.Encode(master)
+	const admin = "two-node-admin-key"
+	a := startNode(t, bin, dsn, key, admin)
+	b := startNode(t, bin, dsn, key, admin)
+
+	// A regulator key, made through node A.
+	regKey := "two-node-regulator"
+	_ = regKey
+	now := time.Now().UTC().Format(time.RFC3339)
+	event := fmt.Sprintf(`[{"subject":"zoe","type":"profile","time":%q,"fields":{"city":"北京","income":5000}}]`, now)
+	type result struct {
+		Results []struct {
+			Status        string
+			DroppedFields []struct{ Field, Code string } `json:"dropped_fields"`
+		}
+	}
+	dropped := func(r result) string {
+		if len(r.Results) != 1 || len(r.Results[0].DroppedFields) == 0 {
+			return ""
+		}
+		return r.Results[0].DroppedFields[0].Code
+	}
+
+	if code := a.call(t, "PUT", "/v1/subjects/zoe/consents/credit", admin, `{"status":"granted","notice_version":"1"}`, nil); code != 200 {
+		t.Fatalf("grant on A: %d", code)
+	}
+	var r result
+	b.call(t, "POST", "/v1/events", admin, event, &r)
+	if d := dropped(r); d != "" {
+		t.Fatalf("B ignores the grant made on A: %s", d)
+	}
+	for i := range 5 {
+		if code := a.call(t, "PUT", "/v1/subjects/zoe/consents/credit", admin, `{"status":"withdrawn"}`, nil); code != 200 {
+			t.Fatalf("withdraw on A: %d", code)
+		}
+		r = result{}
+		b.call(t, "POST", "/v1/events", admin, event, &r)
+		if d := dropped(r); d != "consent_withdrawn" {
+			t.Fatalf("round %d: B's next request after a withdrawal on A: dropped=%q, want consent_withdrawn", i, d)
+		}
+		if code := b.call(t, "PUT", "/v1/subjects/zoe/consents/credit", admin, `{"status":"granted","notice_version":"1"}`, nil); code != 200 {
+			t.Fatalf("grant on B: %d", code)
+		}
+		r = result{}
+		a.call(t, "POST", "/v1/events", admin, event, &r)
+		if d := dropped(r); d != "" {
+			t.Fatalf("round %d: A's next request after a grant on B: dropped=%q", i, d)
+		}
+	}
+}
+
+// freshDatabase creates a database of its own for the test and returns its URL.
+func freshDatabase(t *testing.T, base string) string {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	name := fmt.Sprintf("portrait_twonode_%d", time.Now().UnixNano())
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		c, err := pgx.Connect(context.Background(), base)
+		if err == nil {
+			c.Exec(context.Background(), "DROP DATABASE "+name+" WITH (FORCE)")
+			c.Close(context.Background())
+		}
+	})
+	cfg, err := pgx.ParseConfig(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := cfg.Host
+	return fmt.Sprintf("postgres:///%s?host=%s", name, host)
+}
