@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,7 +20,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	portrait "github.com/portrait-dev/portrait"
 	"github.com/portrait-dev/portrait/keys"
+	"github.com/portrait-dev/portrait/policy"
+	"github.com/portrait-dev/portrait/postgres"
 )
 
 func TestCatalogCheck(t *testing.T) {
@@ -145,9 +149,19 @@ func TestTwoNodes(t *testing.T) {
 	a := startNode(t, bin, dsn, key, admin)
 	b := startNode(t, bin, dsn, key, admin)
 
-	// A regulator key, made through node A.
-	regKey := "two-node-regulator"
-	_ = regKey
+	const regKey = "two-node-regulator"
+	store, err := postgres.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte(regKey))
+	err = store.Update(context.Background(), func(tx portrait.Tx) error {
+		return tx.PutAPIKey(context.Background(), portrait.APIKey{ID: "regulator-1", Hash: sum[:], Role: policy.Regulator, Created: time.Now()})
+	})
+	store.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
 	now := time.Now().UTC().Format(time.RFC3339)
 	event := fmt.Sprintf(`[{"subject":"zoe","type":"profile","time":%q,"fields":{"city":"北京","income":5000}}]`, now)
 	type result struct {
@@ -188,6 +202,25 @@ func TestTwoNodes(t *testing.T) {
 		if d := dropped(r); d != "" {
 			t.Fatalf("round %d: A's next request after a grant on B: dropped=%q", i, d)
 		}
+	}
+
+	// RO-6: a suspension made on B binds A's very next request, and so
+	// does lifting it.
+	if code := b.call(t, "POST", "/v1/suspensions", regKey, `{"kind":"field","id":"income","reason":"inquiry"}`, nil); code != 201 {
+		t.Fatalf("suspend on B: %d", code)
+	}
+	r = result{}
+	a.call(t, "POST", "/v1/events", admin, event, &r)
+	if d := dropped(r); d != "suspended" {
+		t.Fatalf("A's next request after a suspension on B: dropped=%q", d)
+	}
+	if code := b.call(t, "DELETE", "/v1/suspensions/field/income", regKey, "", nil); code != 204 {
+		t.Fatalf("lift on B: %d", code)
+	}
+	r = result{}
+	a.call(t, "POST", "/v1/events", admin, event, &r)
+	if d := dropped(r); d != "" {
+		t.Fatalf("A's next request after lifting on B: dropped=%q", d)
 	}
 }
 
