@@ -128,7 +128,7 @@ func Load(path string) (*Keyring, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("load master key: %s does not exist; create it with keys.Generate or set %s instead", path, EnvVar)
+			return nil, fmt.Errorf("load master key: %s does not exist (create it with keys.Generate or set %s instead): %w", path, EnvVar, fs.ErrNotExist)
 		}
 		return nil, fmt.Errorf("load master key: %w", err)
 	}
