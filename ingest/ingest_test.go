@@ -399,17 +399,22 @@ func BenchmarkIngest(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			stmt, err := tx.Prepare(`INSERT INTO events (pseudonym, type, time, idem, sealed, expires) VALUES (?, ?, ?, ?, ?, ?)`)
-			if err != nil {
-				b.Fatal(err)
-			}
-			for _, it := range items {
-				fields, _ := json.Marshal(it.Event.Fields)
-				if _, err := stmt.Exec(it.Event.Subject, it.Event.Type, it.Event.Time.UnixNano(), nil, fields, nil); err != nil {
+			// The same multi-row statements the store uses for events
+			// without an idempotency key, so that only governance differs.
+			for chunk := items; len(chunk) > 0; {
+				n := min(len(chunk), 64)
+				q := "INSERT INTO events (pseudonym, type, time, idem, sealed, expires) VALUES " +
+					strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?),", n), ",")
+				args := make([]any, 0, 6*n)
+				for _, it := range chunk[:n] {
+					fields, _ := json.Marshal(it.Event.Fields)
+					args = append(args, it.Event.Subject, it.Event.Type, it.Event.Time.UnixNano(), nil, fields, nil)
+				}
+				if _, err := tx.Exec(q, args...); err != nil {
 					b.Fatal(err)
 				}
+				chunk = chunk[n:]
 			}
-			stmt.Close()
 			if err := tx.Commit(); err != nil {
 				b.Fatal(err)
 			}

@@ -37,7 +37,8 @@ type DB struct {
 	path        string
 	read        *sql.DB
 	write       *sql.DB
-	insertEvent *sql.Stmt // on write; reused by every InsertEvents
+	insertEvent *sql.Stmt // on write; one row, for events with an idempotency key
+	insertMany  *sql.Stmt // on write; eventChunk rows, for events without one
 }
 
 var (
@@ -71,6 +72,9 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	}
 	db.insertEvent, err = db.write.PrepareContext(ctx,
 		`INSERT INTO events (pseudonym, type, time, idem, sealed, expires) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
+	if err == nil {
+		db.insertMany, err = db.write.PrepareContext(ctx, insertEventsSQL(eventChunk))
+	}
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open sqlite %s: prepare: %w", path, err)
@@ -128,8 +132,10 @@ func (db *DB) migrate(ctx context.Context) error {
 // Close implements portrait.Store.Close.
 func (db *DB) Close() error {
 	var errs []error
-	if db.insertEvent != nil {
-		errs = append(errs, db.insertEvent.Close())
+	for _, st := range []*sql.Stmt{db.insertEvent, db.insertMany} {
+		if st != nil {
+			errs = append(errs, st.Close())
+		}
 	}
 	if db.read != nil {
 		errs = append(errs, db.read.Close())

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	portrait "github.com/portrait-dev/portrait"
@@ -58,11 +59,21 @@ func (tx *Tx) InsertEvents(ctx context.Context, events []portrait.StoredEvent) (
 			return nil, portrait.Errorf(portrait.EINVALID, "insert event %d of subject %s: an event needs a type, a time and sealed values", i, e.Subject)
 		}
 	}
-	stmt := tx.tx.StmtContext(ctx, tx.db.insertEvent)
+	// Events without an idempotency key cannot conflict, so they go in
+	// multi-row statements: per-statement overhead, not SQLite, dominates
+	// one-row inserts. Those with a key go one by one so that RowsAffected
+	// tells a duplicate apart.
 	inserted := make([]bool, len(events))
+	var plain []int
+	one := tx.tx.StmtContext(ctx, tx.db.insertEvent)
 	for i := range events {
 		e := &events[i]
-		res, err := stmt.ExecContext(ctx, e.Subject, e.Type, e.Time.UnixNano(), blob(e.Idem), e.Sealed, nanos(e.Expires))
+		if e.Idem == nil {
+			plain = append(plain, i)
+			inserted[i] = true
+			continue
+		}
+		res, err := one.ExecContext(ctx, e.Subject, e.Type, e.Time.UnixNano(), e.Idem, e.Sealed, nanos(e.Expires))
 		if err != nil {
 			return nil, fmt.Errorf("insert event %d of subject %s: %w", i, e.Subject, err)
 		}
@@ -72,7 +83,43 @@ func (tx *Tx) InsertEvents(ctx context.Context, events []portrait.StoredEvent) (
 		}
 		inserted[i] = n == 1
 	}
+	many := tx.tx.StmtContext(ctx, tx.db.insertMany)
+	args := make([]any, 0, 6*eventChunk)
+	for len(plain) > 0 {
+		n := min(len(plain), eventChunk)
+		args = args[:0]
+		for _, i := range plain[:n] {
+			e := &events[i]
+			args = append(args, e.Subject, e.Type, e.Time.UnixNano(), nil, e.Sealed, nanos(e.Expires))
+		}
+		var err error
+		if n == eventChunk {
+			_, err = many.ExecContext(ctx, args...)
+		} else {
+			_, err = tx.tx.ExecContext(ctx, insertEventsSQL(n), args...)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("insert %d events: %w", n, err)
+		}
+		plain = plain[n:]
+	}
 	return inserted, nil
+}
+
+// eventChunk is how many events one multi-row INSERT carries: 6 × 64
+// parameters stay far below SQLite's limit of 32,766.
+const eventChunk = 64
+
+func insertEventsSQL(n int) string {
+	var b strings.Builder
+	b.WriteString(`INSERT INTO events (pseudonym, type, time, idem, sealed, expires) VALUES `)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("(?, ?, ?, ?, ?, ?)")
+	}
+	return b.String()
 }
 
 // PutProfile implements portrait.Tx.PutProfile. The grant must allow
