@@ -187,6 +187,11 @@ func (l *Ledger) Lift(ctx context.Context, caller policy.Caller, kind, id string
 	if err := regulatorOnly(caller, "lift"); err != nil {
 		return err
 	}
+	// Only the regulator's own kinds: an overseer's halt (AD-7) is lifted
+	// by the overseer, not here.
+	if err := l.declared(kind, id); err != nil {
+		return err
+	}
 	list, err := l.store.Suspensions(ctx)
 	if err != nil {
 		return failClosed("read suspensions", err)
