@@ -1,0 +1,447 @@
+package derive
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/portrait-dev/portrait/catalog"
+	"github.com/portrait-dev/portrait/label"
+	"github.com/portrait-dev/portrait/policy"
+)
+
+// population is the model of the last batch run: per RFM label its sorted
+// recency, frequency and monetary values, per segment label its
+// standardisation and centres. Incremental updates place a subject
+// against it until the next batch run.
+type population struct {
+	at     time.Time
+	models map[string]any // label id → *rfmModel or *segModel
+	// versions guards against a model fitted for another label version.
+	versions map[string]int
+}
+
+func (p *population) model(l *catalog.Label) any {
+	if p == nil || p.versions[l.ID] != l.Version {
+		return nil
+	}
+	return p.models[l.ID]
+}
+
+// member is one subject's inputs to a population label.
+type member struct {
+	ps       string
+	grant    policy.Grant
+	x        []float64 // RFM: -recency, frequency, monetary; segment: features
+	rfm      label.RFMScore
+	count    int
+	from, to time.Time
+	seen     int64
+}
+
+// collector gathers population-label inputs during a batch run.
+type collector struct {
+	mu      sync.Mutex
+	members map[*entry][]member
+}
+
+func (c *collector) add(en *entry, ps string, g policy.Grant, prof map[string]any, events []label.Event, seen int64, now time.Time) {
+	m := member{ps: ps, grant: g, seen: seen}
+	if en.l.Kind == catalog.KindRFM {
+		m.rfm, m.count, m.from, m.to = rfmStats(en, events, now)
+		m.x = []float64{-m.rfm.Recency, float64(m.rfm.Frequency), m.rfm.Monetary}
+	} else {
+		m.x, m.count, m.from, m.to = features(en, prof, events, now)
+	}
+	c.mu.Lock()
+	c.members[en] = append(c.members[en], m)
+	c.mu.Unlock()
+}
+
+// rfmStats computes recency (days since the last purchase, 1e9 if none),
+// frequency and monetary value over the label's window, as label.RFM does.
+func rfmStats(en *entry, events []label.Event, now time.Time) (s label.RFMScore, n int, from, to time.Time) {
+	var start time.Time
+	if en.window > 0 {
+		start = now.Add(-en.window)
+	}
+	for _, ev := range events {
+		if ev.Type != en.rfmType || ev.Time.After(now) || ev.Time.Before(start) {
+			continue
+		}
+		s.Frequency++
+		if x, ok := ev.Fields[en.rfmAmount].(float64); ok {
+			s.Monetary += x
+		}
+		if from.IsZero() || ev.Time.Before(from) {
+			from = ev.Time
+		}
+		if ev.Time.After(to) {
+			to = ev.Time
+		}
+	}
+	s.Recency = 1e9
+	if s.Frequency > 0 {
+		s.Recency = now.Sub(to).Hours() / 24
+	}
+	return s, s.Frequency, from, to
+}
+
+// features computes a subject's segment features: a profile field is its
+// latest value; an event field is log(1 + its total over the label's
+// window), because purchase totals are heavy-tailed and k-means on raw
+// totals spends its clusters on a handful of outliers. A feature with no
+// value is 0.
+func features(en *entry, prof map[string]any, events []label.Event, now time.Time) (x []float64, n int, from, to time.Time) {
+	var start time.Time
+	if en.window > 0 {
+		start = now.Add(-en.window)
+	}
+	x = make([]float64, len(en.l.Features))
+	for i, f := range en.l.Features {
+		if slices.Contains(en.profile, f) {
+			if v, ok := prof[f].(float64); ok {
+				x[i] = v
+			}
+		}
+	}
+	for _, ev := range events {
+		if ev.Time.After(now) || ev.Time.Before(start) {
+			continue
+		}
+		used := false
+		for i, f := range en.l.Features {
+			if slices.Contains(en.profile, f) {
+				continue
+			}
+			if v, ok := ev.Fields[f].(float64); ok {
+				x[i] += v
+				used = true
+			}
+		}
+		if used {
+			n++
+			if from.IsZero() || ev.Time.Before(from) {
+				from = ev.Time
+			}
+			if ev.Time.After(to) {
+				to = ev.Time
+			}
+		}
+	}
+	for i, f := range en.l.Features {
+		if !slices.Contains(en.profile, f) {
+			x[i] = math.Log1p(math.Max(x[i], 0))
+		}
+	}
+	return x, n, from, to
+}
+
+// rfmModel holds the population's sorted values; a subject's quintile
+// score is 1 + ⌊5 · (values strictly lower) / n⌋, label.RFM's rule.
+type rfmModel struct {
+	sorted [3][]float64
+}
+
+func fitRFM(ms []member) *rfmModel {
+	m := &rfmModel{}
+	for k := range 3 {
+		m.sorted[k] = make([]float64, len(ms))
+		for i := range ms {
+			m.sorted[k][i] = ms[i].x[k]
+		}
+		sort.Float64s(m.sorted[k])
+	}
+	return m
+}
+
+func (m *rfmModel) score(k int, x float64) int {
+	n := len(m.sorted[k])
+	if n == 0 {
+		return 1
+	}
+	return 1 + 5*sort.SearchFloat64s(m.sorted[k], x)/n
+}
+
+// rfmClass is label's RFM grid (label.RFM), which the label package does
+// not export on its own; TestRFMMatchesLabel holds the two together.
+func rfmClass(r, f, m int) string {
+	switch {
+	case r >= 4 && f >= 4 && m >= 4:
+		return "champions"
+	case r >= 3 && f >= 4:
+		return "loyal"
+	case r >= 4 && f == 1:
+		return "new"
+	case r >= 4:
+		return "potential"
+	case r == 3:
+		return "need_attention"
+	case f >= 3:
+		return "at_risk"
+	}
+	return "hibernating"
+}
+
+func (m *rfmModel) stored(en *entry, s label.RFMScore, count int, from, to, now time.Time) Stored {
+	s.R = m.score(0, -s.Recency)
+	s.F = m.score(1, float64(s.Frequency))
+	s.M = m.score(2, s.Monetary)
+	s.Class = rfmClass(s.R, s.F, s.M)
+	s.Name = label.RFMClassName(s.Class)
+	l := en.l
+	w := ""
+	if en.window > 0 {
+		w = catalog.Duration(en.window).String()
+	}
+	v := label.Value{Label: l.ID, Version: l.Version, Kind: catalog.KindRFM, Score: float64(s.R*100 + s.F*10 + s.M),
+		Confidence: 1, Inputs: []string{en.rfmAmount, "event:" + en.rfmType}, EventCount: count, From: from, To: to, Computed: now,
+		Facts: []label.Fact{
+			{Func: "rfm", Equals: s.Class, Text: catalog.Text{
+				"zh-CN": fmt.Sprintf("「%s」（R %d、F %d、M %d，满分5）", s.Name.In("zh-CN"), s.R, s.F, s.M),
+				"en":    fmt.Sprintf("is “%s” (R %d, F %d, M %d out of 5)", s.Name.In("en"), s.R, s.F, s.M)}},
+			{Func: "recency", Type: en.rfmType, Value: s.Recency},
+			{Func: "frequency", Type: en.rfmType, Window: w, Value: float64(s.Frequency)},
+			{Func: "monetary", Type: en.rfmType, Field: en.rfmAmount, Window: w, Value: s.Monetary},
+		}}
+	if w == "" {
+		// Explain needs a window to word frequency and monetary; all time reads as 100 years.
+		v.Facts[2].Window, v.Facts[3].Window = "100y", "100y"
+	}
+	if l.TTL > 0 {
+		v.Expires = now.Add(time.Duration(l.TTL))
+	}
+	return Stored{Value: v, RFM: &s}
+}
+
+func (m *rfmModel) value(en *entry, events []label.Event, now time.Time) Stored {
+	s, n, from, to := rfmStats(en, events, now)
+	return m.stored(en, s, n, from, to, now)
+}
+
+// segModel is a fitted segmentation: standardisation, centres, descriptions.
+type segModel struct {
+	seg *label.Segmentation
+}
+
+// assign places standardised point z in the nearest segment, with the
+// confidence label.Segment gives: d2 / (d1 + d2).
+func (m *segModel) assign(x []float64) (int, float64) {
+	best, d1, d2 := 0, math.Inf(1), math.Inf(1)
+	for j, c := range m.seg.Centroids {
+		var d float64
+		for f := range x {
+			z := (x[f] - m.seg.Mean[f]) / m.seg.SD[f]
+			d += (z - c[f]) * (z - c[f])
+		}
+		d = math.Sqrt(d)
+		if d < d1 {
+			best, d1, d2 = j, d, d1
+		} else if d < d2 {
+			d2 = d
+		}
+	}
+	conf := 1.0
+	if d1+d2 > 0 && !math.IsInf(d2, 1) {
+		conf = d2 / (d1 + d2)
+	}
+	return best, conf
+}
+
+func (m *segModel) value(en *entry, prof map[string]any, events []label.Event, now time.Time) (Stored, error) {
+	x, n, from, to := features(en, prof, events, now)
+	seg, conf := m.assign(x)
+	v := label.Value{Label: en.l.ID, Version: en.l.Version, Kind: catalog.KindSegment, Segment: seg, Confidence: conf,
+		Inputs: en.l.Features, Computed: now, EventCount: n, From: from, To: to,
+		Facts: []label.Fact{{Func: "segment", Value: float64(seg), Text: m.seg.Descriptions[seg]}}}
+	if en.l.TTL > 0 {
+		v.Expires = now.Add(time.Duration(en.l.TTL))
+	}
+	return Stored{Value: v}, nil
+}
+
+// All derives every label of every stored subject: rule and score labels
+// page by page, then RFM quintiles and k-means segments over the subjects
+// each population label may be derived for. progress, if not nil, is
+// called after each page with the subjects done so far and the total. A population label that cannot be fitted (k larger than the
+// population) is reported in the summary's Errors and in the returned
+// error, and nothing of it is stored; the other labels are.
+func (e *Engine) All(ctx context.Context, progress func(done, total int)) (Summary, error) {
+	start := time.Now()
+	c, cerr := e.compiled()
+	var sum Summary
+	if cerr != nil {
+		sum.Errors = append(sum.Errors, cerr.Error())
+	}
+	total, err := e.count(ctx)
+	if err != nil {
+		return sum, err
+	}
+	col := &collector{members: map[*entry][]member{}}
+	after := ""
+	for {
+		page, err := e.store.Pseudonyms(ctx, after, e.opts.PageSize)
+		if err != nil {
+			return sum, fmt.Errorf("derive: list subjects: %w", err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		after = page[len(page)-1]
+		s, err := e.page(ctx, c, page, false, col)
+		sum.add(s)
+		if err != nil {
+			return sum, err
+		}
+		if progress != nil {
+			progress(min(sum.Subjects, total), total)
+		}
+	}
+	now := e.now()
+	pop := &population{at: now, models: map[string]any{}, versions: map[string]int{}}
+	var fitErrs []error
+	for _, en := range c.entries {
+		ms := col.members[en]
+		if !en.population() || len(ms) == 0 {
+			continue
+		}
+		var model any
+		if en.l.Kind == catalog.KindRFM {
+			model = fitRFM(ms)
+		} else {
+			pts := make(map[string]map[string]float64, len(ms))
+			for _, m := range ms {
+				p := make(map[string]float64, len(m.x))
+				for i, f := range en.l.Features {
+					p[f] = m.x[i]
+				}
+				pts[m.ps] = p
+			}
+			seg, err := label.Segment(en.l, pts)
+			if err != nil {
+				err = fmt.Errorf("label %q: %w", en.l.ID, err)
+				fitErrs = append(fitErrs, err)
+				sum.Errors = append(sum.Errors, err.Error())
+				continue
+			}
+			model = &segModel{seg: seg}
+		}
+		pop.models[en.l.ID], pop.versions[en.l.ID] = model, en.l.Version
+	}
+	if err := e.writePopulation(ctx, c, col, pop, &sum); err != nil {
+		return sum, err
+	}
+	e.pop.Store(pop)
+	sum.Elapsed = time.Since(start)
+	e.mu.Lock()
+	e.status.BatchRuns++
+	e.status.LastBatchAt = now
+	last := sum
+	e.status.LastBatch = &last
+	e.mu.Unlock()
+	if cerr != nil {
+		fitErrs = append(fitErrs, cerr)
+	}
+	if len(fitErrs) > 0 {
+		return sum, fmt.Errorf("derive: %d label(s) not derived: %w", len(fitErrs), errors.Join(fitErrs...))
+	}
+	return sum, nil
+}
+
+// writePopulation stores the population labels page by page. Each
+// subject's state is read again and the label decided again just before
+// writing, so a withdrawal or objection made during the run is honoured.
+func (e *Engine) writePopulation(ctx context.Context, c *compiled, col *collector, pop *population, sum *Summary) error {
+	type item struct {
+		en *entry
+		m  *member
+	}
+	bySubject := map[string][]item{}
+	var order []string
+	for _, en := range c.entries {
+		if pop.model(en.l) == nil {
+			continue
+		}
+		ms := col.members[en]
+		for i := range ms {
+			if _, ok := bySubject[ms[i].ps]; !ok {
+				order = append(order, ms[i].ps)
+			}
+			bySubject[ms[i].ps] = append(bySubject[ms[i].ps], item{en, &ms[i]})
+		}
+	}
+	sort.Strings(order)
+	for page := range slices.Chunk(order, e.opts.PageSize) {
+		states, err := e.ledger.States(ctx, page)
+		if err != nil {
+			return fmt.Errorf("derive: %w", err)
+		}
+		subs, err := e.store.Subjects(ctx, page)
+		if err != nil {
+			return fmt.Errorf("derive: load subjects: %w", err)
+		}
+		now := e.now()
+		written := map[string]bool{}
+		var work []*subject
+		for _, ps := range page {
+			subj, ok := subs[ps]
+			if !ok {
+				continue // erased meanwhile
+			}
+			s := &subject{ps: ps}
+			if s.cipher, err = e.keys.Open(subj); err != nil {
+				return fmt.Errorf("derive: key of %s: %w", ps, err)
+			}
+			for _, it := range bySubject[ps] {
+				g, _ := e.decide(states[ps], it.en)
+				if !g.Valid() {
+					s.remove = append(s.remove, it.en.l.ID)
+					continue
+				}
+				var v Stored
+				switch m := pop.models[it.en.l.ID].(type) {
+				case *rfmModel:
+					v = m.stored(it.en, it.m.rfm, it.m.count, it.m.from, it.m.to, now)
+				case *segModel:
+					i := sort.SearchStrings(m.seg.IDs, ps)
+					v.Value = m.seg.Value(i, now)
+					v.EventCount, v.From, v.To = it.m.count, it.m.from, it.m.to
+					if it.en.l.TTL > 0 {
+						v.Expires = now.Add(time.Duration(it.en.l.TTL))
+					}
+				}
+				s.seen = it.m.seen
+				if err := s.seal(g, v); err != nil {
+					return err
+				}
+				written[it.en.l.ID] = true
+			}
+			work = append(work, s)
+		}
+		if err := e.write(ctx, work, written, sum, now, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// count pages through the pseudonyms once, for the progress total.
+func (e *Engine) count(ctx context.Context) (int, error) {
+	n, after := 0, ""
+	for {
+		page, err := e.store.Pseudonyms(ctx, after, 10_000)
+		if err != nil {
+			return 0, fmt.Errorf("derive: list subjects: %w", err)
+		}
+		if len(page) == 0 {
+			return n, nil
+		}
+		n += len(page)
+		after = page[len(page)-1]
+	}
+}

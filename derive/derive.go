@@ -1,0 +1,713 @@
+package derive
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"runtime"
+	"slices"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/audit"
+	"github.com/portrait-dev/portrait/catalog"
+	"github.com/portrait-dev/portrait/consent"
+	"github.com/portrait-dev/portrait/keys"
+	"github.com/portrait-dev/portrait/label"
+	"github.com/portrait-dev/portrait/policy"
+)
+
+// Options tune an Engine. Zero values take the defaults.
+type Options struct {
+	// Now is the clock; time.Now by default.
+	Now func() time.Time
+	// PageSize is how many subjects one read page and one store
+	// transaction (with its audit record) hold; 500 by default.
+	PageSize int
+	Logger   *slog.Logger
+}
+
+// Summary counts what a derivation did.
+type Summary struct {
+	Subjects  int           `json:"subjects"`
+	Events    int           `json:"events"`
+	Written   int           `json:"written"`   // label values stored
+	Removed   int           `json:"removed"`   // labels without a lawful basis, suppressed or no longer computable: deleted if stored
+	Unchanged int           `json:"unchanged"` // incremental: inputs unchanged, value kept
+	Failed    int           `json:"failed"`    // a value that could not be computed for one subject (e.g. a missing feature)
+	Errors    []string      `json:"errors,omitempty"`
+	Elapsed   time.Duration `json:"elapsed_ns"`
+}
+
+func (s *Summary) add(o Summary) {
+	s.Subjects += o.Subjects
+	s.Events += o.Events
+	s.Written += o.Written
+	s.Removed += o.Removed
+	s.Unchanged += o.Unchanged
+	s.Failed += o.Failed
+	s.Errors = append(s.Errors, o.Errors...)
+	s.Elapsed += o.Elapsed
+}
+
+// Status is what the engine has done since it started, for the API.
+type Status struct {
+	Labels       int       `json:"labels"` // declared labels
+	BatchRuns    int       `json:"batch_runs"`
+	LastBatchAt  time.Time `json:"last_batch_at,omitzero"`
+	LastBatch    *Summary  `json:"last_batch,omitempty"`
+	Incremental  Summary   `json:"incremental"` // cumulative
+	Calls        int       `json:"incremental_calls"`
+	PopulationAt time.Time `json:"population_model_at,omitzero"` // when RFM and segment models were last fitted
+}
+
+// Stored is a label value as sealed in the store: the label.Value with
+// its provenance, the RFM scores of an RFM label, and the newest event id
+// it has read, which tells an incremental update what is new.
+type Stored struct {
+	label.Value
+	RFM  *label.RFMScore `json:"rfm,omitempty"`
+	Seen int64           `json:"seen_event,omitempty"`
+}
+
+// AD is the additional data a label value of subject pseudonym is sealed with.
+func AD(pseudonym, labelID string) []byte { return []byte(pseudonym + "/label/" + labelID) }
+
+// Open decrypts one stored label value with the subject's cipher.
+func Open(c *keys.Cipher, v portrait.LabelValue) (Stored, error) {
+	var s Stored
+	plain, err := c.Open(v.Sealed, AD(v.Subject, v.Label))
+	if err != nil {
+		return s, fmt.Errorf("open label %s of %s: %w", v.Label, v.Subject, err)
+	}
+	if err := json.Unmarshal(plain, &s); err != nil {
+		return s, fmt.Errorf("decode label %s of %s: %w", v.Label, v.Subject, err)
+	}
+	return s, nil
+}
+
+// Engine derives and stores labels. It is safe for concurrent use.
+type Engine struct {
+	store  portrait.Store
+	point  *policy.Point
+	ledger *consent.Ledger
+	keys   *keys.Keyring
+	log    *audit.Log
+	opts   Options
+	caller policy.Caller
+
+	compMu sync.Mutex
+	comp   atomic.Pointer[compiled]
+	pop    atomic.Pointer[population]
+
+	mu     sync.Mutex
+	status Status
+}
+
+// New returns an Engine over store. The catalog is the point's, read at
+// each call, so a reloaded catalog (a new label version) takes effect on
+// the next derivation.
+func New(store portrait.Store, point *policy.Point, ledger *consent.Ledger, ks *keys.Keyring, log *audit.Log, opts Options) (*Engine, error) {
+	if store == nil || point == nil || ledger == nil || ks == nil || log == nil {
+		return nil, errors.New("derive: store, decision point, ledger, keyring and audit log are all required")
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.PageSize <= 0 {
+		opts.PageSize = 500
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Engine{store: store, point: point, ledger: ledger, keys: ks, log: log, opts: opts,
+		caller: policy.Caller{Role: policy.System, ID: "derive"}}, nil
+}
+
+func (e *Engine) now() time.Time { return e.opts.Now().UTC().Truncate(time.Microsecond) }
+
+// Status returns the engine's counters.
+func (e *Engine) Status() Status {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := e.status
+	if c, err := e.compiled(); err == nil {
+		s.Labels = len(c.entries)
+	}
+	if p := e.pop.Load(); p != nil {
+		s.PopulationAt = p.at
+	}
+	return s
+}
+
+// entry is one declared label, compiled, with what it reads.
+type entry struct {
+	l       *catalog.Label
+	rule    *label.Rule // rule and score labels
+	fields  []string    // declared fields it reads: the fields its grant asks for
+	profile []string    // profile fields it reads as values
+	types   []string    // event types it reads; "*" is any
+	window  time.Duration
+	// RFM labels: the purchase event type and the amount field.
+	rfmType, rfmAmount string
+}
+
+func (en *entry) population() bool {
+	return en.l.Kind == catalog.KindRFM || en.l.Kind == catalog.KindSegment
+}
+
+func (en *entry) readsEvents() bool { return len(en.types) > 0 }
+
+// reads reports whether an event of type typ with fields could change the label.
+func (en *entry) reads(typ string, fields map[string]any) bool {
+	if slices.Contains(en.types, "*") || slices.Contains(en.types, typ) {
+		return true
+	}
+	for _, f := range en.profile {
+		if _, ok := fields[f]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// compiled is a catalog's labels, compiled once (label.Compile).
+type compiled struct {
+	cat     *catalog.Catalog
+	entries []*entry
+	err     error
+}
+
+func (e *Engine) compiled() (*compiled, error) {
+	cat := e.point.Catalog()
+	if c := e.comp.Load(); c != nil && c.cat == cat {
+		return c, c.err
+	}
+	e.compMu.Lock()
+	defer e.compMu.Unlock()
+	if c := e.comp.Load(); c != nil && c.cat == cat {
+		return c, c.err
+	}
+	c := compileCatalog(cat)
+	e.comp.Store(c)
+	return c, c.err
+}
+
+func compileCatalog(cat *catalog.Catalog) *compiled {
+	c := &compiled{cat: cat}
+	var errs []error
+	for i := range cat.Labels {
+		l := &cat.Labels[i]
+		en := &entry{l: l, window: time.Duration(l.Window)}
+		for _, name := range l.Fields() {
+			if cat.Field(name) != nil {
+				en.fields = append(en.fields, name)
+			}
+		}
+		switch l.Kind {
+		case catalog.KindRFM:
+			if err := en.rfmInputs(cat); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+		case catalog.KindSegment:
+			if len(l.Features) == 0 || l.K < 2 {
+				errs = append(errs, &label.CheckError{Label: l.ID, Requirement: "LP-1", Msg: "a segment needs declared numeric features and k >= 2"})
+				continue
+			}
+			for _, f := range l.Features {
+				if fd := cat.Field(f); fd != nil && fd.Profile {
+					en.profile = append(en.profile, f)
+				}
+			}
+			en.types = eventTypesWith(cat, l.Features)
+		default:
+			r, err := label.Compile(cat, l)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			en.rule = r
+			en.profile, en.types = r.Inputs()
+		}
+		c.entries = append(c.entries, en)
+	}
+	c.err = errors.Join(errs...)
+	return c
+}
+
+// rfmInputs finds an RFM label's purchase event type (an event type named
+// in its inputs, or the one event type carrying its amount field, or
+// "purchase") and its amount field (its first number input).
+func (en *entry) rfmInputs(cat *catalog.Catalog) error {
+	l := en.l
+	for _, in := range l.Inputs {
+		if f := cat.Field(in); f != nil && f.Type == catalog.TypeNumber && en.rfmAmount == "" {
+			en.rfmAmount = in
+		} else if cat.EventType(in) != nil && en.rfmType == "" {
+			en.rfmType = in
+		}
+	}
+	if en.rfmAmount == "" {
+		return &label.CheckError{Label: l.ID, Requirement: "LP-1", Msg: "an RFM label needs a number input holding the purchase amount, e.g. inputs: [amount]"}
+	}
+	if en.rfmType == "" {
+		types := eventTypesWith(cat, []string{en.rfmAmount})
+		switch {
+		case len(types) == 1:
+			en.rfmType = types[0]
+		case slices.Contains(types, "purchase"):
+			en.rfmType = "purchase"
+		default:
+			return &label.CheckError{Label: l.ID, Requirement: "LP-1",
+				Msg: fmt.Sprintf("cannot tell which event type is the purchase (%v carry %q); name it in inputs", types, en.rfmAmount)}
+		}
+	}
+	en.types = []string{en.rfmType}
+	return nil
+}
+
+// eventTypesWith lists the event types that carry any of fields.
+func eventTypesWith(cat *catalog.Catalog, fields []string) []string {
+	var out []string
+	for _, et := range cat.EventTypes {
+		for _, f := range fields {
+			if slices.Contains(et.Fields, f) {
+				out = append(out, et.ID)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// decide returns a Derive grant for the label from the first of its
+// purposes that allows it, or the reasons every purpose refused. The label
+// is named in the request so that a suppressed label is refused (LP-3).
+func (e *Engine) decide(st *policy.State, en *entry) (policy.Grant, []policy.Reason) {
+	var why []policy.Reason
+	for _, p := range en.l.Purposes {
+		d := e.point.Decide(policy.Request{Subject: st, Purpose: p, Fields: en.fields, Labels: []string{en.l.ID},
+			Action: policy.Derive, Caller: e.caller})
+		if d.Allow {
+			return d.Grant, nil
+		}
+		why = append(why, d.Reasons...)
+	}
+	return policy.Grant{}, why
+}
+
+// subject is one subject's derivation in progress.
+type subject struct {
+	ps                string
+	subj              portrait.Subject
+	cipher            *keys.Cipher
+	grants            map[*entry]policy.Grant
+	remove            []string
+	events            []label.Event
+	ids               []int64 // event ids, parallel to events
+	seen              int64
+	profile           map[string]any
+	updated           map[string]time.Time // profile field → last update
+	stored            map[string]Stored
+	values            []portrait.LabelValue
+	failed, unchanged int
+}
+
+// load reads and decrypts what the granted labels need.
+func (e *Engine) load(ctx context.Context, s *subject, now time.Time, incremental bool) error {
+	var evGrant policy.Grant
+	var since time.Time
+	all := false
+	for en, g := range s.grants {
+		if !en.readsEvents() && len(en.profile) == 0 {
+			continue
+		}
+		evGrant = g
+		if en.window <= 0 {
+			all = true
+		} else if from := now.Add(-en.window); since.IsZero() || from.Before(since) {
+			since = from
+		}
+	}
+	if incremental {
+		// Profile fields read as values change through events too, and a
+		// new event must be seen whatever its type.
+		for _, g := range s.grants {
+			evGrant = g
+			all = true
+			break
+		}
+	}
+	if all {
+		since = time.Time{}
+	}
+	if evGrant.Valid() {
+		evs, err := e.store.Events(ctx, evGrant, since)
+		if err != nil {
+			return fmt.Errorf("read events of %s: %w", s.ps, err)
+		}
+		s.events = make([]label.Event, 0, len(evs))
+		for _, ev := range evs {
+			plain, err := s.cipher.Open(ev.Sealed, []byte(s.ps))
+			if err != nil {
+				return fmt.Errorf("open event %d of %s: %w", ev.ID, s.ps, err)
+			}
+			var f map[string]any
+			if err := json.Unmarshal(plain, &f); err != nil {
+				return fmt.Errorf("decode event %d of %s: %w", ev.ID, s.ps, err)
+			}
+			s.events = append(s.events, label.Event{Type: ev.Type, Time: ev.Time, Fields: f})
+			s.ids = append(s.ids, ev.ID)
+			s.seen = max(s.seen, ev.ID)
+		}
+	}
+	// Profile values, each read through the grant of a label that reads it.
+	for en, g := range s.grants {
+		if len(en.profile) == 0 {
+			continue
+		}
+		missing := false
+		for _, f := range en.profile {
+			if _, ok := s.updated[f]; !ok {
+				missing = true
+			}
+		}
+		if !missing {
+			continue
+		}
+		vals, err := e.store.Profile(ctx, g)
+		if err != nil {
+			return fmt.Errorf("read profile of %s: %w", s.ps, err)
+		}
+		if s.profile == nil {
+			s.profile, s.updated = map[string]any{}, map[string]time.Time{}
+		}
+		for _, v := range vals {
+			if _, done := s.updated[v.Field]; done || !g.Covers(v.Field) {
+				continue
+			}
+			plain, err := s.cipher.Open(v.Sealed, []byte(s.ps+"/"+v.Field))
+			if err != nil {
+				return fmt.Errorf("open profile field %s of %s: %w", v.Field, s.ps, err)
+			}
+			var x any
+			if err := json.Unmarshal(plain, &x); err != nil {
+				return fmt.Errorf("decode profile field %s of %s: %w", v.Field, s.ps, err)
+			}
+			s.profile[v.Field], s.updated[v.Field] = x, v.Updated
+		}
+	}
+	if incremental {
+		for _, g := range s.grants {
+			lvs, err := e.store.Labels(ctx, g)
+			if err != nil {
+				return fmt.Errorf("read labels of %s: %w", s.ps, err)
+			}
+			s.stored = make(map[string]Stored, len(lvs))
+			for _, lv := range lvs {
+				v, err := Open(s.cipher, lv)
+				if err != nil {
+					// An unreadable value is recomputed, not fatal.
+					continue
+				}
+				s.stored[lv.Label] = v
+			}
+			break
+		}
+	}
+	return nil
+}
+
+// view returns the subject's events and profile restricted to the fields
+// the grant covers: a label never sees a field it was not granted.
+func (s *subject) view(g policy.Grant) (map[string]any, []label.Event) {
+	var prof map[string]any
+	for k, v := range s.profile {
+		if g.Covers(k) {
+			if prof == nil {
+				prof = make(map[string]any, len(s.profile))
+			}
+			prof[k] = v
+		}
+	}
+	events := s.events
+	narrowed := false
+	for i := range s.events {
+		for k := range s.events[i].Fields {
+			if !g.Covers(k) {
+				narrowed = true
+				break
+			}
+		}
+		if narrowed {
+			break
+		}
+	}
+	if narrowed {
+		events = make([]label.Event, len(s.events))
+		for i, ev := range s.events {
+			f := make(map[string]any, len(ev.Fields))
+			for k, v := range ev.Fields {
+				if g.Covers(k) {
+					f[k] = v
+				}
+			}
+			events[i] = label.Event{Type: ev.Type, Time: ev.Time, Fields: f}
+		}
+	}
+	return prof, events
+}
+
+// dirty reports whether an incremental update must recompute the label.
+func (s *subject) dirty(en *entry, now time.Time) bool {
+	old, ok := s.stored[en.l.ID]
+	if !ok || old.Version != en.l.Version || (!old.Expires.IsZero() && !now.Before(old.Expires)) {
+		return true
+	}
+	for i := range s.events {
+		if s.ids[i] > old.Seen && en.reads(s.events[i].Type, s.events[i].Fields) {
+			return true
+		}
+	}
+	for _, f := range en.profile {
+		if t, ok := s.updated[f]; ok && t.After(old.Computed) {
+			return true // a correction (CM-2)
+		}
+	}
+	return false
+}
+
+// seal stores v for the subject under grant g.
+func (s *subject) seal(g policy.Grant, v Stored) error {
+	v.Seen = s.seen
+	plain, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode label %s: %w", v.Label, err)
+	}
+	s.values = append(s.values, portrait.LabelValue{Grant: g, Subject: s.ps, Label: v.Label, Version: v.Version,
+		Sealed: s.cipher.Seal(plain, AD(s.ps, v.Label)), Computed: v.Computed, Expires: v.Expires})
+	return nil
+}
+
+// Subjects recomputes, for each pseudonym, the labels whose inputs could
+// have changed since their stored value was computed: labels without a
+// stored value or with an older version, labels reading an event type (or
+// a profile field) that a newer event carries, labels whose profile inputs
+// were updated (a correction, CM-2) and expired values. Labels that lost
+// their lawful basis are deleted. RFM and segment labels are placed
+// against the population model of the last batch run, if there was one.
+func (e *Engine) Subjects(ctx context.Context, pseudonyms []string) (Summary, error) {
+	start := time.Now()
+	c, err := e.compiled()
+	var sum Summary
+	if err != nil && len(c.entries) == 0 {
+		return sum, err
+	}
+	for page := range slices.Chunk(pseudonyms, e.opts.PageSize) {
+		s, err := e.page(ctx, c, page, true, nil)
+		sum.add(s)
+		if err != nil {
+			return sum, err
+		}
+	}
+	sum.Elapsed = time.Since(start)
+	e.mu.Lock()
+	e.status.Incremental.add(sum)
+	e.status.Calls++
+	e.mu.Unlock()
+	return sum, nil
+}
+
+// page derives one page of subjects in one transaction. In a batch run
+// (incremental false) population labels are not computed here: their
+// inputs go to col, and All computes them over the whole population.
+// Subjects are read and evaluated on every CPU; the page is written in
+// one transaction.
+func (e *Engine) page(ctx context.Context, c *compiled, pseudonyms []string, incremental bool, col *collector) (Summary, error) {
+	var sum Summary
+	now := e.now()
+	states, err := e.ledger.States(ctx, pseudonyms)
+	if err != nil {
+		return sum, fmt.Errorf("derive: %w", err)
+	}
+	stored, err := e.store.Subjects(ctx, pseudonyms)
+	if err != nil {
+		return sum, fmt.Errorf("derive: load subjects: %w", err)
+	}
+	pop := e.pop.Load()
+	var work []*subject
+	for _, ps := range pseudonyms {
+		subj, ok := stored[ps]
+		if !ok {
+			continue // erased or never stored: nothing to derive
+		}
+		s := &subject{ps: ps, subj: subj, grants: map[*entry]policy.Grant{}}
+		for _, en := range c.entries {
+			g, _ := e.decide(states[ps], en)
+			if !g.Valid() {
+				s.remove = append(s.remove, en.l.ID)
+				continue
+			}
+			if incremental && en.population() && pop.model(en.l) == nil {
+				continue // no population model yet: the next batch run computes it
+			}
+			s.grants[en] = g
+		}
+		work = append(work, s)
+	}
+	sum.Subjects = len(work)
+	workers := min(runtime.GOMAXPROCS(0), max(1, len(work)/8))
+	errs := make([]error, workers)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(work); i += workers {
+				if errs[w] = e.derive(ctx, c, work[i], pop, now, incremental, col); errs[w] != nil {
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return sum, err
+	}
+	written := map[string]bool{}
+	for _, s := range work {
+		sum.Events += len(s.events)
+		sum.Failed += s.failed
+		sum.Unchanged += s.unchanged
+		for _, v := range s.values {
+			written[v.Label] = true
+		}
+	}
+	return sum, e.write(ctx, work, written, &sum, now, incremental)
+}
+
+// derive reads one subject's granted inputs and computes its labels.
+func (e *Engine) derive(ctx context.Context, c *compiled, s *subject, pop *population, now time.Time, incremental bool, col *collector) error {
+	if len(s.grants) == 0 {
+		return nil
+	}
+	var err error
+	if s.cipher, err = e.keys.Open(s.subj); err != nil {
+		return fmt.Errorf("derive: key of %s: %w", s.ps, err)
+	}
+	if err := e.load(ctx, s, now, incremental); err != nil {
+		return fmt.Errorf("derive: %w", err)
+	}
+	for _, en := range c.entries {
+		g, ok := s.grants[en]
+		if !ok {
+			continue
+		}
+		if incremental && !s.dirty(en, now) {
+			s.unchanged++
+			continue
+		}
+		prof, events := s.view(g)
+		var v Stored
+		var err error
+		switch {
+		case en.population() && !incremental:
+			col.add(en, s.ps, g, prof, events, s.seen, now)
+			continue
+		case en.l.Kind == catalog.KindRFM:
+			v = pop.model(en.l).(*rfmModel).value(en, events, now)
+		case en.l.Kind == catalog.KindSegment:
+			v, err = pop.model(en.l).(*segModel).value(en, prof, events, now)
+		default:
+			v.Value, err = en.rule.Eval(now, prof, events)
+		}
+		if err != nil {
+			// The label cannot be computed for this subject (say, a
+			// model feature has no value): an old value would be stale.
+			s.failed++
+			s.remove = append(s.remove, en.l.ID)
+			continue
+		}
+		if err := s.seal(g, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// write stores the values and deletions of a page with one audit record.
+func (e *Engine) write(ctx context.Context, work []*subject, written map[string]bool, sum *Summary, now time.Time, incremental bool) error {
+	var values []portrait.LabelValue
+	removedIDs := map[string]bool{}
+	for _, s := range work {
+		values = append(values, s.values...)
+		for _, id := range s.remove {
+			removedIDs[id] = true
+		}
+	}
+	removed := 0
+	for _, s := range work {
+		removed += len(s.remove)
+	}
+	if len(values) == 0 && removed == 0 {
+		return nil
+	}
+	action := "batch"
+	if incremental {
+		action = "incremental"
+	}
+	rec := audit.Record{Kind: "derive", Time: now, Actor: "system:derive", Action: action,
+		Detail: map[string]any{"subjects": len(work), "written": len(values), "removed": removed,
+			"labels": slices.Sorted(maps.Keys(written)), "removed_labels": slices.Sorted(maps.Keys(removedIDs))}}
+	err := e.store.Update(ctx, func(tx portrait.Tx) error {
+		for _, s := range work {
+			if len(s.remove) > 0 {
+				if err := tx.DeleteLabels(ctx, s.ps, s.remove); err != nil {
+					return err
+				}
+			}
+		}
+		if len(values) > 0 {
+			if err := tx.PutLabels(ctx, values); err != nil {
+				return err
+			}
+		}
+		_, err := e.log.Append(ctx, tx, rec)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("derive: store %d label values: %w", len(values), err)
+	}
+	sum.Written += len(values)
+	sum.Removed += removed
+	return nil
+}
+
+// Hook returns an ingest.Options.OnStored function that derives
+// synchronously, after the batch has committed and before Ingest returns,
+// so the caller's next read sees the updated labels. Failures are logged:
+// the events are stored, and the next batch run derives from them.
+func (e *Engine) Hook() func(ctx context.Context, pseudonyms []string) {
+	return func(ctx context.Context, pseudonyms []string) {
+		if _, err := e.Subjects(ctx, pseudonyms); err != nil {
+			e.opts.Logger.Error("incremental derivation", "subjects", len(pseudonyms), "err", err)
+		}
+	}
+}
+
+// Labels lists the catalog's label declarations with their version, kind
+// and purposes, and any label that cannot be compiled.
+func (e *Engine) Labels() ([]catalog.Label, error) {
+	cat := e.point.Catalog()
+	_, err := e.compiled()
+	out := slices.Clone(cat.Labels)
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, err
+}
