@@ -1,0 +1,261 @@
+package apply_test
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/apply"
+	"github.com/portrait-dev/portrait/audit"
+	"github.com/portrait-dev/portrait/catalog"
+	"github.com/portrait-dev/portrait/consent"
+	"github.com/portrait-dev/portrait/derive"
+	"github.com/portrait-dev/portrait/examples/demo"
+	"github.com/portrait-dev/portrait/ingest"
+	"github.com/portrait-dev/portrait/keys"
+	"github.com/portrait-dev/portrait/label"
+	"github.com/portrait-dev/portrait/policy"
+	"github.com/portrait-dev/portrait/sqlite"
+)
+
+var audienceOperator = policy.Caller{Role: policy.Operator, ID: "test"}
+
+type audienceEnv struct {
+	store  *sqlite.DB
+	point  *policy.Point
+	ledger *consent.Ledger
+	keys   *keys.Keyring
+	in     *ingest.Ingester
+	eng    *derive.Engine
+	aud    *apply.Audiences
+}
+
+func audienceCatalog(tb testing.TB) *catalog.Catalog {
+	tb.Helper()
+	cat, err := catalog.Parse(demo.CatalogName, demo.Catalog, label.Check)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return cat
+}
+
+func newAudienceEnv(tb testing.TB) *audienceEnv {
+	tb.Helper()
+	ctx := context.Background()
+	e := &audienceEnv{}
+	var err error
+	if e.store, err = sqlite.Open(ctx, filepath.Join(tb.TempDir(), "portrait.db")); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { e.store.Close() })
+	master := make([]byte, keys.MasterSize)
+	rand.Read(master)
+	if e.keys, err = keys.New(master); err != nil {
+		tb.Fatal(err)
+	}
+	e.point = policy.New(audienceCatalog(tb))
+	log, err := audit.New("portrait.test/log", e.keys.LogKey())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if e.ledger, err = consent.New(e.store, e.point, log, e.keys, consent.Options{}); err != nil {
+		tb.Fatal(err)
+	}
+	if e.eng, err = derive.New(e.store, e.point, e.ledger, e.keys, log, derive.Options{}); err != nil {
+		tb.Fatal(err)
+	}
+	e.in = ingest.New(e.store, e.point, e.ledger, e.keys, log, ingest.Options{})
+	e.aud = apply.NewAudiences(e.store, e.point, e.ledger, e.keys, log)
+	return e
+}
+
+// populate stores subjects with 5 sports views and one purchase each, all
+// granted personalization, and derives their labels in a batch.
+func (e *audienceEnv) populate(tb testing.TB, ids ...string) {
+	tb.Helper()
+	ctx := context.Background()
+	now := time.Now().UTC()
+	var items []ingest.Item
+	for k, id := range ids {
+		if _, err := e.ledger.Record(ctx, audienceOperator, consent.ByID(id), consent.Change{Purpose: "personalization", Status: policy.Granted, NoticeVersion: "1"}); err != nil {
+			tb.Fatal(err)
+		}
+		for i := range 5 {
+			items = append(items, ingest.Item{Event: portrait.Event{Subject: id, Type: "view", Time: now.Add(-time.Duration(i+1) * time.Hour),
+				Fields: map[string]any{"item": "s", "category": "sports", "price": 20.0}}})
+		}
+		items = append(items, ingest.Item{Event: portrait.Event{Subject: id, Type: "purchase", Time: now.Add(-time.Duration(k+1) * 24 * time.Hour),
+			Fields: map[string]any{"item": "s", "amount": float64(100 * (k + 1)), "quantity": 1.0, "price": 20.0}}})
+	}
+	if _, _, err := e.in.Ingest(ctx, audienceOperator, items); err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := e.eng.All(ctx, nil); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+func wantRefusal(t *testing.T, err error, code, requirement, inMessage string) {
+	t.Helper()
+	var pe *portrait.Error
+	if !errors.As(err, &pe) || pe.Code != code || pe.Requirement != requirement || !strings.Contains(pe.Message, inMessage) {
+		t.Errorf("got %v, want %s/%s mentioning %q", err, code, requirement, inMessage)
+	}
+}
+
+// CM-6, LP-1, SM-2: bad audience requests are refused naming the declaration.
+func TestAudienceRefusals(t *testing.T) {
+	cat := audienceCatalog(t)
+	sens := audienceCatalog(t)
+	sens.Label("sports_fan").Sensitive = true
+	for _, tc := range []struct {
+		name                    string
+		cat                     *catalog.Catalog
+		req                     apply.Request
+		code, requirement, says string
+	}{
+		{"identified without the purpose allowing it", cat, apply.Request{Purpose: "marketing", Expression: "labels.big_spender", Output: "identified"}, portrait.EDENIED, "CM-6", "identified_output"},
+		{"undeclared label", cat, apply.Request{Purpose: "personalization", Expression: "labels.sports_fan && labels.gambler"}, portrait.EINVALID, "LP-1", `"gambler"`},
+		{"label of another purpose", cat, apply.Request{Purpose: "marketing", Expression: "labels.sports_fan"}, portrait.EINVALID, "LP-1", `label "sports_fan" is not declared for purpose "marketing"`},
+		{"sensitive label without separate consent", sens, apply.Request{Purpose: "personalization", Expression: "labels.sports_fan"}, portrait.EINVALID, "SM-2", `"sports_fan" is sensitive`},
+		{"does not compile", cat, apply.Request{Purpose: "personalization", Expression: "labels.sports_fan &&"}, portrait.EINVALID, "", "does not compile"},
+		{"not bool", cat, apply.Request{Purpose: "personalization", Expression: "1 + 2"}, portrait.EINVALID, "", "must return bool"},
+		{"labels as a whole", cat, apply.Request{Purpose: "personalization", Expression: "size(labels) > 0"}, portrait.EINVALID, "", "name each label"},
+		{"undeclared purpose", cat, apply.Request{Purpose: "resale", Expression: "labels.sports_fan"}, portrait.EINVALID, "CN-1", `"resale"`},
+		{"bad output", cat, apply.Request{Purpose: "personalization", Expression: "labels.sports_fan", Output: "csv"}, portrait.EINVALID, "", "want aggregate"},
+		{"by a rule label", cat, apply.Request{Purpose: "personalization", Expression: "labels.sports_fan", By: "big_spender"}, portrait.EINVALID, "", "segment or RFM"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := apply.Compile(tc.cat, tc.req)
+			wantRefusal(t, err, tc.code, tc.requirement, tc.says)
+		})
+	}
+}
+
+// CM-6, LP-3, SR-7, CN-4: an audience includes only subjects the decision
+// point allows; restricted, objecting, withdrawn and suppressing subjects
+// are excluded; the default output is aggregate; every materialisation is
+// audited with the expression's hash, purpose and size.
+func TestAudienceExclusions(t *testing.T) {
+	e := newAudienceEnv(t)
+	ctx := context.Background()
+	e.populate(t, "ann", "ben", "cat", "dov", "eve", "fox")
+	ps := func(id string) string { return e.keys.Pseudonym(id) }
+	if err := e.ledger.SetFlags(ctx, audienceOperator, ps("ben"), portrait.Flags{Restricted: true, Personalization: 100}, consent.KindRestriction); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.ledger.SetFlags(ctx, audienceOperator, ps("cat"), portrait.Flags{ObjectProfiling: true, Personalization: 100}, consent.KindObjection); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.ledger.Suppress(ctx, audienceOperator, ps("dov"), "sports_fan", false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.ledger.Record(ctx, audienceOperator, consent.ByID("eve"), consent.Change{Purpose: "personalization", Status: policy.Withdrawn}); err != nil {
+		t.Fatal(err)
+	}
+	expr := `labels.sports_fan && labels.rfm.class != ""`
+	res, err := e.aud.Materialize(ctx, audienceOperator, apply.Request{Purpose: "personalization", Expression: expr, Output: "pseudonymous"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{ps("ann"), ps("fox")}
+	slices.Sort(want)
+	got := slices.Clone(res.Pseudonyms)
+	slices.Sort(got)
+	if !slices.Equal(got, want) || res.Size != 2 || res.Excluded != 4 {
+		t.Errorf("pseudonymous audience %v (size %d, excluded %d), want ann and fox only", got, res.Size, res.Excluded)
+	}
+	agg, err := e.aud.Materialize(ctx, audienceOperator, apply.Request{Purpose: "personalization", Expression: expr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for _, n := range agg.Counts {
+		total += n
+	}
+	if agg.Output != "aggregate" || agg.Pseudonyms != nil || agg.By != "rfm" || total != 2 {
+		t.Errorf("default output: %+v, want aggregate counts by rfm class summing to 2", agg)
+	}
+	// The audit log holds the materialisation, without the subjects.
+	entry, err := e.store.LogEntries(ctx, agg.LogIndex, agg.LogIndex+1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte(expr))
+	data := string(entry[0].Data)
+	for _, s := range []string{`"kind":"audience"`, hex.EncodeToString(sum[:]), `"purpose":"personalization"`, `"size":2`} {
+		if !strings.Contains(data, s) {
+			t.Errorf("audit record %s lacks %s", data, s)
+		}
+	}
+	if strings.Contains(data, ps("ann")) {
+		t.Errorf("audit record names a member: %s", data)
+	}
+}
+
+// CM-6: identified output only where the purpose declares it.
+func TestAudienceIdentified(t *testing.T) {
+	e := newAudienceEnv(t)
+	ctx := context.Background()
+	e.populate(t, "gus", "hal", "ivy", "jon")
+	_, err := e.aud.Materialize(ctx, audienceOperator, apply.Request{Purpose: "personalization", Expression: "labels.sports_fan", Output: "identified"})
+	wantRefusal(t, err, portrait.EDENIED, "CM-6", "identified_output")
+	cat := audienceCatalog(t)
+	cat.Purpose("personalization").Identified = true
+	e.point.SetCatalog(cat)
+	res, err := e.aud.Materialize(ctx, audienceOperator, apply.Request{Purpose: "personalization", Expression: "labels.sports_fan", Output: "identified"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(res.Subjects)
+	if !slices.Equal(res.Subjects, []string{"gus", "hal", "ivy", "jon"}) || res.Pseudonyms != nil {
+		t.Errorf("identified audience: %+v", res)
+	}
+}
+
+// BenchmarkAudience1M selects from 10^6 subjects held in memory (a Table
+// filled as Materialize fills it from the store) by a two-label
+// expression, deciding each subject first.
+func BenchmarkAudience1M(b *testing.B) {
+	const n = 1_000_000
+	cat := audienceCatalog(b)
+	point := policy.New(cat)
+	x, err := apply.Compile(cat, apply.Request{Purpose: "personalization", Expression: `labels.sports_fan && labels.rfm.class == "champions"`})
+	if err != nil {
+		b.Fatal(err)
+	}
+	classes := []string{"champions", "loyal", "new", "potential", "need_attention", "at_risk", "hibernating"}
+	granted := map[string]policy.Consent{"personalization": {Status: policy.Granted, NoticeVersion: "1"}}
+	// Governance states are shared among subjects to keep the benchmark's
+	// memory down; deciding costs the same.
+	states := []*policy.State{
+		{Subject: "p", Consents: granted, Personalization: 100},
+		{Subject: "p", Consents: granted, Personalization: 100, Restricted: true},
+		{Subject: "p", Consents: granted, Personalization: 100, ObjectProfiling: true},
+		{Subject: "p", Consents: granted, Personalization: 100, Suppressed: map[string]bool{"sports_fan": true}},
+	}
+	t := apply.NewTable(x.Labels)
+	for i := range n {
+		rfm := &label.RFMScore{R: i % 5, F: i % 4, M: i % 3, Class: classes[i%len(classes)]}
+		t.Add(fmt.Sprint(i), states[i%len(states)*(i%10/9)], map[string]derive.Stored{
+			"sports_fan": {Value: label.Value{Label: "sports_fan", Kind: "rule", Bool: i%2 == 0}},
+			"rfm":        {Value: label.Value{Label: "rfm", Kind: "rfm"}, RFM: rfm},
+		})
+	}
+	b.ResetTimer()
+	var size int
+	for b.Loop() {
+		members, _ := x.Select(point, t, audienceOperator)
+		size = len(members)
+	}
+	b.ReportMetric(float64(size), "members")
+}
