@@ -14,11 +14,16 @@ import (
 	"time"
 
 	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/apply"
 	"github.com/portrait-dev/portrait/audit"
 	"github.com/portrait-dev/portrait/consent"
+	"github.com/portrait-dev/portrait/derive"
 	"github.com/portrait-dev/portrait/ingest"
 	"github.com/portrait-dev/portrait/keys"
+	"github.com/portrait-dev/portrait/monitor"
 	"github.com/portrait-dev/portrait/policy"
+	"github.com/portrait-dev/portrait/review"
+	"github.com/portrait-dev/portrait/rights"
 )
 
 // Config wires a Server.
@@ -34,6 +39,24 @@ type Config struct {
 	MaxBody int64
 	// TokenTTL is the lifetime of subject tokens (default 1h).
 	TokenTTL time.Duration
+	// Monitor runs the fairness, price and diversity monitors and keeps
+	// protected attributes apart (FP-2); nil leaves its routes unavailable.
+	Monitor *monitor.Monitor
+	// Rights handles data-subject requests and the privacy centre.
+	Rights *rights.Service
+	// Demo offers a picker of DemoSubjects on the privacy-centre sign-in
+	// page; never set it outside a demo.
+	Demo         bool
+	DemoSubjects []string
+	// Apply gates use-cases and serves recommendations and decisions;
+	// Review runs human review. Nil leaves their routes unavailable.
+	Apply  *apply.Service
+	Review *review.Service
+	// Deriver derives labels and serves staff portraits and derivation
+	// status; Audiences materialises audiences (CM-6). Nil leaves their
+	// routes unavailable.
+	Deriver   *derive.Engine
+	Audiences *apply.Audiences
 }
 
 // Server is Portrait's HTTP API.

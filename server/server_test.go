@@ -18,30 +18,38 @@ import (
 	"time"
 
 	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/apply"
 	"github.com/portrait-dev/portrait/audit"
 	"github.com/portrait-dev/portrait/catalog"
 	"github.com/portrait-dev/portrait/consent"
+	"github.com/portrait-dev/portrait/derive"
 	"github.com/portrait-dev/portrait/examples/demo"
 	"github.com/portrait-dev/portrait/ingest"
 	"github.com/portrait-dev/portrait/keys"
 	"github.com/portrait-dev/portrait/label"
+	"github.com/portrait-dev/portrait/monitor"
 	"github.com/portrait-dev/portrait/policy"
+	"github.com/portrait-dev/portrait/review"
+	"github.com/portrait-dev/portrait/rights"
 	"github.com/portrait-dev/portrait/server"
 	"github.com/portrait-dev/portrait/sqlite"
 )
 
 // harness is a whole Portrait on a fresh SQLite file, served by httptest.
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	url    string
 	store  portrait.Store
 	keys   *keys.Keyring
 	log    *audit.Log
 	server *server.Server
 	apikey map[policy.Role]string
+	point  *policy.Point
+	mon    *monitor.Monitor
+	rights *rights.Service
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t testing.TB) *harness {
 	t.Helper()
 	ctx := context.Background()
 	cat, err := catalog.Parse(demo.CatalogName, demo.Catalog, label.Check)
@@ -70,10 +78,35 @@ func newHarness(t *testing.T) *harness {
 	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	in := ingest.New(store, point, ledger, kr, log, ingest.Options{Logger: logger})
-	srv := server.New(server.Config{Store: store, Point: point, Ledger: ledger, Keys: kr, Log: log, Ingester: in, Logger: logger})
+	mon, err := monitor.New(monitor.Deps{Store: store, Point: point, Keys: kr, Log: log}, monitor.Options{Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := rights.New(store, point, ledger, kr, log, rights.Options{Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ap, err := apply.New(store, point, ledger, kr, log, apply.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rv, err := review.New(store, point, ledger, kr, log, review.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	deriver, err := derive.New(store, point, ledger, kr, log, derive.Options{Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := server.New(server.Config{Store: store, Point: point, Ledger: ledger, Keys: kr, Log: log, Ingester: in, Logger: logger, Monitor: mon,
+		Apply: ap, Review: rv,
+		Deriver: deriver, Audiences: apply.NewAudiences(store, point, ledger, kr, log),
+		Rights: rs, Demo: true, DemoSubjects: []string{"demo-alice", "demo-bob"}})
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
 	h := &harness{t: t, url: ts.URL, store: store, keys: kr, log: log, server: srv, apikey: map[policy.Role]string{}}
+	h.point, h.mon = point, mon
+	h.rights = rs
 	for _, role := range policy.Roles {
 		key := "test-" + string(role)
 		sum := sha256.Sum256([]byte(key))
@@ -150,20 +183,77 @@ func TestRoutesRoles(t *testing.T) {
 		"GET /openapi.json": pub,
 		"GET /v1/catalog":   staff,
 		"POST /v1/events":   {"admin", "operator"},
-		"PUT /v1/subjects/{id}/consents/{purpose}": {"admin", "operator"},
-		"GET /v1/subjects/{id}/consents":           {"admin", "operator"},
-		"POST /v1/subjects/{id}/tokens":            {"admin", "operator"},
-		"GET /v1/me/consents":                      {"subject"},
-		"PUT /v1/me/consents/{purpose}":            {"subject"},
-		"POST /v1/receipts/verify":                 pub,
-		"GET /v1/suspensions":                      staff,
-		"POST /v1/suspensions":                     {"regulator"},
-		"DELETE /v1/suspensions/{kind}/{id}":       {"regulator"},
-		"GET /v1/log/checkpoint":                   pub,
-		"GET /v1/log/key":                          pub,
-		"GET /v1/log/entries/{index}":              pub,
-		"GET /v1/log/proof/inclusion":              pub,
-		"GET /v1/log/proof/consistency":            pub,
+		"PUT /v1/subjects/{id}/consents/{purpose}":         {"admin", "operator"},
+		"GET /v1/subjects/{id}/consents":                   {"admin", "operator"},
+		"POST /v1/subjects/{id}/tokens":                    {"admin", "operator"},
+		"GET /v1/me/consents":                              {"subject"},
+		"PUT /v1/me/consents/{purpose}":                    {"subject"},
+		"POST /v1/receipts/verify":                         pub,
+		"GET /v1/suspensions":                              staff,
+		"POST /v1/suspensions":                             {"regulator"},
+		"DELETE /v1/suspensions/{kind}/{id}":               {"regulator"},
+		"GET /v1/log/checkpoint":                           pub,
+		"GET /v1/log/key":                                  pub,
+		"GET /v1/log/entries/{index}":                      pub,
+		"GET /v1/log/proof/inclusion":                      pub,
+		"GET /v1/log/proof/consistency":                    pub,
+		"GET /v1/subjects/{id}/portrait":                   {"admin", "operator"},
+		"GET /v1/labels":                                   staff,
+		"GET /v1/derivation":                               staff,
+		"POST /v1/derivation":                              {"admin"},
+		"POST /v1/audiences":                               {"admin", "operator"},
+		"PUT /v1/subjects/{id}/protected":                  {"admin", "operator"},
+		"GET /v1/subjects/{id}/protected":                  {"auditor"},
+		"POST /v1/monitor/runs":                            {"admin", "auditor"},
+		"GET /v1/monitor/report":                           {"admin", "auditor", "regulator"},
+		"GET /v1/monitor/proxies":                          staff,
+		"POST /v1/monitor/proxies/{feature}/clear":         {"reviewer"},
+		"GET /console/monitor":                             {"admin", "auditor", "regulator"},
+		"GET /v1/me/export":                                {"subject"},
+		"GET /v1/subjects/{id}/export":                     {"admin", "operator"},
+		"POST /v1/me/erasure":                              {"subject"},
+		"POST /v1/subjects/{id}/erasure":                   {"admin", "operator"},
+		"GET /v1/me/labels":                                {"subject"},
+		"GET /v1/subjects/{id}/labels":                     {"admin", "operator"},
+		"DELETE /v1/me/labels/{label}":                     {"subject"},
+		"DELETE /v1/subjects/{id}/labels/{label}":          {"admin", "operator"},
+		"POST /v1/me/labels/{label}/restore":               {"subject"},
+		"POST /v1/subjects/{id}/labels/{label}/restore":    {"admin", "operator"},
+		"PUT /v1/me/personalization":                       {"subject"},
+		"PUT /v1/subjects/{id}/personalization":            {"admin", "operator"},
+		"PUT /v1/me/fields/{field}":                        {"subject"},
+		"PUT /v1/subjects/{id}/fields/{field}":             {"admin", "operator"},
+		"POST /v1/me/restriction":                          {"subject"},
+		"POST /v1/subjects/{id}/restriction":               {"admin", "operator"},
+		"DELETE /v1/me/restriction":                        {"subject"},
+		"DELETE /v1/subjects/{id}/restriction":             {"admin", "operator"},
+		"POST /v1/me/objection":                            {"subject"},
+		"POST /v1/subjects/{id}/objection":                 {"admin", "operator"},
+		"GET /v1/me/cases":                                 {"subject"},
+		"GET /v1/subjects/{id}/cases":                      {"admin", "operator"},
+		"POST /v1/me/requests":                             {"subject"},
+		"POST /v1/subjects/{id}/requests":                  {"admin", "operator"},
+		"GET /v1/cases":                                    {"admin", "operator", "auditor", "regulator"},
+		"GET /v1/cases/overdue":                            {"admin", "operator", "auditor", "regulator"},
+		"POST /v1/cases/{case}/close":                      {"admin", "operator"},
+		"GET /v1/notice":                                   pub,
+		"POST /v1/items":                                   {"admin", "operator"},
+		"GET /v1/recommendations":                          {"admin", "operator"},
+		"GET /v1/me/recommendations":                       {"subject"},
+		"POST /v1/decisions":                               {"admin", "operator"},
+		"GET /v1/me/decisions":                             {"subject"},
+		"POST /v1/me/decisions/{id}/appeal":                {"subject"},
+		"POST /v1/me/decisions/{id}/review":                {"subject"},
+		"PUT /v1/me/usecases/{id}/automation":              {"subject"},
+		"POST /v1/me/usecases/{id}/notice":                 {"subject"},
+		"POST /v1/subjects/{id}/usecases/{usecase}/notice": {"admin", "operator"},
+		"POST /v1/usecases/{id}/halt":                      {"admin"},
+		"POST /v1/usecases/{id}/resume":                    {"admin"},
+		"POST /v1/usecases/{id}/assessment":                {"admin"},
+		"GET /v1/reviews":                                  {"reviewer"},
+		"GET /v1/reviews/overdue":                          {"admin", "reviewer", "auditor", "regulator"},
+		"GET /v1/reviews/{id}":                             {"reviewer"},
+		"POST /v1/reviews/{id}":                            {"reviewer"},
 	}
 	routes := h.server.Routes()
 	if len(routes) != len(want) {
@@ -180,7 +270,7 @@ func TestRoutesRoles(t *testing.T) {
 			t.Errorf("route %s is not in the expected table", key)
 			continue
 		}
-		path := strings.NewReplacer("{id}", "alice", "{purpose}", "personalization", "{kind}", "label", "{index}", "0").Replace(rt.Pattern)
+		path := strings.NewReplacer("{id}", "alice", "{purpose}", "personalization", "{kind}", "label", "{index}", "0", "{feature}", "city").Replace(rt.Pattern)
 		for who, tok := range callers {
 			resp := h.do(rt.Method, path, tok, "application/json", []byte("{}"), nil)
 			refused := resp.StatusCode == 401 || resp.StatusCode == 403 && !isPolicyDenial(resp)
@@ -441,4 +531,39 @@ func TestOpenAPI(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Errorf("metrics: %d", resp.StatusCode)
 	}
+}
+
+// BenchmarkHTTPIngest posts NDJSON batches of 1,000 events over loopback
+// TCP, from parallel clients, through the whole governed path.
+func BenchmarkHTTPIngest(b *testing.B) {
+	h := newHarness(b)
+	const batch = 1000
+	now := time.Now().UTC()
+	var body bytes.Buffer
+	for i := range batch {
+		fmt.Fprintf(&body, `{"subject":"s%d","type":"view","time":%q,"fields":{"item":"item-%d","category":"sports","price":%d}}`+"\n",
+			i%100, now.Add(-time.Duration(i)*time.Second).Format(time.RFC3339), i, i%500)
+	}
+	payload := body.Bytes()
+	key := h.staff(policy.Operator)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req, _ := http.NewRequest("POST", h.url+"/v1/events", bytes.NewReader(payload))
+			req.Header.Set("Authorization", "Bearer "+key)
+			req.Header.Set("Content-Type", "application/x-ndjson")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				b.Errorf("status %d", resp.StatusCode)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "events/s")
 }

@@ -16,14 +16,19 @@ import (
 	"time"
 
 	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/apply"
 	"github.com/portrait-dev/portrait/audit"
 	"github.com/portrait-dev/portrait/catalog"
 	"github.com/portrait-dev/portrait/consent"
+	"github.com/portrait-dev/portrait/derive"
 	"github.com/portrait-dev/portrait/ingest"
 	"github.com/portrait-dev/portrait/keys"
 	"github.com/portrait-dev/portrait/label"
+	"github.com/portrait-dev/portrait/monitor"
 	"github.com/portrait-dev/portrait/policy"
 	"github.com/portrait-dev/portrait/postgres"
+	"github.com/portrait-dev/portrait/review"
+	"github.com/portrait-dev/portrait/rights"
 	"github.com/portrait-dev/portrait/server"
 	"github.com/portrait-dev/portrait/sqlite"
 )
@@ -38,6 +43,16 @@ type app struct {
 	ingest *ingest.Ingester
 	server *server.Server
 	logger *slog.Logger
+	// monitor runs the fairness, price and diversity monitors every
+	// monitorEvery inside serve (FB-1).
+	monitor      *monitor.Monitor
+	monitorEvery time.Duration
+	rights       *rights.Service
+	apply        *apply.Service
+	review       *review.Service
+	// deriver derives labels: incrementally after each ingested batch
+	// (synchronously, through ingest.Options.OnStored), and in batch.
+	deriver *derive.Engine
 }
 
 // openStore opens a postgres:// URL with the postgres package and anything
@@ -76,9 +91,29 @@ func newApp(ctx context.Context, cat *catalog.Catalog, store portrait.Store, kr 
 	if _, err := a.ledger.States(ctx, nil); err != nil {
 		return nil, fmt.Errorf("load governance state: %w", err)
 	}
-	a.ingest = ingest.New(store, a.point, a.ledger, kr, a.log, ingest.Options{Logger: logger})
+	if a.deriver, err = derive.New(store, a.point, a.ledger, kr, a.log, derive.Options{Logger: logger}); err != nil {
+		return nil, err
+	}
+	a.ingest = ingest.New(store, a.point, a.ledger, kr, a.log, ingest.Options{Logger: logger,
+		OnStored: a.deriver.Hook()})
+	a.monitorEvery = time.Hour
+	if a.monitor, err = monitor.New(monitor.Deps{Store: store, Point: a.point, Keys: kr, Log: a.log}, monitor.Options{Logger: logger}); err != nil {
+		return nil, err
+	}
+	if a.rights, err = rights.New(store, a.point, a.ledger, kr, a.log, rights.Options{Logger: logger}); err != nil {
+		return nil, err
+	}
+	if a.apply, err = apply.New(store, a.point, a.ledger, kr, a.log, apply.Options{Assessments: assessmentsDir()}); err != nil {
+		return nil, err
+	}
+	if a.review, err = review.New(store, a.point, a.ledger, kr, a.log, review.Options{}); err != nil {
+		return nil, err
+	}
 	a.server = server.New(server.Config{Store: store, Point: a.point, Ledger: a.ledger, Keys: kr, Log: a.log,
-		Ingester: a.ingest, Logger: logger})
+		Apply: a.apply, Review: a.review,
+		Deriver: a.deriver, Audiences: apply.NewAudiences(store, a.point, a.ledger, kr, a.log),
+		Ingester: a.ingest, Logger: logger, Monitor: a.monitor,
+		Rights: a.rights})
 	return a, nil
 }
 
@@ -122,6 +157,7 @@ func (a *app) listen(ctx context.Context, addr string, ready func(url string)) e
 		return a.store.Update(ctx, func(tx portrait.Tx) error { return tx.SaveCheckpoint(ctx, note) })
 	}, time.Second)
 	go a.sweep(ctx, time.Minute)
+	go a.monitor.Schedule(ctx, a.monitorEvery)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	url := "http://" + ln.Addr().String()
@@ -164,6 +200,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	catPath := fs.String("catalog", "catalog.yaml", "the catalog (declarations) file")
 	keyFile := fs.String("key-file", "portrait.key", "master key file (created if missing); or set PORTRAIT_MASTER_KEY")
 	adminKey := fs.String("admin-key", "", "register this admin API key at start-up")
+	monitorEvery := fs.Duration("monitor-every", time.Hour, "how often the fairness, price and diversity monitors run (0 turns them off)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -185,6 +222,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	a.monitorEvery = *monitorEvery
 	if *adminKey != "" {
 		if _, err := a.addAPIKey(ctx, policy.Admin, *adminKey); err != nil {
 			return fmt.Errorf("register admin key: %w", err)

@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/apply"
+	"github.com/portrait-dev/portrait/catalog"
+	"github.com/portrait-dev/portrait/label"
+	"github.com/portrait-dev/portrait/policy"
+)
+
+func init() {
+	commands["assess"] = assess
+	commands["items"] = items
+}
+
+// assessmentsDir is where serve and demo keep signed impact assessments:
+// $PORTRAIT_ASSESSMENTS, or "assessments" beside the database.
+func assessmentsDir() string {
+	if d := os.Getenv("PORTRAIT_ASSESSMENTS"); d != "" {
+		return d
+	}
+	return "assessments"
+}
+
+var cli = policy.Caller{Role: policy.System, ID: "cli"}
+
+// openApp opens the catalog, keys and store the way serve does.
+func openApp(ctx context.Context, catPath, keyFile, db string, stderr io.Writer) (*app, func(), error) {
+	cat, err := catalog.Load(catPath, label.Check)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load catalog:\n%w", err)
+	}
+	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	kr, err := loadKeys(keyFile, false, logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	store, err := openStore(ctx, db)
+	if err != nil {
+		return nil, nil, err
+	}
+	a, err := newApp(ctx, cat, store, kr, logger)
+	if err != nil {
+		store.Close()
+		return nil, nil, err
+	}
+	return a, func() { store.Close() }, nil
+}
+
+// assess creates, signs and records the impact assessment of a use-case
+// from the configuration (FA-1, AD-5) and prints it.
+func assess(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flags("assess", stderr)
+	uc := fs.String("usecase", "", "the use-case to assess")
+	db := fs.String("db", "portrait.db", "SQLite file or postgres:// URL")
+	catPath := fs.String("catalog", "catalog.yaml", "the catalog (declarations) file")
+	keyFile := fs.String("key-file", "portrait.key", "master key file; or set PORTRAIT_MASTER_KEY")
+	dir := fs.String("assessments", assessmentsDir(), "directory of signed assessments")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *uc == "" {
+		fmt.Fprintln(stderr, "assess: --usecase ID is required")
+		return errUsage
+	}
+	a, done, err := openApp(ctx, *catPath, *keyFile, *db, stderr)
+	if err != nil {
+		return err
+	}
+	defer done()
+	svc, err := apply.New(a.store, a.point, a.ledger, a.keys, a.log, apply.Options{Assessments: *dir})
+	if err != nil {
+		return err
+	}
+	as, err := svc.Assess(ctx, cli, *uc)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(as)
+}
+
+// items imports the item catalog from a JSON array.
+func items(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) < 2 || args[0] != "import" {
+		fmt.Fprintln(stderr, "usage: portrait items import FILE [--db DSN] [--catalog FILE] [--key-file FILE]")
+		return errUsage
+	}
+	path := args[1]
+	fs := flags("items import", stderr)
+	db := fs.String("db", "portrait.db", "SQLite file or postgres:// URL")
+	catPath := fs.String("catalog", "catalog.yaml", "the catalog (declarations) file")
+	keyFile := fs.String("key-file", "portrait.key", "master key file; or set PORTRAIT_MASTER_KEY")
+	if err := parse(fs, args[2:]); err != nil {
+		return err
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read items: %w", err)
+	}
+	var list []portrait.Item
+	if err := json.Unmarshal(b, &list); err != nil {
+		return fmt.Errorf("items file %s: want a JSON array of {\"id\", \"categories\", \"price\"}: %w", path, err)
+	}
+	a, done, err := openApp(ctx, *catPath, *keyFile, *db, stderr)
+	if err != nil {
+		return err
+	}
+	defer done()
+	n, err := a.apply.PutItems(ctx, cli, list)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%d items stored\n", n)
+	return nil
+}

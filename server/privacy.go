@@ -1,0 +1,489 @@
+package server
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"embed"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"time"
+
+	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/audit"
+	"github.com/portrait-dev/portrait/consent"
+	"github.com/portrait-dev/portrait/policy"
+	"github.com/portrait-dev/portrait/rights"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+//go:embed static
+var staticFS embed.FS
+
+// Cookie names of the privacy centre.
+const (
+	sessionCookie = "portrait_session"
+	langCookie    = "portrait_lang"
+)
+
+var pageNames = []string{"signin", "home", "notice", "consents", "labels", "personalization", "export", "erasure", "erased", "requests"}
+
+// pages holds one template set per page: the layout plus the page's content.
+var pages = func() map[string]*template.Template {
+	m := make(map[string]*template.Template, len(pageNames))
+	for _, n := range pageNames {
+		m[n] = template.Must(template.ParseFS(templateFS, "templates/layout.html", "templates/"+n+".html"))
+	}
+	return m
+}()
+
+// view is what every page template gets. html/template escapes all of it
+// in context, so nothing a subject or the catalog holds can inject markup.
+type view struct {
+	Lang, Page, Title, CSRF, Flash, Error string
+	Signed                                bool
+	T                                     map[string]string
+	Data                                  any
+	Extra                                 string
+}
+
+// privacy serves the privacy centre: server-rendered pages that sign in
+// with a subject token held in an HttpOnly, SameSite=Strict cookie; every
+// form that changes something carries a CSRF token bound to the session.
+func (s *Server) privacy() http.Handler {
+	m := http.NewServeMux()
+	static, _ := fs.Sub(staticFS, "static")
+	m.Handle("GET /privacy/static/", http.StripPrefix("/privacy/static/", http.FileServerFS(static)))
+	m.HandleFunc("GET /privacy/{$}", s.pageHome)
+	m.HandleFunc("POST /privacy/signin", s.pageSignin)
+	m.HandleFunc("POST /privacy/demo", s.pageDemo)
+	m.HandleFunc("POST /privacy/signout", s.session(s.pageSignout))
+	m.HandleFunc("GET /privacy/notice", s.pageNotice)
+	m.HandleFunc("GET /privacy/consents", s.session(s.pageConsents))
+	m.HandleFunc("POST /privacy/consents/{purpose}", s.session(s.postPageConsent))
+	m.HandleFunc("GET /privacy/labels", s.session(s.pageLabels))
+	m.HandleFunc("POST /privacy/labels/{label}", s.session(s.postPageLabel))
+	m.HandleFunc("GET /privacy/personalization", s.session(s.pagePersonalization))
+	m.HandleFunc("POST /privacy/personalization", s.session(s.postPageLevel))
+	m.HandleFunc("POST /privacy/restriction", s.session(s.postPageRestriction))
+	m.HandleFunc("POST /privacy/objection", s.session(s.postPageObjection))
+	m.HandleFunc("GET /privacy/export", s.session(s.pageExport))
+	m.HandleFunc("GET /privacy/export.json", s.session(s.downloadExport))
+	m.HandleFunc("GET /privacy/erasure", s.session(s.pageErasure))
+	m.HandleFunc("POST /privacy/erasure", s.session(s.postPageErasure))
+	m.HandleFunc("GET /privacy/requests", s.session(s.pageRequests))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Cache-Control", "no-store")
+		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+		m.ServeHTTP(w, r)
+	})
+}
+
+// pageLang picks the language: ?lang= (remembered in a cookie), then the
+// cookie, then Chinese.
+func pageLang(w http.ResponseWriter, r *http.Request) string {
+	if l := r.URL.Query().Get("lang"); l == "en" || l == "zh-CN" {
+		http.SetCookie(w, &http.Cookie{Name: langCookie, Value: l, Path: "/privacy/", MaxAge: 365 * 24 * 3600, SameSite: http.SameSiteLaxMode, HttpOnly: true})
+		return l
+	}
+	if c, err := r.Cookie(langCookie); err == nil && (c.Value == "en" || c.Value == "zh-CN") {
+		return c.Value
+	}
+	return "zh-CN"
+}
+
+// csrfKey derives the CSRF MAC key from the receipt key, so that every
+// node sharing the master key accepts the same tokens.
+func (s *Server) csrfKey() []byte {
+	sum := sha256.Sum256(append([]byte("portrait/csrf/v1/"), s.cfg.Keys.ReceiptKey().Seed()...))
+	return sum[:]
+}
+
+// csrf is the CSRF token of a session: an HMAC of the session token.
+func (s *Server) csrf(session string) string {
+	m := hmac.New(sha256.New, s.csrfKey())
+	m.Write([]byte(session))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+type sessionHandler func(w http.ResponseWriter, r *http.Request, c policy.Caller, v *view)
+
+// session authenticates the page by its session cookie and, for POST,
+// checks the CSRF token before anything is done.
+func (s *Server) session(h sessionHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		v := &view{Lang: pageLang(w, r)}
+		v.T = texts(v.Lang)
+		ck, err := r.Cookie(sessionCookie)
+		if err != nil {
+			http.Redirect(w, r, "/privacy/", http.StatusSeeOther)
+			return
+		}
+		ps, err := s.cfg.Keys.CheckToken(ck.Value, time.Now())
+		if err != nil {
+			clearSession(w)
+			v.Page, v.Title, v.Error = "signin", v.T["signin"], v.T["bad_token"]
+			s.render(w, http.StatusUnauthorized, v)
+			return
+		}
+		v.Signed, v.CSRF = true, s.csrf(ck.Value)
+		if r.Method == http.MethodPost {
+			got := r.PostFormValue("csrf")
+			if !hmac.Equal([]byte(got), []byte(v.CSRF)) {
+				v.Page, v.Title, v.Error = "home", v.T["centre"], v.T["bad_csrf"]
+				v.Data = overview{}
+				s.render(w, http.StatusForbidden, v)
+				return
+			}
+		}
+		v.Flash = flash(r, v.T)
+		h(w, r, policy.Caller{Role: policy.Subject, Subject: ps}, v)
+	}
+}
+
+// flash renders the effect of the change a redirect came from.
+func flash(r *http.Request, t map[string]string) string {
+	q := r.URL.Query()
+	if k := q.Get("done"); k != "" {
+		if msg, ok := t["done_"+k]; ok {
+			return msg + q.Get("what")
+		}
+	}
+	return ""
+}
+
+func clearSession(w http.ResponseWriter) {
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/privacy/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+}
+
+func (s *Server) render(w http.ResponseWriter, status int, v *view) {
+	t := pages[v.Page]
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	if err := t.ExecuteTemplate(w, "layout", v); err != nil {
+		s.cfg.Logger.Error("render page", "page", v.Page, "err", err)
+	}
+}
+
+// fail renders the page with the error's caller-safe message.
+func (s *Server) fail(w http.ResponseWriter, v *view, err error) {
+	status := statuses[portrait.ErrorCode(err)]
+	msg := portrait.ErrorMessage(err)
+	var d *policy.Denied
+	if errors.As(err, &d) {
+		status, msg = http.StatusForbidden, d.Reasons[0].Message
+	}
+	if status == 0 || status >= 500 {
+		s.cfg.Logger.Error("privacy centre", "page", v.Page, "err", err)
+		if status == 0 {
+			status = http.StatusInternalServerError
+		}
+	}
+	v.Error = msg
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	if err := pages[v.Page].ExecuteTemplate(w, "layout", v); err != nil {
+		s.cfg.Logger.Error("render page", "page", v.Page, "err", err)
+	}
+}
+
+func back(w http.ResponseWriter, r *http.Request, path, done, what string) {
+	q := url.Values{"done": {done}}
+	if what != "" {
+		q.Set("what", what)
+	}
+	http.Redirect(w, r, path+"?"+q.Encode(), http.StatusSeeOther)
+}
+
+func (s *Server) pageHome(w http.ResponseWriter, r *http.Request) {
+	if ck, err := r.Cookie(sessionCookie); err == nil {
+		if _, err := s.cfg.Keys.CheckToken(ck.Value, time.Now()); err == nil {
+			s.session(s.pageOverview)(w, r)
+			return
+		}
+	}
+	v := &view{Lang: pageLang(w, r), Page: "signin"}
+	v.T = texts(v.Lang)
+	v.Title = v.T["signin"]
+	if r.URL.Query().Get("done") == "signout" {
+		v.Flash = v.T["signed_out"]
+	}
+	if s.cfg.Demo {
+		v.Data = s.cfg.DemoSubjects
+	}
+	s.render(w, http.StatusOK, v)
+}
+
+func (s *Server) startSession(w http.ResponseWriter, r *http.Request, tok string) {
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: tok, Path: "/privacy/", HttpOnly: true,
+		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil, MaxAge: int(s.cfg.TokenTTL / time.Second)})
+	http.Redirect(w, r, "/privacy/", http.StatusSeeOther)
+}
+
+func (s *Server) pageSignin(w http.ResponseWriter, r *http.Request) {
+	tok := r.PostFormValue("token")
+	if _, err := s.cfg.Keys.CheckToken(tok, time.Now()); err != nil {
+		v := &view{Lang: pageLang(w, r), Page: "signin"}
+		v.T = texts(v.Lang)
+		v.Title, v.Error = v.T["signin"], v.T["bad_token"]
+		if s.cfg.Demo {
+			v.Data = s.cfg.DemoSubjects
+		}
+		s.render(w, http.StatusUnauthorized, v)
+		return
+	}
+	s.startSession(w, r, tok)
+}
+
+// pageDemo signs in as one of the configured demo subjects; it exists only
+// when the server runs as a demo.
+func (s *Server) pageDemo(w http.ResponseWriter, r *http.Request) {
+	id := r.PostFormValue("subject")
+	if !s.cfg.Demo || !slices.Contains(s.cfg.DemoSubjects, id) {
+		http.Error(w, "no such demo subject", http.StatusNotFound)
+		return
+	}
+	ps := s.cfg.Keys.Pseudonym(id)
+	if _, err := s.record(r, audit.Record{Kind: "token", Actor: "demo", Subject: ps, Action: "issue"}); err != nil {
+		http.Error(w, portrait.ErrorMessage(err), http.StatusServiceUnavailable)
+		return
+	}
+	s.startSession(w, r, s.cfg.Keys.IssueToken(ps, s.cfg.TokenTTL))
+}
+
+func (s *Server) pageSignout(w http.ResponseWriter, r *http.Request, _ policy.Caller, _ *view) {
+	clearSession(w)
+	http.Redirect(w, r, "/privacy/?done=signout", http.StatusSeeOther)
+}
+
+func (s *Server) pageNotice(w http.ResponseWriter, r *http.Request) {
+	v := &view{Lang: pageLang(w, r), Page: "notice"}
+	v.T = texts(v.Lang)
+	v.Title = v.T["notice"]
+	if ck, err := r.Cookie(sessionCookie); err == nil {
+		if _, err := s.cfg.Keys.CheckToken(ck.Value, time.Now()); err == nil {
+			v.Signed, v.CSRF = true, s.csrf(ck.Value)
+		}
+	}
+	v.Data = s.cfg.Rights.Notice(v.Lang)
+	s.render(w, http.StatusOK, v)
+}
+
+type overview struct{ Granted, Labels, Level, Open int }
+
+func (s *Server) pageOverview(w http.ResponseWriter, r *http.Request, c policy.Caller, v *view) {
+	v.Page, v.Title = "home", v.T["centre"]
+	st, err := s.cfg.Ledger.State(r.Context(), c.Subject)
+	if err != nil {
+		s.fail(w, v, err)
+		return
+	}
+	o := overview{Level: st.Personalization}
+	for _, cs := range st.Consents {
+		if cs.Status == policy.Granted {
+			o.Granted++
+		}
+	}
+	if ls, err := s.cfg.Rights.Labels(r.Context(), c, c.Subject); err == nil {
+		o.Labels = len(ls)
+	}
+	if cs, err := s.cfg.Rights.Cases(r.Context(), c.Subject); err == nil {
+		for _, x := range cs {
+			if x.Status == rights.StatusOpen {
+				o.Open++
+			}
+		}
+	}
+	v.Data = o
+	s.render(w, http.StatusOK, v)
+}
+
+func (s *Server) pageConsents(w http.ResponseWriter, r *http.Request, c policy.Caller, v *view) {
+	v.Page, v.Title = "consents", v.T["consents"]
+	st, err := s.cfg.Ledger.State(r.Context(), c.Subject)
+	if err != nil {
+		s.fail(w, v, err)
+		return
+	}
+	v.Data = rights.Consents(s.cfg.Point.Catalog(), st)
+	s.render(w, http.StatusOK, v)
+}
+
+// postPageConsent grants or withdraws one purpose: one button either way
+// (CN-4).
+func (s *Server) postPageConsent(w http.ResponseWriter, r *http.Request, c policy.Caller, v *view) {
+	purpose := r.PathValue("purpose")
+	status, err := policy.ParseStatus(r.PostFormValue("action"))
+	if err == nil {
+		p := s.cfg.Point.Catalog().Purpose(purpose)
+		ch := consent.Change{Purpose: purpose, Status: status, Channel: "web", UserAgent: r.UserAgent(), IP: clientIP(r)}
+		if p != nil {
+			ch.NoticeVersion = p.NoticeVersion
+		}
+		_, err = s.cfg.Ledger.Record(r.Context(), c, consent.ByPseudonym(c.Subject), ch)
+	} else {
+		err = portrait.Errorf(portrait.EINVALID, "%v", err)
+	}
+	if err != nil {
+		v.Page, v.Title = "consents", v.T["consents"]
+		st, serr := s.cfg.Ledger.State(r.Context(), c.Subject)
+		if serr == nil {
+			v.Data = rights.Consents(s.cfg.Point.Catalog(), st)
+		}
+		s.fail(w, v, err)
+		return
+	}
+	back(w, r, "/privacy/consents", "consent", purpose+" · "+v.T[status.String()])
+}
+
+func (s *Server) pageLabels(w http.ResponseWriter, r *http.Request, c policy.Caller, v *view) {
+	v.Page, v.Title = "labels", v.T["labels"]
+	ls, err := s.cfg.Rights.Labels(r.Context(), c, c.Subject)
+	if err != nil && portrait.ErrorCode(err) != portrait.ENOTFOUND {
+		s.fail(w, v, err)
+		return
+	}
+	v.Data = ls
+	s.render(w, http.StatusOK, v)
+}
+
+func (s *Server) postPageLabel(w http.ResponseWriter, r *http.Request, c policy.Caller, v *view) {
+	lbl, action := r.PathValue("label"), r.PostFormValue("action")
+	var err error
+	if action == "restore" {
+		err = s.cfg.Rights.RestoreLabel(r.Context(), c, c.Subject, lbl)
+	} else {
+		err = s.cfg.Rights.SuppressLabel(r.Context(), c, c.Subject, lbl, action)
+	}
+	if err != nil {
+		v.Page, v.Title = "labels", v.T["labels"]
+		v.Data, _ = s.cfg.Rights.Labels(r.Context(), c, c.Subject)
+		s.fail(w, v, err)
+		return
+	}
+	back(w, r, "/privacy/labels", "label", lbl+" · "+v.T[map[string]string{"restore": "active", "deselect": "deselected", "delete": "deleted"}[action]])
+}
+
+type dial struct {
+	Level                                        int
+	Restricted, ObjectProfiling, ObjectMarketing bool
+}
+
+func (s *Server) dialView(r *http.Request, c policy.Caller, v *view) error {
+	v.Page, v.Title = "personalization", v.T["personalization"]
+	st, err := s.cfg.Ledger.State(r.Context(), c.Subject)
+	if err != nil {
+		return err
+	}
+	v.Data = dial{Level: st.Personalization, Restricted: st.Restricted, ObjectProfiling: st.ObjectProfiling, ObjectMarketing: st.ObjectMarketing}
+	return nil
+}
+
+func (s *Server) pagePersonalization(w http.ResponseWriter, r *http.Request, c policy.Caller, v *view) {
+	if err := s.dialView(r, c, v); err != nil {
+		s.fail(w, v, err)
+		return
+	}
+	s.render(w, http.StatusOK, v)
+}
+
+func (s *Server) afterChoice(w http.ResponseWriter, r *http.Request, c policy.Caller, v *view, err error, done, what string) {
+	if err != nil {
+		s.dialView(r, c, v)
+		s.fail(w, v, err)
+		return
+	}
+	back(w, r, "/privacy/personalization", done, what)
+}
+
+func (s *Server) postPageLevel(w http.ResponseWriter, r *http.Request, c policy.Caller, v *view) {
+	raw := r.PostFormValue("level")
+	level, err := strconv.Atoi(raw)
+	if err != nil {
+		err = &portrait.Error{Code: portrait.EINVALID, Requirement: "LP-5", Message: "the level must be a whole number from 0 to 100"}
+	} else {
+		err = s.cfg.Rights.SetPersonalization(r.Context(), c, c.Subject, level)
+	}
+	s.afterChoice(w, r, c, v, err, "level", raw)
+}
+
+func (s *Server) postPageRestriction(w http.ResponseWriter, r *http.Request, c policy.Caller, v *view) {
+	var err error
+	if r.PostFormValue("on") == "1" {
+		err = s.cfg.Rights.Restrict(r.Context(), c, c.Subject)
+	} else {
+		err = s.cfg.Rights.Unrestrict(r.Context(), c, c.Subject)
+	}
+	s.afterChoice(w, r, c, v, err, "choice", "")
+}
+
+func (s *Server) postPageObjection(w http.ResponseWriter, r *http.Request, c policy.Caller, v *view) {
+	err := s.cfg.Rights.Object(r.Context(), c, c.Subject, r.PostFormValue("kind"), r.PostFormValue("on") != "1")
+	s.afterChoice(w, r, c, v, err, "choice", "")
+}
+
+func (s *Server) pageExport(w http.ResponseWriter, r *http.Request, c policy.Caller, v *view) {
+	v.Page, v.Title = "export", v.T["export"]
+	s.render(w, http.StatusOK, v)
+}
+
+func (s *Server) downloadExport(w http.ResponseWriter, r *http.Request, c policy.Caller, v *view) {
+	b, err := s.cfg.Rights.Export(r.Context(), c, c.Subject)
+	if err != nil {
+		v.Page, v.Title = "export", v.T["export"]
+		s.fail(w, v, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Disposition", `attachment; filename="portrait-export.json"`)
+	json.NewEncoder(w).Encode(b)
+}
+
+func (s *Server) pageErasure(w http.ResponseWriter, r *http.Request, c policy.Caller, v *view) {
+	v.Page, v.Title = "erasure", v.T["erasure"]
+	rm, err := s.cfg.Rights.Preview(r.Context(), c, c.Subject)
+	if err != nil {
+		v.Data = rights.Removal{}
+		s.fail(w, v, err)
+		return
+	}
+	v.Data = rm
+	s.render(w, http.StatusOK, v)
+}
+
+func (s *Server) postPageErasure(w http.ResponseWriter, r *http.Request, c policy.Caller, v *view) {
+	res, err := s.cfg.Rights.Erase(r.Context(), c, c.Subject)
+	if err != nil {
+		v.Page, v.Title, v.Data = "erasure", v.T["erasure"], rights.Removal{}
+		s.fail(w, v, err)
+		return
+	}
+	clearSession(w)
+	v.Page, v.Title, v.Signed, v.Data = "erased", v.T["erased"], false, res
+	b, _ := json.MarshalIndent(res.Receipt, "", "  ")
+	v.Extra = string(b)
+	s.render(w, http.StatusOK, v)
+}
+
+func (s *Server) pageRequests(w http.ResponseWriter, r *http.Request, c policy.Caller, v *view) {
+	v.Page, v.Title = "requests", v.T["requests"]
+	cs, err := s.cfg.Rights.Cases(r.Context(), c.Subject)
+	if err != nil {
+		s.fail(w, v, err)
+		return
+	}
+	v.Data = cs
+	s.render(w, http.StatusOK, v)
+}

@@ -1,0 +1,283 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/audit"
+	"github.com/portrait-dev/portrait/catalog"
+	"github.com/portrait-dev/portrait/label"
+	"github.com/portrait-dev/portrait/policy"
+	"github.com/portrait-dev/portrait/rights"
+)
+
+// seedSubject gives id consent to personalization, a profile, n view
+// events and a sports_fan label, through the API and the store.
+func (h *harness) seedSubject(id string, n int) string {
+	h.t.Helper()
+	if resp := h.consent(id, "personalization", "granted"); resp.StatusCode != 200 {
+		h.t.Fatalf("consent: %d", resp.StatusCode)
+	}
+	now := time.Now().UTC()
+	var body bytes.Buffer
+	fmt.Fprintf(&body, `{"subject":%q,"type":"profile","time":%q,"fields":{"city":"Marker-City-%s","age":30}}`+"\n", id, now.Add(-time.Hour).Format(time.RFC3339), id)
+	for i := range n {
+		fmt.Fprintf(&body, `{"subject":%q,"type":"view","time":%q,"fields":{"item":"Marker-Item-%s-%d","category":"sports"}}`+"\n",
+			id, now.Add(-time.Duration(i+1)*time.Minute).Format(time.RFC3339), id, i)
+	}
+	var r eventsResp
+	if resp := h.do("POST", "/v1/events", h.staff(policy.Operator), "application/x-ndjson", body.Bytes(), &r); resp.StatusCode != 200 || r.Accepted != n+1 {
+		h.t.Fatalf("ingest: %d %+v", resp.StatusCode, r)
+	}
+	p := h.keys.Pseudonym(id)
+	h.putLabel(p, "sports_fan")
+	return p
+}
+
+// putLabel stores a label value under a Derive grant, as the label engine does.
+func (h *harness) putLabel(p, id string) {
+	h.t.Helper()
+	ctx := context.Background()
+	sts, err := h.store.States(ctx, []string{p})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	d := h.point.Decide(policy.Request{Subject: sts[p], Purpose: "personalization", Action: policy.Derive, Caller: policy.Caller{Role: policy.System}})
+	if !d.Allow {
+		h.t.Fatal(d.Reasons)
+	}
+	subs, _ := h.store.Subjects(ctx, []string{p})
+	ci, err := h.keys.Open(subs[p])
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	sealed, err := rights.SealLabel(ci, p, label.Value{Label: id, Version: 1, Kind: catalog.KindRule, Bool: true, Confidence: 1,
+		Inputs: []string{"category"}, Computed: now, Facts: []label.Fact{{Func: "count", Type: "view", Field: "category", Equals: "sports", Window: "30d", Value: 6}}})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	err = h.store.Update(ctx, func(tx portrait.Tx) error {
+		return tx.PutLabels(ctx, []portrait.LabelValue{{Grant: d.Grant, Subject: p, Label: id, Version: 1, Sealed: sealed, Computed: now}})
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// SR-1, SR-2: the subject's export holds decrypted values and verifies
+// offline; a forged or expired token reaches nothing; another subject's id
+// is unreachable with a subject token.
+func TestRightsAccessAPI(t *testing.T) {
+	h := newHarness(t)
+	h.seedSubject("alice", 3)
+	h.seedSubject("bob", 1)
+	tok := h.token("alice")
+	var doc rights.Export
+	if resp := h.do("GET", "/v1/me/export", tok, "", nil, &doc); resp.StatusCode != 200 || doc.SubjectID != "alice" || len(doc.Events) != 4 || len(doc.Labels) != 1 {
+		t.Fatalf("export: %d %+v", resp.StatusCode, doc)
+	}
+	var bundle json.RawMessage
+	h.do("GET", "/v1/me/export?signed=1", tok, "", nil, &bundle)
+	if got, err := rights.VerifyExport(bundle, h.keys.ReceiptKey().Public().(ed25519.PublicKey)); err != nil || got.SubjectID != "alice" {
+		t.Errorf("signed export: %v", err)
+	}
+	var staffDoc rights.Export
+	if resp := h.do("GET", "/v1/subjects/bob/export", h.staff(policy.Operator), "", nil, &staffDoc); resp.StatusCode != 200 || staffDoc.SubjectID != "bob" {
+		t.Errorf("operator export of bob: %d", resp.StatusCode)
+	}
+	var p problem
+	for name, bad := range map[string]string{
+		"forged":  "pt1.AAAA.BBBB",
+		"expired": h.keys.IssueToken(h.keys.Pseudonym("alice"), -time.Minute),
+	} {
+		if resp := h.do("GET", "/v1/me/export", bad, "", nil, &p); resp.StatusCode != 401 {
+			t.Errorf("%s token: %d", name, resp.StatusCode)
+		}
+		if resp := h.do("POST", "/v1/me/erasure", bad, "", nil, &p); resp.StatusCode != 401 {
+			t.Errorf("%s token erasure: %d", name, resp.StatusCode)
+		}
+	}
+	// A subject token cannot name another subject: the staff route refuses it.
+	if resp := h.do("GET", "/v1/subjects/bob/export", tok, "", nil, &p); resp.StatusCode != 403 {
+		t.Errorf("alice's token on bob's export: %d", resp.StatusCode)
+	}
+	if resp := h.do("GET", "/v1/subjects/bob/export", h.staff(policy.Auditor), "", nil, &p); resp.StatusCode != 403 {
+		t.Errorf("auditor on bob's export: %d", resp.StatusCode)
+	}
+}
+
+// CM-2, LP-3, LP-4, LP-5, SR-7, CN-4: corrections are type-checked against
+// the declaration; label control, the dial, restriction and objection work
+// over HTTP and show in the next read.
+func TestRightsControlAPI(t *testing.T) {
+	h := newHarness(t)
+	h.seedSubject("alice", 1)
+	tok := h.token("alice")
+	var p problem
+	for _, tc := range []struct{ path, body, want string }{
+		{"/v1/me/fields/shoe_size", `{"value":42}`, "not declared"},
+		{"/v1/me/fields/item", `{"value":"x"}`, "profile: true"},
+		{"/v1/me/fields/age", `{"value":"old"}`, "type number"},
+		{"/v1/me/fields/city", `{"value":1}`, "type string"},
+		{"/v1/me/fields/city", `{"valeur":"x"}`, "unknown field"},
+	} {
+		if resp := h.do("PUT", tc.path, tok, "application/json", []byte(tc.body), &p); resp.StatusCode != 400 || !strings.Contains(p.Detail, tc.want) {
+			t.Errorf("PUT %s %s: %d %q, want 400 naming %q", tc.path, tc.body, resp.StatusCode, p.Detail, tc.want)
+		}
+	}
+	if resp := h.do("PUT", "/v1/me/fields/city", tok, "application/json", []byte(`{"value":"Hangzhou"}`), nil); resp.StatusCode != 204 {
+		t.Fatalf("correct: %d", resp.StatusCode)
+	}
+	var doc rights.Export
+	h.do("GET", "/v1/me/export", tok, "", nil, &doc)
+	for _, f := range doc.Profile {
+		if f.Field == "city" && (f.Value != "Hangzhou" || f.Source != "correction") {
+			t.Errorf("city after correction: %+v", f)
+		}
+	}
+	if resp := h.do("DELETE", "/v1/me/labels/sports_fan?mode=delete", tok, "", nil, nil); resp.StatusCode != 204 {
+		t.Fatalf("delete label: %d", resp.StatusCode)
+	}
+	var ls struct{ Labels []rights.LabelEntry }
+	h.do("GET", "/v1/me/labels", tok, "", nil, &ls)
+	if len(ls.Labels) != 1 || ls.Labels[0].Status != rights.LabelDeleted || ls.Labels[0].Value != nil {
+		t.Errorf("labels after delete: %+v", ls.Labels)
+	}
+	if resp := h.do("POST", "/v1/me/labels/sports_fan/restore", tok, "", nil, nil); resp.StatusCode != 204 {
+		t.Errorf("restore: %d", resp.StatusCode)
+	}
+	for body, want := range map[string]int{`{"level":101}`: 400, `{"level":-1}`: 400, `{"level":2.5}`: 400, `{}`: 400, `{"level":40}`: 200} {
+		if resp := h.do("PUT", "/v1/me/personalization", tok, "application/json", []byte(body), &p); resp.StatusCode != want {
+			t.Errorf("dial %s: %d, want %d", body, resp.StatusCode, want)
+		}
+	}
+	sts, _ := h.store.States(context.Background(), []string{h.keys.Pseudonym("alice")})
+	if st := sts[h.keys.Pseudonym("alice")]; st.Personalization != 40 {
+		t.Errorf("dial stored as %d", st.Personalization)
+	}
+	if resp := h.do("POST", "/v1/me/objection", tok, "application/json", []byte(`{"kind":"marketing"}`), nil); resp.StatusCode != 204 {
+		t.Errorf("objection: %d", resp.StatusCode)
+	}
+	if resp := h.do("POST", "/v1/me/objection", tok, "application/json", []byte(`{"kind":"everything"}`), &p); resp.StatusCode != 400 {
+		t.Errorf("bad objection: %d", resp.StatusCode)
+	}
+	if resp := h.do("POST", "/v1/me/restriction", tok, "", nil, nil); resp.StatusCode != 204 {
+		t.Errorf("restriction: %d", resp.StatusCode)
+	}
+	sts, _ = h.store.States(context.Background(), []string{h.keys.Pseudonym("alice")})
+	if st := sts[h.keys.Pseudonym("alice")]; !st.Restricted || !st.ObjectMarketing {
+		t.Errorf("flags: %+v", st)
+	}
+	// SR-4, SR-5: every request above is a case with a deadline; staff see
+	// them all and the overdue report.
+	var cs struct{ Cases []portrait.Case }
+	h.do("GET", "/v1/me/cases", tok, "", nil, &cs)
+	refused := 0
+	for _, c := range cs.Cases {
+		if !c.Deadline.After(c.Created) {
+			t.Errorf("case without a deadline: %+v", c)
+		}
+		if c.Status == rights.StatusRefused {
+			refused++
+		}
+	}
+	if len(cs.Cases) < 10 || refused < 4 {
+		t.Errorf("%d cases, %d refused: %+v", len(cs.Cases), refused, cs.Cases)
+	}
+	var req portrait.Case
+	if resp := h.do("POST", "/v1/me/requests", tok, "application/json", []byte(`{"type":"explanation"}`), &req); resp.StatusCode != 201 || req.Status != "open" {
+		t.Errorf("request: %d %+v", resp.StatusCode, req)
+	}
+	var staffCases, overdue struct{ Cases []portrait.Case }
+	h.do("GET", "/v1/cases", h.staff(policy.Auditor), "", nil, &staffCases)
+	h.do("GET", "/v1/cases/overdue", h.staff(policy.Operator), "", nil, &overdue)
+	if len(staffCases.Cases) != len(cs.Cases)+1 || overdue.Cases == nil || len(overdue.Cases) != 0 {
+		t.Errorf("staff cases %d, overdue %+v", len(staffCases.Cases), overdue.Cases)
+	}
+	if resp := h.do("POST", "/v1/cases/"+req.ID+"/close", h.staff(policy.Operator), "application/json", []byte(`{"status":"refused","text":""}`), &p); resp.StatusCode != 400 {
+		t.Errorf("refusal without reason: %d", resp.StatusCode)
+	}
+}
+
+// SR-3: erasure over HTTP returns a signed receipt naming the audit entry;
+// a second submission returns the same receipt; no plaintext stays in the
+// SQLite file or WAL; the audit log still verifies.
+func TestRightsErasureAPI(t *testing.T) {
+	h := newHarness(t)
+	h.seedSubject("alice", 5)
+	h.seedSubject("bob", 1)
+	tok := h.token("alice")
+	var first, second rights.Erasure
+	if resp := h.do("POST", "/v1/me/erasure", tok, "", nil, &first); resp.StatusCode != 201 || first.Removed.Events != 6 {
+		t.Fatalf("erasure: %d %+v", resp.StatusCode, first)
+	}
+	if resp := h.do("POST", "/v1/me/erasure", tok, "", nil, &second); resp.StatusCode != 200 || !second.AlreadyErased || second.Receipt != first.Receipt {
+		t.Errorf("double erasure: %d %+v", resp.StatusCode, second)
+	}
+	data, _ := json.Marshal(first.Receipt)
+	if _, err := rights.VerifyReceipt(data, h.keys.ReceiptKey().Public().(ed25519.PublicKey)); err != nil {
+		t.Errorf("receipt: %v", err)
+	}
+	var entry map[string]any
+	h.do("GET", fmt.Sprintf("/v1/log/entries/%d", first.Receipt.LogIndex), "", "", nil, &entry)
+	if entry["kind"] != "erasure" || entry["subject"] != h.keys.Pseudonym("alice") {
+		t.Errorf("log entry %d: %v", first.Receipt.LogIndex, entry)
+	}
+	var p problem
+	if resp := h.do("GET", "/v1/me/export", tok, "", nil, &p); resp.StatusCode != 404 {
+		t.Errorf("export after erasure: %d", resp.StatusCode)
+	}
+	// The harness's SQLite file sits in a sibling of any TempDir of this test.
+	matches, _ := filepath.Glob(filepath.Join(filepath.Dir(t.TempDir()), "*", "portrait.db*"))
+	if len(matches) == 0 {
+		t.Fatal("no database files to scan")
+	}
+	for _, f := range matches {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range []string{"Marker-City-alice", "Marker-Item-alice"} {
+			if bytes.Contains(b, []byte(s)) {
+				t.Errorf("%s holds %q after erasure", f, s)
+			}
+		}
+	}
+	var out bytes.Buffer
+	if err := audit.Verify(context.Background(), http.DefaultClient, h.url, filepath.Join(t.TempDir(), "cp"), &out); err != nil {
+		t.Errorf("audit log after erasure: %v\n%s", err, out.String())
+	}
+}
+
+// CN-7, CN-10, LP-6: the notice is served as JSON and HTML from the
+// catalog, Chinese by default.
+func TestNoticeAPI(t *testing.T) {
+	h := newHarness(t)
+	var zh, en rights.Notice
+	h.do("GET", "/v1/notice", "", "", nil, &zh)
+	h.do("GET", "/v1/notice?lang=en", "", "", nil, &en)
+	if zh.Lang != "zh-CN" || en.Lang != "en" || zh.Version != en.Version || len(en.Decisions) != 1 || en.Objection == "" {
+		t.Errorf("notice: %+v / %+v", zh.Lang, en)
+	}
+	resp, err := http.Get(h.url + "/privacy/notice?lang=en")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	b.ReadFrom(resp.Body)
+	if resp.StatusCode != 200 || !strings.Contains(b.String(), "Automated consumer-credit limit decisions") || !strings.Contains(b.String(), `lang="en"`) {
+		t.Errorf("html notice: %d", resp.StatusCode)
+	}
+}
