@@ -66,7 +66,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	db.read.SetMaxOpenConns(max(4, runtime.NumCPU()))
-	if err := db.migrate(ctx); err != nil {
+	if err := db.migrateRetry(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
@@ -80,6 +80,25 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("open sqlite %s: prepare: %w", path, err)
 	}
 	return db, nil
+}
+
+// migrateRetry runs migrate, trying again while another process holds
+// the file: SQLite answers SQLITE_BUSY without calling the busy handler
+// when switching a new file to WAL or when it would deadlock, so two
+// processes opening one new database can collide here.
+func (db *DB) migrateRetry(ctx context.Context) error {
+	for wait := 5 * time.Millisecond; ; wait *= 2 {
+		err := db.migrate(ctx)
+		var e *sqlite.Error
+		if err == nil || !errors.As(err, &e) || e.Code()&0xff != sqlite3.SQLITE_BUSY || wait > 2*time.Second {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+	}
 }
 
 // migrate applies the embedded migrations not yet recorded in
