@@ -253,6 +253,13 @@ type Tx interface {
 	Suspend(ctx context.Context, s policy.Suspension) error
 	Lift(ctx context.Context, kind, id string) error
 
+	// Generation returns the governance generation and holds it until the
+	// transaction ends: no consent, flag, suppression or suspension change
+	// can commit in between. A writer of derived data compares it with the
+	// generation it decided under, so a withdrawal that raced the
+	// derivation is never overwritten (invariant 5).
+	Generation(ctx context.Context) (int64, error)
+
 	// Erase deletes everything about the subject, the wrapped key first.
 	Erase(ctx context.Context, g policy.Grant) error
 

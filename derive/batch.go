@@ -293,7 +293,17 @@ func (e *Engine) All(ctx context.Context, progress func(done, total int)) (Summa
 			break
 		}
 		after = page[len(page)-1]
-		s, err := e.page(ctx, c, page, false, col)
+		s, err := e.retry(func() (Summary, error) {
+			// A page decided again must not add its members twice.
+			pc := &collector{members: map[*entry][]member{}}
+			s, err := e.page(ctx, c, page, false, pc)
+			if err == nil {
+				for en, ms := range pc.members {
+					col.members[en] = append(col.members[en], ms...)
+				}
+			}
+			return s, err
+		})
 		sum.add(s)
 		if err != nil {
 			return sum, err
@@ -357,11 +367,7 @@ func (e *Engine) All(ctx context.Context, progress func(done, total int)) (Summa
 // subject's state is read again and the label decided again just before
 // writing, so a withdrawal or objection made during the run is honoured.
 func (e *Engine) writePopulation(ctx context.Context, c *compiled, col *collector, pop *population, sum *Summary) error {
-	type item struct {
-		en *entry
-		m  *member
-	}
-	bySubject := map[string][]item{}
+	bySubject := map[string][]popItem{}
 	var order []string
 	for _, en := range c.entries {
 		if pop.model(en.l) == nil {
@@ -372,62 +378,79 @@ func (e *Engine) writePopulation(ctx context.Context, c *compiled, col *collecto
 			if _, ok := bySubject[ms[i].ps]; !ok {
 				order = append(order, ms[i].ps)
 			}
-			bySubject[ms[i].ps] = append(bySubject[ms[i].ps], item{en, &ms[i]})
+			bySubject[ms[i].ps] = append(bySubject[ms[i].ps], popItem{en, &ms[i]})
 		}
 	}
 	sort.Strings(order)
 	for page := range slices.Chunk(order, e.opts.PageSize) {
-		states, err := e.ledger.States(ctx, page)
-		if err != nil {
-			return fmt.Errorf("derive: %w", err)
-		}
-		subs, err := e.store.Subjects(ctx, page)
-		if err != nil {
-			return fmt.Errorf("derive: load subjects: %w", err)
-		}
-		now := e.now()
-		written := map[string]bool{}
-		var work []*subject
-		for _, ps := range page {
-			subj, ok := subs[ps]
-			if !ok {
-				continue // erased meanwhile
-			}
-			s := &subject{ps: ps}
-			if s.cipher, err = e.keys.Open(subj); err != nil {
-				return fmt.Errorf("derive: key of %s: %w", ps, err)
-			}
-			for _, it := range bySubject[ps] {
-				g, _ := e.decide(states[ps], it.en)
-				if !g.Valid() {
-					s.remove = append(s.remove, it.en.l.ID)
-					continue
-				}
-				var v Stored
-				switch m := pop.models[it.en.l.ID].(type) {
-				case *rfmModel:
-					v = m.stored(it.en, it.m.rfm, it.m.count, it.m.from, it.m.to, now)
-				case *segModel:
-					i := sort.SearchStrings(m.seg.IDs, ps)
-					v.Value = m.seg.Value(i, now)
-					v.EventCount, v.From, v.To = it.m.count, it.m.from, it.m.to
-					if it.en.l.TTL > 0 {
-						v.Expires = now.Add(time.Duration(it.en.l.TTL))
-					}
-				}
-				s.seen = it.m.seen
-				if err := s.seal(g, v); err != nil {
-					return err
-				}
-				written[it.en.l.ID] = true
-			}
-			work = append(work, s)
-		}
-		if err := e.write(ctx, work, written, sum, now, false); err != nil {
+		if _, err := e.retry(func() (Summary, error) {
+			return Summary{}, e.writePopulationPage(ctx, page, bySubject, pop, sum)
+		}); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// popItem is one population label of one subject, waiting to be written.
+type popItem struct {
+	en *entry
+	m  *member
+}
+
+// writePopulationPage decides and writes one page of population labels.
+func (e *Engine) writePopulationPage(ctx context.Context, page []string, bySubject map[string][]popItem, pop *population, sum *Summary) error {
+	gen, err := e.store.Generation(ctx)
+	if err != nil {
+		return fmt.Errorf("derive: %w", err)
+	}
+	states, err := e.ledger.States(ctx, page)
+	if err != nil {
+		return fmt.Errorf("derive: %w", err)
+	}
+	subs, err := e.store.Subjects(ctx, page)
+	if err != nil {
+		return fmt.Errorf("derive: load subjects: %w", err)
+	}
+	now := e.now()
+	written := map[string]bool{}
+	var work []*subject
+	for _, ps := range page {
+		subj, ok := subs[ps]
+		if !ok {
+			continue // erased meanwhile
+		}
+		s := &subject{ps: ps}
+		if s.cipher, err = e.keys.Open(subj); err != nil {
+			return fmt.Errorf("derive: key of %s: %w", ps, err)
+		}
+		for _, it := range bySubject[ps] {
+			g, _ := e.decide(states[ps], it.en)
+			if !g.Valid() {
+				s.remove = append(s.remove, it.en.l.ID)
+				continue
+			}
+			var v Stored
+			switch m := pop.models[it.en.l.ID].(type) {
+			case *rfmModel:
+				v = m.stored(it.en, it.m.rfm, it.m.count, it.m.from, it.m.to, now)
+			case *segModel:
+				i := sort.SearchStrings(m.seg.IDs, ps)
+				v.Value = m.seg.Value(i, now)
+				v.EventCount, v.From, v.To = it.m.count, it.m.from, it.m.to
+				if it.en.l.TTL > 0 {
+					v.Expires = now.Add(time.Duration(it.en.l.TTL))
+				}
+			}
+			s.seen = it.m.seen
+			if err := s.seal(g, v); err != nil {
+				return err
+			}
+			written[it.en.l.ID] = true
+		}
+		work = append(work, s)
+	}
+	return e.write(ctx, work, written, sum, now, false, gen)
 }
 
 // count pages through the pseudonyms once, for the progress total.

@@ -511,7 +511,7 @@ func (e *Engine) Subjects(ctx context.Context, pseudonyms []string) (Summary, er
 		return sum, err
 	}
 	for page := range slices.Chunk(pseudonyms, e.opts.PageSize) {
-		s, err := e.page(ctx, c, page, true, nil)
+		s, err := e.retry(func() (Summary, error) { return e.page(ctx, c, page, true, nil) })
 		sum.add(s)
 		if err != nil {
 			return sum, err
@@ -525,6 +525,22 @@ func (e *Engine) Subjects(ctx context.Context, pseudonyms []string) (Summary, er
 	return sum, nil
 }
 
+// errStale reports that governance changed while a page was derived.
+var errStale = errors.New("derive: consent or flags changed during derivation")
+
+// staleRetries bounds how often a page is decided again after errStale.
+const staleRetries = 5
+
+// retry runs fn again while it reports errStale.
+func (e *Engine) retry(fn func() (Summary, error)) (Summary, error) {
+	for i := 0; ; i++ {
+		s, err := fn()
+		if !errors.Is(err, errStale) || i == staleRetries {
+			return s, err
+		}
+	}
+}
+
 // page derives one page of subjects in one transaction. In a batch run
 // (incremental false) population labels are not computed here: their
 // inputs go to col, and All computes them over the whole population.
@@ -533,6 +549,12 @@ func (e *Engine) Subjects(ctx context.Context, pseudonyms []string) (Summary, er
 func (e *Engine) page(ctx context.Context, c *compiled, pseudonyms []string, incremental bool, col *collector) (Summary, error) {
 	var sum Summary
 	now := e.now()
+	// The generation is read before the states, so that the write can
+	// tell whether any governance change committed since (invariant 5).
+	gen, err := e.store.Generation(ctx)
+	if err != nil {
+		return sum, fmt.Errorf("derive: %w", err)
+	}
 	states, err := e.ledger.States(ctx, pseudonyms)
 	if err != nil {
 		return sum, fmt.Errorf("derive: %w", err)
@@ -590,7 +612,7 @@ func (e *Engine) page(ctx context.Context, c *compiled, pseudonyms []string, inc
 			written[v.Label] = true
 		}
 	}
-	return sum, e.write(ctx, work, written, &sum, now, incremental)
+	return sum, e.write(ctx, work, written, &sum, now, incremental, gen)
 }
 
 // derive reads one subject's granted inputs and computes its labels.
@@ -643,7 +665,12 @@ func (e *Engine) derive(ctx context.Context, c *compiled, s *subject, pop *popul
 }
 
 // write stores the values and deletions of a page with one audit record.
-func (e *Engine) write(ctx context.Context, work []*subject, written map[string]bool, sum *Summary, now time.Time, incremental bool) error {
+//
+// gen is the governance generation the page was decided under. If a
+// consent, flag, suppression or suspension change committed since, the
+// write is refused with errStale and the caller decides the page again: a
+// derived value must never overwrite a withdrawal that raced it (CN-4).
+func (e *Engine) write(ctx context.Context, work []*subject, written map[string]bool, sum *Summary, now time.Time, incremental bool, gen int64) error {
 	var values []portrait.LabelValue
 	removedIDs := map[string]bool{}
 	for _, s := range work {
@@ -667,6 +694,13 @@ func (e *Engine) write(ctx context.Context, work []*subject, written map[string]
 		Detail: map[string]any{"subjects": len(work), "written": len(values), "removed": removed,
 			"labels": slices.Sorted(maps.Keys(written)), "removed_labels": slices.Sorted(maps.Keys(removedIDs))}}
 	err := e.store.Update(ctx, func(tx portrait.Tx) error {
+		g, err := tx.Generation(ctx)
+		if err != nil {
+			return err
+		}
+		if g != gen {
+			return errStale
+		}
 		for _, s := range work {
 			if len(s.remove) > 0 {
 				if err := tx.DeleteLabels(ctx, s.ps, s.remove); err != nil {
@@ -679,9 +713,12 @@ func (e *Engine) write(ctx context.Context, work []*subject, written map[string]
 				return err
 			}
 		}
-		_, err := e.log.Append(ctx, tx, rec)
+		_, err = e.log.Append(ctx, tx, rec)
 		return err
 	})
+	if errors.Is(err, errStale) {
+		return err
+	}
 	if err != nil {
 		return fmt.Errorf("derive: store %d label values: %w", len(values), err)
 	}

@@ -545,3 +545,46 @@ func BenchmarkIncremental(b *testing.B) {
 	slices.Sort(times)
 	b.ReportMetric(float64(times[len(times)/2].Microseconds()), "median-µs")
 }
+
+// racingStore runs before, once, ahead of the first write transaction:
+// a governance change that commits while a derivation is in flight.
+type racingStore struct {
+	portrait.Store
+	before func()
+}
+
+func (r *racingStore) Update(ctx context.Context, fn func(portrait.Tx) error) error {
+	if f := r.before; f != nil {
+		r.before = nil
+		f()
+	}
+	return r.Store.Update(ctx, fn)
+}
+
+// CN-4, invariant 5: a withdrawal that commits after a derivation read the
+// subject's consent, but before it wrote, is not overwritten: the write
+// sees the governance generation moved and the page is decided again.
+func TestWithdrawalRacingDerivation(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		e.consent(t, "erin", "personalization", policy.Granted)
+		plain := ingest.New(e.store, e.point, e.ledger, e.keys, e.log, ingest.Options{Now: e.clock})
+		var items []ingest.Item
+		for _, ev := range fiveSportsViews("erin", e.now) {
+			items = append(items, ingest.Item{Event: ev})
+		}
+		if _, _, err := plain.Ingest(context.Background(), operator, items); err != nil {
+			t.Fatal(err)
+		}
+		race := &racingStore{Store: e.store, before: func() { e.consent(t, "erin", "personalization", policy.Withdrawn) }}
+		eng, err := derive.New(race, e.point, e.ledger, e.keys, e.log, derive.Options{Now: e.clock})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := eng.Subjects(context.Background(), []string{e.keys.Pseudonym("erin")}); err != nil {
+			t.Fatal(err)
+		}
+		if got := e.stored(t, "erin"); len(got) != 0 {
+			t.Errorf("labels %v written over a withdrawal that raced the derivation", got)
+		}
+	})
+}

@@ -16,6 +16,17 @@ import (
 // table's creation costs more than it saves.
 const copyMin = 32
 
+// Generation implements portrait.Tx.Generation. FOR SHARE makes a
+// concurrent governance change, which updates the row, wait for this
+// transaction, and makes this read wait for one in flight.
+func (tx *Tx) Generation(ctx context.Context) (int64, error) {
+	var n int64
+	if err := tx.tx.QueryRow(ctx, `SELECT n FROM generation FOR SHARE`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("read generation: %w", err)
+	}
+	return n, nil
+}
+
 // bump increments the governance generation in the caller's transaction,
 // so caches on every node see the change with it (invariant 5).
 func (tx *Tx) bump(ctx context.Context) error {

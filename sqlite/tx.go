@@ -11,6 +11,16 @@ import (
 	"github.com/portrait-dev/portrait/policy"
 )
 
+// Generation implements portrait.Tx.Generation. The IMMEDIATE transaction
+// already excludes every other writer, governance changes included.
+func (tx *Tx) Generation(ctx context.Context) (int64, error) {
+	var n int64
+	if err := tx.tx.QueryRowContext(ctx, `SELECT n FROM generation`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("read generation: %w", err)
+	}
+	return n, nil
+}
+
 // bump increments the governance generation in the caller's transaction,
 // so caches on every node see the change with it (invariant 5).
 func (tx *Tx) bump(ctx context.Context) error {
