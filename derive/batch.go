@@ -293,17 +293,7 @@ func (e *Engine) All(ctx context.Context, progress func(done, total int)) (Summa
 			break
 		}
 		after = page[len(page)-1]
-		s, err := e.retry(func() (Summary, error) {
-			// A page decided again must not add its members twice.
-			pc := &collector{members: map[*entry][]member{}}
-			s, err := e.page(ctx, c, page, false, pc)
-			if err == nil {
-				for en, ms := range pc.members {
-					col.members[en] = append(col.members[en], ms...)
-				}
-			}
-			return s, err
-		})
+		s, err := e.page(ctx, c, page, false, col)
 		sum.add(s)
 		if err != nil {
 			return sum, err
@@ -383,9 +373,7 @@ func (e *Engine) writePopulation(ctx context.Context, c *compiled, col *collecto
 	}
 	sort.Strings(order)
 	for page := range slices.Chunk(order, e.opts.PageSize) {
-		if _, err := e.retry(func() (Summary, error) {
-			return Summary{}, e.writePopulationPage(ctx, page, bySubject, pop, sum)
-		}); err != nil {
+		if err := e.writePopulationPage(ctx, page, bySubject, pop, sum); err != nil {
 			return err
 		}
 	}

@@ -511,7 +511,7 @@ func (e *Engine) Subjects(ctx context.Context, pseudonyms []string) (Summary, er
 		return sum, err
 	}
 	for page := range slices.Chunk(pseudonyms, e.opts.PageSize) {
-		s, err := e.retry(func() (Summary, error) { return e.page(ctx, c, page, true, nil) })
+		s, err := e.page(ctx, c, page, true, nil)
 		sum.add(s)
 		if err != nil {
 			return sum, err
@@ -523,22 +523,6 @@ func (e *Engine) Subjects(ctx context.Context, pseudonyms []string) (Summary, er
 	e.status.Calls++
 	e.mu.Unlock()
 	return sum, nil
-}
-
-// errStale reports that governance changed while a page was derived.
-var errStale = errors.New("derive: consent or flags changed during derivation")
-
-// staleRetries bounds how often a page is decided again after errStale.
-const staleRetries = 5
-
-// retry runs fn again while it reports errStale.
-func (e *Engine) retry(fn func() (Summary, error)) (Summary, error) {
-	for i := 0; ; i++ {
-		s, err := fn()
-		if !errors.Is(err, errStale) || i == staleRetries {
-			return s, err
-		}
-	}
 }
 
 // page derives one page of subjects in one transaction. In a batch run
@@ -666,64 +650,106 @@ func (e *Engine) derive(ctx context.Context, c *compiled, s *subject, pop *popul
 
 // write stores the values and deletions of a page with one audit record.
 //
-// gen is the governance generation the page was decided under. If a
-// consent, flag, suppression or suspension change committed since, the
-// write is refused with errStale and the caller decides the page again: a
-// derived value must never overwrite a withdrawal that raced it (CN-4).
+// gen is the governance generation the page was decided under. The write
+// transaction reads the generation under the lock that keeps every
+// governance change out until it commits; if it moved, some consent,
+// flag, suppression or suspension changed while the page was derived, so
+// each value is decided again against the subjects' states as they are
+// now, and what is no longer allowed is removed instead of written. A
+// derived value therefore never overwrites a withdrawal that raced it
+// (CN-4, invariant 5), and constant consent traffic elsewhere costs a
+// re-check, not a retry.
 func (e *Engine) write(ctx context.Context, work []*subject, written map[string]bool, sum *Summary, now time.Time, incremental bool, gen int64) error {
-	var values []portrait.LabelValue
-	removedIDs := map[string]bool{}
-	for _, s := range work {
-		values = append(values, s.values...)
-		for _, id := range s.remove {
-			removedIDs[id] = true
-		}
-	}
-	removed := 0
-	for _, s := range work {
-		removed += len(s.remove)
-	}
-	if len(values) == 0 && removed == 0 {
-		return nil
-	}
-	action := "batch"
-	if incremental {
-		action = "incremental"
-	}
-	rec := audit.Record{Kind: "derive", Time: now, Actor: "system:derive", Action: action,
-		Detail: map[string]any{"subjects": len(work), "written": len(values), "removed": removed,
-			"labels": slices.Sorted(maps.Keys(written)), "removed_labels": slices.Sorted(maps.Keys(removedIDs))}}
+	var nvalues, nremoved int
 	err := e.store.Update(ctx, func(tx portrait.Tx) error {
 		g, err := tx.Generation(ctx)
 		if err != nil {
 			return err
 		}
 		if g != gen {
-			return errStale
+			if err := e.recheck(ctx, work); err != nil {
+				return err
+			}
 		}
+		var values []portrait.LabelValue
+		removedIDs := map[string]bool{}
+		nremoved = 0
 		for _, s := range work {
+			values = append(values, s.values...)
+			for _, id := range s.remove {
+				removedIDs[id] = true
+			}
+			nremoved += len(s.remove)
 			if len(s.remove) > 0 {
 				if err := tx.DeleteLabels(ctx, s.ps, s.remove); err != nil {
 					return err
 				}
 			}
 		}
+		nvalues = len(values)
+		if nvalues == 0 && nremoved == 0 {
+			return nil
+		}
 		if len(values) > 0 {
 			if err := tx.PutLabels(ctx, values); err != nil {
 				return err
 			}
 		}
-		_, err = e.log.Append(ctx, tx, rec)
+		action := "batch"
+		if incremental {
+			action = "incremental"
+		}
+		_, err = e.log.Append(ctx, tx, audit.Record{Kind: "derive", Time: now, Actor: "system:derive", Action: action,
+			Detail: map[string]any{"subjects": len(work), "written": nvalues, "removed": nremoved,
+				"labels": slices.Sorted(maps.Keys(written)), "removed_labels": slices.Sorted(maps.Keys(removedIDs))}})
 		return err
 	})
-	if errors.Is(err, errStale) {
-		return err
-	}
 	if err != nil {
-		return fmt.Errorf("derive: store %d label values: %w", len(values), err)
+		return fmt.Errorf("derive: store %d label values: %w", nvalues, err)
 	}
-	sum.Written += len(values)
-	sum.Removed += removed
+	sum.Written += nvalues
+	sum.Removed += nremoved
+	return nil
+}
+
+// recheck decides every value of the page again with the subjects' states
+// read now. It runs inside the write transaction, after Tx.Generation has
+// shut governance changes out, so what it reads stays true until commit.
+// Values of subjects erased meanwhile are dropped.
+func (e *Engine) recheck(ctx context.Context, work []*subject) error {
+	c, _ := e.compiled()
+	byID := make(map[string]*entry, len(c.entries))
+	for _, en := range c.entries {
+		byID[en.l.ID] = en
+	}
+	pss := make([]string, len(work))
+	for i, s := range work {
+		pss[i] = s.ps
+	}
+	states, err := e.store.States(ctx, pss)
+	if err != nil {
+		return fmt.Errorf("recheck states: %w", err)
+	}
+	subs, err := e.store.Subjects(ctx, pss)
+	if err != nil {
+		return fmt.Errorf("recheck subjects: %w", err)
+	}
+	for _, s := range work {
+		_, alive := subs[s.ps]
+		kept := s.values[:0]
+		for _, v := range s.values {
+			if en := byID[v.Label]; alive && en != nil {
+				if g, _ := e.decide(states[s.ps], en); g.Valid() {
+					kept = append(kept, v)
+					continue
+				}
+			}
+			if alive {
+				s.remove = append(s.remove, v.Label)
+			}
+		}
+		s.values = kept
+	}
 	return nil
 }
 

@@ -563,7 +563,7 @@ func (r *racingStore) Update(ctx context.Context, fn func(portrait.Tx) error) er
 
 // CN-4, invariant 5: a withdrawal that commits after a derivation read the
 // subject's consent, but before it wrote, is not overwritten: the write
-// sees the governance generation moved and the page is decided again.
+// sees the governance generation moved and decides each value again.
 func TestWithdrawalRacingDerivation(t *testing.T) {
 	eachStore(t, func(t *testing.T, e *env) {
 		e.consent(t, "erin", "personalization", policy.Granted)
@@ -587,4 +587,44 @@ func TestWithdrawalRacingDerivation(t *testing.T) {
 			t.Errorf("labels %v written over a withdrawal that raced the derivation", got)
 		}
 	})
+}
+
+// The background queue derives what ingest hands it, each subject once,
+// and derives in line when full rather than dropping work.
+func TestQueue(t *testing.T) {
+	e := newEnv(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	q := e.eng.NewQueue(ctx, 1)
+	in := ingest.New(e.store, e.point, e.ledger, e.keys, e.log, ingest.Options{Now: e.clock, OnStored: q.Add})
+	for _, s := range []string{"fay", "gus"} {
+		e.consent(t, s, "personalization", policy.Granted)
+	}
+	var items []ingest.Item
+	for _, s := range []string{"fay", "gus"} {
+		for _, ev := range fiveSportsViews(s, e.now) {
+			items = append(items, ingest.Item{Event: ev})
+		}
+	}
+	// Two subjects in a queue of one: derived in line.
+	if _, _, err := in.Ingest(ctx, operator, items); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{"fay", "gus"} {
+		if !e.labels(t, s, "personalization")["sports_fan"].Bool {
+			t.Errorf("%s: sports_fan not derived in line", s)
+		}
+	}
+	e.consent(t, "hal", "personalization", policy.Granted)
+	items = items[:0]
+	for _, ev := range fiveSportsViews("hal", e.now) {
+		items = append(items, ingest.Item{Event: ev})
+	}
+	if _, _, err := in.Ingest(ctx, operator, items); err != nil {
+		t.Fatal(err)
+	}
+	q.Wait()
+	if !e.labels(t, "hal", "personalization")["sports_fan"].Bool {
+		t.Error("hal: sports_fan not derived by the queue")
+	}
 }

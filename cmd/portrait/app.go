@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -78,7 +79,54 @@ func loadKeys(path string, create bool, logger *slog.Logger) (*keys.Keyring, err
 	return keys.Generate(path)
 }
 
-func newApp(ctx context.Context, cat *catalog.Catalog, store portrait.Store, kr *keys.Keyring, logger *slog.Logger) (*app, error) {
+// options are what differs between the commands that wire an app.
+type options struct {
+	// Assessments is the directory of signed impact assessments.
+	Assessments string
+	// Demo turns on the privacy centre's picker of DemoSubjects.
+	Demo         bool
+	DemoSubjects []string
+}
+
+// storeFlags are the flags every command that opens a store shares.
+type storeFlags struct{ db, catalog, keyFile *string }
+
+func addStoreFlags(fs *flag.FlagSet) storeFlags {
+	return storeFlags{
+		db:      fs.String("db", "portrait.db", "SQLite file or postgres:// URL"),
+		catalog: fs.String("catalog", "catalog.yaml", "the catalog (declarations) file"),
+		keyFile: fs.String("key-file", "portrait.key", "master key file; or set PORTRAIT_MASTER_KEY"),
+	}
+}
+
+// open loads the catalog and the master key (creating a key file if
+// create is set and there is none) and wires an app over the store, as
+// serve does; the returned func closes the store.
+func (f storeFlags) open(ctx context.Context, stderr io.Writer, create bool) (*app, func(), error) {
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	cat, err := catalog.Load(*f.catalog, label.Check)
+	if err != nil {
+		return nil, nil, fmt.Errorf("load catalog:\n%w", err)
+	}
+	kr, err := loadKeys(*f.keyFile, create, logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	store, err := openStore(ctx, *f.db)
+	if err != nil {
+		return nil, nil, err
+	}
+	a, err := newApp(ctx, cat, store, kr, logger, options{Assessments: assessmentsDir()})
+	if err != nil {
+		store.Close()
+		return nil, nil, err
+	}
+	return a, func() { store.Close() }, nil
+}
+
+// newApp wires every service over store. Background work it starts (the
+// derivation queue) ends with ctx.
+func newApp(ctx context.Context, cat *catalog.Catalog, store portrait.Store, kr *keys.Keyring, logger *slog.Logger, opt options) (*app, error) {
 	a := &app{store: store, keys: kr, logger: logger}
 	a.point = policy.New(cat)
 	var err error
@@ -94,8 +142,10 @@ func newApp(ctx context.Context, cat *catalog.Catalog, store portrait.Store, kr 
 	if a.deriver, err = derive.New(store, a.point, a.ledger, kr, a.log, derive.Options{Logger: logger}); err != nil {
 		return nil, err
 	}
+	// Ingest returns once a batch is stored and audited; the queue derives
+	// the labels it touched right after, each subject once.
 	a.ingest = ingest.New(store, a.point, a.ledger, kr, a.log, ingest.Options{Logger: logger,
-		OnStored: a.deriver.Hook()})
+		OnStored: a.deriver.NewQueue(ctx, 100_000).Add})
 	a.monitorEvery = time.Hour
 	if a.monitor, err = monitor.New(monitor.Deps{Store: store, Point: a.point, Keys: kr, Log: a.log}, monitor.Options{Logger: logger}); err != nil {
 		return nil, err
@@ -103,7 +153,7 @@ func newApp(ctx context.Context, cat *catalog.Catalog, store portrait.Store, kr 
 	if a.rights, err = rights.New(store, a.point, a.ledger, kr, a.log, rights.Options{Logger: logger}); err != nil {
 		return nil, err
 	}
-	if a.apply, err = apply.New(store, a.point, a.ledger, kr, a.log, apply.Options{Assessments: assessmentsDir()}); err != nil {
+	if a.apply, err = apply.New(store, a.point, a.ledger, kr, a.log, apply.Options{Assessments: opt.Assessments}); err != nil {
 		return nil, err
 	}
 	if a.review, err = review.New(store, a.point, a.ledger, kr, a.log, review.Options{}); err != nil {
@@ -113,7 +163,7 @@ func newApp(ctx context.Context, cat *catalog.Catalog, store portrait.Store, kr 
 		Apply: a.apply, Review: a.review,
 		Deriver: a.deriver, Audiences: apply.NewAudiences(store, a.point, a.ledger, kr, a.log),
 		Ingester: a.ingest, Logger: logger, Monitor: a.monitor,
-		Rights: a.rights})
+		Rights: a.rights, Demo: opt.Demo, DemoSubjects: opt.DemoSubjects})
 	return a, nil
 }
 
@@ -218,7 +268,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer store.Close()
-	a, err := newApp(ctx, cat, store, kr, logger)
+	a, err := newApp(ctx, cat, store, kr, logger, options{Assessments: assessmentsDir()})
 	if err != nil {
 		return err
 	}

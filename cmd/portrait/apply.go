@@ -5,13 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 
 	portrait "github.com/portrait-dev/portrait"
 	"github.com/portrait-dev/portrait/apply"
-	"github.com/portrait-dev/portrait/catalog"
-	"github.com/portrait-dev/portrait/label"
 	"github.com/portrait-dev/portrait/policy"
 )
 
@@ -31,37 +28,12 @@ func assessmentsDir() string {
 
 var cli = policy.Caller{Role: policy.System, ID: "cli"}
 
-// openApp opens the catalog, keys and store the way serve does.
-func openApp(ctx context.Context, catPath, keyFile, db string, stderr io.Writer) (*app, func(), error) {
-	cat, err := catalog.Load(catPath, label.Check)
-	if err != nil {
-		return nil, nil, fmt.Errorf("load catalog:\n%w", err)
-	}
-	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	kr, err := loadKeys(keyFile, false, logger)
-	if err != nil {
-		return nil, nil, err
-	}
-	store, err := openStore(ctx, db)
-	if err != nil {
-		return nil, nil, err
-	}
-	a, err := newApp(ctx, cat, store, kr, logger)
-	if err != nil {
-		store.Close()
-		return nil, nil, err
-	}
-	return a, func() { store.Close() }, nil
-}
-
 // assess creates, signs and records the impact assessment of a use-case
 // from the configuration (FA-1, AD-5) and prints it.
 func assess(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flags("assess", stderr)
 	uc := fs.String("usecase", "", "the use-case to assess")
-	db := fs.String("db", "portrait.db", "SQLite file or postgres:// URL")
-	catPath := fs.String("catalog", "catalog.yaml", "the catalog (declarations) file")
-	keyFile := fs.String("key-file", "portrait.key", "master key file; or set PORTRAIT_MASTER_KEY")
+	sf := addStoreFlags(fs)
 	dir := fs.String("assessments", assessmentsDir(), "directory of signed assessments")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -70,7 +42,7 @@ func assess(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		fmt.Fprintln(stderr, "assess: --usecase ID is required")
 		return errUsage
 	}
-	a, done, err := openApp(ctx, *catPath, *keyFile, *db, stderr)
+	a, done, err := sf.open(ctx, stderr, false)
 	if err != nil {
 		return err
 	}
@@ -96,9 +68,7 @@ func items(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	path := args[1]
 	fs := flags("items import", stderr)
-	db := fs.String("db", "portrait.db", "SQLite file or postgres:// URL")
-	catPath := fs.String("catalog", "catalog.yaml", "the catalog (declarations) file")
-	keyFile := fs.String("key-file", "portrait.key", "master key file; or set PORTRAIT_MASTER_KEY")
+	sf := addStoreFlags(fs)
 	if err := parse(fs, args[2:]); err != nil {
 		return err
 	}
@@ -110,7 +80,7 @@ func items(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := json.Unmarshal(b, &list); err != nil {
 		return fmt.Errorf("items file %s: want a JSON array of {\"id\", \"categories\", \"price\"}: %w", path, err)
 	}
-	a, done, err := openApp(ctx, *catPath, *keyFile, *db, stderr)
+	a, done, err := sf.open(ctx, stderr, false)
 	if err != nil {
 		return err
 	}

@@ -22,6 +22,9 @@ import (
 // demoSubjects is how many synthetic subjects the demo seeds.
 const demoSubjects = 300
 
+// demoPicker are the subjects the privacy centre's demo sign-in offers.
+var demoPicker = []string{"u0001", "u0002", "u0003", "u0004", "u0005"}
+
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flags("demo", stderr)
 	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on")
@@ -51,7 +54,10 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer store.Close()
-	a, err := newApp(ctx, cat, store, kr, logger)
+	a, err := newApp(ctx, cat, store, kr, logger, options{
+		Assessments: filepath.Join(dir, "assessments"),
+		Demo:        true, DemoSubjects: demoPicker,
+	})
 	if err != nil {
 		return err
 	}
@@ -70,15 +76,18 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return fmt.Errorf("seed demo data: %w", err)
 	}
+	if err := seedApply(ctx, a, demoSubjects); err != nil {
+		return fmt.Errorf("seed demo use-cases: %w", err)
+	}
 	return a.listen(ctx, *addr, func(url string) {
 		fmt.Fprintf(stdout, "Portrait demo — %d subjects, %d events seeded in %s\n", demoSubjects, n, time.Since(start).Round(time.Millisecond))
-		fmt.Fprintf(stdout, "  URL:        %s\n  database:   %s\n\n", url, *db)
+		fmt.Fprintf(stdout, "  URL:            %s\n  privacy centre: %s/privacy/\n  staff console:  %s/console/monitor\n  database:       %s\n\n", url, url, url, *db)
 		fmt.Fprintf(stdout, "Demo API keys (Authorization: Bearer KEY):\n")
 		for _, role := range policy.Roles {
 			fmt.Fprintf(stdout, "  %-10s %s\n", role, keysByRole[role])
 		}
 		fmt.Fprintf(stdout, "\nDemo subjects (subject tokens, valid 24h):\n")
-		for _, id := range []string{"u0001", "u0002", "u0003"} {
+		for _, id := range demoPicker[:3] {
 			fmt.Fprintf(stdout, "  %s  %s\n", id, kr.IssueToken(kr.Pseudonym(id), 24*time.Hour))
 		}
 		fmt.Fprintf(stdout, "\nTry:\n  curl -H 'Authorization: Bearer %s' %s/v1/catalog\n  curl %s/v1/log/checkpoint\n",
@@ -163,4 +172,52 @@ func seed(ctx context.Context, a *app, n int, now time.Time) (int, error) {
 		}
 	}
 	return total, flush()
+}
+
+// seedApply puts what the scenario pages need on record: the item
+// catalog, the impact assessment the high-risk credit use-case cannot go
+// live without (FA-1), a first batch derivation of labels, segments and
+// RFM tiers, the audit-only protected attribute of each subject (FP-2),
+// and some credit decisions for the review queue and the fairness report.
+func seedApply(ctx context.Context, a *app, n int) error {
+	system := policy.Caller{Role: policy.System, ID: "demo"}
+	rng := rand.New(rand.NewPCG(7, 7))
+	var items []portrait.Item
+	for _, c := range demoCategories {
+		for i := range 200 {
+			items = append(items, portrait.Item{ID: fmt.Sprintf("%s-%03d", c, i), Categories: []string{c},
+				Price: float64(10 + rng.IntN(990)), Updated: time.Now().UTC()})
+		}
+	}
+	if _, err := a.apply.PutItems(ctx, system, items); err != nil {
+		return fmt.Errorf("items: %w", err)
+	}
+	if _, err := a.apply.Assess(ctx, system, "credit_limit"); err != nil {
+		return fmt.Errorf("assess credit_limit: %w", err)
+	}
+	if _, err := a.deriver.All(ctx, nil); err != nil {
+		return fmt.Errorf("derive: %w", err)
+	}
+	for i := 1; i <= n; i++ {
+		id := fmt.Sprintf("u%04d", i)
+		sex := "F"
+		if rng.IntN(2) == 0 {
+			sex = "M"
+		}
+		if err := a.monitor.PutProtected(ctx, system, id, map[string]string{"gender": sex}); err != nil {
+			return fmt.Errorf("protected attributes of %s: %w", id, err)
+		}
+		if i%3 != 0 {
+			continue
+		}
+		ps := a.keys.Pseudonym(id)
+		operator := policy.Caller{Role: policy.Operator, ID: "demo"}
+		if _, err := a.apply.ShowNotice(ctx, operator, ps, "credit_limit"); err != nil {
+			return fmt.Errorf("pre-use notice for %s: %w", id, err)
+		}
+		// Subjects without consent to credit are refused, with the reason;
+		// that is part of the demo, not an error.
+		a.apply.Decide(ctx, operator, ps, "credit_limit")
+	}
+	return nil
 }

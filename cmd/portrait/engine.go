@@ -5,10 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,42 +27,6 @@ func init() {
 	commands["derive"] = deriveCmd
 	commands["import"] = importCmd
 	commands["train"] = trainCmd
-}
-
-// storeFlags are the flags every engine command shares.
-type storeFlags struct{ db, catalog, keyFile *string }
-
-func addStoreFlags(fs *flag.FlagSet) storeFlags {
-	return storeFlags{
-		db:      fs.String("db", "portrait.db", "SQLite file or postgres:// URL"),
-		catalog: fs.String("catalog", "catalog.yaml", "the catalog (declarations) file"),
-		keyFile: fs.String("key-file", "portrait.key", "master key file; or set PORTRAIT_MASTER_KEY"),
-	}
-}
-
-// open loads the catalog and key (creating a key file if create is set
-// and there is none) and wires an app over the store; the caller closes
-// the store.
-func (f storeFlags) open(ctx context.Context, stderr io.Writer, create bool) (*app, *catalog.Catalog, func(), error) {
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	cat, err := catalog.Load(*f.catalog, label.Check)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("load catalog:\n%w", err)
-	}
-	kr, err := loadKeys(*f.keyFile, create, logger)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	store, err := openStore(ctx, *f.db)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	a, err := newApp(ctx, cat, store, kr, logger)
-	if err != nil {
-		store.Close()
-		return nil, nil, nil, err
-	}
-	return a, cat, func() { store.Close() }, nil
 }
 
 // bar draws a progress bar on w, at most every 100 ms and at the end.
@@ -100,7 +62,7 @@ func deriveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	a, _, closeStore, err := sf.open(ctx, stderr, false)
+	a, closeStore, err := sf.open(ctx, stderr, false)
 	if err != nil {
 		return err
 	}
@@ -162,10 +124,11 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintln(stderr, "import: --file and --format are required")
 		return errUsage
 	}
-	a, cat, closeStore, err := sf.open(ctx, stderr, true)
+	a, closeStore, err := sf.open(ctx, stderr, true)
 	if err != nil {
 		return err
 	}
+	cat := a.point.Catalog()
 	defer closeStore()
 	o := importer.Options{Format: *format, Subject: *subject, Type: *typeCol, EventType: *typ, Time: *timeCol,
 		TimeFormat: *layout, Source: filepath.Base(*file)}
@@ -275,11 +238,12 @@ func trainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintln(stderr, "train: --label, --outcome and --out are required")
 		return errUsage
 	}
-	a, cat, closeStore, err := sf.open(ctx, stderr, false)
+	a, closeStore, err := sf.open(ctx, stderr, false)
 	if err != nil {
 		return err
 	}
 	defer closeStore()
+	cat := a.point.Catalog()
 	sl, ol := cat.Label(*id), cat.Label(*outcome)
 	switch {
 	case sl == nil || sl.Kind != catalog.KindScore || sl.Model == nil:

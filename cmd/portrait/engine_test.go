@@ -59,7 +59,7 @@ func TestImportThenDerive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := newApp(ctx, cat, store, kr, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	a, err := newApp(ctx, cat, store, kr, slog.New(slog.NewTextHandler(io.Discard, nil)), options{Assessments: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,15 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"time"
 
-	"github.com/portrait-dev/portrait/audit"
-	"github.com/portrait-dev/portrait/catalog"
-	"github.com/portrait-dev/portrait/label"
 	"github.com/portrait-dev/portrait/monitor"
-	"github.com/portrait-dev/portrait/policy"
 )
 
 func init() { commands["monitor"] = monitorCmd }
@@ -21,9 +16,7 @@ func init() { commands["monitor"] = monitorCmd }
 // the report; alerts go to the store's audit log as in serve.
 func monitorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flags("monitor", stderr)
-	db := fs.String("db", "portrait.db", "SQLite file or postgres:// URL")
-	catPath := fs.String("catalog", "catalog.yaml", "the catalog (declarations) file")
-	keyFile := fs.String("key-file", "portrait.key", "master key file; or set PORTRAIT_MASTER_KEY")
+	sf := addStoreFlags(fs)
 	format := fs.String("format", "json", "report format: json or html")
 	out := fs.String("out", "", "write the report to this file instead of standard output")
 	dir := fs.String("report-dir", "", "also keep the report as a JSON file in this directory")
@@ -34,26 +27,12 @@ func monitorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintf(stderr, "monitor: --format %q: want json or html\n", *format)
 		return errUsage
 	}
-	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	cat, err := catalog.Load(*catPath, label.Check)
-	if err != nil {
-		return fmt.Errorf("monitor: invalid catalog:\n%w", err)
-	}
-	kr, err := loadKeys(*keyFile, false, logger)
+	a, done, err := sf.open(ctx, stderr, false)
 	if err != nil {
 		return err
 	}
-	store, err := openStore(ctx, *db)
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	log, err := audit.New("portrait.local/log/"+kr.ID(), kr.LogKey())
-	if err != nil {
-		return err
-	}
-	point := policy.New(cat)
-	m, err := monitor.New(monitor.Deps{Store: store, Point: point, Keys: kr, Log: log}, monitor.Options{Dir: *dir, Logger: logger})
+	defer done()
+	m, err := monitor.New(monitor.Deps{Store: a.store, Point: a.point, Keys: a.keys, Log: a.log}, monitor.Options{Dir: *dir, Logger: a.logger})
 	if err != nil {
 		return err
 	}
