@@ -753,18 +753,6 @@ func (e *Engine) recheck(ctx context.Context, work []*subject) error {
 	return nil
 }
 
-// Hook returns an ingest.Options.OnStored function that derives
-// synchronously, after the batch has committed and before Ingest returns,
-// so the caller's next read sees the updated labels. Failures are logged:
-// the events are stored, and the next batch run derives from them.
-func (e *Engine) Hook() func(ctx context.Context, pseudonyms []string) {
-	return func(ctx context.Context, pseudonyms []string) {
-		if _, err := e.Subjects(ctx, pseudonyms); err != nil {
-			e.opts.Logger.Error("incremental derivation", "subjects", len(pseudonyms), "err", err)
-		}
-	}
-}
-
 // Labels lists the catalog's label declarations with their version, kind
 // and purposes, and any label that cannot be compiled.
 func (e *Engine) Labels() ([]catalog.Label, error) {

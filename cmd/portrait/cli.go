@@ -22,13 +22,26 @@ import (
 const usage = `portrait — user profiling with the law built in
 
 Usage:
-  portrait serve   --addr HOST:PORT --db DSN --catalog FILE --key-file FILE [--admin-key KEY]
-  portrait demo    [--addr HOST:PORT] [--db DSN] [--admin-key KEY]
+  portrait serve    --addr HOST:PORT --db DSN --catalog FILE --key-file FILE [--admin-key KEY] [--monitor-every DUR]
+  portrait demo     [--addr HOST:PORT] [--db DSN] [--admin-key KEY]
   portrait catalog check FILE
-  portrait verify  --server URL [--checkpoint FILE]
+  portrait verify   --server URL [--checkpoint FILE]
+
+Profiling:
+  portrait import   --file F --format csv|ndjson|cdnow [--map COLUMN=FIELD,…] [--derive] [store flags]
+  portrait derive   [store flags]                       batch derivation of labels, segments, RFM, scores
+  portrait train    --label ID --outcome RULE --out FILE [store flags]
+
+Application and oversight:
+  portrait assess   --usecase ID [--assessments DIR] [store flags]   sign an impact assessment (FA-1)
+  portrait items    import FILE [store flags]
+  portrait cases    [--overdue] [--subject P] [--json] [--db DSN]      data-subject requests (SR-4, SR-5)
+  portrait monitor  [--format json|html] [--out FILE] [--report-dir DIR] [store flags]
   portrait fairness --csv FILE --group COLUMN [--group COLUMN…] --predicted COLUMN --positive VALUE[,VALUE…]
                     [--outcome COLUMN --outcome-positive VALUE] --format json|text|html
+  portrait load     --server URL --key KEY [--events N] [--batch N] [--workers N] [--subjects N]
 
+Store flags: --db DSN (SQLite file or postgres:// URL) --catalog FILE --key-file FILE.
 Every flag can also be set in the environment: --db as PORTRAIT_DB, --key-file as
 PORTRAIT_KEY_FILE, and so on. The master key may be given as PORTRAIT_MASTER_KEY instead of a key file.
 `
