@@ -422,3 +422,23 @@ func BenchmarkIngest(b *testing.B) {
 		b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "events/s")
 	})
 }
+
+// CN-5: refusing every purpose the service does not need leaves the core
+// service working: its events are still stored, under the contract basis.
+func TestRefusalKeepsService(t *testing.T) {
+	e := newEnv(t)
+	for _, p := range []string{"personalization", "marketing", "credit"} {
+		if _, err := e.ledger.Record(context.Background(), operator, consent.ByID("ivy"), consent.Change{
+			Purpose: p, Status: policy.Refused, Channel: "test"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, _ := e.ingest(t, portrait.Event{Subject: "ivy", Type: "purchase", Time: e.now,
+		Fields: map[string]any{"item": "a", "category": "books", "price": 12.0, "quantity": 1.0, "amount": 12.0}})
+	if res[0].Status != ingest.Accepted || len(res[0].Dropped) != 0 {
+		t.Fatalf("purchase after refusing optional purposes: %+v", res[0])
+	}
+	if got := e.events(t, "ivy"); len(got) != 1 || got[0]["amount"] != 12.0 {
+		t.Errorf("stored %v", got)
+	}
+}
