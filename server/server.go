@@ -149,6 +149,7 @@ func (s *Server) table() []route {
 	routes = append(routes, s.rightsRoutes()...)
 	routes = append(routes, s.engineRoutes()...)
 	routes = append(routes, s.applyRoutes()...)
+	routes = append(routes, s.oversightRoutes()...)
 	return append(routes, s.monitorRoutes()...)
 }
 
