@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -188,12 +189,14 @@ func (in *Ingester) Ingest(ctx context.Context, caller policy.Caller, items []It
 		slices.Sort(names)
 		grant, dropped, err := in.point.Collect(st, names, caller)
 		r := &results[p.index]
-		if err != nil {
-			d := err.(*policy.Denied)
+		var d *policy.Denied
+		if errors.As(err, &d) {
 			r.Status = Rejected
 			r.Problem = &Problem{Code: d.Reasons[0].Code, Reason: d.Reasons[0].Message, Requirement: d.Reasons[0].Requirement}
 			fmt.Fprintf(digest, "%s\t%d\t%s\n", p.pseudonym, p.index, r.Code)
 			continue
+		} else if err != nil {
+			return nil, sum, fmt.Errorf("ingest: decide collection: %w", err)
 		}
 		for _, name := range names {
 			if why, ok := dropped[name]; ok {

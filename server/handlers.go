@@ -302,7 +302,7 @@ func (s *Server) logKey(w http.ResponseWriter, r *http.Request, _ policy.Caller)
 	return err
 }
 
-func intParam(r *http.Request, name string, v string) (int64, error) {
+func intParam(name, v string) (int64, error) {
 	n, err := strconv.ParseInt(v, 10, 64)
 	if err != nil || n < 0 {
 		return 0, portrait.Errorf(portrait.EINVALID, "%s=%q: want a whole number ≥ 0", name, v)
@@ -311,7 +311,7 @@ func intParam(r *http.Request, name string, v string) (int64, error) {
 }
 
 func (s *Server) logEntry(w http.ResponseWriter, r *http.Request, _ policy.Caller) error {
-	i, err := intParam(r, "index", r.PathValue("index"))
+	i, err := intParam("index", r.PathValue("index"))
 	if err != nil {
 		return err
 	}
@@ -333,11 +333,11 @@ func logErr(err error) error {
 
 func (s *Server) logInclusion(w http.ResponseWriter, r *http.Request, _ policy.Caller) error {
 	q := r.URL.Query()
-	i, err := intParam(r, "index", q.Get("index"))
+	i, err := intParam("index", q.Get("index"))
 	if err != nil {
 		return err
 	}
-	n, err := intParam(r, "size", q.Get("size"))
+	n, err := intParam("size", q.Get("size"))
 	if err != nil {
 		return err
 	}
@@ -350,11 +350,11 @@ func (s *Server) logInclusion(w http.ResponseWriter, r *http.Request, _ policy.C
 
 func (s *Server) logConsistency(w http.ResponseWriter, r *http.Request, _ policy.Caller) error {
 	q := r.URL.Query()
-	from, err := intParam(r, "from", q.Get("from"))
+	from, err := intParam("from", q.Get("from"))
 	if err != nil {
 		return err
 	}
-	to, err := intParam(r, "to", q.Get("to"))
+	to, err := intParam("to", q.Get("to"))
 	if err != nil {
 		return err
 	}

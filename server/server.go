@@ -153,8 +153,6 @@ func (s *Server) table() []route {
 	return append(routes, s.monitorRoutes()...)
 }
 
-type callerKey struct{}
-
 // wrap authenticates, authorises by role, limits the body, records metrics
 // and turns errors into problem+json.
 func (s *Server) wrap(rt route) http.Handler {
