@@ -168,31 +168,11 @@ func (m *rfmModel) score(k int, x float64) int {
 	return 1 + 5*sort.SearchFloat64s(m.sorted[k], x)/n
 }
 
-// rfmClass is label's RFM grid (label.RFM), which the label package does
-// not export on its own; TestRFMMatchesLabel holds the two together.
-func rfmClass(r, f, m int) string {
-	switch {
-	case r >= 4 && f >= 4 && m >= 4:
-		return "champions"
-	case r >= 3 && f >= 4:
-		return "loyal"
-	case r >= 4 && f == 1:
-		return "new"
-	case r >= 4:
-		return "potential"
-	case r == 3:
-		return "need_attention"
-	case f >= 3:
-		return "at_risk"
-	}
-	return "hibernating"
-}
-
 func (m *rfmModel) stored(en *entry, s label.RFMScore, count int, from, to, now time.Time) Stored {
 	s.R = m.score(0, -s.Recency)
 	s.F = m.score(1, float64(s.Frequency))
 	s.M = m.score(2, s.Monetary)
-	s.Class = rfmClass(s.R, s.F, s.M)
+	s.Class = label.RFMClass(s.R, s.F, s.M)
 	s.Name = label.RFMClassName(s.Class)
 	l := en.l
 	w := ""

@@ -43,6 +43,12 @@ type Summary struct {
 	Failed    int           `json:"failed"`    // a value that could not be computed for one subject (e.g. a missing feature)
 	Errors    []string      `json:"errors,omitempty"`
 	Elapsed   time.Duration `json:"elapsed_ns"`
+	// Compute is the time spent reading states and inputs, evaluating and
+	// sealing; Store the time in write transactions (values, deletions and
+	// the audit record, committed). They tell apart where a slow
+	// derivation spends its time.
+	Compute time.Duration `json:"compute_ns"`
+	Store   time.Duration `json:"store_ns"`
 }
 
 func (s *Summary) add(o Summary) {
@@ -54,6 +60,8 @@ func (s *Summary) add(o Summary) {
 	s.Failed += o.Failed
 	s.Errors = append(s.Errors, o.Errors...)
 	s.Elapsed += o.Elapsed
+	s.Compute += o.Compute
+	s.Store += o.Store
 }
 
 // Status is what the engine has done since it started, for the API.
@@ -532,6 +540,7 @@ func (e *Engine) Subjects(ctx context.Context, pseudonyms []string) (Summary, er
 // one transaction.
 func (e *Engine) page(ctx context.Context, c *compiled, pseudonyms []string, incremental bool, col *collector) (Summary, error) {
 	var sum Summary
+	start := time.Now()
 	now := e.now()
 	// The generation is read before the states, so that the write can
 	// tell whether any governance change committed since (invariant 5).
@@ -596,6 +605,7 @@ func (e *Engine) page(ctx context.Context, c *compiled, pseudonyms []string, inc
 			written[v.Label] = true
 		}
 	}
+	sum.Compute = time.Since(start)
 	return sum, e.write(ctx, work, written, &sum, now, incremental, gen)
 }
 
@@ -661,6 +671,8 @@ func (e *Engine) derive(ctx context.Context, c *compiled, s *subject, pop *popul
 // re-check, not a retry.
 func (e *Engine) write(ctx context.Context, work []*subject, written map[string]bool, sum *Summary, now time.Time, incremental bool, gen int64) error {
 	var nvalues, nremoved int
+	start := time.Now()
+	defer func() { sum.Store += time.Since(start) }()
 	err := e.store.Update(ctx, func(tx portrait.Tx) error {
 		g, err := tx.Generation(ctx)
 		if err != nil {

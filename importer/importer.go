@@ -15,7 +15,9 @@ import (
 
 	portrait "github.com/portrait-dev/portrait"
 	"github.com/portrait-dev/portrait/catalog"
+	"github.com/portrait-dev/portrait/consent"
 	"github.com/portrait-dev/portrait/ingest"
+	"github.com/portrait-dev/portrait/keys"
 	"github.com/portrait-dev/portrait/policy"
 )
 
@@ -51,7 +53,25 @@ type Options struct {
 	// MaxErrors bounds the row errors kept in the report (default 1,000);
 	// the counts are always complete.
 	MaxErrors int
+	// Grant, if set, records consent to these purposes for every subject
+	// of the file, through the consent ledger (channel "import", evidence
+	// "bulk import"), before the subject's first event is ingested. It is
+	// only for loading data whose consent was collected elsewhere, with
+	// the evidence kept there: the ledger records that it was imported,
+	// not given here. A subject's own refusal or withdrawal already on
+	// record is kept, never overwritten (CN-4). Only purposes based on
+	// consent, without separate consent (SM-2, CN-8), can be granted so.
+	// Ledger and Keys are required with Grant.
+	Grant  []string
+	Ledger *consent.Ledger
+	Keys   *keys.Keyring
 }
+
+// Import channel and evidence of consent recorded by Options.Grant.
+const (
+	GrantChannel  = "import"
+	GrantEvidence = "bulk import"
+)
 
 // RowError is one problem of one row.
 type RowError struct {
@@ -74,6 +94,11 @@ type Report struct {
 	Errors     []RowError `json:"errors,omitempty"`
 	// More counts row errors left out of Errors.
 	More int `json:"more_errors,omitempty"`
+	// Granted counts consent records written by Options.Grant; Kept
+	// counts the (subject, purpose) pairs left alone because the subject
+	// had refused or withdrawn that purpose.
+	Granted int `json:"granted,omitempty"`
+	Kept    int `json:"kept_refusals,omitempty"`
 }
 
 func (o *Options) defaults() error {
@@ -119,6 +144,71 @@ func (o *Options) defaults() error {
 	return fmt.Errorf("format %q: want csv, ndjson or cdnow", o.Format)
 }
 
+// checkGrant refuses, before anything is loaded, a grant the ledger could
+// not record or that bulk import must not make.
+func (o *Options) checkGrant(cat *catalog.Catalog) error {
+	if len(o.Grant) == 0 {
+		return nil
+	}
+	if o.Ledger == nil || o.Keys == nil {
+		return errors.New("--grant needs the consent ledger and keyring")
+	}
+	for _, id := range o.Grant {
+		p := cat.Purpose(id)
+		switch {
+		case p == nil:
+			return fmt.Errorf("--grant %q: not a declared purpose", id)
+		case p.Basis != catalog.BasisConsent:
+			return fmt.Errorf("--grant %q: the purpose's basis is %s, not consent; there is nothing to grant", id, p.Basis)
+		case p.Separate || cat.SensitivePurpose(id):
+			return &portrait.Error{Code: portrait.EFORBIDDEN, Requirement: "SM-2",
+				Message: fmt.Sprintf("--grant %q: the purpose needs separate consent (SM-2, CN-8), which each subject must give with its own evidence, not a bulk import", id)}
+		}
+	}
+	return nil
+}
+
+// grant records the Options.Grant purposes for the subjects of events
+// not yet seen, in the order they first appear.
+func grant(ctx context.Context, caller policy.Caller, cat *catalog.Catalog, o *Options, events []ingest.Item, seen map[string]bool, rep *Report) error {
+	var ids, pss []string
+	for _, it := range events {
+		if id := it.Event.Subject; !seen[id] {
+			seen[id] = true
+			ids, pss = append(ids, id), append(pss, o.Keys.Pseudonym(id))
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	states, err := o.Ledger.States(ctx, pss)
+	if err != nil {
+		return fmt.Errorf("import: read consent states: %w", err)
+	}
+	for i, id := range ids {
+		st := states[pss[i]]
+		for _, purpose := range o.Grant {
+			nv := cat.Purpose(purpose).NoticeVersion
+			if st != nil {
+				c := st.Consents[purpose]
+				if c.Status == policy.Refused || c.Status == policy.Withdrawn {
+					rep.Kept++
+					continue // the subject's own choice stands (CN-4)
+				}
+				if c.Status == policy.Granted && c.NoticeVersion == nv {
+					continue // already granted for the current notice
+				}
+			}
+			if _, err := o.Ledger.Record(ctx, caller, consent.ByID(id), consent.Change{Purpose: purpose, Status: policy.Granted,
+				NoticeVersion: nv, Channel: GrantChannel, UserAgent: GrantEvidence}); err != nil {
+				return fmt.Errorf("import: grant %s to subject %q: %w", purpose, id, err)
+			}
+			rep.Granted++
+		}
+	}
+	return nil
+}
+
 // row is one decoded line, or why it could not be decoded.
 type row struct {
 	line  int
@@ -141,10 +231,14 @@ func Import(ctx context.Context, in *ingest.Ingester, cat *catalog.Catalog, call
 	if err := o.defaults(); err != nil {
 		return rep, err
 	}
+	if err := o.checkGrant(cat); err != nil {
+		return rep, err
+	}
 	rd, err := newReader(cat, r, &o)
 	if err != nil {
 		return rep, err
 	}
+	granted := map[string]bool{}
 	batch := make([]row, 0, o.Batch)
 	flush := func() error {
 		if len(batch) == 0 {
@@ -164,6 +258,11 @@ func Import(ctx context.Context, in *ingest.Ingester, cat *catalog.Catalog, call
 		batch = batch[:0]
 		if len(items) == 0 {
 			return nil
+		}
+		if len(o.Grant) > 0 {
+			if err := grant(ctx, caller, cat, &o, items, granted, &rep); err != nil {
+				return err
+			}
 		}
 		res, sum, err := in.Ingest(ctx, caller, items)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -356,4 +357,85 @@ func BenchmarkDeriveCDNOW(b *testing.B) {
 	}
 	b.ReportMetric(float64(sum.Events)/sum.Elapsed.Seconds(), "events/s")
 	b.ReportMetric(float64(sum.Subjects), "subjects")
+}
+
+// TestGrant imports with Options.Grant: consent is recorded through the
+// ledger for each new subject before its events, marked as imported; a
+// subject's own refusal stands (CN-4); a second import records nothing;
+// purposes that cannot be bulk-granted are refused before anything loads
+// (SM-2).
+func TestGrant(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	e := newEnv(t, now)
+	ctx := context.Background()
+	if _, err := e.ledger.Record(ctx, operator, consent.ByID("b"), consent.Change{Purpose: "personalization", Status: policy.Refused}); err != nil {
+		t.Fatal(err)
+	}
+	var data strings.Builder
+	data.WriteString("subject,type,time,category\n")
+	for i := range 18 {
+		fmt.Fprintf(&data, "%c,view,%s,sports\n", 'a'+i%3, now.Add(-time.Duration(i+1)*time.Hour).Format(time.RFC3339))
+	}
+	o := importer.Options{Format: importer.CSV, Source: "views.csv", Grant: []string{"personalization"}, Ledger: e.ledger, Keys: e.keys}
+
+	for _, tc := range []struct {
+		grant []string
+		says  string
+	}{
+		{[]string{"nosuch"}, `"nosuch": not a declared purpose`},
+		{[]string{"service"}, "basis is contract, not consent"},
+		{[]string{"personalization", "credit"}, "needs separate consent (SM-2"},
+	} {
+		bad := o
+		bad.Grant = tc.grant
+		rep, err := importer.Import(ctx, e.in, e.cat, operator, strings.NewReader(data.String()), bad)
+		if err == nil || !strings.Contains(err.Error(), tc.says) || rep.Rows != 0 {
+			t.Errorf("grant %v: %+v %v; want a refusal saying %q and nothing read", tc.grant, rep, err, tc.says)
+		}
+	}
+	noLedger := o
+	noLedger.Ledger = nil
+	if _, err := importer.Import(ctx, e.in, e.cat, operator, strings.NewReader(data.String()), noLedger); err == nil {
+		t.Error("a grant without a ledger was accepted")
+	}
+	if n, err := e.eng.All(ctx, nil); err != nil || n.Subjects != 1 {
+		t.Fatalf("after the refusals the store holds %d subjects (%v); want only b", n.Subjects, err)
+	}
+
+	rep, err := importer.Import(ctx, e.in, e.cat, operator, strings.NewReader(data.String()), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Accepted != 18 || rep.Granted != 2 || rep.Kept != 1 {
+		t.Errorf("report %+v: want 18 accepted, 2 grants, b's refusal kept", rep)
+	}
+	for id, want := range map[string]policy.Status{"a": policy.Granted, "b": policy.Refused, "c": policy.Granted} {
+		h, err := e.ledger.History(ctx, e.keys.Pseudonym(id))
+		if err != nil {
+			t.Fatal(err)
+		}
+		last := h[len(h)-1]
+		if len(h) != 1 || last.Status != want {
+			t.Errorf("%s: history %+v; want one %s record", id, h, want)
+		}
+		if want == policy.Granted && (last.Channel != importer.GrantChannel || last.UserAgent != importer.GrantEvidence) {
+			t.Errorf("%s: granted through channel %q with evidence %q; want it marked as a bulk import", id, last.Channel, last.UserAgent)
+		}
+	}
+	rep, err = importer.Import(ctx, e.in, e.cat, operator, strings.NewReader(data.String()), o)
+	if err != nil || rep.Granted != 0 || rep.Duplicates != 18 {
+		t.Errorf("second import: %+v %v; want no new grant and 18 duplicates", rep, err)
+	}
+
+	// a and c (6 sports views each) are sports fans; b is not profiled.
+	if _, err := e.eng.All(ctx, nil); err != nil && !strings.Contains(err.Error(), "shopper_segment") {
+		t.Fatal(err)
+	}
+	got := storedLabels(t, e)
+	for id, want := range map[string]bool{"a": true, "b": false, "c": true} {
+		v, ok := got[e.keys.Pseudonym(id)]["sports_fan"]
+		if ok != want || ok && !v.Bool {
+			t.Errorf("%s: sports_fan %+v (stored %v); want stored %v and true", id, v, ok, want)
+		}
+	}
 }

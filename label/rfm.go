@@ -36,7 +36,11 @@ var rfmClasses = map[string]catalog.Text{
 // RFMClassName returns the zh-CN and en names of an RFM class.
 func RFMClassName(class string) catalog.Text { return rfmClasses[class] }
 
-func rfmClass(r, f, m int) string {
+// RFMClass places quintile scores r, f and m (1 worst, 5 best) in the
+// RFM grid: the class id that RFMClassName names. Incremental derivation
+// scores a subject against a stored population and classes it here, so
+// that it and RFM can never disagree.
+func RFMClass(r, f, m int) string {
 	switch {
 	case r >= 4 && f >= 4 && m >= 4:
 		return "champions"
@@ -91,7 +95,7 @@ func RFM(now time.Time, subjects map[string][]Event, eventType, amountField stri
 	for i, id := range ids {
 		s := out[id]
 		s.R, s.F, s.M = r[i], f[i], m[i]
-		s.Class = rfmClass(s.R, s.F, s.M)
+		s.Class = RFMClass(s.R, s.F, s.M)
 		s.Name = rfmClasses[s.Class]
 		out[id] = s
 	}

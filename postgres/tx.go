@@ -212,7 +212,11 @@ func (tx *Tx) RewriteEvent(ctx context.Context, g policy.Grant, id int64, sealed
 }
 
 // PutLabels implements portrait.Tx.PutLabels; each value's grant must
-// allow Derive for its subject.
+// allow Derive for its subject. Every grant is checked before anything is
+// written; the values then go in one statement over arrays, one round
+// trip whatever their number. PostgreSQL refuses to upsert a row twice in
+// one statement, so a repeated (subject, label) keeps only its last value,
+// which is what one-by-one upserts would leave.
 func (tx *Tx) PutLabels(ctx context.Context, values []portrait.LabelValue) error {
 	for _, v := range values {
 		if err := v.Grant.Check(v.Subject, policy.Derive); err != nil {
@@ -225,14 +229,35 @@ func (tx *Tx) PutLabels(ctx context.Context, values []portrait.LabelValue) error
 	if len(values) == 0 {
 		return nil
 	}
-	b := &pgx.Batch{}
-	for _, v := range values {
-		b.Queue(`INSERT INTO labels (pseudonym, label, version, sealed, computed, expires) VALUES ($1, $2, $3, $4, $5, $6)
-			ON CONFLICT (pseudonym, label) DO UPDATE SET version = excluded.version, sealed = excluded.sealed, computed = excluded.computed, expires = excluded.expires`,
-			v.Subject, v.Label, v.Version, v.Sealed, v.Computed, ts(v.Expires))
+	type key struct{ subject, label string }
+	last := make(map[key]int, len(values))
+	for i, v := range values {
+		last[key{v.Subject, v.Label}] = i
 	}
-	if err := tx.tx.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("put labels: %w", err)
+	n := len(last)
+	subjects, labels := make([]string, 0, n), make([]string, 0, n)
+	versions, sealed := make([]int32, 0, n), make([][]byte, 0, n)
+	computed, expires := make([]time.Time, 0, n), make([]*time.Time, 0, n)
+	for i, v := range values {
+		if last[key{v.Subject, v.Label}] != i {
+			continue
+		}
+		subjects, labels = append(subjects, v.Subject), append(labels, v.Label)
+		versions, sealed = append(versions, int32(v.Version)), append(sealed, v.Sealed)
+		computed = append(computed, v.Computed)
+		var exp *time.Time
+		if !v.Expires.IsZero() {
+			t := v.Expires
+			exp = &t
+		}
+		expires = append(expires, exp)
+	}
+	_, err := tx.tx.Exec(ctx, `INSERT INTO labels (pseudonym, label, version, sealed, computed, expires)
+		SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::bytea[], $5::timestamptz[], $6::timestamptz[])
+		ON CONFLICT (pseudonym, label) DO UPDATE SET version = excluded.version, sealed = excluded.sealed, computed = excluded.computed, expires = excluded.expires`,
+		subjects, labels, versions, sealed, computed, expires)
+	if err != nil {
+		return fmt.Errorf("put %d labels: %w", n, err)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -182,7 +183,12 @@ func (tx *Tx) RewriteEvent(ctx context.Context, g policy.Grant, id int64, sealed
 }
 
 // PutLabels implements portrait.Tx.PutLabels; each value's grant must
-// allow Derive for its subject.
+// allow Derive for its subject. Every grant is checked before anything is
+// written. Values go in multi-row upserts of labelChunk rows, prepared
+// once per call: a derivation page writes hundreds of values, and
+// per-statement overhead, not SQLite, dominated one-row upserts. Rows of
+// one statement are applied in order, so a repeated (subject, label)
+// keeps the last value, as one-by-one upserts would.
 func (tx *Tx) PutLabels(ctx context.Context, values []portrait.LabelValue) error {
 	for _, v := range values {
 		if err := v.Grant.Check(v.Subject, policy.Derive); err != nil {
@@ -192,20 +198,62 @@ func (tx *Tx) PutLabels(ctx context.Context, values []portrait.LabelValue) error
 			return portrait.Errorf(portrait.EINVALID, "put label %s of subject %s: a value needs sealed bytes and a computed time", v.Label, v.Subject)
 		}
 	}
-	for _, v := range values {
-		_, err := tx.tx.ExecContext(ctx, `INSERT INTO labels (pseudonym, label, version, sealed, computed, expires) VALUES (?, ?, ?, ?, ?, ?)
-			ON CONFLICT (pseudonym, label) DO UPDATE SET version = excluded.version, sealed = excluded.sealed, computed = excluded.computed, expires = excluded.expires`,
-			v.Subject, v.Label, v.Version, v.Sealed, v.Computed.UnixNano(), nanos(v.Expires))
-		if err != nil {
-			return fmt.Errorf("put label %s of subject %s: %w", v.Label, v.Subject, err)
+	upsert := func(n int) string {
+		var b strings.Builder
+		b.WriteString(`INSERT INTO labels (pseudonym, label, version, sealed, computed, expires) VALUES `)
+		for i := range n {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString("(?, ?, ?, ?, ?, ?)")
 		}
+		b.WriteString(` ON CONFLICT (pseudonym, label) DO UPDATE SET version = excluded.version, sealed = excluded.sealed, computed = excluded.computed, expires = excluded.expires`)
+		return b.String()
+	}
+	// labelChunk rows × 6 parameters stay far below SQLite's limit of 32,766.
+	const labelChunk = 128
+	var full *sql.Stmt
+	if len(values) >= labelChunk {
+		var err error
+		if full, err = tx.tx.PrepareContext(ctx, upsert(labelChunk)); err != nil {
+			return fmt.Errorf("put labels: %w", err)
+		}
+		defer full.Close()
+	}
+	args := make([]any, 0, 6*min(len(values), labelChunk))
+	for len(values) > 0 {
+		n := min(len(values), labelChunk)
+		args = args[:0]
+		for _, v := range values[:n] {
+			args = append(args, v.Subject, v.Label, v.Version, v.Sealed, v.Computed.UnixNano(), nanos(v.Expires))
+		}
+		var err error
+		if n == labelChunk {
+			_, err = full.ExecContext(ctx, args...)
+		} else {
+			_, err = tx.tx.ExecContext(ctx, upsert(n), args...)
+		}
+		if err != nil {
+			return fmt.Errorf("put %d labels (first %s of subject %s): %w", n, values[0].Label, values[0].Subject, err)
+		}
+		values = values[n:]
 	}
 	return nil
 }
 
-// DeleteLabels implements portrait.Tx.DeleteLabels.
+// DeleteLabels implements portrait.Tx.DeleteLabels. The common case, no
+// label to delete, costs nothing; a short list is bound directly rather
+// than decoded from JSON.
 func (tx *Tx) DeleteLabels(ctx context.Context, pseudonym string, labels []string) error {
-	if _, err := tx.tx.ExecContext(ctx, `DELETE FROM labels WHERE pseudonym = ? AND label IN (SELECT value FROM json_each(?))`, pseudonym, list(labels)); err != nil {
+	if len(labels) == 0 {
+		return nil
+	}
+	q := `DELETE FROM labels WHERE pseudonym = ? AND label IN (SELECT value FROM json_each(?))`
+	args := []any{pseudonym, list(labels)}
+	if len(labels) == 1 {
+		q, args = `DELETE FROM labels WHERE pseudonym = ? AND label = ?`, []any{pseudonym, labels[0]}
+	}
+	if _, err := tx.tx.ExecContext(ctx, q, args...); err != nil {
 		return fmt.Errorf("delete labels of %s: %w", pseudonym, err)
 	}
 	return nil

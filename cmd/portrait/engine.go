@@ -117,6 +117,7 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	shift := fs.Bool("shift-to-now", false, "shift every time so that the newest event is now (to bring an old data set within retention)")
 	report := fs.String("report", "", "write the full JSON report, every row error included, to this file")
 	then := fs.Bool("derive", false, "derive every subject's labels after the import")
+	grants := fs.String("grant", "", "PURPOSE[,PURPOSE]: record consent to these purposes for every subject of the file (channel import, evidence \"bulk import\") before its events; ONLY for data whose consent was collected elsewhere, with its evidence kept there. A subject's refusal on record is kept")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -134,6 +135,14 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		TimeFormat: *layout, Source: filepath.Base(*file)}
 	if len(mapping) > 0 {
 		o.Map = mapping
+	}
+	if *grants != "" {
+		for _, p := range strings.Split(*grants, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				o.Grant = append(o.Grant, p)
+			}
+		}
+		o.Ledger, o.Keys = a.ledger, a.keys
 	}
 	total, err := countLines(*file)
 	if err != nil {
@@ -169,6 +178,9 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	el := time.Since(start)
 	fmt.Fprintf(stdout, "rows %d: accepted %d, duplicates %d, rejected %d, fields dropped %d, in %s (%.0f rows/s)\n",
 		rep.Rows, rep.Accepted, rep.Duplicates, rep.Rejected, rep.Dropped, el.Round(time.Millisecond), float64(rep.Rows)/el.Seconds())
+	if len(o.Grant) > 0 {
+		fmt.Fprintf(stdout, "consent recorded (channel %s): %d; refusals or withdrawals on record kept: %d\n", importer.GrantChannel, rep.Granted, rep.Kept)
+	}
 	for i, e := range rep.Errors {
 		if i == 20 {
 			fmt.Fprintf(stdout, "… and %d more row errors (see --report)\n", len(rep.Errors)-20+rep.More)

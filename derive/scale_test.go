@@ -1,0 +1,135 @@
+package derive_test
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/ingest"
+	"github.com/portrait-dev/portrait/policy"
+)
+
+// The target is 10⁶ subjects and 10⁷ events; the defaults keep a
+// plain -bench run short. Example:
+//
+//	go test ./derive -run x -bench DeriveScale -benchtime 1x -timeout 1h \
+//	    -derive.subjects 100000 -derive.events 1000000
+var (
+	scaleSubjects = flag.Int("derive.subjects", 2000, "BenchmarkDeriveScale: subjects")
+	scaleEvents   = flag.Int("derive.events", 20000, "BenchmarkDeriveScale: events")
+)
+
+// BenchmarkDeriveScale derives every label of a synthetic population in
+// batch on SQLite: views and purchases spread over 300 days, every
+// subject consenting to personalization. Events go in through governed
+// ingest; consent records are appended straight to the store in bulk, as
+// recording them one transaction each would dominate the setup. It
+// reports events/s of the batch run and the process's peak RSS during it
+// (VmHWM, reset before the run via /proc/self/clear_refs).
+func BenchmarkDeriveScale(b *testing.B) {
+	n, m := *scaleSubjects, *scaleEvents
+	if n <= 0 || m <= 0 {
+		b.Fatalf("-derive.subjects %d, -derive.events %d: want both positive", n, m)
+	}
+	e := newEnv(b)
+	e.eng.Status() // compile the catalog before timing
+	ctx := context.Background()
+	in := ingest.New(e.store, e.point, e.ledger, e.keys, e.log, ingest.Options{Now: e.clock})
+	setup := time.Now()
+	const chunk = 2000
+	for lo := 0; lo < n; lo += chunk {
+		var subs []portrait.Subject
+		for i := lo; i < min(n, lo+chunk); i++ {
+			s, _, err := e.keys.NewSubject(fmt.Sprintf("s%07d", i))
+			if err != nil {
+				b.Fatal(err)
+			}
+			subs = append(subs, s)
+		}
+		if err := e.store.Update(ctx, func(tx portrait.Tx) error {
+			if err := tx.EnsureSubjects(ctx, subs); err != nil {
+				return err
+			}
+			for _, s := range subs {
+				if err := tx.AppendConsent(ctx, portrait.ConsentRecord{Subject: s.Pseudonym, Purpose: "personalization",
+					Status: policy.Granted, NoticeVersion: "1", Channel: "bench", At: e.now.Add(-400 * 24 * time.Hour)}); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	categories := []string{"sports", "books", "music", "garden"}
+	items := make([]ingest.Item, 0, 1000)
+	flush := func() {
+		if _, sum, err := in.Ingest(ctx, operator, items); err != nil || sum.Accepted != len(items) {
+			b.Fatalf("ingest: %+v %v", sum, err)
+		}
+		items = items[:0]
+	}
+	for i := range m {
+		id := fmt.Sprintf("s%07d", rng.IntN(n))
+		at := e.now.Add(-time.Duration(rng.Int64N(int64(300 * 24 * time.Hour))))
+		ev := view(id, categories[rng.IntN(len(categories))], 0, at)
+		if i%5 == 0 {
+			ev = purchase(id, float64(5+rng.IntN(500)), at)
+		}
+		items = append(items, ingest.Item{Event: ev})
+		if len(items) == cap(items) {
+			flush()
+		}
+	}
+	if len(items) > 0 {
+		flush()
+	}
+	b.Logf("setup: %d subjects, %d events in %s", n, m, time.Since(setup).Round(time.Second))
+	os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) // reset VmHWM where Linux allows
+	var sum = struct{ events, subjects int }{}
+	var elapsed, compute, store time.Duration
+	for b.Loop() {
+		s, err := e.eng.All(ctx, nil)
+		if err != nil && !strings.Contains(err.Error(), "shopper_segment") {
+			b.Fatal(err)
+		}
+		sum.events, sum.subjects = s.Events, s.Subjects
+		elapsed, compute, store = s.Elapsed, s.Compute, s.Store
+	}
+	if sum.events != m || sum.subjects != n {
+		b.Errorf("derived %d subjects, %d events; want %d, %d", sum.subjects, sum.events, n, m)
+	}
+	b.ReportMetric(float64(sum.events)/elapsed.Seconds(), "events/s")
+	b.ReportMetric(compute.Seconds(), "compute-s")
+	b.ReportMetric(store.Seconds(), "store-s")
+	if kb := vmHWM(); kb > 0 {
+		b.ReportMetric(float64(kb)/1024, "peak-RSS-MiB")
+	}
+}
+
+// vmHWM returns the process's peak resident set in KiB, 0 where
+// /proc/self/status is not available.
+func vmHWM() int {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			var kb int
+			fmt.Sscanf(strings.TrimSpace(rest), "%d", &kb)
+			return kb
+		}
+	}
+	return 0
+}
