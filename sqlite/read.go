@@ -33,7 +33,7 @@ func list(s []string) string {
 // Generation implements portrait.Store.Generation.
 func (db *DB) Generation(ctx context.Context) (int64, error) {
 	var n int64
-	if err := db.read.QueryRowContext(ctx, `SELECT n FROM generation`).Scan(&n); err != nil {
+	if err := db.queryRow(ctx, `SELECT n FROM generation`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("read generation: %w", err)
 	}
 	return n, nil
@@ -41,7 +41,7 @@ func (db *DB) Generation(ctx context.Context) (int64, error) {
 
 // Subjects implements portrait.Store.Subjects.
 func (db *DB) Subjects(ctx context.Context, pseudonyms []string) (map[string]portrait.Subject, error) {
-	rows, err := db.read.QueryContext(ctx,
+	rows, err := db.query(ctx,
 		`SELECT pseudonym, wrapped_key, sealed_id, created FROM subjects WHERE pseudonym IN (SELECT value FROM json_each(?))`, list(pseudonyms))
 	if err != nil {
 		return nil, fmt.Errorf("read subjects: %w", err)
@@ -149,7 +149,7 @@ func closeRows(rows *sql.Rows) error {
 
 // Suspensions implements portrait.Store.Suspensions.
 func (db *DB) Suspensions(ctx context.Context) ([]policy.Suspension, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT kind, id, reason, suspended_by, at FROM suspensions ORDER BY kind, id`)
+	rows, err := db.query(ctx, `SELECT kind, id, reason, suspended_by, at FROM suspensions ORDER BY kind, id`)
 	if err != nil {
 		return nil, fmt.Errorf("read suspensions: %w", err)
 	}
@@ -172,7 +172,7 @@ func (db *DB) Suspensions(ctx context.Context) ([]policy.Suspension, error) {
 
 // ConsentHistory implements portrait.Store.ConsentHistory.
 func (db *DB) ConsentHistory(ctx context.Context, pseudonym string) ([]portrait.ConsentRecord, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT seq, purpose, status, notice_version, channel, user_agent, ip, guardian, categories, at
+	rows, err := db.query(ctx, `SELECT seq, purpose, status, notice_version, channel, user_agent, ip, guardian, categories, at
 		FROM consents WHERE pseudonym = ? ORDER BY seq`, pseudonym)
 	if err != nil {
 		return nil, fmt.Errorf("read consent history: %w", err)
@@ -230,7 +230,7 @@ func (db *DB) Events(ctx context.Context, g policy.Grant, since time.Time) ([]po
 	if !since.IsZero() {
 		from = since.UnixNano()
 	}
-	rows, err := db.read.QueryContext(ctx, `SELECT `+eventColumns+` FROM events WHERE pseudonym = ? AND time >= ? ORDER BY time, id`, g.Subject(), from)
+	rows, err := db.query(ctx, `SELECT `+eventColumns+` FROM events WHERE pseudonym = ? AND time >= ? ORDER BY time, id`, g.Subject(), from)
 	if err != nil {
 		return nil, fmt.Errorf("read events: %w", err)
 	}
@@ -246,7 +246,7 @@ func (db *DB) ExpiredEvents(ctx context.Context, now time.Time, limit int) ([]po
 	if limit <= 0 {
 		return nil, portrait.Errorf(portrait.EINVALID, "expired events: limit %d must be positive", limit)
 	}
-	rows, err := db.read.QueryContext(ctx, `SELECT `+eventColumns+` FROM events WHERE expires IS NOT NULL AND expires <= ? ORDER BY expires, id LIMIT ?`, now.UnixNano(), limit)
+	rows, err := db.query(ctx, `SELECT `+eventColumns+` FROM events WHERE expires IS NOT NULL AND expires <= ? ORDER BY expires, id LIMIT ?`, now.UnixNano(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("read expired events: %w", err)
 	}
@@ -263,7 +263,7 @@ func (db *DB) Profile(ctx context.Context, g policy.Grant) ([]portrait.ProfileVa
 	if err := g.Check(g.Subject(), readActions...); err != nil {
 		return nil, refuse("read profile", err)
 	}
-	rows, err := db.read.QueryContext(ctx, `SELECT field, sealed, source, updated, expires FROM profile WHERE pseudonym = ? ORDER BY field`, g.Subject())
+	rows, err := db.query(ctx, `SELECT field, sealed, source, updated, expires FROM profile WHERE pseudonym = ? ORDER BY field`, g.Subject())
 	if err != nil {
 		return nil, fmt.Errorf("read profile: %w", err)
 	}
@@ -292,7 +292,7 @@ func (db *DB) Labels(ctx context.Context, g policy.Grant) ([]portrait.LabelValue
 	if err := g.Check(g.Subject(), readActions...); err != nil {
 		return nil, refuse("read labels", err)
 	}
-	rows, err := db.read.QueryContext(ctx, `SELECT label, version, sealed, computed, expires FROM labels WHERE pseudonym = ? ORDER BY label`, g.Subject())
+	rows, err := db.query(ctx, `SELECT label, version, sealed, computed, expires FROM labels WHERE pseudonym = ? ORDER BY label`, g.Subject())
 	if err != nil {
 		return nil, fmt.Errorf("read labels: %w", err)
 	}
@@ -318,7 +318,7 @@ func (db *DB) APIKey(ctx context.Context, hash []byte) (portrait.APIKey, error) 
 	k := portrait.APIKey{Hash: hash}
 	var role string
 	var created sql.NullInt64
-	err := db.read.QueryRowContext(ctx, `SELECT id, role, created FROM api_keys WHERE hash = ?`, hash).Scan(&k.ID, &role, &created)
+	err := db.queryRow(ctx, `SELECT id, role, created FROM api_keys WHERE hash = ?`, hash).Scan(&k.ID, &role, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return portrait.APIKey{}, portrait.Errorf(portrait.ENOTFOUND, "no API key matches")
 	} else if err != nil {
@@ -342,7 +342,7 @@ func (db *DB) LogEntries(ctx context.Context, from, to int64) ([]portrait.LogEnt
 	if from < 0 || to < from {
 		return nil, portrait.Errorf(portrait.EINVALID, "log entries [%d, %d): want 0 <= from <= to", from, to)
 	}
-	rows, err := db.read.QueryContext(ctx, `SELECT idx, data, hashes FROM log_entries WHERE idx >= ? AND idx < ? ORDER BY idx`, from, to)
+	rows, err := db.query(ctx, `SELECT idx, data, hashes FROM log_entries WHERE idx >= ? AND idx < ? ORDER BY idx`, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("read log entries: %w", err)
 	}
@@ -367,7 +367,7 @@ func (db *DB) LogEntries(ctx context.Context, from, to int64) ([]portrait.LogEnt
 // Checkpoint implements portrait.Store.Checkpoint: the newest signed note.
 func (db *DB) Checkpoint(ctx context.Context) ([]byte, error) {
 	var note []byte
-	err := db.read.QueryRowContext(ctx, `SELECT note FROM checkpoints ORDER BY id DESC LIMIT 1`).Scan(&note)
+	err := db.queryRow(ctx, `SELECT note FROM checkpoints ORDER BY id DESC LIMIT 1`).Scan(&note)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, portrait.Errorf(portrait.ENOTFOUND, "no checkpoint has been saved yet")
 	} else if err != nil {

@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	portrait "github.com/portrait-dev/portrait"
@@ -39,6 +40,7 @@ type DB struct {
 	write       *sql.DB
 	insertEvent *sql.Stmt // on write; one row, for events with an idempotency key
 	insertMany  *sql.Stmt // on write; eventChunk rows, for events without one
+	stmts       sync.Map  // query text → *sql.Stmt on read, prepared on first use
 }
 
 var (
@@ -151,6 +153,10 @@ func (db *DB) migrate(ctx context.Context) error {
 // Close implements portrait.Store.Close.
 func (db *DB) Close() error {
 	var errs []error
+	db.stmts.Range(func(_, v any) bool {
+		errs = append(errs, v.(*sql.Stmt).Close())
+		return true
+	})
 	for _, st := range []*sql.Stmt{db.insertEvent, db.insertMany} {
 		if st != nil {
 			errs = append(errs, st.Close())
@@ -178,6 +184,41 @@ func (db *DB) CheckpointWAL(ctx context.Context) error {
 		return fmt.Errorf("checkpoint wal of %s: readers kept it busy; retry", db.path)
 	}
 	return nil
+}
+
+// stmt returns the read-pool statement for query, preparing it once:
+// parsing SQL was a visible share of a per-subject derivation.
+func (db *DB) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st, ok := db.stmts.Load(query); ok {
+		return st.(*sql.Stmt), nil
+	}
+	st, err := db.read.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := db.stmts.LoadOrStore(query, st); loaded {
+		st.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return st, nil
+}
+
+func (db *DB) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	st, err := db.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
+// queryRow is QueryRowContext on a prepared statement; a preparation
+// error surfaces from Scan, as database/sql does.
+func (db *DB) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+	st, err := db.stmt(ctx, query)
+	if err != nil {
+		return db.read.QueryRowContext(ctx, query, args...)
+	}
+	return st.QueryRowContext(ctx, args...)
 }
 
 // Update implements portrait.Store.Update.
