@@ -1,9 +1,12 @@
 package fairness
 
 import (
+	"bufio"
 	"flag"
 	"math/rand/v2"
+	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -112,4 +115,26 @@ func BenchmarkPriceScan(b *testing.B) {
 		_ = s.Report()
 	}
 	b.ReportMetric(float64(*priceEvents), "events/op")
+	if mb, ok := peakRSS(); ok {
+		b.ReportMetric(mb, "peak-RSS-MB")
+	}
+}
+
+// peakRSS is the process's peak resident set (VmHWM) in MiB, on Linux.
+// Events are generated on the fly, so it is the scanner's footprint plus
+// the test binary's.
+func peakRSS() (float64, bool) {
+	f, err := os.Open("/proc/self/status")
+	if err != nil {
+		return 0, false
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			kb, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 64)
+			return kb / 1024, err == nil
+		}
+	}
+	return 0, false
 }

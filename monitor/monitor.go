@@ -28,6 +28,15 @@ type Deps struct {
 	// LabelAD is the additional data a stored label value is sealed with;
 	// nil means pseudonym+"/label/"+label.
 	LabelAD func(pseudonym, label string) []byte
+	// Halter halts a use-case on every node (the apply service's Halt,
+	// AD-7). An interface, since apply may call Observe: importing it here
+	// would be a cycle. Needed only with Options.AutoHalt.
+	Halter Halter
+}
+
+// Halter stops a use-case; *apply.Service implements it.
+type Halter interface {
+	Halt(ctx context.Context, caller policy.Caller, id, reason string) error
 }
 
 // Options tune the monitors. Zero values take the defaults in brackets.
@@ -57,6 +66,26 @@ type Options struct {
 	Period time.Duration
 	// MinImpressions is how many exposures a period needs to count [5].
 	MinImpressions int
+	// RecommenderFloors sets the diversity floor per recommender
+	// (use-case id); others take DiversityFloor (FB-2).
+	RecommenderFloors map[string]float64
+	// BubblePeriods is how many periods of answer-time exposure each
+	// recommender and subject keeps [8].
+	BubblePeriods int
+	// BubbleSubjects bounds the subjects whose answer-time exposure is
+	// kept; the least recently observed are dropped first [100000].
+	BubbleSubjects int
+	// FlipThreshold is the share of counterfactual runs that may flip when
+	// a flagged proxy is changed before an alert is raised [0.05]; a flip
+	// on the protected attribute itself always alerts.
+	FlipThreshold float64
+	// EscalateAfter is how many consecutive runs must raise a price alert
+	// for the same item and context before halting the pricing use-cases
+	// is recommended (FP-1) [3].
+	EscalateAfter int
+	// AutoHalt halts them, through Deps.Halter, instead of only
+	// recommending it [false].
+	AutoHalt bool
 	// Lookback bounds the events read [90 days].
 	Lookback time.Duration
 	// Keep is how many reports stay in memory [24].
@@ -105,6 +134,32 @@ func (o *Options) defaults() error {
 	if o.MinImpressions == 0 {
 		o.MinImpressions = 5
 	}
+	for uc, f := range o.RecommenderFloors {
+		if !(f >= 0 && f <= 1) {
+			return fmt.Errorf("monitor: diversity floor %v of recommender %q must be in [0, 1] (normalised entropy)", f, uc)
+		}
+	}
+	if o.BubblePeriods == 0 {
+		o.BubblePeriods = 8
+	}
+	if o.BubbleSubjects == 0 {
+		o.BubbleSubjects = 100_000
+	}
+	if o.BubblePeriods < 1 || o.BubbleSubjects < 1 {
+		return fmt.Errorf("monitor: bubble periods %d and subjects %d must be positive", o.BubblePeriods, o.BubbleSubjects)
+	}
+	if o.FlipThreshold == 0 {
+		o.FlipThreshold = 0.05
+	}
+	if !(o.FlipThreshold > 0 && o.FlipThreshold <= 1) {
+		return fmt.Errorf("monitor: flip threshold %v must be in (0, 1]", o.FlipThreshold)
+	}
+	if o.EscalateAfter == 0 {
+		o.EscalateAfter = 3
+	}
+	if o.EscalateAfter < 1 {
+		return fmt.Errorf("monitor: escalate after %d runs: must be at least 1", o.EscalateAfter)
+	}
 	if o.Lookback == 0 {
 		o.Lookback = 90 * 24 * time.Hour
 	}
@@ -131,6 +186,12 @@ type Monitor struct {
 	reports []*Report
 	proxies map[string]*ProxyFlag
 	subs    []func(*Report)
+	// streaks counts, per item and context, the consecutive runs that
+	// raised a price alert (FP-1 escalation); under run.
+	streaks map[priceKey]int
+
+	bmu     sync.Mutex
+	bubbles *bubbles
 }
 
 // ProxyFlag is a feature flagged as a proxy for a protected attribute
@@ -157,6 +218,9 @@ func New(deps Deps, opts Options) (*Monitor, error) {
 	if deps.Store == nil || deps.Point == nil || deps.Keys == nil || deps.Log == nil {
 		return nil, errors.New("monitor: Store, Point, Keys and Log are all required")
 	}
+	if opts.AutoHalt && deps.Halter == nil {
+		return nil, errors.New("monitor: AutoHalt needs Deps.Halter (the apply service) to halt pricing use-cases through")
+	}
 	if deps.LabelAD == nil {
 		deps.LabelAD = func(p, l string) []byte { return []byte(p + "/label/" + l) }
 	}
@@ -165,7 +229,7 @@ func New(deps Deps, opts Options) (*Monitor, error) {
 			return nil, fmt.Errorf("monitor: report directory: %w", err)
 		}
 	}
-	return &Monitor{deps: deps, opts: opts, proxies: map[string]*ProxyFlag{}}, nil
+	return &Monitor{deps: deps, opts: opts, proxies: map[string]*ProxyFlag{}, streaks: map[priceKey]int{}, bubbles: newBubbles()}, nil
 }
 
 // Options returns the options in force, defaults filled in.

@@ -32,6 +32,7 @@ type env struct {
 	keys  *keys.Keyring
 	point *policy.Point
 	log   *audit.Log
+	led   *consent.Ledger
 	in    *ingest.Ingester
 	mon   *monitor.Monitor
 	now   time.Time
@@ -77,7 +78,7 @@ func newEnv(t testing.TB, opts monitor.Options) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, store: store, keys: kr, point: point, log: log, in: in, mon: mon, now: time.Now().UTC().Truncate(time.Second)}
+	return &env{t: t, store: store, keys: kr, point: point, log: log, led: ledger, in: in, mon: mon, now: time.Now().UTC().Truncate(time.Second)}
 }
 
 func (e *env) ingest(events ...portrait.Event) {

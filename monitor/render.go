@@ -153,14 +153,49 @@ func WriteHTML(w io.Writer, rep *Report) error {
 		}
 		sparks = append(sparks, sp)
 	}
+	var recSparks []spark
+	bscopes := append(slices.Clone(rep.Recommenders.Recommenders), rep.Recommenders.Subjects...)
+	for i, s := range bscopes {
+		if i == maxScopes {
+			break
+		}
+		recSparks = append(recSparks, bubbleSpark(s))
+	}
 	return pageTmpl.Execute(w, struct {
 		*Report
-		Fair   []chart
-		Proxy  chart
-		Prices []chart
-		Sparks []spark
-		More   int
-	}{rep, fair, proxy, price, sparks, max(0, len(scopes)-maxScopes)})
+		Fair      []chart
+		Proxy     chart
+		Prices    []chart
+		Sparks    []spark
+		More      int
+		RecSparks []spark
+		RecMore   int
+	}{rep, fair, proxy, price, sparks, max(0, len(scopes)-maxScopes), recSparks, max(0, len(bscopes)-maxScopes)})
+}
+
+// bubbleSpark draws one recommender's or subject's entropy over time.
+func bubbleSpark(s BubbleScope) spark {
+	sp := spark{Scope: s.Scope, Latest: "n/a", Alert: s.Trend.BelowFloor, FloorY: math.Round((40-s.Floor*36)*10) / 10, Slope: "n/a"}
+	if len(s.Periods) > 0 {
+		sp.Latest = strconv.FormatFloat(s.Trend.Latest, 'f', 3, 64)
+		last := s.Periods[len(s.Periods)-1]
+		sp.Trend = fmt.Sprintf("coverage %.3f, Gini %.3f", last.Coverage, last.Gini)
+		if last.ILD != nil {
+			sp.Trend += fmt.Sprintf(", intra-list diversity %.3f", *last.ILD)
+		}
+	}
+	if s.Trend.Slope != nil {
+		sp.Slope = strconv.FormatFloat(*s.Trend.Slope, 'f', 3, 64)
+	}
+	n := len(s.Periods)
+	for j, p := range s.Periods {
+		x := 4.0
+		if n > 1 {
+			x = 4 + float64(j)*152/float64(n-1)
+		}
+		sp.Points += fmt.Sprintf("%.1f,%.1f ", x, 40-clamp01(p.Entropy)*36)
+	}
+	return sp
 }
 
 var pageTmpl = template.Must(template.New("monitor").Funcs(template.FuncMap{
@@ -193,6 +228,10 @@ svg text { font-size: 12px; }
 {{with .Fairness.Note}}<p class="note">{{.}}</p>{{end}}
 {{range .Fairness.UseCases}}<p><b>{{.UseCase}}</b>: {{.Decisions}} decisions, {{.LeftOut}} without protected attributes. {{.Note}}</p>
 {{with .Audit}}{{if .Excluded}}<ul>{{range .Excluded}}<li>excluded (FP-3): {{.Group}} — {{.Reason}}</li>{{end}}</ul>{{end}}{{end}}
+<p class="note">Outcomes known for {{.OutcomesKnown}} decisions; source: {{.OutcomeSource}}.</p>
+{{if .Flips}}<table><tr><th>changed</th><th>kind</th><th>groups of</th><th>runs</th><th>flips</th><th>flip rate</th><th>method</th></tr>
+{{range .Flips}}<tr{{with .Result}}{{if .Flips}} class="alert"{{end}}{{end}}><td>{{.Changed}}</td><td>{{.Kind}}</td><td>{{.Protected}}</td>{{with .Result}}<td>{{.Evaluations}}</td><td>{{.Flips}}</td><td>{{f3 .FlipRate}}</td>{{else}}<td colspan="3">not run</td>{{end}}<td>{{.Method}} {{.Note}}</td></tr>
+{{end}}</table>{{end}}{{with .FlipNote}}<p class="note">{{.}}</p>{{end}}
 {{end}}
 {{range .Fair}}{{template "chart" .}}{{end}}
 
@@ -208,6 +247,9 @@ svg text { font-size: 12px; }
 {{with .Price.Note}}<p class="note">{{.}}</p>{{end}}
 {{with .Price.Scan}}<p>{{.Events}} price events in {{.Cells}} item × window × context cells; {{len .Findings}} with different prices across segments, {{len .Alerts}} alerts.</p>{{end}}
 {{range .Prices}}{{template "chart" .}}{{end}}
+{{if .Escalations}}<h3>Escalations</h3><table><tr><th>item</th><th>context</th><th>consecutive runs</th><th>use-cases</th><th>message</th></tr>
+{{range .Escalations}}<tr class="alert"><td>{{.Item}}</td><td>{{.Context}}</td><td>{{.Runs}}</td><td>{{range $uc, $a := .Actions}}{{$uc}}: {{$a}} {{end}}</td><td>{{.Message}}</td></tr>
+{{end}}</table>{{end}}
 
 <h2>Filter bubble (FB-1, FB-2)</h2>
 {{with .Diversity.Note}}<p class="note">{{.}}</p>{{end}}
@@ -217,6 +259,15 @@ svg text { font-size: 12px; }
 <line x1="0" y1="{{.FloorY}}" x2="160" y2="{{.FloorY}}" stroke="#c00" stroke-dasharray="3,3"/>
 <polyline fill="none" stroke="#246" stroke-width="2" points="{{.Points}}"/></svg></td><td>{{.Latest}}</td><td>{{.Slope}}</td></tr>
 {{end}}</table>{{if .More}}<p class="note">{{.More}} more scopes in the JSON report.</p>{{end}}{{end}}
+
+<h2>Recommendations as shown (FB-1, FB-2)</h2>
+{{with .Recommenders.Note}}<p class="note">{{.}}</p>{{end}}
+<p>{{len .Recommenders.Recommenders}} recommenders; {{.Recommenders.SubjectsTracked}} subjects tracked, {{.Recommenders.SubjectsBelow}} below their floor, {{.Recommenders.SubjectsEvicted}} dropped to bound memory, {{.Recommenders.AnswersRejected}} answers not counted.</p>
+{{if .RecSparks}}<table><tr><th>scope</th><th>category entropy over time</th><th>latest</th><th>slope</th><th>last period</th></tr>
+{{range .RecSparks}}<tr{{if .Alert}} class="alert"{{end}}><td>{{.Scope}}</td><td><svg xmlns="http://www.w3.org/2000/svg" width="160" height="44" role="img" aria-label="entropy trend">
+<line x1="0" y1="{{.FloorY}}" x2="160" y2="{{.FloorY}}" stroke="#c00" stroke-dasharray="3,3"/>
+<polyline fill="none" stroke="#246" stroke-width="2" points="{{.Points}}"/></svg></td><td>{{.Latest}}</td><td>{{.Slope}}</td><td>{{.Trend}}</td></tr>
+{{end}}</table>{{if .RecMore}}<p class="note">{{.RecMore}} more scopes in the JSON report.</p>{{end}}{{end}}
 </body>
 </html>
 {{define "chart"}}<figure><figcaption>{{.Title}}</figcaption>

@@ -25,21 +25,26 @@ import (
 // Report is one run of every monitor. It holds aggregates, group names,
 // item ids and pseudonyms; never a protected value of a subject.
 type Report struct {
-	ID         string            `json:"id"`
-	Time       time.Time         `json:"time"`
-	Seconds    float64           `json:"seconds"`
-	Subjects   int               `json:"subjects"`
-	Restricted int               `json:"restricted_left_out"`
-	Protected  []string          `json:"protected_attributes"`
-	WithValues int               `json:"subjects_with_protected_values"`
-	Fairness   FairnessSection   `json:"fairness"`
-	Proxies    ProxySection      `json:"proxies"`
-	Price      PriceSection      `json:"price"`
-	Diversity  DiversitySection  `json:"diversity"`
-	Alerts     []Alert           `json:"alerts"`
-	AlertCount map[string]int    `json:"alert_counts"`
-	Notes      []string          `json:"notes,omitempty"`
-	Options    map[string]string `json:"options"`
+	ID         string           `json:"id"`
+	Time       time.Time        `json:"time"`
+	Seconds    float64          `json:"seconds"`
+	Subjects   int              `json:"subjects"`
+	Restricted int              `json:"restricted_left_out"`
+	Protected  []string         `json:"protected_attributes"`
+	WithValues int              `json:"subjects_with_protected_values"`
+	Fairness   FairnessSection  `json:"fairness"`
+	Proxies    ProxySection     `json:"proxies"`
+	Price      PriceSection     `json:"price"`
+	Diversity  DiversitySection `json:"diversity"`
+	// Recommenders is the filter bubble measured on recommendation
+	// answers as they are returned (Monitor.Observe).
+	Recommenders RecommenderSection `json:"recommenders"`
+	// Escalations are price alerts repeated over consecutive runs (FP-1).
+	Escalations []Escalation      `json:"escalations"`
+	Alerts      []Alert           `json:"alerts"`
+	AlertCount  map[string]int    `json:"alert_counts"`
+	Notes       []string          `json:"notes,omitempty"`
+	Options     map[string]string `json:"options"`
 }
 
 // FairnessSection audits each decision use-case (FP-3, FP-4).
@@ -50,12 +55,28 @@ type FairnessSection struct {
 
 // UseCaseFairness is the audit of one use-case's stored decisions.
 type UseCaseFairness struct {
-	UseCase   string           `json:"usecase"`
-	Decisions int              `json:"decisions"`
-	LeftOut   int              `json:"decisions_without_protected_values"`
-	Audit     *fairness.Report `json:"audit,omitempty"`
-	Note      string           `json:"note,omitempty"`
+	UseCase   string `json:"usecase"`
+	Decisions int    `json:"decisions"`
+	LeftOut   int    `json:"decisions_without_protected_values"`
+	// Selected is the model's automated outcome of every decision.
+	// Outcomes are known only where a human reviewer closed a review
+	// (upheld: the outcome stands; overturned: the reverse): Portrait has
+	// no record of what later became of a subject, so error rates compare
+	// the model with its reviewers, over reviewed decisions only.
+	OutcomesKnown int              `json:"outcomes_known"`
+	OutcomeSource string           `json:"outcome_source"`
+	Audit         *fairness.Report `json:"audit,omitempty"`
+	// Flips are the counterfactual flip tests of the declared model.
+	Flips    []FlipCheck `json:"flip_tests"`
+	FlipNote string      `json:"flip_note,omitempty"`
+	Note     string      `json:"note,omitempty"`
 }
+
+// Outcome sources of UseCaseFairness.
+const (
+	OutcomeNone   = "none: no true outcome is recorded for any decision"
+	OutcomeReview = "human review verdicts (upheld, overturned) on reviewed decisions only"
+)
 
 // ProxySection is the proxy scan (FP-6).
 type ProxySection struct {
@@ -138,7 +159,7 @@ func (m *Monitor) Run(ctx context.Context, now time.Time) (*Report, error) {
 	if sus, err := m.deps.Store.Suspensions(ctx); err == nil {
 		m.deps.Point.SetSuspensions(sus)
 	}
-	rep := &Report{ID: newID(), Time: now, Protected: ProtectedFields(cat), Alerts: []Alert{}, AlertCount: map[string]int{},
+	rep := &Report{ID: newID(), Time: now, Protected: ProtectedFields(cat), Alerts: []Alert{}, AlertCount: map[string]int{}, Escalations: []Escalation{},
 		Options: map[string]string{
 			"proxy_threshold": fmtF(m.opts.ProxyThreshold), "diversity_floor": fmtF(m.opts.DiversityFloor),
 			"min_share": fmtF(m.opts.MinShare), "period": m.opts.Period.String(), "lookback": m.opts.Lookback.String(),
@@ -165,15 +186,27 @@ func (m *Monitor) Run(ctx context.Context, now time.Time) (*Report, error) {
 			return nil, fmt.Errorf("monitor: log protected-attribute access: %w", err)
 		}
 	}
-	m.fairnessSection(cat, subjects, rep)
 	newFlags := m.proxySection(cat, subjects, rep)
+	m.fairnessSection(cat, subjects, newFlags, rep)
 	if err := m.priceSection(cat, subjects, rep); err != nil {
 		return nil, err
 	}
-	if err := m.diversitySection(ctx, subjects, now, rep); err != nil {
+	items, cats, err := m.diversitySection(ctx, subjects, now, rep)
+	if err != nil {
+		return nil, err
+	}
+	keep := make(map[string]bool, len(subjects))
+	for _, s := range subjects {
+		keep[s.pseudonym] = true
+	}
+	if err := m.recommenderSection(keep, items, cats, rep); err != nil {
 		return nil, err
 	}
 	if err := m.record(ctx, now, rep, newFlags); err != nil {
+		return nil, err
+	}
+	// After the alerts are on record: a halt quotes a logged report.
+	if err := m.escalate(ctx, cat, now, rep); err != nil {
 		return nil, err
 	}
 	for _, a := range rep.Alerts {
@@ -375,11 +408,12 @@ func attributesOf(subjects []*subjectData) []string {
 	return out
 }
 
-func (m *Monitor) fairnessSection(cat *catalog.Catalog, subjects []*subjectData, rep *Report) {
+func (m *Monitor) fairnessSection(cat *catalog.Catalog, subjects []*subjectData, newFlags []ProxyResult, rep *Report) {
 	attrs := attributesOf(subjects)
 	rows := map[string][]fairness.Decision{}
 	counts := map[string]int{}
 	left := map[string]int{}
+	known := map[string]int{}
 	for _, s := range subjects {
 		groups := make([]string, len(attrs))
 		complete := len(attrs) > 0
@@ -394,7 +428,17 @@ func (m *Monitor) fairnessSection(cat *catalog.Catalog, subjects []*subjectData,
 				left[d.UseCase]++
 				continue
 			}
-			rows[d.UseCase] = append(rows[d.UseCase], fairness.Decision{Groups: groups, Selected: d.Outcome, HasScore: finite(d.Score), Score: d.Score})
+			row := fairness.Decision{Groups: groups, Selected: d.Outcome, HasScore: finite(d.Score), Score: d.Score}
+			switch d.Status {
+			case statusUpheld:
+				row.HasOutcome, row.Outcome = true, d.Outcome
+			case statusOverturned:
+				row.HasOutcome, row.Outcome = true, !d.Outcome
+			}
+			if row.HasOutcome {
+				known[d.UseCase]++
+			}
+			rows[d.UseCase] = append(rows[d.UseCase], row)
 		}
 	}
 	if len(counts) == 0 {
@@ -404,13 +448,28 @@ func (m *Monitor) fairnessSection(cat *catalog.Catalog, subjects []*subjectData,
 	if len(attrs) == 0 {
 		rep.Fairness.Note = "no protected attributes are recorded: record them with PUT /v1/subjects/{id}/protected to audit decisions (FP-2)"
 	}
+	// Flip tests change every flagged proxy not cleared by a reviewer.
+	proxies := map[string]string{}
+	m.mu.Lock()
+	for f, p := range m.proxies {
+		if !p.Cleared {
+			proxies[f] = p.Protected
+		}
+	}
+	m.mu.Unlock()
+	for _, f := range newFlags {
+		proxies[f.Feature] = f.Protected
+	}
 	ucs := make([]string, 0, len(counts))
 	for uc := range counts {
 		ucs = append(ucs, uc)
 	}
 	sort.Strings(ucs)
 	for _, uc := range ucs {
-		u := UseCaseFairness{UseCase: uc, Decisions: counts[uc], LeftOut: left[uc]}
+		u := UseCaseFairness{UseCase: uc, Decisions: counts[uc], LeftOut: left[uc], OutcomesKnown: known[uc], OutcomeSource: OutcomeNone, Flips: []FlipCheck{}}
+		if known[uc] > 0 {
+			u.OutcomeSource = OutcomeReview
+		}
 		if cat.UseCase(uc) == nil {
 			u.Note = "use-case no longer declared in the catalog; audited from its stored decisions"
 		}
@@ -419,7 +478,17 @@ func (m *Monitor) fairnessSection(cat *catalog.Catalog, subjects []*subjectData,
 			rep.Fairness.UseCases = append(rep.Fairness.UseCases, u)
 			continue
 		}
-		a, err := fairness.Audit(fairness.Config{Attributes: attrs, MinShare: m.opts.MinShare}, rows[uc])
+		cfg := fairness.Config{Attributes: attrs, MinShare: m.opts.MinShare}
+		a, err := fairness.Audit(cfg, rows[uc])
+		if err != nil && known[uc] > 0 {
+			// Error rates need both verdicts; the selection rates do not.
+			for i := range rows[uc] {
+				rows[uc][i].HasOutcome = false
+			}
+			u.Note = strings.TrimSpace(u.Note + " review verdicts left out of the error rates: " + err.Error())
+			u.OutcomesKnown, u.OutcomeSource = 0, OutcomeNone
+			a, err = fairness.Audit(cfg, rows[uc])
+		}
 		if err != nil {
 			u.Note = strings.TrimSpace(u.Note + " " + err.Error())
 			rep.Fairness.UseCases = append(rep.Fairness.UseCases, u)
@@ -431,9 +500,19 @@ func (m *Monitor) fairnessSection(cat *catalog.Catalog, subjects []*subjectData,
 				Threshold: al.Threshold, Scope: uc + "/" + strings.Join(al.Attributes, Sep) + "=" + al.Group,
 				Message: "use-case " + uc + ": " + al.Message})
 		}
+		flips, note := m.flipTests(cat, uc, attrs, subjects, proxies, rep)
+		u.Flips = append(u.Flips, flips...)
+		u.FlipNote = note
 		rep.Fairness.UseCases = append(rep.Fairness.UseCases, u)
 	}
 }
+
+// Decision statuses a human review leaves (apply.StatusUpheld and
+// apply.StatusOverturned; apply is not imported, see Deps.Halter).
+const (
+	statusUpheld     = "upheld"
+	statusOverturned = "overturned"
+)
 
 // Sep joins attribute names in alert scopes.
 const Sep = fairness.Sep
@@ -578,13 +657,15 @@ func (m *Monitor) priceSection(cat *catalog.Catalog, subjects []*subjectData, re
 	return nil
 }
 
-func (m *Monitor) diversitySection(ctx context.Context, subjects []*subjectData, now time.Time, rep *Report) error {
+// diversitySection measures exposure events; it returns the size of the
+// stored item catalog (items, categories), zero when none is stored.
+func (m *Monitor) diversitySection(ctx context.Context, subjects []*subjectData, now time.Time, rep *Report) (int, int, error) {
 	o := m.opts
 	rep.Diversity = DiversitySection{EventType: o.ExposureEventType, Floor: o.DiversityFloor, PeriodSeconds: int64(o.Period / time.Second),
 		MinImpressions: o.MinImpressions, Scopes: []fairness.ScopeDiversity{}}
 	items, err := m.deps.Store.Items(ctx)
 	if err != nil {
-		return fmt.Errorf("monitor: item catalog: %w", err)
+		return 0, 0, fmt.Errorf("monitor: item catalog: %w", err)
 	}
 	itemSet, catSet := map[string]bool{}, map[string]bool{}
 	for _, it := range items {
@@ -594,6 +675,7 @@ func (m *Monitor) diversitySection(ctx context.Context, subjects []*subjectData,
 		}
 	}
 	fromItems := len(items) > 0
+	nItems, nCats := len(itemSet), len(catSet)
 	period := func(t time.Time) int64 {
 		return int64(math.Floor(float64(t.Sub(now)) / float64(o.Period)))
 	}
@@ -617,7 +699,7 @@ func (m *Monitor) diversitySection(ctx context.Context, subjects []*subjectData,
 	}
 	if len(buckets) == 0 {
 		rep.Diversity.Note = fmt.Sprintf("no %q events with item and category in the look-back window", o.ExposureEventType)
-		return nil
+		return nItems, nCats, nil
 	}
 	rep.Diversity.CatalogueItems, rep.Diversity.CatalogueCats = len(itemSet), len(catSet)
 	if !fromItems {
@@ -625,7 +707,7 @@ func (m *Monitor) diversitySection(ctx context.Context, subjects []*subjectData,
 	}
 	log, err := fairness.NewExposureLog(len(itemSet), len(catSet))
 	if err != nil {
-		return fmt.Errorf("monitor: %w", err)
+		return 0, 0, fmt.Errorf("monitor: %w", err)
 	}
 	for k, es := range buckets {
 		if len(es) < o.MinImpressions {
@@ -637,7 +719,7 @@ func (m *Monitor) diversitySection(ctx context.Context, subjects []*subjectData,
 	}
 	scopes, err := log.Report(o.DiversityFloor)
 	if err != nil {
-		return fmt.Errorf("monitor: %w", err)
+		return 0, 0, fmt.Errorf("monitor: %w", err)
 	}
 	rep.Diversity.Scopes = append(rep.Diversity.Scopes, scopes...)
 	for _, sd := range scopes {
@@ -647,7 +729,7 @@ func (m *Monitor) diversitySection(ctx context.Context, subjects []*subjectData,
 		rep.Alerts = append(rep.Alerts, Alert{Kind: "diversity", Requirement: "FB-2", Metric: "category_entropy", Value: sd.Trend.Latest,
 			Threshold: o.DiversityFloor, Scope: sd.Scope, Subject: subjectOf[sd.Scope], Message: sd.Trend.Message})
 	}
-	return nil
+	return nItems, nCats, nil
 }
 
 // record appends every alert and every new proxy flag to the audit log in

@@ -49,7 +49,11 @@ func (s *Server) monitorMetrics() {
 		Help: "Largest relative price gap between segments in the latest report (FP-1)."}, []string{})
 	last := prometheus.NewGauge(prometheus.GaugeOpts{Name: "portrait_monitor_last_run_timestamp_seconds",
 		Help: "When the latest monitor report was made."})
-	s.metrics.reg.MustRegister(alerts, latest, impact, gap, last)
+	escalations := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "portrait_price_escalations_total",
+		Help: "Price alerts repeated over consecutive runs, by action on each pricing use-case (recommend_halt, halted, already_halted, halt_failed) (FP-1)."}, []string{"action"})
+	entropy := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "portrait_recommender_category_entropy",
+		Help: "Latest normalised category entropy of each recommender's answers (FB-1, FB-2)."}, []string{"recommender"})
+	s.metrics.reg.MustRegister(alerts, latest, impact, gap, last, escalations, entropy)
 	kinds := []string{"fairness", "proxy", "price", "diversity"}
 	for _, k := range kinds {
 		alerts.WithLabelValues(k)
@@ -79,6 +83,17 @@ func (s *Server) monitorMetrics() {
 			}
 		}
 		gap.WithLabelValues().Set(g)
+		for _, e := range rep.Escalations {
+			for _, a := range e.Actions {
+				escalations.WithLabelValues(a).Inc()
+			}
+		}
+		entropy.Reset()
+		for _, r := range rep.Recommenders.Recommenders {
+			if len(r.Periods) > 0 {
+				entropy.WithLabelValues(r.Recommender).Set(r.Trend.Latest)
+			}
+		}
 		last.Set(float64(rep.Time.Unix()))
 	})
 }

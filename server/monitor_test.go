@@ -121,6 +121,29 @@ func TestMonitorAPI(t *testing.T) {
 	if resp := h.do("POST", "/v1/monitor/proxies/loyal/clear", h.staff(policy.Reviewer), "application/json", []byte(`{"reason":"ok"}`), &p); resp.StatusCode != 404 {
 		t.Errorf("clear unflagged: %d %+v", resp.StatusCode, p)
 	}
+	// FP-1: the same gap in three consecutive runs recommends halting the
+	// declared pricing use-case; the escalation is logged and counted.
+	var esc struct {
+		Escalations []struct {
+			Item    string
+			Runs    int `json:"consecutive_runs"`
+			Actions map[string]string
+		}
+	}
+	for range 2 {
+		if resp := h.do("POST", "/v1/monitor/runs", h.staff(policy.Auditor), "", nil, &esc); resp.StatusCode != 201 {
+			t.Fatalf("run: %d", resp.StatusCode)
+		}
+	}
+	if len(esc.Escalations) != 1 || esc.Escalations[0].Item != "kettle" || esc.Escalations[0].Runs != 3 || esc.Escalations[0].Actions["dynamic_price"] != "recommend_halt" {
+		t.Errorf("escalations: %+v", esc.Escalations)
+	}
+	if len(logRecords(t, h, "escalation")) != 1 {
+		t.Error("the escalation is not in the audit log")
+	}
+	if metrics := get(t, h, "/metrics", ""); !strings.Contains(metrics, `portrait_price_escalations_total{action="recommend_halt"} 1`) {
+		t.Errorf("metrics lack the escalation:\n%s", grep(metrics, "portrait_price"))
+	}
 }
 
 func get(t *testing.T, h *harness, path, token string) string {
