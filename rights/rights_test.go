@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,7 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/apply"
 	"github.com/portrait-dev/portrait/audit"
 	"github.com/portrait-dev/portrait/catalog"
 	"github.com/portrait-dev/portrait/consent"
@@ -25,13 +29,16 @@ import (
 	"github.com/portrait-dev/portrait/keys"
 	"github.com/portrait-dev/portrait/label"
 	"github.com/portrait-dev/portrait/policy"
+	"github.com/portrait-dev/portrait/postgres"
+	"github.com/portrait-dev/portrait/review"
 	"github.com/portrait-dev/portrait/rights"
 	"github.com/portrait-dev/portrait/sqlite"
 )
 
 type env struct {
-	path   string
-	store  *sqlite.DB
+	path   string // the SQLite file, on SQLite
+	pgURL  string // the throwaway database, on PostgreSQL
+	store  portrait.Store
 	point  *policy.Point
 	ledger *consent.Ledger
 	keys   *keys.Keyring
@@ -43,17 +50,83 @@ type env struct {
 
 var operator = policy.Caller{Role: policy.Operator, ID: "op-1"}
 
-func newEnv(t testing.TB, opts rights.Options) *env {
-	t.Helper()
+// backend opens a store for a test and says where its bytes live.
+type backend func(tb testing.TB, e *env) portrait.Store
+
+func onSQLite(tb testing.TB, e *env) portrait.Store {
+	e.path = filepath.Join(tb.TempDir(), "portrait.db")
+	s, err := sqlite.Open(context.Background(), e.path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}
+
+// onPostgres opens a fresh database on the server at
+// PORTRAIT_TEST_POSTGRES, dropped when the test ends.
+func onPostgres(tb testing.TB, e *env) portrait.Store {
+	base := os.Getenv("PORTRAIT_TEST_POSTGRES")
 	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	name := fmt.Sprintf("portrait_rights_%d", time.Now().UnixNano())
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		if c, err := pgx.Connect(context.Background(), base); err == nil {
+			c.Exec(context.Background(), "DROP DATABASE "+name+" WITH (FORCE)")
+			c.Close(context.Background())
+		}
+	})
+	cfg, err := pgx.ParseConfig(base)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	e.pgURL = fmt.Sprintf("postgres:///%s?host=%s", name, cfg.Host)
+	s, err := postgres.Open(ctx, e.pgURL)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}
+
+// eachStore runs f on SQLite and, where PORTRAIT_TEST_POSTGRES is set, on
+// PostgreSQL (invariant 7).
+func eachStore(t *testing.T, opts rights.Options, f func(t *testing.T, e *env)) {
+	t.Run("sqlite", func(t *testing.T) { f(t, newEnvOn(t, onSQLite, opts)) })
+	t.Run("postgres", func(t *testing.T) {
+		if os.Getenv("PORTRAIT_TEST_POSTGRES") == "" {
+			t.Skip("PORTRAIT_TEST_POSTGRES is not set")
+		}
+		f(t, newEnvOn(t, onPostgres, opts))
+	})
+}
+
+// benchStores is eachStore for benchmarks.
+func benchStores(b *testing.B, f func(b *testing.B, open backend)) {
+	b.Run("sqlite", func(b *testing.B) { f(b, onSQLite) })
+	b.Run("postgres", func(b *testing.B) {
+		if os.Getenv("PORTRAIT_TEST_POSTGRES") == "" {
+			b.Skip("PORTRAIT_TEST_POSTGRES is not set")
+		}
+		f(b, onPostgres)
+	})
+}
+
+func newEnv(t testing.TB, opts rights.Options) *env { return newEnvOn(t, onSQLite, opts) }
+
+func newEnvOn(t testing.TB, open backend, opts rights.Options) *env {
+	t.Helper()
 	cat, err := catalog.Parse(demo.CatalogName, demo.Catalog, label.Check)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{path: filepath.Join(t.TempDir(), "portrait.db"), point: policy.New(cat), now: time.Now().UTC()}
-	if e.store, err = sqlite.Open(ctx, e.path); err != nil {
-		t.Fatal(err)
-	}
+	e := &env{point: policy.New(cat), now: time.Now().UTC()}
+	e.store = open(t, e)
 	t.Cleanup(func() { e.store.Close() })
 	master := make([]byte, keys.MasterSize)
 	rand.Read(master)
@@ -145,82 +218,98 @@ func code(err error) string {
 // history, labels with provenance and explanation; the signed export
 // verifies offline and a changed byte does not.
 func TestAccessExport(t *testing.T) {
-	e := newEnv(t, rights.Options{})
-	ctx := context.Background()
-	p := e.seed(t, "alice", 3)
-	doc, err := e.svc.Access(ctx, self(p), p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if doc.Schema != rights.Schema || doc.SubjectID != "alice" || len(doc.Events) != 4 {
-		t.Fatalf("doc: schema %q id %q events %d", doc.Schema, doc.SubjectID, len(doc.Events))
-	}
-	prof := map[string]any{}
-	for _, f := range doc.Profile {
-		prof[f.Field] = f.Value
-		if f.Source != "event" || f.Category == "" {
-			t.Errorf("profile provenance: %+v", f)
+	eachStore(t, rights.Options{}, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		p := e.seed(t, "alice", 2)
+		tricky := []ingest.Item{{Event: portrait.Event{Subject: "alice", Type: "view", Time: e.now.Add(-time.Minute),
+			Fields: map[string]any{"item": "<b>&\"中文\u2028", "category": "sports"}}}}
+		if _, sum, err := e.in.Ingest(ctx, operator, tricky); err != nil || sum.Accepted != 1 {
+			t.Fatalf("ingest: %v %+v", err, sum)
 		}
-	}
-	if prof["city"] != "Marker-City-alice" || prof["age"] != float64(33) {
-		t.Errorf("profile: %v", prof)
-	}
-	if len(doc.History) != 1 || doc.History[0].Status != "granted" {
-		t.Errorf("history: %+v", doc.History)
-	}
-	if len(doc.Labels) != 1 || doc.Labels[0].Value == nil || !strings.Contains(doc.Labels[0].Explanation["zh-CN"], "运动爱好者") ||
-		!strings.Contains(doc.Labels[0].Explanation["en"], "Sports fan") || doc.Labels[0].Value.EventCount != 7 {
-		t.Errorf("labels: %+v", doc.Labels)
-	}
-	if len(doc.Cases) == 0 || doc.Cases[len(doc.Cases)-1].Type != rights.TypeAccess || doc.Cases[len(doc.Cases)-1].Status != rights.StatusFulfilled {
-		t.Errorf("access is not a fulfilled case: %+v", doc.Cases)
-	}
+		doc, err := e.svc.Access(ctx, self(p), p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The export's own encoder writes exactly what encoding/json would.
+		fast, err := doc.AppendJSON(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if std, _ := json.Marshal(doc); !bytes.Equal(fast, std) {
+			t.Errorf("AppendJSON differs from json.Marshal:\n%s\n%s", fast, std)
+		}
+		checkSchema(t, fast)
+		if doc.Schema != rights.Schema || doc.SubjectID != "alice" || len(doc.Events) != 4 {
+			t.Fatalf("doc: schema %q id %q events %d", doc.Schema, doc.SubjectID, len(doc.Events))
+		}
+		prof := map[string]any{}
+		for _, f := range doc.Profile {
+			prof[f.Field] = f.Value
+			if f.Source != "event" || f.Category == "" {
+				t.Errorf("profile provenance: %+v", f)
+			}
+		}
+		if prof["city"] != "Marker-City-alice" || prof["age"] != float64(33) {
+			t.Errorf("profile: %v", prof)
+		}
+		if len(doc.History) != 1 || doc.History[0].Status != "granted" {
+			t.Errorf("history: %+v", doc.History)
+		}
+		if len(doc.Labels) != 1 || doc.Labels[0].Value == nil || !strings.Contains(doc.Labels[0].Explanation["zh-CN"], "运动爱好者") ||
+			!strings.Contains(doc.Labels[0].Explanation["en"], "Sports fan") || doc.Labels[0].Value.EventCount != 7 {
+			t.Errorf("labels: %+v", doc.Labels)
+		}
+		if len(doc.Cases) == 0 || doc.Cases[len(doc.Cases)-1].Type != rights.TypeAccess || doc.Cases[len(doc.Cases)-1].Status != rights.StatusFulfilled {
+			t.Errorf("access is not a fulfilled case: %+v", doc.Cases)
+		}
 
-	b, err := e.svc.Export(ctx, self(p), p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	data, _ := json.Marshal(b)
-	pub := e.keys.ReceiptKey().Public().(ed25519.PublicKey)
-	got, err := rights.VerifyExport(data, pub)
-	if err != nil || got.SubjectID != "alice" || len(got.Events) != 4 {
-		t.Fatalf("verify export: %v", err)
-	}
-	tampered := bytes.Replace(data, []byte("Marker-City-alice"), []byte("Marker-City-alicf"), 1)
-	if bytes.Equal(tampered, data) {
-		t.Fatal("the bundle does not carry the city in a form this test can alter")
-	}
-	if _, err := rights.VerifyExport(tampered, pub); !errors.Is(err, rights.ErrSignature) {
-		t.Errorf("tampered export: %v", err)
-	}
-	other, _, _ := ed25519.GenerateKey(nil)
-	if _, err := rights.VerifyExport(data, other); !errors.Is(err, rights.ErrSignature) {
-		t.Errorf("another key: %v", err)
-	}
+		b, err := e.svc.Export(ctx, self(p), p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := json.Marshal(b)
+		pub := e.keys.ReceiptKey().Public().(ed25519.PublicKey)
+		got, err := rights.VerifyExport(data, pub)
+		if err != nil || got.SubjectID != "alice" || len(got.Events) != 4 {
+			t.Fatalf("verify export: %v", err)
+		}
+		tampered := bytes.Replace(data, []byte("Marker-City-alice"), []byte("Marker-City-alicf"), 1)
+		if bytes.Equal(tampered, data) {
+			t.Fatal("the bundle does not carry the city in a form this test can alter")
+		}
+		if _, err := rights.VerifyExport(tampered, pub); !errors.Is(err, rights.ErrSignature) {
+			t.Errorf("tampered export: %v", err)
+		}
+		other, _, _ := ed25519.GenerateKey(nil)
+		if _, err := rights.VerifyExport(data, other); !errors.Is(err, rights.ErrSignature) {
+			t.Errorf("another key: %v", err)
+		}
+	})
 }
 
 // Another subject's data is unreachable with a subject's own caller, and
 // roles that do not handle requests are refused.
 func TestOtherSubjectUnreachable(t *testing.T) {
-	e := newEnv(t, rights.Options{})
-	ctx := context.Background()
-	a := e.seed(t, "alice", 1)
-	b := e.seed(t, "bob", 1)
-	if _, err := e.svc.Access(ctx, self(a), b); code(err) != portrait.EFORBIDDEN {
-		t.Errorf("alice reads bob: %v", err)
-	}
-	if _, err := e.svc.Erase(ctx, self(a), b); code(err) != portrait.EFORBIDDEN {
-		t.Errorf("alice erases bob: %v", err)
-	}
-	if err := e.svc.Correct(ctx, self(a), b, "city", "x"); code(err) != portrait.EFORBIDDEN {
-		t.Errorf("alice corrects bob: %v", err)
-	}
-	if _, err := e.svc.Access(ctx, policy.Caller{Role: policy.Auditor, ID: "a"}, b); code(err) != portrait.EFORBIDDEN {
-		t.Errorf("auditor reads bob: %v", err)
-	}
-	if _, err := e.svc.Access(ctx, operator, b); err != nil {
-		t.Errorf("operator reads bob: %v", err)
-	}
+	eachStore(t, rights.Options{}, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		a := e.seed(t, "alice", 1)
+		b := e.seed(t, "bob", 1)
+		if _, err := e.svc.Access(ctx, self(a), b); code(err) != portrait.EFORBIDDEN {
+			t.Errorf("alice reads bob: %v", err)
+		}
+		if _, err := e.svc.Erase(ctx, self(a), b); code(err) != portrait.EFORBIDDEN {
+			t.Errorf("alice erases bob: %v", err)
+		}
+		if err := e.svc.Correct(ctx, self(a), b, "city", "x"); code(err) != portrait.EFORBIDDEN {
+			t.Errorf("alice corrects bob: %v", err)
+		}
+		if _, err := e.svc.Access(ctx, policy.Caller{Role: policy.Auditor, ID: "a"}, b); code(err) != portrait.EFORBIDDEN {
+			t.Errorf("auditor reads bob: %v", err)
+		}
+		if _, err := e.svc.Access(ctx, operator, b); err != nil {
+			t.Errorf("operator reads bob: %v", err)
+		}
+	})
 }
 
 // CM-2: a correction must name a declared profile field and carry a value
@@ -228,68 +317,105 @@ func TestOtherSubjectUnreachable(t *testing.T) {
 // recomputation.
 func TestCorrect(t *testing.T) {
 	var recomputed []string
-	e := newEnv(t, rights.Options{OnCorrected: func(_ context.Context, p string) error { recomputed = append(recomputed, p); return nil }})
-	ctx := context.Background()
-	p := e.seed(t, "alice", 1)
-	for _, tc := range []struct {
-		field string
-		value any
-		want  string
-	}{
-		{"shoe_size", 42.0, "not declared"},
-		{"item", "x", "profile: true"},
-		{"age", "thirty", "type number"},
-		{"city", 12.0, "type string"},
-		{"city", "", "empty string"},
-	} {
-		err := e.svc.Correct(ctx, self(p), p, tc.field, tc.value)
-		if code(err) != portrait.EINVALID || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("correct %s=%v: %v, want EINVALID naming %q", tc.field, tc.value, err, tc.want)
+	eachStore(t, rights.Options{OnCorrected: func(_ context.Context, p string) error { recomputed = append(recomputed, p); return nil }}, func(t *testing.T, e *env) {
+		recomputed = nil
+		ctx := context.Background()
+		p := e.seed(t, "alice", 1)
+		for _, tc := range []struct {
+			field string
+			value any
+			want  string
+		}{
+			{"shoe_size", 42.0, "not declared"},
+			{"item", "x", "profile: true"},
+			{"age", "thirty", "type number"},
+			{"city", 12.0, "type string"},
+			{"city", "", "empty string"},
+		} {
+			err := e.svc.Correct(ctx, self(p), p, tc.field, tc.value)
+			if code(err) != portrait.EINVALID || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("correct %s=%v: %v, want EINVALID naming %q", tc.field, tc.value, err, tc.want)
+			}
 		}
+		if len(recomputed) != 0 {
+			t.Fatalf("refused corrections triggered recomputation")
+		}
+		if err := e.svc.Correct(ctx, self(p), p, "city", "Hangzhou"); err != nil {
+			t.Fatal(err)
+		}
+		doc, err := e.svc.Access(ctx, self(p), p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, f := range doc.Profile {
+			if f.Field == "city" && (f.Value != "Hangzhou" || f.Source != "correction") {
+				t.Errorf("after correction: %+v", f)
+			}
+		}
+		if len(recomputed) != 1 || recomputed[0] != p {
+			t.Errorf("recompute hook: %v", recomputed)
+		}
+		// SR-4: every refusal is a case with its reason.
+		refused := 0
+		for _, c := range doc.Cases {
+			if c.Type == rights.TypeCorrection && c.Status == rights.StatusRefused {
+				refused++
+				if c.Reason == "" {
+					t.Errorf("refused case without a reason: %+v", c)
+				}
+			}
+		}
+		if refused != 5 {
+			t.Errorf("%d refused correction cases, want 5", refused)
+		}
+	})
+}
+
+// holds reports whether needle occurs in the store's bytes: the SQLite
+// file or its WAL; on PostgreSQL, the text of every row of every table,
+// where bytea columns show as hex.
+func (e *env) holds(t *testing.T, needle []byte) bool {
+	t.Helper()
+	if e.pgURL == "" {
+		for _, f := range []string{e.path, e.path + "-wal"} {
+			data, err := os.ReadFile(f)
+			if err != nil && !os.IsNotExist(err) {
+				t.Fatal(err)
+			}
+			if bytes.Contains(data, needle) {
+				return true
+			}
+		}
+		return false
 	}
-	if len(recomputed) != 0 {
-		t.Fatalf("refused corrections triggered recomputation")
-	}
-	if err := e.svc.Correct(ctx, self(p), p, "city", "Hangzhou"); err != nil {
-		t.Fatal(err)
-	}
-	doc, err := e.svc.Access(ctx, self(p), p)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, e.pgURL)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range doc.Profile {
-		if f.Field == "city" && (f.Value != "Hangzhou" || f.Source != "correction") {
-			t.Errorf("after correction: %+v", f)
-		}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT quote_ident(table_name) FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE'`)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if len(recomputed) != 1 || recomputed[0] != p {
-		t.Errorf("recompute hook: %v", recomputed)
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil || len(tables) == 0 {
+		t.Fatalf("list tables: %v %v", tables, err)
 	}
-	// SR-4: every refusal is a case with its reason.
-	refused := 0
-	for _, c := range doc.Cases {
-		if c.Type == rights.TypeCorrection && c.Status == rights.StatusRefused {
-			refused++
-			if c.Reason == "" {
-				t.Errorf("refused case without a reason: %+v", c)
-			}
-		}
-	}
-	if refused != 5 {
-		t.Errorf("%d refused correction cases, want 5", refused)
-	}
-}
-
-// scan reports whether needle occurs in the SQLite file or its WAL.
-func scan(t *testing.T, path string, needle []byte) bool {
-	t.Helper()
-	for _, f := range []string{path, path + "-wal"} {
-		data, err := os.ReadFile(f)
-		if err != nil && !os.IsNotExist(err) {
+	hexed := []byte(hex.EncodeToString(needle))
+	for _, tbl := range tables {
+		rows, err := conn.Query(ctx, "SELECT t::text FROM "+tbl+" t")
+		if err != nil {
 			t.Fatal(err)
 		}
-		if bytes.Contains(data, needle) {
-			return true
+		texts, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, row := range texts {
+			if bytes.Contains([]byte(row), needle) || bytes.Contains([]byte(row), hexed) {
+				return true
+			}
 		}
 	}
 	return false
@@ -299,182 +425,188 @@ func scan(t *testing.T, path string, needle []byte) bool {
 // in the database file or WAL, returns a signed receipt naming the audit
 // entry, and a second request returns the same receipt.
 func TestErase(t *testing.T) {
-	e := newEnv(t, rights.Options{})
-	ctx := context.Background()
-	var erased []string
-	e.svc, _ = rights.New(e.store, e.point, e.ledger, e.keys, e.log, rights.Options{OnErased: func(_ context.Context, p string) { erased = append(erased, p) }})
-	p := e.seed(t, "alice", 20)
-	keep := e.seed(t, "bob", 2)
-	subs, _ := e.store.Subjects(ctx, []string{p})
-	wrapped := subs[p].WrappedKey
-	if !scan(t, e.path, wrapped) {
-		e.store.CheckpointWAL(ctx)
-		if !scan(t, e.path, wrapped) {
-			t.Fatal("the wrapped key is not found before erasure: the scan cannot prove anything")
+	eachStore(t, rights.Options{}, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		var erased []string
+		e.svc, _ = rights.New(e.store, e.point, e.ledger, e.keys, e.log, rights.Options{OnErased: func(_ context.Context, p string) { erased = append(erased, p) }})
+		p := e.seed(t, "alice", 20)
+		keep := e.seed(t, "bob", 2)
+		subs, _ := e.store.Subjects(ctx, []string{p})
+		wrapped := subs[p].WrappedKey
+		if !e.holds(t, wrapped) {
+			if db, ok := e.store.(*sqlite.DB); ok {
+				db.CheckpointWAL(ctx)
+			}
+			if !e.holds(t, wrapped) {
+				t.Fatal("the wrapped key is not found before erasure: the scan cannot prove anything")
+			}
 		}
-	}
-	pre, err := e.svc.Preview(ctx, self(p), p)
-	if err != nil || pre.Events != 21 || len(pre.Labels) != 1 || len(pre.ProfileFields) != 2 {
-		t.Fatalf("preview: %+v %v", pre, err)
-	}
-	res, err := e.svc.Erase(ctx, self(p), p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.AlreadyErased || res.Removed.Events != 21 || len(erased) != 1 {
-		t.Errorf("erasure: %+v, hook %v", res, erased)
-	}
-	if scan(t, e.path, wrapped) {
-		t.Error("the wrapped data key is still in the database file or WAL")
-	}
-	for _, s := range []string{"Marker-City-alice", "Marker-Item-alice", "alice"} {
-		if scan(t, e.path, []byte(s)) {
-			t.Errorf("plaintext %q found after erasure", s)
+		pre, err := e.svc.Preview(ctx, self(p), p)
+		if err != nil || pre.Events != 21 || len(pre.Labels) != 1 || len(pre.ProfileFields) != 2 {
+			t.Fatalf("preview: %+v %v", pre, err)
 		}
-	}
-	data, _ := json.Marshal(res.Receipt)
-	pub := e.keys.ReceiptKey().Public().(ed25519.PublicKey)
-	rc, err := rights.VerifyReceipt(data, pub)
-	if err != nil {
-		t.Fatalf("receipt: %v", err)
-	}
-	entry, err := e.log.Entry(ctx, e.store, rc.LogIndex)
-	if err != nil || !bytes.Contains(entry, []byte(`"kind":"erasure"`)) || !bytes.Contains(entry, []byte(p)) {
-		t.Errorf("receipt names log entry %d: %s %v", rc.LogIndex, entry, err)
-	}
-	if _, err := rights.VerifyReceipt(bytes.Replace(data, []byte(p), []byte(keep), 1), pub); !errors.Is(err, rights.ErrSignature) {
-		t.Errorf("altered receipt: %v", err)
-	}
-	again, err := e.svc.Erase(ctx, self(p), p)
-	if err != nil || !again.AlreadyErased || again.Receipt != res.Receipt {
-		t.Errorf("double erasure: %+v %v", again, err)
-	}
-	if _, err := e.svc.Access(ctx, self(p), p); code(err) != portrait.ENOTFOUND {
-		t.Errorf("access after erasure: %v", err)
-	}
-	if doc, err := e.svc.Access(ctx, operator, keep); err != nil || len(doc.Events) != 3 {
-		t.Errorf("bob was touched: %v", err)
-	}
-	if _, err := e.svc.Erase(ctx, operator, e.keys.Pseudonym("nobody")); code(err) != portrait.ENOTFOUND {
-		t.Errorf("erase unknown subject: %v", err)
-	}
+		res, err := e.svc.Erase(ctx, self(p), p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.AlreadyErased || res.Removed.Events != 21 || len(erased) != 1 {
+			t.Errorf("erasure: %+v, hook %v", res, erased)
+		}
+		if e.holds(t, wrapped) {
+			t.Error("the wrapped data key is still in the database file or WAL")
+		}
+		for _, s := range []string{"Marker-City-alice", "Marker-Item-alice", "alice"} {
+			if e.holds(t, []byte(s)) {
+				t.Errorf("plaintext %q found after erasure", s)
+			}
+		}
+		data, _ := json.Marshal(res.Receipt)
+		pub := e.keys.ReceiptKey().Public().(ed25519.PublicKey)
+		rc, err := rights.VerifyReceipt(data, pub)
+		if err != nil {
+			t.Fatalf("receipt: %v", err)
+		}
+		entry, err := e.log.Entry(ctx, e.store, rc.LogIndex)
+		if err != nil || !bytes.Contains(entry, []byte(`"kind":"erasure"`)) || !bytes.Contains(entry, []byte(p)) {
+			t.Errorf("receipt names log entry %d: %s %v", rc.LogIndex, entry, err)
+		}
+		if _, err := rights.VerifyReceipt(bytes.Replace(data, []byte(p), []byte(keep), 1), pub); !errors.Is(err, rights.ErrSignature) {
+			t.Errorf("altered receipt: %v", err)
+		}
+		again, err := e.svc.Erase(ctx, self(p), p)
+		if err != nil || !again.AlreadyErased || again.Receipt != res.Receipt {
+			t.Errorf("double erasure: %+v %v", again, err)
+		}
+		if _, err := e.svc.Access(ctx, self(p), p); code(err) != portrait.ENOTFOUND {
+			t.Errorf("access after erasure: %v", err)
+		}
+		if doc, err := e.svc.Access(ctx, operator, keep); err != nil || len(doc.Events) != 3 {
+			t.Errorf("bob was touched: %v", err)
+		}
+		if _, err := e.svc.Erase(ctx, operator, e.keys.Pseudonym("nobody")); code(err) != portrait.ENOTFOUND {
+			t.Errorf("erase unknown subject: %v", err)
+		}
+	})
 }
 
 // SR-7, CM-4: restriction makes data storage-only; objection to marketing
 // refuses marketing at once; both are undone the same way.
 func TestRestrictObject(t *testing.T) {
-	e := newEnv(t, rights.Options{})
-	ctx := context.Background()
-	p := e.seed(t, "alice", 1)
-	if _, err := e.ledger.Record(ctx, operator, consent.ByPseudonym(p), consent.Change{Purpose: "marketing", Status: policy.Granted, NoticeVersion: "1"}); err != nil {
-		t.Fatal(err)
-	}
-	use := func(purpose string) policy.Decision {
-		st, err := e.ledger.State(ctx, p)
-		if err != nil {
+	eachStore(t, rights.Options{}, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		p := e.seed(t, "alice", 1)
+		if _, err := e.ledger.Record(ctx, operator, consent.ByPseudonym(p), consent.Change{Purpose: "marketing", Status: policy.Granted, NoticeVersion: "1"}); err != nil {
 			t.Fatal(err)
 		}
-		return e.point.Decide(policy.Request{Subject: st, Purpose: purpose, Action: policy.Use, Caller: operator})
-	}
-	if err := e.svc.Restrict(ctx, self(p), p); err != nil {
-		t.Fatal(err)
-	}
-	if d := use("personalization"); d.Allow || d.Reasons[0].Requirement != "SR-7" {
-		t.Errorf("use after restriction: %+v", d)
-	}
-	if _, err := e.svc.Access(ctx, self(p), p); err != nil {
-		t.Errorf("access is still allowed under restriction: %v", err)
-	}
-	if err := e.svc.Unrestrict(ctx, self(p), p); err != nil {
-		t.Fatal(err)
-	}
-	if d := use("personalization"); !d.Allow {
-		t.Errorf("after lifting: %+v", d)
-	}
-	if err := e.svc.Object(ctx, self(p), p, rights.ObjectMarketing, false); err != nil {
-		t.Fatal(err)
-	}
-	if d := use("marketing"); d.Allow || d.Reasons[0].Code != "objection" {
-		t.Errorf("marketing after objection: %+v", d)
-	}
-	if d := use("personalization"); !d.Allow {
-		t.Errorf("objection to marketing stopped personalization: %+v", d)
-	}
-	if err := e.svc.Object(ctx, self(p), p, "spam", false); code(err) != portrait.EINVALID {
-		t.Errorf("unknown objection: %v", err)
-	}
+		use := func(purpose string) policy.Decision {
+			st, err := e.ledger.State(ctx, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return e.point.Decide(policy.Request{Subject: st, Purpose: purpose, Action: policy.Use, Caller: operator})
+		}
+		if err := e.svc.Restrict(ctx, self(p), p); err != nil {
+			t.Fatal(err)
+		}
+		if d := use("personalization"); d.Allow || d.Reasons[0].Requirement != "SR-7" {
+			t.Errorf("use after restriction: %+v", d)
+		}
+		if _, err := e.svc.Access(ctx, self(p), p); err != nil {
+			t.Errorf("access is still allowed under restriction: %v", err)
+		}
+		if err := e.svc.Unrestrict(ctx, self(p), p); err != nil {
+			t.Fatal(err)
+		}
+		if d := use("personalization"); !d.Allow {
+			t.Errorf("after lifting: %+v", d)
+		}
+		if err := e.svc.Object(ctx, self(p), p, rights.ObjectMarketing, false); err != nil {
+			t.Fatal(err)
+		}
+		if d := use("marketing"); d.Allow || d.Reasons[0].Code != "objection" {
+			t.Errorf("marketing after objection: %+v", d)
+		}
+		if d := use("personalization"); !d.Allow {
+			t.Errorf("objection to marketing stopped personalization: %+v", d)
+		}
+		if err := e.svc.Object(ctx, self(p), p, "spam", false); code(err) != portrait.EINVALID {
+			t.Errorf("unknown objection: %v", err)
+		}
+	})
 }
 
 // LP-3: deselect keeps the value but stops its use; delete removes it and
 // refuses its use; restore brings it back into use.
 func TestLabelControl(t *testing.T) {
-	e := newEnv(t, rights.Options{})
-	ctx := context.Background()
-	p := e.seed(t, "alice", 1)
-	e.putLabel(t, p, "shopper_segment")
-	useLabel := func(l string) bool {
-		st, _ := e.ledger.State(ctx, p)
-		return e.point.Decide(policy.Request{Subject: st, Purpose: "personalization", Action: policy.Use, Labels: []string{l}, Caller: operator}).Allow
-	}
-	if err := e.svc.SuppressLabel(ctx, self(p), p, "sports_fan", rights.ModeDeselect); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.svc.SuppressLabel(ctx, self(p), p, "shopper_segment", rights.ModeDelete); err != nil {
-		t.Fatal(err)
-	}
-	ls, err := e.svc.Labels(ctx, self(p), p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]string{}
-	for _, l := range ls {
-		got[l.Label] = l.Status
-		if l.Label == "shopper_segment" && l.Value != nil {
-			t.Error("a deleted label still has its value")
+	eachStore(t, rights.Options{}, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		p := e.seed(t, "alice", 1)
+		e.putLabel(t, p, "shopper_segment")
+		useLabel := func(l string) bool {
+			st, _ := e.ledger.State(ctx, p)
+			return e.point.Decide(policy.Request{Subject: st, Purpose: "personalization", Action: policy.Use, Labels: []string{l}, Caller: operator}).Allow
 		}
-	}
-	if got["sports_fan"] != rights.LabelDeselected || got["shopper_segment"] != rights.LabelDeleted {
-		t.Errorf("statuses: %v", got)
-	}
-	if useLabel("sports_fan") || useLabel("shopper_segment") {
-		t.Error("a suppressed label is still used")
-	}
-	if err := e.svc.RestoreLabel(ctx, self(p), p, "sports_fan"); err != nil {
-		t.Fatal(err)
-	}
-	if !useLabel("sports_fan") {
-		t.Error("a restored label is not used")
-	}
-	if err := e.svc.RestoreLabel(ctx, self(p), p, "sports_fan"); code(err) != portrait.EINVALID {
-		t.Errorf("restore twice: %v", err)
-	}
-	if err := e.svc.SuppressLabel(ctx, self(p), p, "nosuch", rights.ModeDelete); code(err) != portrait.EINVALID {
-		t.Errorf("undeclared label: %v", err)
-	}
-	if err := e.svc.SuppressLabel(ctx, self(p), p, "sports_fan", "hide"); code(err) != portrait.EINVALID {
-		t.Errorf("bad mode: %v", err)
-	}
+		if err := e.svc.SuppressLabel(ctx, self(p), p, "sports_fan", rights.ModeDeselect); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.svc.SuppressLabel(ctx, self(p), p, "shopper_segment", rights.ModeDelete); err != nil {
+			t.Fatal(err)
+		}
+		ls, err := e.svc.Labels(ctx, self(p), p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for _, l := range ls {
+			got[l.Label] = l.Status
+			if l.Label == "shopper_segment" && l.Value != nil {
+				t.Error("a deleted label still has its value")
+			}
+		}
+		if got["sports_fan"] != rights.LabelDeselected || got["shopper_segment"] != rights.LabelDeleted {
+			t.Errorf("statuses: %v", got)
+		}
+		if useLabel("sports_fan") || useLabel("shopper_segment") {
+			t.Error("a suppressed label is still used")
+		}
+		if err := e.svc.RestoreLabel(ctx, self(p), p, "sports_fan"); err != nil {
+			t.Fatal(err)
+		}
+		if !useLabel("sports_fan") {
+			t.Error("a restored label is not used")
+		}
+		if err := e.svc.RestoreLabel(ctx, self(p), p, "sports_fan"); code(err) != portrait.EINVALID {
+			t.Errorf("restore twice: %v", err)
+		}
+		if err := e.svc.SuppressLabel(ctx, self(p), p, "nosuch", rights.ModeDelete); code(err) != portrait.EINVALID {
+			t.Errorf("undeclared label: %v", err)
+		}
+		if err := e.svc.SuppressLabel(ctx, self(p), p, "sports_fan", "hide"); code(err) != portrait.EINVALID {
+			t.Errorf("bad mode: %v", err)
+		}
+	})
 }
 
 // LP-4, LP-5: the dial takes 0..100 and is honoured by the next state read.
 func TestPersonalizationDial(t *testing.T) {
-	e := newEnv(t, rights.Options{})
-	ctx := context.Background()
-	p := e.seed(t, "alice", 1)
-	for _, lvl := range []int{-1, 101, 1000} {
-		if err := e.svc.SetPersonalization(ctx, self(p), p, lvl); code(err) != portrait.EINVALID {
-			t.Errorf("level %d: %v", lvl, err)
+	eachStore(t, rights.Options{}, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		p := e.seed(t, "alice", 1)
+		for _, lvl := range []int{-1, 101, 1000} {
+			if err := e.svc.SetPersonalization(ctx, self(p), p, lvl); code(err) != portrait.EINVALID {
+				t.Errorf("level %d: %v", lvl, err)
+			}
 		}
-	}
-	for _, lvl := range []int{0, 37, 100} {
-		if err := e.svc.SetPersonalization(ctx, self(p), p, lvl); err != nil {
-			t.Fatal(err)
+		for _, lvl := range []int{0, 37, 100} {
+			if err := e.svc.SetPersonalization(ctx, self(p), p, lvl); err != nil {
+				t.Fatal(err)
+			}
+			st, _ := e.ledger.State(ctx, p)
+			if st.Personalization != lvl {
+				t.Errorf("dial %d: state has %d", lvl, st.Personalization)
+			}
 		}
-		st, _ := e.ledger.State(ctx, p)
-		if st.Personalization != lvl {
-			t.Errorf("dial %d: state has %d", lvl, st.Personalization)
-		}
-	}
+	})
 }
 
 // SR-4, SR-5: deadlines follow the jurisdiction; open cases past their
@@ -497,46 +629,48 @@ func TestCasesAndDeadlines(t *testing.T) {
 		t.Error("New without dependencies")
 	}
 	clock := time.Now()
-	e := newEnv(t, rights.Options{Jurisdiction: "gdpr", Now: func() time.Time { return clock }})
-	ctx := context.Background()
-	p := e.seed(t, "alice", 1)
-	c, err := e.svc.Request(ctx, self(p), p, rights.TypeExplanation)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c.Status != rights.StatusOpen || !c.Deadline.Equal(c.Created.AddDate(0, 1, 0)) {
-		t.Errorf("gdpr case: %+v", c)
-	}
-	if _, err := e.svc.Request(ctx, self(p), p, "magic"); code(err) != portrait.EINVALID {
-		t.Errorf("unknown type: %v", err)
-	}
-	if od, _ := e.svc.Overdue(ctx); len(od) != 0 {
-		t.Errorf("overdue too early: %+v", od)
-	}
-	clock = clock.AddDate(0, 1, 2)
-	od, err := e.svc.Overdue(ctx)
-	if err != nil || len(od) != 1 || od[0].ID != c.ID {
-		t.Fatalf("overdue: %+v %v", od, err)
-	}
-	if _, err := e.svc.Close(ctx, operator, c.ID, true, ""); code(err) != portrait.EINVALID {
-		t.Errorf("refusal without reason: %v", err)
-	}
-	if _, err := e.svc.Close(ctx, self(p), c.ID, false, "done"); code(err) != portrait.EFORBIDDEN {
-		t.Errorf("subject closes a case: %v", err)
-	}
-	closed, err := e.svc.Close(ctx, operator, c.ID, true, "the decision was explained in the export")
-	if err != nil || closed.Status != rights.StatusRefused || closed.Reason == "" {
-		t.Fatalf("close: %+v %v", closed, err)
-	}
-	if _, err := e.svc.Close(ctx, operator, c.ID, false, "again"); code(err) != portrait.ECONFLICT {
-		t.Errorf("close twice: %v", err)
-	}
-	if od, _ := e.svc.Overdue(ctx); len(od) != 0 {
-		t.Errorf("closed case still overdue: %+v", od)
-	}
-	if _, err := rights.New(e.store, e.point, e.ledger, e.keys, e.log, rights.Options{Jurisdiction: "mars"}); err == nil {
-		t.Error("unknown jurisdiction accepted")
-	}
+	eachStore(t, rights.Options{Jurisdiction: "gdpr", Now: func() time.Time { return clock }}, func(t *testing.T, e *env) {
+		clock = time.Now()
+		ctx := context.Background()
+		p := e.seed(t, "alice", 1)
+		c, err := e.svc.Request(ctx, self(p), p, rights.TypeExplanation)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Status != rights.StatusOpen || !c.Deadline.Equal(c.Created.AddDate(0, 1, 0)) {
+			t.Errorf("gdpr case: %+v", c)
+		}
+		if _, err := e.svc.Request(ctx, self(p), p, "magic"); code(err) != portrait.EINVALID {
+			t.Errorf("unknown type: %v", err)
+		}
+		if od, _ := e.svc.Overdue(ctx); len(od) != 0 {
+			t.Errorf("overdue too early: %+v", od)
+		}
+		clock = clock.AddDate(0, 1, 2)
+		od, err := e.svc.Overdue(ctx)
+		if err != nil || len(od) != 1 || od[0].ID != c.ID {
+			t.Fatalf("overdue: %+v %v", od, err)
+		}
+		if _, err := e.svc.Close(ctx, operator, c.ID, true, ""); code(err) != portrait.EINVALID {
+			t.Errorf("refusal without reason: %v", err)
+		}
+		if _, err := e.svc.Close(ctx, self(p), c.ID, false, "done"); code(err) != portrait.EFORBIDDEN {
+			t.Errorf("subject closes a case: %v", err)
+		}
+		closed, err := e.svc.Close(ctx, operator, c.ID, true, "the decision was explained in the export")
+		if err != nil || closed.Status != rights.StatusRefused || closed.Reason == "" {
+			t.Fatalf("close: %+v %v", closed, err)
+		}
+		if _, err := e.svc.Close(ctx, operator, c.ID, false, "again"); code(err) != portrait.ECONFLICT {
+			t.Errorf("close twice: %v", err)
+		}
+		if od, _ := e.svc.Overdue(ctx); len(od) != 0 {
+			t.Errorf("closed case still overdue: %+v", od)
+		}
+		if _, err := rights.New(e.store, e.point, e.ledger, e.keys, e.log, rights.Options{Jurisdiction: "mars"}); err == nil {
+			t.Error("unknown jurisdiction accepted")
+		}
+	})
 }
 
 // CN-7, CN-10, LP-6: the notice is generated from the catalog in both
@@ -583,34 +717,102 @@ func TestNotice(t *testing.T) {
 	}
 }
 
-func benchEnv(b *testing.B) (*env, string) {
-	e := newEnv(b, rights.Options{})
-	return e, e.seed(b, "bench", 10_000)
-}
-
-// BenchmarkErase erases a subject with 10,000 events and a label.
+// BenchmarkErase erases a subject with 10,000 events and a label, on
+// each store.
 func BenchmarkErase(b *testing.B) {
-	ctx := context.Background()
-	e := newEnv(b, rights.Options{})
-	for i := 0; b.Loop(); i++ {
-		b.StopTimer()
-		id := fmt.Sprintf("bench-%d", i)
-		p := e.seed(b, id, 10_000)
-		b.StartTimer()
-		if _, err := e.svc.Erase(ctx, operator, p); err != nil {
-			b.Fatal(err)
+	benchStores(b, func(b *testing.B, open backend) {
+		ctx := context.Background()
+		e := newEnvOn(b, open, rights.Options{})
+		for i := 0; b.Loop(); i++ {
+			b.StopTimer()
+			id := fmt.Sprintf("bench-%d", i)
+			p := e.seed(b, id, 10_000)
+			b.StartTimer()
+			if _, err := e.svc.Erase(ctx, operator, p); err != nil {
+				b.Fatal(err)
+			}
 		}
-	}
+	})
 }
 
 // BenchmarkAccess reads and decrypts the export of a subject with 10,000
-// events.
+// events, on each store.
 func BenchmarkAccess(b *testing.B) {
-	ctx := context.Background()
-	e, p := benchEnv(b)
-	for b.Loop() {
-		if _, err := e.svc.Access(ctx, operator, p); err != nil {
-			b.Fatal(err)
+	benchStores(b, func(b *testing.B, open backend) {
+		ctx := context.Background()
+		e := newEnvOn(b, open, rights.Options{})
+		p := e.seed(b, "bench", 10_000)
+		for b.Loop() {
+			if _, err := e.svc.Access(ctx, operator, p); err != nil {
+				b.Fatal(err)
+			}
 		}
-	}
+	})
+}
+
+// SR-1, AD-4, AD-3: the export opens each automated decision: outcome,
+// score, what each feature contributed, the explanation in zh-CN and en,
+// and the review the subject asked for with their own statement.
+func TestAccessDecisions(t *testing.T) {
+	eachStore(t, rights.Options{}, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		p := e.seed(t, "dave", 1)
+		if _, err := e.ledger.Record(ctx, operator, consent.ByPseudonym(p), consent.Change{Purpose: "credit", Status: policy.Granted, NoticeVersion: "1"}); err != nil {
+			t.Fatal(err)
+		}
+		prof := []ingest.Item{{Event: portrait.Event{Subject: "dave", Type: "profile", Time: e.now.Add(-time.Minute),
+			Fields: map[string]any{"age": json.Number("35"), "income": json.Number("9000")}}}}
+		if _, sum, err := e.in.Ingest(ctx, operator, prof); err != nil || sum.Accepted != 1 {
+			t.Fatalf("ingest: %v %+v", err, sum)
+		}
+		ap, err := apply.New(e.store, e.point, e.ledger, e.keys, e.log, apply.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rv, err := review.New(e.store, e.point, e.ledger, e.keys, e.log, review.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ap.Assess(ctx, policy.Caller{Role: policy.Admin, ID: "adm"}, "credit_limit"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ap.ShowNotice(ctx, self(p), p, "credit_limit"); err != nil {
+			t.Fatal(err)
+		}
+		d, err := ap.Decide(ctx, operator, p, "credit_limit")
+		if err != nil {
+			t.Fatal(err)
+		}
+		const statement = "我上个月升职了 <b>income doubled</b>"
+		if _, err := rv.Appeal(ctx, self(p), d.ID, review.KindAppeal, statement); err != nil {
+			t.Fatal(err)
+		}
+		doc, err := e.svc.Access(ctx, self(p), p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(doc.Decisions) != 1 {
+			t.Fatalf("decisions: %+v", doc.Decisions)
+		}
+		got := doc.Decisions[0]
+		if got.ID != d.ID || got.Outcome == nil || *got.Outcome != *d.Outcome || got.Score == nil || *got.Score != *d.Score {
+			t.Errorf("outcome and score: %+v, decided %+v", got, d)
+		}
+		if got.Status != apply.StatusPendingReview || got.Final != nil {
+			t.Errorf("under review, no outcome stands yet: status %q final %v", got.Status, got.Final)
+		}
+		if got.Explanation["zh-CN"] == "" || got.Explanation["en"] != d.Explanation["en"] || len(got.Contributions) == 0 ||
+			got.Contributions["income"] != d.Contributions["income"] {
+			t.Errorf("explanation: %+v", got)
+		}
+		if len(got.Reviews) != 1 || got.Reviews[0].Kind != review.KindAppeal || got.Reviews[0].Statement != statement || got.Reviews[0].Status != "open" {
+			t.Errorf("reviews: %+v", got.Reviews)
+		}
+		// SR-2: a real export with a decision in it keeps to the published schema.
+		raw, err := doc.AppendJSON(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkSchema(t, raw)
+	})
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/portrait-dev/portrait/audit"
 	"github.com/portrait-dev/portrait/consent"
 	"github.com/portrait-dev/portrait/policy"
+	"github.com/portrait-dev/portrait/review"
 	"github.com/portrait-dev/portrait/rights"
 )
 
@@ -34,7 +35,7 @@ const (
 	langCookie    = "portrait_lang"
 )
 
-var pageNames = []string{"signin", "home", "notice", "consents", "labels", "personalization", "export", "erasure", "erased", "requests"}
+var pageNames = []string{"signin", "home", "notice", "consents", "labels", "personalization", "export", "erasure", "erased", "requests", "profile", "decisions"}
 
 // pages holds one template set per page: the layout plus the page's content.
 var pages = func() map[string]*template.Template {
@@ -80,6 +81,11 @@ func (s *Server) privacy() http.Handler {
 	m.HandleFunc("GET /privacy/erasure", s.session(s.pageErasure))
 	m.HandleFunc("POST /privacy/erasure", s.session(s.postPageErasure))
 	m.HandleFunc("GET /privacy/requests", s.session(s.pageRequests))
+	m.HandleFunc("POST /privacy/requests", s.session(s.postPageRequest))
+	m.HandleFunc("GET /privacy/profile", s.session(s.pageProfile))
+	m.HandleFunc("POST /privacy/profile/{field}", s.session(s.postPageCorrection))
+	m.HandleFunc("GET /privacy/decisions", s.session(s.pageDecisions))
+	m.HandleFunc("POST /privacy/decisions/{id}/appeal", s.session(s.postPageAppeal))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
@@ -477,13 +483,179 @@ func (s *Server) postPageErasure(w http.ResponseWriter, r *http.Request, c polic
 	s.render(w, http.StatusOK, v)
 }
 
-func (s *Server) pageRequests(w http.ResponseWriter, r *http.Request, c policy.Caller, v *view) {
+// requestTypes are the requests a subject files from the requests page for
+// staff to handle (SR-4); everything else the centre does at once.
+var requestTypes = []string{rights.TypeAccess, rights.TypeExplanation, rights.TypeObjection}
+
+func (s *Server) requestsView(r *http.Request, c policy.Caller, v *view) error {
 	v.Page, v.Title = "requests", v.T["requests"]
 	cs, err := s.cfg.Rights.Cases(r.Context(), c.Subject)
-	if err != nil {
+	v.Data, v.Extra = cs, ""
+	return err
+}
+
+func (s *Server) pageRequests(w http.ResponseWriter, r *http.Request, c policy.Caller, v *view) {
+	if err := s.requestsView(r, c, v); err != nil {
 		s.fail(w, v, err)
 		return
 	}
-	v.Data = cs
 	s.render(w, http.StatusOK, v)
+}
+
+// postPageRequest files a request that goes to the staff queue (SR-4).
+func (s *Server) postPageRequest(w http.ResponseWriter, r *http.Request, c policy.Caller, v *view) {
+	typ := r.PostFormValue("type")
+	var err error
+	if !slices.Contains(requestTypes, typ) {
+		err = portrait.Errorf(portrait.EINVALID, "request type %q: choose access, explanation or objection", typ)
+	} else {
+		_, err = s.cfg.Rights.Request(r.Context(), c, c.Subject, typ)
+	}
+	if err != nil {
+		s.requestsView(r, c, v)
+		s.fail(w, v, err)
+		return
+	}
+	back(w, r, "/privacy/requests", "request", v.T["type_"+typ])
+}
+
+// profileField is one declared profile field with its current value, as
+// the correction form shows it.
+type profileField struct {
+	Name, Type, Category, Value, Source string
+	Set                                 bool
+}
+
+func (s *Server) profileView(r *http.Request, c policy.Caller, v *view) error {
+	v.Page, v.Title = "profile", v.T["profile"]
+	got, err := s.cfg.Rights.Profile(r.Context(), c, c.Subject)
+	if err != nil && portrait.ErrorCode(err) != portrait.ENOTFOUND {
+		return err
+	}
+	have := map[string]rights.ProfileEntry{}
+	for _, e := range got {
+		have[e.Field] = e
+	}
+	var out []profileField
+	for _, f := range s.cfg.Point.Catalog().Fields {
+		if !f.Profile {
+			continue
+		}
+		pf := profileField{Name: f.Name, Type: f.Type, Category: f.Category}
+		if pf.Type == "" {
+			pf.Type = "string"
+		}
+		if e, ok := have[f.Name]; ok {
+			pf.Set, pf.Source = true, e.Source
+			if str, ok := e.Value.(string); ok {
+				pf.Value = str
+			} else {
+				b, _ := json.Marshal(e.Value)
+				pf.Value = string(b)
+			}
+		}
+		out = append(out, pf)
+	}
+	v.Data = out
+	return nil
+}
+
+func (s *Server) pageProfile(w http.ResponseWriter, r *http.Request, c policy.Caller, v *view) {
+	if err := s.profileView(r, c, v); err != nil {
+		s.fail(w, v, err)
+		return
+	}
+	s.render(w, http.StatusOK, v)
+}
+
+// formValue turns a form's text into the declared type of field, so that
+// the rights service type-checks a number as a number; text that is not of
+// the type goes through as text and is refused there with the reason
+// (CM-2).
+func formValue(typ, raw string) any {
+	switch typ {
+	case "number":
+		if n, err := strconv.ParseFloat(raw, 64); err == nil {
+			return n
+		}
+	case "bool":
+		if b, err := strconv.ParseBool(raw); err == nil {
+			return b
+		}
+	}
+	return raw
+}
+
+// postPageCorrection corrects one profile field (CM-2); the page it
+// returns to shows the stored value at once.
+func (s *Server) postPageCorrection(w http.ResponseWriter, r *http.Request, c policy.Caller, v *view) {
+	field := r.PathValue("field")
+	typ := ""
+	if f := s.cfg.Point.Catalog().Field(field); f != nil {
+		typ = f.Type
+	}
+	err := s.cfg.Rights.Correct(r.Context(), c, c.Subject, field, formValue(typ, r.PostFormValue("value")))
+	if err != nil {
+		s.profileView(r, c, v)
+		s.fail(w, v, err)
+		return
+	}
+	back(w, r, "/privacy/profile", "corrected", field)
+}
+
+// myDecision is one automated decision as the decisions page shows it.
+type myDecision struct {
+	review.Mine
+	Explanation string
+	Open        bool // a review is under way: no second appeal
+}
+
+func (s *Server) decisionsView(r *http.Request, c policy.Caller, v *view) error {
+	v.Page, v.Title = "decisions", v.T["my_decisions"]
+	if s.cfg.Review == nil {
+		v.Data = []myDecision{}
+		return nil
+	}
+	list, err := s.cfg.Review.Decisions(r.Context(), c, c.Subject)
+	if err != nil {
+		return err
+	}
+	out := make([]myDecision, 0, len(list))
+	for _, m := range list {
+		d := myDecision{Mine: m}
+		if m.Detail != nil {
+			d.Explanation = m.Detail.Explanation[v.Lang]
+		}
+		for _, rv := range m.Reviews {
+			d.Open = d.Open || rv.Status == review.StatusOpen
+		}
+		out = append(out, d)
+	}
+	v.Data = out
+	return nil
+}
+
+func (s *Server) pageDecisions(w http.ResponseWriter, r *http.Request, c policy.Caller, v *view) {
+	if err := s.decisionsView(r, c, v); err != nil {
+		s.fail(w, v, err)
+		return
+	}
+	s.render(w, http.StatusOK, v)
+}
+
+// postPageAppeal appeals one of the subject's own decisions with their
+// statement (AD-3): a human reviewer takes it from the review queue.
+func (s *Server) postPageAppeal(w http.ResponseWriter, r *http.Request, c policy.Caller, v *view) {
+	var err error
+	if s.cfg.Review == nil {
+		err = portrait.Errorf(portrait.EUNAVAILABLE, "human review is not available on this server")
+	} else {
+		_, err = s.cfg.Review.Appeal(r.Context(), c, r.PathValue("id"), review.KindAppeal, r.PostFormValue("statement"))
+	}
+	if err != nil {
+		s.decisionsView(r, c, v)
+		s.fail(w, v, err)
+		return
+	}
+	back(w, r, "/privacy/decisions", "appeal", "")
 }

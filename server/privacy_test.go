@@ -17,6 +17,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	portrait "github.com/portrait-dev/portrait"
 	"github.com/portrait-dev/portrait/policy"
 	"github.com/portrait-dev/portrait/rights"
 )
@@ -195,6 +196,42 @@ func TestPrivacyBrowser(t *testing.T) {
 	if _, lvl, _ := state(); lvl != 25 {
 		t.Errorf("after the dial: level %d", lvl)
 	}
+	// CM-2: correct a profile field; the page shows it at once.
+	run("correct", chromedp.Navigate(h.url+"/privacy/profile?lang=zh-CN"), chromedp.WaitVisible(chromedp.ID("value-city")), shoot("profile-zh"),
+		chromedp.SetValue(chromedp.ID("value-city"), "杭州"), chromedp.Click(chromedp.ID("correct-city")), chromedp.WaitVisible(chromedp.ID("flash")),
+		chromedp.WaitVisible(chromedp.ID("source-city")))
+	prof, err := h.rights.Profile(context.Background(), policy.Caller{Role: policy.Operator, ID: "op-1"}, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range prof {
+		if f.Field == "city" && (f.Value != "杭州" || f.Source != "correction") {
+			t.Errorf("after correcting in the page: %+v", f)
+		}
+	}
+	// AD-3: appeal an automated decision with a statement.
+	h.consent("demo-alice", "credit", "granted")
+	income := []portrait.Event{{Subject: "demo-alice", Type: "profile", Time: time.Now().Add(-time.Minute), Fields: map[string]any{"income": 9000.0}}}
+	if resp := h.json("POST", "/v1/events", h.staff(policy.Operator), income, nil); resp.StatusCode != 200 {
+		t.Fatalf("income: %d", resp.StatusCode)
+	}
+	if resp := h.json("POST", "/v1/usecases/credit_limit/assessment", h.staff(policy.Admin), nil, nil); resp.StatusCode != 201 {
+		t.Fatalf("assess: %d", resp.StatusCode)
+	}
+	if resp := h.json("POST", "/v1/me/usecases/credit_limit/notice", h.token("demo-alice"), nil, nil); resp.StatusCode != 201 {
+		t.Fatalf("notice: %d", resp.StatusCode)
+	}
+	var dr decisionResp
+	if resp := h.json("POST", "/v1/decisions", h.staff(policy.Operator), map[string]string{"usecase": "credit_limit", "subject": "demo-alice"}, &dr); resp.StatusCode != 201 {
+		t.Fatalf("decide: %d", resp.StatusCode)
+	}
+	run("appeal", chromedp.Navigate(h.url+"/privacy/decisions?lang=en"), chromedp.WaitVisible(chromedp.ID("statement-"+dr.ID)),
+		chromedp.SetValue(chromedp.ID("statement-"+dr.ID), "My income doubled last month."), shoot("decisions-en"),
+		chromedp.Click(chromedp.ID("appeal-"+dr.ID)), chromedp.WaitVisible(chromedp.ID("flash")))
+	rvs, err := h.store.Reviews(context.Background(), "open")
+	if err != nil || len(rvs) != 1 || rvs[0].Decision != dr.ID || rvs[0].Kind != "appeal" {
+		t.Errorf("after appealing in the page: %+v %v", rvs, err)
+	}
 	// SR-2: download the export with the page's session.
 	if err := chromedp.Do(ctx, chromedp.Navigate(h.url+"/privacy/export"), shoot("export-en")); err != nil {
 		t.Fatal(err)
@@ -209,7 +246,12 @@ func TestPrivacyBrowser(t *testing.T) {
 	}
 	doc, err := rights.VerifyExport([]byte(export), h.keys.ReceiptKey().Public().(ed25519.PublicKey))
 	if err != nil || doc.SubjectID != "demo-alice" {
-		t.Errorf("downloaded export: %v", err)
+		t.Fatalf("downloaded export: %v", err)
+	}
+	// SR-1, AD-4: the export opens the decision and shows the appeal.
+	if len(doc.Decisions) != 1 || doc.Decisions[0].Explanation["zh-CN"] == "" || doc.Decisions[0].Explanation["en"] == "" ||
+		len(doc.Decisions[0].Reviews) != 1 || doc.Decisions[0].Reviews[0].Statement != "My income doubled last month." {
+		t.Errorf("decisions in the downloaded export: %+v", doc.Decisions)
 	}
 	// SR-3: the confirmation lists what goes; confirming erases.
 	run("erasure", chromedp.Navigate(h.url+"/privacy/erasure"), chromedp.WaitVisible(chromedp.ID("removal")), shoot("erasure-en"),
@@ -219,4 +261,138 @@ func TestPrivacyBrowser(t *testing.T) {
 		t.Error("the subject is still stored after erasing in the page")
 	}
 	run("requests after erasure", chromedp.Navigate(h.url+"/privacy/requests"), chromedp.WaitVisible(chromedp.ID("token")))
+}
+
+// postForm posts a privacy-centre form and returns the status and the
+// page it lands on.
+func postForm(t *testing.T, c *http.Client, u string, form url.Values) (int, string) {
+	t.Helper()
+	resp, err := c.PostForm(u, form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// CM-2, SR-4, AD-3: from the privacy centre a subject corrects a declared
+// profile field (a wrong type or an undeclared field is refused and
+// changes nothing), files a request for the staff queue, and appeals an
+// automated decision with a statement; each effect is checked in the
+// store.
+func TestPrivacyCorrectRequestAppeal(t *testing.T) {
+	h := newHarness(t)
+	p := h.seedSubject("alice", 1)
+	ctx := context.Background()
+	c, csrf := signedIn(t, h, h.token("alice"), "/privacy/profile")
+	profile := func() map[string]rights.ProfileEntry {
+		got, err := h.rights.Profile(ctx, policy.Caller{Role: policy.Operator, ID: "op-1"}, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := map[string]rights.ProfileEntry{}
+		for _, e := range got {
+			m[e.Field] = e
+		}
+		return m
+	}
+	for _, tc := range []struct {
+		field, value string
+		status       int
+		want         string
+	}{
+		{"age", "thirty", 400, "type number"},
+		{"shoe_size", "42", 400, "not declared"},
+		{"city", "Hangzhou", 403, ""}, // no CSRF token: below
+	} {
+		form := url.Values{"csrf": {csrf}, "value": {tc.value}}
+		if tc.status == 403 {
+			form.Del("csrf")
+		}
+		status, page := postForm(t, c, h.url+"/privacy/profile/"+tc.field, form)
+		if status != tc.status || !strings.Contains(page, tc.want) {
+			t.Errorf("correct %s=%q: %d, want %d naming %q", tc.field, tc.value, status, tc.status, tc.want)
+		}
+	}
+	if got := profile(); got["city"].Value != "Marker-City-alice" || got["age"].Value != float64(30) {
+		t.Fatalf("a refused correction changed the profile: %+v", got)
+	}
+	status, page := postForm(t, c, h.url+"/privacy/profile/age", url.Values{"csrf": {csrf}, "value": {"41"}})
+	if status != 200 || !strings.Contains(page, `value="41"`) || !strings.Contains(page, `id="flash"`) {
+		t.Errorf("correction page: %d", status)
+	}
+	if got := profile()["age"]; got.Value != float64(41) || got.Source != "correction" {
+		t.Errorf("after correction: %+v", got)
+	}
+
+	// SR-4: a request from the form is an open case with a deadline.
+	if status, _ := postForm(t, c, h.url+"/privacy/requests", url.Values{"csrf": {csrf}, "type": {"erasure"}}); status != 400 {
+		t.Errorf("a request type the form does not offer: %d", status)
+	}
+	if status, _ := postForm(t, c, h.url+"/privacy/requests", url.Values{"csrf": {csrf}, "type": {"explanation"}}); status != 200 {
+		t.Errorf("file request: %d", status)
+	}
+	cases, _ := h.rights.Cases(ctx, p)
+	open := 0
+	for _, cs := range cases {
+		if cs.Type == rights.TypeExplanation && cs.Status == rights.StatusOpen && cs.Deadline.After(cs.Created) {
+			open++
+		}
+	}
+	if open != 1 {
+		t.Errorf("%d open explanation cases, want 1: %+v", open, cases)
+	}
+
+	// AD-3: the decisions page lists the decision with its explanation and
+	// takes an appeal; a second appeal while one is open is refused.
+	h.consent("alice", "credit", "granted")
+	evs := []portrait.Event{{Subject: "alice", Type: "profile", Time: time.Now().Add(-time.Minute), Fields: map[string]any{"income": 9000.0}}}
+	if resp := h.json("POST", "/v1/events", h.staff(policy.Operator), evs, nil); resp.StatusCode != 200 {
+		t.Fatalf("income: %d", resp.StatusCode)
+	}
+	if resp := h.json("POST", "/v1/usecases/credit_limit/assessment", h.staff(policy.Admin), nil, nil); resp.StatusCode != 201 {
+		t.Fatalf("assess: %d", resp.StatusCode)
+	}
+	if resp := h.json("POST", "/v1/me/usecases/credit_limit/notice", h.token("alice"), nil, nil); resp.StatusCode != 201 {
+		t.Fatalf("notice: %d", resp.StatusCode)
+	}
+	var d decisionResp
+	if resp := h.json("POST", "/v1/decisions", h.staff(policy.Operator), map[string]string{"usecase": "credit_limit", "subject": "alice"}, &d); resp.StatusCode != 201 {
+		t.Fatalf("decide: %d", resp.StatusCode)
+	}
+	page = fetchPage(t, c, h.url+"/privacy/decisions?lang=en")
+	if !strings.Contains(page, `id="decision-`+d.ID+`"`) || !strings.Contains(page, `id="appeal-`+d.ID+`"`) {
+		t.Fatalf("decisions page does not offer the appeal of %s", d.ID)
+	}
+	if status, _ := postForm(t, c, h.url+"/privacy/decisions/"+d.ID+"/appeal", url.Values{"csrf": {csrf}, "statement": {"  "}}); status != 400 {
+		t.Errorf("appeal without a statement: %d", status)
+	}
+	if status, _ := postForm(t, c, h.url+"/privacy/decisions/"+d.ID+"/appeal", url.Values{"statement": {"no csrf"}}); status != 403 {
+		t.Errorf("appeal without CSRF: %d", status)
+	}
+	const statement = "My income is <b>wrong</b>."
+	status, page = postForm(t, c, h.url+"/privacy/decisions/"+d.ID+"/appeal", url.Values{"csrf": {csrf}, "statement": {statement}})
+	if status != 200 || strings.Contains(page, `id="appeal-`+d.ID+`"`) {
+		t.Errorf("appeal: %d; the page still offers an appeal", status)
+	}
+	open = 0
+	rvs, err := h.store.Reviews(ctx, "open")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rv := range rvs {
+		if rv.Decision == d.ID && rv.Kind == "appeal" {
+			open++
+		}
+	}
+	if open != 1 {
+		t.Errorf("%d open appeals of %s, want 1", open, d.ID)
+	}
+	if status, _ := postForm(t, c, h.url+"/privacy/decisions/"+d.ID+"/appeal", url.Values{"csrf": {csrf}, "statement": {"again"}}); status != 409 {
+		t.Errorf("second appeal while one is open: %d", status)
+	}
+	if status, _ := postForm(t, c, h.url+"/privacy/decisions/dec_nosuch/appeal", url.Values{"csrf": {csrf}, "statement": {"x"}}); status != 404 && status != 403 {
+		t.Errorf("appeal of a decision that is not mine: %d", status)
+	}
 }
