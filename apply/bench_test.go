@@ -47,13 +47,33 @@ func BenchmarkRecommend(b *testing.B) {
 			}
 		}
 	})
+	hist := map[string]float64{"c01": 3, "c02": 1}
+	bare := func() {
+		if _, err := e.svc.Bare(ctx, "personalization", []string{"sports_fan"}, hist, 1, 20); err != nil {
+			b.Fatal(err)
+		}
+	}
 	b.Run("bare", func(b *testing.B) {
-		hist := map[string]float64{"c01": 3, "c02": 1}
 		for b.Loop() {
-			if _, err := e.svc.Bare(ctx, "personalization", []string{"sports_fan"}, hist, 1, 20); err != nil {
+			bare()
+		}
+	})
+	// The cost of governance in one run: governed and bare calls
+	// interleaved, so that both see the same machine, and their ratio.
+	b.Run("ratio", func(b *testing.B) {
+		var gov, raw time.Duration
+		for b.Loop() {
+			t0 := time.Now()
+			if _, err := e.svc.Recommend(ctx, operator, p, "home_feed", 20); err != nil {
 				b.Fatal(err)
 			}
+			t1 := time.Now()
+			bare()
+			gov, raw = gov+t1.Sub(t0), raw+time.Since(t1)
 		}
+		b.ReportMetric(float64(gov.Nanoseconds())/float64(b.N), "governed-ns/op")
+		b.ReportMetric(float64(raw.Nanoseconds())/float64(b.N), "bare-ns/op")
+		b.ReportMetric(float64(gov)/float64(raw), "governed/bare")
 	})
 }
 

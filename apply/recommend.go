@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	portrait "github.com/portrait-dev/portrait"
@@ -106,6 +107,18 @@ type itemSet struct {
 	// the item indexes of each.
 	categories int
 	groups     [][]int
+	// catNames are the distinct categories of all items, and cats each
+	// item's categories as indexes into catNames, so that ranking does
+	// not hash strings per item.
+	catNames []string
+	cats     [][]int
+	// base caches the non-personalised score of each item under one
+	// learnt model: it does not depend on the subject.
+	base struct {
+		sync.Mutex
+		model *Model
+		v     []float64
+	}
 }
 
 // itemsTTL bounds how stale another node's item import may look here.
@@ -141,6 +154,19 @@ func (s *Service) itemSet(ctx context.Context) (*itemSet, error) {
 		}
 	}
 	set.categories = len(cats)
+	all := map[string]int{}
+	set.cats = make([][]int, len(list))
+	for i, it := range list {
+		for _, c := range it.Categories {
+			k, ok := all[c]
+			if !ok {
+				k = len(set.catNames)
+				all[c] = k
+				set.catNames = append(set.catNames, c)
+			}
+			set.cats[i] = append(set.cats[i], k)
+		}
+	}
 	s.items = set
 	return set, nil
 }
@@ -410,6 +436,9 @@ type input struct {
 	Weight    float64
 	Diversity Diversity
 	N         int
+	// why holds, per category index, the reasons its affinity counted;
+	// rank fills it.
+	why [][]string
 }
 
 type scored struct {
@@ -417,7 +446,10 @@ type scored struct {
 	score    float64
 	base     float64
 	personal float64
-	reasons  []string
+	// why indexes the category whose affinity counted (its reasons are
+	// in.why[why]); no pointers here keeps ranking 10,000 candidates
+	// cheap for the garbage collector.
+	why int
 }
 
 // rank is the bare scorer: it blends the non-personalised ranking
@@ -425,61 +457,54 @@ type scored struct {
 // subject's own category history) by in.Weight, then keeps the diversity
 // floor. It reads nothing and checks nothing; Recommend wraps it.
 func rank(m *Model, items *itemSet, in input) []Recommended {
-	maxPop := 0.0
-	for _, v := range m.Popularity {
-		maxPop = max(maxPop, v)
-	}
-	span := items.newest.Sub(items.oldest).Seconds()
+	base := items.baseScores(m)
 	hist := sum(in.History)
 	// Category affinity: the lift above 1 of every held label, plus the
 	// subject's own share of the category.
-	aff := map[string]float64{}
-	why := map[string][]string{}
+	aff := make([]float64, len(items.catNames))
+	why := make([][]string, len(items.catNames))
+	in.why = why
 	if in.Weight > 0 {
+		idx := make(map[string]int, len(items.catNames))
+		for k, c := range items.catNames {
+			idx[c] = k
+		}
 		for _, key := range in.Labels {
 			for cat, lift := range m.Lift[key] {
-				if lift > 1 {
-					aff[cat] += lift - 1
-					why[cat] = append(why[cat], labelOf(key))
+				if k, ok := idx[cat]; ok && lift > 1 {
+					aff[k] += lift - 1
+					why[k] = append(why[k], labelOf(key))
 				}
 			}
 		}
 		for cat, w := range in.History {
-			aff[cat] += w / hist
-			why[cat] = append(why[cat], "history")
+			if k, ok := idx[cat]; ok {
+				aff[k] += w / hist
+				why[k] = append(why[k], "history")
+			}
 		}
 	}
 	maxAff := 0.0
 	for _, v := range aff {
 		maxAff = max(maxAff, v)
 	}
-	cands := make([]scored, 0, len(items.list))
-	for i, it := range items.list {
-		pop := 0.0
-		if maxPop > 0 {
-			pop = math.Log1p(m.Popularity[it.ID]) / math.Log1p(maxPop)
-		}
-		rec := 1.0
-		if span > 0 {
-			rec = it.Updated.Sub(items.oldest).Seconds() / span
-		}
-		c := scored{i: i, base: 0.8*pop + 0.2*rec}
+	cands := make([]scored, len(items.list))
+	for i := range items.list {
+		c := scored{i: i, base: base[i]}
 		if maxAff > 0 {
-			for _, cat := range it.Categories {
-				if a := aff[cat] / maxAff; a > c.personal {
-					c.personal, c.reasons = a, why[cat]
+			for _, k := range items.cats[i] {
+				if a := aff[k] / maxAff; a > c.personal {
+					c.personal, c.why = a, k
 				}
 			}
 		}
 		c.score = (1-in.Weight)*c.base + in.Weight*c.personal
-		if in.Consumed[it.ID] && !in.Diversity.Repeats {
+		if in.Consumed[items.list[i].ID] && !in.Diversity.Repeats {
 			// Kept in place, so that cands[i] is item i, but never shown.
 			c.score = math.Inf(-1)
 		}
-		cands = append(cands, c)
+		cands[i] = c
 	}
-	// Only the head of the ranking can be shown: rank the best K fully and
-	// fall back to the whole list when the floor cannot be kept from them.
 	// Only the head of the ranking, and of each category's ranking (for
 	// the diversity floor and exploration), can be shown: rank those fully
 	// and fall back to the whole list only if the floor is not kept.
@@ -615,7 +640,7 @@ func diversify(cands []scored, items *itemSet, in input) []Recommended {
 			personalized := in.Weight > 0 && c.personal > 0
 			reasons := []string{"popular"}
 			if personalized {
-				reasons = uniq(c.reasons)
+				reasons = uniq(in.why[c.why])
 			}
 			add(j, reasons, personalized)
 		}
@@ -638,6 +663,37 @@ func diversify(cands []scored, items *itemSet, in input) []Recommended {
 		add(best, []string{"explore"}, false)
 	}
 	return out
+}
+
+// baseScores is the non-personalised score of each item under m:
+// popularity (log-scaled) and recency. It is computed once per model and
+// item set, since it is the same for every subject.
+func (items *itemSet) baseScores(m *Model) []float64 {
+	b := &items.base
+	b.Lock()
+	defer b.Unlock()
+	if b.model == m && b.v != nil {
+		return b.v
+	}
+	maxPop := 0.0
+	for _, v := range m.Popularity {
+		maxPop = max(maxPop, v)
+	}
+	span := items.newest.Sub(items.oldest).Seconds()
+	v := make([]float64, len(items.list))
+	for i, it := range items.list {
+		pop := 0.0
+		if maxPop > 0 {
+			pop = math.Log1p(m.Popularity[it.ID]) / math.Log1p(maxPop)
+		}
+		rec := 1.0
+		if span > 0 {
+			rec = it.Updated.Sub(items.oldest).Seconds() / span
+		}
+		v[i] = 0.8*pop + 0.2*rec
+	}
+	b.model, b.v = m, v
+	return v
 }
 
 func primary(items *itemSet, i int) string { return items.list[i].Categories[0] }
@@ -723,8 +779,12 @@ func (s *Service) Recommend(ctx context.Context, caller policy.Caller, pseudonym
 	out.Items = rank(m, items, in)
 	used := map[string]bool{}
 	ids := make([]string, len(out.Items))
+	cats := make([]string, len(out.Items))
 	for i, it := range out.Items {
 		ids[i] = it.ID
+		if j, ok := items.index[it.ID]; ok && len(items.list[j].Categories) > 0 {
+			cats[i] = items.list[j].Categories[0]
+		}
 		for _, r := range it.Reasons {
 			if r != "popular" && r != "explore" && r != "history" {
 				used[r] = true
@@ -746,6 +806,9 @@ func (s *Service) Recommend(ctx context.Context, caller policy.Caller, pseudonym
 	})
 	if err != nil {
 		return Recommendation{}, failClosed("record recommendation", err)
+	}
+	if s.opts.Observe != nil {
+		s.opts.Observe(uc.ID, pseudonym, ids, cats)
 	}
 	return out, nil
 }

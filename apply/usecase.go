@@ -43,6 +43,10 @@ type Options struct {
 	// Assessments is the directory of signed impact assessments (FA-1,
 	// AD-5); "" keeps them in memory only.
 	Assessments string
+	// Observe, if set, is told every recommendation answer — use-case,
+	// subject, item ids and their first categories — so that diversity
+	// can be measured per recommender and per subject (FB-1, FB-2).
+	Observe func(usecase, pseudonym string, items, categories []string)
 	// ItemField and CategoryField name the event fields that carry the
 	// item id and its category (default "item" and "category").
 	ItemField, CategoryField string

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -31,6 +32,12 @@ const (
 	TypeExplanation     = "explanation"
 	TypeWithdrawal      = "withdrawal"
 )
+
+// subjectTypes are the case types this service owns; other services keep
+// cases of their own (breach notices, violation reports) in the same
+// store, and Close must not touch those.
+var subjectTypes = []string{TypeAccess, TypeExport, TypeCorrection, TypeErasure, TypeRestriction,
+	TypeObjection, TypeLabel, TypePersonalization, TypeExplanation, TypeWithdrawal}
 
 // Case statuses.
 const (
@@ -322,6 +329,9 @@ func (s *Service) Close(ctx context.Context, caller policy.Caller, id string, re
 	for _, c := range all {
 		if c.ID != id {
 			continue
+		}
+		if !slices.Contains(subjectTypes, c.Type) {
+			return portrait.Case{}, portrait.Errorf(portrait.EINVALID, "case %s is a %s, not a data-subject request; close it where it was filed", id, c.Type)
 		}
 		if c.Status != StatusOpen {
 			return portrait.Case{}, portrait.Errorf(portrait.ECONFLICT, "case %s is already %s", id, c.Status)

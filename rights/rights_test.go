@@ -664,6 +664,16 @@ func TestCasesAndDeadlines(t *testing.T) {
 		if _, err := e.svc.Close(ctx, operator, c.ID, false, "again"); code(err) != portrait.ECONFLICT {
 			t.Errorf("close twice: %v", err)
 		}
+		// A case another service filed (a violation report, RO-8) is not a
+		// subject request: closing it here would overwrite its record.
+		other := portrait.Case{ID: "vr-1", Subject: "-", Type: "violation_report", Status: rights.StatusOpen,
+			Created: clock, Deadline: clock.AddDate(0, 0, 21)}
+		if err := e.store.Update(ctx, func(tx portrait.Tx) error { return tx.PutCase(ctx, other) }); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.svc.Close(ctx, operator, other.ID, false, "handled"); code(err) != portrait.EINVALID {
+			t.Errorf("closing a violation report as a subject request: %v", err)
+		}
 		if od, _ := e.svc.Overdue(ctx); len(od) != 0 {
 			t.Errorf("closed case still overdue: %+v", od)
 		}

@@ -35,7 +35,7 @@ func (s *Server) applyRoutes() []route {
 		{"POST", "/v1/usecases/{id}/resume", admin, "Resume a halted use-case (overseer, AD-7)", s.postResume},
 		{"POST", "/v1/usecases/{id}/assessment", admin, "Create, sign and record an impact assessment (FA-1, AD-5)", s.postAssessment},
 		{"GET", "/v1/reviews", reviewer, "The open review queue (AD-3)", s.getReviews},
-		{"GET", "/v1/reviews/overdue", []policy.Role{policy.Admin, policy.Reviewer, policy.Auditor, policy.Regulator}, "Open reviews past their deadline", s.getOverdue},
+		{"GET", "/v1/reviews/overdue", []policy.Role{policy.Admin, policy.Reviewer, policy.Auditor, policy.Regulator}, "Open reviews past their deadline", s.getOverdueReviews},
 		{"GET", "/v1/reviews/{id}", reviewer, "One case: decision, explanation, statement", s.getReview},
 		{"POST", "/v1/reviews/{id}", reviewer, "Uphold or overturn with a reason (RO-7 separation of duties)", s.postReview},
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/portrait-dev/portrait/ingest"
 	"github.com/portrait-dev/portrait/keys"
 	"github.com/portrait-dev/portrait/monitor"
+	"github.com/portrait-dev/portrait/oversight"
 	"github.com/portrait-dev/portrait/policy"
 	"github.com/portrait-dev/portrait/review"
 	"github.com/portrait-dev/portrait/rights"
@@ -57,6 +58,10 @@ type Config struct {
 	// routes unavailable.
 	Deriver   *derive.Engine
 	Audiences *apply.Audiences
+	// Oversight serves the processing record, the algorithm filing, the
+	// evidence pack, breach notices and violation reports; nil leaves
+	// their routes unavailable.
+	Oversight *oversight.Service
 }
 
 // Server is Portrait's HTTP API.
@@ -98,6 +103,9 @@ func New(cfg Config) *Server {
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.method+" "+rt.pattern, s.wrap(rt))
 	}
+	// The staff console's own pages (sign-in, review queue); routes in the
+	// table under /console/ are more specific and win.
+	s.mux.Handle("/console/", s.Console())
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, portrait.Errorf(portrait.ENOTFOUND, "no route %s %s; see /openapi.json", r.Method, r.URL.Path))
 	})
@@ -207,6 +215,15 @@ func authorize(roles []policy.Role, c policy.Caller) error {
 func (s *Server) authenticate(r *http.Request) (policy.Caller, error) {
 	h := r.Header.Get("Authorization")
 	if h == "" {
+		// A browser on a console page carries the console session cookie
+		// instead; only safe methods, since console forms check CSRF
+		// themselves and the API's writes want a Bearer key.
+		if ck, err := r.Cookie(consoleCookie); err == nil && strings.HasPrefix(r.URL.Path, "/console/") &&
+			(r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			if c, ok := s.checkStaffSession(r, ck.Value); ok {
+				return c, nil
+			}
+		}
 		return policy.Caller{}, nil
 	}
 	tok, ok := strings.CutPrefix(h, "Bearer ")

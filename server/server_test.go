@@ -28,6 +28,7 @@ import (
 	"github.com/portrait-dev/portrait/keys"
 	"github.com/portrait-dev/portrait/label"
 	"github.com/portrait-dev/portrait/monitor"
+	"github.com/portrait-dev/portrait/oversight"
 	"github.com/portrait-dev/portrait/policy"
 	"github.com/portrait-dev/portrait/review"
 	"github.com/portrait-dev/portrait/rights"
@@ -98,8 +99,12 @@ func newHarness(t testing.TB) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	ov, err := oversight.New(ctx, oversight.Deps{Store: store, Point: point, Keys: kr, Log: log, Apply: ap}, oversight.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := server.New(server.Config{Store: store, Point: point, Ledger: ledger, Keys: kr, Log: log, Ingester: in, Logger: logger, Monitor: mon,
-		Apply: ap, Review: rv,
+		Apply: ap, Review: rv, Oversight: ov,
 		Deriver: deriver, Audiences: apply.NewAudiences(store, point, ledger, kr, log),
 		Rights: rs, Demo: true, DemoSubjects: []string{"demo-alice", "demo-bob"}})
 	ts := httptest.NewServer(srv)
@@ -254,6 +259,15 @@ func TestRoutesRoles(t *testing.T) {
 		"GET /v1/reviews/overdue":                          {"admin", "reviewer", "auditor", "regulator"},
 		"GET /v1/reviews/{id}":                             {"reviewer"},
 		"POST /v1/reviews/{id}":                            {"reviewer"},
+		"GET /v1/records/processing":                       {"admin", "auditor", "regulator"},
+		"GET /v1/filing":                                   {"admin", "auditor", "regulator"},
+		"GET /v1/evidence":                                 {"admin", "auditor", "regulator"},
+		"POST /v1/breaches":                                {"admin"},
+		"GET /v1/breaches":                                 {"admin", "auditor", "regulator"},
+		"POST /v1/reports":                                 pub,
+		"GET /v1/reports":                                  {"admin", "auditor", "regulator"},
+		"GET /v1/reports/{id}":                             pub,
+		"POST /v1/reports/{id}/answer":                     {"admin"},
 	}
 	routes := h.server.Routes()
 	if len(routes) != len(want) {

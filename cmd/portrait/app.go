@@ -26,6 +26,7 @@ import (
 	"github.com/portrait-dev/portrait/keys"
 	"github.com/portrait-dev/portrait/label"
 	"github.com/portrait-dev/portrait/monitor"
+	"github.com/portrait-dev/portrait/oversight"
 	"github.com/portrait-dev/portrait/policy"
 	"github.com/portrait-dev/portrait/postgres"
 	"github.com/portrait-dev/portrait/review"
@@ -146,21 +147,29 @@ func newApp(ctx context.Context, cat *catalog.Catalog, store portrait.Store, kr 
 	// the labels it touched right after, each subject once.
 	a.ingest = ingest.New(store, a.point, a.ledger, kr, a.log, ingest.Options{Logger: logger,
 		OnStored: a.deriver.NewQueue(ctx, 100_000).Add})
-	a.monitorEvery = time.Hour
-	if a.monitor, err = monitor.New(monitor.Deps{Store: store, Point: a.point, Keys: kr, Log: a.log}, monitor.Options{Logger: logger}); err != nil {
-		return nil, err
-	}
 	if a.rights, err = rights.New(store, a.point, a.ledger, kr, a.log, rights.Options{Logger: logger}); err != nil {
 		return nil, err
 	}
-	if a.apply, err = apply.New(store, a.point, a.ledger, kr, a.log, apply.Options{Assessments: opt.Assessments}); err != nil {
+	// apply tells the monitor what each recommendation showed (FB-2); the
+	// monitor may halt a pricing use-case through apply (FP-1). The closure
+	// breaks the construction cycle.
+	observe := func(uc, ps string, items, cats []string) { a.monitor.Observe(uc, ps, items, cats) }
+	if a.apply, err = apply.New(store, a.point, a.ledger, kr, a.log, apply.Options{Assessments: opt.Assessments, Observe: observe}); err != nil {
+		return nil, err
+	}
+	a.monitorEvery = time.Hour
+	if a.monitor, err = monitor.New(monitor.Deps{Store: store, Point: a.point, Keys: kr, Log: a.log, Halter: a.apply}, monitor.Options{Logger: logger}); err != nil {
 		return nil, err
 	}
 	if a.review, err = review.New(store, a.point, a.ledger, kr, a.log, review.Options{}); err != nil {
 		return nil, err
 	}
+	ov, err := oversight.New(ctx, oversight.Deps{Store: store, Point: a.point, Keys: kr, Log: a.log, Apply: a.apply}, oversight.Options{})
+	if err != nil {
+		return nil, err
+	}
 	a.server = server.New(server.Config{Store: store, Point: a.point, Ledger: a.ledger, Keys: kr, Log: a.log,
-		Apply: a.apply, Review: a.review,
+		Apply: a.apply, Review: a.review, Oversight: ov,
 		Deriver: a.deriver, Audiences: apply.NewAudiences(store, a.point, a.ledger, kr, a.log),
 		Ingester: a.ingest, Logger: logger, Monitor: a.monitor,
 		Rights: a.rights, Demo: opt.Demo, DemoSubjects: opt.DemoSubjects})
@@ -251,6 +260,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	keyFile := fs.String("key-file", "portrait.key", "master key file (created if missing); or set PORTRAIT_MASTER_KEY")
 	adminKey := fs.String("admin-key", "", "register this admin API key at start-up")
 	monitorEvery := fs.Duration("monitor-every", time.Hour, "how often the fairness, price and diversity monitors run (0 turns them off)")
+	assessments := fs.String("assessments", assessmentsDir(), "directory of signed impact assessments (FA-1)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -268,7 +278,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer store.Close()
-	a, err := newApp(ctx, cat, store, kr, logger, options{Assessments: assessmentsDir()})
+	a, err := newApp(ctx, cat, store, kr, logger, options{Assessments: *assessments})
 	if err != nil {
 		return err
 	}

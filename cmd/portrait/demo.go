@@ -81,7 +81,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	return a.listen(ctx, *addr, func(url string) {
 		fmt.Fprintf(stdout, "Portrait demo — %d subjects, %d events seeded in %s\n", demoSubjects, n, time.Since(start).Round(time.Millisecond))
-		fmt.Fprintf(stdout, "  URL:            %s\n  privacy centre: %s/privacy/\n  staff console:  %s/console/monitor\n  database:       %s\n\n", url, url, url, *db)
+		fmt.Fprintf(stdout, "  URL:            %s\n  privacy centre: %s/privacy/\n  staff console:  %s/console/reviews (sign in with a staff key)\n  database:       %s\n\n", url, url, url, *db)
 		fmt.Fprintf(stdout, "Demo API keys (Authorization: Bearer KEY):\n")
 		for _, role := range policy.Roles {
 			fmt.Fprintf(stdout, "  %-10s %s\n", role, keysByRole[role])

@@ -1,0 +1,54 @@
+package oversight
+
+import (
+	"embed"
+	"fmt"
+	"html/template"
+	"io"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+// labels are the headings of the HTML documents: [zh-CN, en].
+var labels = map[string][2]string{
+	"generated": {"生成于", "Generated"}, "catalog": {"目录", "Catalog"},
+	"controller": {"个人信息处理者", "Controller"}, "provider": {"算法推荐服务提供者", "Provider"},
+	"name": {"名称", "Name"}, "contact": {"联系方式", "Contact"}, "officer": {"个人信息保护负责人", "Data protection officer"},
+	"purposes": {"处理目的", "Purposes"}, "purpose": {"目的", "Purpose"}, "basis": {"法律依据", "Legal basis"},
+	"categories": {"个人信息种类", "Data categories"}, "category": {"种类", "Category"}, "recipients": {"接收方", "Recipients"},
+	"no_recipients": {"无：目录未声明向其他处理者提供", "None: the catalog declares no recipient"},
+	"assessment":    {"影响评估", "Impact assessment"}, "subjects": {"个人信息主体类别", "Data subjects"},
+	"field": {"字段", "Field"}, "retention": {"保存期限", "Retention"}, "sensitive": {"敏感", "sensitive"},
+	"transfers": {"跨境提供", "Transfers to third countries"}, "security": {"安全保护措施", "Security measures"},
+	"decisions": {"自动化决策", "Automated decisions"}, "usecase": {"应用场景", "Use-case"}, "tier": {"风险等级", "Risk tier"},
+	"model": {"模型", "Model"}, "logic": {"逻辑", "Logic"},
+	"service_forms": {"服务形式", "Service forms"}, "fields": {"应用领域", "Application fields"},
+	"algorithms": {"算法", "Algorithms"}, "id": {"标识", "Id"}, "kind": {"类别", "Kind"}, "algorithm_type": {"算法类型", "Algorithm type"},
+	"inputs": {"输入", "Inputs"}, "self_assessment": {"安全自评估", "Self-assessment"}, "summary": {"结论", "Summary"},
+	"public":    {"公示说明（基本原理、目的意图和主要运行机制）", "Public description (principle, purpose and main mechanism)"},
+	"mechanism": {"主要运行机制", "Main mechanism"}, "history": {"变更记录", "Change history"}, "date": {"日期", "Date"},
+	"added": {"新增", "Added"}, "changed": {"变更", "Changed"}, "removed": {"删除", "Removed"},
+}
+
+// pages are parsed once; render binds "t" to the page's language on a clone.
+var pages = template.Must(template.New("").Funcs(template.FuncMap{"t": func(string) string { return "" }}).ParseFS(templateFS, "templates/*.html"))
+
+func render(w io.Writer, page, l, title string, doc any) error {
+	t, err := pages.Clone()
+	if err != nil {
+		return fmt.Errorf("template %s: %w", page, err)
+	}
+	t.Funcs(template.FuncMap{"t": func(key string) string { return tr(l, labels[key][0], labels[key][1]) }})
+	return t.ExecuteTemplate(w, page, map[string]any{"Lang": l, "Title": title, "Doc": doc})
+}
+
+// HTML writes the record as a page in its language.
+func (p Processing) HTML(w io.Writer) error {
+	return render(w, "processing.html", p.Lang, tr(p.Lang, "个人信息处理活动记录", "Record of processing activities"), p)
+}
+
+// HTML writes the filing as a page in its language.
+func (f Filing) HTML(w io.Writer) error {
+	return render(w, "filing.html", f.Lang, tr(f.Lang, "算法备案信息", "Algorithm filing record"), f)
+}

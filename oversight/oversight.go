@@ -1,0 +1,308 @@
+package oversight
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/apply"
+	"github.com/portrait-dev/portrait/audit"
+	"github.com/portrait-dev/portrait/catalog"
+	"github.com/portrait-dev/portrait/keys"
+	"github.com/portrait-dev/portrait/policy"
+	"github.com/portrait-dev/portrait/rights"
+)
+
+// KindCatalog is the audit-record kind that marks the catalog the system
+// runs with; the filing's change history is built from these records.
+const KindCatalog = "catalog"
+
+// NoSubject is the subject of cases that concern no data subject
+// (breaches, violation reports). Pseudonyms are hex, so it never clashes.
+const NoSubject = "-"
+
+// Deps are the parts of Portrait the service reads. Apply is optional: without
+// it the filing lists no assessments on record.
+type Deps struct {
+	Store portrait.Store
+	Point *policy.Point
+	Keys  *keys.Keyring
+	Log   *audit.Log
+	Apply *apply.Service
+}
+
+// Options configure a Service. Zero values take the defaults.
+type Options struct {
+	// ReportDeadline is how long the handler has to answer a violation
+	// report (default 15 working days, as for subject requests).
+	ReportDeadline rights.Deadline
+	// ReportRate and ReportBurst bound violation reports per client
+	// address: Burst at once, then one per ReportRate (default 5, then one
+	// a minute).
+	ReportRate  time.Duration
+	ReportBurst int
+	// ReportMaxText bounds a report's description in bytes (default 8 KiB).
+	ReportMaxText int
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Service builds the oversight documents and keeps breaches and reports.
+// It is safe for concurrent use.
+type Service struct {
+	store portrait.Store
+	point *policy.Point
+	keys  *keys.Keyring
+	log   *audit.Log
+	apply *apply.Service
+	opts  Options
+
+	idx     logIndex
+	limiter limiter
+}
+
+// New returns a Service and records the loaded catalog in the audit log if
+// it differs from the last one recorded (FA-3).
+func New(ctx context.Context, d Deps, opts Options) (*Service, error) {
+	if d.Store == nil || d.Point == nil || d.Keys == nil || d.Log == nil {
+		return nil, errors.New("oversight: store, decision point, keyring and audit log are all required")
+	}
+	if opts.ReportDeadline == (rights.Deadline{}) {
+		opts.ReportDeadline = rights.Jurisdictions["pipl"]
+	}
+	if opts.ReportRate <= 0 {
+		opts.ReportRate = time.Minute
+	}
+	if opts.ReportBurst <= 0 {
+		opts.ReportBurst = 5
+	}
+	if opts.ReportMaxText <= 0 {
+		opts.ReportMaxText = 8 << 10
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	s := &Service{store: d.Store, point: d.Point, keys: d.Keys, log: d.Log, apply: d.Apply, opts: opts}
+	s.idx.kinds = map[string]map[string]int64{}
+	s.limiter = limiter{rate: opts.ReportRate, burst: float64(opts.ReportBurst), buckets: map[string]*bucket{}}
+	if err := s.RecordCatalog(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Service) now() time.Time { return s.opts.Now().UTC().Truncate(time.Microsecond) }
+
+// catalogDigest is the hex SHA-256 of the catalog's JSON, which carries every
+// declaration with the keys of the YAML.
+func catalogDigest(cat *catalog.Catalog) string { return digest(cat) }
+
+func digest(v any) string {
+	b, _ := json.Marshal(v)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// declarations maps every declaration ("use_case:credit_limit") to a short
+// digest of its content, so that consecutive catalog records show which
+// declarations were added, removed or changed. Ids only: nothing personal.
+func declarations(cat *catalog.Catalog) map[string]string {
+	out := map[string]string{"handler": digest(cat.Handler)[:16]}
+	for _, p := range cat.Purposes {
+		out["purpose:"+p.ID] = digest(p)[:16]
+	}
+	for _, f := range cat.Fields {
+		out["field:"+f.Name] = digest(f)[:16]
+	}
+	for _, e := range cat.EventTypes {
+		out["event_type:"+e.ID] = digest(e)[:16]
+	}
+	for _, l := range cat.Labels {
+		out["label:"+l.ID] = digest(l)[:16]
+	}
+	for _, u := range cat.UseCases {
+		out["use_case:"+u.ID] = digest(u)[:16]
+	}
+	return out
+}
+
+// RecordCatalog appends a "catalog" audit record of the loaded catalog
+// unless the last such record already names it. New calls it at start; the
+// filing calls it again, so a catalog swapped in at run time is recorded too.
+func (s *Service) RecordCatalog(ctx context.Context) error {
+	cat := s.point.Catalog()
+	d := catalogDigest(cat)
+	if last, ok := s.lastCatalog(); ok && last.Digest == d {
+		return nil
+	}
+	err := s.store.Update(ctx, func(tx portrait.Tx) error {
+		// LogSize locks the log head: no other node can record a catalog
+		// between the check and the append, so each change is logged once.
+		n, err := tx.LogSize(ctx)
+		if err != nil {
+			return fmt.Errorf("log size: %w", err)
+		}
+		if err := s.scan(ctx, n); err != nil {
+			return err
+		}
+		if last, ok := s.lastCatalog(); ok && last.Digest == d {
+			return nil
+		}
+		_, err = s.log.Append(ctx, tx, audit.Record{Kind: KindCatalog, Time: s.now(), Actor: "system", Action: "load", Digest: d,
+			Detail: map[string]any{"version": cat.Version, "declarations": declarations(cat)}})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("record catalog %s in the audit log: %w", d[:12], err)
+	}
+	return nil
+}
+
+// logIndex summarises the audit log, read incrementally: counts by kind and
+// month, and the catalog records.
+type logIndex struct {
+	mu       sync.Mutex
+	scanned  int64
+	kinds    map[string]map[string]int64 // kind → "2006-01" → records
+	first    time.Time
+	last     time.Time
+	catalogs []catalogRecord
+}
+
+type catalogRecord struct {
+	Index        int64
+	Time         time.Time
+	Digest       string
+	Version      string
+	Declarations map[string]string
+}
+
+func (s *Service) lastCatalog() (catalogRecord, bool) {
+	s.idx.mu.Lock()
+	defer s.idx.mu.Unlock()
+	if len(s.idx.catalogs) == 0 {
+		return catalogRecord{}, false
+	}
+	return s.idx.catalogs[len(s.idx.catalogs)-1], true
+}
+
+// scanPage bounds the entries read at once.
+const scanPage = 2048
+
+// scan reads the log entries not yet summarised, up to size.
+func (s *Service) scan(ctx context.Context, size int64) error {
+	s.idx.mu.Lock()
+	defer s.idx.mu.Unlock()
+	return s.scanLocked(ctx, size)
+}
+
+// snapshot signs a checkpoint of the log and summarises the log up to
+// exactly its size: holding the index lock keeps any other scan from
+// moving past the size the checkpoint names.
+func (s *Service) snapshot(ctx context.Context) (note []byte, st LogStats, err error) {
+	s.idx.mu.Lock()
+	defer s.idx.mu.Unlock()
+	if note, err = s.log.Sign(ctx, s.store); err != nil {
+		return nil, LogStats{}, err
+	}
+	cp, err := audit.ParseCheckpoint(note, s.log.VerifierKey())
+	if err != nil {
+		return nil, LogStats{}, fmt.Errorf("own checkpoint: %w", err)
+	}
+	if err := s.scanLocked(ctx, cp.Size); err != nil {
+		return nil, LogStats{}, err
+	}
+	st = LogStats{Size: cp.Size, First: s.idx.first, Last: s.idx.last, Kinds: []KindCount{}}
+	for _, k := range slices.Sorted(maps.Keys(s.idx.kinds)) {
+		for _, p := range slices.Sorted(maps.Keys(s.idx.kinds[k])) {
+			st.Kinds = append(st.Kinds, KindCount{Kind: k, Period: p, Count: s.idx.kinds[k][p]})
+		}
+	}
+	return note, st, nil
+}
+
+func (s *Service) scanLocked(ctx context.Context, size int64) error {
+	for s.idx.scanned < size {
+		to := min(s.idx.scanned+scanPage, size)
+		entries, err := s.store.LogEntries(ctx, s.idx.scanned, to)
+		if err != nil {
+			return fmt.Errorf("read audit log [%d, %d): %w", s.idx.scanned, to, err)
+		}
+		for _, e := range entries {
+			var rec struct {
+				Kind   string    `json:"kind"`
+				Time   time.Time `json:"time"`
+				Digest string    `json:"digest"`
+				Detail struct {
+					Version      string            `json:"version"`
+					Declarations map[string]string `json:"declarations"`
+				} `json:"detail"`
+			}
+			if err := json.Unmarshal(e.Data, &rec); err != nil {
+				return fmt.Errorf("audit entry %d is not a record: %w", e.Index, err)
+			}
+			period := rec.Time.UTC().Format("2006-01")
+			if s.idx.kinds[rec.Kind] == nil {
+				s.idx.kinds[rec.Kind] = map[string]int64{}
+			}
+			s.idx.kinds[rec.Kind][period]++
+			if s.idx.first.IsZero() {
+				s.idx.first = rec.Time
+			}
+			s.idx.last = rec.Time
+			if rec.Kind == KindCatalog {
+				s.idx.catalogs = append(s.idx.catalogs, catalogRecord{Index: e.Index, Time: rec.Time, Digest: rec.Digest,
+					Version: rec.Detail.Version, Declarations: rec.Detail.Declarations})
+			}
+		}
+		s.idx.scanned = to
+	}
+	return nil
+}
+
+// LogStats summarises the audit log up to Size (RO-2).
+type LogStats struct {
+	Size  int64       `json:"size"`
+	First time.Time   `json:"first,omitzero"`
+	Last  time.Time   `json:"last,omitzero"`
+	Kinds []KindCount `json:"by_kind"`
+}
+
+// KindCount is the number of records of one kind in one calendar month (UTC).
+type KindCount struct {
+	Kind   string `json:"kind"`
+	Period string `json:"period"`
+	Count  int64  `json:"count"`
+}
+
+// history returns the catalog records seen so far.
+func (s *Service) history() []catalogRecord {
+	s.idx.mu.Lock()
+	defer s.idx.mu.Unlock()
+	return slices.Clone(s.idx.catalogs)
+}
+
+func actor(c policy.Caller) string {
+	if c.ID != "" {
+		return string(c.Role) + ":" + c.ID
+	}
+	return string(c.Role)
+}
+
+// failClosed keeps application errors and marks anything else as the store
+// or log being unavailable: nothing was changed (invariant 3).
+func failClosed(op string, err error) error {
+	var pe *portrait.Error
+	if errors.As(err, &pe) {
+		return err
+	}
+	return &portrait.Error{Code: portrait.EUNAVAILABLE, Message: op + ": the store or audit log is unavailable, so nothing was changed; retry later", Err: err}
+}

@@ -1,0 +1,499 @@
+package server
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"html/template"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/audit"
+	"github.com/portrait-dev/portrait/policy"
+	"github.com/portrait-dev/portrait/review"
+)
+
+// Cookies of the staff console. They are scoped to /console/ so that the
+// privacy centre never sees a staff session and the console never sees a
+// subject's.
+const (
+	consoleCookie     = "portrait_console"
+	consoleLangCookie = "portrait_console_lang"
+	// consoleTTL bounds a console session: a working day.
+	consoleTTL = 8 * time.Hour
+)
+
+var consolePageNames = []string{"signin", "reviews", "case", "refused"}
+
+var consolePages = func() map[string]*template.Template {
+	m := make(map[string]*template.Template, len(consolePageNames))
+	for _, n := range consolePageNames {
+		m[n] = template.Must(template.New("").Funcs(consoleFuncs).ParseFS(templateFS, "templates/console_layout.html", "templates/console_"+n+".html"))
+	}
+	return m
+}()
+
+var consoleFuncs = template.FuncMap{
+	"when": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") },
+	"num":  func(f float64) string { return strconv.FormatFloat(f, 'f', -1, 64) },
+	"signed": func(f float64) string {
+		s := strconv.FormatFloat(f, 'f', 3, 64)
+		if f >= 0 {
+			s = "+" + s
+		}
+		return s
+	},
+}
+
+// reviewReaders may open /console/reviews: reviewers see the queue they
+// work, the others the overdue report, as GET /v1/reviews and
+// GET /v1/reviews/overdue allow (review.Queue, review.Overdue).
+var reviewReaders = []policy.Role{policy.Reviewer, policy.Admin, policy.Auditor, policy.Regulator}
+
+// consoleView is what every console template gets; html/template escapes
+// all of it in context.
+type consoleView struct {
+	Lang, Page, Title, CSRF, Flash, Error string
+	Caller                                policy.Caller
+	Signed                                bool
+	T                                     map[string]string
+	Data                                  any
+}
+
+// Console serves the staff console pages under /console/: a sign-in form
+// and the human-review queue and case pages (AD-2, AD-3, RO-7). It is
+// mounted next to the API, whose /console/monitor route it leaves alone.
+//
+// A browser cannot send the Bearer header a plain link needs, so staff
+// sign in once with their API key. The key itself is never put in the
+// cookie: the session cookie holds the SHA-256 of the key (what the store
+// indexes keys by, and useless as a Bearer token), an expiry, and an HMAC
+// of both under a key derived from the master key, so any node sharing
+// the master key accepts it, nobody can forge or extend one, and a key
+// removed from the store ends its sessions at the next request. The
+// cookie is HttpOnly, SameSite=Strict, Secure under TLS and scoped to
+// /console/; every POST carries a CSRF token bound to the session and is
+// refused when the browser says it comes from another site.
+func (s *Server) Console() http.Handler {
+	m := http.NewServeMux()
+	m.HandleFunc("GET /console/{$}", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/console/reviews", http.StatusSeeOther)
+	})
+	m.HandleFunc("GET /console/signin", s.consoleSigninPage)
+	m.HandleFunc("POST /console/signin", s.consoleSignin)
+	m.HandleFunc("POST /console/signout", s.staffSession(s.consoleSignout))
+	m.HandleFunc("GET /console/reviews", s.staffSession(s.consoleReviews))
+	m.HandleFunc("GET /console/reviews/{id}", s.staffSession(s.consoleCase))
+	m.HandleFunc("POST /console/reviews/{id}", s.staffSession(s.consoleDecide))
+	// Cross-site posts are refused before any handler runs (Sec-Fetch-Site,
+	// else Origin against Host); SameSite=Strict and the CSRF token
+	// already stop forged posts, this also stops a forged sign-in.
+	cop := http.NewCrossOriginProtection().Handler(m)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Cache-Control", "no-store")
+		r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+		cop.ServeHTTP(w, r)
+	})
+}
+
+func consoleLang(w http.ResponseWriter, r *http.Request) string {
+	if l := r.URL.Query().Get("lang"); l == "en" || l == "zh-CN" {
+		http.SetCookie(w, &http.Cookie{Name: consoleLangCookie, Value: l, Path: "/console/", MaxAge: 365 * 24 * 3600, SameSite: http.SameSiteLaxMode, HttpOnly: true})
+		return l
+	}
+	if c, err := r.Cookie(consoleLangCookie); err == nil && (c.Value == "en" || c.Value == "zh-CN") {
+		return c.Value
+	}
+	return "zh-CN"
+}
+
+// consoleKey derives a MAC key for purpose from the master key's receipt
+// key, as csrfKey does for the privacy centre, with its own label so
+// that no token of one kind passes as another.
+func (s *Server) consoleKey(purpose string) []byte {
+	sum := sha256.Sum256(append([]byte("portrait/console/"+purpose+"/v1/"), s.cfg.Keys.ReceiptKey().Seed()...))
+	return sum[:]
+}
+
+func (s *Server) consoleMAC(purpose, msg string) string {
+	m := hmac.New(sha256.New, s.consoleKey(purpose))
+	m.Write([]byte(msg))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// newStaffSession is "hash.expiry.mac" for an API key's SHA-256.
+func (s *Server) newStaffSession(keyHash []byte, exp time.Time) string {
+	body := base64.RawURLEncoding.EncodeToString(keyHash) + "." + strconv.FormatInt(exp.Unix(), 10)
+	return body + "." + s.consoleMAC("session", body)
+}
+
+// checkStaffSession verifies a session value and returns the caller of
+// the API key it names, looked up in the store again.
+func (s *Server) checkStaffSession(r *http.Request, v string) (policy.Caller, bool) {
+	i := strings.LastIndexByte(v, '.')
+	if i < 0 {
+		return policy.Caller{}, false
+	}
+	body, mac := v[:i], v[i+1:]
+	if !hmac.Equal([]byte(mac), []byte(s.consoleMAC("session", body))) {
+		return policy.Caller{}, false
+	}
+	h, exp, ok := strings.Cut(body, ".")
+	if !ok {
+		return policy.Caller{}, false
+	}
+	sec, err := strconv.ParseInt(exp, 10, 64)
+	if err != nil || time.Now().Unix() >= sec {
+		return policy.Caller{}, false
+	}
+	hash, err := base64.RawURLEncoding.DecodeString(h)
+	if err != nil {
+		return policy.Caller{}, false
+	}
+	k, err := s.cfg.Store.APIKey(r.Context(), hash)
+	if err != nil || !slices.Contains(policy.Roles, k.Role) {
+		return policy.Caller{}, false
+	}
+	return policy.Caller{Role: k.Role, ID: k.ID}, true
+}
+
+func (s *Server) consoleView(w http.ResponseWriter, r *http.Request, page string) *consoleView {
+	v := &consoleView{Lang: consoleLang(w, r), Page: page}
+	v.T = consoleTexts(v.Lang)
+	v.Title = v.T[page]
+	return v
+}
+
+type staffHandler func(w http.ResponseWriter, r *http.Request, c policy.Caller, v *consoleView)
+
+// staffSession authenticates a console page by its session cookie and,
+// for POST, checks the CSRF token before anything is done.
+func (s *Server) staffSession(h staffHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		v := s.consoleView(w, r, "signin")
+		ck, err := r.Cookie(consoleCookie)
+		if err != nil {
+			http.Redirect(w, r, "/console/signin", http.StatusSeeOther)
+			return
+		}
+		c, ok := s.checkStaffSession(r, ck.Value)
+		if !ok {
+			clearStaffSession(w)
+			v.Error = v.T["bad_session"]
+			s.renderConsole(w, http.StatusUnauthorized, v)
+			return
+		}
+		v.Signed, v.Caller, v.CSRF = true, c, s.consoleMAC("csrf", ck.Value)
+		if r.Method == http.MethodPost && !hmac.Equal([]byte(r.PostFormValue("csrf")), []byte(v.CSRF)) {
+			v.Page, v.Title, v.Error = "refused", v.T["refused"], v.T["bad_csrf"]
+			s.renderConsole(w, http.StatusForbidden, v)
+			return
+		}
+		if k := r.URL.Query().Get("done"); k != "" {
+			v.Flash = v.T["done_"+k]
+		}
+		h(w, r, c, v)
+	}
+}
+
+func clearStaffSession(w http.ResponseWriter) {
+	http.SetCookie(w, &http.Cookie{Name: consoleCookie, Value: "", Path: "/console/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+}
+
+func (s *Server) renderConsole(w http.ResponseWriter, status int, v *consoleView) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	if err := consolePages[v.Page].ExecuteTemplate(w, "layout", v); err != nil {
+		s.cfg.Logger.Error("render console page", "page", v.Page, "err", err)
+	}
+}
+
+// consoleFail renders page with the error's caller-safe message and the
+// status the API would answer with.
+func (s *Server) consoleFail(w http.ResponseWriter, v *consoleView, err error) {
+	status, msg := statuses[portrait.ErrorCode(err)], portrait.ErrorMessage(err)
+	var d *policy.Denied
+	var pe *portrait.Error
+	switch {
+	case errors.As(err, &d):
+		status, msg = http.StatusForbidden, d.Reasons[0].Message+" ("+d.Reasons[0].Requirement+")"
+	case errors.As(err, &pe) && pe.Requirement != "":
+		msg += " (" + pe.Requirement + ")"
+	}
+	if status == 0 || status >= 500 {
+		s.cfg.Logger.Error("staff console", "page", v.Page, "err", err)
+		if status == 0 {
+			status = http.StatusInternalServerError
+		}
+	}
+	v.Error = msg
+	s.renderConsole(w, status, v)
+}
+
+func (s *Server) consoleSigninPage(w http.ResponseWriter, r *http.Request) {
+	v := s.consoleView(w, r, "signin")
+	if r.URL.Query().Get("done") == "signout" {
+		v.Flash = v.T["signed_out"]
+	}
+	s.renderConsole(w, http.StatusOK, v)
+}
+
+// consoleSignin checks the API key as the API does and starts a session.
+// Sign-ins are recorded in the audit log (fail closed).
+func (s *Server) consoleSignin(w http.ResponseWriter, r *http.Request) {
+	v := s.consoleView(w, r, "signin")
+	key := strings.TrimSpace(r.PostFormValue("key"))
+	sum := sha256.Sum256([]byte(key))
+	k, err := s.cfg.Store.APIKey(r.Context(), sum[:])
+	if key == "" || err != nil || !slices.Contains(policy.Roles, k.Role) {
+		if err != nil && portrait.ErrorCode(err) != portrait.ENOTFOUND {
+			s.consoleFail(w, v, &portrait.Error{Code: portrait.EUNAVAILABLE, Message: "the store is not reachable; try again", Err: err})
+			return
+		}
+		v.Error = v.T["bad_key"]
+		s.renderConsole(w, http.StatusUnauthorized, v)
+		return
+	}
+	c := policy.Caller{Role: k.Role, ID: k.ID}
+	if _, err := s.record(r, audit.Record{Kind: "console", Time: time.Now().UTC(), Actor: actor(c), Action: "signin"}); err != nil {
+		s.consoleFail(w, v, err)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: consoleCookie, Value: s.newStaffSession(sum[:], time.Now().Add(consoleTTL)), Path: "/console/",
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil, MaxAge: int(consoleTTL / time.Second)})
+	http.Redirect(w, r, "/console/reviews", http.StatusSeeOther)
+}
+
+func (s *Server) consoleSignout(w http.ResponseWriter, r *http.Request, _ policy.Caller, _ *consoleView) {
+	clearStaffSession(w)
+	http.Redirect(w, r, "/console/signin?done=signout", http.StatusSeeOther)
+}
+
+// queueRow is one review in the queue or the overdue report.
+type queueRow struct {
+	portrait.Review
+	Overdue bool
+	Left    string // time left, or time past the deadline
+}
+
+type queueData struct {
+	Rows []queueRow
+	// Report is true when the caller sees the overdue report read-only.
+	Report  bool
+	Overdue int
+}
+
+func (s *Server) consoleReviews(w http.ResponseWriter, r *http.Request, c policy.Caller, v *consoleView) {
+	v.Page, v.Title = "reviews", v.T["reviews"]
+	if s.cfg.Review == nil {
+		s.consoleFail(w, v, portrait.Errorf(portrait.EUNAVAILABLE, "human review is not configured on this server"))
+		return
+	}
+	if !slices.Contains(reviewReaders, c.Role) {
+		v.Page, v.Title = "refused", v.T["refused"]
+		s.consoleFail(w, v, &portrait.Error{Code: portrait.EFORBIDDEN, Requirement: "RO-7", Message: "role " + string(c.Role) + " may not read the review queue"})
+		return
+	}
+	var list []portrait.Review
+	var err error
+	d := queueData{Report: c.Role != policy.Reviewer}
+	if d.Report {
+		v.Title = v.T["overdue_report"]
+		list, err = s.cfg.Review.Overdue(r.Context(), c)
+	} else {
+		list, err = s.cfg.Review.Queue(r.Context(), c)
+	}
+	if err != nil {
+		s.consoleFail(w, v, err)
+		return
+	}
+	now := time.Now()
+	for _, rv := range list {
+		row := queueRow{Review: rv, Overdue: now.After(rv.Deadline)}
+		left := rv.Deadline.Sub(now).Round(time.Hour)
+		if row.Overdue {
+			left = -left
+			d.Overdue++
+		}
+		row.Left = humanDuration(left, v.T)
+		d.Rows = append(d.Rows, row)
+	}
+	// By deadline, so overdue cases come first: the queue is worked in
+	// the order the clock runs out.
+	slices.SortStableFunc(d.Rows, func(a, b queueRow) int { return a.Deadline.Compare(b.Deadline) })
+	v.Data = d
+	s.renderConsole(w, http.StatusOK, v)
+}
+
+func humanDuration(d time.Duration, t map[string]string) string {
+	if d < time.Hour {
+		return t["under_hour"]
+	}
+	days, hours := int(d/(24*time.Hour)), int(d%(24*time.Hour)/time.Hour)
+	return strconv.Itoa(days) + t["days"] + " " + strconv.Itoa(hours) + t["hours"]
+}
+
+// contribution is one feature's part in a decision, for the case table.
+type contribution struct {
+	Feature      string
+	Value, Share float64
+	HasValue     bool
+}
+
+type caseData struct {
+	review.Case
+	Overdue       bool
+	Explanation   string
+	Notice        string
+	Contributions []contribution
+	Reason        string
+	Outcome       string
+}
+
+// consoleCase shows one case through review.Case, which refuses every
+// role but reviewer and audits the view; a reviewer with a conflict of
+// interest sees why and gets no form (RO-7).
+func (s *Server) consoleCase(w http.ResponseWriter, r *http.Request, c policy.Caller, v *consoleView) {
+	v.Page, v.Title = "case", v.T["case"]
+	if err := s.caseView(r, c, v); err != nil {
+		v.Page, v.Title = "refused", v.T["refused"]
+		s.consoleFail(w, v, err)
+		return
+	}
+	s.renderConsole(w, http.StatusOK, v)
+}
+
+func (s *Server) caseView(r *http.Request, c policy.Caller, v *consoleView) error {
+	if s.cfg.Review == nil {
+		return portrait.Errorf(portrait.EUNAVAILABLE, "human review is not configured on this server")
+	}
+	cs, err := s.cfg.Review.Case(r.Context(), c, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	d := caseData{Case: cs, Overdue: cs.Review.Status == review.StatusOpen && time.Now().After(cs.Review.Deadline)}
+	if cs.Detail != nil {
+		d.Explanation, d.Notice = cs.Detail.Explanation.In(v.Lang), cs.Detail.Notice.In(v.Lang)
+		for f, x := range cs.Detail.Contributions {
+			val, ok := cs.Detail.Features[f]
+			d.Contributions = append(d.Contributions, contribution{Feature: f, Share: x, Value: val, HasValue: ok})
+		}
+		// Largest effect first: what counted most is what the reviewer
+		// should weigh first (AD-4).
+		slices.SortFunc(d.Contributions, func(a, b contribution) int {
+			if x, y := abs(a.Share), abs(b.Share); x != y {
+				if x > y {
+					return -1
+				}
+				return 1
+			}
+			return strings.Compare(a.Feature, b.Feature)
+		})
+	}
+	v.Data = &d
+	return nil
+}
+
+func abs(f float64) float64 {
+	if f < 0 {
+		return -f
+	}
+	return f
+}
+
+// consoleDecide upholds or overturns through review.Decide, which enforces
+// the reviewer role and separation of duties exactly as the API does.
+func (s *Server) consoleDecide(w http.ResponseWriter, r *http.Request, c policy.Caller, v *consoleView) {
+	if s.cfg.Review == nil {
+		v.Page, v.Title = "refused", v.T["refused"]
+		s.consoleFail(w, v, portrait.Errorf(portrait.EUNAVAILABLE, "human review is not configured on this server"))
+		return
+	}
+	id := r.PathValue("id")
+	outcome, reason := r.PostFormValue("outcome"), r.PostFormValue("reason")
+	if _, err := s.cfg.Review.Decide(r.Context(), c, id, outcome, reason); err != nil {
+		v.Page, v.Title = "case", v.T["case"]
+		if verr := s.caseView(r, c, v); verr != nil {
+			v.Page, v.Title = "refused", v.T["refused"]
+		} else {
+			d := v.Data.(*caseData)
+			d.Reason, d.Outcome = reason, outcome
+		}
+		s.consoleFail(w, v, err)
+		return
+	}
+	http.Redirect(w, r, "/console/reviews?done="+url.QueryEscape(outcome), http.StatusSeeOther)
+}
+
+// consoleMessages are the console's texts, zh-CN first; keys missing in a
+// language fall back to zh-CN.
+var consoleMessages = map[string]map[string]string{
+	"zh-CN": {
+		"console": "员工控制台", "skip": "跳到正文", "nav": "主导航", "signin": "员工登录", "signout": "退出",
+		"signin_intro": "请输入您的员工 API 密钥。密钥本身不会保存在浏览器中：会话仅保存其摘要并带有签名，8 小时后失效。",
+		"key":          "API 密钥", "reviews": "人工复核队列", "overdue_report": "逾期复核报告", "case": "复核案件", "refused": "无权访问", "monitor": "监测报告",
+		"bad_key": "API 密钥无效。", "bad_session": "会话无效或已过期，请重新登录。", "bad_csrf": "表单已过期或来源不明，未做任何更改。请重试。",
+		"signed_out": "您已退出。", "signed_as": "当前身份：",
+		"queue_intro":  "待复核的自动化决定：数据主体提出了申诉，或拒绝了仅由自动化作出的决定。请在期限前维持或推翻，并写明理由，数据主体将看到结果。",
+		"report_intro": "已超过期限仍未复核的案件（只读）。复核由复核员角色处理。",
+		"empty":        "没有待处理的案件。", "overdue_n": "件已逾期",
+		"id": "编号", "usecase": "用例", "kind": "类型", "created": "提交时间", "deadline": "期限", "left": "剩余/逾期",
+		"kind_appeal": "申诉", "kind_refusal": "拒绝自动化决定", "overdue": "已逾期", "due_in": "剩余 ", "late_by": "逾期 ",
+		"days": " 天", "hours": " 小时", "under_hour": "不足 1 小时", "open": "打开",
+		"decision": "决定", "model": "模型", "version": "版本", "outcome": "自动化结果", "score": "得分", "status": "状态",
+		"positive": "通过", "negative": "未通过", "input_hash": "输入摘要", "log_index": "审计日志条目", "subject": "数据主体（假名）",
+		"explanation": "解释", "notice": "事前告知", "contributions": "各特征的贡献", "feature": "特征", "value": "取值", "contribution": "贡献",
+		"counterfactual": "反事实：最小可改变结果的变化", "from_to": "→",
+		"statement": "数据主体的陈述", "no_statement": "数据主体拒绝了仅由自动化作出的决定，未附陈述。",
+		"conflict": "您不能复核此案件", "your_decision": "您的复核结论", "uphold": "维持原决定", "overturn": "推翻原决定",
+		"reason": "理由（数据主体将看到）", "reason_help": "用数据主体能读懂的语言说明理由，最多 2000 字节。", "submit": "提交结论",
+		"closed": "此案件已结案：", "done_upheld": "已维持原决定，数据主体将看到结果。", "done_overturned": "已推翻原决定，数据主体将看到结果。",
+		"back": "返回队列",
+	},
+	"en": {
+		"console": "Staff console", "skip": "Skip to content", "nav": "Main", "signin": "Staff sign-in", "signout": "Sign out",
+		"signin_intro": "Enter your staff API key. The key itself is not kept in the browser: the session holds only its digest, signed, and ends after 8 hours.",
+		"key":          "API key", "reviews": "Human review queue", "overdue_report": "Overdue reviews report", "case": "Review case", "refused": "Not allowed", "monitor": "Monitor report",
+		"bad_key": "The API key is not valid.", "bad_session": "The session is not valid or has expired; sign in again.", "bad_csrf": "The form expired or came from elsewhere; nothing was changed. Please try again.",
+		"signed_out": "You are signed out.", "signed_as": "Signed in as ",
+		"queue_intro":  "Automated decisions awaiting a human: the subject appealed, or refused a purely automated decision. Uphold or overturn each before its deadline, with a reason the subject will read.",
+		"report_intro": "Reviews still open past their deadline (read-only). Reviews are decided by the reviewer role.",
+		"empty":        "No open cases.", "overdue_n": "overdue",
+		"id": "Case", "usecase": "Use-case", "kind": "Kind", "created": "Received", "deadline": "Deadline", "left": "Left / late",
+		"kind_appeal": "appeal", "kind_refusal": "refused automation", "overdue": "OVERDUE", "due_in": "due in ", "late_by": "late by ",
+		"days": "d", "hours": "h", "under_hour": "under an hour", "open": "Open",
+		"decision": "Decision", "model": "Model", "version": "version", "outcome": "Automated outcome", "score": "Score", "status": "Status",
+		"positive": "positive", "negative": "negative", "input_hash": "Input digest", "log_index": "Audit-log entry", "subject": "Subject (pseudonym)",
+		"explanation": "Explanation", "notice": "Pre-use notice", "contributions": "What each feature contributed", "feature": "Feature", "value": "Value", "contribution": "Contribution",
+		"counterfactual": "Counterfactual: the smallest change that flips the outcome", "from_to": "→",
+		"statement": "The subject's statement", "no_statement": "The subject refused a purely automated decision and wrote no statement.",
+		"conflict": "You may not review this case", "your_decision": "Your decision", "uphold": "Uphold the decision", "overturn": "Overturn the decision",
+		"reason": "Reason (the subject will read it)", "reason_help": "Explain in words the subject can follow; up to 2000 bytes.", "submit": "Submit decision",
+		"closed": "This case is closed: ", "done_upheld": "Decision upheld; the subject will see the outcome.", "done_overturned": "Decision overturned; the subject will see the outcome.",
+		"back": "Back to the queue",
+	},
+}
+
+func consoleTexts(lang string) map[string]string {
+	if lang == "zh-CN" {
+		return consoleMessages["zh-CN"]
+	}
+	out := make(map[string]string, len(consoleMessages["zh-CN"]))
+	for k, v := range consoleMessages["zh-CN"] {
+		out[k] = v
+	}
+	for k, v := range consoleMessages[lang] {
+		out[k] = v
+	}
+	return out
+}
