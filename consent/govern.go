@@ -137,24 +137,10 @@ func regulatorOnly(caller policy.Caller, verb string) error {
 	return nil
 }
 
-// declared reports whether a suspension target exists in the catalog.
+// declared refuses a suspension target the catalog does not declare.
 func (l *Ledger) declared(kind, id string) error {
-	cat := l.point.Catalog()
-	var ok bool
-	switch kind {
-	case policy.TargetPurpose:
-		ok = cat.Purpose(id) != nil
-	case policy.TargetField:
-		ok = cat.Field(id) != nil
-	case policy.TargetLabel, policy.TargetModel:
-		ok = cat.Label(id) != nil
-	case policy.TargetUseCase:
-		ok = cat.UseCase(id) != nil
-	default:
-		return portrait.Errorf(portrait.EINVALID, "suspension kind %q: want purpose, field, label, model or usecase", kind)
-	}
-	if !ok {
-		return portrait.Errorf(portrait.EINVALID, "%s %q is not declared in the catalog; nothing to suspend", kind, id)
+	if err := l.point.Target(kind, id); err != nil {
+		return portrait.Errorf(portrait.EINVALID, "%v; nothing to suspend", err)
 	}
 	return nil
 }

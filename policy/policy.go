@@ -265,6 +265,35 @@ func (p *Point) SetSuspensions(list []Suspension) {
 	p.susp.Store(s)
 }
 
+// Errors of Target.
+var (
+	ErrTargetKind = errors.New("unknown suspension kind")
+	ErrUndeclared = errors.New("not declared in the catalog")
+)
+
+// Target checks that kind/id names something a regulator can suspend: a
+// declared purpose, field, label, model (a score label) or use-case.
+func (p *Point) Target(kind, id string) error {
+	cat := p.cat.Load()
+	var ok bool
+	switch kind {
+	case TargetPurpose:
+		ok = cat.Purpose(id) != nil
+	case TargetField:
+		ok = cat.Field(id) != nil
+	case TargetLabel, TargetModel:
+		ok = cat.Label(id) != nil
+	case TargetUseCase:
+		ok = cat.UseCase(id) != nil
+	default:
+		return fmt.Errorf("%w %q: want purpose, field, label, model or usecase", ErrTargetKind, kind)
+	}
+	if !ok {
+		return fmt.Errorf("%s %q is %w", kind, id, ErrUndeclared)
+	}
+	return nil
+}
+
 // Suspended returns the suspension of kind/id, if any.
 func (p *Point) Suspended(kind, id string) (Suspension, bool) {
 	s := p.susp.Load()

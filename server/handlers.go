@@ -263,22 +263,12 @@ func (s *Server) deleteSuspension(w http.ResponseWriter, r *http.Request, c poli
 
 // checkTarget refuses suspensions of things the catalog does not declare.
 func (s *Server) checkTarget(kind, id string) error {
-	cat := s.cfg.Point.Catalog()
-	var ok bool
-	switch kind {
-	case policy.TargetPurpose:
-		ok = cat.Purpose(id) != nil
-	case policy.TargetField:
-		ok = cat.Field(id) != nil
-	case policy.TargetLabel, policy.TargetModel:
-		ok = cat.Label(id) != nil
-	case policy.TargetUseCase:
-		ok = cat.UseCase(id) != nil
-	default:
-		return portrait.Errorf(portrait.EINVALID, "kind %q: want purpose, field, label, model or usecase", kind)
-	}
-	if !ok {
-		return portrait.Errorf(portrait.ENOTFOUND, "no %s %q is declared in the catalog", kind, id)
+	err := s.cfg.Point.Target(kind, id)
+	switch {
+	case errors.Is(err, policy.ErrUndeclared):
+		return portrait.Errorf(portrait.ENOTFOUND, "%v", err)
+	case err != nil:
+		return portrait.Errorf(portrait.EINVALID, "%v", err)
 	}
 	return nil
 }
