@@ -233,8 +233,9 @@ type Request struct {
 // Point is the policy decision point. It is safe for concurrent use; the
 // catalog and suspensions are swapped atomically.
 type Point struct {
-	cat  atomic.Pointer[catalog.Catalog]
-	susp atomic.Pointer[suspensionSet]
+	cat     atomic.Pointer[catalog.Catalog]
+	susp    atomic.Pointer[suspensionSet]
+	proxies atomic.Pointer[map[string]bool]
 }
 
 type suspensionSet struct {
@@ -292,6 +293,23 @@ func (p *Point) Target(kind, id string) error {
 		return fmt.Errorf("%s %q is %w", kind, id, ErrUndeclared)
 	}
 	return nil
+}
+
+// SetProxies replaces the fields and labels that the fairness monitor
+// found to act as proxies for a protected attribute and no reviewer has
+// cleared (FP-6). Until cleared they are treated as sensitive: they may be
+// derived from or used only for a purpose with separate consent.
+func (p *Point) SetProxies(names []string) {
+	m := make(map[string]bool, len(names))
+	for _, n := range names {
+		m[n] = true
+	}
+	p.proxies.Store(&m)
+}
+
+func (p *Point) proxy(name string) bool {
+	m := p.proxies.Load()
+	return m != nil && (*m)[name]
 }
 
 // Suspended returns the suspension of kind/id, if any.
@@ -365,6 +383,15 @@ func (p *Point) Decide(r Request) Decision {
 	}
 	if st.Restricted {
 		return deny("restricted", "SR-7", "the subject restricted processing: their data is storage-only")
+	}
+	if (r.Action == Derive || r.Action == Use) && !purpose.Separate && p.proxies.Load() != nil {
+		for _, names := range [2][]string{r.Fields, r.Labels} {
+			for _, n := range names {
+				if p.proxy(n) {
+					return deny("proxy_flagged", "FP-6", "%q acts as a proxy for a protected attribute; until a reviewer clears it, it is used only for purposes with separate consent, and %q has none", n, purpose.ID)
+				}
+			}
+		}
 	}
 	if d, ok := objection(st, purpose, r.Action); !ok {
 		return d

@@ -184,3 +184,39 @@ func BenchmarkDecide(b *testing.B) {
 		}
 	}
 }
+
+// FP-6: a flagged proxy is treated as sensitive until a reviewer clears
+// it: derivation and use need a purpose with separate consent.
+func TestProxies(t *testing.T) {
+	c := testCatalog()
+	c.Purposes = append(c.Purposes, catalog.Purpose{ID: "credit", Basis: catalog.BasisConsent, NoticeVersion: "1", DataUse: "finance", Separate: true})
+	c.Fields[1].Purposes = append(c.Fields[1].Purposes, "credit")
+	c.Index()
+	p := policy.New(c)
+	st := &policy.State{Subject: "p1", Consents: map[string]policy.Consent{"personalization": granted("2"), "credit": granted("1")}}
+	use := policy.Request{Subject: st, Purpose: "personalization", Fields: []string{"category"}, Action: policy.Derive, Caller: policy.Caller{Role: policy.System}}
+	p.SetProxies([]string{"category"})
+	if d := p.Decide(use); d.Allow || d.Reasons[0].Code != "proxy_flagged" || d.Reasons[0].Requirement != "FP-6" {
+		t.Errorf("flagged field for a purpose without separate consent: %+v", d)
+	}
+	sep := use
+	sep.Purpose = "credit"
+	if d := p.Decide(sep); !d.Allow {
+		t.Errorf("flagged field for a separate-consent purpose: %+v", d.Reasons)
+	}
+	label := use
+	label.Fields, label.Labels = nil, []string{"fan"}
+	p.SetProxies([]string{"fan"})
+	if d := p.Decide(label); d.Allow {
+		t.Error("flagged label derived for a purpose without separate consent")
+	}
+	read := use
+	read.Action = policy.Read
+	if d := p.Decide(read); !d.Allow {
+		t.Errorf("a flag limits derivation and use, not reads: %+v", d.Reasons)
+	}
+	p.SetProxies(nil)
+	if d := p.Decide(use); !d.Allow {
+		t.Errorf("after clearing: %+v", d.Reasons)
+	}
+}
