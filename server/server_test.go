@@ -11,11 +11,14 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	portrait "github.com/portrait-dev/portrait"
 	"github.com/portrait-dev/portrait/apply"
@@ -30,13 +33,14 @@ import (
 	"github.com/portrait-dev/portrait/monitor"
 	"github.com/portrait-dev/portrait/oversight"
 	"github.com/portrait-dev/portrait/policy"
+	"github.com/portrait-dev/portrait/postgres"
 	"github.com/portrait-dev/portrait/review"
 	"github.com/portrait-dev/portrait/rights"
 	"github.com/portrait-dev/portrait/server"
 	"github.com/portrait-dev/portrait/sqlite"
 )
 
-// harness is a whole Portrait on a fresh SQLite file, served by httptest.
+// harness is a whole Portrait on one store, served by httptest.
 type harness struct {
 	t      testing.TB
 	url    string
@@ -48,20 +52,88 @@ type harness struct {
 	point  *policy.Point
 	mon    *monitor.Monitor
 	rights *rights.Service
+	path   string // the SQLite file, on SQLite
+	pgURL  string // the throwaway database, on PostgreSQL
 }
 
+// newHarness serves a whole Portrait on a fresh SQLite file: for what is
+// about the server (routes, roles, pages), not about the store.
 func newHarness(t testing.TB) *harness {
 	t.Helper()
+	path := filepath.Join(t.TempDir(), "portrait.db")
+	store, err := sqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarnessOn(t, store)
+	h.path = path
+	return h
+}
+
+// newPostgresHarness serves a whole Portrait on a fresh database on the
+// server at PORTRAIT_TEST_POSTGRES, dropped when the test ends.
+func newPostgresHarness(t testing.TB) *harness {
+	t.Helper()
+	base := os.Getenv("PORTRAIT_TEST_POSTGRES")
 	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	name := fmt.Sprintf("portrait_server_%d", time.Now().UnixNano())
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatal(err)
+	}
+	// Registered before the harness's own clean-ups, so it runs after the
+	// store is closed.
+	t.Cleanup(func() {
+		if c, err := pgx.Connect(context.Background(), base); err == nil {
+			c.Exec(context.Background(), "DROP DATABASE "+name+" WITH (FORCE)")
+			c.Close(context.Background())
+		}
+	})
+	cfg, err := pgx.ParseConfig(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := fmt.Sprintf("postgres:///%s?host=%s", name, cfg.Host)
+	store, err := postgres.Open(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarnessOn(t, store)
+	h.pgURL = u
+	return h
+}
+
+// onEachStore runs f on a harness over SQLite and, where
+// PORTRAIT_TEST_POSTGRES is set, over PostgreSQL, the two side by side:
+// the API must behave the same on both engines (invariant 7).
+func onEachStore(t *testing.T, f func(t *testing.T, h *harness)) {
+	t.Run("sqlite", func(t *testing.T) {
+		t.Parallel()
+		f(t, newHarness(t))
+	})
+	t.Run("postgres", func(t *testing.T) {
+		if os.Getenv("PORTRAIT_TEST_POSTGRES") == "" {
+			t.Skip("PORTRAIT_TEST_POSTGRES is not set")
+		}
+		t.Parallel()
+		f(t, newPostgresHarness(t))
+	})
+}
+
+// newHarnessOn serves a whole Portrait on store, which it closes when the
+// test ends.
+func newHarnessOn(t testing.TB, store portrait.Store) *harness {
+	t.Helper()
+	ctx := context.Background()
+	t.Cleanup(func() { store.Close() })
 	cat, err := catalog.Parse(demo.CatalogName, demo.Catalog, label.Check)
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "portrait.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
 	master := make([]byte, keys.MasterSize)
 	rand.Read(master)
 	kr, err := keys.New(master)
@@ -109,9 +181,8 @@ func newHarness(t testing.TB) *harness {
 		Rights: rs, Demo: true, DemoSubjects: []string{"demo-alice", "demo-bob"}})
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
-	h := &harness{t: t, url: ts.URL, store: store, keys: kr, log: log, server: srv, apikey: map[policy.Role]string{}}
-	h.point, h.mon = point, mon
-	h.rights = rs
+	h := &harness{t: t, url: ts.URL, store: store, keys: kr, log: log, server: srv, apikey: map[policy.Role]string{},
+		point: point, mon: mon, rights: rs}
 	for _, role := range policy.Roles {
 		key := "test-" + string(role)
 		sum := sha256.Sum256([]byte(key))
@@ -178,6 +249,7 @@ type problem struct {
 // TestRoutesRoles walks every route × every role and asserts the allowed
 // set: deny by default, and a subject token never reaches staff routes (CM-5).
 func TestRoutesRoles(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	subjectTok := h.token("alice")
 	pub := []string{"anyone"}
@@ -302,6 +374,7 @@ func TestRoutesRoles(t *testing.T) {
 func isPolicyDenial(resp *http.Response) bool { return resp.Header.Get("X-Portrait-Denied") != "" }
 
 func TestBadCredentials(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	good := h.token("alice")
 	for name, tok := range map[string]string{
@@ -337,12 +410,12 @@ type eventsResp struct {
 // TestIngest covers governed ingestion end to end: minimum necessary,
 // per-event results, idempotency, bad input (CM-1, CM-3).
 func TestIngest(t *testing.T) {
-	h := newHarness(t)
-	op := h.staff(policy.Operator)
-	// CM-1: without consent to personalization, personalization-only
-	// fields are dropped; fields with a contract basis are kept.
-	now := time.Now().UTC().Format(time.RFC3339)
-	batch := fmt.Sprintf(`[
+	onEachStore(t, func(t *testing.T, h *harness) {
+		op := h.staff(policy.Operator)
+		// CM-1: without consent to personalization, personalization-only
+		// fields are dropped; fields with a contract basis are kept.
+		now := time.Now().UTC().Format(time.RFC3339)
+		batch := fmt.Sprintf(`[
 	 {"subject":"alice","type":"view","time":%q,"fields":{"item":"sports-001","category":"sports","price":12.5}},
 	 {"subject":"alice","type":"nosuch","time":%q,"fields":{}},
 	 {"subject":"alice","type":"view","time":%q,"fields":{"item":"x","shoe_size":42}},
@@ -352,186 +425,192 @@ func TestIngest(t *testing.T) {
 	 {"subject":"alice","type":"purchase","time":%q,"idempotency_key":"o-1","fields":{"item":"a","amount":10}},
 	 {"subject":"alice","type":"view","time":%q,"extra":1}
 	]`, now, now, now, now, now, now, now)
-	var r eventsResp
-	resp := h.do("POST", "/v1/events", op, "application/json", []byte(batch), &r)
-	if resp.StatusCode != 200 {
-		t.Fatalf("status %d", resp.StatusCode)
-	}
-	wantStatus := []string{"accepted", "rejected", "rejected", "rejected", "rejected", "accepted", "duplicate", "rejected"}
-	wantCode := []string{"", "undeclared_event_type", "undeclared_field", "future_time", "wrong_type", "", "", "malformed"}
-	for i, res := range r.Results {
-		if res.Status != wantStatus[i] || res.Code != wantCode[i] {
-			t.Errorf("event %d: %s/%s (%s), want %s/%s", i, res.Status, res.Code, res.Reason, wantStatus[i], wantCode[i])
+		var r eventsResp
+		resp := h.do("POST", "/v1/events", op, "application/json", []byte(batch), &r)
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d", resp.StatusCode)
 		}
-	}
-	if r.Accepted != 2 || r.Duplicates != 1 || r.Rejected != 5 {
-		t.Errorf("summary %+v", r)
-	}
+		wantStatus := []string{"accepted", "rejected", "rejected", "rejected", "rejected", "accepted", "duplicate", "rejected"}
+		wantCode := []string{"", "undeclared_event_type", "undeclared_field", "future_time", "wrong_type", "", "", "malformed"}
+		for i, res := range r.Results {
+			if res.Status != wantStatus[i] || res.Code != wantCode[i] {
+				t.Errorf("event %d: %s/%s (%s), want %s/%s", i, res.Status, res.Code, res.Reason, wantStatus[i], wantCode[i])
+			}
+		}
+		if r.Accepted != 2 || r.Duplicates != 1 || r.Rejected != 5 {
+			t.Errorf("summary %+v", r)
+		}
 
-	// Malformed body, wrong content type, oversized body: 4xx problems.
-	var p problem
-	if resp := h.do("POST", "/v1/events", op, "application/json", []byte(`[{"subject":`), &p); resp.StatusCode != 400 || !strings.Contains(p.Detail, "line 1") {
-		t.Errorf("malformed: %d %+v", resp.StatusCode, p)
-	}
-	if resp := h.do("POST", "/v1/events", op, "text/csv", []byte(`a,b`), &p); resp.StatusCode != 400 {
-		t.Errorf("csv: %d %+v", resp.StatusCode, p)
-	}
-	big := bytes.Repeat([]byte(" "), 33<<20)
-	if resp := h.do("POST", "/v1/events", op, "application/json", big, &p); resp.StatusCode != 413 || !strings.Contains(p.Detail, "limit") {
-		t.Errorf("oversized: %d %+v", resp.StatusCode, p)
-	}
-	if resp := h.do("POST", "/v1/events", op, "application/json", []byte("[\"\xff\"]"), &p); resp.StatusCode != 400 {
-		t.Errorf("invalid UTF-8: %d %+v", resp.StatusCode, p)
-	}
+		// Malformed body, wrong content type, oversized body: 4xx problems.
+		var p problem
+		if resp := h.do("POST", "/v1/events", op, "application/json", []byte(`[{"subject":`), &p); resp.StatusCode != 400 || !strings.Contains(p.Detail, "line 1") {
+			t.Errorf("malformed: %d %+v", resp.StatusCode, p)
+		}
+		if resp := h.do("POST", "/v1/events", op, "text/csv", []byte(`a,b`), &p); resp.StatusCode != 400 {
+			t.Errorf("csv: %d %+v", resp.StatusCode, p)
+		}
+		big := bytes.Repeat([]byte(" "), 33<<20)
+		if resp := h.do("POST", "/v1/events", op, "application/json", big, &p); resp.StatusCode != 413 || !strings.Contains(p.Detail, "limit") {
+			t.Errorf("oversized: %d %+v", resp.StatusCode, p)
+		}
+		if resp := h.do("POST", "/v1/events", op, "application/json", []byte("[\"\xff\"]"), &p); resp.StatusCode != 400 {
+			t.Errorf("invalid UTF-8: %d %+v", resp.StatusCode, p)
+		}
 
-	// NDJSON: one bad line does not block the good ones.
-	nd := fmt.Sprintf("{\"subject\":\"bob\",\"type\":\"view\",\"time\":%q,\"fields\":{\"item\":\"b\"}}\nnot json\n", now)
-	r = eventsResp{}
-	if resp := h.do("POST", "/v1/events", op, "application/x-ndjson", []byte(nd), &r); resp.StatusCode != 200 || r.Accepted != 1 || r.Rejected != 1 ||
-		!strings.Contains(r.Results[1].Reason, "line 2") {
-		t.Errorf("ndjson: %d %+v", resp.StatusCode, r)
-	}
+		// NDJSON: one bad line does not block the good ones.
+		nd := fmt.Sprintf("{\"subject\":\"bob\",\"type\":\"view\",\"time\":%q,\"fields\":{\"item\":\"b\"}}\nnot json\n", now)
+		r = eventsResp{}
+		if resp := h.do("POST", "/v1/events", op, "application/x-ndjson", []byte(nd), &r); resp.StatusCode != 200 || r.Accepted != 1 || r.Rejected != 1 ||
+			!strings.Contains(r.Results[1].Reason, "line 2") {
+			t.Errorf("ndjson: %d %+v", resp.StatusCode, r)
+		}
+	})
 }
 
 // TestConsentAPI: grant → receipt verifies offline; tampered receipt is
 // refused; withdrawal is one call; history is append-only (CN-2, CN-4).
 func TestConsentAPI(t *testing.T) {
-	h := newHarness(t)
-	op := h.staff(policy.Operator)
-	body := `{"status":"granted","notice_version":"1","channel":"app"}`
-	var receipt json.RawMessage
-	if resp := h.do("PUT", "/v1/subjects/alice/consents/personalization", op, "application/json", []byte(body), &receipt); resp.StatusCode != 200 {
-		t.Fatalf("grant: %d %s", resp.StatusCode, receipt)
-	}
-	var v struct{ Valid bool }
-	if resp := h.do("POST", "/v1/receipts/verify", "", "application/json", receipt, &v); resp.StatusCode != 200 || !v.Valid {
-		t.Fatalf("receipt does not verify: %d", resp.StatusCode)
-	}
-	tampered := bytes.Replace(receipt, []byte("granted"), []byte("refused"), 1)
-	var p problem
-	if resp := h.do("POST", "/v1/receipts/verify", "", "application/json", tampered, &p); resp.StatusCode != 400 {
-		t.Errorf("tampered receipt: %d", resp.StatusCode)
-	}
-	// CN-3: a consent to an old notice version is refused at recording.
-	if resp := h.do("PUT", "/v1/subjects/alice/consents/personalization", op, "application/json",
-		[]byte(`{"status":"granted","notice_version":"0"}`), &p); resp.StatusCode != 400 {
-		t.Errorf("old notice: %d %+v", resp.StatusCode, p)
-	}
-	if resp := h.do("PUT", "/v1/subjects/alice/consents/nosuch", op, "application/json", []byte(body), &p); resp.StatusCode/100 != 4 {
-		t.Errorf("unknown purpose: %d", resp.StatusCode)
-	}
-	if resp := h.do("PUT", "/v1/subjects/alice/consents/personalization", op, "application/json", []byte(`{"status":"maybe"}`), &p); resp.StatusCode != 400 {
-		t.Errorf("bad status: %d", resp.StatusCode)
-	}
-	// CN-4: withdrawal is the same single call.
-	if resp := h.consent("alice", "personalization", "withdrawn"); resp.StatusCode != 200 {
-		t.Fatalf("withdraw: %d", resp.StatusCode)
-	}
-	var view struct {
-		Consents []struct{ Purpose, Status string }
-		History  []struct{ Purpose, Status string }
-	}
-	tok := h.token("alice")
-	h.do("GET", "/v1/me/consents", tok, "", nil, &view)
-	if len(view.History) != 2 || view.History[0].Status != "granted" || view.History[1].Status != "withdrawn" {
-		t.Errorf("history: %+v", view.History)
-	}
-	for _, c := range view.Consents {
-		if c.Purpose == "personalization" && c.Status != "withdrawn" {
-			t.Errorf("current: %+v", c)
+	onEachStore(t, func(t *testing.T, h *harness) {
+		op := h.staff(policy.Operator)
+		body := `{"status":"granted","notice_version":"1","channel":"app"}`
+		var receipt json.RawMessage
+		if resp := h.do("PUT", "/v1/subjects/alice/consents/personalization", op, "application/json", []byte(body), &receipt); resp.StatusCode != 200 {
+			t.Fatalf("grant: %d %s", resp.StatusCode, receipt)
 		}
-	}
-	// A subject token sees only its own subject.
-	var bobView struct{ History []any }
-	h.do("GET", "/v1/me/consents", h.token("bob"), "", nil, &bobView)
-	if len(bobView.History) != 0 {
-		t.Errorf("bob sees alice's history: %+v", bobView)
-	}
+		var v struct{ Valid bool }
+		if resp := h.do("POST", "/v1/receipts/verify", "", "application/json", receipt, &v); resp.StatusCode != 200 || !v.Valid {
+			t.Fatalf("receipt does not verify: %d", resp.StatusCode)
+		}
+		tampered := bytes.Replace(receipt, []byte("granted"), []byte("refused"), 1)
+		var p problem
+		if resp := h.do("POST", "/v1/receipts/verify", "", "application/json", tampered, &p); resp.StatusCode != 400 {
+			t.Errorf("tampered receipt: %d", resp.StatusCode)
+		}
+		// CN-3: a consent to an old notice version is refused at recording.
+		if resp := h.do("PUT", "/v1/subjects/alice/consents/personalization", op, "application/json",
+			[]byte(`{"status":"granted","notice_version":"0"}`), &p); resp.StatusCode != 400 {
+			t.Errorf("old notice: %d %+v", resp.StatusCode, p)
+		}
+		if resp := h.do("PUT", "/v1/subjects/alice/consents/nosuch", op, "application/json", []byte(body), &p); resp.StatusCode/100 != 4 {
+			t.Errorf("unknown purpose: %d", resp.StatusCode)
+		}
+		if resp := h.do("PUT", "/v1/subjects/alice/consents/personalization", op, "application/json", []byte(`{"status":"maybe"}`), &p); resp.StatusCode != 400 {
+			t.Errorf("bad status: %d", resp.StatusCode)
+		}
+		// CN-4: withdrawal is the same single call.
+		if resp := h.consent("alice", "personalization", "withdrawn"); resp.StatusCode != 200 {
+			t.Fatalf("withdraw: %d", resp.StatusCode)
+		}
+		var view struct {
+			Consents []struct{ Purpose, Status string }
+			History  []struct{ Purpose, Status string }
+		}
+		tok := h.token("alice")
+		h.do("GET", "/v1/me/consents", tok, "", nil, &view)
+		if len(view.History) != 2 || view.History[0].Status != "granted" || view.History[1].Status != "withdrawn" {
+			t.Errorf("history: %+v", view.History)
+		}
+		for _, c := range view.Consents {
+			if c.Purpose == "personalization" && c.Status != "withdrawn" {
+				t.Errorf("current: %+v", c)
+			}
+		}
+		// A subject token sees only its own subject.
+		var bobView struct{ History []any }
+		h.do("GET", "/v1/me/consents", h.token("bob"), "", nil, &bobView)
+		if len(bobView.History) != 0 {
+			t.Errorf("bob sees alice's history: %+v", bobView)
+		}
+	})
 }
 
 // TestGPC: Sec-GPC: 1 on a subject's request opts out of advertising and
 // sharing purposes only (CN-12).
 func TestGPC(t *testing.T) {
-	h := newHarness(t)
-	h.consent("carol", "marketing", "granted")
-	h.consent("carol", "personalization", "granted")
-	req, _ := http.NewRequest("GET", h.url+"/v1/me/consents", nil)
-	req.Header.Set("Authorization", "Bearer "+h.token("carol"))
-	req.Header.Set("Sec-GPC", "1")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var view struct {
-		Consents []struct{ Purpose, Status string }
-	}
-	json.NewDecoder(resp.Body).Decode(&view)
-	resp.Body.Close()
-	got := map[string]string{}
-	for _, c := range view.Consents {
-		got[c.Purpose] = c.Status
-	}
-	if got["marketing"] != "withdrawn" || got["personalization"] != "granted" {
-		t.Errorf("after GPC: %v", got)
-	}
+	onEachStore(t, func(t *testing.T, h *harness) {
+		h.consent("carol", "marketing", "granted")
+		h.consent("carol", "personalization", "granted")
+		req, _ := http.NewRequest("GET", h.url+"/v1/me/consents", nil)
+		req.Header.Set("Authorization", "Bearer "+h.token("carol"))
+		req.Header.Set("Sec-GPC", "1")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var view struct {
+			Consents []struct{ Purpose, Status string }
+		}
+		json.NewDecoder(resp.Body).Decode(&view)
+		resp.Body.Close()
+		got := map[string]string{}
+		for _, c := range view.Consents {
+			got[c.Purpose] = c.Status
+		}
+		if got["marketing"] != "withdrawn" || got["personalization"] != "granted" {
+			t.Errorf("after GPC: %v", got)
+		}
+	})
 }
 
 // TestSuspension: only the regulator suspends; the suspension refuses the
 // next request; lifting restores it (RO-6).
 func TestSuspension(t *testing.T) {
-	h := newHarness(t)
-	body := []byte(`{"kind":"field","id":"category","reason":"under investigation"}`)
-	var p problem
-	if resp := h.do("POST", "/v1/suspensions", h.staff(policy.Admin), "application/json", body, &p); resp.StatusCode != 403 {
-		t.Errorf("admin suspended: %d", resp.StatusCode)
-	}
-	if resp := h.do("POST", "/v1/suspensions", h.staff(policy.Regulator), "application/json", body, nil); resp.StatusCode != 201 {
-		t.Fatalf("regulator: %d", resp.StatusCode)
-	}
-	now := time.Now().UTC().Format(time.RFC3339)
-	ev := fmt.Sprintf(`[{"subject":"dan","type":"view","time":%q,"fields":{"item":"i","category":"sports"}}]`, now)
-	var r eventsResp
-	h.do("POST", "/v1/events", h.staff(policy.Operator), "application/json", []byte(ev), &r)
-	if len(r.Results) != 1 || len(r.Results[0].DroppedFields) != 1 || r.Results[0].DroppedFields[0].Code != "suspended" {
-		t.Errorf("suspended field stored: %+v", r)
-	}
-	if resp := h.do("POST", "/v1/suspensions", h.staff(policy.Regulator), "application/json", []byte(`{"kind":"field","id":"nosuch","reason":"x"}`), &p); resp.StatusCode != 404 {
-		t.Errorf("undeclared target: %d", resp.StatusCode)
-	}
-	if resp := h.do("DELETE", "/v1/suspensions/field/category", h.staff(policy.Regulator), "", nil, nil); resp.StatusCode != 204 {
-		t.Fatalf("lift: %d", resp.StatusCode)
-	}
-	r = eventsResp{}
-	h.do("POST", "/v1/events", h.staff(policy.Operator), "application/json", []byte(ev), &r)
-	if len(r.Results[0].DroppedFields) != 0 {
-		t.Errorf("after lift: %+v", r)
-	}
+	onEachStore(t, func(t *testing.T, h *harness) {
+		body := []byte(`{"kind":"field","id":"category","reason":"under investigation"}`)
+		var p problem
+		if resp := h.do("POST", "/v1/suspensions", h.staff(policy.Admin), "application/json", body, &p); resp.StatusCode != 403 {
+			t.Errorf("admin suspended: %d", resp.StatusCode)
+		}
+		if resp := h.do("POST", "/v1/suspensions", h.staff(policy.Regulator), "application/json", body, nil); resp.StatusCode != 201 {
+			t.Fatalf("regulator: %d", resp.StatusCode)
+		}
+		now := time.Now().UTC().Format(time.RFC3339)
+		ev := fmt.Sprintf(`[{"subject":"dan","type":"view","time":%q,"fields":{"item":"i","category":"sports"}}]`, now)
+		var r eventsResp
+		h.do("POST", "/v1/events", h.staff(policy.Operator), "application/json", []byte(ev), &r)
+		if len(r.Results) != 1 || len(r.Results[0].DroppedFields) != 1 || r.Results[0].DroppedFields[0].Code != "suspended" {
+			t.Errorf("suspended field stored: %+v", r)
+		}
+		if resp := h.do("POST", "/v1/suspensions", h.staff(policy.Regulator), "application/json", []byte(`{"kind":"field","id":"nosuch","reason":"x"}`), &p); resp.StatusCode != 404 {
+			t.Errorf("undeclared target: %d", resp.StatusCode)
+		}
+		if resp := h.do("DELETE", "/v1/suspensions/field/category", h.staff(policy.Regulator), "", nil, nil); resp.StatusCode != 204 {
+			t.Fatalf("lift: %d", resp.StatusCode)
+		}
+		r = eventsResp{}
+		h.do("POST", "/v1/events", h.staff(policy.Operator), "application/json", []byte(ev), &r)
+		if len(r.Results[0].DroppedFields) != 0 {
+			t.Errorf("after lift: %+v", r)
+		}
+	})
 }
 
 // TestLogVerify: the served log passes portrait verify, and the verifier
 // notices growth (FA-6).
 func TestLogVerify(t *testing.T) {
-	h := newHarness(t)
-	h.consent("erin", "personalization", "granted")
-	cp := filepath.Join(t.TempDir(), "checkpoint")
-	var out bytes.Buffer
-	if err := audit.Verify(context.Background(), http.DefaultClient, h.url, cp, &out); err != nil {
-		t.Fatalf("verify: %v\n%s", err, out.String())
-	}
-	h.consent("erin", "personalization", "withdrawn")
-	if err := audit.Verify(context.Background(), http.DefaultClient, h.url, cp, &out); err != nil {
-		t.Fatalf("verify after growth: %v\n%s", err, out.String())
-	}
-	var p problem
-	if resp := h.do("GET", "/v1/log/proof/inclusion?index=99&size=2", "", "", nil, &p); resp.StatusCode != 400 {
-		t.Errorf("out-of-range proof: %d %+v", resp.StatusCode, p)
-	}
-	if resp := h.do("GET", "/v1/log/entries/abc", "", "", nil, &p); resp.StatusCode != 400 {
-		t.Errorf("bad index: %d", resp.StatusCode)
-	}
+	onEachStore(t, func(t *testing.T, h *harness) {
+		h.consent("erin", "personalization", "granted")
+		cp := filepath.Join(t.TempDir(), "checkpoint")
+		var out bytes.Buffer
+		if err := audit.Verify(context.Background(), http.DefaultClient, h.url, cp, &out); err != nil {
+			t.Fatalf("verify: %v\n%s", err, out.String())
+		}
+		h.consent("erin", "personalization", "withdrawn")
+		if err := audit.Verify(context.Background(), http.DefaultClient, h.url, cp, &out); err != nil {
+			t.Fatalf("verify after growth: %v\n%s", err, out.String())
+		}
+		var p problem
+		if resp := h.do("GET", "/v1/log/proof/inclusion?index=99&size=2", "", "", nil, &p); resp.StatusCode != 400 {
+			t.Errorf("out-of-range proof: %d %+v", resp.StatusCode, p)
+		}
+		if resp := h.do("GET", "/v1/log/entries/abc", "", "", nil, &p); resp.StatusCode != 400 {
+			t.Errorf("bad index: %d", resp.StatusCode)
+		}
+	})
 }
 
 func TestOpenAPI(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	var doc struct {
 		OpenAPI string `json:"openapi"`
