@@ -1,6 +1,7 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"embed"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	portrait "github.com/portrait-dev/portrait"
@@ -40,7 +42,10 @@ type DB struct {
 	write       *sql.DB
 	insertEvent *sql.Stmt // on write; one row, for events with an idempotency key
 	insertMany  *sql.Stmt // on write; eventChunk rows, for events without one
+	savepoint   *sql.Stmt // on write; begins an Update's savepoint in its group
+	release     *sql.Stmt // on write; releases it
 	stmts       sync.Map  // query text → *sql.Stmt on read, prepared on first use
+	group       committer // Update's group commit
 }
 
 var (
@@ -58,6 +63,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("open sqlite %q: the path must not contain '?'; Portrait sets the connection options itself", path)
 	}
 	db := &DB{path: path}
+	db.group.maxGroup, db.group.groupWork = maxGroup, groupWork
 	var err error
 	if db.write, err = sql.Open("sqlite", path+"?"+pragmas+"&_txlock=immediate"); err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
@@ -76,6 +82,12 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		`INSERT INTO events (pseudonym, type, time, idem, sealed, expires) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
 	if err == nil {
 		db.insertMany, err = db.write.PrepareContext(ctx, insertEventsSQL(eventChunk))
+	}
+	if err == nil {
+		db.savepoint, err = db.write.PrepareContext(ctx, `SAVEPOINT member`)
+	}
+	if err == nil {
+		db.release, err = db.write.PrepareContext(ctx, `RELEASE member`)
 	}
 	if err != nil {
 		db.Close()
@@ -157,7 +169,7 @@ func (db *DB) Close() error {
 		errs = append(errs, v.(*sql.Stmt).Close())
 		return true
 	})
-	for _, st := range []*sql.Stmt{db.insertEvent, db.insertMany} {
+	for _, st := range []*sql.Stmt{db.insertEvent, db.insertMany, db.savepoint, db.release} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
@@ -222,27 +234,291 @@ func (db *DB) queryRow(ctx context.Context, query string, args ...any) *sql.Row 
 }
 
 // Update implements portrait.Store.Update.
+//
+// SQLite has one writer, so concurrent callers would otherwise queue
+// behind each other's commits. Update therefore commits in groups: the
+// first caller to find the writer idle leads, and the functions of callers
+// that arrive while it works are run one after another in its transaction,
+// each inside its own savepoint, then committed once. A function that
+// fails or panics is rolled back to its savepoint and only its caller sees
+// the error (a panic is re-raised in the caller's goroutine); the others
+// get nil only once the COMMIT succeeded, and all of them get its error if
+// it fails, with nothing stored (invariant 3). A caller that finds the
+// writer idle does not wait for company.
+//
+// fn must not call Update on the same DB: the inner transaction could
+// only begin after the outer one commits, which waits for fn. Such a call
+// returns ErrNestedUpdate instead of deadlocking; do the work in the
+// outer Tx.
 func (db *DB) Update(ctx context.Context, fn func(portrait.Tx) error) error {
-	stx, err := db.write.BeginTx(ctx, nil)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	// Only a goroutine running a function can nest, so the cost of asking
+	// which goroutine this is falls only on callers that find one running.
+	if g := db.group.runner.Load(); g != 0 && g == goroutineID() {
+		return ErrNestedUpdate
+	}
+	c := &call{ctx: ctx, fn: fn, wake: make(chan struct{}, 1)}
+	db.group.mu.Lock()
+	db.group.queue = append(db.group.queue, c)
+	lead := !db.group.busy
+	db.group.busy = true
+	db.group.mu.Unlock()
+	if !lead {
+		<-c.wake // the answer, or the lead handed over
+	}
+	if !c.done {
+		db.lead()
+	}
+	if c.panicked {
+		panic(c.panicValue)
+	}
+	return c.err
+}
+
+// ErrNestedUpdate is returned by an Update called from inside the function
+// of another Update on the same DB.
+var ErrNestedUpdate = errors.New("sqlite: Update called inside an Update function on the same database; " +
+	"SQLite has one writer, so the inner transaction could never begin: use the outer Tx")
+
+// Group commit bounds: a group takes in at most maxGroup functions, and
+// stops taking in new ones once it has worked for groupWork, so a caller
+// waits for at most about one group before its own begins.
+const (
+	maxGroup  = 64
+	groupWork = 2 * time.Millisecond
+)
+
+// committer is the queue of Update calls of one DB.
+type committer struct {
+	mu    sync.Mutex
+	queue []*call // waiting, oldest first; queue[0] leads next
+	busy  bool    // a leader is running a group; false means queue is empty
+	// runner is the id of the goroutine running a caller's function, 0
+	// when none runs; it tells a nested Update apart.
+	runner atomic.Uint64
+	// maxGroup and groupWork are the bounds, fields so tests can widen them.
+	maxGroup  int
+	groupWork time.Duration
+}
+
+// call is one Update waiting for, or holding, its answer. The leader
+// writes the answer fields before it sends on wake.
+type call struct {
+	ctx        context.Context
+	fn         func(portrait.Tx) error
+	wake       chan struct{} // buffered: one send, the answer or the lead
+	done       bool          // err and panicked are final
+	pending    bool          // fn returned nil and was released: the COMMIT decides
+	err        error
+	panicked   bool
+	panicValue any
+}
+
+// pop takes the oldest waiting call, or nil.
+func (c *committer) pop() *call {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.queue) == 0 {
+		return nil
+	}
+	first := c.queue[0]
+	c.queue[0] = nil
+	c.queue = c.queue[1:]
+	return first
+}
+
+// group is one transaction shared by the functions of several callers.
+type group struct {
+	db      *DB
+	conn    *sql.Conn
+	tx      *sql.Tx // nil before BEGIN and once ended
+	members []*call
+}
+
+// lead runs one group, then answers its members and hands the lead to the
+// oldest caller still waiting. The deferred hand-over also runs when a
+// function calls runtime.Goexit (t.FailNow), so that no caller waits forever.
+func (db *DB) lead() {
+	g := &group{db: db}
+	defer g.finish()
+	g.run()
+}
+
+func (g *group) run() {
+	limit, work := g.db.group.maxGroup, g.db.group.groupWork
+	var start time.Time
+	for len(g.members) < limit && (g.tx == nil || time.Since(start) < work) {
+		c := g.db.group.pop()
+		if c == nil {
+			break
+		}
+		g.members = append(g.members, c)
+		if err := c.ctx.Err(); err != nil {
+			c.err, c.done = err, true
+			continue
+		}
+		if g.tx == nil {
+			if err := g.begin(c.ctx); err != nil {
+				// The callers still waiting try again under the next lead.
+				c.err, c.done = err, true
+				return
+			}
+			start = time.Now()
+		}
+		if !g.step(c) {
+			return
+		}
+	}
+	g.commit()
+}
+
+// begin opens the group's transaction on a connection held until finish,
+// so that after a failed COMMIT the transaction can still be rolled back
+// on it. The transaction outlives any one caller's ctx: each function's
+// statements run under its own caller's ctx.
+func (g *group) begin(ctx context.Context) error {
+	conn, err := g.db.write.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
+	tx, err := conn.BeginTx(context.WithoutCancel(ctx), nil)
+	if err != nil {
+		conn.Close()
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	g.conn, g.tx = conn, tx
+	return nil
+}
+
+// step runs c's function inside a savepoint. It reports false if SQLite
+// rolled back the whole transaction, which it does on some errors
+// (SQLITE_INTERRUPT from a cancelled ctx mid-write, SQLITE_FULL, IOERR,
+// NOMEM, BUSY): a later savepoint statement then finds no transaction.
+func (g *group) step(c *call) bool {
+	ctx := context.WithoutCancel(c.ctx)
+	// The two statements every caller runs are prepared once, at Open.
+	if _, err := g.tx.StmtContext(ctx, g.db.savepoint).ExecContext(ctx); err != nil {
+		c.err, c.done = fmt.Errorf("begin savepoint: %w", err), true
+		g.lost(err)
+		return false
+	}
+	g.db.group.runner.Store(goroutineID())
+	err := runFn(&Tx{db: g.db, tx: g.tx}, c)
+	g.db.group.runner.Store(0)
+	if err != nil {
+		c.err, c.done = err, true
+		_, rerr := g.tx.ExecContext(ctx, `ROLLBACK TO member`)
+		if rerr == nil {
+			_, rerr = g.tx.ExecContext(ctx, `RELEASE member`)
+		}
+		if rerr != nil {
+			c.err = errors.Join(err, fmt.Errorf("roll back: %w", rerr))
+			g.lost(rerr)
+			return false
+		}
+		return true
+	}
+	if _, err := g.tx.StmtContext(ctx, g.db.release).ExecContext(ctx); err != nil {
+		c.err, c.done = fmt.Errorf("release savepoint: %w", err), true
+		g.lost(err)
+		return false
+	}
+	c.pending = true
+	return true
+}
+
+// runFn runs c.fn, turning a panic into an error and remembering it for
+// the caller to re-raise in its own goroutine.
+func runFn(tx *Tx, c *call) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			stx.Rollback()
-			panic(p)
+			c.panicked, c.panicValue = true, p
+			err = fmt.Errorf("update function panicked: %v", p)
 		}
 	}()
-	if err := fn(&Tx{db: db, tx: stx}); err != nil {
-		if rerr := stx.Rollback(); rerr != nil {
-			return errors.Join(err, fmt.Errorf("roll back: %w", rerr))
+	return c.fn(tx)
+}
+
+// lost answers the members whose writes were released into a transaction
+// that SQLite has since rolled back, and ends it.
+func (g *group) lost(cause error) {
+	for _, c := range g.members {
+		if c.pending {
+			c.pending, c.done = false, true
+			c.err = fmt.Errorf("transaction rolled back after an error in another caller's update of the same commit group (%v): nothing was stored; retry", cause)
 		}
-		return err
 	}
-	if err := stx.Commit(); err != nil {
-		return fmt.Errorf("commit: %w", err)
+	g.tx.Rollback()
+	g.tx = nil
+}
+
+// commit commits the group. A failed COMMIT (a deferred constraint, a full
+// disk) may leave the transaction open on the connection, so it is rolled
+// back there before the connection is reused.
+func (g *group) commit() {
+	if g.tx == nil {
+		return
 	}
-	return nil
+	err := g.tx.Commit()
+	g.tx = nil
+	if err != nil {
+		g.conn.ExecContext(context.Background(), `ROLLBACK`)
+		err = fmt.Errorf("commit: %w", err)
+	}
+	for _, c := range g.members {
+		if c.pending {
+			c.pending, c.done, c.err = false, true, err
+		}
+	}
+}
+
+// finish ends whatever run left open, answers every member and hands the
+// lead on.
+func (g *group) finish() {
+	g.db.group.runner.Store(0)
+	if g.tx != nil {
+		g.tx.Rollback()
+	}
+	if g.conn != nil {
+		g.conn.Close()
+	}
+	for _, c := range g.members {
+		if !c.done {
+			c.pending, c.done = false, true
+			c.err = errors.New("update abandoned: a function in its commit group exited its goroutine (runtime.Goexit); nothing was stored")
+		}
+	}
+	cm := &g.db.group
+	cm.mu.Lock()
+	var next *call
+	if len(cm.queue) > 0 {
+		next = cm.queue[0]
+	} else {
+		cm.busy = false
+	}
+	cm.mu.Unlock()
+	for _, c := range g.members {
+		c.wake <- struct{}{}
+	}
+	if next != nil {
+		next.wake <- struct{}{}
+	}
+}
+
+// goroutineID returns the id of the calling goroutine, parsed from the
+// first line of its stack ("goroutine 42 [running]:"). Go offers no other
+// way to tell whether Update is called from inside a function it runs.
+func goroutineID() uint64 {
+	var buf [64]byte
+	s := buf[:runtime.Stack(buf[:], false)]
+	s = bytes.TrimPrefix(s, []byte("goroutine "))
+	if i := bytes.IndexByte(s, ' '); i > 0 {
+		s = s[:i]
+	}
+	id, _ := strconv.ParseUint(string(s), 10, 64)
+	return id
 }
 
 // Tx is one write transaction; see portrait.Tx.

@@ -49,6 +49,7 @@ func Run(t *testing.T, open func(t *testing.T) portrait.Store) {
 		{"Protected", testProtected},
 		{"UpdateRollsBack", testUpdateRollsBack},
 		{"FailedLogAppendRollsBack", testFailedLogAppendRollsBack},
+		{"ConcurrentUpdates", testConcurrentUpdates},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
