@@ -229,6 +229,28 @@ type Store interface {
 	// for batch derivation.
 	Pseudonyms(ctx context.Context, after string, limit int) ([]string, error)
 
+	// The …For methods read a page of subjects with one query each, for
+	// batch derivation and monitor runs, where a query per subject
+	// dominated the run. Each grant must come from the decision point for
+	// its own subject with an action the per-subject method accepts; if
+	// any grant fails that check, the call returns an error wrapping
+	// policy.ErrNoGrant and nothing else (invariant 2). A subject may
+	// appear under several grants and is read once. The map holds, per
+	// subject, what the per-subject method returns under its grant, in the
+	// same order; subjects with nothing stored are absent.
+
+	// EventsFor is Events for every grant's subject.
+	EventsFor(ctx context.Context, grants []policy.Grant, since time.Time) (map[string][]StoredEvent, error)
+	// ProfilesFor is Profile for every grant's subject: a field is
+	// returned when one of the subject's grants covers it.
+	ProfilesFor(ctx context.Context, grants []policy.Grant) (map[string][]ProfileValue, error)
+	// LabelsFor is Labels for every grant's subject.
+	LabelsFor(ctx context.Context, grants []policy.Grant) (map[string][]LabelValue, error)
+	// DecisionsFor is Decisions for every grant's subject.
+	DecisionsFor(ctx context.Context, grants []policy.Grant) (map[string][]DecisionRecord, error)
+	// ProtectedFor is Protected for every grant's subject.
+	ProtectedFor(ctx context.Context, grants []policy.Grant) (map[string][]ProtectedValue, error)
+
 	Close() error
 }
 

@@ -320,6 +320,10 @@ type subject struct {
 	remove            []string
 	events            []label.Event
 	ids               []int64 // event ids, parallel to events
+	since             time.Time
+	rawEvents         []portrait.StoredEvent // as fetched, until open
+	rawProfile        []portrait.ProfileValue
+	rawLabels         []portrait.LabelValue
 	seen              int64
 	profile           map[string]any
 	updated           map[string]time.Time // profile field → last update
@@ -328,8 +332,10 @@ type subject struct {
 	failed, unchanged int
 }
 
-// load reads and decrypts what the granted labels need.
-func (e *Engine) load(ctx context.Context, s *subject, now time.Time, incremental bool) error {
+// reads returns the grant a subject's events are read through and the
+// earliest time any of its labels looks back to, zero for all time:
+// events outside every label's window are not read at all.
+func (s *subject) reads(now time.Time, incremental bool) (policy.Grant, time.Time) {
 	var evGrant policy.Grant
 	var since time.Time
 	all := false
@@ -356,80 +362,124 @@ func (e *Engine) load(ctx context.Context, s *subject, now time.Time, incrementa
 	if all {
 		since = time.Time{}
 	}
-	if evGrant.Valid() {
-		evs, err := e.store.Events(ctx, evGrant, since)
-		if err != nil {
-			return fmt.Errorf("read events of %s: %w", s.ps, err)
+	return evGrant, since
+}
+
+// fetch reads the stored inputs of a run of subjects with one query per
+// kind (events, profile values and, when incremental, stored labels): a
+// query per subject and kind was most of a batch run's time. Each subject
+// is read through grants its own labels were given, as it was one by
+// one; only the fetching is shared. The rows are decrypted by open.
+func (e *Engine) fetch(ctx context.Context, work []*subject, now time.Time, incremental bool) error {
+	var evGrants, profGrants, labelGrants []policy.Grant
+	var since time.Time
+	all := false
+	for _, s := range work {
+		if len(s.grants) == 0 {
+			continue
 		}
-		s.events = make([]label.Event, 0, len(evs))
-		for _, ev := range evs {
-			plain, err := s.cipher.Open(ev.Sealed, []byte(s.ps))
-			if err != nil {
-				return fmt.Errorf("open event %d of %s: %w", ev.ID, s.ps, err)
+		g, from := s.reads(now, incremental)
+		if g.Valid() {
+			evGrants = append(evGrants, g)
+			s.since = from
+			if from.IsZero() {
+				all = true
+			} else if since.IsZero() || from.Before(since) {
+				since = from
 			}
-			var f map[string]any
-			if err := json.Unmarshal(plain, &f); err != nil {
-				return fmt.Errorf("decode event %d of %s: %w", ev.ID, s.ps, err)
+		}
+		// Profile values, read through the grant of every label that reads
+		// them: a field comes back when one of those grants covers it.
+		for en, g := range s.grants {
+			if len(en.profile) > 0 {
+				profGrants = append(profGrants, g)
 			}
-			s.events = append(s.events, label.Event{Type: ev.Type, Time: ev.Time, Fields: f})
-			s.ids = append(s.ids, ev.ID)
-			s.seen = max(s.seen, ev.ID)
+		}
+		if incremental {
+			for _, g := range s.grants {
+				labelGrants = append(labelGrants, g)
+				break
+			}
 		}
 	}
-	// Profile values, each read through the grant of a label that reads it.
-	for en, g := range s.grants {
-		if len(en.profile) == 0 {
-			continue
+	if all {
+		since = time.Time{}
+	}
+	var evs map[string][]portrait.StoredEvent
+	var profs map[string][]portrait.ProfileValue
+	var lvs map[string][]portrait.LabelValue
+	var err error
+	if len(evGrants) > 0 {
+		if evs, err = e.store.EventsFor(ctx, evGrants, since); err != nil {
+			return fmt.Errorf("read events of %d subjects: %w", len(evGrants), err)
 		}
-		missing := false
-		for _, f := range en.profile {
-			if _, ok := s.updated[f]; !ok {
-				missing = true
-			}
+	}
+	if len(profGrants) > 0 {
+		if profs, err = e.store.ProfilesFor(ctx, profGrants); err != nil {
+			return fmt.Errorf("read profiles of %d subjects: %w", len(work), err)
 		}
-		if !missing {
-			continue
+	}
+	if len(labelGrants) > 0 {
+		if lvs, err = e.store.LabelsFor(ctx, labelGrants); err != nil {
+			return fmt.Errorf("read labels of %d subjects: %w", len(labelGrants), err)
 		}
-		vals, err := e.store.Profile(ctx, g)
+	}
+	for _, s := range work {
+		s.rawEvents, s.rawProfile, s.rawLabels = evs[s.ps], profs[s.ps], lvs[s.ps]
+		if !s.since.IsZero() {
+			// The page was read from its earliest window; this subject's
+			// labels look back less far.
+			i := sort.Search(len(s.rawEvents), func(i int) bool { return !s.rawEvents[i].Time.Before(s.since) })
+			s.rawEvents = s.rawEvents[i:]
+		}
+	}
+	return nil
+}
+
+// open decrypts and decodes what fetch read of the subject.
+func (s *subject) open() error {
+	s.events = make([]label.Event, 0, len(s.rawEvents))
+	s.ids = make([]int64, 0, len(s.rawEvents))
+	for _, ev := range s.rawEvents {
+		plain, err := s.cipher.Open(ev.Sealed, []byte(s.ps))
 		if err != nil {
-			return fmt.Errorf("read profile of %s: %w", s.ps, err)
+			return fmt.Errorf("open event %d of %s: %w", ev.ID, s.ps, err)
+		}
+		var f map[string]any
+		if err := json.Unmarshal(plain, &f); err != nil {
+			return fmt.Errorf("decode event %d of %s: %w", ev.ID, s.ps, err)
+		}
+		s.events = append(s.events, label.Event{Type: ev.Type, Time: ev.Time, Fields: f})
+		s.ids = append(s.ids, ev.ID)
+		s.seen = max(s.seen, ev.ID)
+	}
+	for _, v := range s.rawProfile {
+		plain, err := s.cipher.Open(v.Sealed, []byte(s.ps+"/"+v.Field))
+		if err != nil {
+			return fmt.Errorf("open profile field %s of %s: %w", v.Field, s.ps, err)
+		}
+		var x any
+		if err := json.Unmarshal(plain, &x); err != nil {
+			return fmt.Errorf("decode profile field %s of %s: %w", v.Field, s.ps, err)
 		}
 		if s.profile == nil {
 			s.profile, s.updated = map[string]any{}, map[string]time.Time{}
 		}
-		for _, v := range vals {
-			if _, done := s.updated[v.Field]; done || !g.Covers(v.Field) {
-				continue
-			}
-			plain, err := s.cipher.Open(v.Sealed, []byte(s.ps+"/"+v.Field))
-			if err != nil {
-				return fmt.Errorf("open profile field %s of %s: %w", v.Field, s.ps, err)
-			}
-			var x any
-			if err := json.Unmarshal(plain, &x); err != nil {
-				return fmt.Errorf("decode profile field %s of %s: %w", v.Field, s.ps, err)
-			}
-			s.profile[v.Field], s.updated[v.Field] = x, v.Updated
-		}
+		s.profile[v.Field], s.updated[v.Field] = x, v.Updated
 	}
-	if incremental {
-		for _, g := range s.grants {
-			lvs, err := e.store.Labels(ctx, g)
-			if err != nil {
-				return fmt.Errorf("read labels of %s: %w", s.ps, err)
-			}
-			s.stored = make(map[string]Stored, len(lvs))
-			for _, lv := range lvs {
-				v, err := Open(s.cipher, lv)
-				if err != nil {
-					// An unreadable value is recomputed, not fatal.
-					continue
-				}
-				s.stored[lv.Label] = v
-			}
-			break
-		}
+	if s.rawLabels != nil {
+		s.stored = make(map[string]Stored, len(s.rawLabels))
 	}
+	for _, lv := range s.rawLabels {
+		v, err := Open(s.cipher, lv)
+		if err != nil {
+			// An unreadable value is recomputed, not fatal.
+			continue
+		}
+		s.stored[lv.Label] = v
+	}
+	// Decoded: the sealed rows are not needed any more.
+	s.rawEvents, s.rawProfile, s.rawLabels = nil, nil, nil
 	return nil
 }
 
@@ -578,15 +628,21 @@ func (e *Engine) page(ctx context.Context, c *compiled, pseudonyms []string, inc
 		work = append(work, s)
 	}
 	sum.Subjects = len(work)
+	// Each worker fetches a run of the page with one query per kind, so
+	// the reads, too, proceed on every CPU.
 	workers := min(runtime.GOMAXPROCS(0), max(1, len(work)/8))
 	errs := make([]error, workers)
 	var wg sync.WaitGroup
-	for w := range workers {
+	for w, run := range chunks(work, workers) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := w; i < len(work); i += workers {
-				if errs[w] = e.derive(ctx, c, work[i], pop, now, incremental, col); errs[w] != nil {
+			if errs[w] = e.fetch(ctx, run, now, incremental); errs[w] != nil {
+				errs[w] = fmt.Errorf("derive: %w", errs[w])
+				return
+			}
+			for _, s := range run {
+				if errs[w] = e.derive(c, s, pop, now, incremental, col); errs[w] != nil {
 					return
 				}
 			}
@@ -609,8 +665,17 @@ func (e *Engine) page(ctx context.Context, c *compiled, pseudonyms []string, inc
 	return sum, e.write(ctx, work, written, &sum, now, incremental, gen)
 }
 
-// derive reads one subject's granted inputs and computes its labels.
-func (e *Engine) derive(ctx context.Context, c *compiled, s *subject, pop *population, now time.Time, incremental bool, col *collector) error {
+// chunks splits work into n runs of nearly equal length, in order.
+func chunks(work []*subject, n int) [][]*subject {
+	out := make([][]*subject, n)
+	for i := range n {
+		out[i] = work[i*len(work)/n : (i+1)*len(work)/n]
+	}
+	return out
+}
+
+// derive decrypts one subject's fetched inputs and computes its labels.
+func (e *Engine) derive(c *compiled, s *subject, pop *population, now time.Time, incremental bool, col *collector) error {
 	if len(s.grants) == 0 {
 		return nil
 	}
@@ -618,7 +683,7 @@ func (e *Engine) derive(ctx context.Context, c *compiled, s *subject, pop *popul
 	if s.cipher, err = e.keys.Open(s.subj); err != nil {
 		return fmt.Errorf("derive: key of %s: %w", s.ps, err)
 	}
-	if err := e.load(ctx, s, now, incremental); err != nil {
+	if err := s.open(); err != nil {
 		return fmt.Errorf("derive: %w", err)
 	}
 	for _, en := range c.entries {

@@ -189,22 +189,27 @@ func (m *Monitor) readProtected(ctx context.Context, s portrait.Subject, st *pol
 	if err != nil {
 		return nil, fmt.Errorf("protected attributes of %s: %w", s.Pseudonym, err)
 	}
-	out := make(map[string]string, len(pv))
 	if len(pv) == 0 {
-		return out, nil
+		return map[string]string{}, nil
 	}
 	c, err := m.deps.Keys.Open(s)
 	if err != nil {
 		return nil, err
 	}
+	return openProtected(c, s.Pseudonym, pv)
+}
+
+// openProtected decrypts the protected values pv of subject ps.
+func openProtected(c *keys.Cipher, ps string, pv []portrait.ProtectedValue) (map[string]string, error) {
+	out := make(map[string]string, len(pv))
 	for _, v := range pv {
-		b, err := c.Open(v.Sealed, protectedAD(s.Pseudonym, v.Attribute))
+		b, err := c.Open(v.Sealed, protectedAD(ps, v.Attribute))
 		if err != nil {
-			return nil, fmt.Errorf("protected attribute %q of %s does not open: %w", v.Attribute, s.Pseudonym, err)
+			return nil, fmt.Errorf("protected attribute %q of %s does not open: %w", v.Attribute, ps, err)
 		}
 		var str string
 		if err := json.Unmarshal(b, &str); err != nil {
-			return nil, fmt.Errorf("protected attribute %q of %s: %w", v.Attribute, s.Pseudonym, err)
+			return nil, fmt.Errorf("protected attribute %q of %s: %w", v.Attribute, ps, err)
 		}
 		out[v.Attribute] = str
 	}

@@ -435,3 +435,199 @@ func logHashes(ctx context.Context, q querier, indexes []int64) ([][32]byte, err
 	}
 	return out, nil
 }
+
+// pageGrants checks every grant of a page read (invariant 2) and returns
+// the distinct subjects with each subject's grants. One failed check
+// refuses the whole page, before anything is read.
+func pageGrants(op string, grants []policy.Grant) ([]string, map[string][]policy.Grant, error) {
+	held := make(map[string][]policy.Grant, len(grants))
+	subjects := make([]string, 0, len(grants))
+	for i, g := range grants {
+		if err := g.Check(g.Subject(), readActions...); err != nil {
+			return nil, nil, refuse(op, fmt.Errorf("grant %d of %d: %w", i+1, len(grants), err))
+		}
+		if _, ok := held[g.Subject()]; !ok {
+			subjects = append(subjects, g.Subject())
+		}
+		held[g.Subject()] = append(held[g.Subject()], g)
+	}
+	return subjects, held, nil
+}
+
+// bySubject splits rows ordered by subject into one slice per subject.
+// The slices share xs's array but are capped, so appending to one cannot
+// overwrite the next subject's rows.
+func bySubject[T any](xs []T, subject func(*T) string) map[string][]T {
+	out := map[string][]T{}
+	for i := 0; i < len(xs); {
+		p, j := subject(&xs[i]), i+1
+		for j < len(xs) && subject(&xs[j]) == p {
+			j++
+		}
+		out[p] = xs[i:j:j]
+		i = j
+	}
+	return out
+}
+
+// EventsFor implements portrait.Store.EventsFor.
+func (db *DB) EventsFor(ctx context.Context, grants []policy.Grant, since time.Time) (map[string][]portrait.StoredEvent, error) {
+	subjects, _, err := pageGrants("read events", grants)
+	if err != nil {
+		return nil, err
+	}
+	if len(subjects) == 0 {
+		return map[string][]portrait.StoredEvent{}, nil
+	}
+	from := int64(math.MinInt64)
+	if !since.IsZero() {
+		from = since.UnixNano()
+	}
+	// (pseudonym, time, id) is the order of the events_subject_time index,
+	// whose entries end with the rowid: SQLite walks it without sorting.
+	rows, err := db.query(ctx, `SELECT `+eventColumns+` FROM events
+		WHERE pseudonym IN (SELECT value FROM json_each(?)) AND time >= ? ORDER BY pseudonym, time, id`, list(subjects), from)
+	if err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	evs, err := scanEvents(rows)
+	if err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	return bySubject(evs, func(e *portrait.StoredEvent) string { return e.Subject }), nil
+}
+
+// ProfilesFor implements portrait.Store.ProfilesFor.
+func (db *DB) ProfilesFor(ctx context.Context, grants []policy.Grant) (map[string][]portrait.ProfileValue, error) {
+	subjects, gs, err := pageGrants("read profile", grants)
+	if err != nil {
+		return nil, err
+	}
+	if len(subjects) == 0 {
+		return map[string][]portrait.ProfileValue{}, nil
+	}
+	rows, err := db.query(ctx, `SELECT pseudonym, field, sealed, source, updated, expires FROM profile
+		WHERE pseudonym IN (SELECT value FROM json_each(?)) ORDER BY pseudonym, field`, list(subjects))
+	if err != nil {
+		return nil, fmt.Errorf("read profile: %w", err)
+	}
+	defer rows.Close()
+	out := map[string][]portrait.ProfileValue{}
+	for rows.Next() {
+		var p string
+		var v portrait.ProfileValue
+		var upd, exp sql.NullInt64
+		if err := rows.Scan(&p, &v.Field, &v.Sealed, &v.Source, &upd, &exp); err != nil {
+			return nil, fmt.Errorf("read profile: %w", err)
+		}
+		if !coversAny(gs[p], v.Field) {
+			continue
+		}
+		v.Updated, v.Expires = fromNanos(upd), fromNanos(exp)
+		out[p] = append(out[p], v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read profile: %w", err)
+	}
+	return out, nil
+}
+
+func coversAny(grants []policy.Grant, field string) bool {
+	for _, g := range grants {
+		if g.Covers(field) {
+			return true
+		}
+	}
+	return false
+}
+
+// LabelsFor implements portrait.Store.LabelsFor.
+func (db *DB) LabelsFor(ctx context.Context, grants []policy.Grant) (map[string][]portrait.LabelValue, error) {
+	subjects, _, err := pageGrants("read labels", grants)
+	if err != nil {
+		return nil, err
+	}
+	if len(subjects) == 0 {
+		return map[string][]portrait.LabelValue{}, nil
+	}
+	rows, err := db.query(ctx, `SELECT pseudonym, label, version, sealed, computed, expires FROM labels
+		WHERE pseudonym IN (SELECT value FROM json_each(?)) ORDER BY pseudonym, label`, list(subjects))
+	if err != nil {
+		return nil, fmt.Errorf("read labels: %w", err)
+	}
+	defer rows.Close()
+	var lvs []portrait.LabelValue
+	for rows.Next() {
+		var v portrait.LabelValue
+		var comp, exp sql.NullInt64
+		if err := rows.Scan(&v.Subject, &v.Label, &v.Version, &v.Sealed, &comp, &exp); err != nil {
+			return nil, fmt.Errorf("read labels: %w", err)
+		}
+		v.Computed, v.Expires = fromNanos(comp), fromNanos(exp)
+		lvs = append(lvs, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read labels: %w", err)
+	}
+	return bySubject(lvs, func(v *portrait.LabelValue) string { return v.Subject }), nil
+}
+
+// DecisionsFor implements portrait.Store.DecisionsFor.
+func (db *DB) DecisionsFor(ctx context.Context, grants []policy.Grant) (map[string][]portrait.DecisionRecord, error) {
+	subjects, _, err := pageGrants("read decisions", grants)
+	if err != nil {
+		return nil, err
+	}
+	if len(subjects) == 0 {
+		return map[string][]portrait.DecisionRecord{}, nil
+	}
+	rows, err := db.query(ctx, `SELECT `+decisionColumns+`, sealed FROM decisions
+		WHERE pseudonym IN (SELECT value FROM json_each(?)) ORDER BY pseudonym, created, id`, list(subjects))
+	if err != nil {
+		return nil, fmt.Errorf("read decisions: %w", err)
+	}
+	defer rows.Close()
+	var ds []portrait.DecisionRecord
+	for rows.Next() {
+		var sealed []byte
+		d, err := scanDecision(rows, &sealed)
+		if err != nil {
+			return nil, fmt.Errorf("read decisions: %w", err)
+		}
+		d.Sealed = sealed
+		ds = append(ds, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read decisions: %w", err)
+	}
+	return bySubject(ds, func(d *portrait.DecisionRecord) string { return d.Subject }), nil
+}
+
+// ProtectedFor implements portrait.Store.ProtectedFor.
+func (db *DB) ProtectedFor(ctx context.Context, grants []policy.Grant) (map[string][]portrait.ProtectedValue, error) {
+	subjects, _, err := pageGrants("read protected attributes", grants)
+	if err != nil {
+		return nil, err
+	}
+	if len(subjects) == 0 {
+		return map[string][]portrait.ProtectedValue{}, nil
+	}
+	rows, err := db.query(ctx, `SELECT pseudonym, attribute, sealed FROM protected
+		WHERE pseudonym IN (SELECT value FROM json_each(?)) ORDER BY pseudonym, attribute`, list(subjects))
+	if err != nil {
+		return nil, fmt.Errorf("read protected attributes: %w", err)
+	}
+	defer rows.Close()
+	var vs []portrait.ProtectedValue
+	for rows.Next() {
+		var v portrait.ProtectedValue
+		if err := rows.Scan(&v.Subject, &v.Attribute, &v.Sealed); err != nil {
+			return nil, fmt.Errorf("read protected attributes: %w", err)
+		}
+		vs = append(vs, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read protected attributes: %w", err)
+	}
+	return bySubject(vs, func(v *portrait.ProtectedValue) string { return v.Subject }), nil
+}

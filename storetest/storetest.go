@@ -47,6 +47,7 @@ func Run(t *testing.T, open func(t *testing.T) portrait.Store) {
 		{"Reviews", testReviews},
 		{"Items", testItems},
 		{"Protected", testProtected},
+		{"PageReads", testPageReads},
 		{"UpdateRollsBack", testUpdateRollsBack},
 		{"FailedLogAppendRollsBack", testFailedLogAppendRollsBack},
 		{"ConcurrentUpdates", testConcurrentUpdates},
