@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"fmt"
 	"io"
@@ -13,7 +15,9 @@ import (
 	portrait "github.com/portrait-dev/portrait"
 	"github.com/portrait-dev/portrait/catalog"
 	"github.com/portrait-dev/portrait/consent"
+	"github.com/portrait-dev/portrait/examples/cdnow"
 	"github.com/portrait-dev/portrait/examples/demo"
+	"github.com/portrait-dev/portrait/importer"
 	"github.com/portrait-dev/portrait/ingest"
 	"github.com/portrait-dev/portrait/label"
 	"github.com/portrait-dev/portrait/policy"
@@ -30,6 +34,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on")
 	db := fs.String("db", "", "SQLite file or postgres:// URL (default: a fresh file in a temporary directory)")
 	adminKey := fs.String("admin-key", "", "fix the demo admin's API key (default: a random one)")
+	withCDNOW := fs.Bool("cdnow", false, "also import the real CDNOW purchase log (23,570 customers) and segment it; takes about a minute")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -75,6 +80,11 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	n, err := seed(ctx, a, demoSubjects, time.Now())
 	if err != nil {
 		return fmt.Errorf("seed demo data: %w", err)
+	}
+	if *withCDNOW {
+		if err := seedCDNOW(ctx, a, stdout); err != nil {
+			return fmt.Errorf("import CDNOW: %w", err)
+		}
 	}
 	if err := seedApply(ctx, a, demoSubjects); err != nil {
 		return fmt.Errorf("seed demo use-cases: %w", err)
@@ -219,5 +229,37 @@ func seedApply(ctx context.Context, a *app, n int) error {
 		// that is part of the demo, not an error.
 		a.apply.Decide(ctx, operator, ps, "credit_limit")
 	}
+	return nil
+}
+
+// seedCDNOW imports the shipped CDNOW log through the governed path, with
+// consent to personalization recorded as imported (the log's customers
+// are fictional to this demo), its dates shifted so the newest purchase is
+// today; the derivation in seedApply then puts every customer in an RFM
+// tier and a segment.
+func seedCDNOW(ctx context.Context, a *app, stdout io.Writer) error {
+	cat := a.point.Catalog()
+	o := importer.Options{Format: "cdnow", Source: "CDNOW_master.txt", Grant: []string{"personalization"},
+		Ledger: a.ledger, Keys: a.keys}
+	open := func() (io.Reader, error) { return gzip.NewReader(bytes.NewReader(cdnow.Log)) }
+	r, err := open()
+	if err != nil {
+		return err
+	}
+	newest, err := importer.Newest(cat, r, o)
+	if err != nil {
+		return err
+	}
+	o.Shift = time.Now().UTC().Truncate(24 * time.Hour).Sub(newest)
+	if r, err = open(); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "Importing the CDNOW purchase log …")
+	in := ingest.New(a.store, a.point, a.ledger, a.keys, a.log, ingest.Options{Logger: a.logger})
+	rep, err := importer.Import(ctx, in, cat, policy.Caller{Role: policy.Operator, ID: "demo-import"}, r, o)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "CDNOW: %d purchases of %d customers imported\n", rep.Accepted, rep.Granted)
 	return nil
 }
