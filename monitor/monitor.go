@@ -309,7 +309,8 @@ func (m *Monitor) Proxies() []ProxyFlag {
 }
 
 // Sensitive reports whether feature (a profile field or label id) is a
-// flagged proxy that no reviewer has cleared: the policy and the engines
+// flagged proxy that no reviewer has cleared; the decision point holds the
+// same set (publishProxies), so the policy and the engines
 // treat it as sensitive until then (FP-6).
 func (m *Monitor) Sensitive(feature string) bool {
 	m.mu.Lock()
@@ -356,7 +357,21 @@ func (m *Monitor) ClearProxy(ctx context.Context, caller policy.Caller, feature,
 	defer m.mu.Unlock()
 	p = m.proxies[feature]
 	p.Cleared, p.ClearedBy, p.ClearedAt, p.ClearNote, p.ClearIndex = true, actor(caller), now, reason, idx
+	m.publishProxies()
 	return *p, nil
+}
+
+// publishProxies hands the flagged, uncleared features to the decision
+// point, which treats them as sensitive from the next decision on (FP-6).
+// Other nodes learn them at their next Load or run. The caller holds m.mu.
+func (m *Monitor) publishProxies() {
+	var names []string
+	for name, p := range m.proxies {
+		if !p.Cleared {
+			names = append(names, name)
+		}
+	}
+	m.deps.Point.SetProxies(names)
 }
 
 // Load rebuilds the proxy flags and clearances from the audit log, the
@@ -399,6 +414,7 @@ func (m *Monitor) Load(ctx context.Context) error {
 	}
 	m.mu.Lock()
 	m.proxies = flags
+	m.publishProxies()
 	m.mu.Unlock()
 	return nil
 }

@@ -261,6 +261,13 @@ func TestMonitorRun(t *testing.T) {
 	if !e.mon.Sensitive("postcode_income") || e.mon.Sensitive("shoe_colour") {
 		t.Errorf("sensitive: postcode_income %v, shoe_colour %v", e.mon.Sensitive("postcode_income"), e.mon.Sensitive("shoe_colour"))
 	}
+	// FP-6: until cleared, the decision point treats the proxy as sensitive:
+	// no derivation from it for a purpose without separate consent.
+	useProxy := policy.Request{Subject: &policy.State{Subject: "any"}, Purpose: "analytics", Fields: []string{"postcode_income"},
+		Action: policy.Derive, Caller: policy.Caller{Role: policy.System, ID: "test"}}
+	if d := e.point.Decide(useProxy); d.Allow || d.Reasons[0].Code != "proxy_flagged" {
+		t.Errorf("derivation from a flagged proxy: %+v", d)
+	}
 	var proxyFlags []string
 	for _, r := range e.records("proxy_flag") {
 		proxyFlags = append(proxyFlags, r.Detail["feature"].(string))
@@ -365,6 +372,9 @@ func TestMonitorRun(t *testing.T) {
 	}
 	if e.mon.Sensitive("postcode_income") || len(e.records("proxy_clear")) != 1 {
 		t.Error("clearance not applied or not logged")
+	}
+	if d := e.point.Decide(useProxy); !d.Allow {
+		t.Errorf("derivation from a cleared proxy: %+v", d.Reasons)
 	}
 	m2, err := monitor.New(monitor.Deps{Store: e.store, Point: e.point, Keys: e.keys, Log: e.log}, monitor.Options{})
 	if err != nil {

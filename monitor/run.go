@@ -800,6 +800,7 @@ func (m *Monitor) record(ctx context.Context, now time.Time, rep *Report, flags 
 		m.proxies[f.Feature] = &ProxyFlag{Feature: f.Feature, Protected: f.Protected, Measure: f.Measure, Value: f.Value,
 			Flagged: now, LogIndex: first + int64(len(rep.Alerts)+i)}
 	}
+	m.publishProxies()
 	return nil
 }
 
