@@ -76,7 +76,7 @@ func newID(prefix string) string {
 }
 
 // decisionAD binds a sealed decision detail to its subject and id.
-func decisionAD(p, id string) []byte { return []byte(p + "/decision/" + id) }
+func decisionAD(p, id string) []byte { return keys.DecisionAD(p, id) }
 
 // OpenDecision opens the sealed detail of a stored decision.
 func OpenDecision(c *keys.Cipher, d portrait.DecisionRecord) (Detail, error) {
@@ -229,7 +229,7 @@ func (s *Service) features(ctx context.Context, g policy.Grant, c *keys.Cipher, 
 		if !slices.Contains(names, v.Field) {
 			continue
 		}
-		b, err := c.Open(v.Sealed, []byte(p+"/"+v.Field))
+		b, err := c.Open(v.Sealed, keys.ProfileAD(p, v.Field))
 		if err != nil {
 			return nil, fmt.Errorf("open profile field %s of %s: %w", v.Field, p, err)
 		}

@@ -259,7 +259,7 @@ func (s *Service) read(ctx context.Context, g policy.Grant, c *keys.Cipher, item
 // openLabel opens a stored label value as package derive seals it: the
 // JSON of label.Value under pseudonym + "/label/" + label.
 func openLabel(c *keys.Cipher, p string, lv portrait.LabelValue) (label.Value, error) {
-	b, err := c.Open(lv.Sealed, []byte(p+"/label/"+lv.Label))
+	b, err := c.Open(lv.Sealed, keys.LabelAD(p, lv.Label))
 	if err != nil {
 		return label.Value{}, fmt.Errorf("open label %s of %s: %w", lv.Label, p, err)
 	}

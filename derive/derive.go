@@ -85,7 +85,7 @@ type Stored struct {
 }
 
 // AD is the additional data a label value of subject pseudonym is sealed with.
-func AD(pseudonym, labelID string) []byte { return []byte(pseudonym + "/label/" + labelID) }
+func AD(pseudonym, labelID string) []byte { return keys.LabelAD(pseudonym, labelID) }
 
 // Open decrypts one stored label value with the subject's cipher.
 func Open(c *keys.Cipher, v portrait.LabelValue) (Stored, error) {
@@ -454,7 +454,7 @@ func (s *subject) open() error {
 		s.seen = max(s.seen, ev.ID)
 	}
 	for _, v := range s.rawProfile {
-		plain, err := s.cipher.Open(v.Sealed, []byte(s.ps+"/"+v.Field))
+		plain, err := s.cipher.Open(v.Sealed, keys.ProfileAD(s.ps, v.Field))
 		if err != nil {
 			return fmt.Errorf("open profile field %s of %s: %w", v.Field, s.ps, err)
 		}

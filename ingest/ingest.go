@@ -241,7 +241,7 @@ func (in *Ingester) Ingest(ctx context.Context, caller policy.Caller, items []It
 		c := ciphers[p.pseudonym]
 		ev := portrait.StoredEvent{
 			Grant: grant, Subject: p.pseudonym, Type: p.event.Type, Time: p.event.Time,
-			Sealed: c.Seal(plain, []byte(p.pseudonym)), Expires: expires,
+			Sealed: c.Seal(plain, keys.EventAD(p.pseudonym)), Expires: expires,
 		}
 		if p.event.IdempotencyKey != "" {
 			ev.Idem = in.keys.IdemHash(p.pseudonym, p.event.IdempotencyKey)
@@ -258,7 +258,7 @@ func (in *Ingester) Ingest(ctx context.Context, caller policy.Caller, items []It
 			}
 			b, _ := json.Marshal(v)
 			profile[p.pseudonym] = append(profile[p.pseudonym], portrait.ProfileValue{
-				Field: name, Sealed: c.Seal(b, []byte(p.pseudonym+"/"+name)), Source: "event",
+				Field: name, Sealed: c.Seal(b, keys.ProfileAD(p.pseudonym, name)), Source: "event",
 				Updated: p.event.Time, Expires: p.event.Time.Add(time.Duration(f.Retention)),
 			})
 			profileGrant[p.pseudonym] = grant

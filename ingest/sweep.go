@@ -8,6 +8,7 @@ import (
 
 	portrait "github.com/portrait-dev/portrait"
 	"github.com/portrait-dev/portrait/audit"
+	"github.com/portrait-dev/portrait/keys"
 	"github.com/portrait-dev/portrait/policy"
 )
 
@@ -59,7 +60,7 @@ func (in *Ingester) Sweep(ctx context.Context, now time.Time) (int, error) {
 			if err != nil {
 				return total, fmt.Errorf("sweep: subject key: %w", err)
 			}
-			plain, err := c.Open(e.Sealed, []byte(e.Subject))
+			plain, err := c.Open(e.Sealed, keys.EventAD(e.Subject))
 			if err != nil {
 				return total, fmt.Errorf("sweep: open event %d: %w", e.ID, err)
 			}
@@ -86,7 +87,7 @@ func (in *Ingester) Sweep(ctx context.Context, now time.Time) (int, error) {
 			r := rewrite{g: d.Grant, id: e.ID, expires: next}
 			if len(fields) > 0 {
 				b, _ := json.Marshal(fields)
-				r.sealed = c.Seal(b, []byte(e.Subject))
+				r.sealed = c.Seal(b, keys.EventAD(e.Subject))
 			} else {
 				deleted++
 			}

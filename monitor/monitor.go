@@ -222,7 +222,7 @@ func New(deps Deps, opts Options) (*Monitor, error) {
 		return nil, errors.New("monitor: AutoHalt needs Deps.Halter (the apply service) to halt pricing use-cases through")
 	}
 	if deps.LabelAD == nil {
-		deps.LabelAD = func(p, l string) []byte { return []byte(p + "/label/" + l) }
+		deps.LabelAD = keys.LabelAD
 	}
 	if opts.Dir != "" {
 		if err := os.MkdirAll(opts.Dir, 0o700); err != nil {

@@ -22,7 +22,7 @@ var engine = policy.Caller{Role: policy.System, ID: "fairness"}
 // protectedAD binds a sealed protected value to its subject and attribute,
 // so a ciphertext cannot be moved to another subject or attribute.
 func protectedAD(pseudonym, attr string) []byte {
-	return []byte(pseudonym + "/protected/" + attr)
+	return keys.ProtectedAD(pseudonym, attr)
 }
 
 func actor(c policy.Caller) string {

@@ -18,6 +18,7 @@ import (
 	"github.com/portrait-dev/portrait/audit"
 	"github.com/portrait-dev/portrait/catalog"
 	"github.com/portrait-dev/portrait/fairness"
+	"github.com/portrait-dev/portrait/keys"
 	"github.com/portrait-dev/portrait/label"
 	"github.com/portrait-dev/portrait/policy"
 )
@@ -331,7 +332,7 @@ func (m *Monitor) readSubject(cat *catalog.Catalog, s portrait.Subject, in *fetc
 		if f == nil || f.Protected || f.Type == catalog.TypeTime {
 			continue
 		}
-		b, err := c.Open(v.Sealed, []byte(ps+"/"+v.Field))
+		b, err := c.Open(v.Sealed, keys.ProfileAD(ps, v.Field))
 		if err != nil {
 			return nil, fmt.Errorf("monitor: profile field %q of %s does not open: %w", v.Field, ps, err)
 		}
@@ -392,7 +393,7 @@ func (m *Monitor) readSubject(cat *catalog.Catalog, s portrait.Subject, in *fetc
 		if e.Type != m.opts.PriceEventType && e.Type != m.opts.ExposureEventType {
 			continue
 		}
-		b, err := c.Open(e.Sealed, []byte(ps))
+		b, err := c.Open(e.Sealed, keys.EventAD(ps))
 		if err != nil {
 			return nil, fmt.Errorf("monitor: event %d of %s does not open: %w", e.ID, ps, err)
 		}

@@ -89,7 +89,7 @@ func failClosed(op string, err error) error {
 	return &portrait.Error{Code: portrait.EUNAVAILABLE, Message: op + ": the store or audit log is unavailable; nothing was changed", Err: err}
 }
 
-func statementAD(p, id string) []byte { return []byte(p + "/review/" + id) }
+func statementAD(p, id string) []byte { return keys.StatementAD(p, id) }
 
 // cipher opens the data key of a stored subject.
 func (s *Service) cipher(ctx context.Context, p string) (*keys.Cipher, error) {

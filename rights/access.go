@@ -181,7 +181,7 @@ func (s *Service) decisions(ctx context.Context, g policy.Grant, c *keys.Cipher)
 			re := ReviewEntry{ID: r.ID, Kind: r.Kind, Status: r.Status, Outcome: r.Outcome, Reason: r.Reason,
 				Created: r.Created, Deadline: r.Deadline, Closed: r.Closed}
 			if len(r.Sealed) > 0 {
-				b, err := c.Open(r.Sealed, []byte(p+"/review/"+r.ID))
+				b, err := c.Open(r.Sealed, keys.StatementAD(p, r.ID))
 				if err != nil {
 					return nil, fmt.Errorf("open the statement of review %s: %w", r.ID, err)
 				}
@@ -226,33 +226,25 @@ const (
 	LabelDeleted    = "deleted"
 )
 
-// labelADs are the additional-data strings a label value may be sealed
-// under. The label engine seals with the first; the others are accepted so
-// that values written before it settled stay readable.
-func labelADs(pseudonym, lbl string) [][]byte {
-	return [][]byte{[]byte(pseudonym + "/label/" + lbl), []byte(pseudonym + "/" + lbl), []byte(pseudonym)}
-}
-
 // SealLabel seals a label value the way the rights service reads it.
 func SealLabel(c *keys.Cipher, pseudonym string, v label.Value) ([]byte, error) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return nil, fmt.Errorf("encode label %s: %w", v.Label, err)
 	}
-	return c.Seal(b, labelADs(pseudonym, v.Label)[0]), nil
+	return c.Seal(b, keys.LabelAD(pseudonym, v.Label)), nil
 }
 
 func openLabel(c *keys.Cipher, pseudonym string, lv portrait.LabelValue) (label.Value, error) {
-	for _, ad := range labelADs(pseudonym, lv.Label) {
-		if b, err := c.Open(lv.Sealed, ad); err == nil {
-			var v label.Value
-			if err := json.Unmarshal(b, &v); err != nil {
-				return label.Value{}, fmt.Errorf("decode label %s: %w", lv.Label, err)
-			}
-			return v, nil
-		}
+	b, err := c.Open(lv.Sealed, keys.LabelAD(pseudonym, lv.Label))
+	if err != nil {
+		return label.Value{}, fmt.Errorf("open label %s of %s: %w", lv.Label, pseudonym, err)
 	}
-	return label.Value{}, fmt.Errorf("open label %s of %s: not sealed with this subject's key", lv.Label, pseudonym)
+	var v label.Value
+	if err := json.Unmarshal(b, &v); err != nil {
+		return label.Value{}, fmt.Errorf("decode label %s: %w", lv.Label, err)
+	}
+	return v, nil
 }
 
 func explain(v label.Value, l *catalog.Label) catalog.Text {
@@ -451,7 +443,7 @@ func (s *Service) document(ctx context.Context, caller policy.Caller, pseudonym 
 		return nil, fmt.Errorf("read events of %s: %w", pseudonym, err)
 	}
 	doc.Events = make([]EventEntry, 0, len(evs))
-	ad := []byte(pseudonym)
+	ad := keys.EventAD(pseudonym)
 	for _, ev := range evs {
 		b, err := ci.Open(ev.Sealed, ad)
 		if err != nil {
@@ -635,7 +627,7 @@ func (s *Service) profile(ctx context.Context, g policy.Grant, ci *keys.Cipher) 
 	}
 	out := make([]ProfileEntry, 0, len(prof))
 	for _, pv := range prof {
-		b, err := ci.Open(pv.Sealed, []byte(p+"/"+pv.Field))
+		b, err := ci.Open(pv.Sealed, keys.ProfileAD(p, pv.Field))
 		if err != nil {
 			return nil, fmt.Errorf("open profile field %s of %s: %w", pv.Field, p, err)
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/portrait-dev/portrait/audit"
 	"github.com/portrait-dev/portrait/catalog"
 	"github.com/portrait-dev/portrait/consent"
+	"github.com/portrait-dev/portrait/keys"
 	"github.com/portrait-dev/portrait/policy"
 )
 
@@ -116,7 +117,7 @@ func (s *Service) Correct(ctx context.Context, caller policy.Caller, pseudonym, 
 		return fmt.Errorf("encode correction of %s: %w", field, err)
 	}
 	at := s.now()
-	pv := portrait.ProfileValue{Field: field, Sealed: ci.Seal(b, []byte(pseudonym+"/"+field)), Source: "correction",
+	pv := portrait.ProfileValue{Field: field, Sealed: ci.Seal(b, keys.ProfileAD(pseudonym, field)), Source: "correction",
 		Updated: at, Expires: at.Add(time.Duration(f.Retention))}
 	c = fulfil(c, at, "corrected field "+field, 0)
 	err = s.store.Update(ctx, func(tx portrait.Tx) error {

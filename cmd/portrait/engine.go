@@ -372,7 +372,7 @@ func trainingRow(ctx context.Context, a *app, subj portrait.Subject, fg, og poli
 }
 
 func openNumber(c *keys.Cipher, ps string, v portrait.ProfileValue) (float64, error) {
-	plain, err := c.Open(v.Sealed, []byte(ps+"/"+v.Field))
+	plain, err := c.Open(v.Sealed, keys.ProfileAD(ps, v.Field))
 	if err != nil {
 		return 0, err
 	}
