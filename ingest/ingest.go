@@ -365,6 +365,11 @@ func (in *Ingester) validate(cat *catalog.Catalog, e *portrait.Event, now time.T
 			return &Problem{Code: "field_not_in_event_type", Requirement: "CM-1",
 				Reason: fmt.Sprintf("event type %q does not carry field %q; add it to the event type's fields in the catalog", e.Type, name)}
 		}
+		if f := cat.Field(name); f.Protected {
+			// FP-2: protected attributes are kept apart, never in events.
+			return &Problem{Code: "protected_field", Requirement: "FP-2",
+				Reason: fmt.Sprintf("field %q is an audit-only protected attribute; record it with PUT /v1/subjects/{id}/protected, not in events", name)}
+		}
 		nv, err := convert(cat.Field(name), v)
 		if err != nil {
 			return &Problem{Code: "wrong_type", Reason: err.Error()}

@@ -442,3 +442,17 @@ func TestRefusalKeepsService(t *testing.T) {
 		t.Errorf("stored %v", got)
 	}
 }
+
+// FP-2: a protected attribute never travels in events, even if an event
+// type were to carry it; it has a store of its own.
+func TestProtectedFieldRefused(t *testing.T) {
+	e := newEnv(t)
+	cat := *e.point.Catalog()
+	cat.EventTypes = append(append([]catalog.EventType(nil), cat.EventTypes...), catalog.EventType{ID: "survey", Fields: []string{"gender"}})
+	cat.Index()
+	e.point.SetCatalog(&cat)
+	res, _ := e.ingest(t, portrait.Event{Subject: "jo", Type: "survey", Time: e.now, Fields: map[string]any{"gender": "F"}})
+	if res[0].Status != ingest.Rejected || res[0].Code != "protected_field" || res[0].Requirement != "FP-2" {
+		t.Errorf("protected field in an event: %+v", res[0])
+	}
+}

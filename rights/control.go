@@ -88,6 +88,9 @@ func (s *Service) Correct(ctx context.Context, caller policy.Caller, pseudonym, 
 	case f == nil:
 		err = &portrait.Error{Code: portrait.EINVALID, Requirement: "CM-1",
 			Message: fmt.Sprintf("field %q is not declared in the catalog; only declared profile fields (fields: with profile: true) can be corrected", field)}
+	case f.Protected:
+		err = &portrait.Error{Code: portrait.EINVALID, Requirement: "FP-2",
+			Message: fmt.Sprintf("field %q is an audit-only protected attribute, kept apart from the profile; it is recorded through the protected-attributes store, not corrected here", field)}
 	case !f.Profile:
 		err = &portrait.Error{Code: portrait.EINVALID, Requirement: "CM-2",
 			Message: fmt.Sprintf("field %q is declared without profile: true, so no standing value is kept to correct; correct events by asking for their erasure", field)}

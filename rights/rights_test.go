@@ -331,6 +331,7 @@ func TestCorrect(t *testing.T) {
 			{"age", "thirty", "type number"},
 			{"city", 12.0, "type string"},
 			{"city", "", "empty string"},
+			{"gender", "F", "protected attribute"}, // FP-2: kept apart, not in the profile
 		} {
 			err := e.svc.Correct(ctx, self(p), p, tc.field, tc.value)
 			if code(err) != portrait.EINVALID || !strings.Contains(err.Error(), tc.want) {
@@ -365,8 +366,8 @@ func TestCorrect(t *testing.T) {
 				}
 			}
 		}
-		if refused != 5 {
-			t.Errorf("%d refused correction cases, want 5", refused)
+		if refused != 6 {
+			t.Errorf("%d refused correction cases, want 6", refused)
 		}
 	})
 }

@@ -538,7 +538,7 @@ func (s *Server) profileView(r *http.Request, c policy.Caller, v *view) error {
 	}
 	var out []profileField
 	for _, f := range s.cfg.Point.Catalog().Fields {
-		if !f.Profile {
+		if !f.Profile || f.Protected {
 			continue
 		}
 		pf := profileField{Name: f.Name, Type: f.Type, Category: f.Category}
@@ -608,6 +608,9 @@ type myDecision struct {
 	review.Mine
 	Explanation string
 	Open        bool // a review is under way: no second appeal
+	// Result and ScoreText are Final, Outcome and Score rendered: the
+	// template cannot tell a false *bool from a true one.
+	Result, ScoreText string
 }
 
 func (s *Server) decisionsView(r *http.Request, c policy.Caller, v *view) error {
@@ -623,6 +626,23 @@ func (s *Server) decisionsView(r *http.Request, c policy.Caller, v *view) error 
 	out := make([]myDecision, 0, len(list))
 	for _, m := range list {
 		d := myDecision{Mine: m}
+		verdict := func(b bool) string {
+			if b {
+				return v.T["approved"]
+			}
+			return v.T["declined"]
+		}
+		switch {
+		case m.Final != nil:
+			d.Result = verdict(*m.Final)
+		case m.Outcome != nil:
+			d.Result = verdict(*m.Outcome) + " · " + v.T["under_review"]
+		default:
+			d.Result = v.T["under_review"]
+		}
+		if m.Score != nil {
+			d.ScoreText = strconv.FormatFloat(*m.Score, 'f', 3, 64)
+		}
 		if m.Detail != nil {
 			d.Explanation = m.Detail.Explanation[v.Lang]
 		}

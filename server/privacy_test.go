@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"crypto/ed25519"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -364,6 +365,16 @@ func TestPrivacyCorrectRequestAppeal(t *testing.T) {
 	page = fetchPage(t, c, h.url+"/privacy/decisions?lang=en")
 	if !strings.Contains(page, `id="decision-`+d.ID+`"`) || !strings.Contains(page, `id="appeal-`+d.ID+`"`) {
 		t.Fatalf("decisions page does not offer the appeal of %s", d.ID)
+	}
+	// The page shows the outcome the model gave and its score as numbers,
+	// not as pointers (AD-4).
+	want := "declined"
+	if d.Outcome != nil && *d.Outcome {
+		want = "approved"
+	}
+	if d.Outcome == nil || d.Score == nil || !strings.Contains(page, `<span class="result">`+want+`</span>`) ||
+		!strings.Contains(page, fmt.Sprintf("score %.3f", *d.Score)) {
+		t.Errorf("decisions page does not show outcome %q and score %v", want, d.Score)
 	}
 	if status, _ := postForm(t, c, h.url+"/privacy/decisions/"+d.ID+"/appeal", url.Values{"csrf": {csrf}, "statement": {"  "}}); status != 400 {
 		t.Errorf("appeal without a statement: %d", status)
