@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -399,16 +400,28 @@ func BenchmarkIngest(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			// The same multi-row statements the store uses for events
-			// without an idempotency key, so that only governance differs.
-			for chunk := items; len(chunk) > 0; {
+			// The same statements the store uses for events without an
+			// idempotency key, with its id reservation and its order of
+			// rows (by subject, ids in arrival order), so that only
+			// governance differs.
+			var next int64
+			if err := tx.QueryRow("UPDATE event_ids SET next = next + ? RETURNING next", len(items)).Scan(&next); err != nil {
+				b.Fatal(err)
+			}
+			order := make([]int, len(items))
+			for i := range order {
+				order[i] = i
+			}
+			slices.SortStableFunc(order, func(x, y int) int { return strings.Compare(items[x].Event.Subject, items[y].Event.Subject) })
+			for chunk := order; len(chunk) > 0; {
 				n := min(len(chunk), 64)
-				q := "INSERT INTO events (pseudonym, type, time, idem, sealed, expires) VALUES " +
-					strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?),", n), ",")
-				args := make([]any, 0, 6*n)
-				for _, it := range chunk[:n] {
-					fields, _ := json.Marshal(it.Event.Fields)
-					args = append(args, it.Event.Subject, it.Event.Type, it.Event.Time.UnixNano(), nil, fields, nil)
+				q := "INSERT INTO events (id, pseudonym, type, time, idem, sealed, expires) VALUES " +
+					strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?),", n), ",")
+				args := make([]any, 0, 7*n)
+				for _, i := range chunk[:n] {
+					ev := items[i].Event
+					fields, _ := json.Marshal(ev.Fields)
+					args = append(args, next-int64(len(items)-i), ev.Subject, ev.Type, ev.Time.UnixNano(), nil, fields, nil)
 				}
 				if _, err := tx.Exec(q, args...); err != nil {
 					b.Fatal(err)

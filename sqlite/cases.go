@@ -62,6 +62,11 @@ func (db *DB) Pseudonyms(ctx context.Context, after string, limit int) ([]string
 	return out, nil
 }
 
+const putCaseSQL = `INSERT INTO cases (id, pseudonym, type, status, created, deadline, closed, outcome, reason, log_index)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT (id) DO UPDATE SET pseudonym = excluded.pseudonym, type = excluded.type, status = excluded.status, created = excluded.created,
+		deadline = excluded.deadline, closed = excluded.closed, outcome = excluded.outcome, reason = excluded.reason, log_index = excluded.log_index`
+
 // PutCase implements portrait.Tx.PutCase.
 func (tx *Tx) PutCase(ctx context.Context, c portrait.Case) error {
 	if c.ID == "" || c.Subject == "" || c.Type == "" || c.Status == "" {
@@ -71,10 +76,7 @@ func (tx *Tx) PutCase(ctx context.Context, c portrait.Case) error {
 	if created.IsZero() {
 		created = time.Now()
 	}
-	_, err := tx.tx.ExecContext(ctx, `INSERT INTO cases (id, pseudonym, type, status, created, deadline, closed, outcome, reason, log_index)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (id) DO UPDATE SET pseudonym = excluded.pseudonym, type = excluded.type, status = excluded.status, created = excluded.created,
-			deadline = excluded.deadline, closed = excluded.closed, outcome = excluded.outcome, reason = excluded.reason, log_index = excluded.log_index`,
+	_, err := tx.exec(ctx, putCaseSQL,
 		c.ID, c.Subject, c.Type, c.Status, created.UnixNano(), nanos(c.Deadline), nanos(c.Closed), c.Outcome, c.Reason, c.LogIndex)
 	if err != nil {
 		return fmt.Errorf("put case %s: %w", c.ID, err)

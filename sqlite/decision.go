@@ -164,6 +164,8 @@ func (db *DB) Protected(ctx context.Context, g policy.Grant) ([]portrait.Protect
 	return out, nil
 }
 
+const putDecisionSQL = `INSERT INTO decisions (` + decisionColumns + `, sealed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
 // PutDecision implements portrait.Tx.PutDecision; the grant must allow Use
 // for the decision's subject.
 func (tx *Tx) PutDecision(ctx context.Context, d portrait.DecisionRecord) error {
@@ -177,7 +179,7 @@ func (tx *Tx) PutDecision(ctx context.Context, d portrait.DecisionRecord) error 
 	if created.IsZero() {
 		created = time.Now()
 	}
-	_, err := tx.tx.ExecContext(ctx, `INSERT INTO decisions (`+decisionColumns+`, sealed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := tx.exec(ctx, putDecisionSQL,
 		d.ID, d.Subject, d.UseCase, d.Model, d.ModelVersion, d.Outcome, d.Score, d.InputHash, d.Status, created.UnixNano(), d.LogIndex, blob(d.Sealed))
 	if isUnique(err) {
 		return portrait.Errorf(portrait.ECONFLICT, "put decision %s: a decision with this id exists", d.ID)
@@ -187,12 +189,14 @@ func (tx *Tx) PutDecision(ctx context.Context, d portrait.DecisionRecord) error 
 	return nil
 }
 
+const setDecisionStatusSQL = `UPDATE decisions SET status = ? WHERE id = ?`
+
 // SetDecisionStatus implements portrait.Tx.SetDecisionStatus.
 func (tx *Tx) SetDecisionStatus(ctx context.Context, id, status string) error {
 	if status == "" {
 		return portrait.Errorf(portrait.EINVALID, "set status of decision %s: the status is empty", id)
 	}
-	res, err := tx.tx.ExecContext(ctx, `UPDATE decisions SET status = ? WHERE id = ?`, status, id)
+	res, err := tx.exec(ctx, setDecisionStatusSQL, status, id)
 	if err != nil {
 		return fmt.Errorf("set status of decision %s: %w", id, err)
 	}
@@ -204,6 +208,11 @@ func (tx *Tx) SetDecisionStatus(ctx context.Context, id, status string) error {
 	return nil
 }
 
+const putReviewSQL = `INSERT INTO reviews (` + reviewColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT (id) DO UPDATE SET decision = excluded.decision, pseudonym = excluded.pseudonym, usecase = excluded.usecase, kind = excluded.kind,
+		sealed = excluded.sealed, status = excluded.status, reviewer = excluded.reviewer, outcome = excluded.outcome, reason = excluded.reason,
+		created = excluded.created, deadline = excluded.deadline, closed = excluded.closed`
+
 // PutReview implements portrait.Tx.PutReview.
 func (tx *Tx) PutReview(ctx context.Context, r portrait.Review) error {
 	if r.ID == "" || r.Decision == "" || r.Subject == "" || r.Kind == "" || r.Status == "" {
@@ -213,10 +222,7 @@ func (tx *Tx) PutReview(ctx context.Context, r portrait.Review) error {
 	if created.IsZero() {
 		created = time.Now()
 	}
-	_, err := tx.tx.ExecContext(ctx, `INSERT INTO reviews (`+reviewColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (id) DO UPDATE SET decision = excluded.decision, pseudonym = excluded.pseudonym, usecase = excluded.usecase, kind = excluded.kind,
-			sealed = excluded.sealed, status = excluded.status, reviewer = excluded.reviewer, outcome = excluded.outcome, reason = excluded.reason,
-			created = excluded.created, deadline = excluded.deadline, closed = excluded.closed`,
+	_, err := tx.exec(ctx, putReviewSQL,
 		r.ID, r.Decision, r.Subject, r.UseCase, r.Kind, blob(r.Sealed), r.Status, r.Reviewer, r.Outcome, r.Reason, created.UnixNano(), nanos(r.Deadline), nanos(r.Closed))
 	if err != nil {
 		return fmt.Errorf("put review %s: %w", r.ID, err)
@@ -224,17 +230,18 @@ func (tx *Tx) PutReview(ctx context.Context, r portrait.Review) error {
 	return nil
 }
 
+const putItemSQL = `INSERT INTO items (id, categories, attributes, price, updated) VALUES (?, ?, ?, ?, ?)
+	ON CONFLICT (id) DO UPDATE SET categories = excluded.categories, attributes = excluded.attributes, price = excluded.price, updated = excluded.updated`
+
 // PutItems implements portrait.Tx.PutItems.
 func (tx *Tx) PutItems(ctx context.Context, items []portrait.Item) error {
 	if len(items) == 0 {
 		return nil
 	}
-	stmt, err := tx.tx.PrepareContext(ctx, `INSERT INTO items (id, categories, attributes, price, updated) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (id) DO UPDATE SET categories = excluded.categories, attributes = excluded.attributes, price = excluded.price, updated = excluded.updated`)
+	stmt, err := tx.stmt(ctx, putItemSQL)
 	if err != nil {
 		return fmt.Errorf("put items: %w", err)
 	}
-	defer stmt.Close()
 	for _, it := range items {
 		if it.ID == "" {
 			return portrait.Errorf(portrait.EINVALID, "put items: an item has no id")
@@ -269,6 +276,9 @@ func itemJSON(it portrait.Item) (cats, attrs string, err error) {
 	return string(cb), string(ab), nil
 }
 
+const putProtectedSQL = `INSERT INTO protected (pseudonym, attribute, sealed) VALUES (?, ?, ?)
+	ON CONFLICT (pseudonym, attribute) DO UPDATE SET sealed = excluded.sealed`
+
 // PutProtected implements portrait.Tx.PutProtected; the grant must allow
 // Collect for the subject of every value.
 func (tx *Tx) PutProtected(ctx context.Context, g policy.Grant, values []portrait.ProtectedValue) error {
@@ -283,9 +293,15 @@ func (tx *Tx) PutProtected(ctx context.Context, g policy.Grant, values []portrai
 			return portrait.Errorf(portrait.EINVALID, "put protected attribute %q: want an attribute and its sealed value", v.Attribute)
 		}
 	}
+	if len(values) == 0 {
+		return nil
+	}
+	put, err := tx.stmt(ctx, putProtectedSQL)
+	if err != nil {
+		return fmt.Errorf("put protected attributes: %w", err)
+	}
 	for _, v := range values {
-		if _, err := tx.tx.ExecContext(ctx, `INSERT INTO protected (pseudonym, attribute, sealed) VALUES (?, ?, ?)
-			ON CONFLICT (pseudonym, attribute) DO UPDATE SET sealed = excluded.sealed`, v.Subject, v.Attribute, v.Sealed); err != nil {
+		if _, err := put.ExecContext(ctx, v.Subject, v.Attribute, v.Sealed); err != nil {
 			return fmt.Errorf("put protected attribute %s: %w", v.Attribute, err)
 		}
 	}

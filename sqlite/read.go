@@ -1,12 +1,16 @@
 package sqlite
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 	"time"
 
 	portrait "github.com/portrait-dev/portrait"
@@ -206,19 +210,56 @@ func (db *DB) ConsentHistory(ctx context.Context, pseudonym string) ([]portrait.
 
 const eventColumns = `id, pseudonym, type, time, idem, sealed, expires`
 
+// eventKey is how the events table stores a pseudonym: one of 32
+// lowercase hex digits, as keys.Pseudonym makes them, as its 16 bytes (a
+// smaller key in the table and in both of its indexes); any other as text.
+// The mapping is one to one, since a blob never equals a text.
+func eventKey(pseudonym string) any {
+	if len(pseudonym) != 32 || strings.ToLower(pseudonym) != pseudonym {
+		return pseudonym
+	}
+	b, err := hex.DecodeString(pseudonym)
+	if err != nil {
+		return pseudonym
+	}
+	return b
+}
+
+// eventKeySQL is eventKey in SQL, for a pseudonym from json_each.
+const eventKeySQL = `CASE WHEN length(value) = 32 AND value NOT GLOB '*[^0-9a-f]*' THEN unhex(value) ELSE value END`
+
 func scanEvents(rows *sql.Rows) ([]portrait.StoredEvent, error) {
 	defer rows.Close()
 	var out []portrait.StoredEvent
 	for rows.Next() {
 		var e portrait.StoredEvent
 		var t, exp sql.NullInt64
-		if err := rows.Scan(&e.ID, &e.Subject, &e.Type, &t, &e.Idem, &e.Sealed, &exp); err != nil {
+		var p any
+		if err := rows.Scan(&e.ID, &p, &e.Type, &t, &e.Idem, &e.Sealed, &exp); err != nil {
 			return nil, err
+		}
+		switch p := p.(type) {
+		case []byte:
+			e.Subject = hex.EncodeToString(p)
+		case string:
+			e.Subject = p
+		default:
+			return nil, fmt.Errorf("event %d: pseudonym stored as %T", e.ID, p)
 		}
 		e.Time, e.Expires = fromNanos(t), fromNanos(exp)
 		out = append(out, e)
 	}
 	return out, rows.Err()
+}
+
+// inTimeOrder sorts one subject's events, read in id (arrival) order, by
+// time and then id. Events mostly arrive in time order, so the check that
+// they already are is usually all it costs.
+func inTimeOrder(evs []portrait.StoredEvent) {
+	byTime := func(a, b portrait.StoredEvent) int { return cmp.Or(a.Time.Compare(b.Time), cmp.Compare(a.ID, b.ID)) }
+	if !slices.IsSortedFunc(evs, byTime) {
+		slices.SortFunc(evs, byTime)
+	}
 }
 
 // Events implements portrait.Store.Events.
@@ -230,7 +271,7 @@ func (db *DB) Events(ctx context.Context, g policy.Grant, since time.Time) ([]po
 	if !since.IsZero() {
 		from = since.UnixNano()
 	}
-	rows, err := db.query(ctx, `SELECT `+eventColumns+` FROM events WHERE pseudonym = ? AND time >= ? ORDER BY time, id`, g.Subject(), from)
+	rows, err := db.query(ctx, `SELECT `+eventColumns+` FROM events WHERE pseudonym = ? AND time >= ? ORDER BY id`, eventKey(g.Subject()), from)
 	if err != nil {
 		return nil, fmt.Errorf("read events: %w", err)
 	}
@@ -238,6 +279,7 @@ func (db *DB) Events(ctx context.Context, g policy.Grant, since time.Time) ([]po
 	if err != nil {
 		return nil, fmt.Errorf("read events: %w", err)
 	}
+	inTimeOrder(out)
 	return out, nil
 }
 
@@ -483,10 +525,10 @@ func (db *DB) EventsFor(ctx context.Context, grants []policy.Grant, since time.T
 	if !since.IsZero() {
 		from = since.UnixNano()
 	}
-	// (pseudonym, time, id) is the order of the events_subject_time index,
-	// whose entries end with the rowid: SQLite walks it without sorting.
+	// (pseudonym, id) is the events table's key: SQLite reads each
+	// subject's run of rows without sorting.
 	rows, err := db.query(ctx, `SELECT `+eventColumns+` FROM events
-		WHERE pseudonym IN (SELECT value FROM json_each(?)) AND time >= ? ORDER BY pseudonym, time, id`, list(subjects), from)
+		WHERE pseudonym IN (SELECT `+eventKeySQL+` FROM json_each(?)) AND time >= ? ORDER BY pseudonym, id`, list(subjects), from)
 	if err != nil {
 		return nil, fmt.Errorf("read events: %w", err)
 	}
@@ -494,7 +536,11 @@ func (db *DB) EventsFor(ctx context.Context, grants []policy.Grant, since time.T
 	if err != nil {
 		return nil, fmt.Errorf("read events: %w", err)
 	}
-	return bySubject(evs, func(e *portrait.StoredEvent) string { return e.Subject }), nil
+	out := bySubject(evs, func(e *portrait.StoredEvent) string { return e.Subject })
+	for _, evs := range out {
+		inTimeOrder(evs)
+	}
+	return out, nil
 }
 
 // ProfilesFor implements portrait.Store.ProfilesFor.

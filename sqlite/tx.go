@@ -3,8 +3,10 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -12,35 +14,107 @@ import (
 	"github.com/portrait-dev/portrait/policy"
 )
 
+// writeQueries are the write path's statements, whose text never varies:
+// Open prepares each once on the write connection and a Tx runs it through
+// stmt, so SQLite parses none of them again.
+var writeQueries = []string{
+	generationSQL, bumpSQL, ensureSubjectSQL, putProfileSQL, putLabelsSQL, deleteLabelSQL, deleteLabelsSQL,
+	appendConsentSQL, setFlagsSQL, suppressSQL, unsuppressSQL, suspendSQL, liftSQL,
+	logSizeSQL, logHashesSQL, appendLogSQL, advanceLogSQL, saveCheckpointSQL, putAPIKeySQL,
+	putDecisionSQL, setDecisionStatusSQL, putReviewSQL, putItemSQL, putProtectedSQL, putCaseSQL,
+}
+
+// stmt returns query's statement prepared at Open, bound to the
+// transaction: database/sql finds it already prepared on the transaction's
+// connection, the single write connection, and reuses it. A query missing
+// from writeQueries is an error, so that a forgotten one fails the tests
+// instead of being parsed on every call.
+func (tx *Tx) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	st := tx.db.writes[query]
+	if st == nil {
+		return nil, fmt.Errorf("sqlite: statement not prepared at Open (add it to writeQueries): %.60s", query)
+	}
+	return tx.tx.StmtContext(ctx, st), nil
+}
+
+// exec runs query's prepared statement once in the transaction.
+func (tx *Tx) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	st, err := tx.stmt(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
+}
+
+// prepared is a querier over the transaction for the helpers it shares
+// with the read side (logSize, logHashes): a query prepared at Open runs
+// from its statement, any other is parsed as before.
+type prepared struct{ tx *Tx }
+
+func (p prepared) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if p.tx.db.writes[query] == nil {
+		return p.tx.tx.ExecContext(ctx, query, args...)
+	}
+	return p.tx.exec(ctx, query, args...)
+}
+
+func (p prepared) QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+	st := p.tx.db.writes[query]
+	if st == nil {
+		return p.tx.tx.QueryContext(ctx, query, args...)
+	}
+	return p.tx.tx.StmtContext(ctx, st).QueryContext(ctx, args...)
+}
+
+func (p prepared) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	st := p.tx.db.writes[query]
+	if st == nil {
+		return p.tx.tx.QueryRowContext(ctx, query, args...)
+	}
+	return p.tx.tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
+}
+
+// The texts of the statements logSize and logHashes (read.go) run; they
+// must match there for the transaction to use the prepared statements.
+const (
+	logSizeSQL   = `SELECT size FROM log_head`
+	logHashesSQL = `SELECT idx, hashes FROM log_entries WHERE idx IN (SELECT value FROM json_each(?))`
+)
+
+const generationSQL = `SELECT n FROM generation`
+
 // Generation implements portrait.Tx.Generation. The IMMEDIATE transaction
 // already excludes every other writer, governance changes included.
 func (tx *Tx) Generation(ctx context.Context) (int64, error) {
 	var n int64
-	if err := tx.tx.QueryRowContext(ctx, `SELECT n FROM generation`).Scan(&n); err != nil {
+	if err := (prepared{tx}).QueryRowContext(ctx, generationSQL).Scan(&n); err != nil {
 		return 0, fmt.Errorf("read generation: %w", err)
 	}
 	return n, nil
 }
 
+const bumpSQL = `UPDATE generation SET n = n + 1`
+
 // bump increments the governance generation in the caller's transaction,
 // so caches on every node see the change with it (invariant 5).
 func (tx *Tx) bump(ctx context.Context) error {
-	if _, err := tx.tx.ExecContext(ctx, `UPDATE generation SET n = n + 1`); err != nil {
+	if _, err := tx.exec(ctx, bumpSQL); err != nil {
 		return fmt.Errorf("bump generation: %w", err)
 	}
 	return nil
 }
+
+const ensureSubjectSQL = `INSERT INTO subjects (pseudonym, wrapped_key, sealed_id, created) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`
 
 // EnsureSubjects implements portrait.Tx.EnsureSubjects.
 func (tx *Tx) EnsureSubjects(ctx context.Context, subjects []portrait.Subject) error {
 	if len(subjects) == 0 {
 		return nil
 	}
-	stmt, err := tx.tx.PrepareContext(ctx, `INSERT INTO subjects (pseudonym, wrapped_key, sealed_id, created) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`)
+	stmt, err := tx.stmt(ctx, ensureSubjectSQL)
 	if err != nil {
 		return fmt.Errorf("ensure subjects: %w", err)
 	}
-	defer stmt.Close()
 	now := time.Now()
 	for _, s := range subjects {
 		if s.Pseudonym == "" || len(s.WrappedKey) == 0 {
@@ -58,8 +132,8 @@ func (tx *Tx) EnsureSubjects(ctx context.Context, subjects []portrait.Subject) e
 }
 
 // InsertEvents implements portrait.Tx.InsertEvents. Every grant is checked
-// before anything is written, and the statement prepared at Open is reused
-// for the whole batch.
+// before anything is written, and the multi-row statement prepared at Open
+// is reused for the whole batch.
 func (tx *Tx) InsertEvents(ctx context.Context, events []portrait.StoredEvent) ([]bool, error) {
 	for i := range events {
 		e := &events[i]
@@ -70,11 +144,23 @@ func (tx *Tx) InsertEvents(ctx context.Context, events []portrait.StoredEvent) (
 			return nil, portrait.Errorf(portrait.EINVALID, "insert event %d of subject %s: an event needs a type, a time and sealed values", i, e.Subject)
 		}
 	}
+	inserted := make([]bool, len(events))
+	if len(events) == 0 {
+		return inserted, nil
+	}
+	// The events table is keyed by subject, not by a rowid, so ids come
+	// from event_ids: one statement reserves the batch's ids, and the
+	// transaction's write lock keeps them from any other writer. A
+	// duplicate idempotency key leaves its id unused.
+	var next int64
+	if err := tx.tx.QueryRowContext(ctx, reserveEventIDs, len(events)).Scan(&next); err != nil {
+		return nil, fmt.Errorf("insert %d events: reserve ids: %w", len(events), err)
+	}
+	first := next - int64(len(events))
 	// Events without an idempotency key cannot conflict, so they go in
 	// multi-row statements: per-statement overhead, not SQLite, dominates
 	// one-row inserts. Those with a key go one by one so that RowsAffected
 	// tells a duplicate apart.
-	inserted := make([]bool, len(events))
 	var plain []int
 	one := tx.tx.StmtContext(ctx, tx.db.insertEvent)
 	for i := range events {
@@ -84,7 +170,7 @@ func (tx *Tx) InsertEvents(ctx context.Context, events []portrait.StoredEvent) (
 			inserted[i] = true
 			continue
 		}
-		res, err := one.ExecContext(ctx, e.Subject, e.Type, e.Time.UnixNano(), e.Idem, e.Sealed, nanos(e.Expires))
+		res, err := one.ExecContext(ctx, first+int64(i), eventKey(e.Subject), e.Type, e.Time.UnixNano(), e.Idem, e.Sealed, nanos(e.Expires))
 		if err != nil {
 			return nil, fmt.Errorf("insert event %d of subject %s: %w", i, e.Subject, err)
 		}
@@ -94,14 +180,17 @@ func (tx *Tx) InsertEvents(ctx context.Context, events []portrait.StoredEvent) (
 		}
 		inserted[i] = n == 1
 	}
+	// In subject order, each statement's rows go to a few subjects' runs
+	// of the table rather than to one page each.
+	slices.SortStableFunc(plain, func(a, b int) int { return strings.Compare(events[a].Subject, events[b].Subject) })
 	many := tx.tx.StmtContext(ctx, tx.db.insertMany)
-	args := make([]any, 0, 6*eventChunk)
+	args := make([]any, 0, 7*eventChunk)
 	for len(plain) > 0 {
 		n := min(len(plain), eventChunk)
 		args = args[:0]
 		for _, i := range plain[:n] {
 			e := &events[i]
-			args = append(args, e.Subject, e.Type, e.Time.UnixNano(), nil, e.Sealed, nanos(e.Expires))
+			args = append(args, first+int64(i), eventKey(e.Subject), e.Type, e.Time.UnixNano(), nil, e.Sealed, nanos(e.Expires))
 		}
 		var err error
 		if n == eventChunk {
@@ -117,21 +206,28 @@ func (tx *Tx) InsertEvents(ctx context.Context, events []portrait.StoredEvent) (
 	return inserted, nil
 }
 
-// eventChunk is how many events one multi-row INSERT carries: 6 × 64
+// reserveEventIDs advances the event id sequence by its parameter and
+// returns the new next id: the reserved ids are the ones just below it.
+const reserveEventIDs = `UPDATE event_ids SET next = next + ? RETURNING next`
+
+// eventChunk is how many events one multi-row INSERT carries: 7 × 64
 // parameters stay far below SQLite's limit of 32,766.
 const eventChunk = 64
 
 func insertEventsSQL(n int) string {
 	var b strings.Builder
-	b.WriteString(`INSERT INTO events (pseudonym, type, time, idem, sealed, expires) VALUES `)
+	b.WriteString(`INSERT INTO events (id, pseudonym, type, time, idem, sealed, expires) VALUES `)
 	for i := range n {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString("(?, ?, ?, ?, ?, ?)")
+		b.WriteString("(?, ?, ?, ?, ?, ?, ?)")
 	}
 	return b.String()
 }
+
+const putProfileSQL = `INSERT INTO profile (pseudonym, field, sealed, source, updated, expires) VALUES (?, ?, ?, ?, ?, ?)
+	ON CONFLICT (pseudonym, field) DO UPDATE SET sealed = excluded.sealed, source = excluded.source, updated = excluded.updated, expires = excluded.expires`
 
 // PutProfile implements portrait.Tx.PutProfile. The grant must allow
 // Collect or Correct and cover every field written.
@@ -147,11 +243,15 @@ func (tx *Tx) PutProfile(ctx context.Context, g policy.Grant, values []portrait.
 			return portrait.Errorf(portrait.EINVALID, "put profile field %s: a value needs sealed bytes and an update time", v.Field)
 		}
 	}
+	if len(values) == 0 {
+		return nil
+	}
+	put, err := tx.stmt(ctx, putProfileSQL)
+	if err != nil {
+		return fmt.Errorf("put profile: %w", err)
+	}
 	for _, v := range values {
-		_, err := tx.tx.ExecContext(ctx, `INSERT INTO profile (pseudonym, field, sealed, source, updated, expires) VALUES (?, ?, ?, ?, ?, ?)
-			ON CONFLICT (pseudonym, field) DO UPDATE SET sealed = excluded.sealed, source = excluded.source, updated = excluded.updated, expires = excluded.expires`,
-			g.Subject(), v.Field, v.Sealed, v.Source, v.Updated.UnixNano(), nanos(v.Expires))
-		if err != nil {
+		if _, err := put.ExecContext(ctx, g.Subject(), v.Field, v.Sealed, v.Source, v.Updated.UnixNano(), nanos(v.Expires)); err != nil {
 			return fmt.Errorf("put profile field %s: %w", v.Field, err)
 		}
 	}
@@ -166,9 +266,9 @@ func (tx *Tx) RewriteEvent(ctx context.Context, g policy.Grant, id int64, sealed
 	var q string
 	var args []any
 	if sealed == nil {
-		q, args = `DELETE FROM events WHERE id = ? AND pseudonym = ?`, []any{id, g.Subject()}
+		q, args = `DELETE FROM events WHERE id = ? AND pseudonym = ?`, []any{id, eventKey(g.Subject())}
 	} else {
-		q, args = `UPDATE events SET sealed = ?, expires = ? WHERE id = ? AND pseudonym = ?`, []any{sealed, nanos(expires), id, g.Subject()}
+		q, args = `UPDATE events SET sealed = ?, expires = ? WHERE id = ? AND pseudonym = ?`, []any{sealed, nanos(expires), id, eventKey(g.Subject())}
 	}
 	res, err := tx.tx.ExecContext(ctx, q, args...)
 	if err != nil {
@@ -182,13 +282,21 @@ func (tx *Tx) RewriteEvent(ctx context.Context, g policy.Grant, id int64, sealed
 	return nil
 }
 
+// putLabelsSQL upserts every row of one JSON array of [subject, label,
+// version, hex of the sealed value, computed, expires]: one statement of
+// fixed text, prepared at Open, for any number of values. Rows are applied
+// in array order, so a repeated (subject, label) keeps the last value, as
+// one-by-one upserts would. (WHERE true tells SQLite's parser that ON
+// CONFLICT begins the upsert, not a join constraint.)
+const putLabelsSQL = `INSERT INTO labels (pseudonym, label, version, sealed, computed, expires)
+	SELECT value->>0, value->>1, value->>2, unhex(value->>3), value->>4, value->>5 FROM json_each(?) WHERE true ORDER BY key
+	ON CONFLICT (pseudonym, label) DO UPDATE SET version = excluded.version, sealed = excluded.sealed, computed = excluded.computed, expires = excluded.expires`
+
 // PutLabels implements portrait.Tx.PutLabels; each value's grant must
 // allow Derive for its subject. Every grant is checked before anything is
-// written. Values go in multi-row upserts of labelChunk rows, prepared
-// once per call: a derivation page writes hundreds of values, and
-// per-statement overhead, not SQLite, dominated one-row upserts. Rows of
-// one statement are applied in order, so a repeated (subject, label)
-// keeps the last value, as one-by-one upserts would.
+// written. A derivation page writes hundreds of values, and per-statement
+// overhead, not SQLite, dominated one-row upserts, so they all go in one
+// statement.
 func (tx *Tx) PutLabels(ctx context.Context, values []portrait.LabelValue) error {
 	for _, v := range values {
 		if err := v.Grant.Check(v.Subject, policy.Derive); err != nil {
@@ -198,48 +306,27 @@ func (tx *Tx) PutLabels(ctx context.Context, values []portrait.LabelValue) error
 			return portrait.Errorf(portrait.EINVALID, "put label %s of subject %s: a value needs sealed bytes and a computed time", v.Label, v.Subject)
 		}
 	}
-	upsert := func(n int) string {
-		var b strings.Builder
-		b.WriteString(`INSERT INTO labels (pseudonym, label, version, sealed, computed, expires) VALUES `)
-		for i := range n {
-			if i > 0 {
-				b.WriteByte(',')
-			}
-			b.WriteString("(?, ?, ?, ?, ?, ?)")
-		}
-		b.WriteString(` ON CONFLICT (pseudonym, label) DO UPDATE SET version = excluded.version, sealed = excluded.sealed, computed = excluded.computed, expires = excluded.expires`)
-		return b.String()
+	if len(values) == 0 {
+		return nil
 	}
-	// labelChunk rows × 6 parameters stay far below SQLite's limit of 32,766.
-	const labelChunk = 128
-	var full *sql.Stmt
-	if len(values) >= labelChunk {
-		var err error
-		if full, err = tx.tx.PrepareContext(ctx, upsert(labelChunk)); err != nil {
-			return fmt.Errorf("put labels: %w", err)
-		}
-		defer full.Close()
+	rows := make([][6]any, len(values))
+	for i, v := range values {
+		rows[i] = [6]any{v.Subject, v.Label, v.Version, hex.EncodeToString(v.Sealed), v.Computed.UnixNano(), nanos(v.Expires)}
 	}
-	args := make([]any, 0, 6*min(len(values), labelChunk))
-	for len(values) > 0 {
-		n := min(len(values), labelChunk)
-		args = args[:0]
-		for _, v := range values[:n] {
-			args = append(args, v.Subject, v.Label, v.Version, v.Sealed, v.Computed.UnixNano(), nanos(v.Expires))
-		}
-		var err error
-		if n == labelChunk {
-			_, err = full.ExecContext(ctx, args...)
-		} else {
-			_, err = tx.tx.ExecContext(ctx, upsert(n), args...)
-		}
-		if err != nil {
-			return fmt.Errorf("put %d labels (first %s of subject %s): %w", n, values[0].Label, values[0].Subject, err)
-		}
-		values = values[n:]
+	b, err := json.Marshal(rows)
+	if err != nil {
+		return fmt.Errorf("put labels: %w", err)
+	}
+	if _, err := tx.exec(ctx, putLabelsSQL, string(b)); err != nil {
+		return fmt.Errorf("put %d labels (first %s of subject %s): %w", len(values), values[0].Label, values[0].Subject, err)
 	}
 	return nil
 }
+
+const (
+	deleteLabelsSQL = `DELETE FROM labels WHERE pseudonym = ? AND label IN (SELECT value FROM json_each(?))`
+	deleteLabelSQL  = `DELETE FROM labels WHERE pseudonym = ? AND label = ?`
+)
 
 // DeleteLabels implements portrait.Tx.DeleteLabels. The common case, no
 // label to delete, costs nothing; a short list is bound directly rather
@@ -248,16 +335,18 @@ func (tx *Tx) DeleteLabels(ctx context.Context, pseudonym string, labels []strin
 	if len(labels) == 0 {
 		return nil
 	}
-	q := `DELETE FROM labels WHERE pseudonym = ? AND label IN (SELECT value FROM json_each(?))`
-	args := []any{pseudonym, list(labels)}
+	q, args := deleteLabelsSQL, []any{pseudonym, list(labels)}
 	if len(labels) == 1 {
-		q, args = `DELETE FROM labels WHERE pseudonym = ? AND label = ?`, []any{pseudonym, labels[0]}
+		q, args = deleteLabelSQL, []any{pseudonym, labels[0]}
 	}
-	if _, err := tx.tx.ExecContext(ctx, q, args...); err != nil {
+	if _, err := tx.exec(ctx, q, args...); err != nil {
 		return fmt.Errorf("delete labels of %s: %w", pseudonym, err)
 	}
 	return nil
 }
+
+const appendConsentSQL = `INSERT INTO consents (pseudonym, purpose, status, notice_version, channel, user_agent, ip, guardian, categories, at)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 // AppendConsent implements portrait.Tx.AppendConsent.
 func (tx *Tx) AppendConsent(ctx context.Context, r portrait.ConsentRecord) error {
@@ -272,8 +361,7 @@ func (tx *Tx) AppendConsent(ctx context.Context, r portrait.ConsentRecord) error
 	if err != nil {
 		return fmt.Errorf("append consent: %w", err)
 	}
-	_, err = tx.tx.ExecContext(ctx, `INSERT INTO consents (pseudonym, purpose, status, notice_version, channel, user_agent, ip, guardian, categories, at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err = tx.exec(ctx, appendConsentSQL,
 		r.Subject, r.Purpose, r.Status.String(), r.NoticeVersion, r.Channel, r.UserAgent, r.IP, r.Guardian, string(cb), r.At.UnixNano())
 	if err != nil {
 		return fmt.Errorf("append consent of %s to %s: %w", r.Subject, r.Purpose, err)
@@ -293,12 +381,14 @@ func checkConsent(r portrait.ConsentRecord) error {
 	return nil
 }
 
+const setFlagsSQL = `UPDATE subjects SET minor = ?, restricted = ?, object_profiling = ?, object_marketing = ?, personalization = ? WHERE pseudonym = ?`
+
 // SetFlags implements portrait.Tx.SetFlags. The subject must be stored.
 func (tx *Tx) SetFlags(ctx context.Context, pseudonym string, f portrait.Flags) error {
 	if f.Personalization < 0 || f.Personalization > 100 {
 		return portrait.Errorf(portrait.EINVALID, "set flags of %s: personalization %d is outside 0..100", pseudonym, f.Personalization)
 	}
-	res, err := tx.tx.ExecContext(ctx, `UPDATE subjects SET minor = ?, restricted = ?, object_profiling = ?, object_marketing = ?, personalization = ? WHERE pseudonym = ?`,
+	res, err := tx.exec(ctx, setFlagsSQL,
 		f.Minor, f.Restricted, f.ObjectProfiling, f.ObjectMarketing, f.Personalization, pseudonym)
 	if err != nil {
 		return fmt.Errorf("set flags of %s: %w", pseudonym, err)
@@ -311,25 +401,32 @@ func (tx *Tx) SetFlags(ctx context.Context, pseudonym string, f portrait.Flags) 
 	return tx.bump(ctx)
 }
 
+const suppressSQL = `INSERT INTO suppressions (pseudonym, label, deleted) VALUES (?, ?, ?)
+	ON CONFLICT (pseudonym, label) DO UPDATE SET deleted = excluded.deleted`
+
 // Suppress implements portrait.Tx.Suppress.
 func (tx *Tx) Suppress(ctx context.Context, pseudonym, label string, deleted bool) error {
 	if pseudonym == "" || label == "" {
 		return portrait.Errorf(portrait.EINVALID, "suppress: want a subject and a label")
 	}
-	if _, err := tx.tx.ExecContext(ctx, `INSERT INTO suppressions (pseudonym, label, deleted) VALUES (?, ?, ?)
-		ON CONFLICT (pseudonym, label) DO UPDATE SET deleted = excluded.deleted`, pseudonym, label, deleted); err != nil {
+	if _, err := tx.exec(ctx, suppressSQL, pseudonym, label, deleted); err != nil {
 		return fmt.Errorf("suppress label %s of %s: %w", label, pseudonym, err)
 	}
 	return tx.bump(ctx)
 }
 
+const unsuppressSQL = `DELETE FROM suppressions WHERE pseudonym = ? AND label = ?`
+
 // Unsuppress implements portrait.Tx.Unsuppress.
 func (tx *Tx) Unsuppress(ctx context.Context, pseudonym, label string) error {
-	if _, err := tx.tx.ExecContext(ctx, `DELETE FROM suppressions WHERE pseudonym = ? AND label = ?`, pseudonym, label); err != nil {
+	if _, err := tx.exec(ctx, unsuppressSQL, pseudonym, label); err != nil {
 		return fmt.Errorf("unsuppress label %s of %s: %w", label, pseudonym, err)
 	}
 	return tx.bump(ctx)
 }
+
+const suspendSQL = `INSERT INTO suspensions (kind, id, reason, suspended_by, at) VALUES (?, ?, ?, ?, ?)
+	ON CONFLICT (kind, id) DO UPDATE SET reason = excluded.reason, suspended_by = excluded.suspended_by, at = excluded.at`
 
 // Suspend implements portrait.Tx.Suspend.
 func (tx *Tx) Suspend(ctx context.Context, s policy.Suspension) error {
@@ -340,17 +437,17 @@ func (tx *Tx) Suspend(ctx context.Context, s policy.Suspension) error {
 	if at.IsZero() {
 		at = time.Now()
 	}
-	if _, err := tx.tx.ExecContext(ctx, `INSERT INTO suspensions (kind, id, reason, suspended_by, at) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (kind, id) DO UPDATE SET reason = excluded.reason, suspended_by = excluded.suspended_by, at = excluded.at`,
-		s.Kind, s.ID, s.Reason, s.By, at.UnixNano()); err != nil {
+	if _, err := tx.exec(ctx, suspendSQL, s.Kind, s.ID, s.Reason, s.By, at.UnixNano()); err != nil {
 		return fmt.Errorf("suspend %s %s: %w", s.Kind, s.ID, err)
 	}
 	return tx.bump(ctx)
 }
 
+const liftSQL = `DELETE FROM suspensions WHERE kind = ? AND id = ?`
+
 // Lift implements portrait.Tx.Lift.
 func (tx *Tx) Lift(ctx context.Context, kind, id string) error {
-	res, err := tx.tx.ExecContext(ctx, `DELETE FROM suspensions WHERE kind = ? AND id = ?`, kind, id)
+	res, err := tx.exec(ctx, liftSQL, kind, id)
 	if err != nil {
 		return fmt.Errorf("lift %s %s: %w", kind, id, err)
 	}
@@ -375,7 +472,11 @@ func (tx *Tx) Erase(ctx context.Context, g policy.Grant) error {
 		return refuse("erase", err)
 	}
 	for _, table := range erasedTables {
-		if _, err := tx.tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE pseudonym = ?`, g.Subject()); err != nil {
+		key := any(g.Subject())
+		if table == "events" {
+			key = eventKey(g.Subject())
+		}
+		if _, err := tx.tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE pseudonym = ?`, key); err != nil {
 			return fmt.Errorf("erase %s from %s: %w", g.Subject(), table, err)
 		}
 	}
@@ -385,13 +486,18 @@ func (tx *Tx) Erase(ctx context.Context, g policy.Grant) error {
 // LogSize implements portrait.Tx.LogSize. The transaction began
 // IMMEDIATE, so it already holds the database's write lock: no other
 // writer can move the head until it ends.
-func (tx *Tx) LogSize(ctx context.Context) (int64, error) { return logSize(ctx, tx.tx) }
+func (tx *Tx) LogSize(ctx context.Context) (int64, error) { return logSize(ctx, prepared{tx}) }
 
 // LogHashes implements portrait.Tx.LogHashes; it sees entries appended
 // earlier in the transaction.
 func (tx *Tx) LogHashes(ctx context.Context, indexes []int64) ([][32]byte, error) {
-	return logHashes(ctx, tx.tx, indexes)
+	return logHashes(ctx, prepared{tx}, indexes)
 }
+
+const (
+	appendLogSQL  = `INSERT INTO log_entries (idx, data, hashes) VALUES (?, ?, ?)`
+	advanceLogSQL = `UPDATE log_head SET size = ?`
+)
 
 // AppendLog implements portrait.Tx.AppendLog. Entries must continue the
 // log exactly where it ends.
@@ -399,24 +505,23 @@ func (tx *Tx) AppendLog(ctx context.Context, entries []portrait.LogEntry) error 
 	if len(entries) == 0 {
 		return nil
 	}
-	size, err := logSize(ctx, tx.tx)
+	size, err := logSize(ctx, prepared{tx})
 	if err != nil {
 		return err
 	}
 	if err := checkEntries(size, entries); err != nil {
 		return err
 	}
-	stmt, err := tx.tx.PrepareContext(ctx, `INSERT INTO log_entries (idx, data, hashes) VALUES (?, ?, ?)`)
+	stmt, err := tx.stmt(ctx, appendLogSQL)
 	if err != nil {
 		return fmt.Errorf("append log: %w", err)
 	}
-	defer stmt.Close()
 	for _, e := range entries {
 		if _, err := stmt.ExecContext(ctx, e.Index, e.Data, e.Hashes); err != nil {
 			return fmt.Errorf("append log entry %d: %w", e.Index, err)
 		}
 	}
-	if _, err := tx.tx.ExecContext(ctx, `UPDATE log_head SET size = ?`, size+int64(len(entries))); err != nil {
+	if _, err := tx.exec(ctx, advanceLogSQL, size+int64(len(entries))); err != nil {
 		return fmt.Errorf("append log: advance head: %w", err)
 	}
 	return nil
@@ -434,16 +539,20 @@ func checkEntries(size int64, entries []portrait.LogEntry) error {
 	return nil
 }
 
+const saveCheckpointSQL = `INSERT INTO checkpoints (note, created) VALUES (?, ?)`
+
 // SaveCheckpoint implements portrait.Tx.SaveCheckpoint.
 func (tx *Tx) SaveCheckpoint(ctx context.Context, note []byte) error {
 	if len(note) == 0 {
 		return portrait.Errorf(portrait.EINVALID, "save checkpoint: the note is empty")
 	}
-	if _, err := tx.tx.ExecContext(ctx, `INSERT INTO checkpoints (note, created) VALUES (?, ?)`, note, time.Now().UnixNano()); err != nil {
+	if _, err := tx.exec(ctx, saveCheckpointSQL, note, time.Now().UnixNano()); err != nil {
 		return fmt.Errorf("save checkpoint: %w", err)
 	}
 	return nil
 }
+
+const putAPIKeySQL = `INSERT INTO api_keys (id, hash, role, created) VALUES (?, ?, ?, ?)`
 
 // PutAPIKey implements portrait.Tx.PutAPIKey.
 func (tx *Tx) PutAPIKey(ctx context.Context, k portrait.APIKey) error {
@@ -454,7 +563,7 @@ func (tx *Tx) PutAPIKey(ctx context.Context, k portrait.APIKey) error {
 	if created.IsZero() {
 		created = time.Now()
 	}
-	_, err := tx.tx.ExecContext(ctx, `INSERT INTO api_keys (id, hash, role, created) VALUES (?, ?, ?, ?)`, k.ID, k.Hash, string(k.Role), created.UnixNano())
+	_, err := tx.exec(ctx, putAPIKeySQL, k.ID, k.Hash, string(k.Role), created.UnixNano())
 	if isUnique(err) {
 		return portrait.Errorf(portrait.ECONFLICT, "put API key %s: a key with this id or hash exists", k.ID)
 	} else if err != nil {

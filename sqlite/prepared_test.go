@@ -1,0 +1,138 @@
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/policy"
+	"github.com/portrait-dev/portrait/storetest"
+)
+
+// Open prepares every write-path statement once, on the write pool, and
+// each text only once.
+func TestWriteStatementsPrepared(t *testing.T) {
+	db := openTest(t)
+	seen := map[string]bool{}
+	for _, q := range writeQueries {
+		if seen[q] {
+			t.Errorf("writeQueries lists %.60q twice", q)
+		}
+		seen[q] = true
+		if db.writes[q] == nil {
+			t.Errorf("%.60q was not prepared at Open", q)
+		}
+	}
+	if len(db.writes) != len(seen) {
+		t.Errorf("Open prepared %d statements, want %d", len(db.writes), len(seen))
+	}
+}
+
+// A Tx method whose text Open did not prepare fails loudly rather than
+// parsing it on every call.
+func TestUnpreparedStatementRefused(t *testing.T) {
+	db := openTest(t)
+	ctx := context.Background()
+	err := db.Update(ctx, func(tx portrait.Tx) error {
+		_, err := tx.(*Tx).exec(ctx, `DELETE FROM labels`)
+		return err
+	})
+	if err == nil || !strings.Contains(err.Error(), "not prepared at Open") {
+		t.Fatalf("exec of an unprepared statement = %v, want a refusal", err)
+	}
+}
+
+// logSize and logHashes (read.go) run in a Tx through the statements
+// prepared at Open only while their texts match logSizeSQL and
+// logHashesSQL; otherwise they would silently be parsed again.
+func TestLogQueriesMatchReadSide(t *testing.T) {
+	src, err := os.ReadFile("read.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{logSizeSQL, logHashesSQL} {
+		if !bytes.Contains(src, []byte("`"+q+"`")) {
+			t.Errorf("read.go no longer runs %q; update the constant in tx.go", q)
+		}
+	}
+}
+
+// LP-3: PutLabels writes any number of values in one statement: binary
+// sealed values survive the JSON parameter byte for byte, a zero expiry
+// stays NULL, and a (subject, label) repeated in one call keeps its last
+// value, as one-by-one upserts would.
+func TestPutLabelsBatch(t *testing.T) {
+	ctx := context.Background()
+	base := time.Date(2025, 3, 1, 12, 0, 0, 123456789, time.UTC)
+	sealed := func(i int) []byte {
+		b := []byte{0, 0xff, '"', '\\', byte(i), byte(i >> 8)}
+		return append(b, fmt.Sprintf("value-%d", i)...)
+	}
+	tests := []struct {
+		name   string
+		n      int // values for subjects s0..s(n-1), one label each
+		repeat bool
+	}{
+		{"one", 1, false},
+		{"past the old chunk of 128", 300, false},
+		{"repeated subject and label", 5, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			db := openTest(t)
+			var values []portrait.LabelValue
+			var subjects []portrait.Subject
+			var grants []policy.Grant
+			for i := range tc.n {
+				p := fmt.Sprintf("s%d", i)
+				subjects = append(subjects, portrait.Subject{Pseudonym: p, WrappedKey: []byte("k")})
+				grants = append(grants, storetest.Grant(t, p, policy.Read))
+				lv := portrait.LabelValue{Grant: storetest.Grant(t, p, policy.Derive), Subject: p, Label: "fan", Version: i,
+					Sealed: sealed(i), Computed: base.Add(time.Duration(i) * time.Second)}
+				if i%2 == 1 {
+					lv.Expires = base.Add(time.Hour)
+				}
+				values = append(values, lv)
+				if tc.repeat {
+					again := lv
+					again.Version, again.Sealed = i+1000, sealed(i+1000)
+					values = append(values, again)
+				}
+			}
+			err := db.Update(ctx, func(tx portrait.Tx) error {
+				if err := tx.EnsureSubjects(ctx, subjects); err != nil {
+					return err
+				}
+				return tx.PutLabels(ctx, values)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := db.LabelsFor(ctx, grants)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range tc.n {
+				p := fmt.Sprintf("s%d", i)
+				want := values[i]
+				if tc.repeat {
+					want = values[2*i+1]
+				}
+				ls := got[p]
+				if len(ls) != 1 {
+					t.Fatalf("labels of %s = %+v, want one", p, ls)
+				}
+				l := ls[0]
+				if l.Version != want.Version || !bytes.Equal(l.Sealed, want.Sealed) || !l.Computed.Equal(want.Computed) || !l.Expires.Equal(want.Expires) {
+					t.Errorf("label of %s = v%d %q computed %v expires %v; want v%d %q computed %v expires %v",
+						p, l.Version, l.Sealed, l.Computed, l.Expires, want.Version, want.Sealed, want.Computed, want.Expires)
+				}
+			}
+		})
+	}
+}
