@@ -13,15 +13,6 @@ import (
 	"github.com/portrait-dev/portrait/policy"
 )
 
-// readActions are the actions whose grant lets a caller read a subject's
-// stored values.
-var readActions = []policy.Action{policy.Read, policy.Derive, policy.Use, policy.Access, policy.Sweep, policy.Correct}
-
-// refuse wraps a failed grant check (invariant 2).
-func refuse(op string, err error) error {
-	return &portrait.Error{Code: portrait.EFORBIDDEN, Message: op + ": no policy grant allows this", Err: err}
-}
-
 // Generation implements portrait.Store.Generation.
 func (db *DB) Generation(ctx context.Context) (int64, error) {
 	var n int64
@@ -203,8 +194,8 @@ func scanEvents(rows pgx.Rows) ([]portrait.StoredEvent, error) {
 
 // Events implements portrait.Store.Events.
 func (db *DB) Events(ctx context.Context, g policy.Grant, since time.Time) ([]portrait.StoredEvent, error) {
-	if err := g.Check(g.Subject(), readActions...); err != nil {
-		return nil, refuse("read events", err)
+	if err := g.Check(g.Subject(), portrait.ReadActions...); err != nil {
+		return nil, portrait.Refuse("read events", err)
 	}
 	rows, err := db.pool.Query(ctx, `SELECT `+eventColumns+` FROM events WHERE pseudonym = $1 AND ($2::timestamptz IS NULL OR time >= $2) ORDER BY time, id`,
 		g.Subject(), ts(since))
@@ -237,8 +228,8 @@ func (db *DB) ExpiredEvents(ctx context.Context, now time.Time, limit int) ([]po
 // Profile implements portrait.Store.Profile. It returns only the fields
 // the grant covers.
 func (db *DB) Profile(ctx context.Context, g policy.Grant) ([]portrait.ProfileValue, error) {
-	if err := g.Check(g.Subject(), readActions...); err != nil {
-		return nil, refuse("read profile", err)
+	if err := g.Check(g.Subject(), portrait.ReadActions...); err != nil {
+		return nil, portrait.Refuse("read profile", err)
 	}
 	rows, err := db.pool.Query(ctx, `SELECT field, sealed, source, updated, expires FROM profile WHERE pseudonym = $1 ORDER BY field`, g.Subject())
 	if err != nil {
@@ -266,8 +257,8 @@ func (db *DB) Profile(ctx context.Context, g policy.Grant) ([]portrait.ProfileVa
 
 // Labels implements portrait.Store.Labels.
 func (db *DB) Labels(ctx context.Context, g policy.Grant) ([]portrait.LabelValue, error) {
-	if err := g.Check(g.Subject(), readActions...); err != nil {
-		return nil, refuse("read labels", err)
+	if err := g.Check(g.Subject(), portrait.ReadActions...); err != nil {
+		return nil, portrait.Refuse("read labels", err)
 	}
 	rows, err := db.pool.Query(ctx, `SELECT label, version, sealed, computed, expires FROM labels WHERE pseudonym = $1 ORDER BY label`, g.Subject())
 	if err != nil {
@@ -362,22 +353,9 @@ func (db *DB) Checkpoint(ctx context.Context) ([]byte, error) {
 // logHashes reads the stored hashes at indexes with one query over the
 // entries that produced them.
 func logHashes(ctx context.Context, q querier, indexes []int64) ([][32]byte, error) {
-	type position struct {
-		record int64
-		offset int
-	}
-	pos := make([]position, len(indexes))
-	records := make([]int64, 0, len(indexes))
-	seen := make(map[int64]bool, len(indexes))
-	for i, x := range indexes {
-		if x < 0 {
-			return nil, portrait.Errorf(portrait.EINVALID, "log hash index %d is negative", x)
-		}
-		pos[i].record, pos[i].offset = audit.EntryForHash(x)
-		if !seen[pos[i].record] {
-			seen[pos[i].record] = true
-			records = append(records, pos[i].record)
-		}
+	records, err := audit.HashRecords(indexes)
+	if err != nil {
+		return nil, err
 	}
 	rows, err := q.Query(ctx, `SELECT idx, hashes FROM log_entries WHERE idx = ANY($1)`, records)
 	if err != nil {
@@ -396,57 +374,12 @@ func logHashes(ctx context.Context, q querier, indexes []int64) ([][32]byte, err
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read log hashes: %w", err)
 	}
-	out := make([][32]byte, len(indexes))
-	for i, p := range pos {
-		h, ok := byRecord[p.record]
-		if !ok {
-			return nil, portrait.Errorf(portrait.ENOTFOUND, "log hash %d: record %d is not in the log", indexes[i], p.record)
-		}
-		if (p.offset+1)*32 > len(h) {
-			return nil, fmt.Errorf("log hash %d: record %d stores %d hashes, want at least %d", indexes[i], p.record, len(h)/32, p.offset+1)
-		}
-		copy(out[i][:], h[p.offset*32:])
-	}
-	return out, nil
-}
-
-// pageGrants checks every grant of a page read (invariant 2) and returns
-// the distinct subjects with each subject's grants. One failed check
-// refuses the whole page, before anything is read.
-func pageGrants(op string, grants []policy.Grant) ([]string, map[string][]policy.Grant, error) {
-	held := make(map[string][]policy.Grant, len(grants))
-	subjects := make([]string, 0, len(grants))
-	for i, g := range grants {
-		if err := g.Check(g.Subject(), readActions...); err != nil {
-			return nil, nil, refuse(op, fmt.Errorf("grant %d of %d: %w", i+1, len(grants), err))
-		}
-		if _, ok := held[g.Subject()]; !ok {
-			subjects = append(subjects, g.Subject())
-		}
-		held[g.Subject()] = append(held[g.Subject()], g)
-	}
-	return subjects, held, nil
-}
-
-// bySubject splits rows ordered by subject into one slice per subject.
-// The slices share xs's array but are capped, so appending to one cannot
-// overwrite the next subject's rows.
-func bySubject[T any](xs []T, subject func(*T) string) map[string][]T {
-	out := map[string][]T{}
-	for i := 0; i < len(xs); {
-		p, j := subject(&xs[i]), i+1
-		for j < len(xs) && subject(&xs[j]) == p {
-			j++
-		}
-		out[p] = xs[i:j:j]
-		i = j
-	}
-	return out
+	return audit.PickHashes(indexes, byRecord)
 }
 
 // EventsFor implements portrait.Store.EventsFor.
 func (db *DB) EventsFor(ctx context.Context, grants []policy.Grant, since time.Time) (map[string][]portrait.StoredEvent, error) {
-	subjects, _, err := pageGrants("read events", grants)
+	subjects, _, err := portrait.PageGrants("read events", grants)
 	if err != nil {
 		return nil, err
 	}
@@ -462,12 +395,12 @@ func (db *DB) EventsFor(ctx context.Context, grants []policy.Grant, since time.T
 	if err != nil {
 		return nil, fmt.Errorf("read events: %w", err)
 	}
-	return bySubject(evs, func(e *portrait.StoredEvent) string { return e.Subject }), nil
+	return portrait.BySubject(evs, func(e *portrait.StoredEvent) string { return e.Subject }), nil
 }
 
 // ProfilesFor implements portrait.Store.ProfilesFor.
 func (db *DB) ProfilesFor(ctx context.Context, grants []policy.Grant) (map[string][]portrait.ProfileValue, error) {
-	subjects, gs, err := pageGrants("read profile", grants)
+	subjects, gs, err := portrait.PageGrants("read profile", grants)
 	if err != nil {
 		return nil, err
 	}
@@ -511,7 +444,7 @@ func coversAny(grants []policy.Grant, field string) bool {
 
 // LabelsFor implements portrait.Store.LabelsFor.
 func (db *DB) LabelsFor(ctx context.Context, grants []policy.Grant) (map[string][]portrait.LabelValue, error) {
-	subjects, _, err := pageGrants("read labels", grants)
+	subjects, _, err := portrait.PageGrants("read labels", grants)
 	if err != nil {
 		return nil, err
 	}
@@ -537,12 +470,12 @@ func (db *DB) LabelsFor(ctx context.Context, grants []policy.Grant) (map[string]
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read labels: %w", err)
 	}
-	return bySubject(lvs, func(v *portrait.LabelValue) string { return v.Subject }), nil
+	return portrait.BySubject(lvs, func(v *portrait.LabelValue) string { return v.Subject }), nil
 }
 
 // DecisionsFor implements portrait.Store.DecisionsFor.
 func (db *DB) DecisionsFor(ctx context.Context, grants []policy.Grant) (map[string][]portrait.DecisionRecord, error) {
-	subjects, _, err := pageGrants("read decisions", grants)
+	subjects, _, err := portrait.PageGrants("read decisions", grants)
 	if err != nil {
 		return nil, err
 	}
@@ -568,12 +501,12 @@ func (db *DB) DecisionsFor(ctx context.Context, grants []policy.Grant) (map[stri
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read decisions: %w", err)
 	}
-	return bySubject(ds, func(d *portrait.DecisionRecord) string { return d.Subject }), nil
+	return portrait.BySubject(ds, func(d *portrait.DecisionRecord) string { return d.Subject }), nil
 }
 
 // ProtectedFor implements portrait.Store.ProtectedFor.
 func (db *DB) ProtectedFor(ctx context.Context, grants []policy.Grant) (map[string][]portrait.ProtectedValue, error) {
-	subjects, _, err := pageGrants("read protected attributes", grants)
+	subjects, _, err := portrait.PageGrants("read protected attributes", grants)
 	if err != nil {
 		return nil, err
 	}
@@ -597,5 +530,5 @@ func (db *DB) ProtectedFor(ctx context.Context, grants []policy.Grant) (map[stri
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read protected attributes: %w", err)
 	}
-	return bySubject(vs, func(v *portrait.ProtectedValue) string { return v.Subject }), nil
+	return portrait.BySubject(vs, func(v *portrait.ProtectedValue) string { return v.Subject }), nil
 }

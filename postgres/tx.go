@@ -68,7 +68,7 @@ func (tx *Tx) InsertEvents(ctx context.Context, events []portrait.StoredEvent) (
 	for i := range events {
 		e := &events[i]
 		if err := e.Grant.Check(e.Subject, policy.Collect); err != nil {
-			return nil, refuse(fmt.Sprintf("insert event %d of subject %s", i, e.Subject), err)
+			return nil, portrait.Refuse(fmt.Sprintf("insert event %d of subject %s", i, e.Subject), err)
 		}
 		if e.Type == "" || e.Time.IsZero() || len(e.Sealed) == 0 {
 			return nil, portrait.Errorf(portrait.EINVALID, "insert event %d of subject %s: an event needs a type, a time and sealed values", i, e.Subject)
@@ -168,11 +168,11 @@ func (tx *Tx) InsertEvents(ctx context.Context, events []portrait.StoredEvent) (
 // Collect or Correct and cover every field written.
 func (tx *Tx) PutProfile(ctx context.Context, g policy.Grant, values []portrait.ProfileValue) error {
 	if err := g.Check(g.Subject(), policy.Collect, policy.Correct); err != nil {
-		return refuse("put profile", err)
+		return portrait.Refuse("put profile", err)
 	}
 	for _, v := range values {
 		if !g.Covers(v.Field) {
-			return refuse("put profile field "+v.Field, fmt.Errorf("%w: the grant does not cover field %q", policy.ErrNoGrant, v.Field))
+			return portrait.Refuse("put profile field "+v.Field, fmt.Errorf("%w: the grant does not cover field %q", policy.ErrNoGrant, v.Field))
 		}
 		if len(v.Sealed) == 0 || v.Updated.IsZero() {
 			return portrait.Errorf(portrait.EINVALID, "put profile field %s: a value needs sealed bytes and an update time", v.Field)
@@ -192,7 +192,7 @@ func (tx *Tx) PutProfile(ctx context.Context, g policy.Grant, values []portrait.
 // RewriteEvent implements portrait.Tx.RewriteEvent.
 func (tx *Tx) RewriteEvent(ctx context.Context, g policy.Grant, id int64, sealed []byte, expires time.Time) error {
 	if err := g.Check(g.Subject(), policy.Sweep); err != nil {
-		return refuse(fmt.Sprintf("rewrite event %d", id), err)
+		return portrait.Refuse(fmt.Sprintf("rewrite event %d", id), err)
 	}
 	var q string
 	var args []any
@@ -220,7 +220,7 @@ func (tx *Tx) RewriteEvent(ctx context.Context, g policy.Grant, id int64, sealed
 func (tx *Tx) PutLabels(ctx context.Context, values []portrait.LabelValue) error {
 	for _, v := range values {
 		if err := v.Grant.Check(v.Subject, policy.Derive); err != nil {
-			return refuse(fmt.Sprintf("put label %s of subject %s", v.Label, v.Subject), err)
+			return portrait.Refuse(fmt.Sprintf("put label %s of subject %s", v.Label, v.Subject), err)
 		}
 		if len(v.Sealed) == 0 || v.Computed.IsZero() {
 			return portrait.Errorf(portrait.EINVALID, "put label %s of subject %s: a value needs sealed bytes and a computed time", v.Label, v.Subject)
@@ -375,7 +375,7 @@ var erasedTables = []string{"subjects", "events", "profile", "labels", "suppress
 // later delete were lost (invariant 4, SR-3).
 func (tx *Tx) Erase(ctx context.Context, g policy.Grant) error {
 	if err := g.Check(g.Subject(), policy.Erase); err != nil {
-		return refuse("erase", err)
+		return portrait.Refuse("erase", err)
 	}
 	for _, table := range erasedTables {
 		if _, err := tx.tx.Exec(ctx, `DELETE FROM `+table+` WHERE pseudonym = $1`, g.Subject()); err != nil {

@@ -30,8 +30,8 @@ func scanDecision(sc interface{ Scan(...any) error }, sealed *[]byte) (portrait.
 
 // Decisions implements portrait.Store.Decisions.
 func (db *DB) Decisions(ctx context.Context, g policy.Grant) ([]portrait.DecisionRecord, error) {
-	if err := g.Check(g.Subject(), readActions...); err != nil {
-		return nil, refuse("read decisions", err)
+	if err := g.Check(g.Subject(), portrait.ReadActions...); err != nil {
+		return nil, portrait.Refuse("read decisions", err)
 	}
 	rows, err := db.read.QueryContext(ctx, `SELECT `+decisionColumns+`, sealed FROM decisions WHERE pseudonym = ? ORDER BY created, id`, g.Subject())
 	if err != nil {
@@ -142,8 +142,8 @@ func (db *DB) Items(ctx context.Context) ([]portrait.Item, error) {
 
 // Protected implements portrait.Store.Protected.
 func (db *DB) Protected(ctx context.Context, g policy.Grant) ([]portrait.ProtectedValue, error) {
-	if err := g.Check(g.Subject(), readActions...); err != nil {
-		return nil, refuse("read protected attributes", err)
+	if err := g.Check(g.Subject(), portrait.ReadActions...); err != nil {
+		return nil, portrait.Refuse("read protected attributes", err)
 	}
 	rows, err := db.read.QueryContext(ctx, `SELECT attribute, sealed FROM protected WHERE pseudonym = ? ORDER BY attribute`, g.Subject())
 	if err != nil {
@@ -170,7 +170,7 @@ const putDecisionSQL = `INSERT INTO decisions (` + decisionColumns + `, sealed) 
 // for the decision's subject.
 func (tx *Tx) PutDecision(ctx context.Context, d portrait.DecisionRecord) error {
 	if err := d.Grant.Check(d.Subject, policy.Use); err != nil {
-		return refuse("put decision "+d.ID, err)
+		return portrait.Refuse("put decision "+d.ID, err)
 	}
 	if d.ID == "" || d.UseCase == "" || d.Status == "" {
 		return portrait.Errorf(portrait.EINVALID, "put decision %q: a decision needs an id, a use-case and a status", d.ID)
@@ -283,11 +283,11 @@ const putProtectedSQL = `INSERT INTO protected (pseudonym, attribute, sealed) VA
 // Collect for the subject of every value.
 func (tx *Tx) PutProtected(ctx context.Context, g policy.Grant, values []portrait.ProtectedValue) error {
 	if err := g.Check(g.Subject(), policy.Collect); err != nil {
-		return refuse("put protected attributes", err)
+		return portrait.Refuse("put protected attributes", err)
 	}
 	for _, v := range values {
 		if v.Subject != g.Subject() {
-			return refuse("put protected attribute "+v.Attribute, fmt.Errorf("%w: the grant is for %s, the value for %s", policy.ErrNoGrant, g.Subject(), v.Subject))
+			return portrait.Refuse("put protected attribute "+v.Attribute, fmt.Errorf("%w: the grant is for %s, the value for %s", policy.ErrNoGrant, g.Subject(), v.Subject))
 		}
 		if v.Attribute == "" || len(v.Sealed) == 0 {
 			return portrait.Errorf(portrait.EINVALID, "put protected attribute %q: want an attribute and its sealed value", v.Attribute)
