@@ -17,8 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	portrait "github.com/portrait-dev/portrait"
 	"github.com/portrait-dev/portrait/apply"
 	"github.com/portrait-dev/portrait/audit"
@@ -31,6 +29,7 @@ import (
 	"github.com/portrait-dev/portrait/policy"
 	"github.com/portrait-dev/portrait/postgres"
 	"github.com/portrait-dev/portrait/sqlite"
+	"github.com/portrait-dev/portrait/storetest"
 )
 
 var admin = policy.Caller{Role: policy.Admin, ID: "admin-1"}
@@ -69,31 +68,9 @@ func onSQLite(tb testing.TB) portrait.Store {
 	return s
 }
 
-// onPostgres opens a fresh database on the server at PORTRAIT_TEST_POSTGRES,
-// dropped when the test ends.
+// onPostgres opens a throwaway PostgreSQL database (storetest).
 func onPostgres(tb testing.TB) portrait.Store {
-	base := os.Getenv("PORTRAIT_TEST_POSTGRES")
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	name := fmt.Sprintf("portrait_oversight_%d", time.Now().UnixNano())
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		if c, err := pgx.Connect(context.Background(), base); err == nil {
-			c.Exec(context.Background(), "DROP DATABASE "+name+" WITH (FORCE)")
-			c.Close(context.Background())
-		}
-	})
-	cfg, err := pgx.ParseConfig(base)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	s, err := postgres.Open(ctx, fmt.Sprintf("postgres:///%s?host=%s", name, cfg.Host))
+	s, err := postgres.Open(context.Background(), storetest.PostgresDatabase(tb))
 	if err != nil {
 		tb.Fatal(err)
 	}

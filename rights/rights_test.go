@@ -33,6 +33,7 @@ import (
 	"github.com/portrait-dev/portrait/review"
 	"github.com/portrait-dev/portrait/rights"
 	"github.com/portrait-dev/portrait/sqlite"
+	"github.com/portrait-dev/portrait/storetest"
 )
 
 type env struct {
@@ -62,32 +63,10 @@ func onSQLite(tb testing.TB, e *env) portrait.Store {
 	return s
 }
 
-// onPostgres opens a fresh database on the server at
-// PORTRAIT_TEST_POSTGRES, dropped when the test ends.
+// onPostgres opens a throwaway PostgreSQL database (storetest).
 func onPostgres(tb testing.TB, e *env) portrait.Store {
-	base := os.Getenv("PORTRAIT_TEST_POSTGRES")
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	name := fmt.Sprintf("portrait_rights_%d", time.Now().UnixNano())
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		if c, err := pgx.Connect(context.Background(), base); err == nil {
-			c.Exec(context.Background(), "DROP DATABASE "+name+" WITH (FORCE)")
-			c.Close(context.Background())
-		}
-	})
-	cfg, err := pgx.ParseConfig(base)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	e.pgURL = fmt.Sprintf("postgres:///%s?host=%s", name, cfg.Host)
-	s, err := postgres.Open(ctx, e.pgURL)
+	e.pgURL = storetest.PostgresDatabase(tb)
+	s, err := postgres.Open(context.Background(), e.pgURL)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -18,8 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	portrait "github.com/portrait-dev/portrait"
 	"github.com/portrait-dev/portrait/apply"
 	"github.com/portrait-dev/portrait/audit"
@@ -38,6 +36,7 @@ import (
 	"github.com/portrait-dev/portrait/rights"
 	"github.com/portrait-dev/portrait/server"
 	"github.com/portrait-dev/portrait/sqlite"
+	"github.com/portrait-dev/portrait/storetest"
 )
 
 // harness is a whole Portrait on one store, served by httptest.
@@ -70,35 +69,12 @@ func newHarness(t testing.TB) *harness {
 	return h
 }
 
-// newPostgresHarness serves a whole Portrait on a fresh database on the
-// server at PORTRAIT_TEST_POSTGRES, dropped when the test ends.
+// newPostgresHarness serves a whole Portrait on a throwaway PostgreSQL
+// database (storetest), dropped when the test ends.
 func newPostgresHarness(t testing.TB) *harness {
 	t.Helper()
-	base := os.Getenv("PORTRAIT_TEST_POSTGRES")
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	name := fmt.Sprintf("portrait_server_%d", time.Now().UnixNano())
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatal(err)
-	}
-	// Registered before the harness's own clean-ups, so it runs after the
-	// store is closed.
-	t.Cleanup(func() {
-		if c, err := pgx.Connect(context.Background(), base); err == nil {
-			c.Exec(context.Background(), "DROP DATABASE "+name+" WITH (FORCE)")
-			c.Close(context.Background())
-		}
-	})
-	cfg, err := pgx.ParseConfig(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := fmt.Sprintf("postgres:///%s?host=%s", name, cfg.Host)
-	store, err := postgres.Open(ctx, u)
+	u := storetest.PostgresDatabase(t)
+	store, err := postgres.Open(context.Background(), u)
 	if err != nil {
 		t.Fatal(err)
 	}

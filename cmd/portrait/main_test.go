@@ -18,12 +18,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	portrait "github.com/portrait-dev/portrait"
 	"github.com/portrait-dev/portrait/keys"
 	"github.com/portrait-dev/portrait/policy"
 	"github.com/portrait-dev/portrait/postgres"
+	"github.com/portrait-dev/portrait/storetest"
 )
 
 func TestCatalogCheck(t *testing.T) {
@@ -136,11 +135,7 @@ func (n node) call(t *testing.T, method, path, key string, body string, out any)
 // A withdrawal or a suspension made through one is enforced by the other
 // on its very next request (invariant 5, CN-4, RO-6).
 func TestTwoNodes(t *testing.T) {
-	base := os.Getenv("PORTRAIT_TEST_POSTGRES")
-	if base == "" {
-		t.Skip("PORTRAIT_TEST_POSTGRES is not set")
-	}
-	dsn := freshDatabase(t, base)
+	dsn := storetest.PostgresDatabase(t)
 	bin := build(t)
 	master := make([]byte, keys.MasterSize)
 	rand.Read(master)
@@ -222,32 +217,4 @@ func TestTwoNodes(t *testing.T) {
 	if d := dropped(r); d != "" {
 		t.Fatalf("A's next request after lifting on B: dropped=%q", d)
 	}
-}
-
-// freshDatabase creates a database of its own for the test and returns its URL.
-func freshDatabase(t *testing.T, base string) string {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	name := fmt.Sprintf("portrait_twonode_%d", time.Now().UnixNano())
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		c, err := pgx.Connect(context.Background(), base)
-		if err == nil {
-			c.Exec(context.Background(), "DROP DATABASE "+name+" WITH (FORCE)")
-			c.Close(context.Background())
-		}
-	})
-	cfg, err := pgx.ParseConfig(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	host := cfg.Host
-	return fmt.Sprintf("postgres:///%s?host=%s", name, host)
 }
