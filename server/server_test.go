@@ -636,3 +636,20 @@ func BenchmarkHTTPIngest(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "events/s")
 }
+
+// Pages may not be framed or load scripts from elsewhere; no response is
+// sniffed into another type.
+func TestSecurityHeaders(t *testing.T) {
+	h := newHarness(t)
+	for _, path := range []string{"/privacy/", "/console/reviews", "/v1/notice"} {
+		resp := h.do("GET", path, "", "", nil, nil)
+		if resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+			t.Errorf("%s: no nosniff", path)
+		}
+		page := path != "/v1/notice"
+		csp := resp.Header.Get("Content-Security-Policy")
+		if page && (!strings.Contains(csp, "frame-ancestors 'none'") || !strings.Contains(csp, "default-src 'self'") || resp.Header.Get("X-Frame-Options") != "DENY") {
+			t.Errorf("%s: CSP %q, X-Frame-Options %q", path, csp, resp.Header.Get("X-Frame-Options"))
+		}
+	}
+}
