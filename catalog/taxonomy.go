@@ -16,6 +16,8 @@ var (
 	dataCategoriesYAML []byte
 	//go:embed fideslang/data_uses.yml
 	dataUsesYAML []byte
+	//go:embed fideslang/category_names.zh-CN.txt
+	categoryNamesZH string
 )
 
 // sensitiveCategories are the fideslang keys that PIPL Art. 28 (and, for
@@ -41,11 +43,51 @@ var taxonomy struct {
 	once       sync.Once
 	categories map[string]bool
 	uses       map[string]bool
+	names      map[string]Text // category key → name in zh-CN and en
 }
 
 func loadTaxonomy() {
 	taxonomy.categories = fidesKeys(dataCategoriesYAML, "data_category")
 	taxonomy.uses = fidesKeys(dataUsesYAML, "data_use")
+	taxonomy.names = categoryNames()
+}
+
+// categoryNames reads the English names of the data categories from the
+// taxonomy and the Chinese ones from category_names.zh-CN.txt.
+func categoryNames() map[string]Text {
+	var doc map[string][]struct {
+		Key  string `yaml:"fides_key"`
+		Name string `yaml:"name"`
+	}
+	if err := yaml.Unmarshal(dataCategoriesYAML, &doc); err != nil {
+		panic("catalog: embedded fideslang data_category: " + err.Error())
+	}
+	names := make(map[string]Text, len(doc["data_category"]))
+	for _, e := range doc["data_category"] {
+		names[e.Key] = Text{"en": e.Name}
+	}
+	for _, line := range strings.Split(categoryNamesZH, "\n") {
+		key, name, ok := strings.Cut(line, "\t")
+		if !ok || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if t := names[key]; t != nil {
+			t["zh-CN"] = name
+		}
+	}
+	return names
+}
+
+// CategoryName is the name of a data category in lang ("zh-CN" or "en"),
+// for people to read; the key itself when the taxonomy does not know it.
+func CategoryName(key, lang string) string {
+	taxonomy.once.Do(loadTaxonomy)
+	if t := taxonomy.names[key]; t != nil {
+		if n := t.In(lang); n != "" {
+			return n
+		}
+	}
+	return key
 }
 
 // fidesKeys returns the non-deprecated keys of an embedded taxonomy file. The

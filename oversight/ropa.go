@@ -3,7 +3,6 @@ package oversight
 import (
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/portrait-dev/portrait/apply"
@@ -95,7 +94,7 @@ func (s *Service) Processing(l string) Processing {
 			"possibly including minors under 14, processed with a guardian's consent and under the minors rules"))
 	}
 	for _, nc := range n.Categories {
-		c := ProcessingCategory{Key: nc.Category, Name: categoryName(nc.Category), Sensitive: nc.Sensitive}
+		c := ProcessingCategory{Key: nc.Category, Name: nc.Name, Sensitive: nc.Sensitive}
 		for _, name := range nc.Fields {
 			f := cat.Field(name)
 			c.Fields = append(c.Fields, ProcessingField{Name: f.Name, Retention: retention(f.Retention, l), Purposes: f.Purposes})
@@ -147,17 +146,6 @@ func retention(d catalog.Duration, l string) string {
 		return strconv.FormatInt(int64(td/day), 10) + tr(l, "天", " days")
 	}
 	return td.String()
-}
-
-// categoryName is a readable name of a fideslang key, made from its last
-// segment ("user.behavior.browsing_history" → "Browsing history").
-func categoryName(key string) string {
-	parts := strings.Split(key, ".")
-	last := strings.ReplaceAll(parts[len(parts)-1], "_", " ")
-	if last == "" {
-		return key
-	}
-	return strings.ToUpper(last[:1]) + last[1:]
 }
 
 func sortedSet(xs []string) []string {

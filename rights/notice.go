@@ -55,6 +55,7 @@ type NoticePurpose struct {
 // and purposes.
 type NoticeCategory struct {
 	Category  string   `json:"category"`
+	Name      string   `json:"name"` // the category in words, in the notice's language
 	Fields    []string `json:"fields"`
 	Sensitive bool     `json:"sensitive"`
 	Retention string   `json:"retention"`
@@ -146,7 +147,7 @@ func BuildNotice(cat *catalog.Catalog, lang string, deadline Deadline) Notice {
 	for _, f := range cat.Fields {
 		c := cats[f.Category]
 		if c == nil {
-			c = &NoticeCategory{Category: f.Category, Purposes: []string{}}
+			c = &NoticeCategory{Category: f.Category, Name: catalog.CategoryName(f.Category, lang), Purposes: []string{}}
 			cats[f.Category] = c
 		}
 		c.Fields = append(c.Fields, f.Name)

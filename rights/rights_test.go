@@ -677,6 +677,14 @@ func TestNotice(t *testing.T) {
 	if zh.Handler.Name != "示例科技有限公司" || en.Handler.Name != "Example Tech Co." || en.Handler.Officer != "dpo@example.com" {
 		t.Errorf("handler: %+v %+v", zh.Handler, en.Handler)
 	}
+	// Data categories are named in the reader's language, key beside.
+	names := map[string]string{}
+	for i, c := range zh.Categories {
+		names[c.Category] = c.Name + "|" + en.Categories[i].Name
+	}
+	if names["user.behavior.browsing_history"] != "浏览记录|Browsing History" {
+		t.Errorf("category names: %v", names)
+	}
 	if len(en.Purposes) != len(cat.Purposes) {
 		t.Errorf("%d purposes, catalog has %d", len(en.Purposes), len(cat.Purposes))
 	}
