@@ -2,6 +2,7 @@ package server
 
 import (
 	"crypto/ed25519"
+	"encoding/base64"
 	"errors"
 	"io"
 	"mime"
@@ -214,6 +215,13 @@ func (s *Server) verifyReceipt(w http.ResponseWriter, r *http.Request, _ policy.
 		return portrait.Errorf(portrait.EINVALID, "the receipt does not verify: %v", err)
 	}
 	return writeJSON(w, 200, map[string]any{"valid": true, "receipt": rc})
+}
+
+func (s *Server) receiptKey(w http.ResponseWriter, r *http.Request, _ policy.Caller) error {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	pub := s.cfg.Keys.ReceiptKey().Public().(ed25519.PublicKey)
+	_, err := io.WriteString(w, base64.StdEncoding.EncodeToString(pub)+"\n")
+	return err
 }
 
 func (s *Server) getSuspensions(w http.ResponseWriter, r *http.Request, _ policy.Caller) error {

@@ -156,6 +156,7 @@ func (s *Server) table() []route {
 		{"GET", "/v1/me/consents", me, "My consents with history", s.getConsents},
 		{"PUT", "/v1/me/consents/{purpose}", me, "Grant, refuse or withdraw my consent", s.putConsent},
 		{"POST", "/v1/receipts/verify", public, "Verify a signed consent receipt", s.verifyReceipt},
+		{"GET", "/v1/receipts/key", public, "The handler's Ed25519 public key (base64) that signs receipts, exports and evidence packs, for offline verification", s.receiptKey},
 		{"GET", "/v1/suspensions", staff, "Active suspensions", s.getSuspensions},
 		{"POST", "/v1/suspensions", []policy.Role{policy.Regulator}, "Suspend a purpose, field, label, model or use-case (RO-6)", s.postSuspension},
 		{"DELETE", "/v1/suspensions/{kind}/{id}", []policy.Role{policy.Regulator}, "Lift a suspension (RO-6)", s.deleteSuspension},

@@ -241,6 +241,7 @@ func TestRoutesRoles(t *testing.T) {
 		"POST /v1/subjects/{id}/tokens":                    {"admin", "operator"},
 		"GET /v1/me/consents":                              {"subject"},
 		"PUT /v1/me/consents/{purpose}":                    {"subject"},
+		"GET /v1/receipts/key":                             pub,
 		"POST /v1/receipts/verify":                         pub,
 		"GET /v1/suspensions":                              staff,
 		"POST /v1/suspensions":                             {"regulator"},

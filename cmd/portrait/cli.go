@@ -39,6 +39,7 @@ Application and oversight:
   portrait monitor  [--format json|html] [--out FILE] [--report-dir DIR] [store flags]
   portrait fairness --csv FILE --group COLUMN [--group COLUMN…] --predicted COLUMN --positive VALUE[,VALUE…]
                     [--outcome COLUMN --outcome-positive VALUE] --format json|text|html
+  portrait check-signed --kind receipt|export|erasure|evidence --file F --key KEY   offline check (key: GET /v1/receipts/key)
   portrait load     --server URL --key KEY [--events N] [--batch N] [--workers N] [--subjects N]
 
 Store flags: --db DSN (SQLite file or postgres:// URL) --catalog FILE --key-file FILE.
