@@ -17,6 +17,20 @@ func Refuse(op string, err error) error {
 	return &Error{Code: EFORBIDDEN, Message: op + ": no policy grant allows this", Err: err}
 }
 
+// CheckGrant refuses (Refuse) unless g allows one of actions for its
+// subject and covers every field.
+func CheckGrant(op string, g policy.Grant, fields []string, actions ...policy.Action) error {
+	if err := g.Check(g.Subject(), actions...); err != nil {
+		return Refuse(op, err)
+	}
+	for _, f := range fields {
+		if !g.Covers(f) {
+			return Refuse(op, fmt.Errorf("%w: the grant does not cover field %q", policy.ErrNoGrant, f))
+		}
+	}
+	return nil
+}
+
 // PageGrants checks every grant of a page read and returns the distinct
 // subjects, in first-seen order, with each subject's grants. One failed
 // check refuses the whole page before anything is read.

@@ -48,6 +48,12 @@ type ProfileValue struct {
 	Expires time.Time
 }
 
+// FieldRef names one stored profile value without carrying it.
+type FieldRef struct {
+	Subject string // pseudonym
+	Field   string
+}
+
 // ConsentRecord is one entry in the append-only consent ledger (CN-2).
 type ConsentRecord struct {
 	Seq           int64         `json:"seq"`
@@ -203,6 +209,9 @@ type Store interface {
 	Labels(ctx context.Context, g policy.Grant) ([]LabelValue, error)
 	// ExpiredEvents lists up to limit events whose earliest retention has passed.
 	ExpiredEvents(ctx context.Context, now time.Time, limit int) ([]StoredEvent, error)
+	// ExpiredProfile names up to limit profile values whose retention has
+	// passed, without their values (CM-3).
+	ExpiredProfile(ctx context.Context, now time.Time, limit int) ([]FieldRef, error)
 
 	LogSize(ctx context.Context) (int64, error)
 	LogEntries(ctx context.Context, from, to int64) ([]LogEntry, error)
@@ -265,6 +274,9 @@ type Tx interface {
 	// RewriteEvent replaces an event's sealed values after a retention
 	// sweep; nil Sealed deletes the event.
 	RewriteEvent(ctx context.Context, g policy.Grant, id int64, sealed []byte, expires time.Time) error
+	// DeleteProfile deletes the grant's subject's values of fields; the
+	// grant must allow Sweep, Correct or Erase and cover each field.
+	DeleteProfile(ctx context.Context, g policy.Grant, fields []string) error
 	PutLabels(ctx context.Context, values []LabelValue) error
 	DeleteLabels(ctx context.Context, pseudonym string, labels []string) error
 

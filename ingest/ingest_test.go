@@ -469,3 +469,41 @@ func TestProtectedFieldRefused(t *testing.T) {
 		t.Errorf("protected field in an event: %+v", res[0])
 	}
 }
+
+// CM-3: a profile value goes when its field's retention passes, the
+// others stay.
+func TestRetentionSweepProfile(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.grant(t, "u5", "credit")
+	// city: 365d retention; age and income: 3y.
+	e.ingest(t, portrait.Event{Subject: "u5", Type: "profile", Time: e.now, Fields: map[string]any{"city": "北京", "age": 30.0, "income": 9000.0}})
+	ps := e.keys.Pseudonym("u5")
+	fields := func() []string {
+		d := e.point.Decide(policy.Request{Subject: &policy.State{Subject: ps}, Action: policy.Access, Caller: policy.Caller{Role: policy.System}})
+		prof, err := e.store.Profile(ctx, d.Grant)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, v := range prof {
+			out = append(out, v.Field)
+		}
+		return out
+	}
+	if got := fields(); len(got) != 3 {
+		t.Fatalf("profile before: %v", got)
+	}
+	if _, err := e.in.Sweep(ctx, e.now.Add(400*24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if got := fields(); len(got) != 2 || slices.Contains(got, "city") {
+		t.Errorf("profile after a year: %v, want age and income only", got)
+	}
+	if _, err := e.in.Sweep(ctx, e.now.Add(4*365*24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if got := fields(); len(got) != 0 {
+		t.Errorf("profile after four years: %v", got)
+	}
+}

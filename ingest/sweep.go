@@ -13,9 +13,61 @@ import (
 )
 
 // Sweep deletes field values whose retention has passed (CM-3): an event
-// keeps the fields still within retention, and goes when none are left. It
-// returns the number of events rewritten or deleted.
+// keeps the fields still within retention, and goes when none are left;
+// an expired profile value goes. It returns the number of events rewritten
+// or deleted plus the profile values deleted.
 func (in *Ingester) Sweep(ctx context.Context, now time.Time) (int, error) {
+	n, err := in.sweepEvents(ctx, now)
+	if err != nil {
+		return n, err
+	}
+	p, err := in.sweepProfile(ctx, now)
+	return n + p, err
+}
+
+// sweepProfile deletes expired profile values, a page at a time, each
+// subject's under a sweep grant of its own, with one audit record a page.
+func (in *Ingester) sweepProfile(ctx context.Context, now time.Time) (int, error) {
+	system := policy.Caller{Role: policy.System, ID: "sweeper"}
+	total := 0
+	for {
+		expired, err := in.store.ExpiredProfile(ctx, now, 500)
+		if err != nil {
+			return total, fmt.Errorf("sweep: list expired profile values: %w", err)
+		}
+		if len(expired) == 0 {
+			return total, nil
+		}
+		bySubject := map[string][]string{}
+		var order []string
+		for _, r := range expired {
+			if bySubject[r.Subject] == nil {
+				order = append(order, r.Subject)
+			}
+			bySubject[r.Subject] = append(bySubject[r.Subject], r.Field)
+		}
+		err = in.store.Update(ctx, func(tx portrait.Tx) error {
+			for _, ps := range order {
+				d := in.point.Decide(policy.Request{Subject: &policy.State{Subject: ps}, Action: policy.Sweep, Caller: system})
+				if !d.Allow {
+					return d.Err()
+				}
+				if err := tx.DeleteProfile(ctx, d.Grant, bySubject[ps]); err != nil {
+					return err
+				}
+			}
+			_, err := in.log.Append(ctx, tx, audit.Record{Kind: "retention", Time: now, Actor: "system:sweeper", Action: "sweep",
+				Codes: []string{"CM-3"}, Detail: map[string]any{"profile_values": len(expired), "subjects": len(order)}})
+			return err
+		})
+		if err != nil {
+			return total, fmt.Errorf("sweep profile values: %w", err)
+		}
+		total += len(expired)
+	}
+}
+
+func (in *Ingester) sweepEvents(ctx context.Context, now time.Time) (int, error) {
 	cat := in.point.Catalog()
 	system := policy.Caller{Role: policy.System, ID: "sweeper"}
 	total := 0

@@ -225,6 +225,27 @@ func (db *DB) ExpiredEvents(ctx context.Context, now time.Time, limit int) ([]po
 	return out, nil
 }
 
+// ExpiredProfile implements portrait.Store.ExpiredProfile.
+func (db *DB) ExpiredProfile(ctx context.Context, now time.Time, limit int) ([]portrait.FieldRef, error) {
+	if limit <= 0 {
+		return nil, portrait.Errorf(portrait.EINVALID, "expired profile values: limit %d must be positive", limit)
+	}
+	rows, err := db.pool.Query(ctx, `SELECT pseudonym, field FROM profile WHERE expires IS NOT NULL AND expires <= $1 ORDER BY expires, pseudonym, field LIMIT $2`, now, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read expired profile values: %w", err)
+	}
+	defer rows.Close()
+	var out []portrait.FieldRef
+	for rows.Next() {
+		var r portrait.FieldRef
+		if err := rows.Scan(&r.Subject, &r.Field); err != nil {
+			return nil, fmt.Errorf("read expired profile values: %w", err)
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
 // Profile implements portrait.Store.Profile. It returns only the fields
 // the grant covers.
 func (db *DB) Profile(ctx context.Context, g policy.Grant) ([]portrait.ProfileValue, error) {

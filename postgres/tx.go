@@ -189,6 +189,17 @@ func (tx *Tx) PutProfile(ctx context.Context, g policy.Grant, values []portrait.
 	return nil
 }
 
+// DeleteProfile implements portrait.Tx.DeleteProfile.
+func (tx *Tx) DeleteProfile(ctx context.Context, g policy.Grant, fields []string) error {
+	if err := portrait.CheckGrant("delete profile values", g, fields, policy.Sweep, policy.Correct, policy.Erase); err != nil {
+		return err
+	}
+	if _, err := tx.tx.Exec(ctx, `DELETE FROM profile WHERE pseudonym = $1 AND field = ANY($2)`, g.Subject(), fields); err != nil {
+		return fmt.Errorf("delete profile values: %w", err)
+	}
+	return nil
+}
+
 // RewriteEvent implements portrait.Tx.RewriteEvent.
 func (tx *Tx) RewriteEvent(ctx context.Context, g policy.Grant, id int64, sealed []byte, expires time.Time) error {
 	if err := g.Check(g.Subject(), policy.Sweep); err != nil {

@@ -18,7 +18,7 @@ import (
 // Open prepares each once on the write connection and a Tx runs it through
 // stmt, so SQLite parses none of them again.
 var writeQueries = []string{
-	generationSQL, bumpSQL, ensureSubjectSQL, putProfileSQL, putLabelsSQL, deleteLabelSQL, deleteLabelsSQL,
+	generationSQL, bumpSQL, ensureSubjectSQL, putProfileSQL, deleteProfileSQL, putLabelsSQL, deleteLabelSQL, deleteLabelsSQL,
 	appendConsentSQL, setFlagsSQL, suppressSQL, unsuppressSQL, suspendSQL, liftSQL,
 	logSizeSQL, logHashesSQL, appendLogSQL, advanceLogSQL, saveCheckpointSQL, putAPIKeySQL,
 	putDecisionSQL, setDecisionStatusSQL, putReviewSQL, putItemSQL, putProtectedSQL, putCaseSQL,
@@ -224,6 +224,21 @@ func insertEventsSQL(n int) string {
 		b.WriteString("(?, ?, ?, ?, ?, ?, ?)")
 	}
 	return b.String()
+}
+
+const deleteProfileSQL = `DELETE FROM profile WHERE pseudonym = ? AND field = ?`
+
+// DeleteProfile implements portrait.Tx.DeleteProfile.
+func (tx *Tx) DeleteProfile(ctx context.Context, g policy.Grant, fields []string) error {
+	if err := portrait.CheckGrant("delete profile values", g, fields, policy.Sweep, policy.Correct, policy.Erase); err != nil {
+		return err
+	}
+	for _, f := range fields {
+		if _, err := tx.exec(ctx, deleteProfileSQL, g.Subject(), f); err != nil {
+			return fmt.Errorf("delete profile field %s: %w", f, err)
+		}
+	}
+	return nil
 }
 
 const putProfileSQL = `INSERT INTO profile (pseudonym, field, sealed, source, updated, expires) VALUES (?, ?, ?, ?, ?, ?)

@@ -28,6 +28,7 @@ func Run(t *testing.T, open func(t *testing.T) portrait.Store) {
 		{"InsertEventsLargeBatch", testInsertEventsLargeBatch},
 		{"Events", testEvents},
 		{"ExpiredEvents", testExpiredEvents},
+		{"ExpiredProfile", testExpiredProfile},
 		{"RewriteEvent", testRewriteEvent},
 		{"Profile", testProfile},
 		{"Labels", testLabels},
@@ -391,6 +392,47 @@ func testExpiredEvents(t *testing.T, s portrait.Store) {
 	}
 	if _, err := s.ExpiredEvents(ctx, at(0), 0); true {
 		wantCode(t, "limit 0", err, portrait.EINVALID)
+	}
+}
+
+// CM-3: profile values past their retention are found without their
+// values, and deleted under a sweep grant for their own subject only.
+func testExpiredProfile(t *testing.T, s portrait.Store) {
+	ctx := context.Background()
+	put := func(subject string, values ...portrait.ProfileValue) {
+		update(t, s, func(tx portrait.Tx) error { return tx.PutProfile(ctx, Grant(t, subject, policy.Collect), values) })
+	}
+	put("a", portrait.ProfileValue{Field: "city", Sealed: []byte("x"), Source: "event", Updated: at(0), Expires: at(100)},
+		portrait.ProfileValue{Field: "age", Sealed: []byte("30"), Source: "event", Updated: at(0)},
+		portrait.ProfileValue{Field: "item", Sealed: []byte("t"), Source: "event", Updated: at(0), Expires: at(50)})
+	put("b", portrait.ProfileValue{Field: "city", Sealed: []byte("y"), Source: "event", Updated: at(0), Expires: at(60)})
+	got, err := s.ExpiredProfile(ctx, at(80), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []portrait.FieldRef{{Subject: "a", Field: "item"}, {Subject: "b", Field: "city"}}
+	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("expired at minute 80 = %+v, want %+v", got, want)
+	}
+	if _, err := s.ExpiredProfile(ctx, at(80), 0); true {
+		wantCode(t, "limit 0", err, portrait.EINVALID)
+	}
+	for name, g := range map[string]policy.Grant{"zero": {}, "access": Grant(t, "a", policy.Access), "other subject's": Grant(t, "b", policy.Sweep)} {
+		err := s.Update(ctx, func(tx portrait.Tx) error { return tx.DeleteProfile(ctx, g, []string{"item"}) })
+		if !errors.Is(err, policy.ErrNoGrant) && name != "other subject's" {
+			t.Errorf("delete with a %s grant: %v, want ErrNoGrant", name, err)
+		}
+	}
+	update(t, s, func(tx portrait.Tx) error { return tx.DeleteProfile(ctx, Grant(t, "a", policy.Sweep), []string{"item"}) })
+	left, err := s.Profile(ctx, Grant(t, "a", policy.Access))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 2 || left[0].Field != "age" || left[1].Field != "city" {
+		t.Errorf("profile of a after the sweep = %+v, want age and city", left)
+	}
+	if b, _ := s.Profile(ctx, Grant(t, "b", policy.Access)); len(b) != 1 {
+		t.Errorf("profile of b = %+v, want its city untouched", b)
 	}
 }
 
