@@ -202,7 +202,9 @@ type Store interface {
 	// subjects get a fresh state.
 	States(ctx context.Context, pseudonyms []string) (map[string]*policy.State, error)
 	Suspensions(ctx context.Context) ([]policy.Suspension, error)
-	ConsentHistory(ctx context.Context, pseudonym string) ([]ConsentRecord, error)
+	// ConsentHistory returns the grant's subject's consent records, with
+	// their evidence (user agent, truncated IP): a read of personal data.
+	ConsentHistory(ctx context.Context, g policy.Grant) ([]ConsentRecord, error)
 
 	Events(ctx context.Context, g policy.Grant, since time.Time) ([]StoredEvent, error)
 	Profile(ctx context.Context, g policy.Grant) ([]ProfileValue, error)

@@ -466,11 +466,11 @@ func (l *Ledger) ShouldAsk(st *policy.State, purpose string) bool {
 	return true
 }
 
-// History returns the subject's consent records, oldest first.
-func (l *Ledger) History(ctx context.Context, pseudonym string) ([]portrait.ConsentRecord, error) {
-	h, err := l.store.ConsentHistory(ctx, pseudonym)
+// History returns the grant's subject's consent records, oldest first.
+func (l *Ledger) History(ctx context.Context, g policy.Grant) ([]portrait.ConsentRecord, error) {
+	h, err := l.store.ConsentHistory(ctx, g)
 	if err != nil {
-		return nil, fmt.Errorf("consent history of %s: %w", pseudonym, err)
+		return nil, fmt.Errorf("consent history of %s: %w", g.Subject(), err)
 	}
 	return h, nil
 }

@@ -188,7 +188,7 @@ func TestGrantThenWithdraw(t *testing.T) {
 		t.Fatalf("after withdrawal: %+v", d)
 	}
 
-	h, err := e.ledger.History(ctx, e.keys.Pseudonym("u1"))
+	h, err := e.ledger.History(ctx, accessGrant(t, e.point, e.keys.Pseudonym("u1")))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -245,7 +245,7 @@ func TestMinorNeedsGuardian(t *testing.T) {
 	}
 	_, err := e.ledger.Record(ctx, operator, consent.ByID("kid"), grant(personalization, "2"))
 	wantError(t, err, portrait.EDENIED, "SM-3", "guardian")
-	if h, _ := e.ledger.History(ctx, p); len(h) != 1 {
+	if h, _ := e.ledger.History(ctx, accessGrant(t, e.point, p)); len(h) != 1 {
 		t.Fatalf("refused grant was recorded: %+v", h)
 	}
 	c := grant(personalization, "2")
@@ -286,7 +286,7 @@ func TestGPC(t *testing.T) {
 	if d := e.decide(t, "u1", ads); d.Allow {
 		t.Fatal("ads still allowed after GPC")
 	}
-	h, _ := e.ledger.History(ctx, e.keys.Pseudonym("u1"))
+	h, _ := e.ledger.History(ctx, accessGrant(t, e.point, e.keys.Pseudonym("u1")))
 	if last := h[len(h)-1]; last.IP != "2001:db8:1234::/48" {
 		t.Fatalf("IPv6 evidence kept as %q, want the /48", last.IP)
 	}
@@ -294,7 +294,7 @@ func TestGPC(t *testing.T) {
 	if err != nil || len(again) != 0 {
 		t.Fatalf("second GPC: %d receipts, %v; want none", len(again), err)
 	}
-	if h2, _ := e.ledger.History(ctx, e.keys.Pseudonym("u1")); len(h2) != len(h) {
+	if h2, _ := e.ledger.History(ctx, accessGrant(t, e.point, e.keys.Pseudonym("u1"))); len(h2) != len(h) {
 		t.Fatalf("second GPC added %d records", len(h2)-len(h))
 	}
 }
@@ -414,7 +414,7 @@ func TestFailClosed(t *testing.T) {
 		t.Fatalf("record with a failing log: %v, want EUNAVAILABLE", err)
 	}
 	p := e.keys.Pseudonym("u1")
-	if h, _ := e.store.ConsentHistory(ctx, p); len(h) != 0 {
+	if h, _ := e.store.ConsentHistory(ctx, accessGrant(t, e.point, p)); len(h) != 0 {
 		t.Fatalf("consent recorded without its audit entry: %+v", h)
 	}
 	if s, _ := e.store.Subjects(ctx, []string{p}); len(s) != 0 {
@@ -520,7 +520,7 @@ func TestRecordRefusals(t *testing.T) {
 			wantError(t, err, tt.code, tt.req, tt.inText)
 		})
 	}
-	if h, _ := e.ledger.History(ctx, p1); len(h) != 1 {
+	if h, _ := e.ledger.History(ctx, accessGrant(t, e.point, p1)); len(h) != 1 {
 		t.Fatalf("refused changes were recorded: %d records", len(h))
 	}
 	// The subject's own token works, by pseudonym.
@@ -542,7 +542,7 @@ func TestIPTruncation(t *testing.T) {
 		id := "ip" + tt.in
 		c := consent.Change{Purpose: ads, Status: policy.Refused, IP: tt.in}
 		e.record(t, id, c)
-		h, _ := e.ledger.History(context.Background(), e.keys.Pseudonym(id))
+		h, _ := e.ledger.History(context.Background(), accessGrant(t, e.point, e.keys.Pseudonym(id)))
 		if got := h[len(h)-1].IP; got != tt.want {
 			t.Errorf("IP %q stored as %q, want %q", tt.in, got, tt.want)
 		}
@@ -684,4 +684,14 @@ func BenchmarkRecord(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// accessGrant is the subject-access grant the rights service would hold.
+func accessGrant(tb testing.TB, point *policy.Point, pseudonym string) policy.Grant {
+	tb.Helper()
+	d := point.Decide(policy.Request{Subject: &policy.State{Subject: pseudonym}, Action: policy.Access, Caller: policy.Caller{Role: policy.System}})
+	if !d.Allow {
+		tb.Fatalf("access grant for %s: %v", pseudonym, d.Reasons)
+	}
+	return d.Grant
 }

@@ -410,7 +410,7 @@ func TestGrant(t *testing.T) {
 		t.Errorf("report %+v: want 18 accepted, 2 grants, b's refusal kept", rep)
 	}
 	for id, want := range map[string]policy.Status{"a": policy.Granted, "b": policy.Refused, "c": policy.Granted} {
-		h, err := e.ledger.History(ctx, e.keys.Pseudonym(id))
+		h, err := e.ledger.History(ctx, accessGrant(t, e.point, e.keys.Pseudonym(id)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -438,4 +438,14 @@ func TestGrant(t *testing.T) {
 			t.Errorf("%s: sports_fan %+v (stored %v); want stored %v and true", id, v, ok, want)
 		}
 	}
+}
+
+// accessGrant is the subject-access grant the rights service would hold.
+func accessGrant(tb testing.TB, point *policy.Point, pseudonym string) policy.Grant {
+	tb.Helper()
+	d := point.Decide(policy.Request{Subject: &policy.State{Subject: pseudonym}, Action: policy.Access, Caller: policy.Caller{Role: policy.System}})
+	if !d.Allow {
+		tb.Fatalf("access grant for %s: %v", pseudonym, d.Reasons)
+	}
+	return d.Grant
 }

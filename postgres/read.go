@@ -146,7 +146,11 @@ func (db *DB) Suspensions(ctx context.Context) ([]policy.Suspension, error) {
 }
 
 // ConsentHistory implements portrait.Store.ConsentHistory.
-func (db *DB) ConsentHistory(ctx context.Context, pseudonym string) ([]portrait.ConsentRecord, error) {
+func (db *DB) ConsentHistory(ctx context.Context, g policy.Grant) ([]portrait.ConsentRecord, error) {
+	if err := portrait.CheckGrant("read consent history", g, nil, append(portrait.ReadActions, policy.Erase)...); err != nil {
+		return nil, err
+	}
+	pseudonym := g.Subject()
 	rows, err := db.pool.Query(ctx, `SELECT seq, purpose, status, notice_version, channel, user_agent, ip, guardian, categories, at
 		FROM consents WHERE pseudonym = $1 ORDER BY seq`, pseudonym)
 	if err != nil {

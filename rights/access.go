@@ -455,7 +455,7 @@ func (s *Service) document(ctx context.Context, caller policy.Caller, pseudonym 
 		doc.Events = append(doc.Events, EventEntry{Type: ev.Type, Time: ev.Time, Fields: b, Expires: ev.Expires})
 	}
 	doc.Consents = Consents(cat, st)
-	hist, err := s.ledger.History(ctx, pseudonym)
+	hist, err := s.ledger.History(ctx, g)
 	if err != nil {
 		return nil, err
 	}

@@ -72,7 +72,7 @@ func (s *Service) removal(ctx context.Context, g policy.Grant, st *policy.State)
 	for _, l := range lbs {
 		r.Labels = append(r.Labels, l.Label)
 	}
-	hist, err := s.ledger.History(ctx, g.Subject())
+	hist, err := s.ledger.History(ctx, g)
 	if err != nil {
 		return r, err
 	}

@@ -136,7 +136,11 @@ func (s *Server) getConsents(w http.ResponseWriter, r *http.Request, c policy.Ca
 	if err != nil {
 		return err
 	}
-	hist, err := s.cfg.Ledger.History(r.Context(), ps)
+	d := s.cfg.Point.Decide(policy.Request{Subject: st, Action: policy.Access, Caller: c})
+	if err := d.Err(); err != nil {
+		return err
+	}
+	hist, err := s.cfg.Ledger.History(r.Context(), d.Grant)
 	if err != nil {
 		return err
 	}

@@ -423,7 +423,9 @@ func testExpiredProfile(t *testing.T, s portrait.Store) {
 			t.Errorf("delete with a %s grant: %v, want ErrNoGrant", name, err)
 		}
 	}
-	update(t, s, func(tx portrait.Tx) error { return tx.DeleteProfile(ctx, Grant(t, "a", policy.Sweep), []string{"item"}) })
+	update(t, s, func(tx portrait.Tx) error {
+		return tx.DeleteProfile(ctx, Grant(t, "a", policy.Sweep), []string{"item"})
+	})
 	left, err := s.Profile(ctx, Grant(t, "a", policy.Access))
 	if err != nil {
 		t.Fatal(err)
@@ -594,7 +596,10 @@ func testConsentsAndStates(t *testing.T, s portrait.Store) {
 		return tx.Unsuppress(ctx, "a", "gone")
 	})
 
-	hist, err := s.ConsentHistory(ctx, "a")
+	if _, err := s.ConsentHistory(ctx, policy.Grant{}); !errors.Is(err, policy.ErrNoGrant) {
+		t.Errorf("consent history without a grant: %v, want ErrNoGrant", err) // invariant 2: the evidence is personal
+	}
+	hist, err := s.ConsentHistory(ctx, Grant(t, "a", policy.Access))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -826,7 +831,7 @@ func testErase(t *testing.T, s portrait.Store) {
 	if l, _ := s.Labels(ctx, acc); len(l) != 0 {
 		t.Errorf("erased subject still has labels: %+v", l)
 	}
-	if h, _ := s.ConsentHistory(ctx, "a"); len(h) != 0 {
+	if h, _ := s.ConsentHistory(ctx, Grant(t, "a", policy.Access)); len(h) != 0 {
 		t.Errorf("erased subject still has consents: %+v", h)
 	}
 	states, err := s.States(ctx, []string{"a", "b"})
