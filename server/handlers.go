@@ -140,6 +140,13 @@ func (s *Server) getConsents(w http.ResponseWriter, r *http.Request, c policy.Ca
 	if err := d.Err(); err != nil {
 		return err
 	}
+	if c.Role != policy.Subject {
+		// CM-5: a staff read of a subject's consent evidence is logged,
+		// and does not happen if it cannot be.
+		if _, err := s.record(r, audit.Record{Kind: "access", Actor: actor(c), Subject: ps, Action: "read_consents"}); err != nil {
+			return err
+		}
+	}
 	hist, err := s.cfg.Ledger.History(r.Context(), d.Grant)
 	if err != nil {
 		return err

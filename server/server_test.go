@@ -492,6 +492,13 @@ func TestConsentAPI(t *testing.T) {
 				t.Errorf("current: %+v", c)
 			}
 		}
+		// CM-5: staff reading the history is logged; the subject's own read is not a staff access.
+		before := len(logRecords(t, h, "access"))
+		var staffView struct{ History []any }
+		h.do("GET", "/v1/subjects/alice/consents", op, "", nil, &staffView)
+		if recs := logRecords(t, h, "access"); len(staffView.History) != 2 || len(recs) != before+1 || recs[len(recs)-1].Action != "read_consents" {
+			t.Errorf("staff read of consents: history %d, access records %d→%d", len(staffView.History), before, len(recs))
+		}
 		// A subject token sees only its own subject.
 		var bobView struct{ History []any }
 		h.do("GET", "/v1/me/consents", h.token("bob"), "", nil, &bobView)
