@@ -571,22 +571,32 @@ func VerifyExport(data []byte, pub ed25519.PublicKey) (*Export, error) {
 // Labels lists the subject's labels used to personalise for them, with
 // why each applies, and the deselected and deleted ones (LP-3).
 func (s *Service) Labels(ctx context.Context, caller policy.Caller, pseudonym string) ([]LabelEntry, error) {
-	if err := authorize(caller, pseudonym); err != nil {
-		return nil, err
-	}
-	sub, err := s.subject(ctx, pseudonym)
-	if err != nil {
-		return nil, err
-	}
-	g, st, err := s.grant(ctx, caller, pseudonym, policy.Access, nil)
-	if err != nil {
-		return nil, err
-	}
-	ci, err := s.keys.Open(sub)
+	g, st, ci, err := s.openFor(ctx, caller, pseudonym)
 	if err != nil {
 		return nil, err
 	}
 	return s.labels(ctx, g, ci, st)
+}
+
+// openFor checks that caller may act for pseudonym, and returns an access
+// grant from the decision point, the subject's state and their cipher.
+func (s *Service) openFor(ctx context.Context, caller policy.Caller, pseudonym string) (policy.Grant, *policy.State, *keys.Cipher, error) {
+	if err := authorize(caller, pseudonym); err != nil {
+		return policy.Grant{}, nil, nil, err
+	}
+	sub, err := s.subject(ctx, pseudonym)
+	if err != nil {
+		return policy.Grant{}, nil, nil, err
+	}
+	g, st, err := s.grant(ctx, caller, pseudonym, policy.Access, nil)
+	if err != nil {
+		return policy.Grant{}, nil, nil, err
+	}
+	ci, err := s.keys.Open(sub)
+	if err != nil {
+		return policy.Grant{}, nil, nil, err
+	}
+	return g, st, ci, nil
 }
 
 func mustJSON(v any) []byte {
@@ -601,18 +611,7 @@ func mustJSON(v any) []byte {
 // the correction form (CM-2). Unlike Access it records no case: it is the
 // subject looking at a page, not a request.
 func (s *Service) Profile(ctx context.Context, caller policy.Caller, pseudonym string) ([]ProfileEntry, error) {
-	if err := authorize(caller, pseudonym); err != nil {
-		return nil, err
-	}
-	sub, err := s.subject(ctx, pseudonym)
-	if err != nil {
-		return nil, err
-	}
-	g, _, err := s.grant(ctx, caller, pseudonym, policy.Access, nil)
-	if err != nil {
-		return nil, err
-	}
-	ci, err := s.keys.Open(sub)
+	g, _, ci, err := s.openFor(ctx, caller, pseudonym)
 	if err != nil {
 		return nil, err
 	}
