@@ -94,6 +94,7 @@ type LabelValue struct {
 // append produced (see package audit).
 type LogEntry struct {
 	Index  int64
+	Kind   string // the record's kind, indexed for LogEntriesOfKind
 	Data   []byte
 	Hashes []byte // concatenated 32-byte stored hashes
 }
@@ -217,6 +218,9 @@ type Store interface {
 
 	LogSize(ctx context.Context) (int64, error)
 	LogEntries(ctx context.Context, from, to int64) ([]LogEntry, error)
+	// LogEntriesOfKind returns the entries in [from, to) whose record is of
+	// one of kinds, in order, found by index rather than by reading the log.
+	LogEntriesOfKind(ctx context.Context, kinds []string, from, to int64) ([]LogEntry, error)
 	// LogHashes returns the stored Merkle hashes at the given storage indexes (tlog.StoredHashIndex).
 	LogHashes(ctx context.Context, indexes []int64) ([][32]byte, error)
 	Checkpoint(ctx context.Context) ([]byte, error)

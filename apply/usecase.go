@@ -1,7 +1,6 @@
 package apply
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -290,17 +289,14 @@ func (s *Service) marked(ctx context.Context, kind, subject, usecase string) (bo
 	if err != nil {
 		return false, failClosed("read audit log size", err)
 	}
-	const page = 1000
-	for s.marks.scanned < size {
-		to := min(s.marks.scanned+page, size)
-		entries, err := s.store.LogEntries(ctx, s.marks.scanned, to)
+	if s.marks.scanned < size {
+		// Through the log's kind index: a decision reads only the marks
+		// added since the last one, not every record in between.
+		entries, err := s.store.LogEntriesOfKind(ctx, []string{"mark"}, s.marks.scanned, size)
 		if err != nil {
 			return false, failClosed("read audit log", err)
 		}
 		for _, e := range entries {
-			if !bytes.Contains(e.Data, []byte(`"kind":"mark"`)) {
-				continue
-			}
 			var r audit.Record
 			if json.Unmarshal(e.Data, &r) != nil {
 				continue
@@ -309,7 +305,7 @@ func (s *Service) marked(ctx context.Context, kind, subject, usecase string) (bo
 			kk, _ := r.Detail["mark"].(string)
 			s.marks.set[markKey{kk, r.Subject, uc}] = r.Action == "set"
 		}
-		s.marks.scanned = to
+		s.marks.scanned = size
 	}
 	return s.marks.set[k], nil
 }

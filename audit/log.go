@@ -175,7 +175,7 @@ func (l *Log) Append(ctx context.Context, w Writer, recs ...Record) (first int64
 		for _, h := range hashes {
 			buf = append(buf, h[:]...)
 		}
-		entries[i] = portrait.LogEntry{Index: n, Data: data, Hashes: buf[start:len(buf):len(buf)]}
+		entries[i] = portrait.LogEntry{Index: n, Kind: recs[i].Kind, Data: data, Hashes: buf[start:len(buf):len(buf)]}
 	}
 	if err := w.AppendLog(ctx, entries); err != nil {
 		return 0, unavailable(fmt.Errorf("audit append %d entries at %d: %w", len(entries), n0, err))

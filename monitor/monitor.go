@@ -382,33 +382,27 @@ func (m *Monitor) Load(ctx context.Context) error {
 		return fmt.Errorf("monitor: load proxy flags: %w", err)
 	}
 	flags := map[string]*ProxyFlag{}
-	const page = 1000
-	for from := int64(0); from < size; from += page {
-		ents, err := m.deps.Store.LogEntries(ctx, from, min(from+page, size))
-		if err != nil {
-			return fmt.Errorf("monitor: load proxy flags: %w", err)
+	ents, err := m.deps.Store.LogEntriesOfKind(ctx, []string{"proxy_flag", "proxy_clear"}, 0, size)
+	if err != nil {
+		return fmt.Errorf("monitor: load proxy flags: %w", err)
+	}
+	for _, e := range ents {
+		var rec audit.Record
+		if err := json.Unmarshal(e.Data, &rec); err != nil {
+			continue
 		}
-		for _, e := range ents {
-			if !strings.Contains(string(e.Data), `"kind":"proxy_`) {
-				continue
-			}
-			var rec audit.Record
-			if err := json.Unmarshal(e.Data, &rec); err != nil {
-				continue
-			}
-			feature, _ := rec.Detail["feature"].(string)
-			switch rec.Kind {
-			case "proxy_flag":
-				p := &ProxyFlag{Feature: feature, Flagged: rec.Time, LogIndex: e.Index}
-				p.Protected, _ = rec.Detail["protected"].(string)
-				p.Measure, _ = rec.Detail["measure"].(string)
-				p.Value, _ = rec.Detail["value"].(float64)
-				flags[feature] = p
-			case "proxy_clear":
-				if p := flags[feature]; p != nil {
-					p.Cleared, p.ClearedBy, p.ClearedAt, p.ClearIndex = true, rec.Actor, rec.Time, e.Index
-					p.ClearNote, _ = rec.Detail["reason"].(string)
-				}
+		feature, _ := rec.Detail["feature"].(string)
+		switch rec.Kind {
+		case "proxy_flag":
+			p := &ProxyFlag{Feature: feature, Flagged: rec.Time, LogIndex: e.Index}
+			p.Protected, _ = rec.Detail["protected"].(string)
+			p.Measure, _ = rec.Detail["measure"].(string)
+			p.Value, _ = rec.Detail["value"].(float64)
+			flags[feature] = p
+		case "proxy_clear":
+			if p := flags[feature]; p != nil {
+				p.Cleared, p.ClearedBy, p.ClearedAt, p.ClearIndex = true, rec.Actor, rec.Time, e.Index
+				p.ClearNote, _ = rec.Detail["reason"].(string)
 			}
 		}
 	}

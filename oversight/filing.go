@@ -92,7 +92,7 @@ func (s *Service) Filing(ctx context.Context, l string) (Filing, error) {
 	if err != nil {
 		return Filing{}, fmt.Errorf("filing: log size: %w", err)
 	}
-	if err := s.scan(ctx, size); err != nil {
+	if err := s.scanCatalogs(ctx, size); err != nil {
 		return Filing{}, err
 	}
 	cat := s.point.Catalog()

@@ -150,7 +150,7 @@ func (s *Service) RecordCatalog(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("log size: %w", err)
 		}
-		if err := s.scan(ctx, n); err != nil {
+		if err := s.scanCatalogs(ctx, n); err != nil {
 			return err
 		}
 		if last, ok := s.lastCatalog(); ok && last.Digest == d {
@@ -170,7 +170,8 @@ func (s *Service) RecordCatalog(ctx context.Context) error {
 // month, and the catalog records.
 type logIndex struct {
 	mu       sync.Mutex
-	scanned  int64
+	scanned  int64                       // entries counted into kinds
+	catScan  int64                       // entries searched for catalog records
 	kinds    map[string]map[string]int64 // kind → "2006-01" → records
 	first    time.Time
 	last     time.Time
@@ -197,11 +198,36 @@ func (s *Service) lastCatalog() (catalogRecord, bool) {
 // scanPage bounds the entries read at once.
 const scanPage = 2048
 
-// scan reads the log entries not yet summarised, up to size.
-func (s *Service) scan(ctx context.Context, size int64) error {
+// scanCatalogs reads the catalog records not yet seen, up to size, through
+// the log's kind index: start-up and the filing need them, not the rest
+// of the log.
+func (s *Service) scanCatalogs(ctx context.Context, size int64) error {
 	s.idx.mu.Lock()
 	defer s.idx.mu.Unlock()
-	return s.scanLocked(ctx, size)
+	if s.idx.catScan >= size {
+		return nil
+	}
+	entries, err := s.store.LogEntriesOfKind(ctx, []string{KindCatalog}, s.idx.catScan, size)
+	if err != nil {
+		return fmt.Errorf("read catalog records of the audit log: %w", err)
+	}
+	for _, e := range entries {
+		var rec struct {
+			Time   time.Time `json:"time"`
+			Digest string    `json:"digest"`
+			Detail struct {
+				Version      string            `json:"version"`
+				Declarations map[string]string `json:"declarations"`
+			} `json:"detail"`
+		}
+		if err := json.Unmarshal(e.Data, &rec); err != nil {
+			return fmt.Errorf("audit entry %d is not a record: %w", e.Index, err)
+		}
+		s.idx.catalogs = append(s.idx.catalogs, catalogRecord{Index: e.Index, Time: rec.Time, Digest: rec.Digest,
+			Version: rec.Detail.Version, Declarations: rec.Detail.Declarations})
+	}
+	s.idx.catScan = size
+	return nil
 }
 
 // snapshot signs a checkpoint of the log and summarises the log up to
@@ -238,13 +264,8 @@ func (s *Service) scanLocked(ctx context.Context, size int64) error {
 		}
 		for _, e := range entries {
 			var rec struct {
-				Kind   string    `json:"kind"`
-				Time   time.Time `json:"time"`
-				Digest string    `json:"digest"`
-				Detail struct {
-					Version      string            `json:"version"`
-					Declarations map[string]string `json:"declarations"`
-				} `json:"detail"`
+				Kind string    `json:"kind"`
+				Time time.Time `json:"time"`
 			}
 			if err := json.Unmarshal(e.Data, &rec); err != nil {
 				return fmt.Errorf("audit entry %d is not a record: %w", e.Index, err)
@@ -258,10 +279,6 @@ func (s *Service) scanLocked(ctx context.Context, size int64) error {
 				s.idx.first = rec.Time
 			}
 			s.idx.last = rec.Time
-			if rec.Kind == KindCatalog {
-				s.idx.catalogs = append(s.idx.catalogs, catalogRecord{Index: e.Index, Time: rec.Time, Digest: rec.Digest,
-					Version: rec.Detail.Version, Declarations: rec.Detail.Declarations})
-			}
 		}
 		s.idx.scanned = to
 	}

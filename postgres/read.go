@@ -363,6 +363,28 @@ func (db *DB) LogEntries(ctx context.Context, from, to int64) ([]portrait.LogEnt
 	return out, nil
 }
 
+// LogEntriesOfKind implements portrait.Store.LogEntriesOfKind.
+func (db *DB) LogEntriesOfKind(ctx context.Context, kinds []string, from, to int64) ([]portrait.LogEntry, error) {
+	if from < 0 || to < from {
+		return nil, portrait.Errorf(portrait.EINVALID, "log entries [%d, %d): want 0 <= from <= to", from, to)
+	}
+	rows, err := db.pool.Query(ctx, `SELECT idx, kind, data, hashes FROM log_entries
+		WHERE kind = ANY($1) AND idx >= $2 AND idx < $3 ORDER BY idx`, kinds, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("read log entries by kind: %w", err)
+	}
+	defer rows.Close()
+	var out []portrait.LogEntry
+	for rows.Next() {
+		var e portrait.LogEntry
+		if err := rows.Scan(&e.Index, &e.Kind, &e.Data, &e.Hashes); err != nil {
+			return nil, fmt.Errorf("read log entries by kind: %w", err)
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
 // Checkpoint implements portrait.Store.Checkpoint: the newest signed note.
 func (db *DB) Checkpoint(ctx context.Context) ([]byte, error) {
 	var note []byte

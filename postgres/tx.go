@@ -425,9 +425,9 @@ func (tx *Tx) AppendLog(ctx context.Context, entries []portrait.LogEntry) error 
 	if err := checkEntries(size, entries); err != nil {
 		return err
 	}
-	_, err = tx.tx.CopyFrom(ctx, pgx.Identifier{"log_entries"}, []string{"idx", "data", "hashes"},
+	_, err = tx.tx.CopyFrom(ctx, pgx.Identifier{"log_entries"}, []string{"idx", "kind", "data", "hashes"},
 		pgx.CopyFromSlice(len(entries), func(i int) ([]any, error) {
-			return []any{entries[i].Index, entries[i].Data, entries[i].Hashes}, nil
+			return []any{entries[i].Index, entries[i].Kind, entries[i].Data, entries[i].Hashes}, nil
 		}))
 	if err != nil {
 		return fmt.Errorf("append log entries %d..%d: %w", size, size+int64(len(entries))-1, err)

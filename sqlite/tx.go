@@ -510,7 +510,7 @@ func (tx *Tx) LogHashes(ctx context.Context, indexes []int64) ([][32]byte, error
 }
 
 const (
-	appendLogSQL  = `INSERT INTO log_entries (idx, data, hashes) VALUES (?, ?, ?)`
+	appendLogSQL  = `INSERT INTO log_entries (idx, kind, data, hashes) VALUES (?, ?, ?, ?)`
 	advanceLogSQL = `UPDATE log_head SET size = ?`
 )
 
@@ -532,7 +532,7 @@ func (tx *Tx) AppendLog(ctx context.Context, entries []portrait.LogEntry) error 
 		return fmt.Errorf("append log: %w", err)
 	}
 	for _, e := range entries {
-		if _, err := stmt.ExecContext(ctx, e.Index, e.Data, e.Hashes); err != nil {
+		if _, err := stmt.ExecContext(ctx, e.Index, e.Kind, e.Data, e.Hashes); err != nil {
 			return fmt.Errorf("append log entry %d: %w", e.Index, err)
 		}
 	}

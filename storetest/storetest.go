@@ -3,6 +3,7 @@ package storetest
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"reflect"
@@ -13,6 +14,7 @@ import (
 	"golang.org/x/mod/sumdb/tlog"
 
 	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/audit"
 	"github.com/portrait-dev/portrait/policy"
 )
 
@@ -39,6 +41,7 @@ func Run(t *testing.T, open func(t *testing.T) portrait.Store) {
 		{"Suspensions", testSuspensions},
 		{"Erase", testErase},
 		{"Log", testLog},
+		{"LogKinds", testLogKinds},
 		{"LogSerialised", testLogSerialised},
 		{"Checkpoint", testCheckpoint},
 		{"APIKey", testAPIKey},
@@ -899,6 +902,33 @@ func appendRecords(ctx context.Context, tx portrait.Tx, records ...[]byte) error
 
 // FA-6: the log holds a Merkle tree whose hashes the store returns
 // exactly, so that tlog computes the same root as from the records alone.
+// FA-6: records are found by kind through the index, in log order.
+func testLogKinds(t *testing.T, s portrait.Store) {
+	ctx := context.Background()
+	_, key, _ := ed25519.GenerateKey(nil)
+	log, err := audit.New("portrait.test/kinds", key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	update(t, s, func(tx portrait.Tx) error {
+		_, err := log.Append(ctx, tx, audit.Record{Kind: "mark"}, audit.Record{Kind: "ingest"}, audit.Record{Kind: "mark"}, audit.Record{Kind: "catalog"})
+		return err
+	})
+	got, err := s.LogEntriesOfKind(ctx, []string{"mark", "catalog"}, 0, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got[0].Index != 0 || got[1].Index != 2 || got[2].Index != 3 || got[1].Kind != "mark" ||
+		!bytes.Contains(got[2].Data, []byte(`"kind":"catalog"`)) {
+		t.Errorf("marks and catalogs = %+v, want entries 0, 2, 3", got)
+	}
+	if got, _ := s.LogEntriesOfKind(ctx, []string{"mark"}, 1, 4); len(got) != 1 || got[0].Index != 2 {
+		t.Errorf("marks from 1 = %+v, want entry 2", got)
+	}
+	_, err = s.LogEntriesOfKind(ctx, []string{"mark"}, 3, 2)
+	wantCode(t, "reversed range", err, portrait.EINVALID)
+}
+
 func testLog(t *testing.T, s portrait.Store) {
 	ctx := context.Background()
 	var records [][]byte
