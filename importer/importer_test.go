@@ -2,10 +2,12 @@ package importer_test
 
 import (
 	"bufio"
+	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/rand"
 	"fmt"
-	"os"
+	"io"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -17,6 +19,7 @@ import (
 	"github.com/portrait-dev/portrait/catalog"
 	"github.com/portrait-dev/portrait/consent"
 	"github.com/portrait-dev/portrait/derive"
+	"github.com/portrait-dev/portrait/examples/cdnow"
 	"github.com/portrait-dev/portrait/importer"
 	"github.com/portrait-dev/portrait/ingest"
 	"github.com/portrait-dev/portrait/keys"
@@ -152,7 +155,20 @@ not json
 	}
 }
 
-const cdnowPath = "../../shared/datasets/cdnow/CDNOW_master.txt"
+// cdnowLog is the CDNOW purchase log shipped in the repository (and
+// embedded in the binary), decompressed once.
+func cdnowLog(tb testing.TB) []byte {
+	tb.Helper()
+	zr, err := gzip.NewReader(bytes.NewReader(cdnow.Log))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	data, err := io.ReadAll(zr)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return data
+}
 
 // cdnowEnd is the day after the last purchase in the CDNOW log.
 var cdnowEnd = time.Date(1998, 7, 1, 0, 0, 0, 0, time.UTC)
@@ -165,16 +181,8 @@ type cdnowRow struct {
 
 // readCDNOW parses the log independently of the importer.
 func readCDNOW(tb testing.TB) []cdnowRow {
-	f, err := os.Open(cdnowPath)
-	if os.IsNotExist(err) {
-		tb.Skipf("CDNOW log not found at %s", cdnowPath)
-	}
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer f.Close()
 	var rows []cdnowRow
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(bytes.NewReader(cdnowLog(tb)))
 	sc.Scan() // header
 	for sc.Scan() {
 		c := strings.Fields(sc.Text())
@@ -208,12 +216,7 @@ func loadCDNOW(tb testing.TB, e *env, rows []cdnowRow) importer.Report {
 			tb.Fatal(err)
 		}
 	}
-	f, err := os.Open(cdnowPath)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer f.Close()
-	rep, err := importer.Import(ctx, e.in, e.cat, operator, f, importer.Options{Format: importer.CDNOW, Source: "CDNOW_master.txt"})
+	rep, err := importer.Import(ctx, e.in, e.cat, operator, bytes.NewReader(cdnowLog(tb)), importer.Options{Format: importer.CDNOW, Source: "CDNOW_master.txt"})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -2,10 +2,10 @@ package label
 
 import (
 	"bufio"
+	"bytes"
+	"compress/gzip"
 	"math"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/portrait-dev/portrait/catalog"
+	cdnowlog "github.com/portrait-dev/portrait/examples/cdnow"
 )
 
 // Three well-separated blobs are found exactly, whatever the seed.
@@ -108,17 +109,16 @@ type cdnow struct {
 	end      time.Time
 }
 
-// loadCDNOW parses the real CDNOW purchase log into purchase events.
+// loadCDNOW parses the real CDNOW purchase log, shipped in
+// examples/cdnow, into purchase events.
 func loadCDNOW(tb testing.TB) cdnow {
 	tb.Helper()
-	path := filepath.Join("..", "..", "shared", "datasets", "cdnow", "CDNOW_master.txt")
-	f, err := os.Open(path)
+	zr, err := gzip.NewReader(bytes.NewReader(cdnowlog.Log))
 	if err != nil {
-		tb.Skipf("CDNOW log not present: %v", err)
+		tb.Fatal(err)
 	}
-	defer f.Close()
 	d := cdnow{subjects: map[string][]Event{}}
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(zr)
 	for line := 1; sc.Scan(); line++ {
 		fs := strings.Fields(sc.Text())
 		if len(fs) == 0 || fs[0] == "customer_id" {

@@ -329,7 +329,8 @@ func TestProcessingRecord(t *testing.T) {
 
 // TestEvidence: the evidence pack verifies offline, counts what the log and
 // the cases hold, and any change to it, or another key, fails (FA-2, RO-1,
-// RO-2, FA-6).
+// FA-6). That the log is kept is proved by behaviour elsewhere, not by the
+// retention sentence checked here.
 func TestEvidence(t *testing.T) {
 	eachStore(t, func(t *testing.T, open backend) {
 		ctx := context.Background()

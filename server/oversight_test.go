@@ -74,7 +74,7 @@ func TestFilingAndRecordsHTTP(t *testing.T) {
 
 // TestEvidenceHTTP: the auditor and the regulator download the signed
 // evidence pack and verify it offline with the handler's public key; a
-// changed byte fails (FA-2, RO-1, RO-2).
+// changed byte fails (FA-2, RO-1).
 func TestEvidenceHTTP(t *testing.T) {
 	onEachStore(t, func(t *testing.T, h *harness) {
 		h.consent("erin", "personalization", "granted")
