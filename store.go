@@ -99,12 +99,18 @@ type LogEntry struct {
 	Hashes []byte // concatenated 32-byte stored hashes
 }
 
-// APIKey is a staff credential: only its SHA-256 hash is kept.
+// APIKey is a staff credential: only its SHA-256 hash is kept. It belongs
+// to a named person, "team/person" (RO-7); revoked keys stay stored, so
+// that a revoked key can never be registered again.
 type APIKey struct {
-	ID      string
-	Hash    []byte
-	Role    policy.Role
-	Created time.Time
+	ID       string // the row's id; callers know a key by Name
+	Name     string // "team/person"; "" is taken as ID (older callers)
+	Hash     []byte // SHA-256 of the key
+	Role     policy.Role
+	Created  time.Time
+	Expires  time.Time // zero: never (the bootstrap and demo keys)
+	Revoked  time.Time // zero: in force
+	LastUsed time.Time // updated at most once a minute per key and node
 }
 
 // Case is one data-subject request (SR-4, SR-5): access, export,
@@ -225,7 +231,12 @@ type Store interface {
 	LogHashes(ctx context.Context, indexes []int64) ([][32]byte, error)
 	Checkpoint(ctx context.Context) ([]byte, error)
 
+	// APIKey returns the key with this hash that is not revoked (it may
+	// have expired: the caller checks with APIKey.Check); ENOTFOUND if none.
 	APIKey(ctx context.Context, hash []byte) (APIKey, error)
+	// APIKeys lists every stored key, revoked ones included, by name and
+	// creation.
+	APIKeys(ctx context.Context) ([]APIKey, error)
 
 	// Cases lists data-subject requests, of one pseudonym or ("") of all,
 	// oldest first.
@@ -311,7 +322,15 @@ type Tx interface {
 	AppendLog(ctx context.Context, entries []LogEntry) error
 	SaveCheckpoint(ctx context.Context, note []byte) error
 
+	// PutAPIKey stores a new key; ECONFLICT if its hash was ever stored or
+	// a key of the same name is in force.
 	PutAPIKey(ctx context.Context, k APIKey) error
+	// RevokeAPIKey revokes the key in force named name, at; ENOTFOUND if
+	// there is none. It returns the key as revoked.
+	RevokeAPIKey(ctx context.Context, name string, at time.Time) (APIKey, error)
+	// TouchAPIKey records that key id was used at; an earlier time never
+	// overwrites a later one.
+	TouchAPIKey(ctx context.Context, id string, at time.Time) error
 	// PutCase inserts or updates a request case by ID.
 	PutCase(ctx context.Context, c Case) error
 	// PutDecision stores a decision; its Grant must allow Use for its subject.

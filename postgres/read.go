@@ -306,20 +306,6 @@ func (db *DB) Labels(ctx context.Context, g policy.Grant) ([]portrait.LabelValue
 	return out, nil
 }
 
-// APIKey implements portrait.Store.APIKey.
-func (db *DB) APIKey(ctx context.Context, hash []byte) (portrait.APIKey, error) {
-	k := portrait.APIKey{Hash: hash}
-	var role string
-	err := db.pool.QueryRow(ctx, `SELECT id, role, created FROM api_keys WHERE hash = $1`, hash).Scan(&k.ID, &role, &k.Created)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return portrait.APIKey{}, portrait.Errorf(portrait.ENOTFOUND, "no API key matches")
-	} else if err != nil {
-		return portrait.APIKey{}, fmt.Errorf("read api key: %w", err)
-	}
-	k.Role, k.Created = policy.Role(role), k.Created.UTC()
-	return k, nil
-}
-
 // LogSize implements portrait.Store.LogSize. It does not lock; only a
 // transaction's LogSize does.
 func (db *DB) LogSize(ctx context.Context) (int64, error) {

@@ -377,21 +377,6 @@ func (db *DB) Labels(ctx context.Context, g policy.Grant) ([]portrait.LabelValue
 	return out, nil
 }
 
-// APIKey implements portrait.Store.APIKey.
-func (db *DB) APIKey(ctx context.Context, hash []byte) (portrait.APIKey, error) {
-	k := portrait.APIKey{Hash: hash}
-	var role string
-	var created sql.NullInt64
-	err := db.queryRow(ctx, `SELECT id, role, created FROM api_keys WHERE hash = ?`, hash).Scan(&k.ID, &role, &created)
-	if errors.Is(err, sql.ErrNoRows) {
-		return portrait.APIKey{}, portrait.Errorf(portrait.ENOTFOUND, "no API key matches")
-	} else if err != nil {
-		return portrait.APIKey{}, fmt.Errorf("read api key: %w", err)
-	}
-	k.Role, k.Created = policy.Role(role), fromNanos(created)
-	return k, nil
-}
-
 // LogSize implements portrait.Store.LogSize.
 func (db *DB) LogSize(ctx context.Context) (int64, error) { return logSize(ctx, db.read) }
 

@@ -22,6 +22,7 @@ var writeQueries = []string{
 	appendConsentSQL, setFlagsSQL, suppressSQL, unsuppressSQL, suspendSQL, liftSQL,
 	logSizeSQL, logHashesSQL, appendLogSQL, advanceLogSQL, saveCheckpointSQL, putAPIKeySQL,
 	putDecisionSQL, setDecisionStatusSQL, putReviewSQL, putItemSQL, putProtectedSQL, putCaseSQL,
+	revokeAPIKeySQL, touchAPIKeySQL,
 }
 
 // stmt returns query's statement prepared at Open, bound to the
@@ -565,36 +566,4 @@ func (tx *Tx) SaveCheckpoint(ctx context.Context, note []byte) error {
 		return fmt.Errorf("save checkpoint: %w", err)
 	}
 	return nil
-}
-
-const putAPIKeySQL = `INSERT INTO api_keys (id, hash, role, created) VALUES (?, ?, ?, ?)`
-
-// PutAPIKey implements portrait.Tx.PutAPIKey.
-func (tx *Tx) PutAPIKey(ctx context.Context, k portrait.APIKey) error {
-	if err := checkAPIKey(k); err != nil {
-		return err
-	}
-	created := k.Created
-	if created.IsZero() {
-		created = time.Now()
-	}
-	_, err := tx.exec(ctx, putAPIKeySQL, k.ID, k.Hash, string(k.Role), created.UnixNano())
-	if isUnique(err) {
-		return portrait.Errorf(portrait.ECONFLICT, "put API key %s: a key with this id or hash exists", k.ID)
-	} else if err != nil {
-		return fmt.Errorf("put API key %s: %w", k.ID, err)
-	}
-	return nil
-}
-
-func checkAPIKey(k portrait.APIKey) error {
-	if k.ID == "" || len(k.Hash) == 0 {
-		return portrait.Errorf(portrait.EINVALID, "put API key: want an id and the key's hash")
-	}
-	for _, r := range policy.Roles {
-		if k.Role == r {
-			return nil
-		}
-	}
-	return portrait.Errorf(portrait.EINVALID, "put API key %s: role %q; want one of %v", k.ID, k.Role, policy.Roles)
 }

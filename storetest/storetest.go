@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -1064,28 +1066,86 @@ func testCheckpoint(t *testing.T, s portrait.Store) {
 	}
 }
 
-// CM-5: staff API keys are found by hash only.
+// CM-5: staff API keys are found by hash only; a revoked key is found by
+// nobody and its hash can never be stored again; a name is unique among
+// the keys in force (RO-7); last use only moves forward.
 func testAPIKey(t *testing.T, s portrait.Store) {
 	ctx := context.Background()
-	k := portrait.APIKey{ID: "k1", Hash: bytes.Repeat([]byte{7}, 32), Role: policy.Operator, Created: at(0)}
+	k := portrait.APIKey{ID: "k1", Name: "risk/alice", Hash: bytes.Repeat([]byte{7}, 32), Role: policy.Operator, Created: at(0), Expires: at(90 * 24)}
 	update(t, s, func(tx portrait.Tx) error { return tx.PutAPIKey(ctx, k) })
 	got, err := s.APIKey(ctx, k.Hash)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.ID != k.ID || got.Role != k.Role || !bytes.Equal(got.Hash, k.Hash) || !got.Created.Equal(k.Created) {
+	if got.ID != k.ID || got.Name != k.Name || got.Role != k.Role || !bytes.Equal(got.Hash, k.Hash) || !got.Created.Equal(k.Created) ||
+		!got.Expires.Equal(k.Expires) || !got.Revoked.IsZero() || !got.LastUsed.IsZero() {
 		t.Errorf("api key = %+v, want %+v", got, k)
 	}
 	_, err = s.APIKey(ctx, bytes.Repeat([]byte{8}, 32))
 	wantCode(t, "unknown key", err, portrait.ENOTFOUND)
-	err = s.Update(ctx, func(tx portrait.Tx) error {
-		return tx.PutAPIKey(ctx, portrait.APIKey{ID: "k2", Hash: k.Hash, Role: policy.Admin})
+	put := func(k portrait.APIKey) error {
+		return s.Update(ctx, func(tx portrait.Tx) error { return tx.PutAPIKey(ctx, k) })
+	}
+	wantCode(t, "duplicate hash", put(portrait.APIKey{ID: "k2", Name: "risk/bob", Hash: k.Hash, Role: policy.Admin}), portrait.ECONFLICT)
+	wantCode(t, "duplicate name in force", put(portrait.APIKey{ID: "k2", Name: "risk/alice", Hash: bytes.Repeat([]byte{9}, 32), Role: policy.Admin}), portrait.ECONFLICT)
+	for name, bad := range map[string]portrait.APIKey{
+		"subject role":  {ID: "k3", Hash: bytes.Repeat([]byte{1}, 32), Role: policy.Subject},
+		"system role":   {ID: "k3", Hash: bytes.Repeat([]byte{1}, 32), Role: policy.System},
+		"no role":       {ID: "k3", Hash: bytes.Repeat([]byte{1}, 32)},
+		"short hash":    {ID: "k3", Hash: []byte{1}, Role: policy.Admin},
+		"no id":         {Hash: bytes.Repeat([]byte{1}, 32), Role: policy.Admin},
+		"odd role text": {ID: "k3", Hash: bytes.Repeat([]byte{1}, 32), Role: "Admin; drop"},
+	} {
+		wantCode(t, name, put(bad), portrait.EINVALID)
+	}
+	// A key stored without a name (as before names existed) is named by its id.
+	update(t, s, func(tx portrait.Tx) error {
+		return tx.PutAPIKey(ctx, portrait.APIKey{ID: "legacy-1", Hash: bytes.Repeat([]byte{3}, 32), Role: policy.Auditor, Created: at(0)})
 	})
-	wantCode(t, "duplicate hash", err, portrait.ECONFLICT)
-	err = s.Update(ctx, func(tx portrait.Tx) error {
-		return tx.PutAPIKey(ctx, portrait.APIKey{ID: "k3", Hash: []byte{1}, Role: policy.Subject})
+	if got, err := s.APIKey(ctx, bytes.Repeat([]byte{3}, 32)); err != nil || got.Name != "legacy-1" || !got.Expires.IsZero() {
+		t.Errorf("legacy key = %+v, %v", got, err)
+	}
+
+	// Last use moves forward only.
+	update(t, s, func(tx portrait.Tx) error { return tx.TouchAPIKey(ctx, "k1", at(5)) })
+	update(t, s, func(tx portrait.Tx) error { return tx.TouchAPIKey(ctx, "k1", at(2)) })
+	if got, _ := s.APIKey(ctx, k.Hash); !got.LastUsed.Equal(at(5)) {
+		t.Errorf("last used = %v, want %v", got.LastUsed, at(5))
+	}
+
+	// Revocation: the key is gone for lookups, stays listed, its hash is
+	// never accepted again, and its name is free for a new key.
+	var revoked portrait.APIKey
+	update(t, s, func(tx portrait.Tx) (err error) {
+		revoked, err = tx.RevokeAPIKey(ctx, "risk/alice", at(6))
+		return err
 	})
-	wantCode(t, "subject role on a staff key", err, portrait.EINVALID)
+	if revoked.ID != "k1" || revoked.Role != policy.Operator || !revoked.Revoked.Equal(at(6)) {
+		t.Errorf("revoked = %+v", revoked)
+	}
+	_, err = s.APIKey(ctx, k.Hash)
+	wantCode(t, "revoked key looked up", err, portrait.ENOTFOUND)
+	err = s.Update(ctx, func(tx portrait.Tx) error {
+		_, err := tx.RevokeAPIKey(ctx, "risk/alice", at(7))
+		return err
+	})
+	wantCode(t, "revoke twice", err, portrait.ENOTFOUND)
+	wantCode(t, "revoked hash again", put(portrait.APIKey{ID: "k4", Name: "risk/carol", Hash: k.Hash, Role: policy.Operator}), portrait.ECONFLICT)
+	update(t, s, func(tx portrait.Tx) error {
+		return tx.PutAPIKey(ctx, portrait.APIKey{ID: "k5", Name: "risk/alice", Hash: bytes.Repeat([]byte{5}, 32), Role: policy.Reviewer, Created: at(8)})
+	})
+	all, err := s.APIKeys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, k := range all {
+		names = append(names, fmt.Sprintf("%s %s %s revoked=%v", k.ID, k.Name, k.Role, !k.Revoked.IsZero()))
+	}
+	want := []string{"legacy-1 legacy-1 auditor revoked=false", "k1 risk/alice operator revoked=true", "k5 risk/alice reviewer revoked=false"}
+	if !slices.Equal(names, want) {
+		t.Errorf("keys:\n%s\nwant\n%s", strings.Join(names, "\n"), strings.Join(want, "\n"))
+	}
 }
 
 // SR-4, SR-5: request cases are upserted by id, listed oldest first, and

@@ -1,0 +1,102 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/policy"
+)
+
+const apiKeyColumns = `id, name, hash, role, created, expires, revoked, last_used`
+
+// PutAPIKey implements portrait.Tx.PutAPIKey.
+func (tx *Tx) PutAPIKey(ctx context.Context, k portrait.APIKey) error {
+	if err := k.Validate(); err != nil {
+		return err
+	}
+	if k.Name == "" {
+		k.Name = k.ID
+	}
+	if k.Created.IsZero() {
+		k.Created = time.Now()
+	}
+	_, err := tx.tx.Exec(ctx, `INSERT INTO api_keys (`+apiKeyColumns+`) VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL)`,
+		k.ID, k.Name, k.Hash, string(k.Role), k.Created, ts(k.Expires))
+	if isUnique(err) {
+		return portrait.Errorf(portrait.ECONFLICT, "put API key %s: a key with this id or hash was stored before, or a key named %s is in force", k.ID, k.Name)
+	} else if err != nil {
+		return fmt.Errorf("put API key %s: %w", k.Name, err)
+	}
+	return nil
+}
+
+// RevokeAPIKey implements portrait.Tx.RevokeAPIKey.
+func (tx *Tx) RevokeAPIKey(ctx context.Context, name string, at time.Time) (portrait.APIKey, error) {
+	if at.IsZero() {
+		return portrait.APIKey{}, portrait.Errorf(portrait.EINVALID, "revoke API key %s: no time given", name)
+	}
+	k, err := scanAPIKey(tx.tx.QueryRow(ctx, `UPDATE api_keys SET revoked = $1 WHERE name = $2 AND revoked IS NULL RETURNING `+apiKeyColumns, at, name))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return portrait.APIKey{}, portrait.Errorf(portrait.ENOTFOUND, "no API key named %s is in force", name)
+	} else if err != nil {
+		return portrait.APIKey{}, fmt.Errorf("revoke API key %s: %w", name, err)
+	}
+	return k, nil
+}
+
+// TouchAPIKey implements portrait.Tx.TouchAPIKey.
+func (tx *Tx) TouchAPIKey(ctx context.Context, id string, at time.Time) error {
+	if _, err := tx.tx.Exec(ctx, `UPDATE api_keys SET last_used = $1 WHERE id = $2 AND (last_used IS NULL OR last_used < $1)`, at, id); err != nil {
+		return fmt.Errorf("record use of API key %s: %w", id, err)
+	}
+	return nil
+}
+
+// APIKey implements portrait.Store.APIKey.
+func (db *DB) APIKey(ctx context.Context, hash []byte) (portrait.APIKey, error) {
+	k, err := scanAPIKey(db.pool.QueryRow(ctx, `SELECT `+apiKeyColumns+` FROM api_keys WHERE hash = $1 AND revoked IS NULL`, hash))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return portrait.APIKey{}, portrait.Errorf(portrait.ENOTFOUND, "no API key matches")
+	} else if err != nil {
+		return portrait.APIKey{}, fmt.Errorf("read api key: %w", err)
+	}
+	return k, nil
+}
+
+// APIKeys implements portrait.Store.APIKeys.
+func (db *DB) APIKeys(ctx context.Context) ([]portrait.APIKey, error) {
+	rows, err := db.pool.Query(ctx, `SELECT `+apiKeyColumns+` FROM api_keys ORDER BY name, created, id`)
+	if err != nil {
+		return nil, fmt.Errorf("list api keys: %w", err)
+	}
+	defer rows.Close()
+	var out []portrait.APIKey
+	for rows.Next() {
+		k, err := scanAPIKey(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list api keys: %w", err)
+		}
+		out = append(out, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list api keys: %w", err)
+	}
+	return out, nil
+}
+
+func scanAPIKey(row pgx.Row) (portrait.APIKey, error) {
+	var k portrait.APIKey
+	var role string
+	var expires, revoked, used *time.Time
+	if err := row.Scan(&k.ID, &k.Name, &k.Hash, &role, &k.Created, &expires, &revoked, &used); err != nil {
+		return portrait.APIKey{}, err
+	}
+	k.Role, k.Created = policy.Role(role), k.Created.UTC()
+	k.Expires, k.Revoked, k.LastUsed = fromTS(expires), fromTS(revoked), fromTS(used)
+	return k, nil
+}
