@@ -160,11 +160,11 @@ func (s *Server) checkStaffSession(r *http.Request, v string) (policy.Caller, bo
 	if err != nil {
 		return policy.Caller{}, false
 	}
-	k, err := s.cfg.Store.APIKey(r.Context(), hash)
-	if err != nil || !slices.Contains(policy.Roles, k.Role) {
+	c, err := s.cfg.Staff.CheckHash(r.Context(), hash)
+	if err != nil || !slices.Contains(policy.Roles, c.Role) {
 		return policy.Caller{}, false
 	}
-	return policy.Caller{Role: k.Role, ID: k.ID}, true
+	return c, true
 }
 
 func (s *Server) consoleView(w http.ResponseWriter, r *http.Request, page string) *consoleView {
@@ -254,9 +254,9 @@ func (s *Server) consoleSignin(w http.ResponseWriter, r *http.Request) {
 	v := s.consoleView(w, r, "signin")
 	key := strings.TrimSpace(r.PostFormValue("key"))
 	sum := sha256.Sum256([]byte(key))
-	k, err := s.cfg.Store.APIKey(r.Context(), sum[:])
-	if key == "" || err != nil || !slices.Contains(policy.Roles, k.Role) {
-		if err != nil && portrait.ErrorCode(err) != portrait.ENOTFOUND {
+	c, err := s.cfg.Staff.CheckHash(r.Context(), sum[:])
+	if key == "" || err != nil || !slices.Contains(policy.Roles, c.Role) {
+		if err != nil && portrait.ErrorCode(err) != portrait.EUNAUTHORIZED {
 			s.consoleFail(w, v, &portrait.Error{Code: portrait.EUNAVAILABLE, Message: "the store is not reachable; try again", Err: err})
 			return
 		}
@@ -264,7 +264,6 @@ func (s *Server) consoleSignin(w http.ResponseWriter, r *http.Request) {
 		s.renderConsole(w, http.StatusUnauthorized, v)
 		return
 	}
-	c := policy.Caller{Role: k.Role, ID: k.ID}
 	if _, err := s.record(r, audit.Record{Kind: "console", Time: time.Now().UTC(), Actor: actor(c), Action: "signin"}); err != nil {
 		s.consoleFail(w, v, err)
 		return

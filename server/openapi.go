@@ -9,7 +9,22 @@ import (
 	"github.com/portrait-dev/portrait/policy"
 )
 
-var pathParam = regexp.MustCompile(`\{([a-z]+)\}`)
+// pathParam matches a path wildcard, {id} or the rest-of-path {name...}.
+var pathParam = regexp.MustCompile(`\{([a-z]+)(?:\.\.\.)?\}`)
+
+// bodySchemas type the request bodies the document describes in full.
+var bodySchemas = map[string]map[string]any{
+	"POST /v1/keys": {
+		"type": "object", "required": []string{"role", "name"}, "additionalProperties": false,
+		"properties": map[string]any{
+			"role": map[string]any{"type": "string", "enum": []string{"admin", "operator", "reviewer", "auditor"}},
+			"name": map[string]any{"type": "string", "pattern": `^[a-z0-9][a-z0-9._-]{0,62}/[a-z0-9][a-z0-9._-]{0,62}$`,
+				"description": "team/person: separation of duties compares the team with catalog owners and the person with appellants (RO-7)"},
+			"expires_in": map[string]any{"type": "string", "default": "90d",
+				"description": "lifetime: \"720h\", \"90d\" or \"1y\"; default 90 days, at most 365 days"},
+		},
+	},
+}
 
 // openapi describes the API from the route table itself, so the document
 // cannot drift from what the server routes and whom it lets in.
@@ -35,18 +50,28 @@ func (s *Server) openapi(w http.ResponseWriter, r *http.Request, _ policy.Caller
 		}
 		var params []any
 		for _, m := range pathParam.FindAllStringSubmatch(rt.pattern, -1) {
-			params = append(params, map[string]any{"name": m[1], "in": "path", "required": true, "schema": map[string]any{"type": "string"}})
+			p := map[string]any{"name": m[1], "in": "path", "required": true, "schema": map[string]any{"type": "string"}}
+			if strings.HasSuffix(m[0], "...}") {
+				p["description"] = "the rest of the path; it may hold '/' (team/person)"
+			}
+			params = append(params, p)
 		}
 		if params != nil {
 			op["parameters"] = params
 		}
 		if rt.method == "POST" || rt.method == "PUT" {
-			op["requestBody"] = map[string]any{"content": map[string]any{"application/json": map[string]any{"schema": map[string]any{}}}}
+			schema := bodySchemas[rt.method+" "+rt.pattern]
+			if schema == nil {
+				schema = map[string]any{}
+			}
+			op["requestBody"] = map[string]any{"content": map[string]any{"application/json": map[string]any{"schema": schema}}}
 		}
-		if paths[rt.pattern] == nil {
-			paths[rt.pattern] = map[string]any{}
+		// OpenAPI names a wildcard {name} whether or not it spans segments.
+		path := pathParam.ReplaceAllString(rt.pattern, "{$1}")
+		if paths[path] == nil {
+			paths[path] = map[string]any{}
 		}
-		paths[rt.pattern][strings.ToLower(rt.method)] = op
+		paths[path][strings.ToLower(rt.method)] = op
 	}
 	doc := map[string]any{
 		"openapi": "3.1.0",

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/apikey"
 	"github.com/portrait-dev/portrait/apply"
 	"github.com/portrait-dev/portrait/audit"
 	"github.com/portrait-dev/portrait/consent"
@@ -62,6 +62,9 @@ type Config struct {
 	// evidence pack, breach notices and violation reports; nil leaves
 	// their routes unavailable.
 	Oversight *oversight.Service
+	// Staff checks staff API keys and manages them; nil makes one over
+	// Store and Log with the company's roles.
+	Staff *apikey.Service
 }
 
 // Server is Portrait's HTTP API.
@@ -97,6 +100,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.Staff == nil {
+		cfg.Staff = apikey.New(cfg.Store, cfg.Log, apikey.Options{Logger: cfg.Logger})
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), metrics: newMetrics()}
 	s.routes = s.table()
@@ -170,6 +176,7 @@ func (s *Server) table() []route {
 	routes = append(routes, s.engineRoutes()...)
 	routes = append(routes, s.applyRoutes()...)
 	routes = append(routes, s.oversightRoutes()...)
+	routes = append(routes, s.keyRoutes()...)
 	return append(routes, s.monitorRoutes()...)
 }
 
@@ -252,15 +259,9 @@ func (s *Server) authenticate(r *http.Request) (policy.Caller, error) {
 		}
 		return policy.Caller{Role: policy.Subject, Subject: ps}, nil
 	}
-	sum := sha256.Sum256([]byte(tok))
-	k, err := s.cfg.Store.APIKey(r.Context(), sum[:])
-	if err != nil {
-		if portrait.ErrorCode(err) == portrait.ENOTFOUND {
-			return policy.Caller{}, portrait.Errorf(portrait.EUNAUTHORIZED, "unknown API key")
-		}
-		return policy.Caller{}, err
-	}
-	return policy.Caller{Role: k.Role, ID: k.ID}, nil
+	// Unknown, revoked and expired keys are refused here, on every
+	// request: the key is read from the store each time (package staff).
+	return s.cfg.Staff.Authenticate(r.Context(), tok)
 }
 
 // Problem is an RFC 9457 problem detail with Portrait's extensions.

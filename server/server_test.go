@@ -317,6 +317,9 @@ func TestRoutesRoles(t *testing.T) {
 		"GET /v1/reports":                                  {"admin", "auditor", "regulator"},
 		"GET /v1/reports/{id}":                             pub,
 		"POST /v1/reports/{id}/answer":                     {"admin"},
+		"POST /v1/keys":                                    {"admin"},
+		"GET /v1/keys":                                     {"admin", "auditor"},
+		"DELETE /v1/keys/{name...}":                        {"admin"},
 	}
 	routes := h.server.Routes()
 	if len(routes) != len(want) {
@@ -333,7 +336,7 @@ func TestRoutesRoles(t *testing.T) {
 			t.Errorf("route %s is not in the expected table", key)
 			continue
 		}
-		path := strings.NewReplacer("{id}", "alice", "{purpose}", "personalization", "{kind}", "label", "{index}", "0", "{feature}", "city").Replace(rt.Pattern)
+		path := strings.NewReplacer("{id}", "alice", "{purpose}", "personalization", "{kind}", "label", "{index}", "0", "{feature}", "city", "{name...}", "risk/nobody").Replace(rt.Pattern)
 		for who, tok := range callers {
 			resp := h.do(rt.Method, path, tok, "application/json", []byte("{}"), nil)
 			refused := resp.StatusCode == 401 || resp.StatusCode == 403 && !isPolicyDenial(resp)
@@ -603,6 +606,15 @@ func TestOpenAPI(t *testing.T) {
 	h.do("GET", "/openapi.json", "", "", nil, &doc)
 	if doc.OpenAPI != "3.1.0" || doc.Paths["/v1/events"]["post"] == nil {
 		t.Errorf("openapi: %s, %d paths", doc.OpenAPI, len(doc.Paths))
+	}
+	// Staff keys: the revocation path is OpenAPI's {name}, not the mux's
+	// {name...}, and creation documents its default lifetime.
+	if doc.Paths["/v1/keys/{name}"]["delete"] == nil || doc.Paths["/v1/keys/{name...}"] != nil {
+		t.Errorf("openapi: no DELETE /v1/keys/{name}")
+	}
+	post, _ := json.Marshal(doc.Paths["/v1/keys"]["post"])
+	if !strings.Contains(string(post), "default 90d") || !strings.Contains(string(post), `"default":"90d"`) || !strings.Contains(string(post), `"x-roles":["admin"]`) {
+		t.Errorf("openapi POST /v1/keys: %s", post)
 	}
 	resp := h.do("GET", "/metrics", "", "", nil, nil)
 	if resp.StatusCode != 200 {

@@ -1,4 +1,4 @@
-package staff_test
+package apikey_test
 
 import (
 	"bytes"
@@ -19,7 +19,7 @@ import (
 	"github.com/portrait-dev/portrait/policy"
 	"github.com/portrait-dev/portrait/postgres"
 	"github.com/portrait-dev/portrait/sqlite"
-	"github.com/portrait-dev/portrait/staff"
+	"github.com/portrait-dev/portrait/apikey"
 	"github.com/portrait-dev/portrait/storetest"
 )
 
@@ -40,7 +40,7 @@ func (c *clock) add(d time.Duration) {
 
 type env struct {
 	store portrait.Store
-	svc   *staff.Service
+	svc   *apikey.Service
 	log   *audit.Log
 	clock *clock
 }
@@ -80,7 +80,7 @@ func onEachStore(t *testing.T, f func(t *testing.T, e env)) {
 				t.Fatal(err)
 			}
 			c := &clock{t: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)}
-			f(t, env{store: s, svc: staff.New(s, log, staff.Options{Now: c.now}), log: log, clock: c})
+			f(t, env{store: s, svc: apikey.New(s, log, apikey.Options{Now: c.now}), log: log, clock: c})
 		})
 	}
 }
@@ -142,7 +142,7 @@ func TestLifecycle(t *testing.T) {
 			t.Fatal(err)
 		}
 		if k.Name != "risk/alice" || k.Role != policy.Reviewer || !strings.HasPrefix(k.Key, "pk_reviewer_") ||
-			!k.Expires.Equal(e.clock.now().Add(staff.DefaultTTL)) {
+			!k.Expires.Equal(e.clock.now().Add(apikey.DefaultTTL)) {
 			t.Fatalf("created %+v", k)
 		}
 		c, err := e.svc.Authenticate(ctx, k.Key)
@@ -166,7 +166,7 @@ func TestLifecycle(t *testing.T) {
 			t.Fatalf("list: %+v, %v", list, err)
 		}
 		js, _ := json.Marshal(list)
-		for _, secret := range []string{k.Key, bob.Key, hex.EncodeToString(staff.Hash(k.Key)), hex.EncodeToString(staff.Hash(bob.Key))} {
+		for _, secret := range []string{k.Key, bob.Key, hex.EncodeToString(apikey.Hash(k.Key)), hex.EncodeToString(apikey.Hash(bob.Key))} {
 			if bytes.Contains(js, []byte(secret)) {
 				t.Errorf("the listing shows a key or its hash: %s", js)
 			}
@@ -213,7 +213,7 @@ func TestLifecycle(t *testing.T) {
 			if r.Kind == "apikey" {
 				got = append(got, r.Action+" "+r.Detail["name"].(string)+" "+r.Detail["role"].(string)+" by "+r.Actor)
 			}
-			for _, secret := range []string{k.Key, bob.Key, hex.EncodeToString(staff.Hash(k.Key)), "pk_"} {
+			for _, secret := range []string{k.Key, bob.Key, hex.EncodeToString(apikey.Hash(k.Key)), "pk_"} {
 				if bytes.Contains(en.Data, []byte(secret)) {
 					t.Errorf("audit record %d holds key material: %s", en.Index, en.Data)
 				}
@@ -236,7 +236,7 @@ func TestLastUseThrottled(t *testing.T) {
 		}
 		first := e.clock.now()
 		lastUsed := func() time.Time {
-			got, err := e.store.APIKey(ctx, staff.Hash(k.Key))
+			got, err := e.store.APIKey(ctx, apikey.Hash(k.Key))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -268,7 +268,7 @@ func TestLastUseThrottled(t *testing.T) {
 func TestRegister(t *testing.T) {
 	onEachStore(t, func(t *testing.T, e env) {
 		sys := policy.Caller{Role: policy.System, ID: "serve"}
-		h := staff.Hash("the-bootstrap-key")
+		h := apikey.Hash("the-bootstrap-key")
 		for range 2 {
 			if err := e.svc.Register(ctx, sys, "admin/bootstrap", policy.Admin, h, time.Time{}); err != nil {
 				t.Fatal(err)
@@ -278,7 +278,7 @@ func TestRegister(t *testing.T) {
 		if err != nil || c.ID != "admin/bootstrap" || c.Role != policy.Admin {
 			t.Fatalf("bootstrap: %+v %v", c, err)
 		}
-		if err := e.svc.Register(ctx, sys, "admin/bootstrap", policy.Admin, staff.Hash("another"), time.Time{}); code(err) != portrait.ECONFLICT || !strings.Contains(err.Error(), "revoke it first") {
+		if err := e.svc.Register(ctx, sys, "admin/bootstrap", policy.Admin, apikey.Hash("another"), time.Time{}); code(err) != portrait.ECONFLICT || !strings.Contains(err.Error(), "revoke it first") {
 			t.Errorf("another key under the bootstrap name: %v", err)
 		}
 		if err := e.svc.Register(ctx, sys, "admin/other", policy.Admin, h, time.Time{}); code(err) != portrait.ECONFLICT {
@@ -294,8 +294,8 @@ func TestRegister(t *testing.T) {
 			t.Errorf("revoked bootstrap key: %v", err)
 		}
 		// A regulator node's own roles are role strings like any other.
-		reg := staff.New(e.store, e.log, staff.Options{Roles: []policy.Role{"regulator-admin", "inspector"}})
-		if err := reg.Register(ctx, sys, "receiver/acme", "receiver", staff.Hash("r"), time.Time{}); err != nil {
+		reg := apikey.New(e.store, e.log, apikey.Options{Roles: []policy.Role{"regulator-admin", "inspector"}})
+		if err := reg.Register(ctx, sys, "receiver/acme", "receiver", apikey.Hash("r"), time.Time{}); err != nil {
 			t.Errorf("a receiver key by hash: %v", err)
 		}
 		if ins, err := reg.Create(ctx, admin, "cac/wang", "inspector", 0); err != nil {

@@ -1,4 +1,4 @@
-// Package staff provides the API keys of named staff: keys created for a
+// Package apikey provides the API keys of named staff: keys created for a
 // person ("team/person") with a role and an expiry, listed without their
 // secret, revoked at once, and checked on every request.
 //
@@ -19,4 +19,4 @@
 //
 // Last use is recorded at most once a minute per key and node, so that
 // authenticating adds no write to the ordinary request.
-package staff
+package apikey

@@ -1,4 +1,4 @@
-package staff
+package apikey
 
 import (
 	"context"
