@@ -4,11 +4,12 @@
 // explanation and the statement, and uphold or overturn it with a reason
 // by a deadline; the subject sees the outcome.
 //
-// It enforces separation of duties (RO-7). Staff API key ids follow the
-// convention "team/person" (or just "team"): a reviewer whose team is the
-// owner of the use-case or of its model — catalog owner strings — may not
-// review its decisions, and a reviewer whose person part (or whole id) is
-// the appellant's subject id, compared as keyed pseudonyms, may not review
+// It enforces separation of duties (RO-7). Staff API keys are named
+// "team/person" (package apikey; keys stored before names existed carry
+// their id): a reviewer whose team is the owner of the use-case or of its
+// model — catalog owner strings, compared without case — may not review
+// its decisions, and a reviewer whose person part (or whole name) is the
+// appellant's subject id, compared as keyed pseudonyms, may not review
 // their own appeal.
 //
 // Reading a case's sealed explanation and statement is processing the

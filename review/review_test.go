@@ -156,6 +156,7 @@ func TestAppealAndReview(t *testing.T) {
 	for _, who := range []policy.Caller{
 		{Role: policy.Reviewer, ID: "risk-models/bo"},
 		{Role: policy.Reviewer, ID: "risk-team"},
+		{Role: policy.Reviewer, ID: "Risk-Models/bo"},
 		{Role: policy.Reviewer, ID: "audit-team/dave"},
 	} {
 		_, err := e.review.Decide(ctx, who, r.ID, review.Overturned, "looks fine")
