@@ -17,7 +17,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"os"
-	"runtime"
 	"strings"
 	"sync"
 
@@ -125,18 +124,10 @@ func Parse(s string) (*Keyring, error) {
 // Load reads a master key file. It refuses a file that group or others may
 // read, because such a key protects nothing; fix that with chmod 600.
 func Load(path string) (*Keyring, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("load master key: %s does not exist (create it with keys.Generate or set %s instead): %w", path, EnvVar, fs.ErrNotExist)
-		}
-		return nil, fmt.Errorf("load master key: %w", err)
-	}
-	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
-		return nil, fmt.Errorf("load master key: %s has mode %04o, readable by other accounts; run `chmod 600 %s`", path, fi.Mode().Perm(), path)
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
+	b, err := ReadPrivate(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("load master key: %s does not exist (create it with keys.Generate or set %s instead): %w", path, EnvVar, fs.ErrNotExist)
+	} else if err != nil {
 		return nil, fmt.Errorf("load master key: %w", err)
 	}
 	k, err := Parse(string(b))

@@ -2,9 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,6 +14,7 @@ import (
 	"time"
 
 	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/apikey"
 	"github.com/portrait-dev/portrait/apply"
 	"github.com/portrait-dev/portrait/audit"
 	"github.com/portrait-dev/portrait/catalog"
@@ -55,6 +53,8 @@ type app struct {
 	// deriver derives labels: incrementally after each ingested batch
 	// (synchronously, through ingest.Options.OnStored), and in batch.
 	deriver *derive.Engine
+	// staff checks and manages staff API keys.
+	staff *apikey.Service
 }
 
 // openStore opens a postgres:// URL with the postgres package and anything
@@ -79,6 +79,9 @@ func loadKeys(path string, create bool, logger *slog.Logger) (*keys.Keyring, err
 	logger.Warn("no master key found: generating one; back it up, losing it makes all stored data unreadable", "key_file", path)
 	return keys.Generate(path)
 }
+
+// logOrigin is the audit log's origin, named after the master key.
+func logOrigin(kr *keys.Keyring) string { return "portrait.local/log/" + kr.ID() }
 
 // options are what differs between the commands that wire an app.
 type options struct {
@@ -131,7 +134,7 @@ func newApp(ctx context.Context, cat *catalog.Catalog, store portrait.Store, kr 
 	a := &app{store: store, keys: kr, logger: logger}
 	a.point = policy.New(cat)
 	var err error
-	if a.log, err = audit.New("portrait.local/log/"+kr.ID(), kr.LogKey()); err != nil {
+	if a.log, err = audit.New(logOrigin(kr), kr.LogKey()); err != nil {
 		return nil, err
 	}
 	if a.ledger, err = consent.New(store, a.point, a.log, kr, consent.Options{}); err != nil {
@@ -168,7 +171,8 @@ func newApp(ctx context.Context, cat *catalog.Catalog, store portrait.Store, kr 
 	if err != nil {
 		return nil, err
 	}
-	a.server = server.New(server.Config{Store: store, Point: a.point, Ledger: a.ledger, Keys: kr, Log: a.log,
+	a.staff = apikey.New(store, a.log, apikey.Options{Logger: logger})
+	a.server = server.New(server.Config{Store: store, Staff: a.staff, Point: a.point, Ledger: a.ledger, Keys: kr, Log: a.log,
 		Apply: a.apply, Review: a.review, Oversight: ov,
 		Deriver: a.deriver, Audiences: apply.NewAudiences(store, a.point, a.ledger, kr, a.log),
 		Ingester: a.ingest, Logger: logger, Monitor: a.monitor,
@@ -176,31 +180,40 @@ func newApp(ctx context.Context, cat *catalog.Catalog, store portrait.Store, kr 
 	return a, nil
 }
 
-// addAPIKey stores key (or a new random one) for role and returns it.
-func (a *app) addAPIKey(ctx context.Context, role policy.Role, key string) (string, error) {
-	if key == "" {
-		b := make([]byte, 18)
-		rand.Read(b)
-		key = "pk_" + string(role) + "_" + hex.EncodeToString(b)
-	}
-	sum := sha256.Sum256([]byte(key))
-	id := string(role) + "-" + hex.EncodeToString(sum[:4])
-	if k, err := a.store.APIKey(ctx, sum[:]); err == nil {
-		// Registered before (a restart, or another node): keep it if the
-		// role matches.
-		if k.Role != role {
-			return "", fmt.Errorf("API key %s is already registered with role %s", k.ID, k.Role)
-		}
+// bootstrapName is the name the key given by --admin-key registers under.
+const bootstrapName = "admin/bootstrap"
+
+// system is who the commands act as in the audit log.
+func system(cmd string) policy.Caller { return policy.Caller{Role: policy.System, ID: cmd} }
+
+// adminKey returns the bootstrap admin key given by --admin-key or by
+// --admin-key-file (so that it need not appear in ps), or "" for none.
+func adminKey(key, file string) (string, error) {
+	switch {
+	case key != "" && file != "":
+		return "", errors.New("give the admin key once: --admin-key (PORTRAIT_ADMIN_KEY) or --admin-key-file (PORTRAIT_ADMIN_KEY_FILE), not both")
+	case file == "":
 		return key, nil
 	}
-	err := a.store.Update(ctx, func(tx portrait.Tx) error {
-		if err := tx.PutAPIKey(ctx, portrait.APIKey{ID: id, Hash: sum[:], Role: role, Created: time.Now().UTC()}); err != nil {
-			return err
-		}
-		_, err := a.log.Append(ctx, tx, audit.Record{Kind: "apikey", Actor: "system", Action: "create", Detail: map[string]any{"id": id, "role": string(role)}})
-		return err
-	})
-	return key, err
+	b, err := keys.ReadPrivate(file)
+	if err != nil {
+		return "", fmt.Errorf("read --admin-key-file: %w", err)
+	}
+	k := strings.TrimSpace(string(b))
+	if k == "" || strings.ContainsAny(k, "\n\r") {
+		return "", fmt.Errorf("read --admin-key-file: %s must hold the key on one line", file)
+	}
+	return k, nil
+}
+
+// cliMessage is what a command prints for err: the caller-safe message of
+// a refusal, the whole chain of an unexpected failure.
+func cliMessage(err error) string {
+	switch portrait.ErrorCode(err) {
+	case portrait.EINTERNAL, portrait.EUNAVAILABLE:
+		return err.Error()
+	}
+	return portrait.ErrorMessage(err)
 }
 
 // listen serves until ctx ends, with the checkpoint publisher and the
@@ -258,10 +271,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	db := fs.String("db", "portrait.db", "SQLite file or postgres:// URL")
 	catPath := fs.String("catalog", "catalog.yaml", "the catalog (declarations) file")
 	keyFile := fs.String("key-file", "portrait.key", "master key file (created if missing); or set PORTRAIT_MASTER_KEY")
-	adminKey := fs.String("admin-key", "", "register this admin API key at start-up")
+	adminKeyFlag := fs.String("admin-key", "", "register this admin API key at start-up, as "+bootstrapName+" (it then shows in ps: prefer --admin-key-file)")
+	adminKeyFile := fs.String("admin-key-file", "", "read the admin API key to register from FILE (mode 0600), as "+bootstrapName)
 	monitorEvery := fs.Duration("monitor-every", time.Hour, "how often the fairness, price and diversity monitors run (0 turns them off)")
 	assessments := fs.String("assessments", assessmentsDir(), "directory of signed impact assessments (FA-1)")
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	admin, err := adminKey(*adminKeyFlag, *adminKeyFile)
+	if err != nil {
 		return err
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, nil))
@@ -283,9 +301,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	a.monitorEvery = *monitorEvery
-	if *adminKey != "" {
-		if _, err := a.addAPIKey(ctx, policy.Admin, *adminKey); err != nil {
-			return fmt.Errorf("register admin key: %w", err)
+	if admin != "" {
+		// The bootstrap key does not expire: it is the operator's own, set
+		// in the node's configuration. Revoke it once named admins exist.
+		if err := a.staff.Register(ctx, system("serve"), bootstrapName, policy.Admin, apikey.Hash(admin), time.Time{}); err != nil {
+			return fmt.Errorf("register the admin key as %s: %s", bootstrapName, cliMessage(err))
 		}
 	}
 	return a.listen(ctx, *addr, func(url string) { fmt.Fprintf(stdout, "Portrait serving on %s\n", url) })

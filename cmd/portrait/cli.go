@@ -22,8 +22,8 @@ import (
 const usage = `portrait — user profiling with the law built in
 
 Usage:
-  portrait serve    --addr HOST:PORT --db DSN --catalog FILE --key-file FILE [--admin-key KEY] [--monitor-every DUR]
-  portrait demo     [--addr HOST:PORT] [--db DSN] [--admin-key KEY]
+  portrait serve    --addr HOST:PORT --db DSN --catalog FILE --key-file FILE [--admin-key KEY | --admin-key-file FILE] [--monitor-every DUR]
+  portrait demo     [--addr HOST:PORT] [--db DSN] [--admin-key KEY | --admin-key-file FILE]
   portrait catalog check FILE
   portrait verify   --server URL [--checkpoint FILE]
 
@@ -31,6 +31,11 @@ Profiling:
   portrait import   --file F --format csv|ndjson|cdnow [--map COLUMN=FIELD,…] [--derive] [store flags]
   portrait derive   [store flags]                       batch derivation of labels, segments, RFM, scores
   portrait train    --label ID --outcome RULE --out FILE [store flags]
+
+Staff keys (RO-7; also POST/GET /v1/keys, DELETE /v1/keys/{name}):
+  portrait keys create --role ROLE --name TEAM/PERSON [--expires DUR] [store flags]   prints the key, once
+  portrait keys list   [--json] [store flags]
+  portrait keys revoke --name TEAM/PERSON [store flags]
 
 Application and oversight:
   portrait assess   --usecase ID [--assessments DIR] [store flags]   sign an impact assessment (FA-1)

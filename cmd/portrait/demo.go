@@ -13,6 +13,7 @@ import (
 	"time"
 
 	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/apikey"
 	"github.com/portrait-dev/portrait/catalog"
 	"github.com/portrait-dev/portrait/consent"
 	"github.com/portrait-dev/portrait/examples/cdnow"
@@ -33,9 +34,14 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := flags("demo", stderr)
 	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on")
 	db := fs.String("db", "", "SQLite file or postgres:// URL (default: a fresh file in a temporary directory)")
-	adminKey := fs.String("admin-key", "", "fix the demo admin's API key (default: a random one)")
+	adminKeyFlag := fs.String("admin-key", "", "fix the demo admin's API key (default: a random one)")
+	adminKeyFile := fs.String("admin-key-file", "", "read the demo admin's API key from FILE (mode 0600)")
 	withCDNOW := fs.Bool("cdnow", false, "also import the real CDNOW purchase log (23,570 customers) and segment it; takes about a minute")
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	admin, err := adminKey(*adminKeyFlag, *adminKeyFile)
+	if err != nil {
 		return err
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
@@ -66,15 +72,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	keysByRole := map[policy.Role]string{}
-	for _, role := range policy.Roles {
-		k := ""
-		if role == policy.Admin {
-			k = *adminKey
-		}
-		if keysByRole[role], err = a.addAPIKey(ctx, role, k); err != nil {
-			return fmt.Errorf("demo API key for %s: %w", role, err)
-		}
+	keysByRole, err := demoKeys(ctx, a, admin)
+	if err != nil {
+		return err
 	}
 	start := time.Now()
 	n, err := seed(ctx, a, demoSubjects, time.Now())
@@ -92,7 +92,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return a.listen(ctx, *addr, func(url string) {
 		fmt.Fprintf(stdout, "Portrait demo — %d subjects, %d events seeded in %s\n", demoSubjects, n, time.Since(start).Round(time.Millisecond))
 		fmt.Fprintf(stdout, "  URL:            %s\n  privacy centre: %s/privacy/\n  staff console:  %s/console/reviews (sign in with a staff key)\n  database:       %s\n\n", url, url, url, *db)
-		fmt.Fprintf(stdout, "Demo API keys (Authorization: Bearer KEY):\n")
+		fmt.Fprintf(stdout, "Demo API keys (Authorization: Bearer KEY), named demo/<role>:\n")
 		for _, role := range policy.Roles {
 			fmt.Fprintf(stdout, "  %-10s %s\n", role, keysByRole[role])
 		}
@@ -103,6 +103,32 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintf(stdout, "\nTry:\n  curl -H 'Authorization: Bearer %s' %s/v1/catalog\n  curl %s/v1/log/checkpoint\n",
 			keysByRole[policy.Admin], url, url)
 	})
+}
+
+// demoKeys registers a key named demo/<role> for every role, the regulator
+// included (the demo keeps a local regulator until the regulator's own
+// node takes its place), admin's being adminKey if given. Demo keys do not
+// expire; on a reused database, each start revokes the last start's.
+func demoKeys(ctx context.Context, a *app, adminKey string) (map[policy.Role]string, error) {
+	out := map[policy.Role]string{}
+	for _, role := range policy.Roles {
+		k := apikey.Secret(role)
+		if role == policy.Admin && adminKey != "" {
+			k = adminKey
+		}
+		name := "demo/" + string(role)
+		err := a.staff.Register(ctx, system("demo"), name, role, apikey.Hash(k), time.Time{})
+		if portrait.ErrorCode(err) == portrait.ECONFLICT && k != adminKey {
+			if _, err = a.staff.Revoke(ctx, system("demo"), name); err == nil {
+				err = a.staff.Register(ctx, system("demo"), name, role, apikey.Hash(k), time.Time{})
+			}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("demo API key %s: %s", name, cliMessage(err))
+		}
+		out[role] = k
+	}
+	return out, nil
 }
 
 var (

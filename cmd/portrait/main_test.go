@@ -76,10 +76,16 @@ type node struct{ url string }
 
 func startNode(t *testing.T, bin, dsn, master, admin string) node {
 	t.Helper()
+	return startNodeArgs(t, bin, dsn, master, "--admin-key", admin)
+}
+
+// startNodeArgs starts `portrait serve` with further flags.
+func startNodeArgs(t *testing.T, bin, dsn, master string, extra ...string) node {
+	t.Helper()
 	addr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, bin, "serve", "--addr", addr, "--db", dsn,
-		"--catalog", "../../examples/demo/catalog.yaml", "--admin-key", admin)
+	cmd := exec.CommandContext(ctx, bin, append([]string{"serve", "--addr", addr, "--db", dsn,
+		"--catalog", "../../examples/demo/catalog.yaml"}, extra...)...)
 	cmd.Env = append(os.Environ(), keys.EnvVar+"="+master)
 	stdout, _ := cmd.StdoutPipe()
 	var stderr bytes.Buffer
