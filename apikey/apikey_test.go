@@ -14,12 +14,12 @@ import (
 	"time"
 
 	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/apikey"
 	"github.com/portrait-dev/portrait/audit"
 	"github.com/portrait-dev/portrait/keys"
 	"github.com/portrait-dev/portrait/policy"
 	"github.com/portrait-dev/portrait/postgres"
 	"github.com/portrait-dev/portrait/sqlite"
-	"github.com/portrait-dev/portrait/apikey"
 	"github.com/portrait-dev/portrait/storetest"
 )
 
