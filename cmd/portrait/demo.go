@@ -141,7 +141,7 @@ var (
 // through the governed path, exactly as the API would. It is deterministic.
 func seed(ctx context.Context, a *app, n int, now time.Time) (int, error) {
 	rng := rand.New(rand.NewPCG(42, 1))
-	operator := policy.Caller{Role: policy.Operator, ID: "demo"}
+	operator := policy.Caller{Role: policy.Operator, ID: "demo/operator"}
 	cat := a.point.Catalog()
 	var events []ingest.Item
 	total := 0
@@ -247,7 +247,7 @@ func seedApply(ctx context.Context, a *app, n int) error {
 			continue
 		}
 		ps := a.keys.Pseudonym(id)
-		operator := policy.Caller{Role: policy.Operator, ID: "demo"}
+		operator := policy.Caller{Role: policy.Operator, ID: "demo/operator"}
 		if _, err := a.apply.ShowNotice(ctx, operator, ps, "credit_limit"); err != nil {
 			return fmt.Errorf("pre-use notice for %s: %w", id, err)
 		}
