@@ -23,6 +23,7 @@ import (
 	"github.com/portrait-dev/portrait/catalog"
 	"github.com/portrait-dev/portrait/keys"
 	"github.com/portrait-dev/portrait/label"
+	"github.com/portrait-dev/portrait/policy"
 	"github.com/portrait-dev/portrait/sqlite"
 	"github.com/portrait-dev/portrait/storetest"
 )
@@ -176,6 +177,15 @@ func testKeysCommand(t *testing.T, dsn, keyFile string) {
 // serveStore serves the app over dsn in-process.
 func serveStore(t *testing.T, dsn, keyFile string) (*httptest.Server, portrait.Store) {
 	t.Helper()
+	a := testApp(t, dsn, keyFile)
+	srv := httptest.NewServer(a.server)
+	t.Cleanup(srv.Close)
+	return srv, a.store
+}
+
+// testApp wires the app over dsn with the demo catalog.
+func testApp(t *testing.T, dsn, keyFile string) *app {
+	t.Helper()
 	ctx := context.Background()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	cat, err := catalog.Load(demoCatalog, label.Check)
@@ -195,9 +205,47 @@ func serveStore(t *testing.T, dsn, keyFile string) (*httptest.Server, portrait.S
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(a.server)
-	t.Cleanup(srv.Close)
-	return srv, store
+	return a
+}
+
+// TestDemoKeys: the demo's keys are named demo/<role>, the admin's may be
+// fixed, and a demo restarted on the same database issues new keys and
+// revokes the last start's.
+func TestDemoKeys(t *testing.T) {
+	t.Setenv(keys.EnvVar, "")
+	os.Unsetenv(keys.EnvVar)
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "p.key")
+	if _, err := keys.Generate(keyFile); err != nil {
+		t.Fatal(err)
+	}
+	a := testApp(t, filepath.Join(dir, "p.db"), keyFile)
+	ctx := context.Background()
+	first, err := demoKeys(ctx, a, "fixed-demo-admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, role := range policy.Roles {
+		c, err := a.staff.Authenticate(ctx, first[role])
+		if err != nil || c.Role != role || c.ID != "demo/"+string(role) {
+			t.Errorf("demo key for %s: %+v %v", role, c, err)
+		}
+	}
+	if first[policy.Admin] != "fixed-demo-admin" {
+		t.Errorf("demo admin key %q, want the fixed one", first[policy.Admin])
+	}
+	second, err := demoKeys(ctx, a, "fixed-demo-admin")
+	if err != nil {
+		t.Fatalf("demo restarted on the same database: %v", err)
+	}
+	if _, err := a.staff.Authenticate(ctx, first[policy.Reviewer]); portrait.ErrorCode(err) != portrait.EUNAUTHORIZED {
+		t.Errorf("the last start's reviewer key: %v", err)
+	}
+	for _, k := range []string{second[policy.Reviewer], second[policy.Admin]} {
+		if _, err := a.staff.Authenticate(ctx, k); err != nil {
+			t.Errorf("this start's key: %v", err)
+		}
+	}
 }
 
 // lineWriter hands lines written to it to a channel.
