@@ -14,6 +14,7 @@ import (
 
 	portrait "github.com/portrait-dev/portrait"
 	"github.com/portrait-dev/portrait/audit"
+	"github.com/portrait-dev/portrait/catalog"
 	"github.com/portrait-dev/portrait/policy"
 )
 
@@ -129,7 +130,8 @@ func (s *Service) Create(ctx context.Context, by policy.Caller, name string, rol
 		ttl = DefaultTTL
 	}
 	if ttl < MinTTL || ttl > MaxTTL {
-		return NewKey{}, portrait.Errorf(portrait.EINVALID, "expires_in %s: want between %s and %s (365d); the default is 90d", ttl, MinTTL, MaxTTL)
+		return NewKey{}, portrait.Errorf(portrait.EINVALID, "expires_in %s: want between %s and %s; the default is %s",
+			catalog.Duration(ttl), catalog.Duration(MinTTL), catalog.Duration(MaxTTL), catalog.Duration(DefaultTTL))
 	}
 	now := s.now()
 	secret := Secret(role)

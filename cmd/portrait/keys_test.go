@@ -90,7 +90,7 @@ func testKeysCommand(t *testing.T, dsn, keyFile string) {
 		{[]string{"create", "--role", "regulator", "--name", "risk/bob"}, 1, "--role \"regulator\": a company may not create regulator keys"},
 		{[]string{"create", "--role", "root", "--name", "risk/bob"}, 1, "--role \"root\": want one of"},
 		{[]string{"create", "--role", "reviewer", "--name", "risk/alice"}, 1, "--name risk/alice: a key of that name is in force; revoke it first"},
-		{[]string{"create", "--role", "reviewer", "--name", "risk/bob", "--expires", "2y"}, 1, "--expires 17520h0m0s: want between"},
+		{[]string{"create", "--role", "reviewer", "--name", "risk/bob", "--expires", "2y"}, 1, "--expires 730d: want between 1m0s and 365d; the default is 90d"},
 		{[]string{"create", "--role", "reviewer", "--name", "risk/bob", "--expires", "soon"}, 1, "--expires \"soon\""},
 		{[]string{"create", "--name", "risk/bob"}, 2, "--role and --name are required"},
 		{[]string{"revoke", "--role", "admin"}, 2, "flag provided but not defined: -role"},
