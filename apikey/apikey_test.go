@@ -308,3 +308,41 @@ func TestRegister(t *testing.T) {
 		}
 	})
 }
+
+// BenchmarkAuthenticate is the cost a staff request pays for its key check:
+// one indexed read, and no write (last use is written once a minute).
+func BenchmarkAuthenticate(b *testing.B) {
+	for _, engine := range []string{"sqlite", "postgres"} {
+		b.Run(engine, func(b *testing.B) {
+			var s portrait.Store
+			var err error
+			if engine == "sqlite" {
+				s, err = sqlite.Open(ctx, filepath.Join(b.TempDir(), "p.db"))
+			} else {
+				if os.Getenv("PORTRAIT_TEST_POSTGRES") == "" {
+					b.Skip("PORTRAIT_TEST_POSTGRES is not set")
+				}
+				s, err = postgres.Open(ctx, storetest.PostgresDatabase(b))
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			master := make([]byte, keys.MasterSize)
+			rand.Read(master)
+			kr, _ := keys.New(master)
+			log, _ := audit.New("portrait.test/log", kr.LogKey())
+			svc := apikey.New(s, log, apikey.Options{})
+			k, err := svc.Create(ctx, admin, "risk/alice", policy.Reviewer, 0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := svc.Authenticate(ctx, k.Key); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
