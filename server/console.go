@@ -91,10 +91,7 @@ func (s *Server) Console() http.Handler {
 	m.HandleFunc("GET /console/reviews", s.staffSession(s.consoleReviews))
 	m.HandleFunc("GET /console/reviews/{id}", s.staffSession(s.consoleCase))
 	m.HandleFunc("POST /console/reviews/{id}", s.staffSession(s.consoleDecide))
-	// Cross-site posts are refused before any handler runs (Sec-Fetch-Site,
-	// else Origin against Host); SameSite=Strict and the CSRF token
-	// already stop forged posts, this also stops a forged sign-in.
-	cop := http.NewCrossOriginProtection().Handler(m)
+	cop := sameOrigin(m)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
