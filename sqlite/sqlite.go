@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"runtime"
 	"sort"
 	"strconv"
@@ -66,6 +67,9 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	if strings.ContainsRune(path, '?') {
 		return nil, fmt.Errorf("open sqlite %q: the path must not contain '?'; Portrait sets the connection options itself", path)
 	}
+	if err := private(path); err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
 	db := &DB{path: path}
 	db.group.maxGroup, db.group.groupWork = maxGroup, groupWork
 	var err error
@@ -106,6 +110,35 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("open sqlite %s: prepare: %w", path, err)
 	}
 	return db, nil
+}
+
+// private makes the database file readable by its owner only (0600),
+// creating it empty if it does not exist, before SQLite opens it: SQLite
+// gives the WAL and shared-memory files it creates next to it the
+// database file's own mode, so they follow. Files left wider by an older
+// version are narrowed: they hold wrapped keys and sealed personal data,
+// and nothing but this process should read them.
+func private(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			if err := os.Chmod(p, fi.Mode().Perm()&0o700); err != nil {
+				return fmt.Errorf("make %s private: %w", p, err)
+			}
+		}
+	}
+	return nil
 }
 
 // migrateRetry runs migrate, trying again while another process holds

@@ -194,3 +194,48 @@ func migrationFiles(t *testing.T) []string {
 	}
 	return names
 }
+
+// The database, its WAL and its shared-memory file hold wrapped keys and
+// sealed personal data: they are created readable by the owner only,
+// whatever the umask, and a file left wider by an older version is
+// narrowed when opened.
+func TestFilesPrivate(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		setup func(path string)
+	}{
+		{"new", func(string) {}},
+		{"left 0644", func(path string) {
+			for _, p := range []string{path, path + "-wal", path + "-shm"} {
+				if err := os.WriteFile(p, nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				os.Chmod(p, 0o644)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "portrait.db")
+			tc.setup(path)
+			db := mustOpen(t, path)
+			defer db.Close()
+			ctx := context.Background()
+			// A write, so that the WAL and shared-memory files exist.
+			err := db.Update(ctx, func(tx portrait.Tx) error {
+				return tx.PutAPIKey(ctx, portrait.APIKey{ID: "admin/x", Hash: make([]byte, 32), Role: policy.Admin, Created: time.Now()})
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range []string{path, path + "-wal", path + "-shm"} {
+				fi, err := os.Stat(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if fi.Mode().Perm() != 0o600 {
+					t.Errorf("%s: mode %v, want 0600", filepath.Base(p), fi.Mode().Perm())
+				}
+			}
+		})
+	}
+}
