@@ -188,7 +188,7 @@ func (s *Server) wrap(rt route) http.Handler {
 		rec := &statusWriter{ResponseWriter: w, status: 200}
 		defer func() {
 			if v := recover(); v != nil {
-				s.cfg.Logger.Error("panic", "route", rt.pattern, "panic", fmt.Sprint(v))
+				s.cfg.Logger.Error("panic", s.logAttrs(r, "panic", fmt.Sprint(v))...)
 				s.problem(rec, r, portrait.Errorf(portrait.EINTERNAL, "internal error"))
 			}
 			s.metrics.observe(rt.method+" "+rt.pattern, rec.status, time.Since(start))
@@ -308,7 +308,7 @@ func (s *Server) problem(w http.ResponseWriter, r *http.Request, err error) {
 		p.Status = 500
 	}
 	if p.Status >= 500 {
-		s.cfg.Logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		s.cfg.Logger.Error("request failed", s.logAttrs(r, "err", err)...)
 		if p.Code == portrait.EINTERNAL {
 			p.Detail = "internal error"
 		}
@@ -322,6 +322,24 @@ func (s *Server) problem(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	w.WriteHeader(p.Status)
 	json.NewEncoder(w).Encode(p)
+}
+
+// logAttrs names a request in a log line by its route pattern, never by
+// its path: a path carries the raw subject id (/v1/subjects/{id}/…), and a
+// log line is a copy that erasure cannot reach (invariant 4). The subject
+// is named by its pseudonym instead, as the audit log names it.
+func (s *Server) logAttrs(r *http.Request, attrs ...any) []any {
+	route := r.Pattern
+	if route == "" {
+		route = "(no route)"
+	}
+	out := []any{"method", r.Method, "route", route}
+	if strings.Contains(route, "/v1/subjects/{id}") {
+		if id := r.PathValue("id"); id != "" {
+			out = append(out, "subject", s.cfg.Keys.Pseudonym(id))
+		}
+	}
+	return append(out, attrs...)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) error {

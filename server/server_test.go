@@ -51,8 +51,9 @@ type harness struct {
 	point  *policy.Point
 	mon    *monitor.Monitor
 	rights *rights.Service
-	path   string // the SQLite file, on SQLite
-	pgURL  string // the throwaway database, on PostgreSQL
+	path   string     // the SQLite file, on SQLite
+	pgURL  string     // the throwaway database, on PostgreSQL
+	logs   *logBuffer // what the server logged
 }
 
 // newHarness serves a whole Portrait on a fresh SQLite file: for what is
@@ -125,7 +126,8 @@ func newHarnessOn(t testing.TB, store portrait.Store) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	logs := new(logBuffer)
+	logger := slog.New(slog.NewTextHandler(logs, nil))
 	in := ingest.New(store, point, ledger, kr, log, ingest.Options{Logger: logger})
 	mon, err := monitor.New(monitor.Deps{Store: store, Point: point, Keys: kr, Log: log}, monitor.Options{Logger: logger})
 	if err != nil {
@@ -158,7 +160,7 @@ func newHarnessOn(t testing.TB, store portrait.Store) *harness {
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
 	h := &harness{t: t, url: ts.URL, store: store, keys: kr, log: log, server: srv, apikey: map[policy.Role]string{},
-		point: point, mon: mon, rights: rs}
+		point: point, mon: mon, rights: rs, logs: logs}
 	for _, role := range policy.Roles {
 		key := "test-" + string(role)
 		sum := sha256.Sum256([]byte(key))

@@ -1,10 +1,14 @@
 package server_test
 
 import (
+	"bytes"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/portrait-dev/portrait/policy"
 )
 
 // TestSigninCrossSite: a sign-in form posted from another site is refused
@@ -40,7 +44,7 @@ func TestSigninCrossSite(t *testing.T) {
 		{"/privacy/signin", url.Values{"token": {tok}}, crossSite},
 		{"/privacy/signin", url.Values{"token": {tok}}, originOnly},
 		{"/privacy/demo", url.Values{"subject": {"demo-alice"}}, crossSite},
-		{"/console/signin", url.Values{"key": {h.staff("reviewer")}}, crossSite},
+		{"/console/signin", url.Values{"key": {h.staff(policy.Reviewer)}}, crossSite},
 	} {
 		resp := post(tc.path, tc.form, tc.headers)
 		if resp.StatusCode != http.StatusForbidden || len(resp.Cookies()) != 0 {
@@ -51,4 +55,44 @@ func TestSigninCrossSite(t *testing.T) {
 	if resp.StatusCode != http.StatusSeeOther || len(resp.Cookies()) == 0 {
 		t.Errorf("same-origin sign-in: %d, cookies %v", resp.StatusCode, resp.Cookies())
 	}
+}
+
+// logBuffer collects a server's log output for tests to read.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestFailureLogNoRawID: a 5xx on a route whose path holds a subject id
+// logs the route pattern and the subject's pseudonym, never the raw id,
+// which erasure could not then remove from the log (invariant 4).
+func TestFailureLogNoRawID(t *testing.T) {
+	t.Parallel()
+	onEachStore(t, func(t *testing.T, h *harness) {
+		const id = "raw-subject-id-4711"
+		h.store.Close() // every store read now fails: a forced 5xx
+		resp := h.do("GET", "/v1/subjects/"+id+"/consents", h.staff(policy.Operator), "", nil, nil)
+		if resp.StatusCode < 500 {
+			t.Fatalf("GET on a closed store: %d, want a 5xx", resp.StatusCode)
+		}
+		logs := h.logs.String()
+		if strings.Contains(logs, id) {
+			t.Errorf("the raw subject id is in the log:\n%s", logs)
+		}
+		if !strings.Contains(logs, "/v1/subjects/{id}/consents") || !strings.Contains(logs, h.keys.Pseudonym(id)) {
+			t.Errorf("the log does not name the route pattern and the pseudonym:\n%s", logs)
+		}
+	})
 }
