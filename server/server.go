@@ -58,6 +58,14 @@ type Config struct {
 	// routes unavailable.
 	Deriver   *derive.Engine
 	Audiences *apply.Audiences
+	// IdleTimeout closes a keep-alive connection idle this long
+	// (default DefaultIdleTimeout). BodyGrace and MinBodyRate (bytes per
+	// second) cut a request whose body trickles: after the grace, the
+	// body must keep arriving at the rate (defaults DefaultBodyGrace,
+	// DefaultMinBodyRate; a negative rate turns the check off).
+	IdleTimeout time.Duration
+	BodyGrace   time.Duration
+	MinBodyRate int64
 	// Oversight serves the processing record, the algorithm filing, the
 	// evidence pack, breach notices and violation reports; nil leaves
 	// their routes unavailable.
@@ -104,6 +112,15 @@ func New(cfg Config) *Server {
 	if cfg.Staff == nil {
 		cfg.Staff = apikey.New(cfg.Store, cfg.Log, apikey.Options{Logger: cfg.Logger})
 	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = DefaultIdleTimeout
+	}
+	if cfg.BodyGrace == 0 {
+		cfg.BodyGrace = DefaultBodyGrace
+	}
+	if cfg.MinBodyRate == 0 {
+		cfg.MinBodyRate = DefaultMinBodyRate
+	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), metrics: newMetrics()}
 	s.routes = s.table()
 	for _, rt := range s.routes {
@@ -144,7 +161,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Set("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
 		h.Set("X-Frame-Options", "DENY")
 	}
-	s.mux.ServeHTTP(w, r)
+	s.mux.ServeHTTP(w, s.limitBody(w, r))
 }
 
 func (s *Server) table() []route {
@@ -306,6 +323,13 @@ func (s *Server) problem(w http.ResponseWriter, r *http.Request, err error) {
 	p.Status = statuses[p.Code]
 	if p.Status == 0 {
 		p.Status = 500
+	}
+	if tooSlow(r) {
+		// Whatever the handler made of the failed read: the client is
+		// told why, and the connection is closed.
+		p.Code, p.Status = "timeout", http.StatusRequestTimeout
+		p.Detail = fmt.Sprintf("the body arrived slower than %d bytes a second; send it at once", s.cfg.MinBodyRate)
+		w.Header().Set("Connection", "close")
 	}
 	if p.Status >= 500 {
 		s.cfg.Logger.Error("request failed", s.logAttrs(r, "err", err)...)

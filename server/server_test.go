@@ -103,7 +103,7 @@ func onEachStore(t *testing.T, f func(t *testing.T, h *harness)) {
 
 // newHarnessOn serves a whole Portrait on store, which it closes when the
 // test ends.
-func newHarnessOn(t testing.TB, store portrait.Store) *harness {
+func newHarnessOn(t testing.TB, store portrait.Store, opts ...func(*server.Config)) *harness {
 	t.Helper()
 	ctx := context.Background()
 	t.Cleanup(func() { store.Close() })
@@ -153,11 +153,18 @@ func newHarnessOn(t testing.TB, store portrait.Store) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := server.New(server.Config{Store: store, Point: point, Ledger: ledger, Keys: kr, Log: log, Ingester: in, Logger: logger, Monitor: mon,
+	cfg := server.Config{Store: store, Point: point, Ledger: ledger, Keys: kr, Log: log, Ingester: in, Logger: logger, Monitor: mon,
 		Apply: ap, Review: rv, Oversight: ov,
 		Deriver: deriver, Audiences: apply.NewAudiences(store, point, ledger, kr, log),
-		Rights: rs, Demo: true, DemoSubjects: []string{"demo-alice", "demo-bob"}})
-	ts := httptest.NewServer(srv)
+		Rights: rs, Demo: true, DemoSubjects: []string{"demo-alice", "demo-bob"}}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	srv := server.New(cfg)
+	// Served as portrait serve serves it, with its connection limits.
+	ts := httptest.NewUnstartedServer(srv)
+	ts.Config = srv.HTTPServer()
+	ts.Start()
 	t.Cleanup(ts.Close)
 	h := &harness{t: t, url: ts.URL, store: store, keys: kr, log: log, server: srv, apikey: map[policy.Role]string{},
 		point: point, mon: mon, rights: rs, logs: logs}

@@ -1,14 +1,24 @@
 package server_test
 
 import (
+	"bufio"
 	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/portrait-dev/portrait/policy"
+	"github.com/portrait-dev/portrait/server"
+	"github.com/portrait-dev/portrait/sqlite"
 )
 
 // TestSigninCrossSite: a sign-in form posted from another site is refused
@@ -93,6 +103,131 @@ func TestFailureLogNoRawID(t *testing.T) {
 		}
 		if !strings.Contains(logs, "/v1/subjects/{id}/consents") || !strings.Contains(logs, h.keys.Pseudonym(id)) {
 			t.Errorf("the log does not name the route pattern and the pseudonym:\n%s", logs)
+		}
+	})
+}
+
+// TestConnectionLimits drives a real TCP connection against the server as
+// portrait serve configures it: a keep-alive connection that stays idle is
+// closed, a body that trickles is cut with 408 and the connection closed,
+// and a large body that arrives steadily but takes longer than the grace
+// is accepted whole (there is no whole-request limit).
+func TestConnectionLimits(t *testing.T) {
+	t.Parallel()
+	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "portrait.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const grace = 300 * time.Millisecond
+	h := newHarnessOn(t, store, func(c *server.Config) {
+		c.IdleTimeout, c.BodyGrace, c.MinBodyRate = 400*time.Millisecond, grace, 10_000
+	})
+	if resp := h.consent("alice", "personalization", "granted"); resp.StatusCode != 200 {
+		t.Fatalf("consent: %d", resp.StatusCode)
+	}
+	addr := strings.TrimPrefix(h.url, "http://")
+	dial := func(t *testing.T) (net.Conn, *bufio.Reader) {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return conn, bufio.NewReader(conn)
+	}
+	// closedWithin reads until the server closes the connection and
+	// fails if that takes longer than limit.
+	closedWithin := func(t *testing.T, conn net.Conn, br *bufio.Reader, limit time.Duration) time.Duration {
+		t.Helper()
+		start := time.Now()
+		conn.SetReadDeadline(start.Add(limit))
+		_, err := io.Copy(io.Discard, br)
+		if err != nil {
+			t.Fatalf("the server kept the connection open for %v: %v", limit, err)
+		}
+		return time.Since(start)
+	}
+	eventsHeader := func(length int) string {
+		return fmt.Sprintf("POST /v1/events HTTP/1.1\r\nHost: portrait\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n",
+			h.staff(policy.Operator), length)
+	}
+
+	t.Run("idle keep-alive", func(t *testing.T) {
+		conn, br := dial(t)
+		fmt.Fprint(conn, "GET /healthz HTTP/1.1\r\nHost: portrait\r\n\r\n")
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil || resp.StatusCode != 200 || resp.Close {
+			t.Fatalf("GET /healthz: %v %v", resp, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		if took := closedWithin(t, conn, br, 5*time.Second); took < 300*time.Millisecond {
+			t.Errorf("closed after %v, before the idle timeout", took)
+		}
+	})
+
+	t.Run("trickling body", func(t *testing.T) {
+		conn, br := dial(t)
+		fmt.Fprint(conn, eventsHeader(100_000))
+		stop := make(chan struct{})
+		defer close(stop)
+		go func() { // 200 bytes a second, far below the 10,000 required
+			for {
+				select {
+				case <-stop:
+					return
+				case <-time.After(50 * time.Millisecond):
+				}
+				if _, err := conn.Write([]byte("          ")); err != nil {
+					return
+				}
+			}
+		}()
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("no answer to a trickling body within 5s: %v", err)
+		}
+		var p problem
+		json.NewDecoder(resp.Body).Decode(&p)
+		if resp.StatusCode != http.StatusRequestTimeout || p.Code != "timeout" {
+			t.Errorf("trickling body: %d %+v, want 408 timeout", resp.StatusCode, p)
+		}
+		closedWithin(t, conn, br, 5*time.Second)
+	})
+
+	t.Run("large steady upload", func(t *testing.T) {
+		// 4 MiB (a few events padded with JSON whitespace) sent in 64 KiB
+		// steps over about a second: several times the grace, at far
+		// more than the minimum rate.
+		now := time.Now().UTC()
+		var events []string
+		for i := range 3 {
+			events = append(events, fmt.Sprintf(`{"subject":"alice","type":"view","time":%q,"fields":{"item":"i%d","category":"sports"}}`, now.Add(-time.Duration(i+1)*time.Minute).Format(time.RFC3339), i))
+		}
+		body := []byte("[" + strings.Join(events, ",") + strings.Repeat(" ", 4<<20) + "]")
+		conn, br := dial(t)
+		start := time.Now()
+		fmt.Fprint(conn, eventsHeader(len(body)))
+		for len(body) > 0 {
+			n := min(64<<10, len(body))
+			if _, err := conn.Write(body[:n]); err != nil {
+				t.Fatalf("upload cut after %v: %v", time.Since(start), err)
+			}
+			body = body[n:]
+			time.Sleep(15 * time.Millisecond)
+		}
+		took := time.Since(start)
+		conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r eventsResp
+		json.NewDecoder(resp.Body).Decode(&r)
+		if resp.StatusCode != 200 || r.Accepted != 3 {
+			t.Errorf("steady upload of 4 MiB over %v: %d %+v, want 200 with 3 accepted", took, resp.StatusCode, r)
+		}
+		if took < 2*grace {
+			t.Logf("the upload took only %v; it does not show that a long upload passes", took)
 		}
 	})
 }

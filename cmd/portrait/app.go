@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -90,6 +89,9 @@ type options struct {
 	// Demo turns on the privacy centre's picker of DemoSubjects.
 	Demo         bool
 	DemoSubjects []string
+	// Limits are the HTTP connection limits (zero: the server's defaults).
+	IdleTimeout, BodyGrace time.Duration
+	MinBodyRate            int64
 }
 
 // storeFlags are the flags every command that opens a store shares.
@@ -176,7 +178,8 @@ func newApp(ctx context.Context, cat *catalog.Catalog, store portrait.Store, kr 
 		Apply: a.apply, Review: a.review, Oversight: ov,
 		Deriver: a.deriver, Audiences: apply.NewAudiences(store, a.point, a.ledger, kr, a.log),
 		Ingester: a.ingest, Logger: logger, Monitor: a.monitor,
-		Rights: a.rights, Demo: opt.Demo, DemoSubjects: opt.DemoSubjects})
+		Rights: a.rights, Demo: opt.Demo, DemoSubjects: opt.DemoSubjects,
+		IdleTimeout: opt.IdleTimeout, BodyGrace: opt.BodyGrace, MinBodyRate: opt.MinBodyRate})
 	return a, nil
 }
 
@@ -223,8 +226,7 @@ func (a *app) listen(ctx context.Context, addr string, ready func(url string)) e
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
-	srv := &http.Server{Handler: a.server, ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: slog.NewLogLogger(a.logger.Handler(), slog.LevelWarn)}
+	srv := a.server.HTTPServer()
 	go a.log.Publish(ctx, a.store, func(ctx context.Context, note []byte) error {
 		return a.store.Update(ctx, func(tx portrait.Tx) error { return tx.SaveCheckpoint(ctx, note) })
 	}, time.Second)
@@ -275,8 +277,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	adminKeyFile := fs.String("admin-key-file", "", "read the admin API key to register from FILE (mode 0600), as "+bootstrapName)
 	monitorEvery := fs.Duration("monitor-every", time.Hour, "how often the fairness, price and diversity monitors run (0 turns them off)")
 	assessments := fs.String("assessments", assessmentsDir(), "directory of signed impact assessments (FA-1)")
+	idle := fs.Duration("idle-timeout", server.DefaultIdleTimeout, "close a keep-alive connection idle this long")
+	grace := fs.Duration("body-grace", server.DefaultBodyGrace, "time a request body may take before --min-body-rate applies")
+	rate := fs.Int64("min-body-rate", server.DefaultMinBodyRate, "bytes per second a request body must keep arriving at after --body-grace, else the connection is closed (408); -1 turns it off")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *idle <= 0 || *grace <= 0 || *rate == 0 {
+		return fmt.Errorf("serve: --idle-timeout and --body-grace must be positive, and --min-body-rate positive or -1")
 	}
 	admin, err := adminKey(*adminKeyFlag, *adminKeyFile)
 	if err != nil {
@@ -296,7 +304,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer store.Close()
-	a, err := newApp(ctx, cat, store, kr, logger, options{Assessments: *assessments})
+	a, err := newApp(ctx, cat, store, kr, logger, options{Assessments: *assessments,
+		IdleTimeout: *idle, BodyGrace: *grace, MinBodyRate: *rate})
 	if err != nil {
 		return err
 	}
