@@ -64,6 +64,9 @@ func (db *DB) Pseudonyms(ctx context.Context, after string, limit int) ([]string
 
 // PutCase implements portrait.Tx.PutCase.
 func (tx *Tx) PutCase(ctx context.Context, c portrait.Case) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
 	if c.ID == "" || c.Subject == "" || c.Type == "" || c.Status == "" {
 		return portrait.Errorf(portrait.EINVALID, "put case %q: a case needs an id, a subject, a type and a status", c.ID)
 	}

@@ -165,6 +165,9 @@ func (db *DB) Protected(ctx context.Context, g policy.Grant) ([]portrait.Protect
 // PutDecision implements portrait.Tx.PutDecision; the grant must allow Use
 // for the decision's subject.
 func (tx *Tx) PutDecision(ctx context.Context, d portrait.DecisionRecord) error {
+	if err := d.Validate(); err != nil {
+		return err
+	}
 	if err := d.Grant.Check(d.Subject, policy.Use); err != nil {
 		return portrait.Refuse("put decision "+d.ID, err)
 	}
@@ -202,6 +205,9 @@ func (tx *Tx) SetDecisionStatus(ctx context.Context, id, status string) error {
 
 // PutReview implements portrait.Tx.PutReview.
 func (tx *Tx) PutReview(ctx context.Context, r portrait.Review) error {
+	if err := r.Validate(); err != nil {
+		return err
+	}
 	if r.ID == "" || r.Decision == "" || r.Subject == "" || r.Kind == "" || r.Status == "" {
 		return portrait.Errorf(portrait.EINVALID, "put review %q: a review needs an id, a decision, a subject, a kind and a status", r.ID)
 	}
@@ -222,6 +228,11 @@ func (tx *Tx) PutReview(ctx context.Context, r portrait.Review) error {
 
 // PutItems implements portrait.Tx.PutItems.
 func (tx *Tx) PutItems(ctx context.Context, items []portrait.Item) error {
+	for _, it := range items {
+		if err := it.Validate(); err != nil {
+			return err
+		}
+	}
 	if len(items) == 0 {
 		return nil
 	}

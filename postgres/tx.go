@@ -283,7 +283,7 @@ func (tx *Tx) DeleteLabels(ctx context.Context, pseudonym string, labels []strin
 
 // AppendConsent implements portrait.Tx.AppendConsent.
 func (tx *Tx) AppendConsent(ctx context.Context, r portrait.ConsentRecord) error {
-	if err := checkConsent(r); err != nil {
+	if err := r.Validate(); err != nil {
 		return err
 	}
 	cats := r.Categories
@@ -297,18 +297,6 @@ func (tx *Tx) AppendConsent(ctx context.Context, r portrait.ConsentRecord) error
 		return fmt.Errorf("append consent of %s to %s: %w", r.Subject, r.Purpose, err)
 	}
 	return tx.bump(ctx)
-}
-
-func checkConsent(r portrait.ConsentRecord) error {
-	switch {
-	case r.Subject == "" || r.Purpose == "":
-		return portrait.Errorf(portrait.EINVALID, "append consent: a record needs a subject and a purpose")
-	case r.Status != policy.Granted && r.Status != policy.Refused && r.Status != policy.Withdrawn:
-		return portrait.Errorf(portrait.EINVALID, "append consent of %s to %s: status %s; want granted, refused or withdrawn", r.Subject, r.Purpose, r.Status)
-	case r.At.IsZero():
-		return portrait.Errorf(portrait.EINVALID, "append consent of %s to %s: the record has no time; set At", r.Subject, r.Purpose)
-	}
-	return nil
 }
 
 // SetFlags implements portrait.Tx.SetFlags. The subject must be stored.
@@ -349,6 +337,9 @@ func (tx *Tx) Unsuppress(ctx context.Context, pseudonym, label string) error {
 
 // Suspend implements portrait.Tx.Suspend.
 func (tx *Tx) Suspend(ctx context.Context, s policy.Suspension) error {
+	if err := portrait.CheckSuspension(s); err != nil {
+		return err
+	}
 	if s.Kind == "" || s.ID == "" {
 		return portrait.Errorf(portrait.EINVALID, "suspend: want a kind (purpose, field, label, model, usecase) and an id")
 	}

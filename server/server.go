@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -161,7 +162,25 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Set("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
 		h.Set("X-Frame-Options", "DENY")
 	}
+	if err := checkURLText(r); err != nil {
+		s.problem(w, r, err)
+		return
+	}
 	s.mux.ServeHTTP(w, s.limitBody(w, r))
+}
+
+// checkURLText applies portrait.CheckText to the path and the query: ids
+// in them reach text columns (as lookups) on either engine.
+func checkURLText(r *http.Request) error {
+	if err := portrait.CheckText("the path", r.URL.Path); err != nil {
+		return err
+	}
+	for k, vs := range r.URL.Query() {
+		if err := portrait.CheckText("query parameter "+strconv.Quote(k), append(vs, k)...); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *Server) table() []route {

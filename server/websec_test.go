@@ -231,3 +231,75 @@ func TestConnectionLimits(t *testing.T) {
 		}
 	})
 }
+
+// TestNULRefused: every text input that reaches a text column gets the
+// same answer on both engines, 400 naming the field, where PostgreSQL
+// used to fail with 503 and SQLite stored it; nothing is written.
+func TestNULRefused(t *testing.T) {
+	t.Parallel()
+	onEachStore(t, func(t *testing.T, h *harness) {
+		h.point.SetCatalog(liveCatalog(t))
+		adm, op, reg, rev := h.staff(policy.Admin), h.staff(policy.Operator), h.staff(policy.Regulator), h.staff(policy.Reviewer)
+		if resp := h.json("POST", "/v1/usecases/credit_limit/assessment", adm, nil, nil); resp.StatusCode != 201 {
+			t.Fatalf("assess: %d", resp.StatusCode)
+		}
+		_, review := appealed(h, "dave", "I was promoted.")
+		tok := h.token("dave")
+		var c struct{ ID string }
+		if resp := h.do("POST", "/v1/me/requests", tok, "application/json", []byte(`{"type":"explanation"}`), &c); resp.StatusCode != 201 {
+			t.Fatalf("open a case: %d", resp.StatusCode)
+		}
+		const nul = "a\u0000b"
+		consent := func(field string) map[string]any {
+			b := map[string]any{"status": "granted", "notice_version": "1", "channel": "web", "user_agent": "ua", "ip": "192.0.2.1"}
+			b[field] = nul
+			return b
+		}
+		for _, tc := range []struct {
+			name, method, path, token string
+			body                      any
+			field                     string
+		}{
+			{"consent channel", "PUT", "/v1/subjects/erin/consents/personalization", op, consent("channel"), "channel"},
+			{"consent notice version", "PUT", "/v1/subjects/erin/consents/personalization", op, consent("notice_version"), "notice version"},
+			{"consent user agent", "PUT", "/v1/subjects/erin/consents/personalization", op, consent("user_agent"), "user_agent"},
+			{"consent ip", "PUT", "/v1/subjects/erin/consents/personalization", op, consent("ip"), "IP"},
+			{"item id", "POST", "/v1/items", op, []map[string]any{{"id": nul, "categories": []string{"x"}, "price": 1}}, "item id"},
+			{"item category", "POST", "/v1/items", op, []map[string]any{{"id": "i1", "categories": []string{nul}, "price": 1}}, "item categories"},
+			{"item attribute", "POST", "/v1/items", op, []map[string]any{{"id": "i1", "categories": []string{"x"}, "attributes": map[string]any{"brand": []any{nul}}, "price": 1}}, "item attributes.brand"},
+			{"item attribute key", "POST", "/v1/items", op, []map[string]any{{"id": "i1", "categories": []string{"x"}, "attributes": map[string]any{nul: 1}, "price": 1}}, "item attributes key"},
+			{"halt reason", "POST", "/v1/usecases/credit_limit/halt", adm, map[string]string{"reason": nul}, "reason"},
+			{"suspension reason", "POST", "/v1/suspensions", reg, map[string]string{"kind": "purpose", "id": "marketing", "reason": nul}, "reason"},
+			{"review reason", "POST", "/v1/reviews/" + review, rev, map[string]string{"outcome": "upheld", "reason": nul}, "reason"},
+			{"case refusal", "POST", "/v1/cases/" + c.ID + "/close", op, map[string]string{"status": "refused", "text": nul}, "reason"},
+			{"path id", "GET", "/v1/reviews/a%00b", rev, nil, "path"},
+			{"query", "GET", "/v1/reviews?status=a%00b", rev, nil, "query parameter"},
+		} {
+			var p problem
+			var resp *http.Response
+			if tc.body == nil {
+				resp = h.do(tc.method, tc.path, tc.token, "", nil, &p)
+			} else {
+				resp = h.json(tc.method, tc.path, tc.token, tc.body, &p)
+			}
+			if resp.StatusCode != 400 || p.Code != "invalid" || !strings.Contains(p.Detail, tc.field) {
+				t.Errorf("%s: %d %+v; want 400 invalid naming %q", tc.name, resp.StatusCode, p, tc.field)
+			}
+		}
+		// Nothing was written: erin has no consent record, no item is
+		// stored, the use-case is not halted, the review and case are open.
+		ctx := context.Background()
+		if sts, err := h.store.States(ctx, []string{h.keys.Pseudonym("erin")}); err != nil || len(sts[h.keys.Pseudonym("erin")].Consents) != 0 {
+			t.Errorf("a refused consent was recorded: %v", err)
+		}
+		if items, err := h.store.Items(ctx); err != nil || len(items) != 0 {
+			t.Errorf("items after refusals: %d %v", len(items), err)
+		}
+		if sus, err := h.store.Suspensions(ctx); err != nil || len(sus) != 0 {
+			t.Errorf("suspensions after refusals: %+v %v", sus, err)
+		}
+		if rv, err := h.store.ReviewByID(ctx, review); err != nil || rv.Status != "open" {
+			t.Errorf("review after a refused outcome: %+v %v", rv, err)
+		}
+	})
+}
