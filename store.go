@@ -237,6 +237,9 @@ type Store interface {
 	// APIKeys lists every stored key, revoked ones included, by name and
 	// creation.
 	APIKeys(ctx context.Context) ([]APIKey, error)
+	// SessionEnded reports whether a session issued at issued has been
+	// ended by an EndSessions under any of ids.
+	SessionEnded(ctx context.Context, issued time.Time, ids ...[]byte) (bool, error)
 
 	// Cases lists data-subject requests, of one pseudonym or ("") of all,
 	// oldest first.
@@ -331,6 +334,11 @@ type Tx interface {
 	// TouchAPIKey records that key id was used at; an earlier time never
 	// overwrites a later one.
 	TouchAPIKey(ctx context.Context, id string, at time.Time) error
+	// EndSessions ends, on every node, the sessions named id that were
+	// issued at or before issuedBefore (keys.SessionID names one session,
+	// keys.SubjectSessions every session of a subject). keepUntil is when
+	// none of them could be valid any more; the record may go after it.
+	EndSessions(ctx context.Context, id []byte, issuedBefore, keepUntil time.Time) error
 	// PutCase inserts or updates a request case by ID.
 	PutCase(ctx context.Context, c Case) error
 	// PutDecision stores a decision; its Grant must allow Use for its subject.

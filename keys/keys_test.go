@@ -302,7 +302,7 @@ func TestToken(t *testing.T) {
 		"tampered":     parts[0] + "." + otherPayload + "." + parts[2],
 		"bad mac":      parts[0] + "." + parts[1] + "." + parts[2][:len(parts[2])-2] + "AA",
 		"no mac":       parts[0] + "." + parts[1],
-		"wrong prefix": "pt2." + parts[1] + "." + parts[2],
+		"wrong prefix": "pt1." + parts[1] + "." + parts[2],
 		"empty":        "",
 		"garbage":      "pt1.!!!.???",
 	} {

@@ -12,6 +12,7 @@ import (
 
 	portrait "github.com/portrait-dev/portrait"
 	"github.com/portrait-dev/portrait/audit"
+	"github.com/portrait-dev/portrait/keys"
 	"github.com/portrait-dev/portrait/policy"
 )
 
@@ -87,6 +88,17 @@ func (s *Service) removal(ctx context.Context, g policy.Grant, st *policy.State)
 
 // ReceiptVersion is the version of the erasure receipt format.
 const ReceiptVersion = 1
+
+// sessionSkew is how far another node's clock may run ahead of this one's
+// when an erasure ends the subject's sessions: a token that node stamped
+// up to this long after the erasure is ended too (the subject signs in
+// again, if they still exist), rather than one issued before it living on.
+const sessionSkew = time.Minute
+
+// endOfTime keeps the record that ends an erased subject's sessions for
+// as long as any token could claim to be older than it; it holds only a
+// hash of the pseudonym, which the audit log keeps anyway.
+var endOfTime = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // Receipt is the signed proof of an erasure (SR-3): which subject, when,
 // what was removed, and the audit-log entry that records it. It is built
@@ -190,6 +202,12 @@ func (s *Service) Erase(ctx context.Context, caller policy.Caller, pseudonym str
 	c = fulfil(c, s.now(), removed.Summary(), 0)
 	err = s.store.Update(ctx, func(tx portrait.Tx) error {
 		if err := tx.Erase(ctx, g); err != nil {
+			return err
+		}
+		// Every session of the subject ends with the erasure, on every
+		// node: a token issued before it no longer signs anyone in.
+		// sessionSkew covers nodes whose clocks run ahead of this one.
+		if err := tx.EndSessions(ctx, keys.SubjectSessions(pseudonym), c.Closed.Add(sessionSkew), endOfTime); err != nil {
 			return err
 		}
 		idx, err := s.log.Append(ctx, tx, audit.Record{Kind: "erasure", Time: c.Closed, Actor: actor(caller), Subject: pseudonym,

@@ -15,6 +15,7 @@ import (
 
 	portrait "github.com/portrait-dev/portrait"
 	"github.com/portrait-dev/portrait/audit"
+	"github.com/portrait-dev/portrait/keys"
 	"github.com/portrait-dev/portrait/policy"
 	"github.com/portrait-dev/portrait/review"
 )
@@ -161,6 +162,11 @@ func (s *Server) checkStaffSession(r *http.Request, v string) (policy.Caller, bo
 	if err != nil || !slices.Contains(policy.Roles, c.Role) {
 		return policy.Caller{}, false
 	}
+	// Signed out on any node: console sessions carry no issue time, so
+	// any record under their id ends them.
+	if ended, err := s.cfg.Store.SessionEnded(r.Context(), time.Unix(0, 0), keys.SessionID(v)); err != nil || ended {
+		return policy.Caller{}, false
+	}
 	return c, true
 }
 
@@ -270,7 +276,16 @@ func (s *Server) consoleSignin(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/console/reviews", http.StatusSeeOther)
 }
 
-func (s *Server) consoleSignout(w http.ResponseWriter, r *http.Request, _ policy.Caller, _ *consoleView) {
+// consoleSignout ends the session on every node, not only in this
+// browser. The session's own expiry is at most consoleTTL away.
+func (s *Server) consoleSignout(w http.ResponseWriter, r *http.Request, c policy.Caller, v *consoleView) {
+	ck, _ := r.Cookie(consoleCookie) // staffSession has checked it
+	err := s.endSession(r.Context(), ck.Value, time.Now().Add(consoleTTL), audit.Record{Kind: "console", Time: time.Now().UTC(), Actor: actor(c), Action: "signout"})
+	if err != nil {
+		v.Page, v.Title = "refused", v.T["refused"]
+		s.consoleFail(w, v, err)
+		return
+	}
 	clearStaffSession(w)
 	http.Redirect(w, r, "/console/signin?done=signout", http.StatusSeeOther)
 }

@@ -149,13 +149,18 @@ func (s *Server) session(h sessionHandler) http.HandlerFunc {
 			http.Redirect(w, r, "/privacy/", http.StatusSeeOther)
 			return
 		}
-		ps, err := s.cfg.Keys.CheckToken(ck.Value, time.Now())
-		if err != nil {
+		t, err := s.checkSubjectToken(r.Context(), ck.Value)
+		if portrait.ErrorCode(err) == portrait.EUNAVAILABLE {
+			v.Page, v.Title = "signin", v.T["signin"]
+			s.fail(w, v, err)
+			return
+		} else if err != nil {
 			clearSession(w)
 			v.Page, v.Title, v.Error = "signin", v.T["signin"], v.T["bad_token"]
 			s.render(w, http.StatusUnauthorized, v)
 			return
 		}
+		ps := t.Pseudonym
 		v.Signed, v.CSRF = true, s.csrf(ck.Value)
 		if r.Method == http.MethodPost {
 			got := r.PostFormValue("csrf")
@@ -227,7 +232,7 @@ func back(w http.ResponseWriter, r *http.Request, path, done, what string) {
 
 func (s *Server) pageHome(w http.ResponseWriter, r *http.Request) {
 	if ck, err := r.Cookie(sessionCookie); err == nil {
-		if _, err := s.cfg.Keys.CheckToken(ck.Value, time.Now()); err == nil {
+		if _, err := s.checkSubjectToken(r.Context(), ck.Value); err == nil {
 			s.session(s.pageOverview)(w, r)
 			return
 		}
@@ -252,7 +257,7 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, tok string
 
 func (s *Server) pageSignin(w http.ResponseWriter, r *http.Request) {
 	tok := r.PostFormValue("token")
-	if _, err := s.cfg.Keys.CheckToken(tok, time.Now()); err != nil {
+	if _, err := s.checkSubjectToken(r.Context(), tok); err != nil {
 		v := &view{Lang: pageLang(w, r), Page: "signin"}
 		v.T = texts(v.Lang)
 		v.Title, v.Error = v.T["signin"], v.T["bad_token"]
@@ -281,7 +286,20 @@ func (s *Server) pageDemo(w http.ResponseWriter, r *http.Request) {
 	s.startSession(w, r, s.cfg.Keys.IssueToken(ps, s.cfg.TokenTTL))
 }
 
-func (s *Server) pageSignout(w http.ResponseWriter, r *http.Request, _ policy.Caller, _ *view) {
+// pageSignout ends the session on every node, not only in this browser:
+// a copy of the cookie stops working too.
+func (s *Server) pageSignout(w http.ResponseWriter, r *http.Request, c policy.Caller, v *view) {
+	ck, _ := r.Cookie(sessionCookie) // session has checked it
+	t, err := s.cfg.Keys.ParseToken(ck.Value, time.Now())
+	if err == nil {
+		err = s.endSession(r.Context(), ck.Value, t.Expires, audit.Record{Kind: "token", Time: time.Now().UTC(), Actor: "subject", Subject: c.Subject, Action: "signout"})
+	}
+	if err != nil {
+		v.Page, v.Title = "home", v.T["centre"]
+		v.Data = overview{}
+		s.fail(w, v, err)
+		return
+	}
 	clearSession(w)
 	http.Redirect(w, r, "/privacy/?done=signout", http.StatusSeeOther)
 }
@@ -291,7 +309,7 @@ func (s *Server) pageNotice(w http.ResponseWriter, r *http.Request) {
 	v.T = texts(v.Lang)
 	v.Title = v.T["notice"]
 	if ck, err := r.Cookie(sessionCookie); err == nil {
-		if _, err := s.cfg.Keys.CheckToken(ck.Value, time.Now()); err == nil {
+		if _, err := s.checkSubjectToken(r.Context(), ck.Value); err == nil {
 			v.Signed, v.CSRF = true, s.csrf(ck.Value)
 		}
 	}

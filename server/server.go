@@ -285,15 +285,12 @@ func (s *Server) authenticate(r *http.Request) (policy.Caller, error) {
 	if !ok || tok == "" {
 		return policy.Caller{}, portrait.Errorf(portrait.EUNAUTHORIZED, "Authorization must be \"Bearer TOKEN\"")
 	}
-	if strings.HasPrefix(tok, "pt1.") {
-		ps, err := s.cfg.Keys.CheckToken(tok, time.Now())
+	if keys.IsToken(tok) {
+		t, err := s.checkSubjectToken(r.Context(), tok)
 		if err != nil {
-			if errors.Is(err, keys.ErrTokenExpired) {
-				return policy.Caller{}, portrait.Errorf(portrait.EUNAUTHORIZED, "the subject token has expired; ask for a new one")
-			}
-			return policy.Caller{}, portrait.Errorf(portrait.EUNAUTHORIZED, "the subject token is not valid")
+			return policy.Caller{}, err
 		}
-		return policy.Caller{Role: policy.Subject, Subject: ps}, nil
+		return policy.Caller{Role: policy.Subject, Subject: t.Pseudonym}, nil
 	}
 	// Unknown, revoked and expired keys are refused here, on every
 	// request: the key is read from the store each time (package staff).

@@ -303,3 +303,87 @@ func TestNULRefused(t *testing.T) {
 		}
 	})
 }
+
+// TestSessionsEnd: signing out ends the session itself, not only the
+// browser's cookie — a copy of the privacy-centre cookie (which is also a
+// Bearer token) or of the console cookie stops working — and erasing a
+// subject ends every token issued before it (SR-3). The end is in the
+// store, so every node that shares it sees it (TestTwoNodes runs two).
+func TestSessionsEnd(t *testing.T) {
+	t.Parallel()
+	onEachStore(t, func(t *testing.T, h *harness) {
+		h.seedSubject("alice", 1)
+		h.seedSubject("bob", 1)
+		cookieOf := func(c *http.Client, path, name string) string {
+			u, _ := url.Parse(h.url + path)
+			for _, ck := range c.Jar.Cookies(u) {
+				if ck.Name == name {
+					return ck.Value
+				}
+			}
+			t.Fatalf("no %s cookie", name)
+			return ""
+		}
+		withCookie := func(path, name, value string) int {
+			req, _ := http.NewRequest("GET", h.url+path, nil)
+			req.AddCookie(&http.Cookie{Name: name, Value: value})
+			resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			return resp.StatusCode
+		}
+		me := func(tok string) int { return h.do("GET", "/v1/me/consents", tok, "", nil, nil).StatusCode }
+
+		// Privacy centre.
+		c, csrf := signedIn(t, h, h.token("alice"), "/privacy/consents")
+		stolen := cookieOf(c, "/privacy/", "portrait_session")
+		other := h.token("alice") // another session of the same subject
+		if me(stolen) != 200 || withCookie("/privacy/labels", "portrait_session", stolen) != 200 {
+			t.Fatal("the session does not work before sign-out")
+		}
+		if code, _ := postForm(t, c, h.url+"/privacy/signout", url.Values{"csrf": {csrf}}); code != 200 {
+			t.Fatalf("sign out: %d", code)
+		}
+		if got := me(stolen); got != 401 {
+			t.Errorf("the signed-out token as Bearer: %d, want 401", got)
+		}
+		if got := withCookie("/privacy/labels", "portrait_session", stolen); got != 401 {
+			t.Errorf("a copy of the signed-out cookie: %d, want 401", got)
+		}
+		if got := me(other); got != 200 {
+			t.Errorf("signing out one session ended another of the same subject: %d", got)
+		}
+
+		// Console.
+		staff, ccsrf, _ := staffClient(t, h.url, h.staff(policy.Reviewer), "/console/reviews")
+		copied := cookieOf(staff, "/console/", "portrait_console")
+		if got := withCookie("/console/reviews", "portrait_console", copied); got != 200 {
+			t.Fatalf("the console session does not work before sign-out: %d", got)
+		}
+		if code, _ := postForm(t, staff, h.url+"/console/signout", url.Values{"csrf": {ccsrf}}); code != 200 {
+			t.Fatalf("console sign out: %d", code)
+		}
+		if got := withCookie("/console/reviews", "portrait_console", copied); got != 401 {
+			t.Errorf("a copy of the signed-out console cookie: %d, want 401", got)
+		}
+
+		// Erasure ends every session of the subject, and only theirs.
+		bob1, bob2, alice := h.token("bob"), h.token("bob"), h.token("alice")
+		if resp := h.do("POST", "/v1/me/erasure", bob1, "", nil, nil); resp.StatusCode != 201 {
+			t.Fatalf("erasure: %d", resp.StatusCode)
+		}
+		for name, tok := range map[string]string{"the erasing token": bob1, "another token of the erased subject": bob2} {
+			if got := me(tok); got != 401 {
+				t.Errorf("%s after erasure: %d, want 401", name, got)
+			}
+			if got := withCookie("/privacy/labels", "portrait_session", tok); got != 401 {
+				t.Errorf("%s as a privacy-centre cookie after erasure: %d, want 401", name, got)
+			}
+		}
+		if got := me(alice); got != 200 {
+			t.Errorf("another subject's token after bob's erasure: %d", got)
+		}
+	})
+}

@@ -57,6 +57,8 @@ func Run(t *testing.T, open func(t *testing.T) portrait.Store) {
 		{"UpdateRollsBack", testUpdateRollsBack},
 		{"FailedLogAppendRollsBack", testFailedLogAppendRollsBack},
 		{"ConcurrentUpdates", testConcurrentUpdates},
+		{"EndSessions", testEndSessions},
+		{"TextRefused", testTextRefused},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

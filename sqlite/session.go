@@ -1,0 +1,41 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// EndSessions implements portrait.Tx.EndSessions. Sign-outs and erasures
+// are rare next to the write path, so its statements are not among the
+// ones prepared at Open.
+func (tx *Tx) EndSessions(ctx context.Context, id []byte, issuedBefore, keepUntil time.Time) error {
+	if len(id) == 0 {
+		return fmt.Errorf("end sessions: no session id")
+	}
+	if _, err := tx.tx.ExecContext(ctx, `DELETE FROM ended_sessions WHERE keep_until < ?`, time.Now().Unix()); err != nil {
+		return fmt.Errorf("end sessions: prune: %w", err)
+	}
+	_, err := tx.tx.ExecContext(ctx, `INSERT INTO ended_sessions (id, issued_before, keep_until) VALUES (?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET issued_before = max(issued_before, excluded.issued_before), keep_until = max(keep_until, excluded.keep_until)`,
+		id, issuedBefore.Unix(), keepUntil.Unix())
+	if err != nil {
+		return fmt.Errorf("end sessions: %w", err)
+	}
+	return nil
+}
+
+// SessionEnded implements portrait.Store.SessionEnded.
+func (db *DB) SessionEnded(ctx context.Context, issued time.Time, ids ...[]byte) (bool, error) {
+	for _, id := range ids {
+		var n int
+		err := db.queryRow(ctx, `SELECT count(*) FROM ended_sessions WHERE id = ? AND issued_before >= ?`, id, issued.Unix()).Scan(&n)
+		if err != nil {
+			return false, fmt.Errorf("read ended sessions: %w", err)
+		}
+		if n > 0 {
+			return true, nil
+		}
+	}
+	return false, nil
+}
