@@ -68,7 +68,10 @@ func testTextRefused(t *testing.T, s portrait.Store) {
 	ctx := context.Background()
 	update(t, s, func(tx portrait.Tx) error { return tx.EnsureSubjects(ctx, []portrait.Subject{subject("a")}) })
 	consent := portrait.ConsentRecord{Subject: "a", Purpose: "personalization", Status: policy.Granted, NoticeVersion: "1", Channel: "web", At: base}
-	bad := func(r portrait.ConsentRecord, f func(*portrait.ConsentRecord)) portrait.ConsentRecord { f(&r); return r }
+	bad := func(r portrait.ConsentRecord, f func(*portrait.ConsentRecord)) portrait.ConsentRecord {
+		f(&r)
+		return r
+	}
 	for _, tc := range []struct {
 		name string
 		fn   func(tx portrait.Tx) error
