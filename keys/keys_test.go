@@ -385,3 +385,26 @@ func BenchmarkOpenSubjectCached(b *testing.B) {
 		}
 	}
 }
+
+// A token says when it was issued, so that an erasure can end every token
+// issued before it; its id is what a sign-out records, and differs from
+// the name of all the subject's sessions.
+func TestTokenIssued(t *testing.T) {
+	k := mustNew(t, 1)
+	p := k.Pseudonym("dave")
+	before := time.Now().Truncate(time.Second)
+	tok := k.IssueToken(p, time.Hour)
+	got, err := k.ParseToken(tok, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Pseudonym != p || got.Issued.Before(before) || got.Issued.After(time.Now()) || got.Expires.Sub(got.Issued) != time.Hour {
+		t.Errorf("ParseToken = %+v", got)
+	}
+	if !bytes.Equal(got.ID, SessionID(tok)) || bytes.Equal(got.ID, SubjectSessions(p)) || bytes.Equal(SessionID(p), SubjectSessions(p)) {
+		t.Error("session ids are not distinct")
+	}
+	if !IsToken(tok) || IsToken("pk_admin_123") {
+		t.Error("IsToken")
+	}
+}
