@@ -195,6 +195,7 @@ func (s *Server) table() []route {
 		{"PUT", "/v1/subjects/{id}/consents/{purpose}", subjectStaff, "Record a subject's consent decision", s.putConsent},
 		{"GET", "/v1/subjects/{id}/consents", subjectStaff, "A subject's consents with history", s.getConsents},
 		{"POST", "/v1/subjects/{id}/tokens", subjectStaff, "Issue a subject token", s.postToken},
+		{"DELETE", "/v1/me/token", me, "End the subject token this request carries, on every node (sign-out)", s.deleteToken},
 		{"GET", "/v1/me/consents", me, "My consents with history", s.getConsents},
 		{"PUT", "/v1/me/consents/{purpose}", me, "Grant, refuse or withdraw my consent", s.putConsent},
 		{"POST", "/v1/receipts/verify", public, "Verify a signed consent receipt", s.verifyReceipt},

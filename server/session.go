@@ -3,11 +3,14 @@ package server
 import (
 	"context"
 	"errors"
+	"net/http"
+	"strings"
 	"time"
 
 	portrait "github.com/portrait-dev/portrait"
 	"github.com/portrait-dev/portrait/audit"
 	"github.com/portrait-dev/portrait/keys"
+	"github.com/portrait-dev/portrait/policy"
 )
 
 // Sessions end on every node at once: a sign-out or an erasure is written
@@ -53,5 +56,20 @@ func (s *Server) endSession(ctx context.Context, session string, expires time.Ti
 	if err != nil {
 		return &portrait.Error{Code: portrait.EUNAVAILABLE, Message: "the sign-out could not be recorded; the session is still open, try again", Err: err}
 	}
+	return nil
+}
+
+// deleteToken ends the subject token of the request on every node: the
+// sign-out of the company's own front end, as the privacy centre's is.
+func (s *Server) deleteToken(w http.ResponseWriter, r *http.Request, c policy.Caller) error {
+	tok := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+	t, err := s.cfg.Keys.ParseToken(tok, time.Now()) // authenticate has checked it
+	if err != nil {
+		return portrait.Errorf(portrait.EUNAUTHORIZED, "the subject token is not valid")
+	}
+	if err := s.endSession(r.Context(), tok, t.Expires, audit.Record{Kind: "token", Time: time.Now().UTC(), Actor: "subject", Subject: c.Subject, Action: "signout"}); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -355,6 +355,13 @@ func TestSessionsEnd(t *testing.T) {
 		if got := me(other); got != 200 {
 			t.Errorf("signing out one session ended another of the same subject: %d", got)
 		}
+		// The API's sign-out, for the company's own front end.
+		if resp := h.do("DELETE", "/v1/me/token", other, "", nil, nil); resp.StatusCode != 204 {
+			t.Errorf("DELETE /v1/me/token: %d", resp.StatusCode)
+		}
+		if got := me(other); got != 401 {
+			t.Errorf("a token after DELETE /v1/me/token: %d, want 401", got)
+		}
 
 		// Console.
 		staff, ccsrf, _ := staffClient(t, h.url, h.staff(policy.Reviewer), "/console/reviews")
