@@ -13,3 +13,7 @@ func BenchmarkInsertEvents(b *testing.B) {
 func BenchmarkStates(b *testing.B) {
 	storetest.BenchmarkStates(b, mustOpen(b, freshSchema(b)))
 }
+
+func BenchmarkSessionEnded(b *testing.B) {
+	storetest.BenchmarkSessionEnded(b, mustOpen(b, freshSchema(b)))
+}

@@ -26,10 +26,10 @@ func (tx *Tx) EndSessions(ctx context.Context, id []byte, issuedBefore, keepUnti
 
 // SessionEnded implements portrait.Store.SessionEnded.
 func (db *DB) SessionEnded(ctx context.Context, issued time.Time, ids ...[]byte) (bool, error) {
-	var n int
-	err := db.pool.QueryRow(ctx, `SELECT count(*) FROM ended_sessions WHERE id = ANY($1) AND issued_before >= $2`, ids, issued.Unix()).Scan(&n)
+	var ended bool
+	err := db.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM ended_sessions WHERE id = ANY($1) AND issued_before >= $2)`, ids, issued.Unix()).Scan(&ended)
 	if err != nil {
 		return false, fmt.Errorf("read ended sessions: %w", err)
 	}
-	return n > 0, nil
+	return ended, nil
 }

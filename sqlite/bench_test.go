@@ -14,3 +14,7 @@ func BenchmarkInsertEvents(b *testing.B) {
 func BenchmarkStates(b *testing.B) {
 	storetest.BenchmarkStates(b, mustOpen(b, filepath.Join(b.TempDir(), "portrait.db")))
 }
+
+func BenchmarkSessionEnded(b *testing.B) {
+	storetest.BenchmarkSessionEnded(b, mustOpen(b, filepath.Join(b.TempDir(), "portrait.db")))
+}

@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -25,17 +26,20 @@ func (tx *Tx) EndSessions(ctx context.Context, id []byte, issuedBefore, keepUnti
 	return nil
 }
 
-// SessionEnded implements portrait.Store.SessionEnded.
+// SessionEnded implements portrait.Store.SessionEnded, in one query.
 func (db *DB) SessionEnded(ctx context.Context, issued time.Time, ids ...[]byte) (bool, error) {
-	for _, id := range ids {
-		var n int
-		err := db.queryRow(ctx, `SELECT count(*) FROM ended_sessions WHERE id = ? AND issued_before >= ?`, id, issued.Unix()).Scan(&n)
-		if err != nil {
-			return false, fmt.Errorf("read ended sessions: %w", err)
-		}
-		if n > 0 {
-			return true, nil
-		}
+	if len(ids) == 0 {
+		return false, nil
 	}
-	return false, nil
+	args := make([]any, 0, len(ids)+1)
+	args = append(args, issued.Unix())
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	q := `SELECT EXISTS (SELECT 1 FROM ended_sessions WHERE issued_before >= ? AND id IN (?` + strings.Repeat(`, ?`, len(ids)-1) + `))`
+	var ended bool
+	if err := db.queryRow(ctx, q, args...).Scan(&ended); err != nil {
+		return false, fmt.Errorf("read ended sessions: %w", err)
+	}
+	return ended, nil
 }

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -111,5 +112,31 @@ func testTextRefused(t *testing.T, s portrait.Store) {
 	}
 	if cs, err := s.Cases(ctx, ""); err != nil || len(cs) != 0 {
 		t.Errorf("cases after refusals: %v %v", cs, err)
+	}
+}
+
+// BenchmarkSessionEnded measures the check every request with a session
+// now makes: two ids (the session and its subject) against a table of
+// 10,000 ended sessions, none of which matches. It closes s.
+func BenchmarkSessionEnded(b *testing.B, s portrait.Store) {
+	defer s.Close()
+	ctx := context.Background()
+	now := time.Now()
+	err := s.Update(ctx, func(tx portrait.Tx) error {
+		for i := range 10_000 {
+			if err := tx.EndSessions(ctx, []byte(fmt.Sprintf("ended-%05d", i)), now, now.Add(time.Hour)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	session, subject := []byte("live-session"), []byte("live-subject")
+	for b.Loop() {
+		if ended, err := s.SessionEnded(ctx, now, session, subject); err != nil || ended {
+			b.Fatal(ended, err)
+		}
 	}
 }
