@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -141,9 +142,11 @@ func TestConnectionLimits(t *testing.T) {
 		start := time.Now()
 		conn.SetReadDeadline(start.Add(limit))
 		_, err := io.Copy(io.Discard, br)
-		if err != nil {
+		if isTimeout(err) {
 			t.Fatalf("the server kept the connection open for %v: %v", limit, err)
 		}
+		// EOF, or a reset when the server closes on bytes it did not
+		// read: closed either way.
 		return time.Since(start)
 	}
 	eventsHeader := func(length int) string {
@@ -183,8 +186,13 @@ func TestConnectionLimits(t *testing.T) {
 		}()
 		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
 		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
+		if isTimeout(err) {
 			t.Fatalf("no answer to a trickling body within 5s: %v", err)
+		} else if err != nil {
+			// The server closed on the unread trickle and the reset
+			// overtook its 408: cut all the same.
+			t.Logf("connection cut before the answer was read: %v", err)
+			return
 		}
 		var p problem
 		json.NewDecoder(resp.Body).Decode(&p)
@@ -393,4 +401,9 @@ func TestSessionsEnd(t *testing.T) {
 			t.Errorf("another subject's token after bob's erasure: %d", got)
 		}
 	})
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
