@@ -67,6 +67,10 @@ type ConsentRecord struct {
 	Guardian      bool          `json:"guardian,omitempty"`
 	Categories    []string      `json:"categories,omitempty"`
 	At            time.Time     `json:"at"`
+	// ConsentString is the CMP's consent string the record was decided
+	// from (TCF or GPP, StringType "tcfv2" or "gpp"), kept as evidence.
+	ConsentString string `json:"consent_string,omitempty"`
+	StringType    string `json:"consent_string_type,omitempty"`
 }
 
 // Flags are a subject's standing choices other than consent.

@@ -92,7 +92,7 @@ var (
 	topKeys     = []string{"version", "handler", "blocklist", "purposes", "fields", "event_types", "labels", "use_cases"}
 	handlerKeys = []string{"name", "contact", "officer"}
 	purposeKeys = []string{"id", "basis", "notice", "notice_version", "data_use", "separate_consent", "required",
-		"recipients", "identified_output", "assessment"}
+		"recipients", "identified_output", "assessment", "tcf", "usnat"}
 	fieldKeys = []string{"name", "type", "category", "sensitive", "purposes", "retention", "profile", "age",
 		"protected", "ground", "actionable"}
 	eventKeys = []string{"id", "fields"}
@@ -138,6 +138,7 @@ func (d *decoder) catalog(root *yaml.Node) (*Catalog, *positions) {
 			Identified:    d.boolean(o, "identified_output", what),
 			Assessment:    d.str(o, "assessment", what),
 		})
+		c.Purposes[len(c.Purposes)-1].TCF, c.Purposes[len(c.Purposes)-1].USNat = d.consentStrings(o, what)
 	}
 	for _, n := range d.seq(top.vals["fields"], "fields") {
 		o := d.mapping(n, "field", fieldKeys)

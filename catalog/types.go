@@ -120,6 +120,10 @@ type Purpose struct {
 	Identified bool `json:"identified_output,omitempty" yaml:"identified_output,omitempty"`
 	// Assessment names the impact assessment on record (FA-1).
 	Assessment string `json:"assessment,omitempty" yaml:"assessment,omitempty"`
+	// TCF and USNat map a CMP's consent string onto this purpose
+	// (consent_strings.go); nil when the purpose takes none.
+	TCF   *TCFMapping   `json:"tcf,omitempty" yaml:"tcf,omitempty"`
+	USNat *USNatMapping `json:"usnat,omitempty" yaml:"usnat,omitempty"`
 }
 
 // OptOut reports whether the purpose is advertising, sale or sharing, which a

@@ -115,6 +115,11 @@ type Change struct {
 	UserAgent     string        // evidence, kept (truncated to 512 bytes)
 	IP            string        // evidence, stored truncated to /24 (IPv4) or /48 (IPv6)
 	Guardian      bool          // given by a guardian (SM-3)
+	// ConsentString is a CMP's consent string of StringType (StringTCF
+	// or StringGPP). When set, it decides Status through the purpose's
+	// catalog mapping and is kept on the record and receipt as evidence.
+	ConsentString string
+	StringType    string
 }
 
 const maxUA = 512
@@ -124,6 +129,18 @@ const maxUA = 512
 // withdrawing is the same single call as granting (CN-4).
 func (l *Ledger) Record(ctx context.Context, caller policy.Caller, subj Subject, c Change) (Receipt, error) {
 	rs, err := l.apply(ctx, caller, subj, func(cat *catalog.Catalog, st *policy.State) ([]Change, error) {
+		if c.ConsentString == "" && c.StringType == "" {
+			return []Change{c}, nil
+		}
+		p := cat.Purpose(c.Purpose)
+		if p == nil {
+			return []Change{c}, nil // validate names the missing declaration
+		}
+		status, err := statusFromString(p, c, st.Consents[p.ID].Status)
+		if err != nil {
+			return nil, err
+		}
+		c.Status = status
 		return []Change{c}, nil
 	})
 	if err != nil {
@@ -361,6 +378,8 @@ func (l *Ledger) validate(cat *catalog.Catalog, st *policy.State, p string, c Ch
 		IP:            ip,
 		Guardian:      c.Guardian,
 		Categories:    categories(cat, pur.ID),
+		ConsentString: c.ConsentString,
+		StringType:    c.StringType,
 		At:            at,
 	}
 	return pur, rec, nil

@@ -43,6 +43,10 @@ type Receipt struct {
 	Digest        string    `json:"digest"`    // the digest that entry carries
 	Key           string    `json:"key"`       // hex SHA-256 prefix of the signing public key
 	Signature     string    `json:"signature,omitempty"`
+	// ConsentString is the CMP's consent string the decision came from,
+	// signed with the rest (evidence of what the subject chose there).
+	ConsentString string `json:"consent_string,omitempty"`
+	StringType    string `json:"consent_string_type,omitempty"`
 }
 
 // Errors VerifyReceipt returns, for callers to branch on.
@@ -72,6 +76,8 @@ func (l *Ledger) receipt(cat *catalog.Catalog, p *catalog.Purpose, r portrait.Co
 		Channel:       r.Channel,
 		Time:          r.At,
 		Digest:        digest,
+		ConsentString: r.ConsentString,
+		StringType:    r.StringType,
 	}
 }
 

@@ -71,6 +71,10 @@ type consentBody struct {
 	// Evidence relayed by the company's own front end, for staff callers.
 	UserAgent string `json:"user_agent"`
 	IP        string `json:"ip"`
+	// A CMP's consent string decides the status through the purpose's
+	// catalog mapping (tcf:, usnat:); status may then be left out.
+	TCString  string `json:"tc_string,omitempty"`
+	GPPString string `json:"gpp_string,omitempty"`
 }
 
 func (s *Server) putConsent(w http.ResponseWriter, r *http.Request, c policy.Caller) error {
@@ -82,9 +86,21 @@ func (s *Server) putConsent(w http.ResponseWriter, r *http.Request, c policy.Cal
 	if err := readJSON(r, &b); err != nil {
 		return err
 	}
-	st, err := policy.ParseStatus(b.Status)
-	if err != nil {
-		return portrait.Errorf(portrait.EINVALID, "%v", err)
+	str, typ := b.TCString, consent.StringTCF
+	switch {
+	case b.TCString != "" && b.GPPString != "":
+		return portrait.Errorf(portrait.EINVALID, "send tc_string or gpp_string, not both")
+	case b.GPPString != "":
+		str, typ = b.GPPString, consent.StringGPP
+	case b.TCString == "":
+		typ = ""
+	}
+	st := policy.None
+	if b.Status != "" || str == "" {
+		var err error
+		if st, err = policy.ParseStatus(b.Status); err != nil {
+			return portrait.Errorf(portrait.EINVALID, "%v", err)
+		}
 	}
 	ua, ip := b.UserAgent, b.IP
 	if c.Role == policy.Subject || ua == "" {
@@ -100,6 +116,7 @@ func (s *Server) putConsent(w http.ResponseWriter, r *http.Request, c policy.Cal
 	rc, err := s.cfg.Ledger.Record(r.Context(), c, sel, consent.Change{
 		Purpose: r.PathValue("purpose"), Status: st, NoticeVersion: b.NoticeVersion,
 		Channel: b.Channel, UserAgent: ua, IP: ip, Guardian: b.Guardian,
+		ConsentString: str, StringType: typ,
 	})
 	if err != nil {
 		return err

@@ -37,6 +37,7 @@ import (
 	"github.com/portrait-dev/portrait/server"
 	"github.com/portrait-dev/portrait/sqlite"
 	"github.com/portrait-dev/portrait/storetest"
+	"github.com/portrait-dev/portrait/tcf/tcftest"
 )
 
 // harness is a whole Portrait on one store, served by httptest.
@@ -685,4 +686,47 @@ func TestSecurityHeaders(t *testing.T) {
 			t.Errorf("%s: CSP %q, X-Frame-Options %q", path, csp, resp.Header.Get("X-Frame-Options"))
 		}
 	}
+}
+
+// TestConsentStringAPI: PUT …/consents/{purpose} takes a TC or GPP string
+// in place of a status; the catalog's mapping decides, the receipt keeps
+// the string, and a string the mapping cannot read is a 400 (CN-1, CN-2).
+func TestConsentStringAPI(t *testing.T) {
+	onEachStore(t, func(t *testing.T, h *harness) {
+		op := h.staff(policy.Operator)
+		tc := tcftest.TC{Purposes: []int{1, 3, 4}}.String()
+		put := func(path, tok, body string, out any) int {
+			t.Helper()
+			return h.do("PUT", path, tok, "application/json", []byte(body), out).StatusCode
+		}
+		var raw json.RawMessage
+		if code := put("/v1/subjects/dora/consents/marketing", op, `{"tc_string":"`+tc+`","notice_version":"1","channel":"cmp"}`, &raw); code != 200 {
+			t.Fatalf("tc_string: %d %s", code, raw)
+		}
+		var statusOf struct{ Status string }
+		json.Unmarshal(raw, &statusOf)
+		if statusOf.Status != "granted" || !bytes.Contains(raw, []byte(`"consent_string":"`+tc+`"`)) {
+			t.Errorf("receipt %s", raw)
+		}
+		var v struct{ Valid bool }
+		if resp := h.do("POST", "/v1/receipts/verify", "", "application/json", raw, &v); resp.StatusCode != 200 || !v.Valid {
+			t.Errorf("receipt with a consent string does not verify: %d", resp.StatusCode)
+		}
+		// The subject's own CMP sends a GPP string with a sale opt-out.
+		gpp := tcftest.GPP(map[int]string{7: tcftest.USNat{Sale: 1, Sharing: 2, TargetedAdvertising: 2}.String()})
+		if code := put("/v1/me/consents/marketing", h.token("dora"), `{"gpp_string":"`+gpp+`"}`, &raw); code != 200 || !bytes.Contains(raw, []byte(`"status":"withdrawn"`)) {
+			t.Errorf("gpp_string on /v1/me: %d %s", code, raw)
+		}
+		var p problem
+		for _, c := range []struct{ purpose, body, want string }{
+			{"personalization", `{"tc_string":"` + tc + `","notice_version":"1"}`, "declare tcf:"},
+			{"marketing", `{"tc_string":"` + tc[:9] + `","notice_version":"1"}`, "malformed"},
+			{"marketing", `{"tc_string":"` + tc + `","gpp_string":"` + gpp + `"}`, "not both"},
+			{"marketing", `{"status":"refused","tc_string":"` + tc + `","notice_version":"1"}`, "contradicts"},
+		} {
+			if code := put("/v1/subjects/dora/consents/"+c.purpose, op, c.body, &p); code != 400 || !strings.Contains(p.Detail, c.want) {
+				t.Errorf("%s %s: %d %+v, want 400 %q", c.purpose, c.body, code, p, c.want)
+			}
+		}
+	})
 }

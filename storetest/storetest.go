@@ -571,7 +571,8 @@ func testConsentsAndStates(t *testing.T, s portrait.Store) {
 	ctx := context.Background()
 	recs := []portrait.ConsentRecord{
 		{Subject: "a", Purpose: "personalization", Status: policy.Granted, NoticeVersion: "v1", Channel: "web", UserAgent: "ua", IP: "10.0.0.0/24", Categories: []string{"user.location"}, At: at(0)},
-		{Subject: "a", Purpose: "marketing", Status: policy.Refused, NoticeVersion: "v1", Channel: "app", At: at(1)},
+		{Subject: "a", Purpose: "marketing", Status: policy.Refused, NoticeVersion: "v1", Channel: "app", At: at(1),
+			ConsentString: "CPXxRfAPXxRfAAfKABENB-CgAAAAAAAAAAYgAAAAAAAA", StringType: "tcfv2"}, // kept as evidence
 		{Subject: "a", Purpose: "personalization", Status: policy.Withdrawn, NoticeVersion: "v1", Channel: "web", At: at(2)},
 		{Subject: "a", Purpose: "personalization", Status: policy.Granted, NoticeVersion: "v2", Channel: "web", Guardian: true, At: at(3)},
 		{Subject: "b", Purpose: "personalization", Status: policy.Granted, NoticeVersion: "v1", Channel: "web", At: at(4)},
@@ -616,7 +617,8 @@ func testConsentsAndStates(t *testing.T, s portrait.Store) {
 	for i, h := range hist {
 		w := recs[i]
 		if h.Subject != "a" || h.Purpose != w.Purpose || h.Status != w.Status || h.NoticeVersion != w.NoticeVersion || h.Channel != w.Channel ||
-			h.UserAgent != w.UserAgent || h.IP != w.IP || h.Guardian != w.Guardian || !reflect.DeepEqual(h.Categories, w.Categories) || !h.At.Equal(w.At) {
+			h.UserAgent != w.UserAgent || h.IP != w.IP || h.Guardian != w.Guardian || !reflect.DeepEqual(h.Categories, w.Categories) || !h.At.Equal(w.At) ||
+			h.ConsentString != w.ConsentString || h.StringType != w.StringType {
 			t.Errorf("history[%d] = %+v, want %+v", i, h, w)
 		}
 		if i > 0 && h.Seq <= hist[i-1].Seq {
