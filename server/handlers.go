@@ -49,6 +49,7 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request, c policy.Cal
 	if err != nil {
 		return err
 	}
+	s.ownEvents(items, c)
 	results, sum, err := s.cfg.Ingester.Ingest(r.Context(), c, items)
 	if err != nil {
 		return &portrait.Error{Code: portrait.EUNAVAILABLE, Message: "the batch could not be stored and recorded in the audit log; nothing was stored, retry later", Err: err}

@@ -214,6 +214,7 @@ func (s *Server) table() []route {
 	routes = append(routes, s.applyRoutes()...)
 	routes = append(routes, s.oversightRoutes()...)
 	routes = append(routes, s.keyRoutes()...)
+	routes = append(routes, s.waysRoutes()...)
 	return append(routes, s.monitorRoutes()...)
 }
 

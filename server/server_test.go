@@ -241,11 +241,14 @@ func TestRoutesRoles(t *testing.T) {
 	pub := []string{"anyone"}
 	staff := []string{"admin", "operator", "reviewer", "auditor", "regulator"}
 	want := map[string][]string{
-		"GET /healthz":      pub,
-		"GET /metrics":      pub,
-		"GET /openapi.json": pub,
-		"GET /v1/catalog":   staff,
-		"POST /v1/events":   {"admin", "operator"},
+		"GET /healthz":                                     pub,
+		"GET /metrics":                                     pub,
+		"GET /openapi.json":                                pub,
+		"GET /v1/catalog":                                  staff,
+		"POST /v1/events":                                  {"admin", "operator"},
+		"GET /sdk/portrait.js":                             pub,
+		"POST /v1/me/events":                               {"subject"},
+		"POST /v1/me/gpc":                                  {"subject"},
 		"PUT /v1/subjects/{id}/consents/{purpose}":         {"admin", "operator"},
 		"GET /v1/subjects/{id}/consents":                   {"admin", "operator"},
 		"POST /v1/subjects/{id}/tokens":                    {"admin", "operator"},

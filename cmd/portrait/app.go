@@ -46,6 +46,7 @@ type app struct {
 	// monitorEvery inside serve (FB-1).
 	monitor      *monitor.Monitor
 	monitorEvery time.Duration
+	cors         []string // serve --cors-origins
 	rights       *rights.Service
 	apply        *apply.Service
 	review       *review.Service
@@ -227,6 +228,7 @@ func (a *app) listen(ctx context.Context, addr string, ready func(url string)) e
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	srv := a.server.HTTPServer()
+	srv.Handler = server.CORS(a.cors, srv.Handler)
 	go a.log.Publish(ctx, a.store, func(ctx context.Context, note []byte) error {
 		return a.store.Update(ctx, func(tx portrait.Tx) error { return tx.SaveCheckpoint(ctx, note) })
 	}, time.Second)
@@ -280,11 +282,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	idle := fs.Duration("idle-timeout", server.DefaultIdleTimeout, "close a keep-alive connection idle this long")
 	grace := fs.Duration("body-grace", server.DefaultBodyGrace, "time a request body may take before --min-body-rate applies")
 	rate := fs.Int64("min-body-rate", server.DefaultMinBodyRate, "bytes per second a request body must keep arriving at after --body-grace, else the connection is closed (408); -1 turns it off")
+	cors := fs.String("cors-origins", "", "exact origins (comma-separated, e.g. https://shop.example.com) whose pages may call the API with the browser SDK; none by default")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *idle <= 0 || *grace <= 0 || *rate == 0 {
 		return fmt.Errorf("serve: --idle-timeout and --body-grace must be positive, and --min-body-rate positive or -1")
+	}
+	origins, err := server.ParseOrigins(*cors)
+	if err != nil {
+		return err
 	}
 	admin, err := adminKey(*adminKeyFlag, *adminKeyFile)
 	if err != nil {
@@ -309,7 +316,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	a.monitorEvery = *monitorEvery
+	a.monitorEvery, a.cors = *monitorEvery, origins
 	if admin != "" {
 		// The bootstrap key does not expire: it is the operator's own, set
 		// in the node's configuration. Revoke it once named admins exist.
