@@ -283,6 +283,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	grace := fs.Duration("body-grace", server.DefaultBodyGrace, "time a request body may take before --min-body-rate applies")
 	rate := fs.Int64("min-body-rate", server.DefaultMinBodyRate, "bytes per second a request body must keep arriving at after --body-grace, else the connection is closed (408); -1 turns it off")
 	cors := fs.String("cors-origins", "", "exact origins (comma-separated, e.g. https://shop.example.com) whose pages may call the API with the browser SDK; none by default")
+	natsURL := fs.String("nats", "", "NATS server URL to take events from (with credentials, set PORTRAIT_NATS rather than the flag)")
+	natsStream := fs.String("nats-stream", "", "JetStream stream whose events are ingested (with --nats); every node shares one durable consumer")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -292,6 +294,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	origins, err := server.ParseOrigins(*cors)
 	if err != nil {
 		return err
+	}
+	if (*natsURL == "") != (*natsStream == "") {
+		return fmt.Errorf("--nats and --nats-stream go together: %w", errUsage)
 	}
 	admin, err := adminKey(*adminKeyFlag, *adminKeyFile)
 	if err != nil {
@@ -324,5 +329,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("register the admin key as %s: %s", bootstrapName, cliMessage(err))
 		}
 	}
-	return a.listen(ctx, *addr, func(url string) { fmt.Fprintf(stdout, "Portrait serving on %s\n", url) })
+	if *natsURL != "" || *natsStream != "" {
+		var stop func()
+		if ctx, stop, err = intake(ctx, a, *natsURL, *natsStream); err != nil {
+			return err
+		}
+		defer stop()
+	}
+	err = a.listen(ctx, *addr, func(url string) { fmt.Fprintf(stdout, "Portrait serving on %s\n", url) })
+	if cause := context.Cause(ctx); err == nil && cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause // the NATS intake stopped
+	}
+	return err
 }
