@@ -18,6 +18,7 @@ import (
 	"github.com/portrait-dev/portrait/apply"
 	"github.com/portrait-dev/portrait/audit"
 	"github.com/portrait-dev/portrait/consent"
+	"github.com/portrait-dev/portrait/delivery"
 	"github.com/portrait-dev/portrait/derive"
 	"github.com/portrait-dev/portrait/ingest"
 	"github.com/portrait-dev/portrait/keys"
@@ -74,6 +75,9 @@ type Config struct {
 	// Staff checks staff API keys and manages them; nil makes one over
 	// Store and Log with the company's roles.
 	Staff *apikey.Service
+	// Deliveries sends subject-rights events to destinations; nil leaves
+	// the dead-letter routes answering that none are configured.
+	Deliveries *delivery.Dispatcher
 }
 
 // Server is Portrait's HTTP API.

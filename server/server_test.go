@@ -249,6 +249,8 @@ func TestRoutesRoles(t *testing.T) {
 		"GET /sdk/portrait.js":                             pub,
 		"POST /v1/me/events":                               {"subject"},
 		"POST /v1/me/gpc":                                  {"subject"},
+		"GET /v1/deliveries/dead":                          {"admin", "auditor"},
+		"POST /v1/deliveries/dead/replay":                  {"admin"},
 		"PUT /v1/subjects/{id}/consents/{purpose}":         {"admin", "operator"},
 		"GET /v1/subjects/{id}/consents":                   {"admin", "operator"},
 		"POST /v1/subjects/{id}/tokens":                    {"admin", "operator"},

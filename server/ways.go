@@ -7,7 +7,9 @@ import (
 	"slices"
 	"strings"
 
+	portrait "github.com/portrait-dev/portrait"
 	"github.com/portrait-dev/portrait/consent"
+	"github.com/portrait-dev/portrait/delivery"
 	"github.com/portrait-dev/portrait/ingest"
 	"github.com/portrait-dev/portrait/policy"
 )
@@ -23,7 +25,53 @@ func (s *Server) waysRoutes() []route {
 		{"GET", "/sdk/portrait.js", public, "The browser SDK (ES module, text/javascript)", s.serveSDK},
 		{"POST", "/v1/me/events", me, "Send my own events (JSON array or NDJSON), as the SDK does", s.postEvents},
 		{"POST", "/v1/me/gpc", me, "Record the browser's Global Privacy Control signal: opt out of advertising, sale and sharing (CN-12)", s.postGPC},
+		{"GET", "/v1/deliveries/dead", []policy.Role{policy.Admin, policy.Auditor}, "Events a destination did not take after every retry", s.getDeadLetters},
+		{"POST", "/v1/deliveries/dead/replay", []policy.Role{policy.Admin}, "Send a dead letter to its destination once more", s.replayDeadLetter},
 	}
+}
+
+func (s *Server) deliveries() (*delivery.Dispatcher, error) {
+	if s.cfg.Deliveries == nil {
+		return nil, portrait.Errorf(portrait.ENOTFOUND, "no destinations are configured (serve --webhook or --nats-rights)")
+	}
+	return s.cfg.Deliveries, nil
+}
+
+func (s *Server) getDeadLetters(w http.ResponseWriter, r *http.Request, _ policy.Caller) error {
+	d, err := s.deliveries()
+	if err != nil {
+		return err
+	}
+	dead := d.Dead()
+	if dead == nil {
+		dead = []delivery.DeadLetter{}
+	}
+	return writeJSON(w, http.StatusOK, struct {
+		Dead []delivery.DeadLetter `json:"dead"`
+	}{dead})
+}
+
+type replayBody struct {
+	Destination string `json:"destination"`
+	ID          string `json:"id"`
+}
+
+func (s *Server) replayDeadLetter(w http.ResponseWriter, r *http.Request, _ policy.Caller) error {
+	d, err := s.deliveries()
+	if err != nil {
+		return err
+	}
+	var b replayBody
+	if err := readJSON(r, &b); err != nil {
+		return err
+	}
+	if err := d.Replay(r.Context(), b.Destination, b.ID); err != nil {
+		if portrait.ErrorCode(err) == portrait.ENOTFOUND {
+			return err
+		}
+		return &portrait.Error{Code: portrait.EUNAVAILABLE, Message: "the destination did not take the event; it stays a dead letter", Err: err}
+	}
+	return writeJSON(w, http.StatusOK, map[string]string{"status": "delivered"})
 }
 
 func (s *Server) serveSDK(w http.ResponseWriter, r *http.Request, _ policy.Caller) error {

@@ -7,10 +7,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/portrait-dev/portrait/delivery"
 	"github.com/portrait-dev/portrait/policy"
 	"github.com/portrait-dev/portrait/server"
 )
@@ -251,3 +253,58 @@ func jsString(s string) string {
 }
 
 var _ = policy.Subject
+
+// The dead-letter list is read by admins and auditors and replayed by
+// admins; a replay the destination still refuses leaves the letter.
+func TestDeadLetterAPI(t *testing.T) {
+	h := newHarness(t)
+	var up atomic.Bool
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !up.Load() {
+			http.Error(w, "down", 503)
+		}
+	}))
+	defer hook.Close()
+	d := &delivery.Dispatcher{Store: h.store, Audit: h.log, Attempts: 1,
+		Destinations: []delivery.Destination{{Name: "crm", Sender: &delivery.Webhook{URL: hook.URL, Secret: "whsec_c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTMyYg=="}}}}
+	srv := httptest.NewServer(server.New(server.Config{Store: h.store, Point: h.point, Keys: h.keys, Log: h.log, Deliveries: d}))
+	defer srv.Close()
+	h.consent("ivy", "marketing", "granted")
+	h.consent("ivy", "marketing", "withdrawn")
+	if err := d.Poll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	call := func(method, path, key, body string, out any) int {
+		t.Helper()
+		req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if out != nil {
+			json.NewDecoder(resp.Body).Decode(out)
+		}
+		return resp.StatusCode
+	}
+	var list struct{ Dead []delivery.DeadLetter }
+	if code := call("GET", "/v1/deliveries/dead", h.staff(policy.Auditor), "", &list); code != 200 || len(list.Dead) != 1 ||
+		list.Dead[0].Event.Type != delivery.Withdrawal {
+		t.Fatalf("dead letters: %d %+v", code, list)
+	}
+	body := fmt.Sprintf(`{"destination":"crm","id":%q}`, list.Dead[0].Event.ID)
+	if code := call("POST", "/v1/deliveries/dead/replay", h.staff(policy.Operator), body, nil); code != 403 {
+		t.Errorf("operator replay: %d", code)
+	}
+	if code := call("POST", "/v1/deliveries/dead/replay", h.staff(policy.Admin), body, nil); code != 503 || len(d.Dead()) != 1 {
+		t.Errorf("replay to a destination still down: %d, %d left", code, len(d.Dead()))
+	}
+	up.Store(true)
+	if code := call("POST", "/v1/deliveries/dead/replay", h.staff(policy.Admin), body, nil); code != 200 || len(d.Dead()) != 0 {
+		t.Errorf("replay: %d, %d left", code, len(d.Dead()))
+	}
+	if code := call("POST", "/v1/deliveries/dead/replay", h.staff(policy.Admin), body, nil); code != 404 {
+		t.Errorf("replay of a delivered letter: %d", code)
+	}
+}

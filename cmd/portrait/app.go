@@ -18,6 +18,7 @@ import (
 	"github.com/portrait-dev/portrait/audit"
 	"github.com/portrait-dev/portrait/catalog"
 	"github.com/portrait-dev/portrait/consent"
+	"github.com/portrait-dev/portrait/delivery"
 	"github.com/portrait-dev/portrait/derive"
 	"github.com/portrait-dev/portrait/ingest"
 	"github.com/portrait-dev/portrait/keys"
@@ -46,7 +47,8 @@ type app struct {
 	// monitorEvery inside serve (FB-1).
 	monitor      *monitor.Monitor
 	monitorEvery time.Duration
-	cors         []string // serve --cors-origins
+	cors         []string             // serve --cors-origins
+	deliveries   *delivery.Dispatcher // nil without destinations
 	rights       *rights.Service
 	apply        *apply.Service
 	review       *review.Service
@@ -93,6 +95,8 @@ type options struct {
 	// Limits are the HTTP connection limits (zero: the server's defaults).
 	IdleTimeout, BodyGrace time.Duration
 	MinBodyRate            int64
+	// Destinations receive subject-rights events (serve --webhook, --nats-rights).
+	Destinations []delivery.Destination
 }
 
 // storeFlags are the flags every command that opens a store shares.
@@ -175,7 +179,10 @@ func newApp(ctx context.Context, cat *catalog.Catalog, store portrait.Store, kr 
 		return nil, err
 	}
 	a.staff = apikey.New(store, a.log, apikey.Options{Logger: logger})
-	a.server = server.New(server.Config{Store: store, Staff: a.staff, Point: a.point, Ledger: a.ledger, Keys: kr, Log: a.log,
+	if len(opt.Destinations) > 0 {
+		a.deliveries = &delivery.Dispatcher{Store: store, Audit: a.log, Destinations: opt.Destinations, Logger: logger}
+	}
+	a.server = server.New(server.Config{Store: store, Staff: a.staff, Point: a.point, Ledger: a.ledger, Keys: kr, Log: a.log, Deliveries: a.deliveries,
 		Apply: a.apply, Review: a.review, Oversight: ov,
 		Deriver: a.deriver, Audiences: apply.NewAudiences(store, a.point, a.ledger, kr, a.log),
 		Ingester: a.ingest, Logger: logger, Monitor: a.monitor,
@@ -234,6 +241,9 @@ func (a *app) listen(ctx context.Context, addr string, ready func(url string)) e
 	}, time.Second)
 	go a.sweep(ctx, time.Minute)
 	go a.monitor.Schedule(ctx, a.monitorEvery)
+	if a.deliveries != nil {
+		go a.deliveries.Run(ctx, time.Second)
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	url := "http://" + ln.Addr().String()
@@ -285,6 +295,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cors := fs.String("cors-origins", "", "exact origins (comma-separated, e.g. https://shop.example.com) whose pages may call the API with the browser SDK; none by default")
 	natsURL := fs.String("nats", "", "NATS server URL to take events from (with credentials, set PORTRAIT_NATS rather than the flag)")
 	natsStream := fs.String("nats-stream", "", "JetStream stream whose events are ingested (with --nats); every node shares one durable consumer")
+	webhook := fs.String("webhook", "", "URL that receives subject-rights events as Standard Webhooks; the secret (whsec_…) comes from PORTRAIT_WEBHOOK_SECRET")
+	natsRights := fs.String("nats-rights", "", "NATS subject that receives subject-rights events (with --nats)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -295,8 +307,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if (*natsURL == "") != (*natsStream == "") {
-		return fmt.Errorf("--nats and --nats-stream go together: %w", errUsage)
+	if *natsURL == "" && (*natsStream != "" || *natsRights != "") {
+		return fmt.Errorf("--nats-stream and --nats-rights need --nats: %w", errUsage)
+	}
+	nc, dests, err := destinations(*natsURL, *webhook, *natsRights)
+	if err != nil {
+		return err
+	}
+	if nc != nil {
+		defer nc.Drain()
 	}
 	admin, err := adminKey(*adminKeyFlag, *adminKeyFile)
 	if err != nil {
@@ -316,7 +335,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer store.Close()
-	a, err := newApp(ctx, cat, store, kr, logger, options{Assessments: *assessments,
+	a, err := newApp(ctx, cat, store, kr, logger, options{Assessments: *assessments, Destinations: dests,
 		IdleTimeout: *idle, BodyGrace: *grace, MinBodyRate: *rate})
 	if err != nil {
 		return err
@@ -329,12 +348,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("register the admin key as %s: %s", bootstrapName, cliMessage(err))
 		}
 	}
-	if *natsURL != "" || *natsStream != "" {
-		var stop func()
-		if ctx, stop, err = intake(ctx, a, *natsURL, *natsStream); err != nil {
-			return err
-		}
-		defer stop()
+	if *natsStream != "" {
+		var stop context.CancelCauseFunc
+		ctx, stop = intake(ctx, a, nc, *natsStream)
+		defer stop(nil)
 	}
 	err = a.listen(ctx, *addr, func(url string) { fmt.Fprintf(stdout, "Portrait serving on %s\n", url) })
 	if cause := context.Cause(ctx); err == nil && cause != nil && !errors.Is(cause, context.Canceled) {

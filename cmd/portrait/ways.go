@@ -2,22 +2,45 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"os"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/portrait-dev/portrait/delivery"
 	"github.com/portrait-dev/portrait/stream"
 )
 
-// intake starts the NATS JetStream intake of serve --nats --nats-stream
-// beside the HTTP server. If the intake stops on an error (the stream is
-// missing, say), the returned context ends and serve exits with it.
-func intake(ctx context.Context, a *app, url, name string) (context.Context, func(), error) {
+// destinations connects to NATS (when url is set) and builds the
+// destinations of subject-rights events: a Standard Webhooks endpoint whose
+// secret comes from the environment, never a flag, and a NATS subject.
+func destinations(url, webhook, subject string) (*nats.Conn, []delivery.Destination, error) {
+	var dests []delivery.Destination
+	if webhook != "" {
+		secret := os.Getenv("PORTRAIT_WEBHOOK_SECRET")
+		if _, err := delivery.Sign(secret, "check", time.Time{}, nil); err != nil {
+			return nil, nil, fmt.Errorf("--webhook needs PORTRAIT_WEBHOOK_SECRET: %w", err)
+		}
+		dests = append(dests, delivery.Destination{Name: "webhook", Sender: &delivery.Webhook{URL: webhook, Secret: secret}})
+	}
+	if url == "" {
+		return nil, dests, nil
+	}
 	nc, err := nats.Connect(url, nats.Name("portrait"), nats.MaxReconnects(-1))
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to NATS: %w", err)
 	}
+	if subject != "" {
+		dests = append(dests, delivery.Destination{Name: "nats:" + subject, Sender: &stream.Publisher{NC: nc, Subject: subject}})
+	}
+	return nc, dests, nil
+}
+
+// intake starts the NATS JetStream intake of serve --nats-stream beside the
+// HTTP server. If the intake stops on an error (the stream is missing,
+// say), the returned context ends with that cause and serve exits with it.
+func intake(ctx context.Context, a *app, nc *nats.Conn, name string) (context.Context, context.CancelCauseFunc) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	in := &stream.Intake{NC: nc, Stream: name, Ingester: a.ingest, Logger: a.logger}
 	go func() {
@@ -26,8 +49,5 @@ func intake(ctx context.Context, a *app, url, name string) (context.Context, fun
 			cancel(err)
 		}
 	}()
-	return ctx, func() {
-		cancel(errors.New("serve stopped"))
-		nc.Drain()
-	}, nil
+	return ctx, cancel
 }

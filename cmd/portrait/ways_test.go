@@ -54,3 +54,14 @@ func TestServeNATSIntakeNeedsStream(t *testing.T) {
 		t.Errorf("--nats-stream without --nats: exit %d %s", code, errc.String())
 	}
 }
+
+// serve --webhook takes its secret from the environment only; without a
+// whsec_ secret it does not start.
+func TestServeWebhookNeedsSecret(t *testing.T) {
+	t.Setenv("PORTRAIT_WEBHOOK_SECRET", "")
+	var out, errb bytes.Buffer
+	if code := Main([]string{"serve", "--webhook", "https://crm.example.com/hook", "--db", t.TempDir() + "/p.db"}, &out, &errb); code != 1 ||
+		!strings.Contains(errb.String(), "PORTRAIT_WEBHOOK_SECRET") {
+		t.Errorf("exit %d: %s", code, errb.String())
+	}
+}
