@@ -366,3 +366,22 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkParseTC(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseTC(wildTC); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkParseGPP(b *testing.B) {
+	s := "DBACNYA~" + specTC + "~1YNN"
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseGPP(s); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
