@@ -8,6 +8,9 @@
 //   - an RFM label is a map with class (string), r, f, m (int 1..5),
 //     recency (days, double), frequency (int) and monetary (double):
 //     labels.rfm.class == "champions" && labels.rfm.r >= 4
+//   - a purchase forecast (bgnbd) is a map with expected (purchases over
+//     its horizon, double), p_alive (double) and purchases (int):
+//     labels.purchase_forecast.p_alive < 0.3 && labels.purchase_forecast.purchases >= 3
 //
 // A subject without a value of a label the expression reads is not
 // selected. Compile refuses, naming the declaration, an expression that
@@ -287,6 +290,12 @@ func celValue(v derive.Stored) (ref.Val, string) {
 			return nil, ""
 		}
 		return &rfmVal{s: v.RFM, class: className(v.RFM.Class)}, v.RFM.Class
+	case catalog.KindBGNBD:
+		if v.Forecast == nil {
+			return nil, ""
+		}
+		return types.DefaultTypeAdapter.NativeToValue(map[string]any{"expected": v.Forecast.Expected,
+			"p_alive": v.Forecast.Alive, "purchases": int64(v.Forecast.Purchases)}), ""
 	}
 	return types.Bool(v.Bool), ""
 }

@@ -193,7 +193,7 @@ func TestJSONKeys(t *testing.T) {
 	if len(doc.EventTypes) != 4 || doc.EventTypes[0].ID != "view" || strings.Join(doc.EventTypes[0].Fields, ",") != "item,category,price,device,city" {
 		t.Errorf("event_types = %+v", doc.EventTypes)
 	}
-	if len(doc.Labels) != 5 || doc.Labels[0].ID != "sports_fan" {
+	if len(doc.Labels) != 6 || doc.Labels[0].ID != "sports_fan" {
 		t.Errorf("labels = %+v", doc.Labels)
 	}
 	if len(doc.UseCases) != 3 || doc.UseCases[2].ID != "credit_limit" {

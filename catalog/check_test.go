@@ -32,8 +32,8 @@ func TestLabelChecks(t *testing.T) {
 	if errs == nil || len(errs.Problems) != 2 {
 		t.Fatalf("want 2 problems, got %v", err)
 	}
-	if len(seen) != 5 {
-		t.Errorf("check ran on %v, want all five demo labels", seen)
+	if len(seen) != 6 {
+		t.Errorf("check ran on %v, want all six demo labels", seen)
 	}
 	lines := strings.Split(string(data), "\n")
 	for _, p := range errs.Problems {

@@ -97,7 +97,7 @@ var (
 		"protected", "ground", "actionable"}
 	eventKeys = []string{"id", "fields"}
 	labelKeys = []string{"id", "name", "description", "kind", "rule", "inputs", "purposes", "version", "owner",
-		"features", "k", "seed", "model", "window", "ttl", "sensitive"}
+		"features", "k", "seed", "model", "window", "ttl", "sensitive", "event", "horizon"}
 	modelKeys   = []string{"kind", "weights", "intercept", "threshold"}
 	useCaseKeys = []string{"id", "description", "kind", "purposes", "labels", "fields", "tier", "tags", "model",
 		"owner", "live", "notice"}
@@ -186,6 +186,8 @@ func (d *decoder) catalog(root *yaml.Node) (*Catalog, *positions) {
 			Window:      d.duration(o, "window", what, "LP-1"),
 			TTL:         d.duration(o, "ttl", what, "LP-1"),
 			Sensitive:   d.boolean(o, "sensitive", what),
+			Event:       d.str(o, "event", what),
+			Horizon:     d.duration(o, "horizon", what, "LP-1"),
 		}
 		var mo *obj
 		if o.has("model") {

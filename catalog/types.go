@@ -184,7 +184,15 @@ const (
 	KindSegment = "segment"
 	KindScore   = "score"
 	KindRFM     = "rfm"
+	// KindBGNBD forecasts each subject's purchases over a horizon, and the
+	// probability they are still an active customer, with the BG/NBD model
+	// fitted over the population the label's purposes allow.
+	KindBGNBD = "bgnbd"
 )
+
+// MaxHorizon bounds a forecast's horizon: BG/NBD is fitted on the past
+// and says little about the customer base years ahead.
+const MaxHorizon = Duration(3 * 365 * 24 * time.Hour)
 
 // Model is a declared logistic or scorecard model.
 type Model struct {
@@ -213,6 +221,11 @@ type Label struct {
 	// Window bounds the events a rule reads, e.g. "30d".
 	Window Duration `json:"window,omitempty" yaml:"window,omitempty"`
 	TTL    Duration `json:"ttl,omitempty" yaml:"ttl,omitempty"`
+	// Event and Horizon configure a bgnbd label: the purchase event type it
+	// counts (purchases on one day are one transaction) and how far ahead
+	// it forecasts.
+	Event   string   `json:"event,omitempty" yaml:"event,omitempty"`
+	Horizon Duration `json:"horizon,omitempty" yaml:"horizon,omitempty"`
 	// Sensitive is inherited from any sensitive input (SM-1); set by the loader.
 	Sensitive bool `json:"sensitive,omitempty" yaml:"sensitive,omitempty"`
 }

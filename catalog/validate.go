@@ -32,7 +32,7 @@ const (
 
 var (
 	fieldTypes   = []string{TypeString, TypeNumber, TypeBool, TypeTime}
-	labelKinds   = []string{KindRule, KindSegment, KindScore, KindRFM}
+	labelKinds   = []string{KindRule, KindSegment, KindScore, KindRFM, KindBGNBD}
 	modelKinds   = []string{ModelLogistic, ModelScorecard}
 	useCaseKinds = []string{UseRecommendation, UseAudience, UseDecision}
 	tiers        = []string{TierProhibited, TierHigh, TierLimited, TierMinimal}

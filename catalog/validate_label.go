@@ -81,7 +81,16 @@ func (v *validator) labelKind(l *Label, o, mo *obj, what string) {
 	if l.Model != nil && l.Kind != KindScore && l.Kind != "" {
 		v.problem(o.at("model"), "LP-1", "remove model:, or set kind: score", "%s: model: is only for kind score, not %s", what, l.Kind)
 	}
+	if l.Kind != KindBGNBD && l.Kind != "" {
+		for _, key := range []string{"event", "horizon"} {
+			if o.has(key) {
+				v.problem(o.at(key), "LP-1", fmt.Sprintf("remove %s:, or set kind: bgnbd", key), "%s: %s: is only for kind bgnbd, not %s", what, key, l.Kind)
+			}
+		}
+	}
 	switch l.Kind {
+	case KindBGNBD:
+		v.bgnbd(l, o, what)
 	case KindRule:
 		if l.Rule == "" {
 			v.problem(o.at("rule"), "LP-1", `add rule: a CEL condition, e.g. count("view", "30d") >= 5`, "%s: kind rule needs a rule", what)
@@ -112,6 +121,32 @@ func (v *validator) labelKind(l *Label, o, mo *obj, what string) {
 			v.problem(o.at("inputs"), "LP-1", "add inputs: [the number field holding the amount spent, e.g. amount]",
 				"%s: kind rfm needs a number input for the monetary value", what)
 		}
+	}
+}
+
+// bgnbd checks a purchase forecast: the purchase event type it counts is
+// declared, and its horizon is given and bounded. It reads only the times
+// of those events, so it needs no inputs.
+func (v *validator) bgnbd(l *Label, o *obj, what string) {
+	switch {
+	case l.Event == "":
+		v.problem(o.at("event"), "LP-1", "add event: the purchase event type to count, e.g. event: purchase",
+			"%s: kind bgnbd needs the purchase event type", what)
+	case v.c.EventType(l.Event) == nil:
+		v.problem(o.at("event"), "CM-1", fmt.Sprintf("declare event type %q under event_types: or correct the name", l.Event),
+			"%s: event type %q is not declared", what, l.Event)
+	}
+	switch {
+	case !o.has("horizon"):
+		v.problem(o.at("horizon"), "LP-1", `add horizon: how far ahead to forecast, e.g. horizon: 90d`,
+			"%s: kind bgnbd needs a forecast horizon", what)
+	case l.Horizon > MaxHorizon:
+		v.problem(o.at("horizon"), "LP-1", "forecast at most 3 years ahead, e.g. horizon: 365d",
+			"%s: horizon %s is longer than %s", what, l.Horizon, MaxHorizon)
+	}
+	if len(l.Inputs) > 0 {
+		v.problem(o.at("inputs"), "CM-1", "remove inputs:; a forecast reads only the times of its purchase events",
+			"%s: kind bgnbd reads no fields, but declares inputs %v", what, l.Inputs)
 	}
 }
 

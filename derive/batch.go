@@ -39,6 +39,7 @@ type member struct {
 	grant    policy.Grant
 	x        []float64 // RFM: -recency, frequency, monetary; segment: features
 	rfm      label.RFMScore
+	events   []label.Event // forecast: the purchase events, times only
 	count    int
 	from, to time.Time
 	seen     int64
@@ -52,10 +53,13 @@ type collector struct {
 
 func (c *collector) add(en *entry, ps string, g policy.Grant, prof map[string]any, events []label.Event, seen int64, now time.Time) {
 	m := member{ps: ps, grant: g, seen: seen}
-	if en.l.Kind == catalog.KindRFM {
+	switch en.l.Kind {
+	case catalog.KindRFM:
 		m.rfm, m.count, m.from, m.to = rfmStats(en, events, now)
 		m.x = []float64{-m.rfm.Recency, float64(m.rfm.Frequency), m.rfm.Monetary}
-	} else {
+	case catalog.KindBGNBD:
+		m.events = purchases(en, events, now)
+	default:
 		m.x, m.count, m.from, m.to = features(en, prof, events, now)
 	}
 	c.mu.Lock()
@@ -291,9 +295,22 @@ func (e *Engine) All(ctx context.Context, progress func(done, total int)) (Summa
 			continue
 		}
 		var model any
-		if en.l.Kind == catalog.KindRFM {
+		switch en.l.Kind {
+		case catalog.KindRFM:
 			model = fitRFM(ms)
-		} else {
+		case catalog.KindBGNBD:
+			bg, err := fitBG(ms, now)
+			if err != nil {
+				err = fmt.Errorf("label %q: %w", en.l.ID, err)
+				fitErrs = append(fitErrs, err)
+				sum.Errors = append(sum.Errors, err.Error())
+				continue
+			}
+			if err := e.recordFit(ctx, en, bg); err != nil {
+				return sum, err
+			}
+			model = bg
+		default:
 			pts := make(map[string]map[string]float64, len(ms))
 			for _, m := range ms {
 				p := make(map[string]float64, len(m.x))
@@ -402,6 +419,13 @@ func (e *Engine) writePopulationPage(ctx context.Context, page []string, bySubje
 			switch m := pop.models[it.en.l.ID].(type) {
 			case *rfmModel:
 				v = m.stored(it.en, it.m.rfm, it.m.count, it.m.from, it.m.to, now)
+			case *bgModel:
+				fv, ok, ferr := m.value(it.en, it.m.events, now)
+				if ferr != nil || !ok {
+					s.remove = append(s.remove, it.en.l.ID)
+					continue
+				}
+				v = fv
 			case *segModel:
 				i := sort.SearchStrings(m.seg.IDs, ps)
 				v.Value = m.seg.Value(i, now)

@@ -80,8 +80,9 @@ type Status struct {
 // it has read, which tells an incremental update what is new.
 type Stored struct {
 	label.Value
-	RFM  *label.RFMScore `json:"rfm,omitempty"`
-	Seen int64           `json:"seen_event,omitempty"`
+	RFM      *label.RFMScore `json:"rfm,omitempty"`
+	Forecast *label.Forecast `json:"forecast,omitempty"`
+	Seen     int64           `json:"seen_event,omitempty"`
 }
 
 // AD is the additional data a label value of subject pseudonym is sealed with.
@@ -167,7 +168,7 @@ type entry struct {
 }
 
 func (en *entry) population() bool {
-	return en.l.Kind == catalog.KindRFM || en.l.Kind == catalog.KindSegment
+	return en.l.Kind == catalog.KindRFM || en.l.Kind == catalog.KindSegment || en.l.Kind == catalog.KindBGNBD
 }
 
 func (en *entry) readsEvents() bool { return len(en.types) > 0 }
@@ -224,6 +225,12 @@ func compileCatalog(cat *catalog.Catalog) *compiled {
 				errs = append(errs, err)
 				continue
 			}
+		case catalog.KindBGNBD:
+			if cat.EventType(l.Event) == nil || l.Horizon <= 0 {
+				errs = append(errs, &label.CheckError{Label: l.ID, Requirement: "LP-1", Msg: "a forecast needs a declared purchase event type and a horizon"})
+				continue
+			}
+			en.types = []string{l.Event}
 		case catalog.KindSegment:
 			if len(l.Features) == 0 || l.K < 2 {
 				errs = append(errs, &label.CheckError{Label: l.ID, Requirement: "LP-1", Msg: "a segment needs declared numeric features and k >= 2"})
@@ -706,6 +713,12 @@ func (e *Engine) derive(c *compiled, s *subject, pop *population, now time.Time,
 			v = pop.model(en.l).(*rfmModel).value(en, events, now)
 		case en.l.Kind == catalog.KindSegment:
 			v, err = pop.model(en.l).(*segModel).value(en, prof, events, now)
+		case en.l.Kind == catalog.KindBGNBD:
+			var ok bool
+			if v, ok, err = pop.model(en.l).(*bgModel).value(en, events, now); err == nil && !ok {
+				s.remove = append(s.remove, en.l.ID) // no purchase: nothing to forecast
+				continue
+			}
 		default:
 			v.Value, err = en.rule.Eval(now, prof, events)
 		}

@@ -48,9 +48,8 @@ func (tr Trend) Summarise(days []time.Time, end time.Time) (c Customer, sumU flo
 		last = d
 		sumU += tr.calendar(d)
 	}
-	f := tr.op(first)
-	c.TX = tr.op(last) - f
-	c.T = tr.op(end) - f
+	c.TX = tr.Span(first, last)
+	c.T = tr.Span(first, end)
 	return c, sumU, true
 }
 
@@ -81,8 +80,14 @@ func (tr Trend) op(t time.Time) float64 {
 	return math.Expm1(tr.Beta*u) / tr.Beta
 }
 
-// Span is the operational length of [from, to].
-func (tr Trend) Span(from, to time.Time) float64 { return tr.op(to) - tr.op(from) }
+// Span is the operational length of [from, to]. Without a trend it is the
+// calendar length, whatever the origin.
+func (tr Trend) Span(from, to time.Time) float64 {
+	if tr.Beta == 0 {
+		return Weeks(to.Sub(from))
+	}
+	return tr.op(to) - tr.op(from)
+}
 
 // Yearly is the trend as a yearly change: 0.1 is +10 % a year.
 func (tr Trend) Yearly() float64 { return math.Expm1(52 * tr.Beta) }

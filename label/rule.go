@@ -176,7 +176,7 @@ func Check(c *catalog.Catalog, l *catalog.Label) error {
 	switch l.Kind {
 	case catalog.KindSegment:
 		return checkSegment(c, l)
-	case catalog.KindRFM:
+	case catalog.KindRFM, catalog.KindBGNBD:
 		return nil
 	}
 	_, err := CompileWith(DefaultConfig, c, l)

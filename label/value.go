@@ -72,6 +72,17 @@ func (v Value) Explain(lang string, l *catalog.Label) string {
 		head = fmt.Sprintf("「%s」得分%s（%s）", name, num(v.Score), yesNo(v.Bool, "达到阈值", "未达到阈值"))
 	case v.Kind == catalog.KindScore:
 		head = fmt.Sprintf("%s scored %s (%s)", name, num(v.Score), yesNo(v.Bool, "at or above the threshold", "below the threshold"))
+	case v.Kind == catalog.KindBGNBD:
+		// A forecast's one fact is its whole explanation.
+		for _, f := range v.Facts {
+			if f.Func == "forecast" {
+				if zh {
+					return "「" + name + "」：" + f.Text.In("zh-CN")
+				}
+				return name + ": " + f.Text.In("en")
+			}
+		}
+		return name
 	case (v.Kind == catalog.KindSegment || v.Kind == catalog.KindRFM) && zh:
 		head = fmt.Sprintf("您在「%s」中被归入此类", name)
 	case v.Kind == catalog.KindSegment || v.Kind == catalog.KindRFM:

@@ -364,7 +364,7 @@ func (m *Monitor) readSubject(cat *catalog.Catalog, s portrait.Subject, in *fetc
 		}
 		d.kinds[lv.Label] = "label"
 		switch kind {
-		case catalog.KindScore:
+		case catalog.KindScore, catalog.KindBGNBD:
 			if !math.IsNaN(v.Score) && !math.IsInf(v.Score, 0) {
 				d.numeric[lv.Label] = v.Score
 			}
