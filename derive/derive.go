@@ -80,9 +80,8 @@ type Status struct {
 // it has read, which tells an incremental update what is new.
 type Stored struct {
 	label.Value
-	RFM      *label.RFMScore `json:"rfm,omitempty"`
-	Forecast *label.Forecast `json:"forecast,omitempty"`
-	Seen     int64           `json:"seen_event,omitempty"`
+	RFM  *label.RFMScore `json:"rfm,omitempty"`
+	Seen int64           `json:"seen_event,omitempty"`
 }
 
 // AD is the additional data a label value of subject pseudonym is sealed with.

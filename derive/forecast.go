@@ -71,5 +71,5 @@ func (b *bgModel) value(en *entry, events []label.Event, now time.Time) (Stored,
 	if en.l.TTL > 0 {
 		v.Expires = now.Add(time.Duration(en.l.TTL))
 	}
-	return Stored{Value: v, Forecast: &f}, true, nil
+	return Stored{Value: v}, true, nil
 }

@@ -72,6 +72,7 @@ func (f Forecast) Value(l *catalog.Label, typ string, now time.Time) Value {
 	}
 	return Value{Label: l.ID, Version: l.Version, Kind: catalog.KindBGNBD, Score: f.Expected, Confidence: f.Alive,
 		Bool: f.Alive >= 0.5, Inputs: []string{"event:" + typ}, EventCount: f.Purchases, From: f.First, To: f.Last, Computed: now,
+		Forecast: &f,
 		Facts: []Fact{
 			{Func: "forecast", Type: typ, Value: f.Expected, Text: text},
 			{Func: "frequency", Type: typ, Window: "100y", Value: float64(f.Purchases)},

@@ -26,6 +26,9 @@ type Value struct {
 	Computed   time.Time `json:"computed"`
 	Expires    time.Time `json:"expires,omitzero"`
 	Facts      []Fact    `json:"facts,omitempty"`
+	// Forecast is a purchase forecast's inputs, model and outputs, so that
+	// the subject's export and the portrait carry all of it (SR-2).
+	Forecast *Forecast `json:"forecast,omitempty"`
 }
 
 // Fact is one thing that decided a value: an aggregate over events, a

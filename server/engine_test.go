@@ -102,14 +102,14 @@ func TestPortraitAPI(t *testing.T) {
 				Version int
 			}
 		}
-		if resp := h.do("GET", "/v1/labels", h.staff(policy.Auditor), "", nil, &defs); resp.StatusCode != 200 || len(defs.Labels) != 5 {
+		if resp := h.do("GET", "/v1/labels", h.staff(policy.Auditor), "", nil, &defs); resp.StatusCode != 200 || len(defs.Labels) != 6 {
 			t.Errorf("label definitions: %d %+v", resp.StatusCode, defs)
 		}
 		var st struct {
 			BatchRuns int `json:"batch_runs"`
 			Labels    int
 		}
-		if resp := h.do("GET", "/v1/derivation", h.staff(policy.Auditor), "", nil, &st); resp.StatusCode != 200 || st.BatchRuns != 1 || st.Labels != 5 {
+		if resp := h.do("GET", "/v1/derivation", h.staff(policy.Auditor), "", nil, &st); resp.StatusCode != 200 || st.BatchRuns != 1 || st.Labels != 6 {
 			t.Errorf("derivation status: %d %+v", resp.StatusCode, st)
 		}
 	})
