@@ -114,6 +114,9 @@ func (s *Service) Decide(ctx context.Context, caller policy.Caller, pseudonym, u
 	}
 	cat := s.point.Catalog()
 	lbl := cat.Label(uc.Model)
+	if lbl != nil && lbl.Kind == catalog.KindBGNBD {
+		return s.decideForecast(ctx, caller, st, uc, lbl, pseudonym)
+	}
 	if lbl == nil || lbl.Model == nil {
 		return Decision{}, &portrait.Error{Code: portrait.EINVALID, Requirement: "AD-1",
 			Message: fmt.Sprintf("use-case %q names model %q, which is not a declared score label with a model", uc.ID, uc.Model)}
@@ -166,21 +169,30 @@ func (s *Service) Decide(ctx context.Context, caller policy.Caller, pseudonym, u
 	if field, to, ok := label.Counterfactual(*lbl.Model, values, actionable); ok {
 		cf = &Counterfactual{Field: field, From: values[field], To: to}
 	}
+	detail := Detail{Features: values, Contributions: contrib, Counterfactual: cf,
+		Explanation: explain(uc, lbl, score, outcome, values, contrib, cf), Notice: decisionNotice(uc)}
+	return s.record(ctx, caller, uc, lbl, pseudonym, c, dec.Grant, features, score, outcome, detail)
+}
+
+// record stores an automated decision with its sealed detail and audit
+// record in one transaction (invariant 3), or, when the subject refused
+// automated decisions for the use-case, a pending review instead (AD-2).
+func (s *Service) record(ctx context.Context, caller policy.Caller, uc *catalog.UseCase, lbl *catalog.Label, pseudonym string,
+	c *keys.Cipher, g policy.Grant, features []string, score float64, outcome bool, detail Detail) (Decision, error) {
+	values := detail.Features
 	refused, err := s.marked(ctx, markRefusal, pseudonym, uc.ID)
 	if err != nil {
 		return Decision{}, err
 	}
 	now := s.now()
-	d := Decision{ID: newID("dec_"), UseCase: uc.ID, Model: lbl.ID, ModelVersion: lbl.Version, Status: StatusAutomated,
-		Detail: Detail{Features: values, Contributions: contrib, Counterfactual: cf,
-			Explanation: explain(uc, lbl, score, outcome, values, contrib, cf), Notice: decisionNotice(uc)}}
+	d := Decision{ID: newID("dec_"), UseCase: uc.ID, Model: lbl.ID, ModelVersion: lbl.Version, Status: StatusAutomated, Detail: detail}
 	in, _ := json.Marshal(values)
 	d.InputHash = hex.EncodeToString(s.keys.IdemHash(pseudonym, "decision-input/"+string(in)))
 	sealed, err := json.Marshal(d.Detail)
 	if err != nil {
 		return Decision{}, fmt.Errorf("encode decision: %w", err)
 	}
-	rec := portrait.DecisionRecord{Grant: dec.Grant, ID: d.ID, Subject: pseudonym, UseCase: uc.ID, Model: lbl.ID, ModelVersion: lbl.Version,
+	rec := portrait.DecisionRecord{Grant: g, ID: d.ID, Subject: pseudonym, UseCase: uc.ID, Model: lbl.ID, ModelVersion: lbl.Version,
 		Outcome: outcome, Score: score, InputHash: d.InputHash, Sealed: c.Seal(sealed, decisionAD(pseudonym, d.ID)),
 		Status: StatusAutomated, Created: now}
 	var review *portrait.Review

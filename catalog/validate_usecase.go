@@ -112,9 +112,9 @@ func (v *validator) useCaseModel(u *UseCase, o *obj, what string) {
 	case l == nil:
 		v.problem(o.at("model"), "AD-1", fmt.Sprintf("declare a score label %q under labels: or correct the name", u.Model),
 			"%s model: label %q is not declared", what, u.Model)
-	case l.Kind != KindScore:
-		v.problem(o.at("model"), "AD-1", "name a label of kind score",
-			"%s model: label %q is kind %s, not score", what, u.Model, l.Kind)
+	case l.Kind != KindScore && l.Kind != KindBGNBD:
+		v.problem(o.at("model"), "AD-1", "name a label of kind score or bgnbd",
+			"%s model: label %q is kind %s, not score or bgnbd", what, u.Model, l.Kind)
 	default:
 		v.labelPurposes(u, l, o.at("model"), what)
 	}

@@ -252,3 +252,17 @@ func TestHyp2F1(t *testing.T) {
 		}
 	}
 }
+
+// Fit BG/NBD to a million customers simulated from the CDNOW parameters
+// (the simulation is not timed).
+func BenchmarkFitMillion(b *testing.B) {
+	cs, _ := simulate(cdnow, 1_000_000, 0, 1)
+	b.ResetTimer()
+	for b.Loop() {
+		f, err := FitBGNBD(cs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(f.Evals), "evals")
+	}
+}

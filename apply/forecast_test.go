@@ -1,0 +1,90 @@
+package apply_test
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/apply"
+	"github.com/portrait-dev/portrait/consent"
+	"github.com/portrait-dev/portrait/derive"
+	"github.com/portrait-dev/portrait/policy"
+	"github.com/portrait-dev/portrait/review"
+)
+
+// A decision through a purchase forecast (AD-2, AD-4): declared in the
+// catalog as the use-case's model, it decides on the subject's stored
+// forecast, explains itself in both languages with the forecast's own
+// explanation, is recorded and can be appealed to a human (AD-3); after a
+// withdrawal it is refused (CN-4).
+func TestDecideOnForecast(t *testing.T) {
+	e := newEnv(t)
+	now := time.Now().UTC()
+	var evs []portrait.Event
+	for i := range 20 {
+		id := fmt.Sprintf("cust%02d", i)
+		e.grant(id, "marketing")
+		for j := range 1 + i%4 {
+			at := now.Add(-time.Duration(24*(7+i*5+j*17)) * time.Hour)
+			evs = append(evs, portrait.Event{Subject: id, Type: "purchase", Time: at, Fields: map[string]any{"item": "x", "amount": 10.0}})
+		}
+	}
+	e.events(evs...)
+	p := e.keys.Pseudonym("cust07")
+	e.svc.ShowNotice(ctx, operator, p, "retention_offer")
+	if _, err := e.svc.Decide(ctx, operator, p, "retention_offer"); portrait.ErrorCode(err) != portrait.EINVALID || !strings.Contains(err.Error(), "run derivation") {
+		t.Fatalf("before derivation: %v, want a refusal naming derivation", err)
+	}
+	eng, err := derive.New(e.store, e.point, e.ledger, e.keys, e.log, derive.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eng.All(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	d, err := e.svc.Decide(ctx, operator, p, "retention_offer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs, _, err := eng.Portrait(ctx, operator, p, "marketing", policy.Read)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var f *derive.View
+	for i := range vs {
+		if vs[i].Label == "purchase_forecast" {
+			f = &vs[i]
+		}
+	}
+	if f == nil || d.Score == nil || *d.Score != f.Forecast.Alive || *d.Outcome != (f.Forecast.Alive >= 0.5) || d.Model != "purchase_forecast" ||
+		d.Features["purchases"] != float64(f.Forecast.Purchases) {
+		t.Fatalf("decision %+v on forecast %+v", d, f)
+	}
+	for lang, want := range map[string][]string{"en": {"BG/NBD", "still an active customer", "most recently on"}, "zh-CN": {"BG/NBD", "活跃顾客", "因此预计"}} {
+		for _, w := range want {
+			if !strings.Contains(d.Explanation[lang], w) {
+				t.Errorf("%s explanation lacks %q: %s", lang, w, d.Explanation[lang])
+			}
+		}
+	}
+	rv, err := review.New(e.store, e.point, e.ledger, e.keys, e.log, review.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := rv.Appeal(ctx, policy.Caller{Role: policy.Subject, Subject: p}, d.ID, review.KindAppeal, "I still buy, in another shop of yours")
+	if err != nil || r.Decision != d.ID {
+		t.Fatalf("appeal: %+v %v", r, err)
+	}
+	if got, _ := e.store.DecisionByID(ctx, d.ID); got.Status != apply.StatusPendingReview && got.Status != apply.StatusAutomated {
+		t.Errorf("after appeal: %+v", got)
+	}
+
+	// CN-4: after a withdrawal, no decision on the forecast.
+	if _, err := e.ledger.Record(ctx, operator, consent.ByID("cust07"), consent.Change{Purpose: "marketing", Status: policy.Withdrawn, NoticeVersion: "1"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = e.svc.Decide(ctx, operator, p, "retention_offer")
+	wantErr(t, err, portrait.EDENIED, "CN-4", "")
+}
