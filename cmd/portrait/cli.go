@@ -31,6 +31,8 @@ Profiling:
   portrait import   --file F --format csv|ndjson|cdnow [--map COLUMN=FIELD,…] [--derive] [store flags]
   portrait derive   [store flags]                       batch derivation of labels, segments, RFM, scores
   portrait train    --label ID --outcome RULE --out FILE [store flags]
+  portrait predict  --format cdnow --file F --calibration-end DATE --holdout-end DATE [--model bgnbd|bgnbd_trend] [--json] [--html FILE]
+                                                        fit and check a purchase forecast on a holdout (stores nothing)
 
 Staff keys (RO-7; also POST/GET /v1/keys, DELETE /v1/keys/{name}):
   portrait keys create --role ROLE --name TEAM/PERSON [--expires DUR] [store flags]   prints the key, once
