@@ -122,32 +122,46 @@ func aNearOne(a float64) float64 {
 // Expected is the expected number of transactions of a new customer in
 // the first t weeks after the first purchase (FHL 2005, eq. 9):
 // (a+b−1)/(a−1) · [1 − (α/(α+t))^r ₂F₁(r, b; a+b−1; t/(α+t))].
+//
+// With z = t/(α+t), so that α/(α+t) = 1−z, Euler's transformation
+// ₂F₁(A, B; C; z) = (1−z)^(C−A−B) ₂F₁(C−A, C−B; C; z) turns the bracket's
+// product into (1−z)^(a−1) ₂F₁(a+b−1−r, a−1; a+b−1; z), whose series has
+// small parameters and no huge power to cancel.
 func (p Params) Expected(t float64) (float64, error) {
 	if t <= 0 {
 		return 0, nil
 	}
 	a := aNearOne(p.A)
-	h, err := Hyp2F1(p.R, p.B, a+p.B-1, t/(p.Alpha+t))
+	z := t / (p.Alpha + t)
+	h, err := Hyp2F1(a+p.B-1-p.R, a-1, a+p.B-1, z)
 	if err != nil {
 		return math.NaN(), err
 	}
-	return (a + p.B - 1) / (a - 1) * (1 - math.Pow(p.Alpha/(p.Alpha+t), p.R)*h), nil
+	return (a + p.B - 1) / (a - 1) * (1 - math.Pow(1-z, a-1)*h), nil
 }
 
 // Conditional is the expected number of transactions in the t weeks after
-// the calibration period of a customer with history c (FHL 2005, eq. 10).
+// the calibration period of a customer with history c (FHL 2005, eq. 10):
+//
+//	(a+b+x−1)/(a−1) · [1 − ((α+T)/(α+T+t))^(r+x) ₂F₁(r+x, b+x; a+b+x−1; z)] · P(alive)
+//
+// with z = t/(α+T+t). As in Expected, Euler's transformation makes the
+// bracket 1 − (1−z)^(a−1) ₂F₁(a+b−1−r, a−1; a+b+x−1; z): for a customer
+// with many purchases the untransformed series' terms first grow like
+// zⁿ·C(x+n, n) and overflow, the transformed one's do not.
 func (p Params) Conditional(c Customer, t float64) (float64, error) {
 	if t <= 0 {
 		return 0, nil
 	}
 	x := float64(c.X)
 	a := aNearOne(p.A)
-	h, err := Hyp2F1(p.R+x, p.B+x, a+p.B+x-1, t/(p.Alpha+c.T+t))
+	z := t / (p.Alpha + c.T + t)
+	h, err := Hyp2F1(a+p.B-1-p.R, a-1, a+p.B+x-1, z)
 	if err != nil {
 		return math.NaN(), err
 	}
-	num := (a + p.B + x - 1) / (a - 1) * (1 - math.Exp((p.R+x)*(math.Log(p.Alpha+c.T)-math.Log(p.Alpha+c.T+t)))*h)
-	return num * p.PAlive(Customer{X: c.X, TX: c.TX, T: c.T}), nil
+	num := (a + p.B + x - 1) / (a - 1) * (1 - math.Pow(1-z, a-1)*h)
+	return num * p.PAlive(c), nil
 }
 
 // Fit is a fitted model and its fit statistics.
@@ -182,7 +196,7 @@ func FitBGNBD(cs []Customer) (Fit, error) {
 		}
 		maxX = max(maxX, c.X)
 	}
-	if len(cs) < 10 || repeat == 0 || repeat == len(cs) {
+	if len(cs) < 10 || repeat == 0 {
 		return Fit{}, ErrTooFew
 	}
 	ll := newLikelihood(cs, maxX)

@@ -137,6 +137,18 @@ func like(c Customer) func(lam, q float64) float64 {
 
 var histories = []Customer{
 	{0, 0, 38.86}, {1, 30.43, 38.86}, {2, 1.71, 38.86}, {4, 32.71, 34.0}, {7, 29.43, 35.0}, {3, 5, 27.5},
+	{40, 38, 39},
+}
+
+// A customer with thousands of purchase days still gets a finite
+// forecast: the untransformed series would overflow.
+func TestConditionalManyPurchases(t *testing.T) {
+	for _, c := range []Customer{{X: 5000, TX: 38.9, T: 39}, {X: 300, TX: 2, T: 39}} {
+		v, err := cdnow.Conditional(c, 52)
+		if err != nil || math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
+			t.Errorf("%+v: %v, %v", c, v, err)
+		}
+	}
 }
 
 func TestLogLikMatchesIntegral(t *testing.T) {
