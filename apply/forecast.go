@@ -66,8 +66,16 @@ func (s *Service) decideForecast(ctx context.Context, caller policy.Caller, st *
 		"en": fmt.Sprintf("This decision was made by the automated model %q (version %d, the BG/NBD model, in weeks) for %q. Procedure: from how many times and how recently you bought, and the purchase patterns of all customers, it estimates the probability that you are still an active customer; 50%% or more passes. Yours is about %.0f%%, so the outcome is %s. %s Only the times of your purchases counted; no other personal data was used.",
 			lbl.ID, lbl.Version, uc.Description.In("en"), 100*f.Alive, res[1], whyEn),
 	}
-	// What moved the probability: recency against the odds of having dropped out.
-	contrib := map[string]float64{"p_alive": f.Alive - 0.5}
+	// What counted, in log-odds of being active: P(alive) = 1/(1 + e^(−k))
+	// with k = −ln(a/(b+x−1)) from the purchase count and
+	// −(r+x)·ln((α+T)/(α+tₓ)) from the weeks since the last purchase. A
+	// customer with no repeat purchase is active by the model's assumption.
+	contrib := map[string]float64{}
+	if x := float64(f.Summary.X); x > 0 {
+		pp := f.Params
+		contrib["purchases"] = -math.Log(pp.A / (pp.B + x - 1))
+		contrib["weeks_since_last"] = -(pp.R + x) * math.Log((pp.Alpha+f.Summary.T)/(pp.Alpha+f.Summary.TX))
+	}
 	if math.IsNaN(f.Alive) {
 		return Decision{}, portrait.Errorf(portrait.EINVALID, "forecast %q: no probability", lbl.ID)
 	}

@@ -2,6 +2,7 @@ package apply_test
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -61,6 +62,13 @@ func TestDecideOnForecast(t *testing.T) {
 	if f == nil || d.Score == nil || *d.Score != f.Forecast.Alive || *d.Outcome != (f.Forecast.Alive >= 0.5) || d.Model != "purchase_forecast" ||
 		d.Features["purchases"] != float64(f.Forecast.Purchases) {
 		t.Fatalf("decision %+v on forecast %+v", d, f)
+	}
+	// AD-4: the contributions are the log-odds terms of P(alive).
+	if k := d.Contributions["purchases"] + d.Contributions["weeks_since_last"]; f.Forecast.Summary.X > 0 &&
+		math.Abs(1/(1+math.Exp(-k))-f.Forecast.Alive) > 1e-6 {
+		// 1e-6: this small, even population drives r and α towards
+		// infinity (no spread in rates), which amplifies rounding.
+		t.Errorf("contributions %v do not add up to P(alive) %v", d.Contributions, f.Forecast.Alive)
 	}
 	for lang, want := range map[string][]string{"en": {"BG/NBD", "still an active customer", "most recently on"}, "zh-CN": {"BG/NBD", "活跃顾客", "因此预计"}} {
 		for _, w := range want {
