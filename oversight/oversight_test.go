@@ -527,7 +527,7 @@ func TestReports(t *testing.T) {
 			t.Errorf("follow: %v %+v", err, got)
 		}
 		for name, tc := range map[string]struct{ id, secret string }{
-			"wrong secret": {rc.ID, rc.Secret[:len(rc.Secret)-1] + "x"},
+			"wrong secret": {rc.ID, wrongSecret(rc.Secret)},
 			"unknown id":   {"rpt_nosuch", rc.Secret},
 		} {
 			if _, err := e.svc.Follow(ctx, tc.id, tc.secret); portrait.ErrorCode(err) != portrait.ENOTFOUND {
@@ -594,4 +594,13 @@ func TestReportLimits(t *testing.T) {
 
 func base64Sig(key ed25519.PrivateKey, raw []byte) string {
 	return base64.StdEncoding.EncodeToString(ed25519.Sign(key, raw))
+}
+
+// wrongSecret changes the last character of secret, whatever it was.
+func wrongSecret(secret string) string {
+	last := "x"
+	if strings.HasSuffix(secret, last) {
+		last = "y"
+	}
+	return secret[:len(secret)-1] + last
 }
