@@ -15,3 +15,17 @@ func (s *Service) Bare(ctx context.Context, purpose string, labels []string, his
 	}
 	return rank(m, items, input{Labels: labels, History: history, Weight: weight, N: n, Diversity: DefaultDiversity}), nil
 }
+
+// BareReference is Bare with the scorer as it was before candidate lists
+// (referenceRank), for the benchmark that compares the two in one run.
+func (s *Service) BareReference(ctx context.Context, purpose string, labels []string, history map[string]float64, weight float64, n int) ([]Recommended, error) {
+	items, err := s.itemSet(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m, err := s.model(ctx, purpose, labels)
+	if err != nil {
+		return nil, err
+	}
+	return referenceRank(m, items, input{Labels: labels, History: history, Weight: weight, N: n, Diversity: DefaultDiversity}), nil
+}
