@@ -12,7 +12,8 @@ import (
 
 // BenchmarkRecommend: n = 20 from 10,000 items, the governed path (state,
 // gate, decision point, reads through grants, audit append) against the
-// bare scorer in one run.
+// bare scorer in one run, and the bare scorer against the scorer it
+// replaced (every item scored), also in one run.
 func BenchmarkRecommend(b *testing.B) {
 	e := newEnv(b)
 	var items []portrait.Item
@@ -57,6 +58,31 @@ func BenchmarkRecommend(b *testing.B) {
 		for b.Loop() {
 			bare()
 		}
+	})
+	// The scorer as it was, scoring every item: the floor to beat, in
+	// the same run.
+	reference := func() {
+		if _, err := e.svc.BareReference(ctx, "personalization", []string{"sports_fan"}, hist, 1, 20); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("reference", func(b *testing.B) {
+		for b.Loop() {
+			reference()
+		}
+	})
+	b.Run("bare-vs-reference", func(b *testing.B) {
+		var fast, old time.Duration
+		for b.Loop() {
+			t0 := time.Now()
+			bare()
+			t1 := time.Now()
+			reference()
+			fast, old = fast+t1.Sub(t0), old+time.Since(t1)
+		}
+		b.ReportMetric(float64(fast.Nanoseconds())/float64(b.N), "bare-ns/op")
+		b.ReportMetric(float64(old.Nanoseconds())/float64(b.N), "reference-ns/op")
+		b.ReportMetric(float64(old)/float64(fast), "speedup")
 	})
 	// The cost of governance in one run: governed and bare calls
 	// interleaved, so that both see the same machine, and their ratio.

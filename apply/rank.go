@@ -354,10 +354,10 @@ func rankAll(r *ranking, items *itemSet, in input, sc *scratch) []Recommended {
 	return diversify(cands, items, in)
 }
 
-// best returns the k best items by byRank, leaving out those the subject
-// already consumed, that the list of all items (plain) and the lists of
-// the counted categories reach. The result is in sc.top, valid until the
-// next call.
+// best returns the k best items by byRank, in no particular order,
+// leaving out those the subject already consumed, that the list of all
+// items (plain) and the lists of the counted categories reach. The result
+// is in sc.top, valid until the next call.
 func (sc *scratch) best(r *ranking, items *itemSet, in input, k int, plain list, of func(k int) (list, bool)) []scored {
 	h := sc.heap[:0]
 	add := func(l list, cat int, p float64) {
@@ -398,7 +398,6 @@ func (sc *scratch) best(r *ranking, items *itemSet, in input, k int, plain list,
 		cursorDown(h, 0)
 	}
 	sc.heap = h
-	slices.SortFunc(top, byRank)
 	sc.top = top
 	return top
 }
@@ -417,7 +416,7 @@ func (sc *scratch) take(r *ranking, items *itemSet, in input, c *cursor, top *[]
 	if (c.k < 0 && p != 0) || (c.k >= 0 && why != c.k) {
 		return // its score is met in another list
 	}
-	if !in.Diversity.Repeats && in.Consumed[items.list[i].ID] {
+	if len(in.Consumed) > 0 && !in.Diversity.Repeats && in.Consumed[items.list[i].ID] {
 		return
 	}
 	s := scored{i: i, score: c.score, base: r.base[i], personal: p, why: why}

@@ -81,12 +81,12 @@ func referenceRank(m *Model, items *itemSet, in input) []Recommended {
 			}
 		}
 		slices.SortFunc(head, byRank)
-		if out := diversify(head, items, in); len(out) == min(in.N, referenceShown(cands)) && categoriesIn(out, items) >= min(in.Diversity.MinCategories, in.N, items.categories) {
+		if out := referenceDiversify(head, items, in); len(out) == min(in.N, referenceShown(cands)) && categoriesIn(out, items) >= min(in.Diversity.MinCategories, in.N, items.categories) {
 			return out
 		}
 	}
 	slices.SortFunc(cands, byRank)
-	return diversify(cands, items, in)
+	return referenceDiversify(cands, items, in)
 }
 
 // referenceBest returns the k best candidates in rank order, with a bounded heap
@@ -139,4 +139,75 @@ func referenceShown(cands []scored) int {
 		}
 	}
 	return n
+}
+
+// referenceDiversify is diversify as it was, with strings as keys.
+func referenceDiversify(cands []scored, items *itemSet, in input) []Recommended {
+	shown := 0
+	distinct := map[string]bool{}
+	for _, c := range cands {
+		if !math.IsInf(c.score, -1) {
+			shown++
+			distinct[primary(items, c.i)] = true
+		}
+	}
+	n := min(in.N, shown)
+	d := in.Diversity
+	explore := int(float64(n) * d.Explore)
+	maxPer := max(1, int(float64(n)*d.MaxShare))
+	minCats := min(d.MinCategories, n, len(distinct))
+	if d.MaxShare <= 0 || d.MaxShare >= 1 {
+		maxPer = n
+	}
+	per := map[string]int{}
+	taken := make([]bool, len(cands))
+	for j, c := range cands {
+		taken[j] = math.IsInf(c.score, -1)
+	}
+	var out []Recommended
+	add := func(j int, reasons []string, personalized bool) {
+		taken[j] = true
+		per[primary(items, cands[j].i)]++
+		out = append(out, Recommended{ID: items.list[cands[j].i].ID, Personalized: personalized, Reasons: reasons})
+	}
+	main := n - explore
+	for pass := 0; pass < 2 && len(out) < main; pass++ {
+		for j, c := range cands {
+			if len(out) >= main {
+				break
+			}
+			cat := primary(items, c.i)
+			if taken[j] || (pass == 0 && per[cat] >= maxPer) {
+				continue
+			}
+			// Keep room for the categories the floor still needs.
+			if need := minCats - len(per); need > 0 && per[cat] > 0 && main-len(out) <= need {
+				continue
+			}
+			personalized := in.Weight > 0 && c.personal > 0
+			reasons := []string{"popular"}
+			if personalized {
+				reasons = uniq(in.why[c.why])
+			}
+			add(j, reasons, personalized)
+		}
+	}
+	// Exploration: the most popular items of the least-shown categories.
+	for len(out) < n {
+		best, bestCount := -1, math.MaxInt
+		for j, c := range cands {
+			if taken[j] {
+				continue
+			}
+			k := per[primary(items, c.i)]
+			if k < bestCount || (k == bestCount && c.base > cands[best].base) {
+				best, bestCount = j, k
+			}
+		}
+		if best < 0 {
+			break
+		}
+		add(best, []string{"explore"}, false)
+	}
+	return out
 }

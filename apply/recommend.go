@@ -482,32 +482,44 @@ func categoriesIn(out []Recommended, items *itemSet) int {
 }
 
 // diversify picks n items from the ranked candidates keeping the floor.
+// Categories are counted by group index, not by name, so that no string
+// is hashed per candidate.
 func diversify(cands []scored, items *itemSet, in input) []Recommended {
-	shown := 0
-	distinct := map[string]bool{}
+	shown, distinct := 0, 0
+	per := make([]int32, len(items.groups))
 	for _, c := range cands {
 		if !math.IsInf(c.score, -1) {
 			shown++
-			distinct[primary(items, c.i)] = true
+			if g := items.group[c.i]; per[g] == 0 {
+				per[g] = 1
+				distinct++
+			}
 		}
 	}
+	clear(per)
 	n := min(in.N, shown)
 	d := in.Diversity
 	explore := int(float64(n) * d.Explore)
 	maxPer := max(1, int(float64(n)*d.MaxShare))
-	minCats := min(d.MinCategories, n, len(distinct))
+	minCats := min(d.MinCategories, n, distinct)
 	if d.MaxShare <= 0 || d.MaxShare >= 1 {
 		maxPer = n
 	}
-	per := map[string]int{}
+	used := 0 // categories shown so far
 	taken := make([]bool, len(cands))
 	for j, c := range cands {
 		taken[j] = math.IsInf(c.score, -1)
 	}
-	var out []Recommended
+	var out []Recommended // nil when nothing can be shown, as before
+	if n > 0 {
+		out = make([]Recommended, 0, n)
+	}
 	add := func(j int, reasons []string, personalized bool) {
 		taken[j] = true
-		per[primary(items, cands[j].i)]++
+		if g := items.group[cands[j].i]; per[g] == 0 {
+			used++
+		}
+		per[items.group[cands[j].i]]++
 		out = append(out, Recommended{ID: items.list[cands[j].i].ID, Personalized: personalized, Reasons: reasons})
 	}
 	main := n - explore
@@ -516,12 +528,12 @@ func diversify(cands []scored, items *itemSet, in input) []Recommended {
 			if len(out) >= main {
 				break
 			}
-			cat := primary(items, c.i)
-			if taken[j] || (pass == 0 && per[cat] >= maxPer) {
+			g := items.group[c.i]
+			if taken[j] || (pass == 0 && int(per[g]) >= maxPer) {
 				continue
 			}
 			// Keep room for the categories the floor still needs.
-			if need := minCats - len(per); need > 0 && per[cat] > 0 && main-len(out) <= need {
+			if need := minCats - used; need > 0 && per[g] > 0 && main-len(out) <= need {
 				continue
 			}
 			personalized := in.Weight > 0 && c.personal > 0
@@ -534,12 +546,12 @@ func diversify(cands []scored, items *itemSet, in input) []Recommended {
 	}
 	// Exploration: the most popular items of the least-shown categories.
 	for len(out) < n {
-		best, bestCount := -1, math.MaxInt
+		best, bestCount := -1, int32(math.MaxInt32)
 		for j, c := range cands {
 			if taken[j] {
 				continue
 			}
-			k := per[primary(items, c.i)]
+			k := per[items.group[c.i]]
 			if k < bestCount || (k == bestCount && c.base > cands[best].base) {
 				best, bestCount = j, k
 			}
