@@ -29,3 +29,18 @@ func (s *Service) BareReference(ctx context.Context, purpose string, labels []st
 	}
 	return referenceRank(m, items, input{Labels: labels, History: history, Weight: weight, N: n, Diversity: DefaultDiversity}), nil
 }
+
+// ItemSet returns the ids of the items the service ranks now, and the set
+// itself as an opaque handle: the same handle means the same candidate
+// lists.
+func (s *Service) ItemSet(ctx context.Context) ([]string, any, error) {
+	set, err := s.itemSet(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	ids := make([]string, len(set.list))
+	for i, it := range set.list {
+		ids[i] = it.ID
+	}
+	return ids, set, nil
+}

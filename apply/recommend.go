@@ -91,8 +91,14 @@ func (s *Service) PutItems(ctx context.Context, caller policy.Caller, items []po
 		return 0, failClosed("store items", err)
 	}
 	s.imu.Lock()
-	s.items = nil // the next request reloads
+	s.items = nil // no request may rank without these items
+	s.itemsGen++
 	s.imu.Unlock()
+	// Reload and re-rank now, so that requests do not wait for it; if
+	// this fails, the next request tries again.
+	if set, err := s.itemSet(ctx); err == nil {
+		s.warm(set)
+	}
 	return len(items), nil
 }
 
@@ -129,18 +135,67 @@ type itemSet struct {
 // itemsTTL bounds how stale another node's item import may look here.
 const itemsTTL = 30 * time.Second
 
+// itemSet returns the item catalog as ranked. When the set is older than
+// itemsTTL, one request reloads it while the others go on with the set
+// they have; a reload that finds the same items keeps the set, and with
+// it the candidate lists built for it.
 func (s *Service) itemSet(ctx context.Context) (*itemSet, error) {
 	s.imu.Lock()
-	defer s.imu.Unlock()
-	if s.items != nil && s.opts.Now().Sub(s.items.loadedAt) < itemsTTL {
-		return s.items, nil
+	set := s.items
+	if set != nil && (s.opts.Now().Sub(set.loadedAt) < itemsTTL || s.reloading) {
+		s.imu.Unlock()
+		return set, nil
 	}
+	s.imu.Unlock()
+	s.loading.Lock()
+	defer s.loading.Unlock()
+	s.imu.Lock()
+	set, gen := s.items, s.itemsGen
+	if set != nil && s.opts.Now().Sub(set.loadedAt) < itemsTTL {
+		s.imu.Unlock()
+		return set, nil
+	}
+	s.reloading = set != nil
+	s.imu.Unlock()
 	list, err := s.store.Items(ctx)
+	now := s.opts.Now()
+	s.imu.Lock()
+	defer s.imu.Unlock()
+	s.reloading = false
 	if err != nil {
 		return nil, failClosed("read items", err)
 	}
-	s.items = newItemSet(list, s.opts.Now())
-	return s.items, nil
+	slices.SortFunc(list, func(a, b portrait.Item) int { return strings.Compare(a.ID, b.ID) })
+	if set != nil && slices.EqualFunc(set.list, list, sameItem) {
+		set.loadedAt = now
+		return set, nil
+	}
+	next := newItemSet(list, now)
+	if gen == s.itemsGen { // else items were put meanwhile: the next request reloads
+		s.items = next
+	}
+	return next, nil
+}
+
+// sameItem says whether a and b rank alike: price and attributes do not
+// count in ranking.
+func sameItem(a, b portrait.Item) bool {
+	return a.ID == b.ID && a.Updated.Equal(b.Updated) && slices.Equal(a.Categories, b.Categories)
+}
+
+// warm builds the candidate lists of set for every learnt model.
+func (s *Service) warm(set *itemSet) {
+	s.imu.Lock()
+	var models []*Model
+	if s.learnt != nil {
+		for _, m := range s.learnt.models {
+			models = append(models, m)
+		}
+	}
+	s.imu.Unlock()
+	for _, m := range models {
+		set.ranking(m)
+	}
 }
 
 // newItemSet indexes the items for ranking.
@@ -411,6 +466,11 @@ func (s *Service) model(ctx context.Context, purpose string, labels []string) (*
 	m, err := s.Learn(ctx, purpose, labels)
 	if err != nil {
 		return nil, err
+	}
+	// Build the candidate lists for the new model here, once, rather than
+	// in whichever requests come next.
+	if items, err := s.itemSet(ctx); err == nil {
+		items.ranking(m)
 	}
 	s.imu.Lock()
 	if s.learnt == nil {
