@@ -176,7 +176,7 @@ func (items *itemSet) byIndex() *lists {
 // cursor walks one list; score is the score of the entry at j as that
 // list sees it, exact for the items whose best category the list carries.
 type cursor struct {
-	l     list
+	l     int // index into scratch.lists: no pointers, so no write barriers when the heap moves cursors
 	j     int
 	k     int     // the category the list carries, -1 for none
 	p     float64 // its relative affinity, 0 for none
@@ -191,6 +191,7 @@ type scratch struct {
 	touched    []int // categories with an affinity
 	counted    []int // categories whose affinity counts (ratio > 0)
 	heap       []cursor
+	lists      []list
 	top        []scored
 	head       []scored
 	seen       []uint64
@@ -220,7 +221,8 @@ func putScratch(sc *scratch) {
 	for _, c := range sc.head {
 		sc.seen[c.i/64] = 0
 	}
-	sc.touched, sc.counted, sc.heap, sc.top, sc.head = sc.touched[:0], sc.counted[:0], sc.heap[:0], sc.top[:0], sc.head[:0]
+	clear(sc.lists)
+	sc.touched, sc.counted, sc.heap, sc.lists, sc.top, sc.head = sc.touched[:0], sc.counted[:0], sc.heap[:0], sc.lists[:0], sc.top[:0], sc.head[:0]
 	scratches.Put(sc)
 }
 
@@ -354,16 +356,17 @@ func rankAll(r *ranking, items *itemSet, in input, sc *scratch) []Recommended {
 	return diversify(cands, items, in)
 }
 
-// best returns the k best items by byRank, in no particular order,
+// best returns the k best items in rank order,
 // leaving out those the subject already consumed, that the list of all
 // items (plain) and the lists of the counted categories reach. The result
 // is in sc.top, valid until the next call.
 func (sc *scratch) best(r *ranking, items *itemSet, in input, k int, plain list, of func(k int) (list, bool)) []scored {
-	h := sc.heap[:0]
+	h, ls := sc.heap[:0], sc.lists[:0]
 	add := func(l list, cat int, p float64) {
 		if len(l.items) > 0 {
-			c := cursor{l: l, k: cat, p: p}
-			c.at(r, in.Weight)
+			ls = append(ls, l)
+			c := cursor{l: len(ls) - 1, k: cat, p: p}
+			c.at(r, ls, in.Weight)
 			h = append(h, c)
 		}
 	}
@@ -379,37 +382,38 @@ func (sc *scratch) best(r *ranking, items *itemSet, in input, k int, plain list,
 	top := sc.top[:0]
 	for len(h) > 0 {
 		c := &h[0]
-		if len(top) == k && byRank(scored{i: int(c.i), score: c.score}, top[0]) >= 0 {
-			if c.score < top[0].score {
+		l := &ls[c.l]
+		if len(top) == k && byRank(scored{i: int(c.i), score: c.score}, top[k-1]) >= 0 {
+			if c.score < top[k-1].score {
 				break // no list holds anything better than the worst kept
 			}
 			// The rest of this run ties with the head and comes after it.
-			c.j = int(c.l.end[c.j])
+			c.j = int(l.end[c.j])
 		} else {
 			sc.take(r, items, in, c, &top, k)
 			c.j++
 		}
-		if c.j < len(c.l.items) {
-			c.at(r, in.Weight)
+		if c.j < len(l.items) {
+			c.at(r, ls, in.Weight)
 		} else {
 			h[0] = h[len(h)-1]
 			h = h[:len(h)-1]
 		}
 		cursorDown(h, 0)
 	}
-	sc.heap = h
-	sc.top = top
+	sc.heap, sc.lists, sc.top = h, ls, top
 	return top
 }
 
 // at sets the cursor's item and score at its position.
-func (c *cursor) at(r *ranking, w float64) {
-	c.i = c.l.items[c.j]
+func (c *cursor) at(r *ranking, ls []list, w float64) {
+	c.i = ls[c.l].items[c.j]
 	c.score = blend(w, r.base[c.i], c.p)
 }
 
-// take offers the cursor's item to the k best kept in top (a heap whose
-// root is the worst kept), if this list is where its score is met.
+// take offers the cursor's item to the k best kept in top, in rank order,
+// if this list is where its score is met. Items mostly come in rank
+// order, so the place is found from the end, mostly at once.
 func (sc *scratch) take(r *ranking, items *itemSet, in input, c *cursor, top *[]scored, k int) {
 	i := int(c.i)
 	p, why := sc.personal(items, i)
@@ -421,41 +425,19 @@ func (sc *scratch) take(r *ranking, items *itemSet, in input, c *cursor, top *[]
 	}
 	s := scored{i: i, score: c.score, base: r.base[i], personal: p, why: why}
 	h := *top
-	if len(h) < k {
-		h = append(h, s)
-		for j := len(h) - 1; j > 0; {
-			p := (j - 1) / 2
-			if byRank(h[j], h[p]) <= 0 {
-				break
-			}
-			h[j], h[p] = h[p], h[j]
-			j = p
-		}
-		*top = h
+	if len(h) == k && byRank(s, h[k-1]) >= 0 {
 		return
 	}
-	if byRank(s, h[0]) < 0 {
-		h[0] = s
-		scoredDown(h, 0)
+	j := len(h)
+	for j > 0 && byRank(s, h[j-1]) < 0 {
+		j--
 	}
-}
-
-// scoredDown restores the heap of the k best, whose root is the worst.
-func scoredDown(h []scored, i int) {
-	for {
-		l, w := 2*i+1, i
-		if l < len(h) && byRank(h[l], h[w]) > 0 {
-			w = l
-		}
-		if r := l + 1; r < len(h) && byRank(h[r], h[w]) > 0 {
-			w = r
-		}
-		if w == i {
-			return
-		}
-		h[i], h[w] = h[w], h[i]
-		i = w
+	if len(h) < k {
+		h = append(h, scored{})
 	}
+	copy(h[j+1:], h[j:len(h)-1])
+	h[j] = s
+	*top = h
 }
 
 // cursorDown restores the heap of cursors, whose root is the best head.

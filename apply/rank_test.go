@@ -167,3 +167,14 @@ func TestRankingRebuilt(t *testing.T) {
 		t.Errorf("new model: fast path and reference differ")
 	}
 }
+
+// BenchmarkRankingBuild: what an item import or a relearnt model costs
+// once, to build the candidate lists over 10⁴ items.
+func BenchmarkRankingBuild(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	items, m := randomCatalog(rng, 10_000, 20)
+	for b.Loop() {
+		fresh := *m
+		items.ranking(&fresh)
+	}
+}
