@@ -15,3 +15,32 @@ func (s *Service) Bare(ctx context.Context, purpose string, labels []string, his
 	}
 	return rank(m, items, input{Labels: labels, History: history, Weight: weight, N: n, Diversity: DefaultDiversity}), nil
 }
+
+// BareReference is Bare with the scorer as it was before candidate lists
+// (referenceRank), for the benchmark that compares the two in one run.
+func (s *Service) BareReference(ctx context.Context, purpose string, labels []string, history map[string]float64, weight float64, n int) ([]Recommended, error) {
+	items, err := s.itemSet(ctx)
+	if err != nil {
+		return nil, err
+	}
+	m, err := s.model(ctx, purpose, labels)
+	if err != nil {
+		return nil, err
+	}
+	return referenceRank(m, items, input{Labels: labels, History: history, Weight: weight, N: n, Diversity: DefaultDiversity}), nil
+}
+
+// ItemSet returns the ids of the items the service ranks now, and the set
+// itself as an opaque handle: the same handle means the same candidate
+// lists.
+func (s *Service) ItemSet(ctx context.Context) ([]string, any, error) {
+	set, err := s.itemSet(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	ids := make([]string, len(set.list))
+	for i, it := range set.list {
+		ids[i] = it.ID
+	}
+	return ids, set, nil
+}

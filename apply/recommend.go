@@ -91,8 +91,14 @@ func (s *Service) PutItems(ctx context.Context, caller policy.Caller, items []po
 		return 0, failClosed("store items", err)
 	}
 	s.imu.Lock()
-	s.items = nil // the next request reloads
+	s.items = nil // no request may rank without these items
+	s.itemsGen++
 	s.imu.Unlock()
+	// Reload and re-rank now, so that requests do not wait for it; if
+	// this fails, the next request tries again.
+	if set, err := s.itemSet(ctx); err == nil {
+		s.warm(set)
+	}
 	return len(items), nil
 }
 
@@ -112,30 +118,90 @@ type itemSet struct {
 	// not hash strings per item.
 	catNames []string
 	cats     [][]int
-	// base caches the non-personalised score of each item under one
-	// learnt model: it does not depend on the subject.
-	base struct {
+	// catIdx indexes catNames; group is each item's primary category as
+	// an index into groups.
+	catIdx map[string]int
+	group  []int32
+	// ranked caches, per purpose, the ranking under the latest learnt
+	// model: base scores and candidate lists do not depend on the subject.
+	ranked struct {
 		sync.Mutex
-		model *Model
-		v     []float64
+		by map[string]*ranking
 	}
+	indexOnce  sync.Once
+	indexLists *lists
 }
 
 // itemsTTL bounds how stale another node's item import may look here.
 const itemsTTL = 30 * time.Second
 
+// itemSet returns the item catalog as ranked. When the set is older than
+// itemsTTL, one request reloads it while the others go on with the set
+// they have; a reload that finds the same items keeps the set, and with
+// it the candidate lists built for it.
 func (s *Service) itemSet(ctx context.Context) (*itemSet, error) {
 	s.imu.Lock()
-	defer s.imu.Unlock()
-	if s.items != nil && s.opts.Now().Sub(s.items.loadedAt) < itemsTTL {
-		return s.items, nil
+	set := s.items
+	if set != nil && (s.opts.Now().Sub(set.loadedAt) < itemsTTL || s.reloading) {
+		s.imu.Unlock()
+		return set, nil
 	}
+	s.imu.Unlock()
+	s.loading.Lock()
+	defer s.loading.Unlock()
+	s.imu.Lock()
+	set, gen := s.items, s.itemsGen
+	if set != nil && s.opts.Now().Sub(set.loadedAt) < itemsTTL {
+		s.imu.Unlock()
+		return set, nil
+	}
+	s.reloading = set != nil
+	s.imu.Unlock()
 	list, err := s.store.Items(ctx)
+	now := s.opts.Now()
+	s.imu.Lock()
+	defer s.imu.Unlock()
+	s.reloading = false
 	if err != nil {
 		return nil, failClosed("read items", err)
 	}
 	slices.SortFunc(list, func(a, b portrait.Item) int { return strings.Compare(a.ID, b.ID) })
-	set := &itemSet{list: list, index: make(map[string]int, len(list)), loadedAt: s.opts.Now()}
+	if set != nil && slices.EqualFunc(set.list, list, sameItem) {
+		set.loadedAt = now
+		return set, nil
+	}
+	next := newItemSet(list, now)
+	if gen == s.itemsGen { // else items were put meanwhile: the next request reloads
+		s.items = next
+	}
+	return next, nil
+}
+
+// sameItem says whether a and b rank alike: price and attributes do not
+// count in ranking.
+func sameItem(a, b portrait.Item) bool {
+	return a.ID == b.ID && a.Updated.Equal(b.Updated) && slices.Equal(a.Categories, b.Categories)
+}
+
+// warm builds the candidate lists of set for every learnt model.
+func (s *Service) warm(set *itemSet) {
+	s.imu.Lock()
+	var models []*Model
+	if s.learnt != nil {
+		for _, m := range s.learnt.models {
+			models = append(models, m)
+		}
+	}
+	s.imu.Unlock()
+	for _, m := range models {
+		set.ranking(m)
+	}
+}
+
+// newItemSet indexes the items for ranking.
+func newItemSet(list []portrait.Item, now time.Time) *itemSet {
+	slices.SortFunc(list, func(a, b portrait.Item) int { return strings.Compare(a.ID, b.ID) })
+	set := &itemSet{list: list, index: make(map[string]int, len(list)), loadedAt: now}
 	cats := map[string]int{}
 	for i, it := range list {
 		g, ok := cats[it.Categories[0]]
@@ -154,21 +220,22 @@ func (s *Service) itemSet(ctx context.Context) (*itemSet, error) {
 		}
 	}
 	set.categories = len(cats)
-	all := map[string]int{}
+	set.catIdx = map[string]int{}
 	set.cats = make([][]int, len(list))
+	set.group = make([]int32, len(list))
 	for i, it := range list {
+		set.group[i] = int32(cats[it.Categories[0]])
 		for _, c := range it.Categories {
-			k, ok := all[c]
+			k, ok := set.catIdx[c]
 			if !ok {
 				k = len(set.catNames)
-				all[c] = k
+				set.catIdx[c] = k
 				set.catNames = append(set.catNames, c)
 			}
 			set.cats[i] = append(set.cats[i], k)
 		}
 	}
-	s.items = set
-	return set, nil
+	return set
 }
 
 // Model is what recommendations learn from the whole population, with
@@ -400,6 +467,11 @@ func (s *Service) model(ctx context.Context, purpose string, labels []string) (*
 	if err != nil {
 		return nil, err
 	}
+	// Build the candidate lists for the new model here, once, rather than
+	// in whichever requests come next.
+	if items, err := s.itemSet(ctx); err == nil {
+		items.ranking(m)
+	}
 	s.imu.Lock()
 	if s.learnt == nil {
 		s.learnt = &learnt{models: map[string]*Model{}}
@@ -452,89 +524,6 @@ type scored struct {
 	why int
 }
 
-// rank is the bare scorer: it blends the non-personalised ranking
-// (popularity, recency) with the personalised one (label lifts and the
-// subject's own category history) by in.Weight, then keeps the diversity
-// floor. It reads nothing and checks nothing; Recommend wraps it.
-func rank(m *Model, items *itemSet, in input) []Recommended {
-	base := items.baseScores(m)
-	hist := sum(in.History)
-	// Category affinity: the lift above 1 of every held label, plus the
-	// subject's own share of the category.
-	aff := make([]float64, len(items.catNames))
-	why := make([][]string, len(items.catNames))
-	in.why = why
-	if in.Weight > 0 {
-		idx := make(map[string]int, len(items.catNames))
-		for k, c := range items.catNames {
-			idx[c] = k
-		}
-		for _, key := range in.Labels {
-			for cat, lift := range m.Lift[key] {
-				if k, ok := idx[cat]; ok && lift > 1 {
-					aff[k] += lift - 1
-					why[k] = append(why[k], labelOf(key))
-				}
-			}
-		}
-		for cat, w := range in.History {
-			if k, ok := idx[cat]; ok {
-				aff[k] += w / hist
-				why[k] = append(why[k], "history")
-			}
-		}
-	}
-	maxAff := 0.0
-	for _, v := range aff {
-		maxAff = max(maxAff, v)
-	}
-	cands := make([]scored, len(items.list))
-	for i := range items.list {
-		c := scored{i: i, base: base[i]}
-		if maxAff > 0 {
-			for _, k := range items.cats[i] {
-				if a := aff[k] / maxAff; a > c.personal {
-					c.personal, c.why = a, k
-				}
-			}
-		}
-		c.score = (1-in.Weight)*c.base + in.Weight*c.personal
-		if in.Consumed[items.list[i].ID] && !in.Diversity.Repeats {
-			// Kept in place, so that cands[i] is item i, but never shown.
-			c.score = math.Inf(-1)
-		}
-		cands[i] = c
-	}
-	// Only the head of the ranking, and of each category's ranking (for
-	// the diversity floor and exploration), can be shown: rank those fully
-	// and fall back to the whole list only if the floor is not kept.
-	if k := max(200, 10*in.N); len(cands) > k {
-		head := best(cands, k)
-		seen := make(map[int]bool, len(head))
-		for _, c := range head {
-			seen[c.i] = true
-		}
-		var buf []scored
-		for _, g := range items.groups {
-			buf = buf[:0]
-			for _, i := range g {
-				buf = append(buf, cands[i])
-			}
-			for _, c := range best(buf, in.N) {
-				if !seen[c.i] {
-					head = append(head, c)
-				}
-			}
-		}
-		slices.SortFunc(head, byRank)
-		if out := diversify(head, items, in); len(out) == min(in.N, shownCount(cands)) && categoriesIn(out, items) >= min(in.Diversity.MinCategories, in.N, items.categories) {
-			return out
-		}
-	}
-	slices.SortFunc(cands, byRank)
-	return diversify(cands, items, in)
-}
-
 // byRank orders by score, then by item id (items are kept in id order, so
 // the index decides ties).
 func byRank(a, b scored) int {
@@ -542,48 +531,6 @@ func byRank(a, b scored) int {
 		return cmp.Compare(b.score, a.score)
 	}
 	return cmp.Compare(a.i, b.i)
-}
-
-// best returns the k best candidates in rank order, with a bounded heap
-// whose root is the worst kept.
-func best(cands []scored, k int) []scored {
-	h := make([]scored, 0, k)
-	down := func(i int) {
-		for {
-			l, w := 2*i+1, i
-			if l < len(h) && byRank(h[l], h[w]) > 0 {
-				w = l
-			}
-			if r := l + 1; r < len(h) && byRank(h[r], h[w]) > 0 {
-				w = r
-			}
-			if w == i {
-				return
-			}
-			h[i], h[w] = h[w], h[i]
-			i = w
-		}
-	}
-	for _, c := range cands {
-		if len(h) < k {
-			h = append(h, c)
-			for i := len(h) - 1; i > 0; {
-				p := (i - 1) / 2
-				if byRank(h[i], h[p]) <= 0 {
-					break
-				}
-				h[i], h[p] = h[p], h[i]
-				i = p
-			}
-			continue
-		}
-		if byRank(c, h[0]) < 0 {
-			h[0] = c
-			down(0)
-		}
-	}
-	slices.SortFunc(h, byRank)
-	return h
 }
 
 func categoriesIn(out []Recommended, items *itemSet) int {
@@ -595,32 +542,44 @@ func categoriesIn(out []Recommended, items *itemSet) int {
 }
 
 // diversify picks n items from the ranked candidates keeping the floor.
+// Categories are counted by group index, not by name, so that no string
+// is hashed per candidate.
 func diversify(cands []scored, items *itemSet, in input) []Recommended {
-	shown := 0
-	distinct := map[string]bool{}
+	shown, distinct := 0, 0
+	per := make([]int32, len(items.groups))
 	for _, c := range cands {
 		if !math.IsInf(c.score, -1) {
 			shown++
-			distinct[primary(items, c.i)] = true
+			if g := items.group[c.i]; per[g] == 0 {
+				per[g] = 1
+				distinct++
+			}
 		}
 	}
+	clear(per)
 	n := min(in.N, shown)
 	d := in.Diversity
 	explore := int(float64(n) * d.Explore)
 	maxPer := max(1, int(float64(n)*d.MaxShare))
-	minCats := min(d.MinCategories, n, len(distinct))
+	minCats := min(d.MinCategories, n, distinct)
 	if d.MaxShare <= 0 || d.MaxShare >= 1 {
 		maxPer = n
 	}
-	per := map[string]int{}
+	used := 0 // categories shown so far
 	taken := make([]bool, len(cands))
 	for j, c := range cands {
 		taken[j] = math.IsInf(c.score, -1)
 	}
-	var out []Recommended
+	var out []Recommended // nil when nothing can be shown, as before
+	if n > 0 {
+		out = make([]Recommended, 0, n)
+	}
 	add := func(j int, reasons []string, personalized bool) {
 		taken[j] = true
-		per[primary(items, cands[j].i)]++
+		if g := items.group[cands[j].i]; per[g] == 0 {
+			used++
+		}
+		per[items.group[cands[j].i]]++
 		out = append(out, Recommended{ID: items.list[cands[j].i].ID, Personalized: personalized, Reasons: reasons})
 	}
 	main := n - explore
@@ -629,12 +588,12 @@ func diversify(cands []scored, items *itemSet, in input) []Recommended {
 			if len(out) >= main {
 				break
 			}
-			cat := primary(items, c.i)
-			if taken[j] || (pass == 0 && per[cat] >= maxPer) {
+			g := items.group[c.i]
+			if taken[j] || (pass == 0 && int(per[g]) >= maxPer) {
 				continue
 			}
 			// Keep room for the categories the floor still needs.
-			if need := minCats - len(per); need > 0 && per[cat] > 0 && main-len(out) <= need {
+			if need := minCats - used; need > 0 && per[g] > 0 && main-len(out) <= need {
 				continue
 			}
 			personalized := in.Weight > 0 && c.personal > 0
@@ -647,12 +606,12 @@ func diversify(cands []scored, items *itemSet, in input) []Recommended {
 	}
 	// Exploration: the most popular items of the least-shown categories.
 	for len(out) < n {
-		best, bestCount := -1, math.MaxInt
+		best, bestCount := -1, int32(math.MaxInt32)
 		for j, c := range cands {
 			if taken[j] {
 				continue
 			}
-			k := per[primary(items, c.i)]
+			k := per[items.group[c.i]]
 			if k < bestCount || (k == bestCount && c.base > cands[best].base) {
 				best, bestCount = j, k
 			}
@@ -663,37 +622,6 @@ func diversify(cands []scored, items *itemSet, in input) []Recommended {
 		add(best, []string{"explore"}, false)
 	}
 	return out
-}
-
-// baseScores is the non-personalised score of each item under m:
-// popularity (log-scaled) and recency. It is computed once per model and
-// item set, since it is the same for every subject.
-func (items *itemSet) baseScores(m *Model) []float64 {
-	b := &items.base
-	b.Lock()
-	defer b.Unlock()
-	if b.model == m && b.v != nil {
-		return b.v
-	}
-	maxPop := 0.0
-	for _, v := range m.Popularity {
-		maxPop = max(maxPop, v)
-	}
-	span := items.newest.Sub(items.oldest).Seconds()
-	v := make([]float64, len(items.list))
-	for i, it := range items.list {
-		pop := 0.0
-		if maxPop > 0 {
-			pop = math.Log1p(m.Popularity[it.ID]) / math.Log1p(maxPop)
-		}
-		rec := 1.0
-		if span > 0 {
-			rec = it.Updated.Sub(items.oldest).Seconds() / span
-		}
-		v[i] = 0.8*pop + 0.2*rec
-	}
-	b.model, b.v = m, v
-	return v
 }
 
 func primary(items *itemSet, i int) string { return items.list[i].Categories[0] }
@@ -811,14 +739,4 @@ func (s *Service) Recommend(ctx context.Context, caller policy.Caller, pseudonym
 		s.opts.Observe(uc.ID, pseudonym, ids, cats)
 	}
 	return out, nil
-}
-
-func shownCount(cands []scored) int {
-	n := 0
-	for _, c := range cands {
-		if !math.IsInf(c.score, -1) {
-			n++
-		}
-	}
-	return n
 }

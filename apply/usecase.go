@@ -81,10 +81,13 @@ type Service struct {
 
 	marks marks
 
-	imu      sync.Mutex
-	items    *itemSet
-	learnt   *learnt
-	learning sync.Mutex
+	imu       sync.Mutex
+	items     *itemSet
+	itemsGen  int  // counts item imports on this node
+	reloading bool // a request is reloading items (under loading)
+	loading   sync.Mutex
+	learnt    *learnt
+	learning  sync.Mutex
 }
 
 // New returns a Service and loads the assessments on record, refusing any
