@@ -37,6 +37,10 @@ const maxCached = 1 << 16
 // transaction appended earlier, and a Reader must see only committed
 // entries.
 type Log struct {
+	// Verifier checks what is read back against the signed tree; the Log
+	// signs only trees it has checked.
+	*Verifier
+
 	origin string
 	signer note.Signer
 	vkey   string
@@ -73,7 +77,11 @@ func New(origin string, key ed25519.PrivateKey) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("audit log %q: signer: %w", origin, err)
 	}
-	return &Log{origin: origin, signer: signer, vkey: vkey, cache: make(map[int64][32]byte)}, nil
+	v, err := NewVerifier(vkey)
+	if err != nil {
+		return nil, err
+	}
+	return &Log{Verifier: v, origin: origin, signer: signer, vkey: vkey, cache: make(map[int64][32]byte)}, nil
 }
 
 // Origin returns the checkpoint origin line.
