@@ -292,15 +292,15 @@ func (s *Service) marked(ctx context.Context, kind, subject, usecase string) (bo
 	if s.marks.scanned < size {
 		// Through the log's kind index: a decision reads only the marks
 		// added since the last one, not every record in between.
-		entries, err := s.store.LogEntriesOfKind(ctx, []string{"mark"}, s.marks.scanned, size)
+		// Each mark is checked against the signed tree before it counts:
+		// a mark edited in the store (say, to name another subject) is
+		// refused with an alert, and the decision with it (invariant 8).
+		entries, err := s.log.ReadVerifiedKinds(ctx, s.store, []string{"mark"}, s.marks.scanned, size)
 		if err != nil {
 			return false, failClosed("read audit log", err)
 		}
 		for _, e := range entries {
-			var r audit.Record
-			if json.Unmarshal(e.Data, &r) != nil {
-				continue
-			}
+			r := e.Record
 			uc, _ := r.Detail["usecase"].(string)
 			kk, _ := r.Detail["mark"].(string)
 			s.marks.set[markKey{kk, r.Subject, uc}] = r.Action == "set"

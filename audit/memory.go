@@ -71,11 +71,11 @@ func (m *Memory) LogHashes(ctx context.Context, indexes []int64) ([][32]byte, er
 		}
 		rec, off := EntryForHash(x)
 		if rec >= int64(len(m.entries)) {
-			return nil, fmt.Errorf("stored hash %d: entry %d is not in the log of %d", x, rec, len(m.entries))
+			return nil, portrait.Errorf(portrait.ENOTFOUND, "stored hash %d: entry %d is not in the log of %d", x, rec, len(m.entries))
 		}
 		h := m.entries[rec].Hashes
 		if (off+1)*HashSize > len(h) {
-			return nil, fmt.Errorf("stored hash %d: entry %d holds %d hashes, not %d", x, rec, len(h)/HashSize, off+1)
+			return nil, portrait.Errorf(portrait.ENOTFOUND, "stored hash %d: entry %d holds %d hashes, not %d", x, rec, len(h)/HashSize, off+1)
 		}
 		copy(out[i][:], h[off*HashSize:])
 	}

@@ -465,14 +465,23 @@ func (v *Verifier) verify(ctx context.Context, r Reader, size int64, root tlog.H
 	if got == root {
 		return out, nil
 	}
-	// Name the first record that does not match.
+	// Name a record: first one whose data does not give its own stored
+	// leaf hash (edited in place), else the first that a proof from the
+	// stored hashes does not place in the signed tree (moved, or hashes
+	// near it rewritten: the proof hashes are themselves suspect, so the
+	// true culprit may be a neighbour, as the message says).
+	for i, e := range es {
+		if len(e.Hashes) < HashSize || !bytes.Equal(e.Hashes[:HashSize], leaves[i][:]) {
+			return nil, tampered(idx[i], "its record does not match its stored leaf hash: the record was changed")
+		}
+	}
 	for i := range idx {
 		one, err := knownRoot(size, idx[i:i+1], leaves[i:i+1], hr)
 		if err != nil {
 			return nil, proofError(err)
 		}
 		if one != root {
-			return nil, tampered(idx[i], "its record is not the one the signed log holds there: it was changed, moved, or its hashes rewritten")
+			return nil, tampered(idx[i], "it cannot be shown to be in the signed log: it or a record near it was moved, removed or rewritten with its hashes")
 		}
 	}
 	return nil, tampered(-1, "the stored hashes do not match the verified tree of %d entries", size)

@@ -134,3 +134,16 @@ func TestOpenRefusesBadURL(t *testing.T) {
 		t.Error("Open accepted a malformed URL")
 	}
 }
+
+// FA-6, invariant 8: edited, swapped, truncated and relabelled log
+// records in PostgreSQL are found by the start-up check and refused by
+// verified reads.
+func TestTamper(t *testing.T) {
+	testURL(t)
+	storetest.RunTamper(t, func(t *testing.T) (portrait.Store, string) {
+		u := freshSchema(t)
+		db := mustOpen(t, u)
+		t.Cleanup(func() { db.Close() })
+		return db, u
+	})
+}

@@ -239,3 +239,15 @@ func TestFilesPrivate(t *testing.T) {
 		})
 	}
 }
+
+// FA-6, invariant 8: edited, swapped, truncated and relabelled log
+// records in a SQLite file are found by the start-up check and refused by
+// verified reads.
+func TestTamper(t *testing.T) {
+	storetest.RunTamper(t, func(t *testing.T) (portrait.Store, string) {
+		path := filepath.Join(t.TempDir(), "portrait.db")
+		db := mustOpen(t, path)
+		t.Cleanup(func() { db.Close() })
+		return db, path
+	})
+}
