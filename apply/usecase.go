@@ -194,6 +194,12 @@ func (s *Service) Gate(ctx context.Context, id, kind string, st *policy.State) (
 	}
 	if st != nil {
 		shown, err := s.marked(ctx, markNotice, st.Subject, id)
+		if errors.Is(err, audit.ErrTampered) {
+			// A notice mark that does not match the signed log proves
+			// nothing: refused as if never shown, with the log's finding.
+			return nil, &portrait.Error{Code: portrait.EDENIED, Requirement: "CN-11", Err: err,
+				Message: fmt.Sprintf("use-case %q is high-risk and the pre-use notice cannot be shown to have been given: the audit log failed its integrity check, so nothing was decided", id)}
+		}
 		if err != nil {
 			return nil, err
 		}
