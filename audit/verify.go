@@ -217,7 +217,8 @@ func (v verifier) checkOne(cp Checkpoint, i int64) error {
 		return err
 	}
 	if tlog.CheckRecord(p, cp.Size, cp.Hash, i, tlog.RecordHash(data)) != nil {
-		return fmt.Errorf("entry %d does not match the signed log (size %d): its content was changed, or entries were reordered or removed", i, cp.Size)
+		return fmt.Errorf("entry %d does not match the signed log (size %d): its content was changed, or entries were reordered or removed "+
+			"(the proof hashes come from the server, so a change to a neighbouring entry shows here too; --full names the first changed entry)", i, cp.Size)
 	}
 	return nil
 }
@@ -285,9 +286,11 @@ func (v verifier) locate(cp Checkpoint, lo int64, before []tlog.Hash, datas [][]
 	a, b := 0, len(datas) // ok(a) holds, ok(b) does not
 	for b-a > 1 {
 		m := (a + b) / 2
+		// A server that cannot prove a prefix (its stored hashes there
+		// are broken too) counts as not matching it.
 		good, err := ok(m)
 		if err != nil {
-			return err
+			good = false
 		}
 		if good {
 			a = m
