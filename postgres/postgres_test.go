@@ -147,3 +147,11 @@ func TestTamper(t *testing.T) {
 		return db, u
 	})
 }
+
+// The start-up check over a large log; opt-in, see storetest.RunCheckLarge.
+func TestCheckLarge(t *testing.T) {
+	testURL(t)
+	db := mustOpen(t, freshSchema(t))
+	defer db.Close()
+	storetest.RunCheckLarge(t, db)
+}

@@ -251,3 +251,15 @@ func TestTamper(t *testing.T) {
 		return db, path
 	})
 }
+
+// The start-up check over a large log; opt-in, see storetest.RunCheckLarge.
+// PORTRAIT_CHECK_DB keeps the filled database between runs.
+func TestCheckLarge(t *testing.T) {
+	path := os.Getenv("PORTRAIT_CHECK_DB")
+	if path == "" {
+		path = filepath.Join(t.TempDir(), "portrait.db")
+	}
+	db := mustOpen(t, path)
+	defer db.Close()
+	storetest.RunCheckLarge(t, db)
+}
