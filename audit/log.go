@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/bits"
@@ -102,7 +101,7 @@ func Encode(rec Record) ([]byte, error) {
 		rec.Time = time.Now()
 	}
 	rec.Time = rec.Time.UTC()
-	data, err := json.Marshal(rec)
+	data, err := appendRecord(make([]byte, 0, 512), &rec)
 	if err != nil {
 		return nil, fmt.Errorf("encode audit record %q: %w", rec.Kind, err)
 	}
