@@ -174,27 +174,47 @@ func (v *Verifier) check(ctx context.Context, r Reader) (CheckResult, error) {
 		return res, err
 	}
 
-	// Read the next page while this one is hashed: the store and the
-	// hashing each keep one core busy.
 	type page struct {
 		from int64
 		es   []portrait.LogEntry
 		err  error
 	}
+	// Two readers fetch alternate pages ahead while this goroutine
+	// hashes: reading a page from SQLite costs about twice hashing it,
+	// so on two cores the check is bound by the total work, not by one
+	// reader.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	pages := make(chan page, 2)
+	const readers = 2
+	var lanes [readers]chan page
+	for k := range lanes {
+		lanes[k] = make(chan page, 2)
+		go func(k int) {
+			defer close(lanes[k])
+			for from := int64(k) * pageSize; from < n; from += readers * pageSize {
+				es, err := r.LogEntries(ctx, from, min(from+pageSize, n))
+				select {
+				case lanes[k] <- page{from, es, err}:
+				case <-ctx.Done():
+					return
+				}
+				if err != nil {
+					return
+				}
+			}
+		}(k)
+	}
+	pages := make(chan page)
 	go func() {
 		defer close(pages)
-		for from := int64(0); from < n; from += pageSize {
-			end := min(from+pageSize, n)
-			es, err := r.LogEntries(ctx, from, end)
-			select {
-			case pages <- page{from, es, err}:
-			case <-ctx.Done():
+		for i := 0; ; i++ {
+			p, ok := <-lanes[i%readers]
+			if !ok {
 				return
 			}
-			if err != nil {
+			select {
+			case pages <- p:
+			case <-ctx.Done():
 				return
 			}
 		}
