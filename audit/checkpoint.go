@@ -72,13 +72,16 @@ func (l *Log) Publish(ctx context.Context, r Reader, save func(ctx context.Conte
 // one this log signed and the verified tree must extend it: otherwise
 // the log was wound back or rewritten, and nothing is signed over it.
 func (l *Log) publish(ctx context.Context, r Reader, save func(ctx context.Context, note []byte) error) error {
-	size, root, err := l.Head(ctx, r)
-	if err != nil {
-		return err
-	}
+	// The saved checkpoint first, then the head at the log's size: with
+	// several nodes appending and publishing, an honest log read after a
+	// checkpoint is never smaller than it.
 	saved, ok, err := l.saved(ctx, r)
 	if err != nil {
 		return l.alert(err)
+	}
+	size, root, err := l.Head(ctx, r)
+	if err != nil {
+		return err
 	}
 	if ok {
 		if err := l.extends(ctx, r, size, root, saved); err != nil {

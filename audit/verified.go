@@ -148,13 +148,16 @@ func (v *Verifier) Check(ctx context.Context, r Reader) (CheckResult, error) {
 }
 
 func (v *Verifier) check(ctx context.Context, r Reader) (CheckResult, error) {
-	n, err := r.LogSize(ctx)
-	if err != nil {
-		return CheckResult{}, fmt.Errorf("check audit log: %w", err)
-	}
+	// The checkpoint first, then the size: other nodes may append and
+	// publish in between, and an honest log is never smaller than a
+	// checkpoint read before its size.
 	cp, ok, err := v.saved(ctx, r)
 	if err != nil {
 		return CheckResult{}, err
+	}
+	n, err := r.LogSize(ctx)
+	if err != nil {
+		return CheckResult{}, fmt.Errorf("check audit log: %w", err)
 	}
 	res := CheckResult{Entries: n}
 	if ok {
@@ -322,13 +325,13 @@ func (v *Verifier) ensure(ctx context.Context, r Reader, to int64) (int64, tlog.
 // start sets the head at the newest stored checkpoint, once its stored
 // subtree roots are shown to give its signed root.
 func (v *Verifier) start(ctx context.Context, r Reader) error {
+	cp, ok, err := v.saved(ctx, r) // before the size, as in check
+	if err != nil {
+		return err
+	}
 	n, err := r.LogSize(ctx)
 	if err != nil {
 		return fmt.Errorf("audit log size: %w", err)
-	}
-	cp, ok, err := v.saved(ctx, r)
-	if err != nil {
-		return err
 	}
 	if ok && cp.Size > 0 {
 		if cp.Size > n {
