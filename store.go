@@ -97,8 +97,11 @@ type LabelValue struct {
 // LogEntry is one audit-log record as stored, with the Merkle hashes its
 // append produced (see package audit).
 type LogEntry struct {
-	Index  int64
-	Kind   string // the record's kind, indexed for LogEntriesOfKind
+	Index int64
+	// Kind is the record's kind, kept in a column for LogEntriesOfKind.
+	// No hash covers the column: package audit checks it against the
+	// hashed record (Data) before anything is done with the entry.
+	Kind   string
 	Data   []byte
 	Hashes []byte // concatenated 32-byte stored hashes
 }
@@ -230,6 +233,8 @@ type Store interface {
 	LogEntries(ctx context.Context, from, to int64) ([]LogEntry, error)
 	// LogEntriesOfKind returns the entries in [from, to) whose record is of
 	// one of kinds, in order, found by index rather than by reading the log.
+	// Read them through audit.Verifier.ReadVerifiedKinds, which checks each
+	// against the signed tree; never act on them directly (invariant 8).
 	LogEntriesOfKind(ctx context.Context, kinds []string, from, to int64) ([]LogEntry, error)
 	// LogHashes returns the stored Merkle hashes at the given storage indexes (tlog.StoredHashIndex).
 	LogHashes(ctx context.Context, indexes []int64) ([][32]byte, error)

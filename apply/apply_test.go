@@ -1,6 +1,7 @@
 package apply_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -25,6 +26,7 @@ import (
 	"github.com/portrait-dev/portrait/label"
 	"github.com/portrait-dev/portrait/policy"
 	"github.com/portrait-dev/portrait/sqlite"
+	"github.com/portrait-dev/portrait/storetest"
 )
 
 var (
@@ -613,5 +615,64 @@ func TestDecide(t *testing.T) {
 	// Another subject cannot set dave's choices.
 	if err := e.svc.RefuseAutomation(ctx, policy.Caller{Role: policy.Subject, Subject: erin}, dave, "credit_limit", true); portrait.ErrorCode(err) != portrait.EFORBIDDEN {
 		t.Errorf("erin set dave's refusal: %v", err)
+	}
+}
+
+// CN-11, invariant 8: rewriting the "notice shown" mark of one subject in
+// the store to name another does not let the other's high-risk decision
+// through. Before the change it is refused (403, CN-11); after it, a node
+// that reads the marks refuses it still, with the log's integrity finding,
+// and counts the alert.
+func TestNoticeMarkRewrittenInStore(t *testing.T) {
+	e := newEnv(t)
+	e.grant("alice", "credit")
+	e.grant("bob", "credit")
+	alice, _ := e.ledger.State(ctx, e.keys.Pseudonym("alice"))
+	bob, _ := e.ledger.State(ctx, e.keys.Pseudonym("bob"))
+	if _, err := e.svc.Assess(ctx, admin, "credit_limit"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.ShowNotice(ctx, operator, alice.Subject, "credit_limit"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Gate(ctx, "credit_limit", apply.KindDecision, alice); err != nil {
+		t.Fatalf("alice was shown the notice: %v", err)
+	}
+	_, err := e.svc.Gate(ctx, "credit_limit", apply.KindDecision, bob)
+	wantErr(t, err, portrait.EDENIED, "CN-11", "pre-use notice")
+
+	// Find alice's mark and make it name bob.
+	size, _ := e.store.LogSize(ctx)
+	marks, err := e.store.LogEntriesOfKind(ctx, []string{"mark"}, 0, size)
+	if err != nil || len(marks) != 1 {
+		t.Fatalf("marks %v, %v", marks, err)
+	}
+	storetest.EditLogEntry(t, filepath.Join(e.dir, "portrait.db"), marks[0].Index, func(data []byte) []byte {
+		return bytes.ReplaceAll(data, []byte(alice.Subject), []byte(bob.Subject))
+	})
+
+	// The running node read the mark before the change and still knows
+	// bob was never shown the notice.
+	_, err = e.svc.Gate(ctx, "credit_limit", apply.KindDecision, bob)
+	wantErr(t, err, portrait.EDENIED, "CN-11", "pre-use notice")
+
+	// A node that reads the marks now (a restart, another node) finds
+	// the mark does not match the signed log: still 403, with the finding.
+	log, _ := audit.New("portrait.test/log", e.keys.LogKey())
+	led, err := consent.New(e.store, policy.New(loadCatalog(t)), log, e.keys, consent.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := apply.New(e.store, policy.New(loadCatalog(t)), led, e.keys, log, apply.Options{Assessments: filepath.Join(e.dir, "assessments")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = svc.Gate(ctx, "credit_limit", apply.KindDecision, bob)
+	wantErr(t, err, portrait.EDENIED, "CN-11", "cannot be shown to have been given")
+	if !errors.Is(err, audit.ErrTampered) || !strings.Contains(err.Error(), fmt.Sprintf("entry %d", marks[0].Index)) {
+		t.Fatalf("%v, want the log's finding naming entry %d", err, marks[0].Index)
+	}
+	if log.Failures() == 0 {
+		t.Fatal("the integrity failure was not counted")
 	}
 }

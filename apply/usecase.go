@@ -197,6 +197,12 @@ func (s *Service) Gate(ctx context.Context, id, kind string, st *policy.State) (
 	}
 	if st != nil {
 		shown, err := s.marked(ctx, markNotice, st.Subject, id)
+		if errors.Is(err, audit.ErrTampered) {
+			// A notice mark that does not match the signed log proves
+			// nothing: refused as if never shown, with the log's finding.
+			return nil, &portrait.Error{Code: portrait.EDENIED, Requirement: "CN-11", Err: err,
+				Message: fmt.Sprintf("use-case %q is high-risk and the pre-use notice cannot be shown to have been given: the audit log failed its integrity check, so nothing was decided", id)}
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -295,15 +301,15 @@ func (s *Service) marked(ctx context.Context, kind, subject, usecase string) (bo
 	if s.marks.scanned < size {
 		// Through the log's kind index: a decision reads only the marks
 		// added since the last one, not every record in between.
-		entries, err := s.store.LogEntriesOfKind(ctx, []string{"mark"}, s.marks.scanned, size)
+		// Each mark is checked against the signed tree before it counts:
+		// a mark edited in the store (say, to name another subject) is
+		// refused with an alert, and the decision with it (invariant 8).
+		entries, err := s.log.ReadVerifiedKinds(ctx, s.store, []string{"mark"}, s.marks.scanned, size)
 		if err != nil {
 			return false, failClosed("read audit log", err)
 		}
 		for _, e := range entries {
-			var r audit.Record
-			if json.Unmarshal(e.Data, &r) != nil {
-				continue
-			}
+			r := e.Record
 			uc, _ := r.Detail["usecase"].(string)
 			kk, _ := r.Detail["mark"].(string)
 			s.marks.set[markKey{kk, r.Subject, uc}] = r.Action == "set"

@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	portrait "github.com/portrait-dev/portrait"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -29,16 +28,15 @@ func (c Checkpoint) body() string {
 }
 
 // Sign returns a signed note of the checkpoint of the log's current size.
+// It signs only a tree it has checked: every record up to that size has
+// been hashed from its data (see Verifier), so a record edited in the
+// store is refused rather than signed over.
 func (l *Log) Sign(ctx context.Context, r Reader) ([]byte, error) {
-	size, err := r.LogSize(ctx)
+	size, root, err := l.Head(ctx, r)
 	if err != nil {
-		return nil, fmt.Errorf("sign checkpoint: log size: %w", err)
+		return nil, fmt.Errorf("sign checkpoint: %w", err)
 	}
 	l.sawCommitted(size)
-	root, err := tlog.TreeHash(size, l.hashReader(ctx, r.LogHashes))
-	if err != nil {
-		return nil, fmt.Errorf("sign checkpoint: tree hash of size %d: %w", size, err)
-	}
 	msg, err := note.Sign(&note.Note{Text: Checkpoint{Origin: l.origin, Size: size, Hash: root}.body()}, l.signer)
 	if err != nil {
 		return nil, fmt.Errorf("sign checkpoint of size %d: %w", size, err)
@@ -70,27 +68,59 @@ func (l *Log) Publish(ctx context.Context, r Reader, save func(ctx context.Conte
 
 // publish saves a new checkpoint if the log is larger than the saved one.
 // Reading the saved checkpoint each time keeps several nodes from
-// publishing the same size over and over.
+// publishing the same size over and over. The saved checkpoint must be
+// one this log signed and the verified tree must extend it: otherwise
+// the log was wound back or rewritten, and nothing is signed over it.
 func (l *Log) publish(ctx context.Context, r Reader, save func(ctx context.Context, note []byte) error) error {
-	size, err := r.LogSize(ctx)
+	// The saved checkpoint first, then the head at the log's size: with
+	// several nodes appending and publishing, an honest log read after a
+	// checkpoint is never smaller than it.
+	saved, ok, err := l.saved(ctx, r)
 	if err != nil {
-		return fmt.Errorf("log size: %w", err)
+		return l.alert(err)
 	}
-	saved, err := r.Checkpoint(ctx)
-	if err != nil && portrait.ErrorCode(err) != portrait.ENOTFOUND {
-		return fmt.Errorf("read saved checkpoint: %w", err)
-	}
-	// A saved checkpoint that does not verify (signed before a key
-	// rotation) is replaced.
-	if c, err := ParseCheckpoint(saved, l.vkey); err == nil && c.Size >= size {
-		return nil
-	}
-	msg, err := l.Sign(ctx, r)
+	size, root, err := l.Head(ctx, r)
 	if err != nil {
 		return err
 	}
+	if ok {
+		if err := l.extends(ctx, r, size, root, saved); err != nil {
+			return l.alert(err)
+		}
+		if saved.Size >= size {
+			return nil
+		}
+	}
+	msg, err := note.Sign(&note.Note{Text: Checkpoint{Origin: l.origin, Size: size, Hash: root}.body()}, l.signer)
+	if err != nil {
+		return fmt.Errorf("sign checkpoint of size %d: %w", size, err)
+	}
 	if err := save(ctx, msg); err != nil {
 		return fmt.Errorf("save checkpoint: %w", err)
+	}
+	return nil
+}
+
+// extends checks that the verified tree of size and root extends the
+// signed checkpoint saved, by a consistency proof over the stored hashes.
+func (l *Log) extends(ctx context.Context, r Reader, size int64, root tlog.Hash, saved Checkpoint) error {
+	switch {
+	case saved.Size > size:
+		return tampered(-1, "the newest signed checkpoint covers %d entries but the log holds %d: entries were removed and the head wound back", saved.Size, size)
+	case saved.Size == size:
+		if saved.Hash != root {
+			return tampered(-1, "the log of %d entries does not give the root of the signed checkpoint of that size: entries were changed", size)
+		}
+		return nil
+	case saved.Size == 0:
+		return nil
+	}
+	p, err := tlog.ProveTree(size, saved.Size, storeHashes(ctx, r))
+	if err != nil {
+		return proofError(err)
+	}
+	if tlog.CheckTree(p, size, root, saved.Size, saved.Hash) != nil {
+		return tampered(-1, "the verified log of %d entries does not extend the signed checkpoint of %d: entries before %d were changed", size, saved.Size, saved.Size)
 	}
 	return nil
 }

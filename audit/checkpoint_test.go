@@ -165,9 +165,9 @@ func TestPublish(t *testing.T) {
 	}
 }
 
-// A saved checkpoint under another key (before a key rotation) does not
-// stop publishing.
-func TestPublishReplacesForeignCheckpoint(t *testing.T) {
+// A saved checkpoint not signed by the log's key is a tampered store:
+// nothing is signed over it and the finding is counted (invariant 8).
+func TestPublishRefusesForeignCheckpoint(t *testing.T) {
 	ctx := context.Background()
 	old, m := buildLog(t, "old", testRecords(0, 4))
 	msg, err := old.Sign(ctx, m)
@@ -176,11 +176,14 @@ func TestPublishReplacesForeignCheckpoint(t *testing.T) {
 	}
 	m.SaveCheckpoint(ctx, msg)
 	l := newTestLog(t, "k")
-	if err := l.publish(ctx, m, m.SaveCheckpoint); err != nil {
-		t.Fatal(err)
+	err = l.publish(ctx, m, m.SaveCheckpoint)
+	if !errors.Is(err, ErrTampered) || !strings.Contains(err.Error(), "not one this log signed") {
+		t.Fatalf("publish over a foreign checkpoint: %v, want ErrTampered", err)
 	}
-	saved, _ := m.Checkpoint(ctx)
-	if c, err := ParseCheckpoint(saved, l.VerifierKey()); err != nil || c.Size != 4 {
-		t.Fatalf("saved checkpoint %+v, %v; want one of size 4 under the new key", c, err)
+	if saved, _ := m.Checkpoint(ctx); !bytes.Equal(saved, msg) {
+		t.Fatal("a checkpoint was saved over the foreign one")
+	}
+	if l.Failures() != 1 {
+		t.Fatalf("Failures() = %d, want 1", l.Failures())
 	}
 }

@@ -25,4 +25,16 @@
 // transaction rolls back and an action that cannot be logged does not
 // happen. Invariant 4: records hold pseudonyms and digests, never personal
 // data, so the log can be kept for the system's lifetime.
+//
+// Invariant 8 (nothing unverified is trusted): the store is not trusted.
+// A Verifier keeps a verified head, a size up to which every record's
+// hashes were recomputed from its data, and hands out records only after
+// checking them against it (ReadVerified, ReadVerifiedKinds, CheckEntries):
+// their data gives the root of the tree together with the stored proof
+// hashes, and their kind column (an index no hash covers) equals the kind
+// in the hashed record. The head starts at the newest stored checkpoint
+// signed by the log's key, or at a full streaming check (Check, run by the
+// server on start), and the Log signs only heads it has verified, so a
+// record edited in the store is never signed over. A mismatch is
+// ErrTampered; nothing outside this package parses record data (Decode).
 package audit

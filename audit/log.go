@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/bits"
@@ -37,6 +36,10 @@ const maxCached = 1 << 16
 // transaction appended earlier, and a Reader must see only committed
 // entries.
 type Log struct {
+	// Verifier checks what is read back against the signed tree; the Log
+	// signs only trees it has checked.
+	*Verifier
+
 	origin string
 	signer note.Signer
 	vkey   string
@@ -73,7 +76,11 @@ func New(origin string, key ed25519.PrivateKey) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("audit log %q: signer: %w", origin, err)
 	}
-	return &Log{origin: origin, signer: signer, vkey: vkey, cache: make(map[int64][32]byte)}, nil
+	v, err := NewVerifier(vkey)
+	if err != nil {
+		return nil, err
+	}
+	return &Log{Verifier: v, origin: origin, signer: signer, vkey: vkey, cache: make(map[int64][32]byte)}, nil
 }
 
 // Origin returns the checkpoint origin line.
@@ -94,7 +101,7 @@ func Encode(rec Record) ([]byte, error) {
 		rec.Time = time.Now()
 	}
 	rec.Time = rec.Time.UTC()
-	data, err := json.Marshal(rec)
+	data, err := appendRecord(make([]byte, 0, 512), &rec)
 	if err != nil {
 		return nil, fmt.Errorf("encode audit record %q: %w", rec.Kind, err)
 	}

@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 
 	portrait "github.com/portrait-dev/portrait"
@@ -19,8 +20,9 @@ type Memory struct {
 }
 
 var (
-	_ Writer = (*Memory)(nil)
-	_ Reader = (*Memory)(nil)
+	_ Writer     = (*Memory)(nil)
+	_ Reader     = (*Memory)(nil)
+	_ KindReader = (*Memory)(nil)
 )
 
 // LogSize implements Reader.LogSize and Writer.LogSize.
@@ -34,10 +36,28 @@ func (m *Memory) LogSize(ctx context.Context) (int64, error) {
 func (m *Memory) LogEntries(ctx context.Context, from, to int64) ([]portrait.LogEntry, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	if from < 0 || to < from || to > int64(len(m.entries)) {
-		return nil, fmt.Errorf("log entries [%d, %d): the log has %d", from, to, len(m.entries))
+	if from < 0 || to < from {
+		return nil, portrait.Errorf(portrait.EINVALID, "log entries [%d, %d): want 0 <= from <= to", from, to)
+	}
+	if to > int64(len(m.entries)) {
+		return nil, portrait.Errorf(portrait.ENOTFOUND, "log entries [%d, %d): the log has %d", from, to, len(m.entries))
 	}
 	return append([]portrait.LogEntry(nil), m.entries[from:to]...), nil
+}
+
+// LogEntriesOfKind implements KindReader.LogEntriesOfKind.
+func (m *Memory) LogEntriesOfKind(ctx context.Context, kinds []string, from, to int64) ([]portrait.LogEntry, error) {
+	es, err := m.LogEntries(ctx, from, min(to, int64(len(m.entries))))
+	if err != nil {
+		return nil, err
+	}
+	var out []portrait.LogEntry
+	for _, e := range es {
+		if slices.Contains(kinds, e.Kind) {
+			out = append(out, e)
+		}
+	}
+	return out, nil
 }
 
 // LogHashes implements Reader.LogHashes and Writer.LogHashes.
@@ -51,11 +71,11 @@ func (m *Memory) LogHashes(ctx context.Context, indexes []int64) ([][32]byte, er
 		}
 		rec, off := EntryForHash(x)
 		if rec >= int64(len(m.entries)) {
-			return nil, fmt.Errorf("stored hash %d: entry %d is not in the log of %d", x, rec, len(m.entries))
+			return nil, portrait.Errorf(portrait.ENOTFOUND, "stored hash %d: entry %d is not in the log of %d", x, rec, len(m.entries))
 		}
 		h := m.entries[rec].Hashes
 		if (off+1)*HashSize > len(h) {
-			return nil, fmt.Errorf("stored hash %d: entry %d holds %d hashes, not %d", x, rec, len(h)/HashSize, off+1)
+			return nil, portrait.Errorf(portrait.ENOTFOUND, "stored hash %d: entry %d holds %d hashes, not %d", x, rec, len(h)/HashSize, off+1)
 		}
 		copy(out[i][:], h[off*HashSize:])
 	}

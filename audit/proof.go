@@ -91,26 +91,59 @@ func (l *Log) ConsistencyProof(ctx context.Context, r Reader, from, to int64) ([
 	return hashes(p), nil
 }
 
-// Entry returns entry index exactly as it was hashed.
+// Entry returns entry index exactly as it was hashed, for outside
+// verifiers, who check it against the signed tree themselves. Only the
+// kind column, which no outsider sees, is checked here: an entry whose
+// column does not match its record is refused (ErrTampered).
 func (l *Log) Entry(ctx context.Context, r Reader, index int64) ([]byte, error) {
 	if index < 0 {
 		return nil, rangeError("log entry %d: index must be at least 0", index)
 	}
+	ds, err := l.Entries(ctx, r, index, index+1)
+	if err != nil {
+		return nil, err
+	}
+	return ds[0], nil
+}
+
+// MaxEntries bounds the entries one Entries call returns.
+const MaxEntries = 4096
+
+// Entries returns entries from (inclusive) to to (exclusive), at most
+// MaxEntries, exactly as hashed, with the same check as Entry.
+func (l *Log) Entries(ctx context.Context, r Reader, from, to int64) ([][]byte, error) {
+	if from < 0 || to <= from || to-from > MaxEntries {
+		return nil, rangeError("log entries [%d, %d): want 0 <= from < to, at most %d entries", from, to, MaxEntries)
+	}
 	cur, err := l.size(ctx, r)
 	if err != nil {
-		return nil, fmt.Errorf("log entry %d: %w", index, err)
+		return nil, fmt.Errorf("log entries [%d, %d): %w", from, to, err)
 	}
-	if index >= cur {
-		return nil, rangeError("log entry %d: the log has %d entries", index, cur)
+	if to > cur {
+		return nil, rangeError("log entries [%d, %d): the log has %d entries", from, to, cur)
 	}
-	es, err := r.LogEntries(ctx, index, index+1)
+	es, err := r.LogEntries(ctx, from, to)
 	if err != nil {
-		return nil, fmt.Errorf("log entry %d: %w", index, err)
+		return nil, fmt.Errorf("log entries [%d, %d): %w", from, to, err)
 	}
-	if len(es) != 1 || es[0].Index != index {
-		return nil, fmt.Errorf("log entry %d: store returned %d entries", index, len(es))
+	if int64(len(es)) != to-from {
+		return nil, l.alert(tampered(from, "the store returned %d of entries %d to %d", len(es), from, to-1))
 	}
-	return es[0].Data, nil
+	out := make([][]byte, len(es))
+	for i, e := range es {
+		if e.Index != from+int64(i) {
+			return nil, l.alert(tampered(from+int64(i), "the store returned entry %d in its place", e.Index))
+		}
+		kind, err := KindOf(e.Data)
+		if err != nil {
+			return nil, l.alert(tampered(e.Index, "its data is not an audit record (%v)", err))
+		}
+		if kind != e.Kind {
+			return nil, l.alert(tampered(e.Index, "its kind column says %q but its hashed record is a %q: the column was changed", e.Kind, kind))
+		}
+		out[i] = e.Data
+	}
+	return out, nil
 }
 
 func hashes[H ~[32]byte](p []H) [][32]byte {

@@ -1,7 +1,11 @@
 package audit
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"time"
 
 	portrait "github.com/portrait-dev/portrait"
@@ -40,7 +44,51 @@ type Reader interface {
 	Checkpoint(ctx context.Context) ([]byte, error)
 }
 
+// KindReader is a Reader that also finds entries by kind through an
+// index; portrait.Store satisfies it. The index is a column no hash
+// covers, so Verifier.ReadVerifiedKinds checks every entry it returns
+// against its hashed record.
+type KindReader interface {
+	Reader
+	LogEntriesOfKind(ctx context.Context, kinds []string, from, to int64) ([]portrait.LogEntry, error)
+}
+
 var (
-	_ Writer = portrait.Tx(nil)
-	_ Reader = portrait.Store(nil)
+	_ Writer     = portrait.Tx(nil)
+	_ Reader     = portrait.Store(nil)
+	_ KindReader = portrait.Store(nil)
 )
+
+// Decode returns the record that Encode encoded as data. It is the only
+// reader of the encoding: code outside this package gets records from the
+// verified reads (Verifier.ReadVerified), never by parsing entry data.
+func Decode(data []byte) (Record, error) {
+	var r Record
+	if err := json.Unmarshal(data, &r); err != nil {
+		return Record{}, fmt.Errorf("decode audit record: %w", err)
+	}
+	if r.Kind == "" {
+		return Record{}, errors.New("decode audit record: it has no kind")
+	}
+	return r, nil
+}
+
+// kindPrefix is how every encoded record begins: Kind is the first field
+// of Record and Encode writes fields in declaration order.
+const kindPrefix = `{"kind":"`
+
+// KindOf returns the kind of the record encoded as data, reading only its
+// first bytes when it can (the start-up check reads every record), else
+// decoding it.
+func KindOf(data []byte) (string, error) {
+	if rest, ok := bytes.CutPrefix(data, []byte(kindPrefix)); ok {
+		if end := bytes.IndexByte(rest, '"'); end > 0 && bytes.IndexByte(rest[:end], '\\') < 0 {
+			return string(rest[:end]), nil
+		}
+	}
+	r, err := Decode(data)
+	if err != nil {
+		return "", err
+	}
+	return r.Kind, nil
+}

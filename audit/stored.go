@@ -1,8 +1,6 @@
 package audit
 
 import (
-	"fmt"
-
 	portrait "github.com/portrait-dev/portrait"
 )
 
@@ -36,7 +34,7 @@ func PickHashes(indexes []int64, hashes map[int64][]byte) ([][32]byte, error) {
 			return nil, portrait.Errorf(portrait.ENOTFOUND, "log hash %d: record %d is not in the log", x, r)
 		}
 		if (off+1)*HashSize > len(h) {
-			return nil, fmt.Errorf("log hash %d: record %d stores %d hashes, want at least %d", x, r, len(h)/HashSize, off+1)
+			return nil, portrait.Errorf(portrait.ENOTFOUND, "log hash %d: record %d stores %d hashes, want at least %d", x, r, len(h)/HashSize, off+1)
 		}
 		copy(out[i][:], h[off*HashSize:])
 	}

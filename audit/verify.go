@@ -8,35 +8,62 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
+	"math/bits"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
 	"golang.org/x/mod/sumdb/tlog"
 )
 
-// MaxVerifyEntries caps how many entries Verify fetches and checks in one
-// run; when more were added, the newest are checked. Consistency with the
-// saved checkpoint is always checked over the whole log.
-const MaxVerifyEntries = 10000
-
 // maxBody bounds any response Verify reads.
-const maxBody = 16 << 20
+const maxBody = 64 << 20
 
-// Verify checks the log served at server as an outside auditor would
+// DefaultSamples is how many entries covered by the saved checkpoint
+// Verify re-checks at random by default. If a fraction f of those entries
+// was changed in place since they were first verified, k samples miss
+// every changed one with probability (1-f)^k: with 256, a change to 1% of
+// the entries is caught with probability 92%, to 2% with 99.4%, to 5%
+// with 99.9998%. A single changed entry among M is caught with
+// probability k/M; VerifyOptions.Full checks every entry.
+const DefaultSamples = 256
+
+// VerifyOptions says how much Verify re-checks.
+type VerifyOptions struct {
+	// Full streams every entry of the log and recomputes the whole tree.
+	Full bool
+	// Samples is how many entries covered by the saved checkpoint are
+	// re-checked at random by inclusion proof (when not Full); 0 means
+	// DefaultSamples, a negative number none.
+	Samples int
+	// Rand picks the samples; nil uses math/rand/v2's global source.
+	Rand *rand.Rand
+}
+
+// Verify is VerifyWith the default options.
+func Verify(ctx context.Context, client *http.Client, server string, checkpointFile string, out io.Writer) error {
+	return VerifyWith(ctx, client, server, checkpointFile, VerifyOptions{}, out)
+}
+
+// VerifyWith checks the log served at server as an outside auditor would
 // (FA-6), for `portrait verify`: it fetches the verifier key and the
 // latest checkpoint, checks the signature, checks that the checkpoint
 // extends the one saved in checkpointFile (consistency proof; same size
-// with another root is a fork), checks each entry added since (up to
-// MaxVerifyEntries) against the checkpoint by inclusion proof, and only
-// then saves the new checkpoint to checkpointFile. An empty checkpointFile
-// checks without saving. A short summary is written to out.
+// with another root is a fork), streams every entry added since and
+// recomputes the tree from them (no cap), re-checks entries the saved
+// checkpoint already covered (a random sample by inclusion proof, or with
+// opt.Full every entry from the first), and only then saves the new
+// checkpoint to checkpointFile. An empty checkpointFile checks without
+// saving. A short summary is written to out.
 //
 // The first run trusts the key the server presents; later runs check the
 // saved checkpoint with it, so a changed key is detected.
-func Verify(ctx context.Context, client *http.Client, server string, checkpointFile string, out io.Writer) error {
+func VerifyWith(ctx context.Context, client *http.Client, server string, checkpointFile string, opt VerifyOptions, out io.Writer) error {
 	if client == nil {
 		client = http.DefaultClient
 	}
@@ -78,17 +105,21 @@ func Verify(ctx context.Context, client *http.Client, server string, checkpointF
 		}
 	}
 
-	if cp.Size-from > MaxVerifyEntries {
-		fmt.Fprintf(out, "%d new entries: checking the newest %d\n", cp.Size-from, MaxVerifyEntries)
-		from = cp.Size - MaxVerifyEntries
-	}
-	if err := v.entries(cp, from); err != nil {
+	if opt.Full {
+		from = 0
+	} else if err := v.sample(cp, from, opt, out); err != nil {
 		return err
 	}
-	if from == cp.Size {
+	if err := v.stream(cp, from); err != nil {
+		return err
+	}
+	switch {
+	case from == cp.Size:
 		fmt.Fprintln(out, "no new entries to check")
-	} else {
-		fmt.Fprintf(out, "entries %d to %d (%d) are in the signed log\n", from, cp.Size-1, cp.Size-from)
+	case opt.Full:
+		fmt.Fprintf(out, "every entry, 0 to %d (%d), streamed and hashed: the tree gives the signed root\n", cp.Size-1, cp.Size)
+	default:
+		fmt.Fprintf(out, "entries %d to %d (%d) streamed and hashed: the tree gives the signed root\n", from, cp.Size-1, cp.Size-from)
 	}
 
 	if checkpointFile != "" {
@@ -128,37 +159,211 @@ func (v verifier) consistent(saved, cp Checkpoint) error {
 	return nil
 }
 
-// entries checks entries from … cp.Size-1 by inclusion proof. On a
-// mismatch it looks for the served entry elsewhere, to tell a reordering
-// from a change.
-func (v verifier) entries(cp Checkpoint, from int64) error {
-	n := cp.Size - from
-	leaves := make([]tlog.Hash, n)
-	proofs := make([]tlog.RecordProof, n)
-	for i := range n {
-		idx := from + i
-		data, err := v.get("/v1/log/entries/" + strconv.FormatInt(idx, 10))
+// sample re-checks entries below old (covered by the checkpoint saved
+// last time) by inclusion proof in cp: all of them if there are no more
+// than the samples, else a random sample.
+func (v verifier) sample(cp Checkpoint, old int64, opt VerifyOptions, out io.Writer) error {
+	k := int64(opt.Samples)
+	if k == 0 {
+		k = DefaultSamples
+	}
+	if k < 0 || old == 0 {
+		return nil
+	}
+	var picks []int64
+	if k >= old {
+		for i := range old {
+			picks = append(picks, i)
+		}
+	} else {
+		seen := map[int64]bool{}
+		for int64(len(picks)) < k {
+			var i int64
+			if opt.Rand != nil {
+				i = opt.Rand.Int64N(old)
+			} else {
+				i = rand.Int64N(old)
+			}
+			if !seen[i] {
+				seen[i] = true
+				picks = append(picks, i)
+			}
+		}
+		slices.Sort(picks)
+	}
+	for _, i := range picks {
+		if err := v.checkOne(cp, i); err != nil {
+			return err
+		}
+	}
+	if int64(len(picks)) == old {
+		fmt.Fprintf(out, "re-checked every one of the %d entries verified before by inclusion proof\n", old)
+	} else {
+		fmt.Fprintf(out, "re-checked %d of the %d entries verified before, at random, by inclusion proof: "+
+			"if a fraction f of them were changed, all are missed with probability (1-f)^%d (f=1%%: %.1f%%); use --full to check every entry\n",
+			len(picks), old, len(picks), 100*math.Pow(0.99, float64(len(picks))))
+	}
+	return nil
+}
+
+// checkOne checks entry i by inclusion proof in cp.
+func (v verifier) checkOne(cp Checkpoint, i int64) error {
+	data, err := v.get("/v1/log/entries/" + strconv.FormatInt(i, 10))
+	if err != nil {
+		return err
+	}
+	p, err := v.proof(fmt.Sprintf("/v1/log/proof/inclusion?index=%d&size=%d", i, cp.Size))
+	if err != nil {
+		return err
+	}
+	if tlog.CheckRecord(p, cp.Size, cp.Hash, i, tlog.RecordHash(data)) != nil {
+		return fmt.Errorf("entry %d does not match the signed log (size %d): its content was changed, or entries were reordered or removed "+
+			"(the proof hashes come from the server, so a change to a neighbouring entry shows here too; --full names the first changed entry)", i, cp.Size)
+	}
+	return nil
+}
+
+// stream fetches entries from … cp.Size-1 in pages and recomputes the
+// tree from them, starting from the subtree roots of the tree of size
+// from, which the inclusion proof of entry from holds (its left
+// siblings). At each page boundary the recomputed subtree roots must be
+// the left siblings of that entry's proof, and at the end the root must
+// be the signed one; the first page that differs is searched for the
+// first entry that does not match, to name it.
+func (v verifier) stream(cp Checkpoint, from int64) error {
+	if from >= cp.Size {
+		return nil
+	}
+	front, err := v.frontier(cp, from)
+	if err != nil {
+		return err
+	}
+	t := newTree(from, front)
+	for lo := from; lo < cp.Size; lo += MaxEntries {
+		hi := min(lo+MaxEntries, cp.Size)
+		datas, err := v.entryPage(lo, hi)
 		if err != nil {
 			return err
 		}
-		leaves[i] = tlog.RecordHash(data)
-		if proofs[i], err = v.proof(fmt.Sprintf("/v1/log/proof/inclusion?index=%d&size=%d", idx, cp.Size)); err != nil {
+		before := slices.Clone(t.stack)
+		for _, d := range datas {
+			t.add(d, nil)
+		}
+		ok, err := v.matches(cp, hi, t)
+		if err != nil {
 			return err
 		}
-	}
-	for i := range n {
-		idx := from + i
-		if tlog.CheckRecord(proofs[i], cp.Size, cp.Hash, idx, leaves[i]) == nil {
-			continue
+		if !ok {
+			return v.locate(cp, lo, before, datas)
 		}
-		for j := range n {
-			if j != i && tlog.CheckRecord(proofs[j], cp.Size, cp.Hash, from+j, leaves[i]) == nil {
-				return fmt.Errorf("entry %d is not the one the signed log (size %d) holds there: the server serves entry %d in its place: entries were reordered or removed", idx, cp.Size, from+j)
-			}
-		}
-		return fmt.Errorf("entry %d does not match the signed log (size %d): its content was changed or it was removed", idx, cp.Size)
 	}
 	return nil
+}
+
+// matches reports whether t (of t.n entries) is the signed tree's prefix.
+func (v verifier) matches(cp Checkpoint, n int64, t *tree) (bool, error) {
+	if n == cp.Size {
+		return t.root() == cp.Hash, nil
+	}
+	front, err := v.frontier(cp, n)
+	if err != nil {
+		return false, err
+	}
+	return slices.Equal(front, t.stack), nil
+}
+
+// locate finds, by bisection, the first of datas (entries lo, lo+1, …)
+// that does not match cp, given the subtree roots before lo.
+func (v verifier) locate(cp Checkpoint, lo int64, before []tlog.Hash, datas [][]byte) error {
+	// ok(j): the first j of datas match.
+	ok := func(j int) (bool, error) {
+		t := newTree(lo, before)
+		for _, d := range datas[:j] {
+			t.add(d, nil)
+		}
+		return v.matches(cp, lo+int64(j), t)
+	}
+	a, b := 0, len(datas) // ok(a) holds, ok(b) does not
+	for b-a > 1 {
+		m := (a + b) / 2
+		// A server that cannot prove a prefix (its stored hashes there
+		// are broken too) counts as not matching it.
+		good, err := ok(m)
+		if err != nil {
+			good = false
+		}
+		if good {
+			a = m
+		} else {
+			b = m
+		}
+	}
+	return fmt.Errorf("entry %d does not match the signed log (size %d): its content was changed, or entries were reordered or removed", lo+int64(a), cp.Size)
+}
+
+// frontier returns the roots of the complete subtrees of the tree of size
+// n, left to right, as the left siblings in the inclusion proof of entry
+// n in cp (checked by the caller against hashes it computed).
+func (v verifier) frontier(cp Checkpoint, n int64) ([]tlog.Hash, error) {
+	if n == 0 {
+		return nil, nil
+	}
+	p, err := v.proof(fmt.Sprintf("/v1/log/proof/inclusion?index=%d&size=%d", n, cp.Size))
+	if err != nil {
+		return nil, err
+	}
+	return leftSiblings(p, n, cp.Size)
+}
+
+// leftSiblings returns the hashes of proof (the RFC 6962 audit path of
+// leaf m in a tree of size n, leaf first) that lie left of m, root side
+// first: the complete subtrees covering [0, m).
+func leftSiblings(proof []tlog.Hash, m, n int64) ([]tlog.Hash, error) {
+	// The path top-down: at [lo, hi) split at k, the largest power of two
+	// below hi-lo; the sibling is the half without m.
+	var left []bool
+	for lo, hi := int64(0), n; hi-lo > 1; {
+		k := int64(1) << (bits.Len64(uint64(hi-lo-1)) - 1)
+		if m < lo+k {
+			left = append(left, false)
+			hi = lo + k
+		} else {
+			left = append(left, true)
+			lo += k
+		}
+	}
+	if len(left) != len(proof) {
+		return nil, fmt.Errorf("inclusion proof of entry %d in %d has %d hashes, want %d", m, n, len(proof), len(left))
+	}
+	var out []tlog.Hash
+	for i, l := range left {
+		if l {
+			out = append(out, proof[len(proof)-1-i])
+		}
+	}
+	return out, nil
+}
+
+// EntriesResponse is the JSON body of GET /v1/log/entries?from=&to=: the
+// entries exactly as hashed, in order.
+type EntriesResponse struct {
+	Entries [][]byte `json:"entries"`
+}
+
+func (v verifier) entryPage(lo, hi int64) ([][]byte, error) {
+	path := fmt.Sprintf("/v1/log/entries?from=%d&to=%d", lo, hi)
+	body, err := v.get(path)
+	if err != nil {
+		return nil, err
+	}
+	var r EntriesResponse
+	if err := json.Unmarshal(body, &r); err != nil {
+		return nil, fmt.Errorf("GET %s%s: not {\"entries\": [base64, …]}: %w", v.server, path, err)
+	}
+	if int64(len(r.Entries)) != hi-lo {
+		return nil, fmt.Errorf("GET %s%s: %d entries, want %d", v.server, path, len(r.Entries), hi-lo)
+	}
+	return r.Entries, nil
 }
 
 func (v verifier) proof(path string) ([]tlog.Hash, error) {

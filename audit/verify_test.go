@@ -84,11 +84,16 @@ func (s *logServer) handler() http.Handler {
 		w.Write([]byte(l.VerifierKey() + "\n"))
 	})
 	mux.HandleFunc("GET /v1/log/checkpoint", func(w http.ResponseWriter, r *http.Request) {
+		// As package server does: the newest saved checkpoint, else
+		// one signed now.
 		l, m := s.state()
-		msg, err := l.Sign(r.Context(), m)
-		if err != nil {
-			fail(w, err)
-			return
+		msg, _ := m.Checkpoint(r.Context())
+		if len(msg) == 0 {
+			var err error
+			if msg, err = l.Sign(r.Context(), m); err != nil {
+				fail(w, err)
+				return
+			}
 		}
 		s.mu.Lock()
 		tamper := s.note
@@ -113,6 +118,16 @@ func (s *logServer) handler() http.Handler {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(data)
+	})
+	mux.HandleFunc("GET /v1/log/entries", func(w http.ResponseWriter, r *http.Request) {
+		l, m := s.state()
+		ds, err := l.Entries(r.Context(), m, arg(r, "from"), arg(r, "to"))
+		if err != nil {
+			fail(w, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(EntriesResponse{Entries: ds})
 	})
 	mux.HandleFunc("GET /v1/log/proof/inclusion", func(w http.ResponseWriter, r *http.Request) {
 		l, m := s.state()
@@ -167,6 +182,15 @@ func TestVerify(t *testing.T) {
 			want: "entry 25 does not match the signed log (size 30): its content was changed",
 		},
 		{
+			name: "changed old entry",
+			tamper: func(s *logServer) {
+				s.editEntries(func(e []portrait.LogEntry) {
+					e[3].Data = bytes.Replace(e[3].Data, []byte("recommend"), []byte("forget"), 1)
+				})
+			},
+			want: "entry 3 does not match the signed log (size 30): its content was changed",
+		},
+		{
 			name:    "changed entry, first run",
 			noSaved: true,
 			tamper: func(s *logServer) {
@@ -183,7 +207,7 @@ func TestVerify(t *testing.T) {
 					e[22].Data, e[23].Data = e[23].Data, e[22].Data
 				})
 			},
-			want: "entry 22 is not the one the signed log (size 30) holds there: the server serves entry 23 in its place: entries were reordered or removed",
+			want: "entry 22 does not match the signed log (size 30): its content was changed, or entries were reordered or removed",
 		},
 		{
 			name: "removed entry, later ones shifted",
@@ -194,7 +218,7 @@ func TestVerify(t *testing.T) {
 					}
 				})
 			},
-			want: "entry 24 is not the one the signed log (size 30) holds there: the server serves entry 25 in its place",
+			want: "entry 24 does not match the signed log (size 30)",
 		},
 		{
 			name:   "removed entry, history rewritten",
@@ -220,6 +244,7 @@ func TestVerify(t *testing.T) {
 			name: "wrong key",
 			tamper: func(s *logServer) {
 				_, m := s.state()
+				m.checkpoint = nil
 				s.set(newTestLog(t, "stolen"), m)
 			},
 			want: "does not verify with the key the server now presents",
@@ -258,6 +283,11 @@ func TestVerify(t *testing.T) {
 			if _, err := l.Append(ctx, m, testRecords(saved, grown)...); err != nil {
 				t.Fatal(err)
 			}
+			// The server publishes a checkpoint of the grown log, as serve
+			// does every second; the store is changed after that.
+			if err := l.publish(ctx, m, m.SaveCheckpoint); err != nil {
+				t.Fatal(err)
+			}
 			if tt.tamper != nil {
 				tt.tamper(s)
 			}
@@ -273,7 +303,8 @@ func TestVerify(t *testing.T) {
 				if err != nil || c.Size != grown {
 					t.Fatalf("saved checkpoint %+v, %v; want size %d", c, err, grown)
 				}
-				if !strings.Contains(out.String(), "entries 0 to 29 (30)") && !strings.Contains(out.String(), "entries 20 to 29 (10)") {
+				if !strings.Contains(out.String(), "entries 0 to 29 (30)") && !strings.Contains(out.String(), "entries 20 to 29 (10)") ||
+					!tt.noSaved && !strings.Contains(out.String(), "re-checked every one of the 20 entries verified before") {
 					t.Fatalf("summary does not say what was checked:\n%s", out.String())
 				}
 				return

@@ -382,15 +382,14 @@ func (m *Monitor) Load(ctx context.Context) error {
 		return fmt.Errorf("monitor: load proxy flags: %w", err)
 	}
 	flags := map[string]*ProxyFlag{}
-	ents, err := m.deps.Store.LogEntriesOfKind(ctx, []string{"proxy_flag", "proxy_clear"}, 0, size)
+	// Checked against the signed tree: an edited flag or clearance is
+	// refused with an alert, never acted on (invariant 8).
+	ents, err := m.deps.Log.ReadVerifiedKinds(ctx, m.deps.Store, []string{"proxy_flag", "proxy_clear"}, 0, size)
 	if err != nil {
 		return fmt.Errorf("monitor: load proxy flags: %w", err)
 	}
 	for _, e := range ents {
-		var rec audit.Record
-		if err := json.Unmarshal(e.Data, &rec); err != nil {
-			continue
-		}
+		rec := e.Record
 		feature, _ := rec.Detail["feature"].(string)
 		switch rec.Kind {
 		case "proxy_flag":

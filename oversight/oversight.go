@@ -207,24 +207,26 @@ func (s *Service) scanCatalogs(ctx context.Context, size int64) error {
 	if s.idx.catScan >= size {
 		return nil
 	}
-	entries, err := s.store.LogEntriesOfKind(ctx, []string{KindCatalog}, s.idx.catScan, size)
+	// Checked against the signed tree: the filing and the catalog-change
+	// check rest on these records (invariant 8).
+	entries, err := s.log.ReadVerifiedKinds(ctx, s.store, []string{KindCatalog}, s.idx.catScan, size)
 	if err != nil {
 		return fmt.Errorf("read catalog records of the audit log: %w", err)
 	}
 	for _, e := range entries {
-		var rec struct {
-			Time   time.Time `json:"time"`
-			Digest string    `json:"digest"`
-			Detail struct {
-				Version      string            `json:"version"`
-				Declarations map[string]string `json:"declarations"`
-			} `json:"detail"`
-		}
-		if err := json.Unmarshal(e.Data, &rec); err != nil {
-			return fmt.Errorf("audit entry %d is not a record: %w", e.Index, err)
+		rec := e.Record
+		version, _ := rec.Detail["version"].(string)
+		var decls map[string]string
+		if d, ok := rec.Detail["declarations"].(map[string]any); ok {
+			decls = make(map[string]string, len(d))
+			for k, v := range d {
+				if v, ok := v.(string); ok {
+					decls[k] = v
+				}
+			}
 		}
 		s.idx.catalogs = append(s.idx.catalogs, catalogRecord{Index: e.Index, Time: rec.Time, Digest: rec.Digest,
-			Version: rec.Detail.Version, Declarations: rec.Detail.Declarations})
+			Version: version, Declarations: decls})
 	}
 	s.idx.catScan = size
 	return nil
@@ -258,18 +260,12 @@ func (s *Service) snapshot(ctx context.Context) (note []byte, st LogStats, err e
 func (s *Service) scanLocked(ctx context.Context, size int64) error {
 	for s.idx.scanned < size {
 		to := min(s.idx.scanned+scanPage, size)
-		entries, err := s.store.LogEntries(ctx, s.idx.scanned, to)
+		entries, err := s.log.ReadVerified(ctx, s.store, s.idx.scanned, to)
 		if err != nil {
 			return fmt.Errorf("read audit log [%d, %d): %w", s.idx.scanned, to, err)
 		}
 		for _, e := range entries {
-			var rec struct {
-				Kind string    `json:"kind"`
-				Time time.Time `json:"time"`
-			}
-			if err := json.Unmarshal(e.Data, &rec); err != nil {
-				return fmt.Errorf("audit entry %d is not a record: %w", e.Index, err)
-			}
+			rec := e.Record
 			period := rec.Time.UTC().Format("2006-01")
 			if s.idx.kinds[rec.Kind] == nil {
 				s.idx.kinds[rec.Kind] = map[string]int64{}

@@ -134,3 +134,24 @@ func TestOpenRefusesBadURL(t *testing.T) {
 		t.Error("Open accepted a malformed URL")
 	}
 }
+
+// FA-6, invariant 8: edited, swapped, truncated and relabelled log
+// records in PostgreSQL are found by the start-up check and refused by
+// verified reads.
+func TestTamper(t *testing.T) {
+	testURL(t)
+	storetest.RunTamper(t, func(t *testing.T) (portrait.Store, string) {
+		u := freshSchema(t)
+		db := mustOpen(t, u)
+		t.Cleanup(func() { db.Close() })
+		return db, u
+	})
+}
+
+// The start-up check over a large log; opt-in, see storetest.RunCheckLarge.
+func TestCheckLarge(t *testing.T) {
+	testURL(t)
+	db := mustOpen(t, freshSchema(t))
+	defer db.Close()
+	storetest.RunCheckLarge(t, db)
+}

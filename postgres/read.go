@@ -327,7 +327,7 @@ func (db *DB) LogEntries(ctx context.Context, from, to int64) ([]portrait.LogEnt
 	if from < 0 || to < from {
 		return nil, portrait.Errorf(portrait.EINVALID, "log entries [%d, %d): want 0 <= from <= to", from, to)
 	}
-	rows, err := db.pool.Query(ctx, `SELECT idx, data, hashes FROM log_entries WHERE idx >= $1 AND idx < $2 ORDER BY idx`, from, to)
+	rows, err := db.pool.Query(ctx, `SELECT idx, kind, data, hashes FROM log_entries WHERE idx >= $1 AND idx < $2 ORDER BY idx`, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("read log entries: %w", err)
 	}
@@ -335,7 +335,7 @@ func (db *DB) LogEntries(ctx context.Context, from, to int64) ([]portrait.LogEnt
 	out := make([]portrait.LogEntry, 0, to-from)
 	for rows.Next() {
 		var e portrait.LogEntry
-		if err := rows.Scan(&e.Index, &e.Data, &e.Hashes); err != nil {
+		if err := rows.Scan(&e.Index, &e.Kind, &e.Data, &e.Hashes); err != nil {
 			return nil, fmt.Errorf("read log entries: %w", err)
 		}
 		out = append(out, e)

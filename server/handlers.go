@@ -351,6 +351,23 @@ func (s *Server) logEntry(w http.ResponseWriter, r *http.Request, _ policy.Calle
 	return err
 }
 
+func (s *Server) logEntries(w http.ResponseWriter, r *http.Request, _ policy.Caller) error {
+	q := r.URL.Query()
+	from, err := intParam("from", q.Get("from"))
+	if err != nil {
+		return err
+	}
+	to, err := intParam("to", q.Get("to"))
+	if err != nil {
+		return err
+	}
+	ds, err := s.cfg.Log.Entries(r.Context(), s.cfg.Store, from, to)
+	if err != nil {
+		return logErr(err)
+	}
+	return writeJSON(w, 200, audit.EntriesResponse{Entries: ds})
+}
+
 func logErr(err error) error {
 	if errors.Is(err, audit.ErrRange) {
 		return portrait.Errorf(portrait.EINVALID, "%v", err)

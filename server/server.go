@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	portrait "github.com/portrait-dev/portrait"
 	"github.com/portrait-dev/portrait/apikey"
 	"github.com/portrait-dev/portrait/apply"
@@ -127,6 +129,11 @@ func New(cfg Config) *Server {
 		cfg.MinBodyRate = DefaultMinBodyRate
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), metrics: newMetrics()}
+	if cfg.Log != nil {
+		s.metrics.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "portrait_audit_integrity_failures_total",
+			Help: "Checks that found the audit log not matching its hashes and signed checkpoint (tampering); any is an alert (FA-6)."},
+			func() float64 { return float64(cfg.Log.Failures()) }))
+	}
 	s.routes = s.table()
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.method+" "+rt.pattern, s.wrap(rt))
@@ -210,6 +217,7 @@ func (s *Server) table() []route {
 		{"GET", "/v1/log/checkpoint", public, "Latest signed checkpoint (text/plain signed note)", s.logCheckpoint},
 		{"GET", "/v1/log/key", public, "The checkpoint verifier key (text/plain)", s.logKey},
 		{"GET", "/v1/log/entries/{index}", public, "One audit-log entry, exactly as hashed", s.logEntry},
+		{"GET", "/v1/log/entries", public, "Audit-log entries from (inclusive) to to (exclusive), at most 4096, exactly as hashed: {\"entries\": [base64, …]}", s.logEntries},
 		{"GET", "/v1/log/proof/inclusion", public, "Inclusion proof of entry index in the tree of size", s.logInclusion},
 		{"GET", "/v1/log/proof/consistency", public, "Consistency proof between two tree sizes", s.logConsistency},
 	}

@@ -265,6 +265,7 @@ func TestRoutesRoles(t *testing.T) {
 		"GET /v1/log/checkpoint":                           pub,
 		"GET /v1/log/key":                                  pub,
 		"GET /v1/log/entries/{index}":                      pub,
+		"GET /v1/log/entries":                              pub,
 		"GET /v1/log/proof/inclusion":                      pub,
 		"GET /v1/log/proof/consistency":                    pub,
 		"GET /v1/subjects/{id}/portrait":                   {"admin", "operator"},

@@ -391,7 +391,7 @@ func (db *DB) LogEntries(ctx context.Context, from, to int64) ([]portrait.LogEnt
 	if from < 0 || to < from {
 		return nil, portrait.Errorf(portrait.EINVALID, "log entries [%d, %d): want 0 <= from <= to", from, to)
 	}
-	rows, err := db.query(ctx, `SELECT idx, data, hashes FROM log_entries WHERE idx >= ? AND idx < ? ORDER BY idx`, from, to)
+	rows, err := db.query(ctx, `SELECT idx, kind, data, hashes FROM log_entries WHERE idx >= ? AND idx < ? ORDER BY idx`, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("read log entries: %w", err)
 	}
@@ -399,7 +399,7 @@ func (db *DB) LogEntries(ctx context.Context, from, to int64) ([]portrait.LogEnt
 	out := make([]portrait.LogEntry, 0, to-from)
 	for rows.Next() {
 		var e portrait.LogEntry
-		if err := rows.Scan(&e.Index, &e.Data, &e.Hashes); err != nil {
+		if err := rows.Scan(&e.Index, &e.Kind, &e.Data, &e.Hashes); err != nil {
 			return nil, fmt.Errorf("read log entries: %w", err)
 		}
 		out = append(out, e)

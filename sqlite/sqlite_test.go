@@ -239,3 +239,27 @@ func TestFilesPrivate(t *testing.T) {
 		})
 	}
 }
+
+// FA-6, invariant 8: edited, swapped, truncated and relabelled log
+// records in a SQLite file are found by the start-up check and refused by
+// verified reads.
+func TestTamper(t *testing.T) {
+	storetest.RunTamper(t, func(t *testing.T) (portrait.Store, string) {
+		path := filepath.Join(t.TempDir(), "portrait.db")
+		db := mustOpen(t, path)
+		t.Cleanup(func() { db.Close() })
+		return db, path
+	})
+}
+
+// The start-up check over a large log; opt-in, see storetest.RunCheckLarge.
+// PORTRAIT_CHECK_DB keeps the filled database between runs.
+func TestCheckLarge(t *testing.T) {
+	path := os.Getenv("PORTRAIT_CHECK_DB")
+	if path == "" {
+		path = filepath.Join(t.TempDir(), "portrait.db")
+	}
+	db := mustOpen(t, path)
+	defer db.Close()
+	storetest.RunCheckLarge(t, db)
+}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	portrait "github.com/portrait-dev/portrait"
@@ -52,6 +53,8 @@ type app struct {
 	rights       *rights.Service
 	apply        *apply.Service
 	review       *review.Service
+	// alerted holds the integrity findings already recorded as alerts.
+	alerted sync.Map
 	// deriver derives labels: incrementally after each ingested batch
 	// (synchronously, through ingest.Options.OnStored), and in batch.
 	deriver *derive.Engine
@@ -97,6 +100,10 @@ type options struct {
 	MinBodyRate            int64
 	// Destinations receive subject-rights events (serve --webhook, --nats-rights).
 	Destinations []delivery.Destination
+	// CheckLog runs the full start-up check of the audit log before
+	// anything reads it (serve, demo): a log that does not match its
+	// hashes and signed checkpoint is never served.
+	CheckLog bool
 }
 
 // storeFlags are the flags every command that opens a store shares.
@@ -144,6 +151,16 @@ func newApp(ctx context.Context, cat *catalog.Catalog, store portrait.Store, kr 
 	if a.log, err = audit.New(logOrigin(kr), kr.LogKey()); err != nil {
 		return nil, err
 	}
+	if opt.CheckLog {
+		res, err := a.log.Check(ctx, store)
+		if te := (*audit.TamperError)(nil); errors.As(err, &te) {
+			return nil, fmt.Errorf("refusing to serve an audit log that does not match its hashes and signed checkpoint: %v.\nTo recover: %s", te, audit.Recovery)
+		} else if err != nil {
+			return nil, fmt.Errorf("check the audit log: %w", err)
+		}
+		logger.Info("audit log checked", "entries", res.Entries, "signed_checkpoint", res.Checkpoint, "seconds", res.Elapsed.Seconds())
+	}
+	a.log.OnTamper(a.tamperAlert)
 	if a.ledger, err = consent.New(store, a.point, a.log, kr, consent.Options{}); err != nil {
 		return nil, err
 	}
@@ -225,6 +242,32 @@ func cliMessage(err error) string {
 		return err.Error()
 	}
 	return portrait.ErrorMessage(err)
+}
+
+// tamperAlert reports a record the log's verifier refused: an error in
+// the server's log, once per entry and reason an audit record of kind
+// "alert" (as the monitors record theirs), and the counter
+// portrait_audit_integrity_failures_total that package server exports.
+func (a *app) tamperAlert(te *audit.TamperError) {
+	a.logger.Error("audit log integrity check failed: a record does not match the signed log; see README \"Recovering from a detected tamper\"",
+		"entry", te.Index, "reason", te.Reason)
+	key := fmt.Sprint(te.Index, te.Reason)
+	if _, seen := a.alerted.LoadOrStore(key, true); seen {
+		return
+	}
+	rec := audit.Record{Kind: "alert", Actor: "system", Action: "integrity", Codes: []string{"FA-6"},
+		Detail: map[string]any{"monitor": "audit", "entry": te.Index, "reason": te.Reason}}
+	// Not in the caller's goroutine: the finding may come from a read
+	// inside a write transaction, which the alert's own would wait on.
+	go func() {
+		err := a.store.Update(context.Background(), func(tx portrait.Tx) error {
+			_, err := a.log.Append(context.Background(), tx, rec)
+			return err
+		})
+		if err != nil {
+			a.logger.Error("audit log integrity alert not recorded", "err", err)
+		}
+	}()
 }
 
 // listen serves until ctx ends, with the checkpoint publisher and the
@@ -336,7 +379,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer store.Close()
 	a, err := newApp(ctx, cat, store, kr, logger, options{Assessments: *assessments, Destinations: dests,
-		IdleTimeout: *idle, BodyGrace: *grace, MinBodyRate: *rate})
+		IdleTimeout: *idle, BodyGrace: *grace, MinBodyRate: *rate, CheckLog: true})
 	if err != nil {
 		return err
 	}

@@ -25,7 +25,7 @@ Usage:
   portrait serve    --addr HOST:PORT --db DSN --catalog FILE --key-file FILE [--admin-key KEY | --admin-key-file FILE] [--monitor-every DUR]
   portrait demo     [--addr HOST:PORT] [--db DSN] [--admin-key KEY | --admin-key-file FILE]
   portrait catalog check FILE
-  portrait verify   --server URL [--checkpoint FILE]
+  portrait verify   --server URL [--checkpoint FILE] [--full] [--sample N]
 
 Profiling:
   portrait import   --file F --format csv|ndjson|cdnow [--map COLUMN=FIELD,…] [--derive] [store flags]
@@ -159,6 +159,8 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs := flags("verify", stderr)
 	server := fs.String("server", "", "base URL of the Portrait server, e.g. http://127.0.0.1:8080")
 	cp := fs.String("checkpoint", "portrait.checkpoint", "file holding the last verified checkpoint; updated when everything holds")
+	full := fs.Bool("full", false, "re-check every entry of the log, streaming, not only a sample of those verified before")
+	samples := fs.Int("sample", audit.DefaultSamples, "how many entries verified before to re-check at random by inclusion proof (without --full)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -167,5 +169,9 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return errUsage
 	}
 	client := &http.Client{Timeout: 30 * time.Second}
-	return audit.Verify(ctx, client, strings.TrimRight(*server, "/"), *cp, stdout)
+	opt := audit.VerifyOptions{Full: *full, Samples: *samples}
+	if *samples == 0 {
+		opt.Samples = -1
+	}
+	return audit.VerifyWith(ctx, client, strings.TrimRight(*server, "/"), *cp, opt, stdout)
 }
