@@ -97,3 +97,14 @@ func Has(hits []Hit, id string) bool {
 	}
 	return false
 }
+
+// Contains reports whether text contains term under the same normalisation
+// as Match: whole words for an ASCII term, anywhere for any other.
+func Contains(text, term string) bool {
+	if ascii(term) {
+		t := Fold(term)
+		return t != "" && wordHit(words(Fold(text)), t)
+	}
+	t := Normalize(term)
+	return t != "" && strings.Contains(Normalize(text), t)
+}
