@@ -60,3 +60,6 @@ func mustVerifiers() note.Verifiers {
 	}
 	return v
 }
+
+// DefaultPack returns a copy of the embedded default pack as signed.
+func DefaultPack() []byte { return append([]byte(nil), defaultPack...) }

@@ -404,3 +404,70 @@ func under(key, prefix string) bool {
 
 // Under is the fideslang key test the pack's prefixes use.
 func Under(key, prefix string) bool { return under(key, prefix) }
+
+// Explain says what rule id of the pack stands for, in one line, or "" if
+// the pack has no such rule.
+func (p *Pack) Explain(id string) string {
+	if e := p.entries[id]; e != nil {
+		return fmt.Sprintf("lexicon %s (%s): %s", e.ID, e.Action, e.Means)
+	}
+	for _, in := range p.Inferences {
+		if in.ID == id {
+			return fmt.Sprintf("inference %s: infers %s; %s", in.ID, in.Infers, in.Fix)
+		}
+	}
+	for _, pr := range p.Prohibited {
+		if pr.ID == id {
+			return fmt.Sprintf("prohibited practice %s (tag %s): %s", pr.ID, pr.Tag, pr.Clause)
+		}
+	}
+	fl := p.Floors
+	for _, group := range [][]Floor{fl.DataUse, fl.Kind, fl.Tags, fl.Terms} {
+		for _, f := range group {
+			if f.ID != id {
+				continue
+			}
+			when := ""
+			switch {
+			case f.DataUse != "":
+				when = "data use " + f.DataUse
+			case f.Kind != "":
+				when = "kind " + f.Kind
+			case f.Lexicon != "":
+				when = "words of " + f.Lexicon
+				if f.Tag != "" {
+					when += ", which also require tag " + f.Tag
+				}
+			default:
+				when = "tag " + f.Tag
+			}
+			return fmt.Sprintf("tier floor %s: %s needs tier %s or above", f.ID, when, f.Tier)
+		}
+	}
+	for _, d := range p.Decisions {
+		if d.ID == id {
+			return fmt.Sprintf("decision rule %s: a use-case described with %s decides and must be kind decision", d.ID, strings.Join(d.Lexicon, ", "))
+		}
+	}
+	for _, c := range p.Retention {
+		if c.ID == id {
+			return fmt.Sprintf("retention cap %s: fields under %s are kept at most %d days", c.ID, c.Category, c.MaxDays)
+		}
+	}
+	if m := p.Minors; id == m.TargetRule {
+		return fmt.Sprintf("minors rule %s: no label or use-case may target under-%ds for marketing", id, m.Age)
+	} else if id == m.AgeRule {
+		return fmt.Sprintf("minors rule %s: the age field may not be read for marketing", id)
+	}
+	for _, a := range p.Assess {
+		if a.ID == id {
+			return fmt.Sprintf("assessment rule %s: %s needs a signed impact assessment on record", a.ID, strings.ReplaceAll(a.When, "_", " "))
+		}
+	}
+	for _, j := range p.Juris {
+		if j.ID == id {
+			return fmt.Sprintf("jurisdiction %s (%s): legal bases %s", j.Code, j.Law, strings.Join(j.Bases, ", "))
+		}
+	}
+	return ""
+}

@@ -187,3 +187,41 @@ func TestRetentionCap(t *testing.T) {
 		}
 	}
 }
+
+// Every rule id the default pack defines is explained.
+func TestExplain(t *testing.T) {
+	p := Default()
+	ids := []string{p.Minors.TargetRule, p.Minors.AgeRule}
+	for _, e := range p.Lexicon {
+		ids = append(ids, e.ID)
+	}
+	for _, in := range p.Inferences {
+		ids = append(ids, in.ID)
+	}
+	for _, c := range p.Retention {
+		ids = append(ids, c.ID)
+	}
+	for _, f := range append(append(p.Floors.DataUse, p.Floors.Kind...), append(p.Floors.Tags, p.Floors.Terms...)...) {
+		ids = append(ids, f.ID)
+	}
+	for _, x := range p.Decisions {
+		ids = append(ids, x.ID)
+	}
+	for _, x := range p.Prohibited {
+		ids = append(ids, x.ID)
+	}
+	for _, x := range p.Assess {
+		ids = append(ids, x.ID)
+	}
+	for _, x := range p.Juris {
+		ids = append(ids, x.ID)
+	}
+	for _, id := range ids {
+		if p.Explain(id) == "" {
+			t.Errorf("rule %s is not explained", id)
+		}
+	}
+	if p.Explain("NO-SUCH") != "" {
+		t.Error("unknown rule explained")
+	}
+}
