@@ -13,7 +13,6 @@ import (
 	"github.com/portrait-dev/portrait/rules"
 )
 
-
 func runMain(args ...string) (int, string, string) {
 	var out, errb bytes.Buffer
 	code := Main(args, &out, &errb)
