@@ -642,6 +642,27 @@ func (s *Service) assessed(cat *catalog.Catalog, uc *catalog.UseCase) error {
 	return nil
 }
 
+// assessedPurpose requires, for identified audience output of a purpose,
+// an audience use-case serving the purpose with a current signed impact
+// assessment of its current configuration (CM-6).
+func (s *Service) assessedPurpose(cat *catalog.Catalog, purpose string) error {
+	var tried []string
+	for i := range cat.UseCases {
+		uc := &cat.UseCases[i]
+		if uc.Kind != catalog.UseAudience || !slices.Contains(uc.Purposes, purpose) {
+			continue
+		}
+		if s.assessed(cat, uc) == nil {
+			return nil
+		}
+		tried = append(tried, uc.ID)
+	}
+	if len(tried) == 0 {
+		return denied("CM-6", "identified audience output for purpose %q needs an audience use-case for it with a signed impact assessment on record; declare one and run portrait assess --usecase ID", purpose)
+	}
+	return denied("CM-6", "identified audience output for purpose %q needs a current signed impact assessment on record; run portrait assess --usecase %s", purpose, tried[0])
+}
+
 // Assessment returns the assessment on record for a use-case.
 func (s *Service) Assessment(usecase string) (Assessment, bool) {
 	s.amu.RLock()

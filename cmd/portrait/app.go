@@ -187,9 +187,11 @@ func newApp(ctx context.Context, cat *catalog.Catalog, store portrait.Store, kr 
 	if len(opt.Destinations) > 0 {
 		a.deliveries = &delivery.Dispatcher{Store: store, Audit: a.log, Destinations: opt.Destinations, Logger: logger}
 	}
+	audiences := apply.NewAudiences(store, a.point, a.ledger, kr, a.log)
+	audiences.Assessments = a.apply
 	a.server = server.New(server.Config{Store: store, Staff: a.staff, Point: a.point, Ledger: a.ledger, Keys: kr, Log: a.log, Deliveries: a.deliveries,
 		Apply: a.apply, Review: a.review, Oversight: ov,
-		Deriver: a.deriver, Audiences: apply.NewAudiences(store, a.point, a.ledger, kr, a.log),
+		Deriver: a.deriver, Audiences: audiences,
 		Ingester: a.ingest, Logger: logger, Monitor: a.monitor,
 		Rights: a.rights, Demo: opt.Demo, DemoSubjects: opt.DemoSubjects,
 		IdleTimeout: opt.IdleTimeout, BodyGrace: opt.BodyGrace, MinBodyRate: opt.MinBodyRate})
