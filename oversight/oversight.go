@@ -77,7 +77,7 @@ func New(ctx context.Context, d Deps, opts Options) (*Service, error) {
 		return nil, errors.New("oversight: store, decision point, keyring and audit log are all required")
 	}
 	if opts.ReportDeadline == (rights.Deadline{}) {
-		opts.ReportDeadline = rights.Jurisdictions["pipl"]
+		opts.ReportDeadline = rights.Jurisdictions[catalog.JurisdictionCN]
 	}
 	if opts.ReportRate <= 0 {
 		opts.ReportRate = time.Minute
