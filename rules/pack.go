@@ -347,7 +347,10 @@ func parse(text []byte) (*Pack, error) {
 			bad("retention cap %s: needs category and max_days of 1 or more", c.ID)
 		}
 	}
-	if m := p.Minors; m.Age > 0 {
+	if m := p.Minors; m.Age < 13 || m.Age > 16 {
+		// GDPR Art. 8 lets states set 13 to 16; PIPL Art. 31 says 14.
+		bad("minors.age %d: want 13 to 16", m.Age)
+	} else {
 		rule(m.TargetRule, "minors target_rule")
 		rule(m.AgeRule, "minors age_rule")
 		lex(m.Terms, "minors terms")

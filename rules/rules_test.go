@@ -100,6 +100,7 @@ func TestSignRefusesMalformed(t *testing.T) {
 		"duplicate id":     {`"LEX-GAMBLING"`, `"LEX-OBSCENITY"`},
 		"bad alerts":       {`"p_value": 0.01`, `"p_value": 2`},
 		"not json":         {`{`, `[`},
+		"minors age":       {`"age": 14`, `"age": 12`}, // SM-5: the child-consent age is 13 to 16
 	} {
 		bad := strings.Replace(text, edit[0], edit[1], 1)
 		if bad == text {

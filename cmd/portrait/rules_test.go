@@ -117,6 +117,11 @@ func TestCatalogDiff(t *testing.T) {
 	if code, out, _ := runMain("catalog", "diff", old, write("relabel.yaml", relabel)); code != 1 || !strings.Contains(out, `label "sports_fan": changed; needs approval`) {
 		t.Errorf("changed label: code %d, want 1\n%s", code, out)
 	}
+	// A new recipient under the same notice version is a new purpose too (CN-8).
+	shared := strings.Replace(string(demo), "    separate_consent: true\n    assessment: PIA-2025-001", "    separate_consent: true\n    recipients: [partner-bank]\n    assessment: PIA-2025-001", 1)
+	if code, out, _ := runMain("catalog", "diff", old, write("shared.yaml", shared)); code != 1 || !strings.Contains(out, `purpose "credit": recipients [] → [partner-bank]; needs a new notice_version`) {
+		t.Errorf("new recipient: code %d, want 1\n%s", code, out)
+	}
 	if code, out, _ := runMain("catalog", "diff", old, old); code != 0 || !strings.Contains(out, "no changes") {
 		t.Errorf("same catalog: %d %s", code, out)
 	}
