@@ -226,3 +226,18 @@ func TestExplain(t *testing.T) {
 		t.Error("unknown rule explained")
 	}
 }
+
+// Matching any text never panics and normalisation is idempotent.
+func FuzzMatch(f *testing.F) {
+	for _, s := range []string{"少数民 族", "ＲＥＬＩＧＩＯＮ", "zōng1 jiào", "\xff\xfe", "re.li.gion", ""} {
+		f.Add(s)
+	}
+	p := Default()
+	f.Fuzz(func(t *testing.T, s string) {
+		p.Match(s)
+		n := Normalize(s)
+		if Normalize(n) != n {
+			t.Errorf("Normalize not idempotent: %q → %q → %q", s, n, Normalize(n))
+		}
+	})
+}
