@@ -186,6 +186,14 @@ func (s *Service) Gate(ctx context.Context, id, kind string, st *policy.State) (
 	if h, ok := s.point.Suspended(KindHalt, id); ok {
 		return nil, denied("AD-7", "use-case %q was halted by a human overseer (%s): %s", id, h.By, h.Reason)
 	}
+	if combined := slices.Compact(slices.Sorted(slices.Values(uc.Purposes))); len(combined) > 1 {
+		// CM-6: combining data collected for different purposes needs a
+		// signed assessment on record, whatever the tier.
+		if err := s.assessed(cat, uc); err != nil {
+			return nil, denied("CM-6", "use-case %q combines data collected for purposes %s, which needs a current signed impact assessment on record (%v)",
+				id, strings.Join(combined, ", "), err)
+		}
+	}
 	if uc.Tier != catalog.TierHigh {
 		return uc, nil
 	}
