@@ -288,6 +288,16 @@ func (v *validator) labelPack(l *Label, o *obj) {
 	id := strings.NewReplacer("_", " ", "-", " ", ".", " ").Replace(l.ID)
 	hits := v.match(what, texts(id, o, []string{"name", "description"}, []Text{l.Name, l.Description}, l.Rule))
 	reads := v.reads(l)
+	// The names of the fields a label reads count for inferences too: a
+	// rule over a field called pharmacy_visits infers health as surely as
+	// one that matches "药房".
+	for _, name := range reads {
+		for _, h := range v.c.Pack().Match(name) {
+			if has(hits, h.Entry.ID) == nil {
+				hits = append(hits, hit{h, o.at("inputs")})
+			}
+		}
+	}
 	for _, in := range v.c.Pack().Inferences {
 		var terms []string
 		var at *yaml.Node
