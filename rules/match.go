@@ -18,7 +18,7 @@ func (p *Pack) compile() {
 		for _, s := range list {
 			t := term{entry: e, text: s, word: word}
 			if word {
-				t.norm = Fold(s)
+				t.norm = strings.ReplaceAll(Fold(s), " ", "")
 			} else {
 				t.norm = Normalize(s)
 			}
@@ -103,7 +103,7 @@ func Has(hits []Hit, id string) bool {
 func Contains(text, term string) bool {
 	if ascii(term) {
 		t := Fold(term)
-		return t != "" && wordHit(words(Fold(text)), t)
+		return t != "" && wordHit(words(Fold(text)), strings.ReplaceAll(t, " ", ""))
 	}
 	t := Normalize(term)
 	return t != "" && strings.Contains(Normalize(text), t)

@@ -125,24 +125,32 @@ func isLatin(r rune) bool { return r >= 'a' && r <= 'z' }
 // words splits folded text into its words.
 func words(folded string) []string { return strings.Fields(folded) }
 
-// wordHit reports whether the English term (folded, separators as single
-// spaces) appears in ws as whole words, however the text splits it: the
+// wordHit reports whether the English term (folded, its spaces removed)
+// appears in ws as whole words, however the text splits it: the
 // concatenation of consecutive words must equal the term with its spaces
 // removed, optionally plus a plural "s" or "es". So "re.li.gion" and
 // "sexual orientation" match, "Gaylord" does not match "gay", nor "archive"
 // "hiv".
 func wordHit(ws []string, term string) bool {
-	want := strings.ReplaceAll(term, " ", "")
+	want := term
 	if want == "" {
 		return false
 	}
 	for i := range ws {
-		cat := ""
-		for j := i; j < len(ws) && len(cat) < len(want)+2; j++ {
-			cat += ws[j]
-			if cat == want || cat == want+"s" || cat == want+"es" {
-				return true
+		rest := want
+		for _, w := range ws[i:] {
+			if strings.HasPrefix(rest, w) {
+				if rest = rest[len(w):]; rest == "" {
+					return true
+				}
+				continue
 			}
+			if strings.HasPrefix(w, rest) {
+				if suffix := w[len(rest):]; suffix == "s" || suffix == "es" {
+					return true
+				}
+			}
+			break
 		}
 	}
 	return false

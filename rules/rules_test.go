@@ -241,3 +241,11 @@ func FuzzMatch(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkMatch matches one label-sized text against the default pack.
+func BenchmarkMatch(b *testing.B) {
+	p := Default()
+	for range b.N {
+		p.Match("近30天浏览運動類商品至少5次 Viewed sports items at least 5 times in the last 30 days")
+	}
+}
