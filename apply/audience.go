@@ -159,6 +159,15 @@ func Compile(cat *catalog.Catalog, r Request) (*Expr, error) {
 	if len(used) == 0 {
 		return nil, invalid("", "expression reads no label; select by labels.ID")
 	}
+	// What an audience matches is checked like a label's words: a literal
+	// naming a protected group is refused however it is spelt (LP-2).
+	for _, lit := range catalog.StringLiterals(r.Expression) {
+		if hits := cat.Refused(lit); len(hits) > 0 {
+			h := hits[0]
+			return nil, invalid(h.Entry.Requirement, "expression matches %q, which names %s (%q, rule %s); audiences select by behaviour and interests, not protected characteristics",
+				lit, h.Entry.Means, h.Term, h.Entry.ID)
+		}
+	}
 	if x.By != "" && !slices.Contains(used, x.By) {
 		used = append(used, x.By)
 	}
@@ -566,6 +575,9 @@ type Audiences struct {
 	log    *audit.Log
 	// PageSize is how many subjects are read at a time (default 1000).
 	PageSize int
+	// Assessments holds the signed impact assessments on record; without
+	// it identified output is refused (CM-6).
+	Assessments *Service
 }
 
 // NewAudiences returns an Audiences over the store.
@@ -579,9 +591,19 @@ func NewAudiences(store portrait.Store, point *policy.Point, ledger *consent.Led
 // the output and the size) before returning it; if the log cannot record
 // it, nothing is returned (invariant 3).
 func (a *Audiences) Materialize(ctx context.Context, caller policy.Caller, r Request) (Result, error) {
-	x, err := Compile(a.point.Catalog(), r)
+	cat := a.point.Catalog()
+	x, err := Compile(cat, r)
 	if err != nil {
 		return Result{}, err
+	}
+	if x.Output == Identified {
+		// CM-6: a signed assessment on record, not the flag alone.
+		if a.Assessments == nil {
+			return Result{}, denied("CM-6", "identified audience output needs a signed impact assessment on record, and this server keeps none")
+		}
+		if err := a.Assessments.assessedPurpose(cat, x.Purpose); err != nil {
+			return Result{}, err
+		}
 	}
 	t := NewTable(x.Labels)
 	subjects := map[string]portrait.Subject{}

@@ -37,6 +37,7 @@ type audienceEnv struct {
 	in     *ingest.Ingester
 	eng    *derive.Engine
 	aud    *apply.Audiences
+	log    *audit.Log
 }
 
 func audienceCatalog(tb testing.TB) *catalog.Catalog {
@@ -67,6 +68,7 @@ func newAudienceEnv(tb testing.TB) *audienceEnv {
 	if err != nil {
 		tb.Fatal(err)
 	}
+	e.log = log
 	if e.ledger, err = consent.New(e.store, e.point, log, e.keys, consent.Options{}); err != nil {
 		tb.Fatal(err)
 	}
@@ -209,10 +211,30 @@ func TestAudienceIdentified(t *testing.T) {
 	e.populate(t, "gus", "hal", "ivy", "jon")
 	_, err := e.aud.Materialize(ctx, audienceOperator, apply.Request{Purpose: "personalization", Expression: "labels.sports_fan", Output: "identified"})
 	wantRefusal(t, err, portrait.EDENIED, "CM-6", "identified_output")
+	// The flag alone is not enough: a signed assessment of an audience
+	// use-case for the purpose must be on record (CM-6).
 	cat := audienceCatalog(t)
 	cat.Purpose("personalization").Identified = true
+	cat.Purpose("personalization").Assessment = "PIA-TEST-ID"
+	cat.UseCases = append(cat.UseCases, catalog.UseCase{ID: "named_list", Kind: catalog.UseAudience, Tier: catalog.TierLimited,
+		Purposes: []string{"personalization"}, Labels: []string{"sports_fan"}, Owner: "growth-team",
+		Description: catalog.Text{"zh-CN": "名单", "en": "Named list"}})
+	cat.Index()
 	e.point.SetCatalog(cat)
-	res, err := e.aud.Materialize(ctx, audienceOperator, apply.Request{Purpose: "personalization", Expression: "labels.sports_fan", Output: "identified"})
+	req := apply.Request{Purpose: "personalization", Expression: "labels.sports_fan", Output: "identified"}
+	_, err = e.aud.Materialize(ctx, audienceOperator, req)
+	wantRefusal(t, err, portrait.EDENIED, "CM-6", "keeps none")
+	svc, err := apply.New(e.store, e.point, e.ledger, e.keys, e.log, apply.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.aud.Assessments = svc
+	_, err = e.aud.Materialize(ctx, audienceOperator, req)
+	wantRefusal(t, err, portrait.EDENIED, "CM-6", "portrait assess --usecase named_list")
+	if _, err := svc.Assess(ctx, policy.Caller{Role: policy.Admin, ID: "admin"}, "named_list"); err != nil {
+		t.Fatal(err)
+	}
+	res, err := e.aud.Materialize(ctx, audienceOperator, req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,4 +280,17 @@ func BenchmarkAudience1M(b *testing.B) {
 		size = len(members)
 	}
 	b.ReportMetric(float64(size), "members")
+}
+
+// An audience expression's string literals are matched against the rule
+// pack however they are spelt (LP-2).
+func TestAudienceLiterals(t *testing.T) {
+	cat := audienceCatalog(t)
+	for _, lit := range []string{"宗.教", "ＭＵＳＬＩＭ", "同性戀", "shao shu min zu"} {
+		_, err := apply.Compile(cat, apply.Request{Purpose: "marketing", Expression: `labels.rfm.class == "` + lit + `"`})
+		wantRefusal(t, err, portrait.EINVALID, "LP-2", "rule LEX-")
+	}
+	if _, err := apply.Compile(cat, apply.Request{Purpose: "marketing", Expression: `labels.rfm.class == "champions"`}); err != nil {
+		t.Errorf("ordinary literal refused: %v", err)
+	}
 }

@@ -189,6 +189,14 @@ func (s *Service) Gate(ctx context.Context, id, kind string, st *policy.State) (
 	if h, ok := s.point.Suspended(KindHalt, id); ok {
 		return nil, denied("AD-7", "use-case %q was halted by a human overseer (%s): %s", id, h.By, h.Reason)
 	}
+	if combined := slices.Compact(slices.Sorted(slices.Values(uc.Purposes))); len(combined) > 1 {
+		// CM-6: combining data collected for different purposes needs a
+		// signed assessment on record, whatever the tier.
+		if err := s.assessed(cat, uc); err != nil {
+			return nil, denied("CM-6", "use-case %q combines data collected for purposes %s, which needs a current signed impact assessment on record (%v)",
+				id, strings.Join(combined, ", "), err)
+		}
+	}
 	if uc.Tier != catalog.TierHigh {
 		return uc, nil
 	}
@@ -649,6 +657,27 @@ func (s *Service) assessed(cat *catalog.Catalog, uc *catalog.UseCase) error {
 		return denied("AD-5", "the configuration of use-case %q changed after its impact assessment of %s; assess it again", uc.ID, a.Created.Format("2006-01-02"))
 	}
 	return nil
+}
+
+// assessedPurpose requires, for identified audience output of a purpose,
+// an audience use-case serving the purpose with a current signed impact
+// assessment of its current configuration (CM-6).
+func (s *Service) assessedPurpose(cat *catalog.Catalog, purpose string) error {
+	var tried []string
+	for i := range cat.UseCases {
+		uc := &cat.UseCases[i]
+		if uc.Kind != catalog.UseAudience || !slices.Contains(uc.Purposes, purpose) {
+			continue
+		}
+		if s.assessed(cat, uc) == nil {
+			return nil
+		}
+		tried = append(tried, uc.ID)
+	}
+	if len(tried) == 0 {
+		return denied("CM-6", "identified audience output for purpose %q needs an audience use-case for it with a signed impact assessment on record; declare one and run portrait assess --usecase ID", purpose)
+	}
+	return denied("CM-6", "identified audience output for purpose %q needs a current signed impact assessment on record; run portrait assess --usecase %s", purpose, tried[0])
 }
 
 // Assessment returns the assessment on record for a use-case.

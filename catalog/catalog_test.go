@@ -59,60 +59,105 @@ func TestFixtures(t *testing.T) {
 		t.Fatalf("no fixtures: %v", err)
 	}
 	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) { checkFixture(t, file) })
+	}
+}
+
+// checkFixture parses file and checks that it yields exactly the problems
+// its want comments list.
+func checkFixture(t *testing.T, file string) {
+	t.Helper()
+	data, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wants := fixtureWants(t, data)
+	c, err := Parse(file, data)
+	if len(wants) == 0 {
+		if err != nil {
+			t.Fatalf("want a valid catalog, got:\n%v", err)
+		}
+		if c == nil {
+			t.Fatal("nil catalog without error")
+		}
+		return
+	}
+	errs := AsErrors(err)
+	if errs == nil {
+		t.Fatalf("want %d problems, got err=%v", len(wants), err)
+	}
+	if c != nil {
+		t.Error("an invalid catalog must not be returned")
+	}
+	matched := make([]bool, len(errs.Problems))
+	for _, w := range wants {
+		found := false
+		for i, p := range errs.Problems {
+			rendered := strings.TrimPrefix(p.String(), fmt.Sprintf("%s:%d:%d: ", p.File, p.Line, p.Column))
+			if !matched[i] && p.Line == w.line && p.Column == w.col && p.Requirement == w.req && strings.Contains(rendered, w.text) {
+				matched[i], found = true, true
+				break
+			}
+		}
+		if !found {
+			t.Errorf("missing problem at %d:%d [%s] %q", w.line, w.col, w.req, w.text)
+		}
+	}
+	for i, p := range errs.Problems {
+		if !matched[i] {
+			t.Errorf("unexpected problem: %s", p)
+		}
+		if p.File != file {
+			t.Errorf("problem names file %q, want %q", p.File, file)
+		}
+	}
+	if !sort.SliceIsSorted(errs.Problems, func(i, j int) bool {
+		a, b := errs.Problems[i], errs.Problems[j]
+		return a.Line < b.Line || a.Line == b.Line && a.Column < b.Column
+	}) {
+		t.Error("problems are not sorted by position")
+	}
+}
+
+// TestBadFaith: each catalog a company acting in bad faith would write —
+// synonyms, traditional characters, separators, full-width letters and
+// pinyin for protected groups; health declared as browsing; inferences from
+// pharmacy and halal-plus-place; untagged 杀熟; overlong retention; minors
+// targeted; CV screening at minimal; credit and blacklists as audiences —
+// is refused by the default pack, and every refusal names the pack's rule.
+// LP-2, SM-1, SM-3, AD-2, AD-6, FP-1, CM-3, CM-6, CN-1.
+func TestBadFaith(t *testing.T) {
+	files, err := filepath.Glob("testdata/badfaith/*.yaml")
+	if err != nil || len(files) < 20 {
+		t.Fatalf("bad-faith fixtures missing: %v %v", files, err)
+	}
+	for _, file := range files {
 		t.Run(filepath.Base(file), func(t *testing.T) {
 			data, err := os.ReadFile(file)
 			if err != nil {
 				t.Fatal(err)
 			}
-			wants := fixtureWants(t, data)
-			c, err := Parse(file, data)
-			if len(wants) == 0 {
-				if err != nil {
-					t.Fatalf("want a valid catalog, got:\n%v", err)
-				}
-				if c == nil {
-					t.Fatal("nil catalog without error")
-				}
-				return
+			if len(fixtureWants(t, data)) == 0 {
+				t.Fatal("a bad-faith fixture must want a refusal")
 			}
-			errs := AsErrors(err)
+			errs := AsErrors(ParseErr(Parse(file, data)))
 			if errs == nil {
-				t.Fatalf("want %d problems, got err=%v", len(wants), err)
+				t.Fatal("bad-faith catalog accepted")
 			}
-			if c != nil {
-				t.Error("an invalid catalog must not be returned")
+			ruled := false
+			for _, p := range errs.Problems {
+				ruled = ruled || p.Rule != "" || strings.Contains(p.Message, "too long")
 			}
-			matched := make([]bool, len(errs.Problems))
-			for _, w := range wants {
-				found := false
-				for i, p := range errs.Problems {
-					rendered := strings.TrimPrefix(p.String(), fmt.Sprintf("%s:%d:%d: ", p.File, p.Line, p.Column))
-					if !matched[i] && p.Line == w.line && p.Column == w.col && p.Requirement == w.req && strings.Contains(rendered, w.text) {
-						matched[i], found = true, true
-						break
-					}
-				}
-				if !found {
-					t.Errorf("missing problem at %d:%d [%s] %q", w.line, w.col, w.req, w.text)
-				}
+			if !ruled {
+				t.Errorf("no refusal names a pack rule: %v", errs)
 			}
-			for i, p := range errs.Problems {
-				if !matched[i] {
-					t.Errorf("unexpected problem: %s", p)
-				}
-				if p.File != file {
-					t.Errorf("problem names file %q, want %q", p.File, file)
-				}
-			}
-			if !sort.SliceIsSorted(errs.Problems, func(i, j int) bool {
-				a, b := errs.Problems[i], errs.Problems[j]
-				return a.Line < b.Line || a.Line == b.Line && a.Column < b.Column
-			}) {
-				t.Error("problems are not sorted by position")
-			}
+			checkFixture(t, file)
 		})
 	}
 }
+
+// ParseErr drops the catalog of a Parse result.
+func ParseErr(_ *Catalog, err error) error { return err }
 
 // The demo catalog passes and carries the derived flags.
 func TestDemo(t *testing.T) {

@@ -76,43 +76,6 @@ func TestLabelChecksSkipBadLabels(t *testing.T) {
 	}
 }
 
-func TestBlockHits(t *testing.T) {
-	cases := []struct {
-		text  string
-		extra []string
-		want  string // the first hit's term, "" for none
-	}{
-		{"Casino regulars", nil, "casino"},
-		{"casinos", nil, "casino"},
-		{"Porn", nil, "porn"},
-		{"Gaylord hotels", nil, ""},
-		{"Gore-Tex buyers", nil, ""},
-		{"Race runners", nil, ""},
-		{"民族风服饰", nil, ""},
-		{"少数民族", nil, "民族"},
-		{"潜在罪犯名单", nil, "潜在罪犯"},
-		{"potential   offender", nil, ""},
-		{"potential offenders", nil, "potential offender"},
-		{"买彩票赌博", nil, "赌博"},
-		{"员工emotion", nil, "emotion"},
-		{"big losers", []string{"Loser"}, "loser"},
-		{"closer", []string{"loser"}, ""},
-	}
-	for _, c := range cases {
-		hits := blockHits(c.text, c.extra)
-		got := ""
-		if len(hits) > 0 {
-			got = hits[0].text
-		}
-		if got != c.want {
-			t.Errorf("blockHits(%q) = %q, want %q", c.text, got, c.want)
-		}
-	}
-	if b := Blocklist(); len(b["gambling"]) == 0 || len(b[blockProtected]) == 0 || len(b[blockAllow]) == 0 {
-		t.Errorf("embedded blocklist incomplete: %v", b)
-	}
-}
-
 func TestRuleReads(t *testing.T) {
 	got := ruleReads(`count("view", "30d", "category", "sports") >= 5 && city == "x" && e.city != "" && ` +
 		`sum('purchase', r"amount", """90d""") > max("purchase", "price", "7d") && size(items) > 0 && count("a", "b", "c")`)

@@ -13,7 +13,7 @@
 // a wrong shape is a Problem, never a panic. All problems are reported at
 // once as *Errors, one line each: "file:line:col: message; fix: … [REQ-ID]".
 //
-// Top-level keys: version, handler, blocklist, purposes, fields,
+// Top-level keys: version, jurisdiction, handler, blocklist, purposes, fields,
 // event_types, labels, use_cases (see examples/demo/catalog.yaml). The rules,
 // each reported with its requirement id:
 //
@@ -30,14 +30,23 @@
 //     and owner (LP-1); the fields a label reads must be declared for all its
 //     purposes (CM-1), never protected (FP-2), pass on sensitivity (SM-1,
 //     SM-2) and, as sensitive model features, have a ground (SM-5); names are
-//     checked against blocklist.txt plus the catalog's blocklist (LP-1, LP-2)
-//     and prohibited practices (FP-5); what a rule reads is checked against
+//     checked against the rule pack's lexicon plus the catalog's blocklist (LP-1, LP-2)
+//     and prohibited practices (FP-5) through the rule pack; what a rule reads is checked against
 //     inputs and event types; the label engine adds its own checks through
 //     LabelCheck;
 //   - use-cases: kind and tier (RO-9); prohibited tiers and Art. 5 tags are
 //     refused (FP-5); Annex III tags need tier high (AD-6); decisions name a
 //     score label and have an impact assessment (AD-1) and an owner (RO-7);
 //     prices and terms may not use preference or trading-habit data (FP-1).
+//
+// The standards themselves — the lexicon of protected characteristics and
+// sensitive inferences, prohibited practices, tier floors, retention caps,
+// minors rules and jurisdictions — come from a verified rule pack (package
+// rules): Parse applies the embedded default pack, ParseWith a pack signed
+// by a trusted key. Names, descriptions, ids and the string literals of
+// label rules are matched after normalisation, so spelling does not dodge
+// them, and every refusal a pack rule finds names the rule id. Diff and
+// Scopes say when a purpose changed under the same notice version (CN-3).
 //
 // The data-category and data-use keys are the fideslang taxonomy, "fideslang
 // taxonomy by Ethyca, CC BY 4.0", embedded from fideslang/.

@@ -16,6 +16,8 @@ type Problem struct {
 	Fix string `json:"fix,omitempty"`
 	// Requirement is the requirement id the rule comes from, e.g. "CM-3".
 	Requirement string `json:"requirement,omitempty"`
+	// Rule is the id of the rule-pack rule that found the problem, if any.
+	Rule string `json:"rule,omitempty"`
 }
 
 // String renders the problem as "file:line:col: message; fix: how [REQ-ID]".

@@ -6,8 +6,11 @@ import (
 	"os"
 	"regexp"
 	"strconv"
+	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/portrait-dev/portrait/rules"
 )
 
 // LabelCheck is an extra check of one label, supplied by the label engine
@@ -31,6 +34,15 @@ func Load(path string, checks ...LabelCheck) (*Catalog, error) {
 // type defaults, sensitivity), or nil and an *Errors listing every problem
 // sorted by position.
 func Parse(name string, data []byte, checks ...LabelCheck) (*Catalog, error) {
+	return ParseWith(rules.Default(), name, data, checks...)
+}
+
+// ParseWith is Parse checked against a verified rule pack instead of the
+// default pack.
+func ParseWith(pack *rules.Pack, name string, data []byte, checks ...LabelCheck) (*Catalog, error) {
+	if pack == nil {
+		pack = rules.Default()
+	}
 	d := &decoder{file: name}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
@@ -49,6 +61,7 @@ func Parse(name string, data []byte, checks ...LabelCheck) (*Catalog, error) {
 		return nil, d.errors()
 	}
 	c, pos := d.catalog(root)
+	c.pack = pack
 	c.Index()
 	v := &validator{decoder: d, c: c, pos: pos}
 	v.validate(checks)
@@ -89,7 +102,7 @@ type positions struct {
 }
 
 var (
-	topKeys     = []string{"version", "handler", "blocklist", "purposes", "fields", "event_types", "labels", "use_cases"}
+	topKeys     = []string{"version", "jurisdiction", "handler", "blocklist", "purposes", "fields", "event_types", "labels", "use_cases"}
 	handlerKeys = []string{"name", "contact", "officer"}
 	purposeKeys = []string{"id", "basis", "notice", "notice_version", "data_use", "separate_consent", "required",
 		"recipients", "identified_output", "assessment", "tcf", "usnat"}
@@ -110,6 +123,12 @@ func (d *decoder) catalog(root *yaml.Node) (*Catalog, *positions) {
 	p.top = top
 	c.Version = d.str(top, "version", "catalog")
 	c.Blocklist = d.list(top, "blocklist", "catalog")
+	if n := resolve(top.vals["jurisdiction"]); n != nil && n.Kind == yaml.ScalarNode && !isNull(n) {
+		c.Jurisdictions = []string{strings.TrimSpace(n.Value)}
+		top.items["jurisdiction"] = []*yaml.Node{n}
+	} else {
+		c.Jurisdictions = d.list(top, "jurisdiction", "catalog")
+	}
 
 	p.handler = d.mapping(top.vals["handler"], "handler", handlerKeys)
 	if !top.has("handler") {

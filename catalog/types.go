@@ -1,11 +1,15 @@
 package catalog
 
 import (
+	"errors"
 	"fmt"
+	"math"
 	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/portrait-dev/portrait/rules"
 )
 
 // Basis is the legal basis a purpose is processed under (PIPL Art. 13, GDPR Art. 6).
@@ -44,6 +48,10 @@ func (t Text) In(lang string) string {
 // Duration is a retention or window length written as "30d", "12h", "90m" or "1y".
 type Duration time.Duration
 
+// MaxDuration is the longest duration the catalog can hold (about 292
+// years); longer ones are refused, never wrapped.
+const MaxDuration = Duration(math.MaxInt64)
+
 // ParseDuration parses the catalog's duration syntax: a positive integer
 // followed by y (365 days), d, h, m or s, or anything time.ParseDuration takes.
 func ParseDuration(s string) (Duration, error) {
@@ -51,15 +59,20 @@ func ParseDuration(s string) (Duration, error) {
 	if len(s) >= 2 {
 		unit := s[len(s)-1]
 		if unit == 'd' || unit == 'y' {
-			n, err := strconv.Atoi(s[:len(s)-1])
-			if err != nil || n <= 0 {
+			n, err := strconv.ParseInt(s[:len(s)-1], 10, 64)
+			if err != nil && !errors.Is(err, strconv.ErrRange) || n <= 0 {
 				return 0, fmt.Errorf("duration %q: want a positive whole number before %q, e.g. \"30d\"", s, string(unit))
 			}
-			day := 24 * time.Hour
+			per := 24 * time.Hour
 			if unit == 'y' {
-				return Duration(time.Duration(n) * 365 * day), nil
+				per *= 365
 			}
-			return Duration(time.Duration(n) * day), nil
+			// Checked before multiplying: 300y would overflow int64
+			// nanoseconds into a negative duration that passes every cap.
+			if err != nil || n > int64(time.Duration(MaxDuration)/per) {
+				return 0, fmt.Errorf("duration %q: too long; the longest duration is %dy", s, int64(time.Duration(MaxDuration)/(365*24*time.Hour)))
+			}
+			return Duration(time.Duration(n) * per), nil
 		}
 	}
 	d, err := time.ParseDuration(s)
@@ -260,7 +273,11 @@ type UseCase struct {
 type Catalog struct {
 	Version string  `json:"version" yaml:"version"`
 	Handler Handler `json:"handler" yaml:"handler"`
-	// Blocklist extends the embedded blocklist of label terms (LP-1).
+	// Jurisdictions are the legal orders the catalog declares: CN (the
+	// default), EU or both; the bases and terms follow them (CN-1).
+	Jurisdictions []string `json:"jurisdiction,omitempty" yaml:"jurisdiction,omitempty"`
+	// Blocklist adds terms to the rule pack's lexicon (LP-1): a catalog can
+	// refuse more than the pack, never less.
 	Blocklist  []string    `json:"blocklist,omitempty" yaml:"blocklist,omitempty"`
 	Purposes   []Purpose   `json:"purposes" yaml:"purposes"`
 	Fields     []Field     `json:"fields" yaml:"fields"`
@@ -268,6 +285,7 @@ type Catalog struct {
 	Labels     []Label     `json:"labels,omitempty" yaml:"labels,omitempty"`
 	UseCases   []UseCase   `json:"use_cases,omitempty" yaml:"use_cases,omitempty"`
 
+	pack       *rules.Pack
 	purposes   map[string]*Purpose
 	fields     map[string]*Field
 	eventTypes map[string]*EventType

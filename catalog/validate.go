@@ -38,20 +38,6 @@ var (
 	tiers        = []string{TierProhibited, TierHigh, TierLimited, TierMinimal}
 )
 
-// prohibitedTags are the practices AI Act Art. 5 forbids, refused at
-// declaration (FP-5), with the clause to cite.
-var prohibitedTags = map[string]string{
-	"exploit_vulnerability":    "AI Act Art. 5(1)(b): exploiting the vulnerabilities of age, disability or social or economic situation",
-	"social_scoring":           "AI Act Art. 5(1)(c): social scoring leading to detrimental treatment out of context",
-	"criminal_risk":            "AI Act Art. 5(1)(d): predicting criminal offences from profiling alone",
-	"emotion_workplace":        "AI Act Art. 5(1)(f): inferring emotions in the workplace",
-	"emotion_school":           "AI Act Art. 5(1)(f): inferring emotions in education institutions",
-	"biometric_categorisation": "AI Act Art. 5(1)(g): inferring sensitive traits from biometric data",
-}
-
-// highRiskTags are the Annex III practices that must run in high-risk mode (AD-6).
-var highRiskTags = []string{"recruitment", "worker_management", "credit_scoring", "insurance_pricing"}
-
 // pricingTags mark use-cases that set prices or terms (FP-1).
 var pricingTags = []string{"pricing", "terms"}
 
@@ -75,6 +61,7 @@ func (v *validator) validate(checks []LabelCheck) {
 	v.eventTypes()
 	clean := v.labels()
 	v.useCases()
+	v.packChecks()
 	v.labelChecks(checks, clean)
 }
 

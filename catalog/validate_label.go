@@ -2,24 +2,10 @@ package catalog
 
 import (
 	"fmt"
-	"sort"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
 )
-
-// biometricCategories are the fideslang keys of biometric data, from which
-// sensitive traits may not be inferred (FP-5).
-var biometricCategories = []string{"user.biometric", "user.authorization.biometric"}
-
-func biometric(category string) bool {
-	for _, b := range biometricCategories {
-		if Under(category, b) {
-			return true
-		}
-	}
-	return false
-}
 
 // labels checks every label and returns which ones had no problem of their
 // own, so that the label engine's checks run only on sound declarations.
@@ -68,7 +54,6 @@ func (v *validator) label(l *Label, o, mo *obj, seen map[string]*yaml.Node) {
 			}
 		}
 	}
-	v.labelTerms(l, o, what)
 	if l.Kind == KindRule && l.Rule != "" {
 		v.ruleReads(l, o, what)
 	}
@@ -228,89 +213,6 @@ func (v *validator) labelFields(l *Label, o, mo *obj, what string) {
 			if u.role == "model weight" && f.Ground == "" {
 				v.problem(u.node, "SM-5", fmt.Sprintf("add ground: to field %q, the lawful ground for using it in a model", u.name),
 					"%s: sensitive field %q is a model feature without a recorded ground", what, u.name)
-			}
-		}
-	}
-}
-
-// labelTerms refuses names and descriptions that use harmful terms or target
-// protected characteristics (LP-1, LP-2), or describe practices AI Act Art. 5
-// forbids (FP-5).
-func (v *validator) labelTerms(l *Label, o *obj, what string) {
-	type text struct {
-		s    string
-		node *yaml.Node
-	}
-	texts := []text{{strings.NewReplacer("_", " ", "-", " ", ".", " ").Replace(l.ID), o.at("id")}}
-	for _, key := range []string{"name", "description"} {
-		t := l.Name
-		if key == "description" {
-			t = l.Description
-		}
-		langs := make([]string, 0, len(t))
-		for lang := range t {
-			langs = append(langs, lang)
-		}
-		sort.Strings(langs)
-		for _, lang := range langs {
-			texts = append(texts, text{t[lang], o.entry(key, lang)})
-		}
-	}
-	reported := map[string]bool{}
-	var emotion, setting, trait *yaml.Node
-	var emotionTerm, settingTerm, traitTerm string
-	for _, t := range texts {
-		for _, h := range blockHits(t.s, v.c.Blocklist) {
-			switch h.category {
-			case blockEmotion:
-				if emotion == nil {
-					emotion, emotionTerm = t.node, h.text
-				}
-				continue
-			case blockSetting:
-				if setting == nil {
-					setting, settingTerm = t.node, h.text
-				}
-				continue
-			case blockTrait:
-				if trait == nil {
-					trait, traitTerm = t.node, h.text
-				}
-				continue
-			}
-			if reported[h.text] {
-				continue
-			}
-			reported[h.text] = true
-			switch h.category {
-			case blockProtected:
-				if trait == nil {
-					trait, traitTerm = t.node, h.text
-				}
-				v.problem(t.node, "LP-2", "target behaviour and interests, not protected characteristics",
-					"%s names a protected characteristic (%q): labels may not discriminate by ethnicity, race, religion, disability or disease", what, h.text)
-			case blockCriminal:
-				v.problem(t.node, "FP-5", "remove the label: criminal-risk labels from profiling are prohibited",
-					"%s is a criminal-risk label (%q), prohibited by AI Act Art. 5(1)(d)", what, h.text)
-			case blockExtra:
-				v.problem(t.node, "LP-1", "rename the label; the term is on the catalog's blocklist:",
-					"%s uses the blocked term %q", what, h.text)
-			default:
-				v.problem(t.node, "LP-2", "rename or remove the label; harmful or illegal terms may not become labels",
-					"%s uses the blocked term %q (%s)", what, h.text, h.category)
-			}
-		}
-	}
-	if emotion != nil && setting != nil {
-		v.problem(emotion, "FP-5", "remove the label: inferring emotions at work or school is prohibited",
-			"%s infers emotion (%q) at work or school (%q), prohibited by AI Act Art. 5(1)(f)", what, emotionTerm, settingTerm)
-	}
-	if trait != nil {
-		for _, name := range l.Fields() {
-			if f := v.c.Field(name); f != nil && biometric(f.Category) {
-				v.problem(trait, "FP-5", fmt.Sprintf("remove biometric field %q from the label", name),
-					"%s infers a sensitive trait (%q) from biometric data (field %q), prohibited by AI Act Art. 5(1)(g)", what, traitTerm, name)
-				break
 			}
 		}
 	}

@@ -84,13 +84,11 @@ func (v *validator) tags(u *UseCase, o *obj, what string) {
 		switch {
 		case seen[tag]:
 			v.problem(at, "RO-9", "remove the repeated tag", "%s tags: %q listed twice", what, tag)
-		case prohibitedTags[tag] != "":
-			v.problem(at, "FP-5", "remove the use-case: prohibited practices may not be declared",
-				"%s is refused: %s", what, prohibitedTags[tag])
-		case contains(highRiskTags, tag) && u.Tier != TierHigh && u.Tier != TierProhibited:
-			v.problem(o.at("tier"), "AD-6", "set tier: high",
-				"%s is tagged %s, a high-risk use under AI Act Annex III, but its tier is %q", what, tag, u.Tier)
-		case !contains(Tags, tag):
+		case v.prohibited(tag) != nil:
+			p := v.prohibited(tag)
+			v.ruled(at, p.Requirement, p.ID, "remove the use-case: prohibited practices may not be declared",
+				"%s is refused: %s", what, p.Clause)
+		case !v.knownTag(tag):
 			v.problem(at, "RO-9", suggest(tag, Tags), "%s: unknown tag %q", what, tag)
 		}
 		seen[tag] = true

@@ -114,7 +114,10 @@ type Change struct {
 	Channel       string        // where it was given: "web", "app", "api", "gpc", … (default "api")
 	UserAgent     string        // evidence, kept (truncated to 512 bytes)
 	IP            string        // evidence, stored truncated to /24 (IPv4) or /48 (IPv6)
-	Guardian      bool          // given by a guardian (SM-3)
+	// GuardianToken proves a guardian's consent: issued by the company's
+	// verified guardian flow (Ledger.GuardianToken) for this subject and
+	// purpose, never a flag the child's own request can set (SM-3).
+	GuardianToken string
 	// ConsentString is a CMP's consent string of StringType (StringTCF
 	// or StringGPP). When set, it decides Status through the purpose's
 	// catalog mapping and is kept on the record and receipt as evidence.
@@ -147,6 +150,45 @@ func (l *Ledger) Record(ctx context.Context, caller policy.Caller, subj Subject,
 		return Receipt{}, err
 	}
 	return rs[0], nil
+}
+
+// guardianTTL is how long a guardian token from the verified flow lasts.
+const guardianTTL = 24 * time.Hour
+
+// GuardianToken is the company's verified guardian flow closing: staff (or
+// the system) that has verified a guardian for the subject gets a token,
+// bound to the subject and purpose and valid for a day, that the consent
+// request then carries. The issue is recorded in the audit log with who
+// vouched, before the token is returned (invariant 3). A subject cannot
+// issue one (SM-3).
+func (l *Ledger) GuardianToken(ctx context.Context, caller policy.Caller, subj Subject, purpose string) (string, time.Time, error) {
+	switch caller.Role {
+	case policy.Operator, policy.Admin, policy.System:
+	default:
+		return "", time.Time{}, &portrait.Error{Code: portrait.EFORBIDDEN, Requirement: "SM-3",
+			Message: fmt.Sprintf("role %q may not vouch for a guardian; guardian tokens come from the company's verified guardian flow", caller.Role)}
+	}
+	if pur := l.point.Catalog().Purpose(purpose); pur == nil || pur.Basis != catalog.BasisConsent {
+		return "", time.Time{}, &portrait.Error{Code: portrait.EINVALID, Requirement: "CN-1",
+			Message: fmt.Sprintf("purpose %q is not a declared consent purpose", purpose)}
+	}
+	p := subj.pseudonym
+	if subj.id != "" {
+		p = l.keys.Pseudonym(subj.id)
+	}
+	if p == "" {
+		return "", time.Time{}, portrait.Errorf(portrait.EINVALID, "no subject given: name it by id or pseudonym")
+	}
+	tok, exp := l.keys.IssueGuardianToken(p, purpose, guardianTTL)
+	err := l.store.Update(ctx, func(tx portrait.Tx) error {
+		_, err := l.log.Append(ctx, tx, audit.Record{Kind: "guardian", Time: l.opts.Now().UTC(), Actor: actor(caller), Action: "verify",
+			Subject: p, Detail: map[string]any{"purpose": purpose, "expires": exp.UTC().Format(time.RFC3339)}})
+		return err
+	})
+	if err != nil {
+		return "", time.Time{}, failClosed("record guardian verification", err)
+	}
+	return tok, exp, nil
 }
 
 // GPC records a Global Privacy Control signal (Sec-GPC: 1) as an opt-out
@@ -335,6 +377,7 @@ func (l *Ledger) validate(cat *catalog.Catalog, st *policy.State, p string, c Ch
 		return nil, rec, portrait.Errorf(portrait.EINVALID, "consent status %s: want granted, refused or withdrawn", c.Status)
 	}
 	nv := c.NoticeVersion
+	guardian := false
 	if c.Status == policy.Granted {
 		if pur.Basis != catalog.BasisConsent {
 			return nil, rec, &portrait.Error{Code: portrait.EINVALID, Requirement: "CN-1",
@@ -344,9 +387,15 @@ func (l *Ledger) validate(cat *catalog.Catalog, st *policy.State, p string, c Ch
 			return nil, rec, &portrait.Error{Code: portrait.EINVALID, Requirement: "CN-3",
 				Message: fmt.Sprintf("consent to purpose %q must be for the current notice version %q, not %q; show the current notice and ask again", pur.ID, pur.NoticeVersion, nv)}
 		}
-		if st.Minor && !c.Guardian {
+		if c.GuardianToken != "" {
+			if err := l.keys.CheckGuardianToken(c.GuardianToken, p, pur.ID, at); err != nil {
+				return nil, rec, &portrait.Error{Code: portrait.EDENIED, Requirement: "SM-3", Message: err.Error()}
+			}
+			guardian = true
+		}
+		if st.Minor && !guardian {
 			return nil, rec, &portrait.Error{Code: portrait.EDENIED, Requirement: "SM-3",
-				Message: fmt.Sprintf("the subject is under %d: consent to purpose %q must be given by a guardian (guardian: true)", l.opts.MinorAge, pur.ID)}
+				Message: fmt.Sprintf("the subject is under %d: consent to purpose %q must be given by a guardian, with a guardian_token from the verified guardian flow", l.opts.MinorAge, pur.ID)}
 		}
 	} else if nv == "" {
 		// Withdrawing or refusing takes no more than granting (CN-4):
@@ -376,7 +425,7 @@ func (l *Ledger) validate(cat *catalog.Catalog, st *policy.State, p string, c Ch
 		Channel:       channel,
 		UserAgent:     ua,
 		IP:            ip,
-		Guardian:      c.Guardian,
+		Guardian:      guardian,
 		Categories:    categories(cat, pur.ID),
 		ConsentString: c.ConsentString,
 		StringType:    c.StringType,

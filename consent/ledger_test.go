@@ -248,8 +248,32 @@ func TestMinorNeedsGuardian(t *testing.T) {
 	if h, _ := e.ledger.History(ctx, accessGrant(t, e.point, p)); len(h) != 1 {
 		t.Fatalf("refused grant was recorded: %+v", h)
 	}
+	// A token the subject made up, one for another purpose or another
+	// subject, and the subject minting its own: all refused.
 	c := grant(personalization, "2")
-	c.Guardian = true
+	for _, bad := range []string{"pg1.AAAAAAAAAAAAAAAAAAAAAA.AAAA", "true"} {
+		c.GuardianToken = bad
+		_, err = e.ledger.Record(ctx, operator, consent.ByID("kid"), c)
+		wantError(t, err, portrait.EDENIED, "SM-3", "guardian")
+	}
+	other, _, err := e.ledger.GuardianToken(ctx, operator, consent.ByID("kid"), ads)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.GuardianToken = other
+	_, err = e.ledger.Record(ctx, operator, consent.ByID("kid"), c)
+	wantError(t, err, portrait.EDENIED, "SM-3", "guardian")
+	sibling, _, _ := e.ledger.GuardianToken(ctx, operator, consent.ByID("kid2"), personalization)
+	c.GuardianToken = sibling
+	_, err = e.ledger.Record(ctx, operator, consent.ByID("kid"), c)
+	wantError(t, err, portrait.EDENIED, "SM-3", "guardian")
+	_, _, err = e.ledger.GuardianToken(ctx, policy.Caller{Role: policy.Subject, Subject: p}, consent.ByPseudonym(p), personalization)
+	wantError(t, err, portrait.EFORBIDDEN, "SM-3", "verified guardian flow")
+	// The verified flow's token for this subject and purpose is accepted.
+	c.GuardianToken, _, err = e.ledger.GuardianToken(ctx, operator, consent.ByID("kid"), personalization)
+	if err != nil {
+		t.Fatal(err)
+	}
 	r := e.record(t, "kid", c)
 	if !r.Guardian {
 		t.Fatal("receipt does not say the guardian consented")

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -76,7 +77,7 @@ func New(ctx context.Context, d Deps, opts Options) (*Service, error) {
 		return nil, errors.New("oversight: store, decision point, keyring and audit log are all required")
 	}
 	if opts.ReportDeadline == (rights.Deadline{}) {
-		opts.ReportDeadline = rights.Jurisdictions["pipl"]
+		opts.ReportDeadline = rights.Jurisdictions[catalog.JurisdictionCN]
 	}
 	if opts.ReportRate <= 0 {
 		opts.ReportRate = time.Minute
@@ -153,17 +154,47 @@ func (s *Service) RecordCatalog(ctx context.Context) error {
 		if err := s.scanCatalogs(ctx, n); err != nil {
 			return err
 		}
-		if last, ok := s.lastCatalog(); ok && last.Digest == d {
+		last, ok := s.lastCatalog()
+		if ok && last.Digest == d {
 			return nil
 		}
+		if ok && last.Scopes != nil {
+			if err := purposeCreep(last.Scopes, cat); err != nil {
+				return err
+			}
+		}
 		_, err = s.log.Append(ctx, tx, audit.Record{Kind: KindCatalog, Time: s.now(), Actor: "system", Action: "load", Digest: d,
-			Detail: map[string]any{"version": cat.Version, "declarations": declarations(cat)}})
+			Detail: map[string]any{"version": cat.Version, "declarations": declarations(cat), "scopes": cat.Scopes(),
+				"rule_pack": cat.Pack().String(), "rule_pack_sha256": cat.Pack().Digest()}})
 		return err
 	})
+	if errors.Is(err, ErrPurposeCreep) {
+		return err
+	}
 	if err != nil {
 		return fmt.Errorf("record catalog %s in the audit log: %w", d[:12], err)
 	}
 	return nil
+}
+
+// ErrPurposeCreep is returned, wrapped with the purposes and the fix, when
+// the catalog changes what a purpose covers — its data use, its fields'
+// categories, its recipients, separate consent or basis — without a new
+// notice_version: old consents would quietly cover a new purpose (CN-3).
+var ErrPurposeCreep = errors.New("purpose changed without a new notice version")
+
+// purposeCreep compares the scopes the system last ran with to cat.
+func purposeCreep(last map[string]catalog.Scope, cat *catalog.Catalog) error {
+	var lines []string
+	for _, ch := range catalog.DiffScopes(last, cat) {
+		if ch.Needs == catalog.NeedsNotice {
+			lines = append(lines, fmt.Sprintf("purpose %q: %s; fix: raise its notice_version, so that consents given under the old notice stop counting and subjects are asked again [CN-3]", ch.ID, ch.What))
+		}
+	}
+	if len(lines) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w (the catalog last run with differs; see portrait catalog diff):\n%s", ErrPurposeCreep, strings.Join(lines, "\n"))
 }
 
 // logIndex summarises the audit log, read incrementally: counts by kind and
@@ -184,6 +215,8 @@ type catalogRecord struct {
 	Digest       string
 	Version      string
 	Declarations map[string]string
+	// Scopes are the purposes' scopes (records before they were kept have none).
+	Scopes map[string]catalog.Scope
 }
 
 func (s *Service) lastCatalog() (catalogRecord, bool) {
@@ -215,18 +248,22 @@ func (s *Service) scanCatalogs(ctx context.Context, size int64) error {
 	}
 	for _, e := range entries {
 		rec := e.Record
-		version, _ := rec.Detail["version"].(string)
-		var decls map[string]string
-		if d, ok := rec.Detail["declarations"].(map[string]any); ok {
-			decls = make(map[string]string, len(d))
-			for k, v := range d {
-				if v, ok := v.(string); ok {
-					decls[k] = v
-				}
-			}
+		var detail struct {
+			Version      string                   `json:"version"`
+			Declarations map[string]string        `json:"declarations"`
+			Scopes       map[string]catalog.Scope `json:"scopes"`
+		}
+		// The record was checked against the signed tree; its detail is
+		// decoded into the catalog's own types through JSON once more.
+		raw, err := json.Marshal(rec.Detail)
+		if err == nil {
+			err = json.Unmarshal(raw, &detail)
+		}
+		if err != nil {
+			return fmt.Errorf("audit entry %d: catalog record detail: %w", e.Index, err)
 		}
 		s.idx.catalogs = append(s.idx.catalogs, catalogRecord{Index: e.Index, Time: rec.Time, Digest: rec.Digest,
-			Version: version, Declarations: decls})
+			Version: detail.Version, Declarations: detail.Declarations, Scopes: detail.Scopes})
 	}
 	s.idx.catScan = size
 	return nil

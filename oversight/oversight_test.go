@@ -604,3 +604,54 @@ func wrongSecret(secret string) string {
 	}
 	return secret[:len(secret)-1] + last
 }
+
+// TestPurposeCreep: a catalog that switches a purpose from first-party to
+// third-party advertising under the same notice version is refused on
+// start, naming the purpose and the fix; with a new notice version it is
+// recorded (and old consents stop counting, as consent.TestNoticeVersion
+// shows). CN-3, CN-8.
+func TestPurposeCreep(t *testing.T) {
+	eachStore(t, func(t *testing.T, open backend) {
+		ctx := context.Background()
+		e := newEnv(t, open)
+		creep := demoCatalog(t)
+		for i := range creep.Purposes {
+			if creep.Purposes[i].ID == "marketing" {
+				creep.Purposes[i].DataUse = "marketing.advertising.third_party.targeted"
+			}
+		}
+		creep.Index()
+		e.point.SetCatalog(creep)
+		_, err := oversight.New(ctx, oversight.Deps{Store: e.store, Point: e.point, Keys: e.keys, Log: e.log, Apply: e.apply}, oversight.Options{Now: e.clock.Now})
+		if !errors.Is(err, oversight.ErrPurposeCreep) || !strings.Contains(err.Error(), `purpose "marketing": data use marketing.advertising.first_party.targeted → marketing.advertising.third_party.targeted`) ||
+			!strings.Contains(err.Error(), "raise its notice_version") {
+			t.Fatalf("quiet purpose switch: err = %v", err)
+		}
+		if err := e.svc.RecordCatalog(ctx); !errors.Is(err, oversight.ErrPurposeCreep) {
+			t.Errorf("swapped in at run time: err = %v", err)
+		}
+		for i := range creep.Purposes {
+			if creep.Purposes[i].ID == "marketing" {
+				creep.Purposes[i].NoticeVersion = "2"
+			}
+		}
+		creep.Index()
+		e.point.SetCatalog(creep)
+		if _, err := oversight.New(ctx, oversight.Deps{Store: e.store, Point: e.point, Keys: e.keys, Log: e.log, Apply: e.apply}, oversight.Options{Now: e.clock.Now}); err != nil {
+			t.Fatalf("with a new notice version: %v", err)
+		}
+		// And the recorded scope is now the new one: going back to
+		// first-party under version 2 is itself a change.
+		back := demoCatalog(t)
+		for i := range back.Purposes {
+			if back.Purposes[i].ID == "marketing" {
+				back.Purposes[i].NoticeVersion = "2"
+			}
+		}
+		back.Index()
+		e.point.SetCatalog(back)
+		if _, err := oversight.New(ctx, oversight.Deps{Store: e.store, Point: e.point, Keys: e.keys, Log: e.log, Apply: e.apply}, oversight.Options{Now: e.clock.Now}); !errors.Is(err, oversight.ErrPurposeCreep) {
+			t.Errorf("switch back under the same version: err = %v", err)
+		}
+	})
+}

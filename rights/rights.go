@@ -14,6 +14,7 @@ import (
 
 	portrait "github.com/portrait-dev/portrait"
 	"github.com/portrait-dev/portrait/audit"
+	"github.com/portrait-dev/portrait/catalog"
 	"github.com/portrait-dev/portrait/consent"
 	"github.com/portrait-dev/portrait/keys"
 	"github.com/portrait-dev/portrait/policy"
@@ -68,16 +69,22 @@ func (d Deadline) After(t time.Time) time.Time {
 	return out
 }
 
-// Jurisdictions are the built-in deadlines: PIPL practice and GB/T 35273
-// 8.7 allow 15 working days; GDPR Art. 12(3) one month.
+// Jurisdictions are the built-in deadlines, keyed by the catalog's
+// jurisdiction codes (one vocabulary with the catalog and the rule pack):
+// PIPL practice and GB/T 35273 8.7 allow 15 working days (CN); GDPR
+// Art. 12(3) one month (EU). The law's names, pipl and gdpr, are kept as
+// aliases for existing configurations.
 var Jurisdictions = map[string]Deadline{
-	"pipl": {WorkingDays: 15},
-	"gdpr": {Months: 1},
+	catalog.JurisdictionCN: {WorkingDays: 15},
+	catalog.JurisdictionEU: {Months: 1},
+	"pipl":                 {WorkingDays: 15},
+	"gdpr":                 {Months: 1},
 }
 
 // Options configure a Service. Zero values take the defaults.
 type Options struct {
-	// Jurisdiction picks the deadline from Jurisdictions; "pipl" by default.
+	// Jurisdiction picks the deadline from Jurisdictions; by default the
+	// catalog's: EU when it declares only EU, CN otherwise.
 	Jurisdiction string
 	// Deadline overrides the jurisdiction's deadline when non-zero.
 	Deadline Deadline
@@ -113,11 +120,14 @@ func New(store portrait.Store, point *policy.Point, ledger *consent.Ledger, ks *
 		return nil, errors.New("rights: store, decision point, ledger, keyring and audit log are all required")
 	}
 	if opts.Jurisdiction == "" {
-		opts.Jurisdiction = "pipl"
+		opts.Jurisdiction = catalog.JurisdictionCN
+		if j := point.Catalog().Jurisdictions; len(j) == 1 && j[0] == catalog.JurisdictionEU {
+			opts.Jurisdiction = catalog.JurisdictionEU
+		}
 	}
 	dl, ok := Jurisdictions[opts.Jurisdiction]
 	if !ok {
-		return nil, fmt.Errorf("rights: unknown jurisdiction %q: want pipl or gdpr, or set Options.Deadline", opts.Jurisdiction)
+		return nil, fmt.Errorf("rights: unknown jurisdiction %q: want CN or EU, or set Options.Deadline", opts.Jurisdiction)
 	}
 	if opts.Deadline != (Deadline{}) {
 		if opts.Deadline.WorkingDays < 0 || opts.Deadline.Months < 0 {

@@ -597,8 +597,8 @@ func TestCasesAndDeadlines(t *testing.T) {
 		d    rights.Deadline
 		want time.Time
 	}{
-		{rights.Jurisdictions["pipl"], time.Date(2025, 1, 24, 10, 0, 0, 0, time.UTC)},
-		{rights.Jurisdictions["gdpr"], time.Date(2025, 2, 3, 10, 0, 0, 0, time.UTC)},
+		{rights.Jurisdictions[catalog.JurisdictionCN], time.Date(2025, 1, 24, 10, 0, 0, 0, time.UTC)},
+		{rights.Jurisdictions[catalog.JurisdictionEU], time.Date(2025, 2, 3, 10, 0, 0, 0, time.UTC)},
 		{rights.Deadline{WorkingDays: 1}, time.Date(2025, 1, 6, 10, 0, 0, 0, time.UTC)},
 	} {
 		if got := tc.d.After(fri); !got.Equal(tc.want) {
@@ -609,7 +609,7 @@ func TestCasesAndDeadlines(t *testing.T) {
 		t.Error("New without dependencies")
 	}
 	clock := time.Now()
-	eachStore(t, rights.Options{Jurisdiction: "gdpr", Now: func() time.Time { return clock }}, func(t *testing.T, e *env) {
+	eachStore(t, rights.Options{Jurisdiction: catalog.JurisdictionEU, Now: func() time.Time { return clock }}, func(t *testing.T, e *env) {
 		clock = time.Now()
 		ctx := context.Background()
 		p := e.seed(t, "alice", 1)

@@ -68,7 +68,10 @@ type consentBody struct {
 	Status        string `json:"status"`
 	NoticeVersion string `json:"notice_version"`
 	Channel       string `json:"channel"`
-	Guardian      bool   `json:"guardian"`
+	// GuardianToken comes from the verified guardian flow
+	// (POST /v1/subjects/{id}/guardian-token); a guardian flag is refused.
+	GuardianToken string `json:"guardian_token"`
+	Guardian      *bool  `json:"guardian"`
 	// Evidence relayed by the company's own front end, for staff callers.
 	UserAgent string `json:"user_agent"`
 	IP        string `json:"ip"`
@@ -103,6 +106,10 @@ func (s *Server) putConsent(w http.ResponseWriter, r *http.Request, c policy.Cal
 			return portrait.Errorf(portrait.EINVALID, "%v", err)
 		}
 	}
+	if b.Guardian != nil {
+		return &portrait.Error{Code: portrait.EINVALID, Requirement: "SM-3",
+			Message: "guardian: a flag cannot prove a guardian's consent; send guardian_token from the verified guardian flow (POST /v1/subjects/{id}/guardian-token)"}
+	}
 	ua, ip := b.UserAgent, b.IP
 	if c.Role == policy.Subject || ua == "" {
 		ua, ip = r.UserAgent(), clientIP(r)
@@ -116,13 +123,31 @@ func (s *Server) putConsent(w http.ResponseWriter, r *http.Request, c policy.Cal
 	}
 	rc, err := s.cfg.Ledger.Record(r.Context(), c, sel, consent.Change{
 		Purpose: r.PathValue("purpose"), Status: st, NoticeVersion: b.NoticeVersion,
-		Channel: b.Channel, UserAgent: ua, IP: ip, Guardian: b.Guardian,
+		Channel: b.Channel, UserAgent: ua, IP: ip, GuardianToken: b.GuardianToken,
 		ConsentString: str, StringType: typ,
 	})
 	if err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, rc)
+}
+
+type guardianBody struct {
+	Purpose string `json:"purpose"`
+}
+
+// postGuardianToken closes the company's verified guardian flow: staff
+// that verified a guardian get a token for one subject and purpose.
+func (s *Server) postGuardianToken(w http.ResponseWriter, r *http.Request, c policy.Caller) error {
+	var b guardianBody
+	if err := readJSON(r, &b); err != nil {
+		return err
+	}
+	tok, exp, err := s.cfg.Ledger.GuardianToken(r.Context(), c, consent.ByID(r.PathValue("id")), b.Purpose)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"guardian_token": tok, "expires": exp.UTC(), "purpose": b.Purpose})
 }
 
 type consentView struct {

@@ -204,6 +204,7 @@ func (s *Server) table() []route {
 		{"GET", "/v1/catalog", staff, "The loaded catalog, with the keys of the YAML", s.getCatalog},
 		{"POST", "/v1/events", []policy.Role{policy.Admin, policy.Operator}, "Ingest events (JSON array or NDJSON)", s.postEvents},
 		{"PUT", "/v1/subjects/{id}/consents/{purpose}", subjectStaff, "Record a subject's consent decision", s.putConsent},
+		{"POST", "/v1/subjects/{id}/guardian-token", subjectStaff, "Issue a guardian token after the verified guardian flow, for one purpose (SM-3)", s.postGuardianToken},
 		{"GET", "/v1/subjects/{id}/consents", subjectStaff, "A subject's consents with history", s.getConsents},
 		{"POST", "/v1/subjects/{id}/tokens", subjectStaff, "Issue a subject token", s.postToken},
 		{"DELETE", "/v1/me/token", me, "End the subject token this request carries, on every node (sign-out)", s.deleteToken},

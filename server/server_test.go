@@ -255,6 +255,7 @@ func TestRoutesRoles(t *testing.T) {
 		"GET /v1/subjects/{id}/consents":                   {"admin", "operator"},
 		"POST /v1/subjects/{id}/tokens":                    {"admin", "operator"},
 		"DELETE /v1/me/token":                              {"subject"},
+		"POST /v1/subjects/{id}/guardian-token":            {"admin", "operator"},
 		"GET /v1/me/consents":                              {"subject"},
 		"PUT /v1/me/consents/{purpose}":                    {"subject"},
 		"GET /v1/receipts/key":                             pub,

@@ -107,13 +107,14 @@ type options struct {
 }
 
 // storeFlags are the flags every command that opens a store shares.
-type storeFlags struct{ db, catalog, keyFile *string }
+type storeFlags struct{ db, catalog, keyFile, pack *string }
 
 func addStoreFlags(fs *flag.FlagSet) storeFlags {
 	return storeFlags{
 		db:      fs.String("db", "portrait.db", "SQLite file or postgres:// URL"),
 		catalog: fs.String("catalog", "catalog.yaml", "the catalog (declarations) file"),
 		keyFile: fs.String("key-file", "portrait.key", "master key file; or set PORTRAIT_MASTER_KEY"),
+		pack:    fs.String("pack", "", "a rule pack signed by a trusted key (default: the embedded pack)"),
 	}
 }
 
@@ -122,7 +123,11 @@ func addStoreFlags(fs *flag.FlagSet) storeFlags {
 // serve does; the returned func closes the store.
 func (f storeFlags) open(ctx context.Context, stderr io.Writer, create bool) (*app, func(), error) {
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	cat, err := catalog.Load(*f.catalog, label.Check)
+	pack, err := loadPack(*f.pack)
+	if err != nil {
+		return nil, nil, err
+	}
+	cat, err := catalog.LoadWith(pack, *f.catalog, label.Check)
 	if err != nil {
 		return nil, nil, fmt.Errorf("load catalog:\n%w", err)
 	}
@@ -199,9 +204,11 @@ func newApp(ctx context.Context, cat *catalog.Catalog, store portrait.Store, kr 
 	if len(opt.Destinations) > 0 {
 		a.deliveries = &delivery.Dispatcher{Store: store, Audit: a.log, Destinations: opt.Destinations, Logger: logger}
 	}
+	audiences := apply.NewAudiences(store, a.point, a.ledger, kr, a.log)
+	audiences.Assessments = a.apply
 	a.server = server.New(server.Config{Store: store, Staff: a.staff, Point: a.point, Ledger: a.ledger, Keys: kr, Log: a.log, Deliveries: a.deliveries,
 		Apply: a.apply, Review: a.review, Oversight: ov,
-		Deriver: a.deriver, Audiences: apply.NewAudiences(store, a.point, a.ledger, kr, a.log),
+		Deriver: a.deriver, Audiences: audiences,
 		Ingester: a.ingest, Logger: logger, Monitor: a.monitor,
 		Rights: a.rights, Demo: opt.Demo, DemoSubjects: opt.DemoSubjects,
 		IdleTimeout: opt.IdleTimeout, BodyGrace: opt.BodyGrace, MinBodyRate: opt.MinBodyRate})
@@ -340,6 +347,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	natsStream := fs.String("nats-stream", "", "JetStream stream whose events are ingested (with --nats); every node shares one durable consumer")
 	webhook := fs.String("webhook", "", "URL that receives subject-rights events as Standard Webhooks; the secret (whsec_…) comes from PORTRAIT_WEBHOOK_SECRET")
 	natsRights := fs.String("nats-rights", "", "NATS subject that receives subject-rights events (with --nats)")
+	packPath := fs.String("pack", "", "a rule pack signed by a trusted key (default: the embedded pack)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -365,7 +373,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, nil))
-	cat, err := catalog.Load(*catPath, label.Check)
+	pack, err := loadPack(*packPath)
+	if err != nil {
+		return fmt.Errorf("refusing to start: %w", err)
+	}
+	cat, err := catalog.LoadWith(pack, *catPath, label.Check)
 	if err != nil {
 		return fmt.Errorf("refusing to start on an invalid catalog:\n%w", err)
 	}

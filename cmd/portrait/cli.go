@@ -14,17 +14,18 @@ import (
 	"time"
 
 	"github.com/portrait-dev/portrait/audit"
-	"github.com/portrait-dev/portrait/catalog"
 	"github.com/portrait-dev/portrait/fairness"
-	"github.com/portrait-dev/portrait/label"
 )
 
 const usage = `portrait — user profiling with the law built in
 
 Usage:
-  portrait serve    --addr HOST:PORT --db DSN --catalog FILE --key-file FILE [--admin-key KEY | --admin-key-file FILE] [--monitor-every DUR]
+  portrait serve    --addr HOST:PORT --db DSN --catalog FILE --key-file FILE [--admin-key KEY | --admin-key-file FILE] [--monitor-every DUR] [--pack FILE]
   portrait demo     [--addr HOST:PORT] [--db DSN] [--admin-key KEY | --admin-key-file FILE]
-  portrait catalog check FILE
+  portrait catalog check FILE [--pack FILE]
+  portrait catalog diff OLD NEW                 what changed and whether it needs a new notice version
+  portrait rules    check CATALOG [--pack FILE] every hit explained with the rule pack's rule id
+  portrait rules    show [--pack FILE] | sign --key FILE PACK
   portrait verify   --server URL [--checkpoint FILE] [--full] [--sample N]
 
 Profiling:
@@ -69,11 +70,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	case "demo":
 		return run(stderr, runDemo(ctx, args[1:], stdout, stderr))
 	case "catalog":
-		if len(args) != 3 || args[1] != "check" {
-			fmt.Fprint(stderr, "usage: portrait catalog check FILE\n")
-			return 2
-		}
-		return catalogCheck(args[2], stdout, stderr)
+		return catalogCmd(args[1:], stdout, stderr)
+	case "rules":
+		return rulesCmd(args[1:], stdout, stderr)
 	case "verify":
 		return run(stderr, verify(ctx, args[1:], stdout, stderr))
 	case "fairness":
@@ -139,20 +138,6 @@ func parse(fs *flag.FlagSet, args []string) error {
 		}
 	})
 	return err
-}
-
-func catalogCheck(path string, stdout, stderr io.Writer) int {
-	c, err := catalog.Load(path, label.Check)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		if e := catalog.AsErrors(err); e != nil {
-			fmt.Fprintf(stderr, "%s: %d problem(s)\n", path, len(e.Problems))
-		}
-		return 1
-	}
-	fmt.Fprintf(stdout, "%s: ok — %d purposes, %d fields, %d event types, %d labels, %d use-cases\n",
-		path, len(c.Purposes), len(c.Fields), len(c.EventTypes), len(c.Labels), len(c.UseCases))
-	return 0
 }
 
 func verify(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -174,9 +174,19 @@ func seed(ctx context.Context, a *app, n int, now time.Time) (int, error) {
 			default:
 				continue
 			}
+			var guardian string
+			if minor && st == policy.Granted {
+				// The demo's guardian flow: the operator has verified the
+				// guardian and vouches for this subject and purpose (SM-3).
+				tok, _, err := a.ledger.GuardianToken(ctx, operator, consent.ByID(id), p.ID)
+				if err != nil {
+					return total, fmt.Errorf("guardian token %s/%s: %w", id, p.ID, err)
+				}
+				guardian = tok
+			}
 			if _, err := a.ledger.Record(ctx, operator, consent.ByID(id), consent.Change{Purpose: p.ID, Status: st,
 				NoticeVersion: p.NoticeVersion, Channel: "demo-app", UserAgent: "PortraitDemo/1.0", IP: "203.0.113.7",
-				Guardian: minor}); err != nil {
+				GuardianToken: guardian}); err != nil {
 				return total, fmt.Errorf("consent %s/%s: %w", id, p.ID, err)
 			}
 		}
