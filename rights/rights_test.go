@@ -413,6 +413,10 @@ func TestErase(t *testing.T) {
 		keep := e.seed(t, "bob", 2)
 		subs, _ := e.store.Subjects(ctx, []string{p})
 		wrapped := subs[p].WrappedKey
+		held, err := e.keys.Open(subs[p]) // the unwrapped key, as the keyring caches it
+		if err != nil {
+			t.Fatal(err)
+		}
 		if !e.holds(t, wrapped) {
 			if db, ok := e.store.(*sqlite.DB); ok {
 				db.CheckpointWAL(ctx)
@@ -434,6 +438,11 @@ func TestErase(t *testing.T) {
 		}
 		if e.holds(t, wrapped) {
 			t.Error("the wrapped data key is still in the database file or WAL")
+		}
+		// Invariant 4: the unwrapped key leaves the keyring cache and its
+		// bytes are zeroed, also in a cipher a caller still holds.
+		if !held.Destroyed() {
+			t.Error("erasure left the subject's unwrapped data key in the keyring cache")
 		}
 		for _, s := range []string{"Marker-City-alice", "Marker-Item-alice", "alice"} {
 			if e.holds(t, []byte(s)) {
