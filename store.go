@@ -351,6 +351,11 @@ type Tx interface {
 	SetDecisionStatus(ctx context.Context, id, status string) error
 	// PutReview inserts or updates a review by ID.
 	PutReview(ctx context.Context, r Review) error
+	// CloseReview stores r's outcome (status, reviewer, outcome, reason,
+	// closed) only if the stored review is still open, checked in this
+	// transaction, so that of two concurrent outcomes exactly one wins; the
+	// other gets ECONFLICT (ENOTFOUND if there is no such review).
+	CloseReview(ctx context.Context, r Review) error
 	// PutItems inserts or replaces items by ID.
 	PutItems(ctx context.Context, items []Item) error
 	// PutProtected stores protected attributes; the grant must allow Collect.

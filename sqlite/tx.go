@@ -21,7 +21,7 @@ var writeQueries = []string{
 	generationSQL, bumpSQL, ensureSubjectSQL, putProfileSQL, deleteProfileSQL, putLabelsSQL, deleteLabelSQL, deleteLabelsSQL,
 	appendConsentSQL, setFlagsSQL, suppressSQL, unsuppressSQL, suspendSQL, liftSQL,
 	logSizeSQL, logHashesSQL, appendLogSQL, advanceLogSQL, saveCheckpointSQL, putAPIKeySQL,
-	putDecisionSQL, setDecisionStatusSQL, putReviewSQL, putItemSQL, putProtectedSQL, putCaseSQL,
+	putDecisionSQL, setDecisionStatusSQL, putReviewSQL, closeReviewSQL, putItemSQL, putProtectedSQL, putCaseSQL,
 	revokeAPIKeySQL, touchAPIKeySQL,
 }
 

@@ -1321,6 +1321,21 @@ func testReviews(t *testing.T, s portrait.Store) {
 	wantCode(t, "unknown review", err, portrait.ENOTFOUND)
 	err = s.Update(ctx, func(tx portrait.Tx) error { return tx.PutReview(ctx, portrait.Review{ID: "r3"}) })
 	wantCode(t, "review without decision", err, portrait.EINVALID)
+
+	// CloseReview stores an outcome only while the review is open.
+	r2.Status, r2.Reviewer, r2.Outcome, r2.Reason, r2.Closed = "closed", "reviewer:k1", "upheld", "checked", at(60)
+	update(t, s, func(tx portrait.Tx) error { return tx.CloseReview(ctx, r2) })
+	late := r2
+	late.Outcome, late.Reviewer = "overturned", "reviewer:k2"
+	err = s.Update(ctx, func(tx portrait.Tx) error { return tx.CloseReview(ctx, late) })
+	wantCode(t, "second outcome", err, portrait.ECONFLICT)
+	if got, _ := s.ReviewByID(ctx, "r2"); got.Outcome != "upheld" || got.Reviewer != "reviewer:k1" || !got.Closed.Equal(at(60)) {
+		t.Errorf("review r2 after a refused second outcome = %+v", got)
+	}
+	err = s.Update(ctx, func(tx portrait.Tx) error {
+		return tx.CloseReview(ctx, portrait.Review{ID: "nope", Status: "closed", Outcome: "upheld"})
+	})
+	wantCode(t, "close unknown review", err, portrait.ENOTFOUND)
 }
 
 func testItems(t *testing.T, s portrait.Store) {
