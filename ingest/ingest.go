@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"strconv"
 	"time"
@@ -374,6 +375,9 @@ func (in *Ingester) validate(cat *catalog.Catalog, e *portrait.Event, now time.T
 		if err != nil {
 			return &Problem{Code: "wrong_type", Reason: err.Error()}
 		}
+		if p := inBounds(cat.Field(name), nv); p != nil {
+			return p
+		}
 		e.Fields[name] = nv
 	}
 	return nil
@@ -419,6 +423,28 @@ func convert(f *catalog.Field, v any) (any, error) {
 		}
 		return nil, fmt.Errorf("field %q must be a string, got %s", f.Name, kind(v))
 	}
+}
+
+// inBounds refuses a number that is not finite or lies outside the field's
+// declared min and max (by default |x| ≤ 10¹⁵), so that no aggregate of
+// stored values can overflow into a label that cannot be encoded.
+func inBounds(f *catalog.Field, v any) *Problem {
+	x, ok := v.(float64)
+	if !ok {
+		return nil
+	}
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return &Problem{Code: "not_finite", Requirement: "CM-2", Reason: fmt.Sprintf("field %q must be a finite number", f.Name)}
+	}
+	lo, hi := f.Bounds()
+	if x < lo || x > hi {
+		fix := "declare min: and max: on the field in the catalog to allow a wider range"
+		if f.Min != nil || f.Max != nil {
+			fix = "the catalog declares this range for the field"
+		}
+		return &Problem{Code: "out_of_range", Requirement: "CM-2", Reason: fmt.Sprintf("field %q is %g, outside [%g, %g]; %s", f.Name, x, lo, hi, fix)}
+	}
+	return nil
 }
 
 func kind(v any) string {
