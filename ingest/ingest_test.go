@@ -30,7 +30,8 @@ import (
 
 type env struct {
 	path   string
-	store  *sqlite.DB
+	store  *sqlite.DB     // on SQLite
+	st     portrait.Store // either engine
 	point  *policy.Point
 	ledger *consent.Ledger
 	keys   *keys.Keyring
@@ -46,7 +47,17 @@ func newEnv(tb testing.TB) *env { return newEnvCat(tb, nil) }
 // newEnvCat is newEnv with the demo catalog changed by edit first.
 func newEnvCat(tb testing.TB, edit func(*catalog.Catalog)) *env {
 	tb.Helper()
-	ctx := context.Background()
+	e := &env{path: filepath.Join(tb.TempDir(), "portrait.db")}
+	var err error
+	if e.store, err = sqlite.Open(context.Background(), e.path); err != nil {
+		tb.Fatal(err)
+	}
+	return e.setup(tb, e.store, edit, ingest.Options{})
+}
+
+// setup finishes an env over store st (e.store is set only on SQLite).
+func (e *env) setup(tb testing.TB, st portrait.Store, edit func(*catalog.Catalog), opt ingest.Options) *env {
+	tb.Helper()
 	cat, err := catalog.Parse(demo.CatalogName, demo.Catalog, label.Check)
 	if err != nil {
 		tb.Fatal(err)
@@ -54,11 +65,8 @@ func newEnvCat(tb testing.TB, edit func(*catalog.Catalog)) *env {
 	if edit != nil {
 		edit(cat)
 	}
-	e := &env{path: filepath.Join(tb.TempDir(), "portrait.db"), now: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
-	if e.store, err = sqlite.Open(ctx, e.path); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { e.store.Close() })
+	e.st, e.now = st, time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	tb.Cleanup(func() { e.st.Close() })
 	master := make([]byte, keys.MasterSize)
 	rand.Read(master)
 	if e.keys, err = keys.New(master); err != nil {
@@ -68,10 +76,11 @@ func newEnvCat(tb testing.TB, edit func(*catalog.Catalog)) *env {
 	if e.log, err = audit.New("portrait.test/log", e.keys.LogKey()); err != nil {
 		tb.Fatal(err)
 	}
-	if e.ledger, err = consent.New(e.store, e.point, e.log, e.keys, consent.Options{}); err != nil {
+	if e.ledger, err = consent.New(e.st, e.point, e.log, e.keys, consent.Options{}); err != nil {
 		tb.Fatal(err)
 	}
-	e.in = ingest.New(e.store, e.point, e.ledger, e.keys, e.log, ingest.Options{Now: func() time.Time { return e.now }})
+	opt.Now = func() time.Time { return e.now }
+	e.in = ingest.New(e.st, e.point, e.ledger, e.keys, e.log, opt)
 	return e
 }
 
