@@ -351,6 +351,10 @@ type Tx interface {
 	SetDecisionStatus(ctx context.Context, id, status string) error
 	// PutReview inserts or updates a review by ID.
 	PutReview(ctx context.Context, r Review) error
+	// States reads subjects' governance states inside the transaction, so
+	// that a decision made under its lock sees every change committed
+	// before it or made earlier in it.
+	States(ctx context.Context, pseudonyms []string) (map[string]*policy.State, error)
 	// CloseReview stores r's outcome (status, reviewer, outcome, reason,
 	// closed) only if the stored review is still open, checked in this
 	// transaction, so that of two concurrent outcomes exactly one wins; the

@@ -112,11 +112,11 @@ func (e *env) events(t *testing.T, subject string) []map[string]any {
 	ctx := context.Background()
 	ps := e.keys.Pseudonym(subject)
 	d := e.point.Decide(policy.Request{Subject: &policy.State{Subject: ps}, Action: policy.Access, Caller: policy.Caller{Role: policy.System}})
-	evs, err := e.store.Events(ctx, d.Grant, time.Time{})
+	evs, err := e.st.Events(ctx, d.Grant, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	subs, err := e.store.Subjects(ctx, []string{ps})
+	subs, err := e.st.Subjects(ctx, []string{ps})
 	if err != nil {
 		t.Fatal(err)
 	}

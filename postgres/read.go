@@ -60,7 +60,23 @@ func (db *DB) States(ctx context.Context, pseudonyms []string) (map[string]*poli
 		return nil, fmt.Errorf("read states: %w", err)
 	}
 	defer tx.Rollback(ctx)
+	return readStates(ctx, tx, pseudonyms, out)
+}
 
+// States implements portrait.Tx.States: the same reads inside the write
+// transaction.
+func (tx *Tx) States(ctx context.Context, pseudonyms []string) (map[string]*policy.State, error) {
+	out := make(map[string]*policy.State, len(pseudonyms))
+	for _, p := range pseudonyms {
+		out[p] = &policy.State{Subject: p, Consents: map[string]policy.Consent{}, Personalization: 100, Suppressed: map[string]bool{}}
+	}
+	if len(pseudonyms) == 0 {
+		return out, nil
+	}
+	return readStates(ctx, tx.tx, pseudonyms, out)
+}
+
+func readStates(ctx context.Context, tx pgx.Tx, pseudonyms []string, out map[string]*policy.State) (map[string]*policy.State, error) {
 	rows, err := tx.Query(ctx, `SELECT pseudonym, minor, restricted, object_profiling, object_marketing, personalization
 		FROM subjects WHERE pseudonym = ANY($1)`, pseudonyms)
 	if err != nil {

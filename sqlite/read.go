@@ -79,6 +79,25 @@ func (db *DB) States(ctx context.Context, pseudonyms []string) (map[string]*poli
 		return nil, fmt.Errorf("read states: %w", err)
 	}
 	defer tx.Rollback()
+	return readStates(ctx, tx, pseudonyms, out)
+}
+
+// States implements portrait.Tx.States: the same reads inside the write
+// transaction, which sees what this transaction (and its commit group) wrote.
+func (tx *Tx) States(ctx context.Context, pseudonyms []string) (map[string]*policy.State, error) {
+	out := make(map[string]*policy.State, len(pseudonyms))
+	for _, p := range pseudonyms {
+		out[p] = &policy.State{Subject: p, Consents: map[string]policy.Consent{}, Personalization: 100, Suppressed: map[string]bool{}}
+	}
+	if len(pseudonyms) == 0 {
+		return out, nil
+	}
+	return readStates(ctx, tx.tx, pseudonyms, out)
+}
+
+func readStates(ctx context.Context, tx interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, pseudonyms []string, out map[string]*policy.State) (map[string]*policy.State, error) {
 	ids := list(pseudonyms)
 
 	rows, err := tx.QueryContext(ctx, `SELECT pseudonym, minor, restricted, object_profiling, object_marketing, personalization
