@@ -63,10 +63,14 @@ type ConsentRecord struct {
 	NoticeVersion string        `json:"notice_version"`
 	Channel       string        `json:"channel"`
 	UserAgent     string        `json:"user_agent,omitempty"`
-	IP            string        `json:"ip,omitempty"` // truncated: /24 for IPv4, /48 for IPv6
-	Guardian      bool          `json:"guardian,omitempty"`
-	Categories    []string      `json:"categories,omitempty"`
-	At            time.Time     `json:"at"`
+	// SealedUA is UserAgent sealed with the subject's key (keys.ConsentAD),
+	// as stored; UserAgent is then empty in the store and filled in by
+	// the consent ledger when it opens the record.
+	SealedUA   []byte    `json:"-"`
+	IP         string    `json:"ip,omitempty"` // truncated: /24 for IPv4, /48 for IPv6
+	Guardian   bool      `json:"guardian,omitempty"`
+	Categories []string  `json:"categories,omitempty"`
+	At         time.Time `json:"at"`
 	// ConsentString is the CMP's consent string the record was decided
 	// from (TCF or GPP, StringType "tcfv2" or "gpp"), kept as evidence.
 	ConsentString string `json:"consent_string,omitempty"`

@@ -167,7 +167,7 @@ func (db *DB) ConsentHistory(ctx context.Context, g policy.Grant) ([]portrait.Co
 		return nil, err
 	}
 	pseudonym := g.Subject()
-	rows, err := db.pool.Query(ctx, `SELECT seq, purpose, status, notice_version, channel, user_agent, ip, guardian, categories, at, consent_string, string_type
+	rows, err := db.pool.Query(ctx, `SELECT seq, purpose, status, notice_version, channel, user_agent, ua_sealed, ip, guardian, categories, at, consent_string, string_type
 		FROM consents WHERE pseudonym = $1 ORDER BY seq`, pseudonym)
 	if err != nil {
 		return nil, fmt.Errorf("read consent history: %w", err)
@@ -177,7 +177,7 @@ func (db *DB) ConsentHistory(ctx context.Context, g policy.Grant) ([]portrait.Co
 	for rows.Next() {
 		r := portrait.ConsentRecord{Subject: pseudonym}
 		var status string
-		if err := rows.Scan(&r.Seq, &r.Purpose, &status, &r.NoticeVersion, &r.Channel, &r.UserAgent, &r.IP, &r.Guardian, &r.Categories, &r.At, &r.ConsentString, &r.StringType); err != nil {
+		if err := rows.Scan(&r.Seq, &r.Purpose, &status, &r.NoticeVersion, &r.Channel, &r.UserAgent, &r.SealedUA, &r.IP, &r.Guardian, &r.Categories, &r.At, &r.ConsentString, &r.StringType); err != nil {
 			return nil, fmt.Errorf("read consent history: %w", err)
 		}
 		if r.Status, err = policy.ParseStatus(status); err != nil {
