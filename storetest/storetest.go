@@ -39,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T) portrait.Store) {
 		{"Subjects", testSubjects},
 		{"ConsentsAndStates", testConsentsAndStates},
 		{"StatesBatch", testStatesBatch},
+		{"TxStates", testTxStates},
 		{"Generation", testGeneration},
 		{"Suspensions", testSuspensions},
 		{"Erase", testErase},
@@ -712,6 +713,32 @@ func testStatesBatch(t *testing.T, s portrait.Store) {
 			t.Fatalf("state of %s has consent %v, want %v", p, has, i%2 == 0)
 		}
 	}
+}
+
+// Tx.States reads inside the write transaction: it sees a change made
+// earlier in the same transaction, which a read through the store does not
+// until commit (invariant 5: ingest decides a chunk again with it).
+func testTxStates(t *testing.T, s portrait.Store) {
+	ctx := context.Background()
+	update(t, s, func(tx portrait.Tx) error {
+		return tx.AppendConsent(ctx, portrait.ConsentRecord{Subject: "a", Purpose: "personalization", Status: policy.Granted, NoticeVersion: "v1", At: at(1)})
+	})
+	update(t, s, func(tx portrait.Tx) error {
+		if err := tx.AppendConsent(ctx, portrait.ConsentRecord{Subject: "a", Purpose: "personalization", Status: policy.Withdrawn, NoticeVersion: "v1", At: at(2)}); err != nil {
+			return err
+		}
+		in, err := tx.States(ctx, []string{"a", "b"})
+		if err != nil {
+			return err
+		}
+		if len(in) != 2 || in["a"].Consents["personalization"].Status != policy.Withdrawn || len(in["b"].Consents) != 0 || in["b"].Personalization != 100 {
+			t.Errorf("states in the transaction: a %+v, b %+v", in["a"], in["b"])
+		}
+		if none, err := tx.States(ctx, nil); err != nil || len(none) != 0 {
+			t.Errorf("states of nobody: %v %v", none, err)
+		}
+		return nil
+	})
 }
 
 // Invariant 5: every governance change increments the generation in the
