@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -125,8 +124,8 @@ type Change struct {
 }
 
 // MaxUserAgent bounds the user agent kept as consent evidence: longer ones
-// are cut at a character boundary at or below it, never refused, so a
-// strange browser cannot make a withdrawal fail (CN-4).
+// are cut at a character boundary at or below it, not refused, so a long
+// header cannot make a withdrawal fail (CN-4).
 const MaxUserAgent = 512
 
 // Record records one consent change and returns its signed receipt. The
@@ -383,7 +382,12 @@ func (l *Ledger) validate(cat *catalog.Catalog, st *policy.State, p string, c Ch
 	if err != nil {
 		return nil, rec, err
 	}
-	ua := strings.ToValidUTF8(c.UserAgent, "")
+	// The same text rule as every stored string (a NUL is refused with 400
+	// on both engines), though the user agent is stored sealed.
+	if err := portrait.CheckText("user_agent", c.UserAgent); err != nil {
+		return nil, rec, err
+	}
+	ua := c.UserAgent
 	if len(ua) > MaxUserAgent {
 		n := MaxUserAgent
 		for n > 0 && !utf8.RuneStart(ua[n]) {

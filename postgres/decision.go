@@ -234,6 +234,9 @@ func (tx *Tx) CloseReview(ctx context.Context, r portrait.Review) error {
 	if r.ID == "" || r.Status == "" || r.Status == "open" {
 		return portrait.Errorf(portrait.EINVALID, "close review %q: give the id and a closed status", r.ID)
 	}
+	if err := r.Validate(); err != nil {
+		return err
+	}
 	tag, err := tx.tx.Exec(ctx, `UPDATE reviews SET status = $1, reviewer = $2, outcome = $3, reason = $4, closed = $5 WHERE id = $6 AND status = 'open'`,
 		r.Status, r.Reviewer, r.Outcome, r.Reason, ts(r.Closed), r.ID)
 	if err != nil {

@@ -245,6 +245,9 @@ func (tx *Tx) CloseReview(ctx context.Context, r portrait.Review) error {
 	if r.ID == "" || r.Status == "" || r.Status == "open" {
 		return portrait.Errorf(portrait.EINVALID, "close review %q: give the id and a closed status", r.ID)
 	}
+	if err := r.Validate(); err != nil {
+		return err
+	}
 	res, err := tx.exec(ctx, closeReviewSQL, r.Status, r.Reviewer, r.Outcome, r.Reason, nanos(r.Closed), r.ID)
 	if err != nil {
 		return fmt.Errorf("close review %s: %w", r.ID, err)
