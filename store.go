@@ -63,10 +63,14 @@ type ConsentRecord struct {
 	NoticeVersion string        `json:"notice_version"`
 	Channel       string        `json:"channel"`
 	UserAgent     string        `json:"user_agent,omitempty"`
-	IP            string        `json:"ip,omitempty"` // truncated: /24 for IPv4, /48 for IPv6
-	Guardian      bool          `json:"guardian,omitempty"`
-	Categories    []string      `json:"categories,omitempty"`
-	At            time.Time     `json:"at"`
+	// SealedUA is UserAgent sealed with the subject's key (keys.ConsentAD),
+	// as stored; UserAgent is then empty in the store and filled in by
+	// the consent ledger when it opens the record.
+	SealedUA   []byte    `json:"-"`
+	IP         string    `json:"ip,omitempty"` // truncated: /24 for IPv4, /48 for IPv6
+	Guardian   bool      `json:"guardian,omitempty"`
+	Categories []string  `json:"categories,omitempty"`
+	At         time.Time `json:"at"`
 	// ConsentString is the CMP's consent string the record was decided
 	// from (TCF or GPP, StringType "tcfv2" or "gpp"), kept as evidence.
 	ConsentString string `json:"consent_string,omitempty"`
@@ -356,6 +360,15 @@ type Tx interface {
 	SetDecisionStatus(ctx context.Context, id, status string) error
 	// PutReview inserts or updates a review by ID.
 	PutReview(ctx context.Context, r Review) error
+	// States reads subjects' governance states inside the transaction, so
+	// that a decision made under its lock sees every change committed
+	// before it or made earlier in it.
+	States(ctx context.Context, pseudonyms []string) (map[string]*policy.State, error)
+	// CloseReview stores r's outcome (status, reviewer, outcome, reason,
+	// closed) only if the stored review is still open, checked in this
+	// transaction, so that of two concurrent outcomes exactly one wins; the
+	// other gets ECONFLICT (ENOTFOUND if there is no such review).
+	CloseReview(ctx context.Context, r Review) error
 	// PutItems inserts or replaces items by ID.
 	PutItems(ctx context.Context, items []Item) error
 	// PutProtected stores protected attributes; the grant must allow Collect.

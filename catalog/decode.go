@@ -242,6 +242,15 @@ func (d *decoder) number(n *yaml.Node, what string) float64 {
 	return v
 }
 
+// bound decodes an optional finite number; nil when the key is absent.
+func (d *decoder) bound(o *obj, key, what string) *float64 {
+	if isNull(resolve(o.vals[key])) {
+		return nil
+	}
+	v := d.number(o.vals[key], what+" "+key)
+	return &v
+}
+
 // list decodes a list of scalars and keeps each item's node.
 func (d *decoder) list(o *obj, key, what string) []string {
 	n := resolve(o.vals[key])

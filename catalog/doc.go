@@ -25,7 +25,9 @@
 //   - fields: a fideslang data_category (CM-5), purposes (CM-1), retention
 //     (CM-3); PIPL Art. 28 categories are sensitive and stay so (SM-1), and
 //     every purpose of a sensitive field needs separate consent (SM-2); one
-//     age field of type number (SM-3);
+//     age field of type number (SM-3); a number field may declare its own
+//     inclusive min and max (finite, min ≤ max, number fields only), else
+//     ingest takes |value| ≤ 10¹⁵ (DefaultMaxMagnitude) and refuses the rest;
 //   - labels: registered with bilingual name and description, kind, version
 //     and owner (LP-1); the fields a label reads must be declared for all its
 //     purposes (CM-1), never protected (FP-2), pass on sensitivity (SM-1,

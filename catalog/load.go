@@ -107,7 +107,7 @@ var (
 	purposeKeys = []string{"id", "basis", "notice", "notice_version", "data_use", "separate_consent", "required",
 		"recipients", "identified_output", "assessment", "tcf", "usnat"}
 	fieldKeys = []string{"name", "type", "category", "sensitive", "purposes", "retention", "profile", "age",
-		"protected", "ground", "actionable"}
+		"protected", "ground", "actionable", "min", "max"}
 	eventKeys = []string{"id", "fields"}
 	labelKeys = []string{"id", "name", "description", "kind", "rule", "inputs", "purposes", "version", "owner",
 		"features", "k", "seed", "model", "window", "ttl", "sensitive", "event", "horizon"}
@@ -176,6 +176,8 @@ func (d *decoder) catalog(root *yaml.Node) (*Catalog, *positions) {
 			Protected:  d.boolean(o, "protected", what),
 			Ground:     d.str(o, "ground", what),
 			Actionable: d.boolean(o, "actionable", what),
+			Min:        d.bound(o, "min", what),
+			Max:        d.bound(o, "max", what),
 		})
 	}
 	for _, n := range d.seq(top.vals["event_types"], "event_types") {

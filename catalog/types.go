@@ -183,6 +183,28 @@ type Field struct {
 	// Actionable marks a field a subject can change, so counterfactual
 	// explanations may suggest it.
 	Actionable bool `json:"actionable,omitempty" yaml:"actionable,omitempty"`
+	// Min and Max bound a number field's value in one event (inclusive).
+	// Without them a value's magnitude may be at most DefaultMaxMagnitude,
+	// so that no sum of values can overflow into a non-finite label.
+	Min *float64 `json:"min,omitempty" yaml:"min,omitempty"`
+	Max *float64 `json:"max,omitempty" yaml:"max,omitempty"`
+}
+
+// DefaultMaxMagnitude bounds a number field without its own min or max:
+// |value| ≤ 10¹⁵, beyond any plausible amount, count or measure, and far
+// from where float64 sums lose integers (2⁵³ ≈ 9·10¹⁵) or overflow.
+const DefaultMaxMagnitude = 1e15
+
+// Bounds returns the inclusive range a value of number field f must lie in.
+func (f *Field) Bounds() (lo, hi float64) {
+	lo, hi = -DefaultMaxMagnitude, DefaultMaxMagnitude
+	if f.Min != nil {
+		lo = *f.Min
+	}
+	if f.Max != nil {
+		hi = *f.Max
+	}
+	return lo, hi
 }
 
 // EventType declares which fields an event of that type may carry.

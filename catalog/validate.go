@@ -207,6 +207,7 @@ func (v *validator) fields() {
 		} else if !contains(fieldTypes, f.Type) {
 			v.problem(o.at("type"), "CM-1", suggest(f.Type, fieldTypes), "%s: unknown type %q", what, f.Type)
 		}
+		v.bounds(f, o, what)
 		switch {
 		case f.Category == "":
 			v.problem(o.at("category"), "CM-5", "add category: a fideslang data_category key, e.g. user.behavior.purchase_history",
@@ -251,6 +252,26 @@ func (v *validator) fields() {
 					"%s: the age field must be type number, not %s", what, f.Type)
 			}
 		}
+	}
+}
+
+// bounds checks a field's optional min and max: numbers only, min ≤ max.
+func (v *validator) bounds(f *Field, o *obj, what string) {
+	if f.Min == nil && f.Max == nil {
+		return
+	}
+	if f.Type != TypeNumber {
+		key := "min"
+		if f.Min == nil {
+			key = "max"
+		}
+		v.problem(o.at(key), "", "remove "+key+", or set type: number",
+			"%s: min and max bound number fields only, not type %s", what, f.Type)
+		return
+	}
+	if f.Min != nil && f.Max != nil && *f.Min > *f.Max {
+		v.problem(o.at("max"), "", "make max at least min",
+			"%s: max %v is below min %v", what, *f.Max, *f.Min)
 	}
 }
 

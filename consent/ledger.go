@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	portrait "github.com/portrait-dev/portrait"
 	"github.com/portrait-dev/portrait/audit"
@@ -112,7 +113,7 @@ type Change struct {
 	Status        policy.Status // Granted, Refused or Withdrawn
 	NoticeVersion string        // required for a grant; defaults to the current one otherwise
 	Channel       string        // where it was given: "web", "app", "api", "gpc", … (default "api")
-	UserAgent     string        // evidence, kept (truncated to 512 bytes)
+	UserAgent     string        // evidence: the first 512 bytes are kept, sealed with the subject's key
 	IP            string        // evidence, stored truncated to /24 (IPv4) or /48 (IPv6)
 	// GuardianToken proves a guardian's consent: issued by the company's
 	// verified guardian flow (Ledger.GuardianToken) for this subject and
@@ -125,7 +126,10 @@ type Change struct {
 	StringType    string
 }
 
-const maxUA = 512
+// MaxUserAgent bounds the user agent kept as consent evidence: longer ones
+// are cut at a character boundary at or below it, not refused, so a long
+// header cannot make a withdrawal fail (CN-4).
+const MaxUserAgent = 512
 
 // Record records one consent change and returns its signed receipt. The
 // record and its audit entry are written in one transaction (invariant 3);
@@ -315,13 +319,27 @@ func (l *Ledger) apply(ctx context.Context, caller policy.Caller, subj Subject, 
 	if len(dropLabels) > 0 {
 		logRecs[len(logRecs)-1].Detail["labels_deleted"] = dropLabels
 	}
+	// The user agent is evidence about a person: it is stored sealed with
+	// the subject's key, so erasure makes it unreadable, backups included.
+	cipher, err := l.subjectCipher(ctx, p, created)
+	if err != nil {
+		return nil, err
+	}
+	stored := make([]portrait.ConsentRecord, len(recs))
+	for i, r := range recs {
+		if r.UserAgent != "" {
+			r.SealedUA = cipher.Seal([]byte(r.UserAgent), keys.ConsentAD(p, r.Purpose))
+			r.UserAgent = ""
+		}
+		stored[i] = r
+	}
 	err = l.store.Update(ctx, func(tx portrait.Tx) error {
 		if created != nil {
 			if err := tx.EnsureSubjects(ctx, []portrait.Subject{*created}); err != nil {
 				return fmt.Errorf("create subject %s: %w", p, err)
 			}
 		}
-		for _, r := range recs {
+		for _, r := range stored {
 			if err := tx.AppendConsent(ctx, r); err != nil {
 				return fmt.Errorf("append consent of %s to %s: %w", p, r.Purpose, err)
 			}
@@ -413,9 +431,18 @@ func (l *Ledger) validate(cat *catalog.Catalog, st *policy.State, p string, c Ch
 	if err != nil {
 		return nil, rec, err
 	}
+	// The same text rule as every stored string (a NUL is refused with 400
+	// on both engines), though the user agent is stored sealed.
+	if err := portrait.CheckText("user_agent", c.UserAgent); err != nil {
+		return nil, rec, err
+	}
 	ua := c.UserAgent
-	if len(ua) > maxUA {
-		ua = ua[:maxUA]
+	if len(ua) > MaxUserAgent {
+		n := MaxUserAgent
+		for n > 0 && !utf8.RuneStart(ua[n]) {
+			n--
+		}
+		ua = ua[:n]
 	}
 	rec = portrait.ConsentRecord{
 		Subject:       p,
@@ -534,13 +561,52 @@ func (l *Ledger) ShouldAsk(st *policy.State, purpose string) bool {
 	return true
 }
 
-// History returns the grant's subject's consent records, oldest first.
+// History returns the grant's subject's consent records, oldest first,
+// with their sealed user agents opened.
 func (l *Ledger) History(ctx context.Context, g policy.Grant) ([]portrait.ConsentRecord, error) {
 	h, err := l.store.ConsentHistory(ctx, g)
 	if err != nil {
 		return nil, fmt.Errorf("consent history of %s: %w", g.Subject(), err)
 	}
+	var cipher *keys.Cipher
+	for i := range h {
+		r := &h[i]
+		if len(r.SealedUA) == 0 {
+			continue // recorded without a user agent, or before they were sealed
+		}
+		if cipher == nil {
+			if cipher, err = l.subjectCipher(ctx, g.Subject(), nil); err != nil {
+				return nil, fmt.Errorf("consent history of %s: %w", g.Subject(), err)
+			}
+		}
+		ua, err := cipher.Open(r.SealedUA, keys.ConsentAD(g.Subject(), r.Purpose))
+		if err != nil {
+			return nil, fmt.Errorf("consent history of %s: record %d: %w", g.Subject(), r.Seq, err)
+		}
+		r.UserAgent, r.SealedUA = string(ua), nil
+	}
 	return h, nil
+}
+
+// subjectCipher returns the data key of subject p: created's if the
+// subject is being created, else the stored one's.
+func (l *Ledger) subjectCipher(ctx context.Context, p string, created *portrait.Subject) (*keys.Cipher, error) {
+	if created != nil {
+		return l.keys.Open(*created)
+	}
+	got, err := l.store.Subjects(ctx, []string{p})
+	if err != nil {
+		return nil, failClosed("read subject key", err)
+	}
+	s, ok := got[p]
+	if !ok {
+		return nil, portrait.Errorf(portrait.ENOTFOUND, "subject %s is not stored", p)
+	}
+	c, err := l.keys.Open(s)
+	if err != nil {
+		return nil, fmt.Errorf("subject key of %s: %w", p, err)
+	}
+	return c, nil
 }
 
 func randomID() string {

@@ -80,7 +80,7 @@ func rfmStats(en *entry, events []label.Event, now time.Time) (s label.RFMScore,
 		}
 		s.Frequency++
 		if x, ok := ev.Fields[en.rfmAmount].(float64); ok {
-			s.Monetary += x
+			s.Monetary = label.Add(s.Monetary, x)
 		}
 		if from.IsZero() || ev.Time.Before(from) {
 			from = ev.Time
@@ -124,7 +124,7 @@ func features(en *entry, prof map[string]any, events []label.Event, now time.Tim
 				continue
 			}
 			if v, ok := ev.Fields[f].(float64); ok {
-				x[i] += v
+				x[i] = label.Add(x[i], v)
 				used = true
 			}
 		}
@@ -407,7 +407,10 @@ func (e *Engine) writePopulationPage(ctx context.Context, page []string, bySubje
 		}
 		s := &subject{ps: ps}
 		if s.cipher, err = e.keys.Open(subj); err != nil {
-			return fmt.Errorf("derive: key of %s: %w", ps, err)
+			s.fail("", err)
+			sum.Failed += s.failed
+			sum.addFailures(s.failures...)
+			continue
 		}
 		for _, it := range bySubject[ps] {
 			g, _ := e.decide(states[ps], it.en)
@@ -436,10 +439,14 @@ func (e *Engine) writePopulationPage(ctx context.Context, page []string, bySubje
 			}
 			s.seen = it.m.seen
 			if err := s.seal(g, v); err != nil {
-				return err
+				s.fail(it.en.l.ID, err)
+				s.remove = append(s.remove, it.en.l.ID)
+				continue
 			}
 			written[it.en.l.ID] = true
 		}
+		sum.Failed += s.failed
+		sum.addFailures(s.failures...)
 		work = append(work, s)
 	}
 	return e.write(ctx, work, written, sum, now, false, gen)

@@ -35,14 +35,17 @@ type Options struct {
 
 // Summary counts what a derivation did.
 type Summary struct {
-	Subjects  int           `json:"subjects"`
-	Events    int           `json:"events"`
-	Written   int           `json:"written"`   // label values stored
-	Removed   int           `json:"removed"`   // labels without a lawful basis, suppressed or no longer computable: deleted if stored
-	Unchanged int           `json:"unchanged"` // incremental: inputs unchanged, value kept
-	Failed    int           `json:"failed"`    // a value that could not be computed for one subject (e.g. a missing feature)
-	Errors    []string      `json:"errors,omitempty"`
-	Elapsed   time.Duration `json:"elapsed_ns"`
+	Subjects  int `json:"subjects"`
+	Events    int `json:"events"`
+	Written   int `json:"written"`   // label values stored
+	Removed   int `json:"removed"`   // labels without a lawful basis, suppressed or no longer computable: deleted if stored
+	Unchanged int `json:"unchanged"` // incremental: inputs unchanged, value kept
+	Failed    int `json:"failed"`    // a value that could not be computed for one subject (e.g. a missing feature)
+	// Failures says why, for the first MaxFailures failed values: one
+	// subject's failure is counted and reported here, and the run goes on.
+	Failures []string      `json:"failures,omitempty"`
+	Errors   []string      `json:"errors,omitempty"`
+	Elapsed  time.Duration `json:"elapsed_ns"`
 	// Compute is the time spent reading states and inputs, evaluating and
 	// sealing; Store the time in write transactions (values, deletions and
 	// the audit record, committed). They tell apart where a slow
@@ -58,10 +61,18 @@ func (s *Summary) add(o Summary) {
 	s.Removed += o.Removed
 	s.Unchanged += o.Unchanged
 	s.Failed += o.Failed
+	s.addFailures(o.Failures...)
 	s.Errors = append(s.Errors, o.Errors...)
 	s.Elapsed += o.Elapsed
 	s.Compute += o.Compute
 	s.Store += o.Store
+}
+
+// MaxFailures bounds the reasons a Summary keeps; Failed counts them all.
+const MaxFailures = 20
+
+func (s *Summary) addFailures(f ...string) {
+	s.Failures = append(s.Failures, f[:min(len(f), max(0, MaxFailures-len(s.Failures)))]...)
 }
 
 // Status is what the engine has done since it started, for the API.
@@ -336,6 +347,20 @@ type subject struct {
 	stored            map[string]Stored
 	values            []portrait.LabelValue
 	failed, unchanged int
+	failures          []string
+}
+
+// fail records that label (all labels if "") could not be derived for the
+// subject, and why; the run goes on with the other subjects.
+func (s *subject) fail(label string, err error) {
+	s.failed++
+	if len(s.failures) < MaxFailures {
+		what := "all labels"
+		if label != "" {
+			what = "label " + label
+		}
+		s.failures = append(s.failures, fmt.Sprintf("subject %s, %s: %v", s.ps, what, err))
+	}
 }
 
 // reads returns the grant a subject's events are read through and the
@@ -555,8 +580,12 @@ func (s *subject) seal(g policy.Grant, v Stored) error {
 	if err != nil {
 		return fmt.Errorf("encode label %s: %w", v.Label, err)
 	}
+	sealed := s.cipher.Seal(plain, AD(s.ps, v.Label))
+	if sealed == nil {
+		return fmt.Errorf("label %s: %w", v.Label, keys.ErrDestroyed)
+	}
 	s.values = append(s.values, portrait.LabelValue{Grant: g, Subject: s.ps, Label: v.Label, Version: v.Version,
-		Sealed: s.cipher.Seal(plain, AD(s.ps, v.Label)), Computed: v.Computed, Expires: v.Expires})
+		Sealed: sealed, Computed: v.Computed, Expires: v.Expires})
 	return nil
 }
 
@@ -662,6 +691,7 @@ func (e *Engine) page(ctx context.Context, c *compiled, pseudonyms []string, inc
 	for _, s := range work {
 		sum.Events += len(s.events)
 		sum.Failed += s.failed
+		sum.addFailures(s.failures...)
 		sum.Unchanged += s.unchanged
 		for _, v := range s.values {
 			written[v.Label] = true
@@ -687,10 +717,14 @@ func (e *Engine) derive(c *compiled, s *subject, pop *population, now time.Time,
 	}
 	var err error
 	if s.cipher, err = e.keys.Open(s.subj); err != nil {
-		return fmt.Errorf("derive: key of %s: %w", s.ps, err)
+		s.fail("", err)
+		return nil
 	}
 	if err := s.open(); err != nil {
-		return fmt.Errorf("derive: %w", err)
+		// This subject's stored data cannot be read: its labels are left
+		// as they are and reported; the other subjects go on.
+		s.fail("", err)
+		return nil
 	}
 	for _, en := range c.entries {
 		g, ok := s.grants[en]
@@ -721,15 +755,16 @@ func (e *Engine) derive(c *compiled, s *subject, pop *population, now time.Time,
 		default:
 			v.Value, err = en.rule.Eval(now, prof, events)
 		}
+		if err == nil {
+			err = s.seal(g, v)
+		}
 		if err != nil {
-			// The label cannot be computed for this subject (say, a
-			// model feature has no value): an old value would be stale.
-			s.failed++
+			// The label cannot be computed or encoded for this subject
+			// (say, a model feature has no value): an old value would be
+			// stale.
+			s.fail(en.l.ID, err)
 			s.remove = append(s.remove, en.l.ID)
 			continue
-		}
-		if err := s.seal(g, v); err != nil {
-			return err
 		}
 	}
 	return nil

@@ -612,3 +612,60 @@ func TestQueue(t *testing.T) {
 		t.Error("hal: sports_fan not derived by the queue")
 	}
 }
+
+// CM-2: one subject's failure never stops a batch derivation, and no label
+// is non-finite. Before, two stored amounts of 1e308 (allowed here by a
+// catalog max) summed to +Inf, the label could not be encoded and the run
+// stopped with an error for every later subject; an unreadable event did
+// the same.
+func TestOneSubjectFailureDoesNotStopBatch(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		big, small := 1e308, -1e308
+		for _, f := range []string{"amount", "price"} {
+			e.point.Catalog().Field(f).Min, e.point.Catalog().Field(f).Max = &small, &big
+		}
+		e.consent(t, "huge", "personalization", policy.Granted)
+		e.ingest(t, purchase("huge", 1e308, e.now.Add(-time.Hour)), purchase("huge", 1e308, e.now.Add(-2*time.Hour)))
+		if e.last.Failed != 0 || len(e.last.Failures) != 0 {
+			t.Errorf("incremental derivation of huge amounts: %+v", e.last)
+		}
+		var others []string
+		for i := range 8 {
+			id := fmt.Sprintf("shopper-%d", i)
+			others = append(others, id)
+			e.consent(t, id, "personalization", policy.Granted)
+			e.ingest(t, purchase(id, float64(100*(i+1)), e.now.Add(-time.Duration(i+1)*time.Hour)))
+		}
+		// A subject whose stored event cannot be opened.
+		e.consent(t, "broken", "personalization", policy.Granted)
+		e.ingest(t, purchase("broken", 10, e.now.Add(-time.Hour)))
+		broken := e.keys.Pseudonym("broken")
+		g := storetest.Grant(t, broken, policy.Collect, "item")
+		err := e.store.Update(ctx, func(tx portrait.Tx) error {
+			_, err := tx.InsertEvents(ctx, []portrait.StoredEvent{{Grant: g,
+				Subject: broken, Type: "purchase", Time: e.now.Add(-time.Minute), Sealed: []byte("not a ciphertext of this subject"),
+				Expires: e.now.Add(time.Hour)}})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum, err := e.eng.All(ctx, nil)
+		if err != nil {
+			t.Fatalf("batch stopped: %v (%+v)", err, sum)
+		}
+		if sum.Failed != 1 || len(sum.Failures) != 1 || !strings.Contains(sum.Failures[0], broken) {
+			t.Errorf("failures: %d %q, want one naming the broken subject", sum.Failed, sum.Failures)
+		}
+		for _, id := range append(others, "huge") {
+			if got := e.stored(t, id); !slices.Contains(got, "big_spender") || !slices.Contains(got, "rfm") {
+				t.Errorf("%s: labels %v after the batch", id, got)
+			}
+		}
+		v := e.labels(t, "huge", "personalization")["big_spender"]
+		if !v.Bool {
+			t.Errorf("huge's big_spender = %+v", v)
+		}
+	})
+}

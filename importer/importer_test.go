@@ -452,3 +452,37 @@ func accessGrant(tb testing.TB, point *policy.Point, pseudonym string) policy.Gr
 	}
 	return d.Grant
 }
+
+// CM-2: imported numbers go through ingest's checks: finite, and within
+// the field's bounds (by default |x| ≤ 10¹⁵).
+func TestImportNumberBounds(t *testing.T) {
+	e := newEnv(t, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	data := `user,kind,when,item,cost
+u1,view,2025-12-31T10:00:00Z,shoe,12.5
+u2,view,2025-12-31T10:00:00Z,shoe,1e308
+u3,view,2025-12-31T10:00:00Z,shoe,NaN
+u4,view,2025-12-31T10:00:00Z,shoe,-Inf
+u5,view,2025-12-31T10:00:00Z,shoe,1e400
+`
+	o := importer.Options{Format: importer.CSV, Subject: "user", Type: "kind", Time: "when",
+		Map: map[string]string{"item": "item", "cost": "price"}, Source: "t.csv"}
+	rep, err := importer.Import(context.Background(), e.in, e.cat, operator, strings.NewReader(data), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Rows != 5 || rep.Accepted != 1 || rep.Rejected != 4 {
+		t.Errorf("report %+v", rep)
+	}
+	for _, w := range []importer.RowError{
+		{Line: 3, Field: "price", Code: "out_of_range", Requirement: "CM-2"},
+		{Line: 4, Field: "price", Code: "not_finite", Requirement: "CM-2"},
+		{Line: 5, Field: "price", Code: "not_finite", Requirement: "CM-2"},
+		{Line: 6, Field: "price", Code: "wrong_type"},
+	} {
+		if !slices.ContainsFunc(rep.Errors, func(g importer.RowError) bool {
+			return g.Line == w.Line && g.Field == w.Field && g.Code == w.Code && g.Requirement == w.Requirement && g.Reason != ""
+		}) {
+			t.Errorf("no row error %+v in %+v", w, rep.Errors)
+		}
+	}
+}

@@ -7,9 +7,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"log/slog"
+	"maps"
+	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	portrait "github.com/portrait-dev/portrait"
@@ -25,12 +29,20 @@ const (
 	Accepted  = "accepted"
 	Rejected  = "rejected"
 	Duplicate = "duplicate"
+	// NotStored marks an event of a chunk that could not be stored (the
+	// store or the audit log failed) after earlier chunks were: send it
+	// again.
+	NotStored = "not_stored"
 )
 
 // Result is the outcome of one event.
 type Result struct {
 	Index  int    `json:"index"`
 	Status string `json:"status"`
+	// Chunk is the number (from 1) of the chunk the event was decided and
+	// committed in, with its own audit record (Summary.Chunks); 0 for an
+	// event refused before that (malformed, undeclared).
+	Chunk int `json:"chunk,omitempty"`
 	*Problem
 	// Dropped names fields that were not stored because no purpose of
 	// theirs had a lawful basis (minimum necessary, CM-1).
@@ -45,12 +57,37 @@ type DroppedField struct {
 
 // Summary counts a batch.
 type Summary struct {
-	Accepted   int   `json:"accepted"`
-	Rejected   int   `json:"rejected"`
-	Duplicates int   `json:"duplicates"`
-	Dropped    int   `json:"dropped_fields"`
-	LogIndex   int64 `json:"log_index"`
+	Accepted   int `json:"accepted"`
+	Rejected   int `json:"rejected"`
+	Duplicates int `json:"duplicates"`
+	Dropped    int `json:"dropped_fields"`
+	// NotStored counts events of chunks that failed after earlier chunks
+	// committed; they have status not_stored and may be sent again.
+	NotStored int `json:"not_stored,omitempty"`
+	// LogIndex is the audit record of the last committed chunk.
+	LogIndex int64 `json:"log_index"`
+	// Chunks lists every chunk in order: which events it held, whether
+	// it committed and its audit record.
+	Chunks []Chunk `json:"chunks,omitempty"`
 }
+
+// Chunk is one transaction of a batch. Chunks hold whole runs of one
+// subject's events, subjects in pseudonym order, so each chunk touches
+// few subjects' pages; a subject's events stay in the request's order.
+type Chunk struct {
+	Number   int   `json:"chunk"`
+	Subjects int   `json:"subjects"`
+	Events   int   `json:"events"`
+	Stored   bool  `json:"stored"`
+	LogIndex int64 `json:"log_index,omitempty"`
+}
+
+// DefaultChunkSize is how many events one transaction holds by default.
+// Large batches commit chunk by chunk so that a consent withdrawal waits
+// for one chunk, not the whole request (CN-4). 5,000 measured best on
+// SQLite (docs/BENCHMARKS.md): smaller chunks wait less but each commit
+// costs page writes that one large transaction shares.
+const DefaultChunkSize = 5000
 
 // Options tune an Ingester.
 type Options struct {
@@ -58,9 +95,12 @@ type Options struct {
 	MaxFuture time.Duration
 	// MinorAge is the age under which a subject is a minor (SM-3).
 	MinorAge float64
-	Now      func() time.Time
-	Logger   *slog.Logger
-	// OnStored, if set, is called after a batch commits with the
+	// ChunkSize is how many events one transaction holds (default
+	// DefaultChunkSize).
+	ChunkSize int
+	Now       func() time.Time
+	Logger    *slog.Logger
+	// OnStored, if set, is called after each chunk commits with the
 	// pseudonyms whose data changed, for incremental derivation.
 	OnStored func(ctx context.Context, pseudonyms []string)
 }
@@ -83,6 +123,9 @@ func New(store portrait.Store, point *policy.Point, ledger *consent.Ledger, kr *
 	if opt.MinorAge == 0 {
 		opt.MinorAge = 14
 	}
+	if opt.ChunkSize <= 0 {
+		opt.ChunkSize = DefaultChunkSize
+	}
 	if opt.Now == nil {
 		opt.Now = time.Now
 	}
@@ -101,16 +144,19 @@ type pending struct {
 }
 
 // Ingest validates, minimises, authorises, seals and stores a batch. Every
-// item gets a Result; the error is for the batch as a whole (the store or
-// the audit log failed, so nothing was stored: invariant 3).
+// item gets a Result. The batch is committed in chunks of
+// Options.ChunkSize events, each decided against the consent state of its
+// moment and stored in one transaction with its own audit record, so a
+// withdrawal made during a long ingest binds the chunks after it (CN-4).
+// The error is for the batch as a whole: the first chunk could not be
+// stored, so nothing was (invariant 3). A later chunk that fails leaves the
+// earlier ones stored; its events and the rest are NotStored.
 func (in *Ingester) Ingest(ctx context.Context, caller policy.Caller, items []Item) ([]Result, Summary, error) {
 	cat := in.point.Catalog()
 	now := in.opt.Now().UTC()
 	results := make([]Result, len(items))
 	var sum Summary
 	var todo []pending
-	seen := make(map[string]bool)
-	var pseudonyms []string
 	for i, it := range items {
 		results[i].Index = i
 		if it.Err != nil {
@@ -121,30 +167,137 @@ func (in *Ingester) Ingest(ctx context.Context, caller policy.Caller, items []It
 			results[i].Status, results[i].Problem = Rejected, p
 			continue
 		}
-		ps := in.keys.Pseudonym(it.Event.Subject)
-		if !seen[ps] {
-			seen[ps] = true
-			pseudonyms = append(pseudonyms, ps)
+		todo = append(todo, pending{index: i, pseudonym: in.keys.Pseudonym(it.Event.Subject), id: it.Event.Subject, event: it.Event})
+	}
+	if len(todo) > in.opt.ChunkSize {
+		// Events are stored per subject: a chunk of few subjects writes
+		// few pages, where a chunk of every subject would rewrite them
+		// all, chunk after chunk.
+		slices.SortStableFunc(todo, func(a, b pending) int { return strings.Compare(a.pseudonym, b.pseudonym) })
+	}
+	n := 0
+	for part := range slices.Chunk(todo, in.opt.ChunkSize) {
+		n++
+		ch := Chunk{Number: n, Events: len(part)}
+		if sum.NotStored > 0 {
+			// An earlier chunk failed: keep the order of the request and
+			// store nothing after it.
+			sum.NotStored += notStored(results, part, n, "an earlier chunk of this request was not stored")
+			sum.Chunks = append(sum.Chunks, ch)
+			continue
 		}
-		todo = append(todo, pending{index: i, pseudonym: ps, id: it.Event.Subject, event: it.Event})
+		cs, pseudonyms, err := in.chunk(ctx, caller, cat, now, n, part, results)
+		ch.Subjects = len(pseudonyms)
+		if err != nil {
+			if n == 1 {
+				return nil, Summary{}, err
+			}
+			in.opt.Logger.Error("ingest: chunk not stored", "chunk", n, "err", err)
+			sum.NotStored += notStored(results, part, n,
+				fmt.Sprintf("chunk %d could not be stored (the store or audit log failed); chunks 1–%d are stored; send the events marked not_stored again", n, n-1))
+			sum.Chunks = append(sum.Chunks, ch)
+			continue
+		}
+		ch.Stored, ch.LogIndex = true, cs.LogIndex
+		sum.Chunks = append(sum.Chunks, ch)
+		sum.Accepted += cs.Accepted
+		sum.Duplicates += cs.Duplicates
+		sum.Dropped += cs.Dropped
+		sum.LogIndex = cs.LogIndex
+		if in.opt.OnStored != nil && cs.Accepted > 0 {
+			in.opt.OnStored(ctx, pseudonyms)
+		}
 	}
-	if len(todo) == 0 {
-		sum.Rejected = len(items)
-		return results, sum, nil
+	for _, r := range results {
+		if r.Status == Rejected {
+			sum.Rejected++
+		}
 	}
+	if len(sum.Chunks) <= 1 {
+		sum.Chunks = nil // one transaction: Summary.LogIndex says it all
+	}
+	return results, sum, nil
+}
 
+func notStored(results []Result, part []pending, n int, why string) int {
+	for _, p := range part {
+		r := &results[p.index]
+		r.Status, r.Chunk, r.Dropped = NotStored, n, nil
+		r.Problem = &Problem{Code: "not_stored", Reason: why}
+	}
+	return len(part)
+}
+
+// chunk decides and stores one chunk of events in one transaction with its
+// audit record. The transaction first reads the governance generation
+// under the lock that keeps governance changes out; if it moved since the
+// chunk was decided, the chunk's subjects' states are read again inside the
+// transaction and, if any differs, the chunk is decided again against them,
+// so that no event is stored under a consent withdrawn meanwhile (invariant
+// 5). Consent traffic of other subjects costs one read, and never a retry
+// that could starve.
+func (in *Ingester) chunk(ctx context.Context, caller policy.Caller, cat *catalog.Catalog, now time.Time, n int, part []pending, results []Result) (Summary, []string, error) {
+	seen := make(map[string]bool)
+	var pseudonyms []string
+	for _, p := range part {
+		if !seen[p.pseudonym] {
+			seen[p.pseudonym] = true
+			pseudonyms = append(pseudonyms, p.pseudonym)
+		}
+	}
+	gen, err := in.store.Generation(ctx)
+	if err != nil {
+		return Summary{}, nil, fmt.Errorf("ingest: read governance generation: %w", err)
+	}
 	states, err := in.ledger.States(ctx, pseudonyms)
 	if err != nil {
-		return nil, sum, fmt.Errorf("ingest: load consent states: %w", err)
+		return Summary{}, nil, fmt.Errorf("ingest: load consent states: %w", err)
+	}
+	decide := func(states map[string]*policy.State) (*batch, error) {
+		return in.prepare(ctx, caller, cat, now, n, part, pseudonyms, states, results)
+	}
+	b, err := decide(states)
+	if err != nil {
+		return Summary{}, nil, err
+	}
+	sum, err := in.commit(ctx, caller, now, n, pseudonyms, gen, b, decide, results)
+	if err != nil {
+		return Summary{}, nil, fmt.Errorf("ingest: store chunk %d of %d events: %w", n, len(part), err)
+	}
+	return sum, pseudonyms, nil
+}
+
+// batch is a decided chunk, ready to be written.
+type batch struct {
+	part        []pending
+	newSubjects []portrait.Subject
+	minors      []string
+	states      map[string]*policy.State // as decided, minors marked
+	decidedOn   map[string]*policy.State // as read
+	events      []portrait.StoredEvent
+	eventIdx    []int
+	profile     map[string][]portrait.ProfileValue
+	grants      map[string]policy.Grant
+	digest      hash.Hash
+}
+
+// prepare decides a chunk against the subjects' current states: it
+// minimises, authorises and seals each event and sets the result of every
+// event it refuses.
+func (in *Ingester) prepare(ctx context.Context, caller policy.Caller, cat *catalog.Catalog, now time.Time, n int, part []pending, pseudonyms []string,
+	decidedOn map[string]*policy.State, results []Result) (*batch, error) {
+	for _, p := range part {
+		results[p.index] = Result{Index: p.index, Chunk: n}
 	}
 	stored, err := in.store.Subjects(ctx, pseudonyms)
 	if err != nil {
-		return nil, sum, fmt.Errorf("ingest: load subjects: %w", err)
+		return nil, fmt.Errorf("ingest: load subjects: %w", err)
 	}
-	var newSubjects []portrait.Subject
-	var minors []string
+	states := maps.Clone(decidedOn)
+	b := &batch{part: part, states: states, decidedOn: decidedOn, grants: make(map[string]policy.Grant), digest: sha256.New(),
+		events: make([]portrait.StoredEvent, 0, len(part)), eventIdx: make([]int, 0, len(part))}
 	ciphers := make(map[string]*keys.Cipher, len(pseudonyms))
-	for _, p := range todo {
+	for _, p := range part {
 		if _, ok := ciphers[p.pseudonym]; ok {
 			continue
 		}
@@ -154,21 +307,16 @@ func (in *Ingester) Ingest(ctx context.Context, caller policy.Caller, items []It
 		} else {
 			var s portrait.Subject
 			s, c, err = in.keys.NewSubject(p.id)
-			newSubjects = append(newSubjects, s)
+			b.newSubjects = append(b.newSubjects, s)
 		}
 		if err != nil {
-			return nil, sum, fmt.Errorf("ingest: subject key: %w", err)
+			return nil, fmt.Errorf("ingest: subject key: %w", err)
 		}
 		ciphers[p.pseudonym] = c
 	}
 
-	events := make([]portrait.StoredEvent, 0, len(todo))
-	eventIdx := make([]int, 0, len(todo))
-	var profile map[string][]portrait.ProfileValue
-	profileGrant := make(map[string]policy.Grant)
-	digest := sha256.New()
 	names := make([]string, 0, 8)
-	for _, p := range todo {
+	for _, p := range part {
 		st := states[p.pseudonym]
 		if age := cat.AgeField(); age != nil && !st.Minor {
 			if v, ok := p.event.Fields[age.Name].(float64); ok && v < in.opt.MinorAge {
@@ -179,7 +327,7 @@ func (in *Ingester) Ingest(ctx context.Context, caller policy.Caller, items []It
 				cp.Minor = true
 				st = &cp
 				states[p.pseudonym] = st
-				minors = append(minors, p.pseudonym)
+				b.minors = append(b.minors, p.pseudonym)
 			}
 		}
 		names = names[:0]
@@ -193,10 +341,10 @@ func (in *Ingester) Ingest(ctx context.Context, caller policy.Caller, items []It
 		if errors.As(err, &d) {
 			r.Status = Rejected
 			r.Problem = &Problem{Code: d.Reasons[0].Code, Reason: d.Reasons[0].Message, Requirement: d.Reasons[0].Requirement}
-			fmt.Fprintf(digest, "%s\t%d\t%s\n", p.pseudonym, p.index, r.Code)
+			fmt.Fprintf(b.digest, "%s\t%d\t%s\n", p.pseudonym, p.index, r.Code)
 			continue
 		} else if err != nil {
-			return nil, sum, fmt.Errorf("ingest: decide collection: %w", err)
+			return nil, fmt.Errorf("ingest: decide collection: %w", err)
 		}
 		for _, name := range names {
 			if why, ok := dropped[name]; ok {
@@ -210,7 +358,7 @@ func (in *Ingester) Ingest(ctx context.Context, caller policy.Caller, items []It
 			if len(r.Dropped) > 0 {
 				r.Problem.Reason += " (" + r.Dropped[0].Message + ")"
 			}
-			fmt.Fprintf(digest, "%s\t%d\t%s\n", p.pseudonym, p.index, r.Code)
+			fmt.Fprintf(b.digest, "%s\t%d\t%s\n", p.pseudonym, p.index, r.Code)
 			continue
 		}
 		kept := make(map[string]any, len(grant.Fields()))
@@ -236,7 +384,7 @@ func (in *Ingester) Ingest(ctx context.Context, caller policy.Caller, items []It
 		}
 		plain, err := json.Marshal(kept)
 		if err != nil {
-			return nil, sum, fmt.Errorf("ingest: encode fields: %w", err)
+			return nil, fmt.Errorf("ingest: encode fields: %w", err)
 		}
 		c := ciphers[p.pseudonym]
 		ev := portrait.StoredEvent{
@@ -246,87 +394,141 @@ func (in *Ingester) Ingest(ctx context.Context, caller policy.Caller, items []It
 		if p.event.IdempotencyKey != "" {
 			ev.Idem = in.keys.IdemHash(p.pseudonym, p.event.IdempotencyKey)
 		}
-		events = append(events, ev)
-		eventIdx = append(eventIdx, p.index)
+		b.events = append(b.events, ev)
+		b.eventIdx = append(b.eventIdx, p.index)
 		for name, v := range kept {
 			f := cat.Field(name)
 			if !f.Profile {
 				continue
 			}
-			if profile == nil {
-				profile = make(map[string][]portrait.ProfileValue)
+			if b.profile == nil {
+				b.profile = make(map[string][]portrait.ProfileValue)
 			}
-			b, _ := json.Marshal(v)
-			profile[p.pseudonym] = append(profile[p.pseudonym], portrait.ProfileValue{
-				Field: name, Sealed: c.Seal(b, keys.ProfileAD(p.pseudonym, name)), Source: "event",
+			enc, _ := json.Marshal(v)
+			b.profile[p.pseudonym] = append(b.profile[p.pseudonym], portrait.ProfileValue{
+				Field: name, Sealed: c.Seal(enc, keys.ProfileAD(p.pseudonym, name)), Source: "event",
 				Updated: p.event.Time, Expires: p.event.Time.Add(time.Duration(f.Retention)),
 			})
-			profileGrant[p.pseudonym] = grant
+			b.grants[p.pseudonym] = grant
 		}
 		h := sha256.Sum256(plain)
-		fmt.Fprintf(digest, "%s\t%d\taccepted\t%x\n", p.pseudonym, p.index, h[:8])
+		fmt.Fprintf(b.digest, "%s\t%d\taccepted\t%x\n", p.pseudonym, p.index, h[:8])
 	}
+	return b, nil
+}
 
+// commit writes a decided chunk and its audit record in one transaction.
+// If governance changed since gen was read, decide runs again in the
+// transaction, whose lock keeps further changes out until it commits.
+func (in *Ingester) commit(ctx context.Context, caller policy.Caller, now time.Time, n int, pseudonyms []string, gen int64, b *batch,
+	decide func(map[string]*policy.State) (*batch, error), results []Result) (Summary, error) {
+	subjects := len(pseudonyms)
+	var sum Summary
 	var inserted []bool
-	err = in.store.Update(ctx, func(tx portrait.Tx) error {
-		if len(newSubjects) > 0 {
-			if err := tx.EnsureSubjects(ctx, newSubjects); err != nil {
+	err := in.store.Update(ctx, func(tx portrait.Tx) error {
+		sum = Summary{}
+		g, err := tx.Generation(ctx)
+		if err != nil {
+			return err
+		}
+		if g != gen {
+			fresh, err := tx.States(ctx, pseudonyms)
+			if err != nil {
+				return err
+			}
+			if !sameStates(fresh, b.decidedOn) {
+				if b, err = decide(fresh); err != nil {
+					return err
+				}
+			}
+		}
+		if len(b.newSubjects) > 0 {
+			if err := tx.EnsureSubjects(ctx, b.newSubjects); err != nil {
 				return err
 			}
 		}
-		for _, ps := range minors {
-			st := states[ps]
-			if err := tx.SetFlags(ctx, ps, flagsOf(st)); err != nil {
+		for _, ps := range b.minors {
+			if err := tx.SetFlags(ctx, ps, flagsOf(b.states[ps])); err != nil {
 				return err
 			}
 		}
-		var err error
-		if len(events) > 0 {
-			if inserted, err = tx.InsertEvents(ctx, events); err != nil {
+		if len(b.events) > 0 {
+			if inserted, err = tx.InsertEvents(ctx, b.events); err != nil {
 				return err
 			}
 		}
-		for ps, vals := range profile {
-			if err := tx.PutProfile(ctx, profileGrant[ps], vals); err != nil {
+		for ps, vals := range b.profile {
+			if err := tx.PutProfile(ctx, b.grants[ps], vals); err != nil {
 				return err
 			}
 		}
-		for _, ps := range minors {
+		for _, ps := range b.minors {
 			if _, err := in.log.Append(ctx, tx, audit.Record{Kind: "flags", Time: now, Actor: actor(caller), Subject: ps,
 				Action: "minor", Codes: []string{"SM-3"}}); err != nil {
 				return err
 			}
 		}
-		for i, ok := range inserted {
-			r := &results[eventIdx[i]]
+		rejected := 0
+		for _, p := range b.part {
+			if results[p.index].Status == Rejected {
+				rejected++
+			}
+		}
+		for _, ok := range inserted {
 			if ok {
-				r.Status = Accepted
 				sum.Accepted++
 			} else {
-				r.Status = Duplicate
 				sum.Duplicates++
 			}
-			sum.Dropped += len(r.Dropped)
 		}
-		for _, r := range results {
-			if r.Status == Rejected {
-				sum.Rejected++
-			}
+		for _, p := range b.part {
+			sum.Dropped += len(results[p.index].Dropped)
+		}
+		detail := map[string]any{"accepted": sum.Accepted, "rejected": rejected,
+			"duplicates": sum.Duplicates, "dropped_fields": sum.Dropped, "subjects": subjects}
+		if len(b.part) < len(results) {
+			detail["chunk"] = n
 		}
 		rec := audit.Record{Kind: "ingest", Time: now, Actor: actor(caller), Action: "collect",
-			Digest: hex.EncodeToString(digest.Sum(nil)),
-			Detail: map[string]any{"accepted": sum.Accepted, "rejected": sum.Rejected,
-				"duplicates": sum.Duplicates, "dropped_fields": sum.Dropped, "subjects": len(pseudonyms)}}
+			Digest: hex.EncodeToString(b.digest.Sum(nil)), Detail: detail}
 		sum.LogIndex, err = in.log.Append(ctx, tx, rec)
 		return err
 	})
 	if err != nil {
-		return nil, Summary{}, fmt.Errorf("ingest: store batch of %d events: %w", len(events), err)
+		return Summary{}, err
 	}
-	if in.opt.OnStored != nil && sum.Accepted > 0 {
-		in.opt.OnStored(ctx, pseudonyms)
+	for i, ok := range inserted {
+		r := &results[b.eventIdx[i]]
+		if ok {
+			r.Status = Accepted
+		} else {
+			r.Status = Duplicate
+		}
 	}
-	return results, sum, nil
+	return sum, nil
+}
+
+// sameStates reports whether every subject's governance state in a is the
+// one in b, so that decisions made under b hold under a.
+func sameStates(a, b map[string]*policy.State) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for p, x := range a {
+		y := b[p]
+		if y == nil || x.Minor != y.Minor || x.Restricted != y.Restricted || x.ObjectProfiling != y.ObjectProfiling ||
+			x.ObjectMarketing != y.ObjectMarketing || x.Erased != y.Erased || x.Personalization != y.Personalization ||
+			!maps.Equal(x.Suppressed, y.Suppressed) || len(x.Consents) != len(y.Consents) {
+			return false
+		}
+		for k, c := range x.Consents {
+			d, ok := y.Consents[k]
+			if !ok || c.Status != d.Status || c.NoticeVersion != d.NoticeVersion || c.Guardian != d.Guardian || !c.At.Equal(d.At) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func flagsOf(st *policy.State) portrait.Flags {
@@ -374,6 +576,9 @@ func (in *Ingester) validate(cat *catalog.Catalog, e *portrait.Event, now time.T
 		if err != nil {
 			return &Problem{Code: "wrong_type", Reason: err.Error()}
 		}
+		if p := inBounds(cat.Field(name), nv); p != nil {
+			return p
+		}
 		e.Fields[name] = nv
 	}
 	return nil
@@ -419,6 +624,28 @@ func convert(f *catalog.Field, v any) (any, error) {
 		}
 		return nil, fmt.Errorf("field %q must be a string, got %s", f.Name, kind(v))
 	}
+}
+
+// inBounds refuses a number that is not finite or lies outside the field's
+// declared min and max (by default |x| ≤ 10¹⁵), so that no aggregate of
+// stored values can overflow into a label that cannot be encoded.
+func inBounds(f *catalog.Field, v any) *Problem {
+	x, ok := v.(float64)
+	if !ok {
+		return nil
+	}
+	if math.IsNaN(x) || math.IsInf(x, 0) {
+		return &Problem{Code: "not_finite", Requirement: "CM-2", Reason: fmt.Sprintf("field %q must be a finite number", f.Name)}
+	}
+	lo, hi := f.Bounds()
+	if x < lo || x > hi {
+		fix := "declare min: and max: on the field in the catalog to allow a wider range"
+		if f.Min != nil || f.Max != nil {
+			fix = "the catalog declares this range for the field"
+		}
+		return &Problem{Code: "out_of_range", Requirement: "CM-2", Reason: fmt.Sprintf("field %q is %g, outside [%g, %g]; %s", f.Name, x, lo, hi, fix)}
+	}
+	return nil
 }
 
 func kind(v any) string {

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -29,7 +30,8 @@ import (
 
 type env struct {
 	path   string
-	store  *sqlite.DB
+	store  *sqlite.DB     // on SQLite
+	st     portrait.Store // either engine
 	point  *policy.Point
 	ledger *consent.Ledger
 	keys   *keys.Keyring
@@ -40,18 +42,31 @@ type env struct {
 
 var operator = policy.Caller{Role: policy.Operator, ID: "test"}
 
-func newEnv(tb testing.TB) *env {
+func newEnv(tb testing.TB) *env { return newEnvCat(tb, nil) }
+
+// newEnvCat is newEnv with the demo catalog changed by edit first.
+func newEnvCat(tb testing.TB, edit func(*catalog.Catalog)) *env {
 	tb.Helper()
-	ctx := context.Background()
+	e := &env{path: filepath.Join(tb.TempDir(), "portrait.db")}
+	var err error
+	if e.store, err = sqlite.Open(context.Background(), e.path); err != nil {
+		tb.Fatal(err)
+	}
+	return e.setup(tb, e.store, edit, ingest.Options{})
+}
+
+// setup finishes an env over store st (e.store is set only on SQLite).
+func (e *env) setup(tb testing.TB, st portrait.Store, edit func(*catalog.Catalog), opt ingest.Options) *env {
+	tb.Helper()
 	cat, err := catalog.Parse(demo.CatalogName, demo.Catalog, label.Check)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	e := &env{path: filepath.Join(tb.TempDir(), "portrait.db"), now: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
-	if e.store, err = sqlite.Open(ctx, e.path); err != nil {
-		tb.Fatal(err)
+	if edit != nil {
+		edit(cat)
 	}
-	tb.Cleanup(func() { e.store.Close() })
+	e.st, e.now = st, time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	tb.Cleanup(func() { e.st.Close() })
 	master := make([]byte, keys.MasterSize)
 	rand.Read(master)
 	if e.keys, err = keys.New(master); err != nil {
@@ -61,10 +76,11 @@ func newEnv(tb testing.TB) *env {
 	if e.log, err = audit.New("portrait.test/log", e.keys.LogKey()); err != nil {
 		tb.Fatal(err)
 	}
-	if e.ledger, err = consent.New(e.store, e.point, e.log, e.keys, consent.Options{}); err != nil {
+	if e.ledger, err = consent.New(e.st, e.point, e.log, e.keys, consent.Options{}); err != nil {
 		tb.Fatal(err)
 	}
-	e.in = ingest.New(e.store, e.point, e.ledger, e.keys, e.log, ingest.Options{Now: func() time.Time { return e.now }})
+	opt.Now = func() time.Time { return e.now }
+	e.in = ingest.New(e.st, e.point, e.ledger, e.keys, e.log, opt)
 	return e
 }
 
@@ -96,11 +112,11 @@ func (e *env) events(t *testing.T, subject string) []map[string]any {
 	ctx := context.Background()
 	ps := e.keys.Pseudonym(subject)
 	d := e.point.Decide(policy.Request{Subject: &policy.State{Subject: ps}, Action: policy.Access, Caller: policy.Caller{Role: policy.System}})
-	evs, err := e.store.Events(ctx, d.Grant, time.Time{})
+	evs, err := e.st.Events(ctx, d.Grant, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	subs, err := e.store.Subjects(ctx, []string{ps})
+	subs, err := e.st.Subjects(ctx, []string{ps})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -197,6 +213,56 @@ func TestMinimumNecessary(t *testing.T) {
 	res, _ = e.ingest(t, profile)
 	if len(res[0].Dropped) != 0 {
 		t.Errorf("after consent: %+v", res[0])
+	}
+}
+
+// CM-2: a number must be finite and within its field's bounds: by default
+// |x| ≤ 10¹⁵, or the catalog's own min and max. Two amounts of 1e308 were
+// accepted before, and their sum made a label that could not be encoded.
+func TestNumberBounds(t *testing.T) {
+	zero, ten := 0.0, 10.0
+	e := newEnvCat(t, func(c *catalog.Catalog) {
+		c.Field("quantity").Min, c.Field("quantity").Max = &zero, &ten
+	})
+	e.grant(t, "u1", "personalization")
+	buy := func(field string, v any) portrait.Event {
+		return portrait.Event{Subject: "u1", Type: "purchase", Time: e.now, Fields: map[string]any{"item": "i1", field: v}}
+	}
+	for _, tt := range []struct {
+		name  string
+		event portrait.Event
+		code  string // "" accepted
+	}{
+		{"ordinary amount", buy("amount", 99.5), ""},
+		{"default bound", buy("amount", 1e15), ""},
+		{"negative default bound", buy("amount", -1e15), ""},
+		{"huge amount", buy("amount", 1e308), "out_of_range"},
+		{"huge amount as JSON", buy("amount", json.Number("1e308")), "out_of_range"},
+		{"just above the default", buy("amount", 1.0000001e15), "out_of_range"},
+		{"too negative", buy("amount", -2e15), "out_of_range"},
+		{"overflowing JSON", buy("amount", json.Number("1e309")), "wrong_type"},
+		{"infinity", buy("amount", math.Inf(1)), "not_finite"},
+		{"NaN", buy("amount", math.NaN()), "not_finite"},
+		{"declared max", buy("quantity", 10.0), ""},
+		{"above declared max", buy("quantity", 11.0), "out_of_range"},
+		{"below declared min", buy("quantity", -1.0), "out_of_range"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			res, _ := e.ingest(t, tt.event)
+			r := res[0]
+			if tt.code == "" {
+				if r.Status != ingest.Accepted {
+					t.Fatalf("refused: %+v", r.Problem)
+				}
+				return
+			}
+			if r.Status != ingest.Rejected || r.Problem == nil || r.Code != tt.code {
+				t.Fatalf("result %+v %+v, want %s", r, r.Problem, tt.code)
+			}
+			if tt.code != "wrong_type" && r.Requirement != "CM-2" {
+				t.Errorf("requirement %q, want CM-2", r.Requirement)
+			}
+		})
 	}
 }
 

@@ -21,5 +21,9 @@ func DecisionAD(pseudonym, id string) []byte { return []byte(pseudonym + "/decis
 // StatementAD binds a subject's review statement to the review.
 func StatementAD(pseudonym, review string) []byte { return []byte(pseudonym + "/review/" + review) }
 
+// ConsentAD binds consent evidence (the user agent) to its subject and
+// purpose.
+func ConsentAD(pseudonym, purpose string) []byte { return []byte(pseudonym + "/consent/" + purpose) }
+
 // ProtectedAD binds an audit-only protected attribute (FP-2) to its subject.
 func ProtectedAD(pseudonym, attr string) []byte { return []byte(pseudonym + "/protected/" + attr) }

@@ -18,6 +18,7 @@ func TestAdditionalData(t *testing.T) {
 		"decision":     keys.DecisionAD("p1", "city"),
 		"statement":    keys.StatementAD("p1", "city"),
 		"protected":    keys.ProtectedAD("p1", "city"),
+		"consent":      keys.ConsentAD("p1", "city"),
 	}
 	master := bytes.Repeat([]byte{7}, keys.MasterSize)
 	kr, err := keys.New(master)

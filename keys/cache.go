@@ -68,11 +68,17 @@ func (c *cache) put(p string, wrapped []byte, ci *Cipher) {
 	s.mu.Unlock()
 }
 
+// del drops p's entry and destroys its cipher: only erasure calls it, and
+// an erased subject's unwrapped key must not stay in memory (invariant 4).
 func (c *cache) del(p string) {
 	s := c.shard(p)
 	s.mu.Lock()
+	e, ok := s.m[p]
 	delete(s.m, p)
 	s.mu.Unlock()
+	if ok {
+		e.c.destroy()
+	}
 }
 
 func (c *cache) len() int {

@@ -259,8 +259,10 @@ func (k *Keyring) SubjectID(s portrait.Subject) (string, error) {
 	return string(id), nil
 }
 
-// Forget drops the cached cipher of pseudonym. Erasure calls it after
-// deleting the wrapped key, so that no unwrapped key stays in memory.
+// Forget drops the cached cipher of pseudonym and destroys it (its key is
+// zeroed; it seals and opens nothing more, also for callers still holding
+// it). Erasure calls it after deleting the wrapped key, so that no
+// unwrapped key stays in memory.
 func (k *Keyring) Forget(pseudonym string) { k.cache.del(pseudonym) }
 
 func wrapAD(p string) []byte { return []byte("portrait/wrap/" + p) }

@@ -408,3 +408,29 @@ func TestTokenIssued(t *testing.T) {
 		t.Error("IsToken")
 	}
 }
+
+// Invariant 4: forgetting an erased subject zeroes its unwrapped key and
+// the cipher, even one a caller still holds, seals and opens nothing more.
+func TestForgetZeroesKey(t *testing.T) {
+	k := mustNew(t, 1)
+	s, c, _ := k.NewSubject("carol")
+	sealed := c.Seal([]byte("secret"), EventAD(s.Pseudonym))
+	if c.key == [32]byte{} || c.Destroyed() {
+		t.Fatal("a fresh cipher has a zero key")
+	}
+	k.Forget(s.Pseudonym)
+	if !c.Destroyed() || c.key != [32]byte{} {
+		t.Fatal("Forget left the unwrapped key in memory")
+	}
+	if k.cache.get(s.Pseudonym, s.WrappedKey) != nil {
+		t.Fatal("Forget left the cipher cached")
+	}
+	if _, err := c.Open(sealed, EventAD(s.Pseudonym)); !errors.Is(err, ErrDestroyed) {
+		t.Fatalf("destroyed cipher opened a value: %v", err)
+	}
+	if out := c.Seal([]byte("late"), nil); out != nil {
+		t.Fatal("destroyed cipher sealed a value")
+	}
+	// Forgetting a subject that is not cached is harmless.
+	k.Forget("nobody")
+}

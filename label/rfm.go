@@ -78,7 +78,7 @@ func RFM(now time.Time, subjects map[string][]Event, eventType, amountField stri
 			}
 			s.Frequency++
 			if x, ok := toFloat(e.Fields[amountField]); ok {
-				s.Monetary += x
+				s.Monetary = Add(s.Monetary, x)
 			}
 			if e.Time.After(last) {
 				last = e.Time

@@ -632,7 +632,9 @@ func native(v ref.Val, present bool) any {
 func toFloat(v any) (float64, bool) {
 	switch x := v.(type) {
 	case float64:
-		return x, true
+		// Stored values are finite (ingest refuses others); a
+		// non-finite one is no number to aggregate.
+		return x, !math.IsNaN(x) && !math.IsInf(x, 0)
 	case float32:
 		return float64(x), true
 	case int:
@@ -819,7 +821,7 @@ func (s *evalState) call(overload string, args ...ref.Val) ref.Val {
 				continue
 			}
 			n++
-			sum += x
+			sum = Add(sum, x)
 			lo, hi = math.Min(lo, x), math.Max(hi, x)
 		}
 	}
@@ -835,6 +837,16 @@ func (s *evalState) call(overload string, args ...ref.Val) ref.Val {
 	case "mean":
 		if n > 0 {
 			f.Value = sum / float64(n)
+		}
+		if math.Abs(sum) == math.MaxFloat64 {
+			// The sum saturated: add x/n instead, which cannot overflow.
+			f.Value = 0
+			for _, i := range s.index()[f.Type] {
+				e := &s.events[i]
+				if x, ok := toFloat(e.Fields[f.Field]); ok && !e.Time.Before(from) {
+					f.Value += x / float64(n)
+				}
+			}
 		}
 	case "min":
 		if n > 0 {

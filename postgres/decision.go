@@ -226,6 +226,35 @@ func (tx *Tx) PutReview(ctx context.Context, r portrait.Review) error {
 	return nil
 }
 
+// CloseReview implements portrait.Tx.CloseReview. Under READ COMMITTED a
+// second UPDATE of the same row waits for the first transaction and then
+// evaluates its WHERE clause against the committed row, so it sees the
+// review closed and changes nothing.
+func (tx *Tx) CloseReview(ctx context.Context, r portrait.Review) error {
+	if r.ID == "" || r.Status == "" || r.Status == "open" {
+		return portrait.Errorf(portrait.EINVALID, "close review %q: give the id and a closed status", r.ID)
+	}
+	if err := r.Validate(); err != nil {
+		return err
+	}
+	tag, err := tx.tx.Exec(ctx, `UPDATE reviews SET status = $1, reviewer = $2, outcome = $3, reason = $4, closed = $5 WHERE id = $6 AND status = 'open'`,
+		r.Status, r.Reviewer, r.Outcome, r.Reason, ts(r.Closed), r.ID)
+	if err != nil {
+		return fmt.Errorf("close review %s: %w", r.ID, err)
+	}
+	if tag.RowsAffected() > 0 {
+		return nil
+	}
+	var status, outcome string
+	err = tx.tx.QueryRow(ctx, `SELECT status, outcome FROM reviews WHERE id = $1`, r.ID).Scan(&status, &outcome)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return portrait.Errorf(portrait.ENOTFOUND, "close review: no review %s", r.ID)
+	} else if err != nil {
+		return fmt.Errorf("close review %s: %w", r.ID, err)
+	}
+	return portrait.Errorf(portrait.ECONFLICT, "review %s is already %s (%s)", r.ID, status, outcome)
+}
+
 // PutItems implements portrait.Tx.PutItems.
 func (tx *Tx) PutItems(ctx context.Context, items []portrait.Item) error {
 	for _, it := range items {

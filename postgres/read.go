@@ -60,7 +60,23 @@ func (db *DB) States(ctx context.Context, pseudonyms []string) (map[string]*poli
 		return nil, fmt.Errorf("read states: %w", err)
 	}
 	defer tx.Rollback(ctx)
+	return readStates(ctx, tx, pseudonyms, out)
+}
 
+// States implements portrait.Tx.States: the same reads inside the write
+// transaction.
+func (tx *Tx) States(ctx context.Context, pseudonyms []string) (map[string]*policy.State, error) {
+	out := make(map[string]*policy.State, len(pseudonyms))
+	for _, p := range pseudonyms {
+		out[p] = &policy.State{Subject: p, Consents: map[string]policy.Consent{}, Personalization: 100, Suppressed: map[string]bool{}}
+	}
+	if len(pseudonyms) == 0 {
+		return out, nil
+	}
+	return readStates(ctx, tx.tx, pseudonyms, out)
+}
+
+func readStates(ctx context.Context, tx pgx.Tx, pseudonyms []string, out map[string]*policy.State) (map[string]*policy.State, error) {
 	rows, err := tx.Query(ctx, `SELECT pseudonym, minor, restricted, object_profiling, object_marketing, personalization
 		FROM subjects WHERE pseudonym = ANY($1)`, pseudonyms)
 	if err != nil {
@@ -151,7 +167,7 @@ func (db *DB) ConsentHistory(ctx context.Context, g policy.Grant) ([]portrait.Co
 		return nil, err
 	}
 	pseudonym := g.Subject()
-	rows, err := db.pool.Query(ctx, `SELECT seq, purpose, status, notice_version, channel, user_agent, ip, guardian, categories, at, consent_string, string_type
+	rows, err := db.pool.Query(ctx, `SELECT seq, purpose, status, notice_version, channel, user_agent, ua_sealed, ip, guardian, categories, at, consent_string, string_type
 		FROM consents WHERE pseudonym = $1 ORDER BY seq`, pseudonym)
 	if err != nil {
 		return nil, fmt.Errorf("read consent history: %w", err)
@@ -161,7 +177,7 @@ func (db *DB) ConsentHistory(ctx context.Context, g policy.Grant) ([]portrait.Co
 	for rows.Next() {
 		r := portrait.ConsentRecord{Subject: pseudonym}
 		var status string
-		if err := rows.Scan(&r.Seq, &r.Purpose, &status, &r.NoticeVersion, &r.Channel, &r.UserAgent, &r.IP, &r.Guardian, &r.Categories, &r.At, &r.ConsentString, &r.StringType); err != nil {
+		if err := rows.Scan(&r.Seq, &r.Purpose, &status, &r.NoticeVersion, &r.Channel, &r.UserAgent, &r.SealedUA, &r.IP, &r.Guardian, &r.Categories, &r.At, &r.ConsentString, &r.StringType); err != nil {
 			return nil, fmt.Errorf("read consent history: %w", err)
 		}
 		if r.Status, err = policy.ParseStatus(status); err != nil {

@@ -290,9 +290,9 @@ func (tx *Tx) AppendConsent(ctx context.Context, r portrait.ConsentRecord) error
 	if cats == nil {
 		cats = []string{}
 	}
-	_, err := tx.tx.Exec(ctx, `INSERT INTO consents (pseudonym, purpose, status, notice_version, channel, user_agent, ip, guardian, categories, at, consent_string, string_type)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
-		r.Subject, r.Purpose, r.Status.String(), r.NoticeVersion, r.Channel, r.UserAgent, r.IP, r.Guardian, cats, r.At, r.ConsentString, r.StringType)
+	_, err := tx.tx.Exec(ctx, `INSERT INTO consents (pseudonym, purpose, status, notice_version, channel, user_agent, ua_sealed, ip, guardian, categories, at, consent_string, string_type)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+		r.Subject, r.Purpose, r.Status.String(), r.NoticeVersion, r.Channel, r.UserAgent, r.SealedUA, r.IP, r.Guardian, cats, r.At, r.ConsentString, r.StringType)
 	if err != nil {
 		return fmt.Errorf("append consent of %s to %s: %w", r.Subject, r.Purpose, err)
 	}

@@ -365,7 +365,10 @@ func (s *Service) Decide(ctx context.Context, caller policy.Caller, id, outcome,
 	rec := audit.Record{Kind: "review", Time: now, Actor: actor(caller), Subject: r.Subject, Action: outcome, Digest: hex.EncodeToString(sum[:]),
 		Detail: map[string]any{"review": r.ID, "decision": r.Decision, "usecase": r.UseCase, "late": now.After(r.Deadline)}}
 	err = s.store.Update(ctx, func(tx portrait.Tx) error {
-		if err := tx.PutReview(ctx, r); err != nil {
+		// The status read above may be stale by now: CloseReview checks it
+		// again inside this transaction, so of two concurrent outcomes
+		// exactly one is stored and logged; the other gets ECONFLICT.
+		if err := tx.CloseReview(ctx, r); err != nil {
 			return err
 		}
 		if err := tx.SetDecisionStatus(ctx, r.Decision, outcome); err != nil {

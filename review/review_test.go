@@ -3,10 +3,12 @@ package review_test
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,8 +21,10 @@ import (
 	"github.com/portrait-dev/portrait/keys"
 	"github.com/portrait-dev/portrait/label"
 	"github.com/portrait-dev/portrait/policy"
+	"github.com/portrait-dev/portrait/postgres"
 	"github.com/portrait-dev/portrait/review"
 	"github.com/portrait-dev/portrait/sqlite"
+	"github.com/portrait-dev/portrait/storetest"
 )
 
 var (
@@ -39,16 +43,39 @@ type env struct {
 	now    time.Time
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newEnvOn(t, openSQLite) }
+
+func openSQLite(t *testing.T) portrait.Store {
+	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "p.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store
+}
+
+// openPostgres opens a throwaway PostgreSQL database; it skips t where
+// PORTRAIT_TEST_POSTGRES is not set.
+func openPostgres(t *testing.T) portrait.Store {
+	store, err := postgres.Open(ctx, storetest.PostgresDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return store
+}
+
+// eachStore runs f on SQLite and on PostgreSQL (invariant 7).
+func eachStore(t *testing.T, f func(t *testing.T, e *env)) {
+	t.Run("sqlite", func(t *testing.T) { f(t, newEnvOn(t, openSQLite)) })
+	t.Run("postgres", func(t *testing.T) { f(t, newEnvOn(t, openPostgres)) })
+}
+
+func newEnvOn(t *testing.T, open func(*testing.T) portrait.Store) *env {
 	t.Helper()
 	cat, err := catalog.Load("../apply/testdata/catalog.yaml", label.Check)
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "p.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	store := open(t)
 	t.Cleanup(func() { store.Close() })
 	master := make([]byte, keys.MasterSize)
 	rand.Read(master)
@@ -233,4 +260,72 @@ func TestRefusalAndDeadlines(t *testing.T) {
 			t.Errorf("after the human decided: %+v", m)
 		}
 	}
+}
+
+// TestConcurrentOutcomes: two reviewers closing one review at the same
+// moment, with opposite outcomes. Exactly one wins; the other gets a
+// conflict, and the log holds one outcome (AD-3). Before the status was
+// checked inside the write transaction both won about one time in five.
+func TestConcurrentOutcomes(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		ann := policy.Caller{Role: policy.Reviewer, ID: "audit-team/ann"}
+		bea := policy.Caller{Role: policy.Reviewer, ID: "audit-team/bea"}
+		const rounds = 25
+		for i := range rounds {
+			decID, p := e.decide(t, fmt.Sprintf("subject-%d", i))
+			r, err := e.review.Appeal(ctx, policy.Caller{Role: policy.Subject, Subject: p}, decID, review.KindAppeal, "please look again")
+			if err != nil {
+				t.Fatal(err)
+			}
+			before, err := e.store.LogSize(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var (
+				start sync.WaitGroup
+				done  sync.WaitGroup
+				errs  [2]error
+				got   [2]portrait.Review
+			)
+			start.Add(1)
+			for j, c := range []policy.Caller{ann, bea} {
+				outcome := []string{review.Upheld, review.Overturned}[j]
+				done.Add(1)
+				go func() {
+					defer done.Done()
+					start.Wait()
+					got[j], errs[j] = e.review.Decide(ctx, c, r.ID, outcome, "decided by "+c.ID)
+				}()
+			}
+			start.Done()
+			done.Wait()
+			won := -1
+			for j, err := range errs {
+				switch {
+				case err == nil:
+					if won >= 0 {
+						t.Fatalf("round %d: both outcomes were accepted", i)
+					}
+					won = j
+				case code(err) != portrait.ECONFLICT:
+					t.Fatalf("round %d: loser got %v, want a conflict", i, err)
+				}
+			}
+			if won < 0 {
+				t.Fatalf("round %d: no outcome was accepted: %v", i, errs)
+			}
+			stored, err := e.store.ReviewByID(ctx, r.ID)
+			if err != nil || stored.Outcome != got[won].Outcome || stored.Reviewer != got[won].Reviewer {
+				t.Fatalf("round %d: stored %+v, winner %+v (%v)", i, stored, got[won], err)
+			}
+			d, _ := e.store.DecisionByID(ctx, decID)
+			if d.Status != got[won].Outcome {
+				t.Fatalf("round %d: decision status %s, winner said %s", i, d.Status, got[won].Outcome)
+			}
+			after, _ := e.store.LogSize(ctx)
+			if after != before+1 {
+				t.Fatalf("round %d: the log grew by %d records, want one outcome", i, after-before)
+			}
+		}
+	})
 }

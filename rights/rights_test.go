@@ -16,6 +16,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 
@@ -413,6 +414,10 @@ func TestErase(t *testing.T) {
 		keep := e.seed(t, "bob", 2)
 		subs, _ := e.store.Subjects(ctx, []string{p})
 		wrapped := subs[p].WrappedKey
+		held, err := e.keys.Open(subs[p]) // the unwrapped key, as the keyring caches it
+		if err != nil {
+			t.Fatal(err)
+		}
 		if !e.holds(t, wrapped) {
 			if db, ok := e.store.(*sqlite.DB); ok {
 				db.CheckpointWAL(ctx)
@@ -434,6 +439,11 @@ func TestErase(t *testing.T) {
 		}
 		if e.holds(t, wrapped) {
 			t.Error("the wrapped data key is still in the database file or WAL")
+		}
+		// Invariant 4: the unwrapped key leaves the keyring cache and its
+		// bytes are zeroed, also in a cipher a caller still holds.
+		if !held.Destroyed() {
+			t.Error("erasure left the subject's unwrapped data key in the keyring cache")
 		}
 		for _, s := range []string{"Marker-City-alice", "Marker-Item-alice", "alice"} {
 			if e.holds(t, []byte(s)) {
@@ -812,5 +822,47 @@ func TestAccessDecisions(t *testing.T) {
 			t.Fatal(err)
 		}
 		checkSchema(t, raw)
+	})
+}
+
+// CM-5, invariant 4: the user agent kept as consent evidence is bounded to
+// 512 bytes (cut at a character boundary, never refused) and sealed with
+// the subject's key, so no plaintext of it reaches the SQLite file, its
+// WAL or any PostgreSQL table; the subject's export still shows it; after
+// erasure nothing of it is left. Before, 20 MB were accepted and the first
+// 512 bytes were stored in the clear.
+func TestConsentUserAgentSealed(t *testing.T) {
+	eachStore(t, rights.Options{}, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		ua := "Mozilla/5.0 (Marker-UA-7f3c; 中文) " + strings.Repeat("界", 20<<20/3)
+		if _, err := e.ledger.Record(ctx, operator, consent.ByID("uma"), consent.Change{Purpose: "personalization",
+			Status: policy.Granted, NoticeVersion: "1", Channel: "web", UserAgent: ua}); err != nil {
+			t.Fatal(err)
+		}
+		p := e.keys.Pseudonym("uma")
+		if db, ok := e.store.(*sqlite.DB); ok {
+			db.CheckpointWAL(ctx)
+		}
+		if e.holds(t, []byte("Marker-UA-7f3c")) {
+			t.Fatal("the consent user agent is stored in plaintext")
+		}
+		doc, err := e.svc.Access(ctx, self(p), p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(doc.History) != 1 {
+			t.Fatalf("history %+v", doc.History)
+		}
+		got := doc.History[0].UserAgent
+		if !strings.HasPrefix(got, "Mozilla/5.0 (Marker-UA-7f3c; 中文) ") || len(got) > consent.MaxUserAgent ||
+			len(got) < consent.MaxUserAgent-3 || !utf8.ValidString(got) {
+			t.Errorf("the subject's export shows user agent of %d bytes: %.60q", len(got), got)
+		}
+		if _, err := e.svc.Erase(ctx, self(p), p); err != nil {
+			t.Fatal(err)
+		}
+		if e.holds(t, []byte("Marker-UA-7f3c")) {
+			t.Error("the user agent is readable after erasure")
+		}
 	})
 }

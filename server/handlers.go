@@ -57,6 +57,7 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request, c policy.Cal
 	s.metrics.events.WithLabelValues(ingest.Accepted).Add(float64(sum.Accepted))
 	s.metrics.events.WithLabelValues(ingest.Rejected).Add(float64(sum.Rejected))
 	s.metrics.events.WithLabelValues(ingest.Duplicate).Add(float64(sum.Duplicates))
+	s.metrics.events.WithLabelValues(ingest.NotStored).Add(float64(sum.NotStored))
 	status := http.StatusOK
 	if sum.Accepted == 0 && sum.Duplicates == 0 {
 		status = http.StatusUnprocessableEntity

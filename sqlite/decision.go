@@ -236,6 +236,43 @@ func (tx *Tx) PutReview(ctx context.Context, r portrait.Review) error {
 	return nil
 }
 
+const closeReviewSQL = `UPDATE reviews SET status = ?, reviewer = ?, outcome = ?, reason = ?, closed = ? WHERE id = ? AND status = 'open'`
+
+// CloseReview implements portrait.Tx.CloseReview. The write transaction
+// holds SQLite's only write lock, and the status is tested by the UPDATE
+// itself, so a second outcome sees the first one's row.
+func (tx *Tx) CloseReview(ctx context.Context, r portrait.Review) error {
+	if r.ID == "" || r.Status == "" || r.Status == "open" {
+		return portrait.Errorf(portrait.EINVALID, "close review %q: give the id and a closed status", r.ID)
+	}
+	if err := r.Validate(); err != nil {
+		return err
+	}
+	res, err := tx.exec(ctx, closeReviewSQL, r.Status, r.Reviewer, r.Outcome, r.Reason, nanos(r.Closed), r.ID)
+	if err != nil {
+		return fmt.Errorf("close review %s: %w", r.ID, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("close review %s: %w", r.ID, err)
+	}
+	if n == 0 {
+		return reviewNotOpen(tx.tx.QueryRowContext(ctx, `SELECT status, outcome FROM reviews WHERE id = ?`, r.ID), r.ID)
+	}
+	return nil
+}
+
+// reviewNotOpen explains why closing found no open review.
+func reviewNotOpen(row *sql.Row, id string) error {
+	var status, outcome string
+	if err := row.Scan(&status, &outcome); errors.Is(err, sql.ErrNoRows) {
+		return portrait.Errorf(portrait.ENOTFOUND, "close review: no review %s", id)
+	} else if err != nil {
+		return fmt.Errorf("close review %s: %w", id, err)
+	}
+	return portrait.Errorf(portrait.ECONFLICT, "review %s is already %s (%s)", id, status, outcome)
+}
+
 const putItemSQL = `INSERT INTO items (id, categories, attributes, price, updated) VALUES (?, ?, ?, ?, ?)
 	ON CONFLICT (id) DO UPDATE SET categories = excluded.categories, attributes = excluded.attributes, price = excluded.price, updated = excluded.updated`
 

@@ -79,6 +79,25 @@ func (db *DB) States(ctx context.Context, pseudonyms []string) (map[string]*poli
 		return nil, fmt.Errorf("read states: %w", err)
 	}
 	defer tx.Rollback()
+	return readStates(ctx, tx, pseudonyms, out)
+}
+
+// States implements portrait.Tx.States: the same reads inside the write
+// transaction, which sees what this transaction (and its commit group) wrote.
+func (tx *Tx) States(ctx context.Context, pseudonyms []string) (map[string]*policy.State, error) {
+	out := make(map[string]*policy.State, len(pseudonyms))
+	for _, p := range pseudonyms {
+		out[p] = &policy.State{Subject: p, Consents: map[string]policy.Consent{}, Personalization: 100, Suppressed: map[string]bool{}}
+	}
+	if len(pseudonyms) == 0 {
+		return out, nil
+	}
+	return readStates(ctx, tx.tx, pseudonyms, out)
+}
+
+func readStates(ctx context.Context, tx interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, pseudonyms []string, out map[string]*policy.State) (map[string]*policy.State, error) {
 	ids := list(pseudonyms)
 
 	rows, err := tx.QueryContext(ctx, `SELECT pseudonym, minor, restricted, object_profiling, object_marketing, personalization
@@ -177,7 +196,7 @@ func (db *DB) ConsentHistory(ctx context.Context, g policy.Grant) ([]portrait.Co
 		return nil, err
 	}
 	pseudonym := g.Subject()
-	rows, err := db.query(ctx, `SELECT seq, purpose, status, notice_version, channel, user_agent, ip, guardian, categories, at, consent_string, string_type
+	rows, err := db.query(ctx, `SELECT seq, purpose, status, notice_version, channel, user_agent, ua_sealed, ip, guardian, categories, at, consent_string, string_type
 		FROM consents WHERE pseudonym = ? ORDER BY seq`, pseudonym)
 	if err != nil {
 		return nil, fmt.Errorf("read consent history: %w", err)
@@ -188,7 +207,7 @@ func (db *DB) ConsentHistory(ctx context.Context, g policy.Grant) ([]portrait.Co
 		r := portrait.ConsentRecord{Subject: pseudonym}
 		var status, cats string
 		var at sql.NullInt64
-		if err := rows.Scan(&r.Seq, &r.Purpose, &status, &r.NoticeVersion, &r.Channel, &r.UserAgent, &r.IP, &r.Guardian, &cats, &at, &r.ConsentString, &r.StringType); err != nil {
+		if err := rows.Scan(&r.Seq, &r.Purpose, &status, &r.NoticeVersion, &r.Channel, &r.UserAgent, &r.SealedUA, &r.IP, &r.Guardian, &cats, &at, &r.ConsentString, &r.StringType); err != nil {
 			return nil, fmt.Errorf("read consent history: %w", err)
 		}
 		if r.Status, err = policy.ParseStatus(status); err != nil {

@@ -29,7 +29,7 @@ var migrations embed.FS
 // pooled connection, not only the first. secure_delete zeroes deleted
 // content so erased values do not linger in free pages (SR-3).
 const pragmas = "_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)" +
-	"&_pragma=secure_delete(ON)&_pragma=synchronous(NORMAL)&_pragma=temp_store(MEMORY)"
+	"&_pragma=secure_delete(ON)&_pragma=synchronous(NORMAL)&_pragma=temp_store(MEMORY)&_pragma=wal_autocheckpoint(16384)"
 
 // DB is a Portrait store in one SQLite file.
 //

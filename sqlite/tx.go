@@ -21,7 +21,7 @@ var writeQueries = []string{
 	generationSQL, bumpSQL, ensureSubjectSQL, putProfileSQL, deleteProfileSQL, putLabelsSQL, deleteLabelSQL, deleteLabelsSQL,
 	appendConsentSQL, setFlagsSQL, suppressSQL, unsuppressSQL, suspendSQL, liftSQL,
 	logSizeSQL, logHashesSQL, appendLogSQL, advanceLogSQL, saveCheckpointSQL, putAPIKeySQL,
-	putDecisionSQL, setDecisionStatusSQL, putReviewSQL, putItemSQL, putProtectedSQL, putCaseSQL,
+	putDecisionSQL, setDecisionStatusSQL, putReviewSQL, closeReviewSQL, putItemSQL, putProtectedSQL, putCaseSQL,
 	revokeAPIKeySQL, touchAPIKeySQL,
 }
 
@@ -361,8 +361,8 @@ func (tx *Tx) DeleteLabels(ctx context.Context, pseudonym string, labels []strin
 	return nil
 }
 
-const appendConsentSQL = `INSERT INTO consents (pseudonym, purpose, status, notice_version, channel, user_agent, ip, guardian, categories, at, consent_string, string_type)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+const appendConsentSQL = `INSERT INTO consents (pseudonym, purpose, status, notice_version, channel, user_agent, ua_sealed, ip, guardian, categories, at, consent_string, string_type)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 // AppendConsent implements portrait.Tx.AppendConsent.
 func (tx *Tx) AppendConsent(ctx context.Context, r portrait.ConsentRecord) error {
@@ -378,7 +378,7 @@ func (tx *Tx) AppendConsent(ctx context.Context, r portrait.ConsentRecord) error
 		return fmt.Errorf("append consent: %w", err)
 	}
 	_, err = tx.exec(ctx, appendConsentSQL,
-		r.Subject, r.Purpose, r.Status.String(), r.NoticeVersion, r.Channel, r.UserAgent, r.IP, r.Guardian, string(cb), r.At.UnixNano(), r.ConsentString, r.StringType)
+		r.Subject, r.Purpose, r.Status.String(), r.NoticeVersion, r.Channel, r.UserAgent, r.SealedUA, r.IP, r.Guardian, string(cb), r.At.UnixNano(), r.ConsentString, r.StringType)
 	if err != nil {
 		return fmt.Errorf("append consent of %s to %s: %w", r.Subject, r.Purpose, err)
 	}

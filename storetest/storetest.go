@@ -39,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T) portrait.Store) {
 		{"Subjects", testSubjects},
 		{"ConsentsAndStates", testConsentsAndStates},
 		{"StatesBatch", testStatesBatch},
+		{"TxStates", testTxStates},
 		{"Generation", testGeneration},
 		{"Suspensions", testSuspensions},
 		{"Erase", testErase},
@@ -714,6 +715,32 @@ func testStatesBatch(t *testing.T, s portrait.Store) {
 	}
 }
 
+// Tx.States reads inside the write transaction: it sees a change made
+// earlier in the same transaction, which a read through the store does not
+// until commit (invariant 5: ingest decides a chunk again with it).
+func testTxStates(t *testing.T, s portrait.Store) {
+	ctx := context.Background()
+	update(t, s, func(tx portrait.Tx) error {
+		return tx.AppendConsent(ctx, portrait.ConsentRecord{Subject: "a", Purpose: "personalization", Status: policy.Granted, NoticeVersion: "v1", At: at(1)})
+	})
+	update(t, s, func(tx portrait.Tx) error {
+		if err := tx.AppendConsent(ctx, portrait.ConsentRecord{Subject: "a", Purpose: "personalization", Status: policy.Withdrawn, NoticeVersion: "v1", At: at(2)}); err != nil {
+			return err
+		}
+		in, err := tx.States(ctx, []string{"a", "b"})
+		if err != nil {
+			return err
+		}
+		if len(in) != 2 || in["a"].Consents["personalization"].Status != policy.Withdrawn || len(in["b"].Consents) != 0 || in["b"].Personalization != 100 {
+			t.Errorf("states in the transaction: a %+v, b %+v", in["a"], in["b"])
+		}
+		if none, err := tx.States(ctx, nil); err != nil || len(none) != 0 {
+			t.Errorf("states of nobody: %v %v", none, err)
+		}
+		return nil
+	})
+}
+
 // Invariant 5: every governance change increments the generation in the
 // same transaction.
 func testGeneration(t *testing.T, s portrait.Store) {
@@ -1321,6 +1348,21 @@ func testReviews(t *testing.T, s portrait.Store) {
 	wantCode(t, "unknown review", err, portrait.ENOTFOUND)
 	err = s.Update(ctx, func(tx portrait.Tx) error { return tx.PutReview(ctx, portrait.Review{ID: "r3"}) })
 	wantCode(t, "review without decision", err, portrait.EINVALID)
+
+	// CloseReview stores an outcome only while the review is open.
+	r2.Status, r2.Reviewer, r2.Outcome, r2.Reason, r2.Closed = "closed", "reviewer:k1", "upheld", "checked", at(60)
+	update(t, s, func(tx portrait.Tx) error { return tx.CloseReview(ctx, r2) })
+	late := r2
+	late.Outcome, late.Reviewer = "overturned", "reviewer:k2"
+	err = s.Update(ctx, func(tx portrait.Tx) error { return tx.CloseReview(ctx, late) })
+	wantCode(t, "second outcome", err, portrait.ECONFLICT)
+	if got, _ := s.ReviewByID(ctx, "r2"); got.Outcome != "upheld" || got.Reviewer != "reviewer:k1" || !got.Closed.Equal(at(60)) {
+		t.Errorf("review r2 after a refused second outcome = %+v", got)
+	}
+	err = s.Update(ctx, func(tx portrait.Tx) error {
+		return tx.CloseReview(ctx, portrait.Review{ID: "nope", Status: "closed", Outcome: "upheld"})
+	})
+	wantCode(t, "close unknown review", err, portrait.ENOTFOUND)
 }
 
 func testItems(t *testing.T, s portrait.Store) {
