@@ -25,7 +25,8 @@ Usage:
   portrait serve    --addr HOST:PORT --db DSN --catalog FILE --key-file FILE [--admin-key KEY | --admin-key-file FILE] [--monitor-every DUR]
   portrait demo     [--addr HOST:PORT] [--db DSN] [--admin-key KEY | --admin-key-file FILE]
   portrait catalog check FILE
-  portrait verify   --server URL [--checkpoint FILE]
+  portrait verify   --server URL [--checkpoint FILE] [--witness-key VKEY [--regulator URL]]
+  portrait regulator serve --addr HOST:PORT --db DSN --key-file FILE --admin-key KEY
 
 Profiling:
   portrait import   --file F --format csv|ndjson|cdnow [--map COLUMN=FIELD,…] [--derive] [store flags]
@@ -159,13 +160,20 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs := flags("verify", stderr)
 	server := fs.String("server", "", "base URL of the Portrait server, e.g. http://127.0.0.1:8080")
 	cp := fs.String("checkpoint", "portrait.checkpoint", "file holding the last verified checkpoint; updated when everything holds")
+	witnessKey := fs.String("witness-key", "", "also require the regulator's cosignature by this key (its /v1/witness/key)")
+	reg := fs.String("regulator", "", "with --witness-key: also fail if this regulator has cosigned a larger tree than the server shows")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *server == "" {
-		fmt.Fprintln(stderr, "verify: --server URL is required")
+	if *server == "" || (*reg != "" && *witnessKey == "") {
+		fmt.Fprintln(stderr, "verify: --server URL is required; --regulator needs --witness-key")
 		return errUsage
 	}
 	client := &http.Client{Timeout: 30 * time.Second}
+	if *witnessKey != "" {
+		if err := verifyWitnessed(ctx, client, strings.TrimRight(*server, "/"), *witnessKey, strings.TrimRight(*reg, "/"), stdout); err != nil {
+			return err
+		}
+	}
 	return audit.Verify(ctx, client, strings.TrimRight(*server, "/"), *cp, stdout)
 }
