@@ -41,6 +41,7 @@ const (
 	infoToken     = "portrait/v1/token"
 	infoLog       = "portrait/v1/audit-log-signing"
 	infoReceipt   = "portrait/v1/receipt-signing"
+	infoWitness   = "portrait/v1/witness-cosigning"
 )
 
 // Keyring holds the keys derived from one master secret and a bounded cache
@@ -52,6 +53,7 @@ type Keyring struct {
 	token   *macPool
 	log     ed25519.PrivateKey
 	receipt ed25519.PrivateKey
+	witness ed25519.PrivateKey
 	id      string // public fingerprint, safe to show
 	cache   *cache
 }
@@ -85,6 +87,7 @@ func New(master []byte) (*Keyring, error) {
 		token:   newMacPool(derive(infoToken, 32)),
 		log:     ed25519.NewKeyFromSeed(derive(infoLog, ed25519.SeedSize)),
 		receipt: ed25519.NewKeyFromSeed(derive(infoReceipt, ed25519.SeedSize)),
+		witness: ed25519.NewKeyFromSeed(derive(infoWitness, ed25519.SeedSize)),
 		cache:   newCache(DefaultCacheSize),
 	}
 	if derr != nil {
@@ -195,6 +198,11 @@ func (k *Keyring) IdemHash(pseudonym, key string) []byte {
 
 // LogKey returns the Ed25519 key that signs audit-log checkpoints.
 func (k *Keyring) LogKey() ed25519.PrivateKey { return k.log }
+
+// WitnessKey returns the Ed25519 key a regulator node cosigns company
+// checkpoints with (C2SP tlog-cosignature). It is distinct from LogKey,
+// as the cosignature spec requires of a key used for a second purpose.
+func (k *Keyring) WitnessKey() ed25519.PrivateKey { return k.witness }
 
 // ReceiptKey returns the Ed25519 key that signs consent and erasure receipts.
 func (k *Keyring) ReceiptKey() ed25519.PrivateKey { return k.receipt }

@@ -43,6 +43,17 @@ const (
 // Roles lists the roles an API key may carry.
 var Roles = []Role{Admin, Operator, Reviewer, Auditor, Regulator}
 
+// Roles of a regulator node's staff (package regulator). A regulator node
+// stores them as API keys in its own database; no company engine accepts
+// them, since they are not in Roles.
+const (
+	RegulatorAdmin Role = "regulator-admin" // enrols companies, issues orders
+	Inspector      Role = "inspector"       // reads companies, filings and the mirror
+)
+
+// RegulatorRoles lists the roles a regulator staff key may carry.
+var RegulatorRoles = []Role{RegulatorAdmin, Inspector}
+
 // Caller identifies who asks. For a subject, Subject is their pseudonym.
 type Caller struct {
 	Role    Role

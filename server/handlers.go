@@ -291,6 +291,9 @@ func (s *Server) getSuspensions(w http.ResponseWriter, r *http.Request, _ policy
 }
 
 func (s *Server) postSuspension(w http.ResponseWriter, r *http.Request, c policy.Caller) error {
+	if s.regulated.Load() {
+		return errRegulated
+	}
 	var b struct {
 		Kind   string `json:"kind"`
 		ID     string `json:"id"`
@@ -313,6 +316,9 @@ func (s *Server) postSuspension(w http.ResponseWriter, r *http.Request, c policy
 }
 
 func (s *Server) deleteSuspension(w http.ResponseWriter, r *http.Request, c policy.Caller) error {
+	if s.regulated.Load() {
+		return errRegulated
+	}
 	kind, id := r.PathValue("kind"), r.PathValue("id")
 	if err := s.checkTarget(kind, id); err != nil {
 		return err

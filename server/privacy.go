@@ -54,6 +54,9 @@ type view struct {
 	T                                     map[string]string
 	Data                                  any
 	Extra                                 string
+	// Operator is the receivership in force: every page says who
+	// operates the service and why.
+	Operator *Receivership
 }
 
 // privacy serves the privacy centre: server-rendered pages that sign in
@@ -193,6 +196,7 @@ func clearSession(w http.ResponseWriter) {
 
 func (s *Server) render(w http.ResponseWriter, status int, v *view) {
 	t := pages[v.Page]
+	v.Operator = s.receivership.Load()
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	if err := t.ExecuteTemplate(w, "layout", v); err != nil {

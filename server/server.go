@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -88,7 +89,22 @@ type Server struct {
 	mux     *http.ServeMux
 	routes  []route
 	metrics *metrics
+	// regulated is set when the engine has joined a regulator node.
+	regulated atomic.Bool
+	// receivership is the receivership in force, if any.
+	receivership atomic.Pointer[Receivership]
 }
+
+// Regulated marks the engine as joined to a regulator node: from then on
+// suspensions are imposed and lifted only by the regulator's signed
+// orders (package regulator), and no company key — whatever its role —
+// may suspend or lift anything (invariant 9, RO-6).
+func (s *Server) Regulated() { s.regulated.Store(true) }
+
+// errRegulated refuses a company key's suspension or lift on a joined
+// engine.
+var errRegulated = &portrait.Error{Code: portrait.EFORBIDDEN, Requirement: "RO-6",
+	Message: "this engine is joined to a regulator: suspensions are imposed and lifted only by the regulator's signed orders, not by any company key"}
 
 // Public is the role set of routes anyone may call: health, metrics,
 // OpenAPI and the audit log, which holds no personal data and exists to be
@@ -247,6 +263,9 @@ func (s *Server) wrap(rt route) http.Handler {
 		caller, err := s.authenticate(r)
 		if err == nil {
 			err = authorize(rt.roles, caller)
+		}
+		if err == nil {
+			err = s.checkReceivership(r, caller)
 		}
 		if err != nil {
 			s.problem(rec, r, err)
@@ -445,7 +464,11 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request, _ policy.Caller
 	if _, err := s.cfg.Store.Generation(ctx); err != nil {
 		return &portrait.Error{Code: portrait.EUNAVAILABLE, Message: "the store is not reachable", Err: err}
 	}
-	return writeJSON(w, 200, map[string]string{"status": "ok"})
+	out := map[string]any{"status": "ok"}
+	if rv := s.receivership.Load(); rv != nil {
+		out["receivership"] = rv
+	}
+	return writeJSON(w, 200, out)
 }
 
 func (s *Server) getCatalog(w http.ResponseWriter, r *http.Request, _ policy.Caller) error {

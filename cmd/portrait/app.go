@@ -28,6 +28,7 @@ import (
 	"github.com/portrait-dev/portrait/oversight"
 	"github.com/portrait-dev/portrait/policy"
 	"github.com/portrait-dev/portrait/postgres"
+	"github.com/portrait-dev/portrait/regulator"
 	"github.com/portrait-dev/portrait/review"
 	"github.com/portrait-dev/portrait/rights"
 	"github.com/portrait-dev/portrait/server"
@@ -60,6 +61,13 @@ type app struct {
 	deriver *derive.Engine
 	// staff checks and manages staff API keys.
 	staff *apikey.Service
+	// oversight makes the algorithm filing sent to the regulator.
+	oversight *oversight.Service
+	// link, when the engine is joined to a regulator (serve --regulator),
+	// has every checkpoint cosigned before it is published.
+	link *regulator.Link
+	// enforcer applies the regulator's signed orders when joined.
+	enforcer *regulator.Enforcer
 }
 
 // openStore opens a postgres:// URL with the postgres package and anything
@@ -92,6 +100,11 @@ func logOrigin(kr *keys.Keyring) string { return "portrait.local/log/" + kr.ID()
 type options struct {
 	// Assessments is the directory of signed impact assessments.
 	Assessments string
+	// Origin names the audit log in its checkpoints (--origin, e.g. the
+	// company's domain); "portrait.local/log/<key id>" when empty.
+	Origin string
+	// Journal, if set, records every erasure (--erasure-journal).
+	Journal *journal
 	// Demo turns on the privacy centre's picker of DemoSubjects.
 	Demo         bool
 	DemoSubjects []string
@@ -104,6 +117,20 @@ type options struct {
 	// anything reads it (serve, demo): a log that does not match its
 	// hashes and signed checkpoint is never served.
 	CheckLog bool
+}
+
+// onErased appends each erasure to the journal, if there is one. The
+// erasure has committed by then: a failure to journal it is logged, and
+// only a later restore of an older backup would miss it.
+func (o options) onErased(logger *slog.Logger) func(context.Context, string) {
+	if o.Journal == nil {
+		return nil
+	}
+	return func(ctx context.Context, pseudonym string) {
+		if err := o.Journal.add(pseudonym); err != nil {
+			logger.ErrorContext(ctx, "erasure not journalled", "err", err)
+		}
+	}
 }
 
 // storeFlags are the flags every command that opens a store shares.
@@ -153,7 +180,11 @@ func newApp(ctx context.Context, cat *catalog.Catalog, store portrait.Store, kr 
 	a := &app{store: store, keys: kr, logger: logger}
 	a.point = policy.New(cat)
 	var err error
-	if a.log, err = audit.New(logOrigin(kr), kr.LogKey()); err != nil {
+	origin := opt.Origin
+	if origin == "" {
+		origin = logOrigin(kr)
+	}
+	if a.log, err = audit.New(origin, kr.LogKey()); err != nil {
 		return nil, err
 	}
 	if opt.CheckLog {
@@ -179,7 +210,7 @@ func newApp(ctx context.Context, cat *catalog.Catalog, store portrait.Store, kr 
 	// the labels it touched right after, each subject once.
 	a.ingest = ingest.New(store, a.point, a.ledger, kr, a.log, ingest.Options{Logger: logger,
 		OnStored: a.deriver.NewQueue(ctx, 100_000).Add})
-	if a.rights, err = rights.New(store, a.point, a.ledger, kr, a.log, rights.Options{Logger: logger}); err != nil {
+	if a.rights, err = rights.New(store, a.point, a.ledger, kr, a.log, rights.Options{Logger: logger, OnErased: opt.onErased(logger)}); err != nil {
 		return nil, err
 	}
 	// apply tells the monitor what each recommendation showed (FB-2); the
@@ -200,6 +231,7 @@ func newApp(ctx context.Context, cat *catalog.Catalog, store portrait.Store, kr 
 	if err != nil {
 		return nil, err
 	}
+	a.oversight = ov
 	a.staff = apikey.New(store, a.log, apikey.Options{Logger: logger})
 	if len(opt.Destinations) > 0 {
 		a.deliveries = &delivery.Dispatcher{Store: store, Audit: a.log, Destinations: opt.Destinations, Logger: logger}
@@ -286,10 +318,13 @@ func (a *app) listen(ctx context.Context, addr string, ready func(url string)) e
 	}
 	srv := a.server.HTTPServer()
 	srv.Handler = server.CORS(a.cors, srv.Handler)
-	go a.log.Publish(ctx, a.store, func(ctx context.Context, note []byte) error {
-		return a.store.Update(ctx, func(tx portrait.Tx) error { return tx.SaveCheckpoint(ctx, note) })
-	}, time.Second)
+	go a.log.Publish(ctx, a.store, a.saveCheckpoint, time.Second)
 	go a.sweep(ctx, time.Minute)
+	if a.enforcer != nil {
+		// Orders bind within the poll interval on every node: a
+		// suspension is in the shared store, read on each request.
+		go a.enforcer.Run(ctx, 2*time.Second)
+	}
 	go a.monitor.Schedule(ctx, a.monitorEvery)
 	if a.deliveries != nil {
 		go a.deliveries.Run(ctx, time.Second)
@@ -309,6 +344,20 @@ func (a *app) listen(ctx context.Context, addr string, ready func(url string)) e
 	shut, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return srv.Shutdown(shut)
+}
+
+// saveCheckpoint publishes a signed checkpoint. A joined engine publishes
+// only checkpoints the regulator has cosigned: until it has, the last
+// cosigned one stays the one served.
+func (a *app) saveCheckpoint(ctx context.Context, note []byte) error {
+	if a.link != nil {
+		cosigned, err := a.link.Submit(ctx, note)
+		if err != nil {
+			return fmt.Errorf("regulator: %w", err)
+		}
+		note = cosigned
+	}
+	return a.store.Update(ctx, func(tx portrait.Tx) error { return tx.SaveCheckpoint(ctx, note) })
 }
 
 func (a *app) sweep(ctx context.Context, every time.Duration) {
@@ -348,6 +397,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	webhook := fs.String("webhook", "", "URL that receives subject-rights events as Standard Webhooks; the secret (whsec_…) comes from PORTRAIT_WEBHOOK_SECRET")
 	natsRights := fs.String("nats-rights", "", "NATS subject that receives subject-rights events (with --nats)")
 	packPath := fs.String("pack", "", "a rule pack signed by a trusted key (default: the embedded pack)")
+	origin := fs.String("origin", "", "the audit log's origin in its checkpoints, e.g. the company's domain (shop.example/portrait); default portrait.local/log/<key id>")
+	reg := addRegulatorFlags(fs)
+	journalPath := fs.String("erasure-journal", "", "without a regulator: a file, kept apart from the database and its backups, that records every erasure and is replayed on start")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -372,6 +424,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var jr *journal
+	if *journalPath != "" {
+		jr = &journal{path: *journalPath}
+	}
 	logger := slog.New(slog.NewJSONHandler(stderr, nil))
 	pack, err := loadPack(*packPath)
 	if err != nil {
@@ -390,10 +446,33 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer store.Close()
-	a, err := newApp(ctx, cat, store, kr, logger, options{Assessments: *assessments, Destinations: dests,
+	a, err := newApp(ctx, cat, store, kr, logger, options{Assessments: *assessments, Destinations: dests, Origin: *origin, Journal: jr,
 		IdleTimeout: *idle, BodyGrace: *grace, MinBodyRate: *rate, CheckLog: true})
 	if err != nil {
 		return err
+	}
+	if err := reg.join(ctx, a); err != nil {
+		return err
+	}
+	// Before serving anyone: a log behind the regulator's witnessed one,
+	// or a journal of erasures, is replayed.
+	if a.link != nil {
+		n, err := a.catchUp(ctx)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			logger.Warn("the log was behind the regulator's witnessed log: missing entries fetched, verified and re-applied", "entries", n)
+		}
+	}
+	if jr != nil {
+		n, err := a.replayJournal(ctx, jr)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			logger.Warn("erasure journal: subjects erased again after a restore", "subjects", n)
+		}
 	}
 	a.monitorEvery, a.cors = *monitorEvery, origins
 	if admin != "" {

@@ -26,7 +26,8 @@ Usage:
   portrait catalog diff OLD NEW                 what changed and whether it needs a new notice version
   portrait rules    check CATALOG [--pack FILE] every hit explained with the rule pack's rule id
   portrait rules    show [--pack FILE] | sign --key FILE PACK
-  portrait verify   --server URL [--checkpoint FILE] [--full] [--sample N]
+  portrait verify   --server URL [--checkpoint FILE] [--full] [--sample N] [--witness-key VKEY [--regulator URL]]
+  portrait regulator serve --addr HOST:PORT --db DSN --key-file FILE --admin-key KEY
 
 Profiling:
   portrait import   --file F --format csv|ndjson|cdnow [--map COLUMN=FIELD,…] [--derive] [store flags]
@@ -146,14 +147,21 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	cp := fs.String("checkpoint", "portrait.checkpoint", "file holding the last verified checkpoint; updated when everything holds")
 	full := fs.Bool("full", false, "re-check every entry of the log, streaming, not only a sample of those verified before")
 	samples := fs.Int("sample", audit.DefaultSamples, "how many entries verified before to re-check at random by inclusion proof (without --full)")
+	witnessKey := fs.String("witness-key", "", "also require the regulator's cosignature by this key (its /v1/witness/key)")
+	reg := fs.String("regulator", "", "with --witness-key: also fail if this regulator has cosigned a larger tree than the server shows")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *server == "" {
-		fmt.Fprintln(stderr, "verify: --server URL is required")
+	if *server == "" || (*reg != "" && *witnessKey == "") {
+		fmt.Fprintln(stderr, "verify: --server URL is required; --regulator needs --witness-key")
 		return errUsage
 	}
 	client := &http.Client{Timeout: 30 * time.Second}
+	if *witnessKey != "" {
+		if err := verifyWitnessed(ctx, client, strings.TrimRight(*server, "/"), *witnessKey, strings.TrimRight(*reg, "/"), stdout); err != nil {
+			return err
+		}
+	}
 	opt := audit.VerifyOptions{Full: *full, Samples: *samples}
 	if *samples == 0 {
 		opt.Samples = -1

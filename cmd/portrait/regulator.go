@@ -1,0 +1,262 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/audit"
+	"github.com/portrait-dev/portrait/policy"
+	"github.com/portrait-dev/portrait/postgres"
+	"github.com/portrait-dev/portrait/regulator"
+	"github.com/portrait-dev/portrait/server"
+	"github.com/portrait-dev/portrait/sqlite"
+	"github.com/portrait-dev/portrait/witness"
+)
+
+func init() { commands["regulator"] = regulatorCmd }
+
+const regulatorUsage = `usage:
+  portrait regulator serve --addr HOST:PORT --db DSN --key-file FILE --admin-key KEY [--name NAME]
+`
+
+func regulatorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, regulatorUsage)
+		return errUsage
+	}
+	switch args[0] {
+	case "serve":
+		return regulatorServe(ctx, args[1:], stdout, stderr)
+	}
+	fmt.Fprintf(stderr, "portrait regulator: unknown command %q\n%s", args[0], regulatorUsage)
+	return errUsage
+}
+
+// regulatorDB is a regulator node's database as serve holds it.
+type regulatorDB interface {
+	regulator.DB
+	Close() error
+}
+
+// openRegulatorDB opens a regulator node's database: the same engines and
+// migrations as a company's store, used through regulator.DB.
+func openRegulatorDB(ctx context.Context, dsn string) (regulatorDB, error) {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		return postgres.Open(ctx, dsn)
+	}
+	return sqlite.Open(ctx, dsn)
+}
+
+func regulatorServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flags("regulator serve", stderr)
+	addr := fs.String("addr", "127.0.0.1:8090", "address to listen on")
+	db := fs.String("db", "regulator.db", "SQLite file or postgres:// URL of the regulator's own store")
+	keyFile := fs.String("key-file", "regulator.key", "the regulator's master key file (created if missing); or set PORTRAIT_MASTER_KEY")
+	adminKey := fs.String("admin-key", "", "register this regulator-admin API key at start-up")
+	name := fs.String("name", "regulator.local", "the regulator's name: its log is NAME/log, its cosigner NAME/witness")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewJSONHandler(stderr, nil))
+	kr, err := loadKeys(*keyFile, true, logger)
+	if err != nil {
+		return err
+	}
+	store, err := openRegulatorDB(ctx, *db)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	l, err := audit.New(*name+"/log", kr.LogKey())
+	if err != nil {
+		return err
+	}
+	cosigner, err := witness.NewSigner(*name+"/witness", kr.WitnessKey())
+	if err != nil {
+		return err
+	}
+	node := regulator.New(store, l, cosigner)
+	if *adminKey != "" {
+		if err := node.EnsureAdmin(ctx, "admin", *adminKey); err != nil {
+			return fmt.Errorf("register admin key: %w", err)
+		}
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", *addr, err)
+	}
+	srv := &http.Server{Handler: node.Handler(logger), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
+		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	go l.Publish(ctx, store, func(ctx context.Context, note []byte) error {
+		return store.Update(ctx, func(tx portrait.Tx) error { return tx.SaveCheckpoint(ctx, note) })
+	}, time.Second)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	fmt.Fprintf(stdout, "Portrait regulator serving on http://%s\nwitness key: %s\n", ln.Addr(), node.WitnessKey())
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shut, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return srv.Shutdown(shut)
+}
+
+// regulatorFlags are serve's flags for joining a regulator.
+type regulatorFlags struct{ url, key, token *string }
+
+func addRegulatorFlags(fs *flag.FlagSet) regulatorFlags {
+	return regulatorFlags{
+		url:   fs.String("regulator", "", "URL of the regulator node to join"),
+		key:   fs.String("regulator-key", "", "the regulator's witness key, as served at its /v1/witness/key"),
+		token: fs.String("regulator-token", "", "the company's enrolment token (better set as PORTRAIT_REGULATOR_TOKEN)"),
+	}
+}
+
+// join connects a to the regulator, if the flags name one, and files the
+// engine's log origin and key, receipt key, catalog digest and algorithm
+// filing. It runs on every start, so a restart refiles a changed catalog.
+func (f regulatorFlags) join(ctx context.Context, a *app) error {
+	if *f.url == "" && *f.key == "" && *f.token == "" {
+		return nil
+	}
+	c, err := regulator.NewClient(*f.url, *f.key, *f.token, &http.Client{Timeout: 30 * time.Second})
+	if err != nil {
+		return fmt.Errorf("join regulator: %w (give --regulator, --regulator-key and --regulator-token)", err)
+	}
+	filing, err := a.oversight.Filing(ctx, "zh-CN")
+	if err != nil {
+		return fmt.Errorf("join regulator: algorithm filing: %w", err)
+	}
+	alg, err := json.Marshal(filing)
+	if err != nil {
+		return err
+	}
+	err = c.File(ctx, regulator.Filing{Origin: a.log.Origin(), LogKey: a.log.VerifierKey(),
+		ReceiptKey:    base64.StdEncoding.EncodeToString(a.keys.ReceiptKey().Public().(ed25519.PublicKey)),
+		CatalogDigest: filing.CatalogDigest, Algorithms: alg})
+	if err != nil {
+		return fmt.Errorf("join regulator: %w", err)
+	}
+	a.link = &regulator.Link{Client: c, Log: a.log, Store: a.store}
+	a.enforcer = &regulator.Enforcer{Client: c, Gov: a.ledger, Take: takeover{a}, Log: a.log, Store: a.store, Logger: a.logger}
+	a.server.Regulated()
+	return nil
+}
+
+// verifyWitnessed checks that the server's checkpoint carries a valid
+// cosignature by the witness key wkey and, given the regulator's URL,
+// that the regulator has not cosigned a larger tree of the same log: a
+// server showing less than the regulator witnessed has been rolled back
+// or is hiding entries.
+func verifyWitnessed(ctx context.Context, hc *http.Client, server, wkey, reg string, stdout io.Writer) error {
+	v, err := witness.NewVerifier(wkey)
+	if err != nil {
+		return err
+	}
+	get := func(url string) ([]byte, error) {
+		req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		if err == nil && resp.StatusCode != 200 {
+			err = fmt.Errorf("GET %s: %s", url, resp.Status)
+		}
+		return body, err
+	}
+	key, err := get(server + "/v1/log/key")
+	if err != nil {
+		return err
+	}
+	msg, err := get(server + "/v1/log/checkpoint")
+	if err != nil {
+		return err
+	}
+	cp, err := audit.ParseCheckpoint(msg, string(key))
+	if err != nil {
+		return fmt.Errorf("checkpoint from %s: %w", server, err)
+	}
+	sig, err := witness.Verify(msg, v)
+	if err != nil {
+		return fmt.Errorf("checkpoint of %d entries from %s: %w", cp.Size, server, err)
+	}
+	at, _ := witness.Time(sig)
+	fmt.Fprintf(stdout, "checkpoint of %d entries cosigned by %s at %s\n", cp.Size, v.Name(), at.UTC().Format(time.RFC3339))
+	if reg == "" {
+		return nil
+	}
+	sum := sha256.Sum256([]byte(cp.Origin))
+	rmsg, err := get(reg + "/" + hex.EncodeToString(sum[:]) + "/checkpoint")
+	if err != nil {
+		return fmt.Errorf("regulator's checkpoint of %s: %w", cp.Origin, err)
+	}
+	rcp, err := audit.ParseCheckpoint(rmsg, string(key))
+	if err != nil {
+		return fmt.Errorf("regulator's checkpoint of %s: %w", cp.Origin, err)
+	}
+	if _, err := witness.Verify(rmsg, v); err != nil {
+		return fmt.Errorf("regulator's checkpoint of %s: %w", cp.Origin, err)
+	}
+	if rcp.Size > cp.Size {
+		return fmt.Errorf("the regulator has cosigned %d entries of %s but the server shows only %d: the log was rolled back or entries are withheld", rcp.Size, cp.Origin, cp.Size)
+	}
+	fmt.Fprintf(stdout, "the regulator's newest cosigned checkpoint has %d entries: the server is not behind it\n", rcp.Size)
+	return nil
+}
+
+// takeover carries out receivership orders on an engine.
+type takeover struct{ a *app }
+
+// Receive implements regulator.Takeover.Receive: the receiver's key, known
+// only by its hash, becomes an admin key named after the order.
+func (t takeover) Receive(ctx context.Context, o regulator.Order) error {
+	sum, err := hex.DecodeString(o.ReceiverKeyHash)
+	if err != nil || len(sum) != sha256.Size {
+		return fmt.Errorf("receivership %s: receiver key hash is not a hex SHA-256", o.ID)
+	}
+	if _, err := t.a.store.APIKey(ctx, sum); err == nil {
+		return nil // registered by another node
+	}
+	id := server.ReceiverPrefix + o.ID
+	err = t.a.store.Update(ctx, func(tx portrait.Tx) error {
+		if err := tx.PutAPIKey(ctx, portrait.APIKey{ID: id, Name: id, Hash: sum, Role: policy.Admin, Created: time.Now().UTC()}); err != nil {
+			return err
+		}
+		_, err := t.a.log.Append(ctx, tx, audit.Record{Kind: "apikey", Actor: "regulator:order:" + o.ID, Action: "create",
+			Codes: []string{"RO-6"}, Detail: map[string]any{"id": id, "role": string(policy.Admin), "receivership": o.ID}})
+		return err
+	})
+	if portrait.ErrorCode(err) == portrait.ECONFLICT {
+		return nil
+	}
+	return err
+}
+
+// Set implements regulator.Takeover.Set.
+func (t takeover) Set(o *regulator.Order) {
+	if o == nil {
+		t.a.server.SetReceivership(nil)
+		return
+	}
+	t.a.server.SetReceivership(&server.Receivership{Order: o.ID, Receiver: server.ReceiverPrefix + o.ID, Reason: o.Reason})
+}

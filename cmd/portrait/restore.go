@@ -1,0 +1,173 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+
+	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/audit"
+	"github.com/portrait-dev/portrait/consent"
+	"github.com/portrait-dev/portrait/policy"
+)
+
+// restorer is the caller of re-applied actions in the log.
+var restorer = policy.Caller{Role: policy.System, ID: "restore"}
+
+// catchUp runs before a joined engine serves anyone: it brings the log up
+// to the regulator's newest cosigned checkpoint and re-applies what the
+// missing entries record, so that a restored backup or a wound-back log
+// never serves data an erasure, withdrawal or order had removed
+// (invariant 8). A forked log is an error: the engine does not start.
+func (a *app) catchUp(ctx context.Context) (int, error) {
+	entries, err := a.link.Catchup(ctx, a.store)
+	if err != nil {
+		return 0, fmt.Errorf("catch up with the regulator's witnessed log: %w", err)
+	}
+	return len(entries), a.replay(ctx, entries)
+}
+
+// replay re-applies the erasures, consent withdrawals and refusals, and
+// suspensions and lifts that entries record.
+func (a *app) replay(ctx context.Context, entries []portrait.LogEntry) error {
+	for _, e := range entries {
+		var r audit.Record
+		if err := json.Unmarshal(e.Data, &r); err != nil {
+			return fmt.Errorf("log entry %d: %w", e.Index, err)
+		}
+		if err := a.reapply(ctx, r); err != nil {
+			return fmt.Errorf("re-apply log entry %d (%s %s): %w", e.Index, r.Kind, r.Action, err)
+		}
+	}
+	return nil
+}
+
+func (a *app) reapply(ctx context.Context, r audit.Record) error {
+	switch {
+	case r.Kind == "erasure" && r.Subject != "":
+		return a.erase(ctx, r.Subject)
+	case r.Kind == "consent" && r.Subject != "" && r.Action != policy.Granted.String():
+		st, err := a.ledger.States(ctx, []string{r.Subject})
+		if err != nil {
+			return err
+		}
+		s := st[r.Subject]
+		if s == nil || s.Consents[r.Purpose].Status != policy.Granted {
+			return nil
+		}
+		// The subject's consent in the restored store is still granted:
+		// withdraw it again, on the channel "restore".
+		_, err = a.ledger.Record(ctx, restorer, consent.ByPseudonym(r.Subject), consent.Change{Purpose: r.Purpose, Status: policy.Withdrawn, Channel: "restore"})
+		return err
+	case r.Kind == "suspension":
+		kind, _ := r.Detail["kind"].(string)
+		id, _ := r.Detail["id"].(string)
+		reason, _ := r.Detail["reason"].(string)
+		caller := policy.Caller{Role: policy.Regulator, ID: "restore"}
+		var err error
+		if r.Action == "suspend" {
+			err = a.ledger.Suspend(ctx, caller, policy.Suspension{Kind: kind, ID: id, Reason: reason})
+		} else if r.Action == "lift" {
+			err = a.ledger.Lift(ctx, caller, kind, id)
+		}
+		if portrait.ErrorCode(err) == portrait.ENOTFOUND {
+			return nil
+		}
+		return err
+	}
+	return nil
+}
+
+// erase erases a subject again if the store still holds it.
+func (a *app) erase(ctx context.Context, pseudonym string) error {
+	subs, err := a.store.Subjects(ctx, []string{pseudonym})
+	if err != nil {
+		return err
+	}
+	if _, ok := subs[pseudonym]; !ok {
+		return nil
+	}
+	_, err = a.rights.Erase(ctx, restorer, pseudonym)
+	return err
+}
+
+// journal is the erasure journal of an engine without a regulator
+// (--erasure-journal): one pseudonym per line, appended and synced after
+// every erasure, kept apart from the database and its backups, and
+// replayed on start so that restoring a backup does not revive an erased
+// subject. Pseudonyms are keyed hashes, not personal data (invariant 4).
+type journal struct {
+	mu   sync.Mutex
+	path string
+}
+
+// add appends pseudonym to the journal.
+func (j *journal) add(pseudonym string) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	f, err := os.OpenFile(j.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("erasure journal: %w", err)
+	}
+	if _, err := f.WriteString(pseudonym + "\n"); err != nil {
+		f.Close()
+		return fmt.Errorf("erasure journal: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("erasure journal: %w", err)
+	}
+	return f.Close()
+}
+
+// pseudonyms reads the journal; a missing journal is empty.
+func (j *journal) pseudonyms() ([]string, error) {
+	f, err := os.Open(j.path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	} else if err != nil {
+		return nil, fmt.Errorf("erasure journal: %w", err)
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		p := strings.TrimSpace(sc.Text())
+		if p == "" {
+			continue
+		}
+		if strings.ContainsAny(p, " \t") {
+			return nil, fmt.Errorf("erasure journal %s:%d: not a pseudonym", j.path, n)
+		}
+		out = append(out, p)
+	}
+	return out, sc.Err()
+}
+
+// replayJournal erases again every journalled subject the store holds.
+func (a *app) replayJournal(ctx context.Context, j *journal) (int, error) {
+	ps, err := j.pseudonyms()
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, p := range ps {
+		subs, err := a.store.Subjects(ctx, []string{p})
+		if err != nil {
+			return n, err
+		}
+		if _, ok := subs[p]; !ok {
+			continue
+		}
+		if _, err := a.rights.Erase(ctx, restorer, p); err != nil {
+			return n, fmt.Errorf("replay erasure journal: %w", err)
+		}
+		n++
+	}
+	return n, nil
+}

@@ -1,0 +1,186 @@
+package regulator
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/audit"
+	"github.com/portrait-dev/portrait/policy"
+)
+
+// Governor is what applying orders needs from a company engine;
+// consent.Ledger is one.
+type Governor interface {
+	Suspend(ctx context.Context, caller policy.Caller, s policy.Suspension) error
+	Lift(ctx context.Context, caller policy.Caller, kind, id string) error
+}
+
+// Takeover is what a receivership needs from a company engine.
+type Takeover interface {
+	// Receive registers the receiver's key of order o (a receivership)
+	// as an admin key; it may run on several nodes for one order.
+	Receive(ctx context.Context, o Order) error
+	// Set puts the engine under the receivership of o, or (nil) ends it.
+	Set(o *Order)
+}
+
+// EngineStore is what the enforcer needs from a company engine's store.
+type EngineStore interface {
+	audit.Reader
+	LogEntriesOfKind(ctx context.Context, kinds []string, from, to int64) ([]portrait.LogEntry, error)
+	Update(ctx context.Context, fn func(portrait.Tx) error) error
+}
+
+// Enforcer polls the regulator for orders, applies each once (across all
+// nodes sharing the store), records it in the company's log and
+// acknowledges it with that record's index.
+type Enforcer struct {
+	Client *Client
+	Gov    Governor
+	Take   Takeover
+	Log    *audit.Log
+	Store  EngineStore
+	Logger *slog.Logger
+
+	mu      sync.Mutex
+	scanned int64            // log prefix scanned for applied orders
+	applied map[string]int64 // order id → index of its "apply" record
+	// receiver is the receivership in force, as the log records it.
+	receiver *Order
+}
+
+// orderKind is the kind of the company-log record of an applied order.
+const orderKind = "order"
+
+// Run polls every interval until ctx ends.
+func (e *Enforcer) Run(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if err := e.Poll(ctx); err != nil && ctx.Err() == nil {
+			e.Logger.Error("regulator orders", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Poll fetches the orders, applies those not yet applied and acknowledges
+// those not yet acknowledged.
+func (e *Enforcer) Poll(ctx context.Context) error {
+	orders, acked, err := e.Client.Orders(ctx)
+	if err != nil {
+		return err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := e.scan(ctx); err != nil {
+		return err
+	}
+	for i, o := range orders {
+		idx, done := e.applied[o.ID]
+		if done && acked[i] {
+			continue
+		}
+		if !done {
+			if idx, err = e.apply(ctx, o); err != nil {
+				return fmt.Errorf("order %s (%s %s %s): %w", o.ID, o.Kind, o.Target.Kind, o.Target.ID, err)
+			}
+			e.applied[o.ID] = idx
+		}
+		if err := e.Client.Ack(ctx, o.ID, idx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// scan reads the "order" records appended since the last scan, so that
+// an order applied by another node is not applied twice.
+func (e *Enforcer) scan(ctx context.Context) error {
+	if e.applied == nil {
+		e.applied = map[string]int64{}
+	}
+	size, err := e.Store.LogSize(ctx)
+	if err != nil || size <= e.scanned {
+		return err
+	}
+	es, err := e.Store.LogEntriesOfKind(ctx, []string{orderKind}, e.scanned, size)
+	if err != nil {
+		return err
+	}
+	for _, en := range es {
+		var r audit.Record
+		if json.Unmarshal(en.Data, &r) == nil && r.Action == "apply" {
+			id, _ := r.Detail["order"].(string)
+			if _, seen := e.applied[id]; !seen && id != "" {
+				e.applied[id] = en.Index
+			}
+			switch r.Detail["kind"] {
+			case Receivership:
+				o := &Order{ID: id, Kind: Receivership}
+				o.Reason, _ = r.Detail["reason"].(string)
+				o.ReceiverKeyHash, _ = r.Detail["receiver_key_hash"].(string)
+				e.receiver = o
+			case EndReceivership:
+				e.receiver = nil
+			}
+		}
+	}
+	e.scanned = size
+	if e.Take != nil {
+		e.Take.Set(e.receiver)
+	}
+	return nil
+}
+
+// apply carries out one verified order and records it.
+func (e *Enforcer) apply(ctx context.Context, o Order) (int64, error) {
+	caller := policy.Caller{Role: policy.Regulator, ID: "order:" + o.ID}
+	var err error
+	switch o.Kind {
+	case Suspend:
+		err = e.Gov.Suspend(ctx, caller, policy.Suspension{Kind: o.Target.Kind, ID: o.Target.ID, Reason: o.Reason + " (regulator order " + o.ID + ")"})
+	case Lift:
+		if err = e.Gov.Lift(ctx, caller, o.Target.Kind, o.Target.ID); portrait.ErrorCode(err) == portrait.ENOTFOUND {
+			err = nil // lifted already
+		}
+	case Receivership:
+		if e.Take == nil || len(o.ReceiverKeyHash) != 64 {
+			return 0, fmt.Errorf("receivership order without a receiver key, or an engine that cannot be taken over")
+		}
+		err = e.Take.Receive(ctx, o)
+	case EndReceivership:
+	default:
+		return 0, fmt.Errorf("order kind %q is not supported by this engine", o.Kind)
+	}
+	if err != nil {
+		return 0, err
+	}
+	body, _ := json.Marshal(o)
+	sum := sha256.Sum256(body)
+	var idx int64
+	err = e.Store.Update(ctx, func(tx portrait.Tx) error {
+		var err error
+		idx, err = e.Log.Append(ctx, tx, audit.Record{Kind: orderKind, Actor: "regulator:" + o.IssuedBy, Action: "apply", Digest: hex.EncodeToString(sum[:]),
+			Codes: []string{"RO-6"}, Detail: map[string]any{"order": o.ID, "kind": o.Kind, "target_kind": o.Target.Kind, "target": o.Target.ID,
+				"reason": o.Reason, "receiver_key_hash": o.ReceiverKeyHash}})
+		return err
+	})
+	if err == nil {
+		e.scanned = 0 // rescan: the receivership in force may have changed
+		e.applied = nil
+		err = e.scan(ctx)
+	}
+	return idx, err
+}
