@@ -26,6 +26,9 @@ const (
 	StatusPendingReview = "pending_review"
 	StatusUpheld        = "upheld"
 	StatusOverturned    = "overturned"
+	// StatusModified: a reviewer let the decision stand in direction but
+	// changed its terms, stated in the review's reason (采纳、修正或者推翻).
+	StatusModified = "modified"
 )
 
 // DefaultReviewDeadline is how long a human review may take: PIPL Art. 50
