@@ -535,11 +535,41 @@ func (s *Server) pageErasure(w http.ResponseWriter, r *http.Request, c policy.Ca
 		s.fail(w, v, err)
 		return
 	}
-	v.Data = rm
+	v.Data = s.named(rm, v.Lang)
+	if r.URL.Query().Get("step") == "confirm" {
+		v.Extra = "confirm" // the second, explicit confirmation
+	}
 	s.render(w, http.StatusOK, v)
 }
 
+// named puts the words of the catalog in place of label ids in a removal
+// preview, so the person reads what they lose.
+func (s *Server) named(rm rights.Removal, lang string) rights.Removal {
+	cat := s.cfg.Point.Catalog()
+	labels := make([]string, len(rm.Labels))
+	for i, id := range rm.Labels {
+		labels[i] = id
+		if l := cat.Label(id); l != nil && l.Name.In(lang) != "" {
+			labels[i] = l.Name.In(lang)
+		}
+	}
+	rm.Labels = labels
+	return rm
+}
+
+// postPageErasure erases only after the second confirmation: the box that
+// says what is lost must be ticked, so one stray click destroys nothing.
 func (s *Server) postPageErasure(w http.ResponseWriter, r *http.Request, c policy.Caller, v *view) {
+	if r.PostFormValue("confirm") != "yes" {
+		v.Page, v.Title, v.Extra = "erasure", v.T["erasure"], "confirm"
+		rm, err := s.cfg.Rights.Preview(r.Context(), c, c.Subject)
+		v.Data = s.named(rm, v.Lang)
+		if err != nil {
+			v.Data = rights.Removal{}
+		}
+		s.fail(w, v, &portrait.Error{Code: portrait.EINVALID, Requirement: "SR-3", Message: v.T["must_confirm"]})
+		return
+	}
 	res, err := s.cfg.Rights.Erase(r.Context(), c, c.Subject)
 	if err != nil {
 		v.Page, v.Title, v.Data = "erasure", v.T["erasure"], rights.Removal{}

@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"net/url"
 	"strings"
 	"testing"
@@ -37,5 +38,37 @@ func TestLabelsPage(t *testing.T) {
 	}
 	if strings.Contains(page, "sports_fan · ") {
 		t.Errorf("the flash names the label by its key")
+	}
+}
+
+// TestErasureConfirm: the erasure page offers the export first; a post
+// without the second, explicit confirmation erases nothing (SR-3).
+func TestErasureConfirm(t *testing.T) {
+	h := newHarness(t)
+	p := h.seedSubject("demo-alice", 3)
+	c, csrf := signedIn(t, h, h.token("demo-alice"), "/privacy/erasure")
+	page := fetchPage(t, c, h.url+"/privacy/erasure")
+	if !strings.Contains(page, `id="export-first"`) || strings.Contains(page, `id="confirm-erasure"`) {
+		t.Errorf("first erasure page: no export offer, or erases in one click:\n%s", page)
+	}
+	if page := fetchPage(t, c, h.url+"/privacy/erasure?step=confirm"); !strings.Contains(page, `id="lost"`) || !strings.Contains(page, "4 条行为事件") {
+		t.Errorf("second confirmation does not name what is lost:\n%s", page)
+	}
+	resp, err := c.PostForm(h.url+"/privacy/erasure", url.Values{"csrf": {csrf}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	subs, _ := h.store.Subjects(context.Background(), []string{p})
+	if resp.StatusCode != 400 || len(subs) != 1 {
+		t.Fatalf("erasure without confirmation: %d, subject kept %v", resp.StatusCode, len(subs) == 1)
+	}
+	resp, err = c.PostForm(h.url+"/privacy/erasure", url.Values{"csrf": {csrf}, "confirm": {"yes"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("confirmed erasure: %d", resp.StatusCode)
 	}
 }
