@@ -72,3 +72,34 @@ func TestErasureConfirm(t *testing.T) {
 		t.Errorf("confirmed erasure: %d", resp.StatusCode)
 	}
 }
+
+// TestPersonalizationSwitch: the dial says what its numbers mean, and a
+// plain switch beside it turns personalisation off (level 0) and on
+// again (LP-4, LP-5).
+func TestPersonalizationSwitch(t *testing.T) {
+	h := newHarness(t)
+	p := h.seedSubject("demo-alice", 3)
+	c, csrf := signedIn(t, h, h.token("demo-alice"), "/privacy/personalization")
+	page := fetchPage(t, c, h.url+"/privacy/personalization")
+	if !strings.Contains(page, `id="dial-meaning"`) || !strings.Contains(page, "100：") || !strings.Contains(page, `id="toggle-personalization"`) {
+		t.Fatalf("dial without its meaning or the switch:\n%s", page)
+	}
+	level := func() int {
+		sts, _ := h.store.States(context.Background(), []string{p})
+		return sts[p].Personalization
+	}
+	for _, want := range []int{0, 100} {
+		page := fetchPage(t, c, h.url+"/privacy/personalization")
+		_, rest, _ := strings.Cut(page, `id="switch"`)
+		_, rest, _ = strings.Cut(rest, `name="level" value="`)
+		v, _, _ := strings.Cut(rest, `"`)
+		resp, err := c.PostForm(h.url+"/privacy/personalization", url.Values{"csrf": {csrf}, "level": {v}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := level(); got != want {
+			t.Errorf("after the switch: level %d, want %d", got, want)
+		}
+	}
+}
