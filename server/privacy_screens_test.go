@@ -3,8 +3,13 @@ package server_test
 import (
 	"context"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
 )
 
 // TestLabelsPage: the labels page lists only labels attached to the
@@ -101,5 +106,71 @@ func TestPersonalizationSwitch(t *testing.T) {
 		if got := level(); got != want {
 			t.Errorf("after the switch: level %d, want %d", got, want)
 		}
+	}
+}
+
+// TestPrivacyPagesBrowser opens every privacy-centre page in Chromium at
+// 1280 and 390 px in both languages: nothing is wider than the screen
+// (wide tables become cards on a phone), and with PORTRAIT_SCREENSHOTS=1
+// each is saved in docs/screenshots.
+func TestPrivacyPagesBrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("browser test in -short mode")
+	}
+	exe := chromium(t)
+	h := newHarness(t)
+	p := h.seedSubject("demo-alice", 3)
+	h.putLabel(p, "sports_fan")
+	shots := os.Getenv("PORTRAIT_SCREENSHOTS") == "1"
+	pages := []string{"", "notice", "consents", "labels", "personalization", "profile", "decisions", "requests", "export", "erasure", "erasure?step=confirm"}
+	for _, width := range []int{1280, 390} {
+		opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.Headless,
+			chromedp.Flag("disable-gpu", true), chromedp.Flag("no-first-run", true), chromedp.Flag("disable-background-networking", true),
+			chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true), chromedp.UserDataDir(t.TempDir()),
+			chromedp.WindowSize(width, 900))
+		actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+		ctx, cancel2 := chromedp.NewContext(actx)
+		ctx, cancel3 := context.WithTimeout(ctx, 120*time.Second)
+		if err := chromedp.Do(ctx, chromedp.Navigate(h.url+"/privacy/"), chromedp.Click(chromedp.ID("demo-demo-alice")), chromedp.WaitVisible(chromedp.CSS(".cards"))); err != nil {
+			t.Fatalf("%d px: sign in: %v", width, err)
+		}
+		for _, page := range pages {
+			for _, lang := range []string{"zh-CN", "en"} {
+				u := h.url + "/privacy/" + page
+				if strings.Contains(page, "?") {
+					u += "&lang=" + lang
+				} else {
+					u += "?lang=" + lang
+				}
+				if err := chromedp.Do(ctx, chromedp.Navigate(u), chromedp.WaitVisible(chromedp.ID("main"))); err != nil {
+					t.Fatalf("%d px, %s: %v", width, page, err)
+				}
+				over, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.documentElement.scrollWidth - window.innerWidth`))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if over > 0 {
+					t.Errorf("%d px, /privacy/%s (%s): the page is %d px wider than the screen", width, page, lang, over)
+				}
+				if shots {
+					name := strings.NewReplacer("?step=", "-", "/", "-").Replace(page)
+					if name == "" {
+						name = "home"
+					}
+					name = "privacy-" + name + "-" + map[string]string{"zh-CN": "zh", "en": "en"}[lang] + "-" + map[int]string{1280: "wide", 390: "phone"}[width] + ".png"
+					b, err := chromedp.Run(ctx, chromedp.FullScreenshot(80))
+					if err != nil {
+						t.Fatal(err)
+					}
+					os.MkdirAll(filepath.Join("..", "docs", "screenshots"), 0o755)
+					if err := os.WriteFile(filepath.Join("..", "docs", "screenshots", name), b, 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+		}
+		cancel3()
+		cancel2()
+		cancel()
 	}
 }
