@@ -220,7 +220,7 @@ func TestConsoleModify(t *testing.T) {
 // TestConsoleSectionsBrowser opens every console section in Chromium at
 // 1280 and 390 px in both languages, as the admin (who sees them all):
 // nothing is wider than the screen, and with PORTRAIT_SCREENSHOTS=1 each
-// is saved in docs/screenshots.
+// is saved in docs/screenshots (JPEG, quality 80).
 func TestConsoleSectionsBrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test in -short mode")
@@ -266,7 +266,7 @@ func TestConsoleSectionsBrowser(t *testing.T) {
 						if err != nil {
 							t.Fatal(err)
 						}
-						name := "console-" + strings.ReplaceAll(strings.Split(page, "/")[0], "/", "-") + "-" + map[string]string{"zh-CN": "zh", "en": "en"}[lang] + "-" + map[int]string{1280: "wide", 390: "phone"}[width] + ".png"
+						name := "console-" + strings.ReplaceAll(strings.Split(page, "/")[0], "/", "-") + "-" + map[string]string{"zh-CN": "zh", "en": "en"}[lang] + "-" + map[int]string{1280: "wide", 390: "phone"}[width] + ".jpg"
 						os.MkdirAll(filepath.Join("..", "docs", "screenshots"), 0o755)
 						if page == "log/0" {
 							name = strings.Replace(name, "console-log-", "console-entry-", 1)

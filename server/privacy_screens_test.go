@@ -112,7 +112,7 @@ func TestPersonalizationSwitch(t *testing.T) {
 // TestPrivacyPagesBrowser opens every privacy-centre page in Chromium at
 // 1280 and 390 px in both languages: nothing is wider than the screen
 // (wide tables become cards on a phone), and with PORTRAIT_SCREENSHOTS=1
-// each is saved in docs/screenshots.
+// each is saved in docs/screenshots (JPEG, quality 80).
 func TestPrivacyPagesBrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test in -short mode")
@@ -157,7 +157,7 @@ func TestPrivacyPagesBrowser(t *testing.T) {
 					if name == "" {
 						name = "home"
 					}
-					name = "privacy-" + name + "-" + map[string]string{"zh-CN": "zh", "en": "en"}[lang] + "-" + map[int]string{1280: "wide", 390: "phone"}[width] + ".png"
+					name = "privacy-" + name + "-" + map[string]string{"zh-CN": "zh", "en": "en"}[lang] + "-" + map[int]string{1280: "wide", 390: "phone"}[width] + ".jpg"
 					b, err := chromedp.Run(ctx, chromedp.FullScreenshot(80))
 					if err != nil {
 						t.Fatal(err)
