@@ -271,6 +271,9 @@ func TestConsoleSectionsBrowser(t *testing.T) {
 						if page == "log/0" {
 							name = strings.Replace(name, "console-log-", "console-entry-", 1)
 						}
+						if who.role == policy.Reviewer {
+							name = strings.Replace(name, "console-reviews-", "console-case-", 1)
+						}
 						if err := os.WriteFile(filepath.Join("..", "docs", "screenshots", name), b, 0o644); err != nil {
 							t.Fatal(err)
 						}
