@@ -562,6 +562,14 @@ func TestDecide(t *testing.T) {
 			}
 		}
 	}
+	// AD-4: plain words: a chance in whole per cent, each item's share of
+	// the influence; no log-odds.
+	if zh := d.Explanation["zh-CN"]; strings.Contains(zh, "对数几率") || !strings.Contains(zh, "通过的可能性约为") || !strings.Contains(zh, "占全部影响的") {
+		t.Errorf("zh-CN explanation is not plain: %s", zh)
+	}
+	if en := d.Explanation["en"]; strings.Contains(en, "log-odds") || !strings.Contains(en, "chance of passing at about") {
+		t.Errorf("en explanation is not plain: %s", en)
+	}
 	if !strings.Contains(d.Notice["en"], "high-risk") || !strings.Contains(d.Notice["zh-CN"], "人工复核") {
 		t.Errorf("notice: %v", d.Notice)
 	}

@@ -26,6 +26,9 @@ const (
 	StatusPendingReview = "pending_review"
 	StatusUpheld        = "upheld"
 	StatusOverturned    = "overturned"
+	// StatusModified: a reviewer let the decision stand in direction but
+	// changed its terms, stated in the review's reason (采纳、修正或者推翻).
+	StatusModified = "modified"
 )
 
 // DefaultReviewDeadline is how long a human review may take: PIPL Art. 50
@@ -313,22 +316,44 @@ func explain(uc *catalog.UseCase, l *catalog.Label, score float64, outcome bool,
 	procZh := fmt.Sprintf("评分卡模型：每项数据乘以其权重后与基础分%s相加，得分达到%s即为通过", num(m.Intercept), num(m.Threshold))
 	procEn := fmt.Sprintf("a scorecard: each data item times its weight, added to a base of %s; a score of %s or more passes", num(m.Intercept), num(m.Threshold))
 	if m.Kind == "logistic" {
-		unitZh, unitEn = "（对数几率）", "in log-odds"
 		procZh = fmt.Sprintf("逻辑回归模型：每项数据乘以其权重后相加（截距%s），换算为0到1之间的概率，概率达到%s即为通过", num(m.Intercept), num(m.Threshold))
 		procEn = fmt.Sprintf("a logistic model: each data item times its weight, summed with an intercept of %s and turned into a probability between 0 and 1; a probability of %s or more passes", num(m.Intercept), num(m.Threshold))
 	}
 	res := map[bool][2]string{true: {"通过", "positive"}, false: {"未通过", "negative"}}[outcome]
-	fmt.Fprintf(&zh, "本决定由自动化模型「%s」（第%d版）作出，用途为「%s」。方法：%s。您的得分为%s，结果为%s。", l.Name.In("zh-CN"), l.Version, uc.Description.In("zh-CN"), procZh, num(score), res[0])
-	fmt.Fprintf(&en, "This decision was made by the automated model %q (version %d) for %q. Procedure: %s. Your score was %s, so the outcome is %s.", l.ID, l.Version, uc.Description.In("en"), procEn, num(score), res[1])
+	scoreZh, scoreEn := "您的得分为"+round1(score), "Your score was "+round1(score)
+	if m.Kind == "logistic" {
+		// A probability reads as a percentage; log-odds do not read at all.
+		scoreZh = fmt.Sprintf("按模型估计，您通过的可能性约为 %.0f%%（达到 %.0f%% 即通过）", score*100, m.Threshold*100)
+		scoreEn = fmt.Sprintf("The model put your chance of passing at about %.0f%% (%.0f%% or more passes)", score*100, m.Threshold*100)
+	}
+	fmt.Fprintf(&zh, "本决定由自动化模型「%s」（第%d版）作出，用途为「%s」。方法：%s。%s，结果为%s。", l.Name.In("zh-CN"), l.Version, uc.Description.In("zh-CN"), procZh, scoreZh, res[0])
+	fmt.Fprintf(&en, "This decision was made by the automated model %q (version %d) for %q. Procedure: %s. %s, so the outcome is %s.", l.ID, l.Version, uc.Description.In("en"), procEn, scoreEn, res[1])
 	zh.WriteString("计入的数据及其影响：")
 	en.WriteString(" The data that counted, and how much:")
+	total := 0.0
+	for _, n := range names {
+		total += math.Abs(contrib[n])
+	}
 	for i, n := range names {
 		sep := "；"
 		if i == len(names)-1 {
 			sep = "。"
 		}
-		fmt.Fprintf(&zh, "%s（%s）%+.2f%s%s", fieldName(n, true), num(values[n]), contrib[n], unitZh, sep)
-		fmt.Fprintf(&en, " %s (%s) counted %+.2f %s", n, num(values[n]), contrib[n], unitEn)
+		if m.Kind == "logistic" {
+			share := 0.0
+			if total > 0 {
+				share = math.Abs(contrib[n]) / total * 100
+			}
+			dirZh, dirEn := "提高", "raised"
+			if contrib[n] < 0 {
+				dirZh, dirEn = "降低", "lowered"
+			}
+			fmt.Fprintf(&zh, "%s（%s）%s了通过的可能，占全部影响的 %.0f%%%s", fieldName(n, true), num(values[n]), dirZh, share, sep)
+			fmt.Fprintf(&en, " %s (%s) %s your chance, %.0f%% of all the influence", n, num(values[n]), dirEn, share)
+		} else {
+			fmt.Fprintf(&zh, "%s（%s）%s%s%s", fieldName(n, true), num(values[n]), signed1(contrib[n]), unitZh, sep)
+			fmt.Fprintf(&en, " %s (%s) counted %s %s", n, num(values[n]), signed1(contrib[n]), unitEn)
+		}
 		if i < len(names)-1 {
 			en.WriteString(";")
 		} else {
@@ -342,6 +367,18 @@ func explain(uc *catalog.UseCase, l *catalog.Label, score float64, outcome bool,
 	zh.WriteString("未使用其他个人数据。")
 	en.WriteString(" No other personal data was used.")
 	return catalog.Text{"zh-CN": zh.String(), "en": en.String()}
+}
+
+// round1 writes x rounded to one decimal, without a trailing ".0".
+func round1(x float64) string {
+	return strconv.FormatFloat(math.Round(x*10)/10, 'f', -1, 64)
+}
+
+func signed1(x float64) string {
+	if x >= 0 {
+		return "+" + round1(x)
+	}
+	return round1(x)
 }
 
 // decisionNotice tells the subject a (high-risk) automated system decided

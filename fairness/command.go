@@ -13,7 +13,7 @@ import (
 
 const usage = `usage: portrait fairness --csv FILE --group COLUMN [--group COLUMN…] --predicted COLUMN
         --positive VALUE[,VALUE…] [--outcome COLUMN --outcome-positive VALUE] [--score COLUMN]
-        [--min-share 0.02] [--threshold 0.8] --format json|text|html
+        [--min-share 0.02] [--threshold 0.8] --format json|text|html [--lang zh-CN|en]
 
 Audits a CSV of decisions made by any system: selection rate, impact ratio and,
 with outcomes, false-positive and false-negative rates per group and per
@@ -53,6 +53,7 @@ func Command(args []string, stdout, stderr io.Writer) int {
 	fs.Float64Var(&minShare, "min-share", DefaultMinShare, "groups under this share of decisions are excluded from impact ratios (disclosed)")
 	fs.Float64Var(&threshold, "threshold", FourFifths, "impact ratio under which an alert is raised")
 	fs.StringVar(&format, "format", "text", "json, text or html")
+	lang := fs.String("lang", "zh-CN", "language of the HTML page: zh-CN or en")
 
 	fail := func(format string, a ...any) int {
 		fmt.Fprintf(stderr, "portrait fairness: "+format+"\n", a...)
@@ -91,7 +92,10 @@ func Command(args []string, stdout, stderr io.Writer) int {
 	case "text":
 		render = WriteText
 	case "html":
-		render = WriteHTML
+		if *lang != "zh-CN" && *lang != "en" {
+			return fail("--lang %q: use zh-CN or en", *lang)
+		}
+		render = func(w io.Writer, rep *Report) error { return WriteHTMLIn(w, rep, *lang) }
 	default:
 		return fail("--format %q: use json, text or html", format)
 	}

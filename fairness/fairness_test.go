@@ -443,6 +443,17 @@ func TestHTML(t *testing.T) {
 	if !strings.Contains(page, "<svg") || !strings.Contains(page, `stroke-dasharray`) {
 		t.Error("no SVG chart with the threshold line")
 	}
+	// Chinese by default, English with --lang en.
+	if !strings.Contains(page, `<html lang="zh-CN">`) || !strings.Contains(page, "公平性审计：4 个决定") {
+		t.Errorf("the page is not in Chinese by default:\n%.600s", page)
+	}
+	var en bytes.Buffer
+	if code := Command([]string{"--csv", p, "--group", "g", "--predicted", "d", "--positive", "y", "--format", "html", "--lang", "en"}, &en, &errb); code != 0 {
+		t.Fatalf("--lang en: exit %d: %s", code, errb.String())
+	}
+	if !strings.Contains(en.String(), `<html lang="en">`) || !strings.Contains(en.String(), "Fairness audit of 4 decisions") {
+		t.Errorf("--lang en page:\n%.600s", en.String())
+	}
 	local := strings.ReplaceAll(page, `xmlns="http://www.w3.org/2000/svg"`, "")
 	if strings.Contains(local, "http://") || strings.Contains(local, "https://") || strings.Contains(local, "src=") {
 		t.Error("page refers to an external resource")

@@ -143,11 +143,14 @@ func TestObserve(t *testing.T) {
 		t.Errorf("%d filter-bubble alerts in the audit log, want 2", n)
 	}
 	var buf bytes.Buffer
-	if err := monitor.WriteHTML(&buf, rep); err != nil {
+	if err := monitor.WriteHTML(&buf, rep, "en"); err != nil {
 		t.Fatal(err)
 	}
-	if h := buf.String(); !strings.Contains(h, "Recommendations as shown") || !strings.Contains(h, "recommender:home") || strings.Count(h, "<polyline") < 3 {
-		t.Errorf("HTML has no recommender section:\n%.3000s", h)
+	// FB-1: recommenders get a row each; people are counted and their
+	// spread shown, so per-person rows never bury other alerts.
+	if h := buf.String(); !strings.Contains(h, "Recommendations as shown") || !strings.Contains(h, "recommender:home") ||
+		!strings.Contains(h, "2 people tracked, 1 below their floor, 1 per-person alerts") || strings.Contains(h, "recommended-to:"+b) || !strings.Contains(h, `id="bubble-dist"`) {
+		t.Errorf("HTML has no recommender section or lists people one by one:\n%.3000s", h)
 	}
 }
 

@@ -73,9 +73,80 @@ type spark struct {
 	Trend  string
 }
 
+// texts are the report's words: [zh-CN, en].
+var texts = map[string][2]string{
+	"title": {"监测报告", "Monitor report"}, "subjects": {"名数据主体", "subjects"}, "restricted": {"名已限制处理，未纳入", "restricted, left out"},
+	"with_values": {"名记录了受保护属性", "with protected attributes recorded"},
+	"alerts":      {"告警", "Alerts"}, "no_alerts": {"本次没有告警。", "No alerts in this run."},
+	"k_fairness": {"公平性", "fairness"}, "k_proxy": {"代理变量", "proxy"}, "k_price": {"价格歧视", "price"}, "k_diversity": {"信息茧房", "filter bubble"},
+	"charts": {"图表", "Charts"}, "alert_rows": {"需要处理的告警（每条一行）", "Alerts to act on (one row each)"},
+	"monitor": {"监测项", "monitor"}, "requirement": {"要求", "requirement"}, "metric": {"指标", "metric"}, "value": {"数值", "value"},
+	"threshold": {"阈值", "threshold"}, "scope": {"范围", "scope"}, "message": {"说明", "message"},
+	"bubble_subjects": {"个人推荐多样性（按人汇总）", "Per-person recommendation diversity (summarised)"},
+	"bubble_counts":   {"跟踪 %d 人，%d 人低于下限，%d 条个人告警。", "%d people tracked, %d below their floor, %d per-person alerts."},
+	"bubble_dist":     {"最新类别熵的分布（0 = 只看到一类内容，1 = 各类均匀）", "Spread of the latest category entropy (0 = one kind of content only, 1 = all kinds evenly)"},
+	"range":           {"区间", "range"}, "people": {"人数", "people"},
+	"fair_h":      {"决定的公平性（FP-3、FP-4）", "Fairness of decisions (FP-3, FP-4)"},
+	"decisions_n": {"个决定，其中 %d 个没有受保护属性。", "decisions, %d without protected attributes."},
+	"excluded":    {"已排除（FP-3）", "excluded (FP-3)"}, "outcomes": {"已知结果的决定：%d 个；来源：%s。", "Outcomes known for %d decisions; source: %s."},
+	"changed": {"改变的属性", "changed"}, "kind": {"类型", "kind"}, "groups_of": {"分组依据", "groups of"}, "runs": {"运行次数", "runs"},
+	"flips": {"结果翻转", "flips"}, "flip_rate": {"翻转率", "flip rate"}, "method": {"方法", "method"}, "not_run": {"未运行", "not run"},
+	"proxy_h":    {"代理变量检测（FP-6）", "Proxy detection (FP-6)"},
+	"proxy_rule": {"关联度高于 %s 且至少 %d 人时标记；被标记的特征按敏感信息处理，直到复核员解除。", "Flag above %s with at least %d subjects; a flagged feature is treated as sensitive until a reviewer clears it."},
+	"feature":    {"特征", "feature"}, "protected": {"受保护属性", "protected"}, "measure": {"度量", "measure"}, "flagged": {"已标记", "flagged"},
+	"note": {"备注", "note"}, "cleared": {"已解除", "cleared"}, "yes": {"是", "yes"}, "no": {"否", "no"},
+	"price_h":     {"价格歧视（FP-1）", "Price discrimination (FP-1)"},
+	"price_scan":  {"%d 条价格事件，%d 个商品×时段×场景单元；%d 个单元各分群价格不同，%d 条告警。", "%d price events in %d item × window × context cells; %d with different prices across segments, %d alerts."},
+	"escalations": {"升级处理", "Escalations"}, "item": {"商品", "item"}, "context": {"场景", "context"}, "consecutive": {"连续次数", "consecutive runs"}, "usecases": {"应用场景", "use-cases"},
+	"div_h":    {"信息茧房：内容类别多样性（FB-1、FB-2）", "Filter bubble: variety of content (FB-1, FB-2)"},
+	"div_rule": {"每个周期 %s 事件的归一化类别熵（周期 %d 秒，至少 %d 条事件）；下限 %s（虚线）。", "Normalised category entropy of %s events per period (%d s, at least %d events); floor %s (dashed)."},
+	"trend":    {"随时间变化", "over time"}, "latest": {"最新", "latest"}, "slope": {"斜率", "slope"}, "last_period": {"最近周期", "last period"},
+	"more":       {"另有 %d 个范围见 JSON 报告。", "%d more scopes in the JSON report."},
+	"rec_h":      {"实际展示的推荐（FB-1、FB-2）", "Recommendations as shown (FB-1, FB-2)"},
+	"rec_counts": {"%d 个推荐器；跟踪 %d 人，%d 人低于下限，%d 人因内存上限未跟踪，%d 个回答未计入。", "%d recommenders; %d subjects tracked, %d below their floor, %d dropped to bound memory, %d answers not counted."},
+	"impact":     {"各组的影响比 — %s", "impact ratio by group — %s"}, "association": {"与受保护属性的关联", "association with protected attributes"},
+	"price_chart": {"商品 %s，场景 %q，自 %s 起：各分群平均价格（相对最高者）", "item %s, context %q, from %s: mean price by segment (relative to the highest)"},
+	"n_a":         {"不适用", "n/a"}, "excl": {"已排除", "excluded"}, "entropy_trend": {"熵的趋势", "entropy trend"},
+	"coverage": {"覆盖率 %.3f，基尼系数 %.3f", "coverage %.3f, Gini %.3f"}, "ild": {"，列表内多样性 %.3f", ", intra-list diversity %.3f"},
+	"nothing": {"暂无数据。", "No data yet."},
+}
+
+func tr(lang, key string) string {
+	if lang == "en" {
+		return texts[key][1]
+	}
+	return texts[key][0]
+}
+
 // WriteHTML writes rep as one page with inline SVG charts, no script and no
-// external resource; html/template escapes every value for its context.
-func WriteHTML(w io.Writer, rep *Report) error {
+// external resource, in lang (zh-CN unless "en"); html/template escapes
+// every value for its context.
+func WriteHTML(w io.Writer, rep *Report, lang string) error {
+	return write(w, rep, lang, "page")
+}
+
+// WriteFragment writes the body of the report page, for a page that has
+// its own head and navigation (the staff console).
+func WriteFragment(w io.Writer, rep *Report, lang string) error {
+	return write(w, rep, lang, "body")
+}
+
+type kindCount struct {
+	Kind string
+	N    int
+}
+
+type bucket struct {
+	Label string
+	N     int
+	Width float64
+}
+
+func write(w io.Writer, rep *Report, lang, name string) error {
+	if lang != "en" {
+		lang = "zh-CN"
+	}
+	t := func(key string) string { return tr(lang, key) }
 	var fair []chart
 	for _, u := range rep.Fairness.UseCases {
 		if u.Audit == nil {
@@ -85,19 +156,19 @@ func WriteHTML(w io.Writer, rep *Report) error {
 		for _, a := range u.Audit.Alerts {
 			alerted[a.Group] = true
 		}
-		c := newChart("impact ratio by group — "+u.UseCase, u.Audit.Threshold, true)
+		c := newChart(fmt.Sprintf(t("impact"), u.UseCase), u.Audit.Threshold, true)
 		for _, g := range u.Audit.Groups {
-			v, text := 0.0, "excluded"
+			v, text := 0.0, t("excl")
 			if g.ImpactRatio != nil {
 				v, text = *g.ImpactRatio, strconv.FormatFloat(*g.ImpactRatio, 'f', 3, 64)
 			} else if !g.Excluded {
-				text = "n/a"
+				text = t("n_a")
 			}
 			c.add(g.Name+" (n="+strconv.Itoa(g.N)+")", v, text, alerted[g.Name])
 		}
 		fair = append(fair, c)
 	}
-	proxy := newChart("association with protected attributes", rep.Proxies.Threshold, true)
+	proxy := newChart(t("association"), rep.Proxies.Threshold, true)
 	for i, f := range rep.Proxies.Findings {
 		if i == 40 {
 			break
@@ -110,7 +181,7 @@ func WriteHTML(w io.Writer, rep *Report) error {
 			if i == 10 {
 				break
 			}
-			c := newChart(fmt.Sprintf("item %s, context %q, from %s: mean price by segment (relative to the highest)", f.Item, f.Context, f.WindowStart.Format("2006-01-02 15:04")), 0, false)
+			c := newChart(fmt.Sprintf(t("price_chart"), f.Item, f.Context, f.WindowStart.Format("2006-01-02 15:04")), 0, false)
 			top := f.Segments[0].Mean
 			for _, s := range f.Segments {
 				v := 0.0
@@ -138,7 +209,7 @@ func WriteHTML(w io.Writer, rep *Report) error {
 			break
 		}
 		sp := spark{Scope: s.Scope, Latest: strconv.FormatFloat(s.Trend.Latest, 'f', 3, 64), Alert: s.Trend.BelowFloor,
-			FloorY: math.Round((40-rep.Diversity.Floor*36)*10) / 10, Slope: "n/a"}
+			FloorY: math.Round((40-rep.Diversity.Floor*36)*10) / 10, Slope: t("n_a")}
 		if s.Trend.Slope != nil {
 			sp.Slope = strconv.FormatFloat(*s.Trend.Slope, 'f', 3, 64)
 		}
@@ -153,35 +224,93 @@ func WriteHTML(w io.Writer, rep *Report) error {
 		}
 		sparks = append(sparks, sp)
 	}
+	// Recommenders get a row each; people are summarised, so that
+	// thousands of per-person rows never bury a fairness alert (FB-1).
 	var recSparks []spark
-	bscopes := append(slices.Clone(rep.Recommenders.Recommenders), rep.Recommenders.Subjects...)
-	for i, s := range bscopes {
+	for i, s := range rep.Recommenders.Recommenders {
 		if i == maxScopes {
 			break
 		}
-		recSparks = append(recSparks, bubbleSpark(s))
+		recSparks = append(recSparks, bubbleSpark(s, t))
 	}
-	return pageTmpl.Execute(w, struct {
+	counts := map[string]int{}
+	var rows []Alert
+	subjectAlerts := 0
+	for _, a := range rep.Alerts {
+		counts[a.Kind]++
+		if a.Subject != "" {
+			subjectAlerts++
+			continue
+		}
+		rows = append(rows, a)
+	}
+	var byKind []kindCount
+	for _, k := range []string{"fairness", "proxy", "price", "diversity"} {
+		if counts[k] > 0 {
+			byKind = append(byKind, kindCount{t("k_" + k), counts[k]})
+		}
+	}
+	buckets, people := entropyBuckets(rep.Recommenders.Subjects)
+	tm, err := pageTmpl.Clone()
+	if err != nil {
+		return fmt.Errorf("monitor report: %w", err)
+	}
+	tm.Funcs(template.FuncMap{"t": t, "tf": func(key string, args ...any) string { return fmt.Sprintf(t(key), args...) }})
+	err = tm.ExecuteTemplate(w, name, struct {
 		*Report
-		Fair      []chart
-		Proxy     chart
-		Prices    []chart
-		Sparks    []spark
-		More      int
-		RecSparks []spark
-		RecMore   int
-	}{rep, fair, proxy, price, sparks, max(0, len(scopes)-maxScopes), recSparks, max(0, len(bscopes)-maxScopes)})
+		Lang          string
+		Fair          []chart
+		Proxy         chart
+		Prices        []chart
+		Sparks        []spark
+		More          int
+		RecSparks     []spark
+		RecMore       int
+		ByKind        []kindCount
+		Rows          []Alert
+		SubjectAlerts int
+		Buckets       []bucket
+		People        int
+	}{rep, lang, fair, proxy, price, sparks, max(0, len(scopes)-maxScopes), recSparks, max(0, len(rep.Recommenders.Recommenders)-maxScopes),
+		byKind, rows, subjectAlerts, buckets, people})
+	if err != nil {
+		return fmt.Errorf("monitor report: %w", err)
+	}
+	return nil
+}
+
+// entropyBuckets counts people by their latest category entropy.
+func entropyBuckets(subjects []BubbleScope) ([]bucket, int) {
+	names := []string{"0–0.2", "0.2–0.4", "0.4–0.6", "0.6–0.8", "0.8–1"}
+	n := make([]int, len(names))
+	total := 0
+	for _, sc := range subjects {
+		if len(sc.Periods) == 0 {
+			continue
+		}
+		total++
+		n[min(len(names)-1, int(clamp01(sc.Trend.Latest)*5))]++
+	}
+	out := make([]bucket, len(names))
+	for i := range names {
+		w := 0.0
+		if total > 0 {
+			w = math.Round(float64(n[i])/float64(total)*3000) / 10
+		}
+		out[i] = bucket{names[i], n[i], w}
+	}
+	return out, total
 }
 
 // bubbleSpark draws one recommender's or subject's entropy over time.
-func bubbleSpark(s BubbleScope) spark {
-	sp := spark{Scope: s.Scope, Latest: "n/a", Alert: s.Trend.BelowFloor, FloorY: math.Round((40-s.Floor*36)*10) / 10, Slope: "n/a"}
+func bubbleSpark(s BubbleScope, t func(string) string) spark {
+	sp := spark{Scope: s.Scope, Latest: t("n_a"), Alert: s.Trend.BelowFloor, FloorY: math.Round((40-s.Floor*36)*10) / 10, Slope: t("n_a")}
 	if len(s.Periods) > 0 {
 		sp.Latest = strconv.FormatFloat(s.Trend.Latest, 'f', 3, 64)
 		last := s.Periods[len(s.Periods)-1]
-		sp.Trend = fmt.Sprintf("coverage %.3f, Gini %.3f", last.Coverage, last.Gini)
+		sp.Trend = fmt.Sprintf(t("coverage"), last.Coverage, last.Gini)
 		if last.ILD != nil {
-			sp.Trend += fmt.Sprintf(", intra-list diversity %.3f", *last.ILD)
+			sp.Trend += fmt.Sprintf(t("ild"), *last.ILD)
 		}
 	}
 	if s.Trend.Slope != nil {
@@ -200,78 +329,98 @@ func bubbleSpark(s BubbleScope) spark {
 
 var pageTmpl = template.Must(template.New("monitor").Funcs(template.FuncMap{
 	"f3": func(x float64) string { return strconv.FormatFloat(x, 'f', 3, 64) },
-}).Parse(`<!DOCTYPE html>
-<html lang="en">
+	"t":  func(string) string { return "" },
+	"tf": func(string, ...any) string { return "" },
+}).Parse(`{{define "page"}}<!DOCTYPE html>
+<html lang="{{.Lang}}">
 <head>
 <meta charset="utf-8">
-<title>Portrait monitor report</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Portrait {{t "title"}}</title>
 <style>
-body { font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 70em; }
-table { border-collapse: collapse; margin: 0.5em 0 1em; }
-th, td { border: 1px solid #ccc; padding: 0.2em 0.5em; text-align: left; }
-tr.alert td { background: #fde8e8; }
-.note { color: #555; }
-svg text { font-size: 12px; }
+body { font-family: system-ui, "PingFang SC", "Noto Sans CJK SC", sans-serif; margin: 2em auto; padding: 0 1em; color: #222; max-width: 70em; }
 </style>
 </head>
 <body>
-<h1>Monitor report {{.ID}}</h1>
-<p>{{.Time.Format "2006-01-02 15:04:05 UTC"}} · {{.Subjects}} subjects ({{.Restricted}} restricted, left out) · {{.WithValues}} with protected attributes recorded ({{range $i, $a := .Protected}}{{if $i}}, {{end}}{{$a}}{{end}}).</p>
+<h1>{{t "title"}} {{.ID}}</h1>
+{{template "body" .}}
+</body>
+</html>{{end}}
+{{define "body"}}<style>
+.monitor table { border-collapse: collapse; margin: 0.5em 0 1em; }
+.monitor th, .monitor td { border: 1px solid #ccc; padding: 0.2em 0.5em; text-align: left; }
+.monitor tr.alert td { background: #fde8e8; }
+.monitor .note { color: #555; }
+.monitor svg { max-width: 100%; height: auto; }
+.monitor svg text { font-size: 12px; }
+.monitor .scroll { overflow-x: auto; }
+</style>
+<div class="monitor">
+<p id="monitor-summary">{{.Time.Format "2006-01-02 15:04:05 UTC"}} · {{.Subjects}} {{t "subjects"}}（{{.Restricted}} {{t "restricted"}}）· {{.WithValues}} {{t "with_values"}}{{if .Protected}}（{{range $i, $a := .Protected}}{{if $i}}, {{end}}{{$a}}{{end}}）{{end}}。</p>
 {{range .Notes}}<p class="note">{{.}}</p>{{end}}
 
-<h2>Alerts: {{len .Alerts}}</h2>
-{{if .Alerts}}<table><tr><th>monitor</th><th>requirement</th><th>metric</th><th>value</th><th>threshold</th><th>scope</th><th>message</th></tr>
-{{range .Alerts}}<tr class="alert"><td>{{.Kind}}</td><td>{{.Requirement}}</td><td>{{.Metric}}</td><td>{{f3 .Value}}</td><td>{{f3 .Threshold}}</td><td>{{.Scope}}</td><td>{{.Message}}</td></tr>
-{{end}}</table>{{end}}
+<h2 id="alerts">{{t "alerts"}}: {{len .Alerts}}</h2>
+{{if .ByKind}}<ul id="alert-kinds">{{range .ByKind}}<li>{{.Kind}}: <strong>{{.N}}</strong></li>{{end}}</ul>{{else}}<p>{{t "no_alerts"}}</p>{{end}}
 
-<h2>Fairness of decisions (FP-3, FP-4)</h2>
-{{with .Fairness.Note}}<p class="note">{{.}}</p>{{end}}
-{{range .Fairness.UseCases}}<p><b>{{.UseCase}}</b>: {{.Decisions}} decisions, {{.LeftOut}} without protected attributes. {{.Note}}</p>
-{{with .Audit}}{{if .Excluded}}<ul>{{range .Excluded}}<li>excluded (FP-3): {{.Group}} — {{.Reason}}</li>{{end}}</ul>{{end}}{{end}}
-<p class="note">Outcomes known for {{.OutcomesKnown}} decisions; source: {{.OutcomeSource}}.</p>
-{{if .Flips}}<table><tr><th>changed</th><th>kind</th><th>groups of</th><th>runs</th><th>flips</th><th>flip rate</th><th>method</th></tr>
-{{range .Flips}}<tr{{with .Result}}{{if .Flips}} class="alert"{{end}}{{end}}><td>{{.Changed}}</td><td>{{.Kind}}</td><td>{{.Protected}}</td>{{with .Result}}<td>{{.Evaluations}}</td><td>{{.Flips}}</td><td>{{f3 .FlipRate}}</td>{{else}}<td colspan="3">not run</td>{{end}}<td>{{.Method}} {{.Note}}</td></tr>
-{{end}}</table>{{end}}{{with .FlipNote}}<p class="note">{{.}}</p>{{end}}
-{{end}}
+{{if or .Fair .Proxy.Bars .Prices}}<h2>{{t "charts"}}</h2>
 {{range .Fair}}{{template "chart" .}}{{end}}
-
-<h2>Proxy detection (FP-6)</h2>
-{{with .Proxies.Note}}<p class="note">{{.}}</p>{{end}}
-<p>Flag above {{f3 .Proxies.Threshold}} with at least {{.Proxies.MinSubjects}} subjects; a flagged feature is treated as sensitive until a reviewer clears it.</p>
 {{if .Proxy.Bars}}{{template "chart" .Proxy}}{{end}}
-{{if .Proxies.Findings}}<table><tr><th>feature</th><th>kind</th><th>protected</th><th>measure</th><th>value</th><th>subjects</th><th>flagged</th><th>note</th></tr>
-{{range .Proxies.Findings}}<tr{{if and .Flagged (not .Cleared)}} class="alert"{{end}}><td>{{.Feature}}</td><td>{{.Kind}}</td><td>{{.Protected}}</td><td>{{.Measure}}</td><td>{{f3 .Value}}</td><td>{{.Subjects}}</td><td>{{if .Cleared}}cleared{{else if .Flagged}}yes{{else}}no{{end}}</td><td>{{.Note}}</td></tr>
+{{range .Prices}}{{template "chart" .}}{{end}}{{end}}
+
+{{if .Rows}}<h2>{{t "alert_rows"}}</h2>
+<div class="scroll"><table id="alert-rows"><tr><th>{{t "monitor"}}</th><th>{{t "requirement"}}</th><th>{{t "metric"}}</th><th>{{t "value"}}</th><th>{{t "threshold"}}</th><th>{{t "scope"}}</th><th>{{t "message"}}</th></tr>
+{{range .Rows}}<tr class="alert"><td>{{t (print "k_" .Kind)}}</td><td>{{.Requirement}}</td><td>{{.Metric}}</td><td>{{f3 .Value}}</td><td>{{f3 .Threshold}}</td><td>{{.Scope}}</td><td>{{.Message}}</td></tr>
+{{end}}</table></div>{{end}}
+
+<h2 id="bubble-people">{{t "bubble_subjects"}}</h2>
+<p id="bubble-counts">{{tf "bubble_counts" .Recommenders.SubjectsTracked .Recommenders.SubjectsBelow .SubjectAlerts}}</p>
+{{if .People}}<table id="bubble-dist"><caption class="note">{{t "bubble_dist"}}</caption><tr><th>{{t "range"}}</th><th>{{t "people"}}</th><th></th></tr>
+{{range .Buckets}}<tr><td>{{.Label}}</td><td>{{.N}}</td><td><svg xmlns="http://www.w3.org/2000/svg" width="300" height="12" role="img" aria-label="{{.N}}"><rect width="{{.Width}}" height="12" fill="#47a"/></svg></td></tr>
 {{end}}</table>{{end}}
 
-<h2>Price discrimination (FP-1)</h2>
+<h2>{{t "fair_h"}}</h2>
+{{with .Fairness.Note}}<p class="note">{{.}}</p>{{end}}
+{{range .Fairness.UseCases}}<p><b>{{.UseCase}}</b>: {{.Decisions}} {{tf "decisions_n" .LeftOut}} {{.Note}}</p>
+{{with .Audit}}{{if .Excluded}}<ul>{{range .Excluded}}<li>{{t "excluded"}}: {{.Group}} — {{.Reason}}</li>{{end}}</ul>{{end}}{{end}}
+<p class="note">{{tf "outcomes" .OutcomesKnown .OutcomeSource}}</p>
+{{if .Flips}}<div class="scroll"><table><tr><th>{{t "changed"}}</th><th>{{t "kind"}}</th><th>{{t "groups_of"}}</th><th>{{t "runs"}}</th><th>{{t "flips"}}</th><th>{{t "flip_rate"}}</th><th>{{t "method"}}</th></tr>
+{{range .Flips}}<tr{{with .Result}}{{if .Flips}} class="alert"{{end}}{{end}}><td>{{.Changed}}</td><td>{{.Kind}}</td><td>{{.Protected}}</td>{{with .Result}}<td>{{.Evaluations}}</td><td>{{.Flips}}</td><td>{{f3 .FlipRate}}</td>{{else}}<td colspan="3">{{t "not_run"}}</td>{{end}}<td>{{.Method}} {{.Note}}</td></tr>
+{{end}}</table></div>{{end}}{{with .FlipNote}}<p class="note">{{.}}</p>{{end}}
+{{end}}
+
+<h2>{{t "proxy_h"}}</h2>
+{{with .Proxies.Note}}<p class="note">{{.}}</p>{{end}}
+<p>{{tf "proxy_rule" (f3 .Proxies.Threshold) .Proxies.MinSubjects}}</p>
+{{if .Proxies.Findings}}<div class="scroll"><table><tr><th>{{t "feature"}}</th><th>{{t "kind"}}</th><th>{{t "protected"}}</th><th>{{t "measure"}}</th><th>{{t "value"}}</th><th>{{t "subjects"}}</th><th>{{t "flagged"}}</th><th>{{t "note"}}</th></tr>
+{{range .Proxies.Findings}}<tr{{if and .Flagged (not .Cleared)}} class="alert"{{end}}><td>{{.Feature}}</td><td>{{.Kind}}</td><td>{{.Protected}}</td><td>{{.Measure}}</td><td>{{f3 .Value}}</td><td>{{.Subjects}}</td><td>{{if .Cleared}}{{t "cleared"}}{{else if .Flagged}}{{t "yes"}}{{else}}{{t "no"}}{{end}}</td><td>{{.Note}}</td></tr>
+{{end}}</table></div>{{end}}
+
+<h2>{{t "price_h"}}</h2>
 {{with .Price.Note}}<p class="note">{{.}}</p>{{end}}
-{{with .Price.Scan}}<p>{{.Events}} price events in {{.Cells}} item × window × context cells; {{len .Findings}} with different prices across segments, {{len .Alerts}} alerts.</p>{{end}}
-{{range .Prices}}{{template "chart" .}}{{end}}
-{{if .Escalations}}<h3>Escalations</h3><table><tr><th>item</th><th>context</th><th>consecutive runs</th><th>use-cases</th><th>message</th></tr>
+{{with .Price.Scan}}<p>{{tf "price_scan" .Events .Cells (len .Findings) (len .Alerts)}}</p>{{end}}
+{{if .Escalations}}<h3>{{t "escalations"}}</h3><div class="scroll"><table><tr><th>{{t "item"}}</th><th>{{t "context"}}</th><th>{{t "consecutive"}}</th><th>{{t "usecases"}}</th><th>{{t "message"}}</th></tr>
 {{range .Escalations}}<tr class="alert"><td>{{.Item}}</td><td>{{.Context}}</td><td>{{.Runs}}</td><td>{{range $uc, $a := .Actions}}{{$uc}}: {{$a}} {{end}}</td><td>{{.Message}}</td></tr>
-{{end}}</table>{{end}}
+{{end}}</table></div>{{end}}
 
-<h2>Filter bubble (FB-1, FB-2)</h2>
+<h2>{{t "div_h"}}</h2>
 {{with .Diversity.Note}}<p class="note">{{.}}</p>{{end}}
-<p>Normalised category entropy of {{.Diversity.EventType}} events per period ({{.Diversity.PeriodSeconds}} s, at least {{.Diversity.MinImpressions}} events); floor {{f3 .Diversity.Floor}} (dashed).</p>
-{{if .Sparks}}<table><tr><th>scope</th><th>entropy over time</th><th>latest</th><th>slope</th></tr>
-{{range .Sparks}}<tr{{if .Alert}} class="alert"{{end}}><td>{{.Scope}}</td><td><svg xmlns="http://www.w3.org/2000/svg" width="160" height="44" role="img" aria-label="entropy trend">
-<line x1="0" y1="{{.FloorY}}" x2="160" y2="{{.FloorY}}" stroke="#c00" stroke-dasharray="3,3"/>
-<polyline fill="none" stroke="#246" stroke-width="2" points="{{.Points}}"/></svg></td><td>{{.Latest}}</td><td>{{.Slope}}</td></tr>
-{{end}}</table>{{if .More}}<p class="note">{{.More}} more scopes in the JSON report.</p>{{end}}{{end}}
+<p>{{tf "div_rule" .Diversity.EventType .Diversity.PeriodSeconds .Diversity.MinImpressions (f3 .Diversity.Floor)}}</p>
+{{if .Sparks}}<div class="scroll"><table><tr><th>{{t "scope"}}</th><th>{{t "trend"}}</th><th>{{t "latest"}}</th><th>{{t "slope"}}</th></tr>
+{{range .Sparks}}<tr{{if .Alert}} class="alert"{{end}}><td>{{.Scope}}</td><td>{{template "spark" .}}</td><td>{{.Latest}}</td><td>{{.Slope}}</td></tr>
+{{end}}</table></div>{{if .More}}<p class="note">{{tf "more" .More}}</p>{{end}}{{end}}
 
-<h2>Recommendations as shown (FB-1, FB-2)</h2>
+<h2>{{t "rec_h"}}</h2>
 {{with .Recommenders.Note}}<p class="note">{{.}}</p>{{end}}
-<p>{{len .Recommenders.Recommenders}} recommenders; {{.Recommenders.SubjectsTracked}} subjects tracked, {{.Recommenders.SubjectsBelow}} below their floor, {{.Recommenders.SubjectsEvicted}} dropped to bound memory, {{.Recommenders.AnswersRejected}} answers not counted.</p>
-{{if .RecSparks}}<table><tr><th>scope</th><th>category entropy over time</th><th>latest</th><th>slope</th><th>last period</th></tr>
-{{range .RecSparks}}<tr{{if .Alert}} class="alert"{{end}}><td>{{.Scope}}</td><td><svg xmlns="http://www.w3.org/2000/svg" width="160" height="44" role="img" aria-label="entropy trend">
+<p>{{tf "rec_counts" (len .Recommenders.Recommenders) .Recommenders.SubjectsTracked .Recommenders.SubjectsBelow .Recommenders.SubjectsEvicted .Recommenders.AnswersRejected}}</p>
+{{if .RecSparks}}<div class="scroll"><table><tr><th>{{t "scope"}}</th><th>{{t "trend"}}</th><th>{{t "latest"}}</th><th>{{t "slope"}}</th><th>{{t "last_period"}}</th></tr>
+{{range .RecSparks}}<tr{{if .Alert}} class="alert"{{end}}><td>{{.Scope}}</td><td>{{template "spark" .}}</td><td>{{.Latest}}</td><td>{{.Slope}}</td><td>{{.Trend}}</td></tr>
+{{end}}</table></div>{{if .RecMore}}<p class="note">{{tf "more" .RecMore}}</p>{{end}}{{end}}
+</div>{{end}}
+{{define "spark"}}<svg xmlns="http://www.w3.org/2000/svg" width="160" height="44" role="img" aria-label="{{t "entropy_trend"}}">
 <line x1="0" y1="{{.FloorY}}" x2="160" y2="{{.FloorY}}" stroke="#c00" stroke-dasharray="3,3"/>
-<polyline fill="none" stroke="#246" stroke-width="2" points="{{.Points}}"/></svg></td><td>{{.Latest}}</td><td>{{.Slope}}</td><td>{{.Trend}}</td></tr>
-{{end}}</table>{{if .RecMore}}<p class="note">{{.RecMore}} more scopes in the JSON report.</p>{{end}}{{end}}
-</body>
-</html>
+<polyline fill="none" stroke="#246" stroke-width="2" points="{{.Points}}"/></svg>{{end}}
 {{define "chart"}}<figure><figcaption>{{.Title}}</figcaption>
-<svg xmlns="http://www.w3.org/2000/svg" width="700" height="{{.Height}}" role="img" aria-label="{{.Title}}">
+<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 700 {{.Height}}" width="700" height="{{.Height}}" role="img" aria-label="{{.Title}}">
 {{range .Bars}}<text x="0" y="{{.TextY}}">{{.Label}}</text>
 <rect x="{{$.LabelW}}" y="{{.Y}}" width="{{.W}}" height="16" fill="{{if .Alert}}#c33{{else}}#47a{{end}}"/>
 <text x="{{$.LabelW}}" dx="{{.W}}" dy="0" y="{{.TextY}}"> {{.Text}}</text>

@@ -43,6 +43,29 @@ func render(w io.Writer, page, l, title string, doc any) error {
 	return t.ExecuteTemplate(w, page, map[string]any{"Lang": l, "Title": title, "Doc": doc})
 }
 
+// fragment renders page without its document head and foot, for a page
+// that has its own (the staff console).
+func fragment(w io.Writer, page, l string, doc any) error {
+	t, err := pages.Clone()
+	if err == nil {
+		_, err = t.New("top").Parse(`<p class="meta">{{t "generated"}} {{.Doc.Generated.Format "2006-01-02 15:04 MST"}} · {{t "catalog"}} {{.Doc.Version}}</p>`)
+	}
+	if err == nil {
+		_, err = t.New("bottom").Parse("")
+	}
+	if err != nil {
+		return fmt.Errorf("template %s: %w", page, err)
+	}
+	t.Funcs(template.FuncMap{"t": func(key string) string { return tr(l, labels[key][0], labels[key][1]) }})
+	return t.ExecuteTemplate(w, page, map[string]any{"Lang": l, "Doc": doc})
+}
+
+// Fragment writes the record's body, without a page around it.
+func (p Processing) Fragment(w io.Writer) error { return fragment(w, "processing.html", p.Lang, p) }
+
+// Fragment writes the filing's body, without a page around it.
+func (f Filing) Fragment(w io.Writer) error { return fragment(w, "filing.html", f.Lang, f) }
+
 // HTML writes the record as a page in its language.
 func (p Processing) HTML(w io.Writer) error {
 	return render(w, "processing.html", p.Lang, tr(p.Lang, "个人信息处理活动记录", "Record of processing activities"), p)

@@ -333,6 +333,11 @@ func (s *Service) conflict(caller policy.Caller, r portrait.Review) error {
 const (
 	Upheld     = "upheld"
 	Overturned = "overturned"
+	// Modified keeps the decision's direction but changes its terms (a
+	// lower limit, a shorter period); the reason says how. PIPL Art. 24
+	// and the algorithm rules ask that a person can accept, correct or
+	// reverse an automated decision (采纳、修正或者推翻).
+	Modified = "modified"
 )
 
 // Decide closes a review: the reviewer upholds or overturns the decision
@@ -342,8 +347,8 @@ func (s *Service) Decide(ctx context.Context, caller policy.Caller, id, outcome,
 	if err := reviewerOnly(caller); err != nil {
 		return portrait.Review{}, err
 	}
-	if outcome != Upheld && outcome != Overturned {
-		return portrait.Review{}, portrait.Errorf(portrait.EINVALID, "outcome %q: want upheld or overturned", outcome)
+	if outcome != Upheld && outcome != Overturned && outcome != Modified {
+		return portrait.Review{}, portrait.Errorf(portrait.EINVALID, "outcome %q: want upheld, modified or overturned", outcome)
 	}
 	reason = strings.TrimSpace(reason)
 	if reason == "" || len(reason) > MaxReason {
@@ -451,7 +456,7 @@ func (s *Service) Decisions(ctx context.Context, caller policy.Caller, pseudonym
 			m.Outcome, m.Score, m.Detail = &outcome, &score, &detail
 		}
 		switch d.Status {
-		case apply.StatusAutomated, apply.StatusUpheld:
+		case apply.StatusAutomated, apply.StatusUpheld, apply.StatusModified:
 			f := d.Outcome
 			m.Final = &f
 		case apply.StatusOverturned:

@@ -219,6 +219,33 @@ func TestAppealAndReview(t *testing.T) {
 	}
 }
 
+// TestModify: a reviewer may accept, correct or reverse an automated
+// decision (采纳、修正或者推翻); a correction keeps the decision's direction,
+// and the subject reads what changed in the reason (AD-3).
+func TestModify(t *testing.T) {
+	e := newEnv(t)
+	decID, dave := e.decide(t, "dave")
+	asDave := policy.Caller{Role: policy.Subject, Subject: dave}
+	r, err := e.review.Appeal(ctx, asDave, decID, review.KindAppeal, "The limit is too low for my income.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ann := policy.Caller{Role: policy.Reviewer, ID: "audit-team/ann"}
+	if _, err := e.review.Decide(ctx, ann, r.ID, review.Modified, "Limit raised to 8,000 after the payslip was checked."); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := e.store.DecisionByID(ctx, decID); d.Status != apply.StatusModified {
+		t.Errorf("decision status %s, want modified", d.Status)
+	}
+	mine, err := e.review.Decisions(ctx, asDave, dave)
+	if err != nil || len(mine) != 1 {
+		t.Fatalf("mine: %+v %v", mine, err)
+	}
+	if m := mine[0]; m.Final == nil || *m.Final != *m.Outcome || m.Reviews[0].Outcome != review.Modified {
+		t.Errorf("subject's view of a modified decision: %+v", m)
+	}
+}
+
 // TestRefusalAndDeadlines: a refusal of automation goes to a human, whose
 // outcome the subject sees; overdue cases are reported (AD-2, AD-5).
 func TestRefusalAndDeadlines(t *testing.T) {

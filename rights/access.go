@@ -201,7 +201,7 @@ func (s *Service) decisions(ctx context.Context, g policy.Grant, c *keys.Cipher)
 			e.Explanation, e.Notice = det.Explanation, det.Notice
 		}
 		switch d.Status {
-		case apply.StatusAutomated, apply.StatusUpheld:
+		case apply.StatusAutomated, apply.StatusUpheld, apply.StatusModified:
 			f := d.Outcome
 			e.Final = &f
 		case apply.StatusOverturned:

@@ -40,6 +40,10 @@ const (
 var subjectTypes = []string{TypeAccess, TypeExport, TypeCorrection, TypeErasure, TypeRestriction,
 	TypeObjection, TypeLabel, TypePersonalization, TypeExplanation, TypeWithdrawal}
 
+// IsRequest reports whether a case of type typ is a data-subject request
+// (and not a breach notice or violation report kept in the same store).
+func IsRequest(typ string) bool { return slices.Contains(subjectTypes, typ) }
+
 // Case statuses.
 const (
 	StatusOpen      = "open"

@@ -30,7 +30,7 @@ const (
 	consoleTTL = 8 * time.Hour
 )
 
-var consolePageNames = []string{"signin", "reviews", "case", "refused"}
+var consolePageNames = []string{"signin", "reviews", "case", "refused", "cases", "log", "entry", "reports", "breaches", "orders", "monitor", "records", "filing"}
 
 var consolePages = func() map[string]*template.Template {
 	m := make(map[string]*template.Template, len(consolePageNames))
@@ -65,11 +65,14 @@ type consoleView struct {
 	Signed                                bool
 	T                                     map[string]string
 	Data                                  any
+	Nav                                   []navItem
 }
 
-// Console serves the staff console pages under /console/: a sign-in form
-// and the human-review queue and case pages (AD-2, AD-3, RO-7). It is
-// mounted next to the API, whose /console/monitor route it leaves alone.
+// Console serves the staff console pages under /console/: a sign-in form,
+// the human-review queue and case pages (AD-2, AD-3, RO-7), and the
+// sections of consoleSections (requests, audit log, reports, breaches,
+// orders, monitor, records, filing), each through the service its API
+// route uses and open to the same roles.
 //
 // A browser cannot send the Bearer header a plain link needs, so staff
 // sign in once with their API key. The key itself is never put in the
@@ -89,9 +92,20 @@ func (s *Server) Console() http.Handler {
 	m.HandleFunc("GET /console/signin", s.consoleSigninPage)
 	m.HandleFunc("POST /console/signin", s.consoleSignin)
 	m.HandleFunc("POST /console/signout", s.staffSession(s.consoleSignout))
-	m.HandleFunc("GET /console/reviews", s.staffSession(s.consoleReviews))
+	m.HandleFunc("GET /console/reviews", s.section("reviews", s.consoleReviews))
 	m.HandleFunc("GET /console/reviews/{id}", s.staffSession(s.consoleCase))
 	m.HandleFunc("POST /console/reviews/{id}", s.staffSession(s.consoleDecide))
+	m.HandleFunc("GET /console/cases", s.section("cases", s.consoleCases))
+	m.HandleFunc("POST /console/cases/{id}", s.section("cases", s.consoleCloseCase))
+	m.HandleFunc("GET /console/log", s.section("log", s.consoleLog))
+	m.HandleFunc("GET /console/log/{index}", s.section("log", s.consoleEntry))
+	m.HandleFunc("GET /console/reports", s.section("reports", s.consoleReports))
+	m.HandleFunc("POST /console/reports/{id}", s.section("reports", s.consoleAnswerReport))
+	m.HandleFunc("GET /console/breaches", s.section("breaches", s.consoleBreaches))
+	m.HandleFunc("GET /console/orders", s.section("orders", s.consoleOrders))
+	m.HandleFunc("GET /console/monitor", s.section("monitor", s.consoleMonitor))
+	m.HandleFunc("GET /console/records", s.section("records", s.consoleRecords))
+	m.HandleFunc("GET /console/filing", s.section("filing", s.consoleFiling))
 	cop := sameOrigin(m)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
@@ -184,6 +198,19 @@ type staffHandler func(w http.ResponseWriter, r *http.Request, c policy.Caller, 
 func (s *Server) staffSession(h staffHandler) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		v := s.consoleView(w, r, "signin")
+		if r.Header.Get("Authorization") != "" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			// A script or curl with a Bearer key reads the same pages; a
+			// browser never sends the header by itself, so no CSRF check
+			// is needed, and writes still go through the form.
+			c, err := s.authenticate(r)
+			if err != nil || c.Role == "" || c.Role == policy.Subject {
+				s.problem(w, r, portrait.Errorf(portrait.EUNAUTHORIZED, "console pages need a staff API key or a console session"))
+				return
+			}
+			v.Signed, v.Caller, v.Nav = true, c, nav(c, "", v.T)
+			h(w, r, c, v)
+			return
+		}
 		ck, err := r.Cookie(consoleCookie)
 		if err != nil {
 			http.Redirect(w, r, "/console/signin", http.StatusSeeOther)
@@ -197,6 +224,7 @@ func (s *Server) staffSession(h staffHandler) http.HandlerFunc {
 			return
 		}
 		v.Signed, v.Caller, v.CSRF = true, c, s.consoleMAC("csrf", ck.Value)
+		v.Nav = nav(c, "", v.T)
 		if r.Method == http.MethodPost && !hmac.Equal([]byte(r.PostFormValue("csrf")), []byte(v.CSRF)) {
 			v.Page, v.Title, v.Error = "refused", v.T["refused"], v.T["bad_csrf"]
 			s.renderConsole(w, http.StatusForbidden, v)
@@ -214,6 +242,9 @@ func clearStaffSession(w http.ResponseWriter) {
 }
 
 func (s *Server) renderConsole(w http.ResponseWriter, status int, v *consoleView) {
+	if v.Signed {
+		v.Nav = nav(v.Caller, v.Page, v.T)
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.WriteHeader(status)
 	if err := consolePages[v.Page].ExecuteTemplate(w, "layout", v); err != nil {
@@ -273,7 +304,17 @@ func (s *Server) consoleSignin(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, &http.Cookie{Name: consoleCookie, Value: s.newStaffSession(sum[:], time.Now().Add(consoleTTL)), Path: "/console/",
 		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil, MaxAge: int(consoleTTL / time.Second)})
-	http.Redirect(w, r, "/console/reviews", http.StatusSeeOther)
+	http.Redirect(w, r, home(c), http.StatusSeeOther)
+}
+
+// home is the first section c may open.
+func home(c policy.Caller) string {
+	for _, s := range consoleSections {
+		if slices.Contains(s.Roles, c.Role) {
+			return s.Path
+		}
+	}
+	return "/console/log"
 }
 
 // consoleSignout ends the session on every node, not only in this
@@ -469,7 +510,31 @@ var consoleMessages = map[string]map[string]string{
 		"conflict": "您不能复核此案件", "your_decision": "您的复核结论", "uphold": "维持原决定", "overturn": "推翻原决定",
 		"reason": "理由（数据主体将看到）", "reason_help": "用数据主体能读懂的语言说明理由，最多 2000 字节。", "submit": "提交结论",
 		"closed": "此案件已结案：", "done_upheld": "已维持原决定，数据主体将看到结果。", "done_overturned": "已推翻原决定，数据主体将看到结果。",
-		"back": "返回队列",
+		"back":  "返回队列",
+		"cases": "个人信息权利请求", "log": "审计日志", "entry": "审计日志条目", "reports": "违法举报", "breaches": "安全事件通知", "orders": "暂停与叫停",
+		"records": "处理活动记录", "filing": "算法备案",
+		"not_for_role": "您的角色（{role}）不能查看此页面。", "back_home": "返回首页",
+		"role_admin": "管理员", "role_operator": "运营人员", "role_reviewer": "复核员", "role_auditor": "审计员", "role_regulator": "监管检查员",
+		"modify": "修正原决定（方向不变，条件改变，请在理由中写明）", "outcome_upheld": "维持", "outcome_overturned": "推翻", "outcome_modified": "修正",
+		"done_modified": "已修正原决定，数据主体将看到结果。",
+		"cases_intro":   "数据主体提出的请求。未结的按期限排列，逾期的在最前。法定期限为 15 个工作日。", "open_n": "件未结",
+		"ct_access": "查阅", "ct_export": "导出（可携带）", "ct_correction": "更正", "ct_erasure": "删除", "ct_restriction": "限制处理", "ct_objection": "反对",
+		"ct_label": "标签", "ct_personalization": "个性化设置", "ct_explanation": "要求说明", "ct_withdrawal": "撤回同意",
+		"cs_open": "处理中", "cs_fulfilled": "已办结", "cs_refused": "已拒绝", "outcome_text": "结果", "refusal_reason": "拒绝理由",
+		"answer": "答复", "fulfil": "已办结", "refuse": "拒绝（必须说明理由）", "answer_text": "答复内容（数据主体将看到）", "send": "提交答复",
+		"no_cases": "暂无请求。", "done_case_fulfilled": "请求已办结。", "done_case_refused": "已拒绝请求，并说明了理由。", "done_report": "举报已答复。",
+		"log_intro": "审计日志记录每一次处理与决定，只增不改。可按类型和日期查找，打开条目即可看到它包含在当前签名检查点中的证明。",
+		"all_kinds": "全部类型", "from": "起始日期", "to": "截止日期", "search": "查找", "log_size": "日志条目总数：", "more_rows": "仅显示最近 200 条，请缩小范围。", "no_entries": "没有符合条件的条目。",
+		"lk_decision": "自动化决定", "lk_consent": "同意", "lk_request": "权利请求", "lk_review": "人工复核", "lk_erasure": "删除", "lk_suspension": "暂停令",
+		"lk_oversight": "叫停/恢复", "lk_breach": "安全事件", "lk_report": "举报", "lk_alert": "监测告警", "lk_ingest": "数据接收", "lk_audience": "人群包", "lk_console": "控制台登录", "lk_key": "员工密钥",
+		"back_log": "返回审计日志", "proof_ok": "已验证：此条目包含在当前签名检查点中（包含证明与签名均通过检查）。", "proof_bad": "验证失败：",
+		"checkpoint": "签名检查点", "tree_size": "条目数", "root": "根哈希", "proof": "包含证明", "entry_text": "条目原文（即被哈希的内容）",
+		"reports_intro": "公众提交的违法举报，须在期限内答复。逾期的在最前。", "no_reports": "暂无举报。",
+		"breaches_intro": "已记录的个人信息安全事件及其通知（个人信息保护法第五十七条）。", "no_breaches": "暂无安全事件记录。",
+		"orders_intro": "监管暂停令与应用场景叫停：现在生效的，以及审计日志中的全部历史。",
+		"in_force":     "现在生效", "none_in_force": "目前没有生效的暂停或叫停。", "history": "历史", "no_history": "没有记录。",
+		"ok_purpose": "暂停目的", "ok_field": "暂停字段", "ok_label": "暂停标签", "ok_model": "暂停模型", "ok_usecase": "暂停应用场景", "ok_halt": "叫停应用场景",
+		"no_report": "还没有监测报告：监测尚未运行。",
 	},
 	"en": {
 		"console": "Staff console", "skip": "Skip to content", "nav": "Main", "signin": "Staff sign-in", "signout": "Sign out",
@@ -491,7 +556,31 @@ var consoleMessages = map[string]map[string]string{
 		"conflict": "You may not review this case", "your_decision": "Your decision", "uphold": "Uphold the decision", "overturn": "Overturn the decision",
 		"reason": "Reason (the subject will read it)", "reason_help": "Explain in words the subject can follow; up to 2000 bytes.", "submit": "Submit decision",
 		"closed": "This case is closed: ", "done_upheld": "Decision upheld; the subject will see the outcome.", "done_overturned": "Decision overturned; the subject will see the outcome.",
-		"back": "Back to the queue",
+		"back":  "Back to the queue",
+		"cases": "Subject requests", "log": "Audit log", "entry": "Audit-log entry", "reports": "Violation reports", "breaches": "Breach notices", "orders": "Suspensions and halts",
+		"records": "Record of processing", "filing": "Algorithm filing",
+		"not_for_role": "Your role ({role}) may not see this page.", "back_home": "Back to the start",
+		"role_admin": "admin", "role_operator": "operator", "role_reviewer": "reviewer", "role_auditor": "auditor", "role_regulator": "regulator inspector",
+		"modify": "Correct the decision (same direction, changed terms; say how in the reason)", "outcome_upheld": "upheld", "outcome_overturned": "overturned", "outcome_modified": "corrected",
+		"done_modified": "Decision corrected; the subject will see the outcome.",
+		"cases_intro":   "Requests made by data subjects. Open ones by deadline, overdue first. The legal deadline is 15 working days.", "open_n": "open",
+		"ct_access": "access", "ct_export": "export (portability)", "ct_correction": "correction", "ct_erasure": "erasure", "ct_restriction": "restriction", "ct_objection": "objection",
+		"ct_label": "label", "ct_personalization": "personalisation setting", "ct_explanation": "explanation", "ct_withdrawal": "consent withdrawal",
+		"cs_open": "open", "cs_fulfilled": "done", "cs_refused": "refused", "outcome_text": "Outcome", "refusal_reason": "Reason for refusal",
+		"answer": "Answer", "fulfil": "Done", "refuse": "Refuse (a reason is required)", "answer_text": "Answer (the subject will read it)", "send": "Send the answer",
+		"no_cases": "No requests.", "done_case_fulfilled": "The request is closed as done.", "done_case_refused": "The request is refused, with its reason.", "done_report": "The report is answered.",
+		"log_intro": "The audit log records every processing step and decision, append-only. Search by kind and day; open an entry to see the proof that the current signed checkpoint includes it.",
+		"all_kinds": "All kinds", "from": "From", "to": "To", "search": "Search", "log_size": "Entries in the log:", "more_rows": "Only the latest 200 are shown; narrow the search.", "no_entries": "No entries match.",
+		"lk_decision": "automated decision", "lk_consent": "consent", "lk_request": "subject request", "lk_review": "human review", "lk_erasure": "erasure", "lk_suspension": "suspension order",
+		"lk_oversight": "halt / resume", "lk_breach": "breach", "lk_report": "violation report", "lk_alert": "monitor alert", "lk_ingest": "ingest", "lk_audience": "audience", "lk_console": "console sign-in", "lk_key": "staff key",
+		"back_log": "Back to the audit log", "proof_ok": "Verified: the current signed checkpoint includes this entry (inclusion proof and signature checked).", "proof_bad": "Not verified:",
+		"checkpoint": "Signed checkpoint", "tree_size": "entries", "root": "Root hash", "proof": "Inclusion proof", "entry_text": "The entry as hashed",
+		"reports_intro": "Violation reports from the public, to be answered by their deadline. Overdue first.", "no_reports": "No reports.",
+		"breaches_intro": "Recorded personal-information breaches and their notices (PIPL Art. 57).", "no_breaches": "No breaches recorded.",
+		"orders_intro": "Regulator suspensions and use-case halts: those in force now, and the full history from the audit log.",
+		"in_force":     "In force", "none_in_force": "Nothing is suspended or halted.", "history": "History", "no_history": "Nothing recorded.",
+		"ok_purpose": "purpose suspended", "ok_field": "field suspended", "ok_label": "label suspended", "ok_model": "model suspended", "ok_usecase": "use-case suspended", "ok_halt": "use-case halted",
+		"no_report": "No monitor report yet: the monitors have not run.",
 	},
 }
 

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"net/http"
 	"strings"
 	"time"
@@ -28,7 +27,6 @@ func (s *Server) monitorRoutes() []route {
 		{"GET", "/v1/monitor/report", monitorStaff, "The latest monitor report (JSON)", s.getMonitorReport},
 		{"GET", "/v1/monitor/proxies", staff, "Features flagged as proxies of protected attributes, and clearances (FP-6)", s.getProxies},
 		{"POST", "/v1/monitor/proxies/{feature}/clear", []policy.Role{policy.Reviewer}, "Clear a proxy flag after review, with a reason (FP-6)", s.clearProxy},
-		{"GET", "/console/monitor", monitorStaff, "The latest monitor report as an HTML page with SVG charts", s.consoleMonitor},
 	}
 }
 
@@ -189,19 +187,4 @@ func (s *Server) clearProxy(w http.ResponseWriter, r *http.Request, c policy.Cal
 		return err
 	}
 	return writeJSON(w, 200, p)
-}
-
-func (s *Server) consoleMonitor(w http.ResponseWriter, r *http.Request, _ policy.Caller) error {
-	rep, err := s.latestReport()
-	if err != nil {
-		return err
-	}
-	var buf bytes.Buffer
-	if err := monitor.WriteHTML(&buf, rep); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'")
-	_, err = w.Write(buf.Bytes())
-	return err
 }

@@ -17,6 +17,7 @@ import (
 
 	portrait "github.com/portrait-dev/portrait"
 	"github.com/portrait-dev/portrait/audit"
+	"github.com/portrait-dev/portrait/catalog"
 	"github.com/portrait-dev/portrait/consent"
 	"github.com/portrait-dev/portrait/policy"
 	"github.com/portrait-dev/portrait/review"
@@ -395,8 +396,42 @@ func (s *Server) pageLabels(w http.ResponseWriter, r *http.Request, c policy.Cal
 		s.fail(w, v, err)
 		return
 	}
-	v.Data = ls
+	v.Data = attached(ls, s.cfg.Point.Catalog(), v.Lang)
 	s.render(w, http.StatusOK, v)
+}
+
+// labelCard is a label as the labels page shows it: once, with the
+// purposes it serves in words and one state.
+type labelCard struct {
+	rights.LabelEntry
+	Serves []string
+}
+
+// attached keeps the labels actually attached to the person: a rule
+// label whose rule the person does not meet is computed but not theirs,
+// and the page would contradict its own explanation ("不符合") by listing
+// it as in use. Paused and deleted labels stay, so they can be restored.
+// Each label appears once. The export (SR-1) still lists everything.
+func attached(ls []rights.LabelEntry, cat *catalog.Catalog, lang string) []labelCard {
+	var out []labelCard
+	seen := map[string]bool{}
+	for _, e := range ls {
+		if seen[e.Label] {
+			continue
+		}
+		if e.Status != rights.LabelDeleted && (e.Value == nil || (e.Value.Kind == catalog.KindRule && !e.Value.Bool)) {
+			continue
+		}
+		seen[e.Label] = true
+		c := labelCard{LabelEntry: e}
+		for _, p := range e.Purposes {
+			if pp := cat.Purpose(p); pp != nil {
+				c.Serves = append(c.Serves, pp.Notice.In(lang))
+			}
+		}
+		out = append(out, c)
+	}
+	return out
 }
 
 func (s *Server) postPageLabel(w http.ResponseWriter, r *http.Request, c policy.Caller, v *view) {
@@ -409,11 +444,16 @@ func (s *Server) postPageLabel(w http.ResponseWriter, r *http.Request, c policy.
 	}
 	if err != nil {
 		v.Page, v.Title = "labels", v.T["labels"]
-		v.Data, _ = s.cfg.Rights.Labels(r.Context(), c, c.Subject)
+		ls, _ := s.cfg.Rights.Labels(r.Context(), c, c.Subject)
+		v.Data = attached(ls, s.cfg.Point.Catalog(), v.Lang)
 		s.fail(w, v, err)
 		return
 	}
-	back(w, r, "/privacy/labels", "label", lbl+" · "+v.T[map[string]string{"restore": "active", "deselect": "deselected", "delete": "deleted"}[action]])
+	name := lbl
+	if l := s.cfg.Point.Catalog().Label(lbl); l != nil && l.Name.In(v.Lang) != "" {
+		name = l.Name.In(v.Lang)
+	}
+	back(w, r, "/privacy/labels", "label", name+" · "+v.T[map[string]string{"restore": "active", "deselect": "deselected", "delete": "deleted"}[action]])
 }
 
 type dial struct {
@@ -499,11 +539,41 @@ func (s *Server) pageErasure(w http.ResponseWriter, r *http.Request, c policy.Ca
 		s.fail(w, v, err)
 		return
 	}
-	v.Data = rm
+	v.Data = s.named(rm, v.Lang)
+	if r.URL.Query().Get("step") == "confirm" {
+		v.Extra = "confirm" // the second, explicit confirmation
+	}
 	s.render(w, http.StatusOK, v)
 }
 
+// named puts the words of the catalog in place of label ids in a removal
+// preview, so the person reads what they lose.
+func (s *Server) named(rm rights.Removal, lang string) rights.Removal {
+	cat := s.cfg.Point.Catalog()
+	labels := make([]string, len(rm.Labels))
+	for i, id := range rm.Labels {
+		labels[i] = id
+		if l := cat.Label(id); l != nil && l.Name.In(lang) != "" {
+			labels[i] = l.Name.In(lang)
+		}
+	}
+	rm.Labels = labels
+	return rm
+}
+
+// postPageErasure erases only after the second confirmation: the box that
+// says what is lost must be ticked, so one stray click destroys nothing.
 func (s *Server) postPageErasure(w http.ResponseWriter, r *http.Request, c policy.Caller, v *view) {
+	if r.PostFormValue("confirm") != "yes" {
+		v.Page, v.Title, v.Extra = "erasure", v.T["erasure"], "confirm"
+		rm, err := s.cfg.Rights.Preview(r.Context(), c, c.Subject)
+		v.Data = s.named(rm, v.Lang)
+		if err != nil {
+			v.Data = rights.Removal{}
+		}
+		s.fail(w, v, &portrait.Error{Code: portrait.EINVALID, Requirement: "SR-3", Message: v.T["must_confirm"]})
+		return
+	}
 	res, err := s.cfg.Rights.Erase(r.Context(), c, c.Subject)
 	if err != nil {
 		v.Page, v.Title, v.Data = "erasure", v.T["erasure"], rights.Removal{}

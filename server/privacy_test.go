@@ -255,8 +255,11 @@ func TestPrivacyBrowser(t *testing.T) {
 		t.Errorf("decisions in the downloaded export: %+v", doc.Decisions)
 	}
 	// SR-3: the confirmation lists what goes; confirming erases.
-	run("erasure", chromedp.Navigate(h.url+"/privacy/erasure"), chromedp.WaitVisible(chromedp.ID("removal")), shoot("erasure-en"),
-		chromedp.Click(chromedp.ID("confirm-erasure")), chromedp.WaitVisible(chromedp.ID("receipt")), shoot("erased-en"))
+	// SR-3: export is offered first; erasure needs a second, explicit
+	// confirmation that names what is lost.
+	run("erasure", chromedp.Navigate(h.url+"/privacy/erasure"), chromedp.WaitVisible(chromedp.ID("removal")), chromedp.WaitVisible(chromedp.ID("export-first")), shoot("erasure-en"),
+		chromedp.Click(chromedp.ID("continue-erasure")), chromedp.WaitVisible(chromedp.ID("lost")), shoot("erasure-confirm-en"),
+		chromedp.Click(chromedp.ID("understand")), chromedp.Click(chromedp.ID("confirm-erasure")), chromedp.WaitVisible(chromedp.ID("receipt")), shoot("erased-en"))
 	subs, _ := h.store.Subjects(context.Background(), []string{p})
 	if _, ok := subs[p]; ok {
 		t.Error("the subject is still stored after erasing in the page")

@@ -50,7 +50,10 @@ func (h *harness) seedSubject(id string, n int) string {
 }
 
 // putLabel stores a label value under a Derive grant, as the label engine does.
-func (h *harness) putLabel(p, id string) {
+func (h *harness) putLabel(p, id string) { h.putLabelMet(p, id, true) }
+
+// putLabelMet stores rule label id for p, met or not.
+func (h *harness) putLabelMet(p, id string, met bool) {
 	h.t.Helper()
 	ctx := context.Background()
 	sts, err := h.store.States(ctx, []string{p})
@@ -67,7 +70,7 @@ func (h *harness) putLabel(p, id string) {
 		h.t.Fatal(err)
 	}
 	now := time.Now().UTC()
-	sealed, err := rights.SealLabel(ci, p, label.Value{Label: id, Version: 1, Kind: catalog.KindRule, Bool: true, Confidence: 1,
+	sealed, err := rights.SealLabel(ci, p, label.Value{Label: id, Version: 1, Kind: catalog.KindRule, Bool: met, Confidence: 1,
 		Inputs: []string{"category"}, Computed: now, Facts: []label.Fact{{Func: "count", Type: "view", Field: "category", Equals: "sports", Window: "30d", Value: 6}}})
 	if err != nil {
 		h.t.Fatal(err)

@@ -280,7 +280,6 @@ func TestRoutesRoles(t *testing.T) {
 		"GET /v1/monitor/report":                           {"admin", "auditor", "regulator"},
 		"GET /v1/monitor/proxies":                          staff,
 		"POST /v1/monitor/proxies/{feature}/clear":         {"reviewer"},
-		"GET /console/monitor":                             {"admin", "auditor", "regulator"},
 		"GET /v1/me/export":                                {"subject"},
 		"GET /v1/subjects/{id}/export":                     {"admin", "operator"},
 		"POST /v1/me/erasure":                              {"subject"},

@@ -18,6 +18,7 @@ func monitorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs := flags("monitor", stderr)
 	sf := addStoreFlags(fs)
 	format := fs.String("format", "json", "report format: json or html")
+	lang := fs.String("lang", "zh-CN", "language of the HTML report: zh-CN or en")
 	out := fs.String("out", "", "write the report to this file instead of standard output")
 	dir := fs.String("report-dir", "", "also keep the report as a JSON file in this directory")
 	if err := parse(fs, args); err != nil {
@@ -25,6 +26,10 @@ func monitorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	if *format != "json" && *format != "html" {
 		fmt.Fprintf(stderr, "monitor: --format %q: want json or html\n", *format)
+		return errUsage
+	}
+	if *lang != "zh-CN" && *lang != "en" {
+		fmt.Fprintf(stderr, "monitor: --lang %q: want zh-CN or en\n", *lang)
 		return errUsage
 	}
 	a, done, err := sf.open(ctx, stderr, false)
@@ -53,7 +58,7 @@ func monitorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		w = f
 	}
 	if *format == "html" {
-		err = monitor.WriteHTML(w, rep)
+		err = monitor.WriteHTML(w, rep, *lang)
 	} else {
 		err = monitor.WriteJSON(w, rep)
 	}

@@ -92,8 +92,15 @@ func TestMonitorCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if page := string(b); !strings.HasPrefix(page, "<!DOCTYPE html>") || !strings.Contains(page, "<svg") || strings.Contains(strings.ToLower(page), "<script") || !strings.Contains(page, "Price discrimination (FP-1)") {
+	// Chinese by default, English on request.
+	if page := string(b); !strings.HasPrefix(page, "<!DOCTYPE html>") || !strings.Contains(page, `lang="zh-CN"`) || !strings.Contains(page, "<svg") || strings.Contains(strings.ToLower(page), "<script") || !strings.Contains(page, "价格歧视（FP-1）") {
 		t.Errorf("HTML report:\n%.2000s", page)
+	}
+	if code := Main(append([]string{"monitor", "--format", "html", "--lang", "en", "--out", html}, store...), &out, &errb); code != 0 {
+		t.Fatalf("monitor html en: exit %d\n%s", code, errb.String())
+	}
+	if b, _ := os.ReadFile(html); !strings.Contains(string(b), "Price discrimination (FP-1)") || !strings.Contains(string(b), `lang="en"`) {
+		t.Errorf("English HTML report:\n%.2000s", b)
 	}
 	if !strings.Contains(out.String(), "written to "+html) || !strings.Contains(out.String(), "30 subjects") {
 		t.Errorf("html stdout: %q", out.String())
@@ -106,6 +113,7 @@ func TestMonitorCommand(t *testing.T) {
 	}{
 		{append([]string{"monitor", "--format", "xml"}, store...), 2, `--format "xml": want json or html`},
 		{append([]string{"monitor", "--bogus"}, store...), 2, "flag provided but not defined"},
+		{append([]string{"monitor", "--format", "html", "--lang", "fr"}, store...), 2, `--lang "fr": want zh-CN or en`},
 		{[]string{"monitor", "--db", db, "--catalog", monitorCatalog, "--key-file", filepath.Join(dir, "none.key")}, 1, "none.key"},
 	} {
 		out.Reset()
