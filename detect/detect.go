@@ -1,0 +1,213 @@
+package detect
+
+import (
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/text/unicode/norm"
+
+	"github.com/portrait-dev/portrait/rules"
+)
+
+// Kinds of finding.
+const (
+	ResidentID  = "resident_id"
+	BankCard    = "bank_card"
+	Mobile      = "mobile"
+	Email       = "email"
+	Coordinates = "coordinates"
+	Lexicon     = "lexicon"
+)
+
+// Kinds lists every kind, for counters that start at zero.
+var Kinds = []string{ResidentID, BankCard, Mobile, Email, Coordinates, Lexicon}
+
+// Finding is one kind of personal data found in a value. It holds no part
+// of the value.
+type Finding struct {
+	Kind string
+	// Entry is the lexicon entry id, for Kind Lexicon.
+	Entry string
+}
+
+// High reports whether the finding is certain enough to refuse on its own:
+// a checksum passed (resident ID, bank card).
+func (f Finding) High() bool { return f.Kind == ResidentID || f.Kind == BankCard }
+
+// What names the finding for a message, without the value.
+func (f Finding) What() string {
+	switch f.Kind {
+	case ResidentID:
+		return "a resident ID number (居民身份证号码)"
+	case BankCard:
+		return "a bank card number (银行卡号)"
+	case Mobile:
+		return "a mobile number (手机号码)"
+	case Email:
+		return "an e-mail address (电子邮箱)"
+	case Coordinates:
+		return "precise coordinates (精确坐标)"
+	case Lexicon:
+		return "a sensitive term of the rule pack (lexicon entry " + f.Entry + ")"
+	}
+	return f.Kind
+}
+
+// Scan returns what text holds, each kind (each lexicon entry) once, in the
+// order of Kinds. pack may be nil, and then no lexicon terms are looked for.
+func Scan(pack *rules.Pack, text string) []Finding {
+	var out []Finding
+	seen := map[string]bool{}
+	add := func(kind string) {
+		if !seen[kind] {
+			seen[kind] = true
+			out = append(out, Finding{Kind: kind})
+		}
+	}
+	for _, run := range digitRuns(rules.Fold(text)) {
+		switch n := len(run); {
+		case n == 18 && validID(run):
+			add(ResidentID)
+		case n >= 13 && n <= 19 && !strings.HasSuffix(run, "x") && luhn(run):
+			add(BankCard)
+		case n == 11 && !strings.HasSuffix(run, "x") && run[0] == '1' && run[1] >= '3' && run[1] <= '9':
+			add(Mobile)
+		}
+	}
+	nfkc := norm.NFKC.String(text)
+	if emailRE.MatchString(nfkc) {
+		add(Email)
+	}
+	for _, m := range coordRE.FindAllStringSubmatch(nfkc, -1) {
+		lat, err1 := strconv.ParseFloat(m[1], 64)
+		lon, err2 := strconv.ParseFloat(m[2], 64)
+		if err1 == nil && err2 == nil && lat >= -90 && lat <= 90 && lon >= -180 && lon <= 180 {
+			add(Coordinates)
+			break
+		}
+	}
+	if pack != nil {
+		for _, h := range pack.Match(text) {
+			out = append(out, Finding{Kind: Lexicon, Entry: h.Entry.ID})
+		}
+	}
+	// Sort by the order of Kinds, so messages and counts are stable.
+	sorted := out[:0:0]
+	for _, k := range Kinds {
+		for _, f := range out {
+			if f.Kind == k {
+				sorted = append(sorted, f)
+			}
+		}
+	}
+	return sorted
+}
+
+var (
+	emailRE = regexp.MustCompile(`[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}`)
+	// A latitude and a longitude, each with at least four decimals (about
+	// 11 m), separated by a comma or spaces, not inside longer numbers.
+	coordRE = regexp.MustCompile(`(?:^|[^0-9.])(-?\d{1,2}\.\d{4,})\s*[,;/ ]\s*(-?\d{1,3}\.\d{4,})(?:[^0-9.]|$)`)
+)
+
+// digitRuns returns the maximal runs of ASCII digits in folded text, and
+// the runs of groups of three to six digits split by single separators
+// ("6222 0212 3456 7890", as cards are written), joined. A run of 17
+// digits followed by "x" keeps its x (the ID check character). A number
+// inside a longer run is not a run of its own.
+func digitRuns(folded string) []string {
+	var runs []string
+	var groups []string
+	flush := func() {
+		if len(groups) > 1 {
+			ok := true
+			for _, g := range groups {
+				if len(g) < 3 || len(g) > 6 {
+					ok = false
+				}
+			}
+			if ok {
+				runs = append(runs, strings.Join(groups, ""))
+			}
+		}
+		groups = groups[:0]
+	}
+	i := 0
+	for i < len(folded) {
+		c := folded[i]
+		if c < '0' || c > '9' {
+			if c != ' ' {
+				flush()
+			}
+			i++
+			continue
+		}
+		j := i
+		for j < len(folded) && folded[j] >= '0' && folded[j] <= '9' {
+			j++
+		}
+		run := folded[i:j]
+		if j < len(folded) && folded[j] == 'x' {
+			run = folded[i : j+1]
+			j++
+		}
+		runs = append(runs, run)
+		// Digits stuck to letters (other than a space) end a group.
+		if i > 0 && folded[i-1] != ' ' {
+			flush()
+		}
+		groups = append(groups, run)
+		if j < len(folded) && folded[j] != ' ' {
+			flush()
+		}
+		i = j
+	}
+	flush()
+	return runs
+}
+
+// validID reports whether s (18 characters, the last a digit or x) is a
+// resident ID number of GB 11643: a birth date that exists and is not in
+// the future, and the ISO 7064 MOD 11-2 check character.
+func validID(s string) bool {
+	if len(s) != 18 {
+		return false
+	}
+	weights := [17]int{7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2}
+	sum := 0
+	for i := 0; i < 17; i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+		sum += int(s[i]-'0') * weights[i]
+	}
+	want := "10x98765432"[sum%11]
+	if s[17] != want {
+		return false
+	}
+	birth, err := time.Parse("20060102", s[6:14])
+	return err == nil && birth.Year() >= 1900 && !birth.After(time.Now())
+}
+
+// luhn reports whether the digits of s pass the Luhn check.
+func luhn(s string) bool {
+	sum := 0
+	double := false
+	for i := len(s) - 1; i >= 0; i-- {
+		d := int(s[i] - '0')
+		if d < 0 || d > 9 {
+			return false
+		}
+		if double {
+			d *= 2
+			if d > 9 {
+				d -= 9
+			}
+		}
+		sum += d
+		double = !double
+	}
+	return sum%10 == 0
+}
