@@ -22,6 +22,8 @@ import (
 	"github.com/portrait-dev/portrait/consent"
 	"github.com/portrait-dev/portrait/keys"
 	"github.com/portrait-dev/portrait/policy"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Result statuses.
@@ -113,6 +115,8 @@ type Ingester struct {
 	keys   *keys.Keyring
 	log    *audit.Log
 	opt    Options
+
+	detections *prometheus.CounterVec
 }
 
 // New returns an Ingester.
@@ -132,7 +136,7 @@ func New(store portrait.Store, point *policy.Point, ledger *consent.Ledger, kr *
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
-	return &Ingester{store: store, point: point, ledger: ledger, keys: kr, log: log, opt: opt}
+	return &Ingester{store: store, point: point, ledger: ledger, keys: kr, log: log, opt: opt, detections: newDetections()}
 }
 
 // pending is an event that passed validation, on its way to the store.
@@ -577,6 +581,9 @@ func (in *Ingester) validate(cat *catalog.Catalog, e *portrait.Event, now time.T
 			return &Problem{Code: "wrong_type", Reason: err.Error()}
 		}
 		if p := inBounds(cat.Field(name), nv); p != nil {
+			return p
+		}
+		if p := in.detect(cat.Pack(), cat.Field(name), nv); p != nil {
 			return p
 		}
 		e.Fields[name] = nv

@@ -145,6 +145,10 @@ func New(cfg Config) *Server {
 		cfg.MinBodyRate = DefaultMinBodyRate
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), metrics: newMetrics()}
+	if cfg.Ingester != nil {
+		// Content detections at ingest, by kind and outcome (SM-1).
+		s.metrics.reg.MustRegister(cfg.Ingester.Detections())
+	}
 	if cfg.Log != nil {
 		s.metrics.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "portrait_audit_integrity_failures_total",
 			Help: "Checks that found the audit log not matching its hashes and signed checkpoint (tampering); any is an alert (FA-6)."},

@@ -1,0 +1,83 @@
+package ingest
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/portrait-dev/portrait/catalog"
+	"github.com/portrait-dev/portrait/detect"
+	"github.com/portrait-dev/portrait/rules"
+)
+
+// Detection outcomes, the second label of the detections counter.
+const (
+	// Refused: the event was refused with code sensitive_content.
+	Refused = "refused"
+	// Flagged: counted only, the field's category is made for it (a
+	// second mobile number or an e-mail in a location field, say).
+	Flagged = "flagged"
+)
+
+func newDetections() *prometheus.CounterVec {
+	c := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "portrait_ingest_detections_total",
+		Help: "Personal data found in values of fields declared non-sensitive, by kind and outcome (refused, flagged).",
+	}, []string{"kind", "outcome"})
+	for _, k := range detect.Kinds {
+		c.WithLabelValues(k, Refused)
+	}
+	return c
+}
+
+// Detections is the counter of content detections, to be registered with
+// the server's /metrics registry.
+func (in *Ingester) Detections() *prometheus.CounterVec { return in.detections }
+
+// detect checks a string value of a field declared non-sensitive for
+// personal data the declaration hides (SM-1). A resident ID or a bank card
+// number (checksums passed) refuses the event anywhere; a mobile number or
+// an e-mail address refuses it outside contact fields, precise coordinates
+// outside location fields; a term of the pack's lexicon refuses it too
+// (this intake has no reviewer's queue for values). The reason names the
+// field and what was found, never the value.
+func (in *Ingester) detect(pack *rules.Pack, f *catalog.Field, v any) *Problem {
+	s, ok := v.(string)
+	if !ok || f.Sensitive || s == "" {
+		return nil
+	}
+	contact := rules.Under(f.Category, "user.contact")
+	location := rules.Under(f.Category, "user.location")
+	var refused []string
+	for _, d := range detect.Scan(pack, s) {
+		outcome := Refused
+		switch d.Kind {
+		case detect.Mobile, detect.Email:
+			if contact {
+				continue // what the field is for
+			}
+			if location {
+				outcome = Flagged
+			}
+		case detect.Coordinates:
+			if location {
+				continue
+			}
+			if contact {
+				outcome = Flagged
+			}
+		}
+		in.detections.WithLabelValues(d.Kind, outcome).Inc()
+		if outcome == Refused {
+			refused = append(refused, d.What())
+		}
+	}
+	if len(refused) == 0 {
+		return nil
+	}
+	return &Problem{Code: "sensitive_content", Requirement: "SM-1",
+		Reason: fmt.Sprintf("field %q (declared %s, not sensitive) holds %s; nothing of this event was stored. "+
+			"Remove it at the source, or declare a sensitive field with its own purpose and separate consent",
+			f.Name, f.Category, strings.Join(refused, ", "))}
+}
