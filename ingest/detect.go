@@ -39,9 +39,12 @@ func (in *Ingester) Detections() *prometheus.CounterVec { return in.detections }
 // personal data the declaration hides (SM-1). A resident ID or a bank card
 // number (checksums passed) refuses the event anywhere; a mobile number or
 // an e-mail address refuses it outside contact fields, precise coordinates
-// outside location fields; a term of the pack's lexicon refuses it too
-// (this intake has no reviewer's queue for values). The reason names the
-// field and what was found, never the value.
+// outside location fields. A term of the pack's lexicon is counted as
+// flagged and the event kept: a word such as 清真 in an item name is
+// often legitimate business, and refusing it would lose data on a guess;
+// holding the field as sensitive until a reviewer clears it (as proxies
+// are) is not built yet. The reason names the field and what was found,
+// never the value.
 func (in *Ingester) detect(pack *rules.Pack, f *catalog.Field, v any) *Problem {
 	s, ok := v.(string)
 	if !ok || f.Sensitive || s == "" {
@@ -67,6 +70,8 @@ func (in *Ingester) detect(pack *rules.Pack, f *catalog.Field, v any) *Problem {
 			if contact {
 				outcome = Flagged
 			}
+		case detect.Lexicon:
+			outcome = Flagged
 		}
 		in.detections.WithLabelValues(d.Kind, outcome).Inc()
 		if outcome == Refused {
