@@ -32,8 +32,11 @@ func jsonProblem(err error, v any) string {
 		}
 		return fmt.Sprintf("unknown field %s; the fields are %s", name, strings.Join(names, ", "))
 	}
-	if errors.Is(err, io.EOF) {
+	switch {
+	case errors.Is(err, io.EOF):
 		return "the body is empty"
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "not valid JSON: the body ends in the middle of a value"
 	}
 	return strings.TrimPrefix(err.Error(), "json: ")
 }
