@@ -41,7 +41,6 @@ func jsonProblem(err error, v any) string {
 	return strings.TrimPrefix(err.Error(), "json: ")
 }
 
-
 // jsonKind names what a Go type decodes from, in JSON's words.
 func jsonKind(t reflect.Type) string {
 	for t.Kind() == reflect.Pointer {

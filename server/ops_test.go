@@ -17,8 +17,8 @@ import (
 
 	portrait "github.com/portrait-dev/portrait"
 	"github.com/portrait-dev/portrait/policy"
-	"github.com/portrait-dev/portrait/sqlite"
 	"github.com/portrait-dev/portrait/server"
+	"github.com/portrait-dev/portrait/sqlite"
 )
 
 // fromAddr is a client whose connections come from local address ip (any
