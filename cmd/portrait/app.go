@@ -82,6 +82,25 @@ func openStore(ctx context.Context, dsn string) (portrait.Store, error) {
 	return sqlite.Open(ctx, dsn)
 }
 
+// openExisting opens a store that must already exist: the read-only
+// commands never create an empty SQLite file that no server reads.
+func openExisting(ctx context.Context, dsn string) (portrait.Store, error) {
+	if err := mustExist(dsn); err != nil {
+		return nil, err
+	}
+	return openStore(ctx, dsn)
+}
+
+// mustExist refuses a SQLite file that does not exist.
+func mustExist(dsn string) error {
+	if !strings.HasPrefix(dsn, "postgres://") && !strings.HasPrefix(dsn, "postgresql://") {
+		if _, err := os.Stat(dsn); errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("no database at %s: give the --db the server uses (or PORTRAIT_DB)", dsn)
+		}
+	}
+	return nil
+}
+
 // loadKeys reads the master key from PORTRAIT_MASTER_KEY or the key file;
 // create makes a new key file when neither exists.
 func loadKeys(path string, create bool, logger *slog.Logger) (*keys.Keyring, error) {
@@ -168,7 +187,11 @@ func (f storeFlags) open(ctx context.Context, stderr io.Writer, create bool) (*a
 	if err != nil {
 		return nil, nil, err
 	}
-	store, err := openStore(ctx, *f.db)
+	open := openStore
+	if !create {
+		open = openExisting // only import (create) may start a database
+	}
+	store, err := open(ctx, *f.db)
 	if err != nil {
 		return nil, nil, err
 	}
