@@ -24,7 +24,8 @@ const usage = `portrait — user profiling with the law built in
 
 Usage:
   portrait serve    --addr HOST:PORT --db DSN --catalog FILE --key-file FILE [--admin-key KEY | --admin-key-file FILE] [--monitor-every DUR] [--pack FILE]
-  portrait demo     [--addr HOST:PORT] [--db DSN] [--admin-key KEY | --admin-key-file FILE]
+                    [--tls-cert FILE --tls-key FILE] [--trusted-proxies CIDR,…] [--log-level LEVEL]   (docs/OPERATIONS.md)
+  portrait demo     [--addr HOST:PORT] [--db DSN] [--admin-key KEY | --admin-key-file FILE] [--keep]
   portrait catalog check FILE [--pack FILE] [--json]
   portrait catalog diff OLD NEW                 what changed and whether it needs a new notice version
   portrait rules    check CATALOG [--pack FILE] every hit explained with the rule pack's rule id
@@ -34,8 +35,8 @@ Usage:
   portrait regulator serve --addr HOST:PORT --db DSN --key-file FILE --admin-key KEY
 
 Profiling:
-  portrait import   --file F --format csv|ndjson|cdnow [--map COLUMN=FIELD,…] [--derive] [store flags]
-  portrait derive   [store flags]                       batch derivation of labels, segments, RFM, scores
+  portrait import   --file F --format csv|ndjson|cdnow [--map COLUMN=FIELD,…] [--derive] [--allow-rejects] [--json] [store flags]
+  portrait derive   [--json] [store flags]                     batch derivation of labels, segments, RFM, scores
   portrait train    --label ID --outcome RULE --out FILE [store flags]
   portrait predict  --format cdnow --file F --calibration-end DATE --holdout-end DATE [--model bgnbd|bgnbd_trend] [--json] [--html FILE]
                                                         fit and check a purchase forecast on a holdout (stores nothing)
