@@ -170,6 +170,16 @@ func addStoreFlags(fs *flag.FlagSet) storeFlags {
 	}
 }
 
+// openExisting is open for the commands that only read what is stored
+// (derive and train read events, monitor reads outcomes): they never start
+// an empty database.
+func (f storeFlags) openExisting(ctx context.Context, stderr io.Writer) (*app, func(), error) {
+	if err := mustExist(*f.db); err != nil {
+		return nil, nil, err
+	}
+	return f.open(ctx, stderr, false)
+}
+
 // open loads the catalog and the master key (creating a key file if
 // create is set and there is none) and wires an app over the store, as
 // serve does; the returned func closes the store.
@@ -187,11 +197,7 @@ func (f storeFlags) open(ctx context.Context, stderr io.Writer, create bool) (*a
 	if err != nil {
 		return nil, nil, err
 	}
-	open := openStore
-	if !create {
-		open = openExisting // only import (create) may start a database
-	}
-	store, err := open(ctx, *f.db)
+	store, err := openStore(ctx, *f.db)
 	if err != nil {
 		return nil, nil, err
 	}

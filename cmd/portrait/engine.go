@@ -88,7 +88,7 @@ func deriveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	a, closeStore, err := sf.open(ctx, stderr, false)
+	a, closeStore, err := sf.openExisting(ctx, stderr)
 	if err != nil {
 		return err
 	}
@@ -317,7 +317,7 @@ func trainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintln(stderr, "train: --label, --outcome and --out are required")
 		return errUsage
 	}
-	a, closeStore, err := sf.open(ctx, stderr, false)
+	a, closeStore, err := sf.openExisting(ctx, stderr)
 	if err != nil {
 		return err
 	}
