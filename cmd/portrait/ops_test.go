@@ -150,7 +150,7 @@ func TestVerifyJSON(t *testing.T) {
 
 // TestHelp: --help on every command prints usage to stdout and exits 0.
 func TestHelp(t *testing.T) {
-	cmds := [][]string{{"serve"}, {"demo"}, {"catalog"}, {"catalog", "check"}, {"verify"}, {"fairness"}, {"keys"}, {"keys", "list"}, {"keys", "create"}, {"items"}}
+	cmds := [][]string{{"serve"}, {"demo"}, {"catalog"}, {"catalog", "check"}, {"verify"}, {"fairness"}, {"keys"}, {"keys", "list"}, {"keys", "create"}, {"items"}, {"items", "import"}, {"catalog", "check", demoCatalog}}
 	for name := range commands {
 		cmds = append(cmds, []string{name})
 	}
