@@ -150,7 +150,7 @@ func TestVerifyJSON(t *testing.T) {
 
 // TestHelp: --help on every command prints usage to stdout and exits 0.
 func TestHelp(t *testing.T) {
-	cmds := [][]string{{"serve"}, {"demo"}, {"catalog"}, {"catalog", "check"}, {"verify"}, {"fairness"}, {"keys"}, {"keys", "list"}, {"keys", "create"}, {"items"}, {"items", "import"}, {"catalog", "check", demoCatalog}}
+	cmds := [][]string{{"serve"}, {"demo"}, {"catalog"}, {"catalog", "check"}, {"verify"}, {"fairness"}, {"keys"}, {"keys", "list"}, {"keys", "create"}, {"items"}, {"items", "import"}, {"catalog", "check", demoCatalog}, {"catalog", "diff"}, {"rules"}, {"rules", "check"}, {"regulator"}, {"regulator", "serve"}}
 	for name := range commands {
 		cmds = append(cmds, []string{name})
 	}
