@@ -181,6 +181,7 @@ func (s *Server) checkStaffSession(r *http.Request, v string) (policy.Caller, bo
 	if ended, err := s.cfg.Store.SessionEnded(r.Context(), time.Unix(0, 0), keys.SessionID(v)); err != nil || ended {
 		return policy.Caller{}, false
 	}
+	noteCaller(r.Context(), c)
 	return c, true
 }
 
@@ -303,7 +304,7 @@ func (s *Server) consoleSignin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: consoleCookie, Value: s.newStaffSession(sum[:], time.Now().Add(consoleTTL)), Path: "/console/",
-		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil, MaxAge: int(consoleTTL / time.Second)})
+		HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: secure(r), MaxAge: int(consoleTTL / time.Second)})
 	http.Redirect(w, r, home(c), http.StatusSeeOther)
 }
 

@@ -80,6 +80,9 @@ func (s *Server) openapi(w http.ResponseWriter, r *http.Request, _ policy.Caller
 			"version":     "1",
 			"description": "User profiling with the law built in. Staff authenticate with API keys bound to roles; subjects with subject tokens. Errors are RFC 9457 problem+json with a machine code and, when a legal rule refused, the requirement id.",
 		},
+		// Relative: paths resolve against wherever this document was
+		// fetched, which behind a proxy is the only address known right.
+		"servers":  []any{map[string]any{"url": "/", "description": "this server"}},
 		"paths":    paths,
 		"security": []any{map[string]any{"bearer": []any{}}},
 		"components": map[string]any{

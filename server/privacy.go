@@ -256,7 +256,7 @@ func (s *Server) pageHome(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) startSession(w http.ResponseWriter, r *http.Request, tok string) {
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: tok, Path: "/privacy/", HttpOnly: true,
-		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil, MaxAge: int(s.cfg.TokenTTL / time.Second)})
+		SameSite: http.SameSiteStrictMode, Secure: secure(r), MaxAge: int(s.cfg.TokenTTL / time.Second)})
 	http.Redirect(w, r, "/privacy/", http.StatusSeeOther)
 }
 

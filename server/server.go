@@ -6,8 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -81,6 +81,10 @@ type Config struct {
 	// Deliveries sends subject-rights events to destinations; nil leaves
 	// the dead-letter routes answering that none are configured.
 	Deliveries *delivery.Dispatcher
+	// TrustedProxies are the peers whose Forwarded and X-Forwarded-*
+	// headers are believed for the client's address and scheme (proxy.go);
+	// none by default.
+	TrustedProxies []netip.Prefix
 }
 
 // Server is Portrait's HTTP API.
@@ -162,9 +166,33 @@ func New(cfg Config) *Server {
 	// table under /console/ are more specific and win.
 	s.mux.Handle("/console/", s.Console())
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if allow := s.allowed(r); allow != nil {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			s.problem(w, r, portrait.Errorf(methodNotAllowed, "%s is not allowed on this path; it takes %s", r.Method, strings.Join(allow, ", ")))
+			return
+		}
 		s.problem(w, r, portrait.Errorf(portrait.ENOTFOUND, "no route %s %s; see /openapi.json", r.Method, r.URL.Path))
 	})
 	return s
+}
+
+// methodNotAllowed is the problem code of a known path called with a
+// method it does not take (405, with Allow).
+const methodNotAllowed = "method_not_allowed"
+
+// allowed lists the methods r's path is routed for, or nil when the path
+// is not routed at all.
+func (s *Server) allowed(r *http.Request) []string {
+	var out []string
+	for _, m := range []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"} {
+		if m == r.Method {
+			continue
+		}
+		if _, pat := s.mux.Handler(&http.Request{Method: m, URL: r.URL, Host: r.Host}); pat != "" && pat != "/" {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 // Route describes one endpoint and the roles that may call it ("" is anyone).
@@ -193,11 +221,24 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Set("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'")
 		h.Set("X-Frame-Options", "DENY")
 	}
+	start := time.Now()
+	r = s.withPeer(r)
+	in := &reqInfo{trace: parseTrace(r.Header)}
+	r = r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, in))
+	h.Set("traceparent", in.trace.traceparent())
+	if in.trace.state != "" {
+		h.Set("tracestate", in.trace.state)
+	}
+	rec := &statusWriter{ResponseWriter: w, status: 200}
+	// The mux records the matched pattern and path values on the request
+	// it is given, which the access log then reads.
+	r = s.limitBody(rec, r)
+	defer func() { s.logAccess(r, rec.status, time.Since(start)) }()
 	if err := checkURLText(r); err != nil {
-		s.problem(w, r, err)
+		s.problem(rec, r, err)
 		return
 	}
-	s.mux.ServeHTTP(w, s.limitBody(w, r))
+	s.mux.ServeHTTP(rec, r)
 }
 
 // checkURLText applies portrait.CheckText to the path and the query: ids
@@ -265,6 +306,7 @@ func (s *Server) wrap(rt route) http.Handler {
 			s.metrics.observe(rt.method+" "+rt.pattern, rec.status, time.Since(start))
 		}()
 		caller, err := s.authenticate(r)
+		noteCaller(r.Context(), caller)
 		if err == nil {
 			err = authorize(rt.roles, caller)
 		}
@@ -356,6 +398,7 @@ var statuses = map[string]int{
 	portrait.ETOOLARGE:     http.StatusRequestEntityTooLarge,
 	portrait.EUNAVAILABLE:  http.StatusServiceUnavailable,
 	portrait.EINTERNAL:     http.StatusInternalServerError,
+	methodNotAllowed:       http.StatusMethodNotAllowed,
 }
 
 func (s *Server) problem(w http.ResponseWriter, r *http.Request, err error) {
@@ -394,6 +437,14 @@ func (s *Server) problem(w http.ResponseWriter, r *http.Request, err error) {
 	p.Type = "/problems/" + p.Code
 	p.Title = http.StatusText(p.Status)
 	w.Header().Set("Content-Type", "application/problem+json")
+	if p.Status == http.StatusUnauthorized {
+		// RFC 6750 §3: how to authenticate, and whether what was sent failed.
+		ch := `Bearer realm="portrait"`
+		if r.Header.Get("Authorization") != "" {
+			ch += `, error="invalid_token"`
+		}
+		w.Header().Set("WWW-Authenticate", ch)
+	}
 	if p.Code == portrait.EDENIED {
 		// Tells a legal refusal apart from a role refusal at a glance.
 		w.Header().Set("X-Portrait-Denied", p.Requirement)
@@ -417,7 +468,8 @@ func (s *Server) logAttrs(r *http.Request, attrs ...any) []any {
 			out = append(out, "subject", s.cfg.Keys.Pseudonym(id))
 		}
 	}
-	return append(out, attrs...)
+	out = append(out, attrs...)
+	return append(out, traceAttrs(r)...)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) error {
@@ -435,7 +487,7 @@ func readJSON(r *http.Request, v any) error {
 		if errors.As(err, &tooBig) {
 			return err
 		}
-		return portrait.Errorf(portrait.EINVALID, "the body is not the JSON this endpoint takes: %v; see /openapi.json", err)
+		return portrait.Errorf(portrait.EINVALID, "the body is not the JSON this endpoint takes: %s; see /openapi.json", jsonProblem(err, v))
 	}
 	if dec.More() {
 		return portrait.Errorf(portrait.EINVALID, "the body holds more than one JSON value")
@@ -443,24 +495,27 @@ func readJSON(r *http.Request, v any) error {
 	return nil
 }
 
-// clientIP is the peer address; evidence is truncated by the ledger.
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
-
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	wrote  bool
 }
 
 func (w *statusWriter) WriteHeader(code int) {
-	w.status = code
+	if !w.wrote {
+		w.status, w.wrote = code, true
+	}
 	w.ResponseWriter.WriteHeader(code)
 }
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection (the body
+// rate's read deadlines).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request, _ policy.Caller) error {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)

@@ -40,6 +40,7 @@ func (s *Server) checkSubjectToken(ctx context.Context, tok string) (keys.Token,
 	if ended {
 		return keys.Token{}, errSessionEnded
 	}
+	noteCaller(ctx, policy.Caller{Role: policy.Subject, Subject: t.Pseudonym})
 	return t, nil
 }
 

@@ -2,12 +2,14 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -50,6 +52,7 @@ type app struct {
 	monitor      *monitor.Monitor
 	monitorEvery time.Duration
 	cors         []string             // serve --cors-origins
+	tls          *tls.Config          // serve --tls-cert/--tls-key; nil serves plain HTTP
 	deliveries   *delivery.Dispatcher // nil without destinations
 	rights       *rights.Service
 	apply        *apply.Service
@@ -77,6 +80,25 @@ func openStore(ctx context.Context, dsn string) (portrait.Store, error) {
 		return postgres.Open(ctx, dsn)
 	}
 	return sqlite.Open(ctx, dsn)
+}
+
+// openExisting opens a store that must already exist: the read-only
+// commands never create an empty SQLite file that no server reads.
+func openExisting(ctx context.Context, dsn string) (portrait.Store, error) {
+	if err := mustExist(dsn); err != nil {
+		return nil, err
+	}
+	return openStore(ctx, dsn)
+}
+
+// mustExist refuses a SQLite file that does not exist.
+func mustExist(dsn string) error {
+	if !strings.HasPrefix(dsn, "postgres://") && !strings.HasPrefix(dsn, "postgresql://") {
+		if _, err := os.Stat(dsn); errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("no database at %s: give the --db the server uses (or PORTRAIT_DB)", dsn)
+		}
+	}
+	return nil
 }
 
 // loadKeys reads the master key from PORTRAIT_MASTER_KEY or the key file;
@@ -117,6 +139,9 @@ type options struct {
 	// anything reads it (serve, demo): a log that does not match its
 	// hashes and signed checkpoint is never served.
 	CheckLog bool
+	// TrustedProxies are the peers whose forwarding headers are believed
+	// (serve --trusted-proxies).
+	TrustedProxies []netip.Prefix
 }
 
 // onErased appends each erasure to the journal, if there is one. The
@@ -143,6 +168,16 @@ func addStoreFlags(fs *flag.FlagSet) storeFlags {
 		keyFile: fs.String("key-file", "portrait.key", "master key file; or set PORTRAIT_MASTER_KEY"),
 		pack:    fs.String("pack", "", "a rule pack signed by a trusted key (default: the embedded pack)"),
 	}
+}
+
+// openExisting is open for the commands that only read what is stored
+// (derive and train read events, monitor reads outcomes): they never start
+// an empty database.
+func (f storeFlags) openExisting(ctx context.Context, stderr io.Writer) (*app, func(), error) {
+	if err := mustExist(*f.db); err != nil {
+		return nil, nil, err
+	}
+	return f.open(ctx, stderr, false)
 }
 
 // open loads the catalog and the master key (creating a key file if
@@ -243,7 +278,8 @@ func newApp(ctx context.Context, cat *catalog.Catalog, store portrait.Store, kr 
 		Deriver: a.deriver, Audiences: audiences,
 		Ingester: a.ingest, Logger: logger, Monitor: a.monitor,
 		Rights: a.rights, Demo: opt.Demo, DemoSubjects: opt.DemoSubjects,
-		IdleTimeout: opt.IdleTimeout, BodyGrace: opt.BodyGrace, MinBodyRate: opt.MinBodyRate})
+		IdleTimeout: opt.IdleTimeout, BodyGrace: opt.BodyGrace, MinBodyRate: opt.MinBodyRate,
+		TrustedProxies: opt.TrustedProxies})
 	return a, nil
 }
 
@@ -330,8 +366,14 @@ func (a *app) listen(ctx context.Context, addr string, ready func(url string)) e
 		go a.deliveries.Run(ctx, time.Second)
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
 	url := "http://" + ln.Addr().String()
+	if a.tls != nil {
+		srv.TLSConfig = a.tls
+		url = "https://" + ln.Addr().String()
+		go func() { errc <- srv.ServeTLS(ln, "", "") }()
+	} else {
+		go func() { errc <- srv.Serve(ln) }()
+	}
 	a.logger.Info("serving", "url", url)
 	if ready != nil {
 		ready(url)
@@ -358,6 +400,22 @@ func (a *app) saveCheckpoint(ctx context.Context, note []byte) error {
 		note = cosigned
 	}
 	return a.store.Update(ctx, func(tx portrait.Tx) error { return tx.SaveCheckpoint(ctx, note) })
+}
+
+// loadTLS reads --tls-cert and --tls-key, so that a bad pair stops
+// start-up with a clear error rather than failing every handshake.
+func loadTLS(cert, key string) (*tls.Config, error) {
+	switch {
+	case cert == "" && key == "":
+		return nil, nil
+	case cert == "" || key == "":
+		return nil, fmt.Errorf("serve: give --tls-cert and --tls-key together")
+	}
+	pair, err := tls.LoadX509KeyPair(cert, key)
+	if err != nil {
+		return nil, fmt.Errorf("serve: --tls-cert %s / --tls-key %s: %w", cert, key, err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}, nil
 }
 
 func (a *app) sweep(ctx context.Context, every time.Duration) {
@@ -400,7 +458,23 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	origin := fs.String("origin", "", "the audit log's origin in its checkpoints, e.g. the company's domain (shop.example/portrait); default portrait.local/log/<key id>")
 	reg := addRegulatorFlags(fs)
 	journalPath := fs.String("erasure-journal", "", "without a regulator: a file, kept apart from the database and its backups, that records every erasure and is replayed on start")
+	tlsCert := fs.String("tls-cert", "", "serve HTTPS with this PEM certificate (chain) file; with --tls-key")
+	tlsKey := fs.String("tls-key", "", "the PEM private key of --tls-cert")
+	proxies := fs.String("trusted-proxies", "", "CIDR prefixes or addresses (comma-separated) of reverse proxies whose Forwarded / X-Forwarded-For / X-Forwarded-Proto headers are believed; none by default")
+	level := fs.String("log-level", "info", "least severe log level written: debug, info (includes the access log), warn or error")
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
+		return fmt.Errorf("serve: --log-level %q: want debug, info, warn or error", *level)
+	}
+	trusted, err := server.ParseProxies(*proxies)
+	if err != nil {
+		return fmt.Errorf("serve: --trusted-proxies: %w", err)
+	}
+	tlsConf, err := loadTLS(*tlsCert, *tlsKey)
+	if err != nil {
 		return err
 	}
 	if *idle <= 0 || *grace <= 0 || *rate == 0 {
@@ -428,7 +502,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *journalPath != "" {
 		jr = &journal{path: *journalPath}
 	}
-	logger := slog.New(slog.NewJSONHandler(stderr, nil))
+	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lvl}))
 	pack, err := loadPack(*packPath)
 	if err != nil {
 		return fmt.Errorf("refusing to start: %w", err)
@@ -447,7 +521,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer store.Close()
 	a, err := newApp(ctx, cat, store, kr, logger, options{Assessments: *assessments, Destinations: dests, Origin: *origin, Journal: jr,
-		IdleTimeout: *idle, BodyGrace: *grace, MinBodyRate: *rate, CheckLog: true})
+		IdleTimeout: *idle, BodyGrace: *grace, MinBodyRate: *rate, CheckLog: true, TrustedProxies: trusted})
 	if err != nil {
 		return err
 	}
@@ -474,7 +548,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			logger.Warn("erasure journal: subjects erased again after a restore", "subjects", n)
 		}
 	}
-	a.monitorEvery, a.cors = *monitorEvery, origins
+	a.monitorEvery, a.cors, a.tls = *monitorEvery, origins, tlsConf
 	if admin != "" {
 		// The bootstrap key does not expire: it is the operator's own, set
 		// in the node's configuration. Revoke it once named admins exist.

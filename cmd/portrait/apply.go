@@ -62,7 +62,7 @@ func assess(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 // items imports the item catalog from a JSON array.
 func items(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) < 2 || args[0] != "import" {
+	if len(args) < 2 || args[0] != "import" || isHelp(args[1]) {
 		fmt.Fprintln(stderr, "usage: portrait items import FILE [--db DSN] [--catalog FILE] [--key-file FILE]")
 		return errUsage
 	}

@@ -9,6 +9,9 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
+	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -21,17 +24,19 @@ const usage = `portrait — user profiling with the law built in
 
 Usage:
   portrait serve    --addr HOST:PORT --db DSN --catalog FILE --key-file FILE [--admin-key KEY | --admin-key-file FILE] [--monitor-every DUR] [--pack FILE]
-  portrait demo     [--addr HOST:PORT] [--db DSN] [--admin-key KEY | --admin-key-file FILE]
-  portrait catalog check FILE [--pack FILE]
+                    [--tls-cert FILE --tls-key FILE] [--trusted-proxies CIDR,…] [--log-level LEVEL]   (docs/OPERATIONS.md)
+  portrait demo     [--addr HOST:PORT] [--db DSN] [--admin-key KEY | --admin-key-file FILE] [--keep]
+  portrait catalog check FILE [--pack FILE] [--json]
   portrait catalog diff OLD NEW                 what changed and whether it needs a new notice version
   portrait rules    check CATALOG [--pack FILE] every hit explained with the rule pack's rule id
   portrait rules    show [--pack FILE] | sign --key FILE PACK
-  portrait verify   --server URL [--checkpoint FILE] [--full] [--sample N] [--witness-key VKEY [--regulator URL]]
+  portrait verify   --server URL [--checkpoint FILE] [--full] [--sample N] [--witness-key VKEY [--regulator URL]] [--json]
+  portrait version
   portrait regulator serve --addr HOST:PORT --db DSN --key-file FILE --admin-key KEY
 
 Profiling:
-  portrait import   --file F --format csv|ndjson|cdnow [--map COLUMN=FIELD,…] [--derive] [store flags]
-  portrait derive   [store flags]                       batch derivation of labels, segments, RFM, scores
+  portrait import   --file F --format csv|ndjson|cdnow [--map COLUMN=FIELD,…] [--derive] [--allow-rejects] [--json] [store flags]
+  portrait derive   [--json] [store flags]                     batch derivation of labels, segments, RFM, scores
   portrait train    --label ID --outcome RULE --out FILE [store flags]
   portrait predict  --format cdnow --file F --calibration-end DATE --holdout-end DATE [--model bgnbd|bgnbd_trend] [--json] [--html FILE]
                                                         fit and check a purchase forecast on a holdout (stores nothing)
@@ -57,8 +62,21 @@ PORTRAIT_KEY_FILE, and so on. The master key may be given as PORTRAIT_MASTER_KEY
 `
 
 // Main runs the command line and returns the exit code: 0 success, 1
-// failure, 2 usage error.
+// failure, 2 usage error. Asked for help (-h, --help), a command prints
+// its usage to stdout and exits 0.
 func Main(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 1 && slices.ContainsFunc(args[1:], isHelp) {
+		if code := dispatch(args, stdout, stdout); code != 2 {
+			return code
+		}
+		return 0
+	}
+	return dispatch(args, stdout, stderr)
+}
+
+func isHelp(a string) bool { return a == "-h" || a == "-help" || a == "--help" }
+
+func dispatch(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
@@ -81,6 +99,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
+	case "version", "--version":
+		fmt.Fprintln(stdout, version())
+		return 0
 	}
 	if cmd, ok := commands[args[0]]; ok {
 		return run(stderr, cmd(ctx, args[1:], stdout, stderr))
@@ -100,7 +121,9 @@ func run(stderr io.Writer, err error) int {
 	switch {
 	case err == nil:
 		return 0
-	case errors.Is(err, errUsage), errors.Is(err, flag.ErrHelp):
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
 		return 2
 	}
 	fmt.Fprintf(stderr, "portrait: %v\n", err)
@@ -118,6 +141,9 @@ func flags(name string, stderr io.Writer) *flag.FlagSet {
 // from its environment variable (--key-file from PORTRAIT_KEY_FILE).
 func parse(fs *flag.FlagSet, args []string) error {
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return flag.ErrHelp
+		}
 		return errUsage
 	}
 	if fs.NArg() > 0 {
@@ -149,6 +175,7 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	samples := fs.Int("sample", audit.DefaultSamples, "how many entries verified before to re-check at random by inclusion proof (without --full)")
 	witnessKey := fs.String("witness-key", "", "also require the regulator's cosignature by this key (its /v1/witness/key)")
 	reg := fs.String("regulator", "", "with --witness-key: also fail if this regulator has cosigned a larger tree than the server shows")
+	asJSON := fs.Bool("json", false, "print the result as JSON: {ok, report, error}")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -157,14 +184,64 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return errUsage
 	}
 	client := &http.Client{Timeout: 30 * time.Second}
-	if *witnessKey != "" {
-		if err := verifyWitnessed(ctx, client, strings.TrimRight(*server, "/"), *witnessKey, strings.TrimRight(*reg, "/"), stdout); err != nil {
-			return err
+	var w io.Writer = stdout
+	var buf strings.Builder
+	if *asJSON {
+		w = &buf // the verifier's own report, line by line, with the verdict
+	}
+	err := func() error {
+		if *witnessKey != "" {
+			if err := verifyWitnessed(ctx, client, strings.TrimRight(*server, "/"), *witnessKey, strings.TrimRight(*reg, "/"), w); err != nil {
+				return err
+			}
+		}
+		opt := audit.VerifyOptions{Full: *full, Samples: *samples}
+		if *samples == 0 {
+			opt.Samples = -1
+		}
+		return audit.VerifyWith(ctx, client, strings.TrimRight(*server, "/"), *cp, opt, w)
+	}()
+	if !*asJSON {
+		return err
+	}
+	out := map[string]any{"server": *server, "checkpoint_file": *cp, "ok": err == nil,
+		"report": strings.Split(strings.TrimSpace(buf.String()), "\n")}
+	if err != nil {
+		out["error"] = err.Error()
+	}
+	if jerr := printJSON(stdout, out); jerr != nil {
+		return jerr
+	}
+	if err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	return nil
+}
+
+// version names the build: the module version and, when built from a
+// checkout, the VCS revision and whether it had uncommitted changes.
+func version() string {
+	v, rev := "(devel)", ""
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if bi.Main.Version != "" {
+			v = bi.Main.Version
+		}
+		var dirty bool
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				rev = s.Value
+			case "vcs.modified":
+				dirty = s.Value == "true"
+			}
+		}
+		if rev != "" && dirty {
+			rev += "+dirty"
 		}
 	}
-	opt := audit.VerifyOptions{Full: *full, Samples: *samples}
-	if *samples == 0 {
-		opt.Samples = -1
+	out := "portrait " + v
+	if rev != "" {
+		out += " " + rev
 	}
-	return audit.VerifyWith(ctx, client, strings.TrimRight(*server, "/"), *cp, opt, stdout)
+	return out + " " + runtime.Version()
 }

@@ -36,6 +36,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	db := fs.String("db", "", "SQLite file or postgres:// URL (default: a fresh file in a temporary directory)")
 	adminKeyFlag := fs.String("admin-key", "", "fix the demo admin's API key (default: a random one)")
 	adminKeyFile := fs.String("admin-key-file", "", "read the demo admin's API key from FILE (mode 0600)")
+	keep := fs.Bool("keep", false, "keep the temporary directory (database, master key, assessments) when the demo ends")
 	withCDNOW := fs.Bool("cdnow", false, "also import the real CDNOW purchase log (23,570 customers) and segment it; takes about a minute")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -53,6 +54,15 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	// The directory holds a master key: it goes when the demo ends (after
+	// the store is closed, deferred below), unless --keep.
+	defer func() {
+		if *keep {
+			fmt.Fprintf(stdout, "kept %s (database, master key)\n", dir)
+			return
+		}
+		os.RemoveAll(dir)
+	}()
 	if *db == "" {
 		*db = filepath.Join(dir, "portrait.db")
 	}
@@ -91,7 +101,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	return a.listen(ctx, *addr, func(url string) {
 		fmt.Fprintf(stdout, "Portrait demo — %d subjects, %d events seeded in %s\n", demoSubjects, n, time.Since(start).Round(time.Millisecond))
-		fmt.Fprintf(stdout, "  URL:            %s\n  privacy centre: %s/privacy/\n  staff console:  %s/console/reviews (sign in with a staff key)\n  database:       %s\n\n", url, url, url, *db)
+		fmt.Fprintf(stdout, "  URL:            %s\n  privacy centre: %s/privacy/\n  staff console:  %s/console/reviews (sign in with a staff key)\n  database:       %s\n  files:          %s (removed on exit unless --keep)\n\n", url, url, url, *db, dir)
 		fmt.Fprintf(stdout, "Demo API keys (Authorization: Bearer KEY), named demo/<role>:\n")
 		for _, role := range policy.Roles {
 			fmt.Fprintf(stdout, "  %-10s %s\n", role, keysByRole[role])

@@ -37,10 +37,31 @@ type bar struct {
 	start time.Time
 }
 
-func newBar(w io.Writer, label string) *bar { return &bar{w: w, label: label, start: time.Now()} }
+// newBar draws on w only when w is a terminal: in a log file or a pipe
+// the carriage returns are noise.
+func newBar(w io.Writer, label string) *bar {
+	if !isTerminal(w) {
+		w = nil
+	}
+	return &bar{w: w, label: label, start: time.Now()}
+}
+
+// isTerminal reports whether w is a character device other than /dev/null.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	if err != nil || st.Mode()&os.ModeCharDevice == 0 {
+		return false
+	}
+	null, err := os.Stat(os.DevNull)
+	return err != nil || !os.SameFile(st, null)
+}
 
 func (b *bar) set(done, total int) {
-	if time.Since(b.last) < 100*time.Millisecond && done != total {
+	if b.w == nil || time.Since(b.last) < 100*time.Millisecond && done != total {
 		return
 	}
 	b.last = time.Now()
@@ -54,15 +75,20 @@ func (b *bar) set(done, total int) {
 		100*done/total, done, total, time.Since(b.start).Round(100*time.Millisecond))
 }
 
-func (b *bar) end() { fmt.Fprintln(b.w) }
+func (b *bar) end() {
+	if b.w != nil {
+		fmt.Fprintln(b.w)
+	}
+}
 
 func deriveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flags("derive", stderr)
 	sf := addStoreFlags(fs)
+	asJSON := fs.Bool("json", false, "print the summary as JSON")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	a, closeStore, err := sf.open(ctx, stderr, false)
+	a, closeStore, err := sf.openExisting(ctx, stderr)
 	if err != nil {
 		return err
 	}
@@ -70,8 +96,20 @@ func deriveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	pb := newBar(stderr, "derive")
 	sum, err := a.deriver.All(ctx, pb.set)
 	pb.end()
+	if *asJSON {
+		if jerr := printJSON(stdout, sum); jerr != nil {
+			return jerr
+		}
+		return err
+	}
 	printDeriveSummary(stdout, sum)
 	return err
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }
 
 func printDeriveSummary(w io.Writer, s derive.Summary) {
@@ -102,7 +140,7 @@ func (m mapFlag) Set(s string) error {
 	return nil
 }
 
-func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
 	fs := flags("import", stderr)
 	sf := addStoreFlags(fs)
 	file := fs.String("file", "", "the file to import (.gz is read compressed)")
@@ -117,6 +155,8 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	shift := fs.Bool("shift-to-now", false, "shift every time so that the newest event is now (to bring an old data set within retention)")
 	report := fs.String("report", "", "write the full JSON report, every row error included, to this file")
 	then := fs.Bool("derive", false, "derive every subject's labels after the import")
+	allowRejects := fs.Bool("allow-rejects", false, "exit 0 even when rows were rejected (by default any rejected row makes the import fail, exit 1, after storing the accepted rows)")
+	asJSON := fs.Bool("json", false, "print the summary (and the derivation's, with --derive) as one JSON object")
 	grants := fs.String("grant", "", "PURPOSE[,PURPOSE]: record consent to these purposes for every subject of the file (channel import, evidence \"bulk import\") before its events; ONLY for data whose consent was collected elsewhere, with its evidence kept there. A subject's refusal on record is kept")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -176,6 +216,32 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	rep, err := importer.Import(ctx, in, cat, policy.Caller{Role: policy.Operator, ID: "import"}, r, o)
 	pb.end()
 	el := time.Since(start)
+	if err == nil && rep.Rejected > 0 && !*allowRejects {
+		// Reported after the summary; the accepted rows stay stored.
+		defer func() {
+			if err == nil {
+				err = fmt.Errorf("import: %d of %d rows rejected (listed above; --report FILE for all); the accepted rows are stored; --allow-rejects to exit 0", rep.Rejected, rep.Rows)
+			}
+		}()
+	}
+	if *asJSON {
+		out := map[string]any{"import": rep, "elapsed_ms": el.Milliseconds()}
+		if err == nil && *then {
+			sum, derr := a.deriver.All(ctx, nil)
+			out["derive"] = sum
+			err = derr
+		}
+		if jerr := printJSON(stdout, out); jerr != nil && err == nil {
+			err = jerr
+		}
+		if err == nil && *report != "" {
+			data, _ := json.MarshalIndent(rep, "", "  ")
+			if werr := os.WriteFile(*report, data, 0o600); werr != nil {
+				err = fmt.Errorf("write report: %w", werr)
+			}
+		}
+		return err
+	}
 	fmt.Fprintf(stdout, "rows %d: accepted %d, duplicates %d, rejected %d, fields dropped %d, in %s (%.0f rows/s)\n",
 		rep.Rows, rep.Accepted, rep.Duplicates, rep.Rejected, rep.Dropped, el.Round(time.Millisecond), float64(rep.Rows)/el.Seconds())
 	if len(o.Grant) > 0 {
@@ -203,7 +269,8 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if *then {
 		pb := newBar(stderr, "derive")
-		sum, err := a.deriver.All(ctx, pb.set)
+		var sum derive.Summary
+		sum, err = a.deriver.All(ctx, pb.set)
 		pb.end()
 		printDeriveSummary(stdout, sum)
 		return err
@@ -250,7 +317,7 @@ func trainCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintln(stderr, "train: --label, --outcome and --out are required")
 		return errUsage
 	}
-	a, closeStore, err := sf.open(ctx, stderr, false)
+	a, closeStore, err := sf.openExisting(ctx, stderr)
 	if err != nil {
 		return err
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -40,11 +41,32 @@ func TestImportThenDerive(t *testing.T) {
 	var out, errb bytes.Buffer
 	args := []string{"import", "--db", db, "--catalog", demoCatalog, "--key-file", key, "--file", csvPath, "--format", "csv",
 		"--subject", "user", "--map", "item=item,category=category,cost=price"}
-	if code := Main(args, &out, &errb); code != 0 {
-		t.Fatalf("import: exit %d\n%s%s", code, out.String(), errb.String())
+	// A rejected row fails the import (exit 1) after the summary; the
+	// accepted rows are stored.
+	if code := Main(args, &out, &errb); code != 1 || !strings.Contains(errb.String(), "1 of 41 rows rejected") {
+		t.Fatalf("import with a rejected row: exit %d\n%s%s", code, out.String(), errb.String())
 	}
 	if !strings.Contains(out.String(), "rows 41: accepted 40") || !strings.Contains(out.String(), "line 42: field time: invalid_time") {
 		t.Errorf("import output:\n%s", out.String())
+	}
+	// Not a terminal: no progress bar in the output.
+	if strings.Contains(errb.String(), "\r") {
+		t.Errorf("progress bar drawn off a terminal: %q", errb.String())
+	}
+	// --allow-rejects opts out; --json prints the summary as JSON.
+	out.Reset()
+	errb.Reset()
+	if code := Main(append(args, "--allow-rejects", "--json"), &out, &errb); code != 0 {
+		t.Fatalf("import --allow-rejects: exit %d\n%s%s", code, out.String(), errb.String())
+	}
+	var rep struct {
+		Import struct {
+			Rows, Duplicates, Rejected int
+			Errors                     []struct{ Line int }
+		}
+	}
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil || rep.Import.Rows != 41 || rep.Import.Duplicates != 40 || rep.Import.Rejected != 1 || len(rep.Import.Errors) != 1 {
+		t.Errorf("import --json: %v %+v\n%s", err, rep, out.String())
 	}
 
 	// Consent for four of the eight subjects.
@@ -79,8 +101,16 @@ func TestImportThenDerive(t *testing.T) {
 		t.Fatalf("derive: exit %d\n%s%s", code, out.String(), errb.String())
 	}
 	// 4 subjects × (sports_fan, big_spender, rfm, shopper_segment).
-	if !strings.Contains(out.String(), "subjects 8, events 20, labels written 16") || !strings.Contains(errb.String(), "100%") {
+	if !strings.Contains(out.String(), "subjects 8, events 20, labels written 16") || strings.Contains(errb.String(), "%") {
 		t.Errorf("derive output:\n%s\nstderr:\n%s", out.String(), errb.String())
+	}
+	out.Reset()
+	if code := Main([]string{"derive", "--json", "--db", db, "--catalog", demoCatalog, "--key-file", key}, &out, &errb); code != 0 {
+		t.Fatalf("derive --json: exit %d\n%s%s", code, out.String(), errb.String())
+	}
+	var sum struct{ Subjects, Events int }
+	if err := json.Unmarshal(out.Bytes(), &sum); err != nil || sum.Subjects != 8 || sum.Events != 20 {
+		t.Errorf("derive --json: %v %s", err, out.String())
 	}
 }
 

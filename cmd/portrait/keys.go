@@ -3,12 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -147,10 +144,8 @@ func flagNames(msg string) string {
 // making an empty database that no server reads.
 func (f storeFlags) openKeys(ctx context.Context, stderr io.Writer) (*apikey.Service, func(), error) {
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	if !strings.HasPrefix(*f.db, "postgres://") && !strings.HasPrefix(*f.db, "postgresql://") {
-		if _, err := os.Stat(*f.db); errors.Is(err, fs.ErrNotExist) {
-			return nil, nil, fmt.Errorf("no database at %s: give the --db the server uses (or PORTRAIT_DB)", *f.db)
-		}
+	if err := mustExist(*f.db); err != nil { // before the key: the more useful error
+		return nil, nil, err
 	}
 	kr, err := loadKeys(*f.keyFile, false, logger)
 	if err != nil {

@@ -32,7 +32,7 @@ func monitorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintf(stderr, "monitor: --lang %q: want zh-CN or en\n", *lang)
 		return errUsage
 	}
-	a, done, err := sf.open(ctx, stderr, false)
+	a, done, err := sf.openExisting(ctx, stderr)
 	if err != nil {
 		return err
 	}

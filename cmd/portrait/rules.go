@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 
 	"golang.org/x/mod/sumdb/note"
@@ -48,11 +49,16 @@ func catalogCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stderr, "usage: portrait catalog check FILE [--pack FILE]\n       portrait catalog diff OLD NEW\n")
 		return 2
 	}
+	asJSON := slices.Contains(args[1:], "--json")
+	args = slices.DeleteFunc(slices.Clone(args), func(a string) bool { return a == "--json" })
 	path, pack, code := catalogPackArgs("catalog check", args[1:], stderr)
 	if code != 0 {
 		return code
 	}
 	c, err := catalog.LoadWith(pack, path, label.Check)
+	if asJSON {
+		return catalogCheckJSON(stdout, path, pack, c, err)
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		if e := catalog.AsErrors(err); e != nil {
@@ -62,6 +68,27 @@ func catalogCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "%s: ok — %d purposes, %d fields, %d event types, %d labels, %d use-cases (rule pack %s)\n",
 		path, len(c.Purposes), len(c.Fields), len(c.EventTypes), len(c.Labels), len(c.UseCases), pack)
+	return 0
+}
+
+// catalogCheckJSON prints catalog check --json: {"file", "pack", "ok",
+// "problems" (file, line, column, message, fix, requirement) or "counts"};
+// exit 1 when the catalog has problems.
+func catalogCheckJSON(stdout io.Writer, path string, pack *rules.Pack, c *catalog.Catalog, err error) int {
+	out := map[string]any{"file": path, "pack": fmt.Sprint(pack), "ok": err == nil}
+	switch e := catalog.AsErrors(err); {
+	case e != nil:
+		out["problems"] = e.Problems
+	case err != nil:
+		out["error"] = err.Error()
+	default:
+		out["counts"] = map[string]int{"purposes": len(c.Purposes), "fields": len(c.Fields), "event_types": len(c.EventTypes),
+			"labels": len(c.Labels), "use_cases": len(c.UseCases)}
+	}
+	printJSON(stdout, out)
+	if err != nil {
+		return 1
+	}
 	return 0
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -55,6 +56,14 @@ func checkSigned(_ context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		fmt.Fprintf(stdout, "%s: valid export %s of %d events, generated %s\n", *file, x.Schema, len(x.Events), x.Generated.Format("2006-01-02 15:04:05 MST"))
 	case "erasure":
+		// POST …/erasure answers {"receipt": {…}, "removed": …}: take the
+		// response as saved, or the receipt alone.
+		var resp struct {
+			Receipt json.RawMessage `json:"receipt"`
+		}
+		if json.Unmarshal(data, &resp) == nil && len(resp.Receipt) > 0 {
+			data = resp.Receipt
+		}
 		rc, err := rights.VerifyReceipt(data, pub)
 		if err != nil {
 			return fmt.Errorf("%s: %w", *file, err)

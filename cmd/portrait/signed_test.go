@@ -70,4 +70,19 @@ func TestCheckSigned(t *testing.T) {
 	if code, _ := run("--kind", "poem", "--file", file, "--key", key); code != 2 {
 		t.Errorf("bad kind: exit %d", code)
 	}
+
+	// The erasure response exactly as POST …/erasure returns it (SR-3).
+	er, err := a.rights.Erase(ctx, policy.Caller{Role: policy.Operator, ID: "t"}, kr.Pseudonym("u1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, _ := json.Marshal(er)
+	os.WriteFile(file, resp, 0o600)
+	if code, out := run("--kind", "erasure", "--file", file, "--key", key); code != 0 || !strings.Contains(out, "valid erasure receipt") {
+		t.Errorf("erasure response as returned: exit %d: %s", code, out)
+	}
+	os.WriteFile(file, bytes.Replace(resp, []byte(`"log_index":`), []byte(`"log_index":1`), 1), 0o600)
+	if code, out := run("--kind", "erasure", "--file", file, "--key", key); code != 1 {
+		t.Errorf("tampered erasure response: exit %d: %s", code, out)
+	}
 }
