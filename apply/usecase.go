@@ -88,6 +88,23 @@ type Service struct {
 	loading   sync.Mutex
 	learnt    *learnt
 	learning  sync.Mutex
+
+	silence func() (silent, max time.Duration)
+}
+
+// SetSilence makes the high tier depend on contact with the regulator
+// (SG-5): f reports how long the engine has gone without reaching it and
+// the longest the regulator allows (0: no limit). Call it before serving.
+func (s *Service) SetSilence(f func() (silent, max time.Duration)) { s.silence = f }
+
+// Silence reports f's answer and whether high-tier use-cases are stopped
+// because it ran out; no limit without a regulator.
+func (s *Service) Silence() (silent, max time.Duration, stopped bool) {
+	if s.silence == nil {
+		return 0, 0, false
+	}
+	silent, max = s.silence()
+	return silent, max, max > 0 && silent > max
 }
 
 // New returns a Service and loads the assessments on record, refusing any
@@ -199,6 +216,10 @@ func (s *Service) Gate(ctx context.Context, id, kind string, st *policy.State) (
 	}
 	if uc.Tier != catalog.TierHigh {
 		return uc, nil
+	}
+	if silent, max, stopped := s.Silence(); stopped {
+		return nil, denied("SG-5", "use-case %q is of the high tier and this engine has not reached its regulator for %s, longer than the %s the regulator allows: high-tier use-cases stop until contact returns (lower tiers go on)",
+			id, silent.Round(time.Second), max)
 	}
 	if err := s.assessed(cat, uc); err != nil {
 		return nil, err

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"golang.org/x/mod/sumdb/tlog"
 
@@ -28,6 +30,19 @@ type Client struct {
 	HTTP *http.Client
 	// Company is the company's id at the regulator, learnt by File.
 	Company string
+
+	// contact is when the regulator last answered a request with
+	// success (Unix nanoseconds): the dead-man switch counts from it.
+	contact atomic.Int64
+}
+
+// Contact reports when the regulator last answered with success; the
+// zero time if it never has.
+func (c *Client) Contact() time.Time {
+	if n := c.contact.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
 }
 
 // NewClient returns a client of the regulator at url, checking its
@@ -72,6 +87,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		json.Unmarshal(data, &p)
 		return fmt.Errorf("regulator %s %s: %s: %s", method, path, resp.Status, p.Detail)
 	}
+	c.contact.Store(time.Now().UnixNano())
 	if out == nil {
 		return nil
 	}

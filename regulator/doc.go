@@ -28,6 +28,14 @@
 // submissions can never roll it back. Invariant 4: nothing about a
 // subject reaches the regulator — log entries hold pseudonyms and digests.
 //
+// Dead-man switch (SG-5, a weak precaution by tier): a max_silence order
+// sets how long the engine may go without an answer from the regulator;
+// past it the engine's high-tier use-cases are refused (Enforcer.Silence,
+// checked in apply's Gate) while minimal and limited ones go on, and they
+// resume at the next answer. The order is signed and logged like any
+// other, so every node of the company reads the limit from its own log
+// even while the regulator is unreachable.
+//
 // The node's storage is the narrow Store interface here, implemented by
 // the sqlite and postgres packages beside portrait.Store over the same
 // database; its own log is an audit.Log over that database.

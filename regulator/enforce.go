@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	portrait "github.com/portrait-dev/portrait"
@@ -54,23 +55,46 @@ type Enforcer struct {
 	applied map[string]int64 // order id → index of its "apply" record
 	// receiver is the receivership in force, as the log records it.
 	receiver *Order
+	// maxSilence is the dead-man switch in force (SG-5), in nanoseconds,
+	// as the log records the last max_silence order; 0 is off.
+	maxSilence atomic.Int64
+	// started is when Run began: before any contact, silence counts
+	// from it.
+	started atomic.Int64
+}
+
+// Silence reports how long the engine has gone without an answer from
+// the regulator and the longest the regulator allows for high-tier
+// use-cases (0: no limit). The high tier stops while silent > max > 0
+// (SG-5, a weak precaution: lower tiers go on).
+func (e *Enforcer) Silence() (silent, max time.Duration) {
+	last := e.Client.Contact()
+	if s := time.Unix(0, e.started.Load()); last.Before(s) {
+		last = s
+	}
+	return time.Since(last), time.Duration(e.maxSilence.Load())
 }
 
 // orderKind is the kind of the company-log record of an applied order.
 const orderKind = "order"
 
-// Run polls every interval until ctx ends.
+// Run polls every interval until ctx ends; more often when the maximum
+// silence is short, so that a poll that succeeds always renews contact
+// well before the silence runs out.
 func (e *Enforcer) Run(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
+	e.started.CompareAndSwap(0, time.Now().UnixNano())
 	for {
 		if err := e.Poll(ctx); err != nil && ctx.Err() == nil {
 			e.Logger.Error("regulator orders", "err", err)
 		}
+		wait := every
+		if m := time.Duration(e.maxSilence.Load()); m > 0 {
+			wait = max(min(wait, m/4), 100*time.Millisecond)
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-time.After(wait):
 		}
 	}
 }
@@ -78,13 +102,15 @@ func (e *Enforcer) Run(ctx context.Context, every time.Duration) {
 // Poll fetches the orders, applies those not yet applied and acknowledges
 // those not yet acknowledged.
 func (e *Enforcer) Poll(ctx context.Context) error {
-	orders, acked, err := e.Client.Orders(ctx)
-	if err != nil {
-		return err
-	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	// Scan first: the dead-man switch in force is known from the
+	// company's own log even while the regulator cannot be reached.
 	if err := e.scan(ctx); err != nil {
+		return err
+	}
+	orders, acked, err := e.Client.Orders(ctx)
+	if err != nil {
 		return err
 	}
 	for i, o := range orders {
@@ -134,6 +160,9 @@ func (e *Enforcer) scan(ctx context.Context) error {
 				e.receiver = o
 			case EndReceivership:
 				e.receiver = nil
+			case MaxSilence:
+				secs, _ := r.Detail["max_silence_seconds"].(float64)
+				e.maxSilence.Store(int64(secs * float64(time.Second)))
 			}
 		}
 	}
@@ -160,7 +189,9 @@ func (e *Enforcer) apply(ctx context.Context, o Order) (int64, error) {
 			return 0, fmt.Errorf("receivership order without a receiver key, or an engine that cannot be taken over")
 		}
 		err = e.Take.Receive(ctx, o)
-	case EndReceivership:
+	case EndReceivership, MaxSilence:
+		// A max_silence order takes effect through its record, which
+		// scan reads on every node.
 	default:
 		return 0, fmt.Errorf("order kind %q is not supported by this engine", o.Kind)
 	}
@@ -174,7 +205,7 @@ func (e *Enforcer) apply(ctx context.Context, o Order) (int64, error) {
 		var err error
 		idx, err = e.Log.Append(ctx, tx, audit.Record{Kind: orderKind, Actor: "regulator:" + o.IssuedBy, Action: "apply", Digest: hex.EncodeToString(sum[:]),
 			Codes: []string{"RO-6"}, Detail: map[string]any{"order": o.ID, "kind": o.Kind, "target_kind": o.Target.Kind, "target": o.Target.ID,
-				"reason": o.Reason, "receiver_key_hash": o.ReceiverKeyHash}})
+				"reason": o.Reason, "receiver_key_hash": o.ReceiverKeyHash, "max_silence_seconds": o.MaxSilenceSeconds}})
 		return err
 	})
 	if err == nil {

@@ -172,7 +172,8 @@ func (n *Node) Handler(logger *slog.Logger) http.Handler {
 			Kind    *string `json:"kind"`
 			Target  *Target `json:"target"`
 			Reason  *string `json:"reason"`
-		}{&o.Company, &o.Kind, &o.Target, &o.Reason}); err != nil {
+			Silence *int64  `json:"max_silence_seconds"`
+		}{&o.Company, &o.Kind, &o.Target, &o.Reason, &o.MaxSilenceSeconds}); err != nil {
 			return err
 		}
 		rec, err := n.Issue(ctx, c.staff, o)

@@ -23,7 +23,14 @@ const (
 	Lift            = "lift"
 	Receivership    = "receivership"
 	EndReceivership = "end_receivership"
+	// MaxSilence sets the dead-man switch (SG-5): how long the engine may
+	// go without reaching the regulator before its high-tier use-cases
+	// stop; 0 turns it off.
+	MaxSilence = "max_silence"
 )
+
+// maxMaxSilence bounds the silence an order may allow.
+const maxMaxSilence = 30 * 24 * 3600
 
 // OrderPrefix is the header line of an order's signed message (see
 // witness.Signer.SignStatement).
@@ -51,6 +58,9 @@ type Order struct {
 	// ReceiverKeyHash is, for a receivership, the hex SHA-256 of the
 	// receiver's staff key: the engine registers it as an admin key.
 	ReceiverKeyHash string `json:"receiver_key_hash,omitempty"`
+	// MaxSilenceSeconds is, for a max_silence order, the longest the
+	// engine may be out of contact before its high-tier use-cases stop.
+	MaxSilenceSeconds int64 `json:"max_silence_seconds,omitempty"`
 }
 
 // SignedOrder is an order as an engine receives it: the exact bytes that
@@ -91,8 +101,16 @@ type OrderStore interface {
 // Issue creates an order. A receivership waits for a second staff
 // member's approval (Approve); other kinds are signed and issued at once.
 func (n *Node) Issue(ctx context.Context, by policy.Caller, o Order) (OrderRecord, error) {
-	if !slices.Contains([]string{Suspend, Lift, Receivership, EndReceivership}, o.Kind) {
-		return OrderRecord{}, &portrait.Error{Code: portrait.EINVALID, Requirement: "RO-6", Message: fmt.Sprintf("order kind %q: want suspend, lift, receivership or end_receivership", o.Kind)}
+	if !slices.Contains([]string{Suspend, Lift, Receivership, EndReceivership, MaxSilence}, o.Kind) {
+		return OrderRecord{}, &portrait.Error{Code: portrait.EINVALID, Requirement: "RO-6", Message: fmt.Sprintf("order kind %q: want suspend, lift, receivership, end_receivership or max_silence", o.Kind)}
+	}
+	if o.Kind == MaxSilence {
+		if o.MaxSilenceSeconds < 0 || o.MaxSilenceSeconds > maxMaxSilence {
+			return OrderRecord{}, &portrait.Error{Code: portrait.EINVALID, Requirement: "SG-5", Message: fmt.Sprintf("max_silence_seconds must be from 0 (off) to %d", maxMaxSilence)}
+		}
+		o.Target = Target{Kind: "tier", ID: "high"}
+	} else if o.MaxSilenceSeconds != 0 {
+		return OrderRecord{}, portrait.Errorf(portrait.EINVALID, "max_silence_seconds belongs to a max_silence order only")
 	}
 	if _, err := n.db.Company(ctx, o.Company); err != nil {
 		return OrderRecord{}, err
@@ -162,7 +180,7 @@ func (n *Node) sign(ctx context.Context, by policy.Caller, rec OrderRecord) (Ord
 }
 
 func orderDetail(o Order) map[string]any {
-	return map[string]any{"order": o.ID, "company": o.Company, "kind": o.Kind, "target_kind": o.Target.Kind, "target": o.Target.ID, "reason": o.Reason, "receiver_key_hash": o.ReceiverKeyHash}
+	return map[string]any{"order": o.ID, "company": o.Company, "kind": o.Kind, "target_kind": o.Target.Kind, "target": o.Target.ID, "reason": o.Reason, "receiver_key_hash": o.ReceiverKeyHash, "max_silence_seconds": o.MaxSilenceSeconds}
 }
 
 // Orders lists a company's orders.

@@ -527,6 +527,13 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request, _ policy.Caller
 	if rv := s.receivership.Load(); rv != nil {
 		out["receivership"] = rv
 	}
+	if s.cfg.Apply != nil {
+		// The dead-man switch (SG-5) stops the high tier, not the
+		// engine: healthz stays 200 and says so.
+		if silent, max, stopped := s.cfg.Apply.Silence(); max > 0 {
+			out["regulator"] = map[string]any{"silent_seconds": int64(silent.Seconds()), "max_silence_seconds": int64(max.Seconds()), "high_tier_stopped": stopped}
+		}
+	}
 	return writeJSON(w, 200, out)
 }
 

@@ -154,6 +154,7 @@ func (f regulatorFlags) join(ctx context.Context, a *app) error {
 	}
 	a.link = &regulator.Link{Client: c, Log: a.log, Store: a.store}
 	a.enforcer = &regulator.Enforcer{Client: c, Gov: a.ledger, Take: takeover{a}, Log: a.log, Store: a.store, Logger: a.logger}
+	a.apply.SetSilence(a.enforcer.Silence)
 	a.server.Regulated()
 	return nil
 }

@@ -153,15 +153,24 @@ func masterKey() string {
 type regulatorNode struct {
 	*proc
 	admin, master, witnessKey string
+	args                      []string
 }
 
 func startRegulator(t *testing.T) *regulatorNode {
 	t.Helper()
-	r := &regulatorNode{admin: "regulator-admin-key", master: masterKey()}
-	r.proc = start(t, "Portrait regulator serving on", []string{keys.EnvVar + "=" + r.master},
-		"regulator", "serve", "--addr", freeAddr(t), "--db", filepath.Join(t.TempDir(), "regulator.db"), "--admin-key", r.admin, "--name", "regulator.test")
+	r := &regulatorNode{admin: r0admin, master: masterKey(),
+		args: []string{"regulator", "serve", "--addr", freeAddr(t), "--db", filepath.Join(t.TempDir(), "regulator.db"), "--admin-key", r0admin, "--name", "regulator.test"}}
+	r.restart(t)
 	r.witnessKey = strings.TrimSpace(string(r.get(t, "/v1/witness/key")))
 	return r
+}
+
+const r0admin = "regulator-admin-key"
+
+// restart starts the regulator again on the same address and store.
+func (r *regulatorNode) restart(t *testing.T) {
+	t.Helper()
+	r.proc = start(t, "Portrait regulator serving on", []string{keys.EnvVar + "=" + r.master}, r.args...)
 }
 
 // enrol enrols a company and returns its enrolment token.
@@ -178,13 +187,14 @@ func (r *regulatorNode) enrol(t *testing.T, name string) (id, token string) {
 type company struct {
 	dsn, master, origin, token string
 	reg                        *regulatorNode
+	extra                      []string // more serve flags
 }
 
 func (c company) serve(t *testing.T, admin string) *proc {
 	t.Helper()
-	return start(t, "Portrait serving on", []string{keys.EnvVar + "=" + c.master, "PORTRAIT_REGULATOR_TOKEN=" + c.token},
-		"serve", "--addr", freeAddr(t), "--db", c.dsn, "--catalog", "../../examples/demo/catalog.yaml", "--admin-key", admin,
-		"--origin", c.origin, "--regulator", c.reg.url, "--regulator-key", c.reg.witnessKey, "--monitor-every", "0")
+	args := []string{"serve", "--addr", freeAddr(t), "--db", c.dsn, "--catalog", "../../examples/demo/catalog.yaml", "--admin-key", admin,
+		"--origin", c.origin, "--regulator", c.reg.url, "--regulator-key", c.reg.witnessKey, "--monitor-every", "0"}
+	return start(t, "Portrait serving on", []string{keys.EnvVar + "=" + c.master, "PORTRAIT_REGULATOR_TOKEN=" + c.token}, append(args, c.extra...)...)
 }
 
 // waitCosigned waits until the node serves a checkpoint of at least size

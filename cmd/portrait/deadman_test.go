@@ -1,0 +1,134 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// TestDeadmanSwitch runs a regulator and a joined company as real
+// processes. The regulator orders a maximum silence of 2 s for the
+// company's high tier; its process is then stopped. Past the silence the
+// high-tier decision is refused citing SG-5 while the minimal-tier
+// recommendation is still served and /healthz stays 200 and reports it;
+// once the regulator is back, the high tier resumes.
+func TestDeadmanSwitch(t *testing.T) {
+	reg := startRegulator(t)
+	id, tok := reg.enrol(t, "丙公司 C Co.")
+	c := company{dsn: filepath.Join(t.TempDir(), "c.db"), master: masterKey(), origin: "c.example/portrait", token: tok, reg: reg,
+		extra: []string{"--assessments", filepath.Join(t.TempDir(), "assessments")}}
+	const admin = "company-admin-key"
+	p := c.serve(t, admin)
+	for _, purpose := range []string{"credit", "personalization"} {
+		if code := p.call(t, "PUT", "/v1/subjects/zoe/consents/"+purpose, admin, `{"status":"granted","notice_version":"1"}`, nil); code != 200 {
+			t.Fatalf("grant %s: %d", purpose, code)
+		}
+	}
+	event := fmt.Sprintf(`[{"subject":"zoe","type":"profile","time":%q,"fields":{"age":35,"income":9000}}]`, time.Now().Add(-time.Minute).UTC().Format(time.RFC3339))
+	if code := p.call(t, "POST", "/v1/events", admin, event, nil); code != 200 {
+		t.Fatalf("ingest: %d", code)
+	}
+	if code := p.call(t, "POST", "/v1/usecases/credit_limit/assessment", admin, "", nil); code != 201 {
+		t.Fatalf("assessment: %d", code)
+	}
+	if code := p.call(t, "POST", "/v1/subjects/zoe/usecases/credit_limit/notice", admin, "", nil); code != 201 {
+		t.Fatalf("notice: %d", code)
+	}
+	decide := func() (int, string) {
+		var prob struct{ Requirement, Detail string }
+		code := p.call(t, "POST", "/v1/decisions", admin, `{"usecase":"credit_limit","subject":"zoe"}`, &prob)
+		if code != 201 && code != 403 {
+			t.Logf("decision: %d %s", code, prob.Detail)
+		}
+		return code, prob.Requirement
+	}
+	recommend := func() int {
+		return p.call(t, "GET", "/v1/recommendations?subject=zoe&usecase=home_feed&n=3", admin, "", nil)
+	}
+	health := func() (int, map[string]any) {
+		resp, err := http.Get(p.url + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var h struct{ Regulator map[string]any }
+		if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
+			t.Fatalf("healthz: %v", err)
+		}
+		return resp.StatusCode, h.Regulator
+	}
+	// waitDecide waits up to within for the decision to answer want.
+	waitDecide := func(want int, within time.Duration) (int, string) {
+		t.Helper()
+		deadline := time.Now().Add(within)
+		for {
+			code, req := decide()
+			if code == want || time.Now().After(deadline) {
+				return code, req
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if code, req := decide(); code != 201 {
+		t.Fatalf("high-tier decision before any order: %d %s", code, req)
+	}
+
+	// Bad silences are refused.
+	for _, body := range []string{
+		`{"company":"` + id + `","kind":"max_silence","max_silence_seconds":-1,"reason":"x"}`,
+		`{"company":"` + id + `","kind":"suspend","target":{"kind":"field","id":"income"},"max_silence_seconds":5,"reason":"x"}`,
+	} {
+		if code := reg.call(t, "POST", "/v1/orders", reg.admin, body, nil); code != 400 {
+			t.Errorf("bad order %s: %d", body, code)
+		}
+	}
+	var ord struct{ ID, Status string }
+	if code := reg.call(t, "POST", "/v1/orders", reg.admin, `{"company":"`+id+`","kind":"max_silence","max_silence_seconds":2,"reason":"高风险用例需保持联络 high tier needs contact"}`, &ord); code != 201 || ord.Status != "issued" {
+		t.Fatalf("max_silence order: %d %+v", code, ord)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, r := health(); r != nil && r["max_silence_seconds"] == 2.0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			var list any
+			reg.call(t, "GET", "/v1/companies/"+id+"/orders", reg.admin, "", &list)
+			_, r := health()
+			t.Fatalf("the engine does not apply the max_silence order within 10 s: healthz %v, orders %v", r, list)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// In contact, the high tier runs.
+	time.Sleep(3 * time.Second)
+	if code, req := decide(); code != 201 {
+		t.Fatalf("high-tier decision in contact: %d %s", code, req)
+	}
+
+	// SG-5: out of contact past the silence, the high tier stops and the
+	// minimal tier goes on; healthz stays 200 and says so.
+	reg.stop()
+	if code, req := waitDecide(403, 10*time.Second); code != 403 || req != "SG-5" {
+		t.Fatalf("high-tier decision out of contact: %d %q, want 403 citing SG-5", code, req)
+	}
+	if code := recommend(); code != 200 {
+		t.Errorf("minimal-tier recommendation out of contact: %d", code)
+	}
+	code, h := health()
+	if code != 200 || h["high_tier_stopped"] != true {
+		b, _ := json.Marshal(h)
+		t.Errorf("healthz out of contact: %d %s", code, b)
+	}
+
+	// Contact returns: the high tier resumes.
+	reg.restart(t)
+	if code, req := waitDecide(201, 15*time.Second); code != 201 {
+		t.Fatalf("high-tier decision after contact returned: %d %s", code, req)
+	}
+	if code, h := health(); code != 200 || h["high_tier_stopped"] != false {
+		t.Errorf("healthz after contact returned: %d %v", code, h)
+	}
+}
