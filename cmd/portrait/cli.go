@@ -33,6 +33,7 @@ Usage:
   portrait verify   --server URL [--checkpoint FILE] [--full] [--sample N] [--witness-key VKEY [--regulator URL]] [--json]
   portrait version
   portrait regulator serve --addr HOST:PORT --db DSN --key-file FILE --admin-key KEY
+  portrait regulator demo  [--addr HOST:PORT] [--company-addr HOST:PORT]
 
 Profiling:
   portrait import   --file F --format csv|ndjson|cdnow [--map COLUMN=FIELD,…] [--derive] [--allow-rejects] [--json] [store flags]

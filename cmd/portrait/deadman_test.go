@@ -4,7 +4,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -130,5 +133,51 @@ func TestDeadmanSwitch(t *testing.T) {
 	}
 	if code, h := health(); code != 200 || h["high_tier_stopped"] != false {
 		t.Errorf("healthz after contact returned: %d %v", code, h)
+	}
+}
+
+// TestRegulatorDemo runs `portrait regulator demo` as a real process:
+// it prints the regulator's and the company's URLs and keys, the company
+// joined by enrolment (SG-1) and serves checkpoints the regulator
+// cosigned (SG-2); on interrupt it stops and removes its directory.
+func TestRegulatorDemo(t *testing.T) {
+	p := start(t, "company 企业", nil, "regulator", "demo", "--addr", freeAddr(t), "--company-addr", freeAddr(t))
+	// The ready line is `company 企业 "NAME" (ID): URL`.
+	p.url = p.url[strings.LastIndex(p.url, " ")+1:]
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(p.stdout.String(), "Ctrl-C") && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+	}
+	var regURL, wkey, regAdmin, dir string
+	for _, l := range strings.Split(p.stdout.String(), "\n") {
+		if v, ok := strings.CutPrefix(l, "regulator 监管节点: "); ok {
+			regURL = v
+		}
+		if v, ok := strings.CutPrefix(l, "witness key 见证公钥: "); ok {
+			wkey = v
+		}
+		if v, ok := strings.CutPrefix(l, "regulator admin key 监管管理员密钥: "); ok {
+			regAdmin = v
+		}
+		if v, ok := strings.CutPrefix(l, "Ctrl-C stops both and removes "); ok {
+			dir = v
+		}
+	}
+	if regURL == "" || wkey == "" || regAdmin == "" || dir == "" {
+		t.Fatalf("demo output lacks URLs or keys:\n%s", p.stdout.String())
+	}
+	// SG-1: the company is enrolled and has filed.
+	var list struct{ Companies []struct{ ID, Origin string } }
+	if code := (node{url: regURL}).call(t, "GET", "/v1/companies", regAdmin, "", &list); code != 200 || len(list.Companies) != 1 || list.Companies[0].Origin != "demo.example/portrait" {
+		t.Fatalf("companies at the regulator: %d %+v", code, list)
+	}
+	// SG-2: the company's checkpoint carries the regulator's cosignature,
+	// and portrait verify --witness-key accepts it.
+	waitCosigned(t, p, wkey, 1, 15*time.Second)
+	if out, err := exec.Command(binary(t), "verify", "--server", p.url, "--witness-key", wkey, "--regulator", regURL).CombinedOutput(); err != nil {
+		t.Fatalf("verify: %v\n%s", err, out)
+	}
+	p.stop()
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("the demo left %s behind: %v", dir, err)
 	}
 }

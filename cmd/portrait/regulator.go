@@ -30,6 +30,7 @@ func init() { commands["regulator"] = regulatorCmd }
 
 const regulatorUsage = `usage:
   portrait regulator serve --addr HOST:PORT --db DSN --key-file FILE --admin-key KEY [--name NAME]
+  portrait regulator demo  [--addr HOST:PORT] [--company-addr HOST:PORT]
 `
 
 func regulatorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -40,6 +41,8 @@ func regulatorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	switch args[0] {
 	case "serve":
 		return regulatorServe(ctx, args[1:], stdout, stderr)
+	case "demo":
+		return regulatorDemo(ctx, args[1:], stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "portrait regulator: unknown command %q\n%s", args[0], regulatorUsage)
 	return errUsage

@@ -62,6 +62,7 @@ type proc struct {
 	cancel func()
 	done   chan struct{}
 	stderr *syncBuffer
+	stdout *syncBuffer // every line it printed
 }
 
 type syncBuffer struct {
@@ -90,7 +91,7 @@ func start(t *testing.T, ready string, env []string, args ...string) *proc {
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Cancel = func() error { return cmd.Process.Signal(os.Interrupt) }
 	stdout, _ := cmd.StdoutPipe()
-	p := &proc{cancel: cancel, done: make(chan struct{}), stderr: &syncBuffer{}}
+	p := &proc{cancel: cancel, done: make(chan struct{}), stderr: &syncBuffer{}, stdout: &syncBuffer{}}
 	cmd.Stderr = p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -106,6 +107,7 @@ func start(t *testing.T, ready string, env []string, args ...string) *proc {
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
+			fmt.Fprintln(p.stdout, sc.Text())
 			if u, ok := strings.CutPrefix(sc.Text(), ready+" "); ok {
 				urls <- u
 			}
