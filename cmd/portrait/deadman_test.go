@@ -82,6 +82,8 @@ func TestDeadmanSwitch(t *testing.T) {
 	// Bad silences are refused.
 	for _, body := range []string{
 		`{"company":"` + id + `","kind":"max_silence","max_silence_seconds":-1,"reason":"x"}`,
+		`{"company":"` + id + `","kind":"max_silence","max_silence_seconds":99999999,"reason":"x"}`,
+		`{"company":"` + id + `","kind":"max_silence","max_silence_seconds":"2","reason":"x"}`,
 		`{"company":"` + id + `","kind":"suspend","target":{"kind":"field","id":"income"},"max_silence_seconds":5,"reason":"x"}`,
 	} {
 		if code := reg.call(t, "POST", "/v1/orders", reg.admin, body, nil); code != 400 {
@@ -173,7 +175,7 @@ func TestRegulatorDemo(t *testing.T) {
 	// SG-2: the company's checkpoint carries the regulator's cosignature,
 	// and portrait verify --witness-key accepts it.
 	waitCosigned(t, p, wkey, 1, 15*time.Second)
-	if out, err := exec.Command(binary(t), "verify", "--server", p.url, "--witness-key", wkey, "--regulator", regURL).CombinedOutput(); err != nil {
+	if out, err := exec.Command(binary(t), "verify", "--checkpoint", "", "--server", p.url, "--witness-key", wkey, "--regulator", regURL).CombinedOutput(); err != nil {
 		t.Fatalf("verify: %v\n%s", err, out)
 	}
 	p.stop()
