@@ -125,7 +125,7 @@ func checkFixture(t *testing.T, file string) {
 // pharmacy and halal-plus-place; untagged 杀熟; overlong retention; minors
 // targeted; CV screening at minimal; credit and blacklists as audiences —
 // is refused by the default pack, and every refusal names the pack's rule.
-// LP-2, SM-1, SM-3, AD-2, AD-6, FP-1, CM-3, CM-6, CN-1.
+// LP-2, SM-1, SM-3, AD-2, AD-6, FP-1, CM-3, CM-6, CN-1, SG-6.
 func TestBadFaith(t *testing.T) {
 	files, err := filepath.Glob("testdata/badfaith/*.yaml")
 	if err != nil || len(files) < 20 {

@@ -152,7 +152,7 @@ func (c *company) sign(t *testing.T) []byte {
 
 // TestWitness: checkpoints are cosigned only when consistent with the last
 // cosigned one and with the mirrored entries (invariant 8); the cosigned
-// checkpoints verify with independent C2SP implementations.
+// checkpoints verify with independent C2SP implementations (SG-2).
 func TestWitness(t *testing.T) {
 	for _, e := range engines {
 		t.Run(e.name, func(t *testing.T) {

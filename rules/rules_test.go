@@ -42,7 +42,7 @@ func TestDefault(t *testing.T) {
 // Nothing unverified is trusted: an edited default pack, a pack signed by a
 // key that is not trusted (the company's own), and an unsigned pack are all
 // refused; a pack signed by the regulator's key verifies once that key is
-// trusted.
+// trusted (SG-6: the company cannot edit the rules it is judged by).
 func TestOpenRefusesUntrusted(t *testing.T) {
 	trusted, err := Verifiers()
 	if err != nil {

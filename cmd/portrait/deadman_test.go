@@ -140,7 +140,7 @@ func TestDeadmanSwitch(t *testing.T) {
 
 // TestRegulatorDemo runs `portrait regulator demo` as a real process:
 // it prints the regulator's and the company's URLs and keys, the company
-// joined by enrolment (SG-1) and serves checkpoints the regulator
+// joined by enrolment and serves checkpoints the regulator
 // cosigned (SG-2); on interrupt it stops and removes its directory.
 func TestRegulatorDemo(t *testing.T) {
 	p := start(t, "company 企业", nil, "regulator", "demo", "--addr", freeAddr(t), "--company-addr", freeAddr(t))
@@ -167,7 +167,8 @@ func TestRegulatorDemo(t *testing.T) {
 	if regURL == "" || wkey == "" || regAdmin == "" || dir == "" {
 		t.Fatalf("demo output lacks URLs or keys:\n%s", p.stdout.String())
 	}
-	// SG-1: the company is enrolled and has filed.
+	// The company is enrolled and has filed its origin (re-filing on a
+	// catalog change, is not shown here).
 	var list struct{ Companies []struct{ ID, Origin string } }
 	if code := (node{url: regURL}).call(t, "GET", "/v1/companies", regAdmin, "", &list); code != 200 || len(list.Companies) != 1 || list.Companies[0].Origin != "demo.example/portrait" {
 		t.Fatalf("companies at the regulator: %d %+v", code, list)

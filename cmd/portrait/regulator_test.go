@@ -223,7 +223,7 @@ func waitCosigned(t *testing.T, p *proc, wkey string, size int64, within time.Du
 // database. Every node serves checkpoints the regulator cosigned; they
 // verify with portrait verify --witness-key and with independent C2SP
 // implementations; a server behind what the regulator cosigned fails
-// verify --regulator.
+// verify --regulator (SG-2).
 func TestRegulatorWitness(t *testing.T) {
 	reg := startRegulator(t)
 	_, tokA := reg.enrol(t, "甲公司 A Co.")
@@ -373,7 +373,8 @@ func putCompanyKey(t *testing.T, dsn, key string, role policy.Role) {
 // node of the company within 10 s, no company key can lift it, the
 // engine acknowledges it with the index of its own log record, and the
 // regulator's lift order ends it (RO-6, invariant 9). A receivership
-// needs a second member of staff.
+// needs a second member of staff, hands admin powers to the receiver and
+// back (SG-4).
 func TestRegulatorOrders(t *testing.T) {
 	reg := startRegulator(t)
 	id, tok := reg.enrol(t, "乙公司 B Co.")
@@ -558,7 +559,7 @@ func TestRegulatorOrders(t *testing.T) {
 // the witnessed entries it lacks from the regulator's mirror, verifies
 // them and re-applies the erasure; an engine without a regulator replays
 // its erasure journal. Real file backups on SQLite, pg_dump/pg_restore on
-// PostgreSQL (SR-3, invariant 4, invariant 8).
+// PostgreSQL (SR-3, SG-3, invariant 4, invariant 8).
 func TestRestoreNeverRevives(t *testing.T) {
 	type backup struct {
 		dsn           func(t *testing.T) string
