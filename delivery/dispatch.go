@@ -78,7 +78,9 @@ func (d *Dispatcher) Load(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("delivery: log size: %w", err)
 	}
-	entries, err := d.Store.LogEntriesOfKind(ctx, []string{kind}, 0, size)
+	// Checked against the signed tree: where delivery resumes and which
+	// letters are dead rest on these records (invariant 8).
+	entries, err := d.Audit.ReadVerifiedKinds(ctx, d.Store, []string{kind}, 0, size)
 	if err != nil {
 		return fmt.Errorf("delivery: read own records: %w", err)
 	}
@@ -86,16 +88,21 @@ func (d *Dispatcher) Load(ctx context.Context) error {
 	var dead []DeadLetter
 	for _, en := range entries {
 		var r struct {
-			Action string `json:"action"`
+			Action string
 			Time   time.Time
 			Detail struct {
 				To          int64  `json:"to"`
 				Destination string `json:"destination"`
 				Event       Event  `json:"event"`
 				Attempts    int    `json:"attempts"`
-			} `json:"detail"`
+			}
 		}
-		if err := json.Unmarshal(en.Data, &r); err != nil {
+		r.Action, r.Time = en.Record.Action, en.Record.Time
+		raw, err := json.Marshal(en.Record.Detail)
+		if err == nil {
+			err = json.Unmarshal(raw, &r.Detail)
+		}
+		if err != nil {
 			return fmt.Errorf("delivery: log entry %d: %w", en.Index, err)
 		}
 		same := func(l DeadLetter) bool {
@@ -163,17 +170,16 @@ func (d *Dispatcher) Poll(ctx context.Context) error {
 	if size <= from {
 		return nil
 	}
-	entries, err := d.Store.LogEntriesOfKind(ctx, kinds, from, size)
+	// Only records that match the signed tree become events: a forged
+	// erasure must not reach a destination, nor a deleted one be skipped
+	// silently (invariant 8).
+	entries, err := d.Audit.ReadVerifiedKinds(ctx, d.Store, kinds, from, size)
 	if err != nil {
 		return fmt.Errorf("delivery: read log: %w", err)
 	}
 	sent := 0
 	for _, en := range entries {
-		var r audit.Record
-		if err := json.Unmarshal(en.Data, &r); err != nil {
-			return fmt.Errorf("delivery: log entry %d: %w", en.Index, err)
-		}
-		ev, ok := event(d.Audit.Origin(), en.Index, r)
+		ev, ok := event(d.Audit.Origin(), en.Index, en.Record)
 		if !ok {
 			continue
 		}

@@ -315,9 +315,9 @@ func (l *Link) Catchup(ctx context.Context, store EngineStore) ([]portrait.LogEn
 		return nil, fmt.Errorf("%w: its %d entries and the mirror's %d do not hash to the cosigned root", ErrFork, n, len(datas))
 	}
 	for i := range entries {
-		var r struct{ Kind string }
-		json.Unmarshal(entries[i].Data, &r)
-		entries[i].Kind = r.Kind
+		if entries[i].Kind, err = audit.KindOf(entries[i].Data); err != nil {
+			return nil, fmt.Errorf("witnessed entry %d: %w", entries[i].Index, err)
+		}
 	}
 	err = store.Update(ctx, func(tx portrait.Tx) error {
 		if m, err := tx.LogSize(ctx); err != nil || m != n {

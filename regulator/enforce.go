@@ -141,13 +141,15 @@ func (e *Enforcer) scan(ctx context.Context) error {
 	if err != nil || size <= e.scanned {
 		return err
 	}
-	es, err := e.Store.LogEntriesOfKind(ctx, []string{orderKind}, e.scanned, size)
+	// Checked against the signed tree: receivership and the dead-man
+	// switch rest on these records, and a company must not undo an order
+	// by editing its own store (invariants 8 and 9).
+	es, err := e.Log.ReadVerifiedKinds(ctx, e.Store, []string{orderKind}, e.scanned, size)
 	if err != nil {
 		return err
 	}
 	for _, en := range es {
-		var r audit.Record
-		if json.Unmarshal(en.Data, &r) == nil && r.Action == "apply" {
+		if r := en.Record; r.Action == "apply" {
 			id, _ := r.Detail["order"].(string)
 			if _, seen := e.applied[id]; !seen && id != "" {
 				e.applied[id] = en.Index

@@ -265,21 +265,20 @@ func (s *Server) consoleLog(w http.ResponseWriter, r *http.Request, c policy.Cal
 	const window = 2048
 	for hi := size; hi > 0 && len(d.Rows) < maxConsoleRows; hi -= window {
 		lo := max(0, hi-window)
-		var es []portrait.LogEntry
+		// Rows are read through the verifier, so a record that does not
+		// match the signed tree is shown as the error it is (invariant 8).
+		var es []audit.Entry
 		if d.Kind != "" {
-			es, err = s.cfg.Store.LogEntriesOfKind(ctx, []string{d.Kind}, lo, hi)
+			es, err = s.cfg.Log.ReadVerifiedKinds(ctx, s.cfg.Store, []string{d.Kind}, lo, hi)
 		} else {
-			es, err = s.cfg.Store.LogEntries(ctx, lo, hi)
+			es, err = s.cfg.Log.ReadVerified(ctx, s.cfg.Store, lo, hi)
 		}
 		if err != nil {
 			s.consoleFail(w, v, err)
 			return
 		}
 		for i := len(es) - 1; i >= 0; i-- {
-			var rec audit.Record
-			if json.Unmarshal(es[i].Data, &rec) != nil {
-				continue
-			}
+			rec := es[i].Record
 			if (!from.IsZero() && rec.Time.Before(from)) || (!to.IsZero() && !rec.Time.Before(to)) {
 				continue
 			}
@@ -500,17 +499,17 @@ func (s *Server) consoleOrders(w http.ResponseWriter, r *http.Request, c policy.
 		s.consoleFail(w, v, err)
 		return
 	}
-	es, err := s.cfg.Store.LogEntriesOfKind(ctx, []string{"suspension", "oversight"}, 0, size)
+	// The history an officer reads is the signed one: a record that does
+	// not match the tree is an error here, not a row (invariant 8).
+	es, err := s.cfg.Log.ReadVerifiedKinds(ctx, s.cfg.Store, []string{"suspension", "oversight"}, 0, size)
 	if err != nil {
 		s.consoleFail(w, v, err)
 		return
 	}
 	d := &ordersData{InForce: list}
 	for i := len(es) - 1; i >= 0 && len(d.History) < maxConsoleRows; i-- {
-		var rec audit.Record
-		if json.Unmarshal(es[i].Data, &rec) == nil {
-			d.History = append(d.History, logRow{Index: es[i].Index, Record: rec, Words: kindWord(v.T, rec.Kind)})
-		}
+		rec := es[i].Record
+		d.History = append(d.History, logRow{Index: es[i].Index, Record: rec, Words: kindWord(v.T, rec.Kind)})
 	}
 	v.Data = d
 	s.renderConsole(w, http.StatusOK, v)
