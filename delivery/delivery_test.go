@@ -1,6 +1,7 @@
 package delivery_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -28,6 +29,7 @@ import (
 	"github.com/portrait-dev/portrait/policy"
 	"github.com/portrait-dev/portrait/rights"
 	"github.com/portrait-dev/portrait/sqlite"
+	"github.com/portrait-dev/portrait/storetest"
 	"github.com/portrait-dev/portrait/stream"
 )
 
@@ -79,6 +81,7 @@ func TestSignStandardWebhooksVector(t *testing.T) {
 }
 
 type env struct {
+	path   string
 	store  *sqlite.DB
 	keys   *keys.Keyring
 	log    *audit.Log
@@ -93,8 +96,8 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{}
-	if e.store, err = sqlite.Open(ctx, filepath.Join(t.TempDir(), "p.db")); err != nil {
+	e := &env{path: filepath.Join(t.TempDir(), "p.db")}
+	if e.store, err = sqlite.Open(ctx, e.path); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.store.Close() })
@@ -296,5 +299,42 @@ func TestDeadLetters(t *testing.T) {
 	third := &delivery.Dispatcher{Store: e.store, Audit: e.log}
 	if err := third.Load(ctx); err != nil || len(third.Dead()) != 0 {
 		t.Errorf("dead letters after replay and restart: %v %+v", err, third.Dead())
+	}
+}
+
+// TestDispatchRefusesTamperedRecord: a withdrawal record rewritten in the
+// store to name another subject is not sent anywhere; the dispatcher
+// stops with the tamper finding (invariant 8).
+func TestDispatchRefusesTamperedRecord(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	rc := &receiver{ids: map[string]int{}}
+	hook := httptest.NewServer(rc)
+	defer hook.Close()
+	for _, st := range []policy.Status{policy.Granted, policy.Withdrawn} {
+		if _, err := e.ledger.Record(ctx, operator, consent.ByID("hana"), consent.Change{Purpose: "marketing", Status: st, NoticeVersion: "1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	size, err := e.store.LogSize(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hana, other := e.keys.Pseudonym("hana"), e.keys.Pseudonym("someone-else")
+	storetest.EditLogEntry(t, e.path, size-1, func(data []byte) []byte {
+		if !bytes.Contains(data, []byte(hana)) {
+			t.Fatalf("the withdrawal record does not name its subject: %s", data)
+		}
+		return bytes.ReplaceAll(data, []byte(hana), []byte(other))
+	})
+	d := &delivery.Dispatcher{Store: e.store, Audit: e.log, Backoff: func(int) time.Duration { return time.Millisecond },
+		Destinations: []delivery.Destination{{Name: "crm", Sender: &delivery.Webhook{URL: hook.URL, Secret: secret}}}}
+	if err := d.Poll(ctx); !errors.Is(err, audit.ErrTampered) {
+		t.Fatalf("poll over a rewritten record: %v, want the tamper finding", err)
+	}
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if len(rc.events) != 0 {
+		t.Fatalf("a forged record was delivered: %+v", rc.events)
 	}
 }
