@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -29,15 +28,32 @@ func (a *app) catchUp(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("catch up with the regulator's witnessed log: %w", err)
 	}
-	return len(entries), a.replay(ctx, entries)
+	if err := a.replay(ctx, entries); err != nil {
+		return 0, err
+	}
+	if len(entries) == 0 {
+		return 0, nil
+	}
+	// The stored checkpoint is the backup's, smaller than what the
+	// regulator cosigned; publish a cosigned one of the repaired log before
+	// serving, so no outsider is shown a rolled-back head.
+	note, err := a.log.Sign(ctx, a.store)
+	if err != nil {
+		return 0, fmt.Errorf("sign the repaired log: %w", err)
+	}
+	if err := a.saveCheckpoint(ctx, note); err != nil {
+		return 0, fmt.Errorf("publish the repaired log's checkpoint: %w", err)
+	}
+	return len(entries), nil
 }
 
 // replay re-applies the erasures, consent withdrawals and refusals, and
 // suspensions and lifts that entries record.
 func (a *app) replay(ctx context.Context, entries []portrait.LogEntry) error {
 	for _, e := range entries {
-		var r audit.Record
-		if err := json.Unmarshal(e.Data, &r); err != nil {
+		// The entries were checked against the cosigned root by Catchup.
+		r, err := audit.Decode(e.Data)
+		if err != nil {
 			return fmt.Errorf("log entry %d: %w", e.Index, err)
 		}
 		if err := a.reapply(ctx, r); err != nil {
