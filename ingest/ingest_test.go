@@ -182,7 +182,7 @@ func TestNoPlaintextAndErasure(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.keys.Forget(ps)
-	if err := e.store.CheckpointWAL(ctx); err != nil {
+	if err := e.store.TruncateWAL(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if f := scan(t, e.path, wrapped); f != "" {

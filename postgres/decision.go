@@ -8,7 +8,6 @@ import (
 	"time"
 
 	portrait "github.com/portrait-dev/portrait"
-	"github.com/portrait-dev/portrait/policy"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -28,12 +27,9 @@ func scanDecision(sc interface{ Scan(...any) error }, sealed *[]byte) (portrait.
 	return d, nil
 }
 
-// Decisions implements portrait.Store.Decisions.
-func (db *DB) Decisions(ctx context.Context, g policy.Grant) ([]portrait.DecisionRecord, error) {
-	if err := g.Check(g.Subject(), portrait.ReadActions...); err != nil {
-		return nil, portrait.Refuse("read decisions", err)
-	}
-	rows, err := db.pool.Query(ctx, `SELECT `+decisionColumns+`, sealed FROM decisions WHERE pseudonym = $1 ORDER BY created, id`, g.Subject())
+// Decisions implements guard.Engine.Decisions.
+func (db *engine) Decisions(ctx context.Context, pseudonym string) ([]portrait.DecisionRecord, error) {
+	rows, err := db.pool.Query(ctx, `SELECT `+decisionColumns+`, sealed FROM decisions WHERE pseudonym = $1 ORDER BY created, id`, pseudonym)
 	if err != nil {
 		return nil, fmt.Errorf("read decisions: %w", err)
 	}
@@ -54,9 +50,9 @@ func (db *DB) Decisions(ctx context.Context, g policy.Grant) ([]portrait.Decisio
 	return out, nil
 }
 
-// DecisionByID implements portrait.Store.DecisionByID: the sealed part is
+// DecisionByID implements guard.Engine.DecisionByID: the sealed part is
 // left out, since no grant is given.
-func (db *DB) DecisionByID(ctx context.Context, id string) (portrait.DecisionRecord, error) {
+func (db *engine) DecisionByID(ctx context.Context, id string) (portrait.DecisionRecord, error) {
 	d, err := scanDecision(db.pool.QueryRow(ctx, `SELECT `+decisionColumns+` FROM decisions WHERE id = $1`, id), nil)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return portrait.DecisionRecord{}, portrait.Errorf(portrait.ENOTFOUND, "no decision %s", id)
@@ -78,8 +74,8 @@ func scanReview(sc interface{ Scan(...any) error }) (portrait.Review, error) {
 	return r, nil
 }
 
-// Reviews implements portrait.Store.Reviews.
-func (db *DB) Reviews(ctx context.Context, status string) ([]portrait.Review, error) {
+// Reviews implements guard.Engine.Reviews.
+func (db *engine) Reviews(ctx context.Context, status string) ([]portrait.Review, error) {
 	rows, err := db.pool.Query(ctx, `SELECT `+reviewColumns+` FROM reviews WHERE $1 = '' OR status = $2 ORDER BY created, id`, status, status)
 	if err != nil {
 		return nil, fmt.Errorf("read reviews: %w", err)
@@ -99,8 +95,8 @@ func (db *DB) Reviews(ctx context.Context, status string) ([]portrait.Review, er
 	return out, nil
 }
 
-// ReviewByID implements portrait.Store.ReviewByID.
-func (db *DB) ReviewByID(ctx context.Context, id string) (portrait.Review, error) {
+// ReviewByID implements guard.Engine.ReviewByID.
+func (db *engine) ReviewByID(ctx context.Context, id string) (portrait.Review, error) {
 	r, err := scanReview(db.pool.QueryRow(ctx, `SELECT `+reviewColumns+` FROM reviews WHERE id = $1`, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return portrait.Review{}, portrait.Errorf(portrait.ENOTFOUND, "no review %s", id)
@@ -110,8 +106,8 @@ func (db *DB) ReviewByID(ctx context.Context, id string) (portrait.Review, error
 	return r, nil
 }
 
-// Items implements portrait.Store.Items.
-func (db *DB) Items(ctx context.Context) ([]portrait.Item, error) {
+// Items implements guard.Engine.Items.
+func (db *engine) Items(ctx context.Context) ([]portrait.Item, error) {
 	rows, err := db.pool.Query(ctx, `SELECT id, categories, attributes, price, updated FROM items ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("read items: %w", err)
@@ -138,19 +134,16 @@ func (db *DB) Items(ctx context.Context) ([]portrait.Item, error) {
 	return out, nil
 }
 
-// Protected implements portrait.Store.Protected.
-func (db *DB) Protected(ctx context.Context, g policy.Grant) ([]portrait.ProtectedValue, error) {
-	if err := g.Check(g.Subject(), portrait.ReadActions...); err != nil {
-		return nil, portrait.Refuse("read protected attributes", err)
-	}
-	rows, err := db.pool.Query(ctx, `SELECT attribute, sealed FROM protected WHERE pseudonym = $1 ORDER BY attribute`, g.Subject())
+// Protected implements guard.Engine.Protected.
+func (db *engine) Protected(ctx context.Context, pseudonym string) ([]portrait.ProtectedValue, error) {
+	rows, err := db.pool.Query(ctx, `SELECT attribute, sealed FROM protected WHERE pseudonym = $1 ORDER BY attribute`, pseudonym)
 	if err != nil {
 		return nil, fmt.Errorf("read protected attributes: %w", err)
 	}
 	defer rows.Close()
 	var out []portrait.ProtectedValue
 	for rows.Next() {
-		v := portrait.ProtectedValue{Subject: g.Subject()}
+		v := portrait.ProtectedValue{Subject: pseudonym}
 		if err := rows.Scan(&v.Attribute, &v.Sealed); err != nil {
 			return nil, fmt.Errorf("read protected attributes: %w", err)
 		}
@@ -162,15 +155,9 @@ func (db *DB) Protected(ctx context.Context, g policy.Grant) ([]portrait.Protect
 	return out, nil
 }
 
-// PutDecision implements portrait.Tx.PutDecision; the grant must allow Use
+// PutDecision implements guard.Tx.PutDecision; the grant must allow Use
 // for the decision's subject.
-func (tx *Tx) PutDecision(ctx context.Context, d portrait.DecisionRecord) error {
-	if err := d.Validate(); err != nil {
-		return err
-	}
-	if err := d.Grant.Check(d.Subject, policy.Use); err != nil {
-		return portrait.Refuse("put decision "+d.ID, err)
-	}
+func (tx *txn) PutDecision(ctx context.Context, d portrait.DecisionRecord) error {
 	if d.ID == "" || d.UseCase == "" || d.Status == "" {
 		return portrait.Errorf(portrait.EINVALID, "put decision %q: a decision needs an id, a use-case and a status", d.ID)
 	}
@@ -188,8 +175,8 @@ func (tx *Tx) PutDecision(ctx context.Context, d portrait.DecisionRecord) error 
 	return nil
 }
 
-// SetDecisionStatus implements portrait.Tx.SetDecisionStatus.
-func (tx *Tx) SetDecisionStatus(ctx context.Context, id, status string) error {
+// SetDecisionStatus implements guard.Tx.SetDecisionStatus.
+func (tx *txn) SetDecisionStatus(ctx context.Context, id, status string) error {
 	if status == "" {
 		return portrait.Errorf(portrait.EINVALID, "set status of decision %s: the status is empty", id)
 	}
@@ -203,8 +190,8 @@ func (tx *Tx) SetDecisionStatus(ctx context.Context, id, status string) error {
 	return nil
 }
 
-// PutReview implements portrait.Tx.PutReview.
-func (tx *Tx) PutReview(ctx context.Context, r portrait.Review) error {
+// PutReview implements guard.Tx.PutReview.
+func (tx *txn) PutReview(ctx context.Context, r portrait.Review) error {
 	if err := r.Validate(); err != nil {
 		return err
 	}
@@ -226,11 +213,11 @@ func (tx *Tx) PutReview(ctx context.Context, r portrait.Review) error {
 	return nil
 }
 
-// CloseReview implements portrait.Tx.CloseReview. Under READ COMMITTED a
+// CloseReview implements guard.Tx.CloseReview. Under READ COMMITTED a
 // second UPDATE of the same row waits for the first transaction and then
 // evaluates its WHERE clause against the committed row, so it sees the
 // review closed and changes nothing.
-func (tx *Tx) CloseReview(ctx context.Context, r portrait.Review) error {
+func (tx *txn) CloseReview(ctx context.Context, r portrait.Review) error {
 	if r.ID == "" || r.Status == "" || r.Status == "open" {
 		return portrait.Errorf(portrait.EINVALID, "close review %q: give the id and a closed status", r.ID)
 	}
@@ -255,8 +242,8 @@ func (tx *Tx) CloseReview(ctx context.Context, r portrait.Review) error {
 	return portrait.Errorf(portrait.ECONFLICT, "review %s is already %s (%s)", r.ID, status, outcome)
 }
 
-// PutItems implements portrait.Tx.PutItems.
-func (tx *Tx) PutItems(ctx context.Context, items []portrait.Item) error {
+// PutItems implements guard.Tx.PutItems.
+func (tx *txn) PutItems(ctx context.Context, items []portrait.Item) error {
 	for _, it := range items {
 		if err := it.Validate(); err != nil {
 			return err
@@ -299,20 +286,9 @@ func itemJSON(it portrait.Item) (cats []string, attrs string, err error) {
 	return cats, string(ab), nil
 }
 
-// PutProtected implements portrait.Tx.PutProtected; the grant must allow
+// PutProtected implements guard.Tx.PutProtected; the grant must allow
 // Collect for the subject of every value.
-func (tx *Tx) PutProtected(ctx context.Context, g policy.Grant, values []portrait.ProtectedValue) error {
-	if err := g.Check(g.Subject(), policy.Collect); err != nil {
-		return portrait.Refuse("put protected attributes", err)
-	}
-	for _, v := range values {
-		if v.Subject != g.Subject() {
-			return portrait.Refuse("put protected attribute "+v.Attribute, fmt.Errorf("%w: the grant is for %s, the value for %s", policy.ErrNoGrant, g.Subject(), v.Subject))
-		}
-		if v.Attribute == "" || len(v.Sealed) == 0 {
-			return portrait.Errorf(portrait.EINVALID, "put protected attribute %q: want an attribute and its sealed value", v.Attribute)
-		}
-	}
+func (tx *txn) PutProtected(ctx context.Context, pseudonym string, values []portrait.ProtectedValue) error {
 	for _, v := range values {
 		if _, err := tx.tx.Exec(ctx, `INSERT INTO protected (pseudonym, attribute, sealed) VALUES ($1, $2, $3)
 			ON CONFLICT (pseudonym, attribute) DO UPDATE SET sealed = excluded.sealed`, v.Subject, v.Attribute, v.Sealed); err != nil {

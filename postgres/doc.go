@@ -2,9 +2,10 @@
 // for many stateless nodes sharing one database.
 //
 // It keeps invariant 7 (one store contract, two engines): it passes the
-// same conformance suite as package sqlite (storetest). It keeps invariant
-// 2 by checking the policy.Grant of every method that reads or writes
-// personal values before touching the database, and invariant 3 by
+// same conformance suite as package sqlite (storetest). Open returns its
+// engine behind package guard, which checks the policy.Grant of every
+// method that reads or writes personal values before the engine runs
+// (invariant 2); the engine itself checks none. It keeps invariant 3 by
 // running Update in one transaction; the audit log's head row is locked
 // by Tx.LogSize until the transaction ends, so nodes append to one log in
 // turn. Every governance change increments a shared generation counter in

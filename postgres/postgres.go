@@ -16,26 +16,45 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/guard"
 )
 
 //go:embed migrations/*.sql
 var migrations embed.FS
 
-// DB is a Portrait store in a PostgreSQL database, shared by any number of
-// stateless nodes.
-type DB struct {
+// engine runs Portrait's SQL on a PostgreSQL database (guard.Engine);
+// Open returns it guarded, as a DB.
+type engine struct {
 	pool *pgxpool.Pool
 }
 
 var (
-	_ portrait.Store = (*DB)(nil)
-	_ portrait.Tx    = (*Tx)(nil)
+	_ guard.Engine = (*engine)(nil)
+	_ guard.Tx     = (*txn)(nil)
 )
+
+// DB is a Portrait store in a PostgreSQL database, shared by any number of
+// stateless nodes: the engine behind the guard, which checks every grant
+// (invariant 2), with the regulator's tables beside it.
+type DB struct {
+	*guard.Store
+	regulatorTables
+}
+
+var _ portrait.Store = (*DB)(nil)
 
 // Open connects to the database at url (a postgres:// URL or key=value
 // DSN; pgx options such as pool_max_conns and run-time parameters such as
 // search_path may be added) and applies any migration it lacks.
 func Open(ctx context.Context, url string) (*DB, error) {
+	e, err := open(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	return &DB{Store: guard.New(e), regulatorTables: regulatorTables{e}}, nil
+}
+
+func open(ctx context.Context, url string) (*engine, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w (want a URL such as postgres://user@host/db)", err)
@@ -44,7 +63,7 @@ func Open(ctx context.Context, url string) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
-	db := &DB{pool: pool}
+	db := &engine{pool: pool}
 	if err := db.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("open postgres %s/%s: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Database, err)
@@ -55,7 +74,7 @@ func Open(ctx context.Context, url string) (*DB, error) {
 // migrate applies the embedded migrations not yet recorded in
 // schema_version. An advisory lock keyed by the schema serialises nodes
 // that start together, so each migration runs once.
-func (db *DB) migrate(ctx context.Context) error {
+func (db *engine) migrate(ctx context.Context) error {
 	names, err := fs.Glob(migrations, "migrations/*.sql")
 	if err != nil {
 		return err
@@ -104,14 +123,14 @@ func (db *DB) migrate(ctx context.Context) error {
 	return nil
 }
 
-// Close implements portrait.Store.Close.
-func (db *DB) Close() error {
+// Close implements guard.Engine.Close.
+func (db *engine) Close() error {
 	db.pool.Close()
 	return nil
 }
 
-// Update implements portrait.Store.Update.
-func (db *DB) Update(ctx context.Context, fn func(portrait.Tx) error) error {
+// Update implements guard.Engine.Update.
+func (db *engine) Update(ctx context.Context, fn func(guard.Tx) error) error {
 	ptx, err := db.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
@@ -122,7 +141,7 @@ func (db *DB) Update(ctx context.Context, fn func(portrait.Tx) error) error {
 			panic(p)
 		}
 	}()
-	if err := fn(&Tx{tx: ptx}); err != nil {
+	if err := fn(&txn{tx: ptx}); err != nil {
 		if rerr := ptx.Rollback(context.WithoutCancel(ctx)); rerr != nil {
 			return errors.Join(err, fmt.Errorf("roll back: %w", rerr))
 		}
@@ -135,7 +154,7 @@ func (db *DB) Update(ctx context.Context, fn func(portrait.Tx) error) error {
 }
 
 // Tx is one write transaction; see portrait.Tx.
-type Tx struct {
+type txn struct {
 	tx pgx.Tx
 }
 

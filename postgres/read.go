@@ -11,10 +11,11 @@ import (
 	portrait "github.com/portrait-dev/portrait"
 	"github.com/portrait-dev/portrait/audit"
 	"github.com/portrait-dev/portrait/policy"
+	"github.com/portrait-dev/portrait/tables"
 )
 
-// Generation implements portrait.Store.Generation.
-func (db *DB) Generation(ctx context.Context) (int64, error) {
+// Generation implements guard.Engine.Generation.
+func (db *engine) Generation(ctx context.Context) (int64, error) {
 	var n int64
 	if err := db.pool.QueryRow(ctx, `SELECT n FROM generation`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("read generation: %w", err)
@@ -22,8 +23,8 @@ func (db *DB) Generation(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
-// Subjects implements portrait.Store.Subjects.
-func (db *DB) Subjects(ctx context.Context, pseudonyms []string) (map[string]portrait.Subject, error) {
+// Subjects implements guard.Engine.Subjects.
+func (db *engine) Subjects(ctx context.Context, pseudonyms []string) (map[string]portrait.Subject, error) {
 	rows, err := db.pool.Query(ctx, `SELECT pseudonym, wrapped_key, sealed_id, created FROM subjects WHERE pseudonym = ANY($1)`, pseudonyms)
 	if err != nil {
 		return nil, fmt.Errorf("read subjects: %w", err)
@@ -44,10 +45,10 @@ func (db *DB) Subjects(ctx context.Context, pseudonyms []string) (map[string]por
 	return out, nil
 }
 
-// States implements portrait.Store.States. Three queries serve any number
+// States implements guard.Engine.States. Three queries serve any number
 // of pseudonyms, inside one repeatable-read transaction so they see one
 // snapshot.
-func (db *DB) States(ctx context.Context, pseudonyms []string) (map[string]*policy.State, error) {
+func (db *engine) States(ctx context.Context, pseudonyms []string) (map[string]*policy.State, error) {
 	out := make(map[string]*policy.State, len(pseudonyms))
 	for _, p := range pseudonyms {
 		out[p] = &policy.State{Subject: p, Consents: map[string]policy.Consent{}, Personalization: 100, Suppressed: map[string]bool{}}
@@ -63,9 +64,9 @@ func (db *DB) States(ctx context.Context, pseudonyms []string) (map[string]*poli
 	return readStates(ctx, tx, pseudonyms, out)
 }
 
-// States implements portrait.Tx.States: the same reads inside the write
+// States implements guard.Tx.States: the same reads inside the write
 // transaction.
-func (tx *Tx) States(ctx context.Context, pseudonyms []string) (map[string]*policy.State, error) {
+func (tx *txn) States(ctx context.Context, pseudonyms []string) (map[string]*policy.State, error) {
 	out := make(map[string]*policy.State, len(pseudonyms))
 	for _, p := range pseudonyms {
 		out[p] = &policy.State{Subject: p, Consents: map[string]policy.Consent{}, Personalization: 100, Suppressed: map[string]bool{}}
@@ -139,8 +140,8 @@ func readStates(ctx context.Context, tx pgx.Tx, pseudonyms []string, out map[str
 	return out, nil
 }
 
-// Suspensions implements portrait.Store.Suspensions.
-func (db *DB) Suspensions(ctx context.Context) ([]policy.Suspension, error) {
+// Suspensions implements guard.Engine.Suspensions.
+func (db *engine) Suspensions(ctx context.Context) ([]policy.Suspension, error) {
 	rows, err := db.pool.Query(ctx, `SELECT kind, id, reason, suspended_by, at FROM suspensions ORDER BY kind, id`)
 	if err != nil {
 		return nil, fmt.Errorf("read suspensions: %w", err)
@@ -161,12 +162,8 @@ func (db *DB) Suspensions(ctx context.Context) ([]policy.Suspension, error) {
 	return out, nil
 }
 
-// ConsentHistory implements portrait.Store.ConsentHistory.
-func (db *DB) ConsentHistory(ctx context.Context, g policy.Grant) ([]portrait.ConsentRecord, error) {
-	if err := portrait.CheckGrant("read consent history", g, nil, append(portrait.ReadActions, policy.Erase)...); err != nil {
-		return nil, err
-	}
-	pseudonym := g.Subject()
+// ConsentHistory implements guard.Engine.ConsentHistory.
+func (db *engine) ConsentHistory(ctx context.Context, pseudonym string) ([]portrait.ConsentRecord, error) {
 	rows, err := db.pool.Query(ctx, `SELECT seq, purpose, status, notice_version, channel, user_agent, ua_sealed, ip, guardian, categories, at, consent_string, string_type
 		FROM consents WHERE pseudonym = $1 ORDER BY seq`, pseudonym)
 	if err != nil {
@@ -212,13 +209,10 @@ func scanEvents(rows pgx.Rows) ([]portrait.StoredEvent, error) {
 	return out, rows.Err()
 }
 
-// Events implements portrait.Store.Events.
-func (db *DB) Events(ctx context.Context, g policy.Grant, since time.Time) ([]portrait.StoredEvent, error) {
-	if err := g.Check(g.Subject(), portrait.ReadActions...); err != nil {
-		return nil, portrait.Refuse("read events", err)
-	}
+// Events implements guard.Engine.Events.
+func (db *engine) Events(ctx context.Context, pseudonym string, since time.Time) ([]portrait.StoredEvent, error) {
 	rows, err := db.pool.Query(ctx, `SELECT `+eventColumns+` FROM events WHERE pseudonym = $1 AND ($2::timestamptz IS NULL OR time >= $2) ORDER BY time, id`,
-		g.Subject(), ts(since))
+		pseudonym, ts(since))
 	if err != nil {
 		return nil, fmt.Errorf("read events: %w", err)
 	}
@@ -229,8 +223,8 @@ func (db *DB) Events(ctx context.Context, g policy.Grant, since time.Time) ([]po
 	return out, nil
 }
 
-// ExpiredEvents implements portrait.Store.ExpiredEvents.
-func (db *DB) ExpiredEvents(ctx context.Context, now time.Time, limit int) ([]portrait.StoredEvent, error) {
+// ExpiredEvents implements guard.Engine.ExpiredEvents.
+func (db *engine) ExpiredEvents(ctx context.Context, now time.Time, limit int) ([]portrait.StoredEvent, error) {
 	if limit <= 0 {
 		return nil, portrait.Errorf(portrait.EINVALID, "expired events: limit %d must be positive", limit)
 	}
@@ -245,8 +239,8 @@ func (db *DB) ExpiredEvents(ctx context.Context, now time.Time, limit int) ([]po
 	return out, nil
 }
 
-// ExpiredProfile implements portrait.Store.ExpiredProfile.
-func (db *DB) ExpiredProfile(ctx context.Context, now time.Time, limit int) ([]portrait.FieldRef, error) {
+// ExpiredProfile implements guard.Engine.ExpiredProfile.
+func (db *engine) ExpiredProfile(ctx context.Context, now time.Time, limit int) ([]portrait.FieldRef, error) {
 	if limit <= 0 {
 		return nil, portrait.Errorf(portrait.EINVALID, "expired profile values: limit %d must be positive", limit)
 	}
@@ -266,13 +260,9 @@ func (db *DB) ExpiredProfile(ctx context.Context, now time.Time, limit int) ([]p
 	return out, rows.Err()
 }
 
-// Profile implements portrait.Store.Profile. It returns only the fields
-// the grant covers.
-func (db *DB) Profile(ctx context.Context, g policy.Grant) ([]portrait.ProfileValue, error) {
-	if err := g.Check(g.Subject(), portrait.ReadActions...); err != nil {
-		return nil, portrait.Refuse("read profile", err)
-	}
-	rows, err := db.pool.Query(ctx, `SELECT field, sealed, source, updated, expires FROM profile WHERE pseudonym = $1 ORDER BY field`, g.Subject())
+// Profile implements guard.Engine.Profile: every stored field.
+func (db *engine) Profile(ctx context.Context, pseudonym string) ([]portrait.ProfileValue, error) {
+	rows, err := db.pool.Query(ctx, `SELECT field, sealed, source, updated, expires FROM profile WHERE pseudonym = $1 ORDER BY field`, pseudonym)
 	if err != nil {
 		return nil, fmt.Errorf("read profile: %w", err)
 	}
@@ -284,9 +274,6 @@ func (db *DB) Profile(ctx context.Context, g policy.Grant) ([]portrait.ProfileVa
 		if err := rows.Scan(&v.Field, &v.Sealed, &v.Source, &v.Updated, &exp); err != nil {
 			return nil, fmt.Errorf("read profile: %w", err)
 		}
-		if !g.Covers(v.Field) {
-			continue
-		}
 		v.Updated, v.Expires = v.Updated.UTC(), fromTS(exp)
 		out = append(out, v)
 	}
@@ -296,19 +283,16 @@ func (db *DB) Profile(ctx context.Context, g policy.Grant) ([]portrait.ProfileVa
 	return out, nil
 }
 
-// Labels implements portrait.Store.Labels.
-func (db *DB) Labels(ctx context.Context, g policy.Grant) ([]portrait.LabelValue, error) {
-	if err := g.Check(g.Subject(), portrait.ReadActions...); err != nil {
-		return nil, portrait.Refuse("read labels", err)
-	}
-	rows, err := db.pool.Query(ctx, `SELECT label, version, sealed, computed, expires FROM labels WHERE pseudonym = $1 ORDER BY label`, g.Subject())
+// Labels implements guard.Engine.Labels.
+func (db *engine) Labels(ctx context.Context, pseudonym string) ([]portrait.LabelValue, error) {
+	rows, err := db.pool.Query(ctx, `SELECT label, version, sealed, computed, expires FROM labels WHERE pseudonym = $1 ORDER BY label`, pseudonym)
 	if err != nil {
 		return nil, fmt.Errorf("read labels: %w", err)
 	}
 	defer rows.Close()
 	var out []portrait.LabelValue
 	for rows.Next() {
-		v := portrait.LabelValue{Subject: g.Subject()}
+		v := portrait.LabelValue{Subject: pseudonym}
 		var exp *time.Time
 		if err := rows.Scan(&v.Label, &v.Version, &v.Sealed, &v.Computed, &exp); err != nil {
 			return nil, fmt.Errorf("read labels: %w", err)
@@ -322,9 +306,9 @@ func (db *DB) Labels(ctx context.Context, g policy.Grant) ([]portrait.LabelValue
 	return out, nil
 }
 
-// LogSize implements portrait.Store.LogSize. It does not lock; only a
+// LogSize implements guard.Engine.LogSize. It does not lock; only a
 // transaction's LogSize does.
-func (db *DB) LogSize(ctx context.Context) (int64, error) {
+func (db *engine) LogSize(ctx context.Context) (int64, error) {
 	var n int64
 	if err := db.pool.QueryRow(ctx, `SELECT size FROM log_head`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("read log size: %w", err)
@@ -332,14 +316,14 @@ func (db *DB) LogSize(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
-// LogHashes implements portrait.Store.LogHashes.
-func (db *DB) LogHashes(ctx context.Context, indexes []int64) ([][32]byte, error) {
+// LogHashes implements guard.Engine.LogHashes.
+func (db *engine) LogHashes(ctx context.Context, indexes []int64) ([][32]byte, error) {
 	return logHashes(ctx, db.pool, indexes)
 }
 
-// LogEntries implements portrait.Store.LogEntries: entries from (inclusive)
+// LogEntries implements guard.Engine.LogEntries: entries from (inclusive)
 // to to (exclusive).
-func (db *DB) LogEntries(ctx context.Context, from, to int64) ([]portrait.LogEntry, error) {
+func (db *engine) LogEntries(ctx context.Context, from, to int64) ([]portrait.LogEntry, error) {
 	if from < 0 || to < from {
 		return nil, portrait.Errorf(portrait.EINVALID, "log entries [%d, %d): want 0 <= from <= to", from, to)
 	}
@@ -365,8 +349,8 @@ func (db *DB) LogEntries(ctx context.Context, from, to int64) ([]portrait.LogEnt
 	return out, nil
 }
 
-// LogEntriesOfKind implements portrait.Store.LogEntriesOfKind.
-func (db *DB) LogEntriesOfKind(ctx context.Context, kinds []string, from, to int64) ([]portrait.LogEntry, error) {
+// LogEntriesOfKind implements guard.Engine.LogEntriesOfKind.
+func (db *engine) LogEntriesOfKind(ctx context.Context, kinds []string, from, to int64) ([]portrait.LogEntry, error) {
 	if from < 0 || to < from {
 		return nil, portrait.Errorf(portrait.EINVALID, "log entries [%d, %d): want 0 <= from <= to", from, to)
 	}
@@ -387,8 +371,8 @@ func (db *DB) LogEntriesOfKind(ctx context.Context, kinds []string, from, to int
 	return out, rows.Err()
 }
 
-// Checkpoint implements portrait.Store.Checkpoint: the newest signed note.
-func (db *DB) Checkpoint(ctx context.Context) ([]byte, error) {
+// Checkpoint implements guard.Engine.Checkpoint: the newest signed note.
+func (db *engine) Checkpoint(ctx context.Context) ([]byte, error) {
 	var note []byte
 	err := db.pool.QueryRow(ctx, `SELECT note FROM checkpoints ORDER BY id DESC LIMIT 1`).Scan(&note)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -426,12 +410,8 @@ func logHashes(ctx context.Context, q querier, indexes []int64) ([][32]byte, err
 	return audit.PickHashes(indexes, byRecord)
 }
 
-// EventsFor implements portrait.Store.EventsFor.
-func (db *DB) EventsFor(ctx context.Context, grants []policy.Grant, since time.Time) (map[string][]portrait.StoredEvent, error) {
-	subjects, _, err := portrait.PageGrants("read events", grants)
-	if err != nil {
-		return nil, err
-	}
+// EventsFor implements guard.Engine.EventsFor.
+func (db *engine) EventsFor(ctx context.Context, subjects []string, since time.Time) (map[string][]portrait.StoredEvent, error) {
 	if len(subjects) == 0 {
 		return map[string][]portrait.StoredEvent{}, nil
 	}
@@ -444,15 +424,11 @@ func (db *DB) EventsFor(ctx context.Context, grants []policy.Grant, since time.T
 	if err != nil {
 		return nil, fmt.Errorf("read events: %w", err)
 	}
-	return portrait.BySubject(evs, func(e *portrait.StoredEvent) string { return e.Subject }), nil
+	return tables.BySubject(evs, func(e *portrait.StoredEvent) string { return e.Subject }), nil
 }
 
-// ProfilesFor implements portrait.Store.ProfilesFor.
-func (db *DB) ProfilesFor(ctx context.Context, grants []policy.Grant) (map[string][]portrait.ProfileValue, error) {
-	subjects, gs, err := portrait.PageGrants("read profile", grants)
-	if err != nil {
-		return nil, err
-	}
+// ProfilesFor implements guard.Engine.ProfilesFor.
+func (db *engine) ProfilesFor(ctx context.Context, subjects []string) (map[string][]portrait.ProfileValue, error) {
 	if len(subjects) == 0 {
 		return map[string][]portrait.ProfileValue{}, nil
 	}
@@ -470,9 +446,6 @@ func (db *DB) ProfilesFor(ctx context.Context, grants []policy.Grant) (map[strin
 		if err := rows.Scan(&p, &v.Field, &v.Sealed, &v.Source, &v.Updated, &exp); err != nil {
 			return nil, fmt.Errorf("read profile: %w", err)
 		}
-		if !coversAny(gs[p], v.Field) {
-			continue
-		}
 		v.Updated, v.Expires = v.Updated.UTC(), fromTS(exp)
 		out[p] = append(out[p], v)
 	}
@@ -482,21 +455,8 @@ func (db *DB) ProfilesFor(ctx context.Context, grants []policy.Grant) (map[strin
 	return out, nil
 }
 
-func coversAny(grants []policy.Grant, field string) bool {
-	for _, g := range grants {
-		if g.Covers(field) {
-			return true
-		}
-	}
-	return false
-}
-
-// LabelsFor implements portrait.Store.LabelsFor.
-func (db *DB) LabelsFor(ctx context.Context, grants []policy.Grant) (map[string][]portrait.LabelValue, error) {
-	subjects, _, err := portrait.PageGrants("read labels", grants)
-	if err != nil {
-		return nil, err
-	}
+// LabelsFor implements guard.Engine.LabelsFor.
+func (db *engine) LabelsFor(ctx context.Context, subjects []string) (map[string][]portrait.LabelValue, error) {
 	if len(subjects) == 0 {
 		return map[string][]portrait.LabelValue{}, nil
 	}
@@ -519,15 +479,11 @@ func (db *DB) LabelsFor(ctx context.Context, grants []policy.Grant) (map[string]
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read labels: %w", err)
 	}
-	return portrait.BySubject(lvs, func(v *portrait.LabelValue) string { return v.Subject }), nil
+	return tables.BySubject(lvs, func(v *portrait.LabelValue) string { return v.Subject }), nil
 }
 
-// DecisionsFor implements portrait.Store.DecisionsFor.
-func (db *DB) DecisionsFor(ctx context.Context, grants []policy.Grant) (map[string][]portrait.DecisionRecord, error) {
-	subjects, _, err := portrait.PageGrants("read decisions", grants)
-	if err != nil {
-		return nil, err
-	}
+// DecisionsFor implements guard.Engine.DecisionsFor.
+func (db *engine) DecisionsFor(ctx context.Context, subjects []string) (map[string][]portrait.DecisionRecord, error) {
 	if len(subjects) == 0 {
 		return map[string][]portrait.DecisionRecord{}, nil
 	}
@@ -550,15 +506,11 @@ func (db *DB) DecisionsFor(ctx context.Context, grants []policy.Grant) (map[stri
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read decisions: %w", err)
 	}
-	return portrait.BySubject(ds, func(d *portrait.DecisionRecord) string { return d.Subject }), nil
+	return tables.BySubject(ds, func(d *portrait.DecisionRecord) string { return d.Subject }), nil
 }
 
-// ProtectedFor implements portrait.Store.ProtectedFor.
-func (db *DB) ProtectedFor(ctx context.Context, grants []policy.Grant) (map[string][]portrait.ProtectedValue, error) {
-	subjects, _, err := portrait.PageGrants("read protected attributes", grants)
-	if err != nil {
-		return nil, err
-	}
+// ProtectedFor implements guard.Engine.ProtectedFor.
+func (db *engine) ProtectedFor(ctx context.Context, subjects []string) (map[string][]portrait.ProtectedValue, error) {
 	if len(subjects) == 0 {
 		return map[string][]portrait.ProtectedValue{}, nil
 	}
@@ -579,5 +531,5 @@ func (db *DB) ProtectedFor(ctx context.Context, grants []policy.Grant) (map[stri
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read protected attributes: %w", err)
 	}
-	return portrait.BySubject(vs, func(v *portrait.ProtectedValue) string { return v.Subject }), nil
+	return tables.BySubject(vs, func(v *portrait.ProtectedValue) string { return v.Subject }), nil
 }

@@ -15,6 +15,10 @@ import (
 
 var _ regulator.Store = (*DB)(nil)
 
+// regulatorTables holds the regulator node's tables (regulator.Store,
+// regulator.OrderStore): they hold no personal data, so no grant guards them.
+type regulatorTables struct{ db *engine }
+
 const companyCols = `id, name, token_hash, created, coalesce(origin, ''), log_key, receipt_key, catalog_digest, algorithms, size, checkpoint, contact`
 
 func scanCompany(sc interface{ Scan(...any) error }) (regulator.Company, error) {
@@ -30,8 +34,8 @@ func scanCompany(sc interface{ Scan(...any) error }) (regulator.Company, error) 
 }
 
 // PutCompany implements regulator.Store.PutCompany.
-func (db *DB) PutCompany(ctx context.Context, c regulator.Company) error {
-	_, err := db.pool.Exec(ctx, `INSERT INTO reg_companies (id, name, token_hash, created) VALUES ($1, $2, $3, $4)`,
+func (t regulatorTables) PutCompany(ctx context.Context, c regulator.Company) error {
+	_, err := t.db.pool.Exec(ctx, `INSERT INTO reg_companies (id, name, token_hash, created) VALUES ($1, $2, $3, $4)`,
 		c.ID, c.Name, c.TokenHash, c.Created)
 	if isUnique(err) {
 		return portrait.Errorf(portrait.ECONFLICT, "company %s is already enrolled", c.ID)
@@ -42,23 +46,23 @@ func (db *DB) PutCompany(ctx context.Context, c regulator.Company) error {
 }
 
 // Company implements regulator.Store.Company.
-func (db *DB) Company(ctx context.Context, id string) (regulator.Company, error) {
-	return db.company(ctx, "id", id)
+func (t regulatorTables) Company(ctx context.Context, id string) (regulator.Company, error) {
+	return t.company(ctx, "id", id)
 }
 
 // CompanyBy implements regulator.Store.CompanyBy.
-func (db *DB) CompanyBy(ctx context.Context, field string, value []byte) (regulator.Company, error) {
+func (t regulatorTables) CompanyBy(ctx context.Context, field string, value []byte) (regulator.Company, error) {
 	switch field {
 	case "token":
-		return db.company(ctx, "token_hash", value)
+		return t.company(ctx, "token_hash", value)
 	case "origin":
-		return db.company(ctx, "origin", string(value))
+		return t.company(ctx, "origin", string(value))
 	}
 	return regulator.Company{}, fmt.Errorf("company by %q: no such field", field)
 }
 
-func (db *DB) company(ctx context.Context, col string, v any) (regulator.Company, error) {
-	c, err := scanCompany(db.pool.QueryRow(ctx, `SELECT `+companyCols+` FROM reg_companies WHERE `+col+` = $1`, v))
+func (t regulatorTables) company(ctx context.Context, col string, v any) (regulator.Company, error) {
+	c, err := scanCompany(t.db.pool.QueryRow(ctx, `SELECT `+companyCols+` FROM reg_companies WHERE `+col+` = $1`, v))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return c, portrait.Errorf(portrait.ENOTFOUND, "no such company")
 	} else if err != nil {
@@ -68,8 +72,8 @@ func (db *DB) company(ctx context.Context, col string, v any) (regulator.Company
 }
 
 // Companies implements regulator.Store.Companies.
-func (db *DB) Companies(ctx context.Context) ([]regulator.Company, error) {
-	rows, err := db.pool.Query(ctx, `SELECT `+companyCols+` FROM reg_companies ORDER BY created, id`)
+func (t regulatorTables) Companies(ctx context.Context) ([]regulator.Company, error) {
+	rows, err := t.db.pool.Query(ctx, `SELECT `+companyCols+` FROM reg_companies ORDER BY created, id`)
 	if err != nil {
 		return nil, fmt.Errorf("read companies: %w", err)
 	}
@@ -86,8 +90,8 @@ func (db *DB) Companies(ctx context.Context) ([]regulator.Company, error) {
 }
 
 // FileCompany implements regulator.Store.FileCompany.
-func (db *DB) FileCompany(ctx context.Context, id string, f regulator.Filing, at time.Time) error {
-	res, err := db.pool.Exec(ctx, `UPDATE reg_companies SET origin = $1, log_key = $2, receipt_key = $3, catalog_digest = $4, algorithms = $5, contact = $6 WHERE id = $7`,
+func (t regulatorTables) FileCompany(ctx context.Context, id string, f regulator.Filing, at time.Time) error {
+	res, err := t.db.pool.Exec(ctx, `UPDATE reg_companies SET origin = $1, log_key = $2, receipt_key = $3, catalog_digest = $4, algorithms = $5, contact = $6 WHERE id = $7`,
 		f.Origin, f.LogKey, f.ReceiptKey, f.CatalogDigest, []byte(f.Algorithms), at, id)
 	if isUnique(err) {
 		return portrait.Errorf(portrait.ECONFLICT, "log origin %q is filed by another company", f.Origin)
@@ -101,8 +105,8 @@ func (db *DB) FileCompany(ctx context.Context, id string, f regulator.Filing, at
 }
 
 // Witness implements regulator.Store.Witness.
-func (db *DB) Witness(ctx context.Context, id string, old, size int64, cp []byte, at time.Time) error {
-	res, err := db.pool.Exec(ctx, `UPDATE reg_companies SET size = $1, checkpoint = $2, contact = $3 WHERE id = $4 AND size = $5`,
+func (t regulatorTables) Witness(ctx context.Context, id string, old, size int64, cp []byte, at time.Time) error {
+	res, err := t.db.pool.Exec(ctx, `UPDATE reg_companies SET size = $1, checkpoint = $2, contact = $3 WHERE id = $4 AND size = $5`,
 		size, cp, at, id, old)
 	if err != nil {
 		return fmt.Errorf("witness %s: %w", id, err)
@@ -114,8 +118,8 @@ func (db *DB) Witness(ctx context.Context, id string, old, size int64, cp []byte
 }
 
 // PutMirror implements regulator.Store.PutMirror.
-func (db *DB) PutMirror(ctx context.Context, id string, from int64, entries []portrait.LogEntry) (err error) {
-	tx, err := db.pool.Begin(ctx)
+func (t regulatorTables) PutMirror(ctx context.Context, id string, from int64, entries []portrait.LogEntry) (err error) {
+	tx, err := t.db.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("mirror %s: %w", id, err)
 	}
@@ -152,20 +156,20 @@ func (db *DB) PutMirror(ctx context.Context, id string, from int64, entries []po
 }
 
 // MirrorSize implements regulator.Store.MirrorSize.
-func (db *DB) MirrorSize(ctx context.Context, id string) (int64, error) {
+func (t regulatorTables) MirrorSize(ctx context.Context, id string) (int64, error) {
 	var n int64
-	if err := db.pool.QueryRow(ctx, `SELECT count(*) FROM reg_mirror WHERE company = $1`, id).Scan(&n); err != nil {
+	if err := t.db.pool.QueryRow(ctx, `SELECT count(*) FROM reg_mirror WHERE company = $1`, id).Scan(&n); err != nil {
 		return 0, fmt.Errorf("mirror size %s: %w", id, err)
 	}
 	return n, nil
 }
 
 // MirrorEntries implements regulator.Store.MirrorEntries.
-func (db *DB) MirrorEntries(ctx context.Context, id string, from, to int64) ([]portrait.LogEntry, error) {
+func (t regulatorTables) MirrorEntries(ctx context.Context, id string, from, to int64) ([]portrait.LogEntry, error) {
 	if from < 0 || to < from {
 		return nil, portrait.Errorf(portrait.EINVALID, "mirror entries [%d, %d): want 0 <= from <= to", from, to)
 	}
-	rows, err := db.pool.Query(ctx, `SELECT idx, data, hashes FROM reg_mirror WHERE company = $1 AND idx >= $2 AND idx < $3 ORDER BY idx`, id, from, to)
+	rows, err := t.db.pool.Query(ctx, `SELECT idx, data, hashes FROM reg_mirror WHERE company = $1 AND idx >= $2 AND idx < $3 ORDER BY idx`, id, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("read mirror: %w", err)
 	}
@@ -188,12 +192,12 @@ func (db *DB) MirrorEntries(ctx context.Context, id string, from, to int64) ([]p
 }
 
 // MirrorHashes implements regulator.Store.MirrorHashes.
-func (db *DB) MirrorHashes(ctx context.Context, id string, indexes []int64) ([][32]byte, error) {
+func (t regulatorTables) MirrorHashes(ctx context.Context, id string, indexes []int64) ([][32]byte, error) {
 	recs, err := audit.HashRecords(indexes)
 	if err != nil || len(recs) == 0 {
 		return make([][32]byte, len(indexes)), err
 	}
-	rows, err := db.pool.Query(ctx, `SELECT idx, hashes FROM reg_mirror WHERE company = $1 AND idx = ANY($2)`, id, recs)
+	rows, err := t.db.pool.Query(ctx, `SELECT idx, hashes FROM reg_mirror WHERE company = $1 AND idx = ANY($2)`, id, recs)
 	if err != nil {
 		return nil, fmt.Errorf("read mirror hashes: %w", err)
 	}
@@ -214,12 +218,12 @@ func (db *DB) MirrorHashes(ctx context.Context, id string, indexes []int64) ([][
 }
 
 // PutOrder implements regulator.OrderStore.PutOrder.
-func (db *DB) PutOrder(ctx context.Context, o regulator.OrderRecord) error {
+func (t regulatorTables) PutOrder(ctx context.Context, o regulator.OrderRecord) error {
 	body, err := json.Marshal(o)
 	if err != nil {
 		return err
 	}
-	if _, err := db.pool.Exec(ctx, `INSERT INTO reg_orders (id, company, created, body) VALUES ($1, $2, $3, $4)
+	if _, err := t.db.pool.Exec(ctx, `INSERT INTO reg_orders (id, company, created, body) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (id) DO UPDATE SET body = excluded.body`, o.ID, o.Company, o.Issued, body); err != nil {
 		return fmt.Errorf("put order %s: %w", o.ID, err)
 	}
@@ -227,10 +231,10 @@ func (db *DB) PutOrder(ctx context.Context, o regulator.OrderRecord) error {
 }
 
 // Order implements regulator.OrderStore.Order.
-func (db *DB) Order(ctx context.Context, id string) (regulator.OrderRecord, error) {
+func (t regulatorTables) Order(ctx context.Context, id string) (regulator.OrderRecord, error) {
 	var body []byte
 	var o regulator.OrderRecord
-	err := db.pool.QueryRow(ctx, `SELECT body FROM reg_orders WHERE id = $1`, id).Scan(&body)
+	err := t.db.pool.QueryRow(ctx, `SELECT body FROM reg_orders WHERE id = $1`, id).Scan(&body)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return o, portrait.Errorf(portrait.ENOTFOUND, "no order %s", id)
 	} else if err != nil {
@@ -240,8 +244,8 @@ func (db *DB) Order(ctx context.Context, id string) (regulator.OrderRecord, erro
 }
 
 // Orders implements regulator.OrderStore.Orders.
-func (db *DB) Orders(ctx context.Context, company string) ([]regulator.OrderRecord, error) {
-	rows, err := db.pool.Query(ctx, `SELECT body FROM reg_orders WHERE company = $1 ORDER BY created, id`, company)
+func (t regulatorTables) Orders(ctx context.Context, company string) ([]regulator.OrderRecord, error) {
+	rows, err := t.db.pool.Query(ctx, `SELECT body FROM reg_orders WHERE company = $1 ORDER BY created, id`, company)
 	if err != nil {
 		return nil, fmt.Errorf("read orders: %w", err)
 	}

@@ -6,8 +6,8 @@ import (
 	"time"
 )
 
-// EndSessions implements portrait.Tx.EndSessions.
-func (tx *Tx) EndSessions(ctx context.Context, id []byte, issuedBefore, keepUntil time.Time) error {
+// EndSessions implements guard.Tx.EndSessions.
+func (tx *txn) EndSessions(ctx context.Context, id []byte, issuedBefore, keepUntil time.Time) error {
 	if len(id) == 0 {
 		return fmt.Errorf("end sessions: no session id")
 	}
@@ -24,8 +24,8 @@ func (tx *Tx) EndSessions(ctx context.Context, id []byte, issuedBefore, keepUnti
 	return nil
 }
 
-// SessionEnded implements portrait.Store.SessionEnded.
-func (db *DB) SessionEnded(ctx context.Context, issued time.Time, ids ...[]byte) (bool, error) {
+// SessionEnded implements guard.Engine.SessionEnded.
+func (db *engine) SessionEnded(ctx context.Context, issued time.Time, ids ...[]byte) (bool, error) {
 	var ended bool
 	err := db.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM ended_sessions WHERE id = ANY($1) AND issued_before >= $2)`, ids, issued.Unix()).Scan(&ended)
 	if err != nil {

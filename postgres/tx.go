@@ -16,10 +16,10 @@ import (
 // table's creation costs more than it saves.
 const copyMin = 32
 
-// Generation implements portrait.Tx.Generation. FOR SHARE makes a
+// Generation implements guard.Tx.Generation. FOR SHARE makes a
 // concurrent governance change, which updates the row, wait for this
 // transaction, and makes this read wait for one in flight.
-func (tx *Tx) Generation(ctx context.Context) (int64, error) {
+func (tx *txn) Generation(ctx context.Context) (int64, error) {
 	var n int64
 	if err := tx.tx.QueryRow(ctx, `SELECT n FROM generation FOR SHARE`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("read generation: %w", err)
@@ -29,15 +29,15 @@ func (tx *Tx) Generation(ctx context.Context) (int64, error) {
 
 // bump increments the governance generation in the caller's transaction,
 // so caches on every node see the change with it (invariant 5).
-func (tx *Tx) bump(ctx context.Context) error {
+func (tx *txn) bump(ctx context.Context) error {
 	if _, err := tx.tx.Exec(ctx, `UPDATE generation SET n = n + 1`); err != nil {
 		return fmt.Errorf("bump generation: %w", err)
 	}
 	return nil
 }
 
-// EnsureSubjects implements portrait.Tx.EnsureSubjects.
-func (tx *Tx) EnsureSubjects(ctx context.Context, subjects []portrait.Subject) error {
+// EnsureSubjects implements guard.Tx.EnsureSubjects.
+func (tx *txn) EnsureSubjects(ctx context.Context, subjects []portrait.Subject) error {
 	if len(subjects) == 0 {
 		return nil
 	}
@@ -60,20 +60,11 @@ func (tx *Tx) EnsureSubjects(ctx context.Context, subjects []portrait.Subject) e
 	return nil
 }
 
-// InsertEvents implements portrait.Tx.InsertEvents. Every grant is checked
+// InsertEvents implements guard.Tx.InsertEvents. Every grant is checked
 // before anything is written. Duplicates within the batch are found here;
 // large batches are copied into a temporary table and inserted from it
 // with ON CONFLICT DO NOTHING, since COPY itself cannot skip conflicts.
-func (tx *Tx) InsertEvents(ctx context.Context, events []portrait.StoredEvent) ([]bool, error) {
-	for i := range events {
-		e := &events[i]
-		if err := e.Grant.Check(e.Subject, policy.Collect); err != nil {
-			return nil, portrait.Refuse(fmt.Sprintf("insert event %d of subject %s", i, e.Subject), err)
-		}
-		if e.Type == "" || e.Time.IsZero() || len(e.Sealed) == 0 {
-			return nil, portrait.Errorf(portrait.EINVALID, "insert event %d of subject %s: an event needs a type, a time and sealed values", i, e.Subject)
-		}
-	}
+func (tx *txn) InsertEvents(ctx context.Context, events []portrait.StoredEvent) ([]bool, error) {
 	type key struct{ subject, idem string }
 	seen := make(map[key]bool)
 	todo := make([]int, 0, len(events)) // events not duplicated within the batch
@@ -164,24 +155,13 @@ func (tx *Tx) InsertEvents(ctx context.Context, events []portrait.StoredEvent) (
 	return inserted, nil
 }
 
-// PutProfile implements portrait.Tx.PutProfile. The grant must allow
+// PutProfile implements guard.Tx.PutProfile. The grant must allow
 // Collect or Correct and cover every field written.
-func (tx *Tx) PutProfile(ctx context.Context, g policy.Grant, values []portrait.ProfileValue) error {
-	if err := g.Check(g.Subject(), policy.Collect, policy.Correct); err != nil {
-		return portrait.Refuse("put profile", err)
-	}
-	for _, v := range values {
-		if !g.Covers(v.Field) {
-			return portrait.Refuse("put profile field "+v.Field, fmt.Errorf("%w: the grant does not cover field %q", policy.ErrNoGrant, v.Field))
-		}
-		if len(v.Sealed) == 0 || v.Updated.IsZero() {
-			return portrait.Errorf(portrait.EINVALID, "put profile field %s: a value needs sealed bytes and an update time", v.Field)
-		}
-	}
+func (tx *txn) PutProfile(ctx context.Context, pseudonym string, values []portrait.ProfileValue) error {
 	for _, v := range values {
 		_, err := tx.tx.Exec(ctx, `INSERT INTO profile (pseudonym, field, sealed, source, updated, expires) VALUES ($1, $2, $3, $4, $5, $6)
 			ON CONFLICT (pseudonym, field) DO UPDATE SET sealed = excluded.sealed, source = excluded.source, updated = excluded.updated, expires = excluded.expires`,
-			g.Subject(), v.Field, v.Sealed, v.Source, v.Updated, ts(v.Expires))
+			pseudonym, v.Field, v.Sealed, v.Source, v.Updated, ts(v.Expires))
 		if err != nil {
 			return fmt.Errorf("put profile field %s: %w", v.Field, err)
 		}
@@ -189,54 +169,40 @@ func (tx *Tx) PutProfile(ctx context.Context, g policy.Grant, values []portrait.
 	return nil
 }
 
-// DeleteProfile implements portrait.Tx.DeleteProfile.
-func (tx *Tx) DeleteProfile(ctx context.Context, g policy.Grant, fields []string) error {
-	if err := portrait.CheckGrant("delete profile values", g, fields, policy.Sweep, policy.Correct, policy.Erase); err != nil {
-		return err
-	}
-	if _, err := tx.tx.Exec(ctx, `DELETE FROM profile WHERE pseudonym = $1 AND field = ANY($2)`, g.Subject(), fields); err != nil {
+// DeleteProfile implements guard.Tx.DeleteProfile.
+func (tx *txn) DeleteProfile(ctx context.Context, pseudonym string, fields []string) error {
+	if _, err := tx.tx.Exec(ctx, `DELETE FROM profile WHERE pseudonym = $1 AND field = ANY($2)`, pseudonym, fields); err != nil {
 		return fmt.Errorf("delete profile values: %w", err)
 	}
 	return nil
 }
 
-// RewriteEvent implements portrait.Tx.RewriteEvent.
-func (tx *Tx) RewriteEvent(ctx context.Context, g policy.Grant, id int64, sealed []byte, expires time.Time) error {
-	if err := g.Check(g.Subject(), policy.Sweep); err != nil {
-		return portrait.Refuse(fmt.Sprintf("rewrite event %d", id), err)
-	}
+// RewriteEvent implements guard.Tx.RewriteEvent.
+func (tx *txn) RewriteEvent(ctx context.Context, pseudonym string, id int64, sealed []byte, expires time.Time) error {
 	var q string
 	var args []any
 	if sealed == nil {
-		q, args = `DELETE FROM events WHERE id = $1 AND pseudonym = $2`, []any{id, g.Subject()}
+		q, args = `DELETE FROM events WHERE id = $1 AND pseudonym = $2`, []any{id, pseudonym}
 	} else {
-		q, args = `UPDATE events SET sealed = $1, expires = $2 WHERE id = $3 AND pseudonym = $4`, []any{sealed, ts(expires), id, g.Subject()}
+		q, args = `UPDATE events SET sealed = $1, expires = $2 WHERE id = $3 AND pseudonym = $4`, []any{sealed, ts(expires), id, pseudonym}
 	}
 	tag, err := tx.tx.Exec(ctx, q, args...)
 	if err != nil {
 		return fmt.Errorf("rewrite event %d: %w", id, err)
 	}
 	if tag.RowsAffected() == 0 {
-		return portrait.Errorf(portrait.ENOTFOUND, "rewrite event %d: no such event of subject %s", id, g.Subject())
+		return portrait.Errorf(portrait.ENOTFOUND, "rewrite event %d: no such event of subject %s", id, pseudonym)
 	}
 	return nil
 }
 
-// PutLabels implements portrait.Tx.PutLabels; each value's grant must
+// PutLabels implements guard.Tx.PutLabels; each value's grant must
 // allow Derive for its subject. Every grant is checked before anything is
 // written; the values then go in one statement over arrays, one round
 // trip whatever their number. PostgreSQL refuses to upsert a row twice in
 // one statement, so a repeated (subject, label) keeps only its last value,
 // which is what one-by-one upserts would leave.
-func (tx *Tx) PutLabels(ctx context.Context, values []portrait.LabelValue) error {
-	for _, v := range values {
-		if err := v.Grant.Check(v.Subject, policy.Derive); err != nil {
-			return portrait.Refuse(fmt.Sprintf("put label %s of subject %s", v.Label, v.Subject), err)
-		}
-		if len(v.Sealed) == 0 || v.Computed.IsZero() {
-			return portrait.Errorf(portrait.EINVALID, "put label %s of subject %s: a value needs sealed bytes and a computed time", v.Label, v.Subject)
-		}
-	}
+func (tx *txn) PutLabels(ctx context.Context, values []portrait.LabelValue) error {
 	if len(values) == 0 {
 		return nil
 	}
@@ -273,16 +239,16 @@ func (tx *Tx) PutLabels(ctx context.Context, values []portrait.LabelValue) error
 	return nil
 }
 
-// DeleteLabels implements portrait.Tx.DeleteLabels.
-func (tx *Tx) DeleteLabels(ctx context.Context, pseudonym string, labels []string) error {
+// DeleteLabels implements guard.Tx.DeleteLabels.
+func (tx *txn) DeleteLabels(ctx context.Context, pseudonym string, labels []string) error {
 	if _, err := tx.tx.Exec(ctx, `DELETE FROM labels WHERE pseudonym = $1 AND label = ANY($2)`, pseudonym, labels); err != nil {
 		return fmt.Errorf("delete labels of %s: %w", pseudonym, err)
 	}
 	return nil
 }
 
-// AppendConsent implements portrait.Tx.AppendConsent.
-func (tx *Tx) AppendConsent(ctx context.Context, r portrait.ConsentRecord) error {
+// AppendConsent implements guard.Tx.AppendConsent.
+func (tx *txn) AppendConsent(ctx context.Context, r portrait.ConsentRecord) error {
 	if err := r.Validate(); err != nil {
 		return err
 	}
@@ -299,8 +265,8 @@ func (tx *Tx) AppendConsent(ctx context.Context, r portrait.ConsentRecord) error
 	return tx.bump(ctx)
 }
 
-// SetFlags implements portrait.Tx.SetFlags. The subject must be stored.
-func (tx *Tx) SetFlags(ctx context.Context, pseudonym string, f portrait.Flags) error {
+// SetFlags implements guard.Tx.SetFlags. The subject must be stored.
+func (tx *txn) SetFlags(ctx context.Context, pseudonym string, f portrait.Flags) error {
 	if f.Personalization < 0 || f.Personalization > 100 {
 		return portrait.Errorf(portrait.EINVALID, "set flags of %s: personalization %d is outside 0..100", pseudonym, f.Personalization)
 	}
@@ -315,8 +281,8 @@ func (tx *Tx) SetFlags(ctx context.Context, pseudonym string, f portrait.Flags) 
 	return tx.bump(ctx)
 }
 
-// Suppress implements portrait.Tx.Suppress.
-func (tx *Tx) Suppress(ctx context.Context, pseudonym, label string, deleted bool) error {
+// Suppress implements guard.Tx.Suppress.
+func (tx *txn) Suppress(ctx context.Context, pseudonym, label string, deleted bool) error {
 	if pseudonym == "" || label == "" {
 		return portrait.Errorf(portrait.EINVALID, "suppress: want a subject and a label")
 	}
@@ -327,16 +293,16 @@ func (tx *Tx) Suppress(ctx context.Context, pseudonym, label string, deleted boo
 	return tx.bump(ctx)
 }
 
-// Unsuppress implements portrait.Tx.Unsuppress.
-func (tx *Tx) Unsuppress(ctx context.Context, pseudonym, label string) error {
+// Unsuppress implements guard.Tx.Unsuppress.
+func (tx *txn) Unsuppress(ctx context.Context, pseudonym, label string) error {
 	if _, err := tx.tx.Exec(ctx, `DELETE FROM suppressions WHERE pseudonym = $1 AND label = $2`, pseudonym, label); err != nil {
 		return fmt.Errorf("unsuppress label %s of %s: %w", label, pseudonym, err)
 	}
 	return tx.bump(ctx)
 }
 
-// Suspend implements portrait.Tx.Suspend.
-func (tx *Tx) Suspend(ctx context.Context, s policy.Suspension) error {
+// Suspend implements guard.Tx.Suspend.
+func (tx *txn) Suspend(ctx context.Context, s policy.Suspension) error {
 	if err := portrait.CheckSuspension(s); err != nil {
 		return err
 	}
@@ -355,8 +321,8 @@ func (tx *Tx) Suspend(ctx context.Context, s policy.Suspension) error {
 	return tx.bump(ctx)
 }
 
-// Lift implements portrait.Tx.Lift.
-func (tx *Tx) Lift(ctx context.Context, kind, id string) error {
+// Lift implements guard.Tx.Lift.
+func (tx *txn) Lift(ctx context.Context, kind, id string) error {
 	tag, err := tx.tx.Exec(ctx, `DELETE FROM suspensions WHERE kind = $1 AND id = $2`, kind, id)
 	if err != nil {
 		return fmt.Errorf("lift %s %s: %w", kind, id, err)
@@ -372,24 +338,21 @@ func (tx *Tx) Lift(ctx context.Context, kind, id string) error {
 // the erasure case is the subject's receipt.
 var erasedTables = []string{"subjects", "events", "profile", "labels", "suppressions", "consents", "decisions", "reviews", "protected"}
 
-// Erase implements portrait.Tx.Erase: the subject row with the wrapped
+// Erase implements guard.Tx.Erase: the subject row with the wrapped
 // data key goes first, so that nothing sealed stays readable even if a
 // later delete were lost (invariant 4, SR-3).
-func (tx *Tx) Erase(ctx context.Context, g policy.Grant) error {
-	if err := g.Check(g.Subject(), policy.Erase); err != nil {
-		return portrait.Refuse("erase", err)
-	}
+func (tx *txn) Erase(ctx context.Context, pseudonym string) error {
 	for _, table := range erasedTables {
-		if _, err := tx.tx.Exec(ctx, `DELETE FROM `+table+` WHERE pseudonym = $1`, g.Subject()); err != nil {
-			return fmt.Errorf("erase %s from %s: %w", g.Subject(), table, err)
+		if _, err := tx.tx.Exec(ctx, `DELETE FROM `+table+` WHERE pseudonym = $1`, pseudonym); err != nil {
+			return fmt.Errorf("erase %s from %s: %w", pseudonym, table, err)
 		}
 	}
 	return tx.bump(ctx)
 }
 
-// LogSize implements portrait.Tx.LogSize. It locks the log head row until
+// LogSize implements guard.Tx.LogSize. It locks the log head row until
 // the transaction ends, which serialises appenders on every node.
-func (tx *Tx) LogSize(ctx context.Context) (int64, error) {
+func (tx *txn) LogSize(ctx context.Context) (int64, error) {
 	var n int64
 	if err := tx.tx.QueryRow(ctx, `SELECT size FROM log_head FOR UPDATE`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("lock log head: %w", err)
@@ -397,15 +360,15 @@ func (tx *Tx) LogSize(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
-// LogHashes implements portrait.Tx.LogHashes; it sees entries appended
+// LogHashes implements guard.Tx.LogHashes; it sees entries appended
 // earlier in the transaction.
-func (tx *Tx) LogHashes(ctx context.Context, indexes []int64) ([][32]byte, error) {
+func (tx *txn) LogHashes(ctx context.Context, indexes []int64) ([][32]byte, error) {
 	return logHashes(ctx, tx.tx, indexes)
 }
 
-// AppendLog implements portrait.Tx.AppendLog. Entries must continue the
+// AppendLog implements guard.Tx.AppendLog. Entries must continue the
 // log exactly where it ends.
-func (tx *Tx) AppendLog(ctx context.Context, entries []portrait.LogEntry) error {
+func (tx *txn) AppendLog(ctx context.Context, entries []portrait.LogEntry) error {
 	if len(entries) == 0 {
 		return nil
 	}
@@ -413,7 +376,7 @@ func (tx *Tx) AppendLog(ctx context.Context, entries []portrait.LogEntry) error 
 	if err != nil {
 		return err
 	}
-	if err := checkEntries(size, entries); err != nil {
+	if err := portrait.CheckAppend(size, entries); err != nil {
 		return err
 	}
 	_, err = tx.tx.CopyFrom(ctx, pgx.Identifier{"log_entries"}, []string{"idx", "kind", "data", "hashes"},
@@ -429,20 +392,8 @@ func (tx *Tx) AppendLog(ctx context.Context, entries []portrait.LogEntry) error 
 	return nil
 }
 
-func checkEntries(size int64, entries []portrait.LogEntry) error {
-	for i, e := range entries {
-		if want := size + int64(i); e.Index != want {
-			return portrait.Errorf(portrait.ECONFLICT, "append log: entry index %d, want %d: the log has %d entries and appends must be contiguous", e.Index, want, size)
-		}
-		if len(e.Hashes) == 0 || len(e.Hashes)%32 != 0 {
-			return portrait.Errorf(portrait.EINVALID, "append log entry %d: hashes are %d bytes, want a non-empty multiple of 32", e.Index, len(e.Hashes))
-		}
-	}
-	return nil
-}
-
-// SaveCheckpoint implements portrait.Tx.SaveCheckpoint.
-func (tx *Tx) SaveCheckpoint(ctx context.Context, note []byte) error {
+// SaveCheckpoint implements guard.Tx.SaveCheckpoint.
+func (tx *txn) SaveCheckpoint(ctx context.Context, note []byte) error {
 	if len(note) == 0 {
 		return portrait.Errorf(portrait.EINVALID, "save checkpoint: the note is empty")
 	}

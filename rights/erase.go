@@ -164,15 +164,17 @@ func VerifyReceipt(data []byte, pub ed25519.PublicKey) (*Receipt, error) {
 	return &r, nil
 }
 
-// walCheckpointer is a store that keeps a write-ahead log which may hold
-// old page images until it is checkpointed (the SQLite store).
-type walCheckpointer interface {
-	CheckpointWAL(ctx context.Context) error
+// WALTruncater is a store that keeps a write-ahead log which may hold old
+// page images of erased rows until it is truncated: *sqlite.DB is one, and
+// says so at compile time (sqlite/wal_test.go). Erase truncates the WAL of
+// a store that implements it.
+type WALTruncater interface {
+	TruncateWAL(ctx context.Context) error
 }
 
 // Erase erases the subject (SR-3): the wrapped data key, events, profile,
 // labels, label choices and consents go in one transaction with the audit
-// entry and the case; the cached key is forgotten; the WAL is checkpointed
+// entry and the case; the cached key is forgotten; the WAL is truncated
 // so no page image of the values stays behind. A second request for an
 // erased subject returns the first receipt.
 func (s *Service) Erase(ctx context.Context, caller policy.Caller, pseudonym string) (*Erasure, error) {
@@ -223,12 +225,12 @@ func (s *Service) Erase(ctx context.Context, caller policy.Caller, pseudonym str
 		return nil, failClosed("erase", err)
 	}
 	s.keys.Forget(pseudonym)
-	if w, ok := s.store.(walCheckpointer); ok {
-		// A busy WAL is checkpointed by the next erasure or by SQLite
-		// itself; the data key is already gone, so what it holds is
+	if w, ok := s.store.(WALTruncater); ok {
+		// A busy WAL is truncated by the next erasure or copied back by
+		// SQLite itself; the data key is already gone, so what it holds is
 		// unreadable either way.
-		if err := w.CheckpointWAL(ctx); err != nil {
-			s.opts.Logger.Warn("erasure: wal checkpoint", "subject", pseudonym, "err", err)
+		if err := w.TruncateWAL(ctx); err != nil {
+			s.opts.Logger.Warn("erasure: truncate wal", "subject", pseudonym, "err", err)
 		}
 	}
 	if s.opts.OnErased != nil {

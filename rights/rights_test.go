@@ -420,7 +420,7 @@ func TestErase(t *testing.T) {
 		}
 		if !e.holds(t, wrapped) {
 			if db, ok := e.store.(*sqlite.DB); ok {
-				db.CheckpointWAL(ctx)
+				db.TruncateWAL(ctx)
 			}
 			if !e.holds(t, wrapped) {
 				t.Fatal("the wrapped key is not found before erasure: the scan cannot prove anything")
@@ -841,7 +841,7 @@ func TestConsentUserAgentSealed(t *testing.T) {
 		}
 		p := e.keys.Pseudonym("uma")
 		if db, ok := e.store.(*sqlite.DB); ok {
-			db.CheckpointWAL(ctx)
+			db.TruncateWAL(ctx)
 		}
 		if e.holds(t, []byte("Marker-UA-7f3c")) {
 			t.Fatal("the consent user agent is stored in plaintext")

@@ -15,8 +15,8 @@ const apiKeyColumns = `id, name, hash, role, created, expires, revoked, last_use
 
 const putAPIKeySQL = `INSERT INTO api_keys (` + apiKeyColumns + `) VALUES (?, ?, ?, ?, ?, ?, NULL, NULL)`
 
-// PutAPIKey implements portrait.Tx.PutAPIKey.
-func (tx *Tx) PutAPIKey(ctx context.Context, k portrait.APIKey) error {
+// PutAPIKey implements guard.Tx.PutAPIKey.
+func (tx *txn) PutAPIKey(ctx context.Context, k portrait.APIKey) error {
 	if err := k.Validate(); err != nil {
 		return err
 	}
@@ -37,8 +37,8 @@ func (tx *Tx) PutAPIKey(ctx context.Context, k portrait.APIKey) error {
 
 const revokeAPIKeySQL = `UPDATE api_keys SET revoked = ? WHERE name = ? AND revoked IS NULL RETURNING ` + apiKeyColumns
 
-// RevokeAPIKey implements portrait.Tx.RevokeAPIKey.
-func (tx *Tx) RevokeAPIKey(ctx context.Context, name string, at time.Time) (portrait.APIKey, error) {
+// RevokeAPIKey implements guard.Tx.RevokeAPIKey.
+func (tx *txn) RevokeAPIKey(ctx context.Context, name string, at time.Time) (portrait.APIKey, error) {
 	if at.IsZero() {
 		return portrait.APIKey{}, portrait.Errorf(portrait.EINVALID, "revoke API key %s: no time given", name)
 	}
@@ -57,16 +57,16 @@ func (tx *Tx) RevokeAPIKey(ctx context.Context, name string, at time.Time) (port
 
 const touchAPIKeySQL = `UPDATE api_keys SET last_used = ? WHERE id = ? AND (last_used IS NULL OR last_used < ?)`
 
-// TouchAPIKey implements portrait.Tx.TouchAPIKey.
-func (tx *Tx) TouchAPIKey(ctx context.Context, id string, at time.Time) error {
+// TouchAPIKey implements guard.Tx.TouchAPIKey.
+func (tx *txn) TouchAPIKey(ctx context.Context, id string, at time.Time) error {
 	if _, err := tx.exec(ctx, touchAPIKeySQL, at.UnixNano(), id, at.UnixNano()); err != nil {
 		return fmt.Errorf("record use of API key %s: %w", id, err)
 	}
 	return nil
 }
 
-// APIKey implements portrait.Store.APIKey.
-func (db *DB) APIKey(ctx context.Context, hash []byte) (portrait.APIKey, error) {
+// APIKey implements guard.Engine.APIKey.
+func (db *engine) APIKey(ctx context.Context, hash []byte) (portrait.APIKey, error) {
 	k, err := scanAPIKey(db.queryRow(ctx, `SELECT `+apiKeyColumns+` FROM api_keys WHERE hash = ? AND revoked IS NULL`, hash))
 	if errors.Is(err, sql.ErrNoRows) {
 		return portrait.APIKey{}, portrait.Errorf(portrait.ENOTFOUND, "no API key matches")
@@ -76,8 +76,8 @@ func (db *DB) APIKey(ctx context.Context, hash []byte) (portrait.APIKey, error) 
 	return k, nil
 }
 
-// APIKeys implements portrait.Store.APIKeys.
-func (db *DB) APIKeys(ctx context.Context) ([]portrait.APIKey, error) {
+// APIKeys implements guard.Engine.APIKeys.
+func (db *engine) APIKeys(ctx context.Context) ([]portrait.APIKey, error) {
 	rows, err := db.query(ctx, `SELECT `+apiKeyColumns+` FROM api_keys ORDER BY name, created, id`)
 	if err != nil {
 		return nil, fmt.Errorf("list api keys: %w", err)

@@ -9,8 +9,8 @@ import (
 	portrait "github.com/portrait-dev/portrait"
 )
 
-// Cases implements portrait.Store.Cases.
-func (db *DB) Cases(ctx context.Context, pseudonym string) ([]portrait.Case, error) {
+// Cases implements guard.Engine.Cases.
+func (db *engine) Cases(ctx context.Context, pseudonym string) ([]portrait.Case, error) {
 	q := `SELECT id, pseudonym, type, status, created, deadline, closed, outcome, reason, log_index FROM cases`
 	var args []any
 	if pseudonym != "" {
@@ -38,8 +38,8 @@ func (db *DB) Cases(ctx context.Context, pseudonym string) ([]portrait.Case, err
 	return out, nil
 }
 
-// Pseudonyms implements portrait.Store.Pseudonyms, in byte order.
-func (db *DB) Pseudonyms(ctx context.Context, after string, limit int) ([]string, error) {
+// Pseudonyms implements guard.Engine.Pseudonyms, in byte order.
+func (db *engine) Pseudonyms(ctx context.Context, after string, limit int) ([]string, error) {
 	if limit <= 0 {
 		return nil, portrait.Errorf(portrait.EINVALID, "pseudonyms: limit %d must be positive", limit)
 	}
@@ -67,8 +67,8 @@ const putCaseSQL = `INSERT INTO cases (id, pseudonym, type, status, created, dea
 	ON CONFLICT (id) DO UPDATE SET pseudonym = excluded.pseudonym, type = excluded.type, status = excluded.status, created = excluded.created,
 		deadline = excluded.deadline, closed = excluded.closed, outcome = excluded.outcome, reason = excluded.reason, log_index = excluded.log_index`
 
-// PutCase implements portrait.Tx.PutCase.
-func (tx *Tx) PutCase(ctx context.Context, c portrait.Case) error {
+// PutCase implements guard.Tx.PutCase.
+func (tx *txn) PutCase(ctx context.Context, c portrait.Case) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}

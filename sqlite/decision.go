@@ -9,7 +9,6 @@ import (
 	"time"
 
 	portrait "github.com/portrait-dev/portrait"
-	"github.com/portrait-dev/portrait/policy"
 )
 
 const decisionColumns = `id, pseudonym, usecase, model, model_version, outcome, score, input_hash, status, created, log_index`
@@ -28,12 +27,9 @@ func scanDecision(sc interface{ Scan(...any) error }, sealed *[]byte) (portrait.
 	return d, nil
 }
 
-// Decisions implements portrait.Store.Decisions.
-func (db *DB) Decisions(ctx context.Context, g policy.Grant) ([]portrait.DecisionRecord, error) {
-	if err := g.Check(g.Subject(), portrait.ReadActions...); err != nil {
-		return nil, portrait.Refuse("read decisions", err)
-	}
-	rows, err := db.read.QueryContext(ctx, `SELECT `+decisionColumns+`, sealed FROM decisions WHERE pseudonym = ? ORDER BY created, id`, g.Subject())
+// Decisions implements guard.Engine.Decisions.
+func (db *engine) Decisions(ctx context.Context, pseudonym string) ([]portrait.DecisionRecord, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT `+decisionColumns+`, sealed FROM decisions WHERE pseudonym = ? ORDER BY created, id`, pseudonym)
 	if err != nil {
 		return nil, fmt.Errorf("read decisions: %w", err)
 	}
@@ -54,9 +50,9 @@ func (db *DB) Decisions(ctx context.Context, g policy.Grant) ([]portrait.Decisio
 	return out, nil
 }
 
-// DecisionByID implements portrait.Store.DecisionByID: the sealed part is
+// DecisionByID implements guard.Engine.DecisionByID: the sealed part is
 // left out, since no grant is given.
-func (db *DB) DecisionByID(ctx context.Context, id string) (portrait.DecisionRecord, error) {
+func (db *engine) DecisionByID(ctx context.Context, id string) (portrait.DecisionRecord, error) {
 	d, err := scanDecision(db.read.QueryRowContext(ctx, `SELECT `+decisionColumns+` FROM decisions WHERE id = ?`, id), nil)
 	if errors.Is(err, sql.ErrNoRows) {
 		return portrait.DecisionRecord{}, portrait.Errorf(portrait.ENOTFOUND, "no decision %s", id)
@@ -78,8 +74,8 @@ func scanReview(sc interface{ Scan(...any) error }) (portrait.Review, error) {
 	return r, nil
 }
 
-// Reviews implements portrait.Store.Reviews.
-func (db *DB) Reviews(ctx context.Context, status string) ([]portrait.Review, error) {
+// Reviews implements guard.Engine.Reviews.
+func (db *engine) Reviews(ctx context.Context, status string) ([]portrait.Review, error) {
 	rows, err := db.read.QueryContext(ctx, `SELECT `+reviewColumns+` FROM reviews WHERE ? = '' OR status = ? ORDER BY created, id`, status, status)
 	if err != nil {
 		return nil, fmt.Errorf("read reviews: %w", err)
@@ -99,8 +95,8 @@ func (db *DB) Reviews(ctx context.Context, status string) ([]portrait.Review, er
 	return out, nil
 }
 
-// ReviewByID implements portrait.Store.ReviewByID.
-func (db *DB) ReviewByID(ctx context.Context, id string) (portrait.Review, error) {
+// ReviewByID implements guard.Engine.ReviewByID.
+func (db *engine) ReviewByID(ctx context.Context, id string) (portrait.Review, error) {
 	r, err := scanReview(db.read.QueryRowContext(ctx, `SELECT `+reviewColumns+` FROM reviews WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return portrait.Review{}, portrait.Errorf(portrait.ENOTFOUND, "no review %s", id)
@@ -110,8 +106,8 @@ func (db *DB) ReviewByID(ctx context.Context, id string) (portrait.Review, error
 	return r, nil
 }
 
-// Items implements portrait.Store.Items.
-func (db *DB) Items(ctx context.Context) ([]portrait.Item, error) {
+// Items implements guard.Engine.Items.
+func (db *engine) Items(ctx context.Context) ([]portrait.Item, error) {
 	rows, err := db.read.QueryContext(ctx, `SELECT id, categories, attributes, price, updated FROM items ORDER BY id`)
 	if err != nil {
 		return nil, fmt.Errorf("read items: %w", err)
@@ -140,19 +136,16 @@ func (db *DB) Items(ctx context.Context) ([]portrait.Item, error) {
 	return out, nil
 }
 
-// Protected implements portrait.Store.Protected.
-func (db *DB) Protected(ctx context.Context, g policy.Grant) ([]portrait.ProtectedValue, error) {
-	if err := g.Check(g.Subject(), portrait.ReadActions...); err != nil {
-		return nil, portrait.Refuse("read protected attributes", err)
-	}
-	rows, err := db.read.QueryContext(ctx, `SELECT attribute, sealed FROM protected WHERE pseudonym = ? ORDER BY attribute`, g.Subject())
+// Protected implements guard.Engine.Protected.
+func (db *engine) Protected(ctx context.Context, pseudonym string) ([]portrait.ProtectedValue, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT attribute, sealed FROM protected WHERE pseudonym = ? ORDER BY attribute`, pseudonym)
 	if err != nil {
 		return nil, fmt.Errorf("read protected attributes: %w", err)
 	}
 	defer rows.Close()
 	var out []portrait.ProtectedValue
 	for rows.Next() {
-		v := portrait.ProtectedValue{Subject: g.Subject()}
+		v := portrait.ProtectedValue{Subject: pseudonym}
 		if err := rows.Scan(&v.Attribute, &v.Sealed); err != nil {
 			return nil, fmt.Errorf("read protected attributes: %w", err)
 		}
@@ -166,15 +159,9 @@ func (db *DB) Protected(ctx context.Context, g policy.Grant) ([]portrait.Protect
 
 const putDecisionSQL = `INSERT INTO decisions (` + decisionColumns + `, sealed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
-// PutDecision implements portrait.Tx.PutDecision; the grant must allow Use
+// PutDecision implements guard.Tx.PutDecision; the grant must allow Use
 // for the decision's subject.
-func (tx *Tx) PutDecision(ctx context.Context, d portrait.DecisionRecord) error {
-	if err := d.Validate(); err != nil {
-		return err
-	}
-	if err := d.Grant.Check(d.Subject, policy.Use); err != nil {
-		return portrait.Refuse("put decision "+d.ID, err)
-	}
+func (tx *txn) PutDecision(ctx context.Context, d portrait.DecisionRecord) error {
 	if d.ID == "" || d.UseCase == "" || d.Status == "" {
 		return portrait.Errorf(portrait.EINVALID, "put decision %q: a decision needs an id, a use-case and a status", d.ID)
 	}
@@ -194,8 +181,8 @@ func (tx *Tx) PutDecision(ctx context.Context, d portrait.DecisionRecord) error 
 
 const setDecisionStatusSQL = `UPDATE decisions SET status = ? WHERE id = ?`
 
-// SetDecisionStatus implements portrait.Tx.SetDecisionStatus.
-func (tx *Tx) SetDecisionStatus(ctx context.Context, id, status string) error {
+// SetDecisionStatus implements guard.Tx.SetDecisionStatus.
+func (tx *txn) SetDecisionStatus(ctx context.Context, id, status string) error {
 	if status == "" {
 		return portrait.Errorf(portrait.EINVALID, "set status of decision %s: the status is empty", id)
 	}
@@ -216,8 +203,8 @@ const putReviewSQL = `INSERT INTO reviews (` + reviewColumns + `) VALUES (?, ?, 
 		sealed = excluded.sealed, status = excluded.status, reviewer = excluded.reviewer, outcome = excluded.outcome, reason = excluded.reason,
 		created = excluded.created, deadline = excluded.deadline, closed = excluded.closed`
 
-// PutReview implements portrait.Tx.PutReview.
-func (tx *Tx) PutReview(ctx context.Context, r portrait.Review) error {
+// PutReview implements guard.Tx.PutReview.
+func (tx *txn) PutReview(ctx context.Context, r portrait.Review) error {
 	if err := r.Validate(); err != nil {
 		return err
 	}
@@ -238,10 +225,10 @@ func (tx *Tx) PutReview(ctx context.Context, r portrait.Review) error {
 
 const closeReviewSQL = `UPDATE reviews SET status = ?, reviewer = ?, outcome = ?, reason = ?, closed = ? WHERE id = ? AND status = 'open'`
 
-// CloseReview implements portrait.Tx.CloseReview. The write transaction
+// CloseReview implements guard.Tx.CloseReview. The write transaction
 // holds SQLite's only write lock, and the status is tested by the UPDATE
 // itself, so a second outcome sees the first one's row.
-func (tx *Tx) CloseReview(ctx context.Context, r portrait.Review) error {
+func (tx *txn) CloseReview(ctx context.Context, r portrait.Review) error {
 	if r.ID == "" || r.Status == "" || r.Status == "open" {
 		return portrait.Errorf(portrait.EINVALID, "close review %q: give the id and a closed status", r.ID)
 	}
@@ -276,8 +263,8 @@ func reviewNotOpen(row *sql.Row, id string) error {
 const putItemSQL = `INSERT INTO items (id, categories, attributes, price, updated) VALUES (?, ?, ?, ?, ?)
 	ON CONFLICT (id) DO UPDATE SET categories = excluded.categories, attributes = excluded.attributes, price = excluded.price, updated = excluded.updated`
 
-// PutItems implements portrait.Tx.PutItems.
-func (tx *Tx) PutItems(ctx context.Context, items []portrait.Item) error {
+// PutItems implements guard.Tx.PutItems.
+func (tx *txn) PutItems(ctx context.Context, items []portrait.Item) error {
 	for _, it := range items {
 		if err := it.Validate(); err != nil {
 			return err
@@ -327,23 +314,9 @@ func itemJSON(it portrait.Item) (cats, attrs string, err error) {
 const putProtectedSQL = `INSERT INTO protected (pseudonym, attribute, sealed) VALUES (?, ?, ?)
 	ON CONFLICT (pseudonym, attribute) DO UPDATE SET sealed = excluded.sealed`
 
-// PutProtected implements portrait.Tx.PutProtected; the grant must allow
+// PutProtected implements guard.Tx.PutProtected; the grant must allow
 // Collect for the subject of every value.
-func (tx *Tx) PutProtected(ctx context.Context, g policy.Grant, values []portrait.ProtectedValue) error {
-	if err := g.Check(g.Subject(), policy.Collect); err != nil {
-		return portrait.Refuse("put protected attributes", err)
-	}
-	for _, v := range values {
-		if v.Subject != g.Subject() {
-			return portrait.Refuse("put protected attribute "+v.Attribute, fmt.Errorf("%w: the grant is for %s, the value for %s", policy.ErrNoGrant, g.Subject(), v.Subject))
-		}
-		if v.Attribute == "" || len(v.Sealed) == 0 {
-			return portrait.Errorf(portrait.EINVALID, "put protected attribute %q: want an attribute and its sealed value", v.Attribute)
-		}
-	}
-	if len(values) == 0 {
-		return nil
-	}
+func (tx *txn) PutProtected(ctx context.Context, pseudonym string, values []portrait.ProtectedValue) error {
 	put, err := tx.stmt(ctx, putProtectedSQL)
 	if err != nil {
 		return fmt.Errorf("put protected attributes: %w", err)

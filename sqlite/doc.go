@@ -3,16 +3,17 @@
 // Go, WAL).
 //
 // It keeps invariant 7 (one store contract, two engines): it passes the
-// same conformance suite as package postgres (storetest). It keeps
-// invariant 2 by checking the policy.Grant of every method that reads or
-// writes personal values before touching the database, and invariant 3 by
+// same conformance suite as package postgres (storetest). Open returns its
+// engine behind package guard, which checks the policy.Grant of every
+// method that reads or writes personal values before the engine runs
+// (invariant 2); the engine itself checks none. It keeps invariant 3 by
 // running Update in one transaction, so an action and its audit entries
 // commit together or not at all.
 //
 // It keeps invariant 4 (erasure is real): Erase deletes the subject's
 // wrapped data key first, then everything derived; secure_delete makes
 // SQLite zero the deleted content in place and in free pages, and
-// CheckpointWAL truncates the write-ahead log, after which no copy of the
+// TruncateWAL truncates the write-ahead log, after which no copy of the
 // erased values is left in the files (SR-3).
 //
 // The schema is in migrations/, applied at Open and recorded in

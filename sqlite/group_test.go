@@ -17,16 +17,17 @@ import (
 
 	portrait "github.com/portrait-dev/portrait"
 	"github.com/portrait-dev/portrait/audit"
+	"github.com/portrait-dev/portrait/guard"
 )
 
-func openTest(tb testing.TB) *DB {
+func openTest(tb testing.TB) *engine {
 	tb.Helper()
 	db, err := Open(context.Background(), filepath.Join(tb.TempDir(), "portrait.db"))
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { db.Close() })
-	return db
+	return db.e
 }
 
 func newLog(tb testing.TB) *audit.Log {
@@ -39,14 +40,14 @@ func newLog(tb testing.TB) *audit.Log {
 }
 
 // subject returns an update function that stores subject p.
-func subject(p string) func(portrait.Tx) error {
-	return func(tx portrait.Tx) error {
+func subject(p string) func(guard.Tx) error {
+	return func(tx guard.Tx) error {
 		return tx.EnsureSubjects(context.Background(), []portrait.Subject{{Pseudonym: p, WrappedKey: []byte("k")}})
 	}
 }
 
 // stored reports whether subject p was committed.
-func stored(t *testing.T, db *DB, p string) bool {
+func stored(t *testing.T, db *engine, p string) bool {
 	t.Helper()
 	var n int
 	if err := db.read.QueryRow(`SELECT count(*) FROM subjects WHERE pseudonym = ?`, p).Scan(&n); err != nil {
@@ -68,20 +69,20 @@ type outcome struct {
 // the caller can arrange it: a first update holds the writer until all
 // the others are queued behind it, in order, and the group has no time
 // bound, so that they all join its group (up to maxGroup).
-func grouped(t *testing.T, db *DB, fns ...func(portrait.Tx) error) outcome {
+func grouped(t *testing.T, db *engine, fns ...func(guard.Tx) error) outcome {
 	t.Helper()
 	return groupedCtx(t, db, nil, fns...)
 }
 
 // groupedCtx is grouped with a ctx per update (nil: Background).
-func groupedCtx(t *testing.T, db *DB, ctxs []context.Context, fns ...func(portrait.Tx) error) outcome {
+func groupedCtx(t *testing.T, db *engine, ctxs []context.Context, fns ...func(guard.Tx) error) outcome {
 	t.Helper()
 	db.group.groupWork = time.Hour
 	deadline := time.Now().Add(10 * time.Second)
 	release := make(chan struct{})
 	holder := make(chan error, 1)
 	go func() {
-		holder <- db.Update(context.Background(), func(tx portrait.Tx) error {
+		holder <- db.Update(context.Background(), func(tx guard.Tx) error {
 			<-release
 			return subject("holder")(tx)
 		})
@@ -112,7 +113,7 @@ func groupedCtx(t *testing.T, db *DB, ctxs []context.Context, fns ...func(portra
 
 // waitFor reports whether still(c) holds, after a short sleep; it fails
 // the test once the deadline has passed.
-func waitFor(t *testing.T, db *DB, deadline time.Time, still func(*committer) bool) bool {
+func waitFor(t *testing.T, db *engine, deadline time.Time, still func(*committer) bool) bool {
 	t.Helper()
 	db.group.mu.Lock()
 	s := still(&db.group)
@@ -140,7 +141,7 @@ func TestGroupCommitConcurrent(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			p := fmt.Sprintf("s%03d", i)
-			errs[i] = db.Update(ctx, func(tx portrait.Tx) error {
+			errs[i] = db.Update(ctx, func(tx guard.Tx) error {
 				if err := subject(p)(tx); err != nil {
 					return err
 				}
@@ -168,7 +169,7 @@ func TestGroupCommitConcurrent(t *testing.T) {
 // verifyLog checks that the log has size entries, that every stored hash
 // is the one tlog computes from the entries, and that every entry's
 // inclusion proof holds against the signed checkpoint.
-func verifyLog(t *testing.T, db *DB, log *audit.Log, size int64) [][]byte {
+func verifyLog(t *testing.T, db *engine, log *audit.Log, size int64) [][]byte {
 	t.Helper()
 	ctx := context.Background()
 	if n, err := db.LogSize(ctx); err != nil || n != size {
@@ -241,14 +242,14 @@ func TestGroupCommitIsolatesFailures(t *testing.T) {
 	db := openTest(t)
 	o := grouped(t, db,
 		subject("a"),
-		func(tx portrait.Tx) error {
+		func(tx guard.Tx) error {
 			if err := subject("failed")(tx); err != nil {
 				return err
 			}
 			return boom
 		},
 		subject("b"),
-		func(tx portrait.Tx) error {
+		func(tx guard.Tx) error {
 			if err := subject("panicked")(tx); err != nil {
 				return err
 			}
@@ -290,8 +291,8 @@ func TestGroupCommitCancelledCaller(t *testing.T) {
 	queued, cancelQueued := context.WithCancel(context.Background())
 	var ran atomic.Bool
 	o := groupedCtx(t, db, []context.Context{nil, queued, nil},
-		func(tx portrait.Tx) error { cancelQueued(); return subject("a")(tx) },
-		func(tx portrait.Tx) error { ran.Store(true); return subject("late")(tx) },
+		func(tx guard.Tx) error { cancelQueued(); return subject("a")(tx) },
+		func(tx guard.Tx) error { ran.Store(true); return subject("late")(tx) },
 		subject("b"),
 	)
 	if o.holder != nil || o.errs[0] != nil || !errors.Is(o.errs[1], context.Canceled) || o.errs[2] != nil {
@@ -318,7 +319,7 @@ func BenchmarkConcurrentUpdates(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			i := n.Add(1)
-			err := db.Update(ctx, func(tx portrait.Tx) error {
+			err := db.Update(ctx, func(tx guard.Tx) error {
 				p := fmt.Sprintf("s%d", i)
 				if err := tx.EnsureSubjects(ctx, []portrait.Subject{{Pseudonym: p, WrappedKey: []byte("k")}}); err != nil {
 					return err
@@ -349,11 +350,11 @@ func TestGroupCommitFailureFailsAll(t *testing.T) {
 	boom := errors.New("boom")
 	o := grouped(t, db,
 		subject("a"),
-		func(tx portrait.Tx) error {
-			_, err := tx.(*Tx).tx.ExecContext(ctx, `INSERT INTO child (parent) VALUES (42)`)
+		func(tx guard.Tx) error {
+			_, err := tx.(*txn).tx.ExecContext(ctx, `INSERT INTO child (parent) VALUES (42)`)
 			return err
 		},
-		func(tx portrait.Tx) error { return boom },
+		func(tx guard.Tx) error { return boom },
 		subject("b"),
 	)
 	for i, err := range append(o.errs, o.holder) {
@@ -393,9 +394,9 @@ func TestGroupCommitTransactionLost(t *testing.T) {
 	defer cancel()
 	o := groupedCtx(t, db, []context.Context{nil, interrupted, nil},
 		subject("a"),
-		func(tx portrait.Tx) error {
+		func(tx guard.Tx) error {
 			time.AfterFunc(20*time.Millisecond, cancel)
-			_, err := tx.(*Tx).tx.ExecContext(interrupted, `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c)
+			_, err := tx.(*txn).tx.ExecContext(interrupted, `WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c)
 				INSERT INTO big SELECT x FROM c`)
 			return err
 		},
@@ -425,7 +426,7 @@ func TestNestedUpdateRefused(t *testing.T) {
 	ctx := context.Background()
 	db := openTest(t)
 	var inner error
-	err := db.Update(ctx, func(tx portrait.Tx) error {
+	err := db.Update(ctx, func(tx guard.Tx) error {
 		inner = db.Update(ctx, subject("inner"))
 		return subject("outer")(tx)
 	})
@@ -440,7 +441,7 @@ func TestNestedUpdateRefused(t *testing.T) {
 	}
 	// Nesting inside a follower's function, run by another goroutine's
 	// group, is refused too.
-	o := grouped(t, db, func(tx portrait.Tx) error {
+	o := grouped(t, db, func(tx guard.Tx) error {
 		return db.Update(ctx, subject("inner2"))
 	})
 	if !errors.Is(o.errs[0], ErrNestedUpdate) || o.holder != nil {
@@ -458,7 +459,7 @@ func TestGroupCommitAuditRollback(t *testing.T) {
 	db, log := openTest(t), newLog(t)
 	// A committed prefix, and a Reader reporting it, so the cache is in use.
 	for i := range 5 {
-		if err := db.Update(ctx, func(tx portrait.Tx) error {
+		if err := db.Update(ctx, func(tx guard.Tx) error {
 			_, err := log.Append(ctx, tx, audit.Record{Kind: "test", Subject: fmt.Sprint("pre", i)})
 			return err
 		}); err != nil {
@@ -469,14 +470,14 @@ func TestGroupCommitAuditRollback(t *testing.T) {
 	boom := errors.New("boom")
 	var firstA, firstB int64
 	o := grouped(t, db,
-		func(tx portrait.Tx) error {
+		func(tx guard.Tx) error {
 			var err error
 			if firstA, err = log.Append(ctx, tx, audit.Record{Kind: "test", Subject: "rolled-back-1"}, audit.Record{Kind: "test", Subject: "rolled-back-2"}, audit.Record{Kind: "test", Subject: "rolled-back-3"}); err != nil {
 				return err
 			}
 			return boom
 		},
-		func(tx portrait.Tx) error {
+		func(tx guard.Tx) error {
 			var err error
 			firstB, err = log.Append(ctx, tx, audit.Record{Kind: "test", Subject: "kept-1"}, audit.Record{Kind: "test", Subject: "kept-2"})
 			return err
@@ -495,7 +496,7 @@ func TestGroupCommitAuditRollback(t *testing.T) {
 		}
 	}
 	// Appends after the rollback still build on the right hashes.
-	if err := db.Update(ctx, func(tx portrait.Tx) error {
+	if err := db.Update(ctx, func(tx guard.Tx) error {
 		_, err := log.Append(ctx, tx, audit.Record{Kind: "test", Subject: "after"})
 		return err
 	}); err != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/guard"
 	"github.com/portrait-dev/portrait/policy"
 	"github.com/portrait-dev/portrait/storetest"
 )
@@ -38,8 +39,8 @@ func TestWriteStatementsPrepared(t *testing.T) {
 func TestUnpreparedStatementRefused(t *testing.T) {
 	db := openTest(t)
 	ctx := context.Background()
-	err := db.Update(ctx, func(tx portrait.Tx) error {
-		_, err := tx.(*Tx).exec(ctx, `DELETE FROM labels`)
+	err := db.Update(ctx, func(tx guard.Tx) error {
+		_, err := tx.(*txn).exec(ctx, `DELETE FROM labels`)
 		return err
 	})
 	if err == nil || !strings.Contains(err.Error(), "not prepared at Open") {
@@ -104,7 +105,7 @@ func TestPutLabelsBatch(t *testing.T) {
 					values = append(values, again)
 				}
 			}
-			err := db.Update(ctx, func(tx portrait.Tx) error {
+			err := db.Update(ctx, func(tx guard.Tx) error {
 				if err := tx.EnsureSubjects(ctx, subjects); err != nil {
 					return err
 				}
@@ -113,7 +114,7 @@ func TestPutLabelsBatch(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := db.LabelsFor(ctx, grants)
+			got, err := guard.New(db).LabelsFor(ctx, grants)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -16,6 +16,7 @@ import (
 	portrait "github.com/portrait-dev/portrait"
 	"github.com/portrait-dev/portrait/audit"
 	"github.com/portrait-dev/portrait/policy"
+	"github.com/portrait-dev/portrait/tables"
 )
 
 // list encodes strings as one JSON array parameter, expanded in SQL with
@@ -31,8 +32,8 @@ func list64(xs []int64) string {
 	return string(b)
 }
 
-// Generation implements portrait.Store.Generation.
-func (db *DB) Generation(ctx context.Context) (int64, error) {
+// Generation implements guard.Engine.Generation.
+func (db *engine) Generation(ctx context.Context) (int64, error) {
 	var n int64
 	if err := db.queryRow(ctx, `SELECT n FROM generation`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("read generation: %w", err)
@@ -40,8 +41,8 @@ func (db *DB) Generation(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
-// Subjects implements portrait.Store.Subjects.
-func (db *DB) Subjects(ctx context.Context, pseudonyms []string) (map[string]portrait.Subject, error) {
+// Subjects implements guard.Engine.Subjects.
+func (db *engine) Subjects(ctx context.Context, pseudonyms []string) (map[string]portrait.Subject, error) {
 	rows, err := db.query(ctx,
 		`SELECT pseudonym, wrapped_key, sealed_id, created FROM subjects WHERE pseudonym IN (SELECT value FROM json_each(?))`, list(pseudonyms))
 	if err != nil {
@@ -64,9 +65,9 @@ func (db *DB) Subjects(ctx context.Context, pseudonyms []string) (map[string]por
 	return out, nil
 }
 
-// States implements portrait.Store.States. Three queries serve any number
+// States implements guard.Engine.States. Three queries serve any number
 // of pseudonyms, inside one read transaction so they see one snapshot.
-func (db *DB) States(ctx context.Context, pseudonyms []string) (map[string]*policy.State, error) {
+func (db *engine) States(ctx context.Context, pseudonyms []string) (map[string]*policy.State, error) {
 	out := make(map[string]*policy.State, len(pseudonyms))
 	for _, p := range pseudonyms {
 		out[p] = &policy.State{Subject: p, Consents: map[string]policy.Consent{}, Personalization: 100, Suppressed: map[string]bool{}}
@@ -82,9 +83,9 @@ func (db *DB) States(ctx context.Context, pseudonyms []string) (map[string]*poli
 	return readStates(ctx, tx, pseudonyms, out)
 }
 
-// States implements portrait.Tx.States: the same reads inside the write
+// States implements guard.Tx.States: the same reads inside the write
 // transaction, which sees what this transaction (and its commit group) wrote.
-func (tx *Tx) States(ctx context.Context, pseudonyms []string) (map[string]*policy.State, error) {
+func (tx *txn) States(ctx context.Context, pseudonyms []string) (map[string]*policy.State, error) {
 	out := make(map[string]*policy.State, len(pseudonyms))
 	for _, p := range pseudonyms {
 		out[p] = &policy.State{Subject: p, Consents: map[string]policy.Consent{}, Personalization: 100, Suppressed: map[string]bool{}}
@@ -167,8 +168,8 @@ func closeRows(rows *sql.Rows) error {
 	return errors.Join(rows.Err(), rows.Close())
 }
 
-// Suspensions implements portrait.Store.Suspensions.
-func (db *DB) Suspensions(ctx context.Context) ([]policy.Suspension, error) {
+// Suspensions implements guard.Engine.Suspensions.
+func (db *engine) Suspensions(ctx context.Context) ([]policy.Suspension, error) {
 	rows, err := db.query(ctx, `SELECT kind, id, reason, suspended_by, at FROM suspensions ORDER BY kind, id`)
 	if err != nil {
 		return nil, fmt.Errorf("read suspensions: %w", err)
@@ -190,12 +191,8 @@ func (db *DB) Suspensions(ctx context.Context) ([]policy.Suspension, error) {
 	return out, nil
 }
 
-// ConsentHistory implements portrait.Store.ConsentHistory.
-func (db *DB) ConsentHistory(ctx context.Context, g policy.Grant) ([]portrait.ConsentRecord, error) {
-	if err := portrait.CheckGrant("read consent history", g, nil, append(portrait.ReadActions, policy.Erase)...); err != nil {
-		return nil, err
-	}
-	pseudonym := g.Subject()
+// ConsentHistory implements guard.Engine.ConsentHistory.
+func (db *engine) ConsentHistory(ctx context.Context, pseudonym string) ([]portrait.ConsentRecord, error) {
 	rows, err := db.query(ctx, `SELECT seq, purpose, status, notice_version, channel, user_agent, ua_sealed, ip, guardian, categories, at, consent_string, string_type
 		FROM consents WHERE pseudonym = ? ORDER BY seq`, pseudonym)
 	if err != nil {
@@ -282,16 +279,13 @@ func inTimeOrder(evs []portrait.StoredEvent) {
 	}
 }
 
-// Events implements portrait.Store.Events.
-func (db *DB) Events(ctx context.Context, g policy.Grant, since time.Time) ([]portrait.StoredEvent, error) {
-	if err := g.Check(g.Subject(), portrait.ReadActions...); err != nil {
-		return nil, portrait.Refuse("read events", err)
-	}
+// Events implements guard.Engine.Events.
+func (db *engine) Events(ctx context.Context, pseudonym string, since time.Time) ([]portrait.StoredEvent, error) {
 	from := int64(math.MinInt64)
 	if !since.IsZero() {
 		from = since.UnixNano()
 	}
-	rows, err := db.query(ctx, `SELECT `+eventColumns+` FROM events WHERE pseudonym = ? AND time >= ? ORDER BY id`, eventKey(g.Subject()), from)
+	rows, err := db.query(ctx, `SELECT `+eventColumns+` FROM events WHERE pseudonym = ? AND time >= ? ORDER BY id`, eventKey(pseudonym), from)
 	if err != nil {
 		return nil, fmt.Errorf("read events: %w", err)
 	}
@@ -303,8 +297,8 @@ func (db *DB) Events(ctx context.Context, g policy.Grant, since time.Time) ([]po
 	return out, nil
 }
 
-// ExpiredEvents implements portrait.Store.ExpiredEvents.
-func (db *DB) ExpiredEvents(ctx context.Context, now time.Time, limit int) ([]portrait.StoredEvent, error) {
+// ExpiredEvents implements guard.Engine.ExpiredEvents.
+func (db *engine) ExpiredEvents(ctx context.Context, now time.Time, limit int) ([]portrait.StoredEvent, error) {
 	if limit <= 0 {
 		return nil, portrait.Errorf(portrait.EINVALID, "expired events: limit %d must be positive", limit)
 	}
@@ -319,8 +313,8 @@ func (db *DB) ExpiredEvents(ctx context.Context, now time.Time, limit int) ([]po
 	return out, nil
 }
 
-// ExpiredProfile implements portrait.Store.ExpiredProfile.
-func (db *DB) ExpiredProfile(ctx context.Context, now time.Time, limit int) ([]portrait.FieldRef, error) {
+// ExpiredProfile implements guard.Engine.ExpiredProfile.
+func (db *engine) ExpiredProfile(ctx context.Context, now time.Time, limit int) ([]portrait.FieldRef, error) {
 	if limit <= 0 {
 		return nil, portrait.Errorf(portrait.EINVALID, "expired profile values: limit %d must be positive", limit)
 	}
@@ -340,13 +334,9 @@ func (db *DB) ExpiredProfile(ctx context.Context, now time.Time, limit int) ([]p
 	return out, rows.Err()
 }
 
-// Profile implements portrait.Store.Profile. It returns only the fields
-// the grant covers.
-func (db *DB) Profile(ctx context.Context, g policy.Grant) ([]portrait.ProfileValue, error) {
-	if err := g.Check(g.Subject(), portrait.ReadActions...); err != nil {
-		return nil, portrait.Refuse("read profile", err)
-	}
-	rows, err := db.query(ctx, `SELECT field, sealed, source, updated, expires FROM profile WHERE pseudonym = ? ORDER BY field`, g.Subject())
+// Profile implements guard.Engine.Profile: every stored field.
+func (db *engine) Profile(ctx context.Context, pseudonym string) ([]portrait.ProfileValue, error) {
+	rows, err := db.query(ctx, `SELECT field, sealed, source, updated, expires FROM profile WHERE pseudonym = ? ORDER BY field`, pseudonym)
 	if err != nil {
 		return nil, fmt.Errorf("read profile: %w", err)
 	}
@@ -358,9 +348,6 @@ func (db *DB) Profile(ctx context.Context, g policy.Grant) ([]portrait.ProfileVa
 		if err := rows.Scan(&v.Field, &v.Sealed, &v.Source, &upd, &exp); err != nil {
 			return nil, fmt.Errorf("read profile: %w", err)
 		}
-		if !g.Covers(v.Field) {
-			continue
-		}
 		v.Updated, v.Expires = fromNanos(upd), fromNanos(exp)
 		out = append(out, v)
 	}
@@ -370,19 +357,16 @@ func (db *DB) Profile(ctx context.Context, g policy.Grant) ([]portrait.ProfileVa
 	return out, nil
 }
 
-// Labels implements portrait.Store.Labels.
-func (db *DB) Labels(ctx context.Context, g policy.Grant) ([]portrait.LabelValue, error) {
-	if err := g.Check(g.Subject(), portrait.ReadActions...); err != nil {
-		return nil, portrait.Refuse("read labels", err)
-	}
-	rows, err := db.query(ctx, `SELECT label, version, sealed, computed, expires FROM labels WHERE pseudonym = ? ORDER BY label`, g.Subject())
+// Labels implements guard.Engine.Labels.
+func (db *engine) Labels(ctx context.Context, pseudonym string) ([]portrait.LabelValue, error) {
+	rows, err := db.query(ctx, `SELECT label, version, sealed, computed, expires FROM labels WHERE pseudonym = ? ORDER BY label`, pseudonym)
 	if err != nil {
 		return nil, fmt.Errorf("read labels: %w", err)
 	}
 	defer rows.Close()
 	var out []portrait.LabelValue
 	for rows.Next() {
-		v := portrait.LabelValue{Subject: g.Subject()}
+		v := portrait.LabelValue{Subject: pseudonym}
 		var comp, exp sql.NullInt64
 		if err := rows.Scan(&v.Label, &v.Version, &v.Sealed, &comp, &exp); err != nil {
 			return nil, fmt.Errorf("read labels: %w", err)
@@ -396,17 +380,17 @@ func (db *DB) Labels(ctx context.Context, g policy.Grant) ([]portrait.LabelValue
 	return out, nil
 }
 
-// LogSize implements portrait.Store.LogSize.
-func (db *DB) LogSize(ctx context.Context) (int64, error) { return logSize(ctx, db.read) }
+// LogSize implements guard.Engine.LogSize.
+func (db *engine) LogSize(ctx context.Context) (int64, error) { return logSize(ctx, db.read) }
 
-// LogHashes implements portrait.Store.LogHashes.
-func (db *DB) LogHashes(ctx context.Context, indexes []int64) ([][32]byte, error) {
+// LogHashes implements guard.Engine.LogHashes.
+func (db *engine) LogHashes(ctx context.Context, indexes []int64) ([][32]byte, error) {
 	return logHashes(ctx, db.read, indexes)
 }
 
-// LogEntries implements portrait.Store.LogEntries: entries from (inclusive)
+// LogEntries implements guard.Engine.LogEntries: entries from (inclusive)
 // to to (exclusive).
-func (db *DB) LogEntries(ctx context.Context, from, to int64) ([]portrait.LogEntry, error) {
+func (db *engine) LogEntries(ctx context.Context, from, to int64) ([]portrait.LogEntry, error) {
 	if from < 0 || to < from {
 		return nil, portrait.Errorf(portrait.EINVALID, "log entries [%d, %d): want 0 <= from <= to", from, to)
 	}
@@ -432,8 +416,8 @@ func (db *DB) LogEntries(ctx context.Context, from, to int64) ([]portrait.LogEnt
 	return out, nil
 }
 
-// LogEntriesOfKind implements portrait.Store.LogEntriesOfKind.
-func (db *DB) LogEntriesOfKind(ctx context.Context, kinds []string, from, to int64) ([]portrait.LogEntry, error) {
+// LogEntriesOfKind implements guard.Engine.LogEntriesOfKind.
+func (db *engine) LogEntriesOfKind(ctx context.Context, kinds []string, from, to int64) ([]portrait.LogEntry, error) {
 	if from < 0 || to < from {
 		return nil, portrait.Errorf(portrait.EINVALID, "log entries [%d, %d): want 0 <= from <= to", from, to)
 	}
@@ -454,8 +438,8 @@ func (db *DB) LogEntriesOfKind(ctx context.Context, kinds []string, from, to int
 	return out, rows.Err()
 }
 
-// Checkpoint implements portrait.Store.Checkpoint: the newest signed note.
-func (db *DB) Checkpoint(ctx context.Context) ([]byte, error) {
+// Checkpoint implements guard.Engine.Checkpoint: the newest signed note.
+func (db *engine) Checkpoint(ctx context.Context) ([]byte, error) {
 	var note []byte
 	err := db.queryRow(ctx, `SELECT note FROM checkpoints ORDER BY id DESC LIMIT 1`).Scan(&note)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -501,12 +485,8 @@ func logHashes(ctx context.Context, q querier, indexes []int64) ([][32]byte, err
 	return audit.PickHashes(indexes, byRecord)
 }
 
-// EventsFor implements portrait.Store.EventsFor.
-func (db *DB) EventsFor(ctx context.Context, grants []policy.Grant, since time.Time) (map[string][]portrait.StoredEvent, error) {
-	subjects, _, err := portrait.PageGrants("read events", grants)
-	if err != nil {
-		return nil, err
-	}
+// EventsFor implements guard.Engine.EventsFor.
+func (db *engine) EventsFor(ctx context.Context, subjects []string, since time.Time) (map[string][]portrait.StoredEvent, error) {
 	if len(subjects) == 0 {
 		return map[string][]portrait.StoredEvent{}, nil
 	}
@@ -525,19 +505,15 @@ func (db *DB) EventsFor(ctx context.Context, grants []policy.Grant, since time.T
 	if err != nil {
 		return nil, fmt.Errorf("read events: %w", err)
 	}
-	out := portrait.BySubject(evs, func(e *portrait.StoredEvent) string { return e.Subject })
+	out := tables.BySubject(evs, func(e *portrait.StoredEvent) string { return e.Subject })
 	for _, evs := range out {
 		inTimeOrder(evs)
 	}
 	return out, nil
 }
 
-// ProfilesFor implements portrait.Store.ProfilesFor.
-func (db *DB) ProfilesFor(ctx context.Context, grants []policy.Grant) (map[string][]portrait.ProfileValue, error) {
-	subjects, gs, err := portrait.PageGrants("read profile", grants)
-	if err != nil {
-		return nil, err
-	}
+// ProfilesFor implements guard.Engine.ProfilesFor.
+func (db *engine) ProfilesFor(ctx context.Context, subjects []string) (map[string][]portrait.ProfileValue, error) {
 	if len(subjects) == 0 {
 		return map[string][]portrait.ProfileValue{}, nil
 	}
@@ -555,9 +531,6 @@ func (db *DB) ProfilesFor(ctx context.Context, grants []policy.Grant) (map[strin
 		if err := rows.Scan(&p, &v.Field, &v.Sealed, &v.Source, &upd, &exp); err != nil {
 			return nil, fmt.Errorf("read profile: %w", err)
 		}
-		if !coversAny(gs[p], v.Field) {
-			continue
-		}
 		v.Updated, v.Expires = fromNanos(upd), fromNanos(exp)
 		out[p] = append(out[p], v)
 	}
@@ -567,21 +540,8 @@ func (db *DB) ProfilesFor(ctx context.Context, grants []policy.Grant) (map[strin
 	return out, nil
 }
 
-func coversAny(grants []policy.Grant, field string) bool {
-	for _, g := range grants {
-		if g.Covers(field) {
-			return true
-		}
-	}
-	return false
-}
-
-// LabelsFor implements portrait.Store.LabelsFor.
-func (db *DB) LabelsFor(ctx context.Context, grants []policy.Grant) (map[string][]portrait.LabelValue, error) {
-	subjects, _, err := portrait.PageGrants("read labels", grants)
-	if err != nil {
-		return nil, err
-	}
+// LabelsFor implements guard.Engine.LabelsFor.
+func (db *engine) LabelsFor(ctx context.Context, subjects []string) (map[string][]portrait.LabelValue, error) {
 	if len(subjects) == 0 {
 		return map[string][]portrait.LabelValue{}, nil
 	}
@@ -604,15 +564,11 @@ func (db *DB) LabelsFor(ctx context.Context, grants []policy.Grant) (map[string]
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read labels: %w", err)
 	}
-	return portrait.BySubject(lvs, func(v *portrait.LabelValue) string { return v.Subject }), nil
+	return tables.BySubject(lvs, func(v *portrait.LabelValue) string { return v.Subject }), nil
 }
 
-// DecisionsFor implements portrait.Store.DecisionsFor.
-func (db *DB) DecisionsFor(ctx context.Context, grants []policy.Grant) (map[string][]portrait.DecisionRecord, error) {
-	subjects, _, err := portrait.PageGrants("read decisions", grants)
-	if err != nil {
-		return nil, err
-	}
+// DecisionsFor implements guard.Engine.DecisionsFor.
+func (db *engine) DecisionsFor(ctx context.Context, subjects []string) (map[string][]portrait.DecisionRecord, error) {
 	if len(subjects) == 0 {
 		return map[string][]portrait.DecisionRecord{}, nil
 	}
@@ -635,15 +591,11 @@ func (db *DB) DecisionsFor(ctx context.Context, grants []policy.Grant) (map[stri
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read decisions: %w", err)
 	}
-	return portrait.BySubject(ds, func(d *portrait.DecisionRecord) string { return d.Subject }), nil
+	return tables.BySubject(ds, func(d *portrait.DecisionRecord) string { return d.Subject }), nil
 }
 
-// ProtectedFor implements portrait.Store.ProtectedFor.
-func (db *DB) ProtectedFor(ctx context.Context, grants []policy.Grant) (map[string][]portrait.ProtectedValue, error) {
-	subjects, _, err := portrait.PageGrants("read protected attributes", grants)
-	if err != nil {
-		return nil, err
-	}
+// ProtectedFor implements guard.Engine.ProtectedFor.
+func (db *engine) ProtectedFor(ctx context.Context, subjects []string) (map[string][]portrait.ProtectedValue, error) {
 	if len(subjects) == 0 {
 		return map[string][]portrait.ProtectedValue{}, nil
 	}
@@ -664,5 +616,5 @@ func (db *DB) ProtectedFor(ctx context.Context, grants []policy.Grant) (map[stri
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read protected attributes: %w", err)
 	}
-	return portrait.BySubject(vs, func(v *portrait.ProtectedValue) string { return v.Subject }), nil
+	return tables.BySubject(vs, func(v *portrait.ProtectedValue) string { return v.Subject }), nil
 }

@@ -7,10 +7,10 @@ import (
 	"time"
 )
 
-// EndSessions implements portrait.Tx.EndSessions. Sign-outs and erasures
+// EndSessions implements guard.Tx.EndSessions. Sign-outs and erasures
 // are rare next to the write path, so its statements are not among the
 // ones prepared at Open.
-func (tx *Tx) EndSessions(ctx context.Context, id []byte, issuedBefore, keepUntil time.Time) error {
+func (tx *txn) EndSessions(ctx context.Context, id []byte, issuedBefore, keepUntil time.Time) error {
 	if len(id) == 0 {
 		return fmt.Errorf("end sessions: no session id")
 	}
@@ -26,8 +26,8 @@ func (tx *Tx) EndSessions(ctx context.Context, id []byte, issuedBefore, keepUnti
 	return nil
 }
 
-// SessionEnded implements portrait.Store.SessionEnded, in one query.
-func (db *DB) SessionEnded(ctx context.Context, issued time.Time, ids ...[]byte) (bool, error) {
+// SessionEnded implements guard.Engine.SessionEnded, in one query.
+func (db *engine) SessionEnded(ctx context.Context, issued time.Time, ids ...[]byte) (bool, error) {
 	if len(ids) == 0 {
 		return false, nil
 	}

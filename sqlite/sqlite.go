@@ -18,6 +18,7 @@ import (
 	"time"
 
 	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/guard"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -37,7 +38,7 @@ const pragmas = "_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=fo
 // IMMEDIATE: SQLite has a single writer anyway, and queueing in-process is
 // cheaper than spinning in the busy handler. Reads use their own pool and
 // see the last committed state (WAL).
-type DB struct {
+type engine struct {
 	path        string
 	read        *sql.DB
 	write       *sql.DB
@@ -54,13 +55,37 @@ type DB struct {
 }
 
 var (
-	_ portrait.Store = (*DB)(nil)
-	_ portrait.Tx    = (*Tx)(nil)
+	_ guard.Engine = (*engine)(nil)
+	_ guard.Tx     = (*txn)(nil)
 )
+
+// DB is a Portrait store in one SQLite file: the engine behind the guard,
+// which checks every grant (invariant 2), with the regulator's tables and
+// the WAL housekeeping beside it.
+type DB struct {
+	*guard.Store
+	regulatorTables
+	e *engine
+}
+
+var _ portrait.Store = (*DB)(nil)
 
 // Open opens or creates the SQLite database at path and applies any
 // migration it lacks.
 func Open(ctx context.Context, path string) (*DB, error) {
+	e, err := open(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	return &DB{Store: guard.New(e), regulatorTables: regulatorTables{e}, e: e}, nil
+}
+
+// TruncateWAL copies the write-ahead log into the database file and
+// truncates it, so that after an erasure the WAL holds no old page images
+// (SR-3). Erasure calls it through rights.WALTruncater.
+func (db *DB) TruncateWAL(ctx context.Context) error { return db.e.truncateWAL(ctx) }
+
+func open(ctx context.Context, path string) (*engine, error) {
 	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file::memory:") {
 		return nil, fmt.Errorf("open sqlite %q: want the path of a database file (an in-memory database cannot be shared by the read and write pools)", path)
 	}
@@ -70,7 +95,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	if err := private(path); err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	db := &DB{path: path}
+	db := &engine{path: path}
 	db.group.maxGroup, db.group.groupWork = maxGroup, groupWork
 	var err error
 	if db.write, err = sql.Open("sqlite", path+"?"+pragmas+"&_txlock=immediate"); err != nil {
@@ -145,7 +170,7 @@ func private(path string) error {
 // the file: SQLite answers SQLITE_BUSY without calling the busy handler
 // when switching a new file to WAL or when it would deadlock, so two
 // processes opening one new database can collide here.
-func (db *DB) migrateRetry(ctx context.Context) error {
+func (db *engine) migrateRetry(ctx context.Context) error {
 	for wait := 5 * time.Millisecond; ; wait *= 2 {
 		err := db.migrate(ctx)
 		var e *sqlite.Error
@@ -163,7 +188,7 @@ func (db *DB) migrateRetry(ctx context.Context) error {
 // migrate applies the embedded migrations not yet recorded in
 // schema_version. It runs in one IMMEDIATE transaction, so two processes
 // opening the same new file apply each migration once.
-func (db *DB) migrate(ctx context.Context) error {
+func (db *engine) migrate(ctx context.Context) error {
 	names, err := fs.Glob(migrations, "migrations/*.sql")
 	if err != nil {
 		return err
@@ -207,8 +232,8 @@ func (db *DB) migrate(ctx context.Context) error {
 	return nil
 }
 
-// Close implements portrait.Store.Close.
-func (db *DB) Close() error {
+// Close implements guard.Engine.Close.
+func (db *engine) Close() error {
 	var errs []error
 	db.stmts.Range(func(_, v any) bool {
 		errs = append(errs, v.(*sql.Stmt).Close())
@@ -233,24 +258,21 @@ func (db *DB) Close() error {
 	return errors.Join(errs...)
 }
 
-// CheckpointWAL copies the write-ahead log into the database file and
-// truncates it, so that after an erasure the WAL holds no old page images
-// (SR-3). It is named apart from Checkpoint, which returns the audit log's
-// signed checkpoint.
-func (db *DB) CheckpointWAL(ctx context.Context) error {
+// truncateWAL is DB.TruncateWAL.
+func (db *engine) truncateWAL(ctx context.Context) error {
 	var busy, logFrames, done int
 	if err := db.write.QueryRowContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`).Scan(&busy, &logFrames, &done); err != nil {
-		return fmt.Errorf("checkpoint wal of %s: %w", db.path, err)
+		return fmt.Errorf("truncate wal of %s: %w", db.path, err)
 	}
 	if busy != 0 {
-		return fmt.Errorf("checkpoint wal of %s: readers kept it busy; retry", db.path)
+		return fmt.Errorf("truncate wal of %s: readers kept it busy; retry", db.path)
 	}
 	return nil
 }
 
 // stmt returns the read-pool statement for query, preparing it once:
 // parsing SQL was a visible share of a per-subject derivation.
-func (db *DB) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+func (db *engine) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
 	if st, ok := db.stmts.Load(query); ok {
 		return st.(*sql.Stmt), nil
 	}
@@ -265,7 +287,7 @@ func (db *DB) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
 	return st, nil
 }
 
-func (db *DB) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
+func (db *engine) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
 	st, err := db.stmt(ctx, query)
 	if err != nil {
 		return nil, err
@@ -275,7 +297,7 @@ func (db *DB) query(ctx context.Context, query string, args ...any) (*sql.Rows, 
 
 // queryRow is QueryRowContext on a prepared statement; a preparation
 // error surfaces from Scan, as database/sql does.
-func (db *DB) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
+func (db *engine) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
 	st, err := db.stmt(ctx, query)
 	if err != nil {
 		return db.read.QueryRowContext(ctx, query, args...)
@@ -283,7 +305,7 @@ func (db *DB) queryRow(ctx context.Context, query string, args ...any) *sql.Row 
 	return st.QueryRowContext(ctx, args...)
 }
 
-// Update implements portrait.Store.Update.
+// Update implements guard.Engine.Update.
 //
 // SQLite has one writer, so concurrent callers would otherwise queue
 // behind each other's commits. Update therefore commits in groups: the
@@ -300,7 +322,7 @@ func (db *DB) queryRow(ctx context.Context, query string, args ...any) *sql.Row 
 // only begin after the outer one commits, which waits for fn. Such a call
 // returns ErrNestedUpdate instead of deadlocking; do the work in the
 // outer Tx.
-func (db *DB) Update(ctx context.Context, fn func(portrait.Tx) error) error {
+func (db *engine) Update(ctx context.Context, fn func(guard.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -357,7 +379,7 @@ type committer struct {
 // writes the answer fields before it sends on wake.
 type call struct {
 	ctx        context.Context
-	fn         func(portrait.Tx) error
+	fn         func(guard.Tx) error
 	wake       chan struct{} // buffered: one send, the answer or the lead
 	done       bool          // err and panicked are final
 	pending    bool          // fn returned nil and was released: the COMMIT decides
@@ -381,7 +403,7 @@ func (c *committer) pop() *call {
 
 // group is one transaction shared by the functions of several callers.
 type group struct {
-	db      *DB
+	db      *engine
 	conn    *sql.Conn
 	tx      *sql.Tx // nil before BEGIN and once ended
 	members []*call
@@ -390,7 +412,7 @@ type group struct {
 // lead runs one group, then answers its members and hands the lead to the
 // oldest caller still waiting. The deferred hand-over also runs when a
 // function calls runtime.Goexit (t.FailNow), so that no caller waits forever.
-func (db *DB) lead() {
+func (db *engine) lead() {
 	g := &group{db: db}
 	defer g.finish()
 	g.run()
@@ -455,7 +477,7 @@ func (g *group) step(c *call) bool {
 		return false
 	}
 	g.db.group.runner.Store(goroutineID())
-	err := runFn(&Tx{db: g.db, tx: g.tx}, c)
+	err := runFn(&txn{db: g.db, tx: g.tx}, c)
 	g.db.group.runner.Store(0)
 	if err != nil {
 		c.err, c.done = err, true
@@ -481,7 +503,7 @@ func (g *group) step(c *call) bool {
 
 // runFn runs c.fn, turning a panic into an error and remembering it for
 // the caller to re-raise in its own goroutine.
-func runFn(tx *Tx, c *call) (err error) {
+func runFn(tx *txn, c *call) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			c.panicked, c.panicValue = true, p
@@ -572,8 +594,8 @@ func goroutineID() uint64 {
 }
 
 // Tx is one write transaction; see portrait.Tx.
-type Tx struct {
-	db *DB
+type txn struct {
+	db *engine
 	tx *sql.Tx
 }
 

@@ -86,7 +86,7 @@ func TestEraseLeavesNoBytes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := db.CheckpointWAL(ctx); err != nil {
+	if err := db.TruncateWAL(ctx); err != nil {
 		t.Fatal(err)
 	}
 	all := [][]byte{key, id, sealed, prof, label, why, attr, statement}
@@ -100,7 +100,7 @@ func TestEraseLeavesNoBytes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := db.CheckpointWAL(ctx); err != nil {
+	if err := db.TruncateWAL(ctx); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range []string{path, path + "-wal"} {

@@ -30,7 +30,7 @@ var writeQueries = []string{
 // connection, the single write connection, and reuses it. A query missing
 // from writeQueries is an error, so that a forgotten one fails the tests
 // instead of being parsed on every call.
-func (tx *Tx) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+func (tx *txn) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
 	st := tx.db.writes[query]
 	if st == nil {
 		return nil, fmt.Errorf("sqlite: statement not prepared at Open (add it to writeQueries): %.60s", query)
@@ -39,7 +39,7 @@ func (tx *Tx) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
 }
 
 // exec runs query's prepared statement once in the transaction.
-func (tx *Tx) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
+func (tx *txn) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	st, err := tx.stmt(ctx, query)
 	if err != nil {
 		return nil, err
@@ -50,7 +50,7 @@ func (tx *Tx) exec(ctx context.Context, query string, args ...any) (sql.Result, 
 // prepared is a querier over the transaction for the helpers it shares
 // with the read side (logSize, logHashes): a query prepared at Open runs
 // from its statement, any other is parsed as before.
-type prepared struct{ tx *Tx }
+type prepared struct{ tx *txn }
 
 func (p prepared) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
 	if p.tx.db.writes[query] == nil {
@@ -84,9 +84,9 @@ const (
 
 const generationSQL = `SELECT n FROM generation`
 
-// Generation implements portrait.Tx.Generation. The IMMEDIATE transaction
+// Generation implements guard.Tx.Generation. The IMMEDIATE transaction
 // already excludes every other writer, governance changes included.
-func (tx *Tx) Generation(ctx context.Context) (int64, error) {
+func (tx *txn) Generation(ctx context.Context) (int64, error) {
 	var n int64
 	if err := (prepared{tx}).QueryRowContext(ctx, generationSQL).Scan(&n); err != nil {
 		return 0, fmt.Errorf("read generation: %w", err)
@@ -98,7 +98,7 @@ const bumpSQL = `UPDATE generation SET n = n + 1`
 
 // bump increments the governance generation in the caller's transaction,
 // so caches on every node see the change with it (invariant 5).
-func (tx *Tx) bump(ctx context.Context) error {
+func (tx *txn) bump(ctx context.Context) error {
 	if _, err := tx.exec(ctx, bumpSQL); err != nil {
 		return fmt.Errorf("bump generation: %w", err)
 	}
@@ -107,8 +107,8 @@ func (tx *Tx) bump(ctx context.Context) error {
 
 const ensureSubjectSQL = `INSERT INTO subjects (pseudonym, wrapped_key, sealed_id, created) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`
 
-// EnsureSubjects implements portrait.Tx.EnsureSubjects.
-func (tx *Tx) EnsureSubjects(ctx context.Context, subjects []portrait.Subject) error {
+// EnsureSubjects implements guard.Tx.EnsureSubjects.
+func (tx *txn) EnsureSubjects(ctx context.Context, subjects []portrait.Subject) error {
 	if len(subjects) == 0 {
 		return nil
 	}
@@ -132,19 +132,10 @@ func (tx *Tx) EnsureSubjects(ctx context.Context, subjects []portrait.Subject) e
 	return nil
 }
 
-// InsertEvents implements portrait.Tx.InsertEvents. Every grant is checked
+// InsertEvents implements guard.Tx.InsertEvents. Every grant is checked
 // before anything is written, and the multi-row statement prepared at Open
 // is reused for the whole batch.
-func (tx *Tx) InsertEvents(ctx context.Context, events []portrait.StoredEvent) ([]bool, error) {
-	for i := range events {
-		e := &events[i]
-		if err := e.Grant.Check(e.Subject, policy.Collect); err != nil {
-			return nil, portrait.Refuse(fmt.Sprintf("insert event %d of subject %s", i, e.Subject), err)
-		}
-		if e.Type == "" || e.Time.IsZero() || len(e.Sealed) == 0 {
-			return nil, portrait.Errorf(portrait.EINVALID, "insert event %d of subject %s: an event needs a type, a time and sealed values", i, e.Subject)
-		}
-	}
+func (tx *txn) InsertEvents(ctx context.Context, events []portrait.StoredEvent) ([]bool, error) {
 	inserted := make([]bool, len(events))
 	if len(events) == 0 {
 		return inserted, nil
@@ -229,13 +220,10 @@ func insertEventsSQL(n int) string {
 
 const deleteProfileSQL = `DELETE FROM profile WHERE pseudonym = ? AND field = ?`
 
-// DeleteProfile implements portrait.Tx.DeleteProfile.
-func (tx *Tx) DeleteProfile(ctx context.Context, g policy.Grant, fields []string) error {
-	if err := portrait.CheckGrant("delete profile values", g, fields, policy.Sweep, policy.Correct, policy.Erase); err != nil {
-		return err
-	}
+// DeleteProfile implements guard.Tx.DeleteProfile.
+func (tx *txn) DeleteProfile(ctx context.Context, pseudonym string, fields []string) error {
 	for _, f := range fields {
-		if _, err := tx.exec(ctx, deleteProfileSQL, g.Subject(), f); err != nil {
+		if _, err := tx.exec(ctx, deleteProfileSQL, pseudonym, f); err != nil {
 			return fmt.Errorf("delete profile field %s: %w", f, err)
 		}
 	}
@@ -245,46 +233,29 @@ func (tx *Tx) DeleteProfile(ctx context.Context, g policy.Grant, fields []string
 const putProfileSQL = `INSERT INTO profile (pseudonym, field, sealed, source, updated, expires) VALUES (?, ?, ?, ?, ?, ?)
 	ON CONFLICT (pseudonym, field) DO UPDATE SET sealed = excluded.sealed, source = excluded.source, updated = excluded.updated, expires = excluded.expires`
 
-// PutProfile implements portrait.Tx.PutProfile. The grant must allow
+// PutProfile implements guard.Tx.PutProfile. The grant must allow
 // Collect or Correct and cover every field written.
-func (tx *Tx) PutProfile(ctx context.Context, g policy.Grant, values []portrait.ProfileValue) error {
-	if err := g.Check(g.Subject(), policy.Collect, policy.Correct); err != nil {
-		return portrait.Refuse("put profile", err)
-	}
-	for _, v := range values {
-		if !g.Covers(v.Field) {
-			return portrait.Refuse("put profile field "+v.Field, fmt.Errorf("%w: the grant does not cover field %q", policy.ErrNoGrant, v.Field))
-		}
-		if len(v.Sealed) == 0 || v.Updated.IsZero() {
-			return portrait.Errorf(portrait.EINVALID, "put profile field %s: a value needs sealed bytes and an update time", v.Field)
-		}
-	}
-	if len(values) == 0 {
-		return nil
-	}
+func (tx *txn) PutProfile(ctx context.Context, pseudonym string, values []portrait.ProfileValue) error {
 	put, err := tx.stmt(ctx, putProfileSQL)
 	if err != nil {
 		return fmt.Errorf("put profile: %w", err)
 	}
 	for _, v := range values {
-		if _, err := put.ExecContext(ctx, g.Subject(), v.Field, v.Sealed, v.Source, v.Updated.UnixNano(), nanos(v.Expires)); err != nil {
+		if _, err := put.ExecContext(ctx, pseudonym, v.Field, v.Sealed, v.Source, v.Updated.UnixNano(), nanos(v.Expires)); err != nil {
 			return fmt.Errorf("put profile field %s: %w", v.Field, err)
 		}
 	}
 	return nil
 }
 
-// RewriteEvent implements portrait.Tx.RewriteEvent.
-func (tx *Tx) RewriteEvent(ctx context.Context, g policy.Grant, id int64, sealed []byte, expires time.Time) error {
-	if err := g.Check(g.Subject(), policy.Sweep); err != nil {
-		return portrait.Refuse(fmt.Sprintf("rewrite event %d", id), err)
-	}
+// RewriteEvent implements guard.Tx.RewriteEvent.
+func (tx *txn) RewriteEvent(ctx context.Context, pseudonym string, id int64, sealed []byte, expires time.Time) error {
 	var q string
 	var args []any
 	if sealed == nil {
-		q, args = `DELETE FROM events WHERE id = ? AND pseudonym = ?`, []any{id, eventKey(g.Subject())}
+		q, args = `DELETE FROM events WHERE id = ? AND pseudonym = ?`, []any{id, eventKey(pseudonym)}
 	} else {
-		q, args = `UPDATE events SET sealed = ?, expires = ? WHERE id = ? AND pseudonym = ?`, []any{sealed, nanos(expires), id, eventKey(g.Subject())}
+		q, args = `UPDATE events SET sealed = ?, expires = ? WHERE id = ? AND pseudonym = ?`, []any{sealed, nanos(expires), id, eventKey(pseudonym)}
 	}
 	res, err := tx.tx.ExecContext(ctx, q, args...)
 	if err != nil {
@@ -293,7 +264,7 @@ func (tx *Tx) RewriteEvent(ctx context.Context, g policy.Grant, id int64, sealed
 	if n, err := res.RowsAffected(); err != nil {
 		return fmt.Errorf("rewrite event %d: %w", id, err)
 	} else if n == 0 {
-		return portrait.Errorf(portrait.ENOTFOUND, "rewrite event %d: no such event of subject %s", id, g.Subject())
+		return portrait.Errorf(portrait.ENOTFOUND, "rewrite event %d: no such event of subject %s", id, pseudonym)
 	}
 	return nil
 }
@@ -308,20 +279,12 @@ const putLabelsSQL = `INSERT INTO labels (pseudonym, label, version, sealed, com
 	SELECT value->>0, value->>1, value->>2, unhex(value->>3), value->>4, value->>5 FROM json_each(?) WHERE true ORDER BY key
 	ON CONFLICT (pseudonym, label) DO UPDATE SET version = excluded.version, sealed = excluded.sealed, computed = excluded.computed, expires = excluded.expires`
 
-// PutLabels implements portrait.Tx.PutLabels; each value's grant must
+// PutLabels implements guard.Tx.PutLabels; each value's grant must
 // allow Derive for its subject. Every grant is checked before anything is
 // written. A derivation page writes hundreds of values, and per-statement
 // overhead, not SQLite, dominated one-row upserts, so they all go in one
 // statement.
-func (tx *Tx) PutLabels(ctx context.Context, values []portrait.LabelValue) error {
-	for _, v := range values {
-		if err := v.Grant.Check(v.Subject, policy.Derive); err != nil {
-			return portrait.Refuse(fmt.Sprintf("put label %s of subject %s", v.Label, v.Subject), err)
-		}
-		if len(v.Sealed) == 0 || v.Computed.IsZero() {
-			return portrait.Errorf(portrait.EINVALID, "put label %s of subject %s: a value needs sealed bytes and a computed time", v.Label, v.Subject)
-		}
-	}
+func (tx *txn) PutLabels(ctx context.Context, values []portrait.LabelValue) error {
 	if len(values) == 0 {
 		return nil
 	}
@@ -344,10 +307,10 @@ const (
 	deleteLabelSQL  = `DELETE FROM labels WHERE pseudonym = ? AND label = ?`
 )
 
-// DeleteLabels implements portrait.Tx.DeleteLabels. The common case, no
+// DeleteLabels implements guard.Tx.DeleteLabels. The common case, no
 // label to delete, costs nothing; a short list is bound directly rather
 // than decoded from JSON.
-func (tx *Tx) DeleteLabels(ctx context.Context, pseudonym string, labels []string) error {
+func (tx *txn) DeleteLabels(ctx context.Context, pseudonym string, labels []string) error {
 	if len(labels) == 0 {
 		return nil
 	}
@@ -364,8 +327,8 @@ func (tx *Tx) DeleteLabels(ctx context.Context, pseudonym string, labels []strin
 const appendConsentSQL = `INSERT INTO consents (pseudonym, purpose, status, notice_version, channel, user_agent, ua_sealed, ip, guardian, categories, at, consent_string, string_type)
 	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
-// AppendConsent implements portrait.Tx.AppendConsent.
-func (tx *Tx) AppendConsent(ctx context.Context, r portrait.ConsentRecord) error {
+// AppendConsent implements guard.Tx.AppendConsent.
+func (tx *txn) AppendConsent(ctx context.Context, r portrait.ConsentRecord) error {
 	if err := r.Validate(); err != nil {
 		return err
 	}
@@ -387,8 +350,8 @@ func (tx *Tx) AppendConsent(ctx context.Context, r portrait.ConsentRecord) error
 
 const setFlagsSQL = `UPDATE subjects SET minor = ?, restricted = ?, object_profiling = ?, object_marketing = ?, personalization = ? WHERE pseudonym = ?`
 
-// SetFlags implements portrait.Tx.SetFlags. The subject must be stored.
-func (tx *Tx) SetFlags(ctx context.Context, pseudonym string, f portrait.Flags) error {
+// SetFlags implements guard.Tx.SetFlags. The subject must be stored.
+func (tx *txn) SetFlags(ctx context.Context, pseudonym string, f portrait.Flags) error {
 	if f.Personalization < 0 || f.Personalization > 100 {
 		return portrait.Errorf(portrait.EINVALID, "set flags of %s: personalization %d is outside 0..100", pseudonym, f.Personalization)
 	}
@@ -408,8 +371,8 @@ func (tx *Tx) SetFlags(ctx context.Context, pseudonym string, f portrait.Flags) 
 const suppressSQL = `INSERT INTO suppressions (pseudonym, label, deleted) VALUES (?, ?, ?)
 	ON CONFLICT (pseudonym, label) DO UPDATE SET deleted = excluded.deleted`
 
-// Suppress implements portrait.Tx.Suppress.
-func (tx *Tx) Suppress(ctx context.Context, pseudonym, label string, deleted bool) error {
+// Suppress implements guard.Tx.Suppress.
+func (tx *txn) Suppress(ctx context.Context, pseudonym, label string, deleted bool) error {
 	if pseudonym == "" || label == "" {
 		return portrait.Errorf(portrait.EINVALID, "suppress: want a subject and a label")
 	}
@@ -421,8 +384,8 @@ func (tx *Tx) Suppress(ctx context.Context, pseudonym, label string, deleted boo
 
 const unsuppressSQL = `DELETE FROM suppressions WHERE pseudonym = ? AND label = ?`
 
-// Unsuppress implements portrait.Tx.Unsuppress.
-func (tx *Tx) Unsuppress(ctx context.Context, pseudonym, label string) error {
+// Unsuppress implements guard.Tx.Unsuppress.
+func (tx *txn) Unsuppress(ctx context.Context, pseudonym, label string) error {
 	if _, err := tx.exec(ctx, unsuppressSQL, pseudonym, label); err != nil {
 		return fmt.Errorf("unsuppress label %s of %s: %w", label, pseudonym, err)
 	}
@@ -432,8 +395,8 @@ func (tx *Tx) Unsuppress(ctx context.Context, pseudonym, label string) error {
 const suspendSQL = `INSERT INTO suspensions (kind, id, reason, suspended_by, at) VALUES (?, ?, ?, ?, ?)
 	ON CONFLICT (kind, id) DO UPDATE SET reason = excluded.reason, suspended_by = excluded.suspended_by, at = excluded.at`
 
-// Suspend implements portrait.Tx.Suspend.
-func (tx *Tx) Suspend(ctx context.Context, s policy.Suspension) error {
+// Suspend implements guard.Tx.Suspend.
+func (tx *txn) Suspend(ctx context.Context, s policy.Suspension) error {
 	if err := portrait.CheckSuspension(s); err != nil {
 		return err
 	}
@@ -452,8 +415,8 @@ func (tx *Tx) Suspend(ctx context.Context, s policy.Suspension) error {
 
 const liftSQL = `DELETE FROM suspensions WHERE kind = ? AND id = ?`
 
-// Lift implements portrait.Tx.Lift.
-func (tx *Tx) Lift(ctx context.Context, kind, id string) error {
+// Lift implements guard.Tx.Lift.
+func (tx *txn) Lift(ctx context.Context, kind, id string) error {
 	res, err := tx.exec(ctx, liftSQL, kind, id)
 	if err != nil {
 		return fmt.Errorf("lift %s %s: %w", kind, id, err)
@@ -471,33 +434,30 @@ func (tx *Tx) Lift(ctx context.Context, kind, id string) error {
 // the erasure case is the subject's receipt.
 var erasedTables = []string{"subjects", "events", "profile", "labels", "suppressions", "consents", "decisions", "reviews", "protected"}
 
-// Erase implements portrait.Tx.Erase: the subject row with the wrapped
+// Erase implements guard.Tx.Erase: the subject row with the wrapped
 // data key goes first, so that nothing sealed stays readable even if a
 // later delete were lost (invariant 4, SR-3).
-func (tx *Tx) Erase(ctx context.Context, g policy.Grant) error {
-	if err := g.Check(g.Subject(), policy.Erase); err != nil {
-		return portrait.Refuse("erase", err)
-	}
+func (tx *txn) Erase(ctx context.Context, pseudonym string) error {
 	for _, table := range erasedTables {
-		key := any(g.Subject())
+		key := any(pseudonym)
 		if table == "events" {
-			key = eventKey(g.Subject())
+			key = eventKey(pseudonym)
 		}
 		if _, err := tx.tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE pseudonym = ?`, key); err != nil {
-			return fmt.Errorf("erase %s from %s: %w", g.Subject(), table, err)
+			return fmt.Errorf("erase %s from %s: %w", pseudonym, table, err)
 		}
 	}
 	return tx.bump(ctx)
 }
 
-// LogSize implements portrait.Tx.LogSize. The transaction began
+// LogSize implements guard.Tx.LogSize. The transaction began
 // IMMEDIATE, so it already holds the database's write lock: no other
 // writer can move the head until it ends.
-func (tx *Tx) LogSize(ctx context.Context) (int64, error) { return logSize(ctx, prepared{tx}) }
+func (tx *txn) LogSize(ctx context.Context) (int64, error) { return logSize(ctx, prepared{tx}) }
 
-// LogHashes implements portrait.Tx.LogHashes; it sees entries appended
+// LogHashes implements guard.Tx.LogHashes; it sees entries appended
 // earlier in the transaction.
-func (tx *Tx) LogHashes(ctx context.Context, indexes []int64) ([][32]byte, error) {
+func (tx *txn) LogHashes(ctx context.Context, indexes []int64) ([][32]byte, error) {
 	return logHashes(ctx, prepared{tx}, indexes)
 }
 
@@ -506,9 +466,9 @@ const (
 	advanceLogSQL = `UPDATE log_head SET size = ?`
 )
 
-// AppendLog implements portrait.Tx.AppendLog. Entries must continue the
+// AppendLog implements guard.Tx.AppendLog. Entries must continue the
 // log exactly where it ends.
-func (tx *Tx) AppendLog(ctx context.Context, entries []portrait.LogEntry) error {
+func (tx *txn) AppendLog(ctx context.Context, entries []portrait.LogEntry) error {
 	if len(entries) == 0 {
 		return nil
 	}
@@ -516,7 +476,7 @@ func (tx *Tx) AppendLog(ctx context.Context, entries []portrait.LogEntry) error 
 	if err != nil {
 		return err
 	}
-	if err := checkEntries(size, entries); err != nil {
+	if err := portrait.CheckAppend(size, entries); err != nil {
 		return err
 	}
 	stmt, err := tx.stmt(ctx, appendLogSQL)
@@ -534,22 +494,10 @@ func (tx *Tx) AppendLog(ctx context.Context, entries []portrait.LogEntry) error 
 	return nil
 }
 
-func checkEntries(size int64, entries []portrait.LogEntry) error {
-	for i, e := range entries {
-		if want := size + int64(i); e.Index != want {
-			return portrait.Errorf(portrait.ECONFLICT, "append log: entry index %d, want %d: the log has %d entries and appends must be contiguous", e.Index, want, size)
-		}
-		if len(e.Hashes) == 0 || len(e.Hashes)%32 != 0 {
-			return portrait.Errorf(portrait.EINVALID, "append log entry %d: hashes are %d bytes, want a non-empty multiple of 32", e.Index, len(e.Hashes))
-		}
-	}
-	return nil
-}
-
 const saveCheckpointSQL = `INSERT INTO checkpoints (note, created) VALUES (?, ?)`
 
-// SaveCheckpoint implements portrait.Tx.SaveCheckpoint.
-func (tx *Tx) SaveCheckpoint(ctx context.Context, note []byte) error {
+// SaveCheckpoint implements guard.Tx.SaveCheckpoint.
+func (tx *txn) SaveCheckpoint(ctx context.Context, note []byte) error {
 	if len(note) == 0 {
 		return portrait.Errorf(portrait.EINVALID, "save checkpoint: the note is empty")
 	}

@@ -28,6 +28,7 @@ func Run(t *testing.T, open func(t *testing.T) portrait.Store) {
 		fn   func(*testing.T, portrait.Store)
 	}{
 		{"GrantRequired", testGrantRequired},
+		{"EveryGrantRefused", testEveryGrantRefused},
 		{"InsertEventsIdempotent", testInsertEventsIdempotent},
 		{"InsertEventsLargeBatch", testInsertEventsLargeBatch},
 		{"Events", testEvents},

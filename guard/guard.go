@@ -1,0 +1,408 @@
+package guard
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/policy"
+)
+
+// ReadActions are the actions a grant may carry to read a subject's
+// personal values from a store.
+var ReadActions = []policy.Action{policy.Read, policy.Derive, policy.Use, policy.Access, policy.Sweep, policy.Correct}
+
+// Engine is a store engine: SQL over one database, keyed by pseudonym,
+// with no grant checks. Its methods not listed here have the meaning and
+// signature of portrait.Store's.
+type Engine interface {
+	Update(ctx context.Context, fn func(Tx) error) error
+
+	Generation(ctx context.Context) (int64, error)
+	Subjects(ctx context.Context, pseudonyms []string) (map[string]portrait.Subject, error)
+	States(ctx context.Context, pseudonyms []string) (map[string]*policy.State, error)
+	Suspensions(ctx context.Context) ([]policy.Suspension, error)
+	ExpiredEvents(ctx context.Context, now time.Time, limit int) ([]portrait.StoredEvent, error)
+	ExpiredProfile(ctx context.Context, now time.Time, limit int) ([]portrait.FieldRef, error)
+	LogSize(ctx context.Context) (int64, error)
+	LogEntries(ctx context.Context, from, to int64) ([]portrait.LogEntry, error)
+	LogEntriesOfKind(ctx context.Context, kinds []string, from, to int64) ([]portrait.LogEntry, error)
+	LogHashes(ctx context.Context, indexes []int64) ([][32]byte, error)
+	Checkpoint(ctx context.Context) ([]byte, error)
+	APIKey(ctx context.Context, hash []byte) (portrait.APIKey, error)
+	APIKeys(ctx context.Context) ([]portrait.APIKey, error)
+	SessionEnded(ctx context.Context, issued time.Time, ids ...[]byte) (bool, error)
+	Cases(ctx context.Context, pseudonym string) ([]portrait.Case, error)
+	DecisionByID(ctx context.Context, id string) (portrait.DecisionRecord, error)
+	Reviews(ctx context.Context, status string) ([]portrait.Review, error)
+	ReviewByID(ctx context.Context, id string) (portrait.Review, error)
+	Items(ctx context.Context) ([]portrait.Item, error)
+	Pseudonyms(ctx context.Context, after string, limit int) ([]string, error)
+	Close() error
+
+	// The personal reads, keyed by pseudonym. Profile and ProfilesFor
+	// return every stored field; the guard keeps those a grant covers.
+	ConsentHistory(ctx context.Context, pseudonym string) ([]portrait.ConsentRecord, error)
+	Events(ctx context.Context, pseudonym string, since time.Time) ([]portrait.StoredEvent, error)
+	Profile(ctx context.Context, pseudonym string) ([]portrait.ProfileValue, error)
+	Labels(ctx context.Context, pseudonym string) ([]portrait.LabelValue, error)
+	Decisions(ctx context.Context, pseudonym string) ([]portrait.DecisionRecord, error)
+	Protected(ctx context.Context, pseudonym string) ([]portrait.ProtectedValue, error)
+	EventsFor(ctx context.Context, pseudonyms []string, since time.Time) (map[string][]portrait.StoredEvent, error)
+	ProfilesFor(ctx context.Context, pseudonyms []string) (map[string][]portrait.ProfileValue, error)
+	LabelsFor(ctx context.Context, pseudonyms []string) (map[string][]portrait.LabelValue, error)
+	DecisionsFor(ctx context.Context, pseudonyms []string) (map[string][]portrait.DecisionRecord, error)
+	ProtectedFor(ctx context.Context, pseudonyms []string) (map[string][]portrait.ProtectedValue, error)
+}
+
+// Tx is an engine's write transaction, keyed by pseudonym. InsertEvents,
+// PutLabels and PutDecision ignore the grants their values carry: the
+// guard has checked them.
+type Tx interface {
+	EnsureSubjects(ctx context.Context, subjects []portrait.Subject) error
+	InsertEvents(ctx context.Context, events []portrait.StoredEvent) ([]bool, error)
+	PutLabels(ctx context.Context, values []portrait.LabelValue) error
+	DeleteLabels(ctx context.Context, pseudonym string, labels []string) error
+	AppendConsent(ctx context.Context, r portrait.ConsentRecord) error
+	SetFlags(ctx context.Context, pseudonym string, f portrait.Flags) error
+	Suppress(ctx context.Context, pseudonym, label string, deleted bool) error
+	Unsuppress(ctx context.Context, pseudonym, label string) error
+	Suspend(ctx context.Context, s policy.Suspension) error
+	Lift(ctx context.Context, kind, id string) error
+	Generation(ctx context.Context) (int64, error)
+	LogSize(ctx context.Context) (int64, error)
+	LogHashes(ctx context.Context, indexes []int64) ([][32]byte, error)
+	AppendLog(ctx context.Context, entries []portrait.LogEntry) error
+	SaveCheckpoint(ctx context.Context, note []byte) error
+	PutAPIKey(ctx context.Context, k portrait.APIKey) error
+	RevokeAPIKey(ctx context.Context, name string, at time.Time) (portrait.APIKey, error)
+	TouchAPIKey(ctx context.Context, id string, at time.Time) error
+	EndSessions(ctx context.Context, id []byte, issuedBefore, keepUntil time.Time) error
+	PutCase(ctx context.Context, c portrait.Case) error
+	PutDecision(ctx context.Context, d portrait.DecisionRecord) error
+	SetDecisionStatus(ctx context.Context, id, status string) error
+	PutReview(ctx context.Context, r portrait.Review) error
+	States(ctx context.Context, pseudonyms []string) (map[string]*policy.State, error)
+	CloseReview(ctx context.Context, r portrait.Review) error
+	PutItems(ctx context.Context, items []portrait.Item) error
+
+	// The personal writes, keyed by pseudonym.
+	PutProfile(ctx context.Context, pseudonym string, values []portrait.ProfileValue) error
+	RewriteEvent(ctx context.Context, pseudonym string, id int64, sealed []byte, expires time.Time) error
+	DeleteProfile(ctx context.Context, pseudonym string, fields []string) error
+	Erase(ctx context.Context, pseudonym string) error
+	PutProtected(ctx context.Context, pseudonym string, values []portrait.ProtectedValue) error
+}
+
+// Store is portrait.Store over an Engine, checking every grant.
+type Store struct {
+	Engine
+}
+
+// New returns e guarded.
+func New(e Engine) *Store { return &Store{e} }
+
+var (
+	_ portrait.Store = (*Store)(nil)
+	_ portrait.Tx    = (*guardedTx)(nil)
+)
+
+// Refuse is the error a store returns when a grant does not allow what op
+// tries: EFORBIDDEN, wrapping err (which wraps policy.ErrNoGrant).
+func Refuse(op string, err error) error {
+	return &portrait.Error{Code: portrait.EFORBIDDEN, Message: op + ": no policy grant allows this", Err: err}
+}
+
+// check refuses (Refuse) unless g allows one of actions for its subject
+// and covers every field.
+func check(op string, g policy.Grant, fields []string, actions ...policy.Action) error {
+	if err := g.Check(g.Subject(), actions...); err != nil {
+		return Refuse(op, err)
+	}
+	for _, f := range fields {
+		if !g.Covers(f) {
+			return Refuse(op, fmt.Errorf("%w: the grant does not cover field %q", policy.ErrNoGrant, f))
+		}
+	}
+	return nil
+}
+
+// page checks every grant of a page read and returns the distinct
+// subjects, in first-seen order, with each subject's grants. One failed
+// check refuses the whole page before anything is read.
+func page(op string, grants []policy.Grant) ([]string, map[string][]policy.Grant, error) {
+	held := make(map[string][]policy.Grant, len(grants))
+	subjects := make([]string, 0, len(grants))
+	for i, g := range grants {
+		if err := g.Check(g.Subject(), ReadActions...); err != nil {
+			return nil, nil, Refuse(op, fmt.Errorf("grant %d of %d: %w", i+1, len(grants), err))
+		}
+		if _, ok := held[g.Subject()]; !ok {
+			subjects = append(subjects, g.Subject())
+		}
+		held[g.Subject()] = append(held[g.Subject()], g)
+	}
+	return subjects, held, nil
+}
+
+// Update implements portrait.Store.Update.
+func (s *Store) Update(ctx context.Context, fn func(portrait.Tx) error) error {
+	return s.Engine.Update(ctx, func(tx Tx) error { return fn(&guardedTx{tx}) })
+}
+
+// ConsentHistory implements portrait.Store.ConsentHistory. Erasure reads
+// the history too, to report what it withdrew.
+func (s *Store) ConsentHistory(ctx context.Context, g policy.Grant) ([]portrait.ConsentRecord, error) {
+	if err := check("read consent history", g, nil, append(ReadActions, policy.Erase)...); err != nil {
+		return nil, err
+	}
+	return s.Engine.ConsentHistory(ctx, g.Subject())
+}
+
+// Events implements portrait.Store.Events.
+func (s *Store) Events(ctx context.Context, g policy.Grant, since time.Time) ([]portrait.StoredEvent, error) {
+	if err := check("read events", g, nil, ReadActions...); err != nil {
+		return nil, err
+	}
+	return s.Engine.Events(ctx, g.Subject(), since)
+}
+
+// Profile implements portrait.Store.Profile: only the fields g covers.
+func (s *Store) Profile(ctx context.Context, g policy.Grant) ([]portrait.ProfileValue, error) {
+	if err := check("read profile", g, nil, ReadActions...); err != nil {
+		return nil, err
+	}
+	vs, err := s.Engine.Profile(ctx, g.Subject())
+	if err != nil {
+		return nil, err
+	}
+	return covered(vs, []policy.Grant{g}), nil
+}
+
+// covered keeps the values one of grants covers, in place.
+func covered(vs []portrait.ProfileValue, grants []policy.Grant) []portrait.ProfileValue {
+	out := vs[:0]
+	for _, v := range vs {
+		for _, g := range grants {
+			if g.Covers(v.Field) {
+				out = append(out, v)
+				break
+			}
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// Labels implements portrait.Store.Labels.
+func (s *Store) Labels(ctx context.Context, g policy.Grant) ([]portrait.LabelValue, error) {
+	if err := check("read labels", g, nil, ReadActions...); err != nil {
+		return nil, err
+	}
+	return s.Engine.Labels(ctx, g.Subject())
+}
+
+// Decisions implements portrait.Store.Decisions.
+func (s *Store) Decisions(ctx context.Context, g policy.Grant) ([]portrait.DecisionRecord, error) {
+	if err := check("read decisions", g, nil, ReadActions...); err != nil {
+		return nil, err
+	}
+	return s.Engine.Decisions(ctx, g.Subject())
+}
+
+// Protected implements portrait.Store.Protected.
+func (s *Store) Protected(ctx context.Context, g policy.Grant) ([]portrait.ProtectedValue, error) {
+	if err := check("read protected attributes", g, nil, ReadActions...); err != nil {
+		return nil, err
+	}
+	return s.Engine.Protected(ctx, g.Subject())
+}
+
+// EventsFor implements portrait.Store.EventsFor.
+func (s *Store) EventsFor(ctx context.Context, grants []policy.Grant, since time.Time) (map[string][]portrait.StoredEvent, error) {
+	subjects, _, err := page("read events", grants)
+	if err != nil {
+		return nil, err
+	}
+	if len(subjects) == 0 {
+		return map[string][]portrait.StoredEvent{}, nil
+	}
+	return s.Engine.EventsFor(ctx, subjects, since)
+}
+
+// ProfilesFor implements portrait.Store.ProfilesFor: a field is returned
+// when one of its subject's grants covers it.
+func (s *Store) ProfilesFor(ctx context.Context, grants []policy.Grant) (map[string][]portrait.ProfileValue, error) {
+	subjects, held, err := page("read profile", grants)
+	if err != nil {
+		return nil, err
+	}
+	if len(subjects) == 0 {
+		return map[string][]portrait.ProfileValue{}, nil
+	}
+	m, err := s.Engine.ProfilesFor(ctx, subjects)
+	if err != nil {
+		return nil, err
+	}
+	for p, vs := range m {
+		if vs = covered(vs, held[p]); vs == nil {
+			delete(m, p)
+		} else {
+			m[p] = vs
+		}
+	}
+	return m, nil
+}
+
+// LabelsFor implements portrait.Store.LabelsFor.
+func (s *Store) LabelsFor(ctx context.Context, grants []policy.Grant) (map[string][]portrait.LabelValue, error) {
+	subjects, _, err := page("read labels", grants)
+	if err != nil {
+		return nil, err
+	}
+	if len(subjects) == 0 {
+		return map[string][]portrait.LabelValue{}, nil
+	}
+	return s.Engine.LabelsFor(ctx, subjects)
+}
+
+// DecisionsFor implements portrait.Store.DecisionsFor.
+func (s *Store) DecisionsFor(ctx context.Context, grants []policy.Grant) (map[string][]portrait.DecisionRecord, error) {
+	subjects, _, err := page("read decisions", grants)
+	if err != nil {
+		return nil, err
+	}
+	if len(subjects) == 0 {
+		return map[string][]portrait.DecisionRecord{}, nil
+	}
+	return s.Engine.DecisionsFor(ctx, subjects)
+}
+
+// ProtectedFor implements portrait.Store.ProtectedFor.
+func (s *Store) ProtectedFor(ctx context.Context, grants []policy.Grant) (map[string][]portrait.ProtectedValue, error) {
+	subjects, _, err := page("read protected attributes", grants)
+	if err != nil {
+		return nil, err
+	}
+	if len(subjects) == 0 {
+		return map[string][]portrait.ProtectedValue{}, nil
+	}
+	return s.Engine.ProtectedFor(ctx, subjects)
+}
+
+// guardedTx is portrait.Tx over an engine's Tx.
+type guardedTx struct {
+	Tx
+}
+
+// InsertEvents implements portrait.Tx.InsertEvents: every grant is checked
+// before anything is written.
+func (tx *guardedTx) InsertEvents(ctx context.Context, events []portrait.StoredEvent) ([]bool, error) {
+	for i := range events {
+		e := &events[i]
+		if err := e.Grant.Check(e.Subject, policy.Collect); err != nil {
+			return nil, Refuse(fmt.Sprintf("insert event %d of subject %s", i, e.Subject), err)
+		}
+		if err := e.Validate(); err != nil {
+			return nil, fmt.Errorf("insert event %d: %w", i, err)
+		}
+	}
+	return tx.Tx.InsertEvents(ctx, events)
+}
+
+// PutProfile implements portrait.Tx.PutProfile: the grant must allow
+// Collect or Correct and cover every field written.
+func (tx *guardedTx) PutProfile(ctx context.Context, g policy.Grant, values []portrait.ProfileValue) error {
+	if err := check("put profile", g, nil, policy.Collect, policy.Correct); err != nil {
+		return err
+	}
+	for _, v := range values {
+		if err := check("put profile field "+v.Field, g, []string{v.Field}, policy.Collect, policy.Correct); err != nil {
+			return err
+		}
+		if err := v.Validate(); err != nil {
+			return err
+		}
+	}
+	if len(values) == 0 {
+		return nil
+	}
+	return tx.Tx.PutProfile(ctx, g.Subject(), values)
+}
+
+// RewriteEvent implements portrait.Tx.RewriteEvent; the grant must allow Sweep.
+func (tx *guardedTx) RewriteEvent(ctx context.Context, g policy.Grant, id int64, sealed []byte, expires time.Time) error {
+	if err := check(fmt.Sprintf("rewrite event %d", id), g, nil, policy.Sweep); err != nil {
+		return err
+	}
+	return tx.Tx.RewriteEvent(ctx, g.Subject(), id, sealed, expires)
+}
+
+// DeleteProfile implements portrait.Tx.DeleteProfile.
+func (tx *guardedTx) DeleteProfile(ctx context.Context, g policy.Grant, fields []string) error {
+	if err := check("delete profile values", g, fields, policy.Sweep, policy.Correct, policy.Erase); err != nil {
+		return err
+	}
+	return tx.Tx.DeleteProfile(ctx, g.Subject(), fields)
+}
+
+// PutLabels implements portrait.Tx.PutLabels; each value's grant must
+// allow Derive for its subject, all checked before anything is written.
+func (tx *guardedTx) PutLabels(ctx context.Context, values []portrait.LabelValue) error {
+	for _, v := range values {
+		if err := v.Grant.Check(v.Subject, policy.Derive); err != nil {
+			return Refuse(fmt.Sprintf("put label %s of subject %s", v.Label, v.Subject), err)
+		}
+		if err := v.Validate(); err != nil {
+			return err
+		}
+	}
+	if len(values) == 0 {
+		return nil
+	}
+	return tx.Tx.PutLabels(ctx, values)
+}
+
+// Erase implements portrait.Tx.Erase; the grant must allow Erase.
+func (tx *guardedTx) Erase(ctx context.Context, g policy.Grant) error {
+	if err := check("erase", g, nil, policy.Erase); err != nil {
+		return err
+	}
+	return tx.Tx.Erase(ctx, g.Subject())
+}
+
+// PutDecision implements portrait.Tx.PutDecision; the grant must allow Use
+// for the decision's subject. A malformed decision is refused as invalid
+// before its grant is looked at, as it always was.
+func (tx *guardedTx) PutDecision(ctx context.Context, d portrait.DecisionRecord) error {
+	if err := d.Validate(); err != nil {
+		return err
+	}
+	if err := d.Grant.Check(d.Subject, policy.Use); err != nil {
+		return Refuse("put decision "+d.ID, err)
+	}
+	return tx.Tx.PutDecision(ctx, d)
+}
+
+// PutProtected implements portrait.Tx.PutProtected; the grant must allow
+// Collect for the subject of every value.
+func (tx *guardedTx) PutProtected(ctx context.Context, g policy.Grant, values []portrait.ProtectedValue) error {
+	if err := check("put protected attributes", g, nil, policy.Collect); err != nil {
+		return err
+	}
+	for _, v := range values {
+		if v.Subject != g.Subject() {
+			return Refuse("put protected attribute "+v.Attribute, fmt.Errorf("%w: the grant is for %s, the value for %s", policy.ErrNoGrant, g.Subject(), v.Subject))
+		}
+		if v.Attribute == "" || len(v.Sealed) == 0 {
+			return portrait.Errorf(portrait.EINVALID, "put protected attribute %q: want an attribute and its sealed value", v.Attribute)
+		}
+	}
+	if len(values) == 0 {
+		return nil
+	}
+	return tx.Tx.PutProtected(ctx, g.Subject(), values)
+}
