@@ -53,7 +53,6 @@
 // is null in JSON and explained in a note, and a group with no members is
 // not listed (the section says how many combinations were empty).
 //
-// Command implements `portrait fairness`; it exits 0 when the report is
-// written, alerts or not, 2 on a usage or input error and 1 when the report
-// cannot be written.
+// The command-line tool `portrait fairness` over this package lives in
+// cmd/portrait (fairness.go).
 package fairness

@@ -1,6 +1,7 @@
 package fairness
 
 import (
+	"encoding/json"
 	"fmt"
 	"html/template"
 	"io"
@@ -301,3 +302,17 @@ svg text { font-size: 12px; }
 </body>
 </html>
 `))
+
+// WriteJSON writes rep as indented JSON.
+func WriteJSON(w io.Writer, rep *Report) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(rep)
+}
+
+func fmtRate(p *float64) string {
+	if p == nil {
+		return "n/a"
+	}
+	return strconv.FormatFloat(*p, 'f', 3, 64)
+}

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/portrait-dev/portrait/audit"
-	"github.com/portrait-dev/portrait/fairness"
 )
 
 const usage = `portrait — user profiling with the law built in
@@ -96,7 +95,7 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 	case "verify":
 		return run(stderr, verify(ctx, args[1:], stdout, stderr))
 	case "fairness":
-		return fairness.Command(args[1:], stdout, stderr)
+		return fairnessCmd(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -1,17 +1,17 @@
-package fairness
+package main
 
 import (
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"strings"
+
+	"github.com/portrait-dev/portrait/fairness"
 )
 
-const usage = `usage: portrait fairness --csv FILE --group COLUMN [--group COLUMN…] --predicted COLUMN
+const fairnessUsage = `fairnessUsage: portrait fairness --csv FILE --group COLUMN [--group COLUMN…] --predicted COLUMN
         --positive VALUE[,VALUE…] [--outcome COLUMN --outcome-positive VALUE] [--score COLUMN]
         [--min-share 0.02] [--threshold 0.8] --format json|text|html [--lang zh-CN|en]
 
@@ -21,27 +21,27 @@ intersection of groups (FP-3), with four-fifths alerts and significance tests
 (FP-4). Rates are fractions. The report goes to standard output.
 
 Exit status: 0 when the report was written, whether or not it raises alerts
-(alerts are findings, not failures; read them from the report); 2 for a usage
+(alerts are findings, not failures; read them from the report); 2 for a fairnessUsage
 or input error, explained on standard error; 1 when the report cannot be written.
 `
 
-type listFlag []string
+type repeated []string
 
-func (l *listFlag) String() string     { return strings.Join(*l, ",") }
-func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+func (l *repeated) String() string     { return strings.Join(*l, ",") }
+func (l *repeated) Set(v string) error { *l = append(*l, v); return nil }
 
-// Command runs `portrait fairness` with args (the arguments after
+// fairnessCmd runs `portrait fairness` with args (the arguments after
 // "fairness") and returns the process exit status.
-func Command(args []string, stdout, stderr io.Writer) int {
+func fairnessCmd(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("portrait fairness", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	var (
-		groups                          listFlag
+		groups                          repeated
 		file, predicted, positive       string
 		outcome, outcomePositive, score string
 		format                          string
-		minShare                        = DefaultMinShare
-		threshold                       = FourFifths
+		minShare                        = fairness.DefaultMinShare
+		threshold                       = fairness.FourFifths
 	)
 	fs.StringVar(&file, "csv", "", "decisions CSV file with a header row")
 	fs.Var(&groups, "group", "protected-attribute column (repeatable)")
@@ -50,8 +50,8 @@ func Command(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&outcome, "outcome", "", "true-outcome column")
 	fs.StringVar(&outcomePositive, "outcome-positive", "", "value of the outcome column that means positive")
 	fs.StringVar(&score, "score", "", "numeric score column, for calibration by score band")
-	fs.Float64Var(&minShare, "min-share", DefaultMinShare, "groups under this share of decisions are excluded from impact ratios (disclosed)")
-	fs.Float64Var(&threshold, "threshold", FourFifths, "impact ratio under which an alert is raised")
+	fs.Float64Var(&minShare, "min-share", fairness.DefaultMinShare, "groups under this share of decisions are excluded from impact ratios (disclosed)")
+	fs.Float64Var(&threshold, "threshold", fairness.FourFifths, "impact ratio under which an alert is raised")
 	fs.StringVar(&format, "format", "text", "json, text or html")
 	lang := fs.String("lang", "zh-CN", "language of the HTML page: zh-CN or en")
 
@@ -61,13 +61,13 @@ func Command(args []string, stdout, stderr io.Writer) int {
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprint(stdout, usage)
+			fmt.Fprint(stdout, fairnessUsage)
 			return 0
 		}
-		return fail("%v\n\n%s", err, usage)
+		return fail("%v\n\n%s", err, fairnessUsage)
 	}
 	if fs.NArg() > 0 {
-		return fail("unexpected argument %q\n\n%s", fs.Arg(0), usage)
+		return fail("unexpected argument %q\n\n%s", fs.Arg(0), fairnessUsage)
 	}
 	var missing []string
 	if file == "" {
@@ -83,19 +83,19 @@ func Command(args []string, stdout, stderr io.Writer) int {
 		missing = append(missing, "--positive")
 	}
 	if len(missing) > 0 {
-		return fail("missing %s\n\n%s", strings.Join(missing, ", "), usage)
+		return fail("missing %s\n\n%s", strings.Join(missing, ", "), fairnessUsage)
 	}
-	var render func(io.Writer, *Report) error
+	var render func(io.Writer, *fairness.Report) error
 	switch format {
 	case "json":
-		render = writeJSON
+		render = fairness.WriteJSON
 	case "text":
-		render = WriteText
+		render = fairness.WriteText
 	case "html":
 		if *lang != "zh-CN" && *lang != "en" {
 			return fail("--lang %q: use zh-CN or en", *lang)
 		}
-		render = func(w io.Writer, rep *Report) error { return WriteHTMLIn(w, rep, *lang) }
+		render = func(w io.Writer, rep *fairness.Report) error { return fairness.WriteHTMLIn(w, rep, *lang) }
 	default:
 		return fail("--format %q: use json, text or html", format)
 	}
@@ -123,33 +123,20 @@ func Command(args []string, stdout, stderr io.Writer) int {
 		return fail("open decisions file: %v", err)
 	}
 	defer f.Close()
-	spec := CSVSpec{Groups: groups, Predicted: predicted, Positive: pos, Outcome: outcome, OutcomePositive: outcomePositive, Score: score}
-	rows, notes, err := ReadCSV(f, file, spec)
+	spec := fairness.CSVSpec{Groups: groups, Predicted: predicted, Positive: pos, Outcome: outcome, OutcomePositive: outcomePositive, Score: score}
+	rows, notes, err := fairness.ReadCSV(f, file, spec)
 	if err != nil {
-		return fail("%s", strings.TrimPrefix(err.Error(), ErrInput.Error()+": "))
+		return fail("%s", strings.TrimPrefix(err.Error(), fairness.ErrInput.Error()+": "))
 	}
-	rep, err := Audit(Config{Attributes: groups, MinShare: minShare, Threshold: threshold}, rows)
+	rep, err := fairness.Audit(fairness.Config{Attributes: groups, MinShare: minShare, Threshold: threshold}, rows)
 	if err != nil {
-		return fail("%s", strings.TrimPrefix(err.Error(), ErrInput.Error()+": "))
+		return fail("%s", strings.TrimPrefix(err.Error(), fairness.ErrInput.Error()+": "))
 	}
-	rep.Source = &Source{File: file, Predicted: predicted, Positive: pos, Outcome: outcome, OutcomePositive: outcomePositive, Score: score}
+	rep.Source = &fairness.Source{File: file, Predicted: predicted, Positive: pos, Outcome: outcome, OutcomePositive: outcomePositive, Score: score}
 	rep.Notes = append(notes, rep.Notes...)
 	if err := render(stdout, rep); err != nil {
 		fmt.Fprintf(stderr, "portrait fairness: write report: %v\n", err)
 		return 1
 	}
 	return 0
-}
-
-func writeJSON(w io.Writer, rep *Report) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(rep)
-}
-
-func fmtRate(p *float64) string {
-	if p == nil {
-		return "n/a"
-	}
-	return strconv.FormatFloat(*p, 'f', 3, 64)
 }

@@ -1,4 +1,4 @@
-package fairness
+package main
 
 import (
 	"bytes"
@@ -11,9 +11,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/portrait-dev/portrait/fairness"
 )
 
-var update = flag.Bool("update", false, "rewrite golden files in testdata/")
+var updateGolden = flag.Bool("update", false, "rewrite golden files in testdata/")
 
 // dataset returns the path of a real data set under PORTRAIT_DATASETS.
 // COMPAS and Adult may not be copied into the project, so the tests that
@@ -67,7 +69,7 @@ type jsonReport struct {
 func runJSON(t *testing.T, args ...string) (jsonReport, []byte) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	if code := Command(append(args, "--format", "json"), &out, &errb); code != 0 {
+	if code := fairnessCmd(append(args, "--format", "json"), &out, &errb); code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
 	var rep jsonReport
@@ -163,7 +165,7 @@ func checkAgainst(t *testing.T, rep jsonReport, want map[string]*tally, total in
 		best := -1.0
 		for _, name := range names {
 			w := want[name]
-			if float64(w.n)/float64(total) >= DefaultMinShare {
+			if float64(w.n)/float64(total) >= fairness.DefaultMinShare {
 				best = math.Max(best, float64(w.sel)/float64(w.n))
 			}
 		}
@@ -179,7 +181,7 @@ func checkAgainst(t *testing.T, rep jsonReport, want map[string]*tally, total in
 			if g.N != w.n || g.Selected != w.sel || !near(g.SelectionRate, rate) {
 				t.Errorf("%s: n %d sel %d rate %v; independent %d %d %v", name, g.N, g.Selected, g.SelectionRate, w.n, w.sel, rate)
 			}
-			small := float64(w.n)/float64(total) < DefaultMinShare
+			small := float64(w.n)/float64(total) < fairness.DefaultMinShare
 			if g.Excluded != small {
 				t.Errorf("%s: excluded %v, share %v", name, g.Excluded, float64(w.n)/float64(total))
 			}
@@ -202,13 +204,13 @@ func checkAgainst(t *testing.T, rep jsonReport, want map[string]*tally, total in
 			for _, a := range rep.Alerts {
 				if a.Group == name {
 					alerted = true
-					if a.Requirement != "FP-4" || a.Metric != "impact_ratio" || a.Threshold != FourFifths || !near(a.Value, rate/best) ||
-						(a.Test != TestFisher && a.Test != TestZ) || a.PValue < 0 || a.PValue > 1 || a.Message == "" {
+					if a.Requirement != "FP-4" || a.Metric != "impact_ratio" || a.Threshold != fairness.FourFifths || !near(a.Value, rate/best) ||
+						(a.Test != fairness.TestFisher && a.Test != fairness.TestZ) || a.PValue < 0 || a.PValue > 1 || a.Message == "" {
 						t.Errorf("alert for %s malformed: %+v", name, a)
 					}
 				}
 			}
-			if wantAlert := !small && rate/best < FourFifths; alerted != wantAlert {
+			if wantAlert := !small && rate/best < fairness.FourFifths; alerted != wantAlert {
 				t.Errorf("%s: alert %v, want %v (impact ratio %v)", name, alerted, wantAlert, rate/best)
 			}
 		}
@@ -252,7 +254,7 @@ func TestCOMPAS(t *testing.T) {
 	// Groups under 2 % are disclosed, not silently dropped (FP-3).
 	excluded := map[string]bool{}
 	for _, e := range rep.Excluded {
-		excluded[e.Group] = e.Requirement == "FP-3" && e.Share < DefaultMinShare
+		excluded[e.Group] = e.Requirement == "FP-3" && e.Share < fairness.DefaultMinShare
 	}
 	if !excluded["Asian"] || !excluded["Native American"] || len(rep.Excluded) != 2 {
 		t.Errorf("excluded = %+v; want Asian and Native American, disclosed under FP-3", rep.Excluded)
@@ -346,7 +348,7 @@ func TestAdult(t *testing.T) {
 // The JSON field names are the external contract.
 func TestJSONShape(t *testing.T) {
 	var out, errb bytes.Buffer
-	code := Command([]string{"--csv", "testdata/decisions.csv", "--group", "group", "--group", "sex", "--predicted", "decision",
+	code := fairnessCmd([]string{"--csv", "testdata/decisions.csv", "--group", "group", "--group", "sex", "--predicted", "decision",
 		"--positive", "approve", "--outcome", "outcome", "--outcome-positive", "1", "--score", "score", "--format", "json"}, &out, &errb)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
@@ -369,7 +371,7 @@ func TestJSONShape(t *testing.T) {
 			}
 		}
 	}
-	// Group C has one member, whose outcome is positive: its false-positive
+	// fairness.Group C has one member, whose outcome is positive: its false-positive
 	// rate has no denominator and must be null, not NaN, with a note.
 	for _, g := range groups {
 		m := g.(map[string]any)
@@ -401,13 +403,13 @@ func TestJSONShape(t *testing.T) {
 // Golden text output for the small fixture.
 func TestTextGolden(t *testing.T) {
 	var out, errb bytes.Buffer
-	code := Command([]string{"--csv", "testdata/decisions.csv", "--group", "group", "--group", "sex", "--predicted", "decision",
+	code := fairnessCmd([]string{"--csv", "testdata/decisions.csv", "--group", "group", "--group", "sex", "--predicted", "decision",
 		"--positive", "approve", "--outcome", "outcome", "--outcome-positive", "1", "--score", "score", "--min-share", "0.1", "--format", "text"}, &out, &errb)
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
 	golden := filepath.Join("testdata", "decisions.txt")
-	if *update {
+	if *updateGolden {
 		if err := os.WriteFile(golden, out.Bytes(), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -430,7 +432,7 @@ func TestHTML(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out, errb bytes.Buffer
-	if code := Command([]string{"--csv", p, "--group", "g", "--predicted", "d", "--positive", "y", "--format", "html"}, &out, &errb); code != 0 {
+	if code := fairnessCmd([]string{"--csv", p, "--group", "g", "--predicted", "d", "--positive", "y", "--format", "html"}, &out, &errb); code != 0 {
 		t.Fatalf("exit %d: %s", code, errb.String())
 	}
 	page := out.String()
@@ -448,7 +450,7 @@ func TestHTML(t *testing.T) {
 		t.Errorf("the page is not in Chinese by default:\n%.600s", page)
 	}
 	var en bytes.Buffer
-	if code := Command([]string{"--csv", p, "--group", "g", "--predicted", "d", "--positive", "y", "--format", "html", "--lang", "en"}, &en, &errb); code != 0 {
+	if code := fairnessCmd([]string{"--csv", p, "--group", "g", "--predicted", "d", "--positive", "y", "--format", "html", "--lang", "en"}, &en, &errb); code != 0 {
 		t.Fatalf("--lang en: exit %d: %s", code, errb.String())
 	}
 	if !strings.Contains(en.String(), `<html lang="en">`) || !strings.Contains(en.String(), "Fairness audit of 4 decisions") {
@@ -502,7 +504,7 @@ func TestCommandBadInput(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errb bytes.Buffer
-			if code := Command(tc.args, &out, &errb); code != 2 {
+			if code := fairnessCmd(tc.args, &out, &errb); code != 2 {
 				t.Fatalf("exit %d, want 2; stderr %q", code, errb.String())
 			}
 			if out.Len() != 0 {
@@ -520,7 +522,7 @@ func TestCommandBadInput(t *testing.T) {
 // Alerts do not change the exit status: they are findings.
 func TestAlertsExitZero(t *testing.T) {
 	var out, errb bytes.Buffer
-	code := Command([]string{"--csv", "testdata/decisions.csv", "--group", "group", "--predicted", "decision", "--positive", "approve", "--format", "json"}, &out, &errb)
+	code := fairnessCmd([]string{"--csv", "testdata/decisions.csv", "--group", "group", "--predicted", "decision", "--positive", "approve", "--format", "json"}, &out, &errb)
 	if code != 0 || !strings.Contains(out.String(), `"requirement": "FP-4"`) {
 		t.Fatalf("exit %d with alerts expected in %s", code, out.String())
 	}
