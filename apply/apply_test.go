@@ -26,6 +26,7 @@ import (
 	"github.com/portrait-dev/portrait/label"
 	"github.com/portrait-dev/portrait/policy"
 	"github.com/portrait-dev/portrait/sqlite"
+	"github.com/portrait-dev/portrait/sqlite/sqlitetest"
 	"github.com/portrait-dev/portrait/storetest"
 )
 
@@ -655,7 +656,7 @@ func TestNoticeMarkRewrittenInStore(t *testing.T) {
 	if err != nil || len(marks) != 1 {
 		t.Fatalf("marks %v, %v", marks, err)
 	}
-	storetest.EditLogEntry(t, filepath.Join(e.dir, "portrait.db"), marks[0].Index, func(data []byte) []byte {
+	storetest.EditLogEntry(t, sqlitetest.Raw(t, filepath.Join(e.dir, "portrait.db")), marks[0].Index, func(data []byte) []byte {
 		return bytes.ReplaceAll(data, []byte(alice.Subject), []byte(bob.Subject))
 	})
 

@@ -29,6 +29,7 @@ import (
 	"github.com/portrait-dev/portrait/policy"
 	"github.com/portrait-dev/portrait/rights"
 	"github.com/portrait-dev/portrait/sqlite"
+	"github.com/portrait-dev/portrait/sqlite/sqlitetest"
 	"github.com/portrait-dev/portrait/storetest"
 	"github.com/portrait-dev/portrait/stream"
 )
@@ -321,7 +322,7 @@ func TestDispatchRefusesTamperedRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	hana, other := e.keys.Pseudonym("hana"), e.keys.Pseudonym("someone-else")
-	storetest.EditLogEntry(t, e.path, size-1, func(data []byte) []byte {
+	storetest.EditLogEntry(t, sqlitetest.Raw(t, e.path), size-1, func(data []byte) []byte {
 		if !bytes.Contains(data, []byte(hana)) {
 			t.Fatalf("the withdrawal record does not name its subject: %s", data)
 		}

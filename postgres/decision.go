@@ -291,7 +291,7 @@ func itemJSON(it portrait.Item) (cats []string, attrs string, err error) {
 func (tx *txn) PutProtected(ctx context.Context, pseudonym string, values []portrait.ProtectedValue) error {
 	for _, v := range values {
 		if _, err := tx.tx.Exec(ctx, `INSERT INTO protected (pseudonym, attribute, sealed) VALUES ($1, $2, $3)
-			ON CONFLICT (pseudonym, attribute) DO UPDATE SET sealed = excluded.sealed`, v.Subject, v.Attribute, v.Sealed); err != nil {
+			ON CONFLICT (pseudonym, attribute) DO UPDATE SET sealed = excluded.sealed`, pseudonym, v.Attribute, v.Sealed); err != nil {
 			return fmt.Errorf("put protected attribute %s: %w", v.Attribute, err)
 		}
 	}

@@ -140,11 +140,11 @@ func TestOpenRefusesBadURL(t *testing.T) {
 // verified reads.
 func TestTamper(t *testing.T) {
 	testURL(t)
-	storetest.RunTamper(t, func(t *testing.T) (portrait.Store, string) {
+	storetest.RunTamper(t, func(t *testing.T) (portrait.Store, storetest.Raw) {
 		u := freshSchema(t)
 		db := mustOpen(t, u)
 		t.Cleanup(func() { db.Close() })
-		return db, u
+		return db, storetest.PostgresRaw(t, u)
 	})
 }
 

@@ -322,7 +322,7 @@ func (tx *txn) PutProtected(ctx context.Context, pseudonym string, values []port
 		return fmt.Errorf("put protected attributes: %w", err)
 	}
 	for _, v := range values {
-		if _, err := put.ExecContext(ctx, v.Subject, v.Attribute, v.Sealed); err != nil {
+		if _, err := put.ExecContext(ctx, pseudonym, v.Attribute, v.Sealed); err != nil {
 			return fmt.Errorf("put protected attribute %s: %w", v.Attribute, err)
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	portrait "github.com/portrait-dev/portrait"
 	"github.com/portrait-dev/portrait/policy"
 	"github.com/portrait-dev/portrait/sqlite"
+	"github.com/portrait-dev/portrait/sqlite/sqlitetest"
 	"github.com/portrait-dev/portrait/storetest"
 )
 
@@ -244,11 +245,11 @@ func TestFilesPrivate(t *testing.T) {
 // records in a SQLite file are found by the start-up check and refused by
 // verified reads.
 func TestTamper(t *testing.T) {
-	storetest.RunTamper(t, func(t *testing.T) (portrait.Store, string) {
+	storetest.RunTamper(t, func(t *testing.T) (portrait.Store, storetest.Raw) {
 		path := filepath.Join(t.TempDir(), "portrait.db")
 		db := mustOpen(t, path)
 		t.Cleanup(func() { db.Close() })
-		return db, path
+		return db, sqlitetest.Raw(t, path)
 	})
 }
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
-	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
@@ -12,7 +11,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	_ "modernc.org/sqlite" // the tamper experiments edit SQLite files directly
 
 	portrait "github.com/portrait-dev/portrait"
 	"github.com/portrait-dev/portrait/audit"
@@ -26,7 +24,7 @@ type Tamper struct {
 	// Entry is the entry a check must name; -1 when it names the log as
 	// a whole (its head was wound back).
 	Entry int64
-	Do    func(tb testing.TB, dsn string)
+	Do    func(tb testing.TB, db Raw)
 }
 
 // Tampers are the experiments on a log of size entries (at least 3):
@@ -34,8 +32,8 @@ type Tamper struct {
 // the head back, change a record's kind column.
 func Tampers(size int64) []Tamper {
 	return []Tamper{
-		{"edit", 1, func(tb testing.TB, dsn string) {
-			EditLogEntry(tb, dsn, 1, func(data []byte) []byte {
+		{"edit", 1, func(tb testing.TB, db Raw) {
+			EditLogEntry(tb, db, 1, func(data []byte) []byte {
 				// Move the record's time back a millennium: still a record.
 				i := bytes.Index(data, []byte(`"time":"2`))
 				if i < 0 {
@@ -46,94 +44,67 @@ func Tampers(size int64) []Tamper {
 				return out
 			})
 		}},
-		{"swap", 1, func(tb testing.TB, dsn string) {
-			db := openRaw(tb, dsn)
-			defer db.close()
-			db.exec(tb, `UPDATE log_entries SET idx = -1 WHERE idx = 1`)
-			db.exec(tb, `UPDATE log_entries SET idx = 1 WHERE idx = 2`)
-			db.exec(tb, `UPDATE log_entries SET idx = 2 WHERE idx = -1`)
+		{"swap", 1, func(tb testing.TB, db Raw) {
+			db.Exec(tb, `UPDATE log_entries SET idx = -1 WHERE idx = 1`)
+			db.Exec(tb, `UPDATE log_entries SET idx = 1 WHERE idx = 2`)
+			db.Exec(tb, `UPDATE log_entries SET idx = 2 WHERE idx = -1`)
 		}},
-		{"truncate", -1, func(tb testing.TB, dsn string) {
-			db := openRaw(tb, dsn)
-			defer db.close()
-			db.exec(tb, fmt.Sprintf(`DELETE FROM log_entries WHERE idx = %d`, size-1))
-			db.exec(tb, fmt.Sprintf(`UPDATE log_head SET size = %d`, size-1))
+		{"truncate", -1, func(tb testing.TB, db Raw) {
+			db.Exec(tb, fmt.Sprintf(`DELETE FROM log_entries WHERE idx = %d`, size-1))
+			db.Exec(tb, fmt.Sprintf(`UPDATE log_head SET size = %d`, size-1))
 		}},
-		{"kind", 1, func(tb testing.TB, dsn string) {
-			db := openRaw(tb, dsn)
-			defer db.close()
-			db.exec(tb, `UPDATE log_entries SET kind = 'tampered' WHERE idx = 1`)
+		{"kind", 1, func(tb testing.TB, db Raw) {
+			db.Exec(tb, `UPDATE log_entries SET kind = 'tampered' WHERE idx = 1`)
 		}},
 	}
 }
 
 // EditLogEntry replaces the data of log entry index with edit(data),
 // leaving its hashes as they are.
-func EditLogEntry(tb testing.TB, dsn string, index int64, edit func([]byte) []byte) {
+func EditLogEntry(tb testing.TB, db Raw, index int64, edit func([]byte) []byte) {
 	tb.Helper()
-	db := openRaw(tb, dsn)
-	defer db.close()
-	data := db.bytes(tb, fmt.Sprintf(`SELECT data FROM log_entries WHERE idx = %d`, index))
-	db.exec(tb, fmt.Sprintf(`UPDATE log_entries SET data = ? WHERE idx = %d`, index), edit(data))
+	data := db.Bytes(tb, fmt.Sprintf(`SELECT data FROM log_entries WHERE idx = %d`, index))
+	db.Exec(tb, fmt.Sprintf(`UPDATE log_entries SET data = ? WHERE idx = %d`, index), edit(data))
 }
 
-// rawDB is a plain connection to a store's database, SQLite or PostgreSQL.
-type rawDB struct {
-	lite *sql.DB
-	pg   *pgx.Conn
+// Raw is a plain connection to a store's database, for changing it
+// behind the store's back as someone with access to the database would.
+// Parameters are written "?". Each engine's test code provides one:
+// sqlitetest.Raw for SQLite, PostgresRaw here for PostgreSQL; a failure
+// fails tb.
+type Raw interface {
+	Exec(tb testing.TB, q string, args ...any)
+	Bytes(tb testing.TB, q string) []byte
 }
 
-func openRaw(tb testing.TB, dsn string) rawDB {
+// PostgresRaw returns a Raw on the PostgreSQL database at url, closed
+// when tb ends.
+func PostgresRaw(tb testing.TB, url string) Raw {
 	tb.Helper()
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		c, err := pgx.Connect(context.Background(), dsn)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		return rawDB{pg: c}
-	}
-	db, err := sql.Open("sqlite", dsn+"?_pragma=busy_timeout(5000)")
+	c, err := pgx.Connect(context.Background(), url)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return rawDB{lite: db}
+	tb.Cleanup(func() { c.Close(context.Background()) })
+	return pgRaw{c}
 }
 
-func (db rawDB) close() {
-	if db.pg != nil {
-		db.pg.Close(context.Background())
-	} else {
-		db.lite.Close()
-	}
-}
+type pgRaw struct{ c *pgx.Conn }
 
-// exec runs q, whose parameters are written "?".
-func (db rawDB) exec(tb testing.TB, q string, args ...any) {
+func (db pgRaw) Exec(tb testing.TB, q string, args ...any) {
 	tb.Helper()
-	var err error
-	if db.pg != nil {
-		for i := range args {
-			q = strings.Replace(q, "?", fmt.Sprintf("$%d", i+1), 1)
-		}
-		_, err = db.pg.Exec(context.Background(), q, args...)
-	} else {
-		_, err = db.lite.Exec(q, args...)
+	for i := range args {
+		q = strings.Replace(q, "?", fmt.Sprintf("$%d", i+1), 1)
 	}
-	if err != nil {
+	if _, err := db.c.Exec(context.Background(), q, args...); err != nil {
 		tb.Fatalf("%s: %v", q, err)
 	}
 }
 
-func (db rawDB) bytes(tb testing.TB, q string) []byte {
+func (db pgRaw) Bytes(tb testing.TB, q string) []byte {
 	tb.Helper()
 	var b []byte
-	var err error
-	if db.pg != nil {
-		err = db.pg.QueryRow(context.Background(), q).Scan(&b)
-	} else {
-		err = db.lite.QueryRow(q).Scan(&b)
-	}
-	if err != nil {
+	if err := db.c.QueryRow(context.Background(), q).Scan(&b); err != nil {
 		tb.Fatalf("%s: %v", q, err)
 	}
 	return b
@@ -143,14 +114,14 @@ func (db rawDB) bytes(tb testing.TB, q string) []byte {
 // full check (the server's start-up check), and a Log that verified the
 // log before the change refuses the changed records (or, for a wound-back
 // head, to sign) with audit.ErrTampered naming the entry. open returns a
-// fresh, empty store and its DSN.
-func RunTamper(t *testing.T, open func(t *testing.T) (portrait.Store, string)) {
+// fresh, empty store and a Raw on its database.
+func RunTamper(t *testing.T, open func(t *testing.T) (portrait.Store, Raw)) {
 	const size = 6
 	key := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, ed25519.SeedSize))
 	for _, tt := range Tampers(size) {
 		t.Run(tt.Name, func(t *testing.T) {
 			ctx := context.Background()
-			s, dsn := open(t)
+			s, raw := open(t)
 			l, err := audit.New("portrait.test/log", key)
 			if err != nil {
 				t.Fatal(err)
@@ -177,7 +148,7 @@ func RunTamper(t *testing.T, open func(t *testing.T) (portrait.Store, string)) {
 				t.Fatalf("honest start-up check: %v", err)
 			}
 
-			tt.Do(t, dsn)
+			tt.Do(t, raw)
 
 			wantTamper := func(what string, err error) {
 				t.Helper()

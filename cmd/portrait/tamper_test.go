@@ -19,6 +19,7 @@ import (
 	portrait "github.com/portrait-dev/portrait"
 	"github.com/portrait-dev/portrait/audit"
 	"github.com/portrait-dev/portrait/keys"
+	"github.com/portrait-dev/portrait/sqlite/sqlitetest"
 	"github.com/portrait-dev/portrait/storetest"
 )
 
@@ -155,7 +156,7 @@ func TestServeRefusesTamperedLog(t *testing.T) {
 						size = size2
 					}
 
-					storetest.Tampers(size)[indexOf(tamper.Name)].Do(t, db)
+					storetest.Tampers(size)[indexOf(tamper.Name)].Do(t, raw(t, db))
 
 					ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 					defer cancel()
@@ -187,6 +188,14 @@ func TestServeRefusesTamperedLog(t *testing.T) {
 			}
 		})
 	}
+}
+
+// raw opens the database behind a store's DSN, as storetest's tampers want.
+func raw(t *testing.T, dsn string) storetest.Raw {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		return storetest.PostgresRaw(t, dsn)
+	}
+	return sqlitetest.Raw(t, dsn)
 }
 
 func indexOf(name string) int {
@@ -224,7 +233,7 @@ func TestVerifyFindsTamper(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					storetest.Tampers(c.Size)[indexOf(tamper.Name)].Do(t, db)
+					storetest.Tampers(c.Size)[indexOf(tamper.Name)].Do(t, raw(t, db))
 					for _, args := range [][]string{{}, {"--full"}} {
 						out.Reset()
 						errb.Reset()
