@@ -52,7 +52,7 @@ func (s *Server) postItems(w http.ResponseWriter, r *http.Request, c policy.Call
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, map[string]int{"stored": n})
+	return writeJSON(w, http.StatusOK, itemsStored{Stored: n})
 }
 
 // applySubject is the pseudonym a staff request names by external id.
@@ -112,7 +112,7 @@ func (s *Server) getMyDecisions(w http.ResponseWriter, r *http.Request, c policy
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"decisions": list})
+	return writeJSON(w, http.StatusOK, decisionsResponse{Decisions: list})
 }
 
 type appealBody struct {
@@ -137,16 +137,14 @@ func (s *Server) postAppeal(w http.ResponseWriter, r *http.Request, c policy.Cal
 }
 
 func (s *Server) putAutomation(w http.ResponseWriter, r *http.Request, c policy.Caller) error {
-	var b struct {
-		Refused bool `json:"refused"`
-	}
+	var b automationBody
 	if err := readJSON(r, &b); err != nil {
 		return err
 	}
 	if err := s.cfg.Apply.RefuseAutomation(r.Context(), c, c.Subject, r.PathValue("id"), b.Refused); err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"usecase": r.PathValue("id"), "refused": b.Refused})
+	return writeJSON(w, http.StatusOK, automationResponse{UseCase: r.PathValue("id"), Refused: b.Refused})
 }
 
 func (s *Server) postNotice(w http.ResponseWriter, r *http.Request, c policy.Caller) error {
@@ -167,23 +165,21 @@ func (s *Server) postNotice(w http.ResponseWriter, r *http.Request, c policy.Cal
 }
 
 func (s *Server) postHalt(w http.ResponseWriter, r *http.Request, c policy.Caller) error {
-	var b struct {
-		Reason string `json:"reason"`
-	}
+	var b reasonBody
 	if err := readJSON(r, &b); err != nil {
 		return err
 	}
 	if err := s.cfg.Apply.Halt(r.Context(), c, r.PathValue("id"), b.Reason); err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, map[string]string{"usecase": r.PathValue("id"), "status": "halted"})
+	return writeJSON(w, http.StatusOK, useCaseStatus{UseCase: r.PathValue("id"), Status: "halted"})
 }
 
 func (s *Server) postResume(w http.ResponseWriter, r *http.Request, c policy.Caller) error {
 	if err := s.cfg.Apply.Resume(r.Context(), c, r.PathValue("id")); err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, map[string]string{"usecase": r.PathValue("id"), "status": "resumed"})
+	return writeJSON(w, http.StatusOK, useCaseStatus{UseCase: r.PathValue("id"), Status: "resumed"})
 }
 
 func (s *Server) postAssessment(w http.ResponseWriter, r *http.Request, c policy.Caller) error {
@@ -199,7 +195,7 @@ func (s *Server) getReviews(w http.ResponseWriter, r *http.Request, c policy.Cal
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"reviews": list})
+	return writeJSON(w, http.StatusOK, reviewsResponse{Reviews: list})
 }
 
 func (s *Server) getOverdueReviews(w http.ResponseWriter, r *http.Request, c policy.Caller) error {
@@ -207,7 +203,7 @@ func (s *Server) getOverdueReviews(w http.ResponseWriter, r *http.Request, c pol
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"reviews": list})
+	return writeJSON(w, http.StatusOK, reviewsResponse{Reviews: list})
 }
 
 func (s *Server) getReview(w http.ResponseWriter, r *http.Request, c policy.Caller) error {
@@ -219,10 +215,7 @@ func (s *Server) getReview(w http.ResponseWriter, r *http.Request, c policy.Call
 }
 
 func (s *Server) postReview(w http.ResponseWriter, r *http.Request, c policy.Caller) error {
-	var b struct {
-		Outcome string `json:"outcome"`
-		Reason  string `json:"reason"`
-	}
+	var b reviewBody
 	if err := readJSON(r, &b); err != nil {
 		return err
 	}

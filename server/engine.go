@@ -62,9 +62,9 @@ func (s *Server) getPortrait(w http.ResponseWriter, r *http.Request, c policy.Ca
 
 func (s *Server) getLabelDefs(w http.ResponseWriter, r *http.Request, _ policy.Caller) error {
 	defs, err := s.cfg.Deriver.Labels()
-	resp := map[string]any{"labels": defs}
+	resp := labelDefsResponse{Labels: defs}
 	if err != nil {
-		resp["problems"] = err.Error() // labels the engine cannot compile: not derived
+		resp.Problems = err.Error() // labels the engine cannot compile: not derived
 	}
 	return writeJSON(w, 200, resp)
 }

@@ -148,7 +148,7 @@ func (s *Server) postGuardianToken(w http.ResponseWriter, r *http.Request, c pol
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"guardian_token": tok, "expires": exp.UTC(), "purpose": b.Purpose})
+	return writeJSON(w, http.StatusOK, guardianTokenResponse{GuardianToken: tok, Expires: exp.UTC(), Purpose: b.Purpose})
 }
 
 type consentView struct {
@@ -197,10 +197,7 @@ func (s *Server) getConsents(w http.ResponseWriter, r *http.Request, c policy.Ca
 	}
 	lang := lang(r)
 	cat := s.cfg.Point.Catalog()
-	out := struct {
-		Consents []consentView `json:"consents"`
-		History  []historyView `json:"history"`
-	}{Consents: []consentView{}, History: []historyView{}}
+	out := consentsResponse{Consents: []consentView{}, History: []historyView{}}
 	for _, p := range cat.Purposes {
 		v := consentView{Purpose: p.ID, Basis: string(p.Basis), Required: p.Required, Separate: p.Separate,
 			Current: p.NoticeVersion, Notice: p.Notice.In(lang), Status: policy.None.String()}
@@ -233,9 +230,7 @@ func (s *Server) postToken(w http.ResponseWriter, r *http.Request, c policy.Call
 	if _, err := s.record(r, audit.Record{Kind: "token", Actor: actor(c), Subject: ps, Action: "issue"}); err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusCreated, map[string]any{
-		"token": tok, "expires_at": time.Now().Add(s.cfg.TokenTTL).UTC(),
-	})
+	return writeJSON(w, http.StatusCreated, tokenResponse{Token: tok, ExpiresAt: time.Now().Add(s.cfg.TokenTTL).UTC()})
 }
 
 // record appends one audit record in a transaction of its own: the caller
@@ -269,7 +264,7 @@ func (s *Server) verifyReceipt(w http.ResponseWriter, r *http.Request, _ policy.
 	if err != nil {
 		return portrait.Errorf(portrait.EINVALID, "the receipt does not verify: %v", err)
 	}
-	return writeJSON(w, 200, map[string]any{"valid": true, "receipt": rc})
+	return writeJSON(w, 200, receiptCheck{Valid: true, Receipt: rc})
 }
 
 func (s *Server) receiptKey(w http.ResponseWriter, r *http.Request, _ policy.Caller) error {
@@ -287,18 +282,14 @@ func (s *Server) getSuspensions(w http.ResponseWriter, r *http.Request, _ policy
 	if list == nil {
 		list = []policy.Suspension{}
 	}
-	return writeJSON(w, 200, map[string]any{"suspensions": list})
+	return writeJSON(w, 200, suspensionsResponse{Suspensions: list})
 }
 
 func (s *Server) postSuspension(w http.ResponseWriter, r *http.Request, c policy.Caller) error {
 	if s.regulated.Load() {
 		return errRegulated
 	}
-	var b struct {
-		Kind   string `json:"kind"`
-		ID     string `json:"id"`
-		Reason string `json:"reason"`
-	}
+	var b suspensionBody
 	if err := readJSON(r, &b); err != nil {
 		return err
 	}

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	portrait "github.com/portrait-dev/portrait"
-	"github.com/portrait-dev/portrait/apikey"
 	"github.com/portrait-dev/portrait/catalog"
 	"github.com/portrait-dev/portrait/policy"
 )
@@ -22,9 +21,9 @@ func (s *Server) keyRoutes() []route {
 
 // keyRequest is the body of POST /v1/keys.
 type keyRequest struct {
-	Role      policy.Role `json:"role"`
-	Name      string      `json:"name"`
-	ExpiresIn string      `json:"expires_in,omitempty"`
+	Role      policy.Role `json:"role" enum:"admin,operator,reviewer,auditor"`
+	Name      string      `json:"name" pattern:"^[a-z0-9][a-z0-9._-]{0,62}/[a-z0-9][a-z0-9._-]{0,62}$" doc:"team/person: separation of duties compares the team with catalog owners and the person with appellants (RO-7)"`
+	ExpiresIn string      `json:"expires_in,omitempty" default:"90d" doc:"lifetime: \"720h\", \"90d\" or \"1y\"; default 90 days, at most 365 days"`
 }
 
 func (s *Server) postKey(w http.ResponseWriter, r *http.Request, c policy.Caller) error {
@@ -54,9 +53,7 @@ func (s *Server) getKeys(w http.ResponseWriter, r *http.Request, _ policy.Caller
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, struct {
-		Keys []apikey.Key `json:"keys"`
-	}{ks})
+	return writeJSON(w, http.StatusOK, keysResponse{Keys: ks})
 }
 
 func (s *Server) deleteKey(w http.ResponseWriter, r *http.Request, c policy.Caller) error {

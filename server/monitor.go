@@ -128,7 +128,7 @@ func (s *Server) getProtected(w http.ResponseWriter, r *http.Request, c policy.C
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, 200, map[string]any{"subject": s.cfg.Keys.Pseudonym(r.PathValue("id")), "attributes": vals})
+	return writeJSON(w, 200, protectedResponse{Subject: s.cfg.Keys.Pseudonym(r.PathValue("id")), Attributes: vals})
 }
 
 func (s *Server) postMonitorRun(w http.ResponseWriter, r *http.Request, _ policy.Caller) error {
@@ -168,7 +168,7 @@ func (s *Server) getProxies(w http.ResponseWriter, r *http.Request, _ policy.Cal
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, 200, map[string]any{"proxies": m.Proxies()})
+	return writeJSON(w, 200, proxiesResponse{Proxies: m.Proxies()})
 }
 
 func (s *Server) clearProxy(w http.ResponseWriter, r *http.Request, c policy.Caller) error {
@@ -176,9 +176,7 @@ func (s *Server) clearProxy(w http.ResponseWriter, r *http.Request, c policy.Cal
 	if err != nil {
 		return err
 	}
-	var body struct {
-		Reason string `json:"reason"`
-	}
+	var body reasonBody
 	if err := readJSON(r, &body); err != nil {
 		return err
 	}

@@ -108,7 +108,7 @@ func (s *Server) getBreaches(w http.ResponseWriter, r *http.Request, _ policy.Ca
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"breaches": list})
+	return writeJSON(w, http.StatusOK, breachesResponse{Breaches: list})
 }
 
 func (s *Server) postReport(w http.ResponseWriter, r *http.Request, _ policy.Caller) error {
@@ -138,7 +138,7 @@ func (s *Server) getReports(w http.ResponseWriter, r *http.Request, _ policy.Cal
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"reports": list})
+	return writeJSON(w, http.StatusOK, reportsResponse{Reports: list})
 }
 
 func (s *Server) followReport(w http.ResponseWriter, r *http.Request, _ policy.Caller) error {
@@ -154,9 +154,7 @@ func (s *Server) followReport(w http.ResponseWriter, r *http.Request, _ policy.C
 }
 
 func (s *Server) answerReport(w http.ResponseWriter, r *http.Request, c policy.Caller) error {
-	var body struct {
-		Answer string `json:"answer"`
-	}
+	var body answerBody
 	if err := readJSON(r, &body); err != nil {
 		return err
 	}

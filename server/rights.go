@@ -97,7 +97,7 @@ func (s *Server) getLabels(w http.ResponseWriter, r *http.Request, c policy.Call
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"labels": ls})
+	return writeJSON(w, http.StatusOK, labelsResponse{Labels: ls})
 }
 
 func (s *Server) deleteLabel(w http.ResponseWriter, r *http.Request, c policy.Caller) error {
@@ -133,9 +133,7 @@ func (s *Server) putPersonalization(w http.ResponseWriter, r *http.Request, c po
 	if err != nil {
 		return err
 	}
-	var b struct {
-		Level *int `json:"level"`
-	}
+	var b personalizationBody
 	if err := readJSON(r, &b); err != nil {
 		return err
 	}
@@ -145,7 +143,7 @@ func (s *Server) putPersonalization(w http.ResponseWriter, r *http.Request, c po
 	if err := s.cfg.Rights.SetPersonalization(r.Context(), c, ps, *b.Level); err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, map[string]int{"level": *b.Level})
+	return writeJSON(w, http.StatusOK, personalizationResponse{Level: *b.Level})
 }
 
 func (s *Server) putField(w http.ResponseWriter, r *http.Request, c policy.Caller) error {
@@ -153,9 +151,7 @@ func (s *Server) putField(w http.ResponseWriter, r *http.Request, c policy.Calle
 	if err != nil {
 		return err
 	}
-	var b struct {
-		Value json.RawMessage `json:"value"`
-	}
+	var b fieldBody
 	if err := readJSON(r, &b); err != nil {
 		return err
 	}
@@ -201,10 +197,7 @@ func (s *Server) postObjection(w http.ResponseWriter, r *http.Request, c policy.
 	if err != nil {
 		return err
 	}
-	var b struct {
-		Kind     string `json:"kind"`
-		Withdraw bool   `json:"withdraw"`
-	}
+	var b objectionBody
 	if err := readJSON(r, &b); err != nil {
 		return err
 	}
@@ -224,7 +217,7 @@ func (s *Server) getSubjectCases(w http.ResponseWriter, r *http.Request, c polic
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"cases": cs})
+	return writeJSON(w, http.StatusOK, casesResponse{Cases: cs})
 }
 
 func (s *Server) postRequest(w http.ResponseWriter, r *http.Request, c policy.Caller) error {
@@ -232,9 +225,7 @@ func (s *Server) postRequest(w http.ResponseWriter, r *http.Request, c policy.Ca
 	if err != nil {
 		return err
 	}
-	var b struct {
-		Type string `json:"type"`
-	}
+	var b caseRequestBody
 	if err := readJSON(r, &b); err != nil {
 		return err
 	}
@@ -250,7 +241,7 @@ func (s *Server) getCases(w http.ResponseWriter, r *http.Request, _ policy.Calle
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"cases": cs})
+	return writeJSON(w, http.StatusOK, casesResponse{Cases: cs})
 }
 
 func (s *Server) getOverdue(w http.ResponseWriter, r *http.Request, _ policy.Caller) error {
@@ -258,14 +249,11 @@ func (s *Server) getOverdue(w http.ResponseWriter, r *http.Request, _ policy.Cal
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"cases": cs})
+	return writeJSON(w, http.StatusOK, casesResponse{Cases: cs})
 }
 
 func (s *Server) closeCase(w http.ResponseWriter, r *http.Request, c policy.Caller) error {
-	var b struct {
-		Status string `json:"status"`
-		Text   string `json:"text"`
-	}
+	var b closeBody
 	if err := readJSON(r, &b); err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -297,7 +298,7 @@ func (s *Server) table() []route {
 func (s *Server) wrap(rt route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		rec := &statusWriter{ResponseWriter: w, status: 200}
+		rec := &statusWriter{ResponseWriter: w, status: 200, route: rt.method + " " + rt.pattern}
 		defer func() {
 			if v := recover(); v != nil {
 				s.cfg.Logger.Error("panic", s.logAttrs(r, "panic", fmt.Sprint(v))...)
@@ -474,12 +475,40 @@ func (s *Server) logAttrs(r *http.Request, attrs ...any) []any {
 
 func writeJSON(w http.ResponseWriter, status int, v any) error {
 	w.Header().Set("Content-Type", "application/json")
+	if observe != nil {
+		if sw := routeWriter(w); sw != nil {
+			data, _ := json.Marshal(v)
+			observe(sw.route, "write", reflect.TypeOf(v), status, data)
+		}
+	}
 	w.WriteHeader(status)
 	return json.NewEncoder(w).Encode(v)
 }
 
+// observe, when set (by tests only), sees the type of every body a
+// handler decodes (readJSON) or encodes (writeJSON), with the route: the
+// contract tests hold the handlers to the document with it.
+var observe func(route, dir string, t reflect.Type, status int, body []byte)
+
+// routeWriter finds the statusWriter that wrap made for the route.
+func routeWriter(w http.ResponseWriter) *statusWriter {
+	for {
+		if sw, ok := w.(*statusWriter); ok && sw.route != "" {
+			return sw
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return nil
+		}
+		w = u.Unwrap()
+	}
+}
+
 // readJSON decodes a small JSON body strictly: unknown keys are refused.
 func readJSON(r *http.Request, v any) error {
+	if observe != nil {
+		observe(r.Pattern, "read", reflect.TypeOf(v).Elem(), 0, nil)
+	}
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -499,6 +528,7 @@ type statusWriter struct {
 	http.ResponseWriter
 	status int
 	wrote  bool
+	route  string // "METHOD pattern", on the writer wrap gives a handler
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -523,15 +553,15 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request, _ policy.Caller
 	if _, err := s.cfg.Store.Generation(ctx); err != nil {
 		return &portrait.Error{Code: portrait.EUNAVAILABLE, Message: "the store is not reachable", Err: err}
 	}
-	out := map[string]any{"status": "ok"}
+	out := health{Status: "ok"}
 	if rv := s.receivership.Load(); rv != nil {
-		out["receivership"] = rv
+		out.Receivership = rv
 	}
 	if s.cfg.Apply != nil {
 		// The dead-man switch (SG-5) stops the high tier, not the
 		// engine: healthz stays 200 and says so.
 		if silent, max, stopped := s.cfg.Apply.Silence(); max > 0 {
-			out["regulator"] = map[string]any{"silent_seconds": int64(silent.Seconds()), "max_silence_seconds": int64(max.Seconds()), "high_tier_stopped": stopped}
+			out.Regulator = &regulatorHealth{SilentSeconds: int64(silent.Seconds()), MaxSilenceSeconds: int64(max.Seconds()), HighTierStopped: stopped}
 		}
 	}
 	return writeJSON(w, 200, out)

@@ -620,12 +620,14 @@ func TestOpenAPI(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	var doc struct {
-		OpenAPI string `json:"openapi"`
-		Paths   map[string]map[string]any
+		OpenAPI    string `json:"openapi"`
+		Servers    []map[string]any
+		Paths      map[string]map[string]any
+		Components struct{ Schemas map[string]any }
 	}
 	h.do("GET", "/openapi.json", "", "", nil, &doc)
-	if doc.OpenAPI != "3.1.0" || doc.Paths["/v1/events"]["post"] == nil {
-		t.Errorf("openapi: %s, %d paths", doc.OpenAPI, len(doc.Paths))
+	if doc.OpenAPI != "3.0.3" || doc.Paths["/v1/events"]["post"] == nil || len(doc.Servers) == 0 {
+		t.Errorf("openapi: %s, %d paths, servers %v", doc.OpenAPI, len(doc.Paths), doc.Servers)
 	}
 	// Staff keys: the revocation path is OpenAPI's {name}, not the mux's
 	// {name...}, and creation documents its default lifetime.
@@ -633,8 +635,36 @@ func TestOpenAPI(t *testing.T) {
 		t.Errorf("openapi: no DELETE /v1/keys/{name}")
 	}
 	post, _ := json.Marshal(doc.Paths["/v1/keys"]["post"])
-	if !strings.Contains(string(post), "default 90d") || !strings.Contains(string(post), `"default":"90d"`) || !strings.Contains(string(post), `"x-roles":["admin"]`) {
-		t.Errorf("openapi POST /v1/keys: %s", post)
+	key, _ := json.Marshal(doc.Components.Schemas["KeyRequest"])
+	if !strings.Contains(string(post), `"x-roles":["admin"]`) || !strings.Contains(string(key), "default 90 days") || !strings.Contains(string(key), `"default":"90d"`) {
+		t.Errorf("openapi POST /v1/keys: %s %s", post, key)
+	}
+	// Every operation: a typed answer or none (204), problems typed, every
+	// parameter typed with an example.
+	for path, ops := range doc.Paths {
+		for method, v := range ops {
+			op := v.(map[string]any)
+			rs := op["responses"].(map[string]any)
+			for st, r := range rs {
+				r := r.(map[string]any)
+				if st == "204" {
+					continue
+				}
+				if r["content"] == nil {
+					t.Errorf("%s %s: response %s has no content schema", method, path, st)
+				}
+			}
+			if rs["default"] == nil {
+				t.Errorf("%s %s: no problem response", method, path)
+			}
+			ps, _ := op["parameters"].([]any)
+			for _, p := range ps {
+				p := p.(map[string]any)
+				if p["example"] == nil || p["example"] == "" || p["schema"] == nil || p["required"] == nil {
+					t.Errorf("%s %s: parameter %v lacks type, required or example", method, path, p["name"])
+				}
+			}
+		}
 	}
 	resp := h.do("GET", "/metrics", "", "", nil, nil)
 	if resp.StatusCode != 200 {

@@ -46,9 +46,7 @@ func (s *Server) getDeadLetters(w http.ResponseWriter, r *http.Request, _ policy
 	if dead == nil {
 		dead = []delivery.DeadLetter{}
 	}
-	return writeJSON(w, http.StatusOK, struct {
-		Dead []delivery.DeadLetter `json:"dead"`
-	}{dead})
+	return writeJSON(w, http.StatusOK, deadLettersResponse{Dead: dead})
 }
 
 type replayBody struct {
@@ -71,7 +69,7 @@ func (s *Server) replayDeadLetter(w http.ResponseWriter, r *http.Request, _ poli
 		}
 		return &portrait.Error{Code: portrait.EUNAVAILABLE, Message: "the destination did not take the event; it stays a dead letter", Err: err}
 	}
-	return writeJSON(w, http.StatusOK, map[string]string{"status": "delivered"})
+	return writeJSON(w, http.StatusOK, statusResponse{Status: "delivered"})
 }
 
 func (s *Server) serveSDK(w http.ResponseWriter, r *http.Request, _ policy.Caller) error {
@@ -89,9 +87,7 @@ func (s *Server) postGPC(w http.ResponseWriter, r *http.Request, c policy.Caller
 	if rs == nil {
 		rs = []consent.Receipt{}
 	}
-	return writeJSON(w, http.StatusOK, struct {
-		Receipts []consent.Receipt `json:"receipts"`
-	}{rs})
+	return writeJSON(w, http.StatusOK, receiptsResponse{Receipts: rs})
 }
 
 // ownEvents refuses, one by one, events a subject token sends about

@@ -1,0 +1,234 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// The contract check: every body a handler decodes must be of the type
+// its contract names, and every body it encodes must validate against the
+// schema the document gives for that route and status. Observations are
+// gathered over the whole package's tests (TestMain reads them).
+
+var (
+	contractMu     sync.Mutex
+	contractErrs   = map[string]bool{}
+	contractSeenIn = map[string]bool{}
+	contractSeen   = map[string]bool{}
+)
+
+func init() { observe = checkObserved }
+
+func checkObserved(route, dir string, t reflect.Type, status int, body []byte) {
+	method, pattern, _ := strings.Cut(route, " ")
+	c, ok := contractOf(method, pattern)
+	var err error
+	switch {
+	case !ok:
+		err = fmt.Errorf("no contract")
+	case dir == "read":
+		if c.in == nil || reflect.TypeOf(c.in) != t {
+			err = fmt.Errorf("the handler decodes %v, the document names %v", t, reflect.TypeOf(c.in))
+		}
+	default:
+		err = checkResponse(c, status, t, body)
+	}
+	contractMu.Lock()
+	defer contractMu.Unlock()
+	if dir == "read" {
+		contractSeenIn[route] = true
+	} else {
+		contractSeen[route] = true
+	}
+	if err != nil {
+		contractErrs[fmt.Sprintf("%s (%s, %d): %v", route, dir, status, err)] = true
+	}
+}
+
+func checkResponse(c contract, status int, t reflect.Type, body []byte) error {
+	want := c.status
+	if want == 0 {
+		want = 200
+	}
+	if status != want && !slices.Contains(c.also, status) {
+		return fmt.Errorf("status %d is not in the document (%d %v)", status, want, c.also)
+	}
+	if c.out == nil {
+		return fmt.Errorf("a %v body where the document has none", t)
+	}
+	g := newSchemaGen()
+	schema := g.of(reflect.TypeOf(c.out), response)
+	if c.alt != nil {
+		schema = map[string]any{"oneOf": []any{schema, g.of(reflect.TypeOf(c.alt), response)}}
+	}
+	if g.err != nil {
+		return g.err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return err
+	}
+	return validate(g.defs, schema, v, "$")
+}
+
+// ContractErrors lists the disagreements seen so far between handlers and
+// the document, and the routes whose bodies no test exercised.
+func ContractErrors() (errs, unseenIn, unseenOut []string, _ error) {
+	contractMu.Lock()
+	defer contractMu.Unlock()
+	for e := range contractErrs {
+		errs = append(errs, e)
+	}
+	sort.Strings(errs)
+	for k, c := range contracts {
+		if c.in != nil && !contractSeenIn[k] && !c.inText {
+			unseenIn = append(unseenIn, k)
+		}
+		if c.out != nil && !contractSeen[k] {
+			unseenOut = append(unseenOut, k)
+		}
+	}
+	sort.Strings(unseenIn)
+	sort.Strings(unseenOut)
+	return errs, unseenIn, unseenOut, nil
+}
+
+// Validate checks a decoded JSON value against a schema of the document.
+func Validate(doc map[string]any, schema map[string]any, v any) error {
+	defs, _ := doc["components"].(map[string]any)["schemas"].(map[string]any)
+	return validate(defs, schema, v, "$")
+}
+
+// validate checks v (decoded with UseNumber) against the subset of JSON
+// Schema that schemaGen writes; it is strict where a client would be
+// misled: unknown properties, missing required ones, wrong types.
+func validate(defs map[string]any, s map[string]any, v any, at string) error {
+	if ref, ok := s["$ref"].(string); ok {
+		name := strings.TrimPrefix(ref, "#/components/schemas/")
+		d, ok := defs[name].(map[string]any)
+		if !ok {
+			return fmt.Errorf("%s: no schema %s", at, name)
+		}
+		return validate(defs, d, v, at)
+	}
+	if v == nil {
+		if s["nullable"] == true || s["type"] == nil && s["allOf"] == nil && s["oneOf"] == nil {
+			return nil
+		}
+		return fmt.Errorf("%s: null, but the document does not allow null", at)
+	}
+	if all, ok := s["allOf"].([]any); ok {
+		for _, sub := range all {
+			if err := validate(defs, sub.(map[string]any), v, at); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if one, ok := s["oneOf"].([]any); ok {
+		var errs []string
+		n := 0
+		for _, sub := range one {
+			if err := validate(defs, sub.(map[string]any), v, at); err != nil {
+				errs = append(errs, err.Error())
+			} else {
+				n++
+			}
+		}
+		if n != 1 {
+			return fmt.Errorf("%s: matches %d of oneOf: %s", at, n, strings.Join(errs, "; "))
+		}
+		return nil
+	}
+	switch s["type"] {
+	case nil:
+		return nil
+	case "object":
+		m, ok := v.(map[string]any)
+		if !ok {
+			return fmt.Errorf("%s: %T, the document says object", at, v)
+		}
+		props, _ := s["properties"].(map[string]any)
+		for _, r := range asStrings(s["required"]) {
+			if _, ok := m[r]; !ok {
+				return fmt.Errorf("%s: required property %q is missing", at, r)
+			}
+		}
+		extra, _ := s["additionalProperties"].(map[string]any)
+		for k, val := range m {
+			if p, ok := props[k].(map[string]any); ok {
+				if err := validate(defs, p, val, at+"."+k); err != nil {
+					return err
+				}
+				continue
+			}
+			if extra == nil {
+				return fmt.Errorf("%s: property %q is not in the document", at, k)
+			}
+			if err := validate(defs, extra, val, at+"."+k); err != nil {
+				return err
+			}
+		}
+	case "array":
+		a, ok := v.([]any)
+		if !ok {
+			return fmt.Errorf("%s: %T, the document says array", at, v)
+		}
+		items, _ := s["items"].(map[string]any)
+		for i, e := range a {
+			if err := validate(defs, items, e, fmt.Sprintf("%s[%d]", at, i)); err != nil {
+				return err
+			}
+		}
+	case "string":
+		str, ok := v.(string)
+		if !ok {
+			return fmt.Errorf("%s: %T, the document says string", at, v)
+		}
+		if s["format"] == "date-time" {
+			if _, err := time.Parse(time.RFC3339Nano, str); err != nil {
+				return fmt.Errorf("%s: %q is not a date-time", at, str)
+			}
+		}
+		if e := asStrings(s["enum"]); e != nil && !slices.Contains(e, str) {
+			return fmt.Errorf("%s: %q is not one of %v", at, str, e)
+		}
+	case "integer":
+		n, ok := v.(json.Number)
+		if _, err := n.Int64(); !ok || err != nil {
+			return fmt.Errorf("%s: %v, the document says integer", at, v)
+		}
+	case "number":
+		if _, ok := v.(json.Number); !ok {
+			return fmt.Errorf("%s: %T, the document says number", at, v)
+		}
+	case "boolean":
+		if _, ok := v.(bool); !ok {
+			return fmt.Errorf("%s: %T, the document says boolean", at, v)
+		}
+	}
+	return nil
+}
+
+func asStrings(v any) []string {
+	switch v := v.(type) {
+	case []string:
+		return v
+	case []any:
+		out := make([]string, len(v))
+		for i, e := range v {
+			out[i], _ = e.(string)
+		}
+		return out
+	}
+	return nil
+}
