@@ -52,8 +52,9 @@ func pathExample(pattern, name string) (example, desc string) {
 // whom it lets in, and what its handlers read and write.
 func (s *Server) document() (map[string]any, error) {
 	g := newSchemaGen()
-	problem := map[string]any{"description": "Problem (RFC 9457): code is machine-readable, requirement names the legal rule that refused",
+	problemResponse := map[string]any{"description": "Problem (RFC 9457): code is machine-readable, requirement names the legal rule that refused",
 		"content": map[string]any{"application/problem+json": map[string]any{"schema": g.of(reflect.TypeFor[Problem](), response)}}}
+	problem := map[string]any{"$ref": "#/components/responses/Problem"}
 	paths := map[string]map[string]any{}
 	for _, rt := range s.routes {
 		c, ok := contractOf(rt.method, rt.pattern)
@@ -161,6 +162,7 @@ func (s *Server) document() (map[string]any, error) {
 		"components": map[string]any{
 			"securitySchemes": map[string]any{"bearer": map[string]any{"type": "http", "scheme": "bearer"}},
 			"schemas":         g.defs,
+			"responses":       map[string]any{"Problem": problemResponse},
 		},
 	}, nil
 }

@@ -623,7 +623,7 @@ func TestOpenAPI(t *testing.T) {
 		OpenAPI    string `json:"openapi"`
 		Servers    []map[string]any
 		Paths      map[string]map[string]any
-		Components struct{ Schemas map[string]any }
+		Components struct{ Schemas, Responses map[string]any }
 	}
 	h.do("GET", "/openapi.json", "", "", nil, &doc)
 	if doc.OpenAPI != "3.0.3" || doc.Paths["/v1/events"]["post"] == nil || len(doc.Servers) == 0 {
@@ -650,7 +650,7 @@ func TestOpenAPI(t *testing.T) {
 				if st == "204" {
 					continue
 				}
-				if r["content"] == nil {
+				if r["content"] == nil && r["$ref"] != "#/components/responses/Problem" {
 					t.Errorf("%s %s: response %s has no content schema", method, path, st)
 				}
 			}
@@ -665,6 +665,9 @@ func TestOpenAPI(t *testing.T) {
 				}
 			}
 		}
+	}
+	if doc.Components.Responses["Problem"] == nil {
+		t.Errorf("openapi: no Problem response")
 	}
 	resp := h.do("GET", "/metrics", "", "", nil, nil)
 	if resp.StatusCode != 200 {
