@@ -5,4 +5,4 @@ package client
 // oapi-codegen, run with go run so that neither it nor its dependencies
 // enter go.mod (TestGenerated checks the generated file is current).
 //go:generate go test ../server -count=1 -run ^TestOpenAPIFile$ -update-openapi
-//go:generate go run github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen@v2.8.2 -config oapi-codegen.yaml openapi.json
+//go:generate go run github.com/oapi-codegen/oapi-codegen/v2/cmd/oapi-codegen@v2.8.2 -config oapi-codegen.yaml -o client.gen.go openapi.json
