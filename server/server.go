@@ -1,10 +1,12 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -509,14 +511,20 @@ func readJSON(r *http.Request, v any) error {
 	if observe != nil {
 		observe(r.Pattern, "read", reflect.TypeOf(v).Elem(), 0, nil)
 	}
-	dec := json.NewDecoder(r.Body)
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	// Read whole (the body is limited by MaxBytesReader) so that an
+	// unknown field can be found again, with its path, in what was sent.
+	data, err := io.ReadAll(r.Body)
+	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			return err
 		}
-		return portrait.Errorf(portrait.EINVALID, "the body is not the JSON this endpoint takes: %s; see /openapi.json", jsonProblem(err, v))
+		return &portrait.Error{Code: portrait.EINVALID, Message: "the body could not be read", Err: err}
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return portrait.Errorf(portrait.EINVALID, "the body is not the JSON this endpoint takes: %s; see /openapi.json", jsonProblem(err, v, data))
 	}
 	if dec.More() {
 		return portrait.Errorf(portrait.EINVALID, "the body holds more than one JSON value")
