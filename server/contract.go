@@ -36,6 +36,9 @@ type contract struct {
 	also   []int  // further statuses with the same body
 	media  string // the success media type when not application/json
 	query  []param
+	// ignored are query parameters the handler, shared with another
+	// route, reads but this route disregards (not documented here).
+	ignored []string
 }
 
 // param is a query parameter.
@@ -98,7 +101,7 @@ var contracts = map[string]contract{
 	"POST /v1/audiences":                               {in: apply.Request{}, out: apply.Result{}},
 	"POST /v1/items":                                   {in: []portrait.Item{}, out: itemsStored{}},
 	"GET /v1/recommendations":                          {out: apply.Recommendation{}, query: []param{must(q("subject", "string", "u-1001", "the subject's id")), must(q("usecase", "string", "home_feed", "a recommendation use-case")), must(q("n", "integer", "10", "items wanted, 1 to 100"))}},
-	"GET /v1/me/recommendations":                       {out: apply.Recommendation{}, query: []param{must(q("usecase", "string", "home_feed", "a recommendation use-case")), must(q("n", "integer", "10", "items wanted, 1 to 100"))}},
+	"GET /v1/me/recommendations":                       {out: apply.Recommendation{}, query: []param{must(q("usecase", "string", "home_feed", "a recommendation use-case")), must(q("n", "integer", "10", "items wanted, 1 to 100"))}, ignored: []string{"subject"}},
 	"POST /v1/decisions":                               {in: decisionBody{}, out: apply.Decision{}, status: 201},
 	"GET /v1/me/decisions":                             {out: decisionsResponse{}},
 	"POST /v1/me/decisions/{id}/appeal":                {in: appealBody{}, out: portrait.Review{}, status: 201},

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -231,4 +232,37 @@ func asStrings(v any) []string {
 		return out
 	}
 	return nil
+}
+
+// RouteHandlers names the handler function of each route, "METHOD
+// pattern" → function name, for the query-parameter check.
+func (s *Server) RouteHandlers() map[string]string {
+	out := map[string]string{}
+	for _, rt := range s.routes {
+		name := runtime.FuncForPC(reflect.ValueOf(rt.handle).Pointer()).Name()
+		name = strings.TrimSuffix(name[strings.LastIndexByte(name, '.')+1:], "-fm")
+		out[rt.method+" "+rt.pattern] = name
+	}
+	return out
+}
+
+// ContractQuery lists the query parameters the document declares for a
+// route, and those it knowingly leaves out.
+func ContractQuery(method, pattern string) ([]string, bool) {
+	c, ok := contractOf(method, pattern)
+	var out []string
+	for _, p := range c.query {
+		out = append(out, p.name)
+	}
+	return append(out, c.ignored...), ok
+}
+
+// ContractKeys lists the routes that have contracts.
+func ContractKeys() []string {
+	var out []string
+	for k := range contracts {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
