@@ -17,6 +17,60 @@ import (
 	"github.com/oapi-codegen/runtime"
 )
 
+// Defines values for CaseRequestBodyType.
+const (
+	CaseRequestBodyTypeAccess      CaseRequestBodyType = "access"
+	CaseRequestBodyTypeCorrection  CaseRequestBodyType = "correction"
+	CaseRequestBodyTypeErasure     CaseRequestBodyType = "erasure"
+	CaseRequestBodyTypeExplanation CaseRequestBodyType = "explanation"
+	CaseRequestBodyTypeExport      CaseRequestBodyType = "export"
+	CaseRequestBodyTypeObjection   CaseRequestBodyType = "objection"
+	CaseRequestBodyTypeRestriction CaseRequestBodyType = "restriction"
+	CaseRequestBodyTypeWithdrawal  CaseRequestBodyType = "withdrawal"
+)
+
+// Valid indicates whether the value is a known member of the CaseRequestBodyType enum.
+func (e CaseRequestBodyType) Valid() bool {
+	switch e {
+	case CaseRequestBodyTypeAccess:
+		return true
+	case CaseRequestBodyTypeCorrection:
+		return true
+	case CaseRequestBodyTypeErasure:
+		return true
+	case CaseRequestBodyTypeExplanation:
+		return true
+	case CaseRequestBodyTypeExport:
+		return true
+	case CaseRequestBodyTypeObjection:
+		return true
+	case CaseRequestBodyTypeRestriction:
+		return true
+	case CaseRequestBodyTypeWithdrawal:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for CloseBodyStatus.
+const (
+	Fulfilled CloseBodyStatus = "fulfilled"
+	Refused   CloseBodyStatus = "refused"
+)
+
+// Valid indicates whether the value is a known member of the CloseBodyStatus enum.
+func (e CloseBodyStatus) Valid() bool {
+	switch e {
+	case Fulfilled:
+		return true
+	case Refused:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for KeyRequestRole.
 const (
 	Admin    KeyRequestRole = "admin"
@@ -35,6 +89,72 @@ func (e KeyRequestRole) Valid() bool {
 	case Operator:
 		return true
 	case Reviewer:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ObjectionBodyKind.
+const (
+	Marketing ObjectionBodyKind = "marketing"
+	Profiling ObjectionBodyKind = "profiling"
+)
+
+// Valid indicates whether the value is a known member of the ObjectionBodyKind enum.
+func (e ObjectionBodyKind) Valid() bool {
+	switch e {
+	case Marketing:
+		return true
+	case Profiling:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for ReviewBodyOutcome.
+const (
+	Modified   ReviewBodyOutcome = "modified"
+	Overturned ReviewBodyOutcome = "overturned"
+	Upheld     ReviewBodyOutcome = "upheld"
+)
+
+// Valid indicates whether the value is a known member of the ReviewBodyOutcome enum.
+func (e ReviewBodyOutcome) Valid() bool {
+	switch e {
+	case Modified:
+		return true
+	case Overturned:
+		return true
+	case Upheld:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for SuspensionBodyKind.
+const (
+	SuspensionBodyKindField   SuspensionBodyKind = "field"
+	SuspensionBodyKindLabel   SuspensionBodyKind = "label"
+	SuspensionBodyKindModel   SuspensionBodyKind = "model"
+	SuspensionBodyKindPurpose SuspensionBodyKind = "purpose"
+	SuspensionBodyKindUsecase SuspensionBodyKind = "usecase"
+)
+
+// Valid indicates whether the value is a known member of the SuspensionBodyKind enum.
+func (e SuspensionBodyKind) Valid() bool {
+	switch e {
+	case SuspensionBodyKindField:
+		return true
+	case SuspensionBodyKindLabel:
+		return true
+	case SuspensionBodyKindModel:
+		return true
+	case SuspensionBodyKindPurpose:
+		return true
+	case SuspensionBodyKindUsecase:
 		return true
 	default:
 		return false
@@ -234,9 +354,11 @@ type Case struct {
 
 // CaseRequestBody defines model for CaseRequestBody.
 type CaseRequestBody struct {
-	// Type explanation, …
-	Type string `json:"type,omitempty"`
+	Type CaseRequestBodyType `json:"type,omitempty"`
 }
+
+// CaseRequestBodyType defines model for CaseRequestBody.Type.
+type CaseRequestBodyType string
 
 // CasesResponse defines model for CasesResponse.
 type CasesResponse struct {
@@ -267,10 +389,12 @@ type Chunk struct {
 
 // CloseBody defines model for CloseBody.
 type CloseBody struct {
-	// Status fulfilled or refused
-	Status string `json:"status,omitempty"`
-	Text   string `json:"text,omitempty"`
+	Status CloseBodyStatus `json:"status,omitempty"`
+	Text   string          `json:"text,omitempty"`
 }
+
+// CloseBodyStatus defines model for CloseBody.Status.
+type CloseBodyStatus string
 
 // ConsentBody defines model for ConsentBody.
 type ConsentBody struct {
@@ -1070,10 +1194,12 @@ type NoticeRight struct {
 
 // ObjectionBody defines model for ObjectionBody.
 type ObjectionBody struct {
-	// Kind profiling or marketing
-	Kind     string `json:"kind,omitempty"`
-	Withdraw bool   `json:"withdraw,omitempty"`
+	Kind     ObjectionBodyKind `json:"kind,omitempty"`
+	Withdraw bool              `json:"withdraw,omitempty"`
 }
+
+// ObjectionBodyKind defines model for ObjectionBody.Kind.
+type ObjectionBodyKind string
 
 // OversightBreachInput defines model for OversightBreachInput.
 type OversightBreachInput struct {
@@ -1558,10 +1684,12 @@ type Review struct {
 
 // ReviewBody defines model for ReviewBody.
 type ReviewBody struct {
-	// Outcome uphold or overturn
-	Outcome string `json:"outcome,omitempty"`
-	Reason  string `json:"reason,omitempty"`
+	Outcome ReviewBodyOutcome `json:"outcome,omitempty"`
+	Reason  string            `json:"reason,omitempty"`
 }
+
+// ReviewBodyOutcome defines model for ReviewBody.Outcome.
+type ReviewBodyOutcome string
 
 // ReviewCase defines model for ReviewCase.
 type ReviewCase struct {
@@ -1696,14 +1824,15 @@ type Suspension struct {
 
 // SuspensionBody defines model for SuspensionBody.
 type SuspensionBody struct {
-	Id string `json:"id,omitempty"`
-
-	// Kind purpose, field, label, model or usecase
-	Kind string `json:"kind,omitempty"`
+	Id   string             `json:"id,omitempty"`
+	Kind SuspensionBodyKind `json:"kind,omitempty"`
 
 	// Reason shown to the company and to subjects
 	Reason string `json:"reason,omitempty"`
 }
+
+// SuspensionBodyKind defines model for SuspensionBody.Kind.
+type SuspensionBodyKind string
 
 // SuspensionsResponse defines model for SuspensionsResponse.
 type SuspensionsResponse struct {

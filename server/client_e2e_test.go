@@ -122,6 +122,24 @@ func TestGeneratedClient(t *testing.T) {
 			t.Fatalf("review queue: %v %d %s", err, q.StatusCode(), q.Body)
 		}
 
+		// A request for staff, closed by staff; automated decisions
+		// refused for the use-case; the notice recorded on her behalf.
+		cr, err := me.PostV1MeRequestsWithResponse(ctx, client.CaseRequestBody{Type: "explanation"})
+		if err != nil || cr.JSON201 == nil || cr.JSON201.Type != "explanation" || cr.JSON201.Deadline.IsZero() {
+			t.Fatalf("request: %v %d %s", err, cr.StatusCode(), cr.Body)
+		}
+		cl, err := op.PostV1CasesByCaseCloseWithResponse(ctx, cr.JSON201.Id, client.CloseBody{Status: "fulfilled", Text: "Explained by letter."})
+		if err != nil || cl.JSON200 == nil || cl.JSON200.Id != cr.JSON201.Id || cl.JSON200.Status != "fulfilled" {
+			t.Fatalf("close: %v %d %s", err, cl.StatusCode(), cl.Body)
+		}
+		au, err := me.PutV1MeUsecasesByIdAutomationWithResponse(ctx, "credit_limit", client.AutomationBody{Refused: true})
+		if err != nil || au.JSON200 == nil || !au.JSON200.Refused || au.JSON200.Usecase != "credit_limit" {
+			t.Fatalf("automation: %v %d %s", err, au.StatusCode(), au.Body)
+		}
+		if r, err := op.PostV1SubjectsByIdUsecasesByUsecaseNoticeWithResponse(ctx, ada, "credit_limit"); err != nil || r.JSON201 == nil || r.JSON201.Usecase != "credit_limit" {
+			t.Fatalf("staff notice: %v %d %s", err, r.StatusCode(), r.Body)
+		}
+
 		// Export: the plain export and the signed bundle, one document
 		// each way (oneOf).
 		er, err := me.GetV1MeExportWithResponse(ctx, &client.GetV1MeExportParams{})

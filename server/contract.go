@@ -203,7 +203,7 @@ type suspensionsResponse struct {
 }
 
 type suspensionBody struct {
-	Kind   string `json:"kind" doc:"purpose, field, label, model or usecase"`
+	Kind   string `json:"kind" enum:"purpose,field,label,model,usecase"`
 	ID     string `json:"id"`
 	Reason string `json:"reason" doc:"shown to the company and to subjects"`
 }
@@ -239,7 +239,7 @@ type reviewsResponse struct {
 }
 
 type reviewBody struct {
-	Outcome string `json:"outcome" doc:"uphold or overturn"`
+	Outcome string `json:"outcome" enum:"upheld,overturned,modified"`
 	Reason  string `json:"reason"`
 }
 
@@ -265,7 +265,7 @@ type fieldBody struct {
 }
 
 type objectionBody struct {
-	Kind     string `json:"kind" doc:"profiling or marketing"`
+	Kind     string `json:"kind" enum:"profiling,marketing"`
 	Withdraw bool   `json:"withdraw"`
 }
 
@@ -274,11 +274,11 @@ type casesResponse struct {
 }
 
 type caseRequestBody struct {
-	Type string `json:"type" doc:"explanation, …"`
+	Type string `json:"type" enum:"explanation,access,export,correction,erasure,restriction,objection,withdrawal"`
 }
 
 type closeBody struct {
-	Status string `json:"status" doc:"fulfilled or refused"`
+	Status string `json:"status" enum:"fulfilled,refused"`
 	Text   string `json:"text"`
 }
 
