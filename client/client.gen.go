@@ -2385,7 +2385,7 @@ type ClientInterface interface {
 	// Corresponds with GET /metrics (the `GetMetrics` operationId).
 	GetMetrics(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// GetOpenapiJson OpenAPI 3.1 description of this API
+	// GetOpenapiJson OpenAPI 3.0 description of this API
 	//
 	// Corresponds with GET /openapi.json (the `GetOpenapiJson` operationId).
 	GetOpenapiJson(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3165,7 +3165,7 @@ func (c *Client) GetMetrics(ctx context.Context, reqEditors ...RequestEditorFn) 
 	return c.Client.Do(req)
 }
 
-// GetOpenapiJson OpenAPI 3.1 description of this API
+// GetOpenapiJson OpenAPI 3.0 description of this API
 //
 // Corresponds with GET /openapi.json (the `GetOpenapiJson` operationId).
 func (c *Client) GetOpenapiJson(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -8971,7 +8971,7 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /metrics (the `GetMetrics` operationId).
 	GetMetricsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetMetricsResponse, error)
 
-	// GetOpenapiJsonWithResponse OpenAPI 3.1 description of this API
+	// GetOpenapiJsonWithResponse OpenAPI 3.0 description of this API
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -15944,7 +15944,7 @@ func (c *ClientWithResponses) GetMetricsWithResponse(ctx context.Context, reqEdi
 	return ParseGetMetricsResponse(rsp)
 }
 
-// GetOpenapiJsonWithResponse OpenAPI 3.1 description of this API
+// GetOpenapiJsonWithResponse OpenAPI 3.0 description of this API
 //
 // Returns a wrapper object for the known response body format(s).
 //

@@ -1,5 +1,7 @@
-// Package server is Portrait's HTTP API: JSON under /v1, OpenAPI 3.1 at
-// /openapi.json generated from the route table, RFC 9457 problem+json
+// Package server is Portrait's HTTP API: JSON under /v1, OpenAPI 3.0 at
+// /openapi.json generated from the route table and the Go types each route
+// decodes and encodes (contract.go; the tests fail when a handler reads or
+// writes other than the document says), RFC 9457 problem+json
 // errors, Prometheus metrics at /metrics, and the audit-log endpoints that
 // outsiders verify.
 //

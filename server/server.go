@@ -264,7 +264,7 @@ func (s *Server) table() []route {
 	routes := []route{
 		{"GET", "/healthz", public, "Liveness and store health", s.healthz},
 		{"GET", "/metrics", public, "Prometheus metrics", s.serveMetrics},
-		{"GET", "/openapi.json", public, "OpenAPI 3.1 description of this API", s.openapi},
+		{"GET", "/openapi.json", public, "OpenAPI 3.0 description of this API", s.openapi},
 		{"GET", "/v1/catalog", staff, "The loaded catalog, with the keys of the YAML", s.getCatalog},
 		{"POST", "/v1/events", []policy.Role{policy.Admin, policy.Operator}, "Ingest events (JSON array or NDJSON)", s.postEvents},
 		{"PUT", "/v1/subjects/{id}/consents/{purpose}", subjectStaff, "Record a subject's consent decision", s.putConsent},
