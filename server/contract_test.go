@@ -86,6 +86,9 @@ func TestContractRoutes(t *testing.T) {
 			t.Errorf("%s %s: no contract in server/contract.go", rt.Method, rt.Pattern)
 		}
 	}
+	for _, err := range h.server.DocumentProblems() {
+		t.Error(err)
+	}
 	for _, k := range server.ContractKeys() {
 		if !routed[k] {
 			t.Errorf("contract %s: no such route", k)

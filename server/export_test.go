@@ -34,6 +34,16 @@ func checkObserved(route, dir string, t reflect.Type, status int, body []byte) {
 	switch {
 	case !ok:
 		err = fmt.Errorf("no contract")
+	case dir == "status":
+		want := c.status
+		if want == 0 {
+			want = 200
+		}
+		// A problem written by the handler itself (429) is the
+		// document's default response.
+		if status < 400 && status != want && !slices.Contains(c.also, status) {
+			err = fmt.Errorf("status %d is not in the document (%d %v)", status, want, c.also)
+		}
 	case dir == "read":
 		if c.in == nil || reflect.TypeOf(c.in) != t {
 			err = fmt.Errorf("the handler decodes %v, the document names %v", t, reflect.TypeOf(c.in))
@@ -64,11 +74,7 @@ func checkResponse(c contract, status int, t reflect.Type, body []byte) error {
 	if c.out == nil {
 		return fmt.Errorf("a %v body where the document has none", t)
 	}
-	g := newSchemaGen()
-	schema := g.of(reflect.TypeOf(c.out), response)
-	if c.alt != nil {
-		schema = map[string]any{"oneOf": []any{schema, g.of(reflect.TypeOf(c.alt), response)}}
-	}
+	g, schema := schemaOf(c)
 	if g.err != nil {
 		return g.err
 	}
@@ -79,6 +85,28 @@ func checkResponse(c contract, status int, t reflect.Type, body []byte) error {
 		return err
 	}
 	return validate(g.defs, schema, v, "$")
+}
+
+var schemaCache sync.Map // reflect.Type of out → schemaEntry
+
+type schemaEntry struct {
+	g      *schemaGen
+	schema map[string]any
+}
+
+// schemaOf derives a contract's response schema once.
+func schemaOf(c contract) (*schemaGen, map[string]any) {
+	key := [2]reflect.Type{reflect.TypeOf(c.out), reflect.TypeOf(c.alt)}
+	if e, ok := schemaCache.Load(key); ok {
+		return e.(schemaEntry).g, e.(schemaEntry).schema
+	}
+	g := newSchemaGen()
+	schema := g.of(reflect.TypeOf(c.out), response)
+	if c.alt != nil {
+		schema = map[string]any{"oneOf": []any{schema, g.of(reflect.TypeOf(c.alt), response)}}
+	}
+	schemaCache.Store(key, schemaEntry{g, schema})
+	return g, schema
 }
 
 // ContractErrors lists the disagreements seen so far between handlers and
@@ -265,4 +293,10 @@ func ContractKeys() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// DocumentProblems lists what the document could not describe.
+func (s *Server) DocumentProblems() []error {
+	_, problems := s.document()
+	return problems
 }

@@ -331,6 +331,8 @@ func (s *Server) wrap(rt route) http.Handler {
 		}
 		if err := rt.handle(rec, r, caller); err != nil {
 			s.problem(rec, r, err)
+		} else if observe != nil {
+			observe(rec.route, "status", nil, rec.status, nil)
 		}
 	})
 }
