@@ -203,6 +203,12 @@ func (s *Service) Gate(ctx context.Context, id, kind string, st *policy.State) (
 			}
 		}
 	}
+	if p, ok := s.point.Suspended(policy.UnapprovedUseCase, id); ok {
+		return nil, denied("SG-7", "use-case %q is new or changed and is not live until a named person other than its author approves it: %s", id, p.Reason)
+	}
+	if p, ok := s.point.Suspended(policy.UnapprovedLabel, uc.Model); ok && uc.Model != "" {
+		return nil, denied("SG-7", "use-case %q decides with model %q, which is new or changed and not live until approved: %s", id, uc.Model, p.Reason)
+	}
 	if h, ok := s.point.Suspended(KindHalt, id); ok {
 		return nil, denied("AD-7", "use-case %q was halted by a human overseer (%s): %s", id, h.By, h.Reason)
 	}
