@@ -397,16 +397,16 @@ func (s *Service) Approve(ctx context.Context, caller policy.Caller, request int
 		return ChangeRequest{}, &portrait.Error{Code: portrait.EFORBIDDEN, Requirement: "SG-7",
 			Message: fmt.Sprintf("role %s may not approve catalog changes; an admin or reviewer must", caller.Role)}
 	}
-	if err := portrait.CheckStaffName(caller.ID); err != nil {
-		return ChangeRequest{}, &portrait.Error{Code: portrait.EFORBIDDEN, Requirement: "SG-7",
-			Message: "an approval is answered for by a named person: use a staff key named team/person"}
-	}
 	if err := j.check(); err != nil {
 		return ChangeRequest{}, err
 	}
+	if err := portrait.CheckStaffName(caller.ID); err != nil {
+		return ChangeRequest{}, &portrait.Error{Code: portrait.EDENIED, Requirement: "SG-7",
+			Message: "an approval is answered for by a named person: use a staff key named team/person"}
+	}
 	return s.decide(ctx, request, func(st *approvalState, r catalogRecord) (audit.Record, error) {
 		if r.Author == caller.ID {
-			return audit.Record{}, &portrait.Error{Code: portrait.EFORBIDDEN, Requirement: "SG-7",
+			return audit.Record{}, &portrait.Error{Code: portrait.EDENIED, Requirement: "SG-7",
 				Message: fmt.Sprintf("%s wrote change request %d and may not approve it: a named person other than its author must", caller.ID, request)}
 		}
 		if a, ok := st.approvs[r.Index]; ok {

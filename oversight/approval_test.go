@@ -109,8 +109,8 @@ func TestFourEyes(t *testing.T) {
 			j      oversight.Judgement
 			code   string
 		}{
-			{"author", policy.Caller{Role: policy.Reviewer, ID: "risk/alice"}, judgement, portrait.EFORBIDDEN},
-			{"unnamed key", policy.Caller{Role: policy.Reviewer, ID: "k-123"}, judgement, portrait.EFORBIDDEN},
+			{"author", policy.Caller{Role: policy.Reviewer, ID: "risk/alice"}, judgement, portrait.EDENIED},
+			{"unnamed key", policy.Caller{Role: policy.Reviewer, ID: "k-123"}, judgement, portrait.EDENIED},
 			{"operator role", policy.Caller{Role: policy.Operator, ID: "ops/dave"}, judgement, portrait.EFORBIDDEN},
 			{"checkbox", policy.Caller{Role: policy.Reviewer, ID: "risk/bob"}, oversight.Judgement{Data: "ok", Algorithm: "ok"}, portrait.EINVALID},
 			{"no algorithm judgement", policy.Caller{Role: policy.Reviewer, ID: "risk/bob"}, oversight.Judgement{Data: judgement.Data}, portrait.EINVALID},

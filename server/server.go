@@ -287,6 +287,7 @@ func (s *Server) table() []route {
 	routes = append(routes, s.engineRoutes()...)
 	routes = append(routes, s.applyRoutes()...)
 	routes = append(routes, s.oversightRoutes()...)
+	routes = append(routes, s.approvalRoutes()...)
 	routes = append(routes, s.keyRoutes()...)
 	routes = append(routes, s.waysRoutes()...)
 	return append(routes, s.monitorRoutes()...)

@@ -77,7 +77,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	defer store.Close()
 	a, err := newApp(ctx, cat, store, kr, logger, options{
 		Assessments: filepath.Join(dir, "assessments"),
-		Demo:        true, DemoSubjects: demoPicker, CheckLog: true,
+		Demo:        true, DemoSubjects: demoPicker, CheckLog: true, Operator: "demo/operator",
 	})
 	if err != nil {
 		return err
