@@ -21,28 +21,8 @@ import (
 // use-case pending review (the gate then refuses it: TestGate in apply) — without the company's AutoHalt, since the
 // threshold is the regulator's — on record; fewer runs do not (FP-4, AD-7).
 func TestFairnessHalt(t *testing.T) {
-	stores := map[string]func(t *testing.T) portrait.Store{
-		"sqlite": func(t *testing.T) portrait.Store {
-			s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "portrait.db"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return s
-		},
-		"postgres": func(t *testing.T) portrait.Store {
-			if os.Getenv("PORTRAIT_TEST_POSTGRES") == "" {
-				t.Skip("PORTRAIT_TEST_POSTGRES is not set")
-			}
-			s, err := postgres.Open(context.Background(), storetest.PostgresDatabase(t))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { s.Close() })
-			return s
-		},
-	}
-	for name, open := range stores {
-		t.Run(name, func(t *testing.T) {
+	eachStore(t, func(t *testing.T, open func(*testing.T) portrait.Store) {
+		{
 			ctx := context.Background()
 			e := newEnvOn(t, open(t), monitor.Options{})
 			e.population() // men approved 4 in 5, women 1 in 4
@@ -86,6 +66,33 @@ func TestFairnessHalt(t *testing.T) {
 			if rep, err = m.Run(ctx, e.now); err != nil || rep.Escalations[0].Actions["loan"] != "already_halted" {
 				t.Errorf("next run: %+v, %v", rep.Escalations, err)
 			}
+		}
+	})
+}
+
+// eachStore runs f on SQLite and, where PORTRAIT_TEST_POSTGRES is set, on
+// PostgreSQL (invariant 7).
+func eachStore(t *testing.T, f func(t *testing.T, open func(*testing.T) portrait.Store)) {
+	t.Run("sqlite", func(t *testing.T) {
+		f(t, func(t *testing.T) portrait.Store {
+			s, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "portrait.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
 		})
-	}
+	})
+	t.Run("postgres", func(t *testing.T) {
+		if os.Getenv("PORTRAIT_TEST_POSTGRES") == "" {
+			t.Skip("PORTRAIT_TEST_POSTGRES is not set")
+		}
+		f(t, func(t *testing.T) portrait.Store {
+			s, err := postgres.Open(context.Background(), storetest.PostgresDatabase(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
+			return s
+		})
+	})
 }

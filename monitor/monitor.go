@@ -322,6 +322,17 @@ func (m *Monitor) Sensitive(feature string) bool {
 	return p != nil && !p.Cleared
 }
 
+// Flagged reports whether feature is held sensitive, or was flagged for
+// protected and then cleared: a flag a reviewer cleared is not raised
+// again for the same reason (package ingest asks before flagging a
+// lexicon hit).
+func (m *Monitor) Flagged(feature, protected string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p := m.proxies[feature]
+	return p != nil && (!p.Cleared || p.Protected == protected)
+}
+
 // ClearProxy records a reviewer's decision that a flagged feature is not a
 // proxy (or is justified), in the audit log, and stops treating it as
 // sensitive. Only the reviewer role may clear (separation of duties).

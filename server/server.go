@@ -151,7 +151,7 @@ func New(cfg Config) *Server {
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), metrics: newMetrics()}
 	if cfg.Ingester != nil {
 		// Content detections at ingest, by kind and outcome (SM-1).
-		s.metrics.reg.MustRegister(cfg.Ingester.Detections())
+		s.metrics.reg.MustRegister(cfg.Ingester.Detections(), cfg.Ingester.LexiconFlags())
 	}
 	if cfg.Log != nil {
 		s.metrics.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "portrait_audit_integrity_failures_total",

@@ -244,10 +244,6 @@ func newApp(ctx context.Context, cat *catalog.Catalog, store portrait.Store, kr 
 	if a.deriver, err = derive.New(store, a.point, a.ledger, kr, a.log, derive.Options{Logger: logger}); err != nil {
 		return nil, err
 	}
-	// Ingest returns once a batch is stored and audited; the queue derives
-	// the labels it touched right after, each subject once.
-	a.ingest = ingest.New(store, a.point, a.ledger, kr, a.log, ingest.Options{Logger: logger,
-		OnStored: a.deriver.NewQueue(ctx, 100_000).Add})
 	if a.rights, err = rights.New(store, a.point, a.ledger, kr, a.log, rights.Options{Logger: logger, OnErased: opt.onErased(logger)}); err != nil {
 		return nil, err
 	}
@@ -262,6 +258,11 @@ func newApp(ctx context.Context, cat *catalog.Catalog, store portrait.Store, kr 
 	if a.monitor, err = monitor.New(monitor.Deps{Store: store, Point: a.point, Keys: kr, Log: a.log, Halter: a.apply}, monitor.Options{Logger: logger}); err != nil {
 		return nil, err
 	}
+	// Ingest returns once a batch is stored and audited; the queue derives
+	// the labels it touched right after, each subject once. A lexicon hit
+	// flags the field through the monitor, the one owner of the flags.
+	a.ingest = ingest.New(store, a.point, a.ledger, kr, a.log, ingest.Options{Logger: logger,
+		OnStored: a.deriver.NewQueue(ctx, 100_000).Add, Flags: a.monitor})
 	if a.review, err = review.New(store, a.point, a.ledger, kr, a.log, review.Options{}); err != nil {
 		return nil, err
 	}
