@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"strconv"
 	"strings"
 	"testing"
@@ -15,6 +16,10 @@ import (
 	"github.com/portrait-dev/portrait/oversight"
 	"github.com/portrait-dev/portrait/policy"
 )
+
+// art56 is the demo's answers to PIPL Art. 56's questions (FA-1), the
+// body of POST /v1/usecases/{id}/assessment.
+var art56 = json.RawMessage(demo.Assessment)
 
 // namedKey registers a staff key for team/person name and returns it.
 func (h *harness) namedKey(name string, role policy.Role) string {
