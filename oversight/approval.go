@@ -514,3 +514,31 @@ func decodeDetail(e audit.Entry, v any) error {
 	}
 	return nil
 }
+
+// NoticeChange says what changed in purpose since the notice version
+// was, for a subject asked to consent again (CN-3): the difference between
+// the purpose's scope recorded when it last ran under was and its scope
+// now, as catalog diff words it. ok is false when no record of was exists.
+func (s *Service) NoticeChange(ctx context.Context, purpose, was string) (ch catalog.Change, ok bool, err error) {
+	n, err := s.store.LogSize(ctx)
+	if err != nil {
+		return catalog.Change{}, false, failClosed("log size", err)
+	}
+	if err := s.scanCatalogs(ctx, n); err != nil {
+		return catalog.Change{}, false, err
+	}
+	cats := s.history()
+	for i := len(cats) - 1; i >= 0; i-- {
+		sc, found := cats[i].Scopes[purpose]
+		if !found || sc.NoticeVersion != was {
+			continue
+		}
+		for _, c := range catalog.DiffScopes(map[string]catalog.Scope{purpose: sc}, s.point.Catalog()) {
+			if c.Kind == "purpose" && c.ID == purpose {
+				return c, true, nil
+			}
+		}
+		return catalog.Change{}, false, nil
+	}
+	return catalog.Change{}, false, nil
+}

@@ -91,3 +91,37 @@ func TestCatalogApprovalHTTP(t *testing.T) {
 		}
 	})
 }
+
+// TestNoticeChangeWhy: a subject who consented under an older notice
+// version is asked again on the consents page, which says what changed
+// in the purpose since that version — read from the catalog records of
+// the audit log (CN-3).
+func TestNoticeChangeWhy(t *testing.T) {
+	onEachStore(t, func(t *testing.T, h *harness) {
+		ctx := context.Background()
+		h.seedSubject("alice", 1)
+		src := strings.Replace(string(demo.Catalog), `    data_use: personalize.content.profiling
+    notice_version: "1"`, `    data_use: personalize.content.profiling
+    recipients: [ads.example.com]
+    separate_consent: true
+    notice_version: "2"`, 1)
+		changed, err := catalog.Parse(demo.CatalogName, []byte(src), label.Check)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.point.SetCatalog(changed)
+		if _, err := oversight.New(ctx, oversight.Deps{Store: h.store, Point: h.point, Keys: h.keys, Log: h.log}, oversight.Options{Operator: "risk/alice"}); err != nil {
+			t.Fatal(err)
+		}
+		c, _ := signedIn(t, h, h.token("alice"), "/privacy/consents")
+		page := fetchPage(t, c, h.url+"/privacy/consents")
+		for _, want := range []string{`id="why-personalization"`, "第 1 版", "第 2 版", "recipients [] → [ads.example.com]", `id="grant-personalization"`} {
+			if !strings.Contains(page, want) {
+				t.Errorf("consents page lacks %q", want)
+			}
+		}
+		if strings.Contains(page, `id="why-marketing"`) {
+			t.Error("a purpose whose notice did not change is explained as changed")
+		}
+	})
+}
