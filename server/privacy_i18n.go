@@ -15,10 +15,8 @@ var messages = map[string]map[string]string{
 		"recipients": "接收方", "retention": "保存期限", "sensitive": "敏感", "separate": "单独同意",
 		"decisions": "自动化决策", "logic": "逻辑：", "consequences": "影响：", "no_decisions": "我们不做自动化决策。",
 		"recommenders": "推荐与营销的原理", "rights": "您的权利及行使方式", "objection": "反对权",
-		"consents_intro":  "每个目的单独同意；撤回与同意一样只需一步。撤回不影响撤回前的处理。",
-		"notice_changed":  "您曾按第 {from} 版告知同意；告知已更新为第 {to} 版，原同意不再有效，因此再次征求您的同意。变化：",
-		"notice_reworded": "告知的措辞已更新，处理范围未变。",
-		"granted":         "已同意", "refused": "已拒绝", "withdrawn": "已撤回", "none": "未同意", "not_consent": "不以同意为依据",
+		"consents_intro": "每个目的单独同意；撤回与同意一样只需一步。撤回不影响撤回前的处理。",
+		"granted":        "已同意", "refused": "已拒绝", "withdrawn": "已撤回", "none": "未同意", "not_consent": "不以同意为依据",
 		"grant": "同意", "withdraw": "撤回同意",
 		"labels_intro": "这些是根据您的数据为您生成、现在附在您身上的标签，每个都写明用途。停用后不再使用；删除后清除且不再生成，除非您恢复。", "serves": "用途：",
 		"why": "为什么我有这个标签？", "active": "使用中", "deselected": "已停用", "deleted": "已删除",
@@ -62,6 +60,8 @@ var messages = map[string]map[string]string{
 		"req_objection": "反对某项处理", "file_request": "提交请求", "request_help": "请求由工作人员在期限内处理，您可在上表跟踪进度。",
 		"done_request": "已提交请求：",
 		"signed_out":   "您已退出。",
+		// Why consent is asked again after a notice changed (CN-3).
+		"notice_changed": "您曾按第 {from} 版告知同意；告知已更新为第 {to} 版，原同意不再有效，因此再次征求您的同意。变化：", "notice_reworded": "告知的措辞已更新，处理范围未变。",
 	},
 	"en": {
 		"centre": "Privacy centre", "skip": "Skip to content", "nav": "Main", "home": "Overview", "consents": "Consents", "labels": "Labels",
@@ -75,10 +75,8 @@ var messages = map[string]map[string]string{
 		"recipients": "Recipients", "retention": "Kept for", "sensitive": "sensitive", "separate": "separate consent",
 		"decisions": "Automated decisions", "logic": "Logic:", "consequences": "Consequences:", "no_decisions": "We make no automated decisions.",
 		"recommenders": "How recommendations and marketing work", "rights": "Your rights and how to use them", "objection": "Your right to object",
-		"consents_intro":  "Each purpose has its own consent; withdrawing is one step, as granting is. Withdrawal does not affect processing before it.",
-		"notice_changed":  "You consented under notice version {from}; the notice is now version {to}, so your earlier consent no longer counts and we ask again. What changed:",
-		"notice_reworded": "the notice was reworded; what is processed did not change.",
-		"granted":         "granted", "refused": "refused", "withdrawn": "withdrawn", "none": "not given", "not_consent": "not based on consent",
+		"consents_intro": "Each purpose has its own consent; withdrawing is one step, as granting is. Withdrawal does not affect processing before it.",
+		"granted":        "granted", "refused": "refused", "withdrawn": "withdrawn", "none": "not given", "not_consent": "not based on consent",
 		"grant": "Grant", "withdraw": "Withdraw consent",
 		"labels_intro": "These are the labels derived from your data that are attached to you now, each with what it is used for. Paused labels are no longer used; deleted ones are removed and not derived again unless you restore them.", "serves": "Used for: ",
 		"why": "Why do I have this label?", "active": "in use", "deselected": "paused", "deleted": "deleted",
@@ -122,6 +120,8 @@ var messages = map[string]map[string]string{
 		"req_objection": "Object to a processing", "file_request": "File request", "request_help": "Staff handle the request before its deadline; follow it in the table above.",
 		"done_request": "Request filed: ",
 		"signed_out":   "You are signed out.",
+		// Why consent is asked again after a notice changed (CN-3).
+		"notice_changed": "You consented under notice version {from}; the notice is now version {to}, so your earlier consent no longer counts and we ask again. What changed:", "notice_reworded": "the notice was reworded; what is processed did not change.",
 	},
 }
 
