@@ -256,7 +256,7 @@ func (s *Service) hold(ctx context.Context, tx portrait.Tx, pending map[string]i
 	want := map[[2]string]string{}
 	for k, req := range pending {
 		kind, id, _ := strings.Cut(k, ":")
-		why := fmt.Sprintf("no change request covers it; restart with the catalog to file one")
+		why := "no change request covers it; restart with the catalog to file one"
 		if req >= 0 {
 			why = fmt.Sprintf("change request %d by %s awaits approval (GET /v1/catalog/changes)", req, author[req])
 		}
