@@ -126,7 +126,7 @@ func cpuTime() time.Duration {
 // in one transaction) against scoring and the counterfactual alone.
 func BenchmarkDecision(b *testing.B) {
 	e := newEnv(b)
-	if _, err := e.svc.Assess(ctx, admin, "credit_limit"); err != nil {
+	if _, err := e.svc.Assess(ctx, admin, "credit_limit", art56(b)); err != nil {
 		b.Fatal(err)
 	}
 	e.grant("dave", "credit")

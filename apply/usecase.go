@@ -1,6 +1,7 @@
 package apply
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
@@ -14,6 +15,9 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
+
+	"go.yaml.in/yaml/v3"
 
 	portrait "github.com/portrait-dev/portrait"
 	"github.com/portrait-dev/portrait/audit"
@@ -202,6 +206,12 @@ func (s *Service) Gate(ctx context.Context, id, kind string, st *policy.State) (
 				return nil, denied("RO-6", "use-case %q decides with model %q, which is suspended by the regulator: %s", id, uc.Model, sus.Reason)
 			}
 		}
+	}
+	if p, ok := s.point.Suspended(policy.UnapprovedUseCase, id); ok {
+		return nil, denied("SG-7", "use-case %q is new or changed and is not live until a named person other than its author approves it: %s", id, p.Reason)
+	}
+	if p, ok := s.point.Suspended(policy.UnapprovedLabel, uc.Model); ok && uc.Model != "" {
+		return nil, denied("SG-7", "use-case %q decides with model %q, which is new or changed and not live until approved: %s", id, uc.Model, p.Reason)
 	}
 	if h, ok := s.point.Suspended(KindHalt, id); ok {
 		return nil, denied("AD-7", "use-case %q was halted by a human overseer (%s): %s", id, h.By, h.Reason)
@@ -476,15 +486,85 @@ type Assessment struct {
 	Model     *AssessModel    `json:"model,omitempty"`
 	// HumanReview and Fairness state the human-review route and the
 	// fairness monitoring the use-case runs under (AD-3, FP-3).
-	HumanReview string    `json:"human_review"`
-	Fairness    string    `json:"fairness_monitoring"`
-	Config      string    `json:"config_digest"`
-	Created     time.Time `json:"created"`
-	Expires     time.Time `json:"expires"`
-	By          string    `json:"by"`
-	KeyID       string    `json:"key_id,omitempty"`
-	Signature   string    `json:"signature,omitempty"`
-	LogIndex    int64     `json:"log_index"`
+	HumanReview string `json:"human_review"`
+	Fairness    string `json:"fairness_monitoring"`
+	// Answers are the answers to PIPL Art. 56's questions, by the named
+	// people who sign them; they are signed with the rest (FA-1).
+	Answers   Answers   `json:"answers"`
+	Config    string    `json:"config_digest"`
+	Created   time.Time `json:"created"`
+	Expires   time.Time `json:"expires"`
+	By        string    `json:"by"`
+	KeyID     string    `json:"key_id,omitempty"`
+	Signature string    `json:"signature,omitempty"`
+	LogIndex  int64     `json:"log_index"`
+}
+
+// Answers answer the questions PIPL Art. 56 puts to a personal
+// information protection impact assessment, in the words of the people
+// who answer for them: whether the purpose and method are lawful,
+// legitimate and necessary; the impact on individuals' rights and the
+// security risks; and whether the safeguards are lawful, effective and
+// proportionate to the risk. The configuration facts (fields, model,
+// review route) are filled in from the catalog; these are not.
+type Answers struct {
+	Purpose    string `json:"purpose" yaml:"purpose"`
+	Necessity  string `json:"necessity" yaml:"necessity"`
+	Rights     string `json:"rights_impact" yaml:"rights_impact"`
+	Risks      string `json:"risks" yaml:"risks"`
+	Safeguards string `json:"safeguards" yaml:"safeguards"`
+	// SignedBy are the staff names (team/person) who answer for the
+	// assessment: at least two different people, say who prepared it and
+	// the person responsible for personal information protection.
+	SignedBy []string `json:"signed_by" yaml:"signed_by"`
+}
+
+// ParseAnswers reads answers from YAML or JSON (portrait assess
+// --answers FILE), refusing unknown keys, then checks them.
+func ParseAnswers(b []byte) (Answers, error) {
+	var a Answers
+	d := yaml.NewDecoder(bytes.NewReader(b))
+	d.KnownFields(true)
+	if err := d.Decode(&a); err != nil {
+		return Answers{}, portrait.Errorf(portrait.EINVALID, "impact assessment answers: %v (want keys purpose, necessity, rights_impact, risks, safeguards, signed_by)", err)
+	}
+	return a, a.Check()
+}
+
+// minAnswer is the fewest characters an answer may have: a sentence, not
+// a tick.
+const minAnswer = 20
+
+// Check reports the first question left unanswered, or a signature list
+// without two distinct named people.
+func (a Answers) Check() error {
+	for _, q := range []struct{ key, v, what string }{
+		{"purpose", a.Purpose, "the purpose and method of processing (处理目的、处理方式)"},
+		{"necessity", a.Necessity, "why processing is lawful, legitimate and necessary (合法、正当、必要)"},
+		{"rights_impact", a.Rights, "the impact on individuals' rights and interests (对个人权益的影响)"},
+		{"risks", a.Risks, "the security risks (安全风险)"},
+		{"safeguards", a.Safeguards, "the safeguards and whether they are lawful, effective and proportionate (保护措施)"},
+	} {
+		if n := utf8.RuneCountInString(strings.TrimSpace(q.v)); n < minAnswer {
+			return &portrait.Error{Code: portrait.EINVALID, Requirement: "FA-1",
+				Message: fmt.Sprintf("answers.%s: answer PIPL Art. 56's question on %s in at least %d characters (%d given)", q.key, q.what, minAnswer, n)}
+		}
+		if err := portrait.CheckText("answers."+q.key, q.v); err != nil {
+			return err
+		}
+	}
+	seen := map[string]bool{}
+	for i, n := range a.SignedBy {
+		if err := portrait.CheckStaffName(n); err != nil {
+			return &portrait.Error{Code: portrait.EINVALID, Requirement: "FA-1", Message: fmt.Sprintf("answers.signed_by[%d]: %s", i, portrait.ErrorMessage(err))}
+		}
+		seen[n] = true
+	}
+	if len(seen) < 2 {
+		return &portrait.Error{Code: portrait.EINVALID, Requirement: "FA-1",
+			Message: "answers.signed_by: an impact assessment is signed by at least two different named people (team/person), e.g. who prepared it and the person responsible for personal information protection"}
+	}
+	return nil
 }
 
 // AssessPurpose is one purpose of an assessed use-case.
@@ -568,9 +648,12 @@ func signedBytes(a Assessment) ([]byte, error) {
 // or decision use-case from the loaded configuration: an audit record of
 // kind "assessment" holds its digest, and a JSON file in the assessments
 // directory holds it whole (FA-1, AD-5). Only an admin may.
-func (s *Service) Assess(ctx context.Context, caller policy.Caller, usecase string) (Assessment, error) {
+func (s *Service) Assess(ctx context.Context, caller policy.Caller, usecase string, ans Answers) (Assessment, error) {
 	if caller.Role != policy.Admin && caller.Role != policy.System {
 		return Assessment{}, &portrait.Error{Code: portrait.EFORBIDDEN, Requirement: "FA-1", Message: fmt.Sprintf("role %q may not put an impact assessment on record; use an admin key", caller.Role)}
+	}
+	if err := ans.Check(); err != nil {
+		return Assessment{}, err
 	}
 	cat := s.point.Catalog()
 	uc := cat.UseCase(usecase)
@@ -578,6 +661,7 @@ func (s *Service) Assess(ctx context.Context, caller policy.Caller, usecase stri
 		return Assessment{}, portrait.Errorf(portrait.ENOTFOUND, "use-case %q is not declared; nothing to assess", usecase)
 	}
 	a := describe(cat, uc)
+	a.Answers = ans
 	a.Created = s.now()
 	a.Expires = a.Created.Add(assessmentValidity)
 	a.By = actor(caller)
@@ -591,7 +675,8 @@ func (s *Service) Assess(ctx context.Context, caller policy.Caller, usecase stri
 	}
 	a.Signature = hex.EncodeToString(ed25519.Sign(key, b))
 	rec := audit.Record{Kind: "assessment", Time: a.Created, Actor: a.By, Action: "record", Digest: digest(a),
-		Detail: map[string]any{"usecase": uc.ID, "tier": uc.Tier, "config_digest": a.Config, "expires": a.Expires.Format(time.RFC3339)}}
+		Detail: map[string]any{"usecase": uc.ID, "tier": uc.Tier, "config_digest": a.Config, "expires": a.Expires.Format(time.RFC3339),
+			"signed_by": ans.SignedBy, "answers_sha256": digest(ans)}, Codes: []string{"FA-1"}}
 	err = s.store.Update(ctx, func(tx portrait.Tx) error {
 		var err error
 		a.LogIndex, err = s.log.Append(ctx, tx, rec)
@@ -676,6 +761,9 @@ func (s *Service) assessed(cat *catalog.Catalog, uc *catalog.UseCase) error {
 		return denied("AD-5", "the impact assessment of use-case %q expired on %s; assessments are renewed yearly, run portrait assess again", uc.ID, a.Expires.Format("2006-01-02"))
 	case a.Config != describe(cat, uc).Config:
 		return denied("AD-5", "the configuration of use-case %q changed after its impact assessment of %s; assess it again", uc.ID, a.Created.Format("2006-01-02"))
+	}
+	if err := a.Answers.Check(); err != nil {
+		return denied("FA-1", "the impact assessment of use-case %q does not answer PIPL Art. 56 (%s); run portrait assess --usecase %s --answers FILE", uc.ID, portrait.ErrorMessage(err), uc.ID)
 	}
 	return nil
 }

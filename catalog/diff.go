@@ -1,6 +1,8 @@
 package catalog
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -73,10 +75,43 @@ func (ch Change) String() string {
 
 // Diff lists what changed from old to new and what each change requires.
 func Diff(old, new *Catalog) []Change {
-	out := DiffScopes(old.Scopes(), new)
-	out = append(out, diffDecls("label", decls(old.Labels, func(l Label) string { return l.ID }), decls(new.Labels, func(l Label) string { return l.ID }))...)
-	out = append(out, diffDecls("use_case", decls(old.UseCases, func(u UseCase) string { return u.ID }), decls(new.UseCases, func(u UseCase) string { return u.ID }))...)
+	return append(DiffScopes(old.Scopes(), new), DiffDefinitions(old.Definitions(), new.Definitions())...)
+}
+
+// Definitions maps every label and use-case, as "label:ID" and
+// "use_case:ID", to a digest of its declaration: what a person approves
+// (SG-7), and what the engine compares with the definitions last approved.
+func (c *Catalog) Definitions() map[string]string {
+	out := make(map[string]string, len(c.Labels)+len(c.UseCases))
+	for _, l := range c.Labels {
+		out["label:"+l.ID] = defDigest(l)
+	}
+	for _, u := range c.UseCases {
+		out["use_case:"+u.ID] = defDigest(u)
+	}
 	return out
+}
+
+func defDigest(v any) string {
+	b, _ := json.Marshal(v)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
+}
+
+// DiffDefinitions lists the labels and use-cases added, changed or removed
+// from old to new (maps from Definitions); added and changed ones need
+// approval.
+func DiffDefinitions(old, new map[string]string) []Change {
+	split := func(m map[string]string, kind string) map[string]string {
+		out := map[string]string{}
+		for k, v := range m {
+			if id, ok := strings.CutPrefix(k, kind+":"); ok {
+				out[id] = v
+			}
+		}
+		return out
+	}
+	return append(diffDecls("label", split(old, "label"), split(new, "label")), diffDecls("use_case", split(old, "use_case"), split(new, "use_case"))...)
 }
 
 // DiffScopes compares the purposes' scopes a catalog last ran with against
@@ -139,15 +174,6 @@ func maps[V any](m map[string]V) func(func(string) bool) {
 			}
 		}
 	}
-}
-
-func decls[T any](list []T, id func(T) string) map[string]string {
-	out := make(map[string]string, len(list))
-	for _, d := range list {
-		b, _ := json.Marshal(d)
-		out[id(d)] = string(b)
-	}
-	return out
 }
 
 func diffDecls(kind string, old, new map[string]string) []Change {

@@ -1,13 +1,20 @@
 package ingest
 
 import (
+	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/audit"
 	"github.com/portrait-dev/portrait/catalog"
 	"github.com/portrait-dev/portrait/detect"
+	"github.com/portrait-dev/portrait/policy"
 	"github.com/portrait-dev/portrait/rules"
 )
 
@@ -35,6 +42,17 @@ func newDetections() *prometheus.CounterVec {
 // the server's /metrics registry.
 func (in *Ingester) Detections() *prometheus.CounterVec { return in.detections }
 
+func newLexFlags() prometheus.Counter {
+	return prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "portrait_ingest_fields_flagged_total",
+		Help: "Fields held sensitive until a reviewer clears them because a value held a term of the rule pack's lexicon.",
+	})
+}
+
+// LexiconFlags is the counter of fields flagged sensitive by lexicon
+// hits, to be registered with /metrics.
+func (in *Ingester) LexiconFlags() prometheus.Counter { return in.lexFlags }
+
 // detect checks a string value of a field declared non-sensitive for
 // personal data the declaration hides (SM-1). A resident ID or a bank card
 // number (checksums passed) refuses the event anywhere; a mobile number or
@@ -42,10 +60,10 @@ func (in *Ingester) Detections() *prometheus.CounterVec { return in.detections }
 // outside location fields. A term of the pack's lexicon is counted as
 // flagged and the event kept: a word such as 清真 in an item name is
 // often legitimate business, and refusing it would lose data on a guess;
-// holding the field as sensitive until a reviewer clears it (as proxies
-// are) is not built yet. The reason names the field and what was found,
+// instead the field is held sensitive until a reviewer clears it (lex
+// collects it for flag). The reason names the field and what was found,
 // never the value.
-func (in *Ingester) detect(pack *rules.Pack, f *catalog.Field, v any) *Problem {
+func (in *Ingester) detect(pack *rules.Pack, f *catalog.Field, v any, lex map[string]string) *Problem {
 	s, ok := v.(string)
 	if !ok || f.Sensitive || s == "" {
 		return nil
@@ -72,6 +90,9 @@ func (in *Ingester) detect(pack *rules.Pack, f *catalog.Field, v any) *Problem {
 			}
 		case detect.Lexicon:
 			outcome = Flagged
+			if lex != nil {
+				lex[f.Name] = d.Entry
+			}
 		}
 		in.detections.WithLabelValues(d.Kind, outcome).Inc()
 		if outcome == Refused {
@@ -85,4 +106,38 @@ func (in *Ingester) detect(pack *rules.Pack, f *catalog.Field, v any) *Problem {
 		Reason: fmt.Sprintf("field %q (declared %s, not sensitive) holds %s; nothing of this event was stored. "+
 			"Remove it at the source, or declare a sensitive field with its own purpose and separate consent",
 			f.Name, f.Category, strings.Join(refused, ", "))}
+}
+
+// flag appends, in the chunk's transaction tx, a flag record for every
+// field of a stored event of b that held a lexicon term and is not held
+// sensitive already: from the owner's next load on, the field is used
+// only for purposes with separate consent until a reviewer clears it, as
+// a proxy is (SM-1, FP-6). It returns how many it appended.
+func (in *Ingester) flag(ctx context.Context, tx portrait.Tx, caller policy.Caller, now time.Time, b *batch, results []Result) (int, error) {
+	if in.opt.Flags == nil {
+		return 0, nil
+	}
+	entries := map[string]string{}
+	for _, p := range b.part {
+		if results[p.index].Status == Rejected {
+			continue
+		}
+		for field, entry := range p.lexicon {
+			if !in.opt.Flags.Flagged(field, "lexicon:"+entry) {
+				entries[field] = entry
+			}
+		}
+	}
+	if len(entries) == 0 {
+		return 0, nil
+	}
+	recs := make([]audit.Record, 0, len(entries))
+	for _, field := range slices.Sorted(maps.Keys(entries)) {
+		recs = append(recs, audit.Record{Kind: "proxy_flag", Time: now, Actor: actor(caller), Action: "flag", Codes: []string{"SM-1", "FP-6"},
+			Detail: map[string]any{"feature": field, "protected": "lexicon:" + entries[field], "measure": "lexicon", "source": "ingest"}})
+	}
+	if _, err := in.log.Append(ctx, tx, recs...); err != nil {
+		return 0, err
+	}
+	return len(recs), nil
 }

@@ -105,6 +105,24 @@ type Options struct {
 	// OnStored, if set, is called after each chunk commits with the
 	// pseudonyms whose data changed, for incremental derivation.
 	OnStored func(ctx context.Context, pseudonyms []string)
+	// Flags, if set, owns the features held sensitive until a reviewer
+	// clears them (package monitor): a lexicon hit in a field declared
+	// non-sensitive flags the field through it (SM-1, FP-6). Without it a
+	// hit is only counted.
+	Flags Flags
+}
+
+// Flags is the one owner of the features held sensitive until a reviewer
+// clears them; *monitor.Monitor implements it. Ingest appends its flag
+// records ("proxy_flag", the kind the owner reads) in the chunk's
+// transaction and asks the owner to load them, so that the monitor's
+// proxies and ingest's lexicon hits are one set.
+type Flags interface {
+	// Flagged reports whether feature is held sensitive, or was flagged
+	// for protected and cleared by a reviewer: either way it is not
+	// flagged again for the same reason.
+	Flagged(feature, protected string) bool
+	Load(ctx context.Context) error
 }
 
 // Ingester is the governed intake of events.
@@ -117,6 +135,7 @@ type Ingester struct {
 	opt    Options
 
 	detections *prometheus.CounterVec
+	lexFlags   prometheus.Counter
 }
 
 // New returns an Ingester.
@@ -136,7 +155,7 @@ func New(store portrait.Store, point *policy.Point, ledger *consent.Ledger, kr *
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
-	return &Ingester{store: store, point: point, ledger: ledger, keys: kr, log: log, opt: opt, detections: newDetections()}
+	return &Ingester{store: store, point: point, ledger: ledger, keys: kr, log: log, opt: opt, detections: newDetections(), lexFlags: newLexFlags()}
 }
 
 // pending is an event that passed validation, on its way to the store.
@@ -145,6 +164,9 @@ type pending struct {
 	pseudonym string
 	id        string
 	event     portrait.Event
+	// lexicon maps fields whose values hold a term of the rule pack's
+	// lexicon to the lexicon entry: held sensitive once stored (Flags).
+	lexicon map[string]string
 }
 
 // Ingest validates, minimises, authorises, seals and stores a batch. Every
@@ -167,11 +189,15 @@ func (in *Ingester) Ingest(ctx context.Context, caller policy.Caller, items []It
 			results[i].Status, results[i].Problem = Rejected, it.Err
 			continue
 		}
-		if p := in.validate(cat, &it.Event, now); p != nil {
+		lex := map[string]string{}
+		if p := in.validate(cat, &it.Event, now, lex); p != nil {
 			results[i].Status, results[i].Problem = Rejected, p
 			continue
 		}
-		todo = append(todo, pending{index: i, pseudonym: in.keys.Pseudonym(it.Event.Subject), id: it.Event.Subject, event: it.Event})
+		if len(lex) == 0 {
+			lex = nil
+		}
+		todo = append(todo, pending{index: i, pseudonym: in.keys.Pseudonym(it.Event.Subject), id: it.Event.Subject, event: it.Event, lexicon: lex})
 	}
 	if len(todo) > in.opt.ChunkSize {
 		// Events are stored per subject: a chunk of few subjects writes
@@ -429,6 +455,7 @@ func (in *Ingester) commit(ctx context.Context, caller policy.Caller, now time.T
 	subjects := len(pseudonyms)
 	var sum Summary
 	var inserted []bool
+	var flagged int
 	err := in.store.Update(ctx, func(tx portrait.Tx) error {
 		sum = Summary{}
 		g, err := tx.Generation(ctx)
@@ -478,6 +505,9 @@ func (in *Ingester) commit(ctx context.Context, caller policy.Caller, now time.T
 				rejected++
 			}
 		}
+		if flagged, err = in.flag(ctx, tx, caller, now, b, results); err != nil {
+			return err
+		}
 		for _, ok := range inserted {
 			if ok {
 				sum.Accepted++
@@ -500,6 +530,15 @@ func (in *Ingester) commit(ctx context.Context, caller policy.Caller, now time.T
 	})
 	if err != nil {
 		return Summary{}, err
+	}
+	if flagged > 0 {
+		in.lexFlags.Add(float64(flagged))
+		// The flags' owner re-reads them from the log and hands them to
+		// the decision point; a failure leaves them on record for its
+		// next load or run, so the events stand.
+		if err := in.opt.Flags.Load(ctx); err != nil {
+			in.opt.Logger.Error("ingest: publish lexicon flags", "err", err)
+		}
 	}
 	for i, ok := range inserted {
 		r := &results[b.eventIdx[i]]
@@ -549,7 +588,9 @@ func actor(c policy.Caller) string {
 
 // validate checks an event against the catalog (invariant 1) and
 // normalises its field values to the declared types.
-func (in *Ingester) validate(cat *catalog.Catalog, e *portrait.Event, now time.Time) *Problem {
+// validate checks e against the catalog; lexicon hits in fields declared
+// non-sensitive are added to lex (field → lexicon entry).
+func (in *Ingester) validate(cat *catalog.Catalog, e *portrait.Event, now time.Time, lex map[string]string) *Problem {
 	et := cat.EventType(e.Type)
 	if et == nil {
 		return &Problem{Code: "undeclared_event_type", Requirement: "CM-1",
@@ -583,7 +624,7 @@ func (in *Ingester) validate(cat *catalog.Catalog, e *portrait.Event, now time.T
 		if p := inBounds(cat.Field(name), nv); p != nil {
 			return p
 		}
-		if p := in.detect(cat.Pack(), cat.Field(name), nv); p != nil {
+		if p := in.detect(cat.Pack(), cat.Field(name), nv, lex); p != nil {
 			return p
 		}
 		e.Fields[name] = nv

@@ -31,6 +31,9 @@ var autoHalter = policy.Caller{Role: policy.Admin, ID: "monitor-autohalt"}
 // Escalation is a price alert that kept coming back (FP-1): the pricing
 // use-cases that may show the price are to be halted, or were.
 type Escalation struct {
+	// Kind is price or fairness (a high-tier decision use-case whose
+	// impact ratio stayed significantly low; Context is then the group).
+	Kind     string   `json:"kind"`
 	Item     string   `json:"item"`
 	Context  string   `json:"context"`
 	Runs     int      `json:"consecutive_runs"`
@@ -83,7 +86,7 @@ func (m *Monitor) escalate(ctx context.Context, cat *catalog.Catalog, now time.T
 		}
 	}
 	for _, k := range due {
-		e := Escalation{Item: k.item, Context: k.context, Runs: m.streaks[k], UseCases: []string{}, Actions: map[string]string{}}
+		e := Escalation{Kind: "price", Item: k.item, Context: k.context, Runs: m.streaks[k], UseCases: []string{}, Actions: map[string]string{}}
 		// A context that names a pricing use-case says which one showed
 		// the price; otherwise any of them may have.
 		if len(pricing) > 0 {

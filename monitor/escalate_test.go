@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/portrait-dev/portrait/apply"
+	"github.com/portrait-dev/portrait/audit"
 	"github.com/portrait-dev/portrait/monitor"
 )
 
@@ -44,7 +45,19 @@ func TestPriceEscalation(t *testing.T) {
 		}
 		return rep
 	}
+	// The population's loan decisions also escalate, as unfair (FP-4;
+	// TestFairnessHalt): here only the price escalations count.
+	price := func(rep *monitor.Report) []monitor.Escalation {
+		var out []monitor.Escalation
+		for _, x := range rep.Escalations {
+			if x.Kind == "price" {
+				out = append(out, x)
+			}
+		}
+		return out
+	}
 	action := func(rep *monitor.Report) string {
+		rep.Escalations = price(rep)
 		if len(rep.Escalations) != 1 {
 			return ""
 		}
@@ -57,7 +70,7 @@ func TestPriceEscalation(t *testing.T) {
 
 	// Without AutoHalt: the first alert is not yet a pattern; the second
 	// recommends a halt and halts nothing.
-	if rep := run(advise, e.now); len(rep.Escalations) != 0 {
+	if rep := run(advise, e.now); len(price(rep)) != 0 {
 		t.Fatalf("escalated after one run: %+v", rep.Escalations)
 	}
 	if got := action(run(advise, e.now)); got != "recommend_halt" {
@@ -69,7 +82,7 @@ func TestPriceEscalation(t *testing.T) {
 	// A run with no alert (the price events are outside its look-back)
 	// ends the streak.
 	run(advise, e.now.Add(200*24*time.Hour))
-	if rep := run(advise, e.now); len(rep.Escalations) != 0 {
+	if rep := run(advise, e.now); len(price(rep)) != 0 {
 		t.Fatalf("the streak survived a run without the alert: %+v", rep.Escalations)
 	}
 
@@ -90,7 +103,12 @@ func TestPriceEscalation(t *testing.T) {
 			oversight++
 		}
 	}
-	esc := e.records("escalation")
+	var esc []audit.Record
+	for _, r := range e.records("escalation") {
+		if r.Action == "price_discrimination" {
+			esc = append(esc, r)
+		}
+	}
 	if oversight != 1 || len(esc) != 2 || esc[1].Codes[0] != "FP-1" || esc[1].Detail["actions"].(map[string]any)["dynamic_price"] != "halted" {
 		t.Errorf("records: %d halts, escalations %+v", oversight, esc)
 	}

@@ -189,6 +189,9 @@ type Monitor struct {
 	// streaks counts, per item and context, the consecutive runs that
 	// raised a price alert (FP-1 escalation); under run.
 	streaks map[priceKey]int
+	// fairStreaks counts, per high-tier decision use-case, the
+	// consecutive runs with a significant fairness alert; under run.
+	fairStreaks map[string]int
 
 	bmu     sync.Mutex
 	bubbles *bubbles
@@ -229,7 +232,7 @@ func New(deps Deps, opts Options) (*Monitor, error) {
 			return nil, fmt.Errorf("monitor: report directory: %w", err)
 		}
 	}
-	return &Monitor{deps: deps, opts: opts, proxies: map[string]*ProxyFlag{}, streaks: map[priceKey]int{}, bubbles: newBubbles()}, nil
+	return &Monitor{deps: deps, opts: opts, proxies: map[string]*ProxyFlag{}, streaks: map[priceKey]int{}, fairStreaks: map[string]int{}, bubbles: newBubbles()}, nil
 }
 
 // Options returns the options in force, defaults filled in.
@@ -317,6 +320,17 @@ func (m *Monitor) Sensitive(feature string) bool {
 	defer m.mu.Unlock()
 	p := m.proxies[feature]
 	return p != nil && !p.Cleared
+}
+
+// Flagged reports whether feature is held sensitive, or was flagged for
+// protected and then cleared: a flag a reviewer cleared is not raised
+// again for the same reason (package ingest asks before flagging a
+// lexicon hit).
+func (m *Monitor) Flagged(feature, protected string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p := m.proxies[feature]
+	return p != nil && (!p.Cleared || p.Protected == protected)
 }
 
 // ClearProxy records a reviewer's decision that a flagged feature is not a

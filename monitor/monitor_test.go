@@ -46,12 +46,17 @@ var (
 
 func newEnv(t testing.TB, opts monitor.Options) *env {
 	t.Helper()
-	ctx := context.Background()
-	cat, err := catalog.Load("testdata/catalog.yaml", label.Check)
+	store, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "portrait.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "portrait.db"))
+	return newEnvOn(t, store, opts)
+}
+
+// newEnvOn is newEnv on store.
+func newEnvOn(t testing.TB, store portrait.Store, opts monitor.Options) *env {
+	t.Helper()
+	cat, err := catalog.Load("testdata/catalog.yaml", label.Check)
 	if err != nil {
 		t.Fatal(err)
 	}

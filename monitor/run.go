@@ -40,7 +40,8 @@ type Report struct {
 	// Recommenders is the filter bubble measured on recommendation
 	// answers as they are returned (Monitor.Observe).
 	Recommenders RecommenderSection `json:"recommenders"`
-	// Escalations are price alerts repeated over consecutive runs (FP-1).
+	// Escalations are price alerts (FP-1) and significant fairness alerts
+	// on high-tier decisions (FP-4) repeated over consecutive runs.
 	Escalations []Escalation      `json:"escalations"`
 	Alerts      []Alert           `json:"alerts"`
 	AlertCount  map[string]int    `json:"alert_counts"`
@@ -208,6 +209,9 @@ func (m *Monitor) Run(ctx context.Context, now time.Time) (*Report, error) {
 	}
 	// After the alerts are on record: a halt quotes a logged report.
 	if err := m.escalate(ctx, cat, now, rep); err != nil {
+		return nil, err
+	}
+	if err := m.fairnessHalts(ctx, cat, now, rep); err != nil {
 		return nil, err
 	}
 	for _, a := range rep.Alerts {

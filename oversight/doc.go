@@ -9,7 +9,13 @@
 //   - the evidence pack (PIPL Art. 54, 63, 64; FA-2, RO-1, RO-2): one
 //     Ed25519-signed JSON bundle that Verify checks offline;
 //   - breach notices (PIPL Art. 57; RO-3);
-//   - violation reports from anyone, tracked to an answer (RO-8).
+//   - violation reports from anyone, tracked to an answer (RO-8);
+//   - four eyes at the build stage (SG-7, invariant 9): a catalog record
+//     that adds or changes labels or use-cases is a change request, and
+//     they stay held — suspended under unapproved_label/unapproved_usecase
+//     on every node — until a named person other than its author approves
+//     it (and, joined, the regulator countersigns its high-tier use-cases),
+//     all read back from the verified log (invariant 8).
 //
 // Breaches and reports are kept as portrait.Case rows, so the deadline and
 // overdue machinery of subject requests covers them too; their audit

@@ -54,6 +54,10 @@ type Options struct {
 	ReportMaxText int
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Operator is the staff name (team/person) of who starts this node:
+	// recorded as accepting the baseline catalog of a new store, and as
+	// the author of the change request a changed catalog files (SG-7).
+	Operator string
 }
 
 // Service builds the oversight documents and keeps breaches and reports.
@@ -68,6 +72,9 @@ type Service struct {
 
 	idx     logIndex
 	limiter limiter
+	// verify checks the regulator's countersignatures; set once joined
+	// (guarded by idx.mu).
+	verify CountersignVerifier
 }
 
 // New returns a Service and records the loaded catalog in the audit log if
@@ -91,8 +98,12 @@ func New(ctx context.Context, d Deps, opts Options) (*Service, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.Operator == "" {
+		opts.Operator = "operator/unnamed"
+	}
 	s := &Service{store: d.Store, point: d.Point, keys: d.Keys, log: d.Log, apply: d.Apply, opts: opts}
 	s.idx.kinds = map[string]map[string]int64{}
+	s.idx.approvals, s.idx.csigns = map[int64]Approval{}, map[int64]Countersigned{}
 	s.limiter = limiter{rate: opts.ReportRate, burst: float64(opts.ReportBurst), buckets: map[string]*bucket{}}
 	if err := s.RecordCatalog(ctx); err != nil {
 		return nil, err
@@ -126,12 +137,9 @@ func declarations(cat *catalog.Catalog) map[string]string {
 	for _, e := range cat.EventTypes {
 		out["event_type:"+e.ID] = digest(e)[:16]
 	}
-	for _, l := range cat.Labels {
-		out["label:"+l.ID] = digest(l)[:16]
-	}
-	for _, u := range cat.UseCases {
-		out["use_case:"+u.ID] = digest(u)[:16]
-	}
+	// Labels and use-cases as catalog.Definitions digests them, which is
+	// what approvals name (SG-7).
+	maps.Copy(out, cat.Definitions())
 	return out
 }
 
@@ -158,15 +166,54 @@ func (s *Service) RecordCatalog(ctx context.Context) error {
 		if ok && last.Digest == d {
 			return nil
 		}
+		st := s.state()
+		if ok && last.Digest == d {
+			// Recorded already; approvals may have come since.
+			return s.hold(ctx, tx, st.pending(cat), authors(st.cats))
+		}
 		if ok && last.Scopes != nil {
 			if err := purposeCreep(last.Scopes, cat); err != nil {
 				return err
 			}
 		}
-		_, err = s.log.Append(ctx, tx, audit.Record{Kind: KindCatalog, Time: s.now(), Actor: "system", Action: "load", Digest: d,
-			Detail: map[string]any{"version": cat.Version, "declarations": declarations(cat), "scopes": cat.Scopes(),
-				"rule_pack": cat.Pack().String(), "rule_pack_sha256": cat.Pack().Digest()}})
-		return err
+		detail := map[string]any{"version": cat.Version, "declarations": declarations(cat), "scopes": cat.Scopes(),
+			"rule_pack": cat.Pack().String(), "rule_pack_sha256": cat.Pack().Digest(), "four_eyes": fourEyes, "author": s.opts.Operator}
+		pending := map[string]int64{}
+		if !ok {
+			// The baseline: the catalog a new store first starts with,
+			// accepted by the operator who started it (SG-7).
+			detail["baseline"] = true
+		} else {
+			pending = st.pending(cat)
+			defs := cat.Definitions()
+			items := map[string]string{}
+			var changes []catalog.Change
+			for _, ch := range catalog.DiffDefinitions(st.approved(), defs) {
+				if ch.Needs == catalog.NeedsApproval {
+					items[ch.Kind+":"+ch.ID] = defs[ch.Kind+":"+ch.ID]
+					changes = append(changes, ch)
+				}
+			}
+			if len(items) > 0 {
+				detail["changes"], detail["items"], detail["countersign"] = changes, items, highTier(cat, items)
+			}
+		}
+		action := "load"
+		if !ok {
+			action = "accept_baseline"
+		}
+		idx, err := s.log.Append(ctx, tx, audit.Record{Kind: KindCatalog, Time: s.now(), Actor: "operator:" + s.opts.Operator, Action: action, Digest: d, Detail: detail})
+		if err != nil {
+			return err
+		}
+		au := authors(st.cats)
+		au[idx] = s.opts.Operator
+		for k, req := range pending {
+			if req < 0 {
+				pending[k] = idx // filed by this very record
+			}
+		}
+		return s.hold(ctx, tx, pending, au)
 	})
 	if errors.Is(err, ErrPurposeCreep) {
 		return err
@@ -174,7 +221,7 @@ func (s *Service) RecordCatalog(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("record catalog %s in the audit log: %w", d[:12], err)
 	}
-	return nil
+	return s.reloadSuspensions(ctx)
 }
 
 // ErrPurposeCreep is returned, wrapped with the purposes and the fix, when
@@ -207,6 +254,9 @@ type logIndex struct {
 	first    time.Time
 	last     time.Time
 	catalogs []catalogRecord
+	// approvals and countersignatures of change requests, by request.
+	approvals map[int64]Approval
+	csigns    map[int64]Countersigned
 }
 
 type catalogRecord struct {
@@ -217,6 +267,13 @@ type catalogRecord struct {
 	Declarations map[string]string
 	// Scopes are the purposes' scopes (records before they were kept have none).
 	Scopes map[string]catalog.Scope
+	// The four-eyes workflow (SG-7): records without FourEyes predate it.
+	FourEyes    bool
+	Baseline    bool
+	Author      string
+	Changes     []catalog.Change
+	Items       map[string]string
+	Countersign []string
 }
 
 func (s *Service) lastCatalog() (catalogRecord, bool) {
@@ -242,28 +299,48 @@ func (s *Service) scanCatalogs(ctx context.Context, size int64) error {
 	}
 	// Checked against the signed tree: the filing and the catalog-change
 	// check rest on these records (invariant 8).
-	entries, err := s.log.ReadVerifiedKinds(ctx, s.store, []string{KindCatalog}, s.idx.catScan, size)
+	entries, err := s.log.ReadVerifiedKinds(ctx, s.store, []string{KindCatalog, KindApproval, KindCountersign}, s.idx.catScan, size)
 	if err != nil {
 		return fmt.Errorf("read catalog records of the audit log: %w", err)
 	}
 	for _, e := range entries {
 		rec := e.Record
+		// The record was checked against the signed tree; its detail is
+		// decoded into the catalog's own types through JSON once more.
+		switch rec.Kind {
+		case KindApproval, KindCountersign:
+			var detail struct {
+				Request int64 `json:"request"`
+				Judgement
+			}
+			if err := decodeDetail(e, &detail); err != nil {
+				return err
+			}
+			if rec.Kind == KindApproval {
+				s.idx.approvals[detail.Request] = Approval{Index: e.Index, Time: rec.Time, By: rec.Actor, Judgement: detail.Judgement}
+			} else {
+				s.idx.csigns[detail.Request] = Countersigned{Index: e.Index, Time: rec.Time, By: rec.Actor}
+			}
+			continue
+		}
 		var detail struct {
 			Version      string                   `json:"version"`
 			Declarations map[string]string        `json:"declarations"`
 			Scopes       map[string]catalog.Scope `json:"scopes"`
+			FourEyes     int                      `json:"four_eyes"`
+			Baseline     bool                     `json:"baseline"`
+			Author       string                   `json:"author"`
+			Changes      []catalog.Change         `json:"changes"`
+			Items        map[string]string        `json:"items"`
+			Countersign  []string                 `json:"countersign"`
 		}
-		// The record was checked against the signed tree; its detail is
-		// decoded into the catalog's own types through JSON once more.
-		raw, err := json.Marshal(rec.Detail)
-		if err == nil {
-			err = json.Unmarshal(raw, &detail)
-		}
-		if err != nil {
-			return fmt.Errorf("audit entry %d: catalog record detail: %w", e.Index, err)
+		if err := decodeDetail(e, &detail); err != nil {
+			return err
 		}
 		s.idx.catalogs = append(s.idx.catalogs, catalogRecord{Index: e.Index, Time: rec.Time, Digest: rec.Digest,
-			Version: detail.Version, Declarations: detail.Declarations, Scopes: detail.Scopes})
+			Version: detail.Version, Declarations: detail.Declarations, Scopes: detail.Scopes,
+			FourEyes: detail.FourEyes >= fourEyes, Baseline: detail.Baseline, Author: detail.Author,
+			Changes: detail.Changes, Items: detail.Items, Countersign: detail.Countersign})
 	}
 	s.idx.catScan = size
 	return nil

@@ -125,6 +125,15 @@ const (
 	TargetUseCase = "usecase"
 )
 
+// Suspension kinds under which a new or changed label or use-case is held
+// until a named person other than its author approves it (SG-7). They are
+// not targets: no order or API call names them; package oversight writes
+// and lifts them as change requests are filed and approved.
+const (
+	UnapprovedLabel   = "unapproved_label"
+	UnapprovedUseCase = "unapproved_usecase"
+)
+
 // Suspension stops a purpose, field, label, model or use-case on every node
 // until the regulator lifts it (RO-6).
 type Suspension struct {
@@ -381,6 +390,9 @@ func (p *Point) Decide(r Request) Decision {
 	for _, l := range r.Labels {
 		if s, ok := p.Suspended(TargetLabel, l); ok {
 			return deny("suspended", "RO-6", "label %q is suspended by the regulator: %s", l, s.Reason)
+		}
+		if s, ok := p.Suspended(UnapprovedLabel, l); ok {
+			return deny("not_approved", "SG-7", "label %q is new or changed and is not live until a named person other than its author approves it: %s", l, s.Reason)
 		}
 		if st.Suppressed != nil {
 			if deleted, ok := st.Suppressed[l]; ok {

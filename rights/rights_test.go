@@ -781,7 +781,7 @@ func TestAccessDecisions(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := ap.Assess(ctx, policy.Caller{Role: policy.Admin, ID: "adm"}, "credit_limit"); err != nil {
+		if _, err := ap.Assess(ctx, policy.Caller{Role: policy.Admin, ID: "adm"}, "credit_limit", art56(t)); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := ap.ShowNotice(ctx, self(p), p, "credit_limit"); err != nil {

@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/apply"
 	"github.com/portrait-dev/portrait/policy"
 	"github.com/portrait-dev/portrait/review"
 )
@@ -183,7 +184,12 @@ func (s *Server) postResume(w http.ResponseWriter, r *http.Request, c policy.Cal
 }
 
 func (s *Server) postAssessment(w http.ResponseWriter, r *http.Request, c policy.Caller) error {
-	a, err := s.cfg.Apply.Assess(r.Context(), c, r.PathValue("id"))
+	// The body answers PIPL Art. 56's questions, signed by named people.
+	var ans apply.Answers
+	if err := readJSON(r, &ans); err != nil {
+		return err
+	}
+	a, err := s.cfg.Apply.Assess(r.Context(), c, r.PathValue("id"), ans)
 	if err != nil {
 		return err
 	}

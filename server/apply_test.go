@@ -157,10 +157,10 @@ func TestDecisionsAndReviewAPI(t *testing.T) {
 		var p problem
 		resp := h.json("POST", "/v1/decisions", op, body, &p)
 		wantProblem(t, resp, p, 403, "AD-5", "impact assessment")
-		if resp := h.json("POST", "/v1/usecases/credit_limit/assessment", op, nil, nil); resp.StatusCode != 403 {
+		if resp := h.json("POST", "/v1/usecases/credit_limit/assessment", op, art56, nil); resp.StatusCode != 403 {
 			t.Fatalf("operator assessed: %d", resp.StatusCode)
 		}
-		if resp := h.json("POST", "/v1/usecases/credit_limit/assessment", adm, nil, nil); resp.StatusCode != 201 {
+		if resp := h.json("POST", "/v1/usecases/credit_limit/assessment", adm, art56, nil); resp.StatusCode != 201 {
 			t.Fatalf("assess: %d", resp.StatusCode)
 		}
 		p = problem{}

@@ -106,6 +106,7 @@ func (s *Server) Console() http.Handler {
 	m.HandleFunc("GET /console/monitor", s.section("monitor", s.consoleMonitor))
 	m.HandleFunc("GET /console/records", s.section("records", s.consoleRecords))
 	m.HandleFunc("GET /console/filing", s.section("filing", s.consoleFiling))
+	s.consoleChangesRoutes(m)
 	cop := sameOrigin(m)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()

@@ -57,6 +57,7 @@ func TestConsoleSectionsRoles(t *testing.T) {
 		"/console/monitor":  {policy.Admin, policy.Auditor, policy.Regulator},
 		"/console/records":  {policy.Admin, policy.Auditor, policy.Regulator},
 		"/console/filing":   {policy.Admin, policy.Auditor, policy.Regulator},
+		"/console/changes":  {policy.Admin, policy.Operator, policy.Reviewer, policy.Auditor, policy.Regulator},
 	}
 	secs := server.ConsoleSections()
 	if len(secs) != len(want) {

@@ -60,7 +60,7 @@ func appealed(h *harness, subject, statement string) (decision, review string) {
 func consoleHarness(t *testing.T) (h *harness, base, daveReview, erinReview string) {
 	h = newHarness(t)
 	h.point.SetCatalog(liveCatalog(t))
-	if resp := h.json("POST", "/v1/usecases/credit_limit/assessment", h.staff(policy.Admin), nil, nil); resp.StatusCode != 201 {
+	if resp := h.json("POST", "/v1/usecases/credit_limit/assessment", h.staff(policy.Admin), art56, nil); resp.StatusCode != 201 {
 		t.Fatalf("assess: %d", resp.StatusCode)
 	}
 	_, daveReview = appealed(h, "dave", "I was promoted last month; my income doubled.")

@@ -152,7 +152,7 @@ func TestStaffKeysSeparationOfDuties(t *testing.T) {
 	onEachStore(t, func(t *testing.T, h *harness) {
 		h.point.SetCatalog(liveCatalog(t))
 		admin := h.staff(policy.Admin)
-		if resp := h.json("POST", "/v1/usecases/credit_limit/assessment", admin, nil, nil); resp.StatusCode != 201 {
+		if resp := h.json("POST", "/v1/usecases/credit_limit/assessment", admin, art56, nil); resp.StatusCode != 201 {
 			t.Fatalf("assess: %d", resp.StatusCode)
 		}
 		_, rv := appealed(h, "dave", "I was promoted last month.")

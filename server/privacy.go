@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"embed"
@@ -13,6 +14,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	portrait "github.com/portrait-dev/portrait"
@@ -358,8 +360,37 @@ func (s *Server) pageConsents(w http.ResponseWriter, r *http.Request, c policy.C
 		s.fail(w, v, err)
 		return
 	}
-	v.Data = rights.Consents(s.cfg.Point.Catalog(), st)
+	v.Data = s.consentCards(r.Context(), rights.Consents(s.cfg.Point.Catalog(), st), v)
 	s.render(w, http.StatusOK, v)
+}
+
+// consentCard is a purpose on the consents page; Why says, when consent
+// was given under an older notice version, what changed since and so why
+// it is asked for again (CN-3).
+type consentCard struct {
+	rights.ConsentEntry
+	Why, Changes string
+}
+
+func (s *Server) consentCards(ctx context.Context, list []rights.ConsentEntry, v *view) []consentCard {
+	out := make([]consentCard, len(list))
+	for i, e := range list {
+		out[i].ConsentEntry = e
+		if e.Basis != string(catalog.BasisConsent) || e.Status != policy.Granted.String() || e.NoticeVersion == e.Current || s.cfg.Oversight == nil {
+			continue
+		}
+		out[i].Why = strings.NewReplacer("{from}", e.NoticeVersion, "{to}", e.Current).Replace(v.T["notice_changed"])
+		out[i].Changes = v.T["notice_reworded"]
+		ch, ok, err := s.cfg.Oversight.NoticeChange(ctx, e.Purpose, e.NoticeVersion)
+		if err != nil {
+			s.cfg.Logger.Error("privacy centre: what changed in a notice", "purpose", e.Purpose, "err", err)
+			continue
+		}
+		if ok && !strings.HasPrefix(ch.What, "notice version") {
+			out[i].Changes = ch.What
+		}
+	}
+	return out
 }
 
 // postPageConsent grants or withdraws one purpose: one button either way
@@ -381,7 +412,7 @@ func (s *Server) postPageConsent(w http.ResponseWriter, r *http.Request, c polic
 		v.Page, v.Title = "consents", v.T["consents"]
 		st, serr := s.cfg.Ledger.State(r.Context(), c.Subject)
 		if serr == nil {
-			v.Data = rights.Consents(s.cfg.Point.Catalog(), st)
+			v.Data = s.consentCards(r.Context(), rights.Consents(s.cfg.Point.Catalog(), st), v)
 		}
 		s.fail(w, v, err)
 		return

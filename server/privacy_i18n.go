@@ -60,6 +60,8 @@ var messages = map[string]map[string]string{
 		"req_objection": "反对某项处理", "file_request": "提交请求", "request_help": "请求由工作人员在期限内处理，您可在上表跟踪进度。",
 		"done_request": "已提交请求：",
 		"signed_out":   "您已退出。",
+		// Why consent is asked again after a notice changed (CN-3).
+		"notice_changed": "您曾按第 {from} 版告知同意；告知已更新为第 {to} 版，原同意不再有效，因此再次征求您的同意。变化：", "notice_reworded": "告知的措辞已更新，处理范围未变。",
 	},
 	"en": {
 		"centre": "Privacy centre", "skip": "Skip to content", "nav": "Main", "home": "Overview", "consents": "Consents", "labels": "Labels",
@@ -118,6 +120,8 @@ var messages = map[string]map[string]string{
 		"req_objection": "Object to a processing", "file_request": "File request", "request_help": "Staff handle the request before its deadline; follow it in the table above.",
 		"done_request": "Request filed: ",
 		"signed_out":   "You are signed out.",
+		// Why consent is asked again after a notice changed (CN-3).
+		"notice_changed": "You consented under notice version {from}; the notice is now version {to}, so your earlier consent no longer counts and we ask again. What changed:", "notice_reworded": "the notice was reworded; what is processed did not change.",
 	},
 }
 

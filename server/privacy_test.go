@@ -216,7 +216,7 @@ func TestPrivacyBrowser(t *testing.T) {
 	if resp := h.json("POST", "/v1/events", h.staff(policy.Operator), income, nil); resp.StatusCode != 200 {
 		t.Fatalf("income: %d", resp.StatusCode)
 	}
-	if resp := h.json("POST", "/v1/usecases/credit_limit/assessment", h.staff(policy.Admin), nil, nil); resp.StatusCode != 201 {
+	if resp := h.json("POST", "/v1/usecases/credit_limit/assessment", h.staff(policy.Admin), art56, nil); resp.StatusCode != 201 {
 		t.Fatalf("assess: %d", resp.StatusCode)
 	}
 	if resp := h.json("POST", "/v1/me/usecases/credit_limit/notice", h.token("demo-alice"), nil, nil); resp.StatusCode != 201 {
@@ -355,7 +355,7 @@ func TestPrivacyCorrectRequestAppeal(t *testing.T) {
 	if resp := h.json("POST", "/v1/events", h.staff(policy.Operator), evs, nil); resp.StatusCode != 200 {
 		t.Fatalf("income: %d", resp.StatusCode)
 	}
-	if resp := h.json("POST", "/v1/usecases/credit_limit/assessment", h.staff(policy.Admin), nil, nil); resp.StatusCode != 201 {
+	if resp := h.json("POST", "/v1/usecases/credit_limit/assessment", h.staff(policy.Admin), art56, nil); resp.StatusCode != 201 {
 		t.Fatalf("assess: %d", resp.StatusCode)
 	}
 	if resp := h.json("POST", "/v1/me/usecases/credit_limit/notice", h.token("alice"), nil, nil); resp.StatusCode != 201 {

@@ -154,7 +154,7 @@ func New(cfg Config) *Server {
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), metrics: newMetrics()}
 	if cfg.Ingester != nil {
 		// Content detections at ingest, by kind and outcome (SM-1).
-		s.metrics.reg.MustRegister(cfg.Ingester.Detections())
+		s.metrics.reg.MustRegister(cfg.Ingester.Detections(), cfg.Ingester.LexiconFlags())
 	}
 	if cfg.Log != nil {
 		s.metrics.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "portrait_audit_integrity_failures_total",
@@ -290,6 +290,7 @@ func (s *Server) table() []route {
 	routes = append(routes, s.engineRoutes()...)
 	routes = append(routes, s.applyRoutes()...)
 	routes = append(routes, s.oversightRoutes()...)
+	routes = append(routes, s.approvalRoutes()...)
 	routes = append(routes, s.keyRoutes()...)
 	routes = append(routes, s.waysRoutes()...)
 	return append(routes, s.monitorRoutes()...)

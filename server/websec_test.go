@@ -248,7 +248,7 @@ func TestNULRefused(t *testing.T) {
 	onEachStore(t, func(t *testing.T, h *harness) {
 		h.point.SetCatalog(liveCatalog(t))
 		adm, op, reg, rev := h.staff(policy.Admin), h.staff(policy.Operator), h.staff(policy.Regulator), h.staff(policy.Reviewer)
-		if resp := h.json("POST", "/v1/usecases/credit_limit/assessment", adm, nil, nil); resp.StatusCode != 201 {
+		if resp := h.json("POST", "/v1/usecases/credit_limit/assessment", adm, art56, nil); resp.StatusCode != 201 {
 			t.Fatalf("assess: %d", resp.StatusCode)
 		}
 		_, review := appealed(h, "dave", "I was promoted.")

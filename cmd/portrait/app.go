@@ -142,6 +142,9 @@ type options struct {
 	// TrustedProxies are the peers whose forwarding headers are believed
 	// (serve --trusted-proxies).
 	TrustedProxies []netip.Prefix
+	// Operator is who starts the node (serve --operator, team/person):
+	// the baseline's acceptor and the author of catalog changes (SG-7).
+	Operator string
 }
 
 // onErased appends each erasure to the journal, if there is one. The
@@ -241,10 +244,6 @@ func newApp(ctx context.Context, cat *catalog.Catalog, store portrait.Store, kr 
 	if a.deriver, err = derive.New(store, a.point, a.ledger, kr, a.log, derive.Options{Logger: logger}); err != nil {
 		return nil, err
 	}
-	// Ingest returns once a batch is stored and audited; the queue derives
-	// the labels it touched right after, each subject once.
-	a.ingest = ingest.New(store, a.point, a.ledger, kr, a.log, ingest.Options{Logger: logger,
-		OnStored: a.deriver.NewQueue(ctx, 100_000).Add})
 	if a.rights, err = rights.New(store, a.point, a.ledger, kr, a.log, rights.Options{Logger: logger, OnErased: opt.onErased(logger)}); err != nil {
 		return nil, err
 	}
@@ -259,10 +258,15 @@ func newApp(ctx context.Context, cat *catalog.Catalog, store portrait.Store, kr 
 	if a.monitor, err = monitor.New(monitor.Deps{Store: store, Point: a.point, Keys: kr, Log: a.log, Halter: a.apply}, monitor.Options{Logger: logger}); err != nil {
 		return nil, err
 	}
+	// Ingest returns once a batch is stored and audited; the queue derives
+	// the labels it touched right after, each subject once. A lexicon hit
+	// flags the field through the monitor, the one owner of the flags.
+	a.ingest = ingest.New(store, a.point, a.ledger, kr, a.log, ingest.Options{Logger: logger,
+		OnStored: a.deriver.NewQueue(ctx, 100_000).Add, Flags: a.monitor})
 	if a.review, err = review.New(store, a.point, a.ledger, kr, a.log, review.Options{}); err != nil {
 		return nil, err
 	}
-	ov, err := oversight.New(ctx, oversight.Deps{Store: store, Point: a.point, Keys: kr, Log: a.log, Apply: a.apply}, oversight.Options{})
+	ov, err := oversight.New(ctx, oversight.Deps{Store: store, Point: a.point, Keys: kr, Log: a.log, Apply: a.apply}, oversight.Options{Operator: opt.Operator})
 	if err != nil {
 		return nil, err
 	}
@@ -461,9 +465,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	tlsCert := fs.String("tls-cert", "", "serve HTTPS with this PEM certificate (chain) file; with --tls-key")
 	tlsKey := fs.String("tls-key", "", "the PEM private key of --tls-cert")
 	proxies := fs.String("trusted-proxies", "", "CIDR prefixes or addresses (comma-separated) of reverse proxies whose Forwarded / X-Forwarded-For / X-Forwarded-Proto headers are believed; none by default")
+	operator := fs.String("operator", "", "your staff name (team/person): recorded as accepting a new store's first catalog, and as the author of the change request a changed catalog files, which someone else must approve")
 	level := fs.String("log-level", "info", "least severe log level written: debug, info (includes the access log), warn or error")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *operator != "" {
+		if err := portrait.CheckStaffName(*operator); err != nil {
+			return fmt.Errorf("serve: --operator: %s", cliMessage(err))
+		}
 	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
@@ -521,7 +531,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer store.Close()
 	a, err := newApp(ctx, cat, store, kr, logger, options{Assessments: *assessments, Destinations: dests, Origin: *origin, Journal: jr,
-		IdleTimeout: *idle, BodyGrace: *grace, MinBodyRate: *rate, CheckLog: true, TrustedProxies: trusted})
+		IdleTimeout: *idle, BodyGrace: *grace, MinBodyRate: *rate, CheckLog: true, TrustedProxies: trusted, Operator: *operator})
 	if err != nil {
 		return err
 	}

@@ -35,12 +35,21 @@ func assess(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	uc := fs.String("usecase", "", "the use-case to assess")
 	sf := addStoreFlags(fs)
 	dir := fs.String("assessments", assessmentsDir(), "directory of signed assessments")
+	answers := fs.String("answers", "", "YAML or JSON file answering PIPL Art. 56: purpose, necessity, rights_impact, risks, safeguards, signed_by (two or more team/person names)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if *uc == "" {
-		fmt.Fprintln(stderr, "assess: --usecase ID is required")
+	if *uc == "" || *answers == "" {
+		fmt.Fprintln(stderr, "assess: --usecase ID and --answers FILE are required")
 		return errUsage
+	}
+	b, err := os.ReadFile(*answers)
+	if err != nil {
+		return fmt.Errorf("assess: %w", err)
+	}
+	ans, err := apply.ParseAnswers(b)
+	if err != nil {
+		return fmt.Errorf("assess: %s: %s", *answers, cliMessage(err))
 	}
 	a, done, err := sf.open(ctx, stderr, false)
 	if err != nil {
@@ -51,7 +60,7 @@ func assess(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
-	as, err := svc.Assess(ctx, cli, *uc)
+	as, err := svc.Assess(ctx, cli, *uc, ans)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/portrait-dev/portrait/apply"
+	"github.com/portrait-dev/portrait/examples/demo"
 	"github.com/portrait-dev/portrait/keys"
 )
 
@@ -27,7 +28,11 @@ func TestAssessAndItems(t *testing.T) {
 	os.Unsetenv("PORTRAIT_MASTER_KEY")
 	common := []string{"--db", filepath.Join(dir, "p.db"), "--catalog", "../../apply/testdata/catalog.yaml", "--key-file", keyFile}
 	var out, errb bytes.Buffer
-	args := append([]string{"assess", "--usecase", "credit_limit", "--assessments", filepath.Join(dir, "as")}, common...)
+	answers := filepath.Join(dir, "answers.json")
+	if err := os.WriteFile(answers, demo.Assessment, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"assess", "--usecase", "credit_limit", "--assessments", filepath.Join(dir, "as"), "--answers", answers}, common...)
 	if code := Main(args, &out, &errb); code != 0 {
 		t.Fatalf("assess: %d %s", code, errb.String())
 	}

@@ -14,6 +14,7 @@ import (
 
 	portrait "github.com/portrait-dev/portrait"
 	"github.com/portrait-dev/portrait/apikey"
+	"github.com/portrait-dev/portrait/apply"
 	"github.com/portrait-dev/portrait/catalog"
 	"github.com/portrait-dev/portrait/consent"
 	"github.com/portrait-dev/portrait/examples/cdnow"
@@ -77,7 +78,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	defer store.Close()
 	a, err := newApp(ctx, cat, store, kr, logger, options{
 		Assessments: filepath.Join(dir, "assessments"),
-		Demo:        true, DemoSubjects: demoPicker, CheckLog: true,
+		Demo:        true, DemoSubjects: demoPicker, CheckLog: true, Operator: "demo/operator",
 	})
 	if err != nil {
 		return err
@@ -248,7 +249,11 @@ func seedApply(ctx context.Context, a *app, n int) error {
 	if _, err := a.apply.PutItems(ctx, system, items); err != nil {
 		return fmt.Errorf("items: %w", err)
 	}
-	if _, err := a.apply.Assess(ctx, system, "credit_limit"); err != nil {
+	ans, err := apply.ParseAnswers(demo.Assessment)
+	if err != nil {
+		return err
+	}
+	if _, err := a.apply.Assess(ctx, system, "credit_limit", ans); err != nil {
 		return fmt.Errorf("assess credit_limit: %w", err)
 	}
 	if _, err := a.deriver.All(ctx, nil); err != nil {

@@ -158,6 +158,11 @@ func (f regulatorFlags) join(ctx context.Context, a *app) error {
 	a.link = &regulator.Link{Client: c, Log: a.log, Store: a.store}
 	a.enforcer = &regulator.Enforcer{Client: c, Gov: a.ledger, Take: takeover{a}, Log: a.log, Store: a.store, Logger: a.logger}
 	a.apply.SetSilence(a.enforcer.Silence)
+	// High-tier use-cases now also need the regulator's countersignature
+	// to go live (SG-7).
+	if err := a.oversight.SetRegulator(ctx, regulator.CountersignVerifier(c.Key, c.Company)); err != nil {
+		return fmt.Errorf("join regulator: %w", err)
+	}
 	a.server.Regulated()
 	return nil
 }

@@ -11,3 +11,10 @@ var Catalog []byte
 
 // CatalogName is the path the catalog is reported under in errors.
 const CatalogName = "examples/demo/catalog.yaml"
+
+// Assessment is examples/demo/assessment.json: the demo's answers to PIPL
+// Art. 56's questions for its high-tier use-case credit_limit, signed by
+// two named people (apply.Answers; portrait assess --answers).
+//
+//go:embed assessment.json
+var Assessment []byte
