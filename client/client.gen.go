@@ -181,6 +181,26 @@ type AnswerBody struct {
 	Answer string `json:"answer,omitempty"`
 }
 
+// Answers defines model for Answers.
+type Answers struct {
+	Necessity    string   `json:"necessity"`
+	Purpose      string   `json:"purpose"`
+	RightsImpact string   `json:"rights_impact"`
+	Risks        string   `json:"risks"`
+	Safeguards   string   `json:"safeguards"`
+	SignedBy     []string `json:"signed_by"`
+}
+
+// AnswersRequest defines model for AnswersRequest.
+type AnswersRequest struct {
+	Necessity    string   `json:"necessity,omitempty"`
+	Purpose      string   `json:"purpose,omitempty"`
+	RightsImpact string   `json:"rights_impact,omitempty"`
+	Risks        string   `json:"risks,omitempty"`
+	Safeguards   string   `json:"safeguards,omitempty"`
+	SignedBy     []string `json:"signed_by,omitempty"`
+}
+
 // AppealBody defines model for AppealBody.
 type AppealBody struct {
 	Kind      string `json:"kind,omitempty"`
@@ -211,6 +231,15 @@ type ApplyResult struct {
 	Subjects         []string                     `json:"subjects,omitempty"`
 }
 
+// Approval defines model for Approval.
+type Approval struct {
+	Algorithm string    `json:"algorithm"`
+	By        string    `json:"by"`
+	Data      string    `json:"data"`
+	LogIndex  int64     `json:"log_index"`
+	Time      time.Time `json:"time"`
+}
+
 // AssessField defines model for AssessField.
 type AssessField struct {
 	Category  string `json:"category"`
@@ -238,6 +267,7 @@ type AssessPurpose struct {
 
 // Assessment defines model for Assessment.
 type Assessment struct {
+	Answers            Answers         `json:"answers"`
 	By                 string          `json:"by"`
 	ConfigDigest       string          `json:"config_digest"`
 	Created            time.Time       `json:"created"`
@@ -378,6 +408,34 @@ type Catalog struct {
 	Version      string      `json:"version"`
 }
 
+// Change defines model for Change.
+type Change struct {
+	Id    string `json:"id"`
+	Kind  string `json:"kind"`
+	Needs string `json:"needs,omitempty"`
+	What  string `json:"what"`
+}
+
+// ChangeList defines model for ChangeList.
+type ChangeList struct {
+	Changes []ChangeRequest  `json:"changes"`
+	Held    map[string]int64 `json:"held"`
+}
+
+// ChangeRequest defines model for ChangeRequest.
+type ChangeRequest struct {
+	Approval              Approval          `json:"approval,omitempty"`
+	Author                string            `json:"author"`
+	CatalogSha256         string            `json:"catalog_sha256"`
+	Changes               []Change          `json:"changes"`
+	Countersigned         Countersigned     `json:"countersigned,omitempty"`
+	Items                 map[string]string `json:"items"`
+	LogIndex              int64             `json:"log_index"`
+	NeedsCountersignature []string          `json:"needs_countersignature,omitempty"`
+	Status                string            `json:"status"`
+	Time                  time.Time         `json:"time"`
+}
+
 // Chunk defines model for Chunk.
 type Chunk struct {
 	Chunk    int64 `json:"chunk"`
@@ -447,6 +505,13 @@ type Counterfactual struct {
 	Field string  `json:"field"`
 	From  float64 `json:"from"`
 	To    float64 `json:"to"`
+}
+
+// Countersigned defines model for Countersigned.
+type Countersigned struct {
+	LogIndex   int64     `json:"log_index"`
+	RecordedBy string    `json:"recorded_by"`
+	Time       time.Time `json:"time"`
 }
 
 // Customer defines model for Customer.
@@ -594,6 +659,7 @@ type Escalation struct {
 	ConsecutiveRuns int64             `json:"consecutive_runs"`
 	Context         string            `json:"context"`
 	Item            string            `json:"item"`
+	Kind            string            `json:"kind"`
 	LogIndex        int64             `json:"log_index"`
 	Message         string            `json:"message"`
 	Usecases        []string          `json:"usecases"`
@@ -960,6 +1026,12 @@ type ItemRequest struct {
 // ItemsStored defines model for ItemsStored.
 type ItemsStored struct {
 	Stored int64 `json:"stored"`
+}
+
+// JudgementRequest defines model for JudgementRequest.
+type JudgementRequest struct {
+	Algorithm string `json:"algorithm,omitempty"`
+	Data      string `json:"data,omitempty"`
 }
 
 // Key defines model for Key.
@@ -1942,6 +2014,9 @@ type Withheld struct {
 	Reasons []Reason `json:"reasons"`
 }
 
+// PostV1CatalogChangesByIndexCountersignJSONBody defines parameters for PostV1CatalogChangesByIndexCountersign.
+type PostV1CatalogChangesByIndexCountersignJSONBody = interface{}
+
 // PostV1EventsJSONBody defines parameters for PostV1Events.
 type PostV1EventsJSONBody = []EventInput
 
@@ -2093,6 +2168,12 @@ type PostV1BreachesJSONRequestBody = BreachInput
 // PostV1CasesByCaseCloseJSONRequestBody defines body for PostV1CasesByCaseClose for application/json ContentType.
 type PostV1CasesByCaseCloseJSONRequestBody = CloseBody
 
+// PostV1CatalogChangesByIndexApproveJSONRequestBody defines body for PostV1CatalogChangesByIndexApprove for application/json ContentType.
+type PostV1CatalogChangesByIndexApproveJSONRequestBody = JudgementRequest
+
+// PostV1CatalogChangesByIndexCountersignJSONRequestBody defines body for PostV1CatalogChangesByIndexCountersign for application/json ContentType.
+type PostV1CatalogChangesByIndexCountersignJSONRequestBody = PostV1CatalogChangesByIndexCountersignJSONBody
+
 // PostV1DecisionsJSONRequestBody defines body for PostV1Decisions for application/json ContentType.
 type PostV1DecisionsJSONRequestBody = DecisionBody
 
@@ -2173,6 +2254,9 @@ type PostV1SubjectsByIdRequestsJSONRequestBody = CaseRequestBody
 
 // PostV1SuspensionsJSONRequestBody defines body for PostV1Suspensions for application/json ContentType.
 type PostV1SuspensionsJSONRequestBody = SuspensionBody
+
+// PostV1UsecasesByIdAssessmentJSONRequestBody defines body for PostV1UsecasesByIdAssessment for application/json ContentType.
+type PostV1UsecasesByIdAssessmentJSONRequestBody = AnswersRequest
 
 // PostV1UsecasesByIdHaltJSONRequestBody defines body for PostV1UsecasesByIdHalt for application/json ContentType.
 type PostV1UsecasesByIdHaltJSONRequestBody = ReasonBody
@@ -2456,6 +2540,39 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /v1/catalog (the `GetV1Catalog` operationId).
 	GetV1Catalog(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetV1CatalogChanges Catalog change requests (new or changed labels and use-cases) with their diff, approval and status, and what is held (SG-7)
+	//
+	// Corresponds with GET /v1/catalog/changes (the `GetV1CatalogChanges` operationId).
+	GetV1CatalogChanges(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostV1CatalogChangesByIndexApproveWithBody Approve a catalog change request with a judgement of the data and the algorithm; not by its author (SG-7, RO-7)
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/catalog/changes/{index}/approve (the `PostV1CatalogChangesByIndexApprove` operationId).
+	PostV1CatalogChangesByIndexApproveWithBody(ctx context.Context, index string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostV1CatalogChangesByIndexApprove Approve a catalog change request with a judgement of the data and the algorithm; not by its author (SG-7, RO-7)
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/catalog/changes/{index}/approve (the `PostV1CatalogChangesByIndexApprove` operationId).
+	PostV1CatalogChangesByIndexApprove(ctx context.Context, index string, body PostV1CatalogChangesByIndexApproveJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostV1CatalogChangesByIndexCountersignWithBody Record the regulator's signed countersignature of a change request's high-tier use-cases (SG-7)
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/catalog/changes/{index}/countersign (the `PostV1CatalogChangesByIndexCountersign` operationId).
+	PostV1CatalogChangesByIndexCountersignWithBody(ctx context.Context, index string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostV1CatalogChangesByIndexCountersign Record the regulator's signed countersignature of a change request's high-tier use-cases (SG-7)
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/catalog/changes/{index}/countersign (the `PostV1CatalogChangesByIndexCountersign` operationId).
+	PostV1CatalogChangesByIndexCountersign(ctx context.Context, index string, body PostV1CatalogChangesByIndexCountersignJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// PostV1DecisionsWithBody An explained automated decision {usecase, subject} (AD-2, AD-4)
 	//
@@ -3110,10 +3227,19 @@ type ClientInterface interface {
 	// Corresponds with DELETE /v1/suspensions/{kind}/{id} (the `DeleteV1SuspensionsByKindById` operationId).
 	DeleteV1SuspensionsByKindById(ctx context.Context, kind string, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
 
-	// PostV1UsecasesByIdAssessment Create, sign and record an impact assessment (FA-1, AD-5)
+	// PostV1UsecasesByIdAssessmentWithBody Create, sign and record an impact assessment (FA-1, AD-5)
+	//
+	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with POST /v1/usecases/{id}/assessment (the `PostV1UsecasesByIdAssessment` operationId).
-	PostV1UsecasesByIdAssessment(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error)
+	PostV1UsecasesByIdAssessmentWithBody(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PostV1UsecasesByIdAssessment Create, sign and record an impact assessment (FA-1, AD-5)
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/usecases/{id}/assessment (the `PostV1UsecasesByIdAssessment` operationId).
+	PostV1UsecasesByIdAssessment(ctx context.Context, id string, body PostV1UsecasesByIdAssessmentJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// PostV1UsecasesByIdHaltWithBody Halt a use-case at once (overseer, AD-7)
 	//
@@ -3347,6 +3473,89 @@ func (c *Client) PostV1CasesByCaseClose(ctx context.Context, pCase string, body 
 // Corresponds with GET /v1/catalog (the `GetV1Catalog` operationId).
 func (c *Client) GetV1Catalog(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetV1CatalogRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetV1CatalogChanges Catalog change requests (new or changed labels and use-cases) with their diff, approval and status, and what is held (SG-7)
+//
+// Corresponds with GET /v1/catalog/changes (the `GetV1CatalogChanges` operationId).
+func (c *Client) GetV1CatalogChanges(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetV1CatalogChangesRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostV1CatalogChangesByIndexApproveWithBody Approve a catalog change request with a judgement of the data and the algorithm; not by its author (SG-7, RO-7)
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/catalog/changes/{index}/approve (the `PostV1CatalogChangesByIndexApprove` operationId).
+func (c *Client) PostV1CatalogChangesByIndexApproveWithBody(ctx context.Context, index string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostV1CatalogChangesByIndexApproveRequestWithBody(c.Server, index, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostV1CatalogChangesByIndexApprove Approve a catalog change request with a judgement of the data and the algorithm; not by its author (SG-7, RO-7)
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/catalog/changes/{index}/approve (the `PostV1CatalogChangesByIndexApprove` operationId).
+func (c *Client) PostV1CatalogChangesByIndexApprove(ctx context.Context, index string, body PostV1CatalogChangesByIndexApproveJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostV1CatalogChangesByIndexApproveRequest(c.Server, index, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostV1CatalogChangesByIndexCountersignWithBody Record the regulator's signed countersignature of a change request's high-tier use-cases (SG-7)
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/catalog/changes/{index}/countersign (the `PostV1CatalogChangesByIndexCountersign` operationId).
+func (c *Client) PostV1CatalogChangesByIndexCountersignWithBody(ctx context.Context, index string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostV1CatalogChangesByIndexCountersignRequestWithBody(c.Server, index, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostV1CatalogChangesByIndexCountersign Record the regulator's signed countersignature of a change request's high-tier use-cases (SG-7)
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/catalog/changes/{index}/countersign (the `PostV1CatalogChangesByIndexCountersign` operationId).
+func (c *Client) PostV1CatalogChangesByIndexCountersign(ctx context.Context, index string, body PostV1CatalogChangesByIndexCountersignJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostV1CatalogChangesByIndexCountersignRequest(c.Server, index, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5100,11 +5309,30 @@ func (c *Client) DeleteV1SuspensionsByKindById(ctx context.Context, kind string,
 	return c.Client.Do(req)
 }
 
-// PostV1UsecasesByIdAssessment Create, sign and record an impact assessment (FA-1, AD-5)
+// PostV1UsecasesByIdAssessmentWithBody Create, sign and record an impact assessment (FA-1, AD-5)
+//
+// Takes any type of body and a specified content type.
 //
 // Corresponds with POST /v1/usecases/{id}/assessment (the `PostV1UsecasesByIdAssessment` operationId).
-func (c *Client) PostV1UsecasesByIdAssessment(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewPostV1UsecasesByIdAssessmentRequest(c.Server, id)
+func (c *Client) PostV1UsecasesByIdAssessmentWithBody(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostV1UsecasesByIdAssessmentRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PostV1UsecasesByIdAssessment Create, sign and record an impact assessment (FA-1, AD-5)
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/usecases/{id}/assessment (the `PostV1UsecasesByIdAssessment` operationId).
+func (c *Client) PostV1UsecasesByIdAssessment(ctx context.Context, id string, body PostV1UsecasesByIdAssessmentJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPostV1UsecasesByIdAssessmentRequest(c.Server, id, body)
 	if err != nil {
 		return nil, err
 	}
@@ -5503,6 +5731,127 @@ func NewGetV1CatalogRequest(server string) (*http.Request, error) {
 	if err != nil {
 		return nil, err
 	}
+
+	return req, nil
+}
+
+// NewGetV1CatalogChangesRequest constructs an http.Request for the GetV1CatalogChanges method
+func NewGetV1CatalogChangesRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/catalog/changes")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPostV1CatalogChangesByIndexApproveRequest calls the generic PostV1CatalogChangesByIndexApprove builder with application/json body
+func NewPostV1CatalogChangesByIndexApproveRequest(server string, index string, body PostV1CatalogChangesByIndexApproveJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPostV1CatalogChangesByIndexApproveRequestWithBody(server, index, "application/json", bodyReader)
+}
+
+// NewPostV1CatalogChangesByIndexApproveRequestWithBody constructs an http.Request for the PostV1CatalogChangesByIndexApprove method, with any body, and a specified content type
+func NewPostV1CatalogChangesByIndexApproveRequestWithBody(server string, index string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "index", index, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/catalog/changes/%s/approve", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewPostV1CatalogChangesByIndexCountersignRequest calls the generic PostV1CatalogChangesByIndexCountersign builder with application/json body
+func NewPostV1CatalogChangesByIndexCountersignRequest(server string, index string, body PostV1CatalogChangesByIndexCountersignJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPostV1CatalogChangesByIndexCountersignRequestWithBody(server, index, "application/json", bodyReader)
+}
+
+// NewPostV1CatalogChangesByIndexCountersignRequestWithBody constructs an http.Request for the PostV1CatalogChangesByIndexCountersign method, with any body, and a specified content type
+func NewPostV1CatalogChangesByIndexCountersignRequestWithBody(server string, index string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "index", index, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/catalog/changes/%s/countersign", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -8798,8 +9147,19 @@ func NewDeleteV1SuspensionsByKindByIdRequest(server string, kind string, id stri
 	return req, nil
 }
 
-// NewPostV1UsecasesByIdAssessmentRequest constructs an http.Request for the PostV1UsecasesByIdAssessment method
-func NewPostV1UsecasesByIdAssessmentRequest(server string, id string) (*http.Request, error) {
+// NewPostV1UsecasesByIdAssessmentRequest calls the generic PostV1UsecasesByIdAssessment builder with application/json body
+func NewPostV1UsecasesByIdAssessmentRequest(server string, id string, body PostV1UsecasesByIdAssessmentJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPostV1UsecasesByIdAssessmentRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewPostV1UsecasesByIdAssessmentRequestWithBody constructs an http.Request for the PostV1UsecasesByIdAssessment method, with any body, and a specified content type
+func NewPostV1UsecasesByIdAssessmentRequestWithBody(server string, id string, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -8824,10 +9184,12 @@ func NewPostV1UsecasesByIdAssessmentRequest(server string, id string) (*http.Req
 		return nil, err
 	}
 
-	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
 	if err != nil {
 		return nil, err
 	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -9054,6 +9416,41 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /v1/catalog (the `GetV1Catalog` operationId).
 	GetV1CatalogWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetV1CatalogResponse, error)
+
+	// GetV1CatalogChangesWithResponse Catalog change requests (new or changed labels and use-cases) with their diff, approval and status, and what is held (SG-7)
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/catalog/changes (the `GetV1CatalogChanges` operationId).
+	GetV1CatalogChangesWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetV1CatalogChangesResponse, error)
+
+	// PostV1CatalogChangesByIndexApproveWithBodyWithResponse Approve a catalog change request with a judgement of the data and the algorithm; not by its author (SG-7, RO-7)
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/catalog/changes/{index}/approve (the `PostV1CatalogChangesByIndexApprove` operationId).
+	PostV1CatalogChangesByIndexApproveWithBodyWithResponse(ctx context.Context, index string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostV1CatalogChangesByIndexApproveResponse, error)
+
+	// PostV1CatalogChangesByIndexApproveWithResponse Approve a catalog change request with a judgement of the data and the algorithm; not by its author (SG-7, RO-7)
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/catalog/changes/{index}/approve (the `PostV1CatalogChangesByIndexApprove` operationId).
+	PostV1CatalogChangesByIndexApproveWithResponse(ctx context.Context, index string, body PostV1CatalogChangesByIndexApproveJSONRequestBody, reqEditors ...RequestEditorFn) (*PostV1CatalogChangesByIndexApproveResponse, error)
+
+	// PostV1CatalogChangesByIndexCountersignWithBodyWithResponse Record the regulator's signed countersignature of a change request's high-tier use-cases (SG-7)
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/catalog/changes/{index}/countersign (the `PostV1CatalogChangesByIndexCountersign` operationId).
+	PostV1CatalogChangesByIndexCountersignWithBodyWithResponse(ctx context.Context, index string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostV1CatalogChangesByIndexCountersignResponse, error)
+
+	// PostV1CatalogChangesByIndexCountersignWithResponse Record the regulator's signed countersignature of a change request's high-tier use-cases (SG-7)
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/catalog/changes/{index}/countersign (the `PostV1CatalogChangesByIndexCountersign` operationId).
+	PostV1CatalogChangesByIndexCountersignWithResponse(ctx context.Context, index string, body PostV1CatalogChangesByIndexCountersignJSONRequestBody, reqEditors ...RequestEditorFn) (*PostV1CatalogChangesByIndexCountersignResponse, error)
 
 	// PostV1DecisionsWithBodyWithResponse An explained automated decision {usecase, subject} (AD-2, AD-4)
 	//
@@ -9818,12 +10215,19 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with DELETE /v1/suspensions/{kind}/{id} (the `DeleteV1SuspensionsByKindById` operationId).
 	DeleteV1SuspensionsByKindByIdWithResponse(ctx context.Context, kind string, id string, reqEditors ...RequestEditorFn) (*DeleteV1SuspensionsByKindByIdResponse, error)
 
-	// PostV1UsecasesByIdAssessmentWithResponse Create, sign and record an impact assessment (FA-1, AD-5)
+	// PostV1UsecasesByIdAssessmentWithBodyWithResponse Create, sign and record an impact assessment (FA-1, AD-5)
 	//
-	// Returns a wrapper object for the known response body format(s).
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with POST /v1/usecases/{id}/assessment (the `PostV1UsecasesByIdAssessment` operationId).
-	PostV1UsecasesByIdAssessmentWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*PostV1UsecasesByIdAssessmentResponse, error)
+	PostV1UsecasesByIdAssessmentWithBodyWithResponse(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostV1UsecasesByIdAssessmentResponse, error)
+
+	// PostV1UsecasesByIdAssessmentWithResponse Create, sign and record an impact assessment (FA-1, AD-5)
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/usecases/{id}/assessment (the `PostV1UsecasesByIdAssessment` operationId).
+	PostV1UsecasesByIdAssessmentWithResponse(ctx context.Context, id string, body PostV1UsecasesByIdAssessmentJSONRequestBody, reqEditors ...RequestEditorFn) (*PostV1UsecasesByIdAssessmentResponse, error)
 
 	// PostV1UsecasesByIdHaltWithBodyWithResponse Halt a use-case at once (overseer, AD-7)
 	//
@@ -10474,6 +10878,206 @@ func (r GetV1CatalogResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetV1CatalogResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type GetV1CatalogChangesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ChangeList
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetV1CatalogChangesResponse) GetJSON200() *ChangeList {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetV1CatalogChangesResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetV1CatalogChangesResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r GetV1CatalogChangesResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r GetV1CatalogChangesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetV1CatalogChangesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetV1CatalogChangesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetV1CatalogChangesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type PostV1CatalogChangesByIndexApproveResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ChangeRequest
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PostV1CatalogChangesByIndexApproveResponse) GetJSON200() *ChangeRequest {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PostV1CatalogChangesByIndexApproveResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PostV1CatalogChangesByIndexApproveResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PostV1CatalogChangesByIndexApproveResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r PostV1CatalogChangesByIndexApproveResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r PostV1CatalogChangesByIndexApproveResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PostV1CatalogChangesByIndexApproveResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PostV1CatalogChangesByIndexApproveResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PostV1CatalogChangesByIndexApproveResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type PostV1CatalogChangesByIndexCountersignResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ChangeRequest
+	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationproblemJSON400 *Problem
+	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationproblemJSON401 *Problem
+	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationproblemJSON403 *Problem
+	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
+	ApplicationproblemJSONDefault *Problem
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PostV1CatalogChangesByIndexCountersignResponse) GetJSON200() *ChangeRequest {
+	return r.JSON200
+}
+
+// GetApplicationproblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PostV1CatalogChangesByIndexCountersignResponse) GetApplicationproblemJSON400() *Problem {
+	return r.ApplicationproblemJSON400
+}
+
+// GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PostV1CatalogChangesByIndexCountersignResponse) GetApplicationproblemJSON401() *Problem {
+	return r.ApplicationproblemJSON401
+}
+
+// GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PostV1CatalogChangesByIndexCountersignResponse) GetApplicationproblemJSON403() *Problem {
+	return r.ApplicationproblemJSON403
+}
+
+// GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
+func (r PostV1CatalogChangesByIndexCountersignResponse) GetApplicationproblemJSONDefault() *Problem {
+	return r.ApplicationproblemJSONDefault
+}
+
+// GetBody returns the raw response body bytes
+func (r PostV1CatalogChangesByIndexCountersignResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PostV1CatalogChangesByIndexCountersignResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PostV1CatalogChangesByIndexCountersignResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PostV1CatalogChangesByIndexCountersignResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -16100,6 +16704,71 @@ func (c *ClientWithResponses) GetV1CatalogWithResponse(ctx context.Context, reqE
 	return ParseGetV1CatalogResponse(rsp)
 }
 
+// GetV1CatalogChangesWithResponse Catalog change requests (new or changed labels and use-cases) with their diff, approval and status, and what is held (SG-7)
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/catalog/changes (the `GetV1CatalogChanges` operationId).
+func (c *ClientWithResponses) GetV1CatalogChangesWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetV1CatalogChangesResponse, error) {
+	rsp, err := c.GetV1CatalogChanges(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetV1CatalogChangesResponse(rsp)
+}
+
+// PostV1CatalogChangesByIndexApproveWithBodyWithResponse Approve a catalog change request with a judgement of the data and the algorithm; not by its author (SG-7, RO-7)
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/catalog/changes/{index}/approve (the `PostV1CatalogChangesByIndexApprove` operationId).
+func (c *ClientWithResponses) PostV1CatalogChangesByIndexApproveWithBodyWithResponse(ctx context.Context, index string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostV1CatalogChangesByIndexApproveResponse, error) {
+	rsp, err := c.PostV1CatalogChangesByIndexApproveWithBody(ctx, index, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostV1CatalogChangesByIndexApproveResponse(rsp)
+}
+
+// PostV1CatalogChangesByIndexApproveWithResponse Approve a catalog change request with a judgement of the data and the algorithm; not by its author (SG-7, RO-7)
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/catalog/changes/{index}/approve (the `PostV1CatalogChangesByIndexApprove` operationId).
+func (c *ClientWithResponses) PostV1CatalogChangesByIndexApproveWithResponse(ctx context.Context, index string, body PostV1CatalogChangesByIndexApproveJSONRequestBody, reqEditors ...RequestEditorFn) (*PostV1CatalogChangesByIndexApproveResponse, error) {
+	rsp, err := c.PostV1CatalogChangesByIndexApprove(ctx, index, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostV1CatalogChangesByIndexApproveResponse(rsp)
+}
+
+// PostV1CatalogChangesByIndexCountersignWithBodyWithResponse Record the regulator's signed countersignature of a change request's high-tier use-cases (SG-7)
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/catalog/changes/{index}/countersign (the `PostV1CatalogChangesByIndexCountersign` operationId).
+func (c *ClientWithResponses) PostV1CatalogChangesByIndexCountersignWithBodyWithResponse(ctx context.Context, index string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostV1CatalogChangesByIndexCountersignResponse, error) {
+	rsp, err := c.PostV1CatalogChangesByIndexCountersignWithBody(ctx, index, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostV1CatalogChangesByIndexCountersignResponse(rsp)
+}
+
+// PostV1CatalogChangesByIndexCountersignWithResponse Record the regulator's signed countersignature of a change request's high-tier use-cases (SG-7)
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/catalog/changes/{index}/countersign (the `PostV1CatalogChangesByIndexCountersign` operationId).
+func (c *ClientWithResponses) PostV1CatalogChangesByIndexCountersignWithResponse(ctx context.Context, index string, body PostV1CatalogChangesByIndexCountersignJSONRequestBody, reqEditors ...RequestEditorFn) (*PostV1CatalogChangesByIndexCountersignResponse, error) {
+	rsp, err := c.PostV1CatalogChangesByIndexCountersign(ctx, index, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostV1CatalogChangesByIndexCountersignResponse(rsp)
+}
+
 // PostV1DecisionsWithBodyWithResponse An explained automated decision {usecase, subject} (AD-2, AD-4)
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -17517,13 +18186,26 @@ func (c *ClientWithResponses) DeleteV1SuspensionsByKindByIdWithResponse(ctx cont
 	return ParseDeleteV1SuspensionsByKindByIdResponse(rsp)
 }
 
-// PostV1UsecasesByIdAssessmentWithResponse Create, sign and record an impact assessment (FA-1, AD-5)
+// PostV1UsecasesByIdAssessmentWithBodyWithResponse Create, sign and record an impact assessment (FA-1, AD-5)
 //
-// Returns a wrapper object for the known response body format(s).
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with POST /v1/usecases/{id}/assessment (the `PostV1UsecasesByIdAssessment` operationId).
-func (c *ClientWithResponses) PostV1UsecasesByIdAssessmentWithResponse(ctx context.Context, id string, reqEditors ...RequestEditorFn) (*PostV1UsecasesByIdAssessmentResponse, error) {
-	rsp, err := c.PostV1UsecasesByIdAssessment(ctx, id, reqEditors...)
+func (c *ClientWithResponses) PostV1UsecasesByIdAssessmentWithBodyWithResponse(ctx context.Context, id string, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PostV1UsecasesByIdAssessmentResponse, error) {
+	rsp, err := c.PostV1UsecasesByIdAssessmentWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePostV1UsecasesByIdAssessmentResponse(rsp)
+}
+
+// PostV1UsecasesByIdAssessmentWithResponse Create, sign and record an impact assessment (FA-1, AD-5)
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/usecases/{id}/assessment (the `PostV1UsecasesByIdAssessment` operationId).
+func (c *ClientWithResponses) PostV1UsecasesByIdAssessmentWithResponse(ctx context.Context, id string, body PostV1UsecasesByIdAssessmentJSONRequestBody, reqEditors ...RequestEditorFn) (*PostV1UsecasesByIdAssessmentResponse, error) {
+	rsp, err := c.PostV1UsecasesByIdAssessment(ctx, id, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -18010,6 +18692,161 @@ func ParseGetV1CatalogResponse(rsp *http.Response) (*GetV1CatalogResponse, error
 			return nil, err
 		}
 		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseGetV1CatalogChangesResponse parses an HTTP response from a GetV1CatalogChangesWithResponse call
+func ParseGetV1CatalogChangesResponse(rsp *http.Response) (*GetV1CatalogChangesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetV1CatalogChangesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ChangeList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParsePostV1CatalogChangesByIndexApproveResponse parses an HTTP response from a PostV1CatalogChangesByIndexApproveWithResponse call
+func ParsePostV1CatalogChangesByIndexApproveResponse(rsp *http.Response) (*PostV1CatalogChangesByIndexApproveResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PostV1CatalogChangesByIndexApproveResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ChangeRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSONDefault = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParsePostV1CatalogChangesByIndexCountersignResponse parses an HTTP response from a PostV1CatalogChangesByIndexCountersignWithResponse call
+func ParsePostV1CatalogChangesByIndexCountersignResponse(rsp *http.Response) (*PostV1CatalogChangesByIndexCountersignResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PostV1CatalogChangesByIndexCountersignResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ChangeRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON400 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
 		var dest Problem

@@ -34,7 +34,14 @@ func (s *Server) getChanges(w http.ResponseWriter, r *http.Request, _ policy.Cal
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, 200, map[string]any{"changes": list, "held": held})
+	return writeJSON(w, 200, changeList{Changes: list, Held: held})
+}
+
+// changeList is GET /v1/catalog/changes: the change requests and, per
+// held label or use-case, the log index of the request that holds it.
+type changeList struct {
+	Changes []oversight.ChangeRequest `json:"changes"`
+	Held    map[string]int64          `json:"held"`
 }
 
 func changeIndex(r *http.Request) (int64, error) {

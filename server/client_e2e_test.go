@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/portrait-dev/portrait/client"
+	"github.com/portrait-dev/portrait/examples/demo"
 	"github.com/portrait-dev/portrait/policy"
 )
 
@@ -92,7 +94,11 @@ func TestGeneratedClient(t *testing.T) {
 		}
 
 		// Decision: assessed, notice shown, decided and explained.
-		if r, err := adm.PostV1UsecasesByIdAssessmentWithResponse(ctx, "credit_limit"); err != nil || r.JSON201 == nil {
+		var answers client.AnswersRequest // PIPL Art. 56's questions, answered and signed
+		if err := json.Unmarshal(demo.Assessment, &answers); err != nil {
+			t.Fatal(err)
+		}
+		if r, err := adm.PostV1UsecasesByIdAssessmentWithResponse(ctx, "credit_limit", answers); err != nil || r.JSON201 == nil {
 			t.Fatalf("assessment: %v %d %s", err, r.StatusCode(), r.Body)
 		}
 		tr, err := op.PostV1SubjectsByIdTokensWithResponse(ctx, ada)
