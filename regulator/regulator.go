@@ -39,6 +39,8 @@ type Node struct {
 	log      *audit.Log
 	cosigner *witness.Signer
 	now      func() time.Time
+	// sup is set by Supervise.
+	sup *supervision
 }
 
 // New returns a node over db, recording in log and cosigning with

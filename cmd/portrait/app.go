@@ -71,6 +71,9 @@ type app struct {
 	link *regulator.Link
 	// enforcer applies the regulator's signed orders when joined.
 	enforcer *regulator.Enforcer
+	// supervisor routes complaints and sends supervision reports when
+	// joined; it runs while serving.
+	supervisor func(ctx context.Context)
 }
 
 // openStore opens a postgres:// URL with the postgres package and anything
@@ -360,6 +363,9 @@ func (a *app) listen(ctx context.Context, addr string, ready func(url string)) e
 		// Orders bind within the poll interval on every node: a
 		// suspension is in the shared store, read on each request.
 		go a.enforcer.Run(ctx, 2*time.Second)
+	}
+	if a.supervisor != nil {
+		go a.supervisor(ctx)
 	}
 	go a.monitor.Schedule(ctx, a.monitorEvery)
 	if a.deliveries != nil {

@@ -51,6 +51,7 @@ func regulatorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 // regulatorDB is a regulator node's database as serve holds it.
 type regulatorDB interface {
 	regulator.DB
+	regulator.Docs
 	Close() error
 }
 
@@ -92,6 +93,7 @@ func regulatorServe(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	node := regulator.New(store, l, cosigner)
+	node.Supervise(store, kr)
 	if *adminKey != "" {
 		if err := node.EnsureAdmin(ctx, "admin", *adminKey); err != nil {
 			return fmt.Errorf("register admin key: %w", err)
@@ -120,13 +122,18 @@ func regulatorServe(ctx context.Context, args []string, stdout, stderr io.Writer
 }
 
 // regulatorFlags are serve's flags for joining a regulator.
-type regulatorFlags struct{ url, key, token *string }
+type regulatorFlags struct {
+	url, key, token *string
+	// supervise is how often a supervision report is sent.
+	supervise *time.Duration
+}
 
 func addRegulatorFlags(fs *flag.FlagSet) regulatorFlags {
 	return regulatorFlags{
-		url:   fs.String("regulator", "", "URL of the regulator node to join"),
-		key:   fs.String("regulator-key", "", "the regulator's witness key, as served at its /v1/witness/key"),
-		token: fs.String("regulator-token", "", "the company's enrolment token (better set as PORTRAIT_REGULATOR_TOKEN)"),
+		url:       fs.String("regulator", "", "URL of the regulator node to join"),
+		key:       fs.String("regulator-key", "", "the regulator's witness key, as served at its /v1/witness/key"),
+		token:     fs.String("regulator-token", "", "the company's enrolment token (better set as PORTRAIT_REGULATOR_TOKEN)"),
+		supervise: fs.Duration("supervise-every", 24*time.Hour, "how often a joined engine sends the regulator a signed supervision report (0: never)"),
 	}
 }
 
@@ -159,6 +166,8 @@ func (f regulatorFlags) join(ctx context.Context, a *app) error {
 	a.enforcer = &regulator.Enforcer{Client: c, Gov: a.ledger, Take: takeover{a}, Log: a.log, Store: a.store, Logger: a.logger}
 	a.apply.SetSilence(a.enforcer.Silence)
 	a.server.Regulated()
+	a.oversight.Join(complaintsVia{c})
+	a.supervisor = func(ctx context.Context) { a.supervise(ctx, c, 2*time.Second, *f.supervise) }
 	return nil
 }
 
