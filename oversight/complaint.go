@@ -62,7 +62,10 @@ func (s *Service) Routed(ctx context.Context, id, text string, created, deadline
 		c.LogIndex = idx
 		return tx.PutCase(ctx, c)
 	})
-	return failClosed("route complaint", err)
+	if err != nil {
+		return failClosed("route complaint", err)
+	}
+	return nil
 }
 
 // Settled records that the regulator closed complaint id.
@@ -79,7 +82,10 @@ func (s *Service) Settled(ctx context.Context, id string, closed time.Time) erro
 		}
 		return tx.PutCase(ctx, c)
 	})
-	return failClosed("close complaint", err)
+	if err != nil {
+		return failClosed("close complaint", err)
+	}
+	return nil
 }
 
 // answerComplaint sends an admin's answer to the regulator and marks the
