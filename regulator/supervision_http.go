@@ -2,7 +2,9 @@ package regulator
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 
@@ -122,6 +124,109 @@ func (n *Node) supervisionRoutes(route func(string, who, func(context.Context, c
 			return err
 		}
 		return reply(c.w, 200, cm)
+	})
+}
+
+// consultationRoutes are the routes of rule packs under consultation.
+func (n *Node) consultationRoutes(route func(string, who, func(context.Context, call) error)) {
+	route("POST /v1/packs", admin, func(ctx context.Context, c call) error {
+		var in struct {
+			Title string          `json:"title"`
+			Pack  json.RawMessage `json:"pack"`
+		}
+		if err := decode(c.r, &in); err != nil {
+			return err
+		}
+		d, err := n.DraftPack(ctx, c.staff, in.Title, in.Pack)
+		if err != nil {
+			return err
+		}
+		return reply(c.w, http.StatusCreated, d)
+	})
+	route("GET /v1/packs", public, func(ctx context.Context, c call) error {
+		list, err := n.Drafts(ctx)
+		if err != nil {
+			return err
+		}
+		return reply(c.w, 200, map[string]any{"packs": list})
+	})
+	route("GET /v1/packs/current", public, func(ctx context.Context, c call) error {
+		cur, err := n.Current(ctx)
+		if err != nil {
+			return err
+		}
+		return reply(c.w, 200, cur)
+	})
+	route("GET /v1/packs/{id}", public, func(ctx context.Context, c call) error {
+		d, err := n.Draft(ctx, c.r.PathValue("id"))
+		if err != nil {
+			return err
+		}
+		return reply(c.w, 200, d)
+	})
+	route("POST /v1/packs/{id}/open", admin, func(ctx context.Context, c call) error {
+		d, err := n.OpenConsultation(ctx, c.staff, c.r.PathValue("id"))
+		if err != nil {
+			return err
+		}
+		return reply(c.w, 200, d)
+	})
+	route("POST /v1/packs/{id}/comments", public, func(ctx context.Context, c call) error {
+		c.r.Body = http.MaxBytesReader(c.w, c.r.Body, maxPublicBody)
+		var in struct {
+			Name string `json:"name"`
+			Text string `json:"text"`
+		}
+		if err := decode(c.r, &in); err != nil {
+			return err
+		}
+		d, err := n.CommentOn(ctx, clientAddr(c.r), c.r.PathValue("id"), in.Name, in.Text)
+		if errors.Is(err, ErrRateLimited) {
+			return tooMany(c.w)
+		} else if err != nil {
+			return err
+		}
+		return reply(c.w, http.StatusCreated, d)
+	})
+	route("POST /v1/packs/{id}/signoffs", admin, func(ctx context.Context, c call) error {
+		var in SignOff
+		if err := decode(c.r, &struct {
+			Expert     *string `json:"expert"`
+			Discipline *string `json:"discipline"`
+			Statement  *string `json:"statement"`
+		}{&in.Expert, &in.Discipline, &in.Statement}); err != nil {
+			return err
+		}
+		d, err := n.SignOffPack(ctx, c.staff, c.r.PathValue("id"), in)
+		if err != nil {
+			return err
+		}
+		return reply(c.w, 201, d)
+	})
+	route("POST /v1/packs/{id}/simulate", staff, func(ctx context.Context, c call) error {
+		out, err := n.Simulate(ctx, c.staff, c.r.PathValue("id"))
+		if err != nil {
+			return err
+		}
+		return reply(c.w, 200, map[string]any{"outcomes": out})
+	})
+	route("POST /v1/packs/{id}/publish", admin, func(ctx context.Context, c call) error {
+		d, err := n.Publish(ctx, c.staff, c.r.PathValue("id"))
+		if err != nil {
+			return err
+		}
+		return reply(c.w, 200, d)
+	})
+	route("POST /v1/mirror/catalog", company, func(ctx context.Context, c call) error {
+		src, err := io.ReadAll(c.r.Body)
+		if err != nil {
+			return portrait.Errorf(portrait.ETOOLARGE, "catalog: %v", err)
+		}
+		if err := n.FileCatalog(ctx, c.company, src); err != nil {
+			return err
+		}
+		c.w.WriteHeader(http.StatusNoContent)
+		return nil
 	})
 }
 

@@ -509,7 +509,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		jr = &journal{path: *journalPath}
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lvl}))
-	pack, err := loadPack(*packPath)
+	reg.catalog = *catPath
+	pack, err := reg.pack(ctx, *packPath)
 	if err != nil {
 		return fmt.Errorf("refusing to start: %w", err)
 	}
