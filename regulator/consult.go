@@ -303,20 +303,126 @@ func (n *Node) Current(ctx context.Context) (InForce, error) {
 	return InForce{}, portrait.Errorf(portrait.ENOTFOUND, "the regulator has published no rule pack")
 }
 
-// FileCatalog keeps company c's catalog source for simulations.
+// FileCatalog keeps a version of company c's catalog source, for
+// simulations and for the diffs between versions on the console. Filing
+// the same source again changes nothing.
 func (n *Node) FileCatalog(ctx context.Context, c Company, src []byte) error {
 	sup, err := n.supervising()
 	if err != nil {
 		return err
 	}
+	if len(src) == 0 || len(src) > 4<<20 {
+		return portrait.Errorf(portrait.EINVALID, "catalog: want 1 byte to 4 MiB of YAML")
+	}
 	sum := sha256.Sum256(src)
+	id := c.ID + "@" + hex.EncodeToString(sum[:8])
+	if _, err := sup.docs.Doc(ctx, docCatalog, id); err == nil {
+		return nil
+	}
 	if _, err := n.record(ctx, audit.Record{Kind: "filing", Actor: "company:" + c.ID, Action: "catalog", Digest: hex.EncodeToString(sum[:]),
 		Detail: map[string]any{"company": c.ID, "bytes": len(src)}}, nil); err != nil {
 		return err
 	}
-	return putDoc(ctx, sup.docs, docCatalog, c.ID, c.ID, n.now(), struct {
-		Source []byte `json:"source"`
-	}{src})
+	return putDoc(ctx, sup.docs, docCatalog, id, c.ID, n.now(), filedCatalog{Digest: hex.EncodeToString(sum[:]), Source: src})
+}
+
+// filedCatalog is one filed version of a company's catalog.
+type filedCatalog struct {
+	Digest string `json:"digest"`
+	Source []byte `json:"source"`
+}
+
+// CatalogVersion is a filed catalog version with its diff from the one
+// before (none for the first).
+type CatalogVersion struct {
+	Digest string
+	Filed  time.Time
+	Diff   []DiffLine
+}
+
+func (n *Node) catalogVersions(ctx context.Context, company string) ([]CatalogVersion, error) {
+	ds, err := n.sup.docs.Docs(ctx, docCatalog, company)
+	if err != nil {
+		return nil, err
+	}
+	var out []CatalogVersion
+	var prev []byte
+	for _, d := range ds {
+		var f filedCatalog
+		if err := json.Unmarshal(d.Body, &f); err != nil {
+			return nil, err
+		}
+		v := CatalogVersion{Digest: f.Digest[:16], Filed: d.Created}
+		if prev != nil {
+			v.Diff = Diff(string(prev), string(f.Source))
+		}
+		prev = f.Source
+		out = append(out, v)
+	}
+	// Newest first.
+	slices.Reverse(out)
+	return out, nil
+}
+
+// latestCatalog returns a company's newest filed catalog.
+func (n *Node) latestCatalog(ctx context.Context, company string) ([]byte, error) {
+	ds, err := n.sup.docs.Docs(ctx, docCatalog, company)
+	if err != nil || len(ds) == 0 {
+		return nil, err
+	}
+	var f filedCatalog
+	err = json.Unmarshal(ds[len(ds)-1].Body, &f)
+	return f.Source, err
+}
+
+// DiffLine is one line of a diff: Op is "add", "del" or "" (context).
+type DiffLine struct {
+	Op, Sign, Text string
+}
+
+// Diff returns the changed lines between a and b with one line of
+// context, by longest common subsequence (catalogs are small).
+func Diff(a, b string) []DiffLine {
+	x, y := strings.Split(a, "\n"), strings.Split(b, "\n")
+	if len(x)*len(y) > 4_000_000 {
+		return []DiffLine{{Op: "del", Sign: "-", Text: "(too large to diff)"}}
+	}
+	lcs := make([][]int, len(x)+1)
+	for i := range lcs {
+		lcs[i] = make([]int, len(y)+1)
+	}
+	for i := len(x) - 1; i >= 0; i-- {
+		for j := len(y) - 1; j >= 0; j-- {
+			if x[i] == y[j] {
+				lcs[i][j] = lcs[i+1][j+1] + 1
+			} else {
+				lcs[i][j] = max(lcs[i+1][j], lcs[i][j+1])
+			}
+		}
+	}
+	var all []DiffLine
+	i, j := 0, 0
+	for i < len(x) || j < len(y) {
+		switch {
+		case i < len(x) && j < len(y) && x[i] == y[j]:
+			all = append(all, DiffLine{Text: x[i], Sign: " "})
+			i, j = i+1, j+1
+		case j < len(y) && (i == len(x) || lcs[i][j+1] >= lcs[i+1][j]):
+			all = append(all, DiffLine{Op: "add", Sign: "+", Text: y[j]})
+			j++
+		default:
+			all = append(all, DiffLine{Op: "del", Sign: "-", Text: x[i]})
+			i++
+		}
+	}
+	var out []DiffLine
+	for k, l := range all {
+		near := l.Op != "" || (k > 0 && all[k-1].Op != "") || (k+1 < len(all) && all[k+1].Op != "")
+		if near {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // Outcome is one company's result in a simulation.
@@ -355,17 +461,15 @@ func (n *Node) Simulate(ctx context.Context, by policy.Caller, id string) ([]Out
 	fails := 0
 	for _, co := range cos {
 		o := Outcome{Company: co.ID, Name: co.Name}
-		src, err := getDoc[struct {
-			Source []byte `json:"source"`
-		}](ctx, n.sup.docs, docCatalog, co.ID)
-		if portrait.ErrorCode(err) == portrait.ENOTFOUND {
+		src, err := n.latestCatalog(ctx, co.ID)
+		if err != nil {
+			return nil, err
+		} else if src == nil {
 			out = append(out, o)
 			continue
-		} else if err != nil {
-			return nil, err
 		}
 		o.Filed = true
-		if err := n.catalogCheck(pack, co.ID+"/catalog.yaml", src.Source); err != nil {
+		if err := n.catalogCheck(pack, co.ID+"/catalog.yaml", src); err != nil {
 			o.Error = err.Error()
 			fails++
 		} else {

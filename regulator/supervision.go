@@ -103,6 +103,8 @@ type Supervision struct {
 	PriceDispersion map[string]float64 `json:"price_dispersion"`
 	Bubble          map[string]float64 `json:"filter_bubble"`
 	MonitorRun      string             `json:"monitor_run,omitempty"`
+	// Alerts counts the last monitor run's alerts by kind.
+	Alerts map[string]int `json:"alerts,omitempty"`
 }
 
 // SignedSupervision is a supervision report as sent: the exact bytes

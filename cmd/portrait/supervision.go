@@ -136,7 +136,7 @@ func (a *app) supervisionReport(ctx context.Context, company string, noise regul
 		r.ConsentRate = &rate
 	}
 	if m := a.monitor.Latest(); m != nil {
-		r.MonitorRun = m.ID
+		r.MonitorRun, r.Alerts = m.ID, m.AlertCount
 		for _, u := range m.Fairness.UseCases {
 			if u.Audit == nil {
 				continue
