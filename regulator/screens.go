@@ -32,7 +32,9 @@ import (
 var screensHTML string
 
 var screens = template.Must(template.New("screens").Funcs(template.FuncMap{
-	"orderList": func(t map[string]string, list []orderView) map[string]any { return map[string]any{"T": t, "List": list} },
+	"orderList": func(t map[string]string, list []orderView) map[string]any {
+		return map[string]any{"T": t, "List": list}
+	},
 }).Parse(screensHTML))
 
 // texts are the screens' words, zh-CN and en.
