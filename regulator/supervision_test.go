@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"os"
 	"strings"
@@ -15,7 +16,9 @@ import (
 
 	"github.com/portrait-dev/portrait/keys"
 	"github.com/portrait-dev/portrait/regulator"
+	"github.com/portrait-dev/portrait/rules"
 	"github.com/portrait-dev/portrait/storetest"
+	"github.com/portrait-dev/portrait/witness"
 )
 
 // supervised is a fixture whose node takes supervision reports and
@@ -194,4 +197,72 @@ func TestComplaints(t *testing.T) {
 			t.Errorf("no flood refusal: %v", codes)
 		}
 	})
+}
+
+// TestConsultationStores: a draft goes through comment and sign-off and
+// is published; a company's client verifies the pack in force through the
+// regulator's endorsement, and refuses one whose endorsement is forged;
+// simulation runs the filed catalogs through a draft.
+func TestConsultationStores(t *testing.T) {
+	eachEngine(t, func(t *testing.T, db regulator.DB) {
+		f, co, _ := supervised(t, db)
+		signer, vkey, err := regulator.PackSigner("regulator.test/rules", make([]byte, 32))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.node.Consult(signer, vkey, func(p *rules.Pack, name string, data []byte) error {
+			if !bytes.Contains(data, []byte("good")) {
+				return errors.New("rule TEST-1: not good")
+			}
+			return nil
+		})
+		c, _ := regulator.NewClient(f.srv.URL, f.node.WitnessKey(), co.token, http.DefaultClient)
+		if p, err := c.Pack(context.Background()); err != nil || p != nil {
+			t.Fatalf("pack before any publication: %v %v", p, err)
+		}
+		if err := c.FileCatalog(context.Background(), []byte("bad catalog")); err != nil {
+			t.Fatal(err)
+		}
+		text := string(rules.DefaultPack())
+		text = text[:strings.LastIndex(text, "\n\n")]
+		body, _ := json.Marshal(map[string]any{"title": "t", "pack": json.RawMessage(text)})
+		var d regulator.Draft
+		if code := f.call(t, "POST", "/v1/packs", f.admin, string(body), &d); code != 201 {
+			t.Fatalf("draft: %d", code)
+		}
+		var sim struct{ Outcomes []regulator.Outcome }
+		f.call(t, "POST", "/v1/packs/"+d.ID+"/simulate", f.admin, "", &sim)
+		if len(sim.Outcomes) != 1 || sim.Outcomes[0].Pass || !strings.Contains(sim.Outcomes[0].Error, "TEST-1") {
+			t.Errorf("simulation: %+v", sim)
+		}
+		f.call(t, "POST", "/v1/packs/"+d.ID+"/open", f.admin, "", nil)
+		f.call(t, "POST", "/v1/packs/"+d.ID+"/comments", "", `{"text":"好"}`, nil)
+		for _, disc := range regulator.Disciplines {
+			if code := f.call(t, "POST", "/v1/packs/"+d.ID+"/signoffs", f.admin, `{"expert":"x","discipline":"`+disc+`","statement":"ok"}`, nil); code != 201 {
+				t.Fatalf("sign-off: %d", code)
+			}
+		}
+		if code := f.call(t, "POST", "/v1/packs/"+d.ID+"/publish", f.admin, "", &d); code != 200 || d.Status != "published" || len(d.Comments) != 1 {
+			t.Fatalf("publish: %d %+v", code, d.Status)
+		}
+		p, err := c.Pack(context.Background())
+		if err != nil || p == nil || p.ID != "portrait-default" || p.Signers()[0] != "regulator.test/rules" {
+			t.Fatalf("pack in force: %v %v", p, err)
+		}
+		// A client trusting another regulator key refuses the endorsement.
+		_, otherKey, _ := ed25519.GenerateKey(rand.Reader)
+		other, _ := witnessVerifierKey(otherKey)
+		c2, _ := regulator.NewClient(f.srv.URL, other, co.token, http.DefaultClient)
+		if _, err := c2.Pack(context.Background()); err == nil || !strings.Contains(err.Error(), "not endorsed") {
+			t.Errorf("pack endorsed by another key accepted: %v", err)
+		}
+	})
+}
+
+func witnessVerifierKey(k ed25519.PrivateKey) (string, error) {
+	s, err := witness.NewSigner("regulator.test/witness", k)
+	if err != nil {
+		return "", err
+	}
+	return s.VerifierKey(), nil
 }
