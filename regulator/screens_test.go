@@ -148,6 +148,10 @@ func TestScreensBrowser(t *testing.T) {
 			for _, page := range []string{"console/", "console/companies/" + co.id, "console/packs", "public/", "public/packs", "public/complain"} {
 				run(page, chromedp.Navigate(base+"/"+page+"?lang="+lang), chromedp.WaitVisible(chromedp.ID("main")))
 				check(page, lang, words[lang][page]...)
+				if page == "console/companies/"+co.id && !strings.Contains(text(), "+ labels: []") {
+					// SG-1: each filed catalog is kept with its diff.
+					t.Errorf("%d px: the company page does not show the catalog diff", width)
+				}
 			}
 		}
 		if width == 1280 {

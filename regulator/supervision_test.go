@@ -68,6 +68,7 @@ func TestSupervisionReports(t *testing.T) {
 			b, _ := json.Marshal(s)
 			return f.call(t, "POST", "/v1/supervision", co.token, string(b), nil)
 		}
+		// PP-4: signed reports are stored and charted.
 		for i := range 2 {
 			rep.Noisy["subjects_with_requests"] = int64(7 + i)
 			s, err := regulator.SignSupervision(rep, receipt)
@@ -150,7 +151,7 @@ func TestComplaints(t *testing.T) {
 				t.Errorf("log entry %d holds the complaint text", e.Index)
 			}
 		}
-		// The company's queue, its answer, and the regulator's close.
+		// PP-4, RO-8: the company's queue, its answer, and the regulator's close.
 		var q struct{ Complaints []regulator.Complaint }
 		if code := f.call(t, "GET", "/v1/mirror/complaints", co.token, "", &q); code != 200 || len(q.Complaints) != 1 || q.Complaints[0].Text != text {
 			t.Fatalf("company queue: %d %+v", code, q)
@@ -235,6 +236,7 @@ func TestConsultationStores(t *testing.T) {
 		if len(sim.Outcomes) != 1 || sim.Outcomes[0].Pass || !strings.Contains(sim.Outcomes[0].Error, "TEST-1") {
 			t.Errorf("simulation: %+v", sim)
 		}
+		// PP-1, PP-2: comment, sign-off by the three disciplines, publication.
 		f.call(t, "POST", "/v1/packs/"+d.ID+"/open", f.admin, "", nil)
 		f.call(t, "POST", "/v1/packs/"+d.ID+"/comments", "", `{"text":"好"}`, nil)
 		for _, disc := range regulator.Disciplines {

@@ -65,7 +65,7 @@ func TestConsultation(t *testing.T) {
 		t.Errorf("malformed draft: %d", code)
 	}
 
-	// Worst case before publication: which companies would fail.
+	// PP-3: the worst case before publication — which companies would fail.
 	simulate := func(id string) (fails int, msg string) {
 		var out struct {
 			Outcomes []struct {
@@ -94,7 +94,8 @@ func TestConsultation(t *testing.T) {
 		t.Errorf("fair pack: %d fail: %s", n, msg)
 	}
 
-	// Consultation: no publication before comment and sign-off.
+	// PP-1, PP-2: no publication before public comment and sign-off by
+	// law, ethics and sociology; the comments are published with the pack.
 	consult := func(id string, disciplines ...string) {
 		t.Helper()
 		if code := reg.call(t, "POST", "/v1/packs/"+id+"/publish", reg.admin, "", nil); code != 409 {
@@ -137,7 +138,8 @@ func TestConsultation(t *testing.T) {
 	}
 	consult(sID, "law", "ethics", "sociology")
 
-	// Restarted under the strict pack, A refuses to start, naming the rule.
+	// SG-6: restarted under the regulator's strict pack, A refuses to
+	// start, naming the rule.
 	pa.stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

@@ -52,7 +52,7 @@ func TestSupervision(t *testing.T) {
 		}
 	}
 
-	// Reports: signed (the regulator verified them to store them), noisy
+	// PP-4: reports signed (the regulator verified them to store them), noisy
 	// within the documented bound, charted.
 	type report struct {
 		Signed struct{ Signature []byte }
@@ -105,7 +105,7 @@ func TestSupervision(t *testing.T) {
 		t.Logf("warning: every report of A carried the exact count")
 	}
 
-	// A complaint at the regulator reaches A's queue.
+	// PP-4, RO-8: a complaint at the regulator reaches A's queue.
 	var rc struct{ ID, Secret, Deadline string }
 	if code := reg.call(t, "POST", "/v1/complaints", "", `{"company":"`+idA+`","text":"推荐总是一样 the same recommendations every day"}`, &rc); code != 201 || rc.Secret == "" || rc.Deadline == "" {
 		t.Fatalf("complaint: %d %+v", code, rc)
