@@ -2,8 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"time"
 
+	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/audit"
 	"github.com/portrait-dev/portrait/oversight"
 	"github.com/portrait-dev/portrait/regulator"
 	"github.com/portrait-dev/portrait/rights"
@@ -28,10 +32,21 @@ func (v complaintsVia) Answer(ctx context.Context, id, text string) error {
 func (a *app) supervise(ctx context.Context, c *regulator.Client, poll, every time.Duration) {
 	tick := time.NewTicker(poll)
 	defer tick.Stop()
-	var last time.Time
+	// The last report sent, by any node of the company: each is recorded
+	// in the company's log, so nodes sharing a store and restarts do not
+	// send more often than every.
+	last, err := a.lastSupervision(ctx)
+	if err != nil {
+		a.logger.Warn("regulator: reading the last supervision report sent", "err", err)
+	}
 	for {
 		if err := a.routeComplaints(ctx, c); err != nil && ctx.Err() == nil {
 			a.logger.Warn("regulator: complaints not routed", "err", err)
+		}
+		if every > 0 && time.Since(last) >= every {
+			if l, err := a.lastSupervision(ctx); err == nil && l.After(last) {
+				last = l // another node sent one meanwhile
+			}
 		}
 		if every > 0 && time.Since(last) >= every {
 			if err := a.sendSupervision(ctx, c); err != nil && ctx.Err() == nil {
@@ -78,8 +93,35 @@ func (a *app) sendSupervision(ctx context.Context, c *regulator.Client) error {
 	if err != nil {
 		return err
 	}
-	_, err = c.Supervise(ctx, s)
-	return err
+	id, err := c.Supervise(ctx, s)
+	if err != nil {
+		return err
+	}
+	// The company's own log keeps what it reported: the digest of the
+	// signed body and the regulator's id for it.
+	sum := sha256.Sum256(s.Body)
+	return a.store.Update(ctx, func(tx portrait.Tx) error {
+		_, err := a.log.Append(ctx, tx, audit.Record{Kind: supervisionKind, Time: r.Sent, Actor: "system:supervise", Action: "send",
+			Digest: hex.EncodeToString(sum[:]), Codes: []string{"PP-4"}, Detail: map[string]any{"report": id}})
+		return err
+	})
+}
+
+// supervisionKind is the company-log record of a report sent.
+const supervisionKind = "supervision"
+
+// lastSupervision returns when the newest report recorded in the log was
+// sent; the zero time if none was.
+func (a *app) lastSupervision(ctx context.Context) (time.Time, error) {
+	size, err := a.store.LogSize(ctx)
+	if err != nil {
+		return time.Time{}, err
+	}
+	es, err := a.log.ReadVerifiedKinds(ctx, a.store, []string{supervisionKind}, 0, size)
+	if err != nil || len(es) == 0 {
+		return time.Time{}, err
+	}
+	return es[len(es)-1].Record.Time, nil
 }
 
 // supervisionReport gathers the figures of a supervision report. Counts

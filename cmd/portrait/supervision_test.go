@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -99,6 +101,16 @@ func TestSupervision(t *testing.T) {
 				differs++
 			}
 		}
+	}
+	// A's own log records each report it sent, by digest.
+	sent := 0
+	for i := 0; i < 100; i++ {
+		if bytes.Contains(pa.get(t, fmt.Sprintf("/v1/log/entries/%d", i)), []byte(`"kind":"supervision"`)) {
+			sent++
+		}
+	}
+	if sent < 3 {
+		t.Errorf("A's log records %d supervision reports sent, want at least 3", sent)
 	}
 	if differs == 0 {
 		// P(no noise in 3 draws) = 0.245³ ≈ 1.5 %; with more reports less.
