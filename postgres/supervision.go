@@ -14,8 +14,8 @@ import (
 var _ regulator.Docs = (*DB)(nil)
 
 // PutDoc implements regulator.Docs.PutDoc.
-func (db *DB) PutDoc(ctx context.Context, d regulator.Doc) error {
-	if _, err := db.pool.Exec(ctx, `INSERT INTO reg_docs (kind, id, company, created, body) VALUES ($1, $2, $3, $4, $5)
+func (t regulatorTables) PutDoc(ctx context.Context, d regulator.Doc) error {
+	if _, err := t.db.pool.Exec(ctx, `INSERT INTO reg_docs (kind, id, company, created, body) VALUES ($1, $2, $3, $4, $5)
 		ON CONFLICT (kind, id) DO UPDATE SET body = excluded.body`, d.Kind, d.ID, d.Company, d.Created, d.Body); err != nil {
 		return fmt.Errorf("put %s %s: %w", d.Kind, d.ID, err)
 	}
@@ -23,9 +23,9 @@ func (db *DB) PutDoc(ctx context.Context, d regulator.Doc) error {
 }
 
 // Doc implements regulator.Docs.Doc.
-func (db *DB) Doc(ctx context.Context, kind, id string) (regulator.Doc, error) {
+func (t regulatorTables) Doc(ctx context.Context, kind, id string) (regulator.Doc, error) {
 	d := regulator.Doc{Kind: kind, ID: id}
-	err := db.pool.QueryRow(ctx, `SELECT company, created, body FROM reg_docs WHERE kind = $1 AND id = $2`, kind, id).Scan(&d.Company, &d.Created, &d.Body)
+	err := t.db.pool.QueryRow(ctx, `SELECT company, created, body FROM reg_docs WHERE kind = $1 AND id = $2`, kind, id).Scan(&d.Company, &d.Created, &d.Body)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return d, portrait.Errorf(portrait.ENOTFOUND, "no %s %s", kind, id)
 	} else if err != nil {
@@ -36,8 +36,8 @@ func (db *DB) Doc(ctx context.Context, kind, id string) (regulator.Doc, error) {
 }
 
 // Docs implements regulator.Docs.Docs.
-func (db *DB) Docs(ctx context.Context, kind, company string) ([]regulator.Doc, error) {
-	rows, err := db.pool.Query(ctx, `SELECT id, company, created, body FROM reg_docs WHERE kind = $1 AND ($2 = '' OR company = $2) ORDER BY created, id`, kind, company)
+func (t regulatorTables) Docs(ctx context.Context, kind, company string) ([]regulator.Doc, error) {
+	rows, err := t.db.pool.Query(ctx, `SELECT id, company, created, body FROM reg_docs WHERE kind = $1 AND ($2 = '' OR company = $2) ORDER BY created, id`, kind, company)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", kind, err)
 	}

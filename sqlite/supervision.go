@@ -13,8 +13,8 @@ import (
 var _ regulator.Docs = (*DB)(nil)
 
 // PutDoc implements regulator.Docs.PutDoc.
-func (db *DB) PutDoc(ctx context.Context, d regulator.Doc) error {
-	if _, err := db.write.ExecContext(ctx, `INSERT INTO reg_docs (kind, id, company, created, body) VALUES (?, ?, ?, ?, ?)
+func (t regulatorTables) PutDoc(ctx context.Context, d regulator.Doc) error {
+	if _, err := t.db.write.ExecContext(ctx, `INSERT INTO reg_docs (kind, id, company, created, body) VALUES (?, ?, ?, ?, ?)
 		ON CONFLICT (kind, id) DO UPDATE SET body = excluded.body`, d.Kind, d.ID, d.Company, nanos(d.Created), d.Body); err != nil {
 		return fmt.Errorf("put %s %s: %w", d.Kind, d.ID, err)
 	}
@@ -22,10 +22,10 @@ func (db *DB) PutDoc(ctx context.Context, d regulator.Doc) error {
 }
 
 // Doc implements regulator.Docs.Doc.
-func (db *DB) Doc(ctx context.Context, kind, id string) (regulator.Doc, error) {
+func (t regulatorTables) Doc(ctx context.Context, kind, id string) (regulator.Doc, error) {
 	d := regulator.Doc{Kind: kind, ID: id}
 	var created sql.NullInt64
-	err := db.queryRow(ctx, `SELECT company, created, body FROM reg_docs WHERE kind = ? AND id = ?`, kind, id).Scan(&d.Company, &created, &d.Body)
+	err := t.db.queryRow(ctx, `SELECT company, created, body FROM reg_docs WHERE kind = ? AND id = ?`, kind, id).Scan(&d.Company, &created, &d.Body)
 	if errors.Is(err, sql.ErrNoRows) {
 		return d, portrait.Errorf(portrait.ENOTFOUND, "no %s %s", kind, id)
 	} else if err != nil {
@@ -36,8 +36,8 @@ func (db *DB) Doc(ctx context.Context, kind, id string) (regulator.Doc, error) {
 }
 
 // Docs implements regulator.Docs.Docs.
-func (db *DB) Docs(ctx context.Context, kind, company string) ([]regulator.Doc, error) {
-	rows, err := db.query(ctx, `SELECT id, company, created, body FROM reg_docs WHERE kind = ? AND (? = '' OR company = ?) ORDER BY created, id`, kind, company, company)
+func (t regulatorTables) Docs(ctx context.Context, kind, company string) ([]regulator.Doc, error) {
+	rows, err := t.db.query(ctx, `SELECT id, company, created, body FROM reg_docs WHERE kind = ? AND (? = '' OR company = ?) ORDER BY created, id`, kind, company, company)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", kind, err)
 	}
