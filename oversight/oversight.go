@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	portrait "github.com/portrait-dev/portrait"
@@ -18,6 +19,7 @@ import (
 	"github.com/portrait-dev/portrait/audit"
 	"github.com/portrait-dev/portrait/catalog"
 	"github.com/portrait-dev/portrait/keys"
+	"github.com/portrait-dev/portrait/limit"
 	"github.com/portrait-dev/portrait/policy"
 	"github.com/portrait-dev/portrait/rights"
 )
@@ -71,10 +73,12 @@ type Service struct {
 	opts  Options
 
 	idx     logIndex
-	limiter limiter
+	limiter *limit.Limiter
 	// verify checks the regulator's countersignatures; set once joined
 	// (guarded by idx.mu).
 	verify CountersignVerifier
+	// reg is the regulator complaints go to, once joined (Join).
+	reg atomic.Pointer[Regulator]
 }
 
 // New returns a Service and records the loaded catalog in the audit log if
@@ -104,7 +108,7 @@ func New(ctx context.Context, d Deps, opts Options) (*Service, error) {
 	s := &Service{store: d.Store, point: d.Point, keys: d.Keys, log: d.Log, apply: d.Apply, opts: opts}
 	s.idx.kinds = map[string]map[string]int64{}
 	s.idx.approvals, s.idx.csigns = map[int64]Approval{}, map[int64]Countersigned{}
-	s.limiter = limiter{rate: opts.ReportRate, burst: float64(opts.ReportBurst), buckets: map[string]*bucket{}}
+	s.limiter = limit.New(opts.ReportRate, opts.ReportBurst)
 	if err := s.RecordCatalog(ctx); err != nil {
 		return nil, err
 	}

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -30,7 +29,10 @@ type ReportInput struct {
 
 // Report is a violation report as staff see it.
 type Report struct {
-	ID          string    `json:"id"`
+	ID string `json:"id"`
+	// Type is violation_report, or complaint for one the regulator
+	// routed here (open, answered, then closed by the regulator).
+	Type        string    `json:"type"`
 	Status      string    `json:"status"` // open, fulfilled
 	Created     time.Time `json:"created"`
 	Deadline    time.Time `json:"deadline"`
@@ -48,6 +50,9 @@ type ReportReceipt struct {
 	ID       string    `json:"id"`
 	Secret   string    `json:"secret"`
 	Deadline time.Time `json:"deadline"`
+	// Follow is, on an engine joined to a regulator, where the report
+	// (forwarded there as a complaint) is followed with its secret.
+	Follow string `json:"follow,omitempty"`
 }
 
 // Report records a violation report from client (its address, for rate
@@ -65,8 +70,21 @@ func (s *Service) Report(ctx context.Context, client string, in ReportInput) (Re
 	case !utf8.ValidString(in.Description) || !utf8.ValidString(in.Contact):
 		return ReportReceipt{}, &portrait.Error{Code: portrait.EINVALID, Requirement: "RO-8", Message: "the report is not valid UTF-8 text"}
 	}
-	if !s.limiter.allow(client, s.opts.Now()) {
+	if !s.limiter.Allow(client, s.opts.Now()) {
 		return ReportReceipt{}, ErrRateLimited
+	}
+	if reg := s.regulator(); reg != nil {
+		// A joined company does not judge complaints about itself: the
+		// report goes to the regulator, which routes it back to the queue.
+		text := in.Description
+		if in.Contact != "" {
+			text += "\n\n联系方式 Contact: " + in.Contact
+		}
+		rc, err := reg.Forward(ctx, text)
+		if err != nil {
+			return ReportReceipt{}, &portrait.Error{Code: portrait.EUNAVAILABLE, Requirement: "RO-8", Message: "the report could not be passed to the regulator; try again, or file it at the regulator directly: " + err.Error()}
+		}
+		return rc, nil
 	}
 	now := s.now()
 	id := newID("rpt_")
@@ -99,7 +117,7 @@ func (s *Service) Reports(ctx context.Context) ([]Report, error) {
 	}
 	out := []Report{}
 	for _, c := range cases {
-		if c.Type != TypeReport {
+		if c.Type != TypeReport && c.Type != TypeComplaint {
 			continue
 		}
 		r, err := s.report(c)
@@ -117,7 +135,7 @@ func (s *Service) find(ctx context.Context, id string) (portrait.Case, error) {
 		return portrait.Case{}, fmt.Errorf("find report: %w", err)
 	}
 	for _, c := range cases {
-		if c.ID == id && c.Type == TypeReport {
+		if c.ID == id && (c.Type == TypeReport || c.Type == TypeComplaint) {
 			return c, nil
 		}
 	}
@@ -129,7 +147,7 @@ func (s *Service) report(c portrait.Case) (Report, error) {
 	if err != nil {
 		return Report{}, err
 	}
-	return Report{ID: c.ID, Status: c.Status, Created: c.Created, Deadline: c.Deadline, Closed: c.Closed,
+	return Report{ID: c.ID, Type: c.Type, Status: c.Status, Created: c.Created, Deadline: c.Deadline, Closed: c.Closed,
 		Overdue: c.Status == statusOpen && c.Deadline.Before(s.now()), Description: in.Description, Contact: in.Contact,
 		Answer: c.Outcome, LogIndex: c.LogIndex}, nil
 }
@@ -165,6 +183,9 @@ func (s *Service) Answer(ctx context.Context, caller policy.Caller, id, answer s
 	c, err := s.find(ctx, id)
 	if err != nil {
 		return Report{}, err
+	}
+	if c.Type == TypeComplaint {
+		return s.answerComplaint(ctx, caller, c, answer)
 	}
 	if c.Status != statusOpen {
 		return Report{}, portrait.Errorf(portrait.ECONFLICT, "report %s is already answered", id)
@@ -232,49 +253,3 @@ func (s *Service) open(id, sealed string) (ReportInput, error) {
 }
 
 func reportKeyName(id string) string { return "portrait/report/" + id }
-
-// limiter is a token bucket per client address, in memory: each node limits
-// on its own, which is enough to stop one client flooding the queue.
-type limiter struct {
-	mu      sync.Mutex
-	rate    time.Duration // one token per rate
-	burst   float64
-	buckets map[string]*bucket
-}
-
-type bucket struct {
-	tokens float64
-	at     time.Time
-}
-
-// maxBuckets bounds the memory the limiter holds; when full, buckets that
-// have refilled (and so carry no state) are dropped.
-const maxBuckets = 100_000
-
-func (l *limiter) allow(client string, now time.Time) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	b := l.buckets[client]
-	if b == nil {
-		if len(l.buckets) >= maxBuckets {
-			l.prune(now)
-		}
-		b = &bucket{tokens: l.burst, at: now}
-		l.buckets[client] = b
-	}
-	b.tokens = min(l.burst, b.tokens+float64(now.Sub(b.at))/float64(l.rate))
-	b.at = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
-}
-
-func (l *limiter) prune(now time.Time) {
-	for k, b := range l.buckets {
-		if b.tokens+float64(now.Sub(b.at))/float64(l.rate) >= l.burst {
-			delete(l.buckets, k)
-		}
-	}
-}

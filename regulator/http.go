@@ -222,6 +222,9 @@ func (n *Node) Handler(logger *slog.Logger) http.Handler {
 		c.w.WriteHeader(http.StatusNoContent)
 		return nil
 	})
+	n.supervisionRoutes(route)
+	n.consultationRoutes(route)
+	n.screenRoutes(mux, logger)
 	route("GET /v1/mirror/checkpoint", company, func(_ context.Context, c call) error { return checkpoint(c.w, c.company) })
 	route("GET /v1/mirror/entries", company, func(ctx context.Context, c call) error { return n.entries(ctx, c, c.company) })
 	return mux

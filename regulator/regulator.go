@@ -39,6 +39,11 @@ type Node struct {
 	log      *audit.Log
 	cosigner *witness.Signer
 	now      func() time.Time
+	// sup is set by Supervise; the pack fields by Consult.
+	sup          *supervision
+	packSigner   note.Signer
+	packKey      string
+	catalogCheck CatalogCheck
 }
 
 // New returns a node over db, recording in log and cosigning with

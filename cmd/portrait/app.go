@@ -71,6 +71,9 @@ type app struct {
 	link *regulator.Link
 	// enforcer applies the regulator's signed orders when joined.
 	enforcer *regulator.Enforcer
+	// supervisor routes complaints and sends supervision reports when
+	// joined; it runs while serving.
+	supervisor func(ctx context.Context)
 }
 
 // openStore opens a postgres:// URL with the postgres package and anything
@@ -365,6 +368,9 @@ func (a *app) listen(ctx context.Context, addr string, ready func(url string)) e
 		// suspension is in the shared store, read on each request.
 		go a.enforcer.Run(ctx, 2*time.Second)
 	}
+	if a.supervisor != nil {
+		go a.supervisor(ctx)
+	}
 	go a.monitor.Schedule(ctx, a.monitorEvery)
 	if a.deliveries != nil {
 		go a.deliveries.Run(ctx, time.Second)
@@ -513,7 +519,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		jr = &journal{path: *journalPath}
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lvl}))
-	pack, err := loadPack(*packPath)
+	reg.catalog = *catPath
+	pack, err := reg.pack(ctx, *packPath)
 	if err != nil {
 		return fmt.Errorf("refusing to start: %w", err)
 	}

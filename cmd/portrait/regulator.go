@@ -13,14 +13,18 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
 	portrait "github.com/portrait-dev/portrait"
 	"github.com/portrait-dev/portrait/audit"
+	"github.com/portrait-dev/portrait/catalog"
+	"github.com/portrait-dev/portrait/label"
 	"github.com/portrait-dev/portrait/policy"
 	"github.com/portrait-dev/portrait/postgres"
 	"github.com/portrait-dev/portrait/regulator"
+	"github.com/portrait-dev/portrait/rules"
 	"github.com/portrait-dev/portrait/server"
 	"github.com/portrait-dev/portrait/sqlite"
 	"github.com/portrait-dev/portrait/witness"
@@ -51,6 +55,7 @@ func regulatorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 // regulatorDB is a regulator node's database as serve holds it.
 type regulatorDB interface {
 	regulator.DB
+	regulator.Docs
 	Close() error
 }
 
@@ -92,6 +97,15 @@ func regulatorServe(ctx context.Context, args []string, stdout, stderr io.Writer
 		return err
 	}
 	node := regulator.New(store, l, cosigner)
+	node.Supervise(store, kr)
+	packSigner, packKey, err := regulator.PackSigner(*name+"/rules", kr.WitnessKey().Seed())
+	if err != nil {
+		return err
+	}
+	node.Consult(packSigner, packKey, func(p *rules.Pack, name string, data []byte) error {
+		_, err := catalog.ParseWith(p, name, data, label.Check)
+		return err
+	})
 	if *adminKey != "" {
 		if err := node.EnsureAdmin(ctx, "admin", *adminKey); err != nil {
 			return fmt.Errorf("register admin key: %w", err)
@@ -120,13 +134,46 @@ func regulatorServe(ctx context.Context, args []string, stdout, stderr io.Writer
 }
 
 // regulatorFlags are serve's flags for joining a regulator.
-type regulatorFlags struct{ url, key, token *string }
+type regulatorFlags struct {
+	url, key, token *string
+	// supervise is how often a supervision report is sent.
+	supervise *time.Duration
+	// catalog is the catalog file, filed for the regulator's simulations.
+	catalog string
+}
+
+func (f regulatorFlags) joined() bool { return *f.url != "" || *f.key != "" || *f.token != "" }
+
+// pack returns the rule pack the engine checks its catalog against: on a
+// joined engine the regulator's pack in force, verified, if it has
+// published one; else --pack or the embedded default.
+func (f regulatorFlags) pack(ctx context.Context, path string) (*rules.Pack, error) {
+	if !f.joined() {
+		return loadPack(path)
+	}
+	c, err := regulator.NewClient(*f.url, *f.key, *f.token, &http.Client{Timeout: 30 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("join regulator: %w (give --regulator, --regulator-key and --regulator-token)", err)
+	}
+	p, err := c.Pack(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("the regulator's rule pack in force: %w", err)
+	}
+	if p == nil {
+		return loadPack(path)
+	}
+	if path != "" {
+		return nil, fmt.Errorf("--pack %s: the regulator has a rule pack in force (%s), which a joined engine uses", path, p)
+	}
+	return p, nil
+}
 
 func addRegulatorFlags(fs *flag.FlagSet) regulatorFlags {
 	return regulatorFlags{
-		url:   fs.String("regulator", "", "URL of the regulator node to join"),
-		key:   fs.String("regulator-key", "", "the regulator's witness key, as served at its /v1/witness/key"),
-		token: fs.String("regulator-token", "", "the company's enrolment token (better set as PORTRAIT_REGULATOR_TOKEN)"),
+		url:       fs.String("regulator", "", "URL of the regulator node to join"),
+		key:       fs.String("regulator-key", "", "the regulator's witness key, as served at its /v1/witness/key"),
+		token:     fs.String("regulator-token", "", "the company's enrolment token (better set as PORTRAIT_REGULATOR_TOKEN)"),
+		supervise: fs.Duration("supervise-every", 24*time.Hour, "how often a joined engine sends the regulator a signed supervision report (0: never)"),
 	}
 }
 
@@ -134,7 +181,7 @@ func addRegulatorFlags(fs *flag.FlagSet) regulatorFlags {
 // engine's log origin and key, receipt key, catalog digest and algorithm
 // filing. It runs on every start, so a restart refiles a changed catalog.
 func (f regulatorFlags) join(ctx context.Context, a *app) error {
-	if *f.url == "" && *f.key == "" && *f.token == "" {
+	if !f.joined() {
 		return nil
 	}
 	c, err := regulator.NewClient(*f.url, *f.key, *f.token, &http.Client{Timeout: 30 * time.Second})
@@ -155,6 +202,15 @@ func (f regulatorFlags) join(ctx context.Context, a *app) error {
 	if err != nil {
 		return fmt.Errorf("join regulator: %w", err)
 	}
+	if f.catalog != "" {
+		src, err := os.ReadFile(f.catalog)
+		if err != nil {
+			return fmt.Errorf("join regulator: %w", err)
+		}
+		if err := c.FileCatalog(ctx, src); err != nil {
+			return fmt.Errorf("join regulator: %w", err)
+		}
+	}
 	a.link = &regulator.Link{Client: c, Log: a.log, Store: a.store}
 	a.enforcer = &regulator.Enforcer{Client: c, Gov: a.ledger, Take: takeover{a}, Log: a.log, Store: a.store, Logger: a.logger}
 	a.apply.SetSilence(a.enforcer.Silence)
@@ -164,6 +220,8 @@ func (f regulatorFlags) join(ctx context.Context, a *app) error {
 		return fmt.Errorf("join regulator: %w", err)
 	}
 	a.server.Regulated()
+	a.oversight.Join(complaintsVia{c})
+	a.supervisor = func(ctx context.Context) { a.supervise(ctx, c, 2*time.Second, *f.supervise) }
 	return nil
 }
 
