@@ -1699,6 +1699,7 @@ type Report struct {
 	LogIndex    int64     `json:"log_index"`
 	Overdue     bool      `json:"overdue"`
 	Status      string    `json:"status"`
+	Type        string    `json:"type"`
 }
 
 // ReportInput defines model for ReportInput.
@@ -1710,6 +1711,7 @@ type ReportInput struct {
 // ReportReceipt defines model for ReportReceipt.
 type ReportReceipt struct {
 	Deadline time.Time `json:"deadline"`
+	Follow   string    `json:"follow,omitempty"`
 	Id       string    `json:"id"`
 	Secret   string    `json:"secret"`
 }
