@@ -88,7 +88,7 @@ func (m *Memory) AppendLog(ctx context.Context, entries []portrait.LogEntry) err
 	defer m.mu.Unlock()
 	for i, e := range entries {
 		if want := int64(len(m.entries) + i); e.Index != want {
-			return fmt.Errorf("append log entry %d: the next index is %d", e.Index, want)
+			return portrait.Errorf(portrait.ECONFLICT, "append log entry %d: the next index is %d", e.Index, want)
 		}
 	}
 	m.entries = append(m.entries, entries...)
