@@ -84,3 +84,22 @@ func FuzzScanEvent(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkDecodeEvent decodes the benchmark's view event with the fast
+// path and with encoding/json alone (the decoder before issue 14).
+func BenchmarkDecodeEvent(b *testing.B) {
+	line := []byte(`{"subject":"s17","type":"view","time":"2026-11-29T10:00:00Z","fields":{"item":"item-4711","category":"sports","price":311}}`)
+	for _, c := range []struct {
+		name string
+		f    func([]byte) Item
+	}{{"scan", decodeOne}, {"encoding-json", slowOne}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if it := c.f(line); it.Err != nil {
+					b.Fatal(it.Err)
+				}
+			}
+		})
+	}
+}

@@ -239,5 +239,3 @@ func envInt(name string, def int) int {
 	}
 	return def
 }
-
-
