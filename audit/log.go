@@ -51,6 +51,9 @@ type Log struct {
 	// Writer may belong to an earlier Append of the same, still
 	// uncommitted, transaction, and a rollback would free its index.
 	committed atomic.Int64
+	// next is the size after this Log's last append, or 0: Append's
+	// guess at the log head (see Append).
+	next atomic.Int64
 }
 
 // New returns a Log whose checkpoints name origin (e.g.
@@ -94,6 +97,11 @@ func (l *Log) VerifierKey() string { return l.vkey }
 // of JSON with fields in declaration order, map keys sorted and the time
 // in RFC 3339 UTC with nanoseconds. A zero Time becomes the current time.
 func Encode(rec Record) ([]byte, error) {
+	return appendEncoded(make([]byte, 0, 512), rec)
+}
+
+// appendEncoded appends Encode(rec) to b.
+func appendEncoded(b []byte, rec Record) ([]byte, error) {
 	if rec.Kind == "" {
 		return nil, errors.New("audit record has no kind: set Record.Kind (decision, consent, …)")
 	}
@@ -101,7 +109,7 @@ func Encode(rec Record) ([]byte, error) {
 		rec.Time = time.Now()
 	}
 	rec.Time = rec.Time.UTC()
-	data, err := appendRecord(make([]byte, 0, 512), &rec)
+	data, err := appendRecord(b, &rec)
 	if err != nil {
 		return nil, fmt.Errorf("encode audit record %q: %w", rec.Kind, err)
 	}
@@ -122,73 +130,99 @@ func (l *Log) Append(ctx context.Context, w Writer, recs ...Record) (first int64
 	unavailable := func(err error) error {
 		return &portrait.Error{Code: portrait.EUNAVAILABLE, Message: "audit log unavailable: the action was not performed", Err: err}
 	}
+	// One buffer for the batch's records: each record's bytes stay where
+	// they were written even if a later append moves the buffer.
 	datas := make([][]byte, len(recs))
+	buf := make([]byte, 0, 512*len(recs))
 	for i, rec := range recs {
-		if datas[i], err = Encode(rec); err != nil {
+		start := len(buf)
+		if buf, err = appendEncoded(buf, rec); err != nil {
 			return 0, &portrait.Error{Code: portrait.EINTERNAL, Message: "audit record cannot be encoded", Err: err}
+		}
+		datas[i] = buf[start:len(buf):len(buf)]
+	}
+	if len(recs) == 0 {
+		n0, err := w.LogSize(ctx)
+		if err != nil {
+			return 0, unavailable(fmt.Errorf("audit append: log size: %w", err))
+		}
+		return n0, nil
+	}
+
+	// Try the size this Log last appended at first: where one writer owns
+	// the store (SQLite) it is right unless a transaction rolled back, and
+	// it saves reading the log head. A wrong guess is always caught: a
+	// guess above the size finds no hash for its last record, one below is
+	// refused by the store's contiguity check (ECONFLICT) before anything
+	// is written; then the head is read, once, and the batch hashed again.
+	if n0 := l.next.Load(); n0 > 0 {
+		entries, err := l.entries(ctx, w, n0, recs, datas)
+		if err == nil {
+			if err = w.AppendLog(ctx, entries); err == nil {
+				l.next.Store(n0 + int64(len(entries)))
+				return n0, nil
+			}
+			if portrait.ErrorCode(err) != portrait.ECONFLICT {
+				l.next.Store(0)
+				return 0, unavailable(fmt.Errorf("audit append %d entries at %d: %w", len(entries), n0, err))
+			}
 		}
 	}
 	n0, err := w.LogSize(ctx)
 	if err != nil {
 		return 0, unavailable(fmt.Errorf("audit append: log size: %w", err))
 	}
-	if len(recs) == 0 {
-		return n0, nil
-	}
-
-	// Every stored hash the new records need from before the batch is
-	// the root of one of the complete subtrees of the tree of size n0
-	// (tlog.TreeHash needs the same ones), so fetch those in one call.
-	frontierIdx := subtreeIndexes(n0)
-	frontier, err := l.readHashes(ctx, w.LogHashes, frontierIdx)
+	entries, err := l.entries(ctx, w, n0, recs, datas)
 	if err != nil {
-		return 0, unavailable(fmt.Errorf("audit append at %d: read stored hashes: %w", n0, err))
-	}
-
-	base := tlog.StoredHashIndex(0, n0)
-	end := tlog.StoredHashIndex(0, n0+int64(len(recs)))
-	buf := make([]byte, 0, (end-base)*HashSize)
-	hr := tlog.HashReaderFunc(func(indexes []int64) ([]tlog.Hash, error) {
-		out := make([]tlog.Hash, len(indexes))
-	next:
-		for i, x := range indexes {
-			if x >= base {
-				off := (x - base) * HashSize
-				if off+HashSize > int64(len(buf)) {
-					return nil, fmt.Errorf("stored hash %d is not written yet", x)
-				}
-				copy(out[i][:], buf[off:off+HashSize])
-				continue
-			}
-			for j, f := range frontierIdx {
-				if f == x {
-					out[i] = frontier[j]
-					continue next
-				}
-			}
-			return nil, fmt.Errorf("stored hash %d is neither in the batch nor a subtree root of the tree of size %d", x, n0)
-		}
-		return out, nil
-	})
-
-	entries := make([]portrait.LogEntry, len(recs))
-	for i, data := range datas {
-		n := n0 + int64(i)
-		hashes, err := tlog.StoredHashes(n, data, hr)
-		if err != nil {
-			return 0, &portrait.Error{Code: portrait.EINTERNAL, Message: "audit append failed", Err: fmt.Errorf("hashes of entry %d: %w", n, err)}
-		}
-		start := len(buf)
-		for _, h := range hashes {
-			buf = append(buf, h[:]...)
-		}
-		entries[i] = portrait.LogEntry{Index: n, Kind: recs[i].Kind, Data: data, Hashes: buf[start:len(buf):len(buf)]}
+		return 0, unavailable(err)
 	}
 	if err := w.AppendLog(ctx, entries); err != nil {
+		l.next.Store(0)
 		return 0, unavailable(fmt.Errorf("audit append %d entries at %d: %w", len(entries), n0, err))
 	}
+	l.next.Store(n0 + int64(len(entries)))
 	return n0, nil
 }
+
+// entries reads the stored hashes the records appended at n0 need from
+// before the batch and returns the batch's log entries.
+func (l *Log) entries(ctx context.Context, w Writer, n0 int64, recs []Record, datas [][]byte) ([]portrait.LogEntry, error) {
+	// Every stored hash the new records need from before the batch is
+	// the root of one of the complete subtrees of the tree of size n0, so
+	// fetch those in one call.
+	frontier, err := l.readHashes(ctx, w.LogHashes, subtreeIndexes(n0))
+	if err != nil {
+		return nil, fmt.Errorf("audit append at %d: read stored hashes: %w", n0, err)
+	}
+	entries := Entries(n0, frontier, datas)
+	for i := range entries {
+		entries[i].Kind = recs[i].Kind
+	}
+	return entries, nil
+}
+
+// Entries returns the log entries of records datas appended to a tree of
+// size n0 whose complete subtrees have the roots frontier (the stored
+// hashes at FrontierIndexes(n0), left to right): each entry's Hashes are
+// what tlog.StoredHashes returns for it, in one shared buffer. Kind is
+// left empty. Log.Append and the regulator's mirror both hash through it.
+func Entries(n0 int64, frontier []tlog.Hash, datas [][]byte) []portrait.LogEntry {
+	t := newTree(n0, frontier)
+	size := tlog.StoredHashIndex(0, n0+int64(len(datas))) - tlog.StoredHashIndex(0, n0)
+	buf := make([]byte, 0, size*HashSize)
+	entries := make([]portrait.LogEntry, len(datas))
+	for i, data := range datas {
+		start := len(buf)
+		buf = t.add(data, buf)
+		entries[i] = portrait.LogEntry{Index: n0 + int64(i), Data: data, Hashes: buf[start:len(buf):len(buf)]}
+	}
+	return entries
+}
+
+// FrontierIndexes returns the storage indexes of the roots of the
+// complete subtrees of the tree of size n, left to right: the only stored
+// hashes from before n that appending at n needs.
+func FrontierIndexes(n int64) []int64 { return subtreeIndexes(n) }
 
 // EntryForHash returns the log entry (record index) whose append produced
 // the stored hash at storageIndex, and the position of that hash within

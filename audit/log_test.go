@@ -282,6 +282,12 @@ func (tx *txWriter) LogHashes(ctx context.Context, idx []int64) ([][32]byte, err
 }
 
 func (tx *txWriter) AppendLog(ctx context.Context, e []portrait.LogEntry) error {
+	n, _ := tx.LogSize(ctx)
+	for i := range e {
+		if e[i].Index != n+int64(i) {
+			return portrait.Errorf(portrait.ECONFLICT, "entry %d, want %d", e[i].Index, n+int64(i))
+		}
+	}
 	tx.pending = append(tx.pending, e...)
 	return nil
 }
@@ -318,6 +324,70 @@ func TestRollbackDoesNotPoisonCache(t *testing.T) {
 	_, honest := buildLog(t, "k", testRecords(0, 12))
 	if a, b := treeHash(t, m), treeHash(t, honest); a != b {
 		t.Fatalf("root after rollback %v, want %v", a, b)
+	}
+}
+
+// countingWriter counts the log-head reads of a Writer.
+type countingWriter struct {
+	Writer
+	sizes int
+}
+
+func (c *countingWriter) LogSize(ctx context.Context) (int64, error) {
+	c.sizes++
+	return c.Writer.LogSize(ctx)
+}
+
+// Append reads the log head only when its guess (the size after its own
+// last append) is wrong: after another Log appended (guess too low, the
+// store refuses it) or after a rollback (guess too high, no hash for its
+// last record). Either way the tree stays the honest one.
+func TestAppendGuessesHead(t *testing.T) {
+	ctx := context.Background()
+	m := &Memory{}
+	a, b := newTestLog(t, "k"), newTestLog(t, "k")
+	w := &countingWriter{Writer: m}
+	steps := []struct {
+		name  string
+		log   *Log
+		recs  []Record
+		sizes int // head reads this step
+	}{
+		{"first append reads the head", a, testRecords(0, 3), 1},
+		{"second append guesses", a, testRecords(3, 4), 0},
+		{"batch guesses", a, testRecords(4, 9), 0},
+		{"another node reads the head", b, testRecords(9, 12), 1},
+		{"guess too low: refused, head read", a, testRecords(12, 13), 1},
+		{"then guesses again", a, testRecords(13, 20), 0},
+	}
+	for _, s := range steps {
+		w.sizes = 0
+		first, err := s.log.Append(ctx, w, s.recs...)
+		if err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		if want := int64(len(m.entries) - len(s.recs)); first != want {
+			t.Errorf("%s: appended at %d, want %d", s.name, first, want)
+		}
+		if w.sizes != s.sizes {
+			t.Errorf("%s: %d log-head reads, want %d", s.name, w.sizes, s.sizes)
+		}
+	}
+	// Guess too high: a transaction appends and rolls back.
+	rolledBack := &txWriter{m: m}
+	if _, err := a.Append(ctx, rolledBack, testRecords(100, 104)...); err != nil {
+		t.Fatal(err)
+	}
+	w.sizes = 0
+	if first, err := a.Append(ctx, w, testRecords(20, 24)...); err != nil || first != 20 {
+		t.Fatalf("append after rollback at %d, %v; want 20", first, err)
+	}
+	if w.sizes != 1 {
+		t.Errorf("after rollback: %d log-head reads, want 1", w.sizes)
+	}
+	_, honest := buildLog(t, "k", testRecords(0, 24))
+	if x, y := treeHash(t, m), treeHash(t, honest); x != y {
+		t.Fatalf("root %v, want %v", x, y)
 	}
 }
 

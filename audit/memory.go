@@ -86,10 +86,8 @@ func (m *Memory) LogHashes(ctx context.Context, indexes []int64) ([][32]byte, er
 func (m *Memory) AppendLog(ctx context.Context, entries []portrait.LogEntry) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for i, e := range entries {
-		if want := int64(len(m.entries) + i); e.Index != want {
-			return fmt.Errorf("append log entry %d: the next index is %d", e.Index, want)
-		}
+	if err := portrait.CheckAppend(int64(len(m.entries)), entries); err != nil {
+		return err
 	}
 	m.entries = append(m.entries, entries...)
 	return nil

@@ -426,18 +426,18 @@ func ndjsonBatch(n int, t0 time.Time) []byte {
 // BenchmarkIngest compares governed ingest (decode, validate, consent,
 // minimise, seal, store, audit) with a bare baseline that decodes the
 // same NDJSON and inserts the same rows into the same SQLite store with
-// none of that. Report: events/s of each; their ratio is the cost of
-// governance.
+// none of that, and with the floor of issue 14 (encoding/json into a
+// plain rowid table, see floor). Report: events/s of each; ratio
+// alternates governed and floor batches and reports governed/floor.
 func BenchmarkIngest(b *testing.B) {
 	const batch = 1000
-	b.Run("governed", func(b *testing.B) {
+	governed := func(b *testing.B) func() {
 		e := newEnv(b)
 		for i := range 100 {
 			e.grant(b, fmt.Sprintf("s%d", i), "personalization")
 		}
 		body := ndjsonBatch(batch, e.now)
-		b.ResetTimer()
-		for b.Loop() {
+		return func() {
 			items, err := ingest.Decode(bytes.NewReader(body), true)
 			if err != nil {
 				b.Fatal(err)
@@ -446,7 +446,42 @@ func BenchmarkIngest(b *testing.B) {
 				b.Fatal(err, sum)
 			}
 		}
+	}
+	b.Run("governed", func(b *testing.B) {
+		one := governed(b)
+		b.ResetTimer()
+		for b.Loop() {
+			one()
+		}
 		b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "events/s")
+	})
+	b.Run("floor", func(b *testing.B) {
+		f, body := newFloor(b), ndjsonBatch(batch, time.Now())
+		b.ResetTimer()
+		for b.Loop() {
+			f.ingest(b, body)
+		}
+		b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "events/s")
+	})
+	b.Run("ratio", func(b *testing.B) {
+		one, f, body := governed(b), newFloor(b), ndjsonBatch(batch, time.Now())
+		var gov, flo, govCPU, floCPU time.Duration
+		b.ResetTimer()
+		for b.Loop() {
+			t0, c0 := time.Now(), cpuTime(b)
+			one()
+			t1, c1 := time.Now(), cpuTime(b)
+			f.ingest(b, body)
+			flo += time.Since(t1)
+			floCPU += cpuTime(b) - c1
+			gov += t1.Sub(t0)
+			govCPU += c1 - c0
+		}
+		b.ReportMetric(flo.Seconds()/gov.Seconds(), "governed/floor")
+		// The machine is shared: CPU time leaves out waiting for a core.
+		b.ReportMetric(floCPU.Seconds()/govCPU.Seconds(), "cpu-governed/floor")
+		b.ReportMetric(float64(b.N*batch)/govCPU.Seconds(), "governed-events/cpu-s")
+		b.ReportMetric(float64(b.N*batch)/floCPU.Seconds(), "floor-events/cpu-s")
 	})
 	b.Run("bare", func(b *testing.B) {
 		e := newEnv(b)

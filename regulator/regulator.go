@@ -220,46 +220,23 @@ func (n *Node) Mirror(ctx context.Context, c Company, from int64, datas [][]byte
 }
 
 // hashEntries computes the stored hashes of records n0, n0+1, … as
-// audit.Log.Append does, reading earlier hashes through read.
+// audit.Log.Append does, reading the frontier hashes before n0 through read.
 func hashEntries(n0 int64, datas [][]byte, read func([]int64) ([][32]byte, error)) ([]portrait.LogEntry, error) {
-	base := tlog.StoredHashIndex(0, n0)
-	var buf []tlog.Hash
-	hr := tlog.HashReaderFunc(func(idx []int64) ([]tlog.Hash, error) {
-		out := make([]tlog.Hash, len(idx))
-		var miss []int64
-		var at []int
-		for i, x := range idx {
-			if x >= base && x-base < int64(len(buf)) {
-				out[i] = buf[x-base]
-			} else {
-				miss, at = append(miss, x), append(at, i)
-			}
-		}
-		if len(miss) > 0 {
-			got, err := read(miss)
-			if err != nil {
-				return nil, err
-			}
-			for k, i := range at {
-				out[i] = got[k]
-			}
-		}
-		return out, nil
-	})
-	entries := make([]portrait.LogEntry, len(datas))
-	for i, d := range datas {
-		hs, err := tlog.StoredHashes(n0+int64(i), d, hr)
+	var frontier []tlog.Hash
+	if idx := audit.FrontierIndexes(n0); len(idx) > 0 {
+		got, err := read(idx)
 		if err != nil {
-			return nil, fmt.Errorf("mirror entry %d: %w", n0+int64(i), err)
+			return nil, fmt.Errorf("mirror entries from %d: %w", n0, err)
 		}
-		e := portrait.LogEntry{Index: n0 + int64(i), Data: d, Hashes: make([]byte, 0, len(hs)*32)}
-		for _, h := range hs {
-			e.Hashes = append(e.Hashes, h[:]...)
+		if len(got) != len(idx) {
+			return nil, fmt.Errorf("mirror entries from %d: read %d stored hashes, want %d", n0, len(got), len(idx))
 		}
-		buf = append(buf, hs...)
-		entries[i] = e
+		frontier = make([]tlog.Hash, len(got))
+		for i := range got {
+			frontier[i] = got[i]
+		}
 	}
-	return entries, nil
+	return audit.Entries(n0, frontier, datas), nil
 }
 
 // WitnessError is a refusal of add-checkpoint with its tlog-witness

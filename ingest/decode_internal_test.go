@@ -1,0 +1,105 @@
+package ingest
+
+import (
+	"reflect"
+	"testing"
+	"unicode/utf8"
+)
+
+// scanInputs are event lines the fast path must decode exactly as
+// encoding/json does, or hand to it.
+var scanInputs = []string{
+	`{"subject":"s1","type":"view","time":"2026-11-29T10:00:00Z","fields":{"item":"a","price":12,"q":1.5e3,"n":-0.25,"ok":true,"no":false,"z":null,"tags":["x",1,[]],"o":{"k":{}}}}`,
+	`{"subject":"s1","type":"view","time":"2026-11-29T10:00:00Z"}`,
+	` { "subject" : "张三" , "type":"view", "time":"2026-11-29T10:00:00+08:00", "idempotency_key":"k1", "fields": null } `,
+	`{"subject":"s1","type":"view","time":"2026-11-29T10:00:00Z","fields":{}}`,
+	`{}`,
+	`{"fields":{"a":1,"a":2},"subject":"s","type":"t","time":"2026-11-29T10:00:00Z"}`,
+	// Handed to encoding/json: escapes, other spellings, repeats, types.
+	`{"subject":"s\"1","type":"view","time":"2026-11-29T10:00:00Z"}`,
+	`{"subject":"s1","type":"view","time":"2026-11-29T10:00:00Z","fields":{"a":"\u00e9"}}`,
+	`{"Subject":"s1","TYPE":"view","time":"2026-11-29T10:00:00Z"}`,
+	`{"subject":"s1","subject":"s2","type":"view","time":"2026-11-29T10:00:00Z"}`,
+	`{"subject":null,"type":"view","time":"2026-11-29T10:00:00Z"}`,
+	`{"subject":1,"type":"view","time":"2026-11-29T10:00:00Z"}`,
+	`{"subject":"s1","type":"view","time":"2026-11-29T10:00:00Z","fields":[1]}`,
+	`{"subject":"s1","type":"view","time":"2026-11-29T10:00:00Z","fields":"x"}`,
+	`{"subject":"s1","type":"view","time":"2026-11-29T10:00:00Z","extra":1}`,
+	`{"subject":"s1","type":"view","time":"2026-11-29T10:00:00Z","fields":{"p":01}}`,
+	`{"subject":"s1","type":"view","time":"2026-11-29T10:00:00Z","fields":{"p":1.}}`,
+	`{"subject":"s1","type":"view","time":"2026-11-29T10:00:00Z","fields":{"p":-}}`,
+	`{"subject":"s1","type":"view","time":"2026-11-29T10:00:00Z","fields":{"p":1e}}`,
+	`{"subject":"s1","type":"view","time":"2026-11-29T10:00:00Z","fields":{"p":tru}}`,
+	`{"subject":"s1","type":"view","time":"2026-11-29T10:00:00Z","fields":{"p":1,}}`,
+	`{"subject":"s1","type":"view","time":"2026-11-29T10:00:00Z",}`,
+	`{"subject":"s1","type":"view","time":"2026-11-29T10:00:00Z"} {}`,
+	`{"subject":"s1","type":"view","time":"2026-11-29T10:00:00Z"`,
+	`{"subject":"s1` + "\t" + `","type":"view","time":"2026-11-29T10:00:00Z"}`,
+	`{"subject":"   ","type":"view","time":"2026-11-29T10:00:00Z"}`,
+	`{"subject":"s1","type":"","time":"not a time"}`,
+	`{"subject":"s1","type":"view","time":"2026-11-29T10:00:00Z","idempotency_key":null}`,
+	`{"subject":"s1","type":"view","time":"2026-11-29T10:00:00Z","fields":{"a":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}}`,
+	`[]`,
+	`"x"`,
+	``,
+}
+
+// slowOne is decodeOne as it was: encoding/json alone.
+func slowOne(raw []byte) Item {
+	if !utf8.Valid(raw) {
+		return Item{Err: problem("invalid_utf8", "the event is not valid UTF-8")}
+	}
+	ev, p := decodeWire(raw)
+	if p != nil {
+		return Item{Err: p}
+	}
+	return finish(ev)
+}
+
+// The fast path decodes exactly what encoding/json decodes; where it
+// declines, decodeOne's answer (and error message) is encoding/json's.
+func TestScanEventMatchesEncodingJSON(t *testing.T) {
+	fast := 0
+	for _, in := range scanInputs {
+		got, want := decodeOne([]byte(in)), slowOne([]byte(in))
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%s:\n got %+v\nwant %+v", in, got, want)
+		}
+		if _, ok := scanEvent([]byte(in)); ok {
+			fast++
+		}
+	}
+	if fast < 6 {
+		t.Errorf("the fast path took %d inputs, want the 6 common ones", fast)
+	}
+}
+
+func FuzzScanEvent(f *testing.F) {
+	for _, in := range scanInputs {
+		f.Add([]byte(in))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		if got, want := decodeOne(raw), slowOne(raw); !reflect.DeepEqual(got, want) {
+			t.Fatalf("%q:\n got %+v\nwant %+v", raw, got, want)
+		}
+	})
+}
+
+// BenchmarkDecodeEvent decodes the benchmark's view event with the fast
+// path and with encoding/json alone (the decoder before issue 14).
+func BenchmarkDecodeEvent(b *testing.B) {
+	line := []byte(`{"subject":"s17","type":"view","time":"2026-11-29T10:00:00Z","fields":{"item":"item-4711","category":"sports","price":311}}`)
+	for _, c := range []struct {
+		name string
+		f    func([]byte) Item
+	}{{"scan", decodeOne}, {"encoding-json", slowOne}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if it := c.f(line); it.Err != nil {
+					b.Fatal(it.Err)
+				}
+			}
+		})
+	}
+}
