@@ -66,33 +66,7 @@ func testSoak(t *testing.T, dsn string, d time.Duration) {
 	ctx := context.Background()
 	master := newMaster(t)
 	p := startKillable(t, dsn, master, admin, "--assessments", filepath.Join(t.TempDir(), "assessments"), "--monitor-every", "2m")
-	must := func(method, path, body string) {
-		t.Helper()
-		if _, err := try(ctx, p.url, method, path, admin, body, nil); err != nil {
-			t.Fatal(err)
-		}
-	}
-	must("POST", "/v1/usecases/credit_limit/assessment", "")
-	var items strings.Builder
-	items.WriteByte('[')
-	for i := range 60 {
-		if i > 0 {
-			items.WriteByte(',')
-		}
-		cat := []string{"sports", "books", "home"}[i%3]
-		fmt.Fprintf(&items, `{"id":"%s-%d","categories":[%q],"price":%d}`, cat, i, cat, 10+i)
-	}
-	items.WriteByte(']')
-	must("POST", "/v1/items", items.String())
-	now := time.Now().UTC().Add(-time.Minute)
-	for i := range soakSubjects {
-		id := fmt.Sprintf("soak-%d", i)
-		for _, purpose := range []string{"credit", "personalization"} {
-			must("PUT", "/v1/subjects/"+id+"/consents/"+purpose, `{"status":"granted","notice_version":"1"}`)
-		}
-		must("POST", "/v1/events", fmt.Sprintf(`[{"subject":%q,"type":"profile","time":%q,"fields":{"age":%d,"income":%d}}]`, id, now.Format(time.RFC3339), 20+i%50, 3000+50*i))
-		must("POST", "/v1/subjects/"+id+"/usecases/credit_limit/notice", "")
-	}
+	populate(t, p.url, admin)
 
 	var seq, ingested atomic.Int64 // requests of every kind; ingest batches
 	var newSubjects atomic.Int64   // new subjects soak-new-1 … stored so far
@@ -288,4 +262,41 @@ func load1() string {
 		return "?"
 	}
 	return strings.Fields(string(b))[0]
+}
+
+// populate readies a node for the soak and capacity tests: an impact
+// assessment for credit_limit, 60 items, and soakSubjects subjects with
+// consents, a profile and the credit_limit notice.
+func populate(t *testing.T, url, admin string) {
+	t.Helper()
+	ctx := context.Background()
+	p := struct{ url string }{url}
+	must := func(method, path, body string) {
+		t.Helper()
+		if _, err := try(ctx, p.url, method, path, admin, body, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	must("POST", "/v1/usecases/credit_limit/assessment", "")
+	var items strings.Builder
+	items.WriteByte('[')
+	for i := range 60 {
+		if i > 0 {
+			items.WriteByte(',')
+		}
+		cat := []string{"sports", "books", "home"}[i%3]
+		fmt.Fprintf(&items, `{"id":"%s-%d","categories":[%q],"price":%d}`, cat, i, cat, 10+i)
+	}
+	items.WriteByte(']')
+	must("POST", "/v1/items", items.String())
+	now := time.Now().UTC().Add(-time.Minute)
+	for i := range soakSubjects {
+		id := fmt.Sprintf("soak-%d", i)
+		for _, purpose := range []string{"credit", "personalization"} {
+			must("PUT", "/v1/subjects/"+id+"/consents/"+purpose, `{"status":"granted","notice_version":"1"}`)
+		}
+		must("POST", "/v1/events", fmt.Sprintf(`[{"subject":%q,"type":"profile","time":%q,"fields":{"age":%d,"income":%d}}]`, id, now.Format(time.RFC3339), 20+i%50, 3000+50*i))
+		must("POST", "/v1/subjects/"+id+"/usecases/credit_limit/notice", "")
+	}
+
 }
