@@ -85,7 +85,7 @@ func TestClusterThreeNodes(t *testing.T) {
 		nodes = append(nodes, startKillable(t, cluDB, master, admin, "--nats", cluURL, "--nats-stream", "EVENTS", "--cluster"))
 	}
 	var subjects []string
-	for i := range 40 {
+	for i := range 24 {
 		subjects = append(subjects, fmt.Sprintf("c-%d", i))
 	}
 	ctx := context.Background()
