@@ -12,6 +12,12 @@
 // once in effect. Any number of serve nodes share one durable pull
 // consumer; JetStream hands each message to one of them at a time.
 //
+// Share (serve --cluster) carries derivation work: ingest publishes the
+// stored pseudonyms to a JetStream work queue under their bucket, and the
+// node that holds a bucket (package cluster) consumes it, so a subject is
+// derived on one node at a time and a dead node's unacknowledged work is
+// redelivered to the bucket's next owner.
+//
 // Invariant 3 holds as for the HTTP path: a batch the store or audit log
 // cannot take is not acknowledged, so nothing is lost and nothing is stored
 // unlogged.

@@ -62,6 +62,10 @@ type app struct {
 	// deriver derives labels: incrementally after each ingested batch
 	// (synchronously, through ingest.Options.OnStored), and in batch.
 	deriver *derive.Engine
+	// onStored derives the subjects of a stored batch: the local queue,
+	// or with serve --cluster the share of the node owning each subject.
+	// It is set before anything is ingested.
+	onStored func(ctx context.Context, pseudonyms []string)
 	// staff checks and manages staff API keys.
 	staff *apikey.Service
 	// oversight makes the algorithm filing sent to the regulator.
@@ -79,7 +83,7 @@ type app struct {
 // openStore opens a postgres:// URL with the postgres package and anything
 // else as a SQLite file.
 func openStore(ctx context.Context, dsn string) (portrait.Store, error) {
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+	if isPostgres(dsn) {
 		return postgres.Open(ctx, dsn)
 	}
 	return sqlite.Open(ctx, dsn)
@@ -264,8 +268,12 @@ func newApp(ctx context.Context, cat *catalog.Catalog, store portrait.Store, kr 
 	// Ingest returns once a batch is stored and audited; the queue derives
 	// the labels it touched right after, each subject once. A lexicon hit
 	// flags the field through the monitor, the one owner of the flags.
+	// Ingest returns once a batch is stored and audited; the queue derives
+	// the labels it touched right after, each subject once (or, with
+	// --cluster, the bucket's owner does).
+	a.onStored = a.deriver.NewQueue(ctx, 100_000).Add
 	a.ingest = ingest.New(store, a.point, a.ledger, kr, a.log, ingest.Options{Logger: logger,
-		OnStored: a.deriver.NewQueue(ctx, 100_000).Add, Flags: a.monitor})
+		OnStored: func(ctx context.Context, ps []string) { a.onStored(ctx, ps) }, Flags: a.monitor})
 	if a.review, err = review.New(store, a.point, a.ledger, kr, a.log, review.Options{}); err != nil {
 		return nil, err
 	}
@@ -463,6 +471,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	natsURL := fs.String("nats", "", "NATS server URL to take events from (with credentials, set PORTRAIT_NATS rather than the flag)")
 	natsStream := fs.String("nats-stream", "", "JetStream stream whose events are ingested (with --nats); every node shares one durable consumer")
 	webhook := fs.String("webhook", "", "URL that receives subject-rights events as Standard Webhooks; the secret (whsec_…) comes from PORTRAIT_WEBHOOK_SECRET")
+	shareFlag := fs.Bool("cluster", false, "with --nats-stream on PostgreSQL: derive each subject on the one live node that owns its bucket (docs/SCALING.md)")
 	natsRights := fs.String("nats-rights", "", "NATS subject that receives subject-rights events (with --nats)")
 	packPath := fs.String("pack", "", "a rule pack signed by a trusted key (default: the embedded pack)")
 	origin := fs.String("origin", "", "the audit log's origin in its checkpoints, e.g. the company's domain (shop.example/portrait); default portrait.local/log/<key id>")
@@ -502,6 +511,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if *natsURL == "" && (*natsStream != "" || *natsRights != "") {
 		return fmt.Errorf("--nats-stream and --nats-rights need --nats: %w", errUsage)
+	}
+	if *shareFlag && (*natsStream == "" || !isPostgres(*db)) {
+		return fmt.Errorf("--cluster needs --nats-stream and a postgres:// --db: %w", errUsage)
 	}
 	nc, dests, err := destinations(*natsURL, *webhook, *natsRights)
 	if err != nil {
@@ -571,6 +583,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		// in the node's configuration. Revoke it once named admins exist.
 		if err := a.staff.Register(ctx, system("serve"), bootstrapName, policy.Admin, apikey.Hash(admin), time.Time{}); err != nil {
 			return fmt.Errorf("register the admin key as %s: %s", bootstrapName, cliMessage(err))
+		}
+	}
+	if *shareFlag {
+		if err := a.share(ctx, *db, nc); err != nil {
+			return err
 		}
 	}
 	if *natsStream != "" {

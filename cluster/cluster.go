@@ -1,0 +1,249 @@
+package cluster
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	mrand "math/rand/v2"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Buckets is the number of buckets subjects fall into: enough that three
+// to a few dozen nodes get even shares, few enough that a node's refresh
+// (one lock call per bucket it gains or loses) stays cheap.
+const Buckets = 64
+
+// Bucket is the bucket of a subject, from its pseudonym.
+func Bucket(pseudonym string) int {
+	if b, err := hex.DecodeString(pseudonym[:min(4, len(pseudonym))]); err == nil && len(b) == 2 {
+		return (int(b[0])<<8 | int(b[1])) % Buckets
+	}
+	h := fnv.New32a()
+	h.Write([]byte(pseudonym))
+	return int(h.Sum32() % Buckets)
+}
+
+// Owner is the member that ranks bucket b highest (rendezvous hashing),
+// or 0 when there is no member.
+func Owner(members []int32, b int) int32 {
+	var best int32
+	var top uint64
+	for _, m := range members {
+		if s := score(m, b); best == 0 || s > top || (s == top && m > best) {
+			best, top = m, s
+		}
+	}
+	return best
+}
+
+// score mixes a node and a bucket (splitmix64's finaliser).
+func score(node int32, b int) uint64 {
+	z := uint64(uint32(node))<<32 | uint64(uint32(b))
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return z ^ (z >> 31)
+}
+
+// Node is this process's membership of the cluster.
+type Node struct {
+	ID     int32
+	dsn    string
+	logger *slog.Logger
+
+	mu        sync.Mutex // guards conn, members and the held flags' writers
+	conn      *pgx.Conn  // the session whose advisory locks this node holds
+	nodeKey   int32      // advisory lock namespaces, per schema
+	bucketKey int32
+	members   []int32
+	buckets   [Buckets]struct {
+		sync.RWMutex // read-held by work on the bucket; written to give it up
+		held         bool
+	}
+}
+
+// Join connects to the PostgreSQL database at dsn, takes a node id and
+// holds its lock, which makes this node a member until Leave or until the
+// session ends. It holds no bucket until Refresh.
+func Join(ctx context.Context, dsn string, logger *slog.Logger) (*Node, error) {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	n := &Node{dsn: dsn, logger: logger}
+	if err := n.connect(ctx); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// connect opens the node's session and takes a node id no live node has.
+func (n *Node) connect(ctx context.Context) error {
+	conn, err := pgx.Connect(ctx, n.dsn)
+	if err != nil {
+		return fmt.Errorf("cluster: connect: %w", err)
+	}
+	if err := conn.QueryRow(ctx, `SELECT hashtext('portrait node ' || current_schema()), hashtext('portrait bucket ' || current_schema())`).Scan(&n.nodeKey, &n.bucketKey); err != nil {
+		conn.Close(ctx)
+		return fmt.Errorf("cluster: %w", err)
+	}
+	for range 10 {
+		id := mrand.Int32N(1<<31-2) + 1
+		var ok bool
+		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, $2)`, n.nodeKey, id).Scan(&ok); err != nil {
+			conn.Close(ctx)
+			return fmt.Errorf("cluster: join: %w", err)
+		}
+		if ok {
+			n.conn, n.ID = conn, id
+			return nil
+		}
+	}
+	conn.Close(ctx)
+	return errors.New("cluster: join: no free node id after 10 tries")
+}
+
+// Leave gives up every bucket, after the work in hand, and leaves.
+func (n *Node) Leave() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for b := range n.buckets {
+		n.buckets[b].Lock()
+		n.buckets[b].held = false
+		n.buckets[b].Unlock()
+	}
+	if n.conn != nil {
+		n.conn.Close(context.Background())
+		n.conn = nil
+	}
+}
+
+// Members are the live nodes' ids, sorted, as of the last Refresh.
+func (n *Node) Members() []int32 {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return slices.Clone(n.members)
+}
+
+// Held lists the buckets this node holds.
+func (n *Node) Held() []int {
+	var out []int
+	for b := range n.buckets {
+		n.buckets[b].RLock()
+		if n.buckets[b].held {
+			out = append(out, b)
+		}
+		n.buckets[b].RUnlock()
+	}
+	return out
+}
+
+// Hold reports whether this node holds bucket b and, if so, keeps it held
+// until release is called: work on a subject runs inside Hold.
+func (n *Node) Hold(b int) (release func(), ok bool) {
+	bk := &n.buckets[b]
+	bk.RLock()
+	if !bk.held {
+		bk.RUnlock()
+		return nil, false
+	}
+	return bk.RUnlock, true
+}
+
+// Refresh reads the live nodes, gives up the buckets another node now
+// owns (after the work in hand on them) and takes the buckets it owns
+// whose lock is free. A bucket still locked by its previous owner is taken
+// at a later refresh. When the session fails, the node holds nothing
+// until it has joined again.
+func (n *Node) Refresh(ctx context.Context) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.conn == nil || n.conn.IsClosed() {
+		if err := n.connect(ctx); err != nil {
+			return err
+		}
+	}
+	err := n.refresh(ctx)
+	if err != nil {
+		// The locks may be gone with the session: hold nothing.
+		for b := range n.buckets {
+			n.buckets[b].Lock()
+			n.buckets[b].held = false
+			n.buckets[b].Unlock()
+		}
+		n.conn.Close(context.WithoutCancel(ctx))
+		n.conn = nil
+	}
+	return err
+}
+
+func (n *Node) refresh(ctx context.Context) error {
+	rows, err := n.conn.Query(ctx, `SELECT objid::text::bigint FROM pg_locks
+		WHERE locktype = 'advisory' AND objsubid = 2 AND granted AND classid::text::bigint = $1
+		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`, int64(uint32(n.nodeKey)))
+	if err != nil {
+		return fmt.Errorf("cluster: members: %w", err)
+	}
+	members, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (int32, error) {
+		var id int64
+		err := r.Scan(&id)
+		return int32(id), err
+	})
+	if err != nil {
+		return fmt.Errorf("cluster: members: %w", err)
+	}
+	slices.Sort(members)
+	if !slices.Equal(members, n.members) {
+		n.logger.Info("cluster: members", "node", n.ID, "members", len(members))
+	}
+	n.members = members
+	for b := range n.buckets {
+		bk := &n.buckets[b]
+		want := Owner(members, b) == n.ID
+		bk.RLock()
+		held := bk.held
+		bk.RUnlock()
+		switch {
+		case want && !held:
+			var ok bool
+			if err := n.conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, $2)`, n.bucketKey, int32(b)).Scan(&ok); err != nil {
+				return fmt.Errorf("cluster: take bucket %d: %w", b, err)
+			}
+			if ok {
+				bk.Lock()
+				bk.held = true
+				bk.Unlock()
+			}
+		case !want && held:
+			bk.Lock() // waits for the work in hand on the bucket
+			bk.held = false
+			bk.Unlock()
+			if _, err := n.conn.Exec(ctx, `SELECT pg_advisory_unlock($1, $2)`, n.bucketKey, int32(b)); err != nil {
+				return fmt.Errorf("cluster: give up bucket %d: %w", b, err)
+			}
+		}
+	}
+	return nil
+}
+
+// Run refreshes every interval until ctx ends, then leaves.
+func (n *Node) Run(ctx context.Context, every time.Duration) {
+	defer n.Leave()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if err := n.Refresh(ctx); err != nil && ctx.Err() == nil {
+			n.logger.Warn("cluster: refresh", "node", n.ID, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

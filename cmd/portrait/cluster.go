@@ -1,0 +1,48 @@
+package main
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/portrait-dev/portrait/cluster"
+	"github.com/portrait-dev/portrait/stream"
+)
+
+func isPostgres(dsn string) bool {
+	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+}
+
+// share joins the cluster of the nodes on the PostgreSQL database at dsn
+// (serve --cluster) and routes derivation through the NATS work stream
+// to the node owning each subject's bucket, until ctx ends.
+func (a *app) share(ctx context.Context, dsn string, nc *nats.Conn) error {
+	node, err := cluster.Join(ctx, dsn, a.logger)
+	if err != nil {
+		return err
+	}
+	if err := node.Refresh(ctx); err != nil {
+		node.Leave()
+		return err
+	}
+	a.logger.Info("cluster: joined", "node", node.ID, "buckets", len(node.Held()))
+	go node.Run(ctx, time.Second)
+	sh := &stream.Share{NC: nc, Owner: node, Bucket: cluster.Bucket, Logger: a.logger,
+		Derive: func(ctx context.Context, ps []string) error {
+			_, err := a.deriver.Subjects(ctx, ps)
+			return err
+		}}
+	if err := sh.Open(ctx); err != nil {
+		node.Leave()
+		return err
+	}
+	a.onStored = sh.Add
+	go func() {
+		if err := sh.Run(ctx); err != nil {
+			a.logger.Error("cluster: work stream stopped; derivation waits for batch runs", "err", err)
+		}
+	}()
+	return nil
+}
