@@ -11,6 +11,7 @@ import (
 
 	portrait "github.com/portrait-dev/portrait"
 	"github.com/portrait-dev/portrait/policy"
+	"github.com/portrait-dev/portrait/sqlite"
 	"github.com/portrait-dev/portrait/storetest"
 )
 
@@ -134,5 +135,40 @@ func TestMigrateEventsBySubject(t *testing.T) {
 	}
 	if len(got) != 3 || string(got[0].Sealed) != "new" || got[0].ID <= int64(len(rows)) {
 		t.Errorf("events of a since minute 1 = %+v, want the new one first with an id above the deleted id %d", got, len(rows))
+	}
+}
+
+// A migration merged after a higher-numbered one was applied still runs on
+// open: versions are recorded one by one, not as a high-water mark.
+func TestMigrateRunsLateLowerVersion(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "portrait.db")
+	db, err := sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	raw, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As if 0031 had not been merged yet when a later 9999 was applied.
+	for _, q := range []string{`DROP TABLE reg_docs`, `DELETE FROM schema_version WHERE version = 31`,
+		`INSERT INTO schema_version (version, applied) VALUES (9999, 0)`} {
+		if _, err := raw.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	raw.Close()
+	db, err = sqlite.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	raw, _ = sql.Open("sqlite", path)
+	defer raw.Close()
+	var n int
+	if err := raw.QueryRow(`SELECT count(*) FROM sqlite_master WHERE name = 'reg_docs'`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("reg_docs after reopening: %d tables, %v; the late 0031 migration did not run", n, err)
 	}
 }
