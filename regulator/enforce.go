@@ -217,3 +217,43 @@ func (e *Enforcer) apply(ctx context.Context, o Order) (int64, error) {
 	}
 	return idx, err
 }
+
+// Reapply carries out again an order whose "apply" record r a restore
+// fetched back from the regulator's mirror: the restored store lacks the
+// order's effects. Suspensions and lifts come back from their own
+// records; a receivership's receiver key is registered here again. The
+// re-application is recorded ("reapply") and acknowledged to the
+// regulator with that record's index, so the regulator sees the order in
+// force again after the restore.
+func (e *Enforcer) Reapply(ctx context.Context, r audit.Record) error {
+	id, _ := r.Detail["order"].(string)
+	kind, _ := r.Detail["kind"].(string)
+	if id == "" {
+		return fmt.Errorf("order record without an order id")
+	}
+	if kind == Receivership {
+		o := Order{ID: id, Kind: Receivership}
+		o.Reason, _ = r.Detail["reason"].(string)
+		o.ReceiverKeyHash, _ = r.Detail["receiver_key_hash"].(string)
+		if e.Take == nil || len(o.ReceiverKeyHash) != 64 {
+			return fmt.Errorf("receivership %s: no receiver key to register again", id)
+		}
+		if err := e.Take.Receive(ctx, o); err != nil {
+			return err
+		}
+	}
+	var idx int64
+	err := e.Store.Update(ctx, func(tx portrait.Tx) error {
+		var err error
+		idx, err = e.Log.Append(ctx, tx, audit.Record{Kind: orderKind, Actor: "system:restore", Action: "reapply", Digest: r.Digest,
+			Codes: []string{"RO-6"}, Detail: map[string]any{"order": id, "kind": kind}})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("record re-applied order %s: %w", id, err)
+	}
+	if err := e.Client.Ack(ctx, id, idx); err != nil {
+		return fmt.Errorf("acknowledge re-applied order %s: %w", id, err)
+	}
+	return nil
+}
