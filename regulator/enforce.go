@@ -61,15 +61,38 @@ type Enforcer struct {
 	// started is when Run began: before any contact, silence counts
 	// from it.
 	started atomic.Int64
+	// rejoin, while set, is what an engine that started without reaching
+	// the regulator still owes it (filing, catching up); until it has
+	// run, the high tier is stopped.
+	rejoin atomic.Pointer[func(context.Context) error]
 }
+
+// Offline tells the enforcer that the engine started without reaching
+// the regulator. Until the first poll that reaches it and runs rejoin
+// (the filing and the catch-up the engine could not do at start) without
+// error, the high tier is stopped however short the silence (SG-5): the
+// engine cannot know which orders, erasures or limits it missed.
+func (e *Enforcer) Offline(rejoin func(context.Context) error) { e.rejoin.Store(&rejoin) }
+
+// Rejoining reports whether the engine started offline and has not yet
+// rejoined; until it has, checkpoints are not submitted (the catch-up
+// decides first whether the log extends what the regulator witnessed).
+func (e *Enforcer) Rejoining() bool { return e.rejoin.Load() != nil }
 
 // Silence reports how long the engine has gone without an answer from
 // the regulator and the longest the regulator allows for high-tier
 // use-cases (0: no limit). The high tier stops while silent > max > 0
 // (SG-5, a weak precaution: lower tiers go on).
+//
+// An engine that started offline and has not yet rejoined reports the
+// silence since it started against a limit of 1 ns: stopped.
 func (e *Enforcer) Silence() (silent, max time.Duration) {
+	s := time.Unix(0, e.started.Load())
+	if e.rejoin.Load() != nil {
+		return time.Since(s), time.Nanosecond
+	}
 	last := e.Client.Contact()
-	if s := time.Unix(0, e.started.Load()); last.Before(s) {
+	if last.Before(s) {
 		last = s
 	}
 	return time.Since(last), time.Duration(e.maxSilence.Load())
@@ -108,6 +131,12 @@ func (e *Enforcer) Poll(ctx context.Context) error {
 	// company's own log even while the regulator cannot be reached.
 	if err := e.scan(ctx); err != nil {
 		return err
+	}
+	if rejoin := e.rejoin.Load(); rejoin != nil {
+		if err := (*rejoin)(ctx); err != nil {
+			return fmt.Errorf("rejoin the regulator: %w", err)
+		}
+		e.rejoin.Store(nil)
 	}
 	orders, acked, err := e.Client.Orders(ctx)
 	if err != nil {

@@ -392,6 +392,15 @@ func (a *app) listen(ctx context.Context, addr string, ready func(url string)) e
 // only checkpoints the regulator has cosigned: until it has, the last
 // cosigned one stays the one served.
 func (a *app) saveCheckpoint(ctx context.Context, note []byte) error {
+	if a.link != nil && a.enforcer.Rejoining() {
+		return errors.New("regulator: not yet rejoined; the last cosigned checkpoint stays published")
+	}
+	return a.publish(ctx, note)
+}
+
+// publish is saveCheckpoint without waiting for a rejoin: the catch-up
+// that rejoins publishes the repaired log through it.
+func (a *app) publish(ctx context.Context, note []byte) error {
 	if a.link != nil {
 		cosigned, err := a.link.Submit(ctx, note)
 		if err != nil {
@@ -525,12 +534,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := reg.join(ctx, a); err != nil {
+	offline, err := reg.join(ctx, a)
+	if err != nil {
 		return err
 	}
 	// Before serving anyone: a log behind the regulator's witnessed one,
-	// or a journal of erasures, is replayed.
-	if a.link != nil {
+	// or a journal of erasures, is replayed. Offline, the catch-up waits
+	// for the regulator's first answer, with the high tier stopped.
+	if a.link != nil && !offline {
 		n, err := a.catchUp(ctx)
 		if err != nil {
 			return err

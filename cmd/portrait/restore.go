@@ -41,7 +41,7 @@ func (a *app) catchUp(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("sign the repaired log: %w", err)
 	}
-	if err := a.saveCheckpoint(ctx, note); err != nil {
+	if err := a.publish(ctx, note); err != nil {
 		return 0, fmt.Errorf("publish the repaired log's checkpoint: %w", err)
 	}
 	return len(entries), nil
