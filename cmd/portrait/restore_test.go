@@ -128,3 +128,74 @@ func contains(b []byte, subs ...string) bool {
 	}
 	return true
 }
+
+// TestCatalogChangeRefiles: a company engine restarted with a changed
+// catalog files again with the regulator, and the regulator keeps the new
+// filing beside the old one with its diff (SG-1). A restart with the same
+// catalog files again without a diff. Real processes.
+func TestCatalogChangeRefiles(t *testing.T) {
+	reg := startRegulator(t)
+	id, tok := reg.enrol(t, "己公司 F Co.")
+	dir := t.TempDir()
+	cat, err := os.ReadFile("../../examples/demo/catalog.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "catalog.yaml")
+	if err := os.WriteFile(path, cat, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := company{dsn: filepath.Join(dir, "f.db"), master: masterKey(), origin: "f.example/portrait", token: tok, reg: reg,
+		extra: []string{"--catalog", path}}
+	const admin = "company-admin-key"
+	type filing struct {
+		Catalog_digest, Previous_catalog_digest string
+		Changes                                 []struct {
+			Path     string
+			Was, Now any
+		}
+	}
+	filings := func() []filing {
+		var out struct{ Filings []filing }
+		if code := reg.call(t, "GET", "/v1/companies/"+id+"/filings", reg.admin, "", &out); code != 200 {
+			t.Fatalf("filings: %d", code)
+		}
+		return out.Filings
+	}
+	c.serve(t, admin).stop()
+	c.serve(t, admin).stop()
+	if fs := filings(); len(fs) != 2 || fs[0].Catalog_digest == "" || fs[1].Catalog_digest != fs[0].Catalog_digest || fs[1].Previous_catalog_digest != "" || len(fs[1].Changes) != 0 {
+		t.Fatalf("filings after two starts on one catalog: %+v", fs)
+	}
+	changed := strings.Replace(string(cat), "    owner: growth-team", "    owner: personalization-team", 1)
+	if changed == string(cat) {
+		t.Fatal("the demo catalog has no label owned by growth-team: the test changes nothing")
+	}
+	if err := os.WriteFile(path, []byte(changed), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c.serve(t, admin).stop()
+	fs := filings()
+	if len(fs) != 3 {
+		t.Fatalf("filings after a catalog change: %+v", fs)
+	}
+	last := fs[2]
+	if last.Catalog_digest == fs[1].Catalog_digest || last.Previous_catalog_digest != fs[1].Catalog_digest {
+		t.Errorf("the new filing's digests: %+v, previous filing %s", last, fs[1].Catalog_digest)
+	}
+	found := false
+	for _, ch := range last.Changes {
+		if strings.HasSuffix(ch.Path, ".owner") && ch.Was == "growth-team" && ch.Now == "personalization-team" {
+			found = true
+		} else if !strings.HasPrefix(ch.Path, "catalog_digest") && !strings.HasPrefix(ch.Path, "history") {
+			t.Errorf("a change the catalog edit did not make: %+v", ch)
+		}
+	}
+	if !found {
+		t.Errorf("the diff lacks the owner change: %+v", last.Changes)
+	}
+	// Staff only.
+	if code := reg.call(t, "GET", "/v1/companies/"+id+"/filings", tok, "", nil); code != 401 && code != 403 {
+		t.Errorf("filings with a company token: %d", code)
+	}
+}
