@@ -88,6 +88,7 @@ type env struct {
 	log    *audit.Log
 	ledger *consent.Ledger
 	rights *rights.Service
+	point  *policy.Point
 }
 
 func newEnv(t *testing.T) *env {
@@ -108,6 +109,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	point := policy.New(cat)
+	e.point = point
 	if e.log, err = audit.New("portrait.test/log", e.keys.LogKey()); err != nil {
 		t.Fatal(err)
 	}
