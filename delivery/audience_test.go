@@ -164,4 +164,3 @@ func TestAudienceMembershipAndRecipients(t *testing.T) {
 		t.Errorf("a restarted dispatcher sent %v", a)
 	}
 }
-
