@@ -11,6 +11,7 @@ import (
 	"github.com/portrait-dev/portrait/apply"
 	"github.com/portrait-dev/portrait/audit"
 	"github.com/portrait-dev/portrait/policy"
+	"github.com/portrait-dev/portrait/rights"
 )
 
 // Audience membership event types.
@@ -169,21 +170,12 @@ func (d *Dispatcher) membership(ctx context.Context, index int64, r audit.Record
 	return ev, &d.Destinations[i], true
 }
 
-// Recipient is a destination that received a subject's data, for the
-// subject's export (PIPL Art. 23, GDPR Art. 19).
-type Recipient struct {
-	Destination string    `json:"destination"`
-	Audience    string    `json:"audience"`
-	Purpose     string    `json:"purpose"`
-	Since       time.Time `json:"since"`
-	LogIndex    int64     `json:"log_index"`
-}
-
 // Recipients lists the destinations that received pseudonym's data — the
-// first "joined" record per destination and audience — from the log,
-// each record checked against the signed tree (invariant 8). It reads
-// the log, not a dispatcher's memory, so any node can answer.
-func Recipients(ctx context.Context, store audit.KindReader, log *audit.Log, pseudonym string) ([]Recipient, error) {
+// first "joined" record per destination and audience — for the subject's
+// export (rights.Options.Delivered; PIPL Art. 23, GDPR Art. 19). It reads
+// the log, each record checked against the signed tree (invariant 8),
+// not a dispatcher's memory, so any node can answer.
+func Recipients(ctx context.Context, store audit.KindReader, log *audit.Log, pseudonym string) ([]rights.DeliveredEntry, error) {
 	size, err := store.LogSize(ctx)
 	if err != nil {
 		return nil, err
@@ -192,7 +184,7 @@ func Recipients(ctx context.Context, store audit.KindReader, log *audit.Log, pse
 	if err != nil {
 		return nil, fmt.Errorf("delivery: recipients: %w", err)
 	}
-	out := []Recipient{}
+	out := []rights.DeliveredEntry{}
 	seen := map[string]bool{}
 	for _, e := range es {
 		r := e.Record
@@ -205,7 +197,7 @@ func Recipients(ctx context.Context, store audit.KindReader, log *audit.Log, pse
 			continue
 		}
 		seen[dst+"\x00"+au] = true
-		out = append(out, Recipient{Destination: dst, Audience: au, Purpose: r.Purpose, Since: r.Time, LogIndex: e.Index})
+		out = append(out, rights.DeliveredEntry{Destination: dst, Audience: au, Purpose: r.Purpose, Since: r.Time, LogIndex: e.Index})
 	}
 	return out, nil
 }
