@@ -1,7 +1,9 @@
 package delivery_test
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"net/http/httptest"
 	"slices"
 	"testing"
@@ -9,6 +11,7 @@ import (
 
 	portrait "github.com/portrait-dev/portrait"
 	"github.com/portrait-dev/portrait/apply"
+	"github.com/portrait-dev/portrait/catalog"
 	"github.com/portrait-dev/portrait/consent"
 	"github.com/portrait-dev/portrait/delivery"
 	"github.com/portrait-dev/portrait/derive"
@@ -162,5 +165,82 @@ func TestAudienceMembershipAndRecipients(t *testing.T) {
 	}
 	if a := got(ads); len(a) != 0 {
 		t.Errorf("a restarted dispatcher sent %v", a)
+	}
+}
+
+// An identified audience is sent only when the decision point allows it —
+// the purpose declared identified_output and a signed assessment on
+// record (CM-6); its events then carry the subject id, read at sending,
+// while the log records only the pseudonym.
+func TestAudienceIdentified(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	e.populate(t, "gus", "hal", "ivy", "jon")
+	cat := e.point.Catalog()
+	cat.Purpose("personalization").Identified = true
+	cat.Purpose("personalization").Assessment = "PIA-TEST-ID"
+	cat.UseCases = append(cat.UseCases, catalog.UseCase{ID: "named_list", Kind: catalog.UseAudience, Tier: catalog.TierLimited,
+		Purposes: []string{"personalization"}, Labels: []string{"sports_fan"}, Owner: "growth-team",
+		Description: catalog.Text{"zh-CN": "名单", "en": "Named list"}})
+	cat.Index()
+	e.point.SetCatalog(cat)
+	svc, err := apply.New(e.store, e.point, e.ledger, e.keys, e.log, apply.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	aud := apply.NewAudiences(e.store, e.point, e.ledger, e.keys, e.log)
+	aud.Assessments = svc
+	rc := &receiver{ids: map[string]int{}}
+	hook := httptest.NewServer(rc)
+	defer hook.Close()
+	d := &delivery.Dispatcher{Store: e.store, Audit: e.log, Audiences: aud, Pseudonym: e.keys.Pseudonym,
+		Identify: func(ctx context.Context, p string) (string, error) {
+			subs, err := e.store.Subjects(ctx, []string{p})
+			if err != nil {
+				return "", err
+			}
+			return e.keys.SubjectID(subs[p])
+		},
+		Destinations: []delivery.Destination{{Name: "crm", Sender: &delivery.Webhook{URL: hook.URL, Secret: secret},
+			Audiences: []delivery.Audience{{Name: "named", Request: apply.Request{Purpose: "personalization", Expression: "labels.sports_fan", Output: apply.Identified}}}}}}
+	// Without the assessment the audience is refused, and the refusal
+	// does not hold up rights events.
+	if _, err := e.ledger.Record(ctx, operator, consent.ByID("gus"), consent.Change{Purpose: "marketing", Status: policy.Withdrawn}); err != nil {
+		t.Fatal(err)
+	}
+	d.Destinations = append(d.Destinations, delivery.Destination{Name: "orchestrator", Sender: &delivery.Webhook{URL: hook.URL, Secret: secret}})
+	err = d.Poll(ctx)
+	var perr *portrait.Error
+	if !errors.As(err, &perr) || perr.Requirement != "CM-6" || len(rc.events) != 1 || rc.events[0].Type != delivery.Withdrawal {
+		t.Fatalf("identified audience without an assessment: %v, sent %+v", err, rc.events)
+	}
+	rc.events = nil
+	d.Destinations = d.Destinations[:1]
+	if _, err := svc.Assess(ctx, policy.Caller{Role: policy.Admin, ID: "admin"}, "named_list"); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Poll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, ev := range rc.events {
+		if ev.Type != delivery.Joined || ev.Subject != e.keys.Pseudonym(ev.SubjectID) {
+			t.Errorf("event %+v", ev)
+		}
+		ids = append(ids, ev.SubjectID)
+	}
+	slices.Sort(ids)
+	if !slices.Equal(ids, []string{"gus", "hal", "ivy", "jon"}) {
+		t.Errorf("identified members sent: %v", ids)
+	}
+	size, _ := e.store.LogSize(ctx)
+	es, err := e.store.LogEntries(ctx, 0, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, en := range es {
+		if bytes.Contains(en.Data, []byte(`"gus"`)) {
+			t.Errorf("log entry %d holds a raw subject id: %s", en.Index, en.Data)
+		}
 	}
 }

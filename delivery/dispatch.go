@@ -3,6 +3,7 @@ package delivery
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -181,9 +182,14 @@ func event(origin string, index int64, r audit.Record) (Event, bool) {
 // the log and advances the cursor. A destination that fails every attempt
 // gets a dead letter; the others are not held up by it.
 func (d *Dispatcher) Poll(ctx context.Context) error {
-	if err := d.refresh(ctx); err != nil {
-		return err
-	}
+	// An audience that cannot be materialised (a catalog change made it
+	// invalid, say) must not hold up rights events: the tail runs anyway.
+	rerr := d.refresh(ctx)
+	return errors.Join(d.tail(ctx), rerr)
+}
+
+// tail delivers the events of the log from the cursor on.
+func (d *Dispatcher) tail(ctx context.Context) error {
 	d.mu.Lock()
 	from := d.cursor
 	d.mu.Unlock()
