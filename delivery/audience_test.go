@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net/http/httptest"
+	"os"
 	"slices"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/portrait-dev/portrait/derive"
 	"github.com/portrait-dev/portrait/ingest"
 	"github.com/portrait-dev/portrait/policy"
+	"github.com/portrait-dev/portrait/storetest"
 )
 
 // populate gives each subject consent to personalisation and five views
@@ -54,7 +56,17 @@ func (e *env) populate(t *testing.T, ids ...string) {
 // destinations received whose data, for the subject's export (GDPR
 // Art. 19, PIPL Art. 23).
 func TestAudienceMembershipAndRecipients(t *testing.T) {
-	e := newEnv(t)
+	for _, pg := range []bool{false, true} {
+		t.Run(map[bool]string{false: "sqlite", true: "postgres"}[pg], func(t *testing.T) {
+			if pg && os.Getenv(storetest.EnvPostgres) == "" {
+				t.Skip(storetest.EnvPostgres + " is not set")
+			}
+			testAudienceMembership(t, newEnvOn(t, pg))
+		})
+	}
+}
+
+func testAudienceMembership(t *testing.T, e *env) {
 	ctx := context.Background()
 	e.populate(t, "ann", "ben", "cy", "eli") // four: the demo segments need k = 4
 	// dan is stored but no sports fan: never in the audience.
