@@ -160,6 +160,16 @@ func (e *Enforcer) Poll(ctx context.Context) error {
 	return nil
 }
 
+// Scan reads the orders in force from the company's own log — the
+// receivership, the dead-man limit — without calling the regulator. Call
+// it before serving: until it has run, a receivership in force is not
+// known, so neither is the receiver's key nor the company's lock-out.
+func (e *Enforcer) Scan(ctx context.Context) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.scan(ctx)
+}
+
 // scan reads the "order" records appended since the last scan, so that
 // an order applied by another node is not applied twice.
 func (e *Enforcer) scan(ctx context.Context) error {

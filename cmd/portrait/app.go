@@ -587,6 +587,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			logger.Warn("the log was behind the regulator's witnessed log: missing entries fetched, verified and re-applied", "entries", n)
 		}
 	}
+	if a.enforcer != nil {
+		// The receivership and dead-man limit in force, from the log
+		// (re-fetched entries included), before anyone is served.
+		if err := a.enforcer.Scan(ctx); err != nil {
+			return fmt.Errorf("read the regulator's orders in force from the log: %w", err)
+		}
+	}
 	if jr != nil {
 		n, err := a.replayJournal(ctx, jr)
 		if err != nil {
