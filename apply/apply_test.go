@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/portrait-dev/portrait/examples/demo"
 	"io"
 	"log/slog"
 	"os"
@@ -198,10 +199,10 @@ func TestGate(t *testing.T) {
 	// AD-5, FA-1: high tier without an assessment; RO-9 graded: minimal needs none.
 	_, err = e.svc.Gate(ctx, "credit_limit", apply.KindDecision, st)
 	wantErr(t, err, portrait.EDENIED, "AD-5", "no impact assessment")
-	if _, err := e.svc.Assess(ctx, operator, "credit_limit", art56(t)); portrait.ErrorCode(err) != portrait.EFORBIDDEN {
+	if _, err := e.svc.Assess(ctx, operator, "credit_limit", demo.Answers()); portrait.ErrorCode(err) != portrait.EFORBIDDEN {
 		t.Fatalf("operator assessed: %v", err)
 	}
-	a, err := e.svc.Assess(ctx, admin, "credit_limit", art56(t))
+	a, err := e.svc.Assess(ctx, admin, "credit_limit", demo.Answers())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -283,7 +284,7 @@ func newNodeOver(t *testing.T, e *env) nodeEnv {
 // tampered one is refused (FA-1).
 func TestAssessmentFiles(t *testing.T) {
 	e := newEnv(t)
-	if _, err := e.svc.Assess(ctx, admin, "credit_limit", art56(t)); err != nil {
+	if _, err := e.svc.Assess(ctx, admin, "credit_limit", demo.Answers()); err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(e.dir, "assessments", "credit_limit.json")
@@ -516,7 +517,7 @@ func profileEvent(id string, age, income float64) portrait.Event {
 func ready(t *testing.T, e *env, id string, age, income float64) string {
 	t.Helper()
 	if _, ok := e.svc.Assessment("credit_limit"); !ok {
-		if _, err := e.svc.Assess(ctx, admin, "credit_limit", art56(t)); err != nil {
+		if _, err := e.svc.Assess(ctx, admin, "credit_limit", demo.Answers()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -638,7 +639,7 @@ func TestNoticeMarkRewrittenInStore(t *testing.T) {
 	e.grant("bob", "credit")
 	alice, _ := e.ledger.State(ctx, e.keys.Pseudonym("alice"))
 	bob, _ := e.ledger.State(ctx, e.keys.Pseudonym("bob"))
-	if _, err := e.svc.Assess(ctx, admin, "credit_limit", art56(t)); err != nil {
+	if _, err := e.svc.Assess(ctx, admin, "credit_limit", demo.Answers()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.svc.ShowNotice(ctx, operator, alice.Subject, "credit_limit"); err != nil {

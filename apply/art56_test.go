@@ -14,17 +14,6 @@ import (
 	"github.com/portrait-dev/portrait/examples/demo"
 )
 
-// art56 returns the demo's answers to PIPL Art. 56's questions, signed by
-// two named people (FA-1).
-func art56(tb testing.TB) apply.Answers {
-	tb.Helper()
-	a, err := apply.ParseAnswers(demo.Assessment)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return a
-}
-
 // TestAssessArt56: an impact assessment answers each of PIPL Art. 56's
 // questions — purpose, necessity and lawfulness, impact on rights,
 // risks, safeguards — and is signed by two or more named people; without
@@ -33,7 +22,7 @@ func art56(tb testing.TB) apply.Answers {
 // none) does not open the gate (FA-1).
 func TestAssessArt56(t *testing.T) {
 	e := newEnv(t)
-	good := art56(t)
+	good := demo.Answers()
 	blank := func(f func(*apply.Answers)) apply.Answers {
 		a := good
 		a.SignedBy = append([]string(nil), good.SignedBy...)

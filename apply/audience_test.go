@@ -231,7 +231,7 @@ func TestAudienceIdentified(t *testing.T) {
 	e.aud.Assessments = svc
 	_, err = e.aud.Materialize(ctx, audienceOperator, req)
 	wantRefusal(t, err, portrait.EDENIED, "CM-6", "portrait assess --usecase named_list")
-	if _, err := svc.Assess(ctx, policy.Caller{Role: policy.Admin, ID: "admin"}, "named_list", art56(t)); err != nil {
+	if _, err := svc.Assess(ctx, policy.Caller{Role: policy.Admin, ID: "admin"}, "named_list", demo.Answers()); err != nil {
 		t.Fatal(err)
 	}
 	res, err := e.aud.Materialize(ctx, audienceOperator, req)

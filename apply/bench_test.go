@@ -2,6 +2,7 @@ package apply_test
 
 import (
 	"fmt"
+	"github.com/portrait-dev/portrait/examples/demo"
 	"syscall"
 	"testing"
 	"time"
@@ -126,7 +127,7 @@ func cpuTime() time.Duration {
 // in one transaction) against scoring and the counterfactual alone.
 func BenchmarkDecision(b *testing.B) {
 	e := newEnv(b)
-	if _, err := e.svc.Assess(ctx, admin, "credit_limit", art56(b)); err != nil {
+	if _, err := e.svc.Assess(ctx, admin, "credit_limit", demo.Answers()); err != nil {
 		b.Fatal(err)
 	}
 	e.grant("dave", "credit")

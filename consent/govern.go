@@ -59,8 +59,12 @@ func digestJSON(v any) string {
 
 // SetFlags replaces the subject's standing flags — restriction,
 // objections, the personalisation dial, the minors flag — recording kind
-// (one of the Kind constants) in the audit log. The flags themselves are
-// logged only as a digest.
+// (one of the Kind constants) in the audit log. The flags are logged as a
+// digest; a restriction or objection also logs the three choices it sets
+// (see Choices), so that restoring a backup taken before it can apply it
+// again from the log (invariant 8). The minors flag and the dial are not
+// logged: the first is derived from a birth date, and neither is a right
+// a restore must re-apply.
 func (l *Ledger) SetFlags(ctx context.Context, caller policy.Caller, pseudonym string, f portrait.Flags, kind string) error {
 	if err := authorize(caller, pseudonym); err != nil {
 		return err
@@ -79,6 +83,9 @@ func (l *Ledger) SetFlags(ctx context.Context, caller policy.Caller, pseudonym s
 		return err
 	}
 	rec := audit.Record{Kind: "flags", Time: l.now(), Actor: actor(caller), Subject: pseudonym, Action: kind, Digest: digestJSON(f)}
+	if kind == KindRestriction || kind == KindObjection {
+		rec.Detail = map[string]any{"restricted": f.Restricted, "object_profiling": f.ObjectProfiling, "object_marketing": f.ObjectMarketing}
+	}
 	return l.change(ctx, "set "+kind, rec, func(tx portrait.Tx) error {
 		return tx.SetFlags(ctx, pseudonym, f)
 	})
@@ -206,4 +213,22 @@ func (l *Ledger) reloadSuspensions(ctx context.Context) error {
 	}
 	l.point.SetSuspensions(list)
 	return nil
+}
+
+// Choices reads back the restriction and objections a "flags" record of
+// kind restriction or objection logged, and applies them to f; ok is false
+// for any other record, and for records logged before the choices were
+// (which hold only a digest).
+func Choices(r audit.Record, f *portrait.Flags) (ok bool) {
+	if r.Kind != "flags" || (r.Action != KindRestriction && r.Action != KindObjection) {
+		return false
+	}
+	restricted, ok1 := r.Detail["restricted"].(bool)
+	profiling, ok2 := r.Detail["object_profiling"].(bool)
+	marketing, ok3 := r.Detail["object_marketing"].(bool)
+	if !ok1 || !ok2 || !ok3 {
+		return false
+	}
+	f.Restricted, f.ObjectProfiling, f.ObjectMarketing = restricted, profiling, marketing
+	return true
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/portrait-dev/portrait/keys"
 	"github.com/portrait-dev/portrait/label"
 	"github.com/portrait-dev/portrait/policy"
+	"github.com/portrait-dev/portrait/postgres"
 	"github.com/portrait-dev/portrait/rights"
 	"github.com/portrait-dev/portrait/sqlite"
 	"github.com/portrait-dev/portrait/sqlite/sqlitetest"
@@ -83,23 +84,39 @@ func TestSignStandardWebhooksVector(t *testing.T) {
 
 type env struct {
 	path   string
-	store  *sqlite.DB
+	store  portrait.Store
 	keys   *keys.Keyring
 	log    *audit.Log
 	ledger *consent.Ledger
 	rights *rights.Service
+	point  *policy.Point
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t *testing.T) *env { return newEnvOn(t, false) }
+
+// newEnvOn opens the env on PostgreSQL (pg) or SQLite; path is set on
+// SQLite only.
+func newEnvOn(t *testing.T, pg bool) *env {
 	t.Helper()
 	ctx := context.Background()
 	cat, err := catalog.Parse(demo.CatalogName, demo.Catalog, label.Check)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{path: filepath.Join(t.TempDir(), "p.db")}
-	if e.store, err = sqlite.Open(ctx, e.path); err != nil {
-		t.Fatal(err)
+	e := &env{}
+	if pg {
+		db, err := postgres.Open(ctx, storetest.PostgresDatabase(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.store = db
+	} else {
+		e.path = filepath.Join(t.TempDir(), "p.db")
+		db, err := sqlite.Open(ctx, e.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.store = db
 	}
 	t.Cleanup(func() { e.store.Close() })
 	master := make([]byte, keys.MasterSize)
@@ -108,6 +125,7 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	point := policy.New(cat)
+	e.point = point
 	if e.log, err = audit.New("portrait.test/log", e.keys.LogKey()); err != nil {
 		t.Fatal(err)
 	}

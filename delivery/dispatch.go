@@ -3,6 +3,7 @@ package delivery
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -30,6 +31,11 @@ type Event struct {
 	Subject  string    `json:"subject"` // pseudonym
 	Purpose  string    `json:"purpose,omitempty"`
 	LogIndex int64     `json:"log_index"` // the audit-log entry, for proof
+	// Audience names the audience of a joined or left event.
+	Audience string `json:"audience,omitempty"`
+	// SubjectID is the subject's id, only in the membership events of an
+	// audience with identified output (CM-6).
+	SubjectID string `json:"subject_id,omitempty"`
 }
 
 // Sender delivers one event body; Webhook and stream.Publisher are Senders.
@@ -43,6 +49,10 @@ type Destination struct {
 	Sender Sender
 	// Types lists the event types it takes; none means all.
 	Types []string
+	// Audiences are the audiences whose membership changes it receives.
+	// A destination with audiences takes rights events only about the
+	// subjects it received; one without takes them about everyone.
+	Audiences []Audience
 }
 
 // DeadLetter is an event a destination did not take after every attempt.
@@ -66,10 +76,21 @@ type Dispatcher struct {
 	Attempts     int                             // per event and destination (5)
 	Backoff      func(attempt int) time.Duration // before retry attempt (1s, 2s, 4s, …)
 	Logger       *slog.Logger
+	// Audiences materialises the destinations' audiences, every
+	// AudienceEvery (each materialisation is itself logged); Pseudonym
+	// maps the ids of identified output to pseudonyms, and Identify reads
+	// a subject's id when an identified audience's event is sent.
+	Audiences     Materializer
+	AudienceEvery time.Duration
+	Pseudonym     func(id string) string
+	Identify      func(ctx context.Context, pseudonym string) (string, error)
 
-	mu     sync.Mutex
-	cursor int64
-	dead   []DeadLetter
+	mu         sync.Mutex
+	cursor     int64
+	dead       []DeadLetter
+	refreshed  time.Time
+	members    map[string]map[string]bool // destination, audience → pseudonyms in it
+	recipients map[string]map[string]bool // pseudonym → destinations that received its data
 }
 
 // Load reads the dispatcher's state back from its "delivery" records.
@@ -108,6 +129,7 @@ func (d *Dispatcher) Load(ctx context.Context) error {
 		same := func(l DeadLetter) bool {
 			return l.Destination == r.Detail.Destination && l.Event.ID == r.Detail.Event.ID
 		}
+		d.fold(en.Record)
 		switch r.Action {
 		case "cursor":
 			cursor = max(cursor, r.Detail.To)
@@ -135,7 +157,7 @@ func (d *Dispatcher) note(ctx context.Context, action, subject string, detail ma
 	})
 }
 
-var kinds = []string{"consent", "erasure", "flags"}
+var kinds = []string{"consent", "erasure", "flags", kind}
 
 // event turns an audit record into an event, or reports that the record
 // is not one destinations take.
@@ -160,6 +182,14 @@ func event(origin string, index int64, r audit.Record) (Event, bool) {
 // the log and advances the cursor. A destination that fails every attempt
 // gets a dead letter; the others are not held up by it.
 func (d *Dispatcher) Poll(ctx context.Context) error {
+	// An audience that cannot be materialised (a catalog change made it
+	// invalid, say) must not hold up rights events: the tail runs anyway.
+	rerr := d.refresh(ctx)
+	return errors.Join(d.tail(ctx), rerr)
+}
+
+// tail delivers the events of the log from the cursor on.
+func (d *Dispatcher) tail(ctx context.Context) error {
 	d.mu.Lock()
 	from := d.cursor
 	d.mu.Unlock()
@@ -179,6 +209,16 @@ func (d *Dispatcher) Poll(ctx context.Context) error {
 	}
 	sent := 0
 	for _, en := range entries {
+		d.fold(en.Record)
+		if ev, dst, ok := d.membership(ctx, en.Index, en.Record); ok {
+			if len(dst.Types) == 0 || slices.Contains(dst.Types, ev.Type) {
+				if err := d.deliver(ctx, *dst, ev); err != nil {
+					return err
+				}
+				sent++
+			}
+			continue
+		}
 		ev, ok := event(d.Audit.Origin(), en.Index, en.Record)
 		if !ok {
 			continue
@@ -186,6 +226,9 @@ func (d *Dispatcher) Poll(ctx context.Context) error {
 		for _, dst := range d.Destinations {
 			if len(dst.Types) > 0 && !slices.Contains(dst.Types, ev.Type) {
 				continue
+			}
+			if !d.takes(dst, ev.Subject) {
+				continue // it never received this subject's data
 			}
 			if err := d.deliver(ctx, dst, ev); err != nil {
 				return err

@@ -1,7 +1,8 @@
-// Package delivery carries subject-rights events — erasure, withdrawal of
-// consent, objection, restriction — from Portrait to the systems a company
-// has configured as destinations, so that where personal data went, the
-// subject's choice follows (PIPL Art. 23, GDPR Art. 19).
+// Package delivery carries audience membership changes and subject-rights
+// events — erasure, withdrawal of consent, objection, restriction — from
+// Portrait to the systems a company has configured as destinations, so
+// that where personal data went, the subject's choice follows (PIPL
+// Art. 23, GDPR Art. 19).
 //
 // The outbox is the audit log. Every such action is recorded there in the
 // same store transaction as the action itself (invariant 3), so an action
@@ -24,7 +25,13 @@
 // who was told what. Delivery is at least once: a crash between sending
 // and recording the cursor resends, which receivers absorb by webhook-id.
 //
-// Not yet done: audience membership changes are not emitted, and events go
-// to every configured destination for their type rather than only to
-// destinations recorded as having received the subject's data.
+// Audiences: a destination may take audiences (Destination.Audiences).
+// The dispatcher materialises them through the decision point — pseudonyms,
+// or ids only for an assessed identified output (CM-6) — and logs each
+// change as a "joined" or "left" record naming destination and audience;
+// those records are the outbox of the membership events and the account
+// of which destination received whose data. A destination that takes
+// audiences receives rights events only about subjects it received; one
+// that takes none receives all of them. Recipients reads the account back
+// for the subject's export (PIPL Art. 23, GDPR Art. 19).
 package delivery

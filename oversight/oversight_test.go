@@ -256,7 +256,7 @@ func TestFilingAssessment(t *testing.T) {
 	if a := find(f, "home_feed"); a.Required || a.Tier != catalog.TierMinimal {
 		t.Errorf("minimal use-case: %+v", a)
 	}
-	as, err := e.apply.Assess(ctx, admin, "credit_limit", art56(t))
+	as, err := e.apply.Assess(ctx, admin, "credit_limit", demo.Answers())
 	if err != nil {
 		t.Fatal(err)
 	}

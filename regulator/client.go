@@ -36,6 +36,10 @@ type Client struct {
 	contact atomic.Int64
 }
 
+// ErrUnreachable marks a request the regulator did not answer: no
+// connection, or a server error. A refusal (4xx) is not one.
+var ErrUnreachable = errors.New("the regulator cannot be reached")
+
 // Contact reports when the regulator last answered with success; the
 // zero time if it never has.
 func (c *Client) Contact() time.Time {
@@ -75,7 +79,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
-		return fmt.Errorf("regulator %s %s: %w", method, path, err)
+		return fmt.Errorf("regulator %s %s: %w: %w", method, path, ErrUnreachable, err)
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
@@ -85,6 +89,9 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	if resp.StatusCode/100 != 2 {
 		var p struct{ Detail string }
 		json.Unmarshal(data, &p)
+		if resp.StatusCode/100 == 5 {
+			return fmt.Errorf("regulator %s %s: %w: %s: %s", method, path, ErrUnreachable, resp.Status, p.Detail)
+		}
 		return fmt.Errorf("regulator %s %s: %s: %s", method, path, resp.Status, p.Detail)
 	}
 	c.contact.Store(time.Now().UnixNano())

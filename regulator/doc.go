@@ -34,7 +34,9 @@
 // checked in apply's Gate) while minimal and limited ones go on, and they
 // resume at the next answer. The order is signed and logged like any
 // other, so every node of the company reads the limit from its own log
-// even while the regulator is unreachable.
+// even while the regulator is unreachable. An engine restarted while the
+// regulator is down starts offline (Enforcer.Offline): high tier stopped
+// until the first answer, on which it files and catches up.
 //
 // The node's storage is the narrow Store interface here, implemented by
 // the sqlite and postgres packages beside portrait.Store over the same

@@ -61,15 +61,38 @@ type Enforcer struct {
 	// started is when Run began: before any contact, silence counts
 	// from it.
 	started atomic.Int64
+	// rejoin, while set, is what an engine that started without reaching
+	// the regulator still owes it (filing, catching up); until it has
+	// run, the high tier is stopped.
+	rejoin atomic.Pointer[func(context.Context) error]
 }
+
+// Offline tells the enforcer that the engine started without reaching
+// the regulator. Until the first poll that reaches it and runs rejoin
+// (the filing and the catch-up the engine could not do at start) without
+// error, the high tier is stopped however short the silence (SG-5): the
+// engine cannot know which orders, erasures or limits it missed.
+func (e *Enforcer) Offline(rejoin func(context.Context) error) { e.rejoin.Store(&rejoin) }
+
+// Rejoining reports whether the engine started offline and has not yet
+// rejoined; until it has, checkpoints are not submitted (the catch-up
+// decides first whether the log extends what the regulator witnessed).
+func (e *Enforcer) Rejoining() bool { return e.rejoin.Load() != nil }
 
 // Silence reports how long the engine has gone without an answer from
 // the regulator and the longest the regulator allows for high-tier
 // use-cases (0: no limit). The high tier stops while silent > max > 0
 // (SG-5, a weak precaution: lower tiers go on).
+//
+// An engine that started offline and has not yet rejoined reports the
+// silence since it started against a limit of 1 ns: stopped.
 func (e *Enforcer) Silence() (silent, max time.Duration) {
+	s := time.Unix(0, e.started.Load())
+	if e.rejoin.Load() != nil {
+		return time.Since(s), time.Nanosecond
+	}
 	last := e.Client.Contact()
-	if s := time.Unix(0, e.started.Load()); last.Before(s) {
+	if last.Before(s) {
 		last = s
 	}
 	return time.Since(last), time.Duration(e.maxSilence.Load())
@@ -109,6 +132,12 @@ func (e *Enforcer) Poll(ctx context.Context) error {
 	if err := e.scan(ctx); err != nil {
 		return err
 	}
+	if rejoin := e.rejoin.Load(); rejoin != nil {
+		if err := (*rejoin)(ctx); err != nil {
+			return fmt.Errorf("rejoin the regulator: %w", err)
+		}
+		e.rejoin.Store(nil)
+	}
 	orders, acked, err := e.Client.Orders(ctx)
 	if err != nil {
 		return err
@@ -129,6 +158,16 @@ func (e *Enforcer) Poll(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// Scan reads the orders in force from the company's own log — the
+// receivership, the dead-man limit — without calling the regulator. Call
+// it before serving: until it has run, a receivership in force is not
+// known, so neither is the receiver's key nor the company's lock-out.
+func (e *Enforcer) Scan(ctx context.Context) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.scan(ctx)
 }
 
 // scan reads the "order" records appended since the last scan, so that
@@ -216,4 +255,44 @@ func (e *Enforcer) apply(ctx context.Context, o Order) (int64, error) {
 		err = e.scan(ctx)
 	}
 	return idx, err
+}
+
+// Reapply carries out again an order whose "apply" record r a restore
+// fetched back from the regulator's mirror: the restored store lacks the
+// order's effects. Suspensions and lifts come back from their own
+// records; a receivership's receiver key is registered here again. The
+// re-application is recorded ("reapply") and acknowledged to the
+// regulator with that record's index, so the regulator sees the order in
+// force again after the restore.
+func (e *Enforcer) Reapply(ctx context.Context, r audit.Record) error {
+	id, _ := r.Detail["order"].(string)
+	kind, _ := r.Detail["kind"].(string)
+	if id == "" {
+		return fmt.Errorf("order record without an order id")
+	}
+	if kind == Receivership {
+		o := Order{ID: id, Kind: Receivership}
+		o.Reason, _ = r.Detail["reason"].(string)
+		o.ReceiverKeyHash, _ = r.Detail["receiver_key_hash"].(string)
+		if e.Take == nil || len(o.ReceiverKeyHash) != 64 {
+			return fmt.Errorf("receivership %s: no receiver key to register again", id)
+		}
+		if err := e.Take.Receive(ctx, o); err != nil {
+			return err
+		}
+	}
+	var idx int64
+	err := e.Store.Update(ctx, func(tx portrait.Tx) error {
+		var err error
+		idx, err = e.Log.Append(ctx, tx, audit.Record{Kind: orderKind, Actor: "system:restore", Action: "reapply", Digest: r.Digest,
+			Codes: []string{"RO-6"}, Detail: map[string]any{"order": id, "kind": kind}})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("record re-applied order %s: %w", id, err)
+	}
+	if err := e.Client.Ack(ctx, id, idx); err != nil {
+		return fmt.Errorf("acknowledge re-applied order %s: %w", id, err)
+	}
+	return nil
 }

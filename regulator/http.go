@@ -99,6 +99,16 @@ func (n *Node) Handler(logger *slog.Logger) http.Handler {
 		}
 		return reply(c.w, 200, co)
 	})
+	route("GET /v1/companies/{id}/filings", staff, func(ctx context.Context, c call) error {
+		if _, err := n.Company(ctx, c.r.PathValue("id")); err != nil {
+			return err
+		}
+		fs, err := n.Filings(ctx, c.r.PathValue("id"))
+		if err != nil {
+			return err
+		}
+		return reply(c.w, 200, map[string]any{"filings": fs})
+	})
 	route("GET /v1/companies/{id}/checkpoint", public, func(ctx context.Context, c call) error {
 		co, err := n.Company(ctx, c.r.PathValue("id"))
 		if err != nil {

@@ -83,6 +83,10 @@ type OrderRecord struct {
 	// applied the order and the index of its record in the company log.
 	AppliedAt time.Time `json:"applied_at,omitzero"`
 	AckIndex  *int64    `json:"ack_log_index,omitempty"`
+	// Reacknowledged lists the acknowledgements after the first: an
+	// engine restored from a backup re-applies the order from its
+	// re-fetched record and acknowledges it again at its new record.
+	Reacknowledged []Reack `json:"reacknowledged,omitempty"`
 	// ReceiverKey is the receiver's key, in the answer to the proposal
 	// only: it is handed to the appointed operator and never stored.
 	ReceiverKey string `json:"receiver_key,omitempty"`
@@ -191,21 +195,42 @@ func (n *Node) Orders(ctx context.Context, company string) ([]OrderRecord, error
 	return n.db.Orders(ctx, company)
 }
 
+// Reack is an acknowledgement of an order after the first.
+type Reack struct {
+	At       time.Time `json:"at"`
+	LogIndex int64     `json:"log_index"`
+}
+
+// maxReacks bounds the re-acknowledgements kept per order.
+const maxReacks = 100
+
 // Ack records a company engine's acknowledgement that it applied an
-// order, at index of its own log. The first acknowledgement stands.
+// order, at index of its own log. The first acknowledgement stands as
+// applied_at and ack_log_index; a later one at another index (an engine
+// restored from a backup re-applied the order) is kept beside it, so the
+// regulator sees every record of the order in the company's log.
 func (n *Node) Ack(ctx context.Context, c Company, id string, index int64) error {
 	rec, err := n.db.Order(ctx, id)
 	if err != nil || rec.Company != c.ID || rec.Status != "issued" {
 		return portrait.Errorf(portrait.ENOTFOUND, "no issued order %s for this company", id)
 	}
-	if rec.AckIndex != nil {
-		return nil
-	}
 	if index < 0 {
 		return portrait.Errorf(portrait.EINVALID, "log_index must be at least 0")
 	}
-	rec.AppliedAt, rec.AckIndex = n.now(), &index
-	if _, err := n.record(ctx, audit.Record{Kind: "order", Actor: "company:" + c.ID, Action: "acknowledge",
+	action := "acknowledge"
+	if rec.AckIndex != nil {
+		if *rec.AckIndex == index || slices.ContainsFunc(rec.Reacknowledged, func(r Reack) bool { return r.LogIndex == index }) {
+			return nil
+		}
+		if len(rec.Reacknowledged) >= maxReacks {
+			return portrait.Errorf(portrait.ECONFLICT, "order %s has been acknowledged %d times: no more", id, maxReacks+1)
+		}
+		action = "reacknowledge"
+		rec.Reacknowledged = append(rec.Reacknowledged, Reack{At: n.now(), LogIndex: index})
+	} else {
+		rec.AppliedAt, rec.AckIndex = n.now(), &index
+	}
+	if _, err := n.record(ctx, audit.Record{Kind: "order", Actor: "company:" + c.ID, Action: action,
 		Detail: map[string]any{"order": id, "company_log_index": index}}, nil); err != nil {
 		return err
 	}

@@ -189,8 +189,14 @@ func (n *Node) File(ctx context.Context, c Company, f Filing) error {
 	// and a filing that fails after being logged is only an attempt on
 	// record, while one stored unlogged would break invariant 3.
 	sum := sha256.Sum256(f.Algorithms)
+	detail := map[string]any{"company": c.ID, "origin": f.Origin, "log_key": f.LogKey, "receipt_key": f.ReceiptKey, "catalog_digest": f.CatalogDigest}
+	if c.CatalogDigest != "" && c.CatalogDigest != f.CatalogDigest {
+		// A catalog change is filed again and kept with its diff (SG-1).
+		changes, total := diffFilings(c.Algorithms, f.Algorithms)
+		detail["previous_catalog_digest"], detail["changes"], detail["change_count"] = c.CatalogDigest, changes, total
+	}
 	if _, err := n.record(ctx, audit.Record{Kind: "filing", Actor: "company:" + c.ID, Action: "file", Digest: hex.EncodeToString(sum[:]),
-		Detail: map[string]any{"company": c.ID, "origin": f.Origin, "log_key": f.LogKey, "receipt_key": f.ReceiptKey, "catalog_digest": f.CatalogDigest}}, nil); err != nil {
+		Detail: detail}, nil); err != nil {
 		return err
 	}
 	return n.db.FileCompany(ctx, c.ID, f, n.now())

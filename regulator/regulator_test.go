@@ -377,3 +377,48 @@ func TestVerifyOrder(t *testing.T) {
 		}
 	}
 }
+
+// An order's first acknowledgement stands; a later one at another index
+// (an engine restored from a backup re-applied the order) is kept beside
+// it, once per index and at most 100 times; another company cannot
+// acknowledge it. Both engines.
+func TestReacknowledge(t *testing.T) {
+	for _, e := range engines {
+		t.Run(e.name, func(t *testing.T) {
+			ctx := context.Background()
+			f := newFixture(t, e.open(t))
+			a := f.enrol(t, "a.example/log")
+			b := f.enrol(t, "b.example/log")
+			var ord struct{ ID string }
+			if code := f.call(t, "POST", "/v1/orders", f.admin, `{"company":"`+a.id+`","kind":"suspend","target":{"kind":"field","id":"income"},"reason":"r"}`, &ord); code != 201 {
+				t.Fatalf("order: %d", code)
+			}
+			for _, idx := range []int64{5, 5, 9, 9} {
+				if err := a.link.Client.Ack(ctx, ord.ID, idx); err != nil {
+					t.Fatalf("ack %d: %v", idx, err)
+				}
+			}
+			if err := b.link.Client.Ack(ctx, ord.ID, 11); err == nil {
+				t.Error("another company acknowledged the order")
+			}
+			var list struct {
+				Orders []struct {
+					Ack_log_index  *int64
+					Reacknowledged []struct{ Log_index int64 }
+				}
+			}
+			f.call(t, "GET", "/v1/companies/"+a.id+"/orders", f.admin, "", &list)
+			if o := list.Orders[0]; o.Ack_log_index == nil || *o.Ack_log_index != 5 || len(o.Reacknowledged) != 1 || o.Reacknowledged[0].Log_index != 9 {
+				t.Fatalf("after acks at 5, 5, 9, 9: %+v", list.Orders)
+			}
+			for i := range int64(99) {
+				if err := a.link.Client.Ack(ctx, ord.ID, 100+i); err != nil {
+					t.Fatalf("re-acknowledgement %d: %v", i+2, err)
+				}
+			}
+			if err := a.link.Client.Ack(ctx, ord.ID, 1000); err == nil {
+				t.Error("a 102nd acknowledgement was kept")
+			}
+		})
+	}
+}

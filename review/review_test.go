@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"github.com/portrait-dev/portrait/examples/demo"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -94,7 +95,7 @@ func newEnvOn(t *testing.T, open func(*testing.T) portrait.Store) *env {
 	if e.review, err = review.New(store, point, ledger, kr, log, review.Options{Now: func() time.Time { return e.now }}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.apply.Assess(ctx, admin, "credit_limit", art56(t)); err != nil {
+	if _, err := e.apply.Assess(ctx, admin, "credit_limit", demo.Answers()); err != nil {
 		t.Fatal(err)
 	}
 	return e

@@ -45,6 +45,21 @@ type Export struct {
 	Decisions  []DecisionEntry  `json:"decisions"`
 	Recipients []RecipientEntry `json:"recipients"`
 	Cases      []portrait.Case  `json:"cases"`
+	// Delivered lists the destinations Portrait itself sent the subject's
+	// data to (audience membership), from the audit log; rights events
+	// follow to exactly these (PIPL Art. 23, GDPR Art. 19).
+	Delivered []DeliveredEntry `json:"delivered_to"`
+}
+
+// DeliveredEntry is a destination that received the subject's data: in
+// which audience, for which purpose, since when, and the log record that
+// shows it.
+type DeliveredEntry struct {
+	Destination string    `json:"destination"`
+	Audience    string    `json:"audience"`
+	Purpose     string    `json:"purpose"`
+	Since       time.Time `json:"since"`
+	LogIndex    int64     `json:"log_index"`
 }
 
 // Handler names who holds the data and how to reach them.
@@ -356,7 +371,8 @@ func (d *Export) AppendJSON(b []byte) ([]byte, error) {
 		Decisions  []DecisionEntry  `json:"decisions"`
 		Recipients []RecipientEntry `json:"recipients"`
 		Cases      []portrait.Case  `json:"cases"`
-	}{d.Consents, d.History, d.Labels, d.Decisions, d.Recipients, d.Cases})
+		Delivered  []DeliveredEntry `json:"delivered_to"`
+	}{d.Consents, d.History, d.Labels, d.Decisions, d.Recipients, d.Cases, d.Delivered})
 	if err != nil {
 		return b, fmt.Errorf("encode export: %w", err)
 	}
@@ -433,7 +449,12 @@ func (s *Service) document(ctx context.Context, caller policy.Caller, pseudonym 
 		Flags: FlagsView{Restricted: st.Restricted, ObjectProfiling: st.ObjectProfiling, ObjectMarketing: st.ObjectMarketing,
 			Personalization: st.Personalization},
 		Profile: []ProfileEntry{}, Events: []EventEntry{}, History: []HistoryEntry{}, Decisions: []DecisionEntry{},
-		Recipients: []RecipientEntry{},
+		Recipients: []RecipientEntry{}, Delivered: []DeliveredEntry{},
+	}
+	if s.opts.Delivered != nil {
+		if doc.Delivered, err = s.opts.Delivered(ctx, pseudonym); err != nil {
+			return nil, fmt.Errorf("read the destinations that received %s's data: %w", pseudonym, err)
+		}
 	}
 	if doc.Profile, err = s.profile(ctx, g, ci); err != nil {
 		return nil, err

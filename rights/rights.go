@@ -99,6 +99,9 @@ type Options struct {
 	// OnErased runs after an erasure, for caches outside the store
 	// (recommendations, queued audience exports) (SR-3).
 	OnErased func(ctx context.Context, pseudonym string)
+	// Delivered lists the destinations that received a subject's data,
+	// for the export; nil lists none.
+	Delivered func(ctx context.Context, pseudonym string) ([]DeliveredEntry, error)
 	// Now is the clock; time.Now by default.
 	Now func() time.Time
 	// Logger receives what fails after a request was already carried out.

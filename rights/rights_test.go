@@ -25,6 +25,7 @@ import (
 	"github.com/portrait-dev/portrait/audit"
 	"github.com/portrait-dev/portrait/catalog"
 	"github.com/portrait-dev/portrait/consent"
+	"github.com/portrait-dev/portrait/delivery"
 	"github.com/portrait-dev/portrait/examples/demo"
 	"github.com/portrait-dev/portrait/ingest"
 	"github.com/portrait-dev/portrait/keys"
@@ -781,7 +782,7 @@ func TestAccessDecisions(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := ap.Assess(ctx, policy.Caller{Role: policy.Admin, ID: "adm"}, "credit_limit", art56(t)); err != nil {
+		if _, err := ap.Assess(ctx, policy.Caller{Role: policy.Admin, ID: "adm"}, "credit_limit", demo.Answers()); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := ap.ShowNotice(ctx, self(p), p, "credit_limit"); err != nil {
@@ -863,6 +864,55 @@ func TestConsentUserAgentSealed(t *testing.T) {
 		}
 		if e.holds(t, []byte("Marker-UA-7f3c")) {
 			t.Error("the user agent is readable after erasure")
+		}
+	})
+}
+
+// The export lists the destinations Portrait delivered the subject's data
+// to, as the audit log records them, and still matches the published
+// schema (PIPL Art. 23, GDPR Art. 19).
+func TestExportListsDelivered(t *testing.T) {
+	var cur *env
+	opts := rights.Options{Delivered: func(ctx context.Context, p string) ([]rights.DeliveredEntry, error) {
+		return delivery.Recipients(ctx, cur.store, cur.log, p)
+	}}
+	eachStore(t, opts, func(t *testing.T, e *env) {
+		cur = e
+		ctx := context.Background()
+		p := e.seed(t, "erin", 1)
+		other := e.seed(t, "olaf", 1)
+		// The record delivery.Dispatcher appends when a subject joins a
+		// destination's audience.
+		joined := func(subject, dst string) {
+			err := e.store.Update(ctx, func(tx portrait.Tx) error {
+				_, err := e.log.Append(ctx, tx, audit.Record{Kind: "delivery", Actor: "system:delivery", Action: "joined", Subject: subject, Purpose: "personalization",
+					Detail: map[string]any{"destination": dst, "audience": "sports", "purpose": "personalization", "output": "pseudonymous"}})
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		joined(p, "ads")
+		joined(p, "ads") // again, after leaving: listed once
+		joined(other, "crm")
+		doc, err := e.svc.Access(ctx, self(p), p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(doc.Delivered) != 1 || doc.Delivered[0].Destination != "ads" || doc.Delivered[0].Audience != "sports" || doc.Delivered[0].LogIndex <= 0 {
+			t.Fatalf("delivered_to: %+v", doc.Delivered)
+		}
+		raw, err := doc.AppendJSON(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if std, _ := json.Marshal(doc); !bytes.Equal(raw, std) {
+			t.Errorf("AppendJSON differs from json.Marshal:\n%s\n%s", raw, std)
+		}
+		checkSchema(t, raw)
+		if !strings.Contains(string(raw), `"delivered_to":[{"destination":"ads"`) {
+			t.Errorf("export JSON lacks delivered_to: %s", raw)
 		}
 	})
 }

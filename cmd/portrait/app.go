@@ -140,8 +140,11 @@ type options struct {
 	// Limits are the HTTP connection limits (zero: the server's defaults).
 	IdleTimeout, BodyGrace time.Duration
 	MinBodyRate            int64
-	// Destinations receive subject-rights events (serve --webhook, --nats-rights).
-	Destinations []delivery.Destination
+	// Destinations receive subject-rights events (serve --webhook, --nats-rights)
+	// and the membership changes of their audiences (--audiences), which
+	// are materialised every AudienceEvery.
+	Destinations  []delivery.Destination
+	AudienceEvery time.Duration
 	// CheckLog runs the full start-up check of the audit log before
 	// anything reads it (serve, demo): a log that does not match its
 	// hashes and signed checkpoint is never served.
@@ -251,7 +254,12 @@ func newApp(ctx context.Context, cat *catalog.Catalog, store portrait.Store, kr 
 	if a.deriver, err = derive.New(store, a.point, a.ledger, kr, a.log, derive.Options{Logger: logger}); err != nil {
 		return nil, err
 	}
-	if a.rights, err = rights.New(store, a.point, a.ledger, kr, a.log, rights.Options{Logger: logger, OnErased: opt.onErased(logger)}); err != nil {
+	// The export lists the destinations the subject's data was delivered
+	// to, from the log (PIPL Art. 23, GDPR Art. 19).
+	delivered := func(ctx context.Context, p string) ([]rights.DeliveredEntry, error) {
+		return delivery.Recipients(ctx, store, a.log, p)
+	}
+	if a.rights, err = rights.New(store, a.point, a.ledger, kr, a.log, rights.Options{Logger: logger, OnErased: opt.onErased(logger), Delivered: delivered}); err != nil {
 		return nil, err
 	}
 	// apply tells the monitor what each recommendation showed (FB-2); the
@@ -283,11 +291,23 @@ func newApp(ctx context.Context, cat *catalog.Catalog, store portrait.Store, kr 
 	}
 	a.oversight = ov
 	a.staff = apikey.New(store, a.log, apikey.Options{Logger: logger})
-	if len(opt.Destinations) > 0 {
-		a.deliveries = &delivery.Dispatcher{Store: store, Audit: a.log, Destinations: opt.Destinations, Logger: logger}
-	}
 	audiences := apply.NewAudiences(store, a.point, a.ledger, kr, a.log)
 	audiences.Assessments = a.apply
+	if len(opt.Destinations) > 0 {
+		a.deliveries = &delivery.Dispatcher{Store: store, Audit: a.log, Destinations: opt.Destinations, Logger: logger,
+			Audiences: audiences, AudienceEvery: opt.AudienceEvery, Pseudonym: kr.Pseudonym,
+			Identify: func(ctx context.Context, p string) (string, error) {
+				subs, err := store.Subjects(ctx, []string{p})
+				if err != nil {
+					return "", err
+				}
+				sub, ok := subs[p]
+				if !ok {
+					return "", portrait.Errorf(portrait.ENOTFOUND, "subject %s is not stored", p)
+				}
+				return kr.SubjectID(sub)
+			}}
+	}
 	a.server = server.New(server.Config{Store: store, Staff: a.staff, Point: a.point, Ledger: a.ledger, Keys: kr, Log: a.log, Deliveries: a.deliveries,
 		Apply: a.apply, Review: a.review, Oversight: ov,
 		Deriver: a.deriver, Audiences: audiences,
@@ -410,6 +430,15 @@ func (a *app) listen(ctx context.Context, addr string, ready func(url string)) e
 // only checkpoints the regulator has cosigned: until it has, the last
 // cosigned one stays the one served.
 func (a *app) saveCheckpoint(ctx context.Context, note []byte) error {
+	if a.link != nil && a.enforcer.Rejoining() {
+		return errors.New("regulator: not yet rejoined; the last cosigned checkpoint stays published")
+	}
+	return a.publish(ctx, note)
+}
+
+// publish is saveCheckpoint without waiting for a rejoin: the catch-up
+// that rejoins publishes the repaired log through it.
+func (a *app) publish(ctx context.Context, note []byte) error {
 	if a.link != nil {
 		cosigned, err := a.link.Submit(ctx, note)
 		if err != nil {
@@ -473,6 +502,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	webhook := fs.String("webhook", "", "URL that receives subject-rights events as Standard Webhooks; the secret (whsec_…) comes from PORTRAIT_WEBHOOK_SECRET")
 	shareFlag := fs.Bool("cluster", false, "with --nats-stream on PostgreSQL: derive each subject on the one live node that owns its bucket (docs/SCALING.md)")
 	natsRights := fs.String("nats-rights", "", "NATS subject that receives subject-rights events (with --nats)")
+	audiencesFile := fs.String("audiences", "", "JSON file of audiences whose joined/left changes the --webhook and --nats-rights destinations receive: [{\"name\", \"request\": {\"purpose\", \"expression\", \"output\"}}]; they then receive rights events only about subjects they received")
+	audienceEvery := fs.Duration("audience-every", time.Minute, "how often the --audiences are materialised for their destinations")
 	packPath := fs.String("pack", "", "a rule pack signed by a trusted key (default: the embedded pack)")
 	origin := fs.String("origin", "", "the audit log's origin in its checkpoints, e.g. the company's domain (shop.example/portrait); default portrait.local/log/<key id>")
 	reg := addRegulatorFlags(fs)
@@ -519,6 +550,21 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if *audiencesFile != "" {
+		aus, err := loadAudiences(*audiencesFile)
+		if err != nil {
+			return err
+		}
+		if len(dests) == 0 {
+			return fmt.Errorf("--audiences needs a destination (--webhook or --nats-rights): %w", errUsage)
+		}
+		for i := range dests {
+			dests[i].Audiences = aus
+		}
+	}
+	if *audienceEvery <= 0 {
+		return fmt.Errorf("serve: --audience-every must be positive")
+	}
 	if nc != nil {
 		defer nc.Drain()
 	}
@@ -549,23 +595,32 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer store.Close()
-	a, err := newApp(ctx, cat, store, kr, logger, options{Assessments: *assessments, Destinations: dests, Origin: *origin, Journal: jr,
+	a, err := newApp(ctx, cat, store, kr, logger, options{Assessments: *assessments, Destinations: dests, AudienceEvery: *audienceEvery, Origin: *origin, Journal: jr,
 		IdleTimeout: *idle, BodyGrace: *grace, MinBodyRate: *rate, CheckLog: true, TrustedProxies: trusted, Operator: *operator})
 	if err != nil {
 		return err
 	}
-	if err := reg.join(ctx, a); err != nil {
+	offline, err := reg.join(ctx, a)
+	if err != nil {
 		return err
 	}
 	// Before serving anyone: a log behind the regulator's witnessed one,
-	// or a journal of erasures, is replayed.
-	if a.link != nil {
+	// or a journal of erasures, is replayed. Offline, the catch-up waits
+	// for the regulator's first answer, with the high tier stopped.
+	if a.link != nil && !offline {
 		n, err := a.catchUp(ctx)
 		if err != nil {
 			return err
 		}
 		if n > 0 {
 			logger.Warn("the log was behind the regulator's witnessed log: missing entries fetched, verified and re-applied", "entries", n)
+		}
+	}
+	if a.enforcer != nil {
+		// The receivership and dead-man limit in force, from the log
+		// (re-fetched entries included), before anyone is served.
+		if err := a.enforcer.Scan(ctx); err != nil {
+			return fmt.Errorf("read the regulator's orders in force from the log: %w", err)
 		}
 	}
 	if jr != nil {

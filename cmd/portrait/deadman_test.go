@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portrait-dev/portrait/audit"
 	"github.com/portrait-dev/portrait/examples/demo"
 )
 
@@ -185,4 +186,90 @@ func TestRegulatorDemo(t *testing.T) {
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Errorf("the demo left %s behind: %v", dir, err)
 	}
+}
+
+// TestRestartWhileRegulatorDown: an engine that joined before and is
+// restarted while its regulator is down starts rather than failing to
+// join, with its high tier stopped — a refusal citing SG-5 — and its
+// minimal tier serving, /healthz 200 saying so; the first answer from the
+// regulator files, catches up and resumes the high tier. A first join
+// with the regulator down still fails. Real processes.
+func TestRestartWhileRegulatorDown(t *testing.T) {
+	reg := startRegulator(t)
+	_, tok := reg.enrol(t, "戊公司 E Co.")
+	c := company{dsn: filepath.Join(t.TempDir(), "e.db"), master: masterKey(), origin: "e.example/portrait", token: tok, reg: reg,
+		extra: []string{"--assessments", filepath.Join(t.TempDir(), "assessments")}}
+	const admin = "company-admin-key"
+	p := c.serve(t, admin)
+	for _, purpose := range []string{"credit", "personalization"} {
+		if code := p.call(t, "PUT", "/v1/subjects/zoe/consents/"+purpose, admin, `{"status":"granted","notice_version":"1"}`, nil); code != 200 {
+			t.Fatalf("grant %s: %d", purpose, code)
+		}
+	}
+	event := fmt.Sprintf(`[{"subject":"zoe","type":"profile","time":%q,"fields":{"age":35,"income":9000}}]`, time.Now().Add(-time.Minute).UTC().Format(time.RFC3339))
+	if code := p.call(t, "POST", "/v1/events", admin, event, nil); code != 200 {
+		t.Fatalf("ingest: %d", code)
+	}
+	if code := p.call(t, "POST", "/v1/usecases/credit_limit/assessment", admin, "", nil); code != 201 {
+		t.Fatalf("assessment: %d", code)
+	}
+	if code := p.call(t, "POST", "/v1/subjects/zoe/usecases/credit_limit/notice", admin, "", nil); code != 201 {
+		t.Fatalf("notice: %d", code)
+	}
+	decide := func(p *proc) (int, string) {
+		var prob struct{ Requirement string }
+		code := p.call(t, "POST", "/v1/decisions", admin, `{"usecase":"credit_limit","subject":"zoe"}`, &prob)
+		return code, prob.Requirement
+	}
+	if code, req := decide(p); code != 201 {
+		t.Fatalf("high-tier decision while joined: %d %s", code, req)
+	}
+	before, err := audit.ParseCheckpoint(waitCosigned(t, p, reg.witnessKey, 1, 15*time.Second), string(p.get(t, "/v1/log/key")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.stop()
+	reg.stop()
+
+	// A first join with the regulator down fails, with a clear message.
+	out, err := exec.Command(binary(t), "serve", "--addr", freeAddr(t), "--db", filepath.Join(t.TempDir(), "new.db"), "--catalog", "../../examples/demo/catalog.yaml",
+		"--origin", "new.example/portrait", "--regulator", reg.url, "--regulator-key", reg.witnessKey, "--regulator-token", tok, "--monitor-every", "0").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "first join") {
+		t.Errorf("first join with the regulator down: %v\n%s", err, out)
+	}
+
+	// SG-5: the restart starts, with the high tier stopped.
+	p = c.serve(t, admin)
+	if code, req := decide(p); code != 403 || req != "SG-5" {
+		t.Fatalf("high-tier decision after a restart with the regulator down: %d %q, want 403 citing SG-5", code, req)
+	}
+	if code := p.call(t, "GET", "/v1/recommendations?subject=zoe&usecase=home_feed&n=3", admin, "", nil); code != 200 {
+		t.Errorf("minimal-tier recommendation with the regulator down: %d", code)
+	}
+	resp, err := http.Get(p.url + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h struct{ Regulator map[string]any }
+	json.NewDecoder(resp.Body).Decode(&h)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || h.Regulator["high_tier_stopped"] != true {
+		t.Errorf("healthz with the regulator down: %d %v", resp.StatusCode, h.Regulator)
+	}
+
+	// The regulator answers: the high tier resumes.
+	reg.restart(t)
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		code, req := decide(p)
+		if code == 201 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("high-tier decision after the regulator answered: %d %s", code, req)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	// Checkpoints are cosigned again.
+	waitCosigned(t, p, reg.witnessKey, before.Size+1, 15*time.Second)
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -180,49 +181,94 @@ func addRegulatorFlags(fs *flag.FlagSet) regulatorFlags {
 // join connects a to the regulator, if the flags name one, and files the
 // engine's log origin and key, receipt key, catalog digest and algorithm
 // filing. It runs on every start, so a restart refiles a changed catalog.
-func (f regulatorFlags) join(ctx context.Context, a *app) error {
+//
+// A restart while the regulator cannot be reached — the store's
+// checkpoint already carries this regulator's cosignature — joins
+// offline: the engine serves with its high tier stopped (SG-5, a weak
+// precaution) and files and catches up on the first poll that reaches
+// the regulator, which resumes the high tier. A first join needs the
+// regulator. The returned offline reports the first case; the caller
+// then skips the catch-up at start.
+func (f regulatorFlags) join(ctx context.Context, a *app) (offline bool, err error) {
 	if !f.joined() {
-		return nil
+		return false, nil
 	}
 	c, err := regulator.NewClient(*f.url, *f.key, *f.token, &http.Client{Timeout: 30 * time.Second})
 	if err != nil {
-		return fmt.Errorf("join regulator: %w (give --regulator, --regulator-key and --regulator-token)", err)
+		return false, fmt.Errorf("join regulator: %w (give --regulator, --regulator-key and --regulator-token)", err)
 	}
 	filing, err := a.oversight.Filing(ctx, "zh-CN")
 	if err != nil {
-		return fmt.Errorf("join regulator: algorithm filing: %w", err)
+		return false, fmt.Errorf("join regulator: algorithm filing: %w", err)
 	}
 	alg, err := json.Marshal(filing)
 	if err != nil {
-		return err
+		return false, err
 	}
-	err = c.File(ctx, regulator.Filing{Origin: a.log.Origin(), LogKey: a.log.VerifierKey(),
+	fl := regulator.Filing{Origin: a.log.Origin(), LogKey: a.log.VerifierKey(),
 		ReceiptKey:    base64.StdEncoding.EncodeToString(a.keys.ReceiptKey().Public().(ed25519.PublicKey)),
-		CatalogDigest: filing.CatalogDigest, Algorithms: alg})
-	if err != nil {
-		return fmt.Errorf("join regulator: %w", err)
+		CatalogDigest: filing.CatalogDigest, Algorithms: alg}
+	err = c.File(ctx, fl)
+	if errors.Is(err, regulator.ErrUnreachable) {
+		cp, cerr := a.store.Checkpoint(ctx)
+		if cerr != nil || cp == nil {
+			return false, fmt.Errorf("join regulator: %w (a first join needs the regulator)", err)
+		}
+		if _, verr := witness.Verify(cp, c.Key); verr != nil {
+			return false, fmt.Errorf("join regulator: %w (this store holds no checkpoint the regulator cosigned, so this is a first join, which needs the regulator)", err)
+		}
+		offline = true
+		a.logger.Warn("the regulator cannot be reached: serving with the high tier stopped until it answers (SG-5)", "err", err)
+	} else if err != nil {
+		return false, fmt.Errorf("join regulator: %w", err)
 	}
-	if f.catalog != "" {
+	// The catalog itself goes to the regulator too, for its simulation
+	// of draft rule packs (issue 11); offline, on the first answer.
+	fileCatalog := func(ctx context.Context) error {
+		if f.catalog == "" {
+			return nil
+		}
 		src, err := os.ReadFile(f.catalog)
 		if err != nil {
-			return fmt.Errorf("join regulator: %w", err)
+			return err
 		}
-		if err := c.FileCatalog(ctx, src); err != nil {
-			return fmt.Errorf("join regulator: %w", err)
+		return c.FileCatalog(ctx, src)
+	}
+	if !offline {
+		if err := fileCatalog(ctx); err != nil {
+			return false, fmt.Errorf("join regulator: %w", err)
 		}
 	}
 	a.link = &regulator.Link{Client: c, Log: a.log, Store: a.store}
 	a.enforcer = &regulator.Enforcer{Client: c, Gov: a.ledger, Take: takeover{a}, Log: a.log, Store: a.store, Logger: a.logger}
+	if offline {
+		a.enforcer.Offline(func(ctx context.Context) error {
+			if err := c.File(ctx, fl); err != nil {
+				return err
+			}
+			if err := fileCatalog(ctx); err != nil {
+				return err
+			}
+			n, err := a.catchUp(ctx)
+			if n > 0 {
+				a.logger.Warn("the log was behind the regulator's witnessed log: missing entries fetched, verified and re-applied", "entries", n)
+			}
+			if err == nil {
+				a.logger.Info("the regulator answered: filed, caught up, the high tier resumes")
+			}
+			return err
+		})
+	}
 	a.apply.SetSilence(a.enforcer.Silence)
 	// High-tier use-cases now also need the regulator's countersignature
 	// to go live (SG-7).
 	if err := a.oversight.SetRegulator(ctx, regulator.CountersignVerifier(c.Key, c.Company)); err != nil {
-		return fmt.Errorf("join regulator: %w", err)
+		return false, fmt.Errorf("join regulator: %w", err)
 	}
 	a.server.Regulated()
 	a.oversight.Join(complaintsVia{c})
 	a.supervisor = func(ctx context.Context) { a.supervise(ctx, c, 2*time.Second, *f.supervise) }
-	return nil
+	return offline, nil
 }
 
 // verifyWitnessed checks that the server's checkpoint carries a valid

@@ -41,14 +41,15 @@ func (a *app) catchUp(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("sign the repaired log: %w", err)
 	}
-	if err := a.saveCheckpoint(ctx, note); err != nil {
+	if err := a.publish(ctx, note); err != nil {
 		return 0, fmt.Errorf("publish the repaired log's checkpoint: %w", err)
 	}
 	return len(entries), nil
 }
 
-// replay re-applies the erasures, consent withdrawals and refusals, and
-// suspensions and lifts that entries record.
+// replay re-applies the erasures, consent withdrawals and refusals,
+// restrictions and objections, suspensions and lifts, and the regulator's
+// orders that entries record.
 func (a *app) replay(ctx context.Context, entries []portrait.LogEntry) error {
 	for _, e := range entries {
 		// The entries were checked against the cosigned root by Catchup.
@@ -80,6 +81,30 @@ func (a *app) reapply(ctx context.Context, r audit.Record) error {
 		// withdraw it again, on the channel "restore".
 		_, err = a.ledger.Record(ctx, restorer, consent.ByPseudonym(r.Subject), consent.Change{Purpose: r.Purpose, Status: policy.Withdrawn, Channel: "restore"})
 		return err
+	case r.Kind == "flags" && r.Subject != "":
+		// The record carries the restriction and objections it set
+		// (consent.Choices); older records carry only a digest, and are
+		// skipped.
+		st, err := a.ledger.State(ctx, r.Subject)
+		if err != nil {
+			return err
+		}
+		f := portrait.Flags{Minor: st.Minor, Restricted: st.Restricted, ObjectProfiling: st.ObjectProfiling,
+			ObjectMarketing: st.ObjectMarketing, Personalization: st.Personalization}
+		was := f
+		if !consent.Choices(r, &f) || f == was {
+			return nil
+		}
+		err = a.ledger.SetFlags(ctx, restorer, r.Subject, f, r.Action)
+		if portrait.ErrorCode(err) == portrait.ENOTFOUND {
+			return nil // erased since, or not in the backup
+		}
+		return err
+	case r.Kind == "order" && r.Action == "apply" && a.enforcer != nil:
+		// The order's own effects are re-applied from their records
+		// (suspension above; a receivership registers its receiver's key
+		// again); the regulator is told where the order now stands.
+		return a.enforcer.Reapply(ctx, r)
 	case r.Kind == "suspension":
 		kind, _ := r.Detail["kind"].(string)
 		id, _ := r.Detail["id"].(string)

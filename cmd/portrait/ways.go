@@ -1,13 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/portrait-dev/portrait/apply"
 	"github.com/portrait-dev/portrait/delivery"
 	"github.com/portrait-dev/portrait/stream"
 )
@@ -50,4 +53,32 @@ func intake(ctx context.Context, a *app, nc *nats.Conn, name string) (context.Co
 		}
 	}()
 	return ctx, cancel
+}
+
+// loadAudiences reads serve --audiences: a JSON array of audiences, each
+// a name and an audience request. Each request is checked against the
+// catalog when first materialised; here the file's shape is.
+func loadAudiences(path string) ([]delivery.Audience, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--audiences: %w", err)
+	}
+	var aus []delivery.Audience
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&aus); err != nil {
+		return nil, fmt.Errorf("--audiences %s: %w (want [{\"name\": …, \"request\": {\"purpose\": …, \"expression\": …, \"output\": \"pseudonymous\"}}])", path, err)
+	}
+	seen := map[string]bool{}
+	for i, au := range aus {
+		if au.Name == "" || seen[au.Name] || au.Request.Purpose == "" || au.Request.Expression == "" {
+			return nil, fmt.Errorf("--audiences %s: audience %d: want a unique name, a purpose and an expression", path, i+1)
+		}
+		if au.Request.Output == "" || au.Request.Output == apply.Aggregate {
+			// Counts carry no members: membership changes need pseudonyms.
+			aus[i].Request.Output = apply.Pseudonymous
+		}
+		seen[au.Name] = true
+	}
+	return aus, nil
 }

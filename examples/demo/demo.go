@@ -2,7 +2,11 @@
 // `portrait demo` runs with nothing but the Go toolchain.
 package demo
 
-import _ "embed"
+import (
+	_ "embed"
+
+	"github.com/portrait-dev/portrait/apply"
+)
 
 // Catalog is examples/demo/catalog.yaml.
 //
@@ -18,3 +22,14 @@ const CatalogName = "examples/demo/catalog.yaml"
 //
 //go:embed assessment.json
 var Assessment []byte
+
+// Answers returns Assessment as parsed answers. The file is embedded and
+// checked by this package's test, so a parse error is a build defect and
+// panics.
+func Answers() apply.Answers {
+	a, err := apply.ParseAnswers(Assessment)
+	if err != nil {
+		panic("examples/demo/assessment.json: " + err.Error())
+	}
+	return a
+}
