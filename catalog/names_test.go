@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-// CN-7: the notice names data categories in words people read, in both
+// CN-7: the notice names data categories and uses in words people read, in both
 // languages; every translated key is a real taxonomy key.
 func TestCategoryNames(t *testing.T) {
 	for _, line := range strings.Split(categoryNamesZH, "\n") {
@@ -14,18 +14,35 @@ func TestCategoryNames(t *testing.T) {
 			t.Errorf("category_names.zh-CN.txt names %q, which fideslang does not have", key)
 		}
 	}
+	for _, line := range strings.Split(dataUseNamesZH, "\n") {
+		key, _, ok := strings.Cut(line, "\t")
+		if ok && !strings.HasPrefix(line, "#") && !KnownDataUse(key) {
+			t.Errorf("data_use_names.zh-CN.txt names %q, which fideslang does not have", key)
+		}
+	}
 	for _, key := range Categories() {
-		if strings.HasPrefix(key, "user") && CategoryName(key, "zh-CN") == CategoryName(key, "en") {
-			t.Errorf("%s has no Chinese name", key)
+		if CategoryName(key, "zh-CN") == CategoryName(key, "en") {
+			t.Errorf("category %s has no Chinese name", key)
+		}
+	}
+	for _, key := range DataUses() {
+		if DataUseName(key, "zh-CN") == DataUseName(key, "en") {
+			t.Errorf("data use %s has no Chinese name", key)
 		}
 	}
 	tests := []struct{ key, lang, want string }{
 		{"user.behavior.browsing_history", "zh-CN", "浏览记录"},
 		{"user.behavior.browsing_history", "en", "Browsing History"},
 		{"user.nonsense", "en", "user.nonsense"},
+		{"personalize.content.profiling", "zh-CN", "用于个性化的画像"},
+		{"personalize.content.profiling", "en", "Profiling for Personalization"},
 	}
 	for _, tt := range tests {
-		if got := CategoryName(tt.key, tt.lang); got != tt.want {
+		got := CategoryName(tt.key, tt.lang)
+		if KnownDataUse(tt.key) {
+			got = DataUseName(tt.key, tt.lang)
+		}
+		if got != tt.want {
 			t.Errorf("CategoryName(%q, %q) = %q, want %q", tt.key, tt.lang, got, tt.want)
 		}
 	}
