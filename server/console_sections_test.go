@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
@@ -260,6 +261,13 @@ func TestConsoleSectionsBrowser(t *testing.T) {
 					}
 					if over > 0 {
 						t.Errorf("%d px, %s (%s): the page is %d px wider than the screen", width, page, lang, over)
+					}
+					if lang == "zh-CN" {
+						text, err := chromedp.Run(ctx, chromedp.Evaluate[string](visibleText))
+						if err != nil {
+							t.Fatal(err)
+						}
+						checkNoRawKeys(t, fmt.Sprintf("/console/%s (%d px)", page, width), text)
 					}
 					if shots {
 						b, err := chromedp.Run(ctx, chromedp.FullScreenshot(80))

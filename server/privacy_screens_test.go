@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -151,6 +152,13 @@ func TestPrivacyPagesBrowser(t *testing.T) {
 				}
 				if over > 0 {
 					t.Errorf("%d px, /privacy/%s (%s): the page is %d px wider than the screen", width, page, lang, over)
+				}
+				if lang == "zh-CN" {
+					text, err := chromedp.Run(ctx, chromedp.Evaluate[string](visibleText))
+					if err != nil {
+						t.Fatal(err)
+					}
+					checkNoRawKeys(t, fmt.Sprintf("/privacy/%s (%d px)", page, width), text)
 				}
 				if shots {
 					name := strings.NewReplacer("?step=", "-", "/", "-").Replace(page)
