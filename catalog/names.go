@@ -100,3 +100,24 @@ func (c *Catalog) UseCaseName(id, lang string) string {
 	}
 	return id
 }
+
+// DisplayName is what a page shows for key: the display name of the
+// use-case, label, purpose or field it names (in that order), else the
+// name of the fideslang data category or data use, else key itself.
+func (c *Catalog) DisplayName(key, lang string) string {
+	switch {
+	case c.UseCase(key) != nil:
+		return c.UseCaseName(key, lang)
+	case c.Label(key) != nil:
+		return c.LabelName(key, lang)
+	case c.Purpose(key) != nil:
+		return c.PurposeName(key, lang)
+	case c.Field(key) != nil:
+		return c.FieldName(key, lang)
+	case KnownCategory(key):
+		return CategoryName(key, lang)
+	case KnownDataUse(key):
+		return DataUseName(key, lang)
+	}
+	return key
+}

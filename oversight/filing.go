@@ -28,6 +28,8 @@ type Filing struct {
 	SelfAssessment []FilingAssessment   `json:"self_assessment"`
 	Public         []FilingDescription  `json:"public_description"`
 	History        []FilingChange       `json:"history"`
+
+	cat *catalog.Catalog // names the keys on the HTML page
 }
 
 // FilingAlgorithm is one algorithm: a use-case (recommendation, audience,
@@ -97,7 +99,7 @@ func (s *Service) Filing(ctx context.Context, l string) (Filing, error) {
 	}
 	cat := s.point.Catalog()
 	n := rights.BuildNotice(cat, l, s.opts.ReportDeadline)
-	f := Filing{Lang: l, Generated: s.now(), CatalogDigest: catalogDigest(cat), Version: cat.Version, Provider: n.Handler,
+	f := Filing{cat: cat, Lang: l, Generated: s.now(), CatalogDigest: catalogDigest(cat), Version: cat.Version, Provider: n.Handler,
 		ServiceForms: []string{}, Fields: []string{}, Algorithms: []FilingAlgorithm{}, SelfAssessment: []FilingAssessment{},
 		Public: []FilingDescription{}, History: changes(s.history())}
 	forms := map[string]bool{}
