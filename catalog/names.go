@@ -121,3 +121,15 @@ func (c *Catalog) DisplayName(key, lang string) string {
 	}
 	return key
 }
+
+// ModelKindName says a model kind in words: "逻辑回归", "logistic regression".
+func ModelKindName(kind, lang string) string {
+	w, ok := map[string]Text{
+		ModelLogistic:  {"zh-CN": "逻辑回归", "en": "logistic regression"},
+		ModelScorecard: {"zh-CN": "评分卡", "en": "scorecard"},
+	}[kind]
+	if !ok {
+		return kind
+	}
+	return w.In(lang)
+}

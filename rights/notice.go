@@ -118,12 +118,6 @@ var basisText = map[catalog.Basis][2]string{
 	catalog.BasisEmployment:          {"人力资源管理所必需", "necessary for human-resources management"},
 }
 
-// modelKind names a declared model's kind in words.
-var modelKind = map[string][2]string{
-	catalog.ModelLogistic:  {"逻辑回归", "logistic regression"},
-	catalog.ModelScorecard: {"评分卡", "scorecard"},
-}
-
 func pick(zh bool, s [2]string) string {
 	if zh {
 		return s[0]
@@ -241,7 +235,7 @@ func decision(cat *catalog.Catalog, u catalog.UseCase, lang string, zh bool) Not
 				}
 			}
 			parts = append(parts, fmt.Sprintf(pick(zh, [2]string{"模型（%s，版本%d）：%s，阈值%g", "model (%s, version %d): %s, threshold %g"}),
-				pick(zh, modelKind[m.Kind]), l.Version, strings.Join(ws, " + "), m.Threshold))
+				catalog.ModelKindName(m.Kind, lang), l.Version, strings.Join(ws, " + "), m.Threshold))
 		}
 	}
 	for _, f := range u.Fields {

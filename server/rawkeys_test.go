@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"fmt"
 	"regexp"
 	"sort"
 	"strings"
@@ -87,9 +88,18 @@ func findRawKeys(text string) []string {
 // evidence it is, such as an audit entry's JSON) is left out by the caller.
 func checkNoRawKeys(t *testing.T, page, text string) {
 	t.Helper()
-	if found := findRawKeys(text); len(found) > 0 {
-		t.Errorf("zh-CN page %s shows raw keys: %s", page, strings.Join(found, ", "))
+	found := findRawKeys(text)
+	if len(found) == 0 {
+		return
 	}
+	var where []string
+	for _, f := range found {
+		key, _, _ := strings.Cut(f, " ")
+		i := strings.Index(text, key)
+		from, to := max(0, i-30), min(len(text), i+len(key)+30)
+		where = append(where, fmt.Sprintf("%s in %q", f, strings.ToValidUTF8(text[from:to], "")))
+	}
+	t.Errorf("zh-CN page %s shows raw keys:\n\t%s", page, strings.Join(where, "\n\t"))
 }
 
 // visibleText is the script that returns the page's rendered text without
