@@ -102,7 +102,9 @@ func fragment(w io.Writer, cat *catalog.Catalog, page, l string, doc any) error 
 }
 
 // Fragment writes the record's body, without a page around it.
-func (p Processing) Fragment(w io.Writer) error { return fragment(w, p.cat, "processing.html", p.Lang, p) }
+func (p Processing) Fragment(w io.Writer) error {
+	return fragment(w, p.cat, "processing.html", p.Lang, p)
+}
 
 // Fragment writes the filing's body, without a page around it.
 func (f Filing) Fragment(w io.Writer) error { return fragment(w, f.cat, "filing.html", f.Lang, f) }

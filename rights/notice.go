@@ -58,14 +58,14 @@ type NoticePurpose struct {
 // NoticeCategory is one data category: the fields in it, their retention
 // and purposes.
 type NoticeCategory struct {
-	Category  string   `json:"category"`
-	Name      string   `json:"name"` // the category in words, in the notice's language
-	Fields    []string `json:"fields"`
+	Category string   `json:"category"`
+	Name     string   `json:"name"` // the category in words, in the notice's language
+	Fields   []string `json:"fields"`
 	// FieldNames are Fields by their display names.
 	FieldNames []string `json:"field_names"`
 	Sensitive  bool     `json:"sensitive"`
-	Retention string   `json:"retention"`
-	Purposes  []string `json:"purposes"`
+	Retention  string   `json:"retention"`
+	Purposes   []string `json:"purposes"`
 }
 
 // NoticeRecipient is another handler that receives data.

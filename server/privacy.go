@@ -628,7 +628,7 @@ func (s *Server) postPageRequest(w http.ResponseWriter, r *http.Request, c polic
 // the correction form shows it.
 type profileField struct {
 	Name, Title, Type, Category, Value, Source string
-	Set                                 bool
+	Set                                        bool
 }
 
 func (s *Server) profileView(r *http.Request, c policy.Caller, v *view) error {
