@@ -236,7 +236,7 @@ func TestConsoleSectionsBrowser(t *testing.T) {
 			chromedp.WindowSize(width, 900))
 		actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
 		ctx, cancel2 := chromedp.NewContext(actx)
-		ctx, cancel3 := context.WithTimeout(ctx, 120*time.Second)
+		ctx, cancel3 := context.WithTimeout(ctx, 300*time.Second) // a loaded 2-core machine
 		run := func(step string, actions ...chromedp.Action[chromedp.Void]) {
 			t.Helper()
 			if err := chromedp.Do(ctx, actions...); err != nil {

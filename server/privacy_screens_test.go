@@ -131,7 +131,7 @@ func TestPrivacyPagesBrowser(t *testing.T) {
 			chromedp.WindowSize(width, 900))
 		actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
 		ctx, cancel2 := chromedp.NewContext(actx)
-		ctx, cancel3 := context.WithTimeout(ctx, 120*time.Second)
+		ctx, cancel3 := context.WithTimeout(ctx, 300*time.Second) // a loaded 2-core machine
 		if err := chromedp.Do(ctx, chromedp.Navigate(h.url+"/privacy/"), chromedp.Click(chromedp.ID("demo-demo-alice")), chromedp.WaitVisible(chromedp.CSS(".cards"))); err != nil {
 			t.Fatalf("%d px: sign in: %v", width, err)
 		}
