@@ -68,6 +68,7 @@ func ParseWith(pack *rules.Pack, name string, data []byte, checks ...LabelCheck)
 	if len(d.probs) > 0 {
 		return nil, d.errors()
 	}
+	c.warnings = v.displayNames()
 	return c, nil
 }
 
@@ -104,15 +105,15 @@ type positions struct {
 var (
 	topKeys     = []string{"version", "jurisdiction", "handler", "blocklist", "purposes", "fields", "event_types", "labels", "use_cases"}
 	handlerKeys = []string{"name", "contact", "officer"}
-	purposeKeys = []string{"id", "basis", "notice", "notice_version", "data_use", "separate_consent", "required",
+	purposeKeys = []string{"id", "title", "basis", "notice", "notice_version", "data_use", "separate_consent", "required",
 		"recipients", "identified_output", "assessment", "tcf", "usnat"}
-	fieldKeys = []string{"name", "type", "category", "sensitive", "purposes", "retention", "profile", "age",
+	fieldKeys = []string{"name", "title", "type", "category", "sensitive", "purposes", "retention", "profile", "age",
 		"protected", "ground", "actionable", "min", "max"}
 	eventKeys = []string{"id", "fields"}
 	labelKeys = []string{"id", "name", "description", "kind", "rule", "inputs", "purposes", "version", "owner",
 		"features", "k", "seed", "model", "window", "ttl", "sensitive", "event", "horizon"}
 	modelKeys   = []string{"kind", "weights", "intercept", "threshold"}
-	useCaseKeys = []string{"id", "description", "kind", "purposes", "labels", "fields", "tier", "tags", "model",
+	useCaseKeys = []string{"id", "title", "description", "kind", "purposes", "labels", "fields", "tier", "tags", "model",
 		"owner", "live", "notice"}
 )
 
@@ -147,6 +148,7 @@ func (d *decoder) catalog(root *yaml.Node) (*Catalog, *positions) {
 		p.purposes = append(p.purposes, o)
 		c.Purposes = append(c.Purposes, Purpose{
 			ID:            id,
+			Title:         d.text(o, "title", what),
 			Basis:         Basis(d.str(o, "basis", what)),
 			Notice:        d.text(o, "notice", what),
 			NoticeVersion: d.str(o, "notice_version", what),
@@ -166,6 +168,7 @@ func (d *decoder) catalog(root *yaml.Node) (*Catalog, *positions) {
 		p.fields = append(p.fields, o)
 		c.Fields = append(c.Fields, Field{
 			Name:       id,
+			Title:      d.text(o, "title", what),
 			Type:       d.str(o, "type", what),
 			Category:   d.str(o, "category", what),
 			Sensitive:  d.boolean(o, "sensitive", what),
@@ -226,6 +229,7 @@ func (d *decoder) catalog(root *yaml.Node) (*Catalog, *positions) {
 		p.useCases = append(p.useCases, o)
 		c.UseCases = append(c.UseCases, UseCase{
 			ID:          id,
+			Title:       d.text(o, "title", what),
 			Description: d.text(o, "description", what),
 			Kind:        d.str(o, "kind", what),
 			Purposes:    d.list(o, "purposes", what),

@@ -18,6 +18,8 @@ var (
 	dataUsesYAML []byte
 	//go:embed fideslang/category_names.zh-CN.txt
 	categoryNamesZH string
+	//go:embed fideslang/data_use_names.zh-CN.txt
+	dataUseNamesZH string
 )
 
 // sensitiveCategories are the fideslang keys that PIPL Art. 28 (and, for
@@ -44,29 +46,32 @@ var taxonomy struct {
 	categories map[string]bool
 	uses       map[string]bool
 	names      map[string]Text // category key → name in zh-CN and en
+	useNames   map[string]Text // data-use key → name in zh-CN and en
 }
 
 func loadTaxonomy() {
 	taxonomy.categories = fidesKeys(dataCategoriesYAML, "data_category")
 	taxonomy.uses = fidesKeys(dataUsesYAML, "data_use")
-	taxonomy.names = categoryNames()
+	taxonomy.names = taxonomyNames(dataCategoriesYAML, "data_category", categoryNamesZH)
+	taxonomy.useNames = taxonomyNames(dataUsesYAML, "data_use", dataUseNamesZH)
 }
 
-// categoryNames reads the English names of the data categories from the
-// taxonomy and the Chinese ones from category_names.zh-CN.txt.
-func categoryNames() map[string]Text {
+// taxonomyNames reads the English names of the keys under top from the
+// taxonomy file and the Chinese ones from zh, Portrait's translation
+// (category_names.zh-CN.txt, data_use_names.zh-CN.txt).
+func taxonomyNames(data []byte, top, zh string) map[string]Text {
 	var doc map[string][]struct {
 		Key  string `yaml:"fides_key"`
 		Name string `yaml:"name"`
 	}
-	if err := yaml.Unmarshal(dataCategoriesYAML, &doc); err != nil {
-		panic("catalog: embedded fideslang data_category: " + err.Error())
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		panic("catalog: embedded fideslang " + top + ": " + err.Error())
 	}
-	names := make(map[string]Text, len(doc["data_category"]))
-	for _, e := range doc["data_category"] {
+	names := make(map[string]Text, len(doc[top]))
+	for _, e := range doc[top] {
 		names[e.Key] = Text{"en": e.Name}
 	}
-	for _, line := range strings.Split(categoryNamesZH, "\n") {
+	for _, line := range strings.Split(zh, "\n") {
 		key, name, ok := strings.Cut(line, "\t")
 		if !ok || strings.HasPrefix(line, "#") {
 			continue
@@ -83,6 +88,18 @@ func categoryNames() map[string]Text {
 func CategoryName(key, lang string) string {
 	taxonomy.once.Do(loadTaxonomy)
 	if t := taxonomy.names[key]; t != nil {
+		if n := t.In(lang); n != "" {
+			return n
+		}
+	}
+	return key
+}
+
+// DataUseName is the name of a data use in lang ("zh-CN" or "en"), for
+// people to read; the key itself when the taxonomy does not know it.
+func DataUseName(key, lang string) string {
+	taxonomy.once.Do(loadTaxonomy)
+	if t := taxonomy.useNames[key]; t != nil {
 		if n := t.In(lang); n != "" {
 			return n
 		}

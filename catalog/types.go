@@ -114,7 +114,10 @@ type Handler struct {
 
 // Purpose is something personal data is used for, with its legal basis.
 type Purpose struct {
-	ID            string `json:"id" yaml:"id"`
+	ID string `json:"id" yaml:"id"`
+	// Title is the purpose's display name, a few words in zh-CN and en
+	// ("个性化推荐"); pages show it instead of the id (names.go).
+	Title         Text   `json:"title,omitempty" yaml:"title,omitempty"`
 	Basis         Basis  `json:"basis" yaml:"basis"`
 	Notice        Text   `json:"notice" yaml:"notice"`
 	NoticeVersion string `json:"notice_version" yaml:"notice_version"`
@@ -161,6 +164,9 @@ const (
 // Field is one kind of personal value that may be collected.
 type Field struct {
 	Name string `json:"name" yaml:"name"`
+	// Title is the field's display name in zh-CN and en ("城市", "City");
+	// pages show it instead of the key (names.go).
+	Title Text `json:"title,omitempty" yaml:"title,omitempty"`
 	// Type is string (default), number, bool or time.
 	Type string `json:"type,omitempty" yaml:"type,omitempty"`
 	// Category is the fideslang data-category key, e.g. "user.contact.email".
@@ -275,7 +281,10 @@ const (
 
 // UseCase is a declared application of portraits to people.
 type UseCase struct {
-	ID          string   `json:"id" yaml:"id"`
+	ID string `json:"id" yaml:"id"`
+	// Title is the use-case's display name in zh-CN and en; pages show
+	// it instead of the id (names.go).
+	Title       Text     `json:"title,omitempty" yaml:"title,omitempty"`
 	Description Text     `json:"description" yaml:"description"`
 	Kind        string   `json:"kind" yaml:"kind"` // recommendation | audience | decision
 	Purposes    []string `json:"purposes" yaml:"purposes"`
@@ -308,6 +317,7 @@ type Catalog struct {
 	UseCases   []UseCase   `json:"use_cases,omitempty" yaml:"use_cases,omitempty"`
 
 	pack       *rules.Pack
+	warnings   []Problem // missing display names (names.go)
 	purposes   map[string]*Purpose
 	fields     map[string]*Field
 	eventTypes map[string]*EventType

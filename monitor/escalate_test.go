@@ -121,7 +121,7 @@ func TestPriceEscalation(t *testing.T) {
 		t.Errorf("third run: action %q", got)
 	}
 	var buf bytes.Buffer
-	if err := monitor.WriteHTML(&buf, rep, "en"); err != nil {
+	if err := monitor.WriteHTML(&buf, rep, "en", nil); err != nil {
 		t.Fatal(err)
 	}
 	if h := buf.String(); !strings.Contains(h, "dynamic_price: already_halted") || strings.Contains(h, "<script>") {

@@ -356,7 +356,7 @@ func TestMonitorRun(t *testing.T) {
 	}
 	// The HTML has charts, no script, and escapes the evil item name.
 	buf.Reset()
-	if err := monitor.WriteHTML(&buf, rep, "en"); err != nil {
+	if err := monitor.WriteHTML(&buf, rep, "en", nil); err != nil {
 		t.Fatal(err)
 	}
 	html := buf.String()
@@ -484,7 +484,7 @@ func TestEmpty(t *testing.T) {
 		t.Errorf("empty report: %+v", rep)
 	}
 	var buf bytes.Buffer
-	if err := monitor.WriteHTML(&buf, rep, "en"); err != nil {
+	if err := monitor.WriteHTML(&buf, rep, "en", nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := monitor.WriteJSON(&buf, rep); err != nil {

@@ -143,7 +143,7 @@ func TestObserve(t *testing.T) {
 		t.Errorf("%d filter-bubble alerts in the audit log, want 2", n)
 	}
 	var buf bytes.Buffer
-	if err := monitor.WriteHTML(&buf, rep, "en"); err != nil {
+	if err := monitor.WriteHTML(&buf, rep, "en", nil); err != nil {
 		t.Fatal(err)
 	}
 	// FB-1: recommenders get a row each; people are counted and their

@@ -6,6 +6,7 @@ import (
 	"html/template"
 	"io"
 	"math"
+	"regexp"
 	"slices"
 	"strconv"
 
@@ -108,7 +109,46 @@ var texts = map[string][2]string{
 	"price_chart": {"商品 %s，场景 %q，自 %s 起：各分群平均价格（相对最高者）", "item %s, context %q, from %s: mean price by segment (relative to the highest)"},
 	"n_a":         {"不适用", "n/a"}, "excl": {"已排除", "excluded"}, "entropy_trend": {"熵的趋势", "entropy trend"},
 	"coverage": {"覆盖率 %.3f，基尼系数 %.3f", "coverage %.3f, Gini %.3f"}, "ild": {"，列表内多样性 %.3f", ", intra-list diversity %.3f"},
-	"nothing": {"暂无数据。", "No data yet."},
+	"nothing":    {"暂无数据。", "No data yet."},
+	"w_decision": {"自动化决策", "decision"}, "w_recommendation": {"推荐", "recommendation"}, "w_audience": {"人群圈选", "audience"},
+	"w_field": {"字段", "field"}, "w_label": {"标签", "label"},
+}
+
+// noteWords are the Chinese of the notes the monitor writes in English
+// into the report (the JSON keeps them as written): a pattern of the
+// English and its Chinese, $1… the parts the pattern captures. A note not
+// listed shows as written.
+var noteWords = []struct {
+	re *regexp.Regexp
+	zh string
+}{
+	{regexp.MustCompile(`^no recommendation answers observed since this node started`), "本节点启动以来尚未观测到推荐结果：推荐在返回时计量（Monitor.Observe），不从审计日志读取（日志只保存商品列表的摘要）"},
+	{regexp.MustCompile(`^no item catalog is stored: coverage and entropy`), "未保存商品目录：覆盖率和熵按实际展示的商品和类别计算"},
+	{regexp.MustCompile(`^no item catalog is stored: coverage is relative`), "未保存商品目录：覆盖率按看到的商品和类别计算"},
+	{regexp.MustCompile(`^no period has (\d+) impressions yet: no trend$`), "还没有哪个周期达到 $1 次展示：暂无趋势"},
+	{regexp.MustCompile(`^no decisions are stored yet`), "尚无已保存的自动化决定，无可审计内容（决定来自 POST /v1/decisions）"},
+	{regexp.MustCompile(`^no protected attributes are recorded: record them`), "尚未记录受保护属性：通过 PUT /v1/subjects/{id}/protected 记录后才能审计决定的公平性（FP-2）"},
+	{regexp.MustCompile(`^no protected attributes are recorded: no proxy`), "尚未记录受保护属性：无法检测代理变量"},
+	{regexp.MustCompile(`^the catalog declares no event type "([^"]*)" with fields item and price`), "目录未声明带有商品和价格字段的事件类型“$1”：声明后（字段：商品、价格、场景）才能监测展示的价格（FP-1）"},
+	{regexp.MustCompile(`^no price-shown events in the look-back window$`), "回看窗口内没有价格展示事件"},
+	{regexp.MustCompile(`^no "([^"]*)" events with item and category in the look-back window$`), "回看窗口内没有带商品和类别的“$1”事件"},
+	{regexp.MustCompile(`^use-case no longer declared in the catalog; audited from its stored decisions$`), "该应用场景已不在目录中，按已保存的决定审计"},
+	{regexp.MustCompile(`^no decision has a subject with every protected attribute recorded$`), "没有哪个决定的主体记录了全部受保护属性"},
+	{regexp.MustCompile("^" + regexp.QuoteMeta(OutcomeNone) + "$"), "无：没有任何决定记录了真实结果"},
+	{regexp.MustCompile("^" + regexp.QuoteMeta(OutcomeReview) + "$"), "人工复核的结论（维持、推翻），仅限经过复核的决定"},
+}
+
+// note says a note of the report in lang.
+func note(lang, s string) string {
+	if lang == "en" {
+		return s
+	}
+	for _, n := range noteWords {
+		if m := n.re.FindStringSubmatchIndex(s); m != nil {
+			return string(n.re.ExpandString(nil, n.zh, s, m))
+		}
+	}
+	return s
 }
 
 func tr(lang, key string) string {
@@ -118,17 +158,22 @@ func tr(lang, key string) string {
 	return texts[key][0]
 }
 
+// Names says a key of the catalog (a use-case, field, label) in words in
+// the report's language, e.g. (*catalog.Catalog).DisplayName bound to it;
+// nil shows the keys.
+type Names func(key string) string
+
 // WriteHTML writes rep as one page with inline SVG charts, no script and no
-// external resource, in lang (zh-CN unless "en"); html/template escapes
-// every value for its context.
-func WriteHTML(w io.Writer, rep *Report, lang string) error {
-	return write(w, rep, lang, "page")
+// external resource, in lang (zh-CN unless "en"), the catalog's keys said
+// by names; html/template escapes every value for its context.
+func WriteHTML(w io.Writer, rep *Report, lang string, names Names) error {
+	return write(w, rep, lang, names, "page")
 }
 
 // WriteFragment writes the body of the report page, for a page that has
 // its own head and navigation (the staff console).
-func WriteFragment(w io.Writer, rep *Report, lang string) error {
-	return write(w, rep, lang, "body")
+func WriteFragment(w io.Writer, rep *Report, lang string, names Names) error {
+	return write(w, rep, lang, names, "body")
 }
 
 type kindCount struct {
@@ -142,11 +187,21 @@ type bucket struct {
 	Width float64
 }
 
-func write(w io.Writer, rep *Report, lang, name string) error {
+func write(w io.Writer, rep *Report, lang string, names Names, name string) error {
 	if lang != "en" {
 		lang = "zh-CN"
 	}
 	t := func(key string) string { return tr(lang, key) }
+	if names == nil {
+		names = func(key string) string { return key }
+	}
+	// A use-case kind or a protected-attribute kind is a word too.
+	word := func(key string) string {
+		if _, ok := texts["w_"+key]; ok {
+			return tr(lang, "w_"+key)
+		}
+		return names(key)
+	}
 	var fair []chart
 	for _, u := range rep.Fairness.UseCases {
 		if u.Audit == nil {
@@ -156,7 +211,7 @@ func write(w io.Writer, rep *Report, lang, name string) error {
 		for _, a := range u.Audit.Alerts {
 			alerted[a.Group] = true
 		}
-		c := newChart(fmt.Sprintf(t("impact"), u.UseCase), u.Audit.Threshold, true)
+		c := newChart(fmt.Sprintf(t("impact"), word(u.UseCase)), u.Audit.Threshold, true)
 		for _, g := range u.Audit.Groups {
 			v, text := 0.0, t("excl")
 			if g.ImpactRatio != nil {
@@ -173,7 +228,7 @@ func write(w io.Writer, rep *Report, lang, name string) error {
 		if i == 40 {
 			break
 		}
-		proxy.add(f.Feature+" ~ "+f.Protected, f.Value, strconv.FormatFloat(f.Value, 'f', 3, 64), f.Flagged && !f.Cleared)
+		proxy.add(word(f.Feature)+" ~ "+word(f.Protected), f.Value, strconv.FormatFloat(f.Value, 'f', 3, 64), f.Flagged && !f.Cleared)
 	}
 	var price []chart
 	if rep.Price.Scan != nil {
@@ -181,7 +236,7 @@ func write(w io.Writer, rep *Report, lang, name string) error {
 			if i == 10 {
 				break
 			}
-			c := newChart(fmt.Sprintf(t("price_chart"), f.Item, f.Context, f.WindowStart.Format("2006-01-02 15:04")), 0, false)
+			c := newChart(fmt.Sprintf(t("price_chart"), word(f.Item), f.Context, f.WindowStart.Format("2006-01-02 15:04")), 0, false)
 			top := f.Segments[0].Mean
 			for _, s := range f.Segments {
 				v := 0.0
@@ -255,7 +310,7 @@ func write(w io.Writer, rep *Report, lang, name string) error {
 	if err != nil {
 		return fmt.Errorf("monitor report: %w", err)
 	}
-	tm.Funcs(template.FuncMap{"t": t, "tf": func(key string, args ...any) string { return fmt.Sprintf(t(key), args...) }})
+	tm.Funcs(template.FuncMap{"t": t, "w": word, "note": func(s string) string { return note(lang, s) }, "tf": func(key string, args ...any) string { return fmt.Sprintf(t(key), args...) }})
 	err = tm.ExecuteTemplate(w, name, struct {
 		*Report
 		Lang          string
@@ -328,9 +383,11 @@ func bubbleSpark(s BubbleScope, t func(string) string) spark {
 }
 
 var pageTmpl = template.Must(template.New("monitor").Funcs(template.FuncMap{
-	"f3": func(x float64) string { return strconv.FormatFloat(x, 'f', 3, 64) },
-	"t":  func(string) string { return "" },
-	"tf": func(string, ...any) string { return "" },
+	"w":    func(string) string { return "" },
+	"note": func(string) string { return "" },
+	"f3":   func(x float64) string { return strconv.FormatFloat(x, 'f', 3, 64) },
+	"t":    func(string) string { return "" },
+	"tf":   func(string, ...any) string { return "" },
 }).Parse(`{{define "page"}}<!DOCTYPE html>
 <html lang="{{.Lang}}">
 <head>
@@ -356,8 +413,8 @@ body { font-family: system-ui, "PingFang SC", "Noto Sans CJK SC", sans-serif; ma
 .monitor .scroll { overflow-x: auto; }
 </style>
 <div class="monitor">
-<p id="monitor-summary">{{.Time.Format "2006-01-02 15:04:05 UTC"}} · {{.Subjects}} {{t "subjects"}}（{{.Restricted}} {{t "restricted"}}）· {{.WithValues}} {{t "with_values"}}{{if .Protected}}（{{range $i, $a := .Protected}}{{if $i}}, {{end}}{{$a}}{{end}}）{{end}}。</p>
-{{range .Notes}}<p class="note">{{.}}</p>{{end}}
+<p id="monitor-summary">{{.Time.Format "2006-01-02 15:04:05 UTC"}} · {{.Subjects}} {{t "subjects"}}（{{.Restricted}} {{t "restricted"}}）· {{.WithValues}} {{t "with_values"}}{{if .Protected}}（{{range $i, $a := .Protected}}{{if $i}}, {{end}}{{w $a}}{{end}}）{{end}}。</p>
+{{range .Notes}}<p class="note">{{note .}}</p>{{end}}
 
 <h2 id="alerts">{{t "alerts"}}: {{len .Alerts}}</h2>
 {{if .ByKind}}<ul id="alert-kinds">{{range .ByKind}}<li>{{.Kind}}: <strong>{{.N}}</strong></li>{{end}}</ul>{{else}}<p>{{t "no_alerts"}}</p>{{end}}
@@ -369,7 +426,7 @@ body { font-family: system-ui, "PingFang SC", "Noto Sans CJK SC", sans-serif; ma
 
 {{if .Rows}}<h2>{{t "alert_rows"}}</h2>
 <div class="scroll"><table id="alert-rows"><tr><th>{{t "monitor"}}</th><th>{{t "requirement"}}</th><th>{{t "metric"}}</th><th>{{t "value"}}</th><th>{{t "threshold"}}</th><th>{{t "scope"}}</th><th>{{t "message"}}</th></tr>
-{{range .Rows}}<tr class="alert"><td>{{t (print "k_" .Kind)}}</td><td>{{.Requirement}}</td><td>{{.Metric}}</td><td>{{f3 .Value}}</td><td>{{f3 .Threshold}}</td><td>{{.Scope}}</td><td>{{.Message}}</td></tr>
+{{range .Rows}}<tr class="alert"><td>{{t (print "k_" .Kind)}}</td><td>{{.Requirement}}</td><td>{{.Metric}}</td><td>{{f3 .Value}}</td><td>{{f3 .Threshold}}</td><td>{{w .Scope}}</td><td>{{.Message}}</td></tr>
 {{end}}</table></div>{{end}}
 
 <h2 id="bubble-people">{{t "bubble_subjects"}}</h2>
@@ -379,41 +436,41 @@ body { font-family: system-ui, "PingFang SC", "Noto Sans CJK SC", sans-serif; ma
 {{end}}</table>{{end}}
 
 <h2>{{t "fair_h"}}</h2>
-{{with .Fairness.Note}}<p class="note">{{.}}</p>{{end}}
-{{range .Fairness.UseCases}}<p><b>{{.UseCase}}</b>: {{.Decisions}} {{tf "decisions_n" .LeftOut}} {{.Note}}</p>
+{{with .Fairness.Note}}<p class="note">{{note .}}</p>{{end}}
+{{range .Fairness.UseCases}}<p><b>{{w .UseCase}}</b>: {{.Decisions}} {{tf "decisions_n" .LeftOut}} {{note .Note}}</p>
 {{with .Audit}}{{if .Excluded}}<ul>{{range .Excluded}}<li>{{t "excluded"}}: {{.Group}} — {{.Reason}}</li>{{end}}</ul>{{end}}{{end}}
-<p class="note">{{tf "outcomes" .OutcomesKnown .OutcomeSource}}</p>
+<p class="note">{{tf "outcomes" .OutcomesKnown (note .OutcomeSource)}}</p>
 {{if .Flips}}<div class="scroll"><table><tr><th>{{t "changed"}}</th><th>{{t "kind"}}</th><th>{{t "groups_of"}}</th><th>{{t "runs"}}</th><th>{{t "flips"}}</th><th>{{t "flip_rate"}}</th><th>{{t "method"}}</th></tr>
-{{range .Flips}}<tr{{with .Result}}{{if .Flips}} class="alert"{{end}}{{end}}><td>{{.Changed}}</td><td>{{.Kind}}</td><td>{{.Protected}}</td>{{with .Result}}<td>{{.Evaluations}}</td><td>{{.Flips}}</td><td>{{f3 .FlipRate}}</td>{{else}}<td colspan="3">{{t "not_run"}}</td>{{end}}<td>{{.Method}} {{.Note}}</td></tr>
-{{end}}</table></div>{{end}}{{with .FlipNote}}<p class="note">{{.}}</p>{{end}}
+{{range .Flips}}<tr{{with .Result}}{{if .Flips}} class="alert"{{end}}{{end}}><td>{{w .Changed}}</td><td>{{w .Kind}}</td><td>{{w .Protected}}</td>{{with .Result}}<td>{{.Evaluations}}</td><td>{{.Flips}}</td><td>{{f3 .FlipRate}}</td>{{else}}<td colspan="3">{{t "not_run"}}</td>{{end}}<td>{{.Method}} {{.Note}}</td></tr>
+{{end}}</table></div>{{end}}{{with .FlipNote}}<p class="note">{{note .}}</p>{{end}}
 {{end}}
 
 <h2>{{t "proxy_h"}}</h2>
-{{with .Proxies.Note}}<p class="note">{{.}}</p>{{end}}
+{{with .Proxies.Note}}<p class="note">{{note .}}</p>{{end}}
 <p>{{tf "proxy_rule" (f3 .Proxies.Threshold) .Proxies.MinSubjects}}</p>
 {{if .Proxies.Findings}}<div class="scroll"><table><tr><th>{{t "feature"}}</th><th>{{t "kind"}}</th><th>{{t "protected"}}</th><th>{{t "measure"}}</th><th>{{t "value"}}</th><th>{{t "subjects"}}</th><th>{{t "flagged"}}</th><th>{{t "note"}}</th></tr>
-{{range .Proxies.Findings}}<tr{{if and .Flagged (not .Cleared)}} class="alert"{{end}}><td>{{.Feature}}</td><td>{{.Kind}}</td><td>{{.Protected}}</td><td>{{.Measure}}</td><td>{{f3 .Value}}</td><td>{{.Subjects}}</td><td>{{if .Cleared}}{{t "cleared"}}{{else if .Flagged}}{{t "yes"}}{{else}}{{t "no"}}{{end}}</td><td>{{.Note}}</td></tr>
+{{range .Proxies.Findings}}<tr{{if and .Flagged (not .Cleared)}} class="alert"{{end}}><td>{{w .Feature}}</td><td>{{w .Kind}}</td><td>{{w .Protected}}</td><td>{{.Measure}}</td><td>{{f3 .Value}}</td><td>{{.Subjects}}</td><td>{{if .Cleared}}{{t "cleared"}}{{else if .Flagged}}{{t "yes"}}{{else}}{{t "no"}}{{end}}</td><td>{{.Note}}</td></tr>
 {{end}}</table></div>{{end}}
 
 <h2>{{t "price_h"}}</h2>
-{{with .Price.Note}}<p class="note">{{.}}</p>{{end}}
+{{with .Price.Note}}<p class="note">{{note .}}</p>{{end}}
 {{with .Price.Scan}}<p>{{tf "price_scan" .Events .Cells (len .Findings) (len .Alerts)}}</p>{{end}}
 {{if .Escalations}}<h3>{{t "escalations"}}</h3><div class="scroll"><table><tr><th>{{t "item"}}</th><th>{{t "context"}}</th><th>{{t "consecutive"}}</th><th>{{t "usecases"}}</th><th>{{t "message"}}</th></tr>
-{{range .Escalations}}<tr class="alert"><td>{{.Item}}</td><td>{{.Context}}</td><td>{{.Runs}}</td><td>{{range $uc, $a := .Actions}}{{$uc}}: {{$a}} {{end}}</td><td>{{.Message}}</td></tr>
+{{range .Escalations}}<tr class="alert"><td>{{.Item}}</td><td>{{.Context}}</td><td>{{.Runs}}</td><td>{{range $uc, $a := .Actions}}{{w $uc}}: {{$a}} {{end}}</td><td>{{.Message}}</td></tr>
 {{end}}</table></div>{{end}}
 
 <h2>{{t "div_h"}}</h2>
-{{with .Diversity.Note}}<p class="note">{{.}}</p>{{end}}
+{{with .Diversity.Note}}<p class="note">{{note .}}</p>{{end}}
 <p>{{tf "div_rule" .Diversity.EventType .Diversity.PeriodSeconds .Diversity.MinImpressions (f3 .Diversity.Floor)}}</p>
 {{if .Sparks}}<div class="scroll"><table><tr><th>{{t "scope"}}</th><th>{{t "trend"}}</th><th>{{t "latest"}}</th><th>{{t "slope"}}</th></tr>
-{{range .Sparks}}<tr{{if .Alert}} class="alert"{{end}}><td>{{.Scope}}</td><td>{{template "spark" .}}</td><td>{{.Latest}}</td><td>{{.Slope}}</td></tr>
+{{range .Sparks}}<tr{{if .Alert}} class="alert"{{end}}><td>{{w .Scope}}</td><td>{{template "spark" .}}</td><td>{{.Latest}}</td><td>{{.Slope}}</td></tr>
 {{end}}</table></div>{{if .More}}<p class="note">{{tf "more" .More}}</p>{{end}}{{end}}
 
 <h2>{{t "rec_h"}}</h2>
-{{with .Recommenders.Note}}<p class="note">{{.}}</p>{{end}}
+{{with .Recommenders.Note}}<p class="note">{{note .}}</p>{{end}}
 <p>{{tf "rec_counts" (len .Recommenders.Recommenders) .Recommenders.SubjectsTracked .Recommenders.SubjectsBelow .Recommenders.SubjectsEvicted .Recommenders.AnswersRejected}}</p>
 {{if .RecSparks}}<div class="scroll"><table><tr><th>{{t "scope"}}</th><th>{{t "trend"}}</th><th>{{t "latest"}}</th><th>{{t "slope"}}</th><th>{{t "last_period"}}</th></tr>
-{{range .RecSparks}}<tr{{if .Alert}} class="alert"{{end}}><td>{{.Scope}}</td><td>{{template "spark" .}}</td><td>{{.Latest}}</td><td>{{.Slope}}</td><td>{{.Trend}}</td></tr>
+{{range .RecSparks}}<tr{{if .Alert}} class="alert"{{end}}><td>{{w .Scope}}</td><td>{{template "spark" .}}</td><td>{{.Latest}}</td><td>{{.Slope}}</td><td>{{.Trend}}</td></tr>
 {{end}}</table></div>{{if .RecMore}}<p class="note">{{tf "more" .RecMore}}</p>{{end}}{{end}}
 </div>{{end}}
 {{define "spark"}}<svg xmlns="http://www.w3.org/2000/svg" width="160" height="44" role="img" aria-label="{{t "entropy_trend"}}">

@@ -141,13 +141,20 @@ func (s *Service) Breaches(ctx context.Context) ([]Breach, error) {
 // breachNotice writes the notice to individuals in Chinese and English.
 func breachNotice(b Breach) map[string]string {
 	in := b.Input
-	cats := strings.Join(in.Categories, ", ")
+	// People read the categories by name, not by fideslang key (CN-7).
+	names := func(lang, sep string) string {
+		out := make([]string, len(in.Categories))
+		for i, c := range in.Categories {
+			out[i] = catalog.CategoryName(c, lang)
+		}
+		return strings.Join(out, sep)
+	}
 	return map[string]string{
 		"zh-CN": fmt.Sprintf("个人信息安全事件告知\n\n我们于 %s 发现并记录了一起个人信息安全事件（编号 %s）。\n"+
 			"涉及的个人信息种类：%s\n事件原因：%s\n可能造成的危害：%s\n我们已采取的补救措施：%s\n您可以采取的减轻危害的措施：%s\n联系方式：%s\n",
-			b.Reported.Format("2006-01-02 15:04 MST"), b.ID, cats, in.Cause, in.Harm, in.Measures, in.Advice, in.Contact),
+			b.Reported.Format("2006-01-02 15:04 MST"), b.ID, names("zh-CN", "、"), in.Cause, in.Harm, in.Measures, in.Advice, in.Contact),
 		"en": fmt.Sprintf("Notice of a personal-information breach\n\nOn %s we found and recorded a personal-information breach (reference %s).\n"+
 			"Categories of personal information involved: %s\nCause: %s\nPossible harm: %s\nMeasures we have taken: %s\nWhat you can do to reduce the harm: %s\nContact: %s\n",
-			b.Reported.Format("2006-01-02 15:04 MST"), b.ID, cats, in.Cause, in.Harm, in.Measures, in.Advice, in.Contact),
+			b.Reported.Format("2006-01-02 15:04 MST"), b.ID, names("en", ", "), in.Cause, in.Harm, in.Measures, in.Advice, in.Contact),
 	}
 }

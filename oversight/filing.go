@@ -28,15 +28,19 @@ type Filing struct {
 	SelfAssessment []FilingAssessment   `json:"self_assessment"`
 	Public         []FilingDescription  `json:"public_description"`
 	History        []FilingChange       `json:"history"`
+
+	cat *catalog.Catalog // names the keys on the HTML page
 }
 
 // FilingAlgorithm is one algorithm: a use-case (recommendation, audience,
 // decision) or a label (rule, segment, score, rfm).
 type FilingAlgorithm struct {
-	ID        string   `json:"id"`
-	Of        string   `json:"of"` // use_case or label
-	Kind      string   `json:"kind"`
-	Type      string   `json:"algorithm_type"`
+	ID   string `json:"id"`
+	Of   string `json:"of"` // use_case or label
+	Kind string `json:"kind"`
+	Type string `json:"algorithm_type"`
+	// Rule is a rule label's CEL condition, as declared.
+	Rule      string   `json:"rule,omitempty"`
 	Inputs    []string `json:"inputs"`
 	Purposes  []string `json:"purposes"`
 	Tier      string   `json:"tier,omitempty"`
@@ -97,7 +101,7 @@ func (s *Service) Filing(ctx context.Context, l string) (Filing, error) {
 	}
 	cat := s.point.Catalog()
 	n := rights.BuildNotice(cat, l, s.opts.ReportDeadline)
-	f := Filing{Lang: l, Generated: s.now(), CatalogDigest: catalogDigest(cat), Version: cat.Version, Provider: n.Handler,
+	f := Filing{cat: cat, Lang: l, Generated: s.now(), CatalogDigest: catalogDigest(cat), Version: cat.Version, Provider: n.Handler,
 		ServiceForms: []string{}, Fields: []string{}, Algorithms: []FilingAlgorithm{}, SelfAssessment: []FilingAssessment{},
 		Public: []FilingDescription{}, History: changes(s.history())}
 	forms := map[string]bool{}
@@ -116,7 +120,7 @@ func (s *Service) Filing(ctx context.Context, l string) (Filing, error) {
 		f.SelfAssessment = append(f.SelfAssessment, s.selfAssessment(u, l))
 	}
 	for _, lb := range cat.Labels {
-		f.Algorithms = append(f.Algorithms, FilingAlgorithm{ID: lb.ID, Of: "label", Kind: lb.Kind, Type: labelAlgorithm(lb, l),
+		f.Algorithms = append(f.Algorithms, FilingAlgorithm{ID: lb.ID, Of: "label", Kind: lb.Kind, Type: labelAlgorithm(cat, lb, l), Rule: lb.Rule,
 			Inputs: lb.Fields(), Purposes: lb.Purposes, Version: lb.Version, Owner: lb.Owner, Sensitive: lb.Sensitive})
 	}
 	f.ServiceForms = slices.Sorted(maps.Keys(forms))
@@ -165,22 +169,28 @@ func useCaseAlgorithm(cat *catalog.Catalog, u catalog.UseCase, l string) string 
 		if m := cat.Label(u.Model); m != nil && m.Model != nil {
 			return fmt.Sprintf(tr(l, "自动化决策：%s 模型（标签 %s，版本 %d），阈值 %g，可解释并可申请人工复核",
 				"automated decision: %s model (label %s, version %d), threshold %g, explained and open to human review"),
-				m.Model.Kind, m.ID, m.Version, m.Model.Threshold)
+				catalog.ModelKindName(m.Model.Kind, l), cat.LabelName(m.ID, l), m.Version, m.Model.Threshold)
 		}
 		return tr(l, "自动化决策", "automated decision")
 	}
 	return u.Kind
 }
 
-func labelAlgorithm(lb catalog.Label, l string) string {
+// labelAlgorithm says what a label computes; a rule label's condition is
+// its Rule, shown as written.
+func labelAlgorithm(cat *catalog.Catalog, lb catalog.Label, l string) string {
 	switch lb.Kind {
 	case catalog.KindRule:
-		return tr(l, "规则（对事件与聚合的 CEL 条件）：", "rule (a CEL condition over events and aggregates): ") + lb.Rule
+		return tr(l, "规则（对事件与聚合的 CEL 条件，见下）", "rule (a CEL condition over events and aggregates, below)")
 	case catalog.KindSegment:
-		return fmt.Sprintf(tr(l, "分群：k-means++ 聚类，k=%d，特征 %s", "segment: k-means++ clustering, k=%d, features %s"), lb.K, strings.Join(lb.Features, ", "))
+		names := make([]string, len(lb.Features))
+		for i, f := range lb.Features {
+			names[i] = cat.FieldName(f, l)
+		}
+		return fmt.Sprintf(tr(l, "分群：k-means++ 聚类，k=%d，特征 %s", "segment: k-means++ clustering, k=%d, features %s"), lb.K, strings.Join(names, tr(l, "、", ", ")))
 	case catalog.KindScore:
 		if lb.Model != nil {
-			return fmt.Sprintf(tr(l, "评分：%s 模型，阈值 %g", "score: %s model, threshold %g"), lb.Model.Kind, lb.Model.Threshold)
+			return fmt.Sprintf(tr(l, "评分：%s 模型，阈值 %g", "score: %s model, threshold %g"), catalog.ModelKindName(lb.Model.Kind, l), lb.Model.Threshold)
 		}
 		return tr(l, "评分", "score")
 	case catalog.KindRFM:

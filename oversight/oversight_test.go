@@ -313,7 +313,8 @@ func TestProcessingRecord(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := map[string]string{"zh-CN": "个人信息处理活动记录", "en": "Record of processing activities"}[l]
-		if !strings.Contains(page.String(), want) || !strings.Contains(page.String(), cat.Handler.Officer) || !strings.Contains(page.String(), "credit_limit") {
+		if !strings.Contains(page.String(), want) || !strings.Contains(page.String(), cat.Handler.Officer) ||
+			!strings.Contains(page.String(), cat.UseCaseName("credit_limit", l)) || strings.Contains(page.String(), "credit_limit") {
 			t.Errorf("%s: HTML lacks the title, officer or decision", l)
 		}
 	}
@@ -322,7 +323,7 @@ func TestProcessingRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	var page bytes.Buffer
-	if err := f.HTML(&page); err != nil || !strings.Contains(page.String(), "算法备案信息") || !strings.Contains(page.String(), "label:sports_fan") {
+	if err := f.HTML(&page); err != nil || !strings.Contains(page.String(), "算法备案信息") || !strings.Contains(page.String(), "标签：运动爱好者") || strings.Contains(page.String(), "sports_fan") {
 		t.Errorf("filing HTML: %v", err)
 	}
 }
@@ -477,7 +478,11 @@ func TestBreach(t *testing.T) {
 		}
 		in := goodBreach()
 		for l, notice := range list[0].Notice {
-			for _, part := range []string{in.Categories[0], in.Cause, in.Harm, in.Measures, in.Advice, in.Contact, b.ID} {
+			// CN-7: the categories by name, not by key.
+			if strings.Contains(notice, in.Categories[0]) || !strings.Contains(notice, catalog.CategoryName(in.Categories[0], l)) {
+				t.Errorf("%s notice names the category by its key, or not at all:\n%s", l, notice)
+			}
+			for _, part := range []string{in.Cause, in.Harm, in.Measures, in.Advice, in.Contact, b.ID} {
 				if !strings.Contains(notice, part) {
 					t.Errorf("%s notice lacks %q", l, part)
 				}

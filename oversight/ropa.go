@@ -28,6 +28,8 @@ type Processing struct {
 	TransfersText string               `json:"transfers_text"`
 	Security      []string             `json:"security_measures"`
 	Decisions     []ProcessingDecision `json:"automated_decisions"`
+
+	cat *catalog.Catalog // names the keys on the HTML page
 }
 
 // ProcessingPurpose is one purpose with its basis and what it uses.
@@ -81,7 +83,7 @@ func (s *Service) Processing(l string) Processing {
 	l = lang(l)
 	cat := s.point.Catalog()
 	n := rights.BuildNotice(cat, l, s.opts.ReportDeadline)
-	p := Processing{Lang: l, Generated: s.now(), CatalogDigest: catalogDigest(cat), Version: cat.Version, Controller: n.Handler,
+	p := Processing{cat: cat, Lang: l, Generated: s.now(), CatalogDigest: catalogDigest(cat), Version: cat.Version, Controller: n.Handler,
 		Purposes: []ProcessingPurpose{}, Categories: []ProcessingCategory{}, Recipients: n.Recipients, Transfers: []string{},
 		Decisions: []ProcessingDecision{}}
 	for _, np := range n.Purposes {

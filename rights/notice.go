@@ -40,7 +40,10 @@ type NoticeHandler struct {
 
 // NoticePurpose is one purpose with its basis and what it uses.
 type NoticePurpose struct {
-	ID            string   `json:"id"`
+	ID string `json:"id"`
+	// Title is the purpose's display name; CategoryNames are Categories
+	// in words, both in the notice's language (what a page shows).
+	Title         string   `json:"title"`
 	Text          string   `json:"text"`
 	Basis         string   `json:"basis"`
 	BasisText     string   `json:"basis_text"`
@@ -48,18 +51,21 @@ type NoticePurpose struct {
 	Required      bool     `json:"required"`
 	Separate      bool     `json:"separate_consent"`
 	Categories    []string `json:"data_categories"`
+	CategoryNames []string `json:"data_category_names"`
 	Recipients    []string `json:"recipients"`
 }
 
 // NoticeCategory is one data category: the fields in it, their retention
 // and purposes.
 type NoticeCategory struct {
-	Category  string   `json:"category"`
-	Name      string   `json:"name"` // the category in words, in the notice's language
-	Fields    []string `json:"fields"`
-	Sensitive bool     `json:"sensitive"`
-	Retention string   `json:"retention"`
-	Purposes  []string `json:"purposes"`
+	Category string   `json:"category"`
+	Name     string   `json:"name"` // the category in words, in the notice's language
+	Fields   []string `json:"fields"`
+	// FieldNames are Fields by their display names.
+	FieldNames []string `json:"field_names"`
+	Sensitive  bool     `json:"sensitive"`
+	Retention  string   `json:"retention"`
+	Purposes   []string `json:"purposes"`
 }
 
 // NoticeRecipient is another handler that receives data.
@@ -72,6 +78,7 @@ type NoticeRecipient struct {
 // consequences (CN-10).
 type NoticeDecision struct {
 	UseCase      string   `json:"usecase"`
+	Title        string   `json:"title"`
 	Text         string   `json:"text"`
 	Tier         string   `json:"tier"`
 	Purposes     []string `json:"purposes"`
@@ -84,6 +91,7 @@ type NoticeDecision struct {
 // and main mechanism in plain language (LP-6).
 type NoticeRecommender struct {
 	UseCase   string   `json:"usecase"`
+	Title     string   `json:"title"`
 	Kind      string   `json:"kind"`
 	Text      string   `json:"text"`
 	Purposes  []string `json:"purposes"`
@@ -129,7 +137,7 @@ func BuildNotice(cat *catalog.Catalog, lang string, deadline Deadline) Notice {
 		Recommenders: []NoticeRecommender{}}
 	recipients := map[string][]string{}
 	for _, p := range cat.Purposes {
-		np := NoticePurpose{ID: p.ID, Text: p.Notice.In(lang), Basis: string(p.Basis), BasisText: pick(zh, basisText[p.Basis]),
+		np := NoticePurpose{ID: p.ID, Title: cat.PurposeName(p.ID, lang), Text: p.Notice.In(lang), Basis: string(p.Basis), BasisText: pick(zh, basisText[p.Basis]),
 			NoticeVersion: p.NoticeVersion, Required: p.Required, Separate: p.Separate, Categories: []string{}, Recipients: []string{}}
 		for _, f := range cat.Fields {
 			if slices.Contains(f.Purposes, p.ID) && !slices.Contains(np.Categories, f.Category) {
@@ -137,6 +145,9 @@ func BuildNotice(cat *catalog.Catalog, lang string, deadline Deadline) Notice {
 			}
 		}
 		sort.Strings(np.Categories)
+		for _, c := range np.Categories {
+			np.CategoryNames = append(np.CategoryNames, catalog.CategoryName(c, lang))
+		}
 		np.Recipients = append(np.Recipients, p.Recipients...)
 		for _, r := range p.Recipients {
 			recipients[r] = append(recipients[r], p.ID)
@@ -151,6 +162,7 @@ func BuildNotice(cat *catalog.Catalog, lang string, deadline Deadline) Notice {
 			cats[f.Category] = c
 		}
 		c.Fields = append(c.Fields, f.Name)
+		c.FieldNames = append(c.FieldNames, cat.FieldName(f.Name, lang))
 		c.Sensitive = c.Sensitive || f.Sensitive
 		for _, p := range f.Purposes {
 			if !slices.Contains(c.Purposes, p) {
@@ -210,7 +222,7 @@ func retention(d catalog.Duration, zh bool) string {
 }
 
 func decision(cat *catalog.Catalog, u catalog.UseCase, lang string, zh bool) NoticeDecision {
-	d := NoticeDecision{UseCase: u.ID, Text: u.Description.In(lang), Tier: u.Tier, Purposes: u.Purposes, Inputs: []string{}}
+	d := NoticeDecision{UseCase: u.ID, Title: cat.UseCaseName(u.ID, lang), Text: u.Description.In(lang), Tier: u.Tier, Purposes: u.Purposes, Inputs: []string{}}
 	var parts []string
 	if l := cat.Label(u.Model); l != nil {
 		d.Inputs = append(d.Inputs, l.Fields()...)
@@ -219,11 +231,11 @@ func decision(cat *catalog.Catalog, u catalog.UseCase, lang string, zh bool) Not
 			var ws []string
 			for _, f := range l.Fields() {
 				if w, ok := m.Weights[f]; ok {
-					ws = append(ws, fmt.Sprintf("%s × %g", f, w))
+					ws = append(ws, fmt.Sprintf("%s × %g", cat.FieldName(f, lang), w))
 				}
 			}
 			parts = append(parts, fmt.Sprintf(pick(zh, [2]string{"模型（%s，版本%d）：%s，阈值%g", "model (%s, version %d): %s, threshold %g"}),
-				m.Kind, l.Version, strings.Join(ws, " + "), m.Threshold))
+				catalog.ModelKindName(m.Kind, lang), l.Version, strings.Join(ws, " + "), m.Threshold))
 		}
 	}
 	for _, f := range u.Fields {
@@ -239,7 +251,7 @@ func decision(cat *catalog.Catalog, u catalog.UseCase, lang string, zh bool) Not
 }
 
 func recommender(cat *catalog.Catalog, u catalog.UseCase, lang string, zh bool) NoticeRecommender {
-	r := NoticeRecommender{UseCase: u.ID, Kind: u.Kind, Text: u.Description.In(lang), Purposes: u.Purposes, Labels: []string{}}
+	r := NoticeRecommender{UseCase: u.ID, Title: cat.UseCaseName(u.ID, lang), Kind: u.Kind, Text: u.Description.In(lang), Purposes: u.Purposes, Labels: []string{}}
 	var used []string
 	for _, id := range u.Labels {
 		if l := cat.Label(id); l != nil {

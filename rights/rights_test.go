@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -704,9 +705,15 @@ func TestNotice(t *testing.T) {
 			t.Errorf("purpose %+v", p)
 		}
 	}
-	if len(en.Decisions) != 1 || en.Decisions[0].UseCase != "credit_limit" || !strings.Contains(en.Decisions[0].Logic, "income × 0.0002") ||
+	if len(en.Decisions) != 1 || en.Decisions[0].UseCase != "credit_limit" || !strings.Contains(en.Decisions[0].Logic, "Income × 0.0002") ||
+		!strings.Contains(zh.Decisions[0].Logic, "收入 × 0.0002") || zh.Decisions[0].Title != "信用额度" ||
 		!strings.Contains(en.Decisions[0].Consequences, "human review") {
 		t.Errorf("decisions: %+v", en.Decisions)
+	}
+	// CN-7: the notice names fields, categories and purposes in words.
+	if zh.Purposes[0].Title != "购物服务" || !slices.Contains(zh.Purposes[0].CategoryNames, "浏览记录") ||
+		!slices.Contains(zh.Categories[0].FieldNames, "商品") || len(zh.Categories[0].FieldNames) != len(zh.Categories[0].Fields) {
+		t.Errorf("names: %+v %+v", zh.Purposes[0], zh.Categories[0])
 	}
 	if len(en.Recommenders) != 2 || !strings.Contains(zh.Recommenders[0].Mechanism, "运动爱好者") {
 		t.Errorf("recommenders: %+v", zh.Recommenders)

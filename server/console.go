@@ -15,6 +15,7 @@ import (
 
 	portrait "github.com/portrait-dev/portrait"
 	"github.com/portrait-dev/portrait/audit"
+	"github.com/portrait-dev/portrait/catalog"
 	"github.com/portrait-dev/portrait/keys"
 	"github.com/portrait-dev/portrait/policy"
 	"github.com/portrait-dev/portrait/review"
@@ -66,6 +67,7 @@ type consoleView struct {
 	T                                     map[string]string
 	Data                                  any
 	Nav                                   []navItem
+	cat                                   *catalog.Catalog // for Word
 }
 
 // Console serves the staff console pages under /console/: a sign-in form,
@@ -187,7 +189,7 @@ func (s *Server) checkStaffSession(r *http.Request, v string) (policy.Caller, bo
 }
 
 func (s *Server) consoleView(w http.ResponseWriter, r *http.Request, page string) *consoleView {
-	v := &consoleView{Lang: consoleLang(w, r), Page: page}
+	v := &consoleView{Lang: consoleLang(w, r), Page: page, cat: s.cfg.Point.Catalog()}
 	v.T = consoleTexts(v.Lang)
 	v.Title = v.T[page]
 	return v

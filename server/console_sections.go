@@ -532,7 +532,7 @@ func (s *Server) consoleMonitor(w http.ResponseWriter, r *http.Request, c policy
 		return
 	}
 	var buf bytes.Buffer
-	if err := monitor.WriteFragment(&buf, rep, v.Lang); err != nil {
+	if err := monitor.WriteFragment(&buf, rep, v.Lang, v.Word); err != nil {
 		s.consoleFail(w, v, err)
 		return
 	}

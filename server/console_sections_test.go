@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
@@ -236,7 +237,7 @@ func TestConsoleSectionsBrowser(t *testing.T) {
 			chromedp.WindowSize(width, 900))
 		actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
 		ctx, cancel2 := chromedp.NewContext(actx)
-		ctx, cancel3 := context.WithTimeout(ctx, 120*time.Second)
+		ctx, cancel3 := context.WithTimeout(ctx, 300*time.Second) // a loaded 2-core machine
 		run := func(step string, actions ...chromedp.Action[chromedp.Void]) {
 			t.Helper()
 			if err := chromedp.Do(ctx, actions...); err != nil {
@@ -261,6 +262,13 @@ func TestConsoleSectionsBrowser(t *testing.T) {
 					}
 					if over > 0 {
 						t.Errorf("%d px, %s (%s): the page is %d px wider than the screen", width, page, lang, over)
+					}
+					if lang == "zh-CN" {
+						text, err := chromedp.Run(ctx, chromedp.Evaluate[string](visibleText))
+						if err != nil {
+							t.Fatal(err)
+						}
+						checkNoRawKeys(t, fmt.Sprintf("/console/%s (%d px)", page, width), text)
 					}
 					if shots {
 						b, err := chromedp.Run(ctx, chromedp.FullScreenshot(80))

@@ -577,18 +577,19 @@ func (s *Server) pageErasure(w http.ResponseWriter, r *http.Request, c policy.Ca
 	s.render(w, http.StatusOK, v)
 }
 
-// named puts the words of the catalog in place of label ids in a removal
-// preview, so the person reads what they lose.
+// named puts the words of the catalog in place of label ids and field
+// keys in a removal preview, so the person reads what they lose.
 func (s *Server) named(rm rights.Removal, lang string) rights.Removal {
 	cat := s.cfg.Point.Catalog()
 	labels := make([]string, len(rm.Labels))
 	for i, id := range rm.Labels {
-		labels[i] = id
-		if l := cat.Label(id); l != nil && l.Name.In(lang) != "" {
-			labels[i] = l.Name.In(lang)
-		}
+		labels[i] = cat.LabelName(id, lang)
 	}
-	rm.Labels = labels
+	fields := make([]string, len(rm.ProfileFields))
+	for i, name := range rm.ProfileFields {
+		fields[i] = cat.FieldName(name, lang)
+	}
+	rm.Labels, rm.ProfileFields = labels, fields
 	return rm
 }
 
@@ -657,8 +658,8 @@ func (s *Server) postPageRequest(w http.ResponseWriter, r *http.Request, c polic
 // profileField is one declared profile field with its current value, as
 // the correction form shows it.
 type profileField struct {
-	Name, Type, Category, Value, Source string
-	Set                                 bool
+	Name, Title, Type, Category, Value, Source string
+	Set                                        bool
 }
 
 func (s *Server) profileView(r *http.Request, c policy.Caller, v *view) error {
@@ -676,7 +677,7 @@ func (s *Server) profileView(r *http.Request, c policy.Caller, v *view) error {
 		if !f.Profile || f.Protected {
 			continue
 		}
-		pf := profileField{Name: f.Name, Type: f.Type, Category: f.Category}
+		pf := profileField{Name: f.Name, Title: s.cfg.Point.Catalog().FieldName(f.Name, v.Lang), Type: f.Type, Category: f.Category}
 		if pf.Type == "" {
 			pf.Type = "string"
 		}
@@ -735,7 +736,7 @@ func (s *Server) postPageCorrection(w http.ResponseWriter, r *http.Request, c po
 		s.fail(w, v, err)
 		return
 	}
-	back(w, r, "/privacy/profile", "corrected", field)
+	back(w, r, "/privacy/profile", "corrected", s.cfg.Point.Catalog().FieldName(field, v.Lang))
 }
 
 // myDecision is one automated decision as the decisions page shows it.

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -130,7 +131,7 @@ func TestPrivacyPagesBrowser(t *testing.T) {
 			chromedp.WindowSize(width, 900))
 		actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
 		ctx, cancel2 := chromedp.NewContext(actx)
-		ctx, cancel3 := context.WithTimeout(ctx, 120*time.Second)
+		ctx, cancel3 := context.WithTimeout(ctx, 300*time.Second) // a loaded 2-core machine
 		if err := chromedp.Do(ctx, chromedp.Navigate(h.url+"/privacy/"), chromedp.Click(chromedp.ID("demo-demo-alice")), chromedp.WaitVisible(chromedp.CSS(".cards"))); err != nil {
 			t.Fatalf("%d px: sign in: %v", width, err)
 		}
@@ -151,6 +152,13 @@ func TestPrivacyPagesBrowser(t *testing.T) {
 				}
 				if over > 0 {
 					t.Errorf("%d px, /privacy/%s (%s): the page is %d px wider than the screen", width, page, lang, over)
+				}
+				if lang == "zh-CN" {
+					text, err := chromedp.Run(ctx, chromedp.Evaluate[string](visibleText))
+					if err != nil {
+						t.Fatal(err)
+					}
+					checkNoRawKeys(t, fmt.Sprintf("/privacy/%s (%d px)", page, width), text)
 				}
 				if shots {
 					name := strings.NewReplacer("?step=", "-", "/", "-").Replace(page)

@@ -25,7 +25,7 @@ Usage:
   portrait serve    --addr HOST:PORT --db DSN --catalog FILE --key-file FILE [--admin-key KEY | --admin-key-file FILE] [--monitor-every DUR] [--pack FILE]
                     [--tls-cert FILE --tls-key FILE] [--trusted-proxies CIDR,…] [--log-level LEVEL]   (docs/OPERATIONS.md)
   portrait demo     [--addr HOST:PORT] [--db DSN] [--admin-key KEY | --admin-key-file FILE] [--keep]
-  portrait catalog check FILE [--pack FILE] [--json]
+  portrait catalog check FILE [--pack FILE] [--strict] [--json]
   portrait catalog diff OLD NEW                 what changed and whether it needs a new notice version
   portrait rules    check CATALOG [--pack FILE] every hit explained with the rule pack's rule id
   portrait rules    show [--pack FILE] | sign --key FILE PACK

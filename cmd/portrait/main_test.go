@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -222,5 +223,46 @@ func TestTwoNodes(t *testing.T) {
 	a.call(t, "POST", "/v1/events", admin, event, &r)
 	if d := dropped(r); d != "" {
 		t.Fatalf("A's next request after lifting on B: dropped=%q", d)
+	}
+}
+
+// CN-7: a missing display name is a warning, exit 0; --strict refuses the
+// catalog for it, with file:line:col, exit 1. The demo catalog has them all.
+func TestCatalogCheckStrict(t *testing.T) {
+	for _, args := range [][]string{{"catalog", "check", "../../examples/demo/catalog.yaml", "--strict"}, {"catalog", "check", "../../examples/demo/catalog.yaml"}} {
+		var out, errb bytes.Buffer
+		if code := Main(args, &out, &errb); code != 0 || errb.Len() > 0 || strings.Contains(out.String(), "warning") {
+			t.Errorf("%v: exit %d, %s%s", args[3:], code, out.String(), errb.String())
+		}
+	}
+	demo, err := os.ReadFile("../../examples/demo/catalog.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Take the title off the field city.
+	lines := strings.Split(string(demo), "\n")
+	line := slices.Index(lines, "  - name: city") + 1
+	if line == 0 || !strings.Contains(lines[line], "title:") {
+		t.Fatalf("demo catalog: no title under city")
+	}
+	lines = slices.Delete(lines, line, line+1)
+	bad := filepath.Join(t.TempDir(), "catalog.yaml")
+	os.WriteFile(bad, []byte(strings.Join(lines, "\n")), 0o644)
+	var out, errb bytes.Buffer
+	if code := Main([]string{"catalog", "check", bad}, &out, &errb); code != 0 ||
+		!strings.Contains(errb.String(), fmt.Sprintf("warning: %s:%d:5: field \"city\": no display name in zh-CN", bad, line)) ||
+		!strings.Contains(out.String(), "2 warning(s)") {
+		t.Errorf("without --strict: exit %d\n%s%s", code, out.String(), errb.String())
+	}
+	out.Reset()
+	errb.Reset()
+	if code := Main([]string{"catalog", "check", bad, "--strict"}, &out, &errb); code != 1 ||
+		!strings.Contains(errb.String(), fmt.Sprintf("%s:%d:5: field \"city\": no display name in en", bad, line)) ||
+		strings.Contains(errb.String(), "warning:") || !strings.Contains(errb.String(), "2 problem(s)") {
+		t.Errorf("--strict: exit %d\n%s%s", code, out.String(), errb.String())
+	}
+	out.Reset()
+	if code := Main([]string{"catalog", "check", bad, "--json"}, &out, &errb); code != 0 || !strings.Contains(out.String(), `"warnings"`) {
+		t.Errorf("--json: exit %d %s", code, out.String())
 	}
 }

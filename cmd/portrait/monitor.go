@@ -58,7 +58,8 @@ func monitorCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		w = f
 	}
 	if *format == "html" {
-		err = monitor.WriteHTML(w, rep, *lang)
+		cat := a.point.Catalog()
+		err = monitor.WriteHTML(w, rep, *lang, func(key string) string { return cat.DisplayName(key, *lang) })
 	} else {
 		err = monitor.WriteJSON(w, rep)
 	}

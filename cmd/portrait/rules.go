@@ -41,23 +41,36 @@ func loadPack(path string) (*rules.Pack, error) {
 
 // catalogCmd runs "portrait catalog check FILE [--pack FILE]" and
 // "portrait catalog diff OLD NEW".
+//
+// A missing display name is a warning (the catalog still loads, exit 0);
+// --strict makes it a problem like any other (exit 1).
 func catalogCmd(args []string, stdout, stderr io.Writer) int {
 	if len(args) >= 1 && args[0] == "diff" {
 		return catalogDiff(args[1:], stdout, stderr)
 	}
 	if len(args) < 2 || args[0] != "check" {
-		fmt.Fprint(stderr, "usage: portrait catalog check FILE [--pack FILE]\n       portrait catalog diff OLD NEW\n")
+		fmt.Fprint(stderr, "usage: portrait catalog check FILE [--pack FILE] [--strict] [--json]\n       portrait catalog diff OLD NEW\n")
 		return 2
 	}
 	asJSON := slices.Contains(args[1:], "--json")
-	args = slices.DeleteFunc(slices.Clone(args), func(a string) bool { return a == "--json" })
+	strict := slices.Contains(args[1:], "--strict")
+	args = slices.DeleteFunc(slices.Clone(args), func(a string) bool { return a == "--json" || a == "--strict" })
 	path, pack, code := catalogPackArgs("catalog check", args[1:], stderr)
 	if code != 0 {
 		return code
 	}
 	c, err := catalog.LoadWith(pack, path, label.Check)
+	var warnings []catalog.Problem
+	if err == nil {
+		warnings = c.Warnings()
+		if strict && len(warnings) > 0 {
+			// --strict: a missing display name is a refusal like any other.
+			err = &catalog.Errors{Problems: warnings}
+			warnings = nil
+		}
+	}
 	if asJSON {
-		return catalogCheckJSON(stdout, path, pack, c, err)
+		return catalogCheckJSON(stdout, path, pack, c, warnings, err)
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -66,16 +79,26 @@ func catalogCmd(args []string, stdout, stderr io.Writer) int {
 		}
 		return 1
 	}
-	fmt.Fprintf(stdout, "%s: ok — %d purposes, %d fields, %d event types, %d labels, %d use-cases (rule pack %s)\n",
+	for _, w := range warnings {
+		fmt.Fprintln(stderr, "warning:", w)
+	}
+	fmt.Fprintf(stdout, "%s: ok — %d purposes, %d fields, %d event types, %d labels, %d use-cases (rule pack %s)",
 		path, len(c.Purposes), len(c.Fields), len(c.EventTypes), len(c.Labels), len(c.UseCases), pack)
+	if len(warnings) > 0 {
+		fmt.Fprintf(stdout, "; %d warning(s), refused under --strict", len(warnings))
+	}
+	fmt.Fprintln(stdout)
 	return 0
 }
 
 // catalogCheckJSON prints catalog check --json: {"file", "pack", "ok",
-// "problems" (file, line, column, message, fix, requirement) or "counts"};
-// exit 1 when the catalog has problems.
-func catalogCheckJSON(stdout io.Writer, path string, pack *rules.Pack, c *catalog.Catalog, err error) int {
+// "problems" (file, line, column, message, fix, requirement) or "counts"
+// and "warnings"}; exit 1 when the catalog has problems.
+func catalogCheckJSON(stdout io.Writer, path string, pack *rules.Pack, c *catalog.Catalog, warnings []catalog.Problem, err error) int {
 	out := map[string]any{"file": path, "pack": fmt.Sprint(pack), "ok": err == nil}
+	if len(warnings) > 0 {
+		out["warnings"] = warnings
+	}
 	switch e := catalog.AsErrors(err); {
 	case e != nil:
 		out["problems"] = e.Problems
