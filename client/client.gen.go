@@ -600,6 +600,15 @@ type DecisionsResponse struct {
 	Decisions []Mine `json:"decisions"`
 }
 
+// DeliveredEntry defines model for DeliveredEntry.
+type DeliveredEntry struct {
+	Audience    string    `json:"audience"`
+	Destination string    `json:"destination"`
+	LogIndex    int64     `json:"log_index"`
+	Purpose     string    `json:"purpose"`
+	Since       time.Time `json:"since"`
+}
+
 // Detail defines model for Detail.
 type Detail struct {
 	Contributions  map[string]float64 `json:"contributions"`
@@ -667,12 +676,14 @@ type Escalation struct {
 
 // Event defines model for Event.
 type Event struct {
-	Id       string    `json:"id"`
-	LogIndex int64     `json:"log_index"`
-	Purpose  string    `json:"purpose,omitempty"`
-	Subject  string    `json:"subject"`
-	Time     time.Time `json:"time"`
-	Type     string    `json:"type"`
+	Audience  string    `json:"audience,omitempty"`
+	Id        string    `json:"id"`
+	LogIndex  int64     `json:"log_index"`
+	Purpose   string    `json:"purpose,omitempty"`
+	Subject   string    `json:"subject"`
+	SubjectId string    `json:"subject_id,omitempty"`
+	Time      time.Time `json:"time"`
+	Type      string    `json:"type"`
 }
 
 // EventEntry defines model for EventEntry.
@@ -738,6 +749,7 @@ type Export struct {
 	ConsentHistory []HistoryEntry   `json:"consent_history"`
 	Consents       []ConsentEntry   `json:"consents"`
 	Decisions      []DecisionEntry  `json:"decisions"`
+	DeliveredTo    []DeliveredEntry `json:"delivered_to"`
 	Events         []EventEntry     `json:"events"`
 	Flags          FlagsView        `json:"flags"`
 	Generated      time.Time        `json:"generated"`
@@ -785,19 +797,20 @@ type FairnessSection struct {
 
 // Field defines model for Field.
 type Field struct {
-	Actionable bool     `json:"actionable,omitempty"`
-	Age        bool     `json:"age,omitempty"`
-	Category   string   `json:"category"`
-	Ground     string   `json:"ground,omitempty"`
-	Max        float64  `json:"max,omitempty"`
-	Min        float64  `json:"min,omitempty"`
-	Name       string   `json:"name"`
-	Profile    bool     `json:"profile,omitempty"`
-	Protected  bool     `json:"protected,omitempty"`
-	Purposes   []string `json:"purposes"`
-	Retention  string   `json:"retention"`
-	Sensitive  bool     `json:"sensitive,omitempty"`
-	Type       string   `json:"type,omitempty"`
+	Actionable bool              `json:"actionable,omitempty"`
+	Age        bool              `json:"age,omitempty"`
+	Category   string            `json:"category"`
+	Ground     string            `json:"ground,omitempty"`
+	Max        float64           `json:"max,omitempty"`
+	Min        float64           `json:"min,omitempty"`
+	Name       string            `json:"name"`
+	Profile    bool              `json:"profile,omitempty"`
+	Protected  bool              `json:"protected,omitempty"`
+	Purposes   []string          `json:"purposes"`
+	Retention  string            `json:"retention"`
+	Sensitive  bool              `json:"sensitive,omitempty"`
+	Title      map[string]string `json:"title,omitempty"`
+	Type       string            `json:"type,omitempty"`
 }
 
 // FieldBody defines model for FieldBody.
@@ -830,6 +843,7 @@ type FilingAlgorithm struct {
 	Of            string   `json:"of"`
 	Owner         string   `json:"owner,omitempty"`
 	Purposes      []string `json:"purposes"`
+	Rule          string   `json:"rule,omitempty"`
 	Sensitive     bool     `json:"sensitive,omitempty"`
 	Tier          string   `json:"tier,omitempty"`
 	Version       int64    `json:"version,omitempty"`
@@ -1200,12 +1214,13 @@ type Notice struct {
 
 // NoticeCategory defines model for NoticeCategory.
 type NoticeCategory struct {
-	Category  string   `json:"category"`
-	Fields    []string `json:"fields"`
-	Name      string   `json:"name"`
-	Purposes  []string `json:"purposes"`
-	Retention string   `json:"retention"`
-	Sensitive bool     `json:"sensitive"`
+	Category   string   `json:"category"`
+	FieldNames []string `json:"field_names"`
+	Fields     []string `json:"fields"`
+	Name       string   `json:"name"`
+	Purposes   []string `json:"purposes"`
+	Retention  string   `json:"retention"`
+	Sensitive  bool     `json:"sensitive"`
 }
 
 // NoticeDecision defines model for NoticeDecision.
@@ -1216,6 +1231,7 @@ type NoticeDecision struct {
 	Purposes     []string `json:"purposes"`
 	Text         string   `json:"text"`
 	Tier         string   `json:"tier"`
+	Title        string   `json:"title"`
 	Usecase      string   `json:"usecase"`
 }
 
@@ -1228,15 +1244,17 @@ type NoticeHandler struct {
 
 // NoticePurpose defines model for NoticePurpose.
 type NoticePurpose struct {
-	Basis           string   `json:"basis"`
-	BasisText       string   `json:"basis_text"`
-	DataCategories  []string `json:"data_categories"`
-	Id              string   `json:"id"`
-	NoticeVersion   string   `json:"notice_version"`
-	Recipients      []string `json:"recipients"`
-	Required        bool     `json:"required"`
-	SeparateConsent bool     `json:"separate_consent"`
-	Text            string   `json:"text"`
+	Basis             string   `json:"basis"`
+	BasisText         string   `json:"basis_text"`
+	DataCategories    []string `json:"data_categories"`
+	DataCategoryNames []string `json:"data_category_names"`
+	Id                string   `json:"id"`
+	NoticeVersion     string   `json:"notice_version"`
+	Recipients        []string `json:"recipients"`
+	Required          bool     `json:"required"`
+	SeparateConsent   bool     `json:"separate_consent"`
+	Text              string   `json:"text"`
+	Title             string   `json:"title"`
 }
 
 // NoticeRecipient defines model for NoticeRecipient.
@@ -1252,6 +1270,7 @@ type NoticeRecommender struct {
 	Mechanism string   `json:"mechanism"`
 	Purposes  []string `json:"purposes"`
 	Text      string   `json:"text"`
+	Title     string   `json:"title"`
 	Usecase   string   `json:"usecase"`
 }
 
@@ -1421,6 +1440,7 @@ type ProcessingDecision struct {
 	Purposes           []string   `json:"purposes"`
 	Text               string     `json:"text"`
 	Tier               string     `json:"tier"`
+	Title              string     `json:"title"`
 	Usecase            string     `json:"usecase"`
 }
 
@@ -1433,17 +1453,19 @@ type ProcessingField struct {
 
 // ProcessingPurpose defines model for ProcessingPurpose.
 type ProcessingPurpose struct {
-	Assessment      string   `json:"assessment,omitempty"`
-	Basis           string   `json:"basis"`
-	BasisText       string   `json:"basis_text"`
-	DataCategories  []string `json:"data_categories"`
-	DataUse         string   `json:"data_use"`
-	Id              string   `json:"id"`
-	NoticeVersion   string   `json:"notice_version"`
-	Recipients      []string `json:"recipients"`
-	Required        bool     `json:"required"`
-	SeparateConsent bool     `json:"separate_consent"`
-	Text            string   `json:"text"`
+	Assessment        string   `json:"assessment,omitempty"`
+	Basis             string   `json:"basis"`
+	BasisText         string   `json:"basis_text"`
+	DataCategories    []string `json:"data_categories"`
+	DataCategoryNames []string `json:"data_category_names"`
+	DataUse           string   `json:"data_use"`
+	Id                string   `json:"id"`
+	NoticeVersion     string   `json:"notice_version"`
+	Recipients        []string `json:"recipients"`
+	Required          bool     `json:"required"`
+	SeparateConsent   bool     `json:"separate_consent"`
+	Text              string   `json:"text"`
+	Title             string   `json:"title"`
 }
 
 // ProfileEntry defines model for ProfileEntry.
@@ -1526,6 +1548,7 @@ type Purpose struct {
 	Required         bool              `json:"required,omitempty"`
 	SeparateConsent  bool              `json:"separate_consent,omitempty"`
 	Tcf              TCFMapping        `json:"tcf,omitempty"`
+	Title            map[string]string `json:"title,omitempty"`
 	Usnat            USNatMapping      `json:"usnat,omitempty"`
 }
 
@@ -1946,6 +1969,7 @@ type UseCase struct {
 	Purposes    []string          `json:"purposes"`
 	Tags        []string          `json:"tags,omitempty"`
 	Tier        string            `json:"tier"`
+	Title       map[string]string `json:"title,omitempty"`
 }
 
 // UseCaseFairness defines model for UseCaseFairness.
