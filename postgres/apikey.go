@@ -57,38 +57,6 @@ func (tx *txn) TouchAPIKey(ctx context.Context, id string, at time.Time) error {
 	return nil
 }
 
-// APIKey implements guard.Engine.APIKey.
-func (db *engine) APIKey(ctx context.Context, hash []byte) (portrait.APIKey, error) {
-	k, err := scanAPIKey(db.pool.QueryRow(ctx, `SELECT `+apiKeyColumns+` FROM api_keys WHERE hash = $1 AND revoked IS NULL`, hash))
-	if errors.Is(err, pgx.ErrNoRows) {
-		return portrait.APIKey{}, portrait.Errorf(portrait.ENOTFOUND, "no API key matches")
-	} else if err != nil {
-		return portrait.APIKey{}, fmt.Errorf("read api key: %w", err)
-	}
-	return k, nil
-}
-
-// APIKeys implements guard.Engine.APIKeys.
-func (db *engine) APIKeys(ctx context.Context) ([]portrait.APIKey, error) {
-	rows, err := db.pool.Query(ctx, `SELECT `+apiKeyColumns+` FROM api_keys ORDER BY name, created, id`)
-	if err != nil {
-		return nil, fmt.Errorf("list api keys: %w", err)
-	}
-	defer rows.Close()
-	var out []portrait.APIKey
-	for rows.Next() {
-		k, err := scanAPIKey(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list api keys: %w", err)
-		}
-		out = append(out, k)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("list api keys: %w", err)
-	}
-	return out, nil
-}
-
 func scanAPIKey(row pgx.Row) (portrait.APIKey, error) {
 	var k portrait.APIKey
 	var role string

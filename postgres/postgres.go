@@ -17,6 +17,7 @@ import (
 
 	portrait "github.com/portrait-dev/portrait"
 	"github.com/portrait-dev/portrait/guard"
+	"github.com/portrait-dev/portrait/tables"
 )
 
 //go:embed migrations/*.sql
@@ -25,7 +26,8 @@ var migrations embed.FS
 // engine runs Portrait's SQL on a PostgreSQL database (guard.Engine);
 // Open returns it guarded, as a DB.
 type engine struct {
-	pool *pgxpool.Pool
+	tables.DB // the shared SQL, over the pool
+	pool      *pgxpool.Pool
 }
 
 var (
@@ -63,7 +65,7 @@ func open(ctx context.Context, url string) (*engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
-	db := &engine{pool: pool}
+	db := &engine{DB: shared(pool), pool: pool}
 	if err := db.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("open postgres %s/%s: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Database, err)

@@ -363,7 +363,7 @@ func (tx *txn) LogSize(ctx context.Context) (int64, error) {
 // LogHashes implements guard.Tx.LogHashes; it sees entries appended
 // earlier in the transaction.
 func (tx *txn) LogHashes(ctx context.Context, indexes []int64) ([][32]byte, error) {
-	return logHashes(ctx, tx.tx, indexes)
+	return shared(tx.tx).LogHashes(ctx, indexes)
 }
 
 // AppendLog implements guard.Tx.AppendLog. Entries must continue the

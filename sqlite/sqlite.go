@@ -19,6 +19,7 @@ import (
 
 	portrait "github.com/portrait-dev/portrait"
 	"github.com/portrait-dev/portrait/guard"
+	"github.com/portrait-dev/portrait/tables"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -39,6 +40,7 @@ const pragmas = "_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=fo
 // cheaper than spinning in the busy handler. Reads use their own pool and
 // see the last committed state (WAL).
 type engine struct {
+	tables.DB   // the shared SQL, over the read pool
 	path        string
 	read        *sql.DB
 	write       *sql.DB
@@ -96,6 +98,7 @@ func open(ctx context.Context, path string) (*engine, error) {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	db := &engine{path: path}
+	db.DB = shared(reads{db})
 	db.group.maxGroup, db.group.groupWork = maxGroup, groupWork
 	var err error
 	if db.write, err = sql.Open("sqlite", path+"?"+pragmas+"&_txlock=immediate"); err != nil {

@@ -12,6 +12,7 @@ import (
 
 	portrait "github.com/portrait-dev/portrait"
 	"github.com/portrait-dev/portrait/policy"
+	"github.com/portrait-dev/portrait/tables"
 )
 
 // writeQueries are the write path's statements, whose text never varies:
@@ -48,7 +49,7 @@ func (tx *txn) exec(ctx context.Context, query string, args ...any) (sql.Result,
 }
 
 // prepared is a querier over the transaction for the helpers it shares
-// with the read side (logSize, logHashes): a query prepared at Open runs
+// with the read side (tables.DB's LogSize, LogHashes): a query prepared at Open runs
 // from its statement, any other is parsed as before.
 type prepared struct{ tx *txn }
 
@@ -75,11 +76,12 @@ func (p prepared) QueryRowContext(ctx context.Context, query string, args ...any
 	return p.tx.tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
 }
 
-// The texts of the statements logSize and logHashes (read.go) run; they
-// must match there for the transaction to use the prepared statements.
-const (
-	logSizeSQL   = `SELECT size FROM log_head`
-	logHashesSQL = `SELECT idx, hashes FROM log_entries WHERE idx IN (SELECT value FROM json_each(?))`
+// The texts of the statements tables.DB's LogSize and LogHashes run in
+// this dialect; they must match there for the transaction to use the
+// prepared statements.
+var (
+	logSizeSQL   = lite.SQL(`SELECT size FROM log_head`)
+	logHashesSQL = lite.SQL(tables.LogHashesSQL)
 )
 
 const generationSQL = `SELECT n FROM generation`
@@ -453,12 +455,12 @@ func (tx *txn) Erase(ctx context.Context, pseudonym string) error {
 // LogSize implements guard.Tx.LogSize. The transaction began
 // IMMEDIATE, so it already holds the database's write lock: no other
 // writer can move the head until it ends.
-func (tx *txn) LogSize(ctx context.Context) (int64, error) { return logSize(ctx, prepared{tx}) }
+func (tx *txn) LogSize(ctx context.Context) (int64, error) { return shared(prepared{tx}).LogSize(ctx) }
 
 // LogHashes implements guard.Tx.LogHashes; it sees entries appended
 // earlier in the transaction.
 func (tx *txn) LogHashes(ctx context.Context, indexes []int64) ([][32]byte, error) {
-	return logHashes(ctx, prepared{tx}, indexes)
+	return shared(prepared{tx}).LogHashes(ctx, indexes)
 }
 
 const (
@@ -472,7 +474,7 @@ func (tx *txn) AppendLog(ctx context.Context, entries []portrait.LogEntry) error
 	if len(entries) == 0 {
 		return nil
 	}
-	size, err := logSize(ctx, prepared{tx})
+	size, err := shared(prepared{tx}).LogSize(ctx)
 	if err != nil {
 		return err
 	}
