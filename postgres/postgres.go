@@ -159,7 +159,7 @@ func (db *engine) Update(ctx context.Context, fn func(guard.Tx) error) error {
 			panic(p)
 		}
 	}()
-	if err := fn(&txn{tx: ptx}); err != nil {
+	if err := fn(&txn{Tx: tables.Tx{DB: shared(ptx)}, tx: ptx}); err != nil {
 		if rerr := ptx.Rollback(context.WithoutCancel(ctx)); rerr != nil {
 			return errors.Join(err, fmt.Errorf("roll back: %w", rerr))
 		}
@@ -171,8 +171,10 @@ func (db *engine) Update(ctx context.Context, fn func(guard.Tx) error) error {
 	return nil
 }
 
-// Tx is one write transaction; see portrait.Tx.
+// txn is one write transaction (guard.Tx): the shared SQL over it, and
+// the writes that are PostgreSQL's own.
 type txn struct {
+	tables.Tx
 	tx pgx.Tx
 }
 

@@ -8,7 +8,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	portrait "github.com/portrait-dev/portrait"
-	"github.com/portrait-dev/portrait/policy"
 )
 
 // copyMin is the batch size from which InsertEvents copies into a
@@ -245,92 +244,6 @@ func (tx *txn) DeleteLabels(ctx context.Context, pseudonym string, labels []stri
 		return fmt.Errorf("delete labels of %s: %w", pseudonym, err)
 	}
 	return nil
-}
-
-// AppendConsent implements guard.Tx.AppendConsent.
-func (tx *txn) AppendConsent(ctx context.Context, r portrait.ConsentRecord) error {
-	if err := r.Validate(); err != nil {
-		return err
-	}
-	cats := r.Categories
-	if cats == nil {
-		cats = []string{}
-	}
-	_, err := tx.tx.Exec(ctx, `INSERT INTO consents (pseudonym, purpose, status, notice_version, channel, user_agent, ua_sealed, ip, guardian, categories, at, consent_string, string_type)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
-		r.Subject, r.Purpose, r.Status.String(), r.NoticeVersion, r.Channel, r.UserAgent, r.SealedUA, r.IP, r.Guardian, cats, r.At, r.ConsentString, r.StringType)
-	if err != nil {
-		return fmt.Errorf("append consent of %s to %s: %w", r.Subject, r.Purpose, err)
-	}
-	return tx.bump(ctx)
-}
-
-// SetFlags implements guard.Tx.SetFlags. The subject must be stored.
-func (tx *txn) SetFlags(ctx context.Context, pseudonym string, f portrait.Flags) error {
-	if f.Personalization < 0 || f.Personalization > 100 {
-		return portrait.Errorf(portrait.EINVALID, "set flags of %s: personalization %d is outside 0..100", pseudonym, f.Personalization)
-	}
-	tag, err := tx.tx.Exec(ctx, `UPDATE subjects SET minor = $1, restricted = $2, object_profiling = $3, object_marketing = $4, personalization = $5 WHERE pseudonym = $6`,
-		f.Minor, f.Restricted, f.ObjectProfiling, f.ObjectMarketing, f.Personalization, pseudonym)
-	if err != nil {
-		return fmt.Errorf("set flags of %s: %w", pseudonym, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return portrait.Errorf(portrait.ENOTFOUND, "set flags: subject %s is not stored; EnsureSubjects first", pseudonym)
-	}
-	return tx.bump(ctx)
-}
-
-// Suppress implements guard.Tx.Suppress.
-func (tx *txn) Suppress(ctx context.Context, pseudonym, label string, deleted bool) error {
-	if pseudonym == "" || label == "" {
-		return portrait.Errorf(portrait.EINVALID, "suppress: want a subject and a label")
-	}
-	if _, err := tx.tx.Exec(ctx, `INSERT INTO suppressions (pseudonym, label, deleted) VALUES ($1, $2, $3)
-		ON CONFLICT (pseudonym, label) DO UPDATE SET deleted = excluded.deleted`, pseudonym, label, deleted); err != nil {
-		return fmt.Errorf("suppress label %s of %s: %w", label, pseudonym, err)
-	}
-	return tx.bump(ctx)
-}
-
-// Unsuppress implements guard.Tx.Unsuppress.
-func (tx *txn) Unsuppress(ctx context.Context, pseudonym, label string) error {
-	if _, err := tx.tx.Exec(ctx, `DELETE FROM suppressions WHERE pseudonym = $1 AND label = $2`, pseudonym, label); err != nil {
-		return fmt.Errorf("unsuppress label %s of %s: %w", label, pseudonym, err)
-	}
-	return tx.bump(ctx)
-}
-
-// Suspend implements guard.Tx.Suspend.
-func (tx *txn) Suspend(ctx context.Context, s policy.Suspension) error {
-	if err := portrait.CheckSuspension(s); err != nil {
-		return err
-	}
-	if s.Kind == "" || s.ID == "" {
-		return portrait.Errorf(portrait.EINVALID, "suspend: want a kind (purpose, field, label, model, usecase) and an id")
-	}
-	at := s.At
-	if at.IsZero() {
-		at = time.Now()
-	}
-	if _, err := tx.tx.Exec(ctx, `INSERT INTO suspensions (kind, id, reason, suspended_by, at) VALUES ($1, $2, $3, $4, $5)
-		ON CONFLICT (kind, id) DO UPDATE SET reason = excluded.reason, suspended_by = excluded.suspended_by, at = excluded.at`,
-		s.Kind, s.ID, s.Reason, s.By, at); err != nil {
-		return fmt.Errorf("suspend %s %s: %w", s.Kind, s.ID, err)
-	}
-	return tx.bump(ctx)
-}
-
-// Lift implements guard.Tx.Lift.
-func (tx *txn) Lift(ctx context.Context, kind, id string) error {
-	tag, err := tx.tx.Exec(ctx, `DELETE FROM suspensions WHERE kind = $1 AND id = $2`, kind, id)
-	if err != nil {
-		return fmt.Errorf("lift %s %s: %w", kind, id, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return portrait.Errorf(portrait.ENOTFOUND, "lift: %s %s is not suspended", kind, id)
-	}
-	return tx.bump(ctx)
 }
 
 // erasedTables are the tables Erase clears of a subject, the one holding

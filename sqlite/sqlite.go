@@ -496,7 +496,7 @@ func (g *group) step(c *call) bool {
 		return false
 	}
 	g.db.group.runner.Store(goroutineID())
-	err := runFn(&txn{db: g.db, tx: g.tx}, c)
+	err := runFn(newTxn(g.db, g.tx), c)
 	g.db.group.runner.Store(0)
 	if err != nil {
 		c.err, c.done = err, true
@@ -612,10 +612,18 @@ func goroutineID() uint64 {
 	return id
 }
 
-// Tx is one write transaction; see portrait.Tx.
+// txn is one write transaction (guard.Tx): the shared SQL over it, and
+// the writes that are SQLite's own.
 type txn struct {
+	tables.Tx
 	db *engine
 	tx *sql.Tx
+}
+
+func newTxn(db *engine, tx *sql.Tx) *txn {
+	t := &txn{db: db, tx: tx}
+	t.Tx = tables.Tx{DB: shared(prepared{t})}
+	return t
 }
 
 // querier is what *sql.DB and *sql.Tx share, so that reads run the same

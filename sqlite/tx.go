@@ -11,19 +11,24 @@ import (
 	"time"
 
 	portrait "github.com/portrait-dev/portrait"
-	"github.com/portrait-dev/portrait/policy"
 	"github.com/portrait-dev/portrait/tables"
 )
 
 // writeQueries are the write path's statements, whose text never varies:
 // Open prepares each once on the write connection and a Tx runs it through
 // stmt, so SQLite parses none of them again.
-var writeQueries = []string{
-	generationSQL, bumpSQL, ensureSubjectSQL, putProfileSQL, deleteProfileSQL, putLabelsSQL, deleteLabelSQL, deleteLabelsSQL,
-	appendConsentSQL, setFlagsSQL, suppressSQL, unsuppressSQL, suspendSQL, liftSQL,
-	logSizeSQL, logHashesSQL, appendLogSQL, advanceLogSQL, saveCheckpointSQL, putAPIKeySQL,
-	putDecisionSQL, setDecisionStatusSQL, putReviewSQL, closeReviewSQL, putItemSQL, putProtectedSQL, putCaseSQL,
-	revokeAPIKeySQL, touchAPIKeySQL,
+var writeQueries = append([]string{
+	generationSQL, ensureSubjectSQL, putProfileSQL, deleteProfileSQL, putLabelsSQL, deleteLabelSQL, deleteLabelsSQL,
+	logSizeSQL, logHashesSQL, appendLogSQL, advanceLogSQL, saveCheckpointSQL, putItemSQL,
+}, sharedWrites()...)
+
+// sharedWrites are tables.Tx's statements in SQLite's dialect.
+func sharedWrites() []string {
+	out := make([]string, len(tables.WriteSQL))
+	for i, q := range tables.WriteSQL {
+		out[i] = lite.SQL(q)
+	}
+	return out
 }
 
 // stmt returns query's statement prepared at Open, bound to the
@@ -96,6 +101,7 @@ func (tx *txn) Generation(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
+// bumpSQL is prepared through tables.WriteSQL, which holds the same text.
 const bumpSQL = `UPDATE generation SET n = n + 1`
 
 // bump increments the governance generation in the caller's transaction,
@@ -324,111 +330,6 @@ func (tx *txn) DeleteLabels(ctx context.Context, pseudonym string, labels []stri
 		return fmt.Errorf("delete labels of %s: %w", pseudonym, err)
 	}
 	return nil
-}
-
-const appendConsentSQL = `INSERT INTO consents (pseudonym, purpose, status, notice_version, channel, user_agent, ua_sealed, ip, guardian, categories, at, consent_string, string_type)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
-
-// AppendConsent implements guard.Tx.AppendConsent.
-func (tx *txn) AppendConsent(ctx context.Context, r portrait.ConsentRecord) error {
-	if err := r.Validate(); err != nil {
-		return err
-	}
-	cats := r.Categories
-	if cats == nil {
-		cats = []string{}
-	}
-	cb, err := json.Marshal(cats)
-	if err != nil {
-		return fmt.Errorf("append consent: %w", err)
-	}
-	_, err = tx.exec(ctx, appendConsentSQL,
-		r.Subject, r.Purpose, r.Status.String(), r.NoticeVersion, r.Channel, r.UserAgent, r.SealedUA, r.IP, r.Guardian, string(cb), r.At.UnixNano(), r.ConsentString, r.StringType)
-	if err != nil {
-		return fmt.Errorf("append consent of %s to %s: %w", r.Subject, r.Purpose, err)
-	}
-	return tx.bump(ctx)
-}
-
-const setFlagsSQL = `UPDATE subjects SET minor = ?, restricted = ?, object_profiling = ?, object_marketing = ?, personalization = ? WHERE pseudonym = ?`
-
-// SetFlags implements guard.Tx.SetFlags. The subject must be stored.
-func (tx *txn) SetFlags(ctx context.Context, pseudonym string, f portrait.Flags) error {
-	if f.Personalization < 0 || f.Personalization > 100 {
-		return portrait.Errorf(portrait.EINVALID, "set flags of %s: personalization %d is outside 0..100", pseudonym, f.Personalization)
-	}
-	res, err := tx.exec(ctx, setFlagsSQL,
-		f.Minor, f.Restricted, f.ObjectProfiling, f.ObjectMarketing, f.Personalization, pseudonym)
-	if err != nil {
-		return fmt.Errorf("set flags of %s: %w", pseudonym, err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("set flags of %s: %w", pseudonym, err)
-	} else if n == 0 {
-		return portrait.Errorf(portrait.ENOTFOUND, "set flags: subject %s is not stored; EnsureSubjects first", pseudonym)
-	}
-	return tx.bump(ctx)
-}
-
-const suppressSQL = `INSERT INTO suppressions (pseudonym, label, deleted) VALUES (?, ?, ?)
-	ON CONFLICT (pseudonym, label) DO UPDATE SET deleted = excluded.deleted`
-
-// Suppress implements guard.Tx.Suppress.
-func (tx *txn) Suppress(ctx context.Context, pseudonym, label string, deleted bool) error {
-	if pseudonym == "" || label == "" {
-		return portrait.Errorf(portrait.EINVALID, "suppress: want a subject and a label")
-	}
-	if _, err := tx.exec(ctx, suppressSQL, pseudonym, label, deleted); err != nil {
-		return fmt.Errorf("suppress label %s of %s: %w", label, pseudonym, err)
-	}
-	return tx.bump(ctx)
-}
-
-const unsuppressSQL = `DELETE FROM suppressions WHERE pseudonym = ? AND label = ?`
-
-// Unsuppress implements guard.Tx.Unsuppress.
-func (tx *txn) Unsuppress(ctx context.Context, pseudonym, label string) error {
-	if _, err := tx.exec(ctx, unsuppressSQL, pseudonym, label); err != nil {
-		return fmt.Errorf("unsuppress label %s of %s: %w", label, pseudonym, err)
-	}
-	return tx.bump(ctx)
-}
-
-const suspendSQL = `INSERT INTO suspensions (kind, id, reason, suspended_by, at) VALUES (?, ?, ?, ?, ?)
-	ON CONFLICT (kind, id) DO UPDATE SET reason = excluded.reason, suspended_by = excluded.suspended_by, at = excluded.at`
-
-// Suspend implements guard.Tx.Suspend.
-func (tx *txn) Suspend(ctx context.Context, s policy.Suspension) error {
-	if err := portrait.CheckSuspension(s); err != nil {
-		return err
-	}
-	if s.Kind == "" || s.ID == "" {
-		return portrait.Errorf(portrait.EINVALID, "suspend: want a kind (purpose, field, label, model, usecase) and an id")
-	}
-	at := s.At
-	if at.IsZero() {
-		at = time.Now()
-	}
-	if _, err := tx.exec(ctx, suspendSQL, s.Kind, s.ID, s.Reason, s.By, at.UnixNano()); err != nil {
-		return fmt.Errorf("suspend %s %s: %w", s.Kind, s.ID, err)
-	}
-	return tx.bump(ctx)
-}
-
-const liftSQL = `DELETE FROM suspensions WHERE kind = ? AND id = ?`
-
-// Lift implements guard.Tx.Lift.
-func (tx *txn) Lift(ctx context.Context, kind, id string) error {
-	res, err := tx.exec(ctx, liftSQL, kind, id)
-	if err != nil {
-		return fmt.Errorf("lift %s %s: %w", kind, id, err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("lift %s %s: %w", kind, id, err)
-	} else if n == 0 {
-		return portrait.Errorf(portrait.ENOTFOUND, "lift: %s %s is not suspended", kind, id)
-	}
-	return tx.bump(ctx)
 }
 
 // erasedTables are the tables Erase clears of a subject, the one holding
