@@ -40,7 +40,7 @@ var (
 // (invariant 2), with the regulator's tables beside it.
 type DB struct {
 	*guard.Store
-	regulatorTables
+	tables.Regulator
 }
 
 var _ portrait.Store = (*DB)(nil)
@@ -53,7 +53,7 @@ func Open(ctx context.Context, url string) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &DB{Store: guard.New(e), regulatorTables: regulatorTables{e}}, nil
+	return &DB{Store: guard.New(e), Regulator: e.regulator()}, nil
 }
 
 func open(ctx context.Context, url string) (*engine, error) {

@@ -3,265 +3,59 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"strings"
-	"time"
 
-	portrait "github.com/portrait-dev/portrait"
-	"github.com/portrait-dev/portrait/audit"
 	"github.com/portrait-dev/portrait/regulator"
+	"github.com/portrait-dev/portrait/tables"
 )
 
-var _ regulator.Store = (*DB)(nil)
+var (
+	_ regulator.Store      = (*DB)(nil)
+	_ regulator.OrderStore = (*DB)(nil)
+	_ regulator.Docs       = (*DB)(nil)
+)
 
-// regulatorTables holds the regulator node's tables (regulator.Store,
-// regulator.OrderStore): they hold no personal data, so no grant guards them.
-type regulatorTables struct{ db *engine }
-
-const companyCols = `id, name, token_hash, created, coalesce(origin, ''), log_key, receipt_key, catalog_digest, algorithms, size, checkpoint, contact`
-
-func scanCompany(sc interface{ Scan(...any) error }) (regulator.Company, error) {
-	var c regulator.Company
-	var created, contact sql.NullInt64
-	err := sc.Scan(&c.ID, &c.Name, &c.TokenHash, &created, &c.Origin, &c.LogKey, &c.ReceiptKey, &c.CatalogDigest,
-		(*[]byte)(&c.Algorithms), &c.Size, &c.Checkpoint, &contact)
-	c.Created, c.Contact = fromNanos(created), fromNanos(contact)
-	return c, err
+// regulator is the regulator node's tables (tables.Regulator) in this
+// file: reads on the read pool, writes on the write pool outside the
+// commit groups, which Portrait's own Update runs.
+func (db *engine) regulator() tables.Regulator {
+	return tables.Regulator{Read: db.DB, Write: shared(plain{db.write}), InTx: db.inTx}
 }
 
-// PutCompany implements regulator.Store.PutCompany.
-func (t regulatorTables) PutCompany(ctx context.Context, c regulator.Company) error {
-	_, err := t.db.write.ExecContext(ctx, `INSERT INTO reg_companies (id, name, token_hash, created) VALUES (?, ?, ?, ?)`,
-		c.ID, c.Name, c.TokenHash, nanos(c.Created))
-	if isUnique(err) {
-		return portrait.Errorf(portrait.ECONFLICT, "company %s is already enrolled", c.ID)
-	} else if err != nil {
-		return fmt.Errorf("enrol company: %w", err)
-	}
-	return nil
-}
-
-// Company implements regulator.Store.Company.
-func (t regulatorTables) Company(ctx context.Context, id string) (regulator.Company, error) {
-	return t.company(ctx, "id", id)
-}
-
-// CompanyBy implements regulator.Store.CompanyBy.
-func (t regulatorTables) CompanyBy(ctx context.Context, field string, value []byte) (regulator.Company, error) {
-	switch field {
-	case "token":
-		return t.company(ctx, "token_hash", value)
-	case "origin":
-		return t.company(ctx, "origin", string(value))
-	}
-	return regulator.Company{}, fmt.Errorf("company by %q: no such field", field)
-}
-
-func (t regulatorTables) company(ctx context.Context, col string, v any) (regulator.Company, error) {
-	c, err := scanCompany(t.db.queryRow(ctx, `SELECT `+companyCols+` FROM reg_companies WHERE `+col+` = ?`, v))
-	if errors.Is(err, sql.ErrNoRows) {
-		return c, portrait.Errorf(portrait.ENOTFOUND, "no such company")
-	} else if err != nil {
-		return c, fmt.Errorf("read company: %w", err)
-	}
-	return c, nil
-}
-
-// Companies implements regulator.Store.Companies.
-func (t regulatorTables) Companies(ctx context.Context) ([]regulator.Company, error) {
-	rows, err := t.db.query(ctx, `SELECT `+companyCols+` FROM reg_companies ORDER BY created, id`)
+// inTx runs fn in one IMMEDIATE transaction on the write pool.
+func (db *engine) inTx(ctx context.Context, fn func(tables.DB) error) error {
+	tx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
-		return nil, fmt.Errorf("read companies: %w", err)
+		return fmt.Errorf("begin transaction: %w", err)
 	}
-	defer rows.Close()
-	var out []regulator.Company
-	for rows.Next() {
-		c, err := scanCompany(rows)
-		if err != nil {
-			return nil, fmt.Errorf("read companies: %w", err)
-		}
-		out = append(out, c)
-	}
-	return out, rows.Err()
-}
-
-// FileCompany implements regulator.Store.FileCompany.
-func (t regulatorTables) FileCompany(ctx context.Context, id string, f regulator.Filing, at time.Time) error {
-	res, err := t.db.write.ExecContext(ctx, `UPDATE reg_companies SET origin = ?, log_key = ?, receipt_key = ?, catalog_digest = ?, algorithms = ?, contact = ? WHERE id = ?`,
-		f.Origin, f.LogKey, f.ReceiptKey, f.CatalogDigest, []byte(f.Algorithms), nanos(at), id)
-	if isUnique(err) {
-		return portrait.Errorf(portrait.ECONFLICT, "log origin %q is filed by another company", f.Origin)
-	} else if err != nil {
-		return fmt.Errorf("file company %s: %w", id, err)
-	}
-	if n, _ := res.RowsAffected(); n != 1 {
-		return portrait.Errorf(portrait.ENOTFOUND, "no such company")
-	}
-	return nil
-}
-
-// Witness implements regulator.Store.Witness.
-func (t regulatorTables) Witness(ctx context.Context, id string, old, size int64, cp []byte, at time.Time) error {
-	res, err := t.db.write.ExecContext(ctx, `UPDATE reg_companies SET size = ?, checkpoint = ?, contact = ? WHERE id = ? AND size = ?`,
-		size, cp, nanos(at), id, old)
-	if err != nil {
-		return fmt.Errorf("witness %s: %w", id, err)
-	}
-	if n, _ := res.RowsAffected(); n != 1 {
-		return portrait.Errorf(portrait.ECONFLICT, "the witnessed size of company %s is no longer %d", id, old)
-	}
-	return nil
-}
-
-// PutMirror implements regulator.Store.PutMirror.
-func (t regulatorTables) PutMirror(ctx context.Context, id string, from int64, entries []portrait.LogEntry) (err error) {
-	tx, err := t.db.write.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("mirror %s: %w", id, err)
-	}
-	defer func() {
-		if err != nil {
-			tx.Rollback()
-		}
-	}()
-	var witnessed, n int64
-	if err := tx.QueryRowContext(ctx, `SELECT size, (SELECT count(*) FROM reg_mirror WHERE company = ?) FROM reg_companies WHERE id = ?`, id, id).Scan(&witnessed, &n); errors.Is(err, sql.ErrNoRows) {
-		return portrait.Errorf(portrait.ENOTFOUND, "no such company")
-	} else if err != nil {
-		return fmt.Errorf("mirror %s: %w", id, err)
-	}
-	if from < witnessed || from > n {
-		return portrait.Errorf(portrait.ECONFLICT, "mirror upload at %d: want an index from the witnessed size %d to the mirror size %d", from, witnessed, n)
-	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM reg_mirror WHERE company = ? AND idx >= ?`, id, from); err != nil {
-		return fmt.Errorf("mirror %s: %w", id, err)
-	}
-	for i, e := range entries {
-		if e.Index != from+int64(i) {
-			return portrait.Errorf(portrait.EINVALID, "mirror upload: entry %d has index %d, want %d", i, e.Index, from+int64(i))
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO reg_mirror (company, idx, data, hashes) VALUES (?, ?, ?, ?)`, id, e.Index, e.Data, e.Hashes); err != nil {
-			return fmt.Errorf("mirror %s entry %d: %w", id, e.Index, err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("mirror %s: %w", id, err)
-	}
-	return nil
-}
-
-// MirrorSize implements regulator.Store.MirrorSize.
-func (t regulatorTables) MirrorSize(ctx context.Context, id string) (int64, error) {
-	var n int64
-	if err := t.db.queryRow(ctx, `SELECT count(*) FROM reg_mirror WHERE company = ?`, id).Scan(&n); err != nil {
-		return 0, fmt.Errorf("mirror size %s: %w", id, err)
-	}
-	return n, nil
-}
-
-// MirrorEntries implements regulator.Store.MirrorEntries.
-func (t regulatorTables) MirrorEntries(ctx context.Context, id string, from, to int64) ([]portrait.LogEntry, error) {
-	if from < 0 || to < from {
-		return nil, portrait.Errorf(portrait.EINVALID, "mirror entries [%d, %d): want 0 <= from <= to", from, to)
-	}
-	rows, err := t.db.query(ctx, `SELECT idx, data, hashes FROM reg_mirror WHERE company = ? AND idx >= ? AND idx < ? ORDER BY idx`, id, from, to)
-	if err != nil {
-		return nil, fmt.Errorf("read mirror: %w", err)
-	}
-	defer rows.Close()
-	out := make([]portrait.LogEntry, 0, min(to-from, 1<<16))
-	for rows.Next() {
-		var e portrait.LogEntry
-		if err := rows.Scan(&e.Index, &e.Data, &e.Hashes); err != nil {
-			return nil, fmt.Errorf("read mirror: %w", err)
-		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read mirror: %w", err)
-	}
-	if int64(len(out)) != to-from {
-		return nil, portrait.Errorf(portrait.ENOTFOUND, "mirror entries [%d, %d): the mirror holds only %d of them", from, to, len(out))
-	}
-	return out, nil
-}
-
-// MirrorHashes implements regulator.Store.MirrorHashes.
-func (t regulatorTables) MirrorHashes(ctx context.Context, id string, indexes []int64) ([][32]byte, error) {
-	recs, err := audit.HashRecords(indexes)
-	if err != nil || len(recs) == 0 {
-		return make([][32]byte, len(indexes)), err
-	}
-	args := []any{id}
-	for _, r := range recs {
-		args = append(args, r)
-	}
-	rows, err := t.db.read.QueryContext(ctx, `SELECT idx, hashes FROM reg_mirror WHERE company = ? AND idx IN (?`+strings.Repeat(",?", len(recs)-1)+`)`, args...)
-	if err != nil {
-		return nil, fmt.Errorf("read mirror hashes: %w", err)
-	}
-	defer rows.Close()
-	m := make(map[int64][]byte, len(recs))
-	for rows.Next() {
-		var idx int64
-		var h []byte
-		if err := rows.Scan(&idx, &h); err != nil {
-			return nil, fmt.Errorf("read mirror hashes: %w", err)
-		}
-		m[idx] = h
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read mirror hashes: %w", err)
-	}
-	return audit.PickHashes(indexes, m)
-}
-
-// PutOrder implements regulator.OrderStore.PutOrder.
-func (t regulatorTables) PutOrder(ctx context.Context, o regulator.OrderRecord) error {
-	body, err := json.Marshal(o)
-	if err != nil {
+	if err := fn(shared(plain{tx})); err != nil {
+		tx.Rollback()
 		return err
 	}
-	if _, err := t.db.write.ExecContext(ctx, `INSERT INTO reg_orders (id, company, created, body) VALUES (?, ?, ?, ?)
-		ON CONFLICT (id) DO UPDATE SET body = excluded.body`, o.ID, o.Company, nanos(o.Issued), body); err != nil {
-		return fmt.Errorf("put order %s: %w", o.ID, err)
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
 }
 
-// Order implements regulator.OrderStore.Order.
-func (t regulatorTables) Order(ctx context.Context, id string) (regulator.OrderRecord, error) {
-	var body []byte
-	var o regulator.OrderRecord
-	err := t.db.queryRow(ctx, `SELECT body FROM reg_orders WHERE id = ?`, id).Scan(&body)
-	if errors.Is(err, sql.ErrNoRows) {
-		return o, portrait.Errorf(portrait.ENOTFOUND, "no order %s", id)
-	} else if err != nil {
-		return o, fmt.Errorf("read order: %w", err)
+// plain is a *sql.DB or *sql.Tx as a tables.Querier, parsing every
+// statement: the regulator's writes are rare.
+type plain struct{ q querier }
+
+func (p plain) Query(ctx context.Context, query string, args ...any) (tables.Rows, error) {
+	r, err := p.q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
 	}
-	return o, json.Unmarshal(body, &o)
+	return rows{r}, nil
 }
 
-// Orders implements regulator.OrderStore.Orders.
-func (t regulatorTables) Orders(ctx context.Context, company string) ([]regulator.OrderRecord, error) {
-	rows, err := t.db.query(ctx, `SELECT body FROM reg_orders WHERE company = ? ORDER BY created, id`, company)
-	if err != nil {
-		return nil, fmt.Errorf("read orders: %w", err)
-	}
-	defer rows.Close()
-	out := []regulator.OrderRecord{}
-	for rows.Next() {
-		var body []byte
-		var o regulator.OrderRecord
-		if err := rows.Scan(&body); err != nil {
-			return nil, fmt.Errorf("read orders: %w", err)
-		}
-		if err := json.Unmarshal(body, &o); err != nil {
-			return nil, fmt.Errorf("read orders: %w", err)
-		}
-		out = append(out, o)
-	}
-	return out, rows.Err()
+func (p plain) QueryRow(ctx context.Context, query string, args ...any) tables.Row {
+	return p.q.QueryRowContext(ctx, query, args...)
 }
+
+func (p plain) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+	return affected(p.q.ExecContext(ctx, query, args...))
+}
+
+var _ querier = (*sql.Tx)(nil)

@@ -66,7 +66,7 @@ var (
 // the WAL housekeeping beside it.
 type DB struct {
 	*guard.Store
-	regulatorTables
+	tables.Regulator
 	e *engine
 }
 
@@ -79,7 +79,7 @@ func Open(ctx context.Context, path string) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &DB{Store: guard.New(e), regulatorTables: regulatorTables{e}, e: e}, nil
+	return &DB{Store: guard.New(e), Regulator: e.regulator(), e: e}, nil
 }
 
 // TruncateWAL copies the write-ahead log into the database file and
