@@ -12,101 +12,6 @@ import (
 	"github.com/portrait-dev/portrait/tables"
 )
 
-// States implements guard.Engine.States. Three queries serve any number
-// of pseudonyms, inside one repeatable-read transaction so they see one
-// snapshot.
-func (db *engine) States(ctx context.Context, pseudonyms []string) (map[string]*policy.State, error) {
-	out := make(map[string]*policy.State, len(pseudonyms))
-	for _, p := range pseudonyms {
-		out[p] = &policy.State{Subject: p, Consents: map[string]policy.Consent{}, Personalization: 100, Suppressed: map[string]bool{}}
-	}
-	if len(pseudonyms) == 0 {
-		return out, nil
-	}
-	tx, err := db.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
-	if err != nil {
-		return nil, fmt.Errorf("read states: %w", err)
-	}
-	defer tx.Rollback(ctx)
-	return readStates(ctx, tx, pseudonyms, out)
-}
-
-// States implements guard.Tx.States: the same reads inside the write
-// transaction.
-func (tx *txn) States(ctx context.Context, pseudonyms []string) (map[string]*policy.State, error) {
-	out := make(map[string]*policy.State, len(pseudonyms))
-	for _, p := range pseudonyms {
-		out[p] = &policy.State{Subject: p, Consents: map[string]policy.Consent{}, Personalization: 100, Suppressed: map[string]bool{}}
-	}
-	if len(pseudonyms) == 0 {
-		return out, nil
-	}
-	return readStates(ctx, tx.tx, pseudonyms, out)
-}
-
-func readStates(ctx context.Context, tx pgx.Tx, pseudonyms []string, out map[string]*policy.State) (map[string]*policy.State, error) {
-	rows, err := tx.Query(ctx, `SELECT pseudonym, minor, restricted, object_profiling, object_marketing, personalization
-		FROM subjects WHERE pseudonym = ANY($1)`, pseudonyms)
-	if err != nil {
-		return nil, fmt.Errorf("read states: %w", err)
-	}
-	for rows.Next() {
-		var p string
-		var f portrait.Flags
-		if err := rows.Scan(&p, &f.Minor, &f.Restricted, &f.ObjectProfiling, &f.ObjectMarketing, &f.Personalization); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("read states: %w", err)
-		}
-		st := out[p]
-		st.Minor, st.Restricted, st.ObjectProfiling, st.ObjectMarketing, st.Personalization =
-			f.Minor, f.Restricted, f.ObjectProfiling, f.ObjectMarketing, f.Personalization
-	}
-	if rows.Close(); rows.Err() != nil {
-		return nil, fmt.Errorf("read states: %w", rows.Err())
-	}
-
-	rows, err = tx.Query(ctx, `SELECT DISTINCT ON (pseudonym, purpose) pseudonym, purpose, status, notice_version, guardian, at
-		FROM consents WHERE pseudonym = ANY($1) ORDER BY pseudonym, purpose, seq DESC`, pseudonyms)
-	if err != nil {
-		return nil, fmt.Errorf("read states: %w", err)
-	}
-	for rows.Next() {
-		var p, purpose, status string
-		var c policy.Consent
-		if err := rows.Scan(&p, &purpose, &status, &c.NoticeVersion, &c.Guardian, &c.At); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("read states: %w", err)
-		}
-		if c.Status, err = policy.ParseStatus(status); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("read states: consent of %s to %s: %w", p, purpose, err)
-		}
-		c.At = c.At.UTC()
-		out[p].Consents[purpose] = c
-	}
-	if rows.Close(); rows.Err() != nil {
-		return nil, fmt.Errorf("read states: %w", rows.Err())
-	}
-
-	rows, err = tx.Query(ctx, `SELECT pseudonym, label, deleted FROM suppressions WHERE pseudonym = ANY($1)`, pseudonyms)
-	if err != nil {
-		return nil, fmt.Errorf("read states: %w", err)
-	}
-	for rows.Next() {
-		var p, label string
-		var deleted bool
-		if err := rows.Scan(&p, &label, &deleted); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("read states: %w", err)
-		}
-		out[p].Suppressed[label] = deleted
-	}
-	if rows.Close(); rows.Err() != nil {
-		return nil, fmt.Errorf("read states: %w", rows.Err())
-	}
-	return out, nil
-}
-
 const eventColumns = `id, pseudonym, type, time, idem, sealed, expires`
 
 func scanEvents(rows pgx.Rows) ([]portrait.StoredEvent, error) {
@@ -169,4 +74,18 @@ func (db *engine) EventsFor(ctx context.Context, subjects []string, since time.T
 		return nil, fmt.Errorf("read events: %w", err)
 	}
 	return tables.BySubject(evs, func(e *portrait.StoredEvent) string { return e.Subject }), nil
+}
+
+// States implements guard.Engine.States: tables.DB.States inside one
+// repeatable-read transaction, so its three queries see one snapshot.
+func (db *engine) States(ctx context.Context, pseudonyms []string) (map[string]*policy.State, error) {
+	if len(pseudonyms) == 0 {
+		return db.DB.States(ctx, nil) // no query
+	}
+	tx, err := db.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return nil, fmt.Errorf("read states: %w", err)
+	}
+	defer tx.Rollback(ctx)
+	return shared(tx).States(ctx, pseudonyms)
 }

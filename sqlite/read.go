@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -29,109 +28,6 @@ func list(s []string) string {
 func list64(xs []int64) string {
 	b, _ := json.Marshal(xs)
 	return string(b)
-}
-
-// States implements guard.Engine.States. Three queries serve any number
-// of pseudonyms, inside one read transaction so they see one snapshot.
-func (db *engine) States(ctx context.Context, pseudonyms []string) (map[string]*policy.State, error) {
-	out := make(map[string]*policy.State, len(pseudonyms))
-	for _, p := range pseudonyms {
-		out[p] = &policy.State{Subject: p, Consents: map[string]policy.Consent{}, Personalization: 100, Suppressed: map[string]bool{}}
-	}
-	if len(pseudonyms) == 0 {
-		return out, nil
-	}
-	tx, err := db.read.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, fmt.Errorf("read states: %w", err)
-	}
-	defer tx.Rollback()
-	return readStates(ctx, tx, pseudonyms, out)
-}
-
-// States implements guard.Tx.States: the same reads inside the write
-// transaction, which sees what this transaction (and its commit group) wrote.
-func (tx *txn) States(ctx context.Context, pseudonyms []string) (map[string]*policy.State, error) {
-	out := make(map[string]*policy.State, len(pseudonyms))
-	for _, p := range pseudonyms {
-		out[p] = &policy.State{Subject: p, Consents: map[string]policy.Consent{}, Personalization: 100, Suppressed: map[string]bool{}}
-	}
-	if len(pseudonyms) == 0 {
-		return out, nil
-	}
-	return readStates(ctx, tx.tx, pseudonyms, out)
-}
-
-func readStates(ctx context.Context, tx interface {
-	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
-}, pseudonyms []string, out map[string]*policy.State) (map[string]*policy.State, error) {
-	ids := list(pseudonyms)
-
-	rows, err := tx.QueryContext(ctx, `SELECT pseudonym, minor, restricted, object_profiling, object_marketing, personalization
-		FROM subjects WHERE pseudonym IN (SELECT value FROM json_each(?))`, ids)
-	if err != nil {
-		return nil, fmt.Errorf("read states: %w", err)
-	}
-	for rows.Next() {
-		var p string
-		var f portrait.Flags
-		if err := rows.Scan(&p, &f.Minor, &f.Restricted, &f.ObjectProfiling, &f.ObjectMarketing, &f.Personalization); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("read states: %w", err)
-		}
-		st := out[p]
-		st.Minor, st.Restricted, st.ObjectProfiling, st.ObjectMarketing, st.Personalization =
-			f.Minor, f.Restricted, f.ObjectProfiling, f.ObjectMarketing, f.Personalization
-	}
-	if err := closeRows(rows); err != nil {
-		return nil, fmt.Errorf("read states: %w", err)
-	}
-
-	rows, err = tx.QueryContext(ctx, `SELECT pseudonym, purpose, status, notice_version, guardian, at FROM consents
-		WHERE seq IN (SELECT max(seq) FROM consents WHERE pseudonym IN (SELECT value FROM json_each(?)) GROUP BY pseudonym, purpose)`, ids)
-	if err != nil {
-		return nil, fmt.Errorf("read states: %w", err)
-	}
-	for rows.Next() {
-		var p, purpose, status string
-		var c policy.Consent
-		var at sql.NullInt64
-		if err := rows.Scan(&p, &purpose, &status, &c.NoticeVersion, &c.Guardian, &at); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("read states: %w", err)
-		}
-		if c.Status, err = policy.ParseStatus(status); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("read states: consent of %s to %s: %w", p, purpose, err)
-		}
-		c.At = fromNanos(at)
-		out[p].Consents[purpose] = c
-	}
-	if err := closeRows(rows); err != nil {
-		return nil, fmt.Errorf("read states: %w", err)
-	}
-
-	rows, err = tx.QueryContext(ctx, `SELECT pseudonym, label, deleted FROM suppressions WHERE pseudonym IN (SELECT value FROM json_each(?))`, ids)
-	if err != nil {
-		return nil, fmt.Errorf("read states: %w", err)
-	}
-	for rows.Next() {
-		var p, label string
-		var deleted bool
-		if err := rows.Scan(&p, &label, &deleted); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("read states: %w", err)
-		}
-		out[p].Suppressed[label] = deleted
-	}
-	if err := closeRows(rows); err != nil {
-		return nil, fmt.Errorf("read states: %w", err)
-	}
-	return out, nil
-}
-
-func closeRows(rows *sql.Rows) error {
-	return errors.Join(rows.Err(), rows.Close())
 }
 
 const eventColumns = `id, pseudonym, type, time, idem, sealed, expires`
@@ -247,4 +143,18 @@ func (db *engine) EventsFor(ctx context.Context, subjects []string, since time.T
 		inTimeOrder(evs)
 	}
 	return out, nil
+}
+
+// States implements guard.Engine.States: tables.DB.States inside one read
+// transaction, so its three queries see one snapshot.
+func (db *engine) States(ctx context.Context, pseudonyms []string) (map[string]*policy.State, error) {
+	if len(pseudonyms) == 0 {
+		return db.DB.States(ctx, nil) // no query
+	}
+	tx, err := db.read.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("read states: %w", err)
+	}
+	defer tx.Rollback()
+	return shared(plain{tx}).States(ctx, pseudonyms)
 }
