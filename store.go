@@ -364,6 +364,12 @@ type Tx interface {
 	// that a decision made under its lock sees every change committed
 	// before it or made earlier in it.
 	States(ctx context.Context, pseudonyms []string) (map[string]*policy.State, error)
+	// Subjects reads stored subjects inside the transaction. A writer that
+	// decides again under the transaction's lock reads keys here, never
+	// through the Store: on a pool of connections, a read through the
+	// Store from inside a transaction that holds the governance lock can
+	// wait for ever on a connection whose transaction waits on that lock.
+	Subjects(ctx context.Context, pseudonyms []string) (map[string]Subject, error)
 	// CloseReview stores r's outcome (status, reviewer, outcome, reason,
 	// closed) only if the stored review is still open, checked in this
 	// transaction, so that of two concurrent outcomes exactly one wins; the

@@ -84,6 +84,7 @@ type Tx interface {
 	SetDecisionStatus(ctx context.Context, id, status string) error
 	PutReview(ctx context.Context, r portrait.Review) error
 	States(ctx context.Context, pseudonyms []string) (map[string]*policy.State, error)
+	Subjects(ctx context.Context, pseudonyms []string) (map[string]portrait.Subject, error)
 	CloseReview(ctx context.Context, r portrait.Review) error
 	PutItems(ctx context.Context, items []portrait.Item) error
 

@@ -283,10 +283,10 @@ func (in *Ingester) chunk(ctx context.Context, caller policy.Caller, cat *catalo
 	if err != nil {
 		return Summary{}, nil, fmt.Errorf("ingest: load consent states: %w", err)
 	}
-	decide := func(states map[string]*policy.State) (*batch, error) {
-		return in.prepare(ctx, caller, cat, now, n, part, pseudonyms, states, results)
+	decide := func(r subjectReader, states map[string]*policy.State) (*batch, error) {
+		return in.prepare(ctx, r, caller, cat, now, n, part, pseudonyms, states, results)
 	}
-	b, err := decide(states)
+	b, err := decide(in.store, states)
 	if err != nil {
 		return Summary{}, nil, err
 	}
@@ -311,15 +311,21 @@ type batch struct {
 	digest      hash.Hash
 }
 
+// subjectReader reads stored subjects: the Store before the write
+// transaction, the transaction itself inside it (portrait.Tx.Subjects).
+type subjectReader interface {
+	Subjects(ctx context.Context, pseudonyms []string) (map[string]portrait.Subject, error)
+}
+
 // prepare decides a chunk against the subjects' current states: it
 // minimises, authorises and seals each event and sets the result of every
 // event it refuses.
-func (in *Ingester) prepare(ctx context.Context, caller policy.Caller, cat *catalog.Catalog, now time.Time, n int, part []pending, pseudonyms []string,
+func (in *Ingester) prepare(ctx context.Context, r subjectReader, caller policy.Caller, cat *catalog.Catalog, now time.Time, n int, part []pending, pseudonyms []string,
 	decidedOn map[string]*policy.State, results []Result) (*batch, error) {
 	for _, p := range part {
 		results[p.index] = Result{Index: p.index, Chunk: n}
 	}
-	stored, err := in.store.Subjects(ctx, pseudonyms)
+	stored, err := r.Subjects(ctx, pseudonyms)
 	if err != nil {
 		return nil, fmt.Errorf("ingest: load subjects: %w", err)
 	}
@@ -451,7 +457,7 @@ func (in *Ingester) prepare(ctx context.Context, caller policy.Caller, cat *cata
 // If governance changed since gen was read, decide runs again in the
 // transaction, whose lock keeps further changes out until it commits.
 func (in *Ingester) commit(ctx context.Context, caller policy.Caller, now time.Time, n int, pseudonyms []string, gen int64, b *batch,
-	decide func(map[string]*policy.State) (*batch, error), results []Result) (Summary, error) {
+	decide func(subjectReader, map[string]*policy.State) (*batch, error), results []Result) (Summary, error) {
 	subjects := len(pseudonyms)
 	var sum Summary
 	var inserted []bool
@@ -468,7 +474,7 @@ func (in *Ingester) commit(ctx context.Context, caller policy.Caller, now time.T
 				return err
 			}
 			if !sameStates(fresh, b.decidedOn) {
-				if b, err = decide(fresh); err != nil {
+				if b, err = decide(tx, fresh); err != nil {
 					return err
 				}
 			}
