@@ -140,10 +140,10 @@ type Case struct {
 	LogIndex int64     `json:"log_index,omitempty"`
 }
 
-// DecisionRecord is one automated decision (AD-2, AD-4), stored with the
+// StoredDetermination is one automated decision (AD-2, AD-4), stored with the
 // model version and a hash of its inputs. Its explanation, contributions
 // and counterfactual are personal and sealed with the subject's key.
-type DecisionRecord struct {
+type StoredDetermination struct {
 	Grant        policy.Grant `json:"-"`
 	ID           string       `json:"id"`
 	Subject      string       `json:"subject"` // pseudonym
@@ -257,10 +257,10 @@ type Store interface {
 	// Cases lists data-subject requests, of one pseudonym or ("") of all,
 	// oldest first.
 	Cases(ctx context.Context, pseudonym string) ([]Case, error)
-	// Decisions returns the subject's decisions (grant for the subject).
-	Decisions(ctx context.Context, g policy.Grant) ([]DecisionRecord, error)
-	// DecisionByID returns one decision without its sealed part; ENOTFOUND if absent.
-	DecisionByID(ctx context.Context, id string) (DecisionRecord, error)
+	// Determinations returns the subject's decisions (grant for the subject).
+	Determinations(ctx context.Context, g policy.Grant) ([]StoredDetermination, error)
+	// DeterminationByID returns one decision without its sealed part; ENOTFOUND if absent.
+	DeterminationByID(ctx context.Context, id string) (StoredDetermination, error)
 	// Reviews lists reviews with the given status ("" for all), oldest first.
 	Reviews(ctx context.Context, status string) ([]Review, error)
 	ReviewByID(ctx context.Context, id string) (Review, error)
@@ -288,8 +288,8 @@ type Store interface {
 	ProfilesFor(ctx context.Context, grants []policy.Grant) (map[string][]ProfileValue, error)
 	// LabelsFor is Labels for every grant's subject.
 	LabelsFor(ctx context.Context, grants []policy.Grant) (map[string][]LabelValue, error)
-	// DecisionsFor is Decisions for every grant's subject.
-	DecisionsFor(ctx context.Context, grants []policy.Grant) (map[string][]DecisionRecord, error)
+	// DeterminationsFor is Decisions for every grant's subject.
+	DeterminationsFor(ctx context.Context, grants []policy.Grant) (map[string][]StoredDetermination, error)
 	// ProtectedFor is Protected for every grant's subject.
 	ProtectedFor(ctx context.Context, grants []policy.Grant) (map[string][]ProtectedValue, error)
 
@@ -354,10 +354,10 @@ type Tx interface {
 	EndSessions(ctx context.Context, id []byte, issuedBefore, keepUntil time.Time) error
 	// PutCase inserts or updates a request case by ID.
 	PutCase(ctx context.Context, c Case) error
-	// PutDecision stores a decision; its Grant must allow Use for its subject.
-	PutDecision(ctx context.Context, d DecisionRecord) error
-	// SetDecisionStatus updates the status of a stored decision.
-	SetDecisionStatus(ctx context.Context, id, status string) error
+	// PutDetermination stores a decision; its Grant must allow Use for its subject.
+	PutDetermination(ctx context.Context, d StoredDetermination) error
+	// SetDeterminationStatus updates the status of a stored decision.
+	SetDeterminationStatus(ctx context.Context, id, status string) error
 	// PutReview inserts or updates a review by ID.
 	PutReview(ctx context.Context, r Review) error
 	// States reads subjects' governance states inside the transaction, so

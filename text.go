@@ -110,7 +110,7 @@ func (r Review) Validate() error {
 }
 
 // Validate checks the text of a decision record.
-func (d DecisionRecord) Validate() error {
+func (d StoredDetermination) Validate() error {
 	return CheckText("decision", d.ID, d.UseCase, d.Model, d.InputHash, d.Status)
 }
 

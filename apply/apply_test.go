@@ -533,7 +533,7 @@ func ready(t *testing.T, e *env, id string, age, income float64) string {
 func TestDecide(t *testing.T) {
 	e := newEnv(t)
 	dave := ready(t, e, "dave", 30, 10000)
-	d, err := e.svc.Decide(ctx, operator, dave, "credit_limit")
+	d, err := e.svc.Determine(ctx, operator, dave, "credit_limit")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -576,7 +576,7 @@ func TestDecide(t *testing.T) {
 		t.Errorf("notice: %v", d.Notice)
 	}
 	// Stored with model version and input hash, sealed, and logged.
-	got, err := e.store.DecisionByID(ctx, d.ID)
+	got, err := e.store.DeterminationByID(ctx, d.ID)
 	if err != nil || got.ModelVersion != 1 || got.InputHash != d.InputHash || got.Subject != dave || got.LogIndex != d.LogIndex {
 		t.Fatalf("stored %+v %v", got, err)
 	}
@@ -589,15 +589,15 @@ func TestDecide(t *testing.T) {
 	e.events(profileEvent("erin", 40, 1))
 	erin := e.keys.Pseudonym("erin")
 	e.svc.ShowNotice(ctx, operator, erin, "credit_limit")
-	_, err = e.svc.Decide(ctx, operator, erin, "credit_limit")
+	_, err = e.svc.Determine(ctx, operator, erin, "credit_limit")
 	wantErr(t, err, portrait.EDENIED, "CN-1", "no consent")
 	e.grant("fred", "credit")
 	e.events(portrait.Event{Subject: "fred", Type: "profile", Time: time.Now().Add(-time.Minute), Fields: map[string]any{"age": 50.0}})
 	fred := e.keys.Pseudonym("fred")
 	e.svc.ShowNotice(ctx, operator, fred, "credit_limit")
-	_, err = e.svc.Decide(ctx, operator, fred, "credit_limit")
+	_, err = e.svc.Determine(ctx, operator, fred, "credit_limit")
 	wantErr(t, err, portrait.EINVALID, "", "no income")
-	if _, err := e.svc.Decide(ctx, operator, dave, "home_feed"); portrait.ErrorCode(err) != portrait.EINVALID {
+	if _, err := e.svc.Determine(ctx, operator, dave, "home_feed"); portrait.ErrorCode(err) != portrait.EINVALID {
 		t.Errorf("a recommender used as a decision: %v", err)
 	}
 
@@ -606,7 +606,7 @@ func TestDecide(t *testing.T) {
 	if err := e.svc.RefuseAutomation(ctx, policy.Caller{Role: policy.Subject, Subject: dave}, dave, "credit_limit", true); err != nil {
 		t.Fatal(err)
 	}
-	d2, err := e.svc.Decide(ctx, operator, dave, "credit_limit")
+	d2, err := e.svc.Determine(ctx, operator, dave, "credit_limit")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -619,7 +619,7 @@ func TestDecide(t *testing.T) {
 	}
 	// Withdrawing the refusal restores automated decisions.
 	e.svc.RefuseAutomation(ctx, policy.Caller{Role: policy.Subject, Subject: dave}, dave, "credit_limit", false)
-	if d3, err := e.svc.Decide(ctx, operator, dave, "credit_limit"); err != nil || d3.Status != apply.StatusAutomated {
+	if d3, err := e.svc.Determine(ctx, operator, dave, "credit_limit"); err != nil || d3.Status != apply.StatusAutomated {
 		t.Fatalf("after withdrawing the refusal: %+v %v", d3, err)
 	}
 	// Another subject cannot set dave's choices.

@@ -138,7 +138,7 @@ func BenchmarkDecision(b *testing.B) {
 	}
 	b.Run("governed", func(b *testing.B) {
 		for b.Loop() {
-			if _, err := e.svc.Decide(ctx, operator, p, "credit_limit"); err != nil {
+			if _, err := e.svc.Determine(ctx, operator, p, "credit_limit"); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -55,10 +55,10 @@ type Detail struct {
 	Notice         catalog.Text       `json:"notice"`
 }
 
-// Decision is the answer to a decision request. While a human reviews it
+// Determination is the answer to a decision request. While a human reviews it
 // (the subject refused automated processing) Outcome and Score are held
 // back from the caller and Status is pending_review.
-type Decision struct {
+type Determination struct {
 	ID           string   `json:"id"`
 	UseCase      string   `json:"usecase"`
 	Model        string   `json:"model"`
@@ -82,7 +82,7 @@ func newID(prefix string) string {
 func decisionAD(p, id string) []byte { return keys.DecisionAD(p, id) }
 
 // OpenDecision opens the sealed detail of a stored decision.
-func OpenDecision(c *keys.Cipher, d portrait.DecisionRecord) (Detail, error) {
+func OpenDecision(c *keys.Cipher, d portrait.StoredDetermination) (Detail, error) {
 	var out Detail
 	b, err := c.Open(d.Sealed, decisionAD(d.Subject, d.ID))
 	if err != nil {
@@ -94,7 +94,7 @@ func OpenDecision(c *keys.Cipher, d portrait.DecisionRecord) (Detail, error) {
 	return out, nil
 }
 
-// Decide makes one automated decision about the subject's pseudonym
+// Determine makes one automated decision about the subject's pseudonym
 // through a decision use-case (AD-2, AD-4): the gate must let the
 // use-case run (RO-9, RO-6, AD-7, AD-5, CN-11), the decision point must
 // allow Use of the model's features and label for the use-case's purpose,
@@ -103,17 +103,17 @@ func OpenDecision(c *keys.Cipher, d portrait.DecisionRecord) (Detail, error) {
 // (invariant 3). A subject who refused automated decisions for the
 // use-case gets a human instead: the record is pending_review with a
 // review case opened, and the answer holds no automated outcome (AD-2).
-func (s *Service) Decide(ctx context.Context, caller policy.Caller, pseudonym, usecase string) (Decision, error) {
+func (s *Service) Determine(ctx context.Context, caller policy.Caller, pseudonym, usecase string) (Determination, error) {
 	if caller.Role != policy.Admin && caller.Role != policy.Operator && caller.Role != policy.System {
-		return Decision{}, portrait.Errorf(portrait.EFORBIDDEN, "role %q may not request decisions", caller.Role)
+		return Determination{}, portrait.Errorf(portrait.EFORBIDDEN, "role %q may not request decisions", caller.Role)
 	}
 	st, err := s.ledger.State(ctx, pseudonym)
 	if err != nil {
-		return Decision{}, err
+		return Determination{}, err
 	}
 	uc, err := s.Gate(ctx, usecase, KindDecision, st)
 	if err != nil {
-		return Decision{}, err
+		return Determination{}, err
 	}
 	cat := s.point.Catalog()
 	lbl := cat.Label(uc.Model)
@@ -121,7 +121,7 @@ func (s *Service) Decide(ctx context.Context, caller policy.Caller, pseudonym, u
 		return s.decideForecast(ctx, caller, st, uc, lbl, pseudonym)
 	}
 	if lbl == nil || lbl.Model == nil {
-		return Decision{}, &portrait.Error{Code: portrait.EINVALID, Requirement: "AD-1",
+		return Determination{}, &portrait.Error{Code: portrait.EINVALID, Requirement: "AD-1",
 			Message: fmt.Sprintf("use-case %q names model %q, which is not a declared score label with a model", uc.ID, uc.Model)}
 	}
 	features := make([]string, 0, len(lbl.Model.Weights))
@@ -129,37 +129,37 @@ func (s *Service) Decide(ctx context.Context, caller policy.Caller, pseudonym, u
 		fd := cat.Field(f)
 		switch {
 		case fd == nil:
-			return Decision{}, &portrait.Error{Code: portrait.EINVALID, Requirement: "AD-1", Message: fmt.Sprintf("model %q weighs feature %q, which is not a declared field", lbl.ID, f)}
+			return Determination{}, &portrait.Error{Code: portrait.EINVALID, Requirement: "AD-1", Message: fmt.Sprintf("model %q weighs feature %q, which is not a declared field", lbl.ID, f)}
 		case fd.Protected:
-			return Decision{}, &portrait.Error{Code: portrait.EINVALID, Requirement: "FP-2", Message: fmt.Sprintf("model %q weighs protected field %q, which may never be a feature", lbl.ID, f)}
+			return Determination{}, &portrait.Error{Code: portrait.EINVALID, Requirement: "FP-2", Message: fmt.Sprintf("model %q weighs protected field %q, which may never be a feature", lbl.ID, f)}
 		}
 		features = append(features, f)
 	}
 	slices.Sort(features)
 	subs, err := s.store.Subjects(ctx, []string{pseudonym})
 	if err != nil {
-		return Decision{}, failClosed("read subject", err)
+		return Determination{}, failClosed("read subject", err)
 	}
 	sub, ok := subs[pseudonym]
 	if !ok {
-		return Decision{}, portrait.Errorf(portrait.ENOTFOUND, "subject %s is not stored: there is no profile to decide on", pseudonym)
+		return Determination{}, portrait.Errorf(portrait.ENOTFOUND, "subject %s is not stored: there is no profile to decide on", pseudonym)
 	}
 	dec := s.point.Decide(policy.Request{Subject: st, Purpose: uc.Purposes[0], Fields: features, Labels: []string{lbl.ID}, Action: policy.Use, Caller: caller})
 	if !dec.Allow {
-		return Decision{}, dec.Err()
+		return Determination{}, dec.Err()
 	}
 	c, err := s.keys.Open(sub)
 	if err != nil {
-		return Decision{}, fmt.Errorf("open key of %s: %w", pseudonym, err)
+		return Determination{}, fmt.Errorf("open key of %s: %w", pseudonym, err)
 	}
 	values, err := s.features(ctx, dec.Grant, c, features)
 	if err != nil {
-		return Decision{}, err
+		return Determination{}, err
 	}
 	model := label.Model(*lbl.Model)
 	score, contrib, err := model.Score(values)
 	if err != nil {
-		return Decision{}, portrait.Errorf(portrait.EINVALID, "model %q: %v", lbl.ID, err)
+		return Determination{}, portrait.Errorf(portrait.EINVALID, "model %q: %v", lbl.ID, err)
 	}
 	outcome := model.Outcome(score)
 	var actionable []string
@@ -181,21 +181,21 @@ func (s *Service) Decide(ctx context.Context, caller policy.Caller, pseudonym, u
 // record in one transaction (invariant 3), or, when the subject refused
 // automated decisions for the use-case, a pending review instead (AD-2).
 func (s *Service) record(ctx context.Context, caller policy.Caller, uc *catalog.UseCase, lbl *catalog.Label, pseudonym string,
-	c *keys.Cipher, g policy.Grant, features []string, score float64, outcome bool, detail Detail) (Decision, error) {
+	c *keys.Cipher, g policy.Grant, features []string, score float64, outcome bool, detail Detail) (Determination, error) {
 	values := detail.Features
 	refused, err := s.marked(ctx, markRefusal, pseudonym, uc.ID)
 	if err != nil {
-		return Decision{}, err
+		return Determination{}, err
 	}
 	now := s.now()
-	d := Decision{ID: newID("dec_"), UseCase: uc.ID, Model: lbl.ID, ModelVersion: lbl.Version, Status: StatusAutomated, Detail: detail}
+	d := Determination{ID: newID("dec_"), UseCase: uc.ID, Model: lbl.ID, ModelVersion: lbl.Version, Status: StatusAutomated, Detail: detail}
 	in, _ := json.Marshal(values)
 	d.InputHash = hex.EncodeToString(s.keys.IdemHash(pseudonym, "decision-input/"+string(in)))
 	sealed, err := json.Marshal(d.Detail)
 	if err != nil {
-		return Decision{}, fmt.Errorf("encode decision: %w", err)
+		return Determination{}, fmt.Errorf("encode decision: %w", err)
 	}
-	rec := portrait.DecisionRecord{Grant: g, ID: d.ID, Subject: pseudonym, UseCase: uc.ID, Model: lbl.ID, ModelVersion: lbl.Version,
+	rec := portrait.StoredDetermination{Grant: g, ID: d.ID, Subject: pseudonym, UseCase: uc.ID, Model: lbl.ID, ModelVersion: lbl.Version,
 		Outcome: outcome, Score: score, InputHash: d.InputHash, Sealed: c.Seal(sealed, decisionAD(pseudonym, d.ID)),
 		Status: StatusAutomated, Created: now}
 	var review *portrait.Review
@@ -217,7 +217,7 @@ func (s *Service) record(ctx context.Context, caller policy.Caller, uc *catalog.
 			return err
 		}
 		rec.LogIndex, d.LogIndex = idx, idx
-		if err := tx.PutDecision(ctx, rec); err != nil {
+		if err := tx.PutDetermination(ctx, rec); err != nil {
 			return err
 		}
 		if review != nil {
@@ -226,7 +226,7 @@ func (s *Service) record(ctx context.Context, caller policy.Caller, uc *catalog.
 		return nil
 	})
 	if err != nil {
-		return Decision{}, failClosed("record decision", err)
+		return Determination{}, failClosed("record decision", err)
 	}
 	return d, nil
 }

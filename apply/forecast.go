@@ -17,26 +17,26 @@ import (
 // version. It reads nothing but that label, through a Use grant for the
 // use-case's purpose naming it (LP-3, CN-4), and is recorded, explained
 // and appealable like every decision (AD-2, AD-4).
-func (s *Service) decideForecast(ctx context.Context, caller policy.Caller, st *policy.State, uc *catalog.UseCase, lbl *catalog.Label, pseudonym string) (Decision, error) {
+func (s *Service) decideForecast(ctx context.Context, caller policy.Caller, st *policy.State, uc *catalog.UseCase, lbl *catalog.Label, pseudonym string) (Determination, error) {
 	subs, err := s.store.Subjects(ctx, []string{pseudonym})
 	if err != nil {
-		return Decision{}, failClosed("read subject", err)
+		return Determination{}, failClosed("read subject", err)
 	}
 	sub, ok := subs[pseudonym]
 	if !ok {
-		return Decision{}, portrait.Errorf(portrait.ENOTFOUND, "subject %s is not stored: there is no forecast to decide on", pseudonym)
+		return Determination{}, portrait.Errorf(portrait.ENOTFOUND, "subject %s is not stored: there is no forecast to decide on", pseudonym)
 	}
 	dec := s.point.Decide(policy.Request{Subject: st, Purpose: uc.Purposes[0], Labels: []string{lbl.ID}, Action: policy.Use, Caller: caller})
 	if !dec.Allow {
-		return Decision{}, dec.Err()
+		return Determination{}, dec.Err()
 	}
 	c, err := s.keys.Open(sub)
 	if err != nil {
-		return Decision{}, fmt.Errorf("open key of %s: %w", pseudonym, err)
+		return Determination{}, fmt.Errorf("open key of %s: %w", pseudonym, err)
 	}
 	lvs, err := s.store.Labels(ctx, dec.Grant)
 	if err != nil {
-		return Decision{}, failClosed("read labels", err)
+		return Determination{}, failClosed("read labels", err)
 	}
 	var v *derive.Stored
 	for _, lv := range lvs {
@@ -45,12 +45,12 @@ func (s *Service) decideForecast(ctx context.Context, caller policy.Caller, st *
 		}
 		o, err := derive.Open(c, lv)
 		if err != nil {
-			return Decision{}, err
+			return Determination{}, err
 		}
 		v = &o
 	}
 	if v == nil || v.Forecast == nil || v.Version != lbl.Version {
-		return Decision{}, &portrait.Error{Code: portrait.EINVALID, Requirement: "AD-1",
+		return Determination{}, &portrait.Error{Code: portrait.EINVALID, Requirement: "AD-1",
 			Message: fmt.Sprintf("the subject has no current %q forecast (version %d); nothing was decided — run derivation first", lbl.ID, lbl.Version)}
 	}
 	f := v.Forecast
@@ -77,7 +77,7 @@ func (s *Service) decideForecast(ctx context.Context, caller policy.Caller, st *
 		contrib["weeks_since_last"] = -(pp.R + x) * math.Log((pp.Alpha+f.Summary.T)/(pp.Alpha+f.Summary.TX))
 	}
 	if math.IsNaN(f.Alive) {
-		return Decision{}, portrait.Errorf(portrait.EINVALID, "forecast %q: no probability", lbl.ID)
+		return Determination{}, portrait.Errorf(portrait.EINVALID, "forecast %q: no probability", lbl.ID)
 	}
 	detail := Detail{Features: values, Contributions: contrib, Explanation: expl, Notice: decisionNotice(uc)}
 	return s.record(ctx, caller, uc, lbl, pseudonym, c, dec.Grant, []string{"event:" + lbl.Event}, f.Alive, outcome, detail)

@@ -35,7 +35,7 @@ func TestDecideOnForecast(t *testing.T) {
 	e.events(evs...)
 	p := e.keys.Pseudonym("cust07")
 	e.svc.ShowNotice(ctx, operator, p, "retention_offer")
-	if _, err := e.svc.Decide(ctx, operator, p, "retention_offer"); portrait.ErrorCode(err) != portrait.EINVALID || !strings.Contains(err.Error(), "run derivation") {
+	if _, err := e.svc.Determine(ctx, operator, p, "retention_offer"); portrait.ErrorCode(err) != portrait.EINVALID || !strings.Contains(err.Error(), "run derivation") {
 		t.Fatalf("before derivation: %v, want a refusal naming derivation", err)
 	}
 	eng, err := derive.New(e.store, e.point, e.ledger, e.keys, e.log, derive.Options{})
@@ -45,7 +45,7 @@ func TestDecideOnForecast(t *testing.T) {
 	if _, err := eng.All(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
-	d, err := e.svc.Decide(ctx, operator, p, "retention_offer")
+	d, err := e.svc.Determine(ctx, operator, p, "retention_offer")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func TestDecideOnForecast(t *testing.T) {
 	if err != nil || r.Decision != d.ID {
 		t.Fatalf("appeal: %+v %v", r, err)
 	}
-	if got, _ := e.store.DecisionByID(ctx, d.ID); got.Status != apply.StatusPendingReview && got.Status != apply.StatusAutomated {
+	if got, _ := e.store.DeterminationByID(ctx, d.ID); got.Status != apply.StatusPendingReview && got.Status != apply.StatusAutomated {
 		t.Errorf("after appeal: %+v", got)
 	}
 
@@ -93,6 +93,6 @@ func TestDecideOnForecast(t *testing.T) {
 	if _, err := e.ledger.Record(ctx, operator, consent.ByID("cust07"), consent.Change{Purpose: "marketing", Status: policy.Withdrawn, NoticeVersion: "1"}); err != nil {
 		t.Fatal(err)
 	}
-	_, err = e.svc.Decide(ctx, operator, p, "retention_offer")
+	_, err = e.svc.Determine(ctx, operator, p, "retention_offer")
 	wantErr(t, err, portrait.EDENIED, "CN-4", "")
 }

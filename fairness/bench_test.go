@@ -23,10 +23,10 @@ func BenchmarkReport1e6(b *testing.B) {
 	sexes := []string{"F", "M"}
 	ages := []string{"<25", "25-45", ">45"}
 	r := rand.New(rand.NewPCG(1, 2))
-	rows := make([]Decision, 1_000_000)
+	rows := make([]Observation, 1_000_000)
 	for i := range rows {
 		score := float64(1 + r.IntN(10))
-		rows[i] = Decision{
+		rows[i] = Observation{
 			Groups:   []string{races[r.IntN(len(races))], sexes[r.IntN(2)], ages[r.IntN(3)]},
 			Selected: score >= 5, HasOutcome: true, Outcome: r.Float64() < score/12,
 			HasScore: true, Score: score,

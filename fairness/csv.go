@@ -24,7 +24,7 @@ type CSVSpec struct {
 // ReadCSV reads decisions from a CSV file with a header row. name is used in
 // error messages. Empty outcome cells mean "outcome unknown"; an empty group
 // cell is the group "(missing)". Errors wrap ErrInput and name the line.
-func ReadCSV(r io.Reader, name string, spec CSVSpec) ([]Decision, []string, error) {
+func ReadCSV(r io.Reader, name string, spec CSVSpec) ([]Observation, []string, error) {
 	if len(spec.Groups) == 0 || spec.Predicted == "" || len(spec.Positive) == 0 {
 		return nil, nil, inputErr("need at least one group column, the predicted column and its positive values")
 	}
@@ -89,7 +89,7 @@ func ReadCSV(r io.Reader, name string, spec CSVSpec) ([]Decision, []string, erro
 	outSeen, missingOut := false, 0
 	// Group values repeat: share one string per distinct value.
 	intern := map[string]string{}
-	var rows []Decision
+	var rows []Observation
 	for {
 		rec, err := cr.Read()
 		if err == io.EOF {
@@ -99,7 +99,7 @@ func ReadCSV(r io.Reader, name string, spec CSVSpec) ([]Decision, []string, erro
 		if err != nil {
 			return nil, nil, csvErr(name, err, len(rec), width)
 		}
-		d := Decision{Groups: make([]string, len(groupCols))}
+		d := Observation{Groups: make([]string, len(groupCols))}
 		for j, c := range groupCols {
 			v := strings.TrimSpace(rec[c])
 			if v == "" {

@@ -35,8 +35,8 @@ func inputErr(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInput, fmt.Sprintf(format, args...))
 }
 
-// Decision is one automated decision to audit.
-type Decision struct {
+// Observation is one automated decision to audit.
+type Observation struct {
 	Groups     []string // the subject's value of each Config.Attributes entry, in order
 	Selected   bool     // the favourable (or flagged) outcome of the decision
 	HasOutcome bool     // whether the true outcome is known
@@ -226,7 +226,7 @@ type key [MaxAttributes]int32
 // calibration per group and per intersection of groups (FP-3), and the
 // four-fifths alerts with their significance tests (FP-4). Errors wrap
 // ErrInput when the data or configuration is at fault.
-func Audit(cfg Config, rows []Decision) (*Report, error) {
+func Audit(cfg Config, rows []Observation) (*Report, error) {
 	k := len(cfg.Attributes)
 	if k == 0 {
 		return nil, inputErr("no protected attribute given; name at least one")
@@ -598,7 +598,7 @@ func fmtP(p float64) string {
 func pct(x float64) string { return strconv.FormatFloat(100*x, 'f', 1, 64) + " %" }
 
 // scoreBands returns the upper edges and labels of the calibration bands.
-func scoreBands(given []float64, rows []Decision) ([]float64, []string, error) {
+func scoreBands(given []float64, rows []Observation) ([]float64, []string, error) {
 	if given != nil {
 		if len(given) == 0 {
 			return nil, nil, inputErr("empty score band list")

@@ -7,14 +7,16 @@ import (
 	"testing"
 )
 
-func dec(group string, sel bool) Decision { return Decision{Groups: []string{group}, Selected: sel} }
+func dec(group string, sel bool) Observation {
+	return Observation{Groups: []string{group}, Selected: sel}
+}
 
 func TestAuditRefusals(t *testing.T) {
-	one := []Decision{dec("a", true)}
+	one := []Observation{dec("a", true)}
 	cases := []struct {
 		name string
 		cfg  Config
-		rows []Decision
+		rows []Observation
 		want string
 	}{
 		{"no attribute", Config{}, one, "no protected attribute"},
@@ -22,7 +24,7 @@ func TestAuditRefusals(t *testing.T) {
 		{"wrong width", Config{Attributes: []string{"g", "h"}}, one, "decision 1 has 1 group values"},
 		{"min share", Config{Attributes: []string{"g"}, MinShare: 1}, one, "min share"},
 		{"threshold", Config{Attributes: []string{"g"}, Threshold: 2}, one, "threshold"},
-		{"same outcomes", Config{Attributes: []string{"g"}}, []Decision{{Groups: []string{"a"}, HasOutcome: true, Outcome: true}}, "all 1 known outcomes are positive"},
+		{"same outcomes", Config{Attributes: []string{"g"}}, []Observation{{Groups: []string{"a"}, HasOutcome: true, Outcome: true}}, "all 1 known outcomes are positive"},
 		{"too many attributes", Config{Attributes: []string{"a", "b", "c", "d", "e", "f", "g"}}, one, "at most 6"},
 	}
 	for _, tc := range cases {
@@ -36,7 +38,7 @@ func TestAuditRefusals(t *testing.T) {
 // FP-3: undefined quantities are null with a note, never NaN.
 func TestAuditNulls(t *testing.T) {
 	// Nobody selected: no reference rate, so no impact ratios.
-	rep, err := Audit(Config{Attributes: []string{"g"}}, []Decision{dec("a", false), dec("b", false)})
+	rep, err := Audit(Config{Attributes: []string{"g"}}, []Observation{dec("a", false), dec("b", false)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +55,7 @@ func TestAuditNulls(t *testing.T) {
 	}
 
 	// Every group under the minimum share: nothing compared, all disclosed.
-	var rows []Decision
+	var rows []Observation
 	for i := range 60 {
 		rows = append(rows, dec(string(rune('A'+i%60)), i%2 == 0))
 	}

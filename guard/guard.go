@@ -34,7 +34,7 @@ type Engine interface {
 	APIKeys(ctx context.Context) ([]portrait.APIKey, error)
 	SessionEnded(ctx context.Context, issued time.Time, ids ...[]byte) (bool, error)
 	Cases(ctx context.Context, pseudonym string) ([]portrait.Case, error)
-	DecisionByID(ctx context.Context, id string) (portrait.DecisionRecord, error)
+	DeterminationByID(ctx context.Context, id string) (portrait.StoredDetermination, error)
 	Reviews(ctx context.Context, status string) ([]portrait.Review, error)
 	ReviewByID(ctx context.Context, id string) (portrait.Review, error)
 	Items(ctx context.Context) ([]portrait.Item, error)
@@ -47,17 +47,17 @@ type Engine interface {
 	Events(ctx context.Context, pseudonym string, since time.Time) ([]portrait.StoredEvent, error)
 	Profile(ctx context.Context, pseudonym string) ([]portrait.ProfileValue, error)
 	Labels(ctx context.Context, pseudonym string) ([]portrait.LabelValue, error)
-	Decisions(ctx context.Context, pseudonym string) ([]portrait.DecisionRecord, error)
+	Determinations(ctx context.Context, pseudonym string) ([]portrait.StoredDetermination, error)
 	Protected(ctx context.Context, pseudonym string) ([]portrait.ProtectedValue, error)
 	EventsFor(ctx context.Context, pseudonyms []string, since time.Time) (map[string][]portrait.StoredEvent, error)
 	ProfilesFor(ctx context.Context, pseudonyms []string) (map[string][]portrait.ProfileValue, error)
 	LabelsFor(ctx context.Context, pseudonyms []string) (map[string][]portrait.LabelValue, error)
-	DecisionsFor(ctx context.Context, pseudonyms []string) (map[string][]portrait.DecisionRecord, error)
+	DeterminationsFor(ctx context.Context, pseudonyms []string) (map[string][]portrait.StoredDetermination, error)
 	ProtectedFor(ctx context.Context, pseudonyms []string) (map[string][]portrait.ProtectedValue, error)
 }
 
 // Tx is an engine's write transaction, keyed by pseudonym. InsertEvents,
-// PutLabels and PutDecision ignore the grants their values carry: the
+// PutLabels and PutDetermination ignore the grants their values carry: the
 // guard has checked them.
 type Tx interface {
 	EnsureSubjects(ctx context.Context, subjects []portrait.Subject) error
@@ -80,8 +80,8 @@ type Tx interface {
 	TouchAPIKey(ctx context.Context, id string, at time.Time) error
 	EndSessions(ctx context.Context, id []byte, issuedBefore, keepUntil time.Time) error
 	PutCase(ctx context.Context, c portrait.Case) error
-	PutDecision(ctx context.Context, d portrait.DecisionRecord) error
-	SetDecisionStatus(ctx context.Context, id, status string) error
+	PutDetermination(ctx context.Context, d portrait.StoredDetermination) error
+	SetDeterminationStatus(ctx context.Context, id, status string) error
 	PutReview(ctx context.Context, r portrait.Review) error
 	States(ctx context.Context, pseudonyms []string) (map[string]*policy.State, error)
 	Subjects(ctx context.Context, pseudonyms []string) (map[string]portrait.Subject, error)
@@ -206,12 +206,12 @@ func (s *Store) Labels(ctx context.Context, g policy.Grant) ([]portrait.LabelVal
 	return s.Engine.Labels(ctx, g.Subject())
 }
 
-// Decisions implements portrait.Store.Decisions.
-func (s *Store) Decisions(ctx context.Context, g policy.Grant) ([]portrait.DecisionRecord, error) {
+// Determinations implements portrait.Store.Determinations.
+func (s *Store) Determinations(ctx context.Context, g policy.Grant) ([]portrait.StoredDetermination, error) {
 	if err := check("read decisions", g, nil, ReadActions...); err != nil {
 		return nil, err
 	}
-	return s.Engine.Decisions(ctx, g.Subject())
+	return s.Engine.Determinations(ctx, g.Subject())
 }
 
 // Protected implements portrait.Store.Protected.
@@ -270,16 +270,16 @@ func (s *Store) LabelsFor(ctx context.Context, grants []policy.Grant) (map[strin
 	return s.Engine.LabelsFor(ctx, subjects)
 }
 
-// DecisionsFor implements portrait.Store.DecisionsFor.
-func (s *Store) DecisionsFor(ctx context.Context, grants []policy.Grant) (map[string][]portrait.DecisionRecord, error) {
+// DeterminationsFor implements portrait.Store.DeterminationsFor.
+func (s *Store) DeterminationsFor(ctx context.Context, grants []policy.Grant) (map[string][]portrait.StoredDetermination, error) {
 	subjects, _, err := page("read decisions", grants)
 	if err != nil {
 		return nil, err
 	}
 	if len(subjects) == 0 {
-		return map[string][]portrait.DecisionRecord{}, nil
+		return map[string][]portrait.StoredDetermination{}, nil
 	}
-	return s.Engine.DecisionsFor(ctx, subjects)
+	return s.Engine.DeterminationsFor(ctx, subjects)
 }
 
 // ProtectedFor implements portrait.Store.ProtectedFor.
@@ -375,17 +375,17 @@ func (tx *guardedTx) Erase(ctx context.Context, g policy.Grant) error {
 	return tx.Tx.Erase(ctx, g.Subject())
 }
 
-// PutDecision implements portrait.Tx.PutDecision; the grant must allow Use
+// PutDetermination implements portrait.Tx.PutDetermination; the grant must allow Use
 // for the decision's subject. A malformed decision is refused as invalid
 // before its grant is looked at, as it always was.
-func (tx *guardedTx) PutDecision(ctx context.Context, d portrait.DecisionRecord) error {
+func (tx *guardedTx) PutDetermination(ctx context.Context, d portrait.StoredDetermination) error {
 	if err := d.Validate(); err != nil {
 		return err
 	}
 	if err := d.Grant.Check(d.Subject, policy.Use); err != nil {
 		return Refuse("put decision "+d.ID, err)
 	}
-	return tx.Tx.PutDecision(ctx, d)
+	return tx.Tx.PutDetermination(ctx, d)
 }
 
 // PutProtected implements portrait.Tx.PutProtected; the grant must allow

@@ -18,7 +18,7 @@ func (e *env) review(id, status string) {
 	e.t.Helper()
 	ctx := context.Background()
 	err := e.store.Update(ctx, func(tx portrait.Tx) error {
-		return tx.SetDecisionStatus(ctx, fmt.Sprintf("d-%s-0", id), status)
+		return tx.SetDeterminationStatus(ctx, fmt.Sprintf("d-%s-0", id), status)
 	})
 	if err != nil {
 		e.t.Fatal(err)

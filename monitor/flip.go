@@ -61,7 +61,7 @@ func (m *Monitor) flipTests(cat *catalog.Catalog, uc string, attrs []string, sub
 	var subs []flipSubject
 	missing := 0
 	for _, s := range subjects {
-		if !slices.ContainsFunc(s.decisions, func(d portrait.DecisionRecord) bool { return d.UseCase == uc }) {
+		if !slices.ContainsFunc(s.decisions, func(d portrait.StoredDetermination) bool { return d.UseCase == uc }) {
 			continue
 		}
 		fs := flipSubject{features: map[string]float64{}, protected: s.protected}

@@ -147,7 +147,7 @@ func (e *env) putDecision(id string, n int, outcome bool) {
 	ctx := context.Background()
 	g := e.grant(id, policy.Use, "service")
 	err := e.store.Update(ctx, func(tx portrait.Tx) error {
-		return tx.PutDecision(ctx, portrait.DecisionRecord{Grant: g, ID: fmt.Sprintf("d-%s-%d", id, n), Subject: e.keys.Pseudonym(id),
+		return tx.PutDetermination(ctx, portrait.StoredDetermination{Grant: g, ID: fmt.Sprintf("d-%s-%d", id, n), Subject: e.keys.Pseudonym(id),
 			UseCase: "loan", Model: "loan_score", ModelVersion: 1, Outcome: outcome, Score: map[bool]float64{true: 0.7, false: 0.3}[outcome],
 			InputHash: "h", Status: "automated", Created: e.now})
 	})

@@ -139,7 +139,7 @@ type subjectData struct {
 	kinds     map[string]string  // feature → profile or label
 	segment   string
 	labels    []string // rule labels that hold
-	decisions []portrait.DecisionRecord
+	decisions []portrait.StoredDetermination
 	prices    []fairness.PriceEvent
 	exposures []exposure
 }
@@ -292,7 +292,7 @@ type fetched struct {
 	protected map[string][]portrait.ProtectedValue
 	profile   map[string][]portrait.ProfileValue
 	labels    map[string][]portrait.LabelValue
-	decisions map[string][]portrait.DecisionRecord
+	decisions map[string][]portrait.StoredDetermination
 	events    map[string][]portrait.StoredEvent
 }
 
@@ -310,7 +310,7 @@ func (m *Monitor) fetch(ctx context.Context, grants []policy.Grant, since time.T
 	if in.labels, err = st.LabelsFor(ctx, grants); err != nil {
 		return nil, fmt.Errorf("monitor: labels of %d subjects: %w", len(grants), err)
 	}
-	if in.decisions, err = st.DecisionsFor(ctx, grants); err != nil {
+	if in.decisions, err = st.DeterminationsFor(ctx, grants); err != nil {
 		return nil, fmt.Errorf("monitor: decisions of %d subjects: %w", len(grants), err)
 	}
 	if in.events, err = st.EventsFor(ctx, grants, since); err != nil {
@@ -450,7 +450,7 @@ func attributesOf(subjects []*subjectData) []string {
 
 func (m *Monitor) fairnessSection(cat *catalog.Catalog, subjects []*subjectData, newFlags []ProxyResult, rep *Report) {
 	attrs := attributesOf(subjects)
-	rows := map[string][]fairness.Decision{}
+	rows := map[string][]fairness.Observation{}
 	counts := map[string]int{}
 	left := map[string]int{}
 	known := map[string]int{}
@@ -468,7 +468,7 @@ func (m *Monitor) fairnessSection(cat *catalog.Catalog, subjects []*subjectData,
 				left[d.UseCase]++
 				continue
 			}
-			row := fairness.Decision{Groups: groups, Selected: d.Outcome, HasScore: finite(d.Score), Score: d.Score}
+			row := fairness.Observation{Groups: groups, Selected: d.Outcome, HasScore: finite(d.Score), Score: d.Score}
 			switch d.Status {
 			case statusUpheld:
 				row.HasOutcome, row.Outcome = true, d.Outcome

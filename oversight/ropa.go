@@ -24,10 +24,10 @@ type Processing struct {
 	Recipients    []rights.NoticeRecipient `json:"recipients"`
 	// Transfers lists transfers to third countries; TransfersText says so
 	// in words, also when none are declared.
-	Transfers     []string             `json:"transfers"`
-	TransfersText string               `json:"transfers_text"`
-	Security      []string             `json:"security_measures"`
-	Decisions     []ProcessingDecision `json:"automated_decisions"`
+	Transfers     []string                  `json:"transfers"`
+	TransfersText string                    `json:"transfers_text"`
+	Security      []string                  `json:"security_measures"`
+	Decisions     []ProcessingDetermination `json:"automated_decisions"`
 
 	cat *catalog.Catalog // names the keys on the HTML page
 }
@@ -55,9 +55,9 @@ type ProcessingField struct {
 	Purposes  []string `json:"purposes"`
 }
 
-// ProcessingDecision is one automated decision (GDPR Art. 22, 30, 35).
-type ProcessingDecision struct {
-	rights.NoticeDecision
+// ProcessingDetermination is one automated decision (GDPR Art. 22, 30, 35).
+type ProcessingDetermination struct {
+	rights.NoticeDetermination
 	Model      string            `json:"model,omitempty"`
 	Version    int               `json:"model_version,omitempty"`
 	Assessment *apply.Assessment `json:"assessment_on_record,omitempty"`
@@ -85,7 +85,7 @@ func (s *Service) Processing(l string) Processing {
 	n := rights.BuildNotice(cat, l, s.opts.ReportDeadline)
 	p := Processing{cat: cat, Lang: l, Generated: s.now(), CatalogDigest: catalogDigest(cat), Version: cat.Version, Controller: n.Handler,
 		Purposes: []ProcessingPurpose{}, Categories: []ProcessingCategory{}, Recipients: n.Recipients, Transfers: []string{},
-		Decisions: []ProcessingDecision{}}
+		Decisions: []ProcessingDetermination{}}
 	for _, np := range n.Purposes {
 		cp := cat.Purpose(np.ID)
 		p.Purposes = append(p.Purposes, ProcessingPurpose{NoticePurpose: np, DataUse: cp.DataUse, Assessment: cp.Assessment})
@@ -108,7 +108,7 @@ func (s *Service) Processing(l string) Processing {
 	p.Security = securityMeasures(s, l)
 	for _, d := range n.Decisions {
 		u := cat.UseCase(d.UseCase)
-		pd := ProcessingDecision{NoticeDecision: d, Model: u.Model}
+		pd := ProcessingDetermination{NoticeDetermination: d, Model: u.Model}
 		if m := cat.Label(u.Model); m != nil {
 			pd.Version = m.Version
 		}

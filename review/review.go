@@ -106,11 +106,11 @@ func (s *Service) cipher(ctx context.Context, p string) (*keys.Cipher, error) {
 
 // ownDecision returns the caller's own decision; any other is reported as
 // absent, so that a subject cannot probe others' decision ids (AD-3).
-func (s *Service) ownDecision(ctx context.Context, caller policy.Caller, id string) (portrait.DecisionRecord, error) {
+func (s *Service) ownDecision(ctx context.Context, caller policy.Caller, id string) (portrait.StoredDetermination, error) {
 	if caller.Role != policy.Subject {
-		return portrait.DecisionRecord{}, portrait.Errorf(portrait.EFORBIDDEN, "only the subject of a decision may appeal it or refuse its automation")
+		return portrait.StoredDetermination{}, portrait.Errorf(portrait.EFORBIDDEN, "only the subject of a decision may appeal it or refuse its automation")
 	}
-	d, err := s.store.DecisionByID(ctx, id)
+	d, err := s.store.DeterminationByID(ctx, id)
 	if err != nil {
 		if portrait.ErrorCode(err) == portrait.ENOTFOUND {
 			return d, portrait.Errorf(portrait.ENOTFOUND, "you have no decision %q", id)
@@ -118,7 +118,7 @@ func (s *Service) ownDecision(ctx context.Context, caller policy.Caller, id stri
 		return d, failClosed("read decision", err)
 	}
 	if d.Subject != caller.Subject {
-		return portrait.DecisionRecord{}, portrait.Errorf(portrait.ENOTFOUND, "you have no decision %q", id)
+		return portrait.StoredDetermination{}, portrait.Errorf(portrait.ENOTFOUND, "you have no decision %q", id)
 	}
 	return d, nil
 }
@@ -167,7 +167,7 @@ func (s *Service) Appeal(ctx context.Context, caller policy.Caller, decision, ki
 		if err := tx.PutReview(ctx, r); err != nil {
 			return err
 		}
-		if err := tx.SetDecisionStatus(ctx, d.ID, apply.StatusPendingReview); err != nil {
+		if err := tx.SetDeterminationStatus(ctx, d.ID, apply.StatusPendingReview); err != nil {
 			return err
 		}
 		_, err := s.log.Append(ctx, tx, rec)
@@ -220,10 +220,10 @@ func (s *Service) Overdue(ctx context.Context, caller policy.Caller) ([]portrait
 
 // Case is what a reviewer sees.
 type Case struct {
-	Review    portrait.Review         `json:"review"`
-	Decision  portrait.DecisionRecord `json:"decision"`
-	Detail    *apply.Detail           `json:"detail,omitempty"`
-	Statement string                  `json:"statement,omitempty"`
+	Review    portrait.Review              `json:"review"`
+	Decision  portrait.StoredDetermination `json:"decision"`
+	Detail    *apply.Detail                `json:"detail,omitempty"`
+	Statement string                       `json:"statement,omitempty"`
 	// Conflict says why this reviewer may not decide the case (RO-7).
 	Conflict string `json:"conflict,omitempty"`
 }
@@ -268,22 +268,22 @@ func (s *Service) Case(ctx context.Context, caller policy.Caller, id string) (Ca
 
 // decision reads the reviewed decision with its sealed detail, through an
 // Access grant on the subject's behalf: the subject asked for this review.
-func (s *Service) decision(ctx context.Context, caller policy.Caller, r portrait.Review) (portrait.DecisionRecord, apply.Detail, error) {
+func (s *Service) decision(ctx context.Context, caller policy.Caller, r portrait.Review) (portrait.StoredDetermination, apply.Detail, error) {
 	st, err := s.ledger.State(ctx, r.Subject)
 	if err != nil {
-		return portrait.DecisionRecord{}, apply.Detail{}, err
+		return portrait.StoredDetermination{}, apply.Detail{}, err
 	}
 	dec := s.point.Decide(policy.Request{Subject: st, Action: policy.Access, Caller: policy.Caller{Role: policy.System, ID: "review/" + caller.ID}})
 	if !dec.Allow {
-		return portrait.DecisionRecord{}, apply.Detail{}, dec.Err()
+		return portrait.StoredDetermination{}, apply.Detail{}, dec.Err()
 	}
-	list, err := s.store.Decisions(ctx, dec.Grant)
+	list, err := s.store.Determinations(ctx, dec.Grant)
 	if err != nil {
-		return portrait.DecisionRecord{}, apply.Detail{}, failClosed("read decisions", err)
+		return portrait.StoredDetermination{}, apply.Detail{}, failClosed("read decisions", err)
 	}
 	c, err := s.cipher(ctx, r.Subject)
 	if err != nil {
-		return portrait.DecisionRecord{}, apply.Detail{}, err
+		return portrait.StoredDetermination{}, apply.Detail{}, err
 	}
 	for _, d := range list {
 		if d.ID == r.Decision {
@@ -292,7 +292,7 @@ func (s *Service) decision(ctx context.Context, caller policy.Caller, r portrait
 			return d, detail, err
 		}
 	}
-	return portrait.DecisionRecord{}, apply.Detail{}, portrait.Errorf(portrait.ENOTFOUND, "decision %s of review %s is no longer stored (erased?)", r.Decision, r.ID)
+	return portrait.StoredDetermination{}, apply.Detail{}, portrait.Errorf(portrait.ENOTFOUND, "decision %s of review %s is no longer stored (erased?)", r.Decision, r.ID)
 }
 
 // team and person split a staff key id "team/person".
@@ -340,10 +340,10 @@ const (
 	Modified = "modified"
 )
 
-// Decide closes a review: the reviewer upholds or overturns the decision
+// Conclude closes a review: the reviewer upholds or overturns the decision
 // with a reason, which the subject then sees (AD-3, AD-7). Separation of
 // duties is enforced (RO-7).
-func (s *Service) Decide(ctx context.Context, caller policy.Caller, id, outcome, reason string) (portrait.Review, error) {
+func (s *Service) Conclude(ctx context.Context, caller policy.Caller, id, outcome, reason string) (portrait.Review, error) {
 	if err := reviewerOnly(caller); err != nil {
 		return portrait.Review{}, err
 	}
@@ -376,7 +376,7 @@ func (s *Service) Decide(ctx context.Context, caller policy.Caller, id, outcome,
 		if err := tx.CloseReview(ctx, r); err != nil {
 			return err
 		}
-		if err := tx.SetDecisionStatus(ctx, r.Decision, outcome); err != nil {
+		if err := tx.SetDeterminationStatus(ctx, r.Decision, outcome); err != nil {
 			return err
 		}
 		_, err := s.log.Append(ctx, tx, rec)
@@ -420,7 +420,7 @@ func (s *Service) Decisions(ctx context.Context, caller policy.Caller, pseudonym
 	if !dec.Allow {
 		return nil, dec.Err()
 	}
-	list, err := s.store.Decisions(ctx, dec.Grant)
+	list, err := s.store.Determinations(ctx, dec.Grant)
 	if err != nil {
 		return nil, failClosed("read decisions", err)
 	}

@@ -116,7 +116,7 @@ func (e *env) decide(t *testing.T, id string) (string, string) {
 	if _, err := e.apply.ShowNotice(ctx, operator, p, "credit_limit"); err != nil {
 		t.Fatal(err)
 	}
-	d, err := e.apply.Decide(ctx, operator, p, "credit_limit")
+	d, err := e.apply.Determine(ctx, operator, p, "credit_limit")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +158,7 @@ func TestAppealAndReview(t *testing.T) {
 	if _, err := e.review.Appeal(ctx, asDave, decID, review.KindAppeal, "again"); code(err) != portrait.ECONFLICT {
 		t.Fatalf("second open appeal: %v", err)
 	}
-	if d, _ := e.store.DecisionByID(ctx, decID); d.Status != apply.StatusPendingReview {
+	if d, _ := e.store.DeterminationByID(ctx, decID); d.Status != apply.StatusPendingReview {
 		t.Errorf("decision status %s, want pending_review", d.Status)
 	}
 
@@ -187,25 +187,25 @@ func TestAppealAndReview(t *testing.T) {
 		{Role: policy.Reviewer, ID: "Risk-Models/bo"},
 		{Role: policy.Reviewer, ID: "audit-team/dave"},
 	} {
-		_, err := e.review.Decide(ctx, who, r.ID, review.Overturned, "looks fine")
+		_, err := e.review.Conclude(ctx, who, r.ID, review.Overturned, "looks fine")
 		if code(err) != portrait.EFORBIDDEN || requirement(err) != "RO-7" {
 			t.Errorf("%s reviewed: %v", who.ID, err)
 		}
 	}
-	if _, err := e.review.Decide(ctx, ann, r.ID, "maybe", "x"); code(err) != portrait.EINVALID {
+	if _, err := e.review.Conclude(ctx, ann, r.ID, "maybe", "x"); code(err) != portrait.EINVALID {
 		t.Errorf("bad outcome: %v", err)
 	}
-	if _, err := e.review.Decide(ctx, ann, r.ID, review.Overturned, ""); code(err) != portrait.EINVALID {
+	if _, err := e.review.Conclude(ctx, ann, r.ID, review.Overturned, ""); code(err) != portrait.EINVALID {
 		t.Errorf("no reason: %v", err)
 	}
-	closed, err := e.review.Decide(ctx, ann, r.ID, review.Overturned, "Payslip shows higher income.")
+	closed, err := e.review.Conclude(ctx, ann, r.ID, review.Overturned, "Payslip shows higher income.")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if closed.Status != review.StatusClosed || closed.Reviewer != "audit-team/ann" {
 		t.Errorf("closed %+v", closed)
 	}
-	if _, err := e.review.Decide(ctx, ann, r.ID, review.Upheld, "again"); code(err) != portrait.ECONFLICT {
+	if _, err := e.review.Conclude(ctx, ann, r.ID, review.Upheld, "again"); code(err) != portrait.ECONFLICT {
 		t.Errorf("closed twice: %v", err)
 	}
 
@@ -232,10 +232,10 @@ func TestModify(t *testing.T) {
 		t.Fatal(err)
 	}
 	ann := policy.Caller{Role: policy.Reviewer, ID: "audit-team/ann"}
-	if _, err := e.review.Decide(ctx, ann, r.ID, review.Modified, "Limit raised to 8,000 after the payslip was checked."); err != nil {
+	if _, err := e.review.Conclude(ctx, ann, r.ID, review.Modified, "Limit raised to 8,000 after the payslip was checked."); err != nil {
 		t.Fatal(err)
 	}
-	if d, _ := e.store.DecisionByID(ctx, decID); d.Status != apply.StatusModified {
+	if d, _ := e.store.DeterminationByID(ctx, decID); d.Status != apply.StatusModified {
 		t.Errorf("decision status %s, want modified", d.Status)
 	}
 	mine, err := e.review.Decisions(ctx, asDave, dave)
@@ -256,7 +256,7 @@ func TestRefusalAndDeadlines(t *testing.T) {
 	if err := e.apply.RefuseAutomation(ctx, asDave, dave, "credit_limit", true); err != nil {
 		t.Fatal(err)
 	}
-	d, err := e.apply.Decide(ctx, operator, dave, "credit_limit")
+	d, err := e.apply.Determine(ctx, operator, dave, "credit_limit")
 	if err != nil || d.Status != apply.StatusPendingReview {
 		t.Fatalf("%+v %v", d, err)
 	}
@@ -279,7 +279,7 @@ func TestRefusalAndDeadlines(t *testing.T) {
 	if err != nil || len(over) != 1 || over[0].Decision != d.ID {
 		t.Fatalf("overdue after the deadline: %+v %v", over, err)
 	}
-	if _, err := e.review.Decide(ctx, ann, over[0].ID, review.Upheld, "Checked by hand."); err != nil {
+	if _, err := e.review.Conclude(ctx, ann, over[0].ID, review.Upheld, "Checked by hand."); err != nil {
 		t.Fatal(err)
 	}
 	mine, _ = e.review.Decisions(ctx, asDave, dave)
@@ -322,7 +322,7 @@ func TestConcurrentOutcomes(t *testing.T) {
 				go func() {
 					defer done.Done()
 					start.Wait()
-					got[j], errs[j] = e.review.Decide(ctx, c, r.ID, outcome, "decided by "+c.ID)
+					got[j], errs[j] = e.review.Conclude(ctx, c, r.ID, outcome, "decided by "+c.ID)
 				}()
 			}
 			start.Done()
@@ -346,7 +346,7 @@ func TestConcurrentOutcomes(t *testing.T) {
 			if err != nil || stored.Outcome != got[won].Outcome || stored.Reviewer != got[won].Reviewer {
 				t.Fatalf("round %d: stored %+v, winner %+v (%v)", i, stored, got[won], err)
 			}
-			d, _ := e.store.DecisionByID(ctx, decID)
+			d, _ := e.store.DeterminationByID(ctx, decID)
 			if d.Status != got[won].Outcome {
 				t.Fatalf("round %d: decision status %s, winner said %s", i, d.Status, got[won].Outcome)
 			}

@@ -31,20 +31,20 @@ const Schema = "portrait.export/v1"
 // Export is everything Portrait holds about one subject, readable by the
 // subject and by another handler (SR-1, SR-2).
 type Export struct {
-	Schema     string           `json:"schema"`
-	Generated  time.Time        `json:"generated"`
-	Handler    Handler          `json:"handler"`
-	Subject    string           `json:"subject"`    // pseudonym
-	SubjectID  string           `json:"subject_id"` // the id the company knows the subject by
-	Flags      FlagsView        `json:"flags"`
-	Profile    []ProfileEntry   `json:"profile"`
-	Events     []EventEntry     `json:"events"`
-	Consents   []ConsentEntry   `json:"consents"`
-	History    []HistoryEntry   `json:"consent_history"`
-	Labels     []LabelEntry     `json:"labels"`
-	Decisions  []DecisionEntry  `json:"decisions"`
-	Recipients []RecipientEntry `json:"recipients"`
-	Cases      []portrait.Case  `json:"cases"`
+	Schema     string               `json:"schema"`
+	Generated  time.Time            `json:"generated"`
+	Handler    Handler              `json:"handler"`
+	Subject    string               `json:"subject"`    // pseudonym
+	SubjectID  string               `json:"subject_id"` // the id the company knows the subject by
+	Flags      FlagsView            `json:"flags"`
+	Profile    []ProfileEntry       `json:"profile"`
+	Events     []EventEntry         `json:"events"`
+	Consents   []ConsentEntry       `json:"consents"`
+	History    []HistoryEntry       `json:"consent_history"`
+	Labels     []LabelEntry         `json:"labels"`
+	Decisions  []DeterminationEntry `json:"decisions"`
+	Recipients []RecipientEntry     `json:"recipients"`
+	Cases      []portrait.Case      `json:"cases"`
 	// Delivered lists the destinations Portrait itself sent the subject's
 	// data to (audience membership), from the audit log; rights events
 	// follow to exactly these (PIPL Art. 23, GDPR Art. 19).
@@ -130,12 +130,12 @@ type LabelEntry struct {
 	Explanation catalog.Text `json:"explanation,omitempty"`
 }
 
-// DecisionEntry is one automated decision about the subject with its
+// DeterminationEntry is one automated decision about the subject with its
 // opened explanation and every human review of it (SR-1, AD-3, AD-4).
 // While a human decides a decision the subject refused to have made
 // automatically, the automated outcome, score and detail are held back,
 // as the decisions API does (AD-2).
-type DecisionEntry struct {
+type DeterminationEntry struct {
 	ID           string   `json:"id"`
 	UseCase      string   `json:"usecase"`
 	Model        string   `json:"model"`
@@ -171,13 +171,13 @@ type ReviewEntry struct {
 }
 
 // decisions lists the subject's decisions, opened.
-func (s *Service) decisions(ctx context.Context, g policy.Grant, c *keys.Cipher) ([]DecisionEntry, error) {
+func (s *Service) decisions(ctx context.Context, g policy.Grant, c *keys.Cipher) ([]DeterminationEntry, error) {
 	p := g.Subject()
-	decs, err := s.store.Decisions(ctx, g)
+	decs, err := s.store.Determinations(ctx, g)
 	if err != nil {
 		return nil, fmt.Errorf("read decisions of %s: %w", p, err)
 	}
-	out := make([]DecisionEntry, 0, len(decs))
+	out := make([]DeterminationEntry, 0, len(decs))
 	if len(decs) == 0 {
 		return out, nil
 	}
@@ -186,7 +186,7 @@ func (s *Service) decisions(ctx context.Context, g policy.Grant, c *keys.Cipher)
 		return nil, fmt.Errorf("read reviews: %w", err)
 	}
 	for _, d := range decs {
-		e := DecisionEntry{ID: d.ID, UseCase: d.UseCase, Model: d.Model, ModelVersion: d.ModelVersion, Status: d.Status,
+		e := DeterminationEntry{ID: d.ID, UseCase: d.UseCase, Model: d.Model, ModelVersion: d.ModelVersion, Status: d.Status,
 			Created: d.Created, LogIndex: d.LogIndex, Reviews: []ReviewEntry{}}
 		refusedOnly := d.Status == apply.StatusPendingReview
 		for _, r := range all {
@@ -365,13 +365,13 @@ func (d *Export) AppendJSON(b []byte) ([]byte, error) {
 		return b, fmt.Errorf("encode export: %w", err)
 	}
 	tail, err := json.Marshal(struct {
-		Consents   []ConsentEntry   `json:"consents"`
-		History    []HistoryEntry   `json:"consent_history"`
-		Labels     []LabelEntry     `json:"labels"`
-		Decisions  []DecisionEntry  `json:"decisions"`
-		Recipients []RecipientEntry `json:"recipients"`
-		Cases      []portrait.Case  `json:"cases"`
-		Delivered  []DeliveredEntry `json:"delivered_to"`
+		Consents   []ConsentEntry       `json:"consents"`
+		History    []HistoryEntry       `json:"consent_history"`
+		Labels     []LabelEntry         `json:"labels"`
+		Decisions  []DeterminationEntry `json:"decisions"`
+		Recipients []RecipientEntry     `json:"recipients"`
+		Cases      []portrait.Case      `json:"cases"`
+		Delivered  []DeliveredEntry     `json:"delivered_to"`
 	}{d.Consents, d.History, d.Labels, d.Decisions, d.Recipients, d.Cases, d.Delivered})
 	if err != nil {
 		return b, fmt.Errorf("encode export: %w", err)
@@ -448,7 +448,7 @@ func (s *Service) document(ctx context.Context, caller policy.Caller, pseudonym 
 		Handler: Handler{Name: cat.Handler.Name, Contact: cat.Handler.Contact, Officer: cat.Handler.Officer},
 		Flags: FlagsView{Restricted: st.Restricted, ObjectProfiling: st.ObjectProfiling, ObjectMarketing: st.ObjectMarketing,
 			Personalization: st.Personalization},
-		Profile: []ProfileEntry{}, Events: []EventEntry{}, History: []HistoryEntry{}, Decisions: []DecisionEntry{},
+		Profile: []ProfileEntry{}, Events: []EventEntry{}, History: []HistoryEntry{}, Decisions: []DeterminationEntry{},
 		Recipients: []RecipientEntry{}, Delivered: []DeliveredEntry{},
 	}
 	if s.opts.Delivered != nil {

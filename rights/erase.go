@@ -78,7 +78,7 @@ func (s *Service) removal(ctx context.Context, g policy.Grant, st *policy.State)
 		return r, err
 	}
 	r.ConsentRecords = len(hist)
-	decs, err := s.store.Decisions(ctx, g)
+	decs, err := s.store.Determinations(ctx, g)
 	if err != nil {
 		return r, fmt.Errorf("read decisions of %s: %w", g.Subject(), err)
 	}

@@ -16,15 +16,15 @@ import (
 // cannot drift from what the system does (CN-7, CN-10, LP-6).
 type Notice struct {
 	// Version changes whenever anything the notice says changes.
-	Version      string              `json:"version"`
-	Lang         string              `json:"lang"`
-	Handler      NoticeHandler       `json:"handler"`
-	Purposes     []NoticePurpose     `json:"purposes"`
-	Categories   []NoticeCategory    `json:"data_categories"`
-	Recipients   []NoticeRecipient   `json:"recipients"`
-	Decisions    []NoticeDecision    `json:"automated_decisions"`
-	Recommenders []NoticeRecommender `json:"recommenders"`
-	Rights       []NoticeRight       `json:"rights"`
+	Version      string                `json:"version"`
+	Lang         string                `json:"lang"`
+	Handler      NoticeHandler         `json:"handler"`
+	Purposes     []NoticePurpose       `json:"purposes"`
+	Categories   []NoticeCategory      `json:"data_categories"`
+	Recipients   []NoticeRecipient     `json:"recipients"`
+	Decisions    []NoticeDetermination `json:"automated_decisions"`
+	Recommenders []NoticeRecommender   `json:"recommenders"`
+	Rights       []NoticeRight         `json:"rights"`
 	// Objection is the right to object, stated apart from the other
 	// rights (GDPR 21(4), CN-10).
 	Objection string `json:"objection"`
@@ -74,9 +74,9 @@ type NoticeRecipient struct {
 	Purposes  []string `json:"purposes"`
 }
 
-// NoticeDecision is one automated decision: what, its logic and its
+// NoticeDetermination is one automated decision: what, its logic and its
 // consequences (CN-10).
-type NoticeDecision struct {
+type NoticeDetermination struct {
 	UseCase      string   `json:"usecase"`
 	Title        string   `json:"title"`
 	Text         string   `json:"text"`
@@ -133,7 +133,7 @@ func BuildNotice(cat *catalog.Catalog, lang string, deadline Deadline) Notice {
 		lang = "zh-CN"
 	}
 	n := Notice{Lang: lang, Handler: NoticeHandler{Name: cat.Handler.Name.In(lang), Contact: cat.Handler.Contact, Officer: cat.Handler.Officer},
-		Purposes: []NoticePurpose{}, Categories: []NoticeCategory{}, Recipients: []NoticeRecipient{}, Decisions: []NoticeDecision{},
+		Purposes: []NoticePurpose{}, Categories: []NoticeCategory{}, Recipients: []NoticeRecipient{}, Decisions: []NoticeDetermination{},
 		Recommenders: []NoticeRecommender{}}
 	recipients := map[string][]string{}
 	for _, p := range cat.Purposes {
@@ -221,8 +221,8 @@ func retention(d catalog.Duration, zh bool) string {
 	return td.String()
 }
 
-func decision(cat *catalog.Catalog, u catalog.UseCase, lang string, zh bool) NoticeDecision {
-	d := NoticeDecision{UseCase: u.ID, Title: cat.UseCaseName(u.ID, lang), Text: u.Description.In(lang), Tier: u.Tier, Purposes: u.Purposes, Inputs: []string{}}
+func decision(cat *catalog.Catalog, u catalog.UseCase, lang string, zh bool) NoticeDetermination {
+	d := NoticeDetermination{UseCase: u.ID, Title: cat.UseCaseName(u.ID, lang), Text: u.Description.In(lang), Tier: u.Tier, Purposes: u.Purposes, Inputs: []string{}}
 	var parts []string
 	if l := cat.Label(u.Model); l != nil {
 		d.Inputs = append(d.Inputs, l.Fields()...)

@@ -795,7 +795,7 @@ func TestAccessDecisions(t *testing.T) {
 		if _, err := ap.ShowNotice(ctx, self(p), p, "credit_limit"); err != nil {
 			t.Fatal(err)
 		}
-		d, err := ap.Decide(ctx, operator, p, "credit_limit")
+		d, err := ap.Determine(ctx, operator, p, "credit_limit")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -47,16 +47,16 @@ type Pack struct {
 	Lexicon []Entry `json:"lexicon"`
 	// Allow lists phrases removed before matching, to avoid false positives
 	// on ordinary terms (民族风 is a clothing style).
-	Allow      []string       `json:"allow,omitempty"`
-	Inferences []Inference    `json:"inferences,omitempty"`
-	Prohibited []Practice     `json:"prohibited,omitempty"`
-	Floors     Floors         `json:"tier_floors"`
-	Decisions  []Decision     `json:"decisions,omitempty"`
-	Retention  []Cap          `json:"retention"`
-	Minors     Minors         `json:"minors"`
-	Assess     []Assessment   `json:"assessments,omitempty"`
-	Juris      []Jurisdiction `json:"jurisdictions"`
-	Alerts     Alerts         `json:"alerts"`
+	Allow      []string          `json:"allow,omitempty"`
+	Inferences []Inference       `json:"inferences,omitempty"`
+	Prohibited []Practice        `json:"prohibited,omitempty"`
+	Floors     Floors            `json:"tier_floors"`
+	Decisions  []EligibilityRule `json:"decisions,omitempty"`
+	Retention  []Cap             `json:"retention"`
+	Minors     Minors            `json:"minors"`
+	Assess     []Assessment      `json:"assessments,omitempty"`
+	Juris      []Jurisdiction    `json:"jurisdictions"`
+	Alerts     Alerts            `json:"alerts"`
 
 	signers []string
 	digest  string
@@ -128,10 +128,10 @@ type Floor struct {
 	Requirement string `json:"requirement"`
 }
 
-// Decision says that a use-case whose description, id or purpose notice hits
+// EligibilityRule says that a use-case whose description, id or purpose notice hits
 // Lexicon decides eligibility, price or terms and must be kind decision,
 // with explanation and appeal (the 大数据黑名单 effect).
-type Decision struct {
+type EligibilityRule struct {
 	ID          string   `json:"id"`
 	Lexicon     []string `json:"lexicon"`
 	Requirement string   `json:"requirement"`

@@ -101,7 +101,7 @@ func (s *Server) postDecision(w http.ResponseWriter, r *http.Request, c policy.C
 	if err != nil {
 		return err
 	}
-	d, err := s.cfg.Apply.Decide(r.Context(), c, p, b.UseCase)
+	d, err := s.cfg.Apply.Determine(r.Context(), c, p, b.UseCase)
 	if err != nil {
 		return err
 	}
@@ -225,7 +225,7 @@ func (s *Server) postReview(w http.ResponseWriter, r *http.Request, c policy.Cal
 	if err := readJSON(r, &b); err != nil {
 		return err
 	}
-	rv, err := s.cfg.Review.Decide(r.Context(), c, r.PathValue("id"), b.Outcome, b.Reason)
+	rv, err := s.cfg.Review.Conclude(r.Context(), c, r.PathValue("id"), b.Outcome, b.Reason)
 	if err != nil {
 		return err
 	}

@@ -477,7 +477,7 @@ func (s *Server) consoleDecide(w http.ResponseWriter, r *http.Request, c policy.
 	}
 	id := r.PathValue("id")
 	outcome, reason := r.PostFormValue("outcome"), r.PostFormValue("reason")
-	if _, err := s.cfg.Review.Decide(r.Context(), c, id, outcome, reason); err != nil {
+	if _, err := s.cfg.Review.Conclude(r.Context(), c, id, outcome, reason); err != nil {
 		v.Page, v.Title = "case", v.T["case"]
 		if verr := s.caseView(r, c, v); verr != nil {
 			v.Page, v.Title = "refused", v.T["refused"]

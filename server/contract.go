@@ -102,7 +102,7 @@ var contracts = map[string]contract{
 	"POST /v1/items":                                   {in: []portrait.Item{}, out: itemsStored{}},
 	"GET /v1/recommendations":                          {out: apply.Recommendation{}, query: []param{must(q("subject", "string", "u-1001", "the subject's id")), must(q("usecase", "string", "home_feed", "a recommendation use-case")), must(q("n", "integer", "10", "items wanted, 1 to 100"))}},
 	"GET /v1/me/recommendations":                       {out: apply.Recommendation{}, query: []param{must(q("usecase", "string", "home_feed", "a recommendation use-case")), must(q("n", "integer", "10", "items wanted, 1 to 100"))}, ignored: []string{"subject"}},
-	"POST /v1/decisions":                               {in: decisionBody{}, out: apply.Decision{}, status: 201},
+	"POST /v1/decisions":                               {in: decisionBody{}, out: apply.Determination{}, status: 201},
 	"GET /v1/me/decisions":                             {out: decisionsResponse{}},
 	"POST /v1/me/decisions/{id}/appeal":                {in: appealBody{}, out: portrait.Review{}, status: 201},
 	"POST /v1/me/decisions/{id}/review":                {in: appealBody{}, out: portrait.Review{}, status: 201},

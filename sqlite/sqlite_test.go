@@ -72,7 +72,7 @@ func TestEraseLeavesNoBytes(t *testing.T) {
 		if err := tx.PutProfile(ctx, storetest.Grant(t, "victim", policy.Collect), []portrait.ProfileValue{{Field: "city", Sealed: prof, Source: "event", Updated: time.Now()}}); err != nil {
 			return err
 		}
-		if err := tx.PutDecision(ctx, portrait.DecisionRecord{Grant: storetest.Grant(t, "victim", policy.Use), ID: "d1", Subject: "victim",
+		if err := tx.PutDetermination(ctx, portrait.StoredDetermination{Grant: storetest.Grant(t, "victim", policy.Use), ID: "d1", Subject: "victim",
 			UseCase: "credit", Sealed: why, Status: "automated"}); err != nil {
 			return err
 		}

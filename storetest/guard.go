@@ -69,7 +69,7 @@ func testEveryGrantRefused(t *testing.T, s portrait.Store) {
 		if err := tx.PutProtected(ctx, Grant(t, "a", policy.Collect), []portrait.ProtectedValue{{Subject: "a", Attribute: "sex", Sealed: []byte("x")}}); err != nil {
 			return err
 		}
-		if err := tx.PutDecision(ctx, portrait.DecisionRecord{Grant: Grant(t, "a", policy.Use), ID: "seeded", Subject: "a", UseCase: "u", Status: "automated", Created: base, Sealed: []byte("x")}); err != nil {
+		if err := tx.PutDetermination(ctx, portrait.StoredDetermination{Grant: Grant(t, "a", policy.Use), ID: "seeded", Subject: "a", UseCase: "u", Status: "automated", Created: base, Sealed: []byte("x")}); err != nil {
 			return err
 		}
 		return tx.AppendConsent(ctx, portrait.ConsentRecord{Subject: "a", Purpose: "personalization", Status: policy.Granted, NoticeVersion: "v1", Channel: "app", At: base})
@@ -83,7 +83,7 @@ func testEveryGrantRefused(t *testing.T, s portrait.Store) {
 		"Events":         func(g policy.Grant) (any, error) { return s.Events(ctx, g, time.Time{}) },
 		"Profile":        func(g policy.Grant) (any, error) { return s.Profile(ctx, g) },
 		"Labels":         func(g policy.Grant) (any, error) { return s.Labels(ctx, g) },
-		"Decisions":      func(g policy.Grant) (any, error) { return s.Decisions(ctx, g) },
+		"Determinations": func(g policy.Grant) (any, error) { return s.Determinations(ctx, g) },
 		"Protected":      func(g policy.Grant) (any, error) { return s.Protected(ctx, g) },
 		// A page with one good grant and one bad refuses as a whole.
 		"EventsFor": func(g policy.Grant) (any, error) {
@@ -95,8 +95,8 @@ func testEveryGrantRefused(t *testing.T, s portrait.Store) {
 		"LabelsFor": func(g policy.Grant) (any, error) {
 			return s.LabelsFor(ctx, []policy.Grant{Grant(t, "a", policy.Read), g})
 		},
-		"DecisionsFor": func(g policy.Grant) (any, error) {
-			return s.DecisionsFor(ctx, []policy.Grant{Grant(t, "a", policy.Read), g})
+		"DeterminationsFor": func(g policy.Grant) (any, error) {
+			return s.DeterminationsFor(ctx, []policy.Grant{Grant(t, "a", policy.Read), g})
 		},
 		"ProtectedFor": func(g policy.Grant) (any, error) {
 			return s.ProtectedFor(ctx, []policy.Grant{Grant(t, "a", policy.Read), g})
@@ -120,8 +120,8 @@ func testEveryGrantRefused(t *testing.T, s portrait.Store) {
 			return tx.PutLabels(ctx, []portrait.LabelValue{{Grant: g, Subject: "a", Label: "fan", Version: 2, Sealed: []byte("y"), Computed: base}})
 		},
 		"Erase": func(tx portrait.Tx, g policy.Grant) error { return tx.Erase(ctx, g) },
-		"PutDecision": func(tx portrait.Tx, g policy.Grant) error {
-			return tx.PutDecision(ctx, portrait.DecisionRecord{Grant: g, ID: "refused", Subject: "a", UseCase: "u", Status: "automated", Created: base})
+		"PutDetermination": func(tx portrait.Tx, g policy.Grant) error {
+			return tx.PutDetermination(ctx, portrait.StoredDetermination{Grant: g, ID: "refused", Subject: "a", UseCase: "u", Status: "automated", Created: base})
 		},
 		"PutProtected": func(tx portrait.Tx, g policy.Grant) error {
 			return tx.PutProtected(ctx, g, []portrait.ProtectedValue{{Subject: "a", Attribute: "ethnicity", Sealed: []byte("y")}})
@@ -158,7 +158,7 @@ func testEveryGrantRefused(t *testing.T, s portrait.Store) {
 				return other(policy.Derive)
 			case "Erase":
 				return other(policy.Erase)
-			case "PutDecision":
+			case "PutDetermination":
 				return other(policy.Use)
 			}
 			return zero
@@ -222,8 +222,8 @@ func testEveryGrantRefused(t *testing.T, s portrait.Store) {
 	if p, err := s.Protected(ctx, read); err != nil || len(p) != 1 {
 		t.Errorf("after refused calls protected = %v, %v; want the seeded attribute", p, err)
 	}
-	if _, err := s.DecisionByID(ctx, "refused"); portrait.ErrorCode(err) != portrait.ENOTFOUND {
-		t.Errorf("a refused PutDecision stored a decision: %v", err)
+	if _, err := s.DeterminationByID(ctx, "refused"); portrait.ErrorCode(err) != portrait.ENOTFOUND {
+		t.Errorf("a refused PutDetermination stored a decision: %v", err)
 	}
 	if subs, err := s.Subjects(ctx, []string{"a"}); err != nil || len(subs) != 1 {
 		t.Errorf("after refused erasure subjects = %v, %v; want a still stored", subs, err)

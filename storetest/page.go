@@ -71,7 +71,7 @@ func (r pageRead[T]) refused(t *testing.T, what string, grants []policy.Grant) {
 }
 
 // Invariant 2 and invariant 7: the page reads (EventsFor, ProfilesFor,
-// LabelsFor, DecisionsFor, ProtectedFor) that batch derivation and
+// LabelsFor, DeterminationsFor, ProtectedFor) that batch derivation and
 // monitor runs use refuse the whole page when any grant is zero or for an
 // action that may not read, and otherwise return per subject exactly what
 // the per-subject method returns, in its order.
@@ -108,7 +108,7 @@ func testPageReads(t *testing.T, s portrait.Store) {
 	})
 	update(t, s, func(tx portrait.Tx) error {
 		for i, p := range []string{"a", "b", "a", "c"} {
-			err := tx.PutDecision(ctx, portrait.DecisionRecord{Grant: Grant(t, p, policy.Use), ID: fmt.Sprintf("d%d", 9-i), Subject: p,
+			err := tx.PutDetermination(ctx, portrait.StoredDetermination{Grant: Grant(t, p, policy.Use), ID: fmt.Sprintf("d%d", 9-i), Subject: p,
 				UseCase: "credit", Model: "risk", ModelVersion: 1, Outcome: i%2 == 0, Score: float64(i) / 4, InputHash: "h",
 				Sealed: []byte("why " + p), Status: "automated", Created: at(10 - i), LogIndex: int64(i)})
 			if err != nil {
@@ -144,7 +144,7 @@ func testPageReads(t *testing.T, s portrait.Store) {
 		}}
 	profiles := pageRead[portrait.ProfileValue]{"ProfilesFor", s.ProfilesFor, s.Profile}
 	labels := pageRead[portrait.LabelValue]{"LabelsFor", s.LabelsFor, s.Labels}
-	decisions := pageRead[portrait.DecisionRecord]{"DecisionsFor", s.DecisionsFor, s.Decisions}
+	decisions := pageRead[portrait.StoredDetermination]{"DeterminationsFor", s.DeterminationsFor, s.Determinations}
 	protected := pageRead[portrait.ProtectedValue]{"ProtectedFor", s.ProtectedFor, s.Protected}
 
 	// Every action the per-subject reads accept, mixed within one page.
@@ -222,7 +222,7 @@ func testPageReads(t *testing.T, s portrait.Store) {
 	labels.check(t, erased)
 	decisions.check(t, erased)
 	protected.check(t, erased)
-	if got, _ := s.DecisionsFor(ctx, erased); len(got["a"]) != 0 || len(got["b"]) != 1 {
+	if got, _ := s.DeterminationsFor(ctx, erased); len(got["a"]) != 0 || len(got["b"]) != 1 {
 		t.Errorf("decisions after erasing a = %+v, want only b's", got)
 	}
 }

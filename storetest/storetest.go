@@ -196,11 +196,11 @@ func testGrantRequired(t *testing.T, s portrait.Store) {
 			return tx.PutLabels(ctx, []portrait.LabelValue{{Grant: Grant(t, "b", policy.Derive), Subject: "a", Label: "fan", Version: 1, Sealed: []byte("x"), Computed: base}})
 		}},
 		{"Erase zero grant", func(tx portrait.Tx) error { return tx.Erase(ctx, zero) }},
-		{"PutDecision zero grant", func(tx portrait.Tx) error {
-			return tx.PutDecision(ctx, portrait.DecisionRecord{ID: "d", Subject: "a", UseCase: "u", Status: "automated", Created: base})
+		{"PutDetermination zero grant", func(tx portrait.Tx) error {
+			return tx.PutDetermination(ctx, portrait.StoredDetermination{ID: "d", Subject: "a", UseCase: "u", Status: "automated", Created: base})
 		}},
-		{"PutDecision derive grant", func(tx portrait.Tx) error {
-			return tx.PutDecision(ctx, portrait.DecisionRecord{Grant: Grant(t, "a", policy.Derive), ID: "d", Subject: "a", UseCase: "u", Status: "automated", Created: base})
+		{"PutDetermination derive grant", func(tx portrait.Tx) error {
+			return tx.PutDetermination(ctx, portrait.StoredDetermination{Grant: Grant(t, "a", policy.Derive), ID: "d", Subject: "a", UseCase: "u", Status: "automated", Created: base})
 		}},
 		{"PutProtected zero grant", func(tx portrait.Tx) error {
 			return tx.PutProtected(ctx, zero, []portrait.ProtectedValue{{Subject: "a", Attribute: "sex", Sealed: []byte("x")}})
@@ -247,14 +247,14 @@ func testGrantRequired(t *testing.T, s portrait.Store) {
 	if _, err := s.Labels(ctx, zero); true {
 		wantNoGrant(t, "Labels zero grant", err)
 	}
-	if _, err := s.Decisions(ctx, zero); true {
+	if _, err := s.Determinations(ctx, zero); true {
 		wantNoGrant(t, "Decisions zero grant", err)
 	}
 	if _, err := s.Protected(ctx, zero); true {
 		wantNoGrant(t, "Protected zero grant", err)
 	}
-	if _, err := s.DecisionByID(ctx, "d"); portrait.ErrorCode(err) != portrait.ENOTFOUND {
-		t.Errorf("a refused PutDecision stored a decision: %v", err)
+	if _, err := s.DeterminationByID(ctx, "d"); portrait.ErrorCode(err) != portrait.ENOTFOUND {
+		t.Errorf("a refused PutDetermination stored a decision: %v", err)
 	}
 	if p, err := s.Protected(ctx, Grant(t, "b", policy.Read)); err != nil || len(p) != 0 {
 		t.Errorf("refused PutProtected stored %v, %v", p, err)
@@ -1264,23 +1264,23 @@ func testPseudonyms(t *testing.T, s portrait.Store) {
 // explanation is returned only under a grant for the subject.
 func testDecisions(t *testing.T, s portrait.Store) {
 	ctx := context.Background()
-	d := portrait.DecisionRecord{Grant: Grant(t, "a", policy.Use), ID: "d1", Subject: "a", UseCase: "credit", Model: "risk", ModelVersion: 3,
+	d := portrait.StoredDetermination{Grant: Grant(t, "a", policy.Use), ID: "d1", Subject: "a", UseCase: "credit", Model: "risk", ModelVersion: 3,
 		Outcome: true, Score: 0.75, InputHash: "abc", Sealed: []byte("why"), Status: "automated", Created: at(1), LogIndex: 9}
 	d2 := d
 	d2.ID, d2.Created, d2.Outcome, d2.Score = "d0", at(0), false, 0.25
 	update(t, s, func(tx portrait.Tx) error {
-		if err := tx.PutDecision(ctx, d); err != nil {
+		if err := tx.PutDetermination(ctx, d); err != nil {
 			return err
 		}
-		return tx.PutDecision(ctx, d2)
+		return tx.PutDetermination(ctx, d2)
 	})
-	err := s.Update(ctx, func(tx portrait.Tx) error { return tx.PutDecision(ctx, d) })
+	err := s.Update(ctx, func(tx portrait.Tx) error { return tx.PutDetermination(ctx, d) })
 	wantCode(t, "decision id reused", err, portrait.ECONFLICT)
-	update(t, s, func(tx portrait.Tx) error { return tx.SetDecisionStatus(ctx, "d1", "pending_review") })
-	err = s.Update(ctx, func(tx portrait.Tx) error { return tx.SetDecisionStatus(ctx, "nope", "upheld") })
+	update(t, s, func(tx portrait.Tx) error { return tx.SetDeterminationStatus(ctx, "d1", "pending_review") })
+	err = s.Update(ctx, func(tx portrait.Tx) error { return tx.SetDeterminationStatus(ctx, "nope", "upheld") })
 	wantCode(t, "status of an unknown decision", err, portrait.ENOTFOUND)
 
-	got, err := s.DecisionByID(ctx, "d1")
+	got, err := s.DeterminationByID(ctx, "d1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1289,25 +1289,25 @@ func testDecisions(t *testing.T, s portrait.Store) {
 	if !sameDecision(got, want) {
 		t.Errorf("decision d1 = %+v, want %+v (without its sealed part)", got, want)
 	}
-	_, err = s.DecisionByID(ctx, "nope")
+	_, err = s.DeterminationByID(ctx, "nope")
 	wantCode(t, "unknown decision", err, portrait.ENOTFOUND)
-	list, err := s.Decisions(ctx, Grant(t, "a", policy.Access))
+	list, err := s.Determinations(ctx, Grant(t, "a", policy.Access))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(list) != 2 || list[0].ID != "d0" || string(list[1].Sealed) != "why" || list[1].Status != "pending_review" {
 		t.Errorf("decisions of a = %+v, want d0 then d1 with its sealed part", list)
 	}
-	if other, err := s.Decisions(ctx, Grant(t, "b", policy.Access)); err != nil || len(other) != 0 {
+	if other, err := s.Determinations(ctx, Grant(t, "b", policy.Access)); err != nil || len(other) != 0 {
 		t.Errorf("decisions of b = %+v, %v", other, err)
 	}
 	update(t, s, func(tx portrait.Tx) error { return tx.Erase(ctx, Grant(t, "a", policy.Erase)) })
-	if list, _ := s.Decisions(ctx, Grant(t, "a", policy.Access)); len(list) != 0 {
+	if list, _ := s.Determinations(ctx, Grant(t, "a", policy.Access)); len(list) != 0 {
 		t.Errorf("decisions survived erasure: %+v", list) // SR-3
 	}
 }
 
-func sameDecision(a, b portrait.DecisionRecord) bool {
+func sameDecision(a, b portrait.StoredDetermination) bool {
 	return a.ID == b.ID && a.Subject == b.Subject && a.UseCase == b.UseCase && a.Model == b.Model && a.ModelVersion == b.ModelVersion &&
 		a.Outcome == b.Outcome && a.Score == b.Score && a.InputHash == b.InputHash && bytes.Equal(a.Sealed, b.Sealed) &&
 		a.Status == b.Status && a.Created.Equal(b.Created) && a.LogIndex == b.LogIndex

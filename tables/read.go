@@ -310,8 +310,8 @@ func (db DB) Checkpoint(ctx context.Context) ([]byte, error) {
 
 const decisionColumns = `id, pseudonym, usecase, model, model_version, outcome, score, input_hash, status, created, log_index`
 
-func scanDecision(sc Row, sealed *[]byte) (portrait.DecisionRecord, error) {
-	var d portrait.DecisionRecord
+func scanDecision(sc Row, sealed *[]byte) (portrait.StoredDetermination, error) {
+	var d portrait.StoredDetermination
 	dest := []any{&d.ID, &d.Subject, &d.UseCase, &d.Model, &d.ModelVersion, &d.Outcome, &d.Score, &d.InputHash, &d.Status, Time(&d.Created), &d.LogIndex}
 	if sealed != nil {
 		dest = append(dest, sealed)
@@ -319,15 +319,15 @@ func scanDecision(sc Row, sealed *[]byte) (portrait.DecisionRecord, error) {
 	return d, sc.Scan(dest...)
 }
 
-func scanSealedDecision(r Rows) (portrait.DecisionRecord, error) {
+func scanSealedDecision(r Rows) (portrait.StoredDetermination, error) {
 	var sealed []byte
 	d, err := scanDecision(r, &sealed)
 	d.Sealed = sealed
 	return d, err
 }
 
-// Decisions implements guard.Engine.Decisions.
-func (db DB) Decisions(ctx context.Context, pseudonym string) ([]portrait.DecisionRecord, error) {
+// Determinations implements guard.Engine.Determinations.
+func (db DB) Determinations(ctx context.Context, pseudonym string) ([]portrait.StoredDetermination, error) {
 	rows, err := db.query(ctx, `SELECT `+decisionColumns+`, sealed FROM decisions WHERE pseudonym = ? ORDER BY created, id`, pseudonym)
 	if err != nil {
 		return nil, fmt.Errorf("read decisions: %w", err)
@@ -339,10 +339,10 @@ func (db DB) Decisions(ctx context.Context, pseudonym string) ([]portrait.Decisi
 	return out, nil
 }
 
-// DecisionsFor implements guard.Engine.DecisionsFor.
-func (db DB) DecisionsFor(ctx context.Context, pseudonyms []string) (map[string][]portrait.DecisionRecord, error) {
+// DeterminationsFor implements guard.Engine.DeterminationsFor.
+func (db DB) DeterminationsFor(ctx context.Context, pseudonyms []string) (map[string][]portrait.StoredDetermination, error) {
 	if len(pseudonyms) == 0 {
-		return map[string][]portrait.DecisionRecord{}, nil
+		return map[string][]portrait.StoredDetermination{}, nil
 	}
 	rows, err := db.query(ctx, `SELECT `+decisionColumns+`, sealed FROM decisions
 		WHERE pseudonym = ANY(?) ORDER BY pseudonym, created, id`, db.D.List(pseudonyms))
@@ -353,17 +353,17 @@ func (db DB) DecisionsFor(ctx context.Context, pseudonyms []string) (map[string]
 	if err != nil {
 		return nil, fmt.Errorf("read decisions: %w", err)
 	}
-	return BySubject(ds, func(d *portrait.DecisionRecord) string { return d.Subject }), nil
+	return BySubject(ds, func(d *portrait.StoredDetermination) string { return d.Subject }), nil
 }
 
-// DecisionByID implements guard.Engine.DecisionByID: the sealed part is
+// DeterminationByID implements guard.Engine.DeterminationByID: the sealed part is
 // left out, since no grant is given.
-func (db DB) DecisionByID(ctx context.Context, id string) (portrait.DecisionRecord, error) {
+func (db DB) DeterminationByID(ctx context.Context, id string) (portrait.StoredDetermination, error) {
 	d, err := scanDecision(db.queryRow(ctx, `SELECT `+decisionColumns+` FROM decisions WHERE id = ?`, id), nil)
 	if db.D.NoRows(err) {
-		return portrait.DecisionRecord{}, portrait.Errorf(portrait.ENOTFOUND, "no decision %s", id)
+		return portrait.StoredDetermination{}, portrait.Errorf(portrait.ENOTFOUND, "no decision %s", id)
 	} else if err != nil {
-		return portrait.DecisionRecord{}, fmt.Errorf("read decision %s: %w", id, err)
+		return portrait.StoredDetermination{}, fmt.Errorf("read decision %s: %w", id, err)
 	}
 	return d, nil
 }

@@ -69,8 +69,8 @@ func blob(b []byte) any {
 	return b
 }
 
-// PutDecision implements guard.Tx.PutDecision.
-func (tx Tx) PutDecision(ctx context.Context, d portrait.DecisionRecord) error {
+// PutDetermination implements guard.Tx.PutDetermination.
+func (tx Tx) PutDetermination(ctx context.Context, d portrait.StoredDetermination) error {
 	if d.ID == "" || d.UseCase == "" || d.Status == "" {
 		return portrait.Errorf(portrait.EINVALID, "put decision %q: a decision needs an id, a use-case and a status", d.ID)
 	}
@@ -88,8 +88,8 @@ func (tx Tx) PutDecision(ctx context.Context, d portrait.DecisionRecord) error {
 	return nil
 }
 
-// SetDecisionStatus implements guard.Tx.SetDecisionStatus.
-func (tx Tx) SetDecisionStatus(ctx context.Context, id, status string) error {
+// SetDeterminationStatus implements guard.Tx.SetDeterminationStatus.
+func (tx Tx) SetDeterminationStatus(ctx context.Context, id, status string) error {
 	if status == "" {
 		return portrait.Errorf(portrait.EINVALID, "set status of decision %s: the status is empty", id)
 	}

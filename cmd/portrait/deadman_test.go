@@ -210,7 +210,7 @@ func TestRestartWhileRegulatorDown(t *testing.T) {
 	if code := p.call(t, "POST", "/v1/events", admin, event, nil); code != 200 {
 		t.Fatalf("ingest: %d", code)
 	}
-	if code := p.call(t, "POST", "/v1/usecases/credit_limit/assessment", admin, "", nil); code != 201 {
+	if code := p.call(t, "POST", "/v1/usecases/credit_limit/assessment", admin, string(demo.Assessment), nil); code != 201 {
 		t.Fatalf("assessment: %d", code)
 	}
 	if code := p.call(t, "POST", "/v1/subjects/zoe/usecases/credit_limit/notice", admin, "", nil); code != 201 {

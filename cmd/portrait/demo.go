@@ -278,7 +278,7 @@ func seedApply(ctx context.Context, a *app, n int) error {
 		}
 		// Subjects without consent to credit are refused, with the reason;
 		// that is part of the demo, not an error.
-		a.apply.Decide(ctx, operator, ps, "credit_limit")
+		a.apply.Determine(ctx, operator, ps, "credit_limit")
 	}
 	return nil
 }

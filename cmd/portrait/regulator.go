@@ -148,7 +148,13 @@ func (f regulatorFlags) joined() bool { return *f.url != "" || *f.key != "" || *
 // pack returns the rule pack the engine checks its catalog against: on a
 // joined engine the regulator's pack in force, verified, if it has
 // published one; else --pack or the embedded default.
-func (f regulatorFlags) pack(ctx context.Context, path string) (*rules.Pack, error) {
+//
+// When the regulator cannot be reached, the engine falls back to --pack or
+// the default and says so: join then decides whether it may start at all
+// (a first join may not; a restart serves with the high tier stopped,
+// SG-5). The regulator's pack is read again at the next start; keeping a
+// verified copy to use offline is left to do (docs/DESIGN-NOTES.md).
+func (f regulatorFlags) pack(ctx context.Context, path string, logger *slog.Logger) (*rules.Pack, error) {
 	if !f.joined() {
 		return loadPack(path)
 	}
@@ -157,6 +163,10 @@ func (f regulatorFlags) pack(ctx context.Context, path string) (*rules.Pack, err
 		return nil, fmt.Errorf("join regulator: %w (give --regulator, --regulator-key and --regulator-token)", err)
 	}
 	p, err := c.Pack(ctx)
+	if errors.Is(err, regulator.ErrUnreachable) {
+		logger.Warn("the regulator cannot be reached for its rule pack in force: checking the catalog against --pack or the embedded default until the next start", "err", err)
+		return loadPack(path)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("the regulator's rule pack in force: %w", err)
 	}

@@ -584,9 +584,7 @@ func TestRestoreNeverRevives(t *testing.T) {
 			}
 		},
 		restore: func(t *testing.T, dsn, dir string) {
-			if out, err := exec.Command("pg_restore", "--clean", "--if-exists", "--no-owner", "-d", dsn, filepath.Join(dir, "backup.dump")).CombinedOutput(); err != nil {
-				t.Fatalf("pg_restore: %v\n%s", err, out)
-			}
+			pgRestore(t, dsn, filepath.Join(dir, "backup.dump"))
 		},
 	}
 	for _, tc := range []struct {

@@ -34,7 +34,7 @@ func TestRestoreReappliesChoicesAndOrders(t *testing.T) {
 				c.dsn = storetest.PostgresDatabase(t)
 				save = func() { runTool(t, "pg_dump", "-Fc", "-f", filepath.Join(dir, "b.dump"), c.dsn) }
 				restore = func() {
-					runTool(t, "pg_restore", "--clean", "--if-exists", "--no-owner", "-d", c.dsn, filepath.Join(dir, "b.dump"))
+					pgRestore(t, c.dsn, filepath.Join(dir, "b.dump"))
 				}
 			} else {
 				c.dsn = filepath.Join(dir, "d.db")
