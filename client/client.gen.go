@@ -535,64 +535,10 @@ type DeadLettersResponse struct {
 	Dead []DeadLetter `json:"dead"`
 }
 
-// Decision defines model for Decision.
-type Decision struct {
-	Contributions  map[string]float64 `json:"contributions"`
-	Counterfactual Counterfactual     `json:"counterfactual,omitempty"`
-	Explanation    map[string]string  `json:"explanation"`
-	Features       map[string]float64 `json:"features"`
-	Id             string             `json:"id"`
-	InputHash      string             `json:"input_hash"`
-	LogIndex       int64              `json:"log_index"`
-	Model          string             `json:"model"`
-	ModelVersion   int64              `json:"model_version"`
-	Notice         map[string]string  `json:"notice"`
-	Outcome        bool               `json:"outcome,omitempty"`
-	Review         string             `json:"review,omitempty"`
-	Score          float64            `json:"score,omitempty"`
-	Status         string             `json:"status"`
-	Usecase        string             `json:"usecase"`
-}
-
 // DecisionBody defines model for DecisionBody.
 type DecisionBody struct {
 	Subject string `json:"subject,omitempty"`
 	Usecase string `json:"usecase,omitempty"`
-}
-
-// DecisionEntry defines model for DecisionEntry.
-type DecisionEntry struct {
-	Contributions  map[string]float64 `json:"contributions,omitempty"`
-	Counterfactual Counterfactual     `json:"counterfactual,omitempty"`
-	Created        time.Time          `json:"created"`
-	Explanation    map[string]string  `json:"explanation,omitempty"`
-	Features       map[string]float64 `json:"features,omitempty"`
-	FinalOutcome   bool               `json:"final_outcome,omitempty"`
-	Id             string             `json:"id"`
-	LogIndex       int64              `json:"log_index"`
-	Model          string             `json:"model"`
-	ModelVersion   int64              `json:"model_version"`
-	Notice         map[string]string  `json:"notice,omitempty"`
-	Outcome        bool               `json:"outcome,omitempty"`
-	Reviews        []ReviewEntry      `json:"reviews"`
-	Score          float64            `json:"score,omitempty"`
-	Status         string             `json:"status"`
-	Usecase        string             `json:"usecase"`
-}
-
-// DecisionRecord defines model for DecisionRecord.
-type DecisionRecord struct {
-	Created      time.Time `json:"created"`
-	Id           string    `json:"id"`
-	InputHash    string    `json:"input_hash"`
-	LogIndex     int64     `json:"log_index"`
-	Model        string    `json:"model"`
-	ModelVersion int64     `json:"model_version"`
-	Outcome      bool      `json:"outcome"`
-	Score        float64   `json:"score"`
-	Status       string    `json:"status"`
-	Subject      string    `json:"subject"`
-	Usecase      string    `json:"usecase"`
 }
 
 // DecisionsResponse defines model for DecisionsResponse.
@@ -616,6 +562,45 @@ type Detail struct {
 	Explanation    map[string]string  `json:"explanation"`
 	Features       map[string]float64 `json:"features"`
 	Notice         map[string]string  `json:"notice"`
+}
+
+// Determination defines model for Determination.
+type Determination struct {
+	Contributions  map[string]float64 `json:"contributions"`
+	Counterfactual Counterfactual     `json:"counterfactual,omitempty"`
+	Explanation    map[string]string  `json:"explanation"`
+	Features       map[string]float64 `json:"features"`
+	Id             string             `json:"id"`
+	InputHash      string             `json:"input_hash"`
+	LogIndex       int64              `json:"log_index"`
+	Model          string             `json:"model"`
+	ModelVersion   int64              `json:"model_version"`
+	Notice         map[string]string  `json:"notice"`
+	Outcome        bool               `json:"outcome,omitempty"`
+	Review         string             `json:"review,omitempty"`
+	Score          float64            `json:"score,omitempty"`
+	Status         string             `json:"status"`
+	Usecase        string             `json:"usecase"`
+}
+
+// DeterminationEntry defines model for DeterminationEntry.
+type DeterminationEntry struct {
+	Contributions  map[string]float64 `json:"contributions,omitempty"`
+	Counterfactual Counterfactual     `json:"counterfactual,omitempty"`
+	Created        time.Time          `json:"created"`
+	Explanation    map[string]string  `json:"explanation,omitempty"`
+	Features       map[string]float64 `json:"features,omitempty"`
+	FinalOutcome   bool               `json:"final_outcome,omitempty"`
+	Id             string             `json:"id"`
+	LogIndex       int64              `json:"log_index"`
+	Model          string             `json:"model"`
+	ModelVersion   int64              `json:"model_version"`
+	Notice         map[string]string  `json:"notice,omitempty"`
+	Outcome        bool               `json:"outcome,omitempty"`
+	Reviews        []ReviewEntry      `json:"reviews"`
+	Score          float64            `json:"score,omitempty"`
+	Status         string             `json:"status"`
+	Usecase        string             `json:"usecase"`
 }
 
 // DiversitySection defines model for DiversitySection.
@@ -745,21 +730,21 @@ type Exclusion struct {
 
 // Export defines model for Export.
 type Export struct {
-	Cases          []Case           `json:"cases"`
-	ConsentHistory []HistoryEntry   `json:"consent_history"`
-	Consents       []ConsentEntry   `json:"consents"`
-	Decisions      []DecisionEntry  `json:"decisions"`
-	DeliveredTo    []DeliveredEntry `json:"delivered_to"`
-	Events         []EventEntry     `json:"events"`
-	Flags          FlagsView        `json:"flags"`
-	Generated      time.Time        `json:"generated"`
-	Handler        RightsHandler    `json:"handler"`
-	Labels         []LabelEntry     `json:"labels"`
-	Profile        []ProfileEntry   `json:"profile"`
-	Recipients     []RecipientEntry `json:"recipients"`
-	Schema         string           `json:"schema"`
-	Subject        string           `json:"subject"`
-	SubjectId      string           `json:"subject_id"`
+	Cases          []Case               `json:"cases"`
+	ConsentHistory []HistoryEntry       `json:"consent_history"`
+	Consents       []ConsentEntry       `json:"consents"`
+	Decisions      []DeterminationEntry `json:"decisions"`
+	DeliveredTo    []DeliveredEntry     `json:"delivered_to"`
+	Events         []EventEntry         `json:"events"`
+	Flags          FlagsView            `json:"flags"`
+	Generated      time.Time            `json:"generated"`
+	Handler        RightsHandler        `json:"handler"`
+	Labels         []LabelEntry         `json:"labels"`
+	Profile        []ProfileEntry       `json:"profile"`
+	Recipients     []RecipientEntry     `json:"recipients"`
+	Schema         string               `json:"schema"`
+	Subject        string               `json:"subject"`
+	SubjectId      string               `json:"subject_id"`
 }
 
 // Fact defines model for Fact.
@@ -1199,17 +1184,17 @@ type NewKey struct {
 
 // Notice defines model for Notice.
 type Notice struct {
-	AutomatedDecisions []NoticeDecision    `json:"automated_decisions"`
-	DataCategories     []NoticeCategory    `json:"data_categories"`
-	Deadline           string              `json:"deadline"`
-	Handler            NoticeHandler       `json:"handler"`
-	Lang               string              `json:"lang"`
-	Objection          string              `json:"objection"`
-	Purposes           []NoticePurpose     `json:"purposes"`
-	Recipients         []NoticeRecipient   `json:"recipients"`
-	Recommenders       []NoticeRecommender `json:"recommenders"`
-	Rights             []NoticeRight       `json:"rights"`
-	Version            string              `json:"version"`
+	AutomatedDecisions []NoticeDetermination `json:"automated_decisions"`
+	DataCategories     []NoticeCategory      `json:"data_categories"`
+	Deadline           string                `json:"deadline"`
+	Handler            NoticeHandler         `json:"handler"`
+	Lang               string                `json:"lang"`
+	Objection          string                `json:"objection"`
+	Purposes           []NoticePurpose       `json:"purposes"`
+	Recipients         []NoticeRecipient     `json:"recipients"`
+	Recommenders       []NoticeRecommender   `json:"recommenders"`
+	Rights             []NoticeRight         `json:"rights"`
+	Version            string                `json:"version"`
 }
 
 // NoticeCategory defines model for NoticeCategory.
@@ -1223,8 +1208,8 @@ type NoticeCategory struct {
 	Sensitive  bool     `json:"sensitive"`
 }
 
-// NoticeDecision defines model for NoticeDecision.
-type NoticeDecision struct {
+// NoticeDetermination defines model for NoticeDetermination.
+type NoticeDetermination struct {
 	Consequences string   `json:"consequences"`
 	Inputs       []string `json:"inputs"`
 	Logic        string   `json:"logic"`
@@ -1406,19 +1391,19 @@ type Problem struct {
 
 // Processing defines model for Processing.
 type Processing struct {
-	AutomatedDecisions []ProcessingDecision `json:"automated_decisions"`
-	CatalogDigest      string               `json:"catalog_digest"`
-	CatalogVersion     string               `json:"catalog_version"`
-	Controller         NoticeHandler        `json:"controller"`
-	DataCategories     []ProcessingCategory `json:"data_categories"`
-	DataSubjects       []string             `json:"data_subjects"`
-	Generated          time.Time            `json:"generated"`
-	Lang               string               `json:"lang"`
-	Purposes           []ProcessingPurpose  `json:"purposes"`
-	Recipients         []NoticeRecipient    `json:"recipients"`
-	SecurityMeasures   []string             `json:"security_measures"`
-	Transfers          []string             `json:"transfers"`
-	TransfersText      string               `json:"transfers_text"`
+	AutomatedDecisions []ProcessingDetermination `json:"automated_decisions"`
+	CatalogDigest      string                    `json:"catalog_digest"`
+	CatalogVersion     string                    `json:"catalog_version"`
+	Controller         NoticeHandler             `json:"controller"`
+	DataCategories     []ProcessingCategory      `json:"data_categories"`
+	DataSubjects       []string                  `json:"data_subjects"`
+	Generated          time.Time                 `json:"generated"`
+	Lang               string                    `json:"lang"`
+	Purposes           []ProcessingPurpose       `json:"purposes"`
+	Recipients         []NoticeRecipient         `json:"recipients"`
+	SecurityMeasures   []string                  `json:"security_measures"`
+	Transfers          []string                  `json:"transfers"`
+	TransfersText      string                    `json:"transfers_text"`
 }
 
 // ProcessingCategory defines model for ProcessingCategory.
@@ -1429,8 +1414,8 @@ type ProcessingCategory struct {
 	Sensitive bool              `json:"sensitive"`
 }
 
-// ProcessingDecision defines model for ProcessingDecision.
-type ProcessingDecision struct {
+// ProcessingDetermination defines model for ProcessingDetermination.
+type ProcessingDetermination struct {
 	AssessmentOnRecord Assessment `json:"assessment_on_record,omitempty"`
 	Consequences       string     `json:"consequences"`
 	Inputs             []string   `json:"inputs"`
@@ -1790,11 +1775,11 @@ type ReviewBodyOutcome string
 
 // ReviewCase defines model for ReviewCase.
 type ReviewCase struct {
-	Conflict  string         `json:"conflict,omitempty"`
-	Decision  DecisionRecord `json:"decision"`
-	Detail    Detail         `json:"detail,omitempty"`
-	Review    Review         `json:"review"`
-	Statement string         `json:"statement,omitempty"`
+	Conflict  string              `json:"conflict,omitempty"`
+	Decision  StoredDetermination `json:"decision"`
+	Detail    Detail              `json:"detail,omitempty"`
+	Review    Review              `json:"review"`
+	Statement string              `json:"statement,omitempty"`
 }
 
 // ReviewEntry defines model for ReviewEntry.
@@ -1888,6 +1873,21 @@ type Status struct {
 // StatusResponse defines model for StatusResponse.
 type StatusResponse struct {
 	Status string `json:"status"`
+}
+
+// StoredDetermination defines model for StoredDetermination.
+type StoredDetermination struct {
+	Created      time.Time `json:"created"`
+	Id           string    `json:"id"`
+	InputHash    string    `json:"input_hash"`
+	LogIndex     int64     `json:"log_index"`
+	Model        string    `json:"model"`
+	ModelVersion int64     `json:"model_version"`
+	Outcome      bool      `json:"outcome"`
+	Score        float64   `json:"score"`
+	Status       string    `json:"status"`
+	Subject      string    `json:"subject"`
+	Usecase      string    `json:"usecase"`
 }
 
 // Summary defines model for Summary.
@@ -11114,7 +11114,7 @@ type PostV1DecisionsResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// JSON201 the response for an HTTP 201 `application/json` response
-	JSON201 *Decision
+	JSON201 *Determination
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *Problem
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
@@ -11126,7 +11126,7 @@ type PostV1DecisionsResponse struct {
 }
 
 // GetJSON201 returns the response for an HTTP 201 `application/json` response
-func (r PostV1DecisionsResponse) GetJSON201() *Decision {
+func (r PostV1DecisionsResponse) GetJSON201() *Determination {
 	return r.JSON201
 }
 
@@ -18915,7 +18915,7 @@ func ParsePostV1DecisionsResponse(rsp *http.Response) (*PostV1DecisionsResponse,
 
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
-		var dest Decision
+		var dest Determination
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}

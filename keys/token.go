@@ -27,7 +27,11 @@ const tokenPrefix = "pt2."
 // seconds) and 8 random bytes.
 const tokenHeader = 24
 
-var b64 = base64.RawURLEncoding
+// b64 is strict: the unused low bits of a token's last character must be
+// zero, so a token has exactly one text form. Lenient decoding accepted
+// some edits of the last two characters as the same MAC, which made a
+// "tampered" token pass now and then.
+var b64 = base64.RawURLEncoding.Strict()
 
 // Token is what a genuine subject token says.
 type Token struct {
