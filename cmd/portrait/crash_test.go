@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"github.com/portrait-dev/portrait/examples/demo"
 	"io"
 	"math/rand/v2"
 	"net/http"
@@ -237,7 +238,7 @@ func testCrash(t *testing.T, engine, dsn string, rounds int) {
 	assessments := filepath.Join(t.TempDir(), "assessments")
 	serve := func() *killable { return startKillable(t, dsn, master, admin, "--assessments", assessments) }
 	p := serve()
-	if _, err := try(ctx, p.url, "POST", "/v1/usecases/credit_limit/assessment", admin, "", nil); err != nil {
+	if _, err := try(ctx, p.url, "POST", "/v1/usecases/credit_limit/assessment", admin, string(demo.Assessment), nil); err != nil {
 		t.Fatal(err)
 	}
 	db := openSQL(t, engine, dsn)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/portrait-dev/portrait/examples/demo"
 	"os"
 	"path/filepath"
 	"slices"
@@ -277,7 +278,7 @@ func populate(t *testing.T, url, admin string) {
 			t.Fatal(err)
 		}
 	}
-	must("POST", "/v1/usecases/credit_limit/assessment", "")
+	must("POST", "/v1/usecases/credit_limit/assessment", string(demo.Assessment))
 	var items strings.Builder
 	items.WriteByte('[')
 	for i := range 60 {
