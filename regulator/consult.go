@@ -319,7 +319,7 @@ func (n *Node) FileCatalog(ctx context.Context, c Company, src []byte) error {
 	if _, err := sup.docs.Doc(ctx, docCatalog, id); err == nil {
 		return nil
 	}
-	if _, err := n.record(ctx, audit.Record{Kind: "filing", Actor: "company:" + c.ID, Action: "catalog", Digest: hex.EncodeToString(sum[:]),
+	if _, err := n.record(ctx, audit.Record{Kind: "catalog_source", Actor: "company:" + c.ID, Action: "file", Digest: hex.EncodeToString(sum[:]),
 		Detail: map[string]any{"company": c.ID, "bytes": len(src)}}, nil); err != nil {
 		return err
 	}

@@ -123,10 +123,7 @@ func (n *Node) Filings(ctx context.Context, id string) ([]FilingRecord, error) {
 	out := []FilingRecord{}
 	for _, e := range es {
 		d := e.Record.Detail
-		// The catalog's source, filed for rule-pack simulation, is a
-		// filing record too (action "catalog"); the algorithm filings
-		// are the "file" ones.
-		if d["company"] != id || e.Record.Action != "file" {
+		if d["company"] != id {
 			continue
 		}
 		f := FilingRecord{LogIndex: e.Index, At: e.Record.Time.UTC().Format("2006-01-02T15:04:05Z")}
