@@ -28,21 +28,7 @@ func TestDeadmanSwitch(t *testing.T) {
 		extra: []string{"--assessments", filepath.Join(t.TempDir(), "assessments")}}
 	const admin = "company-admin-key"
 	p := c.serve(t, admin)
-	for _, purpose := range []string{"credit", "personalization"} {
-		if code := p.call(t, "PUT", "/v1/subjects/zoe/consents/"+purpose, admin, `{"status":"granted","notice_version":"1"}`, nil); code != 200 {
-			t.Fatalf("grant %s: %d", purpose, code)
-		}
-	}
-	event := fmt.Sprintf(`[{"subject":"zoe","type":"profile","time":%q,"fields":{"age":35,"income":9000}}]`, time.Now().Add(-time.Minute).UTC().Format(time.RFC3339))
-	if code := p.call(t, "POST", "/v1/events", admin, event, nil); code != 200 {
-		t.Fatalf("ingest: %d", code)
-	}
-	if code := p.call(t, "POST", "/v1/usecases/credit_limit/assessment", admin, string(demo.Assessment), nil); code != 201 {
-		t.Fatalf("assessment: %d", code)
-	}
-	if code := p.call(t, "POST", "/v1/subjects/zoe/usecases/credit_limit/notice", admin, "", nil); code != 201 {
-		t.Fatalf("notice: %d", code)
-	}
+	readyForCredit(t, p, admin)
 	decide := func() (int, string) {
 		var prob struct{ Requirement, Detail string }
 		code := p.call(t, "POST", "/v1/decisions", admin, `{"usecase":"credit_limit","subject":"zoe"}`, &prob)
@@ -201,21 +187,7 @@ func TestRestartWhileRegulatorDown(t *testing.T) {
 		extra: []string{"--assessments", filepath.Join(t.TempDir(), "assessments")}}
 	const admin = "company-admin-key"
 	p := c.serve(t, admin)
-	for _, purpose := range []string{"credit", "personalization"} {
-		if code := p.call(t, "PUT", "/v1/subjects/zoe/consents/"+purpose, admin, `{"status":"granted","notice_version":"1"}`, nil); code != 200 {
-			t.Fatalf("grant %s: %d", purpose, code)
-		}
-	}
-	event := fmt.Sprintf(`[{"subject":"zoe","type":"profile","time":%q,"fields":{"age":35,"income":9000}}]`, time.Now().Add(-time.Minute).UTC().Format(time.RFC3339))
-	if code := p.call(t, "POST", "/v1/events", admin, event, nil); code != 200 {
-		t.Fatalf("ingest: %d", code)
-	}
-	if code := p.call(t, "POST", "/v1/usecases/credit_limit/assessment", admin, string(demo.Assessment), nil); code != 201 {
-		t.Fatalf("assessment: %d", code)
-	}
-	if code := p.call(t, "POST", "/v1/subjects/zoe/usecases/credit_limit/notice", admin, "", nil); code != 201 {
-		t.Fatalf("notice: %d", code)
-	}
+	readyForCredit(t, p, admin)
 	decide := func(p *proc) (int, string) {
 		var prob struct{ Requirement string }
 		code := p.call(t, "POST", "/v1/decisions", admin, `{"usecase":"credit_limit","subject":"zoe"}`, &prob)
@@ -272,4 +244,26 @@ func TestRestartWhileRegulatorDown(t *testing.T) {
 	}
 	// Checkpoints are cosigned again.
 	waitCosigned(t, p, reg.witnessKey, before.Size+1, 15*time.Second)
+}
+
+// readyForCredit makes zoe decidable by the high-tier use-case
+// credit_limit on p: consents, a profile, the Art. 56 assessment and the
+// pre-use notice.
+func readyForCredit(t *testing.T, p *proc, admin string) {
+	t.Helper()
+	for _, purpose := range []string{"credit", "personalization"} {
+		if code := p.call(t, "PUT", "/v1/subjects/zoe/consents/"+purpose, admin, `{"status":"granted","notice_version":"1"}`, nil); code != 200 {
+			t.Fatalf("grant %s: %d", purpose, code)
+		}
+	}
+	event := fmt.Sprintf(`[{"subject":"zoe","type":"profile","time":%q,"fields":{"age":35,"income":9000}}]`, time.Now().Add(-time.Minute).UTC().Format(time.RFC3339))
+	if code := p.call(t, "POST", "/v1/events", admin, event, nil); code != 200 {
+		t.Fatalf("ingest: %d", code)
+	}
+	if code := p.call(t, "POST", "/v1/usecases/credit_limit/assessment", admin, string(demo.Assessment), nil); code != 201 {
+		t.Fatalf("assessment: %d", code)
+	}
+	if code := p.call(t, "POST", "/v1/subjects/zoe/usecases/credit_limit/notice", admin, "", nil); code != 201 {
+		t.Fatalf("notice: %d", code)
+	}
 }
