@@ -578,7 +578,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: lvl}))
 	reg.catalog = *catPath
-	pack, err := reg.pack(ctx, *packPath, logger)
+	pack, localPack, err := reg.pack(ctx, *packPath, logger)
 	if err != nil {
 		return fmt.Errorf("refusing to start: %w", err)
 	}
@@ -600,7 +600,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	offline, err := reg.join(ctx, a)
+	offline, err := reg.join(ctx, a, localPack)
 	if err != nil {
 		return err
 	}

@@ -150,33 +150,39 @@ func (f regulatorFlags) joined() bool { return *f.url != "" || *f.key != "" || *
 // published one; else --pack or the embedded default.
 //
 // When the regulator cannot be reached, the engine falls back to --pack or
-// the default and says so: join then decides whether it may start at all
-// (a first join may not; a restart serves with the high tier stopped,
-// SG-5). The regulator's pack is read again at the next start; keeping a
-// verified copy to use offline is left to do (docs/DESIGN-NOTES.md).
-func (f regulatorFlags) pack(ctx context.Context, path string, logger *slog.Logger) (*rules.Pack, error) {
+// the default, says so and reports local: join then decides whether it
+// may start at all. A first join may not, nor may an engine whose
+// regulator answers by then (it starts again and reads the pack); a
+// restart serves with the high tier stopped (SG-5) until the regulator
+// answers and has no pack in force other than the local one — a pack it
+// has published needs a restart. Keeping a verified copy of the
+// regulator's pack for offline starts is left to do (docs/DESIGN-NOTES.md).
+func (f regulatorFlags) pack(ctx context.Context, path string, logger *slog.Logger) (p *rules.Pack, local bool, err error) {
 	if !f.joined() {
-		return loadPack(path)
+		p, err = loadPack(path)
+		return p, false, err
 	}
 	c, err := regulator.NewClient(*f.url, *f.key, *f.token, &http.Client{Timeout: 30 * time.Second})
 	if err != nil {
-		return nil, fmt.Errorf("join regulator: %w (give --regulator, --regulator-key and --regulator-token)", err)
+		return nil, false, fmt.Errorf("join regulator: %w (give --regulator, --regulator-key and --regulator-token)", err)
 	}
-	p, err := c.Pack(ctx)
+	p, err = c.Pack(ctx)
 	if errors.Is(err, regulator.ErrUnreachable) {
-		logger.Warn("the regulator cannot be reached for its rule pack in force: checking the catalog against --pack or the embedded default until the next start", "err", err)
-		return loadPack(path)
+		logger.Warn("the regulator cannot be reached for its rule pack in force: checking the catalog against --pack or the embedded default; the high tier stays stopped until the regulator answers", "err", err)
+		p, err = loadPack(path)
+		return p, true, err
 	}
 	if err != nil {
-		return nil, fmt.Errorf("the regulator's rule pack in force: %w", err)
+		return nil, false, fmt.Errorf("the regulator's rule pack in force: %w", err)
 	}
 	if p == nil {
-		return loadPack(path)
+		p, err = loadPack(path)
+		return p, false, err
 	}
 	if path != "" {
-		return nil, fmt.Errorf("--pack %s: the regulator has a rule pack in force (%s), which a joined engine uses", path, p)
+		return nil, false, fmt.Errorf("--pack %s: the regulator has a rule pack in force (%s), which a joined engine uses", path, p)
 	}
-	return p, nil
+	return p, false, nil
 }
 
 func addRegulatorFlags(fs *flag.FlagSet) regulatorFlags {
@@ -199,7 +205,10 @@ func addRegulatorFlags(fs *flag.FlagSet) regulatorFlags {
 // the regulator, which resumes the high tier. A first join needs the
 // regulator. The returned offline reports the first case; the caller
 // then skips the catch-up at start.
-func (f regulatorFlags) join(ctx context.Context, a *app) (offline bool, err error) {
+//
+// localPack says the catalog was checked against the local pack because
+// the regulator could not be reached for its own (pack).
+func (f regulatorFlags) join(ctx context.Context, a *app, localPack bool) (offline bool, err error) {
 	if !f.joined() {
 		return false, nil
 	}
@@ -231,6 +240,8 @@ func (f regulatorFlags) join(ctx context.Context, a *app) (offline bool, err err
 		a.logger.Warn("the regulator cannot be reached: serving with the high tier stopped until it answers (SG-5)", "err", err)
 	} else if err != nil {
 		return false, fmt.Errorf("join regulator: %w", err)
+	} else if localPack {
+		return false, fmt.Errorf("join regulator: the regulator answers now, but its rule pack in force could not be read a moment ago; start again so the catalog is checked against it")
 	}
 	// The catalog itself goes to the regulator too, for its simulation
 	// of draft rule packs (issue 11); offline, on the first answer.
@@ -253,6 +264,18 @@ func (f regulatorFlags) join(ctx context.Context, a *app) (offline bool, err err
 	a.enforcer = &regulator.Enforcer{Client: c, Gov: a.ledger, Take: takeover{a}, Log: a.log, Store: a.store, Logger: a.logger}
 	if offline {
 		a.enforcer.Offline(func(ctx context.Context) error {
+			if localPack {
+				// The catalog was checked against the local pack: the
+				// high tier stays stopped if the regulator has one of
+				// its own in force, until a restart applies it.
+				p, err := c.Pack(ctx)
+				if err != nil {
+					return err
+				}
+				if p != nil {
+					return fmt.Errorf("the regulator has a rule pack in force (%s) and this engine checked its catalog against the local one while the regulator was unreachable: restart to apply it; the high tier stays stopped", p)
+				}
+			}
 			if err := c.File(ctx, fl); err != nil {
 				return err
 			}
