@@ -9,17 +9,17 @@ import (
 
 // Event is one behavioural event as a caller sends it.
 type Event struct {
-	Subject        string         `json:"subject"`
+	SubjectID      string         `json:"subject"`
 	Type           string         `json:"type"`
 	Time           time.Time      `json:"time"`
 	IdempotencyKey string         `json:"idempotency_key,omitempty"`
 	Fields         map[string]any `json:"fields"`
 }
 
-// Subject is a data subject as stored: a keyed pseudonym, the subject's
+// SubjectKey is a data subject as stored: a keyed pseudonym, the subject's
 // data key wrapped by the master key, and their id sealed with that key.
 // Destroying the row is the erasure primitive (invariant 4).
-type Subject struct {
+type SubjectKey struct {
 	Pseudonym  string
 	WrappedKey []byte
 	SealedID   []byte
@@ -29,14 +29,14 @@ type Subject struct {
 // StoredEvent is an event as kept: its values sealed with the subject's
 // data key. Grant must allow Collect for Subject.
 type StoredEvent struct {
-	ID      int64
-	Grant   policy.Grant
-	Subject string // pseudonym
-	Type    string
-	Time    time.Time
-	Idem    []byte // keyed hash of the idempotency key; nil when none was given
-	Sealed  []byte // AES-GCM ciphertext of the JSON object of field values
-	Expires time.Time
+	ID        int64
+	Grant     policy.Grant
+	Pseudonym string // pseudonym
+	Type      string
+	Time      time.Time
+	Idem      []byte // keyed hash of the idempotency key; nil when none was given
+	Sealed    []byte // AES-GCM ciphertext of the JSON object of field values
+	Expires   time.Time
 }
 
 // ProfileValue is the latest value of a profile field (age, city), sealed.
@@ -50,14 +50,14 @@ type ProfileValue struct {
 
 // FieldRef names one stored profile value without carrying it.
 type FieldRef struct {
-	Subject string // pseudonym
-	Field   string
+	Pseudonym string // pseudonym
+	Field     string
 }
 
 // ConsentRecord is one entry in the append-only consent ledger (CN-2).
 type ConsentRecord struct {
 	Seq           int64         `json:"seq"`
-	Subject       string        `json:"-"` // pseudonym
+	Pseudonym     string        `json:"-"` // pseudonym
 	Purpose       string        `json:"purpose"`
 	Status        policy.Status `json:"-"`
 	NoticeVersion string        `json:"notice_version"`
@@ -89,13 +89,13 @@ type Flags struct {
 // LabelValue is one derived label of one subject, with its value and
 // provenance sealed with the subject's data key (CM-2, SR-1).
 type LabelValue struct {
-	Grant    policy.Grant
-	Subject  string // pseudonym
-	Label    string
-	Version  int
-	Sealed   []byte
-	Computed time.Time
-	Expires  time.Time
+	Grant     policy.Grant
+	Pseudonym string // pseudonym
+	Label     string
+	Version   int
+	Sealed    []byte
+	Computed  time.Time
+	Expires   time.Time
 }
 
 // LogEntry is one audit-log record as stored, with the Merkle hashes its
@@ -128,16 +128,16 @@ type APIKey struct {
 // correction, erasure, restriction, objection, explanation or withdrawal,
 // tracked to an outcome by its deadline. It holds no personal values.
 type Case struct {
-	ID       string    `json:"id"`
-	Subject  string    `json:"subject"` // pseudonym
-	Type     string    `json:"type"`
-	Status   string    `json:"status"` // open, fulfilled, refused
-	Created  time.Time `json:"created"`
-	Deadline time.Time `json:"deadline"`
-	Closed   time.Time `json:"closed,omitzero"`
-	Outcome  string    `json:"outcome,omitempty"`
-	Reason   string    `json:"reason,omitempty"` // stated for every refusal (SR-4)
-	LogIndex int64     `json:"log_index,omitempty"`
+	ID        string    `json:"id"`
+	Pseudonym string    `json:"subject"` // pseudonym
+	Type      string    `json:"type"`
+	Status    string    `json:"status"` // open, fulfilled, refused
+	Created   time.Time `json:"created"`
+	Deadline  time.Time `json:"deadline"`
+	Closed    time.Time `json:"closed,omitzero"`
+	Outcome   string    `json:"outcome,omitempty"`
+	Reason    string    `json:"reason,omitempty"` // stated for every refusal (SR-4)
+	LogIndex  int64     `json:"log_index,omitempty"`
 }
 
 // StoredDetermination is one automated decision (AD-2, AD-4), stored with the
@@ -146,7 +146,7 @@ type Case struct {
 type StoredDetermination struct {
 	Grant        policy.Grant `json:"-"`
 	ID           string       `json:"id"`
-	Subject      string       `json:"subject"` // pseudonym
+	Pseudonym    string       `json:"subject"` // pseudonym
 	UseCase      string       `json:"usecase"`
 	Model        string       `json:"model"`
 	ModelVersion int          `json:"model_version"`
@@ -165,19 +165,19 @@ type StoredDetermination struct {
 // with the subject's statement, or a refusal of purely automated
 // processing.
 type Review struct {
-	ID       string    `json:"id"`
-	Decision string    `json:"decision"`
-	Subject  string    `json:"subject"` // pseudonym
-	UseCase  string    `json:"usecase"`
-	Kind     string    `json:"kind"` // appeal, refusal
-	Sealed   []byte    `json:"-"`    // the subject's statement, sealed
-	Status   string    `json:"status"`
-	Reviewer string    `json:"reviewer,omitempty"`
-	Outcome  string    `json:"outcome,omitempty"` // upheld, overturned
-	Reason   string    `json:"reason,omitempty"`
-	Created  time.Time `json:"created"`
-	Deadline time.Time `json:"deadline"`
-	Closed   time.Time `json:"closed,omitzero"`
+	ID              string    `json:"id"`
+	DeterminationID string    `json:"decision"`
+	Pseudonym       string    `json:"subject"` // pseudonym
+	UseCase         string    `json:"usecase"`
+	Kind            string    `json:"kind"` // appeal, refusal
+	Sealed          []byte    `json:"-"`    // the subject's statement, sealed
+	Status          string    `json:"status"`
+	Reviewer        string    `json:"reviewer,omitempty"`
+	Outcome         string    `json:"outcome,omitempty"` // upheld, overturned
+	Reason          string    `json:"reason,omitempty"`
+	Created         time.Time `json:"created"`
+	Deadline        time.Time `json:"deadline"`
+	Closed          time.Time `json:"closed,omitzero"`
 }
 
 // Item is an entry of the item catalog that recommendations rank. Items
@@ -195,7 +195,7 @@ type Item struct {
 // readable only with a grant the decision point gives to the fairness
 // engine and the auditor.
 type ProtectedValue struct {
-	Subject   string // pseudonym
+	Pseudonym string // pseudonym
 	Attribute string
 	Sealed    []byte
 }
@@ -215,7 +215,7 @@ type Store interface {
 	Generation(ctx context.Context) (int64, error)
 
 	// Subjects returns the stored subjects among pseudonyms; absent ones are missing from the map.
-	Subjects(ctx context.Context, pseudonyms []string) (map[string]Subject, error)
+	Subjects(ctx context.Context, pseudonyms []string) (map[string]SubjectKey, error)
 	// States returns the governance state of each pseudonym; unknown
 	// subjects get a fresh state.
 	States(ctx context.Context, pseudonyms []string) (map[string]*policy.State, error)
@@ -299,7 +299,7 @@ type Store interface {
 // Tx is one write transaction.
 type Tx interface {
 	// EnsureSubjects inserts the subjects that are not yet stored.
-	EnsureSubjects(ctx context.Context, subjects []Subject) error
+	EnsureSubjects(ctx context.Context, subjects []SubjectKey) error
 	// InsertEvents stores events whose grants allow Collect; it returns,
 	// per event, false when its idempotency key was already stored.
 	InsertEvents(ctx context.Context, events []StoredEvent) ([]bool, error)
@@ -369,7 +369,7 @@ type Tx interface {
 	// through the Store: on a pool of connections, a read through the
 	// Store from inside a transaction that holds the governance lock can
 	// wait for ever on a connection whose transaction waits on that lock.
-	Subjects(ctx context.Context, pseudonyms []string) (map[string]Subject, error)
+	Subjects(ctx context.Context, pseudonyms []string) (map[string]SubjectKey, error)
 	// CloseReview stores r's outcome (status, reviewer, outcome, reason,
 	// closed) only if the stored review is still open, checked in this
 	// transaction, so that of two concurrent outcomes exactly one wins; the

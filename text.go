@@ -56,12 +56,12 @@ func checkJSONText(field string, v any) error {
 // purpose, a decision and a time, and text both engines can store.
 func (r ConsentRecord) Validate() error {
 	switch {
-	case r.Subject == "" || r.Purpose == "":
+	case r.Pseudonym == "" || r.Purpose == "":
 		return Errorf(EINVALID, "append consent: a record needs a subject and a purpose")
 	case r.Status != policy.Granted && r.Status != policy.Refused && r.Status != policy.Withdrawn:
-		return Errorf(EINVALID, "append consent of %s to %s: status %s; want granted, refused or withdrawn", r.Subject, r.Purpose, r.Status)
+		return Errorf(EINVALID, "append consent of %s to %s: status %s; want granted, refused or withdrawn", r.Pseudonym, r.Purpose, r.Status)
 	case r.At.IsZero():
-		return Errorf(EINVALID, "append consent of %s to %s: the record has no time; set At", r.Subject, r.Purpose)
+		return Errorf(EINVALID, "append consent of %s to %s: the record has no time; set At", r.Pseudonym, r.Purpose)
 	}
 	for _, f := range []struct{ name, v string }{
 		{"purpose", r.Purpose}, {"notice_version", r.NoticeVersion}, {"channel", r.Channel},
@@ -103,7 +103,7 @@ func (c Case) Validate() error {
 
 // Validate checks the text of a review.
 func (r Review) Validate() error {
-	if err := CheckText("review", r.ID, r.Decision, r.UseCase, r.Kind, r.Status, r.Reviewer, r.Outcome); err != nil {
+	if err := CheckText("review", r.ID, r.DeterminationID, r.UseCase, r.Kind, r.Status, r.Reviewer, r.Outcome); err != nil {
 		return err
 	}
 	return CheckText("reason", r.Reason)

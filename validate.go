@@ -4,7 +4,7 @@ package portrait
 // a time and its sealed values.
 func (e StoredEvent) Validate() error {
 	if e.Type == "" || e.Time.IsZero() || len(e.Sealed) == 0 {
-		return Errorf(EINVALID, "event of subject %s: an event needs a type, a time and sealed values", e.Subject)
+		return Errorf(EINVALID, "event of subject %s: an event needs a type, a time and sealed values", e.Pseudonym)
 	}
 	return nil
 }
@@ -20,7 +20,7 @@ func (v ProfileValue) Validate() error {
 // Validate checks a label value before it is stored.
 func (v LabelValue) Validate() error {
 	if len(v.Sealed) == 0 || v.Computed.IsZero() {
-		return Errorf(EINVALID, "put label %s of subject %s: a value needs sealed bytes and a computed time", v.Label, v.Subject)
+		return Errorf(EINVALID, "put label %s of subject %s: a value needs sealed bytes and a computed time", v.Label, v.Pseudonym)
 	}
 	return nil
 }

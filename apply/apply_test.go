@@ -131,7 +131,7 @@ func (e *env) setLabel(id string, v label.Value) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	d := e.point.Decide(policy.Request{Subject: st, Purpose: "personalization", Labels: []string{v.Label}, Action: policy.Derive, Caller: policy.Caller{Role: policy.System}})
+	d := e.point.Decide(policy.Request{State: st, Purpose: "personalization", Labels: []string{v.Label}, Action: policy.Derive, Caller: policy.Caller{Role: policy.System}})
 	if !d.Allow {
 		e.t.Fatalf("derive %s: %v", v.Label, d.Err())
 	}
@@ -142,7 +142,7 @@ func (e *env) setLabel(id string, v label.Value) {
 	}
 	b, _ := json.Marshal(v)
 	err = e.store.Update(ctx, func(tx portrait.Tx) error {
-		return tx.PutLabels(ctx, []portrait.LabelValue{{Grant: d.Grant, Subject: p, Label: v.Label, Version: 1,
+		return tx.PutLabels(ctx, []portrait.LabelValue{{Grant: d.Grant, Pseudonym: p, Label: v.Label, Version: 1,
 			Sealed: c.Seal(b, []byte(p+"/label/"+v.Label)), Computed: time.Now()}})
 	})
 	if err != nil {
@@ -212,7 +212,7 @@ func TestGate(t *testing.T) {
 	// CN-11: the pre-use notice must have been shown to this subject.
 	_, err = e.svc.Gate(ctx, "credit_limit", apply.KindDecision, st)
 	wantErr(t, err, portrait.EDENIED, "CN-11", "pre-use notice")
-	n, err := e.svc.ShowNotice(ctx, operator, st.Subject, "credit_limit")
+	n, err := e.svc.ShowNotice(ctx, operator, st.Pseudonym, "credit_limit")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,13 +242,13 @@ func TestGate(t *testing.T) {
 		t.Fatal(err)
 	}
 	other := newNodeOver(t, e)
-	st2, _ := other.ledger.State(ctx, st.Subject) // refreshes suspensions on that node
+	st2, _ := other.ledger.State(ctx, st.Pseudonym) // refreshes suspensions on that node
 	_, err = other.svc.Gate(ctx, "credit_limit", apply.KindDecision, st2)
 	wantErr(t, err, portrait.EDENIED, "AD-7", "halted by a human overseer")
 	if err := e.svc.Resume(ctx, admin, "credit_limit"); err != nil {
 		t.Fatal(err)
 	}
-	st2, _ = other.ledger.State(ctx, st.Subject)
+	st2, _ = other.ledger.State(ctx, st.Pseudonym)
 	if _, err := other.svc.Gate(ctx, "credit_limit", apply.KindDecision, st2); err != nil {
 		t.Fatalf("after resume, on the other node: %v", err)
 	}
@@ -318,7 +318,7 @@ func putItems(t testing.TB, e *env, perCategory int) {
 }
 
 func view(id, item, cat string, ago time.Duration) portrait.Event {
-	return portrait.Event{Subject: id, Type: "view", Time: time.Now().Add(-ago), Fields: map[string]any{"item": item, "category": cat}}
+	return portrait.Event{SubjectID: id, Type: "view", Time: time.Now().Add(-ago), Fields: map[string]any{"item": item, "category": cat}}
 }
 
 // population: fans view sports, readers view books; books are the most
@@ -358,7 +358,7 @@ func TestRecommend(t *testing.T) {
 	population(t, e)
 	e.grant("alice", "personalization")
 	e.events(view("alice", "sports-7", "sports", time.Hour),
-		portrait.Event{Subject: "alice", Type: "purchase", Time: time.Now().Add(-time.Hour), Fields: map[string]any{"item": "books-0", "category": "books", "amount": 12.0}})
+		portrait.Event{SubjectID: "alice", Type: "purchase", Time: time.Now().Add(-time.Hour), Fields: map[string]any{"item": "books-0", "category": "books", "amount": 12.0}})
 	e.setLabel("alice", label.Value{Label: "sports_fan", Kind: catalog.KindRule, Bool: true, Version: 1})
 	alice := e.keys.Pseudonym("alice")
 
@@ -509,7 +509,7 @@ func asError(err error, e **portrait.Error) bool {
 }
 
 func profileEvent(id string, age, income float64) portrait.Event {
-	return portrait.Event{Subject: id, Type: "profile", Time: time.Now().Add(-time.Minute), Fields: map[string]any{"age": age, "income": income}}
+	return portrait.Event{SubjectID: id, Type: "profile", Time: time.Now().Add(-time.Minute), Fields: map[string]any{"age": age, "income": income}}
 }
 
 // ready makes credit_limit runnable for id: assessed, consent given, the
@@ -577,7 +577,7 @@ func TestDecide(t *testing.T) {
 	}
 	// Stored with model version and input hash, sealed, and logged.
 	got, err := e.store.DeterminationByID(ctx, d.ID)
-	if err != nil || got.ModelVersion != 1 || got.InputHash != d.InputHash || got.Subject != dave || got.LogIndex != d.LogIndex {
+	if err != nil || got.ModelVersion != 1 || got.InputHash != d.InputHash || got.Pseudonym != dave || got.LogIndex != d.LogIndex {
 		t.Fatalf("stored %+v %v", got, err)
 	}
 	entries, _ := e.store.LogEntries(ctx, d.LogIndex, d.LogIndex+1)
@@ -592,7 +592,7 @@ func TestDecide(t *testing.T) {
 	_, err = e.svc.Determine(ctx, operator, erin, "credit_limit")
 	wantErr(t, err, portrait.EDENIED, "CN-1", "no consent")
 	e.grant("fred", "credit")
-	e.events(portrait.Event{Subject: "fred", Type: "profile", Time: time.Now().Add(-time.Minute), Fields: map[string]any{"age": 50.0}})
+	e.events(portrait.Event{SubjectID: "fred", Type: "profile", Time: time.Now().Add(-time.Minute), Fields: map[string]any{"age": 50.0}})
 	fred := e.keys.Pseudonym("fred")
 	e.svc.ShowNotice(ctx, operator, fred, "credit_limit")
 	_, err = e.svc.Determine(ctx, operator, fred, "credit_limit")
@@ -603,7 +603,7 @@ func TestDecide(t *testing.T) {
 
 	// AD-2: a standing refusal of automated processing sends the next
 	// decision to a human, with no automated outcome given.
-	if err := e.svc.RefuseAutomation(ctx, policy.Caller{Role: policy.Subject, Subject: dave}, dave, "credit_limit", true); err != nil {
+	if err := e.svc.RefuseAutomation(ctx, policy.Caller{Role: policy.Subject, Pseudonym: dave}, dave, "credit_limit", true); err != nil {
 		t.Fatal(err)
 	}
 	d2, err := e.svc.Determine(ctx, operator, dave, "credit_limit")
@@ -614,16 +614,16 @@ func TestDecide(t *testing.T) {
 		t.Fatalf("refused automation: %+v", d2)
 	}
 	open, _ := e.store.Reviews(ctx, "open")
-	if len(open) != 1 || open[0].Decision != d2.ID || open[0].Kind != "refusal" {
+	if len(open) != 1 || open[0].DeterminationID != d2.ID || open[0].Kind != "refusal" {
 		t.Fatalf("review queue: %+v", open)
 	}
 	// Withdrawing the refusal restores automated decisions.
-	e.svc.RefuseAutomation(ctx, policy.Caller{Role: policy.Subject, Subject: dave}, dave, "credit_limit", false)
+	e.svc.RefuseAutomation(ctx, policy.Caller{Role: policy.Subject, Pseudonym: dave}, dave, "credit_limit", false)
 	if d3, err := e.svc.Determine(ctx, operator, dave, "credit_limit"); err != nil || d3.Status != apply.StatusAutomated {
 		t.Fatalf("after withdrawing the refusal: %+v %v", d3, err)
 	}
 	// Another subject cannot set dave's choices.
-	if err := e.svc.RefuseAutomation(ctx, policy.Caller{Role: policy.Subject, Subject: erin}, dave, "credit_limit", true); portrait.ErrorCode(err) != portrait.EFORBIDDEN {
+	if err := e.svc.RefuseAutomation(ctx, policy.Caller{Role: policy.Subject, Pseudonym: erin}, dave, "credit_limit", true); portrait.ErrorCode(err) != portrait.EFORBIDDEN {
 		t.Errorf("erin set dave's refusal: %v", err)
 	}
 }
@@ -642,7 +642,7 @@ func TestNoticeMarkRewrittenInStore(t *testing.T) {
 	if _, err := e.svc.Assess(ctx, admin, "credit_limit", demo.Answers()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.svc.ShowNotice(ctx, operator, alice.Subject, "credit_limit"); err != nil {
+	if _, err := e.svc.ShowNotice(ctx, operator, alice.Pseudonym, "credit_limit"); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.svc.Gate(ctx, "credit_limit", apply.KindDecision, alice); err != nil {
@@ -658,7 +658,7 @@ func TestNoticeMarkRewrittenInStore(t *testing.T) {
 		t.Fatalf("marks %v, %v", marks, err)
 	}
 	storetest.EditLogEntry(t, sqlitetest.Raw(t, filepath.Join(e.dir, "portrait.db")), marks[0].Index, func(data []byte) []byte {
-		return bytes.ReplaceAll(data, []byte(alice.Subject), []byte(bob.Subject))
+		return bytes.ReplaceAll(data, []byte(alice.Pseudonym), []byte(bob.Pseudonym))
 	})
 
 	// The running node read the mark before the change and still knows

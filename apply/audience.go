@@ -518,7 +518,7 @@ func (x *Expr) Select(point *policy.Point, t *Table, caller policy.Caller) (memb
 			act := &activation{row: row{t: t}}
 			req := policy.Request{Purpose: x.Purpose, Labels: x.Labels, Action: policy.Use, Caller: caller}
 			for i := lo; i < hi; i++ {
-				req.Subject = t.States[i]
+				req.State = t.States[i]
 				if !point.Decide(req).Allow {
 					excl[w]++
 					continue
@@ -606,7 +606,7 @@ func (a *Audiences) Materialize(ctx context.Context, caller policy.Caller, r Req
 		}
 	}
 	t := NewTable(x.Labels)
-	subjects := map[string]portrait.Subject{}
+	subjects := map[string]portrait.SubjectKey{}
 	excluded := 0
 	req := policy.Request{Purpose: x.Purpose, Labels: x.Labels, Action: policy.Use, Caller: caller}
 	for after := ""; ; {
@@ -631,7 +631,7 @@ func (a *Audiences) Materialize(ctx context.Context, caller policy.Caller, r Req
 			if !ok {
 				continue
 			}
-			req.Subject = states[ps]
+			req.State = states[ps]
 			d := a.point.Decide(req)
 			if !d.Allow {
 				excluded++ // never read: the decision point said no

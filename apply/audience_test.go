@@ -92,10 +92,10 @@ func (e *audienceEnv) populate(tb testing.TB, ids ...string) {
 			tb.Fatal(err)
 		}
 		for i := range 5 {
-			items = append(items, ingest.Item{Event: portrait.Event{Subject: id, Type: "view", Time: now.Add(-time.Duration(i+1) * time.Hour),
+			items = append(items, ingest.Item{Event: portrait.Event{SubjectID: id, Type: "view", Time: now.Add(-time.Duration(i+1) * time.Hour),
 				Fields: map[string]any{"item": "s", "category": "sports", "price": 20.0}}})
 		}
-		items = append(items, ingest.Item{Event: portrait.Event{Subject: id, Type: "purchase", Time: now.Add(-time.Duration(k+1) * 24 * time.Hour),
+		items = append(items, ingest.Item{Event: portrait.Event{SubjectID: id, Type: "purchase", Time: now.Add(-time.Duration(k+1) * 24 * time.Hour),
 			Fields: map[string]any{"item": "s", "amount": float64(100 * (k + 1)), "quantity": 1.0, "price": 20.0}}})
 	}
 	if _, _, err := e.in.Ingest(ctx, audienceOperator, items); err != nil {
@@ -260,10 +260,10 @@ func BenchmarkAudience1M(b *testing.B) {
 	// Governance states are shared among subjects to keep the benchmark's
 	// memory down; deciding costs the same.
 	states := []*policy.State{
-		{Subject: "p", Consents: granted, Personalization: 100},
-		{Subject: "p", Consents: granted, Personalization: 100, Restricted: true},
-		{Subject: "p", Consents: granted, Personalization: 100, ObjectProfiling: true},
-		{Subject: "p", Consents: granted, Personalization: 100, Suppressed: map[string]bool{"sports_fan": true}},
+		{Pseudonym: "p", Consents: granted, Personalization: 100},
+		{Pseudonym: "p", Consents: granted, Personalization: 100, Restricted: true},
+		{Pseudonym: "p", Consents: granted, Personalization: 100, ObjectProfiling: true},
+		{Pseudonym: "p", Consents: granted, Personalization: 100, Suppressed: map[string]bool{"sports_fan": true}},
 	}
 	t := apply.NewTable(x.Labels)
 	for i := range n {

@@ -84,7 +84,7 @@ func decisionAD(p, id string) []byte { return keys.DecisionAD(p, id) }
 // OpenDecision opens the sealed detail of a stored decision.
 func OpenDecision(c *keys.Cipher, d portrait.StoredDetermination) (Detail, error) {
 	var out Detail
-	b, err := c.Open(d.Sealed, decisionAD(d.Subject, d.ID))
+	b, err := c.Open(d.Sealed, decisionAD(d.Pseudonym, d.ID))
 	if err != nil {
 		return out, fmt.Errorf("open decision %s: %w", d.ID, err)
 	}
@@ -144,7 +144,7 @@ func (s *Service) Determine(ctx context.Context, caller policy.Caller, pseudonym
 	if !ok {
 		return Determination{}, portrait.Errorf(portrait.ENOTFOUND, "subject %s is not stored: there is no profile to decide on", pseudonym)
 	}
-	dec := s.point.Decide(policy.Request{Subject: st, Purpose: uc.Purposes[0], Fields: features, Labels: []string{lbl.ID}, Action: policy.Use, Caller: caller})
+	dec := s.point.Decide(policy.Request{State: st, Purpose: uc.Purposes[0], Fields: features, Labels: []string{lbl.ID}, Action: policy.Use, Caller: caller})
 	if !dec.Allow {
 		return Determination{}, dec.Err()
 	}
@@ -195,13 +195,13 @@ func (s *Service) record(ctx context.Context, caller policy.Caller, uc *catalog.
 	if err != nil {
 		return Determination{}, fmt.Errorf("encode decision: %w", err)
 	}
-	rec := portrait.StoredDetermination{Grant: g, ID: d.ID, Subject: pseudonym, UseCase: uc.ID, Model: lbl.ID, ModelVersion: lbl.Version,
+	rec := portrait.StoredDetermination{Grant: g, ID: d.ID, Pseudonym: pseudonym, UseCase: uc.ID, Model: lbl.ID, ModelVersion: lbl.Version,
 		Outcome: outcome, Score: score, InputHash: d.InputHash, Sealed: c.Seal(sealed, decisionAD(pseudonym, d.ID)),
 		Status: StatusAutomated, Created: now}
 	var review *portrait.Review
 	if refused {
 		rec.Status, d.Status = StatusPendingReview, StatusPendingReview
-		review = &portrait.Review{ID: newID("rev_"), Decision: d.ID, Subject: pseudonym, UseCase: uc.ID, Kind: "refusal",
+		review = &portrait.Review{ID: newID("rev_"), DeterminationID: d.ID, Pseudonym: pseudonym, UseCase: uc.ID, Kind: "refusal",
 			Status: "open", Created: now, Deadline: now.Add(DefaultReviewDeadline)}
 		d.Review = review.ID
 	} else {
@@ -238,7 +238,7 @@ func (s *Service) features(ctx context.Context, g policy.Grant, c *keys.Cipher, 
 	if err != nil {
 		return nil, failClosed("read profile", err)
 	}
-	p := g.Subject()
+	p := g.Pseudonym()
 	out := make(map[string]float64, len(names))
 	for _, v := range prof {
 		if !slices.Contains(names, v.Field) {

@@ -26,7 +26,7 @@ func (s *Service) decideForecast(ctx context.Context, caller policy.Caller, st *
 	if !ok {
 		return Determination{}, portrait.Errorf(portrait.ENOTFOUND, "subject %s is not stored: there is no forecast to decide on", pseudonym)
 	}
-	dec := s.point.Decide(policy.Request{Subject: st, Purpose: uc.Purposes[0], Labels: []string{lbl.ID}, Action: policy.Use, Caller: caller})
+	dec := s.point.Decide(policy.Request{State: st, Purpose: uc.Purposes[0], Labels: []string{lbl.ID}, Action: policy.Use, Caller: caller})
 	if !dec.Allow {
 		return Determination{}, dec.Err()
 	}

@@ -29,7 +29,7 @@ func TestDecideOnForecast(t *testing.T) {
 		e.grant(id, "marketing")
 		for j := range 1 + i%4 {
 			at := now.Add(-time.Duration(24*(7+i*5+j*17)) * time.Hour)
-			evs = append(evs, portrait.Event{Subject: id, Type: "purchase", Time: at, Fields: map[string]any{"item": "x", "amount": 10.0}})
+			evs = append(evs, portrait.Event{SubjectID: id, Type: "purchase", Time: at, Fields: map[string]any{"item": "x", "amount": 10.0}})
 		}
 	}
 	e.events(evs...)
@@ -81,8 +81,8 @@ func TestDecideOnForecast(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := rv.Appeal(ctx, policy.Caller{Role: policy.Subject, Subject: p}, d.ID, review.KindAppeal, "I still buy, in another shop of yours")
-	if err != nil || r.Decision != d.ID {
+	r, err := rv.Appeal(ctx, policy.Caller{Role: policy.Subject, Pseudonym: p}, d.ID, review.KindAppeal, "I still buy, in another shop of yours")
+	if err != nil || r.DeterminationID != d.ID {
 		t.Fatalf("appeal: %+v %v", r, err)
 	}
 	if got, _ := e.store.DeterminationByID(ctx, d.ID); got.Status != apply.StatusPendingReview && got.Status != apply.StatusAutomated {

@@ -270,7 +270,7 @@ func (s *Service) read(ctx context.Context, g policy.Grant, c *keys.Cipher, item
 	if err != nil {
 		return d, failClosed("read events", err)
 	}
-	p := g.Subject()
+	p := g.Pseudonym()
 	for _, e := range evs {
 		w, ok := s.opts.Weights[e.Type]
 		if !ok {
@@ -389,13 +389,13 @@ func (s *Service) Learn(ctx context.Context, purpose string, labels []string) (*
 			if st == nil {
 				continue
 			}
-			dec := s.point.Decide(policy.Request{Subject: st, Purpose: purpose, Fields: fields, Action: policy.Derive, Caller: sys})
+			dec := s.point.Decide(policy.Request{State: st, Purpose: purpose, Fields: fields, Action: policy.Derive, Caller: sys})
 			if !dec.Allow {
 				continue
 			}
 			var allowed []string
 			for _, l := range labels {
-				if s.point.Decide(policy.Request{Subject: st, Purpose: purpose, Labels: []string{l}, Action: policy.Derive, Caller: sys}).Allow {
+				if s.point.Decide(policy.Request{State: st, Purpose: purpose, Labels: []string{l}, Action: policy.Derive, Caller: sys}).Allow {
 					allowed = append(allowed, l)
 				}
 			}
@@ -661,7 +661,7 @@ func (s *Service) Recommend(ctx context.Context, caller policy.Caller, pseudonym
 		in.Diversity = d
 	}
 	out := Recommendation{UseCase: uc.ID, LabelsUsed: []string{}}
-	dec := s.point.Decide(policy.Request{Subject: st, Purpose: purpose, Fields: []string{s.opts.ItemField, s.opts.CategoryField}, Action: policy.Use, Caller: caller})
+	dec := s.point.Decide(policy.Request{State: st, Purpose: purpose, Fields: []string{s.opts.ItemField, s.opts.CategoryField}, Action: policy.Use, Caller: caller})
 	switch {
 	case !dec.Allow:
 		out.NotPersonalized = dec.Reasons[0].Message + " (" + dec.Reasons[0].Requirement + ")"
@@ -672,7 +672,7 @@ func (s *Service) Recommend(ctx context.Context, caller policy.Caller, pseudonym
 		var allowed []string
 		if st.Personalization > 0 {
 			for _, l := range uc.Labels {
-				if s.point.Decide(policy.Request{Subject: st, Purpose: purpose, Labels: []string{l}, Action: policy.Use, Caller: caller}).Allow {
+				if s.point.Decide(policy.Request{State: st, Purpose: purpose, Labels: []string{l}, Action: policy.Use, Caller: caller}).Allow {
 					allowed = append(allowed, l)
 				}
 			}

@@ -153,7 +153,7 @@ func (s *Service) now() time.Time { return s.opts.Now().UTC().Truncate(time.Micr
 
 func actor(c policy.Caller) string {
 	if c.Role == policy.Subject {
-		return "subject:" + c.Subject
+		return "subject:" + c.Pseudonym
 	}
 	return string(c.Role) + ":" + c.ID
 }
@@ -235,7 +235,7 @@ func (s *Service) Gate(ctx context.Context, id, kind string, st *policy.State) (
 		return nil, err
 	}
 	if st != nil {
-		shown, err := s.marked(ctx, markNotice, st.Subject, id)
+		shown, err := s.marked(ctx, markNotice, st.Pseudonym, id)
 		if errors.Is(err, audit.ErrTampered) {
 			// A notice mark that does not match the signed log proves
 			// nothing: refused as if never shown, with the log's finding.
@@ -385,7 +385,7 @@ func (s *Service) setMark(ctx context.Context, caller policy.Caller, kind, subje
 func (s *Service) subjectFor(ctx context.Context, caller policy.Caller, pseudonym string) error {
 	switch caller.Role {
 	case policy.Subject:
-		if caller.Subject != pseudonym {
+		if caller.Pseudonym != pseudonym {
 			return portrait.Errorf(portrait.EFORBIDDEN, "a subject token acts only for its own subject")
 		}
 	case policy.Admin, policy.Operator:

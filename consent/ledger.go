@@ -223,7 +223,7 @@ func (l *Ledger) GPC(ctx context.Context, caller policy.Caller, subj Subject, ua
 
 func actor(c policy.Caller) string {
 	if c.ID == "" && c.Role == policy.Subject {
-		return "subject:" + c.Subject
+		return "subject:" + c.Pseudonym
 	}
 	return string(c.Role) + ":" + c.ID
 }
@@ -233,7 +233,7 @@ func actor(c policy.Caller) string {
 func authorize(caller policy.Caller, pseudonym string) error {
 	switch caller.Role {
 	case policy.Subject:
-		if caller.Subject != pseudonym {
+		if caller.Pseudonym != pseudonym {
 			return &portrait.Error{Code: portrait.EFORBIDDEN, Message: "a subject token may change only its own subject's choices"}
 		}
 	case policy.Operator, policy.Admin, policy.System:
@@ -246,7 +246,7 @@ func authorize(caller policy.Caller, pseudonym string) error {
 
 // resolve returns the subject's pseudonym and, when it must be created,
 // the new subject record.
-func (l *Ledger) resolve(ctx context.Context, subj Subject) (string, *portrait.Subject, error) {
+func (l *Ledger) resolve(ctx context.Context, subj Subject) (string, *portrait.SubjectKey, error) {
 	p := subj.pseudonym
 	if subj.id != "" {
 		p = l.keys.Pseudonym(subj.id)
@@ -335,7 +335,7 @@ func (l *Ledger) apply(ctx context.Context, caller policy.Caller, subj Subject, 
 	}
 	err = l.store.Update(ctx, func(tx portrait.Tx) error {
 		if created != nil {
-			if err := tx.EnsureSubjects(ctx, []portrait.Subject{*created}); err != nil {
+			if err := tx.EnsureSubjects(ctx, []portrait.SubjectKey{*created}); err != nil {
 				return fmt.Errorf("create subject %s: %w", p, err)
 			}
 		}
@@ -445,7 +445,7 @@ func (l *Ledger) validate(cat *catalog.Catalog, st *policy.State, p string, c Ch
 		ua = ua[:n]
 	}
 	rec = portrait.ConsentRecord{
-		Subject:       p,
+		Pseudonym:     p,
 		Purpose:       pur.ID,
 		Status:        c.Status,
 		NoticeVersion: nv,
@@ -534,7 +534,7 @@ func recordDigest(r portrait.ConsentRecord) (string, error) {
 		Subject string `json:"subject"`
 		Status  string `json:"status"`
 		portrait.ConsentRecord
-	}{r.Subject, r.Status.String(), r})
+	}{r.Pseudonym, r.Status.String(), r})
 	if err != nil {
 		return "", fmt.Errorf("digest consent record: %w", err)
 	}
@@ -566,7 +566,7 @@ func (l *Ledger) ShouldAsk(st *policy.State, purpose string) bool {
 func (l *Ledger) History(ctx context.Context, g policy.Grant) ([]portrait.ConsentRecord, error) {
 	h, err := l.store.ConsentHistory(ctx, g)
 	if err != nil {
-		return nil, fmt.Errorf("consent history of %s: %w", g.Subject(), err)
+		return nil, fmt.Errorf("consent history of %s: %w", g.Pseudonym(), err)
 	}
 	var cipher *keys.Cipher
 	for i := range h {
@@ -575,13 +575,13 @@ func (l *Ledger) History(ctx context.Context, g policy.Grant) ([]portrait.Consen
 			continue // recorded without a user agent, or before they were sealed
 		}
 		if cipher == nil {
-			if cipher, err = l.subjectCipher(ctx, g.Subject(), nil); err != nil {
-				return nil, fmt.Errorf("consent history of %s: %w", g.Subject(), err)
+			if cipher, err = l.subjectCipher(ctx, g.Pseudonym(), nil); err != nil {
+				return nil, fmt.Errorf("consent history of %s: %w", g.Pseudonym(), err)
 			}
 		}
-		ua, err := cipher.Open(r.SealedUA, keys.ConsentAD(g.Subject(), r.Purpose))
+		ua, err := cipher.Open(r.SealedUA, keys.ConsentAD(g.Pseudonym(), r.Purpose))
 		if err != nil {
-			return nil, fmt.Errorf("consent history of %s: record %d: %w", g.Subject(), r.Seq, err)
+			return nil, fmt.Errorf("consent history of %s: record %d: %w", g.Pseudonym(), r.Seq, err)
 		}
 		r.UserAgent, r.SealedUA = string(ua), nil
 	}
@@ -590,7 +590,7 @@ func (l *Ledger) History(ctx context.Context, g policy.Grant) ([]portrait.Consen
 
 // subjectCipher returns the data key of subject p: created's if the
 // subject is being created, else the stored one's.
-func (l *Ledger) subjectCipher(ctx context.Context, p string, created *portrait.Subject) (*keys.Cipher, error) {
+func (l *Ledger) subjectCipher(ctx context.Context, p string, created *portrait.SubjectKey) (*keys.Cipher, error) {
 	if created != nil {
 		return l.keys.Open(*created)
 	}

@@ -142,7 +142,7 @@ func (e *env) decide(t testing.TB, id, purpose string) policy.Decision {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return e.point.Decide(policy.Request{Subject: st, Purpose: purpose, Action: policy.Use, Caller: operator})
+	return e.point.Decide(policy.Request{State: st, Purpose: purpose, Action: policy.Use, Caller: operator})
 }
 
 func grant(purpose, notice string) consent.Change {
@@ -267,7 +267,7 @@ func TestMinorNeedsGuardian(t *testing.T) {
 	c.GuardianToken = sibling
 	_, err = e.ledger.Record(ctx, operator, consent.ByID("kid"), c)
 	wantError(t, err, portrait.EDENIED, "SM-3", "guardian")
-	_, _, err = e.ledger.GuardianToken(ctx, policy.Caller{Role: policy.Subject, Subject: p}, consent.ByPseudonym(p), personalization)
+	_, _, err = e.ledger.GuardianToken(ctx, policy.Caller{Role: policy.Subject, Pseudonym: p}, consent.ByPseudonym(p), personalization)
 	wantError(t, err, portrait.EFORBIDDEN, "SM-3", "verified guardian flow")
 	// The verified flow's token for this subject and purpose is accepted.
 	c.GuardianToken, _, err = e.ledger.GuardianToken(ctx, operator, consent.ByID("kid"), personalization)
@@ -522,7 +522,7 @@ func TestRecordRefusals(t *testing.T) {
 	ctx := context.Background()
 	e.record(t, "u1", consent.Change{Purpose: ads, Status: policy.Refused})
 	p1 := e.keys.Pseudonym("u1")
-	self := policy.Caller{Role: policy.Subject, Subject: p1}
+	self := policy.Caller{Role: policy.Subject, Pseudonym: p1}
 	tests := []struct {
 		name              string
 		caller            policy.Caller
@@ -533,7 +533,7 @@ func TestRecordRefusals(t *testing.T) {
 		{"undeclared purpose", operator, consent.ByID("u1"), grant("telemetry", "1"), portrait.EINVALID, "CN-1", "declare it under purposes:"},
 		{"no status", operator, consent.ByID("u1"), consent.Change{Purpose: ads}, portrait.EINVALID, "", "want granted, refused or withdrawn"},
 		{"grant on contract basis", operator, consent.ByID("u1"), grant(service, "1"), portrait.EINVALID, "CN-1", "not consent"},
-		{"other subject's token", policy.Caller{Role: policy.Subject, Subject: "someone-else"}, consent.ByPseudonym(p1), grant(ads, "1"), portrait.EFORBIDDEN, "", "only its own"},
+		{"other subject's token", policy.Caller{Role: policy.Subject, Pseudonym: "someone-else"}, consent.ByPseudonym(p1), grant(ads, "1"), portrait.EFORBIDDEN, "", "only its own"},
 		{"auditor", policy.Caller{Role: policy.Auditor, ID: "a"}, consent.ByID("u1"), grant(ads, "1"), portrait.EFORBIDDEN, "CM-5", "operator key"},
 		{"unknown pseudonym", operator, consent.ByPseudonym("0000"), grant(ads, "1"), portrait.ENOTFOUND, "", "not stored"},
 		{"bad ip", operator, consent.ByID("u1"), consent.Change{Purpose: ads, Status: policy.Granted, NoticeVersion: "1", IP: "localhost"}, portrait.EINVALID, "", "not an IP address"},
@@ -582,14 +582,14 @@ func TestWithdrawDeletesLabels(t *testing.T) {
 	e.record(t, "u1", grant(personalization, "2"))
 	e.record(t, "u1", grant(ads, "1"))
 	st, _ := e.ledger.State(ctx, p)
-	d := e.point.Decide(policy.Request{Subject: st, Purpose: personalization, Action: policy.Derive, Caller: policy.Caller{Role: policy.System}})
+	d := e.point.Decide(policy.Request{State: st, Purpose: personalization, Action: policy.Derive, Caller: policy.Caller{Role: policy.System}})
 	if !d.Allow {
 		t.Fatal(d.Reasons)
 	}
 	err := e.store.Update(ctx, func(tx portrait.Tx) error {
 		var vals []portrait.LabelValue
 		for _, l := range []string{"sports_fan", "big_spender"} {
-			vals = append(vals, portrait.LabelValue{Grant: d.Grant, Subject: p, Label: l, Version: 1, Sealed: []byte{1}, Computed: e.clock.Now()})
+			vals = append(vals, portrait.LabelValue{Grant: d.Grant, Pseudonym: p, Label: l, Version: 1, Sealed: []byte{1}, Computed: e.clock.Now()})
 		}
 		return tx.PutLabels(ctx, vals)
 	})
@@ -598,7 +598,7 @@ func TestWithdrawDeletesLabels(t *testing.T) {
 	}
 	e.record(t, "u1", consent.Change{Purpose: personalization, Status: policy.Withdrawn})
 	st, _ = e.ledger.State(ctx, p)
-	acc := e.point.Decide(policy.Request{Subject: st, Action: policy.Access, Caller: operator})
+	acc := e.point.Decide(policy.Request{State: st, Action: policy.Access, Caller: operator})
 	labels, err := e.store.Labels(ctx, acc.Grant)
 	if err != nil {
 		t.Fatal(err)
@@ -616,12 +616,12 @@ func TestFlagsAndSuppression(t *testing.T) {
 	p := e.keys.Pseudonym("u1")
 	e.record(t, "u1", grant(personalization, "2"))
 	size0, _ := e.store.LogSize(ctx)
-	self := policy.Caller{Role: policy.Subject, Subject: p}
+	self := policy.Caller{Role: policy.Subject, Pseudonym: p}
 	if err := e.ledger.Suppress(ctx, self, p, "sports_fan", false); err != nil {
 		t.Fatal(err)
 	}
 	st, _ := e.ledger.State(ctx, p)
-	d := e.point.Decide(policy.Request{Subject: st, Purpose: personalization, Action: policy.Use, Labels: []string{"sports_fan"}, Caller: operator})
+	d := e.point.Decide(policy.Request{State: st, Purpose: personalization, Action: policy.Use, Labels: []string{"sports_fan"}, Caller: operator})
 	if d.Allow || reasonCode(d) != "label_suppressed" {
 		t.Fatalf("deselected label still used: %+v", d)
 	}
@@ -637,7 +637,7 @@ func TestFlagsAndSuppression(t *testing.T) {
 	}
 	wantError(t, e.ledger.SetFlags(ctx, self, p, portrait.Flags{Personalization: 101}, consent.KindPersonalization), portrait.EINVALID, "LP-5", "0 (none) to 100")
 	wantError(t, e.ledger.SetFlags(ctx, self, p, portrait.Flags{}, "whim"), portrait.EINVALID, "", "want one of")
-	wantError(t, e.ledger.SetFlags(ctx, policy.Caller{Role: policy.Subject, Subject: "other"}, p, portrait.Flags{}, consent.KindObjection), portrait.EFORBIDDEN, "", "own")
+	wantError(t, e.ledger.SetFlags(ctx, policy.Caller{Role: policy.Subject, Pseudonym: "other"}, p, portrait.Flags{}, consent.KindObjection), portrait.EFORBIDDEN, "", "own")
 	if size, _ := e.store.LogSize(ctx); size != size0+3 {
 		t.Fatalf("log grew by %d entries for 3 changes", size-size0)
 	}
@@ -713,7 +713,7 @@ func BenchmarkRecord(b *testing.B) {
 // accessGrant is the subject-access grant the rights service would hold.
 func accessGrant(tb testing.TB, point *policy.Point, pseudonym string) policy.Grant {
 	tb.Helper()
-	d := point.Decide(policy.Request{Subject: &policy.State{Subject: pseudonym}, Action: policy.Access, Caller: policy.Caller{Role: policy.System}})
+	d := point.Decide(policy.Request{State: &policy.State{Pseudonym: pseudonym}, Action: policy.Access, Caller: policy.Caller{Role: policy.System}})
 	if !d.Allow {
 		tb.Fatalf("access grant for %s: %v", pseudonym, d.Reasons)
 	}

@@ -65,7 +65,7 @@ func (l *Ledger) receipt(cat *catalog.Catalog, p *catalog.Purpose, r portrait.Co
 		ID:            randomID(),
 		Issuer:        cat.Handler.Name.In("en"),
 		Contact:       cat.Handler.Contact,
-		Subject:       r.Subject,
+		Subject:       r.Pseudonym,
 		Purpose:       r.Purpose,
 		Status:        r.Status.String(),
 		NoticeVersion: r.NoticeVersion,

@@ -34,7 +34,7 @@ func (e *env) populate(t *testing.T, ids ...string) {
 			t.Fatal(err)
 		}
 		for i := range 5 {
-			items = append(items, ingest.Item{Event: portrait.Event{Subject: id, Type: "view", Time: now.Add(-time.Duration(i+1) * time.Hour),
+			items = append(items, ingest.Item{Event: portrait.Event{SubjectID: id, Type: "view", Time: now.Add(-time.Duration(i+1) * time.Hour),
 				Fields: map[string]any{"item": "s", "category": "sports", "price": 20.0}}})
 		}
 	}

@@ -101,12 +101,12 @@ func AD(pseudonym, labelID string) []byte { return keys.LabelAD(pseudonym, label
 // Open decrypts one stored label value with the subject's cipher.
 func Open(c *keys.Cipher, v portrait.LabelValue) (Stored, error) {
 	var s Stored
-	plain, err := c.Open(v.Sealed, AD(v.Subject, v.Label))
+	plain, err := c.Open(v.Sealed, AD(v.Pseudonym, v.Label))
 	if err != nil {
-		return s, fmt.Errorf("open label %s of %s: %w", v.Label, v.Subject, err)
+		return s, fmt.Errorf("open label %s of %s: %w", v.Label, v.Pseudonym, err)
 	}
 	if err := json.Unmarshal(plain, &s); err != nil {
-		return s, fmt.Errorf("decode label %s of %s: %w", v.Label, v.Subject, err)
+		return s, fmt.Errorf("decode label %s of %s: %w", v.Label, v.Pseudonym, err)
 	}
 	return s, nil
 }
@@ -318,7 +318,7 @@ func eventTypesWith(cat *catalog.Catalog, fields []string) []string {
 func (e *Engine) decide(st *policy.State, en *entry) (policy.Grant, []policy.Reason) {
 	var why []policy.Reason
 	for _, p := range en.l.Purposes {
-		d := e.point.Decide(policy.Request{Subject: st, Purpose: p, Fields: en.fields, Labels: []string{en.l.ID},
+		d := e.point.Decide(policy.Request{State: st, Purpose: p, Fields: en.fields, Labels: []string{en.l.ID},
 			Action: policy.Derive, Caller: e.caller})
 		if d.Allow {
 			return d.Grant, nil
@@ -331,7 +331,7 @@ func (e *Engine) decide(st *policy.State, en *entry) (policy.Grant, []policy.Rea
 // subject is one subject's derivation in progress.
 type subject struct {
 	ps                string
-	subj              portrait.Subject
+	subj              portrait.SubjectKey
 	cipher            *keys.Cipher
 	grants            map[*entry]policy.Grant
 	remove            []string
@@ -584,7 +584,7 @@ func (s *subject) seal(g policy.Grant, v Stored) error {
 	if sealed == nil {
 		return fmt.Errorf("label %s: %w", v.Label, keys.ErrDestroyed)
 	}
-	s.values = append(s.values, portrait.LabelValue{Grant: g, Subject: s.ps, Label: v.Label, Version: v.Version,
+	s.values = append(s.values, portrait.LabelValue{Grant: g, Pseudonym: s.ps, Label: v.Label, Version: v.Version,
 		Sealed: sealed, Computed: v.Computed, Expires: v.Expires})
 	return nil
 }

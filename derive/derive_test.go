@@ -140,12 +140,12 @@ func (e *env) ingest(tb testing.TB, events ...portrait.Event) {
 }
 
 func view(subject, category string, ago time.Duration, now time.Time) portrait.Event {
-	return portrait.Event{Subject: subject, Type: "view", Time: now.Add(-ago),
+	return portrait.Event{SubjectID: subject, Type: "view", Time: now.Add(-ago),
 		Fields: map[string]any{"item": "i-" + category, "category": category, "price": 10.0}}
 }
 
 func purchase(subject string, amount float64, at time.Time) portrait.Event {
-	return portrait.Event{Subject: subject, Type: "purchase", Time: at,
+	return portrait.Event{SubjectID: subject, Type: "purchase", Time: at,
 		Fields: map[string]any{"item": "x", "amount": amount, "quantity": 1.0, "price": amount}}
 }
 
@@ -169,7 +169,7 @@ func (e *env) labels(tb testing.TB, subject, purpose string) map[string]derive.V
 func (e *env) stored(tb testing.TB, subject string) []string {
 	tb.Helper()
 	ps := e.keys.Pseudonym(subject)
-	d := e.point.Decide(policy.Request{Subject: &policy.State{Subject: ps}, Action: policy.Access, Caller: policy.Caller{Role: policy.System}})
+	d := e.point.Decide(policy.Request{State: &policy.State{Pseudonym: ps}, Action: policy.Access, Caller: policy.Caller{Role: policy.System}})
 	lvs, err := e.store.Labels(context.Background(), d.Grant)
 	if err != nil {
 		tb.Fatal(err)
@@ -225,7 +225,7 @@ func TestIncrementalOnlyChangedInputs(t *testing.T) {
 			t.Fatalf("first event: %+v, want sports_fan and big_spender written", e.last)
 		}
 		// A search event feeds neither label.
-		e.ingest(t, portrait.Event{Subject: "bob", Type: "search", Time: e.now, Fields: map[string]any{"search_query": "tent"}})
+		e.ingest(t, portrait.Event{SubjectID: "bob", Type: "search", Time: e.now, Fields: map[string]any{"search_query": "tent"}})
 		if e.last.Written != 0 || e.last.Unchanged != 2 {
 			t.Errorf("search event: %+v, want nothing recomputed", e.last)
 		}
@@ -644,7 +644,7 @@ func TestOneSubjectFailureDoesNotStopBatch(t *testing.T) {
 		g := storetest.Grant(t, broken, policy.Collect, "item")
 		err := e.store.Update(ctx, func(tx portrait.Tx) error {
 			_, err := tx.InsertEvents(ctx, []portrait.StoredEvent{{Grant: g,
-				Subject: broken, Type: "purchase", Time: e.now.Add(-time.Minute), Sealed: []byte("not a ciphertext of this subject"),
+				Pseudonym: broken, Type: "purchase", Time: e.now.Add(-time.Minute), Sealed: []byte("not a ciphertext of this subject"),
 				Expires: e.now.Add(time.Hour)}})
 			return err
 		})

@@ -38,7 +38,7 @@ func (e *Engine) Portrait(ctx context.Context, caller policy.Caller, pseudonym, 
 	if err != nil {
 		return nil, nil, err
 	}
-	d := e.point.Decide(policy.Request{Subject: st, Purpose: purpose, Action: action, Caller: caller})
+	d := e.point.Decide(policy.Request{State: st, Purpose: purpose, Action: action, Caller: caller})
 	if !d.Allow {
 		return nil, nil, d.Err()
 	}
@@ -70,7 +70,7 @@ func (e *Engine) Portrait(ctx context.Context, caller policy.Caller, pseudonym, 
 		if !slices.Contains(l.Purposes, purpose) {
 			continue // another purpose's label: not part of this view
 		}
-		ld := e.point.Decide(policy.Request{Subject: st, Purpose: purpose, Labels: []string{l.ID}, Action: action, Caller: caller})
+		ld := e.point.Decide(policy.Request{State: st, Purpose: purpose, Labels: []string{l.ID}, Action: action, Caller: caller})
 		if !ld.Allow {
 			withheld = append(withheld, Withheld{Label: l.ID, Reasons: ld.Reasons})
 			continue

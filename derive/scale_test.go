@@ -45,7 +45,7 @@ func BenchmarkDeriveScale(b *testing.B) {
 	setup := time.Now()
 	const chunk = 2000
 	for lo := 0; lo < n; lo += chunk {
-		var subs []portrait.Subject
+		var subs []portrait.SubjectKey
 		for i := lo; i < min(n, lo+chunk); i++ {
 			s, _, err := e.keys.NewSubject(fmt.Sprintf("s%07d", i))
 			if err != nil {
@@ -58,7 +58,7 @@ func BenchmarkDeriveScale(b *testing.B) {
 				return err
 			}
 			for _, s := range subs {
-				if err := tx.AppendConsent(ctx, portrait.ConsentRecord{Subject: s.Pseudonym, Purpose: "personalization",
+				if err := tx.AppendConsent(ctx, portrait.ConsentRecord{Pseudonym: s.Pseudonym, Purpose: "personalization",
 					Status: policy.Granted, NoticeVersion: "1", Channel: "bench", At: e.now.Add(-400 * 24 * time.Hour)}); err != nil {
 					return err
 				}

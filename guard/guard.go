@@ -20,7 +20,7 @@ type Engine interface {
 	Update(ctx context.Context, fn func(Tx) error) error
 
 	Generation(ctx context.Context) (int64, error)
-	Subjects(ctx context.Context, pseudonyms []string) (map[string]portrait.Subject, error)
+	Subjects(ctx context.Context, pseudonyms []string) (map[string]portrait.SubjectKey, error)
 	States(ctx context.Context, pseudonyms []string) (map[string]*policy.State, error)
 	Suspensions(ctx context.Context) ([]policy.Suspension, error)
 	ExpiredEvents(ctx context.Context, now time.Time, limit int) ([]portrait.StoredEvent, error)
@@ -60,7 +60,7 @@ type Engine interface {
 // PutLabels and PutDetermination ignore the grants their values carry: the
 // guard has checked them.
 type Tx interface {
-	EnsureSubjects(ctx context.Context, subjects []portrait.Subject) error
+	EnsureSubjects(ctx context.Context, subjects []portrait.SubjectKey) error
 	InsertEvents(ctx context.Context, events []portrait.StoredEvent) ([]bool, error)
 	PutLabels(ctx context.Context, values []portrait.LabelValue) error
 	DeleteLabels(ctx context.Context, pseudonym string, labels []string) error
@@ -84,7 +84,7 @@ type Tx interface {
 	SetDeterminationStatus(ctx context.Context, id, status string) error
 	PutReview(ctx context.Context, r portrait.Review) error
 	States(ctx context.Context, pseudonyms []string) (map[string]*policy.State, error)
-	Subjects(ctx context.Context, pseudonyms []string) (map[string]portrait.Subject, error)
+	Subjects(ctx context.Context, pseudonyms []string) (map[string]portrait.SubjectKey, error)
 	CloseReview(ctx context.Context, r portrait.Review) error
 	PutItems(ctx context.Context, items []portrait.Item) error
 
@@ -118,7 +118,7 @@ func Refuse(op string, err error) error {
 // check refuses (Refuse) unless g allows one of actions for its subject
 // and covers every field.
 func check(op string, g policy.Grant, fields []string, actions ...policy.Action) error {
-	if err := g.Check(g.Subject(), actions...); err != nil {
+	if err := g.Check(g.Pseudonym(), actions...); err != nil {
 		return Refuse(op, err)
 	}
 	for _, f := range fields {
@@ -136,13 +136,13 @@ func page(op string, grants []policy.Grant) ([]string, map[string][]policy.Grant
 	held := make(map[string][]policy.Grant, len(grants))
 	subjects := make([]string, 0, len(grants))
 	for i, g := range grants {
-		if err := g.Check(g.Subject(), ReadActions...); err != nil {
+		if err := g.Check(g.Pseudonym(), ReadActions...); err != nil {
 			return nil, nil, Refuse(op, fmt.Errorf("grant %d of %d: %w", i+1, len(grants), err))
 		}
-		if _, ok := held[g.Subject()]; !ok {
-			subjects = append(subjects, g.Subject())
+		if _, ok := held[g.Pseudonym()]; !ok {
+			subjects = append(subjects, g.Pseudonym())
 		}
-		held[g.Subject()] = append(held[g.Subject()], g)
+		held[g.Pseudonym()] = append(held[g.Pseudonym()], g)
 	}
 	return subjects, held, nil
 }
@@ -158,7 +158,7 @@ func (s *Store) ConsentHistory(ctx context.Context, g policy.Grant) ([]portrait.
 	if err := check("read consent history", g, nil, append(ReadActions, policy.Erase)...); err != nil {
 		return nil, err
 	}
-	return s.Engine.ConsentHistory(ctx, g.Subject())
+	return s.Engine.ConsentHistory(ctx, g.Pseudonym())
 }
 
 // Events implements portrait.Store.Events.
@@ -166,7 +166,7 @@ func (s *Store) Events(ctx context.Context, g policy.Grant, since time.Time) ([]
 	if err := check("read events", g, nil, ReadActions...); err != nil {
 		return nil, err
 	}
-	return s.Engine.Events(ctx, g.Subject(), since)
+	return s.Engine.Events(ctx, g.Pseudonym(), since)
 }
 
 // Profile implements portrait.Store.Profile: only the fields g covers.
@@ -174,7 +174,7 @@ func (s *Store) Profile(ctx context.Context, g policy.Grant) ([]portrait.Profile
 	if err := check("read profile", g, nil, ReadActions...); err != nil {
 		return nil, err
 	}
-	vs, err := s.Engine.Profile(ctx, g.Subject())
+	vs, err := s.Engine.Profile(ctx, g.Pseudonym())
 	if err != nil {
 		return nil, err
 	}
@@ -203,7 +203,7 @@ func (s *Store) Labels(ctx context.Context, g policy.Grant) ([]portrait.LabelVal
 	if err := check("read labels", g, nil, ReadActions...); err != nil {
 		return nil, err
 	}
-	return s.Engine.Labels(ctx, g.Subject())
+	return s.Engine.Labels(ctx, g.Pseudonym())
 }
 
 // Determinations implements portrait.Store.Determinations.
@@ -211,7 +211,7 @@ func (s *Store) Determinations(ctx context.Context, g policy.Grant) ([]portrait.
 	if err := check("read decisions", g, nil, ReadActions...); err != nil {
 		return nil, err
 	}
-	return s.Engine.Determinations(ctx, g.Subject())
+	return s.Engine.Determinations(ctx, g.Pseudonym())
 }
 
 // Protected implements portrait.Store.Protected.
@@ -219,7 +219,7 @@ func (s *Store) Protected(ctx context.Context, g policy.Grant) ([]portrait.Prote
 	if err := check("read protected attributes", g, nil, ReadActions...); err != nil {
 		return nil, err
 	}
-	return s.Engine.Protected(ctx, g.Subject())
+	return s.Engine.Protected(ctx, g.Pseudonym())
 }
 
 // EventsFor implements portrait.Store.EventsFor.
@@ -304,8 +304,8 @@ type guardedTx struct {
 func (tx *guardedTx) InsertEvents(ctx context.Context, events []portrait.StoredEvent) ([]bool, error) {
 	for i := range events {
 		e := &events[i]
-		if err := e.Grant.Check(e.Subject, policy.Collect); err != nil {
-			return nil, Refuse(fmt.Sprintf("insert event %d of subject %s", i, e.Subject), err)
+		if err := e.Grant.Check(e.Pseudonym, policy.Collect); err != nil {
+			return nil, Refuse(fmt.Sprintf("insert event %d of subject %s", i, e.Pseudonym), err)
 		}
 		if err := e.Validate(); err != nil {
 			return nil, fmt.Errorf("insert event %d: %w", i, err)
@@ -331,7 +331,7 @@ func (tx *guardedTx) PutProfile(ctx context.Context, g policy.Grant, values []po
 	if len(values) == 0 {
 		return nil
 	}
-	return tx.Tx.PutProfile(ctx, g.Subject(), values)
+	return tx.Tx.PutProfile(ctx, g.Pseudonym(), values)
 }
 
 // RewriteEvent implements portrait.Tx.RewriteEvent; the grant must allow Sweep.
@@ -339,7 +339,7 @@ func (tx *guardedTx) RewriteEvent(ctx context.Context, g policy.Grant, id int64,
 	if err := check(fmt.Sprintf("rewrite event %d", id), g, nil, policy.Sweep); err != nil {
 		return err
 	}
-	return tx.Tx.RewriteEvent(ctx, g.Subject(), id, sealed, expires)
+	return tx.Tx.RewriteEvent(ctx, g.Pseudonym(), id, sealed, expires)
 }
 
 // DeleteProfile implements portrait.Tx.DeleteProfile.
@@ -347,15 +347,15 @@ func (tx *guardedTx) DeleteProfile(ctx context.Context, g policy.Grant, fields [
 	if err := check("delete profile values", g, fields, policy.Sweep, policy.Correct, policy.Erase); err != nil {
 		return err
 	}
-	return tx.Tx.DeleteProfile(ctx, g.Subject(), fields)
+	return tx.Tx.DeleteProfile(ctx, g.Pseudonym(), fields)
 }
 
 // PutLabels implements portrait.Tx.PutLabels; each value's grant must
 // allow Derive for its subject, all checked before anything is written.
 func (tx *guardedTx) PutLabels(ctx context.Context, values []portrait.LabelValue) error {
 	for _, v := range values {
-		if err := v.Grant.Check(v.Subject, policy.Derive); err != nil {
-			return Refuse(fmt.Sprintf("put label %s of subject %s", v.Label, v.Subject), err)
+		if err := v.Grant.Check(v.Pseudonym, policy.Derive); err != nil {
+			return Refuse(fmt.Sprintf("put label %s of subject %s", v.Label, v.Pseudonym), err)
 		}
 		if err := v.Validate(); err != nil {
 			return err
@@ -372,7 +372,7 @@ func (tx *guardedTx) Erase(ctx context.Context, g policy.Grant) error {
 	if err := check("erase", g, nil, policy.Erase); err != nil {
 		return err
 	}
-	return tx.Tx.Erase(ctx, g.Subject())
+	return tx.Tx.Erase(ctx, g.Pseudonym())
 }
 
 // PutDetermination implements portrait.Tx.PutDetermination; the grant must allow Use
@@ -382,7 +382,7 @@ func (tx *guardedTx) PutDetermination(ctx context.Context, d portrait.StoredDete
 	if err := d.Validate(); err != nil {
 		return err
 	}
-	if err := d.Grant.Check(d.Subject, policy.Use); err != nil {
+	if err := d.Grant.Check(d.Pseudonym, policy.Use); err != nil {
 		return Refuse("put decision "+d.ID, err)
 	}
 	return tx.Tx.PutDetermination(ctx, d)
@@ -395,8 +395,8 @@ func (tx *guardedTx) PutProtected(ctx context.Context, g policy.Grant, values []
 		return err
 	}
 	for _, v := range values {
-		if v.Subject != g.Subject() {
-			return Refuse("put protected attribute "+v.Attribute, fmt.Errorf("%w: the grant is for %s, the value for %s", policy.ErrNoGrant, g.Subject(), v.Subject))
+		if v.Pseudonym != g.Pseudonym() {
+			return Refuse("put protected attribute "+v.Attribute, fmt.Errorf("%w: the grant is for %s, the value for %s", policy.ErrNoGrant, g.Pseudonym(), v.Pseudonym))
 		}
 		if v.Attribute == "" || len(v.Sealed) == 0 {
 			return portrait.Errorf(portrait.EINVALID, "put protected attribute %q: want an attribute and its sealed value", v.Attribute)
@@ -405,5 +405,5 @@ func (tx *guardedTx) PutProtected(ctx context.Context, g policy.Grant, values []
 	if len(values) == 0 {
 		return nil
 	}
-	return tx.Tx.PutProtected(ctx, g.Subject(), values)
+	return tx.Tx.PutProtected(ctx, g.Pseudonym(), values)
 }

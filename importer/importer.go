@@ -173,7 +173,7 @@ func (o *Options) checkGrant(cat *catalog.Catalog) error {
 func grant(ctx context.Context, caller policy.Caller, cat *catalog.Catalog, o *Options, events []ingest.Item, seen map[string]bool, rep *Report) error {
 	var ids, pss []string
 	for _, it := range events {
-		if id := it.Event.Subject; !seen[id] {
+		if id := it.Event.SubjectID; !seen[id] {
 			seen[id] = true
 			ids, pss = append(ids, id), append(pss, o.Keys.Pseudonym(id))
 		}
@@ -549,8 +549,8 @@ func (t *table) next() (row, error) {
 	if len(cells) != len(t.columns) {
 		return bad(-1, "malformed", "%d cells, want %d (%s)", len(cells), len(t.columns), strings.Join(t.columns, ", "))
 	}
-	ev := portrait.Event{Subject: strings.TrimSpace(cells[t.subject]), Type: t.o.EventType, Fields: map[string]any{}}
-	if ev.Subject == "" {
+	ev := portrait.Event{SubjectID: strings.TrimSpace(cells[t.subject]), Type: t.o.EventType, Fields: map[string]any{}}
+	if ev.SubjectID == "" {
 		return bad(t.subject, "no_subject", "the subject id is empty")
 	}
 	if t.typ >= 0 {

@@ -242,7 +242,7 @@ func storedLabels(tb testing.TB, e *env) map[string]map[string]derive.Stored {
 			tb.Fatal(err)
 		}
 		for _, ps := range page {
-			d := e.point.Decide(policy.Request{Subject: &policy.State{Subject: ps}, Action: policy.Access, Caller: policy.Caller{Role: policy.System}})
+			d := e.point.Decide(policy.Request{State: &policy.State{Pseudonym: ps}, Action: policy.Access, Caller: policy.Caller{Role: policy.System}})
 			lvs, err := e.store.Labels(ctx, d.Grant)
 			if err != nil {
 				tb.Fatal(err)
@@ -446,7 +446,7 @@ func TestGrant(t *testing.T) {
 // accessGrant is the subject-access grant the rights service would hold.
 func accessGrant(tb testing.TB, point *policy.Point, pseudonym string) policy.Grant {
 	tb.Helper()
-	d := point.Decide(policy.Request{Subject: &policy.State{Subject: pseudonym}, Action: policy.Access, Caller: policy.Caller{Role: policy.System}})
+	d := point.Decide(policy.Request{State: &policy.State{Pseudonym: pseudonym}, Action: policy.Access, Caller: policy.Caller{Role: policy.System}})
 	if !d.Allow {
 		tb.Fatalf("access grant for %s: %v", pseudonym, d.Reasons)
 	}

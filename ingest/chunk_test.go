@@ -45,7 +45,7 @@ func engines(tb testing.TB, name string, opt ingest.Options) *env {
 func bigBatch(n, k int, now time.Time) []ingest.Item {
 	items := make([]ingest.Item, n)
 	for i := range items {
-		items[i].Event = portrait.Event{Subject: fmt.Sprintf("s%d", i%k), Type: "view", Time: now.Add(-time.Duration(i) * time.Millisecond),
+		items[i].Event = portrait.Event{SubjectID: fmt.Sprintf("s%d", i%k), Type: "view", Time: now.Add(-time.Duration(i) * time.Millisecond),
 			Fields: map[string]any{"item": fmt.Sprintf("item-%d", i), "category": "sports", "price": float64(i % 500)}}
 	}
 	return items
@@ -139,7 +139,7 @@ func profileEvents(n, k int, now time.Time) []ingest.Item {
 		if i%3 == 0 {
 			id = "w"
 		}
-		items[i].Event = portrait.Event{Subject: id, Type: "profile", Time: now.Add(-time.Duration(i) * time.Second),
+		items[i].Event = portrait.Event{SubjectID: id, Type: "profile", Time: now.Add(-time.Duration(i) * time.Second),
 			Fields: map[string]any{"income": float64(1000 + i)}}
 	}
 	return items

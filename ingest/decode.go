@@ -143,7 +143,7 @@ func finish(w event) Item {
 	if err != nil {
 		return Item{Err: problem("invalid_time", "\"time\" %q is not an RFC 3339 time such as 2026-11-29T10:00:00Z", *w.time)}
 	}
-	e.Subject, e.Type, e.Time, e.IdempotencyKey = *w.subject, *w.typ, t.UTC(), w.idem
+	e.SubjectID, e.Type, e.Time, e.IdempotencyKey = *w.subject, *w.typ, t.UTC(), w.idem
 	if len(e.IdempotencyKey) > 256 {
 		return Item{Err: problem("invalid_idempotency_key", "\"idempotency_key\" is longer than 256 bytes")}
 	}

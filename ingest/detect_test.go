@@ -26,12 +26,12 @@ func TestSensitiveContentRefused(t *testing.T) {
 			at := e.now.Add(-time.Hour)
 			view := func(fields map[string]any) portrait.Event {
 				fields["category"] = "sports"
-				return portrait.Event{Subject: "alice", Type: "view", Time: at, Fields: fields}
+				return portrait.Event{SubjectID: "alice", Type: "view", Time: at, Fields: fields}
 			}
 			items := []ingest.Item{
 				{Event: view(map[string]any{"item": "sku-1"})},
 				{Event: view(map[string]any{"item": "身份证" + id})},
-				{Event: portrait.Event{Subject: "alice", Type: "search", Time: at, Fields: map[string]any{"search_query": "卡号 6222 0212 3456 7894"}}},
+				{Event: portrait.Event{SubjectID: "alice", Type: "search", Time: at, Fields: map[string]any{"search_query": "卡号 6222 0212 3456 7894"}}},
 				{Event: view(map[string]any{"item": "回电 " + mobile})},
 				{Event: view(map[string]any{"item": "sku-2", "city": "杭州 " + mail})}, // a location field: flagged, stored
 				{Event: view(map[string]any{"item": "１１０１０５１９４９１２３１００２Ｘ"})},
@@ -93,7 +93,7 @@ func TestSensitiveContentRefused(t *testing.T) {
 func TestLocationFieldKeepsCoordinates(t *testing.T) {
 	e := engines(t, "sqlite", ingest.Options{})
 	e.grant(t, "bob", "personalization")
-	_, sum := e.ingest(t, portrait.Event{Subject: "bob", Type: "view", Time: e.now.Add(-time.Hour),
+	_, sum := e.ingest(t, portrait.Event{SubjectID: "bob", Type: "view", Time: e.now.Add(-time.Hour),
 		Fields: map[string]any{"item": "sku 42", "category": "sports", "city": "39.9087,116.3975"}})
 	if sum.Accepted != 1 {
 		t.Fatalf("coordinates in a location field refused: %+v", sum)

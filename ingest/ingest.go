@@ -197,7 +197,7 @@ func (in *Ingester) Ingest(ctx context.Context, caller policy.Caller, items []It
 		if len(lex) == 0 {
 			lex = nil
 		}
-		todo = append(todo, pending{index: i, pseudonym: in.keys.Pseudonym(it.Event.Subject), id: it.Event.Subject, event: it.Event, lexicon: lex})
+		todo = append(todo, pending{index: i, pseudonym: in.keys.Pseudonym(it.Event.SubjectID), id: it.Event.SubjectID, event: it.Event, lexicon: lex})
 	}
 	if len(todo) > in.opt.ChunkSize {
 		// Events are stored per subject: a chunk of few subjects writes
@@ -300,7 +300,7 @@ func (in *Ingester) chunk(ctx context.Context, caller policy.Caller, cat *catalo
 // batch is a decided chunk, ready to be written.
 type batch struct {
 	part        []pending
-	newSubjects []portrait.Subject
+	newSubjects []portrait.SubjectKey
 	minors      []string
 	states      map[string]*policy.State // as decided, minors marked
 	decidedOn   map[string]*policy.State // as read
@@ -314,7 +314,7 @@ type batch struct {
 // subjectReader reads stored subjects: the Store before the write
 // transaction, the transaction itself inside it (portrait.Tx.Subjects).
 type subjectReader interface {
-	Subjects(ctx context.Context, pseudonyms []string) (map[string]portrait.Subject, error)
+	Subjects(ctx context.Context, pseudonyms []string) (map[string]portrait.SubjectKey, error)
 }
 
 // prepare decides a chunk against the subjects' current states: it
@@ -341,7 +341,7 @@ func (in *Ingester) prepare(ctx context.Context, r subjectReader, caller policy.
 		if s, ok := stored[p.pseudonym]; ok {
 			c, err = in.keys.Open(s)
 		} else {
-			var s portrait.Subject
+			var s portrait.SubjectKey
 			s, c, err = in.keys.NewSubject(p.id)
 			b.newSubjects = append(b.newSubjects, s)
 		}
@@ -424,7 +424,7 @@ func (in *Ingester) prepare(ctx context.Context, r subjectReader, caller policy.
 		}
 		c := ciphers[p.pseudonym]
 		ev := portrait.StoredEvent{
-			Grant: grant, Subject: p.pseudonym, Type: p.event.Type, Time: p.event.Time,
+			Grant: grant, Pseudonym: p.pseudonym, Type: p.event.Type, Time: p.event.Time,
 			Sealed: c.Seal(plain, keys.EventAD(p.pseudonym)), Expires: expires,
 		}
 		if p.event.IdempotencyKey != "" {

@@ -111,7 +111,7 @@ func (e *env) events(t *testing.T, subject string) []map[string]any {
 	t.Helper()
 	ctx := context.Background()
 	ps := e.keys.Pseudonym(subject)
-	d := e.point.Decide(policy.Request{Subject: &policy.State{Subject: ps}, Action: policy.Access, Caller: policy.Caller{Role: policy.System}})
+	d := e.point.Decide(policy.Request{State: &policy.State{Pseudonym: ps}, Action: policy.Access, Caller: policy.Caller{Role: policy.System}})
 	evs, err := e.st.Events(ctx, d.Grant, time.Time{})
 	if err != nil {
 		t.Fatal(err)
@@ -160,7 +160,7 @@ func TestNoPlaintextAndErasure(t *testing.T) {
 	ctx := context.Background()
 	const secret, subject = "ZebraSecretItem-4242", "subject-id-unique-77"
 	e.grant(t, subject, "personalization")
-	_, sum := e.ingest(t, portrait.Event{Subject: subject, Type: "view", Time: e.now.Add(-time.Hour),
+	_, sum := e.ingest(t, portrait.Event{SubjectID: subject, Type: "view", Time: e.now.Add(-time.Hour),
 		Fields: map[string]any{"item": secret, "category": "sports", "city": "杭州市西湖区"}})
 	if sum.Accepted != 1 {
 		t.Fatalf("not accepted: %+v", sum)
@@ -177,7 +177,7 @@ func TestNoPlaintextAndErasure(t *testing.T) {
 	ps := e.keys.Pseudonym(subject)
 	subs, _ := e.store.Subjects(ctx, []string{ps})
 	wrapped := subs[ps].WrappedKey
-	d := e.point.Decide(policy.Request{Subject: &policy.State{Subject: ps}, Action: policy.Erase, Caller: policy.Caller{Role: policy.System}})
+	d := e.point.Decide(policy.Request{State: &policy.State{Pseudonym: ps}, Action: policy.Erase, Caller: policy.Caller{Role: policy.System}})
 	if err := e.store.Update(ctx, func(tx portrait.Tx) error { return tx.Erase(ctx, d.Grant) }); err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +200,7 @@ func TestNoPlaintextAndErasure(t *testing.T) {
 func TestMinimumNecessary(t *testing.T) {
 	e := newEnv(t)
 	// No consent to credit: income serves credit only.
-	profile := portrait.Event{Subject: "u1", Type: "profile", Time: e.now, Fields: map[string]any{"city": "北京", "income": 9000.0}}
+	profile := portrait.Event{SubjectID: "u1", Type: "profile", Time: e.now, Fields: map[string]any{"city": "北京", "income": 9000.0}}
 	res, _ := e.ingest(t, profile)
 	if res[0].Status != ingest.Accepted || len(res[0].Dropped) != 1 || res[0].Dropped[0].Field != "income" || res[0].Dropped[0].Code != "no_consent" {
 		t.Fatalf("result %+v", res[0])
@@ -226,7 +226,7 @@ func TestNumberBounds(t *testing.T) {
 	})
 	e.grant(t, "u1", "personalization")
 	buy := func(field string, v any) portrait.Event {
-		return portrait.Event{Subject: "u1", Type: "purchase", Time: e.now, Fields: map[string]any{"item": "i1", field: v}}
+		return portrait.Event{SubjectID: "u1", Type: "purchase", Time: e.now, Fields: map[string]any{"item": "i1", field: v}}
 	}
 	for _, tt := range []struct {
 		name  string
@@ -271,12 +271,12 @@ func TestNumberBounds(t *testing.T) {
 func TestMinor(t *testing.T) {
 	e := newEnv(t)
 	e.grant(t, "kid", "credit")
-	e.ingest(t, portrait.Event{Subject: "kid", Type: "profile", Time: e.now, Fields: map[string]any{"age": 12.0}})
+	e.ingest(t, portrait.Event{SubjectID: "kid", Type: "profile", Time: e.now, Fields: map[string]any{"age": 12.0}})
 	st, err := e.ledger.State(context.Background(), e.keys.Pseudonym("kid"))
 	if err != nil || !st.Minor {
 		t.Fatalf("minor flag not set: %+v %v", st, err)
 	}
-	res, _ := e.ingest(t, portrait.Event{Subject: "kid", Type: "profile", Time: e.now, Fields: map[string]any{"city": "北京", "income": 10.0}})
+	res, _ := e.ingest(t, portrait.Event{SubjectID: "kid", Type: "profile", Time: e.now, Fields: map[string]any{"city": "北京", "income": 10.0}})
 	if len(res[0].Dropped) != 1 || res[0].Dropped[0].Code != "guardian_required" {
 		t.Errorf("minor without guardian: %+v", res[0])
 	}
@@ -288,7 +288,7 @@ func TestRetentionSweep(t *testing.T) {
 	ctx := context.Background()
 	t0 := e.now
 	// item: 365d retention; amount: 3y.
-	e.ingest(t, portrait.Event{Subject: "u2", Type: "purchase", Time: t0, Fields: map[string]any{"item": "a", "amount": 10.0}})
+	e.ingest(t, portrait.Event{SubjectID: "u2", Type: "purchase", Time: t0, Fields: map[string]any{"item": "a", "amount": 10.0}})
 	if n, err := e.in.Sweep(ctx, t0.Add(24*time.Hour)); err != nil || n != 0 {
 		t.Fatalf("early sweep: %d %v", n, err)
 	}
@@ -306,7 +306,7 @@ func TestRetentionSweep(t *testing.T) {
 		t.Errorf("after four years: %v", got)
 	}
 	// An event older than a field's retention never stores that field.
-	res, _ := e.ingest(t, portrait.Event{Subject: "u3", Type: "purchase", Time: t0.Add(-400 * 24 * time.Hour),
+	res, _ := e.ingest(t, portrait.Event{SubjectID: "u3", Type: "purchase", Time: t0.Add(-400 * 24 * time.Hour),
 		Fields: map[string]any{"item": "a", "amount": 10.0}})
 	if res[0].Status != ingest.Accepted || len(res[0].Dropped) != 1 || res[0].Dropped[0].Code != "retention_passed" {
 		t.Errorf("old event: %+v", res[0])
@@ -331,7 +331,7 @@ func (failingTx) AppendLog(context.Context, []portrait.LogEntry) error {
 func TestFailClosed(t *testing.T) {
 	e := newEnv(t)
 	in := ingest.New(failingLog{e.store}, e.point, e.ledger, e.keys, e.log, ingest.Options{Now: func() time.Time { return e.now }})
-	_, _, err := in.Ingest(context.Background(), operator, []ingest.Item{{Event: portrait.Event{Subject: "u4", Type: "view", Time: e.now, Fields: map[string]any{"item": "a"}}}})
+	_, _, err := in.Ingest(context.Background(), operator, []ingest.Item{{Event: portrait.Event{SubjectID: "u4", Type: "view", Time: e.now, Fields: map[string]any{"item": "a"}}}})
 	if err == nil || !strings.Contains(err.Error(), "log device full") {
 		t.Fatalf("ingest with a failing log: %v", err)
 	}
@@ -406,7 +406,7 @@ func FuzzDecode(f *testing.F) {
 			return
 		}
 		for _, it := range items {
-			if it.Err == nil && (it.Event.Subject == "" || it.Event.Type == "" || it.Event.Time.IsZero()) {
+			if it.Err == nil && (it.Event.SubjectID == "" || it.Event.Type == "" || it.Event.Time.IsZero()) {
 				t.Fatalf("accepted an incomplete event: %+v", it.Event)
 			}
 		}
@@ -513,7 +513,7 @@ func BenchmarkIngest(b *testing.B) {
 			for i := range order {
 				order[i] = i
 			}
-			slices.SortStableFunc(order, func(x, y int) int { return strings.Compare(items[x].Event.Subject, items[y].Event.Subject) })
+			slices.SortStableFunc(order, func(x, y int) int { return strings.Compare(items[x].Event.SubjectID, items[y].Event.SubjectID) })
 			for chunk := order; len(chunk) > 0; {
 				n := min(len(chunk), 64)
 				q := "INSERT INTO events (id, pseudonym, type, time, idem, sealed, expires) VALUES " +
@@ -522,7 +522,7 @@ func BenchmarkIngest(b *testing.B) {
 				for _, i := range chunk[:n] {
 					ev := items[i].Event
 					fields, _ := json.Marshal(ev.Fields)
-					args = append(args, next-int64(len(items)-i), ev.Subject, ev.Type, ev.Time.UnixNano(), nil, fields, nil)
+					args = append(args, next-int64(len(items)-i), ev.SubjectID, ev.Type, ev.Time.UnixNano(), nil, fields, nil)
 				}
 				if _, err := tx.Exec(q, args...); err != nil {
 					b.Fatal(err)
@@ -547,7 +547,7 @@ func TestRefusalKeepsService(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	res, _ := e.ingest(t, portrait.Event{Subject: "ivy", Type: "purchase", Time: e.now,
+	res, _ := e.ingest(t, portrait.Event{SubjectID: "ivy", Type: "purchase", Time: e.now,
 		Fields: map[string]any{"item": "a", "category": "books", "price": 12.0, "quantity": 1.0, "amount": 12.0}})
 	if res[0].Status != ingest.Accepted || len(res[0].Dropped) != 0 {
 		t.Fatalf("purchase after refusing optional purposes: %+v", res[0])
@@ -565,7 +565,7 @@ func TestProtectedFieldRefused(t *testing.T) {
 	cat.EventTypes = append(append([]catalog.EventType(nil), cat.EventTypes...), catalog.EventType{ID: "survey", Fields: []string{"gender"}})
 	cat.Index()
 	e.point.SetCatalog(&cat)
-	res, _ := e.ingest(t, portrait.Event{Subject: "jo", Type: "survey", Time: e.now, Fields: map[string]any{"gender": "F"}})
+	res, _ := e.ingest(t, portrait.Event{SubjectID: "jo", Type: "survey", Time: e.now, Fields: map[string]any{"gender": "F"}})
 	if res[0].Status != ingest.Rejected || res[0].Code != "protected_field" || res[0].Requirement != "FP-2" {
 		t.Errorf("protected field in an event: %+v", res[0])
 	}
@@ -578,10 +578,10 @@ func TestRetentionSweepProfile(t *testing.T) {
 	ctx := context.Background()
 	e.grant(t, "u5", "credit")
 	// city: 365d retention; age and income: 3y.
-	e.ingest(t, portrait.Event{Subject: "u5", Type: "profile", Time: e.now, Fields: map[string]any{"city": "北京", "age": 30.0, "income": 9000.0}})
+	e.ingest(t, portrait.Event{SubjectID: "u5", Type: "profile", Time: e.now, Fields: map[string]any{"city": "北京", "age": 30.0, "income": 9000.0}})
 	ps := e.keys.Pseudonym("u5")
 	fields := func() []string {
-		d := e.point.Decide(policy.Request{Subject: &policy.State{Subject: ps}, Action: policy.Access, Caller: policy.Caller{Role: policy.System}})
+		d := e.point.Decide(policy.Request{State: &policy.State{Pseudonym: ps}, Action: policy.Access, Caller: policy.Caller{Role: policy.System}})
 		prof, err := e.store.Profile(ctx, d.Grant)
 		if err != nil {
 			t.Fatal(err)

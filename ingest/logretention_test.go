@@ -21,7 +21,7 @@ func TestLogOutlivesRetention(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	e.grant(t, "u1", "personalization")
-	e.ingest(t, portrait.Event{Subject: "u1", Type: "purchase", Time: e.now, Fields: map[string]any{"item": "a", "amount": 10.0}})
+	e.ingest(t, portrait.Event{SubjectID: "u1", Type: "purchase", Time: e.now, Fields: map[string]any{"item": "a", "amount": 10.0}})
 	before, err := e.log.Sign(ctx, e.store)
 	if err != nil {
 		t.Fatal(err)

@@ -42,7 +42,7 @@ func TestIngestRacingConsentSmallPool(t *testing.T) {
 			defer wg.Done()
 			for n := 0; time.Now().Before(deadline); n++ {
 				c, cancel := context.WithTimeout(ctx, 30*time.Second)
-				ev := portrait.Event{Subject: fmt.Sprintf("r%d", (w+n)%k), Type: "view", Time: e.now,
+				ev := portrait.Event{SubjectID: fmt.Sprintf("r%d", (w+n)%k), Type: "view", Time: e.now,
 					Fields: map[string]any{"item": fmt.Sprintf("i%d-%d", w, n), "category": "sports", "price": 1.0}}
 				_, _, err := e.in.Ingest(c, operator, []ingest.Item{{Event: ev}})
 				cancel()

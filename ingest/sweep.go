@@ -41,14 +41,14 @@ func (in *Ingester) sweepProfile(ctx context.Context, now time.Time) (int, error
 		bySubject := map[string][]string{}
 		var order []string
 		for _, r := range expired {
-			if bySubject[r.Subject] == nil {
-				order = append(order, r.Subject)
+			if bySubject[r.Pseudonym] == nil {
+				order = append(order, r.Pseudonym)
 			}
-			bySubject[r.Subject] = append(bySubject[r.Subject], r.Field)
+			bySubject[r.Pseudonym] = append(bySubject[r.Pseudonym], r.Field)
 		}
 		err = in.store.Update(ctx, func(tx portrait.Tx) error {
 			for _, ps := range order {
-				d := in.point.Decide(policy.Request{Subject: &policy.State{Subject: ps}, Action: policy.Sweep, Caller: system})
+				d := in.point.Decide(policy.Request{State: &policy.State{Pseudonym: ps}, Action: policy.Sweep, Caller: system})
 				if !d.Allow {
 					return d.Err()
 				}
@@ -81,7 +81,7 @@ func (in *Ingester) sweepEvents(ctx context.Context, now time.Time) (int, error)
 		}
 		var ps []string
 		for _, e := range expired {
-			ps = append(ps, e.Subject)
+			ps = append(ps, e.Pseudonym)
 		}
 		subjects, err := in.store.Subjects(ctx, ps)
 		if err != nil {
@@ -96,11 +96,11 @@ func (in *Ingester) sweepEvents(ctx context.Context, now time.Time) (int, error)
 		var todo []rewrite
 		deleted, removedFields := 0, 0
 		for _, e := range expired {
-			d := in.point.Decide(policy.Request{Subject: &policy.State{Subject: e.Subject}, Action: policy.Sweep, Caller: system})
+			d := in.point.Decide(policy.Request{State: &policy.State{Pseudonym: e.Pseudonym}, Action: policy.Sweep, Caller: system})
 			if !d.Allow {
 				return total, d.Err()
 			}
-			s, ok := subjects[e.Subject]
+			s, ok := subjects[e.Pseudonym]
 			if !ok {
 				// The key is gone (erased): the ciphertext is unreadable
 				// already; drop the row too.
@@ -112,7 +112,7 @@ func (in *Ingester) sweepEvents(ctx context.Context, now time.Time) (int, error)
 			if err != nil {
 				return total, fmt.Errorf("sweep: subject key: %w", err)
 			}
-			plain, err := c.Open(e.Sealed, keys.EventAD(e.Subject))
+			plain, err := c.Open(e.Sealed, keys.EventAD(e.Pseudonym))
 			if err != nil {
 				return total, fmt.Errorf("sweep: open event %d: %w", e.ID, err)
 			}
@@ -139,7 +139,7 @@ func (in *Ingester) sweepEvents(ctx context.Context, now time.Time) (int, error)
 			r := rewrite{g: d.Grant, id: e.ID, expires: next}
 			if len(fields) > 0 {
 				b, _ := json.Marshal(fields)
-				r.sealed = c.Seal(b, keys.EventAD(e.Subject))
+				r.sealed = c.Seal(b, keys.EventAD(e.Pseudonym))
 			} else {
 				deleted++
 			}

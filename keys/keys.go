@@ -215,17 +215,17 @@ func (k *Keyring) ReceiptKey() ed25519.PrivateKey { return k.receipt }
 // If the store already holds the subject (EnsureSubjects keeps the first),
 // the returned Cipher is not that subject's; callers that may race should
 // reread the stored subject and Open it.
-func (k *Keyring) NewSubject(subjectID string) (portrait.Subject, *Cipher, error) {
+func (k *Keyring) NewSubject(subjectID string) (portrait.SubjectKey, *Cipher, error) {
 	p := k.Pseudonym(subjectID)
 	dk := make([]byte, 32)
 	rand.Read(dk)
 	c, err := newCipher(dk)
 	if err != nil {
-		return portrait.Subject{}, nil, err
+		return portrait.SubjectKey{}, nil, err
 	}
 	wrapped := k.wrap.Seal(nil, nil, dk, wrapAD(p))
 	clear(dk)
-	s := portrait.Subject{
+	s := portrait.SubjectKey{
 		Pseudonym:  p,
 		WrappedKey: wrapped,
 		SealedID:   c.Seal([]byte(subjectID), idAD(p)),
@@ -237,7 +237,7 @@ func (k *Keyring) NewSubject(subjectID string) (portrait.Subject, *Cipher, error
 // Open returns the Cipher of a stored subject, unwrapping its data key. A
 // wrong master key or a tampered, truncated or moved wrapped key is an
 // error. Unwrapped ciphers are cached by pseudonym and wrapped key.
-func (k *Keyring) Open(s portrait.Subject) (*Cipher, error) {
+func (k *Keyring) Open(s portrait.SubjectKey) (*Cipher, error) {
 	if c := k.cache.get(s.Pseudonym, s.WrappedKey); c != nil {
 		return c, nil
 	}
@@ -255,7 +255,7 @@ func (k *Keyring) Open(s portrait.Subject) (*Cipher, error) {
 }
 
 // SubjectID opens the sealed subject id of a stored subject.
-func (k *Keyring) SubjectID(s portrait.Subject) (string, error) {
+func (k *Keyring) SubjectID(s portrait.SubjectKey) (string, error) {
 	c, err := k.Open(s)
 	if err != nil {
 		return "", err

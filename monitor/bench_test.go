@@ -43,7 +43,7 @@ func BenchmarkRunDecisions(b *testing.B) {
 	for from := 0; from < n; from += batch {
 		items := make([]ingest.Item, 0, batch)
 		for i := from; i < min(from+batch, n); i++ {
-			items = append(items, ingest.Item{Event: portrait.Event{Subject: fmt.Sprintf("s%07d", i), Type: "profile", Time: e.now.Add(-time.Hour),
+			items = append(items, ingest.Item{Event: portrait.Event{SubjectID: fmt.Sprintf("s%07d", i), Type: "profile", Time: e.now.Add(-time.Hour),
 				Fields: map[string]any{"postcode_income": income(i), "shoe_colour": []string{"red", "blue", "green"}[i%3]}}})
 		}
 		if _, _, err := e.in.Ingest(ctx, operator, items); err != nil {

@@ -26,15 +26,15 @@ func TestLexiconFlag(t *testing.T) {
 		in := ingest.New(e.store, e.point, e.led, e.keys, e.log, ingest.Options{Flags: e.mon})
 		send := func(item string) {
 			t.Helper()
-			res, _, err := in.Ingest(ctx, operator, []ingest.Item{{Event: portrait.Event{Subject: "s1", Type: "view", Time: e.now.Add(-time.Minute),
+			res, _, err := in.Ingest(ctx, operator, []ingest.Item{{Event: portrait.Event{SubjectID: "s1", Type: "view", Time: e.now.Add(-time.Minute),
 				Fields: map[string]any{"item": item, "category": "food"}}}})
 			if err != nil || res[0].Status != ingest.Accepted {
 				t.Fatalf("ingest %q: %+v, %v", item, res, err)
 			}
 		}
 		uses := func() (bool, string) {
-			st := &policy.State{Subject: "ps", Personalization: 100, Consents: map[string]policy.Consent{}}
-			d := e.point.Decide(policy.Request{Subject: st, Purpose: "service", Fields: []string{"item"}, Action: policy.Derive, Caller: policy.Caller{Role: policy.System}})
+			st := &policy.State{Pseudonym: "ps", Personalization: 100, Consents: map[string]policy.Consent{}}
+			d := e.point.Decide(policy.Request{State: st, Purpose: "service", Fields: []string{"item"}, Action: policy.Derive, Caller: policy.Caller{Role: policy.System}})
 			if d.Allow {
 				return true, ""
 			}

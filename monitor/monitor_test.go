@@ -111,7 +111,7 @@ func (e *env) grant(id string, action policy.Action, purpose string) policy.Gran
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	d := e.point.Decide(policy.Request{Subject: st[ps], Action: action, Purpose: purpose, Caller: policy.Caller{Role: policy.System, ID: "test"}})
+	d := e.point.Decide(policy.Request{State: st[ps], Action: action, Purpose: purpose, Caller: policy.Caller{Role: policy.System, ID: "test"}})
 	if !d.Allow {
 		e.t.Fatalf("grant %s %s: %v", action, id, d.Err())
 	}
@@ -134,7 +134,7 @@ func (e *env) putLabel(id, name string, v bool) {
 	b, _ := json.Marshal(label.Value{Label: name, Version: 1, Kind: catalog.KindRule, Bool: v, Computed: e.now})
 	g := e.grant(id, policy.Derive, "analytics")
 	err = e.store.Update(ctx, func(tx portrait.Tx) error {
-		return tx.PutLabels(ctx, []portrait.LabelValue{{Grant: g, Subject: ps, Label: name, Version: 1,
+		return tx.PutLabels(ctx, []portrait.LabelValue{{Grant: g, Pseudonym: ps, Label: name, Version: 1,
 			Sealed: c.Seal(b, []byte(ps+"/label/"+name)), Computed: e.now}})
 	})
 	if err != nil {
@@ -147,7 +147,7 @@ func (e *env) putDecision(id string, n int, outcome bool) {
 	ctx := context.Background()
 	g := e.grant(id, policy.Use, "service")
 	err := e.store.Update(ctx, func(tx portrait.Tx) error {
-		return tx.PutDetermination(ctx, portrait.StoredDetermination{Grant: g, ID: fmt.Sprintf("d-%s-%d", id, n), Subject: e.keys.Pseudonym(id),
+		return tx.PutDetermination(ctx, portrait.StoredDetermination{Grant: g, ID: fmt.Sprintf("d-%s-%d", id, n), Pseudonym: e.keys.Pseudonym(id),
 			UseCase: "loan", Model: "loan_score", ModelVersion: 1, Outcome: outcome, Score: map[bool]float64{true: 0.7, false: 0.3}[outcome],
 			InputHash: "h", Status: "automated", Created: e.now})
 	})
@@ -198,13 +198,13 @@ func (e *env) population() {
 			income += 3000
 		}
 		colours := []string{"red", "blue", "green"}
-		evs = append(evs, portrait.Event{Subject: id, Type: "profile", Time: e.now.Add(-48 * time.Hour),
+		evs = append(evs, portrait.Event{SubjectID: id, Type: "profile", Time: e.now.Add(-48 * time.Hour),
 			Fields: map[string]any{"postcode_income": income, "shoe_colour": colours[(i/2)%3]}})
 		price := 100.0
 		if i%3 == 0 {
 			price = 125 // loyal customers pay more: 大数据杀熟
 		}
-		evs = append(evs, portrait.Event{Subject: id, Type: "price_shown", Time: e.now.Add(-time.Hour),
+		evs = append(evs, portrait.Event{SubjectID: id, Type: "price_shown", Time: e.now.Add(-time.Hour),
 			Fields: map[string]any{"item": evilItem, "price": price, "context": "web"}})
 	}
 	e.ingest(evs...)
@@ -228,7 +228,7 @@ func (e *env) population() {
 			if w == 0 {
 				c = "sports"
 			}
-			views = append(views, portrait.Event{Subject: "narrow", Type: "view", Time: e.now.Add(-time.Duration(w)*7*24*time.Hour - time.Duration(j+1)*time.Minute),
+			views = append(views, portrait.Event{SubjectID: "narrow", Type: "view", Time: e.now.Add(-time.Duration(w)*7*24*time.Hour - time.Duration(j+1)*time.Minute),
 				Fields: map[string]any{"item": fmt.Sprintf("%s-%d", c, j), "category": c}})
 		}
 	}
@@ -268,7 +268,7 @@ func TestMonitorRun(t *testing.T) {
 	}
 	// FP-6: until cleared, the decision point treats the proxy as sensitive:
 	// no derivation from it for a purpose without separate consent.
-	useProxy := policy.Request{Subject: &policy.State{Subject: "any"}, Purpose: "analytics", Fields: []string{"postcode_income"},
+	useProxy := policy.Request{State: &policy.State{Pseudonym: "any"}, Purpose: "analytics", Fields: []string{"postcode_income"},
 		Action: policy.Derive, Caller: policy.Caller{Role: policy.System, ID: "test"}}
 	if d := e.point.Decide(useProxy); d.Allow || d.Reasons[0].Code != "proxy_flagged" {
 		t.Errorf("derivation from a flagged proxy: %+v", d)
@@ -439,7 +439,7 @@ func TestProtected(t *testing.T) {
 	}
 	for _, c := range []policy.Caller{
 		{Role: policy.Admin, ID: "a"}, operator, reviewer, {Role: policy.Regulator, ID: "r"},
-		{Role: policy.Subject, Subject: e.keys.Pseudonym("alice")}, {Role: policy.System, ID: "sweeper"},
+		{Role: policy.Subject, Pseudonym: e.keys.Pseudonym("alice")}, {Role: policy.System, ID: "sweeper"},
 	} {
 		if _, err := e.mon.ReadProtected(ctx, c, "alice"); portrait.ErrorCode(err) != portrait.EFORBIDDEN {
 			t.Errorf("%s:%s read protected attributes: %v", c.Role, c.ID, err)

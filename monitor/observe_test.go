@@ -45,7 +45,7 @@ func TestObserve(t *testing.T) {
 	now := func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
 	e := newEnv(t, monitor.Options{Now: now, Period: 24 * time.Hour, RecommenderFloors: map[string]float64{"home": 0.5}})
 	for _, id := range []string{"a", "b"} {
-		e.ingest(portrait.Event{Subject: id, Type: "profile", Time: clock.Add(-time.Hour), Fields: map[string]any{"shoe_colour": "red"}})
+		e.ingest(portrait.Event{SubjectID: id, Type: "profile", Time: clock.Add(-time.Hour), Fields: map[string]any{"shoe_colour": "red"}})
 	}
 	a, b := e.keys.Pseudonym("a"), e.keys.Pseudonym("b")
 	diverse := []string{"sports", "books", "garden", "music", "sports"}
@@ -159,7 +159,7 @@ func TestObserve(t *testing.T) {
 func TestObserveBounded(t *testing.T) {
 	e := newEnv(t, monitor.Options{BubbleSubjects: 2})
 	for _, id := range []string{"a", "b", "c"} {
-		e.ingest(portrait.Event{Subject: id, Type: "profile", Time: e.now.Add(-time.Hour), Fields: map[string]any{"shoe_colour": "red"}})
+		e.ingest(portrait.Event{SubjectID: id, Type: "profile", Time: e.now.Add(-time.Hour), Fields: map[string]any{"shoe_colour": "red"}})
 	}
 	items, cats := []string{"i1", "i2", "i3", "i4", "i5"}, []string{"x", "y", "x", "y", "z"}
 	var wg sync.WaitGroup

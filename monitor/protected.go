@@ -107,11 +107,11 @@ func (m *Monitor) PutProtected(ctx context.Context, caller policy.Caller, subjec
 		return fmt.Errorf("protected attributes: load subject: %w", err)
 	}
 	var c *keys.Cipher
-	var fresh []portrait.Subject
+	var fresh []portrait.SubjectKey
 	if s, ok := stored[ps]; ok {
 		c, err = m.deps.Keys.Open(s)
 	} else {
-		var s portrait.Subject
+		var s portrait.SubjectKey
 		s, c, err = m.deps.Keys.NewSubject(subjectID)
 		fresh = append(fresh, s)
 	}
@@ -121,7 +121,7 @@ func (m *Monitor) PutProtected(ctx context.Context, caller policy.Caller, subjec
 	vals := make([]portrait.ProtectedValue, len(names))
 	for i, n := range names {
 		b, _ := json.Marshal(attrs[n])
-		vals[i] = portrait.ProtectedValue{Subject: ps, Attribute: n, Sealed: c.Seal(b, protectedAD(ps, n))}
+		vals[i] = portrait.ProtectedValue{Pseudonym: ps, Attribute: n, Sealed: c.Seal(b, protectedAD(ps, n))}
 	}
 	return m.deps.Store.Update(ctx, func(tx portrait.Tx) error {
 		if len(fresh) > 0 {
@@ -180,8 +180,8 @@ func (m *Monitor) ReadProtected(ctx context.Context, caller policy.Caller, subje
 
 // readProtected opens one subject's protected values under an Access
 // grant the decision point gives the fairness engine. The caller logs.
-func (m *Monitor) readProtected(ctx context.Context, s portrait.Subject, st *policy.State) (map[string]string, error) {
-	d := m.deps.Point.Decide(policy.Request{Subject: st, Action: policy.Access, Caller: engine})
+func (m *Monitor) readProtected(ctx context.Context, s portrait.SubjectKey, st *policy.State) (map[string]string, error) {
+	d := m.deps.Point.Decide(policy.Request{State: st, Action: policy.Access, Caller: engine})
 	if err := d.Err(); err != nil {
 		return nil, err
 	}

@@ -250,7 +250,7 @@ func (m *Monitor) collect(ctx context.Context, cat *catalog.Catalog, now time.Ti
 		if err != nil {
 			return nil, fmt.Errorf("monitor: load states: %w", err)
 		}
-		var read []portrait.Subject
+		var read []portrait.SubjectKey
 		var grants []policy.Grant
 		for _, ps := range page {
 			s, ok := subs[ps]
@@ -263,7 +263,7 @@ func (m *Monitor) collect(ctx context.Context, cat *catalog.Catalog, now time.Ti
 				rep.Restricted++
 				continue
 			}
-			dec := m.deps.Point.Decide(policy.Request{Subject: st, Action: policy.Access, Caller: engine})
+			dec := m.deps.Point.Decide(policy.Request{State: st, Action: policy.Access, Caller: engine})
 			if err := dec.Err(); err != nil {
 				return nil, fmt.Errorf("monitor: subject %s: %w", ps, err)
 			}
@@ -320,7 +320,7 @@ func (m *Monitor) fetch(ctx context.Context, grants []policy.Grant, since time.T
 }
 
 // readSubject decrypts what fetch read of subject s.
-func (m *Monitor) readSubject(cat *catalog.Catalog, s portrait.Subject, in *fetched) (*subjectData, error) {
+func (m *Monitor) readSubject(cat *catalog.Catalog, s portrait.SubjectKey, in *fetched) (*subjectData, error) {
 	ps := s.Pseudonym
 	d := &subjectData{pseudonym: ps, numeric: map[string]float64{}, category: map[string]string{}, kinds: map[string]string{}}
 	c, err := m.deps.Keys.Open(s)

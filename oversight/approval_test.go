@@ -45,9 +45,9 @@ func (e *env) startAs(tb testing.TB, operator string) *oversight.Service {
 // derives reports whether the decision point lets sports_fan be derived
 // for a subject who consented to personalization, and the code if not.
 func derives(p *policy.Point) (bool, string) {
-	st := &policy.State{Subject: "ps1", Personalization: 100, Consents: map[string]policy.Consent{
+	st := &policy.State{Pseudonym: "ps1", Personalization: 100, Consents: map[string]policy.Consent{
 		"personalization": {Status: policy.Granted, NoticeVersion: "1", At: time.Now()}}}
-	d := p.Decide(policy.Request{Subject: st, Purpose: "personalization", Labels: []string{"sports_fan"}, Action: policy.Derive, Caller: policy.Caller{Role: policy.System}})
+	d := p.Decide(policy.Request{State: st, Purpose: "personalization", Labels: []string{"sports_fan"}, Action: policy.Derive, Caller: policy.Caller{Role: policy.System}})
 	if d.Allow {
 		return true, ""
 	}

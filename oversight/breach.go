@@ -98,7 +98,7 @@ func (s *Service) ReportBreach(ctx context.Context, caller policy.Caller, in Bre
 	if err != nil {
 		return Breach{}, fmt.Errorf("encode breach: %w", err)
 	}
-	c := portrait.Case{ID: b.ID, Subject: NoSubject, Type: TypeBreach, Status: statusNotified, Created: b.Reported, Closed: b.Reported,
+	c := portrait.Case{ID: b.ID, Pseudonym: NoSubject, Type: TypeBreach, Status: statusNotified, Created: b.Reported, Closed: b.Reported,
 		Deadline: b.Reported, Outcome: string(body)}
 	err = s.store.Update(ctx, func(tx portrait.Tx) error {
 		idx, err := s.log.Append(ctx, tx, audit.Record{Kind: TypeBreach, Time: b.Reported, Actor: b.By, Action: "notify", Digest: digest(b.Input),

@@ -52,7 +52,7 @@ func (s *Service) Routed(ctx context.Context, id, text string, created, deadline
 	if err != nil {
 		return err
 	}
-	c := portrait.Case{ID: id, Subject: NoSubject, Type: TypeComplaint, Status: statusOpen, Created: created.UTC(), Deadline: deadline.UTC(), Reason: sealed}
+	c := portrait.Case{ID: id, Pseudonym: NoSubject, Type: TypeComplaint, Status: statusOpen, Created: created.UTC(), Deadline: deadline.UTC(), Reason: sealed}
 	err = s.store.Update(ctx, func(tx portrait.Tx) error {
 		idx, err := s.log.Append(ctx, tx, audit.Record{Kind: "report", Time: s.now(), Actor: "regulator", Action: "route", Digest: digest(ReportInput{Description: text}),
 			Codes: []string{"RO-8"}, Detail: map[string]any{"case": id, "deadline": c.Deadline}})

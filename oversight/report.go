@@ -92,7 +92,7 @@ func (s *Service) Report(ctx context.Context, client string, in ReportInput) (Re
 	if err != nil {
 		return ReportReceipt{}, err
 	}
-	c := portrait.Case{ID: id, Subject: NoSubject, Type: TypeReport, Status: statusOpen, Created: now,
+	c := portrait.Case{ID: id, Pseudonym: NoSubject, Type: TypeReport, Status: statusOpen, Created: now,
 		Deadline: s.opts.ReportDeadline.After(now), Reason: sealed}
 	err = s.store.Update(ctx, func(tx portrait.Tx) error {
 		idx, err := s.log.Append(ctx, tx, audit.Record{Kind: "report", Time: now, Actor: "public", Action: "open", Digest: digest(in),
@@ -237,7 +237,7 @@ func (s *Service) open(id, sealed string) (ReportInput, error) {
 	if err1 != nil || err2 != nil {
 		return ReportInput{}, bad
 	}
-	ci, err := s.keys.Open(portrait.Subject{Pseudonym: s.keys.Pseudonym(reportKeyName(id)), WrappedKey: wrapped})
+	ci, err := s.keys.Open(portrait.SubjectKey{Pseudonym: s.keys.Pseudonym(reportKeyName(id)), WrappedKey: wrapped})
 	if err != nil {
 		return ReportInput{}, fmt.Errorf("report %s: %w", id, err)
 	}

@@ -56,9 +56,9 @@ var RegulatorRoles = []Role{RegulatorAdmin, Inspector}
 
 // Caller identifies who asks. For a subject, Subject is their pseudonym.
 type Caller struct {
-	Role    Role
-	ID      string
-	Subject string
+	Role      Role
+	ID        string
+	Pseudonym string
 }
 
 // Status is the state of one subject's consent to one purpose.
@@ -103,7 +103,7 @@ type Consent struct {
 // State is everything about one subject the decision point needs. It holds
 // no personal values, only the subject's choices and flags.
 type State struct {
-	Subject         string // pseudonym
+	Pseudonym       string // pseudonym
 	Consents        map[string]Consent
 	Minor           bool // under the minors age (SM-3)
 	Restricted      bool // storage only (SR-7, CM-4)
@@ -195,8 +195,8 @@ type Grant struct {
 // ErrNoGrant is returned by Check for a zero or mismatched grant.
 var ErrNoGrant = errors.New("no policy grant for this access")
 
-// Subject returns the pseudonym the grant is for.
-func (g Grant) Subject() string { return g.subject }
+// Pseudonym returns the pseudonym the grant is for.
+func (g Grant) Pseudonym() string { return g.subject }
 
 // Purpose returns the purpose the grant is for ("" for rights actions).
 func (g Grant) Purpose() string { return g.purpose }
@@ -242,7 +242,7 @@ func (g Grant) Check(subject string, actions ...Action) error {
 
 // Request is one question to the decision point.
 type Request struct {
-	Subject *State
+	State   *State
 	Purpose string
 	Fields  []string
 	Labels  []string
@@ -349,30 +349,30 @@ func deny(code, req, format string, args ...any) Decision {
 // Decide rules on one request. It allocates nothing on the allow path.
 func (p *Point) Decide(r Request) Decision {
 	cat := p.cat.Load()
-	st := r.Subject
+	st := r.State
 	if st == nil {
 		return deny("no_subject", "", "no subject state was given to the decision point")
 	}
 	if st.Erased {
-		return deny("erased", "SR-3", "subject %s has been erased", st.Subject)
+		return deny("erased", "SR-3", "subject %s has been erased", st.Pseudonym)
 	}
 	switch r.Action {
 	case Access, Erase, Correct:
 		// Rights actions: only the subject, or staff acting on their behalf.
-		if r.Caller.Role == Subject && r.Caller.Subject != st.Subject {
+		if r.Caller.Role == Subject && r.Caller.Pseudonym != st.Pseudonym {
 			return deny("not_your_subject", "", "a subject token reaches only its own subject")
 		}
 		if r.Caller.Role != Subject && r.Caller.Role != Operator && r.Caller.Role != Admin && r.Caller.Role != System {
 			return deny("role", "CM-5", "role %s may not handle subject requests; use an operator key", r.Caller.Role)
 		}
-		return Decision{Allow: true, Grant: Grant{ok: true, subject: st.Subject, action: r.Action, fields: r.Fields}}
+		return Decision{Allow: true, Grant: Grant{ok: true, subject: st.Pseudonym, action: r.Action, fields: r.Fields}}
 	case Sweep:
 		if r.Caller.Role != System {
 			return deny("role", "CM-3", "only Portrait's retention sweeper may sweep")
 		}
-		return Decision{Allow: true, Grant: Grant{ok: true, subject: st.Subject, action: Sweep}}
+		return Decision{Allow: true, Grant: Grant{ok: true, subject: st.Pseudonym, action: Sweep}}
 	}
-	if r.Caller.Role == Subject && r.Caller.Subject != st.Subject {
+	if r.Caller.Role == Subject && r.Caller.Pseudonym != st.Pseudonym {
 		return deny("not_your_subject", "", "a subject token reaches only its own subject")
 	}
 	purpose := cat.Purpose(r.Purpose)
@@ -422,7 +422,7 @@ func (p *Point) Decide(r Request) Decision {
 	if d, ok := basis(st, purpose); !ok {
 		return d
 	}
-	return Decision{Allow: true, Grant: Grant{ok: true, subject: st.Subject, purpose: purpose.ID, action: r.Action, fields: r.Fields}}
+	return Decision{Allow: true, Grant: Grant{ok: true, subject: st.Pseudonym, purpose: purpose.ID, action: r.Action, fields: r.Fields}}
 }
 
 func (p *Point) checkField(cat *catalog.Catalog, purpose *catalog.Purpose, name string) (Decision, bool) {
@@ -544,5 +544,5 @@ func (p *Point) Collect(st *State, fields []string, caller Caller) (Grant, map[s
 	if len(kept) == 0 {
 		return Grant{}, dropped, nil
 	}
-	return Grant{ok: true, subject: st.Subject, action: Collect, fields: kept}, dropped, nil
+	return Grant{ok: true, subject: st.Pseudonym, action: Collect, fields: kept}, dropped, nil
 }

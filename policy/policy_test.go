@@ -33,7 +33,7 @@ func granted(version string) policy.Consent {
 func TestDecide(t *testing.T) {
 	op := policy.Caller{Role: policy.Operator, ID: "op"}
 	base := func() *policy.State {
-		return &policy.State{Subject: "p1", Personalization: 100,
+		return &policy.State{Pseudonym: "p1", Personalization: 100,
 			Consents: map[string]policy.Consent{"personalization": granted("2")}}
 	}
 	tests := []struct {
@@ -77,9 +77,9 @@ func TestDecide(t *testing.T) {
 		{"erased", func(s *policy.State) { s.Erased = true },
 			policy.Request{Purpose: "service", Action: policy.Read}, false, "erased", "SR-3"},
 		{"subject reads another subject", nil,
-			policy.Request{Purpose: "service", Action: policy.Read, Caller: policy.Caller{Role: policy.Subject, Subject: "p2"}}, false, "not_your_subject", ""},
+			policy.Request{Purpose: "service", Action: policy.Read, Caller: policy.Caller{Role: policy.Subject, Pseudonym: "p2"}}, false, "not_your_subject", ""},
 		{"subject accesses own data even when restricted", func(s *policy.State) { s.Restricted = true },
-			policy.Request{Action: policy.Access, Caller: policy.Caller{Role: policy.Subject, Subject: "p1"}}, true, "", ""},
+			policy.Request{Action: policy.Access, Caller: policy.Caller{Role: policy.Subject, Pseudonym: "p1"}}, true, "", ""},
 		{"auditor cannot handle rights requests", nil,
 			policy.Request{Action: policy.Erase, Caller: policy.Caller{Role: policy.Auditor}}, false, "role", "CM-5"},
 		{"only the system sweeps", nil, policy.Request{Action: policy.Sweep}, false, "role", "CM-3"},
@@ -91,7 +91,7 @@ func TestDecide(t *testing.T) {
 			if tt.mutate != nil {
 				tt.mutate(st)
 			}
-			tt.req.Subject = st
+			tt.req.State = st
 			if tt.req.Caller.Role == "" {
 				tt.req.Caller = op
 			}
@@ -118,8 +118,8 @@ func TestDecide(t *testing.T) {
 // RO-6: a suspension refuses at once, and lifting it restores the allow.
 func TestSuspensions(t *testing.T) {
 	p := policy.New(testCatalog())
-	st := &policy.State{Subject: "p1", Consents: map[string]policy.Consent{"personalization": granted("2")}}
-	req := policy.Request{Subject: st, Purpose: "personalization", Fields: []string{"category"}, Labels: []string{"fan"}, Action: policy.Use}
+	st := &policy.State{Pseudonym: "p1", Consents: map[string]policy.Consent{"personalization": granted("2")}}
+	req := policy.Request{State: st, Purpose: "personalization", Fields: []string{"category"}, Labels: []string{"fan"}, Action: policy.Use}
 	for _, kind := range []string{policy.TargetPurpose, policy.TargetField, policy.TargetLabel} {
 		id := map[string]string{policy.TargetPurpose: "personalization", policy.TargetField: "category", policy.TargetLabel: "fan"}[kind]
 		p.SetSuspensions([]policy.Suspension{{Kind: kind, ID: id, Reason: "inquiry"}})
@@ -141,8 +141,8 @@ func TestGrantCheck(t *testing.T) {
 		t.Errorf("zero grant: %v", err)
 	}
 	p := policy.New(testCatalog())
-	st := &policy.State{Subject: "p1"}
-	d := p.Decide(policy.Request{Subject: st, Purpose: "service", Action: policy.Read, Caller: policy.Caller{Role: policy.Operator}})
+	st := &policy.State{Pseudonym: "p1"}
+	d := p.Decide(policy.Request{State: st, Purpose: "service", Action: policy.Read, Caller: policy.Caller{Role: policy.Operator}})
 	if err := d.Grant.Check("p2", policy.Read); !errors.Is(err, policy.ErrNoGrant) {
 		t.Errorf("other subject: %v", err)
 	}
@@ -155,7 +155,7 @@ func TestGrantCheck(t *testing.T) {
 // purposes, and says why the others were dropped.
 func TestCollect(t *testing.T) {
 	p := policy.New(testCatalog())
-	st := &policy.State{Subject: "p1"}
+	st := &policy.State{Pseudonym: "p1"}
 	g, dropped, err := p.Collect(st, []string{"category", "email", "item"}, policy.Caller{Role: policy.Operator})
 	if err != nil {
 		t.Fatal(err)
@@ -174,8 +174,8 @@ func TestCollect(t *testing.T) {
 
 func BenchmarkDecide(b *testing.B) {
 	p := policy.New(testCatalog())
-	st := &policy.State{Subject: "p1", Consents: map[string]policy.Consent{"personalization": granted("2")}}
-	req := policy.Request{Subject: st, Purpose: "personalization", Fields: []string{"item", "category"}, Action: policy.Use,
+	st := &policy.State{Pseudonym: "p1", Consents: map[string]policy.Consent{"personalization": granted("2")}}
+	req := policy.Request{State: st, Purpose: "personalization", Fields: []string{"item", "category"}, Action: policy.Use,
 		Caller: policy.Caller{Role: policy.Operator}}
 	b.ReportAllocs()
 	for b.Loop() {
@@ -193,8 +193,8 @@ func TestProxies(t *testing.T) {
 	c.Fields[1].Purposes = append(c.Fields[1].Purposes, "credit")
 	c.Index()
 	p := policy.New(c)
-	st := &policy.State{Subject: "p1", Consents: map[string]policy.Consent{"personalization": granted("2"), "credit": granted("1")}}
-	use := policy.Request{Subject: st, Purpose: "personalization", Fields: []string{"category"}, Action: policy.Derive, Caller: policy.Caller{Role: policy.System}}
+	st := &policy.State{Pseudonym: "p1", Consents: map[string]policy.Consent{"personalization": granted("2"), "credit": granted("1")}}
+	use := policy.Request{State: st, Purpose: "personalization", Fields: []string{"category"}, Action: policy.Derive, Caller: policy.Caller{Role: policy.System}}
 	p.SetProxies([]string{"category"})
 	if d := p.Decide(use); d.Allow || d.Reasons[0].Code != "proxy_flagged" || d.Reasons[0].Requirement != "FP-6" {
 		t.Errorf("flagged field for a purpose without separate consent: %+v", d)

@@ -20,7 +20,7 @@ func scanEvents(rows pgx.Rows) ([]portrait.StoredEvent, error) {
 	for rows.Next() {
 		var e portrait.StoredEvent
 		var exp *time.Time
-		if err := rows.Scan(&e.ID, &e.Subject, &e.Type, &e.Time, &e.Idem, &e.Sealed, &exp); err != nil {
+		if err := rows.Scan(&e.ID, &e.Pseudonym, &e.Type, &e.Time, &e.Idem, &e.Sealed, &exp); err != nil {
 			return nil, err
 		}
 		e.Time, e.Expires = e.Time.UTC(), fromTS(exp)
@@ -73,7 +73,7 @@ func (db *engine) EventsFor(ctx context.Context, subjects []string, since time.T
 	if err != nil {
 		return nil, fmt.Errorf("read events: %w", err)
 	}
-	return tables.BySubject(evs, func(e *portrait.StoredEvent) string { return e.Subject }), nil
+	return tables.BySubject(evs, func(e *portrait.StoredEvent) string { return e.Pseudonym }), nil
 }
 
 // States implements guard.Engine.States: tables.DB.States inside one

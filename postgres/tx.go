@@ -36,7 +36,7 @@ func (tx *txn) bump(ctx context.Context) error {
 }
 
 // EnsureSubjects implements guard.Tx.EnsureSubjects.
-func (tx *txn) EnsureSubjects(ctx context.Context, subjects []portrait.Subject) error {
+func (tx *txn) EnsureSubjects(ctx context.Context, subjects []portrait.SubjectKey) error {
 	if len(subjects) == 0 {
 		return nil
 	}
@@ -70,7 +70,7 @@ func (tx *txn) InsertEvents(ctx context.Context, events []portrait.StoredEvent) 
 	for i := range events {
 		e := &events[i]
 		if len(e.Idem) > 0 {
-			k := key{e.Subject, string(e.Idem)}
+			k := key{e.Pseudonym, string(e.Idem)}
 			if seen[k] {
 				continue
 			}
@@ -84,14 +84,14 @@ func (tx *txn) InsertEvents(ctx context.Context, events []portrait.StoredEvent) 
 		for _, i := range todo {
 			e := &events[i]
 			b.Queue(`INSERT INTO events (pseudonym, type, time, idem, sealed, expires) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`,
-				e.Subject, e.Type, e.Time, blob(e.Idem), e.Sealed, ts(e.Expires))
+				e.Pseudonym, e.Type, e.Time, blob(e.Idem), e.Sealed, ts(e.Expires))
 		}
 		br := tx.tx.SendBatch(ctx, b)
 		for _, i := range todo {
 			tag, err := br.Exec()
 			if err != nil {
 				br.Close()
-				return nil, fmt.Errorf("insert event %d of subject %s: %w", i, events[i].Subject, err)
+				return nil, fmt.Errorf("insert event %d of subject %s: %w", i, events[i].Pseudonym, err)
 			}
 			inserted[i] = tag.RowsAffected() == 1
 		}
@@ -107,7 +107,7 @@ func (tx *txn) InsertEvents(ctx context.Context, events []portrait.StoredEvent) 
 	_, err := tx.tx.CopyFrom(ctx, pgx.Identifier{"events_in"}, []string{"ord", "pseudonym", "type", "time", "idem", "sealed", "expires"},
 		pgx.CopyFromSlice(len(todo), func(j int) ([]any, error) {
 			e := &events[todo[j]]
-			return []any{int32(j), e.Subject, e.Type, e.Time, blob(e.Idem), e.Sealed, ts(e.Expires)}, nil
+			return []any{int32(j), e.Pseudonym, e.Type, e.Time, blob(e.Idem), e.Sealed, ts(e.Expires)}, nil
 		}))
 	if err != nil {
 		return nil, fmt.Errorf("insert events: copy: %w", err)
@@ -145,7 +145,7 @@ func (tx *txn) InsertEvents(ctx context.Context, events []portrait.StoredEvent) 
 			inserted[i] = true
 			keyless--
 		} else {
-			inserted[i] = stored[key{e.Subject, string(e.Idem)}]
+			inserted[i] = stored[key{e.Pseudonym, string(e.Idem)}]
 		}
 	}
 	if keyless != 0 {
@@ -208,17 +208,17 @@ func (tx *txn) PutLabels(ctx context.Context, values []portrait.LabelValue) erro
 	type key struct{ subject, label string }
 	last := make(map[key]int, len(values))
 	for i, v := range values {
-		last[key{v.Subject, v.Label}] = i
+		last[key{v.Pseudonym, v.Label}] = i
 	}
 	n := len(last)
 	subjects, labels := make([]string, 0, n), make([]string, 0, n)
 	versions, sealed := make([]int32, 0, n), make([][]byte, 0, n)
 	computed, expires := make([]time.Time, 0, n), make([]*time.Time, 0, n)
 	for i, v := range values {
-		if last[key{v.Subject, v.Label}] != i {
+		if last[key{v.Pseudonym, v.Label}] != i {
 			continue
 		}
-		subjects, labels = append(subjects, v.Subject), append(labels, v.Label)
+		subjects, labels = append(subjects, v.Pseudonym), append(labels, v.Label)
 		versions, sealed = append(versions, int32(v.Version)), append(sealed, v.Sealed)
 		computed = append(computed, v.Computed)
 		var exp *time.Time

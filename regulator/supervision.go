@@ -494,7 +494,7 @@ func (s *supervision) unseal(id, sealed string, v any) error {
 		return bad
 	}
 	name := "portrait/complaint/" + id
-	ci, err := s.keys.Open(portrait.Subject{Pseudonym: s.keys.Pseudonym(name), WrappedKey: wrapped})
+	ci, err := s.keys.Open(portrait.SubjectKey{Pseudonym: s.keys.Pseudonym(name), WrappedKey: wrapped})
 	if err != nil {
 		return fmt.Errorf("complaint %s: %w", id, err)
 	}

@@ -75,7 +75,7 @@ func newID() string {
 
 func actor(c policy.Caller) string {
 	if c.Role == policy.Subject {
-		return "subject:" + c.Subject
+		return "subject:" + c.Pseudonym
 	}
 	return string(c.Role) + ":" + c.ID
 }
@@ -117,7 +117,7 @@ func (s *Service) ownDecision(ctx context.Context, caller policy.Caller, id stri
 		}
 		return d, failClosed("read decision", err)
 	}
-	if d.Subject != caller.Subject {
+	if d.Pseudonym != caller.Pseudonym {
 		return portrait.StoredDetermination{}, portrait.Errorf(portrait.ENOTFOUND, "you have no decision %q", id)
 	}
 	return d, nil
@@ -147,21 +147,21 @@ func (s *Service) Appeal(ctx context.Context, caller policy.Caller, decision, ki
 		return portrait.Review{}, failClosed("read reviews", err)
 	}
 	for _, r := range open {
-		if r.Decision == d.ID {
+		if r.DeterminationID == d.ID {
 			return portrait.Review{}, portrait.Errorf(portrait.ECONFLICT, "decision %s is already under review (%s, due %s)", d.ID, r.ID, r.Deadline.Format("2006-01-02"))
 		}
 	}
-	c, err := s.cipher(ctx, d.Subject)
+	c, err := s.cipher(ctx, d.Pseudonym)
 	if err != nil {
 		return portrait.Review{}, err
 	}
 	now := s.now()
-	r := portrait.Review{ID: newID(), Decision: d.ID, Subject: d.Subject, UseCase: d.UseCase, Kind: kind, Status: StatusOpen,
+	r := portrait.Review{ID: newID(), DeterminationID: d.ID, Pseudonym: d.Pseudonym, UseCase: d.UseCase, Kind: kind, Status: StatusOpen,
 		Created: now, Deadline: now.Add(s.opts.Deadline)}
 	if statement != "" {
-		r.Sealed = c.Seal([]byte(statement), statementAD(d.Subject, r.ID))
+		r.Sealed = c.Seal([]byte(statement), statementAD(d.Pseudonym, r.ID))
 	}
-	rec := audit.Record{Kind: "review", Time: now, Actor: actor(caller), Subject: d.Subject, Action: kind,
+	rec := audit.Record{Kind: "review", Time: now, Actor: actor(caller), Subject: d.Pseudonym, Action: kind,
 		Detail: map[string]any{"review": r.ID, "decision": d.ID, "usecase": d.UseCase, "deadline": r.Deadline.Format(time.RFC3339)}}
 	err = s.store.Update(ctx, func(tx portrait.Tx) error {
 		if err := tx.PutReview(ctx, r); err != nil {
@@ -244,11 +244,11 @@ func (s *Service) Case(ctx context.Context, caller policy.Caller, id string) (Ca
 	}
 	out := Case{Review: r, Decision: d, Detail: &detail}
 	if len(r.Sealed) > 0 {
-		c, err := s.cipher(ctx, r.Subject)
+		c, err := s.cipher(ctx, r.Pseudonym)
 		if err != nil {
 			return Case{}, err
 		}
-		b, err := c.Open(r.Sealed, statementAD(r.Subject, r.ID))
+		b, err := c.Open(r.Sealed, statementAD(r.Pseudonym, r.ID))
 		if err != nil {
 			return Case{}, fmt.Errorf("open statement of review %s: %w", r.ID, err)
 		}
@@ -257,8 +257,8 @@ func (s *Service) Case(ctx context.Context, caller policy.Caller, id string) (Ca
 	if err := s.conflict(caller, r); err != nil {
 		out.Conflict = portrait.ErrorMessage(err)
 	}
-	rec := audit.Record{Kind: "review", Time: s.now(), Actor: actor(caller), Subject: r.Subject, Action: "view",
-		Detail: map[string]any{"review": r.ID, "decision": r.Decision}}
+	rec := audit.Record{Kind: "review", Time: s.now(), Actor: actor(caller), Subject: r.Pseudonym, Action: "view",
+		Detail: map[string]any{"review": r.ID, "decision": r.DeterminationID}}
 	err = s.store.Update(ctx, func(tx portrait.Tx) error { _, err := s.log.Append(ctx, tx, rec); return err })
 	if err != nil {
 		return Case{}, failClosed("record case view", err)
@@ -269,11 +269,11 @@ func (s *Service) Case(ctx context.Context, caller policy.Caller, id string) (Ca
 // decision reads the reviewed decision with its sealed detail, through an
 // Access grant on the subject's behalf: the subject asked for this review.
 func (s *Service) decision(ctx context.Context, caller policy.Caller, r portrait.Review) (portrait.StoredDetermination, apply.Detail, error) {
-	st, err := s.ledger.State(ctx, r.Subject)
+	st, err := s.ledger.State(ctx, r.Pseudonym)
 	if err != nil {
 		return portrait.StoredDetermination{}, apply.Detail{}, err
 	}
-	dec := s.point.Decide(policy.Request{Subject: st, Action: policy.Access, Caller: policy.Caller{Role: policy.System, ID: "review/" + caller.ID}})
+	dec := s.point.Decide(policy.Request{State: st, Action: policy.Access, Caller: policy.Caller{Role: policy.System, ID: "review/" + caller.ID}})
 	if !dec.Allow {
 		return portrait.StoredDetermination{}, apply.Detail{}, dec.Err()
 	}
@@ -281,18 +281,18 @@ func (s *Service) decision(ctx context.Context, caller policy.Caller, r portrait
 	if err != nil {
 		return portrait.StoredDetermination{}, apply.Detail{}, failClosed("read decisions", err)
 	}
-	c, err := s.cipher(ctx, r.Subject)
+	c, err := s.cipher(ctx, r.Pseudonym)
 	if err != nil {
 		return portrait.StoredDetermination{}, apply.Detail{}, err
 	}
 	for _, d := range list {
-		if d.ID == r.Decision {
+		if d.ID == r.DeterminationID {
 			detail, err := apply.OpenDecision(c, d)
 			d.Sealed = nil
 			return d, detail, err
 		}
 	}
-	return portrait.StoredDetermination{}, apply.Detail{}, portrait.Errorf(portrait.ENOTFOUND, "decision %s of review %s is no longer stored (erased?)", r.Decision, r.ID)
+	return portrait.StoredDetermination{}, apply.Detail{}, portrait.Errorf(portrait.ENOTFOUND, "decision %s of review %s is no longer stored (erased?)", r.DeterminationID, r.ID)
 }
 
 // team and person split a staff key id "team/person".
@@ -322,7 +322,7 @@ func (s *Service) conflict(caller policy.Caller, r portrait.Review) error {
 	}
 	_, person, _ := strings.Cut(caller.ID, "/")
 	for _, id := range []string{caller.ID, person} {
-		if id != "" && s.keys.Pseudonym(id) == r.Subject {
+		if id != "" && s.keys.Pseudonym(id) == r.Pseudonym {
 			return &portrait.Error{Code: portrait.EFORBIDDEN, Requirement: "RO-7", Message: "nobody may review their own appeal"}
 		}
 	}
@@ -367,8 +367,8 @@ func (s *Service) Conclude(ctx context.Context, caller policy.Caller, id, outcom
 	now := s.now()
 	r.Status, r.Reviewer, r.Outcome, r.Reason, r.Closed = StatusClosed, caller.ID, outcome, reason, now
 	sum := sha256.Sum256([]byte(reason))
-	rec := audit.Record{Kind: "review", Time: now, Actor: actor(caller), Subject: r.Subject, Action: outcome, Digest: hex.EncodeToString(sum[:]),
-		Detail: map[string]any{"review": r.ID, "decision": r.Decision, "usecase": r.UseCase, "late": now.After(r.Deadline)}}
+	rec := audit.Record{Kind: "review", Time: now, Actor: actor(caller), Subject: r.Pseudonym, Action: outcome, Digest: hex.EncodeToString(sum[:]),
+		Detail: map[string]any{"review": r.ID, "decision": r.DeterminationID, "usecase": r.UseCase, "late": now.After(r.Deadline)}}
 	err = s.store.Update(ctx, func(tx portrait.Tx) error {
 		// The status read above may be stale by now: CloseReview checks it
 		// again inside this transaction, so of two concurrent outcomes
@@ -376,7 +376,7 @@ func (s *Service) Conclude(ctx context.Context, caller policy.Caller, id, outcom
 		if err := tx.CloseReview(ctx, r); err != nil {
 			return err
 		}
-		if err := tx.SetDeterminationStatus(ctx, r.Decision, outcome); err != nil {
+		if err := tx.SetDeterminationStatus(ctx, r.DeterminationID, outcome); err != nil {
 			return err
 		}
 		_, err := s.log.Append(ctx, tx, rec)
@@ -416,7 +416,7 @@ func (s *Service) Decisions(ctx context.Context, caller policy.Caller, pseudonym
 	if err != nil {
 		return nil, err
 	}
-	dec := s.point.Decide(policy.Request{Subject: st, Action: policy.Access, Caller: caller})
+	dec := s.point.Decide(policy.Request{State: st, Action: policy.Access, Caller: caller})
 	if !dec.Allow {
 		return nil, dec.Err()
 	}
@@ -441,7 +441,7 @@ func (s *Service) Decisions(ctx context.Context, caller policy.Caller, pseudonym
 			Created: d.Created, InputHash: d.InputHash, LogIndex: d.LogIndex, Reviews: []portrait.Review{}}
 		refusedOnly := d.Status == apply.StatusPendingReview
 		for _, r := range all {
-			if r.Decision == d.ID {
+			if r.DeterminationID == d.ID {
 				r.Sealed = nil
 				m.Reviews = append(m.Reviews, r)
 				refusedOnly = refusedOnly && r.Kind == KindRefusal

@@ -107,7 +107,7 @@ func (e *env) decide(t *testing.T, id string) (string, string) {
 	if _, err := e.ledger.Record(ctx, operator, consent.ByID(id), consent.Change{Purpose: "credit", Status: policy.Granted, NoticeVersion: "1"}); err != nil {
 		t.Fatal(err)
 	}
-	res, _, err := e.in.Ingest(ctx, operator, []ingest.Item{{Event: portrait.Event{Subject: id, Type: "profile", Time: time.Now().Add(-time.Minute),
+	res, _, err := e.in.Ingest(ctx, operator, []ingest.Item{{Event: portrait.Event{SubjectID: id, Type: "profile", Time: time.Now().Add(-time.Minute),
 		Fields: map[string]any{"age": 30.0, "income": 12000.0}}}})
 	if err != nil || res[0].Status != ingest.Accepted {
 		t.Fatalf("ingest: %v %+v", err, res)
@@ -137,8 +137,8 @@ func TestAppealAndReview(t *testing.T) {
 	e := newEnv(t)
 	decID, dave := e.decide(t, "dave")
 	_, erin := e.decide(t, "erin")
-	asDave := policy.Caller{Role: policy.Subject, Subject: dave}
-	asErin := policy.Caller{Role: policy.Subject, Subject: erin}
+	asDave := policy.Caller{Role: policy.Subject, Pseudonym: dave}
+	asErin := policy.Caller{Role: policy.Subject, Pseudonym: erin}
 
 	// AD-3: only the subject may appeal their decision; to anyone else it
 	// does not exist.
@@ -226,7 +226,7 @@ func TestAppealAndReview(t *testing.T) {
 func TestModify(t *testing.T) {
 	e := newEnv(t)
 	decID, dave := e.decide(t, "dave")
-	asDave := policy.Caller{Role: policy.Subject, Subject: dave}
+	asDave := policy.Caller{Role: policy.Subject, Pseudonym: dave}
 	r, err := e.review.Appeal(ctx, asDave, decID, review.KindAppeal, "The limit is too low for my income.")
 	if err != nil {
 		t.Fatal(err)
@@ -252,7 +252,7 @@ func TestModify(t *testing.T) {
 func TestRefusalAndDeadlines(t *testing.T) {
 	e := newEnv(t)
 	_, dave := e.decide(t, "dave")
-	asDave := policy.Caller{Role: policy.Subject, Subject: dave}
+	asDave := policy.Caller{Role: policy.Subject, Pseudonym: dave}
 	if err := e.apply.RefuseAutomation(ctx, asDave, dave, "credit_limit", true); err != nil {
 		t.Fatal(err)
 	}
@@ -276,7 +276,7 @@ func TestRefusalAndDeadlines(t *testing.T) {
 	}
 	e.now = e.now.Add(apply.DefaultReviewDeadline + time.Hour)
 	over, err := e.review.Overdue(ctx, ann)
-	if err != nil || len(over) != 1 || over[0].Decision != d.ID {
+	if err != nil || len(over) != 1 || over[0].DeterminationID != d.ID {
 		t.Fatalf("overdue after the deadline: %+v %v", over, err)
 	}
 	if _, err := e.review.Conclude(ctx, ann, over[0].ID, review.Upheld, "Checked by hand."); err != nil {
@@ -301,7 +301,7 @@ func TestConcurrentOutcomes(t *testing.T) {
 		const rounds = 25
 		for i := range rounds {
 			decID, p := e.decide(t, fmt.Sprintf("subject-%d", i))
-			r, err := e.review.Appeal(ctx, policy.Caller{Role: policy.Subject, Subject: p}, decID, review.KindAppeal, "please look again")
+			r, err := e.review.Appeal(ctx, policy.Caller{Role: policy.Subject, Pseudonym: p}, decID, review.KindAppeal, "please look again")
 			if err != nil {
 				t.Fatal(err)
 			}

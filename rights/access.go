@@ -172,7 +172,7 @@ type ReviewEntry struct {
 
 // decisions lists the subject's decisions, opened.
 func (s *Service) decisions(ctx context.Context, g policy.Grant, c *keys.Cipher) ([]DeterminationEntry, error) {
-	p := g.Subject()
+	p := g.Pseudonym()
 	decs, err := s.store.Determinations(ctx, g)
 	if err != nil {
 		return nil, fmt.Errorf("read decisions of %s: %w", p, err)
@@ -190,7 +190,7 @@ func (s *Service) decisions(ctx context.Context, g policy.Grant, c *keys.Cipher)
 			Created: d.Created, LogIndex: d.LogIndex, Reviews: []ReviewEntry{}}
 		refusedOnly := d.Status == apply.StatusPendingReview
 		for _, r := range all {
-			if r.Decision != d.ID || r.Subject != p {
+			if r.DeterminationID != d.ID || r.Pseudonym != p {
 				continue
 			}
 			re := ReviewEntry{ID: r.ID, Kind: r.Kind, Status: r.Status, Outcome: r.Outcome, Reason: r.Reason,
@@ -271,7 +271,7 @@ func (s *Service) labels(ctx context.Context, g policy.Grant, c *keys.Cipher, st
 	cat := s.point.Catalog()
 	stored, err := s.store.Labels(ctx, g)
 	if err != nil {
-		return nil, fmt.Errorf("read labels of %s: %w", g.Subject(), err)
+		return nil, fmt.Errorf("read labels of %s: %w", g.Pseudonym(), err)
 	}
 	out := []LabelEntry{}
 	seen := map[string]bool{}
@@ -289,7 +289,7 @@ func (s *Service) labels(ctx context.Context, g policy.Grant, c *keys.Cipher, st
 		return e
 	}
 	for _, lv := range stored {
-		v, err := openLabel(c, g.Subject(), lv)
+		v, err := openLabel(c, g.Pseudonym(), lv)
 		if err != nil {
 			return nil, err
 		}
@@ -640,7 +640,7 @@ func (s *Service) Profile(ctx context.Context, caller policy.Caller, pseudonym s
 }
 
 func (s *Service) profile(ctx context.Context, g policy.Grant, ci *keys.Cipher) ([]ProfileEntry, error) {
-	p, cat := g.Subject(), s.point.Catalog()
+	p, cat := g.Pseudonym(), s.point.Catalog()
 	prof, err := s.store.Profile(ctx, g)
 	if err != nil {
 		return nil, fmt.Errorf("read profile of %s: %w", p, err)

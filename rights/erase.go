@@ -56,19 +56,19 @@ func (s *Service) removal(ctx context.Context, g policy.Grant, st *policy.State)
 	r := Removal{SubjectKey: true, Recommendations: true, ProfileFields: []string{}, Labels: []string{}, Suppressions: len(st.Suppressed)}
 	evs, err := s.store.Events(ctx, g, time.Time{})
 	if err != nil {
-		return r, fmt.Errorf("count events of %s: %w", g.Subject(), err)
+		return r, fmt.Errorf("count events of %s: %w", g.Pseudonym(), err)
 	}
 	r.Events = len(evs)
 	prof, err := s.store.Profile(ctx, g)
 	if err != nil {
-		return r, fmt.Errorf("read profile of %s: %w", g.Subject(), err)
+		return r, fmt.Errorf("read profile of %s: %w", g.Pseudonym(), err)
 	}
 	for _, p := range prof {
 		r.ProfileFields = append(r.ProfileFields, p.Field)
 	}
 	lbs, err := s.store.Labels(ctx, g)
 	if err != nil {
-		return r, fmt.Errorf("read labels of %s: %w", g.Subject(), err)
+		return r, fmt.Errorf("read labels of %s: %w", g.Pseudonym(), err)
 	}
 	for _, l := range lbs {
 		r.Labels = append(r.Labels, l.Label)
@@ -80,7 +80,7 @@ func (s *Service) removal(ctx context.Context, g policy.Grant, st *policy.State)
 	r.ConsentRecords = len(hist)
 	decs, err := s.store.Determinations(ctx, g)
 	if err != nil {
-		return r, fmt.Errorf("read decisions of %s: %w", g.Subject(), err)
+		return r, fmt.Errorf("read decisions of %s: %w", g.Pseudonym(), err)
 	}
 	r.Decisions = len(decs)
 	return r, nil
@@ -129,7 +129,7 @@ func (s *Service) receipt(c portrait.Case) (Receipt, error) {
 	cat := s.point.Catalog()
 	key := s.keys.ReceiptKey()
 	r := Receipt{Version: ReceiptVersion, Case: c.ID, Issuer: cat.Handler.Name.In("en"), Contact: cat.Handler.Contact,
-		Subject: c.Subject, Time: c.Closed.UTC(), LogIndex: c.LogIndex, Outcome: c.Outcome, Key: keyID(key.Public().(ed25519.PublicKey))}
+		Subject: c.Pseudonym, Time: c.Closed.UTC(), LogIndex: c.LogIndex, Outcome: c.Outcome, Key: keyID(key.Public().(ed25519.PublicKey))}
 	b, err := json.Marshal(r)
 	if err != nil {
 		return Receipt{}, fmt.Errorf("encode erasure receipt: %w", err)

@@ -172,7 +172,7 @@ func actor(c policy.Caller) string {
 // newCase starts a case received now.
 func (s *Service) newCase(pseudonym, typ string) portrait.Case {
 	at := s.now()
-	return portrait.Case{ID: newID(), Subject: pseudonym, Type: typ, Status: StatusOpen, Created: at, Deadline: s.dl.After(at)}
+	return portrait.Case{ID: newID(), Pseudonym: pseudonym, Type: typ, Status: StatusOpen, Created: at, Deadline: s.dl.After(at)}
 }
 
 // fulfil closes c as fulfilled within tx.
@@ -230,14 +230,14 @@ func reason(err error) string {
 }
 
 // subject returns the stored subject, or ENOTFOUND.
-func (s *Service) subject(ctx context.Context, pseudonym string) (portrait.Subject, error) {
+func (s *Service) subject(ctx context.Context, pseudonym string) (portrait.SubjectKey, error) {
 	got, err := s.store.Subjects(ctx, []string{pseudonym})
 	if err != nil {
-		return portrait.Subject{}, fmt.Errorf("look up subject %s: %w", pseudonym, err)
+		return portrait.SubjectKey{}, fmt.Errorf("look up subject %s: %w", pseudonym, err)
 	}
 	sub, ok := got[pseudonym]
 	if !ok {
-		return portrait.Subject{}, portrait.Errorf(portrait.ENOTFOUND, "no data is stored about subject %s", pseudonym)
+		return portrait.SubjectKey{}, portrait.Errorf(portrait.ENOTFOUND, "no data is stored about subject %s", pseudonym)
 	}
 	return sub, nil
 }
@@ -248,7 +248,7 @@ func (s *Service) grant(ctx context.Context, caller policy.Caller, pseudonym str
 	if err != nil {
 		return policy.Grant{}, nil, err
 	}
-	d := s.point.Decide(policy.Request{Subject: st, Action: a, Caller: caller, Fields: fields})
+	d := s.point.Decide(policy.Request{State: st, Action: a, Caller: caller, Fields: fields})
 	if err := d.Err(); err != nil {
 		return policy.Grant{}, nil, err
 	}
@@ -260,7 +260,7 @@ func (s *Service) grant(ctx context.Context, caller policy.Caller, pseudonym str
 func authorize(caller policy.Caller, pseudonym string) error {
 	switch caller.Role {
 	case policy.Subject:
-		if caller.Subject != pseudonym {
+		if caller.Pseudonym != pseudonym {
 			return portrait.Errorf(portrait.EFORBIDDEN, "a subject token reaches only its own subject")
 		}
 	case policy.Operator, policy.Admin, policy.System:
@@ -360,7 +360,7 @@ func (s *Service) Close(ctx context.Context, caller policy.Caller, id string, re
 			c.Status, c.Outcome = StatusFulfilled, text
 		}
 		err := s.store.Update(ctx, func(tx portrait.Tx) error {
-			if _, err := s.log.Append(ctx, tx, audit.Record{Kind: "request", Time: c.Closed, Actor: actor(caller), Subject: c.Subject,
+			if _, err := s.log.Append(ctx, tx, audit.Record{Kind: "request", Time: c.Closed, Actor: actor(caller), Subject: c.Pseudonym,
 				Action: "close", Detail: map[string]any{"case": c.ID, "status": c.Status}}); err != nil {
 				return err
 			}

@@ -138,10 +138,10 @@ func (e *env) seed(t testing.TB, id string, n int) string {
 	if _, err := e.ledger.Record(ctx, operator, consent.ByID(id), consent.Change{Purpose: "personalization", Status: policy.Granted, NoticeVersion: "1"}); err != nil {
 		t.Fatal(err)
 	}
-	items := []ingest.Item{{Event: portrait.Event{Subject: id, Type: "profile", Time: e.now.Add(-time.Hour),
+	items := []ingest.Item{{Event: portrait.Event{SubjectID: id, Type: "profile", Time: e.now.Add(-time.Hour),
 		Fields: map[string]any{"city": "Marker-City-" + id, "age": json.Number("33")}}}}
 	for i := range n {
-		items = append(items, ingest.Item{Event: portrait.Event{Subject: id, Type: "view", Time: e.now.Add(-time.Duration(i+1) * time.Second),
+		items = append(items, ingest.Item{Event: portrait.Event{SubjectID: id, Type: "view", Time: e.now.Add(-time.Duration(i+1) * time.Second),
 			Fields: map[string]any{"item": fmt.Sprintf("Marker-Item-%s-%d", id, i), "category": "sports"}}})
 	}
 	for len(items) > 0 {
@@ -163,7 +163,7 @@ func (e *env) putLabel(t testing.TB, p, id string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := e.point.Decide(policy.Request{Subject: st, Purpose: "personalization", Action: policy.Derive, Caller: policy.Caller{Role: policy.System}})
+	d := e.point.Decide(policy.Request{State: st, Purpose: "personalization", Action: policy.Derive, Caller: policy.Caller{Role: policy.System}})
 	if !d.Allow {
 		t.Fatal(d.Reasons)
 	}
@@ -179,14 +179,14 @@ func (e *env) putLabel(t testing.TB, p, id string) {
 		t.Fatal(err)
 	}
 	err = e.store.Update(ctx, func(tx portrait.Tx) error {
-		return tx.PutLabels(ctx, []portrait.LabelValue{{Grant: d.Grant, Subject: p, Label: id, Version: 1, Sealed: sealed, Computed: e.now}})
+		return tx.PutLabels(ctx, []portrait.LabelValue{{Grant: d.Grant, Pseudonym: p, Label: id, Version: 1, Sealed: sealed, Computed: e.now}})
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 }
 
-func self(p string) policy.Caller { return policy.Caller{Role: policy.Subject, Subject: p} }
+func self(p string) policy.Caller { return policy.Caller{Role: policy.Subject, Pseudonym: p} }
 
 func code(err error) string {
 	var d *policy.Denied
@@ -203,7 +203,7 @@ func TestAccessExport(t *testing.T) {
 	eachStore(t, rights.Options{}, func(t *testing.T, e *env) {
 		ctx := context.Background()
 		p := e.seed(t, "alice", 2)
-		tricky := []ingest.Item{{Event: portrait.Event{Subject: "alice", Type: "view", Time: e.now.Add(-time.Minute),
+		tricky := []ingest.Item{{Event: portrait.Event{SubjectID: "alice", Type: "view", Time: e.now.Add(-time.Minute),
 			Fields: map[string]any{"item": "<b>&\"中文\u2028", "category": "sports"}}}}
 		if _, sum, err := e.in.Ingest(ctx, operator, tricky); err != nil || sum.Accepted != 1 {
 			t.Fatalf("ingest: %v %+v", err, sum)
@@ -495,7 +495,7 @@ func TestRestrictObject(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			return e.point.Decide(policy.Request{Subject: st, Purpose: purpose, Action: policy.Use, Caller: operator})
+			return e.point.Decide(policy.Request{State: st, Purpose: purpose, Action: policy.Use, Caller: operator})
 		}
 		if err := e.svc.Restrict(ctx, self(p), p); err != nil {
 			t.Fatal(err)
@@ -536,7 +536,7 @@ func TestLabelControl(t *testing.T) {
 		e.putLabel(t, p, "shopper_segment")
 		useLabel := func(l string) bool {
 			st, _ := e.ledger.State(ctx, p)
-			return e.point.Decide(policy.Request{Subject: st, Purpose: "personalization", Action: policy.Use, Labels: []string{l}, Caller: operator}).Allow
+			return e.point.Decide(policy.Request{State: st, Purpose: "personalization", Action: policy.Use, Labels: []string{l}, Caller: operator}).Allow
 		}
 		if err := e.svc.SuppressLabel(ctx, self(p), p, "sports_fan", rights.ModeDeselect); err != nil {
 			t.Fatal(err)
@@ -658,7 +658,7 @@ func TestCasesAndDeadlines(t *testing.T) {
 		}
 		// A case another service filed (a violation report, RO-8) is not a
 		// subject request: closing it here would overwrite its record.
-		other := portrait.Case{ID: "vr-1", Subject: "-", Type: "violation_report", Status: rights.StatusOpen,
+		other := portrait.Case{ID: "vr-1", Pseudonym: "-", Type: "violation_report", Status: rights.StatusOpen,
 			Created: clock, Deadline: clock.AddDate(0, 0, 21)}
 		if err := e.store.Update(ctx, func(tx portrait.Tx) error { return tx.PutCase(ctx, other) }); err != nil {
 			t.Fatal(err)
@@ -776,7 +776,7 @@ func TestAccessDecisions(t *testing.T) {
 		if _, err := e.ledger.Record(ctx, operator, consent.ByPseudonym(p), consent.Change{Purpose: "credit", Status: policy.Granted, NoticeVersion: "1"}); err != nil {
 			t.Fatal(err)
 		}
-		prof := []ingest.Item{{Event: portrait.Event{Subject: "dave", Type: "profile", Time: e.now.Add(-time.Minute),
+		prof := []ingest.Item{{Event: portrait.Event{SubjectID: "dave", Type: "profile", Time: e.now.Add(-time.Minute),
 			Fields: map[string]any{"age": json.Number("35"), "income": json.Number("9000")}}}}
 		if _, sum, err := e.in.Ingest(ctx, operator, prof); err != nil || sum.Accepted != 1 {
 			t.Fatalf("ingest: %v %+v", err, sum)

@@ -59,7 +59,7 @@ func (s *Server) postItems(w http.ResponseWriter, r *http.Request, c policy.Call
 // applySubject is the pseudonym a staff request names by external id.
 func (s *Server) applySubject(c policy.Caller, id string) (string, error) {
 	if c.Role == policy.Subject {
-		return c.Subject, nil
+		return c.Pseudonym, nil
 	}
 	if id == "" || len(id) > 256 {
 		return "", portrait.Errorf(portrait.EINVALID, "name the subject by its id (1 to 256 bytes)")
@@ -109,7 +109,7 @@ func (s *Server) postDecision(w http.ResponseWriter, r *http.Request, c policy.C
 }
 
 func (s *Server) getMyDecisions(w http.ResponseWriter, r *http.Request, c policy.Caller) error {
-	list, err := s.cfg.Review.Decisions(r.Context(), c, c.Subject)
+	list, err := s.cfg.Review.Decisions(r.Context(), c, c.Pseudonym)
 	if err != nil {
 		return err
 	}
@@ -142,7 +142,7 @@ func (s *Server) putAutomation(w http.ResponseWriter, r *http.Request, c policy.
 	if err := readJSON(r, &b); err != nil {
 		return err
 	}
-	if err := s.cfg.Apply.RefuseAutomation(r.Context(), c, c.Subject, r.PathValue("id"), b.Refused); err != nil {
+	if err := s.cfg.Apply.RefuseAutomation(r.Context(), c, c.Pseudonym, r.PathValue("id"), b.Refused); err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, automationResponse{UseCase: r.PathValue("id"), Refused: b.Refused})
@@ -150,7 +150,7 @@ func (s *Server) putAutomation(w http.ResponseWriter, r *http.Request, c policy.
 
 func (s *Server) postNotice(w http.ResponseWriter, r *http.Request, c policy.Caller) error {
 	uc := r.PathValue("id")
-	p := c.Subject
+	p := c.Pseudonym
 	if c.Role != policy.Subject {
 		var err error
 		if p, err = s.applySubject(c, r.PathValue("id")); err != nil {

@@ -91,7 +91,7 @@ func TestRecommendationsAPI(t *testing.T) {
 		h.consent("alice", "personalization", "granted")
 		var evs []portrait.Event
 		for i := 0; i < 30; i += 3 {
-			evs = append(evs, portrait.Event{Subject: "alice", Type: "view", Time: time.Now().Add(-time.Hour), Fields: map[string]any{"item": fmt.Sprintf("sports-%d", i), "category": "sports"}})
+			evs = append(evs, portrait.Event{SubjectID: "alice", Type: "view", Time: time.Now().Add(-time.Hour), Fields: map[string]any{"item": fmt.Sprintf("sports-%d", i), "category": "sports"}})
 		}
 		if resp := h.json("POST", "/v1/events", op, evs, nil); resp.StatusCode != 200 {
 			t.Fatalf("events: %d", resp.StatusCode)
@@ -148,7 +148,7 @@ func TestDecisionsAndReviewAPI(t *testing.T) {
 		op, adm := h.staff(policy.Operator), h.staff(policy.Admin)
 		for _, id := range []string{"dave", "erin"} {
 			h.consent(id, "credit", "granted")
-			evs := []portrait.Event{{Subject: id, Type: "profile", Time: time.Now().Add(-time.Minute), Fields: map[string]any{"age": 35.0, "income": 9000.0}}}
+			evs := []portrait.Event{{SubjectID: id, Type: "profile", Time: time.Now().Add(-time.Minute), Fields: map[string]any{"age": 35.0, "income": 9000.0}}}
 			if resp := h.json("POST", "/v1/events", op, evs, nil); resp.StatusCode != 200 {
 				t.Fatalf("profile: %d", resp.StatusCode)
 			}

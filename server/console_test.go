@@ -36,7 +36,7 @@ func appealed(h *harness, subject, statement string) (decision, review string) {
 	h.t.Helper()
 	op := h.staff(policy.Operator)
 	h.consent(subject, "credit", "granted")
-	evs := []portrait.Event{{Subject: subject, Type: "profile", Time: time.Now().Add(-time.Minute), Fields: map[string]any{"age": 35.0, "income": 9000.0}}}
+	evs := []portrait.Event{{SubjectID: subject, Type: "profile", Time: time.Now().Add(-time.Minute), Fields: map[string]any{"age": 35.0, "income": 9000.0}}}
 	if resp := h.json("POST", "/v1/events", op, evs, nil); resp.StatusCode != 200 {
 		h.t.Fatalf("profile of %s: %d", subject, resp.StatusCode)
 	}

@@ -21,7 +21,7 @@ import (
 // subject under /v1/me, or the pseudonym of {id} for staff.
 func (s *Server) subject(r *http.Request, c policy.Caller) (string, error) {
 	if c.Role == policy.Subject {
-		return c.Subject, nil
+		return c.Pseudonym, nil
 	}
 	id := r.PathValue("id")
 	if id == "" || len(id) > 256 {
@@ -180,7 +180,7 @@ func (s *Server) getConsents(w http.ResponseWriter, r *http.Request, c policy.Ca
 	if err != nil {
 		return err
 	}
-	d := s.cfg.Point.Decide(policy.Request{Subject: st, Action: policy.Access, Caller: c})
+	d := s.cfg.Point.Decide(policy.Request{State: st, Action: policy.Access, Caller: c})
 	if err := d.Err(); err != nil {
 		return err
 	}

@@ -82,10 +82,10 @@ func TestMonitorAPI(t *testing.T) {
 				t.Fatal(err)
 			}
 			st, _ := h.store.States(ctx, []string{ps})
-			d := h.point.Decide(policy.Request{Subject: st[ps], Action: policy.Derive, Purpose: "analytics", Caller: policy.Caller{Role: policy.System, ID: "test"}})
+			d := h.point.Decide(policy.Request{State: st[ps], Action: policy.Derive, Purpose: "analytics", Caller: policy.Caller{Role: policy.System, ID: "test"}})
 			b, _ := json.Marshal(label.Value{Label: "loyal", Kind: catalog.KindRule, Bool: i%2 == 0})
 			err = h.store.Update(ctx, func(tx portrait.Tx) error {
-				return tx.PutLabels(ctx, []portrait.LabelValue{{Grant: d.Grant, Subject: ps, Label: "loyal", Version: 1, Sealed: c.Seal(b, []byte(ps+"/label/loyal")), Computed: time.Now()}})
+				return tx.PutLabels(ctx, []portrait.LabelValue{{Grant: d.Grant, Pseudonym: ps, Label: "loyal", Version: 1, Sealed: c.Seal(b, []byte(ps+"/label/loyal")), Computed: time.Now()}})
 			})
 			if err != nil {
 				t.Fatal(err)

@@ -178,7 +178,7 @@ func (s *Server) session(h sessionHandler) http.HandlerFunc {
 			}
 		}
 		v.Flash = flash(r, v.T)
-		h(w, r, policy.Caller{Role: policy.Subject, Subject: ps}, v)
+		h(w, r, policy.Caller{Role: policy.Subject, Pseudonym: ps}, v)
 	}
 }
 
@@ -299,7 +299,7 @@ func (s *Server) pageSignout(w http.ResponseWriter, r *http.Request, c policy.Ca
 	ck, _ := r.Cookie(sessionCookie) // session has checked it
 	t, err := s.cfg.Keys.ParseToken(ck.Value, time.Now())
 	if err == nil {
-		err = s.endSession(r.Context(), ck.Value, t.Expires, audit.Record{Kind: "token", Time: time.Now().UTC(), Actor: "subject", Subject: c.Subject, Action: "signout"})
+		err = s.endSession(r.Context(), ck.Value, t.Expires, audit.Record{Kind: "token", Time: time.Now().UTC(), Actor: "subject", Subject: c.Pseudonym, Action: "signout"})
 	}
 	if err != nil {
 		v.Page, v.Title = "home", v.T["centre"]
@@ -328,7 +328,7 @@ type overview struct{ Granted, Labels, Level, Open int }
 
 func (s *Server) pageOverview(w http.ResponseWriter, r *http.Request, c policy.Caller, v *view) {
 	v.Page, v.Title = "home", v.T["centre"]
-	st, err := s.cfg.Ledger.State(r.Context(), c.Subject)
+	st, err := s.cfg.Ledger.State(r.Context(), c.Pseudonym)
 	if err != nil {
 		s.fail(w, v, err)
 		return
@@ -339,10 +339,10 @@ func (s *Server) pageOverview(w http.ResponseWriter, r *http.Request, c policy.C
 			o.Granted++
 		}
 	}
-	if ls, err := s.cfg.Rights.Labels(r.Context(), c, c.Subject); err == nil {
+	if ls, err := s.cfg.Rights.Labels(r.Context(), c, c.Pseudonym); err == nil {
 		o.Labels = len(ls)
 	}
-	if cs, err := s.cfg.Rights.Cases(r.Context(), c.Subject); err == nil {
+	if cs, err := s.cfg.Rights.Cases(r.Context(), c.Pseudonym); err == nil {
 		for _, x := range cs {
 			if x.Status == rights.StatusOpen {
 				o.Open++
@@ -355,7 +355,7 @@ func (s *Server) pageOverview(w http.ResponseWriter, r *http.Request, c policy.C
 
 func (s *Server) pageConsents(w http.ResponseWriter, r *http.Request, c policy.Caller, v *view) {
 	v.Page, v.Title = "consents", v.T["consents"]
-	st, err := s.cfg.Ledger.State(r.Context(), c.Subject)
+	st, err := s.cfg.Ledger.State(r.Context(), c.Pseudonym)
 	if err != nil {
 		s.fail(w, v, err)
 		return
@@ -404,13 +404,13 @@ func (s *Server) postPageConsent(w http.ResponseWriter, r *http.Request, c polic
 		if p != nil {
 			ch.NoticeVersion = p.NoticeVersion
 		}
-		_, err = s.cfg.Ledger.Record(r.Context(), c, consent.ByPseudonym(c.Subject), ch)
+		_, err = s.cfg.Ledger.Record(r.Context(), c, consent.ByPseudonym(c.Pseudonym), ch)
 	} else {
 		err = portrait.Errorf(portrait.EINVALID, "%v", err)
 	}
 	if err != nil {
 		v.Page, v.Title = "consents", v.T["consents"]
-		st, serr := s.cfg.Ledger.State(r.Context(), c.Subject)
+		st, serr := s.cfg.Ledger.State(r.Context(), c.Pseudonym)
 		if serr == nil {
 			v.Data = s.consentCards(r.Context(), rights.Consents(s.cfg.Point.Catalog(), st), v)
 		}
@@ -422,7 +422,7 @@ func (s *Server) postPageConsent(w http.ResponseWriter, r *http.Request, c polic
 
 func (s *Server) pageLabels(w http.ResponseWriter, r *http.Request, c policy.Caller, v *view) {
 	v.Page, v.Title = "labels", v.T["labels"]
-	ls, err := s.cfg.Rights.Labels(r.Context(), c, c.Subject)
+	ls, err := s.cfg.Rights.Labels(r.Context(), c, c.Pseudonym)
 	if err != nil && portrait.ErrorCode(err) != portrait.ENOTFOUND {
 		s.fail(w, v, err)
 		return
@@ -469,13 +469,13 @@ func (s *Server) postPageLabel(w http.ResponseWriter, r *http.Request, c policy.
 	lbl, action := r.PathValue("label"), r.PostFormValue("action")
 	var err error
 	if action == "restore" {
-		err = s.cfg.Rights.RestoreLabel(r.Context(), c, c.Subject, lbl)
+		err = s.cfg.Rights.RestoreLabel(r.Context(), c, c.Pseudonym, lbl)
 	} else {
-		err = s.cfg.Rights.SuppressLabel(r.Context(), c, c.Subject, lbl, action)
+		err = s.cfg.Rights.SuppressLabel(r.Context(), c, c.Pseudonym, lbl, action)
 	}
 	if err != nil {
 		v.Page, v.Title = "labels", v.T["labels"]
-		ls, _ := s.cfg.Rights.Labels(r.Context(), c, c.Subject)
+		ls, _ := s.cfg.Rights.Labels(r.Context(), c, c.Pseudonym)
 		v.Data = attached(ls, s.cfg.Point.Catalog(), v.Lang)
 		s.fail(w, v, err)
 		return
@@ -494,7 +494,7 @@ type dial struct {
 
 func (s *Server) dialView(r *http.Request, c policy.Caller, v *view) error {
 	v.Page, v.Title = "personalization", v.T["personalization"]
-	st, err := s.cfg.Ledger.State(r.Context(), c.Subject)
+	st, err := s.cfg.Ledger.State(r.Context(), c.Pseudonym)
 	if err != nil {
 		return err
 	}
@@ -525,7 +525,7 @@ func (s *Server) postPageLevel(w http.ResponseWriter, r *http.Request, c policy.
 	if err != nil {
 		err = &portrait.Error{Code: portrait.EINVALID, Requirement: "LP-5", Message: "the level must be a whole number from 0 to 100"}
 	} else {
-		err = s.cfg.Rights.SetPersonalization(r.Context(), c, c.Subject, level)
+		err = s.cfg.Rights.SetPersonalization(r.Context(), c, c.Pseudonym, level)
 	}
 	s.afterChoice(w, r, c, v, err, "level", raw)
 }
@@ -533,15 +533,15 @@ func (s *Server) postPageLevel(w http.ResponseWriter, r *http.Request, c policy.
 func (s *Server) postPageRestriction(w http.ResponseWriter, r *http.Request, c policy.Caller, v *view) {
 	var err error
 	if r.PostFormValue("on") == "1" {
-		err = s.cfg.Rights.Restrict(r.Context(), c, c.Subject)
+		err = s.cfg.Rights.Restrict(r.Context(), c, c.Pseudonym)
 	} else {
-		err = s.cfg.Rights.Unrestrict(r.Context(), c, c.Subject)
+		err = s.cfg.Rights.Unrestrict(r.Context(), c, c.Pseudonym)
 	}
 	s.afterChoice(w, r, c, v, err, "choice", "")
 }
 
 func (s *Server) postPageObjection(w http.ResponseWriter, r *http.Request, c policy.Caller, v *view) {
-	err := s.cfg.Rights.Object(r.Context(), c, c.Subject, r.PostFormValue("kind"), r.PostFormValue("on") != "1")
+	err := s.cfg.Rights.Object(r.Context(), c, c.Pseudonym, r.PostFormValue("kind"), r.PostFormValue("on") != "1")
 	s.afterChoice(w, r, c, v, err, "choice", "")
 }
 
@@ -551,7 +551,7 @@ func (s *Server) pageExport(w http.ResponseWriter, r *http.Request, c policy.Cal
 }
 
 func (s *Server) downloadExport(w http.ResponseWriter, r *http.Request, c policy.Caller, v *view) {
-	b, err := s.cfg.Rights.Export(r.Context(), c, c.Subject)
+	b, err := s.cfg.Rights.Export(r.Context(), c, c.Pseudonym)
 	if err != nil {
 		v.Page, v.Title = "export", v.T["export"]
 		s.fail(w, v, err)
@@ -564,7 +564,7 @@ func (s *Server) downloadExport(w http.ResponseWriter, r *http.Request, c policy
 
 func (s *Server) pageErasure(w http.ResponseWriter, r *http.Request, c policy.Caller, v *view) {
 	v.Page, v.Title = "erasure", v.T["erasure"]
-	rm, err := s.cfg.Rights.Preview(r.Context(), c, c.Subject)
+	rm, err := s.cfg.Rights.Preview(r.Context(), c, c.Pseudonym)
 	if err != nil {
 		v.Data = rights.Removal{}
 		s.fail(w, v, err)
@@ -598,7 +598,7 @@ func (s *Server) named(rm rights.Removal, lang string) rights.Removal {
 func (s *Server) postPageErasure(w http.ResponseWriter, r *http.Request, c policy.Caller, v *view) {
 	if r.PostFormValue("confirm") != "yes" {
 		v.Page, v.Title, v.Extra = "erasure", v.T["erasure"], "confirm"
-		rm, err := s.cfg.Rights.Preview(r.Context(), c, c.Subject)
+		rm, err := s.cfg.Rights.Preview(r.Context(), c, c.Pseudonym)
 		v.Data = s.named(rm, v.Lang)
 		if err != nil {
 			v.Data = rights.Removal{}
@@ -606,7 +606,7 @@ func (s *Server) postPageErasure(w http.ResponseWriter, r *http.Request, c polic
 		s.fail(w, v, &portrait.Error{Code: portrait.EINVALID, Requirement: "SR-3", Message: v.T["must_confirm"]})
 		return
 	}
-	res, err := s.cfg.Rights.Erase(r.Context(), c, c.Subject)
+	res, err := s.cfg.Rights.Erase(r.Context(), c, c.Pseudonym)
 	if err != nil {
 		v.Page, v.Title, v.Data = "erasure", v.T["erasure"], rights.Removal{}
 		s.fail(w, v, err)
@@ -625,7 +625,7 @@ var requestTypes = []string{rights.TypeAccess, rights.TypeExplanation, rights.Ty
 
 func (s *Server) requestsView(r *http.Request, c policy.Caller, v *view) error {
 	v.Page, v.Title = "requests", v.T["requests"]
-	cs, err := s.cfg.Rights.Cases(r.Context(), c.Subject)
+	cs, err := s.cfg.Rights.Cases(r.Context(), c.Pseudonym)
 	v.Data, v.Extra = cs, ""
 	return err
 }
@@ -645,7 +645,7 @@ func (s *Server) postPageRequest(w http.ResponseWriter, r *http.Request, c polic
 	if !slices.Contains(requestTypes, typ) {
 		err = portrait.Errorf(portrait.EINVALID, "request type %q: choose access, explanation or objection", typ)
 	} else {
-		_, err = s.cfg.Rights.Request(r.Context(), c, c.Subject, typ)
+		_, err = s.cfg.Rights.Request(r.Context(), c, c.Pseudonym, typ)
 	}
 	if err != nil {
 		s.requestsView(r, c, v)
@@ -664,7 +664,7 @@ type profileField struct {
 
 func (s *Server) profileView(r *http.Request, c policy.Caller, v *view) error {
 	v.Page, v.Title = "profile", v.T["profile"]
-	got, err := s.cfg.Rights.Profile(r.Context(), c, c.Subject)
+	got, err := s.cfg.Rights.Profile(r.Context(), c, c.Pseudonym)
 	if err != nil && portrait.ErrorCode(err) != portrait.ENOTFOUND {
 		return err
 	}
@@ -730,7 +730,7 @@ func (s *Server) postPageCorrection(w http.ResponseWriter, r *http.Request, c po
 	if f := s.cfg.Point.Catalog().Field(field); f != nil {
 		typ = f.Type
 	}
-	err := s.cfg.Rights.Correct(r.Context(), c, c.Subject, field, formValue(typ, r.PostFormValue("value")))
+	err := s.cfg.Rights.Correct(r.Context(), c, c.Pseudonym, field, formValue(typ, r.PostFormValue("value")))
 	if err != nil {
 		s.profileView(r, c, v)
 		s.fail(w, v, err)
@@ -755,7 +755,7 @@ func (s *Server) decisionsView(r *http.Request, c policy.Caller, v *view) error 
 		v.Data = []myDecision{}
 		return nil
 	}
-	list, err := s.cfg.Review.Decisions(r.Context(), c, c.Subject)
+	list, err := s.cfg.Review.Decisions(r.Context(), c, c.Pseudonym)
 	if err != nil {
 		return err
 	}

@@ -212,7 +212,7 @@ func TestPrivacyBrowser(t *testing.T) {
 	}
 	// AD-3: appeal an automated decision with a statement.
 	h.consent("demo-alice", "credit", "granted")
-	income := []portrait.Event{{Subject: "demo-alice", Type: "profile", Time: time.Now().Add(-time.Minute), Fields: map[string]any{"income": 9000.0}}}
+	income := []portrait.Event{{SubjectID: "demo-alice", Type: "profile", Time: time.Now().Add(-time.Minute), Fields: map[string]any{"income": 9000.0}}}
 	if resp := h.json("POST", "/v1/events", h.staff(policy.Operator), income, nil); resp.StatusCode != 200 {
 		t.Fatalf("income: %d", resp.StatusCode)
 	}
@@ -230,7 +230,7 @@ func TestPrivacyBrowser(t *testing.T) {
 		chromedp.SetValue(chromedp.ID("statement-"+dr.ID), "My income doubled last month."), shoot("decisions-en"),
 		chromedp.Click(chromedp.ID("appeal-"+dr.ID)), chromedp.WaitVisible(chromedp.ID("flash")))
 	rvs, err := h.store.Reviews(context.Background(), "open")
-	if err != nil || len(rvs) != 1 || rvs[0].Decision != dr.ID || rvs[0].Kind != "appeal" {
+	if err != nil || len(rvs) != 1 || rvs[0].DeterminationID != dr.ID || rvs[0].Kind != "appeal" {
 		t.Errorf("after appealing in the page: %+v %v", rvs, err)
 	}
 	// SR-2: download the export with the page's session.
@@ -351,7 +351,7 @@ func TestPrivacyCorrectRequestAppeal(t *testing.T) {
 	// AD-3: the decisions page lists the decision with its explanation and
 	// takes an appeal; a second appeal while one is open is refused.
 	h.consent("alice", "credit", "granted")
-	evs := []portrait.Event{{Subject: "alice", Type: "profile", Time: time.Now().Add(-time.Minute), Fields: map[string]any{"income": 9000.0}}}
+	evs := []portrait.Event{{SubjectID: "alice", Type: "profile", Time: time.Now().Add(-time.Minute), Fields: map[string]any{"income": 9000.0}}}
 	if resp := h.json("POST", "/v1/events", h.staff(policy.Operator), evs, nil); resp.StatusCode != 200 {
 		t.Fatalf("income: %d", resp.StatusCode)
 	}
@@ -396,7 +396,7 @@ func TestPrivacyCorrectRequestAppeal(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, rv := range rvs {
-		if rv.Decision == d.ID && rv.Kind == "appeal" {
+		if rv.DeterminationID == d.ID && rv.Kind == "appeal" {
 			open++
 		}
 	}

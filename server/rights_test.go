@@ -60,7 +60,7 @@ func (h *harness) putLabelMet(p, id string, met bool) {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	d := h.point.Decide(policy.Request{Subject: sts[p], Purpose: "personalization", Action: policy.Derive, Caller: policy.Caller{Role: policy.System}})
+	d := h.point.Decide(policy.Request{State: sts[p], Purpose: "personalization", Action: policy.Derive, Caller: policy.Caller{Role: policy.System}})
 	if !d.Allow {
 		h.t.Fatal(d.Reasons)
 	}
@@ -76,7 +76,7 @@ func (h *harness) putLabelMet(p, id string, met bool) {
 		h.t.Fatal(err)
 	}
 	err = h.store.Update(ctx, func(tx portrait.Tx) error {
-		return tx.PutLabels(ctx, []portrait.LabelValue{{Grant: d.Grant, Subject: p, Label: id, Version: 1, Sealed: sealed, Computed: now}})
+		return tx.PutLabels(ctx, []portrait.LabelValue{{Grant: d.Grant, Pseudonym: p, Label: id, Version: 1, Sealed: sealed, Computed: now}})
 	})
 	if err != nil {
 		h.t.Fatal(err)

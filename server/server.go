@@ -325,7 +325,7 @@ func (s *Server) wrap(rt route) http.Handler {
 		if caller.Role == policy.Subject && r.Header.Get("Sec-GPC") == "1" {
 			// CN-12: a Global Privacy Control signal on a subject's own
 			// request is an opt-out of advertising, sale and sharing.
-			if _, err := s.cfg.Ledger.GPC(r.Context(), caller, consent.ByPseudonym(caller.Subject), r.UserAgent(), clientIP(r)); err != nil {
+			if _, err := s.cfg.Ledger.GPC(r.Context(), caller, consent.ByPseudonym(caller.Pseudonym), r.UserAgent(), clientIP(r)); err != nil {
 				s.problem(rec, r, err)
 				return
 			}
@@ -376,7 +376,7 @@ func (s *Server) authenticate(r *http.Request) (policy.Caller, error) {
 		if err != nil {
 			return policy.Caller{}, err
 		}
-		return policy.Caller{Role: policy.Subject, Subject: t.Pseudonym}, nil
+		return policy.Caller{Role: policy.Subject, Pseudonym: t.Pseudonym}, nil
 	}
 	// Unknown, revoked and expired keys are refused here, on every
 	// request: the key is read from the store each time (package staff).

@@ -80,7 +80,7 @@ func (s *Server) serveSDK(w http.ResponseWriter, r *http.Request, _ policy.Calle
 }
 
 func (s *Server) postGPC(w http.ResponseWriter, r *http.Request, c policy.Caller) error {
-	rs, err := s.cfg.Ledger.GPC(r.Context(), c, consent.ByPseudonym(c.Subject), r.UserAgent(), clientIP(r))
+	rs, err := s.cfg.Ledger.GPC(r.Context(), c, consent.ByPseudonym(c.Pseudonym), r.UserAgent(), clientIP(r))
 	if err != nil {
 		return err
 	}
@@ -97,7 +97,7 @@ func (s *Server) ownEvents(items []ingest.Item, c policy.Caller) {
 		return
 	}
 	for i := range items {
-		if items[i].Err == nil && s.cfg.Keys.Pseudonym(items[i].Event.Subject) != c.Subject {
+		if items[i].Err == nil && s.cfg.Keys.Pseudonym(items[i].Event.SubjectID) != c.Pseudonym {
 			items[i].Err = &ingest.Problem{Code: "forbidden", Reason: "a subject token may send only its own subject's events; set subject to the id the token was issued for"}
 		}
 	}

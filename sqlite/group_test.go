@@ -42,7 +42,7 @@ func newLog(tb testing.TB) *audit.Log {
 // subject returns an update function that stores subject p.
 func subject(p string) func(guard.Tx) error {
 	return func(tx guard.Tx) error {
-		return tx.EnsureSubjects(context.Background(), []portrait.Subject{{Pseudonym: p, WrappedKey: []byte("k")}})
+		return tx.EnsureSubjects(context.Background(), []portrait.SubjectKey{{Pseudonym: p, WrappedKey: []byte("k")}})
 	}
 }
 
@@ -321,7 +321,7 @@ func BenchmarkConcurrentUpdates(b *testing.B) {
 			i := n.Add(1)
 			err := db.Update(ctx, func(tx guard.Tx) error {
 				p := fmt.Sprintf("s%d", i)
-				if err := tx.EnsureSubjects(ctx, []portrait.Subject{{Pseudonym: p, WrappedKey: []byte("k")}}); err != nil {
+				if err := tx.EnsureSubjects(ctx, []portrait.SubjectKey{{Pseudonym: p, WrappedKey: []byte("k")}}); err != nil {
 					return err
 				}
 				_, err := log.Append(ctx, tx, audit.Record{Kind: "decision", Subject: p})

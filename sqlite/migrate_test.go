@@ -74,7 +74,7 @@ func TestMigrateEventsBySubject(t *testing.T) {
 			var e portrait.StoredEvent
 			var tm int64
 			var exp sql.NullInt64
-			if err := evs.Scan(&e.ID, &e.Subject, &e.Type, &tm, &e.Idem, &e.Sealed, &exp); err != nil {
+			if err := evs.Scan(&e.ID, &e.Pseudonym, &e.Type, &tm, &e.Idem, &e.Sealed, &exp); err != nil {
 				t.Fatal(err)
 			}
 			e.Time = time.Unix(0, tm).UTC()
@@ -103,7 +103,7 @@ func TestMigrateEventsBySubject(t *testing.T) {
 		}
 		for i, w := range want[p] {
 			g := got[i]
-			if g.ID != w.ID || g.Subject != w.Subject || g.Type != w.Type || !g.Time.Equal(w.Time) ||
+			if g.ID != w.ID || g.Pseudonym != w.Pseudonym || g.Type != w.Type || !g.Time.Equal(w.Time) ||
 				!bytes.Equal(g.Idem, w.Idem) || !bytes.Equal(g.Sealed, w.Sealed) || !g.Expires.Equal(w.Expires) {
 				t.Errorf("subject %s event %d after migration = %+v, want %+v", p, i, g, w)
 			}
@@ -114,9 +114,9 @@ func TestMigrateEventsBySubject(t *testing.T) {
 	}
 
 	fresh := []portrait.StoredEvent{
-		{Grant: storetest.Grant(t, "a", policy.Collect), Subject: "a", Type: "view", Time: t0, Idem: []byte("k1"), Sealed: []byte("dup")},
-		{Grant: storetest.Grant(t, "a", policy.Collect), Subject: "a", Type: "view", Time: t0.Add(time.Minute), Sealed: []byte("new")},
-		{Grant: storetest.Grant(t, keyed, policy.Collect), Subject: keyed, Type: "view", Time: t0, Idem: []byte("k1"), Sealed: []byte("dup")},
+		{Grant: storetest.Grant(t, "a", policy.Collect), Pseudonym: "a", Type: "view", Time: t0, Idem: []byte("k1"), Sealed: []byte("dup")},
+		{Grant: storetest.Grant(t, "a", policy.Collect), Pseudonym: "a", Type: "view", Time: t0.Add(time.Minute), Sealed: []byte("new")},
+		{Grant: storetest.Grant(t, keyed, policy.Collect), Pseudonym: keyed, Type: "view", Time: t0, Idem: []byte("k1"), Sealed: []byte("dup")},
 	}
 	var inserted []bool
 	if err := db.Update(ctx, func(tx portrait.Tx) error {

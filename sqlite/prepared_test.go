@@ -121,13 +121,13 @@ func TestPutLabelsBatch(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			db := openTest(t)
 			var values []portrait.LabelValue
-			var subjects []portrait.Subject
+			var subjects []portrait.SubjectKey
 			var grants []policy.Grant
 			for i := range tc.n {
 				p := fmt.Sprintf("s%d", i)
-				subjects = append(subjects, portrait.Subject{Pseudonym: p, WrappedKey: []byte("k")})
+				subjects = append(subjects, portrait.SubjectKey{Pseudonym: p, WrappedKey: []byte("k")})
 				grants = append(grants, storetest.Grant(t, p, policy.Read))
-				lv := portrait.LabelValue{Grant: storetest.Grant(t, p, policy.Derive), Subject: p, Label: "fan", Version: i,
+				lv := portrait.LabelValue{Grant: storetest.Grant(t, p, policy.Derive), Pseudonym: p, Label: "fan", Version: i,
 					Sealed: sealed(i), Computed: base.Add(time.Duration(i) * time.Second)}
 				if i%2 == 1 {
 					lv.Expires = base.Add(time.Hour)

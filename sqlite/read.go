@@ -62,9 +62,9 @@ func scanEvents(rows *sql.Rows) ([]portrait.StoredEvent, error) {
 		}
 		switch p := p.(type) {
 		case []byte:
-			e.Subject = hex.EncodeToString(p)
+			e.Pseudonym = hex.EncodeToString(p)
 		case string:
-			e.Subject = p
+			e.Pseudonym = p
 		default:
 			return nil, fmt.Errorf("event %d: pseudonym stored as %T", e.ID, p)
 		}
@@ -138,7 +138,7 @@ func (db *engine) EventsFor(ctx context.Context, subjects []string, since time.T
 	if err != nil {
 		return nil, fmt.Errorf("read events: %w", err)
 	}
-	out := tables.BySubject(evs, func(e *portrait.StoredEvent) string { return e.Subject })
+	out := tables.BySubject(evs, func(e *portrait.StoredEvent) string { return e.Pseudonym })
 	for _, evs := range out {
 		inTimeOrder(evs)
 	}

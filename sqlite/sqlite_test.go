@@ -51,7 +51,7 @@ func TestEraseLeavesNoBytes(t *testing.T) {
 	key, id, sealed, prof, label := secret("KEY"), secret("SID"), secret("EVT"), secret("PRF"), secret("LBL")
 	why, attr, statement := secret("DEC"), secret("PRO"), secret("REV")
 	err := db.Update(ctx, func(tx portrait.Tx) error {
-		if err := tx.EnsureSubjects(ctx, []portrait.Subject{
+		if err := tx.EnsureSubjects(ctx, []portrait.SubjectKey{
 			{Pseudonym: "victim", WrappedKey: key, SealedID: id},
 			{Pseudonym: "other", WrappedKey: []byte("other key"), SealedID: []byte("other id")},
 		}); err != nil {
@@ -63,7 +63,7 @@ func TestEraseLeavesNoBytes(t *testing.T) {
 			if i%3 == 0 {
 				p, s = "victim", append(sealed, byte(i))
 			}
-			evs = append(evs, portrait.StoredEvent{Grant: storetest.Grant(t, p, policy.Collect), Subject: p, Type: "view",
+			evs = append(evs, portrait.StoredEvent{Grant: storetest.Grant(t, p, policy.Collect), Pseudonym: p, Type: "view",
 				Time: time.Unix(int64(i), 0), Sealed: s, Expires: time.Unix(int64(i)+1e6, 0)})
 		}
 		if _, err := tx.InsertEvents(ctx, evs); err != nil {
@@ -72,17 +72,17 @@ func TestEraseLeavesNoBytes(t *testing.T) {
 		if err := tx.PutProfile(ctx, storetest.Grant(t, "victim", policy.Collect), []portrait.ProfileValue{{Field: "city", Sealed: prof, Source: "event", Updated: time.Now()}}); err != nil {
 			return err
 		}
-		if err := tx.PutDetermination(ctx, portrait.StoredDetermination{Grant: storetest.Grant(t, "victim", policy.Use), ID: "d1", Subject: "victim",
+		if err := tx.PutDetermination(ctx, portrait.StoredDetermination{Grant: storetest.Grant(t, "victim", policy.Use), ID: "d1", Pseudonym: "victim",
 			UseCase: "credit", Sealed: why, Status: "automated"}); err != nil {
 			return err
 		}
-		if err := tx.PutReview(ctx, portrait.Review{ID: "r1", Decision: "d1", Subject: "victim", Kind: "appeal", Sealed: statement, Status: "open"}); err != nil {
+		if err := tx.PutReview(ctx, portrait.Review{ID: "r1", DeterminationID: "d1", Pseudonym: "victim", Kind: "appeal", Sealed: statement, Status: "open"}); err != nil {
 			return err
 		}
-		if err := tx.PutProtected(ctx, storetest.Grant(t, "victim", policy.Collect), []portrait.ProtectedValue{{Subject: "victim", Attribute: "sex", Sealed: attr}}); err != nil {
+		if err := tx.PutProtected(ctx, storetest.Grant(t, "victim", policy.Collect), []portrait.ProtectedValue{{Pseudonym: "victim", Attribute: "sex", Sealed: attr}}); err != nil {
 			return err
 		}
-		return tx.PutLabels(ctx, []portrait.LabelValue{{Grant: storetest.Grant(t, "victim", policy.Derive), Subject: "victim", Label: "fan", Version: 1, Sealed: label, Computed: time.Now()}})
+		return tx.PutLabels(ctx, []portrait.LabelValue{{Grant: storetest.Grant(t, "victim", policy.Derive), Pseudonym: "victim", Label: "fan", Version: 1, Sealed: label, Computed: time.Now()}})
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -116,7 +116,7 @@ func (tx *txn) bump(ctx context.Context) error {
 const ensureSubjectSQL = `INSERT INTO subjects (pseudonym, wrapped_key, sealed_id, created) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`
 
 // EnsureSubjects implements guard.Tx.EnsureSubjects.
-func (tx *txn) EnsureSubjects(ctx context.Context, subjects []portrait.Subject) error {
+func (tx *txn) EnsureSubjects(ctx context.Context, subjects []portrait.SubjectKey) error {
 	if len(subjects) == 0 {
 		return nil
 	}
@@ -170,19 +170,19 @@ func (tx *txn) InsertEvents(ctx context.Context, events []portrait.StoredEvent) 
 			inserted[i] = true
 			continue
 		}
-		res, err := one.ExecContext(ctx, first+int64(i), eventKey(e.Subject), e.Type, e.Time.UnixNano(), e.Idem, e.Sealed, nanos(e.Expires))
+		res, err := one.ExecContext(ctx, first+int64(i), eventKey(e.Pseudonym), e.Type, e.Time.UnixNano(), e.Idem, e.Sealed, nanos(e.Expires))
 		if err != nil {
-			return nil, fmt.Errorf("insert event %d of subject %s: %w", i, e.Subject, err)
+			return nil, fmt.Errorf("insert event %d of subject %s: %w", i, e.Pseudonym, err)
 		}
 		n, err := res.RowsAffected()
 		if err != nil {
-			return nil, fmt.Errorf("insert event %d of subject %s: %w", i, e.Subject, err)
+			return nil, fmt.Errorf("insert event %d of subject %s: %w", i, e.Pseudonym, err)
 		}
 		inserted[i] = n == 1
 	}
 	// In subject order, each statement's rows go to a few subjects' runs
 	// of the table rather than to one page each.
-	slices.SortStableFunc(plain, func(a, b int) int { return strings.Compare(events[a].Subject, events[b].Subject) })
+	slices.SortStableFunc(plain, func(a, b int) int { return strings.Compare(events[a].Pseudonym, events[b].Pseudonym) })
 	many := tx.tx.StmtContext(ctx, tx.db.insertMany)
 	args := make([]any, 0, 7*eventChunk)
 	for len(plain) > 0 {
@@ -190,7 +190,7 @@ func (tx *txn) InsertEvents(ctx context.Context, events []portrait.StoredEvent) 
 		args = args[:0]
 		for _, i := range plain[:n] {
 			e := &events[i]
-			args = append(args, first+int64(i), eventKey(e.Subject), e.Type, e.Time.UnixNano(), nil, e.Sealed, nanos(e.Expires))
+			args = append(args, first+int64(i), eventKey(e.Pseudonym), e.Type, e.Time.UnixNano(), nil, e.Sealed, nanos(e.Expires))
 		}
 		var err error
 		if n == eventChunk {
@@ -298,14 +298,14 @@ func (tx *txn) PutLabels(ctx context.Context, values []portrait.LabelValue) erro
 	}
 	rows := make([][6]any, len(values))
 	for i, v := range values {
-		rows[i] = [6]any{v.Subject, v.Label, v.Version, hex.EncodeToString(v.Sealed), v.Computed.UnixNano(), nanos(v.Expires)}
+		rows[i] = [6]any{v.Pseudonym, v.Label, v.Version, hex.EncodeToString(v.Sealed), v.Computed.UnixNano(), nanos(v.Expires)}
 	}
 	b, err := json.Marshal(rows)
 	if err != nil {
 		return fmt.Errorf("put labels: %w", err)
 	}
 	if _, err := tx.exec(ctx, putLabelsSQL, string(b)); err != nil {
-		return fmt.Errorf("put %d labels (first %s of subject %s): %w", len(values), values[0].Label, values[0].Subject, err)
+		return fmt.Errorf("put %d labels (first %s of subject %s): %w", len(values), values[0].Label, values[0].Pseudonym, err)
 	}
 	return nil
 }

@@ -21,7 +21,7 @@ func TestTruncateWAL(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "portrait.db")
 	db := mustOpen(t, path)
 	if err := db.Update(ctx, func(tx portrait.Tx) error {
-		return tx.EnsureSubjects(ctx, []portrait.Subject{{Pseudonym: "p", WrappedKey: []byte("wrapped")}})
+		return tx.EnsureSubjects(ctx, []portrait.SubjectKey{{Pseudonym: "p", WrappedKey: []byte("wrapped")}})
 	}); err != nil {
 		t.Fatal(err)
 	}

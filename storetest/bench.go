@@ -30,7 +30,7 @@ func BenchmarkInsertEvents(b *testing.B, s portrait.Store) {
 	for n := 0; b.Loop(); n++ {
 		for i := range evs {
 			g := grants[i%subjects]
-			evs[i] = portrait.StoredEvent{Grant: g, Subject: g.Subject(), Type: "view", Time: now,
+			evs[i] = portrait.StoredEvent{Grant: g, Pseudonym: g.Pseudonym(), Type: "view", Time: now,
 				Idem: fmt.Appendf(nil, "%d-%d", n, i), Sealed: sealed, Expires: now.Add(24 * time.Hour)}
 		}
 		err := s.Update(ctx, func(tx portrait.Tx) error {
@@ -51,10 +51,10 @@ func BenchmarkStates(b *testing.B, s portrait.Store) {
 	defer s.Close()
 	ctx := context.Background()
 	ids := make([]string, 1000)
-	subs := make([]portrait.Subject, len(ids))
+	subs := make([]portrait.SubjectKey, len(ids))
 	for i := range ids {
 		ids[i] = fmt.Sprintf("s%04d", i)
-		subs[i] = portrait.Subject{Pseudonym: ids[i], WrappedKey: []byte("key")}
+		subs[i] = portrait.SubjectKey{Pseudonym: ids[i], WrappedKey: []byte("key")}
 	}
 	err := s.Update(ctx, func(tx portrait.Tx) error {
 		if err := tx.EnsureSubjects(ctx, subs); err != nil {
@@ -62,7 +62,7 @@ func BenchmarkStates(b *testing.B, s portrait.Store) {
 		}
 		for _, p := range ids {
 			for _, purpose := range []string{"personalization", "marketing"} {
-				if err := tx.AppendConsent(ctx, portrait.ConsentRecord{Subject: p, Purpose: purpose, Status: policy.Granted, NoticeVersion: "v1", At: base}); err != nil {
+				if err := tx.AppendConsent(ctx, portrait.ConsentRecord{Pseudonym: p, Purpose: purpose, Status: policy.Granted, NoticeVersion: "v1", At: base}); err != nil {
 					return err
 				}
 			}

@@ -36,7 +36,7 @@ var point = func() *policy.Point {
 func Grant(tb testing.TB, pseudonym string, action policy.Action, fields ...string) policy.Grant {
 	tb.Helper()
 	st := &policy.State{
-		Subject:         pseudonym,
+		Pseudonym:       pseudonym,
 		Consents:        map[string]policy.Consent{"personalization": {Status: policy.Granted, NoticeVersion: "v1", At: time.Now()}},
 		Personalization: 100,
 	}
@@ -51,7 +51,7 @@ func Grant(tb testing.TB, pseudonym string, action policy.Action, fields ...stri
 		}
 		return g
 	}
-	req := policy.Request{Subject: st, Action: action, Fields: fields, Caller: caller}
+	req := policy.Request{State: st, Action: action, Fields: fields, Caller: caller}
 	switch action {
 	case policy.Read, policy.Derive, policy.Use:
 		req.Purpose = "service"

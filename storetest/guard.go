@@ -56,23 +56,23 @@ func grantTaking(iface reflect.Type) []string {
 func testEveryGrantRefused(t *testing.T, s portrait.Store) {
 	ctx := context.Background()
 	update(t, s, func(tx portrait.Tx) error {
-		return tx.EnsureSubjects(ctx, []portrait.Subject{subject("a"), subject("b")})
+		return tx.EnsureSubjects(ctx, []portrait.SubjectKey{subject("a"), subject("b")})
 	})
 	insert(t, s, event(t, "a", "seed", 0))
 	update(t, s, func(tx portrait.Tx) error {
 		if err := tx.PutProfile(ctx, Grant(t, "a", policy.Collect), []portrait.ProfileValue{{Field: "age", Sealed: []byte("x"), Source: "event", Updated: base}}); err != nil {
 			return err
 		}
-		if err := tx.PutLabels(ctx, []portrait.LabelValue{{Grant: Grant(t, "a", policy.Derive), Subject: "a", Label: "fan", Version: 1, Sealed: []byte("x"), Computed: base}}); err != nil {
+		if err := tx.PutLabels(ctx, []portrait.LabelValue{{Grant: Grant(t, "a", policy.Derive), Pseudonym: "a", Label: "fan", Version: 1, Sealed: []byte("x"), Computed: base}}); err != nil {
 			return err
 		}
-		if err := tx.PutProtected(ctx, Grant(t, "a", policy.Collect), []portrait.ProtectedValue{{Subject: "a", Attribute: "sex", Sealed: []byte("x")}}); err != nil {
+		if err := tx.PutProtected(ctx, Grant(t, "a", policy.Collect), []portrait.ProtectedValue{{Pseudonym: "a", Attribute: "sex", Sealed: []byte("x")}}); err != nil {
 			return err
 		}
-		if err := tx.PutDetermination(ctx, portrait.StoredDetermination{Grant: Grant(t, "a", policy.Use), ID: "seeded", Subject: "a", UseCase: "u", Status: "automated", Created: base, Sealed: []byte("x")}); err != nil {
+		if err := tx.PutDetermination(ctx, portrait.StoredDetermination{Grant: Grant(t, "a", policy.Use), ID: "seeded", Pseudonym: "a", UseCase: "u", Status: "automated", Created: base, Sealed: []byte("x")}); err != nil {
 			return err
 		}
-		return tx.AppendConsent(ctx, portrait.ConsentRecord{Subject: "a", Purpose: "personalization", Status: policy.Granted, NoticeVersion: "v1", Channel: "app", At: base})
+		return tx.AppendConsent(ctx, portrait.ConsentRecord{Pseudonym: "a", Purpose: "personalization", Status: policy.Granted, NoticeVersion: "v1", Channel: "app", At: base})
 	})
 	var zero policy.Grant
 	other := func(a policy.Action) policy.Grant { return Grant(t, "b", a) } // a real grant, for subject b
@@ -117,14 +117,14 @@ func testEveryGrantRefused(t *testing.T, s portrait.Store) {
 		"RewriteEvent":  func(tx portrait.Tx, g policy.Grant) error { return tx.RewriteEvent(ctx, g, 1, nil, time.Time{}) },
 		"DeleteProfile": func(tx portrait.Tx, g policy.Grant) error { return tx.DeleteProfile(ctx, g, []string{"age"}) },
 		"PutLabels": func(tx portrait.Tx, g policy.Grant) error {
-			return tx.PutLabels(ctx, []portrait.LabelValue{{Grant: g, Subject: "a", Label: "fan", Version: 2, Sealed: []byte("y"), Computed: base}})
+			return tx.PutLabels(ctx, []portrait.LabelValue{{Grant: g, Pseudonym: "a", Label: "fan", Version: 2, Sealed: []byte("y"), Computed: base}})
 		},
 		"Erase": func(tx portrait.Tx, g policy.Grant) error { return tx.Erase(ctx, g) },
 		"PutDetermination": func(tx portrait.Tx, g policy.Grant) error {
-			return tx.PutDetermination(ctx, portrait.StoredDetermination{Grant: g, ID: "refused", Subject: "a", UseCase: "u", Status: "automated", Created: base})
+			return tx.PutDetermination(ctx, portrait.StoredDetermination{Grant: g, ID: "refused", Pseudonym: "a", UseCase: "u", Status: "automated", Created: base})
 		},
 		"PutProtected": func(tx portrait.Tx, g policy.Grant) error {
-			return tx.PutProtected(ctx, g, []portrait.ProtectedValue{{Subject: "a", Attribute: "ethnicity", Sealed: []byte("y")}})
+			return tx.PutProtected(ctx, g, []portrait.ProtectedValue{{Pseudonym: "a", Attribute: "ethnicity", Sealed: []byte("y")}})
 		},
 	}
 

@@ -33,14 +33,14 @@ func (r pageRead[T]) check(t *testing.T, grants []policy.Grant) {
 	}
 	want := map[string][]T{}
 	for _, g := range grants {
-		if _, done := want[g.Subject()]; done {
+		if _, done := want[g.Pseudonym()]; done {
 			continue
 		}
 		one, err := r.one(ctx, g)
 		if err != nil {
-			t.Fatalf("%s: per-subject read of %s: %v", r.name, g.Subject(), err)
+			t.Fatalf("%s: per-subject read of %s: %v", r.name, g.Pseudonym(), err)
 		}
-		want[g.Subject()] = one
+		want[g.Pseudonym()] = one
 	}
 	for p, w := range want {
 		if len(w) == 0 {
@@ -79,7 +79,7 @@ func testPageReads(t *testing.T, s portrait.Store) {
 	ctx := context.Background()
 	subjects := []string{"a", "b", "c", "d"} // d has nothing stored
 	update(t, s, func(tx portrait.Tx) error {
-		var subs []portrait.Subject
+		var subs []portrait.SubjectKey
 		for _, p := range subjects {
 			subs = append(subs, subject(p))
 		}
@@ -100,7 +100,7 @@ func testPageReads(t *testing.T, s portrait.Store) {
 		var lvs []portrait.LabelValue
 		for _, p := range []string{"c", "a"} {
 			for i, l := range []string{"saver", "fan"} {
-				lvs = append(lvs, portrait.LabelValue{Grant: Grant(t, p, policy.Derive), Subject: p, Label: l, Version: i + 1,
+				lvs = append(lvs, portrait.LabelValue{Grant: Grant(t, p, policy.Derive), Pseudonym: p, Label: l, Version: i + 1,
 					Sealed: []byte(p + "/" + l), Computed: at(i), Expires: at(60 + i)})
 			}
 		}
@@ -108,7 +108,7 @@ func testPageReads(t *testing.T, s portrait.Store) {
 	})
 	update(t, s, func(tx portrait.Tx) error {
 		for i, p := range []string{"a", "b", "a", "c"} {
-			err := tx.PutDetermination(ctx, portrait.StoredDetermination{Grant: Grant(t, p, policy.Use), ID: fmt.Sprintf("d%d", 9-i), Subject: p,
+			err := tx.PutDetermination(ctx, portrait.StoredDetermination{Grant: Grant(t, p, policy.Use), ID: fmt.Sprintf("d%d", 9-i), Pseudonym: p,
 				UseCase: "credit", Model: "risk", ModelVersion: 1, Outcome: i%2 == 0, Score: float64(i) / 4, InputHash: "h",
 				Sealed: []byte("why " + p), Status: "automated", Created: at(10 - i), LogIndex: int64(i)})
 			if err != nil {
@@ -120,7 +120,7 @@ func testPageReads(t *testing.T, s portrait.Store) {
 	update(t, s, func(tx portrait.Tx) error {
 		for _, p := range []string{"b", "a"} {
 			err := tx.PutProtected(ctx, Grant(t, p, policy.Collect), []portrait.ProtectedValue{
-				{Subject: p, Attribute: "sex", Sealed: []byte("sex of " + p)}, {Subject: p, Attribute: "age_band", Sealed: []byte("band of " + p)}})
+				{Pseudonym: p, Attribute: "sex", Sealed: []byte("sex of " + p)}, {Pseudonym: p, Attribute: "age_band", Sealed: []byte("band of " + p)}})
 			if err != nil {
 				return err
 			}

@@ -67,8 +67,8 @@ func testEndSessions(t *testing.T, s portrait.Store) {
 // EINVALID, and nothing is written.
 func testTextRefused(t *testing.T, s portrait.Store) {
 	ctx := context.Background()
-	update(t, s, func(tx portrait.Tx) error { return tx.EnsureSubjects(ctx, []portrait.Subject{subject("a")}) })
-	consent := portrait.ConsentRecord{Subject: "a", Purpose: "personalization", Status: policy.Granted, NoticeVersion: "1", Channel: "web", At: base}
+	update(t, s, func(tx portrait.Tx) error { return tx.EnsureSubjects(ctx, []portrait.SubjectKey{subject("a")}) })
+	consent := portrait.ConsentRecord{Pseudonym: "a", Purpose: "personalization", Status: policy.Granted, NoticeVersion: "1", Channel: "web", At: base}
 	bad := func(r portrait.ConsentRecord, f func(*portrait.ConsentRecord)) portrait.ConsentRecord {
 		f(&r)
 		return r
@@ -96,7 +96,7 @@ func testTextRefused(t *testing.T, s portrait.Store) {
 			return tx.Suspend(ctx, policy.Suspension{Kind: "usecase", ID: "u", Reason: "a\x00b", By: "x", At: base})
 		}},
 		{"case reason", func(tx portrait.Tx) error {
-			return tx.PutCase(ctx, portrait.Case{ID: "c", Subject: "a", Type: "erasure", Status: "refused", Reason: "a\x00b", Created: base, Deadline: base})
+			return tx.PutCase(ctx, portrait.Case{ID: "c", Pseudonym: "a", Type: "erasure", Status: "refused", Reason: "a\x00b", Created: base, Deadline: base})
 		}},
 	} {
 		err := s.Update(ctx, tc.fn)

@@ -88,18 +88,18 @@ func update(t *testing.T, s portrait.Store, fn func(portrait.Tx) error) {
 	}
 }
 
-func subject(p string) portrait.Subject {
-	return portrait.Subject{Pseudonym: p, WrappedKey: []byte("key-" + p), SealedID: []byte("id-" + p), Created: base}
+func subject(p string) portrait.SubjectKey {
+	return portrait.SubjectKey{Pseudonym: p, WrappedKey: []byte("key-" + p), SealedID: []byte("id-" + p), Created: base}
 }
 
 func event(t testing.TB, p, idem string, minute int) portrait.StoredEvent {
 	e := portrait.StoredEvent{
-		Grant:   Grant(t, p, policy.Collect),
-		Subject: p,
-		Type:    "view",
-		Time:    at(minute),
-		Sealed:  []byte(fmt.Sprintf("sealed %s %d", p, minute)),
-		Expires: at(minute).Add(30 * 24 * time.Hour),
+		Grant:     Grant(t, p, policy.Collect),
+		Pseudonym: p,
+		Type:      "view",
+		Time:      at(minute),
+		Sealed:    []byte(fmt.Sprintf("sealed %s %d", p, minute)),
+		Expires:   at(minute).Add(30 * 24 * time.Hour),
 	}
 	if idem != "" {
 		e.Idem = []byte(idem)
@@ -147,7 +147,7 @@ func wantCode(t *testing.T, what string, err error, code string) {
 func testGrantRequired(t *testing.T, s portrait.Store) {
 	ctx := context.Background()
 	update(t, s, func(tx portrait.Tx) error {
-		return tx.EnsureSubjects(ctx, []portrait.Subject{subject("a"), subject("b")})
+		return tx.EnsureSubjects(ctx, []portrait.SubjectKey{subject("a"), subject("b")})
 	})
 	insert(t, s, event(t, "a", "seed", 0))
 	var zero policy.Grant
@@ -190,23 +190,23 @@ func testGrantRequired(t *testing.T, s portrait.Store) {
 			return tx.RewriteEvent(ctx, Grant(t, "a", policy.Access), 1, nil, time.Time{})
 		}},
 		{"PutLabels zero grant", func(tx portrait.Tx) error {
-			return tx.PutLabels(ctx, []portrait.LabelValue{{Subject: "a", Label: "fan", Version: 1, Sealed: []byte("x"), Computed: base}})
+			return tx.PutLabels(ctx, []portrait.LabelValue{{Pseudonym: "a", Label: "fan", Version: 1, Sealed: []byte("x"), Computed: base}})
 		}},
 		{"PutLabels grant of another subject", func(tx portrait.Tx) error {
-			return tx.PutLabels(ctx, []portrait.LabelValue{{Grant: Grant(t, "b", policy.Derive), Subject: "a", Label: "fan", Version: 1, Sealed: []byte("x"), Computed: base}})
+			return tx.PutLabels(ctx, []portrait.LabelValue{{Grant: Grant(t, "b", policy.Derive), Pseudonym: "a", Label: "fan", Version: 1, Sealed: []byte("x"), Computed: base}})
 		}},
 		{"Erase zero grant", func(tx portrait.Tx) error { return tx.Erase(ctx, zero) }},
 		{"PutDetermination zero grant", func(tx portrait.Tx) error {
-			return tx.PutDetermination(ctx, portrait.StoredDetermination{ID: "d", Subject: "a", UseCase: "u", Status: "automated", Created: base})
+			return tx.PutDetermination(ctx, portrait.StoredDetermination{ID: "d", Pseudonym: "a", UseCase: "u", Status: "automated", Created: base})
 		}},
 		{"PutDetermination derive grant", func(tx portrait.Tx) error {
-			return tx.PutDetermination(ctx, portrait.StoredDetermination{Grant: Grant(t, "a", policy.Derive), ID: "d", Subject: "a", UseCase: "u", Status: "automated", Created: base})
+			return tx.PutDetermination(ctx, portrait.StoredDetermination{Grant: Grant(t, "a", policy.Derive), ID: "d", Pseudonym: "a", UseCase: "u", Status: "automated", Created: base})
 		}},
 		{"PutProtected zero grant", func(tx portrait.Tx) error {
-			return tx.PutProtected(ctx, zero, []portrait.ProtectedValue{{Subject: "a", Attribute: "sex", Sealed: []byte("x")}})
+			return tx.PutProtected(ctx, zero, []portrait.ProtectedValue{{Pseudonym: "a", Attribute: "sex", Sealed: []byte("x")}})
 		}},
 		{"PutProtected value of another subject", func(tx portrait.Tx) error {
-			return tx.PutProtected(ctx, Grant(t, "a", policy.Collect), []portrait.ProtectedValue{{Subject: "b", Attribute: "sex", Sealed: []byte("x")}})
+			return tx.PutProtected(ctx, Grant(t, "a", policy.Collect), []portrait.ProtectedValue{{Pseudonym: "b", Attribute: "sex", Sealed: []byte("x")}})
 		}},
 		{"Erase access grant", func(tx portrait.Tx) error { return tx.Erase(ctx, Grant(t, "a", policy.Access)) }},
 	}
@@ -324,7 +324,7 @@ func testInsertEventsLargeBatch(t *testing.T, s portrait.Store) {
 	if !reflect.DeepEqual(got, want) {
 		for i := range want {
 			if got[i] != want[i] {
-				t.Errorf("event %d (subject %s, key %q): inserted %v, want %v", i, batch[i].Subject, batch[i].Idem, got[i], want[i])
+				t.Errorf("event %d (subject %s, key %q): inserted %v, want %v", i, batch[i].Pseudonym, batch[i].Idem, got[i], want[i])
 			}
 		}
 	}
@@ -338,7 +338,7 @@ func testInsertEventsLargeBatch(t *testing.T, s portrait.Store) {
 }
 
 func sameEvent(a, b portrait.StoredEvent) bool {
-	return a.Subject == b.Subject && a.Type == b.Type && a.Time.Equal(b.Time) && bytes.Equal(a.Idem, b.Idem) &&
+	return a.Pseudonym == b.Pseudonym && a.Type == b.Type && a.Time.Equal(b.Time) && bytes.Equal(a.Idem, b.Idem) &&
 		bytes.Equal(a.Sealed, b.Sealed) && a.Expires.Equal(b.Expires)
 }
 
@@ -419,7 +419,7 @@ func testExpiredProfile(t *testing.T, s portrait.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []portrait.FieldRef{{Subject: "a", Field: "item"}, {Subject: "b", Field: "city"}}
+	want := []portrait.FieldRef{{Pseudonym: "a", Field: "item"}, {Pseudonym: "b", Field: "city"}}
 	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
 		t.Errorf("expired at minute 80 = %+v, want %+v", got, want)
 	}
@@ -520,7 +520,7 @@ func testProfile(t *testing.T, s portrait.Store) {
 func testLabels(t *testing.T, s portrait.Store) {
 	ctx := context.Background()
 	lv := func(p, label string, version int, minute int) portrait.LabelValue {
-		return portrait.LabelValue{Grant: Grant(t, p, policy.Derive), Subject: p, Label: label, Version: version,
+		return portrait.LabelValue{Grant: Grant(t, p, policy.Derive), Pseudonym: p, Label: label, Version: version,
 			Sealed: []byte(fmt.Sprintf("%s/%s/%d", p, label, version)), Computed: at(minute), Expires: at(minute + 60)}
 	}
 	update(t, s, func(tx portrait.Tx) error {
@@ -532,7 +532,7 @@ func testLabels(t *testing.T, s portrait.Store) {
 		t.Fatal(err)
 	}
 	if len(got) != 2 || got[0].Label != "fan" || got[0].Version != 2 || string(got[0].Sealed) != "a/fan/2" ||
-		!got[0].Computed.Equal(at(10)) || !got[0].Expires.Equal(at(70)) || got[0].Subject != "a" || got[1].Label != "saver" {
+		!got[0].Computed.Equal(at(10)) || !got[0].Expires.Equal(at(70)) || got[0].Pseudonym != "a" || got[1].Label != "saver" {
 		t.Errorf("labels of a = %+v, want fan v2 and saver", got)
 	}
 	update(t, s, func(tx portrait.Tx) error { return tx.DeleteLabels(ctx, "a", []string{"fan"}) })
@@ -547,11 +547,11 @@ func testLabels(t *testing.T, s portrait.Store) {
 func testSubjects(t *testing.T, s portrait.Store) {
 	ctx := context.Background()
 	update(t, s, func(tx portrait.Tx) error {
-		return tx.EnsureSubjects(ctx, []portrait.Subject{subject("a"), subject("b")})
+		return tx.EnsureSubjects(ctx, []portrait.SubjectKey{subject("a"), subject("b")})
 	})
 	again := subject("a")
 	again.WrappedKey = []byte("another key")
-	update(t, s, func(tx portrait.Tx) error { return tx.EnsureSubjects(ctx, []portrait.Subject{again, subject("c")}) })
+	update(t, s, func(tx portrait.Tx) error { return tx.EnsureSubjects(ctx, []portrait.SubjectKey{again, subject("c")}) })
 	got, err := s.Subjects(ctx, []string{"a", "c", "nobody"})
 	if err != nil {
 		t.Fatal(err)
@@ -563,7 +563,7 @@ func testSubjects(t *testing.T, s portrait.Store) {
 	if string(a.WrappedKey) != "key-a" || string(a.SealedID) != "id-a" || !a.Created.Equal(base) {
 		t.Errorf("subject a = %+v: EnsureSubjects must not replace a stored subject's key", a)
 	}
-	err = s.Update(ctx, func(tx portrait.Tx) error { return tx.EnsureSubjects(ctx, []portrait.Subject{{Pseudonym: "d"}}) })
+	err = s.Update(ctx, func(tx portrait.Tx) error { return tx.EnsureSubjects(ctx, []portrait.SubjectKey{{Pseudonym: "d"}}) })
 	wantCode(t, "subject without a key", err, portrait.EINVALID)
 }
 
@@ -572,15 +572,15 @@ func testSubjects(t *testing.T, s portrait.Store) {
 func testConsentsAndStates(t *testing.T, s portrait.Store) {
 	ctx := context.Background()
 	recs := []portrait.ConsentRecord{
-		{Subject: "a", Purpose: "personalization", Status: policy.Granted, NoticeVersion: "v1", Channel: "web", UserAgent: "ua", IP: "10.0.0.0/24", Categories: []string{"user.location"}, At: at(0)},
-		{Subject: "a", Purpose: "marketing", Status: policy.Refused, NoticeVersion: "v1", Channel: "app", At: at(1),
+		{Pseudonym: "a", Purpose: "personalization", Status: policy.Granted, NoticeVersion: "v1", Channel: "web", UserAgent: "ua", IP: "10.0.0.0/24", Categories: []string{"user.location"}, At: at(0)},
+		{Pseudonym: "a", Purpose: "marketing", Status: policy.Refused, NoticeVersion: "v1", Channel: "app", At: at(1),
 			ConsentString: "CPXxRfAPXxRfAAfKABENB-CgAAAAAAAAAAYgAAAAAAAA", StringType: "tcfv2"}, // kept as evidence
-		{Subject: "a", Purpose: "personalization", Status: policy.Withdrawn, NoticeVersion: "v1", Channel: "web", At: at(2)},
-		{Subject: "a", Purpose: "personalization", Status: policy.Granted, NoticeVersion: "v2", Channel: "web", Guardian: true, At: at(3)},
-		{Subject: "b", Purpose: "personalization", Status: policy.Granted, NoticeVersion: "v1", Channel: "web", At: at(4)},
+		{Pseudonym: "a", Purpose: "personalization", Status: policy.Withdrawn, NoticeVersion: "v1", Channel: "web", At: at(2)},
+		{Pseudonym: "a", Purpose: "personalization", Status: policy.Granted, NoticeVersion: "v2", Channel: "web", Guardian: true, At: at(3)},
+		{Pseudonym: "b", Purpose: "personalization", Status: policy.Granted, NoticeVersion: "v1", Channel: "web", At: at(4)},
 	}
 	update(t, s, func(tx portrait.Tx) error {
-		if err := tx.EnsureSubjects(ctx, []portrait.Subject{subject("a")}); err != nil {
+		if err := tx.EnsureSubjects(ctx, []portrait.SubjectKey{subject("a")}); err != nil {
 			return err
 		}
 		for _, r := range recs {
@@ -618,7 +618,7 @@ func testConsentsAndStates(t *testing.T, s portrait.Store) {
 	}
 	for i, h := range hist {
 		w := recs[i]
-		if h.Subject != "a" || h.Purpose != w.Purpose || h.Status != w.Status || h.NoticeVersion != w.NoticeVersion || h.Channel != w.Channel ||
+		if h.Pseudonym != "a" || h.Purpose != w.Purpose || h.Status != w.Status || h.NoticeVersion != w.NoticeVersion || h.Channel != w.Channel ||
 			h.UserAgent != w.UserAgent || h.IP != w.IP || h.Guardian != w.Guardian || !reflect.DeepEqual(h.Categories, w.Categories) || !h.At.Equal(w.At) ||
 			h.ConsentString != w.ConsentString || h.StringType != w.StringType {
 			t.Errorf("history[%d] = %+v, want %+v", i, h, w)
@@ -634,7 +634,7 @@ func testConsentsAndStates(t *testing.T, s portrait.Store) {
 	}
 	a := states["a"]
 	wantA := &policy.State{
-		Subject: "a",
+		Pseudonym: "a",
 		Consents: map[string]policy.Consent{
 			"personalization": {Status: policy.Granted, NoticeVersion: "v2", Guardian: true, At: at(3)},
 			"marketing":       {Status: policy.Refused, NoticeVersion: "v1", At: at(1)},
@@ -646,18 +646,18 @@ func testConsentsAndStates(t *testing.T, s portrait.Store) {
 		t.Errorf("state of a = %+v, want %+v", a, wantA)
 	}
 	// b has consents but no subject row: the flags are the defaults.
-	wantB := &policy.State{Subject: "b", Consents: map[string]policy.Consent{"personalization": {Status: policy.Granted, NoticeVersion: "v1", At: at(4)}},
+	wantB := &policy.State{Pseudonym: "b", Consents: map[string]policy.Consent{"personalization": {Status: policy.Granted, NoticeVersion: "v1", At: at(4)}},
 		Personalization: 100, Suppressed: map[string]bool{}}
 	if !sameState(states["b"], wantB) {
 		t.Errorf("state of b = %+v, want %+v", states["b"], wantB)
 	}
-	fresh := &policy.State{Subject: "nobody", Consents: map[string]policy.Consent{}, Personalization: 100, Suppressed: map[string]bool{}}
+	fresh := &policy.State{Pseudonym: "nobody", Consents: map[string]policy.Consent{}, Personalization: 100, Suppressed: map[string]bool{}}
 	if !sameState(states["nobody"], fresh) {
 		t.Errorf("state of an unknown subject = %+v, want %+v", states["nobody"], fresh)
 	}
 
 	err = s.Update(ctx, func(tx portrait.Tx) error {
-		return tx.AppendConsent(ctx, portrait.ConsentRecord{Subject: "a", Purpose: "p", Status: policy.None, At: at(9)})
+		return tx.AppendConsent(ctx, portrait.ConsentRecord{Pseudonym: "a", Purpose: "p", Status: policy.None, At: at(9)})
 	})
 	wantCode(t, "consent with status none", err, portrait.EINVALID)
 	err = s.Update(ctx, func(tx portrait.Tx) error { return tx.SetFlags(ctx, "nobody", portrait.Flags{Personalization: 100}) })
@@ -694,7 +694,7 @@ func testStatesBatch(t *testing.T, s portrait.Store) {
 	update(t, s, func(tx portrait.Tx) error {
 		for i, p := range ids {
 			if i%2 == 0 {
-				if err := tx.AppendConsent(ctx, portrait.ConsentRecord{Subject: p, Purpose: "personalization", Status: policy.Granted, NoticeVersion: "v1", At: at(i)}); err != nil {
+				if err := tx.AppendConsent(ctx, portrait.ConsentRecord{Pseudonym: p, Purpose: "personalization", Status: policy.Granted, NoticeVersion: "v1", At: at(i)}); err != nil {
 					return err
 				}
 			}
@@ -722,10 +722,10 @@ func testStatesBatch(t *testing.T, s portrait.Store) {
 func testTxStates(t *testing.T, s portrait.Store) {
 	ctx := context.Background()
 	update(t, s, func(tx portrait.Tx) error {
-		return tx.AppendConsent(ctx, portrait.ConsentRecord{Subject: "a", Purpose: "personalization", Status: policy.Granted, NoticeVersion: "v1", At: at(1)})
+		return tx.AppendConsent(ctx, portrait.ConsentRecord{Pseudonym: "a", Purpose: "personalization", Status: policy.Granted, NoticeVersion: "v1", At: at(1)})
 	})
 	update(t, s, func(tx portrait.Tx) error {
-		if err := tx.AppendConsent(ctx, portrait.ConsentRecord{Subject: "a", Purpose: "personalization", Status: policy.Withdrawn, NoticeVersion: "v1", At: at(2)}); err != nil {
+		if err := tx.AppendConsent(ctx, portrait.ConsentRecord{Pseudonym: "a", Purpose: "personalization", Status: policy.Withdrawn, NoticeVersion: "v1", At: at(2)}); err != nil {
 			return err
 		}
 		in, err := tx.States(ctx, []string{"a", "b"})
@@ -746,13 +746,13 @@ func testTxStates(t *testing.T, s portrait.Store) {
 // same transaction.
 func testGeneration(t *testing.T, s portrait.Store) {
 	ctx := context.Background()
-	update(t, s, func(tx portrait.Tx) error { return tx.EnsureSubjects(ctx, []portrait.Subject{subject("a")}) })
+	update(t, s, func(tx portrait.Tx) error { return tx.EnsureSubjects(ctx, []portrait.SubjectKey{subject("a")}) })
 	steps := []struct {
 		name string
 		fn   func(tx portrait.Tx) error
 	}{
 		{"AppendConsent", func(tx portrait.Tx) error {
-			return tx.AppendConsent(ctx, portrait.ConsentRecord{Subject: "a", Purpose: "p", Status: policy.Granted, NoticeVersion: "v1", At: at(0)})
+			return tx.AppendConsent(ctx, portrait.ConsentRecord{Pseudonym: "a", Purpose: "p", Status: policy.Granted, NoticeVersion: "v1", At: at(0)})
 		}},
 		{"SetFlags", func(tx portrait.Tx) error { return tx.SetFlags(ctx, "a", portrait.Flags{Personalization: 0}) }},
 		{"Suppress", func(tx portrait.Tx) error { return tx.Suppress(ctx, "a", "fan", true) }},
@@ -828,7 +828,7 @@ func testErase(t *testing.T, s portrait.Store) {
 	ctx := context.Background()
 	for _, p := range []string{"a", "b"} {
 		update(t, s, func(tx portrait.Tx) error {
-			if err := tx.EnsureSubjects(ctx, []portrait.Subject{subject(p)}); err != nil {
+			if err := tx.EnsureSubjects(ctx, []portrait.SubjectKey{subject(p)}); err != nil {
 				return err
 			}
 			if _, err := tx.InsertEvents(ctx, []portrait.StoredEvent{event(t, p, "k", 0), event(t, p, "", 1)}); err != nil {
@@ -837,7 +837,7 @@ func testErase(t *testing.T, s portrait.Store) {
 			if err := tx.PutProfile(ctx, Grant(t, p, policy.Collect), []portrait.ProfileValue{{Field: "city", Sealed: []byte("x"), Source: "event", Updated: at(0)}}); err != nil {
 				return err
 			}
-			if err := tx.PutLabels(ctx, []portrait.LabelValue{{Grant: Grant(t, p, policy.Derive), Subject: p, Label: "fan", Version: 1, Sealed: []byte("x"), Computed: at(0)}}); err != nil {
+			if err := tx.PutLabels(ctx, []portrait.LabelValue{{Grant: Grant(t, p, policy.Derive), Pseudonym: p, Label: "fan", Version: 1, Sealed: []byte("x"), Computed: at(0)}}); err != nil {
 				return err
 			}
 			if err := tx.Suppress(ctx, p, "saver", true); err != nil {
@@ -846,7 +846,7 @@ func testErase(t *testing.T, s portrait.Store) {
 			if err := tx.SetFlags(ctx, p, portrait.Flags{ObjectProfiling: true, Personalization: 10}); err != nil {
 				return err
 			}
-			return tx.AppendConsent(ctx, portrait.ConsentRecord{Subject: p, Purpose: "personalization", Status: policy.Granted, NoticeVersion: "v1", At: at(0)})
+			return tx.AppendConsent(ctx, portrait.ConsentRecord{Pseudonym: p, Purpose: "personalization", Status: policy.Granted, NoticeVersion: "v1", At: at(0)})
 		})
 	}
 	update(t, s, func(tx portrait.Tx) error { return tx.Erase(ctx, Grant(t, "a", policy.Erase)) })
@@ -1185,9 +1185,9 @@ func testAPIKey(t *testing.T, s portrait.Store) {
 func testCases(t *testing.T, s portrait.Store) {
 	ctx := context.Background()
 	cases := []portrait.Case{
-		{ID: "c2", Subject: "a", Type: "erasure", Status: "open", Created: at(2), Deadline: at(2 + 15*24*60)},
-		{ID: "c1", Subject: "a", Type: "access", Status: "open", Created: at(1), Deadline: at(1 + 15*24*60)},
-		{ID: "c3", Subject: "b", Type: "objection", Status: "open", Created: at(3)},
+		{ID: "c2", Pseudonym: "a", Type: "erasure", Status: "open", Created: at(2), Deadline: at(2 + 15*24*60)},
+		{ID: "c1", Pseudonym: "a", Type: "access", Status: "open", Created: at(1), Deadline: at(1 + 15*24*60)},
+		{ID: "c3", Pseudonym: "b", Type: "objection", Status: "open", Created: at(3)},
 	}
 	update(t, s, func(tx portrait.Tx) error {
 		for _, c := range cases {
@@ -1215,7 +1215,7 @@ func testCases(t *testing.T, s portrait.Store) {
 	}
 	for i := range want {
 		g, w := got[i], want[i]
-		if g.ID != w.ID || g.Subject != w.Subject || g.Type != w.Type || g.Status != w.Status || !g.Created.Equal(w.Created) ||
+		if g.ID != w.ID || g.Pseudonym != w.Pseudonym || g.Type != w.Type || g.Status != w.Status || !g.Created.Equal(w.Created) ||
 			!g.Deadline.Equal(w.Deadline) || !g.Closed.Equal(w.Closed) || g.Outcome != w.Outcome || g.Reason != w.Reason || g.LogIndex != w.LogIndex {
 			t.Errorf("case %d = %+v, want %+v", i, g, w)
 		}
@@ -1231,7 +1231,7 @@ func testCases(t *testing.T, s portrait.Store) {
 func testPseudonyms(t *testing.T, s portrait.Store) {
 	ctx := context.Background()
 	names := []string{"b", "a", "B", "_x", "a1", "Z", "é"}
-	var subs []portrait.Subject
+	var subs []portrait.SubjectKey
 	for _, n := range names {
 		subs = append(subs, subject(n))
 	}
@@ -1264,7 +1264,7 @@ func testPseudonyms(t *testing.T, s portrait.Store) {
 // explanation is returned only under a grant for the subject.
 func testDecisions(t *testing.T, s portrait.Store) {
 	ctx := context.Background()
-	d := portrait.StoredDetermination{Grant: Grant(t, "a", policy.Use), ID: "d1", Subject: "a", UseCase: "credit", Model: "risk", ModelVersion: 3,
+	d := portrait.StoredDetermination{Grant: Grant(t, "a", policy.Use), ID: "d1", Pseudonym: "a", UseCase: "credit", Model: "risk", ModelVersion: 3,
 		Outcome: true, Score: 0.75, InputHash: "abc", Sealed: []byte("why"), Status: "automated", Created: at(1), LogIndex: 9}
 	d2 := d
 	d2.ID, d2.Created, d2.Outcome, d2.Score = "d0", at(0), false, 0.25
@@ -1308,7 +1308,7 @@ func testDecisions(t *testing.T, s portrait.Store) {
 }
 
 func sameDecision(a, b portrait.StoredDetermination) bool {
-	return a.ID == b.ID && a.Subject == b.Subject && a.UseCase == b.UseCase && a.Model == b.Model && a.ModelVersion == b.ModelVersion &&
+	return a.ID == b.ID && a.Pseudonym == b.Pseudonym && a.UseCase == b.UseCase && a.Model == b.Model && a.ModelVersion == b.ModelVersion &&
 		a.Outcome == b.Outcome && a.Score == b.Score && a.InputHash == b.InputHash && bytes.Equal(a.Sealed, b.Sealed) &&
 		a.Status == b.Status && a.Created.Equal(b.Created) && a.LogIndex == b.LogIndex
 }
@@ -1316,9 +1316,9 @@ func sameDecision(a, b portrait.StoredDetermination) bool {
 // AD-3, RO-7: reviews are upserted and listed by status, oldest first.
 func testReviews(t *testing.T, s portrait.Store) {
 	ctx := context.Background()
-	r1 := portrait.Review{ID: "r1", Decision: "d1", Subject: "a", UseCase: "credit", Kind: "appeal", Sealed: []byte("statement"),
+	r1 := portrait.Review{ID: "r1", DeterminationID: "d1", Pseudonym: "a", UseCase: "credit", Kind: "appeal", Sealed: []byte("statement"),
 		Status: "open", Created: at(1), Deadline: at(1000)}
-	r2 := portrait.Review{ID: "r2", Decision: "d2", Subject: "b", UseCase: "credit", Kind: "refusal", Status: "open", Created: at(0)}
+	r2 := portrait.Review{ID: "r2", DeterminationID: "d2", Pseudonym: "b", UseCase: "credit", Kind: "refusal", Status: "open", Created: at(0)}
 	update(t, s, func(tx portrait.Tx) error {
 		if err := tx.PutReview(ctx, r1); err != nil {
 			return err
@@ -1334,7 +1334,7 @@ func testReviews(t *testing.T, s portrait.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.ID != r1.ID || got.Decision != r1.Decision || got.Subject != r1.Subject || got.UseCase != r1.UseCase || got.Kind != r1.Kind ||
+	if got.ID != r1.ID || got.DeterminationID != r1.DeterminationID || got.Pseudonym != r1.Pseudonym || got.UseCase != r1.UseCase || got.Kind != r1.Kind ||
 		!bytes.Equal(got.Sealed, r1.Sealed) || got.Status != r1.Status || got.Reviewer != r1.Reviewer || got.Outcome != r1.Outcome ||
 		got.Reason != r1.Reason || !got.Created.Equal(r1.Created) || !got.Deadline.Equal(r1.Deadline) || !got.Closed.Equal(r1.Closed) {
 		t.Errorf("review r1 = %+v, want %+v", got, r1)
@@ -1398,17 +1398,17 @@ func testProtected(t *testing.T, s portrait.Store) {
 	ctx := context.Background()
 	update(t, s, func(tx portrait.Tx) error {
 		return tx.PutProtected(ctx, Grant(t, "a", policy.Collect), []portrait.ProtectedValue{
-			{Subject: "a", Attribute: "sex", Sealed: []byte("f")}, {Subject: "a", Attribute: "age_band", Sealed: []byte("30-39")},
+			{Pseudonym: "a", Attribute: "sex", Sealed: []byte("f")}, {Pseudonym: "a", Attribute: "age_band", Sealed: []byte("30-39")},
 		})
 	})
 	update(t, s, func(tx portrait.Tx) error {
-		return tx.PutProtected(ctx, Grant(t, "a", policy.Collect), []portrait.ProtectedValue{{Subject: "a", Attribute: "sex", Sealed: []byte("m")}})
+		return tx.PutProtected(ctx, Grant(t, "a", policy.Collect), []portrait.ProtectedValue{{Pseudonym: "a", Attribute: "sex", Sealed: []byte("m")}})
 	})
 	got, err := s.Protected(ctx, Grant(t, "a", policy.Read))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 2 || got[0].Attribute != "age_band" || got[1].Subject != "a" || string(got[1].Sealed) != "m" {
+	if len(got) != 2 || got[0].Attribute != "age_band" || got[1].Pseudonym != "a" || string(got[1].Sealed) != "m" {
 		t.Errorf("protected of a = %+v", got)
 	}
 	update(t, s, func(tx portrait.Tx) error { return tx.Erase(ctx, Grant(t, "a", policy.Erase)) })

@@ -21,18 +21,18 @@ func (db DB) Generation(ctx context.Context) (int64, error) {
 }
 
 // Subjects implements guard.Engine.Subjects.
-func (db DB) Subjects(ctx context.Context, pseudonyms []string) (map[string]portrait.Subject, error) {
+func (db DB) Subjects(ctx context.Context, pseudonyms []string) (map[string]portrait.SubjectKey, error) {
 	rows, err := db.query(ctx, `SELECT pseudonym, wrapped_key, sealed_id, created FROM subjects WHERE pseudonym = ANY(?)`, db.D.List(pseudonyms))
 	if err != nil {
 		return nil, fmt.Errorf("read subjects: %w", err)
 	}
-	ss, err := collect(rows, func(r Rows) (s portrait.Subject, err error) {
+	ss, err := collect(rows, func(r Rows) (s portrait.SubjectKey, err error) {
 		return s, r.Scan(&s.Pseudonym, &s.WrappedKey, &s.SealedID, Time(&s.Created))
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read subjects: %w", err)
 	}
-	out := make(map[string]portrait.Subject, len(pseudonyms))
+	out := make(map[string]portrait.SubjectKey, len(pseudonyms))
 	for _, s := range ss {
 		out[s.Pseudonym] = s
 	}
@@ -62,7 +62,7 @@ func (db DB) ConsentHistory(ctx context.Context, pseudonym string) ([]portrait.C
 		return nil, fmt.Errorf("read consent history: %w", err)
 	}
 	out, err := collect(rows, func(rows Rows) (portrait.ConsentRecord, error) {
-		r := portrait.ConsentRecord{Subject: pseudonym}
+		r := portrait.ConsentRecord{Pseudonym: pseudonym}
 		var status string
 		if err := rows.Scan(&r.Seq, &r.Purpose, &status, &r.NoticeVersion, &r.Channel, &r.UserAgent, &r.SealedUA, &r.IP, &r.Guardian,
 			db.D.StringsDest(&r.Categories), Time(&r.At), &r.ConsentString, &r.StringType); err != nil {
@@ -92,7 +92,7 @@ func (db DB) ExpiredProfile(ctx context.Context, now time.Time, limit int) ([]po
 	if err != nil {
 		return nil, fmt.Errorf("read expired profile values: %w", err)
 	}
-	out, err := collect(rows, func(rows Rows) (r portrait.FieldRef, err error) { return r, rows.Scan(&r.Subject, &r.Field) })
+	out, err := collect(rows, func(rows Rows) (r portrait.FieldRef, err error) { return r, rows.Scan(&r.Pseudonym, &r.Field) })
 	if err != nil {
 		return nil, fmt.Errorf("read expired profile values: %w", err)
 	}
@@ -148,7 +148,7 @@ func (db DB) Labels(ctx context.Context, pseudonym string) ([]portrait.LabelValu
 		return nil, fmt.Errorf("read labels: %w", err)
 	}
 	out, err := collect(rows, func(r Rows) (portrait.LabelValue, error) {
-		v := portrait.LabelValue{Subject: pseudonym}
+		v := portrait.LabelValue{Pseudonym: pseudonym}
 		return v, r.Scan(&v.Label, &v.Version, &v.Sealed, Time(&v.Computed), Time(&v.Expires))
 	})
 	if err != nil {
@@ -168,12 +168,12 @@ func (db DB) LabelsFor(ctx context.Context, pseudonyms []string) (map[string][]p
 		return nil, fmt.Errorf("read labels: %w", err)
 	}
 	lvs, err := collect(rows, func(r Rows) (v portrait.LabelValue, err error) {
-		return v, r.Scan(&v.Subject, &v.Label, &v.Version, &v.Sealed, Time(&v.Computed), Time(&v.Expires))
+		return v, r.Scan(&v.Pseudonym, &v.Label, &v.Version, &v.Sealed, Time(&v.Computed), Time(&v.Expires))
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read labels: %w", err)
 	}
-	return BySubject(lvs, func(v *portrait.LabelValue) string { return v.Subject }), nil
+	return BySubject(lvs, func(v *portrait.LabelValue) string { return v.Pseudonym }), nil
 }
 
 // Protected implements guard.Engine.Protected.
@@ -183,7 +183,7 @@ func (db DB) Protected(ctx context.Context, pseudonym string) ([]portrait.Protec
 		return nil, fmt.Errorf("read protected attributes: %w", err)
 	}
 	out, err := collect(rows, func(r Rows) (portrait.ProtectedValue, error) {
-		v := portrait.ProtectedValue{Subject: pseudonym}
+		v := portrait.ProtectedValue{Pseudonym: pseudonym}
 		return v, r.Scan(&v.Attribute, &v.Sealed)
 	})
 	if err != nil {
@@ -203,12 +203,12 @@ func (db DB) ProtectedFor(ctx context.Context, pseudonyms []string) (map[string]
 		return nil, fmt.Errorf("read protected attributes: %w", err)
 	}
 	vs, err := collect(rows, func(r Rows) (v portrait.ProtectedValue, err error) {
-		return v, r.Scan(&v.Subject, &v.Attribute, &v.Sealed)
+		return v, r.Scan(&v.Pseudonym, &v.Attribute, &v.Sealed)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read protected attributes: %w", err)
 	}
-	return BySubject(vs, func(v *portrait.ProtectedValue) string { return v.Subject }), nil
+	return BySubject(vs, func(v *portrait.ProtectedValue) string { return v.Pseudonym }), nil
 }
 
 // LogSize implements guard.Engine.LogSize. It does not lock; a
@@ -312,7 +312,7 @@ const decisionColumns = `id, pseudonym, usecase, model, model_version, outcome, 
 
 func scanDecision(sc Row, sealed *[]byte) (portrait.StoredDetermination, error) {
 	var d portrait.StoredDetermination
-	dest := []any{&d.ID, &d.Subject, &d.UseCase, &d.Model, &d.ModelVersion, &d.Outcome, &d.Score, &d.InputHash, &d.Status, Time(&d.Created), &d.LogIndex}
+	dest := []any{&d.ID, &d.Pseudonym, &d.UseCase, &d.Model, &d.ModelVersion, &d.Outcome, &d.Score, &d.InputHash, &d.Status, Time(&d.Created), &d.LogIndex}
 	if sealed != nil {
 		dest = append(dest, sealed)
 	}
@@ -353,7 +353,7 @@ func (db DB) DeterminationsFor(ctx context.Context, pseudonyms []string) (map[st
 	if err != nil {
 		return nil, fmt.Errorf("read decisions: %w", err)
 	}
-	return BySubject(ds, func(d *portrait.StoredDetermination) string { return d.Subject }), nil
+	return BySubject(ds, func(d *portrait.StoredDetermination) string { return d.Pseudonym }), nil
 }
 
 // DeterminationByID implements guard.Engine.DeterminationByID: the sealed part is
@@ -371,7 +371,7 @@ func (db DB) DeterminationByID(ctx context.Context, id string) (portrait.StoredD
 const reviewColumns = `id, decision, pseudonym, usecase, kind, sealed, status, reviewer, outcome, reason, created, deadline, closed`
 
 func scanReview(sc Row) (r portrait.Review, err error) {
-	return r, sc.Scan(&r.ID, &r.Decision, &r.Subject, &r.UseCase, &r.Kind, &r.Sealed, &r.Status, &r.Reviewer, &r.Outcome, &r.Reason,
+	return r, sc.Scan(&r.ID, &r.DeterminationID, &r.Pseudonym, &r.UseCase, &r.Kind, &r.Sealed, &r.Status, &r.Reviewer, &r.Outcome, &r.Reason,
 		Time(&r.Created), Time(&r.Deadline), Time(&r.Closed))
 }
 
@@ -436,7 +436,7 @@ func (db DB) Cases(ctx context.Context, pseudonym string) ([]portrait.Case, erro
 		return nil, fmt.Errorf("read cases: %w", err)
 	}
 	out, err := collect(rows, func(r Rows) (c portrait.Case, err error) {
-		return c, r.Scan(&c.ID, &c.Subject, &c.Type, &c.Status, Time(&c.Created), Time(&c.Deadline), Time(&c.Closed), &c.Outcome, &c.Reason, &c.LogIndex)
+		return c, r.Scan(&c.ID, &c.Pseudonym, &c.Type, &c.Status, Time(&c.Created), Time(&c.Deadline), Time(&c.Closed), &c.Outcome, &c.Reason, &c.LogIndex)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read cases: %w", err)

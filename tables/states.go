@@ -15,7 +15,7 @@ import (
 func (db DB) States(ctx context.Context, pseudonyms []string) (map[string]*policy.State, error) {
 	out := make(map[string]*policy.State, len(pseudonyms))
 	for _, p := range pseudonyms {
-		out[p] = &policy.State{Subject: p, Consents: map[string]policy.Consent{}, Personalization: 100, Suppressed: map[string]bool{}}
+		out[p] = &policy.State{Pseudonym: p, Consents: map[string]policy.Consent{}, Personalization: 100, Suppressed: map[string]bool{}}
 	}
 	if len(pseudonyms) == 0 {
 		return out, nil

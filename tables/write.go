@@ -79,7 +79,7 @@ func (tx Tx) PutDetermination(ctx context.Context, d portrait.StoredDeterminatio
 		created = time.Now()
 	}
 	_, err := tx.exec(ctx, putDecisionSQL,
-		d.ID, d.Subject, d.UseCase, d.Model, d.ModelVersion, d.Outcome, d.Score, d.InputHash, d.Status, tx.D.Time(created), d.LogIndex, blob(d.Sealed))
+		d.ID, d.Pseudonym, d.UseCase, d.Model, d.ModelVersion, d.Outcome, d.Score, d.InputHash, d.Status, tx.D.Time(created), d.LogIndex, blob(d.Sealed))
 	if tx.D.Unique(err) {
 		return portrait.Errorf(portrait.ECONFLICT, "put decision %s: a decision with this id exists", d.ID)
 	} else if err != nil {
@@ -108,14 +108,14 @@ func (tx Tx) PutReview(ctx context.Context, r portrait.Review) error {
 	if err := r.Validate(); err != nil {
 		return err
 	}
-	if r.ID == "" || r.Decision == "" || r.Subject == "" || r.Kind == "" || r.Status == "" {
+	if r.ID == "" || r.DeterminationID == "" || r.Pseudonym == "" || r.Kind == "" || r.Status == "" {
 		return portrait.Errorf(portrait.EINVALID, "put review %q: a review needs an id, a decision, a subject, a kind and a status", r.ID)
 	}
 	created := r.Created
 	if created.IsZero() {
 		created = time.Now()
 	}
-	_, err := tx.exec(ctx, putReviewSQL, r.ID, r.Decision, r.Subject, r.UseCase, r.Kind, blob(r.Sealed), r.Status, r.Reviewer, r.Outcome, r.Reason,
+	_, err := tx.exec(ctx, putReviewSQL, r.ID, r.DeterminationID, r.Pseudonym, r.UseCase, r.Kind, blob(r.Sealed), r.Status, r.Reviewer, r.Outcome, r.Reason,
 		tx.D.Time(created), tx.D.Time(r.Deadline), tx.D.Time(r.Closed))
 	if err != nil {
 		return fmt.Errorf("put review %s: %w", r.ID, err)
@@ -167,7 +167,7 @@ func (tx Tx) PutCase(ctx context.Context, c portrait.Case) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
-	if c.ID == "" || c.Subject == "" || c.Type == "" || c.Status == "" {
+	if c.ID == "" || c.Pseudonym == "" || c.Type == "" || c.Status == "" {
 		return portrait.Errorf(portrait.EINVALID, "put case %q: a case needs an id, a subject, a type and a status", c.ID)
 	}
 	created := c.Created
@@ -175,7 +175,7 @@ func (tx Tx) PutCase(ctx context.Context, c portrait.Case) error {
 		created = time.Now()
 	}
 	_, err := tx.exec(ctx, putCaseSQL,
-		c.ID, c.Subject, c.Type, c.Status, tx.D.Time(created), tx.D.Time(c.Deadline), tx.D.Time(c.Closed), c.Outcome, c.Reason, c.LogIndex)
+		c.ID, c.Pseudonym, c.Type, c.Status, tx.D.Time(created), tx.D.Time(c.Deadline), tx.D.Time(c.Closed), c.Outcome, c.Reason, c.LogIndex)
 	if err != nil {
 		return fmt.Errorf("put case %s: %w", c.ID, err)
 	}
@@ -233,10 +233,10 @@ func (tx Tx) AppendConsent(ctx context.Context, r portrait.ConsentRecord) error 
 	if cats == nil {
 		cats = []string{}
 	}
-	_, err := tx.exec(ctx, appendConsentSQL, r.Subject, r.Purpose, r.Status.String(), r.NoticeVersion, r.Channel, r.UserAgent, r.SealedUA, r.IP, r.Guardian,
+	_, err := tx.exec(ctx, appendConsentSQL, r.Pseudonym, r.Purpose, r.Status.String(), r.NoticeVersion, r.Channel, r.UserAgent, r.SealedUA, r.IP, r.Guardian,
 		tx.D.List(cats), tx.D.Time(r.At), r.ConsentString, r.StringType)
 	if err != nil {
-		return fmt.Errorf("append consent of %s to %s: %w", r.Subject, r.Purpose, err)
+		return fmt.Errorf("append consent of %s to %s: %w", r.Pseudonym, r.Purpose, err)
 	}
 	return tx.bump(ctx)
 }

@@ -202,7 +202,7 @@ func seed(ctx context.Context, a *app, n int, now time.Time) (int, error) {
 			}
 		}
 		t0 := now.Add(-time.Duration(rng.IntN(90*24)) * time.Hour)
-		events = append(events, ingest.Item{Event: portrait.Event{Subject: id, Type: "profile", Time: t0,
+		events = append(events, ingest.Item{Event: portrait.Event{SubjectID: id, Type: "profile", Time: t0,
 			Fields: map[string]any{"age": age, "city": demoCities[rng.IntN(len(demoCities))], "income": float64(3000 + rng.IntN(40000))}}})
 		fav := demoCategories[rng.IntN(len(demoCategories))]
 		for j, views := 0, 3+rng.IntN(25); j < views; j++ {
@@ -210,14 +210,14 @@ func seed(ctx context.Context, a *app, n int, now time.Time) (int, error) {
 			if rng.Float64() < 0.4 {
 				c = demoCategories[rng.IntN(len(demoCategories))]
 			}
-			events = append(events, ingest.Item{Event: portrait.Event{Subject: id, Type: "view",
+			events = append(events, ingest.Item{Event: portrait.Event{SubjectID: id, Type: "view",
 				Time:   now.Add(-time.Duration(rng.IntN(60*24*60)) * time.Minute),
 				Fields: map[string]any{"item": fmt.Sprintf("%s-%03d", c, rng.IntN(200)), "category": c, "price": float64(10 + rng.IntN(990)), "device": demoDevices[rng.IntN(3)]}}})
 		}
 		for j, buys := 0, rng.IntN(6); j < buys; j++ {
 			q := float64(1 + rng.IntN(3))
 			price := float64(10 + rng.IntN(500))
-			events = append(events, ingest.Item{Event: portrait.Event{Subject: id, Type: "purchase",
+			events = append(events, ingest.Item{Event: portrait.Event{SubjectID: id, Type: "purchase",
 				Time:           now.Add(-time.Duration(rng.IntN(180*24)) * time.Hour),
 				IdempotencyKey: fmt.Sprintf("order-%s-%d", id, j),
 				Fields:         map[string]any{"item": fmt.Sprintf("%s-%03d", fav, rng.IntN(200)), "category": fav, "price": price, "quantity": q, "amount": price * q}}})

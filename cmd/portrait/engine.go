@@ -354,7 +354,7 @@ func trainingData(ctx context.Context, a *app, sl, ol *catalog.Label, names []st
 	decide := func(st *policy.State, l *catalog.Label, fields []string) policy.Decision {
 		var d policy.Decision
 		for _, p := range l.Purposes {
-			if d = a.point.Decide(policy.Request{Subject: st, Purpose: p, Fields: fields, Labels: []string{l.ID}, Action: policy.Derive, Caller: caller}); d.Allow {
+			if d = a.point.Decide(policy.Request{State: st, Purpose: p, Fields: fields, Labels: []string{l.ID}, Action: policy.Derive, Caller: caller}); d.Allow {
 				break
 			}
 		}
@@ -395,7 +395,7 @@ type example struct {
 	y bool
 }
 
-func trainingRow(ctx context.Context, a *app, subj portrait.Subject, fg, og policy.Grant, outcome string, names []string) (example, bool, error) {
+func trainingRow(ctx context.Context, a *app, subj portrait.SubjectKey, fg, og policy.Grant, outcome string, names []string) (example, bool, error) {
 	c, err := a.keys.Open(subj)
 	if err != nil {
 		return example{}, false, err

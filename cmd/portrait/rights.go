@@ -54,7 +54,7 @@ func cases(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if c.Reason != "" {
 			note = c.Reason
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, c.Subject, c.Type, c.Status,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, c.Pseudonym, c.Type, c.Status,
 			c.Created.Format(time.DateTime), c.Deadline.Format(time.DateOnly), note)
 	}
 	if err := tw.Flush(); err != nil {

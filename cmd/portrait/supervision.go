@@ -136,7 +136,7 @@ func (a *app) supervisionReport(ctx context.Context, company string, noise regul
 	}
 	requests, overdue := map[string]bool{}, map[string]bool{}
 	for _, c := range cases {
-		if c.Subject == oversight.NoSubject {
+		if c.Pseudonym == oversight.NoSubject {
 			switch c.Type {
 			case oversight.TypeBreach:
 				r.Exact["breaches"]++
@@ -145,9 +145,9 @@ func (a *app) supervisionReport(ctx context.Context, company string, noise regul
 			}
 			continue
 		}
-		requests[c.Subject] = true
+		requests[c.Pseudonym] = true
 		if c.Status == rights.StatusOpen && c.Deadline.Before(now) {
-			overdue[c.Subject] = true
+			overdue[c.Pseudonym] = true
 		}
 	}
 	size, err := a.store.LogSize(ctx)
