@@ -7,6 +7,12 @@ import (
 	"github.com/portrait-dev/portrait/policy"
 )
 
+// Pseudonym is a data subject's keyed pseudonym; the raw external id
+// (Event.SubjectID) is a plain string, so the compiler tells them apart.
+// The type is declared in package policy, which keys grants by it and
+// which this package builds on.
+type Pseudonym = policy.Pseudonym
+
 // Event is one behavioural event as a caller sends it.
 type Event struct {
 	SubjectID      string         `json:"subject"`
@@ -20,7 +26,7 @@ type Event struct {
 // data key wrapped by the master key, and their id sealed with that key.
 // Destroying the row is the erasure primitive (invariant 4).
 type SubjectKey struct {
-	Pseudonym  string
+	Pseudonym  Pseudonym
 	WrappedKey []byte
 	SealedID   []byte
 	Created    time.Time
@@ -31,7 +37,7 @@ type SubjectKey struct {
 type StoredEvent struct {
 	ID        int64
 	Grant     policy.Grant
-	Pseudonym string // pseudonym
+	Pseudonym Pseudonym
 	Type      string
 	Time      time.Time
 	Idem      []byte // keyed hash of the idempotency key; nil when none was given
@@ -50,14 +56,14 @@ type ProfileValue struct {
 
 // FieldRef names one stored profile value without carrying it.
 type FieldRef struct {
-	Pseudonym string // pseudonym
+	Pseudonym Pseudonym
 	Field     string
 }
 
 // ConsentRecord is one entry in the append-only consent ledger (CN-2).
 type ConsentRecord struct {
 	Seq           int64         `json:"seq"`
-	Pseudonym     string        `json:"-"` // pseudonym
+	Pseudonym     Pseudonym     `json:"-"`
 	Purpose       string        `json:"purpose"`
 	Status        policy.Status `json:"-"`
 	NoticeVersion string        `json:"notice_version"`
@@ -90,7 +96,7 @@ type Flags struct {
 // provenance sealed with the subject's data key (CM-2, SR-1).
 type LabelValue struct {
 	Grant     policy.Grant
-	Pseudonym string // pseudonym
+	Pseudonym Pseudonym
 	Label     string
 	Version   int
 	Sealed    []byte
@@ -129,7 +135,7 @@ type APIKey struct {
 // tracked to an outcome by its deadline. It holds no personal values.
 type Case struct {
 	ID        string    `json:"id"`
-	Pseudonym string    `json:"subject"` // pseudonym
+	Pseudonym Pseudonym `json:"subject"`
 	Type      string    `json:"type"`
 	Status    string    `json:"status"` // open, fulfilled, refused
 	Created   time.Time `json:"created"`
@@ -146,7 +152,7 @@ type Case struct {
 type StoredDetermination struct {
 	Grant        policy.Grant `json:"-"`
 	ID           string       `json:"id"`
-	Pseudonym    string       `json:"subject"` // pseudonym
+	Pseudonym    Pseudonym    `json:"subject"`
 	UseCase      string       `json:"usecase"`
 	Model        string       `json:"model"`
 	ModelVersion int          `json:"model_version"`
@@ -167,7 +173,7 @@ type StoredDetermination struct {
 type Review struct {
 	ID              string    `json:"id"`
 	DeterminationID string    `json:"decision"`
-	Pseudonym       string    `json:"subject"` // pseudonym
+	Pseudonym       Pseudonym `json:"subject"`
 	UseCase         string    `json:"usecase"`
 	Kind            string    `json:"kind"` // appeal, refusal
 	Sealed          []byte    `json:"-"`    // the subject's statement, sealed
@@ -195,7 +201,7 @@ type Item struct {
 // readable only with a grant the decision point gives to the fairness
 // engine and the auditor.
 type ProtectedValue struct {
-	Pseudonym string // pseudonym
+	Pseudonym Pseudonym
 	Attribute string
 	Sealed    []byte
 }
@@ -215,10 +221,10 @@ type Store interface {
 	Generation(ctx context.Context) (int64, error)
 
 	// Subjects returns the stored subjects among pseudonyms; absent ones are missing from the map.
-	Subjects(ctx context.Context, pseudonyms []string) (map[string]SubjectKey, error)
+	Subjects(ctx context.Context, pseudonyms []Pseudonym) (map[Pseudonym]SubjectKey, error)
 	// States returns the governance state of each pseudonym; unknown
 	// subjects get a fresh state.
-	States(ctx context.Context, pseudonyms []string) (map[string]*policy.State, error)
+	States(ctx context.Context, pseudonyms []Pseudonym) (map[Pseudonym]*policy.State, error)
 	Suspensions(ctx context.Context) ([]policy.Suspension, error)
 	// ConsentHistory returns the grant's subject's consent records, with
 	// their evidence (user agent, truncated IP): a read of personal data.
@@ -256,7 +262,7 @@ type Store interface {
 
 	// Cases lists data-subject requests, of one pseudonym or ("") of all,
 	// oldest first.
-	Cases(ctx context.Context, pseudonym string) ([]Case, error)
+	Cases(ctx context.Context, pseudonym Pseudonym) ([]Case, error)
 	// Determinations returns the subject's decisions (grant for the subject).
 	Determinations(ctx context.Context, g policy.Grant) ([]StoredDetermination, error)
 	// DeterminationByID returns one decision without its sealed part; ENOTFOUND if absent.
@@ -269,7 +275,7 @@ type Store interface {
 	Protected(ctx context.Context, g policy.Grant) ([]ProtectedValue, error)
 	// Pseudonyms pages through all stored subjects in pseudonym order,
 	// for batch derivation.
-	Pseudonyms(ctx context.Context, after string, limit int) ([]string, error)
+	Pseudonyms(ctx context.Context, after Pseudonym, limit int) ([]Pseudonym, error)
 
 	// The …For methods read a page of subjects with one query each, for
 	// batch derivation and monitor runs, where a query per subject
@@ -282,16 +288,16 @@ type Store interface {
 	// same order; subjects with nothing stored are absent.
 
 	// EventsFor is Events for every grant's subject.
-	EventsFor(ctx context.Context, grants []policy.Grant, since time.Time) (map[string][]StoredEvent, error)
+	EventsFor(ctx context.Context, grants []policy.Grant, since time.Time) (map[Pseudonym][]StoredEvent, error)
 	// ProfilesFor is Profile for every grant's subject: a field is
 	// returned when one of the subject's grants covers it.
-	ProfilesFor(ctx context.Context, grants []policy.Grant) (map[string][]ProfileValue, error)
+	ProfilesFor(ctx context.Context, grants []policy.Grant) (map[Pseudonym][]ProfileValue, error)
 	// LabelsFor is Labels for every grant's subject.
-	LabelsFor(ctx context.Context, grants []policy.Grant) (map[string][]LabelValue, error)
+	LabelsFor(ctx context.Context, grants []policy.Grant) (map[Pseudonym][]LabelValue, error)
 	// DeterminationsFor is Decisions for every grant's subject.
-	DeterminationsFor(ctx context.Context, grants []policy.Grant) (map[string][]StoredDetermination, error)
+	DeterminationsFor(ctx context.Context, grants []policy.Grant) (map[Pseudonym][]StoredDetermination, error)
 	// ProtectedFor is Protected for every grant's subject.
-	ProtectedFor(ctx context.Context, grants []policy.Grant) (map[string][]ProtectedValue, error)
+	ProtectedFor(ctx context.Context, grants []policy.Grant) (map[Pseudonym][]ProtectedValue, error)
 
 	Close() error
 }
@@ -311,12 +317,12 @@ type Tx interface {
 	// grant must allow Sweep, Correct or Erase and cover each field.
 	DeleteProfile(ctx context.Context, g policy.Grant, fields []string) error
 	PutLabels(ctx context.Context, values []LabelValue) error
-	DeleteLabels(ctx context.Context, pseudonym string, labels []string) error
+	DeleteLabels(ctx context.Context, pseudonym Pseudonym, labels []string) error
 
 	AppendConsent(ctx context.Context, r ConsentRecord) error
-	SetFlags(ctx context.Context, pseudonym string, f Flags) error
-	Suppress(ctx context.Context, pseudonym, label string, deleted bool) error
-	Unsuppress(ctx context.Context, pseudonym, label string) error
+	SetFlags(ctx context.Context, pseudonym Pseudonym, f Flags) error
+	Suppress(ctx context.Context, pseudonym Pseudonym, label string, deleted bool) error
+	Unsuppress(ctx context.Context, pseudonym Pseudonym, label string) error
 	Suspend(ctx context.Context, s policy.Suspension) error
 	Lift(ctx context.Context, kind, id string) error
 
@@ -363,13 +369,13 @@ type Tx interface {
 	// States reads subjects' governance states inside the transaction, so
 	// that a decision made under its lock sees every change committed
 	// before it or made earlier in it.
-	States(ctx context.Context, pseudonyms []string) (map[string]*policy.State, error)
+	States(ctx context.Context, pseudonyms []Pseudonym) (map[Pseudonym]*policy.State, error)
 	// Subjects reads stored subjects inside the transaction. A writer that
 	// decides again under the transaction's lock reads keys here, never
 	// through the Store: on a pool of connections, a read through the
 	// Store from inside a transaction that holds the governance lock can
 	// wait for ever on a connection whose transaction waits on that lock.
-	Subjects(ctx context.Context, pseudonyms []string) (map[string]SubjectKey, error)
+	Subjects(ctx context.Context, pseudonyms []Pseudonym) (map[Pseudonym]SubjectKey, error)
 	// CloseReview stores r's outcome (status, reviewer, outcome, reason,
 	// closed) only if the stored review is still open, checked in this
 	// transaction, so that of two concurrent outcomes exactly one wins; the

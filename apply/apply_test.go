@@ -135,7 +135,7 @@ func (e *env) setLabel(id string, v label.Value) {
 	if !d.Allow {
 		e.t.Fatalf("derive %s: %v", v.Label, d.Err())
 	}
-	subs, _ := e.store.Subjects(ctx, []string{p})
+	subs, _ := e.store.Subjects(ctx, []portrait.Pseudonym{p})
 	c, err := e.keys.Open(subs[p])
 	if err != nil {
 		e.t.Fatal(err)
@@ -143,7 +143,7 @@ func (e *env) setLabel(id string, v label.Value) {
 	b, _ := json.Marshal(v)
 	err = e.store.Update(ctx, func(tx portrait.Tx) error {
 		return tx.PutLabels(ctx, []portrait.LabelValue{{Grant: d.Grant, Pseudonym: p, Label: v.Label, Version: 1,
-			Sealed: c.Seal(b, []byte(p+"/label/"+v.Label)), Computed: time.Now()}})
+			Sealed: c.Seal(b, keys.LabelAD(p, v.Label)), Computed: time.Now()}})
 	})
 	if err != nil {
 		e.t.Fatal(err)
@@ -347,7 +347,7 @@ func population(t testing.TB, e *env) {
 
 func setDial(t *testing.T, e *env, p string, level int, objectProfiling bool) {
 	t.Helper()
-	if err := e.ledger.SetFlags(ctx, operator, p, portrait.Flags{Personalization: level, ObjectProfiling: objectProfiling}, consent.KindPersonalization); err != nil {
+	if err := e.ledger.SetFlags(ctx, operator, portrait.Pseudonym(p), portrait.Flags{Personalization: level, ObjectProfiling: objectProfiling}, consent.KindPersonalization); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -415,7 +415,7 @@ func TestRecommend(t *testing.T) {
 		object bool
 		why    string
 	}{{"dial 0", 0, false, "LP-4"}, {"objection", 100, true, "SR-7"}} {
-		setDial(t, e, alice, tc.level, tc.object)
+		setDial(t, e, string(alice), tc.level, tc.object)
 		r, err = e.svc.Recommend(ctx, operator, alice, "home_feed", 10)
 		if err != nil {
 			t.Fatal(err)
@@ -431,7 +431,7 @@ func TestRecommend(t *testing.T) {
 		checkDiversity(t, r.Items)
 	}
 	// LP-5: a dial between none and full is applied as such.
-	setDial(t, e, alice, 40, false)
+	setDial(t, e, string(alice), 40, false)
 	if r, err = e.svc.Recommend(ctx, operator, alice, "home_feed", 10); err != nil || r.Personalization != 40 {
 		t.Fatalf("dial 40: %+v %v", r, err)
 	}
@@ -469,7 +469,7 @@ func checkDiversity(t *testing.T, items []apply.Recommended) {
 	}
 }
 
-func assertLogged(t *testing.T, e *env, p string, r apply.Recommendation) {
+func assertLogged(t *testing.T, e *env, p portrait.Pseudonym, r apply.Recommendation) {
 	t.Helper()
 	entries, err := e.store.LogEntries(ctx, r.LogIndex, r.LogIndex+1)
 	if err != nil || len(entries) != 1 {
@@ -477,7 +477,7 @@ func assertLogged(t *testing.T, e *env, p string, r apply.Recommendation) {
 	}
 	var rec audit.Record
 	json.Unmarshal(entries[0].Data, &rec)
-	if rec.Kind != "recommendation" || rec.Subject != p || rec.Action != "home_feed" || rec.Digest == "" {
+	if rec.Kind != "recommendation" || rec.Pseudonym != p || rec.Action != "home_feed" || rec.Digest == "" {
 		t.Errorf("audit record: %+v", rec)
 	}
 	if strings.Contains(string(entries[0].Data), r.Items[0].ID) {
@@ -514,7 +514,7 @@ func profileEvent(id string, age, income float64) portrait.Event {
 
 // ready makes credit_limit runnable for id: assessed, consent given, the
 // notice shown, a profile stored.
-func ready(t *testing.T, e *env, id string, age, income float64) string {
+func ready(t *testing.T, e *env, id string, age, income float64) portrait.Pseudonym {
 	t.Helper()
 	if _, ok := e.svc.Assessment("credit_limit"); !ok {
 		if _, err := e.svc.Assess(ctx, admin, "credit_limit", demo.Answers()); err != nil {
@@ -533,7 +533,7 @@ func ready(t *testing.T, e *env, id string, age, income float64) string {
 func TestDecide(t *testing.T) {
 	e := newEnv(t)
 	dave := ready(t, e, "dave", 30, 10000)
-	d, err := e.svc.Determine(ctx, operator, dave, "credit_limit")
+	d, err := e.svc.Determine(ctx, operator, portrait.Pseudonym(dave), "credit_limit")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -597,16 +597,16 @@ func TestDecide(t *testing.T) {
 	e.svc.ShowNotice(ctx, operator, fred, "credit_limit")
 	_, err = e.svc.Determine(ctx, operator, fred, "credit_limit")
 	wantErr(t, err, portrait.EINVALID, "", "no income")
-	if _, err := e.svc.Determine(ctx, operator, dave, "home_feed"); portrait.ErrorCode(err) != portrait.EINVALID {
+	if _, err := e.svc.Determine(ctx, operator, portrait.Pseudonym(dave), "home_feed"); portrait.ErrorCode(err) != portrait.EINVALID {
 		t.Errorf("a recommender used as a decision: %v", err)
 	}
 
 	// AD-2: a standing refusal of automated processing sends the next
 	// decision to a human, with no automated outcome given.
-	if err := e.svc.RefuseAutomation(ctx, policy.Caller{Role: policy.Subject, Pseudonym: dave}, dave, "credit_limit", true); err != nil {
+	if err := e.svc.RefuseAutomation(ctx, policy.Caller{Role: policy.Subject, Pseudonym: portrait.Pseudonym(dave)}, portrait.Pseudonym(dave), "credit_limit", true); err != nil {
 		t.Fatal(err)
 	}
-	d2, err := e.svc.Determine(ctx, operator, dave, "credit_limit")
+	d2, err := e.svc.Determine(ctx, operator, portrait.Pseudonym(dave), "credit_limit")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -618,12 +618,12 @@ func TestDecide(t *testing.T) {
 		t.Fatalf("review queue: %+v", open)
 	}
 	// Withdrawing the refusal restores automated decisions.
-	e.svc.RefuseAutomation(ctx, policy.Caller{Role: policy.Subject, Pseudonym: dave}, dave, "credit_limit", false)
-	if d3, err := e.svc.Determine(ctx, operator, dave, "credit_limit"); err != nil || d3.Status != apply.StatusAutomated {
+	e.svc.RefuseAutomation(ctx, policy.Caller{Role: policy.Subject, Pseudonym: portrait.Pseudonym(dave)}, portrait.Pseudonym(dave), "credit_limit", false)
+	if d3, err := e.svc.Determine(ctx, operator, portrait.Pseudonym(dave), "credit_limit"); err != nil || d3.Status != apply.StatusAutomated {
 		t.Fatalf("after withdrawing the refusal: %+v %v", d3, err)
 	}
 	// Another subject cannot set dave's choices.
-	if err := e.svc.RefuseAutomation(ctx, policy.Caller{Role: policy.Subject, Pseudonym: erin}, dave, "credit_limit", true); portrait.ErrorCode(err) != portrait.EFORBIDDEN {
+	if err := e.svc.RefuseAutomation(ctx, policy.Caller{Role: policy.Subject, Pseudonym: erin}, portrait.Pseudonym(dave), "credit_limit", true); portrait.ErrorCode(err) != portrait.EFORBIDDEN {
 		t.Errorf("erin set dave's refusal: %v", err)
 	}
 }

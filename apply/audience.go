@@ -88,7 +88,7 @@ type Result struct {
 	Counts   map[string]int `json:"counts,omitempty"` // by group: segment index or RFM class
 	// Groups describes each segment in Counts.
 	Groups     map[string]catalog.Text `json:"groups,omitempty"`
-	Pseudonyms []string                `json:"pseudonyms,omitempty"`
+	Pseudonyms []portrait.Pseudonym    `json:"pseudonyms,omitempty"`
 	Subjects   []string                `json:"subjects,omitempty"`
 	LogIndex   int64                   `json:"log_index"`
 }
@@ -244,7 +244,7 @@ func referenced(a *ast.AST) ([]string, error) {
 type Table struct {
 	labels     []string
 	col        map[string]int
-	Pseudonyms []string
+	Pseudonyms []portrait.Pseudonym
 	States     []*policy.State
 	cells      [][]ref.Val // per label, per subject; nil when absent
 	groups     [][]string  // per label, per subject: segment index or RFM class
@@ -266,7 +266,7 @@ func (t *Table) Len() int { return len(t.Pseudonyms) }
 
 // Add appends a subject with its governance state and label values (those
 // of the table's labels that it has).
-func (t *Table) Add(pseudonym string, st *policy.State, values map[string]derive.Stored) {
+func (t *Table) Add(pseudonym portrait.Pseudonym, st *policy.State, values map[string]derive.Stored) {
 	t.Pseudonyms = append(t.Pseudonyms, pseudonym)
 	t.States = append(t.States, st)
 	for i, id := range t.labels {
@@ -558,7 +558,7 @@ func (x *Expr) result(t *Table, members []int, excluded int) Result {
 			}
 		}
 	default:
-		res.Pseudonyms = make([]string, len(members))
+		res.Pseudonyms = make([]portrait.Pseudonym, len(members))
 		for k, i := range members {
 			res.Pseudonyms[k] = t.Pseudonyms[i]
 		}
@@ -606,10 +606,10 @@ func (a *Audiences) Materialize(ctx context.Context, caller policy.Caller, r Req
 		}
 	}
 	t := NewTable(x.Labels)
-	subjects := map[string]portrait.SubjectKey{}
+	subjects := map[portrait.Pseudonym]portrait.SubjectKey{}
 	excluded := 0
 	req := policy.Request{Purpose: x.Purpose, Labels: x.Labels, Action: policy.Use, Caller: caller}
-	for after := ""; ; {
+	for after := portrait.Pseudonym(""); ; {
 		page, err := a.store.Pseudonyms(ctx, after, a.PageSize)
 		if err != nil {
 			return Result{}, fmt.Errorf("audience: list subjects: %w", err)

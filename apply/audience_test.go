@@ -151,14 +151,14 @@ func TestAudienceExclusions(t *testing.T) {
 	e := newAudienceEnv(t)
 	ctx := context.Background()
 	e.populate(t, "ann", "ben", "cat", "dov", "eve", "fox")
-	ps := func(id string) string { return e.keys.Pseudonym(id) }
-	if err := e.ledger.SetFlags(ctx, audienceOperator, ps("ben"), portrait.Flags{Restricted: true, Personalization: 100}, consent.KindRestriction); err != nil {
+	ps := func(id string) portrait.Pseudonym { return e.keys.Pseudonym(id) }
+	if err := e.ledger.SetFlags(ctx, audienceOperator, portrait.Pseudonym(ps("ben")), portrait.Flags{Restricted: true, Personalization: 100}, consent.KindRestriction); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.ledger.SetFlags(ctx, audienceOperator, ps("cat"), portrait.Flags{ObjectProfiling: true, Personalization: 100}, consent.KindObjection); err != nil {
+	if err := e.ledger.SetFlags(ctx, audienceOperator, portrait.Pseudonym(ps("cat")), portrait.Flags{ObjectProfiling: true, Personalization: 100}, consent.KindObjection); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.ledger.Suppress(ctx, audienceOperator, ps("dov"), "sports_fan", false); err != nil {
+	if err := e.ledger.Suppress(ctx, audienceOperator, portrait.Pseudonym(ps("dov")), "sports_fan", false); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.ledger.Record(ctx, audienceOperator, consent.ByID("eve"), consent.Change{Purpose: "personalization", Status: policy.Withdrawn}); err != nil {
@@ -169,7 +169,7 @@ func TestAudienceExclusions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{ps("ann"), ps("fox")}
+	want := []portrait.Pseudonym{ps("ann"), ps("fox")}
 	slices.Sort(want)
 	got := slices.Clone(res.Pseudonyms)
 	slices.Sort(got)
@@ -199,7 +199,7 @@ func TestAudienceExclusions(t *testing.T) {
 			t.Errorf("audit record %s lacks %s", data, s)
 		}
 	}
-	if strings.Contains(data, ps("ann")) {
+	if strings.Contains(data, string(ps("ann"))) {
 		t.Errorf("audit record names a member: %s", data)
 	}
 }
@@ -268,7 +268,7 @@ func BenchmarkAudience1M(b *testing.B) {
 	t := apply.NewTable(x.Labels)
 	for i := range n {
 		rfm := &label.RFMScore{R: i % 5, F: i % 4, M: i % 3, Class: classes[i%len(classes)]}
-		t.Add(fmt.Sprint(i), states[i%len(states)*(i%10/9)], map[string]derive.Stored{
+		t.Add(portrait.Pseudonym(fmt.Sprint(i)), states[i%len(states)*(i%10/9)], map[string]derive.Stored{
 			"sports_fan": {Value: label.Value{Label: "sports_fan", Kind: "rule", Bool: i%2 == 0}},
 			"rfm":        {Value: label.Value{Label: "rfm", Kind: "rfm"}, RFM: rfm},
 		})

@@ -79,7 +79,7 @@ func newID(prefix string) string {
 }
 
 // decisionAD binds a sealed decision detail to its subject and id.
-func decisionAD(p, id string) []byte { return keys.DecisionAD(p, id) }
+func decisionAD(p portrait.Pseudonym, id string) []byte { return keys.DecisionAD(p, id) }
 
 // OpenDecision opens the sealed detail of a stored decision.
 func OpenDecision(c *keys.Cipher, d portrait.StoredDetermination) (Detail, error) {
@@ -103,7 +103,7 @@ func OpenDecision(c *keys.Cipher, d portrait.StoredDetermination) (Detail, error
 // (invariant 3). A subject who refused automated decisions for the
 // use-case gets a human instead: the record is pending_review with a
 // review case opened, and the answer holds no automated outcome (AD-2).
-func (s *Service) Determine(ctx context.Context, caller policy.Caller, pseudonym, usecase string) (Determination, error) {
+func (s *Service) Determine(ctx context.Context, caller policy.Caller, pseudonym portrait.Pseudonym, usecase string) (Determination, error) {
 	if caller.Role != policy.Admin && caller.Role != policy.Operator && caller.Role != policy.System {
 		return Determination{}, portrait.Errorf(portrait.EFORBIDDEN, "role %q may not request decisions", caller.Role)
 	}
@@ -136,7 +136,7 @@ func (s *Service) Determine(ctx context.Context, caller policy.Caller, pseudonym
 		features = append(features, f)
 	}
 	slices.Sort(features)
-	subs, err := s.store.Subjects(ctx, []string{pseudonym})
+	subs, err := s.store.Subjects(ctx, []portrait.Pseudonym{pseudonym})
 	if err != nil {
 		return Determination{}, failClosed("read subject", err)
 	}
@@ -180,7 +180,7 @@ func (s *Service) Determine(ctx context.Context, caller policy.Caller, pseudonym
 // record stores an automated decision with its sealed detail and audit
 // record in one transaction (invariant 3), or, when the subject refused
 // automated decisions for the use-case, a pending review instead (AD-2).
-func (s *Service) record(ctx context.Context, caller policy.Caller, uc *catalog.UseCase, lbl *catalog.Label, pseudonym string,
+func (s *Service) record(ctx context.Context, caller policy.Caller, uc *catalog.UseCase, lbl *catalog.Label, pseudonym portrait.Pseudonym,
 	c *keys.Cipher, g policy.Grant, features []string, score float64, outcome bool, detail Detail) (Determination, error) {
 	values := detail.Features
 	refused, err := s.marked(ctx, markRefusal, pseudonym, uc.ID)
@@ -208,7 +208,7 @@ func (s *Service) record(ctx context.Context, caller policy.Caller, uc *catalog.
 		d.Outcome, d.Score = &outcome, &score
 	}
 	allow := true
-	logRec := audit.Record{Kind: "decision", Time: now, Actor: actor(caller), Subject: pseudonym, Purpose: uc.Purposes[0],
+	logRec := audit.Record{Kind: "decision", Time: now, Actor: actor(caller), Pseudonym: pseudonym, Purpose: uc.Purposes[0],
 		Action: uc.ID, Allow: &allow, Digest: d.InputHash,
 		Detail: map[string]any{"id": d.ID, "usecase": uc.ID, "model": lbl.ID, "model_version": lbl.Version, "status": rec.Status, "features": features}}
 	err = s.store.Update(ctx, func(tx portrait.Tx) error {

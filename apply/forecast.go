@@ -17,8 +17,8 @@ import (
 // version. It reads nothing but that label, through a Use grant for the
 // use-case's purpose naming it (LP-3, CN-4), and is recorded, explained
 // and appealable like every decision (AD-2, AD-4).
-func (s *Service) decideForecast(ctx context.Context, caller policy.Caller, st *policy.State, uc *catalog.UseCase, lbl *catalog.Label, pseudonym string) (Determination, error) {
-	subs, err := s.store.Subjects(ctx, []string{pseudonym})
+func (s *Service) decideForecast(ctx context.Context, caller policy.Caller, st *policy.State, uc *catalog.UseCase, lbl *catalog.Label, pseudonym portrait.Pseudonym) (Determination, error) {
+	subs, err := s.store.Subjects(ctx, []portrait.Pseudonym{pseudonym})
 	if err != nil {
 		return Determination{}, failClosed("read subject", err)
 	}

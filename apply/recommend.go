@@ -325,7 +325,7 @@ func (s *Service) read(ctx context.Context, g policy.Grant, c *keys.Cipher, item
 
 // openLabel opens a stored label value as package derive seals it: the
 // JSON of label.Value under pseudonym + "/label/" + label.
-func openLabel(c *keys.Cipher, p string, lv portrait.LabelValue) (label.Value, error) {
+func openLabel(c *keys.Cipher, p portrait.Pseudonym, lv portrait.LabelValue) (label.Value, error) {
 	b, err := c.Open(lv.Sealed, keys.LabelAD(p, lv.Label))
 	if err != nil {
 		return label.Value{}, fmt.Errorf("open label %s of %s: %w", lv.Label, p, err)
@@ -366,7 +366,7 @@ func (s *Service) Learn(ctx context.Context, purpose string, labels []string) (*
 	total := map[string]float64{}
 	sys := policy.Caller{Role: policy.System, ID: "apply.learn"}
 	fields := []string{s.opts.ItemField, s.opts.CategoryField}
-	after := ""
+	var after portrait.Pseudonym
 	for {
 		page, err := s.store.Pseudonyms(ctx, after, 500)
 		if err != nil {
@@ -639,7 +639,7 @@ func uniq(s []string) []string {
 // no basis for the purpose; a deselected, deleted or suspended label is
 // never read. Every answer is recorded in the audit log before it is
 // returned (invariant 3).
-func (s *Service) Recommend(ctx context.Context, caller policy.Caller, pseudonym, usecase string, n int) (Recommendation, error) {
+func (s *Service) Recommend(ctx context.Context, caller policy.Caller, pseudonym portrait.Pseudonym, usecase string, n int) (Recommendation, error) {
 	if n < 1 || n > MaxItems {
 		return Recommendation{}, portrait.Errorf(portrait.EINVALID, "n = %d is out of range: ask for 1 to %d items", n, MaxItems)
 	}
@@ -677,7 +677,7 @@ func (s *Service) Recommend(ctx context.Context, caller policy.Caller, pseudonym
 				}
 			}
 		}
-		subs, err := s.store.Subjects(ctx, []string{pseudonym})
+		subs, err := s.store.Subjects(ctx, []portrait.Pseudonym{pseudonym})
 		if err != nil {
 			return Recommendation{}, failClosed("read subject", err)
 		}
@@ -724,7 +724,7 @@ func (s *Service) Recommend(ctx context.Context, caller policy.Caller, pseudonym
 	}
 	slices.Sort(out.LabelsUsed)
 	allow := true
-	rec := audit.Record{Kind: "recommendation", Time: s.now(), Actor: actor(caller), Subject: pseudonym, Purpose: purpose,
+	rec := audit.Record{Kind: "recommendation", Time: s.now(), Actor: actor(caller), Pseudonym: pseudonym, Purpose: purpose,
 		Action: uc.ID, Allow: &allow, Digest: digest(ids),
 		Detail: map[string]any{"usecase": uc.ID, "n": len(ids), "personalization": out.Personalization, "labels_used": out.LabelsUsed}}
 	err = s.store.Update(ctx, func(tx portrait.Tx) error {

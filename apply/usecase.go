@@ -49,7 +49,7 @@ type Options struct {
 	// Observe, if set, is told every recommendation answer — use-case,
 	// subject, item ids and their first categories — so that diversity
 	// can be measured per recommender and per subject (FB-1, FB-2).
-	Observe func(usecase, pseudonym string, items, categories []string)
+	Observe func(usecase string, pseudonym portrait.Pseudonym, items, categories []string)
 	// ItemField and CategoryField name the event fields that carry the
 	// item id and its category (default "item" and "category").
 	ItemField, CategoryField string
@@ -153,7 +153,7 @@ func (s *Service) now() time.Time { return s.opts.Now().UTC().Truncate(time.Micr
 
 func actor(c policy.Caller) string {
 	if c.Role == policy.Subject {
-		return "subject:" + c.Pseudonym
+		return "subject:" + string(c.Pseudonym)
 	}
 	return string(c.Role) + ":" + c.ID
 }
@@ -329,8 +329,8 @@ type marks struct {
 
 // marked reports whether the newest mark of kind for subject and use-case
 // is set, reading log entries it has not seen yet.
-func (s *Service) marked(ctx context.Context, kind, subject, usecase string) (bool, error) {
-	k := markKey{kind, subject, usecase}
+func (s *Service) marked(ctx context.Context, kind string, subject portrait.Pseudonym, usecase string) (bool, error) {
+	k := markKey{kind, string(subject), usecase}
 	s.marks.mu.Lock()
 	defer s.marks.mu.Unlock()
 	size, err := s.store.LogSize(ctx)
@@ -351,7 +351,7 @@ func (s *Service) marked(ctx context.Context, kind, subject, usecase string) (bo
 			r := e.Record
 			uc, _ := r.Detail["usecase"].(string)
 			kk, _ := r.Detail["mark"].(string)
-			s.marks.set[markKey{kk, r.Subject, uc}] = r.Action == "set"
+			s.marks.set[markKey{kk, string(r.Pseudonym), uc}] = r.Action == "set"
 		}
 		s.marks.scanned = size
 	}
@@ -359,7 +359,7 @@ func (s *Service) marked(ctx context.Context, kind, subject, usecase string) (bo
 }
 
 // setMark records a mark in the audit log.
-func (s *Service) setMark(ctx context.Context, caller policy.Caller, kind, subject, usecase string, on bool, extra map[string]any) (int64, error) {
+func (s *Service) setMark(ctx context.Context, caller policy.Caller, kind string, subject portrait.Pseudonym, usecase string, on bool, extra map[string]any) (int64, error) {
 	action := "clear"
 	if on {
 		action = "set"
@@ -368,7 +368,7 @@ func (s *Service) setMark(ctx context.Context, caller policy.Caller, kind, subje
 	for k, v := range extra {
 		d[k] = v
 	}
-	rec := audit.Record{Kind: "mark", Time: s.now(), Actor: actor(caller), Subject: subject, Action: action, Detail: d}
+	rec := audit.Record{Kind: "mark", Time: s.now(), Actor: actor(caller), Pseudonym: subject, Action: action, Detail: d}
 	var idx int64
 	err := s.store.Update(ctx, func(tx portrait.Tx) error {
 		var err error
@@ -382,7 +382,7 @@ func (s *Service) setMark(ctx context.Context, caller policy.Caller, kind, subje
 }
 
 // subjectFor checks that caller may act for pseudonym and that it is stored.
-func (s *Service) subjectFor(ctx context.Context, caller policy.Caller, pseudonym string) error {
+func (s *Service) subjectFor(ctx context.Context, caller policy.Caller, pseudonym portrait.Pseudonym) error {
 	switch caller.Role {
 	case policy.Subject:
 		if caller.Pseudonym != pseudonym {
@@ -392,7 +392,7 @@ func (s *Service) subjectFor(ctx context.Context, caller policy.Caller, pseudony
 	default:
 		return &portrait.Error{Code: portrait.EFORBIDDEN, Requirement: "CM-5", Message: fmt.Sprintf("role %q may not act for a subject; use an operator key", caller.Role)}
 	}
-	got, err := s.store.Subjects(ctx, []string{pseudonym})
+	got, err := s.store.Subjects(ctx, []portrait.Pseudonym{pseudonym})
 	if err != nil {
 		return failClosed("look up subject", err)
 	}
@@ -413,7 +413,7 @@ type Notice struct {
 // ShowNotice records that the use-case's pre-use notice was shown to the
 // subject (CN-11) and returns it. The notice text is the use-case's
 // declared notice, or else its purposes' notices.
-func (s *Service) ShowNotice(ctx context.Context, caller policy.Caller, pseudonym, usecase string) (Notice, error) {
+func (s *Service) ShowNotice(ctx context.Context, caller policy.Caller, pseudonym portrait.Pseudonym, usecase string) (Notice, error) {
 	cat := s.point.Catalog()
 	uc := cat.UseCase(usecase)
 	if uc == nil {
@@ -450,7 +450,7 @@ func noticeText(cat *catalog.Catalog, uc *catalog.UseCase) catalog.Text {
 // RefuseAutomation records (refused true) or withdraws the subject's
 // standing refusal of purely automated decisions for a use-case; while it
 // stands, decisions go to a human (AD-2).
-func (s *Service) RefuseAutomation(ctx context.Context, caller policy.Caller, pseudonym, usecase string, refused bool) error {
+func (s *Service) RefuseAutomation(ctx context.Context, caller policy.Caller, pseudonym portrait.Pseudonym, usecase string, refused bool) error {
 	uc := s.point.Catalog().UseCase(usecase)
 	if uc == nil || uc.Kind != KindDecision {
 		return portrait.Errorf(portrait.ENOTFOUND, "%q is not a declared decision use-case", usecase)

@@ -25,7 +25,7 @@ func appendRecord(b []byte, rec *Record) ([]byte, error) {
 	b = append(b, `,"time":"`...)
 	b = rec.Time.AppendFormat(b, time.RFC3339Nano)
 	b = append(b, '"')
-	for _, f := range [...]struct{ name, v string }{{"actor", rec.Actor}, {"subject", rec.Subject}, {"purpose", rec.Purpose}, {"action", rec.Action}} {
+	for _, f := range [...]struct{ name, v string }{{"actor", rec.Actor}, {"subject", string(rec.Pseudonym)}, {"purpose", rec.Purpose}, {"action", rec.Action}} {
 		if f.v != "" {
 			b = append(b, ',', '"')
 			b = append(b, f.name...)

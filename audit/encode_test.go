@@ -15,7 +15,7 @@ func TestAppendRecordMatchesJSON(t *testing.T) {
 	recs := []Record{
 		{Kind: "decision", Time: time.Date(2025, 1, 2, 3, 4, 5, 6, time.UTC)},
 		testRecord(7),
-		{Kind: "k<&>\"\\\n\t\x01\b\f\r", Time: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC), Actor: "a\u2028b\u2029c", Subject: "bad\xffutf8 中文",
+		{Kind: "k<&>\"\\\n\t\x01\b\f\r", Time: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC), Actor: "a\u2028b\u2029c", Pseudonym: "bad\xffutf8 中文",
 			Purpose: "p", Action: "x", Allow: &yes, Codes: []string{"CN-4", "<b>"}, Digest: "ab",
 			Detail: map[string]any{
 				"z": nil, "s": "x", "b": true, "i": -3, "i64": int64(1) << 60, "f": 0.1, "tiny": 1e-9, "huge": 1e22, "neg": -2.5e-7, "zero": 0.0,

@@ -38,16 +38,16 @@ func newTestLog(tb testing.TB, key string) *Log {
 func testRecord(i int) Record {
 	allow := i%2 == 0
 	return Record{
-		Kind:    "decision",
-		Time:    time.Date(2025, 1, 2, 3, 4, 5, i, time.UTC),
-		Actor:   "service:k1",
-		Subject: fmt.Sprintf("ps_%06d", i),
-		Purpose: "personalization",
-		Action:  "recommend",
-		Allow:   &allow,
-		Codes:   []string{"CN-4"},
-		Digest:  fmt.Sprintf("%064x", i),
-		Detail:  map[string]any{"fields": 3, "label": "sports_fan"},
+		Kind:      "decision",
+		Time:      time.Date(2025, 1, 2, 3, 4, 5, i, time.UTC),
+		Actor:     "service:k1",
+		Pseudonym: portrait.Pseudonym(fmt.Sprintf("ps_%06d", i)),
+		Purpose:   "personalization",
+		Action:    "recommend",
+		Allow:     &allow,
+		Codes:     []string{"CN-4"},
+		Digest:    fmt.Sprintf("%064x", i),
+		Detail:    map[string]any{"fields": 3, "label": "sports_fan"},
 	}
 }
 

@@ -14,16 +14,16 @@ import (
 // Record is one audit-log entry. It never holds personal data: subjects
 // appear as keyed pseudonyms and payloads as hashes (invariant 4).
 type Record struct {
-	Kind    string         `json:"kind"` // decision, consent, suspension, ingest, erasure, audience, …
-	Time    time.Time      `json:"time"`
-	Actor   string         `json:"actor,omitempty"`   // role:key-id, never a name
-	Subject string         `json:"subject,omitempty"` // pseudonym
-	Purpose string         `json:"purpose,omitempty"`
-	Action  string         `json:"action,omitempty"`
-	Allow   *bool          `json:"allow,omitempty"`
-	Codes   []string       `json:"codes,omitempty"`  // reason codes and requirement ids
-	Digest  string         `json:"digest,omitempty"` // hex SHA-256 of a payload kept elsewhere
-	Detail  map[string]any `json:"detail,omitempty"` // counts, declaration ids: nothing personal
+	Kind      string             `json:"kind"` // decision, consent, suspension, ingest, erasure, audience, …
+	Time      time.Time          `json:"time"`
+	Actor     string             `json:"actor,omitempty"` // role:key-id, never a name
+	Pseudonym portrait.Pseudonym `json:"subject,omitempty"`
+	Purpose   string             `json:"purpose,omitempty"`
+	Action    string             `json:"action,omitempty"`
+	Allow     *bool              `json:"allow,omitempty"`
+	Codes     []string           `json:"codes,omitempty"`  // reason codes and requirement ids
+	Digest    string             `json:"digest,omitempty"` // hex SHA-256 of a payload kept elsewhere
+	Detail    map[string]any     `json:"detail,omitempty"` // counts, declaration ids: nothing personal
 }
 
 // Writer is what appending needs from a store transaction; portrait.Tx

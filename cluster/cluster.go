@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	portrait "github.com/portrait-dev/portrait"
 	"hash/fnv"
 	"log/slog"
 	mrand "math/rand/v2"
@@ -21,8 +22,8 @@ import (
 const Buckets = 64
 
 // Bucket is the bucket of a subject, from its pseudonym.
-func Bucket(pseudonym string) int {
-	if b, err := hex.DecodeString(pseudonym[:min(4, len(pseudonym))]); err == nil && len(b) == 2 {
+func Bucket(pseudonym portrait.Pseudonym) int {
+	if b, err := hex.DecodeString(string(pseudonym[:min(4, len(pseudonym))])); err == nil && len(b) == 2 {
 		return (int(b[0])<<8 | int(b[1])) % Buckets
 	}
 	h := fnv.New32a()

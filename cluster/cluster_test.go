@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	portrait "github.com/portrait-dev/portrait"
 	"slices"
 	"testing"
 	"time"
@@ -43,7 +44,7 @@ func TestOwnerMovesOnlyTheLeaversBuckets(t *testing.T) {
 
 func TestBucket(t *testing.T) {
 	for _, tc := range []struct {
-		pseudonym string
+		pseudonym portrait.Pseudonym
 		want      int
 	}{
 		{"0000aa", 0},

@@ -40,8 +40,8 @@ func (l *Ledger) change(ctx context.Context, op string, rec audit.Record, write 
 
 // stored refuses pseudonyms the store does not hold: choices are recorded
 // only for known subjects.
-func (l *Ledger) stored(ctx context.Context, pseudonym string) error {
-	got, err := l.store.Subjects(ctx, []string{pseudonym})
+func (l *Ledger) stored(ctx context.Context, pseudonym portrait.Pseudonym) error {
+	got, err := l.store.Subjects(ctx, []portrait.Pseudonym{pseudonym})
 	if err != nil {
 		return failClosed("look up subject", err)
 	}
@@ -65,7 +65,7 @@ func digestJSON(v any) string {
 // again from the log (invariant 8). The minors flag and the dial are not
 // logged: the first is derived from a birth date, and neither is a right
 // a restore must re-apply.
-func (l *Ledger) SetFlags(ctx context.Context, caller policy.Caller, pseudonym string, f portrait.Flags, kind string) error {
+func (l *Ledger) SetFlags(ctx context.Context, caller policy.Caller, pseudonym portrait.Pseudonym, f portrait.Flags, kind string) error {
 	if err := authorize(caller, pseudonym); err != nil {
 		return err
 	}
@@ -82,7 +82,7 @@ func (l *Ledger) SetFlags(ctx context.Context, caller policy.Caller, pseudonym s
 	if err := l.stored(ctx, pseudonym); err != nil {
 		return err
 	}
-	rec := audit.Record{Kind: "flags", Time: l.now(), Actor: actor(caller), Subject: pseudonym, Action: kind, Digest: digestJSON(f)}
+	rec := audit.Record{Kind: "flags", Time: l.now(), Actor: actor(caller), Pseudonym: pseudonym, Action: kind, Digest: digestJSON(f)}
 	if kind == KindRestriction || kind == KindObjection {
 		rec.Detail = map[string]any{"restricted": f.Restricted, "object_profiling": f.ObjectProfiling, "object_marketing": f.ObjectMarketing}
 	}
@@ -94,7 +94,7 @@ func (l *Ledger) SetFlags(ctx context.Context, caller policy.Caller, pseudonym s
 // Suppress deselects (deleted false) or deletes (deleted true) one of the
 // subject's labels: the next request no longer uses it, and a deleted label
 // is not derived again until restored (LP-3).
-func (l *Ledger) Suppress(ctx context.Context, caller policy.Caller, pseudonym, label string, deleted bool) error {
+func (l *Ledger) Suppress(ctx context.Context, caller policy.Caller, pseudonym portrait.Pseudonym, label string, deleted bool) error {
 	if err := authorize(caller, pseudonym); err != nil {
 		return err
 	}
@@ -108,7 +108,7 @@ func (l *Ledger) Suppress(ctx context.Context, caller policy.Caller, pseudonym, 
 	if deleted {
 		action = "delete"
 	}
-	rec := audit.Record{Kind: "suppression", Time: l.now(), Actor: actor(caller), Subject: pseudonym, Action: action,
+	rec := audit.Record{Kind: "suppression", Time: l.now(), Actor: actor(caller), Pseudonym: pseudonym, Action: action,
 		Detail: map[string]any{"label": label}}
 	return l.change(ctx, action+" label", rec, func(tx portrait.Tx) error {
 		if err := tx.Suppress(ctx, pseudonym, label, deleted); err != nil {
@@ -122,14 +122,14 @@ func (l *Ledger) Suppress(ctx context.Context, caller policy.Caller, pseudonym, 
 }
 
 // Unsuppress restores a deselected or deleted label (LP-3).
-func (l *Ledger) Unsuppress(ctx context.Context, caller policy.Caller, pseudonym, label string) error {
+func (l *Ledger) Unsuppress(ctx context.Context, caller policy.Caller, pseudonym portrait.Pseudonym, label string) error {
 	if err := authorize(caller, pseudonym); err != nil {
 		return err
 	}
 	if err := l.stored(ctx, pseudonym); err != nil {
 		return err
 	}
-	rec := audit.Record{Kind: "suppression", Time: l.now(), Actor: actor(caller), Subject: pseudonym, Action: "restore",
+	rec := audit.Record{Kind: "suppression", Time: l.now(), Actor: actor(caller), Pseudonym: pseudonym, Action: "restore",
 		Detail: map[string]any{"label": label}}
 	return l.change(ctx, "restore label", rec, func(tx portrait.Tx) error {
 		return tx.Unsuppress(ctx, pseudonym, label)

@@ -55,7 +55,7 @@ type Ledger struct {
 	mu     sync.RWMutex
 	gen    int64
 	filled bool
-	states map[string]*policy.State
+	states map[portrait.Pseudonym]*policy.State
 }
 
 // maxStates bounds the state cache; when full it is simply emptied, since
@@ -83,7 +83,7 @@ func New(store portrait.Store, point *policy.Point, log *audit.Log, ks *keys.Key
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Ledger{store: store, point: point, log: log, keys: ks, opts: opts, states: make(map[string]*policy.State)}, nil
+	return &Ledger{store: store, point: point, log: log, keys: ks, opts: opts, states: make(map[portrait.Pseudonym]*policy.State)}, nil
 }
 
 // MinorAge returns the configured minors age (SM-3).
@@ -97,14 +97,15 @@ func (l *Ledger) now() time.Time { return l.opts.Now().UTC().Truncate(time.Micro
 // calls; the ledger creates the subject and its data key if it is not yet
 // stored) or by pseudonym (subject tokens; the subject must be stored).
 type Subject struct {
-	id, pseudonym string
+	id        string
+	pseudonym portrait.Pseudonym
 }
 
 // ByID names a subject by its external id.
 func ByID(id string) Subject { return Subject{id: id} }
 
 // ByPseudonym names a subject by its keyed pseudonym.
-func ByPseudonym(p string) Subject { return Subject{pseudonym: p} }
+func ByPseudonym(p portrait.Pseudonym) Subject { return Subject{pseudonym: p} }
 
 // Change is one consent decision of one subject about one purpose. There is
 // no form with several purposes: bundled consent cannot be recorded (CN-2).
@@ -186,7 +187,7 @@ func (l *Ledger) GuardianToken(ctx context.Context, caller policy.Caller, subj S
 	tok, exp := l.keys.IssueGuardianToken(p, purpose, guardianTTL)
 	err := l.store.Update(ctx, func(tx portrait.Tx) error {
 		_, err := l.log.Append(ctx, tx, audit.Record{Kind: "guardian", Time: l.opts.Now().UTC(), Actor: actor(caller), Action: "verify",
-			Subject: p, Detail: map[string]any{"purpose": purpose, "expires": exp.UTC().Format(time.RFC3339)}})
+			Pseudonym: p, Detail: map[string]any{"purpose": purpose, "expires": exp.UTC().Format(time.RFC3339)}})
 		return err
 	})
 	if err != nil {
@@ -223,14 +224,14 @@ func (l *Ledger) GPC(ctx context.Context, caller policy.Caller, subj Subject, ua
 
 func actor(c policy.Caller) string {
 	if c.ID == "" && c.Role == policy.Subject {
-		return "subject:" + c.Pseudonym
+		return "subject:" + string(c.Pseudonym)
 	}
 	return string(c.Role) + ":" + c.ID
 }
 
 // authorize checks that caller may change the choices of pseudonym: the
 // subject themself, or staff who handle subject requests.
-func authorize(caller policy.Caller, pseudonym string) error {
+func authorize(caller policy.Caller, pseudonym portrait.Pseudonym) error {
 	switch caller.Role {
 	case policy.Subject:
 		if caller.Pseudonym != pseudonym {
@@ -246,7 +247,7 @@ func authorize(caller policy.Caller, pseudonym string) error {
 
 // resolve returns the subject's pseudonym and, when it must be created,
 // the new subject record.
-func (l *Ledger) resolve(ctx context.Context, subj Subject) (string, *portrait.SubjectKey, error) {
+func (l *Ledger) resolve(ctx context.Context, subj Subject) (portrait.Pseudonym, *portrait.SubjectKey, error) {
 	p := subj.pseudonym
 	if subj.id != "" {
 		p = l.keys.Pseudonym(subj.id)
@@ -254,7 +255,7 @@ func (l *Ledger) resolve(ctx context.Context, subj Subject) (string, *portrait.S
 	if p == "" {
 		return "", nil, portrait.Errorf(portrait.EINVALID, "no subject given: name it by id or pseudonym")
 	}
-	got, err := l.store.Subjects(ctx, []string{p})
+	got, err := l.store.Subjects(ctx, []portrait.Pseudonym{p})
 	if err != nil {
 		return "", nil, fmt.Errorf("look up subject %s: %w", p, err)
 	}
@@ -307,7 +308,7 @@ func (l *Ledger) apply(ctx context.Context, caller policy.Caller, subj Subject, 
 		}
 		recs[i] = rec
 		receipts[i] = l.receipt(cat, pur, rec, digest)
-		logRecs[i] = audit.Record{Kind: "consent", Time: at, Actor: actor(caller), Subject: p,
+		logRecs[i] = audit.Record{Kind: "consent", Time: at, Actor: actor(caller), Pseudonym: p,
 			Purpose: rec.Purpose, Action: rec.Status.String(), Digest: digest,
 			Detail: map[string]any{"notice_version": rec.NoticeVersion, "channel": rec.Channel}}
 		if rec.Status != policy.Granted {
@@ -382,7 +383,7 @@ func failClosed(op string, err error) error {
 
 // validate turns a change into a ledger record, refusing what the law or
 // the catalog does not allow.
-func (l *Ledger) validate(cat *catalog.Catalog, st *policy.State, p string, c Change, at time.Time) (*catalog.Purpose, portrait.ConsentRecord, error) {
+func (l *Ledger) validate(cat *catalog.Catalog, st *policy.State, p portrait.Pseudonym, c Change, at time.Time) (*catalog.Purpose, portrait.ConsentRecord, error) {
 	var rec portrait.ConsentRecord
 	pur := cat.Purpose(c.Purpose)
 	if pur == nil {
@@ -531,8 +532,8 @@ func onlyFor(cat *catalog.Catalog, st *policy.State, purpose string) []string {
 // included; the audit log and the receipt carry it, never the record.
 func recordDigest(r portrait.ConsentRecord) (string, error) {
 	b, err := json.Marshal(struct {
-		Subject string `json:"subject"`
-		Status  string `json:"status"`
+		Pseudonym portrait.Pseudonym `json:"subject"`
+		Status    string             `json:"status"`
 		portrait.ConsentRecord
 	}{r.Pseudonym, r.Status.String(), r})
 	if err != nil {
@@ -590,11 +591,11 @@ func (l *Ledger) History(ctx context.Context, g policy.Grant) ([]portrait.Consen
 
 // subjectCipher returns the data key of subject p: created's if the
 // subject is being created, else the stored one's.
-func (l *Ledger) subjectCipher(ctx context.Context, p string, created *portrait.SubjectKey) (*keys.Cipher, error) {
+func (l *Ledger) subjectCipher(ctx context.Context, p portrait.Pseudonym, created *portrait.SubjectKey) (*keys.Cipher, error) {
 	if created != nil {
 		return l.keys.Open(*created)
 	}
-	got, err := l.store.Subjects(ctx, []string{p})
+	got, err := l.store.Subjects(ctx, []portrait.Pseudonym{p})
 	if err != nil {
 		return nil, failClosed("read subject key", err)
 	}

@@ -338,7 +338,7 @@ func TestReceipt(t *testing.T) {
 	}
 	if v.Issuer != "Example Shop" || v.Purpose != sharing || v.Status != "granted" || v.NoticeVersion != "1" ||
 		!v.Separate || len(v.NoticeHash) != 64 || strings.Join(v.Categories, ",") != "user.contact.email" ||
-		v.Subject != e.keys.Pseudonym("u1") {
+		v.Pseudonym != e.keys.Pseudonym("u1") {
 		t.Fatalf("receipt %+v", v)
 	}
 	// The log entry it names records the same decision.
@@ -350,7 +350,7 @@ func TestReceipt(t *testing.T) {
 	if err := json.Unmarshal(entries[0].Data, &logged); err != nil {
 		t.Fatal(err)
 	}
-	if logged.Kind != "consent" || logged.Digest != v.Digest || logged.Subject != v.Subject || logged.Action != "granted" {
+	if logged.Kind != "consent" || logged.Digest != v.Digest || logged.Pseudonym != v.Pseudonym || logged.Action != "granted" {
 		t.Fatalf("log entry %d is %+v, receipt digest %s", v.LogIndex, logged, v.Digest)
 	}
 	if bytes.Contains(entries[0].Data, []byte("203.0.113")) || bytes.Contains(entries[0].Data, []byte("Mozilla")) {
@@ -441,14 +441,14 @@ func TestFailClosed(t *testing.T) {
 	if h, _ := e.store.ConsentHistory(ctx, accessGrant(t, e.point, p)); len(h) != 0 {
 		t.Fatalf("consent recorded without its audit entry: %+v", h)
 	}
-	if s, _ := e.store.Subjects(ctx, []string{p}); len(s) != 0 {
+	if s, _ := e.store.Subjects(ctx, []portrait.Pseudonym{p}); len(s) != 0 {
 		t.Fatal("subject created without an audit entry")
 	}
 	e.record(t, "u1", consent.Change{Purpose: ads, Status: policy.Refused})
 	if err := broken.ledger.SetFlags(ctx, operator, p, portrait.Flags{Restricted: true}, consent.KindRestriction); portrait.ErrorCode(err) != portrait.EUNAVAILABLE {
 		t.Fatalf("set flags with a failing log: %v", err)
 	}
-	if st, _ := e.store.States(ctx, []string{p}); st[p].Restricted {
+	if st, _ := e.store.States(ctx, []portrait.Pseudonym{p}); st[p].Restricted {
 		t.Fatal("restriction stored without its audit entry")
 	}
 	if err := broken.ledger.Suspend(ctx, regulator, policy.Suspension{Kind: policy.TargetPurpose, ID: ads, Reason: "probe"}); portrait.ErrorCode(err) != portrait.EUNAVAILABLE {
@@ -650,7 +650,7 @@ type countingStore struct {
 	states int
 }
 
-func (c *countingStore) States(ctx context.Context, ps []string) (map[string]*policy.State, error) {
+func (c *countingStore) States(ctx context.Context, ps []portrait.Pseudonym) (map[portrait.Pseudonym]*policy.State, error) {
 	c.mu.Lock()
 	c.states++
 	c.mu.Unlock()
@@ -711,7 +711,7 @@ func BenchmarkRecord(b *testing.B) {
 }
 
 // accessGrant is the subject-access grant the rights service would hold.
-func accessGrant(tb testing.TB, point *policy.Point, pseudonym string) policy.Grant {
+func accessGrant(tb testing.TB, point *policy.Point, pseudonym portrait.Pseudonym) policy.Grant {
 	tb.Helper()
 	d := point.Decide(policy.Request{State: &policy.State{Pseudonym: pseudonym}, Action: policy.Access, Caller: policy.Caller{Role: policy.System}})
 	if !d.Allow {

@@ -25,24 +25,24 @@ const ReceiptVersion = 1
 // key (Ed25519) over its JSON without the signature, so anyone holding the
 // public key can check it offline with VerifyReceipt.
 type Receipt struct {
-	Version       int       `json:"version"`
-	ID            string    `json:"id"`
-	Issuer        string    `json:"issuer"`            // the handler, from the catalog
-	Contact       string    `json:"contact,omitempty"` // the handler's contact
-	Subject       string    `json:"subject"`           // pseudonym
-	Purpose       string    `json:"purpose"`
-	Status        string    `json:"status"` // granted, refused or withdrawn
-	NoticeVersion string    `json:"notice_version"`
-	NoticeHash    string    `json:"notice_hash"` // hex SHA-256 of the notice texts as JSON
-	Categories    []string  `json:"categories"`
-	Separate      bool      `json:"separate_consent,omitempty"` // a separate consent (SM-2, CN-8)
-	Guardian      bool      `json:"guardian,omitempty"`         // given by a guardian (SM-3)
-	Channel       string    `json:"channel"`
-	Time          time.Time `json:"time"`
-	LogIndex      int64     `json:"log_index"` // the audit-log entry recording it
-	Digest        string    `json:"digest"`    // the digest that entry carries
-	Key           string    `json:"key"`       // hex SHA-256 prefix of the signing public key
-	Signature     string    `json:"signature,omitempty"`
+	Version       int                `json:"version"`
+	ID            string             `json:"id"`
+	Issuer        string             `json:"issuer"`            // the handler, from the catalog
+	Contact       string             `json:"contact,omitempty"` // the handler's contact
+	Pseudonym     portrait.Pseudonym `json:"subject"`
+	Purpose       string             `json:"purpose"`
+	Status        string             `json:"status"` // granted, refused or withdrawn
+	NoticeVersion string             `json:"notice_version"`
+	NoticeHash    string             `json:"notice_hash"` // hex SHA-256 of the notice texts as JSON
+	Categories    []string           `json:"categories"`
+	Separate      bool               `json:"separate_consent,omitempty"` // a separate consent (SM-2, CN-8)
+	Guardian      bool               `json:"guardian,omitempty"`         // given by a guardian (SM-3)
+	Channel       string             `json:"channel"`
+	Time          time.Time          `json:"time"`
+	LogIndex      int64              `json:"log_index"` // the audit-log entry recording it
+	Digest        string             `json:"digest"`    // the digest that entry carries
+	Key           string             `json:"key"`       // hex SHA-256 prefix of the signing public key
+	Signature     string             `json:"signature,omitempty"`
 	// ConsentString is the CMP's consent string the decision came from,
 	// signed with the rest (evidence of what the subject chose there).
 	ConsentString string `json:"consent_string,omitempty"`
@@ -65,7 +65,7 @@ func (l *Ledger) receipt(cat *catalog.Catalog, p *catalog.Purpose, r portrait.Co
 		ID:            randomID(),
 		Issuer:        cat.Handler.Name.In("en"),
 		Contact:       cat.Handler.Contact,
-		Subject:       r.Pseudonym,
+		Pseudonym:     r.Pseudonym,
 		Purpose:       r.Purpose,
 		Status:        r.Status.String(),
 		NoticeVersion: r.NoticeVersion,

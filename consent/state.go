@@ -3,13 +3,14 @@ package consent
 import (
 	"context"
 	"fmt"
+	portrait "github.com/portrait-dev/portrait"
 
 	"github.com/portrait-dev/portrait/policy"
 )
 
 // State returns the governance state of one subject; see States.
-func (l *Ledger) State(ctx context.Context, pseudonym string) (*policy.State, error) {
-	m, err := l.States(ctx, []string{pseudonym})
+func (l *Ledger) State(ctx context.Context, pseudonym portrait.Pseudonym) (*policy.State, error) {
+	m, err := l.States(ctx, []portrait.Pseudonym{pseudonym})
 	if err != nil {
 		return nil, err
 	}
@@ -24,7 +25,7 @@ func (l *Ledger) State(ctx context.Context, pseudonym string) (*policy.State, er
 //
 // The returned states are shared with the cache and other callers: do not
 // modify them.
-func (l *Ledger) States(ctx context.Context, pseudonyms []string) (map[string]*policy.State, error) {
+func (l *Ledger) States(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym]*policy.State, error) {
 	gen, err := l.store.Generation(ctx)
 	if err != nil {
 		return nil, failClosed("read governance generation", err)
@@ -32,8 +33,8 @@ func (l *Ledger) States(ctx context.Context, pseudonyms []string) (map[string]*p
 	if err := l.refresh(ctx, gen); err != nil {
 		return nil, err
 	}
-	out := make(map[string]*policy.State, len(pseudonyms))
-	var miss []string
+	out := make(map[portrait.Pseudonym]*policy.State, len(pseudonyms))
+	var miss []portrait.Pseudonym
 	l.mu.RLock()
 	current := l.filled && l.gen == gen
 	for _, p := range pseudonyms {
@@ -56,7 +57,7 @@ func (l *Ledger) States(ctx context.Context, pseudonyms []string) (map[string]*p
 	// them if no other call has moved the cache on meanwhile.
 	keep := l.filled && l.gen == gen
 	if keep && len(l.states)+len(got) > maxStates {
-		l.states = make(map[string]*policy.State)
+		l.states = make(map[portrait.Pseudonym]*policy.State)
 	}
 	for _, p := range miss {
 		st := got[p]
@@ -97,7 +98,7 @@ func (l *Ledger) refresh(ctx context.Context, gen int64) error {
 	l.point.SetSuspensions(susp)
 	l.mu.Lock()
 	l.gen, l.filled = gen, true
-	l.states = make(map[string]*policy.State)
+	l.states = make(map[portrait.Pseudonym]*policy.State)
 	l.mu.Unlock()
 	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"sort"
 	"time"
 
 	portrait "github.com/portrait-dev/portrait"
@@ -43,7 +42,7 @@ var caller = policy.Caller{Role: policy.System, ID: "delivery"}
 // received which subject's data. It is idempotent: a record folded when
 // appended and again when the log is tailed leaves the same state.
 func (d *Dispatcher) fold(r audit.Record) {
-	if r.Kind != kind || (r.Action != "joined" && r.Action != "left") || r.Subject == "" {
+	if r.Kind != kind || (r.Action != "joined" && r.Action != "left") || r.Pseudonym == "" {
 		return
 	}
 	dst, _ := r.Detail["destination"].(string)
@@ -51,20 +50,20 @@ func (d *Dispatcher) fold(r audit.Record) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.members == nil {
-		d.members, d.recipients = map[string]map[string]bool{}, map[string]map[string]bool{}
+		d.members, d.recipients = map[string]map[portrait.Pseudonym]bool{}, map[portrait.Pseudonym]map[string]bool{}
 	}
 	key := dst + "\x00" + au
 	if d.members[key] == nil {
-		d.members[key] = map[string]bool{}
+		d.members[key] = map[portrait.Pseudonym]bool{}
 	}
 	if r.Action == "joined" {
-		d.members[key][r.Subject] = true
-		if d.recipients[r.Subject] == nil {
-			d.recipients[r.Subject] = map[string]bool{}
+		d.members[key][r.Pseudonym] = true
+		if d.recipients[r.Pseudonym] == nil {
+			d.recipients[r.Pseudonym] = map[string]bool{}
 		}
-		d.recipients[r.Subject][dst] = true
+		d.recipients[r.Pseudonym][dst] = true
 	} else {
-		delete(d.members[key], r.Subject)
+		delete(d.members[key], r.Pseudonym)
 	}
 }
 
@@ -72,7 +71,7 @@ func (d *Dispatcher) fold(r audit.Record) {
 // destination that receives audiences takes them only about subjects it
 // received; one that receives none (a deletion orchestrator, say) takes
 // them about everyone (GDPR Art. 19, PIPL Art. 23).
-func (d *Dispatcher) takes(dst Destination, pseudonym string) bool {
+func (d *Dispatcher) takes(dst Destination, pseudonym portrait.Pseudonym) bool {
 	if len(dst.Audiences) == 0 {
 		return true
 	}
@@ -90,7 +89,7 @@ func (d *Dispatcher) refresh(ctx context.Context) error {
 	if d.Audiences == nil || time.Since(d.refreshed) < d.AudienceEvery {
 		return nil
 	}
-	now := map[string][]string{}
+	now := map[string][]portrait.Pseudonym{}
 	for _, dst := range d.Destinations {
 		for _, au := range dst.Audiences {
 			members, ok := now[au.Name]
@@ -103,7 +102,7 @@ func (d *Dispatcher) refresh(ctx context.Context) error {
 				for _, id := range res.Subjects {
 					members = append(members, d.Pseudonym(id))
 				}
-				sort.Strings(members)
+				slices.Sort(members)
 				now[au.Name] = members
 			}
 			d.mu.Lock()
@@ -112,12 +111,12 @@ func (d *Dispatcher) refresh(ctx context.Context) error {
 			detail := map[string]any{"destination": dst.Name, "audience": au.Name, "purpose": au.Request.Purpose, "output": au.Request.Output}
 			for _, ps := range members {
 				if !cur[ps] {
-					recs = append(recs, audit.Record{Kind: kind, Actor: "system:delivery", Action: "joined", Subject: ps, Purpose: au.Request.Purpose, Detail: detail})
+					recs = append(recs, audit.Record{Kind: kind, Actor: "system:delivery", Action: "joined", Pseudonym: ps, Purpose: au.Request.Purpose, Detail: detail})
 				}
 			}
 			for ps := range cur {
 				if _, found := slices.BinarySearch(members, ps); !found {
-					recs = append(recs, audit.Record{Kind: kind, Actor: "system:delivery", Action: "left", Subject: ps, Purpose: au.Request.Purpose, Detail: detail})
+					recs = append(recs, audit.Record{Kind: kind, Actor: "system:delivery", Action: "left", Pseudonym: ps, Purpose: au.Request.Purpose, Detail: detail})
 				}
 			}
 			d.mu.Unlock()
@@ -147,7 +146,7 @@ func (d *Dispatcher) refresh(ctx context.Context) error {
 // membership turns a "joined" or "left" record into its event and the
 // destination it is for.
 func (d *Dispatcher) membership(ctx context.Context, index int64, r audit.Record) (Event, *Destination, bool) {
-	if r.Kind != kind || (r.Action != "joined" && r.Action != "left") || r.Subject == "" {
+	if r.Kind != kind || (r.Action != "joined" && r.Action != "left") || r.Pseudonym == "" {
 		return Event{}, nil, false
 	}
 	name, _ := r.Detail["destination"].(string)
@@ -155,7 +154,7 @@ func (d *Dispatcher) membership(ctx context.Context, index int64, r audit.Record
 	if i < 0 {
 		return Event{}, nil, false // no longer configured
 	}
-	ev := Event{ID: fmt.Sprintf("%s/%d", d.Audit.Origin(), index), Type: Joined, Time: r.Time, Subject: r.Subject, Purpose: r.Purpose, LogIndex: index}
+	ev := Event{ID: fmt.Sprintf("%s/%d", d.Audit.Origin(), index), Type: Joined, Time: r.Time, Pseudonym: r.Pseudonym, Purpose: r.Purpose, LogIndex: index}
 	if r.Action == "left" {
 		ev.Type = Left
 	}
@@ -163,7 +162,7 @@ func (d *Dispatcher) membership(ctx context.Context, index int64, r audit.Record
 	if out, _ := r.Detail["output"].(string); out == apply.Identified && d.Identify != nil {
 		// The id is read at sending, never logged: the output was
 		// allowed when the audience was materialised (CM-6).
-		if id, err := d.Identify(ctx, r.Subject); err == nil {
+		if id, err := d.Identify(ctx, r.Pseudonym); err == nil {
 			ev.SubjectID = id
 		}
 	}
@@ -175,7 +174,7 @@ func (d *Dispatcher) membership(ctx context.Context, index int64, r audit.Record
 // export (rights.Options.Delivered; PIPL Art. 23, GDPR Art. 19). It reads
 // the log, each record checked against the signed tree (invariant 8),
 // not a dispatcher's memory, so any node can answer.
-func Recipients(ctx context.Context, store audit.KindReader, log *audit.Log, pseudonym string) ([]rights.DeliveredEntry, error) {
+func Recipients(ctx context.Context, store audit.KindReader, log *audit.Log, pseudonym portrait.Pseudonym) ([]rights.DeliveredEntry, error) {
 	size, err := store.LogSize(ctx)
 	if err != nil {
 		return nil, err
@@ -188,7 +187,7 @@ func Recipients(ctx context.Context, store audit.KindReader, log *audit.Log, pse
 	seen := map[string]bool{}
 	for _, e := range es {
 		r := e.Record
-		if r.Action != "joined" || r.Subject != pseudonym {
+		if r.Action != "joined" || r.Pseudonym != pseudonym {
 			continue
 		}
 		dst, _ := r.Detail["destination"].(string)

@@ -94,7 +94,7 @@ func testAudienceMembership(t *testing.T, e *env) {
 		defer rc.mu.Unlock()
 		var out []string
 		for _, ev := range rc.events {
-			who := map[string]string{ps("ann"): "ann", ps("ben"): "ben", ps("cy"): "cy", ps("eli"): "eli", ps("dan"): "dan"}[ev.Subject]
+			who := map[string]string{string(ps("ann")): "ann", string(ps("ben")): "ben", string(ps("cy")): "cy", string(ps("eli")): "eli", string(ps("dan")): "dan"}[string(ev.Pseudonym)]
 			if ev.SubjectID != "" {
 				who += "!id" // an id in a pseudonymous audience
 			}
@@ -207,12 +207,12 @@ func TestAudienceIdentified(t *testing.T) {
 	hook := httptest.NewServer(rc)
 	defer hook.Close()
 	d := &delivery.Dispatcher{Store: e.store, Audit: e.log, Audiences: aud, Pseudonym: e.keys.Pseudonym,
-		Identify: func(ctx context.Context, p string) (string, error) {
-			subs, err := e.store.Subjects(ctx, []string{p})
+		Identify: func(ctx context.Context, p portrait.Pseudonym) (string, error) {
+			subs, err := e.store.Subjects(ctx, []portrait.Pseudonym{portrait.Pseudonym(p)})
 			if err != nil {
 				return "", err
 			}
-			return e.keys.SubjectID(subs[p])
+			return e.keys.SubjectID(subs[portrait.Pseudonym(p)])
 		},
 		Destinations: []delivery.Destination{{Name: "crm", Sender: &delivery.Webhook{URL: hook.URL, Secret: secret},
 			Audiences: []delivery.Audience{{Name: "named", Request: apply.Request{Purpose: "personalization", Expression: "labels.sports_fan", Output: apply.Identified}}}}}}
@@ -237,7 +237,7 @@ func TestAudienceIdentified(t *testing.T) {
 	}
 	var ids []string
 	for _, ev := range rc.events {
-		if ev.Type != delivery.Joined || ev.Subject != e.keys.Pseudonym(ev.SubjectID) {
+		if ev.Type != delivery.Joined || ev.Pseudonym != e.keys.Pseudonym(ev.SubjectID) {
 			t.Errorf("event %+v", ev)
 		}
 		ids = append(ids, ev.SubjectID)

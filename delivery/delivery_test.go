@@ -234,7 +234,7 @@ func TestDispatchRightsEvents(t *testing.T) {
 		t.Fatalf("webhook got %+v (bad signatures %d), want %v", rc.events, rc.bad.Load(), want)
 	}
 	for i, ev := range rc.events {
-		if ev.Type != want[i] || ev.Subject != ps || ev.LogIndex <= 0 {
+		if ev.Type != want[i] || ev.Pseudonym != ps || ev.LogIndex <= 0 {
 			t.Errorf("event %d = %+v, want %s about %s", i, ev, want[i], ps)
 		}
 	}

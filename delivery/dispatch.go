@@ -25,12 +25,12 @@ const (
 // Event is what a destination receives, as the JSON body of a webhook or
 // a NATS message.
 type Event struct {
-	ID       string    `json:"id"`   // log origin and index: stable across retries
-	Type     string    `json:"type"` // one of the event types
-	Time     time.Time `json:"time"`
-	Subject  string    `json:"subject"` // pseudonym
-	Purpose  string    `json:"purpose,omitempty"`
-	LogIndex int64     `json:"log_index"` // the audit-log entry, for proof
+	ID        string             `json:"id"`   // log origin and index: stable across retries
+	Type      string             `json:"type"` // one of the event types
+	Time      time.Time          `json:"time"`
+	Pseudonym portrait.Pseudonym `json:"subject"`
+	Purpose   string             `json:"purpose,omitempty"`
+	LogIndex  int64              `json:"log_index"` // the audit-log entry, for proof
 	// Audience names the audience of a joined or left event.
 	Audience string `json:"audience,omitempty"`
 	// SubjectID is the subject's id, only in the membership events of an
@@ -82,15 +82,15 @@ type Dispatcher struct {
 	// a subject's id when an identified audience's event is sent.
 	Audiences     Materializer
 	AudienceEvery time.Duration
-	Pseudonym     func(id string) string
-	Identify      func(ctx context.Context, pseudonym string) (string, error)
+	Pseudonym     func(id string) portrait.Pseudonym
+	Identify      func(ctx context.Context, pseudonym portrait.Pseudonym) (string, error)
 
 	mu         sync.Mutex
 	cursor     int64
 	dead       []DeadLetter
 	refreshed  time.Time
-	members    map[string]map[string]bool // destination, audience → pseudonyms in it
-	recipients map[string]map[string]bool // pseudonym → destinations that received its data
+	members    map[string]map[portrait.Pseudonym]bool // destination, audience → pseudonyms in it
+	recipients map[portrait.Pseudonym]map[string]bool // pseudonym → destinations that received its data
 }
 
 // Load reads the dispatcher's state back from its "delivery" records.
@@ -150,9 +150,9 @@ const kind = "delivery"
 
 // note appends one of the dispatcher's own records; they hold pseudonyms,
 // event ids and destination names, nothing personal.
-func (d *Dispatcher) note(ctx context.Context, action, subject string, detail map[string]any) error {
+func (d *Dispatcher) note(ctx context.Context, action string, subject portrait.Pseudonym, detail map[string]any) error {
 	return d.Store.Update(ctx, func(tx portrait.Tx) error {
-		_, err := d.Audit.Append(ctx, tx, audit.Record{Kind: kind, Actor: "system:delivery", Action: action, Subject: subject, Detail: detail})
+		_, err := d.Audit.Append(ctx, tx, audit.Record{Kind: kind, Actor: "system:delivery", Action: action, Pseudonym: subject, Detail: detail})
 		return err
 	})
 }
@@ -162,7 +162,7 @@ var kinds = []string{"consent", "erasure", "flags", kind}
 // event turns an audit record into an event, or reports that the record
 // is not one destinations take.
 func event(origin string, index int64, r audit.Record) (Event, bool) {
-	e := Event{ID: fmt.Sprintf("%s/%d", origin, index), Time: r.Time, Subject: r.Subject, Purpose: r.Purpose, LogIndex: index}
+	e := Event{ID: fmt.Sprintf("%s/%d", origin, index), Time: r.Time, Pseudonym: r.Pseudonym, Purpose: r.Purpose, LogIndex: index}
 	switch {
 	case r.Kind == "erasure":
 		e.Type = Erasure
@@ -175,7 +175,7 @@ func event(origin string, index int64, r audit.Record) (Event, bool) {
 	default:
 		return e, false
 	}
-	return e, r.Subject != ""
+	return e, r.Pseudonym != ""
 }
 
 // Poll delivers the events of log records from the cursor to the end of
@@ -227,7 +227,7 @@ func (d *Dispatcher) tail(ctx context.Context) error {
 			if len(dst.Types) > 0 && !slices.Contains(dst.Types, ev.Type) {
 				continue
 			}
-			if !d.takes(dst, ev.Subject) {
+			if !d.takes(dst, ev.Pseudonym) {
 				continue // it never received this subject's data
 			}
 			if err := d.deliver(ctx, dst, ev); err != nil {
@@ -285,7 +285,7 @@ func (d *Dispatcher) deliver(ctx context.Context, dst Destination, ev Event) err
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	if nerr := d.note(ctx, "dead", ev.Subject, map[string]any{"destination": dst.Name, "event": ev, "attempts": attempts}); nerr != nil {
+	if nerr := d.note(ctx, "dead", ev.Pseudonym, map[string]any{"destination": dst.Name, "event": ev, "attempts": attempts}); nerr != nil {
 		return fmt.Errorf("delivery: record dead letter: %w", nerr)
 	}
 	d.mu.Lock()
@@ -330,7 +330,7 @@ func (d *Dispatcher) Replay(ctx context.Context, destination, id string) error {
 		return fmt.Errorf("replay %s to %s: %w", id, destination, err)
 	}
 	d.dead = slices.Delete(d.dead, k, k+1)
-	return d.note(ctx, "replayed", l.Event.Subject, map[string]any{"destination": destination, "event": l.Event})
+	return d.note(ctx, "replayed", l.Event.Pseudonym, map[string]any{"destination": destination, "event": l.Event})
 }
 
 // Run polls every interval until ctx ends, after loading the state.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	portrait "github.com/portrait-dev/portrait"
 	"math"
 	"slices"
 	"sort"
@@ -35,7 +36,7 @@ func (p *population) model(l *catalog.Label) any {
 
 // member is one subject's inputs to a population label.
 type member struct {
-	ps       string
+	ps       portrait.Pseudonym
 	grant    policy.Grant
 	x        []float64 // RFM: -recency, frequency, monetary; segment: features
 	rfm      label.RFMScore
@@ -51,7 +52,7 @@ type collector struct {
 	members map[*entry][]member
 }
 
-func (c *collector) add(en *entry, ps string, g policy.Grant, prof map[string]any, events []label.Event, seen int64, now time.Time) {
+func (c *collector) add(en *entry, ps portrait.Pseudonym, g policy.Grant, prof map[string]any, events []label.Event, seen int64, now time.Time) {
 	m := member{ps: ps, grant: g, seen: seen}
 	switch en.l.Kind {
 	case catalog.KindRFM:
@@ -267,7 +268,7 @@ func (e *Engine) All(ctx context.Context, progress func(done, total int)) (Summa
 		return sum, err
 	}
 	col := &collector{members: map[*entry][]member{}}
-	after := ""
+	var after portrait.Pseudonym
 	for {
 		page, err := e.store.Pseudonyms(ctx, after, e.opts.PageSize)
 		if err != nil {
@@ -317,7 +318,7 @@ func (e *Engine) All(ctx context.Context, progress func(done, total int)) (Summa
 				for i, f := range en.l.Features {
 					p[f] = m.x[i]
 				}
-				pts[m.ps] = p
+				pts[string(m.ps)] = p
 			}
 			seg, err := label.Segment(en.l, pts)
 			if err != nil {
@@ -354,8 +355,8 @@ func (e *Engine) All(ctx context.Context, progress func(done, total int)) (Summa
 // subject's state is read again and the label decided again just before
 // writing, so a withdrawal or objection made during the run is honoured.
 func (e *Engine) writePopulation(ctx context.Context, c *compiled, col *collector, pop *population, sum *Summary) error {
-	bySubject := map[string][]popItem{}
-	var order []string
+	bySubject := map[portrait.Pseudonym][]popItem{}
+	var order []portrait.Pseudonym
 	for _, en := range c.entries {
 		if pop.model(en.l) == nil {
 			continue
@@ -368,7 +369,7 @@ func (e *Engine) writePopulation(ctx context.Context, c *compiled, col *collecto
 			bySubject[ms[i].ps] = append(bySubject[ms[i].ps], popItem{en, &ms[i]})
 		}
 	}
-	sort.Strings(order)
+	slices.Sort(order)
 	for page := range slices.Chunk(order, e.opts.PageSize) {
 		if err := e.writePopulationPage(ctx, page, bySubject, pop, sum); err != nil {
 			return err
@@ -384,7 +385,7 @@ type popItem struct {
 }
 
 // writePopulationPage decides and writes one page of population labels.
-func (e *Engine) writePopulationPage(ctx context.Context, page []string, bySubject map[string][]popItem, pop *population, sum *Summary) error {
+func (e *Engine) writePopulationPage(ctx context.Context, page []portrait.Pseudonym, bySubject map[portrait.Pseudonym][]popItem, pop *population, sum *Summary) error {
 	gen, err := e.store.Generation(ctx)
 	if err != nil {
 		return fmt.Errorf("derive: %w", err)
@@ -430,7 +431,7 @@ func (e *Engine) writePopulationPage(ctx context.Context, page []string, bySubje
 				}
 				v = fv
 			case *segModel:
-				i := sort.SearchStrings(m.seg.IDs, ps)
+				i := sort.SearchStrings(m.seg.IDs, string(ps))
 				v.Value = m.seg.Value(i, now)
 				v.EventCount, v.From, v.To = it.m.count, it.m.from, it.m.to
 				if it.en.l.TTL > 0 {
@@ -454,7 +455,7 @@ func (e *Engine) writePopulationPage(ctx context.Context, page []string, bySubje
 
 // count pages through the pseudonyms once, for the progress total.
 func (e *Engine) count(ctx context.Context) (int, error) {
-	n, after := 0, ""
+	n, after := 0, portrait.Pseudonym("")
 	for {
 		page, err := e.store.Pseudonyms(ctx, after, 10_000)
 		if err != nil {

@@ -96,7 +96,7 @@ type Stored struct {
 }
 
 // AD is the additional data a label value of subject pseudonym is sealed with.
-func AD(pseudonym, labelID string) []byte { return keys.LabelAD(pseudonym, labelID) }
+func AD(pseudonym portrait.Pseudonym, labelID string) []byte { return keys.LabelAD(pseudonym, labelID) }
 
 // Open decrypts one stored label value with the subject's cipher.
 func Open(c *keys.Cipher, v portrait.LabelValue) (Stored, error) {
@@ -330,7 +330,7 @@ func (e *Engine) decide(st *policy.State, en *entry) (policy.Grant, []policy.Rea
 
 // subject is one subject's derivation in progress.
 type subject struct {
-	ps                string
+	ps                portrait.Pseudonym
 	subj              portrait.SubjectKey
 	cipher            *keys.Cipher
 	grants            map[*entry]policy.Grant
@@ -436,9 +436,9 @@ func (e *Engine) fetch(ctx context.Context, work []*subject, now time.Time, incr
 	if all {
 		since = time.Time{}
 	}
-	var evs map[string][]portrait.StoredEvent
-	var profs map[string][]portrait.ProfileValue
-	var lvs map[string][]portrait.LabelValue
+	var evs map[portrait.Pseudonym][]portrait.StoredEvent
+	var profs map[portrait.Pseudonym][]portrait.ProfileValue
+	var lvs map[portrait.Pseudonym][]portrait.LabelValue
 	var err error
 	if len(evGrants) > 0 {
 		if evs, err = e.store.EventsFor(ctx, evGrants, since); err != nil {
@@ -596,7 +596,7 @@ func (s *subject) seal(g policy.Grant, v Stored) error {
 // were updated (a correction, CM-2) and expired values. Labels that lost
 // their lawful basis are deleted. RFM and segment labels are placed
 // against the population model of the last batch run, if there was one.
-func (e *Engine) Subjects(ctx context.Context, pseudonyms []string) (Summary, error) {
+func (e *Engine) Subjects(ctx context.Context, pseudonyms []portrait.Pseudonym) (Summary, error) {
 	start := time.Now()
 	c, err := e.compiled()
 	var sum Summary
@@ -623,7 +623,7 @@ func (e *Engine) Subjects(ctx context.Context, pseudonyms []string) (Summary, er
 // inputs go to col, and All computes them over the whole population.
 // Subjects are read and evaluated on every CPU; the page is written in
 // one transaction.
-func (e *Engine) page(ctx context.Context, c *compiled, pseudonyms []string, incremental bool, col *collector) (Summary, error) {
+func (e *Engine) page(ctx context.Context, c *compiled, pseudonyms []portrait.Pseudonym, incremental bool, col *collector) (Summary, error) {
 	var sum Summary
 	start := time.Now()
 	now := e.now()
@@ -846,7 +846,7 @@ func (e *Engine) recheck(ctx context.Context, work []*subject) error {
 	for _, en := range c.entries {
 		byID[en.l.ID] = en
 	}
-	pss := make([]string, len(work))
+	pss := make([]portrait.Pseudonym, len(work))
 	for i, s := range work {
 		pss[i] = s.ps
 	}

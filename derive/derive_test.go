@@ -102,7 +102,7 @@ func newEnvOn(tb testing.TB, open func(testing.TB) portrait.Store) *env {
 		tb.Fatal(err)
 	}
 	e.in = ingest.New(e.store, e.point, e.ledger, e.keys, e.log, ingest.Options{Now: e.clock,
-		OnStored: func(ctx context.Context, ps []string) {
+		OnStored: func(ctx context.Context, ps []portrait.Pseudonym) {
 			s, err := e.eng.Subjects(ctx, ps)
 			if err != nil {
 				tb.Errorf("incremental derivation: %v", err)
@@ -296,7 +296,7 @@ func TestSuppressedLabelNotDerived(t *testing.T) {
 		if err := e.ledger.Unsuppress(ctx, operator, ps, "sports_fan"); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := e.eng.Subjects(ctx, []string{ps}); err != nil {
+		if _, err := e.eng.Subjects(ctx, []portrait.Pseudonym{ps}); err != nil {
 			t.Fatal(err)
 		}
 		if fan := e.labels(t, "dan", "personalization")["sports_fan"]; !fan.Bool {
@@ -318,7 +318,7 @@ func TestObjectionAndRestriction(t *testing.T) {
 			if err := e.ledger.SetFlags(ctx, operator, ps, flags, consent.KindObjection); err != nil {
 				t.Fatal(err)
 			}
-			s, err := e.eng.Subjects(ctx, []string{ps})
+			s, err := e.eng.Subjects(ctx, []portrait.Pseudonym{ps})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -342,7 +342,7 @@ func TestNewVersionRecomputes(t *testing.T) {
 	if v := e.labels(t, "fay", "personalization")["sports_fan"]; v.Current || v.Version != 1 {
 		t.Fatalf("before recomputation: %+v", v.Value)
 	}
-	s, err := e.eng.Subjects(ctx, []string{e.keys.Pseudonym("fay")})
+	s, err := e.eng.Subjects(ctx, []portrait.Pseudonym{e.keys.Pseudonym("fay")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -436,10 +436,10 @@ func TestRFMMatchesLabel(t *testing.T) {
 			at := e.now.Add(-time.Duration((i*13+j*5)%300) * 24 * time.Hour)
 			amt := float64((i*31+j*17)%200 + 1)
 			evs = append(evs, purchase(id, amt, at))
-			subjects[e.keys.Pseudonym(id)] = append(subjects[e.keys.Pseudonym(id)], label.Event{Type: "purchase", Time: at, Fields: map[string]any{"amount": amt}})
+			subjects[string(e.keys.Pseudonym(id))] = append(subjects[string(e.keys.Pseudonym(id))], label.Event{Type: "purchase", Time: at, Fields: map[string]any{"amount": amt}})
 		}
-		if subjects[e.keys.Pseudonym(id)] == nil {
-			subjects[e.keys.Pseudonym(id)] = []label.Event{}
+		if subjects[string(e.keys.Pseudonym(id))] == nil {
+			subjects[string(e.keys.Pseudonym(id))] = []label.Event{}
 		}
 	}
 	e.ingest(t, evs...)
@@ -450,7 +450,7 @@ func TestRFMMatchesLabel(t *testing.T) {
 	for i := range 30 {
 		id := fmt.Sprintf("r%02d", i)
 		got := e.labels(t, id, "personalization")["rfm"].RFM
-		w := want[e.keys.Pseudonym(id)]
+		w := want[string(e.keys.Pseudonym(id))]
 		if got == nil || got.R != w.R || got.F != w.F || got.M != w.M || got.Class != w.Class {
 			t.Errorf("%s: got %+v, label.RFM %+v", id, got, w)
 		}
@@ -477,7 +477,7 @@ func TestAuditHoldsNoPersonalData(t *testing.T) {
 			continue
 		}
 		found = true
-		if strings.Contains(string(en.Data), "gina") || strings.Contains(string(en.Data), e.keys.Pseudonym("gina")) {
+		if strings.Contains(string(en.Data), "gina") || strings.Contains(string(en.Data), string(e.keys.Pseudonym("gina"))) {
 			t.Errorf("derive audit record names the subject: %s", en.Data)
 		}
 		if !strings.Contains(string(en.Data), "sports_fan") {
@@ -502,7 +502,7 @@ func BenchmarkIncremental(b *testing.B) {
 	}
 	e.ingest(b, evs...)
 	ctx := context.Background()
-	ps := []string{e.keys.Pseudonym("zed")}
+	ps := []portrait.Pseudonym{e.keys.Pseudonym("zed")}
 	if _, err := e.eng.Subjects(ctx, ps); err != nil {
 		b.Fatal(err)
 	}
@@ -564,7 +564,7 @@ func TestWithdrawalRacingDerivation(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := eng.Subjects(context.Background(), []string{e.keys.Pseudonym("erin")}); err != nil {
+		if _, err := eng.Subjects(context.Background(), []portrait.Pseudonym{e.keys.Pseudonym("erin")}); err != nil {
 			t.Fatal(err)
 		}
 		if got := e.stored(t, "erin"); len(got) != 0 {
@@ -655,7 +655,7 @@ func TestOneSubjectFailureDoesNotStopBatch(t *testing.T) {
 		if err != nil {
 			t.Fatalf("batch stopped: %v (%+v)", err, sum)
 		}
-		if sum.Failed != 1 || len(sum.Failures) != 1 || !strings.Contains(sum.Failures[0], broken) {
+		if sum.Failed != 1 || len(sum.Failures) != 1 || !strings.Contains(sum.Failures[0], string(broken)) {
 			t.Errorf("failures: %d %q, want one naming the broken subject", sum.Failed, sum.Failures)
 		}
 		for _, id := range append(others, "huge") {

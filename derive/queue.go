@@ -2,6 +2,7 @@ package derive
 
 import (
 	"context"
+	portrait "github.com/portrait-dev/portrait"
 	"sync"
 )
 
@@ -15,8 +16,8 @@ type Queue struct {
 	e       *Engine
 	max     int
 	mu      sync.Mutex
-	pending map[string]bool
-	order   []string
+	pending map[portrait.Pseudonym]bool
+	order   []portrait.Pseudonym
 	wake    chan struct{}
 	idle    *sync.Cond
 	busy    bool
@@ -26,14 +27,14 @@ type Queue struct {
 // subjects wait, Add derives in the caller's goroutine instead, so the
 // queue never grows without bound nor drops work.
 func (e *Engine) NewQueue(ctx context.Context, max int) *Queue {
-	q := &Queue{e: e, max: max, pending: map[string]bool{}, wake: make(chan struct{}, 1)}
+	q := &Queue{e: e, max: max, pending: map[portrait.Pseudonym]bool{}, wake: make(chan struct{}, 1)}
 	q.idle = sync.NewCond(&q.mu)
 	go q.run(ctx)
 	return q
 }
 
 // Add is an ingest.Options.OnStored function.
-func (q *Queue) Add(ctx context.Context, pseudonyms []string) {
+func (q *Queue) Add(ctx context.Context, pseudonyms []portrait.Pseudonym) {
 	q.mu.Lock()
 	if len(q.pending)+len(pseudonyms) > q.max {
 		q.mu.Unlock()
@@ -90,7 +91,7 @@ func (q *Queue) run(ctx context.Context) {
 	}
 }
 
-func (q *Queue) derive(ctx context.Context, pseudonyms []string) {
+func (q *Queue) derive(ctx context.Context, pseudonyms []portrait.Pseudonym) {
 	if _, err := q.e.Subjects(ctx, pseudonyms); err != nil && ctx.Err() == nil {
 		q.e.opts.Logger.Error("incremental derivation", "subjects", len(pseudonyms), "err", err)
 	}

@@ -32,7 +32,7 @@ type Withheld struct {
 // are listed as withheld with the decision's reasons (a suppressed label:
 // LP-3). When the purpose itself is refused for the subject, the error is
 // the *policy.Denied.
-func (e *Engine) Portrait(ctx context.Context, caller policy.Caller, pseudonym, purpose string, action policy.Action) ([]View, []Withheld, error) {
+func (e *Engine) Portrait(ctx context.Context, caller policy.Caller, pseudonym portrait.Pseudonym, purpose string, action policy.Action) ([]View, []Withheld, error) {
 	cat := e.point.Catalog()
 	st, err := e.ledger.State(ctx, pseudonym)
 	if err != nil {
@@ -42,7 +42,7 @@ func (e *Engine) Portrait(ctx context.Context, caller policy.Caller, pseudonym, 
 	if !d.Allow {
 		return nil, nil, d.Err()
 	}
-	subs, err := e.store.Subjects(ctx, []string{pseudonym})
+	subs, err := e.store.Subjects(ctx, []portrait.Pseudonym{pseudonym})
 	if err != nil {
 		return nil, nil, fmt.Errorf("read portrait: %w", err)
 	}

@@ -20,8 +20,8 @@ type Engine interface {
 	Update(ctx context.Context, fn func(Tx) error) error
 
 	Generation(ctx context.Context) (int64, error)
-	Subjects(ctx context.Context, pseudonyms []string) (map[string]portrait.SubjectKey, error)
-	States(ctx context.Context, pseudonyms []string) (map[string]*policy.State, error)
+	Subjects(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym]portrait.SubjectKey, error)
+	States(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym]*policy.State, error)
 	Suspensions(ctx context.Context) ([]policy.Suspension, error)
 	ExpiredEvents(ctx context.Context, now time.Time, limit int) ([]portrait.StoredEvent, error)
 	ExpiredProfile(ctx context.Context, now time.Time, limit int) ([]portrait.FieldRef, error)
@@ -33,27 +33,27 @@ type Engine interface {
 	APIKey(ctx context.Context, hash []byte) (portrait.APIKey, error)
 	APIKeys(ctx context.Context) ([]portrait.APIKey, error)
 	SessionEnded(ctx context.Context, issued time.Time, ids ...[]byte) (bool, error)
-	Cases(ctx context.Context, pseudonym string) ([]portrait.Case, error)
+	Cases(ctx context.Context, pseudonym portrait.Pseudonym) ([]portrait.Case, error)
 	DeterminationByID(ctx context.Context, id string) (portrait.StoredDetermination, error)
 	Reviews(ctx context.Context, status string) ([]portrait.Review, error)
 	ReviewByID(ctx context.Context, id string) (portrait.Review, error)
 	Items(ctx context.Context) ([]portrait.Item, error)
-	Pseudonyms(ctx context.Context, after string, limit int) ([]string, error)
+	Pseudonyms(ctx context.Context, after portrait.Pseudonym, limit int) ([]portrait.Pseudonym, error)
 	Close() error
 
 	// The personal reads, keyed by pseudonym. Profile and ProfilesFor
 	// return every stored field; the guard keeps those a grant covers.
-	ConsentHistory(ctx context.Context, pseudonym string) ([]portrait.ConsentRecord, error)
-	Events(ctx context.Context, pseudonym string, since time.Time) ([]portrait.StoredEvent, error)
-	Profile(ctx context.Context, pseudonym string) ([]portrait.ProfileValue, error)
-	Labels(ctx context.Context, pseudonym string) ([]portrait.LabelValue, error)
-	Determinations(ctx context.Context, pseudonym string) ([]portrait.StoredDetermination, error)
-	Protected(ctx context.Context, pseudonym string) ([]portrait.ProtectedValue, error)
-	EventsFor(ctx context.Context, pseudonyms []string, since time.Time) (map[string][]portrait.StoredEvent, error)
-	ProfilesFor(ctx context.Context, pseudonyms []string) (map[string][]portrait.ProfileValue, error)
-	LabelsFor(ctx context.Context, pseudonyms []string) (map[string][]portrait.LabelValue, error)
-	DeterminationsFor(ctx context.Context, pseudonyms []string) (map[string][]portrait.StoredDetermination, error)
-	ProtectedFor(ctx context.Context, pseudonyms []string) (map[string][]portrait.ProtectedValue, error)
+	ConsentHistory(ctx context.Context, pseudonym portrait.Pseudonym) ([]portrait.ConsentRecord, error)
+	Events(ctx context.Context, pseudonym portrait.Pseudonym, since time.Time) ([]portrait.StoredEvent, error)
+	Profile(ctx context.Context, pseudonym portrait.Pseudonym) ([]portrait.ProfileValue, error)
+	Labels(ctx context.Context, pseudonym portrait.Pseudonym) ([]portrait.LabelValue, error)
+	Determinations(ctx context.Context, pseudonym portrait.Pseudonym) ([]portrait.StoredDetermination, error)
+	Protected(ctx context.Context, pseudonym portrait.Pseudonym) ([]portrait.ProtectedValue, error)
+	EventsFor(ctx context.Context, pseudonyms []portrait.Pseudonym, since time.Time) (map[portrait.Pseudonym][]portrait.StoredEvent, error)
+	ProfilesFor(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym][]portrait.ProfileValue, error)
+	LabelsFor(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym][]portrait.LabelValue, error)
+	DeterminationsFor(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym][]portrait.StoredDetermination, error)
+	ProtectedFor(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym][]portrait.ProtectedValue, error)
 }
 
 // Tx is an engine's write transaction, keyed by pseudonym. InsertEvents,
@@ -63,11 +63,11 @@ type Tx interface {
 	EnsureSubjects(ctx context.Context, subjects []portrait.SubjectKey) error
 	InsertEvents(ctx context.Context, events []portrait.StoredEvent) ([]bool, error)
 	PutLabels(ctx context.Context, values []portrait.LabelValue) error
-	DeleteLabels(ctx context.Context, pseudonym string, labels []string) error
+	DeleteLabels(ctx context.Context, pseudonym portrait.Pseudonym, labels []string) error
 	AppendConsent(ctx context.Context, r portrait.ConsentRecord) error
-	SetFlags(ctx context.Context, pseudonym string, f portrait.Flags) error
-	Suppress(ctx context.Context, pseudonym, label string, deleted bool) error
-	Unsuppress(ctx context.Context, pseudonym, label string) error
+	SetFlags(ctx context.Context, pseudonym portrait.Pseudonym, f portrait.Flags) error
+	Suppress(ctx context.Context, pseudonym portrait.Pseudonym, label string, deleted bool) error
+	Unsuppress(ctx context.Context, pseudonym portrait.Pseudonym, label string) error
 	Suspend(ctx context.Context, s policy.Suspension) error
 	Lift(ctx context.Context, kind, id string) error
 	Generation(ctx context.Context) (int64, error)
@@ -83,17 +83,17 @@ type Tx interface {
 	PutDetermination(ctx context.Context, d portrait.StoredDetermination) error
 	SetDeterminationStatus(ctx context.Context, id, status string) error
 	PutReview(ctx context.Context, r portrait.Review) error
-	States(ctx context.Context, pseudonyms []string) (map[string]*policy.State, error)
-	Subjects(ctx context.Context, pseudonyms []string) (map[string]portrait.SubjectKey, error)
+	States(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym]*policy.State, error)
+	Subjects(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym]portrait.SubjectKey, error)
 	CloseReview(ctx context.Context, r portrait.Review) error
 	PutItems(ctx context.Context, items []portrait.Item) error
 
 	// The personal writes, keyed by pseudonym.
-	PutProfile(ctx context.Context, pseudonym string, values []portrait.ProfileValue) error
-	RewriteEvent(ctx context.Context, pseudonym string, id int64, sealed []byte, expires time.Time) error
-	DeleteProfile(ctx context.Context, pseudonym string, fields []string) error
-	Erase(ctx context.Context, pseudonym string) error
-	PutProtected(ctx context.Context, pseudonym string, values []portrait.ProtectedValue) error
+	PutProfile(ctx context.Context, pseudonym portrait.Pseudonym, values []portrait.ProfileValue) error
+	RewriteEvent(ctx context.Context, pseudonym portrait.Pseudonym, id int64, sealed []byte, expires time.Time) error
+	DeleteProfile(ctx context.Context, pseudonym portrait.Pseudonym, fields []string) error
+	Erase(ctx context.Context, pseudonym portrait.Pseudonym) error
+	PutProtected(ctx context.Context, pseudonym portrait.Pseudonym, values []portrait.ProtectedValue) error
 }
 
 // Store is portrait.Store over an Engine, checking every grant.
@@ -132,9 +132,9 @@ func check(op string, g policy.Grant, fields []string, actions ...policy.Action)
 // page checks every grant of a page read and returns the distinct
 // subjects, in first-seen order, with each subject's grants. One failed
 // check refuses the whole page before anything is read.
-func page(op string, grants []policy.Grant) ([]string, map[string][]policy.Grant, error) {
-	held := make(map[string][]policy.Grant, len(grants))
-	subjects := make([]string, 0, len(grants))
+func page(op string, grants []policy.Grant) ([]portrait.Pseudonym, map[portrait.Pseudonym][]policy.Grant, error) {
+	held := make(map[portrait.Pseudonym][]policy.Grant, len(grants))
+	subjects := make([]portrait.Pseudonym, 0, len(grants))
 	for i, g := range grants {
 		if err := g.Check(g.Pseudonym(), ReadActions...); err != nil {
 			return nil, nil, Refuse(op, fmt.Errorf("grant %d of %d: %w", i+1, len(grants), err))
@@ -223,26 +223,26 @@ func (s *Store) Protected(ctx context.Context, g policy.Grant) ([]portrait.Prote
 }
 
 // EventsFor implements portrait.Store.EventsFor.
-func (s *Store) EventsFor(ctx context.Context, grants []policy.Grant, since time.Time) (map[string][]portrait.StoredEvent, error) {
+func (s *Store) EventsFor(ctx context.Context, grants []policy.Grant, since time.Time) (map[portrait.Pseudonym][]portrait.StoredEvent, error) {
 	subjects, _, err := page("read events", grants)
 	if err != nil {
 		return nil, err
 	}
 	if len(subjects) == 0 {
-		return map[string][]portrait.StoredEvent{}, nil
+		return map[portrait.Pseudonym][]portrait.StoredEvent{}, nil
 	}
 	return s.Engine.EventsFor(ctx, subjects, since)
 }
 
 // ProfilesFor implements portrait.Store.ProfilesFor: a field is returned
 // when one of its subject's grants covers it.
-func (s *Store) ProfilesFor(ctx context.Context, grants []policy.Grant) (map[string][]portrait.ProfileValue, error) {
+func (s *Store) ProfilesFor(ctx context.Context, grants []policy.Grant) (map[portrait.Pseudonym][]portrait.ProfileValue, error) {
 	subjects, held, err := page("read profile", grants)
 	if err != nil {
 		return nil, err
 	}
 	if len(subjects) == 0 {
-		return map[string][]portrait.ProfileValue{}, nil
+		return map[portrait.Pseudonym][]portrait.ProfileValue{}, nil
 	}
 	m, err := s.Engine.ProfilesFor(ctx, subjects)
 	if err != nil {
@@ -259,37 +259,37 @@ func (s *Store) ProfilesFor(ctx context.Context, grants []policy.Grant) (map[str
 }
 
 // LabelsFor implements portrait.Store.LabelsFor.
-func (s *Store) LabelsFor(ctx context.Context, grants []policy.Grant) (map[string][]portrait.LabelValue, error) {
+func (s *Store) LabelsFor(ctx context.Context, grants []policy.Grant) (map[portrait.Pseudonym][]portrait.LabelValue, error) {
 	subjects, _, err := page("read labels", grants)
 	if err != nil {
 		return nil, err
 	}
 	if len(subjects) == 0 {
-		return map[string][]portrait.LabelValue{}, nil
+		return map[portrait.Pseudonym][]portrait.LabelValue{}, nil
 	}
 	return s.Engine.LabelsFor(ctx, subjects)
 }
 
 // DeterminationsFor implements portrait.Store.DeterminationsFor.
-func (s *Store) DeterminationsFor(ctx context.Context, grants []policy.Grant) (map[string][]portrait.StoredDetermination, error) {
+func (s *Store) DeterminationsFor(ctx context.Context, grants []policy.Grant) (map[portrait.Pseudonym][]portrait.StoredDetermination, error) {
 	subjects, _, err := page("read decisions", grants)
 	if err != nil {
 		return nil, err
 	}
 	if len(subjects) == 0 {
-		return map[string][]portrait.StoredDetermination{}, nil
+		return map[portrait.Pseudonym][]portrait.StoredDetermination{}, nil
 	}
 	return s.Engine.DeterminationsFor(ctx, subjects)
 }
 
 // ProtectedFor implements portrait.Store.ProtectedFor.
-func (s *Store) ProtectedFor(ctx context.Context, grants []policy.Grant) (map[string][]portrait.ProtectedValue, error) {
+func (s *Store) ProtectedFor(ctx context.Context, grants []policy.Grant) (map[portrait.Pseudonym][]portrait.ProtectedValue, error) {
 	subjects, _, err := page("read protected attributes", grants)
 	if err != nil {
 		return nil, err
 	}
 	if len(subjects) == 0 {
-		return map[string][]portrait.ProtectedValue{}, nil
+		return map[portrait.Pseudonym][]portrait.ProtectedValue{}, nil
 	}
 	return s.Engine.ProtectedFor(ctx, subjects)
 }

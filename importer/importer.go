@@ -171,7 +171,8 @@ func (o *Options) checkGrant(cat *catalog.Catalog) error {
 // grant records the Options.Grant purposes for the subjects of events
 // not yet seen, in the order they first appear.
 func grant(ctx context.Context, caller policy.Caller, cat *catalog.Catalog, o *Options, events []ingest.Item, seen map[string]bool, rep *Report) error {
-	var ids, pss []string
+	var ids []string
+	var pss []portrait.Pseudonym
 	for _, it := range events {
 		if id := it.Event.SubjectID; !seen[id] {
 			seen[id] = true

@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	portrait "github.com/portrait-dev/portrait"
 	"io"
 	"path/filepath"
 	"slices"
@@ -228,7 +229,7 @@ func storedLabels(tb testing.TB, e *env) map[string]map[string]derive.Stored {
 	tb.Helper()
 	ctx := context.Background()
 	out := map[string]map[string]derive.Stored{}
-	for after := ""; ; {
+	for after := portrait.Pseudonym(""); ; {
 		page, err := e.store.Pseudonyms(ctx, after, 5000)
 		if err != nil {
 			tb.Fatal(err)
@@ -251,13 +252,13 @@ func storedLabels(tb testing.TB, e *env) map[string]map[string]derive.Stored {
 			if err != nil {
 				tb.Fatal(err)
 			}
-			out[ps] = map[string]derive.Stored{}
+			out[string(ps)] = map[string]derive.Stored{}
 			for _, lv := range lvs {
 				v, err := derive.Open(c, lv)
 				if err != nil {
 					tb.Fatal(err)
 				}
-				out[ps][lv.Label] = v
+				out[string(ps)][lv.Label] = v
 			}
 		}
 	}
@@ -291,11 +292,11 @@ func TestCDNOW(t *testing.T) {
 	byID := map[string][]label.Event{}
 	for _, r := range rows {
 		ps := e.keys.Pseudonym(r.id)
-		if _, ok := byID[ps]; !ok {
-			byID[ps] = []label.Event{}
+		if _, ok := byID[string(ps)]; !ok {
+			byID[string(ps)] = []label.Event{}
 		}
 		if !r.at.Before(cdnowEnd.Add(-window)) {
-			byID[ps] = append(byID[ps], label.Event{Type: "purchase", Time: r.at, Fields: map[string]any{"amount": r.amount}})
+			byID[string(ps)] = append(byID[string(ps)], label.Event{Type: "purchase", Time: r.at, Fields: map[string]any{"amount": r.amount}})
 		}
 	}
 	want := label.RFM(cdnowEnd, byID, "purchase", "amount")
@@ -436,7 +437,7 @@ func TestGrant(t *testing.T) {
 	}
 	got := storedLabels(t, e)
 	for id, want := range map[string]bool{"a": true, "b": false, "c": true} {
-		v, ok := got[e.keys.Pseudonym(id)]["sports_fan"]
+		v, ok := got[string(e.keys.Pseudonym(id))]["sports_fan"]
 		if ok != want || ok && !v.Bool {
 			t.Errorf("%s: sports_fan %+v (stored %v); want stored %v and true", id, v, ok, want)
 		}
@@ -444,7 +445,7 @@ func TestGrant(t *testing.T) {
 }
 
 // accessGrant is the subject-access grant the rights service would hold.
-func accessGrant(tb testing.TB, point *policy.Point, pseudonym string) policy.Grant {
+func accessGrant(tb testing.TB, point *policy.Point, pseudonym portrait.Pseudonym) policy.Grant {
 	tb.Helper()
 	d := point.Decide(policy.Request{State: &policy.State{Pseudonym: pseudonym}, Action: policy.Access, Caller: policy.Caller{Role: policy.System}})
 	if !d.Allow {

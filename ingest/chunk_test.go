@@ -155,7 +155,7 @@ func TestWithdrawalBindsLaterChunks(t *testing.T) {
 			ctx := context.Background()
 			var e *env
 			withdrawn := false
-			e = engines(t, name, ingest.Options{ChunkSize: 100, OnStored: func(ctx context.Context, _ []string) {
+			e = engines(t, name, ingest.Options{ChunkSize: 100, OnStored: func(ctx context.Context, _ []portrait.Pseudonym) {
 				if withdrawn {
 					return
 				}
@@ -229,7 +229,7 @@ func TestFailedChunkKeepsEarlierOnes(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			chunks := 0
-			e := engines(t, name, ingest.Options{ChunkSize: 100, OnStored: func(context.Context, []string) {
+			e := engines(t, name, ingest.Options{ChunkSize: 100, OnStored: func(context.Context, []portrait.Pseudonym) {
 				if chunks++; chunks == 2 {
 					cancel() // the client goes away after the second chunk
 				}

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -13,7 +14,6 @@ import (
 	"math"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	portrait "github.com/portrait-dev/portrait"
@@ -104,7 +104,7 @@ type Options struct {
 	Logger    *slog.Logger
 	// OnStored, if set, is called after each chunk commits with the
 	// pseudonyms whose data changed, for incremental derivation.
-	OnStored func(ctx context.Context, pseudonyms []string)
+	OnStored func(ctx context.Context, pseudonyms []portrait.Pseudonym)
 	// Flags, if set, owns the features held sensitive until a reviewer
 	// clears them (package monitor): a lexicon hit in a field declared
 	// non-sensitive flags the field through it (SM-1, FP-6). Without it a
@@ -161,7 +161,7 @@ func New(store portrait.Store, point *policy.Point, ledger *consent.Ledger, kr *
 // pending is an event that passed validation, on its way to the store.
 type pending struct {
 	index     int
-	pseudonym string
+	pseudonym portrait.Pseudonym
 	id        string
 	event     portrait.Event
 	// lexicon maps fields whose values hold a term of the rule pack's
@@ -203,7 +203,7 @@ func (in *Ingester) Ingest(ctx context.Context, caller policy.Caller, items []It
 		// Events are stored per subject: a chunk of few subjects writes
 		// few pages, where a chunk of every subject would rewrite them
 		// all, chunk after chunk.
-		slices.SortStableFunc(todo, func(a, b pending) int { return strings.Compare(a.pseudonym, b.pseudonym) })
+		slices.SortStableFunc(todo, func(a, b pending) int { return cmp.Compare(a.pseudonym, b.pseudonym) })
 	}
 	n := 0
 	for part := range slices.Chunk(todo, in.opt.ChunkSize) {
@@ -266,9 +266,9 @@ func notStored(results []Result, part []pending, n int, why string) int {
 // so that no event is stored under a consent withdrawn meanwhile (invariant
 // 5). Consent traffic of other subjects costs one read, and never a retry
 // that could starve.
-func (in *Ingester) chunk(ctx context.Context, caller policy.Caller, cat *catalog.Catalog, now time.Time, n int, part []pending, results []Result) (Summary, []string, error) {
-	seen := make(map[string]bool)
-	var pseudonyms []string
+func (in *Ingester) chunk(ctx context.Context, caller policy.Caller, cat *catalog.Catalog, now time.Time, n int, part []pending, results []Result) (Summary, []portrait.Pseudonym, error) {
+	seen := make(map[portrait.Pseudonym]bool)
+	var pseudonyms []portrait.Pseudonym
 	for _, p := range part {
 		if !seen[p.pseudonym] {
 			seen[p.pseudonym] = true
@@ -283,7 +283,7 @@ func (in *Ingester) chunk(ctx context.Context, caller policy.Caller, cat *catalo
 	if err != nil {
 		return Summary{}, nil, fmt.Errorf("ingest: load consent states: %w", err)
 	}
-	decide := func(r subjectReader, states map[string]*policy.State) (*batch, error) {
+	decide := func(r subjectReader, states map[portrait.Pseudonym]*policy.State) (*batch, error) {
 		return in.prepare(ctx, r, caller, cat, now, n, part, pseudonyms, states, results)
 	}
 	b, err := decide(in.store, states)
@@ -301,12 +301,12 @@ func (in *Ingester) chunk(ctx context.Context, caller policy.Caller, cat *catalo
 type batch struct {
 	part        []pending
 	newSubjects []portrait.SubjectKey
-	minors      []string
-	states      map[string]*policy.State // as decided, minors marked
-	decidedOn   map[string]*policy.State // as read
+	minors      []portrait.Pseudonym
+	states      map[portrait.Pseudonym]*policy.State // as decided, minors marked
+	decidedOn   map[portrait.Pseudonym]*policy.State // as read
 	events      []portrait.StoredEvent
 	eventIdx    []int
-	profile     map[string][]portrait.ProfileValue
+	profile     map[portrait.Pseudonym][]portrait.ProfileValue
 	grants      map[string]policy.Grant
 	digest      hash.Hash
 }
@@ -314,14 +314,14 @@ type batch struct {
 // subjectReader reads stored subjects: the Store before the write
 // transaction, the transaction itself inside it (portrait.Tx.Subjects).
 type subjectReader interface {
-	Subjects(ctx context.Context, pseudonyms []string) (map[string]portrait.SubjectKey, error)
+	Subjects(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym]portrait.SubjectKey, error)
 }
 
 // prepare decides a chunk against the subjects' current states: it
 // minimises, authorises and seals each event and sets the result of every
 // event it refuses.
-func (in *Ingester) prepare(ctx context.Context, r subjectReader, caller policy.Caller, cat *catalog.Catalog, now time.Time, n int, part []pending, pseudonyms []string,
-	decidedOn map[string]*policy.State, results []Result) (*batch, error) {
+func (in *Ingester) prepare(ctx context.Context, r subjectReader, caller policy.Caller, cat *catalog.Catalog, now time.Time, n int, part []pending, pseudonyms []portrait.Pseudonym,
+	decidedOn map[portrait.Pseudonym]*policy.State, results []Result) (*batch, error) {
 	for _, p := range part {
 		results[p.index] = Result{Index: p.index, Chunk: n}
 	}
@@ -334,7 +334,7 @@ func (in *Ingester) prepare(ctx context.Context, r subjectReader, caller policy.
 		events: make([]portrait.StoredEvent, 0, len(part)), eventIdx: make([]int, 0, len(part))}
 	ciphers := make(map[string]*keys.Cipher, len(pseudonyms))
 	for _, p := range part {
-		if _, ok := ciphers[p.pseudonym]; ok {
+		if _, ok := ciphers[string(p.pseudonym)]; ok {
 			continue
 		}
 		var c *keys.Cipher
@@ -348,7 +348,7 @@ func (in *Ingester) prepare(ctx context.Context, r subjectReader, caller policy.
 		if err != nil {
 			return nil, fmt.Errorf("ingest: subject key: %w", err)
 		}
-		ciphers[p.pseudonym] = c
+		ciphers[string(p.pseudonym)] = c
 	}
 
 	names := make([]string, 0, 8)
@@ -422,7 +422,7 @@ func (in *Ingester) prepare(ctx context.Context, r subjectReader, caller policy.
 		if err != nil {
 			return nil, fmt.Errorf("ingest: encode fields: %w", err)
 		}
-		c := ciphers[p.pseudonym]
+		c := ciphers[string(p.pseudonym)]
 		ev := portrait.StoredEvent{
 			Grant: grant, Pseudonym: p.pseudonym, Type: p.event.Type, Time: p.event.Time,
 			Sealed: c.Seal(plain, keys.EventAD(p.pseudonym)), Expires: expires,
@@ -438,14 +438,14 @@ func (in *Ingester) prepare(ctx context.Context, r subjectReader, caller policy.
 				continue
 			}
 			if b.profile == nil {
-				b.profile = make(map[string][]portrait.ProfileValue)
+				b.profile = make(map[portrait.Pseudonym][]portrait.ProfileValue)
 			}
 			enc, _ := json.Marshal(v)
 			b.profile[p.pseudonym] = append(b.profile[p.pseudonym], portrait.ProfileValue{
 				Field: name, Sealed: c.Seal(enc, keys.ProfileAD(p.pseudonym, name)), Source: "event",
 				Updated: p.event.Time, Expires: p.event.Time.Add(time.Duration(f.Retention)),
 			})
-			b.grants[p.pseudonym] = grant
+			b.grants[string(p.pseudonym)] = grant
 		}
 		h := sha256.Sum256(plain)
 		fmt.Fprintf(b.digest, "%s\t%d\taccepted\t%x\n", p.pseudonym, p.index, h[:8])
@@ -456,8 +456,8 @@ func (in *Ingester) prepare(ctx context.Context, r subjectReader, caller policy.
 // commit writes a decided chunk and its audit record in one transaction.
 // If governance changed since gen was read, decide runs again in the
 // transaction, whose lock keeps further changes out until it commits.
-func (in *Ingester) commit(ctx context.Context, caller policy.Caller, now time.Time, n int, pseudonyms []string, gen int64, b *batch,
-	decide func(subjectReader, map[string]*policy.State) (*batch, error), results []Result) (Summary, error) {
+func (in *Ingester) commit(ctx context.Context, caller policy.Caller, now time.Time, n int, pseudonyms []portrait.Pseudonym, gen int64, b *batch,
+	decide func(subjectReader, map[portrait.Pseudonym]*policy.State) (*batch, error), results []Result) (Summary, error) {
 	subjects := len(pseudonyms)
 	var sum Summary
 	var inserted []bool
@@ -495,12 +495,12 @@ func (in *Ingester) commit(ctx context.Context, caller policy.Caller, now time.T
 			}
 		}
 		for ps, vals := range b.profile {
-			if err := tx.PutProfile(ctx, b.grants[ps], vals); err != nil {
+			if err := tx.PutProfile(ctx, b.grants[string(ps)], vals); err != nil {
 				return err
 			}
 		}
 		for _, ps := range b.minors {
-			if _, err := in.log.Append(ctx, tx, audit.Record{Kind: "flags", Time: now, Actor: actor(caller), Subject: ps,
+			if _, err := in.log.Append(ctx, tx, audit.Record{Kind: "flags", Time: now, Actor: actor(caller), Pseudonym: ps,
 				Action: "minor", Codes: []string{"SM-3"}}); err != nil {
 				return err
 			}
@@ -559,7 +559,7 @@ func (in *Ingester) commit(ctx context.Context, caller policy.Caller, now time.T
 
 // sameStates reports whether every subject's governance state in a is the
 // one in b, so that decisions made under b hold under a.
-func sameStates(a, b map[string]*policy.State) bool {
+func sameStates(a, b map[portrait.Pseudonym]*policy.State) bool {
 	if len(a) != len(b) {
 		return false
 	}

@@ -116,7 +116,7 @@ func (e *env) events(t *testing.T, subject string) []map[string]any {
 	if err != nil {
 		t.Fatal(err)
 	}
-	subs, err := e.st.Subjects(ctx, []string{ps})
+	subs, err := e.st.Subjects(ctx, []portrait.Pseudonym{ps})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +175,7 @@ func TestNoPlaintextAndErasure(t *testing.T) {
 	}
 
 	ps := e.keys.Pseudonym(subject)
-	subs, _ := e.store.Subjects(ctx, []string{ps})
+	subs, _ := e.store.Subjects(ctx, []portrait.Pseudonym{ps})
 	wrapped := subs[ps].WrappedKey
 	d := e.point.Decide(policy.Request{State: &policy.State{Pseudonym: ps}, Action: policy.Erase, Caller: policy.Caller{Role: policy.System}})
 	if err := e.store.Update(ctx, func(tx portrait.Tx) error { return tx.Erase(ctx, d.Grant) }); err != nil {
@@ -191,7 +191,7 @@ func TestNoPlaintextAndErasure(t *testing.T) {
 	if got := e.events(t, subject); len(got) != 0 {
 		t.Errorf("events survive erasure: %v", got)
 	}
-	if subs, _ := e.store.Subjects(ctx, []string{ps}); len(subs) != 0 {
+	if subs, _ := e.store.Subjects(ctx, []portrait.Pseudonym{ps}); len(subs) != 0 {
 		t.Error("subject key survives erasure")
 	}
 }
@@ -338,7 +338,7 @@ func TestFailClosed(t *testing.T) {
 	if got := e.events(t, "u4"); len(got) != 0 {
 		t.Errorf("events stored without an audit record: %v", got)
 	}
-	if subs, _ := e.store.Subjects(context.Background(), []string{e.keys.Pseudonym("u4")}); len(subs) != 0 {
+	if subs, _ := e.store.Subjects(context.Background(), []portrait.Pseudonym{e.keys.Pseudonym("u4")}); len(subs) != 0 {
 		t.Error("subject key stored without an audit record")
 	}
 }

@@ -38,8 +38,8 @@ func (in *Ingester) sweepProfile(ctx context.Context, now time.Time) (int, error
 		if len(expired) == 0 {
 			return total, nil
 		}
-		bySubject := map[string][]string{}
-		var order []string
+		bySubject := map[portrait.Pseudonym][]string{}
+		var order []portrait.Pseudonym
 		for _, r := range expired {
 			if bySubject[r.Pseudonym] == nil {
 				order = append(order, r.Pseudonym)
@@ -79,7 +79,7 @@ func (in *Ingester) sweepEvents(ctx context.Context, now time.Time) (int, error)
 		if len(expired) == 0 {
 			return total, nil
 		}
-		var ps []string
+		var ps []portrait.Pseudonym
 		for _, e := range expired {
 			ps = append(ps, e.Pseudonym)
 		}

@@ -2,6 +2,7 @@ package keys
 
 import (
 	"bytes"
+	portrait "github.com/portrait-dev/portrait"
 	"hash/maphash"
 	"sync"
 )
@@ -24,7 +25,7 @@ type cache struct {
 
 type shard struct {
 	mu sync.RWMutex
-	m  map[string]entry
+	m  map[portrait.Pseudonym]entry
 }
 
 type entry struct {
@@ -35,16 +36,16 @@ type entry struct {
 func newCache(size int) *cache {
 	c := &cache{seed: maphash.MakeSeed(), max: max(1, size/shards)}
 	for i := range c.shards {
-		c.shards[i].m = make(map[string]entry)
+		c.shards[i].m = make(map[portrait.Pseudonym]entry)
 	}
 	return c
 }
 
-func (c *cache) shard(p string) *shard {
-	return &c.shards[maphash.String(c.seed, p)%shards]
+func (c *cache) shard(p portrait.Pseudonym) *shard {
+	return &c.shards[maphash.String(c.seed, string(p))%shards]
 }
 
-func (c *cache) get(p string, wrapped []byte) *Cipher {
+func (c *cache) get(p portrait.Pseudonym, wrapped []byte) *Cipher {
 	s := c.shard(p)
 	s.mu.RLock()
 	e, ok := s.m[p]
@@ -55,7 +56,7 @@ func (c *cache) get(p string, wrapped []byte) *Cipher {
 	return e.c
 }
 
-func (c *cache) put(p string, wrapped []byte, ci *Cipher) {
+func (c *cache) put(p portrait.Pseudonym, wrapped []byte, ci *Cipher) {
 	s := c.shard(p)
 	s.mu.Lock()
 	if _, ok := s.m[p]; !ok && len(s.m) >= c.max {
@@ -70,7 +71,7 @@ func (c *cache) put(p string, wrapped []byte, ci *Cipher) {
 
 // del drops p's entry and destroys its cipher: only erasure calls it, and
 // an erased subject's unwrapped key must not stay in memory (invariant 4).
-func (c *cache) del(p string) {
+func (c *cache) del(p portrait.Pseudonym) {
 	s := c.shard(p)
 	s.mu.Lock()
 	e, ok := s.m[p]

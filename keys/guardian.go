@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
+	portrait "github.com/portrait-dev/portrait"
 	"strings"
 	"time"
 )
@@ -21,7 +22,7 @@ const guardianPrefix = "pg1."
 // bytes) + "." + base64url(HMAC). The MAC covers the subject and purpose
 // without carrying them, under a context of its own, so a subject token
 // is never a guardian token nor one subject's token another's.
-func (k *Keyring) IssueGuardianToken(pseudonym, purpose string, ttl time.Duration) (string, time.Time) {
+func (k *Keyring) IssueGuardianToken(pseudonym portrait.Pseudonym, purpose string, ttl time.Duration) (string, time.Time) {
 	exp := time.Now().Add(ttl).Truncate(time.Second)
 	payload := make([]byte, 16)
 	binary.BigEndian.PutUint64(payload, uint64(exp.Unix()))
@@ -32,7 +33,7 @@ func (k *Keyring) IssueGuardianToken(pseudonym, purpose string, ttl time.Duratio
 
 // CheckGuardianToken verifies a guardian token for pseudonym and purpose
 // at now; the MAC is compared in constant time before the expiry is read.
-func (k *Keyring) CheckGuardianToken(tok, pseudonym, purpose string, now time.Time) error {
+func (k *Keyring) CheckGuardianToken(tok string, pseudonym portrait.Pseudonym, purpose string, now time.Time) error {
 	if !strings.HasPrefix(tok, guardianPrefix) {
 		return ErrGuardianToken
 	}
@@ -55,6 +56,6 @@ func (k *Keyring) CheckGuardianToken(tok, pseudonym, purpose string, now time.Ti
 	return nil
 }
 
-func guardianContext(pseudonym, purpose string) string {
-	return "guardian\x00" + pseudonym + "\x00" + purpose
+func guardianContext(pseudonym portrait.Pseudonym, purpose string) string {
+	return "guardian\x00" + string(pseudonym) + "\x00" + purpose
 }

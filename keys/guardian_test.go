@@ -1,6 +1,7 @@
 package keys
 
 import (
+	portrait "github.com/portrait-dev/portrait"
 	"strings"
 	"testing"
 	"time"
@@ -22,17 +23,17 @@ func TestGuardianToken(t *testing.T) {
 	}
 	other, _ := mustNew(t, 2).IssueGuardianToken(p, "personalization", time.Hour)
 	for name, c := range map[string]struct{ tok, subject, purpose string }{
-		"other purpose":   {tok, p, "marketing"},
-		"other subject":   {tok, k.Pseudonym("sibling"), "personalization"},
-		"other master":    {other, p, "personalization"},
-		"altered":         {strings.Replace(tok, "pg1.", "pg1.A", 1), p, "personalization"},
-		"subject token":   {k.IssueToken(p, time.Hour), p, "personalization"},
-		"a boolean":       {"true", p, "personalization"},
-		"empty":           {"", p, "personalization"},
-		"no signature":    {strings.Split(tok, ".")[0] + "." + strings.Split(tok, ".")[1], p, "personalization"},
-		"truncated token": {tok[:len(tok)-3], p, "personalization"},
+		"other purpose":   {tok, string(p), "marketing"},
+		"other subject":   {tok, string(k.Pseudonym("sibling")), "personalization"},
+		"other master":    {other, string(p), "personalization"},
+		"altered":         {strings.Replace(tok, "pg1.", "pg1.A", 1), string(p), "personalization"},
+		"subject token":   {k.IssueToken(p, time.Hour), string(p), "personalization"},
+		"a boolean":       {"true", string(p), "personalization"},
+		"empty":           {"", string(p), "personalization"},
+		"no signature":    {strings.Split(tok, ".")[0] + "." + strings.Split(tok, ".")[1], string(p), "personalization"},
+		"truncated token": {tok[:len(tok)-3], string(p), "personalization"},
 	} {
-		if err := k.CheckGuardianToken(c.tok, c.subject, c.purpose, now); err != ErrGuardianToken {
+		if err := k.CheckGuardianToken(c.tok, portrait.Pseudonym(c.subject), c.purpose, now); err != ErrGuardianToken {
 			t.Errorf("%s: err = %v, want ErrGuardianToken", name, err)
 		}
 	}

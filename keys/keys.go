@@ -184,16 +184,16 @@ func (k *Keyring) ID() string { return k.id }
 // Pseudonym returns the keyed pseudonym of a subject id: the first 128 bits
 // of HMAC-SHA256 under the pseudonym key, in hex. It is deterministic for a
 // master key and unlinkable without it (invariant 4).
-func (k *Keyring) Pseudonym(subjectID string) string {
+func (k *Keyring) Pseudonym(subjectID string) portrait.Pseudonym {
 	var sum [sha256.Size]byte
 	k.pseud.sum(sum[:0], subjectID, "")
-	return hex.EncodeToString(sum[:16])
+	return portrait.Pseudonym(hex.EncodeToString(sum[:16]))
 }
 
 // IdemHash returns a keyed hash of a subject's idempotency key, so that raw
 // client keys are never stored.
-func (k *Keyring) IdemHash(pseudonym, key string) []byte {
-	return k.idem.sum(make([]byte, 0, sha256.Size), pseudonym, key)
+func (k *Keyring) IdemHash(pseudonym portrait.Pseudonym, key string) []byte {
+	return k.idem.sum(make([]byte, 0, sha256.Size), string(pseudonym), key)
 }
 
 // LogKey returns the Ed25519 key that signs audit-log checkpoints.
@@ -271,10 +271,10 @@ func (k *Keyring) SubjectID(s portrait.SubjectKey) (string, error) {
 // zeroed; it seals and opens nothing more, also for callers still holding
 // it). Erasure calls it after deleting the wrapped key, so that no
 // unwrapped key stays in memory.
-func (k *Keyring) Forget(pseudonym string) { k.cache.del(pseudonym) }
+func (k *Keyring) Forget(pseudonym portrait.Pseudonym) { k.cache.del(pseudonym) }
 
-func wrapAD(p string) []byte { return []byte("portrait/wrap/" + p) }
-func idAD(p string) []byte   { return []byte("portrait/id/" + p) }
+func wrapAD(p portrait.Pseudonym) []byte { return []byte("portrait/wrap/" + p) }
+func idAD(p portrait.Pseudonym) []byte   { return []byte("portrait/id/" + p) }
 
 const redacted = "keys.Keyring{REDACTED}"
 

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	portrait "github.com/portrait-dev/portrait"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -127,13 +128,13 @@ func TestPseudonym(t *testing.T) {
 	if len(p) != 32 {
 		t.Fatalf("pseudonym %q: want 32 hex chars", p)
 	}
-	if _, err := hex.DecodeString(p); err != nil {
+	if _, err := hex.DecodeString(string(p)); err != nil {
 		t.Fatal(err)
 	}
 	if p == b.Pseudonym("user-42") {
 		t.Fatal("different masters gave the same pseudonym")
 	}
-	if p == a.Pseudonym("user-43") || strings.Contains(p, "user") {
+	if p == a.Pseudonym("user-43") || strings.Contains(string(p), "user") {
 		t.Fatal("pseudonym is not a keyed hash of the id")
 	}
 	if bytes.Equal(a.IdemHash(p, "k1"), a.IdemHash(p, "k2")) || !bytes.Equal(a.IdemHash(p, "k1"), a.IdemHash(p, "k1")) {
@@ -252,7 +253,7 @@ func TestCacheBounded(t *testing.T) {
 	c := newCache(64)
 	ci, _ := newCipher(make([]byte, 32))
 	for i := range 1000 {
-		c.put(fmt.Sprint(i), nil, ci)
+		c.put(portrait.Pseudonym(fmt.Sprint(i)), nil, ci)
 	}
 	if n := c.len(); n > 64 {
 		t.Fatalf("cache holds %d entries, bound is 64", n)
@@ -401,7 +402,7 @@ func TestTokenIssued(t *testing.T) {
 	if got.Pseudonym != p || got.Issued.Before(before) || got.Issued.After(time.Now()) || got.Expires.Sub(got.Issued) != time.Hour {
 		t.Errorf("ParseToken = %+v", got)
 	}
-	if !bytes.Equal(got.ID, SessionID(tok)) || bytes.Equal(got.ID, SubjectSessions(p)) || bytes.Equal(SessionID(p), SubjectSessions(p)) {
+	if !bytes.Equal(got.ID, SessionID(tok)) || bytes.Equal(got.ID, SubjectSessions(p)) || bytes.Equal(SessionID(string(p)), SubjectSessions(p)) {
 		t.Error("session ids are not distinct")
 	}
 	if !IsToken(tok) || IsToken("pk_admin_123") {

@@ -8,6 +8,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	portrait "github.com/portrait-dev/portrait"
 	"strings"
 	"time"
 )
@@ -35,7 +36,7 @@ var b64 = base64.RawURLEncoding.Strict()
 
 // Token is what a genuine subject token says.
 type Token struct {
-	Pseudonym       string
+	Pseudonym       portrait.Pseudonym
 	Issued, Expires time.Time
 	// ID names this token for SessionEnded and EndSessions.
 	ID []byte
@@ -50,12 +51,12 @@ func IsToken(s string) bool { return strings.HasPrefix(s, tokenPrefix) }
 // 8 bytes of expiry and 8 of issue time (Unix seconds), 8 random bytes
 // (the token id) and the pseudonym. Tokens carry no subject id, only the
 // pseudonym.
-func (k *Keyring) IssueToken(pseudonym string, ttl time.Duration) string {
+func (k *Keyring) IssueToken(pseudonym portrait.Pseudonym, ttl time.Duration) string {
 	now := time.Now()
 	return k.issueToken(pseudonym, now, now.Add(ttl))
 }
 
-func (k *Keyring) issueToken(pseudonym string, iat, exp time.Time) string {
+func (k *Keyring) issueToken(pseudonym portrait.Pseudonym, iat, exp time.Time) string {
 	payload := make([]byte, tokenHeader, tokenHeader+len(pseudonym))
 	binary.BigEndian.PutUint64(payload, uint64(exp.Unix()))
 	binary.BigEndian.PutUint64(payload[8:], uint64(iat.Unix()))
@@ -67,7 +68,7 @@ func (k *Keyring) issueToken(pseudonym string, iat, exp time.Time) string {
 
 // CheckToken verifies a subject token and returns its pseudonym; see
 // ParseToken.
-func (k *Keyring) CheckToken(tok string, now time.Time) (pseudonym string, err error) {
+func (k *Keyring) CheckToken(tok string, now time.Time) (pseudonym portrait.Pseudonym, err error) {
 	t, err := k.ParseToken(tok, now)
 	return t.Pseudonym, err
 }
@@ -104,7 +105,7 @@ func (k *Keyring) ParseToken(tok string, now time.Time) (Token, error) {
 		return Token{}, ErrTokenExpired
 	}
 	return Token{
-		Pseudonym: string(payload[tokenHeader:]),
+		Pseudonym: portrait.Pseudonym(payload[tokenHeader:]),
 		Issued:    time.Unix(int64(binary.BigEndian.Uint64(payload[8:])), 0),
 		Expires:   time.Unix(exp, 0),
 		ID:        SessionID(tok),
@@ -121,7 +122,7 @@ func SessionID(session string) []byte {
 
 // SubjectSessions names every session of a subject, for ending them all
 // at erasure. It hashes the pseudonym, with another label than SessionID.
-func SubjectSessions(pseudonym string) []byte {
-	sum := sha256.Sum256([]byte("portrait/subject-sessions/v1\x00" + pseudonym))
+func SubjectSessions(pseudonym portrait.Pseudonym) []byte {
+	sum := sha256.Sum256([]byte("portrait/subject-sessions/v1\x00" + string(pseudonym)))
 	return sum[:]
 }

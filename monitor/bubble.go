@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"container/list"
 	"fmt"
+	portrait "github.com/portrait-dev/portrait"
 	"math"
 	"slices"
 	"strings"
@@ -47,14 +48,14 @@ type bubblePeriod struct {
 // bubbles holds the answer-time aggregates, under Monitor.bmu.
 type bubbles struct {
 	recommenders map[string]*bubbleAgg
-	subjects     map[string]*bubbleAgg // key: pseudonym
-	lru          *list.List            // of pseudonyms, least recently observed at the front
+	subjects     map[portrait.Pseudonym]*bubbleAgg
+	lru          *list.List // of pseudonyms, least recently observed at the front
 	evicted      int64
 	rejected     int64
 }
 
 func newBubbles() *bubbles {
-	return &bubbles{recommenders: map[string]*bubbleAgg{}, subjects: map[string]*bubbleAgg{}, lru: list.New()}
+	return &bubbles{recommenders: map[string]*bubbleAgg{}, subjects: map[portrait.Pseudonym]*bubbleAgg{}, lru: list.New()}
 }
 
 // Observe records one recommendation answer as it is returned: the
@@ -67,7 +68,7 @@ func newBubbles() *bubbles {
 // (the least recently observed are dropped) and a cap on distinct items
 // per period. An answer whose items and categories differ in length, or
 // with no items, is not counted (the report says how many).
-func (m *Monitor) Observe(usecase, pseudonym string, items, categories []string) {
+func (m *Monitor) Observe(usecase string, pseudonym portrait.Pseudonym, items, categories []string) {
 	now := m.opts.Now()
 	p := periodOf(now, m.opts.Period)
 	var ild float64
@@ -92,7 +93,7 @@ func (m *Monitor) Observe(usecase, pseudonym string, items, categories []string)
 	if s == nil {
 		if len(b.subjects) >= m.opts.BubbleSubjects {
 			oldest := b.lru.Front()
-			delete(b.subjects, oldest.Value.(string))
+			delete(b.subjects, oldest.Value.(portrait.Pseudonym))
 			b.lru.Remove(oldest)
 			b.evicted++
 		}
@@ -166,11 +167,11 @@ type RecommenderSection struct {
 
 // BubbleScope is one recommender's or subject's diversity over time.
 type BubbleScope struct {
-	Scope       string         `json:"scope"`
-	Recommender string         `json:"recommender,omitempty"`
-	Subject     string         `json:"subject,omitempty"` // pseudonym
-	Floor       float64        `json:"floor"`
-	Periods     []BubbleMetric `json:"periods"`
+	Scope       string             `json:"scope"`
+	Recommender string             `json:"recommender,omitempty"`
+	Pseudonym   portrait.Pseudonym `json:"subject,omitempty"`
+	Floor       float64            `json:"floor"`
+	Periods     []BubbleMetric     `json:"periods"`
 	// Trend is the trend of normalised category entropy against Floor;
 	// ILDSlope the least-squares slope of intra-list diversity.
 	Trend    fairness.DiversityTrend `json:"entropy_trend"`
@@ -206,7 +207,7 @@ func (m *Monitor) floorOf(uc string) float64 {
 // recommenderSection reports the answer-time aggregates; keep holds the
 // pseudonyms that may be monitored (not restricted, not erased); the
 // others are dropped from memory, since monitoring is processing too.
-func (m *Monitor) recommenderSection(keep map[string]bool, items, cats int, rep *Report) error {
+func (m *Monitor) recommenderSection(keep map[portrait.Pseudonym]bool, items, cats int, rep *Report) error {
 	o := m.opts
 	sec := RecommenderSection{PeriodSeconds: int64(o.Period / time.Second), MinImpressions: o.MinImpressions, Floor: o.DiversityFloor,
 		Floors: o.RecommenderFloors, Recommenders: []BubbleScope{}, Subjects: []BubbleScope{}}
@@ -220,8 +221,9 @@ func (m *Monitor) recommenderSection(keep map[string]bool, items, cats int, rep 
 		}
 	}
 	type snap struct {
-		scope, uc, ps string
-		periods       []bubblePeriod
+		scope, uc string
+		ps        portrait.Pseudonym
+		periods   []bubblePeriod
 	}
 	var snaps []snap
 	seenItems, seenCats := map[string]bool{}, map[string]bool{}
@@ -239,7 +241,7 @@ func (m *Monitor) recommenderSection(keep map[string]bool, items, cats int, rep 
 		snaps = append(snaps, s)
 	}
 	for ps, a := range b.subjects {
-		s := snap{scope: "recommended-to:" + ps, ps: ps}
+		s := snap{scope: "recommended-to:" + string(ps), ps: ps}
 		for _, p := range a.periods {
 			s.periods = append(s.periods, p.clone())
 		}
@@ -268,7 +270,7 @@ func (m *Monitor) recommenderSection(keep map[string]bool, items, cats int, rep 
 		if err != nil {
 			return err
 		}
-		bs.Recommender, bs.Subject = s.uc, s.ps
+		bs.Recommender, bs.Pseudonym = s.uc, s.ps
 		if s.uc != "" {
 			sec.Recommenders = append(sec.Recommenders, bs)
 		} else {
@@ -279,7 +281,7 @@ func (m *Monitor) recommenderSection(keep map[string]bool, items, cats int, rep 
 				sec.SubjectsBelow++
 			}
 			rep.Alerts = append(rep.Alerts, Alert{Kind: "diversity", Requirement: "FB-2", Metric: "category_entropy", Value: bs.Trend.Latest,
-				Threshold: floor, Scope: s.scope, Subject: s.ps, Message: "recommendations: " + bs.Trend.Message})
+				Threshold: floor, Scope: s.scope, Pseudonym: s.ps, Message: "recommendations: " + bs.Trend.Message})
 		}
 	}
 	slices.SortFunc(sec.Recommenders, func(a, b BubbleScope) int { return strings.Compare(a.Scope, b.Scope) })

@@ -27,7 +27,7 @@ type Deps struct {
 	Log   *audit.Log
 	// LabelAD is the additional data a stored label value is sealed with;
 	// nil means pseudonym+"/label/"+label.
-	LabelAD func(pseudonym, label string) []byte
+	LabelAD func(pseudonym portrait.Pseudonym, label string) []byte
 	// Halter halts a use-case on every node (the apply service's Halt,
 	// AD-7). An interface, since apply may call Observe: importing it here
 	// would be a cycle. Needed only with Options.AutoHalt.

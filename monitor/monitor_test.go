@@ -107,7 +107,7 @@ func (e *env) ingest(events ...portrait.Event) {
 func (e *env) grant(id string, action policy.Action, purpose string) policy.Grant {
 	e.t.Helper()
 	ps := e.keys.Pseudonym(id)
-	st, err := e.store.States(context.Background(), []string{ps})
+	st, err := e.store.States(context.Background(), []portrait.Pseudonym{ps})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -123,7 +123,7 @@ func (e *env) putLabel(id, name string, v bool) {
 	e.t.Helper()
 	ctx := context.Background()
 	ps := e.keys.Pseudonym(id)
-	subs, err := e.store.Subjects(ctx, []string{ps})
+	subs, err := e.store.Subjects(ctx, []portrait.Pseudonym{ps})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -135,7 +135,7 @@ func (e *env) putLabel(id, name string, v bool) {
 	g := e.grant(id, policy.Derive, "analytics")
 	err = e.store.Update(ctx, func(tx portrait.Tx) error {
 		return tx.PutLabels(ctx, []portrait.LabelValue{{Grant: g, Pseudonym: ps, Label: name, Version: 1,
-			Sealed: c.Seal(b, []byte(ps+"/label/"+name)), Computed: e.now}})
+			Sealed: c.Seal(b, keys.LabelAD(ps, name)), Computed: e.now}})
 	})
 	if err != nil {
 		e.t.Fatal(err)
@@ -304,7 +304,7 @@ func TestMonitorRun(t *testing.T) {
 	narrow := e.keys.Pseudonym("narrow")
 	var div *monitor.Alert
 	for i, a := range alerts["diversity"] {
-		if a.Subject == narrow {
+		if a.Pseudonym == narrow {
 			div = &alerts["diversity"][i]
 		}
 	}
@@ -312,7 +312,7 @@ func TestMonitorRun(t *testing.T) {
 		t.Errorf("diversity alerts: %+v", alerts["diversity"])
 	}
 	for _, sd := range rep.Diversity.Scopes {
-		if sd.Scope == "subject:"+narrow && (len(sd.Periods) != 4 || sd.Trend.Slope == nil || *sd.Trend.Slope >= 0) {
+		if sd.Scope == "subject:"+string(narrow) && (len(sd.Periods) != 4 || sd.Trend.Slope == nil || *sd.Trend.Slope >= 0) {
 			t.Errorf("narrow trend: %+v", sd)
 		}
 	}
@@ -449,7 +449,7 @@ func TestProtected(t *testing.T) {
 		t.Errorf("unknown subject: %v", err)
 	}
 	acc := e.records("protected_access")
-	if len(acc) != 1 || acc[0].Actor != "auditor:au-1" || acc[0].Subject != e.keys.Pseudonym("alice") {
+	if len(acc) != 1 || acc[0].Actor != "auditor:au-1" || acc[0].Pseudonym != e.keys.Pseudonym("alice") {
 		t.Fatalf("access records: %+v", acc)
 	}
 	b, _ := json.Marshal(acc[0])

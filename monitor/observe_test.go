@@ -53,7 +53,7 @@ func TestObserve(t *testing.T) {
 	homeCounts := []map[string]int{{}, {}, {}}
 	observe := func(day int, ps string, cats []string) {
 		items, cs := list(cats...)
-		e.mon.Observe("home", ps, items, cs)
+		e.mon.Observe("home", portrait.Pseudonym(ps), items, cs)
 		for _, c := range cats {
 			homeCounts[day][c]++
 		}
@@ -62,13 +62,13 @@ func TestObserve(t *testing.T) {
 		mu.Lock()
 		clock = time.Date(2026, 3, 2+day, 12, 0, 0, 0, time.UTC)
 		mu.Unlock()
-		observe(day, a, diverse)
+		observe(day, string(a), diverse)
 		if day < 2 {
-			observe(day, b, diverse)
+			observe(day, string(b), diverse)
 			continue
 		}
 		for range 5 {
-			observe(day, b, sports) // b's recommendations narrow to one category
+			observe(day, string(b), sports) // b's recommendations narrow to one category
 		}
 	}
 	e.mon.Observe("home", a, []string{"x"}, nil) // refused: no category
@@ -110,14 +110,14 @@ func TestObserve(t *testing.T) {
 	for _, s := range sec.Subjects {
 		byScope[s.Scope] = s
 	}
-	sb, sa := byScope["recommended-to:"+b], byScope["recommended-to:"+a]
-	if len(sb.Periods) != 3 || sb.Periods[2].Entropy != 0 || !sb.Trend.BelowFloor || sb.Subject != b || *sb.Periods[2].ILD != 0 {
+	sb, sa := byScope["recommended-to:"+string(b)], byScope["recommended-to:"+string(a)]
+	if len(sb.Periods) != 3 || sb.Periods[2].Entropy != 0 || !sb.Trend.BelowFloor || sb.Pseudonym != b || *sb.Periods[2].ILD != 0 {
 		t.Errorf("b: %+v", sb)
 	}
 	if len(sa.Periods) != 3 || sa.Trend.BelowFloor || sa.Periods[2].Coverage != 5.0/float64(sec.CatalogueItems) {
 		t.Errorf("a: %+v (catalogue %d items)", sa, sec.CatalogueItems)
 	}
-	if sec.Subjects[0].Scope != "recommended-to:"+b || sec.SubjectsBelow != 1 {
+	if sec.Subjects[0].Scope != "recommended-to:"+string(b) || sec.SubjectsBelow != 1 {
 		t.Errorf("subjects below the floor are not listed first: %v, %d below", sec.Subjects[0].Scope, sec.SubjectsBelow)
 	}
 	alerts := map[string]monitor.Alert{}
@@ -127,15 +127,15 @@ func TestObserve(t *testing.T) {
 	if al, ok := alerts["recommender:home"]; !ok || al.Requirement != "FB-2" || al.Threshold != 0.5 {
 		t.Errorf("recommender alert: %+v", al)
 	}
-	if al, ok := alerts["recommended-to:"+b]; !ok || al.Subject != b || al.Value != 0 {
+	if al, ok := alerts["recommended-to:"+string(b)]; !ok || al.Pseudonym != b || al.Value != 0 {
 		t.Errorf("subject alert: %+v", al)
 	}
-	if _, ok := alerts["recommended-to:"+a]; ok {
+	if _, ok := alerts["recommended-to:"+string(a)]; ok {
 		t.Error("a diverse subject raised an alert")
 	}
 	n := 0
 	for _, r := range e.records("alert") {
-		if r.Detail["scope"] == "recommender:home" || r.Detail["scope"] == "recommended-to:"+b {
+		if r.Detail["scope"] == "recommender:home" || r.Detail["scope"] == "recommended-to:"+string(b) {
 			n++
 		}
 	}
@@ -149,7 +149,7 @@ func TestObserve(t *testing.T) {
 	// FB-1: recommenders get a row each; people are counted and their
 	// spread shown, so per-person rows never bury other alerts.
 	if h := buf.String(); !strings.Contains(h, "Recommendations as shown") || !strings.Contains(h, "recommender:home") ||
-		!strings.Contains(h, "2 people tracked, 1 below their floor, 1 per-person alerts") || strings.Contains(h, "recommended-to:"+b) || !strings.Contains(h, `id="bubble-dist"`) {
+		!strings.Contains(h, "2 people tracked, 1 below their floor, 1 per-person alerts") || strings.Contains(h, "recommended-to:"+string(b)) || !strings.Contains(h, `id="bubble-dist"`) {
 		t.Errorf("HTML has no recommender section or lists people one by one:\n%.3000s", h)
 	}
 }
@@ -186,7 +186,7 @@ func TestObserveBounded(t *testing.T) {
 		t.Fatalf("tracked %d, evicted %d", sec.SubjectsTracked, sec.SubjectsEvicted)
 	}
 	for _, s := range sec.Subjects {
-		if s.Subject == e.keys.Pseudonym("a") {
+		if s.Pseudonym == e.keys.Pseudonym("a") {
 			t.Error("the least recently observed subject was kept")
 		}
 	}

@@ -21,7 +21,7 @@ var engine = policy.Caller{Role: policy.System, ID: "fairness"}
 
 // protectedAD binds a sealed protected value to its subject and attribute,
 // so a ciphertext cannot be moved to another subject or attribute.
-func protectedAD(pseudonym, attr string) []byte {
+func protectedAD(pseudonym portrait.Pseudonym, attr string) []byte {
 	return keys.ProtectedAD(pseudonym, attr)
 }
 
@@ -86,7 +86,7 @@ func (m *Monitor) PutProtected(ctx context.Context, caller policy.Caller, subjec
 	}
 	sort.Strings(names)
 	ps := m.deps.Keys.Pseudonym(subjectID)
-	states, err := m.deps.Store.States(ctx, []string{ps})
+	states, err := m.deps.Store.States(ctx, []portrait.Pseudonym{ps})
 	if err != nil {
 		return fmt.Errorf("protected attributes: load state: %w", err)
 	}
@@ -102,7 +102,7 @@ func (m *Monitor) PutProtected(ctx context.Context, caller policy.Caller, subjec
 		}
 		return portrait.Errorf(portrait.EINVALID, "protected attributes: no lawful basis to store them")
 	}
-	stored, err := m.deps.Store.Subjects(ctx, []string{ps})
+	stored, err := m.deps.Store.Subjects(ctx, []portrait.Pseudonym{ps})
 	if err != nil {
 		return fmt.Errorf("protected attributes: load subject: %w", err)
 	}
@@ -132,7 +132,7 @@ func (m *Monitor) PutProtected(ctx context.Context, caller policy.Caller, subjec
 		if err := tx.PutProtected(ctx, g, vals); err != nil {
 			return err
 		}
-		_, err := m.deps.Log.Append(ctx, tx, audit.Record{Kind: "protected_write", Time: m.now(), Actor: actor(caller), Subject: ps,
+		_, err := m.deps.Log.Append(ctx, tx, audit.Record{Kind: "protected_write", Time: m.now(), Actor: actor(caller), Pseudonym: ps,
 			Action: "collect", Codes: []string{"FP-2"}, Detail: map[string]any{"attributes": names}})
 		return err
 	})
@@ -146,7 +146,7 @@ func (m *Monitor) ReadProtected(ctx context.Context, caller policy.Caller, subje
 		return nil, &portrait.Error{Code: portrait.EFORBIDDEN, Requirement: "FP-2", Message: fmt.Sprintf("role %s may not read protected attributes; only the auditor and the fairness engine may", caller.Role)}
 	}
 	ps := m.deps.Keys.Pseudonym(subjectID)
-	stored, err := m.deps.Store.Subjects(ctx, []string{ps})
+	stored, err := m.deps.Store.Subjects(ctx, []portrait.Pseudonym{ps})
 	if err != nil {
 		return nil, fmt.Errorf("protected attributes: load subject: %w", err)
 	}
@@ -154,7 +154,7 @@ func (m *Monitor) ReadProtected(ctx context.Context, caller policy.Caller, subje
 	if !ok {
 		return nil, portrait.Errorf(portrait.ENOTFOUND, "subject %s is not stored", ps)
 	}
-	st, err := m.deps.Store.States(ctx, []string{ps})
+	st, err := m.deps.Store.States(ctx, []portrait.Pseudonym{ps})
 	if err != nil {
 		return nil, fmt.Errorf("protected attributes: load state: %w", err)
 	}
@@ -168,7 +168,7 @@ func (m *Monitor) ReadProtected(ctx context.Context, caller policy.Caller, subje
 	}
 	slices.Sort(names)
 	err = m.deps.Store.Update(ctx, func(tx portrait.Tx) error {
-		_, err := m.deps.Log.Append(ctx, tx, audit.Record{Kind: "protected_access", Time: m.now(), Actor: actor(caller), Subject: ps,
+		_, err := m.deps.Log.Append(ctx, tx, audit.Record{Kind: "protected_access", Time: m.now(), Actor: actor(caller), Pseudonym: ps,
 			Action: "read", Codes: []string{"FP-2"}, Detail: map[string]any{"attributes": names}})
 		return err
 	})
@@ -200,7 +200,7 @@ func (m *Monitor) readProtected(ctx context.Context, s portrait.SubjectKey, st *
 }
 
 // openProtected decrypts the protected values pv of subject ps.
-func openProtected(c *keys.Cipher, ps string, pv []portrait.ProtectedValue) (map[string]string, error) {
+func openProtected(c *keys.Cipher, ps portrait.Pseudonym, pv []portrait.ProtectedValue) (map[string]string, error) {
 	out := make(map[string]string, len(pv))
 	for _, v := range pv {
 		b, err := c.Open(v.Sealed, protectedAD(ps, v.Attribute))

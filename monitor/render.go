@@ -293,7 +293,7 @@ func write(w io.Writer, rep *Report, lang string, names Names, name string) erro
 	subjectAlerts := 0
 	for _, a := range rep.Alerts {
 		counts[a.Kind]++
-		if a.Subject != "" {
+		if a.Pseudonym != "" {
 			subjectAlerts++
 			continue
 		}

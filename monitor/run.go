@@ -119,20 +119,20 @@ type DiversitySection struct {
 // Alert is one finding that needs attention. It is appended to the audit
 // log as kind "alert" and counted in /metrics.
 type Alert struct {
-	Kind        string  `json:"kind"` // fairness, proxy, price, diversity
-	Requirement string  `json:"requirement"`
-	Metric      string  `json:"metric"`
-	Value       float64 `json:"value"`
-	Threshold   float64 `json:"threshold"`
-	Scope       string  `json:"scope"`
-	Subject     string  `json:"subject,omitempty"` // pseudonym, for a subject's diversity
-	Message     string  `json:"message"`
-	LogIndex    int64   `json:"log_index"`
+	Kind        string             `json:"kind"` // fairness, proxy, price, diversity
+	Requirement string             `json:"requirement"`
+	Metric      string             `json:"metric"`
+	Value       float64            `json:"value"`
+	Threshold   float64            `json:"threshold"`
+	Scope       string             `json:"scope"`
+	Pseudonym   portrait.Pseudonym `json:"subject,omitempty"` // for a subject's diversity
+	Message     string             `json:"message"`
+	LogIndex    int64              `json:"log_index"`
 }
 
 // subjectData is what one run reads of one subject.
 type subjectData struct {
-	pseudonym string
+	pseudonym portrait.Pseudonym
 	protected map[string]string
 	numeric   map[string]float64 // profile numbers and score labels
 	category  map[string]string  // other profile fields and labels
@@ -197,7 +197,7 @@ func (m *Monitor) Run(ctx context.Context, now time.Time) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	keep := make(map[string]bool, len(subjects))
+	keep := make(map[portrait.Pseudonym]bool, len(subjects))
 	for _, s := range subjects {
 		keep[s.pseudonym] = true
 	}
@@ -232,7 +232,7 @@ func (m *Monitor) Run(ctx context.Context, now time.Time) (*Report, error) {
 func (m *Monitor) collect(ctx context.Context, cat *catalog.Catalog, now time.Time, rep *Report) ([]*subjectData, error) {
 	since := now.Add(-m.opts.Lookback)
 	var out []*subjectData
-	after := ""
+	var after portrait.Pseudonym
 	for {
 		page, err := m.deps.Store.Pseudonyms(ctx, after, 500)
 		if err != nil {
@@ -289,11 +289,11 @@ func (m *Monitor) collect(ctx context.Context, cat *catalog.Catalog, now time.Ti
 
 // fetched is what one page read returns, by pseudonym.
 type fetched struct {
-	protected map[string][]portrait.ProtectedValue
-	profile   map[string][]portrait.ProfileValue
-	labels    map[string][]portrait.LabelValue
-	decisions map[string][]portrait.StoredDetermination
-	events    map[string][]portrait.StoredEvent
+	protected map[portrait.Pseudonym][]portrait.ProtectedValue
+	profile   map[portrait.Pseudonym][]portrait.ProfileValue
+	labels    map[portrait.Pseudonym][]portrait.LabelValue
+	decisions map[portrait.Pseudonym][]portrait.StoredDetermination
+	events    map[portrait.Pseudonym][]portrait.StoredEvent
 }
 
 // fetch reads a page of subjects under their grants.
@@ -415,7 +415,7 @@ func (m *Monitor) readSubject(cat *catalog.Catalog, s portrait.SubjectKey, in *f
 				continue
 			}
 			ctxt, _ := fields["context"].(string)
-			d.prices = append(d.prices, fairness.PriceEvent{Subject: ps, Item: item, Price: price, Time: e.Time,
+			d.prices = append(d.prices, fairness.PriceEvent{Subject: string(ps), Item: item, Price: price, Time: e.Time,
 				Context: ctxt, Segment: d.segment, Labels: d.labels})
 		}
 		if e.Type == m.opts.ExposureEventType {
@@ -724,14 +724,14 @@ func (m *Monitor) diversitySection(ctx context.Context, subjects []*subjectData,
 		p     int64
 	}
 	buckets := map[key][]exposure{}
-	subjectOf := map[string]string{}
+	subjectOf := map[string]portrait.Pseudonym{}
 	for _, s := range subjects {
 		for _, e := range s.exposures {
 			if !fromItems {
 				itemSet[e.item], catSet[e.category] = true, true
 			}
 			p := period(e.t)
-			scope := "subject:" + s.pseudonym
+			scope := "subject:" + string(s.pseudonym)
 			subjectOf[scope] = s.pseudonym
 			buckets[key{scope, p}] = append(buckets[key{scope, p}], e)
 			buckets[key{"all:" + o.ExposureEventType, p}] = append(buckets[key{"all:" + o.ExposureEventType, p}], e)
@@ -767,7 +767,7 @@ func (m *Monitor) diversitySection(ctx context.Context, subjects []*subjectData,
 			continue
 		}
 		rep.Alerts = append(rep.Alerts, Alert{Kind: "diversity", Requirement: "FB-2", Metric: "category_entropy", Value: sd.Trend.Latest,
-			Threshold: o.DiversityFloor, Scope: sd.Scope, Subject: subjectOf[sd.Scope], Message: sd.Trend.Message})
+			Threshold: o.DiversityFloor, Scope: sd.Scope, Pseudonym: subjectOf[sd.Scope], Message: sd.Trend.Message})
 	}
 	return nItems, nCats, nil
 }
@@ -780,7 +780,7 @@ func (m *Monitor) record(ctx context.Context, now time.Time, rep *Report, flags 
 	}
 	recs := make([]audit.Record, 0, len(rep.Alerts)+len(flags))
 	for _, a := range rep.Alerts {
-		recs = append(recs, audit.Record{Kind: "alert", Time: now, Actor: actor(engine), Subject: a.Subject, Codes: []string{a.Requirement},
+		recs = append(recs, audit.Record{Kind: "alert", Time: now, Actor: actor(engine), Pseudonym: a.Pseudonym, Codes: []string{a.Requirement},
 			Detail: map[string]any{"monitor": a.Kind, "metric": a.Metric, "value": a.Value, "threshold": a.Threshold, "scope": a.Scope, "report": rep.ID}})
 	}
 	for _, f := range flags {

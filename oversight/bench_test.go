@@ -16,7 +16,7 @@ func BenchmarkStartScan(b *testing.B) {
 	e := newEnv(b, onSQLite)
 	recs := make([]audit.Record, 1000)
 	for i := range recs {
-		recs[i] = audit.Record{Kind: "decision", Subject: "0123456789abcdef0123456789abcdef", Purpose: "credit", Digest: "ab"}
+		recs[i] = audit.Record{Kind: "decision", Pseudonym: "0123456789abcdef0123456789abcdef", Purpose: "credit", Digest: "ab"}
 	}
 	for range 100 {
 		if err := e.store.Update(ctx, func(tx portrait.Tx) error { _, err := e.log.Append(ctx, tx, recs...); return err }); err != nil {

@@ -54,11 +54,19 @@ const (
 // RegulatorRoles lists the roles a regulator staff key may carry.
 var RegulatorRoles = []Role{RegulatorAdmin, Inspector}
 
+// Pseudonym is a data subject's keyed pseudonym (keys.Keyring.Pseudonym),
+// the only name for a subject that grants, stores and the log hold. The
+// raw external subject id stays a plain string: the distinct type makes
+// the compiler refuse one where the other is meant. It is declared here,
+// where grants are keyed by it, and named portrait.Pseudonym in the
+// vocabulary.
+type Pseudonym string
+
 // Caller identifies who asks. For a subject, Subject is their pseudonym.
 type Caller struct {
 	Role      Role
 	ID        string
-	Pseudonym string
+	Pseudonym Pseudonym
 }
 
 // Status is the state of one subject's consent to one purpose.
@@ -103,7 +111,7 @@ type Consent struct {
 // State is everything about one subject the decision point needs. It holds
 // no personal values, only the subject's choices and flags.
 type State struct {
-	Pseudonym       string // pseudonym
+	Pseudonym       Pseudonym // pseudonym
 	Consents        map[string]Consent
 	Minor           bool // under the minors age (SM-3)
 	Restricted      bool // storage only (SR-7, CM-4)
@@ -186,7 +194,7 @@ func (e *Denied) Error() string {
 // call Check.
 type Grant struct {
 	ok      bool
-	subject string
+	subject Pseudonym
 	purpose string
 	action  Action
 	fields  []string
@@ -196,7 +204,7 @@ type Grant struct {
 var ErrNoGrant = errors.New("no policy grant for this access")
 
 // Pseudonym returns the pseudonym the grant is for.
-func (g Grant) Pseudonym() string { return g.subject }
+func (g Grant) Pseudonym() Pseudonym { return g.subject }
 
 // Purpose returns the purpose the grant is for ("" for rights actions).
 func (g Grant) Purpose() string { return g.purpose }
@@ -228,7 +236,7 @@ func (g Grant) Covers(field string) bool {
 
 // Check returns ErrNoGrant unless g is valid, for subject, and for one of
 // the actions.
-func (g Grant) Check(subject string, actions ...Action) error {
+func (g Grant) Check(subject Pseudonym, actions ...Action) error {
 	if !g.ok || g.subject != subject {
 		return fmt.Errorf("%w: subject mismatch", ErrNoGrant)
 	}

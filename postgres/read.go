@@ -30,7 +30,7 @@ func scanEvents(rows pgx.Rows) ([]portrait.StoredEvent, error) {
 }
 
 // Events implements guard.Engine.Events.
-func (db *engine) Events(ctx context.Context, pseudonym string, since time.Time) ([]portrait.StoredEvent, error) {
+func (db *engine) Events(ctx context.Context, pseudonym portrait.Pseudonym, since time.Time) ([]portrait.StoredEvent, error) {
 	rows, err := db.pool.Query(ctx, `SELECT `+eventColumns+` FROM events WHERE pseudonym = $1 AND ($2::timestamptz IS NULL OR time >= $2) ORDER BY time, id`,
 		pseudonym, ts(since))
 	if err != nil {
@@ -60,12 +60,12 @@ func (db *engine) ExpiredEvents(ctx context.Context, now time.Time, limit int) (
 }
 
 // EventsFor implements guard.Engine.EventsFor.
-func (db *engine) EventsFor(ctx context.Context, subjects []string, since time.Time) (map[string][]portrait.StoredEvent, error) {
+func (db *engine) EventsFor(ctx context.Context, subjects []portrait.Pseudonym, since time.Time) (map[portrait.Pseudonym][]portrait.StoredEvent, error) {
 	if len(subjects) == 0 {
-		return map[string][]portrait.StoredEvent{}, nil
+		return map[portrait.Pseudonym][]portrait.StoredEvent{}, nil
 	}
 	rows, err := db.pool.Query(ctx, `SELECT `+eventColumns+` FROM events
-		WHERE pseudonym = ANY($1) AND ($2::timestamptz IS NULL OR time >= $2) ORDER BY pseudonym, time, id`, subjects, ts(since))
+		WHERE pseudonym = ANY($1) AND ($2::timestamptz IS NULL OR time >= $2) ORDER BY pseudonym, time, id`, tables.Strings(subjects), ts(since))
 	if err != nil {
 		return nil, fmt.Errorf("read events: %w", err)
 	}
@@ -73,12 +73,12 @@ func (db *engine) EventsFor(ctx context.Context, subjects []string, since time.T
 	if err != nil {
 		return nil, fmt.Errorf("read events: %w", err)
 	}
-	return tables.BySubject(evs, func(e *portrait.StoredEvent) string { return e.Pseudonym }), nil
+	return tables.BySubject(evs, func(e *portrait.StoredEvent) portrait.Pseudonym { return e.Pseudonym }), nil
 }
 
 // States implements guard.Engine.States: tables.DB.States inside one
 // repeatable-read transaction, so its three queries see one snapshot.
-func (db *engine) States(ctx context.Context, pseudonyms []string) (map[string]*policy.State, error) {
+func (db *engine) States(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym]*policy.State, error) {
 	if len(pseudonyms) == 0 {
 		return db.DB.States(ctx, nil) // no query
 	}

@@ -64,7 +64,10 @@ func (tx *txn) EnsureSubjects(ctx context.Context, subjects []portrait.SubjectKe
 // large batches are copied into a temporary table and inserted from it
 // with ON CONFLICT DO NOTHING, since COPY itself cannot skip conflicts.
 func (tx *txn) InsertEvents(ctx context.Context, events []portrait.StoredEvent) ([]bool, error) {
-	type key struct{ subject, idem string }
+	type key struct {
+		subject portrait.Pseudonym
+		idem    string
+	}
 	seen := make(map[key]bool)
 	todo := make([]int, 0, len(events)) // events not duplicated within the batch
 	for i := range events {
@@ -121,7 +124,7 @@ func (tx *txn) InsertEvents(ctx context.Context, events []portrait.StoredEvent) 
 	stored := make(map[key]bool)
 	keyless := 0
 	for rows.Next() {
-		var p string
+		var p portrait.Pseudonym
 		var idem []byte
 		if err := rows.Scan(&p, &idem); err != nil {
 			rows.Close()
@@ -156,7 +159,7 @@ func (tx *txn) InsertEvents(ctx context.Context, events []portrait.StoredEvent) 
 
 // PutProfile implements guard.Tx.PutProfile. The grant must allow
 // Collect or Correct and cover every field written.
-func (tx *txn) PutProfile(ctx context.Context, pseudonym string, values []portrait.ProfileValue) error {
+func (tx *txn) PutProfile(ctx context.Context, pseudonym portrait.Pseudonym, values []portrait.ProfileValue) error {
 	for _, v := range values {
 		_, err := tx.tx.Exec(ctx, `INSERT INTO profile (pseudonym, field, sealed, source, updated, expires) VALUES ($1, $2, $3, $4, $5, $6)
 			ON CONFLICT (pseudonym, field) DO UPDATE SET sealed = excluded.sealed, source = excluded.source, updated = excluded.updated, expires = excluded.expires`,
@@ -169,7 +172,7 @@ func (tx *txn) PutProfile(ctx context.Context, pseudonym string, values []portra
 }
 
 // DeleteProfile implements guard.Tx.DeleteProfile.
-func (tx *txn) DeleteProfile(ctx context.Context, pseudonym string, fields []string) error {
+func (tx *txn) DeleteProfile(ctx context.Context, pseudonym portrait.Pseudonym, fields []string) error {
 	if _, err := tx.tx.Exec(ctx, `DELETE FROM profile WHERE pseudonym = $1 AND field = ANY($2)`, pseudonym, fields); err != nil {
 		return fmt.Errorf("delete profile values: %w", err)
 	}
@@ -177,7 +180,7 @@ func (tx *txn) DeleteProfile(ctx context.Context, pseudonym string, fields []str
 }
 
 // RewriteEvent implements guard.Tx.RewriteEvent.
-func (tx *txn) RewriteEvent(ctx context.Context, pseudonym string, id int64, sealed []byte, expires time.Time) error {
+func (tx *txn) RewriteEvent(ctx context.Context, pseudonym portrait.Pseudonym, id int64, sealed []byte, expires time.Time) error {
 	var q string
 	var args []any
 	if sealed == nil {
@@ -205,7 +208,10 @@ func (tx *txn) PutLabels(ctx context.Context, values []portrait.LabelValue) erro
 	if len(values) == 0 {
 		return nil
 	}
-	type key struct{ subject, label string }
+	type key struct {
+		subject portrait.Pseudonym
+		label   string
+	}
 	last := make(map[key]int, len(values))
 	for i, v := range values {
 		last[key{v.Pseudonym, v.Label}] = i
@@ -218,7 +224,7 @@ func (tx *txn) PutLabels(ctx context.Context, values []portrait.LabelValue) erro
 		if last[key{v.Pseudonym, v.Label}] != i {
 			continue
 		}
-		subjects, labels = append(subjects, v.Pseudonym), append(labels, v.Label)
+		subjects, labels = append(subjects, string(v.Pseudonym)), append(labels, v.Label)
 		versions, sealed = append(versions, int32(v.Version)), append(sealed, v.Sealed)
 		computed = append(computed, v.Computed)
 		var exp *time.Time
@@ -239,7 +245,7 @@ func (tx *txn) PutLabels(ctx context.Context, values []portrait.LabelValue) erro
 }
 
 // DeleteLabels implements guard.Tx.DeleteLabels.
-func (tx *txn) DeleteLabels(ctx context.Context, pseudonym string, labels []string) error {
+func (tx *txn) DeleteLabels(ctx context.Context, pseudonym portrait.Pseudonym, labels []string) error {
 	if _, err := tx.tx.Exec(ctx, `DELETE FROM labels WHERE pseudonym = $1 AND label = ANY($2)`, pseudonym, labels); err != nil {
 		return fmt.Errorf("delete labels of %s: %w", pseudonym, err)
 	}
@@ -254,7 +260,7 @@ var erasedTables = []string{"subjects", "events", "profile", "labels", "suppress
 // Erase implements guard.Tx.Erase: the subject row with the wrapped
 // data key goes first, so that nothing sealed stays readable even if a
 // later delete were lost (invariant 4, SR-3).
-func (tx *txn) Erase(ctx context.Context, pseudonym string) error {
+func (tx *txn) Erase(ctx context.Context, pseudonym portrait.Pseudonym) error {
 	for _, table := range erasedTables {
 		if _, err := tx.tx.Exec(ctx, `DELETE FROM `+table+` WHERE pseudonym = $1`, pseudonym); err != nil {
 			return fmt.Errorf("erase %s from %s: %w", pseudonym, table, err)

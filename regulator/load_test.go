@@ -39,7 +39,7 @@ func TestWitnessLoad(t *testing.T) {
 					for range seconds {
 						<-tick.C
 						for range perSecond {
-							co.log.Append(context.Background(), co.mem, audit.Record{Kind: "consent", Subject: "ps"})
+							co.log.Append(context.Background(), co.mem, audit.Record{Kind: "consent", Pseudonym: "ps"})
 						}
 						msg, _ := co.log.Sign(context.Background(), co.mem)
 						start := time.Now()

@@ -135,7 +135,7 @@ func (f *fixture) enrol(t *testing.T, origin string) *company {
 func (c *company) append(t *testing.T, n int) {
 	t.Helper()
 	for range n {
-		if _, err := c.log.Append(context.Background(), c.mem, audit.Record{Kind: "consent", Subject: "ps_1"}); err != nil {
+		if _, err := c.log.Append(context.Background(), c.mem, audit.Record{Kind: "consent", Pseudonym: "ps_1"}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -222,7 +222,7 @@ func TestWitness(t *testing.T) {
 			forkLog, _ := audit.New("a.example/log", a.key)
 			forked := &audit.Memory{}
 			for range 13 {
-				if _, err := forkLog.Append(ctx, forked, audit.Record{Kind: "consent", Subject: "ps_2"}); err != nil {
+				if _, err := forkLog.Append(ctx, forked, audit.Record{Kind: "consent", Pseudonym: "ps_2"}); err != nil {
 					t.Fatal(err)
 				}
 			}

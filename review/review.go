@@ -75,7 +75,7 @@ func newID() string {
 
 func actor(c policy.Caller) string {
 	if c.Role == policy.Subject {
-		return "subject:" + c.Pseudonym
+		return string("subject:" + c.Pseudonym)
 	}
 	return string(c.Role) + ":" + c.ID
 }
@@ -89,11 +89,11 @@ func failClosed(op string, err error) error {
 	return &portrait.Error{Code: portrait.EUNAVAILABLE, Message: op + ": the store or audit log is unavailable; nothing was changed", Err: err}
 }
 
-func statementAD(p, id string) []byte { return keys.StatementAD(p, id) }
+func statementAD(p portrait.Pseudonym, id string) []byte { return keys.StatementAD(p, id) }
 
 // cipher opens the data key of a stored subject.
-func (s *Service) cipher(ctx context.Context, p string) (*keys.Cipher, error) {
-	subs, err := s.store.Subjects(ctx, []string{p})
+func (s *Service) cipher(ctx context.Context, p portrait.Pseudonym) (*keys.Cipher, error) {
+	subs, err := s.store.Subjects(ctx, []portrait.Pseudonym{p})
 	if err != nil {
 		return nil, failClosed("read subject", err)
 	}
@@ -161,7 +161,7 @@ func (s *Service) Appeal(ctx context.Context, caller policy.Caller, decision, ki
 	if statement != "" {
 		r.Sealed = c.Seal([]byte(statement), statementAD(d.Pseudonym, r.ID))
 	}
-	rec := audit.Record{Kind: "review", Time: now, Actor: actor(caller), Subject: d.Pseudonym, Action: kind,
+	rec := audit.Record{Kind: "review", Time: now, Actor: actor(caller), Pseudonym: d.Pseudonym, Action: kind,
 		Detail: map[string]any{"review": r.ID, "decision": d.ID, "usecase": d.UseCase, "deadline": r.Deadline.Format(time.RFC3339)}}
 	err = s.store.Update(ctx, func(tx portrait.Tx) error {
 		if err := tx.PutReview(ctx, r); err != nil {
@@ -257,7 +257,7 @@ func (s *Service) Case(ctx context.Context, caller policy.Caller, id string) (Ca
 	if err := s.conflict(caller, r); err != nil {
 		out.Conflict = portrait.ErrorMessage(err)
 	}
-	rec := audit.Record{Kind: "review", Time: s.now(), Actor: actor(caller), Subject: r.Pseudonym, Action: "view",
+	rec := audit.Record{Kind: "review", Time: s.now(), Actor: actor(caller), Pseudonym: r.Pseudonym, Action: "view",
 		Detail: map[string]any{"review": r.ID, "decision": r.DeterminationID}}
 	err = s.store.Update(ctx, func(tx portrait.Tx) error { _, err := s.log.Append(ctx, tx, rec); return err })
 	if err != nil {
@@ -367,7 +367,7 @@ func (s *Service) Conclude(ctx context.Context, caller policy.Caller, id, outcom
 	now := s.now()
 	r.Status, r.Reviewer, r.Outcome, r.Reason, r.Closed = StatusClosed, caller.ID, outcome, reason, now
 	sum := sha256.Sum256([]byte(reason))
-	rec := audit.Record{Kind: "review", Time: now, Actor: actor(caller), Subject: r.Pseudonym, Action: outcome, Digest: hex.EncodeToString(sum[:]),
+	rec := audit.Record{Kind: "review", Time: now, Actor: actor(caller), Pseudonym: r.Pseudonym, Action: outcome, Digest: hex.EncodeToString(sum[:]),
 		Detail: map[string]any{"review": r.ID, "decision": r.DeterminationID, "usecase": r.UseCase, "late": now.After(r.Deadline)}}
 	err = s.store.Update(ctx, func(tx portrait.Tx) error {
 		// The status read above may be stale by now: CloseReview checks it
@@ -411,7 +411,7 @@ type Mine struct {
 
 // Decisions lists the subject's own decisions with their explanations and
 // the outcome of every review (AD-3).
-func (s *Service) Decisions(ctx context.Context, caller policy.Caller, pseudonym string) ([]Mine, error) {
+func (s *Service) Decisions(ctx context.Context, caller policy.Caller, pseudonym portrait.Pseudonym) ([]Mine, error) {
 	st, err := s.ledger.State(ctx, pseudonym)
 	if err != nil {
 		return nil, err

@@ -120,7 +120,7 @@ func (e *env) decide(t *testing.T, id string) (string, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return d.ID, p
+	return d.ID, string(p)
 }
 
 func code(err error) string { return portrait.ErrorCode(err) }
@@ -137,8 +137,8 @@ func TestAppealAndReview(t *testing.T) {
 	e := newEnv(t)
 	decID, dave := e.decide(t, "dave")
 	_, erin := e.decide(t, "erin")
-	asDave := policy.Caller{Role: policy.Subject, Pseudonym: dave}
-	asErin := policy.Caller{Role: policy.Subject, Pseudonym: erin}
+	asDave := policy.Caller{Role: policy.Subject, Pseudonym: portrait.Pseudonym(dave)}
+	asErin := policy.Caller{Role: policy.Subject, Pseudonym: portrait.Pseudonym(erin)}
 
 	// AD-3: only the subject may appeal their decision; to anyone else it
 	// does not exist.
@@ -210,7 +210,7 @@ func TestAppealAndReview(t *testing.T) {
 	}
 
 	// The subject sees the outcome and the reason.
-	mine, err := e.review.Decisions(ctx, asDave, dave)
+	mine, err := e.review.Decisions(ctx, asDave, portrait.Pseudonym(dave))
 	if err != nil || len(mine) != 1 {
 		t.Fatalf("mine: %+v %v", mine, err)
 	}
@@ -226,7 +226,7 @@ func TestAppealAndReview(t *testing.T) {
 func TestModify(t *testing.T) {
 	e := newEnv(t)
 	decID, dave := e.decide(t, "dave")
-	asDave := policy.Caller{Role: policy.Subject, Pseudonym: dave}
+	asDave := policy.Caller{Role: policy.Subject, Pseudonym: portrait.Pseudonym(dave)}
 	r, err := e.review.Appeal(ctx, asDave, decID, review.KindAppeal, "The limit is too low for my income.")
 	if err != nil {
 		t.Fatal(err)
@@ -238,7 +238,7 @@ func TestModify(t *testing.T) {
 	if d, _ := e.store.DeterminationByID(ctx, decID); d.Status != apply.StatusModified {
 		t.Errorf("decision status %s, want modified", d.Status)
 	}
-	mine, err := e.review.Decisions(ctx, asDave, dave)
+	mine, err := e.review.Decisions(ctx, asDave, portrait.Pseudonym(dave))
 	if err != nil || len(mine) != 1 {
 		t.Fatalf("mine: %+v %v", mine, err)
 	}
@@ -252,15 +252,15 @@ func TestModify(t *testing.T) {
 func TestRefusalAndDeadlines(t *testing.T) {
 	e := newEnv(t)
 	_, dave := e.decide(t, "dave")
-	asDave := policy.Caller{Role: policy.Subject, Pseudonym: dave}
-	if err := e.apply.RefuseAutomation(ctx, asDave, dave, "credit_limit", true); err != nil {
+	asDave := policy.Caller{Role: policy.Subject, Pseudonym: portrait.Pseudonym(dave)}
+	if err := e.apply.RefuseAutomation(ctx, asDave, portrait.Pseudonym(dave), "credit_limit", true); err != nil {
 		t.Fatal(err)
 	}
-	d, err := e.apply.Determine(ctx, operator, dave, "credit_limit")
+	d, err := e.apply.Determine(ctx, operator, portrait.Pseudonym(dave), "credit_limit")
 	if err != nil || d.Status != apply.StatusPendingReview {
 		t.Fatalf("%+v %v", d, err)
 	}
-	mine, _ := e.review.Decisions(ctx, asDave, dave)
+	mine, _ := e.review.Decisions(ctx, asDave, portrait.Pseudonym(dave))
 	var pending review.Mine
 	for _, m := range mine {
 		if m.ID == d.ID {
@@ -282,7 +282,7 @@ func TestRefusalAndDeadlines(t *testing.T) {
 	if _, err := e.review.Conclude(ctx, ann, over[0].ID, review.Upheld, "Checked by hand."); err != nil {
 		t.Fatal(err)
 	}
-	mine, _ = e.review.Decisions(ctx, asDave, dave)
+	mine, _ = e.review.Decisions(ctx, asDave, portrait.Pseudonym(dave))
 	for _, m := range mine {
 		if m.ID == d.ID && (m.Final == nil || m.Outcome == nil || *m.Final != *m.Outcome || m.Status != apply.StatusUpheld) {
 			t.Errorf("after the human decided: %+v", m)
@@ -301,7 +301,7 @@ func TestConcurrentOutcomes(t *testing.T) {
 		const rounds = 25
 		for i := range rounds {
 			decID, p := e.decide(t, fmt.Sprintf("subject-%d", i))
-			r, err := e.review.Appeal(ctx, policy.Caller{Role: policy.Subject, Pseudonym: p}, decID, review.KindAppeal, "please look again")
+			r, err := e.review.Appeal(ctx, policy.Caller{Role: policy.Subject, Pseudonym: portrait.Pseudonym(p)}, decID, review.KindAppeal, "please look again")
 			if err != nil {
 				t.Fatal(err)
 			}

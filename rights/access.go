@@ -242,7 +242,7 @@ const (
 )
 
 // SealLabel seals a label value the way the rights service reads it.
-func SealLabel(c *keys.Cipher, pseudonym string, v label.Value) ([]byte, error) {
+func SealLabel(c *keys.Cipher, pseudonym portrait.Pseudonym, v label.Value) ([]byte, error) {
 	b, err := json.Marshal(v)
 	if err != nil {
 		return nil, fmt.Errorf("encode label %s: %w", v.Label, err)
@@ -250,7 +250,7 @@ func SealLabel(c *keys.Cipher, pseudonym string, v label.Value) ([]byte, error) 
 	return c.Seal(b, keys.LabelAD(pseudonym, v.Label)), nil
 }
 
-func openLabel(c *keys.Cipher, pseudonym string, lv portrait.LabelValue) (label.Value, error) {
+func openLabel(c *keys.Cipher, pseudonym portrait.Pseudonym, lv portrait.LabelValue) (label.Value, error) {
 	b, err := c.Open(lv.Sealed, keys.LabelAD(pseudonym, lv.Label))
 	if err != nil {
 		return label.Value{}, fmt.Errorf("open label %s of %s: %w", lv.Label, pseudonym, err)
@@ -310,11 +310,11 @@ func (s *Service) labels(ctx context.Context, g policy.Grant, c *keys.Cipher, st
 
 // Access returns everything held about the subject (SR-1) and records the
 // request as a fulfilled case.
-func (s *Service) Access(ctx context.Context, caller policy.Caller, pseudonym string) (*Export, error) {
+func (s *Service) Access(ctx context.Context, caller policy.Caller, pseudonym portrait.Pseudonym) (*Export, error) {
 	return s.access(ctx, caller, pseudonym, TypeAccess)
 }
 
-func (s *Service) access(ctx context.Context, caller policy.Caller, pseudonym, typ string) (*Export, error) {
+func (s *Service) access(ctx context.Context, caller policy.Caller, pseudonym portrait.Pseudonym, typ string) (*Export, error) {
 	if err := authorize(caller, pseudonym); err != nil {
 		return nil, err
 	}
@@ -332,7 +332,7 @@ func (s *Service) access(ctx context.Context, caller policy.Caller, pseudonym, t
 	sum := sha256.Sum256(raw)
 	c = fulfil(c, s.now(), fmt.Sprintf("%d events, %d profile fields, %d labels", len(doc.Events), len(doc.Profile), len(doc.Labels)), 0)
 	err = s.store.Update(ctx, func(tx portrait.Tx) error {
-		idx, err := s.log.Append(ctx, tx, audit.Record{Kind: "access", Time: c.Closed, Actor: actor(caller), Subject: pseudonym,
+		idx, err := s.log.Append(ctx, tx, audit.Record{Kind: "access", Time: c.Closed, Actor: actor(caller), Pseudonym: pseudonym,
 			Action: typ, Digest: hex.EncodeToString(sum[:]), Detail: map[string]any{"case": c.ID}})
 		if err != nil {
 			return err
@@ -425,7 +425,7 @@ func appendTime(b []byte, t time.Time) ([]byte, error) {
 }
 
 // document builds the export of pseudonym without recording anything.
-func (s *Service) document(ctx context.Context, caller policy.Caller, pseudonym string) (*Export, error) {
+func (s *Service) document(ctx context.Context, caller policy.Caller, pseudonym portrait.Pseudonym) (*Export, error) {
 	sub, err := s.subject(ctx, pseudonym)
 	if err != nil {
 		return nil, err
@@ -444,7 +444,7 @@ func (s *Service) document(ctx context.Context, caller policy.Caller, pseudonym 
 	}
 	cat := s.point.Catalog()
 	doc := &Export{
-		Schema: Schema, Generated: s.now(), Subject: pseudonym, SubjectID: id,
+		Schema: Schema, Generated: s.now(), Subject: string(pseudonym), SubjectID: id,
 		Handler: Handler{Name: cat.Handler.Name, Contact: cat.Handler.Contact, Officer: cat.Handler.Officer},
 		Flags: FlagsView{Restricted: st.Restricted, ObjectProfiling: st.ObjectProfiling, ObjectMarketing: st.ObjectMarketing,
 			Personalization: st.Personalization},
@@ -534,7 +534,7 @@ type Bundle struct {
 }
 
 // Export returns the subject's export as a signed bundle (SR-2).
-func (s *Service) Export(ctx context.Context, caller policy.Caller, pseudonym string) (*Bundle, error) {
+func (s *Service) Export(ctx context.Context, caller policy.Caller, pseudonym portrait.Pseudonym) (*Bundle, error) {
 	doc, err := s.access(ctx, caller, pseudonym, TypeExport)
 	if err != nil {
 		return nil, err
@@ -591,7 +591,7 @@ func VerifyExport(data []byte, pub ed25519.PublicKey) (*Export, error) {
 
 // Labels lists the subject's labels used to personalise for them, with
 // why each applies, and the deselected and deleted ones (LP-3).
-func (s *Service) Labels(ctx context.Context, caller policy.Caller, pseudonym string) ([]LabelEntry, error) {
+func (s *Service) Labels(ctx context.Context, caller policy.Caller, pseudonym portrait.Pseudonym) ([]LabelEntry, error) {
 	g, st, ci, err := s.openFor(ctx, caller, pseudonym)
 	if err != nil {
 		return nil, err
@@ -601,7 +601,7 @@ func (s *Service) Labels(ctx context.Context, caller policy.Caller, pseudonym st
 
 // openFor checks that caller may act for pseudonym, and returns an access
 // grant from the decision point, the subject's state and their cipher.
-func (s *Service) openFor(ctx context.Context, caller policy.Caller, pseudonym string) (policy.Grant, *policy.State, *keys.Cipher, error) {
+func (s *Service) openFor(ctx context.Context, caller policy.Caller, pseudonym portrait.Pseudonym) (policy.Grant, *policy.State, *keys.Cipher, error) {
 	if err := authorize(caller, pseudonym); err != nil {
 		return policy.Grant{}, nil, nil, err
 	}
@@ -631,7 +631,7 @@ func mustJSON(v any) []byte {
 // Profile lists the subject's profile fields with their provenance, for
 // the correction form (CM-2). Unlike Access it records no case: it is the
 // subject looking at a page, not a request.
-func (s *Service) Profile(ctx context.Context, caller policy.Caller, pseudonym string) ([]ProfileEntry, error) {
+func (s *Service) Profile(ctx context.Context, caller policy.Caller, pseudonym portrait.Pseudonym) ([]ProfileEntry, error) {
 	g, _, ci, err := s.openFor(ctx, caller, pseudonym)
 	if err != nil {
 		return nil, err

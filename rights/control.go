@@ -77,7 +77,7 @@ func kind(v any) string {
 // its declared type. The value is sealed with the subject's key, stored
 // with source "correction", and OnCorrected runs to recompute what was
 // built on it.
-func (s *Service) Correct(ctx context.Context, caller policy.Caller, pseudonym, field string, value any) error {
+func (s *Service) Correct(ctx context.Context, caller policy.Caller, pseudonym portrait.Pseudonym, field string, value any) error {
 	if err := authorize(caller, pseudonym); err != nil {
 		return err
 	}
@@ -127,7 +127,7 @@ func (s *Service) Correct(ctx context.Context, caller policy.Caller, pseudonym, 
 		if err := tx.PutProfile(ctx, g, []portrait.ProfileValue{pv}); err != nil {
 			return err
 		}
-		idx, err := s.log.Append(ctx, tx, audit.Record{Kind: "correction", Time: at, Actor: actor(caller), Subject: pseudonym,
+		idx, err := s.log.Append(ctx, tx, audit.Record{Kind: "correction", Time: at, Actor: actor(caller), Pseudonym: pseudonym,
 			Action: "correct", Detail: map[string]any{"field": field, "case": c.ID}})
 		if err != nil {
 			return err
@@ -153,7 +153,7 @@ func flagsOf(st *policy.State) portrait.Flags {
 
 // setFlag reads the subject's flags, changes one with change, and stores
 // them through the ledger, tracked as a case of typ.
-func (s *Service) setFlag(ctx context.Context, caller policy.Caller, pseudonym, typ, kind, outcome string, change func(*portrait.Flags)) error {
+func (s *Service) setFlag(ctx context.Context, caller policy.Caller, pseudonym portrait.Pseudonym, typ, kind, outcome string, change func(*portrait.Flags)) error {
 	if err := authorize(caller, pseudonym); err != nil {
 		return err
 	}
@@ -172,13 +172,13 @@ func (s *Service) setFlag(ctx context.Context, caller policy.Caller, pseudonym, 
 
 // Restrict makes the subject's data storage-only: every other use is
 // refused until Unrestrict (SR-7, CM-4).
-func (s *Service) Restrict(ctx context.Context, caller policy.Caller, pseudonym string) error {
+func (s *Service) Restrict(ctx context.Context, caller policy.Caller, pseudonym portrait.Pseudonym) error {
 	return s.setFlag(ctx, caller, pseudonym, TypeRestriction, consent.KindRestriction, "processing restricted: storage only",
 		func(f *portrait.Flags) { f.Restricted = true })
 }
 
 // Unrestrict lifts a restriction.
-func (s *Service) Unrestrict(ctx context.Context, caller policy.Caller, pseudonym string) error {
+func (s *Service) Unrestrict(ctx context.Context, caller policy.Caller, pseudonym portrait.Pseudonym) error {
 	return s.setFlag(ctx, caller, pseudonym, TypeRestriction, consent.KindRestriction, "restriction lifted",
 		func(f *portrait.Flags) { f.Restricted = false })
 }
@@ -191,7 +191,7 @@ const (
 
 // Object records an objection to profiling or to direct marketing, which
 // takes effect on the next request everywhere (SR-7); withdraw undoes it.
-func (s *Service) Object(ctx context.Context, caller policy.Caller, pseudonym, kind string, withdraw bool) error {
+func (s *Service) Object(ctx context.Context, caller policy.Caller, pseudonym portrait.Pseudonym, kind string, withdraw bool) error {
 	var set func(*portrait.Flags)
 	switch kind {
 	case ObjectProfiling:
@@ -210,7 +210,7 @@ func (s *Service) Object(ctx context.Context, caller policy.Caller, pseudonym, k
 
 // SetPersonalization sets the dial: 0 is non-personalised, 100 fully
 // personalised, in steps of 1 (LP-4, LP-5).
-func (s *Service) SetPersonalization(ctx context.Context, caller policy.Caller, pseudonym string, level int) error {
+func (s *Service) SetPersonalization(ctx context.Context, caller policy.Caller, pseudonym portrait.Pseudonym, level int) error {
 	if level < 0 || level > 100 {
 		return &portrait.Error{Code: portrait.EINVALID, Requirement: "LP-5", Message: fmt.Sprintf("personalization level %d: want a whole number from 0 (none) to 100 (full)", level)}
 	}
@@ -225,7 +225,7 @@ const (
 )
 
 // SuppressLabel deselects or deletes one of the subject's labels (LP-3).
-func (s *Service) SuppressLabel(ctx context.Context, caller policy.Caller, pseudonym, lbl, mode string) error {
+func (s *Service) SuppressLabel(ctx context.Context, caller policy.Caller, pseudonym portrait.Pseudonym, lbl, mode string) error {
 	if mode != ModeDeselect && mode != ModeDelete {
 		return &portrait.Error{Code: portrait.EINVALID, Requirement: "LP-3", Message: fmt.Sprintf("mode %q: want deselect or delete", mode)}
 	}
@@ -240,7 +240,7 @@ func (s *Service) SuppressLabel(ctx context.Context, caller policy.Caller, pseud
 }
 
 // RestoreLabel undoes a deselection or deletion (LP-3).
-func (s *Service) RestoreLabel(ctx context.Context, caller policy.Caller, pseudonym, lbl string) error {
+func (s *Service) RestoreLabel(ctx context.Context, caller policy.Caller, pseudonym portrait.Pseudonym, lbl string) error {
 	if err := authorize(caller, pseudonym); err != nil {
 		return err
 	}

@@ -38,7 +38,7 @@ func (r Removal) Summary() string {
 
 // Preview says exactly what an erasure of the subject would remove now,
 // for the confirmation page. It records nothing.
-func (s *Service) Preview(ctx context.Context, caller policy.Caller, pseudonym string) (Removal, error) {
+func (s *Service) Preview(ctx context.Context, caller policy.Caller, pseudonym portrait.Pseudonym) (Removal, error) {
 	if err := authorize(caller, pseudonym); err != nil {
 		return Removal{}, err
 	}
@@ -129,7 +129,7 @@ func (s *Service) receipt(c portrait.Case) (Receipt, error) {
 	cat := s.point.Catalog()
 	key := s.keys.ReceiptKey()
 	r := Receipt{Version: ReceiptVersion, Case: c.ID, Issuer: cat.Handler.Name.In("en"), Contact: cat.Handler.Contact,
-		Subject: c.Pseudonym, Time: c.Closed.UTC(), LogIndex: c.LogIndex, Outcome: c.Outcome, Key: keyID(key.Public().(ed25519.PublicKey))}
+		Subject: string(c.Pseudonym), Time: c.Closed.UTC(), LogIndex: c.LogIndex, Outcome: c.Outcome, Key: keyID(key.Public().(ed25519.PublicKey))}
 	b, err := json.Marshal(r)
 	if err != nil {
 		return Receipt{}, fmt.Errorf("encode erasure receipt: %w", err)
@@ -177,7 +177,7 @@ type WALTruncater interface {
 // entry and the case; the cached key is forgotten; the WAL is truncated
 // so no page image of the values stays behind. A second request for an
 // erased subject returns the first receipt.
-func (s *Service) Erase(ctx context.Context, caller policy.Caller, pseudonym string) (*Erasure, error) {
+func (s *Service) Erase(ctx context.Context, caller policy.Caller, pseudonym portrait.Pseudonym) (*Erasure, error) {
 	if err := authorize(caller, pseudonym); err != nil {
 		return nil, err
 	}
@@ -212,7 +212,7 @@ func (s *Service) Erase(ctx context.Context, caller policy.Caller, pseudonym str
 		if err := tx.EndSessions(ctx, keys.SubjectSessions(pseudonym), c.Closed.Add(sessionSkew), endOfTime); err != nil {
 			return err
 		}
-		idx, err := s.log.Append(ctx, tx, audit.Record{Kind: "erasure", Time: c.Closed, Actor: actor(caller), Subject: pseudonym,
+		idx, err := s.log.Append(ctx, tx, audit.Record{Kind: "erasure", Time: c.Closed, Actor: actor(caller), Pseudonym: pseudonym,
 			Action: "erase", Detail: map[string]any{"case": c.ID, "events": removed.Events, "profile_fields": removed.ProfileFields,
 				"labels": removed.Labels, "consent_records": removed.ConsentRecords, "decisions": removed.Decisions}})
 		if err != nil {
@@ -245,7 +245,7 @@ func (s *Service) Erase(ctx context.Context, caller policy.Caller, pseudonym str
 
 // erasedBefore answers an erasure of a subject the store does not hold:
 // the earlier erasure's receipt, or notFound when there was none.
-func (s *Service) erasedBefore(ctx context.Context, pseudonym string, notFound error) (*Erasure, error) {
+func (s *Service) erasedBefore(ctx context.Context, pseudonym portrait.Pseudonym, notFound error) (*Erasure, error) {
 	cs, err := s.Cases(ctx, pseudonym)
 	if err != nil {
 		return nil, err

@@ -95,13 +95,13 @@ type Options struct {
 	// OnCorrected runs after a correction is stored, to recompute the
 	// labels and scores built on the field (CM-2). Its error is logged in
 	// the case outcome, not returned: the correction itself stands.
-	OnCorrected func(ctx context.Context, pseudonym string) error
+	OnCorrected func(ctx context.Context, pseudonym portrait.Pseudonym) error
 	// OnErased runs after an erasure, for caches outside the store
 	// (recommendations, queued audience exports) (SR-3).
-	OnErased func(ctx context.Context, pseudonym string)
+	OnErased func(ctx context.Context, pseudonym portrait.Pseudonym)
 	// Delivered lists the destinations that received a subject's data,
 	// for the export; nil lists none.
-	Delivered func(ctx context.Context, pseudonym string) ([]DeliveredEntry, error)
+	Delivered func(ctx context.Context, pseudonym portrait.Pseudonym) ([]DeliveredEntry, error)
 	// Now is the clock; time.Now by default.
 	Now func() time.Time
 	// Logger receives what fails after a request was already carried out.
@@ -170,7 +170,7 @@ func actor(c policy.Caller) string {
 }
 
 // newCase starts a case received now.
-func (s *Service) newCase(pseudonym, typ string) portrait.Case {
+func (s *Service) newCase(pseudonym portrait.Pseudonym, typ string) portrait.Case {
 	at := s.now()
 	return portrait.Case{ID: newID(), Pseudonym: pseudonym, Type: typ, Status: StatusOpen, Created: at, Deadline: s.dl.After(at)}
 }
@@ -230,8 +230,8 @@ func reason(err error) string {
 }
 
 // subject returns the stored subject, or ENOTFOUND.
-func (s *Service) subject(ctx context.Context, pseudonym string) (portrait.SubjectKey, error) {
-	got, err := s.store.Subjects(ctx, []string{pseudonym})
+func (s *Service) subject(ctx context.Context, pseudonym portrait.Pseudonym) (portrait.SubjectKey, error) {
+	got, err := s.store.Subjects(ctx, []portrait.Pseudonym{pseudonym})
 	if err != nil {
 		return portrait.SubjectKey{}, fmt.Errorf("look up subject %s: %w", pseudonym, err)
 	}
@@ -243,7 +243,7 @@ func (s *Service) subject(ctx context.Context, pseudonym string) (portrait.Subje
 }
 
 // grant asks the decision point for a rights action on pseudonym.
-func (s *Service) grant(ctx context.Context, caller policy.Caller, pseudonym string, a policy.Action, fields []string) (policy.Grant, *policy.State, error) {
+func (s *Service) grant(ctx context.Context, caller policy.Caller, pseudonym portrait.Pseudonym, a policy.Action, fields []string) (policy.Grant, *policy.State, error) {
 	st, err := s.ledger.State(ctx, pseudonym)
 	if err != nil {
 		return policy.Grant{}, nil, err
@@ -257,7 +257,7 @@ func (s *Service) grant(ctx context.Context, caller policy.Caller, pseudonym str
 
 // authorize refuses callers who may not act for pseudonym before anything
 // is recorded about the request.
-func authorize(caller policy.Caller, pseudonym string) error {
+func authorize(caller policy.Caller, pseudonym portrait.Pseudonym) error {
 	switch caller.Role {
 	case policy.Subject:
 		if caller.Pseudonym != pseudonym {
@@ -271,7 +271,7 @@ func authorize(caller policy.Caller, pseudonym string) error {
 }
 
 // Cases lists the cases of pseudonym, or of everyone when it is "".
-func (s *Service) Cases(ctx context.Context, pseudonym string) ([]portrait.Case, error) {
+func (s *Service) Cases(ctx context.Context, pseudonym portrait.Pseudonym) ([]portrait.Case, error) {
 	cs, err := s.store.Cases(ctx, pseudonym)
 	if err != nil {
 		return nil, fmt.Errorf("list cases: %w", err)
@@ -302,7 +302,7 @@ func (s *Service) Overdue(ctx context.Context) ([]portrait.Case, error) {
 
 // Request opens a case that staff handle by hand — an explanation, or
 // anything the automatic paths do not cover — and queues it (SR-4).
-func (s *Service) Request(ctx context.Context, caller policy.Caller, pseudonym, typ string) (portrait.Case, error) {
+func (s *Service) Request(ctx context.Context, caller policy.Caller, pseudonym portrait.Pseudonym, typ string) (portrait.Case, error) {
 	if err := authorize(caller, pseudonym); err != nil {
 		return portrait.Case{}, err
 	}
@@ -316,7 +316,7 @@ func (s *Service) Request(ctx context.Context, caller policy.Caller, pseudonym, 
 	}
 	c := s.newCase(pseudonym, typ)
 	err := s.store.Update(ctx, func(tx portrait.Tx) error {
-		idx, err := s.log.Append(ctx, tx, audit.Record{Kind: "request", Time: c.Created, Actor: actor(caller), Subject: pseudonym,
+		idx, err := s.log.Append(ctx, tx, audit.Record{Kind: "request", Time: c.Created, Actor: actor(caller), Pseudonym: pseudonym,
 			Action: typ, Detail: map[string]any{"case": c.ID, "deadline": c.Deadline}})
 		if err != nil {
 			return err
@@ -360,7 +360,7 @@ func (s *Service) Close(ctx context.Context, caller policy.Caller, id string, re
 			c.Status, c.Outcome = StatusFulfilled, text
 		}
 		err := s.store.Update(ctx, func(tx portrait.Tx) error {
-			if _, err := s.log.Append(ctx, tx, audit.Record{Kind: "request", Time: c.Closed, Actor: actor(caller), Subject: c.Pseudonym,
+			if _, err := s.log.Append(ctx, tx, audit.Record{Kind: "request", Time: c.Closed, Actor: actor(caller), Pseudonym: c.Pseudonym,
 				Action: "close", Detail: map[string]any{"case": c.ID, "status": c.Status}}); err != nil {
 				return err
 			}

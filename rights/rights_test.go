@@ -132,7 +132,7 @@ func newEnvOn(t testing.TB, open backend, opts rights.Options) *env {
 
 // seed stores a subject with consent to personalization, n view events,
 // a profile and a sports_fan label; it returns the pseudonym.
-func (e *env) seed(t testing.TB, id string, n int) string {
+func (e *env) seed(t testing.TB, id string, n int) portrait.Pseudonym {
 	t.Helper()
 	ctx := context.Background()
 	if _, err := e.ledger.Record(ctx, operator, consent.ByID(id), consent.Change{Purpose: "personalization", Status: policy.Granted, NoticeVersion: "1"}); err != nil {
@@ -156,10 +156,10 @@ func (e *env) seed(t testing.TB, id string, n int) string {
 	return p
 }
 
-func (e *env) putLabel(t testing.TB, p, id string) {
+func (e *env) putLabel(t testing.TB, p portrait.Pseudonym, id string) {
 	t.Helper()
 	ctx := context.Background()
-	st, err := e.ledger.State(ctx, p)
+	st, err := e.ledger.State(ctx, portrait.Pseudonym(p))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -167,26 +167,28 @@ func (e *env) putLabel(t testing.TB, p, id string) {
 	if !d.Allow {
 		t.Fatal(d.Reasons)
 	}
-	subs, _ := e.store.Subjects(ctx, []string{p})
-	ci, err := e.keys.Open(subs[p])
+	subs, _ := e.store.Subjects(ctx, []portrait.Pseudonym{portrait.Pseudonym(p)})
+	ci, err := e.keys.Open(subs[portrait.Pseudonym(p)])
 	if err != nil {
 		t.Fatal(err)
 	}
 	v := label.Value{Label: id, Version: 1, Kind: catalog.KindRule, Bool: true, Confidence: 1, Inputs: []string{"category"},
 		EventCount: 7, Computed: e.now, Facts: []label.Fact{{Func: "count", Type: "view", Field: "category", Equals: "sports", Window: "30d", Value: 7}}}
-	sealed, err := rights.SealLabel(ci, p, v)
+	sealed, err := rights.SealLabel(ci, portrait.Pseudonym(p), v)
 	if err != nil {
 		t.Fatal(err)
 	}
 	err = e.store.Update(ctx, func(tx portrait.Tx) error {
-		return tx.PutLabels(ctx, []portrait.LabelValue{{Grant: d.Grant, Pseudonym: p, Label: id, Version: 1, Sealed: sealed, Computed: e.now}})
+		return tx.PutLabels(ctx, []portrait.LabelValue{{Grant: d.Grant, Pseudonym: portrait.Pseudonym(p), Label: id, Version: 1, Sealed: sealed, Computed: e.now}})
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 }
 
-func self(p string) policy.Caller { return policy.Caller{Role: policy.Subject, Pseudonym: p} }
+func self(p string) policy.Caller {
+	return policy.Caller{Role: policy.Subject, Pseudonym: portrait.Pseudonym(p)}
+}
 
 func code(err error) string {
 	var d *policy.Denied
@@ -208,7 +210,7 @@ func TestAccessExport(t *testing.T) {
 		if _, sum, err := e.in.Ingest(ctx, operator, tricky); err != nil || sum.Accepted != 1 {
 			t.Fatalf("ingest: %v %+v", err, sum)
 		}
-		doc, err := e.svc.Access(ctx, self(p), p)
+		doc, err := e.svc.Access(ctx, self(string(p)), portrait.Pseudonym(p))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -245,7 +247,7 @@ func TestAccessExport(t *testing.T) {
 			t.Errorf("access is not a fulfilled case: %+v", doc.Cases)
 		}
 
-		b, err := e.svc.Export(ctx, self(p), p)
+		b, err := e.svc.Export(ctx, self(string(p)), portrait.Pseudonym(p))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -276,19 +278,19 @@ func TestOtherSubjectUnreachable(t *testing.T) {
 		ctx := context.Background()
 		a := e.seed(t, "alice", 1)
 		b := e.seed(t, "bob", 1)
-		if _, err := e.svc.Access(ctx, self(a), b); code(err) != portrait.EFORBIDDEN {
+		if _, err := e.svc.Access(ctx, self(string(a)), portrait.Pseudonym(b)); code(err) != portrait.EFORBIDDEN {
 			t.Errorf("alice reads bob: %v", err)
 		}
-		if _, err := e.svc.Erase(ctx, self(a), b); code(err) != portrait.EFORBIDDEN {
+		if _, err := e.svc.Erase(ctx, self(string(a)), portrait.Pseudonym(b)); code(err) != portrait.EFORBIDDEN {
 			t.Errorf("alice erases bob: %v", err)
 		}
-		if err := e.svc.Correct(ctx, self(a), b, "city", "x"); code(err) != portrait.EFORBIDDEN {
+		if err := e.svc.Correct(ctx, self(string(a)), portrait.Pseudonym(b), "city", "x"); code(err) != portrait.EFORBIDDEN {
 			t.Errorf("alice corrects bob: %v", err)
 		}
-		if _, err := e.svc.Access(ctx, policy.Caller{Role: policy.Auditor, ID: "a"}, b); code(err) != portrait.EFORBIDDEN {
+		if _, err := e.svc.Access(ctx, policy.Caller{Role: policy.Auditor, ID: "a"}, portrait.Pseudonym(b)); code(err) != portrait.EFORBIDDEN {
 			t.Errorf("auditor reads bob: %v", err)
 		}
-		if _, err := e.svc.Access(ctx, operator, b); err != nil {
+		if _, err := e.svc.Access(ctx, operator, portrait.Pseudonym(b)); err != nil {
 			t.Errorf("operator reads bob: %v", err)
 		}
 	})
@@ -298,8 +300,8 @@ func TestOtherSubjectUnreachable(t *testing.T) {
 // of its type; it is stored sealed with source "correction" and triggers
 // recomputation.
 func TestCorrect(t *testing.T) {
-	var recomputed []string
-	eachStore(t, rights.Options{OnCorrected: func(_ context.Context, p string) error { recomputed = append(recomputed, p); return nil }}, func(t *testing.T, e *env) {
+	var recomputed []portrait.Pseudonym
+	eachStore(t, rights.Options{OnCorrected: func(_ context.Context, p portrait.Pseudonym) error { recomputed = append(recomputed, p); return nil }}, func(t *testing.T, e *env) {
 		recomputed = nil
 		ctx := context.Background()
 		p := e.seed(t, "alice", 1)
@@ -315,7 +317,7 @@ func TestCorrect(t *testing.T) {
 			{"city", "", "empty string"},
 			{"gender", "F", "protected attribute"}, // FP-2: kept apart, not in the profile
 		} {
-			err := e.svc.Correct(ctx, self(p), p, tc.field, tc.value)
+			err := e.svc.Correct(ctx, self(string(p)), portrait.Pseudonym(p), tc.field, tc.value)
 			if code(err) != portrait.EINVALID || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("correct %s=%v: %v, want EINVALID naming %q", tc.field, tc.value, err, tc.want)
 			}
@@ -323,10 +325,10 @@ func TestCorrect(t *testing.T) {
 		if len(recomputed) != 0 {
 			t.Fatalf("refused corrections triggered recomputation")
 		}
-		if err := e.svc.Correct(ctx, self(p), p, "city", "Hangzhou"); err != nil {
+		if err := e.svc.Correct(ctx, self(string(p)), portrait.Pseudonym(p), "city", "Hangzhou"); err != nil {
 			t.Fatal(err)
 		}
-		doc, err := e.svc.Access(ctx, self(p), p)
+		doc, err := e.svc.Access(ctx, self(string(p)), portrait.Pseudonym(p))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -411,12 +413,12 @@ func TestErase(t *testing.T) {
 	eachStore(t, rights.Options{}, func(t *testing.T, e *env) {
 		ctx := context.Background()
 		var erased []string
-		e.svc, _ = rights.New(e.store, e.point, e.ledger, e.keys, e.log, rights.Options{OnErased: func(_ context.Context, p string) { erased = append(erased, p) }})
+		e.svc, _ = rights.New(e.store, e.point, e.ledger, e.keys, e.log, rights.Options{OnErased: func(_ context.Context, p portrait.Pseudonym) { erased = append(erased, string(p)) }})
 		p := e.seed(t, "alice", 20)
 		keep := e.seed(t, "bob", 2)
-		subs, _ := e.store.Subjects(ctx, []string{p})
-		wrapped := subs[p].WrappedKey
-		held, err := e.keys.Open(subs[p]) // the unwrapped key, as the keyring caches it
+		subs, _ := e.store.Subjects(ctx, []portrait.Pseudonym{portrait.Pseudonym(p)})
+		wrapped := subs[portrait.Pseudonym(p)].WrappedKey
+		held, err := e.keys.Open(subs[portrait.Pseudonym(p)]) // the unwrapped key, as the keyring caches it
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -428,11 +430,11 @@ func TestErase(t *testing.T) {
 				t.Fatal("the wrapped key is not found before erasure: the scan cannot prove anything")
 			}
 		}
-		pre, err := e.svc.Preview(ctx, self(p), p)
+		pre, err := e.svc.Preview(ctx, self(string(p)), portrait.Pseudonym(p))
 		if err != nil || pre.Events != 21 || len(pre.Labels) != 1 || len(pre.ProfileFields) != 2 {
 			t.Fatalf("preview: %+v %v", pre, err)
 		}
-		res, err := e.svc.Erase(ctx, self(p), p)
+		res, err := e.svc.Erase(ctx, self(string(p)), portrait.Pseudonym(p))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -465,14 +467,14 @@ func TestErase(t *testing.T) {
 		if _, err := rights.VerifyReceipt(bytes.Replace(data, []byte(p), []byte(keep), 1), pub); !errors.Is(err, rights.ErrSignature) {
 			t.Errorf("altered receipt: %v", err)
 		}
-		again, err := e.svc.Erase(ctx, self(p), p)
+		again, err := e.svc.Erase(ctx, self(string(p)), portrait.Pseudonym(p))
 		if err != nil || !again.AlreadyErased || again.Receipt != res.Receipt {
 			t.Errorf("double erasure: %+v %v", again, err)
 		}
-		if _, err := e.svc.Access(ctx, self(p), p); code(err) != portrait.ENOTFOUND {
+		if _, err := e.svc.Access(ctx, self(string(p)), portrait.Pseudonym(p)); code(err) != portrait.ENOTFOUND {
 			t.Errorf("access after erasure: %v", err)
 		}
-		if doc, err := e.svc.Access(ctx, operator, keep); err != nil || len(doc.Events) != 3 {
+		if doc, err := e.svc.Access(ctx, operator, portrait.Pseudonym(keep)); err != nil || len(doc.Events) != 3 {
 			t.Errorf("bob was touched: %v", err)
 		}
 		if _, err := e.svc.Erase(ctx, operator, e.keys.Pseudonym("nobody")); code(err) != portrait.ENOTFOUND {
@@ -487,32 +489,32 @@ func TestRestrictObject(t *testing.T) {
 	eachStore(t, rights.Options{}, func(t *testing.T, e *env) {
 		ctx := context.Background()
 		p := e.seed(t, "alice", 1)
-		if _, err := e.ledger.Record(ctx, operator, consent.ByPseudonym(p), consent.Change{Purpose: "marketing", Status: policy.Granted, NoticeVersion: "1"}); err != nil {
+		if _, err := e.ledger.Record(ctx, operator, consent.ByPseudonym(portrait.Pseudonym(p)), consent.Change{Purpose: "marketing", Status: policy.Granted, NoticeVersion: "1"}); err != nil {
 			t.Fatal(err)
 		}
 		use := func(purpose string) policy.Decision {
-			st, err := e.ledger.State(ctx, p)
+			st, err := e.ledger.State(ctx, portrait.Pseudonym(p))
 			if err != nil {
 				t.Fatal(err)
 			}
 			return e.point.Decide(policy.Request{State: st, Purpose: purpose, Action: policy.Use, Caller: operator})
 		}
-		if err := e.svc.Restrict(ctx, self(p), p); err != nil {
+		if err := e.svc.Restrict(ctx, self(string(p)), portrait.Pseudonym(p)); err != nil {
 			t.Fatal(err)
 		}
 		if d := use("personalization"); d.Allow || d.Reasons[0].Requirement != "SR-7" {
 			t.Errorf("use after restriction: %+v", d)
 		}
-		if _, err := e.svc.Access(ctx, self(p), p); err != nil {
+		if _, err := e.svc.Access(ctx, self(string(p)), portrait.Pseudonym(p)); err != nil {
 			t.Errorf("access is still allowed under restriction: %v", err)
 		}
-		if err := e.svc.Unrestrict(ctx, self(p), p); err != nil {
+		if err := e.svc.Unrestrict(ctx, self(string(p)), portrait.Pseudonym(p)); err != nil {
 			t.Fatal(err)
 		}
 		if d := use("personalization"); !d.Allow {
 			t.Errorf("after lifting: %+v", d)
 		}
-		if err := e.svc.Object(ctx, self(p), p, rights.ObjectMarketing, false); err != nil {
+		if err := e.svc.Object(ctx, self(string(p)), portrait.Pseudonym(p), rights.ObjectMarketing, false); err != nil {
 			t.Fatal(err)
 		}
 		if d := use("marketing"); d.Allow || d.Reasons[0].Code != "objection" {
@@ -521,7 +523,7 @@ func TestRestrictObject(t *testing.T) {
 		if d := use("personalization"); !d.Allow {
 			t.Errorf("objection to marketing stopped personalization: %+v", d)
 		}
-		if err := e.svc.Object(ctx, self(p), p, "spam", false); code(err) != portrait.EINVALID {
+		if err := e.svc.Object(ctx, self(string(p)), portrait.Pseudonym(p), "spam", false); code(err) != portrait.EINVALID {
 			t.Errorf("unknown objection: %v", err)
 		}
 	})
@@ -535,16 +537,16 @@ func TestLabelControl(t *testing.T) {
 		p := e.seed(t, "alice", 1)
 		e.putLabel(t, p, "shopper_segment")
 		useLabel := func(l string) bool {
-			st, _ := e.ledger.State(ctx, p)
+			st, _ := e.ledger.State(ctx, portrait.Pseudonym(p))
 			return e.point.Decide(policy.Request{State: st, Purpose: "personalization", Action: policy.Use, Labels: []string{l}, Caller: operator}).Allow
 		}
-		if err := e.svc.SuppressLabel(ctx, self(p), p, "sports_fan", rights.ModeDeselect); err != nil {
+		if err := e.svc.SuppressLabel(ctx, self(string(p)), portrait.Pseudonym(p), "sports_fan", rights.ModeDeselect); err != nil {
 			t.Fatal(err)
 		}
-		if err := e.svc.SuppressLabel(ctx, self(p), p, "shopper_segment", rights.ModeDelete); err != nil {
+		if err := e.svc.SuppressLabel(ctx, self(string(p)), portrait.Pseudonym(p), "shopper_segment", rights.ModeDelete); err != nil {
 			t.Fatal(err)
 		}
-		ls, err := e.svc.Labels(ctx, self(p), p)
+		ls, err := e.svc.Labels(ctx, self(string(p)), portrait.Pseudonym(p))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -561,19 +563,19 @@ func TestLabelControl(t *testing.T) {
 		if useLabel("sports_fan") || useLabel("shopper_segment") {
 			t.Error("a suppressed label is still used")
 		}
-		if err := e.svc.RestoreLabel(ctx, self(p), p, "sports_fan"); err != nil {
+		if err := e.svc.RestoreLabel(ctx, self(string(p)), portrait.Pseudonym(p), "sports_fan"); err != nil {
 			t.Fatal(err)
 		}
 		if !useLabel("sports_fan") {
 			t.Error("a restored label is not used")
 		}
-		if err := e.svc.RestoreLabel(ctx, self(p), p, "sports_fan"); code(err) != portrait.EINVALID {
+		if err := e.svc.RestoreLabel(ctx, self(string(p)), portrait.Pseudonym(p), "sports_fan"); code(err) != portrait.EINVALID {
 			t.Errorf("restore twice: %v", err)
 		}
-		if err := e.svc.SuppressLabel(ctx, self(p), p, "nosuch", rights.ModeDelete); code(err) != portrait.EINVALID {
+		if err := e.svc.SuppressLabel(ctx, self(string(p)), portrait.Pseudonym(p), "nosuch", rights.ModeDelete); code(err) != portrait.EINVALID {
 			t.Errorf("undeclared label: %v", err)
 		}
-		if err := e.svc.SuppressLabel(ctx, self(p), p, "sports_fan", "hide"); code(err) != portrait.EINVALID {
+		if err := e.svc.SuppressLabel(ctx, self(string(p)), portrait.Pseudonym(p), "sports_fan", "hide"); code(err) != portrait.EINVALID {
 			t.Errorf("bad mode: %v", err)
 		}
 	})
@@ -585,15 +587,15 @@ func TestPersonalizationDial(t *testing.T) {
 		ctx := context.Background()
 		p := e.seed(t, "alice", 1)
 		for _, lvl := range []int{-1, 101, 1000} {
-			if err := e.svc.SetPersonalization(ctx, self(p), p, lvl); code(err) != portrait.EINVALID {
+			if err := e.svc.SetPersonalization(ctx, self(string(p)), portrait.Pseudonym(p), lvl); code(err) != portrait.EINVALID {
 				t.Errorf("level %d: %v", lvl, err)
 			}
 		}
 		for _, lvl := range []int{0, 37, 100} {
-			if err := e.svc.SetPersonalization(ctx, self(p), p, lvl); err != nil {
+			if err := e.svc.SetPersonalization(ctx, self(string(p)), portrait.Pseudonym(p), lvl); err != nil {
 				t.Fatal(err)
 			}
-			st, _ := e.ledger.State(ctx, p)
+			st, _ := e.ledger.State(ctx, portrait.Pseudonym(p))
 			if st.Personalization != lvl {
 				t.Errorf("dial %d: state has %d", lvl, st.Personalization)
 			}
@@ -625,14 +627,14 @@ func TestCasesAndDeadlines(t *testing.T) {
 		clock = time.Now()
 		ctx := context.Background()
 		p := e.seed(t, "alice", 1)
-		c, err := e.svc.Request(ctx, self(p), p, rights.TypeExplanation)
+		c, err := e.svc.Request(ctx, self(string(p)), portrait.Pseudonym(p), rights.TypeExplanation)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if c.Status != rights.StatusOpen || !c.Deadline.Equal(c.Created.AddDate(0, 1, 0)) {
 			t.Errorf("gdpr case: %+v", c)
 		}
-		if _, err := e.svc.Request(ctx, self(p), p, "magic"); code(err) != portrait.EINVALID {
+		if _, err := e.svc.Request(ctx, self(string(p)), portrait.Pseudonym(p), "magic"); code(err) != portrait.EINVALID {
 			t.Errorf("unknown type: %v", err)
 		}
 		if od, _ := e.svc.Overdue(ctx); len(od) != 0 {
@@ -646,7 +648,7 @@ func TestCasesAndDeadlines(t *testing.T) {
 		if _, err := e.svc.Close(ctx, operator, c.ID, true, ""); code(err) != portrait.EINVALID {
 			t.Errorf("refusal without reason: %v", err)
 		}
-		if _, err := e.svc.Close(ctx, self(p), c.ID, false, "done"); code(err) != portrait.EFORBIDDEN {
+		if _, err := e.svc.Close(ctx, self(string(p)), c.ID, false, "done"); code(err) != portrait.EFORBIDDEN {
 			t.Errorf("subject closes a case: %v", err)
 		}
 		closed, err := e.svc.Close(ctx, operator, c.ID, true, "the decision was explained in the export")
@@ -744,7 +746,7 @@ func BenchmarkErase(b *testing.B) {
 			id := fmt.Sprintf("bench-%d", i)
 			p := e.seed(b, id, 10_000)
 			b.StartTimer()
-			if _, err := e.svc.Erase(ctx, operator, p); err != nil {
+			if _, err := e.svc.Erase(ctx, operator, portrait.Pseudonym(p)); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -759,7 +761,7 @@ func BenchmarkAccess(b *testing.B) {
 		e := newEnvOn(b, open, rights.Options{})
 		p := e.seed(b, "bench", 10_000)
 		for b.Loop() {
-			if _, err := e.svc.Access(ctx, operator, p); err != nil {
+			if _, err := e.svc.Access(ctx, operator, portrait.Pseudonym(p)); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -773,7 +775,7 @@ func TestAccessDecisions(t *testing.T) {
 	eachStore(t, rights.Options{}, func(t *testing.T, e *env) {
 		ctx := context.Background()
 		p := e.seed(t, "dave", 1)
-		if _, err := e.ledger.Record(ctx, operator, consent.ByPseudonym(p), consent.Change{Purpose: "credit", Status: policy.Granted, NoticeVersion: "1"}); err != nil {
+		if _, err := e.ledger.Record(ctx, operator, consent.ByPseudonym(portrait.Pseudonym(p)), consent.Change{Purpose: "credit", Status: policy.Granted, NoticeVersion: "1"}); err != nil {
 			t.Fatal(err)
 		}
 		prof := []ingest.Item{{Event: portrait.Event{SubjectID: "dave", Type: "profile", Time: e.now.Add(-time.Minute),
@@ -792,18 +794,18 @@ func TestAccessDecisions(t *testing.T) {
 		if _, err := ap.Assess(ctx, policy.Caller{Role: policy.Admin, ID: "adm"}, "credit_limit", demo.Answers()); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := ap.ShowNotice(ctx, self(p), p, "credit_limit"); err != nil {
+		if _, err := ap.ShowNotice(ctx, self(string(p)), portrait.Pseudonym(p), "credit_limit"); err != nil {
 			t.Fatal(err)
 		}
-		d, err := ap.Determine(ctx, operator, p, "credit_limit")
+		d, err := ap.Determine(ctx, operator, portrait.Pseudonym(p), "credit_limit")
 		if err != nil {
 			t.Fatal(err)
 		}
 		const statement = "我上个月升职了 <b>income doubled</b>"
-		if _, err := rv.Appeal(ctx, self(p), d.ID, review.KindAppeal, statement); err != nil {
+		if _, err := rv.Appeal(ctx, self(string(p)), d.ID, review.KindAppeal, statement); err != nil {
 			t.Fatal(err)
 		}
-		doc, err := e.svc.Access(ctx, self(p), p)
+		doc, err := e.svc.Access(ctx, self(string(p)), portrait.Pseudonym(p))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -854,7 +856,7 @@ func TestConsentUserAgentSealed(t *testing.T) {
 		if e.holds(t, []byte("Marker-UA-7f3c")) {
 			t.Fatal("the consent user agent is stored in plaintext")
 		}
-		doc, err := e.svc.Access(ctx, self(p), p)
+		doc, err := e.svc.Access(ctx, self(string(p)), p)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -866,7 +868,7 @@ func TestConsentUserAgentSealed(t *testing.T) {
 			len(got) < consent.MaxUserAgent-3 || !utf8.ValidString(got) {
 			t.Errorf("the subject's export shows user agent of %d bytes: %.60q", len(got), got)
 		}
-		if _, err := e.svc.Erase(ctx, self(p), p); err != nil {
+		if _, err := e.svc.Erase(ctx, self(string(p)), p); err != nil {
 			t.Fatal(err)
 		}
 		if e.holds(t, []byte("Marker-UA-7f3c")) {
@@ -880,8 +882,8 @@ func TestConsentUserAgentSealed(t *testing.T) {
 // schema (PIPL Art. 23, GDPR Art. 19).
 func TestExportListsDelivered(t *testing.T) {
 	var cur *env
-	opts := rights.Options{Delivered: func(ctx context.Context, p string) ([]rights.DeliveredEntry, error) {
-		return delivery.Recipients(ctx, cur.store, cur.log, p)
+	opts := rights.Options{Delivered: func(ctx context.Context, p portrait.Pseudonym) ([]rights.DeliveredEntry, error) {
+		return delivery.Recipients(ctx, cur.store, cur.log, portrait.Pseudonym(p))
 	}}
 	eachStore(t, opts, func(t *testing.T, e *env) {
 		cur = e
@@ -892,7 +894,7 @@ func TestExportListsDelivered(t *testing.T) {
 		// destination's audience.
 		joined := func(subject, dst string) {
 			err := e.store.Update(ctx, func(tx portrait.Tx) error {
-				_, err := e.log.Append(ctx, tx, audit.Record{Kind: "delivery", Actor: "system:delivery", Action: "joined", Subject: subject, Purpose: "personalization",
+				_, err := e.log.Append(ctx, tx, audit.Record{Kind: "delivery", Actor: "system:delivery", Action: "joined", Pseudonym: portrait.Pseudonym(subject), Purpose: "personalization",
 					Detail: map[string]any{"destination": dst, "audience": "sports", "purpose": "personalization", "output": "pseudonymous"}})
 				return err
 			})
@@ -900,10 +902,10 @@ func TestExportListsDelivered(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		joined(p, "ads")
-		joined(p, "ads") // again, after leaving: listed once
-		joined(other, "crm")
-		doc, err := e.svc.Access(ctx, self(p), p)
+		joined(string(p), "ads")
+		joined(string(p), "ads") // again, after leaving: listed once
+		joined(string(other), "crm")
+		doc, err := e.svc.Access(ctx, self(string(p)), portrait.Pseudonym(p))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,6 +2,7 @@ package rights_test
 
 import (
 	"context"
+	portrait "github.com/portrait-dev/portrait"
 	"os"
 	"testing"
 
@@ -20,7 +21,7 @@ func TestEraseTruncatesWAL(t *testing.T) {
 	if fi, err := os.Stat(e.path + "-wal"); err != nil || fi.Size() == 0 {
 		t.Fatalf("before erasure: wal %v, %v; want a non-empty WAL for the test to mean anything", fi, err)
 	}
-	if _, err := e.svc.Erase(ctx, self(p), p); err != nil {
+	if _, err := e.svc.Erase(ctx, self(string(p)), portrait.Pseudonym(p)); err != nil {
 		t.Fatal(err)
 	}
 	if fi, err := os.Stat(e.path + "-wal"); err != nil {

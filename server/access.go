@@ -47,7 +47,7 @@ func noteCaller(ctx context.Context, c policy.Caller) {
 	}
 	switch {
 	case c.Role == policy.Subject:
-		in.caller = "subject:" + c.Pseudonym // a pseudonym
+		in.caller = string("subject:" + c.Pseudonym) // a pseudonym
 	case c.ID != "":
 		in.caller = string(c.Role) + ":" + c.ID // the key's name, team/person
 	default:

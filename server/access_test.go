@@ -60,7 +60,7 @@ func TestAccessLog(t *testing.T) {
 	line := accessLine(h, "GET /v1/subjects/{id}/consents")
 	for _, want := range []string{"method=GET", "status=200", "duration_ms=", "caller=operator:growth/wang",
 		"trace_id=4bf92f3577b34da6a3ce929d0e0e4736", "parent_id=00f067aa0ba902b7", "span_id=" + tp[36:52],
-		`tracestate="congo=t61rcWkgMzE"`, "subject=" + h.keys.Pseudonym(rawID)} {
+		`tracestate="congo=t61rcWkgMzE"`, string("subject=" + h.keys.Pseudonym(rawID))} {
 		if !strings.Contains(line, want) {
 			t.Errorf("access line lacks %q: %s", want, line)
 		}
@@ -86,7 +86,7 @@ func TestAccessLog(t *testing.T) {
 	if ts := resp.Header.Get("tracestate"); ts != "" {
 		t.Errorf("tracestate %q echoed with an invalid traceparent", ts)
 	}
-	if line := accessLine(h, "GET /v1/me/consents"); !strings.Contains(line, "caller=subject:"+h.keys.Pseudonym(rawID)) {
+	if line := accessLine(h, "GET /v1/me/consents"); !strings.Contains(line, "caller=subject:"+string(h.keys.Pseudonym(rawID))) {
 		t.Errorf("subject access line: %s", line)
 	}
 	// Requests outside the route table are logged too.

@@ -57,7 +57,7 @@ func (s *Server) postItems(w http.ResponseWriter, r *http.Request, c policy.Call
 }
 
 // applySubject is the pseudonym a staff request names by external id.
-func (s *Server) applySubject(c policy.Caller, id string) (string, error) {
+func (s *Server) applySubject(c policy.Caller, id string) (portrait.Pseudonym, error) {
 	if c.Role == policy.Subject {
 		return c.Pseudonym, nil
 	}

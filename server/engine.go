@@ -53,7 +53,7 @@ func (s *Server) getPortrait(w http.ResponseWriter, r *http.Request, c policy.Ca
 		return err
 	}
 	// A staff read of personal data is on the record before it is shown.
-	if _, err := s.record(r, audit.Record{Kind: "read", Time: time.Now().UTC(), Actor: actor(c), Subject: ps, Purpose: purpose,
+	if _, err := s.record(r, audit.Record{Kind: "read", Time: time.Now().UTC(), Actor: actor(c), Pseudonym: ps, Purpose: purpose,
 		Action: "portrait", Detail: map[string]any{"labels": len(views), "withheld": len(withheld)}}); err != nil {
 		return err
 	}

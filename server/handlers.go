@@ -19,7 +19,7 @@ import (
 
 // subject resolves the subject a request is about: the token's own
 // subject under /v1/me, or the pseudonym of {id} for staff.
-func (s *Server) subject(r *http.Request, c policy.Caller) (string, error) {
+func (s *Server) subject(r *http.Request, c policy.Caller) (portrait.Pseudonym, error) {
 	if c.Role == policy.Subject {
 		return c.Pseudonym, nil
 	}
@@ -187,7 +187,7 @@ func (s *Server) getConsents(w http.ResponseWriter, r *http.Request, c policy.Ca
 	if c.Role != policy.Subject {
 		// CM-5: a staff read of a subject's consent evidence is logged,
 		// and does not happen if it cannot be.
-		if _, err := s.record(r, audit.Record{Kind: "access", Actor: actor(c), Subject: ps, Action: "read_consents"}); err != nil {
+		if _, err := s.record(r, audit.Record{Kind: "access", Actor: actor(c), Pseudonym: ps, Action: "read_consents"}); err != nil {
 			return err
 		}
 	}
@@ -227,7 +227,7 @@ func (s *Server) postToken(w http.ResponseWriter, r *http.Request, c policy.Call
 		return err
 	}
 	tok := s.cfg.Keys.IssueToken(ps, s.cfg.TokenTTL)
-	if _, err := s.record(r, audit.Record{Kind: "token", Actor: actor(c), Subject: ps, Action: "issue"}); err != nil {
+	if _, err := s.record(r, audit.Record{Kind: "token", Actor: actor(c), Pseudonym: ps, Action: "issue"}); err != nil {
 		return err
 	}
 	return writeJSON(w, http.StatusCreated, tokenResponse{Token: tok, ExpiresAt: time.Now().Add(s.cfg.TokenTTL).UTC()})

@@ -128,7 +128,7 @@ func (s *Server) getProtected(w http.ResponseWriter, r *http.Request, c policy.C
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, 200, protectedResponse{Subject: s.cfg.Keys.Pseudonym(r.PathValue("id")), Attributes: vals})
+	return writeJSON(w, 200, protectedResponse{Subject: string(s.cfg.Keys.Pseudonym(r.PathValue("id"))), Attributes: vals})
 }
 
 func (s *Server) postMonitorRun(w http.ResponseWriter, r *http.Request, _ policy.Caller) error {

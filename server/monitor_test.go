@@ -76,12 +76,12 @@ func TestMonitorAPI(t *testing.T) {
 		for i := range 20 {
 			id := fmt.Sprintf("p%d", i)
 			ps := h.keys.Pseudonym(id)
-			subs, _ := h.store.Subjects(ctx, []string{ps})
+			subs, _ := h.store.Subjects(ctx, []portrait.Pseudonym{ps})
 			c, err := h.keys.Open(subs[ps])
 			if err != nil {
 				t.Fatal(err)
 			}
-			st, _ := h.store.States(ctx, []string{ps})
+			st, _ := h.store.States(ctx, []portrait.Pseudonym{ps})
 			d := h.point.Decide(policy.Request{State: st[ps], Action: policy.Derive, Purpose: "analytics", Caller: policy.Caller{Role: policy.System, ID: "test"}})
 			b, _ := json.Marshal(label.Value{Label: "loyal", Kind: catalog.KindRule, Bool: i%2 == 0})
 			err = h.store.Update(ctx, func(tx portrait.Tx) error {

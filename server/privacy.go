@@ -286,7 +286,7 @@ func (s *Server) pageDemo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ps := s.cfg.Keys.Pseudonym(id)
-	if _, err := s.record(r, audit.Record{Kind: "token", Actor: "demo", Subject: ps, Action: "issue"}); err != nil {
+	if _, err := s.record(r, audit.Record{Kind: "token", Actor: "demo", Pseudonym: ps, Action: "issue"}); err != nil {
 		http.Error(w, portrait.ErrorMessage(err), http.StatusServiceUnavailable)
 		return
 	}
@@ -299,7 +299,7 @@ func (s *Server) pageSignout(w http.ResponseWriter, r *http.Request, c policy.Ca
 	ck, _ := r.Cookie(sessionCookie) // session has checked it
 	t, err := s.cfg.Keys.ParseToken(ck.Value, time.Now())
 	if err == nil {
-		err = s.endSession(r.Context(), ck.Value, t.Expires, audit.Record{Kind: "token", Time: time.Now().UTC(), Actor: "subject", Subject: c.Pseudonym, Action: "signout"})
+		err = s.endSession(r.Context(), ck.Value, t.Expires, audit.Record{Kind: "token", Time: time.Now().UTC(), Actor: "subject", Pseudonym: c.Pseudonym, Action: "signout"})
 	}
 	if err != nil {
 		v.Page, v.Title = "home", v.T["centre"]

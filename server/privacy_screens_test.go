@@ -3,6 +3,7 @@ package server_test
 import (
 	"context"
 	"fmt"
+	portrait "github.com/portrait-dev/portrait"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -65,7 +66,7 @@ func TestErasureConfirm(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	subs, _ := h.store.Subjects(context.Background(), []string{p})
+	subs, _ := h.store.Subjects(context.Background(), []portrait.Pseudonym{p})
 	if resp.StatusCode != 400 || len(subs) != 1 {
 		t.Fatalf("erasure without confirmation: %d, subject kept %v", resp.StatusCode, len(subs) == 1)
 	}
@@ -91,7 +92,7 @@ func TestPersonalizationSwitch(t *testing.T) {
 		t.Fatalf("dial without its meaning or the switch:\n%s", page)
 	}
 	level := func() int {
-		sts, _ := h.store.States(context.Background(), []string{p})
+		sts, _ := h.store.States(context.Background(), []portrait.Pseudonym{p})
 		return sts[p].Personalization
 	}
 	for _, want := range []int{0, 100} {

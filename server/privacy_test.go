@@ -62,7 +62,7 @@ func TestPrivacyCSRF(t *testing.T) {
 	c, csrf := signedIn(t, h, h.token("alice"), "/privacy/consents")
 	p := h.keys.Pseudonym("alice")
 	state := func() policy.Status {
-		sts, _ := h.store.States(context.Background(), []string{p})
+		sts, _ := h.store.States(context.Background(), []portrait.Pseudonym{p})
 		return sts[p].Consents["personalization"].Status
 	}
 	for _, bad := range []string{"", "forged", csrf[:len(csrf)-2] + "xx"} {
@@ -155,8 +155,8 @@ func TestPrivacyBrowser(t *testing.T) {
 		os.MkdirAll(filepath.Join("..", "docs", "screenshots"), 0o755)
 	}
 	state := func() (consent policy.Status, level int, suppressed map[string]bool) {
-		sts, _ := h.store.States(context.Background(), []string{p})
-		st := sts[p]
+		sts, _ := h.store.States(context.Background(), []portrait.Pseudonym{portrait.Pseudonym(p)})
+		st := sts[portrait.Pseudonym(p)]
 		return st.Consents["personalization"].Status, st.Personalization, st.Suppressed
 	}
 	run := func(step string, actions ...chromedp.Action[chromedp.Void]) {
@@ -201,7 +201,7 @@ func TestPrivacyBrowser(t *testing.T) {
 	run("correct", chromedp.Navigate(h.url+"/privacy/profile?lang=zh-CN"), chromedp.WaitVisible(chromedp.ID("value-city")), shoot("profile-zh"),
 		chromedp.SetValue(chromedp.ID("value-city"), "杭州"), chromedp.Click(chromedp.ID("correct-city")), chromedp.WaitVisible(chromedp.ID("flash")),
 		chromedp.WaitVisible(chromedp.ID("source-city")))
-	prof, err := h.rights.Profile(context.Background(), policy.Caller{Role: policy.Operator, ID: "op-1"}, p)
+	prof, err := h.rights.Profile(context.Background(), policy.Caller{Role: policy.Operator, ID: "op-1"}, portrait.Pseudonym(p))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,8 +260,8 @@ func TestPrivacyBrowser(t *testing.T) {
 	run("erasure", chromedp.Navigate(h.url+"/privacy/erasure"), chromedp.WaitVisible(chromedp.ID("removal")), chromedp.WaitVisible(chromedp.ID("export-first")), shoot("erasure-en"),
 		chromedp.Click(chromedp.ID("continue-erasure")), chromedp.WaitVisible(chromedp.ID("lost")), shoot("erasure-confirm-en"),
 		chromedp.Click(chromedp.ID("understand")), chromedp.Click(chromedp.ID("confirm-erasure")), chromedp.WaitVisible(chromedp.ID("receipt")), shoot("erased-en"))
-	subs, _ := h.store.Subjects(context.Background(), []string{p})
-	if _, ok := subs[p]; ok {
+	subs, _ := h.store.Subjects(context.Background(), []portrait.Pseudonym{portrait.Pseudonym(p)})
+	if _, ok := subs[portrait.Pseudonym(p)]; ok {
 		t.Error("the subject is still stored after erasing in the page")
 	}
 	run("requests after erasure", chromedp.Navigate(h.url+"/privacy/requests"), chromedp.WaitVisible(chromedp.ID("token")))
@@ -291,7 +291,7 @@ func TestPrivacyCorrectRequestAppeal(t *testing.T) {
 	ctx := context.Background()
 	c, csrf := signedIn(t, h, h.token("alice"), "/privacy/profile")
 	profile := func() map[string]rights.ProfileEntry {
-		got, err := h.rights.Profile(ctx, policy.Caller{Role: policy.Operator, ID: "op-1"}, p)
+		got, err := h.rights.Profile(ctx, policy.Caller{Role: policy.Operator, ID: "op-1"}, portrait.Pseudonym(p))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -337,7 +337,7 @@ func TestPrivacyCorrectRequestAppeal(t *testing.T) {
 	if status, _ := postForm(t, c, h.url+"/privacy/requests", url.Values{"csrf": {csrf}, "type": {"explanation"}}); status != 200 {
 		t.Errorf("file request: %d", status)
 	}
-	cases, _ := h.rights.Cases(ctx, p)
+	cases, _ := h.rights.Cases(ctx, portrait.Pseudonym(p))
 	open := 0
 	for _, cs := range cases {
 		if cs.Type == rights.TypeExplanation && cs.Status == rights.StatusOpen && cs.Deadline.After(cs.Created) {

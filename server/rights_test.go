@@ -28,7 +28,7 @@ import (
 
 // seedSubject gives id consent to personalization, a profile, n view
 // events and a sports_fan label, through the API and the store.
-func (h *harness) seedSubject(id string, n int) string {
+func (h *harness) seedSubject(id string, n int) portrait.Pseudonym {
 	h.t.Helper()
 	if resp := h.consent(id, "personalization", "granted"); resp.StatusCode != 200 {
 		h.t.Fatalf("consent: %d", resp.StatusCode)
@@ -50,33 +50,33 @@ func (h *harness) seedSubject(id string, n int) string {
 }
 
 // putLabel stores a label value under a Derive grant, as the label engine does.
-func (h *harness) putLabel(p, id string) { h.putLabelMet(p, id, true) }
+func (h *harness) putLabel(p portrait.Pseudonym, id string) { h.putLabelMet(p, id, true) }
 
 // putLabelMet stores rule label id for p, met or not.
-func (h *harness) putLabelMet(p, id string, met bool) {
+func (h *harness) putLabelMet(p portrait.Pseudonym, id string, met bool) {
 	h.t.Helper()
 	ctx := context.Background()
-	sts, err := h.store.States(ctx, []string{p})
+	sts, err := h.store.States(ctx, []portrait.Pseudonym{portrait.Pseudonym(p)})
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	d := h.point.Decide(policy.Request{State: sts[p], Purpose: "personalization", Action: policy.Derive, Caller: policy.Caller{Role: policy.System}})
+	d := h.point.Decide(policy.Request{State: sts[portrait.Pseudonym(p)], Purpose: "personalization", Action: policy.Derive, Caller: policy.Caller{Role: policy.System}})
 	if !d.Allow {
 		h.t.Fatal(d.Reasons)
 	}
-	subs, _ := h.store.Subjects(ctx, []string{p})
-	ci, err := h.keys.Open(subs[p])
+	subs, _ := h.store.Subjects(ctx, []portrait.Pseudonym{portrait.Pseudonym(p)})
+	ci, err := h.keys.Open(subs[portrait.Pseudonym(p)])
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	now := time.Now().UTC()
-	sealed, err := rights.SealLabel(ci, p, label.Value{Label: id, Version: 1, Kind: catalog.KindRule, Bool: met, Confidence: 1,
+	sealed, err := rights.SealLabel(ci, portrait.Pseudonym(p), label.Value{Label: id, Version: 1, Kind: catalog.KindRule, Bool: met, Confidence: 1,
 		Inputs: []string{"category"}, Computed: now, Facts: []label.Fact{{Func: "count", Type: "view", Field: "category", Equals: "sports", Window: "30d", Value: 6}}})
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	err = h.store.Update(ctx, func(tx portrait.Tx) error {
-		return tx.PutLabels(ctx, []portrait.LabelValue{{Grant: d.Grant, Pseudonym: p, Label: id, Version: 1, Sealed: sealed, Computed: now}})
+		return tx.PutLabels(ctx, []portrait.LabelValue{{Grant: d.Grant, Pseudonym: portrait.Pseudonym(p), Label: id, Version: 1, Sealed: sealed, Computed: now}})
 	})
 	if err != nil {
 		h.t.Fatal(err)
@@ -171,7 +171,7 @@ func TestRightsControlAPI(t *testing.T) {
 				t.Errorf("dial %s: %d, want %d", body, resp.StatusCode, want)
 			}
 		}
-		sts, _ := h.store.States(context.Background(), []string{h.keys.Pseudonym("alice")})
+		sts, _ := h.store.States(context.Background(), []portrait.Pseudonym{h.keys.Pseudonym("alice")})
 		if st := sts[h.keys.Pseudonym("alice")]; st.Personalization != 40 {
 			t.Errorf("dial stored as %d", st.Personalization)
 		}
@@ -184,7 +184,7 @@ func TestRightsControlAPI(t *testing.T) {
 		if resp := h.do("POST", "/v1/me/restriction", tok, "", nil, nil); resp.StatusCode != 204 {
 			t.Errorf("restriction: %d", resp.StatusCode)
 		}
-		sts, _ = h.store.States(context.Background(), []string{h.keys.Pseudonym("alice")})
+		sts, _ = h.store.States(context.Background(), []portrait.Pseudonym{h.keys.Pseudonym("alice")})
 		if st := sts[h.keys.Pseudonym("alice")]; !st.Restricted || !st.ObjectMarketing {
 			t.Errorf("flags: %+v", st)
 		}
@@ -239,11 +239,11 @@ func TestRightsErasureAPI(t *testing.T) {
 		ctx := context.Background()
 		p := h.seedSubject("alice", 5)
 		h.seedSubject("bob", 1)
-		subs, err := h.store.Subjects(ctx, []string{p})
+		subs, err := h.store.Subjects(ctx, []portrait.Pseudonym{portrait.Pseudonym(p)})
 		if err != nil {
 			t.Fatal(err)
 		}
-		wrapped := subs[p].WrappedKey
+		wrapped := subs[portrait.Pseudonym(p)].WrappedKey
 		if !h.holds(wrapped) {
 			if db, ok := h.store.(*sqlite.DB); ok {
 				db.TruncateWAL(ctx)

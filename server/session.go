@@ -68,7 +68,7 @@ func (s *Server) deleteToken(w http.ResponseWriter, r *http.Request, c policy.Ca
 	if err != nil {
 		return portrait.Errorf(portrait.EUNAUTHORIZED, "the subject token is not valid")
 	}
-	if err := s.endSession(r.Context(), tok, t.Expires, audit.Record{Kind: "token", Time: time.Now().UTC(), Actor: "subject", Subject: c.Pseudonym, Action: "signout"}); err != nil {
+	if err := s.endSession(r.Context(), tok, t.Expires, audit.Record{Kind: "token", Time: time.Now().UTC(), Actor: "subject", Pseudonym: c.Pseudonym, Action: "signout"}); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	portrait "github.com/portrait-dev/portrait"
 	"io"
 	"net"
 	"net/http"
@@ -102,7 +103,7 @@ func TestFailureLogNoRawID(t *testing.T) {
 		if strings.Contains(logs, id) {
 			t.Errorf("the raw subject id is in the log:\n%s", logs)
 		}
-		if !strings.Contains(logs, "/v1/subjects/{id}/consents") || !strings.Contains(logs, h.keys.Pseudonym(id)) {
+		if !strings.Contains(logs, "/v1/subjects/{id}/consents") || !strings.Contains(logs, string(h.keys.Pseudonym(id))) {
 			t.Errorf("the log does not name the route pattern and the pseudonym:\n%s", logs)
 		}
 	})
@@ -297,7 +298,7 @@ func TestNULRefused(t *testing.T) {
 		// Nothing was written: erin has no consent record, no item is
 		// stored, the use-case is not halted, the review and case are open.
 		ctx := context.Background()
-		if sts, err := h.store.States(ctx, []string{h.keys.Pseudonym("erin")}); err != nil || len(sts[h.keys.Pseudonym("erin")].Consents) != 0 {
+		if sts, err := h.store.States(ctx, []portrait.Pseudonym{h.keys.Pseudonym("erin")}); err != nil || len(sts[h.keys.Pseudonym("erin")].Consents) != 0 {
 			t.Errorf("a refused consent was recorded: %v", err)
 		}
 		if items, err := h.store.Items(ctx); err != nil || len(items) != 0 {

@@ -42,7 +42,7 @@ func newLog(tb testing.TB) *audit.Log {
 // subject returns an update function that stores subject p.
 func subject(p string) func(guard.Tx) error {
 	return func(tx guard.Tx) error {
-		return tx.EnsureSubjects(context.Background(), []portrait.SubjectKey{{Pseudonym: p, WrappedKey: []byte("k")}})
+		return tx.EnsureSubjects(context.Background(), []portrait.SubjectKey{{Pseudonym: portrait.Pseudonym(p), WrappedKey: []byte("k")}})
 	}
 }
 
@@ -145,7 +145,7 @@ func TestGroupCommitConcurrent(t *testing.T) {
 				if err := subject(p)(tx); err != nil {
 					return err
 				}
-				_, err := log.Append(ctx, tx, audit.Record{Kind: "test", Subject: p})
+				_, err := log.Append(ctx, tx, audit.Record{Kind: "test", Pseudonym: portrait.Pseudonym(p)})
 				return err
 			})
 		}()
@@ -321,10 +321,10 @@ func BenchmarkConcurrentUpdates(b *testing.B) {
 			i := n.Add(1)
 			err := db.Update(ctx, func(tx guard.Tx) error {
 				p := fmt.Sprintf("s%d", i)
-				if err := tx.EnsureSubjects(ctx, []portrait.SubjectKey{{Pseudonym: p, WrappedKey: []byte("k")}}); err != nil {
+				if err := tx.EnsureSubjects(ctx, []portrait.SubjectKey{{Pseudonym: portrait.Pseudonym(p), WrappedKey: []byte("k")}}); err != nil {
 					return err
 				}
-				_, err := log.Append(ctx, tx, audit.Record{Kind: "decision", Subject: p})
+				_, err := log.Append(ctx, tx, audit.Record{Kind: "decision", Pseudonym: portrait.Pseudonym(p)})
 				return err
 			})
 			if err != nil {
@@ -460,7 +460,7 @@ func TestGroupCommitAuditRollback(t *testing.T) {
 	// A committed prefix, and a Reader reporting it, so the cache is in use.
 	for i := range 5 {
 		if err := db.Update(ctx, func(tx guard.Tx) error {
-			_, err := log.Append(ctx, tx, audit.Record{Kind: "test", Subject: fmt.Sprint("pre", i)})
+			_, err := log.Append(ctx, tx, audit.Record{Kind: "test", Pseudonym: portrait.Pseudonym(fmt.Sprint("pre", i))})
 			return err
 		}); err != nil {
 			t.Fatal(err)
@@ -472,14 +472,14 @@ func TestGroupCommitAuditRollback(t *testing.T) {
 	o := grouped(t, db,
 		func(tx guard.Tx) error {
 			var err error
-			if firstA, err = log.Append(ctx, tx, audit.Record{Kind: "test", Subject: "rolled-back-1"}, audit.Record{Kind: "test", Subject: "rolled-back-2"}, audit.Record{Kind: "test", Subject: "rolled-back-3"}); err != nil {
+			if firstA, err = log.Append(ctx, tx, audit.Record{Kind: "test", Pseudonym: "rolled-back-1"}, audit.Record{Kind: "test", Pseudonym: "rolled-back-2"}, audit.Record{Kind: "test", Pseudonym: "rolled-back-3"}); err != nil {
 				return err
 			}
 			return boom
 		},
 		func(tx guard.Tx) error {
 			var err error
-			firstB, err = log.Append(ctx, tx, audit.Record{Kind: "test", Subject: "kept-1"}, audit.Record{Kind: "test", Subject: "kept-2"})
+			firstB, err = log.Append(ctx, tx, audit.Record{Kind: "test", Pseudonym: "kept-1"}, audit.Record{Kind: "test", Pseudonym: "kept-2"})
 			return err
 		},
 	)
@@ -497,7 +497,7 @@ func TestGroupCommitAuditRollback(t *testing.T) {
 	}
 	// Appends after the rollback still build on the right hashes.
 	if err := db.Update(ctx, func(tx guard.Tx) error {
-		_, err := log.Append(ctx, tx, audit.Record{Kind: "test", Subject: "after"})
+		_, err := log.Append(ctx, tx, audit.Record{Kind: "test", Pseudonym: "after"})
 		return err
 	}); err != nil {
 		t.Fatal(err)

@@ -64,7 +64,7 @@ func TestMigrateEventsBySubject(t *testing.T) {
 	if _, err := old.Exec(`DELETE FROM events WHERE pseudonym = 'gone'`); err != nil {
 		t.Fatal(err)
 	}
-	want := map[string][]portrait.StoredEvent{}
+	want := map[portrait.Pseudonym][]portrait.StoredEvent{}
 	for _, p := range []string{"a", "b", keyed} {
 		evs, err := old.Query(`SELECT id, pseudonym, type, time, idem, sealed, expires FROM events WHERE pseudonym = ? ORDER BY time, id`, p)
 		if err != nil {
@@ -81,7 +81,7 @@ func TestMigrateEventsBySubject(t *testing.T) {
 			if exp.Valid {
 				e.Expires = time.Unix(0, exp.Int64).UTC()
 			}
-			want[p] = append(want[p], e)
+			want[portrait.Pseudonym(p)] = append(want[portrait.Pseudonym(p)], e)
 		}
 		if err := evs.Err(); err != nil {
 			t.Fatal(err)
@@ -94,14 +94,14 @@ func TestMigrateEventsBySubject(t *testing.T) {
 	db := mustOpen(t, path)
 	defer db.Close()
 	for _, p := range []string{"a", "b", keyed} {
-		got, err := db.Events(ctx, storetest.Grant(t, p, policy.Read), time.Time{})
+		got, err := db.Events(ctx, storetest.Grant(t, portrait.Pseudonym(p), policy.Read), time.Time{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(got) != len(want[p]) {
-			t.Fatalf("subject %s: %d events after migration, want %d", p, len(got), len(want[p]))
+		if len(got) != len(want[portrait.Pseudonym(p)]) {
+			t.Fatalf("subject %s: %d events after migration, want %d", p, len(got), len(want[portrait.Pseudonym(p)]))
 		}
-		for i, w := range want[p] {
+		for i, w := range want[portrait.Pseudonym(p)] {
 			g := got[i]
 			if g.ID != w.ID || g.Pseudonym != w.Pseudonym || g.Type != w.Type || !g.Time.Equal(w.Time) ||
 				!bytes.Equal(g.Idem, w.Idem) || !bytes.Equal(g.Sealed, w.Sealed) || !g.Expires.Equal(w.Expires) {

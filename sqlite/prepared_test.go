@@ -125,9 +125,9 @@ func TestPutLabelsBatch(t *testing.T) {
 			var grants []policy.Grant
 			for i := range tc.n {
 				p := fmt.Sprintf("s%d", i)
-				subjects = append(subjects, portrait.SubjectKey{Pseudonym: p, WrappedKey: []byte("k")})
-				grants = append(grants, storetest.Grant(t, p, policy.Read))
-				lv := portrait.LabelValue{Grant: storetest.Grant(t, p, policy.Derive), Pseudonym: p, Label: "fan", Version: i,
+				subjects = append(subjects, portrait.SubjectKey{Pseudonym: portrait.Pseudonym(p), WrappedKey: []byte("k")})
+				grants = append(grants, storetest.Grant(t, portrait.Pseudonym(p), policy.Read))
+				lv := portrait.LabelValue{Grant: storetest.Grant(t, portrait.Pseudonym(p), policy.Derive), Pseudonym: portrait.Pseudonym(p), Label: "fan", Version: i,
 					Sealed: sealed(i), Computed: base.Add(time.Duration(i) * time.Second)}
 				if i%2 == 1 {
 					lv.Expires = base.Add(time.Hour)
@@ -158,7 +158,7 @@ func TestPutLabelsBatch(t *testing.T) {
 				if tc.repeat {
 					want = values[2*i+1]
 				}
-				ls := got[p]
+				ls := got[portrait.Pseudonym(p)]
 				if len(ls) != 1 {
 					t.Fatalf("labels of %s = %+v, want one", p, ls)
 				}

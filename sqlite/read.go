@@ -19,7 +19,7 @@ import (
 
 // list encodes strings as one JSON array parameter, expanded in SQL with
 // json_each, so a batch of any size is one statement.
-func list(s []string) string {
+func list[T ~string](s []T) string {
 	b, _ := json.Marshal(s)
 	return string(b)
 }
@@ -36,13 +36,14 @@ const eventColumns = `id, pseudonym, type, time, idem, sealed, expires`
 // lowercase hex digits, as keys.Pseudonym makes them, as its 16 bytes (a
 // smaller key in the table and in both of its indexes); any other as text.
 // The mapping is one to one, since a blob never equals a text.
-func eventKey(pseudonym string) any {
-	if len(pseudonym) != 32 || strings.ToLower(pseudonym) != pseudonym {
-		return pseudonym
+func eventKey(pseudonym portrait.Pseudonym) any {
+	s := string(pseudonym)
+	if len(s) != 32 || strings.ToLower(s) != s {
+		return s
 	}
-	b, err := hex.DecodeString(pseudonym)
+	b, err := hex.DecodeString(s)
 	if err != nil {
-		return pseudonym
+		return s
 	}
 	return b
 }
@@ -62,9 +63,9 @@ func scanEvents(rows *sql.Rows) ([]portrait.StoredEvent, error) {
 		}
 		switch p := p.(type) {
 		case []byte:
-			e.Pseudonym = hex.EncodeToString(p)
+			e.Pseudonym = portrait.Pseudonym(hex.EncodeToString(p))
 		case string:
-			e.Pseudonym = p
+			e.Pseudonym = portrait.Pseudonym(p)
 		default:
 			return nil, fmt.Errorf("event %d: pseudonym stored as %T", e.ID, p)
 		}
@@ -85,7 +86,7 @@ func inTimeOrder(evs []portrait.StoredEvent) {
 }
 
 // Events implements guard.Engine.Events.
-func (db *engine) Events(ctx context.Context, pseudonym string, since time.Time) ([]portrait.StoredEvent, error) {
+func (db *engine) Events(ctx context.Context, pseudonym portrait.Pseudonym, since time.Time) ([]portrait.StoredEvent, error) {
 	from := int64(math.MinInt64)
 	if !since.IsZero() {
 		from = since.UnixNano()
@@ -119,9 +120,9 @@ func (db *engine) ExpiredEvents(ctx context.Context, now time.Time, limit int) (
 }
 
 // EventsFor implements guard.Engine.EventsFor.
-func (db *engine) EventsFor(ctx context.Context, subjects []string, since time.Time) (map[string][]portrait.StoredEvent, error) {
+func (db *engine) EventsFor(ctx context.Context, subjects []portrait.Pseudonym, since time.Time) (map[portrait.Pseudonym][]portrait.StoredEvent, error) {
 	if len(subjects) == 0 {
-		return map[string][]portrait.StoredEvent{}, nil
+		return map[portrait.Pseudonym][]portrait.StoredEvent{}, nil
 	}
 	from := int64(math.MinInt64)
 	if !since.IsZero() {
@@ -138,7 +139,7 @@ func (db *engine) EventsFor(ctx context.Context, subjects []string, since time.T
 	if err != nil {
 		return nil, fmt.Errorf("read events: %w", err)
 	}
-	out := tables.BySubject(evs, func(e *portrait.StoredEvent) string { return e.Pseudonym })
+	out := tables.BySubject(evs, func(e *portrait.StoredEvent) portrait.Pseudonym { return e.Pseudonym })
 	for _, evs := range out {
 		inTimeOrder(evs)
 	}
@@ -147,7 +148,7 @@ func (db *engine) EventsFor(ctx context.Context, subjects []string, since time.T
 
 // States implements guard.Engine.States: tables.DB.States inside one read
 // transaction, so its three queries see one snapshot.
-func (db *engine) States(ctx context.Context, pseudonyms []string) (map[string]*policy.State, error) {
+func (db *engine) States(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym]*policy.State, error) {
 	if len(pseudonyms) == 0 {
 		return db.DB.States(ctx, nil) // no query
 	}

@@ -63,7 +63,7 @@ func TestEraseLeavesNoBytes(t *testing.T) {
 			if i%3 == 0 {
 				p, s = "victim", append(sealed, byte(i))
 			}
-			evs = append(evs, portrait.StoredEvent{Grant: storetest.Grant(t, p, policy.Collect), Pseudonym: p, Type: "view",
+			evs = append(evs, portrait.StoredEvent{Grant: storetest.Grant(t, portrait.Pseudonym(p), policy.Collect), Pseudonym: portrait.Pseudonym(p), Type: "view",
 				Time: time.Unix(int64(i), 0), Sealed: s, Expires: time.Unix(int64(i)+1e6, 0)})
 		}
 		if _, err := tx.InsertEvents(ctx, evs); err != nil {

@@ -182,7 +182,7 @@ func (tx *txn) InsertEvents(ctx context.Context, events []portrait.StoredEvent) 
 	}
 	// In subject order, each statement's rows go to a few subjects' runs
 	// of the table rather than to one page each.
-	slices.SortStableFunc(plain, func(a, b int) int { return strings.Compare(events[a].Pseudonym, events[b].Pseudonym) })
+	slices.SortStableFunc(plain, func(a, b int) int { return strings.Compare(string(events[a].Pseudonym), string(events[b].Pseudonym)) })
 	many := tx.tx.StmtContext(ctx, tx.db.insertMany)
 	args := make([]any, 0, 7*eventChunk)
 	for len(plain) > 0 {
@@ -229,7 +229,7 @@ func insertEventsSQL(n int) string {
 const deleteProfileSQL = `DELETE FROM profile WHERE pseudonym = ? AND field = ?`
 
 // DeleteProfile implements guard.Tx.DeleteProfile.
-func (tx *txn) DeleteProfile(ctx context.Context, pseudonym string, fields []string) error {
+func (tx *txn) DeleteProfile(ctx context.Context, pseudonym portrait.Pseudonym, fields []string) error {
 	for _, f := range fields {
 		if _, err := tx.exec(ctx, deleteProfileSQL, pseudonym, f); err != nil {
 			return fmt.Errorf("delete profile field %s: %w", f, err)
@@ -243,7 +243,7 @@ const putProfileSQL = `INSERT INTO profile (pseudonym, field, sealed, source, up
 
 // PutProfile implements guard.Tx.PutProfile. The grant must allow
 // Collect or Correct and cover every field written.
-func (tx *txn) PutProfile(ctx context.Context, pseudonym string, values []portrait.ProfileValue) error {
+func (tx *txn) PutProfile(ctx context.Context, pseudonym portrait.Pseudonym, values []portrait.ProfileValue) error {
 	put, err := tx.stmt(ctx, putProfileSQL)
 	if err != nil {
 		return fmt.Errorf("put profile: %w", err)
@@ -257,7 +257,7 @@ func (tx *txn) PutProfile(ctx context.Context, pseudonym string, values []portra
 }
 
 // RewriteEvent implements guard.Tx.RewriteEvent.
-func (tx *txn) RewriteEvent(ctx context.Context, pseudonym string, id int64, sealed []byte, expires time.Time) error {
+func (tx *txn) RewriteEvent(ctx context.Context, pseudonym portrait.Pseudonym, id int64, sealed []byte, expires time.Time) error {
 	var q string
 	var args []any
 	if sealed == nil {
@@ -318,7 +318,7 @@ const (
 // DeleteLabels implements guard.Tx.DeleteLabels. The common case, no
 // label to delete, costs nothing; a short list is bound directly rather
 // than decoded from JSON.
-func (tx *txn) DeleteLabels(ctx context.Context, pseudonym string, labels []string) error {
+func (tx *txn) DeleteLabels(ctx context.Context, pseudonym portrait.Pseudonym, labels []string) error {
 	if len(labels) == 0 {
 		return nil
 	}
@@ -340,7 +340,7 @@ var erasedTables = []string{"subjects", "events", "profile", "labels", "suppress
 // Erase implements guard.Tx.Erase: the subject row with the wrapped
 // data key goes first, so that nothing sealed stays readable even if a
 // later delete were lost (invariant 4, SR-3).
-func (tx *txn) Erase(ctx context.Context, pseudonym string) error {
+func (tx *txn) Erase(ctx context.Context, pseudonym portrait.Pseudonym) error {
 	for _, table := range erasedTables {
 		key := any(pseudonym)
 		if table == "events" {

@@ -20,7 +20,7 @@ func BenchmarkInsertEvents(b *testing.B, s portrait.Store) {
 	const batch, subjects = 1000, 100
 	grants := make([]policy.Grant, subjects)
 	for i := range grants {
-		grants[i] = Grant(b, fmt.Sprintf("s%03d", i), policy.Collect)
+		grants[i] = Grant(b, portrait.Pseudonym(fmt.Sprintf("s%03d", i)), policy.Collect)
 	}
 	sealed := make([]byte, 200)
 	rand.Read(sealed)
@@ -50,11 +50,11 @@ func BenchmarkInsertEvents(b *testing.B, s portrait.Store) {
 func BenchmarkStates(b *testing.B, s portrait.Store) {
 	defer s.Close()
 	ctx := context.Background()
-	ids := make([]string, 1000)
+	ids := make([]portrait.Pseudonym, 1000)
 	subs := make([]portrait.SubjectKey, len(ids))
 	for i := range ids {
-		ids[i] = fmt.Sprintf("s%04d", i)
-		subs[i] = portrait.SubjectKey{Pseudonym: ids[i], WrappedKey: []byte("key")}
+		ids[i] = portrait.Pseudonym(fmt.Sprintf("s%04d", i))
+		subs[i] = portrait.SubjectKey{Pseudonym: portrait.Pseudonym(ids[i]), WrappedKey: []byte("key")}
 	}
 	err := s.Update(ctx, func(tx portrait.Tx) error {
 		if err := tx.EnsureSubjects(ctx, subs); err != nil {
@@ -62,11 +62,11 @@ func BenchmarkStates(b *testing.B, s portrait.Store) {
 		}
 		for _, p := range ids {
 			for _, purpose := range []string{"personalization", "marketing"} {
-				if err := tx.AppendConsent(ctx, portrait.ConsentRecord{Pseudonym: p, Purpose: purpose, Status: policy.Granted, NoticeVersion: "v1", At: base}); err != nil {
+				if err := tx.AppendConsent(ctx, portrait.ConsentRecord{Pseudonym: portrait.Pseudonym(p), Purpose: purpose, Status: policy.Granted, NoticeVersion: "v1", At: base}); err != nil {
 					return err
 				}
 			}
-			if err := tx.Suppress(ctx, p, "fan", false); err != nil {
+			if err := tx.Suppress(ctx, portrait.Pseudonym(p), "fan", false); err != nil {
 				return err
 			}
 		}

@@ -45,7 +45,7 @@ func RunCheckLarge(t *testing.T, s portrait.Store) {
 		for i := range recs {
 			x := have + int64(i)
 			recs[i] = audit.Record{Kind: "decision", Time: time.Date(2026, 12, 6, 0, 0, 0, int(x), time.UTC), Actor: "operator:operator-1a2b3c4d",
-				Subject: fmt.Sprintf("%032x", x*2654435761), Purpose: "credit", Action: "decide", Allow: &allow,
+				Pseudonym: portrait.Pseudonym(fmt.Sprintf("%032x", x*2654435761)), Purpose: "credit", Action: "decide", Allow: &allow,
 				Codes: []string{"AD-1", "CN-11"}, Digest: fmt.Sprintf("%064x", x), Detail: map[string]any{"usecase": "credit_limit", "outcome": "approve"}}
 		}
 		if err := s.Update(ctx, func(tx portrait.Tx) error { _, err := l.Append(ctx, tx, recs...); return err }); err != nil {

@@ -29,7 +29,7 @@ func testConcurrentUpdates(t *testing.T, s portrait.Store) {
 			defer func() { panics[i] = recover() }()
 			errs[i] = s.Update(ctx, func(tx portrait.Tx) error {
 				p := fmt.Sprintf("c%02d", i)
-				if err := tx.EnsureSubjects(ctx, []portrait.SubjectKey{{Pseudonym: p, WrappedKey: []byte("key")}}); err != nil {
+				if err := tx.EnsureSubjects(ctx, []portrait.SubjectKey{{Pseudonym: portrait.Pseudonym(p), WrappedKey: []byte("key")}}); err != nil {
 					return err
 				}
 				switch i % 4 {
@@ -59,7 +59,7 @@ func testConcurrentUpdates(t *testing.T, s portrait.Store) {
 		if panics[i] != wantPanic {
 			t.Errorf("update %d: panic %v, want %v", i, panics[i], wantPanic)
 		}
-		subs, err := s.Subjects(ctx, []string{p})
+		subs, err := s.Subjects(ctx, []portrait.Pseudonym{portrait.Pseudonym(p)})
 		if err != nil {
 			t.Fatal(err)
 		}

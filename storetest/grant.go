@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	portrait "github.com/portrait-dev/portrait"
 	"testing"
 	"time"
 
@@ -33,7 +34,7 @@ var point = func() *policy.Point {
 // Point.Collect for a subject who consented to personalization; Read,
 // Derive and Use are for the contract purpose "service"; the rights
 // actions and Sweep are asked for by Portrait's system role.
-func Grant(tb testing.TB, pseudonym string, action policy.Action, fields ...string) policy.Grant {
+func Grant(tb testing.TB, pseudonym portrait.Pseudonym, action policy.Action, fields ...string) policy.Grant {
 	tb.Helper()
 	st := &policy.State{
 		Pseudonym:       pseudonym,

@@ -225,7 +225,7 @@ func testEveryGrantRefused(t *testing.T, s portrait.Store) {
 	if _, err := s.DeterminationByID(ctx, "refused"); portrait.ErrorCode(err) != portrait.ENOTFOUND {
 		t.Errorf("a refused PutDetermination stored a decision: %v", err)
 	}
-	if subs, err := s.Subjects(ctx, []string{"a"}); err != nil || len(subs) != 1 {
+	if subs, err := s.Subjects(ctx, []portrait.Pseudonym{"a"}); err != nil || len(subs) != 1 {
 		t.Errorf("after refused erasure subjects = %v, %v; want a still stored", subs, err)
 	}
 }

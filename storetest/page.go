@@ -16,7 +16,7 @@ import (
 // per-subject method it batches.
 type pageRead[T any] struct {
 	name string
-	page func(context.Context, []policy.Grant) (map[string][]T, error)
+	page func(context.Context, []policy.Grant) (map[portrait.Pseudonym][]T, error)
 	one  func(context.Context, policy.Grant) ([]T, error)
 }
 
@@ -31,7 +31,7 @@ func (r pageRead[T]) check(t *testing.T, grants []policy.Grant) {
 	if err != nil {
 		t.Fatalf("%s: %v", r.name, err)
 	}
-	want := map[string][]T{}
+	want := map[portrait.Pseudonym][]T{}
 	for _, g := range grants {
 		if _, done := want[g.Pseudonym()]; done {
 			continue
@@ -90,7 +90,7 @@ func testPageReads(t *testing.T, s portrait.Store) {
 		event(t, "b", "", 10), event(t, "a", "k2", 20), event(t, "a", "", 10))
 	for _, p := range []string{"b", "a", "c"} {
 		update(t, s, func(tx portrait.Tx) error {
-			return tx.PutProfile(ctx, Grant(t, p, policy.Collect), []portrait.ProfileValue{
+			return tx.PutProfile(ctx, Grant(t, portrait.Pseudonym(p), policy.Collect), []portrait.ProfileValue{
 				{Field: "city", Sealed: []byte("city of " + p), Source: "event", Updated: at(1), Expires: at(100)},
 				{Field: "age", Sealed: []byte("age of " + p), Source: "import", Updated: at(2)},
 			})
@@ -100,7 +100,7 @@ func testPageReads(t *testing.T, s portrait.Store) {
 		var lvs []portrait.LabelValue
 		for _, p := range []string{"c", "a"} {
 			for i, l := range []string{"saver", "fan"} {
-				lvs = append(lvs, portrait.LabelValue{Grant: Grant(t, p, policy.Derive), Pseudonym: p, Label: l, Version: i + 1,
+				lvs = append(lvs, portrait.LabelValue{Grant: Grant(t, portrait.Pseudonym(p), policy.Derive), Pseudonym: portrait.Pseudonym(p), Label: l, Version: i + 1,
 					Sealed: []byte(p + "/" + l), Computed: at(i), Expires: at(60 + i)})
 			}
 		}
@@ -108,7 +108,7 @@ func testPageReads(t *testing.T, s portrait.Store) {
 	})
 	update(t, s, func(tx portrait.Tx) error {
 		for i, p := range []string{"a", "b", "a", "c"} {
-			err := tx.PutDetermination(ctx, portrait.StoredDetermination{Grant: Grant(t, p, policy.Use), ID: fmt.Sprintf("d%d", 9-i), Pseudonym: p,
+			err := tx.PutDetermination(ctx, portrait.StoredDetermination{Grant: Grant(t, portrait.Pseudonym(p), policy.Use), ID: fmt.Sprintf("d%d", 9-i), Pseudonym: portrait.Pseudonym(p),
 				UseCase: "credit", Model: "risk", ModelVersion: 1, Outcome: i%2 == 0, Score: float64(i) / 4, InputHash: "h",
 				Sealed: []byte("why " + p), Status: "automated", Created: at(10 - i), LogIndex: int64(i)})
 			if err != nil {
@@ -119,8 +119,8 @@ func testPageReads(t *testing.T, s portrait.Store) {
 	})
 	update(t, s, func(tx portrait.Tx) error {
 		for _, p := range []string{"b", "a"} {
-			err := tx.PutProtected(ctx, Grant(t, p, policy.Collect), []portrait.ProtectedValue{
-				{Pseudonym: p, Attribute: "sex", Sealed: []byte("sex of " + p)}, {Pseudonym: p, Attribute: "age_band", Sealed: []byte("band of " + p)}})
+			err := tx.PutProtected(ctx, Grant(t, portrait.Pseudonym(p), policy.Collect), []portrait.ProtectedValue{
+				{Pseudonym: portrait.Pseudonym(p), Attribute: "sex", Sealed: []byte("sex of " + p)}, {Pseudonym: portrait.Pseudonym(p), Attribute: "age_band", Sealed: []byte("band of " + p)}})
 			if err != nil {
 				return err
 			}
@@ -129,14 +129,14 @@ func testPageReads(t *testing.T, s portrait.Store) {
 	})
 
 	events := pageRead[portrait.StoredEvent]{"EventsFor",
-		func(ctx context.Context, gs []policy.Grant) (map[string][]portrait.StoredEvent, error) {
+		func(ctx context.Context, gs []policy.Grant) (map[portrait.Pseudonym][]portrait.StoredEvent, error) {
 			return s.EventsFor(ctx, gs, time.Time{})
 		},
 		func(ctx context.Context, g policy.Grant) ([]portrait.StoredEvent, error) {
 			return s.Events(ctx, g, time.Time{})
 		}}
 	eventsSince := pageRead[portrait.StoredEvent]{"EventsFor since minute 10",
-		func(ctx context.Context, gs []policy.Grant) (map[string][]portrait.StoredEvent, error) {
+		func(ctx context.Context, gs []policy.Grant) (map[portrait.Pseudonym][]portrait.StoredEvent, error) {
 			return s.EventsFor(ctx, gs, at(10))
 		},
 		func(ctx context.Context, g policy.Grant) ([]portrait.StoredEvent, error) {
@@ -151,7 +151,7 @@ func testPageReads(t *testing.T, s portrait.Store) {
 	actions := []policy.Action{policy.Read, policy.Derive, policy.Use, policy.Access, policy.Sweep, policy.Correct}
 	var grants []policy.Grant
 	for i, p := range subjects {
-		grants = append(grants, Grant(t, p, actions[i%len(actions)]))
+		grants = append(grants, Grant(t, portrait.Pseudonym(p), actions[i%len(actions)]))
 	}
 	grants = append(grants, Grant(t, "a", policy.Access)) // a subject twice is read once
 	events.check(t, grants)

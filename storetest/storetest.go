@@ -89,13 +89,13 @@ func update(t *testing.T, s portrait.Store, fn func(portrait.Tx) error) {
 }
 
 func subject(p string) portrait.SubjectKey {
-	return portrait.SubjectKey{Pseudonym: p, WrappedKey: []byte("key-" + p), SealedID: []byte("id-" + p), Created: base}
+	return portrait.SubjectKey{Pseudonym: portrait.Pseudonym(p), WrappedKey: []byte("key-" + p), SealedID: []byte("id-" + p), Created: base}
 }
 
 func event(t testing.TB, p, idem string, minute int) portrait.StoredEvent {
 	e := portrait.StoredEvent{
-		Grant:     Grant(t, p, policy.Collect),
-		Pseudonym: p,
+		Grant:     Grant(t, portrait.Pseudonym(p), policy.Collect),
+		Pseudonym: portrait.Pseudonym(p),
 		Type:      "view",
 		Time:      at(minute),
 		Sealed:    []byte(fmt.Sprintf("sealed %s %d", p, minute)),
@@ -120,7 +120,7 @@ func insert(t *testing.T, s portrait.Store, events ...portrait.StoredEvent) []bo
 
 func events(t *testing.T, s portrait.Store, p string) []portrait.StoredEvent {
 	t.Helper()
-	evs, err := s.Events(context.Background(), Grant(t, p, policy.Access), time.Time{})
+	evs, err := s.Events(context.Background(), Grant(t, portrait.Pseudonym(p), policy.Access), time.Time{})
 	if err != nil {
 		t.Fatalf("events of %s: %v", p, err)
 	}
@@ -231,7 +231,7 @@ func testGrantRequired(t *testing.T, s portrait.Store) {
 	if l, err := s.Labels(ctx, Grant(t, "a", policy.Access)); err != nil || len(l) != 0 {
 		t.Errorf("after refused writes labels = %v, %v; want empty", l, err)
 	}
-	if subs, err := s.Subjects(ctx, []string{"a"}); err != nil || len(subs) != 1 {
+	if subs, err := s.Subjects(ctx, []portrait.Pseudonym{"a"}); err != nil || len(subs) != 1 {
 		t.Errorf("after refused erasure subjects = %v, %v; want a still stored", subs, err)
 	}
 
@@ -409,7 +409,9 @@ func testExpiredEvents(t *testing.T, s portrait.Store) {
 func testExpiredProfile(t *testing.T, s portrait.Store) {
 	ctx := context.Background()
 	put := func(subject string, values ...portrait.ProfileValue) {
-		update(t, s, func(tx portrait.Tx) error { return tx.PutProfile(ctx, Grant(t, subject, policy.Collect), values) })
+		update(t, s, func(tx portrait.Tx) error {
+			return tx.PutProfile(ctx, Grant(t, portrait.Pseudonym(subject), policy.Collect), values)
+		})
 	}
 	put("a", portrait.ProfileValue{Field: "city", Sealed: []byte("x"), Source: "event", Updated: at(0), Expires: at(100)},
 		portrait.ProfileValue{Field: "age", Sealed: []byte("30"), Source: "event", Updated: at(0)},
@@ -520,7 +522,7 @@ func testProfile(t *testing.T, s portrait.Store) {
 func testLabels(t *testing.T, s portrait.Store) {
 	ctx := context.Background()
 	lv := func(p, label string, version int, minute int) portrait.LabelValue {
-		return portrait.LabelValue{Grant: Grant(t, p, policy.Derive), Pseudonym: p, Label: label, Version: version,
+		return portrait.LabelValue{Grant: Grant(t, portrait.Pseudonym(p), policy.Derive), Pseudonym: portrait.Pseudonym(p), Label: label, Version: version,
 			Sealed: []byte(fmt.Sprintf("%s/%s/%d", p, label, version)), Computed: at(minute), Expires: at(minute + 60)}
 	}
 	update(t, s, func(tx portrait.Tx) error {
@@ -552,7 +554,7 @@ func testSubjects(t *testing.T, s portrait.Store) {
 	again := subject("a")
 	again.WrappedKey = []byte("another key")
 	update(t, s, func(tx portrait.Tx) error { return tx.EnsureSubjects(ctx, []portrait.SubjectKey{again, subject("c")}) })
-	got, err := s.Subjects(ctx, []string{"a", "c", "nobody"})
+	got, err := s.Subjects(ctx, []portrait.Pseudonym{"a", "c", "nobody"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -628,7 +630,7 @@ func testConsentsAndStates(t *testing.T, s portrait.Store) {
 		}
 	}
 
-	states, err := s.States(ctx, []string{"a", "b", "nobody"})
+	states, err := s.States(ctx, []portrait.Pseudonym{"a", "b", "nobody"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -687,14 +689,14 @@ func sameState(a, b *policy.State) bool {
 // States answers for a batch of a thousand subjects at once.
 func testStatesBatch(t *testing.T, s portrait.Store) {
 	ctx := context.Background()
-	ids := make([]string, 1000)
+	ids := make([]portrait.Pseudonym, 1000)
 	for i := range ids {
-		ids[i] = fmt.Sprintf("s%04d", i)
+		ids[i] = portrait.Pseudonym(fmt.Sprintf("s%04d", i))
 	}
 	update(t, s, func(tx portrait.Tx) error {
 		for i, p := range ids {
 			if i%2 == 0 {
-				if err := tx.AppendConsent(ctx, portrait.ConsentRecord{Pseudonym: p, Purpose: "personalization", Status: policy.Granted, NoticeVersion: "v1", At: at(i)}); err != nil {
+				if err := tx.AppendConsent(ctx, portrait.ConsentRecord{Pseudonym: portrait.Pseudonym(p), Purpose: "personalization", Status: policy.Granted, NoticeVersion: "v1", At: at(i)}); err != nil {
 					return err
 				}
 			}
@@ -709,7 +711,7 @@ func testStatesBatch(t *testing.T, s portrait.Store) {
 		t.Fatalf("got %d states, want %d", len(states), len(ids))
 	}
 	for i, p := range ids {
-		_, has := states[p].Consents["personalization"]
+		_, has := states[portrait.Pseudonym(p)].Consents["personalization"]
 		if has != (i%2 == 0) {
 			t.Fatalf("state of %s has consent %v, want %v", p, has, i%2 == 0)
 		}
@@ -728,7 +730,7 @@ func testTxStates(t *testing.T, s portrait.Store) {
 		if err := tx.AppendConsent(ctx, portrait.ConsentRecord{Pseudonym: "a", Purpose: "personalization", Status: policy.Withdrawn, NoticeVersion: "v1", At: at(2)}); err != nil {
 			return err
 		}
-		in, err := tx.States(ctx, []string{"a", "b"})
+		in, err := tx.States(ctx, []portrait.Pseudonym{"a", "b"})
 		if err != nil {
 			return err
 		}
@@ -834,24 +836,24 @@ func testErase(t *testing.T, s portrait.Store) {
 			if _, err := tx.InsertEvents(ctx, []portrait.StoredEvent{event(t, p, "k", 0), event(t, p, "", 1)}); err != nil {
 				return err
 			}
-			if err := tx.PutProfile(ctx, Grant(t, p, policy.Collect), []portrait.ProfileValue{{Field: "city", Sealed: []byte("x"), Source: "event", Updated: at(0)}}); err != nil {
+			if err := tx.PutProfile(ctx, Grant(t, portrait.Pseudonym(p), policy.Collect), []portrait.ProfileValue{{Field: "city", Sealed: []byte("x"), Source: "event", Updated: at(0)}}); err != nil {
 				return err
 			}
-			if err := tx.PutLabels(ctx, []portrait.LabelValue{{Grant: Grant(t, p, policy.Derive), Pseudonym: p, Label: "fan", Version: 1, Sealed: []byte("x"), Computed: at(0)}}); err != nil {
+			if err := tx.PutLabels(ctx, []portrait.LabelValue{{Grant: Grant(t, portrait.Pseudonym(p), policy.Derive), Pseudonym: portrait.Pseudonym(p), Label: "fan", Version: 1, Sealed: []byte("x"), Computed: at(0)}}); err != nil {
 				return err
 			}
-			if err := tx.Suppress(ctx, p, "saver", true); err != nil {
+			if err := tx.Suppress(ctx, portrait.Pseudonym(p), "saver", true); err != nil {
 				return err
 			}
-			if err := tx.SetFlags(ctx, p, portrait.Flags{ObjectProfiling: true, Personalization: 10}); err != nil {
+			if err := tx.SetFlags(ctx, portrait.Pseudonym(p), portrait.Flags{ObjectProfiling: true, Personalization: 10}); err != nil {
 				return err
 			}
-			return tx.AppendConsent(ctx, portrait.ConsentRecord{Pseudonym: p, Purpose: "personalization", Status: policy.Granted, NoticeVersion: "v1", At: at(0)})
+			return tx.AppendConsent(ctx, portrait.ConsentRecord{Pseudonym: portrait.Pseudonym(p), Purpose: "personalization", Status: policy.Granted, NoticeVersion: "v1", At: at(0)})
 		})
 	}
 	update(t, s, func(tx portrait.Tx) error { return tx.Erase(ctx, Grant(t, "a", policy.Erase)) })
 
-	subs, err := s.Subjects(ctx, []string{"a", "b"})
+	subs, err := s.Subjects(ctx, []portrait.Pseudonym{"a", "b"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -871,7 +873,7 @@ func testErase(t *testing.T, s portrait.Store) {
 	if h, _ := s.ConsentHistory(ctx, Grant(t, "a", policy.Access)); len(h) != 0 {
 		t.Errorf("erased subject still has consents: %+v", h)
 	}
-	states, err := s.States(ctx, []string{"a", "b"})
+	states, err := s.States(ctx, []portrait.Pseudonym{"a", "b"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1236,8 +1238,8 @@ func testPseudonyms(t *testing.T, s portrait.Store) {
 		subs = append(subs, subject(n))
 	}
 	update(t, s, func(tx portrait.Tx) error { return tx.EnsureSubjects(ctx, subs) })
-	var got []string
-	after := ""
+	var got []portrait.Pseudonym
+	var after portrait.Pseudonym
 	for {
 		page, err := s.Pseudonyms(ctx, after, 3)
 		if err != nil {
@@ -1252,7 +1254,7 @@ func testPseudonyms(t *testing.T, s portrait.Store) {
 		got = append(got, page...)
 		after = page[len(page)-1]
 	}
-	want := []string{"B", "Z", "_x", "a", "a1", "b", "é"}
+	want := []portrait.Pseudonym{"B", "Z", "_x", "a", "a1", "b", "é"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("pseudonyms = %q, want %q (byte order)", got, want)
 	}

@@ -128,7 +128,7 @@ func RunTamper(t *testing.T, open func(t *testing.T) (portrait.Store, Raw)) {
 			}
 			kinds := []string{"apikey", "mark", "catalog", "decision", "mark", "decision"}
 			for i, k := range kinds {
-				rec := audit.Record{Kind: k, Time: time.Date(2026, 12, 6, 0, 0, i, 0, time.UTC), Subject: "p1", Action: "set"}
+				rec := audit.Record{Kind: k, Time: time.Date(2026, 12, 6, 0, 0, i, 0, time.UTC), Pseudonym: "p1", Action: "set"}
 				if err := s.Update(ctx, func(tx portrait.Tx) error { _, err := l.Append(ctx, tx, rec); return err }); err != nil {
 					t.Fatal(err)
 				}

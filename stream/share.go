@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	portrait "github.com/portrait-dev/portrait"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -38,8 +39,8 @@ type Share struct {
 	NC      *nats.Conn
 	Stream  string // DefaultWorkStream
 	Owner   Owner
-	Bucket  func(pseudonym string) int
-	Derive  func(ctx context.Context, pseudonyms []string) error
+	Bucket  func(pseudonym portrait.Pseudonym) int
+	Derive  func(ctx context.Context, pseudonyms []portrait.Pseudonym) error
 	Logger  *slog.Logger
 	AckWait time.Duration // 10 s
 
@@ -66,13 +67,35 @@ func (s *Share) init() {
 
 func workSubject(bucket int) string { return "portrait.derive." + strconv.Itoa(bucket) }
 
+// encodeWork is a work message: the pseudonyms one a line.
+func encodeWork(ps []portrait.Pseudonym) []byte {
+	var b []byte
+	for i, p := range ps {
+		if i > 0 {
+			b = append(b, '\n')
+		}
+		b = append(b, p...)
+	}
+	return b
+}
+
+// decodeWork reads a work message (encodeWork).
+func decodeWork(b []byte) []portrait.Pseudonym {
+	lines := strings.Split(string(b), "\n")
+	out := make([]portrait.Pseudonym, len(lines))
+	for i, l := range lines {
+		out[i] = portrait.Pseudonym(l)
+	}
+	return out
+}
+
 // Add publishes pseudonyms to their buckets' work; it is an
 // ingest.Options.OnStored function. A bucket whose work cannot be
 // published is derived here if this node holds it, and otherwise logged:
 // its labels then wait for the next batch derivation.
-func (s *Share) Add(ctx context.Context, pseudonyms []string) {
+func (s *Share) Add(ctx context.Context, pseudonyms []portrait.Pseudonym) {
 	s.init()
-	by := map[int][]string{}
+	by := map[int][]portrait.Pseudonym{}
 	for _, p := range pseudonyms {
 		b := s.Bucket(p)
 		by[b] = append(by[b], p)
@@ -83,7 +106,7 @@ func (s *Share) Add(ctx context.Context, pseudonyms []string) {
 		s.mu.Unlock()
 		err := errors.New("work stream not ready")
 		if js != nil {
-			_, err = js.Publish(ctx, workSubject(b), []byte(strings.Join(ps, "\n")))
+			_, err = js.Publish(ctx, workSubject(b), encodeWork(ps))
 		}
 		if err == nil {
 			continue
@@ -178,7 +201,7 @@ func (s *Share) work(ctx context.Context, b int) {
 				m.Nak()
 				continue
 			}
-			err := s.Derive(ctx, strings.Split(string(m.Data()), "\n"))
+			err := s.Derive(ctx, decodeWork(m.Data()))
 			release()
 			if err != nil {
 				s.Logger.Error("share: derive; redelivered later", "bucket", b, "err", err)

@@ -21,8 +21,8 @@ func (db DB) Generation(ctx context.Context) (int64, error) {
 }
 
 // Subjects implements guard.Engine.Subjects.
-func (db DB) Subjects(ctx context.Context, pseudonyms []string) (map[string]portrait.SubjectKey, error) {
-	rows, err := db.query(ctx, `SELECT pseudonym, wrapped_key, sealed_id, created FROM subjects WHERE pseudonym = ANY(?)`, db.D.List(pseudonyms))
+func (db DB) Subjects(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym]portrait.SubjectKey, error) {
+	rows, err := db.query(ctx, `SELECT pseudonym, wrapped_key, sealed_id, created FROM subjects WHERE pseudonym = ANY(?)`, db.D.List(Strings(pseudonyms)))
 	if err != nil {
 		return nil, fmt.Errorf("read subjects: %w", err)
 	}
@@ -32,7 +32,7 @@ func (db DB) Subjects(ctx context.Context, pseudonyms []string) (map[string]port
 	if err != nil {
 		return nil, fmt.Errorf("read subjects: %w", err)
 	}
-	out := make(map[string]portrait.SubjectKey, len(pseudonyms))
+	out := make(map[portrait.Pseudonym]portrait.SubjectKey, len(pseudonyms))
 	for _, s := range ss {
 		out[s.Pseudonym] = s
 	}
@@ -55,7 +55,7 @@ func (db DB) Suspensions(ctx context.Context) ([]policy.Suspension, error) {
 }
 
 // ConsentHistory implements guard.Engine.ConsentHistory.
-func (db DB) ConsentHistory(ctx context.Context, pseudonym string) ([]portrait.ConsentRecord, error) {
+func (db DB) ConsentHistory(ctx context.Context, pseudonym portrait.Pseudonym) ([]portrait.ConsentRecord, error) {
 	rows, err := db.query(ctx, `SELECT seq, purpose, status, notice_version, channel, user_agent, ua_sealed, ip, guardian, categories, at, consent_string, string_type
 		FROM consents WHERE pseudonym = ? ORDER BY seq`, pseudonym)
 	if err != nil {
@@ -100,7 +100,7 @@ func (db DB) ExpiredProfile(ctx context.Context, now time.Time, limit int) ([]po
 }
 
 // Profile implements guard.Engine.Profile: every stored field.
-func (db DB) Profile(ctx context.Context, pseudonym string) ([]portrait.ProfileValue, error) {
+func (db DB) Profile(ctx context.Context, pseudonym portrait.Pseudonym) ([]portrait.ProfileValue, error) {
 	rows, err := db.query(ctx, `SELECT field, sealed, source, updated, expires FROM profile WHERE pseudonym = ? ORDER BY field`, pseudonym)
 	if err != nil {
 		return nil, fmt.Errorf("read profile: %w", err)
@@ -115,17 +115,17 @@ func (db DB) Profile(ctx context.Context, pseudonym string) ([]portrait.ProfileV
 }
 
 // ProfilesFor implements guard.Engine.ProfilesFor.
-func (db DB) ProfilesFor(ctx context.Context, pseudonyms []string) (map[string][]portrait.ProfileValue, error) {
+func (db DB) ProfilesFor(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym][]portrait.ProfileValue, error) {
 	if len(pseudonyms) == 0 {
-		return map[string][]portrait.ProfileValue{}, nil
+		return map[portrait.Pseudonym][]portrait.ProfileValue{}, nil
 	}
 	rows, err := db.query(ctx, `SELECT pseudonym, field, sealed, source, updated, expires FROM profile
-		WHERE pseudonym = ANY(?) ORDER BY pseudonym, field`, db.D.List(pseudonyms))
+		WHERE pseudonym = ANY(?) ORDER BY pseudonym, field`, db.D.List(Strings(pseudonyms)))
 	if err != nil {
 		return nil, fmt.Errorf("read profile: %w", err)
 	}
 	type row struct {
-		p string
+		p portrait.Pseudonym
 		v portrait.ProfileValue
 	}
 	rs, err := collect(rows, func(r Rows) (x row, err error) {
@@ -134,7 +134,7 @@ func (db DB) ProfilesFor(ctx context.Context, pseudonyms []string) (map[string][
 	if err != nil {
 		return nil, fmt.Errorf("read profile: %w", err)
 	}
-	out := map[string][]portrait.ProfileValue{}
+	out := map[portrait.Pseudonym][]portrait.ProfileValue{}
 	for _, x := range rs {
 		out[x.p] = append(out[x.p], x.v)
 	}
@@ -142,7 +142,7 @@ func (db DB) ProfilesFor(ctx context.Context, pseudonyms []string) (map[string][
 }
 
 // Labels implements guard.Engine.Labels.
-func (db DB) Labels(ctx context.Context, pseudonym string) ([]portrait.LabelValue, error) {
+func (db DB) Labels(ctx context.Context, pseudonym portrait.Pseudonym) ([]portrait.LabelValue, error) {
 	rows, err := db.query(ctx, `SELECT label, version, sealed, computed, expires FROM labels WHERE pseudonym = ? ORDER BY label`, pseudonym)
 	if err != nil {
 		return nil, fmt.Errorf("read labels: %w", err)
@@ -158,12 +158,12 @@ func (db DB) Labels(ctx context.Context, pseudonym string) ([]portrait.LabelValu
 }
 
 // LabelsFor implements guard.Engine.LabelsFor.
-func (db DB) LabelsFor(ctx context.Context, pseudonyms []string) (map[string][]portrait.LabelValue, error) {
+func (db DB) LabelsFor(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym][]portrait.LabelValue, error) {
 	if len(pseudonyms) == 0 {
-		return map[string][]portrait.LabelValue{}, nil
+		return map[portrait.Pseudonym][]portrait.LabelValue{}, nil
 	}
 	rows, err := db.query(ctx, `SELECT pseudonym, label, version, sealed, computed, expires FROM labels
-		WHERE pseudonym = ANY(?) ORDER BY pseudonym, label`, db.D.List(pseudonyms))
+		WHERE pseudonym = ANY(?) ORDER BY pseudonym, label`, db.D.List(Strings(pseudonyms)))
 	if err != nil {
 		return nil, fmt.Errorf("read labels: %w", err)
 	}
@@ -173,11 +173,11 @@ func (db DB) LabelsFor(ctx context.Context, pseudonyms []string) (map[string][]p
 	if err != nil {
 		return nil, fmt.Errorf("read labels: %w", err)
 	}
-	return BySubject(lvs, func(v *portrait.LabelValue) string { return v.Pseudonym }), nil
+	return BySubject(lvs, func(v *portrait.LabelValue) portrait.Pseudonym { return v.Pseudonym }), nil
 }
 
 // Protected implements guard.Engine.Protected.
-func (db DB) Protected(ctx context.Context, pseudonym string) ([]portrait.ProtectedValue, error) {
+func (db DB) Protected(ctx context.Context, pseudonym portrait.Pseudonym) ([]portrait.ProtectedValue, error) {
 	rows, err := db.query(ctx, `SELECT attribute, sealed FROM protected WHERE pseudonym = ? ORDER BY attribute`, pseudonym)
 	if err != nil {
 		return nil, fmt.Errorf("read protected attributes: %w", err)
@@ -193,12 +193,12 @@ func (db DB) Protected(ctx context.Context, pseudonym string) ([]portrait.Protec
 }
 
 // ProtectedFor implements guard.Engine.ProtectedFor.
-func (db DB) ProtectedFor(ctx context.Context, pseudonyms []string) (map[string][]portrait.ProtectedValue, error) {
+func (db DB) ProtectedFor(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym][]portrait.ProtectedValue, error) {
 	if len(pseudonyms) == 0 {
-		return map[string][]portrait.ProtectedValue{}, nil
+		return map[portrait.Pseudonym][]portrait.ProtectedValue{}, nil
 	}
 	rows, err := db.query(ctx, `SELECT pseudonym, attribute, sealed FROM protected
-		WHERE pseudonym = ANY(?) ORDER BY pseudonym, attribute`, db.D.List(pseudonyms))
+		WHERE pseudonym = ANY(?) ORDER BY pseudonym, attribute`, db.D.List(Strings(pseudonyms)))
 	if err != nil {
 		return nil, fmt.Errorf("read protected attributes: %w", err)
 	}
@@ -208,7 +208,7 @@ func (db DB) ProtectedFor(ctx context.Context, pseudonyms []string) (map[string]
 	if err != nil {
 		return nil, fmt.Errorf("read protected attributes: %w", err)
 	}
-	return BySubject(vs, func(v *portrait.ProtectedValue) string { return v.Pseudonym }), nil
+	return BySubject(vs, func(v *portrait.ProtectedValue) portrait.Pseudonym { return v.Pseudonym }), nil
 }
 
 // LogSize implements guard.Engine.LogSize. It does not lock; a
@@ -327,7 +327,7 @@ func scanSealedDecision(r Rows) (portrait.StoredDetermination, error) {
 }
 
 // Determinations implements guard.Engine.Determinations.
-func (db DB) Determinations(ctx context.Context, pseudonym string) ([]portrait.StoredDetermination, error) {
+func (db DB) Determinations(ctx context.Context, pseudonym portrait.Pseudonym) ([]portrait.StoredDetermination, error) {
 	rows, err := db.query(ctx, `SELECT `+decisionColumns+`, sealed FROM decisions WHERE pseudonym = ? ORDER BY created, id`, pseudonym)
 	if err != nil {
 		return nil, fmt.Errorf("read decisions: %w", err)
@@ -340,12 +340,12 @@ func (db DB) Determinations(ctx context.Context, pseudonym string) ([]portrait.S
 }
 
 // DeterminationsFor implements guard.Engine.DeterminationsFor.
-func (db DB) DeterminationsFor(ctx context.Context, pseudonyms []string) (map[string][]portrait.StoredDetermination, error) {
+func (db DB) DeterminationsFor(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym][]portrait.StoredDetermination, error) {
 	if len(pseudonyms) == 0 {
-		return map[string][]portrait.StoredDetermination{}, nil
+		return map[portrait.Pseudonym][]portrait.StoredDetermination{}, nil
 	}
 	rows, err := db.query(ctx, `SELECT `+decisionColumns+`, sealed FROM decisions
-		WHERE pseudonym = ANY(?) ORDER BY pseudonym, created, id`, db.D.List(pseudonyms))
+		WHERE pseudonym = ANY(?) ORDER BY pseudonym, created, id`, db.D.List(Strings(pseudonyms)))
 	if err != nil {
 		return nil, fmt.Errorf("read decisions: %w", err)
 	}
@@ -353,7 +353,7 @@ func (db DB) DeterminationsFor(ctx context.Context, pseudonyms []string) (map[st
 	if err != nil {
 		return nil, fmt.Errorf("read decisions: %w", err)
 	}
-	return BySubject(ds, func(d *portrait.StoredDetermination) string { return d.Pseudonym }), nil
+	return BySubject(ds, func(d *portrait.StoredDetermination) portrait.Pseudonym { return d.Pseudonym }), nil
 }
 
 // DeterminationByID implements guard.Engine.DeterminationByID: the sealed part is
@@ -424,7 +424,7 @@ func (db DB) Items(ctx context.Context) ([]portrait.Item, error) {
 }
 
 // Cases implements guard.Engine.Cases: every case, or the subject's.
-func (db DB) Cases(ctx context.Context, pseudonym string) ([]portrait.Case, error) {
+func (db DB) Cases(ctx context.Context, pseudonym portrait.Pseudonym) ([]portrait.Case, error) {
 	q := `SELECT id, pseudonym, type, status, created, deadline, closed, outcome, reason, log_index FROM cases`
 	var args []any
 	if pseudonym != "" {
@@ -446,7 +446,7 @@ func (db DB) Cases(ctx context.Context, pseudonym string) ([]portrait.Case, erro
 
 // Pseudonyms implements guard.Engine.Pseudonyms, in byte order (the
 // PostgreSQL column's collation is "C").
-func (db DB) Pseudonyms(ctx context.Context, after string, limit int) ([]string, error) {
+func (db DB) Pseudonyms(ctx context.Context, after portrait.Pseudonym, limit int) ([]portrait.Pseudonym, error) {
 	if limit <= 0 {
 		return nil, portrait.Errorf(portrait.EINVALID, "pseudonyms: limit %d must be positive", limit)
 	}
@@ -454,7 +454,7 @@ func (db DB) Pseudonyms(ctx context.Context, after string, limit int) ([]string,
 	if err != nil {
 		return nil, fmt.Errorf("read pseudonyms: %w", err)
 	}
-	out, err := collect(rows, func(r Rows) (p string, err error) { return p, r.Scan(&p) })
+	out, err := collect(rows, func(r Rows) (p portrait.Pseudonym, err error) { return p, r.Scan(&p) })
 	if err != nil {
 		return nil, fmt.Errorf("read pseudonyms: %w", err)
 	}

@@ -12,15 +12,15 @@ import (
 // engine has opened a snapshot to run it in: three queries serve any
 // number of pseudonyms. A pseudonym with nothing stored has no consent and
 // full personalization.
-func (db DB) States(ctx context.Context, pseudonyms []string) (map[string]*policy.State, error) {
-	out := make(map[string]*policy.State, len(pseudonyms))
+func (db DB) States(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym]*policy.State, error) {
+	out := make(map[portrait.Pseudonym]*policy.State, len(pseudonyms))
 	for _, p := range pseudonyms {
 		out[p] = &policy.State{Pseudonym: p, Consents: map[string]policy.Consent{}, Personalization: 100, Suppressed: map[string]bool{}}
 	}
 	if len(pseudonyms) == 0 {
 		return out, nil
 	}
-	ids := db.D.List(pseudonyms)
+	ids := db.D.List(Strings(pseudonyms))
 
 	rows, err := db.query(ctx, `SELECT pseudonym, minor, restricted, object_profiling, object_marketing, personalization
 		FROM subjects WHERE pseudonym = ANY(?)`, ids)
@@ -28,7 +28,7 @@ func (db DB) States(ctx context.Context, pseudonyms []string) (map[string]*polic
 		return nil, fmt.Errorf("read states: %w", err)
 	}
 	_, err = collect(rows, func(r Rows) (struct{}, error) {
-		var p string
+		var p portrait.Pseudonym
 		var f portrait.Flags
 		if err := r.Scan(&p, &f.Minor, &f.Restricted, &f.ObjectProfiling, &f.ObjectMarketing, &f.Personalization); err != nil {
 			return struct{}{}, err
@@ -50,7 +50,8 @@ func (db DB) States(ctx context.Context, pseudonyms []string) (map[string]*polic
 		return nil, fmt.Errorf("read states: %w", err)
 	}
 	_, err = collect(rows, func(r Rows) (struct{}, error) {
-		var p, purpose, status string
+		var p portrait.Pseudonym
+		var purpose, status string
 		var c policy.Consent
 		if err := r.Scan(&p, &purpose, &status, &c.NoticeVersion, &c.Guardian, Time(&c.At)); err != nil {
 			return struct{}{}, err
@@ -71,7 +72,8 @@ func (db DB) States(ctx context.Context, pseudonyms []string) (map[string]*polic
 		return nil, fmt.Errorf("read states: %w", err)
 	}
 	_, err = collect(rows, func(r Rows) (struct{}, error) {
-		var p, label string
+		var p portrait.Pseudonym
+		var label string
 		var deleted bool
 		if err := r.Scan(&p, &label, &deleted); err != nil {
 			return struct{}{}, err

@@ -1,10 +1,12 @@
 package tables
 
+import portrait "github.com/portrait-dev/portrait"
+
 // BySubject splits rows ordered by subject into one slice per subject.
 // The slices share xs's array but are capped, so appending to one cannot
 // overwrite the next subject's rows.
-func BySubject[T any](xs []T, subject func(*T) string) map[string][]T {
-	out := map[string][]T{}
+func BySubject[T any](xs []T, subject func(*T) portrait.Pseudonym) map[portrait.Pseudonym][]T {
+	out := map[portrait.Pseudonym][]T{}
 	for i := 0; i < len(xs); {
 		p, j := subject(&xs[i]), i+1
 		for j < len(xs) && subject(&xs[j]) == p {
@@ -12,6 +14,16 @@ func BySubject[T any](xs []T, subject func(*T) string) map[string][]T {
 		}
 		out[p] = xs[i:j:j]
 		i = j
+	}
+	return out
+}
+
+// Strings returns pseudonyms as the strings Dialect.List and array
+// parameters take.
+func Strings(ps []portrait.Pseudonym) []string {
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = string(p)
 	}
 	return out
 }

@@ -153,7 +153,7 @@ func (tx Tx) CloseReview(ctx context.Context, r portrait.Review) error {
 }
 
 // PutProtected implements guard.Tx.PutProtected.
-func (tx Tx) PutProtected(ctx context.Context, pseudonym string, values []portrait.ProtectedValue) error {
+func (tx Tx) PutProtected(ctx context.Context, pseudonym portrait.Pseudonym, values []portrait.ProtectedValue) error {
 	for _, v := range values {
 		if _, err := tx.exec(ctx, putProtectedSQL, pseudonym, v.Attribute, v.Sealed); err != nil {
 			return fmt.Errorf("put protected attribute %s: %w", v.Attribute, err)
@@ -242,7 +242,7 @@ func (tx Tx) AppendConsent(ctx context.Context, r portrait.ConsentRecord) error 
 }
 
 // SetFlags implements guard.Tx.SetFlags. The subject must be stored.
-func (tx Tx) SetFlags(ctx context.Context, pseudonym string, f portrait.Flags) error {
+func (tx Tx) SetFlags(ctx context.Context, pseudonym portrait.Pseudonym, f portrait.Flags) error {
 	if f.Personalization < 0 || f.Personalization > 100 {
 		return portrait.Errorf(portrait.EINVALID, "set flags of %s: personalization %d is outside 0..100", pseudonym, f.Personalization)
 	}
@@ -257,7 +257,7 @@ func (tx Tx) SetFlags(ctx context.Context, pseudonym string, f portrait.Flags) e
 }
 
 // Suppress implements guard.Tx.Suppress.
-func (tx Tx) Suppress(ctx context.Context, pseudonym, label string, deleted bool) error {
+func (tx Tx) Suppress(ctx context.Context, pseudonym portrait.Pseudonym, label string, deleted bool) error {
 	if pseudonym == "" || label == "" {
 		return portrait.Errorf(portrait.EINVALID, "suppress: want a subject and a label")
 	}
@@ -268,7 +268,7 @@ func (tx Tx) Suppress(ctx context.Context, pseudonym, label string, deleted bool
 }
 
 // Unsuppress implements guard.Tx.Unsuppress.
-func (tx Tx) Unsuppress(ctx context.Context, pseudonym, label string) error {
+func (tx Tx) Unsuppress(ctx context.Context, pseudonym portrait.Pseudonym, label string) error {
 	if _, err := tx.exec(ctx, unsuppressSQL, pseudonym, label); err != nil {
 		return fmt.Errorf("unsuppress label %s of %s: %w", label, pseudonym, err)
 	}

@@ -65,7 +65,7 @@ type app struct {
 	// onStored derives the subjects of a stored batch: the local queue,
 	// or with serve --cluster the share of the node owning each subject.
 	// It is set before anything is ingested.
-	onStored func(ctx context.Context, pseudonyms []string)
+	onStored func(ctx context.Context, pseudonyms []portrait.Pseudonym)
 	// staff checks and manages staff API keys.
 	staff *apikey.Service
 	// oversight makes the algorithm filing sent to the regulator.
@@ -160,11 +160,11 @@ type options struct {
 // onErased appends each erasure to the journal, if there is one. The
 // erasure has committed by then: a failure to journal it is logged, and
 // only a later restore of an older backup would miss it.
-func (o options) onErased(logger *slog.Logger) func(context.Context, string) {
+func (o options) onErased(logger *slog.Logger) func(context.Context, portrait.Pseudonym) {
 	if o.Journal == nil {
 		return nil
 	}
-	return func(ctx context.Context, pseudonym string) {
+	return func(ctx context.Context, pseudonym portrait.Pseudonym) {
 		if err := o.Journal.add(pseudonym); err != nil {
 			logger.ErrorContext(ctx, "erasure not journalled", "err", err)
 		}
@@ -256,7 +256,7 @@ func newApp(ctx context.Context, cat *catalog.Catalog, store portrait.Store, kr 
 	}
 	// The export lists the destinations the subject's data was delivered
 	// to, from the log (PIPL Art. 23, GDPR Art. 19).
-	delivered := func(ctx context.Context, p string) ([]rights.DeliveredEntry, error) {
+	delivered := func(ctx context.Context, p portrait.Pseudonym) ([]rights.DeliveredEntry, error) {
 		return delivery.Recipients(ctx, store, a.log, p)
 	}
 	if a.rights, err = rights.New(store, a.point, a.ledger, kr, a.log, rights.Options{Logger: logger, OnErased: opt.onErased(logger), Delivered: delivered}); err != nil {
@@ -265,7 +265,7 @@ func newApp(ctx context.Context, cat *catalog.Catalog, store portrait.Store, kr 
 	// apply tells the monitor what each recommendation showed (FB-2); the
 	// monitor may halt a pricing use-case through apply (FP-1). The closure
 	// breaks the construction cycle.
-	observe := func(uc, ps string, items, cats []string) { a.monitor.Observe(uc, ps, items, cats) }
+	observe := func(uc string, ps portrait.Pseudonym, items, cats []string) { a.monitor.Observe(uc, ps, items, cats) }
 	if a.apply, err = apply.New(store, a.point, a.ledger, kr, a.log, apply.Options{Assessments: opt.Assessments, Observe: observe}); err != nil {
 		return nil, err
 	}
@@ -281,7 +281,7 @@ func newApp(ctx context.Context, cat *catalog.Catalog, store portrait.Store, kr 
 	// --cluster, the bucket's owner does).
 	a.onStored = a.deriver.NewQueue(ctx, 100_000).Add
 	a.ingest = ingest.New(store, a.point, a.ledger, kr, a.log, ingest.Options{Logger: logger,
-		OnStored: func(ctx context.Context, ps []string) { a.onStored(ctx, ps) }, Flags: a.monitor})
+		OnStored: func(ctx context.Context, ps []portrait.Pseudonym) { a.onStored(ctx, ps) }, Flags: a.monitor})
 	if a.review, err = review.New(store, a.point, a.ledger, kr, a.log, review.Options{}); err != nil {
 		return nil, err
 	}
@@ -296,8 +296,8 @@ func newApp(ctx context.Context, cat *catalog.Catalog, store portrait.Store, kr 
 	if len(opt.Destinations) > 0 {
 		a.deliveries = &delivery.Dispatcher{Store: store, Audit: a.log, Destinations: opt.Destinations, Logger: logger,
 			Audiences: audiences, AudienceEvery: opt.AudienceEvery, Pseudonym: kr.Pseudonym,
-			Identify: func(ctx context.Context, p string) (string, error) {
-				subs, err := store.Subjects(ctx, []string{p})
+			Identify: func(ctx context.Context, p portrait.Pseudonym) (string, error) {
+				subs, err := store.Subjects(ctx, []portrait.Pseudonym{p})
 				if err != nil {
 					return "", err
 				}

@@ -106,12 +106,12 @@ func TestServeAudienceDestination(t *testing.T) {
 		}
 	}
 	wait("ann's erasure", func(es []delivery.Event) bool {
-		return slices.ContainsFunc(es, func(e delivery.Event) bool { return e.Type == delivery.Erasure && e.Subject == kr.Pseudonym("ann") })
+		return slices.ContainsFunc(es, func(e delivery.Event) bool { return e.Type == delivery.Erasure && e.Pseudonym == kr.Pseudonym("ann") })
 	})
 	time.Sleep(500 * time.Millisecond)
 	mu.Lock()
 	for _, e := range events {
-		if e.Subject == kr.Pseudonym("dan") {
+		if e.Pseudonym == kr.Pseudonym("dan") {
 			t.Errorf("the webhook never received dan's data but got %+v", e)
 		}
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	portrait "github.com/portrait-dev/portrait"
 	"strings"
 	"time"
 
@@ -30,7 +31,7 @@ func (a *app) share(ctx context.Context, dsn string, nc *nats.Conn) error {
 	a.logger.Info("cluster: joined", "node", node.ID, "buckets", len(node.Held()))
 	go node.Run(ctx, time.Second)
 	sh := &stream.Share{NC: nc, Owner: node, Bucket: cluster.Bucket, Logger: a.logger,
-		Derive: func(ctx context.Context, ps []string) error {
+		Derive: func(ctx context.Context, ps []portrait.Pseudonym) error {
 			_, err := a.deriver.Subjects(ctx, ps)
 			return err
 		}}

@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	portrait "github.com/portrait-dev/portrait"
 	"github.com/portrait-dev/portrait/examples/demo"
 	"io"
 	"math/rand/v2"
@@ -164,7 +165,7 @@ var subjectTables = []string{"subjects", "events", "profile", "labels", "consent
 
 // rowCounts counts the rows each subject has in subjectTables, reading
 // the store's database directly.
-func rowCounts(t *testing.T, db *sql.DB, engine string, pseudonym string) map[string]int {
+func rowCounts(t *testing.T, db *sql.DB, engine string, pseudonym portrait.Pseudonym) map[string]int {
 	t.Helper()
 	out := make(map[string]int, len(subjectTables))
 	for _, table := range subjectTables {

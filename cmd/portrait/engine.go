@@ -360,7 +360,7 @@ func trainingData(ctx context.Context, a *app, sl, ol *catalog.Label, names []st
 		}
 		return d
 	}
-	for after := ""; ; {
+	for after := portrait.Pseudonym(""); ; {
 		page, err := a.store.Pseudonyms(ctx, after, 1000)
 		if err != nil || len(page) == 0 {
 			return X, y, err
@@ -438,7 +438,7 @@ func trainingRow(ctx context.Context, a *app, subj portrait.SubjectKey, fg, og p
 	return ex, true, nil
 }
 
-func openNumber(c *keys.Cipher, ps string, v portrait.ProfileValue) (float64, error) {
+func openNumber(c *keys.Cipher, ps portrait.Pseudonym, v portrait.ProfileValue) (float64, error) {
 	plain, err := c.Open(v.Sealed, keys.ProfileAD(ps, v.Field))
 	if err != nil {
 		return 0, err

@@ -66,26 +66,26 @@ func (a *app) replay(ctx context.Context, entries []portrait.LogEntry) error {
 
 func (a *app) reapply(ctx context.Context, r audit.Record) error {
 	switch {
-	case r.Kind == "erasure" && r.Subject != "":
-		return a.erase(ctx, r.Subject)
-	case r.Kind == "consent" && r.Subject != "" && r.Action != policy.Granted.String():
-		st, err := a.ledger.States(ctx, []string{r.Subject})
+	case r.Kind == "erasure" && r.Pseudonym != "":
+		return a.erase(ctx, r.Pseudonym)
+	case r.Kind == "consent" && r.Pseudonym != "" && r.Action != policy.Granted.String():
+		st, err := a.ledger.States(ctx, []portrait.Pseudonym{r.Pseudonym})
 		if err != nil {
 			return err
 		}
-		s := st[r.Subject]
+		s := st[r.Pseudonym]
 		if s == nil || s.Consents[r.Purpose].Status != policy.Granted {
 			return nil
 		}
 		// The subject's consent in the restored store is still granted:
 		// withdraw it again, on the channel "restore".
-		_, err = a.ledger.Record(ctx, restorer, consent.ByPseudonym(r.Subject), consent.Change{Purpose: r.Purpose, Status: policy.Withdrawn, Channel: "restore"})
+		_, err = a.ledger.Record(ctx, restorer, consent.ByPseudonym(r.Pseudonym), consent.Change{Purpose: r.Purpose, Status: policy.Withdrawn, Channel: "restore"})
 		return err
-	case r.Kind == "flags" && r.Subject != "":
+	case r.Kind == "flags" && r.Pseudonym != "":
 		// The record carries the restriction and objections it set
 		// (consent.Choices); older records carry only a digest, and are
 		// skipped.
-		st, err := a.ledger.State(ctx, r.Subject)
+		st, err := a.ledger.State(ctx, r.Pseudonym)
 		if err != nil {
 			return err
 		}
@@ -95,7 +95,7 @@ func (a *app) reapply(ctx context.Context, r audit.Record) error {
 		if !consent.Choices(r, &f) || f == was {
 			return nil
 		}
-		err = a.ledger.SetFlags(ctx, restorer, r.Subject, f, r.Action)
+		err = a.ledger.SetFlags(ctx, restorer, r.Pseudonym, f, r.Action)
 		if portrait.ErrorCode(err) == portrait.ENOTFOUND {
 			return nil // erased since, or not in the backup
 		}
@@ -125,8 +125,8 @@ func (a *app) reapply(ctx context.Context, r audit.Record) error {
 }
 
 // erase erases a subject again if the store still holds it.
-func (a *app) erase(ctx context.Context, pseudonym string) error {
-	subs, err := a.store.Subjects(ctx, []string{pseudonym})
+func (a *app) erase(ctx context.Context, pseudonym portrait.Pseudonym) error {
+	subs, err := a.store.Subjects(ctx, []portrait.Pseudonym{pseudonym})
 	if err != nil {
 		return err
 	}
@@ -148,14 +148,14 @@ type journal struct {
 }
 
 // add appends pseudonym to the journal.
-func (j *journal) add(pseudonym string) error {
+func (j *journal) add(pseudonym portrait.Pseudonym) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	f, err := os.OpenFile(j.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
 	if err != nil {
 		return fmt.Errorf("erasure journal: %w", err)
 	}
-	if _, err := f.WriteString(pseudonym + "\n"); err != nil {
+	if _, err := f.WriteString(string(pseudonym + "\n")); err != nil {
 		f.Close()
 		return fmt.Errorf("erasure journal: %w", err)
 	}
@@ -167,7 +167,7 @@ func (j *journal) add(pseudonym string) error {
 }
 
 // pseudonyms reads the journal; a missing journal is empty.
-func (j *journal) pseudonyms() ([]string, error) {
+func (j *journal) pseudonyms() ([]portrait.Pseudonym, error) {
 	f, err := os.Open(j.path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -175,7 +175,7 @@ func (j *journal) pseudonyms() ([]string, error) {
 		return nil, fmt.Errorf("erasure journal: %w", err)
 	}
 	defer f.Close()
-	var out []string
+	var out []portrait.Pseudonym
 	sc := bufio.NewScanner(f)
 	for n := 1; sc.Scan(); n++ {
 		p := strings.TrimSpace(sc.Text())
@@ -185,7 +185,7 @@ func (j *journal) pseudonyms() ([]string, error) {
 		if strings.ContainsAny(p, " \t") {
 			return nil, fmt.Errorf("erasure journal %s:%d: not a pseudonym", j.path, n)
 		}
-		out = append(out, p)
+		out = append(out, portrait.Pseudonym(p))
 	}
 	return out, sc.Err()
 }
@@ -198,7 +198,7 @@ func (a *app) replayJournal(ctx context.Context, j *journal) (int, error) {
 	}
 	n := 0
 	for _, p := range ps {
-		subs, err := a.store.Subjects(ctx, []string{p})
+		subs, err := a.store.Subjects(ctx, []portrait.Pseudonym{p})
 		if err != nil {
 			return n, err
 		}

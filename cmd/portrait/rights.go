@@ -31,7 +31,7 @@ func cases(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer store.Close()
-	all, err := store.Cases(ctx, *subject)
+	all, err := store.Cases(ctx, portrait.Pseudonym(*subject))
 	if err != nil {
 		return fmt.Errorf("list cases in %s: %w", *db, err)
 	}

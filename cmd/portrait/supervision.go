@@ -145,9 +145,9 @@ func (a *app) supervisionReport(ctx context.Context, company string, noise regul
 			}
 			continue
 		}
-		requests[c.Pseudonym] = true
+		requests[string(c.Pseudonym)] = true
 		if c.Status == rights.StatusOpen && c.Deadline.Before(now) {
-			overdue[c.Pseudonym] = true
+			overdue[string(c.Pseudonym)] = true
 		}
 	}
 	size, err := a.store.LogSize(ctx)
@@ -162,9 +162,9 @@ func (a *app) supervisionReport(ctx context.Context, company string, noise regul
 	for _, e := range es {
 		switch e.Record.Action {
 		case "granted":
-			granted[e.Record.Subject] = true
+			granted[string(e.Record.Pseudonym)] = true
 		case "withdrawn":
-			withdrawn[e.Record.Subject] = true
+			withdrawn[string(e.Record.Pseudonym)] = true
 		}
 	}
 	for name, n := range map[string]int{"subjects_with_requests": len(requests), "subjects_with_overdue_requests": len(overdue),
