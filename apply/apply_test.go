@@ -88,11 +88,11 @@ func (e *env) node(cat *catalog.Catalog) *apply.Service {
 	if e.log, err = audit.New("portrait.test/log", e.keys.LogKey()); err != nil {
 		e.t.Fatal(err)
 	}
-	if e.ledger, err = consent.New(e.store, e.point, e.log, e.keys, consent.Options{}); err != nil {
+	if e.ledger, err = consent.New(consent.Deps{Store: e.store, Point: e.point, Log: e.log, Keys: e.keys}, consent.Options{}); err != nil {
 		e.t.Fatal(err)
 	}
-	e.in = ingest.New(e.store, e.point, e.ledger, e.keys, e.log, ingest.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	e.svc, err = apply.New(e.store, e.point, e.ledger, e.keys, e.log, apply.Options{Assessments: filepath.Join(e.dir, "assessments")})
+	e.in = ingest.New(ingest.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log}, ingest.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	e.svc, err = apply.New(apply.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log}, apply.Options{Assessments: filepath.Join(e.dir, "assessments")})
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -269,11 +269,11 @@ type nodeEnv struct {
 func newNodeOver(t *testing.T, e *env) nodeEnv {
 	point := policy.New(loadCatalog(t))
 	log, _ := audit.New("portrait.test/log", e.keys.LogKey())
-	led, err := consent.New(e.store, point, log, e.keys, consent.Options{})
+	led, err := consent.New(consent.Deps{Store: e.store, Point: point, Log: log, Keys: e.keys}, consent.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := apply.New(e.store, point, led, e.keys, log, apply.Options{Assessments: filepath.Join(e.dir, "assessments")})
+	svc, err := apply.New(apply.Deps{Store: e.store, Point: point, Ledger: led, Keys: e.keys, Log: log}, apply.Options{Assessments: filepath.Join(e.dir, "assessments")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -669,11 +669,11 @@ func TestNoticeMarkRewrittenInStore(t *testing.T) {
 	// A node that reads the marks now (a restart, another node) finds
 	// the mark does not match the signed log: still 403, with the finding.
 	log, _ := audit.New("portrait.test/log", e.keys.LogKey())
-	led, err := consent.New(e.store, policy.New(loadCatalog(t)), log, e.keys, consent.Options{})
+	led, err := consent.New(consent.Deps{Store: e.store, Point: policy.New(loadCatalog(t)), Log: log, Keys: e.keys}, consent.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := apply.New(e.store, policy.New(loadCatalog(t)), led, e.keys, log, apply.Options{Assessments: filepath.Join(e.dir, "assessments")})
+	svc, err := apply.New(apply.Deps{Store: e.store, Point: policy.New(loadCatalog(t)), Ledger: led, Keys: e.keys, Log: log}, apply.Options{Assessments: filepath.Join(e.dir, "assessments")})
 	if err != nil {
 		t.Fatal(err)
 	}

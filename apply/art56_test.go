@@ -75,7 +75,7 @@ func TestAssessArt56(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "credit_limit.json"), out, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	svc, err := apply.New(e.store, e.point, e.ledger, e.keys, e.log, apply.Options{Assessments: dir})
+	svc, err := apply.New(apply.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log}, apply.Options{Assessments: dir})
 	if err != nil {
 		t.Fatal(err)
 	}

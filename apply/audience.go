@@ -568,7 +568,7 @@ func (x *Expr) result(t *Table, members []int, excluded int) Result {
 
 // Audiences materialises audiences from the store.
 type Audiences struct {
-	store  portrait.Store
+	store  Store
 	point  *policy.Point
 	ledger *consent.Ledger
 	keys   *keys.Keyring
@@ -581,8 +581,8 @@ type Audiences struct {
 }
 
 // NewAudiences returns an Audiences over the store.
-func NewAudiences(store portrait.Store, point *policy.Point, ledger *consent.Ledger, ks *keys.Keyring, log *audit.Log) *Audiences {
-	return &Audiences{store: store, point: point, ledger: ledger, keys: ks, log: log, PageSize: 1000}
+func NewAudiences(d Deps) *Audiences {
+	return &Audiences{store: d.Store, point: d.Point, ledger: d.Ledger, keys: d.Keys, log: d.Log, PageSize: 1000}
 }
 
 // Materialize compiles the request, reads the label values of every

@@ -69,14 +69,14 @@ func newAudienceEnv(tb testing.TB) *audienceEnv {
 		tb.Fatal(err)
 	}
 	e.log = log
-	if e.ledger, err = consent.New(e.store, e.point, log, e.keys, consent.Options{}); err != nil {
+	if e.ledger, err = consent.New(consent.Deps{Store: e.store, Point: e.point, Log: log, Keys: e.keys}, consent.Options{}); err != nil {
 		tb.Fatal(err)
 	}
-	if e.eng, err = derive.New(e.store, e.point, e.ledger, e.keys, log, derive.Options{}); err != nil {
+	if e.eng, err = derive.New(derive.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: log}, derive.Options{}); err != nil {
 		tb.Fatal(err)
 	}
-	e.in = ingest.New(e.store, e.point, e.ledger, e.keys, log, ingest.Options{})
-	e.aud = apply.NewAudiences(e.store, e.point, e.ledger, e.keys, log)
+	e.in = ingest.New(ingest.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: log}, ingest.Options{})
+	e.aud = apply.NewAudiences(apply.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: log})
 	return e
 }
 
@@ -224,7 +224,7 @@ func TestAudienceIdentified(t *testing.T) {
 	req := apply.Request{Purpose: "personalization", Expression: "labels.sports_fan", Output: "identified"}
 	_, err = e.aud.Materialize(ctx, audienceOperator, req)
 	wantRefusal(t, err, portrait.EDENIED, "CM-6", "keeps none")
-	svc, err := apply.New(e.store, e.point, e.ledger, e.keys, e.log, apply.Options{})
+	svc, err := apply.New(apply.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log}, apply.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

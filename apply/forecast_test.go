@@ -38,7 +38,7 @@ func TestDecideOnForecast(t *testing.T) {
 	if _, err := e.svc.Determine(ctx, operator, p, "retention_offer"); portrait.ErrorCode(err) != portrait.EINVALID || !strings.Contains(err.Error(), "run derivation") {
 		t.Fatalf("before derivation: %v, want a refusal naming derivation", err)
 	}
-	eng, err := derive.New(e.store, e.point, e.ledger, e.keys, e.log, derive.Options{})
+	eng, err := derive.New(derive.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log}, derive.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +77,7 @@ func TestDecideOnForecast(t *testing.T) {
 			}
 		}
 	}
-	rv, err := review.New(e.store, e.point, e.ledger, e.keys, e.log, review.Options{})
+	rv, err := review.New(review.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log}, review.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,7 +20,7 @@ func TestItemSetKeptUpToDate(t *testing.T) {
 	now := time.Now()
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
-	here, err := apply.New(e.store, e.point, e.ledger, e.keys, e.log, apply.Options{Now: clock})
+	here, err := apply.New(apply.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log}, apply.Options{Now: clock})
 	if err != nil {
 		t.Fatal(err)
 	}

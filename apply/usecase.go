@@ -73,7 +73,7 @@ type Options struct {
 // it gates every request (RO-9), ranks items (LP-3, LP-4, LP-5, FB-2) and
 // makes explained decisions (AD-2, AD-4). It is safe for concurrent use.
 type Service struct {
-	store  portrait.Store
+	store  Store
 	point  *policy.Point
 	ledger *consent.Ledger
 	keys   *keys.Keyring
@@ -113,7 +113,8 @@ func (s *Service) Silence() (silent, max time.Duration, stopped bool) {
 
 // New returns a Service and loads the assessments on record, refusing any
 // whose signature does not verify.
-func New(store portrait.Store, point *policy.Point, ledger *consent.Ledger, ks *keys.Keyring, log *audit.Log, opts Options) (*Service, error) {
+func New(d Deps, opts Options) (*Service, error) {
+	store, point, ledger, ks, log := d.Store, d.Point, d.Ledger, d.Keys, d.Log
 	if store == nil || point == nil || ledger == nil || ks == nil || log == nil {
 		return nil, errors.New("apply: store, decision point, ledger, keyring and audit log are all required")
 	}

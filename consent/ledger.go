@@ -45,7 +45,7 @@ type Options struct {
 // is safe for concurrent use; any number of Ledgers (one per node) may
 // share one store.
 type Ledger struct {
-	store portrait.Store
+	store Store
 	point *policy.Point
 	log   *audit.Log
 	keys  *keys.Keyring
@@ -64,7 +64,8 @@ const maxStates = 100_000
 
 // New returns a Ledger over store. The point's catalog is read at each
 // call, so a reloaded catalog takes effect at once.
-func New(store portrait.Store, point *policy.Point, log *audit.Log, ks *keys.Keyring, opts Options) (*Ledger, error) {
+func New(d Deps, opts Options) (*Ledger, error) {
+	store, point, log, ks := d.Store, d.Point, d.Log, d.Keys
 	if store == nil || point == nil || log == nil || ks == nil {
 		return nil, errors.New("consent ledger: store, decision point, audit log and keyring are all required")
 	}

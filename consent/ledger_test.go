@@ -121,7 +121,7 @@ func newNode(t testing.TB, store portrait.Store, path string, cat *catalog.Catal
 	if e.log, err = audit.New("portrait.test/log", e.keys.LogKey()); err != nil {
 		t.Fatal(err)
 	}
-	if e.ledger, err = consent.New(store, e.point, e.log, e.keys, consent.Options{Now: e.clock.Now}); err != nil {
+	if e.ledger, err = consent.New(consent.Deps{Store: store, Point: e.point, Log: e.log, Keys: e.keys}, consent.Options{Now: e.clock.Now}); err != nil {
 		t.Fatal(err)
 	}
 	return e

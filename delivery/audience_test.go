@@ -38,10 +38,10 @@ func (e *env) populate(t *testing.T, ids ...string) {
 				Fields: map[string]any{"item": "s", "category": "sports", "price": 20.0}}})
 		}
 	}
-	if _, _, err := ingest.New(e.store, e.point, e.ledger, e.keys, e.log, ingest.Options{}).Ingest(ctx, operator, items); err != nil {
+	if _, _, err := ingest.New(ingest.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log}, ingest.Options{}).Ingest(ctx, operator, items); err != nil {
 		t.Fatal(err)
 	}
-	eng, err := derive.New(e.store, e.point, e.ledger, e.keys, e.log, derive.Options{})
+	eng, err := derive.New(derive.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log}, derive.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func testAudienceMembership(t *testing.T, e *env) {
 	defer orchHook.Close()
 	sports := delivery.Audience{Name: "sports", Request: apply.Request{Purpose: "personalization", Expression: "labels.sports_fan", Output: apply.Pseudonymous}}
 	d := &delivery.Dispatcher{Store: e.store, Audit: e.log, Backoff: func(int) time.Duration { return time.Millisecond },
-		Audiences: apply.NewAudiences(e.store, e.point, e.ledger, e.keys, e.log), Pseudonym: e.keys.Pseudonym,
+		Audiences: apply.NewAudiences(apply.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log}), Pseudonym: e.keys.Pseudonym,
 		Destinations: []delivery.Destination{
 			{Name: "ads", Sender: &delivery.Webhook{URL: adsHook.URL, Secret: secret}, Audiences: []delivery.Audience{sports}},
 			{Name: "orchestrator", Sender: &delivery.Webhook{URL: orchHook.URL, Secret: secret}},
@@ -197,11 +197,11 @@ func TestAudienceIdentified(t *testing.T) {
 		Description: catalog.Text{"zh-CN": "名单", "en": "Named list"}})
 	cat.Index()
 	e.point.SetCatalog(cat)
-	svc, err := apply.New(e.store, e.point, e.ledger, e.keys, e.log, apply.Options{})
+	svc, err := apply.New(apply.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log}, apply.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	aud := apply.NewAudiences(e.store, e.point, e.ledger, e.keys, e.log)
+	aud := apply.NewAudiences(apply.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log})
 	aud.Assessments = svc
 	rc := &receiver{ids: map[string]int{}}
 	hook := httptest.NewServer(rc)

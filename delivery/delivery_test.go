@@ -129,10 +129,10 @@ func newEnvOn(t *testing.T, pg bool) *env {
 	if e.log, err = audit.New("portrait.test/log", e.keys.LogKey()); err != nil {
 		t.Fatal(err)
 	}
-	if e.ledger, err = consent.New(e.store, point, e.log, e.keys, consent.Options{}); err != nil {
+	if e.ledger, err = consent.New(consent.Deps{Store: e.store, Point: point, Log: e.log, Keys: e.keys}, consent.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	if e.rights, err = rights.New(e.store, point, e.ledger, e.keys, e.log, rights.Options{}); err != nil {
+	if e.rights, err = rights.New(rights.Deps{Store: e.store, Point: point, Ledger: e.ledger, Keys: e.keys, Log: e.log}, rights.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	return e

@@ -113,7 +113,7 @@ func Open(c *keys.Cipher, v portrait.LabelValue) (Stored, error) {
 
 // Engine derives and stores labels. It is safe for concurrent use.
 type Engine struct {
-	store  portrait.Store
+	store  Store
 	point  *policy.Point
 	ledger *consent.Ledger
 	keys   *keys.Keyring
@@ -132,7 +132,8 @@ type Engine struct {
 // New returns an Engine over store. The catalog is the point's, read at
 // each call, so a reloaded catalog (a new label version) takes effect on
 // the next derivation.
-func New(store portrait.Store, point *policy.Point, ledger *consent.Ledger, ks *keys.Keyring, log *audit.Log, opts Options) (*Engine, error) {
+func New(d Deps, opts Options) (*Engine, error) {
+	store, point, ledger, ks, log := d.Store, d.Point, d.Ledger, d.Keys, d.Log
 	if store == nil || point == nil || ledger == nil || ks == nil || log == nil {
 		return nil, errors.New("derive: store, decision point, ledger, keyring and audit log are all required")
 	}

@@ -95,13 +95,13 @@ func newEnvOn(tb testing.TB, open func(testing.TB) portrait.Store) *env {
 	if e.log, err = audit.New("portrait.test/log", e.keys.LogKey()); err != nil {
 		tb.Fatal(err)
 	}
-	if e.ledger, err = consent.New(e.store, e.point, e.log, e.keys, consent.Options{Now: e.clock}); err != nil {
+	if e.ledger, err = consent.New(consent.Deps{Store: e.store, Point: e.point, Log: e.log, Keys: e.keys}, consent.Options{Now: e.clock}); err != nil {
 		tb.Fatal(err)
 	}
-	if e.eng, err = derive.New(e.store, e.point, e.ledger, e.keys, e.log, derive.Options{Now: e.clock}); err != nil {
+	if e.eng, err = derive.New(derive.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log}, derive.Options{Now: e.clock}); err != nil {
 		tb.Fatal(err)
 	}
-	e.in = ingest.New(e.store, e.point, e.ledger, e.keys, e.log, ingest.Options{Now: e.clock,
+	e.in = ingest.New(ingest.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log}, ingest.Options{Now: e.clock,
 		OnStored: func(ctx context.Context, ps []portrait.Pseudonym) {
 			s, err := e.eng.Subjects(ctx, ps)
 			if err != nil {
@@ -365,7 +365,7 @@ func TestBatch(t *testing.T) {
 				evs = append(evs, purchase(id, float64(10+i*j), e.now.Add(-time.Duration(i*24+j)*time.Hour)))
 			}
 		}
-		e.in = ingest.New(e.store, e.point, e.ledger, e.keys, e.log, ingest.Options{Now: e.clock}) // no incremental hook
+		e.in = ingest.New(ingest.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log}, ingest.Options{Now: e.clock}) // no incremental hook
 		e.ingest(t, evs...)
 		var calls, lastTotal int
 		s1, err := e.eng.All(ctx, func(done, total int) { calls++; lastTotal = total })
@@ -404,7 +404,7 @@ func TestBatch(t *testing.T) {
 func TestBatchKLargerThanPopulation(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	e.in = ingest.New(e.store, e.point, e.ledger, e.keys, e.log, ingest.Options{Now: e.clock})
+	e.in = ingest.New(ingest.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log}, ingest.Options{Now: e.clock})
 	for _, id := range []string{"a", "b", "c"} {
 		e.consent(t, id, "personalization", policy.Granted)
 		e.ingest(t, purchase(id, 10, e.now.Add(-time.Hour)))
@@ -426,7 +426,7 @@ func TestBatchKLargerThanPopulation(t *testing.T) {
 func TestRFMMatchesLabel(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	e.in = ingest.New(e.store, e.point, e.ledger, e.keys, e.log, ingest.Options{Now: e.clock})
+	e.in = ingest.New(ingest.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log}, ingest.Options{Now: e.clock})
 	subjects := map[string][]label.Event{}
 	var evs []portrait.Event
 	for i := range 30 {
@@ -494,7 +494,7 @@ func TestAuditHoldsNoPersonalData(t *testing.T) {
 // labels), the work ingest's OnStored hook does; it reports the median.
 func BenchmarkIncremental(b *testing.B) {
 	e := newEnv(b)
-	e.in = ingest.New(e.store, e.point, e.ledger, e.keys, e.log, ingest.Options{Now: e.clock})
+	e.in = ingest.New(ingest.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log}, ingest.Options{Now: e.clock})
 	e.consent(b, "zed", "personalization", policy.Granted)
 	var evs []portrait.Event
 	for i := range 50 {
@@ -551,7 +551,7 @@ func (r *racingStore) Update(ctx context.Context, fn func(portrait.Tx) error) er
 func TestWithdrawalRacingDerivation(t *testing.T) {
 	eachStore(t, func(t *testing.T, e *env) {
 		e.consent(t, "erin", "personalization", policy.Granted)
-		plain := ingest.New(e.store, e.point, e.ledger, e.keys, e.log, ingest.Options{Now: e.clock})
+		plain := ingest.New(ingest.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log}, ingest.Options{Now: e.clock})
 		var items []ingest.Item
 		for _, ev := range fiveSportsViews("erin", e.now) {
 			items = append(items, ingest.Item{Event: ev})
@@ -560,7 +560,7 @@ func TestWithdrawalRacingDerivation(t *testing.T) {
 			t.Fatal(err)
 		}
 		race := &racingStore{Store: e.store, before: func() { e.consent(t, "erin", "personalization", policy.Withdrawn) }}
-		eng, err := derive.New(race, e.point, e.ledger, e.keys, e.log, derive.Options{Now: e.clock})
+		eng, err := derive.New(derive.Deps{Store: race, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log}, derive.Options{Now: e.clock})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -580,7 +580,7 @@ func TestQueue(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	q := e.eng.NewQueue(ctx, 1)
-	in := ingest.New(e.store, e.point, e.ledger, e.keys, e.log, ingest.Options{Now: e.clock, OnStored: q.Add})
+	in := ingest.New(ingest.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log}, ingest.Options{Now: e.clock, OnStored: q.Add})
 	for _, s := range []string{"fay", "gus"} {
 		e.consent(t, s, "personalization", policy.Granted)
 	}

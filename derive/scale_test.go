@@ -41,7 +41,7 @@ func BenchmarkDeriveScale(b *testing.B) {
 	e := newEnv(b)
 	e.eng.Status() // compile the catalog before timing
 	ctx := context.Background()
-	in := ingest.New(e.store, e.point, e.ledger, e.keys, e.log, ingest.Options{Now: e.clock})
+	in := ingest.New(ingest.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log}, ingest.Options{Now: e.clock})
 	setup := time.Now()
 	const chunk = 2000
 	for lo := 0; lo < n; lo += chunk {

@@ -66,11 +66,11 @@ func newEnv(tb testing.TB, now time.Time) *env {
 		tb.Fatal(err)
 	}
 	clock := func() time.Time { return now }
-	if e.ledger, err = consent.New(e.store, e.point, log, e.keys, consent.Options{Now: clock}); err != nil {
+	if e.ledger, err = consent.New(consent.Deps{Store: e.store, Point: e.point, Log: log, Keys: e.keys}, consent.Options{Now: clock}); err != nil {
 		tb.Fatal(err)
 	}
-	e.in = ingest.New(e.store, e.point, e.ledger, e.keys, log, ingest.Options{Now: clock})
-	if e.eng, err = derive.New(e.store, e.point, e.ledger, e.keys, log, derive.Options{Now: clock, PageSize: 1000}); err != nil {
+	e.in = ingest.New(ingest.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: log}, ingest.Options{Now: clock})
+	if e.eng, err = derive.New(derive.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: log}, derive.Options{Now: clock, PageSize: 1000}); err != nil {
 		tb.Fatal(err)
 	}
 	return e

@@ -127,7 +127,7 @@ type Flags interface {
 
 // Ingester is the governed intake of events.
 type Ingester struct {
-	store  portrait.Store
+	store  Store
 	point  *policy.Point
 	ledger *consent.Ledger
 	keys   *keys.Keyring
@@ -139,7 +139,8 @@ type Ingester struct {
 }
 
 // New returns an Ingester.
-func New(store portrait.Store, point *policy.Point, ledger *consent.Ledger, kr *keys.Keyring, log *audit.Log, opt Options) *Ingester {
+func New(d Deps, opt Options) *Ingester {
+	store, point, ledger, kr, log := d.Store, d.Point, d.Ledger, d.Keys, d.Log
 	if opt.MaxFuture == 0 {
 		opt.MaxFuture = 24 * time.Hour
 	}

@@ -76,11 +76,11 @@ func (e *env) setup(tb testing.TB, st portrait.Store, edit func(*catalog.Catalog
 	if e.log, err = audit.New("portrait.test/log", e.keys.LogKey()); err != nil {
 		tb.Fatal(err)
 	}
-	if e.ledger, err = consent.New(e.st, e.point, e.log, e.keys, consent.Options{}); err != nil {
+	if e.ledger, err = consent.New(consent.Deps{Store: e.st, Point: e.point, Log: e.log, Keys: e.keys}, consent.Options{}); err != nil {
 		tb.Fatal(err)
 	}
 	opt.Now = func() time.Time { return e.now }
-	e.in = ingest.New(e.st, e.point, e.ledger, e.keys, e.log, opt)
+	e.in = ingest.New(ingest.Deps{Store: e.st, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log}, opt)
 	return e
 }
 
@@ -330,7 +330,7 @@ func (failingTx) AppendLog(context.Context, []portrait.LogEntry) error {
 // Invariant 3: if the audit log cannot record the batch, nothing is stored.
 func TestFailClosed(t *testing.T) {
 	e := newEnv(t)
-	in := ingest.New(failingLog{e.store}, e.point, e.ledger, e.keys, e.log, ingest.Options{Now: func() time.Time { return e.now }})
+	in := ingest.New(ingest.Deps{Store: failingLog{e.store}, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log}, ingest.Options{Now: func() time.Time { return e.now }})
 	_, _, err := in.Ingest(context.Background(), operator, []ingest.Item{{Event: portrait.Event{SubjectID: "u4", Type: "view", Time: e.now, Fields: map[string]any{"item": "a"}}}})
 	if err == nil || !strings.Contains(err.Error(), "log device full") {
 		t.Fatalf("ingest with a failing log: %v", err)

@@ -21,7 +21,7 @@ func TestPriceEscalation(t *testing.T) {
 	e := newEnv(t, monitor.Options{})
 	e.population()
 	ctx := context.Background()
-	svc, err := apply.New(e.store, e.point, e.led, e.keys, e.log, apply.Options{})
+	svc, err := apply.New(apply.Deps{Store: e.store, Point: e.point, Ledger: e.led, Keys: e.keys, Log: e.log}, apply.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

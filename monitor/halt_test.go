@@ -26,7 +26,7 @@ func TestFairnessHalt(t *testing.T) {
 			ctx := context.Background()
 			e := newEnvOn(t, open(t), monitor.Options{})
 			e.population() // men approved 4 in 5, women 1 in 4
-			svc, err := apply.New(e.store, e.point, e.led, e.keys, e.log, apply.Options{})
+			svc, err := apply.New(apply.Deps{Store: e.store, Point: e.point, Ledger: e.led, Keys: e.keys, Log: e.log}, apply.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}

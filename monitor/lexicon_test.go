@@ -23,7 +23,7 @@ func TestLexiconFlag(t *testing.T) {
 	eachStore(t, func(t *testing.T, open func(*testing.T) portrait.Store) {
 		ctx := context.Background()
 		e := newEnvOn(t, open(t), monitor.Options{})
-		in := ingest.New(e.store, e.point, e.led, e.keys, e.log, ingest.Options{Flags: e.mon})
+		in := ingest.New(ingest.Deps{Store: e.store, Point: e.point, Ledger: e.led, Keys: e.keys, Log: e.log}, ingest.Options{Flags: e.mon})
 		send := func(item string) {
 			t.Helper()
 			res, _, err := in.Ingest(ctx, operator, []ingest.Item{{Event: portrait.Event{SubjectID: "s1", Type: "view", Time: e.now.Add(-time.Minute),

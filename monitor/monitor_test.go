@@ -72,12 +72,12 @@ func newEnvOn(t testing.TB, store portrait.Store, opts monitor.Options) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ledger, err := consent.New(store, point, log, kr, consent.Options{})
+	ledger, err := consent.New(consent.Deps{Store: store, Point: point, Log: log, Keys: kr}, consent.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	in := ingest.New(store, point, ledger, kr, log, ingest.Options{Logger: logger})
+	in := ingest.New(ingest.Deps{Store: store, Point: point, Ledger: ledger, Keys: kr, Log: log}, ingest.Options{Logger: logger})
 	opts.Logger = logger
 	mon, err := monitor.New(monitor.Deps{Store: store, Point: point, Keys: kr, Log: log}, opts)
 	if err != nil {

@@ -112,11 +112,11 @@ func newEnv(tb testing.TB, open backend) *env {
 	if e.log, err = audit.New("portrait.test/log", kr.LogKey()); err != nil {
 		tb.Fatal(err)
 	}
-	ledger, err := consent.New(store, e.point, e.log, kr, consent.Options{})
+	ledger, err := consent.New(consent.Deps{Store: store, Point: e.point, Log: e.log, Keys: kr}, consent.Options{})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if e.apply, err = apply.New(store, e.point, ledger, kr, e.log, apply.Options{Now: e.clock.Now}); err != nil {
+	if e.apply, err = apply.New(apply.Deps{Store: store, Point: e.point, Ledger: ledger, Keys: kr, Log: e.log}, apply.Options{Now: e.clock.Now}); err != nil {
 		tb.Fatal(err)
 	}
 	e.svc = e.start(tb)

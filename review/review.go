@@ -43,7 +43,7 @@ type Options struct {
 
 // Service runs human review.
 type Service struct {
-	store  portrait.Store
+	store  Store
 	point  *policy.Point
 	ledger *consent.Ledger
 	keys   *keys.Keyring
@@ -52,7 +52,8 @@ type Service struct {
 }
 
 // New returns a review Service.
-func New(store portrait.Store, point *policy.Point, ledger *consent.Ledger, ks *keys.Keyring, log *audit.Log, opts Options) (*Service, error) {
+func New(d Deps, opts Options) (*Service, error) {
+	store, point, ledger, ks, log := d.Store, d.Point, d.Ledger, d.Keys, d.Log
 	if store == nil || point == nil || ledger == nil || ks == nil || log == nil {
 		return nil, errors.New("review: store, decision point, ledger, keyring and audit log are all required")
 	}

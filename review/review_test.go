@@ -83,16 +83,16 @@ func newEnvOn(t *testing.T, open func(*testing.T) portrait.Store) *env {
 	kr, _ := keys.New(master)
 	point := policy.New(cat)
 	log, _ := audit.New("portrait.test/log", kr.LogKey())
-	ledger, err := consent.New(store, point, log, kr, consent.Options{})
+	ledger, err := consent.New(consent.Deps{Store: store, Point: point, Log: log, Keys: kr}, consent.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e := &env{store: store, keys: kr, ledger: ledger, now: time.Now()}
-	e.in = ingest.New(store, point, ledger, kr, log, ingest.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if e.apply, err = apply.New(store, point, ledger, kr, log, apply.Options{}); err != nil {
+	e.in = ingest.New(ingest.Deps{Store: store, Point: point, Ledger: ledger, Keys: kr, Log: log}, ingest.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if e.apply, err = apply.New(apply.Deps{Store: store, Point: point, Ledger: ledger, Keys: kr, Log: log}, apply.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	if e.review, err = review.New(store, point, ledger, kr, log, review.Options{Now: func() time.Time { return e.now }}); err != nil {
+	if e.review, err = review.New(review.Deps{Store: store, Point: point, Ledger: ledger, Keys: kr, Log: log}, review.Options{Now: func() time.Time { return e.now }}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := e.apply.Assess(ctx, admin, "credit_limit", demo.Answers()); err != nil {

@@ -118,13 +118,13 @@ func newEnvOn(t testing.TB, open backend, opts rights.Options) *env {
 	if e.log, err = audit.New("portrait.test/log", e.keys.LogKey()); err != nil {
 		t.Fatal(err)
 	}
-	if e.ledger, err = consent.New(e.store, e.point, e.log, e.keys, consent.Options{}); err != nil {
+	if e.ledger, err = consent.New(consent.Deps{Store: e.store, Point: e.point, Log: e.log, Keys: e.keys}, consent.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	e.in = ingest.New(e.store, e.point, e.ledger, e.keys, e.log, ingest.Options{Logger: logger})
+	e.in = ingest.New(ingest.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log}, ingest.Options{Logger: logger})
 	opts.Logger = logger
-	if e.svc, err = rights.New(e.store, e.point, e.ledger, e.keys, e.log, opts); err != nil {
+	if e.svc, err = rights.New(rights.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log}, opts); err != nil {
 		t.Fatal(err)
 	}
 	return e
@@ -413,7 +413,7 @@ func TestErase(t *testing.T) {
 	eachStore(t, rights.Options{}, func(t *testing.T, e *env) {
 		ctx := context.Background()
 		var erased []string
-		e.svc, _ = rights.New(e.store, e.point, e.ledger, e.keys, e.log, rights.Options{OnErased: func(_ context.Context, p portrait.Pseudonym) { erased = append(erased, string(p)) }})
+		e.svc, _ = rights.New(rights.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log}, rights.Options{OnErased: func(_ context.Context, p portrait.Pseudonym) { erased = append(erased, string(p)) }})
 		p := e.seed(t, "alice", 20)
 		keep := e.seed(t, "bob", 2)
 		subs, _ := e.store.Subjects(ctx, []portrait.Pseudonym{portrait.Pseudonym(p)})
@@ -619,7 +619,7 @@ func TestCasesAndDeadlines(t *testing.T) {
 			t.Errorf("%+v after %v: %v, want %v", tc.d, fri, got, tc.want)
 		}
 	}
-	if _, err := rights.New(nil, nil, nil, nil, nil, rights.Options{}); err == nil {
+	if _, err := rights.New(rights.Deps{Store: nil, Point: nil, Ledger: nil, Keys: nil, Log: nil}, rights.Options{}); err == nil {
 		t.Error("New without dependencies")
 	}
 	clock := time.Now()
@@ -671,7 +671,7 @@ func TestCasesAndDeadlines(t *testing.T) {
 		if od, _ := e.svc.Overdue(ctx); len(od) != 0 {
 			t.Errorf("closed case still overdue: %+v", od)
 		}
-		if _, err := rights.New(e.store, e.point, e.ledger, e.keys, e.log, rights.Options{Jurisdiction: "mars"}); err == nil {
+		if _, err := rights.New(rights.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log}, rights.Options{Jurisdiction: "mars"}); err == nil {
 			t.Error("unknown jurisdiction accepted")
 		}
 	})
@@ -783,11 +783,11 @@ func TestAccessDecisions(t *testing.T) {
 		if _, sum, err := e.in.Ingest(ctx, operator, prof); err != nil || sum.Accepted != 1 {
 			t.Fatalf("ingest: %v %+v", err, sum)
 		}
-		ap, err := apply.New(e.store, e.point, e.ledger, e.keys, e.log, apply.Options{})
+		ap, err := apply.New(apply.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log}, apply.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		rv, err := review.New(e.store, e.point, e.ledger, e.keys, e.log, review.Options{})
+		rv, err := review.New(review.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log}, review.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -123,30 +123,30 @@ func newHarnessOn(t testing.TB, store portrait.Store, opts ...func(*server.Confi
 	if err != nil {
 		t.Fatal(err)
 	}
-	ledger, err := consent.New(store, point, log, kr, consent.Options{})
+	ledger, err := consent.New(consent.Deps{Store: store, Point: point, Log: log, Keys: kr}, consent.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	logs := new(logBuffer)
 	logger := slog.New(slog.NewTextHandler(logs, nil))
-	in := ingest.New(store, point, ledger, kr, log, ingest.Options{Logger: logger})
+	in := ingest.New(ingest.Deps{Store: store, Point: point, Ledger: ledger, Keys: kr, Log: log}, ingest.Options{Logger: logger})
 	mon, err := monitor.New(monitor.Deps{Store: store, Point: point, Keys: kr, Log: log}, monitor.Options{Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rs, err := rights.New(store, point, ledger, kr, log, rights.Options{Logger: logger})
+	rs, err := rights.New(rights.Deps{Store: store, Point: point, Ledger: ledger, Keys: kr, Log: log}, rights.Options{Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ap, err := apply.New(store, point, ledger, kr, log, apply.Options{})
+	ap, err := apply.New(apply.Deps{Store: store, Point: point, Ledger: ledger, Keys: kr, Log: log}, apply.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rv, err := review.New(store, point, ledger, kr, log, review.Options{})
+	rv, err := review.New(review.Deps{Store: store, Point: point, Ledger: ledger, Keys: kr, Log: log}, review.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	deriver, err := derive.New(store, point, ledger, kr, log, derive.Options{Logger: logger})
+	deriver, err := derive.New(derive.Deps{Store: store, Point: point, Ledger: ledger, Keys: kr, Log: log}, derive.Options{Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +156,7 @@ func newHarnessOn(t testing.TB, store portrait.Store, opts ...func(*server.Confi
 	}
 	cfg := server.Config{Store: store, Point: point, Ledger: ledger, Keys: kr, Log: log, Ingester: in, Logger: logger, Monitor: mon,
 		Apply: ap, Review: rv, Oversight: ov,
-		Deriver: deriver, Audiences: apply.NewAudiences(store, point, ledger, kr, log),
+		Deriver: deriver, Audiences: apply.NewAudiences(apply.Deps{Store: store, Point: point, Ledger: ledger, Keys: kr, Log: log}),
 		Rights: rs, Demo: true, DemoSubjects: []string{"demo-alice", "demo-bob"}}
 	for _, o := range opts {
 		o(&cfg)

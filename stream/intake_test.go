@@ -70,11 +70,11 @@ func node(t *testing.T, store portrait.Store, kr *keys.Keyring) (*ingest.Ingeste
 	if err != nil {
 		t.Fatal(err)
 	}
-	ledger, err := consent.New(store, point, log, kr, consent.Options{})
+	ledger, err := consent.New(consent.Deps{Store: store, Point: point, Log: log, Keys: kr}, consent.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return ingest.New(store, point, ledger, kr, log, ingest.Options{}), ledger
+	return ingest.New(ingest.Deps{Store: store, Point: point, Ledger: ledger, Keys: kr, Log: log}, ingest.Options{}), ledger
 }
 
 func onEachStore(t *testing.T, f func(t *testing.T, store portrait.Store)) {

@@ -245,13 +245,13 @@ func newApp(ctx context.Context, cat *catalog.Catalog, store portrait.Store, kr 
 		logger.Info("audit log checked", "entries", res.Entries, "signed_checkpoint", res.Checkpoint, "seconds", res.Elapsed.Seconds())
 	}
 	a.log.OnTamper(a.tamperAlert)
-	if a.ledger, err = consent.New(store, a.point, a.log, kr, consent.Options{}); err != nil {
+	if a.ledger, err = consent.New(consent.Deps{Store: store, Point: a.point, Log: a.log, Keys: kr}, consent.Options{}); err != nil {
 		return nil, err
 	}
 	if _, err := a.ledger.States(ctx, nil); err != nil {
 		return nil, fmt.Errorf("load governance state: %w", err)
 	}
-	if a.deriver, err = derive.New(store, a.point, a.ledger, kr, a.log, derive.Options{Logger: logger}); err != nil {
+	if a.deriver, err = derive.New(derive.Deps{Store: store, Point: a.point, Ledger: a.ledger, Keys: kr, Log: a.log}, derive.Options{Logger: logger}); err != nil {
 		return nil, err
 	}
 	// The export lists the destinations the subject's data was delivered
@@ -259,14 +259,14 @@ func newApp(ctx context.Context, cat *catalog.Catalog, store portrait.Store, kr 
 	delivered := func(ctx context.Context, p portrait.Pseudonym) ([]rights.DeliveredEntry, error) {
 		return delivery.Recipients(ctx, store, a.log, p)
 	}
-	if a.rights, err = rights.New(store, a.point, a.ledger, kr, a.log, rights.Options{Logger: logger, OnErased: opt.onErased(logger), Delivered: delivered}); err != nil {
+	if a.rights, err = rights.New(rights.Deps{Store: store, Point: a.point, Ledger: a.ledger, Keys: kr, Log: a.log}, rights.Options{Logger: logger, OnErased: opt.onErased(logger), Delivered: delivered}); err != nil {
 		return nil, err
 	}
 	// apply tells the monitor what each recommendation showed (FB-2); the
 	// monitor may halt a pricing use-case through apply (FP-1). The closure
 	// breaks the construction cycle.
 	observe := func(uc string, ps portrait.Pseudonym, items, cats []string) { a.monitor.Observe(uc, ps, items, cats) }
-	if a.apply, err = apply.New(store, a.point, a.ledger, kr, a.log, apply.Options{Assessments: opt.Assessments, Observe: observe}); err != nil {
+	if a.apply, err = apply.New(apply.Deps{Store: store, Point: a.point, Ledger: a.ledger, Keys: kr, Log: a.log}, apply.Options{Assessments: opt.Assessments, Observe: observe}); err != nil {
 		return nil, err
 	}
 	a.monitorEvery = time.Hour
@@ -280,9 +280,9 @@ func newApp(ctx context.Context, cat *catalog.Catalog, store portrait.Store, kr 
 	// the labels it touched right after, each subject once (or, with
 	// --cluster, the bucket's owner does).
 	a.onStored = a.deriver.NewQueue(ctx, 100_000).Add
-	a.ingest = ingest.New(store, a.point, a.ledger, kr, a.log, ingest.Options{Logger: logger,
+	a.ingest = ingest.New(ingest.Deps{Store: store, Point: a.point, Ledger: a.ledger, Keys: kr, Log: a.log}, ingest.Options{Logger: logger,
 		OnStored: func(ctx context.Context, ps []portrait.Pseudonym) { a.onStored(ctx, ps) }, Flags: a.monitor})
-	if a.review, err = review.New(store, a.point, a.ledger, kr, a.log, review.Options{}); err != nil {
+	if a.review, err = review.New(review.Deps{Store: store, Point: a.point, Ledger: a.ledger, Keys: kr, Log: a.log}, review.Options{}); err != nil {
 		return nil, err
 	}
 	ov, err := oversight.New(ctx, oversight.Deps{Store: store, Point: a.point, Keys: kr, Log: a.log, Apply: a.apply}, oversight.Options{Operator: opt.Operator})
@@ -291,7 +291,7 @@ func newApp(ctx context.Context, cat *catalog.Catalog, store portrait.Store, kr 
 	}
 	a.oversight = ov
 	a.staff = apikey.New(store, a.log, apikey.Options{Logger: logger})
-	audiences := apply.NewAudiences(store, a.point, a.ledger, kr, a.log)
+	audiences := apply.NewAudiences(apply.Deps{Store: store, Point: a.point, Ledger: a.ledger, Keys: kr, Log: a.log})
 	audiences.Assessments = a.apply
 	if len(opt.Destinations) > 0 {
 		a.deliveries = &delivery.Dispatcher{Store: store, Audit: a.log, Destinations: opt.Destinations, Logger: logger,

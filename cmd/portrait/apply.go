@@ -56,7 +56,7 @@ func assess(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer done()
-	svc, err := apply.New(a.store, a.point, a.ledger, a.keys, a.log, apply.Options{Assessments: *dir})
+	svc, err := apply.New(apply.Deps{Store: a.store, Point: a.point, Ledger: a.ledger, Keys: a.keys, Log: a.log}, apply.Options{Assessments: *dir})
 	if err != nil {
 		return err
 	}

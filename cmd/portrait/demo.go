@@ -306,7 +306,7 @@ func seedCDNOW(ctx context.Context, a *app, stdout io.Writer) error {
 		return err
 	}
 	fmt.Fprintln(stdout, "Importing the CDNOW purchase log …")
-	in := ingest.New(a.store, a.point, a.ledger, a.keys, a.log, ingest.Options{Logger: a.logger})
+	in := ingest.New(ingest.Deps{Store: a.store, Point: a.point, Ledger: a.ledger, Keys: a.keys, Log: a.log}, ingest.Options{Logger: a.logger})
 	rep, err := importer.Import(ctx, in, cat, policy.Caller{Role: policy.Operator, ID: "demo-import"}, r, o)
 	if err != nil {
 		return err

@@ -211,7 +211,7 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (er
 	o.Progress = func(rows int) { pb.set(min(rows, total), total) }
 	// Rows go through the governed intake; labels are derived once at the
 	// end (--derive), not after every batch.
-	in := ingest.New(a.store, a.point, a.ledger, a.keys, a.log, ingest.Options{Logger: a.logger})
+	in := ingest.New(ingest.Deps{Store: a.store, Point: a.point, Ledger: a.ledger, Keys: a.keys, Log: a.log}, ingest.Options{Logger: a.logger})
 	start := time.Now()
 	rep, err := importer.Import(ctx, in, cat, policy.Caller{Role: policy.Operator, ID: "import"}, r, o)
 	pb.end()
