@@ -31,3 +31,6 @@ type Store interface {
 	Subjects(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym]portrait.SubjectKey, error)
 	Suspensions(ctx context.Context) ([]policy.Suspension, error)
 }
+
+// Any portrait.Store serves.
+var _ Store = portrait.Store(nil)

@@ -36,3 +36,6 @@ type Store interface {
 	States(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym]*policy.State, error)
 	Subjects(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym]portrait.SubjectKey, error)
 }
+
+// Any portrait.Store serves.
+var _ Store = portrait.Store(nil)

@@ -21,7 +21,7 @@ import (
 
 // Deps are the parts of Portrait a Monitor works through.
 type Deps struct {
-	Store portrait.Store
+	Store Store
 	Point *policy.Point
 	Keys  *keys.Keyring
 	Log   *audit.Log

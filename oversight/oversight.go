@@ -35,7 +35,7 @@ const NoSubject = "-"
 // Deps are the parts of Portrait the service reads. Apply is optional: without
 // it the filing lists no assessments on record.
 type Deps struct {
-	Store portrait.Store
+	Store Store
 	Point *policy.Point
 	Keys  *keys.Keyring
 	Log   *audit.Log
@@ -65,7 +65,7 @@ type Options struct {
 // Service builds the oversight documents and keeps breaches and reports.
 // It is safe for concurrent use.
 type Service struct {
-	store portrait.Store
+	store Store
 	point *policy.Point
 	keys  *keys.Keyring
 	log   *audit.Log

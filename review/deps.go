@@ -31,3 +31,6 @@ type Store interface {
 	Reviews(ctx context.Context, status string) ([]portrait.Review, error)
 	Subjects(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym]portrait.SubjectKey, error)
 }
+
+// Any portrait.Store serves.
+var _ Store = portrait.Store(nil)
