@@ -62,8 +62,15 @@ type Service struct {
 	touched map[string]time.Time // key id → last use recorded from this node
 }
 
-// New returns a Service over store, recording in log.
-func New(store Store, log *audit.Log, opts Options) *Service {
+// Deps are what a Service is built from.
+type Deps struct {
+	Store Store
+	Log   *audit.Log
+}
+
+// New returns a Service over d.Store, recording in d.Log.
+func New(d Deps, opts Options) *Service {
+	store, log := d.Store, d.Log
 	if opts.Roles == nil {
 		opts.Roles = CompanyRoles
 	}

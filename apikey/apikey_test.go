@@ -80,7 +80,7 @@ func onEachStore(t *testing.T, f func(t *testing.T, e env)) {
 				t.Fatal(err)
 			}
 			c := &clock{t: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)}
-			f(t, env{store: s, svc: apikey.New(s, log, apikey.Options{Now: c.now}), log: log, clock: c})
+			f(t, env{store: s, svc: apikey.New(apikey.Deps{Store: s, Log: log}, apikey.Options{Now: c.now}), log: log, clock: c})
 		})
 	}
 }
@@ -294,7 +294,7 @@ func TestRegister(t *testing.T) {
 			t.Errorf("revoked bootstrap key: %v", err)
 		}
 		// A regulator node's own roles are role strings like any other.
-		reg := apikey.New(e.store, e.log, apikey.Options{Roles: []policy.Role{"regulator-admin", "inspector"}})
+		reg := apikey.New(apikey.Deps{Store: e.store, Log: e.log}, apikey.Options{Roles: []policy.Role{"regulator-admin", "inspector"}})
 		if err := reg.Register(ctx, sys, "receiver/acme", "receiver", apikey.Hash("r"), time.Time{}); err != nil {
 			t.Errorf("a receiver key by hash: %v", err)
 		}
@@ -332,7 +332,7 @@ func BenchmarkAuthenticate(b *testing.B) {
 			rand.Read(master)
 			kr, _ := keys.New(master)
 			log, _ := audit.New("portrait.test/log", kr.LogKey())
-			svc := apikey.New(s, log, apikey.Options{})
+			svc := apikey.New(apikey.Deps{Store: s, Log: log}, apikey.Options{})
 			k, err := svc.Create(ctx, admin, "risk/alice", policy.Reviewer, 0)
 			if err != nil {
 				b.Fatal(err)

@@ -140,7 +140,7 @@ func New(cfg Config) *Server {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.Staff == nil {
-		cfg.Staff = apikey.New(cfg.Store, cfg.Log, apikey.Options{Logger: cfg.Logger})
+		cfg.Staff = apikey.New(apikey.Deps{Store: cfg.Store, Log: cfg.Log}, apikey.Options{Logger: cfg.Logger})
 	}
 	if cfg.IdleTimeout == 0 {
 		cfg.IdleTimeout = DefaultIdleTimeout

@@ -290,7 +290,7 @@ func newApp(ctx context.Context, cat *catalog.Catalog, store portrait.Store, kr 
 		return nil, err
 	}
 	a.oversight = ov
-	a.staff = apikey.New(store, a.log, apikey.Options{Logger: logger})
+	a.staff = apikey.New(apikey.Deps{Store: store, Log: a.log}, apikey.Options{Logger: logger})
 	audiences := apply.NewAudiences(apply.Deps{Store: store, Point: a.point, Ledger: a.ledger, Keys: kr, Log: a.log})
 	audiences.Assessments = a.apply
 	if len(opt.Destinations) > 0 {

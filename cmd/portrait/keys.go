@@ -160,5 +160,5 @@ func (f storeFlags) openKeys(ctx context.Context, stderr io.Writer) (*apikey.Ser
 		store.Close()
 		return nil, nil, err
 	}
-	return apikey.New(store, log, apikey.Options{Logger: logger}), func() { store.Close() }, nil
+	return apikey.New(apikey.Deps{Store: store, Log: log}, apikey.Options{Logger: logger}), func() { store.Close() }, nil
 }
