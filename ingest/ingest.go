@@ -308,7 +308,7 @@ type batch struct {
 	events      []portrait.StoredEvent
 	eventIdx    []int
 	profile     map[portrait.Pseudonym][]portrait.ProfileValue
-	grants      map[string]policy.Grant
+	grants      map[portrait.Pseudonym]policy.Grant
 	digest      hash.Hash
 }
 
@@ -331,11 +331,11 @@ func (in *Ingester) prepare(ctx context.Context, r subjectReader, caller policy.
 		return nil, fmt.Errorf("ingest: load subjects: %w", err)
 	}
 	states := maps.Clone(decidedOn)
-	b := &batch{part: part, states: states, decidedOn: decidedOn, grants: make(map[string]policy.Grant), digest: sha256.New(),
+	b := &batch{part: part, states: states, decidedOn: decidedOn, grants: make(map[portrait.Pseudonym]policy.Grant), digest: sha256.New(),
 		events: make([]portrait.StoredEvent, 0, len(part)), eventIdx: make([]int, 0, len(part))}
-	ciphers := make(map[string]*keys.Cipher, len(pseudonyms))
+	ciphers := make(map[portrait.Pseudonym]*keys.Cipher, len(pseudonyms))
 	for _, p := range part {
-		if _, ok := ciphers[string(p.pseudonym)]; ok {
+		if _, ok := ciphers[p.pseudonym]; ok {
 			continue
 		}
 		var c *keys.Cipher
@@ -349,7 +349,7 @@ func (in *Ingester) prepare(ctx context.Context, r subjectReader, caller policy.
 		if err != nil {
 			return nil, fmt.Errorf("ingest: subject key: %w", err)
 		}
-		ciphers[string(p.pseudonym)] = c
+		ciphers[p.pseudonym] = c
 	}
 
 	names := make([]string, 0, 8)
@@ -423,7 +423,7 @@ func (in *Ingester) prepare(ctx context.Context, r subjectReader, caller policy.
 		if err != nil {
 			return nil, fmt.Errorf("ingest: encode fields: %w", err)
 		}
-		c := ciphers[string(p.pseudonym)]
+		c := ciphers[p.pseudonym]
 		ev := portrait.StoredEvent{
 			Grant: grant, Pseudonym: p.pseudonym, Type: p.event.Type, Time: p.event.Time,
 			Sealed: c.Seal(plain, keys.EventAD(p.pseudonym)), Expires: expires,
@@ -446,7 +446,7 @@ func (in *Ingester) prepare(ctx context.Context, r subjectReader, caller policy.
 				Field: name, Sealed: c.Seal(enc, keys.ProfileAD(p.pseudonym, name)), Source: "event",
 				Updated: p.event.Time, Expires: p.event.Time.Add(time.Duration(f.Retention)),
 			})
-			b.grants[string(p.pseudonym)] = grant
+			b.grants[p.pseudonym] = grant
 		}
 		h := sha256.Sum256(plain)
 		fmt.Fprintf(b.digest, "%s\t%d\taccepted\t%x\n", p.pseudonym, p.index, h[:8])
@@ -496,7 +496,7 @@ func (in *Ingester) commit(ctx context.Context, caller policy.Caller, now time.T
 			}
 		}
 		for ps, vals := range b.profile {
-			if err := tx.PutProfile(ctx, b.grants[string(ps)], vals); err != nil {
+			if err := tx.PutProfile(ctx, b.grants[ps], vals); err != nil {
 				return err
 			}
 		}
