@@ -271,7 +271,7 @@ func TestRightsErasureAPI(t *testing.T) {
 		}
 		var entry map[string]any
 		h.do("GET", fmt.Sprintf("/v1/log/entries/%d", first.Receipt.LogIndex), "", "", nil, &entry)
-		if entry["kind"] != "erasure" || entry["subject"] != p {
+		if entry["kind"] != "erasure" || entry["subject"] != string(p) {
 			t.Errorf("log entry %d: %v", first.Receipt.LogIndex, entry)
 		}
 		var prob problem
