@@ -1,6 +1,9 @@
 package rules
 
-import "strings"
+import (
+	"slices"
+	"strings"
+)
 
 // term is one spelling of a lexicon entry in normal form.
 type term struct {
@@ -40,6 +43,23 @@ func (p *Pack) compile() {
 	for _, a := range p.Allow {
 		p.allow = append(p.allow, Fold(a), Normalize(a))
 	}
+	p.automata()
+}
+
+// automata builds the automata that find p.terms.
+func (p *Pack) automata() {
+	p.anywhereTerm, p.wordTerm = nil, nil
+	var anywhere, words []string
+	for i, t := range p.terms {
+		if t.word {
+			words = append(words, t.norm)
+			p.wordTerm = append(p.wordTerm, int32(i))
+		} else {
+			anywhere = append(anywhere, t.norm)
+			p.anywhereTerm = append(p.anywhereTerm, int32(i))
+		}
+	}
+	p.anywhere, p.words = newAutomaton(anywhere), newAutomaton(words)
 }
 
 // Hit is a lexicon entry found in a text.
@@ -54,6 +74,11 @@ type Hit struct {
 // dropped, separators removed), each entry once, in lexicon order. Chinese
 // and pinyin terms match anywhere; English terms match whole words, however
 // separators split them.
+//
+// The terms are found by two automata built when the pack is opened, one
+// over the compact text for Chinese and pinyin terms and one over the
+// words run together for English terms, so a text costs its length plus
+// its hits whatever the size of the lexicon.
 func (p *Pack) Match(text string) []Hit {
 	folded := Fold(text)
 	for _, a := range p.allow {
@@ -67,25 +92,75 @@ func (p *Pack) Match(text string) []Hit {
 			compact = strings.ReplaceAll(compact, a, "")
 		}
 	}
-	ws := words(folded)
+	if p.anywhere == nil {
+		return nil // a pack not opened has no terms
+	}
+	var found []int32
+	p.anywhere.find(compact, func(t int32, _ int) bool {
+		found = append(found, p.anywhereTerm[t])
+		return true
+	})
+	if p.wordTerm != nil {
+		found = p.findWords(folded, found)
+	}
+	if len(found) == 0 {
+		return nil
+	}
+	// Terms are in lexicon order, an entry's spellings together: the
+	// first spelling found of each entry names it, as the search per term
+	// did.
+	slices.Sort(found)
 	var hits []Hit
-	seen := map[*Entry]bool{}
-	for _, t := range p.terms {
-		if seen[t.entry] {
+	var last *Entry
+	for i, t := range found {
+		if i > 0 && found[i-1] == t {
 			continue
 		}
-		found := false
-		if t.word {
-			found = wordHit(ws, t.norm)
-		} else {
-			found = strings.Contains(compact, t.norm)
+		e := p.terms[t].entry
+		if e == last || slices.ContainsFunc(hits, func(h Hit) bool { return h.Entry == e }) {
+			continue
 		}
-		if found {
-			seen[t.entry] = true
-			hits = append(hits, Hit{Entry: t.entry, Term: t.text})
-		}
+		last = e
+		hits = append(hits, Hit{Entry: e, Term: p.terms[t].text})
 	}
 	return hits
+}
+
+// findWords appends to found the English terms that appear in folded as
+// whole words (wordHit's rule): the term, its spaces removed, occurs in
+// the words run together starting where a word starts, and ends where a
+// word ends or is followed by "s" or "es" that end one.
+func (p *Pack) findWords(folded string, found []int32) []int32 {
+	ws := words(folded)
+	if len(ws) == 0 {
+		return found
+	}
+	n := 0
+	for _, w := range ws {
+		n += len(w)
+	}
+	joined := make([]byte, 0, n)
+	// bound[i] says whether a word starts (1) or ends (2) at offset i.
+	bound := make([]uint8, n+1)
+	for _, w := range ws {
+		bound[len(joined)] |= 1
+		joined = append(joined, w...)
+		bound[len(joined)] |= 2
+	}
+	j := string(joined)
+	p.words.find(j, func(t int32, start int) bool {
+		if bound[start]&1 == 0 {
+			return true
+		}
+		end := start + p.words.length[t]
+		if bound[end]&2 != 0 ||
+			end+1 <= n && j[end] == 's' && bound[end+1]&2 != 0 ||
+			end+2 <= n && j[end:end+2] == "es" && bound[end+2]&2 != 0 {
+			found = append(found, p.wordTerm[t])
+		}
+		return true
+	})
+	return found
 }
 
 // Has reports whether any of hits is the entry id.

@@ -73,6 +73,39 @@ func Simplify(s string) string {
 // Separators are kept, as single spaces, so that English words keep their
 // boundaries.
 func Fold(s string) string {
+	if ascii(s) {
+		return foldASCII(s)
+	}
+	return foldUnicode(s)
+}
+
+// foldASCII is Fold for ASCII text, where NFKC, NFD and NFC change
+// nothing, no character is traditional and none is a combining mark: only
+// case folding and separators are left. Most values an event carries
+// (ids, categories) are ASCII, and the Unicode passes were most of a
+// match.
+func foldASCII(s string) string {
+	b := make([]byte, 0, len(s))
+	space := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if 'a' <= c && c <= 'z' || '0' <= c && c <= '9' {
+			if space && len(b) > 0 {
+				b = append(b, ' ')
+			}
+			space = false
+			b = append(b, c)
+		} else {
+			space = true
+		}
+	}
+	return string(b)
+}
+
+func foldUnicode(s string) string {
 	s = norm.NFKC.String(s)
 	s = Simplify(s)
 	s = strings.ToLower(s)

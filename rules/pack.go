@@ -63,6 +63,11 @@ type Pack struct {
 	entries map[string]*Entry
 	terms   []term
 	allow   []string // folded and compact forms
+	// The automata finding the terms (match.go): anywhere over compact
+	// text (Chinese, pinyin), words over whole words (English); their
+	// term i is terms[anywhereTerm[i]] and terms[wordTerm[i]].
+	anywhere, words        *automaton
+	anywhereTerm, wordTerm []int32
 }
 
 // Entry is one lexicon entry: a thing that may not be named (or is a
