@@ -26,10 +26,23 @@ func (l *Ledger) State(ctx context.Context, pseudonym portrait.Pseudonym) (*poli
 // The returned states are shared with the cache and other callers: do not
 // modify them.
 func (l *Ledger) States(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym]*policy.State, error) {
+	m, _, err := l.StatesAt(ctx, pseudonyms)
+	return m, err
+}
+
+// StatesAt is States, and also returns the governance generation it read
+// first: the states are at least that fresh, so a caller keeping state of
+// its own tags it with gen and needs no second read (invariant 5).
+func (l *Ledger) StatesAt(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym]*policy.State, int64, error) {
 	gen, err := l.store.Generation(ctx)
 	if err != nil {
-		return nil, failClosed("read governance generation", err)
+		return nil, 0, failClosed("read governance generation", err)
 	}
+	m, err := l.statesAt(ctx, gen, pseudonyms)
+	return m, gen, err
+}
+
+func (l *Ledger) statesAt(ctx context.Context, gen int64, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym]*policy.State, error) {
 	if err := l.refresh(ctx, gen); err != nil {
 		return nil, err
 	}
