@@ -371,7 +371,14 @@ func (e *Engine) writePopulation(ctx context.Context, c *compiled, col *collecto
 	}
 	slices.Sort(order)
 	for page := range slices.Chunk(order, e.opts.PageSize) {
-		if err := e.writePopulationPage(ctx, page, bySubject, pop, sum); err != nil {
+		p, err := e.populationPage(ctx, page, bySubject, pop)
+		if err == nil {
+			var ps Summary
+			ps, err = p.flush(ctx, e)
+			p.sum = ps
+		}
+		sum.add(p.sum)
+		if err != nil {
 			return err
 		}
 	}
@@ -384,19 +391,22 @@ type popItem struct {
 	m  *member
 }
 
-// writePopulationPage decides and writes one page of population labels.
-func (e *Engine) writePopulationPage(ctx context.Context, page []portrait.Pseudonym, bySubject map[portrait.Pseudonym][]popItem, pop *population, sum *Summary) error {
+// populationPage decides and seals one page of population labels, for
+// the writer.
+func (e *Engine) populationPage(ctx context.Context, page []portrait.Pseudonym, bySubject map[portrait.Pseudonym][]popItem, pop *population) (*pending, error) {
+	p := &pending{}
+	sum := &p.sum
 	gen, err := e.store.Generation(ctx)
 	if err != nil {
-		return fmt.Errorf("derive: %w", err)
+		return p, fmt.Errorf("derive: %w", err)
 	}
 	states, err := e.ledger.States(ctx, page)
 	if err != nil {
-		return fmt.Errorf("derive: %w", err)
+		return p, fmt.Errorf("derive: %w", err)
 	}
 	subs, err := e.store.Subjects(ctx, page)
 	if err != nil {
-		return fmt.Errorf("derive: load subjects: %w", err)
+		return p, fmt.Errorf("derive: load subjects: %w", err)
 	}
 	now := e.now()
 	written := map[string]bool{}
@@ -450,7 +460,8 @@ func (e *Engine) writePopulationPage(ctx context.Context, page []portrait.Pseudo
 		sum.addFailures(s.failures...)
 		work = append(work, s)
 	}
-	return e.write(ctx, work, written, sum, now, false, gen)
+	p.work, p.written, p.now, p.gen = work, written, now, gen
+	return p, nil
 }
 
 // count pages through the pseudonyms once, for the progress total.

@@ -127,6 +127,8 @@ type Engine struct {
 
 	mu     sync.Mutex
 	status Status
+
+	mem memos // incremental: what each subject's last derivation read
 }
 
 // New returns an Engine over store. The catalog is the point's, read at
@@ -347,6 +349,8 @@ type subject struct {
 	updated           map[string]time.Time // profile field → last update
 	stored            map[string]Stored
 	values            []portrait.LabelValue
+	fresh             []Stored // the values sealed into values, for the memo
+	memo              *memo    // incremental: what the last derivation read, at the current generation
 	failed, unchanged int
 	failures          []string
 }
@@ -427,7 +431,7 @@ func (e *Engine) fetch(ctx context.Context, work []*subject, now time.Time, incr
 				profGrants = append(profGrants, g)
 			}
 		}
-		if incremental {
+		if incremental && s.memo == nil {
 			for _, g := range s.grants {
 				labelGrants = append(labelGrants, g)
 				break
@@ -473,12 +477,20 @@ func (s *subject) open() error {
 	s.events = make([]label.Event, 0, len(s.rawEvents))
 	s.ids = make([]int64, 0, len(s.rawEvents))
 	for _, ev := range s.rawEvents {
+		if s.memo != nil {
+			if known, ok := s.memo.events[ev.ID]; ok {
+				s.events = append(s.events, known)
+				s.ids = append(s.ids, ev.ID)
+				s.seen = max(s.seen, ev.ID)
+				continue
+			}
+		}
 		plain, err := s.cipher.Open(ev.Sealed, []byte(s.ps))
 		if err != nil {
 			return fmt.Errorf("open event %d of %s: %w", ev.ID, s.ps, err)
 		}
-		var f map[string]any
-		if err := json.Unmarshal(plain, &f); err != nil {
+		f, err := label.DecodeFields(plain)
+		if err != nil {
 			return fmt.Errorf("decode event %d of %s: %w", ev.ID, s.ps, err)
 		}
 		s.events = append(s.events, label.Event{Type: ev.Type, Time: ev.Time, Fields: f})
@@ -498,6 +510,9 @@ func (s *subject) open() error {
 			s.profile, s.updated = map[string]any{}, map[string]time.Time{}
 		}
 		s.profile[v.Field], s.updated[v.Field] = x, v.Updated
+	}
+	if s.memo != nil {
+		s.stored = s.memo.stored // never changed: keep makes a new map
 	}
 	if s.rawLabels != nil {
 		s.stored = make(map[string]Stored, len(s.rawLabels))
@@ -585,6 +600,7 @@ func (s *subject) seal(g policy.Grant, v Stored) error {
 	if sealed == nil {
 		return fmt.Errorf("label %s: %w", v.Label, keys.ErrDestroyed)
 	}
+	s.fresh = append(s.fresh, v)
 	s.values = append(s.values, portrait.LabelValue{Grant: g, Pseudonym: s.ps, Label: v.Label, Version: v.Version,
 		Sealed: sealed, Computed: v.Computed, Expires: v.Expires})
 	return nil
@@ -625,22 +641,62 @@ func (e *Engine) Subjects(ctx context.Context, pseudonyms []portrait.Pseudonym) 
 // Subjects are read and evaluated on every CPU; the page is written in
 // one transaction.
 func (e *Engine) page(ctx context.Context, c *compiled, pseudonyms []portrait.Pseudonym, incremental bool, col *collector) (Summary, error) {
-	var sum Summary
+	p, err := e.compute(ctx, c, pseudonyms, incremental, col)
+	if err != nil {
+		return p.sum, err
+	}
+	return p.flush(ctx, e)
+}
+
+// pending is a computed page waiting for its write transaction.
+type pending struct {
+	work        []*subject
+	written     map[string]bool
+	sum         Summary
+	now         time.Time
+	incremental bool
+	gen         int64 // the governance generation the page was decided under
+}
+
+// flush writes the page and returns its summary.
+func (p *pending) flush(ctx context.Context, e *Engine) (Summary, error) {
+	err := e.write(ctx, p.work, p.written, &p.sum, p.now, p.incremental, p.gen)
+	return p.sum, err
+}
+
+// compute decides and derives one page of subjects, without writing.
+func (e *Engine) compute(ctx context.Context, c *compiled, pseudonyms []portrait.Pseudonym, incremental bool, col *collector) (*pending, error) {
+	p := &pending{incremental: incremental}
+	sum := &p.sum
 	start := time.Now()
 	now := e.now()
+	p.now = now
 	// The generation is read before the states, so that the write can
 	// tell whether any governance change committed since (invariant 5).
-	gen, err := e.store.Generation(ctx)
+	states, gen, err := e.ledger.StatesAt(ctx, pseudonyms)
 	if err != nil {
-		return sum, fmt.Errorf("derive: %w", err)
+		return p, fmt.Errorf("derive: %w", err)
 	}
-	states, err := e.ledger.States(ctx, pseudonyms)
-	if err != nil {
-		return sum, fmt.Errorf("derive: %w", err)
+	p.gen = gen
+	var mems map[portrait.Pseudonym]*memo
+	if incremental {
+		mems = e.mem.at(gen, c, pseudonyms)
 	}
-	stored, err := e.store.Subjects(ctx, pseudonyms)
-	if err != nil {
-		return sum, fmt.Errorf("derive: load subjects: %w", err)
+	stored := make(map[portrait.Pseudonym]portrait.SubjectKey, len(pseudonyms))
+	if len(mems) < len(pseudonyms) {
+		need := pseudonyms
+		if len(mems) > 0 {
+			need = slices.DeleteFunc(slices.Clone(pseudonyms), func(ps portrait.Pseudonym) bool { return mems[ps] != nil })
+		}
+		if stored, err = e.store.Subjects(ctx, need); err != nil {
+			return p, fmt.Errorf("derive: load subjects: %w", err)
+		}
+		if stored == nil {
+			stored = make(map[portrait.Pseudonym]portrait.SubjectKey, len(mems))
+		}
+	}
+	for ps, m := range mems {
+		stored[ps] = m.subj // a memo at this generation: not erased since
 	}
 	pop := e.pop.Load()
 	var work []*subject
@@ -649,7 +705,7 @@ func (e *Engine) page(ctx context.Context, c *compiled, pseudonyms []portrait.Ps
 		if !ok {
 			continue // erased or never stored: nothing to derive
 		}
-		s := &subject{ps: ps, subj: subj, grants: map[*entry]policy.Grant{}}
+		s := &subject{ps: ps, subj: subj, grants: map[*entry]policy.Grant{}, memo: mems[ps]}
 		for _, en := range c.entries {
 			g, _ := e.decide(states[ps], en)
 			if !g.Valid() {
@@ -686,7 +742,7 @@ func (e *Engine) page(ctx context.Context, c *compiled, pseudonyms []portrait.Ps
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return sum, err
+		return p, err
 	}
 	written := map[string]bool{}
 	for _, s := range work {
@@ -699,7 +755,8 @@ func (e *Engine) page(ctx context.Context, c *compiled, pseudonyms []portrait.Ps
 		}
 	}
 	sum.Compute = time.Since(start)
-	return sum, e.write(ctx, work, written, &sum, now, incremental, gen)
+	p.work, p.written = work, written
+	return p, nil
 }
 
 // chunks splits work into n runs of nearly equal length, in order.
@@ -717,7 +774,9 @@ func (e *Engine) derive(c *compiled, s *subject, pop *population, now time.Time,
 		return nil
 	}
 	var err error
-	if s.cipher, err = e.keys.Open(s.subj); err != nil {
+	if s.memo != nil {
+		s.cipher = s.memo.cipher
+	} else if s.cipher, err = e.keys.Open(s.subj); err != nil {
 		s.fail("", err)
 		return nil
 	}
@@ -786,12 +845,14 @@ func (e *Engine) write(ctx context.Context, work []*subject, written map[string]
 	var nvalues, nremoved int
 	start := time.Now()
 	defer func() { sum.Store += time.Since(start) }()
+	rechecked := false
 	err := e.store.Update(ctx, func(tx portrait.Tx) error {
 		g, err := tx.Generation(ctx)
 		if err != nil {
 			return err
 		}
 		if g != gen {
+			rechecked = true
 			if err := e.recheck(ctx, work); err != nil {
 				return err
 			}
@@ -829,6 +890,13 @@ func (e *Engine) write(ctx context.Context, work []*subject, written map[string]
 				"labels": slices.Sorted(maps.Keys(written)), "removed_labels": slices.Sorted(maps.Keys(removedIDs))}})
 		return err
 	})
+	if incremental {
+		if c, _ := e.compiled(); err == nil && !rechecked {
+			e.mem.keep(gen, c, work)
+		} else {
+			e.mem.drop(work)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("derive: store %d label values: %w", nvalues, err)
 	}

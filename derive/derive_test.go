@@ -507,18 +507,20 @@ func BenchmarkIncremental(b *testing.B) {
 		b.Fatal(err)
 	}
 	var times, compute, store []time.Duration
+	var cpu time.Duration
 	i := 0
 	for b.Loop() {
 		b.StopTimer()
 		i++
 		e.ingest(b, purchase("zed", 1, e.now.Add(-time.Duration(i)*time.Second)))
 		b.StartTimer()
-		start := time.Now()
+		start, cpu0 := time.Now(), cpuTime()
 		sum, err := e.eng.Subjects(ctx, ps)
 		if err != nil {
 			b.Fatal(err)
 		}
 		times = append(times, time.Since(start))
+		cpu += cpuTime() - cpu0
 		compute, store = append(compute, sum.Compute), append(store, sum.Store)
 	}
 	median := func(d []time.Duration) float64 {
@@ -526,6 +528,7 @@ func BenchmarkIncremental(b *testing.B) {
 		return float64(d[len(d)/2].Nanoseconds()) / 1e3
 	}
 	b.ReportMetric(median(times), "median-µs")
+	b.ReportMetric(float64(cpu.Nanoseconds())/1e3/float64(b.N), "cpu-µs/op")
 	b.ReportMetric(median(compute), "compute-median-µs")
 	b.ReportMetric(median(store), "store-median-µs")
 }

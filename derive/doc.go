@@ -25,6 +25,13 @@
 // instead of computed. Every batch of writes is recorded in the audit log
 // (invariant 3): counts and label ids, never personal values.
 //
+// Between incremental derivations the engine keeps, per subject, the
+// opened key, the decoded events and the values it stored last, so that
+// the next derivation decodes only new events. What it keeps is tagged
+// with the governance generation read with the states, and dropped when
+// the generation moves: a withdrawal, objection, suppression or erasure on
+// any node binds the next derivation on every node (invariant 5).
+//
 // Stored values are the JSON of label.Value (with one more key,
 // "seen_event", the newest event id the value has read), sealed with
 // AES-GCM under the subject key with the additional data

@@ -1,0 +1,105 @@
+package derive
+
+import (
+	"maps"
+	"sync"
+
+	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/keys"
+	"github.com/portrait-dev/portrait/label"
+)
+
+// memo is what an incremental derivation keeps of a subject between
+// calls, so that the next one decrypts and decodes only what is new: the
+// subject's opened key, its decoded events by id, and the label values
+// this engine stored last. It is never changed once made; a derivation
+// makes a new one after its write commits.
+//
+// It is personal data in memory, so it lives only as long as the
+// governance generation it was made at (invariant 5): a consent change,
+// an objection, a suppression or an erasure anywhere bumps the
+// generation, and the next derivation on every node reads the
+// generation (one row, with the states) and drops every memo before it
+// uses one.
+type memo struct {
+	subj   portrait.SubjectKey
+	cipher *keys.Cipher
+	events map[int64]label.Event
+	stored map[string]Stored
+}
+
+// maxMemos bounds the subjects remembered; when full, the memos are
+// simply dropped, since rebuilding one costs the read it saved.
+const maxMemos = 10_000
+
+// memos holds the memos of one governance generation and compiled catalog.
+type memos struct {
+	mu   sync.Mutex
+	gen  int64
+	comp *compiled
+	m    map[portrait.Pseudonym]*memo
+}
+
+// at returns the memos of pseudonyms at generation gen under catalog c,
+// dropping every memo first if either moved.
+func (ms *memos) at(gen int64, c *compiled, pseudonyms []portrait.Pseudonym) map[portrait.Pseudonym]*memo {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	if ms.gen != gen || ms.comp != c {
+		ms.gen, ms.comp, ms.m = gen, c, nil
+		return nil
+	}
+	var out map[portrait.Pseudonym]*memo
+	for _, ps := range pseudonyms {
+		if m, ok := ms.m[ps]; ok {
+			if out == nil {
+				out = make(map[portrait.Pseudonym]*memo, len(pseudonyms))
+			}
+			out[ps] = m
+		}
+	}
+	return out
+}
+
+// keep remembers what the subjects of a written page now hold, if the
+// generation and catalog they were derived under are still current.
+func (ms *memos) keep(gen int64, c *compiled, work []*subject) {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	if ms.gen != gen || ms.comp != c {
+		return
+	}
+	if ms.m == nil || len(ms.m)+len(work) > maxMemos {
+		ms.m = make(map[portrait.Pseudonym]*memo, len(work))
+	}
+	for _, s := range work {
+		if s.cipher == nil || s.failed > 0 || s.events == nil && s.memo == nil {
+			delete(ms.m, s.ps) // not read in full: rebuild from the store next time
+			continue
+		}
+		m := &memo{subj: s.subj, cipher: s.cipher, events: make(map[int64]label.Event, len(s.events))}
+		for i, ev := range s.events {
+			m.events[s.ids[i]] = ev
+		}
+		m.stored = maps.Clone(s.stored)
+		if m.stored == nil {
+			m.stored = map[string]Stored{}
+		}
+		for _, v := range s.fresh {
+			m.stored[v.Label] = v
+		}
+		for _, id := range s.remove {
+			delete(m.stored, id)
+		}
+		ms.m[s.ps] = m
+	}
+}
+
+// drop forgets the subjects of a page.
+func (ms *memos) drop(work []*subject) {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	for _, s := range work {
+		delete(ms.m, s.ps)
+	}
+}

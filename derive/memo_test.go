@@ -1,0 +1,196 @@
+package derive_test
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	mrand "math/rand/v2"
+	"reflect"
+	"testing"
+	"time"
+
+	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/audit"
+	"github.com/portrait-dev/portrait/consent"
+	"github.com/portrait-dev/portrait/derive"
+	"github.com/portrait-dev/portrait/ingest"
+	"github.com/portrait-dev/portrait/keys"
+	"github.com/portrait-dev/portrait/policy"
+	"github.com/portrait-dev/portrait/postgres"
+	"github.com/portrait-dev/portrait/storetest"
+)
+
+// decoded returns the subject's stored label values, opened, whatever
+// their purpose (through an Access grant, as the subject's export reads
+// them).
+func (e *env) decoded(tb testing.TB, subject string) map[string]derive.Stored {
+	tb.Helper()
+	ctx := context.Background()
+	ps := e.keys.Pseudonym(subject)
+	d := e.point.Decide(policy.Request{State: &policy.State{Pseudonym: ps}, Action: policy.Access, Caller: policy.Caller{Role: policy.System}})
+	lvs, err := e.store.Labels(ctx, d.Grant)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	out := map[string]derive.Stored{}
+	if len(lvs) == 0 {
+		return out
+	}
+	subs, err := e.store.Subjects(ctx, []portrait.Pseudonym{ps})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	c, err := e.keys.Open(subs[ps])
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, lv := range lvs {
+		v, err := derive.Open(c, lv)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		out[lv.Label] = v
+	}
+	return out
+}
+
+// Invariant 5, CN-4: the values an engine derives from what it keeps in
+// memory between calls are the values an engine that reads everything
+// from the store derives, over random sequences of views, purchases,
+// searches, consent changes on both purposes and the clock moving (so
+// windows and expiry move). Two stores get the same sequence; on one the
+// same engine derives every time, on the other a new engine (nothing in
+// memory) does.
+func TestMemoMatchesStore(t *testing.T) {
+	for seed := range uint64(4) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			kept, fresh := newEnv(t), newEnv(t)
+			fresh.in = ingest.New(ingest.Deps{Store: fresh.store, Point: fresh.point, Ledger: fresh.ledger, Keys: fresh.keys, Log: fresh.log}, ingest.Options{Now: fresh.clock,
+				OnStored: func(ctx context.Context, ps []portrait.Pseudonym) {
+					eng, err := derive.New(derive.Deps{Store: fresh.store, Point: fresh.point, Ledger: fresh.ledger, Keys: fresh.keys, Log: fresh.log}, derive.Options{Now: fresh.clock})
+					if err != nil {
+						t.Fatal(err)
+					}
+					if fresh.last, err = eng.Subjects(ctx, ps); err != nil {
+						t.Errorf("incremental derivation: %v", err)
+					}
+				}})
+			rng := mrand.New(mrand.NewPCG(seed, 14))
+			subjects := []string{"ann", "ben", "cy"}
+			cats := []string{"sports", "books", "garden"}
+			both := func(f func(e *env)) { f(kept); f(fresh) }
+			for _, s := range subjects {
+				both(func(e *env) { e.consent(t, s, "personalization", policy.Granted) })
+			}
+			hits := 0
+			for step := range 120 {
+				s := subjects[rng.IntN(len(subjects))]
+				var ev portrait.Event
+				switch r := rng.IntN(20); {
+				case r < 10:
+					ev = view(s, cats[rng.IntN(len(cats))], time.Duration(rng.IntN(60*24))*time.Hour, kept.now)
+				case r < 15:
+					ev = purchase(s, float64(1+rng.IntN(4000)), kept.now.Add(-time.Duration(rng.IntN(90*24))*time.Hour))
+				case r < 16:
+					ev = portrait.Event{SubjectID: s, Type: "search", Time: kept.now, Fields: map[string]any{"search_query": "tent"}}
+				case r < 18:
+					st := []policy.Status{policy.Granted, policy.Withdrawn}[rng.IntN(2)]
+					purpose := []string{"personalization", "marketing"}[rng.IntN(2)]
+					both(func(e *env) { e.consent(t, s, purpose, st) })
+					continue
+				default:
+					d := time.Duration(rng.IntN(10*24)) * time.Hour
+					both(func(e *env) { e.now = e.now.Add(d) })
+					continue
+				}
+				both(func(e *env) { e.ingest(t, ev) })
+				if kept.last.Written != fresh.last.Written || kept.last.Removed != fresh.last.Removed || kept.last.Unchanged != fresh.last.Unchanged {
+					t.Fatalf("step %d: kept %+v, fresh %+v", step, kept.last, fresh.last)
+				}
+				for _, s := range subjects {
+					a, b := kept.decoded(t, s), fresh.decoded(t, s)
+					if !reflect.DeepEqual(a, b) {
+						t.Fatalf("step %d, %s: in memory %+v\nfrom the store %+v", step, s, a, b)
+					}
+					hits += len(a)
+				}
+			}
+			if hits == 0 {
+				t.Error("no label was ever derived: the comparison says nothing")
+			}
+		})
+	}
+}
+
+// Invariant 5, CN-4: two nodes (two engines, ledgers and connection
+// pools) on one PostgreSQL store. Node A derives a subject's labels and
+// keeps what it read in memory; the subject withdraws through node B;
+// node A's next derivation neither attaches nor keeps the label, and
+// after consent is given again through B, A derives what a node with
+// nothing in memory derives.
+func TestTwoNodesWithdrawal(t *testing.T) {
+	dsn := storetest.PostgresDatabase(t)
+	master := make([]byte, keys.MasterSize)
+	rand.Read(master)
+	now := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	node := func() *env {
+		e := &env{now: now}
+		var err error
+		if e.store, err = postgres.Open(context.Background(), dsn); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { e.store.Close() })
+		if e.keys, err = keys.New(master); err != nil {
+			t.Fatal(err)
+		}
+		e.point = policy.New(demoCatalog(t))
+		if e.log, err = audit.New("portrait.test/log", e.keys.LogKey()); err != nil {
+			t.Fatal(err)
+		}
+		if e.ledger, err = consent.New(consent.Deps{Store: e.store, Point: e.point, Log: e.log, Keys: e.keys}, consent.Options{Now: e.clock}); err != nil {
+			t.Fatal(err)
+		}
+		if e.eng, err = derive.New(derive.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log}, derive.Options{Now: e.clock}); err != nil {
+			t.Fatal(err)
+		}
+		e.in = ingest.New(ingest.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log}, ingest.Options{Now: e.clock,
+			OnStored: func(ctx context.Context, ps []portrait.Pseudonym) {
+				s, err := e.eng.Subjects(ctx, ps)
+				if err != nil {
+					t.Errorf("incremental derivation: %v", err)
+				}
+				e.last = s
+			}})
+		return e
+	}
+	a, b := node(), node()
+	a.consent(t, "dora", "personalization", policy.Granted)
+	a.ingest(t, fiveSportsViews("dora", now)...)
+	a.ingest(t, view("dora", "sports", 30*time.Minute, now)) // the second derivation reads from memory
+	if v, ok := a.decoded(t, "dora")["sports_fan"]; !ok || !v.Bool || v.EventCount != 6 {
+		t.Fatalf("node A before the withdrawal: %+v", a.decoded(t, "dora"))
+	}
+	b.consent(t, "dora", "personalization", policy.Withdrawn)
+	a.ingest(t, view("dora", "sports", 20*time.Minute, now))
+	if got := a.decoded(t, "dora"); len(got) != 0 || a.last.Written != 0 {
+		t.Fatalf("node A after a withdrawal on node B: %v stored (%+v), want none", got, a.last)
+	}
+	b.consent(t, "dora", "personalization", policy.Granted)
+	a.ingest(t, view("dora", "sports", 10*time.Minute, now))
+	got := a.decoded(t, "dora")
+	if v := got["sports_fan"]; !v.Bool || v.EventCount != 8 {
+		t.Fatalf("node A after consent again on node B: %+v", got)
+	}
+	c := node() // nothing in memory
+	if err := c.store.Update(context.Background(), func(tx portrait.Tx) error {
+		return tx.DeleteLabels(context.Background(), c.keys.Pseudonym("dora"), []string{"sports_fan", "big_spender"})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.eng.Subjects(context.Background(), []portrait.Pseudonym{c.keys.Pseudonym("dora")}); err != nil {
+		t.Fatal(err)
+	}
+	if again := c.decoded(t, "dora"); !reflect.DeepEqual(again, got) {
+		t.Errorf("node with nothing in memory derives %+v, node A %+v", again, got)
+	}
+}
