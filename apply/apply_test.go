@@ -686,3 +686,26 @@ func TestNoticeMarkRewrittenInStore(t *testing.T) {
 		t.Fatal("the integrity failure was not counted")
 	}
 }
+
+// Invariant 4, 5: the subject keys a node keeps between recommendations
+// last one governance generation. After an erasure the subject comes back
+// with a new key; a key kept across the erasure would not open its events.
+func TestRecommendKeyAfterErasure(t *testing.T) {
+	e := newEnv(t)
+	e.grant("eve", "personalization")
+	e.events(view("eve", "i1", "sports", time.Hour))
+	p := e.keys.Pseudonym("eve")
+	if r, err := e.svc.Recommend(ctx, operator, p, "home_feed", 5); err != nil || r.Personalization == 0 {
+		t.Fatalf("before erasure: %+v, %v", r, err)
+	}
+	d := e.point.Decide(policy.Request{State: &policy.State{Pseudonym: p}, Action: policy.Erase, Caller: policy.Caller{Role: policy.System}})
+	if err := e.store.Update(ctx, func(tx portrait.Tx) error { return tx.Erase(ctx, d.Grant) }); err != nil {
+		t.Fatal(err)
+	}
+	e.grant("eve", "personalization")
+	e.events(view("eve", "i2", "books", time.Hour))
+	r, err := e.svc.Recommend(ctx, operator, p, "home_feed", 5)
+	if err != nil || r.Personalization == 0 {
+		t.Fatalf("after erasure and consent again: %+v, %v", r, err)
+	}
+}

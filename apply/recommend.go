@@ -280,8 +280,8 @@ func (s *Service) read(ctx context.Context, g policy.Grant, c *keys.Cipher, item
 		if err != nil {
 			return d, fmt.Errorf("open event %d of %s: %w", e.ID, p, err)
 		}
-		var fields map[string]any
-		if err := json.Unmarshal(plain, &fields); err != nil {
+		fields, err := label.DecodeFields(plain)
+		if err != nil {
 			return d, fmt.Errorf("decode event %d of %s: %w", e.ID, p, err)
 		}
 		item, _ := fields[s.opts.ItemField].(string)
@@ -643,10 +643,11 @@ func (s *Service) Recommend(ctx context.Context, caller policy.Caller, pseudonym
 	if n < 1 || n > MaxItems {
 		return Recommendation{}, portrait.Errorf(portrait.EINVALID, "n = %d is out of range: ask for 1 to %d items", n, MaxItems)
 	}
-	st, err := s.ledger.State(ctx, pseudonym)
+	states, gen, err := s.ledger.StatesAt(ctx, []portrait.Pseudonym{pseudonym})
 	if err != nil {
 		return Recommendation{}, err
 	}
+	st := states[pseudonym]
 	uc, err := s.Gate(ctx, usecase, KindRecommendation, st)
 	if err != nil {
 		return Recommendation{}, err
@@ -677,15 +678,11 @@ func (s *Service) Recommend(ctx context.Context, caller policy.Caller, pseudonym
 				}
 			}
 		}
-		subs, err := s.store.Subjects(ctx, []portrait.Pseudonym{pseudonym})
+		c, err := s.cipher(ctx, gen, pseudonym)
 		if err != nil {
-			return Recommendation{}, failClosed("read subject", err)
+			return Recommendation{}, fmt.Errorf("open key of %s: %w", pseudonym, err)
 		}
-		if sub, ok := subs[pseudonym]; ok {
-			c, err := s.keys.Open(sub)
-			if err != nil {
-				return Recommendation{}, fmt.Errorf("open key of %s: %w", pseudonym, err)
-			}
+		if c != nil {
 			d, err := s.read(ctx, dec.Grant, c, items, allowed)
 			if err != nil {
 				return Recommendation{}, err

@@ -83,7 +83,8 @@ type Service struct {
 	amu         sync.RWMutex
 	assessments map[string]Assessment
 
-	marks marks
+	marks   marks
+	ciphers ciphers
 
 	imu       sync.Mutex
 	items     *itemSet
@@ -344,9 +345,22 @@ func (s *Service) marked(ctx context.Context, kind string, subject portrait.Pseu
 		// Each mark is checked against the signed tree before it counts:
 		// a mark edited in the store (say, to name another subject) is
 		// refused with an alert, and the decision with it (invariant 8).
-		entries, err := s.log.ReadVerifiedKinds(ctx, s.store, []string{"mark"}, s.marks.scanned, size)
+		//
+		// Most ranges hold no mark at all (a decision's own record moved
+		// the size), so the kind index is asked first and the verifier,
+		// which reads the signed head, only when it names a mark. The
+		// index is trusted for what it leaves out either way: the
+		// verifier checks the entries it is given, it cannot prove one
+		// absent.
+		found, err := s.store.LogEntriesOfKind(ctx, []string{"mark"}, s.marks.scanned, size)
 		if err != nil {
 			return false, failClosed("read audit log", err)
+		}
+		var entries []audit.Entry
+		if len(found) > 0 {
+			if entries, err = s.log.ReadVerifiedKinds(ctx, s.store, []string{"mark"}, s.marks.scanned, size); err != nil {
+				return false, failClosed("read audit log", err)
+			}
 		}
 		for _, e := range entries {
 			r := e.Record
