@@ -20,9 +20,9 @@ import (
 
 // sectionsHarness is consoleHarness with something in every section: an
 // open subject request, a violation report, a breach, a suspension and a
-// monitor report.
+// monitor report with fairness, proxy, price and filter-bubble alerts.
 func sectionsHarness(t *testing.T) (h *harness, base, dave string) {
-	h, base, dave, _ = consoleHarness(t)
+	h, base, dave, _ = consoleHarness(t, alertingMonitor)
 	if resp := h.json("POST", "/v1/me/requests", h.token("dave"), map[string]string{"type": "explanation"}, nil); resp.StatusCode != 201 {
 		t.Fatalf("request: %d", resp.StatusCode)
 	}
@@ -36,9 +36,7 @@ func sectionsHarness(t *testing.T) (h *harness, base, dave string) {
 	if resp := h.do("POST", "/v1/suspensions", h.staff(policy.Regulator), "application/json", []byte(`{"kind":"field","id":"city","reason":"正在调查"}`), nil); resp.StatusCode != 201 {
 		t.Fatalf("suspension: %d", resp.StatusCode)
 	}
-	if resp := h.do("POST", "/v1/monitor/runs", h.staff(policy.Admin), "", nil, nil); resp.StatusCode != 201 {
-		t.Fatalf("monitor run: %d", resp.StatusCode)
-	}
+	h.alert = raiseAlerts(h)
 	return h, base, dave
 }
 
@@ -176,7 +174,7 @@ func TestConsoleSectionsWork(t *testing.T) {
 		t.Errorf("RO-8: answer not shown")
 	}
 	for path, want := range map[string]string{
-		"/console/breaches": "备份泄露", "/console/orders": "正在调查", "/console/monitor": "个人推荐多样性",
+		"/console/breaches": "备份泄露", "/console/orders": "正在调查", "/console/monitor": "个人内容多样性",
 		"/console/records": "个人信息处理者", "/console/filing": "算法",
 	} {
 		if page := fetchPage(t, adm, base+path); !strings.Contains(page, want) {
@@ -248,7 +246,7 @@ func TestConsoleSectionsBrowser(t *testing.T) {
 			role  policy.Role
 			pages []string
 		}{
-			{policy.Admin, []string{"reviews", "cases", "log", "log/0", "reports", "breaches", "orders", "monitor", "records", "filing"}},
+			{policy.Admin, []string{"reviews", "cases", "log", "log/0", fmt.Sprintf("log/%d", h.alert), "reports", "breaches", "orders", "monitor", "records", "filing"}},
 			{policy.Reviewer, []string{"reviews/" + dave}},
 		} {
 			run("sign in", chromedp.Navigate(base+"/console/signin"), chromedp.WaitVisible(chromedp.ID("key")),
@@ -279,6 +277,9 @@ func TestConsoleSectionsBrowser(t *testing.T) {
 						os.MkdirAll(filepath.Join("..", "docs", "screenshots"), 0o755)
 						if page == "log/0" {
 							name = strings.Replace(name, "console-log-", "console-entry-", 1)
+						}
+						if page == fmt.Sprintf("log/%d", h.alert) {
+							name = strings.Replace(name, "console-log-", "console-alert-", 1)
 						}
 						if who.role == policy.Reviewer {
 							name = strings.Replace(name, "console-reviews-", "console-case-", 1)
