@@ -1,6 +1,7 @@
 package fairness
 
 import (
+	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
@@ -22,8 +23,8 @@ var Phrases = []Phrase{
 	{regexp.MustCompile(`^fewer than two values on one side: no association to measure$`), "一侧取值少于两种：无法衡量关联", nil},
 	{regexp.MustCompile(`^constant feature: no association to measure$`), "该特征取值恒定：无法衡量关联", nil},
 	{regexp.MustCompile(`^association ([0-9.]+) above ([0-9.]+): treat "([^"]*)" as sensitive until a reviewer clears it$`), "关联度 $1 高于 $2：在复核员解除之前，“$3”按敏感信息处理", []int{3}},
-	{regexp.MustCompile(`^(\d+) of (\d+) decisions \(([^)]*)\) is under the minimum share (\S+)$`), "$2 个决定中只有 $1 个（$3），低于最低占比 $4", nil},
-	{regexp.MustCompile(`^share (\S+) is under the minimum (\S+): left out of impact ratios and differences \(FP-3\)$`), "占比 $1 低于最低占比 $2：不计入影响比和差值（FP-3）", nil},
+	{regexp.MustCompile(`^(\d+) of (\d+) decisions \(([^)]*)\) is under the minimum share (.+)$`), "$2 个决定中只有 $1 个（$3），低于最低占比 $4", nil},
+	{regexp.MustCompile(`^share (.+?) is under the minimum (.+?): left out of impact ratios and differences \(FP-3\)$`), "占比 $1 低于最低占比 $2：不计入影响比和差值（FP-3）", nil},
 	{regexp.MustCompile(`^scores were given without outcomes; calibration needs both and is left out$`), "只有评分没有真实结果：校准需要两者，因此省略", nil},
 	{regexp.MustCompile(`^(\d+) of (\d+) decisions have no known outcome; error rates count only the (\d+) that do$`), "$2 个决定中有 $1 个没有已知结果；错误率只按有结果的 $3 个计算", nil},
 	{regexp.MustCompile(`^(\d+) decisions with an outcome have no score and are left out of calibration$`), "$1 个有结果的决定没有评分，未纳入校准", nil},
@@ -31,7 +32,7 @@ var Phrases = []Phrase{
 	{regexp.MustCompile(`^(\d+) of (\d+) possible combinations have no members and are not listed$`), "$2 种可能的组合中有 $1 种没有成员，未列出", nil},
 	{regexp.MustCompile(`^no actual negatives: false-positive rate undefined \(null\)$`), "没有实际为否的样本：假阳性率无定义", nil},
 	{regexp.MustCompile(`^no actual positives: false-negative and true-positive rates undefined \(null\)$`), "没有实际为是的样本：假阴性率和真阳性率无定义", nil},
-	{regexp.MustCompile(`^every group is under the minimum share (\S+); no impact ratios$`), "每个群体的占比都低于 $1：没有影响比", nil},
+	{regexp.MustCompile(`^every group is under the minimum share (.+?); no impact ratios$`), "每个群体的占比都低于 $1：没有影响比", nil},
 	{regexp.MustCompile(`^no group has any selection; impact ratios undefined \(null\)$`), "没有任何群体获得有利结果：影响比无定义", nil},
 	{regexp.MustCompile(`^fewer than two groups are compared: demographic-parity difference undefined \(null\)$`), "参与比较的群体少于两个：人口均等差无定义", nil},
 	{regexp.MustCompile(`^fewer than two compared groups have actual positives: equal-opportunity difference undefined \(null\)$`), "有实际为是样本的群体少于两个：机会均等差无定义", nil},
@@ -72,4 +73,28 @@ func containsInt(xs []int, x int) bool {
 		}
 	}
 	return false
+}
+
+// Say is the alert in lang (zh-CN unless "en"); the attributes are said by
+// names (nil keeps them). Message stays the English sentence.
+func (a Alert) Say(lang string, names func(string) string) string {
+	if lang == "en" {
+		return a.Message
+	}
+	if names == nil {
+		names = func(k string) string { return k }
+	}
+	attrs := make([]string, len(a.Attributes))
+	for i, at := range a.Attributes {
+		attrs[i] = names(at)
+	}
+	test, sig := "双比例 z 检验", "在 5% 水平上不显著"
+	if a.Test == TestFisher {
+		test = "Fisher 精确检验"
+	}
+	if a.Significant {
+		sig = "在 5% 水平上显著"
+	}
+	return fmt.Sprintf("%s为“%s”的分组，选中率只有参照组“%s”的 %.3f（低于 %.2f）；%s p = %s，%s",
+		strings.Join(attrs, Sep), a.Group, a.Reference, a.Value, a.Threshold, test, fmtP(a.PValue), sig)
 }
