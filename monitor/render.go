@@ -443,6 +443,7 @@ body { font-family: system-ui, "PingFang SC", "Noto Sans CJK SC", sans-serif; ma
 .monitor th, .monitor td { border: 1px solid #ccc; padding: 0.2em 0.5em; text-align: left; }
 .monitor tr.alert td { background: #fde8e8; }
 .monitor .note { color: #555; }
+.monitor td.num { white-space: nowrap; }
 .monitor svg { max-width: 100%; height: auto; }
 .monitor svg text { font-size: 12px; }
 .monitor .scroll { overflow-x: auto; }
@@ -461,7 +462,7 @@ body { font-family: system-ui, "PingFang SC", "Noto Sans CJK SC", sans-serif; ma
 
 {{if .Rows}}<h2>{{t "alert_rows"}}</h2>
 <div class="scroll"><table id="alert-rows"><tr><th>{{t "monitor"}}</th><th>{{t "requirement"}}</th><th>{{t "metric"}}</th><th>{{t "value"}}</th><th>{{t "threshold"}}</th><th>{{t "scope"}}</th><th>{{t "message"}}</th></tr>
-{{range .Rows}}<tr class="alert"><td>{{t (print "k_" .Kind)}}</td><td>{{.Requirement}}</td><td>{{metric .Metric}}</td><td>{{f3 .Value}}</td><td>{{f3 .Threshold}}</td><td>{{scope .Scope}}</td><td>{{say .}}</td></tr>
+{{range .Rows}}<tr class="alert"><td class="num">{{t (print "k_" .Kind)}}</td><td class="num">{{.Requirement}}</td><td>{{metric .Metric}}</td><td class="num">{{f3 .Value}}</td><td class="num">{{f3 .Threshold}}</td><td>{{scope .Scope}}</td><td>{{say .}}</td></tr>
 {{end}}</table></div>{{end}}
 
 <h2 id="bubble-people">{{t "bubble_subjects"}}</h2>

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -220,7 +219,7 @@ func TestConsoleModify(t *testing.T) {
 // TestConsoleSectionsBrowser opens every console section in Chromium at
 // 1280 and 390 px in both languages, as the admin (who sees them all):
 // nothing is wider than the screen, and with PORTRAIT_SCREENSHOTS=1 each
-// is saved in docs/screenshots (JPEG, quality 80).
+// is saved in docs/screenshots (PNG).
 func TestConsoleSectionsBrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test in -short mode")
@@ -269,12 +268,11 @@ func TestConsoleSectionsBrowser(t *testing.T) {
 						checkNoRawKeys(t, fmt.Sprintf("/console/%s (%d px)", page, width), text)
 					}
 					if shots {
-						b, err := chromedp.Run(ctx, chromedp.FullScreenshot(80))
+						b, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 						if err != nil {
 							t.Fatal(err)
 						}
-						name := "console-" + strings.ReplaceAll(strings.Split(page, "/")[0], "/", "-") + "-" + map[string]string{"zh-CN": "zh", "en": "en"}[lang] + "-" + map[int]string{1280: "wide", 390: "phone"}[width] + ".jpg"
-						os.MkdirAll(filepath.Join("..", "docs", "screenshots"), 0o755)
+						name := "console-" + strings.ReplaceAll(strings.Split(page, "/")[0], "/", "-") + "-" + map[string]string{"zh-CN": "zh", "en": "en"}[lang] + "-" + map[int]string{1280: "wide", 390: "phone"}[width] + ".png"
 						if page == "log/0" {
 							name = strings.Replace(name, "console-log-", "console-entry-", 1)
 						}
@@ -284,9 +282,7 @@ func TestConsoleSectionsBrowser(t *testing.T) {
 						if who.role == policy.Reviewer {
 							name = strings.Replace(name, "console-reviews-", "console-case-", 1)
 						}
-						if err := os.WriteFile(filepath.Join("..", "docs", "screenshots", name), b, 0o644); err != nil {
-							t.Fatal(err)
-						}
+						saveShot(t, name, b)
 					}
 				}
 			}

@@ -6,7 +6,6 @@ import (
 	portrait "github.com/portrait-dev/portrait"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -114,7 +113,7 @@ func TestPersonalizationSwitch(t *testing.T) {
 // TestPrivacyPagesBrowser opens every privacy-centre page in Chromium at
 // 1280 and 390 px in both languages: nothing is wider than the screen
 // (wide tables become cards on a phone), and with PORTRAIT_SCREENSHOTS=1
-// each is saved in docs/screenshots (JPEG, quality 80).
+// each is saved in docs/screenshots (PNG).
 func TestPrivacyPagesBrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test in -short mode")
@@ -166,15 +165,12 @@ func TestPrivacyPagesBrowser(t *testing.T) {
 					if name == "" {
 						name = "home"
 					}
-					name = "privacy-" + name + "-" + map[string]string{"zh-CN": "zh", "en": "en"}[lang] + "-" + map[int]string{1280: "wide", 390: "phone"}[width] + ".jpg"
-					b, err := chromedp.Run(ctx, chromedp.FullScreenshot(80))
+					name = "privacy-" + name + "-" + map[string]string{"zh-CN": "zh", "en": "en"}[lang] + "-" + map[int]string{1280: "wide", 390: "phone"}[width] + ".png"
+					b, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 					if err != nil {
 						t.Fatal(err)
 					}
-					os.MkdirAll(filepath.Join("..", "docs", "screenshots"), 0o755)
-					if err := os.WriteFile(filepath.Join("..", "docs", "screenshots", name), b, 0o644); err != nil {
-						t.Fatal(err)
-					}
+					saveShot(t, name, b)
 				}
 			}
 		}
