@@ -444,6 +444,13 @@ body { font-family: system-ui, "PingFang SC", "Noto Sans CJK SC", sans-serif; ma
 .monitor tr.alert td { background: #fde8e8; }
 .monitor .note { color: #555; }
 .monitor td.num { white-space: nowrap; }
+@media (max-width: 40rem) {
+  .monitor table.cards, .monitor table.cards tbody, .monitor table.cards tr, .monitor table.cards td { display: block; }
+  .monitor table.cards thead { position: absolute; left: -9999px; }
+  .monitor table.cards tr { border: 1px solid #ccc; border-radius: 8px; margin: .5rem 0; padding: .25rem .5rem; }
+  .monitor table.cards td { border: 0; padding: .2rem 0; white-space: normal; overflow-wrap: anywhere; }
+  .monitor table.cards td[data-label]::before { content: attr(data-label) "："; font-weight: 600; color: #555; }
+}
 .monitor svg { max-width: 100%; height: auto; }
 .monitor svg text { font-size: 12px; }
 .monitor .scroll { overflow-x: auto; }
@@ -461,9 +468,9 @@ body { font-family: system-ui, "PingFang SC", "Noto Sans CJK SC", sans-serif; ma
 {{range .Prices}}{{template "chart" .}}{{end}}{{end}}
 
 {{if .Rows}}<h2>{{t "alert_rows"}}</h2>
-<div class="scroll"><table id="alert-rows"><tr><th>{{t "monitor"}}</th><th>{{t "requirement"}}</th><th>{{t "metric"}}</th><th>{{t "value"}}</th><th>{{t "threshold"}}</th><th>{{t "scope"}}</th><th>{{t "message"}}</th></tr>
-{{range .Rows}}<tr class="alert"><td class="num">{{t (print "k_" .Kind)}}</td><td class="num">{{.Requirement}}</td><td>{{metric .Metric}}</td><td class="num">{{f3 .Value}}</td><td class="num">{{f3 .Threshold}}</td><td>{{scope .Scope}}</td><td>{{say .}}</td></tr>
-{{end}}</table></div>{{end}}
+<table id="alert-rows" class="cards"><thead><tr><th>{{t "monitor"}}</th><th>{{t "requirement"}}</th><th>{{t "metric"}}</th><th>{{t "value"}}</th><th>{{t "threshold"}}</th><th>{{t "scope"}}</th><th>{{t "message"}}</th></tr></thead>
+{{range .Rows}}<tr class="alert"><td class="num" data-label="{{t "monitor"}}">{{t (print "k_" .Kind)}}</td><td class="num" data-label="{{t "requirement"}}">{{.Requirement}}</td><td data-label="{{t "metric"}}">{{metric .Metric}}</td><td class="num" data-label="{{t "value"}}">{{f3 .Value}}</td><td class="num" data-label="{{t "threshold"}}">{{f3 .Threshold}}</td><td data-label="{{t "scope"}}">{{scope .Scope}}</td><td data-label="{{t "message"}}">{{say .}}</td></tr>
+{{end}}</table>{{end}}
 
 <h2 id="bubble-people">{{t "bubble_subjects"}}</h2>
 <p id="bubble-alerts">{{tf "bubble_alerts" .SubjectAlerts}}</p>

@@ -248,7 +248,9 @@ func TestConsoleSectionsBrowser(t *testing.T) {
 			{policy.Admin, []string{"reviews", "cases", "log", "log/0", fmt.Sprintf("log/%d", h.alert), "reports", "breaches", "orders", "monitor", "records", "filing"}},
 			{policy.Reviewer, []string{"reviews/" + dave}},
 		} {
-			run("sign in", chromedp.Navigate(base+"/console/signin"), chromedp.WaitVisible(chromedp.ID("key")),
+			// Headless Chromium keeps a window at least 500 px wide: the
+			// phone's width is emulated, as a phone reports it.
+			run("sign in", chromedp.EmulateViewport(int64(width), 900), chromedp.Navigate(base+"/console/signin"), chromedp.WaitVisible(chromedp.ID("key")),
 				chromedp.SendKeys(chromedp.ID("key"), h.staff(who.role)), chromedp.Click(chromedp.ID("signin")), chromedp.WaitVisible(chromedp.ID("whoami")))
 			for _, page := range who.pages {
 				for _, lang := range []string{"zh-CN", "en"} {
@@ -256,6 +258,9 @@ func TestConsoleSectionsBrowser(t *testing.T) {
 					over, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.documentElement.scrollWidth - window.innerWidth`))
 					if err != nil {
 						t.Fatal(err)
+					}
+					if iw, err := chromedp.Run(ctx, chromedp.Evaluate[int](`window.innerWidth`)); err != nil || iw != width {
+						t.Fatalf("%d px: the page is %d px wide (%v)", width, iw, err)
 					}
 					if over > 0 {
 						t.Errorf("%d px, %s (%s): the page is %d px wider than the screen", width, page, lang, over)

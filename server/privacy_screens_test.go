@@ -132,7 +132,9 @@ func TestPrivacyPagesBrowser(t *testing.T) {
 		actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
 		ctx, cancel2 := chromedp.NewContext(actx)
 		ctx, cancel3 := context.WithTimeout(ctx, 300*time.Second) // a loaded 2-core machine
-		if err := chromedp.Do(ctx, chromedp.Navigate(h.url+"/privacy/"), chromedp.Click(chromedp.ID("demo-demo-alice")), chromedp.WaitVisible(chromedp.CSS(".cards"))); err != nil {
+		// Headless Chromium keeps a window at least 500 px wide: the
+		// phone's width is emulated, as a phone reports it.
+		if err := chromedp.Do(ctx, chromedp.EmulateViewport(int64(width), 900), chromedp.Navigate(h.url+"/privacy/"), chromedp.Click(chromedp.ID("demo-demo-alice")), chromedp.WaitVisible(chromedp.CSS(".cards"))); err != nil {
 			t.Fatalf("%d px: sign in: %v", width, err)
 		}
 		for _, page := range pages {
@@ -149,6 +151,9 @@ func TestPrivacyPagesBrowser(t *testing.T) {
 				over, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.documentElement.scrollWidth - window.innerWidth`))
 				if err != nil {
 					t.Fatal(err)
+				}
+				if iw, err := chromedp.Run(ctx, chromedp.Evaluate[int](`window.innerWidth`)); err != nil || iw != width {
+					t.Fatalf("%d px: the page is %d px wide (%v)", width, iw, err)
 				}
 				if over > 0 {
 					t.Errorf("%d px, /privacy/%s (%s): the page is %d px wider than the screen", width, page, lang, over)
