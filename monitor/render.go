@@ -468,7 +468,7 @@ body { font-family: system-ui, "PingFang SC", "Noto Sans CJK SC", sans-serif; ma
 {{range .Prices}}{{template "chart" .}}{{end}}{{end}}
 
 {{if .Rows}}<h2>{{t "alert_rows"}}</h2>
-<table id="alert-rows" class="cards"><thead><tr><th>{{t "monitor"}}</th><th>{{t "requirement"}}</th><th>{{t "metric"}}</th><th>{{t "value"}}</th><th>{{t "threshold"}}</th><th>{{t "scope"}}</th><th>{{t "message"}}</th></tr></thead>
+<table id="alert-rows" class="cards stack"><thead><tr><th>{{t "monitor"}}</th><th>{{t "requirement"}}</th><th>{{t "metric"}}</th><th>{{t "value"}}</th><th>{{t "threshold"}}</th><th>{{t "scope"}}</th><th>{{t "message"}}</th></tr></thead>
 {{range .Rows}}<tr class="alert"><td class="num" data-label="{{t "monitor"}}">{{t (print "k_" .Kind)}}</td><td class="num" data-label="{{t "requirement"}}">{{.Requirement}}</td><td data-label="{{t "metric"}}">{{metric .Metric}}</td><td class="num" data-label="{{t "value"}}">{{f3 .Value}}</td><td class="num" data-label="{{t "threshold"}}">{{f3 .Threshold}}</td><td data-label="{{t "scope"}}">{{scope .Scope}}</td><td data-label="{{t "message"}}">{{say .}}</td></tr>
 {{end}}</table>{{end}}
 
