@@ -759,6 +759,28 @@ type Fact struct {
 	Window string            `json:"window,omitempty"`
 }
 
+// Facts defines model for Facts.
+type Facts struct {
+	Attributes     []string `json:"attributes,omitempty"`
+	Context        string   `json:"context,omitempty"`
+	Evaluations    int64    `json:"evaluations,omitempty"`
+	Feature        string   `json:"feature,omitempty"`
+	FeatureKind    string   `json:"feature_kind,omitempty"`
+	Flips          int64    `json:"flips,omitempty"`
+	Group          string   `json:"group,omitempty"`
+	HighestMean    float64  `json:"highest_mean,omitempty"`
+	HighestSegment string   `json:"highest_segment,omitempty"`
+	Item           string   `json:"item,omitempty"`
+	LowestMean     float64  `json:"lowest_mean,omitempty"`
+	LowestSegment  string   `json:"lowest_segment,omitempty"`
+	Model          string   `json:"model,omitempty"`
+	PValue         float64  `json:"p_value,omitempty"`
+	Protected      string   `json:"protected,omitempty"`
+	Reference      string   `json:"reference,omitempty"`
+	Slope          float64  `json:"slope,omitempty"`
+	Usecase        string   `json:"usecase,omitempty"`
+}
+
 // FairnessReport defines model for FairnessReport.
 type FairnessReport struct {
 	Alerts      []Alert     `json:"alerts"`
@@ -1142,6 +1164,7 @@ type Model struct {
 
 // MonitorAlert defines model for MonitorAlert.
 type MonitorAlert struct {
+	Facts       Facts   `json:"facts,omitempty"`
 	Kind        string  `json:"kind"`
 	LogIndex    int64   `json:"log_index"`
 	Message     string  `json:"message"`
@@ -1335,8 +1358,10 @@ type PortraitResponse struct {
 type PriceAlert struct {
 	Context        string    `json:"context"`
 	Gap            float64   `json:"gap"`
+	HighestMean    float64   `json:"highest_mean"`
 	HighestSegment string    `json:"highest_segment"`
 	Item           string    `json:"item"`
+	LowestMean     float64   `json:"lowest_mean"`
 	LowestSegment  string    `json:"lowest_segment"`
 	Message        string    `json:"message"`
 	Requirement    string    `json:"requirement"`

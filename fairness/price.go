@@ -191,6 +191,8 @@ type PriceAlert struct {
 	WindowStart time.Time `json:"window_start"`
 	Highest     string    `json:"highest_segment"`
 	Lowest      string    `json:"lowest_segment"`
+	HighestMean float64   `json:"highest_mean"`
+	LowestMean  float64   `json:"lowest_mean"`
 	Gap         *float64  `json:"gap"` // null when the lowest mean is 0
 	Threshold   float64   `json:"threshold"`
 	Requirement string    `json:"requirement"`
@@ -261,7 +263,7 @@ func (s *PriceScanner) Report() *PriceReport {
 			if f.SegmentGap != nil {
 				msgGap = fmt.Sprintf("%.1f %% more", 100**f.SegmentGap)
 			}
-			rep.Alerts = append(rep.Alerts, PriceAlert{Item: f.Item, Context: f.Context, WindowStart: f.WindowStart, Highest: hi.Segment, Lowest: lo.Segment,
+			rep.Alerts = append(rep.Alerts, PriceAlert{Item: f.Item, Context: f.Context, WindowStart: f.WindowStart, Highest: hi.Segment, Lowest: lo.Segment, HighestMean: hi.Mean, LowestMean: lo.Mean,
 				Gap: f.SegmentGap, Threshold: s.threshold, Requirement: "FP-1",
 				Message: fmt.Sprintf("item %q in context %q, window from %s: segment %q paid %.2f on average, segment %q %.2f (%s)",
 					f.Item, f.Context, f.WindowStart.Format(time.RFC3339), hi.Segment, hi.Mean, lo.Segment, lo.Mean, msgGap)})

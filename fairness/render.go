@@ -222,7 +222,10 @@ func WriteHTMLIn(w io.Writer, rep *Report, lang string) error {
 	if err != nil {
 		return err
 	}
-	tm.Funcs(template.FuncMap{"t": t, "tf": func(key string, args ...any) string { return fmt.Sprintf(t(key), args...) }})
+	tm.Funcs(template.FuncMap{"t": t, "tf": func(key string, args ...any) string { return fmt.Sprintf(t(key), args...) },
+		"say":  func(a Alert) string { return a.Say(lang, nil) },
+		"note": func(s string) string { return Say(lang, s, nil, Phrases) },
+	})
 	return tm.Execute(w, struct {
 		*Report
 		Lang     string
@@ -242,6 +245,8 @@ var pageTmpl = template.Must(template.New("page").Funcs(template.FuncMap{
 	"test": shortTest,
 	"t":    func(string) string { return "" },
 	"tf":   func(string, ...any) string { return "" },
+	"say":  func(Alert) string { return "" },
+	"note": func(string) string { return "" },
 }).Parse(`<!DOCTYPE html>
 <html lang="{{.Lang}}">
 <head>
@@ -267,9 +272,9 @@ svg text { font-size: 12px; }
 <p>{{tf "intro" (join .Attributes ", ") (pct .MinShare) (f3 .Threshold)}}</p>
 
 <h2>{{tf "alerts" (len .Alerts)}}</h2>
-{{if .Alerts}}<ul>{{range .Alerts}}<li>{{.Message}}</li>{{end}}</ul>{{else}}<p>{{t "no_alerts"}}</p>{{end}}
+{{if .Alerts}}<ul>{{range .Alerts}}<li>{{say .}}</li>{{end}}</ul>{{else}}<p>{{t "no_alerts"}}</p>{{end}}
 <h2>{{tf "excluded" (len .Excluded)}}</h2>
-{{if .Excluded}}<ul>{{range .Excluded}}<li>{{.Group}}: {{.Reason}}</li>{{end}}</ul>{{else}}<p>{{t "none_excl"}}</p>{{end}}
+{{if .Excluded}}<ul>{{range .Excluded}}<li>{{.Group}}: {{note .Reason}}</li>{{end}}</ul>{{else}}<p>{{t "none_excl"}}</p>{{end}}
 
 {{range .Sections}}
 <h2>{{.Name}}</h2>
@@ -291,14 +296,14 @@ svg text { font-size: 12px; }
 {{range .Rows}}<tr class="{{if .Excluded}}excluded{{else if .Alert}}alert{{end}}"><td>{{.Name}}{{if .Reference}}{{t "reference"}}{{end}}</td><td>{{.N}}</td><td>{{pct .Share}}</td><td>{{.Selected}}</td><td>{{f3 .SelectionRate}}</td><td>{{f3 .SelectionCI.Low}}–{{f3 .SelectionCI.High}}</td><td>{{if .Excluded}}{{t "excl"}}{{else}}{{rate .ImpactRatio}}{{end}}</td><td>{{test .Test}}</td><td>{{with .PValue}}{{p .}}{{end}}</td>{{if .ErrorRates}}<td>{{rate .FalsePositiveRate}}</td><td>{{rate .FalseNegativeRate}}</td><td>{{rate .TruePositiveRate}}</td>{{end}}</tr>
 {{end}}</table></div>
 <p>{{tf "dpd" (rate .DemographicParityDifference)}}{{if .WithOutcome}}{{tf "eod" (rate .EqualOpportunityDifference)}}{{end}}</p>
-{{range .Notes}}<p class="note">{{.}}</p>{{end}}
+{{range .Notes}}<p class="note">{{note .}}</p>{{end}}
 {{end}}
 
 {{if .Calibration}}<h2>{{t "calibration"}}</h2>
 <div class="scroll"><table><tr><th>{{t "band"}}</th><th>{{t "n"}}</th><th>{{t "mean_score"}}</th><th>{{t "pred_pos"}}</th><th>{{t "obs_pos"}}</th></tr>
 {{range .Calibration}}<tr><td>{{.Label}}</td><td>{{.N}}</td><td>{{f3 .MeanScore}}</td><td>{{f3 .PredictedPositiveRate}}</td><td>{{f3 .ObservedOutcomeRate}}</td></tr>
 {{end}}</table></div>{{end}}
-{{if .Notes}}<h2>{{t "notes"}}</h2>{{range .Notes}}<p class="note">{{.}}</p>{{end}}{{end}}
+{{if .Notes}}<h2>{{t "notes"}}</h2>{{range .Notes}}<p class="note">{{note .}}</p>{{end}}{{end}}
 </body>
 </html>
 `))

@@ -251,7 +251,7 @@ func (m *Monitor) recommenderSection(keep map[portrait.Pseudonym]bool, items, ca
 	m.bmu.Unlock()
 
 	if len(snaps) == 0 {
-		sec.Note = "no recommendation answers observed since this node started: answers are measured as they are returned (Monitor.Observe), not from the audit log, which keeps only a digest of the items"
+		sec.Note = "no recommendation answers observed since this node started: answers are measured as they are returned to people, not from the audit log, which keeps only a digest of the items"
 		rep.Recommenders = sec
 		return nil
 	}
@@ -281,7 +281,7 @@ func (m *Monitor) recommenderSection(keep map[portrait.Pseudonym]bool, items, ca
 				sec.SubjectsBelow++
 			}
 			rep.Alerts = append(rep.Alerts, Alert{Kind: "diversity", Requirement: "FB-2", Metric: "category_entropy", Value: bs.Trend.Latest,
-				Threshold: floor, Scope: s.scope, Pseudonym: s.ps, Message: "recommendations: " + bs.Trend.Message})
+				Threshold: floor, Scope: s.scope, Pseudonym: s.ps, Message: "recommendations: " + bs.Trend.Message, Facts: &Facts{Slope: bs.Trend.Slope}})
 		}
 	}
 	slices.SortFunc(sec.Recommenders, func(a, b BubbleScope) int { return strings.Compare(a.Scope, b.Scope) })

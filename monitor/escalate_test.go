@@ -124,7 +124,7 @@ func TestPriceEscalation(t *testing.T) {
 	if err := monitor.WriteHTML(&buf, rep, "en", nil); err != nil {
 		t.Fatal(err)
 	}
-	if h := buf.String(); !strings.Contains(h, "dynamic_price: already_halted") || strings.Contains(h, "<script>") {
+	if h := buf.String(); !strings.Contains(h, "dynamic_price: already halted") || strings.Contains(h, "<script>") {
 		t.Errorf("HTML escalations:\n%.3000s", h)
 	}
 }

@@ -113,7 +113,8 @@ func (m *Monitor) flipTests(cat *catalog.Catalog, uc string, attrs []string, sub
 		fc.Result = res
 		if res != nil && res.Flips > 0 {
 			rep.Alerts = append(rep.Alerts, Alert{Kind: "fairness", Requirement: "FP-4", Metric: "flip_rate", Value: res.FlipRate, Threshold: 0,
-				Scope: uc + "/flip:" + a, Message: fmt.Sprintf("use-case %s: changing %s alone flips %d of %d decisions of model %s", uc, a, res.Flips, res.Evaluations, lbl.ID)})
+				Scope: uc + "/flip:" + a, Message: fmt.Sprintf("use-case %s: changing %s alone flips %d of %d decisions of model %s", uc, a, res.Flips, res.Evaluations, lbl.ID),
+				Facts: &Facts{UseCase: uc, Protected: a, Model: lbl.ID, Flips: res.Flips, Evaluations: res.Evaluations}})
 		}
 		out = append(out, fc)
 	}
@@ -134,7 +135,8 @@ func (m *Monitor) flipTests(cat *catalog.Catalog, uc string, attrs []string, sub
 		if res != nil && res.FlipRate > m.opts.FlipThreshold {
 			rep.Alerts = append(rep.Alerts, Alert{Kind: "fairness", Requirement: "FP-6", Metric: "proxy_flip_rate", Value: res.FlipRate, Threshold: m.opts.FlipThreshold,
 				Scope: uc + "/flip:" + f + "~" + a, Message: fmt.Sprintf("use-case %s: moving proxy %s to another %s group's level flips %d of %d decisions of model %s (%.1f %% > %.1f %%)",
-					uc, f, a, res.Flips, res.Evaluations, lbl.ID, 100*res.FlipRate, 100*m.opts.FlipThreshold)})
+					uc, f, a, res.Flips, res.Evaluations, lbl.ID, 100*res.FlipRate, 100*m.opts.FlipThreshold),
+				Facts: &Facts{UseCase: uc, Feature: f, Protected: a, Model: lbl.ID, Flips: res.Flips, Evaluations: res.Evaluations}})
 		}
 		out = append(out, fc)
 	}

@@ -35,7 +35,7 @@ func (m *Monitor) fairnessHalts(ctx context.Context, cat *catalog.Catalog, now t
 			}
 			if w, ok := worst[uc.ID]; !ok || al.Value < w.Value {
 				worst[uc.ID] = Alert{Kind: "fairness", Requirement: "FP-4", Metric: "impact_ratio", Value: al.Value, Threshold: th.ImpactRatio,
-					Scope: uc.ID + "/" + al.Group, Message: fmt.Sprintf("p = %.3g", al.PValue)}
+					Scope: uc.ID + "/" + al.Group, Message: fmt.Sprintf("p = %.3g", al.PValue), Facts: &Facts{UseCase: uc.ID, Group: al.Group, PValue: &al.PValue}}
 			}
 		}
 	}

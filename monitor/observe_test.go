@@ -148,8 +148,9 @@ func TestObserve(t *testing.T) {
 	}
 	// FB-1: recommenders get a row each; people are counted and their
 	// spread shown, so per-person rows never bury other alerts.
-	if h := buf.String(); !strings.Contains(h, "Recommendations as shown") || !strings.Contains(h, "recommender:home") ||
-		!strings.Contains(h, "2 people tracked, 1 below their floor, 1 per-person alerts") || strings.Contains(h, "recommended-to:"+string(b)) || !strings.Contains(h, `id="bubble-dist"`) {
+	if h := buf.String(); !strings.Contains(h, "Recommendations as shown") || !strings.Contains(h, "<td>home</td>") ||
+		!strings.Contains(h, "2 people tracked, 1 below their floor.") || !strings.Contains(h, "1 per-person filter-bubble alerts") ||
+		strings.Contains(h, "recommended-to:"+string(b)) || strings.Contains(h, string(b)[:8]) || !strings.Contains(h, `class="bubble-dist"`) {
 		t.Errorf("HTML has no recommender section or lists people one by one:\n%.3000s", h)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/portrait-dev/portrait/fairness"
 )
@@ -83,8 +84,10 @@ var texts = map[string][2]string{
 	"charts": {"图表", "Charts"}, "alert_rows": {"需要处理的告警（每条一行）", "Alerts to act on (one row each)"},
 	"monitor": {"监测项", "monitor"}, "requirement": {"要求", "requirement"}, "metric": {"指标", "metric"}, "value": {"数值", "value"},
 	"threshold": {"阈值", "threshold"}, "scope": {"范围", "scope"}, "message": {"说明", "message"},
-	"bubble_subjects": {"个人推荐多样性（按人汇总）", "Per-person recommendation diversity (summarised)"},
-	"bubble_counts":   {"跟踪 %d 人，%d 人低于下限，%d 条个人告警。", "%d people tracked, %d below their floor, %d per-person alerts."},
+	"bubble_subjects": {"个人内容多样性（按人汇总）", "Per-person variety of content (summarised)"},
+	"bubble_alerts":   {"个人信息茧房告警共 %d 条（不逐条列出）。", "%d per-person filter-bubble alerts (not listed one by one)."},
+	"bubble_seen":     {"按浏览记录：%d 人，%d 人低于下限。", "From what people viewed: %d people, %d below the floor."},
+	"bubble_counts":   {"按实际展示的推荐：跟踪 %d 人，%d 人低于下限。", "From recommendations as shown: %d people tracked, %d below their floor."},
 	"bubble_dist":     {"最新类别熵的分布（0 = 只看到一类内容，1 = 各类均匀）", "Spread of the latest category entropy (0 = one kind of content only, 1 = all kinds evenly)"},
 	"range":           {"区间", "range"}, "people": {"人数", "people"},
 	"fair_h":      {"决定的公平性（FP-3、FP-4）", "Fairness of decisions (FP-3, FP-4)"},
@@ -106,49 +109,46 @@ var texts = map[string][2]string{
 	"rec_h":      {"实际展示的推荐（FB-1、FB-2）", "Recommendations as shown (FB-1, FB-2)"},
 	"rec_counts": {"%d 个推荐器；跟踪 %d 人，%d 人低于下限，%d 人因内存上限未跟踪，%d 个回答未计入。", "%d recommenders; %d subjects tracked, %d below their floor, %d dropped to bound memory, %d answers not counted."},
 	"impact":     {"各组的影响比 — %s", "impact ratio by group — %s"}, "association": {"与受保护属性的关联", "association with protected attributes"},
-	"price_chart": {"商品 %s，场景 %q，自 %s 起：各分群平均价格（相对最高者）", "item %s, context %q, from %s: mean price by segment (relative to the highest)"},
+	"price_chart": {"商品“%s”%s，自 %s 起：各分群平均价格（相对最高者）", "item %q%s, from %s: mean price by segment (relative to the highest)"},
 	"n_a":         {"不适用", "n/a"}, "excl": {"已排除", "excluded"}, "entropy_trend": {"熵的趋势", "entropy trend"},
 	"coverage": {"覆盖率 %.3f，基尼系数 %.3f", "coverage %.3f, Gini %.3f"}, "ild": {"，列表内多样性 %.3f", ", intra-list diversity %.3f"},
-	"nothing":    {"暂无数据。", "No data yet."},
+	"nothing": {"暂无数据。", "No data yet."}, "colon": {"：", ": "},
 	"w_decision": {"自动化决策", "decision"}, "w_recommendation": {"推荐", "recommendation"}, "w_audience": {"人群圈选", "audience"},
-	"w_field": {"字段", "field"}, "w_label": {"标签", "label"},
+	"w_field": {"字段", "field"}, "w_label": {"标签", "label"}, "w_profile": {"画像字段", "profile field"},
+	"w_protected": {"受保护属性本身", "the protected attribute"}, "w_proxy": {"代理变量", "proxy"},
 }
 
 // noteWords are the Chinese of the notes the monitor writes in English
 // into the report (the JSON keeps them as written): a pattern of the
 // English and its Chinese, $1… the parts the pattern captures. A note not
 // listed shows as written.
-var noteWords = []struct {
-	re *regexp.Regexp
-	zh string
-}{
-	{regexp.MustCompile(`^no recommendation answers observed since this node started`), "本节点启动以来尚未观测到推荐结果：推荐在返回时计量（Monitor.Observe），不从审计日志读取（日志只保存商品列表的摘要）"},
-	{regexp.MustCompile(`^no item catalog is stored: coverage and entropy`), "未保存商品目录：覆盖率和熵按实际展示的商品和类别计算"},
-	{regexp.MustCompile(`^no item catalog is stored: coverage is relative`), "未保存商品目录：覆盖率按看到的商品和类别计算"},
-	{regexp.MustCompile(`^no period has (\d+) impressions yet: no trend$`), "还没有哪个周期达到 $1 次展示：暂无趋势"},
-	{regexp.MustCompile(`^no decisions are stored yet`), "尚无已保存的自动化决定，无可审计内容（决定来自 POST /v1/decisions）"},
-	{regexp.MustCompile(`^no protected attributes are recorded: record them`), "尚未记录受保护属性：通过 PUT /v1/subjects/{id}/protected 记录后才能审计决定的公平性（FP-2）"},
-	{regexp.MustCompile(`^no protected attributes are recorded: no proxy`), "尚未记录受保护属性：无法检测代理变量"},
-	{regexp.MustCompile(`^the catalog declares no event type "([^"]*)" with fields item and price`), "目录未声明带有商品和价格字段的事件类型“$1”：声明后（字段：商品、价格、场景）才能监测展示的价格（FP-1）"},
-	{regexp.MustCompile(`^no price-shown events in the look-back window$`), "回看窗口内没有价格展示事件"},
-	{regexp.MustCompile(`^no "([^"]*)" events with item and category in the look-back window$`), "回看窗口内没有带商品和类别的“$1”事件"},
-	{regexp.MustCompile(`^use-case no longer declared in the catalog; audited from its stored decisions$`), "该应用场景已不在目录中，按已保存的决定审计"},
-	{regexp.MustCompile(`^no decision has a subject with every protected attribute recorded$`), "没有哪个决定的主体记录了全部受保护属性"},
-	{regexp.MustCompile("^" + regexp.QuoteMeta(OutcomeNone) + "$"), "无：没有任何决定记录了真实结果"},
-	{regexp.MustCompile("^" + regexp.QuoteMeta(OutcomeReview) + "$"), "人工复核的结论（维持、推翻），仅限经过复核的决定"},
+var noteWords = []fairness.Phrase{
+	{Re: regexp.MustCompile(`^no recommendation answers observed since this node started`), Zh: "本节点启动以来尚未观测到推荐结果：推荐在返回给用户时计量，不从审计日志读取（日志只保存商品列表的摘要）"},
+	{Re: regexp.MustCompile(`^no item catalog is stored: coverage and entropy`), Zh: "未保存商品目录：覆盖率和熵按实际展示的商品和类别计算"},
+	{Re: regexp.MustCompile(`^no item catalog is stored: coverage is relative`), Zh: "未保存商品目录：覆盖率按看到的商品和类别计算"},
+	{Re: regexp.MustCompile(`^no period has (\d+) impressions yet: no trend$`), Zh: "还没有哪个周期达到 $1 次展示：暂无趋势"},
+	{Re: regexp.MustCompile(`^no decisions are stored yet`), Zh: "尚无已保存的自动化决定，无可审计内容"},
+	{Re: regexp.MustCompile(`^no protected attributes are recorded: record them`), Zh: "尚未记录受保护属性：为被决定的人记录后才能审计决定的公平性（FP-2）"},
+	{Re: regexp.MustCompile(`^no protected attributes are recorded: no proxy`), Zh: "尚未记录受保护属性：无法检测代理变量"},
+	{Re: regexp.MustCompile(`^the catalog declares no event type "([^"]*)" with fields item and price`), Zh: "目录未声明带有商品和价格字段的事件类型“$1”：声明后（字段：商品、价格、场景）才能监测展示的价格（FP-1）"},
+	{Re: regexp.MustCompile(`^no price-shown events in the look-back window$`), Zh: "回看窗口内没有价格展示事件"},
+	{Re: regexp.MustCompile(`^no "([^"]*)" events with item and category in the look-back window$`), Zh: "回看窗口内没有带商品和类别的“$1”事件"},
+	{Re: regexp.MustCompile(`^use-case no longer declared in the catalog; audited from its stored decisions$`), Zh: "该应用场景已不在目录中，按已保存的决定审计"},
+	{Re: regexp.MustCompile(`^no decision has a subject with every protected attribute recorded$`), Zh: "没有哪个决定的主体记录了全部受保护属性"},
+	{Re: regexp.MustCompile("^" + regexp.QuoteMeta(OutcomeNone) + "$"), Zh: "无：没有任何决定记录了真实结果"},
+	{Re: regexp.MustCompile(`^association ([0-9.]+) from only (\d+) subjects \(fewer than (\d+)\): not flagged$`), Zh: "关联度 $1，但只来自 $2 人（少于 $3）：不标记"},
+	{Re: regexp.MustCompile(`^no halter is wired: the fairness halt of (\S+) is only recommended$`), Zh: "未接入叫停功能：只建议叫停“$1”", Keys: []int{1}},
+	{Re: regexp.MustCompile(`^automatic halt of (\S+) failed: (.*)$`), Zh: "自动叫停“$1”失败：$2", Keys: []int{1}},
+	{Re: regexp.MustCompile(`^price event left out: (.*)$`), Zh: "一条价格事件未计入：$1"},
+	{Re: regexp.MustCompile(`^no flip test: model "([^"]*)" is not a declared score label with a model$`), Zh: "未做翻转测试：“$1”不是目录中声明了模型的评分标签", Keys: []int{1}},
+	{Re: regexp.MustCompile(`^(\d+) subjects left out of the flip tests: their profile lacks a feature of model "([^"]*)"$`), Zh: "$1 人未纳入翻转测试：其画像缺少模型“$2”的特征", Keys: []int{2}},
+	{Re: regexp.MustCompile(`^flagged proxies the model does not read, so cannot flip: (.*)$`), Zh: "模型不读取的已标记代理变量不会造成翻转：$1"},
+	{Re: regexp.MustCompile("^" + regexp.QuoteMeta(OutcomeReview) + "$"), Zh: "人工复核的结论（维持、推翻），仅限经过复核的决定"},
 }
 
-// note says a note of the report in lang.
-func note(lang, s string) string {
-	if lang == "en" {
-		return s
-	}
-	for _, n := range noteWords {
-		if m := n.re.FindStringSubmatchIndex(s); m != nil {
-			return string(n.re.ExpandString(nil, n.zh, s, m))
-		}
-	}
-	return s
+// note says a note of the report in lang, keys by names.
+func note(lang, s string, names Names) string {
+	return fairness.Say(lang, s, names, noteWords, fairness.Phrases)
 }
 
 func tr(lang, key string) string {
@@ -236,19 +236,35 @@ func write(w io.Writer, rep *Report, lang string, names Names, name string) erro
 			if i == 10 {
 				break
 			}
-			c := newChart(fmt.Sprintf(t("price_chart"), word(f.Item), f.Context, f.WindowStart.Format("2006-01-02 15:04")), 0, false)
+			c := newChart(fmt.Sprintf(t("price_chart"), word(f.Item), sayContext(lang, f.Context), f.WindowStart.Format("2006-01-02 15:04")), 0, false)
 			top := f.Segments[0].Mean
 			for _, s := range f.Segments {
 				v := 0.0
 				if top > 0 {
 					v = s.Mean / top
 				}
-				c.add(s.Segment+" (n="+strconv.FormatInt(s.Events, 10)+")", v, strconv.FormatFloat(s.Mean, 'f', 2, 64), f.Alert && s.Mean == top)
+				c.add(saySegment(lang, s.Segment, names)+" (n="+strconv.FormatInt(s.Events, 10)+")", v, strconv.FormatFloat(s.Mean, 'f', 2, 64), f.Alert && s.Mean == top)
 			}
 			price = append(price, c)
 		}
 	}
-	scopes := slices.Clone(rep.Diversity.Scopes)
+	// People are summarised (count, spread); only the whole stream's
+	// scopes get a row each.
+	var scopes []fairness.ScopeDiversity
+	var seen []float64
+	seenBelow := 0
+	for _, s := range rep.Diversity.Scopes {
+		if strings.HasPrefix(s.Scope, "subject:") {
+			if len(s.Periods) > 0 {
+				seen = append(seen, s.Trend.Latest)
+			}
+			if s.Trend.BelowFloor {
+				seenBelow++
+			}
+			continue
+		}
+		scopes = append(scopes, s)
+	}
 	slices.SortStableFunc(scopes, func(a, b fairness.ScopeDiversity) int {
 		if a.Trend.BelowFloor != b.Trend.BelowFloor {
 			if a.Trend.BelowFloor {
@@ -305,12 +321,24 @@ func write(w io.Writer, rep *Report, lang string, names Names, name string) erro
 			byKind = append(byKind, kindCount{t("k_" + k), counts[k]})
 		}
 	}
-	buckets, people := entropyBuckets(rep.Recommenders.Subjects)
+	var shown []float64
+	for _, sc := range rep.Recommenders.Subjects {
+		if len(sc.Periods) > 0 {
+			shown = append(shown, sc.Trend.Latest)
+		}
+	}
 	tm, err := pageTmpl.Clone()
 	if err != nil {
 		return fmt.Errorf("monitor report: %w", err)
 	}
-	tm.Funcs(template.FuncMap{"t": t, "w": word, "note": func(s string) string { return note(lang, s) }, "tf": func(key string, args ...any) string { return fmt.Sprintf(t(key), args...) }})
+	tm.Funcs(template.FuncMap{"t": t, "w": word, "note": func(s string) string { return note(lang, s, names) }, "tf": func(key string, args ...any) string { return fmt.Sprintf(t(key), args...) },
+		"say":    func(a Alert) string { return a.Say(lang, names) },
+		"esc":    func(e Escalation) string { return e.Say(lang, names) },
+		"scope":  func(s string) string { return sayScope(lang, s, names) },
+		"metric": func(m string) string { return sayMetric(lang, m) },
+		"action": func(a string) string { return SayAction(lang, a) },
+		"method": func(f FlipCheck) string { return f.say(lang, names) },
+	})
 	err = tm.ExecuteTemplate(w, name, struct {
 		*Report
 		Lang          string
@@ -324,37 +352,38 @@ func write(w io.Writer, rep *Report, lang string, names Names, name string) erro
 		ByKind        []kindCount
 		Rows          []Alert
 		SubjectAlerts int
-		Buckets       []bucket
-		People        int
+		Seen, Shown   people
 	}{rep, lang, fair, proxy, price, sparks, max(0, len(scopes)-maxScopes), recSparks, max(0, len(rep.Recommenders.Recommenders)-maxScopes),
-		byKind, rows, subjectAlerts, buckets, people})
+		byKind, rows, subjectAlerts, summarise(seen, seenBelow), summarise(shown, rep.Recommenders.SubjectsBelow)})
 	if err != nil {
 		return fmt.Errorf("monitor report: %w", err)
 	}
 	return nil
 }
 
-// entropyBuckets counts people by their latest category entropy.
-func entropyBuckets(subjects []BubbleScope) ([]bucket, int) {
+// people is a summary of per-person diversity: how many, how many below
+// their floor, and the spread of their latest category entropy.
+type people struct {
+	N, Below int
+	Buckets  []bucket
+}
+
+// summarise counts people by their latest category entropy.
+func summarise(latest []float64, below int) people {
 	names := []string{"0–0.2", "0.2–0.4", "0.4–0.6", "0.6–0.8", "0.8–1"}
 	n := make([]int, len(names))
-	total := 0
-	for _, sc := range subjects {
-		if len(sc.Periods) == 0 {
-			continue
-		}
-		total++
-		n[min(len(names)-1, int(clamp01(sc.Trend.Latest)*5))]++
+	for _, v := range latest {
+		n[min(len(names)-1, int(clamp01(v)*5))]++
 	}
-	out := make([]bucket, len(names))
+	out := people{N: len(latest), Below: below, Buckets: make([]bucket, len(names))}
 	for i := range names {
 		w := 0.0
-		if total > 0 {
-			w = math.Round(float64(n[i])/float64(total)*3000) / 10
+		if len(latest) > 0 {
+			w = math.Round(float64(n[i])/float64(len(latest))*3000) / 10
 		}
-		out[i] = bucket{names[i], n[i], w}
+		out.Buckets[i] = bucket{names[i], n[i], w}
 	}
-	return out, total
+	return out
 }
 
 // bubbleSpark draws one recommender's or subject's entropy over time.
@@ -383,11 +412,17 @@ func bubbleSpark(s BubbleScope, t func(string) string) spark {
 }
 
 var pageTmpl = template.Must(template.New("monitor").Funcs(template.FuncMap{
-	"w":    func(string) string { return "" },
-	"note": func(string) string { return "" },
-	"f3":   func(x float64) string { return strconv.FormatFloat(x, 'f', 3, 64) },
-	"t":    func(string) string { return "" },
-	"tf":   func(string, ...any) string { return "" },
+	"w":      func(string) string { return "" },
+	"note":   func(string) string { return "" },
+	"f3":     func(x float64) string { return strconv.FormatFloat(x, 'f', 3, 64) },
+	"t":      func(string) string { return "" },
+	"tf":     func(string, ...any) string { return "" },
+	"say":    func(Alert) string { return "" },
+	"esc":    func(Escalation) string { return "" },
+	"scope":  func(string) string { return "" },
+	"metric": func(string) string { return "" },
+	"action": func(string) string { return "" },
+	"method": func(FlipCheck) string { return "" },
 }).Parse(`{{define "page"}}<!DOCTYPE html>
 <html lang="{{.Lang}}">
 <head>
@@ -408,6 +443,14 @@ body { font-family: system-ui, "PingFang SC", "Noto Sans CJK SC", sans-serif; ma
 .monitor th, .monitor td { border: 1px solid #ccc; padding: 0.2em 0.5em; text-align: left; }
 .monitor tr.alert td { background: #fde8e8; }
 .monitor .note { color: #555; }
+.monitor td.num { white-space: nowrap; }
+@media (max-width: 40rem) {
+  .monitor table.cards, .monitor table.cards tbody, .monitor table.cards tr, .monitor table.cards td { display: block; }
+  .monitor table.cards thead { position: absolute; left: -9999px; }
+  .monitor table.cards tr { border: 1px solid #ccc; border-radius: 8px; margin: .5rem 0; padding: .25rem .5rem; }
+  .monitor table.cards td { border: 0; padding: .2rem 0; white-space: normal; overflow-wrap: anywhere; }
+  .monitor table.cards td[data-label]::before { content: attr(data-label) "："; font-weight: 600; color: #555; }
+}
 .monitor svg { max-width: 100%; height: auto; }
 .monitor svg text { font-size: 12px; }
 .monitor .scroll { overflow-x: auto; }
@@ -425,54 +468,58 @@ body { font-family: system-ui, "PingFang SC", "Noto Sans CJK SC", sans-serif; ma
 {{range .Prices}}{{template "chart" .}}{{end}}{{end}}
 
 {{if .Rows}}<h2>{{t "alert_rows"}}</h2>
-<div class="scroll"><table id="alert-rows"><tr><th>{{t "monitor"}}</th><th>{{t "requirement"}}</th><th>{{t "metric"}}</th><th>{{t "value"}}</th><th>{{t "threshold"}}</th><th>{{t "scope"}}</th><th>{{t "message"}}</th></tr>
-{{range .Rows}}<tr class="alert"><td>{{t (print "k_" .Kind)}}</td><td>{{.Requirement}}</td><td>{{.Metric}}</td><td>{{f3 .Value}}</td><td>{{f3 .Threshold}}</td><td>{{w .Scope}}</td><td>{{.Message}}</td></tr>
-{{end}}</table></div>{{end}}
+<table id="alert-rows" class="cards stack"><thead><tr><th>{{t "monitor"}}</th><th>{{t "requirement"}}</th><th>{{t "metric"}}</th><th>{{t "value"}}</th><th>{{t "threshold"}}</th><th>{{t "scope"}}</th><th>{{t "message"}}</th></tr></thead>
+{{range .Rows}}<tr class="alert"><td class="num" data-label="{{t "monitor"}}">{{t (print "k_" .Kind)}}</td><td class="num" data-label="{{t "requirement"}}">{{.Requirement}}</td><td data-label="{{t "metric"}}">{{metric .Metric}}</td><td class="num" data-label="{{t "value"}}">{{f3 .Value}}</td><td class="num" data-label="{{t "threshold"}}">{{f3 .Threshold}}</td><td data-label="{{t "scope"}}">{{scope .Scope}}</td><td data-label="{{t "message"}}">{{say .}}</td></tr>
+{{end}}</table>{{end}}
 
 <h2 id="bubble-people">{{t "bubble_subjects"}}</h2>
-<p id="bubble-counts">{{tf "bubble_counts" .Recommenders.SubjectsTracked .Recommenders.SubjectsBelow .SubjectAlerts}}</p>
-{{if .People}}<table id="bubble-dist"><caption class="note">{{t "bubble_dist"}}</caption><tr><th>{{t "range"}}</th><th>{{t "people"}}</th><th></th></tr>
-{{range .Buckets}}<tr><td>{{.Label}}</td><td>{{.N}}</td><td><svg xmlns="http://www.w3.org/2000/svg" width="300" height="12" role="img" aria-label="{{.N}}"><rect width="{{.Width}}" height="12" fill="#47a"/></svg></td></tr>
-{{end}}</table>{{end}}
+<p id="bubble-alerts">{{tf "bubble_alerts" .SubjectAlerts}}</p>
+<p id="bubble-seen">{{tf "bubble_seen" .Seen.N .Seen.Below}}</p>
+{{if .Seen.N}}{{template "dist" .Seen}}{{end}}
+<p id="bubble-counts">{{tf "bubble_counts" .Recommenders.SubjectsTracked .Recommenders.SubjectsBelow}}</p>
+{{if .Shown.N}}{{template "dist" .Shown}}{{end}}
 
 <h2>{{t "fair_h"}}</h2>
 {{with .Fairness.Note}}<p class="note">{{note .}}</p>{{end}}
 {{range .Fairness.UseCases}}<p><b>{{w .UseCase}}</b>: {{.Decisions}} {{tf "decisions_n" .LeftOut}} {{note .Note}}</p>
-{{with .Audit}}{{if .Excluded}}<ul>{{range .Excluded}}<li>{{t "excluded"}}: {{.Group}} — {{.Reason}}</li>{{end}}</ul>{{end}}{{end}}
+{{with .Audit}}{{if .Excluded}}<ul>{{range .Excluded}}<li>{{t "excluded"}}: {{.Group}} — {{note .Reason}}</li>{{end}}</ul>{{end}}{{end}}
 <p class="note">{{tf "outcomes" .OutcomesKnown (note .OutcomeSource)}}</p>
 {{if .Flips}}<div class="scroll"><table><tr><th>{{t "changed"}}</th><th>{{t "kind"}}</th><th>{{t "groups_of"}}</th><th>{{t "runs"}}</th><th>{{t "flips"}}</th><th>{{t "flip_rate"}}</th><th>{{t "method"}}</th></tr>
-{{range .Flips}}<tr{{with .Result}}{{if .Flips}} class="alert"{{end}}{{end}}><td>{{w .Changed}}</td><td>{{w .Kind}}</td><td>{{w .Protected}}</td>{{with .Result}}<td>{{.Evaluations}}</td><td>{{.Flips}}</td><td>{{f3 .FlipRate}}</td>{{else}}<td colspan="3">{{t "not_run"}}</td>{{end}}<td>{{.Method}} {{.Note}}</td></tr>
+{{range .Flips}}<tr{{with .Result}}{{if .Flips}} class="alert"{{end}}{{end}}><td>{{w .Changed}}</td><td>{{w .Kind}}</td><td>{{w .Protected}}</td>{{with .Result}}<td>{{.Evaluations}}</td><td>{{.Flips}}</td><td>{{f3 .FlipRate}}</td>{{else}}<td colspan="3">{{t "not_run"}}</td>{{end}}<td>{{method .}} {{note .Note}}</td></tr>
 {{end}}</table></div>{{end}}{{with .FlipNote}}<p class="note">{{note .}}</p>{{end}}
 {{end}}
 
 <h2>{{t "proxy_h"}}</h2>
 {{with .Proxies.Note}}<p class="note">{{note .}}</p>{{end}}
 <p>{{tf "proxy_rule" (f3 .Proxies.Threshold) .Proxies.MinSubjects}}</p>
-{{if .Proxies.Findings}}<div class="scroll"><table><tr><th>{{t "feature"}}</th><th>{{t "kind"}}</th><th>{{t "protected"}}</th><th>{{t "measure"}}</th><th>{{t "value"}}</th><th>{{t "subjects"}}</th><th>{{t "flagged"}}</th><th>{{t "note"}}</th></tr>
-{{range .Proxies.Findings}}<tr{{if and .Flagged (not .Cleared)}} class="alert"{{end}}><td>{{w .Feature}}</td><td>{{w .Kind}}</td><td>{{w .Protected}}</td><td>{{.Measure}}</td><td>{{f3 .Value}}</td><td>{{.Subjects}}</td><td>{{if .Cleared}}{{t "cleared"}}{{else if .Flagged}}{{t "yes"}}{{else}}{{t "no"}}{{end}}</td><td>{{.Note}}</td></tr>
+{{if .Proxies.Findings}}<div class="scroll"><table><tr><th>{{t "feature"}}</th><th>{{t "kind"}}</th><th>{{t "protected"}}</th><th>{{t "measure"}}</th><th>{{t "value"}}</th><th>{{t "people"}}</th><th>{{t "flagged"}}</th><th>{{t "note"}}</th></tr>
+{{range .Proxies.Findings}}<tr{{if and .Flagged (not .Cleared)}} class="alert"{{end}}><td>{{w .Feature}}</td><td>{{w .Kind}}</td><td>{{w .Protected}}</td><td>{{metric .Measure}}</td><td>{{f3 .Value}}</td><td>{{.Subjects}}</td><td>{{if .Cleared}}{{t "cleared"}}{{else if .Flagged}}{{t "yes"}}{{else}}{{t "no"}}{{end}}</td><td>{{note .Note}}</td></tr>
 {{end}}</table></div>{{end}}
 
 <h2>{{t "price_h"}}</h2>
 {{with .Price.Note}}<p class="note">{{note .}}</p>{{end}}
 {{with .Price.Scan}}<p>{{tf "price_scan" .Events .Cells (len .Findings) (len .Alerts)}}</p>{{end}}
 {{if .Escalations}}<h3>{{t "escalations"}}</h3><div class="scroll"><table><tr><th>{{t "item"}}</th><th>{{t "context"}}</th><th>{{t "consecutive"}}</th><th>{{t "usecases"}}</th><th>{{t "message"}}</th></tr>
-{{range .Escalations}}<tr class="alert"><td>{{.Item}}</td><td>{{.Context}}</td><td>{{.Runs}}</td><td>{{range $uc, $a := .Actions}}{{w $uc}}: {{$a}} {{end}}</td><td>{{.Message}}</td></tr>
+{{range .Escalations}}<tr class="alert"><td>{{w .Item}}</td><td>{{.Context}}</td><td>{{.Runs}}</td><td>{{range $uc, $a := .Actions}}{{w $uc}}{{t "colon"}}{{action $a}} {{end}}</td><td>{{esc .}}</td></tr>
 {{end}}</table></div>{{end}}
 
 <h2>{{t "div_h"}}</h2>
 {{with .Diversity.Note}}<p class="note">{{note .}}</p>{{end}}
-<p>{{tf "div_rule" .Diversity.EventType .Diversity.PeriodSeconds .Diversity.MinImpressions (f3 .Diversity.Floor)}}</p>
+<p>{{tf "div_rule" (w .Diversity.EventType) .Diversity.PeriodSeconds .Diversity.MinImpressions (f3 .Diversity.Floor)}}</p>
 {{if .Sparks}}<div class="scroll"><table><tr><th>{{t "scope"}}</th><th>{{t "trend"}}</th><th>{{t "latest"}}</th><th>{{t "slope"}}</th></tr>
-{{range .Sparks}}<tr{{if .Alert}} class="alert"{{end}}><td>{{w .Scope}}</td><td>{{template "spark" .}}</td><td>{{.Latest}}</td><td>{{.Slope}}</td></tr>
+{{range .Sparks}}<tr{{if .Alert}} class="alert"{{end}}><td>{{scope .Scope}}</td><td>{{template "spark" .}}</td><td>{{.Latest}}</td><td>{{.Slope}}</td></tr>
 {{end}}</table></div>{{if .More}}<p class="note">{{tf "more" .More}}</p>{{end}}{{end}}
 
 <h2>{{t "rec_h"}}</h2>
 {{with .Recommenders.Note}}<p class="note">{{note .}}</p>{{end}}
 <p>{{tf "rec_counts" (len .Recommenders.Recommenders) .Recommenders.SubjectsTracked .Recommenders.SubjectsBelow .Recommenders.SubjectsEvicted .Recommenders.AnswersRejected}}</p>
 {{if .RecSparks}}<div class="scroll"><table><tr><th>{{t "scope"}}</th><th>{{t "trend"}}</th><th>{{t "latest"}}</th><th>{{t "slope"}}</th><th>{{t "last_period"}}</th></tr>
-{{range .RecSparks}}<tr{{if .Alert}} class="alert"{{end}}><td>{{w .Scope}}</td><td>{{template "spark" .}}</td><td>{{.Latest}}</td><td>{{.Slope}}</td><td>{{.Trend}}</td></tr>
+{{range .RecSparks}}<tr{{if .Alert}} class="alert"{{end}}><td>{{scope .Scope}}</td><td>{{template "spark" .}}</td><td>{{.Latest}}</td><td>{{.Slope}}</td><td>{{.Trend}}</td></tr>
 {{end}}</table></div>{{if .RecMore}}<p class="note">{{tf "more" .RecMore}}</p>{{end}}{{end}}
 </div>{{end}}
+{{define "dist"}}<table class="bubble-dist"><caption class="note">{{t "bubble_dist"}}</caption><tr><th>{{t "range"}}</th><th>{{t "people"}}</th><th></th></tr>
+{{range .Buckets}}<tr><td>{{.Label}}</td><td>{{.N}}</td><td><svg xmlns="http://www.w3.org/2000/svg" width="200" height="12" viewBox="0 0 300 12" role="img" aria-label="{{.N}}"><rect width="{{.Width}}" height="12" fill="#47a"/></svg></td></tr>
+{{end}}</table>{{end}}
 {{define "spark"}}<svg xmlns="http://www.w3.org/2000/svg" width="160" height="44" role="img" aria-label="{{t "entropy_trend"}}">
 <line x1="0" y1="{{.FloorY}}" x2="160" y2="{{.FloorY}}" stroke="#c00" stroke-dasharray="3,3"/>
 <polyline fill="none" stroke="#246" stroke-width="2" points="{{.Points}}"/></svg>{{end}}

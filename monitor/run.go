@@ -127,7 +127,9 @@ type Alert struct {
 	Scope       string             `json:"scope"`
 	Pseudonym   portrait.Pseudonym `json:"subject,omitempty"` // for a subject's diversity
 	Message     string             `json:"message"`
-	LogIndex    int64              `json:"log_index"`
+	// Facts are the parts of Message, for pages that say it in words.
+	Facts    *Facts `json:"facts,omitempty"`
+	LogIndex int64  `json:"log_index"`
 }
 
 // subjectData is what one run reads of one subject.
@@ -482,11 +484,11 @@ func (m *Monitor) fairnessSection(cat *catalog.Catalog, subjects []*subjectData,
 		}
 	}
 	if len(counts) == 0 {
-		rep.Fairness.Note = "no decisions are stored yet: nothing to audit (decisions come from POST /v1/decisions)"
+		rep.Fairness.Note = "no decisions are stored yet: nothing to audit"
 		return
 	}
 	if len(attrs) == 0 {
-		rep.Fairness.Note = "no protected attributes are recorded: record them with PUT /v1/subjects/{id}/protected to audit decisions (FP-2)"
+		rep.Fairness.Note = "no protected attributes are recorded: record them for the people decided about to audit decisions (FP-2)"
 	}
 	// Flip tests change every flagged proxy not cleared by a reviewer.
 	proxies := map[string]string{}
@@ -538,7 +540,8 @@ func (m *Monitor) fairnessSection(cat *catalog.Catalog, subjects []*subjectData,
 		for _, al := range a.Alerts {
 			rep.Alerts = append(rep.Alerts, Alert{Kind: "fairness", Requirement: "FP-4", Metric: "impact_ratio", Value: al.Value,
 				Threshold: al.Threshold, Scope: uc + "/" + strings.Join(al.Attributes, Sep) + "=" + al.Group,
-				Message: "use-case " + uc + ": " + al.Message})
+				Message: "use-case " + uc + ": " + al.Message,
+				Facts:   &Facts{UseCase: uc, Attributes: al.Attributes, Group: al.Group, Reference: al.Reference, PValue: &al.PValue}})
 		}
 		flips, note := m.flipTests(cat, uc, attrs, subjects, proxies, rep)
 		u.Flips = append(u.Flips, flips...)
@@ -655,7 +658,8 @@ func (m *Monitor) proxySection(cat *catalog.Catalog, subjects []*subjectData, re
 		if r.Flagged && !r.Cleared {
 			rep.Alerts = append(rep.Alerts, Alert{Kind: "proxy", Requirement: "FP-6", Metric: r.Measure, Value: r.Value, Threshold: m.opts.ProxyThreshold,
 				Scope: r.Feature + "~" + r.Protected, Message: fmt.Sprintf("%s %q is associated with protected attribute %q (%s %.3f > %.2f): treated as sensitive until a reviewer clears it",
-					r.Kind, r.Feature, r.Protected, r.Measure, r.Value, m.opts.ProxyThreshold)})
+					r.Kind, r.Feature, r.Protected, r.Measure, r.Value, m.opts.ProxyThreshold),
+				Facts: &Facts{Feature: r.Feature, FeatureKind: r.Kind, Protected: r.Protected}})
 		}
 	}
 	return out
@@ -692,7 +696,8 @@ func (m *Monitor) priceSection(cat *catalog.Catalog, subjects []*subjectData, re
 			metric = "segment_gap_from_free" // the lowest segment paid nothing
 		}
 		rep.Alerts = append(rep.Alerts, Alert{Kind: "price", Requirement: "FP-1", Metric: metric, Value: value, Threshold: a.Threshold,
-			Scope: "item:" + a.Item + "/" + a.Context + "@" + a.WindowStart.Format(time.RFC3339), Message: a.Message})
+			Scope: "item:" + a.Item + "/" + a.Context + "@" + a.WindowStart.Format(time.RFC3339), Message: a.Message,
+			Facts: &Facts{Item: a.Item, Context: a.Context, Highest: a.Highest, Lowest: a.Lowest, HighMean: a.HighestMean, LowMean: a.LowestMean}})
 	}
 	return nil
 }
@@ -767,7 +772,7 @@ func (m *Monitor) diversitySection(ctx context.Context, subjects []*subjectData,
 			continue
 		}
 		rep.Alerts = append(rep.Alerts, Alert{Kind: "diversity", Requirement: "FB-2", Metric: "category_entropy", Value: sd.Trend.Latest,
-			Threshold: o.DiversityFloor, Scope: sd.Scope, Pseudonym: subjectOf[sd.Scope], Message: sd.Trend.Message})
+			Threshold: o.DiversityFloor, Scope: sd.Scope, Pseudonym: subjectOf[sd.Scope], Message: sd.Trend.Message, Facts: &Facts{Slope: sd.Trend.Slope}})
 	}
 	return nItems, nCats, nil
 }

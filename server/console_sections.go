@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/mod/sumdb/note"
 	"golang.org/x/mod/sumdb/tlog"
 
 	portrait "github.com/portrait-dev/portrait"
@@ -309,6 +310,13 @@ type entryData struct {
 	Proof      []string
 	Verified   bool
 	Problem    string
+	// Cosigners name the other signatures on the published checkpoint:
+	// when the engine has joined a regulator, a checkpoint is published
+	// only after the regulator's cosignature on it has been verified.
+	Cosigners []string
+	// Fresh says the entry is newer than the published checkpoint, so the
+	// page signed the tree as it is now (not yet cosigned).
+	Fresh bool
 }
 
 // consoleEntry shows one entry and checks, here and now, that the signed
@@ -340,9 +348,13 @@ func (s *Server) consoleEntry(w http.ResponseWriter, r *http.Request, c policy.C
 	if err == nil && len(note) > 0 {
 		cp, err = audit.ParseCheckpoint(note, s.cfg.Log.VerifierKey())
 	}
+	if err == nil && len(note) > 0 && cp.Size > i {
+		d.Cosigners = cosigners(note, s.cfg.Log.VerifierKey())
+	}
 	if err != nil || len(note) == 0 || cp.Size <= i {
 		// Not yet covered by a published checkpoint: sign the tree as it
 		// is now, which includes every entry written.
+		d.Fresh = true
 		if note, err = s.cfg.Log.Sign(ctx, s.cfg.Store); err == nil {
 			cp, err = audit.ParseCheckpoint(note, s.cfg.Log.VerifierKey())
 		}
@@ -370,6 +382,24 @@ func (s *Server) consoleEntry(w http.ResponseWriter, r *http.Request, c policy.C
 		d.Verified = true
 	}
 	s.renderConsole(w, http.StatusOK, v)
+}
+
+// cosigners returns the names of the signatures on a checkpoint other
+// than the log's own (the regulator's witness when joined).
+func cosigners(msg []byte, logKey string) []string {
+	v, err := note.NewVerifier(strings.TrimSpace(logKey))
+	if err != nil {
+		return nil
+	}
+	n, err := note.Open(msg, note.VerifierList(v))
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, s := range n.UnverifiedSigs {
+		out = append(out, s.Name)
+	}
+	return out
 }
 
 // --- violation reports and breaches ------------------------------------

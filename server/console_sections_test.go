@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -20,9 +19,9 @@ import (
 
 // sectionsHarness is consoleHarness with something in every section: an
 // open subject request, a violation report, a breach, a suspension and a
-// monitor report.
+// monitor report with fairness, proxy, price and filter-bubble alerts.
 func sectionsHarness(t *testing.T) (h *harness, base, dave string) {
-	h, base, dave, _ = consoleHarness(t)
+	h, base, dave, _ = consoleHarness(t, alertingMonitor)
 	if resp := h.json("POST", "/v1/me/requests", h.token("dave"), map[string]string{"type": "explanation"}, nil); resp.StatusCode != 201 {
 		t.Fatalf("request: %d", resp.StatusCode)
 	}
@@ -36,9 +35,7 @@ func sectionsHarness(t *testing.T) (h *harness, base, dave string) {
 	if resp := h.do("POST", "/v1/suspensions", h.staff(policy.Regulator), "application/json", []byte(`{"kind":"field","id":"city","reason":"正在调查"}`), nil); resp.StatusCode != 201 {
 		t.Fatalf("suspension: %d", resp.StatusCode)
 	}
-	if resp := h.do("POST", "/v1/monitor/runs", h.staff(policy.Admin), "", nil, nil); resp.StatusCode != 201 {
-		t.Fatalf("monitor run: %d", resp.StatusCode)
-	}
+	h.alert = raiseAlerts(h)
 	return h, base, dave
 }
 
@@ -176,7 +173,7 @@ func TestConsoleSectionsWork(t *testing.T) {
 		t.Errorf("RO-8: answer not shown")
 	}
 	for path, want := range map[string]string{
-		"/console/breaches": "备份泄露", "/console/orders": "正在调查", "/console/monitor": "个人推荐多样性",
+		"/console/breaches": "备份泄露", "/console/orders": "正在调查", "/console/monitor": "个人内容多样性",
 		"/console/records": "个人信息处理者", "/console/filing": "算法",
 	} {
 		if page := fetchPage(t, adm, base+path); !strings.Contains(page, want) {
@@ -222,7 +219,7 @@ func TestConsoleModify(t *testing.T) {
 // TestConsoleSectionsBrowser opens every console section in Chromium at
 // 1280 and 390 px in both languages, as the admin (who sees them all):
 // nothing is wider than the screen, and with PORTRAIT_SCREENSHOTS=1 each
-// is saved in docs/screenshots (JPEG, quality 80).
+// is saved in docs/screenshots (PNG).
 func TestConsoleSectionsBrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test in -short mode")
@@ -248,10 +245,12 @@ func TestConsoleSectionsBrowser(t *testing.T) {
 			role  policy.Role
 			pages []string
 		}{
-			{policy.Admin, []string{"reviews", "cases", "log", "log/0", "reports", "breaches", "orders", "monitor", "records", "filing"}},
+			{policy.Admin, []string{"reviews", "cases", "log", "log/0", fmt.Sprintf("log/%d", h.alert), "reports", "breaches", "orders", "monitor", "records", "filing"}},
 			{policy.Reviewer, []string{"reviews/" + dave}},
 		} {
-			run("sign in", chromedp.Navigate(base+"/console/signin"), chromedp.WaitVisible(chromedp.ID("key")),
+			// Headless Chromium keeps a window at least 500 px wide: the
+			// phone's width is emulated, as a phone reports it.
+			run("sign in", chromedp.EmulateViewport(int64(width), 900), chromedp.Navigate(base+"/console/signin"), chromedp.WaitVisible(chromedp.ID("key")),
 				chromedp.SendKeys(chromedp.ID("key"), h.staff(who.role)), chromedp.Click(chromedp.ID("signin")), chromedp.WaitVisible(chromedp.ID("whoami")))
 			for _, page := range who.pages {
 				for _, lang := range []string{"zh-CN", "en"} {
@@ -259,6 +258,9 @@ func TestConsoleSectionsBrowser(t *testing.T) {
 					over, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.documentElement.scrollWidth - window.innerWidth`))
 					if err != nil {
 						t.Fatal(err)
+					}
+					if iw, err := chromedp.Run(ctx, chromedp.Evaluate[int](`window.innerWidth`)); err != nil || iw != width {
+						t.Fatalf("%d px: the page is %d px wide (%v)", width, iw, err)
 					}
 					if over > 0 {
 						t.Errorf("%d px, %s (%s): the page is %d px wider than the screen", width, page, lang, over)
@@ -271,21 +273,21 @@ func TestConsoleSectionsBrowser(t *testing.T) {
 						checkNoRawKeys(t, fmt.Sprintf("/console/%s (%d px)", page, width), text)
 					}
 					if shots {
-						b, err := chromedp.Run(ctx, chromedp.FullScreenshot(80))
+						b, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 						if err != nil {
 							t.Fatal(err)
 						}
-						name := "console-" + strings.ReplaceAll(strings.Split(page, "/")[0], "/", "-") + "-" + map[string]string{"zh-CN": "zh", "en": "en"}[lang] + "-" + map[int]string{1280: "wide", 390: "phone"}[width] + ".jpg"
-						os.MkdirAll(filepath.Join("..", "docs", "screenshots"), 0o755)
+						name := "console-" + strings.ReplaceAll(strings.Split(page, "/")[0], "/", "-") + "-" + map[string]string{"zh-CN": "zh", "en": "en"}[lang] + "-" + map[int]string{1280: "wide", 390: "phone"}[width] + ".png"
 						if page == "log/0" {
 							name = strings.Replace(name, "console-log-", "console-entry-", 1)
+						}
+						if page == fmt.Sprintf("log/%d", h.alert) {
+							name = strings.Replace(name, "console-log-", "console-alert-", 1)
 						}
 						if who.role == policy.Reviewer {
 							name = strings.Replace(name, "console-reviews-", "console-case-", 1)
 						}
-						if err := os.WriteFile(filepath.Join("..", "docs", "screenshots", name), b, 0o644); err != nil {
-							t.Fatal(err)
-						}
+						saveShot(t, name, b)
 					}
 				}
 			}

@@ -15,6 +15,7 @@ import (
 
 	portrait "github.com/portrait-dev/portrait"
 	"github.com/portrait-dev/portrait/policy"
+	"github.com/portrait-dev/portrait/server"
 )
 
 // consoleURL serves the harness's API together with the staff console
@@ -57,8 +58,8 @@ func appealed(h *harness, subject, statement string) (decision, review string) {
 
 // consoleHarness is a harness with the credit use-case assessed, dave's
 // decision appealed and erin's appealed and past its deadline.
-func consoleHarness(t *testing.T) (h *harness, base, daveReview, erinReview string) {
-	h = newHarness(t)
+func consoleHarness(t *testing.T, opts ...func(*server.Config)) (h *harness, base, daveReview, erinReview string) {
+	h = newHarness(t, opts...)
 	h.point.SetCatalog(liveCatalog(t))
 	if resp := h.json("POST", "/v1/usecases/credit_limit/assessment", h.staff(policy.Admin), art56, nil); resp.StatusCode != 201 {
 		t.Fatalf("assess: %d", resp.StatusCode)

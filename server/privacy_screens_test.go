@@ -6,7 +6,6 @@ import (
 	portrait "github.com/portrait-dev/portrait"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -114,7 +113,7 @@ func TestPersonalizationSwitch(t *testing.T) {
 // TestPrivacyPagesBrowser opens every privacy-centre page in Chromium at
 // 1280 and 390 px in both languages: nothing is wider than the screen
 // (wide tables become cards on a phone), and with PORTRAIT_SCREENSHOTS=1
-// each is saved in docs/screenshots (JPEG, quality 80).
+// each is saved in docs/screenshots (PNG).
 func TestPrivacyPagesBrowser(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test in -short mode")
@@ -133,7 +132,9 @@ func TestPrivacyPagesBrowser(t *testing.T) {
 		actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
 		ctx, cancel2 := chromedp.NewContext(actx)
 		ctx, cancel3 := context.WithTimeout(ctx, 300*time.Second) // a loaded 2-core machine
-		if err := chromedp.Do(ctx, chromedp.Navigate(h.url+"/privacy/"), chromedp.Click(chromedp.ID("demo-demo-alice")), chromedp.WaitVisible(chromedp.CSS(".cards"))); err != nil {
+		// Headless Chromium keeps a window at least 500 px wide: the
+		// phone's width is emulated, as a phone reports it.
+		if err := chromedp.Do(ctx, chromedp.EmulateViewport(int64(width), 900), chromedp.Navigate(h.url+"/privacy/"), chromedp.Click(chromedp.ID("demo-demo-alice")), chromedp.WaitVisible(chromedp.CSS(".cards"))); err != nil {
 			t.Fatalf("%d px: sign in: %v", width, err)
 		}
 		for _, page := range pages {
@@ -151,6 +152,9 @@ func TestPrivacyPagesBrowser(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				if iw, err := chromedp.Run(ctx, chromedp.Evaluate[int](`window.innerWidth`)); err != nil || iw != width {
+					t.Fatalf("%d px: the page is %d px wide (%v)", width, iw, err)
+				}
 				if over > 0 {
 					t.Errorf("%d px, /privacy/%s (%s): the page is %d px wider than the screen", width, page, lang, over)
 				}
@@ -166,15 +170,12 @@ func TestPrivacyPagesBrowser(t *testing.T) {
 					if name == "" {
 						name = "home"
 					}
-					name = "privacy-" + name + "-" + map[string]string{"zh-CN": "zh", "en": "en"}[lang] + "-" + map[int]string{1280: "wide", 390: "phone"}[width] + ".jpg"
-					b, err := chromedp.Run(ctx, chromedp.FullScreenshot(80))
+					name = "privacy-" + name + "-" + map[string]string{"zh-CN": "zh", "en": "en"}[lang] + "-" + map[int]string{1280: "wide", 390: "phone"}[width] + ".png"
+					b, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 					if err != nil {
 						t.Fatal(err)
 					}
-					os.MkdirAll(filepath.Join("..", "docs", "screenshots"), 0o755)
-					if err := os.WriteFile(filepath.Join("..", "docs", "screenshots", name), b, 0o644); err != nil {
-						t.Fatal(err)
-					}
+					saveShot(t, name, b)
 				}
 			}
 		}

@@ -55,18 +55,19 @@ type harness struct {
 	path   string     // the SQLite file, on SQLite
 	pgURL  string     // the throwaway database, on PostgreSQL
 	logs   *logBuffer // what the server logged
+	alert  int64      // log index of the first alert raiseAlerts raised
 }
 
 // newHarness serves a whole Portrait on a fresh SQLite file: for what is
 // about the server (routes, roles, pages), not about the store.
-func newHarness(t testing.TB) *harness {
+func newHarness(t testing.TB, opts ...func(*server.Config)) *harness {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "portrait.db")
 	store, err := sqlite.Open(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := newHarnessOn(t, store)
+	h := newHarnessOn(t, store, opts...)
 	h.path = path
 	return h
 }
@@ -168,7 +169,7 @@ func newHarnessOn(t testing.TB, store portrait.Store, opts ...func(*server.Confi
 	ts.Start()
 	t.Cleanup(ts.Close)
 	h := &harness{t: t, url: ts.URL, store: store, keys: kr, log: log, server: srv, apikey: map[policy.Role]string{},
-		point: point, mon: mon, rights: rs, logs: logs}
+		point: point, mon: cfg.Monitor, rights: rs, logs: logs}
 	for _, role := range policy.Roles {
 		key := "test-" + string(role)
 		sum := sha256.Sum256([]byte(key))

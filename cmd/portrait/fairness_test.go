@@ -449,6 +449,10 @@ func TestHTML(t *testing.T) {
 	if !strings.Contains(page, `<html lang="zh-CN">`) || !strings.Contains(page, "公平性审计：4 个决定") {
 		t.Errorf("the page is not in Chinese by default:\n%.600s", page)
 	}
+	// The alert and the notes are Chinese too, not the English messages.
+	if !strings.Contains(page, "选中率只有参照组") || strings.Contains(page, "selection rate") {
+		t.Errorf("the alert is not said in Chinese:\n%s", page)
+	}
 	var en bytes.Buffer
 	if code := fairnessCmd([]string{"--csv", p, "--group", "g", "--predicted", "d", "--positive", "y", "--format", "html", "--lang", "en"}, &en, &errb); code != 0 {
 		t.Fatalf("--lang en: exit %d: %s", code, errb.String())
