@@ -71,6 +71,9 @@ type Tx interface {
 	Suspend(ctx context.Context, s policy.Suspension) error
 	Lift(ctx context.Context, kind, id string) error
 	Generation(ctx context.Context) (int64, error)
+	// LeaseEpoch reads a subject bucket's lease epoch and holds it until
+	// the transaction ends (package cluster fences its writes with it).
+	LeaseEpoch(ctx context.Context, bucket int) (int64, error)
 	LogSize(ctx context.Context) (int64, error)
 	LogHashes(ctx context.Context, indexes []int64) ([][32]byte, error)
 	AppendLog(ctx context.Context, entries []portrait.LogEntry) error
