@@ -28,6 +28,10 @@ type Engine interface {
 	LogSize(ctx context.Context) (int64, error)
 	LogEntries(ctx context.Context, from, to int64) ([]portrait.LogEntry, error)
 	LogEntriesOfKind(ctx context.Context, kinds []string, from, to int64) ([]portrait.LogEntry, error)
+	LogEntriesAt(ctx context.Context, idxs []int64) ([]portrait.LogEntry, error)
+	// LogSubjectIndex reads the index of log records by subject
+	// (tables.DB.LogSubjectIndex); Tx.IndexLogSubjects fills it.
+	LogSubjectIndex(ctx context.Context, kind, pseudonym string) ([]int64, int64, error)
 	LogHashes(ctx context.Context, indexes []int64) ([][32]byte, error)
 	Checkpoint(ctx context.Context) ([]byte, error)
 	APIKey(ctx context.Context, hash []byte) (portrait.APIKey, error)
@@ -74,6 +78,7 @@ type Tx interface {
 	// LeaseEpoch reads a subject bucket's lease epoch and holds it until
 	// the transaction ends (package cluster fences its writes with it).
 	LeaseEpoch(ctx context.Context, bucket int) (int64, error)
+	IndexLogSubjects(ctx context.Context, kind string, upto int64, pseudonyms []string, idxs []int64) error
 	LogSize(ctx context.Context) (int64, error)
 	LogHashes(ctx context.Context, indexes []int64) ([][32]byte, error)
 	AppendLog(ctx context.Context, entries []portrait.LogEntry) error
