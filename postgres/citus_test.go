@@ -19,7 +19,7 @@ var distributed = []string{"events", "subjects", "profile", "labels", "consents"
 // multiShard are the statements allowed to span every shard, each with
 // the reason; a substring identifies the statement.
 var multiShard = map[string]string{
-	"expires IS NOT NULL AND expires <=": "the retention sweep reads the events due on every shard, on one node, in pages",
+	"expires IS NOT NULL AND expires <=":     "the retention sweep reads the events due on every shard, on one node, in pages",
 	"WHERE pseudonym > ? ORDER BY pseudonym": "the subject listing of batch derivation and the monitors pages through every shard",
 }
 
