@@ -1,11 +1,16 @@
 package monitor
 
 import (
+	"bytes"
 	"context"
+	"encoding/gob"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
+
+	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/fairness"
 )
 
 // Partial is what one node read for a monitor run of the subjects of
@@ -23,6 +28,9 @@ type Partial struct {
 	subjects   []*subjectData
 	restricted int
 	withValues int
+	// restrictedBy counts the restricted subjects Collect left out, by
+	// pseudonym, for Split; not encoded.
+	restrictedBy map[string]int
 }
 
 // Subjects is how many subjects the partial read.
@@ -87,4 +95,110 @@ func (m *Monitor) Combine(ctx context.Context, now time.Time, n int, parts ...*P
 	// One node reads the subjects in pseudonym order; so does Combine.
 	slices.SortFunc(all.subjects, func(a, b *subjectData) int { return strings.Compare(a.pseudonym, b.pseudonym) })
 	return m.report(ctx, now.UTC(), start, all)
+}
+
+// The partial's encoding, for the store (sealed by the caller).
+type wirePartial struct {
+	Buckets    []int
+	Restricted int
+	Subjects   []wireSubject
+}
+
+type wireSubject struct {
+	Pseudonym       string
+	Protected       map[string]string
+	Numeric         map[string]float64
+	Category, Kinds map[string]string
+	Segment         string
+	Labels          []string
+	Decisions       []wireDecision
+	Prices          []fairness.PriceEvent
+	Exposures       []wireExposure
+}
+
+// wireDecision is what the monitors read of a stored decision.
+type wireDecision struct {
+	ID, Subject, UseCase, Model, Status string
+	ModelVersion                        int
+	Outcome                             bool
+	Score                               float64
+	Created                             time.Time
+	LogIndex                            int64
+}
+
+type wireExposure struct {
+	T              time.Time
+	Item, Category string
+}
+
+// MarshalBinary encodes the partial (gob: scores may be NaN, which JSON
+// cannot carry).
+func (p *Partial) MarshalBinary() ([]byte, error) {
+	w := wirePartial{Buckets: p.Buckets, Restricted: p.restricted, Subjects: make([]wireSubject, len(p.subjects))}
+	for i, s := range p.subjects {
+		ws := wireSubject{Pseudonym: s.pseudonym, Protected: s.protected, Numeric: s.numeric, Category: s.category, Kinds: s.kinds,
+			Segment: s.segment, Labels: s.labels, Prices: s.prices}
+		for _, d := range s.decisions {
+			ws.Decisions = append(ws.Decisions, wireDecision{ID: d.ID, Subject: d.Subject, UseCase: d.UseCase, Model: d.Model, Status: d.Status,
+				ModelVersion: d.ModelVersion, Outcome: d.Outcome, Score: d.Score, Created: d.Created, LogIndex: d.LogIndex})
+		}
+		for _, e := range s.exposures {
+			ws.Exposures = append(ws.Exposures, wireExposure{T: e.t, Item: e.item, Category: e.category})
+		}
+		w.Subjects[i] = ws
+	}
+	var b bytes.Buffer
+	if err := gob.NewEncoder(&b).Encode(w); err != nil {
+		return nil, fmt.Errorf("monitor: encode partial: %w", err)
+	}
+	return b.Bytes(), nil
+}
+
+// UnmarshalBinary decodes what MarshalBinary encoded.
+func (p *Partial) UnmarshalBinary(b []byte) error {
+	var w wirePartial
+	if err := gob.NewDecoder(bytes.NewReader(b)).Decode(&w); err != nil {
+		return fmt.Errorf("monitor: decode partial: %w", err)
+	}
+	*p = Partial{Buckets: w.Buckets, restricted: w.Restricted}
+	for _, ws := range w.Subjects {
+		s := &subjectData{pseudonym: ws.Pseudonym, protected: ws.Protected, numeric: ws.Numeric, category: ws.Category, kinds: ws.Kinds,
+			segment: ws.Segment, labels: ws.Labels, prices: ws.Prices}
+		for _, d := range ws.Decisions {
+			s.decisions = append(s.decisions, portrait.StoredDetermination{ID: d.ID, Subject: d.Subject, UseCase: d.UseCase, Model: d.Model, Status: d.Status,
+				ModelVersion: d.ModelVersion, Outcome: d.Outcome, Score: d.Score, Created: d.Created, LogIndex: d.LogIndex})
+		}
+		for _, e := range ws.Exposures {
+			s.exposures = append(s.exposures, exposure{t: e.T, item: e.Item, category: e.Category})
+		}
+		if len(s.protected) > 0 {
+			p.withValues++
+		}
+		p.subjects = append(p.subjects, s)
+	}
+	return nil
+}
+
+// Split divides the partial into one per bucket, by bucket.
+func (p *Partial) Split(bucket func(pseudonym string) int) map[int]*Partial {
+	out := make(map[int]*Partial, len(p.Buckets))
+	for _, b := range p.Buckets {
+		out[b] = &Partial{Buckets: []int{b}}
+	}
+	for _, s := range p.subjects {
+		q := out[bucket(s.pseudonym)]
+		if q == nil {
+			continue // not one of p's buckets: Collect did not read it
+		}
+		q.subjects = append(q.subjects, s)
+		if len(s.protected) > 0 {
+			q.withValues++
+		}
+	}
+	for ps, n := range p.restrictedBy {
+		if q := out[bucket(ps)]; q != nil {
+			q.restricted += n
+		}
+	}
+	return out
 }

@@ -88,7 +88,26 @@ func TestCombineEqualsRun(t *testing.T) {
 			t.Errorf("%s: %v", tc.name, err)
 		}
 	}
-	three, err := m.Combine(ctx, e.now, cluster.Buckets, parts...)
+	// As serve --cluster leaves them in the store: one per bucket,
+	// encoded, then decoded by the node that combines.
+	var stored []*monitor.Partial
+	for _, p := range parts {
+		for _, q := range p.Split(cluster.Bucket) {
+			b, err := q.MarshalBinary()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var back monitor.Partial
+			if err := back.UnmarshalBinary(b); err != nil {
+				t.Fatal(err)
+			}
+			stored = append(stored, &back)
+		}
+	}
+	if len(stored) != cluster.Buckets {
+		t.Fatalf("%d per-bucket partials", len(stored))
+	}
+	three, err := m.Combine(ctx, e.now, cluster.Buckets, stored...)
 	if err != nil {
 		t.Fatal(err)
 	}

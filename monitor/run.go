@@ -220,7 +220,9 @@ func (m *Monitor) collectPart(ctx context.Context, now time.Time, keep func(pseu
 	}
 	p := &Partial{}
 	var err error
-	if p.subjects, err = m.collect(ctx, cat, now, &p.restricted, keep); err != nil {
+	p.restrictedBy = map[string]int{}
+	restricted := func(ps string) { p.restricted++; p.restrictedBy[ps]++ }
+	if p.subjects, err = m.collect(ctx, cat, now, restricted, keep); err != nil {
 		return nil, err
 	}
 	for _, s := range p.subjects {
@@ -247,7 +249,7 @@ func (m *Monitor) collectPart(ctx context.Context, now time.Time, keep func(pseu
 // kind (protected values, profile, labels, decisions, events), since a
 // query per subject and kind was nine tenths of a run.
 // With keep, only the subjects it keeps are read.
-func (m *Monitor) collect(ctx context.Context, cat *catalog.Catalog, now time.Time, restricted *int, keep func(pseudonym string) bool) ([]*subjectData, error) {
+func (m *Monitor) collect(ctx context.Context, cat *catalog.Catalog, now time.Time, restricted func(pseudonym string), keep func(pseudonym string) bool) ([]*subjectData, error) {
 	since := now.Add(-m.opts.Lookback)
 	var out []*subjectData
 	var after portrait.Pseudonym
@@ -284,7 +286,7 @@ func (m *Monitor) collect(ctx context.Context, cat *catalog.Catalog, now time.Ti
 			}
 			if st.Restricted {
 				// SR-7: storage only; monitoring is processing too.
-				*restricted++
+				restricted(ps)
 				continue
 			}
 			dec := m.deps.Point.Decide(policy.Request{State: st, Action: policy.Access, Caller: engine})
