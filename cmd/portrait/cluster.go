@@ -42,6 +42,12 @@ func (a *app) share(ctx context.Context, dsn string, nc *nats.Conn) error {
 		return err
 	}
 	a.onStored = sh.Add
+	if a.monitorEvery > 0 {
+		// The monitors split across the nodes too; the node's own
+		// schedule of whole runs is off.
+		go a.monitorShare(ctx, node, a.monitorEvery)
+		a.monitorEvery = 0
+	}
 	go func() {
 		if err := sh.Run(ctx); err != nil {
 			a.logger.Error("cluster: work stream stopped; derivation waits for batch runs", "err", err)

@@ -26,3 +26,17 @@ CREATE TABLE log_subjects_head (
 	kind TEXT PRIMARY KEY,
 	upto BIGINT NOT NULL
 );
+
+-- A monitor run's per-bucket partials (serve --cluster): each node leaves
+-- the inputs it read for the buckets it holds, sealed with the nodes'
+-- cipher, under its lease epoch; the node holding bucket 0 combines them
+-- once every bucket is there, then deletes the run's rows. One row per
+-- run and bucket, so no subject is counted twice.
+CREATE TABLE monitor_partials (
+	run    TEXT NOT NULL,
+	bucket INTEGER NOT NULL,
+	node   INTEGER NOT NULL,
+	epoch  BIGINT NOT NULL,
+	sealed BYTEA NOT NULL,
+	PRIMARY KEY (run, bucket)
+);
