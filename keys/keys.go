@@ -56,7 +56,7 @@ type Keyring struct {
 	receipt ed25519.PrivateKey
 	witness ed25519.PrivateKey
 	nodes   *Cipher // seals what one node leaves another (NodeCipher)
-	id      string // public fingerprint, safe to show
+	id      string  // public fingerprint, safe to show
 	cache   *cache
 }
 

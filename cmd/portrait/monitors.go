@@ -77,7 +77,9 @@ func (a *app) monitorShare(ctx context.Context, node *cluster.Node, every time.D
 	}
 }
 
-func partialAD(run string, b int) []byte { return []byte("monitor partial/" + run + "/" + strconv.Itoa(b)) }
+func partialAD(run string, b int) []byte {
+	return []byte("monitor partial/" + run + "/" + strconv.Itoa(b))
+}
 
 // leavePartials stores run's partial of every bucket this node holds that
 // has none yet.
