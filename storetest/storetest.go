@@ -62,6 +62,7 @@ func Run(t *testing.T, open func(t *testing.T) portrait.Store) {
 		{"EndSessions", testEndSessions},
 		{"TextRefused", testTextRefused},
 		{"LeaseEpoch", testLeaseEpoch},
+		{"Partials", testPartials},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
