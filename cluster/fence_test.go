@@ -22,7 +22,7 @@ import (
 
 // fencedWrite stores subject ps in one transaction, fenced by n's lease
 // of ps's bucket, as a derivation writes its labels.
-func fencedWrite(ctx context.Context, db *postgres.DB, n *Node, ps string) error {
+func fencedWrite(ctx context.Context, db *postgres.DB, n *Node, ps portrait.Pseudonym) error {
 	return db.Update(ctx, func(tx portrait.Tx) error {
 		lt, ok := tx.(LeaseTx)
 		if !ok {
@@ -31,12 +31,14 @@ func fencedWrite(ctx context.Context, db *postgres.DB, n *Node, ps string) error
 		if err := n.Fence(ctx, lt, Bucket(ps)); err != nil {
 			return err
 		}
-		return tx.EnsureSubjects(ctx, []portrait.Subject{{Pseudonym: ps, WrappedKey: []byte("k"), SealedID: []byte("s")}})
+		return tx.EnsureSubjects(ctx, []portrait.SubjectKey{{Pseudonym: ps, WrappedKey: []byte("k"), SealedID: []byte("s")}})
 	})
 }
 
 // pseudonymIn is a pseudonym of bucket b.
-func pseudonymIn(b, i int) string { return fmt.Sprintf("%04x%08x", b, i) }
+func pseudonymIn(b, i int) portrait.Pseudonym {
+	return portrait.Pseudonym(fmt.Sprintf("%04x%08x", b, i))
+}
 
 const fenceChildEnv = "PORTRAIT_FENCE_CHILD"
 
@@ -71,7 +73,7 @@ func TestFenceChild(t *testing.T) {
 			fmt.Println("not held")
 			continue
 		}
-		err := fencedWrite(ctx, db, n, strings.TrimSpace(in.Text()))
+		err := fencedWrite(ctx, db, n, portrait.Pseudonym(strings.TrimSpace(in.Text())))
 		release()
 		if err != nil {
 			fmt.Println("refused:", strings.ReplaceAll(err.Error(), "\n", " "))
@@ -135,7 +137,7 @@ func TestPausedNodeCannotWrite(t *testing.T) {
 			break
 		}
 	}
-	write := func(ps string) string {
+	write := func(ps portrait.Pseudonym) string {
 		t.Helper()
 		fmt.Fprintln(stdin, ps)
 		return line()

@@ -175,14 +175,14 @@ func (d *Dispatcher) membership(ctx context.Context, index int64, r audit.Record
 // (tables.DB.LogSubjectIndex, tables.Tx.IndexLogSubjects).
 type LogIndex interface {
 	audit.KindReader
-	LogSubjectIndex(ctx context.Context, kind, pseudonym string) (idxs []int64, upto int64, err error)
+	LogSubjectIndex(ctx context.Context, kind string, pseudonym portrait.Pseudonym) (idxs []int64, upto int64, err error)
 	LogEntriesAt(ctx context.Context, idxs []int64) ([]portrait.LogEntry, error)
 	Update(ctx context.Context, fn func(portrait.Tx) error) error
 }
 
 // logIndexer is the write of the index, in a store transaction.
 type logIndexer interface {
-	IndexLogSubjects(ctx context.Context, kind string, upto int64, pseudonyms []string, idxs []int64) error
+	IndexLogSubjects(ctx context.Context, kind string, upto int64, pseudonyms []portrait.Pseudonym, idxs []int64) error
 }
 
 // Recipients lists the destinations that received pseudonym's data — the
@@ -212,14 +212,14 @@ func Recipients(ctx context.Context, store LogIndex, log *audit.Log, pseudonym p
 		if err != nil {
 			return nil, fmt.Errorf("delivery: recipients: %w", err)
 		}
-		var pss []string
+		var pss []portrait.Pseudonym
 		var at []int64
 		for _, e := range es {
-			if e.Record.Subject == "" {
+			if e.Record.Pseudonym == "" {
 				continue
 			}
-			pss, at = append(pss, e.Record.Subject), append(at, e.Index)
-			if e.Record.Subject == pseudonym {
+			pss, at = append(pss, e.Record.Pseudonym), append(at, e.Index)
+			if e.Record.Pseudonym == pseudonym {
 				idxs = append(idxs, e.Index)
 			}
 		}

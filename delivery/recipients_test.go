@@ -29,12 +29,12 @@ func eachStoreEnv(t *testing.T, fn func(t *testing.T, e *env)) {
 
 // logDeliveries appends one delivery record per pseudonym, as the
 // dispatcher logs a join, and returns the first index.
-func logDeliveries(t testing.TB, e *env, action, destination string, pss ...string) int64 {
+func logDeliveries(t testing.TB, e *env, action, destination string, pss ...portrait.Pseudonym) int64 {
 	t.Helper()
 	ctx := context.Background()
 	recs := make([]audit.Record, len(pss))
 	for i, ps := range pss {
-		recs[i] = audit.Record{Kind: "delivery", Time: time.Now().UTC(), Actor: "system:delivery", Subject: ps, Action: action, Purpose: "personalization",
+		recs[i] = audit.Record{Kind: "delivery", Time: time.Now().UTC(), Actor: "system:delivery", Pseudonym: ps, Action: action, Purpose: "personalization",
 			Detail: map[string]any{"destination": destination, "audience": "sports"}}
 	}
 	var first int64
@@ -49,7 +49,7 @@ func logDeliveries(t testing.TB, e *env, action, destination string, pss ...stri
 	return first
 }
 
-func destinations(t *testing.T, e *env, ps string) []string {
+func destinations(t *testing.T, e *env, ps portrait.Pseudonym) []string {
 	t.Helper()
 	rs, err := delivery.Recipients(context.Background(), e.store.(delivery.LogIndex), e.log, ps)
 	if err != nil {
@@ -69,7 +69,7 @@ func destinations(t *testing.T, e *env, ps string) []string {
 func TestRecipientsIndexed(t *testing.T) {
 	eachStoreEnv(t, func(t *testing.T, e *env) {
 		ctx := context.Background()
-		ann, ben := strings.Repeat("a", 64), strings.Repeat("b", 64)
+		ann, ben := portrait.Pseudonym(strings.Repeat("a", 64)), portrait.Pseudonym(strings.Repeat("b", 64))
 		logDeliveries(t, e, "joined", "ads", ann, ben)
 		if got := destinations(t, e, ann); !slices.Equal(got, []string{"ads"}) {
 			t.Fatalf("ann's recipients: %v", got)
@@ -88,15 +88,15 @@ func TestRecipientsIndexed(t *testing.T) {
 		if got := destinations(t, e, ben); !slices.Equal(got, []string{"ads", "crm"}) {
 			t.Fatalf("ben's recipients: %v", got)
 		}
-		if got := destinations(t, e, strings.Repeat("c", 64)); len(got) != 0 {
+		if got := destinations(t, e, portrait.Pseudonym(strings.Repeat("c", 64))); len(got) != 0 {
 			t.Fatalf("a subject never delivered: %v", got)
 		}
 		// A forged index row: ann → ben's record.
 		size, _ = idx.LogSize(ctx)
 		err := e.store.Update(ctx, func(tx portrait.Tx) error {
 			return tx.(interface {
-				IndexLogSubjects(ctx context.Context, kind string, upto int64, pss []string, idxs []int64) error
-			}).IndexLogSubjects(ctx, "delivery", size, []string{ann}, []int64{benCRM})
+				IndexLogSubjects(ctx context.Context, kind string, upto int64, pss []portrait.Pseudonym, idxs []int64) error
+			}).IndexLogSubjects(ctx, "delivery", size, []portrait.Pseudonym{ann}, []int64{benCRM})
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -109,7 +109,7 @@ func TestRecipientsIndexed(t *testing.T) {
 
 // scanRecipients is Recipients as it was before the index: every delivery
 // record in the log read and verified, kept if it names ps.
-func scanRecipients(ctx context.Context, e *env, ps string) (int, error) {
+func scanRecipients(ctx context.Context, e *env, ps portrait.Pseudonym) (int, error) {
 	size, err := e.store.LogSize(ctx)
 	if err != nil {
 		return 0, err
@@ -120,7 +120,7 @@ func scanRecipients(ctx context.Context, e *env, ps string) (int, error) {
 	}
 	n := 0
 	for _, en := range es {
-		if en.Record.Action == "joined" && en.Record.Subject == ps {
+		if en.Record.Action == "joined" && en.Record.Pseudonym == ps {
 			n++
 		}
 	}
@@ -138,22 +138,22 @@ func TestRecipientsCost(t *testing.T) {
 		ctx := context.Background()
 		const records, subjects = 10000, 1000
 		for chunk := 0; chunk < records; chunk += 500 {
-			pss := make([]string, 500)
+			pss := make([]portrait.Pseudonym, 500)
 			for i := range pss {
-				pss[i] = fmt.Sprintf("%064x", (chunk+i)%subjects)
+				pss[i] = portrait.Pseudonym(fmt.Sprintf("%064x", (chunk+i)%subjects))
 			}
 			logDeliveries(t, e, "joined", fmt.Sprintf("dest-%d", chunk/500), pss...)
 		}
 		idx := e.store.(delivery.LogIndex)
 		start := time.Now()
-		if _, err := delivery.Recipients(ctx, idx, e.log, fmt.Sprintf("%064x", 0)); err != nil {
+		if _, err := delivery.Recipients(ctx, idx, e.log, portrait.Pseudonym(fmt.Sprintf("%064x", 0))); err != nil {
 			t.Fatal(err)
 		}
 		first := time.Since(start)
 		const rounds = 20
 		var scan, indexed time.Duration
 		for i := range rounds {
-			ps := fmt.Sprintf("%064x", i*37%subjects)
+			ps := portrait.Pseudonym(fmt.Sprintf("%064x", i*37%subjects))
 			start := time.Now()
 			n, err := scanRecipients(ctx, e, ps)
 			if err != nil {

@@ -848,7 +848,7 @@ func (e *Engine) write(ctx context.Context, work []*subject, written map[string]
 	rechecked := false
 	err := e.store.Update(ctx, func(tx portrait.Tx) error {
 		if f := fenceFrom(ctx); f != nil {
-			pss := make([]string, len(work))
+			pss := make([]portrait.Pseudonym, len(work))
 			for i, s := range work {
 				pss[i] = s.ps
 			}

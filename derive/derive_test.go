@@ -683,9 +683,9 @@ func TestOneSubjectFailureDoesNotStopBatch(t *testing.T) {
 }
 
 // fenceFunc is a derive.Fence.
-type fenceFunc func(pseudonyms []string) error
+type fenceFunc func(pseudonyms []portrait.Pseudonym) error
 
-func (f fenceFunc) Check(_ context.Context, _ portrait.Tx, pseudonyms []string) error {
+func (f fenceFunc) Check(_ context.Context, _ portrait.Tx, pseudonyms []portrait.Pseudonym) error {
 	return f(pseudonyms)
 }
 
@@ -696,8 +696,8 @@ func TestFenceRefusesWrite(t *testing.T) {
 	eachStore(t, func(t *testing.T, e *env) {
 		e.consent(t, "erin", "personalization", policy.Granted)
 		refused := errors.New("bucket taken by another node")
-		var asked []string
-		e.fence = fenceFunc(func(ps []string) error { asked = append(asked, ps...); return refused })
+		var asked []portrait.Pseudonym
+		e.fence = fenceFunc(func(ps []portrait.Pseudonym) error { asked = append(asked, ps...); return refused })
 		e.ingest(t, fiveSportsViews("erin", e.now)...)
 		if !errors.Is(e.lastErr, refused) {
 			t.Fatalf("fenced derivation: %v, want the fence's refusal", e.lastErr)
@@ -708,7 +708,7 @@ func TestFenceRefusesWrite(t *testing.T) {
 		if got := e.stored(t, "erin"); len(got) != 0 {
 			t.Errorf("labels %v stored though the fence refused", got)
 		}
-		e.fence = fenceFunc(func([]string) error { return nil })
+		e.fence = fenceFunc(func([]portrait.Pseudonym) error { return nil })
 		e.ingest(t, view("erin", "sports", time.Minute, e.now))
 		if e.lastErr != nil || len(e.stored(t, "erin")) != 2 {
 			t.Errorf("fence allowing: %v, stored %v", e.lastErr, e.stored(t, "erin"))

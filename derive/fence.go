@@ -11,7 +11,7 @@ import (
 // written, and fails when another node has taken the bucket of any of the
 // subjects since this node did. The transaction then writes nothing.
 type Fence interface {
-	Check(ctx context.Context, tx portrait.Tx, pseudonyms []string) error
+	Check(ctx context.Context, tx portrait.Tx, pseudonyms []portrait.Pseudonym) error
 }
 
 type fenceKey struct{}

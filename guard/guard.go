@@ -31,7 +31,7 @@ type Engine interface {
 	LogEntriesAt(ctx context.Context, idxs []int64) ([]portrait.LogEntry, error)
 	// LogSubjectIndex reads the index of log records by subject
 	// (tables.DB.LogSubjectIndex); Tx.IndexLogSubjects fills it.
-	LogSubjectIndex(ctx context.Context, kind, pseudonym string) ([]int64, int64, error)
+	LogSubjectIndex(ctx context.Context, kind string, pseudonym portrait.Pseudonym) ([]int64, int64, error)
 	// PartialBuckets and Partials read a monitor run's per-bucket
 	// partials (serve --cluster); Tx.PutPartial writes one.
 	PartialBuckets(ctx context.Context, run string) ([]int, error)
@@ -82,7 +82,7 @@ type Tx interface {
 	// LeaseEpoch reads a subject bucket's lease epoch and holds it until
 	// the transaction ends (package cluster fences its writes with it).
 	LeaseEpoch(ctx context.Context, bucket int) (int64, error)
-	IndexLogSubjects(ctx context.Context, kind string, upto int64, pseudonyms []string, idxs []int64) error
+	IndexLogSubjects(ctx context.Context, kind string, upto int64, pseudonyms []portrait.Pseudonym, idxs []int64) error
 	PutPartial(ctx context.Context, run string, bucket int, node int32, epoch int64, sealed []byte) (bool, error)
 	DeletePartials(ctx context.Context, run string) error
 	LogSize(ctx context.Context) (int64, error)

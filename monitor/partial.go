@@ -30,7 +30,7 @@ type Partial struct {
 	withValues int
 	// restrictedBy counts the restricted subjects Collect left out, by
 	// pseudonym, for Split; not encoded.
-	restrictedBy map[string]int
+	restrictedBy map[portrait.Pseudonym]int
 }
 
 // Subjects is how many subjects the partial read.
@@ -39,12 +39,12 @@ func (p *Partial) Subjects() int { return len(p.subjects) }
 // Collect reads, for a run at now, the subjects whose bucket (by bucket)
 // is one of buckets, and logs the read of their protected attributes
 // (FP-2) before returning them.
-func (m *Monitor) Collect(ctx context.Context, now time.Time, buckets []int, bucket func(pseudonym string) int) (*Partial, error) {
+func (m *Monitor) Collect(ctx context.Context, now time.Time, buckets []int, bucket func(pseudonym portrait.Pseudonym) int) (*Partial, error) {
 	in := map[int]bool{}
 	for _, b := range buckets {
 		in[b] = true
 	}
-	p, err := m.collectPart(ctx, now.UTC(), func(ps string) bool { return in[bucket(ps)] })
+	p, err := m.collectPart(ctx, now.UTC(), func(ps portrait.Pseudonym) bool { return in[bucket(ps)] })
 	if err != nil {
 		return nil, err
 	}
@@ -93,7 +93,7 @@ func (m *Monitor) Combine(ctx context.Context, now time.Time, n int, parts ...*P
 			strings.Join(missing, " "), strings.Join(twice, " "))
 	}
 	// One node reads the subjects in pseudonym order; so does Combine.
-	slices.SortFunc(all.subjects, func(a, b *subjectData) int { return strings.Compare(a.pseudonym, b.pseudonym) })
+	slices.SortFunc(all.subjects, func(a, b *subjectData) int { return strings.Compare(string(a.pseudonym), string(b.pseudonym)) })
 	return m.report(ctx, now.UTC(), start, all)
 }
 
@@ -136,10 +136,10 @@ type wireExposure struct {
 func (p *Partial) MarshalBinary() ([]byte, error) {
 	w := wirePartial{Buckets: p.Buckets, Restricted: p.restricted, Subjects: make([]wireSubject, len(p.subjects))}
 	for i, s := range p.subjects {
-		ws := wireSubject{Pseudonym: s.pseudonym, Protected: s.protected, Numeric: s.numeric, Category: s.category, Kinds: s.kinds,
+		ws := wireSubject{Pseudonym: string(s.pseudonym), Protected: s.protected, Numeric: s.numeric, Category: s.category, Kinds: s.kinds,
 			Segment: s.segment, Labels: s.labels, Prices: s.prices}
 		for _, d := range s.decisions {
-			ws.Decisions = append(ws.Decisions, wireDecision{ID: d.ID, Subject: d.Subject, UseCase: d.UseCase, Model: d.Model, Status: d.Status,
+			ws.Decisions = append(ws.Decisions, wireDecision{ID: d.ID, Subject: string(d.Pseudonym), UseCase: d.UseCase, Model: d.Model, Status: d.Status,
 				ModelVersion: d.ModelVersion, Outcome: d.Outcome, Score: d.Score, Created: d.Created, LogIndex: d.LogIndex})
 		}
 		for _, e := range s.exposures {
@@ -162,10 +162,10 @@ func (p *Partial) UnmarshalBinary(b []byte) error {
 	}
 	*p = Partial{Buckets: w.Buckets, restricted: w.Restricted}
 	for _, ws := range w.Subjects {
-		s := &subjectData{pseudonym: ws.Pseudonym, protected: ws.Protected, numeric: ws.Numeric, category: ws.Category, kinds: ws.Kinds,
+		s := &subjectData{pseudonym: portrait.Pseudonym(ws.Pseudonym), protected: ws.Protected, numeric: ws.Numeric, category: ws.Category, kinds: ws.Kinds,
 			segment: ws.Segment, labels: ws.Labels, prices: ws.Prices}
 		for _, d := range ws.Decisions {
-			s.decisions = append(s.decisions, portrait.StoredDetermination{ID: d.ID, Subject: d.Subject, UseCase: d.UseCase, Model: d.Model, Status: d.Status,
+			s.decisions = append(s.decisions, portrait.StoredDetermination{ID: d.ID, Pseudonym: portrait.Pseudonym(d.Subject), UseCase: d.UseCase, Model: d.Model, Status: d.Status,
 				ModelVersion: d.ModelVersion, Outcome: d.Outcome, Score: d.Score, Created: d.Created, LogIndex: d.LogIndex})
 		}
 		for _, e := range ws.Exposures {
@@ -180,7 +180,7 @@ func (p *Partial) UnmarshalBinary(b []byte) error {
 }
 
 // Split divides the partial into one per bucket, by bucket.
-func (p *Partial) Split(bucket func(pseudonym string) int) map[int]*Partial {
+func (p *Partial) Split(bucket func(pseudonym portrait.Pseudonym) int) map[int]*Partial {
 	out := make(map[int]*Partial, len(p.Buckets))
 	for _, b := range p.Buckets {
 		out[b] = &Partial{Buckets: []int{b}}

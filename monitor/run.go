@@ -213,15 +213,15 @@ func (m *Monitor) report(ctx context.Context, now, start time.Time, p *Partial) 
 // collectPart reads the subjects keep keeps (every subject when keep is
 // nil) and logs the read of their protected
 // attributes before returning them: FP-2, no log, no values (invariant 3).
-func (m *Monitor) collectPart(ctx context.Context, now time.Time, keep func(pseudonym string) bool) (*Partial, error) {
+func (m *Monitor) collectPart(ctx context.Context, now time.Time, keep func(pseudonym portrait.Pseudonym) bool) (*Partial, error) {
 	cat := m.deps.Point.Catalog()
 	if sus, err := m.deps.Store.Suspensions(ctx); err == nil {
 		m.deps.Point.SetSuspensions(sus)
 	}
 	p := &Partial{}
 	var err error
-	p.restrictedBy = map[string]int{}
-	restricted := func(ps string) { p.restricted++; p.restrictedBy[ps]++ }
+	p.restrictedBy = map[portrait.Pseudonym]int{}
+	restricted := func(ps portrait.Pseudonym) { p.restricted++; p.restrictedBy[ps]++ }
 	if p.subjects, err = m.collect(ctx, cat, now, restricted, keep); err != nil {
 		return nil, err
 	}
@@ -249,7 +249,7 @@ func (m *Monitor) collectPart(ctx context.Context, now time.Time, keep func(pseu
 // kind (protected values, profile, labels, decisions, events), since a
 // query per subject and kind was nine tenths of a run.
 // With keep, only the subjects it keeps are read.
-func (m *Monitor) collect(ctx context.Context, cat *catalog.Catalog, now time.Time, restricted func(pseudonym string), keep func(pseudonym string) bool) ([]*subjectData, error) {
+func (m *Monitor) collect(ctx context.Context, cat *catalog.Catalog, now time.Time, restricted func(pseudonym portrait.Pseudonym), keep func(pseudonym portrait.Pseudonym) bool) ([]*subjectData, error) {
 	since := now.Add(-m.opts.Lookback)
 	var out []*subjectData
 	var after portrait.Pseudonym
@@ -263,7 +263,7 @@ func (m *Monitor) collect(ctx context.Context, cat *catalog.Catalog, now time.Ti
 		}
 		after = page[len(page)-1]
 		if keep != nil {
-			page = slices.DeleteFunc(page, func(ps string) bool { return !keep(ps) })
+			page = slices.DeleteFunc(page, func(ps portrait.Pseudonym) bool { return !keep(ps) })
 			if len(page) == 0 {
 				continue
 			}

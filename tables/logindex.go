@@ -12,7 +12,7 @@ import (
 // name pseudonym, as far as the index has been filled, and how far that
 // is (entries below upto are indexed). Nothing here is verified: the
 // caller checks each entry against the log (audit.Log.CheckEntries).
-func (db DB) LogSubjectIndex(ctx context.Context, kind, pseudonym string) (idxs []int64, upto int64, err error) {
+func (db DB) LogSubjectIndex(ctx context.Context, kind string, pseudonym portrait.Pseudonym) (idxs []int64, upto int64, err error) {
 	rows, err := db.query(ctx, `SELECT upto FROM log_subjects_head WHERE kind = ?`, kind)
 	if err != nil {
 		return nil, 0, fmt.Errorf("read log index head: %w", err)
@@ -24,7 +24,7 @@ func (db DB) LogSubjectIndex(ctx context.Context, kind, pseudonym string) (idxs 
 	if len(ups) > 0 {
 		upto = ups[0]
 	}
-	rows, err = db.query(ctx, `SELECT idx FROM log_subjects WHERE kind = ? AND pseudonym = ? AND idx < ? ORDER BY idx`, kind, pseudonym, upto)
+	rows, err = db.query(ctx, `SELECT idx FROM log_subjects WHERE kind = ? AND pseudonym = ? AND idx < ? ORDER BY idx`, kind, string(pseudonym), upto)
 	if err != nil {
 		return nil, 0, fmt.Errorf("read log index: %w", err)
 	}
@@ -65,7 +65,7 @@ const indexRowsPerInsert = 1024
 // entries of kind below upto are indexed. Rows already there are kept,
 // and upto never moves back, so two nodes indexing the same entries at
 // once agree.
-func (t Tx) IndexLogSubjects(ctx context.Context, kind string, upto int64, pseudonyms []string, idxs []int64) error {
+func (t Tx) IndexLogSubjects(ctx context.Context, kind string, upto int64, pseudonyms []portrait.Pseudonym, idxs []int64) error {
 	if len(pseudonyms) != len(idxs) {
 		return fmt.Errorf("index log records by subject: %d pseudonyms for %d entries", len(pseudonyms), len(idxs))
 	}
@@ -84,7 +84,7 @@ func (t Tx) IndexLogSubjects(ctx context.Context, kind string, upto int64, pseud
 				q.WriteString(", ")
 			}
 			q.WriteString("(?, ?, ?)")
-			args = append(args, kind, pseudonyms[i], idxs[i])
+			args = append(args, kind, string(pseudonyms[i]), idxs[i])
 		}
 		q.WriteString(` ON CONFLICT DO NOTHING`)
 		if _, err := t.exec(ctx, q.String(), args...); err != nil {

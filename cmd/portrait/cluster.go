@@ -60,7 +60,7 @@ func (a *app) share(ctx context.Context, dsn string, nc *nats.Conn) error {
 // still holds the lease of every bucket it writes for (derive.Fence).
 type fence struct{ node *cluster.Node }
 
-func (f fence) Check(ctx context.Context, tx portrait.Tx, pseudonyms []string) error {
+func (f fence) Check(ctx context.Context, tx portrait.Tx, pseudonyms []portrait.Pseudonym) error {
 	lt, ok := tx.(cluster.LeaseTx)
 	if !ok {
 		return errors.New("cluster: the store cannot fence writes (no lease epochs)")
