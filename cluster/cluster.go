@@ -11,15 +11,36 @@ import (
 	mrand "math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/portrait-dev/portrait/tables"
 )
 
 // Buckets is the number of buckets subjects fall into: enough that three
 // to a few dozen nodes get even shares, few enough that a node's refresh
 // (one lock call per bucket it gains or loses) stays cheap.
 const Buckets = 64
+
+// DefaultLease is how long a node's session may stay silent before
+// PostgreSQL ends it, and with it the node's membership and buckets: a
+// node paused (SIGSTOP, a long GC or VM pause, a cut network) for longer
+// loses its buckets to the others. It is ten refresh intervals.
+const DefaultLease = 10 * time.Second
+
+// ErrFenced is returned for a write under a bucket's lease that this node
+// does not hold, or no longer holds: another node has taken the bucket
+// since (a newer epoch).
+var ErrFenced = errors.New("cluster: bucket's lease is held by another node (newer epoch): write refused")
+
+// LeaseTx is the part of a store transaction Fence needs: the bucket's
+// lease epoch, read so that no node can take the bucket before the
+// transaction ends (tables.Tx.LeaseEpoch).
+type LeaseTx interface {
+	LeaseEpoch(ctx context.Context, bucket int) (int64, error)
+}
 
 // Bucket is the bucket of a subject, from its pseudonym.
 func Bucket(pseudonym portrait.Pseudonym) int {
@@ -56,6 +77,7 @@ func score(node int32, b int) uint64 {
 type Node struct {
 	ID     int32
 	dsn    string
+	lease  time.Duration
 	logger *slog.Logger
 
 	mu        sync.Mutex // guards conn, members and the held flags' writers
@@ -66,6 +88,7 @@ type Node struct {
 	buckets   [Buckets]struct {
 		sync.RWMutex // read-held by work on the bucket; written to give it up
 		held         bool
+		epoch        atomic.Int64 // the lease epoch this node took; 0 when not held
 	}
 }
 
@@ -73,10 +96,19 @@ type Node struct {
 // holds its lock, which makes this node a member until Leave or until the
 // session ends. It holds no bucket until Refresh.
 func Join(ctx context.Context, dsn string, logger *slog.Logger) (*Node, error) {
+	return JoinLease(ctx, dsn, DefaultLease, logger)
+}
+
+// JoinLease is Join with a lease other than DefaultLease; it must be
+// several times the refresh interval given to Run.
+func JoinLease(ctx context.Context, dsn string, lease time.Duration, logger *slog.Logger) (*Node, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	n := &Node{dsn: dsn, logger: logger}
+	if lease < time.Second {
+		return nil, fmt.Errorf("cluster: lease %v is under a second", lease)
+	}
+	n := &Node{dsn: dsn, lease: lease, logger: logger}
 	if err := n.connect(ctx); err != nil {
 		return nil, err
 	}
@@ -85,7 +117,15 @@ func Join(ctx context.Context, dsn string, logger *slog.Logger) (*Node, error) {
 
 // connect opens the node's session and takes a node id no live node has.
 func (n *Node) connect(ctx context.Context) error {
-	conn, err := pgx.Connect(ctx, n.dsn)
+	cfg, err := pgx.ParseConfig(n.dsn)
+	if err != nil {
+		return fmt.Errorf("cluster: connect: %w", err)
+	}
+	// The lease: PostgreSQL ends a session idle for longer, and with it
+	// the node's advisory locks, so a paused node's buckets pass to the
+	// others; Fence keeps it from writing for them once it resumes.
+	cfg.RuntimeParams["idle_session_timeout"] = fmt.Sprint(n.lease.Milliseconds())
+	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("cluster: connect: %w", err)
 	}
@@ -114,9 +154,7 @@ func (n *Node) Leave() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for b := range n.buckets {
-		n.buckets[b].Lock()
-		n.buckets[b].held = false
-		n.buckets[b].Unlock()
+		n.drop(b)
 	}
 	if n.conn != nil {
 		n.conn.Close(context.Background())
@@ -156,6 +194,40 @@ func (n *Node) Hold(b int) (release func(), ok bool) {
 	return bk.RUnlock, true
 }
 
+// drop marks bucket b as not held, after the work in hand on it.
+func (n *Node) drop(b int) {
+	bk := &n.buckets[b]
+	bk.Lock()
+	bk.held = false
+	bk.epoch.Store(0)
+	bk.Unlock()
+}
+
+// Epoch is the lease epoch under which this node holds bucket b, 0 when
+// it does not hold it.
+func (n *Node) Epoch(b int) int64 { return n.buckets[b].epoch.Load() }
+
+// Fence refuses, with ErrFenced, a write for bucket b in transaction tx
+// unless the bucket's lease is still the one this node took. It reads the
+// lease in tx and holds it until tx ends, so no node takes the bucket
+// before the write commits. Call it inside Hold, before writing: Hold
+// says what this node believes, Fence what PostgreSQL knows — they differ
+// for a node that was paused past its lease and has not refreshed since.
+func (n *Node) Fence(ctx context.Context, tx LeaseTx, b int) error {
+	mine := n.buckets[b].epoch.Load()
+	if mine == 0 {
+		return fmt.Errorf("bucket %d: %w", b, ErrFenced)
+	}
+	now, err := tx.LeaseEpoch(ctx, b)
+	if err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	if now != mine {
+		return fmt.Errorf("bucket %d: epoch %d, this node's %d: %w", b, now, mine, ErrFenced)
+	}
+	return nil
+}
+
 // Refresh reads the live nodes, gives up the buckets another node now
 // owns (after the work in hand on them) and takes the buckets it owns
 // whose lock is free. A bucket still locked by its previous owner is taken
@@ -173,9 +245,7 @@ func (n *Node) Refresh(ctx context.Context) error {
 	if err != nil {
 		// The locks may be gone with the session: hold nothing.
 		for b := range n.buckets {
-			n.buckets[b].Lock()
-			n.buckets[b].held = false
-			n.buckets[b].Unlock()
+			n.drop(b)
 		}
 		n.conn.Close(context.WithoutCancel(ctx))
 		n.conn = nil
@@ -215,15 +285,21 @@ func (n *Node) refresh(ctx context.Context) error {
 			if err := n.conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, $2)`, n.bucketKey, int32(b)).Scan(&ok); err != nil {
 				return fmt.Errorf("cluster: take bucket %d: %w", b, err)
 			}
-			if ok {
-				bk.Lock()
-				bk.held = true
-				bk.Unlock()
+			if !ok {
+				break
 			}
-		case !want && held:
-			bk.Lock() // waits for the work in hand on the bucket
-			bk.held = false
+			// A new epoch fences out the last holder's writes; the
+			// update waits for any write of its still in flight.
+			var epoch int64
+			if err := n.conn.QueryRow(ctx, tables.TakeLeaseSQL, int32(b), n.ID).Scan(&epoch); err != nil {
+				return fmt.Errorf("cluster: take lease of bucket %d: %w", b, err)
+			}
+			bk.Lock()
+			bk.held = true
+			bk.epoch.Store(epoch)
 			bk.Unlock()
+		case !want && held:
+			n.drop(b) // waits for the work in hand on the bucket
 			if _, err := n.conn.Exec(ctx, `SELECT pg_advisory_unlock($1, $2)`, n.bucketKey, int32(b)); err != nil {
 				return fmt.Errorf("cluster: give up bucket %d: %w", b, err)
 			}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/portrait-dev/portrait/postgres"
 	"github.com/portrait-dev/portrait/storetest"
 )
 
@@ -98,6 +99,11 @@ func held(nodes ...*Node) int {
 func TestNodesShareBuckets(t *testing.T) {
 	dsn := storetest.PostgresDatabase(t)
 	ctx := context.Background()
+	db, err := postgres.Open(ctx, dsn) // the leases table
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
 	join := func() *Node {
 		n, err := Join(ctx, dsn, nil)
 		if err != nil {

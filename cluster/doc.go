@@ -19,6 +19,13 @@
 // the session ends — a node killed with SIGKILL leaves when its connection
 // closes, and its buckets pass to the others at their next refresh.
 //
+// Beliefs can be stale — a node paused past its lease (DefaultLease:
+// PostgreSQL ends its silent session, and its locks) still thinks it holds
+// its buckets when it resumes — so writes are fenced: taking a bucket bumps
+// its lease epoch in the leases table, and Fence, called inside a write's
+// own transaction, reads the epoch FOR SHARE and refuses the write unless
+// it is the one this node took.
+//
 // Membership lives in PostgreSQL, which every node already shares, rather
 // than in NATS KV: it needs no table (pg_locks is the table), no clock or
 // time-to-live to tune (a lock lasts exactly as long as its session), and

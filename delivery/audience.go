@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -169,17 +170,75 @@ func (d *Dispatcher) membership(ctx context.Context, index int64, r audit.Record
 	return ev, &d.Destinations[i], true
 }
 
+// LogIndex is the store Recipients reads: the audit log, with an index
+// of its records by subject that readers fill as the log grows
+// (tables.DB.LogSubjectIndex, tables.Tx.IndexLogSubjects).
+type LogIndex interface {
+	audit.KindReader
+	LogSubjectIndex(ctx context.Context, kind string, pseudonym portrait.Pseudonym) (idxs []int64, upto int64, err error)
+	LogEntriesAt(ctx context.Context, idxs []int64) ([]portrait.LogEntry, error)
+	Update(ctx context.Context, fn func(portrait.Tx) error) error
+}
+
+// logIndexer is the write of the index, in a store transaction.
+type logIndexer interface {
+	IndexLogSubjects(ctx context.Context, kind string, upto int64, pseudonyms []portrait.Pseudonym, idxs []int64) error
+}
+
 // Recipients lists the destinations that received pseudonym's data — the
 // first "joined" record per destination and audience — for the subject's
 // export (rights.Options.Delivered; PIPL Art. 23, GDPR Art. 19). It reads
 // the log, each record checked against the signed tree (invariant 8),
 // not a dispatcher's memory, so any node can answer.
-func Recipients(ctx context.Context, store audit.KindReader, log *audit.Log, pseudonym portrait.Pseudonym) ([]rights.DeliveredEntry, error) {
+//
+// It reads only the subject's own records, through the store's index of
+// delivery records by subject: first it indexes the delivery records
+// appended since the index was last brought up to date (read verified),
+// then it reads the subject's entries and checks each against the tree
+// and its own record's kind and subject. The index is trusted to be
+// complete, as the kind column is: a row deleted from it hides a
+// recipient, a row added or changed is caught.
+func Recipients(ctx context.Context, store LogIndex, log *audit.Log, pseudonym portrait.Pseudonym) ([]rights.DeliveredEntry, error) {
 	size, err := store.LogSize(ctx)
 	if err != nil {
 		return nil, err
 	}
-	es, err := log.ReadVerifiedKinds(ctx, store, []string{kind}, 0, size)
+	idxs, upto, err := store.LogSubjectIndex(ctx, kind, pseudonym)
+	if err != nil {
+		return nil, fmt.Errorf("delivery: recipients: %w", err)
+	}
+	if upto < size {
+		es, err := log.ReadVerifiedKinds(ctx, store, []string{kind}, upto, size)
+		if err != nil {
+			return nil, fmt.Errorf("delivery: recipients: %w", err)
+		}
+		var pss []portrait.Pseudonym
+		var at []int64
+		for _, e := range es {
+			if e.Record.Pseudonym == "" {
+				continue
+			}
+			pss, at = append(pss, e.Record.Pseudonym), append(at, e.Index)
+			if e.Record.Pseudonym == pseudonym {
+				idxs = append(idxs, e.Index)
+			}
+		}
+		err = store.Update(ctx, func(tx portrait.Tx) error {
+			ix, ok := tx.(logIndexer)
+			if !ok {
+				return errors.New("the store keeps no index of log records by subject")
+			}
+			return ix.IndexLogSubjects(ctx, kind, size, pss, at)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("delivery: recipients: %w", err)
+		}
+	}
+	stored, err := store.LogEntriesAt(ctx, idxs)
+	if err != nil {
+		return nil, fmt.Errorf("delivery: recipients: %w", err)
+	}
+	es, err := log.CheckEntries(ctx, store, stored)
 	if err != nil {
 		return nil, fmt.Errorf("delivery: recipients: %w", err)
 	}
@@ -187,7 +246,10 @@ func Recipients(ctx context.Context, store audit.KindReader, log *audit.Log, pse
 	seen := map[string]bool{}
 	for _, e := range es {
 		r := e.Record
-		if r.Action != "joined" || r.Pseudonym != pseudonym {
+		if r.Kind != kind || r.Pseudonym != pseudonym {
+			return nil, fmt.Errorf("delivery: recipients: the log index points %s at entry %d, a %s record of another subject", pseudonym, e.Index, r.Kind)
+		}
+		if r.Action != "joined" {
 			continue
 		}
 		dst, _ := r.Detail["destination"].(string)

@@ -153,7 +153,7 @@ func testAudienceMembership(t *testing.T, e *env) {
 		who  string
 		want []string
 	}{{"ann", []string{"ads"}}, {"dan", nil}} {
-		rs, err := delivery.Recipients(ctx, e.store, e.log, ps(c.who))
+		rs, err := delivery.Recipients(ctx, e.store.(delivery.LogIndex), e.log, ps(c.who))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -847,6 +847,15 @@ func (e *Engine) write(ctx context.Context, work []*subject, written map[string]
 	defer func() { sum.Store += time.Since(start) }()
 	rechecked := false
 	err := e.store.Update(ctx, func(tx portrait.Tx) error {
+		if f := fenceFrom(ctx); f != nil {
+			pss := make([]portrait.Pseudonym, len(work))
+			for i, s := range work {
+				pss[i] = s.ps
+			}
+			if err := f.Check(ctx, tx, pss); err != nil {
+				return err
+			}
+		}
 		g, err := tx.Generation(ctx)
 		if err != nil {
 			return err

@@ -3,6 +3,7 @@ package derive_test
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -36,6 +37,10 @@ type env struct {
 	eng    *derive.Engine
 	now    time.Time
 	last   derive.Summary // of the latest incremental derivation
+	// fence, when set, fences incremental derivation; lastErr is then
+	// its latest error.
+	fence   derive.Fence
+	lastErr error
 }
 
 var operator = policy.Caller{Role: policy.Operator, ID: "test"}
@@ -103,8 +108,12 @@ func newEnvOn(tb testing.TB, open func(testing.TB) portrait.Store) *env {
 	}
 	e.in = ingest.New(ingest.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log}, ingest.Options{Now: e.clock,
 		OnStored: func(ctx context.Context, ps []portrait.Pseudonym) {
+			if e.fence != nil {
+				ctx = derive.WithFence(ctx, e.fence)
+			}
 			s, err := e.eng.Subjects(ctx, ps)
-			if err != nil {
+			e.lastErr = err
+			if err != nil && e.fence == nil {
 				tb.Errorf("incremental derivation: %v", err)
 			}
 			e.last = s
@@ -669,6 +678,40 @@ func TestOneSubjectFailureDoesNotStopBatch(t *testing.T) {
 		v := e.labels(t, "huge", "personalization")["big_spender"]
 		if !v.Bool {
 			t.Errorf("huge's big_spender = %+v", v)
+		}
+	})
+}
+
+// fenceFunc is a derive.Fence.
+type fenceFunc func(pseudonyms []portrait.Pseudonym) error
+
+func (f fenceFunc) Check(_ context.Context, _ portrait.Tx, pseudonyms []portrait.Pseudonym) error {
+	return f(pseudonyms)
+}
+
+// A fenced derivation asks its fence inside the write transaction, with
+// the page's subjects, and writes nothing when the fence refuses (a node
+// that lost the subjects' bucket, package cluster).
+func TestFenceRefusesWrite(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		e.consent(t, "erin", "personalization", policy.Granted)
+		refused := errors.New("bucket taken by another node")
+		var asked []portrait.Pseudonym
+		e.fence = fenceFunc(func(ps []portrait.Pseudonym) error { asked = append(asked, ps...); return refused })
+		e.ingest(t, fiveSportsViews("erin", e.now)...)
+		if !errors.Is(e.lastErr, refused) {
+			t.Fatalf("fenced derivation: %v, want the fence's refusal", e.lastErr)
+		}
+		if want := e.keys.Pseudonym("erin"); !slices.Contains(asked, want) {
+			t.Errorf("fence asked about %v, not erin's pseudonym", asked)
+		}
+		if got := e.stored(t, "erin"); len(got) != 0 {
+			t.Errorf("labels %v stored though the fence refused", got)
+		}
+		e.fence = fenceFunc(func([]portrait.Pseudonym) error { return nil })
+		e.ingest(t, view("erin", "sports", time.Minute, e.now))
+		if e.lastErr != nil || len(e.stored(t, "erin")) != 2 {
+			t.Errorf("fence allowing: %v, stored %v", e.lastErr, e.stored(t, "erin"))
 		}
 	})
 }

@@ -28,6 +28,14 @@ type Engine interface {
 	LogSize(ctx context.Context) (int64, error)
 	LogEntries(ctx context.Context, from, to int64) ([]portrait.LogEntry, error)
 	LogEntriesOfKind(ctx context.Context, kinds []string, from, to int64) ([]portrait.LogEntry, error)
+	LogEntriesAt(ctx context.Context, idxs []int64) ([]portrait.LogEntry, error)
+	// LogSubjectIndex reads the index of log records by subject
+	// (tables.DB.LogSubjectIndex); Tx.IndexLogSubjects fills it.
+	LogSubjectIndex(ctx context.Context, kind string, pseudonym portrait.Pseudonym) ([]int64, int64, error)
+	// PartialBuckets and Partials read a monitor run's per-bucket
+	// partials (serve --cluster); Tx.PutPartial writes one.
+	PartialBuckets(ctx context.Context, run string) ([]int, error)
+	Partials(ctx context.Context, run string) (map[int][]byte, error)
 	LogHashes(ctx context.Context, indexes []int64) ([][32]byte, error)
 	Checkpoint(ctx context.Context) ([]byte, error)
 	APIKey(ctx context.Context, hash []byte) (portrait.APIKey, error)
@@ -71,6 +79,12 @@ type Tx interface {
 	Suspend(ctx context.Context, s policy.Suspension) error
 	Lift(ctx context.Context, kind, id string) error
 	Generation(ctx context.Context) (int64, error)
+	// LeaseEpoch reads a subject bucket's lease epoch and holds it until
+	// the transaction ends (package cluster fences its writes with it).
+	LeaseEpoch(ctx context.Context, bucket int) (int64, error)
+	IndexLogSubjects(ctx context.Context, kind string, upto int64, pseudonyms []portrait.Pseudonym, idxs []int64) error
+	PutPartial(ctx context.Context, run string, bucket int, node int32, epoch int64, sealed []byte) (bool, error)
+	DeletePartials(ctx context.Context, run string) error
 	LogSize(ctx context.Context) (int64, error)
 	LogHashes(ctx context.Context, indexes []int64) ([][32]byte, error)
 	AppendLog(ctx context.Context, entries []portrait.LogEntry) error

@@ -42,6 +42,7 @@ const (
 	infoLog       = "portrait/v1/audit-log-signing"
 	infoReceipt   = "portrait/v1/receipt-signing"
 	infoWitness   = "portrait/v1/witness-cosigning"
+	infoNodes     = "portrait/v1/between-nodes"
 )
 
 // Keyring holds the keys derived from one master secret and a bounded cache
@@ -54,7 +55,8 @@ type Keyring struct {
 	log     ed25519.PrivateKey
 	receipt ed25519.PrivateKey
 	witness ed25519.PrivateKey
-	id      string // public fingerprint, safe to show
+	nodes   *Cipher // seals what one node leaves another (NodeCipher)
+	id      string  // public fingerprint, safe to show
 	cache   *cache
 }
 
@@ -92,6 +94,9 @@ func New(master []byte) (*Keyring, error) {
 	}
 	if derr != nil {
 		return nil, derr
+	}
+	if k.nodes, err = newCipher(derive(infoNodes, 32)); err != nil {
+		return nil, err
 	}
 	fp := sha256.Sum256(k.log.Public().(ed25519.PublicKey))
 	k.id = hex.EncodeToString(fp[:4])
@@ -195,6 +200,13 @@ func (k *Keyring) Pseudonym(subjectID string) portrait.Pseudonym {
 func (k *Keyring) IdemHash(pseudonym portrait.Pseudonym, key string) []byte {
 	return k.idem.sum(make([]byte, 0, sha256.Size), string(pseudonym), key)
 }
+
+// NodeCipher seals what one serve node leaves in the store for another
+// of the same installation (a monitor run's per-bucket partials, package
+// cluster): every node derives it from the master key, nothing else has
+// it. It is no subject's key, so erasing a subject does not shred what it
+// sealed; what it seals must be short-lived.
+func (k *Keyring) NodeCipher() *Cipher { return k.nodes }
 
 // LogKey returns the Ed25519 key that signs audit-log checkpoints.
 func (k *Keyring) LogKey() ed25519.PrivateKey { return k.log }

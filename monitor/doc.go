@@ -57,6 +57,12 @@
 //     bounded (periods kept, subjects kept, items per period); the
 //     aggregates live in the node's memory and start empty on restart.
 //
+// A run splits by subject bucket across serve --cluster nodes: Collect
+// reads one node's buckets into a Partial (logging the protected-attribute
+// read, FP-2), Combine computes from partials covering every bucket once
+// the report Run computes over all subjects, and refuses a bucket missing
+// or doubled, so no subject is missed or counted twice.
+//
 // Every alert is appended to the audit log (kind "alert") with its
 // requirement id, metric and value, never a personal value; subjects appear
 // only as pseudonyms. Restricted subjects (storage only, SR-7) are left out

@@ -158,38 +158,24 @@ func (m *Monitor) Run(ctx context.Context, now time.Time) (*Report, error) {
 	m.run.Lock()
 	defer m.run.Unlock()
 	start := time.Now()
-	now = now.UTC()
-	cat := m.deps.Point.Catalog()
-	if sus, err := m.deps.Store.Suspensions(ctx); err == nil {
-		m.deps.Point.SetSuspensions(sus)
+	p, err := m.collectPart(ctx, now.UTC(), nil)
+	if err != nil {
+		return nil, err
 	}
+	return m.report(ctx, now.UTC(), start, p)
+}
+
+// report computes every monitor over what p read, records the alerts and
+// keeps the report.
+func (m *Monitor) report(ctx context.Context, now, start time.Time, p *Partial) (*Report, error) {
+	cat := m.deps.Point.Catalog()
 	rep := &Report{ID: newID(), Time: now, Protected: ProtectedFields(cat), Alerts: []Alert{}, AlertCount: map[string]int{}, Escalations: []Escalation{},
 		Options: map[string]string{
 			"proxy_threshold": fmtF(m.opts.ProxyThreshold), "diversity_floor": fmtF(m.opts.DiversityFloor),
 			"min_share": fmtF(m.opts.MinShare), "period": m.opts.Period.String(), "lookback": m.opts.Lookback.String(),
 		}}
-	subjects, err := m.collect(ctx, cat, now, rep)
-	if err != nil {
-		return nil, err
-	}
-	rep.Subjects = len(subjects)
-	for _, s := range subjects {
-		if len(s.protected) > 0 {
-			rep.WithValues++
-		}
-	}
-	// FP-2: the engine's reads of protected attributes are logged before
-	// anything is computed from them; no log, no report (invariant 3).
-	if rep.WithValues > 0 {
-		err := m.deps.Store.Update(ctx, func(tx portrait.Tx) error {
-			_, err := m.deps.Log.Append(ctx, tx, audit.Record{Kind: "protected_access", Time: now, Actor: actor(engine), Action: "read",
-				Codes: []string{"FP-2"}, Detail: map[string]any{"subjects": rep.WithValues, "attributes": rep.Protected, "purpose": "fairness monitor"}})
-			return err
-		})
-		if err != nil {
-			return nil, fmt.Errorf("monitor: log protected-attribute access: %w", err)
-		}
-	}
+	subjects := p.subjects
+	rep.Subjects, rep.Restricted, rep.WithValues = len(subjects), p.restricted, p.withValues
 	newFlags := m.proxySection(cat, subjects, rep)
 	m.fairnessSection(cat, subjects, newFlags, rep)
 	if err := m.priceSection(cat, subjects, rep); err != nil {
@@ -226,12 +212,46 @@ func (m *Monitor) Run(ctx context.Context, now time.Time) (*Report, error) {
 	return rep, nil
 }
 
+// collectPart reads the subjects keep keeps (every subject when keep is
+// nil) and logs the read of their protected
+// attributes before returning them: FP-2, no log, no values (invariant 3).
+func (m *Monitor) collectPart(ctx context.Context, now time.Time, keep func(pseudonym portrait.Pseudonym) bool) (*Partial, error) {
+	cat := m.deps.Point.Catalog()
+	if sus, err := m.deps.Store.Suspensions(ctx); err == nil {
+		m.deps.Point.SetSuspensions(sus)
+	}
+	p := &Partial{}
+	var err error
+	p.restrictedBy = map[portrait.Pseudonym]int{}
+	restricted := func(ps portrait.Pseudonym) { p.restricted++; p.restrictedBy[ps]++ }
+	if p.subjects, err = m.collect(ctx, cat, now, restricted, keep); err != nil {
+		return nil, err
+	}
+	for _, s := range p.subjects {
+		if len(s.protected) > 0 {
+			p.withValues++
+		}
+	}
+	if p.withValues > 0 {
+		err := m.deps.Store.Update(ctx, func(tx portrait.Tx) error {
+			_, err := m.deps.Log.Append(ctx, tx, audit.Record{Kind: "protected_access", Time: now, Actor: actor(engine), Action: "read",
+				Codes: []string{"FP-2"}, Detail: map[string]any{"subjects": p.withValues, "attributes": ProtectedFields(cat), "purpose": "fairness monitor"}})
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("monitor: log protected-attribute access: %w", err)
+		}
+	}
+	return p, nil
+}
+
 // collect reads every stored subject in pages, skipping restricted ones.
 // Each subject is read through the Access grant the decision point gives
 // the engine for it, as one by one; a page is fetched with one query per
 // kind (protected values, profile, labels, decisions, events), since a
 // query per subject and kind was nine tenths of a run.
-func (m *Monitor) collect(ctx context.Context, cat *catalog.Catalog, now time.Time, rep *Report) ([]*subjectData, error) {
+// With keep, only the subjects it keeps are read.
+func (m *Monitor) collect(ctx context.Context, cat *catalog.Catalog, now time.Time, restricted func(pseudonym portrait.Pseudonym), keep func(pseudonym portrait.Pseudonym) bool) ([]*subjectData, error) {
 	since := now.Add(-m.opts.Lookback)
 	var out []*subjectData
 	var after portrait.Pseudonym
@@ -244,6 +264,12 @@ func (m *Monitor) collect(ctx context.Context, cat *catalog.Catalog, now time.Ti
 			return out, nil
 		}
 		after = page[len(page)-1]
+		if keep != nil {
+			page = slices.DeleteFunc(page, func(ps portrait.Pseudonym) bool { return !keep(ps) })
+			if len(page) == 0 {
+				continue
+			}
+		}
 		subs, err := m.deps.Store.Subjects(ctx, page)
 		if err != nil {
 			return nil, fmt.Errorf("monitor: load subjects: %w", err)
@@ -262,7 +288,7 @@ func (m *Monitor) collect(ctx context.Context, cat *catalog.Catalog, now time.Ti
 			}
 			if st.Restricted {
 				// SR-7: storage only; monitoring is processing too.
-				rep.Restricted++
+				restricted(ps)
 				continue
 			}
 			dec := m.deps.Point.Decide(policy.Request{State: st, Action: policy.Access, Caller: engine})

@@ -883,7 +883,7 @@ func TestConsentUserAgentSealed(t *testing.T) {
 func TestExportListsDelivered(t *testing.T) {
 	var cur *env
 	opts := rights.Options{Delivered: func(ctx context.Context, p portrait.Pseudonym) ([]rights.DeliveredEntry, error) {
-		return delivery.Recipients(ctx, cur.store, cur.log, portrait.Pseudonym(p))
+		return delivery.Recipients(ctx, cur.store.(delivery.LogIndex), cur.log, p)
 	}}
 	eachStore(t, opts, func(t *testing.T, e *env) {
 		cur = e

@@ -28,7 +28,7 @@ func (d *dialect) SQL(q string) string {
 	s := strings.ReplaceAll(q, "= ANY(?)", "IN (SELECT value FROM json_each(?))")
 	// A write transaction is IMMEDIATE: it excludes every other writer
 	// from its start, so row locks have nothing to add.
-	s = strings.TrimSuffix(s, " FOR UPDATE")
+	s = strings.TrimSuffix(strings.TrimSuffix(s, " FOR UPDATE"), " FOR SHARE")
 	d.sqls.Store(q, s)
 	return s
 }

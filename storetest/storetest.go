@@ -61,6 +61,8 @@ func Run(t *testing.T, open func(t *testing.T) portrait.Store) {
 		{"ConcurrentUpdates", testConcurrentUpdates},
 		{"EndSessions", testEndSessions},
 		{"TextRefused", testTextRefused},
+		{"LeaseEpoch", testLeaseEpoch},
+		{"Partials", testPartials},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -256,8 +256,12 @@ func newApp(ctx context.Context, cat *catalog.Catalog, store portrait.Store, kr 
 	}
 	// The export lists the destinations the subject's data was delivered
 	// to, from the log (PIPL Art. 23, GDPR Art. 19).
+	index, ok := store.(delivery.LogIndex)
+	if !ok {
+		return nil, fmt.Errorf("store %T keeps no index of log records by subject", store)
+	}
 	delivered := func(ctx context.Context, p portrait.Pseudonym) ([]rights.DeliveredEntry, error) {
-		return delivery.Recipients(ctx, store, a.log, p)
+		return delivery.Recipients(ctx, index, a.log, p)
 	}
 	if a.rights, err = rights.New(rights.Deps{Store: store, Point: a.point, Ledger: a.ledger, Keys: kr, Log: a.log}, rights.Options{Logger: logger, OnErased: opt.onErased(logger), Delivered: delivered}); err != nil {
 		return nil, err

@@ -2,13 +2,15 @@ package main
 
 import (
 	"context"
-	portrait "github.com/portrait-dev/portrait"
+	"errors"
 	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
+	portrait "github.com/portrait-dev/portrait"
 	"github.com/portrait-dev/portrait/cluster"
+	"github.com/portrait-dev/portrait/derive"
 	"github.com/portrait-dev/portrait/stream"
 )
 
@@ -32,7 +34,7 @@ func (a *app) share(ctx context.Context, dsn string, nc *nats.Conn) error {
 	go node.Run(ctx, time.Second)
 	sh := &stream.Share{NC: nc, Owner: node, Bucket: cluster.Bucket, Logger: a.logger,
 		Derive: func(ctx context.Context, ps []portrait.Pseudonym) error {
-			_, err := a.deriver.Subjects(ctx, ps)
+			_, err := a.deriver.Subjects(derive.WithFence(ctx, fence{node}), ps)
 			return err
 		}}
 	if err := sh.Open(ctx); err != nil {
@@ -40,10 +42,39 @@ func (a *app) share(ctx context.Context, dsn string, nc *nats.Conn) error {
 		return err
 	}
 	a.onStored = sh.Add
+	if a.monitorEvery > 0 {
+		// The monitors split across the nodes too; the node's own
+		// schedule of whole runs is off.
+		go a.monitorShare(ctx, node, a.monitorEvery)
+		a.monitorEvery = 0
+	}
 	go func() {
 		if err := sh.Run(ctx); err != nil {
 			a.logger.Error("cluster: work stream stopped; derivation waits for batch runs", "err", err)
 		}
 	}()
+	return nil
+}
+
+// fence checks, inside a derivation's write transaction, that this node
+// still holds the lease of every bucket it writes for (derive.Fence).
+type fence struct{ node *cluster.Node }
+
+func (f fence) Check(ctx context.Context, tx portrait.Tx, pseudonyms []portrait.Pseudonym) error {
+	lt, ok := tx.(cluster.LeaseTx)
+	if !ok {
+		return errors.New("cluster: the store cannot fence writes (no lease epochs)")
+	}
+	seen := map[int]bool{}
+	for _, p := range pseudonyms {
+		b := cluster.Bucket(p)
+		if seen[b] {
+			continue
+		}
+		seen[b] = true
+		if err := f.node.Fence(ctx, lt, b); err != nil {
+			return err
+		}
+	}
 	return nil
 }

@@ -79,10 +79,10 @@ func TestClusterThreeNodes(t *testing.T) {
 	master := newMaster(t)
 	refURL, refJS := jetStream(t)
 	cluURL, cluJS := jetStream(t)
-	ref := startKillable(t, refDB, master, admin, "--nats", refURL, "--nats-stream", "EVENTS")
+	ref := startKillable(t, refDB, master, admin, "--nats", refURL, "--nats-stream", "EVENTS", "--monitor-every", "0")
 	var nodes []*killable
 	for range 3 {
-		nodes = append(nodes, startKillable(t, cluDB, master, admin, "--nats", cluURL, "--nats-stream", "EVENTS", "--cluster"))
+		nodes = append(nodes, startKillable(t, cluDB, master, admin, "--nats", cluURL, "--nats-stream", "EVENTS", "--cluster", "--monitor-every", "3s"))
 	}
 	var subjects []string
 	for i := range 24 {
@@ -133,10 +133,12 @@ func TestClusterThreeNodes(t *testing.T) {
 	converge(nodes[1], "three nodes")
 	publish(1)
 	converge(nodes[2], "three nodes, second events")
+	sameMonitorReport(t, ref, nodes, admin, "three nodes")
 
 	nodes[0].kill()
 	publish(2)
 	converge(nodes[1], "after a node was killed")
+	sameMonitorReport(t, ref, nodes[1:], admin, "after a node was killed")
 
 	// The derivations went through the work stream, bucket by bucket, and
 	// every message was done, the killed node's buckets included.
@@ -176,4 +178,66 @@ func TestClusterThreeNodes(t *testing.T) {
 			t.Errorf("node %d did not join the cluster:\n%s", i, tail(n.stderr.String(), 2000))
 		}
 	}
+}
+
+// monitorView is a monitor report without what differs between two runs
+// over the same data: its id, time and duration, the alerts' log indexes.
+func monitorView(t *testing.T, rep map[string]any) string {
+	t.Helper()
+	for _, k := range []string{"id", "time", "seconds"} {
+		delete(rep, k)
+	}
+	if as, ok := rep["alerts"].([]any); ok {
+		for _, a := range as {
+			delete(a.(map[string]any), "log_index")
+		}
+	}
+	b, err := json.Marshal(rep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// sameMonitorReport waits until one of the cluster's nodes has combined a
+// monitor run that began after now — every node left the partials of
+// the buckets it holds, the holder of bucket 0 combined them — and that
+// report is the one a run on the single node gives (both nodes take the
+// events from their streams at their own pace, so it asks again until
+// they agree or a minute has passed).
+func sameMonitorReport(t *testing.T, ref *killable, nodes []*killable, admin, what string) {
+	t.Helper()
+	ctx := context.Background()
+	since := time.Now().UTC()
+	var want, got string
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(time.Second) {
+		var one map[string]any
+		if _, err := try(ctx, ref.url, "POST", "/v1/monitor/runs", admin, "", &one); err != nil {
+			t.Fatal(err)
+		}
+		want = monitorView(t, one)
+		for _, n := range nodes {
+			var rep map[string]any
+			if _, err := try(ctx, n.url, "GET", "/v1/monitor/report", admin, "", &rep); err != nil {
+				continue // this node combined no run
+			}
+			at, err := time.Parse(time.RFC3339Nano, fmt.Sprint(rep["time"]))
+			if err != nil || at.Before(since) {
+				continue
+			}
+			if got = monitorView(t, rep); got == want {
+				if n, _ := one["subjects"].(float64); n == 0 {
+					t.Fatalf("%s: the monitor runs saw no subject", what)
+				}
+				return
+			}
+		}
+	}
+	for i, n := range nodes {
+		t.Logf("node %d:\n%s", i, tail(n.stderr.String(), 1500))
+	}
+	if got == "" {
+		t.Fatalf("%s: no node combined a monitor run within 60 s", what)
+	}
+	t.Fatalf("%s: the cluster's monitor report differs from one node's:\none node: %s\ncluster:  %s", what, want, got)
 }

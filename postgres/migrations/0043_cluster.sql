@@ -1,0 +1,42 @@
+-- Bucket leases for serve --cluster (package cluster, issue 15): one row
+-- per subject bucket, whose epoch grows each time a node takes the
+-- bucket. A node's writes for a bucket read the epoch FOR SHARE in their
+-- own transaction and are refused unless it is the epoch the node took,
+-- so a node that lost a bucket (its session ended while it was paused)
+-- cannot write for it, and a taker waits for a write in flight.
+CREATE TABLE leases (
+	bucket INTEGER PRIMARY KEY,
+	epoch  BIGINT NOT NULL,
+	node   INTEGER NOT NULL,
+	taken  TIMESTAMPTZ NOT NULL
+);
+
+-- An index of audit-log records by subject, for the kinds a reader asks
+-- for (package delivery: who received a subject's data, for its export).
+-- It is filled from the verified log by its readers, up to upto; nothing
+-- in it is trusted: every entry it points to is checked against the
+-- signed tree and its record's own subject and kind before use.
+CREATE TABLE log_subjects (
+	kind      TEXT NOT NULL,
+	pseudonym TEXT NOT NULL,
+	idx       BIGINT NOT NULL,
+	PRIMARY KEY (kind, pseudonym, idx)
+);
+CREATE TABLE log_subjects_head (
+	kind TEXT PRIMARY KEY,
+	upto BIGINT NOT NULL
+);
+
+-- A monitor run's per-bucket partials (serve --cluster): each node leaves
+-- the inputs it read for the buckets it holds, sealed with the nodes'
+-- cipher, under its lease epoch; the node holding bucket 0 combines them
+-- once every bucket is there, then deletes the run's rows. One row per
+-- run and bucket, so no subject is counted twice.
+CREATE TABLE monitor_partials (
+	run    TEXT NOT NULL,
+	bucket INTEGER NOT NULL,
+	node   INTEGER NOT NULL,
+	epoch  BIGINT NOT NULL,
+	sealed BYTEA NOT NULL,
+	PRIMARY KEY (run, bucket)
+);
