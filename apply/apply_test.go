@@ -26,6 +26,7 @@ import (
 	"github.com/portrait-dev/portrait/keys"
 	"github.com/portrait-dev/portrait/label"
 	"github.com/portrait-dev/portrait/policy"
+	"github.com/portrait-dev/portrait/postgres"
 	"github.com/portrait-dev/portrait/sqlite"
 	"github.com/portrait-dev/portrait/sqlite/sqlitetest"
 	"github.com/portrait-dev/portrait/storetest"
@@ -68,6 +69,34 @@ func newEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
+	return newEnvOn(t, dir, store)
+}
+
+// newPostgresEnv is newEnv on a throwaway PostgreSQL database.
+func newPostgresEnv(t testing.TB) *env {
+	t.Helper()
+	store, err := postgres.Open(ctx, storetest.PostgresDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	return newEnvOn(t, t.TempDir(), store)
+}
+
+// onEachStore runs f on a SQLite env and, with PORTRAIT_TEST_POSTGRES
+// set, on a PostgreSQL one.
+func onEachStore(t *testing.T, f func(t *testing.T, e *env)) {
+	t.Run("sqlite", func(t *testing.T) { f(t, newEnv(t)) })
+	t.Run("postgres", func(t *testing.T) {
+		if os.Getenv("PORTRAIT_TEST_POSTGRES") == "" {
+			t.Skip("PORTRAIT_TEST_POSTGRES is not set")
+		}
+		f(t, newPostgresEnv(t))
+	})
+}
+
+func newEnvOn(t testing.TB, dir string, store portrait.Store) *env {
+	t.Helper()
 	master := make([]byte, keys.MasterSize)
 	rand.Read(master)
 	kr, err := keys.New(master)
