@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/hmac"
-	"crypto/sha256"
 	_ "embed"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,15 +16,19 @@ import (
 	"time"
 
 	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/audit"
+	"github.com/portrait-dev/portrait/keys"
 	"github.com/portrait-dev/portrait/policy"
 )
 
 // The regulator's screens: the console for its staff (/console/, signed
 // in with a staff key) and the public portal (/public/, no login). Plain
-// Chinese first, English second. The console's cookie holds the staff
-// key itself (HttpOnly, SameSite=Strict, Path=/console, 8 hours), checked
-// on every request like a bearer key, so revoking the key ends the
-// session; every form carries a CSRF token bound to that key.
+// Chinese first, English second. The console's cookie is a signed
+// session naming the staff key by its hash (keys.StaffSessions, as the
+// engine's console), HttpOnly, SameSite=Strict, Path=/console, 8 hours;
+// the key it names is looked up on every request, so revoking the key
+// ends the session, and signing out ends it on every node. Every form
+// carries a CSRF token bound to the session.
 
 //go:embed screens.html
 var screensHTML string
@@ -291,32 +293,41 @@ func (n *Node) statuses(ctx context.Context, withReports bool) ([]companyStatus,
 
 const sessionCookie = "regulator_session"
 
-// staffSession returns the signed-in staff member, if any.
+// sessionTTL bounds a console session: a working day.
+const sessionTTL = 8 * time.Hour
+
+// sessions is the console's session codec, the one the engine's console
+// uses (keys.StaffSessions): the cookie names the staff key by its
+// SHA-256 under an expiry and a MAC, never the key itself. Without the
+// node's keyring (Supervise not called) there is no console.
+func (n *Node) sessions() (keys.StaffSessions, bool) {
+	if n.sup == nil {
+		return keys.StaffSessions{}, false
+	}
+	return n.sup.keys.StaffSessions(), true
+}
+
+// staffSession returns the signed-in staff member and the session, if
+// any: the MAC and expiry verify, the key it names is still a regulator
+// staff key, and the session was not signed out.
 func (n *Node) staffSession(r *http.Request) (policy.Caller, string, bool) {
 	c, err := r.Cookie(sessionCookie)
-	if err != nil || c.Value == "" {
+	ss, ok := n.sessions()
+	if err != nil || c.Value == "" || !ok {
 		return policy.Caller{}, "", false
 	}
-	caller, err := n.Staff(r.Context(), c.Value)
+	h, err := ss.Check(c.Value, n.now())
 	if err != nil {
 		return policy.Caller{}, "", false
 	}
-	return caller, c.Value, true
-}
-
-// csrf is the CSRF token of a session key (or, on the public portal, "").
-func (n *Node) csrf(key string) string {
-	m := hmac.New(sha256.New, n.cosignerSecret())
-	m.Write([]byte("portrait/regulator-csrf/v1/" + key))
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:18])
-}
-
-func (n *Node) cosignerSecret() []byte {
-	if n.sup != nil {
-		s := sha256.Sum256(append([]byte("portrait/regulator-screens/v1/"), n.sup.keys.ReceiptKey().Seed()...))
-		return s[:]
+	caller, err := n.staffByHash(r.Context(), h)
+	if err != nil {
+		return policy.Caller{}, "", false
 	}
-	return []byte("portrait/regulator-screens/unsupervised")
+	if ended, err := n.db.SessionEnded(r.Context(), time.Unix(0, 0), keys.SessionID(c.Value)); err != nil || ended {
+		return policy.Caller{}, "", false
+	}
+	return caller, c.Value, true
 }
 
 // screenRoutes serves the console and the public portal.
@@ -342,7 +353,8 @@ func (n *Node) screenRoutes(mux *http.ServeMux, logger *slog.Logger) {
 				http.Redirect(w, r, "/console/signin", http.StatusSeeOther)
 				return
 			}
-			p := page{Console: true, Signed: true, Caller: caller, CSRF: n.csrf(key), Base: "/console"}
+			ss, _ := n.sessions()
+			p := page{Console: true, Signed: true, Caller: caller, CSRF: ss.CSRF(key), Base: "/console"}
 			if r.Method == http.MethodPost && !hmac.Equal([]byte(r.FormValue("csrf")), []byte(p.CSRF)) {
 				w.WriteHeader(http.StatusForbidden)
 				p.Error = "CSRF"
@@ -360,16 +372,32 @@ func (n *Node) screenRoutes(mux *http.ServeMux, logger *slog.Logger) {
 	mux.HandleFunc("POST /console/signin", func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
 		key := strings.TrimSpace(r.FormValue("key"))
-		if _, err := n.Staff(r.Context(), key); err != nil {
+		c, err := n.Staff(r.Context(), key)
+		ss, ok := n.sessions()
+		if err != nil || !ok {
 			w.WriteHeader(http.StatusUnauthorized)
 			n.render(w, r, page{Console: true, Error: texts[screenLang(w, r)]["staff_key"] + " ✗"}, "signin")
 			return
 		}
-		http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: key, Path: "/console", HttpOnly: true, Secure: r.TLS != nil,
-			SameSite: http.SameSiteStrictMode, MaxAge: 8 * 3600})
+		if _, err := n.record(r.Context(), audit.Record{Kind: "console", Time: n.now(), Actor: actor(c), Action: "signin"}, nil); err != nil {
+			fail(w, r, page{Console: true}, "signin", err)
+			return
+		}
+		http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: ss.New(hash(key), n.now().Add(sessionTTL)), Path: "/console", HttpOnly: true, Secure: r.TLS != nil,
+			SameSite: http.SameSiteStrictMode, MaxAge: int(sessionTTL / time.Second)})
 		http.Redirect(w, r, "/console/", http.StatusSeeOther)
 	})
+	// Signing out ends the session on every node sharing the store, not
+	// only in this browser, with a record of it in the same transaction.
 	mux.HandleFunc("POST /console/signout", console(func(w http.ResponseWriter, r *http.Request, p page) error {
+		ck, _ := r.Cookie(sessionCookie) // console has checked it
+		exp := n.now().Add(sessionTTL)
+		_, err := n.record(r.Context(), audit.Record{Kind: "console", Time: n.now(), Actor: actor(p.Caller), Action: "signout"}, func(tx portrait.Tx) error {
+			return tx.EndSessions(r.Context(), keys.SessionID(ck.Value), exp, exp)
+		})
+		if err != nil {
+			return err
+		}
 		http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/console", HttpOnly: true, MaxAge: -1})
 		http.Redirect(w, r, "/console/signin", http.StatusSeeOther)
 		return nil
