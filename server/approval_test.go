@@ -118,7 +118,7 @@ func TestNoticeChangeWhy(t *testing.T) {
 		}
 		c, _ := signedIn(t, h, h.token("alice"), "/privacy/consents")
 		page := fetchPage(t, c, h.url+"/privacy/consents")
-		for _, want := range []string{`id="why-personalization"`, "第 1 版", "第 2 版", "recipients [] → [ads.example.com]", `id="grant-personalization"`} {
+		for _, want := range []string{`id="why-personalization"`, "第 1 版", "第 2 版", "接收方 无 → ads.example.com", "单独同意 不需要 → 需要", `id="grant-personalization"`} {
 			if !strings.Contains(page, want) {
 				t.Errorf("consents page lacks %q", want)
 			}
@@ -167,7 +167,7 @@ func TestConsoleApproval(t *testing.T) {
 			return resp.StatusCode, string(b)
 		}
 		alice, acsrf, page := staffClient(t, base, h.namedKey("risk/alice", policy.Reviewer), "/console/changes")
-		if !strings.Contains(page, `id="change-`) || !strings.Contains(page, `label &#34;sports_fan&#34;: changed`) || !strings.Contains(page, `id="approve-`) {
+		if !strings.Contains(page, `id="change-`) || !strings.Contains(page, `标签「运动爱好者」：定义已修改；须由作者以外的具名人员批准`) || strings.Contains(page, "sports_fan") || !strings.Contains(page, `id="approve-`) {
 			t.Fatalf("changes page:\n%s", page)
 		}
 		if code, body := post(alice, acsrf); code != 403 || !strings.Contains(body, "SG-7") {

@@ -59,3 +59,7 @@ func (v *consoleView) Word(raw string) string {
 	}
 	return raw
 }
+
+// Change says a catalog change in the page's language, declarations and
+// keys by name (catalog.Change.Words).
+func (v *consoleView) Change(ch catalog.Change) string { return ch.Words(v.Lang, v.cat) }
