@@ -39,16 +39,30 @@ type EngineStore interface {
 	Update(ctx context.Context, fn func(portrait.Tx) error) error
 }
 
+// Countersigning is what the regulator's countersignature of high-tier
+// changes needs from a company engine (SG-7).
+type Countersigning interface {
+	// Awaiting lists the change requests approved at the company whose
+	// high-tier use-cases await the regulator, as asks.
+	Awaiting(ctx context.Context) ([]CountersignRequest, error)
+	// Receive verifies a decision document with the regulator's key and
+	// records it; a decision already recorded is not an error.
+	Receive(ctx context.Context, doc []byte) error
+}
+
 // Enforcer polls the regulator for orders, applies each once (across all
 // nodes sharing the store), records it in the company's log and
-// acknowledges it with that record's index.
+// acknowledges it with that record's index. With Changes set, the same
+// poll asks for the countersignature of approved high-tier changes and
+// records the regulator's decisions.
 type Enforcer struct {
-	Client *Client
-	Gov    Governor
-	Take   Takeover
-	Log    *audit.Log
-	Store  EngineStore
-	Logger *slog.Logger
+	Client  *Client
+	Gov     Governor
+	Take    Takeover
+	Log     *audit.Log
+	Store   EngineStore
+	Logger  *slog.Logger
+	Changes Countersigning
 
 	mu      sync.Mutex
 	scanned int64            // log prefix scanned for applied orders
@@ -155,6 +169,35 @@ func (e *Enforcer) Poll(ctx context.Context) error {
 		}
 		if err := e.Client.Ack(ctx, o.ID, idx); err != nil {
 			return err
+		}
+	}
+	return e.countersign(ctx)
+}
+
+// countersign asks for the countersignature of every approved change
+// request awaiting it and records the regulator's decisions. An ask the
+// regulator cannot take yet (its entries are not witnessed yet) is asked
+// again on the next poll.
+func (e *Enforcer) countersign(ctx context.Context) error {
+	if e.Changes == nil {
+		return nil
+	}
+	asks, err := e.Changes.Awaiting(ctx)
+	if err != nil || len(asks) == 0 {
+		return err
+	}
+	for _, a := range asks {
+		if _, err := e.Client.AskCountersignature(ctx, a); err != nil {
+			e.Logger.Info("countersignature asked for, not yet taken", "request", a.Request, "err", err)
+		}
+	}
+	docs, err := e.Client.Countersignatures(ctx)
+	if err != nil {
+		return err
+	}
+	for _, d := range docs {
+		if err := e.Changes.Receive(ctx, d); err != nil {
+			return fmt.Errorf("the regulator's countersignature decision: %w", err)
 		}
 	}
 	return nil

@@ -3,6 +3,7 @@ package regulator
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -83,4 +84,22 @@ func (c *Client) FileCatalog(ctx context.Context, src []byte) error {
 		return fmt.Errorf("regulator: file catalog: %s", resp.Status)
 	}
 	return nil
+}
+
+// AskCountersignature asks the regulator to countersign a change
+// request's high-tier use-cases and returns the request's status there.
+func (c *Client) AskCountersignature(ctx context.Context, ask CountersignRequest) (string, error) {
+	var out struct{ Status string }
+	err := c.do(ctx, "POST", "/v1/mirror/countersignatures", ask, &out)
+	return out.Status, err
+}
+
+// Countersignatures returns the regulator's decisions on the company's
+// countersignature requests, as signed documents (not yet verified).
+func (c *Client) Countersignatures(ctx context.Context) ([]json.RawMessage, error) {
+	var out struct{ Decisions []json.RawMessage }
+	if err := c.do(ctx, "GET", "/v1/mirror/countersignatures", nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Decisions, nil
 }

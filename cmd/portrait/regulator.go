@@ -22,6 +22,7 @@ import (
 	"github.com/portrait-dev/portrait/audit"
 	"github.com/portrait-dev/portrait/catalog"
 	"github.com/portrait-dev/portrait/label"
+	"github.com/portrait-dev/portrait/oversight"
 	"github.com/portrait-dev/portrait/policy"
 	"github.com/portrait-dev/portrait/postgres"
 	"github.com/portrait-dev/portrait/regulator"
@@ -261,7 +262,7 @@ func (f regulatorFlags) join(ctx context.Context, a *app, localPack bool) (offli
 		}
 	}
 	a.link = &regulator.Link{Client: c, Log: a.log, Store: a.store}
-	a.enforcer = &regulator.Enforcer{Client: c, Gov: a.ledger, Take: takeover{a}, Log: a.log, Store: a.store, Logger: a.logger}
+	a.enforcer = &regulator.Enforcer{Client: c, Gov: a.ledger, Take: takeover{a}, Log: a.log, Store: a.store, Logger: a.logger, Changes: countersigning{a}}
 	if offline {
 		a.enforcer.Offline(func(ctx context.Context) error {
 			if localPack {
@@ -405,4 +406,52 @@ func (t takeover) Set(o *regulator.Order) {
 		return
 	}
 	t.a.server.SetReceivership(&server.Receivership{Order: o.ID, Receiver: server.ReceiverPrefix + o.ID, Reason: o.Reason})
+}
+
+// countersigning asks the regulator to countersign approved high-tier
+// changes and records its decisions (SG-7).
+type countersigning struct{ a *app }
+
+// Awaiting implements regulator.Countersigning.Awaiting: each approved
+// request awaiting the regulator, with the impact assessment on record
+// of each of its high-tier use-cases. A request one of whose use-cases
+// has none is not asked for yet: the regulator would refuse the ask.
+func (cs countersigning) Awaiting(ctx context.Context) ([]regulator.CountersignRequest, error) {
+	crs, err := cs.a.oversight.ChangeRequests(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []regulator.CountersignRequest
+next:
+	for _, cr := range crs {
+		if cr.Status != oversight.StatusCountersign || cr.Approval == nil {
+			continue
+		}
+		ask := regulator.CountersignRequest{Request: cr.Index, Approval: cr.Approval.Index}
+		for _, k := range cr.Countersign {
+			id := strings.TrimPrefix(k, "use_case:")
+			as, ok := cs.a.apply.Assessment(id)
+			if !ok {
+				cs.a.logger.Warn("a high-tier use-case awaits the regulator's countersignature but has no impact assessment on record: run portrait assess", "usecase", id, "request", cr.Index)
+				continue next
+			}
+			ans, err := json.Marshal(as.Answers)
+			if err != nil {
+				return nil, err
+			}
+			ask.Assessments = append(ask.Assessments, regulator.AssessmentRef{UseCase: id, Index: as.LogIndex, Answers: ans})
+		}
+		out = append(out, ask)
+	}
+	return out, nil
+}
+
+// Receive implements regulator.Countersigning.Receive.
+func (cs countersigning) Receive(ctx context.Context, doc []byte) error {
+	_, err := cs.a.oversight.Receive(ctx, doc)
+	switch portrait.ErrorCode(err) {
+	case portrait.ECONFLICT, portrait.ENOTFOUND:
+		return nil // recorded before, or about a request this log no longer asks
+	}
+	return err
 }
