@@ -228,18 +228,18 @@ func (n *Node) review(ctx context.Context, co Company, ask CountersignRequest) (
 
 // AskCountersignature takes company co's request for a countersignature,
 // verified against the mirror. Asking again for the same change request
-// returns what the regulator has.
+// (verified again) returns what the regulator has.
 func (n *Node) AskCountersignature(ctx context.Context, co Company, ask CountersignRequest) (Review, error) {
 	sup, err := n.supervising()
 	if err != nil {
 		return Review{}, err
 	}
-	if rv, err := getDoc[Review](ctx, sup.docs, docCountersign, reviewID(co.ID, ask.Request)); err == nil {
-		return rv, nil
-	}
 	rv, err := n.review(ctx, co, ask)
 	if err != nil {
 		return Review{}, err
+	}
+	if had, err := getDoc[Review](ctx, sup.docs, docCountersign, rv.ID); err == nil {
+		return had, nil
 	}
 	rv.Received = n.now()
 	rv.LogIndex, err = n.record(ctx, audit.Record{Kind: "countersign", Time: rv.Received, Actor: "company:" + co.ID, Action: "ask", Codes: []string{"SG-7"},
