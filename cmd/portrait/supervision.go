@@ -154,12 +154,19 @@ func (a *app) supervisionReport(ctx context.Context, company string, noise regul
 	if err != nil {
 		return r, err
 	}
-	es, err := a.log.ReadVerifiedKinds(ctx, a.store, []string{"consent"}, 0, size)
+	es, err := a.log.ReadVerifiedKinds(ctx, a.store, []string{"consent", "proxy_flag"}, 0, size)
 	if err != nil {
 		return r, err
 	}
 	granted, withdrawn := map[string]bool{}, map[string]bool{}
+	r.Exact["fields_flagged_lexicon"] = 0
 	for _, e := range es {
+		if e.Record.Kind == "proxy_flag" {
+			if e.Record.Detail["source"] == "ingest" {
+				r.Exact["fields_flagged_lexicon"]++
+			}
+			continue
+		}
 		switch e.Record.Action {
 		case "granted":
 			granted[string(e.Record.Pseudonym)] = true
@@ -176,6 +183,9 @@ func (a *app) supervisionReport(ctx context.Context, company string, noise regul
 	if g, w := r.Noisy["subjects_granting_consent"], r.Noisy["subjects_withdrawing_consent"]; g+w > 0 {
 		rate := float64(g) / float64(g+w)
 		r.ConsentRate = &rate
+	}
+	if a.ingest != nil {
+		r.Detections = a.ingest.DetectionCounts()
 	}
 	if m := a.monitor.Latest(); m != nil {
 		r.MonitorRun, r.Alerts = m.ID, m.AlertCount
