@@ -57,7 +57,9 @@ func TestSupervision(t *testing.T) {
 	// SM-1: content detections at ingest are counted in the reports: a
 	// resident ID in an ordinary field refused, a lexicon term flagged.
 	now := time.Now().UTC().Add(-time.Minute).Format(time.RFC3339)
-	var ing struct{ Results []struct{ Status, Code string } }
+	var ing struct {
+		Results []struct{ Status, Code string }
+	}
 	for _, p := range []*proc{pa, pb} {
 		batch := fmt.Sprintf(`[{"subject":"sa","type":"view","time":%q,"fields":{"item":"11010519491231002X"}},
 		 {"subject":"sa","type":"view","time":%q,"fields":{"item":"清真牛肉面","category":"food"}}]`, now, now)
