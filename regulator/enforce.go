@@ -79,6 +79,23 @@ type Enforcer struct {
 	// the regulator still owes it (filing, catching up); until it has
 	// run, the high tier is stopped.
 	rejoin atomic.Pointer[func(context.Context) error]
+	// packChanged, once set, says the regulator published a rule pack
+	// other than the one the engine checked its catalog against: the
+	// high tier stays stopped until a restart applies it.
+	packChanged atomic.Pointer[string]
+}
+
+// PackChanged stops the high tier until the engine restarts (SG-5, SG-6):
+// the regulator's rule pack in force is no longer the one the running
+// catalog was checked against, for the reason why.
+func (e *Enforcer) PackChanged(why string) { e.packChanged.Store(&why) }
+
+// Restart returns why the engine must restart, or "".
+func (e *Enforcer) Restart() string {
+	if w := e.packChanged.Load(); w != nil {
+		return *w
+	}
+	return ""
 }
 
 // Offline tells the enforcer that the engine started without reaching
@@ -98,11 +115,12 @@ func (e *Enforcer) Rejoining() bool { return e.rejoin.Load() != nil }
 // use-cases (0: no limit). The high tier stops while silent > max > 0
 // (SG-5, a weak precaution: lower tiers go on).
 //
-// An engine that started offline and has not yet rejoined reports the
-// silence since it started against a limit of 1 ns: stopped.
+// An engine that started offline and has not yet rejoined, or that runs
+// under a rule pack the regulator has replaced, reports the silence since
+// it started against a limit of 1 ns: stopped.
 func (e *Enforcer) Silence() (silent, max time.Duration) {
 	s := time.Unix(0, e.started.Load())
-	if e.rejoin.Load() != nil {
+	if e.rejoin.Load() != nil || e.packChanged.Load() != nil {
 		return time.Since(s), time.Nanosecond
 	}
 	last := e.Client.Contact()

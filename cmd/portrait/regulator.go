@@ -209,7 +209,9 @@ func addRegulatorFlags(fs *flag.FlagSet) regulatorFlags {
 //
 // localPack says the catalog was checked against the local pack because
 // the regulator could not be reached for its own (pack).
-func (f regulatorFlags) join(ctx context.Context, a *app, localPack bool) (offline bool, err error) {
+// copied, when set, is the store's verified copy of the regulator's
+// pack that the catalog was checked against instead.
+func (f regulatorFlags) join(ctx context.Context, a *app, localPack bool, copied *rules.Pack) (offline bool, err error) {
 	if !f.joined() {
 		return false, nil
 	}
@@ -260,21 +262,35 @@ func (f regulatorFlags) join(ctx context.Context, a *app, localPack bool) (offli
 		if err := fileCatalog(ctx); err != nil {
 			return false, fmt.Errorf("join regulator: %w", err)
 		}
+		// A verified copy of the pack in force, for offline restarts.
+		_, cur, err := c.PackInForce(ctx)
+		if err == nil {
+			err = keepPack(ctx, a.store, a.log, cur)
+		}
+		if err != nil {
+			return false, fmt.Errorf("join regulator: keep a copy of its rule pack: %w", err)
+		}
 	}
 	a.link = &regulator.Link{Client: c, Log: a.log, Store: a.store}
 	a.enforcer = &regulator.Enforcer{Client: c, Gov: a.ledger, Take: takeover{a}, Log: a.log, Store: a.store, Logger: a.logger, Changes: countersigning{a}}
 	if offline {
 		a.enforcer.Offline(func(ctx context.Context) error {
 			if localPack {
-				// The catalog was checked against the local pack: the
-				// high tier stays stopped if the regulator has one of
-				// its own in force, until a restart applies it.
+				// The catalog was checked against the store's copy of
+				// the regulator's pack, or the local one: the high tier
+				// stays stopped if the regulator has another in force,
+				// until a restart applies it.
 				p, err := c.Pack(ctx)
 				if err != nil {
 					return err
 				}
-				if p != nil {
-					return fmt.Errorf("the regulator has a rule pack in force (%s) and this engine checked its catalog against the local one while the regulator was unreachable: restart to apply it; the high tier stays stopped", p)
+				switch {
+				case copied != nil && p != nil && p.Digest() == copied.Digest():
+				case copied == nil && p == nil:
+				case p == nil:
+					return fmt.Errorf("the regulator has no rule pack in force any more and this engine checked its catalog against its copy of %s: restart; the high tier stays stopped", copied)
+				default:
+					return fmt.Errorf("the regulator has a rule pack in force (%s) other than the one this engine checked its catalog against while the regulator was unreachable: restart to apply it; the high tier stays stopped", p)
 				}
 			}
 			if err := c.File(ctx, fl); err != nil {
@@ -301,7 +317,7 @@ func (f regulatorFlags) join(ctx context.Context, a *app, localPack bool) (offli
 	}
 	a.server.Regulated()
 	a.oversight.Join(complaintsVia{c})
-	a.supervisor = func(ctx context.Context) { a.supervise(ctx, c, 2*time.Second, *f.supervise) }
+	a.supervisor = func(ctx context.Context) { a.supervise(ctx, c, 2*time.Second, *f.supervise, f.catalog) }
 	return offline, nil
 }
 
