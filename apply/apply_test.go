@@ -26,6 +26,7 @@ import (
 	"github.com/portrait-dev/portrait/keys"
 	"github.com/portrait-dev/portrait/label"
 	"github.com/portrait-dev/portrait/policy"
+	"github.com/portrait-dev/portrait/postgres"
 	"github.com/portrait-dev/portrait/sqlite"
 	"github.com/portrait-dev/portrait/sqlite/sqlitetest"
 	"github.com/portrait-dev/portrait/storetest"
@@ -68,6 +69,34 @@ func newEnv(t testing.TB) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
+	return newEnvOn(t, dir, store)
+}
+
+// newPostgresEnv is newEnv on a throwaway PostgreSQL database.
+func newPostgresEnv(t testing.TB) *env {
+	t.Helper()
+	store, err := postgres.Open(ctx, storetest.PostgresDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	return newEnvOn(t, t.TempDir(), store)
+}
+
+// onEachStore runs f on a SQLite env and, with PORTRAIT_TEST_POSTGRES
+// set, on a PostgreSQL one.
+func onEachStore(t *testing.T, f func(t *testing.T, e *env)) {
+	t.Run("sqlite", func(t *testing.T) { f(t, newEnv(t)) })
+	t.Run("postgres", func(t *testing.T) {
+		if os.Getenv("PORTRAIT_TEST_POSTGRES") == "" {
+			t.Skip("PORTRAIT_TEST_POSTGRES is not set")
+		}
+		f(t, newPostgresEnv(t))
+	})
+}
+
+func newEnvOn(t testing.TB, dir string, store portrait.Store) *env {
+	t.Helper()
 	master := make([]byte, keys.MasterSize)
 	rand.Read(master)
 	kr, err := keys.New(master)
@@ -171,94 +200,95 @@ func wantErr(t *testing.T, err error, code, req, inMessage string) {
 // TestGate walks the refusals of the use-case gate: each names its reason
 // and requirement, and lifting the cause lets the request through.
 func TestGate(t *testing.T) {
-	e := newEnv(t)
-	e.grant("dave", "credit")
-	st, _ := e.ledger.State(ctx, e.keys.Pseudonym("dave"))
+	onEachStore(t, func(t *testing.T, e *env) {
+		e.grant("dave", "credit")
+		st, _ := e.ledger.State(ctx, e.keys.Pseudonym("dave"))
 
-	// RO-9: undeclared, wrong kind, not live.
-	_, err := e.svc.Gate(ctx, "nope", apply.KindRecommendation, nil)
-	wantErr(t, err, portrait.EINVALID, "RO-9", "not declared")
-	_, err = e.svc.Gate(ctx, "home_feed", apply.KindDecision, nil)
-	wantErr(t, err, portrait.EINVALID, "", "not a decision")
-	_, err = e.svc.Gate(ctx, "beta_feed", apply.KindRecommendation, nil)
-	wantErr(t, err, portrait.EDENIED, "RO-9", "not live")
-	if _, err := e.svc.Gate(ctx, "home_feed", apply.KindRecommendation, nil); err != nil {
-		t.Fatalf("minimal live use-case refused: %v", err)
-	}
+		// RO-9: undeclared, wrong kind, not live.
+		_, err := e.svc.Gate(ctx, "nope", apply.KindRecommendation, nil)
+		wantErr(t, err, portrait.EINVALID, "RO-9", "not declared")
+		_, err = e.svc.Gate(ctx, "home_feed", apply.KindDecision, nil)
+		wantErr(t, err, portrait.EINVALID, "", "not a decision")
+		_, err = e.svc.Gate(ctx, "beta_feed", apply.KindRecommendation, nil)
+		wantErr(t, err, portrait.EDENIED, "RO-9", "not live")
+		if _, err := e.svc.Gate(ctx, "home_feed", apply.KindRecommendation, nil); err != nil {
+			t.Fatalf("minimal live use-case refused: %v", err)
+		}
 
-	// RO-6: a regulator's suspension of the use-case, then of its model.
-	if err := e.ledger.Suspend(ctx, reg, policy.Suspension{Kind: policy.TargetUseCase, ID: "home_feed", Reason: "inquiry 7"}); err != nil {
-		t.Fatal(err)
-	}
-	_, err = e.svc.Gate(ctx, "home_feed", apply.KindRecommendation, nil)
-	wantErr(t, err, portrait.EDENIED, "RO-6", "inquiry 7")
-	if err := e.ledger.Lift(ctx, reg, policy.TargetUseCase, "home_feed"); err != nil {
-		t.Fatal(err)
-	}
+		// RO-6: a regulator's suspension of the use-case, then of its model.
+		if err := e.ledger.Suspend(ctx, reg, policy.Suspension{Kind: policy.TargetUseCase, ID: "home_feed", Reason: "inquiry 7"}); err != nil {
+			t.Fatal(err)
+		}
+		_, err = e.svc.Gate(ctx, "home_feed", apply.KindRecommendation, nil)
+		wantErr(t, err, portrait.EDENIED, "RO-6", "inquiry 7")
+		if err := e.ledger.Lift(ctx, reg, policy.TargetUseCase, "home_feed"); err != nil {
+			t.Fatal(err)
+		}
 
-	// AD-5, FA-1: high tier without an assessment; RO-9 graded: minimal needs none.
-	_, err = e.svc.Gate(ctx, "credit_limit", apply.KindDecision, st)
-	wantErr(t, err, portrait.EDENIED, "AD-5", "no impact assessment")
-	if _, err := e.svc.Assess(ctx, operator, "credit_limit", demo.Answers()); portrait.ErrorCode(err) != portrait.EFORBIDDEN {
-		t.Fatalf("operator assessed: %v", err)
-	}
-	a, err := e.svc.Assess(ctx, admin, "credit_limit", demo.Answers())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if a.Model == nil || a.Model.Weights["income"] != 0.0002 || len(a.Sensitive) == 0 && len(a.Fields) == 0 || a.Tier != "high" {
-		t.Errorf("assessment does not describe the configuration: %+v", a)
-	}
-	// CN-11: the pre-use notice must have been shown to this subject.
-	_, err = e.svc.Gate(ctx, "credit_limit", apply.KindDecision, st)
-	wantErr(t, err, portrait.EDENIED, "CN-11", "pre-use notice")
-	n, err := e.svc.ShowNotice(ctx, operator, st.Pseudonym, "credit_limit")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(n.Text["en"], "high-risk") {
-		t.Errorf("notice does not say a high-risk system is used: %q", n.Text["en"])
-	}
-	if _, err := e.svc.Gate(ctx, "credit_limit", apply.KindDecision, st); err != nil {
-		t.Fatalf("assessed, notified: %v", err)
-	}
+		// AD-5, FA-1: high tier without an assessment; RO-9 graded: minimal needs none.
+		_, err = e.svc.Gate(ctx, "credit_limit", apply.KindDecision, st)
+		wantErr(t, err, portrait.EDENIED, "AD-5", "no impact assessment")
+		if _, err := e.svc.Assess(ctx, operator, "credit_limit", demo.Answers()); portrait.ErrorCode(err) != portrait.EFORBIDDEN {
+			t.Fatalf("operator assessed: %v", err)
+		}
+		a, err := e.svc.Assess(ctx, admin, "credit_limit", demo.Answers())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Model == nil || a.Model.Weights["income"] != 0.0002 || len(a.Sensitive) == 0 && len(a.Fields) == 0 || a.Tier != "high" {
+			t.Errorf("assessment does not describe the configuration: %+v", a)
+		}
+		// CN-11: the pre-use notice must have been shown to this subject.
+		_, err = e.svc.Gate(ctx, "credit_limit", apply.KindDecision, st)
+		wantErr(t, err, portrait.EDENIED, "CN-11", "pre-use notice")
+		n, err := e.svc.ShowNotice(ctx, operator, st.Pseudonym, "credit_limit")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(n.Text["en"], "high-risk") {
+			t.Errorf("notice does not say a high-risk system is used: %q", n.Text["en"])
+		}
+		if _, err := e.svc.Gate(ctx, "credit_limit", apply.KindDecision, st); err != nil {
+			t.Fatalf("assessed, notified: %v", err)
+		}
 
-	// RO-6 on the model.
-	if err := e.ledger.Suspend(ctx, reg, policy.Suspension{Kind: policy.TargetModel, ID: "credit_score", Reason: "bias review"}); err != nil {
-		t.Fatal(err)
-	}
-	_, err = e.svc.Gate(ctx, "credit_limit", apply.KindDecision, st)
-	wantErr(t, err, portrait.EDENIED, "RO-6", "bias review")
-	if err := e.ledger.Lift(ctx, reg, policy.TargetModel, "credit_score"); err != nil {
-		t.Fatal(err)
-	}
+		// RO-6 on the model.
+		if err := e.ledger.Suspend(ctx, reg, policy.Suspension{Kind: policy.TargetModel, ID: "credit_score", Reason: "bias review"}); err != nil {
+			t.Fatal(err)
+		}
+		_, err = e.svc.Gate(ctx, "credit_limit", apply.KindDecision, st)
+		wantErr(t, err, portrait.EDENIED, "RO-6", "bias review")
+		if err := e.ledger.Lift(ctx, reg, policy.TargetModel, "credit_score"); err != nil {
+			t.Fatal(err)
+		}
 
-	// AD-7: only an overseer halts; a halt reaches another node and is
-	// lifted apart from any suspension.
-	if err := e.svc.Halt(ctx, operator, "credit_limit", "x"); portrait.ErrorCode(err) != portrait.EFORBIDDEN {
-		t.Fatalf("operator halted: %v", err)
-	}
-	if err := e.svc.Halt(ctx, admin, "credit_limit", "complaints spike"); err != nil {
-		t.Fatal(err)
-	}
-	other := newNodeOver(t, e)
-	st2, _ := other.ledger.State(ctx, st.Pseudonym) // refreshes suspensions on that node
-	_, err = other.svc.Gate(ctx, "credit_limit", apply.KindDecision, st2)
-	wantErr(t, err, portrait.EDENIED, "AD-7", "halted by a human overseer")
-	if err := e.svc.Resume(ctx, admin, "credit_limit"); err != nil {
-		t.Fatal(err)
-	}
-	st2, _ = other.ledger.State(ctx, st.Pseudonym)
-	if _, err := other.svc.Gate(ctx, "credit_limit", apply.KindDecision, st2); err != nil {
-		t.Fatalf("after resume, on the other node: %v", err)
-	}
+		// AD-7: only an overseer halts; a halt reaches another node and is
+		// lifted apart from any suspension.
+		if err := e.svc.Halt(ctx, operator, "credit_limit", "x"); portrait.ErrorCode(err) != portrait.EFORBIDDEN {
+			t.Fatalf("operator halted: %v", err)
+		}
+		if err := e.svc.Halt(ctx, admin, "credit_limit", "complaints spike"); err != nil {
+			t.Fatal(err)
+		}
+		other := newNodeOver(t, e)
+		st2, _ := other.ledger.State(ctx, st.Pseudonym) // refreshes suspensions on that node
+		_, err = other.svc.Gate(ctx, "credit_limit", apply.KindDecision, st2)
+		wantErr(t, err, portrait.EDENIED, "AD-7", "halted by a human overseer")
+		if err := e.svc.Resume(ctx, admin, "credit_limit"); err != nil {
+			t.Fatal(err)
+		}
+		st2, _ = other.ledger.State(ctx, st.Pseudonym)
+		if _, err := other.svc.Gate(ctx, "credit_limit", apply.KindDecision, st2); err != nil {
+			t.Fatalf("after resume, on the other node: %v", err)
+		}
 
-	// AD-5: a changed configuration needs a new assessment.
-	changed := loadCatalog(t)
-	changed.Label("credit_score").Model.Weights["income"] = 0.0003
-	e.point.SetCatalog(changed)
-	_, err = e.svc.Gate(ctx, "credit_limit", apply.KindDecision, st)
-	wantErr(t, err, portrait.EDENIED, "AD-5", "configuration")
+		// AD-5: a changed configuration needs a new assessment.
+		changed := loadCatalog(t)
+		changed.Label("credit_score").Model.Weights["income"] = 0.0003
+		e.point.SetCatalog(changed)
+		_, err = e.svc.Gate(ctx, "credit_limit", apply.KindDecision, st)
+		wantErr(t, err, portrait.EDENIED, "AD-5", "configuration")
+	})
 }
 
 type nodeEnv struct {
@@ -283,21 +313,22 @@ func newNodeOver(t *testing.T, e *env) nodeEnv {
 // TestAssessmentFiles: assessments on disk are verified at load; a
 // tampered one is refused (FA-1).
 func TestAssessmentFiles(t *testing.T) {
-	e := newEnv(t)
-	if _, err := e.svc.Assess(ctx, admin, "credit_limit", demo.Answers()); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(e.dir, "assessments", "credit_limit.json")
-	pub := e.keys.ReceiptKey().Public().(ed25519.PublicKey)
-	list, err := apply.LoadAssessments(filepath.Dir(path), pub)
-	if err != nil || len(list) != 1 {
-		t.Fatalf("load: %v %d", err, len(list))
-	}
-	b, _ := os.ReadFile(path)
-	os.WriteFile(path, []byte(strings.Replace(string(b), `"tier": "high"`, `"tier": "minimal"`, 1)), 0o600)
-	if _, err := apply.LoadAssessments(filepath.Dir(path), pub); err == nil || !strings.Contains(err.Error(), "signature") {
-		t.Fatalf("tampered assessment loaded: %v", err)
-	}
+	onEachStore(t, func(t *testing.T, e *env) {
+		if _, err := e.svc.Assess(ctx, admin, "credit_limit", demo.Answers()); err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(e.dir, "assessments", "credit_limit.json")
+		pub := e.keys.ReceiptKey().Public().(ed25519.PublicKey)
+		list, err := apply.LoadAssessments(filepath.Dir(path), pub)
+		if err != nil || len(list) != 1 {
+			t.Fatalf("load: %v %d", err, len(list))
+		}
+		b, _ := os.ReadFile(path)
+		os.WriteFile(path, []byte(strings.Replace(string(b), `"tier": "high"`, `"tier": "minimal"`, 1)), 0o600)
+		if _, err := apply.LoadAssessments(filepath.Dir(path), pub); err == nil || !strings.Contains(err.Error(), "signature") {
+			t.Fatalf("tampered assessment loaded: %v", err)
+		}
+	})
 }
 
 var categories = []string{"sports", "books", "home", "toys", "food"}

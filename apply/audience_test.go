@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -24,13 +25,15 @@ import (
 	"github.com/portrait-dev/portrait/keys"
 	"github.com/portrait-dev/portrait/label"
 	"github.com/portrait-dev/portrait/policy"
+	"github.com/portrait-dev/portrait/postgres"
 	"github.com/portrait-dev/portrait/sqlite"
+	"github.com/portrait-dev/portrait/storetest"
 )
 
 var audienceOperator = policy.Caller{Role: policy.Operator, ID: "test"}
 
 type audienceEnv struct {
-	store  *sqlite.DB
+	store  portrait.Store
 	point  *policy.Point
 	ledger *consent.Ledger
 	keys   *keys.Keyring
@@ -51,12 +54,33 @@ func audienceCatalog(tb testing.TB) *catalog.Catalog {
 
 func newAudienceEnv(tb testing.TB) *audienceEnv {
 	tb.Helper()
-	ctx := context.Background()
-	e := &audienceEnv{}
-	var err error
-	if e.store, err = sqlite.Open(ctx, filepath.Join(tb.TempDir(), "portrait.db")); err != nil {
+	st, err := sqlite.Open(context.Background(), filepath.Join(tb.TempDir(), "portrait.db"))
+	if err != nil {
 		tb.Fatal(err)
 	}
+	return newAudienceEnvOn(tb, st)
+}
+
+// onEachAudienceStore runs f on an audience env over SQLite and, with
+// PORTRAIT_TEST_POSTGRES set, over PostgreSQL.
+func onEachAudienceStore(t *testing.T, f func(t *testing.T, e *audienceEnv)) {
+	t.Run("sqlite", func(t *testing.T) { f(t, newAudienceEnv(t)) })
+	t.Run("postgres", func(t *testing.T) {
+		if os.Getenv("PORTRAIT_TEST_POSTGRES") == "" {
+			t.Skip("PORTRAIT_TEST_POSTGRES is not set")
+		}
+		st, err := postgres.Open(context.Background(), storetest.PostgresDatabase(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		f(t, newAudienceEnvOn(t, st))
+	})
+}
+
+func newAudienceEnvOn(tb testing.TB, st portrait.Store) *audienceEnv {
+	tb.Helper()
+	e := &audienceEnv{store: st}
+	var err error
 	tb.Cleanup(func() { e.store.Close() })
 	master := make([]byte, keys.MasterSize)
 	rand.Read(master)
@@ -206,42 +230,43 @@ func TestAudienceExclusions(t *testing.T) {
 
 // CM-6: identified output only where the purpose declares it.
 func TestAudienceIdentified(t *testing.T) {
-	e := newAudienceEnv(t)
-	ctx := context.Background()
-	e.populate(t, "gus", "hal", "ivy", "jon")
-	_, err := e.aud.Materialize(ctx, audienceOperator, apply.Request{Purpose: "personalization", Expression: "labels.sports_fan", Output: "identified"})
-	wantRefusal(t, err, portrait.EDENIED, "CM-6", "identified_output")
-	// The flag alone is not enough: a signed assessment of an audience
-	// use-case for the purpose must be on record (CM-6).
-	cat := audienceCatalog(t)
-	cat.Purpose("personalization").Identified = true
-	cat.Purpose("personalization").Assessment = "PIA-TEST-ID"
-	cat.UseCases = append(cat.UseCases, catalog.UseCase{ID: "named_list", Kind: catalog.UseAudience, Tier: catalog.TierLimited,
-		Purposes: []string{"personalization"}, Labels: []string{"sports_fan"}, Owner: "growth-team",
-		Description: catalog.Text{"zh-CN": "名单", "en": "Named list"}})
-	cat.Index()
-	e.point.SetCatalog(cat)
-	req := apply.Request{Purpose: "personalization", Expression: "labels.sports_fan", Output: "identified"}
-	_, err = e.aud.Materialize(ctx, audienceOperator, req)
-	wantRefusal(t, err, portrait.EDENIED, "CM-6", "keeps none")
-	svc, err := apply.New(apply.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log}, apply.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.aud.Assessments = svc
-	_, err = e.aud.Materialize(ctx, audienceOperator, req)
-	wantRefusal(t, err, portrait.EDENIED, "CM-6", "portrait assess --usecase named_list")
-	if _, err := svc.Assess(ctx, policy.Caller{Role: policy.Admin, ID: "admin"}, "named_list", demo.Answers()); err != nil {
-		t.Fatal(err)
-	}
-	res, err := e.aud.Materialize(ctx, audienceOperator, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	slices.Sort(res.Subjects)
-	if !slices.Equal(res.Subjects, []string{"gus", "hal", "ivy", "jon"}) || res.Pseudonyms != nil {
-		t.Errorf("identified audience: %+v", res)
-	}
+	onEachAudienceStore(t, func(t *testing.T, e *audienceEnv) {
+		ctx := context.Background()
+		e.populate(t, "gus", "hal", "ivy", "jon")
+		_, err := e.aud.Materialize(ctx, audienceOperator, apply.Request{Purpose: "personalization", Expression: "labels.sports_fan", Output: "identified"})
+		wantRefusal(t, err, portrait.EDENIED, "CM-6", "identified_output")
+		// The flag alone is not enough: a signed assessment of an audience
+		// use-case for the purpose must be on record (CM-6).
+		cat := audienceCatalog(t)
+		cat.Purpose("personalization").Identified = true
+		cat.Purpose("personalization").Assessment = "PIA-TEST-ID"
+		cat.UseCases = append(cat.UseCases, catalog.UseCase{ID: "named_list", Kind: catalog.UseAudience, Tier: catalog.TierLimited,
+			Purposes: []string{"personalization"}, Labels: []string{"sports_fan"}, Owner: "growth-team",
+			Description: catalog.Text{"zh-CN": "名单", "en": "Named list"}})
+		cat.Index()
+		e.point.SetCatalog(cat)
+		req := apply.Request{Purpose: "personalization", Expression: "labels.sports_fan", Output: "identified"}
+		_, err = e.aud.Materialize(ctx, audienceOperator, req)
+		wantRefusal(t, err, portrait.EDENIED, "CM-6", "keeps none")
+		svc, err := apply.New(apply.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log}, apply.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.aud.Assessments = svc
+		_, err = e.aud.Materialize(ctx, audienceOperator, req)
+		wantRefusal(t, err, portrait.EDENIED, "CM-6", "portrait assess --usecase named_list")
+		if _, err := svc.Assess(ctx, policy.Caller{Role: policy.Admin, ID: "admin"}, "named_list", demo.Answers()); err != nil {
+			t.Fatal(err)
+		}
+		res, err := e.aud.Materialize(ctx, audienceOperator, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(res.Subjects)
+		if !slices.Equal(res.Subjects, []string{"gus", "hal", "ivy", "jon"}) || res.Pseudonyms != nil {
+			t.Errorf("identified audience: %+v", res)
+		}
+	})
 }
 
 // BenchmarkAudience1M selects from 10^6 subjects held in memory (a Table

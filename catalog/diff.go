@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -60,6 +61,17 @@ type Change struct {
 	ID    string `json:"id"`
 	What  string `json:"what"`
 	Needs string `json:"needs,omitempty"`
+	// Edits are a purpose's changes one by one, for Words; What says
+	// them in English for the CLI and the log.
+	Edits []Edit `json:"edits,omitempty"`
+}
+
+// Edit is one aspect of a purpose's scope that changed, with the keys
+// it was and is (one for a single value), so Words can name each.
+type Edit struct {
+	Aspect string   `json:"aspect"` // data_use, basis, separate_consent, recipients, fields, notice_version
+	Was    []string `json:"was"`
+	Is     []string `json:"is"`
 }
 
 func (ch Change) String() string {
@@ -134,32 +146,37 @@ func DiffScopes(old map[string]Scope, new *Catalog) []Change {
 		}
 		is := now[p.ID]
 		var what []string
-		if was.DataUse != is.DataUse {
-			what = append(what, fmt.Sprintf("data use %s → %s", was.DataUse, is.DataUse))
+		var edits []Edit
+		edit := func(aspect, label string, was, is []string, list bool) {
+			if slices.Equal(was, is) {
+				return
+			}
+			w, i := strings.Join(was, ", "), strings.Join(is, ", ")
+			if list {
+				w, i = "["+w+"]", "["+i+"]"
+			}
+			what = append(what, fmt.Sprintf("%s %s → %s", label, w, i))
+			edits = append(edits, Edit{Aspect: aspect, Was: slices.Clone(was), Is: slices.Clone(is)})
 		}
-		if was.Basis != is.Basis {
-			what = append(what, fmt.Sprintf("basis %s → %s", was.Basis, is.Basis))
-		}
-		if was.Separate != is.Separate {
-			what = append(what, fmt.Sprintf("separate consent %v → %v", was.Separate, is.Separate))
-		}
-		if !slices.Equal(was.Recipients, is.Recipients) {
-			what = append(what, fmt.Sprintf("recipients [%s] → [%s]", strings.Join(was.Recipients, ", "), strings.Join(is.Recipients, ", ")))
-		}
-		if !slices.Equal(was.Categories, is.Categories) {
-			what = append(what, fmt.Sprintf("fields [%s] → [%s]", strings.Join(was.Categories, ", "), strings.Join(is.Categories, ", ")))
-		}
+		one := func(v string) []string { return []string{v} }
+		edit("data_use", "data use", one(was.DataUse), one(is.DataUse), false)
+		edit("basis", "basis", one(was.Basis), one(is.Basis), false)
+		edit("separate_consent", "separate consent", one(strconv.FormatBool(was.Separate)), one(strconv.FormatBool(is.Separate)), false)
+		edit("recipients", "recipients", was.Recipients, is.Recipients, true)
+		edit("fields", "fields", was.Categories, is.Categories, true)
 		if len(what) == 0 {
 			if was.NoticeVersion != is.NoticeVersion {
-				out = append(out, Change{Kind: "purpose", ID: p.ID, What: fmt.Sprintf("notice version %s → %s", was.NoticeVersion, is.NoticeVersion)})
+				out = append(out, Change{Kind: "purpose", ID: p.ID, What: fmt.Sprintf("notice version %s → %s", was.NoticeVersion, is.NoticeVersion),
+					Edits: []Edit{{Aspect: "notice_version", Was: []string{was.NoticeVersion}, Is: []string{is.NoticeVersion}}}})
 			}
 			continue
 		}
-		ch := Change{Kind: "purpose", ID: p.ID, What: strings.Join(what, "; ")}
+		ch := Change{Kind: "purpose", ID: p.ID, What: strings.Join(what, "; "), Edits: edits}
 		if was.NoticeVersion == is.NoticeVersion {
 			ch.Needs = NeedsNotice
 		} else {
 			ch.What += fmt.Sprintf(" (notice version %s → %s: consents under %s no longer count)", was.NoticeVersion, is.NoticeVersion, was.NoticeVersion)
+			ch.Edits = append(ch.Edits, Edit{Aspect: "notice_version", Was: []string{was.NoticeVersion}, Is: []string{is.NoticeVersion}})
 		}
 		out = append(out, ch)
 	}
@@ -192,4 +209,103 @@ func diffDecls(kind string, old, new map[string]string) []Change {
 		}
 	}
 	return out
+}
+
+// Words says ch for a person in lang (zh-CN, the default, or en): the
+// declaration and every key by its display name in c (nil: the keys),
+// and what the change requires. The String form is the CLI's.
+func (ch Change) Words(lang string, c *Catalog) string {
+	en := lang == "en"
+	name := func(key string) string {
+		if c == nil {
+			return key
+		}
+		return c.DisplayName(key, lang)
+	}
+	pick := func(zh, e string) string {
+		if en {
+			return e
+		}
+		return zh
+	}
+	kinds := map[string][2]string{"purpose": {"处理目的", "purpose"}, "label": {"标签", "label"}, "use_case": {"应用场景", "use-case"}}
+	k, ok := kinds[ch.Kind]
+	if !ok {
+		k = [2]string{ch.Kind, ch.Kind}
+	}
+	var b strings.Builder
+	if en {
+		fmt.Fprintf(&b, "%s “%s”: ", k[1], name(ch.ID))
+	} else {
+		fmt.Fprintf(&b, "%s「%s」：", k[0], name(ch.ID))
+	}
+	b.WriteString(ch.WhatWords(lang, c))
+	switch ch.Needs {
+	case NeedsNotice:
+		b.WriteString(pick("；须发布新的告知版本，旧版本下的同意随即失效 [CN-3]", "; needs a new notice version (consents under the old one then stop counting) [CN-3]"))
+	case NeedsApproval:
+		b.WriteString(pick("；须由作者以外的具名人员批准", "; needs approval by a named person other than its author"))
+	}
+	return b.String()
+}
+
+// WhatWords says what changed, as Words does, without naming the
+// declaration or what the change requires: for a page already about it.
+func (ch Change) WhatWords(lang string, c *Catalog) string {
+	en := lang == "en"
+	name := func(key string) string {
+		if c == nil {
+			return key
+		}
+		return c.DisplayName(key, lang)
+	}
+	pick := func(zh, e string) string {
+		if en {
+			return e
+		}
+		return zh
+	}
+	var b strings.Builder
+	switch {
+	case len(ch.Edits) > 0:
+		aspects := map[string][2]string{"data_use": {"数据用途", "data use"}, "basis": {"处理依据", "legal basis"},
+			"separate_consent": {"单独同意", "separate consent"}, "recipients": {"接收方", "recipients"},
+			"fields": {"收集的数据类别", "data categories collected"}, "notice_version": {"告知版本", "notice version"}}
+		value := func(aspect string, v []string) string {
+			if len(v) == 0 {
+				return pick("无", "none")
+			}
+			out := make([]string, len(v))
+			for i, x := range v {
+				switch {
+				case aspect == "separate_consent" && x == "true":
+					out[i] = pick("需要", "required")
+				case aspect == "separate_consent":
+					out[i] = pick("不需要", "not required")
+				case aspect == "basis":
+					out[i] = BasisName(x, lang)
+				case aspect == "notice_version":
+					out[i] = pick("第 "+x+" 版", "version "+x)
+				default:
+					out[i] = name(x)
+				}
+			}
+			return strings.Join(out, pick("、", ", "))
+		}
+		parts := make([]string, len(ch.Edits))
+		for i, e := range ch.Edits {
+			a := aspects[e.Aspect]
+			parts[i] = pick(a[0], a[1]) + " " + value(e.Aspect, e.Was) + " → " + value(e.Aspect, e.Is)
+		}
+		b.WriteString(strings.Join(parts, pick("；", "; ")))
+	case ch.What == "added":
+		b.WriteString(pick("新增", "added"))
+	case ch.What == "changed":
+		b.WriteString(pick("定义已修改", "definition changed"))
+	case ch.What == "removed":
+		b.WriteString(pick("已删除", "removed"))
+	default:
+		b.WriteString(ch.What) // a record written before Edits existed
+	}
+	return b.String()
 }

@@ -133,3 +133,20 @@ func ModelKindName(kind, lang string) string {
 	}
 	return w.In(lang)
 }
+
+// BasisName says a legal basis in words: "法定义务", "legal obligation".
+func BasisName(b, lang string) string {
+	w, ok := map[Basis]Text{
+		BasisConsent:             {"zh-CN": "同意", "en": "consent"},
+		BasisContract:            {"zh-CN": "合同", "en": "contract"},
+		BasisLegalObligation:     {"zh-CN": "法定义务", "en": "legal obligation"},
+		BasisVitalInterests:      {"zh-CN": "重大利益", "en": "vital interests"},
+		BasisPublicTask:          {"zh-CN": "公共职责", "en": "public task"},
+		BasisLegitimateInterests: {"zh-CN": "合法利益", "en": "legitimate interests"},
+		BasisEmployment:          {"zh-CN": "人力资源管理", "en": "employment"},
+	}[Basis(b)]
+	if !ok {
+		return b
+	}
+	return w.In(lang)
+}

@@ -410,6 +410,7 @@ type Catalog struct {
 
 // Change defines model for Change.
 type Change struct {
+	Edits []Edit `json:"edits,omitempty"`
 	Id    string `json:"id"`
 	Kind  string `json:"kind"`
 	Needs string `json:"needs,omitempty"`
@@ -432,6 +433,7 @@ type ChangeRequest struct {
 	Items                 map[string]string `json:"items"`
 	LogIndex              int64             `json:"log_index"`
 	NeedsCountersignature []string          `json:"needs_countersignature,omitempty"`
+	Refused               Countersigned     `json:"refused,omitempty"`
 	Status                string            `json:"status"`
 	Time                  time.Time         `json:"time"`
 }
@@ -510,6 +512,7 @@ type Counterfactual struct {
 // Countersigned defines model for Countersigned.
 type Countersigned struct {
 	LogIndex   int64     `json:"log_index"`
+	Note       string    `json:"note,omitempty"`
 	RecordedBy string    `json:"recorded_by"`
 	Time       time.Time `json:"time"`
 }
@@ -633,6 +636,13 @@ type DroppedField struct {
 	Field       string `json:"field"`
 	Message     string `json:"message"`
 	Requirement string `json:"requirement,omitempty"`
+}
+
+// Edit defines model for Edit.
+type Edit struct {
+	Aspect string   `json:"aspect"`
+	Is     []string `json:"is"`
+	Was    []string `json:"was"`
 }
 
 // EntriesResponse defines model for EntriesResponse.

@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"encoding/json"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -18,7 +19,9 @@ import (
 	"github.com/portrait-dev/portrait/consent"
 	"github.com/portrait-dev/portrait/keys"
 	"github.com/portrait-dev/portrait/policy"
+	"github.com/portrait-dev/portrait/postgres"
 	"github.com/portrait-dev/portrait/sqlite"
+	"github.com/portrait-dev/portrait/storetest"
 )
 
 const (
@@ -110,6 +113,23 @@ func newEnv(t testing.TB) *env {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "p.db")
 	return newNode(t, openStore(t, path), path, testCatalog("2"))
+}
+
+// onEachStore runs f on a SQLite env and, with PORTRAIT_TEST_POSTGRES
+// set, on one over a throwaway PostgreSQL database.
+func onEachStore(t *testing.T, f func(t *testing.T, e *env)) {
+	t.Run("sqlite", func(t *testing.T) { f(t, newEnv(t)) })
+	t.Run("postgres", func(t *testing.T) {
+		if os.Getenv(storetest.EnvPostgres) == "" {
+			t.Skip(storetest.EnvPostgres + " is not set")
+		}
+		db, err := postgres.Open(context.Background(), storetest.PostgresDatabase(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		f(t, newNode(t, db, "", testCatalog("2")))
+	})
 }
 
 // newNode builds a ledger (one node) over store.
@@ -210,77 +230,79 @@ func TestGrantThenWithdraw(t *testing.T) {
 // CN-3: consent for an older notice is refused at recording, and a new
 // notice version in the catalog makes the consent on record insufficient.
 func TestNoticeVersion(t *testing.T) {
-	e := newEnv(t)
-	_, err := e.ledger.Record(context.Background(), operator, consent.ByID("u1"), grant(personalization, "1"))
-	wantError(t, err, portrait.EINVALID, "CN-3", `current notice version "2"`)
-	_, err = e.ledger.Record(context.Background(), operator, consent.ByID("u1"), grant(personalization, ""))
-	wantError(t, err, portrait.EINVALID, "CN-3", `current notice version "2"`)
+	onEachStore(t, func(t *testing.T, e *env) {
+		_, err := e.ledger.Record(context.Background(), operator, consent.ByID("u1"), grant(personalization, "1"))
+		wantError(t, err, portrait.EINVALID, "CN-3", `current notice version "2"`)
+		_, err = e.ledger.Record(context.Background(), operator, consent.ByID("u1"), grant(personalization, ""))
+		wantError(t, err, portrait.EINVALID, "CN-3", `current notice version "2"`)
 
-	e.record(t, "u1", grant(personalization, "2"))
-	// The catalog is redeployed with notice version 3: another node (or
-	// this one restarted) decides against it.
-	n := newNode(t, e.store, e.path, testCatalog("3"))
-	d := n.decide(t, "u1", personalization)
-	if d.Allow || reasonCode(d) != "notice_changed" || d.Reasons[0].Requirement != "CN-3" {
-		t.Fatalf("after notice change: %+v", d)
-	}
-	st, _ := n.ledger.State(context.Background(), n.keys.Pseudonym("u1"))
-	if !n.ledger.ShouldAsk(st, personalization) {
-		t.Fatal("ShouldAsk is false although the notice changed")
-	}
-	n.record(t, "u1", grant(personalization, "3"))
-	if d := n.decide(t, "u1", personalization); !d.Allow {
-		t.Fatalf("after consenting to the new notice: %+v", d.Reasons)
-	}
+		e.record(t, "u1", grant(personalization, "2"))
+		// The catalog is redeployed with notice version 3: another node (or
+		// this one restarted) decides against it.
+		n := newNode(t, e.store, e.path, testCatalog("3"))
+		d := n.decide(t, "u1", personalization)
+		if d.Allow || reasonCode(d) != "notice_changed" || d.Reasons[0].Requirement != "CN-3" {
+			t.Fatalf("after notice change: %+v", d)
+		}
+		st, _ := n.ledger.State(context.Background(), n.keys.Pseudonym("u1"))
+		if !n.ledger.ShouldAsk(st, personalization) {
+			t.Fatal("ShouldAsk is false although the notice changed")
+		}
+		n.record(t, "u1", grant(personalization, "3"))
+		if d := n.decide(t, "u1", personalization); !d.Allow {
+			t.Fatalf("after consenting to the new notice: %+v", d.Reasons)
+		}
+	})
 }
 
 // SM-3: a minor's consent must come from a guardian.
 func TestMinorNeedsGuardian(t *testing.T) {
-	e := newEnv(t)
-	ctx := context.Background()
-	p := e.keys.Pseudonym("kid")
-	e.record(t, "kid", consent.Change{Purpose: ads, Status: policy.Refused})
-	if err := e.ledger.SetFlags(ctx, operator, p, portrait.Flags{Minor: true, Personalization: 100}, consent.KindMinor); err != nil {
-		t.Fatal(err)
-	}
-	_, err := e.ledger.Record(ctx, operator, consent.ByID("kid"), grant(personalization, "2"))
-	wantError(t, err, portrait.EDENIED, "SM-3", "guardian")
-	if h, _ := e.ledger.History(ctx, accessGrant(t, e.point, p)); len(h) != 1 {
-		t.Fatalf("refused grant was recorded: %+v", h)
-	}
-	// A token the subject made up, one for another purpose or another
-	// subject, and the subject minting its own: all refused.
-	c := grant(personalization, "2")
-	for _, bad := range []string{"pg1.AAAAAAAAAAAAAAAAAAAAAA.AAAA", "true"} {
-		c.GuardianToken = bad
+	onEachStore(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		p := e.keys.Pseudonym("kid")
+		e.record(t, "kid", consent.Change{Purpose: ads, Status: policy.Refused})
+		if err := e.ledger.SetFlags(ctx, operator, p, portrait.Flags{Minor: true, Personalization: 100}, consent.KindMinor); err != nil {
+			t.Fatal(err)
+		}
+		_, err := e.ledger.Record(ctx, operator, consent.ByID("kid"), grant(personalization, "2"))
+		wantError(t, err, portrait.EDENIED, "SM-3", "guardian")
+		if h, _ := e.ledger.History(ctx, accessGrant(t, e.point, p)); len(h) != 1 {
+			t.Fatalf("refused grant was recorded: %+v", h)
+		}
+		// A token the subject made up, one for another purpose or another
+		// subject, and the subject minting its own: all refused.
+		c := grant(personalization, "2")
+		for _, bad := range []string{"pg1.AAAAAAAAAAAAAAAAAAAAAA.AAAA", "true"} {
+			c.GuardianToken = bad
+			_, err = e.ledger.Record(ctx, operator, consent.ByID("kid"), c)
+			wantError(t, err, portrait.EDENIED, "SM-3", "guardian")
+		}
+		other, _, err := e.ledger.GuardianToken(ctx, operator, consent.ByID("kid"), ads)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.GuardianToken = other
 		_, err = e.ledger.Record(ctx, operator, consent.ByID("kid"), c)
 		wantError(t, err, portrait.EDENIED, "SM-3", "guardian")
-	}
-	other, _, err := e.ledger.GuardianToken(ctx, operator, consent.ByID("kid"), ads)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.GuardianToken = other
-	_, err = e.ledger.Record(ctx, operator, consent.ByID("kid"), c)
-	wantError(t, err, portrait.EDENIED, "SM-3", "guardian")
-	sibling, _, _ := e.ledger.GuardianToken(ctx, operator, consent.ByID("kid2"), personalization)
-	c.GuardianToken = sibling
-	_, err = e.ledger.Record(ctx, operator, consent.ByID("kid"), c)
-	wantError(t, err, portrait.EDENIED, "SM-3", "guardian")
-	_, _, err = e.ledger.GuardianToken(ctx, policy.Caller{Role: policy.Subject, Pseudonym: p}, consent.ByPseudonym(p), personalization)
-	wantError(t, err, portrait.EFORBIDDEN, "SM-3", "verified guardian flow")
-	// The verified flow's token for this subject and purpose is accepted.
-	c.GuardianToken, _, err = e.ledger.GuardianToken(ctx, operator, consent.ByID("kid"), personalization)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := e.record(t, "kid", c)
-	if !r.Guardian {
-		t.Fatal("receipt does not say the guardian consented")
-	}
-	if d := e.decide(t, "kid", personalization); !d.Allow {
-		t.Fatalf("guardian consent: %+v", d.Reasons)
-	}
+		sibling, _, _ := e.ledger.GuardianToken(ctx, operator, consent.ByID("kid2"), personalization)
+		c.GuardianToken = sibling
+		_, err = e.ledger.Record(ctx, operator, consent.ByID("kid"), c)
+		wantError(t, err, portrait.EDENIED, "SM-3", "guardian")
+		_, _, err = e.ledger.GuardianToken(ctx, policy.Caller{Role: policy.Subject, Pseudonym: p}, consent.ByPseudonym(p), personalization)
+		wantError(t, err, portrait.EFORBIDDEN, "SM-3", "verified guardian flow")
+		// The verified flow's token for this subject and purpose is accepted.
+		c.GuardianToken, _, err = e.ledger.GuardianToken(ctx, operator, consent.ByID("kid"), personalization)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := e.record(t, "kid", c)
+		if !r.Guardian {
+			t.Fatal("receipt does not say the guardian consented")
+		}
+		if d := e.decide(t, "kid", personalization); !d.Allow {
+			t.Fatalf("guardian consent: %+v", d.Reasons)
+		}
+	})
 }
 
 // CN-12: Sec-GPC opts out of advertising and sharing purposes only, and a

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	portrait "github.com/portrait-dev/portrait"
 	"github.com/portrait-dev/portrait/audit"
@@ -140,4 +141,32 @@ func (in *Ingester) flag(ctx context.Context, tx portrait.Tx, caller policy.Call
 		return 0, err
 	}
 	return len(recs), nil
+}
+
+// DetectionCounts returns this node's detections since it started,
+// "kind/outcome" → count, read from the /metrics counter: the figures the
+// supervision report carries are the ones /metrics shows.
+func (in *Ingester) DetectionCounts() map[string]int64 {
+	ch := make(chan prometheus.Metric, len(detect.Kinds)*2)
+	go func() { in.detections.Collect(ch); close(ch) }()
+	out := map[string]int64{}
+	for m := range ch {
+		var d dto.Metric
+		if m.Write(&d) != nil {
+			continue
+		}
+		var kind, outcome string
+		for _, l := range d.GetLabel() {
+			switch l.GetName() {
+			case "kind":
+				kind = l.GetValue()
+			case "outcome":
+				outcome = l.GetValue()
+			}
+		}
+		if v := int64(d.GetCounter().GetValue()); v > 0 {
+			out[kind+"/"+outcome] = v
+		}
+	}
+	return out
 }

@@ -269,16 +269,20 @@ func TestNumberBounds(t *testing.T) {
 // SM-3: a declared age under 14 marks the subject a minor, and
 // consent-based collection then needs a guardian's consent.
 func TestMinor(t *testing.T) {
-	e := newEnv(t)
-	e.grant(t, "kid", "credit")
-	e.ingest(t, portrait.Event{SubjectID: "kid", Type: "profile", Time: e.now, Fields: map[string]any{"age": 12.0}})
-	st, err := e.ledger.State(context.Background(), e.keys.Pseudonym("kid"))
-	if err != nil || !st.Minor {
-		t.Fatalf("minor flag not set: %+v %v", st, err)
-	}
-	res, _ := e.ingest(t, portrait.Event{SubjectID: "kid", Type: "profile", Time: e.now, Fields: map[string]any{"city": "北京", "income": 10.0}})
-	if len(res[0].Dropped) != 1 || res[0].Dropped[0].Code != "guardian_required" {
-		t.Errorf("minor without guardian: %+v", res[0])
+	for _, name := range []string{"sqlite", "postgres"} {
+		t.Run(name, func(t *testing.T) {
+			e := engines(t, name, ingest.Options{})
+			e.grant(t, "kid", "credit")
+			e.ingest(t, portrait.Event{SubjectID: "kid", Type: "profile", Time: e.now, Fields: map[string]any{"age": 12.0}})
+			st, err := e.ledger.State(context.Background(), e.keys.Pseudonym("kid"))
+			if err != nil || !st.Minor {
+				t.Fatalf("minor flag not set: %+v %v", st, err)
+			}
+			res, _ := e.ingest(t, portrait.Event{SubjectID: "kid", Type: "profile", Time: e.now, Fields: map[string]any{"city": "北京", "income": 10.0}})
+			if len(res[0].Dropped) != 1 || res[0].Dropped[0].Code != "guardian_required" {
+				t.Errorf("minor without guardian: %+v", res[0])
+			}
+		})
 	}
 }
 

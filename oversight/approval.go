@@ -23,6 +23,8 @@ import (
 const (
 	KindApproval    = "catalog_approval"
 	KindCountersign = "catalog_countersign"
+	// KindRefusal records the regulator's signed refusal to countersign.
+	KindRefusal = "catalog_countersign_refusal"
 )
 
 // fourEyes marks catalog records written since approvals exist. Records
@@ -68,11 +70,13 @@ type Approval struct {
 }
 
 // Countersigned is the regulator's countersignature of a change request's
-// high-tier use-cases, as verified and recorded.
+// high-tier use-cases, as verified and recorded; or, in Refusal, its
+// refusal with the reason it gave.
 type Countersigned struct {
 	Index int64     `json:"log_index"`
 	Time  time.Time `json:"time"`
 	By    string    `json:"recorded_by"`
+	Note  string    `json:"note,omitempty"`
 }
 
 // Change request statuses.
@@ -81,7 +85,8 @@ const (
 	StatusCountersign  = "awaiting_countersignature" // approved; high-tier use-cases await the regulator
 	StatusApproved     = "approved"
 	StatusSuperseded   = "superseded" // a later request covers its items; not approvable
-	StatusNothingToAsk = "none"       // baseline or no label or use-case changed
+	StatusRefused      = "refused_by_regulator"
+	StatusNothingToAsk = "none" // baseline or no label or use-case changed
 )
 
 // ChangeRequest is a catalog change that adds or changes labels or
@@ -101,13 +106,24 @@ type ChangeRequest struct {
 	Status        string         `json:"status"`
 	Approval      *Approval      `json:"approval,omitempty"`
 	Countersigned *Countersigned `json:"countersigned,omitempty"`
+	Refusal       *Countersigned `json:"refused,omitempty"`
 }
 
-// CountersignVerifier checks a countersignature document from the
-// regulator and returns the change request (log index) and the items it
-// countersigns. cmd/portrait sets it to regulator.VerifyCountersignature
-// with the regulator's key when the engine joins.
-type CountersignVerifier func(doc []byte) (request int64, items map[string]string, err error)
+// RegulatorDecision is what a verified decision document of the
+// regulator says: it countersigns (or, Refused, refuses) the items of
+// change request Request.
+type RegulatorDecision struct {
+	Request int64
+	Items   map[string]string
+	Refused bool
+	Note    string
+	By      string // the regulator's staff member
+}
+
+// CountersignVerifier checks a decision document from the regulator with
+// the regulator's key and returns what it says. cmd/portrait sets it to
+// regulator.VerifyCountersignature when the engine joins.
+type CountersignVerifier func(doc []byte) (RegulatorDecision, error)
 
 // SetRegulator tells the service that the engine is joined: from now on
 // high-tier use-cases need the regulator's countersignature, verified
@@ -130,15 +146,17 @@ type approvalState struct {
 	cats    []catalogRecord
 	approvs map[int64]Approval
 	csigns  map[int64]Countersigned
+	refused map[int64]Countersigned
 	joined  bool
 }
 
 func (s *Service) state() approvalState {
 	s.idx.mu.Lock()
 	defer s.idx.mu.Unlock()
-	st := approvalState{cats: slices.Clone(s.idx.catalogs), approvs: map[int64]Approval{}, csigns: map[int64]Countersigned{}, joined: s.verify != nil}
+	st := approvalState{cats: slices.Clone(s.idx.catalogs), approvs: map[int64]Approval{}, csigns: map[int64]Countersigned{}, refused: map[int64]Countersigned{}, joined: s.verify != nil}
 	maps.Copy(st.approvs, s.idx.approvals)
 	maps.Copy(st.csigns, s.idx.csigns)
+	maps.Copy(st.refused, s.idx.refused)
 	return st
 }
 
@@ -371,9 +389,14 @@ func (st approvalState) request(r catalogRecord, pend map[string]int64) ChangeRe
 	if c, ok := st.csigns[r.Index]; ok {
 		cr.Countersigned = &c
 	}
+	if c, ok := st.refused[r.Index]; ok {
+		cr.Refusal = &c
+	}
 	switch _, done := st.complete(r); {
 	case done:
 		cr.Status = StatusApproved
+	case cr.Refusal != nil:
+		cr.Status = StatusRefused
 	case cr.Approval != nil:
 		cr.Status = StatusCountersign
 	default:
@@ -431,11 +454,38 @@ func (s *Service) Countersign(ctx context.Context, caller policy.Caller, request
 	if verify == nil {
 		return ChangeRequest{}, portrait.Errorf(portrait.ECONFLICT, "this engine is not joined to a regulator: no countersignature is needed or accepted")
 	}
-	got, items, err := verify(doc)
+	d, err := verify(doc)
+	if err == nil && d.Refused {
+		err = fmt.Errorf("it is the regulator's refusal, not a countersignature")
+	}
 	if err != nil {
 		return ChangeRequest{}, &portrait.Error{Code: portrait.EINVALID, Requirement: "SG-7", Message: "countersignature refused: " + err.Error()}
 	}
-	return s.decide(ctx, request, func(st *approvalState, r catalogRecord) (audit.Record, error) {
+	return s.decide(ctx, request, s.countersignRecord(actor(caller), d, doc))
+}
+
+// Receive records a decision document the engine fetched from the
+// regulator — a countersignature or a refusal — after verifying it with
+// the regulator's key. A decision already recorded is not an error.
+func (s *Service) Receive(ctx context.Context, doc []byte) (ChangeRequest, error) {
+	s.idx.mu.Lock()
+	verify := s.verify
+	s.idx.mu.Unlock()
+	if verify == nil {
+		return ChangeRequest{}, portrait.Errorf(portrait.ECONFLICT, "this engine is not joined to a regulator")
+	}
+	d, err := verify(doc)
+	if err != nil {
+		return ChangeRequest{}, &portrait.Error{Code: portrait.EINVALID, Requirement: "SG-7", Message: "the regulator's decision does not verify: " + err.Error()}
+	}
+	return s.decide(ctx, d.Request, s.countersignRecord("regulator:"+d.By, d, doc))
+}
+
+// countersignRecord builds the record of decision d (from doc) on a
+// change request, once it names exactly the request's items.
+func (s *Service) countersignRecord(by string, d RegulatorDecision, doc []byte) func(*approvalState, catalogRecord) (audit.Record, error) {
+	return func(st *approvalState, r catalogRecord) (audit.Record, error) {
+		got, items, request := d.Request, d.Items, r.Index
 		if got != r.Index || !maps.Equal(items, r.Items) {
 			return audit.Record{}, &portrait.Error{Code: portrait.EINVALID, Requirement: "SG-7",
 				Message: fmt.Sprintf("countersignature refused: it is for change request %d with other items, not request %d as filed", got, r.Index)}
@@ -446,9 +496,16 @@ func (s *Service) Countersign(ctx context.Context, caller policy.Caller, request
 		if c, ok := st.csigns[r.Index]; ok {
 			return audit.Record{}, portrait.Errorf(portrait.ECONFLICT, "change request %d was already countersigned (log entry %d)", request, c.Index)
 		}
-		return audit.Record{Kind: KindCountersign, Time: s.now(), Actor: actor(caller), Action: "countersign", Codes: []string{"SG-7"},
-			Detail: map[string]any{"request": r.Index, "catalog": r.Digest, "items": r.Items, "document": string(doc)}}, nil
-	})
+		if c, ok := st.refused[r.Index]; ok {
+			return audit.Record{}, portrait.Errorf(portrait.ECONFLICT, "the regulator refused change request %d (log entry %d): %s", request, c.Index, c.Note)
+		}
+		kind, action := KindCountersign, "countersign"
+		if d.Refused {
+			kind, action = KindRefusal, "refuse"
+		}
+		return audit.Record{Kind: kind, Time: s.now(), Actor: by, Action: action, Codes: []string{"SG-7"},
+			Detail: map[string]any{"request": r.Index, "catalog": r.Digest, "items": r.Items, "note": d.Note, "document": string(doc)}}, nil
+	}
 }
 
 // decide appends the record build makes for change request, under the
@@ -487,6 +544,8 @@ func (s *Service) decide(ctx context.Context, request int64, build func(*approva
 			st.approvs[r.Index] = Approval{Index: idx, Time: rec.Time, By: rec.Actor}
 		case KindCountersign:
 			st.csigns[r.Index] = Countersigned{Index: idx, Time: rec.Time, By: rec.Actor}
+		case KindRefusal:
+			st.refused[r.Index] = Countersigned{Index: idx, Time: rec.Time, By: rec.Actor, Note: rec.Detail["note"].(string)}
 		}
 		if err := s.hold(ctx, tx, st.pending(cat), authors(st.cats)); err != nil {
 			return err

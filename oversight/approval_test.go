@@ -217,10 +217,18 @@ func TestFourEyesCountersign(t *testing.T) {
 			"other request": doc(signer, regulator.Countersignature{Company: "c1", Request: cr.Index - 1, Items: cr.Items, Signed: time.Now(), SignedBy: "supervision/zhang"}),
 			"other items":   doc(signer, regulator.Countersignature{Company: "c1", Request: cr.Index, Items: map[string]string{"use_case:credit_limit": "00"}, Signed: time.Now(), SignedBy: "supervision/zhang"}),
 			"not json":      []byte("yes"),
+			// A signed refusal is not a countersignature.
+			"a refusal": doc(signer, regulator.Countersignature{Company: "c1", Request: cr.Index, Items: cr.Items, Signed: time.Now(), SignedBy: "supervision/zhang", Refused: true, Note: "no"}),
 		}
 		for name, d := range bad {
 			if _, err := svc.Countersign(ctx, admin, cr.Index, d); portrait.ErrorCode(err) != portrait.EINVALID {
 				t.Errorf("%s: err = %v", name, err)
+			}
+			if name == "a refusal" {
+				continue
+			}
+			if _, err := svc.Receive(ctx, d); err == nil {
+				t.Errorf("received %s: recorded", name)
 			}
 		}
 		if _, err := svc.Countersign(ctx, policy.Caller{Role: policy.Reviewer, ID: "risk/bob"}, cr.Index, doc(signer, good)); portrait.ErrorCode(err) != portrait.EFORBIDDEN {
@@ -232,6 +240,50 @@ func TestFourEyesCountersign(t *testing.T) {
 		}
 		if _, err := e.apply.Gate(ctx, "credit_limit", "decision", nil); err != nil && strings.Contains(portrait.ErrorMessage(err), "not live until") {
 			t.Fatalf("countersigned use-case still held: %v", err)
+		}
+		// A decision received again (the poll sees it every time) is not
+		// recorded twice.
+		if _, err := svc.Receive(ctx, doc(signer, good)); portrait.ErrorCode(err) != portrait.ECONFLICT {
+			t.Errorf("received twice: %v", err)
+		}
+	})
+}
+
+// TestCountersignRefused: the regulator's signed refusal, received by
+// the poll, is verified and recorded; the request says so, with the
+// regulator's reason, and its high-tier use-case stays held (SG-7).
+func TestCountersignRefused(t *testing.T) {
+	eachStore(t, func(t *testing.T, open backend) {
+		ctx := context.Background()
+		e := newEnv(t, open)
+		_, key, _ := ed25519.GenerateKey(rand.Reader)
+		signer, _ := witness.NewSigner("regulator.test/witness", key)
+		v, _ := witness.NewVerifier(signer.VerifierKey())
+		e.point.SetCatalog(changedCatalog(t))
+		svc := e.startAs(t, "risk/alice")
+		if err := svc.SetRegulator(ctx, regulator.CountersignVerifier(v, "c1")); err != nil {
+			t.Fatal(err)
+		}
+		crs, _ := svc.ChangeRequests(ctx)
+		cr := crs[0]
+		if _, err := svc.Approve(ctx, policy.Caller{Role: policy.Reviewer, ID: "risk/bob"}, cr.Index, judgement); err != nil {
+			t.Fatal(err)
+		}
+		sc, _ := regulator.SignCountersignature(signer, regulator.Countersignature{Company: "c1", Request: cr.Index, Items: cr.Items,
+			Signed: time.Now(), SignedBy: "supervision/zhang", Refused: true, Note: "影响评估未说明申诉渠道"})
+		d, _ := json.Marshal(sc)
+		got, err := svc.Receive(ctx, d)
+		if err != nil || got.Status != oversight.StatusRefused || got.Refusal == nil || got.Refusal.Note != "影响评估未说明申诉渠道" || got.Refusal.By != "regulator:supervision/zhang" {
+			t.Fatalf("refusal: %+v, %v", got, err)
+		}
+		if _, err := e.apply.Gate(ctx, "credit_limit", "decision", nil); !strings.Contains(portrait.ErrorMessage(err), "not live until") {
+			t.Fatalf("refused high tier live: %v", err)
+		}
+		// Read back from the log on a fresh service, as another node would.
+		svc2 := e.startAs(t, "risk/alice")
+		svc2.SetRegulator(ctx, regulator.CountersignVerifier(v, "c1"))
+		if crs, _ := svc2.ChangeRequests(ctx); crs[0].Status != oversight.StatusRefused {
+			t.Errorf("from the log: %+v", crs[0])
 		}
 	})
 }

@@ -107,7 +107,7 @@ func New(ctx context.Context, d Deps, opts Options) (*Service, error) {
 	}
 	s := &Service{store: d.Store, point: d.Point, keys: d.Keys, log: d.Log, apply: d.Apply, opts: opts}
 	s.idx.kinds = map[string]map[string]int64{}
-	s.idx.approvals, s.idx.csigns = map[int64]Approval{}, map[int64]Countersigned{}
+	s.idx.approvals, s.idx.csigns, s.idx.refused = map[int64]Approval{}, map[int64]Countersigned{}, map[int64]Countersigned{}
 	s.limiter = limit.New(opts.ReportRate, opts.ReportBurst)
 	if err := s.RecordCatalog(ctx); err != nil {
 		return nil, err
@@ -261,6 +261,7 @@ type logIndex struct {
 	// approvals and countersignatures of change requests, by request.
 	approvals map[int64]Approval
 	csigns    map[int64]Countersigned
+	refused   map[int64]Countersigned
 }
 
 type catalogRecord struct {
@@ -303,7 +304,7 @@ func (s *Service) scanCatalogs(ctx context.Context, size int64) error {
 	}
 	// Checked against the signed tree: the filing and the catalog-change
 	// check rest on these records (invariant 8).
-	entries, err := s.log.ReadVerifiedKinds(ctx, s.store, []string{KindCatalog, KindApproval, KindCountersign}, s.idx.catScan, size)
+	entries, err := s.log.ReadVerifiedKinds(ctx, s.store, []string{KindCatalog, KindApproval, KindCountersign, KindRefusal}, s.idx.catScan, size)
 	if err != nil {
 		return fmt.Errorf("read catalog records of the audit log: %w", err)
 	}
@@ -312,18 +313,22 @@ func (s *Service) scanCatalogs(ctx context.Context, size int64) error {
 		// The record was checked against the signed tree; its detail is
 		// decoded into the catalog's own types through JSON once more.
 		switch rec.Kind {
-		case KindApproval, KindCountersign:
+		case KindApproval, KindCountersign, KindRefusal:
 			var detail struct {
-				Request int64 `json:"request"`
+				Request int64  `json:"request"`
+				Note    string `json:"note"`
 				Judgement
 			}
 			if err := decodeDetail(e, &detail); err != nil {
 				return err
 			}
-			if rec.Kind == KindApproval {
+			switch rec.Kind {
+			case KindApproval:
 				s.idx.approvals[detail.Request] = Approval{Index: e.Index, Time: rec.Time, By: rec.Actor, Judgement: detail.Judgement}
-			} else {
+			case KindCountersign:
 				s.idx.csigns[detail.Request] = Countersigned{Index: e.Index, Time: rec.Time, By: rec.Actor}
+			default:
+				s.idx.refused[detail.Request] = Countersigned{Index: e.Index, Time: rec.Time, By: rec.Actor, Note: detail.Note}
 			}
 			continue
 		}

@@ -235,35 +235,37 @@ func TestFilingHistory(t *testing.T) {
 // TestFilingAssessment: the self-assessment states each use-case's tier and
 // the assessment on record from the apply service (FA-3, FA-1).
 func TestFilingAssessment(t *testing.T) {
-	ctx := context.Background()
-	e := newEnv(t, onSQLite)
-	f, err := e.svc.Filing(ctx, "en")
-	if err != nil {
-		t.Fatal(err)
-	}
-	find := func(f oversight.Filing, id string) oversight.FilingAssessment {
-		for _, a := range f.SelfAssessment {
-			if a.UseCase == id {
-				return a
-			}
+	eachStore(t, func(t *testing.T, open backend) {
+		ctx := context.Background()
+		e := newEnv(t, open)
+		f, err := e.svc.Filing(ctx, "en")
+		if err != nil {
+			t.Fatal(err)
 		}
-		t.Fatalf("no self-assessment of %s", id)
-		return oversight.FilingAssessment{}
-	}
-	if a := find(f, "credit_limit"); a.Tier != catalog.TierHigh || !a.Required || !a.Created.IsZero() || !strings.Contains(a.Summary, "No impact assessment") {
-		t.Errorf("before assessment: %+v", a)
-	}
-	if a := find(f, "home_feed"); a.Required || a.Tier != catalog.TierMinimal {
-		t.Errorf("minimal use-case: %+v", a)
-	}
-	as, err := e.apply.Assess(ctx, admin, "credit_limit", demo.Answers())
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, _ = e.svc.Filing(ctx, "en")
-	if a := find(f, "credit_limit"); !a.Created.Equal(as.Created) || a.Config != as.Config || a.LogIndex == nil || *a.LogIndex != as.LogIndex {
-		t.Errorf("after assessment: %+v, assessed %+v", a, as)
-	}
+		find := func(f oversight.Filing, id string) oversight.FilingAssessment {
+			for _, a := range f.SelfAssessment {
+				if a.UseCase == id {
+					return a
+				}
+			}
+			t.Fatalf("no self-assessment of %s", id)
+			return oversight.FilingAssessment{}
+		}
+		if a := find(f, "credit_limit"); a.Tier != catalog.TierHigh || !a.Required || !a.Created.IsZero() || !strings.Contains(a.Summary, "No impact assessment") {
+			t.Errorf("before assessment: %+v", a)
+		}
+		if a := find(f, "home_feed"); a.Required || a.Tier != catalog.TierMinimal {
+			t.Errorf("minimal use-case: %+v", a)
+		}
+		as, err := e.apply.Assess(ctx, admin, "credit_limit", demo.Answers())
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, _ = e.svc.Filing(ctx, "en")
+		if a := find(f, "credit_limit"); !a.Created.Equal(as.Created) || a.Config != as.Config || a.LogIndex == nil || *a.LogIndex != as.LogIndex {
+			t.Errorf("after assessment: %+v, assessed %+v", a, as)
+		}
+	})
 }
 
 // TestProcessingRecord: the record of processing activities carries every

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"time"
 
+	"github.com/portrait-dev/portrait/oversight"
 	"github.com/portrait-dev/portrait/witness"
 )
 
@@ -28,6 +29,10 @@ type Countersignature struct {
 	Signed   time.Time         `json:"signed"`
 	SignedBy string            `json:"signed_by"` // regulator staff key name
 	Note     string            `json:"note,omitempty"`
+	// Refused marks the regulator's refusal of the request: signed as a
+	// countersignature is, so that the engine can trust it, and never
+	// accepted as one (CountersignVerifier).
+	Refused bool `json:"refused,omitempty"`
 }
 
 // SignedCountersignature is a countersignature as an engine receives it:
@@ -79,14 +84,15 @@ func VerifyCountersignature(doc []byte, v *witness.Verifier, company string) (Co
 	return c, nil
 }
 
-// CountersignVerifier returns a function that verifies countersignature
-// documents for company with v, in the shape oversight.SetRegulator takes.
-func CountersignVerifier(v *witness.Verifier, company string) func(doc []byte) (int64, map[string]string, error) {
-	return func(doc []byte) (int64, map[string]string, error) {
+// CountersignVerifier returns a function that verifies the regulator's
+// decision documents (countersignatures and refusals) for company with
+// v, in the shape oversight.SetRegulator takes.
+func CountersignVerifier(v *witness.Verifier, company string) oversight.CountersignVerifier {
+	return func(doc []byte) (oversight.RegulatorDecision, error) {
 		c, err := VerifyCountersignature(doc, v, company)
 		if err != nil {
-			return 0, nil, err
+			return oversight.RegulatorDecision{}, err
 		}
-		return c.Request, maps.Clone(c.Items), nil
+		return oversight.RegulatorDecision{Request: c.Request, Items: maps.Clone(c.Items), Refused: c.Refused, Note: c.Note, By: c.SignedBy}, nil
 	}
 }

@@ -39,16 +39,30 @@ type EngineStore interface {
 	Update(ctx context.Context, fn func(portrait.Tx) error) error
 }
 
+// Countersigning is what the regulator's countersignature of high-tier
+// changes needs from a company engine (SG-7).
+type Countersigning interface {
+	// Awaiting lists the change requests approved at the company whose
+	// high-tier use-cases await the regulator, as asks.
+	Awaiting(ctx context.Context) ([]CountersignRequest, error)
+	// Receive verifies a decision document with the regulator's key and
+	// records it; a decision already recorded is not an error.
+	Receive(ctx context.Context, doc []byte) error
+}
+
 // Enforcer polls the regulator for orders, applies each once (across all
 // nodes sharing the store), records it in the company's log and
-// acknowledges it with that record's index.
+// acknowledges it with that record's index. With Changes set, the same
+// poll asks for the countersignature of approved high-tier changes and
+// records the regulator's decisions.
 type Enforcer struct {
-	Client *Client
-	Gov    Governor
-	Take   Takeover
-	Log    *audit.Log
-	Store  EngineStore
-	Logger *slog.Logger
+	Client  *Client
+	Gov     Governor
+	Take    Takeover
+	Log     *audit.Log
+	Store   EngineStore
+	Logger  *slog.Logger
+	Changes Countersigning
 
 	mu      sync.Mutex
 	scanned int64            // log prefix scanned for applied orders
@@ -65,6 +79,23 @@ type Enforcer struct {
 	// the regulator still owes it (filing, catching up); until it has
 	// run, the high tier is stopped.
 	rejoin atomic.Pointer[func(context.Context) error]
+	// packChanged, once set, says the regulator published a rule pack
+	// other than the one the engine checked its catalog against: the
+	// high tier stays stopped until a restart applies it.
+	packChanged atomic.Pointer[string]
+}
+
+// PackChanged stops the high tier until the engine restarts (SG-5, SG-6):
+// the regulator's rule pack in force is no longer the one the running
+// catalog was checked against, for the reason why.
+func (e *Enforcer) PackChanged(why string) { e.packChanged.Store(&why) }
+
+// Restart returns why the engine must restart, or "".
+func (e *Enforcer) Restart() string {
+	if w := e.packChanged.Load(); w != nil {
+		return *w
+	}
+	return ""
 }
 
 // Offline tells the enforcer that the engine started without reaching
@@ -84,11 +115,12 @@ func (e *Enforcer) Rejoining() bool { return e.rejoin.Load() != nil }
 // use-cases (0: no limit). The high tier stops while silent > max > 0
 // (SG-5, a weak precaution: lower tiers go on).
 //
-// An engine that started offline and has not yet rejoined reports the
-// silence since it started against a limit of 1 ns: stopped.
+// An engine that started offline and has not yet rejoined, or that runs
+// under a rule pack the regulator has replaced, reports the silence since
+// it started against a limit of 1 ns: stopped.
 func (e *Enforcer) Silence() (silent, max time.Duration) {
 	s := time.Unix(0, e.started.Load())
-	if e.rejoin.Load() != nil {
+	if e.rejoin.Load() != nil || e.packChanged.Load() != nil {
 		return time.Since(s), time.Nanosecond
 	}
 	last := e.Client.Contact()
@@ -155,6 +187,35 @@ func (e *Enforcer) Poll(ctx context.Context) error {
 		}
 		if err := e.Client.Ack(ctx, o.ID, idx); err != nil {
 			return err
+		}
+	}
+	return e.countersign(ctx)
+}
+
+// countersign asks for the countersignature of every approved change
+// request awaiting it and records the regulator's decisions. An ask the
+// regulator cannot take yet (its entries are not witnessed yet) is asked
+// again on the next poll.
+func (e *Enforcer) countersign(ctx context.Context) error {
+	if e.Changes == nil {
+		return nil
+	}
+	asks, err := e.Changes.Awaiting(ctx)
+	if err != nil || len(asks) == 0 {
+		return err
+	}
+	for _, a := range asks {
+		if _, err := e.Client.AskCountersignature(ctx, a); err != nil {
+			e.Logger.Info("countersignature asked for, not yet taken", "request", a.Request, "err", err)
+		}
+	}
+	docs, err := e.Client.Countersignatures(ctx)
+	if err != nil {
+		return err
+	}
+	for _, d := range docs {
+		if err := e.Changes.Receive(ctx, d); err != nil {
+			return fmt.Errorf("the regulator's countersignature decision: %w", err)
 		}
 	}
 	return nil

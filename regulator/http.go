@@ -233,6 +233,7 @@ func (n *Node) Handler(logger *slog.Logger) http.Handler {
 		return nil
 	})
 	n.supervisionRoutes(route)
+	n.countersignRoutes(route)
 	n.consultationRoutes(route)
 	n.screenRoutes(mux, logger)
 	route("GET /v1/mirror/checkpoint", company, func(_ context.Context, c call) error { return checkpoint(c.w, c.company) })

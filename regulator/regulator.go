@@ -30,6 +30,8 @@ type DB interface {
 	OrderStore
 	audit.Reader
 	APIKey(ctx context.Context, hash []byte) (portrait.APIKey, error)
+	// SessionEnded reports console sessions signed out (portrait.Store).
+	SessionEnded(ctx context.Context, issued time.Time, ids ...[]byte) (bool, error)
 	Update(ctx context.Context, fn func(portrait.Tx) error) error
 }
 
@@ -145,7 +147,13 @@ func (n *Node) putKey(ctx context.Context, by policy.Caller, name string, role p
 
 // Staff authenticates a staff key.
 func (n *Node) Staff(ctx context.Context, key string) (policy.Caller, error) {
-	k, err := n.db.APIKey(ctx, hash(key))
+	return n.staffByHash(ctx, hash(key))
+}
+
+// staffByHash authenticates a staff key by its SHA-256, as a console
+// session names it.
+func (n *Node) staffByHash(ctx context.Context, h []byte) (policy.Caller, error) {
+	k, err := n.db.APIKey(ctx, h)
 	if err != nil || (k.Role != Admin && k.Role != Inspector) {
 		return policy.Caller{}, portrait.Errorf(portrait.EUNAUTHORIZED, "not a regulator staff key")
 	}

@@ -2,31 +2,37 @@ package regulator
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/hmac"
-	"crypto/sha256"
 	_ "embed"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/audit"
+	"github.com/portrait-dev/portrait/catalog"
+	"github.com/portrait-dev/portrait/keys"
+	"github.com/portrait-dev/portrait/label"
 	"github.com/portrait-dev/portrait/policy"
 )
 
 // The regulator's screens: the console for its staff (/console/, signed
 // in with a staff key) and the public portal (/public/, no login). Plain
-// Chinese first, English second. The console's cookie holds the staff
-// key itself (HttpOnly, SameSite=Strict, Path=/console, 8 hours), checked
-// on every request like a bearer key, so revoking the key ends the
-// session; every form carries a CSRF token bound to that key.
+// Chinese first, English second. The console's cookie is a signed
+// session naming the staff key by its hash (keys.StaffSessions, as the
+// engine's console), HttpOnly, SameSite=Strict, Path=/console, 8 hours;
+// the key it names is looked up on every request, so revoking the key
+// ends the session, and signing out ends it on every node. Every form
+// carries a CSRF token bound to the session.
 
 //go:embed screens.html
 var screensHTML string
@@ -57,6 +63,11 @@ var texts = map[string]map[string]string{
 		"receipt": "投诉编号", "secret": "查询密钥", "complaint_text": "投诉内容", "send_complaint": "提交投诉", "follow": "查询进展",
 		"p_draft": "草案", "p_consultation": "征求意见中", "p_published": "已发布生效", "p_superseded": "已被取代",
 		"c_open": "待企业答复", "c_answered": "企业已答复，待监管结案", "c_closed": "已结案", "sent": "已提交", "done": "已完成",
+		"countersigns": "高风险变更会签", "cs_intro": "企业已由作者以外的具名人员批准、涉及高风险应用场景的目录变更，须经本机构会签后方可生效。以下内容均取自本机构见证的企业日志镜像，逐条对照已会签的检查点验证。",
+		"cs_request": "变更请求", "cs_author": "提出人", "cs_approver": "企业批准人", "cs_data": "批准人对所选数据的判断", "cs_algorithm": "批准人对算法适当性的判断",
+		"cs_changes": "变更内容", "cs_usecases": "须会签的高风险应用场景", "art56": "个人信息保护影响评估（《个人信息保护法》第五十六条）",
+		"a_purpose": "处理目的、处理方式", "a_necessity": "是否合法、正当、必要", "a_rights": "对个人权益的影响", "a_risks": "安全风险", "a_safeguards": "保护措施及其与风险的相称性", "a_signed": "签署人",
+		"cs_note": "意见（拒绝时必填，企业可见）", "cs_sign": "会签", "cs_refuse": "拒绝", "cs_pending": "待会签", "cs_countersigned": "已会签", "cs_refused": "已拒绝", "cs_decided": "决定人",
 	},
 	"en": {
 		"console": "Regulator console", "portal": "Algorithm supervision — public record", "nav": "Navigation", "companies": "Companies", "packs": "Rule packs", "complain": "Complain",
@@ -76,6 +87,11 @@ var texts = map[string]map[string]string{
 		"receipt": "Complaint number", "secret": "Secret", "complaint_text": "Your complaint", "send_complaint": "Send complaint", "follow": "Follow a complaint",
 		"p_draft": "draft", "p_consultation": "open for comment", "p_published": "published, in force", "p_superseded": "superseded",
 		"c_open": "awaiting the company's answer", "c_answered": "answered, awaiting the regulator", "c_closed": "closed", "sent": "Sent", "done": "Done",
+		"countersigns": "High-tier countersignatures", "cs_intro": "Catalog changes touching high-tier use-cases, approved at the company by a named person other than their author, go live only once countersigned here. Everything below is read from this regulator's mirror of the company's log, each entry proved against the checkpoint it cosigned.",
+		"cs_request": "Change request", "cs_author": "Author", "cs_approver": "Approved at the company by", "cs_data": "Approver's judgement of the data chosen", "cs_algorithm": "Approver's judgement of the algorithm",
+		"cs_changes": "Changes", "cs_usecases": "High-tier use-cases to countersign", "art56": "Personal information protection impact assessment (PIPL Art. 56)",
+		"a_purpose": "Purpose and method", "a_necessity": "Lawful, legitimate and necessary?", "a_rights": "Impact on individuals' rights", "a_risks": "Security risks", "a_safeguards": "Safeguards and their proportionality", "a_signed": "Signed by",
+		"cs_note": "Note (required to refuse; the company reads it)", "cs_sign": "Countersign", "cs_refuse": "Refuse", "cs_pending": "awaiting countersignature", "cs_countersigned": "countersigned", "cs_refused": "refused", "cs_decided": "Decided by",
 	},
 }
 
@@ -291,32 +307,41 @@ func (n *Node) statuses(ctx context.Context, withReports bool) ([]companyStatus,
 
 const sessionCookie = "regulator_session"
 
-// staffSession returns the signed-in staff member, if any.
+// sessionTTL bounds a console session: a working day.
+const sessionTTL = 8 * time.Hour
+
+// sessions is the console's session codec, the one the engine's console
+// uses (keys.StaffSessions): the cookie names the staff key by its
+// SHA-256 under an expiry and a MAC, never the key itself. Without the
+// node's keyring (Supervise not called) there is no console.
+func (n *Node) sessions() (keys.StaffSessions, bool) {
+	if n.sup == nil {
+		return keys.StaffSessions{}, false
+	}
+	return n.sup.keys.StaffSessions(), true
+}
+
+// staffSession returns the signed-in staff member and the session, if
+// any: the MAC and expiry verify, the key it names is still a regulator
+// staff key, and the session was not signed out.
 func (n *Node) staffSession(r *http.Request) (policy.Caller, string, bool) {
 	c, err := r.Cookie(sessionCookie)
-	if err != nil || c.Value == "" {
+	ss, ok := n.sessions()
+	if err != nil || c.Value == "" || !ok {
 		return policy.Caller{}, "", false
 	}
-	caller, err := n.Staff(r.Context(), c.Value)
+	h, err := ss.Check(c.Value, n.now())
 	if err != nil {
 		return policy.Caller{}, "", false
 	}
-	return caller, c.Value, true
-}
-
-// csrf is the CSRF token of a session key (or, on the public portal, "").
-func (n *Node) csrf(key string) string {
-	m := hmac.New(sha256.New, n.cosignerSecret())
-	m.Write([]byte("portrait/regulator-csrf/v1/" + key))
-	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:18])
-}
-
-func (n *Node) cosignerSecret() []byte {
-	if n.sup != nil {
-		s := sha256.Sum256(append([]byte("portrait/regulator-screens/v1/"), n.sup.keys.ReceiptKey().Seed()...))
-		return s[:]
+	caller, err := n.staffByHash(r.Context(), h)
+	if err != nil {
+		return policy.Caller{}, "", false
 	}
-	return []byte("portrait/regulator-screens/unsupervised")
+	if ended, err := n.db.SessionEnded(r.Context(), time.Unix(0, 0), keys.SessionID(c.Value)); err != nil || ended {
+		return policy.Caller{}, "", false
+	}
+	return caller, c.Value, true
 }
 
 // screenRoutes serves the console and the public portal.
@@ -342,7 +367,8 @@ func (n *Node) screenRoutes(mux *http.ServeMux, logger *slog.Logger) {
 				http.Redirect(w, r, "/console/signin", http.StatusSeeOther)
 				return
 			}
-			p := page{Console: true, Signed: true, Caller: caller, CSRF: n.csrf(key), Base: "/console"}
+			ss, _ := n.sessions()
+			p := page{Console: true, Signed: true, Caller: caller, CSRF: ss.CSRF(key), Base: "/console"}
 			if r.Method == http.MethodPost && !hmac.Equal([]byte(r.FormValue("csrf")), []byte(p.CSRF)) {
 				w.WriteHeader(http.StatusForbidden)
 				p.Error = "CSRF"
@@ -360,16 +386,32 @@ func (n *Node) screenRoutes(mux *http.ServeMux, logger *slog.Logger) {
 	mux.HandleFunc("POST /console/signin", func(w http.ResponseWriter, r *http.Request) {
 		r.Body = http.MaxBytesReader(w, r.Body, 4<<10)
 		key := strings.TrimSpace(r.FormValue("key"))
-		if _, err := n.Staff(r.Context(), key); err != nil {
+		c, err := n.Staff(r.Context(), key)
+		ss, ok := n.sessions()
+		if err != nil || !ok {
 			w.WriteHeader(http.StatusUnauthorized)
 			n.render(w, r, page{Console: true, Error: texts[screenLang(w, r)]["staff_key"] + " ✗"}, "signin")
 			return
 		}
-		http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: key, Path: "/console", HttpOnly: true, Secure: r.TLS != nil,
-			SameSite: http.SameSiteStrictMode, MaxAge: 8 * 3600})
+		if _, err := n.record(r.Context(), audit.Record{Kind: "console", Time: n.now(), Actor: actor(c), Action: "signin"}, nil); err != nil {
+			fail(w, r, page{Console: true}, "signin", err)
+			return
+		}
+		http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: ss.New(hash(key), n.now().Add(sessionTTL)), Path: "/console", HttpOnly: true, Secure: r.TLS != nil,
+			SameSite: http.SameSiteStrictMode, MaxAge: int(sessionTTL / time.Second)})
 		http.Redirect(w, r, "/console/", http.StatusSeeOther)
 	})
+	// Signing out ends the session on every node sharing the store, not
+	// only in this browser, with a record of it in the same transaction.
 	mux.HandleFunc("POST /console/signout", console(func(w http.ResponseWriter, r *http.Request, p page) error {
+		ck, _ := r.Cookie(sessionCookie) // console has checked it
+		exp := n.now().Add(sessionTTL)
+		_, err := n.record(r.Context(), audit.Record{Kind: "console", Time: n.now(), Actor: actor(p.Caller), Action: "signout"}, func(tx portrait.Tx) error {
+			return tx.EndSessions(r.Context(), keys.SessionID(ck.Value), exp, exp)
+		})
+		if err != nil {
+			return err
+		}
 		http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/console", HttpOnly: true, MaxAge: -1})
 		http.Redirect(w, r, "/console/signin", http.StatusSeeOther)
 		return nil
@@ -432,6 +474,18 @@ func (n *Node) screenRoutes(mux *http.ServeMux, logger *slog.Logger) {
 		}
 		r.SetPathValue("id", cm.Company)
 		return n.companyPage(w, r, p, cm.ID+" · "+cm.Status)
+	}))
+	mux.HandleFunc("GET /console/countersignatures", console(func(w http.ResponseWriter, r *http.Request, p page) error {
+		return n.countersignPage(w, r, p, "")
+	}))
+	mux.HandleFunc("POST /console/countersignatures/{id}", console(func(w http.ResponseWriter, r *http.Request, p page) error {
+		rv, err := n.DecideCountersignature(r.Context(), p.Caller, r.PathValue("id"), r.FormValue("decision") == "refuse", r.FormValue("note"))
+		if err != nil {
+			w.WriteHeader(statusOf(err))
+			p.Error = portrait.ErrorMessage(err)
+			return n.countersignPage(w, r, p, "")
+		}
+		return n.countersignPage(w, r, p, rv.ID+" · "+texts[screenLang(w, r)]["cs_"+rv.Status])
 	}))
 	packs := func(w http.ResponseWriter, r *http.Request, p page, sim []Outcome) error {
 		list, err := n.Drafts(r.Context())
@@ -601,4 +655,69 @@ func (n *Node) companyPage(w http.ResponseWriter, r *http.Request, p page, flash
 	p.Title, p.Flash = co.Name, flash
 	p.Data = data
 	return n.render(w, r, p, "company")
+}
+
+// reviewView is a countersignature request as the console shows it: the
+// change lines in the page's language, names from the company's filed
+// catalog.
+type reviewView struct {
+	Review
+	Lines    []string
+	UseCases []string
+	Assessed []namedAnswers
+}
+
+type namedAnswers struct {
+	Name string
+	Art56
+}
+
+// countersignPage lists the countersignature requests, pending first.
+func (n *Node) countersignPage(w http.ResponseWriter, r *http.Request, p page, flash string) error {
+	ctx := r.Context()
+	list, err := n.Reviews(ctx, "")
+	if err != nil {
+		return err
+	}
+	lang := screenLang(w, r)
+	cats := map[string]*catalog.Catalog{}
+	out := make([]reviewView, 0, len(list))
+	for _, rv := range list {
+		c, ok := cats[rv.Company]
+		if !ok {
+			if src, err := n.latestCatalog(ctx, rv.Company); err == nil && src != nil {
+				c, _ = catalog.Parse("catalog.yaml", src, label.Check)
+			}
+			cats[rv.Company] = c
+		}
+		v := reviewView{Review: rv}
+		for _, ch := range rv.Changes {
+			v.Lines = append(v.Lines, ch.Words(lang, c))
+		}
+		for _, k := range rv.Countersign {
+			id := strings.TrimPrefix(k, "use_case:")
+			name := id
+			if c != nil {
+				name = c.DisplayName(id, lang)
+			}
+			v.UseCases = append(v.UseCases, name)
+			if a, ok := rv.Answers[id]; ok {
+				v.Assessed = append(v.Assessed, namedAnswers{name, a})
+			}
+		}
+		out = append(out, v)
+	}
+	slices.SortStableFunc(out, func(a, b reviewView) int {
+		return cmp.Compare(boolInt(a.Status != CSPending), boolInt(b.Status != CSPending))
+	})
+	p.Flash = flash
+	p.Data = map[string]any{"Reviews": out}
+	return n.render(w, r, p, "countersigns")
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -246,8 +246,9 @@ func TestConsoleRefusals(t *testing.T) {
 	if r := get("/console/", co.token); r.StatusCode != 303 {
 		t.Errorf("console with a company token: %d", r.StatusCode)
 	}
-	if r := get("/console/", f.admin); r.StatusCode != 200 {
-		t.Errorf("console with the admin key: %d", r.StatusCode)
+	session := signIn(t, f, f.admin)
+	if r := get("/console/", session); r.StatusCode != 200 {
+		t.Errorf("console with the admin's session: %d", r.StatusCode)
 	}
 	if r := get("/public/", ""); r.StatusCode != 200 || !strings.Contains(r.Header.Get("Content-Security-Policy"), "default-src 'none'") {
 		t.Errorf("public portal: %d %q", r.StatusCode, r.Header.Get("Content-Security-Policy"))
@@ -255,7 +256,7 @@ func TestConsoleRefusals(t *testing.T) {
 	form := url.Values{"kind": {"suspend"}, "target_kind": {"field"}, "target_id": {"income"}, "reason": {"forged"}}
 	req, _ := http.NewRequest("POST", f.srv.URL+"/console/companies/"+co.id+"/orders", strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.AddCookie(&http.Cookie{Name: "regulator_session", Value: f.admin})
+	req.AddCookie(&http.Cookie{Name: "regulator_session", Value: session})
 	resp, err := noRedirect.Do(req)
 	if err != nil {
 		t.Fatal(err)

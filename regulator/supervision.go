@@ -105,6 +105,13 @@ type Supervision struct {
 	MonitorRun      string             `json:"monitor_run,omitempty"`
 	// Alerts counts the last monitor run's alerts by kind.
 	Alerts map[string]int `json:"alerts,omitempty"`
+	// Detections counts the content detectors' findings at ingest (SM-1)
+	// by "kind/outcome" — a resident ID refused, an e-mail flagged, a
+	// lexicon term flagged — on the sending node since it started: refused
+	// values are stored nowhere, so no node can count another's. Fields
+	// flagged sensitive by a lexicon term, company-wide, are counted from
+	// the log in Exact["fields_flagged_lexicon"].
+	Detections map[string]int64 `json:"detections,omitempty"`
 }
 
 // SignedSupervision is a supervision report as sent: the exact bytes
@@ -214,6 +221,9 @@ func Chart(reps []SupervisionRecord) []Series {
 		}
 		for k, v := range r.Report.Exact {
 			add(k, at, float64(v))
+		}
+		for k, v := range r.Report.Detections {
+			add("detections/"+k, at, float64(v))
 		}
 		if r.Report.ConsentRate != nil {
 			add("consent_rate", at, *r.Report.ConsentRate)

@@ -3,6 +3,7 @@ package regulator
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -48,13 +49,30 @@ func (c *Client) AnswerComplaint(ctx context.Context, id, text string) error {
 // pack key must be endorsed by the regulator's key (the engine's
 // --regulator-key) and the pack signed by it. nil if none is published.
 func (c *Client) Pack(ctx context.Context) (*rules.Pack, error) {
+	p, _, err := c.PackInForce(ctx)
+	return p, err
+}
+
+// PackInForce is Pack with the document the pack was verified from, for
+// a copy kept for offline starts (OpenPack verifies it again then).
+func (c *Client) PackInForce(ctx context.Context) (*rules.Pack, *InForce, error) {
 	var cur InForce
 	err := c.do(ctx, "GET", "/v1/packs/current", nil, &cur)
 	if err != nil && strings.Contains(err.Error(), " 404 ") {
-		return nil, nil
+		return nil, nil, nil
 	} else if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	p, err := c.OpenPack(cur)
+	if err != nil {
+		return nil, nil, err
+	}
+	return p, &cur, nil
+}
+
+// OpenPack verifies a document of the regulator's pack in force with the
+// regulator's key and returns the pack.
+func (c *Client) OpenPack(cur InForce) (*rules.Pack, error) {
 	if !c.Key.VerifyStatement(PackKeyPrefix, []byte(cur.Key), cur.Endorsement) {
 		return nil, fmt.Errorf("the regulator's pack key %q is not endorsed by its key %s", cur.Key, c.Key.Name())
 	}
@@ -83,4 +101,22 @@ func (c *Client) FileCatalog(ctx context.Context, src []byte) error {
 		return fmt.Errorf("regulator: file catalog: %s", resp.Status)
 	}
 	return nil
+}
+
+// AskCountersignature asks the regulator to countersign a change
+// request's high-tier use-cases and returns the request's status there.
+func (c *Client) AskCountersignature(ctx context.Context, ask CountersignRequest) (string, error) {
+	var out struct{ Status string }
+	err := c.do(ctx, "POST", "/v1/mirror/countersignatures", ask, &out)
+	return out.Status, err
+}
+
+// Countersignatures returns the regulator's decisions on the company's
+// countersignature requests, as signed documents (not yet verified).
+func (c *Client) Countersignatures(ctx context.Context) ([]json.RawMessage, error) {
+	var out struct{ Decisions []json.RawMessage }
+	if err := c.do(ctx, "GET", "/v1/mirror/countersignatures", nil, &out); err != nil {
+		return nil, err
+	}
+	return out.Decisions, nil
 }

@@ -118,7 +118,7 @@ func TestNoticeChangeWhy(t *testing.T) {
 		}
 		c, _ := signedIn(t, h, h.token("alice"), "/privacy/consents")
 		page := fetchPage(t, c, h.url+"/privacy/consents")
-		for _, want := range []string{`id="why-personalization"`, "第 1 版", "第 2 版", "recipients [] → [ads.example.com]", `id="grant-personalization"`} {
+		for _, want := range []string{`id="why-personalization"`, "第 1 版", "第 2 版", "接收方 无 → ads.example.com", "单独同意 不需要 → 需要", `id="grant-personalization"`} {
 			if !strings.Contains(page, want) {
 				t.Errorf("consents page lacks %q", want)
 			}
@@ -133,50 +133,52 @@ func TestNoticeChangeWhy(t *testing.T) {
 // and lets a named reviewer other than its author approve it with a
 // judgement; the author's own approval is refused on the page (SG-7, RO-7).
 func TestConsoleApproval(t *testing.T) {
-	h, base, _, _ := consoleHarness(t)
-	ctx := context.Background()
-	src := strings.Replace(string(demo.Catalog), `"sports") >= 5'`, `"sports") >= 3'`, 1)
-	changed, err := catalog.Parse(demo.CatalogName, []byte(src), label.Check)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.point.SetCatalog(changed)
-	svc, err := oversight.New(ctx, oversight.Deps{Store: h.store, Point: h.point, Keys: h.keys, Log: h.log}, oversight.Options{Operator: "risk/alice"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	crs, err := svc.ChangeRequests(ctx)
-	if err != nil || len(crs) != 1 {
-		t.Fatalf("change requests: %v %v", crs, err)
-	}
-	path := "/console/changes/" + strconv.FormatInt(crs[0].Index, 10)
-	form := url.Values{"data": {"只读浏览类目，不含敏感字段"}, "algorithm": {"计数阈值从5改为3，规则可解释"}}
-	post := func(c *http.Client, csrf string) (int, string) {
-		t.Helper()
-		f := url.Values{"csrf": {csrf}}
-		for k, v := range form {
-			f[k] = v
-		}
-		resp, err := c.PostForm(base+path, f)
+	onEachStore(t, func(t *testing.T, h *harness) {
+		h, base, _, _ := consoleHarnessOn(t, h)
+		ctx := context.Background()
+		src := strings.Replace(string(demo.Catalog), `"sports") >= 5'`, `"sports") >= 3'`, 1)
+		changed, err := catalog.Parse(demo.CatalogName, []byte(src), label.Check)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
-	alice, acsrf, page := staffClient(t, base, h.namedKey("risk/alice", policy.Reviewer), "/console/changes")
-	if !strings.Contains(page, `id="change-`) || !strings.Contains(page, `label &#34;sports_fan&#34;: changed`) || !strings.Contains(page, `id="approve-`) {
-		t.Fatalf("changes page:\n%s", page)
-	}
-	if code, body := post(alice, acsrf); code != 403 || !strings.Contains(body, "SG-7") {
-		t.Errorf("the author approved on the console: %d", code)
-	}
-	bob, bcsrf, _ := staffClient(t, base, h.namedKey("risk/bob", policy.Reviewer), "/console/changes")
-	if code, body := post(bob, bcsrf); code != 200 || !strings.Contains(body, "risk/bob") {
-		t.Errorf("approve on the console: %d\n%s", code, body)
-	}
-	if crs, _ := svc.ChangeRequests(ctx); crs[0].Status != oversight.StatusApproved || crs[0].Approval.Algorithm != form.Get("algorithm") {
-		t.Errorf("after the console approval: %+v", crs[0])
-	}
+		h.point.SetCatalog(changed)
+		svc, err := oversight.New(ctx, oversight.Deps{Store: h.store, Point: h.point, Keys: h.keys, Log: h.log}, oversight.Options{Operator: "risk/alice"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		crs, err := svc.ChangeRequests(ctx)
+		if err != nil || len(crs) != 1 {
+			t.Fatalf("change requests: %v %v", crs, err)
+		}
+		path := "/console/changes/" + strconv.FormatInt(crs[0].Index, 10)
+		form := url.Values{"data": {"只读浏览类目，不含敏感字段"}, "algorithm": {"计数阈值从5改为3，规则可解释"}}
+		post := func(c *http.Client, csrf string) (int, string) {
+			t.Helper()
+			f := url.Values{"csrf": {csrf}}
+			for k, v := range form {
+				f[k] = v
+			}
+			resp, err := c.PostForm(base+path, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			b, _ := io.ReadAll(resp.Body)
+			return resp.StatusCode, string(b)
+		}
+		alice, acsrf, page := staffClient(t, base, h.namedKey("risk/alice", policy.Reviewer), "/console/changes")
+		if !strings.Contains(page, `id="change-`) || !strings.Contains(page, `标签「运动爱好者」：定义已修改；须由作者以外的具名人员批准`) || strings.Contains(page, "sports_fan") || !strings.Contains(page, `id="approve-`) {
+			t.Fatalf("changes page:\n%s", page)
+		}
+		if code, body := post(alice, acsrf); code != 403 || !strings.Contains(body, "SG-7") {
+			t.Errorf("the author approved on the console: %d", code)
+		}
+		bob, bcsrf, _ := staffClient(t, base, h.namedKey("risk/bob", policy.Reviewer), "/console/changes")
+		if code, body := post(bob, bcsrf); code != 200 || !strings.Contains(body, "risk/bob") {
+			t.Errorf("approve on the console: %d\n%s", code, body)
+		}
+		if crs, _ := svc.ChangeRequests(ctx); crs[0].Status != oversight.StatusApproved || crs[0].Approval.Algorithm != form.Get("algorithm") {
+			t.Errorf("after the console approval: %+v", crs[0])
+		}
+	})
 }

@@ -33,7 +33,7 @@ var changesTexts = map[string]map[string]string{
 		"judge_data":        "对所选数据的判断（为何必要、适当）",
 		"judge_algorithm":   "对算法的判断（为何适合此用途）",
 		"needs_countersign": "须监管方会签", "no_changes": "暂无变更申请。",
-		"cstatus_pending": "待审批", "cstatus_awaiting_countersignature": "待监管方会签", "cstatus_approved": "已批准", "cstatus_superseded": "已被后续申请取代",
+		"cstatus_pending": "待审批", "cstatus_awaiting_countersignature": "待监管方会签", "cstatus_approved": "已批准", "cstatus_refused_by_regulator": "监管方拒绝会签", "cstatus_superseded": "已被后续申请取代",
 		"done_change": "已批准变更申请。",
 	},
 	"en": {
@@ -43,7 +43,7 @@ var changesTexts = map[string]map[string]string{
 		"judge_data":        "Your judgement of the data chosen (why it is necessary and adequate)",
 		"judge_algorithm":   "Your judgement of the algorithm (why it fits the use)",
 		"needs_countersign": "Needs the regulator's countersignature", "no_changes": "No change requests.",
-		"cstatus_pending": "pending", "cstatus_awaiting_countersignature": "awaiting the regulator", "cstatus_approved": "approved", "cstatus_superseded": "superseded",
+		"cstatus_pending": "pending", "cstatus_awaiting_countersignature": "awaiting the regulator", "cstatus_approved": "approved", "cstatus_refused_by_regulator": "refused by the regulator", "cstatus_superseded": "superseded",
 		"done_change": "Change request approved.",
 	},
 }

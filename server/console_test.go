@@ -59,7 +59,12 @@ func appealed(h *harness, subject, statement string) (decision, review string) {
 // consoleHarness is a harness with the credit use-case assessed, dave's
 // decision appealed and erin's appealed and past its deadline.
 func consoleHarness(t *testing.T, opts ...func(*server.Config)) (h *harness, base, daveReview, erinReview string) {
-	h = newHarness(t, opts...)
+	return consoleHarnessOn(t, newHarness(t, opts...))
+}
+
+// consoleHarnessOn is consoleHarness over h, for the tests that run on
+// both stores (onEachStore).
+func consoleHarnessOn(t *testing.T, h *harness) (_ *harness, base, daveReview, erinReview string) {
 	h.point.SetCatalog(liveCatalog(t))
 	if resp := h.json("POST", "/v1/usecases/credit_limit/assessment", h.staff(policy.Admin), art56, nil); resp.StatusCode != 201 {
 		t.Fatalf("assess: %d", resp.StatusCode)

@@ -113,3 +113,7 @@ func (v *consoleView) Actor(a string) string {
 	}
 	return r + " " + id
 }
+
+// Change says a catalog change in the page's language, declarations and
+// keys by name (catalog.Change.Words).
+func (v *consoleView) Change(ch catalog.Change) string { return ch.Words(v.Lang, v.cat) }

@@ -387,7 +387,7 @@ func (s *Server) consentCards(ctx context.Context, list []rights.ConsentEntry, v
 			continue
 		}
 		if ok && !strings.HasPrefix(ch.What, "notice version") {
-			out[i].Changes = ch.What
+			out[i].Changes = ch.WhatWords(v.Lang, s.cfg.Point.Catalog())
 		}
 	}
 	return out

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"strings"
@@ -33,6 +34,7 @@ import (
 	"github.com/portrait-dev/portrait/regulator"
 	"github.com/portrait-dev/portrait/review"
 	"github.com/portrait-dev/portrait/rights"
+	"github.com/portrait-dev/portrait/rules"
 	"github.com/portrait-dev/portrait/server"
 	"github.com/portrait-dev/portrait/sqlite"
 )
@@ -599,12 +601,28 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer store.Close()
+	var copied *rules.Pack
+	if localPack && reg.joined() {
+		// The regulator cannot be reached: its pack, as the store kept a
+		// verified copy of it, rather than the local one.
+		if c, err := regulator.NewClient(*reg.url, *reg.key, *reg.token, http.DefaultClient); err == nil {
+			if copied, err = packCopy(ctx, store, c); err != nil {
+				return fmt.Errorf("refusing to start: %w", err)
+			}
+		}
+		if copied != nil {
+			logger.Warn("checking the catalog against the copy of the regulator's rule pack this store kept", "pack", copied.String())
+			if cat, err = catalog.LoadWith(copied, *catPath, label.Check); err != nil {
+				return fmt.Errorf("refusing to start on an invalid catalog:\n%w", err)
+			}
+		}
+	}
 	a, err := newApp(ctx, cat, store, kr, logger, options{Assessments: *assessments, Destinations: dests, AudienceEvery: *audienceEvery, Origin: *origin, Journal: jr,
 		IdleTimeout: *idle, BodyGrace: *grace, MinBodyRate: *rate, CheckLog: true, TrustedProxies: trusted, Operator: *operator})
 	if err != nil {
 		return err
 	}
-	offline, err := reg.join(ctx, a, localPack)
+	offline, err := reg.join(ctx, a, localPack, copied)
 	if err != nil {
 		return err
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/portrait-dev/portrait/audit"
 	"github.com/portrait-dev/portrait/catalog"
 	"github.com/portrait-dev/portrait/label"
+	"github.com/portrait-dev/portrait/oversight"
 	"github.com/portrait-dev/portrait/policy"
 	"github.com/portrait-dev/portrait/postgres"
 	"github.com/portrait-dev/portrait/regulator"
@@ -208,7 +209,9 @@ func addRegulatorFlags(fs *flag.FlagSet) regulatorFlags {
 //
 // localPack says the catalog was checked against the local pack because
 // the regulator could not be reached for its own (pack).
-func (f regulatorFlags) join(ctx context.Context, a *app, localPack bool) (offline bool, err error) {
+// copied, when set, is the store's verified copy of the regulator's
+// pack that the catalog was checked against instead.
+func (f regulatorFlags) join(ctx context.Context, a *app, localPack bool, copied *rules.Pack) (offline bool, err error) {
 	if !f.joined() {
 		return false, nil
 	}
@@ -259,21 +262,35 @@ func (f regulatorFlags) join(ctx context.Context, a *app, localPack bool) (offli
 		if err := fileCatalog(ctx); err != nil {
 			return false, fmt.Errorf("join regulator: %w", err)
 		}
+		// A verified copy of the pack in force, for offline restarts.
+		_, cur, err := c.PackInForce(ctx)
+		if err == nil {
+			err = keepPack(ctx, a.store, a.log, cur)
+		}
+		if err != nil {
+			return false, fmt.Errorf("join regulator: keep a copy of its rule pack: %w", err)
+		}
 	}
 	a.link = &regulator.Link{Client: c, Log: a.log, Store: a.store}
-	a.enforcer = &regulator.Enforcer{Client: c, Gov: a.ledger, Take: takeover{a}, Log: a.log, Store: a.store, Logger: a.logger}
+	a.enforcer = &regulator.Enforcer{Client: c, Gov: a.ledger, Take: takeover{a}, Log: a.log, Store: a.store, Logger: a.logger, Changes: countersigning{a}}
 	if offline {
 		a.enforcer.Offline(func(ctx context.Context) error {
 			if localPack {
-				// The catalog was checked against the local pack: the
-				// high tier stays stopped if the regulator has one of
-				// its own in force, until a restart applies it.
+				// The catalog was checked against the store's copy of
+				// the regulator's pack, or the local one: the high tier
+				// stays stopped if the regulator has another in force,
+				// until a restart applies it.
 				p, err := c.Pack(ctx)
 				if err != nil {
 					return err
 				}
-				if p != nil {
-					return fmt.Errorf("the regulator has a rule pack in force (%s) and this engine checked its catalog against the local one while the regulator was unreachable: restart to apply it; the high tier stays stopped", p)
+				switch {
+				case copied != nil && p != nil && p.Digest() == copied.Digest():
+				case copied == nil && p == nil:
+				case p == nil:
+					return fmt.Errorf("the regulator has no rule pack in force any more and this engine checked its catalog against its copy of %s: restart; the high tier stays stopped", copied)
+				default:
+					return fmt.Errorf("the regulator has a rule pack in force (%s) other than the one this engine checked its catalog against while the regulator was unreachable: restart to apply it; the high tier stays stopped", p)
 				}
 			}
 			if err := c.File(ctx, fl); err != nil {
@@ -300,7 +317,7 @@ func (f regulatorFlags) join(ctx context.Context, a *app, localPack bool) (offli
 	}
 	a.server.Regulated()
 	a.oversight.Join(complaintsVia{c})
-	a.supervisor = func(ctx context.Context) { a.supervise(ctx, c, 2*time.Second, *f.supervise) }
+	a.supervisor = func(ctx context.Context) { a.supervise(ctx, c, 2*time.Second, *f.supervise, f.catalog) }
 	return offline, nil
 }
 
@@ -405,4 +422,52 @@ func (t takeover) Set(o *regulator.Order) {
 		return
 	}
 	t.a.server.SetReceivership(&server.Receivership{Order: o.ID, Receiver: server.ReceiverPrefix + o.ID, Reason: o.Reason})
+}
+
+// countersigning asks the regulator to countersign approved high-tier
+// changes and records its decisions (SG-7).
+type countersigning struct{ a *app }
+
+// Awaiting implements regulator.Countersigning.Awaiting: each approved
+// request awaiting the regulator, with the impact assessment on record
+// of each of its high-tier use-cases. A request one of whose use-cases
+// has none is not asked for yet: the regulator would refuse the ask.
+func (cs countersigning) Awaiting(ctx context.Context) ([]regulator.CountersignRequest, error) {
+	crs, err := cs.a.oversight.ChangeRequests(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []regulator.CountersignRequest
+next:
+	for _, cr := range crs {
+		if cr.Status != oversight.StatusCountersign || cr.Approval == nil {
+			continue
+		}
+		ask := regulator.CountersignRequest{Request: cr.Index, Approval: cr.Approval.Index}
+		for _, k := range cr.Countersign {
+			id := strings.TrimPrefix(k, "use_case:")
+			as, ok := cs.a.apply.Assessment(id)
+			if !ok {
+				cs.a.logger.Warn("a high-tier use-case awaits the regulator's countersignature but has no impact assessment on record: run portrait assess", "usecase", id, "request", cr.Index)
+				continue next
+			}
+			ans, err := json.Marshal(as.Answers)
+			if err != nil {
+				return nil, err
+			}
+			ask.Assessments = append(ask.Assessments, regulator.AssessmentRef{UseCase: id, Index: as.LogIndex, Answers: ans})
+		}
+		out = append(out, ask)
+	}
+	return out, nil
+}
+
+// Receive implements regulator.Countersigning.Receive.
+func (cs countersigning) Receive(ctx context.Context, doc []byte) error {
+	_, err := cs.a.oversight.Receive(ctx, doc)
+	switch portrait.ErrorCode(err) {
+	case portrait.ECONFLICT, portrait.ENOTFOUND:
+		return nil // recorded before, or about a request this log no longer asks
+	}
+	return err
 }

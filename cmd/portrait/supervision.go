@@ -4,10 +4,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"time"
 
 	portrait "github.com/portrait-dev/portrait"
 	"github.com/portrait-dev/portrait/audit"
+	"github.com/portrait-dev/portrait/catalog"
+	"github.com/portrait-dev/portrait/label"
 	"github.com/portrait-dev/portrait/oversight"
 	"github.com/portrait-dev/portrait/regulator"
 	"github.com/portrait-dev/portrait/rights"
@@ -29,7 +32,7 @@ func (v complaintsVia) Answer(ctx context.Context, id, text string) error {
 // supervise runs beside a joined engine: it routes the regulator's
 // complaints into the case queue every poll and sends a signed, noisy
 // supervision report every every (0: never).
-func (a *app) supervise(ctx context.Context, c *regulator.Client, poll, every time.Duration) {
+func (a *app) supervise(ctx context.Context, c *regulator.Client, poll, every time.Duration, catalogPath string) {
 	tick := time.NewTicker(poll)
 	defer tick.Stop()
 	// The last report sent, by any node of the company: each is recorded
@@ -40,6 +43,7 @@ func (a *app) supervise(ctx context.Context, c *regulator.Client, poll, every ti
 		a.logger.Warn("regulator: reading the last supervision report sent", "err", err)
 	}
 	for {
+		a.watchPack(ctx, c, catalogPath)
 		if err := a.routeComplaints(ctx, c); err != nil && ctx.Err() == nil {
 			a.logger.Warn("regulator: complaints not routed", "err", err)
 		}
@@ -154,12 +158,19 @@ func (a *app) supervisionReport(ctx context.Context, company string, noise regul
 	if err != nil {
 		return r, err
 	}
-	es, err := a.log.ReadVerifiedKinds(ctx, a.store, []string{"consent"}, 0, size)
+	es, err := a.log.ReadVerifiedKinds(ctx, a.store, []string{"consent", "proxy_flag"}, 0, size)
 	if err != nil {
 		return r, err
 	}
 	granted, withdrawn := map[string]bool{}, map[string]bool{}
+	r.Exact["fields_flagged_lexicon"] = 0
 	for _, e := range es {
+		if e.Record.Kind == "proxy_flag" {
+			if e.Record.Detail["source"] == "ingest" {
+				r.Exact["fields_flagged_lexicon"]++
+			}
+			continue
+		}
 		switch e.Record.Action {
 		case "granted":
 			granted[string(e.Record.Pseudonym)] = true
@@ -176,6 +187,9 @@ func (a *app) supervisionReport(ctx context.Context, company string, noise regul
 	if g, w := r.Noisy["subjects_granting_consent"], r.Noisy["subjects_withdrawing_consent"]; g+w > 0 {
 		rate := float64(g) / float64(g+w)
 		r.ConsentRate = &rate
+	}
+	if a.ingest != nil {
+		r.Detections = a.ingest.DetectionCounts()
 	}
 	if m := a.monitor.Latest(); m != nil {
 		r.MonitorRun, r.Alerts = m.ID, m.AlertCount
@@ -206,4 +220,36 @@ func (a *app) supervisionReport(ctx context.Context, company string, noise regul
 		}
 	}
 	return r, nil
+}
+
+// watchPack notices a rule pack the regulator published while the engine
+// runs. The catalog was checked against the pack at start, and the
+// filing, the held declarations and the record of processing were made
+// from that check; swapping the pack under a running catalog would leave
+// them describing a check that no longer holds, and a catalog the new
+// pack refuses would keep running. So the engine keeps a verified copy of
+// the new pack for its next start, stops the high tier (SG-5, SG-6) and
+// says why, including whether the catalog passes the new pack; a restart
+// applies it.
+func (a *app) watchPack(ctx context.Context, c *regulator.Client, catalogPath string) {
+	if a.enforcer == nil || a.enforcer.Restart() != "" || a.enforcer.Rejoining() {
+		return
+	}
+	p, cur, err := c.PackInForce(ctx)
+	running := a.point.Catalog().Pack()
+	if err != nil || p == nil || running == nil || p.Digest() == running.Digest() {
+		return // unreachable (the dead-man switch watches that), or nothing new
+	}
+	if err := keepPack(ctx, a.store, a.log, cur); err != nil {
+		a.logger.Warn("regulator: a copy of its new rule pack could not be kept; will try again", "err", err)
+		return
+	}
+	why := fmt.Sprintf("the regulator published rule pack %s; this engine checked its catalog against %s: restart to apply it (the high tier is stopped until then)", p, running)
+	if catalogPath != "" {
+		if _, err := catalog.LoadWith(p, catalogPath, label.Check); err != nil {
+			why += "; the catalog breaks the new pack and a restart will refuse it until it is fixed:\n" + err.Error()
+		}
+	}
+	a.enforcer.PackChanged(why)
+	a.logger.Warn(why)
 }

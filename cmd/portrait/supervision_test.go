@@ -54,12 +54,28 @@ func TestSupervision(t *testing.T) {
 		}
 	}
 
+	// SM-1: content detections at ingest are counted in the reports: a
+	// resident ID in an ordinary field refused, a lexicon term flagged.
+	now := time.Now().UTC().Add(-time.Minute).Format(time.RFC3339)
+	var ing struct {
+		Results []struct{ Status, Code string }
+	}
+	for _, p := range []*proc{pa, pb} {
+		batch := fmt.Sprintf(`[{"subject":"sa","type":"view","time":%q,"fields":{"item":"11010519491231002X"}},
+		 {"subject":"sa","type":"view","time":%q,"fields":{"item":"清真牛肉面","category":"food"}}]`, now, now)
+		if code := p.call(t, "POST", "/v1/events", admin, batch, &ing); code != 200 || len(ing.Results) != 2 || ing.Results[0].Code != "sensitive_content" || ing.Results[1].Status == "rejected" {
+			t.Fatalf("ingest with detections: %d %+v", code, ing)
+		}
+	}
+
 	// PP-4: reports signed (the regulator verified them to store them), noisy
 	// within the documented bound, charted.
 	type report struct {
 		Signed struct{ Signature []byte }
 		Parsed struct {
 			Company      string
+			Detections   map[string]int64
+			Exact_counts map[string]int64
 			Noisy_counts map[string]int64
 			Noise        struct {
 				Mechanism string
@@ -88,6 +104,18 @@ func TestSupervision(t *testing.T) {
 		}
 		if len(sup.Series) == 0 {
 			t.Errorf("no chart series for %s", id)
+		}
+		waitFor(t, 20*time.Second, "a report from "+id+" counting the detections", func() bool {
+			reg.call(t, "GET", "/v1/companies/"+id+"/supervision", reg.admin, "", &sup)
+			last := sup.Reports[len(sup.Reports)-1].Parsed
+			return last.Detections["resident_id/refused"] >= 1 && last.Detections["lexicon/flagged"] >= 1 && last.Exact_counts["fields_flagged_lexicon"] >= 1
+		})
+		charted := false
+		for _, s := range sup.Series {
+			charted = charted || s.Name == "detections/resident_id/refused"
+		}
+		if !charted {
+			t.Errorf("detections not charted for %s", id)
 		}
 		if id != idA {
 			continue
