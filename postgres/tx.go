@@ -270,13 +270,19 @@ func (tx *txn) Erase(ctx context.Context, pseudonym portrait.Pseudonym) error {
 }
 
 // LogSize implements guard.Tx.LogSize. It locks the log head row until
-// the transaction ends, which serialises appenders on every node.
+// the transaction ends, which serialises appenders on every node. The
+// row is read once per transaction: it cannot move under the lock but
+// through this transaction's own AppendLog, which advances the size kept.
+// Other nodes move it between transactions, so nothing is kept across
+// them.
 func (tx *txn) LogSize(ctx context.Context) (int64, error) {
-	var n int64
-	if err := tx.tx.QueryRow(ctx, `SELECT size FROM log_head FOR UPDATE`).Scan(&n); err != nil {
-		return 0, fmt.Errorf("lock log head: %w", err)
+	if !tx.known {
+		if err := tx.tx.QueryRow(ctx, `SELECT size FROM log_head FOR UPDATE`).Scan(&tx.head); err != nil {
+			return 0, fmt.Errorf("lock log head: %w", err)
+		}
+		tx.known = true
 	}
-	return n, nil
+	return tx.head, nil
 }
 
 // LogHashes implements guard.Tx.LogHashes; it sees entries appended
@@ -308,6 +314,7 @@ func (tx *txn) AppendLog(ctx context.Context, entries []portrait.LogEntry) error
 	if _, err := tx.tx.Exec(ctx, `UPDATE log_head SET size = $1`, size+int64(len(entries))); err != nil {
 		return fmt.Errorf("append log: advance head: %w", err)
 	}
+	tx.head = size + int64(len(entries))
 	return nil
 }
 

@@ -355,8 +355,20 @@ func (tx *txn) Erase(ctx context.Context, pseudonym portrait.Pseudonym) error {
 
 // LogSize implements guard.Tx.LogSize. The transaction began
 // IMMEDIATE, so it already holds the database's write lock: no other
-// writer can move the head until it ends.
-func (tx *txn) LogSize(ctx context.Context) (int64, error) { return shared(prepared{tx}).LogSize(ctx) }
+// writer can move the head until it ends. The head is read from its row
+// once per transaction and then kept by the commit group, which every
+// AppendLog of the transaction advances (a rolled-back member restores
+// it): a group of decisions reads log_head once, not once per decision.
+func (tx *txn) LogSize(ctx context.Context) (int64, error) {
+	if g := tx.g; !g.known {
+		n, err := shared(prepared{tx}).LogSize(ctx)
+		if err != nil {
+			return 0, err
+		}
+		g.head, g.known = n, true
+	}
+	return tx.g.head, nil
+}
 
 // LogHashes implements guard.Tx.LogHashes; it sees entries appended
 // earlier in the transaction.
@@ -375,7 +387,7 @@ func (tx *txn) AppendLog(ctx context.Context, entries []portrait.LogEntry) error
 	if len(entries) == 0 {
 		return nil
 	}
-	size, err := shared(prepared{tx}).LogSize(ctx)
+	size, err := tx.LogSize(ctx)
 	if err != nil {
 		return err
 	}
@@ -394,6 +406,7 @@ func (tx *txn) AppendLog(ctx context.Context, entries []portrait.LogEntry) error
 	if _, err := tx.exec(ctx, advanceLogSQL, size+int64(len(entries))); err != nil {
 		return fmt.Errorf("append log: advance head: %w", err)
 	}
+	tx.g.head = size + int64(len(entries))
 	return nil
 }
 
