@@ -123,7 +123,7 @@ func (d *Dispatcher) refresh(ctx context.Context) error {
 			if len(recs) == 0 {
 				continue
 			}
-			err := d.Store.Update(ctx, func(tx portrait.Tx) error {
+			err := d.Store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 				for _, r := range recs {
 					if _, err := d.Audit.Append(ctx, tx, r); err != nil {
 						return err

@@ -181,7 +181,7 @@ func (m *Monitor) Run(ctx context.Context, now time.Time) (*Report, error) {
 	// FP-2: the engine's reads of protected attributes are logged before
 	// anything is computed from them; no log, no report (invariant 3).
 	if rep.WithValues > 0 {
-		err := m.deps.Store.Update(ctx, func(tx portrait.Tx) error {
+		err := m.deps.Store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 			_, err := m.deps.Log.Append(ctx, tx, audit.Record{Kind: "protected_access", Time: now, Actor: actor(engine), Action: "read",
 				Codes: []string{"FP-2"}, Detail: map[string]any{"subjects": rep.WithValues, "attributes": rep.Protected, "purpose": "fairness monitor"}})
 			return err
@@ -793,7 +793,7 @@ func (m *Monitor) record(ctx context.Context, now time.Time, rep *Report, flags 
 			Detail: map[string]any{"feature": f.Feature, "protected": f.Protected, "measure": f.Measure, "value": f.Value, "subjects": f.Subjects, "report": rep.ID}})
 	}
 	var first int64
-	err := m.deps.Store.Update(ctx, func(tx portrait.Tx) error {
+	err := m.deps.Store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		var err error
 		first, err = m.deps.Log.Append(ctx, tx, recs...)
 		return err

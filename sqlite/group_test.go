@@ -655,7 +655,7 @@ func TestCommittedLogSize(t *testing.T) {
 	appendRec := func(n int) func(guard.Tx) error {
 		return func(tx guard.Tx) error {
 			for range n {
-				if _, err := log.Append(ctx, tx, audit.Record{Kind: "decision", Subject: "p"}); err != nil {
+				if _, err := log.Append(ctx, tx, audit.Record{Kind: "decision", Pseudonym: "p"}); err != nil {
 					return err
 				}
 			}
