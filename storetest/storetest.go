@@ -55,6 +55,7 @@ func Run(t *testing.T, open func(t *testing.T) portrait.Store) {
 		{"Decisions", testDecisions},
 		{"Reviews", testReviews},
 		{"Items", testItems},
+		{"ManyRows", testManyRows},
 		{"Protected", testProtected},
 		{"PageReads", testPageReads},
 		{"UpdateRollsBack", testUpdateRollsBack},
@@ -1411,6 +1412,47 @@ func testItems(t *testing.T, s portrait.Store) {
 		return tx.PutItems(ctx, []portrait.Item{{ID: "bad", Attributes: map[string]any{"f": func() {}}}})
 	})
 	wantCode(t, "unencodable attribute", err, portrait.EINVALID)
+}
+
+// EnsureSubjects and PutItems write in multi-row statements: batches
+// longer than one statement, a subject or item given twice in a batch,
+// and a subject already stored (which keeps its first key) come out as
+// one-by-one writes would leave them.
+func testManyRows(t *testing.T, s portrait.Store) {
+	ctx := context.Background()
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error {
+		return tx.EnsureSubjects(ctx, []portrait.SubjectKey{{Pseudonym: "s7", WrappedKey: []byte("first")}})
+	})
+	var subjects []portrait.SubjectKey
+	var names []portrait.Pseudonym
+	for i := range 150 {
+		p := portrait.Pseudonym(fmt.Sprintf("s%d", i))
+		subjects = append(subjects, portrait.SubjectKey{Pseudonym: p, WrappedKey: []byte("k" + p)})
+		names = append(names, p)
+	}
+	subjects = append(subjects, portrait.SubjectKey{Pseudonym: "s3", WrappedKey: []byte("again")})
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error { return tx.EnsureSubjects(ctx, subjects) })
+	got, err := s.Subjects(ctx, names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 150 || string(got["s7"].WrappedKey) != "first" || string(got["s3"].WrappedKey) != "ks3" || string(got["s149"].WrappedKey) != "ks149" {
+		t.Errorf("%d subjects stored, s7 %q, s3 %q, s149 %q; want 150, first, ks3, ks149",
+			len(got), got["s7"].WrappedKey, got["s3"].WrappedKey, got["s149"].WrappedKey)
+	}
+	var items []portrait.Item
+	for i := range 130 {
+		items = append(items, portrait.Item{ID: fmt.Sprintf("i%03d", i), Categories: []string{"c"}, Price: float64(i)})
+	}
+	items = append(items, portrait.Item{ID: "i005", Categories: []string{"last"}, Price: 5})
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error { return tx.PutItems(ctx, items) })
+	stored, err := s.Items(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stored) != 130 || !reflect.DeepEqual(stored[5].Categories, []string{"last"}) || stored[129].Price != 129 {
+		t.Errorf("%d items stored, i005 %+v; want 130, the last version of i005", len(stored), stored[5])
+	}
 }
 
 // FP-2: protected attributes need a Collect grant to store and a grant
