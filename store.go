@@ -212,8 +212,11 @@ type ProtectedValue struct {
 type Store interface {
 	// Update runs fn in one transaction: either everything fn wrote,
 	// including its audit entries, is committed, or nothing is
-	// (invariant 3).
-	Update(ctx context.Context, fn func(Tx) error) error
+	// (invariant 3). fn receives ctx marked as inside this store's
+	// Update; an Update on the same store with a ctx so marked fails with
+	// guard.ErrNestedUpdate instead of waiting for the transaction it
+	// runs in. fn does its work in tx, with the ctx it receives.
+	Update(ctx context.Context, fn func(ctx context.Context, tx Tx) error) error
 
 	// Generation returns a counter that every governance change (consent,
 	// flags, suppression, suspension) increments, so that caches of

@@ -37,7 +37,7 @@ var CompanyRoles = []policy.Role{policy.Admin, policy.Operator, policy.Reviewer,
 type Store interface {
 	APIKey(ctx context.Context, hash []byte) (portrait.APIKey, error)
 	APIKeys(ctx context.Context) ([]portrait.APIKey, error)
-	Update(ctx context.Context, fn func(portrait.Tx) error) error
+	Update(ctx context.Context, fn func(context.Context, portrait.Tx) error) error
 }
 
 var _ Store = portrait.Store(nil)
@@ -166,7 +166,7 @@ func (s *Service) put(ctx context.Context, by policy.Caller, k portrait.APIKey) 
 	if !k.Expires.IsZero() {
 		detail["expires"] = k.Expires.Format(time.RFC3339)
 	}
-	err := s.store.Update(ctx, func(tx portrait.Tx) error {
+	err := s.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		if err := tx.PutAPIKey(ctx, k); err != nil {
 			return err
 		}
@@ -262,7 +262,7 @@ func (s *Service) Revoke(ctx context.Context, by policy.Caller, name string) (Ke
 	}
 	now := s.now()
 	var k portrait.APIKey
-	err := s.store.Update(ctx, func(tx portrait.Tx) (err error) {
+	err := s.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) (err error) {
 		if k, err = tx.RevokeAPIKey(ctx, name, now); err != nil {
 			return err
 		}
@@ -317,7 +317,7 @@ func (s *Service) touch(ctx context.Context, k portrait.APIKey, now time.Time) {
 	s.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 	defer cancel()
-	if err := s.store.Update(ctx, func(tx portrait.Tx) error { return tx.TouchAPIKey(ctx, k.ID, now) }); err != nil {
+	if err := s.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error { return tx.TouchAPIKey(ctx, k.ID, now) }); err != nil {
 		s.opts.Logger.Warn("record API key use", "name", k.Name, "err", err)
 	}
 }

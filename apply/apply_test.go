@@ -170,7 +170,7 @@ func (e *env) setLabel(id string, v label.Value) {
 		e.t.Fatal(err)
 	}
 	b, _ := json.Marshal(v)
-	err = e.store.Update(ctx, func(tx portrait.Tx) error {
+	err = e.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		return tx.PutLabels(ctx, []portrait.LabelValue{{Grant: d.Grant, Pseudonym: p, Label: v.Label, Version: 1,
 			Sealed: c.Seal(b, keys.LabelAD(p, v.Label)), Computed: time.Now()}})
 	})
@@ -730,7 +730,7 @@ func TestRecommendKeyAfterErasure(t *testing.T) {
 		t.Fatalf("before erasure: %+v, %v", r, err)
 	}
 	d := e.point.Decide(policy.Request{State: &policy.State{Pseudonym: p}, Action: policy.Erase, Caller: policy.Caller{Role: policy.System}})
-	if err := e.store.Update(ctx, func(tx portrait.Tx) error { return tx.Erase(ctx, d.Grant) }); err != nil {
+	if err := e.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error { return tx.Erase(ctx, d.Grant) }); err != nil {
 		t.Fatal(err)
 	}
 	e.grant("eve", "personalization")

@@ -673,7 +673,7 @@ func (a *Audiences) Materialize(ctx context.Context, caller policy.Caller, r Req
 	}
 	rec := audit.Record{Kind: "audience", Time: time.Now().UTC(), Actor: actor(caller), Purpose: x.Purpose, Action: x.Output,
 		Digest: x.Hash, Detail: map[string]any{"size": res.Size, "excluded": res.Excluded, "labels": x.Labels, "by": x.By}}
-	err = a.store.Update(ctx, func(tx portrait.Tx) error {
+	err = a.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		var err error
 		res.LogIndex, err = a.log.Append(ctx, tx, rec)
 		return err

@@ -211,7 +211,7 @@ func (s *Service) record(ctx context.Context, caller policy.Caller, uc *catalog.
 	logRec := audit.Record{Kind: "decision", Time: now, Actor: actor(caller), Pseudonym: pseudonym, Purpose: uc.Purposes[0],
 		Action: uc.ID, Allow: &allow, Digest: d.InputHash,
 		Detail: map[string]any{"id": d.ID, "usecase": uc.ID, "model": lbl.ID, "model_version": lbl.Version, "status": rec.Status, "features": features}}
-	err = s.store.Update(ctx, func(tx portrait.Tx) error {
+	err = s.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		idx, err := s.log.Append(ctx, tx, logRec)
 		if err != nil {
 			return err

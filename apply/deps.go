@@ -25,7 +25,7 @@ type Deps struct {
 // portrait.Tx, since the callback's type is fixed by the composite.
 type Store interface {
 	audit.KindReader // the log, read verified
-	Update(ctx context.Context, fn func(portrait.Tx) error) error
+	Update(ctx context.Context, fn func(context.Context, portrait.Tx) error) error
 	DeterminationByID(ctx context.Context, id string) (portrait.StoredDetermination, error)
 	Events(ctx context.Context, g policy.Grant, since time.Time) ([]portrait.StoredEvent, error)
 	Items(ctx context.Context) ([]portrait.Item, error)

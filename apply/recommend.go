@@ -80,7 +80,7 @@ func (s *Service) PutItems(ctx context.Context, caller policy.Caller, items []po
 	}
 	rec := audit.Record{Kind: "items", Time: now, Actor: actor(caller), Action: "put", Digest: digest(ids),
 		Detail: map[string]any{"count": len(items)}}
-	err := s.store.Update(ctx, func(tx portrait.Tx) error {
+	err := s.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		if err := tx.PutItems(ctx, items); err != nil {
 			return err
 		}
@@ -724,7 +724,7 @@ func (s *Service) Recommend(ctx context.Context, caller policy.Caller, pseudonym
 	rec := audit.Record{Kind: "recommendation", Time: s.now(), Actor: actor(caller), Pseudonym: pseudonym, Purpose: purpose,
 		Action: uc.ID, Allow: &allow, Digest: digest(ids),
 		Detail: map[string]any{"usecase": uc.ID, "n": len(ids), "personalization": out.Personalization, "labels_used": out.LabelsUsed}}
-	err = s.store.Update(ctx, func(tx portrait.Tx) error {
+	err = s.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		var err error
 		out.LogIndex, err = s.log.Append(ctx, tx, rec)
 		return err

@@ -268,7 +268,7 @@ func (s *Service) Halt(ctx context.Context, caller policy.Caller, id, reason str
 	}
 	h := policy.Suspension{Kind: KindHalt, ID: id, Reason: reason, By: actor(caller), At: s.now()}
 	rec := audit.Record{Kind: "oversight", Time: h.At, Actor: h.By, Action: "halt", Detail: map[string]any{"usecase": id, "reason": reason}}
-	return s.oversee(ctx, "halt use-case", rec, func(tx portrait.Tx) error { return tx.Suspend(ctx, h) })
+	return s.oversee(ctx, "halt use-case", rec, func(ctx context.Context, tx portrait.Tx) error { return tx.Suspend(ctx, h) })
 }
 
 // Resume lifts an overseer's halt (AD-7); a regulator's suspension stays.
@@ -283,12 +283,12 @@ func (s *Service) Resume(ctx context.Context, caller policy.Caller, id string) e
 		return portrait.Errorf(portrait.ENOTFOUND, "use-case %q is not halted", id)
 	}
 	rec := audit.Record{Kind: "oversight", Time: s.now(), Actor: actor(caller), Action: "resume", Detail: map[string]any{"usecase": id}}
-	return s.oversee(ctx, "resume use-case", rec, func(tx portrait.Tx) error { return tx.Lift(ctx, KindHalt, id) })
+	return s.oversee(ctx, "resume use-case", rec, func(ctx context.Context, tx portrait.Tx) error { return tx.Lift(ctx, KindHalt, id) })
 }
 
-func (s *Service) oversee(ctx context.Context, op string, rec audit.Record, write func(portrait.Tx) error) error {
-	err := s.store.Update(ctx, func(tx portrait.Tx) error {
-		if err := write(tx); err != nil {
+func (s *Service) oversee(ctx context.Context, op string, rec audit.Record, write func(context.Context, portrait.Tx) error) error {
+	err := s.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
+		if err := write(ctx, tx); err != nil {
 			return err
 		}
 		_, err := s.log.Append(ctx, tx, rec)
@@ -335,7 +335,9 @@ func (s *Service) marked(ctx context.Context, kind string, subject portrait.Pseu
 	k := markKey{kind, string(subject), usecase}
 	s.marks.mu.Lock()
 	defer s.marks.mu.Unlock()
-	size, err := s.store.LogSize(ctx)
+	// From memory where one process owns the store (SQLite); the marks
+	// up to it are verified against the tree all the same.
+	size, err := audit.CommittedSize(ctx, s.store)
 	if err != nil {
 		return false, failClosed("read audit log size", err)
 	}
@@ -385,7 +387,7 @@ func (s *Service) setMark(ctx context.Context, caller policy.Caller, kind string
 	}
 	rec := audit.Record{Kind: "mark", Time: s.now(), Actor: actor(caller), Pseudonym: subject, Action: action, Detail: d}
 	var idx int64
-	err := s.store.Update(ctx, func(tx portrait.Tx) error {
+	err := s.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		var err error
 		idx, err = s.log.Append(ctx, tx, rec)
 		return err
@@ -692,7 +694,7 @@ func (s *Service) Assess(ctx context.Context, caller policy.Caller, usecase stri
 	rec := audit.Record{Kind: "assessment", Time: a.Created, Actor: a.By, Action: "record", Digest: digest(a),
 		Detail: map[string]any{"usecase": uc.ID, "tier": uc.Tier, "config_digest": a.Config, "expires": a.Expires.Format(time.RFC3339),
 			"signed_by": ans.SignedBy, "answers_sha256": digest(ans)}, Codes: []string{"FA-1"}}
-	err = s.store.Update(ctx, func(tx portrait.Tx) error {
+	err = s.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		var err error
 		a.LogIndex, err = s.log.Append(ctx, tx, rec)
 		return err

@@ -92,3 +92,26 @@ func KindOf(data []byte) (string, error) {
 	}
 	return r.Kind, nil
 }
+
+// CommittedSizer is a store that keeps the size of its committed log in
+// memory, where one process owns the store and every commit that moves
+// the head is its own (SQLite). PostgreSQL serves many nodes and has no
+// such value.
+type CommittedSizer interface {
+	CommittedLogSize(ctx context.Context) (int64, error)
+}
+
+// CommittedSize returns how far the committed log reaches: from memory
+// where r keeps it (CommittedSizer), otherwise read from the store. It is
+// for reads that only ask how far to look, such as a decision scanning
+// for new marks, whose records are then verified against the tree; a
+// check of the log itself (Check, Sign, a read to the head) reads the
+// head from the store, so that no check rests on the value in memory.
+func CommittedSize(ctx context.Context, r interface {
+	LogSize(ctx context.Context) (int64, error)
+}) (int64, error) {
+	if c, ok := r.(CommittedSizer); ok {
+		return c.CommittedLogSize(ctx)
+	}
+	return r.LogSize(ctx)
+}

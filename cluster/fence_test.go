@@ -23,7 +23,7 @@ import (
 // fencedWrite stores subject ps in one transaction, fenced by n's lease
 // of ps's bucket, as a derivation writes its labels.
 func fencedWrite(ctx context.Context, db *postgres.DB, n *Node, ps portrait.Pseudonym) error {
-	return db.Update(ctx, func(tx portrait.Tx) error {
+	return db.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		lt, ok := tx.(LeaseTx)
 		if !ok {
 			return errors.New("the store's transaction has no lease epochs")

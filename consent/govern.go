@@ -24,9 +24,9 @@ const (
 var flagKinds = []string{KindRestriction, KindObjection, KindPersonalization, KindMinor}
 
 // change runs write and its audit record in one transaction (invariant 3).
-func (l *Ledger) change(ctx context.Context, op string, rec audit.Record, write func(portrait.Tx) error) error {
-	err := l.store.Update(ctx, func(tx portrait.Tx) error {
-		if err := write(tx); err != nil {
+func (l *Ledger) change(ctx context.Context, op string, rec audit.Record, write func(context.Context, portrait.Tx) error) error {
+	err := l.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
+		if err := write(ctx, tx); err != nil {
 			return err
 		}
 		_, err := l.log.Append(ctx, tx, rec)
@@ -86,7 +86,7 @@ func (l *Ledger) SetFlags(ctx context.Context, caller policy.Caller, pseudonym p
 	if kind == KindRestriction || kind == KindObjection {
 		rec.Detail = map[string]any{"restricted": f.Restricted, "object_profiling": f.ObjectProfiling, "object_marketing": f.ObjectMarketing}
 	}
-	return l.change(ctx, "set "+kind, rec, func(tx portrait.Tx) error {
+	return l.change(ctx, "set "+kind, rec, func(ctx context.Context, tx portrait.Tx) error {
 		return tx.SetFlags(ctx, pseudonym, f)
 	})
 }
@@ -110,7 +110,7 @@ func (l *Ledger) Suppress(ctx context.Context, caller policy.Caller, pseudonym p
 	}
 	rec := audit.Record{Kind: "suppression", Time: l.now(), Actor: actor(caller), Pseudonym: pseudonym, Action: action,
 		Detail: map[string]any{"label": label}}
-	return l.change(ctx, action+" label", rec, func(tx portrait.Tx) error {
+	return l.change(ctx, action+" label", rec, func(ctx context.Context, tx portrait.Tx) error {
 		if err := tx.Suppress(ctx, pseudonym, label, deleted); err != nil {
 			return err
 		}
@@ -131,7 +131,7 @@ func (l *Ledger) Unsuppress(ctx context.Context, caller policy.Caller, pseudonym
 	}
 	rec := audit.Record{Kind: "suppression", Time: l.now(), Actor: actor(caller), Pseudonym: pseudonym, Action: "restore",
 		Detail: map[string]any{"label": label}}
-	return l.change(ctx, "restore label", rec, func(tx portrait.Tx) error {
+	return l.change(ctx, "restore label", rec, func(ctx context.Context, tx portrait.Tx) error {
 		return tx.Unsuppress(ctx, pseudonym, label)
 	})
 }
@@ -169,7 +169,7 @@ func (l *Ledger) Suspend(ctx context.Context, caller policy.Caller, s policy.Sus
 	s.By, s.At = actor(caller), l.now()
 	rec := audit.Record{Kind: "suspension", Time: s.At, Actor: s.By, Action: "suspend",
 		Detail: map[string]any{"kind": s.Kind, "id": s.ID, "reason": s.Reason}}
-	if err := l.change(ctx, "suspend", rec, func(tx portrait.Tx) error { return tx.Suspend(ctx, s) }); err != nil {
+	if err := l.change(ctx, "suspend", rec, func(ctx context.Context, tx portrait.Tx) error { return tx.Suspend(ctx, s) }); err != nil {
 		return err
 	}
 	return l.reloadSuspensions(ctx)
@@ -198,7 +198,7 @@ func (l *Ledger) Lift(ctx context.Context, caller policy.Caller, kind, id string
 	}
 	rec := audit.Record{Kind: "suspension", Time: l.now(), Actor: actor(caller), Action: "lift",
 		Detail: map[string]any{"kind": kind, "id": id}}
-	if err := l.change(ctx, "lift suspension", rec, func(tx portrait.Tx) error { return tx.Lift(ctx, kind, id) }); err != nil {
+	if err := l.change(ctx, "lift suspension", rec, func(ctx context.Context, tx portrait.Tx) error { return tx.Lift(ctx, kind, id) }); err != nil {
 		return err
 	}
 	return l.reloadSuspensions(ctx)

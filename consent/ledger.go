@@ -186,7 +186,7 @@ func (l *Ledger) GuardianToken(ctx context.Context, caller policy.Caller, subj S
 		return "", time.Time{}, portrait.Errorf(portrait.EINVALID, "no subject given: name it by id or pseudonym")
 	}
 	tok, exp := l.keys.IssueGuardianToken(p, purpose, guardianTTL)
-	err := l.store.Update(ctx, func(tx portrait.Tx) error {
+	err := l.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		_, err := l.log.Append(ctx, tx, audit.Record{Kind: "guardian", Time: l.opts.Now().UTC(), Actor: actor(caller), Action: "verify",
 			Pseudonym: p, Detail: map[string]any{"purpose": purpose, "expires": exp.UTC().Format(time.RFC3339)}})
 		return err
@@ -335,7 +335,7 @@ func (l *Ledger) apply(ctx context.Context, caller policy.Caller, subj Subject, 
 		}
 		stored[i] = r
 	}
-	err = l.store.Update(ctx, func(tx portrait.Tx) error {
+	err = l.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		if created != nil {
 			if err := tx.EnsureSubjects(ctx, []portrait.SubjectKey{*created}); err != nil {
 				return fmt.Errorf("create subject %s: %w", p, err)

@@ -439,8 +439,8 @@ func TestRefusalCooldown(t *testing.T) {
 // inside the transaction, as when the log's storage is full.
 type failingLog struct{ portrait.Store }
 
-func (f failingLog) Update(ctx context.Context, fn func(portrait.Tx) error) error {
-	return f.Store.Update(ctx, func(tx portrait.Tx) error { return fn(failingTx{tx}) })
+func (f failingLog) Update(ctx context.Context, fn func(context.Context, portrait.Tx) error) error {
+	return f.Store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error { return fn(ctx, failingTx{tx}) })
 }
 
 type failingTx struct{ portrait.Tx }
@@ -608,7 +608,7 @@ func TestWithdrawDeletesLabels(t *testing.T) {
 	if !d.Allow {
 		t.Fatal(d.Reasons)
 	}
-	err := e.store.Update(ctx, func(tx portrait.Tx) error {
+	err := e.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		var vals []portrait.LabelValue
 		for _, l := range []string{"sports_fan", "big_spender"} {
 			vals = append(vals, portrait.LabelValue{Grant: d.Grant, Pseudonym: p, Label: l, Version: 1, Sealed: []byte{1}, Computed: e.clock.Now()})

@@ -124,7 +124,7 @@ func (d *Dispatcher) refresh(ctx context.Context) error {
 			if len(recs) == 0 {
 				continue
 			}
-			err := d.Store.Update(ctx, func(tx portrait.Tx) error {
+			err := d.Store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 				for _, r := range recs {
 					if _, err := d.Audit.Append(ctx, tx, r); err != nil {
 						return err
@@ -177,7 +177,7 @@ type LogIndex interface {
 	audit.KindReader
 	LogSubjectIndex(ctx context.Context, kind string, pseudonym portrait.Pseudonym) (idxs []int64, upto int64, err error)
 	LogEntriesAt(ctx context.Context, idxs []int64) ([]portrait.LogEntry, error)
-	Update(ctx context.Context, fn func(portrait.Tx) error) error
+	Update(ctx context.Context, fn func(context.Context, portrait.Tx) error) error
 }
 
 // logIndexer is the write of the index, in a store transaction.
@@ -223,7 +223,7 @@ func Recipients(ctx context.Context, store LogIndex, log *audit.Log, pseudonym p
 				idxs = append(idxs, e.Index)
 			}
 		}
-		err = store.Update(ctx, func(tx portrait.Tx) error {
+		err = store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 			ix, ok := tx.(logIndexer)
 			if !ok {
 				return errors.New("the store keeps no index of log records by subject")

@@ -151,7 +151,7 @@ const kind = "delivery"
 // note appends one of the dispatcher's own records; they hold pseudonyms,
 // event ids and destination names, nothing personal.
 func (d *Dispatcher) note(ctx context.Context, action string, subject portrait.Pseudonym, detail map[string]any) error {
-	return d.Store.Update(ctx, func(tx portrait.Tx) error {
+	return d.Store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		_, err := d.Audit.Append(ctx, tx, audit.Record{Kind: kind, Actor: "system:delivery", Action: action, Pseudonym: subject, Detail: detail})
 		return err
 	})

@@ -38,7 +38,7 @@ func logDeliveries(t testing.TB, e *env, action, destination string, pss ...port
 			Detail: map[string]any{"destination": destination, "audience": "sports"}}
 	}
 	var first int64
-	err := e.store.Update(ctx, func(tx portrait.Tx) error {
+	err := e.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		var err error
 		first, err = e.log.Append(ctx, tx, recs...)
 		return err
@@ -93,7 +93,7 @@ func TestRecipientsIndexed(t *testing.T) {
 		}
 		// A forged index row: ann → ben's record.
 		size, _ = idx.LogSize(ctx)
-		err := e.store.Update(ctx, func(tx portrait.Tx) error {
+		err := e.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 			return tx.(interface {
 				IndexLogSubjects(ctx context.Context, kind string, upto int64, pss []portrait.Pseudonym, idxs []int64) error
 			}).IndexLogSubjects(ctx, "delivery", size, []portrait.Pseudonym{ann}, []int64{benCRM})

@@ -846,7 +846,7 @@ func (e *Engine) write(ctx context.Context, work []*subject, written map[string]
 	start := time.Now()
 	defer func() { sum.Store += time.Since(start) }()
 	rechecked := false
-	err := e.store.Update(ctx, func(tx portrait.Tx) error {
+	err := e.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		if f := fenceFrom(ctx); f != nil {
 			pss := make([]portrait.Pseudonym, len(work))
 			for i, s := range work {

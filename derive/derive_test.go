@@ -549,7 +549,7 @@ type racingStore struct {
 	before func()
 }
 
-func (r *racingStore) Update(ctx context.Context, fn func(portrait.Tx) error) error {
+func (r *racingStore) Update(ctx context.Context, fn func(context.Context, portrait.Tx) error) error {
 	if f := r.before; f != nil {
 		r.before = nil
 		f()
@@ -654,7 +654,7 @@ func TestOneSubjectFailureDoesNotStopBatch(t *testing.T) {
 		e.ingest(t, purchase("broken", 10, e.now.Add(-time.Hour)))
 		broken := e.keys.Pseudonym("broken")
 		g := storetest.Grant(t, broken, policy.Collect, "item")
-		err := e.store.Update(ctx, func(tx portrait.Tx) error {
+		err := e.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 			_, err := tx.InsertEvents(ctx, []portrait.StoredEvent{{Grant: g,
 				Pseudonym: broken, Type: "purchase", Time: e.now.Add(-time.Minute), Sealed: []byte("not a ciphertext of this subject"),
 				Expires: e.now.Add(time.Hour)}})

@@ -182,7 +182,7 @@ func TestTwoNodesWithdrawal(t *testing.T) {
 		t.Fatalf("node A after consent again on node B: %+v", got)
 	}
 	c := node() // nothing in memory
-	if err := c.store.Update(context.Background(), func(tx portrait.Tx) error {
+	if err := c.store.Update(context.Background(), func(ctx context.Context, tx portrait.Tx) error {
 		return tx.DeleteLabels(context.Background(), c.keys.Pseudonym("dora"), []string{"sports_fan", "big_spender"})
 	}); err != nil {
 		t.Fatal(err)

@@ -54,7 +54,7 @@ func BenchmarkDeriveScale(b *testing.B) {
 			}
 			subs = append(subs, s)
 		}
-		if err := e.store.Update(ctx, func(tx portrait.Tx) error {
+		if err := e.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 			if err := tx.EnsureSubjects(ctx, subs); err != nil {
 				return err
 			}

@@ -161,10 +161,31 @@ func page(op string, grants []policy.Grant) ([]portrait.Pseudonym, map[portrait.
 	return subjects, held, nil
 }
 
-// Update implements portrait.Store.Update.
-func (s *Store) Update(ctx context.Context, fn func(portrait.Tx) error) error {
-	return s.Engine.Update(ctx, func(tx Tx) error { return fn(&guardedTx{tx}) })
+// Update implements portrait.Store.Update. It hands fn a ctx marked as
+// inside this store's Update, and refuses an Update called with a ctx so
+// marked: the inner transaction would wait for the outer one, which waits
+// for fn (SQLite's one writer, PostgreSQL's log-head lock or a pool of
+// one), so it fails at once with ErrNestedUpdate instead. The mark is a
+// value of the ctx, so it is found however deep fn's callees pass it, on
+// both engines, at the cost of one context per Update.
+func (s *Store) Update(ctx context.Context, fn func(context.Context, portrait.Tx) error) error {
+	if ctx.Value(updating{s}) != nil {
+		return ErrNestedUpdate
+	}
+	return s.Engine.Update(ctx, func(tx Tx) error {
+		return fn(context.WithValue(ctx, updating{s}, true), &guardedTx{tx})
+	})
 }
+
+// updating is the key of the ctx value that marks a function running
+// inside Update on the store it names.
+type updating struct{ s *Store }
+
+// ErrNestedUpdate is returned by an Update called with the ctx of a
+// function running inside an Update on the same store. Do the work in
+// the outer transaction.
+var ErrNestedUpdate = &portrait.Error{Code: portrait.EINTERNAL,
+	Message: "store: Update called inside an Update function on the same store; the inner transaction would wait for the outer one for ever: use the outer Tx"}
 
 // ConsentHistory implements portrait.Store.ConsentHistory. Erasure reads
 // the history too, to report what it withdrew.

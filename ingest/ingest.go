@@ -463,7 +463,7 @@ func (in *Ingester) commit(ctx context.Context, caller policy.Caller, now time.T
 	var sum Summary
 	var inserted []bool
 	var flagged int
-	err := in.store.Update(ctx, func(tx portrait.Tx) error {
+	err := in.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		sum = Summary{}
 		g, err := tx.Generation(ctx)
 		if err != nil {

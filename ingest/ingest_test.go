@@ -178,7 +178,7 @@ func TestNoPlaintextAndErasure(t *testing.T) {
 	subs, _ := e.store.Subjects(ctx, []portrait.Pseudonym{ps})
 	wrapped := subs[ps].WrappedKey
 	d := e.point.Decide(policy.Request{State: &policy.State{Pseudonym: ps}, Action: policy.Erase, Caller: policy.Caller{Role: policy.System}})
-	if err := e.store.Update(ctx, func(tx portrait.Tx) error { return tx.Erase(ctx, d.Grant) }); err != nil {
+	if err := e.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error { return tx.Erase(ctx, d.Grant) }); err != nil {
 		t.Fatal(err)
 	}
 	e.keys.Forget(ps)
@@ -323,8 +323,8 @@ type failingLog struct{ portrait.Store }
 
 type failingTx struct{ portrait.Tx }
 
-func (f failingLog) Update(ctx context.Context, fn func(portrait.Tx) error) error {
-	return f.Store.Update(ctx, func(tx portrait.Tx) error { return fn(failingTx{tx}) })
+func (f failingLog) Update(ctx context.Context, fn func(context.Context, portrait.Tx) error) error {
+	return f.Store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error { return fn(ctx, failingTx{tx}) })
 }
 
 func (failingTx) AppendLog(context.Context, []portrait.LogEntry) error {

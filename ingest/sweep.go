@@ -46,7 +46,7 @@ func (in *Ingester) sweepProfile(ctx context.Context, now time.Time) (int, error
 			}
 			bySubject[r.Pseudonym] = append(bySubject[r.Pseudonym], r.Field)
 		}
-		err = in.store.Update(ctx, func(tx portrait.Tx) error {
+		err = in.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 			for _, ps := range order {
 				d := in.point.Decide(policy.Request{State: &policy.State{Pseudonym: ps}, Action: policy.Sweep, Caller: system})
 				if !d.Allow {
@@ -145,7 +145,7 @@ func (in *Ingester) sweepEvents(ctx context.Context, now time.Time) (int, error)
 			}
 			todo = append(todo, r)
 		}
-		err = in.store.Update(ctx, func(tx portrait.Tx) error {
+		err = in.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 			for _, r := range todo {
 				if err := tx.RewriteEvent(ctx, r.g, r.id, r.sealed, r.expires); err != nil {
 					return err

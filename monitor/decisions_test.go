@@ -17,7 +17,7 @@ import (
 func (e *env) review(id, status string) {
 	e.t.Helper()
 	ctx := context.Background()
-	err := e.store.Update(ctx, func(tx portrait.Tx) error {
+	err := e.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		return tx.SetDeterminationStatus(ctx, fmt.Sprintf("d-%s-0", id), status)
 	})
 	if err != nil {

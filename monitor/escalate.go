@@ -126,7 +126,7 @@ func (m *Monitor) escalate(ctx context.Context, cat *catalog.Catalog, now time.T
 			Detail: map[string]any{"item": e.Item, "context": e.Context, "runs": e.Runs, "usecases": e.UseCases, "actions": e.Actions, "report": rep.ID}}
 	}
 	var first int64
-	err := m.deps.Store.Update(ctx, func(tx portrait.Tx) error {
+	err := m.deps.Store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		var err error
 		first, err = m.deps.Log.Append(ctx, tx, recs...)
 		return err

@@ -79,7 +79,7 @@ func (m *Monitor) fairnessHalts(ctx context.Context, cat *catalog.Catalog, now t
 		return nil
 	}
 	var first int64
-	err := m.deps.Store.Update(ctx, func(tx portrait.Tx) error {
+	err := m.deps.Store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		var err error
 		first, err = m.deps.Log.Append(ctx, tx, recs...)
 		return err

@@ -358,7 +358,7 @@ func (m *Monitor) ClearProxy(ctx context.Context, caller policy.Caller, feature,
 	}
 	now := m.now()
 	var idx int64
-	err := m.deps.Store.Update(ctx, func(tx portrait.Tx) error {
+	err := m.deps.Store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		var err error
 		idx, err = m.deps.Log.Append(ctx, tx, audit.Record{Kind: "proxy_clear", Time: now, Actor: actor(caller), Action: "clear",
 			Codes: []string{"FP-6"}, Detail: map[string]any{"feature": feature, "protected": cur.Protected, "reason": reason}})

@@ -133,7 +133,7 @@ func (e *env) putLabel(id, name string, v bool) {
 	}
 	b, _ := json.Marshal(label.Value{Label: name, Version: 1, Kind: catalog.KindRule, Bool: v, Computed: e.now})
 	g := e.grant(id, policy.Derive, "analytics")
-	err = e.store.Update(ctx, func(tx portrait.Tx) error {
+	err = e.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		return tx.PutLabels(ctx, []portrait.LabelValue{{Grant: g, Pseudonym: ps, Label: name, Version: 1,
 			Sealed: c.Seal(b, keys.LabelAD(ps, name)), Computed: e.now}})
 	})
@@ -146,7 +146,7 @@ func (e *env) putDecision(id string, n int, outcome bool) {
 	e.t.Helper()
 	ctx := context.Background()
 	g := e.grant(id, policy.Use, "service")
-	err := e.store.Update(ctx, func(tx portrait.Tx) error {
+	err := e.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		return tx.PutDetermination(ctx, portrait.StoredDetermination{Grant: g, ID: fmt.Sprintf("d-%s-%d", id, n), Pseudonym: e.keys.Pseudonym(id),
 			UseCase: "loan", Model: "loan_score", ModelVersion: 1, Outcome: outcome, Score: map[bool]float64{true: 0.7, false: 0.3}[outcome],
 			InputHash: "h", Status: "automated", Created: e.now})

@@ -123,7 +123,7 @@ func (m *Monitor) PutProtected(ctx context.Context, caller policy.Caller, subjec
 		b, _ := json.Marshal(attrs[n])
 		vals[i] = portrait.ProtectedValue{Pseudonym: ps, Attribute: n, Sealed: c.Seal(b, protectedAD(ps, n))}
 	}
-	return m.deps.Store.Update(ctx, func(tx portrait.Tx) error {
+	return m.deps.Store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		if len(fresh) > 0 {
 			if err := tx.EnsureSubjects(ctx, fresh); err != nil {
 				return err
@@ -167,7 +167,7 @@ func (m *Monitor) ReadProtected(ctx context.Context, caller policy.Caller, subje
 		names = append(names, n)
 	}
 	slices.Sort(names)
-	err = m.deps.Store.Update(ctx, func(tx portrait.Tx) error {
+	err = m.deps.Store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		_, err := m.deps.Log.Append(ctx, tx, audit.Record{Kind: "protected_access", Time: m.now(), Actor: actor(caller), Pseudonym: ps,
 			Action: "read", Codes: []string{"FP-2"}, Detail: map[string]any{"attributes": names}})
 		return err

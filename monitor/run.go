@@ -233,7 +233,7 @@ func (m *Monitor) collectPart(ctx context.Context, now time.Time, keep func(pseu
 		}
 	}
 	if p.withValues > 0 {
-		err := m.deps.Store.Update(ctx, func(tx portrait.Tx) error {
+		err := m.deps.Store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 			_, err := m.deps.Log.Append(ctx, tx, audit.Record{Kind: "protected_access", Time: now, Actor: actor(engine), Action: "read",
 				Codes: []string{"FP-2"}, Detail: map[string]any{"subjects": p.withValues, "attributes": ProtectedFields(cat), "purpose": "fairness monitor"}})
 			return err
@@ -819,7 +819,7 @@ func (m *Monitor) record(ctx context.Context, now time.Time, rep *Report, flags 
 			Detail: map[string]any{"feature": f.Feature, "protected": f.Protected, "measure": f.Measure, "value": f.Value, "subjects": f.Subjects, "report": rep.ID}})
 	}
 	var first int64
-	err := m.deps.Store.Update(ctx, func(tx portrait.Tx) error {
+	err := m.deps.Store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		var err error
 		first, err = m.deps.Log.Append(ctx, tx, recs...)
 		return err

@@ -14,7 +14,7 @@ import (
 // portrait.Tx, since the callback's type is fixed by the composite.
 type Store interface {
 	audit.KindReader // the log, read verified
-	Update(ctx context.Context, fn func(portrait.Tx) error) error
+	Update(ctx context.Context, fn func(context.Context, portrait.Tx) error) error
 	Subjects(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym]portrait.SubjectKey, error)
 	States(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym]*policy.State, error)
 	Suspensions(ctx context.Context) ([]policy.Suspension, error)

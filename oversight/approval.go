@@ -316,7 +316,7 @@ func authors(cats []catalogRecord) map[int64]string {
 // use-cases of the loaded catalog that are not approved.
 func (s *Service) Sync(ctx context.Context) error {
 	cat := s.point.Catalog()
-	err := s.store.Update(ctx, func(tx portrait.Tx) error {
+	err := s.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		n, err := tx.LogSize(ctx)
 		if err != nil {
 			return fmt.Errorf("log size: %w", err)
@@ -514,7 +514,7 @@ func (s *Service) countersignRecord(by string, d RegulatorDecision, doc []byte) 
 func (s *Service) decide(ctx context.Context, request int64, build func(*approvalState, catalogRecord) (audit.Record, error)) (ChangeRequest, error) {
 	cat := s.point.Catalog()
 	var out ChangeRequest
-	err := s.store.Update(ctx, func(tx portrait.Tx) error {
+	err := s.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		n, err := tx.LogSize(ctx)
 		if err != nil {
 			return fmt.Errorf("log size: %w", err)

@@ -19,7 +19,7 @@ func BenchmarkStartScan(b *testing.B) {
 		recs[i] = audit.Record{Kind: "decision", Pseudonym: "0123456789abcdef0123456789abcdef", Purpose: "credit", Digest: "ab"}
 	}
 	for range 100 {
-		if err := e.store.Update(ctx, func(tx portrait.Tx) error { _, err := e.log.Append(ctx, tx, recs...); return err }); err != nil {
+		if err := e.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error { _, err := e.log.Append(ctx, tx, recs...); return err }); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -100,7 +100,7 @@ func (s *Service) ReportBreach(ctx context.Context, caller policy.Caller, in Bre
 	}
 	c := portrait.Case{ID: b.ID, Pseudonym: NoSubject, Type: TypeBreach, Status: statusNotified, Created: b.Reported, Closed: b.Reported,
 		Deadline: b.Reported, Outcome: string(body)}
-	err = s.store.Update(ctx, func(tx portrait.Tx) error {
+	err = s.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		idx, err := s.log.Append(ctx, tx, audit.Record{Kind: TypeBreach, Time: b.Reported, Actor: b.By, Action: "notify", Digest: digest(b.Input),
 			Codes: []string{"RO-3"}, Detail: map[string]any{"case": b.ID, "categories": in.Categories}})
 		if err != nil {

@@ -53,7 +53,7 @@ func (s *Service) Routed(ctx context.Context, id, text string, created, deadline
 		return err
 	}
 	c := portrait.Case{ID: id, Pseudonym: NoSubject, Type: TypeComplaint, Status: statusOpen, Created: created.UTC(), Deadline: deadline.UTC(), Reason: sealed}
-	err = s.store.Update(ctx, func(tx portrait.Tx) error {
+	err = s.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		idx, err := s.log.Append(ctx, tx, audit.Record{Kind: "report", Time: s.now(), Actor: "regulator", Action: "route", Digest: digest(ReportInput{Description: text}),
 			Codes: []string{"RO-8"}, Detail: map[string]any{"case": id, "deadline": c.Deadline}})
 		if err != nil {
@@ -75,7 +75,7 @@ func (s *Service) Settled(ctx context.Context, id string, closed time.Time) erro
 		return err
 	}
 	c.Status, c.Closed = statusClosed, closed.UTC()
-	err = s.store.Update(ctx, func(tx portrait.Tx) error {
+	err = s.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		if _, err := s.log.Append(ctx, tx, audit.Record{Kind: "report", Time: s.now(), Actor: "regulator", Action: "close",
 			Codes: []string{"RO-8"}, Detail: map[string]any{"case": id}}); err != nil {
 			return err
@@ -102,7 +102,7 @@ func (s *Service) answerComplaint(ctx context.Context, caller policy.Caller, c p
 		return Report{}, &portrait.Error{Code: portrait.EUNAVAILABLE, Requirement: "RO-8", Message: "the regulator did not take the answer; try again: " + err.Error()}
 	}
 	c.Status, c.Outcome = statusAwaiting, answer
-	err := s.store.Update(ctx, func(tx portrait.Tx) error {
+	err := s.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		if _, err := s.log.Append(ctx, tx, audit.Record{Kind: "report", Time: s.now(), Actor: actor(caller), Action: "answer",
 			Digest: digest(answer), Codes: []string{"RO-8"}, Detail: map[string]any{"case": c.ID, "to": "regulator"}}); err != nil {
 			return err

@@ -156,7 +156,7 @@ func (s *Service) RecordCatalog(ctx context.Context) error {
 	if last, ok := s.lastCatalog(); ok && last.Digest == d {
 		return nil
 	}
-	err := s.store.Update(ctx, func(tx portrait.Tx) error {
+	err := s.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		// LogSize locks the log head: no other node can record a catalog
 		// between the check and the append, so each change is logged once.
 		n, err := tx.LogSize(ctx)

@@ -94,7 +94,7 @@ func (s *Service) Report(ctx context.Context, client string, in ReportInput) (Re
 	}
 	c := portrait.Case{ID: id, Pseudonym: NoSubject, Type: TypeReport, Status: statusOpen, Created: now,
 		Deadline: s.opts.ReportDeadline.After(now), Reason: sealed}
-	err = s.store.Update(ctx, func(tx portrait.Tx) error {
+	err = s.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		idx, err := s.log.Append(ctx, tx, audit.Record{Kind: "report", Time: now, Actor: "public", Action: "open", Digest: digest(in),
 			Codes: []string{"RO-8"}, Detail: map[string]any{"case": id, "deadline": c.Deadline}})
 		if err != nil {
@@ -191,7 +191,7 @@ func (s *Service) Answer(ctx context.Context, caller policy.Caller, id, answer s
 		return Report{}, portrait.Errorf(portrait.ECONFLICT, "report %s is already answered", id)
 	}
 	c.Status, c.Outcome, c.Closed = statusAnswered, answer, s.now()
-	err = s.store.Update(ctx, func(tx portrait.Tx) error {
+	err = s.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		if _, err := s.log.Append(ctx, tx, audit.Record{Kind: "report", Time: c.Closed, Actor: actor(caller), Action: "answer",
 			Digest: digest(answer), Codes: []string{"RO-8"}, Detail: map[string]any{"case": id}}); err != nil {
 			return err

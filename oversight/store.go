@@ -14,7 +14,7 @@ import (
 // composite.
 type Store interface {
 	audit.KindReader // the log, read verified and signed
-	Update(ctx context.Context, fn func(portrait.Tx) error) error
+	Update(ctx context.Context, fn func(context.Context, portrait.Tx) error) error
 	Suspensions(ctx context.Context) ([]policy.Suspension, error)
 	Cases(ctx context.Context, pseudonym portrait.Pseudonym) ([]portrait.Case, error)
 	Reviews(ctx context.Context, status string) ([]portrait.Review, error)

@@ -176,6 +176,9 @@ func (db *engine) Update(ctx context.Context, fn func(guard.Tx) error) error {
 type txn struct {
 	tables.Tx
 	tx pgx.Tx
+	// head is the log's size in the transaction, once read (known).
+	head  int64
+	known bool
 }
 
 // querier is what the pool and a transaction share, so that reads run the

@@ -102,7 +102,7 @@ func TestOpenMigratesOnce(t *testing.T) {
 		}
 		defer dbs[i].Close()
 	}
-	err := dbs[0].Update(ctx, func(tx portrait.Tx) error { return tx.SaveCheckpoint(ctx, []byte("kept")) })
+	err := dbs[0].Update(ctx, func(ctx context.Context, tx portrait.Tx) error { return tx.SaveCheckpoint(ctx, []byte("kept")) })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,30 +35,6 @@ func (tx *txn) bump(ctx context.Context) error {
 	return nil
 }
 
-// EnsureSubjects implements guard.Tx.EnsureSubjects.
-func (tx *txn) EnsureSubjects(ctx context.Context, subjects []portrait.SubjectKey) error {
-	if len(subjects) == 0 {
-		return nil
-	}
-	now := time.Now()
-	b := &pgx.Batch{}
-	for _, s := range subjects {
-		if s.Pseudonym == "" || len(s.WrappedKey) == 0 {
-			return portrait.Errorf(portrait.EINVALID, "ensure subject %q: a subject needs a pseudonym and a wrapped data key", s.Pseudonym)
-		}
-		created := s.Created
-		if created.IsZero() {
-			created = now
-		}
-		b.Queue(`INSERT INTO subjects (pseudonym, wrapped_key, sealed_id, created) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
-			s.Pseudonym, s.WrappedKey, s.SealedID, created)
-	}
-	if err := tx.tx.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("ensure subjects: %w", err)
-	}
-	return nil
-}
-
 // InsertEvents implements guard.Tx.InsertEvents. Every grant is checked
 // before anything is written. Duplicates within the batch are found here;
 // large batches are copied into a temporary table and inserted from it
@@ -270,13 +246,19 @@ func (tx *txn) Erase(ctx context.Context, pseudonym portrait.Pseudonym) error {
 }
 
 // LogSize implements guard.Tx.LogSize. It locks the log head row until
-// the transaction ends, which serialises appenders on every node.
+// the transaction ends, which serialises appenders on every node. The
+// row is read once per transaction: it cannot move under the lock but
+// through this transaction's own AppendLog, which advances the size kept.
+// Other nodes move it between transactions, so nothing is kept across
+// them.
 func (tx *txn) LogSize(ctx context.Context) (int64, error) {
-	var n int64
-	if err := tx.tx.QueryRow(ctx, `SELECT size FROM log_head FOR UPDATE`).Scan(&n); err != nil {
-		return 0, fmt.Errorf("lock log head: %w", err)
+	if !tx.known {
+		if err := tx.tx.QueryRow(ctx, `SELECT size FROM log_head FOR UPDATE`).Scan(&tx.head); err != nil {
+			return 0, fmt.Errorf("lock log head: %w", err)
+		}
+		tx.known = true
 	}
-	return n, nil
+	return tx.head, nil
 }
 
 // LogHashes implements guard.Tx.LogHashes; it sees entries appended
@@ -308,16 +290,6 @@ func (tx *txn) AppendLog(ctx context.Context, entries []portrait.LogEntry) error
 	if _, err := tx.tx.Exec(ctx, `UPDATE log_head SET size = $1`, size+int64(len(entries))); err != nil {
 		return fmt.Errorf("append log: advance head: %w", err)
 	}
-	return nil
-}
-
-// SaveCheckpoint implements guard.Tx.SaveCheckpoint.
-func (tx *txn) SaveCheckpoint(ctx context.Context, note []byte) error {
-	if len(note) == 0 {
-		return portrait.Errorf(portrait.EINVALID, "save checkpoint: the note is empty")
-	}
-	if _, err := tx.tx.Exec(ctx, `INSERT INTO checkpoints (note, created) VALUES ($1, now())`, note); err != nil {
-		return fmt.Errorf("save checkpoint: %w", err)
-	}
+	tx.head = size + int64(len(entries))
 	return nil
 }

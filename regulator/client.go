@@ -326,7 +326,7 @@ func (l *Link) Catchup(ctx context.Context, store EngineStore) ([]portrait.LogEn
 			return nil, fmt.Errorf("witnessed entry %d: %w", entries[i].Index, err)
 		}
 	}
-	err = store.Update(ctx, func(tx portrait.Tx) error {
+	err = store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		if m, err := tx.LogSize(ctx); err != nil || m != n {
 			return fmt.Errorf("the log grew from %d to %d during catch-up: %v", n, m, err)
 		}

@@ -36,7 +36,7 @@ type Takeover interface {
 type EngineStore interface {
 	audit.Reader
 	LogEntriesOfKind(ctx context.Context, kinds []string, from, to int64) ([]portrait.LogEntry, error)
-	Update(ctx context.Context, fn func(portrait.Tx) error) error
+	Update(ctx context.Context, fn func(context.Context, portrait.Tx) error) error
 }
 
 // Countersigning is what the regulator's countersignature of high-tier
@@ -303,7 +303,7 @@ func (e *Enforcer) apply(ctx context.Context, o Order) (int64, error) {
 	body, _ := json.Marshal(o)
 	sum := sha256.Sum256(body)
 	var idx int64
-	err = e.Store.Update(ctx, func(tx portrait.Tx) error {
+	err = e.Store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		var err error
 		idx, err = e.Log.Append(ctx, tx, audit.Record{Kind: orderKind, Actor: "regulator:" + o.IssuedBy, Action: "apply", Digest: hex.EncodeToString(sum[:]),
 			Codes: []string{"RO-6"}, Detail: map[string]any{"order": o.ID, "kind": o.Kind, "target_kind": o.Target.Kind, "target": o.Target.ID,
@@ -343,7 +343,7 @@ func (e *Enforcer) Reapply(ctx context.Context, r audit.Record) error {
 		}
 	}
 	var idx int64
-	err := e.Store.Update(ctx, func(tx portrait.Tx) error {
+	err := e.Store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		var err error
 		idx, err = e.Log.Append(ctx, tx, audit.Record{Kind: orderKind, Actor: "system:restore", Action: "reapply", Digest: r.Digest,
 			Codes: []string{"RO-6"}, Detail: map[string]any{"order": id, "kind": kind}})

@@ -32,7 +32,7 @@ type DB interface {
 	APIKey(ctx context.Context, hash []byte) (portrait.APIKey, error)
 	// SessionEnded reports console sessions signed out (portrait.Store).
 	SessionEnded(ctx context.Context, issued time.Time, ids ...[]byte) (bool, error)
-	Update(ctx context.Context, fn func(portrait.Tx) error) error
+	Update(ctx context.Context, fn func(context.Context, portrait.Tx) error) error
 }
 
 // Node is a regulator node.
@@ -59,11 +59,11 @@ func New(db DB, log *audit.Log, cosigner *witness.Signer) *Node {
 func (n *Node) WitnessKey() string { return n.cosigner.VerifierKey() }
 
 // record appends rec to the node's own log.
-func (n *Node) record(ctx context.Context, rec audit.Record, also func(portrait.Tx) error) (int64, error) {
+func (n *Node) record(ctx context.Context, rec audit.Record, also func(context.Context, portrait.Tx) error) (int64, error) {
 	var idx int64
-	err := n.db.Update(ctx, func(tx portrait.Tx) error {
+	err := n.db.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		if also != nil {
-			if err := also(tx); err != nil {
+			if err := also(ctx, tx); err != nil {
 				return err
 			}
 		}
@@ -136,7 +136,7 @@ func (n *Node) EnsureAdmin(ctx context.Context, name, key string) error {
 func (n *Node) putKey(ctx context.Context, by policy.Caller, name string, role policy.Role, key string) error {
 	_, err := n.record(ctx, audit.Record{Kind: "apikey", Actor: actor(by), Action: "create",
 		Detail: map[string]any{"id": name, "role": string(role)}},
-		func(tx portrait.Tx) error {
+		func(ctx context.Context, tx portrait.Tx) error {
 			return tx.PutAPIKey(ctx, portrait.APIKey{ID: name, Name: name, Hash: hash(key), Role: role, Created: n.now()})
 		})
 	if portrait.ErrorCode(err) == portrait.ECONFLICT {

@@ -406,7 +406,7 @@ func (n *Node) screenRoutes(mux *http.ServeMux, logger *slog.Logger) {
 	mux.HandleFunc("POST /console/signout", console(func(w http.ResponseWriter, r *http.Request, p page) error {
 		ck, _ := r.Cookie(sessionCookie) // console has checked it
 		exp := n.now().Add(sessionTTL)
-		_, err := n.record(r.Context(), audit.Record{Kind: "console", Time: n.now(), Actor: actor(p.Caller), Action: "signout"}, func(tx portrait.Tx) error {
+		_, err := n.record(r.Context(), audit.Record{Kind: "console", Time: n.now(), Actor: actor(p.Caller), Action: "signout"}, func(ctx context.Context, tx portrait.Tx) error {
 			return tx.EndSessions(r.Context(), keys.SessionID(ck.Value), exp, exp)
 		})
 		if err != nil {

@@ -23,7 +23,7 @@ type Deps struct {
 // uses; any portrait.Store is one. Update's transaction is the whole
 // portrait.Tx, since the callback's type is fixed by the composite.
 type Store interface {
-	Update(ctx context.Context, fn func(portrait.Tx) error) error
+	Update(ctx context.Context, fn func(context.Context, portrait.Tx) error) error
 	DeterminationByID(ctx context.Context, id string) (portrait.StoredDetermination, error)
 	Determinations(ctx context.Context, g policy.Grant) ([]portrait.StoredDetermination, error)
 	LogSize(ctx context.Context) (int64, error)

@@ -164,7 +164,7 @@ func (s *Service) Appeal(ctx context.Context, caller policy.Caller, decision, ki
 	}
 	rec := audit.Record{Kind: "review", Time: now, Actor: actor(caller), Pseudonym: d.Pseudonym, Action: kind,
 		Detail: map[string]any{"review": r.ID, "decision": d.ID, "usecase": d.UseCase, "deadline": r.Deadline.Format(time.RFC3339)}}
-	err = s.store.Update(ctx, func(tx portrait.Tx) error {
+	err = s.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		if err := tx.PutReview(ctx, r); err != nil {
 			return err
 		}
@@ -260,7 +260,7 @@ func (s *Service) Case(ctx context.Context, caller policy.Caller, id string) (Ca
 	}
 	rec := audit.Record{Kind: "review", Time: s.now(), Actor: actor(caller), Pseudonym: r.Pseudonym, Action: "view",
 		Detail: map[string]any{"review": r.ID, "decision": r.DeterminationID}}
-	err = s.store.Update(ctx, func(tx portrait.Tx) error { _, err := s.log.Append(ctx, tx, rec); return err })
+	err = s.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error { _, err := s.log.Append(ctx, tx, rec); return err })
 	if err != nil {
 		return Case{}, failClosed("record case view", err)
 	}
@@ -370,7 +370,7 @@ func (s *Service) Conclude(ctx context.Context, caller policy.Caller, id, outcom
 	sum := sha256.Sum256([]byte(reason))
 	rec := audit.Record{Kind: "review", Time: now, Actor: actor(caller), Pseudonym: r.Pseudonym, Action: outcome, Digest: hex.EncodeToString(sum[:]),
 		Detail: map[string]any{"review": r.ID, "decision": r.DeterminationID, "usecase": r.UseCase, "late": now.After(r.Deadline)}}
-	err = s.store.Update(ctx, func(tx portrait.Tx) error {
+	err = s.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		// The status read above may be stale by now: CloseReview checks it
 		// again inside this transaction, so of two concurrent outcomes
 		// exactly one is stored and logged; the other gets ECONFLICT.

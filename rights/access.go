@@ -331,7 +331,7 @@ func (s *Service) access(ctx context.Context, caller policy.Caller, pseudonym po
 	}
 	sum := sha256.Sum256(raw)
 	c = fulfil(c, s.now(), fmt.Sprintf("%d events, %d profile fields, %d labels", len(doc.Events), len(doc.Profile), len(doc.Labels)), 0)
-	err = s.store.Update(ctx, func(tx portrait.Tx) error {
+	err = s.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		idx, err := s.log.Append(ctx, tx, audit.Record{Kind: "access", Time: c.Closed, Actor: actor(caller), Pseudonym: pseudonym,
 			Action: typ, Digest: hex.EncodeToString(sum[:]), Detail: map[string]any{"case": c.ID}})
 		if err != nil {

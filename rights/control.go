@@ -123,7 +123,7 @@ func (s *Service) Correct(ctx context.Context, caller policy.Caller, pseudonym p
 	pv := portrait.ProfileValue{Field: field, Sealed: ci.Seal(b, keys.ProfileAD(pseudonym, field)), Source: "correction",
 		Updated: at, Expires: at.Add(time.Duration(f.Retention))}
 	c = fulfil(c, at, "corrected field "+field, 0)
-	err = s.store.Update(ctx, func(tx portrait.Tx) error {
+	err = s.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		if err := tx.PutProfile(ctx, g, []portrait.ProfileValue{pv}); err != nil {
 			return err
 		}

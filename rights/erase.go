@@ -202,7 +202,7 @@ func (s *Service) Erase(ctx context.Context, caller policy.Caller, pseudonym por
 		return nil, s.finish(ctx, c, "", err)
 	}
 	c = fulfil(c, s.now(), removed.Summary(), 0)
-	err = s.store.Update(ctx, func(tx portrait.Tx) error {
+	err = s.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		if err := tx.Erase(ctx, g); err != nil {
 			return err
 		}

@@ -195,7 +195,7 @@ func (s *Service) finish(ctx context.Context, c portrait.Case, outcome string, e
 		// The store or log failed: nothing happened, and nothing to track.
 		return err
 	}
-	if perr := s.store.Update(ctx, func(tx portrait.Tx) error { return tx.PutCase(ctx, c) }); perr != nil {
+	if perr := s.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error { return tx.PutCase(ctx, c) }); perr != nil {
 		if err != nil {
 			return err
 		}
@@ -316,7 +316,7 @@ func (s *Service) Request(ctx context.Context, caller policy.Caller, pseudonym p
 		return portrait.Case{}, err
 	}
 	c := s.newCase(pseudonym, typ)
-	err := s.store.Update(ctx, func(tx portrait.Tx) error {
+	err := s.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		idx, err := s.log.Append(ctx, tx, audit.Record{Kind: "request", Time: c.Created, Actor: actor(caller), Pseudonym: pseudonym,
 			Action: typ, Detail: map[string]any{"case": c.ID, "deadline": c.Deadline}})
 		if err != nil {
@@ -360,7 +360,7 @@ func (s *Service) Close(ctx context.Context, caller policy.Caller, id string, re
 		} else {
 			c.Status, c.Outcome = StatusFulfilled, text
 		}
-		err := s.store.Update(ctx, func(tx portrait.Tx) error {
+		err := s.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 			if _, err := s.log.Append(ctx, tx, audit.Record{Kind: "request", Time: c.Closed, Actor: actor(caller), Pseudonym: c.Pseudonym,
 				Action: "close", Detail: map[string]any{"case": c.ID, "status": c.Status}}); err != nil {
 				return err

@@ -178,7 +178,7 @@ func (e *env) putLabel(t testing.TB, p portrait.Pseudonym, id string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = e.store.Update(ctx, func(tx portrait.Tx) error {
+	err = e.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		return tx.PutLabels(ctx, []portrait.LabelValue{{Grant: d.Grant, Pseudonym: portrait.Pseudonym(p), Label: id, Version: 1, Sealed: sealed, Computed: e.now}})
 	})
 	if err != nil {
@@ -662,7 +662,7 @@ func TestCasesAndDeadlines(t *testing.T) {
 		// subject request: closing it here would overwrite its record.
 		other := portrait.Case{ID: "vr-1", Pseudonym: "-", Type: "violation_report", Status: rights.StatusOpen,
 			Created: clock, Deadline: clock.AddDate(0, 0, 21)}
-		if err := e.store.Update(ctx, func(tx portrait.Tx) error { return tx.PutCase(ctx, other) }); err != nil {
+		if err := e.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error { return tx.PutCase(ctx, other) }); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := e.svc.Close(ctx, operator, other.ID, false, "handled"); code(err) != portrait.EINVALID {
@@ -893,7 +893,7 @@ func TestExportListsDelivered(t *testing.T) {
 		// The record delivery.Dispatcher appends when a subject joins a
 		// destination's audience.
 		joined := func(subject, dst string) {
-			err := e.store.Update(ctx, func(tx portrait.Tx) error {
+			err := e.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 				_, err := e.log.Append(ctx, tx, audit.Record{Kind: "delivery", Actor: "system:delivery", Action: "joined", Pseudonym: portrait.Pseudonym(subject), Purpose: "personalization",
 					Detail: map[string]any{"destination": dst, "audience": "sports", "purpose": "personalization", "output": "pseudonymous"}})
 				return err

@@ -33,7 +33,7 @@ func TestAccessLog(t *testing.T) {
 	ctx := context.Background()
 	const key, rawID = "secret-key-of-wang", "raw-subject-id-5150"
 	sum := sha256.Sum256([]byte(key))
-	if err := h.store.Update(ctx, func(tx portrait.Tx) error {
+	if err := h.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		return tx.PutAPIKey(ctx, portrait.APIKey{ID: "k1", Name: "growth/wang", Hash: sum[:], Role: policy.Operator, Created: time.Now()})
 	}); err != nil {
 		t.Fatal(err)

@@ -44,7 +44,7 @@ func (h *harness) addKey(role policy.Role, id string) string {
 	h.t.Helper()
 	key := "key-" + id
 	sum := sha256.Sum256([]byte(key))
-	err := h.store.Update(context.Background(), func(tx portrait.Tx) error {
+	err := h.store.Update(context.Background(), func(ctx context.Context, tx portrait.Tx) error {
 		return tx.PutAPIKey(context.Background(), portrait.APIKey{ID: id, Hash: sum[:], Role: role, Created: time.Now()})
 	})
 	if err != nil {

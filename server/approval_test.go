@@ -30,7 +30,7 @@ func (h *harness) namedKey(name string, role policy.Role) string {
 	key := "test-" + strings.ReplaceAll(name, "/", "-")
 	sum := sha256.Sum256([]byte(key))
 	ctx := context.Background()
-	err := h.store.Update(ctx, func(tx portrait.Tx) error {
+	err := h.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		return tx.PutAPIKey(ctx, portrait.APIKey{ID: key, Name: name, Hash: sum[:], Role: role, Created: time.Now()})
 	})
 	if err != nil {

@@ -25,7 +25,7 @@ func TestConsoleEntryCosigned(t *testing.T) {
 	}
 	publish := func(msg []byte) {
 		t.Helper()
-		if err := h.store.Update(ctx, func(tx portrait.Tx) error { return tx.SaveCheckpoint(ctx, msg) }); err != nil {
+		if err := h.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error { return tx.SaveCheckpoint(ctx, msg) }); err != nil {
 			t.Fatal(err)
 		}
 	}

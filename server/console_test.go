@@ -78,7 +78,7 @@ func consoleHarnessOn(t *testing.T, h *harness) (_ *harness, base, daveReview, e
 		t.Fatal(err)
 	}
 	rv.Deadline = time.Now().Add(-26 * time.Hour)
-	if err := h.store.Update(ctx, func(tx portrait.Tx) error { return tx.PutReview(ctx, rv) }); err != nil {
+	if err := h.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error { return tx.PutReview(ctx, rv) }); err != nil {
 		t.Fatal(err)
 	}
 	return h, consoleURL(h), daveReview, erinReview

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/ed25519"
 	"encoding/base64"
 	"errors"
@@ -237,9 +238,9 @@ func (s *Server) postToken(w http.ResponseWriter, r *http.Request, c policy.Call
 // must not act if it fails (invariant 3).
 func (s *Server) record(r *http.Request, rec audit.Record) (int64, error) {
 	var idx int64
-	err := s.cfg.Store.Update(r.Context(), func(tx portrait.Tx) error {
+	err := s.cfg.Store.Update(r.Context(), func(ctx context.Context, tx portrait.Tx) error {
 		var err error
-		idx, err = s.cfg.Log.Append(r.Context(), tx, rec)
+		idx, err = s.cfg.Log.Append(ctx, tx, rec)
 		return err
 	})
 	if err != nil {

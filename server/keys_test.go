@@ -130,7 +130,7 @@ func TestStaffKeys(t *testing.T) {
 		// Expired keys get 401.
 		ctx := context.Background()
 		sum = sha256.Sum256([]byte("expired-key"))
-		err := h.store.Update(ctx, func(tx portrait.Tx) error {
+		err := h.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 			return tx.PutAPIKey(ctx, portrait.APIKey{ID: "k-exp", Name: "ops/old", Hash: sum[:], Role: policy.Operator,
 				Created: time.Now().Add(-time.Hour), Expires: time.Now().Add(-time.Second)})
 		})

@@ -84,7 +84,7 @@ func TestMonitorAPI(t *testing.T) {
 			st, _ := h.store.States(ctx, []portrait.Pseudonym{ps})
 			d := h.point.Decide(policy.Request{State: st[ps], Action: policy.Derive, Purpose: "analytics", Caller: policy.Caller{Role: policy.System, ID: "test"}})
 			b, _ := json.Marshal(label.Value{Label: "loyal", Kind: catalog.KindRule, Bool: i%2 == 0})
-			err = h.store.Update(ctx, func(tx portrait.Tx) error {
+			err = h.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 				return tx.PutLabels(ctx, []portrait.LabelValue{{Grant: d.Grant, Pseudonym: ps, Label: "loyal", Version: 1, Sealed: c.Seal(b, []byte(ps+"/label/loyal")), Computed: time.Now()}})
 			})
 			if err != nil {

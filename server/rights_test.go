@@ -75,7 +75,7 @@ func (h *harness) putLabelMet(p portrait.Pseudonym, id string, met bool) {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	err = h.store.Update(ctx, func(tx portrait.Tx) error {
+	err = h.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		return tx.PutLabels(ctx, []portrait.LabelValue{{Grant: d.Grant, Pseudonym: portrait.Pseudonym(p), Label: id, Version: 1, Sealed: sealed, Computed: now}})
 	})
 	if err != nil {

@@ -173,7 +173,7 @@ func newHarnessOn(t testing.TB, store portrait.Store, opts ...func(*server.Confi
 	for _, role := range policy.Roles {
 		key := "test-" + string(role)
 		sum := sha256.Sum256([]byte(key))
-		err := store.Update(ctx, func(tx portrait.Tx) error {
+		err := store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 			return tx.PutAPIKey(ctx, portrait.APIKey{ID: string(role) + "-1", Hash: sum[:], Role: role, Created: time.Now()})
 		})
 		if err != nil {

@@ -47,7 +47,7 @@ func (s *Server) checkSubjectToken(ctx context.Context, tok string) (keys.Token,
 // endSession ends one session (a subject token or a console cookie) on
 // every node, with an audit record of it in the same transaction.
 func (s *Server) endSession(ctx context.Context, session string, expires time.Time, rec audit.Record) error {
-	err := s.cfg.Store.Update(ctx, func(tx portrait.Tx) error {
+	err := s.cfg.Store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		if err := tx.EndSessions(ctx, keys.SessionID(session), expires, expires); err != nil {
 			return err
 		}

@@ -18,6 +18,7 @@ import (
 	portrait "github.com/portrait-dev/portrait"
 	"github.com/portrait-dev/portrait/audit"
 	"github.com/portrait-dev/portrait/guard"
+	"github.com/portrait-dev/portrait/sqlite/sqlitetest"
 )
 
 func openTest(tb testing.TB) *engine {
@@ -60,9 +61,10 @@ func stored(t *testing.T, db *engine, p string) bool {
 // value it panicked with, and the error of the update that held the
 // writer (which stores subject "holder").
 type outcome struct {
-	errs   []error
-	panics []any
-	holder error
+	errs        []error
+	panics      []any
+	holder      error
+	holderPanic any
 }
 
 // grouped runs the updates concurrently in one commit group, as far as
@@ -77,18 +79,28 @@ func grouped(t *testing.T, db *engine, fns ...func(guard.Tx) error) outcome {
 // groupedCtx is grouped with a ctx per update (nil: Background).
 func groupedCtx(t *testing.T, db *engine, ctxs []context.Context, fns ...func(guard.Tx) error) outcome {
 	t.Helper()
+	return groupedWith(t, db, subject("holder"), ctxs, fns...)
+}
+
+// groupedWith is groupedCtx with the holding update's function, which
+// runs first in the group, once the others are queued.
+func groupedWith(t *testing.T, db *engine, hold func(guard.Tx) error, ctxs []context.Context, fns ...func(guard.Tx) error) outcome {
+	t.Helper()
 	db.group.groupWork = time.Hour
 	deadline := time.Now().Add(10 * time.Second)
-	release := make(chan struct{})
-	holder := make(chan error, 1)
+	release, running := make(chan struct{}), make(chan struct{})
+	holder, holderPanic := make(chan error, 1), make(chan any, 1)
 	go func() {
-		holder <- db.Update(context.Background(), func(tx guard.Tx) error {
+		defer func() { holderPanic <- recover() }()
+		var err error
+		defer func() { holder <- err }()
+		err = db.Update(context.Background(), func(tx guard.Tx) error {
+			close(running)
 			<-release
-			return subject("holder")(tx)
+			return hold(tx)
 		})
 	}()
-	for waitFor(t, db, deadline, func(c *committer) bool { return c.runner.Load() == 0 }) {
-	}
+	<-running
 	errs, panics := make([]error, len(fns)), make([]any, len(fns))
 	var wg sync.WaitGroup
 	for i, fn := range fns {
@@ -108,7 +120,8 @@ func groupedCtx(t *testing.T, db *engine, ctxs []context.Context, fns ...func(gu
 	}
 	close(release)
 	wg.Wait()
-	return outcome{errs, panics, <-holder}
+	// On runtime.Goexit too the holder's deferred sends run.
+	return outcome{errs, panics, <-holder, <-holderPanic}
 }
 
 // waitFor reports whether still(c) holds, after a short sleep; it fails
@@ -420,35 +433,6 @@ func TestGroupCommitTransactionLost(t *testing.T) {
 	}
 }
 
-// A nested Update is refused with ErrNestedUpdate, not deadlocked; the
-// outer one decides what to do with the error.
-func TestNestedUpdateRefused(t *testing.T) {
-	ctx := context.Background()
-	db := openTest(t)
-	var inner error
-	err := db.Update(ctx, func(tx guard.Tx) error {
-		inner = db.Update(ctx, subject("inner"))
-		return subject("outer")(tx)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !errors.Is(inner, ErrNestedUpdate) {
-		t.Errorf("nested update: %v, want ErrNestedUpdate", inner)
-	}
-	if !stored(t, db, "outer") || stored(t, db, "inner") {
-		t.Error("want the outer subject stored and the inner one not")
-	}
-	// Nesting inside a follower's function, run by another goroutine's
-	// group, is refused too.
-	o := grouped(t, db, func(tx guard.Tx) error {
-		return db.Update(ctx, subject("inner2"))
-	})
-	if !errors.Is(o.errs[0], ErrNestedUpdate) || o.holder != nil {
-		t.Errorf("nested update in a group: %v (holder %v), want ErrNestedUpdate", o.errs[0], o.holder)
-	}
-}
-
 // Invariant 3 with a real audit.Log: two functions in one group append,
 // the first is rolled back to its savepoint after appending, the second's
 // records take its indexes; the log verifies with tlog and the second's
@@ -504,3 +488,220 @@ func TestGroupCommitAuditRollback(t *testing.T) {
 	}
 	verifyLog(t, db, log, 8)
 }
+
+// The first function of a transaction runs without a savepoint; the ones
+// that join it each run inside one.
+func TestGroupCommitFirstRunsBare(t *testing.T) {
+	db := openTest(t)
+	// ROLLBACK TO a savepoint that does not exist fails: it tells a bare
+	// function from one inside the group's savepoint.
+	inSavepoint := func(tx guard.Tx) bool {
+		_, err := tx.(*txn).tx.ExecContext(context.Background(), `ROLLBACK TO member`)
+		return err == nil
+	}
+	var lone bool
+	if err := db.Update(context.Background(), func(tx guard.Tx) error { lone = inSavepoint(tx); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if lone {
+		t.Error("a lone caller ran inside a savepoint")
+	}
+	var joined bool
+	o := grouped(t, db, func(tx guard.Tx) error { joined = inSavepoint(tx); return subject("a")(tx) })
+	if o.holder != nil || o.errs[0] != nil {
+		t.Fatalf("errors %v, holder %v", o.errs, o.holder)
+	}
+	if !joined {
+		t.Error("a caller that joined a group ran without a savepoint")
+	}
+}
+
+// Invariant 3: the first function of a group runs bare, so when it fails
+// or panics the whole transaction, which holds only its writes, is rolled
+// back, and the callers queued behind it still commit, in a new
+// transaction of the same group. A lone caller that fails stores nothing.
+func TestGroupCommitFirstFails(t *testing.T) {
+	boom := errors.New("boom")
+	for _, tt := range []struct {
+		name  string
+		first func(guard.Tx) error
+	}{
+		{"error", func(tx guard.Tx) error { subject("first")(tx); return boom }},
+		{"panic", func(tx guard.Tx) error { subject("first")(tx); panic("kaboom") }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			db := openTest(t)
+			o := groupedWith(t, db, tt.first, nil,
+				subject("a"),
+				func(tx guard.Tx) error { subject("failed")(tx); return boom },
+				subject("b"),
+			)
+			if tt.name == "error" && !errors.Is(o.holder, boom) {
+				t.Errorf("first update: %v, want boom", o.holder)
+			}
+			if tt.name == "panic" && o.holderPanic != "kaboom" {
+				t.Errorf("first update: panic %v, want kaboom re-raised", o.holderPanic)
+			}
+			if o.errs[0] != nil || !errors.Is(o.errs[1], boom) || o.errs[2] != nil {
+				t.Errorf("errors %v, want nil, boom, nil", o.errs)
+			}
+			for p, want := range map[string]bool{"first": false, "a": true, "failed": false, "b": true} {
+				if got := stored(t, db, p); got != want {
+					t.Errorf("subject %s stored = %v, want %v", p, got, want)
+				}
+			}
+			// Alone.
+			err := db.Update(context.Background(), func(tx guard.Tx) error { subject("lone")(tx); return boom })
+			if !errors.Is(err, boom) || stored(t, db, "lone") {
+				t.Errorf("lone failing update: %v, stored %v; want boom and nothing stored", err, stored(t, db, "lone"))
+			}
+		})
+	}
+}
+
+// A function that exits its goroutine (runtime.Goexit, as t.FailNow
+// does) stores nothing, alone or in a group; the callers of its group are
+// answered, and the writer works afterwards.
+func TestGroupCommitGoexit(t *testing.T) {
+	db := openTest(t)
+	done := make(chan error, 1)
+	go func() {
+		defer func() { done <- nil }()
+		db.Update(context.Background(), func(tx guard.Tx) error { subject("lone")(tx); runtime.Goexit(); return nil })
+	}()
+	<-done
+	o := grouped(t, db, subject("a"), func(tx guard.Tx) error { subject("exited")(tx); runtime.Goexit(); return nil }, subject("b"))
+	// The goroutine that ran the exiting function was the holder's: its
+	// Update never returns; the caller of the group before it is told
+	// nothing was stored, and the one still queued commits in the next.
+	if err := o.errs[0]; err == nil || !strings.Contains(err.Error(), "nothing was stored") {
+		t.Errorf("update in the group: %v, want an error saying nothing was stored", err)
+	}
+	if o.errs[2] != nil {
+		t.Errorf("update queued behind the group: %v", o.errs[2])
+	}
+	for p, want := range map[string]bool{"lone": false, "holder": false, "a": false, "exited": false, "b": true} {
+		if got := stored(t, db, p); got != want {
+			t.Errorf("subject %s stored = %v, want %v", p, got, want)
+		}
+	}
+	if err := db.Update(context.Background(), subject("after")); err != nil || !stored(t, db, "after") {
+		t.Errorf("update after a Goexit: %v", err)
+	}
+}
+
+// After a group of several callers, the next leader lingers: a caller
+// arriving within the linger joins its transaction (it sees the first
+// caller's uncommitted write) instead of waiting for the next. After a
+// lone caller's group, the next leader does not wait.
+func TestGroupCommitLingers(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t)
+	db.group.linger = time.Minute
+	grouped(t, db, subject("a"), subject("b")) // the previous group had company
+	db.group.linger = 300 * time.Millisecond
+	joined := make(chan bool, 1)
+	first := make(chan error, 1)
+	running := make(chan struct{})
+	go func() {
+		first <- db.Update(ctx, func(tx guard.Tx) error { defer close(running); return subject("first")(tx) })
+	}()
+	<-running
+	if err := db.Update(ctx, func(tx guard.Tx) error {
+		var n int
+		err := tx.(*txn).tx.QueryRowContext(ctx, `SELECT count(*) FROM subjects WHERE pseudonym = 'first'`).Scan(&n)
+		joined <- n == 1
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if !<-joined {
+		t.Error("a caller arriving while the leader lingered did not join its transaction")
+	}
+	// This group had two callers, so the next lingers, alone, for the
+	// full linger; the one after it had one, so the next does not wait.
+	db.Update(ctx, subject("c"))
+	db.group.linger = time.Hour
+	start := time.Now()
+	if err := db.Update(ctx, subject("d")); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > time.Minute {
+		t.Errorf("a caller after a lone group waited %v", d)
+	}
+}
+
+// The log head: a commit group reads it once and keeps it through its
+// members, a rolled-back member's appends excluded; the committed size is
+// then kept in memory (CommittedLogSize, read by no check) and equals the
+// row. A head wound back behind the store's back is what LogSize reports
+// and where the next transaction appends: nothing but CommittedLogSize
+// trusts the value in memory, and the next commit corrects it.
+func TestCommittedLogSize(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "portrait.db")
+	d, err := Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	db, log := d.e, newLog(t)
+	if n, err := d.CommittedLogSize(ctx); err != nil || n != 0 {
+		t.Fatalf("committed size of a new store: %d, %v; want 0", n, err)
+	}
+	appendRec := func(n int) func(guard.Tx) error {
+		return func(tx guard.Tx) error {
+			for range n {
+				if _, err := log.Append(ctx, tx, audit.Record{Kind: "decision", Pseudonym: "p"}); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	boom := errors.New("boom")
+	o := groupedWith(t, db, appendRec(2), nil,
+		func(tx guard.Tx) error { appendRec(1)(tx); return boom },
+		appendRec(1),
+	)
+	if o.holder != nil || !errors.Is(o.errs[0], boom) || o.errs[1] != nil {
+		t.Fatalf("errors %v (holder %v)", o.errs, o.holder)
+	}
+	real := func() int64 {
+		t.Helper()
+		n, err := d.LogSize(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n, _ := d.CommittedLogSize(ctx); n != 3 || real() != 3 {
+		t.Errorf("committed size %d, log_head %d; want 3 and 3", n, real())
+	}
+	verifyLog(t, db, log, 3)
+
+	raw := sqlitetest.Raw(t, path)
+	raw.Exec(t, `DELETE FROM log_entries WHERE idx = 2`)
+	raw.Exec(t, `UPDATE log_head SET size = 2`)
+	if real() != 2 {
+		t.Errorf("LogSize after the head was wound back: %d, want 2 (read from the row)", real())
+	}
+	if err := db.Update(ctx, appendRec(1)); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := d.CommittedLogSize(ctx); n != 3 || real() != 3 {
+		t.Errorf("after the next commit: committed size %d, log_head %d; want 3 and 3", n, real())
+	}
+
+	// From memory: with the read pool closed, it still answers.
+	db.read.Close()
+	if n, err := d.CommittedLogSize(ctx); err != nil || n != 3 {
+		t.Errorf("committed size without the read pool: %d, %v; want 3 from memory", n, err)
+	}
+}
+
+// apply's marks read the committed size from memory on SQLite.
+var _ audit.CommittedSizer = (*DB)(nil)

@@ -119,7 +119,7 @@ func TestMigrateEventsBySubject(t *testing.T) {
 		{Grant: storetest.Grant(t, keyed, policy.Collect), Pseudonym: keyed, Type: "view", Time: t0, Idem: []byte("k1"), Sealed: []byte("dup")},
 	}
 	var inserted []bool
-	if err := db.Update(ctx, func(tx portrait.Tx) error {
+	if err := db.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		var err error
 		inserted, err = tx.InsertEvents(ctx, fresh)
 		return err

@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"embed"
@@ -50,6 +49,10 @@ type engine struct {
 	release     *sql.Stmt // on write; releases it
 	stmts       sync.Map  // query text → *sql.Stmt on read, prepared on first use
 	group       committer // Update's group commit
+	// head is the log's size as of the last commit that moved it, -1
+	// until one did or CommittedLogSize read it: this process owns the
+	// file, so no other writer moves it (CommittedLogSize).
+	head atomic.Int64
 	// writes holds the write path's fixed statements (writeQueries),
 	// prepared on write at Open: parsing them on every call was about a
 	// third of a concurrent writer's CPU. Read-only after Open.
@@ -87,6 +90,27 @@ func Open(ctx context.Context, path string) (*DB, error) {
 // (SR-3). Erasure calls it through rights.WALTruncater.
 func (db *DB) TruncateWAL(ctx context.Context) error { return db.e.truncateWAL(ctx) }
 
+// CommittedLogSize implements audit.CommittedSizer: the audit log's size
+// as of this process's last commit that moved it, kept in memory, so that
+// a decision asking how far the log reaches (apply's marks) reads no row.
+// One process owns a SQLite store, so only its own commits move the head.
+// Nothing that checks the log uses it: LogSize still reads the log_head
+// row, and a transaction reads it once, so a head wound back behind the
+// process's back is found by every check (storetest's tamper suite).
+func (db *DB) CommittedLogSize(ctx context.Context) (int64, error) {
+	if n := db.e.head.Load(); n >= 0 {
+		return n, nil
+	}
+	n, err := db.e.LogSize(ctx)
+	if err != nil {
+		return 0, err
+	}
+	// A commit that moved the head since the read has stored its size,
+	// which must win over the one read.
+	db.e.head.CompareAndSwap(-1, n)
+	return n, nil
+}
+
 func open(ctx context.Context, path string) (*engine, error) {
 	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file::memory:") {
 		return nil, fmt.Errorf("open sqlite %q: want the path of a database file (an in-memory database cannot be shared by the read and write pools)", path)
@@ -99,7 +123,9 @@ func open(ctx context.Context, path string) (*engine, error) {
 	}
 	db := &engine{path: path}
 	db.DB = shared(reads{db})
-	db.group.maxGroup, db.group.groupWork = maxGroup, groupWork
+	db.group.maxGroup, db.group.groupWork, db.group.linger = maxGroup, groupWork, linger
+	db.group.arrived = make(chan struct{}, 1)
+	db.head.Store(-1)
 	var err error
 	if db.write, err = sql.Open("sqlite", path+"?"+pragmas+"&_txlock=immediate"); err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
@@ -330,25 +356,24 @@ func (db *engine) queryRow(ctx context.Context, query string, args ...any) *sql.
 // behind each other's commits. Update therefore commits in groups: the
 // first caller to find the writer idle leads, and the functions of callers
 // that arrive while it works are run one after another in its transaction,
-// each inside its own savepoint, then committed once. A function that
-// fails or panics is rolled back to its savepoint and only its caller sees
-// the error (a panic is re-raised in the caller's goroutine); the others
-// get nil only once the COMMIT succeeded, and all of them get its error if
-// it fails, with nothing stored (invariant 3). A caller that finds the
-// writer idle does not wait for company.
+// then committed once. The first function of a transaction runs bare, the
+// others each inside their own savepoint: a function that fails or panics
+// is rolled back — the first with the whole transaction, which holds
+// nothing else yet, a later one to its savepoint — and only its caller
+// sees the error (a panic is re-raised in the caller's goroutine); the
+// others get nil only once the COMMIT succeeded, and all of them get its
+// error if it fails, with nothing stored (invariant 3).
 //
-// fn must not call Update on the same DB: the inner transaction could
-// only begin after the outer one commits, which waits for fn. Such a call
-// returns ErrNestedUpdate instead of deadlocking; do the work in the
-// outer Tx.
+// A caller that finds the writer idle does not wait for company. A leader
+// whose previous group carried more than one caller lingers briefly
+// (linger) for more before it commits, so that under steady concurrent
+// load one commit carries several callers' writes.
+//
+// A nested Update (fn calling Update on the same store) is refused by
+// guard.Store, which marks the ctx it hands to fn.
 func (db *engine) Update(ctx context.Context, fn func(guard.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
-	}
-	// Only a goroutine running a function can nest, so the cost of asking
-	// which goroutine this is falls only on callers that find one running.
-	if g := db.group.runner.Load(); g != 0 && g == goroutineID() {
-		return ErrNestedUpdate
 	}
 	c := &call{ctx: ctx, fn: fn, wake: make(chan struct{}, 1)}
 	db.group.mu.Lock()
@@ -357,6 +382,10 @@ func (db *engine) Update(ctx context.Context, fn func(guard.Tx) error) error {
 	db.group.busy = true
 	db.group.mu.Unlock()
 	if !lead {
+		select { // tell a lingering leader; a token already there is enough
+		case db.group.arrived <- struct{}{}:
+		default:
+		}
 		<-c.wake // the answer, or the lead handed over
 	}
 	if !c.done {
@@ -368,17 +397,16 @@ func (db *engine) Update(ctx context.Context, fn func(guard.Tx) error) error {
 	return c.err
 }
 
-// ErrNestedUpdate is returned by an Update called from inside the function
-// of another Update on the same DB.
-var ErrNestedUpdate = errors.New("sqlite: Update called inside an Update function on the same database; " +
-	"SQLite has one writer, so the inner transaction could never begin: use the outer Tx")
-
 // Group commit bounds: a group takes in at most maxGroup functions, and
 // stops taking in new ones once it has worked for groupWork, so a caller
-// waits for at most about one group before its own begins.
+// waits for at most about one group before its own begins. A leader whose
+// previous group had company waits up to linger for callers to arrive
+// once its queue is empty: at 500–1,000 decisions a second a commit then
+// carries several of them, and the cost of one COMMIT is shared.
 const (
 	maxGroup  = 64
 	groupWork = 2 * time.Millisecond
+	linger    = 200 * time.Microsecond
 )
 
 // committer is the queue of Update calls of one DB.
@@ -386,12 +414,17 @@ type committer struct {
 	mu    sync.Mutex
 	queue []*call // waiting, oldest first; queue[0] leads next
 	busy  bool    // a leader is running a group; false means queue is empty
-	// runner is the id of the goroutine running a caller's function, 0
-	// when none runs; it tells a nested Update apart.
-	runner atomic.Uint64
-	// maxGroup and groupWork are the bounds, fields so tests can widen them.
+	// last is how many callers the previous group took in; written by
+	// the leader under mu.
+	last int
+	// arrived carries a token when a caller queued behind a leader, so
+	// that a lingering leader wakes for it. Buffered: one token.
+	arrived chan struct{}
+	// maxGroup, groupWork and linger are the bounds, fields so tests can
+	// change them.
 	maxGroup  int
 	groupWork time.Duration
+	linger    time.Duration
 }
 
 // call is one Update waiting for, or holding, its answer. The leader
@@ -426,6 +459,12 @@ type group struct {
 	conn    *sql.Conn
 	tx      *sql.Tx // nil before BEGIN and once ended
 	members []*call
+	// head is the log's size in the transaction, once read (known): its
+	// first LogSize or AppendLog reads the log_head row, the later ones
+	// of the whole group use and advance this. A member rolled back
+	// restores it; the COMMIT publishes it as the committed size.
+	head  int64
+	known bool
 }
 
 // lead runs one group, then answers its members and hands the lead to the
@@ -438,68 +477,121 @@ func (db *engine) lead() {
 }
 
 func (g *group) run() {
-	limit, work := g.db.group.maxGroup, g.db.group.groupWork
-	var start time.Time
+	cm := &g.db.group
+	cm.mu.Lock()
+	limit, work, wait := cm.maxGroup, cm.groupWork, cm.linger
+	if cm.last < 2 {
+		wait = 0 // the previous group was alone: so is this one, likely
+	}
+	cm.mu.Unlock()
+	var start, until time.Time
 	for len(g.members) < limit && (g.tx == nil || time.Since(start) < work) {
-		c := g.db.group.pop()
+		c := cm.pop()
 		if c == nil {
-			break
+			if g.tx == nil || wait <= 0 {
+				break
+			}
+			if until.IsZero() {
+				until = time.Now().Add(wait)
+			}
+			if !g.linger(until) {
+				break
+			}
+			continue
 		}
 		g.members = append(g.members, c)
 		if err := c.ctx.Err(); err != nil {
 			c.err, c.done = err, true
 			continue
 		}
-		if g.tx == nil {
+		bare := g.tx == nil
+		if bare {
 			if err := g.begin(c.ctx); err != nil {
 				// The callers still waiting try again under the next lead.
 				c.err, c.done = err, true
 				return
 			}
-			start = time.Now()
+			if start.IsZero() {
+				start = time.Now()
+			}
 		}
-		if !g.step(c) {
+		if !g.step(c, bare) {
 			return
 		}
 	}
 	g.commit()
 }
 
-// begin opens the group's transaction on a connection held until finish,
-// so that after a failed COMMIT the transaction can still be rolled back
-// on it. The transaction outlives any one caller's ctx: each function's
-// statements run under its own caller's ctx.
+// linger waits until a caller queues or until passes; it reports whether
+// one did.
+func (g *group) linger(until time.Time) bool {
+	d := time.Until(until)
+	if d <= 0 {
+		return false
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-g.db.group.arrived:
+		return true
+	case <-t.C:
+		return false
+	}
+}
+
+// begin opens a transaction on the group's connection, taken at the
+// first begin and held until finish, so that after a failed COMMIT the
+// transaction can still be rolled back on it. The transaction outlives
+// any one caller's ctx: each function's statements run under its own
+// caller's ctx.
 func (g *group) begin(ctx context.Context) error {
-	conn, err := g.db.write.Conn(ctx)
+	if g.conn == nil {
+		conn, err := g.db.write.Conn(ctx)
+		if err != nil {
+			return fmt.Errorf("begin transaction: %w", err)
+		}
+		g.conn = conn
+	}
+	tx, err := g.conn.BeginTx(context.WithoutCancel(ctx), nil)
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
-	tx, err := conn.BeginTx(context.WithoutCancel(ctx), nil)
-	if err != nil {
-		conn.Close()
-		return fmt.Errorf("begin transaction: %w", err)
-	}
-	g.conn, g.tx = conn, tx
+	g.tx, g.known = tx, false
 	return nil
 }
 
-// step runs c's function inside a savepoint. It reports false if SQLite
-// rolled back the whole transaction, which it does on some errors
-// (SQLITE_INTERRUPT from a cancelled ctx mid-write, SQLITE_FULL, IOERR,
-// NOMEM, BUSY): a later savepoint statement then finds no transaction.
-func (g *group) step(c *call) bool {
+// step runs c's function: bare if it is the first of its transaction,
+// which then holds nothing else, otherwise inside a savepoint. A lone
+// caller thus runs without SAVEPOINT and RELEASE, whose page bitmap
+// SQLite allocates and frees each time (a quarter of a governed ingest's
+// CPU). step reports false if SQLite rolled back the whole transaction
+// under a later member, which it does on some errors (SQLITE_INTERRUPT
+// from a cancelled ctx mid-write, SQLITE_FULL, IOERR, NOMEM, BUSY): a
+// later savepoint statement then finds no transaction.
+func (g *group) step(c *call, bare bool) bool {
 	ctx := context.WithoutCancel(c.ctx)
-	// The two statements every caller runs are prepared once, at Open.
-	if _, err := g.tx.StmtContext(ctx, g.db.savepoint).ExecContext(ctx); err != nil {
-		c.err, c.done = fmt.Errorf("begin savepoint: %w", err), true
-		g.lost(err)
-		return false
+	// The two statements every caller but the first runs are prepared once, at Open.
+	if !bare {
+		if _, err := g.tx.StmtContext(ctx, g.db.savepoint).ExecContext(ctx); err != nil {
+			c.err, c.done = fmt.Errorf("begin savepoint: %w", err), true
+			g.lost(err)
+			return false
+		}
 	}
-	g.db.group.runner.Store(goroutineID())
-	err := runFn(newTxn(g.db, g.tx), c)
-	g.db.group.runner.Store(0)
+	head, known := g.head, g.known
+	err := runFn(newTxn(g, g.tx), c)
 	if err != nil {
 		c.err, c.done = err, true
+		g.head, g.known = head, known
+		if bare {
+			// Nothing but this function's writes is in the transaction:
+			// roll it all back; the next member begins another.
+			if rerr := g.tx.Rollback(); rerr != nil && !errors.Is(rerr, sql.ErrTxDone) {
+				c.err = errors.Join(err, fmt.Errorf("roll back: %w", rerr))
+			}
+			g.tx = nil
+			return true
+		}
 		_, rerr := g.tx.ExecContext(ctx, `ROLLBACK TO member`)
 		if rerr == nil {
 			_, rerr = g.tx.ExecContext(ctx, `RELEASE member`)
@@ -511,10 +603,12 @@ func (g *group) step(c *call) bool {
 		}
 		return true
 	}
-	if _, err := g.tx.StmtContext(ctx, g.db.release).ExecContext(ctx); err != nil {
-		c.err, c.done = fmt.Errorf("release savepoint: %w", err), true
-		g.lost(err)
-		return false
+	if !bare {
+		if _, err := g.tx.StmtContext(ctx, g.db.release).ExecContext(ctx); err != nil {
+			c.err, c.done = fmt.Errorf("release savepoint: %w", err), true
+			g.lost(err)
+			return false
+		}
 	}
 	c.pending = true
 	return true
@@ -547,7 +641,9 @@ func (g *group) lost(cause error) {
 
 // commit commits the group. A failed COMMIT (a deferred constraint, a full
 // disk) may leave the transaction open on the connection, so it is rolled
-// back there before the connection is reused.
+// back there before the connection is reused. A commit that moved the log
+// publishes its size (engine.head) before any member is answered, so a
+// caller that appended and then reads the size sees its own records.
 func (g *group) commit() {
 	if g.tx == nil {
 		return
@@ -557,6 +653,8 @@ func (g *group) commit() {
 	if err != nil {
 		g.conn.ExecContext(context.Background(), `ROLLBACK`)
 		err = fmt.Errorf("commit: %w", err)
+	} else if g.known {
+		g.db.head.Store(g.head)
 	}
 	for _, c := range g.members {
 		if c.pending {
@@ -568,7 +666,6 @@ func (g *group) commit() {
 // finish ends whatever run left open, answers every member and hands the
 // lead on.
 func (g *group) finish() {
-	g.db.group.runner.Store(0)
 	if g.tx != nil {
 		g.tx.Rollback()
 	}
@@ -583,6 +680,7 @@ func (g *group) finish() {
 	}
 	cm := &g.db.group
 	cm.mu.Lock()
+	cm.last = len(g.members)
 	var next *call
 	if len(cm.queue) > 0 {
 		next = cm.queue[0]
@@ -598,30 +696,17 @@ func (g *group) finish() {
 	}
 }
 
-// goroutineID returns the id of the calling goroutine, parsed from the
-// first line of its stack ("goroutine 42 [running]:"). Go offers no other
-// way to tell whether Update is called from inside a function it runs.
-func goroutineID() uint64 {
-	var buf [64]byte
-	s := buf[:runtime.Stack(buf[:], false)]
-	s = bytes.TrimPrefix(s, []byte("goroutine "))
-	if i := bytes.IndexByte(s, ' '); i > 0 {
-		s = s[:i]
-	}
-	id, _ := strconv.ParseUint(string(s), 10, 64)
-	return id
-}
-
 // txn is one write transaction (guard.Tx): the shared SQL over it, and
 // the writes that are SQLite's own.
 type txn struct {
 	tables.Tx
 	db *engine
+	g  *group // the commit group whose transaction this is
 	tx *sql.Tx
 }
 
-func newTxn(db *engine, tx *sql.Tx) *txn {
-	t := &txn{db: db, tx: tx}
+func newTxn(g *group, tx *sql.Tx) *txn {
+	t := &txn{db: g.db, g: g, tx: tx}
 	t.Tx = tables.Tx{DB: shared(prepared{t})}
 	return t
 }

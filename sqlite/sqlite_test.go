@@ -50,7 +50,7 @@ func TestEraseLeavesNoBytes(t *testing.T) {
 	}
 	key, id, sealed, prof, label := secret("KEY"), secret("SID"), secret("EVT"), secret("PRF"), secret("LBL")
 	why, attr, statement := secret("DEC"), secret("PRO"), secret("REV")
-	err := db.Update(ctx, func(tx portrait.Tx) error {
+	err := db.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		if err := tx.EnsureSubjects(ctx, []portrait.SubjectKey{
 			{Pseudonym: "victim", WrappedKey: key, SealedID: id},
 			{Pseudonym: "other", WrappedKey: []byte("other key"), SealedID: []byte("other id")},
@@ -97,7 +97,9 @@ func TestEraseLeavesNoBytes(t *testing.T) {
 		t.Fatalf("before erasure the database file holds %d of the %d values; the scan cannot see them", len(found), len(all))
 	}
 
-	err = db.Update(ctx, func(tx portrait.Tx) error { return tx.Erase(ctx, storetest.Grant(t, "victim", policy.Erase)) })
+	err = db.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
+		return tx.Erase(ctx, storetest.Grant(t, "victim", policy.Erase))
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,7 +152,7 @@ func TestOpenMigratesOnce(t *testing.T) {
 		}
 		defer dbs[i].Close()
 	}
-	err := dbs[0].Update(ctx, func(tx portrait.Tx) error { return tx.SaveCheckpoint(ctx, []byte("kept")) })
+	err := dbs[0].Update(ctx, func(ctx context.Context, tx portrait.Tx) error { return tx.SaveCheckpoint(ctx, []byte("kept")) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +224,7 @@ func TestFilesPrivate(t *testing.T) {
 			defer db.Close()
 			ctx := context.Background()
 			// A write, so that the WAL and shared-memory files exist.
-			err := db.Update(ctx, func(tx portrait.Tx) error {
+			err := db.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 				return tx.PutAPIKey(ctx, portrait.APIKey{ID: "admin/x", Hash: make([]byte, 32), Role: policy.Admin, Created: time.Now()})
 			})
 			if err != nil {

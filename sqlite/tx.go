@@ -18,8 +18,8 @@ import (
 // Open prepares each once on the write connection and a Tx runs it through
 // stmt, so SQLite parses none of them again.
 var writeQueries = append([]string{
-	generationSQL, ensureSubjectSQL, putProfileSQL, deleteProfileSQL, putLabelsSQL, deleteLabelSQL, deleteLabelsSQL,
-	logSizeSQL, logHashesSQL, appendLogSQL, advanceLogSQL, saveCheckpointSQL, putItemSQL,
+	generationSQL, putProfileSQL, deleteProfileSQL, putLabelsSQL, deleteLabelSQL, deleteLabelsSQL,
+	logSizeSQL, logHashesSQL, appendLogSQL, advanceLogSQL,
 }, sharedWrites()...)
 
 // sharedWrites are tables.Tx's statements in SQLite's dialect.
@@ -109,33 +109,6 @@ const bumpSQL = `UPDATE generation SET n = n + 1`
 func (tx *txn) bump(ctx context.Context) error {
 	if _, err := tx.exec(ctx, bumpSQL); err != nil {
 		return fmt.Errorf("bump generation: %w", err)
-	}
-	return nil
-}
-
-const ensureSubjectSQL = `INSERT INTO subjects (pseudonym, wrapped_key, sealed_id, created) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`
-
-// EnsureSubjects implements guard.Tx.EnsureSubjects.
-func (tx *txn) EnsureSubjects(ctx context.Context, subjects []portrait.SubjectKey) error {
-	if len(subjects) == 0 {
-		return nil
-	}
-	stmt, err := tx.stmt(ctx, ensureSubjectSQL)
-	if err != nil {
-		return fmt.Errorf("ensure subjects: %w", err)
-	}
-	now := time.Now()
-	for _, s := range subjects {
-		if s.Pseudonym == "" || len(s.WrappedKey) == 0 {
-			return portrait.Errorf(portrait.EINVALID, "ensure subject %q: a subject needs a pseudonym and a wrapped data key", s.Pseudonym)
-		}
-		created := s.Created
-		if created.IsZero() {
-			created = now
-		}
-		if _, err := stmt.ExecContext(ctx, s.Pseudonym, s.WrappedKey, s.SealedID, created.UnixNano()); err != nil {
-			return fmt.Errorf("ensure subject %s: %w", s.Pseudonym, err)
-		}
 	}
 	return nil
 }
@@ -355,8 +328,20 @@ func (tx *txn) Erase(ctx context.Context, pseudonym portrait.Pseudonym) error {
 
 // LogSize implements guard.Tx.LogSize. The transaction began
 // IMMEDIATE, so it already holds the database's write lock: no other
-// writer can move the head until it ends.
-func (tx *txn) LogSize(ctx context.Context) (int64, error) { return shared(prepared{tx}).LogSize(ctx) }
+// writer can move the head until it ends. The head is read from its row
+// once per transaction and then kept by the commit group, which every
+// AppendLog of the transaction advances (a rolled-back member restores
+// it): a group of decisions reads log_head once, not once per decision.
+func (tx *txn) LogSize(ctx context.Context) (int64, error) {
+	if g := tx.g; !g.known {
+		n, err := shared(prepared{tx}).LogSize(ctx)
+		if err != nil {
+			return 0, err
+		}
+		g.head, g.known = n, true
+	}
+	return tx.g.head, nil
+}
 
 // LogHashes implements guard.Tx.LogHashes; it sees entries appended
 // earlier in the transaction.
@@ -375,7 +360,7 @@ func (tx *txn) AppendLog(ctx context.Context, entries []portrait.LogEntry) error
 	if len(entries) == 0 {
 		return nil
 	}
-	size, err := shared(prepared{tx}).LogSize(ctx)
+	size, err := tx.LogSize(ctx)
 	if err != nil {
 		return err
 	}
@@ -394,18 +379,6 @@ func (tx *txn) AppendLog(ctx context.Context, entries []portrait.LogEntry) error
 	if _, err := tx.exec(ctx, advanceLogSQL, size+int64(len(entries))); err != nil {
 		return fmt.Errorf("append log: advance head: %w", err)
 	}
-	return nil
-}
-
-const saveCheckpointSQL = `INSERT INTO checkpoints (note, created) VALUES (?, ?)`
-
-// SaveCheckpoint implements guard.Tx.SaveCheckpoint.
-func (tx *txn) SaveCheckpoint(ctx context.Context, note []byte) error {
-	if len(note) == 0 {
-		return portrait.Errorf(portrait.EINVALID, "save checkpoint: the note is empty")
-	}
-	if _, err := tx.exec(ctx, saveCheckpointSQL, note, time.Now().UnixNano()); err != nil {
-		return fmt.Errorf("save checkpoint: %w", err)
-	}
+	tx.g.head = size + int64(len(entries))
 	return nil
 }

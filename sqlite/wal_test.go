@@ -20,7 +20,7 @@ func TestTruncateWAL(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "portrait.db")
 	db := mustOpen(t, path)
-	if err := db.Update(ctx, func(tx portrait.Tx) error {
+	if err := db.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		return tx.EnsureSubjects(ctx, []portrait.SubjectKey{{Pseudonym: "p", WrappedKey: []byte("wrapped")}})
 	}); err != nil {
 		t.Fatal(err)

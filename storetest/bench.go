@@ -33,7 +33,7 @@ func BenchmarkInsertEvents(b *testing.B, s portrait.Store) {
 			evs[i] = portrait.StoredEvent{Grant: g, Pseudonym: g.Pseudonym(), Type: "view", Time: now,
 				Idem: fmt.Appendf(nil, "%d-%d", n, i), Sealed: sealed, Expires: now.Add(24 * time.Hour)}
 		}
-		err := s.Update(ctx, func(tx portrait.Tx) error {
+		err := s.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 			_, err := tx.InsertEvents(ctx, evs)
 			return err
 		})
@@ -56,7 +56,7 @@ func BenchmarkStates(b *testing.B, s portrait.Store) {
 		ids[i] = portrait.Pseudonym(fmt.Sprintf("s%04d", i))
 		subs[i] = portrait.SubjectKey{Pseudonym: portrait.Pseudonym(ids[i]), WrappedKey: []byte("key")}
 	}
-	err := s.Update(ctx, func(tx portrait.Tx) error {
+	err := s.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		if err := tx.EnsureSubjects(ctx, subs); err != nil {
 			return err
 		}

@@ -48,7 +48,7 @@ func RunCheckLarge(t *testing.T, s portrait.Store) {
 				Pseudonym: portrait.Pseudonym(fmt.Sprintf("%032x", x*2654435761)), Purpose: "credit", Action: "decide", Allow: &allow,
 				Codes: []string{"AD-1", "CN-11"}, Digest: fmt.Sprintf("%064x", x), Detail: map[string]any{"usecase": "credit_limit", "outcome": "approve"}}
 		}
-		if err := s.Update(ctx, func(tx portrait.Tx) error { _, err := l.Append(ctx, tx, recs...); return err }); err != nil {
+		if err := s.Update(ctx, func(ctx context.Context, tx portrait.Tx) error { _, err := l.Append(ctx, tx, recs...); return err }); err != nil {
 			t.Fatal(err)
 		}
 		have += batch
@@ -57,7 +57,7 @@ func RunCheckLarge(t *testing.T, s portrait.Store) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := s.Update(ctx, func(tx portrait.Tx) error { return tx.SaveCheckpoint(ctx, note) }); err != nil {
+			if err := s.Update(ctx, func(ctx context.Context, tx portrait.Tx) error { return tx.SaveCheckpoint(ctx, note) }); err != nil {
 				t.Fatal(err)
 			}
 			if have%1_000_000 == 0 {

@@ -27,7 +27,7 @@ func testConcurrentUpdates(t *testing.T, s portrait.Store) {
 		go func() {
 			defer wg.Done()
 			defer func() { panics[i] = recover() }()
-			errs[i] = s.Update(ctx, func(tx portrait.Tx) error {
+			errs[i] = s.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 				p := fmt.Sprintf("c%02d", i)
 				if err := tx.EnsureSubjects(ctx, []portrait.SubjectKey{{Pseudonym: portrait.Pseudonym(p), WrappedKey: []byte("key")}}); err != nil {
 					return err

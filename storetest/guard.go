@@ -55,11 +55,11 @@ func grantTaking(iface reflect.Type) []string {
 // something to return.
 func testEveryGrantRefused(t *testing.T, s portrait.Store) {
 	ctx := context.Background()
-	update(t, s, func(tx portrait.Tx) error {
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error {
 		return tx.EnsureSubjects(ctx, []portrait.SubjectKey{subject("a"), subject("b")})
 	})
 	insert(t, s, event(t, "a", "seed", 0))
-	update(t, s, func(tx portrait.Tx) error {
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error {
 		if err := tx.PutProfile(ctx, Grant(t, "a", policy.Collect), []portrait.ProfileValue{{Field: "age", Sealed: []byte("x"), Source: "event", Updated: base}}); err != nil {
 			return err
 		}
@@ -187,7 +187,7 @@ func testEveryGrantRefused(t *testing.T, s portrait.Store) {
 	for name, pick := range writeBad {
 		for _, m := range slices.Sorted(mapsKeys(writes)) {
 			var inner error
-			if err := s.Update(ctx, func(tx portrait.Tx) error {
+			if err := s.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 				inner = writes[m](tx, pick(m))
 				return nil // commit whatever the method wrote despite refusing
 			}); err != nil {

@@ -13,7 +13,7 @@ import (
 // TestPausedNodeCannotWrite in package cluster cover it.
 func testLeaseEpoch(t *testing.T, s portrait.Store) {
 	ctx := context.Background()
-	err := s.Update(ctx, func(tx portrait.Tx) error {
+	err := s.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		lt, ok := tx.(interface {
 			LeaseEpoch(ctx context.Context, bucket int) (int64, error)
 		})
@@ -56,7 +56,7 @@ func testPartials(t *testing.T, s portrait.Store) {
 	put := func(run string, b int, data string) bool {
 		t.Helper()
 		var stored bool
-		err := s.Update(ctx, func(tx portrait.Tx) error {
+		err := s.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 			var err error
 			stored, err = tx.(partialTx).PutPartial(ctx, run, b, 7, 1, []byte(data))
 			return err
@@ -79,7 +79,7 @@ func testPartials(t *testing.T, s portrait.Store) {
 	if m, err := ps.Partials(ctx, r1); err != nil || string(m[3]) != "a" || string(m[0]) != "b" {
 		t.Errorf("partials of run 1: %d stored, %v", len(m), err)
 	}
-	if err := s.Update(ctx, func(tx portrait.Tx) error { return tx.(partialTx).DeletePartials(ctx, r1) }); err != nil {
+	if err := s.Update(ctx, func(ctx context.Context, tx portrait.Tx) error { return tx.(partialTx).DeletePartials(ctx, r1) }); err != nil {
 		t.Fatal(err)
 	}
 	if bs, _ := ps.PartialBuckets(ctx, r1); len(bs) != 0 {

@@ -78,7 +78,7 @@ func (r pageRead[T]) refused(t *testing.T, what string, grants []policy.Grant) {
 func testPageReads(t *testing.T, s portrait.Store) {
 	ctx := context.Background()
 	subjects := []string{"a", "b", "c", "d"} // d has nothing stored
-	update(t, s, func(tx portrait.Tx) error {
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error {
 		var subs []portrait.SubjectKey
 		for _, p := range subjects {
 			subs = append(subs, subject(p))
@@ -89,14 +89,14 @@ func testPageReads(t *testing.T, s portrait.Store) {
 	insert(t, s, event(t, "b", "", 30), event(t, "a", "k1", 20), event(t, "c", "", 5), event(t, "a", "", 0),
 		event(t, "b", "", 10), event(t, "a", "k2", 20), event(t, "a", "", 10))
 	for _, p := range []string{"b", "a", "c"} {
-		update(t, s, func(tx portrait.Tx) error {
+		update(t, s, func(ctx context.Context, tx portrait.Tx) error {
 			return tx.PutProfile(ctx, Grant(t, portrait.Pseudonym(p), policy.Collect), []portrait.ProfileValue{
 				{Field: "city", Sealed: []byte("city of " + p), Source: "event", Updated: at(1), Expires: at(100)},
 				{Field: "age", Sealed: []byte("age of " + p), Source: "import", Updated: at(2)},
 			})
 		})
 	}
-	update(t, s, func(tx portrait.Tx) error {
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error {
 		var lvs []portrait.LabelValue
 		for _, p := range []string{"c", "a"} {
 			for i, l := range []string{"saver", "fan"} {
@@ -106,7 +106,7 @@ func testPageReads(t *testing.T, s portrait.Store) {
 		}
 		return tx.PutLabels(ctx, lvs)
 	})
-	update(t, s, func(tx portrait.Tx) error {
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error {
 		for i, p := range []string{"a", "b", "a", "c"} {
 			err := tx.PutDetermination(ctx, portrait.StoredDetermination{Grant: Grant(t, portrait.Pseudonym(p), policy.Use), ID: fmt.Sprintf("d%d", 9-i), Pseudonym: portrait.Pseudonym(p),
 				UseCase: "credit", Model: "risk", ModelVersion: 1, Outcome: i%2 == 0, Score: float64(i) / 4, InputHash: "h",
@@ -117,7 +117,7 @@ func testPageReads(t *testing.T, s portrait.Store) {
 		}
 		return nil
 	})
-	update(t, s, func(tx portrait.Tx) error {
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error {
 		for _, p := range []string{"b", "a"} {
 			err := tx.PutProtected(ctx, Grant(t, portrait.Pseudonym(p), policy.Collect), []portrait.ProtectedValue{
 				{Pseudonym: portrait.Pseudonym(p), Attribute: "sex", Sealed: []byte("sex of " + p)}, {Pseudonym: portrait.Pseudonym(p), Attribute: "age_band", Sealed: []byte("band of " + p)}})
@@ -215,7 +215,7 @@ func testPageReads(t *testing.T, s portrait.Store) {
 	}
 
 	// SR-3: after erasure a page read finds nothing of the subject.
-	update(t, s, func(tx portrait.Tx) error { return tx.Erase(ctx, Grant(t, "a", policy.Erase)) })
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error { return tx.Erase(ctx, Grant(t, "a", policy.Erase)) })
 	erased := []policy.Grant{Grant(t, "a", policy.Access), Grant(t, "b", policy.Access)}
 	events.check(t, erased)
 	profiles.check(t, erased)

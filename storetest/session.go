@@ -29,10 +29,16 @@ func testEndSessions(t *testing.T, s portrait.Store) {
 	if ended(now, one, subj) {
 		t.Fatal("a session is ended before anything was ended")
 	}
-	update(t, s, func(tx portrait.Tx) error { return tx.EndSessions(ctx, one, now.Add(time.Hour), now.Add(time.Hour)) })
-	update(t, s, func(tx portrait.Tx) error { return tx.EndSessions(ctx, subj, now, now.Add(24*time.Hour)) })
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error {
+		return tx.EndSessions(ctx, one, now.Add(time.Hour), now.Add(time.Hour))
+	})
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error {
+		return tx.EndSessions(ctx, subj, now, now.Add(24*time.Hour))
+	})
 	// Ending subj again with an earlier time keeps the later one.
-	update(t, s, func(tx portrait.Tx) error { return tx.EndSessions(ctx, subj, now.Add(-time.Hour), now) })
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error {
+		return tx.EndSessions(ctx, subj, now.Add(-time.Hour), now)
+	})
 	for _, tc := range []struct {
 		name   string
 		issued time.Time
@@ -52,8 +58,12 @@ func testEndSessions(t *testing.T, s portrait.Store) {
 	}
 	// A record whose keep time has passed goes at the next EndSessions;
 	// nothing it ended could still be valid.
-	update(t, s, func(tx portrait.Tx) error { return tx.EndSessions(ctx, old, now, now.Add(-time.Hour)) })
-	update(t, s, func(tx portrait.Tx) error { return tx.EndSessions(ctx, other, now, now.Add(time.Hour)) })
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error {
+		return tx.EndSessions(ctx, old, now, now.Add(-time.Hour))
+	})
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error {
+		return tx.EndSessions(ctx, other, now, now.Add(time.Hour))
+	})
 	if ended(now.Add(-2*time.Hour), old) {
 		t.Error("an ended-session record past its keep time was not pruned")
 	}
@@ -67,7 +77,9 @@ func testEndSessions(t *testing.T, s portrait.Store) {
 // EINVALID, and nothing is written.
 func testTextRefused(t *testing.T, s portrait.Store) {
 	ctx := context.Background()
-	update(t, s, func(tx portrait.Tx) error { return tx.EnsureSubjects(ctx, []portrait.SubjectKey{subject("a")}) })
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error {
+		return tx.EnsureSubjects(ctx, []portrait.SubjectKey{subject("a")})
+	})
 	consent := portrait.ConsentRecord{Pseudonym: "a", Purpose: "personalization", Status: policy.Granted, NoticeVersion: "1", Channel: "web", At: base}
 	bad := func(r portrait.ConsentRecord, f func(*portrait.ConsentRecord)) portrait.ConsentRecord {
 		f(&r)
@@ -75,27 +87,27 @@ func testTextRefused(t *testing.T, s portrait.Store) {
 	}
 	for _, tc := range []struct {
 		name string
-		fn   func(tx portrait.Tx) error
+		fn   func(ctx context.Context, tx portrait.Tx) error
 	}{
-		{"consent channel NUL", func(tx portrait.Tx) error {
+		{"consent channel NUL", func(ctx context.Context, tx portrait.Tx) error {
 			return tx.AppendConsent(ctx, bad(consent, func(r *portrait.ConsentRecord) { r.Channel = "a\x00b" }))
 		}},
-		{"consent user agent NUL", func(tx portrait.Tx) error {
+		{"consent user agent NUL", func(ctx context.Context, tx portrait.Tx) error {
 			return tx.AppendConsent(ctx, bad(consent, func(r *portrait.ConsentRecord) { r.UserAgent = "a\x00b" }))
 		}},
-		{"consent channel not UTF-8", func(tx portrait.Tx) error {
+		{"consent channel not UTF-8", func(ctx context.Context, tx portrait.Tx) error {
 			return tx.AppendConsent(ctx, bad(consent, func(r *portrait.ConsentRecord) { r.Channel = "a\xffb" }))
 		}},
-		{"item id", func(tx portrait.Tx) error {
+		{"item id", func(ctx context.Context, tx portrait.Tx) error {
 			return tx.PutItems(ctx, []portrait.Item{{ID: "a\x00b", Categories: []string{"x"}, Updated: base}})
 		}},
-		{"item attribute", func(tx portrait.Tx) error {
+		{"item attribute", func(ctx context.Context, tx portrait.Tx) error {
 			return tx.PutItems(ctx, []portrait.Item{{ID: "i", Categories: []string{"x"}, Attributes: map[string]any{"k": []any{"a\x00"}}, Updated: base}})
 		}},
-		{"suspension reason", func(tx portrait.Tx) error {
+		{"suspension reason", func(ctx context.Context, tx portrait.Tx) error {
 			return tx.Suspend(ctx, policy.Suspension{Kind: "usecase", ID: "u", Reason: "a\x00b", By: "x", At: base})
 		}},
-		{"case reason", func(tx portrait.Tx) error {
+		{"case reason", func(ctx context.Context, tx portrait.Tx) error {
 			return tx.PutCase(ctx, portrait.Case{ID: "c", Pseudonym: "a", Type: "erasure", Status: "refused", Reason: "a\x00b", Created: base, Deadline: base})
 		}},
 	} {
@@ -122,7 +134,7 @@ func BenchmarkSessionEnded(b *testing.B, s portrait.Store) {
 	defer s.Close()
 	ctx := context.Background()
 	now := time.Now()
-	err := s.Update(ctx, func(tx portrait.Tx) error {
+	err := s.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		for i := range 10_000 {
 			if err := tx.EndSessions(ctx, []byte(fmt.Sprintf("ended-%05d", i)), now, now.Add(time.Hour)); err != nil {
 				return err

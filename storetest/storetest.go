@@ -17,6 +17,7 @@ import (
 
 	portrait "github.com/portrait-dev/portrait"
 	"github.com/portrait-dev/portrait/audit"
+	"github.com/portrait-dev/portrait/guard"
 	"github.com/portrait-dev/portrait/policy"
 )
 
@@ -54,9 +55,11 @@ func Run(t *testing.T, open func(t *testing.T) portrait.Store) {
 		{"Decisions", testDecisions},
 		{"Reviews", testReviews},
 		{"Items", testItems},
+		{"ManyRows", testManyRows},
 		{"Protected", testProtected},
 		{"PageReads", testPageReads},
 		{"UpdateRollsBack", testUpdateRollsBack},
+		{"NestedUpdateRefused", testNestedUpdateRefused},
 		{"FailedLogAppendRollsBack", testFailedLogAppendRollsBack},
 		{"ConcurrentUpdates", testConcurrentUpdates},
 		{"EndSessions", testEndSessions},
@@ -83,7 +86,7 @@ var base = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 
 func at(minutes int) time.Time { return base.Add(time.Duration(minutes) * time.Minute) }
 
-func update(t *testing.T, s portrait.Store, fn func(portrait.Tx) error) {
+func update(t *testing.T, s portrait.Store, fn func(context.Context, portrait.Tx) error) {
 	t.Helper()
 	if err := s.Update(context.Background(), fn); err != nil {
 		t.Fatalf("update: %v", err)
@@ -112,7 +115,7 @@ func event(t testing.TB, p, idem string, minute int) portrait.StoredEvent {
 func insert(t *testing.T, s portrait.Store, events ...portrait.StoredEvent) []bool {
 	t.Helper()
 	var got []bool
-	update(t, s, func(tx portrait.Tx) error {
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error {
 		var err error
 		got, err = tx.InsertEvents(context.Background(), events)
 		return err
@@ -148,7 +151,7 @@ func wantCode(t *testing.T, what string, err error, code string) {
 // action, and writes nothing when it refuses.
 func testGrantRequired(t *testing.T, s portrait.Store) {
 	ctx := context.Background()
-	update(t, s, func(tx portrait.Tx) error {
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error {
 		return tx.EnsureSubjects(ctx, []portrait.SubjectKey{subject("a"), subject("b")})
 	})
 	insert(t, s, event(t, "a", "seed", 0))
@@ -156,66 +159,66 @@ func testGrantRequired(t *testing.T, s portrait.Store) {
 
 	writes := []struct {
 		name string
-		fn   func(tx portrait.Tx) error
+		fn   func(ctx context.Context, tx portrait.Tx) error
 	}{
-		{"InsertEvents zero grant", func(tx portrait.Tx) error {
+		{"InsertEvents zero grant", func(ctx context.Context, tx portrait.Tx) error {
 			e := event(t, "a", "", 1)
 			e.Grant = zero
 			_, err := tx.InsertEvents(ctx, []portrait.StoredEvent{e})
 			return err
 		}},
-		{"InsertEvents one bad grant in a batch", func(tx portrait.Tx) error {
+		{"InsertEvents one bad grant in a batch", func(ctx context.Context, tx portrait.Tx) error {
 			bad := event(t, "a", "", 2)
 			bad.Grant = Grant(t, "b", policy.Collect)
 			_, err := tx.InsertEvents(ctx, []portrait.StoredEvent{event(t, "a", "", 3), bad})
 			return err
 		}},
-		{"InsertEvents access grant", func(tx portrait.Tx) error {
+		{"InsertEvents access grant", func(ctx context.Context, tx portrait.Tx) error {
 			e := event(t, "a", "", 4)
 			e.Grant = Grant(t, "a", policy.Access)
 			_, err := tx.InsertEvents(ctx, []portrait.StoredEvent{e})
 			return err
 		}},
-		{"PutProfile zero grant", func(tx portrait.Tx) error {
+		{"PutProfile zero grant", func(ctx context.Context, tx portrait.Tx) error {
 			return tx.PutProfile(ctx, zero, []portrait.ProfileValue{{Field: "age", Sealed: []byte("x"), Source: "event", Updated: base}})
 		}},
-		{"PutProfile read grant", func(tx portrait.Tx) error {
+		{"PutProfile read grant", func(ctx context.Context, tx portrait.Tx) error {
 			return tx.PutProfile(ctx, Grant(t, "a", policy.Read), []portrait.ProfileValue{{Field: "age", Sealed: []byte("x"), Source: "event", Updated: base}})
 		}},
-		{"PutProfile field not covered", func(tx portrait.Tx) error {
+		{"PutProfile field not covered", func(ctx context.Context, tx portrait.Tx) error {
 			return tx.PutProfile(ctx, Grant(t, "a", policy.Collect, "item"), []portrait.ProfileValue{{Field: "age", Sealed: []byte("x"), Source: "event", Updated: base}})
 		}},
-		{"RewriteEvent zero grant", func(tx portrait.Tx) error {
+		{"RewriteEvent zero grant", func(ctx context.Context, tx portrait.Tx) error {
 			return tx.RewriteEvent(ctx, zero, 1, nil, time.Time{})
 		}},
-		{"RewriteEvent access grant", func(tx portrait.Tx) error {
+		{"RewriteEvent access grant", func(ctx context.Context, tx portrait.Tx) error {
 			return tx.RewriteEvent(ctx, Grant(t, "a", policy.Access), 1, nil, time.Time{})
 		}},
-		{"PutLabels zero grant", func(tx portrait.Tx) error {
+		{"PutLabels zero grant", func(ctx context.Context, tx portrait.Tx) error {
 			return tx.PutLabels(ctx, []portrait.LabelValue{{Pseudonym: "a", Label: "fan", Version: 1, Sealed: []byte("x"), Computed: base}})
 		}},
-		{"PutLabels grant of another subject", func(tx portrait.Tx) error {
+		{"PutLabels grant of another subject", func(ctx context.Context, tx portrait.Tx) error {
 			return tx.PutLabels(ctx, []portrait.LabelValue{{Grant: Grant(t, "b", policy.Derive), Pseudonym: "a", Label: "fan", Version: 1, Sealed: []byte("x"), Computed: base}})
 		}},
-		{"Erase zero grant", func(tx portrait.Tx) error { return tx.Erase(ctx, zero) }},
-		{"PutDetermination zero grant", func(tx portrait.Tx) error {
+		{"Erase zero grant", func(ctx context.Context, tx portrait.Tx) error { return tx.Erase(ctx, zero) }},
+		{"PutDetermination zero grant", func(ctx context.Context, tx portrait.Tx) error {
 			return tx.PutDetermination(ctx, portrait.StoredDetermination{ID: "d", Pseudonym: "a", UseCase: "u", Status: "automated", Created: base})
 		}},
-		{"PutDetermination derive grant", func(tx portrait.Tx) error {
+		{"PutDetermination derive grant", func(ctx context.Context, tx portrait.Tx) error {
 			return tx.PutDetermination(ctx, portrait.StoredDetermination{Grant: Grant(t, "a", policy.Derive), ID: "d", Pseudonym: "a", UseCase: "u", Status: "automated", Created: base})
 		}},
-		{"PutProtected zero grant", func(tx portrait.Tx) error {
+		{"PutProtected zero grant", func(ctx context.Context, tx portrait.Tx) error {
 			return tx.PutProtected(ctx, zero, []portrait.ProtectedValue{{Pseudonym: "a", Attribute: "sex", Sealed: []byte("x")}})
 		}},
-		{"PutProtected value of another subject", func(tx portrait.Tx) error {
+		{"PutProtected value of another subject", func(ctx context.Context, tx portrait.Tx) error {
 			return tx.PutProtected(ctx, Grant(t, "a", policy.Collect), []portrait.ProtectedValue{{Pseudonym: "b", Attribute: "sex", Sealed: []byte("x")}})
 		}},
-		{"Erase access grant", func(tx portrait.Tx) error { return tx.Erase(ctx, Grant(t, "a", policy.Access)) }},
+		{"Erase access grant", func(ctx context.Context, tx portrait.Tx) error { return tx.Erase(ctx, Grant(t, "a", policy.Access)) }},
 	}
 	for _, w := range writes {
 		var inner error
-		err := s.Update(ctx, func(tx portrait.Tx) error {
-			inner = w.fn(tx)
+		err := s.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
+			inner = w.fn(ctx, tx)
 			return nil // commit whatever the method wrote despite refusing
 		})
 		if err != nil {
@@ -411,7 +414,7 @@ func testExpiredEvents(t *testing.T, s portrait.Store) {
 func testExpiredProfile(t *testing.T, s portrait.Store) {
 	ctx := context.Background()
 	put := func(subject string, values ...portrait.ProfileValue) {
-		update(t, s, func(tx portrait.Tx) error {
+		update(t, s, func(ctx context.Context, tx portrait.Tx) error {
 			return tx.PutProfile(ctx, Grant(t, portrait.Pseudonym(subject), policy.Collect), values)
 		})
 	}
@@ -431,12 +434,12 @@ func testExpiredProfile(t *testing.T, s portrait.Store) {
 		wantCode(t, "limit 0", err, portrait.EINVALID)
 	}
 	for name, g := range map[string]policy.Grant{"zero": {}, "access": Grant(t, "a", policy.Access), "other subject's": Grant(t, "b", policy.Sweep)} {
-		err := s.Update(ctx, func(tx portrait.Tx) error { return tx.DeleteProfile(ctx, g, []string{"item"}) })
+		err := s.Update(ctx, func(ctx context.Context, tx portrait.Tx) error { return tx.DeleteProfile(ctx, g, []string{"item"}) })
 		if !errors.Is(err, policy.ErrNoGrant) && name != "other subject's" {
 			t.Errorf("delete with a %s grant: %v, want ErrNoGrant", name, err)
 		}
 	}
-	update(t, s, func(tx portrait.Tx) error {
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error {
 		return tx.DeleteProfile(ctx, Grant(t, "a", policy.Sweep), []string{"item"})
 	})
 	left, err := s.Profile(ctx, Grant(t, "a", policy.Access))
@@ -457,7 +460,7 @@ func testRewriteEvent(t *testing.T, s portrait.Store) {
 	insert(t, s, event(t, "a", "", 0), event(t, "a", "", 1), event(t, "b", "", 2))
 	evs := events(t, s, "a")
 	other := events(t, s, "b")[0]
-	update(t, s, func(tx portrait.Tx) error {
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error {
 		g := Grant(t, "a", policy.Sweep)
 		if err := tx.RewriteEvent(ctx, g, evs[0].ID, []byte("trimmed"), at(500)); err != nil {
 			return err
@@ -468,7 +471,7 @@ func testRewriteEvent(t *testing.T, s portrait.Store) {
 	if len(got) != 1 || string(got[0].Sealed) != "trimmed" || !got[0].Expires.Equal(at(500)) {
 		t.Errorf("after sweep events of a = %+v, want one trimmed event expiring at minute 500", got)
 	}
-	err := s.Update(ctx, func(tx portrait.Tx) error {
+	err := s.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		return tx.RewriteEvent(ctx, Grant(t, "a", policy.Sweep), other.ID, nil, time.Time{})
 	})
 	wantCode(t, "rewrite another subject's event", err, portrait.ENOTFOUND)
@@ -480,13 +483,13 @@ func testRewriteEvent(t *testing.T, s portrait.Store) {
 // CM-2: profile values are upserted; reads return only covered fields.
 func testProfile(t *testing.T, s portrait.Store) {
 	ctx := context.Background()
-	update(t, s, func(tx portrait.Tx) error {
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error {
 		return tx.PutProfile(ctx, Grant(t, "a", policy.Collect), []portrait.ProfileValue{
 			{Field: "city", Sealed: []byte("shanghai"), Source: "event", Updated: at(0), Expires: at(100)},
 			{Field: "age", Sealed: []byte("30"), Source: "event", Updated: at(0)},
 		})
 	})
-	update(t, s, func(tx portrait.Tx) error {
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error {
 		return tx.PutProfile(ctx, Grant(t, "a", policy.Correct, "city"), []portrait.ProfileValue{
 			{Field: "city", Sealed: []byte("beijing"), Source: "correction", Updated: at(5), Expires: at(200)},
 		})
@@ -527,10 +530,12 @@ func testLabels(t *testing.T, s portrait.Store) {
 		return portrait.LabelValue{Grant: Grant(t, portrait.Pseudonym(p), policy.Derive), Pseudonym: portrait.Pseudonym(p), Label: label, Version: version,
 			Sealed: []byte(fmt.Sprintf("%s/%s/%d", p, label, version)), Computed: at(minute), Expires: at(minute + 60)}
 	}
-	update(t, s, func(tx portrait.Tx) error {
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error {
 		return tx.PutLabels(ctx, []portrait.LabelValue{lv("a", "fan", 1, 0), lv("a", "saver", 1, 0), lv("b", "fan", 1, 0)})
 	})
-	update(t, s, func(tx portrait.Tx) error { return tx.PutLabels(ctx, []portrait.LabelValue{lv("a", "fan", 2, 10)}) })
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error {
+		return tx.PutLabels(ctx, []portrait.LabelValue{lv("a", "fan", 2, 10)})
+	})
 	got, err := s.Labels(ctx, Grant(t, "a", policy.Use))
 	if err != nil {
 		t.Fatal(err)
@@ -539,7 +544,7 @@ func testLabels(t *testing.T, s portrait.Store) {
 		!got[0].Computed.Equal(at(10)) || !got[0].Expires.Equal(at(70)) || got[0].Pseudonym != "a" || got[1].Label != "saver" {
 		t.Errorf("labels of a = %+v, want fan v2 and saver", got)
 	}
-	update(t, s, func(tx portrait.Tx) error { return tx.DeleteLabels(ctx, "a", []string{"fan"}) })
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error { return tx.DeleteLabels(ctx, "a", []string{"fan"}) })
 	if got, _ := s.Labels(ctx, Grant(t, "a", policy.Access)); len(got) != 1 || got[0].Label != "saver" {
 		t.Errorf("after deleting fan labels of a = %+v, want saver", got)
 	}
@@ -550,12 +555,14 @@ func testLabels(t *testing.T, s portrait.Store) {
 
 func testSubjects(t *testing.T, s portrait.Store) {
 	ctx := context.Background()
-	update(t, s, func(tx portrait.Tx) error {
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error {
 		return tx.EnsureSubjects(ctx, []portrait.SubjectKey{subject("a"), subject("b")})
 	})
 	again := subject("a")
 	again.WrappedKey = []byte("another key")
-	update(t, s, func(tx portrait.Tx) error { return tx.EnsureSubjects(ctx, []portrait.SubjectKey{again, subject("c")}) })
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error {
+		return tx.EnsureSubjects(ctx, []portrait.SubjectKey{again, subject("c")})
+	})
 	got, err := s.Subjects(ctx, []portrait.Pseudonym{"a", "c", "nobody"})
 	if err != nil {
 		t.Fatal(err)
@@ -567,7 +574,9 @@ func testSubjects(t *testing.T, s portrait.Store) {
 	if string(a.WrappedKey) != "key-a" || string(a.SealedID) != "id-a" || !a.Created.Equal(base) {
 		t.Errorf("subject a = %+v: EnsureSubjects must not replace a stored subject's key", a)
 	}
-	err = s.Update(ctx, func(tx portrait.Tx) error { return tx.EnsureSubjects(ctx, []portrait.SubjectKey{{Pseudonym: "d"}}) })
+	err = s.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
+		return tx.EnsureSubjects(ctx, []portrait.SubjectKey{{Pseudonym: "d"}})
+	})
 	wantCode(t, "subject without a key", err, portrait.EINVALID)
 }
 
@@ -583,7 +592,7 @@ func testConsentsAndStates(t *testing.T, s portrait.Store) {
 		{Pseudonym: "a", Purpose: "personalization", Status: policy.Granted, NoticeVersion: "v2", Channel: "web", Guardian: true, At: at(3)},
 		{Pseudonym: "b", Purpose: "personalization", Status: policy.Granted, NoticeVersion: "v1", Channel: "web", At: at(4)},
 	}
-	update(t, s, func(tx portrait.Tx) error {
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error {
 		if err := tx.EnsureSubjects(ctx, []portrait.SubjectKey{subject("a")}); err != nil {
 			return err
 		}
@@ -660,13 +669,17 @@ func testConsentsAndStates(t *testing.T, s portrait.Store) {
 		t.Errorf("state of an unknown subject = %+v, want %+v", states["nobody"], fresh)
 	}
 
-	err = s.Update(ctx, func(tx portrait.Tx) error {
+	err = s.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		return tx.AppendConsent(ctx, portrait.ConsentRecord{Pseudonym: "a", Purpose: "p", Status: policy.None, At: at(9)})
 	})
 	wantCode(t, "consent with status none", err, portrait.EINVALID)
-	err = s.Update(ctx, func(tx portrait.Tx) error { return tx.SetFlags(ctx, "nobody", portrait.Flags{Personalization: 100}) })
+	err = s.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
+		return tx.SetFlags(ctx, "nobody", portrait.Flags{Personalization: 100})
+	})
 	wantCode(t, "flags of an unknown subject", err, portrait.ENOTFOUND)
-	err = s.Update(ctx, func(tx portrait.Tx) error { return tx.SetFlags(ctx, "a", portrait.Flags{Personalization: 101}) })
+	err = s.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
+		return tx.SetFlags(ctx, "a", portrait.Flags{Personalization: 101})
+	})
 	wantCode(t, "personalization 101", err, portrait.EINVALID)
 }
 
@@ -695,7 +708,7 @@ func testStatesBatch(t *testing.T, s portrait.Store) {
 	for i := range ids {
 		ids[i] = portrait.Pseudonym(fmt.Sprintf("s%04d", i))
 	}
-	update(t, s, func(tx portrait.Tx) error {
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error {
 		for i, p := range ids {
 			if i%2 == 0 {
 				if err := tx.AppendConsent(ctx, portrait.ConsentRecord{Pseudonym: portrait.Pseudonym(p), Purpose: "personalization", Status: policy.Granted, NoticeVersion: "v1", At: at(i)}); err != nil {
@@ -724,11 +737,10 @@ func testStatesBatch(t *testing.T, s portrait.Store) {
 // earlier in the same transaction, which a read through the store does not
 // until commit (invariant 5: ingest decides a chunk again with it).
 func testTxStates(t *testing.T, s portrait.Store) {
-	ctx := context.Background()
-	update(t, s, func(tx portrait.Tx) error {
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error {
 		return tx.AppendConsent(ctx, portrait.ConsentRecord{Pseudonym: "a", Purpose: "personalization", Status: policy.Granted, NoticeVersion: "v1", At: at(1)})
 	})
-	update(t, s, func(tx portrait.Tx) error {
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error {
 		if err := tx.AppendConsent(ctx, portrait.ConsentRecord{Pseudonym: "a", Purpose: "personalization", Status: policy.Withdrawn, NoticeVersion: "v1", At: at(2)}); err != nil {
 			return err
 		}
@@ -750,22 +762,26 @@ func testTxStates(t *testing.T, s portrait.Store) {
 // same transaction.
 func testGeneration(t *testing.T, s portrait.Store) {
 	ctx := context.Background()
-	update(t, s, func(tx portrait.Tx) error { return tx.EnsureSubjects(ctx, []portrait.SubjectKey{subject("a")}) })
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error {
+		return tx.EnsureSubjects(ctx, []portrait.SubjectKey{subject("a")})
+	})
 	steps := []struct {
 		name string
-		fn   func(tx portrait.Tx) error
+		fn   func(ctx context.Context, tx portrait.Tx) error
 	}{
-		{"AppendConsent", func(tx portrait.Tx) error {
+		{"AppendConsent", func(ctx context.Context, tx portrait.Tx) error {
 			return tx.AppendConsent(ctx, portrait.ConsentRecord{Pseudonym: "a", Purpose: "p", Status: policy.Granted, NoticeVersion: "v1", At: at(0)})
 		}},
-		{"SetFlags", func(tx portrait.Tx) error { return tx.SetFlags(ctx, "a", portrait.Flags{Personalization: 0}) }},
-		{"Suppress", func(tx portrait.Tx) error { return tx.Suppress(ctx, "a", "fan", true) }},
-		{"Unsuppress", func(tx portrait.Tx) error { return tx.Unsuppress(ctx, "a", "fan") }},
-		{"Suspend", func(tx portrait.Tx) error {
+		{"SetFlags", func(ctx context.Context, tx portrait.Tx) error {
+			return tx.SetFlags(ctx, "a", portrait.Flags{Personalization: 0})
+		}},
+		{"Suppress", func(ctx context.Context, tx portrait.Tx) error { return tx.Suppress(ctx, "a", "fan", true) }},
+		{"Unsuppress", func(ctx context.Context, tx portrait.Tx) error { return tx.Unsuppress(ctx, "a", "fan") }},
+		{"Suspend", func(ctx context.Context, tx portrait.Tx) error {
 			return tx.Suspend(ctx, policy.Suspension{Kind: policy.TargetLabel, ID: "fan", Reason: "audit", By: "regulator:r1", At: at(0)})
 		}},
-		{"Lift", func(tx portrait.Tx) error { return tx.Lift(ctx, policy.TargetLabel, "fan") }},
-		{"Erase", func(tx portrait.Tx) error { return tx.Erase(ctx, Grant(t, "a", policy.Erase)) }},
+		{"Lift", func(ctx context.Context, tx portrait.Tx) error { return tx.Lift(ctx, policy.TargetLabel, "fan") }},
+		{"Erase", func(ctx context.Context, tx portrait.Tx) error { return tx.Erase(ctx, Grant(t, "a", policy.Erase)) }},
 	}
 	prev, err := s.Generation(ctx)
 	if err != nil {
@@ -787,7 +803,7 @@ func testGeneration(t *testing.T, s portrait.Store) {
 		t.Errorf("inserting an event moved the generation from %d to %d; only governance changes should", prev, g)
 	}
 	// A rolled-back change leaves the generation alone.
-	s.Update(ctx, func(tx portrait.Tx) error {
+	s.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		tx.Suppress(ctx, "b", "x", true)
 		return errors.New("abandon")
 	})
@@ -803,7 +819,7 @@ func testSuspensions(t *testing.T, s portrait.Store) {
 		{Kind: policy.TargetUseCase, ID: "credit", Reason: "unfair", By: "regulator:r1", At: at(1)},
 		{Kind: policy.TargetLabel, ID: "fan", Reason: "audit", By: "regulator:r1", At: at(0)},
 	}
-	update(t, s, func(tx portrait.Tx) error {
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error {
 		for _, x := range sus {
 			if err := tx.Suspend(ctx, x); err != nil {
 				return err
@@ -818,11 +834,11 @@ func testSuspensions(t *testing.T, s portrait.Store) {
 	if len(got) != 2 || got[0].Kind != policy.TargetLabel || got[0].Reason != "audit" || got[0].By != "regulator:r1" || !got[0].At.Equal(at(0)) || got[1].ID != "credit" {
 		t.Errorf("suspensions = %+v, want the label then the use-case", got)
 	}
-	update(t, s, func(tx portrait.Tx) error { return tx.Lift(ctx, policy.TargetLabel, "fan") })
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error { return tx.Lift(ctx, policy.TargetLabel, "fan") })
 	if got, _ := s.Suspensions(ctx); len(got) != 1 || got[0].ID != "credit" {
 		t.Errorf("after lifting fan suspensions = %+v", got)
 	}
-	err = s.Update(ctx, func(tx portrait.Tx) error { return tx.Lift(ctx, policy.TargetLabel, "fan") })
+	err = s.Update(ctx, func(ctx context.Context, tx portrait.Tx) error { return tx.Lift(ctx, policy.TargetLabel, "fan") })
 	wantCode(t, "lift what is not suspended", err, portrait.ENOTFOUND)
 }
 
@@ -831,7 +847,7 @@ func testSuspensions(t *testing.T, s portrait.Store) {
 func testErase(t *testing.T, s portrait.Store) {
 	ctx := context.Background()
 	for _, p := range []string{"a", "b"} {
-		update(t, s, func(tx portrait.Tx) error {
+		update(t, s, func(ctx context.Context, tx portrait.Tx) error {
 			if err := tx.EnsureSubjects(ctx, []portrait.SubjectKey{subject(p)}); err != nil {
 				return err
 			}
@@ -853,7 +869,7 @@ func testErase(t *testing.T, s portrait.Store) {
 			return tx.AppendConsent(ctx, portrait.ConsentRecord{Pseudonym: portrait.Pseudonym(p), Purpose: "personalization", Status: policy.Granted, NoticeVersion: "v1", At: at(0)})
 		})
 	}
-	update(t, s, func(tx portrait.Tx) error { return tx.Erase(ctx, Grant(t, "a", policy.Erase)) })
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error { return tx.Erase(ctx, Grant(t, "a", policy.Erase)) })
 
 	subs, err := s.Subjects(ctx, []portrait.Pseudonym{"a", "b"})
 	if err != nil {
@@ -948,7 +964,7 @@ func testLogKinds(t *testing.T, s portrait.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	update(t, s, func(tx portrait.Tx) error {
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error {
 		_, err := log.Append(ctx, tx, audit.Record{Kind: "mark"}, audit.Record{Kind: "ingest"}, audit.Record{Kind: "mark"}, audit.Record{Kind: "catalog"})
 		return err
 	})
@@ -975,7 +991,7 @@ func testLog(t *testing.T, s portrait.Store) {
 		for i := range 5 + batch {
 			rs = append(rs, fmt.Appendf(nil, `{"kind":"test","n":%d}`, len(records)+i))
 		}
-		update(t, s, func(tx portrait.Tx) error { return appendRecords(ctx, tx, rs...) })
+		update(t, s, func(ctx context.Context, tx portrait.Tx) error { return appendRecords(ctx, tx, rs...) })
 		records = append(records, rs...)
 	}
 	n, err := s.LogSize(ctx)
@@ -1048,7 +1064,7 @@ func testLog(t *testing.T, s portrait.Store) {
 
 	// Appends must continue exactly where the log ends.
 	for _, idx := range []int64{n + 1, n - 1} {
-		err := s.Update(ctx, func(tx portrait.Tx) error {
+		err := s.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 			return tx.AppendLog(ctx, []portrait.LogEntry{{Index: idx, Data: []byte("x"), Hashes: make([]byte, 32)}})
 		})
 		wantCode(t, fmt.Sprintf("append at %d to a log of %d", idx, n), err, portrait.ECONFLICT)
@@ -1068,7 +1084,7 @@ func testLogSerialised(t *testing.T, s portrait.Store) {
 	for w := range workers {
 		wg.Go(func() {
 			for i := range each {
-				errs <- s.Update(ctx, func(tx portrait.Tx) error {
+				errs <- s.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 					return appendRecords(ctx, tx, fmt.Appendf(nil, "worker %d record %d", w, i))
 				})
 			}
@@ -1094,8 +1110,8 @@ func testCheckpoint(t *testing.T, s portrait.Store) {
 	ctx := context.Background()
 	_, err := s.Checkpoint(ctx)
 	wantCode(t, "checkpoint of a new store", err, portrait.ENOTFOUND)
-	update(t, s, func(tx portrait.Tx) error { return tx.SaveCheckpoint(ctx, []byte("note 1\n")) })
-	update(t, s, func(tx portrait.Tx) error { return tx.SaveCheckpoint(ctx, []byte("note 2\n")) })
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error { return tx.SaveCheckpoint(ctx, []byte("note 1\n")) })
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error { return tx.SaveCheckpoint(ctx, []byte("note 2\n")) })
 	got, err := s.Checkpoint(ctx)
 	if err != nil || string(got) != "note 2\n" {
 		t.Errorf("checkpoint = %q, %v; want note 2", got, err)
@@ -1108,7 +1124,7 @@ func testCheckpoint(t *testing.T, s portrait.Store) {
 func testAPIKey(t *testing.T, s portrait.Store) {
 	ctx := context.Background()
 	k := portrait.APIKey{ID: "k1", Name: "risk/alice", Hash: bytes.Repeat([]byte{7}, 32), Role: policy.Operator, Created: at(0), Expires: at(90 * 24)}
-	update(t, s, func(tx portrait.Tx) error { return tx.PutAPIKey(ctx, k) })
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error { return tx.PutAPIKey(ctx, k) })
 	got, err := s.APIKey(ctx, k.Hash)
 	if err != nil {
 		t.Fatal(err)
@@ -1120,7 +1136,7 @@ func testAPIKey(t *testing.T, s portrait.Store) {
 	_, err = s.APIKey(ctx, bytes.Repeat([]byte{8}, 32))
 	wantCode(t, "unknown key", err, portrait.ENOTFOUND)
 	put := func(k portrait.APIKey) error {
-		return s.Update(ctx, func(tx portrait.Tx) error { return tx.PutAPIKey(ctx, k) })
+		return s.Update(ctx, func(ctx context.Context, tx portrait.Tx) error { return tx.PutAPIKey(ctx, k) })
 	}
 	wantCode(t, "duplicate hash", put(portrait.APIKey{ID: "k2", Name: "risk/bob", Hash: k.Hash, Role: policy.Admin}), portrait.ECONFLICT)
 	wantCode(t, "duplicate name in force", put(portrait.APIKey{ID: "k2", Name: "risk/alice", Hash: bytes.Repeat([]byte{9}, 32), Role: policy.Admin}), portrait.ECONFLICT)
@@ -1135,7 +1151,7 @@ func testAPIKey(t *testing.T, s portrait.Store) {
 		wantCode(t, name, put(bad), portrait.EINVALID)
 	}
 	// A key stored without a name (as before names existed) is named by its id.
-	update(t, s, func(tx portrait.Tx) error {
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error {
 		return tx.PutAPIKey(ctx, portrait.APIKey{ID: "legacy-1", Hash: bytes.Repeat([]byte{3}, 32), Role: policy.Auditor, Created: at(0)})
 	})
 	if got, err := s.APIKey(ctx, bytes.Repeat([]byte{3}, 32)); err != nil || got.Name != "legacy-1" || !got.Expires.IsZero() {
@@ -1143,8 +1159,8 @@ func testAPIKey(t *testing.T, s portrait.Store) {
 	}
 
 	// Last use moves forward only.
-	update(t, s, func(tx portrait.Tx) error { return tx.TouchAPIKey(ctx, "k1", at(5)) })
-	update(t, s, func(tx portrait.Tx) error { return tx.TouchAPIKey(ctx, "k1", at(2)) })
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error { return tx.TouchAPIKey(ctx, "k1", at(5)) })
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error { return tx.TouchAPIKey(ctx, "k1", at(2)) })
 	if got, _ := s.APIKey(ctx, k.Hash); !got.LastUsed.Equal(at(5)) {
 		t.Errorf("last used = %v, want %v", got.LastUsed, at(5))
 	}
@@ -1152,7 +1168,7 @@ func testAPIKey(t *testing.T, s portrait.Store) {
 	// Revocation: the key is gone for lookups, stays listed, its hash is
 	// never accepted again, and its name is free for a new key.
 	var revoked portrait.APIKey
-	update(t, s, func(tx portrait.Tx) (err error) {
+	update(t, s, func(ctx context.Context, tx portrait.Tx) (err error) {
 		revoked, err = tx.RevokeAPIKey(ctx, "risk/alice", at(6))
 		return err
 	})
@@ -1161,13 +1177,13 @@ func testAPIKey(t *testing.T, s portrait.Store) {
 	}
 	_, err = s.APIKey(ctx, k.Hash)
 	wantCode(t, "revoked key looked up", err, portrait.ENOTFOUND)
-	err = s.Update(ctx, func(tx portrait.Tx) error {
+	err = s.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		_, err := tx.RevokeAPIKey(ctx, "risk/alice", at(7))
 		return err
 	})
 	wantCode(t, "revoke twice", err, portrait.ENOTFOUND)
 	wantCode(t, "revoked hash again", put(portrait.APIKey{ID: "k4", Name: "risk/carol", Hash: k.Hash, Role: policy.Operator}), portrait.ECONFLICT)
-	update(t, s, func(tx portrait.Tx) error {
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error {
 		return tx.PutAPIKey(ctx, portrait.APIKey{ID: "k5", Name: "risk/alice", Hash: bytes.Repeat([]byte{5}, 32), Role: policy.Reviewer, Created: at(8)})
 	})
 	all, err := s.APIKeys(ctx)
@@ -1193,7 +1209,7 @@ func testCases(t *testing.T, s portrait.Store) {
 		{ID: "c1", Pseudonym: "a", Type: "access", Status: "open", Created: at(1), Deadline: at(1 + 15*24*60)},
 		{ID: "c3", Pseudonym: "b", Type: "objection", Status: "open", Created: at(3)},
 	}
-	update(t, s, func(tx portrait.Tx) error {
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error {
 		for _, c := range cases {
 			if err := tx.PutCase(ctx, c); err != nil {
 				return err
@@ -1203,7 +1219,7 @@ func testCases(t *testing.T, s portrait.Store) {
 	})
 	done := cases[0]
 	done.Status, done.Closed, done.Outcome, done.LogIndex = "fulfilled", at(10), "erased", 42
-	update(t, s, func(tx portrait.Tx) error {
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error {
 		if err := tx.PutCase(ctx, done); err != nil {
 			return err
 		}
@@ -1227,7 +1243,7 @@ func testCases(t *testing.T, s portrait.Store) {
 	if all, err := s.Cases(ctx, ""); err != nil || len(all) != 3 || all[2].ID != "c3" || !all[2].Deadline.IsZero() {
 		t.Errorf("all cases = %+v, %v; want c1, c2, c3", all, err)
 	}
-	err = s.Update(ctx, func(tx portrait.Tx) error { return tx.PutCase(ctx, portrait.Case{ID: "c4"}) })
+	err = s.Update(ctx, func(ctx context.Context, tx portrait.Tx) error { return tx.PutCase(ctx, portrait.Case{ID: "c4"}) })
 	wantCode(t, "case without subject", err, portrait.EINVALID)
 }
 
@@ -1239,7 +1255,7 @@ func testPseudonyms(t *testing.T, s portrait.Store) {
 	for _, n := range names {
 		subs = append(subs, subject(n))
 	}
-	update(t, s, func(tx portrait.Tx) error { return tx.EnsureSubjects(ctx, subs) })
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error { return tx.EnsureSubjects(ctx, subs) })
 	var got []portrait.Pseudonym
 	var after portrait.Pseudonym
 	for {
@@ -1272,16 +1288,20 @@ func testDecisions(t *testing.T, s portrait.Store) {
 		Outcome: true, Score: 0.75, InputHash: "abc", Sealed: []byte("why"), Status: "automated", Created: at(1), LogIndex: 9}
 	d2 := d
 	d2.ID, d2.Created, d2.Outcome, d2.Score = "d0", at(0), false, 0.25
-	update(t, s, func(tx portrait.Tx) error {
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error {
 		if err := tx.PutDetermination(ctx, d); err != nil {
 			return err
 		}
 		return tx.PutDetermination(ctx, d2)
 	})
-	err := s.Update(ctx, func(tx portrait.Tx) error { return tx.PutDetermination(ctx, d) })
+	err := s.Update(ctx, func(ctx context.Context, tx portrait.Tx) error { return tx.PutDetermination(ctx, d) })
 	wantCode(t, "decision id reused", err, portrait.ECONFLICT)
-	update(t, s, func(tx portrait.Tx) error { return tx.SetDeterminationStatus(ctx, "d1", "pending_review") })
-	err = s.Update(ctx, func(tx portrait.Tx) error { return tx.SetDeterminationStatus(ctx, "nope", "upheld") })
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error {
+		return tx.SetDeterminationStatus(ctx, "d1", "pending_review")
+	})
+	err = s.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
+		return tx.SetDeterminationStatus(ctx, "nope", "upheld")
+	})
 	wantCode(t, "status of an unknown decision", err, portrait.ENOTFOUND)
 
 	got, err := s.DeterminationByID(ctx, "d1")
@@ -1305,7 +1325,7 @@ func testDecisions(t *testing.T, s portrait.Store) {
 	if other, err := s.Determinations(ctx, Grant(t, "b", policy.Access)); err != nil || len(other) != 0 {
 		t.Errorf("decisions of b = %+v, %v", other, err)
 	}
-	update(t, s, func(tx portrait.Tx) error { return tx.Erase(ctx, Grant(t, "a", policy.Erase)) })
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error { return tx.Erase(ctx, Grant(t, "a", policy.Erase)) })
 	if list, _ := s.Determinations(ctx, Grant(t, "a", policy.Access)); len(list) != 0 {
 		t.Errorf("decisions survived erasure: %+v", list) // SR-3
 	}
@@ -1323,7 +1343,7 @@ func testReviews(t *testing.T, s portrait.Store) {
 	r1 := portrait.Review{ID: "r1", DeterminationID: "d1", Pseudonym: "a", UseCase: "credit", Kind: "appeal", Sealed: []byte("statement"),
 		Status: "open", Created: at(1), Deadline: at(1000)}
 	r2 := portrait.Review{ID: "r2", DeterminationID: "d2", Pseudonym: "b", UseCase: "credit", Kind: "refusal", Status: "open", Created: at(0)}
-	update(t, s, func(tx portrait.Tx) error {
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error {
 		if err := tx.PutReview(ctx, r1); err != nil {
 			return err
 		}
@@ -1333,7 +1353,7 @@ func testReviews(t *testing.T, s portrait.Store) {
 		t.Errorf("open reviews = %+v, %v; want r2 then r1", open, err)
 	}
 	r1.Status, r1.Reviewer, r1.Outcome, r1.Reason, r1.Closed = "closed", "reviewer:k1", "overturned", "income misread", at(50)
-	update(t, s, func(tx portrait.Tx) error { return tx.PutReview(ctx, r1) })
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error { return tx.PutReview(ctx, r1) })
 	got, err := s.ReviewByID(ctx, "r1")
 	if err != nil {
 		t.Fatal(err)
@@ -1351,20 +1371,20 @@ func testReviews(t *testing.T, s portrait.Store) {
 	}
 	_, err = s.ReviewByID(ctx, "nope")
 	wantCode(t, "unknown review", err, portrait.ENOTFOUND)
-	err = s.Update(ctx, func(tx portrait.Tx) error { return tx.PutReview(ctx, portrait.Review{ID: "r3"}) })
+	err = s.Update(ctx, func(ctx context.Context, tx portrait.Tx) error { return tx.PutReview(ctx, portrait.Review{ID: "r3"}) })
 	wantCode(t, "review without decision", err, portrait.EINVALID)
 
 	// CloseReview stores an outcome only while the review is open.
 	r2.Status, r2.Reviewer, r2.Outcome, r2.Reason, r2.Closed = "closed", "reviewer:k1", "upheld", "checked", at(60)
-	update(t, s, func(tx portrait.Tx) error { return tx.CloseReview(ctx, r2) })
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error { return tx.CloseReview(ctx, r2) })
 	late := r2
 	late.Outcome, late.Reviewer = "overturned", "reviewer:k2"
-	err = s.Update(ctx, func(tx portrait.Tx) error { return tx.CloseReview(ctx, late) })
+	err = s.Update(ctx, func(ctx context.Context, tx portrait.Tx) error { return tx.CloseReview(ctx, late) })
 	wantCode(t, "second outcome", err, portrait.ECONFLICT)
 	if got, _ := s.ReviewByID(ctx, "r2"); got.Outcome != "upheld" || got.Reviewer != "reviewer:k1" || !got.Closed.Equal(at(60)) {
 		t.Errorf("review r2 after a refused second outcome = %+v", got)
 	}
-	err = s.Update(ctx, func(tx portrait.Tx) error {
+	err = s.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		return tx.CloseReview(ctx, portrait.Review{ID: "nope", Status: "closed", Outcome: "upheld"})
 	})
 	wantCode(t, "close unknown review", err, portrait.ENOTFOUND)
@@ -1376,9 +1396,9 @@ func testItems(t *testing.T, s portrait.Store) {
 		{ID: "i2", Categories: []string{"sports", "shoes"}, Attributes: map[string]any{"brand": "x", "size": 42.5, "new": true}, Price: 99.5, Updated: at(0)},
 		{ID: "i1", Price: 1},
 	}
-	update(t, s, func(tx portrait.Tx) error { return tx.PutItems(ctx, items) })
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error { return tx.PutItems(ctx, items) })
 	items[1].Categories = []string{"books"}
-	update(t, s, func(tx portrait.Tx) error { return tx.PutItems(ctx, items[1:]) })
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error { return tx.PutItems(ctx, items[1:]) })
 	got, err := s.Items(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -1390,22 +1410,63 @@ func testItems(t *testing.T, s portrait.Store) {
 	if !reflect.DeepEqual(g.Categories, items[0].Categories) || !reflect.DeepEqual(g.Attributes, items[0].Attributes) || g.Price != 99.5 || !g.Updated.Equal(at(0)) {
 		t.Errorf("item i2 = %+v, want %+v", g, items[0])
 	}
-	err = s.Update(ctx, func(tx portrait.Tx) error {
+	err = s.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		return tx.PutItems(ctx, []portrait.Item{{ID: "bad", Attributes: map[string]any{"f": func() {}}}})
 	})
 	wantCode(t, "unencodable attribute", err, portrait.EINVALID)
+}
+
+// EnsureSubjects and PutItems write in multi-row statements: batches
+// longer than one statement, a subject or item given twice in a batch,
+// and a subject already stored (which keeps its first key) come out as
+// one-by-one writes would leave them.
+func testManyRows(t *testing.T, s portrait.Store) {
+	ctx := context.Background()
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error {
+		return tx.EnsureSubjects(ctx, []portrait.SubjectKey{{Pseudonym: "s7", WrappedKey: []byte("first")}})
+	})
+	var subjects []portrait.SubjectKey
+	var names []portrait.Pseudonym
+	for i := range 150 {
+		p := portrait.Pseudonym(fmt.Sprintf("s%d", i))
+		subjects = append(subjects, portrait.SubjectKey{Pseudonym: p, WrappedKey: []byte("k" + p)})
+		names = append(names, p)
+	}
+	subjects = append(subjects, portrait.SubjectKey{Pseudonym: "s3", WrappedKey: []byte("again")})
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error { return tx.EnsureSubjects(ctx, subjects) })
+	got, err := s.Subjects(ctx, names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 150 || string(got["s7"].WrappedKey) != "first" || string(got["s3"].WrappedKey) != "ks3" || string(got["s149"].WrappedKey) != "ks149" {
+		t.Errorf("%d subjects stored, s7 %q, s3 %q, s149 %q; want 150, first, ks3, ks149",
+			len(got), got["s7"].WrappedKey, got["s3"].WrappedKey, got["s149"].WrappedKey)
+	}
+	var items []portrait.Item
+	for i := range 130 {
+		items = append(items, portrait.Item{ID: fmt.Sprintf("i%03d", i), Categories: []string{"c"}, Price: float64(i)})
+	}
+	items = append(items, portrait.Item{ID: "i005", Categories: []string{"last"}, Price: 5})
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error { return tx.PutItems(ctx, items) })
+	stored, err := s.Items(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stored) != 130 || !reflect.DeepEqual(stored[5].Categories, []string{"last"}) || stored[129].Price != 129 {
+		t.Errorf("%d items stored, i005 %+v; want 130, the last version of i005", len(stored), stored[5])
+	}
 }
 
 // FP-2: protected attributes need a Collect grant to store and a grant
 // for the subject to read, and are erased with the subject.
 func testProtected(t *testing.T, s portrait.Store) {
 	ctx := context.Background()
-	update(t, s, func(tx portrait.Tx) error {
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error {
 		return tx.PutProtected(ctx, Grant(t, "a", policy.Collect), []portrait.ProtectedValue{
 			{Pseudonym: "a", Attribute: "sex", Sealed: []byte("f")}, {Pseudonym: "a", Attribute: "age_band", Sealed: []byte("30-39")},
 		})
 	})
-	update(t, s, func(tx portrait.Tx) error {
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error {
 		return tx.PutProtected(ctx, Grant(t, "a", policy.Collect), []portrait.ProtectedValue{{Pseudonym: "a", Attribute: "sex", Sealed: []byte("m")}})
 	})
 	got, err := s.Protected(ctx, Grant(t, "a", policy.Read))
@@ -1415,7 +1476,7 @@ func testProtected(t *testing.T, s portrait.Store) {
 	if len(got) != 2 || got[0].Attribute != "age_band" || got[1].Pseudonym != "a" || string(got[1].Sealed) != "m" {
 		t.Errorf("protected of a = %+v", got)
 	}
-	update(t, s, func(tx portrait.Tx) error { return tx.Erase(ctx, Grant(t, "a", policy.Erase)) })
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error { return tx.Erase(ctx, Grant(t, "a", policy.Erase)) })
 	if got, _ := s.Protected(ctx, Grant(t, "a", policy.Read)); len(got) != 0 {
 		t.Errorf("protected attributes survived erasure: %+v", got) // SR-3
 	}
@@ -1425,7 +1486,7 @@ func testProtected(t *testing.T, s portrait.Store) {
 func testUpdateRollsBack(t *testing.T, s portrait.Store) {
 	ctx := context.Background()
 	boom := errors.New("boom")
-	err := s.Update(ctx, func(tx portrait.Tx) error {
+	err := s.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		if _, err := tx.InsertEvents(ctx, []portrait.StoredEvent{event(t, "a", "", 0)}); err != nil {
 			return err
 		}
@@ -1440,7 +1501,7 @@ func testUpdateRollsBack(t *testing.T, s portrait.Store) {
 				t.Errorf("recovered %v, want fn's panic re-raised", p)
 			}
 		}()
-		s.Update(ctx, func(tx portrait.Tx) error {
+		s.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 			tx.InsertEvents(ctx, []portrait.StoredEvent{event(t, "a", "", 1)})
 			panic("panic in fn")
 		})
@@ -1455,11 +1516,48 @@ func testUpdateRollsBack(t *testing.T, s portrait.Store) {
 	}
 }
 
+// An Update called with the ctx handed to an Update's function, however
+// deep, fails at once with guard.ErrNestedUpdate instead of waiting for
+// the transaction it runs in; the outer one decides what to do with the
+// error, and commits. An Update on the same store with a ctx that does
+// not come from inside one runs, as before.
+func testNestedUpdateRefused(t *testing.T, s portrait.Store) {
+	outer := context.Background()
+	var inner error
+	err := s.Update(outer, func(ctx context.Context, tx portrait.Tx) error {
+		deeper := context.WithValue(ctx, struct{}{}, "callee")
+		inner = s.Update(deeper, func(ctx context.Context, tx portrait.Tx) error {
+			return tx.EnsureSubjects(ctx, []portrait.SubjectKey{subject("inner")})
+		})
+		return tx.EnsureSubjects(ctx, []portrait.SubjectKey{subject("outer")})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !errors.Is(inner, guard.ErrNestedUpdate) || portrait.ErrorCode(inner) != portrait.EINTERNAL {
+		t.Errorf("nested update: %v, want guard.ErrNestedUpdate", inner)
+	}
+	got, err := s.Subjects(outer, []portrait.Pseudonym{"outer", "inner"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := got["outer"]; !ok {
+		t.Error("the outer update was not committed")
+	}
+	if _, ok := got["inner"]; ok {
+		t.Error("the nested update was committed")
+	}
+	// The mark does not outlive the function: the ctx outside is clean.
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error {
+		return tx.EnsureSubjects(ctx, []portrait.SubjectKey{subject("after")})
+	})
+}
+
 // Invariant 3 (fail closed): when the audit append fails, the events
 // written in the same Update are not stored.
 func testFailedLogAppendRollsBack(t *testing.T, s portrait.Store) {
 	ctx := context.Background()
-	err := s.Update(ctx, func(tx portrait.Tx) error {
+	err := s.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		if _, err := tx.InsertEvents(ctx, []portrait.StoredEvent{event(t, "a", "k", 0)}); err != nil {
 			return err
 		}

@@ -129,7 +129,7 @@ func RunTamper(t *testing.T, open func(t *testing.T) (portrait.Store, Raw)) {
 			kinds := []string{"apikey", "mark", "catalog", "decision", "mark", "decision"}
 			for i, k := range kinds {
 				rec := audit.Record{Kind: k, Time: time.Date(2026, 12, 6, 0, 0, i, 0, time.UTC), Pseudonym: "p1", Action: "set"}
-				if err := s.Update(ctx, func(tx portrait.Tx) error { _, err := l.Append(ctx, tx, rec); return err }); err != nil {
+				if err := s.Update(ctx, func(ctx context.Context, tx portrait.Tx) error { _, err := l.Append(ctx, tx, rec); return err }); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -137,7 +137,7 @@ func RunTamper(t *testing.T, open func(t *testing.T) (portrait.Store, Raw)) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := s.Update(ctx, func(tx portrait.Tx) error { return tx.SaveCheckpoint(ctx, note) }); err != nil {
+			if err := s.Update(ctx, func(ctx context.Context, tx portrait.Tx) error { return tx.SaveCheckpoint(ctx, note) }); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := l.ReadVerified(ctx, s, 0, size); err != nil {

@@ -47,10 +47,10 @@ const (
 )
 
 // WriteSQL are the statements of Tx's writes, in the shared form.
-var WriteSQL = []string{
+var WriteSQL = append([]string{
 	bumpSQL, putDecisionSQL, setDecisionStatusSQL, putReviewSQL, closeReviewSQL, reviewStatusSQL, putProtectedSQL, putCaseSQL,
 	putAPIKeySQL, revokeAPIKeySQL, touchAPIKeySQL, appendConsentSQL, setFlagsSQL, suppressSQL, unsuppressSQL, suspendSQL, liftSQL,
-}
+}, foldSQL...)
 
 // bump increments the governance generation in the transaction, so caches
 // on every node see the change with it (invariant 5).

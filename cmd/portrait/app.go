@@ -376,8 +376,8 @@ func (a *app) tamperAlert(te *audit.TamperError) {
 	// Not in the caller's goroutine: the finding may come from a read
 	// inside a write transaction, which the alert's own would wait on.
 	go func() {
-		err := a.store.Update(context.Background(), func(tx portrait.Tx) error {
-			_, err := a.log.Append(context.Background(), tx, rec)
+		err := a.store.Update(context.Background(), func(ctx context.Context, tx portrait.Tx) error {
+			_, err := a.log.Append(ctx, tx, rec)
 			return err
 		})
 		if err != nil {
@@ -452,7 +452,7 @@ func (a *app) publish(ctx context.Context, note []byte) error {
 		}
 		note = cosigned
 	}
-	return a.store.Update(ctx, func(tx portrait.Tx) error { return tx.SaveCheckpoint(ctx, note) })
+	return a.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error { return tx.SaveCheckpoint(ctx, note) })
 }
 
 // loadTLS reads --tls-cert and --tls-key, so that a bad pair stops

@@ -157,7 +157,7 @@ func TestTwoNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256([]byte(regKey))
-	err = store.Update(context.Background(), func(tx portrait.Tx) error {
+	err = store.Update(context.Background(), func(ctx context.Context, tx portrait.Tx) error {
 		return tx.PutAPIKey(context.Background(), portrait.APIKey{ID: "regulator-1", Hash: sum[:], Role: policy.Regulator, Created: time.Now()})
 	})
 	store.Close()

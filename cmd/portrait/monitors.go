@@ -18,7 +18,7 @@ import (
 type partialStore interface {
 	PartialBuckets(ctx context.Context, run string) ([]int, error)
 	Partials(ctx context.Context, run string) (map[int][]byte, error)
-	Update(ctx context.Context, fn func(portrait.Tx) error) error
+	Update(ctx context.Context, fn func(context.Context, portrait.Tx) error) error
 }
 
 // partialTx writes them, fenced by the bucket's lease.
@@ -112,7 +112,7 @@ func (a *app) leavePartials(ctx context.Context, st partialStore, node *cluster.
 		if !ok {
 			continue // moved meanwhile: its new holder leaves it
 		}
-		err = st.Update(ctx, func(tx portrait.Tx) error {
+		err = st.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 			ptx, ok := tx.(partialTx)
 			if !ok {
 				return errors.New("the store cannot keep monitor partials")
@@ -169,7 +169,7 @@ func (a *app) combine(ctx context.Context, st partialStore, node *cluster.Node, 
 	}
 	a.logger.Info("monitor: run combined", "run", run, "subjects", rep.Subjects, "alerts", len(rep.Alerts))
 	// The partials hold personal inputs: gone once combined.
-	err = st.Update(ctx, func(tx portrait.Tx) error {
+	err = st.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		ptx, ok := tx.(partialTx)
 		if !ok {
 			return errors.New("the store cannot keep monitor partials")

@@ -43,7 +43,7 @@ func keepPack(ctx context.Context, store portrait.Store, log *audit.Log, cur *re
 	if err != nil {
 		return err
 	}
-	return store.Update(ctx, func(tx portrait.Tx) error {
+	return store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		_, err := log.Append(ctx, tx, audit.Record{Kind: packCopyKind, Actor: "system:regulator", Action: "keep", Digest: packSum(cur),
 			Codes: []string{"SG-6"}, Detail: map[string]any{"draft": cur.Draft, "document": string(doc)}})
 		return err

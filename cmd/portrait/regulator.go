@@ -120,7 +120,7 @@ func regulatorServe(ctx context.Context, args []string, stdout, stderr io.Writer
 	srv := &http.Server{Handler: node.Handler(logger), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute,
 		ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 	go l.Publish(ctx, store, func(ctx context.Context, note []byte) error {
-		return store.Update(ctx, func(tx portrait.Tx) error { return tx.SaveCheckpoint(ctx, note) })
+		return store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error { return tx.SaveCheckpoint(ctx, note) })
 	}, time.Second)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -401,7 +401,7 @@ func (t takeover) Receive(ctx context.Context, o regulator.Order) error {
 		return nil // registered by another node
 	}
 	id := server.ReceiverPrefix + o.ID
-	err = t.a.store.Update(ctx, func(tx portrait.Tx) error {
+	err = t.a.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		if err := tx.PutAPIKey(ctx, portrait.APIKey{ID: id, Name: id, Hash: sum, Role: policy.Admin, Created: time.Now().UTC()}); err != nil {
 			return err
 		}

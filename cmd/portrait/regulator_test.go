@@ -362,7 +362,7 @@ func putCompanyKey(t *testing.T, dsn, key string, role policy.Role) {
 	}
 	defer store.Close()
 	sum := sha256.Sum256([]byte(key))
-	if err := store.Update(ctx, func(tx portrait.Tx) error {
+	if err := store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		return tx.PutAPIKey(ctx, portrait.APIKey{ID: string(role) + "-test", Hash: sum[:], Role: role, Created: time.Now()})
 	}); err != nil {
 		t.Fatal(err)

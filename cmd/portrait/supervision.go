@@ -104,7 +104,7 @@ func (a *app) sendSupervision(ctx context.Context, c *regulator.Client) error {
 	// The company's own log keeps what it reported: the digest of the
 	// signed body and the regulator's id for it.
 	sum := sha256.Sum256(s.Body)
-	return a.store.Update(ctx, func(tx portrait.Tx) error {
+	return a.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		_, err := a.log.Append(ctx, tx, audit.Record{Kind: supervisionKind, Time: r.Sent, Actor: "system:supervise", Action: "send",
 			Digest: hex.EncodeToString(sum[:]), Codes: []string{"PP-4"}, Detail: map[string]any{"report": id}})
 		return err

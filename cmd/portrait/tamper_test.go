@@ -118,7 +118,7 @@ func publish(t *testing.T, dsn, master string) int64 {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := store.Update(ctx, func(tx portrait.Tx) error { return tx.SaveCheckpoint(ctx, note) }); err != nil {
+	if err := store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error { return tx.SaveCheckpoint(ctx, note) }); err != nil {
 		t.Fatal(err)
 	}
 	size, _ := store.LogSize(ctx)
