@@ -105,7 +105,7 @@ func eraseLeavesNoBytes(t *testing.T, layout string) {
 		// More of the victim's events, appended after the move.
 		var evs []portrait.StoredEvent
 		for i := range 50 {
-			evs = append(evs, portrait.StoredEvent{Grant: storetest.Grant(t, "victim", policy.Collect), Subject: "victim", Type: "view",
+			evs = append(evs, portrait.StoredEvent{Grant: storetest.Grant(t, "victim", policy.Collect), Pseudonym: "victim", Type: "view",
 				Time: time.Unix(int64(1000+i), 0), Sealed: append(append([]byte(nil), sealed...), 'n', byte(i))})
 		}
 		if err := db.Update(ctx, func(tx portrait.Tx) error { _, err := tx.InsertEvents(ctx, evs); return err }); err != nil {
