@@ -441,6 +441,7 @@ func BenchmarkIngest(b *testing.B) {
 			e.grant(b, fmt.Sprintf("s%d", i), "personalization")
 		}
 		body := ndjsonBatch(batch, e.now)
+		n := 0
 		return func() {
 			items, err := ingest.Decode(bytes.NewReader(body), true)
 			if err != nil {
@@ -448,6 +449,17 @@ func BenchmarkIngest(b *testing.B) {
 			}
 			if _, sum, err := e.in.Ingest(context.Background(), operator, items); err != nil || sum.Accepted != batch {
 				b.Fatal(err, sum)
+			}
+			// The store clusters appended events in the background, one
+			// move per 10,000; moving them here, on the governed clock,
+			// charges that work to governed ingest rather than to
+			// whatever the move happens to run beside (the floor's batch,
+			// in ratio). A background move already under way finishes
+			// first: Cluster waits for the writer.
+			if n++; n%10 == 0 {
+				if _, err := e.store.Cluster(context.Background()); err != nil {
+					b.Fatal(err)
+				}
 			}
 		}
 	}
@@ -506,8 +518,8 @@ func BenchmarkIngest(b *testing.B) {
 				b.Fatal(err)
 			}
 			// The same statements the store uses for events without an
-			// idempotency key, with its id reservation and its order of
-			// rows (by subject, ids in arrival order), so that only
+			// idempotency key, with its id reservation, into its append
+			// table in arrival order (migration 0040), so that only
 			// governance differs.
 			var next int64
 			if err := tx.QueryRow("UPDATE event_ids SET next = next + ? RETURNING next", len(items)).Scan(&next); err != nil {
@@ -517,10 +529,9 @@ func BenchmarkIngest(b *testing.B) {
 			for i := range order {
 				order[i] = i
 			}
-			slices.SortStableFunc(order, func(x, y int) int { return strings.Compare(items[x].Event.SubjectID, items[y].Event.SubjectID) })
 			for chunk := order; len(chunk) > 0; {
 				n := min(len(chunk), 64)
-				q := "INSERT INTO events (id, pseudonym, type, time, idem, sealed, expires) VALUES " +
+				q := "INSERT INTO events_new (id, pseudonym, type, time, idem, sealed, expires) VALUES " +
 					strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?),", n), ",")
 				args := make([]any, 0, 7*n)
 				for _, i := range chunk[:n] {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	portrait "github.com/portrait-dev/portrait"
 	"github.com/portrait-dev/portrait/tables"
 )
 
@@ -46,6 +47,11 @@ func (*dialect) Time(t time.Time) any        { return ts(t) }
 func (*dialect) StringsDest(p *[]string) any { return p }
 func (*dialect) NoRows(err error) bool       { return errors.Is(err, pgx.ErrNoRows) }
 func (*dialect) Unique(err error) bool       { return isUnique(err) }
+
+// EventTables and EventKey: events live in one table, partitioned by
+// pseudonym (migration 0030), keyed by the pseudonym's text.
+func (*dialect) EventTables() []string                     { return []string{"events"} }
+func (*dialect) EventKey(pseudonym portrait.Pseudonym) any { return string(pseudonym) }
 
 // conn is a pool or a transaction as a tables.Querier.
 type conn struct{ q querier }

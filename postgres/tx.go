@@ -228,23 +228,6 @@ func (tx *txn) DeleteLabels(ctx context.Context, pseudonym portrait.Pseudonym, l
 	return nil
 }
 
-// erasedTables are the tables Erase clears of a subject, the one holding
-// the wrapped data key first. Cases stay: they hold no personal values and
-// the erasure case is the subject's receipt.
-var erasedTables = []string{"subjects", "events", "profile", "labels", "suppressions", "consents", "decisions", "reviews", "protected"}
-
-// Erase implements guard.Tx.Erase: the subject row with the wrapped
-// data key goes first, so that nothing sealed stays readable even if a
-// later delete were lost (invariant 4, SR-3).
-func (tx *txn) Erase(ctx context.Context, pseudonym portrait.Pseudonym) error {
-	for _, table := range erasedTables {
-		if _, err := tx.tx.Exec(ctx, `DELETE FROM `+table+` WHERE pseudonym = $1`, pseudonym); err != nil {
-			return fmt.Errorf("erase %s from %s: %w", pseudonym, table, err)
-		}
-	}
-	return tx.bump(ctx)
-}
-
 // LogSize implements guard.Tx.LogSize. It locks the log head row until
 // the transaction ends, which serialises appenders on every node. The
 // row is read once per transaction: it cannot move under the lock but

@@ -85,13 +85,30 @@ func inTimeOrder(evs []portrait.StoredEvent) {
 	}
 }
 
+// The reads of events look in both tables (migration 0040): a subject's
+// moved events are one run of the clustered table, read in key order, and
+// those not yet moved are found through the (pseudonym, idem) index of
+// events_new. The mover moves an event in one transaction, and a read
+// sees one snapshot, so each event is read exactly once. The expiry sweep
+// reads the clustered table through its index on expires and scans
+// events_new, which the mover keeps small.
+const (
+	eventsSQL = `SELECT ` + eventColumns + ` FROM events WHERE pseudonym = ?1 AND time >= ?2
+		UNION ALL SELECT ` + eventColumns + ` FROM events_new WHERE pseudonym = ?1 AND time >= ?2 ORDER BY id`
+	eventsForSQL = `SELECT ` + eventColumns + ` FROM events WHERE pseudonym IN (SELECT ` + eventKeySQL + ` FROM json_each(?1)) AND time >= ?2
+		UNION ALL SELECT ` + eventColumns + ` FROM events_new WHERE pseudonym IN (SELECT ` + eventKeySQL + ` FROM json_each(?1)) AND time >= ?2
+		ORDER BY pseudonym, id`
+	expiredEventsSQL = `SELECT ` + eventColumns + ` FROM events WHERE expires IS NOT NULL AND expires <= ?1
+		UNION ALL SELECT ` + eventColumns + ` FROM events_new WHERE expires IS NOT NULL AND expires <= ?1 ORDER BY expires, id LIMIT ?2`
+)
+
 // Events implements guard.Engine.Events.
 func (db *engine) Events(ctx context.Context, pseudonym portrait.Pseudonym, since time.Time) ([]portrait.StoredEvent, error) {
 	from := int64(math.MinInt64)
 	if !since.IsZero() {
 		from = since.UnixNano()
 	}
-	rows, err := db.query(ctx, `SELECT `+eventColumns+` FROM events WHERE pseudonym = ? AND time >= ? ORDER BY id`, eventKey(pseudonym), from)
+	rows, err := db.query(ctx, eventsSQL, eventKey(pseudonym), from)
 	if err != nil {
 		return nil, fmt.Errorf("read events: %w", err)
 	}
@@ -108,7 +125,7 @@ func (db *engine) ExpiredEvents(ctx context.Context, now time.Time, limit int) (
 	if limit <= 0 {
 		return nil, portrait.Errorf(portrait.EINVALID, "expired events: limit %d must be positive", limit)
 	}
-	rows, err := db.query(ctx, `SELECT `+eventColumns+` FROM events WHERE expires IS NOT NULL AND expires <= ? ORDER BY expires, id LIMIT ?`, now.UnixNano(), limit)
+	rows, err := db.query(ctx, expiredEventsSQL, now.UnixNano(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("read expired events: %w", err)
 	}
@@ -128,10 +145,7 @@ func (db *engine) EventsFor(ctx context.Context, subjects []portrait.Pseudonym, 
 	if !since.IsZero() {
 		from = since.UnixNano()
 	}
-	// (pseudonym, id) is the events table's key: SQLite reads each
-	// subject's run of rows without sorting.
-	rows, err := db.query(ctx, `SELECT `+eventColumns+` FROM events
-		WHERE pseudonym IN (SELECT `+eventKeySQL+` FROM json_each(?)) AND time >= ? ORDER BY pseudonym, id`, list(subjects), from)
+	rows, err := db.query(ctx, eventsForSQL, list(subjects), from)
 	if err != nil {
 		return nil, fmt.Errorf("read events: %w", err)
 	}

@@ -49,6 +49,7 @@ type engine struct {
 	release     *sql.Stmt // on write; releases it
 	stmts       sync.Map  // query text → *sql.Stmt on read, prepared on first use
 	group       committer // Update's group commit
+	mover       mover     // clusters appended events in the background (move.go)
 	// head is the log's size as of the last commit that moved it, -1
 	// until one did or CommittedLogSize read it: this process owns the
 	// file, so no other writer moves it (CommittedLogSize).
@@ -140,7 +141,7 @@ func open(ctx context.Context, path string) (*engine, error) {
 		db.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	db.insertEvent, err = db.write.PrepareContext(ctx, insertEventsSQL(1)+` ON CONFLICT DO NOTHING`)
+	db.insertEvent, err = db.write.PrepareContext(ctx, insertIdemSQL)
 	if err == nil {
 		db.insertMany, err = db.write.PrepareContext(ctx, insertEventsSQL(eventChunk))
 	}
@@ -163,6 +164,12 @@ func open(ctx context.Context, path string) (*engine, error) {
 		db.Close()
 		return nil, fmt.Errorf("open sqlite %s: prepare: %w", path, err)
 	}
+	var pending int64
+	if err := db.write.QueryRowContext(ctx, `SELECT count(*) FROM events_new`).Scan(&pending); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	db.startMover(pending)
 	return db, nil
 }
 
@@ -279,6 +286,7 @@ func (db *engine) migrate(ctx context.Context) error {
 
 // Close implements guard.Engine.Close.
 func (db *engine) Close() error {
+	db.stopMover()
 	var errs []error
 	db.stmts.Range(func(_, v any) bool {
 		errs = append(errs, v.(*sql.Stmt).Close())

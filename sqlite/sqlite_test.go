@@ -38,8 +38,17 @@ func TestConformance(t *testing.T) {
 
 // SR-3, invariant 4: after erasure and a WAL checkpoint, neither the
 // wrapped key nor any sealed value of the subject is left in the database
-// file or its WAL, not even in free pages.
+// file or its WAL, not even in free pages — whether the subject's events
+// were still appended, all moved to the clustered table (the move's
+// delete from events_new must not leave copies in free pages), or split
+// across the two.
 func TestEraseLeavesNoBytes(t *testing.T) {
+	for _, layout := range []string{"appended", "moved", "split"} {
+		t.Run(layout, func(t *testing.T) { eraseLeavesNoBytes(t, layout) })
+	}
+}
+
+func eraseLeavesNoBytes(t *testing.T, layout string) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "portrait.db")
 	db := mustOpen(t, path)
@@ -86,6 +95,22 @@ func TestEraseLeavesNoBytes(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if layout != "appended" {
+		if n, err := db.Cluster(ctx); err != nil || n != 300 {
+			t.Fatalf("cluster moved %d events (%v), want 300", n, err)
+		}
+	}
+	if layout == "split" {
+		// More of the victim's events, appended after the move.
+		var evs []portrait.StoredEvent
+		for i := range 50 {
+			evs = append(evs, portrait.StoredEvent{Grant: storetest.Grant(t, "victim", policy.Collect), Pseudonym: "victim", Type: "view",
+				Time: time.Unix(int64(1000+i), 0), Sealed: append(append([]byte(nil), sealed...), 'n', byte(i))})
+		}
+		if err := db.Update(ctx, func(ctx context.Context, tx portrait.Tx) error { _, err := tx.InsertEvents(ctx, evs); return err }); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := db.TruncateWAL(ctx); err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	portrait "github.com/portrait-dev/portrait"
 	"github.com/portrait-dev/portrait/tables"
 )
 
@@ -39,6 +40,11 @@ func (*dialect) Time(t time.Time) any        { return nanos(t) }
 func (*dialect) StringsDest(p *[]string) any { return (*jsonStrings)(p) }
 func (*dialect) NoRows(err error) bool       { return errors.Is(err, sql.ErrNoRows) }
 func (*dialect) Unique(err error) bool       { return isUnique(err) }
+
+// EventTables are the append table and the clustered table (migration
+// 0040); EventKey is eventKey.
+func (*dialect) EventTables() []string                     { return []string{"events", "events_new"} }
+func (*dialect) EventKey(pseudonym portrait.Pseudonym) any { return eventKey(pseudonym) }
 
 // jsonStrings reads a list of strings stored as a JSON array.
 type jsonStrings []string

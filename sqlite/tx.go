@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -116,15 +115,20 @@ func (tx *txn) bump(ctx context.Context) error {
 // InsertEvents implements guard.Tx.InsertEvents. Every grant is checked
 // before anything is written, and the multi-row statement prepared at Open
 // is reused for the whole batch.
+//
+// Events are appended to events_new in arrival order (migration 0040):
+// the id is its rowid, so a batch goes at the end of one table instead of
+// into each subject's run of the clustered table. The engine's mover
+// clusters them later (move.go).
 func (tx *txn) InsertEvents(ctx context.Context, events []portrait.StoredEvent) ([]bool, error) {
 	inserted := make([]bool, len(events))
 	if len(events) == 0 {
 		return inserted, nil
 	}
-	// The events table is keyed by subject, not by a rowid, so ids come
-	// from event_ids: one statement reserves the batch's ids, and the
-	// transaction's write lock keeps them from any other writer. A
-	// duplicate idempotency key leaves its id unused.
+	// Ids come from event_ids, not from either table's rowid, so that an
+	// id stays the same when the event moves: one statement reserves the
+	// batch's ids, and the transaction's write lock keeps them from any
+	// other writer. A duplicate idempotency key leaves its id unused.
 	var next int64
 	if err := tx.tx.QueryRowContext(ctx, reserveEventIDs, len(events)).Scan(&next); err != nil {
 		return nil, fmt.Errorf("insert %d events: reserve ids: %w", len(events), err)
@@ -133,15 +137,44 @@ func (tx *txn) InsertEvents(ctx context.Context, events []portrait.StoredEvent) 
 	// Events without an idempotency key cannot conflict, so they go in
 	// multi-row statements: per-statement overhead, not SQLite, dominates
 	// one-row inserts. Those with a key go one by one so that RowsAffected
-	// tells a duplicate apart.
-	var plain []int
+	// tells a duplicate apart. Rows go in id order, so each lands at the
+	// end of the table.
 	one := tx.tx.StmtContext(ctx, tx.db.insertEvent)
+	many := tx.tx.StmtContext(ctx, tx.db.insertMany)
+	args := make([]any, 0, 7*eventChunk)
+	flush := func() error {
+		n := len(args) / 7
+		if n == 0 {
+			return nil
+		}
+		var err error
+		if n == eventChunk {
+			_, err = many.ExecContext(ctx, args...)
+		} else {
+			_, err = tx.tx.ExecContext(ctx, insertEventsSQL(n), args...)
+		}
+		args = args[:0]
+		if err != nil {
+			return fmt.Errorf("insert %d events: %w", n, err)
+		}
+		return nil
+	}
+	appended := 0
 	for i := range events {
 		e := &events[i]
 		if e.Idem == nil {
-			plain = append(plain, i)
+			args = append(args, first+int64(i), eventKey(e.Pseudonym), e.Type, e.Time.UnixNano(), nil, e.Sealed, nanos(e.Expires))
 			inserted[i] = true
+			appended++
+			if len(args) == 7*eventChunk {
+				if err := flush(); err != nil {
+					return nil, err
+				}
+			}
 			continue
+		}
+		if err := flush(); err != nil {
+			return nil, err
 		}
 		res, err := one.ExecContext(ctx, first+int64(i), eventKey(e.Pseudonym), e.Type, e.Time.UnixNano(), e.Idem, e.Sealed, nanos(e.Expires))
 		if err != nil {
@@ -152,30 +185,12 @@ func (tx *txn) InsertEvents(ctx context.Context, events []portrait.StoredEvent) 
 			return nil, fmt.Errorf("insert event %d of subject %s: %w", i, e.Pseudonym, err)
 		}
 		inserted[i] = n == 1
+		appended += int(n)
 	}
-	// In subject order, each statement's rows go to a few subjects' runs
-	// of the table rather than to one page each.
-	slices.SortStableFunc(plain, func(a, b int) int { return strings.Compare(string(events[a].Pseudonym), string(events[b].Pseudonym)) })
-	many := tx.tx.StmtContext(ctx, tx.db.insertMany)
-	args := make([]any, 0, 7*eventChunk)
-	for len(plain) > 0 {
-		n := min(len(plain), eventChunk)
-		args = args[:0]
-		for _, i := range plain[:n] {
-			e := &events[i]
-			args = append(args, first+int64(i), eventKey(e.Pseudonym), e.Type, e.Time.UnixNano(), nil, e.Sealed, nanos(e.Expires))
-		}
-		var err error
-		if n == eventChunk {
-			_, err = many.ExecContext(ctx, args...)
-		} else {
-			_, err = tx.tx.ExecContext(ctx, insertEventsSQL(n), args...)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("insert %d events: %w", n, err)
-		}
-		plain = plain[n:]
+	if err := flush(); err != nil {
+		return nil, err
 	}
+	tx.db.mover.appended(appended)
 	return inserted, nil
 }
 
@@ -189,7 +204,7 @@ const eventChunk = 64
 
 func insertEventsSQL(n int) string {
 	var b strings.Builder
-	b.WriteString(`INSERT INTO events (id, pseudonym, type, time, idem, sealed, expires) VALUES `)
+	b.WriteString(`INSERT INTO events_new (id, pseudonym, type, time, idem, sealed, expires) VALUES `)
 	for i := range n {
 		if i > 0 {
 			b.WriteByte(',')
@@ -198,6 +213,16 @@ func insertEventsSQL(n int) string {
 	}
 	return b.String()
 }
+
+// insertIdemSQL appends one event with an idempotency key unless its
+// subject already has the key, in either table: the NOT EXISTS looks in
+// the clustered table (through its unique (pseudonym, idem) index), the
+// unique index of events_new refuses a second copy there. The mover moves
+// an event in the same transaction that deletes it from events_new, so
+// the two checks together see every stored key.
+const insertIdemSQL = `INSERT INTO events_new (id, pseudonym, type, time, idem, sealed, expires)
+	SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE NOT EXISTS (SELECT 1 FROM events WHERE pseudonym = ?2 AND idem = ?5)
+	ON CONFLICT DO NOTHING`
 
 const deleteProfileSQL = `DELETE FROM profile WHERE pseudonym = ? AND field = ?`
 
@@ -229,25 +254,26 @@ func (tx *txn) PutProfile(ctx context.Context, pseudonym portrait.Pseudonym, val
 	return nil
 }
 
-// RewriteEvent implements guard.Tx.RewriteEvent.
+// RewriteEvent implements guard.Tx.RewriteEvent. The event is in the
+// clustered table or, not yet moved, in events_new; the write lock keeps
+// the mover out until the transaction ends.
 func (tx *txn) RewriteEvent(ctx context.Context, pseudonym portrait.Pseudonym, id int64, sealed []byte, expires time.Time) error {
-	var q string
-	var args []any
-	if sealed == nil {
-		q, args = `DELETE FROM events WHERE id = ? AND pseudonym = ?`, []any{id, eventKey(pseudonym)}
-	} else {
-		q, args = `UPDATE events SET sealed = ?, expires = ? WHERE id = ? AND pseudonym = ?`, []any{sealed, nanos(expires), id, eventKey(pseudonym)}
+	for _, table := range lite.EventTables() {
+		q, args := `DELETE FROM `+table+` WHERE id = ? AND pseudonym = ?`, []any{id, eventKey(pseudonym)}
+		if sealed != nil {
+			q, args = `UPDATE `+table+` SET sealed = ?, expires = ? WHERE id = ? AND pseudonym = ?`, []any{sealed, nanos(expires), id, eventKey(pseudonym)}
+		}
+		res, err := tx.tx.ExecContext(ctx, q, args...)
+		if err != nil {
+			return fmt.Errorf("rewrite event %d: %w", id, err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("rewrite event %d: %w", id, err)
+		} else if n > 0 {
+			return nil
+		}
 	}
-	res, err := tx.tx.ExecContext(ctx, q, args...)
-	if err != nil {
-		return fmt.Errorf("rewrite event %d: %w", id, err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("rewrite event %d: %w", id, err)
-	} else if n == 0 {
-		return portrait.Errorf(portrait.ENOTFOUND, "rewrite event %d: no such event of subject %s", id, pseudonym)
-	}
-	return nil
+	return portrait.Errorf(portrait.ENOTFOUND, "rewrite event %d: no such event of subject %s", id, pseudonym)
 }
 
 // putLabelsSQL upserts every row of one JSON array of [subject, label,
@@ -303,27 +329,6 @@ func (tx *txn) DeleteLabels(ctx context.Context, pseudonym portrait.Pseudonym, l
 		return fmt.Errorf("delete labels of %s: %w", pseudonym, err)
 	}
 	return nil
-}
-
-// erasedTables are the tables Erase clears of a subject, the one holding
-// the wrapped data key first. Cases stay: they hold no personal values and
-// the erasure case is the subject's receipt.
-var erasedTables = []string{"subjects", "events", "profile", "labels", "suppressions", "consents", "decisions", "reviews", "protected"}
-
-// Erase implements guard.Tx.Erase: the subject row with the wrapped
-// data key goes first, so that nothing sealed stays readable even if a
-// later delete were lost (invariant 4, SR-3).
-func (tx *txn) Erase(ctx context.Context, pseudonym portrait.Pseudonym) error {
-	for _, table := range erasedTables {
-		key := any(pseudonym)
-		if table == "events" {
-			key = eventKey(pseudonym)
-		}
-		if _, err := tx.tx.ExecContext(ctx, `DELETE FROM `+table+` WHERE pseudonym = ?`, key); err != nil {
-			return fmt.Errorf("erase %s from %s: %w", pseudonym, table, err)
-		}
-	}
-	return tx.bump(ctx)
 }
 
 // LogSize implements guard.Tx.LogSize. The transaction began

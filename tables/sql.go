@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"fmt"
 	"time"
+
+	portrait "github.com/portrait-dev/portrait"
 )
 
 // Rows is what a query returns on either engine: *sql.Rows (wrapped, as
@@ -54,6 +56,12 @@ type Dialect interface {
 	NoRows(err error) bool
 	// Unique reports whether err is a unique-key violation.
 	Unique(err error) bool
+	// EventTables are the tables that hold events: SQLite appends to one
+	// and clusters into another, and a subject's events may be in both.
+	EventTables() []string
+	// EventKey is how the event tables store a pseudonym (SQLite keeps a
+	// hexadecimal one as its bytes).
+	EventKey(pseudonym portrait.Pseudonym) any
 }
 
 // Time is a Scan destination for a time column of either engine: UTC

@@ -69,6 +69,33 @@ func blob(b []byte) any {
 	return b
 }
 
+// erasedTables are the tables Erase clears of a subject after its subjects
+// row and its events. Cases stay: they hold no personal values and the
+// erasure case is the subject's receipt.
+var erasedTables = []string{"profile", "labels", "suppressions", "consents", "decisions", "reviews", "protected"}
+
+// Erase implements guard.Tx.Erase. The subject row with the wrapped data
+// key goes first, so that nothing sealed stays readable even if a later
+// delete were lost (invariant 4, SR-3); then the events in every table
+// that holds them, moved or not, and the subject's other rows, all in the
+// caller's transaction.
+func (tx Tx) Erase(ctx context.Context, pseudonym portrait.Pseudonym) error {
+	if _, err := tx.exec(ctx, `DELETE FROM subjects WHERE pseudonym = ?`, pseudonym); err != nil {
+		return fmt.Errorf("erase %s from subjects: %w", pseudonym, err)
+	}
+	for _, table := range tx.D.EventTables() {
+		if _, err := tx.exec(ctx, `DELETE FROM `+table+` WHERE pseudonym = ?`, tx.D.EventKey(pseudonym)); err != nil {
+			return fmt.Errorf("erase %s from %s: %w", pseudonym, table, err)
+		}
+	}
+	for _, table := range erasedTables {
+		if _, err := tx.exec(ctx, `DELETE FROM `+table+` WHERE pseudonym = ?`, pseudonym); err != nil {
+			return fmt.Errorf("erase %s from %s: %w", pseudonym, table, err)
+		}
+	}
+	return tx.bump(ctx)
+}
+
 // PutDetermination implements guard.Tx.PutDetermination.
 func (tx Tx) PutDetermination(ctx context.Context, d portrait.StoredDetermination) error {
 	if d.ID == "" || d.UseCase == "" || d.Status == "" {
