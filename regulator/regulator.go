@@ -48,10 +48,17 @@ type Node struct {
 	catalogCheck CatalogCheck
 }
 
-// New returns a node over db, recording in log and cosigning with
-// cosigner.
-func New(db DB, log *audit.Log, cosigner *witness.Signer) *Node {
-	return &Node{db: db, log: log, cosigner: cosigner, now: func() time.Time { return time.Now().UTC() }}
+// Deps are what a Node is built from, named as the services' Deps are.
+type Deps struct {
+	DB       DB              // the regulator's own database
+	Log      *audit.Log      // the regulator's own log, where every act is recorded
+	Cosigner *witness.Signer // cosigns the companies' checkpoints (C2SP tlog-cosignature)
+}
+
+// New returns a node over d.DB, recording in d.Log and cosigning with
+// d.Cosigner.
+func New(d Deps) *Node {
+	return &Node{db: d.DB, log: d.Log, cosigner: d.Cosigner, now: func() time.Time { return time.Now().UTC() }}
 }
 
 // WitnessKey returns the cosigner's note verifier key, which companies

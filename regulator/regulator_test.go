@@ -70,7 +70,7 @@ func newFixture(t *testing.T, db regulator.DB) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := regulator.New(db, l, cosigner)
+	n := regulator.New(regulator.Deps{DB: db, Log: l, Cosigner: cosigner})
 	if err := n.EnsureAdmin(context.Background(), "supervision/admin", "admin-key"); err != nil {
 		t.Fatal(err)
 	}

@@ -34,7 +34,7 @@ type Export struct {
 	Schema     string               `json:"schema"`
 	Generated  time.Time            `json:"generated"`
 	Handler    Handler              `json:"handler"`
-	Subject    string               `json:"subject"`    // pseudonym
+	Pseudonym  portrait.Pseudonym   `json:"subject"`
 	SubjectID  string               `json:"subject_id"` // the id the company knows the subject by
 	Flags      FlagsView            `json:"flags"`
 	Profile    []ProfileEntry       `json:"profile"`
@@ -353,14 +353,14 @@ func (s *Service) access(ctx context.Context, caller policy.Caller, pseudonym po
 // the time an access took.
 func (d *Export) AppendJSON(b []byte) ([]byte, error) {
 	head, err := json.Marshal(struct {
-		Schema    string         `json:"schema"`
-		Generated time.Time      `json:"generated"`
-		Handler   Handler        `json:"handler"`
-		Subject   string         `json:"subject"`
-		SubjectID string         `json:"subject_id"`
-		Flags     FlagsView      `json:"flags"`
-		Profile   []ProfileEntry `json:"profile"`
-	}{d.Schema, d.Generated, d.Handler, d.Subject, d.SubjectID, d.Flags, d.Profile})
+		Schema    string             `json:"schema"`
+		Generated time.Time          `json:"generated"`
+		Handler   Handler            `json:"handler"`
+		Pseudonym portrait.Pseudonym `json:"subject"`
+		SubjectID string             `json:"subject_id"`
+		Flags     FlagsView          `json:"flags"`
+		Profile   []ProfileEntry     `json:"profile"`
+	}{d.Schema, d.Generated, d.Handler, d.Pseudonym, d.SubjectID, d.Flags, d.Profile})
 	if err != nil {
 		return b, fmt.Errorf("encode export: %w", err)
 	}
@@ -444,7 +444,7 @@ func (s *Service) document(ctx context.Context, caller policy.Caller, pseudonym 
 	}
 	cat := s.point.Catalog()
 	doc := &Export{
-		Schema: Schema, Generated: s.now(), Subject: string(pseudonym), SubjectID: id,
+		Schema: Schema, Generated: s.now(), Pseudonym: pseudonym, SubjectID: id,
 		Handler: Handler{Name: cat.Handler.Name, Contact: cat.Handler.Contact, Officer: cat.Handler.Officer},
 		Flags: FlagsView{Restricted: st.Restricted, ObjectProfiling: st.ObjectProfiling, ObjectMarketing: st.ObjectMarketing,
 			Personalization: st.Personalization},

@@ -104,16 +104,16 @@ var endOfTime = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 // what was removed, and the audit-log entry that records it. It is built
 // only from the erasure's case, so asking again yields the same receipt.
 type Receipt struct {
-	Version   int       `json:"version"`
-	Case      string    `json:"case"`
-	Issuer    string    `json:"issuer"`
-	Contact   string    `json:"contact,omitempty"`
-	Subject   string    `json:"subject"` // pseudonym
-	Time      time.Time `json:"time"`
-	LogIndex  int64     `json:"log_index"`
-	Outcome   string    `json:"outcome"`
-	Key       string    `json:"key"`
-	Signature string    `json:"signature,omitempty"`
+	Version   int                `json:"version"`
+	Case      string             `json:"case"`
+	Issuer    string             `json:"issuer"`
+	Contact   string             `json:"contact,omitempty"`
+	Pseudonym portrait.Pseudonym `json:"subject"`
+	Time      time.Time          `json:"time"`
+	LogIndex  int64              `json:"log_index"`
+	Outcome   string             `json:"outcome"`
+	Key       string             `json:"key"`
+	Signature string             `json:"signature,omitempty"`
 }
 
 // Erasure is the answer to an erasure request.
@@ -129,7 +129,7 @@ func (s *Service) receipt(c portrait.Case) (Receipt, error) {
 	cat := s.point.Catalog()
 	key := s.keys.ReceiptKey()
 	r := Receipt{Version: ReceiptVersion, Case: c.ID, Issuer: cat.Handler.Name.In("en"), Contact: cat.Handler.Contact,
-		Subject: string(c.Pseudonym), Time: c.Closed.UTC(), LogIndex: c.LogIndex, Outcome: c.Outcome, Key: keyID(key.Public().(ed25519.PublicKey))}
+		Pseudonym: c.Pseudonym, Time: c.Closed.UTC(), LogIndex: c.LogIndex, Outcome: c.Outcome, Key: keyID(key.Public().(ed25519.PublicKey))}
 	b, err := json.Marshal(r)
 	if err != nil {
 		return Receipt{}, fmt.Errorf("encode erasure receipt: %w", err)

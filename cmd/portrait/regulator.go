@@ -98,7 +98,7 @@ func regulatorServe(ctx context.Context, args []string, stdout, stderr io.Writer
 	if err != nil {
 		return err
 	}
-	node := regulator.New(store, l, cosigner)
+	node := regulator.New(regulator.Deps{DB: store, Log: l, Cosigner: cosigner})
 	node.Supervise(store, kr)
 	packSigner, packKey, err := regulator.PackSigner(*name+"/rules", kr.WitnessKey().Seed())
 	if err != nil {
