@@ -184,9 +184,19 @@ func testAudienceMembership(t *testing.T, e *env) {
 // An identified audience is sent only when the decision point allows it —
 // the purpose declared identified_output and a signed assessment on
 // record (CM-6); its events then carry the subject id, read at sending,
-// while the log records only the pseudonym.
+// while the log records only the pseudonym. On both engines (invariant 7).
 func TestAudienceIdentified(t *testing.T) {
-	e := newEnv(t)
+	for _, pg := range []bool{false, true} {
+		t.Run(map[bool]string{false: "sqlite", true: "postgres"}[pg], func(t *testing.T) {
+			if pg && os.Getenv(storetest.EnvPostgres) == "" {
+				t.Skip(storetest.EnvPostgres + " is not set")
+			}
+			testAudienceIdentified(t, newEnvOn(t, pg))
+		})
+	}
+}
+
+func testAudienceIdentified(t *testing.T, e *env) {
 	ctx := context.Background()
 	e.populate(t, "gus", "hal", "ivy", "jon")
 	cat := e.point.Catalog()

@@ -132,9 +132,11 @@ func requirement(err error) string {
 	return ""
 }
 
-// TestAppealAndReview runs an appeal end to end (AD-3, AD-7, RO-7).
-func TestAppealAndReview(t *testing.T) {
-	e := newEnv(t)
+// TestAppealAndReview runs an appeal end to end (AD-3, AD-7, RO-7), on
+// both engines (invariant 7).
+func TestAppealAndReview(t *testing.T) { eachStore(t, testAppealAndReview) }
+
+func testAppealAndReview(t *testing.T, e *env) {
 	decID, dave := e.decide(t, "dave")
 	_, erin := e.decide(t, "erin")
 	asDave := policy.Caller{Role: policy.Subject, Pseudonym: portrait.Pseudonym(dave)}

@@ -117,9 +117,12 @@ func reviewStatus(t *testing.T, h *harness, id string) string {
 
 // TestConsoleAccess: who may read and decide through the console is what
 // the API allows; forged sessions, missing CSRF tokens and cross-site
-// posts change nothing (AD-3, RO-7).
-func TestConsoleAccess(t *testing.T) {
-	h, base, dave, erin := consoleHarness(t)
+// posts change nothing (AD-3, RO-7). On both engines: the review
+// records the console reads and writes are the store's (invariant 7).
+func TestConsoleAccess(t *testing.T) { onEachStore(t, testConsoleAccess) }
+
+func testConsoleAccess(t *testing.T, h *harness) {
+	h, base, dave, erin := consoleHarnessOn(t, h)
 	post := func(c *http.Client, id, csrf, origin string) int {
 		t.Helper()
 		form := url.Values{"csrf": {csrf}, "outcome": {"overturned"}, "reason": {"Income verified."}}

@@ -10,9 +10,11 @@ import (
 )
 
 // SM-1: an event carrying a resident ID number in an ordinary field is
-// refused over HTTP with sensitive_content, and /metrics counts it.
-func TestIngestSensitiveContentMetric(t *testing.T) {
-	h := newHarness(t)
+// refused over HTTP with sensitive_content, and /metrics counts it, on
+// both engines (invariant 7).
+func TestIngestSensitiveContentMetric(t *testing.T) { onEachStore(t, testIngestSensitiveContentMetric) }
+
+func testIngestSensitiveContentMetric(t *testing.T, h *harness) {
 	op := h.staff(policy.Operator)
 	now := time.Now().UTC().Format(time.RFC3339)
 	batch := fmt.Sprintf(`[{"subject":"alice","type":"view","time":%q,"fields":{"item":"11010519491231002X"}},
