@@ -109,7 +109,7 @@ var (
 		"recipients", "identified_output", "assessment", "tcf", "usnat"}
 	fieldKeys = []string{"name", "title", "type", "category", "sensitive", "purposes", "retention", "profile", "age",
 		"protected", "ground", "actionable", "min", "max"}
-	eventKeys = []string{"id", "fields"}
+	eventKeys = []string{"id", "title", "fields"}
 	labelKeys = []string{"id", "name", "description", "kind", "rule", "inputs", "purposes", "version", "owner",
 		"features", "k", "seed", "model", "window", "ttl", "sensitive", "event", "horizon"}
 	modelKeys   = []string{"kind", "weights", "intercept", "threshold"}
@@ -188,7 +188,7 @@ func (d *decoder) catalog(root *yaml.Node) (*Catalog, *positions) {
 		id := d.str(o, "id", "event type")
 		what := named("event type", id)
 		p.events = append(p.events, o)
-		c.EventTypes = append(c.EventTypes, EventType{ID: id, Fields: d.list(o, "fields", what)})
+		c.EventTypes = append(c.EventTypes, EventType{ID: id, Title: d.text(o, "title", what), Fields: d.list(o, "fields", what)})
 	}
 	for _, n := range d.seq(top.vals["labels"], "labels") {
 		o := d.mapping(n, "label", labelKeys)

@@ -5,7 +5,7 @@ import (
 	"sort"
 )
 
-// Display names. People read a field, purpose, label or use-case by its
+// Display names. People read a field, purpose, event type, label or use-case by its
 // title (a label by its name), in zh-CN first and en second; its key is
 // for machines. A catalog without them still loads — the key is shown
 // instead — but Warnings lists each missing one, and "portrait catalog
@@ -20,8 +20,8 @@ import (
 // display name in zh-CN or en, each at its place in the file.
 func (c *Catalog) Warnings() []Problem { return c.warnings }
 
-// displayNames returns a warning for every field, purpose and use-case
-// without a title in zh-CN or en. Labels need their name anyway (LP-1),
+// displayNames returns a warning for every field, purpose, event type and
+// use-case without a title in zh-CN or en. Labels need their name anyway (LP-1),
 // and an empty one is already an error.
 func (v *validator) displayNames() []Problem {
 	var out []Problem
@@ -48,6 +48,9 @@ func (v *validator) displayNames() []Problem {
 	}
 	for i := range v.c.Fields {
 		check(v.pos.fields[i], "field", v.c.Fields[i].Name, v.c.Fields[i].Title)
+	}
+	for i := range v.c.EventTypes {
+		check(v.pos.events[i], "event type", v.c.EventTypes[i].ID, v.c.EventTypes[i].Title)
 	}
 	for i := range v.c.UseCases {
 		check(v.pos.useCases[i], "use-case", v.c.UseCases[i].ID, v.c.UseCases[i].Title)
@@ -101,8 +104,16 @@ func (c *Catalog) UseCaseName(id, lang string) string {
 	return id
 }
 
+// EventTypeName is event type id's display name in lang, or id itself.
+func (c *Catalog) EventTypeName(id, lang string) string {
+	if e := c.EventType(id); e != nil {
+		return display(e.Title, id, lang)
+	}
+	return id
+}
+
 // DisplayName is what a page shows for key: the display name of the
-// use-case, label, purpose or field it names (in that order), else the
+// use-case, label, purpose, field or event type it names (in that order), else the
 // name of the fideslang data category or data use, else key itself.
 func (c *Catalog) DisplayName(key, lang string) string {
 	switch {
@@ -114,6 +125,8 @@ func (c *Catalog) DisplayName(key, lang string) string {
 		return c.PurposeName(key, lang)
 	case c.Field(key) != nil:
 		return c.FieldName(key, lang)
+	case c.EventType(key) != nil:
+		return c.EventTypeName(key, lang)
 	case KnownCategory(key):
 		return CategoryName(key, lang)
 	case KnownDataUse(key):

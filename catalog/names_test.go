@@ -72,6 +72,7 @@ fields:
     retention: 30d
 event_types:
   - id: view
+    title: {en: Views}
     fields: [city, item]
 `)
 	c, err := Parse("t.yaml", data)
@@ -86,6 +87,7 @@ event_types:
 		`t.yaml:11:12: field "city": no display name in en; pages show the key "city" instead; fix: add title: {zh-CN: …, en: …}, a few words people read [CN-7]`,
 		`t.yaml:15:5: field "item": no display name in zh-CN; pages show the key "item" instead; fix: add title: {zh-CN: …, en: …}, a few words people read [CN-7]`,
 		`t.yaml:15:5: field "item": no display name in en; pages show the key "item" instead; fix: add title: {zh-CN: …, en: …}, a few words people read [CN-7]`,
+		`t.yaml:21:12: event type "view": no display name in zh-CN; pages show the key "view" instead; fix: add title: {zh-CN: …, en: …}, a few words people read [CN-7]`,
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("warnings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -97,6 +99,9 @@ event_types:
 		{c.FieldName("nope", "en"), "nope"},
 		{c.PurposeName("service", "en"), "Shopping"},
 		{c.UseCaseName("nope", "zh-CN"), "nope"},
+		{c.EventTypeName("view", "en"), "Views"},
+		{c.DisplayName("view", "zh-CN"), "Views"}, // en stands in for a missing zh-CN
+		{c.EventTypeName("price_shown", "zh-CN"), "price_shown"},
 	}
 	for i, tt := range tests {
 		if tt.got != tt.want {

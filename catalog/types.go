@@ -215,7 +215,10 @@ func (f *Field) Bounds() (lo, hi float64) {
 
 // EventType declares which fields an event of that type may carry.
 type EventType struct {
-	ID     string   `json:"id" yaml:"id"`
+	ID string `json:"id" yaml:"id"`
+	// Title is the event type's display name in zh-CN and en ("浏览",
+	// "Views"); the monitor and console say which events they read by it.
+	Title  Text     `json:"title,omitempty" yaml:"title,omitempty"`
 	Fields []string `json:"fields" yaml:"fields"`
 }
 

@@ -219,7 +219,7 @@ func write(w io.Writer, rep *Report, lang string, names Names, name string) erro
 			} else if !g.Excluded {
 				text = t("n_a")
 			}
-			c.add(g.Name+" (n="+strconv.Itoa(g.N)+")", v, text, alerted[g.Name])
+			c.add(sayValue(lang, g.Name)+" (n="+strconv.Itoa(g.N)+")", v, text, alerted[g.Name])
 		}
 		fair = append(fair, c)
 	}
@@ -336,6 +336,7 @@ func write(w io.Writer, rep *Report, lang string, names Names, name string) erro
 		"esc":    func(e Escalation) string { return e.Say(lang, names) },
 		"scope":  func(s string) string { return sayScope(lang, s, names) },
 		"metric": func(m string) string { return sayMetric(lang, m) },
+		"value":  func(v string) string { return sayValue(lang, v) },
 		"action": func(a string) string { return SayAction(lang, a) },
 		"method": func(f FlipCheck) string { return f.say(lang, names) },
 	})
@@ -421,6 +422,7 @@ var pageTmpl = template.Must(template.New("monitor").Funcs(template.FuncMap{
 	"esc":    func(Escalation) string { return "" },
 	"scope":  func(string) string { return "" },
 	"metric": func(string) string { return "" },
+	"value":  func(string) string { return "" },
 	"action": func(string) string { return "" },
 	"method": func(FlipCheck) string { return "" },
 }).Parse(`{{define "page"}}<!DOCTYPE html>
@@ -482,7 +484,7 @@ body { font-family: system-ui, "PingFang SC", "Noto Sans CJK SC", sans-serif; ma
 <h2>{{t "fair_h"}}</h2>
 {{with .Fairness.Note}}<p class="note">{{note .}}</p>{{end}}
 {{range .Fairness.UseCases}}<p><b>{{w .UseCase}}</b>: {{.Decisions}} {{tf "decisions_n" .LeftOut}} {{note .Note}}</p>
-{{with .Audit}}{{if .Excluded}}<ul>{{range .Excluded}}<li>{{t "excluded"}}: {{.Group}} — {{note .Reason}}</li>{{end}}</ul>{{end}}{{end}}
+{{with .Audit}}{{if .Excluded}}<ul>{{range .Excluded}}<li>{{t "excluded"}}: {{value .Group}} — {{note .Reason}}</li>{{end}}</ul>{{end}}{{end}}
 <p class="note">{{tf "outcomes" .OutcomesKnown (note .OutcomeSource)}}</p>
 {{if .Flips}}<div class="scroll"><table><tr><th>{{t "changed"}}</th><th>{{t "kind"}}</th><th>{{t "groups_of"}}</th><th>{{t "runs"}}</th><th>{{t "flips"}}</th><th>{{t "flip_rate"}}</th><th>{{t "method"}}</th></tr>
 {{range .Flips}}<tr{{with .Result}}{{if .Flips}} class="alert"{{end}}{{end}}><td>{{w .Changed}}</td><td>{{w .Kind}}</td><td>{{w .Protected}}</td>{{with .Result}}<td>{{.Evaluations}}</td><td>{{.Flips}}</td><td>{{f3 .FlipRate}}</td>{{else}}<td colspan="3">{{t "not_run"}}</td>{{end}}<td>{{method .}} {{note .Note}}</td></tr>

@@ -79,7 +79,10 @@ var words = map[string][2]string{
 
 	"s_subject": {"某人（假名 %s…）", "one person (pseudonym %s…)"}, "s_rec_to": {"推荐给某人（假名 %s…）", "recommended to one person (pseudonym %s…)"},
 	"s_all": {"全部“%s”事件", "all %s events"}, "s_item": {"商品“%s”%s，自 %s 起", "item %q%s from %s"},
-	"s_flip": {"%s：改变%s", "%s: changing %s"}, "s_no_label": {"（无标签）", "(no label)"},
+	// A group is a value from the data; the catalog has no words for
+	// values, so it is shown quoted, as data, never as a word of the page.
+	"s_value": {"值“%s”", "value %q"},
+	"s_flip":  {"%s：改变%s", "%s: changing %s"}, "s_no_label": {"（无标签）", "(no label)"},
 	"k_profile": {"画像字段", "profile field"}, "k_label": {"标签", "label"}, "k_protected": {"受保护属性", "protected attribute"}, "k_proxy": {"代理变量", "proxy"},
 }
 
@@ -248,13 +251,16 @@ func sayScope(lang, scope string, names Names) string {
 		if group == "" {
 			return names(uc) + " · " + strings.Join(as, fairness.Sep)
 		}
-		return names(uc) + " · " + strings.Join(as, fairness.Sep) + " = " + group
+		return names(uc) + " · " + strings.Join(as, fairness.Sep) + " = " + sayValue(lang, group)
 	}
 	if f, a, ok := strings.Cut(scope, "~"); ok {
 		return names(f) + " ~ " + names(a)
 	}
 	return names(scope)
 }
+
+// sayValue says a group value from the data as data: 值“female”.
+func sayValue(lang, v string) string { return fmt.Sprintf(say(lang, "s_value"), v) }
 
 // saySegment says a price segment: label names joined by "+", a
 // segment label's name and number, or "no label".

@@ -197,7 +197,7 @@ func labelAlgorithm(cat *catalog.Catalog, lb catalog.Label, l string) string {
 		return tr(l, "RFM 分层：最近购买、购买频次、消费金额", "RFM tiers: recency, frequency and monetary value")
 	case catalog.KindBGNBD:
 		return fmt.Sprintf(tr(l, "购买预测：BG/NBD 模型（Fader、Hardie、Lee 2005），按周计，读取“%s”事件的时间，预测期 %s",
-			"purchase forecast: the BG/NBD model (Fader, Hardie & Lee 2005) in weeks, reading the times of %q events, horizon %s"), lb.Event, lb.Horizon)
+			"purchase forecast: the BG/NBD model (Fader, Hardie & Lee 2005) in weeks, reading the times of %q events, horizon %s"), cat.EventTypeName(lb.Event, l), lb.Horizon)
 	}
 	return lb.Kind
 }

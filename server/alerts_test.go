@@ -143,6 +143,17 @@ func TestAlertsInWords(t *testing.T) {
 			t.Errorf("zh-CN monitor page does not say %q", want)
 		}
 	}
+	// A group is a value from the data, not a catalog key: the catalog
+	// declares no words for values, so it is shown quoted as a value
+	// (值“female”), never bare as if it were a word of the page.
+	if !strings.Contains(zh, "值“female”") {
+		t.Errorf("zh-CN monitor page does not mark the group value as data (值“female”)")
+	}
+	for _, m := range regexp.MustCompile(`\b(?:fe)?male\b`).FindAllStringIndex(zh, -1) {
+		if !strings.HasSuffix(zh[:m[0]], "“") || !strings.HasPrefix(zh[m[1]:], "”") {
+			t.Errorf("zh-CN monitor page shows a group value unquoted in %q", zh[max(0, m[0]-60):min(len(zh), m[1]+60)])
+		}
+	}
 	if strings.Count(zh, "某人（假名") > 0 {
 		t.Errorf("zh-CN monitor page lists people one by one")
 	}

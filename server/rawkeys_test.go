@@ -18,7 +18,8 @@ import (
 )
 
 // rawKeys is every word a Chinese page must not show to a reader: the
-// demo catalog's field, label, use-case and purpose ids, every fideslang
+// demo catalog's field, label, use-case, purpose and event-type ids, the
+// monitor's default price event type, every fideslang
 // data-category and data-use key, and the enum values the pages translate
 // (decision and request states, request types, legal bases, tiers, kinds).
 var rawKeys = sync.OnceValue(func() map[string]string {
@@ -39,6 +40,10 @@ var rawKeys = sync.OnceValue(func() map[string]string {
 	for _, u := range cat.UseCases {
 		keys[u.ID] = "use-case id"
 	}
+	for _, e := range cat.EventTypes {
+		keys[e.ID] = "event-type id"
+	}
+	keys["price_shown"] = "event-type id" // the monitor's default, declared or not
 	for _, k := range catalog.Categories() {
 		keys[k] = "taxonomy key"
 	}
