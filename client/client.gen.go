@@ -711,8 +711,9 @@ type EventInput struct {
 
 // EventType defines model for EventType.
 type EventType struct {
-	Fields []string `json:"fields"`
-	Id     string   `json:"id"`
+	Fields []string          `json:"fields"`
+	Id     string            `json:"id"`
+	Title  map[string]string `json:"title,omitempty"`
 }
 
 // EventsResponse defines model for EventsResponse.
