@@ -29,8 +29,10 @@ var migrations embed.FS
 // The pragmas are in the DSN so that the driver applies them to every
 // pooled connection, not only the first. secure_delete zeroes deleted
 // content so erased values do not linger in free pages (SR-3).
+// wal_autocheckpoint(0): no COMMIT checkpoints; the engine's checkpointer
+// does, off the write path (checkpoint.go).
 const pragmas = "_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)" +
-	"&_pragma=secure_delete(ON)&_pragma=synchronous(NORMAL)&_pragma=temp_store(MEMORY)&_pragma=wal_autocheckpoint(16384)"
+	"&_pragma=secure_delete(ON)&_pragma=synchronous(NORMAL)&_pragma=temp_store(MEMORY)&_pragma=wal_autocheckpoint(0)"
 
 // DB is a Portrait store in one SQLite file.
 //
@@ -50,6 +52,7 @@ type engine struct {
 	stmts       sync.Map  // query text → *sql.Stmt on read, prepared on first use
 	group       committer // Update's group commit
 	mover       mover     // clusters appended events in the background (move.go)
+	ckpt        ckpt      // checkpoints the WAL off the write path (checkpoint.go)
 	// head is the log's size as of the last commit that moved it, -1
 	// until one did or CommittedLogSize read it: this process owns the
 	// file, so no other writer moves it (CommittedLogSize).
@@ -170,6 +173,7 @@ func open(ctx context.Context, path string) (*engine, error) {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	db.startMover(pending)
+	db.startCheckpointer()
 	return db, nil
 }
 
@@ -287,6 +291,7 @@ func (db *engine) migrate(ctx context.Context) error {
 // Close implements guard.Engine.Close.
 func (db *engine) Close() error {
 	db.stopMover()
+	db.stopCheckpointer()
 	var errs []error
 	db.stmts.Range(func(_, v any) bool {
 		errs = append(errs, v.(*sql.Stmt).Close())
@@ -481,6 +486,7 @@ type group struct {
 func (db *engine) lead() {
 	g := &group{db: db}
 	defer g.finish()
+	db.restartWAL()
 	g.run()
 }
 

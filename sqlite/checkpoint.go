@@ -1,0 +1,101 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Checkpoints off the write path (issue 14, target 3). SQLite's automatic
+// checkpoint runs inside the COMMIT that takes the WAL past its threshold
+// and waits there for the fsync of every database page it copied, while
+// the one write connection is held: measured, decisions' COMMITs of
+// 149–187 ms, several in a row, which were the p99 of decisions at 500/s
+// (docs/BENCHMARKS.md). So no COMMIT checkpoints (wal_autocheckpoint(0)):
+//
+//   - a goroutine runs a PASSIVE checkpoint on a read connection every
+//     checkpointEvery; PASSIVE takes neither the write lock nor blocks
+//     readers, so commits go on while it copies and syncs;
+//   - SQLite restarts the WAL from its beginning only when the writer
+//     begins on a WAL whose every frame is in the database file, which
+//     with commits every few milliseconds never happens by chance (the
+//     WAL then grows without bound). So once the checkpointer finds the
+//     WAL past restartFrames, the next leader, before its group begins,
+//     runs one PASSIVE checkpoint on the write connection: it copies only
+//     the frames since the background one, and the group's first write
+//     restarts the WAL if no reader is still on it (else a later leader
+//     tries again).
+//
+// Erasure's TruncateWAL is unchanged (a TRUNCATE checkpoint on the writer).
+
+// checkpointEvery and restartFrames are variables so that tests can
+// change them before Open.
+var (
+	checkpointEvery = 250 * time.Millisecond
+	restartFrames   = 4096 // 16 MiB of 4 KiB pages
+)
+
+// ckpt is the engine's background checkpointer.
+type ckpt struct {
+	restart atomic.Bool // the WAL is past restartFrames: the next leader checkpoints
+	stop    chan struct{}
+	done    chan struct{}
+	once    sync.Once
+}
+
+func (db *engine) startCheckpointer() {
+	c := &db.ckpt
+	c.stop, c.done = make(chan struct{}), make(chan struct{})
+	go db.checkpointLoop(checkpointEvery, restartFrames)
+}
+
+// stopCheckpointer ends the loop and waits for a checkpoint under way.
+func (db *engine) stopCheckpointer() {
+	c := &db.ckpt
+	if c.stop == nil {
+		return
+	}
+	c.once.Do(func() { close(c.stop) })
+	<-c.done
+}
+
+func (db *engine) checkpointLoop(every time.Duration, frames int) {
+	c := &db.ckpt
+	defer close(c.done)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stop:
+			return
+		case <-t.C:
+		}
+		// An error (another checkpoint under way, a full disk) leaves the
+		// frames in the WAL, where every read finds them; the next tick
+		// tries again.
+		n, err := checkpoint(context.Background(), db.read.QueryRowContext, db.path)
+		if err == nil && n >= frames {
+			c.restart.Store(true)
+		}
+	}
+}
+
+// restartWAL runs the write connection's checkpoint the checkpointer asked
+// for; the leader calls it before its group takes the connection.
+func (db *engine) restartWAL() {
+	if db.ckpt.restart.CompareAndSwap(true, false) {
+		checkpoint(context.Background(), db.write.QueryRowContext, db.path)
+	}
+}
+
+// checkpoint runs a PASSIVE checkpoint and returns the WAL's size in frames.
+func checkpoint(ctx context.Context, queryRow func(context.Context, string, ...any) *sql.Row, path string) (int, error) {
+	var busy, logFrames, done int
+	if err := queryRow(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &logFrames, &done); err != nil {
+		return 0, fmt.Errorf("checkpoint wal of %s: %w", path, err)
+	}
+	return logFrames, nil
+}
