@@ -26,17 +26,8 @@ func (tx *txn) Generation(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
-// bump increments the governance generation in the caller's transaction,
-// so caches on every node see the change with it (invariant 5).
-func (tx *txn) bump(ctx context.Context) error {
-	if _, err := tx.tx.Exec(ctx, `UPDATE generation SET n = n + 1`); err != nil {
-		return fmt.Errorf("bump generation: %w", err)
-	}
-	return nil
-}
-
-// InsertEvents implements guard.Tx.InsertEvents. Every grant is checked
-// before anything is written. Duplicates within the batch are found here;
+// InsertEvents implements guard.Tx.InsertEvents (the guard has checked
+// every grant). Duplicates within the batch are found here;
 // large batches are copied into a temporary table and inserted from it
 // with ON CONFLICT DO NOTHING, since COPY itself cannot skip conflicts.
 func (tx *txn) InsertEvents(ctx context.Context, events []portrait.StoredEvent) ([]bool, error) {
@@ -174,9 +165,8 @@ func (tx *txn) RewriteEvent(ctx context.Context, pseudonym portrait.Pseudonym, i
 	return nil
 }
 
-// PutLabels implements guard.Tx.PutLabels; each value's grant must
-// allow Derive for its subject. Every grant is checked before anything is
-// written; the values then go in one statement over arrays, one round
+// PutLabels implements guard.Tx.PutLabels (the guard has checked that
+// each value's grant allows Derive for its subject); the values then go in one statement over arrays, one round
 // trip whatever their number. PostgreSQL refuses to upsert a row twice in
 // one statement, so a repeated (subject, label) keeps only its last value,
 // which is what one-by-one upserts would leave.

@@ -100,20 +100,8 @@ func (tx *txn) Generation(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
-// bumpSQL is prepared through tables.WriteSQL, which holds the same text.
-const bumpSQL = `UPDATE generation SET n = n + 1`
-
-// bump increments the governance generation in the caller's transaction,
-// so caches on every node see the change with it (invariant 5).
-func (tx *txn) bump(ctx context.Context) error {
-	if _, err := tx.exec(ctx, bumpSQL); err != nil {
-		return fmt.Errorf("bump generation: %w", err)
-	}
-	return nil
-}
-
-// InsertEvents implements guard.Tx.InsertEvents. Every grant is checked
-// before anything is written, and the multi-row statement prepared at Open
+// InsertEvents implements guard.Tx.InsertEvents (the guard has checked
+// every grant). The multi-row statement prepared at Open
 // is reused for the whole batch.
 //
 // Events are appended to events_new in arrival order (migration 0040):
@@ -286,9 +274,8 @@ const putLabelsSQL = `INSERT INTO labels (pseudonym, label, version, sealed, com
 	SELECT value->>0, value->>1, value->>2, unhex(value->>3), value->>4, value->>5 FROM json_each(?) WHERE true ORDER BY key
 	ON CONFLICT (pseudonym, label) DO UPDATE SET version = excluded.version, sealed = excluded.sealed, computed = excluded.computed, expires = excluded.expires`
 
-// PutLabels implements guard.Tx.PutLabels; each value's grant must
-// allow Derive for its subject. Every grant is checked before anything is
-// written. A derivation page writes hundreds of values, and per-statement
+// PutLabels implements guard.Tx.PutLabels (the guard has checked that
+// each value's grant allows Derive for its subject). A derivation page writes hundreds of values, and per-statement
 // overhead, not SQLite, dominated one-row upserts, so they all go in one
 // statement.
 func (tx *txn) PutLabels(ctx context.Context, values []portrait.LabelValue) error {
