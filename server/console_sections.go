@@ -20,6 +20,7 @@ import (
 	"github.com/portrait-dev/portrait/oversight"
 	"github.com/portrait-dev/portrait/policy"
 	"github.com/portrait-dev/portrait/rights"
+	"github.com/portrait-dev/portrait/witness"
 )
 
 // section is one part of the staff console: a page and the roles that may
@@ -310,9 +311,14 @@ type entryData struct {
 	Proof      []string
 	Verified   bool
 	Problem    string
-	// Cosigners name the other signatures on the published checkpoint:
-	// when the engine has joined a regulator, a checkpoint is published
-	// only after the regulator's cosignature on it has been verified.
+	// Witness names the joined regulator's cosignature on the published
+	// checkpoint, checked by this page with the regulator's key, and
+	// WitnessAt its time; WitnessProblem says why it did not verify.
+	Witness        string
+	WitnessAt      time.Time
+	WitnessProblem string
+	// Cosigners name other signatures on the published checkpoint that
+	// this page cannot check (no regulator key known): shown as unchecked.
 	Cosigners []string
 	// Fresh says the entry is newer than the published checkpoint, so the
 	// page signed the tree as it is now (not yet cosigned).
@@ -349,7 +355,7 @@ func (s *Server) consoleEntry(w http.ResponseWriter, r *http.Request, c policy.C
 		cp, err = audit.ParseCheckpoint(note, s.cfg.Log.VerifierKey())
 	}
 	if err == nil && len(note) > 0 && cp.Size > i {
-		d.Cosigners = cosigners(note, s.cfg.Log.VerifierKey())
+		s.checkCosignature(d, note)
 	}
 	if err != nil || len(note) == 0 || cp.Size <= i {
 		// Not yet covered by a published checkpoint: sign the tree as it
@@ -382,6 +388,27 @@ func (s *Server) consoleEntry(w http.ResponseWriter, r *http.Request, c policy.C
 		d.Verified = true
 	}
 	s.renderConsole(w, http.StatusOK, v)
+}
+
+// checkCosignature checks the joined regulator's cosignature on the
+// published checkpoint msg with the regulator's key, here and now: the
+// checkpoint comes from the store, which the company can write, so that it
+// was checked before publishing is not evidence (nothing unverified is
+// trusted). Without a regulator key the other signatures are only named.
+func (s *Server) checkCosignature(d *entryData, msg []byte) {
+	others := cosigners(msg, s.cfg.Log.VerifierKey())
+	v := s.witness.Load()
+	if v == nil {
+		d.Cosigners = others
+		return
+	}
+	sig, err := witness.Verify(msg, v)
+	if err != nil {
+		d.WitnessProblem = err.Error()
+		return
+	}
+	d.Witness = v.Name()
+	d.WitnessAt, _ = witness.Time(sig)
 }
 
 // cosigners returns the names of the signatures on a checkpoint other

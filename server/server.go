@@ -33,6 +33,7 @@ import (
 	"github.com/portrait-dev/portrait/policy"
 	"github.com/portrait-dev/portrait/review"
 	"github.com/portrait-dev/portrait/rights"
+	"github.com/portrait-dev/portrait/witness"
 )
 
 // Config wires a Server.
@@ -98,6 +99,10 @@ type Server struct {
 	metrics *metrics
 	// regulated is set when the engine has joined a regulator node.
 	regulated atomic.Bool
+	// witness is the joined regulator's cosigning key: pages that show a
+	// checkpoint's cosignature check it with this key when they show it,
+	// rather than repeat that it was checked before publishing.
+	witness atomic.Pointer[witness.Verifier]
 	// receivership is the receivership in force, if any.
 	receivership atomic.Pointer[Receivership]
 }
@@ -105,8 +110,13 @@ type Server struct {
 // Regulated marks the engine as joined to a regulator node: from then on
 // suspensions are imposed and lifted only by the regulator's signed
 // orders (package regulator), and no company key — whatever its role —
-// may suspend or lift anything (invariant 9, RO-6).
-func (s *Server) Regulated() { s.regulated.Store(true) }
+// may suspend or lift anything (invariant 9, RO-6). key is the
+// regulator's witness key, with which the console checks the cosignature
+// on every checkpoint it shows.
+func (s *Server) Regulated(key *witness.Verifier) {
+	s.witness.Store(key)
+	s.regulated.Store(true)
+}
 
 // errRegulated refuses a company key's suspension or lift on a joined
 // engine.

@@ -315,7 +315,7 @@ func (f regulatorFlags) join(ctx context.Context, a *app, localPack bool, copied
 	if err := a.oversight.SetRegulator(ctx, regulator.CountersignVerifier(c.Key, c.Company)); err != nil {
 		return false, fmt.Errorf("join regulator: %w", err)
 	}
-	a.server.Regulated()
+	a.server.Regulated(c.Key)
 	a.oversight.Join(complaintsVia{c})
 	a.supervisor = func(ctx context.Context) { a.supervise(ctx, c, 2*time.Second, *f.supervise, f.catalog) }
 	return offline, nil
