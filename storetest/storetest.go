@@ -42,6 +42,7 @@ func Run(t *testing.T, open func(t *testing.T) portrait.Store) {
 		{"RewriteEvent", testRewriteEvent},
 		{"Profile", testProfile},
 		{"Labels", testLabels},
+		{"LabelsLargeBatch", testLabelsLargeBatch},
 		{"Subjects", testSubjects},
 		{"ConsentsAndStates", testConsentsAndStates},
 		{"StatesBatch", testStatesBatch},
@@ -554,6 +555,78 @@ func testLabels(t *testing.T, s portrait.Store) {
 	}
 	if got, _ := s.Labels(ctx, Grant(t, "b", policy.Access)); len(got) != 1 {
 		t.Errorf("deleting a's label touched b: %+v", got)
+	}
+}
+
+// LP-3: a derivation page writes thousands of values in one PutLabels;
+// every one is stored as given (a blob with any bytes, an expiry or none),
+// a repeated (subject, label) keeps its last value, and one refused grant
+// among them stores nothing. 1,293 values cover every statement size an
+// engine may split a batch into.
+func testLabelsLargeBatch(t *testing.T, s portrait.Store) {
+	ctx := context.Background()
+	const subjects, perSubject = 431, 3
+	grants := make([]policy.Grant, subjects)
+	var values []portrait.LabelValue
+	for i := range subjects {
+		p := portrait.Pseudonym(fmt.Sprintf("s%04d", i))
+		grants[i] = Grant(t, p, policy.Derive)
+		for j := range perSubject {
+			v := portrait.LabelValue{Grant: grants[i], Pseudonym: p, Label: fmt.Sprintf("l%d", j), Version: 1 + j,
+				Sealed: []byte{0, byte(i), byte(j), 0xff, '"', '\\'}, Computed: at(i)}
+			if j != 1 {
+				v.Expires = at(i + 60)
+			}
+			values = append(values, v)
+		}
+	}
+	// The first value again, later in the batch and changed: the last wins.
+	again := values[0]
+	again.Version, again.Sealed = 9, []byte("last")
+	values = append(values[:700:700], append([]portrait.LabelValue{again}, values[700:]...)...)
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error { return tx.PutLabels(ctx, values) })
+	got, err := s.LabelsFor(ctx, grants)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for i := range subjects {
+		p := portrait.Pseudonym(fmt.Sprintf("s%04d", i))
+		lvs := got[p]
+		n += len(lvs)
+		if len(lvs) != perSubject {
+			t.Errorf("subject %s: %d labels, want %d", p, len(lvs), perSubject)
+			continue
+		}
+		for j, lv := range lvs {
+			want := []byte{0, byte(i), byte(j), 0xff, '"', '\\'}
+			version := 1 + j
+			if i == 0 && j == 0 {
+				want, version = []byte("last"), 9
+			}
+			if lv.Label != fmt.Sprintf("l%d", j) || lv.Version != version || !bytes.Equal(lv.Sealed, want) ||
+				!lv.Computed.Equal(at(i)) || (j == 1) != lv.Expires.IsZero() || (j != 1 && !lv.Expires.Equal(at(i+60))) {
+				t.Errorf("subject %s label %d = %+v, want version %d sealed %x", p, j, lv, version, want)
+			}
+		}
+	}
+	if n != subjects*perSubject {
+		t.Errorf("%d labels stored, want %d", n, subjects*perSubject)
+	}
+	// One value under another subject's grant, at the end of a large
+	// batch: refused, and nothing of the batch is stored.
+	var more []portrait.LabelValue
+	for i := range subjects {
+		p := portrait.Pseudonym(fmt.Sprintf("t%04d", i))
+		more = append(more, portrait.LabelValue{Grant: Grant(t, p, policy.Derive), Pseudonym: p, Label: "l0", Version: 1, Sealed: []byte("x"), Computed: at(0)})
+	}
+	more = append(more, portrait.LabelValue{Grant: grants[1], Pseudonym: "t0000", Label: "l1", Version: 1, Sealed: []byte("x"), Computed: at(0)})
+	err = s.Update(ctx, func(ctx context.Context, tx portrait.Tx) error { return tx.PutLabels(ctx, more) })
+	if err == nil {
+		t.Fatal("a batch with a value under another subject's grant was stored")
+	}
+	if got, err := s.Labels(ctx, Grant(t, "t0000", policy.Access)); err != nil || len(got) != 0 {
+		t.Errorf("after the refused batch, t0000 has %+v, %v; want nothing", got, err)
 	}
 }
 
