@@ -255,9 +255,11 @@ func (m *segModel) value(en *entry, prof map[string]any, events []label.Event, n
 // each population label may be derived for. progress, if not nil, is
 // called after each page with the subjects done so far and the total. A population label that cannot be fitted (k larger than the
 // population) is reported in the summary's Errors and in the returned
-// error, and nothing of it is stored; the other labels are.
+// error, and nothing of it is stored; the other labels are. Its writes
+// are fenced as FenceBatch (or a fence in ctx) says.
 func (e *Engine) All(ctx context.Context, progress func(done, total int)) (Summary, error) {
 	start := time.Now()
+	ctx = e.batchContext(ctx)
 	c, cerr := e.compiled()
 	var sum Summary
 	if cerr != nil {

@@ -129,6 +129,8 @@ type Engine struct {
 	status Status
 
 	mem memos // incremental: what each subject's last derivation read
+
+	batchFence atomic.Pointer[Fence] // FenceBatch
 }
 
 // New returns an Engine over store. The catalog is the point's, read at

@@ -715,3 +715,60 @@ func TestFenceRefusesWrite(t *testing.T) {
 		}
 	})
 }
+
+// A batch run on a node whose lease the fence no longer allows (another
+// node took it) is refused at its first write, and nothing is stored: no
+// label, no audit record, no population model. Allowed again, the run
+// stores every subject's labels. Incremental work's own fence (in the
+// context) takes precedence over the batch fence.
+func TestBatchFenced(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		e.in = ingest.New(ingest.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log}, ingest.Options{Now: e.clock})
+		for _, who := range []string{"erin", "finn", "gus", "hal", "ida"} {
+			e.consent(t, who, "personalization", policy.Granted)
+			e.ingest(t, fiveSportsViews(who, e.now)...)
+			e.ingest(t, purchase(who, 40, e.now.Add(-time.Hour)))
+		}
+		size, err := e.store.LogSize(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		refused := fmt.Errorf("bucket 0: %w", errFencedForTest)
+		calls := 0
+		e.eng.FenceBatch(fenceFunc(func([]portrait.Pseudonym) error { calls++; return refused }))
+		if _, err := e.eng.All(ctx, nil); !errors.Is(err, errFencedForTest) {
+			t.Fatalf("fenced batch run: %v, want the fence's refusal", err)
+		}
+		if calls == 0 {
+			t.Fatal("the batch run never asked its fence")
+		}
+		for _, who := range []string{"erin", "finn", "gus", "hal", "ida"} {
+			if got := e.stored(t, who); len(got) != 0 {
+				t.Errorf("%s: labels %v stored though the fence refused", who, got)
+			}
+		}
+		if after, _ := e.store.LogSize(ctx); after != size {
+			t.Errorf("audit log grew from %d to %d entries under a refused batch run", size, after)
+		}
+		if st := e.eng.Status(); st.BatchRuns != 0 || !st.PopulationAt.IsZero() {
+			t.Errorf("status after a refused run = %+v, want no run and no population model", st)
+		}
+		// A fence in the context (a bucket's incremental work) is the one asked.
+		own := 0
+		if _, err := e.eng.All(derive.WithFence(ctx, fenceFunc(func([]portrait.Pseudonym) error { own++; return nil })), nil); err != nil || own == 0 {
+			t.Errorf("run under the context's fence: %v, asked %d times", err, own)
+		}
+		e.eng.FenceBatch(fenceFunc(func([]portrait.Pseudonym) error { return nil }))
+		if _, err := e.eng.All(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+		for _, who := range []string{"erin", "finn", "gus", "hal", "ida"} {
+			if got := e.stored(t, who); len(got) == 0 {
+				t.Errorf("%s: no labels after an allowed batch run", who)
+			}
+		}
+	})
+}
+
+var errFencedForTest = errors.New("lease held by another node")

@@ -53,6 +53,9 @@ func fitBG(ms []member, now time.Time) (*bgModel, error) {
 // every forecast value can be traced to the model that made it.
 func (e *Engine) recordFit(ctx context.Context, en *entry, bg *bgModel) error {
 	return e.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
+		if err := checkFence(ctx, tx, nil); err != nil {
+			return err
+		}
 		_, err := e.log.Append(ctx, tx, audit.Record{Kind: "derive", Time: bg.at, Actor: "system:derive", Action: "fit",
 			Detail: map[string]any{"label": en.l.ID, "version": en.l.Version, "model": bg.m.Name,
 				"params": bg.m.Params, "log_likelihood": bg.m.LogLik, "customers": bg.m.N, "time_unit": "week",

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 
@@ -31,6 +32,7 @@ func (a *app) share(ctx context.Context, dsn string, nc *nats.Conn) error {
 		return err
 	}
 	a.logger.Info("cluster: joined", "node", node.ID, "buckets", len(node.Held()))
+	a.deriver.FenceBatch(batchFence{node})
 	go node.Run(ctx, time.Second)
 	sh := &stream.Share{NC: nc, Owner: node, Bucket: cluster.Bucket, Logger: a.logger,
 		Derive: func(ctx context.Context, ps []portrait.Pseudonym) error {
@@ -75,6 +77,25 @@ func (f fence) Check(ctx context.Context, tx portrait.Tx, pseudonyms []portrait.
 		if err := f.node.Fence(ctx, lt, b); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// batchFence fences a batch derivation, which writes every subject's
+// labels: population-wide work runs on the node holding combineBucket (as
+// the monitors' combine does), and each of its write transactions checks
+// that lease's epoch. A node that does not hold it, or was paused past it,
+// is refused (cluster.ErrFenced) and writes nothing.
+type batchFence struct{ node *cluster.Node }
+
+func (f batchFence) Check(ctx context.Context, tx portrait.Tx, _ []portrait.Pseudonym) error {
+	lt, ok := tx.(cluster.LeaseTx)
+	if !ok {
+		return errors.New("cluster: the store cannot fence writes (no lease epochs)")
+	}
+	if err := f.node.Fence(ctx, lt, combineBucket); err != nil {
+		return &portrait.Error{Code: portrait.ECONFLICT, Err: err,
+			Message: fmt.Sprintf("batch derivation runs on the node holding bucket %d; this node does not hold it now: run it there", combineBucket)}
 	}
 	return nil
 }
