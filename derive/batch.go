@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/portrait-dev/portrait/catalog"
@@ -270,24 +271,33 @@ func (e *Engine) All(ctx context.Context, progress func(done, total int)) (Summa
 		return sum, err
 	}
 	col := &collector{members: map[*entry][]member{}}
+	w := e.writer(ctx, func(s Summary) {
+		if progress != nil {
+			progress(min(s.Subjects, total), total)
+		}
+	})
 	var after portrait.Pseudonym
-	for {
+	for !w.failed() {
 		page, err := e.store.Pseudonyms(ctx, after, e.opts.PageSize)
 		if err != nil {
+			sum.add(w.wait())
 			return sum, fmt.Errorf("derive: list subjects: %w", err)
 		}
 		if len(page) == 0 {
 			break
 		}
 		after = page[len(page)-1]
-		s, err := e.page(ctx, c, page, false, col)
-		sum.add(s)
+		p, err := e.compute(ctx, c, page, false, col)
 		if err != nil {
+			sum.add(w.wait())
+			sum.add(p.sum)
 			return sum, err
 		}
-		if progress != nil {
-			progress(min(sum.Subjects, total), total)
-		}
+		w.put(p)
+	}
+	sum.add(w.wait())
+	if err := w.err; err != nil {
+		return sum, err
 	}
 	now := e.now()
 	pop := &population{at: now, models: map[string]any{}, versions: map[string]int{}}
@@ -372,19 +382,76 @@ func (e *Engine) writePopulation(ctx context.Context, c *compiled, col *collecto
 		}
 	}
 	slices.Sort(order)
+	w := e.writer(ctx, nil)
 	for page := range slices.Chunk(order, e.opts.PageSize) {
-		p, err := e.populationPage(ctx, page, bySubject, pop)
-		if err == nil {
-			var ps Summary
-			ps, err = p.flush(ctx, e)
-			p.sum = ps
+		if w.failed() {
+			break
 		}
-		sum.add(p.sum)
+		p, err := e.populationPage(ctx, page, bySubject, pop)
 		if err != nil {
+			sum.add(w.wait())
+			sum.add(p.sum)
 			return err
 		}
+		w.put(p)
 	}
-	return nil
+	sum.add(w.wait())
+	return w.err
+}
+
+// pageWriter writes a batch run's computed pages in order, in one
+// goroutine, while the caller computes the next page: the write
+// transaction runs on one core (SQLite has one writer), and evaluation,
+// which uses every core, fills the other meanwhile. One page waits at
+// most, so two pages are in memory. Each page keeps the generation it was
+// decided under and its write re-checks it (Engine.write), so writing a
+// page after the next one was decided changes nothing that is stored.
+type pageWriter struct {
+	pages chan *pending
+	done  chan struct{}
+	stop  atomic.Bool // set by the writer when a write failed
+	sum   Summary     // the written pages' summaries, once done
+	err   error       // the first failed write, once done
+}
+
+// writer starts a pageWriter; written, if not nil, is called from the
+// writer after each page with the summary of the pages written so far.
+func (e *Engine) writer(ctx context.Context, written func(Summary)) *pageWriter {
+	w := &pageWriter{pages: make(chan *pending, 1), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		for p := range w.pages {
+			if w.err != nil {
+				continue // drained: nothing after a failed write is written
+			}
+			s, err := p.flush(ctx, e)
+			w.sum.add(s)
+			if err != nil {
+				w.err = err
+				w.stop.Store(true)
+				continue
+			}
+			if written != nil {
+				written(w.sum)
+			}
+		}
+	}()
+	return w
+}
+
+// put hands a computed page to the writer; it waits while one page is
+// already waiting.
+func (w *pageWriter) put(p *pending) { w.pages <- p }
+
+// failed reports whether a write has failed: the caller stops computing.
+func (w *pageWriter) failed() bool { return w.stop.Load() }
+
+// wait closes the writer, waits for the pages handed to it and returns
+// their summary; w.err is then the first failed write's error.
+func (w *pageWriter) wait() Summary {
+	close(w.pages)
+	<-w.done
+	return w.sum
 }
 
 // popItem is one population label of one subject, waiting to be written.
