@@ -179,7 +179,8 @@ func (m *rfmModel) stored(en *entry, s label.RFMScore, count int, from, to, now 
 	s.F = m.score(1, float64(s.Frequency))
 	s.M = m.score(2, s.Monetary)
 	s.Class = label.RFMClass(s.R, s.F, s.M)
-	s.Name = label.RFMClassName(s.Class)
+	// The class's name and the class fact's sentence are not sealed:
+	// decoding words them from the class and the scores (label.RFMText).
 	l := en.l
 	w := ""
 	if en.window > 0 {
@@ -188,9 +189,7 @@ func (m *rfmModel) stored(en *entry, s label.RFMScore, count int, from, to, now 
 	v := label.Value{Label: l.ID, Version: l.Version, Kind: catalog.KindRFM, Score: float64(s.R*100 + s.F*10 + s.M),
 		Confidence: 1, Inputs: []string{en.rfmAmount, "event:" + en.rfmType}, EventCount: count, From: from, To: to, Computed: now,
 		Facts: []label.Fact{
-			{Func: "rfm", Equals: s.Class, Text: catalog.Text{
-				"zh-CN": fmt.Sprintf("「%s」（R %d、F %d、M %d，满分5）", s.Name.In("zh-CN"), s.R, s.F, s.M),
-				"en":    fmt.Sprintf("is “%s” (R %d, F %d, M %d out of 5)", s.Name.In("en"), s.R, s.F, s.M)}},
+			{Func: "rfm", Equals: s.Class},
 			{Func: "recency", Type: en.rfmType, Value: s.Recency},
 			{Func: "frequency", Type: en.rfmType, Window: w, Value: float64(s.Frequency)},
 			{Func: "monetary", Type: en.rfmType, Field: en.rfmAmount, Window: w, Value: s.Monetary},

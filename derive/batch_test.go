@@ -1,0 +1,168 @@
+package derive_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/derive"
+	"github.com/portrait-dev/portrait/ingest"
+	"github.com/portrait-dev/portrait/label"
+	"github.com/portrait-dev/portrait/policy"
+)
+
+// A batch run on a node whose lease the fence no longer allows (another
+// node took it) is refused at its first write, and nothing is stored: no
+// label, no audit record, no population model. Allowed again, the run
+// stores every subject's labels. Incremental work's own fence (in the
+// context) takes precedence over the batch fence.
+func TestBatchFenced(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		e.in = ingest.New(ingest.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log}, ingest.Options{Now: e.clock})
+		for _, who := range []string{"erin", "finn", "gus", "hal", "ida"} {
+			e.consent(t, who, "personalization", policy.Granted)
+			e.ingest(t, fiveSportsViews(who, e.now)...)
+			e.ingest(t, purchase(who, 40, e.now.Add(-time.Hour)))
+		}
+		size, err := e.store.LogSize(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		refused := fmt.Errorf("bucket 0: %w", errFencedForTest)
+		calls := 0
+		e.eng.FenceBatch(fenceFunc(func([]portrait.Pseudonym) error { calls++; return refused }))
+		if _, err := e.eng.All(ctx, nil); !errors.Is(err, errFencedForTest) {
+			t.Fatalf("fenced batch run: %v, want the fence's refusal", err)
+		}
+		if calls == 0 {
+			t.Fatal("the batch run never asked its fence")
+		}
+		for _, who := range []string{"erin", "finn", "gus", "hal", "ida"} {
+			if got := e.stored(t, who); len(got) != 0 {
+				t.Errorf("%s: labels %v stored though the fence refused", who, got)
+			}
+		}
+		if after, _ := e.store.LogSize(ctx); after != size {
+			t.Errorf("audit log grew from %d to %d entries under a refused batch run", size, after)
+		}
+		if st := e.eng.Status(); st.BatchRuns != 0 || !st.PopulationAt.IsZero() {
+			t.Errorf("status after a refused run = %+v, want no run and no population model", st)
+		}
+		// A fence in the context (a bucket's incremental work) is the one asked.
+		own := 0
+		if _, err := e.eng.All(derive.WithFence(ctx, fenceFunc(func([]portrait.Pseudonym) error { own++; return nil })), nil); err != nil || own == 0 {
+			t.Errorf("run under the context's fence: %v, asked %d times", err, own)
+		}
+		e.eng.FenceBatch(fenceFunc(func([]portrait.Pseudonym) error { return nil }))
+		if _, err := e.eng.All(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+		for _, who := range []string{"erin", "finn", "gus", "hal", "ida"} {
+			if got := e.stored(t, who); len(got) == 0 {
+				t.Errorf("%s: no labels after an allowed batch run", who)
+			}
+		}
+	})
+}
+
+var errFencedForTest = errors.New("lease held by another node")
+
+// rfmSealedBefore is an RFM value as batch derivation sealed it until
+// session 5, with the class's name and sentence in both languages;
+// rfmSealedNow is the same value as it is sealed now, without them.
+const (
+	rfmSealedBefore = `{"label":"rfm","version":1,"kind":"rfm","bool":false,"score":411,"segment":0,"confidence":1,"inputs":["amount","event:purchase"],"event_count":1,"from":"2026-11-01T11:00:00Z","to":"2026-11-01T11:00:00Z","computed":"2026-11-01T12:00:00Z","facts":[{"func":"rfm","equals":"new","value":0,"text":{"en":"is “new customers” (R 4, F 1, M 1 out of 5)","zh-CN":"「新客户」（R 4、F 1、M 1，满分5）"}},{"func":"recency","type":"purchase","value":0.041666666666666664},{"func":"frequency","type":"purchase","window":"365d","value":1},{"func":"monetary","type":"purchase","field":"amount","window":"365d","value":41}],"rfm":{"recency":0.041666666666666664,"frequency":1,"monetary":41,"r":4,"f":1,"m":1,"class":"new","name":{"en":"new customers","zh-CN":"新客户"}},"seen_event":12}`
+	rfmSealedNow    = `{"label":"rfm","version":1,"kind":"rfm","bool":false,"score":411,"segment":0,"confidence":1,"inputs":["amount","event:purchase"],"event_count":1,"from":"2026-11-01T11:00:00Z","to":"2026-11-01T11:00:00Z","computed":"2026-11-01T12:00:00Z","facts":[{"func":"rfm","equals":"new","value":0},{"func":"recency","type":"purchase","value":0.041666666666666664},{"func":"frequency","type":"purchase","window":"365d","value":1},{"func":"monetary","type":"purchase","field":"amount","window":"365d","value":41}],"rfm":{"recency":0.041666666666666664,"frequency":1,"monetary":41,"r":4,"f":1,"m":1,"class":"new"},"seen_event":12}`
+)
+
+// SR-1: an RFM value sealed without its words reads exactly as one sealed
+// with them, wherever it is read — as label.Value (the privacy centre,
+// the console, exports) and as derive.Stored — and explains itself in the
+// same sentences; and batch derivation now seals it without them.
+func TestRFMWordedWhenRead(t *testing.T) {
+	var before, now label.Value
+	if err := json.Unmarshal([]byte(rfmSealedBefore), &before); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(rfmSealedNow), &now); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(before, now) {
+		t.Errorf("decoded values differ:\nbefore %+v\nnow    %+v", before, now)
+	}
+	for _, lang := range []string{"zh-CN", "en"} {
+		if b, n := before.Explain(lang, nil), now.Explain(lang, nil); b != n || !strings.Contains(n, "R 4") {
+			t.Errorf("%s explanation %q, want %q", lang, n, b)
+		}
+	}
+	b1, _ := json.Marshal(before)
+	b2, _ := json.Marshal(now)
+	if string(b1) != string(b2) {
+		t.Errorf("shown as JSON:\nbefore %s\nnow    %s", b1, b2)
+	}
+	var sb, sn derive.Stored
+	if err := json.Unmarshal([]byte(rfmSealedBefore), &sb); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(rfmSealedNow), &sn); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(sb, sn) || sn.Seen != 12 || sn.RFM == nil || sn.RFM.Name.In("en") != "new customers" {
+		t.Errorf("decoded stored values differ or lost their own fields:\nbefore %+v %+v\nnow    %+v %+v", sb, sb.RFM, sn, sn.RFM)
+	}
+
+	e := newEnv(t)
+	for i := range 5 {
+		who := fmt.Sprintf("p%d", i)
+		e.consent(t, who, "personalization", policy.Granted)
+		e.ingest(t, purchase(who, float64(40+i), e.now.Add(-time.Duration(i)*time.Hour)))
+	}
+	if _, err := e.eng.All(context.Background(), nil); err != nil && !strings.Contains(err.Error(), "shopper_segment") {
+		t.Fatal(err)
+	}
+	ps := e.keys.Pseudonym("p1")
+	d := e.point.Decide(policy.Request{State: &policy.State{Pseudonym: ps}, Action: policy.Access, Caller: policy.Caller{Role: policy.System}})
+	lvs, err := e.store.Labels(context.Background(), d.Grant)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subj, err := e.store.Subjects(context.Background(), []portrait.Pseudonym{ps})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := e.keys.Open(subj[ps])
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, lv := range lvs {
+		if lv.Label != "rfm" {
+			continue
+		}
+		found = true
+		plain, err := c.Open(lv.Sealed, derive.AD(ps, lv.Label))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(plain), "满分") || strings.Contains(string(plain), `"name"`) {
+			t.Errorf("sealed RFM value carries its words: %s", plain)
+		}
+		v, err := derive.Open(c, lv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.Facts[0].Text.In("zh-CN") == "" || v.RFM.Name.In("zh-CN") == "" {
+			t.Errorf("opened RFM value is not worded: %+v %+v", v.Facts, v.RFM)
+		}
+	}
+	if !found {
+		t.Fatal("no RFM value stored")
+	}
+}
