@@ -18,7 +18,7 @@ type RFMScore struct {
 	F         int          `json:"f"`
 	M         int          `json:"m"`
 	Class     string       `json:"class"`
-	Name      catalog.Text `json:"name,omitempty"` // worded from Class when decoded if left out
+	Name      catalog.Text `json:"name"` // sealed as null by batch derivation; decoding words it from Class
 }
 
 // RFM classes, from best to worst, with their names. The grid reads R and F
