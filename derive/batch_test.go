@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -165,4 +166,99 @@ func TestRFMWordedWhenRead(t *testing.T) {
 	if !found {
 		t.Fatal("no RFM value stored")
 	}
+}
+
+// A batch run of many pages, written by the writer while the next page
+// is evaluated, stores what a run of one page stores; a write refused
+// half-way stops the run: the pages written before stay, nothing after
+// is written, and no population label is.
+func TestBatchPagesPipelined(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		e.in = ingest.New(ingest.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log}, ingest.Options{Now: e.clock})
+		var who []string
+		for i := range 9 {
+			w := fmt.Sprintf("q%d", i)
+			who = append(who, w)
+			e.consent(t, w, "personalization", policy.Granted)
+			e.ingest(t, fiveSportsViews(w, e.now.Add(-time.Duration(i)*time.Hour))...)
+			e.ingest(t, purchase(w, float64(10+7*i), e.now.Add(-time.Duration(i)*24*time.Hour)))
+		}
+		opened := func() map[string]string {
+			out := map[string]string{}
+			for _, w := range who {
+				ps := e.keys.Pseudonym(w)
+				subj, err := e.store.Subjects(ctx, []portrait.Pseudonym{ps})
+				if err != nil {
+					t.Fatal(err)
+				}
+				c, err := e.keys.Open(subj[ps])
+				if err != nil {
+					t.Fatal(err)
+				}
+				d := e.point.Decide(policy.Request{State: &policy.State{Pseudonym: ps}, Action: policy.Access, Caller: policy.Caller{Role: policy.System}})
+				lvs, err := e.store.Labels(ctx, d.Grant)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, lv := range lvs {
+					v, err := derive.Open(c, lv)
+					if err != nil {
+						t.Fatal(err)
+					}
+					b, _ := json.Marshal(v)
+					out[w+"/"+lv.Label] = string(b)
+				}
+			}
+			return out
+		}
+		if _, err := e.eng.All(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+		one := opened()
+		paged, err := derive.New(derive.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log}, derive.Options{Now: e.clock, PageSize: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum, err := paged.All(ctx, nil)
+		if err != nil || sum.Subjects != len(who) {
+			t.Fatalf("paged run: %+v, %v", sum, err)
+		}
+		if many := opened(); !reflect.DeepEqual(one, many) {
+			t.Errorf("a run of pages of 2 stored other values than a run of one page:\none  %v\nmany %v", one, many)
+		}
+
+		// Refused half-way, every label deleted first.
+		for _, w := range who {
+			ps, ids := e.keys.Pseudonym(w), e.stored(t, w)
+			if err := e.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
+				return tx.DeleteLabels(ctx, ps, ids)
+			}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		writes := 0
+		paged.FenceBatch(fenceFunc(func([]portrait.Pseudonym) error {
+			if writes++; writes > 1 {
+				return errFencedForTest
+			}
+			return nil
+		}))
+		if _, err := paged.All(ctx, nil); !errors.Is(err, errFencedForTest) {
+			t.Fatalf("run refused at its second write: %v", err)
+		}
+		stored := 0
+		for _, w := range who {
+			got := e.stored(t, w)
+			if slices.Contains(got, "rfm") || slices.Contains(got, "shopper_segment") {
+				t.Errorf("%s: population labels %v stored after the run was refused", w, got)
+			}
+			if len(got) > 0 {
+				stored++
+			}
+		}
+		if stored != 2 {
+			t.Errorf("%d subjects have labels after a run refused at its second page, want the first page's 2", stored)
+		}
+	})
 }
