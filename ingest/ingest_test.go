@@ -286,6 +286,45 @@ func TestMinor(t *testing.T) {
 	}
 }
 
+// SM-3: prepare decides a batch's events on every core, but an age under
+// the minors age still binds the subject's later events of the same batch
+// and not its earlier ones, wherever the batch is split; results keep the
+// request's order.
+func TestMinorMidBatch(t *testing.T) {
+	e := newEnv(t)
+	e.grant(t, "kid", "credit")
+	var evs []portrait.Event
+	for i := range 400 {
+		ev := portrait.Event{SubjectID: fmt.Sprintf("s%d", i%7), Type: "view", Time: e.now.Add(-time.Duration(i) * time.Second),
+			Fields: map[string]any{"item": fmt.Sprintf("item-%d", i), "category": "sports"}}
+		switch i {
+		case 10, 390:
+			ev = portrait.Event{SubjectID: "kid", Type: "profile", Time: e.now, Fields: map[string]any{"city": "北京", "income": 10.0}}
+		case 200:
+			ev = portrait.Event{SubjectID: "kid", Type: "profile", Time: e.now, Fields: map[string]any{"age": 12.0}}
+		}
+		evs = append(evs, ev)
+	}
+	res, sum := e.ingest(t, evs...)
+	if sum.Accepted != 400 {
+		t.Fatalf("accepted %d of 400: %+v", sum.Accepted, sum)
+	}
+	for i, r := range res {
+		if r.Index != i || r.Status != ingest.Accepted {
+			t.Fatalf("result %d: %+v", i, r)
+		}
+	}
+	if len(res[10].Dropped) != 0 {
+		t.Errorf("event before the age was decided as a minor's: %+v", res[10].Dropped)
+	}
+	if len(res[390].Dropped) != 1 || res[390].Dropped[0].Code != "guardian_required" {
+		t.Errorf("event after the age was not decided as a minor's: %+v", res[390])
+	}
+	if got := e.events(t, "kid"); len(got) != 3 || got[2]["city"] != "北京" || got[2]["income"] != nil {
+		t.Errorf("kid's stored events: %v", got)
+	}
+}
+
 // CM-3: the sweeper deletes each value when its own retention passes.
 func TestRetentionSweep(t *testing.T) {
 	e := newEnv(t)
