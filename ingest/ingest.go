@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/sha256"
@@ -551,20 +552,48 @@ func (in *Ingester) commit(ctx context.Context, caller policy.Caller, now time.T
 		if err != nil {
 			return err
 		}
+		states := b.decidedOn
 		if g != gen {
 			fresh, err := tx.States(ctx, pseudonyms)
 			if err != nil {
 				return err
 			}
-			if !sameStates(fresh, b.decidedOn) {
+			if states = fresh; !sameStates(fresh, b.decidedOn) {
 				if b, err = decide(tx, fresh); err != nil {
 					return err
 				}
 			}
 		}
 		if len(b.newSubjects) > 0 {
+			// A subject new when the chunk was decided may have been
+			// stored since by another request, with its own data key;
+			// EnsureSubjects keeps the first key stored, so events sealed
+			// with the one made here could never be opened. Store the new
+			// subjects, read them back (on PostgreSQL the insert waits for
+			// a concurrent one of the same subject and the read sees it
+			// committed) and, if a key is not ours, decide again against
+			// the stored subjects, all of which now exist.
 			if err := tx.EnsureSubjects(ctx, b.newSubjects); err != nil {
 				return err
+			}
+			ps := make([]portrait.Pseudonym, len(b.newSubjects))
+			for i, s := range b.newSubjects {
+				ps[i] = s.Pseudonym
+			}
+			stored, err := tx.Subjects(ctx, ps)
+			if err != nil {
+				return err
+			}
+			for _, s := range b.newSubjects {
+				if !bytes.Equal(stored[s.Pseudonym].WrappedKey, s.WrappedKey) {
+					if b, err = decide(tx, states); err != nil {
+						return err
+					}
+					if len(b.newSubjects) > 0 {
+						return fmt.Errorf("subject %s is not stored after it was ensured", b.newSubjects[0].Pseudonym)
+					}
+					break
+				}
 			}
 		}
 		for _, ps := range b.minors {
