@@ -15,7 +15,9 @@ const minParallel = 64
 
 // each runs fn over [0, n) in one contiguous range per core, the first on
 // the calling goroutine, and returns when all are done. fn must write only
-// to its own range's slots.
+// to its own range's slots. A panic in another range is raised again on
+// the calling goroutine, where the HTTP server recovers it as it did
+// before the work was split, instead of ending the process.
 func each(n int, fn func(lo, hi int)) {
 	w := min(runtime.GOMAXPROCS(0), n/minParallel)
 	if w < 2 {
@@ -23,12 +25,26 @@ func each(n int, fn func(lo, hi int)) {
 		return
 	}
 	step := (n + w - 1) / w
-	var wg sync.WaitGroup
+	var (
+		wg     sync.WaitGroup
+		once   sync.Once
+		raised any
+	)
 	for lo := step; lo < n; lo += step {
-		wg.Go(func() { fn(lo, min(lo+step, n)) })
+		wg.Go(func() {
+			defer func() {
+				if r := recover(); r != nil {
+					once.Do(func() { raised = r })
+				}
+			}()
+			fn(lo, min(lo+step, n))
+		})
 	}
 	fn(0, step)
 	wg.Wait()
+	if raised != nil {
+		panic(raised)
+	}
 }
 
 // encodeFields appends the JSON object of kept, whose names are in

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"runtime"
 	"slices"
 	"testing"
 )
@@ -71,4 +72,23 @@ func TestEachCoversEveryIndex(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A panic in a range run on another goroutine reaches the caller, as it
+// would have unsplit, rather than ending the process.
+func TestEachRaisesPanicOnCaller(t *testing.T) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		t.Skip("one core: nothing is split")
+	}
+	defer func() {
+		if r := recover(); r != "boom" {
+			t.Errorf("recovered %v, want boom", r)
+		}
+	}()
+	each(4*minParallel, func(lo, hi int) {
+		if lo > 0 {
+			panic("boom")
+		}
+	})
+	t.Error("each returned after a range panicked")
 }
