@@ -64,7 +64,7 @@ func (in *Ingester) LexiconFlags() prometheus.Counter { return in.lexFlags }
 // instead the field is held sensitive until a reviewer clears it (lex
 // collects it for flag). The reason names the field and what was found,
 // never the value.
-func (in *Ingester) detect(pack *rules.Pack, f *catalog.Field, v any, lex map[string]string) *Problem {
+func (in *Ingester) detect(pack *rules.Pack, f *catalog.Field, v any, lex *map[string]string) *Problem {
 	s, ok := v.(string)
 	if !ok || f.Sensitive || s == "" {
 		return nil
@@ -92,7 +92,10 @@ func (in *Ingester) detect(pack *rules.Pack, f *catalog.Field, v any, lex map[st
 		case detect.Lexicon:
 			outcome = Flagged
 			if lex != nil {
-				lex[f.Name] = d.Entry
+				if *lex == nil {
+					*lex = make(map[string]string)
+				}
+				(*lex)[f.Name] = d.Entry
 			}
 		}
 		in.detections.WithLabelValues(d.Kind, outcome).Inc()

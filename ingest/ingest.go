@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/sha256"
@@ -183,22 +184,33 @@ func (in *Ingester) Ingest(ctx context.Context, caller policy.Caller, items []It
 	now := in.opt.Now().UTC()
 	results := make([]Result, len(items))
 	var sum Summary
-	var todo []pending
-	for i, it := range items {
-		results[i].Index = i
-		if it.Err != nil {
-			results[i].Status, results[i].Problem = Rejected, it.Err
-			continue
+	// Validation, content detection and the pseudonym are per event and
+	// independent: they run on every core, each event's outcome in its
+	// own slot, and are gathered in request order.
+	checked := make([]pending, len(items))
+	ok := make([]bool, len(items))
+	each(len(items), func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			it := items[i]
+			results[i].Index = i
+			if it.Err != nil {
+				results[i].Status, results[i].Problem = Rejected, it.Err
+				continue
+			}
+			var lex map[string]string
+			if p := in.validate(cat, &it.Event, now, &lex); p != nil {
+				results[i].Status, results[i].Problem = Rejected, p
+				continue
+			}
+			checked[i] = pending{index: i, pseudonym: in.keys.Pseudonym(it.Event.SubjectID), id: it.Event.SubjectID, event: it.Event, lexicon: lex}
+			ok[i] = true
 		}
-		lex := map[string]string{}
-		if p := in.validate(cat, &it.Event, now, lex); p != nil {
-			results[i].Status, results[i].Problem = Rejected, p
-			continue
+	})
+	todo := make([]pending, 0, len(items))
+	for i := range checked {
+		if ok[i] {
+			todo = append(todo, checked[i])
 		}
-		if len(lex) == 0 {
-			lex = nil
-		}
-		todo = append(todo, pending{index: i, pseudonym: in.keys.Pseudonym(it.Event.SubjectID), id: it.Event.SubjectID, event: it.Event, lexicon: lex})
 	}
 	if len(todo) > in.opt.ChunkSize {
 		// Events are stored per subject: a chunk of few subjects writes
@@ -307,9 +319,17 @@ type batch struct {
 	decidedOn   map[portrait.Pseudonym]*policy.State // as read
 	events      []portrait.StoredEvent
 	eventIdx    []int
-	profile     map[portrait.Pseudonym][]portrait.ProfileValue
-	grants      map[portrait.Pseudonym]policy.Grant
+	profile     []profileWrite
 	digest      hash.Hash
+}
+
+// profileWrite is one event's profile values under the event's grant, which
+// covers exactly its fields: two events of a subject in one chunk can have
+// different grants, so each is written under its own, in request order
+// (the later value of a field wins).
+type profileWrite struct {
+	grant  policy.Grant
+	values []portrait.ProfileValue
 }
 
 // subjectReader reads stored subjects: the Store before the write
@@ -331,7 +351,7 @@ func (in *Ingester) prepare(ctx context.Context, r subjectReader, caller policy.
 		return nil, fmt.Errorf("ingest: load subjects: %w", err)
 	}
 	states := maps.Clone(decidedOn)
-	b := &batch{part: part, states: states, decidedOn: decidedOn, grants: make(map[portrait.Pseudonym]policy.Grant), digest: sha256.New(),
+	b := &batch{part: part, states: states, decidedOn: decidedOn, digest: sha256.New(),
 		events: make([]portrait.StoredEvent, 0, len(part)), eventIdx: make([]int, 0, len(part))}
 	ciphers := make(map[portrait.Pseudonym]*keys.Cipher, len(pseudonyms))
 	for _, p := range part {
@@ -352,8 +372,11 @@ func (in *Ingester) prepare(ctx context.Context, r subjectReader, caller policy.
 		ciphers[p.pseudonym] = c
 	}
 
-	names := make([]string, 0, 8)
-	for _, p := range part {
+	// Minors first, in request order: an event declaring an age under the
+	// minors age changes the state its subject's later events are decided
+	// against.
+	per := make([]*policy.State, len(part))
+	for i, p := range part {
 		st := states[p.pseudonym]
 		if age := cat.AgeField(); age != nil && !st.Minor {
 			if v, ok := p.event.Fields[age.Name].(float64); ok && v < in.opt.MinorAge {
@@ -367,91 +390,151 @@ func (in *Ingester) prepare(ctx context.Context, r subjectReader, caller policy.
 				b.minors = append(b.minors, p.pseudonym)
 			}
 		}
-		names = names[:0]
-		for name := range p.event.Fields {
-			names = append(names, name)
+		per[i] = st
+	}
+	// Then each event on its own, on every core: the decision, minimisation,
+	// encoding and sealing depend only on the event and its state.
+	out := make([]decided, len(part))
+	each(len(part), func(lo, hi int) {
+		names := make([]string, 0, 8)
+		for i := lo; i < hi; i++ {
+			out[i] = in.decide(cat, now, caller, part[i], per[i], ciphers[part[i].pseudonym], names[:0])
 		}
-		slices.Sort(names)
-		grant, dropped, err := in.point.Collect(st, names, caller)
+	})
+	// Last, in request order: results, the batch and the digest.
+	line := make([]byte, 0, 128)
+	for i, p := range part {
+		d := &out[i]
+		if d.err != nil {
+			return nil, d.err
+		}
 		r := &results[p.index]
-		var d *policy.Denied
-		if errors.As(err, &d) {
-			r.Status = Rejected
-			r.Problem = &Problem{Code: d.Reasons[0].Code, Reason: d.Reasons[0].Message, Requirement: d.Reasons[0].Requirement}
-			fmt.Fprintf(b.digest, "%s\t%d\t%s\n", p.pseudonym, p.index, r.Code)
-			continue
-		} else if err != nil {
-			return nil, fmt.Errorf("ingest: decide collection: %w", err)
-		}
-		for _, name := range names {
-			if why, ok := dropped[name]; ok {
-				r.Dropped = append(r.Dropped, DroppedField{Field: name, Reason: why})
+		r.Dropped = d.dropped
+		if d.problem != nil {
+			r.Status, r.Problem = Rejected, d.problem
+			if d.digest {
+				line = append(append(digestPrefix(line[:0], p), d.problem.Code...), '\n')
+				b.digest.Write(line)
 			}
-		}
-		if !grant.Valid() {
-			r.Status = Rejected
-			r.Problem = &Problem{Code: "no_lawful_basis", Requirement: "CM-1",
-				Reason: "no field of this event has a purpose with a lawful basis for this subject; nothing was stored"}
-			if len(r.Dropped) > 0 {
-				r.Problem.Reason += " (" + r.Dropped[0].Message + ")"
-			}
-			fmt.Fprintf(b.digest, "%s\t%d\t%s\n", p.pseudonym, p.index, r.Code)
 			continue
 		}
-		kept := make(map[string]any, len(grant.Fields()))
-		expires := time.Time{}
-		for _, name := range grant.Fields() {
-			f := cat.Field(name)
-			exp := p.event.Time.Add(time.Duration(f.Retention))
-			if !exp.After(now) {
-				// Already past its retention: collecting it would break CM-3.
-				r.Dropped = append(r.Dropped, DroppedField{Field: name, Reason: policy.Reason{Code: "retention_passed", Requirement: "CM-3",
-					Message: fmt.Sprintf("field %q is older than its retention of %s", name, f.Retention)}})
-				continue
-			}
-			kept[name] = p.event.Fields[name]
-			if expires.IsZero() || exp.Before(expires) {
-				expires = exp
-			}
-		}
-		if len(kept) == 0 {
-			r.Status = Rejected
-			r.Problem = &Problem{Code: "retention_passed", Requirement: "CM-3", Reason: "every field of this event is older than its retention; nothing was stored"}
-			continue
-		}
-		plain, err := json.Marshal(kept)
-		if err != nil {
-			return nil, fmt.Errorf("ingest: encode fields: %w", err)
-		}
-		c := ciphers[p.pseudonym]
-		ev := portrait.StoredEvent{
-			Grant: grant, Pseudonym: p.pseudonym, Type: p.event.Type, Time: p.event.Time,
-			Sealed: c.Seal(plain, keys.EventAD(p.pseudonym)), Expires: expires,
-		}
-		if p.event.IdempotencyKey != "" {
-			ev.Idem = in.keys.IdemHash(p.pseudonym, p.event.IdempotencyKey)
-		}
-		b.events = append(b.events, ev)
+		b.events = append(b.events, d.event)
 		b.eventIdx = append(b.eventIdx, p.index)
-		for name, v := range kept {
-			f := cat.Field(name)
-			if !f.Profile {
-				continue
-			}
-			if b.profile == nil {
-				b.profile = make(map[portrait.Pseudonym][]portrait.ProfileValue)
-			}
-			enc, _ := json.Marshal(v)
-			b.profile[p.pseudonym] = append(b.profile[p.pseudonym], portrait.ProfileValue{
-				Field: name, Sealed: c.Seal(enc, keys.ProfileAD(p.pseudonym, name)), Source: "event",
-				Updated: p.event.Time, Expires: p.event.Time.Add(time.Duration(f.Retention)),
-			})
-			b.grants[p.pseudonym] = grant
+		if len(d.profile) > 0 {
+			b.profile = append(b.profile, profileWrite{d.event.Grant, d.profile})
 		}
-		h := sha256.Sum256(plain)
-		fmt.Fprintf(b.digest, "%s\t%d\taccepted\t%x\n", p.pseudonym, p.index, h[:8])
+		line = append(digestPrefix(line[:0], p), "accepted\t"...)
+		line = hex.AppendEncode(line, d.sum[:])
+		b.digest.Write(append(line, '\n'))
 	}
 	return b, nil
+}
+
+// digestPrefix appends an event's digest line up to its outcome:
+// pseudonym, index, each followed by a tab.
+func digestPrefix(dst []byte, p pending) []byte {
+	dst = append(append(dst, p.pseudonym...), '\t')
+	return append(strconv.AppendInt(dst, int64(p.index), 10), '\t')
+}
+
+// decided is one event's outcome in prepare.
+type decided struct {
+	err     error
+	problem *Problem // refused
+	digest  bool     // the refusal goes into the chunk's digest
+	dropped []DroppedField
+	event   portrait.StoredEvent
+	profile []portrait.ProfileValue
+	sum     [8]byte // of the stored plaintext, for the digest
+}
+
+// field is a kept field and its value.
+type field struct {
+	name  string
+	value any
+}
+
+// decide minimises, authorises and seals one event under st; it must not
+// touch anything shared but read-only state, since prepare runs it on
+// every core. names is scratch space.
+func (in *Ingester) decide(cat *catalog.Catalog, now time.Time, caller policy.Caller, p pending, st *policy.State, c *keys.Cipher, names []string) decided {
+	var d decided
+	for name := range p.event.Fields {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	grant, dropped, err := in.point.Collect(st, names, caller)
+	var den *policy.Denied
+	if errors.As(err, &den) {
+		d.problem, d.digest = &Problem{Code: den.Reasons[0].Code, Reason: den.Reasons[0].Message, Requirement: den.Reasons[0].Requirement}, true
+		return d
+	} else if err != nil {
+		d.err = fmt.Errorf("ingest: decide collection: %w", err)
+		return d
+	}
+	for _, name := range names {
+		if why, ok := dropped[name]; ok {
+			d.dropped = append(d.dropped, DroppedField{Field: name, Reason: why})
+		}
+	}
+	if !grant.Valid() {
+		d.problem, d.digest = &Problem{Code: "no_lawful_basis", Requirement: "CM-1",
+			Reason: "no field of this event has a purpose with a lawful basis for this subject; nothing was stored"}, true
+		if len(d.dropped) > 0 {
+			d.problem.Reason += " (" + d.dropped[0].Message + ")"
+		}
+		return d
+	}
+	kept := make([]field, 0, len(grant.Fields()))
+	expires := time.Time{}
+	for _, name := range grant.Fields() {
+		f := cat.Field(name)
+		exp := p.event.Time.Add(time.Duration(f.Retention))
+		if !exp.After(now) {
+			// Already past its retention: collecting it would break CM-3.
+			d.dropped = append(d.dropped, DroppedField{Field: name, Reason: policy.Reason{Code: "retention_passed", Requirement: "CM-3",
+				Message: fmt.Sprintf("field %q is older than its retention of %s", name, f.Retention)}})
+			continue
+		}
+		kept = append(kept, field{name, p.event.Fields[name]})
+		if expires.IsZero() || exp.Before(expires) {
+			expires = exp
+		}
+	}
+	if len(kept) == 0 {
+		d.problem = &Problem{Code: "retention_passed", Requirement: "CM-3", Reason: "every field of this event is older than its retention; nothing was stored"}
+		return d
+	}
+	plain, err := encodeFields(make([]byte, 0, 64), kept)
+	if err != nil {
+		d.err = fmt.Errorf("ingest: encode fields: %w", err)
+		return d
+	}
+	d.event = portrait.StoredEvent{
+		Grant: grant, Pseudonym: p.pseudonym, Type: p.event.Type, Time: p.event.Time,
+		Sealed: c.Seal(plain, keys.EventAD(p.pseudonym)), Expires: expires,
+	}
+	if p.event.IdempotencyKey != "" {
+		d.event.Idem = in.keys.IdemHash(p.pseudonym, p.event.IdempotencyKey)
+	}
+	for _, kv := range kept {
+		f := cat.Field(kv.name)
+		if !f.Profile {
+			continue
+		}
+		enc, err := appendValue(nil, kv.value)
+		if err != nil {
+			d.err = fmt.Errorf("ingest: encode field %s: %w", kv.name, err)
+			return d
+		}
+		d.profile = append(d.profile, portrait.ProfileValue{
+			Field: kv.name, Sealed: c.Seal(enc, keys.ProfileAD(p.pseudonym, kv.name)), Source: "event",
+			Updated: p.event.Time, Expires: p.event.Time.Add(time.Duration(f.Retention)),
+		})
+	}
+	h := sha256.Sum256(plain)
+	copy(d.sum[:], h[:8])
+	return d
 }
 
 // commit writes a decided chunk and its audit record in one transaction.
@@ -469,20 +552,48 @@ func (in *Ingester) commit(ctx context.Context, caller policy.Caller, now time.T
 		if err != nil {
 			return err
 		}
+		states := b.decidedOn
 		if g != gen {
 			fresh, err := tx.States(ctx, pseudonyms)
 			if err != nil {
 				return err
 			}
-			if !sameStates(fresh, b.decidedOn) {
+			if states = fresh; !sameStates(fresh, b.decidedOn) {
 				if b, err = decide(tx, fresh); err != nil {
 					return err
 				}
 			}
 		}
 		if len(b.newSubjects) > 0 {
+			// A subject new when the chunk was decided may have been
+			// stored since by another request, with its own data key;
+			// EnsureSubjects keeps the first key stored, so events sealed
+			// with the one made here could never be opened. Store the new
+			// subjects, read them back (on PostgreSQL the insert waits for
+			// a concurrent one of the same subject and the read sees it
+			// committed) and, if a key is not ours, decide again against
+			// the stored subjects, all of which now exist.
 			if err := tx.EnsureSubjects(ctx, b.newSubjects); err != nil {
 				return err
+			}
+			ps := make([]portrait.Pseudonym, len(b.newSubjects))
+			for i, s := range b.newSubjects {
+				ps[i] = s.Pseudonym
+			}
+			stored, err := tx.Subjects(ctx, ps)
+			if err != nil {
+				return err
+			}
+			for _, s := range b.newSubjects {
+				if !bytes.Equal(stored[s.Pseudonym].WrappedKey, s.WrappedKey) {
+					if b, err = decide(tx, states); err != nil {
+						return err
+					}
+					if len(b.newSubjects) > 0 {
+						return fmt.Errorf("subject %s is not stored after it was ensured", b.newSubjects[0].Pseudonym)
+					}
+					break
+				}
 			}
 		}
 		for _, ps := range b.minors {
@@ -495,8 +606,8 @@ func (in *Ingester) commit(ctx context.Context, caller policy.Caller, now time.T
 				return err
 			}
 		}
-		for ps, vals := range b.profile {
-			if err := tx.PutProfile(ctx, b.grants[ps], vals); err != nil {
+		for _, w := range b.profile {
+			if err := tx.PutProfile(ctx, w.grant, w.values); err != nil {
 				return err
 			}
 		}
@@ -594,10 +705,10 @@ func actor(c policy.Caller) string {
 }
 
 // validate checks an event against the catalog (invariant 1) and
-// normalises its field values to the declared types.
-// validate checks e against the catalog; lexicon hits in fields declared
-// non-sensitive are added to lex (field → lexicon entry).
-func (in *Ingester) validate(cat *catalog.Catalog, e *portrait.Event, now time.Time, lex map[string]string) *Problem {
+// normalises its field values to the declared types. Lexicon hits in
+// fields declared non-sensitive are added to *lex (field → lexicon
+// entry), made on the first hit.
+func (in *Ingester) validate(cat *catalog.Catalog, e *portrait.Event, now time.Time, lex *map[string]string) *Problem {
 	et := cat.EventType(e.Type)
 	if et == nil {
 		return &Problem{Code: "undeclared_event_type", Requirement: "CM-1",

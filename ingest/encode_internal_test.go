@@ -1,0 +1,94 @@
+package ingest
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"runtime"
+	"slices"
+	"testing"
+)
+
+// encodeFields must write the bytes json.Marshal writes for the same
+// fields in a map: stored events are read back with encoding/json, and
+// the chunk's digest hashes these bytes.
+func TestEncodeFieldsMatchesEncodingJSON(t *testing.T) {
+	values := []any{
+		"", "item-1", "sports", "杭州市西湖区", "a\"b", `back\slash`, "<b>&", "tab\there", "\u2028", "bad\xffutf8", "ctl\x01",
+		0.0, math.Copysign(0, -1), 1.0, -0.25, 12.5, 1e20, 1e21, 1.5e21, 1e-6, 1e-7, 9.99e-7, -3.2e-12, 123456789.125, math.MaxFloat64, math.SmallestNonzeroFloat64,
+		true, false,
+		"2026-11-29T10:00:00.5Z",
+	}
+	for _, v := range values {
+		want, err := json.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := appendValue(nil, v)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("appendValue(%#v) = %s, %v; json.Marshal gives %s", v, got, err, want)
+		}
+	}
+	m := map[string]any{}
+	var kept []field
+	for i, v := range values {
+		name := string(rune('a'+i%26)) + string(rune('a'+i/26))
+		m[name] = v
+	}
+	for _, name := range slices.Sorted(func(yield func(string) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}) {
+		kept = append(kept, field{name, m[name]})
+	}
+	want, _ := json.Marshal(m)
+	got, err := encodeFields(nil, kept)
+	if err != nil || !bytes.Equal(got, want) {
+		t.Errorf("encodeFields = %s, %v\nwant %s", got, err, want)
+	}
+	if _, err := appendValue(nil, math.NaN()); err == nil {
+		t.Error("NaN encoded")
+	}
+	if _, err := encodeFields(nil, []field{{"b", 1.0}, {"a", 2.0}}); err == nil {
+		t.Error("fields out of order encoded")
+	}
+}
+
+// each covers every index exactly once, split or not.
+func TestEachCoversEveryIndex(t *testing.T) {
+	for _, n := range []int{0, 1, minParallel - 1, minParallel, 2*minParallel + 1, 1000, 1001} {
+		hits := make([]int, n)
+		each(n, func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				hits[i]++
+			}
+		})
+		for i, h := range hits {
+			if h != 1 {
+				t.Fatalf("n=%d: index %d run %d times", n, i, h)
+			}
+		}
+	}
+}
+
+// A panic in a range run on another goroutine reaches the caller, as it
+// would have unsplit, rather than ending the process.
+func TestEachRaisesPanicOnCaller(t *testing.T) {
+	if runtime.GOMAXPROCS(0) < 2 {
+		t.Skip("one core: nothing is split")
+	}
+	defer func() {
+		if r := recover(); r != "boom" {
+			t.Errorf("recovered %v, want boom", r)
+		}
+	}()
+	each(4*minParallel, func(lo, hi int) {
+		if lo > 0 {
+			panic("boom")
+		}
+	})
+	t.Error("each returned after a range panicked")
+}

@@ -1,0 +1,157 @@
+package sqlite
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"fmt"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/guard"
+)
+
+func cpuTime(tb testing.TB) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkMoveCost splits what clustering costs per event into the
+// append (ingest's transaction) and the move, and measures the variants
+// issue 14 suggested for a cheaper move, on the store itself: batches of
+// 1,000 events of 100 subjects (BenchmarkIngest's shape, ~90-byte sealed
+// values with an expiry) appended ten at a time, then moved. Every
+// variant reports CPU per event (getrusage: the process's, so the
+// background checkpoint is in it), which a shared machine disturbs far
+// less than wall time.
+//
+//	go test ./sqlite -run '^$' -bench MoveCost -benchtime 15x
+func BenchmarkMoveCost(b *testing.B) {
+	type variant struct {
+		name    string
+		page    int    // page size of a new file; 0: SQLite's default
+		setup   string // run on the write connection after Open
+		batches int    // batches of 1,000 per move
+		move    func(tb testing.TB, e *engine, n int)
+	}
+	store := func(tb testing.TB, e *engine, n int) {
+		if _, err := e.moveOnce(context.Background(), n); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	// truncate is "two append tables in turn": the move copies a whole
+	// table, sorted, and empties it with one DELETE (SQLite's truncate
+	// optimisation; secure_delete still zeroes the freed pages).
+	truncate := func(tb testing.TB, e *engine, n int) {
+		err := e.Update(context.Background(), func(t guard.Tx) error {
+			tx := t.(*txn)
+			if _, err := tx.tx.Exec(`INSERT INTO events (` + eventColumns + `) SELECT ` + eventColumns + ` FROM events_new ORDER BY pseudonym, id`); err != nil {
+				return err
+			}
+			_, err := tx.tx.Exec(`DELETE FROM events_new`)
+			return err
+		})
+		if err != nil {
+			tb.Fatal(err)
+		}
+	}
+	// runs measures what a layout of sorted runs would cost instead: each
+	// move appends its batch, sorted by subject, at the right edge of a
+	// table keyed (run, pseudonym, id), where SQLite splits no page in the
+	// middle of the tree; a subject's read would then seek once per run,
+	// which a merge of runs would have to bound (not built).
+	gen := 0
+	runs := func(tb testing.TB, e *engine, n int) {
+		gen++
+		err := e.Update(context.Background(), func(t guard.Tx) error {
+			tx := t.(*txn)
+			if _, err := tx.tx.Exec(`INSERT INTO events_runs (run, `+eventColumns+`) SELECT ?, `+eventColumns+` FROM events_new ORDER BY pseudonym, id`, gen); err != nil {
+				return err
+			}
+			_, err := tx.tx.Exec(`DELETE FROM events_new`)
+			return err
+		})
+		if err != nil {
+			tb.Fatal(err)
+		}
+	}
+	for _, v := range []variant{
+		{name: "store", move: store},
+		{name: "truncate", move: truncate},
+		{name: "moves-of-50000", batches: 50, move: store},
+		{name: "cache-64MB", setup: `PRAGMA cache_size=-65536`, move: store},
+		{name: "page-16KB", page: 16384, move: store},
+		{name: "no-expires-index", setup: `DROP INDEX events_expires`, move: store},
+		{name: "no-append-index", setup: `DROP INDEX events_new_subject`, move: store},
+		{name: "sorted-runs", setup: `CREATE TABLE events_runs (run INTEGER NOT NULL, id INTEGER NOT NULL, pseudonym BLOB NOT NULL, type TEXT NOT NULL,
+			time INTEGER NOT NULL, idem BLOB, sealed BLOB NOT NULL, expires INTEGER, PRIMARY KEY (run, pseudonym, id)) WITHOUT ROWID;
+			CREATE INDEX events_runs_expires ON events_runs (expires) WHERE expires IS NOT NULL`, move: runs},
+	} {
+		b.Run(v.name, func(b *testing.B) {
+			path := filepath.Join(b.TempDir(), "portrait.db")
+			if v.page != 0 {
+				raw, err := sql.Open("sqlite", path)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := raw.Exec(fmt.Sprintf(`PRAGMA page_size=%d; PRAGMA journal_mode=WAL; CREATE TABLE x(a); DROP TABLE x`, v.page)); err != nil {
+					b.Fatal(err)
+				}
+				raw.Close()
+			}
+			db, err := Open(context.Background(), path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			e := db.e
+			e.mover.batch = 1 << 30 // no background move
+			if v.setup != "" {
+				if _, err := e.write.Exec(v.setup); err != nil {
+					b.Fatal(err)
+				}
+			}
+			batches := max(v.batches, 10)
+			subs := make([]portrait.Pseudonym, 100)
+			for i := range subs {
+				var k [16]byte
+				rand.Read(k[:])
+				subs[i] = portrait.Pseudonym(fmt.Sprintf("%x", k))
+			}
+			sealed := make([]byte, 90)
+			rand.Read(sealed)
+			id, n := 0, 0
+			var app, mv time.Duration
+			for b.Loop() {
+				c0 := cpuTime(b)
+				for range batches {
+					evs := make([]portrait.StoredEvent, 1000)
+					for i := range evs {
+						id++
+						evs[i] = portrait.StoredEvent{Pseudonym: subs[id%100], Type: "view", Time: time.Unix(int64(id), 0), Sealed: sealed,
+							Expires: time.Unix(int64(id)+1e8, 0)}
+					}
+					if err := e.Update(context.Background(), func(tx guard.Tx) error {
+						_, err := tx.InsertEvents(context.Background(), evs)
+						return err
+					}); err != nil {
+						b.Fatal(err)
+					}
+				}
+				c1 := cpuTime(b)
+				v.move(b, e, batches*1000)
+				app += c1 - c0
+				mv += cpuTime(b) - c1
+				n += batches * 1000
+			}
+			b.ReportMetric(float64(app.Nanoseconds())/float64(n), "append-cpu-ns/event")
+			b.ReportMetric(float64(mv.Nanoseconds())/float64(n), "move-cpu-ns/event")
+		})
+	}
+}
