@@ -20,7 +20,7 @@ import (
 
 // liveCatalog is the demo catalog with its recommender and its credit
 // decision switched live (the demo declares them not live).
-func liveCatalog(t *testing.T) *catalog.Catalog {
+func liveCatalog(t testing.TB) *catalog.Catalog {
 	t.Helper()
 	src := demo.Catalog
 	if !bytes.Contains(src, []byte("live:")) {

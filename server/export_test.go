@@ -300,3 +300,12 @@ func (s *Server) DocumentProblems() []error {
 	_, problems := s.document()
 	return problems
 }
+
+// Unobserved turns the contract check off until restore is called: a
+// benchmark measures the server as it runs outside tests, without the
+// check's second encoding of every body.
+func Unobserved() (restore func()) {
+	prev := observe
+	observe = nil
+	return func() { observe = prev }
+}

@@ -48,6 +48,7 @@ type harness struct {
 	keys   *keys.Keyring
 	log    *audit.Log
 	server *server.Server
+	apply  *apply.Service
 	apikey map[policy.Role]string
 	point  *policy.Point
 	mon    *monitor.Monitor
@@ -168,7 +169,7 @@ func newHarnessOn(t testing.TB, store portrait.Store, opts ...func(*server.Confi
 	ts.Config = srv.HTTPServer()
 	ts.Start()
 	t.Cleanup(ts.Close)
-	h := &harness{t: t, url: ts.URL, store: store, keys: kr, log: log, server: srv, apikey: map[policy.Role]string{},
+	h := &harness{t: t, url: ts.URL, store: store, keys: kr, log: log, server: srv, apply: cfg.Apply, apikey: map[policy.Role]string{},
 		point: point, mon: cfg.Monitor, rights: rs, logs: logs}
 	for _, role := range policy.Roles {
 		key := "test-" + string(role)
