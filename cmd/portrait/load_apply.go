@@ -22,7 +22,10 @@ func init() { commands["load-apply"] = loadApply }
 // fixed time, whatever the server's pace, and reports the achieved rate,
 // latency percentiles and errors. Latency is measured from when each
 // request was due, not when it was sent, so a server that falls behind is
-// charged for the queue it built (no coordinated omission). In-flight
+// charged for the queue it built (no coordinated omission). Beside it,
+// the send lag (due → sent: the generator's own lateness, on a shared
+// machine often the larger part) and the service time (sent → answered)
+// are reported, so that neither hides in the other. In-flight
 // requests are bounded; a request due while the bound is reached is
 // counted as dropped. It only ever targets the URL it is given; use a
 // loopback address.
@@ -82,13 +85,18 @@ func loadApply(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	fmt.Fprintf(stdout, "%d of %d subjects have %s consent; %s through %s at %d/s for %s\n", len(ids), *subjects, purpose, *scenario, *usecase, *rate, *duration)
+	// Bodies and paths are made once: the generator's own CPU shares the
+	// machine with the server it measures.
+	bodies, paths := make([][]byte, len(ids)), make([]string, len(ids))
+	for i, id := range ids {
+		bodies[i], _ = json.Marshal(map[string]string{"usecase": *usecase, "subject": id})
+		paths[i] = fmt.Sprintf("/v1/recommendations?usecase=%s&subject=%s&n=%d", *usecase, id, *n)
+	}
 	request := func(ctx context.Context, i int) (int, []byte, error) {
-		id := ids[i%len(ids)]
 		if *scenario == "decisions" {
-			b, _ := json.Marshal(map[string]string{"usecase": *usecase, "subject": id})
-			return call(ctx, "POST", "/v1/decisions", b)
+			return call(ctx, "POST", "/v1/decisions", bodies[i%len(ids)])
 		}
-		return call(ctx, "GET", fmt.Sprintf("/v1/recommendations?usecase=%s&subject=%s&n=%d", *usecase, id, *n), nil)
+		return call(ctx, "GET", paths[i%len(ids)], nil)
 	}
 	want := map[string]int{"decisions": 201, "recommendations": 200}[*scenario]
 	if *warmup > 0 {
@@ -161,7 +169,8 @@ type consentState struct {
 type loadResult struct {
 	sent, ok, failed, dropped int64
 	elapsed                   time.Duration
-	lat                       []time.Duration
+	lat                       []time.Duration // from due to answered
+	lag, service              []time.Duration // due to sent, sent to answered
 	codes                     map[int]int64
 	firstErr                  error
 }
@@ -174,6 +183,15 @@ func (r *loadResult) String() string {
 		q := func(p float64) time.Duration { return r.lat[int(p*float64(len(r.lat)-1))] }
 		fmt.Fprintf(&b, "latency of ok requests: p50 %s, p90 %s, p99 %s, max %s\n",
 			q(0.5).Round(10*time.Microsecond), q(0.9).Round(10*time.Microsecond), q(0.99).Round(10*time.Microsecond), r.lat[len(r.lat)-1].Round(10*time.Microsecond))
+		for _, part := range []struct {
+			name string
+			d    []time.Duration
+		}{{"service (sent to answered)", r.service}, {"send lag (due to sent)", r.lag}} {
+			q := func(p float64) time.Duration {
+				return part.d[int(p*float64(len(part.d)-1))].Round(10 * time.Microsecond)
+			}
+			fmt.Fprintf(&b, "  of which %s: p50 %s, p90 %s, p99 %s, max %s\n", part.name, q(0.5), q(0.9), q(0.99), q(1))
+		}
 	}
 	if len(r.codes) > 0 {
 		fmt.Fprintf(&b, "failed by status (0 = transport error): %v; first: %v\n", r.codes, r.firstErr)
@@ -186,7 +204,8 @@ func runOpenLoop(ctx context.Context, rate int, d time.Duration, inflight int, r
 	res := &loadResult{codes: map[int]int64{}}
 	var ok, failed, dropped atomic.Int64
 	var mu sync.Mutex
-	lats := make([]time.Duration, 0, int(float64(rate)*d.Seconds())+1)
+	n := int(float64(rate)*d.Seconds()) + 1
+	lats, lags, services := make([]time.Duration, 0, n), make([]time.Duration, 0, n), make([]time.Duration, 0, n)
 	sem := make(chan struct{}, inflight)
 	var wg sync.WaitGroup
 	interval := time.Second / time.Duration(rate)
@@ -211,8 +230,10 @@ func runOpenLoop(ctx context.Context, rate int, d time.Duration, inflight int, r
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
+			sent := time.Now()
 			st, body, err := request(ctx, i)
-			lat := time.Since(due)
+			done := time.Now()
+			lat := done.Sub(due)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil || st != want {
@@ -225,12 +246,15 @@ func runOpenLoop(ctx context.Context, rate int, d time.Duration, inflight int, r
 			}
 			ok.Add(1)
 			lats = append(lats, lat)
+			lags, services = append(lags, sent.Sub(due)), append(services, done.Sub(sent))
 		}()
 	}
 	wg.Wait()
 	res.elapsed = time.Since(start)
 	res.ok, res.failed, res.dropped = ok.Load(), failed.Load(), dropped.Load()
 	slices.Sort(lats)
-	res.lat = lats
+	slices.Sort(lags)
+	slices.Sort(services)
+	res.lat, res.lag, res.service = lats, lags, services
 	return res
 }
