@@ -381,8 +381,11 @@ func (s *Server) authenticate(r *http.Request) (policy.Caller, error) {
 	if !ok || tok == "" {
 		return policy.Caller{}, portrait.Errorf(portrait.EUNAUTHORIZED, "Authorization must be \"Bearer TOKEN\"")
 	}
+	// The key or session is one indexed row: read without the request's
+	// cancellation, which would cost two watcher goroutines (settled).
+	ctx := context.WithoutCancel(r.Context())
 	if keys.IsToken(tok) {
-		t, err := s.checkSubjectToken(r.Context(), tok)
+		t, err := s.checkSubjectToken(ctx, tok)
 		if err != nil {
 			return policy.Caller{}, err
 		}
@@ -390,7 +393,7 @@ func (s *Server) authenticate(r *http.Request) (policy.Caller, error) {
 	}
 	// Unknown, revoked and expired keys are refused here, on every
 	// request: the key is read from the store each time (package staff).
-	return s.cfg.Staff.Authenticate(r.Context(), tok)
+	return s.cfg.Staff.Authenticate(ctx, tok)
 }
 
 // Problem is an RFC 9457 problem detail with Portrait's extensions.
