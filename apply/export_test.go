@@ -1,6 +1,10 @@
 package apply
 
-import "context"
+import (
+	"context"
+
+	portrait "github.com/portrait-dev/portrait"
+)
 
 // Bare runs only the scorer of a recommendation — no gate, no policy, no
 // reads of the subject, no audit — for the cost-of-governance benchmark.
@@ -43,4 +47,10 @@ func (s *Service) ItemSet(ctx context.Context) ([]string, any, error) {
 		ids[i] = it.ID
 	}
 	return ids, set, nil
+}
+
+// Marked is the marks index's answer for one subject and use-case, kind
+// "notice" (CN-11) or "automation" (a refusal, AD-2).
+func (s *Service) Marked(ctx context.Context, kind string, p portrait.Pseudonym, usecase string) (bool, error) {
+	return s.marked(ctx, kind, p, usecase)
 }

@@ -323,9 +323,14 @@ const (
 
 type markKey struct{ kind, subject, usecase string }
 
+// marks is the index of marks read from the log so far. Its lock guards
+// only memory and is never held across a store read: a decision that
+// finds the index current reads it at once, and callers that find it
+// behind each read the missing range themselves, at the same time, then
+// merge what they read in log order (merge).
 type marks struct {
-	mu      sync.Mutex
-	scanned int64
+	mu      sync.RWMutex
+	scanned int64 // every mark below this index is in set
 	set     map[markKey]bool
 }
 
@@ -333,46 +338,62 @@ type marks struct {
 // is set, reading log entries it has not seen yet.
 func (s *Service) marked(ctx context.Context, kind string, subject portrait.Pseudonym, usecase string) (bool, error) {
 	k := markKey{kind, string(subject), usecase}
-	s.marks.mu.Lock()
-	defer s.marks.mu.Unlock()
 	// From memory where one process owns the store (SQLite); the marks
 	// up to it are verified against the tree all the same.
 	size, err := audit.CommittedSize(ctx, s.store)
 	if err != nil {
 		return false, failClosed("read audit log size", err)
 	}
-	if s.marks.scanned < size {
-		// Through the log's kind index: a decision reads only the marks
-		// added since the last one, not every record in between.
-		// Each mark is checked against the signed tree before it counts:
-		// a mark edited in the store (say, to name another subject) is
-		// refused with an alert, and the decision with it (invariant 8).
-		//
-		// Most ranges hold no mark at all (a decision's own record moved
-		// the size), so the kind index is asked first and the verifier,
-		// which reads the signed head, only when it names a mark. The
-		// index is trusted for what it leaves out either way: the
-		// verifier checks the entries it is given, it cannot prove one
-		// absent.
-		found, err := s.store.LogEntriesOfKind(ctx, []string{"mark"}, s.marks.scanned, size)
-		if err != nil {
+	s.marks.mu.RLock()
+	from, v := s.marks.scanned, s.marks.set[k]
+	s.marks.mu.RUnlock()
+	if from >= size {
+		return v, nil
+	}
+	// Through the log's kind index: a decision reads only the marks
+	// added since the last one, not every record in between.
+	// Each mark is checked against the signed tree before it counts:
+	// a mark edited in the store (say, to name another subject) is
+	// refused with an alert, and the decision with it (invariant 8).
+	//
+	// Most ranges hold no mark at all (a decision's own record moved
+	// the size), so the kind index is asked first and the verifier,
+	// which reads the signed head, only when it names a mark. The
+	// index is trusted for what it leaves out either way: the
+	// verifier checks the entries it is given, it cannot prove one
+	// absent.
+	found, err := s.store.LogEntriesOfKind(ctx, []string{"mark"}, from, size)
+	if err != nil {
+		return false, failClosed("read audit log", err)
+	}
+	var entries []audit.Entry
+	if len(found) > 0 {
+		if entries, err = s.log.ReadVerifiedKinds(ctx, s.store, []string{"mark"}, from, size); err != nil {
 			return false, failClosed("read audit log", err)
 		}
-		var entries []audit.Entry
-		if len(found) > 0 {
-			if entries, err = s.log.ReadVerifiedKinds(ctx, s.store, []string{"mark"}, s.marks.scanned, size); err != nil {
-				return false, failClosed("read audit log", err)
-			}
-		}
-		for _, e := range entries {
-			r := e.Record
-			uc, _ := r.Detail["usecase"].(string)
-			kk, _ := r.Detail["mark"].(string)
-			s.marks.set[markKey{kk, string(r.Pseudonym), uc}] = r.Action == "set"
-		}
-		s.marks.scanned = size
 	}
-	return s.marks.set[k], nil
+	return s.marks.merge(entries, size, k), nil
+}
+
+// merge adds the verified marks of one range of the log, which ends at
+// upto, and returns k's mark. Ranges read at the same time overlap and
+// arrive in any order; an entry below what is already merged was merged
+// from another range, so only the newer ones are applied, in log order,
+// and the newest mark of each key wins whatever the order of arrival.
+func (m *marks) merge(entries []audit.Entry, upto int64, k markKey) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, e := range entries {
+		if e.Index < m.scanned {
+			continue
+		}
+		r := e.Record
+		uc, _ := r.Detail["usecase"].(string)
+		kk, _ := r.Detail["mark"].(string)
+		m.set[markKey{kk, string(r.Pseudonym), uc}] = r.Action == "set"
+	}
+	m.scanned = max(m.scanned, upto)
+	return m.set[k]
 }
 
 // setMark records a mark in the audit log.

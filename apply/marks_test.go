@@ -1,0 +1,143 @@
+package apply_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	portrait "github.com/portrait-dev/portrait"
+)
+
+// stallingStore holds the first kind-index read made after it is armed
+// until released, telling when it began.
+type stallingStore struct {
+	portrait.Store
+	armed   chan struct{} // closed: the next read stalls
+	entered chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func (s *stallingStore) LogEntriesOfKind(ctx context.Context, kinds []string, from, to int64) ([]portrait.LogEntry, error) {
+	select {
+	case <-s.armed:
+		stall := false
+		s.once.Do(func() { stall = true })
+		if stall {
+			close(s.entered)
+			<-s.release
+		}
+	default:
+	}
+	return s.Store.LogEntriesOfKind(ctx, kinds, from, to)
+}
+
+// TestMarkedReadsWithoutLock: a decision whose read of the log's mark
+// index is slow (a descheduled goroutine, a busy disk) does not hold up
+// the other decisions' mark checks — the index's lock guards memory only,
+// never a store read — and both answer from the marks as logged (CN-11,
+// AD-2).
+func TestMarkedReadsWithoutLock(t *testing.T) {
+	base := newEnv(t)
+	st := &stallingStore{Store: base.store, armed: make(chan struct{}), entered: make(chan struct{}), release: make(chan struct{})}
+	e := newEnvOn(t, t.TempDir(), st)
+	e.grant("dave", "credit")
+	e.grant("erin", "credit")
+	dave, erin := e.keys.Pseudonym("dave"), e.keys.Pseudonym("erin")
+	if _, err := e.svc.ShowNotice(ctx, operator, dave, "credit_limit"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.RefuseAutomation(ctx, operator, erin, "credit_limit", true); err != nil {
+		t.Fatal(err)
+	}
+	close(st.armed)
+	slow := make(chan error, 1)
+	go func() {
+		shown, err := e.svc.Marked(ctx, "notice", dave, "credit_limit")
+		if err == nil && !shown {
+			err = fmt.Errorf("dave's notice not found")
+		}
+		slow <- err
+	}()
+	<-st.entered
+	fast := make(chan error, 1)
+	go func() {
+		refused, err := e.svc.Marked(ctx, "automation", erin, "credit_limit")
+		if err == nil && !refused {
+			err = fmt.Errorf("erin's refusal not found")
+		}
+		fast <- err
+	}()
+	select {
+	case err := <-fast:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		close(st.release)
+		t.Fatal("a mark check waited for another's stalled store read")
+	}
+	close(st.release)
+	if err := <-slow; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestMarksConcurrent: callers that read the log's marks at the same time
+// merge what they read in log order, so the newest mark of each subject
+// wins whatever the order their reads finish in; this node's index and a
+// fresh node's, which reads the whole log, agree (AD-2). Run with -race.
+func TestMarksConcurrent(t *testing.T) {
+	onEachStore(t, func(t *testing.T, e *env) {
+		const subjects, rounds = 4, 12
+		ps := make([]portrait.Pseudonym, subjects)
+		for i := range ps {
+			id := fmt.Sprintf("s%d", i)
+			e.grant(id, "credit")
+			ps[i] = e.keys.Pseudonym(id)
+		}
+		var wg sync.WaitGroup
+		errs := make(chan error, 2*subjects)
+		for i, p := range ps {
+			wg.Add(2)
+			go func() { // the subject toggles its refusal, ending on i%2 == 0
+				defer wg.Done()
+				for r := range rounds + i%2 {
+					if err := e.svc.RefuseAutomation(ctx, operator, p, "credit_limit", r%2 == 0); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}()
+			go func() { // decisions check it meanwhile
+				defer wg.Done()
+				for range 3 * rounds {
+					if _, err := e.svc.Marked(ctx, "automation", p, "credit_limit"); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Fatal(err)
+		}
+		this := e.svc
+		fresh := e.node(loadCatalog(t))
+		for i, p := range ps {
+			want := (rounds+i%2-1)%2 == 0
+			for name, svc := range map[string]interface {
+				Marked(context.Context, string, portrait.Pseudonym, string) (bool, error)
+			}{"this node": this, "fresh node": fresh} {
+				got, err := svc.Marked(ctx, "automation", p, "credit_limit")
+				if err != nil || got != want {
+					t.Errorf("%s: subject %d refused = %v, %v; want %v", name, i, got, err, want)
+				}
+			}
+		}
+	})
+}
