@@ -42,11 +42,16 @@ func loadApply(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	subjects := fs.Int("subjects", 300, "candidate subjects u0001…uNNNN (the demo's ids)")
 	items := fs.Int("items", 0, "add this many synthetic items to the item catalog first")
 	inflight := fs.Int("max-inflight", 512, "bound on requests in flight")
+	clientKind := fs.String("client", "pool", "pool: keep-alive connections, each request written and read by its own goroutine (plain http:// only); transport: net/http's client")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *key == "" || *rate <= 0 || *duration <= 0 || *subjects <= 0 || *inflight <= 0 || *items < 0 || *warmup < 0 {
 		fmt.Fprintln(stderr, "load-apply: --key is required; --rate, --duration, --subjects, --max-inflight must be positive")
+		return errUsage
+	}
+	if *clientKind != "pool" && *clientKind != "transport" {
+		fmt.Fprintf(stderr, "load-apply: --client %q: want pool or transport\n", *clientKind)
 		return errUsage
 	}
 	if *scenario != "decisions" && *scenario != "recommendations" {
@@ -57,6 +62,15 @@ func loadApply(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		*usecase = map[string]string{"decisions": "credit_limit", "recommendations": "home_feed"}[*scenario]
 	}
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: *inflight, MaxConnsPerHost: *inflight}}
+	var pool *connPool
+	if *clientKind == "pool" {
+		var err error
+		if pool, err = newConnPool(*server, *inflight); err != nil {
+			fmt.Fprintf(stderr, "load-apply: %v; use --client transport\n", err)
+			return errUsage
+		}
+		defer pool.close()
+	}
 	call := func(ctx context.Context, method, path string, body []byte) (int, []byte, error) {
 		req, err := http.NewRequestWithContext(ctx, method, *server+path, bytes.NewReader(body))
 		if err != nil {
@@ -65,6 +79,9 @@ func loadApply(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		req.Header.Set("Authorization", "Bearer "+*key)
 		if body != nil {
 			req.Header.Set("Content-Type", "application/json")
+		}
+		if pool != nil {
+			return pool.do(ctx, req)
 		}
 		resp, err := client.Do(req)
 		if err != nil {
