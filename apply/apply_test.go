@@ -288,6 +288,15 @@ func TestGate(t *testing.T) {
 		e.point.SetCatalog(changed)
 		_, err = e.svc.Gate(ctx, "credit_limit", apply.KindDecision, st)
 		wantErr(t, err, portrait.EDENIED, "AD-5", "configuration")
+		// The gate's remembered digests follow the catalog in force:
+		// the assessed configuration, loaded again, passes again.
+		e.point.SetCatalog(loadCatalog(t))
+		if _, err := e.svc.Gate(ctx, "credit_limit", apply.KindDecision, st); err != nil {
+			t.Fatalf("assessed configuration loaded again: %v", err)
+		}
+		e.point.SetCatalog(changed)
+		_, err = e.svc.Gate(ctx, "credit_limit", apply.KindDecision, st)
+		wantErr(t, err, portrait.EDENIED, "AD-5", "configuration")
 	})
 }
 

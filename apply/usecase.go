@@ -82,6 +82,7 @@ type Service struct {
 
 	amu         sync.RWMutex
 	assessments map[string]Assessment
+	configs     configs
 
 	marks   marks
 	ciphers ciphers
@@ -634,6 +635,32 @@ type AssessModel struct {
 // for one before first use and yearly after (AD-5).
 const assessmentValidity = 365 * 24 * time.Hour
 
+// configs remembers the configuration digest of each use-case of the
+// catalog in force: the gate compares it with the assessment's on every
+// high-tier request, and building it (describe, a JSON digest) was 5 % of
+// a decision's CPU. A catalog is never changed once loaded — a new one is
+// a new value (policy.Point.SetCatalog) — so the digests are kept for one
+// catalog value and dropped when another comes.
+type configs struct {
+	mu   sync.Mutex
+	cat  *catalog.Catalog
+	byUC map[string]string
+}
+
+func (c *configs) of(cat *catalog.Catalog, uc *catalog.UseCase) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cat != cat {
+		c.cat, c.byUC = cat, map[string]string{}
+	}
+	d, ok := c.byUC[uc.ID]
+	if !ok {
+		d = describe(cat, uc).Config
+		c.byUC[uc.ID] = d
+	}
+	return d
+}
+
 // describe builds the assessment body of a use-case from the catalog.
 func describe(cat *catalog.Catalog, uc *catalog.UseCase) Assessment {
 	a := Assessment{UseCase: uc.ID, Tier: uc.Tier, Kind: uc.Kind, Tags: uc.Tags, Owner: uc.Owner, Labels: uc.Labels,
@@ -797,7 +824,7 @@ func (s *Service) assessed(cat *catalog.Catalog, uc *catalog.UseCase) error {
 		return denied("AD-5", "use-case %q is high-risk and has no impact assessment on record; run portrait assess --usecase %s", uc.ID, uc.ID)
 	case !s.now().Before(a.Expires):
 		return denied("AD-5", "the impact assessment of use-case %q expired on %s; assessments are renewed yearly, run portrait assess again", uc.ID, a.Expires.Format("2006-01-02"))
-	case a.Config != describe(cat, uc).Config:
+	case a.Config != s.configs.of(cat, uc):
 		return denied("AD-5", "the configuration of use-case %q changed after its impact assessment of %s; assess it again", uc.ID, a.Created.Format("2006-01-02"))
 	}
 	if err := a.Answers.Check(); err != nil {
