@@ -82,7 +82,10 @@ type Service struct {
 
 	amu         sync.RWMutex
 	assessments map[string]Assessment
-	configs     configs
+	// answered is Answers.Check of each kept assessment, checked once
+	// when it is kept rather than on every request the gate lets through.
+	answered map[string]error
+	configs  configs
 
 	marks   marks
 	ciphers ciphers
@@ -139,7 +142,7 @@ func New(d Deps, opts Options) (*Service, error) {
 		opts.Now = time.Now
 	}
 	s := &Service{store: store, point: point, ledger: ledger, keys: ks, log: log, opts: opts,
-		assessments: map[string]Assessment{}, marks: marks{set: map[markKey]bool{}}}
+		assessments: map[string]Assessment{}, answered: map[string]error{}, marks: marks{set: map[markKey]bool{}}}
 	if opts.Assessments != "" {
 		list, err := LoadAssessments(opts.Assessments, ks.ReceiptKey().Public().(ed25519.PublicKey))
 		if err != nil {
@@ -769,6 +772,7 @@ func (s *Service) keepAssessment(a Assessment) {
 	defer s.amu.Unlock()
 	if old, ok := s.assessments[a.UseCase]; !ok || a.Created.After(old.Created) {
 		s.assessments[a.UseCase] = a
+		s.answered[a.UseCase] = a.Answers.Check()
 	}
 }
 
@@ -818,6 +822,7 @@ func LoadAssessments(dir string, pub ed25519.PublicKey) ([]Assessment, error) {
 func (s *Service) assessed(cat *catalog.Catalog, uc *catalog.UseCase) error {
 	s.amu.RLock()
 	a, ok := s.assessments[uc.ID]
+	answered := s.answered[uc.ID]
 	s.amu.RUnlock()
 	switch {
 	case !ok:
@@ -827,7 +832,7 @@ func (s *Service) assessed(cat *catalog.Catalog, uc *catalog.UseCase) error {
 	case a.Config != s.configs.of(cat, uc):
 		return denied("AD-5", "the configuration of use-case %q changed after its impact assessment of %s; assess it again", uc.ID, a.Created.Format("2006-01-02"))
 	}
-	if err := a.Answers.Check(); err != nil {
+	if err := answered; err != nil {
 		return denied("FA-1", "the impact assessment of use-case %q does not answer PIPL Art. 56 (%s); run portrait assess --usecase %s --answers FILE", uc.ID, portrait.ErrorMessage(err), uc.ID)
 	}
 	return nil
