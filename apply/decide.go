@@ -228,6 +228,7 @@ func (s *Service) record(ctx context.Context, caller policy.Caller, uc *catalog.
 	if err != nil {
 		return Determination{}, failClosed("record decision", err)
 	}
+	s.marks.passed(d.LogIndex)
 	return d, nil
 }
 

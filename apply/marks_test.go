@@ -8,6 +8,8 @@ import (
 	"time"
 
 	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/apply"
+	"github.com/portrait-dev/portrait/examples/demo"
 )
 
 // stallingStore holds the first kind-index read made after it is armed
@@ -140,4 +142,68 @@ func TestMarksConcurrent(t *testing.T) {
 			}
 		}
 	})
+}
+
+// countingStore counts the reads of the log's kind index.
+type countingStore struct {
+	portrait.Store
+	mu    sync.Mutex
+	reads int
+}
+
+func (s *countingStore) LogEntriesOfKind(ctx context.Context, kinds []string, from, to int64) ([]portrait.LogEntry, error) {
+	s.mu.Lock()
+	s.reads++
+	s.mu.Unlock()
+	return s.Store.LogEntriesOfKind(ctx, kinds, from, to)
+}
+
+func (s *countingStore) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.reads
+	s.reads = 0
+	return n
+}
+
+// TestDecisionPassesItsOwnRecord: a decision's own audit record is not a
+// mark, so the next decision's mark checks need not read the log for it;
+// a mark appended in between is still read and binds the next decision
+// (AD-2: a refusal of automated decisions sends it to a human).
+func TestDecisionPassesItsOwnRecord(t *testing.T) {
+	base := newEnv(t)
+	st := &countingStore{Store: base.store}
+	e := newEnvOn(t, t.TempDir(), st)
+	if _, err := e.svc.Assess(ctx, admin, "credit_limit", demo.Answers()); err != nil {
+		t.Fatal(err)
+	}
+	e.grant("dave", "credit")
+	e.events(profileEvent("dave", 30, 10000))
+	p := e.keys.Pseudonym("dave")
+	if _, err := e.svc.ShowNotice(ctx, operator, p, "credit_limit"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Determine(ctx, operator, p, "credit_limit"); err != nil {
+		t.Fatal(err)
+	}
+	st.count()
+	for range 3 {
+		d, err := e.svc.Determine(ctx, operator, p, "credit_limit")
+		if err != nil || d.Status != apply.StatusAutomated {
+			t.Fatalf("%+v, %v", d, err)
+		}
+	}
+	if n := st.count(); n != 0 {
+		t.Errorf("3 decisions in a row read the kind index %d times, want 0", n)
+	}
+	if err := e.svc.RefuseAutomation(ctx, operator, p, "credit_limit", true); err != nil {
+		t.Fatal(err)
+	}
+	d, err := e.svc.Determine(ctx, operator, p, "credit_limit")
+	if err != nil || d.Status != apply.StatusPendingReview || d.Outcome != nil {
+		t.Fatalf("after a refusal: %+v, %v; want pending review without an outcome", d, err)
+	}
+	if n := st.count(); n == 0 {
+		t.Error("the refusal's mark was not read")
+	}
 }

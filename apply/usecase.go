@@ -400,6 +400,20 @@ func (m *marks) merge(entries []audit.Entry, upto int64, k markKey) bool {
 	return m.set[k]
 }
 
+// passed moves the index past entry idx, which the caller has just
+// appended and which is not a mark, when the index had reached it: every
+// decision appends its own record, and without this the next decision's
+// mark checks would read the kind index for that one entry. An index
+// that had not reached idx (another node or caller appended before it)
+// is left to read the range as usual.
+func (m *marks) passed(idx int64) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.scanned == idx {
+		m.scanned = idx + 1
+	}
+}
+
 // setMark records a mark in the audit log.
 func (s *Service) setMark(ctx context.Context, caller policy.Caller, kind string, subject portrait.Pseudonym, usecase string, on bool, extra map[string]any) (int64, error) {
 	action := "clear"
