@@ -6,13 +6,13 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	portrait "github.com/portrait-dev/portrait"
 )
 
-// copyMin is the batch size from which InsertEvents copies into a
-// temporary table instead of sending one INSERT per event: below it the
-// table's creation costs more than it saves.
+// copyMin is the batch size from which InsertEvents sends one statement
+// for the whole batch instead of one INSERT per event.
 const copyMin = 32
 
 // Generation implements guard.Tx.Generation. FOR SHARE makes a
@@ -27,9 +27,13 @@ func (tx *txn) Generation(ctx context.Context) (int64, error) {
 }
 
 // InsertEvents implements guard.Tx.InsertEvents (the guard has checked
-// every grant). Duplicates within the batch are found here;
-// large batches are copied into a temporary table and inserted from it
-// with ON CONFLICT DO NOTHING, since COPY itself cannot skip conflicts.
+// every grant). Duplicates within the batch are found here. A large batch
+// is one statement: COPY straight into the partitioned table when no
+// event carries an idempotency key (nothing can conflict: the only other
+// unique key is the identity), else one INSERT over arrays with ON
+// CONFLICT DO NOTHING, which COPY cannot do. Either way ids follow the
+// batch's order. The temporary table this used to copy into cost a
+// catalog write, a COPY and a second scan per chunk.
 func (tx *txn) InsertEvents(ctx context.Context, events []portrait.StoredEvent) ([]bool, error) {
 	type key struct {
 		subject portrait.Pseudonym
@@ -37,6 +41,7 @@ func (tx *txn) InsertEvents(ctx context.Context, events []portrait.StoredEvent) 
 	}
 	seen := make(map[key]bool)
 	todo := make([]int, 0, len(events)) // events not duplicated within the batch
+	keyed := 0
 	for i := range events {
 		e := &events[i]
 		if len(e.Idem) > 0 {
@@ -45,11 +50,13 @@ func (tx *txn) InsertEvents(ctx context.Context, events []portrait.StoredEvent) 
 				continue
 			}
 			seen[k] = true
+			keyed++
 		}
 		todo = append(todo, i)
 	}
 	inserted := make([]bool, len(events))
-	if len(todo) < copyMin {
+	switch {
+	case len(todo) < copyMin:
 		b := &pgx.Batch{}
 		for _, i := range todo {
 			e := &events[i]
@@ -69,26 +76,46 @@ func (tx *txn) InsertEvents(ctx context.Context, events []portrait.StoredEvent) 
 			return nil, fmt.Errorf("insert events: %w", err)
 		}
 		return inserted, nil
+
+	case keyed == 0:
+		row := make([]any, 6)
+		n, err := tx.tx.CopyFrom(ctx, pgx.Identifier{"events"}, []string{"pseudonym", "type", "time", "idem", "sealed", "expires"},
+			pgx.CopyFromSlice(len(todo), func(j int) ([]any, error) {
+				e := &events[todo[j]]
+				row[0], row[1], row[2], row[3], row[4], row[5] = string(e.Pseudonym), e.Type, e.Time, nil, e.Sealed, ts(e.Expires)
+				return row, nil
+			}))
+		if err != nil {
+			return nil, fmt.Errorf("insert events: copy: %w", err)
+		}
+		if n != int64(len(todo)) {
+			return nil, fmt.Errorf("insert events: copied %d of %d events", n, len(todo))
+		}
+		for _, i := range todo {
+			inserted[i] = true
+		}
+		return inserted, nil
 	}
 
-	if _, err := tx.tx.Exec(ctx, `CREATE TEMP TABLE events_in (ord INTEGER, pseudonym TEXT, type TEXT, time TIMESTAMPTZ, idem BYTEA, sealed BYTEA, expires TIMESTAMPTZ) ON COMMIT DROP`); err != nil {
-		return nil, fmt.Errorf("insert events: %w", err)
-	}
-	_, err := tx.tx.CopyFrom(ctx, pgx.Identifier{"events_in"}, []string{"ord", "pseudonym", "type", "time", "idem", "sealed", "expires"},
-		pgx.CopyFromSlice(len(todo), func(j int) ([]any, error) {
-			e := &events[todo[j]]
-			return []any{int32(j), e.Pseudonym, e.Type, e.Time, blob(e.Idem), e.Sealed, ts(e.Expires)}, nil
-		}))
-	if err != nil {
-		return nil, fmt.Errorf("insert events: copy: %w", err)
+	pseudonyms, types := make([]string, len(todo)), make([]string, len(todo))
+	times, expires := make([]time.Time, len(todo)), make([]pgtype.Timestamptz, len(todo))
+	idems, sealed := make([][]byte, len(todo)), make([][]byte, len(todo))
+	for j, i := range todo {
+		e := &events[i]
+		pseudonyms[j], types[j], times[j], sealed[j] = string(e.Pseudonym), e.Type, e.Time, e.Sealed
+		if len(e.Idem) > 0 {
+			idems[j] = e.Idem
+		}
+		expires[j] = pgtype.Timestamptz{Time: e.Expires, Valid: !e.Expires.IsZero()}
 	}
 	rows, err := tx.tx.Query(ctx, `INSERT INTO events (pseudonym, type, time, idem, sealed, expires)
-		SELECT pseudonym, type, time, idem, sealed, expires FROM events_in ORDER BY ord
-		ON CONFLICT DO NOTHING RETURNING pseudonym, idem`)
+		SELECT p, t, tm, i, s, x FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::bytea[], $5::bytea[], $6::timestamptz[])
+			WITH ORDINALITY AS e(p, t, tm, i, s, x, n) ORDER BY n
+		ON CONFLICT DO NOTHING RETURNING pseudonym, idem`, pseudonyms, types, times, idems, sealed, expires)
 	if err != nil {
 		return nil, fmt.Errorf("insert events: %w", err)
 	}
-	stored := make(map[key]bool)
+	stored := make(map[key]bool, keyed)
 	keyless := 0
 	for rows.Next() {
 		var p portrait.Pseudonym
@@ -105,9 +132,6 @@ func (tx *txn) InsertEvents(ctx context.Context, events []portrait.StoredEvent) 
 	}
 	if rows.Close(); rows.Err() != nil {
 		return nil, fmt.Errorf("insert events: %w", rows.Err())
-	}
-	if _, err := tx.tx.Exec(ctx, `DROP TABLE events_in`); err != nil {
-		return nil, fmt.Errorf("insert events: %w", err)
 	}
 	for _, i := range todo {
 		e := &events[i]

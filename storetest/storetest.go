@@ -32,6 +32,7 @@ func Run(t *testing.T, open func(t *testing.T) portrait.Store) {
 		{"EveryGrantRefused", testEveryGrantRefused},
 		{"InsertEventsIdempotent", testInsertEventsIdempotent},
 		{"InsertEventsLargeBatch", testInsertEventsLargeBatch},
+		{"InsertEventsBatchOrder", testInsertEventsBatchOrder},
 		{"Events", testEvents},
 		{"EventsAcrossMove", testEventsAcrossMove},
 		{"EraseAcrossMove", testEraseAcrossMove},
@@ -344,6 +345,48 @@ func testInsertEventsLargeBatch(t *testing.T, s portrait.Store) {
 	}
 	if wantTotal := 100 + 600 - 25 - 150; total != wantTotal {
 		t.Errorf("stored %d events in all, want %d", total, wantTotal)
+	}
+}
+
+// A large batch is stored whole and in its order: events of one subject
+// at the same time read back in the order they were sent, with or without
+// idempotency keys (PostgreSQL copies a keyless batch and inserts a keyed
+// one from arrays; both must keep the order ids give).
+func testInsertEventsBatchOrder(t *testing.T, s portrait.Store) {
+	for _, keyed := range []bool{false, true} {
+		var batch []portrait.StoredEvent
+		for i := range 200 {
+			idem := ""
+			if keyed && i%2 == 0 {
+				idem = fmt.Sprintf("order-%d", i)
+			}
+			e := event(t, fmt.Sprintf("order-%v-%d", keyed, i%3), idem, 0)
+			e.Sealed = []byte(fmt.Sprintf("%05d", i))
+			if i%5 == 0 {
+				e.Expires = time.Time{}
+			}
+			batch = append(batch, e)
+		}
+		for i, ok := range insert(t, s, batch...) {
+			if !ok {
+				t.Errorf("keyed %v: event %d not inserted", keyed, i)
+			}
+		}
+		for p := range 3 {
+			got := events(t, s, fmt.Sprintf("order-%v-%d", keyed, p))
+			var want []portrait.StoredEvent
+			for i := p; i < len(batch); i += 3 {
+				want = append(want, batch[i])
+			}
+			if len(got) != len(want) {
+				t.Fatalf("keyed %v, subject %d: got %d events, want %d", keyed, p, len(got), len(want))
+			}
+			for i := range want {
+				if !sameEvent(got[i], want[i]) {
+					t.Errorf("keyed %v, subject %d, event %d: got %s, want %s", keyed, p, i, got[i].Sealed, want[i].Sealed)
+				}
+			}
+		}
 	}
 }
 
