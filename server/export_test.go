@@ -27,6 +27,15 @@ var (
 
 func init() { observe = checkObserved }
 
+// WithoutContractCheck turns the contract check off until restore is
+// called: a benchmark measures the handler, not the check (which encodes
+// every response twice). Not for tests that run in parallel.
+func WithoutContractCheck() (restore func()) {
+	old := observe
+	observe = nil
+	return func() { observe = old }
+}
+
 func checkObserved(route, dir string, t reflect.Type, status int, body []byte) {
 	method, pattern, _ := strings.Cut(route, " ")
 	c, ok := contractOf(method, pattern)

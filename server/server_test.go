@@ -680,41 +680,6 @@ func TestOpenAPI(t *testing.T) {
 	}
 }
 
-// BenchmarkHTTPIngest posts NDJSON batches of 1,000 events over loopback
-// TCP, from parallel clients, through the whole governed path.
-func BenchmarkHTTPIngest(b *testing.B) {
-	h := newHarness(b)
-	const batch = 1000
-	now := time.Now().UTC()
-	var body bytes.Buffer
-	for i := range batch {
-		fmt.Fprintf(&body, `{"subject":"s%d","type":"view","time":%q,"fields":{"item":"item-%d","category":"sports","price":%d}}`+"\n",
-			i%100, now.Add(-time.Duration(i)*time.Second).Format(time.RFC3339), i, i%500)
-	}
-	payload := body.Bytes()
-	key := h.staff(policy.Operator)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			req, _ := http.NewRequest("POST", h.url+"/v1/events", bytes.NewReader(payload))
-			req.Header.Set("Authorization", "Bearer "+key)
-			req.Header.Set("Content-Type", "application/x-ndjson")
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != 200 {
-				b.Errorf("status %d", resp.StatusCode)
-				return
-			}
-		}
-	})
-	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "events/s")
-}
-
 // Pages may not be framed or load scripts from elsewhere; no response is
 // sniffed into another type.
 func TestSecurityHeaders(t *testing.T) {
