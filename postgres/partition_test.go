@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -163,5 +164,62 @@ func TestEventsPartitionMigrationKeepsRows(t *testing.T) {
 	// The idempotency key is still enforced per subject.
 	if _, err := conn.Exec(ctx, `INSERT INTO events (pseudonym, type, time, idem, sealed) VALUES ('s0', 'x', now(), '\x00', '\x00')`); err == nil {
 		t.Error("a duplicate idempotency key was accepted after partitioning")
+	}
+}
+
+// The events table keeps exactly the indexes its reads and its
+// constraints need: the primary key (pseudonym, id), which every read of
+// a subject's events uses, the unique idempotency key and the expiry
+// sweep's partial index. A (pseudonym, time) index (dropped by 0051)
+// would cost every ingested event one more B-tree insert.
+func TestEventsIndexes(t *testing.T) {
+	u := freshSchema(t)
+	mustOpen(t, u).Close()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT pg_get_indexdef(indexrelid) FROM pg_index WHERE indrelid = 'events'::regclass ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, d := range defs {
+		// "CREATE UNIQUE INDEX events_pkey ON ONLY schema.events USING btree (pseudonym, id)"
+		_, cols, _ := strings.Cut(d, "USING btree ")
+		got = append(got, strconv.FormatBool(strings.Contains(d, "UNIQUE"))+" "+cols)
+	}
+	slices.Sort(got)
+	want := []string{"false (expires) WHERE (expires IS NOT NULL)", "true (pseudonym, id)", "true (pseudonym, idem) WHERE (idem IS NOT NULL)"}
+	if strings.Join(got, "; ") != strings.Join(want, "; ") {
+		t.Errorf("indexes on events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+
+	// A subject's events by time come from the primary key, in one
+	// partition, sorted: never a scan of the table.
+	var plan strings.Builder
+	rows, err = conn.Query(ctx, `EXPLAIN SELECT id FROM events WHERE pseudonym = 'p' AND time >= now() - interval '1 day' ORDER BY time, id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range lines {
+		plan.WriteString(l + "\n")
+	}
+	parts := map[string]bool{}
+	for _, m := range regexp.MustCompile(`events_p\d+`).FindAllString(plan.String(), -1) {
+		parts[m] = true
+	}
+	if p := plan.String(); strings.Contains(p, "Seq Scan") || len(parts) != 1 {
+		t.Errorf("a subject's events by time: plan\n%s\nwant one partition, by index", p)
 	}
 }
