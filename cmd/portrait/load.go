@@ -17,8 +17,10 @@ import (
 func init() { commands["load"] = load }
 
 // load is the load generator: it posts NDJSON batches of synthetic view
-// events to a running server from several workers and reports events/s
-// and batch latency. It only ever targets the URL it is given; use a
+// events to a running server from several workers and reports events/s,
+// batch latency and its own CPU time: on a small machine the generator
+// shares the cores with the server it measures, so what it costs is part
+// of the result. It only ever targets the URL it is given; use a
 // loopback address.
 func load(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flags("load", stderr)
@@ -56,6 +58,7 @@ func load(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		bodies[b] = body.Bytes()
 	}
 	start := time.Now()
+	cpu0, measured := processCPU()
 	errc := make(chan error, *workers)
 	var wg sync.WaitGroup
 	for range *workers {
@@ -76,11 +79,10 @@ func load(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 					errc <- err
 					return
 				}
-				var sum struct{ Accepted, Rejected int }
-				err = json.NewDecoder(resp.Body).Decode(&sum)
+				sum, err := readSummary(resp.Body)
 				resp.Body.Close()
 				if resp.StatusCode != 200 || err != nil {
-					errc <- fmt.Errorf("batch %d: status %d", b, resp.StatusCode)
+					errc <- fmt.Errorf("batch %d: status %d: %v", b, resp.StatusCode, err)
 					return
 				}
 				d := time.Since(t0)
@@ -99,6 +101,8 @@ func load(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		errs = append(errs, err)
 	}
 	elapsed := time.Since(start)
+	cpu1, _ := processCPU()
+	cpu := cpu1 - cpu0
 	if len(lat) == 0 {
 		return errors.Join(append(errs, errors.New("load: no batch succeeded"))...)
 	}
@@ -109,5 +113,62 @@ func load(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		float64(accepted.Load()+rejected.Load())/elapsed.Seconds())
 	fmt.Fprintf(stdout, "accepted %d, rejected %d; batch latency p50 %s, p99 %s\n",
 		accepted.Load(), rejected.Load(), q(0.5).Round(time.Millisecond), q(0.99).Round(time.Millisecond))
+	if sent := accepted.Load() + rejected.Load(); sent > 0 && measured {
+		fmt.Fprintf(stdout, "load generator: %.2f s CPU, %.1f µs per event, %.0f%% of one core\n",
+			cpu.Seconds(), float64(cpu.Microseconds())/float64(sent), 100*cpu.Seconds()/elapsed.Seconds())
+	}
 	return errors.Join(errs...)
+}
+
+// loadSummary is what load reads of a batch's answer.
+type loadSummary struct {
+	Accepted, Rejected int
+	Detail             string // of a problem
+}
+
+// readSummary reads the counts at the head of a POST /v1/events answer
+// and skips its per-event results unread: decoding a thousand results
+// per batch was most of what the generator itself cost. A problem
+// (problem+json) comes back as an error carrying its detail.
+func readSummary(r io.Reader) (loadSummary, error) {
+	var sum loadSummary
+	counted := false
+	dec := json.NewDecoder(r)
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return sum, fmt.Errorf("the answer is not a JSON object: %v", err)
+	}
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return sum, err
+		}
+		var v any
+		switch t {
+		case "results":
+			if !counted {
+				v = new(json.RawMessage) // the counts come after: read on
+				break
+			}
+			_, err := io.Copy(io.Discard, dec.Buffered())
+			if err == nil {
+				_, err = io.Copy(io.Discard, r)
+			}
+			return sum, err
+		case "accepted":
+			v, counted = &sum.Accepted, true
+		case "rejected":
+			v = &sum.Rejected
+		case "detail":
+			v = &sum.Detail
+		default:
+			v = new(json.RawMessage)
+		}
+		if err := dec.Decode(v); err != nil {
+			return sum, err
+		}
+	}
+	if sum.Detail != "" {
+		return sum, errors.New(sum.Detail)
+	}
+	return sum, nil
 }
