@@ -76,6 +76,74 @@ func (db *engine) EventsFor(ctx context.Context, subjects []portrait.Pseudonym, 
 	return tables.BySubject(evs, func(e *portrait.StoredEvent) portrait.Pseudonym { return e.Pseudonym }), nil
 }
 
+// eventsAfterSQL reads, for each (pseudonym, id, horizon) of the arrays
+// $1, $2, $3, the subject's events with a greater id or written by a
+// transaction at or after the horizon, and, in the same statement and so
+// the same snapshot, this read's horizon: the oldest transaction id still
+// running, pg_snapshot_xmin. One row comes back even without events (its
+// event columns NULL).
+//
+// Ids come from one sequence, taken before commit, so a transaction that
+// took id 7 may commit after one that took id 8 was read: "id > newest"
+// alone would miss 7 for good. Every transaction older than a read's
+// horizon had ended when the read ran, so an event the read did not see
+// was written by a transaction at or after the horizon: its row's xmin
+// (the 32-bit transaction id that wrote it) is at or after the horizon,
+// compared modulo 2^32 as PostgreSQL itself does (no running transaction
+// is 2^31 behind another, or the server stops). A row rewritten since
+// (the retention sweep) has a new xmin and comes again too. Rows frozen
+// 2^31 transactions ago may come again as well, which costs a re-read,
+// never a miss.
+const eventsAfterSQL = `SELECT e.id, e.pseudonym, e.type, e.time, e.idem, e.sealed, e.expires, h.x
+	FROM (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS x) AS h
+	LEFT JOIN LATERAL (
+		SELECT ev.id, ev.pseudonym, ev.type, ev.time, ev.idem, ev.sealed, ev.expires FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS a(pseudonym, after, horizon)
+		JOIN events AS ev ON ev.pseudonym = a.pseudonym
+		WHERE ev.id > a.after OR (a.horizon > 0 AND
+			(ev.xmin::text::bigint - a.horizon % 4294967296 + 4294967296) % 4294967296 < 2147483648)
+	) AS e ON true
+	ORDER BY e.pseudonym, e.time, e.id`
+
+// EventsAfter implements guard.Engine.EventsAfter.
+func (db *engine) EventsAfter(ctx context.Context, subjects []portrait.Pseudonym, after map[portrait.Pseudonym]portrait.EventMark) (map[portrait.Pseudonym][]portrait.StoredEvent, int64, error) {
+	if len(subjects) == 0 {
+		return map[portrait.Pseudonym][]portrait.StoredEvent{}, 0, nil
+	}
+	ids, horizons := make([]int64, len(subjects)), make([]int64, len(subjects))
+	for i, ps := range subjects {
+		ids[i], horizons[i] = after[ps].ID, after[ps].Horizon
+	}
+	rows, err := db.pool.Query(ctx, eventsAfterSQL, tables.Strings(subjects), ids, horizons)
+	if err != nil {
+		return nil, 0, fmt.Errorf("read events: %w", err)
+	}
+	defer rows.Close()
+	var evs []portrait.StoredEvent
+	var horizon int64
+	for rows.Next() {
+		var id *int64
+		var ps *string
+		var e portrait.StoredEvent
+		var t, exp *time.Time
+		var typ *string
+		if err := rows.Scan(&id, &ps, &typ, &t, &e.Idem, &e.Sealed, &exp, &horizon); err != nil {
+			return nil, 0, fmt.Errorf("read events: %w", err)
+		}
+		if id == nil {
+			continue // no event: the row carries only the horizon
+		}
+		e.ID, e.Pseudonym, e.Type, e.Time, e.Expires = *id, portrait.Pseudonym(*ps), *typ, t.UTC(), fromTS(exp)
+		evs = append(evs, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("read events: %w", err)
+	}
+	if horizon <= 0 {
+		return nil, 0, fmt.Errorf("read events: no snapshot horizon")
+	}
+	return tables.BySubject(evs, func(e *portrait.StoredEvent) portrait.Pseudonym { return e.Pseudonym }), horizon, nil
+}
+
 // States implements guard.Engine.States: tables.DB.States inside one
 // repeatable-read transaction, so its three queries see one snapshot.
 func (db *engine) States(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym]*policy.State, error) {
