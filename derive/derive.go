@@ -353,6 +353,10 @@ type subject struct {
 	values            []portrait.LabelValue
 	fresh             []Stored // the values sealed into values, for the memo
 	memo              *memo    // incremental: what the last derivation read, at the current generation
+	horizon           int64    // incremental: the events read's horizon (Store.EventsAfter)
+	mark              portrait.EventMark
+	expires           time.Time // the earliest expiry of the events held
+	added             []int64   // incremental with a memo: ids of the events read now, not held before
 	failed, unchanged int
 	failures          []string
 }
@@ -447,8 +451,14 @@ func (e *Engine) fetch(ctx context.Context, work []*subject, now time.Time, incr
 	var profs map[portrait.Pseudonym][]portrait.ProfileValue
 	var lvs map[portrait.Pseudonym][]portrait.LabelValue
 	var err error
+	var horizon int64
 	if len(evGrants) > 0 {
-		if evs, err = e.store.EventsFor(ctx, evGrants, since); err != nil {
+		if incremental {
+			evs, horizon, err = e.eventsAfter(ctx, work, evGrants)
+		} else {
+			evs, err = e.store.EventsFor(ctx, evGrants, since)
+		}
+		if err != nil {
 			return fmt.Errorf("read events of %d subjects: %w", len(evGrants), err)
 		}
 	}
@@ -464,6 +474,7 @@ func (e *Engine) fetch(ctx context.Context, work []*subject, now time.Time, incr
 	}
 	for _, s := range work {
 		s.rawEvents, s.rawProfile, s.rawLabels = evs[s.ps], profs[s.ps], lvs[s.ps]
+		s.horizon = horizon
 		if !s.since.IsZero() {
 			// The page was read from its earliest window; this subject's
 			// labels look back less far.
@@ -474,19 +485,39 @@ func (e *Engine) fetch(ctx context.Context, work []*subject, now time.Time, incr
 	return nil
 }
 
-// open decrypts and decodes what fetch read of the subject.
-func (s *subject) open() error {
-	s.events = make([]label.Event, 0, len(s.rawEvents))
-	s.ids = make([]int64, 0, len(s.rawEvents))
-	for _, ev := range s.rawEvents {
+// eventsAfter reads, for an incremental page, each subject's events
+// committed since its memo's mark, and all of them for a subject without
+// a memo.
+func (e *Engine) eventsAfter(ctx context.Context, work []*subject, grants []policy.Grant) (map[portrait.Pseudonym][]portrait.StoredEvent, int64, error) {
+	var after map[portrait.Pseudonym]portrait.EventMark
+	for _, s := range work {
 		if s.memo != nil {
-			if known, ok := s.memo.events[ev.ID]; ok {
-				s.events = append(s.events, known)
-				s.ids = append(s.ids, ev.ID)
-				s.seen = max(s.seen, ev.ID)
-				continue
+			if after == nil {
+				after = make(map[portrait.Pseudonym]portrait.EventMark, len(work))
 			}
+			after[s.ps] = s.memo.mark
 		}
+	}
+	return e.store.EventsAfter(ctx, grants, after)
+}
+
+// open decrypts and decodes what fetch read of the subject. With a memo,
+// what fetch read is what is new since it (an event read before may come
+// again, and replaces the one held), merged into the events it holds.
+func (s *subject) open() error {
+	if s.memo != nil {
+		s.mark, s.expires = s.memo.mark, s.memo.expires
+		s.events, s.ids = s.memo.events, s.memo.ids
+		if len(s.rawEvents) > 0 {
+			// The memo's slices are shared: change copies.
+			s.events = slices.Grow(slices.Clone(s.events), len(s.rawEvents))
+			s.ids = slices.Grow(slices.Clone(s.ids), len(s.rawEvents))
+		}
+	} else {
+		s.events = make([]label.Event, 0, len(s.rawEvents))
+		s.ids = make([]int64, 0, len(s.rawEvents))
+	}
+	for _, ev := range s.rawEvents {
 		plain, err := s.cipher.Open(ev.Sealed, []byte(s.ps))
 		if err != nil {
 			return fmt.Errorf("open event %d of %s: %w", ev.ID, s.ps, err)
@@ -495,10 +526,26 @@ func (s *subject) open() error {
 		if err != nil {
 			return fmt.Errorf("decode event %d of %s: %w", ev.ID, s.ps, err)
 		}
-		s.events = append(s.events, label.Event{Type: ev.Type, Time: ev.Time, Fields: f})
-		s.ids = append(s.ids, ev.ID)
-		s.seen = max(s.seen, ev.ID)
+		le := label.Event{Type: ev.Type, Time: ev.Time, Fields: f}
+		if !ev.Expires.IsZero() && (s.expires.IsZero() || ev.Expires.Before(s.expires)) {
+			s.expires = ev.Expires
+		}
+		s.mark.ID = max(s.mark.ID, ev.ID)
+		if s.memo == nil {
+			s.events, s.ids = append(s.events, le), append(s.ids, ev.ID) // read in time order
+			continue
+		}
+		s.added = append(s.added, ev.ID)
+		if i := slices.Index(s.ids, ev.ID); i >= 0 {
+			s.events, s.ids = slices.Delete(s.events, i, i+1), slices.Delete(s.ids, i, i+1)
+		}
+		i := sort.Search(len(s.events), func(i int) bool {
+			return s.events[i].Time.After(le.Time) || s.events[i].Time.Equal(le.Time) && s.ids[i] > ev.ID
+		})
+		s.events, s.ids = slices.Insert(s.events, i, le), slices.Insert(s.ids, i, ev.ID)
 	}
+	s.mark.Horizon = s.horizon
+	s.seen = s.mark.ID
 	for _, v := range s.rawProfile {
 		plain, err := s.cipher.Open(v.Sealed, keys.ProfileAD(s.ps, v.Field))
 		if err != nil {
@@ -579,7 +626,9 @@ func (s *subject) dirty(en *entry, now time.Time) bool {
 		return true
 	}
 	for i := range s.events {
-		if s.ids[i] > old.Seen && en.reads(s.events[i].Type, s.events[i].Fields) {
+		// An event read now for the first time is new to the label even
+		// with an older id: PostgreSQL may commit ids out of order.
+		if (s.ids[i] > old.Seen || len(s.added) > 0 && slices.Contains(s.added, s.ids[i])) && en.reads(s.events[i].Type, s.events[i].Fields) {
 			return true
 		}
 	}
@@ -683,6 +732,11 @@ func (e *Engine) compute(ctx context.Context, c *compiled, pseudonyms []portrait
 	var mems map[portrait.Pseudonym]*memo
 	if incremental {
 		mems = e.mem.at(gen, c, pseudonyms)
+		for ps, m := range mems {
+			if !m.usable(now) {
+				delete(mems, ps) // an event due for the retention sweep: read in full
+			}
+		}
 	}
 	stored := make(map[portrait.Pseudonym]portrait.SubjectKey, len(pseudonyms))
 	if len(mems) < len(pseudonyms) {
