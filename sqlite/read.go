@@ -175,6 +175,13 @@ var eventsAfterSQL = func() string {
 	return from("events") + ` UNION ALL ` + from("events_new") + ` ORDER BY 2, 1`
 }()
 
+// eventsAfterOneSQL is eventsAfterSQL for one subject, the common case
+// (ingest derives the subjects of a batch as soon as it commits): bound
+// values instead of JSON, which SQLite would extract again for every
+// row of events_new it compares.
+const eventsAfterOneSQL = `SELECT ` + eventColumns + ` FROM events WHERE pseudonym = ?1 AND id > ?2
+	UNION ALL SELECT ` + eventColumns + ` FROM events_new WHERE pseudonym = ?1 AND id > ?2 ORDER BY id`
+
 // EventsAfter implements guard.Engine.EventsAfter. Ids are reserved under
 // the write lock (InsertEvents) and so committed in id order: the events
 // committed after a read are exactly those with a greater id than any it
@@ -184,15 +191,21 @@ func (db *engine) EventsAfter(ctx context.Context, subjects []portrait.Pseudonym
 	if len(subjects) == 0 {
 		return map[portrait.Pseudonym][]portrait.StoredEvent{}, 0, nil
 	}
-	args := make([][2]any, len(subjects))
-	for i, ps := range subjects {
-		args[i] = [2]any{ps, after[ps].ID}
+	var rows *sql.Rows
+	var err error
+	if len(subjects) == 1 {
+		rows, err = db.query(ctx, eventsAfterOneSQL, eventKey(subjects[0]), after[subjects[0]].ID)
+	} else {
+		args := make([][2]any, len(subjects))
+		for i, ps := range subjects {
+			args[i] = [2]any{ps, after[ps].ID}
+		}
+		b, jerr := json.Marshal(args)
+		if jerr != nil {
+			return nil, 0, fmt.Errorf("read events: %w", jerr)
+		}
+		rows, err = db.query(ctx, eventsAfterSQL, string(b))
 	}
-	b, err := json.Marshal(args)
-	if err != nil {
-		return nil, 0, fmt.Errorf("read events: %w", err)
-	}
-	rows, err := db.query(ctx, eventsAfterSQL, string(b))
 	if err != nil {
 		return nil, 0, fmt.Errorf("read events: %w", err)
 	}

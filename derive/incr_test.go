@@ -1,0 +1,212 @@
+package derive_test
+
+import (
+	"context"
+	"crypto/rand"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/audit"
+	"github.com/portrait-dev/portrait/catalog"
+	"github.com/portrait-dev/portrait/consent"
+	"github.com/portrait-dev/portrait/derive"
+	"github.com/portrait-dev/portrait/ingest"
+	"github.com/portrait-dev/portrait/keys"
+	"github.com/portrait-dev/portrait/policy"
+	"github.com/portrait-dev/portrait/postgres"
+	"github.com/portrait-dev/portrait/sqlite"
+	"github.com/portrait-dev/portrait/storetest"
+)
+
+// CM-3: an event the retention sweep rewrote (a field past its retention
+// removed) is not read from what the engine kept in memory: the next
+// incremental derivation derives what an engine with nothing in memory
+// derives. The sweep keeps the event's id and moves no generation, so
+// "events after" alone would never bring the rewrite back.
+func TestMemoAfterRetentionSweep(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		e.point.Catalog().Field("category").Retention = catalog.Duration(10 * 24 * time.Hour)
+		e.consent(t, "rita", "personalization", policy.Granted)
+		var evs []portrait.Event
+		for i := range 5 {
+			evs = append(evs, view("rita", "sports", 9*24*time.Hour+time.Duration(i)*time.Minute, e.now))
+		}
+		e.ingest(t, evs...)
+		e.ingest(t, view("rita", "books", time.Hour, e.now)) // derived from memory
+		if !e.labels(t, "rita", "personalization")["sports_fan"].Bool {
+			t.Fatal("sports_fan not derived before the sweep")
+		}
+		e.now = e.now.Add(2 * 24 * time.Hour) // the sports views' category is now past retention
+		if _, err := e.in.Sweep(context.Background(), e.now); err != nil {
+			t.Fatal(err)
+		}
+		e.ingest(t, view("rita", "sports", time.Minute, e.now))
+		if v := e.labels(t, "rita", "personalization")["sports_fan"]; v.Bool {
+			t.Errorf("sports_fan after the sweep = %+v, want false: one sports view is left", v.Value)
+		}
+		fresh, err := derive.New(derive.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log}, derive.Options{Now: e.clock})
+		if err != nil {
+			t.Fatal(err)
+		}
+		kept := e.decoded(t, "rita")
+		if err := e.store.Update(context.Background(), func(ctx context.Context, tx portrait.Tx) error {
+			return tx.DeleteLabels(ctx, e.keys.Pseudonym("rita"), []string{"sports_fan"})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := fresh.Subjects(context.Background(), []portrait.Pseudonym{e.keys.Pseudonym("rita")}); err != nil {
+			t.Fatal(err)
+		}
+		if a, b := kept["sports_fan"], e.decoded(t, "rita")["sports_fan"]; a.Bool != b.Bool || a.EventCount != b.EventCount {
+			t.Errorf("from memory %+v, from the store %+v", a.Value, b.Value)
+		}
+	})
+}
+
+// nodeStore is one node's view of a shared store: it records whether each
+// incremental read started from a memo's mark, and runs before, once,
+// ahead of the next write transaction (a change on another node racing
+// this node's derivation).
+type nodeStore struct {
+	portrait.Store
+	mu     sync.Mutex
+	marked []bool // per EventsAfter call: read from a mark
+	before func()
+}
+
+func (n *nodeStore) EventsAfter(ctx context.Context, grants []policy.Grant, after map[portrait.Pseudonym]portrait.EventMark) (map[portrait.Pseudonym][]portrait.StoredEvent, int64, error) {
+	n.mu.Lock()
+	n.marked = append(n.marked, len(after) > 0)
+	n.mu.Unlock()
+	return n.Store.EventsAfter(ctx, grants, after)
+}
+
+func (n *nodeStore) Update(ctx context.Context, fn func(context.Context, portrait.Tx) error) error {
+	n.mu.Lock()
+	f := n.before
+	n.before = nil
+	n.mu.Unlock()
+	if f != nil {
+		f()
+	}
+	return n.Store.Update(ctx, fn)
+}
+
+func (n *nodeStore) lastMarked() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.marked) > 0 && n.marked[len(n.marked)-1]
+}
+
+// node is one node over a shared database: its own store handle
+// (connection pool), ledger, decision point and derivation engine.
+func node(t *testing.T, s portrait.Store, master []byte, now time.Time) (*env, *nodeStore) {
+	t.Helper()
+	e := &env{now: now, store: s}
+	t.Cleanup(func() { s.Close() })
+	var err error
+	if e.keys, err = keys.New(master); err != nil {
+		t.Fatal(err)
+	}
+	e.point = policy.New(demoCatalog(t))
+	if e.log, err = audit.New("portrait.test/log", e.keys.LogKey()); err != nil {
+		t.Fatal(err)
+	}
+	if e.ledger, err = consent.New(consent.Deps{Store: s, Point: e.point, Log: e.log, Keys: e.keys}, consent.Options{Now: e.clock}); err != nil {
+		t.Fatal(err)
+	}
+	ns := &nodeStore{Store: s}
+	if e.eng, err = derive.New(derive.Deps{Store: ns, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log}, derive.Options{Now: e.clock}); err != nil {
+		t.Fatal(err)
+	}
+	e.in = ingest.New(ingest.Deps{Store: s, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log}, ingest.Options{Now: e.clock,
+		OnStored: func(ctx context.Context, ps []portrait.Pseudonym) {
+			var err error
+			if e.last, err = e.eng.Subjects(ctx, ps); err != nil {
+				t.Errorf("incremental derivation: %v", err)
+			}
+		}})
+	return e, ns
+}
+
+// CN-4, SR-7, invariant 5: two nodes over one database (two PostgreSQL
+// pools; two handles on one SQLite file). Node A derives a subject's
+// labels incrementally from what it keeps in memory; a withdrawal
+// recorded through node B binds A's next derivation (the label is
+// removed, nothing written), and so does one recorded through B while A's
+// derivation is in flight, between its read of the states and its write.
+func TestTwoNodesIncrementalWithdrawal(t *testing.T) {
+	opens := map[string]func(t *testing.T) (a, b portrait.Store){
+		"sqlite": func(t *testing.T) (a, b portrait.Store) {
+			path := filepath.Join(t.TempDir(), "shared.db")
+			return openAt(t, path), openAt(t, path)
+		},
+		"postgres": func(t *testing.T) (a, b portrait.Store) {
+			dsn := storetest.PostgresDatabase(t)
+			return openPG(t, dsn), openPG(t, dsn)
+		},
+	}
+	for _, name := range []string{"sqlite", "postgres"} {
+		t.Run(name, func(t *testing.T) {
+			master := make([]byte, keys.MasterSize)
+			rand.Read(master)
+			now := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+			sa, sb := opens[name](t)
+			a, an := node(t, sa, master, now)
+			b, _ := node(t, sb, master, now)
+			for _, subject := range []string{"dora", "ezra"} {
+				a.consent(t, subject, "personalization", policy.Granted)
+				a.ingest(t, fiveSportsViews(subject, now)...)
+				a.ingest(t, view(subject, "sports", 30*time.Minute, now))
+				if !an.lastMarked() {
+					t.Fatalf("%s: node A's second derivation did not start from its memo", subject)
+				}
+				if v := a.decoded(t, subject)["sports_fan"]; !v.Bool || v.EventCount != 6 {
+					t.Fatalf("%s: node A before the withdrawal: %+v", subject, a.decoded(t, subject))
+				}
+			}
+
+			// Between two derivations.
+			b.consent(t, "dora", "personalization", policy.Withdrawn)
+			a.ingest(t, view("dora", "sports", 20*time.Minute, now))
+			if got := a.decoded(t, "dora"); len(got) != 0 || a.last.Written != 0 || a.last.Removed == 0 {
+				t.Errorf("dora: node A after a withdrawal on node B: %v stored (%+v), want none", got, a.last)
+			}
+
+			// While A derives: A has read ezra's states (consent granted)
+			// and computed, and B's withdrawal commits before A writes.
+			a.ingest(t, view("ezra", "sports", 25*time.Minute, now)) // A's memo is current again
+			an.mu.Lock()
+			an.before = func() { b.consent(t, "ezra", "personalization", policy.Withdrawn) }
+			an.mu.Unlock()
+			a.ingest(t, view("ezra", "sports", 20*time.Minute, now))
+			if !an.lastMarked() {
+				t.Error("ezra: node A's racing derivation did not start from its memo: the race tests nothing")
+			}
+			if got := a.decoded(t, "ezra"); len(got) != 0 || a.last.Written != 0 {
+				t.Errorf("ezra: node A wrote over a withdrawal on node B that raced it: %v stored (%+v)", got, a.last)
+			}
+		})
+	}
+}
+
+func openAt(t *testing.T, path string) portrait.Store {
+	t.Helper()
+	s, err := sqlite.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func openPG(t *testing.T, dsn string) portrait.Store {
+	t.Helper()
+	s, err := postgres.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
