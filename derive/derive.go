@@ -355,8 +355,10 @@ type subject struct {
 	memo              *memo    // incremental: what the last derivation read, at the current generation
 	horizon           int64    // incremental: the events read's horizon (Store.EventsAfter)
 	mark              portrait.EventMark
-	expires           time.Time // the earliest expiry of the events held
-	added             []int64   // incremental with a memo: ids of the events read now, not held before
+	expires           time.Time            // the earliest expiry of the events held
+	added             []int64              // incremental with a memo: ids of the events read now, not held before
+	views             map[*entry]*narrowed // incremental: the labels' narrowed events, for the memo
+	incremental       bool
 	failed, unchanged int
 	failures          []string
 }
@@ -581,7 +583,7 @@ func (s *subject) open() error {
 
 // view returns the subject's events and profile restricted to the fields
 // the grant covers: a label never sees a field it was not granted.
-func (s *subject) view(g policy.Grant) (map[string]any, []label.Event) {
+func (s *subject) view(en *entry, g policy.Grant) (map[string]any, []label.Event) {
 	var prof map[string]any
 	for k, v := range s.profile {
 		if g.Covers(k) {
@@ -590,6 +592,9 @@ func (s *subject) view(g policy.Grant) (map[string]any, []label.Event) {
 			}
 			prof[k] = v
 		}
+	}
+	if held := s.held(en, g); held != nil {
+		return prof, s.narrow(en, g, held)
 	}
 	events := s.events
 	narrowed := false
@@ -605,18 +610,66 @@ func (s *subject) view(g policy.Grant) (map[string]any, []label.Event) {
 		}
 	}
 	if narrowed {
-		events = make([]label.Event, len(s.events))
-		for i, ev := range s.events {
-			f := make(map[string]any, len(ev.Fields))
-			for k, v := range ev.Fields {
-				if g.Covers(k) {
-					f[k] = v
-				}
-			}
-			events[i] = label.Event{Type: ev.Type, Time: ev.Time, Fields: f}
-		}
+		events = s.narrow(en, g, nil)
 	}
 	return prof, events
+}
+
+// narrowed is one label's view of a subject's events (subject.view): the
+// events, parallel to the memo's, with only the fields of the grant it
+// was made under. A memo keeps it, so that the next derivation narrows
+// only the events that are new, not every event of the subject again.
+type narrowed struct {
+	fields []string // the grant's fields (policy.Grant.Fields)
+	events []label.Event
+}
+
+// held returns the memo's view of the label's events if it was narrowed
+// under the same fields.
+func (s *subject) held(en *entry, g policy.Grant) *narrowed {
+	if s.memo == nil {
+		return nil
+	}
+	if n := s.memo.views[en]; n != nil && slices.Equal(n.fields, g.Fields()) {
+		return n
+	}
+	return nil
+}
+
+// narrow returns the subject's events with only the fields g covers,
+// taking those the memo's view held already from it, and keeps the
+// result for the memo. The memo's events are, in order, the subject's
+// events less those read again now (added), so one pass pairs them.
+func (s *subject) narrow(en *entry, g policy.Grant, held *narrowed) []label.Event {
+	out := make([]label.Event, len(s.events))
+	j := 0
+	for i, id := range s.ids {
+		if held != nil {
+			for j < len(s.memo.ids) && len(s.added) > 0 && slices.Contains(s.added, s.memo.ids[j]) {
+				j++ // read again: the one held may be stale
+			}
+			if j < len(s.memo.ids) && s.memo.ids[j] == id {
+				out[i] = held.events[j]
+				j++
+				continue
+			}
+		}
+		ev := s.events[i]
+		f := make(map[string]any, len(ev.Fields))
+		for k, v := range ev.Fields {
+			if g.Covers(k) {
+				f[k] = v
+			}
+		}
+		out[i] = label.Event{Type: ev.Type, Time: ev.Time, Fields: f}
+	}
+	if s.incremental {
+		if s.views == nil {
+			s.views = map[*entry]*narrowed{}
+		}
+		s.views[en] = &narrowed{fields: g.Fields(), events: out}
+	}
+	return out
 }
 
 // dirty reports whether an incremental update must recompute the label.
@@ -761,7 +814,7 @@ func (e *Engine) compute(ctx context.Context, c *compiled, pseudonyms []portrait
 		if !ok {
 			continue // erased or never stored: nothing to derive
 		}
-		s := &subject{ps: ps, subj: subj, grants: map[*entry]policy.Grant{}, memo: mems[ps]}
+		s := &subject{ps: ps, subj: subj, grants: map[*entry]policy.Grant{}, memo: mems[ps], incremental: incremental}
 		for _, en := range c.entries {
 			g, _ := e.decide(states[ps], en)
 			if !g.Valid() {
@@ -851,7 +904,7 @@ func (e *Engine) derive(c *compiled, s *subject, pop *population, now time.Time,
 			s.unchanged++
 			continue
 		}
-		prof, events := s.view(g)
+		prof, events := s.view(en, g)
 		var v Stored
 		var err error
 		switch {

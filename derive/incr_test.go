@@ -3,7 +3,9 @@ package derive_test
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -209,4 +211,73 @@ func openPG(t *testing.T, dsn string) portrait.Store {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// BenchmarkIncrementalConcurrent measures incremental derivation when n
+// subjects derive at once, each right after one new event (each has 50
+// events and derived labels, as in BenchmarkIncremental): every
+// derivation is its own call with its own write transaction and audit
+// record, and the store's group commit (SQLite) shares commits between
+// the calls that meet. It reports wall time and CPU per derivation,
+// amortised over a round of n, and the median of the calls' own times.
+func BenchmarkIncrementalConcurrent(b *testing.B) {
+	for _, n := range []int{1, 4, 16, 64} {
+		b.Run(fmt.Sprintf("subjects=%d", n), func(b *testing.B) {
+			e := newEnv(b)
+			e.in = ingest.New(ingest.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log}, ingest.Options{Now: e.clock})
+			ctx := context.Background()
+			pss := make([]portrait.Pseudonym, n)
+			for i := range n {
+				id := fmt.Sprintf("sub-%d", i)
+				pss[i] = e.keys.Pseudonym(id)
+				e.consent(b, id, "personalization", policy.Granted)
+				var evs []portrait.Event
+				for j := range 50 {
+					evs = append(evs, view(id, "sports", time.Duration(j+1)*time.Hour, e.now))
+				}
+				e.ingest(b, evs...)
+			}
+			if _, err := e.eng.Subjects(ctx, pss); err != nil {
+				b.Fatal(err)
+			}
+			var wall, cpu time.Duration
+			var calls []time.Duration
+			round := 0
+			for b.Loop() {
+				b.StopTimer()
+				round++
+				evs := make([]portrait.Event, n)
+				for i := range n {
+					evs[i] = purchase(fmt.Sprintf("sub-%d", i), 1, e.now.Add(-time.Duration(round)*time.Second))
+				}
+				e.ingest(b, evs...)
+				times := make([]time.Duration, n)
+				errs := make([]error, n)
+				b.StartTimer()
+				start, cpu0 := time.Now(), cpuTime()
+				var wg sync.WaitGroup
+				for i := range n {
+					wg.Go(func() {
+						t0 := time.Now()
+						_, errs[i] = e.eng.Subjects(ctx, pss[i:i+1])
+						times[i] = time.Since(t0)
+					})
+				}
+				wg.Wait()
+				wall += time.Since(start)
+				cpu += cpuTime() - cpu0
+				for _, err := range errs {
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+				calls = append(calls, times...)
+			}
+			slices.Sort(calls)
+			per := float64(b.N * n)
+			b.ReportMetric(float64(wall.Nanoseconds())/1e3/per, "µs/derivation")
+			b.ReportMetric(float64(cpu.Nanoseconds())/1e3/per, "cpu-µs/derivation")
+			b.ReportMetric(float64(calls[len(calls)/2].Nanoseconds())/1e3, "call-median-µs")
+		})
+	}
 }

@@ -34,6 +34,7 @@ type memo struct {
 	mark    portrait.EventMark
 	expires time.Time // the earliest expiry of an event held; zero if none expires
 	stored  map[string]Stored
+	views   map[*entry]*narrowed // the labels derived last, their events narrowed to their grants
 }
 
 // usable reports whether the memo may stand in for the store at now:
@@ -93,7 +94,7 @@ func (ms *memos) keep(gen int64, c *compiled, work []*subject) {
 		}
 		// s.events and s.ids are the subject's own (open made them), and
 		// nothing changes them after the derivation.
-		m := &memo{subj: s.subj, cipher: s.cipher, events: s.events, ids: s.ids, mark: s.mark, expires: s.expires}
+		m := &memo{subj: s.subj, cipher: s.cipher, events: s.events, ids: s.ids, mark: s.mark, expires: s.expires, views: s.views}
 		m.stored = maps.Clone(s.stored)
 		if m.stored == nil {
 			m.stored = map[string]Stored{}
