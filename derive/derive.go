@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"reflect"
 	"runtime"
 	"slices"
 	"sort"
@@ -505,7 +506,8 @@ func (e *Engine) eventsAfter(ctx context.Context, work []*subject, grants []poli
 
 // open decrypts and decodes what fetch read of the subject. With a memo,
 // what fetch read is what is new since it (an event read before may come
-// again, and replaces the one held), merged into the events it holds.
+// again: it replaces the one held if it changed, as after the retention
+// sweep), merged into the events it holds.
 func (s *subject) open() error {
 	if s.memo != nil {
 		s.mark, s.expires = s.memo.mark, s.memo.expires
@@ -537,10 +539,13 @@ func (s *subject) open() error {
 			s.events, s.ids = append(s.events, le), append(s.ids, ev.ID) // read in time order
 			continue
 		}
-		s.added = append(s.added, ev.ID)
 		if i := slices.Index(s.ids, ev.ID); i >= 0 {
-			s.events, s.ids = slices.Delete(s.events, i, i+1), slices.Delete(s.ids, i, i+1)
+			if s.events[i].Type == le.Type && s.events[i].Time.Equal(le.Time) && reflect.DeepEqual(s.events[i].Fields, le.Fields) {
+				continue // read again (PostgreSQL), unchanged
+			}
+			s.events, s.ids = slices.Delete(s.events, i, i+1), slices.Delete(s.ids, i, i+1) // rewritten: replaced
 		}
+		s.added = append(s.added, ev.ID)
 		i := sort.Search(len(s.events), func(i int) bool {
 			return s.events[i].Time.After(le.Time) || s.events[i].Time.Equal(le.Time) && s.ids[i] > ev.ID
 		})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"sync"
@@ -278,6 +279,44 @@ func BenchmarkIncrementalConcurrent(b *testing.B) {
 			b.ReportMetric(float64(wall.Nanoseconds())/1e3/per, "µs/derivation")
 			b.ReportMetric(float64(cpu.Nanoseconds())/1e3/per, "cpu-µs/derivation")
 			b.ReportMetric(float64(calls[len(calls)/2].Nanoseconds())/1e3, "call-median-µs")
+		})
+	}
+}
+
+// BenchmarkIncrementalPostgres is BenchmarkIncremental on PostgreSQL,
+// where every call reads the governance generation from the database
+// (many nodes share it) and each read after a mark also brings back the
+// events of transactions at or after the last read's horizon.
+func BenchmarkIncrementalPostgres(b *testing.B) {
+	if os.Getenv("PORTRAIT_TEST_POSTGRES") == "" {
+		b.Skip("PORTRAIT_TEST_POSTGRES is not set")
+	}
+	benchIncremental(b, newEnvOn(b, openPostgres))
+}
+
+// BenchmarkGeneration is what coherence across nodes costs a derivation
+// before it starts: the read of the governance generation, on each
+// engine (the states themselves come from the ledger's cache while the
+// generation stands).
+func BenchmarkGeneration(b *testing.B) {
+	for _, st := range []struct {
+		name string
+		open func(testing.TB) portrait.Store
+	}{{"sqlite", openSQLite}, {"postgres", openPostgres}} {
+		b.Run(st.name, func(b *testing.B) {
+			if st.name == "postgres" && os.Getenv("PORTRAIT_TEST_POSTGRES") == "" {
+				b.Skip("PORTRAIT_TEST_POSTGRES is not set")
+			}
+			s := st.open(b)
+			defer s.Close()
+			ctx := context.Background()
+			cpu0 := cpuTime()
+			for b.Loop() {
+				if _, err := s.Generation(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/1e3/float64(b.N), "cpu-µs/op")
 		})
 	}
 }

@@ -1,8 +1,10 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -76,12 +78,11 @@ func (db *engine) EventsFor(ctx context.Context, subjects []portrait.Pseudonym, 
 	return tables.BySubject(evs, func(e *portrait.StoredEvent) portrait.Pseudonym { return e.Pseudonym }), nil
 }
 
-// eventsAfterSQL reads, for each (pseudonym, id, horizon) of the arrays
-// $1, $2, $3, the subject's events with a greater id or written by a
-// transaction at or after the horizon, and, in the same statement and so
-// the same snapshot, this read's horizon: the oldest transaction id still
-// running, pg_snapshot_xmin. One row comes back even without events (its
-// event columns NULL).
+// eventsAfterSQL reads the events of the subjects $1 with an id above $2
+// or written by a transaction at or after the horizon $3, and, in the
+// same statement and so the same snapshot, this read's horizon: the
+// oldest transaction id still running, pg_snapshot_xmin, on a row of its
+// own (its event columns NULL).
 //
 // Ids come from one sequence, taken before commit, so a transaction that
 // took id 7 may commit after one that took id 8 was read: "id > newest"
@@ -94,26 +95,33 @@ func (db *engine) EventsFor(ctx context.Context, subjects []portrait.Pseudonym, 
 // (the retention sweep) has a new xmin and comes again too. Rows frozen
 // 2^31 transactions ago may come again as well, which costs a re-read,
 // never a miss.
-const eventsAfterSQL = `SELECT e.id, e.pseudonym, e.type, e.time, e.idem, e.sealed, e.expires, h.x
-	FROM (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS x) AS h
-	LEFT JOIN LATERAL (
-		SELECT ev.id, ev.pseudonym, ev.type, ev.time, ev.idem, ev.sealed, ev.expires FROM unnest($1::text[], $2::bigint[], $3::bigint[]) AS a(pseudonym, after, horizon)
-		JOIN events AS ev ON ev.pseudonym = a.pseudonym
-		WHERE ev.id > a.after OR (a.horizon > 0 AND
-			(ev.xmin::text::bigint - a.horizon % 4294967296 + 4294967296) % 4294967296 < 2147483648)
-	) AS e ON true
-	ORDER BY e.pseudonym, e.time, e.id`
+//
+// One id and one horizon serve the whole page, the lowest of its
+// subjects' marks: a subject with a later mark gets events it holds
+// again, which the reader replaces. A statement joining per-subject
+// marks (unnest, LATERAL) cost 7 ms to plan over the 16 partitions,
+// against 0.6 ms to run.
+const eventsAfterSQL = `SELECT NULL::bigint, NULL::text, NULL::text, NULL::timestamptz, NULL::bytea, NULL::bytea, NULL::timestamptz,
+		pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+	UNION ALL
+	SELECT id, pseudonym, type, time, idem, sealed, expires, NULL FROM events
+	WHERE pseudonym = ANY($1) AND (id > $2 OR ($3::bigint > 0 AND
+		(xmin::text::bigint - $3::bigint % 4294967296 + 4294967296) % 4294967296 < 2147483648))`
 
 // EventsAfter implements guard.Engine.EventsAfter.
 func (db *engine) EventsAfter(ctx context.Context, subjects []portrait.Pseudonym, after map[portrait.Pseudonym]portrait.EventMark) (map[portrait.Pseudonym][]portrait.StoredEvent, int64, error) {
 	if len(subjects) == 0 {
 		return map[portrait.Pseudonym][]portrait.StoredEvent{}, 0, nil
 	}
-	ids, horizons := make([]int64, len(subjects)), make([]int64, len(subjects))
-	for i, ps := range subjects {
-		ids[i], horizons[i] = after[ps].ID, after[ps].Horizon
+	from := after[subjects[0]]
+	for _, ps := range subjects[1:] {
+		m := after[ps]
+		from.ID, from.Horizon = min(from.ID, m.ID), min(from.Horizon, m.Horizon)
 	}
-	rows, err := db.pool.Query(ctx, eventsAfterSQL, tables.Strings(subjects), ids, horizons)
+	if from.ID == 0 {
+		from.Horizon = 0 // every event comes anyway
+	}
+	rows, err := db.pool.Query(ctx, eventsAfterSQL, tables.Strings(subjects), from.ID, from.Horizon)
 	if err != nil {
 		return nil, 0, fmt.Errorf("read events: %w", err)
 	}
@@ -126,11 +134,15 @@ func (db *engine) EventsAfter(ctx context.Context, subjects []portrait.Pseudonym
 		var e portrait.StoredEvent
 		var t, exp *time.Time
 		var typ *string
-		if err := rows.Scan(&id, &ps, &typ, &t, &e.Idem, &e.Sealed, &exp, &horizon); err != nil {
+		var h *int64
+		if err := rows.Scan(&id, &ps, &typ, &t, &e.Idem, &e.Sealed, &exp, &h); err != nil {
 			return nil, 0, fmt.Errorf("read events: %w", err)
 		}
 		if id == nil {
-			continue // no event: the row carries only the horizon
+			if h != nil {
+				horizon = *h // the row that carries only the horizon
+			}
+			continue
 		}
 		e.ID, e.Pseudonym, e.Type, e.Time, e.Expires = *id, portrait.Pseudonym(*ps), *typ, t.UTC(), fromTS(exp)
 		evs = append(evs, e)
@@ -141,7 +153,11 @@ func (db *engine) EventsAfter(ctx context.Context, subjects []portrait.Pseudonym
 	if horizon <= 0 {
 		return nil, 0, fmt.Errorf("read events: no snapshot horizon")
 	}
-	return tables.BySubject(evs, func(e *portrait.StoredEvent) portrait.Pseudonym { return e.Pseudonym }), horizon, nil
+	out := tables.BySubject(evs, func(e *portrait.StoredEvent) portrait.Pseudonym { return e.Pseudonym })
+	for _, evs := range out {
+		slices.SortFunc(evs, func(a, b portrait.StoredEvent) int { return cmp.Or(a.Time.Compare(b.Time), cmp.Compare(a.ID, b.ID)) })
+	}
+	return out, horizon, nil
 }
 
 // States implements guard.Engine.States: tables.DB.States inside one
