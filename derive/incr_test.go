@@ -135,7 +135,7 @@ func node(t *testing.T, s portrait.Store, master []byte, now time.Time) (*env, *
 	return e, ns
 }
 
-// CN-4, SR-7, invariant 5: two nodes over one database (two PostgreSQL
+// CN-4, invariant 5: two nodes over one database (two PostgreSQL
 // pools; two handles on one SQLite file). Node A derives a subject's
 // labels incrementally from what it keeps in memory; a withdrawal
 // recorded through node B binds A's next derivation (the label is
