@@ -153,7 +153,13 @@ func (db *engine) EventsAfter(ctx context.Context, subjects []portrait.Pseudonym
 	if horizon <= 0 {
 		return nil, 0, fmt.Errorf("read events: no snapshot horizon")
 	}
-	out := tables.BySubject(evs, func(e *portrait.StoredEvent) portrait.Pseudonym { return e.Pseudonym })
+	// Rows come in no order (the statement has none, and a bitmap scan
+	// of a partition may interleave its subjects): grouped and put in
+	// time order here.
+	out := map[portrait.Pseudonym][]portrait.StoredEvent{}
+	for _, e := range evs {
+		out[e.Pseudonym] = append(out[e.Pseudonym], e)
+	}
 	for _, evs := range out {
 		slices.SortFunc(evs, func(a, b portrait.StoredEvent) int { return cmp.Or(a.Time.Compare(b.Time), cmp.Compare(a.ID, b.ID)) })
 	}

@@ -172,7 +172,7 @@ var eventsAfterSQL = func() string {
 		return `SELECT ` + cols + ` FROM json_each(?1) AS j CROSS JOIN ` + table + ` AS e
 		WHERE e.pseudonym = ` + key + ` AND e.id > (j.value->>1)`
 	}
-	return from("events") + ` UNION ALL ` + from("events_new") + ` ORDER BY 2, 1`
+	return from("events") + ` UNION ALL ` + from("events_new") + ` ORDER BY 2, 1` // by subject for tables.BySubject
 }()
 
 // eventsAfterOneSQL is eventsAfterSQL for one subject, the common case
@@ -180,7 +180,7 @@ var eventsAfterSQL = func() string {
 // values instead of JSON, which SQLite would extract again for every
 // row of events_new it compares.
 const eventsAfterOneSQL = `SELECT ` + eventColumns + ` FROM events WHERE pseudonym = ?1 AND id > ?2
-	UNION ALL SELECT ` + eventColumns + ` FROM events_new WHERE pseudonym = ?1 AND id > ?2 ORDER BY id`
+	UNION ALL SELECT ` + eventColumns + ` FROM events_new WHERE pseudonym = ?1 AND id > ?2` // put in time order in Go
 
 // EventsAfter implements guard.Engine.EventsAfter. Ids are reserved under
 // the write lock (InsertEvents) and so committed in id order: the events
