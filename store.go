@@ -45,6 +45,20 @@ type StoredEvent struct {
 	Expires   time.Time
 }
 
+// EventMark is how far a read of one subject's events reached:
+// Store.EventsAfter returns the events committed since. ID is the newest
+// event id the reader holds; Horizon is what the read that gave it
+// returned. Where ids are given in commit order (SQLite: one writer
+// reserves them) ID alone says what is new and Horizon is 0. Where
+// concurrent transactions take ids out of commit order (PostgreSQL's
+// sequence), an id below ID may still commit: Horizon is then the oldest
+// transaction still running at that read, and every event written by it
+// or a later one comes again.
+type EventMark struct {
+	ID      int64
+	Horizon int64
+}
+
 // ProfileValue is the latest value of a profile field (age, city), sealed.
 type ProfileValue struct {
 	Field   string
@@ -292,6 +306,13 @@ type Store interface {
 
 	// EventsFor is Events for every grant's subject.
 	EventsFor(ctx context.Context, grants []policy.Grant, since time.Time) (map[Pseudonym][]StoredEvent, error)
+	// EventsAfter is EventsFor of all time from a mark: for every grant's
+	// subject, the events committed since the read that gave the subject's
+	// mark in after (every event for a subject not in after), in time
+	// order; an event read then may come again. It returns the horizon
+	// of this read, to go in the subjects' next marks. Incremental
+	// derivation keeps what it read and asks only for what is new.
+	EventsAfter(ctx context.Context, grants []policy.Grant, after map[Pseudonym]EventMark) (map[Pseudonym][]StoredEvent, int64, error)
 	// ProfilesFor is Profile for every grant's subject: a field is
 	// returned when one of the subject's grants covers it.
 	ProfilesFor(ctx context.Context, grants []policy.Grant) (map[Pseudonym][]ProfileValue, error)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"reflect"
 	"runtime"
 	"slices"
 	"sort"
@@ -353,6 +354,12 @@ type subject struct {
 	values            []portrait.LabelValue
 	fresh             []Stored // the values sealed into values, for the memo
 	memo              *memo    // incremental: what the last derivation read, at the current generation
+	horizon           int64    // incremental: the events read's horizon (Store.EventsAfter)
+	mark              portrait.EventMark
+	expires           time.Time            // the earliest expiry of the events held
+	added             []int64              // incremental with a memo: ids of the events read now, not held before
+	views             map[*entry]*narrowed // incremental: the labels' narrowed events, for the memo
+	incremental       bool
 	failed, unchanged int
 	failures          []string
 }
@@ -447,8 +454,14 @@ func (e *Engine) fetch(ctx context.Context, work []*subject, now time.Time, incr
 	var profs map[portrait.Pseudonym][]portrait.ProfileValue
 	var lvs map[portrait.Pseudonym][]portrait.LabelValue
 	var err error
+	var horizon int64
 	if len(evGrants) > 0 {
-		if evs, err = e.store.EventsFor(ctx, evGrants, since); err != nil {
+		if incremental {
+			evs, horizon, err = e.eventsAfter(ctx, work, evGrants)
+		} else {
+			evs, err = e.store.EventsFor(ctx, evGrants, since)
+		}
+		if err != nil {
 			return fmt.Errorf("read events of %d subjects: %w", len(evGrants), err)
 		}
 	}
@@ -464,6 +477,7 @@ func (e *Engine) fetch(ctx context.Context, work []*subject, now time.Time, incr
 	}
 	for _, s := range work {
 		s.rawEvents, s.rawProfile, s.rawLabels = evs[s.ps], profs[s.ps], lvs[s.ps]
+		s.horizon = horizon
 		if !s.since.IsZero() {
 			// The page was read from its earliest window; this subject's
 			// labels look back less far.
@@ -474,19 +488,40 @@ func (e *Engine) fetch(ctx context.Context, work []*subject, now time.Time, incr
 	return nil
 }
 
-// open decrypts and decodes what fetch read of the subject.
-func (s *subject) open() error {
-	s.events = make([]label.Event, 0, len(s.rawEvents))
-	s.ids = make([]int64, 0, len(s.rawEvents))
-	for _, ev := range s.rawEvents {
+// eventsAfter reads, for an incremental page, each subject's events
+// committed since its memo's mark, and all of them for a subject without
+// a memo.
+func (e *Engine) eventsAfter(ctx context.Context, work []*subject, grants []policy.Grant) (map[portrait.Pseudonym][]portrait.StoredEvent, int64, error) {
+	var after map[portrait.Pseudonym]portrait.EventMark
+	for _, s := range work {
 		if s.memo != nil {
-			if known, ok := s.memo.events[ev.ID]; ok {
-				s.events = append(s.events, known)
-				s.ids = append(s.ids, ev.ID)
-				s.seen = max(s.seen, ev.ID)
-				continue
+			if after == nil {
+				after = make(map[portrait.Pseudonym]portrait.EventMark, len(work))
 			}
+			after[s.ps] = s.memo.mark
 		}
+	}
+	return e.store.EventsAfter(ctx, grants, after)
+}
+
+// open decrypts and decodes what fetch read of the subject. With a memo,
+// what fetch read is what is new since it (an event read before may come
+// again: it replaces the one held if it changed, as after the retention
+// sweep), merged into the events it holds.
+func (s *subject) open() error {
+	if s.memo != nil {
+		s.mark, s.expires = s.memo.mark, s.memo.expires
+		s.events, s.ids = s.memo.events, s.memo.ids
+		if len(s.rawEvents) > 0 {
+			// The memo's slices are shared: change copies.
+			s.events = slices.Grow(slices.Clone(s.events), len(s.rawEvents))
+			s.ids = slices.Grow(slices.Clone(s.ids), len(s.rawEvents))
+		}
+	} else {
+		s.events = make([]label.Event, 0, len(s.rawEvents))
+		s.ids = make([]int64, 0, len(s.rawEvents))
+	}
+	for _, ev := range s.rawEvents {
 		plain, err := s.cipher.Open(ev.Sealed, []byte(s.ps))
 		if err != nil {
 			return fmt.Errorf("open event %d of %s: %w", ev.ID, s.ps, err)
@@ -495,10 +530,29 @@ func (s *subject) open() error {
 		if err != nil {
 			return fmt.Errorf("decode event %d of %s: %w", ev.ID, s.ps, err)
 		}
-		s.events = append(s.events, label.Event{Type: ev.Type, Time: ev.Time, Fields: f})
-		s.ids = append(s.ids, ev.ID)
-		s.seen = max(s.seen, ev.ID)
+		le := label.Event{Type: ev.Type, Time: ev.Time, Fields: f}
+		if !ev.Expires.IsZero() && (s.expires.IsZero() || ev.Expires.Before(s.expires)) {
+			s.expires = ev.Expires
+		}
+		s.mark.ID = max(s.mark.ID, ev.ID)
+		if s.memo == nil {
+			s.events, s.ids = append(s.events, le), append(s.ids, ev.ID) // read in time order
+			continue
+		}
+		if i := slices.Index(s.ids, ev.ID); i >= 0 {
+			if s.events[i].Type == le.Type && s.events[i].Time.Equal(le.Time) && reflect.DeepEqual(s.events[i].Fields, le.Fields) {
+				continue // read again (PostgreSQL), unchanged
+			}
+			s.events, s.ids = slices.Delete(s.events, i, i+1), slices.Delete(s.ids, i, i+1) // rewritten: replaced
+		}
+		s.added = append(s.added, ev.ID)
+		i := sort.Search(len(s.events), func(i int) bool {
+			return s.events[i].Time.After(le.Time) || s.events[i].Time.Equal(le.Time) && s.ids[i] > ev.ID
+		})
+		s.events, s.ids = slices.Insert(s.events, i, le), slices.Insert(s.ids, i, ev.ID)
 	}
+	s.mark.Horizon = s.horizon
+	s.seen = s.mark.ID
 	for _, v := range s.rawProfile {
 		plain, err := s.cipher.Open(v.Sealed, keys.ProfileAD(s.ps, v.Field))
 		if err != nil {
@@ -534,7 +588,7 @@ func (s *subject) open() error {
 
 // view returns the subject's events and profile restricted to the fields
 // the grant covers: a label never sees a field it was not granted.
-func (s *subject) view(g policy.Grant) (map[string]any, []label.Event) {
+func (s *subject) view(en *entry, g policy.Grant) (map[string]any, []label.Event) {
 	var prof map[string]any
 	for k, v := range s.profile {
 		if g.Covers(k) {
@@ -543,6 +597,9 @@ func (s *subject) view(g policy.Grant) (map[string]any, []label.Event) {
 			}
 			prof[k] = v
 		}
+	}
+	if held := s.held(en, g); held != nil {
+		return prof, s.narrow(en, g, held)
 	}
 	events := s.events
 	narrowed := false
@@ -558,18 +615,66 @@ func (s *subject) view(g policy.Grant) (map[string]any, []label.Event) {
 		}
 	}
 	if narrowed {
-		events = make([]label.Event, len(s.events))
-		for i, ev := range s.events {
-			f := make(map[string]any, len(ev.Fields))
-			for k, v := range ev.Fields {
-				if g.Covers(k) {
-					f[k] = v
-				}
-			}
-			events[i] = label.Event{Type: ev.Type, Time: ev.Time, Fields: f}
-		}
+		events = s.narrow(en, g, nil)
 	}
 	return prof, events
+}
+
+// narrowed is one label's view of a subject's events (subject.view): the
+// events, parallel to the memo's, with only the fields of the grant it
+// was made under. A memo keeps it, so that the next derivation narrows
+// only the events that are new, not every event of the subject again.
+type narrowed struct {
+	fields []string // the grant's fields (policy.Grant.Fields)
+	events []label.Event
+}
+
+// held returns the memo's view of the label's events if it was narrowed
+// under the same fields.
+func (s *subject) held(en *entry, g policy.Grant) *narrowed {
+	if s.memo == nil {
+		return nil
+	}
+	if n := s.memo.views[en]; n != nil && slices.Equal(n.fields, g.Fields()) {
+		return n
+	}
+	return nil
+}
+
+// narrow returns the subject's events with only the fields g covers,
+// taking those the memo's view held already from it, and keeps the
+// result for the memo. The memo's events are, in order, the subject's
+// events less those read again now (added), so one pass pairs them.
+func (s *subject) narrow(en *entry, g policy.Grant, held *narrowed) []label.Event {
+	out := make([]label.Event, len(s.events))
+	j := 0
+	for i, id := range s.ids {
+		if held != nil {
+			for j < len(s.memo.ids) && len(s.added) > 0 && slices.Contains(s.added, s.memo.ids[j]) {
+				j++ // read again: the one held may be stale
+			}
+			if j < len(s.memo.ids) && s.memo.ids[j] == id {
+				out[i] = held.events[j]
+				j++
+				continue
+			}
+		}
+		ev := s.events[i]
+		f := make(map[string]any, len(ev.Fields))
+		for k, v := range ev.Fields {
+			if g.Covers(k) {
+				f[k] = v
+			}
+		}
+		out[i] = label.Event{Type: ev.Type, Time: ev.Time, Fields: f}
+	}
+	if s.incremental {
+		if s.views == nil {
+			s.views = map[*entry]*narrowed{}
+		}
+		s.views[en] = &narrowed{fields: g.Fields(), events: out}
+	}
+	return out
 }
 
 // dirty reports whether an incremental update must recompute the label.
@@ -579,7 +684,9 @@ func (s *subject) dirty(en *entry, now time.Time) bool {
 		return true
 	}
 	for i := range s.events {
-		if s.ids[i] > old.Seen && en.reads(s.events[i].Type, s.events[i].Fields) {
+		// An event read now for the first time is new to the label even
+		// with an older id: PostgreSQL may commit ids out of order.
+		if (s.ids[i] > old.Seen || len(s.added) > 0 && slices.Contains(s.added, s.ids[i])) && en.reads(s.events[i].Type, s.events[i].Fields) {
 			return true
 		}
 	}
@@ -683,6 +790,11 @@ func (e *Engine) compute(ctx context.Context, c *compiled, pseudonyms []portrait
 	var mems map[portrait.Pseudonym]*memo
 	if incremental {
 		mems = e.mem.at(gen, c, pseudonyms)
+		for ps, m := range mems {
+			if !m.usable(now) {
+				delete(mems, ps) // an event due for the retention sweep: read in full
+			}
+		}
 	}
 	stored := make(map[portrait.Pseudonym]portrait.SubjectKey, len(pseudonyms))
 	if len(mems) < len(pseudonyms) {
@@ -707,7 +819,7 @@ func (e *Engine) compute(ctx context.Context, c *compiled, pseudonyms []portrait
 		if !ok {
 			continue // erased or never stored: nothing to derive
 		}
-		s := &subject{ps: ps, subj: subj, grants: map[*entry]policy.Grant{}, memo: mems[ps]}
+		s := &subject{ps: ps, subj: subj, grants: map[*entry]policy.Grant{}, memo: mems[ps], incremental: incremental}
 		for _, en := range c.entries {
 			g, _ := e.decide(states[ps], en)
 			if !g.Valid() {
@@ -797,7 +909,7 @@ func (e *Engine) derive(c *compiled, s *subject, pop *population, now time.Time,
 			s.unchanged++
 			continue
 		}
-		prof, events := s.view(g)
+		prof, events := s.view(en, g)
 		var v Stored
 		var err error
 		switch {

@@ -501,8 +501,9 @@ func TestAuditHoldsNoPersonalData(t *testing.T) {
 // BenchmarkIncremental measures Engine.Subjects for one subject right
 // after one new event (the subject already has 50 events and derived
 // labels), the work ingest's OnStored hook does; it reports the median.
-func BenchmarkIncremental(b *testing.B) {
-	e := newEnv(b)
+func BenchmarkIncremental(b *testing.B) { benchIncremental(b, newEnv(b)) }
+
+func benchIncremental(b *testing.B, e *env) {
 	e.in = ingest.New(ingest.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log}, ingest.Options{Now: e.clock})
 	e.consent(b, "zed", "personalization", policy.Granted)
 	var evs []portrait.Event

@@ -26,11 +26,15 @@
 // (invariant 3): counts and label ids, never personal values.
 //
 // Between incremental derivations the engine keeps, per subject, the
-// opened key, the decoded events and the values it stored last, so that
-// the next derivation decodes only new events. What it keeps is tagged
-// with the governance generation read with the states, and dropped when
-// the generation moves: a withdrawal, objection, suppression or erasure on
-// any node binds the next derivation on every node (invariant 5).
+// opened key, the decoded events, each label's events narrowed to its
+// grant and the values it stored last, so that the next derivation reads
+// and decodes only the events committed since (Store.EventsAfter). What
+// it keeps is tagged with the governance generation read with the states,
+// and dropped when the generation moves: a withdrawal, objection,
+// suppression or erasure on any node binds the next derivation on every
+// node (invariant 5). It is not used once an event it holds is due for
+// the retention sweep, which rewrites events without moving the
+// generation (CM-3).
 //
 // Stored values are the JSON of label.Value (with one more key,
 // "seen_event", the newest event id the value has read), sealed with

@@ -3,6 +3,7 @@ package derive
 import (
 	"maps"
 	"sync"
+	"time"
 
 	portrait "github.com/portrait-dev/portrait"
 	"github.com/portrait-dev/portrait/keys"
@@ -10,22 +11,36 @@ import (
 )
 
 // memo is what an incremental derivation keeps of a subject between
-// calls, so that the next one decrypts and decodes only what is new: the
-// subject's opened key, its decoded events by id, and the label values
-// this engine stored last. It is never changed once made; a derivation
-// makes a new one after its write commits.
+// calls, so that the next one reads, decrypts and decodes only what is
+// new (Store.EventsAfter from mark): the subject's opened key, its decoded
+// events in time order, and the label values this engine stored last. It
+// is never changed once made; a derivation makes a new one after its
+// write commits.
 //
 // It is personal data in memory, so it lives only as long as the
 // governance generation it was made at (invariant 5): a consent change,
 // an objection, a suppression or an erasure anywhere bumps the
 // generation, and the next derivation on every node reads the
 // generation (one row, with the states) and drops every memo before it
-// uses one.
+// uses one. The retention sweep rewrites or deletes an event without
+// bumping it, and "events after" does not bring back an event rewritten
+// under its id, so a memo holding an event whose expiry has come is not
+// used either (expires): the subject is read in full again.
 type memo struct {
-	subj   portrait.SubjectKey
-	cipher *keys.Cipher
-	events map[int64]label.Event
-	stored map[string]Stored
+	subj    portrait.SubjectKey
+	cipher  *keys.Cipher
+	events  []label.Event // in time order, then id
+	ids     []int64       // the events' ids, parallel
+	mark    portrait.EventMark
+	expires time.Time // the earliest expiry of an event held; zero if none expires
+	stored  map[string]Stored
+	views   map[*entry]*narrowed // the labels derived last, their events narrowed to their grants
+}
+
+// usable reports whether the memo may stand in for the store at now:
+// none of its events is due for the retention sweep.
+func (m *memo) usable(now time.Time) bool {
+	return m.expires.IsZero() || now.Before(m.expires)
 }
 
 // maxMemos bounds the subjects remembered; when full, the memos are
@@ -77,10 +92,9 @@ func (ms *memos) keep(gen int64, c *compiled, work []*subject) {
 			delete(ms.m, s.ps) // not read in full: rebuild from the store next time
 			continue
 		}
-		m := &memo{subj: s.subj, cipher: s.cipher, events: make(map[int64]label.Event, len(s.events))}
-		for i, ev := range s.events {
-			m.events[s.ids[i]] = ev
-		}
+		// s.events and s.ids are the subject's own (open made them), and
+		// nothing changes them after the derivation.
+		m := &memo{subj: s.subj, cipher: s.cipher, events: s.events, ids: s.ids, mark: s.mark, expires: s.expires, views: s.views}
 		m.stored = maps.Clone(s.stored)
 		if m.stored == nil {
 			m.stored = map[string]Stored{}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	mrand "math/rand/v2"
+	"os"
 	"reflect"
 	"testing"
 	"time"
@@ -61,10 +62,33 @@ func (e *env) decoded(tb testing.TB, subject string) map[string]derive.Stored {
 // windows and expiry move). Two stores get the same sequence; on one the
 // same engine derives every time, on the other a new engine (nothing in
 // memory) does.
+//
+// On PostgreSQL every read after a mark brings back the events of
+// transactions at or after the last read's horizon, so the path that
+// replaces an event held by one read again runs at nearly every step.
 func TestMemoMatchesStore(t *testing.T) {
-	for seed := range uint64(4) {
-		t.Run(fmt.Sprint(seed), func(t *testing.T) {
-			kept, fresh := newEnv(t), newEnv(t)
+	stores := []struct {
+		name string
+		open func(testing.TB) portrait.Store
+	}{{"sqlite", openSQLite}, {"postgres", openPostgres}}
+	for _, st := range stores {
+		for seed := range uint64(4) {
+			t.Run(fmt.Sprint(st.name, "/", seed), func(t *testing.T) {
+				if st.name == "postgres" && os.Getenv("PORTRAIT_TEST_POSTGRES") == "" {
+					t.Skip("PORTRAIT_TEST_POSTGRES is not set")
+				}
+				if st.name == "postgres" && seed > 0 {
+					t.Skip("one seed on PostgreSQL: 10-15 s each")
+				}
+				memoMatchesStore(t, seed, newEnvOn(t, st.open), newEnvOn(t, st.open))
+			})
+		}
+	}
+}
+
+func memoMatchesStore(t *testing.T, seed uint64, kept, fresh *env) {
+	{
+		{
 			fresh.in = ingest.New(ingest.Deps{Store: fresh.store, Point: fresh.point, Ledger: fresh.ledger, Keys: fresh.keys, Log: fresh.log}, ingest.Options{Now: fresh.clock,
 				OnStored: func(ctx context.Context, ps []portrait.Pseudonym) {
 					eng, err := derive.New(derive.Deps{Store: fresh.store, Point: fresh.point, Ledger: fresh.ledger, Keys: fresh.keys, Log: fresh.log}, derive.Options{Now: fresh.clock})
@@ -118,7 +142,7 @@ func TestMemoMatchesStore(t *testing.T) {
 			if hits == 0 {
 				t.Error("no label was ever derived: the comparison says nothing")
 			}
-		})
+		}
 	}
 }
 

@@ -58,6 +58,7 @@ type Engine interface {
 	Determinations(ctx context.Context, pseudonym portrait.Pseudonym) ([]portrait.StoredDetermination, error)
 	Protected(ctx context.Context, pseudonym portrait.Pseudonym) ([]portrait.ProtectedValue, error)
 	EventsFor(ctx context.Context, pseudonyms []portrait.Pseudonym, since time.Time) (map[portrait.Pseudonym][]portrait.StoredEvent, error)
+	EventsAfter(ctx context.Context, pseudonyms []portrait.Pseudonym, after map[portrait.Pseudonym]portrait.EventMark) (map[portrait.Pseudonym][]portrait.StoredEvent, int64, error)
 	ProfilesFor(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym][]portrait.ProfileValue, error)
 	LabelsFor(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym][]portrait.LabelValue, error)
 	DeterminationsFor(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym][]portrait.StoredDetermination, error)
@@ -267,6 +268,19 @@ func (s *Store) EventsFor(ctx context.Context, grants []policy.Grant, since time
 		return map[portrait.Pseudonym][]portrait.StoredEvent{}, nil
 	}
 	return s.Engine.EventsFor(ctx, subjects, since)
+}
+
+// EventsAfter implements portrait.Store.EventsAfter. Only the grants'
+// subjects are read: a mark of a subject without a grant is ignored.
+func (s *Store) EventsAfter(ctx context.Context, grants []policy.Grant, after map[portrait.Pseudonym]portrait.EventMark) (map[portrait.Pseudonym][]portrait.StoredEvent, int64, error) {
+	subjects, _, err := page("read events", grants)
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(subjects) == 0 {
+		return map[portrait.Pseudonym][]portrait.StoredEvent{}, 0, nil
+	}
+	return s.Engine.EventsAfter(ctx, subjects, after)
 }
 
 // ProfilesFor implements portrait.Store.ProfilesFor: a field is returned

@@ -1,8 +1,10 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -74,6 +76,94 @@ func (db *engine) EventsFor(ctx context.Context, subjects []portrait.Pseudonym, 
 		return nil, fmt.Errorf("read events: %w", err)
 	}
 	return tables.BySubject(evs, func(e *portrait.StoredEvent) portrait.Pseudonym { return e.Pseudonym }), nil
+}
+
+// eventsAfterSQL reads the events of the subjects $1 with an id above $2
+// or written by a transaction at or after the horizon $3, and, in the
+// same statement and so the same snapshot, this read's horizon: the
+// oldest transaction id still running, pg_snapshot_xmin, on a row of its
+// own (its event columns NULL).
+//
+// Ids come from one sequence, taken before commit, so a transaction that
+// took id 7 may commit after one that took id 8 was read: "id > newest"
+// alone would miss 7 for good. Every transaction older than a read's
+// horizon had ended when the read ran, so an event the read did not see
+// was written by a transaction at or after the horizon: its row's xmin
+// (the 32-bit transaction id that wrote it) is at or after the horizon,
+// compared modulo 2^32 as PostgreSQL itself does (no running transaction
+// is 2^31 behind another, or the server stops). A row rewritten since
+// (the retention sweep) has a new xmin and comes again too. Rows frozen
+// 2^31 transactions ago may come again as well, which costs a re-read,
+// never a miss.
+//
+// One id and one horizon serve the whole page, the lowest of its
+// subjects' marks: a subject with a later mark gets events it holds
+// again, which the reader replaces. A statement joining per-subject
+// marks (unnest, LATERAL) cost 7 ms to plan over the 16 partitions,
+// against 0.6 ms to run.
+const eventsAfterSQL = `SELECT NULL::bigint, NULL::text, NULL::text, NULL::timestamptz, NULL::bytea, NULL::bytea, NULL::timestamptz,
+		pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+	UNION ALL
+	SELECT id, pseudonym, type, time, idem, sealed, expires, NULL FROM events
+	WHERE pseudonym = ANY($1) AND (id > $2 OR ($3::bigint > 0 AND
+		(xmin::text::bigint - $3::bigint % 4294967296 + 4294967296) % 4294967296 < 2147483648))`
+
+// EventsAfter implements guard.Engine.EventsAfter.
+func (db *engine) EventsAfter(ctx context.Context, subjects []portrait.Pseudonym, after map[portrait.Pseudonym]portrait.EventMark) (map[portrait.Pseudonym][]portrait.StoredEvent, int64, error) {
+	if len(subjects) == 0 {
+		return map[portrait.Pseudonym][]portrait.StoredEvent{}, 0, nil
+	}
+	from := after[subjects[0]]
+	for _, ps := range subjects[1:] {
+		m := after[ps]
+		from.ID, from.Horizon = min(from.ID, m.ID), min(from.Horizon, m.Horizon)
+	}
+	if from.ID == 0 {
+		from.Horizon = 0 // every event comes anyway
+	}
+	rows, err := db.pool.Query(ctx, eventsAfterSQL, tables.Strings(subjects), from.ID, from.Horizon)
+	if err != nil {
+		return nil, 0, fmt.Errorf("read events: %w", err)
+	}
+	defer rows.Close()
+	var evs []portrait.StoredEvent
+	var horizon int64
+	for rows.Next() {
+		var id *int64
+		var ps *string
+		var e portrait.StoredEvent
+		var t, exp *time.Time
+		var typ *string
+		var h *int64
+		if err := rows.Scan(&id, &ps, &typ, &t, &e.Idem, &e.Sealed, &exp, &h); err != nil {
+			return nil, 0, fmt.Errorf("read events: %w", err)
+		}
+		if id == nil {
+			if h != nil {
+				horizon = *h // the row that carries only the horizon
+			}
+			continue
+		}
+		e.ID, e.Pseudonym, e.Type, e.Time, e.Expires = *id, portrait.Pseudonym(*ps), *typ, t.UTC(), fromTS(exp)
+		evs = append(evs, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("read events: %w", err)
+	}
+	if horizon <= 0 {
+		return nil, 0, fmt.Errorf("read events: no snapshot horizon")
+	}
+	// Rows come in no order (the statement has none, and a bitmap scan
+	// of a partition may interleave its subjects): grouped and put in
+	// time order here.
+	out := map[portrait.Pseudonym][]portrait.StoredEvent{}
+	for _, e := range evs {
+		out[e.Pseudonym] = append(out[e.Pseudonym], e)
+	}
+	for _, evs := range out {
+		slices.SortFunc(evs, func(a, b portrait.StoredEvent) int { return cmp.Or(a.Time.Compare(b.Time), cmp.Compare(a.ID, b.ID)) })
+	}
+	return out, horizon, nil
 }
 
 // States implements guard.Engine.States: tables.DB.States inside one

@@ -160,6 +160,66 @@ func (db *engine) EventsFor(ctx context.Context, subjects []portrait.Pseudonym, 
 	return out, nil
 }
 
+// eventsAfterSQL reads, for each [pseudonym, id] of the JSON array ?1,
+// the subject's events with a greater id, from both tables: the clustered
+// table's key is (pseudonym, id), so a subject's new events are one short
+// range of it, and events_new holds few. json_each drives the join
+// (CROSS JOIN keeps it outside), so each subject is a seek, not a scan.
+var eventsAfterSQL = func() string {
+	cols := `e.id, e.pseudonym, e.type, e.time, e.idem, e.sealed, e.expires`
+	key := strings.ReplaceAll(eventKeySQL, "value", "(j.value->>0)")
+	from := func(table string) string {
+		return `SELECT ` + cols + ` FROM json_each(?1) AS j CROSS JOIN ` + table + ` AS e
+		WHERE e.pseudonym = ` + key + ` AND e.id > (j.value->>1)`
+	}
+	return from("events") + ` UNION ALL ` + from("events_new") + ` ORDER BY 2, 1` // by subject for tables.BySubject
+}()
+
+// eventsAfterOneSQL is eventsAfterSQL for one subject, the common case
+// (ingest derives the subjects of a batch as soon as it commits): bound
+// values instead of JSON, which SQLite would extract again for every
+// row of events_new it compares.
+const eventsAfterOneSQL = `SELECT ` + eventColumns + ` FROM events WHERE pseudonym = ?1 AND id > ?2
+	UNION ALL SELECT ` + eventColumns + ` FROM events_new WHERE pseudonym = ?1 AND id > ?2` // put in time order in Go
+
+// EventsAfter implements guard.Engine.EventsAfter. Ids are reserved under
+// the write lock (InsertEvents) and so committed in id order: the events
+// committed after a read are exactly those with a greater id than any it
+// saw, and the horizon is always 0. Events keep their id when the mover
+// clusters them.
+func (db *engine) EventsAfter(ctx context.Context, subjects []portrait.Pseudonym, after map[portrait.Pseudonym]portrait.EventMark) (map[portrait.Pseudonym][]portrait.StoredEvent, int64, error) {
+	if len(subjects) == 0 {
+		return map[portrait.Pseudonym][]portrait.StoredEvent{}, 0, nil
+	}
+	var rows *sql.Rows
+	var err error
+	if len(subjects) == 1 {
+		rows, err = db.query(ctx, eventsAfterOneSQL, eventKey(subjects[0]), after[subjects[0]].ID)
+	} else {
+		args := make([][2]any, len(subjects))
+		for i, ps := range subjects {
+			args[i] = [2]any{ps, after[ps].ID}
+		}
+		b, jerr := json.Marshal(args)
+		if jerr != nil {
+			return nil, 0, fmt.Errorf("read events: %w", jerr)
+		}
+		rows, err = db.query(ctx, eventsAfterSQL, string(b))
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("read events: %w", err)
+	}
+	evs, err := scanEvents(rows)
+	if err != nil {
+		return nil, 0, fmt.Errorf("read events: %w", err)
+	}
+	out := tables.BySubject(evs, func(e *portrait.StoredEvent) portrait.Pseudonym { return e.Pseudonym })
+	for _, evs := range out {
+		inTimeOrder(evs)
+	}
+	return out, 0, nil
+}
+
 // States implements guard.Engine.States: tables.DB.States inside one read
 // transaction, so its three queries see one snapshot.
 func (db *engine) States(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym]*policy.State, error) {

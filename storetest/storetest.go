@@ -64,6 +64,7 @@ func Run(t *testing.T, open func(t *testing.T) portrait.Store) {
 		{"ManyRows", testManyRows},
 		{"Protected", testProtected},
 		{"PageReads", testPageReads},
+		{"EventsAfter", testEventsAfter},
 		{"UpdateRollsBack", testUpdateRollsBack},
 		{"NestedUpdateRefused", testNestedUpdateRefused},
 		{"FailedLogAppendRollsBack", testFailedLogAppendRollsBack},
