@@ -35,7 +35,7 @@ func TestBatchFence(t *testing.T) {
 	if err := node.Refresh(ctx); err != nil {
 		t.Fatal(err)
 	}
-	f := batchFence{node}
+	f := fence{node: node, batch: true}
 	write := func(ps portrait.Pseudonym) error {
 		return db.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 			if err := f.Check(ctx, tx, []portrait.Pseudonym{ps}); err != nil {

@@ -32,11 +32,11 @@ func (a *app) share(ctx context.Context, dsn string, nc *nats.Conn) error {
 		return err
 	}
 	a.logger.Info("cluster: joined", "node", node.ID, "buckets", len(node.Held()))
-	a.deriver.FenceBatch(batchFence{node})
+	a.deriver.FenceBatch(fence{node: node, batch: true})
 	go node.Run(ctx, time.Second)
 	sh := &stream.Share{NC: nc, Owner: node, Bucket: cluster.Bucket, Logger: a.logger,
 		Derive: func(ctx context.Context, ps []portrait.Pseudonym) error {
-			_, err := a.deriver.Subjects(derive.WithFence(ctx, fence{node}), ps)
+			_, err := a.deriver.Subjects(derive.WithFence(ctx, fence{node: node}), ps)
 			return err
 		}}
 	if err := sh.Open(ctx); err != nil {
@@ -59,13 +59,28 @@ func (a *app) share(ctx context.Context, dsn string, nc *nats.Conn) error {
 }
 
 // fence checks, inside a derivation's write transaction, that this node
-// still holds the lease of every bucket it writes for (derive.Fence).
-type fence struct{ node *cluster.Node }
+// still holds the lease of every bucket it writes for (derive.Fence). An
+// incremental derivation writes for its subjects' buckets; a batch
+// derivation (batch set) writes every subject's labels, so it runs on the
+// node holding combineBucket, as the monitors' combine does, and checks
+// that lease's epoch. A node that does not hold a lease, or was paused past
+// it, is refused (cluster.ErrFenced) and writes nothing.
+type fence struct {
+	node  *cluster.Node
+	batch bool
+}
 
 func (f fence) Check(ctx context.Context, tx portrait.Tx, pseudonyms []portrait.Pseudonym) error {
 	lt, ok := tx.(cluster.LeaseTx)
 	if !ok {
 		return errors.New("cluster: the store cannot fence writes (no lease epochs)")
+	}
+	if f.batch {
+		if err := f.node.Fence(ctx, lt, combineBucket); err != nil {
+			return &portrait.Error{Code: portrait.ECONFLICT, Err: err,
+				Message: fmt.Sprintf("batch derivation runs on the node holding bucket %d; this node does not hold it now: run it there", combineBucket)}
+		}
+		return nil
 	}
 	seen := map[int]bool{}
 	for _, p := range pseudonyms {
@@ -77,25 +92,6 @@ func (f fence) Check(ctx context.Context, tx portrait.Tx, pseudonyms []portrait.
 		if err := f.node.Fence(ctx, lt, b); err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-// batchFence fences a batch derivation, which writes every subject's
-// labels: population-wide work runs on the node holding combineBucket (as
-// the monitors' combine does), and each of its write transactions checks
-// that lease's epoch. A node that does not hold it, or was paused past it,
-// is refused (cluster.ErrFenced) and writes nothing.
-type batchFence struct{ node *cluster.Node }
-
-func (f batchFence) Check(ctx context.Context, tx portrait.Tx, _ []portrait.Pseudonym) error {
-	lt, ok := tx.(cluster.LeaseTx)
-	if !ok {
-		return errors.New("cluster: the store cannot fence writes (no lease epochs)")
-	}
-	if err := f.node.Fence(ctx, lt, combineBucket); err != nil {
-		return &portrait.Error{Code: portrait.ECONFLICT, Err: err,
-			Message: fmt.Sprintf("batch derivation runs on the node holding bucket %d; this node does not hold it now: run it there", combineBucket)}
 	}
 	return nil
 }
