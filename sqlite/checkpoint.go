@@ -41,35 +41,20 @@ var (
 // ckpt is the engine's background checkpointer.
 type ckpt struct {
 	restart atomic.Bool // the WAL is past restartFrames: the next leader checkpoints
-	stop    chan struct{}
-	done    chan struct{}
-	once    sync.Once
+	task
 }
 
 func (db *engine) startCheckpointer() {
-	c := &db.ckpt
-	c.stop, c.done = make(chan struct{}), make(chan struct{})
-	go db.checkpointLoop(checkpointEvery, restartFrames)
+	db.ckpt.start(func(stop <-chan struct{}) { db.checkpointLoop(stop, checkpointEvery, restartFrames) })
 }
 
-// stopCheckpointer ends the loop and waits for a checkpoint under way.
-func (db *engine) stopCheckpointer() {
+func (db *engine) checkpointLoop(stop <-chan struct{}, every time.Duration, frames int) {
 	c := &db.ckpt
-	if c.stop == nil {
-		return
-	}
-	c.once.Do(func() { close(c.stop) })
-	<-c.done
-}
-
-func (db *engine) checkpointLoop(every time.Duration, frames int) {
-	c := &db.ckpt
-	defer close(c.done)
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
-		case <-c.stop:
+		case <-stop:
 			return
 		case <-t.C:
 		}
@@ -98,4 +83,31 @@ func checkpoint(ctx context.Context, queryRow func(context.Context, string, ...a
 		return 0, fmt.Errorf("checkpoint wal of %s: %w", path, err)
 	}
 	return logFrames, nil
+}
+
+// task is a goroutine the engine runs beside its writer (the mover, the
+// checkpointer) until Close.
+type task struct {
+	stop chan struct{}
+	done chan struct{}
+	once sync.Once
+}
+
+// start runs loop on its own goroutine; loop returns once stop is closed.
+func (t *task) start(loop func(stop <-chan struct{})) {
+	t.stop, t.done = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(t.done)
+		loop(t.stop)
+	}()
+}
+
+// end stops the loop and waits for the work under way; a task never
+// started ends at once.
+func (t *task) end() {
+	if t.stop == nil {
+		return
+	}
+	t.once.Do(func() { close(t.stop) })
+	<-t.done
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -46,9 +45,7 @@ type mover struct {
 	batch   int          // moveBatch; a field so tests can shrink it
 	idle    time.Duration
 	wake    chan struct{} // buffered: a batch's worth is waiting
-	stop    chan struct{}
-	done    chan struct{}
-	once    sync.Once
+	task
 }
 
 // appended records n events appended by a transaction (which may yet roll
@@ -70,29 +67,18 @@ func (m *mover) appended(n int) {
 func (db *engine) startMover(pending int64) {
 	m := &db.mover
 	m.batch, m.idle = moveBatch, moveIdle
-	m.wake, m.stop, m.done = make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
+	m.wake = make(chan struct{}, 1)
 	m.pending.Store(pending)
-	go db.moveLoop()
+	m.start(db.moveLoop)
 }
 
-// stopMover ends the loop and waits for a move under way.
-func (db *engine) stopMover() {
+func (db *engine) moveLoop(stop <-chan struct{}) {
 	m := &db.mover
-	if m.stop == nil {
-		return
-	}
-	m.once.Do(func() { close(m.stop) })
-	<-m.done
-}
-
-func (db *engine) moveLoop() {
-	m := &db.mover
-	defer close(m.done)
 	tick := time.NewTicker(m.idle)
 	defer tick.Stop()
 	for {
 		select {
-		case <-m.stop:
+		case <-stop:
 			return
 		case <-m.wake:
 		case <-tick.C:
@@ -104,7 +90,7 @@ func (db *engine) moveLoop() {
 				break
 			}
 			select {
-			case <-m.stop:
+			case <-stop:
 				return
 			default:
 			}

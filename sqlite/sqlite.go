@@ -290,8 +290,8 @@ func (db *engine) migrate(ctx context.Context) error {
 
 // Close implements guard.Engine.Close.
 func (db *engine) Close() error {
-	db.stopMover()
-	db.stopCheckpointer()
+	db.mover.end()
+	db.ckpt.end()
 	var errs []error
 	db.stmts.Range(func(_, v any) bool {
 		errs = append(errs, v.(*sql.Stmt).Close())
