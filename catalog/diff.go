@@ -215,19 +215,8 @@ func diffDecls(kind string, old, new map[string]string) []Change {
 // declaration and every key by its display name in c (nil: the keys),
 // and what the change requires. The String form is the CLI's.
 func (ch Change) Words(lang string, c *Catalog) string {
-	en := lang == "en"
-	name := func(key string) string {
-		if c == nil {
-			return key
-		}
-		return c.DisplayName(key, lang)
-	}
-	pick := func(zh, e string) string {
-		if en {
-			return e
-		}
-		return zh
-	}
+	w := speaker{lang, c}
+	name, pick, en := w.name, w.pick, w.en()
 	kinds := map[string][2]string{"purpose": {"处理目的", "purpose"}, "label": {"标签", "label"}, "use_case": {"应用场景", "use-case"}}
 	k, ok := kinds[ch.Kind]
 	if !ok {
@@ -252,19 +241,8 @@ func (ch Change) Words(lang string, c *Catalog) string {
 // WhatWords says what changed, as Words does, without naming the
 // declaration or what the change requires: for a page already about it.
 func (ch Change) WhatWords(lang string, c *Catalog) string {
-	en := lang == "en"
-	name := func(key string) string {
-		if c == nil {
-			return key
-		}
-		return c.DisplayName(key, lang)
-	}
-	pick := func(zh, e string) string {
-		if en {
-			return e
-		}
-		return zh
-	}
+	w := speaker{lang, c}
+	name, pick := w.name, w.pick
 	var b strings.Builder
 	switch {
 	case len(ch.Edits) > 0:
@@ -308,4 +286,28 @@ func (ch Change) WhatWords(lang string, c *Catalog) string {
 		b.WriteString(ch.What) // a record written before Edits existed
 	}
 	return b.String()
+}
+
+// speaker words a change in one language: keys by their display names in
+// the catalog (nil: the keys themselves), and the Chinese or English of a
+// phrase.
+type speaker struct {
+	lang string
+	c    *Catalog
+}
+
+func (w speaker) en() bool { return w.lang == "en" }
+
+func (w speaker) name(key string) string {
+	if w.c == nil {
+		return key
+	}
+	return w.c.DisplayName(key, w.lang)
+}
+
+func (w speaker) pick(zh, en string) string {
+	if w.en() {
+		return en
+	}
+	return zh
 }
