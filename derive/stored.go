@@ -6,21 +6,21 @@ import (
 	"github.com/portrait-dev/portrait/label"
 )
 
-// UnmarshalJSON decodes a stored value. label.Value words on decoding
-// what its sealed form leaves out, and Stored embeds it, so Stored
-// decodes its own fields beside it rather than through the embedded
-// method alone, which would drop them.
+// UnmarshalJSON decodes a stored value in one pass. Stored embeds
+// label.Value, whose UnmarshalJSON would be promoted and decode the value
+// alone, dropping Stored's own fields; so the value is decoded through a
+// type without that method, beside RFM and Seen, and then worded.
 func (s *Stored) UnmarshalJSON(b []byte) error {
-	if err := s.Value.UnmarshalJSON(b); err != nil {
-		return err
-	}
-	var own struct {
+	type value label.Value // without UnmarshalJSON
+	w := struct {
+		*value
 		RFM  *label.RFMScore `json:"rfm"`
 		Seen int64           `json:"seen_event"`
-	}
-	if err := json.Unmarshal(b, &own); err != nil {
+	}{value: (*value)(&s.Value)}
+	if err := json.Unmarshal(b, &w); err != nil {
 		return err
 	}
-	s.RFM, s.Seen = own.RFM, own.Seen
+	s.RFM, s.Seen = w.RFM, w.Seen
+	s.Value.Word()
 	return nil
 }

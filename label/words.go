@@ -29,11 +29,14 @@ func (v *Value) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, (*plain)(v)); err != nil {
 		return err
 	}
-	v.word()
+	v.Word()
 	return nil
 }
 
-func (v *Value) word() {
+// Word puts back the words a sealed value leaves out. UnmarshalJSON calls
+// it; a decoder that embeds Value in a larger record and decodes the record
+// in one pass calls it after (derive.Stored).
+func (v *Value) Word() {
 	if v.Kind != catalog.KindRFM {
 		return
 	}
