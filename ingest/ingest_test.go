@@ -533,6 +533,46 @@ func BenchmarkIngest(b *testing.B) {
 		b.ReportMetric(float64(b.N*batch)/wall.Seconds(), "events/s")
 		b.ReportMetric(float64(b.N*batch)/cpu.Seconds(), "events/cpu-s")
 	})
+	// burst is governed ingest with clustering deferred: the store writes
+	// each batch once, as a sorted run, and its mover yields the writer to
+	// ingest (it moves nothing while events keep coming, below its
+	// high-water mark), so the runs are left when the clock stops. It
+	// reports how large that backlog is, what reading one subject's
+	// events (an access export's read) costs with the backlog at its peak
+	// and once clustered, and how long draining it takes.
+	b.Run("burst", func(b *testing.B) {
+		one, e := governed(b, false)
+		b.ResetTimer()
+		for b.Loop() {
+			one()
+		}
+		b.StopTimer()
+		b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "events/s")
+		backlog, runs, err := e.store.Backlog(context.Background())
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(backlog), "backlog-events")
+		b.ReportMetric(float64(runs), "backlog-runs")
+		ps := e.keys.Pseudonym("s1")
+		g := e.point.Decide(policy.Request{State: &policy.State{Pseudonym: ps}, Action: policy.Access, Caller: policy.Caller{Role: policy.System}}).Grant
+		read := func() time.Duration {
+			start := time.Now()
+			for range 10 {
+				if _, err := e.st.Events(context.Background(), g, time.Time{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			return time.Since(start) / 10
+		}
+		b.ReportMetric(float64(read().Microseconds())/1000, "read-peak-ms")
+		start := time.Now()
+		if _, err := e.store.Cluster(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(time.Since(start).Seconds(), "drain-s")
+		b.ReportMetric(float64(read().Microseconds())/1000, "read-clustered-ms")
+	})
 	b.Run("floor", func(b *testing.B) {
 		f, body := newFloor(b), ndjsonBatch(batch, time.Now())
 		b.ResetTimer()
@@ -581,9 +621,10 @@ func BenchmarkIngest(b *testing.B) {
 				b.Fatal(err)
 			}
 			// The same statements the store uses for events without an
-			// idempotency key, with its id reservation, into its append
-			// table in arrival order (migration 0040), so that only
-			// governance differs.
+			// idempotency key, with its id reservation, into one run of
+			// its runs table listed in event_runs (migration 0060; rows in
+			// arrival order here, not sorted), so that only governance
+			// differs.
 			var next int64
 			if err := tx.QueryRow("UPDATE event_ids SET next = next + ? RETURNING next", len(items)).Scan(&next); err != nil {
 				b.Fatal(err)
@@ -594,18 +635,21 @@ func BenchmarkIngest(b *testing.B) {
 			}
 			for chunk := order; len(chunk) > 0; {
 				n := min(len(chunk), 64)
-				q := "INSERT INTO events_new (id, pseudonym, type, time, idem, sealed, expires) VALUES " +
-					strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?),", n), ",")
-				args := make([]any, 0, 7*n)
+				q := "INSERT OR IGNORE INTO events_new (run, id, pseudonym, type, time, idem, sealed, expires) VALUES " +
+					strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?, ?, ?, ?),", n), ",")
+				args := make([]any, 0, 8*n)
 				for _, i := range chunk[:n] {
 					ev := items[i].Event
 					fields, _ := json.Marshal(ev.Fields)
-					args = append(args, next-int64(len(items)-i), ev.SubjectID, ev.Type, ev.Time.UnixNano(), nil, fields, nil)
+					args = append(args, next-int64(len(items)), next-int64(len(items)-i), ev.SubjectID, ev.Type, ev.Time.UnixNano(), nil, fields, nil)
 				}
 				if _, err := tx.Exec(q, args...); err != nil {
 					b.Fatal(err)
 				}
 				chunk = chunk[n:]
+			}
+			if _, err := tx.Exec("INSERT INTO event_runs (run, last, n, expires) VALUES (?, ?, ?, NULL)", next-int64(len(items)), next-1, len(items)); err != nil {
+				b.Fatal(err)
 			}
 			if err := tx.Commit(); err != nil {
 				b.Fatal(err)

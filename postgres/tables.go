@@ -48,9 +48,9 @@ func (*dialect) StringsDest(p *[]string) any { return p }
 func (*dialect) NoRows(err error) bool       { return errors.Is(err, pgx.ErrNoRows) }
 func (*dialect) Unique(err error) bool       { return isUnique(err) }
 
-// EventTables and EventKey: events live in one table, partitioned by
+// EventDeletes and EventKey: events live in one table, partitioned by
 // pseudonym (migration 0030), keyed by the pseudonym's text.
-func (*dialect) EventTables() []string                     { return []string{"events"} }
+func (*dialect) EventDeletes() []string                    { return []string{`DELETE FROM events WHERE pseudonym = ?`} }
 func (*dialect) EventKey(pseudonym portrait.Pseudonym) any { return string(pseudonym) }
 
 // conn is a pool or a transaction as a tables.Querier.

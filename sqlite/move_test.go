@@ -51,14 +51,14 @@ func eventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// The engine clusters appended events by itself: a full batch moves as
-// soon as it is appended, the remainder once appending is idle; while
-// writers append concurrently no event is lost or in both tables; a store
-// opened later (another process, or after a crash) sees the events left
-// appended and moves them.
+// The engine clusters runs by itself: runs past the high-water mark move
+// while ingest goes on, the rest once writing is idle; while writers
+// append concurrently no event is lost or in both tables; a store opened
+// later (another process, or after a crash) sees the events left in runs
+// and moves them.
 func TestMoverInBackground(t *testing.T) {
-	defer func(b int, d time.Duration) { moveBatch, moveIdle = b, d }(moveBatch, moveIdle)
-	moveBatch, moveIdle = 100, 300*time.Millisecond
+	defer func(b, h, r int, d time.Duration) { moveBatch, moveHigh, moveRuns, moveIdle = b, h, r, d }(moveBatch, moveHigh, moveRuns, moveIdle)
+	moveBatch, moveHigh, moveRuns, moveIdle = 100, 120, 1000, 300*time.Millisecond
 	path := filepath.Join(t.TempDir(), "portrait.db")
 	db, err := Open(context.Background(), path)
 	if err != nil {
@@ -67,7 +67,7 @@ func TestMoverInBackground(t *testing.T) {
 	e := db.e
 
 	appendEvents(t, e, "0123456789abcdef0123456789abcdef", 150, 0)
-	eventually(t, "a full batch moves without waiting for idle", func() bool {
+	eventually(t, "runs past the high-water mark move without waiting for idle", func() bool {
 		return count(t, e, `SELECT count(*) FROM events`) >= 100
 	})
 	eventually(t, "the remainder moves once idle", func() bool {
@@ -94,6 +94,9 @@ func TestMoverInBackground(t *testing.T) {
 	if n := count(t, e, `SELECT count(*) FROM events JOIN events_new USING (id)`); n != 0 {
 		t.Errorf("%d events in both tables", n)
 	}
+	if n := count(t, e, `SELECT count(*) FROM events_new LEFT JOIN event_runs USING (run) WHERE event_runs.run IS NULL`); n != 0 {
+		t.Errorf("%d events in a run not listed in event_runs", n)
+	}
 
 	// Close without draining: the next Open finds what is left and moves it.
 	appendEvents(t, e, "later", 20, 5000)
@@ -110,7 +113,7 @@ func TestMoverInBackground(t *testing.T) {
 		t.Fatalf("reopened store reads %d appended events (%v), want 20", len(evs), err)
 	}
 	eventually(t, "the reopened store moves what it found appended", func() bool {
-		return count(t, e2, `SELECT count(*) FROM events_new`) == 0
+		return count(t, e2, `SELECT count(*) FROM events_new`) == 0 && count(t, e2, `SELECT count(*) FROM event_runs`) == 0
 	})
 	if n := count(t, e2, `SELECT count(*) FROM events`); n != 150+4*10*37+20 {
 		t.Errorf("%d events clustered after reopening, want %d", n, 150+4*10*37+20)
@@ -129,7 +132,7 @@ func TestMoveFailureKeepsEvents(t *testing.T) {
 		SELECT id, pseudonym, type, time, sealed FROM events_new ORDER BY id LIMIT 1`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := e.moveOnce(context.Background(), 100); err == nil {
+	if _, _, _, err := e.moveOnce(context.Background(), 100); err == nil {
 		t.Fatal("a move that cannot copy succeeded")
 	}
 	if n := count(t, e, `SELECT count(*) FROM events_new`); n != 10 {

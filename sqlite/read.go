@@ -85,21 +85,26 @@ func inTimeOrder(evs []portrait.StoredEvent) {
 	}
 }
 
-// The reads of events look in both tables (migration 0040): a subject's
-// moved events are one run of the clustered table, read in key order, and
-// those not yet moved are found through the (pseudonym, idem) index of
-// events_new. The mover moves an event in one transaction, and a read
-// sees one snapshot, so each event is read exactly once. The expiry sweep
-// reads the clustered table through its index on expires and scans
-// events_new, which the mover keeps small.
+// The reads of events look in the clustered table and in every run
+// (migrations 0040, 0060): a subject's moved events are one range of the
+// clustered table, and those not yet moved are one range of each run,
+// found by a seek per run listed in event_runs (CROSS JOIN keeps that
+// list outside, so each run is a seek, not a scan). The mover moves an
+// event in one transaction, and a read sees one snapshot, so each event is
+// read exactly once. The expiry sweep reads the clustered table through
+// its index on expires and only the runs whose earliest expiry has passed.
 const (
+	runCols   = `e.id, e.pseudonym, e.type, e.time, e.idem, e.sealed, e.expires`
 	eventsSQL = `SELECT ` + eventColumns + ` FROM events WHERE pseudonym = ?1 AND time >= ?2
-		UNION ALL SELECT ` + eventColumns + ` FROM events_new WHERE pseudonym = ?1 AND time >= ?2 ORDER BY id`
+		UNION ALL SELECT ` + runCols + ` FROM event_runs AS r CROSS JOIN events_new AS e
+		WHERE e.run = r.run AND e.pseudonym = ?1 AND e.time >= ?2 ORDER BY id`
 	eventsForSQL = `SELECT ` + eventColumns + ` FROM events WHERE pseudonym IN (SELECT ` + eventKeySQL + ` FROM json_each(?1)) AND time >= ?2
-		UNION ALL SELECT ` + eventColumns + ` FROM events_new WHERE pseudonym IN (SELECT ` + eventKeySQL + ` FROM json_each(?1)) AND time >= ?2
-		ORDER BY pseudonym, id`
+		UNION ALL SELECT ` + runCols + ` FROM event_runs AS r CROSS JOIN events_new AS e
+		WHERE e.run = r.run AND e.pseudonym IN (SELECT ` + eventKeySQL + ` FROM json_each(?1)) AND e.time >= ?2
+		ORDER BY 2, 1`
 	expiredEventsSQL = `SELECT ` + eventColumns + ` FROM events WHERE expires IS NOT NULL AND expires <= ?1
-		UNION ALL SELECT ` + eventColumns + ` FROM events_new WHERE expires IS NOT NULL AND expires <= ?1 ORDER BY expires, id LIMIT ?2`
+		UNION ALL SELECT ` + runCols + ` FROM event_runs AS r CROSS JOIN events_new AS e
+		WHERE r.expires <= ?1 AND e.run = r.run AND e.expires IS NOT NULL AND e.expires <= ?1 ORDER BY 7, 1 LIMIT ?2`
 )
 
 // Events implements guard.Engine.Events.
@@ -161,26 +166,26 @@ func (db *engine) EventsFor(ctx context.Context, subjects []portrait.Pseudonym, 
 }
 
 // eventsAfterSQL reads, for each [pseudonym, id] of the JSON array ?1,
-// the subject's events with a greater id, from both tables: the clustered
-// table's key is (pseudonym, id), so a subject's new events are one short
-// range of it, and events_new holds few. json_each drives the join
+// the subject's events with a greater id: the clustered table's key is
+// (pseudonym, id), so a subject's new events are one short range of it,
+// and in the runs a seek into each run whose last id is above the mark
+// (runs below it cannot hold a newer event). json_each drives the join
 // (CROSS JOIN keeps it outside), so each subject is a seek, not a scan.
 var eventsAfterSQL = func() string {
-	cols := `e.id, e.pseudonym, e.type, e.time, e.idem, e.sealed, e.expires`
 	key := strings.ReplaceAll(eventKeySQL, "value", "(j.value->>0)")
-	from := func(table string) string {
-		return `SELECT ` + cols + ` FROM json_each(?1) AS j CROSS JOIN ` + table + ` AS e
-		WHERE e.pseudonym = ` + key + ` AND e.id > (j.value->>1)`
-	}
-	return from("events") + ` UNION ALL ` + from("events_new") + ` ORDER BY 2, 1` // by subject for tables.BySubject
+	return `SELECT ` + runCols + ` FROM json_each(?1) AS j CROSS JOIN events AS e
+		WHERE e.pseudonym = ` + key + ` AND e.id > (j.value->>1)
+	UNION ALL SELECT ` + runCols + ` FROM json_each(?1) AS j CROSS JOIN event_runs AS r CROSS JOIN events_new AS e
+		WHERE r.last > (j.value->>1) AND e.run = r.run AND e.pseudonym = ` + key + ` AND e.id > (j.value->>1)
+	ORDER BY 2, 1` // by subject for tables.BySubject
 }()
 
 // eventsAfterOneSQL is eventsAfterSQL for one subject, the common case
 // (ingest derives the subjects of a batch as soon as it commits): bound
-// values instead of JSON, which SQLite would extract again for every
-// row of events_new it compares.
+// values instead of JSON.
 const eventsAfterOneSQL = `SELECT ` + eventColumns + ` FROM events WHERE pseudonym = ?1 AND id > ?2
-	UNION ALL SELECT ` + eventColumns + ` FROM events_new WHERE pseudonym = ?1 AND id > ?2` // put in time order in Go
+	UNION ALL SELECT ` + runCols + ` FROM event_runs AS r CROSS JOIN events_new AS e
+	WHERE r.last > ?2 AND e.run = r.run AND e.pseudonym = ?1 AND e.id > ?2` // put in time order in Go
 
 // EventsAfter implements guard.Engine.EventsAfter. Ids are reserved under
 // the write lock (InsertEvents) and so committed in id order: the events

@@ -167,12 +167,12 @@ func open(ctx context.Context, path string) (*engine, error) {
 		db.Close()
 		return nil, fmt.Errorf("open sqlite %s: prepare: %w", path, err)
 	}
-	var pending int64
-	if err := db.write.QueryRowContext(ctx, `SELECT count(*) FROM events_new`).Scan(&pending); err != nil {
+	var pending, runs int64
+	if err := db.write.QueryRowContext(ctx, `SELECT coalesce(sum(n), 0), count(*) FROM event_runs`).Scan(&pending, &runs); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	db.startMover(pending)
+	db.startMover(pending, runs)
 	db.startCheckpointer()
 	return db, nil
 }

@@ -41,9 +41,13 @@ func (*dialect) StringsDest(p *[]string) any { return (*jsonStrings)(p) }
 func (*dialect) NoRows(err error) bool       { return errors.Is(err, sql.ErrNoRows) }
 func (*dialect) Unique(err error) bool       { return isUnique(err) }
 
-// EventTables are the append table and the clustered table (migration
-// 0040); EventKey is eventKey.
-func (*dialect) EventTables() []string                     { return []string{"events", "events_new"} }
+// EventDeletes delete a subject's events from the clustered table and
+// from every run (migration 0060), seeking the subject in each run listed
+// rather than scanning them; EventKey is eventKey.
+func (*dialect) EventDeletes() []string {
+	return []string{`DELETE FROM events WHERE pseudonym = ?`,
+		`DELETE FROM events_new WHERE run IN (SELECT run FROM event_runs) AND pseudonym = ?`}
+}
 func (*dialect) EventKey(pseudonym portrait.Pseudonym) any { return eventKey(pseudonym) }
 
 // jsonStrings reads a list of strings stored as a JSON array.

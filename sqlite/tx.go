@@ -1,9 +1,12 @@
 package sqlite
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -15,7 +18,7 @@ import (
 // Open prepares each once on the write connection and a Tx runs it through
 // stmt, so SQLite parses none of them again.
 var writeQueries = append([]string{
-	generationSQL, putProfileSQL, deleteProfileSQL, deleteLabelSQL, deleteLabelsSQL,
+	generationSQL, insertRunSQL, putProfileSQL, deleteProfileSQL, deleteLabelSQL, deleteLabelsSQL,
 	logSizeSQL, logHashesSQL, appendLogSQL, advanceLogSQL,
 }, append(putLabelsSQLs(), sharedWrites()...)...)
 
@@ -99,60 +102,82 @@ func (tx *txn) Generation(ctx context.Context) (int64, error) {
 }
 
 // InsertEvents implements guard.Tx.InsertEvents (the guard has checked
-// every grant). The multi-row statement prepared at Open
-// is reused for the whole batch.
+// every grant).
 //
-// Events are appended to events_new in arrival order (migration 0040):
-// the id is its rowid, so a batch goes at the end of one table instead of
-// into each subject's run of the clustered table. The engine's mover
-// clusters them later (move.go).
+// The batch is one sorted run (migration 0060): its events are written
+// once, in (pseudonym, id) order, into events_new under a run number that
+// is the first id reserved for the batch, so every row lands at the right
+// edge of the table and a subject's events of the run are contiguous; one
+// row of event_runs lists the run. The engine's mover clusters runs into
+// the events table later (move.go).
 func (tx *txn) InsertEvents(ctx context.Context, events []portrait.StoredEvent) ([]bool, error) {
 	inserted := make([]bool, len(events))
 	if len(events) == 0 {
 		return inserted, nil
 	}
-	// Ids come from event_ids, not from either table's rowid, so that an
-	// id stays the same when the event moves: one statement reserves the
-	// batch's ids, and the transaction's write lock keeps them from any
-	// other writer. A duplicate idempotency key leaves its id unused.
+	// Ids come from event_ids, not from either table, so that an id stays
+	// the same when the event moves: one statement reserves the batch's
+	// ids, and the transaction's write lock keeps them from any other
+	// writer. They are given in arrival order; a duplicate idempotency key
+	// leaves its id unused.
 	var next int64
 	if err := tx.tx.QueryRowContext(ctx, reserveEventIDs, len(events)).Scan(&next); err != nil {
 		return nil, fmt.Errorf("insert %d events: reserve ids: %w", len(events), err)
 	}
 	first := next - int64(len(events))
+	run := first
+	keys := make([]any, len(events))
+	order := make([]int, len(events))
+	for i := range events {
+		keys[i], order[i] = eventKey(events[i].Pseudonym), i
+	}
+	// SQLite's order of the key column: every text before every blob,
+	// each by its bytes; then the id, which is arrival order.
+	slices.SortFunc(order, func(a, b int) int {
+		return cmp.Or(compareKeys(keys[a], keys[b]), cmp.Compare(a, b))
+	})
 	// Events without an idempotency key cannot conflict, so they go in
 	// multi-row statements: per-statement overhead, not SQLite, dominates
 	// one-row inserts. Those with a key go one by one so that RowsAffected
-	// tells a duplicate apart. Rows go in id order, so each lands at the
-	// end of the table.
+	// tells a duplicate apart. OR IGNORE spares SQLite the statement
+	// journal a statement that may abort keeps; nothing can conflict (the
+	// ids are fresh and no row has a key), so every row must be written,
+	// and a short count is an error that rolls the transaction back.
 	one := tx.tx.StmtContext(ctx, tx.db.insertEvent)
 	many := tx.tx.StmtContext(ctx, tx.db.insertMany)
-	args := make([]any, 0, 7*eventChunk)
+	args := make([]any, 0, runColumns*eventChunk)
 	flush := func() error {
-		n := len(args) / 7
+		n := len(args) / runColumns
 		if n == 0 {
 			return nil
 		}
+		var res sql.Result
 		var err error
 		if n == eventChunk {
-			_, err = many.ExecContext(ctx, args...)
+			res, err = many.ExecContext(ctx, args...)
 		} else {
-			_, err = tx.tx.ExecContext(ctx, insertEventsSQL(n), args...)
+			res, err = tx.tx.ExecContext(ctx, insertEventsSQL(n), args...)
 		}
 		args = args[:0]
 		if err != nil {
 			return fmt.Errorf("insert %d events: %w", n, err)
 		}
+		if got, err := res.RowsAffected(); err != nil || got != int64(n) {
+			return fmt.Errorf("insert %d events: %d written (%v)", n, got, err)
+		}
 		return nil
 	}
 	appended := 0
-	for i := range events {
+	var expires sql.NullInt64
+	for _, i := range order {
 		e := &events[i]
+		exp := nanos(e.Expires)
 		if e.Idem == nil {
-			args = append(args, first+int64(i), eventKey(e.Pseudonym), e.Type, e.Time.UnixNano(), nil, e.Sealed, nanos(e.Expires))
+			args = append(args, run, first+int64(i), keys[i], e.Type, e.Time.UnixNano(), nil, e.Sealed, exp)
 			inserted[i] = true
 			appended++
-			if len(args) == 7*eventChunk {
+			earliest(&expires, exp)
+			if len(args) == runColumns*eventChunk {
 				if err := flush(); err != nil {
 					return nil, err
 				}
@@ -162,7 +187,7 @@ func (tx *txn) InsertEvents(ctx context.Context, events []portrait.StoredEvent) 
 		if err := flush(); err != nil {
 			return nil, err
 		}
-		res, err := one.ExecContext(ctx, first+int64(i), eventKey(e.Pseudonym), e.Type, e.Time.UnixNano(), e.Idem, e.Sealed, nanos(e.Expires))
+		res, err := one.ExecContext(ctx, run, first+int64(i), keys[i], e.Type, e.Time.UnixNano(), e.Idem, e.Sealed, exp)
 		if err != nil {
 			return nil, fmt.Errorf("insert event %d of subject %s: %w", i, e.Pseudonym, err)
 		}
@@ -170,44 +195,80 @@ func (tx *txn) InsertEvents(ctx context.Context, events []portrait.StoredEvent) 
 		if err != nil {
 			return nil, fmt.Errorf("insert event %d of subject %s: %w", i, e.Pseudonym, err)
 		}
-		inserted[i] = n == 1
-		appended += int(n)
+		if inserted[i] = n == 1; inserted[i] {
+			appended++
+			earliest(&expires, exp)
+		}
 	}
 	if err := flush(); err != nil {
 		return nil, err
 	}
+	if appended > 0 {
+		if _, err := tx.exec(ctx, insertRunSQL, run, next-1, appended, expires); err != nil {
+			return nil, fmt.Errorf("insert %d events: list run %d: %w", appended, run, err)
+		}
+	}
 	tx.db.mover.appended(appended)
 	return inserted, nil
+}
+
+// earliest lowers min to exp, an expiry from nanos (nil: none).
+func earliest(min *sql.NullInt64, exp any) {
+	if x, ok := exp.(int64); ok && (!min.Valid || x < min.Int64) {
+		*min = sql.NullInt64{Int64: x, Valid: true}
+	}
+}
+
+// compareKeys orders two eventKey values as SQLite orders the column:
+// text before blob, each by its bytes.
+func compareKeys(a, b any) int {
+	as, aText := a.(string)
+	bs, bText := b.(string)
+	switch {
+	case aText && bText:
+		return strings.Compare(as, bs)
+	case aText:
+		return -1
+	case bText:
+		return 1
+	}
+	return bytes.Compare(a.([]byte), b.([]byte))
 }
 
 // reserveEventIDs advances the event id sequence by its parameter and
 // returns the new next id: the reserved ids are the ones just below it.
 const reserveEventIDs = `UPDATE event_ids SET next = next + ? RETURNING next`
 
-// eventChunk is how many events one multi-row INSERT carries: 7 × 64
+// insertRunSQL lists a run written by InsertEvents.
+const insertRunSQL = `INSERT INTO event_runs (run, last, n, expires) VALUES (?, ?, ?, ?)`
+
+// eventChunk is how many events one multi-row INSERT carries: 8 × 64
 // parameters stay far below SQLite's limit of 32,766.
 const eventChunk = 64
 
+// runColumns are the columns of a row of events_new.
+const runColumns = 8
+
 func insertEventsSQL(n int) string {
 	var b strings.Builder
-	b.WriteString(`INSERT INTO events_new (id, pseudonym, type, time, idem, sealed, expires) VALUES `)
+	b.WriteString(`INSERT OR IGNORE INTO events_new (run, id, pseudonym, type, time, idem, sealed, expires) VALUES `)
 	for i := range n {
 		if i > 0 {
 			b.WriteByte(',')
 		}
-		b.WriteString("(?, ?, ?, ?, ?, ?, ?)")
+		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?)")
 	}
 	return b.String()
 }
 
-// insertIdemSQL appends one event with an idempotency key unless its
+// insertIdemSQL writes one event with an idempotency key unless its
 // subject already has the key, in either table: the NOT EXISTS looks in
 // the clustered table (through its unique (pseudonym, idem) index), the
-// unique index of events_new refuses a second copy there. The mover moves
-// an event in the same transaction that deletes it from events_new, so
-// the two checks together see every stored key.
-const insertIdemSQL = `INSERT INTO events_new (id, pseudonym, type, time, idem, sealed, expires)
-	SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 WHERE NOT EXISTS (SELECT 1 FROM events WHERE pseudonym = ?2 AND idem = ?5)
+// partial unique index of events_new refuses a second copy in any run.
+// The mover moves an event in the same transaction that deletes it from
+// its run, so the two checks together see every stored key.
+const insertIdemSQL = `INSERT INTO events_new (run, id, pseudonym, type, time, idem, sealed, expires)
+	SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 WHERE NOT EXISTS (SELECT 1 FROM events WHERE pseudonym = ?3 AND idem = ?6)
 	ON CONFLICT DO NOTHING`
 
 const deleteProfileSQL = `DELETE FROM profile WHERE pseudonym = ? AND field = ?`
@@ -241,13 +302,16 @@ func (tx *txn) PutProfile(ctx context.Context, pseudonym portrait.Pseudonym, val
 }
 
 // RewriteEvent implements guard.Tx.RewriteEvent. The event is in the
-// clustered table or, not yet moved, in events_new; the write lock keeps
-// the mover out until the transaction ends.
+// clustered table or, not yet moved, in its run: the greatest run not
+// above its id (runs never overlap). The write lock keeps the mover out
+// until the transaction ends. A rewritten expiry lowers its run's
+// earliest expiry, so that the sweep still finds it.
 func (tx *txn) RewriteEvent(ctx context.Context, pseudonym portrait.Pseudonym, id int64, sealed []byte, expires time.Time) error {
-	for _, table := range lite.EventTables() {
-		q, args := `DELETE FROM `+table+` WHERE id = ? AND pseudonym = ?`, []any{id, eventKey(pseudonym)}
+	key := eventKey(pseudonym)
+	for _, where := range []string{`events WHERE id = ?1 AND pseudonym = ?2`, `events_new WHERE run = ` + runOfSQL + ` AND pseudonym = ?2 AND id = ?1`} {
+		q, args := `DELETE FROM `+where, []any{id, key}
 		if sealed != nil {
-			q, args = `UPDATE `+table+` SET sealed = ?, expires = ? WHERE id = ? AND pseudonym = ?`, []any{sealed, nanos(expires), id, eventKey(pseudonym)}
+			q, args = `UPDATE `+strings.Replace(where, " WHERE", " SET sealed = ?3, expires = ?4 WHERE", 1), []any{id, key, sealed, nanos(expires)}
 		}
 		res, err := tx.tx.ExecContext(ctx, q, args...)
 		if err != nil {
@@ -255,12 +319,21 @@ func (tx *txn) RewriteEvent(ctx context.Context, pseudonym portrait.Pseudonym, i
 		}
 		if n, err := res.RowsAffected(); err != nil {
 			return fmt.Errorf("rewrite event %d: %w", id, err)
-		} else if n > 0 {
-			return nil
+		} else if n == 0 {
+			continue
 		}
+		if sealed != nil && !expires.IsZero() && strings.HasPrefix(where, "events_new") {
+			if _, err := tx.tx.ExecContext(ctx, `UPDATE event_runs SET expires = min(coalesce(expires, ?2), ?2) WHERE run = `+runOfSQL, id, nanos(expires)); err != nil {
+				return fmt.Errorf("rewrite event %d: %w", id, err)
+			}
+		}
+		return nil
 	}
 	return portrait.Errorf(portrait.ENOTFOUND, "rewrite event %d: no such event of subject %s", id, pseudonym)
 }
+
+// runOfSQL is the run that holds event id ?1 if it is not yet moved.
+const runOfSQL = `(SELECT max(run) FROM event_runs WHERE run <= ?1)`
 
 // labelChunks are the row counts of the prepared label upserts, largest
 // first: PutLabels writes a batch as few statements as these sizes allow

@@ -56,9 +56,11 @@ type Dialect interface {
 	NoRows(err error) bool
 	// Unique reports whether err is a unique-key violation.
 	Unique(err error) bool
-	// EventTables are the tables that hold events: SQLite appends to one
-	// and clusters into another, and a subject's events may be in both.
-	EventTables() []string
+	// EventDeletes are the statements that delete a subject's events,
+	// each with the subject's EventKey as its one parameter: SQLite writes
+	// events in sorted runs and clusters them into another table, and a
+	// subject's events may be in both.
+	EventDeletes() []string
 	// EventKey is how the event tables store a pseudonym (SQLite keeps a
 	// hexadecimal one as its bytes).
 	EventKey(pseudonym portrait.Pseudonym) any

@@ -83,9 +83,9 @@ func (tx Tx) Erase(ctx context.Context, pseudonym portrait.Pseudonym) error {
 	if _, err := tx.exec(ctx, `DELETE FROM subjects WHERE pseudonym = ?`, pseudonym); err != nil {
 		return fmt.Errorf("erase %s from subjects: %w", pseudonym, err)
 	}
-	for _, table := range tx.D.EventTables() {
-		if _, err := tx.exec(ctx, `DELETE FROM `+table+` WHERE pseudonym = ?`, tx.D.EventKey(pseudonym)); err != nil {
-			return fmt.Errorf("erase %s from %s: %w", pseudonym, table, err)
+	for _, q := range tx.D.EventDeletes() {
+		if _, err := tx.exec(ctx, q, tx.D.EventKey(pseudonym)); err != nil {
+			return fmt.Errorf("erase %s's events: %w", pseudonym, err)
 		}
 	}
 	for _, table := range erasedTables {

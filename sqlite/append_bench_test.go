@@ -1,0 +1,124 @@
+package sqlite
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portrait-dev/portrait/guard"
+)
+
+// BenchmarkAppendCost measures what appending a governed batch (1,000
+// events of 100 subjects, ~90-byte sealed values with an expiry) costs the
+// one writer in candidate layouts for the append path (issue 14, target
+// 1, session 6): CPU per event of the process.
+//
+//	go test ./sqlite -run '^$' -bench AppendCost -benchtime 100x
+func BenchmarkAppendCost(b *testing.B) {
+	type variant struct {
+		name   string
+		table  string // created after Open
+		insert string // row tuple prefix: INSERT … INTO x (cols) VALUES
+		sorted bool   // rows sorted by (pseudonym, id)
+		run    bool   // first column is the run
+	}
+	cols := `(id, pseudonym, type, time, idem, sealed, expires)`
+	for _, v := range []variant{
+		{name: "events_new", insert: `INSERT INTO events_new ` + cols},
+		{name: "rowid-no-index", table: `CREATE TABLE x (id INTEGER PRIMARY KEY, pseudonym BLOB NOT NULL, type TEXT NOT NULL, time INTEGER NOT NULL, idem BLOB, sealed BLOB NOT NULL, expires INTEGER)`,
+			insert: `INSERT INTO x ` + cols},
+		{name: "rowid-no-index-ignore", table: `CREATE TABLE x (id INTEGER PRIMARY KEY, pseudonym BLOB NOT NULL, type TEXT NOT NULL, time INTEGER NOT NULL, idem BLOB, sealed BLOB NOT NULL, expires INTEGER)`,
+			insert: `INSERT OR IGNORE INTO x ` + cols},
+		{name: "rowid-partial-idem", table: `CREATE TABLE x (id INTEGER PRIMARY KEY, pseudonym BLOB NOT NULL, type TEXT NOT NULL, time INTEGER NOT NULL, idem BLOB, sealed BLOB NOT NULL, expires INTEGER);
+			CREATE UNIQUE INDEX x_idem ON x (pseudonym, idem) WHERE idem IS NOT NULL`,
+			insert: `INSERT INTO x ` + cols},
+		{name: "rowid-subject-index", table: `CREATE TABLE x (id INTEGER PRIMARY KEY, pseudonym BLOB NOT NULL, type TEXT NOT NULL, time INTEGER NOT NULL, idem BLOB, sealed BLOB NOT NULL, expires INTEGER);
+			CREATE INDEX x_subject ON x (pseudonym)`,
+			insert: `INSERT OR IGNORE INTO x ` + cols},
+		{name: "runs", table: `CREATE TABLE x (run INTEGER NOT NULL, id INTEGER NOT NULL, pseudonym BLOB NOT NULL, type TEXT NOT NULL, time INTEGER NOT NULL, idem BLOB, sealed BLOB NOT NULL, expires INTEGER, PRIMARY KEY (run, pseudonym, id)) WITHOUT ROWID`,
+			insert: `INSERT INTO x (run, id, pseudonym, type, time, idem, sealed, expires)`, sorted: true, run: true},
+		{name: "runs-ignore", table: `CREATE TABLE x (run INTEGER NOT NULL, id INTEGER NOT NULL, pseudonym BLOB NOT NULL, type TEXT NOT NULL, time INTEGER NOT NULL, idem BLOB, sealed BLOB NOT NULL, expires INTEGER, PRIMARY KEY (run, pseudonym, id)) WITHOUT ROWID`,
+			insert: `INSERT OR IGNORE INTO x (run, id, pseudonym, type, time, idem, sealed, expires)`, sorted: true, run: true},
+		{name: "rowid-sorted-ignore", table: `CREATE TABLE x (id INTEGER PRIMARY KEY, pseudonym BLOB NOT NULL, type TEXT NOT NULL, time INTEGER NOT NULL, idem BLOB, sealed BLOB NOT NULL, expires INTEGER)`,
+			insert: `INSERT OR IGNORE INTO x ` + cols, sorted: true},
+	} {
+		b.Run(v.name, func(b *testing.B) {
+			defer func(d time.Duration, h, r int) { moveIdle, moveHigh, moveRuns = d, h, r }(moveIdle, moveHigh, moveRuns)
+			moveIdle, moveHigh, moveRuns = time.Hour, 1<<30, 1<<30 // no background move
+			db, err := Open(context.Background(), filepath.Join(b.TempDir(), "portrait.db"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			e := db.e
+			if v.table != "" {
+				if _, err := e.write.Exec(v.table); err != nil {
+					b.Fatal(err)
+				}
+			}
+			k := 7
+			if v.run {
+				k = 8
+			}
+			q := v.insert + ` VALUES ` + strings.TrimSuffix(strings.Repeat("("+strings.TrimSuffix(strings.Repeat("?,", k), ",")+"),", 64), ",")
+			st, err := e.write.Prepare(q)
+			if err != nil {
+				b.Fatal(err)
+			}
+			subs := make([][]byte, 100)
+			for i := range subs {
+				subs[i] = make([]byte, 16)
+				rand.Read(subs[i])
+			}
+			sealed := make([]byte, 90)
+			rand.Read(sealed)
+			var id int64
+			c0 := cpuTime(b)
+			for b.Loop() {
+				type row struct {
+					id int64
+					p  []byte
+				}
+				rows := make([]row, 1024)
+				for i := range rows {
+					id++
+					rows[i] = row{id, subs[i%100]}
+				}
+				if v.sorted {
+					slices.SortFunc(rows, func(a, b row) int { return strings.Compare(string(a.p), string(b.p)) })
+					for i := range rows {
+						rows[i].id = id - 1023 + int64(i)
+					}
+				}
+				if err := e.Update(context.Background(), func(t guard.Tx) error {
+					tx := t.(*txn)
+					s := tx.tx.Stmt(st)
+					args := make([]any, 0, 64*k)
+					for i, r := range rows {
+						if v.run {
+							args = append(args, id)
+						}
+						args = append(args, r.id, r.p, "view", r.id, nil, sealed, r.id+1e9)
+						if (i+1)%64 == 0 {
+							if _, err := s.Exec(args...); err != nil {
+								return err
+							}
+							args = args[:0]
+						}
+					}
+					return nil
+				}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64((cpuTime(b)-c0).Nanoseconds())/float64(b.N*1024), "cpu-ns/event")
+			b.ReportMetric(float64(b.N*1024)/b.Elapsed().Seconds(), "events/s")
+			_ = fmt.Sprint()
+		})
+	}
+}
