@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"os"
 	"path/filepath"
 	"testing"
@@ -170,5 +171,103 @@ func TestMigrateRunsLateLowerVersion(t *testing.T) {
 	var n int
 	if err := raw.QueryRow(`SELECT count(*) FROM sqlite_master WHERE name = 'reg_docs'`).Scan(&n); err != nil || n != 1 {
 		t.Fatalf("reg_docs after reopening: %d tables, %v; the late 0031 migration did not run", n, err)
+	}
+}
+
+// A store in the append-then-cluster layout (migration 0040) with events
+// both appended to the old events_new and clustered opens in the sorted-run
+// layout (0060) with every event readable exactly as stored, ids included,
+// the old events_new's keys still refused, expiries still swept, and new
+// events written as runs (CM-3).
+func TestMigrateEventRuns(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "portrait.db")
+	db := mustOpen(t, path)
+	db.Close()
+	raw, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Back to the layout before 0060, as 0040 left it.
+	for _, q := range []string{`DROP TABLE events_new`, `DROP TABLE event_runs`, `DELETE FROM schema_version WHERE version = 60`,
+		`CREATE TABLE events_new (id INTEGER PRIMARY KEY, pseudonym BLOB NOT NULL, type TEXT NOT NULL, time INTEGER NOT NULL,
+			idem BLOB, sealed BLOB NOT NULL, expires INTEGER)`,
+		`CREATE UNIQUE INDEX events_new_subject ON events_new (pseudonym, idem)`} {
+		if _, err := raw.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	const keyed = "0123456789abcdef0123456789abcdef"
+	key := func(p string) any {
+		if p == keyed {
+			b, _ := hex.DecodeString(p)
+			return b
+		}
+		return p
+	}
+	type row struct {
+		table, subject string
+		idem           []byte
+		expires        any
+	}
+	rows := []row{{"events", "a", []byte("k1"), nil}, {"events_new", keyed, nil, t0.Add(time.Hour).UnixNano()}, {"events_new", "a", []byte("k2"), nil},
+		{"events", keyed, []byte("k1"), nil}, {"events_new", "b", nil, nil}, {"events_new", keyed, []byte("k3"), t0.Add(2 * time.Hour).UnixNano()}}
+	want := map[string][]int64{}
+	for i, r := range rows {
+		id := int64(i + 1)
+		if _, err := raw.Exec(`INSERT INTO `+r.table+` (id, pseudonym, type, time, idem, sealed, expires) VALUES (?, ?, 'view', ?, ?, ?, ?)`,
+			id, key(r.subject), t0.Add(time.Duration(i)*time.Minute).UnixNano(), r.idem, []byte{byte(i)}, r.expires); err != nil {
+			t.Fatal(err)
+		}
+		want[r.subject] = append(want[r.subject], id)
+	}
+	if _, err := raw.Exec(`UPDATE event_ids SET next = ?`, len(rows)+1); err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
+
+	db = mustOpen(t, path)
+	defer db.Close()
+	for p, ids := range want {
+		got, err := db.Events(ctx, storetest.Grant(t, portrait.Pseudonym(p), policy.Read), time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(ids) {
+			t.Fatalf("subject %s: %d events after migration, want %d", p, len(got), len(ids))
+		}
+		for i, e := range got {
+			r := rows[ids[i]-1]
+			if e.ID != ids[i] || string(e.Pseudonym) != p || !bytes.Equal(e.Idem, r.idem) || !bytes.Equal(e.Sealed, []byte{byte(ids[i] - 1)}) ||
+				!e.Time.Equal(t0.Add(time.Duration(ids[i]-1)*time.Minute)) {
+				t.Errorf("subject %s event %d after migration = %+v, want row %+v", p, i, e, r)
+			}
+		}
+	}
+	if exp, err := db.ExpiredEvents(ctx, t0.Add(3*time.Hour), 10); err != nil || len(exp) != 2 {
+		t.Errorf("expired events after migration = %+v, %v; want the 2 with an expiry", exp, err)
+	}
+	fresh := []portrait.StoredEvent{
+		{Grant: storetest.Grant(t, "a", policy.Collect), Pseudonym: "a", Type: "view", Time: t0, Idem: []byte("k2"), Sealed: []byte("dup")},
+		{Grant: storetest.Grant(t, keyed, policy.Collect), Pseudonym: keyed, Type: "view", Time: t0, Idem: []byte("k3"), Sealed: []byte("dup")},
+		{Grant: storetest.Grant(t, "b", policy.Collect), Pseudonym: "b", Type: "view", Time: t0, Sealed: []byte("new")},
+	}
+	var inserted []bool
+	if err := db.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
+		var err error
+		inserted, err = tx.InsertEvents(ctx, fresh)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(inserted) != 3 || inserted[0] || inserted[1] || !inserted[2] {
+		t.Errorf("inserted = %v, want the keys of the old append table refused and the new event stored", inserted)
+	}
+	if got, err := db.Events(ctx, storetest.Grant(t, "b", policy.Read), time.Time{}); err != nil || len(got) != 2 || string(got[0].Sealed) != "new" || got[0].ID <= int64(len(rows)) {
+		t.Errorf("events of b = %+v, %v; want the migrated one and a new one with a new id", got, err)
+	}
+	if events, runs, err := db.Backlog(ctx); err != nil || events != 1 || runs != 1 {
+		t.Errorf("backlog after one new event = %d events in %d runs (%v), want 1 in 1", events, runs, err)
 	}
 }

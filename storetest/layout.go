@@ -2,7 +2,9 @@ package storetest
 
 import (
 	"context"
+	"fmt"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -240,5 +242,145 @@ func testRetentionAcrossMove(t *testing.T, s portrait.Store) {
 	}
 	if b := events(t, s, hexB); len(b) != 2 {
 		t.Errorf("subject %s has %d events after the sweep, want 2", hexB, len(b))
+	}
+}
+
+// Events written in many transactions, each a run of its own on a store
+// that writes sorted runs (SQLite, migration 0060), are read by every
+// reader, once each, before and after they are clustered: a subject's
+// events in several runs, a batch whose subjects arrive out of key order
+// (text and hexadecimal pseudonyms mixed), EventsAfter from a mark inside
+// the runs, a key refused in a later run, an expiry rewritten earlier than
+// any other of its run still found by the sweep, and erasure across runs.
+func testEventsAcrossRuns(t *testing.T, s portrait.Store) {
+	ctx := context.Background()
+	subjects := []string{hexB, "c", hexA, "b"}
+	var all []portrait.StoredEvent
+	for batch := range 5 {
+		var evs []portrait.StoredEvent
+		for i, p := range subjects {
+			idem := ""
+			if i%2 == 0 {
+				idem = fmt.Sprintf("k%d", batch)
+			}
+			e := event(t, p, idem, 10*batch+i)
+			e.Expires = at(1000 + 10*batch + i)
+			evs = append(evs, e)
+		}
+		// A replay of the first batch's key in every later batch.
+		if batch > 0 {
+			evs = append(evs, event(t, hexB, "k0", 10*batch+9))
+		}
+		got := insert(t, s, evs...)
+		for i, ok := range got {
+			if i < len(subjects) && !ok {
+				t.Fatalf("batch %d: event %d of %s refused", batch, i, subjects[i])
+			}
+			if i == len(subjects) && ok {
+				t.Errorf("batch %d: a replay of key k0 of %s in a later run was stored", batch, hexB)
+			}
+		}
+		all = append(all, evs[:len(subjects)]...)
+	}
+	seen := map[string][]int64{}
+	check := func(when string) {
+		t.Helper()
+		for _, p := range subjects {
+			got := events(t, s, p)
+			if len(got) != 5 {
+				t.Fatalf("%s: subject %s has %d events, want 5", when, p, len(got))
+			}
+			var these []int64
+			for i, e := range got {
+				if e.Pseudonym != portrait.Pseudonym(p) || !e.Time.Equal(at(10*i+slices.Index(subjects, p))) {
+					t.Errorf("%s: subject %s event %d = %s at %v", when, p, i, e.Pseudonym, e.Time)
+				}
+				these = append(these, e.ID)
+			}
+			if old := seen[p]; old != nil && !slices.Equal(old, these) {
+				t.Errorf("%s: ids of %s changed from %v to %v", when, p, old, these)
+			}
+			seen[p] = these
+		}
+		var grants []policy.Grant
+		for _, p := range subjects {
+			grants = append(grants, Grant(t, portrait.Pseudonym(p), policy.Derive))
+		}
+		fr, err := s.EventsFor(ctx, grants, at(20))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range subjects {
+			if len(fr[portrait.Pseudonym(p)]) != 3 {
+				t.Errorf("%s: EventsFor since minute 20 gave %s %d events, want 3", when, p, len(fr[portrait.Pseudonym(p)]))
+			}
+		}
+		// From a mark at each subject's third event: the last two.
+		marks := map[portrait.Pseudonym]portrait.EventMark{}
+		for _, p := range subjects {
+			marks[portrait.Pseudonym(p)] = portrait.EventMark{ID: seen[p][2]}
+		}
+		after, _, err := s.EventsAfter(ctx, grants, marks)
+		if err != nil {
+			t.Fatal(err)
+		}
+		one, _, err := s.EventsAfter(ctx, grants[2:3], marks)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Every event after the mark comes; one read before may come
+		// again (portrait.Store.EventsAfter), nothing older than the mark.
+		newer := func(got []portrait.StoredEvent, p string) bool {
+			held := map[int64]bool{seen[p][2]: true}
+			for _, e := range got {
+				if e.ID < seen[p][2] {
+					return false
+				}
+			}
+			return slices.Equal(ids(unseen(held, got)), seen[p][3:])
+		}
+		for _, p := range subjects {
+			if got := after[portrait.Pseudonym(p)]; !newer(got, p) {
+				t.Errorf("%s: EventsAfter %s from its third event = %v, want ids %v", when, p, ids(got), seen[p][3:])
+			}
+		}
+		if got := one[hexA]; !newer(got, hexA) {
+			t.Errorf("%s: EventsAfter of %s alone = %v, want ids %v", when, hexA, ids(got), seen[hexA][3:])
+		}
+	}
+	check("in runs")
+	// Rewrite c's last event, in the newest run, to expire before every
+	// other event: the sweep must find it there.
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error {
+		return tx.RewriteEvent(ctx, Grant(t, "c", policy.Sweep), seen["c"][4], []byte("trimmed"), at(500))
+	})
+	exp, err := s.ExpiredEvents(ctx, at(600), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(exp) != 1 || exp[0].ID != seen["c"][4] || string(exp[0].Sealed) != "trimmed" {
+		t.Fatalf("expired by minute 600 = %+v, want c's rewritten event %d", exp, seen["c"][4])
+	}
+	if exp, err := s.ExpiredEvents(ctx, at(1021), 100); err != nil || len(exp) != 11 {
+		t.Errorf("expired by minute 1021: %d events (%v), want 11", len(exp), err)
+	}
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error {
+		return tx.RewriteEvent(ctx, Grant(t, "c", policy.Sweep), seen["c"][4], []byte("sealed c 41"), at(1041))
+	})
+	cluster(t, s)
+	check("clustered")
+	// Erasure across runs, some clustered and some not.
+	insert(t, s, event(t, hexA, "", 60), event(t, "b", "", 61))
+	insert(t, s, event(t, hexA, "k9", 62))
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error { return tx.Erase(ctx, Grant(t, hexA, policy.Erase)) })
+	if n := len(events(t, s, hexA)); n != 0 {
+		t.Errorf("erased subject still has %d events", n)
+	}
+	if n := len(events(t, s, "b")); n != 6 {
+		t.Errorf("erasing %s left b %d events, want 6", hexA, n)
+	}
+	cluster(t, s)
+	if n := len(events(t, s, hexA)); n != 0 {
+		t.Errorf("after clustering the erased subject has %d events", n)
 	}
 }

@@ -37,6 +37,7 @@ func Run(t *testing.T, open func(t *testing.T) portrait.Store) {
 		{"EventsAcrossMove", testEventsAcrossMove},
 		{"EraseAcrossMove", testEraseAcrossMove},
 		{"IdempotentAcrossMove", testIdempotentAcrossMove},
+		{"EventsAcrossRuns", testEventsAcrossRuns},
 		{"RetentionAcrossMove", testRetentionAcrossMove},
 		{"ExpiredEvents", testExpiredEvents},
 		{"ExpiredProfile", testExpiredProfile},
