@@ -332,6 +332,42 @@ type profileWrite struct {
 	values []portrait.ProfileValue
 }
 
+// lastWrites keeps, of a chunk's profile writes in request order, only
+// the last value of each subject's field, each under the grant of the
+// event that brought it, in request order: the profile the transaction
+// leaves is the same, since a later upsert of a field replaced an earlier
+// one, and a subject with many profile events in a chunk costs the writer
+// one upsert per field instead of one per event and field. Every value
+// kept was decided under its own event's grant, as before.
+func lastWrites(ws []profileWrite) []profileWrite {
+	if len(ws) < 2 {
+		return ws
+	}
+	type key struct {
+		p     portrait.Pseudonym
+		field string
+	}
+	seen := make(map[key]bool)
+	out := make([]profileWrite, 0, len(ws))
+	for i := len(ws) - 1; i >= 0; i-- {
+		w := ws[i]
+		var keep []portrait.ProfileValue
+		for j := len(w.values) - 1; j >= 0; j-- {
+			k := key{w.grant.Pseudonym(), w.values[j].Field}
+			if !seen[k] {
+				seen[k] = true
+				keep = append(keep, w.values[j])
+			}
+		}
+		if len(keep) > 0 {
+			slices.Reverse(keep)
+			out = append(out, profileWrite{w.grant, keep})
+		}
+	}
+	slices.Reverse(out)
+	return out
+}
+
 // subjectReader reads stored subjects: the Store before the write
 // transaction, the transaction itself inside it (portrait.Tx.Subjects).
 type subjectReader interface {
@@ -606,7 +642,7 @@ func (in *Ingester) commit(ctx context.Context, caller policy.Caller, now time.T
 				return err
 			}
 		}
-		for _, w := range b.profile {
+		for _, w := range lastWrites(b.profile) {
 			if err := tx.PutProfile(ctx, w.grant, w.values); err != nil {
 				return err
 			}

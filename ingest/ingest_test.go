@@ -573,6 +573,32 @@ func BenchmarkIngest(b *testing.B) {
 		b.ReportMetric(time.Since(start).Seconds(), "drain-s")
 		b.ReportMetric(float64(read().Microseconds())/1000, "read-clustered-ms")
 	})
+	// profile is burst with profile events (city, age, income), which also
+	// write each event's values into the subject's profile, one upsert per
+	// value under the event's grant: what that costs beside view events.
+	b.Run("profile", func(b *testing.B) {
+		e := newEnv(b)
+		for i := range 100 {
+			e.grant(b, fmt.Sprintf("s%d", i), "personalization")
+			e.grant(b, fmt.Sprintf("s%d", i), "credit")
+		}
+		var body bytes.Buffer
+		for i := range batch {
+			fmt.Fprintf(&body, `{"subject":"s%d","type":"profile","time":%q,"fields":{"city":"c%d","age":%d,"income":%d}}`+"\n",
+				i%100, e.now.Add(-time.Duration(i)*time.Second).Format(time.RFC3339), i%7, 20+i%50, 1000*(i%9))
+		}
+		b.ResetTimer()
+		for b.Loop() {
+			items, err := ingest.Decode(bytes.NewReader(body.Bytes()), true)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, sum, err := e.in.Ingest(context.Background(), operator, items); err != nil || sum.Accepted != batch {
+				b.Fatal(err, sum)
+			}
+		}
+		b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "events/s")
+	})
 	b.Run("floor", func(b *testing.B) {
 		f, body := newFloor(b), ndjsonBatch(batch, time.Now())
 		b.ResetTimer()
