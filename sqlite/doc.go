@@ -16,10 +16,12 @@
 // TruncateWAL truncates the write-ahead log, after which no copy of the
 // erased values is left in the files (SR-3).
 //
-// Events are appended to events_new and moved, clustered by subject, into
-// events by a background mover (move.go); each move is one transaction,
-// so an event is in exactly one of the two at every commit, and every
-// read, the idempotency check, the expiry sweep and Erase cover both.
+// Each transaction's events are written once, as a sorted run of
+// events_new listed in event_runs, and moved, clustered by subject, into
+// events by a background mover that yields the writer to ingest
+// (move.go); each move is one transaction, so an event is in exactly one
+// place at every commit, and every read, the idempotency check, the
+// expiry sweep and Erase cover the clustered table and every run.
 //
 // The schema is in migrations/, applied at Open and recorded in
 // schema_version. Times are UTC unix nanoseconds; NULL is the zero time.
