@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -137,5 +138,95 @@ func TestMoveFailureKeepsEvents(t *testing.T) {
 	}
 	if n := count(t, e, `SELECT count(*) FROM events_new`); n != 10 {
 		t.Errorf("a failed move left %d appended events, want 10", n)
+	}
+}
+
+// Every reader gives the same answer whichever runs have moved: before
+// any move, after a move of only the oldest runs (a run is never split),
+// and after all have moved.
+func TestReadersMidMerge(t *testing.T) {
+	defer func(h, r int, d time.Duration) { moveHigh, moveRuns, moveIdle = h, r, d }(moveHigh, moveRuns, moveIdle)
+	moveHigh, moveRuns, moveIdle = 1<<30, 1<<30, time.Hour // no background move
+	e := openTest(t)
+	ctx := context.Background()
+	subjects := []portrait.Pseudonym{"0123456789abcdef0123456789abcdef", "b", "fedcba9876543210fedcba9876543210"}
+	for run := range 6 {
+		var evs []portrait.StoredEvent
+		for i := range 9 {
+			evs = append(evs, portrait.StoredEvent{Pseudonym: subjects[(run+i)%3], Type: "view", Time: time.Unix(int64(100*run+i), 0),
+				Sealed: []byte(fmt.Sprintf("%d/%d", run, i)), Expires: time.Unix(int64(1000+100*run+i), 0)})
+		}
+		if err := e.Update(ctx, func(tx guard.Tx) error { _, err := tx.InsertEvents(ctx, evs); return err }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	type answer struct {
+		events  map[portrait.Pseudonym][]int64
+		forAll  map[portrait.Pseudonym][]int64
+		after   map[portrait.Pseudonym][]int64
+		expired []int64
+	}
+	idsOf := func(evs []portrait.StoredEvent) []int64 {
+		var out []int64
+		for _, ev := range evs {
+			out = append(out, ev.ID)
+		}
+		return out
+	}
+	read := func() answer {
+		a := answer{events: map[portrait.Pseudonym][]int64{}, forAll: map[portrait.Pseudonym][]int64{}, after: map[portrait.Pseudonym][]int64{}}
+		marks := map[portrait.Pseudonym]portrait.EventMark{}
+		for _, p := range subjects {
+			evs, err := e.Events(ctx, p, time.Unix(150, 0))
+			if err != nil {
+				t.Fatal(err)
+			}
+			a.events[p] = idsOf(evs)
+			if len(evs) > 4 {
+				marks[p] = portrait.EventMark{ID: evs[4].ID}
+			}
+		}
+		all, err := e.EventsFor(ctx, subjects, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for p, evs := range all {
+			a.forAll[p] = idsOf(evs)
+		}
+		after, _, err := e.EventsAfter(ctx, subjects, marks)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for p, evs := range after {
+			a.after[p] = idsOf(evs)
+		}
+		exp, err := e.ExpiredEvents(ctx, time.Unix(1350, 0), 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.expired = idsOf(exp)
+		return a
+	}
+	before := read()
+	if len(before.expired) != 36 || len(before.forAll[subjects[1]]) != 18 {
+		t.Fatalf("before any move: %d expired, %d events of b; want 36 and 18", len(before.expired), len(before.forAll[subjects[1]]))
+	}
+	moved, runs, more, err := e.moveOnce(ctx, 20) // two runs of 9
+	if err != nil || moved != 18 || runs != 2 || !more {
+		t.Fatalf("partial move = %d events in %d runs, more %v (%v); want 18 in 2, more", moved, runs, more, err)
+	}
+	if got := read(); !reflect.DeepEqual(got, before) {
+		t.Errorf("mid-merge the readers answer %+v, want %+v", got, before)
+	}
+	for more {
+		if _, _, more, err = e.moveOnce(ctx, 20); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := count(t, e, `SELECT count(*) FROM events_new`) + count(t, e, `SELECT count(*) FROM event_runs`); n != 0 {
+		t.Errorf("%d rows left in runs after every move", n)
+	}
+	if got := read(); !reflect.DeepEqual(got, before) {
+		t.Errorf("after every move the readers answer %+v, want %+v", got, before)
 	}
 }
