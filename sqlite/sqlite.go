@@ -45,7 +45,7 @@ type engine struct {
 	path        string
 	read        *sql.DB
 	write       *sql.DB
-	insertEvent *sql.Stmt // on write; one row, for events with an idempotency key
+	insertEvent *sql.Stmt // on write; eventChunk rows, for events with an idempotency key
 	insertMany  *sql.Stmt // on write; eventChunk rows, for events without one
 	savepoint   *sql.Stmt // on write; begins an Update's savepoint in its group
 	release     *sql.Stmt // on write; releases it
@@ -144,7 +144,7 @@ func open(ctx context.Context, path string) (*engine, error) {
 		db.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	db.insertEvent, err = db.write.PrepareContext(ctx, insertIdemSQL)
+	db.insertEvent, err = db.write.PrepareContext(ctx, insertIdemSQL(eventChunk))
 	if err == nil {
 		db.insertMany, err = db.write.PrepareContext(ctx, insertEventsSQL(eventChunk))
 	}

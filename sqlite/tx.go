@@ -138,17 +138,48 @@ func (tx *txn) InsertEvents(ctx context.Context, events []portrait.StoredEvent) 
 	})
 	// Events without an idempotency key cannot conflict, so they go in
 	// multi-row statements: per-statement overhead, not SQLite, dominates
-	// one-row inserts. Those with a key go one by one so that RowsAffected
-	// tells a duplicate apart. OR IGNORE spares SQLite the statement
-	// journal a statement that may abort keeps; nothing can conflict (the
-	// ids are fresh and no row has a key), so every row must be written,
-	// and a short count is an error that rolls the transaction back.
-	one := tx.tx.StmtContext(ctx, tx.db.insertEvent)
+	// one-row inserts. OR IGNORE spares SQLite the statement journal a
+	// statement that may abort keeps; nothing can conflict (the ids are
+	// fresh and no row has a key), so every row must be written, and a
+	// short count is an error that rolls the transaction back. Events
+	// with a key go in multi-row statements too, after them, and RETURNING
+	// names the ids written: an id missing is a duplicate (of a stored
+	// key, or of an earlier event of the batch, which is written first).
 	many := tx.tx.StmtContext(ctx, tx.db.insertMany)
+	manyKeyed := tx.tx.StmtContext(ctx, tx.db.insertEvent)
 	args := make([]any, 0, runColumns*eventChunk)
-	flush := func() error {
+	flush := func(keyed bool) error {
 		n := len(args) / runColumns
 		if n == 0 {
+			return nil
+		}
+		defer func() { args = args[:0] }()
+		if keyed {
+			var rows *sql.Rows
+			var err error
+			if n == eventChunk {
+				rows, err = manyKeyed.QueryContext(ctx, args...)
+			} else {
+				rows, err = tx.tx.QueryContext(ctx, insertIdemSQL(n), args...)
+			}
+			if err != nil {
+				return fmt.Errorf("insert %d events with a key: %w", n, err)
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var id int64
+				if err := rows.Scan(&id); err != nil {
+					return fmt.Errorf("insert %d events with a key: %w", n, err)
+				}
+				if i := id - first; i < 0 || i >= int64(len(events)) || inserted[i] {
+					return fmt.Errorf("insert %d events with a key: unexpected id %d written", n, id)
+				} else {
+					inserted[i] = true
+				}
+			}
+			if err := rows.Err(); err != nil {
+				return fmt.Errorf("insert %d events with a key: %w", n, err)
+			}
 			return nil
 		}
 		var res sql.Result
@@ -158,7 +189,6 @@ func (tx *txn) InsertEvents(ctx context.Context, events []portrait.StoredEvent) 
 		} else {
 			res, err = tx.tx.ExecContext(ctx, insertEventsSQL(n), args...)
 		}
-		args = args[:0]
 		if err != nil {
 			return fmt.Errorf("insert %d events: %w", n, err)
 		}
@@ -167,41 +197,33 @@ func (tx *txn) InsertEvents(ctx context.Context, events []portrait.StoredEvent) 
 		}
 		return nil
 	}
-	appended := 0
-	var expires sql.NullInt64
-	for _, i := range order {
-		e := &events[i]
-		exp := nanos(e.Expires)
-		if e.Idem == nil {
-			args = append(args, run, first+int64(i), keys[i], e.Type, e.Time.UnixNano(), nil, e.Sealed, exp)
-			inserted[i] = true
-			appended++
-			earliest(&expires, exp)
+	for _, keyed := range []bool{false, true} {
+		for _, i := range order {
+			e := &events[i]
+			if (e.Idem != nil) != keyed {
+				continue
+			}
+			args = append(args, run, first+int64(i), keys[i], e.Type, e.Time.UnixNano(), e.Idem, e.Sealed, nanos(e.Expires))
 			if len(args) == runColumns*eventChunk {
-				if err := flush(); err != nil {
+				if err := flush(keyed); err != nil {
 					return nil, err
 				}
 			}
-			continue
+			if !keyed {
+				inserted[i] = true
+			}
 		}
-		if err := flush(); err != nil {
+		if err := flush(keyed); err != nil {
 			return nil, err
 		}
-		res, err := one.ExecContext(ctx, run, first+int64(i), keys[i], e.Type, e.Time.UnixNano(), e.Idem, e.Sealed, exp)
-		if err != nil {
-			return nil, fmt.Errorf("insert event %d of subject %s: %w", i, e.Pseudonym, err)
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return nil, fmt.Errorf("insert event %d of subject %s: %w", i, e.Pseudonym, err)
-		}
-		if inserted[i] = n == 1; inserted[i] {
-			appended++
-			earliest(&expires, exp)
-		}
 	}
-	if err := flush(); err != nil {
-		return nil, err
+	appended := 0
+	var expires sql.NullInt64
+	for i, ok := range inserted {
+		if ok {
+			appended++
+			earliest(&expires, nanos(events[i].Expires))
+		}
 	}
 	if appended > 0 {
 		if _, err := tx.exec(ctx, insertRunSQL, run, next-1, appended, expires); err != nil {
@@ -261,15 +283,28 @@ func insertEventsSQL(n int) string {
 	return b.String()
 }
 
-// insertIdemSQL writes one event with an idempotency key unless its
-// subject already has the key, in either table: the NOT EXISTS looks in
-// the clustered table (through its unique (pseudonym, idem) index), the
-// partial unique index of events_new refuses a second copy in any run.
-// The mover moves an event in the same transaction that deletes it from
-// its run, so the two checks together see every stored key.
-const insertIdemSQL = `INSERT INTO events_new (run, id, pseudonym, type, time, idem, sealed, expires)
-	SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8 WHERE NOT EXISTS (SELECT 1 FROM events WHERE pseudonym = ?3 AND idem = ?6)
-	ON CONFLICT DO NOTHING`
+// insertIdemSQL writes n events with an idempotency key, each unless
+// its subject already has the key, in either table, and returns the ids
+// written: the NOT EXISTS looks in the clustered table (through its
+// unique (pseudonym, idem) index), the partial unique index of events_new
+// refuses a second copy in any run, an earlier row of the same statement
+// included (SQLite inserts the rows in order). The mover moves an event
+// in the same transaction that deletes it from its run, so the two checks
+// together see every stored key.
+func insertIdemSQL(n int) string {
+	var b strings.Builder
+	b.WriteString(`INSERT INTO events_new (run, id, pseudonym, type, time, idem, sealed, expires)
+	SELECT column1, column2, column3, column4, column5, column6, column7, column8 FROM (VALUES `)
+	for i := range n {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?)")
+	}
+	b.WriteString(`) AS v WHERE NOT EXISTS (SELECT 1 FROM events WHERE pseudonym = v.column3 AND idem = v.column6)
+	ON CONFLICT DO NOTHING RETURNING id`)
+	return b.String()
+}
 
 const deleteProfileSQL = `DELETE FROM profile WHERE pseudonym = ? AND field = ?`
 
