@@ -233,8 +233,9 @@ type Store interface {
 	Update(ctx context.Context, fn func(ctx context.Context, tx Tx) error) error
 
 	// Generation returns a counter that every governance change (consent,
-	// flags, suppression, suspension) increments, so that caches of
-	// governance state on any node can tell they are stale (invariant 5).
+	// flags, suppression, suspension, a staff key's revocation) increments,
+	// so that caches of governance state and of verified keys on any node
+	// can tell they are stale (invariant 5).
 	Generation(ctx context.Context) (int64, error)
 
 	// Subjects returns the stored subjects among pseudonyms; absent ones are missing from the map.
@@ -372,7 +373,8 @@ type Tx interface {
 	// a key of the same name is in force.
 	PutAPIKey(ctx context.Context, k APIKey) error
 	// RevokeAPIKey revokes the key in force named name, at; ENOTFOUND if
-	// there is none. It returns the key as revoked.
+	// there is none. It returns the key as revoked, and moves the
+	// generation, so that every node drops the keys it verified.
 	RevokeAPIKey(ctx context.Context, name string, at time.Time) (APIKey, error)
 	// TouchAPIKey records that key id was used at; an earlier time never
 	// overwrites a later one.

@@ -904,6 +904,14 @@ func testGeneration(t *testing.T, s portrait.Store) {
 		}},
 		{"Lift", func(ctx context.Context, tx portrait.Tx) error { return tx.Lift(ctx, policy.TargetLabel, "fan") }},
 		{"Erase", func(ctx context.Context, tx portrait.Tx) error { return tx.Erase(ctx, Grant(t, "a", policy.Erase)) }},
+		// CM-5: nodes keep verified staff keys while the generation stands.
+		{"RevokeAPIKey", func(ctx context.Context, tx portrait.Tx) error {
+			if err := tx.PutAPIKey(ctx, portrait.APIKey{ID: "gk", Name: "risk/gen", Hash: bytes.Repeat([]byte{4}, 32), Role: policy.Operator, Created: at(0)}); err != nil {
+				return err
+			}
+			_, err := tx.RevokeAPIKey(ctx, "risk/gen", at(1))
+			return err
+		}},
 	}
 	prev, err := s.Generation(ctx)
 	if err != nil {
@@ -919,6 +927,16 @@ func testGeneration(t *testing.T, s portrait.Store) {
 			t.Errorf("%s left the generation at %d", st.name, g)
 		}
 		prev = g
+	}
+	// Creating a key or recording its use changes no one's rights.
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error {
+		if err := tx.PutAPIKey(ctx, portrait.APIKey{ID: "gk2", Name: "risk/gen2", Hash: bytes.Repeat([]byte{6}, 32), Role: policy.Operator, Created: at(0)}); err != nil {
+			return err
+		}
+		return tx.TouchAPIKey(ctx, "gk2", at(2))
+	})
+	if g, _ := s.Generation(ctx); g != prev {
+		t.Errorf("creating or touching a key moved the generation from %d to %d", prev, g)
 	}
 	insert(t, s, event(t, "b", "", 0))
 	if g, _ := s.Generation(ctx); g != prev {

@@ -240,6 +240,12 @@ func (tx Tx) RevokeAPIKey(ctx context.Context, name string, at time.Time) (portr
 	} else if err != nil {
 		return portrait.APIKey{}, fmt.Errorf("revoke API key %s: %w", name, err)
 	}
+	// Nodes keep the keys they verified while the generation stands
+	// (apikey): moving it here is what makes the revocation bind the next
+	// request on every node.
+	if err := tx.bump(ctx); err != nil {
+		return portrait.APIKey{}, err
+	}
 	return k, nil
 }
 
