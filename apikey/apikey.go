@@ -35,6 +35,7 @@ var CompanyRoles = []policy.Role{policy.Admin, policy.Operator, policy.Reviewer,
 
 // Store is what the service needs of a store; portrait.Store satisfies it.
 type Store interface {
+	Generation(ctx context.Context) (int64, error)
 	APIKey(ctx context.Context, hash []byte) (portrait.APIKey, error)
 	APIKeys(ctx context.Context) ([]portrait.APIKey, error)
 	Update(ctx context.Context, fn func(context.Context, portrait.Tx) error) error
@@ -60,6 +61,58 @@ type Service struct {
 
 	mu      sync.Mutex
 	touched map[string]time.Time // key id → last use recorded from this node
+
+	verified verified
+}
+
+// maxVerified bounds the keys a node keeps verified; past it the cache
+// starts again (a company has tens of keys, not thousands).
+const maxVerified = 4096
+
+// verified are the keys this node read from the store in force, at the
+// governance generation gen. A revocation moves the generation in its own
+// transaction (Tx.RevokeAPIKey), so a key kept at the generation every
+// request reads first is a key no node has revoked since: the request
+// reads one counter instead of the key's row, and a revocation on any
+// node still refuses the next request on every node. Expiry is checked
+// on every request against the kept expiry.
+type verified struct {
+	mu   sync.RWMutex
+	gen  int64
+	keys map[[sha256.Size]byte]portrait.APIKey
+}
+
+// get returns the key kept for hash if the cache is at gen.
+func (v *verified) get(gen int64, hash []byte) (portrait.APIKey, bool) {
+	if len(hash) != sha256.Size {
+		return portrait.APIKey{}, false
+	}
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	if v.keys == nil || v.gen != gen {
+		return portrait.APIKey{}, false
+	}
+	k, ok := v.keys[[sha256.Size]byte(hash)]
+	return k, ok
+}
+
+// keep keeps k, read from the store after generation gen was read, so
+// that it is at least that fresh. A cache at an older generation is
+// dropped first; one at a newer generation (another request read past a
+// revocation meanwhile) keeps nothing from this one.
+func (v *verified) keep(gen int64, k portrait.APIKey) {
+	if len(k.Hash) != sha256.Size {
+		return
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	switch {
+	case v.keys != nil && gen < v.gen:
+		return
+	case v.keys == nil || gen > v.gen || len(v.keys) >= maxVerified:
+		v.gen, v.keys = gen, map[[sha256.Size]byte]portrait.APIKey{}
+	}
+	v.keys[[sha256.Size]byte(k.Hash)] = k
 }
 
 // Deps are what a Service is built from.
@@ -284,12 +337,26 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (policy.Calle
 
 // CheckHash is Authenticate for a key known by its hash (a console
 // session holds the hash, never the key).
+//
+// The generation is read first, on every call: a key this node verified
+// at that generation is not read again (verified); any other is read from
+// the store and kept. Unknown and revoked keys are never kept.
 func (s *Service) CheckHash(ctx context.Context, hash []byte) (policy.Caller, error) {
-	k, err := s.store.APIKey(ctx, hash)
-	if portrait.ErrorCode(err) == portrait.ENOTFOUND {
-		return policy.Caller{}, portrait.Errorf(portrait.EUNAUTHORIZED, "unknown or revoked API key")
-	} else if err != nil {
+	gen, err := s.store.Generation(ctx)
+	if err != nil {
 		return policy.Caller{}, &portrait.Error{Code: portrait.EUNAVAILABLE, Message: "the key store is not reachable; try again", Err: err}
+	}
+	k, ok := s.verified.get(gen, hash)
+	if !ok {
+		k, err = s.store.APIKey(ctx, hash)
+		if portrait.ErrorCode(err) == portrait.ENOTFOUND {
+			return policy.Caller{}, portrait.Errorf(portrait.EUNAUTHORIZED, "unknown or revoked API key")
+		} else if err != nil {
+			return policy.Caller{}, &portrait.Error{Code: portrait.EUNAVAILABLE, Message: "the key store is not reachable; try again", Err: err}
+		}
+		if k.Revoked.IsZero() {
+			s.verified.keep(gen, k)
+		}
 	}
 	now := s.now()
 	if err := k.Check(now); err != nil {

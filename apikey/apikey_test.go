@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,35 +44,47 @@ type env struct {
 	svc   *apikey.Service
 	log   *audit.Log
 	clock *clock
+	// node opens another engine on the same database and a Service over
+	// it: another node, or `portrait keys` run beside a server.
+	node func(t *testing.T) *apikey.Service
 }
 
 // onEachStore runs f over SQLite and, where PORTRAIT_TEST_POSTGRES is set,
 // PostgreSQL (invariant 7).
 func onEachStore(t *testing.T, f func(t *testing.T, e env)) {
-	open := map[string]func(t *testing.T) portrait.Store{
-		"sqlite": func(t *testing.T) portrait.Store {
-			s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "p.db"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			return s
-		},
-		"postgres": func(t *testing.T) portrait.Store {
+	// Each engine's database, and how to open an engine on it.
+	where := map[string]func(t *testing.T) string{
+		"sqlite": func(t *testing.T) string { return filepath.Join(t.TempDir(), "p.db") },
+		"postgres": func(t *testing.T) string {
 			if os.Getenv("PORTRAIT_TEST_POSTGRES") == "" {
 				t.Skip("PORTRAIT_TEST_POSTGRES is not set")
 			}
-			s, err := postgres.Open(ctx, storetest.PostgresDatabase(t))
+			return storetest.PostgresDatabase(t)
+		},
+	}
+	open := map[string]func(t *testing.T, db string) portrait.Store{
+		"sqlite": func(t *testing.T, db string) portrait.Store {
+			s, err := sqlite.Open(ctx, db)
 			if err != nil {
 				t.Fatal(err)
 			}
+			t.Cleanup(func() { s.Close() })
+			return s
+		},
+		"postgres": func(t *testing.T, db string) portrait.Store {
+			s, err := postgres.Open(ctx, db)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { s.Close() })
 			return s
 		},
 	}
 	for _, name := range []string{"sqlite", "postgres"} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			s := open[name](t)
-			t.Cleanup(func() { s.Close() })
+			db := where[name](t)
+			s := open[name](t, db)
 			master := make([]byte, keys.MasterSize)
 			rand.Read(master)
 			kr, _ := keys.New(master)
@@ -80,7 +93,10 @@ func onEachStore(t *testing.T, f func(t *testing.T, e env)) {
 				t.Fatal(err)
 			}
 			c := &clock{t: time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)}
-			f(t, env{store: s, svc: apikey.New(apikey.Deps{Store: s, Log: log}, apikey.Options{Now: c.now}), log: log, clock: c})
+			node := func(t *testing.T) *apikey.Service {
+				return apikey.New(apikey.Deps{Store: open[name](t, db), Log: log}, apikey.Options{Now: c.now})
+			}
+			f(t, env{store: s, svc: apikey.New(apikey.Deps{Store: s, Log: log}, apikey.Options{Now: c.now}), log: log, clock: c, node: node})
 		})
 	}
 }
@@ -226,6 +242,116 @@ func TestLifecycle(t *testing.T) {
 	})
 }
 
+// TestRevokedOnEveryNode: two nodes (two engines on one database) each
+// keep the keys they verified; a revocation through either refuses the
+// very next request through the other, on both engines (CM-5,
+// invariant 5). Without the revocation moving the generation, the node
+// that verified the key would go on accepting it.
+func TestRevokedOnEveryNode(t *testing.T) {
+	onEachStore(t, func(t *testing.T, e env) {
+		a, b := e.svc, e.node(t)
+		for i, via := range []*apikey.Service{a, b, a} {
+			on := b
+			if via == b {
+				on = a
+			}
+			k, err := via.Create(ctx, admin, "risk/alice", policy.Reviewer, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Both nodes verify it, several times: from then on each
+			// keeps it.
+			for range 3 {
+				for _, n := range []*apikey.Service{a, b} {
+					if _, err := n.Authenticate(ctx, k.Key); err != nil {
+						t.Fatalf("round %d: before revocation: %v", i, err)
+					}
+				}
+			}
+			if _, err := via.Revoke(ctx, admin, "risk/alice"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := on.Authenticate(ctx, k.Key); code(err) != portrait.EUNAUTHORIZED {
+				t.Fatalf("round %d: the next request on the other node after a revocation: %v, want %s", i, err, portrait.EUNAUTHORIZED)
+			}
+			if _, err := via.Authenticate(ctx, k.Key); code(err) != portrait.EUNAUTHORIZED {
+				t.Fatalf("round %d: the next request on the revoking node: %v", i, err)
+			}
+		}
+	})
+}
+
+// counting is a real store that counts the key reads and generation reads
+// made through it.
+type counting struct {
+	portrait.Store
+	keys, gens atomic.Int64
+}
+
+func (c *counting) APIKey(ctx context.Context, hash []byte) (portrait.APIKey, error) {
+	c.keys.Add(1)
+	return c.Store.APIKey(ctx, hash)
+}
+
+func (c *counting) Generation(ctx context.Context) (int64, error) {
+	c.gens.Add(1)
+	return c.Store.Generation(ctx)
+}
+
+// TestVerifiedKept: a node reads a key's row once and then only the
+// generation, per request, until the generation moves; unknown keys are
+// read every time (nothing is kept of them), and a kept key still expires
+// on time.
+func TestVerifiedKept(t *testing.T) {
+	onEachStore(t, func(t *testing.T, e env) {
+		cs := &counting{Store: e.store}
+		svc := apikey.New(apikey.Deps{Store: cs, Log: e.log}, apikey.Options{Now: e.clock.now})
+		k, err := svc.Create(ctx, admin, "risk/alice", policy.Reviewer, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keyReads := cs.keys.Load()
+		for range 5 {
+			if c, err := svc.Authenticate(ctx, k.Key); err != nil || c.ID != "risk/alice" || c.Role != policy.Reviewer {
+				t.Fatalf("authenticate: %+v %v", c, err)
+			}
+		}
+		if got := cs.keys.Load() - keyReads; got != 1 {
+			t.Errorf("five requests read the key's row %d times, want once", got)
+		}
+		if cs.gens.Load() < 5 {
+			t.Errorf("five requests read the generation %d times, want every time", cs.gens.Load())
+		}
+		keyReads = cs.keys.Load()
+		for range 3 {
+			if _, err := svc.Authenticate(ctx, "pk_reviewer_unknown"); code(err) != portrait.EUNAUTHORIZED {
+				t.Errorf("unknown key: %v", err)
+			}
+		}
+		if got := cs.keys.Load() - keyReads; got != 3 {
+			t.Errorf("three requests with an unknown key read the store %d times, want 3", got)
+		}
+		// A governance change anywhere drops what the node kept.
+		keyReads = cs.keys.Load()
+		if _, err := e.svc.Create(ctx, admin, "ops/bob", policy.Operator, 0); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.svc.Revoke(ctx, admin, "ops/bob"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := svc.Authenticate(ctx, k.Key); err != nil {
+			t.Fatal(err)
+		}
+		if got := cs.keys.Load() - keyReads; got != 1 {
+			t.Errorf("after another key's revocation the key was read %d times, want once again", got)
+		}
+		e.clock.add(time.Hour)
+		if _, err := svc.Authenticate(ctx, k.Key); code(err) != portrait.EUNAUTHORIZED || !strings.Contains(err.Error(), "expired") {
+			t.Errorf("a kept key past its expiry: %v", err)
+		}
+	})
+}
+
 // TestLastUseThrottled: last use is written at most once a minute per key,
 // not once per request.
 func TestLastUseThrottled(t *testing.T) {
@@ -310,7 +436,8 @@ func TestRegister(t *testing.T) {
 }
 
 // BenchmarkAuthenticate is the cost a staff request pays for its key check:
-// one indexed read, and no write (last use is written once a minute).
+// one read of the generation (the key's row only once), and no write (last
+// use is written once a minute).
 func BenchmarkAuthenticate(b *testing.B) {
 	for _, engine := range []string{"sqlite", "postgres"} {
 		b.Run(engine, func(b *testing.B) {

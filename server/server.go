@@ -392,7 +392,8 @@ func (s *Server) authenticate(r *http.Request) (policy.Caller, error) {
 		return policy.Caller{Role: policy.Subject, Pseudonym: t.Pseudonym}, nil
 	}
 	// Unknown, revoked and expired keys are refused here, on every
-	// request: the key is read from the store each time (package staff).
+	// request: the store's generation is read each time, and the key's
+	// row whenever a revocation moved it (package apikey).
 	return s.cfg.Staff.Authenticate(ctx, tok)
 }
 
