@@ -107,10 +107,11 @@ func (s *Service) Determine(ctx context.Context, caller policy.Caller, pseudonym
 	if caller.Role != policy.Admin && caller.Role != policy.Operator && caller.Role != policy.System {
 		return Determination{}, portrait.Errorf(portrait.EFORBIDDEN, "role %q may not request decisions", caller.Role)
 	}
-	st, err := s.ledger.State(ctx, pseudonym)
+	states, gen, err := s.ledger.StatesAt(ctx, []portrait.Pseudonym{pseudonym})
 	if err != nil {
 		return Determination{}, err
 	}
+	st := states[pseudonym]
 	uc, err := s.Gate(ctx, usecase, KindDecision, st)
 	if err != nil {
 		return Determination{}, err
@@ -118,7 +119,7 @@ func (s *Service) Determine(ctx context.Context, caller policy.Caller, pseudonym
 	cat := s.point.Catalog()
 	lbl := cat.Label(uc.Model)
 	if lbl != nil && lbl.Kind == catalog.KindBGNBD {
-		return s.decideForecast(ctx, caller, st, uc, lbl, pseudonym)
+		return s.decideForecast(ctx, caller, st, gen, uc, lbl, pseudonym)
 	}
 	if lbl == nil || lbl.Model == nil {
 		return Determination{}, &portrait.Error{Code: portrait.EINVALID, Requirement: "AD-1",
@@ -136,21 +137,19 @@ func (s *Service) Determine(ctx context.Context, caller policy.Caller, pseudonym
 		features = append(features, f)
 	}
 	slices.Sort(features)
-	subs, err := s.store.Subjects(ctx, []portrait.Pseudonym{pseudonym})
+	// The subject's opened key is kept at the generation its state was
+	// read at: an erasure moves it, and the next request on any node
+	// reads the row again and finds none (invariant 4, 5).
+	c, err := s.cipher(ctx, gen, pseudonym)
 	if err != nil {
-		return Determination{}, failClosed("read subject", err)
+		return Determination{}, fmt.Errorf("open key of %s: %w", pseudonym, err)
 	}
-	sub, ok := subs[pseudonym]
-	if !ok {
+	if c == nil {
 		return Determination{}, portrait.Errorf(portrait.ENOTFOUND, "subject %s is not stored: there is no profile to decide on", pseudonym)
 	}
 	dec := s.point.Decide(policy.Request{State: st, Purpose: uc.Purposes[0], Fields: features, Labels: []string{lbl.ID}, Action: policy.Use, Caller: caller})
 	if !dec.Allow {
 		return Determination{}, dec.Err()
-	}
-	c, err := s.keys.Open(sub)
-	if err != nil {
-		return Determination{}, fmt.Errorf("open key of %s: %w", pseudonym, err)
 	}
 	values, err := s.features(ctx, dec.Grant, c, features)
 	if err != nil {

@@ -17,22 +17,20 @@ import (
 // version. It reads nothing but that label, through a Use grant for the
 // use-case's purpose naming it (LP-3, CN-4), and is recorded, explained
 // and appealable like every decision (AD-2, AD-4).
-func (s *Service) decideForecast(ctx context.Context, caller policy.Caller, st *policy.State, uc *catalog.UseCase, lbl *catalog.Label, pseudonym portrait.Pseudonym) (Determination, error) {
-	subs, err := s.store.Subjects(ctx, []portrait.Pseudonym{pseudonym})
+//
+// gen is the generation st was read at; the subject's key is kept for it
+// (cipher), as a recommendation's is.
+func (s *Service) decideForecast(ctx context.Context, caller policy.Caller, st *policy.State, gen int64, uc *catalog.UseCase, lbl *catalog.Label, pseudonym portrait.Pseudonym) (Determination, error) {
+	c, err := s.cipher(ctx, gen, pseudonym)
 	if err != nil {
-		return Determination{}, failClosed("read subject", err)
+		return Determination{}, fmt.Errorf("open key of %s: %w", pseudonym, err)
 	}
-	sub, ok := subs[pseudonym]
-	if !ok {
+	if c == nil {
 		return Determination{}, portrait.Errorf(portrait.ENOTFOUND, "subject %s is not stored: there is no forecast to decide on", pseudonym)
 	}
 	dec := s.point.Decide(policy.Request{State: st, Purpose: uc.Purposes[0], Labels: []string{lbl.ID}, Action: policy.Use, Caller: caller})
 	if !dec.Allow {
 		return Determination{}, dec.Err()
-	}
-	c, err := s.keys.Open(sub)
-	if err != nil {
-		return Determination{}, fmt.Errorf("open key of %s: %w", pseudonym, err)
 	}
 	lvs, err := s.store.Labels(ctx, dec.Grant)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	portrait "github.com/portrait-dev/portrait"
 	"github.com/portrait-dev/portrait/apply"
 	"github.com/portrait-dev/portrait/examples/demo"
+	"github.com/portrait-dev/portrait/policy"
 )
 
 // stallingStore holds the first kind-index read made after it is armed
@@ -147,8 +148,16 @@ func TestMarksConcurrent(t *testing.T) {
 // countingStore counts the reads of the log's kind index.
 type countingStore struct {
 	portrait.Store
-	mu    sync.Mutex
-	reads int
+	mu       sync.Mutex
+	reads    int // of the kind index
+	subjects int // of subjects' rows
+}
+
+func (s *countingStore) Subjects(ctx context.Context, ps []portrait.Pseudonym) (map[portrait.Pseudonym]portrait.SubjectKey, error) {
+	s.mu.Lock()
+	s.subjects++
+	s.mu.Unlock()
+	return s.Store.Subjects(ctx, ps)
 }
 
 func (s *countingStore) LogEntriesOfKind(ctx context.Context, kinds []string, from, to int64) ([]portrait.LogEntry, error) {
@@ -206,4 +215,55 @@ func TestDecisionPassesItsOwnRecord(t *testing.T) {
 	if n := st.count(); n == 0 {
 		t.Error("the refusal's mark was not read")
 	}
+}
+
+// Invariant 4, 5: a decision keeps the subject's opened key for the
+// governance generation it read the subject's state at, as a
+// recommendation does, so decisions in a row read the subject's row once;
+// an erasure moves the generation, and the next decision finds no subject
+// (crypto-shredded), and after the subject comes back, decides with its
+// new key. On both engines.
+func TestDecisionKeyKeptForGeneration(t *testing.T) {
+	onEachStore(t, func(t *testing.T, base *env) {
+		st := &countingStore{Store: base.store}
+		e := newEnvOn(t, t.TempDir(), st)
+		if _, err := e.svc.Assess(ctx, admin, "credit_limit", demo.Answers()); err != nil {
+			t.Fatal(err)
+		}
+		prepare := func() portrait.Pseudonym {
+			e.grant("dave", "credit")
+			e.events(profileEvent("dave", 30, 10000))
+			p := e.keys.Pseudonym("dave")
+			if _, err := e.svc.ShowNotice(ctx, operator, p, "credit_limit"); err != nil {
+				t.Fatal(err)
+			}
+			return p
+		}
+		p := prepare()
+		st.mu.Lock()
+		st.subjects = 0
+		st.mu.Unlock()
+		for range 3 {
+			if d, err := e.svc.Determine(ctx, operator, p, "credit_limit"); err != nil || d.Status != apply.StatusAutomated {
+				t.Fatalf("%+v, %v", d, err)
+			}
+		}
+		st.mu.Lock()
+		n := st.subjects
+		st.mu.Unlock()
+		if n != 1 {
+			t.Errorf("3 decisions in a row read the subject's row %d times, want once", n)
+		}
+		d := e.point.Decide(policy.Request{State: &policy.State{Pseudonym: p}, Action: policy.Erase, Caller: policy.Caller{Role: policy.System}})
+		if err := base.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error { return tx.Erase(ctx, d.Grant) }); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.svc.Determine(ctx, operator, p, "credit_limit"); portrait.ErrorCode(err) == "" {
+			t.Fatal("a decision on an erased subject succeeded")
+		}
+		prepare()
+		if d, err := e.svc.Determine(ctx, operator, p, "credit_limit"); err != nil || d.Status != apply.StatusAutomated || d.Detail.Features["income"] != 10000.0 {
+			t.Fatalf("after erasure and a new profile: %+v, %v", d, err)
+		}
+	})
 }
