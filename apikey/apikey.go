@@ -332,7 +332,15 @@ func (s *Service) Revoke(ctx context.Context, by policy.Caller, name string) (Ke
 // Authenticate returns the caller a key's secret stands for, or
 // EUNAUTHORIZED if it is unknown, revoked or expired.
 func (s *Service) Authenticate(ctx context.Context, secret string) (policy.Caller, error) {
-	return s.CheckHash(ctx, Hash(secret))
+	c, _, err := s.checkHash(ctx, Hash(secret))
+	return c, err
+}
+
+// AuthenticateAt is Authenticate, and also returns the governance
+// generation the check read first (see CheckHash): a request may decide
+// at it rather than read it again (consent.AtGeneration).
+func (s *Service) AuthenticateAt(ctx context.Context, secret string) (policy.Caller, int64, error) {
+	return s.checkHash(ctx, Hash(secret))
 }
 
 // CheckHash is Authenticate for a key known by its hash (a console
@@ -342,17 +350,25 @@ func (s *Service) Authenticate(ctx context.Context, secret string) (policy.Calle
 // at that generation is not read again (verified); any other is read from
 // the store and kept. Unknown and revoked keys are never kept.
 func (s *Service) CheckHash(ctx context.Context, hash []byte) (policy.Caller, error) {
+	c, _, err := s.checkHash(ctx, hash)
+	return c, err
+}
+
+func (s *Service) checkHash(ctx context.Context, hash []byte) (policy.Caller, int64, error) {
+	unavailable := func(err error) (policy.Caller, int64, error) {
+		return policy.Caller{}, 0, &portrait.Error{Code: portrait.EUNAVAILABLE, Message: "the key store is not reachable; try again", Err: err}
+	}
 	gen, err := s.store.Generation(ctx)
 	if err != nil {
-		return policy.Caller{}, &portrait.Error{Code: portrait.EUNAVAILABLE, Message: "the key store is not reachable; try again", Err: err}
+		return unavailable(err)
 	}
 	k, ok := s.verified.get(gen, hash)
 	if !ok {
 		k, err = s.store.APIKey(ctx, hash)
 		if portrait.ErrorCode(err) == portrait.ENOTFOUND {
-			return policy.Caller{}, portrait.Errorf(portrait.EUNAUTHORIZED, "unknown or revoked API key")
+			return policy.Caller{}, 0, portrait.Errorf(portrait.EUNAUTHORIZED, "unknown or revoked API key")
 		} else if err != nil {
-			return policy.Caller{}, &portrait.Error{Code: portrait.EUNAVAILABLE, Message: "the key store is not reachable; try again", Err: err}
+			return unavailable(err)
 		}
 		if k.Revoked.IsZero() {
 			s.verified.keep(gen, k)
@@ -360,10 +376,10 @@ func (s *Service) CheckHash(ctx context.Context, hash []byte) (policy.Caller, er
 	}
 	now := s.now()
 	if err := k.Check(now); err != nil {
-		return policy.Caller{}, err
+		return policy.Caller{}, 0, err
 	}
 	s.touch(ctx, k, now)
-	return policy.Caller{Role: k.Role, ID: k.Name}, nil
+	return policy.Caller{Role: k.Role, ID: k.Name}, gen, nil
 }
 
 // touch records k's use, unless this node or another recorded one less

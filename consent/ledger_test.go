@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -740,4 +741,51 @@ func accessGrant(tb testing.TB, point *policy.Point, pseudonym portrait.Pseudony
 		tb.Fatalf("access grant for %s: %v", pseudonym, d.Reasons)
 	}
 	return d.Grant
+}
+
+// genCounter is a real store that counts its generation reads.
+type genCounter struct {
+	portrait.Store
+	n atomic.Int64
+}
+
+func (g *genCounter) Generation(ctx context.Context) (int64, error) {
+	g.n.Add(1)
+	return g.Store.Generation(ctx)
+}
+
+// TestAtGeneration: under AtGeneration, StatesAt reads no generation and
+// returns the one given; the states are still the store's, as fresh as a
+// read made after it (invariant 5: a change committed after the
+// request's own read binds the next request, which reads afresh).
+func TestAtGeneration(t *testing.T) {
+	onEachStore(t, func(t *testing.T, base *env) {
+		gc := &genCounter{Store: base.store}
+		e := newNode(t, gc, base.path, testCatalog("2"))
+		ctx := context.Background()
+		p := e.keys.Pseudonym("ann")
+		e.record(t, "ann", grant(personalization, "2"))
+		gen, err := gc.Store.Generation(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gc.n.Store(0)
+		states, got, err := e.ledger.StatesAt(consent.AtGeneration(ctx, gen), []portrait.Pseudonym{p})
+		if err != nil || got != gen || gc.n.Load() != 0 {
+			t.Fatalf("StatesAt at %d: gen %d, %d generation reads, %v; want %d and none", gen, got, gc.n.Load(), err, gen)
+		}
+		if d := e.point.Decide(policy.Request{State: states[p], Purpose: personalization, Action: policy.Use, Caller: operator}); !d.Allow {
+			t.Fatalf("granted consent not seen: %+v", d.Reasons)
+		}
+		// Without it, every call reads the generation, and a withdrawal
+		// binds the very next call.
+		e.record(t, "ann", consent.Change{Purpose: personalization, Status: policy.Withdrawn, NoticeVersion: "2", Channel: "web"})
+		states, got, err = e.ledger.StatesAt(ctx, []portrait.Pseudonym{p})
+		if err != nil || got <= gen || gc.n.Load() == 0 {
+			t.Fatalf("StatesAt: gen %d after %d, %d reads, %v", got, gen, gc.n.Load(), err)
+		}
+		if d := e.point.Decide(policy.Request{State: states[p], Purpose: personalization, Action: policy.Use, Caller: operator}); d.Allow {
+			t.Fatal("a withdrawal did not bind the next call")
+		}
+	})
 }

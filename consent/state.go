@@ -33,13 +33,36 @@ func (l *Ledger) States(ctx context.Context, pseudonyms []portrait.Pseudonym) (m
 // StatesAt is States, and also returns the governance generation it read
 // first: the states are at least that fresh, so a caller keeping state of
 // its own tags it with gen and needs no second read (invariant 5).
+//
+// Under a context from AtGeneration it reads no generation and uses the
+// one the context carries.
 func (l *Ledger) StatesAt(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym]*policy.State, int64, error) {
-	gen, err := l.store.Generation(ctx)
-	if err != nil {
-		return nil, 0, failClosed("read governance generation", err)
+	gen, ok := ctx.Value(atGeneration{}).(int64)
+	if !ok {
+		var err error
+		if gen, err = l.store.Generation(ctx); err != nil {
+			return nil, 0, failClosed("read governance generation", err)
+		}
 	}
 	m, err := l.statesAt(ctx, gen, pseudonyms)
 	return m, gen, err
+}
+
+type atGeneration struct{}
+
+// AtGeneration returns ctx carrying gen, a governance generation the
+// caller read from the store at the start of the same short request (the
+// server's staff key check reads it on every request), so that States
+// and StatesAt under ctx use it instead of reading it a second time: the
+// states are then at least as fresh as that read, and the request is
+// served as of when it began, which is all invariant 5 asks — a change
+// committed after that read binds the next request. Only for a call that
+// reads the generation to decide and writes no governance under a check
+// of it (a decision, a recommendation); a call that compares the
+// generation in its transaction and tries again (ingest) must read it
+// afresh, and never runs under such a context.
+func AtGeneration(ctx context.Context, gen int64) context.Context {
+	return context.WithValue(ctx, atGeneration{}, gen)
 }
 
 func (l *Ledger) statesAt(ctx context.Context, gen int64, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym]*policy.State, error) {

@@ -30,6 +30,11 @@ import (
 type reqInfo struct {
 	caller string
 	trace  traceContext
+	// gen is the governance generation the staff key check read, if it
+	// did (genRead): a decision or recommendation is decided at it
+	// (keyCheckGeneration).
+	gen     int64
+	genRead bool
 }
 
 type reqInfoKey struct{}

@@ -8,6 +8,7 @@ import (
 
 	portrait "github.com/portrait-dev/portrait"
 	"github.com/portrait-dev/portrait/apply"
+	"github.com/portrait-dev/portrait/consent"
 	"github.com/portrait-dev/portrait/policy"
 	"github.com/portrait-dev/portrait/review"
 )
@@ -81,7 +82,7 @@ func (s *Server) getRecommendations(w http.ResponseWriter, r *http.Request, c po
 	if err != nil {
 		return err
 	}
-	rec, err := s.cfg.Apply.Recommend(settled(r), c, p, q.Get("usecase"), n)
+	rec, err := s.cfg.Apply.Recommend(keyCheckGeneration(settled(r), r), c, p, q.Get("usecase"), n)
 	if err != nil {
 		return err
 	}
@@ -100,6 +101,19 @@ func (s *Server) getRecommendations(w http.ResponseWriter, r *http.Request, c po
 // The values (trace, caller) are kept.
 func settled(r *http.Request) context.Context { return context.WithoutCancel(r.Context()) }
 
+// keyCheckGeneration returns ctx deciding at the governance generation
+// the request's staff key check read (consent.AtGeneration), so that a
+// decision or recommendation reads the generation once per request, not
+// twice: the request is served as of its key check, and anything
+// committed after it binds the next request. A request without that read
+// (a subject token) reads it in the ledger as before.
+func keyCheckGeneration(ctx context.Context, r *http.Request) context.Context {
+	if in := info(r.Context()); in != nil && in.genRead {
+		return consent.AtGeneration(ctx, in.gen)
+	}
+	return ctx
+}
+
 type decisionBody struct {
 	UseCase string `json:"usecase"`
 	Subject string `json:"subject"`
@@ -114,7 +128,7 @@ func (s *Server) postDecision(w http.ResponseWriter, r *http.Request, c policy.C
 	if err != nil {
 		return err
 	}
-	d, err := s.cfg.Apply.Determine(settled(r), c, p, b.UseCase)
+	d, err := s.cfg.Apply.Determine(keyCheckGeneration(settled(r), r), c, p, b.UseCase)
 	if err != nil {
 		return err
 	}

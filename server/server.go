@@ -394,7 +394,11 @@ func (s *Server) authenticate(r *http.Request) (policy.Caller, error) {
 	// Unknown, revoked and expired keys are refused here, on every
 	// request: the store's generation is read each time, and the key's
 	// row whenever a revocation moved it (package apikey).
-	return s.cfg.Staff.Authenticate(ctx, tok)
+	c, gen, err := s.cfg.Staff.AuthenticateAt(ctx, tok)
+	if in := info(ctx); in != nil && err == nil {
+		in.gen, in.genRead = gen, true
+	}
+	return c, err
 }
 
 // Problem is an RFC 9457 problem detail with Portrait's extensions.
