@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -365,6 +366,41 @@ func TestAdminKeyFile(t *testing.T) {
 		t.Fatal("serve registered a revoked admin key again")
 	} else if err := stop(); err == nil || !strings.Contains(err.Error(), "was revoked") {
 		t.Errorf("serve with a revoked admin key: %v", err)
+	}
+}
+
+// TestServeAndCLIRevokeSQLite: `portrait serve` on a SQLite file keeps
+// the staff keys it verified; `portrait keys revoke`, another process
+// with its own handle on the file, revokes one, and the server refuses
+// the very next request with it (CM-5, invariant 5): the revocation moved
+// the generation the server reads on every request.
+func TestServeAndCLIRevokeSQLite(t *testing.T) {
+	bin := build(t)
+	master := make([]byte, keys.MasterSize)
+	rand.Read(master)
+	mk := keys.Encode(master)
+	const admin = "sqlite-cli-revoke-admin-key"
+	db := filepath.Join(t.TempDir(), "p.db")
+	n := startNode(t, bin, db, mk, admin)
+	for i := range 2 {
+		name := fmt.Sprintf("risk/r%d", i)
+		var k struct{ Key string }
+		if code := n.call(t, "POST", "/v1/keys", admin, `{"role":"reviewer","name":"`+name+`","expires_in":"1h"}`, &k); code != 201 {
+			t.Fatalf("create: %d", code)
+		}
+		for range 3 {
+			if code := n.call(t, "GET", "/v1/reviews", k.Key, "", nil); code != 200 {
+				t.Fatalf("round %d: a new key refused: %d", i, code)
+			}
+		}
+		cmd := exec.Command(bin, "keys", "revoke", "--name", name, "--db", db)
+		cmd.Env = append(os.Environ(), keys.EnvVar+"="+mk)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("portrait keys revoke: %v\n%s", err, out)
+		}
+		if code := n.call(t, "GET", "/v1/reviews", k.Key, "", nil); code != 401 {
+			t.Fatalf("round %d: the next request after a revocation by another process: %d, want 401", i, code)
+		}
 	}
 }
 
