@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -21,8 +22,19 @@ import (
 // routing, the staff key check, the body, JSON both ways, the client
 // itself — is the gap between the two. "ratio" interleaves them call by
 // call so that both see the same machine.
-func BenchmarkDecisionHTTP(b *testing.B) {
-	h := newHarness(b)
+//
+// BenchmarkDecisionHTTPPostgres is the same on PostgreSQL
+// (PORTRAIT_TEST_POSTGRES).
+func BenchmarkDecisionHTTP(b *testing.B) { benchDecisionHTTP(b, newHarness(b)) }
+
+func BenchmarkDecisionHTTPPostgres(b *testing.B) {
+	if os.Getenv("PORTRAIT_TEST_POSTGRES") == "" {
+		b.Skip("PORTRAIT_TEST_POSTGRES is not set")
+	}
+	benchDecisionHTTP(b, newPostgresHarness(b))
+}
+
+func benchDecisionHTTP(b *testing.B, h *harness) {
 	h.point.SetCatalog(liveCatalog(b))
 	op, adm := h.staff(policy.Operator), h.staff(policy.Admin)
 	h.consent("dave", "credit", "granted")
