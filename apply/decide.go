@@ -112,14 +112,15 @@ func (s *Service) Determine(ctx context.Context, caller policy.Caller, pseudonym
 		return Determination{}, err
 	}
 	st := states[pseudonym]
-	uc, err := s.Gate(ctx, usecase, KindDecision, st)
+	var seen int64 // the log size the gate's notice check read, if it did
+	uc, err := s.gate(ctx, usecase, KindDecision, st, &seen)
 	if err != nil {
 		return Determination{}, err
 	}
 	cat := s.point.Catalog()
 	lbl := cat.Label(uc.Model)
 	if lbl != nil && lbl.Kind == catalog.KindBGNBD {
-		return s.decideForecast(ctx, caller, st, gen, uc, lbl, pseudonym)
+		return s.decideForecast(ctx, caller, st, gen, seen, uc, lbl, pseudonym)
 	}
 	if lbl == nil || lbl.Model == nil {
 		return Determination{}, &portrait.Error{Code: portrait.EINVALID, Requirement: "AD-1",
@@ -173,16 +174,17 @@ func (s *Service) Determine(ctx context.Context, caller policy.Caller, pseudonym
 	}
 	detail := Detail{Features: values, Contributions: contrib, Counterfactual: cf,
 		Explanation: explain(uc, lbl, score, outcome, values, contrib, cf), Notice: decisionNotice(uc)}
-	return s.record(ctx, caller, uc, lbl, pseudonym, c, dec.Grant, features, score, outcome, detail)
+	return s.record(ctx, caller, seen, uc, lbl, pseudonym, c, dec.Grant, features, score, outcome, detail)
 }
 
 // record stores an automated decision with its sealed detail and audit
 // record in one transaction (invariant 3), or, when the subject refused
 // automated decisions for the use-case, a pending review instead (AD-2).
-func (s *Service) record(ctx context.Context, caller policy.Caller, uc *catalog.UseCase, lbl *catalog.Label, pseudonym portrait.Pseudonym,
+// seen is the log size the request's gate read for the marks, or 0.
+func (s *Service) record(ctx context.Context, caller policy.Caller, seen int64, uc *catalog.UseCase, lbl *catalog.Label, pseudonym portrait.Pseudonym,
 	c *keys.Cipher, g policy.Grant, features []string, score float64, outcome bool, detail Detail) (Determination, error) {
 	values := detail.Features
-	refused, err := s.marked(ctx, markRefusal, pseudonym, uc.ID)
+	refused, err := s.markedAt(ctx, &seen, markRefusal, pseudonym, uc.ID)
 	if err != nil {
 		return Determination{}, err
 	}

@@ -19,8 +19,9 @@ import (
 // and appealable like every decision (AD-2, AD-4).
 //
 // gen is the generation st was read at; the subject's key is kept for it
-// (cipher), as a recommendation's is.
-func (s *Service) decideForecast(ctx context.Context, caller policy.Caller, st *policy.State, gen int64, uc *catalog.UseCase, lbl *catalog.Label, pseudonym portrait.Pseudonym) (Determination, error) {
+// (cipher), as a recommendation's is; seen is the log size its gate read for the
+// marks, or 0 (record).
+func (s *Service) decideForecast(ctx context.Context, caller policy.Caller, st *policy.State, gen, seen int64, uc *catalog.UseCase, lbl *catalog.Label, pseudonym portrait.Pseudonym) (Determination, error) {
 	c, err := s.cipher(ctx, gen, pseudonym)
 	if err != nil {
 		return Determination{}, fmt.Errorf("open key of %s: %w", pseudonym, err)
@@ -78,5 +79,5 @@ func (s *Service) decideForecast(ctx context.Context, caller policy.Caller, st *
 		return Determination{}, portrait.Errorf(portrait.EINVALID, "forecast %q: no probability", lbl.ID)
 	}
 	detail := Detail{Features: values, Contributions: contrib, Explanation: expl, Notice: decisionNotice(uc)}
-	return s.record(ctx, caller, uc, lbl, pseudonym, c, dec.Grant, []string{"event:" + lbl.Event}, f.Alive, outcome, detail)
+	return s.record(ctx, caller, seen, uc, lbl, pseudonym, c, dec.Grant, []string{"event:" + lbl.Event}, f.Alive, outcome, detail)
 }

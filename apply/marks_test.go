@@ -151,6 +151,14 @@ type countingStore struct {
 	mu       sync.Mutex
 	reads    int // of the kind index
 	subjects int // of subjects' rows
+	sizes    int // of the log's size (the wrapper hides SQLite's size in memory)
+}
+
+func (s *countingStore) LogSize(ctx context.Context) (int64, error) {
+	s.mu.Lock()
+	s.sizes++
+	s.mu.Unlock()
+	return s.Store.LogSize(ctx)
 }
 
 func (s *countingStore) Subjects(ctx context.Context, ps []portrait.Pseudonym) (map[portrait.Pseudonym]portrait.SubjectKey, error) {
@@ -264,6 +272,50 @@ func TestDecisionKeyKeptForGeneration(t *testing.T) {
 		prepare()
 		if d, err := e.svc.Determine(ctx, operator, p, "credit_limit"); err != nil || d.Status != apply.StatusAutomated || d.Detail.Features["income"] != 10000.0 {
 			t.Fatalf("after erasure and a new profile: %+v, %v", d, err)
+		}
+	})
+}
+
+// TestDecisionReadsLogSizeOnce: a decision checks both its marks (the
+// pre-use notice at the gate, CN-11; a refusal of automation, AD-2) at
+// one read of the log's size, where the engine keeps no size in memory
+// (PostgreSQL; SQLite behind a wrapper here); a refusal recorded between
+// two decisions still sends the next one to a human.
+func TestDecisionReadsLogSizeOnce(t *testing.T) {
+	onEachStore(t, func(t *testing.T, base *env) {
+		st := &countingStore{Store: base.store}
+		e := newEnvOn(t, t.TempDir(), st)
+		if _, err := e.svc.Assess(ctx, admin, "credit_limit", demo.Answers()); err != nil {
+			t.Fatal(err)
+		}
+		e.grant("dave", "credit")
+		e.events(profileEvent("dave", 30, 10000))
+		p := e.keys.Pseudonym("dave")
+		if _, err := e.svc.ShowNotice(ctx, operator, p, "credit_limit"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.svc.Determine(ctx, operator, p, "credit_limit"); err != nil {
+			t.Fatal(err)
+		}
+		st.mu.Lock()
+		st.sizes = 0
+		st.mu.Unlock()
+		for range 3 {
+			if d, err := e.svc.Determine(ctx, operator, p, "credit_limit"); err != nil || d.Status != apply.StatusAutomated {
+				t.Fatalf("%+v, %v", d, err)
+			}
+		}
+		st.mu.Lock()
+		n := st.sizes
+		st.mu.Unlock()
+		if n != 3 {
+			t.Errorf("3 decisions read the log's size %d times outside their transactions, want 3", n)
+		}
+		if err := e.svc.RefuseAutomation(ctx, operator, p, "credit_limit", true); err != nil {
+			t.Fatal(err)
+		}
+		if d, err := e.svc.Determine(ctx, operator, p, "credit_limit"); err != nil || d.Status != apply.StatusPendingReview || d.Outcome != nil {
+			t.Fatalf("after a refusal: %+v, %v; want pending review", d, err)
 		}
 	})
 }

@@ -188,6 +188,14 @@ func failClosed(op string, err error) error {
 // subject, without the pre-use notice shown to them (CN-11). Callers
 // refresh the suspensions first (any ledger.State call does).
 func (s *Service) Gate(ctx context.Context, id, kind string, st *policy.State) (*catalog.UseCase, error) {
+	return s.gate(ctx, id, kind, st, nil)
+}
+
+// gate is Gate; where it reads the audit log's size for the marks index,
+// it leaves it in *seen (when seen is not nil), so that the same request
+// checks its other marks at that size rather than reading it again
+// (markedAt).
+func (s *Service) gate(ctx context.Context, id, kind string, st *policy.State, seen *int64) (*catalog.UseCase, error) {
 	cat := s.point.Catalog()
 	uc := cat.UseCase(id)
 	if uc == nil {
@@ -241,7 +249,7 @@ func (s *Service) Gate(ctx context.Context, id, kind string, st *policy.State) (
 		return nil, err
 	}
 	if st != nil {
-		shown, err := s.marked(ctx, markNotice, st.Pseudonym, id)
+		shown, err := s.markedAt(ctx, seen, markNotice, st.Pseudonym, id)
 		if errors.Is(err, audit.ErrTampered) {
 			// A notice mark that does not match the signed log proves
 			// nothing: refused as if never shown, with the log's finding.
@@ -341,12 +349,30 @@ type marks struct {
 // marked reports whether the newest mark of kind for subject and use-case
 // is set, reading log entries it has not seen yet.
 func (s *Service) marked(ctx context.Context, kind string, subject portrait.Pseudonym, usecase string) (bool, error) {
+	return s.markedAt(ctx, nil, kind, subject, usecase)
+}
+
+// markedAt is marked, as of the log size *seen when the same request
+// already read it (a decision's gate did, for its notice mark): the
+// request is decided as of that read, and a mark appended after it binds
+// the next request, which reads the size afresh. With seen nil or at 0
+// the size is read, and left in *seen.
+func (s *Service) markedAt(ctx context.Context, seen *int64, kind string, subject portrait.Pseudonym, usecase string) (bool, error) {
 	k := markKey{kind, string(subject), usecase}
-	// From memory where one process owns the store (SQLite); the marks
-	// up to it are verified against the tree all the same.
-	size, err := audit.CommittedSize(ctx, s.store)
-	if err != nil {
-		return false, failClosed("read audit log size", err)
+	var size int64
+	if seen != nil {
+		size = *seen
+	}
+	if size <= 0 {
+		// From memory where one process owns the store (SQLite); the
+		// marks up to it are verified against the tree all the same.
+		var err error
+		if size, err = audit.CommittedSize(ctx, s.store); err != nil {
+			return false, failClosed("read audit log size", err)
+		}
+		if seen != nil {
+			*seen = size
+		}
 	}
 	s.marks.mu.RLock()
 	from, v := s.marks.scanned, s.marks.set[k]
