@@ -14,7 +14,10 @@
 // generation, which every governance change increments, and drops the cache
 // and reloads the suspensions into the decision point when it moved. A
 // withdrawal through any node therefore reaches the very next request on
-// every node, at the cost of one small read per call.
+// every node, at the cost of one small read per call. A request whose key
+// check already read the generation passes it on (AtGeneration), so the
+// read is made once per request; the request is then served as of that
+// read, and a change committed after it binds the next request.
 //
 // Calls name their subject with ByID (staff, who know the external id; the
 // ledger then creates the subject and its data key if no event has yet) or
