@@ -127,6 +127,11 @@ func goldenRuns(t *testing.T, e *env) []byte {
 			}
 			items = append(items, ingest.Item{Event: ev})
 		}
+		if i%9 == 0 { // a sports fan
+			for k := range 6 {
+				items = append(items, ingest.Item{Event: view(w, "sports", time.Duration(k+1)*26*time.Hour, e.now)})
+			}
+		}
 		if i%4 == 1 {
 			items = append(items, ingest.Item{Event: portrait.Event{SubjectID: w, Type: "profile", Time: e.now.Add(-time.Duration(i) * time.Hour),
 				Fields: map[string]any{"age": float64(20 + i%50), "income": float64(1000 * (i % 23)), "city": "杭州"}}})
