@@ -6,8 +6,10 @@ import (
 	"fmt"
 	portrait "github.com/portrait-dev/portrait"
 	"math"
+	"runtime"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,45 +37,87 @@ func (p *population) model(l *catalog.Label) any {
 	return p.models[l.ID]
 }
 
-// member is one subject's inputs to a population label.
+// member is one subject's inputs to a population label, kept from the
+// first pass until the population labels are written. It keeps the grant
+// the first pass decided the label under, and the generation that
+// decision was made at: the population page is written with it, so its
+// write transaction decides every value again when any governance change
+// (a consent, a flag, a suppression, an erasure) committed since
+// (Engine.write, invariant 5) — the population pass need not read every
+// subject's state again (session 5 did, and that read was a tenth of a
+// run at 10⁷ events).
 type member struct {
 	ps       portrait.Pseudonym
-	x        []float64 // RFM: -recency, frequency, monetary; segment: features
+	g        policy.Grant
+	gen      int64
+	seen     int64
+	x        []float64 // segment: features; a slice of the collector's arena
 	rfm      label.RFMScore
 	events   []label.Event // forecast: the purchase events, times only
 	count    int
 	from, to time.Time
-	seen     int64
 }
 
-// collector gathers population-label inputs during a batch run.
+// collector gathers population-label inputs during a batch run, per label
+// in pseudonym order: each page's members are added after the page, in
+// the page's order, and pages come in pseudonym order. A model is fitted
+// over them in that order (k-means seeds by index), so the same
+// population gives the same model whatever the workers' interleaving.
 type collector struct {
-	mu      sync.Mutex
 	members map[*entry][]member
+	arena   []float64 // features are carved from it, a few thousand at a time
 }
 
-// The grant g is not kept: populationPage decides each label again, with
-// the states as they are when it writes, and seals under that grant; at
-// 10⁶ subjects the kept grants were ~0.2 GB.
-func (c *collector) add(en *entry, ps portrait.Pseudonym, g policy.Grant, prof map[string]any, events []label.Event, seen int64, now time.Time) {
-	m := member{ps: ps, seen: seen}
+// popIn is one population label's inputs of one subject, computed by a
+// worker and handed to the collector with its page.
+type popIn struct {
+	en *entry
+	m  member
+}
+
+// add computes a subject's inputs to population label en from its events
+// and profile, reading only the fields g covers (as subject.view would
+// have narrowed them), and keeps them on the subject for addPage.
+func (c *collector) add(s *subject, en *entry, g policy.Grant, now time.Time) {
+	m := member{ps: s.ps, g: g, seen: s.seen}
 	switch en.l.Kind {
 	case catalog.KindRFM:
-		m.rfm, m.count, m.from, m.to = rfmStats(en, events, now)
-		m.x = []float64{-m.rfm.Recency, float64(m.rfm.Frequency), m.rfm.Monetary}
+		m.rfm, m.count, m.from, m.to = rfmStats(en, g.Covers(en.rfmAmount), s.events, now)
 	case catalog.KindBGNBD:
-		m.events = purchases(en, events, now)
+		m.events = purchases(en, s.events, now)
 	default:
-		m.x, m.count, m.from, m.to = features(en, prof, events, now)
+		m.x, m.count, m.from, m.to = features(en, g.Covers, s.profile, s.events, now)
 	}
-	c.mu.Lock()
-	c.members[en] = append(c.members[en], m)
-	c.mu.Unlock()
+	s.pop = append(s.pop, popIn{en, m})
+}
+
+// addPage hands the members of a computed page to the collector, in page
+// order, with the generation the page was decided at.
+func (c *collector) addPage(work []*subject, gen int64) {
+	for _, s := range work {
+		for _, in := range s.pop {
+			in.m.gen = gen
+			if in.m.x != nil {
+				d := len(in.m.x)
+				if len(c.arena) < d {
+					c.arena = make([]float64, max(4096, d))
+				}
+				x := c.arena[:d:d]
+				c.arena = c.arena[d:]
+				copy(x, in.m.x)
+				in.m.x = x
+			}
+			c.members[in.en] = append(c.members[in.en], in.m)
+		}
+		s.pop = nil
+	}
 }
 
 // rfmStats computes recency (days since the last purchase, 1e9 if none),
 // frequency and monetary value over the label's window, as label.RFM does.
-func rfmStats(en *entry, events []label.Event, now time.Time) (s label.RFMScore, n int, from, to time.Time) {
+// amount says whether the label's grant covers the amount field: an
+// amount it does not cover counts as absent, as in the grant's view.
+func rfmStats(en *entry, amount bool, events []label.Event, now time.Time) (s label.RFMScore, n int, from, to time.Time) {
 	var start time.Time
 	if en.window > 0 {
 		start = now.Add(-en.window)
@@ -83,7 +127,7 @@ func rfmStats(en *entry, events []label.Event, now time.Time) (s label.RFMScore,
 			continue
 		}
 		s.Frequency++
-		if x, ok := ev.Fields[en.rfmAmount].(float64); ok {
+		if x, ok := ev.Fields[en.rfmAmount].(float64); ok && amount {
 			s.Monetary = label.Add(s.Monetary, x)
 		}
 		if from.IsZero() || ev.Time.Before(from) {
@@ -104,18 +148,26 @@ func rfmStats(en *entry, events []label.Event, now time.Time) (s label.RFMScore,
 // latest value; an event field is log(1 + its total over the label's
 // window), because purchase totals are heavy-tailed and k-means on raw
 // totals spends its clusters on a handful of outliers. A feature with no
-// value is 0.
-func features(en *entry, prof map[string]any, events []label.Event, now time.Time) (x []float64, n int, from, to time.Time) {
+// value is 0, and so is one that covers says the grant does not cover (as in the grant's
+// view of the subject).
+func features(en *entry, covers func(field string) bool, prof map[string]any, events []label.Event, now time.Time) (x []float64, n int, from, to time.Time) {
 	var start time.Time
 	if en.window > 0 {
 		start = now.Add(-en.window)
 	}
 	x = make([]float64, len(en.l.Features))
+	var fromEvents [8]int // indexes of the features read from events
+	evf := fromEvents[:0]
 	for i, f := range en.l.Features {
+		if !covers(f) {
+			continue
+		}
 		if slices.Contains(en.profile, f) {
 			if v, ok := prof[f].(float64); ok {
 				x[i] = v
 			}
+		} else {
+			evf = append(evf, i)
 		}
 	}
 	for _, ev := range events {
@@ -123,11 +175,8 @@ func features(en *entry, prof map[string]any, events []label.Event, now time.Tim
 			continue
 		}
 		used := false
-		for i, f := range en.l.Features {
-			if slices.Contains(en.profile, f) {
-				continue
-			}
-			if v, ok := ev.Fields[f].(float64); ok {
+		for _, i := range evf {
+			if v, ok := ev.Fields[en.l.Features[i]].(float64); ok {
 				x[i] = label.Add(x[i], v)
 				used = true
 			}
@@ -150,6 +199,9 @@ func features(en *entry, prof map[string]any, events []label.Event, now time.Tim
 	return x, n, from, to
 }
 
+// all covers every field: for events and profiles already narrowed to a grant.
+func all(string) bool { return true }
+
 // rfmModel holds the population's sorted values; a subject's quintile
 // score is 1 + ⌊5 · (values strictly lower) / n⌋, label.RFM's rule.
 type rfmModel struct {
@@ -161,11 +213,22 @@ func fitRFM(ms []member) *rfmModel {
 	for k := range 3 {
 		m.sorted[k] = make([]float64, len(ms))
 		for i := range ms {
-			m.sorted[k][i] = ms[i].x[k]
+			m.sorted[k][i] = ms[i].rfmX(k)
 		}
 		sort.Float64s(m.sorted[k])
 	}
 	return m
+}
+
+// rfmX is the member's k-th RFM coordinate: -recency, frequency, monetary.
+func (m *member) rfmX(k int) float64 {
+	switch k {
+	case 0:
+		return -m.rfm.Recency
+	case 1:
+		return float64(m.rfm.Frequency)
+	}
+	return m.rfm.Monetary
 }
 
 func (m *rfmModel) score(k int, x float64) int {
@@ -207,7 +270,7 @@ func (m *rfmModel) stored(en *entry, s label.RFMScore, count int, from, to, now 
 }
 
 func (m *rfmModel) value(en *entry, events []label.Event, now time.Time) Stored {
-	s, n, from, to := rfmStats(en, events, now)
+	s, n, from, to := rfmStats(en, true, events, now) // events narrowed to the grant already
 	return m.stored(en, s, n, from, to, now)
 }
 
@@ -241,7 +304,7 @@ func (m *segModel) assign(x []float64) (int, float64) {
 }
 
 func (m *segModel) value(en *entry, prof map[string]any, events []label.Event, now time.Time) (Stored, error) {
-	x, n, from, to := features(en, prof, events, now)
+	x, n, from, to := features(en, all, prof, events, now) // narrowed to the grant already
 	seg, conf := m.assign(x)
 	v := label.Value{Label: en.l.ID, Version: en.l.Version, Kind: catalog.KindSegment, Segment: seg, Confidence: conf,
 		Inputs: en.l.Features, Computed: now, EventCount: n, From: from, To: to,
@@ -325,15 +388,11 @@ func (e *Engine) All(ctx context.Context, progress func(done, total int)) (Summa
 			}
 			model = bg
 		default:
-			pts := make(map[string]map[string]float64, len(ms))
-			for _, m := range ms {
-				p := make(map[string]float64, len(m.x))
-				for i, f := range en.l.Features {
-					p[f] = m.x[i]
-				}
-				pts[string(m.ps)] = p
+			ids, pts := make([]string, len(ms)), make([][]float64, len(ms))
+			for i := range ms {
+				ids[i], pts[i] = string(ms[i].ps), ms[i].x
 			}
-			seg, err := label.Segment(en.l, pts)
+			seg, err := label.SegmentSorted(en.l, ids, pts)
 			if err != nil {
 				err = fmt.Errorf("label %q: %w", en.l.ID, err)
 				fitErrs = append(fitErrs, err)
@@ -364,31 +423,30 @@ func (e *Engine) All(ctx context.Context, progress func(done, total int)) (Summa
 	return sum, nil
 }
 
-// writePopulation stores the population labels page by page. Each
-// subject's state is read again and the label decided again just before
-// writing, so a withdrawal or objection made during the run is honoured.
+// writePopulation stores the population labels page by page, in
+// pseudonym order: the subjects of every label with a model, merged from
+// the labels' members (each in pseudonym order). Each page is written
+// under the generation its members were decided at, so that a governance
+// change made during the run is honoured by the write's re-check.
 func (e *Engine) writePopulation(ctx context.Context, c *compiled, col *collector, pop *population, sum *Summary) error {
-	bySubject := map[portrait.Pseudonym][]popItem{}
-	var order []portrait.Pseudonym
+	var heads []popHead
 	for _, en := range c.entries {
 		if pop.model(en.l) == nil {
 			continue
 		}
 		ms := col.members[en]
-		for i := range ms {
-			if _, ok := bySubject[ms[i].ps]; !ok {
-				order = append(order, ms[i].ps)
-			}
-			bySubject[ms[i].ps] = append(bySubject[ms[i].ps], popItem{en, &ms[i]})
+		if !slices.IsSortedFunc(ms, func(a, b member) int { return strings.Compare(string(a.ps), string(b.ps)) }) {
+			return fmt.Errorf("derive: label %q: population members out of order", en.l.ID)
 		}
+		heads = append(heads, popHead{en: en, ms: ms})
 	}
-	slices.Sort(order)
 	w := e.writer(ctx, nil)
-	for page := range slices.Chunk(order, e.opts.PageSize) {
-		if w.failed() {
+	for !w.failed() {
+		page := nextPopPage(heads, e.opts.PageSize)
+		if len(page) == 0 {
 			break
 		}
-		p, err := e.populationPage(ctx, page, bySubject, pop)
+		p, err := e.populationPage(ctx, page, pop)
 		if err != nil {
 			sum.add(w.wait())
 			sum.add(p.sum)
@@ -398,6 +456,55 @@ func (e *Engine) writePopulation(ctx context.Context, c *compiled, col *collecto
 	}
 	sum.add(w.wait())
 	return w.err
+}
+
+// popHead walks one population label's members.
+type popHead struct {
+	en *entry
+	ms []member
+	i  int
+}
+
+// popSubject is one subject's population labels, waiting to be written.
+type popSubject struct {
+	ps    portrait.Pseudonym
+	items []popItem
+}
+
+// popItem is one population label of one subject: its inputs and their
+// index among the label's members (a segment's index in the model).
+type popItem struct {
+	en *entry
+	m  *member
+	i  int
+}
+
+// nextPopPage takes the next n subjects, in pseudonym order, with their
+// members of every label.
+func nextPopPage(heads []popHead, n int) []popSubject {
+	var page []popSubject
+	for len(page) < n {
+		var next portrait.Pseudonym
+		found := false
+		for _, h := range heads {
+			if h.i < len(h.ms) && (!found || h.ms[h.i].ps < next) {
+				next, found = h.ms[h.i].ps, true
+			}
+		}
+		if !found {
+			break
+		}
+		ps := popSubject{ps: next}
+		for k := range heads {
+			h := &heads[k]
+			if h.i < len(h.ms) && h.ms[h.i].ps == next {
+				ps.items = append(ps.items, popItem{en: h.en, m: &h.ms[h.i], i: h.i})
+				h.i++
+			}
+		}
+		page = append(page, ps)
+	}
+	return page
 }
 
 // pageWriter writes a batch run's computed pages in order, in one
@@ -455,83 +562,103 @@ func (w *pageWriter) wait() Summary {
 	return w.sum
 }
 
-// popItem is one population label of one subject, waiting to be written.
-type popItem struct {
-	en *entry
-	m  *member
-}
-
-// populationPage decides and seals one page of population labels, for
-// the writer.
-func (e *Engine) populationPage(ctx context.Context, page []portrait.Pseudonym, bySubject map[portrait.Pseudonym][]popItem, pop *population) (*pending, error) {
+// populationPage seals one page of population labels, for the writer,
+// under the grants the first pass decided them under; the page carries
+// the oldest generation of those decisions, so its write decides them
+// again if anything changed since. Each subject's key is read and opened
+// again (a subject erased meanwhile has none, and is skipped), and the
+// subjects are sealed on every CPU.
+func (e *Engine) populationPage(ctx context.Context, page []popSubject, pop *population) (*pending, error) {
 	p := &pending{}
 	sum := &p.sum
-	gen, err := e.store.Generation(ctx)
-	if err != nil {
-		return p, fmt.Errorf("derive: %w", err)
+	start := time.Now()
+	pss := make([]portrait.Pseudonym, len(page))
+	gen := int64(math.MaxInt64)
+	for i, ps := range page {
+		pss[i] = ps.ps
+		for _, it := range ps.items {
+			gen = min(gen, it.m.gen)
+		}
 	}
-	states, err := e.ledger.States(ctx, page)
-	if err != nil {
-		return p, fmt.Errorf("derive: %w", err)
-	}
-	subs, err := e.store.Subjects(ctx, page)
+	subs, err := e.store.Subjects(ctx, pss)
 	if err != nil {
 		return p, fmt.Errorf("derive: load subjects: %w", err)
 	}
 	now := e.now()
+	work := make([]*subject, len(page))
+	workers := min(runtime.GOMAXPROCS(0), max(1, len(page)/8))
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := w * len(page) / workers; k < (w+1)*len(page)/workers; k++ {
+				work[k] = e.sealPopulation(page[k], subs, pop, now)
+			}
+		}()
+	}
+	wg.Wait()
 	written := map[string]bool{}
-	var work []*subject
-	for _, ps := range page {
-		subj, ok := subs[ps]
-		if !ok {
+	kept := work[:0]
+	for _, s := range work {
+		if s == nil {
 			continue // erased meanwhile
-		}
-		s := &subject{ps: ps}
-		if s.cipher, err = e.keys.Open(subj); err != nil {
-			s.fail("", err)
-			sum.Failed += s.failed
-			sum.addFailures(s.failures...)
-			continue
-		}
-		for _, it := range bySubject[ps] {
-			g, _ := e.decide(states[ps], it.en)
-			if !g.Valid() {
-				s.remove = append(s.remove, it.en.l.ID)
-				continue
-			}
-			var v Stored
-			switch m := pop.models[it.en.l.ID].(type) {
-			case *rfmModel:
-				v = m.stored(it.en, it.m.rfm, it.m.count, it.m.from, it.m.to, now)
-			case *bgModel:
-				fv, ok, ferr := m.value(it.en, it.m.events, now)
-				if ferr != nil || !ok {
-					s.remove = append(s.remove, it.en.l.ID)
-					continue
-				}
-				v = fv
-			case *segModel:
-				i := sort.SearchStrings(m.seg.IDs, string(ps))
-				v.Value = m.seg.Value(i, now)
-				v.EventCount, v.From, v.To = it.m.count, it.m.from, it.m.to
-				if it.en.l.TTL > 0 {
-					v.Expires = now.Add(time.Duration(it.en.l.TTL))
-				}
-			}
-			s.seen = it.m.seen
-			if err := s.seal(g, v); err != nil {
-				s.fail(it.en.l.ID, err)
-				s.remove = append(s.remove, it.en.l.ID)
-				continue
-			}
-			written[it.en.l.ID] = true
 		}
 		sum.Failed += s.failed
 		sum.addFailures(s.failures...)
-		work = append(work, s)
+		if s.cipher == nil {
+			continue // its key could not be opened: nothing to write
+		}
+		for _, v := range s.values {
+			written[v.Label] = true
+		}
+		kept = append(kept, s)
 	}
-	p.work, p.written, p.now, p.gen = work, written, now, gen
+	sum.Compute = time.Since(start)
+	p.work, p.written, p.now, p.gen = kept, written, now, gen
 	return p, nil
+}
+
+// sealPopulation computes and seals one subject's population labels; nil
+// if the subject was erased since the first pass.
+func (e *Engine) sealPopulation(ps popSubject, subs map[portrait.Pseudonym]portrait.SubjectKey, pop *population, now time.Time) *subject {
+	subj, ok := subs[ps.ps]
+	if !ok {
+		return nil
+	}
+	s := &subject{ps: ps.ps}
+	var err error
+	if s.cipher, err = e.keys.Open(subj); err != nil {
+		s.cipher = nil
+		s.fail("", err)
+		return s
+	}
+	for _, it := range ps.items {
+		var v Stored
+		switch m := pop.models[it.en.l.ID].(type) {
+		case *rfmModel:
+			v = m.stored(it.en, it.m.rfm, it.m.count, it.m.from, it.m.to, now)
+		case *bgModel:
+			fv, ok, ferr := m.value(it.en, it.m.events, now)
+			if ferr != nil || !ok {
+				s.remove = append(s.remove, it.en.l.ID)
+				continue
+			}
+			v = fv
+		case *segModel:
+			v.Value = m.seg.Value(it.i, now)
+			v.EventCount, v.From, v.To = it.m.count, it.m.from, it.m.to
+			if it.en.l.TTL > 0 {
+				v.Expires = now.Add(time.Duration(it.en.l.TTL))
+			}
+		}
+		s.seen = it.m.seen
+		if err := s.seal(it.m.g, v); err != nil {
+			s.fail(it.en.l.ID, err)
+			s.remove = append(s.remove, it.en.l.ID)
+		}
+	}
+	return s
 }
 
 // count pages through the pseudonyms once, for the progress total.

@@ -362,6 +362,7 @@ type subject struct {
 	incremental       bool
 	failed, unchanged int
 	failures          []string
+	pop               []popIn // batch: population-label inputs, for the collector (collector.addPage)
 }
 
 // fail records that label (all labels if "") could not be derived for the
@@ -858,6 +859,9 @@ func (e *Engine) compute(ctx context.Context, c *compiled, pseudonyms []portrait
 	if err := errors.Join(errs...); err != nil {
 		return p, err
 	}
+	if col != nil {
+		col.addPage(work, gen)
+	}
 	written := map[string]bool{}
 	for _, s := range work {
 		sum.Events += len(s.events)
@@ -909,13 +913,14 @@ func (e *Engine) derive(c *compiled, s *subject, pop *population, now time.Time,
 			s.unchanged++
 			continue
 		}
+		if en.population() && !incremental {
+			col.add(s, en, g, now) // reads only what g covers: no narrowed copy
+			continue
+		}
 		prof, events := s.view(en, g)
 		var v Stored
 		var err error
 		switch {
-		case en.population() && !incremental:
-			col.add(en, s.ps, g, prof, events, s.seen, now)
-			continue
 		case en.l.Kind == catalog.KindRFM:
 			v = pop.model(en.l).(*rfmModel).value(en, events, now)
 		case en.l.Kind == catalog.KindSegment:

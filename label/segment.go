@@ -3,6 +3,7 @@ package label
 import (
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -46,6 +47,25 @@ func Segment(l *catalog.Label, subjects map[string]map[string]float64) (*Segment
 			p[f] = x
 		}
 		points[i] = p
+	}
+	return SegmentSorted(l, ids, points)
+}
+
+// SegmentSorted is Segment over subjects given in id order, each point
+// holding the label's features in their declared order: batch derivation
+// holds them so, and a map per subject at 10⁶ subjects costs more memory
+// than the points themselves. ids is kept in the result.
+func SegmentSorted(l *catalog.Label, ids []string, points [][]float64) (*Segmentation, error) {
+	if len(l.Features) == 0 || l.K < 2 {
+		return nil, &CheckError{Label: l.ID, Requirement: "LP-1", Msg: "a segment needs declared numeric features and k >= 2"}
+	}
+	if len(ids) != len(points) || !slices.IsSorted(ids) {
+		return nil, fmt.Errorf("segment %q: %d ids for %d points, or not in order", l.ID, len(ids), len(points))
+	}
+	for i, p := range points {
+		if len(p) != len(l.Features) {
+			return nil, fmt.Errorf("segment %q: subject %s has %d features, want %d", l.ID, ids[i], len(p), len(l.Features))
+		}
 	}
 	z, mean, sd := Standardize(points)
 	cl, err := KMeans(z, l.K, l.Seed, 100)
