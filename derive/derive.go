@@ -702,7 +702,7 @@ func (s *subject) dirty(en *entry, now time.Time) bool {
 // seal stores v for the subject under grant g.
 func (s *subject) seal(g policy.Grant, v Stored) error {
 	v.Seen = s.seen
-	plain, err := json.Marshal(v)
+	plain, err := encodeStored(&v)
 	if err != nil {
 		return fmt.Errorf("encode label %s: %w", v.Label, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strings"
@@ -28,6 +29,7 @@ var (
 	scaleSubjects = flag.Int("derive.subjects", 2000, "BenchmarkDeriveScale: subjects")
 	scaleEvents   = flag.Int("derive.events", 20000, "BenchmarkDeriveScale: events")
 	scaleProfile  = flag.String("derive.cpuprofile", "", "BenchmarkDeriveScale: write a CPU profile of the batch runs only (not the setup) to this file")
+	scaleMem      = flag.String("derive.memprofile", "", "BenchmarkDeriveScale: write heap profiles FILE.base before the batch runs and FILE after them (go tool pprof -sample_index alloc_space -base FILE.base: the runs' allocations alone)")
 )
 
 // BenchmarkDeriveScale derives every label of a synthetic population in
@@ -145,6 +147,21 @@ func BenchmarkDeriveScale(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
+	heap := func(name string) {
+		runtime.GC()
+		f, err := os.Create(name)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if *scaleMem != "" {
+		heap(*scaleMem + ".base")
+		defer heap(*scaleMem)
 	}
 	cpu := cpuTime()
 	for b.Loop() {
