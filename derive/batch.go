@@ -199,6 +199,89 @@ func features(en *entry, covers func(field string) bool, prof map[string]any, ev
 	return x, n, from, to
 }
 
+// batchView is view for a batch run: the same profile and events, with
+// only the fields g covers, but the narrowed events share their field
+// maps where they can. An event left with no field shares one empty map,
+// and one left with a single field of a string, number or bool value
+// shares the map of every other such event with the same field and value
+// (a view event's category, a purchase's amount): narrowing copied a map
+// per event and label, a tenth of a run's allocations. The maps are only
+// read (label.Rule.Eval), and live as long as the subject's derivation.
+func (s *subject) batchView(en *entry, g policy.Grant) (map[string]any, []label.Event) {
+	var prof map[string]any
+	for k, v := range s.profile {
+		if g.Covers(k) {
+			if prof == nil {
+				prof = make(map[string]any, len(s.profile))
+			}
+			prof[k] = v
+		}
+	}
+	narrowed := false
+	for i := 0; i < len(s.events) && !narrowed; i++ {
+		for k := range s.events[i].Fields {
+			if !g.Covers(k) {
+				narrowed = true
+				break
+			}
+		}
+	}
+	if !narrowed {
+		return prof, s.events
+	}
+	type one struct {
+		field string
+		value any
+	}
+	var empty map[string]any
+	shared := map[one]map[string]any{}
+	out := make([]label.Event, len(s.events))
+	for i, ev := range s.events {
+		n, field := 0, ""
+		for k := range ev.Fields {
+			if g.Covers(k) {
+				n, field = n+1, k
+			}
+		}
+		var f map[string]any
+		switch v := ev.Fields[field]; {
+		case n == 0:
+			if empty == nil {
+				empty = map[string]any{}
+			}
+			f = empty
+		case n == 1 && comparableValue(v):
+			k := one{field, v}
+			if f = shared[k]; f == nil {
+				f = map[string]any{field: v}
+				shared[k] = f
+			}
+		default:
+			f = make(map[string]any, n)
+			for k, v := range ev.Fields {
+				if g.Covers(k) {
+					f[k] = v
+				}
+			}
+		}
+		out[i] = label.Event{Type: ev.Type, Time: ev.Time, Fields: f}
+	}
+	return prof, out
+}
+
+// comparableValue reports whether v is a decoded JSON scalar that can key
+// a map and equals no other value: not a zero, since 0 and -0 are equal
+// keys yet sum apart.
+func comparableValue(v any) bool {
+	switch x := v.(type) {
+	case string, bool:
+		return true
+	case float64:
+		return x != 0 && x == x
+	}
+	return false
+}
+
 // all covers every field: for events and profiles already narrowed to a grant.
 func all(string) bool { return true }
 

@@ -917,7 +917,13 @@ func (e *Engine) derive(c *compiled, s *subject, pop *population, now time.Time,
 			col.add(s, en, g, now) // reads only what g covers: no narrowed copy
 			continue
 		}
-		prof, events := s.view(en, g)
+		var prof map[string]any
+		var events []label.Event
+		if incremental {
+			prof, events = s.view(en, g)
+		} else {
+			prof, events = s.batchView(en, g)
+		}
 		var v Stored
 		var err error
 		switch {

@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"math"
 	"math/rand/v2"
+	"os"
+	"reflect"
 	"testing"
 	"time"
 
 	"github.com/portrait-dev/portrait/catalog"
 	"github.com/portrait-dev/portrait/label"
+	"github.com/portrait-dev/portrait/policy"
 )
 
 // encodeStored writes exactly what json.Marshal writes — the sealed bytes
@@ -107,6 +110,71 @@ func TestEncodeStored(t *testing.T) {
 		v := cases[name]
 		if _, ok := appendStored(nil, &v); !ok {
 			t.Errorf("%s: went to json.Marshal", name)
+		}
+	}
+}
+
+// A batch run's view of a subject is the view incremental derivation
+// narrows, field for field, for every label of the demo catalog and every
+// combination of consents: no label sees a field its grant does not
+// cover, whether its events share their field maps or not.
+func TestBatchViewNarrows(t *testing.T) {
+	yaml, err := os.ReadFile("../examples/demo/catalog.yaml") // package demo imports derive
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := catalog.Parse("examples/demo/catalog.yaml", yaml, label.Check)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &Engine{point: policy.New(cat), caller: policy.Caller{Role: policy.System, ID: "derive"}}
+	c := compileCatalog(cat)
+	at := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
+	s := &subject{ps: "p", profile: map[string]any{"age": 40.0, "income": 9000.0, "city": "杭州"}}
+	for i, f := range []map[string]any{
+		{"item": "i-sports", "category": "sports", "price": 10.0, "device": "d"},
+		{"item": "i-books", "category": "books", "price": 0.0},
+		{"item": "x", "amount": 41.0, "quantity": 1.0, "price": 41.0, "category": "sports"},
+		{"item": "y", "amount": math.Copysign(0, -1), "quantity": 2.0},
+		{"item": "z", "amount": 0.0},
+		{"search_query": "q"},
+		{},
+		{"category": []any{"a"}, "amount": map[string]any{"n": 1.0}},
+		{"item": "i-sports", "category": "sports", "price": 10.0},
+	} {
+		s.events = append(s.events, label.Event{Type: []string{"view", "purchase", "search"}[i%3], Time: at.Add(time.Duration(i) * time.Hour), Fields: f})
+		s.ids = append(s.ids, int64(i))
+	}
+	for _, purposes := range [][]string{{"personalization"}, {"marketing"}, {"credit"}, {"personalization", "marketing", "credit"}} {
+		st := &policy.State{Pseudonym: "p", Consents: map[string]policy.Consent{}, Personalization: 100, Suppressed: map[string]bool{}}
+		for _, p := range purposes {
+			st.Consents[p] = policy.Consent{Status: policy.Granted, At: at.Add(-time.Hour), NoticeVersion: "1"}
+		}
+		for _, en := range c.entries {
+			g, _ := e.decide(st, en)
+			if !g.Valid() {
+				continue
+			}
+			wantProf, wantEvents := s.view(en, g)
+			gotProf, gotEvents := s.batchView(en, g)
+			if !reflect.DeepEqual(gotProf, wantProf) || !reflect.DeepEqual(gotEvents, wantEvents) {
+				t.Errorf("%v, label %s:\nbatch %v %v\nview  %v %v", purposes, en.l.ID, gotProf, gotEvents, wantProf, wantEvents)
+			}
+			for _, ev := range gotEvents {
+				for k, v := range ev.Fields {
+					if !g.Covers(k) {
+						t.Errorf("%v, label %s sees field %s", purposes, en.l.ID, k)
+					}
+					if x, ok := v.(float64); ok && x == 0 && math.Signbit(x) != math.Signbit(ev.Fields[k].(float64)) {
+						t.Errorf("zero's sign changed")
+					}
+				}
+			}
+			for i, ev := range gotEvents {
+				if a, ok := ev.Fields["amount"].(float64); ok && math.Signbit(a) != math.Signbit(s.events[i].Fields["amount"].(float64)) {
+					t.Errorf("%v, label %s: event %d amount %v, stored %v", purposes, en.l.ID, i, a, s.events[i].Fields["amount"])
+				}
+			}
 		}
 	}
 }
