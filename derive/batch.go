@@ -744,6 +744,59 @@ func (e *Engine) sealPopulation(ps popSubject, subs map[portrait.Pseudonym]portr
 	return s
 }
 
+// labelRemover deletes labels of many subjects at once (guard.Tx's
+// DeleteLabelsOf, on both engines).
+type labelRemover interface {
+	DeleteLabelsOf(ctx context.Context, pseudonyms []portrait.Pseudonym, labels []string) error
+}
+
+// deleteRemoved deletes the labels each subject of a page lost. A batch
+// page's subjects mostly lose the same labels (those of the purposes they
+// did not consent to), so it deletes them with one statement per set of
+// labels where the store can, rather than one per subject: at 10⁶
+// subjects those were a million statements (on PostgreSQL, round trips).
+func deleteRemoved(ctx context.Context, tx portrait.Tx, work []*subject, incremental bool) error {
+	r, ok := tx.(labelRemover)
+	if incremental || !ok {
+		for _, s := range work {
+			if len(s.remove) > 0 {
+				if err := tx.DeleteLabels(ctx, s.ps, s.remove); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	type set struct {
+		labels []string
+		of     []portrait.Pseudonym
+	}
+	var sets []*set
+	bySet := map[string]*set{}
+	for _, s := range work {
+		if len(s.remove) == 0 {
+			continue
+		}
+		ids := slices.Clone(s.remove)
+		slices.Sort(ids)
+		ids = slices.Compact(ids)
+		key := strings.Join(ids, "\x00")
+		st := bySet[key]
+		if st == nil {
+			st = &set{labels: ids}
+			bySet[key] = st
+			sets = append(sets, st)
+		}
+		st.of = append(st.of, s.ps)
+	}
+	for _, st := range sets {
+		if err := r.DeleteLabelsOf(ctx, st.of, st.labels); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // count pages through the pseudonyms once, for the progress total.
 func (e *Engine) count(ctx context.Context) (int, error) {
 	n, after := 0, portrait.Pseudonym("")

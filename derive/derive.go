@@ -1000,11 +1000,9 @@ func (e *Engine) write(ctx context.Context, work []*subject, written map[string]
 				removedIDs[id] = true
 			}
 			nremoved += len(s.remove)
-			if len(s.remove) > 0 {
-				if err := tx.DeleteLabels(ctx, s.ps, s.remove); err != nil {
-					return err
-				}
-			}
+		}
+		if err := deleteRemoved(ctx, tx, work, incremental); err != nil {
+			return err
 		}
 		nvalues = len(values)
 		if nvalues == 0 && nremoved == 0 {

@@ -73,6 +73,9 @@ type Tx interface {
 	InsertEvents(ctx context.Context, events []portrait.StoredEvent) ([]bool, error)
 	PutLabels(ctx context.Context, values []portrait.LabelValue) error
 	DeleteLabels(ctx context.Context, pseudonym portrait.Pseudonym, labels []string) error
+	// DeleteLabelsOf deletes labels of every one of pseudonyms (batch
+	// derivation: derive.labelRemover).
+	DeleteLabelsOf(ctx context.Context, pseudonyms []portrait.Pseudonym, labels []string) error
 	AppendConsent(ctx context.Context, r portrait.ConsentRecord) error
 	SetFlags(ctx context.Context, pseudonym portrait.Pseudonym, f portrait.Flags) error
 	Suppress(ctx context.Context, pseudonym portrait.Pseudonym, label string, deleted bool) error

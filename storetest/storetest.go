@@ -45,6 +45,7 @@ func Run(t *testing.T, open func(t *testing.T) portrait.Store) {
 		{"Profile", testProfile},
 		{"Labels", testLabels},
 		{"LabelsLargeBatch", testLabelsLargeBatch},
+		{"LabelsDeletedOfMany", testLabelsDeletedOfMany},
 		{"Subjects", testSubjects},
 		{"ConsentsAndStates", testConsentsAndStates},
 		{"StatesBatch", testStatesBatch},
@@ -600,6 +601,54 @@ func testLabels(t *testing.T, s portrait.Store) {
 	}
 	if got, _ := s.Labels(ctx, Grant(t, "b", policy.Access)); len(got) != 1 {
 		t.Errorf("deleting a's label touched b: %+v", got)
+	}
+}
+
+// LP-3: a batch derivation page deletes the labels its subjects lost in
+// one statement (DeleteLabelsOf): exactly those labels of exactly those
+// subjects, quoted names included, and nothing when either list is empty.
+func testLabelsDeletedOfMany(t *testing.T, s portrait.Store) {
+	ctx := context.Background()
+	subjects := []string{"a", "b", "c", `d"'\x`}
+	labels := []string{"fan", "saver", `q"uo'te`, "keep"}
+	var values []portrait.LabelValue
+	for _, p := range subjects {
+		for _, l := range labels {
+			values = append(values, portrait.LabelValue{Grant: Grant(t, portrait.Pseudonym(p), policy.Derive), Pseudonym: portrait.Pseudonym(p),
+				Label: l, Version: 1, Sealed: []byte(p + "/" + l), Computed: at(0)})
+		}
+	}
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error { return tx.PutLabels(ctx, values) })
+	type remover interface {
+		DeleteLabelsOf(ctx context.Context, pseudonyms []portrait.Pseudonym, labels []string) error
+	}
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error {
+		r, ok := tx.(remover)
+		if !ok {
+			t.Fatalf("%T has no DeleteLabelsOf", tx)
+		}
+		if err := r.DeleteLabelsOf(ctx, nil, []string{"fan"}); err != nil {
+			return err
+		}
+		if err := r.DeleteLabelsOf(ctx, []portrait.Pseudonym{"a"}, nil); err != nil {
+			return err
+		}
+		return r.DeleteLabelsOf(ctx, []portrait.Pseudonym{"a", `d"'\x`, "nobody"}, []string{"fan", `q"uo'te`, "never"})
+	})
+	want := map[string][]string{"a": {"keep", "saver"}, "b": {"fan", "keep", `q"uo'te`, "saver"}, "c": {"fan", "keep", `q"uo'te`, "saver"}, `d"'\x`: {"keep", "saver"}}
+	for p, w := range want {
+		got, err := s.Labels(ctx, Grant(t, portrait.Pseudonym(p), policy.Access))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, lv := range got {
+			ids = append(ids, lv.Label)
+		}
+		slices.Sort(ids)
+		if !slices.Equal(ids, w) {
+			t.Errorf("labels of %s after deleting = %v, want %v", p, ids, w)
+		}
 	}
 }
 
