@@ -65,7 +65,19 @@ type member struct {
 // population gives the same model whatever the workers' interleaving.
 type collector struct {
 	members map[*entry][]member
-	arena   []float64 // features are carved from it, a few thousand at a time
+	arena   []float64 // features are carved from it, a page's at a time
+	total   int       // subjects in the run: room for a label's members, made once
+}
+
+// merge moves a page's collector into c, after the pages before it.
+func (c *collector) merge(page *collector) {
+	for en, ms := range page.members {
+		all := c.members[en]
+		if all == nil && c.total > 0 {
+			all = make([]member, 0, c.total)
+		}
+		c.members[en] = append(all, ms...)
+	}
 }
 
 // popIn is one population label's inputs of one subject, computed by a
@@ -94,14 +106,20 @@ func (c *collector) add(s *subject, en *entry, g policy.Grant, now time.Time) {
 // addPage hands the members of a computed page to the collector, in page
 // order, with the generation the page was decided at.
 func (c *collector) addPage(work []*subject, gen int64) {
+	need := 0
+	for _, s := range work {
+		for _, in := range s.pop {
+			need += len(in.m.x)
+		}
+	}
+	if len(c.arena) < need {
+		c.arena = make([]float64, need)
+	}
 	for _, s := range work {
 		for _, in := range s.pop {
 			in.m.gen = gen
 			if in.m.x != nil {
 				d := len(in.m.x)
-				if len(c.arena) < d {
-					c.arena = make([]float64, max(4096, d))
-				}
 				x := c.arena[:d:d]
 				c.arena = c.arena[d:]
 				copy(x, in.m.x)
@@ -417,32 +435,67 @@ func (e *Engine) All(ctx context.Context, progress func(done, total int)) (Summa
 	if err != nil {
 		return sum, err
 	}
-	col := &collector{members: map[*entry][]member{}}
+	col := &collector{members: map[*entry][]member{}, total: total}
 	w := e.writer(ctx, func(s Summary) {
 		if progress != nil {
 			progress(min(s.Subjects, total), total)
 		}
 	})
+	// Two pages are computed at once, each on every CPU: one page's
+	// serial part (its states, keys and decisions) then overlaps the
+	// other's evaluation. They are handed to the collector and the writer
+	// in page order.
+	type computed struct {
+		p   *pending
+		col *collector
+		err error
+	}
+	var inflight []chan computed
+	var failed error
+	var failedSum Summary // of the failed page, added after the pages written
+	take := func() {
+		r := <-inflight[0]
+		inflight = inflight[1:]
+		if failed != nil {
+			return // after a failed page nothing more is kept or written
+		}
+		if r.err != nil {
+			failed, failedSum = r.err, r.p.sum
+			return
+		}
+		col.merge(r.col)
+		w.put(r.p)
+	}
 	var after portrait.Pseudonym
-	for !w.failed() {
+	for !w.failed() && failed == nil {
 		page, err := e.store.Pseudonyms(ctx, after, e.opts.PageSize)
 		if err != nil {
-			sum.add(w.wait())
-			return sum, fmt.Errorf("derive: list subjects: %w", err)
+			failed = fmt.Errorf("derive: list subjects: %w", err)
+			break
 		}
 		if len(page) == 0 {
 			break
 		}
 		after = page[len(page)-1]
-		p, err := e.compute(ctx, c, page, false, col)
-		if err != nil {
-			sum.add(w.wait())
-			sum.add(p.sum)
-			return sum, err
+		ch := make(chan computed, 1)
+		inflight = append(inflight, ch)
+		go func() {
+			pc := &collector{members: map[*entry][]member{}}
+			p, err := e.compute(ctx, c, page, false, pc)
+			ch <- computed{p, pc, err}
+		}()
+		if len(inflight) == 2 {
+			take()
 		}
-		w.put(p)
+	}
+	for len(inflight) > 0 {
+		take()
 	}
 	sum.add(w.wait())
+	if failed != nil {
+		sum.add(failedSum)
+		return sum, failed
+	}
 	if err := w.err; err != nil {
 		return sum, err
 	}
