@@ -702,15 +702,16 @@ func (s *subject) dirty(en *entry, now time.Time) bool {
 // seal stores v for the subject under grant g.
 func (s *subject) seal(g policy.Grant, v Stored) error {
 	v.Seen = s.seen
-	plain, err := encodeStored(&v)
+	sealed, err := sealStored(s.cipher, &v, AD(s.ps, v.Label))
 	if err != nil {
 		return fmt.Errorf("encode label %s: %w", v.Label, err)
 	}
-	sealed := s.cipher.Seal(plain, AD(s.ps, v.Label))
 	if sealed == nil {
 		return fmt.Errorf("label %s: %w", v.Label, keys.ErrDestroyed)
 	}
-	s.fresh = append(s.fresh, v)
+	if s.incremental {
+		s.fresh = append(s.fresh, v) // for the memo, which a batch run does not keep
+	}
 	s.values = append(s.values, portrait.LabelValue{Grant: g, Pseudonym: s.ps, Label: v.Label, Version: v.Version,
 		Sealed: sealed, Computed: v.Computed, Expires: v.Expires})
 	return nil
@@ -991,7 +992,11 @@ func (e *Engine) write(ctx context.Context, work []*subject, written map[string]
 				return err
 			}
 		}
-		var values []portrait.LabelValue
+		n := 0
+		for _, s := range work {
+			n += len(s.values)
+		}
+		values := make([]portrait.LabelValue, 0, n)
 		removedIDs := map[string]bool{}
 		nremoved = 0
 		for _, s := range work {

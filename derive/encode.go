@@ -6,10 +6,12 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/portrait-dev/portrait/catalog"
+	"github.com/portrait-dev/portrait/keys"
 )
 
 // encodeStored returns v as encoding/json encodes it, byte for byte, without
@@ -24,7 +26,28 @@ func encodeStored(v *Stored) ([]byte, error) {
 	if b, ok := appendStored(make([]byte, 0, 768), v); ok {
 		return b, nil
 	}
-	return json.Marshal(v)
+	return json.Marshal(*v)
+}
+
+// plainBufs holds the buffers values are encoded into before sealing: the
+// plaintext is dropped once sealed, so one buffer serves many values.
+var plainBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// sealStored encodes v (encodeStored) and seals it with c under ad; nil
+// if c was destroyed (the subject erased).
+func sealStored(c *keys.Cipher, v *Stored, ad []byte) ([]byte, error) {
+	buf := plainBufs.Get().(*[]byte)
+	defer plainBufs.Put(buf)
+	plain, ok := appendStored((*buf)[:0], v)
+	if ok {
+		*buf = plain
+	} else {
+		var err error
+		if plain, err = json.Marshal(*v); err != nil {
+			return nil, err
+		}
+	}
+	return c.Seal(plain, ad), nil
 }
 
 // appendStored appends v's JSON; false if it must go to json.Marshal.
