@@ -46,16 +46,44 @@ func (p *population) model(l *catalog.Label) any {
 // (Engine.write, invariant 5) — the population pass need not read every
 // subject's state again (session 5 did, and that read was a tenth of a
 // run at 10⁷ events).
+//
+// At 10⁶ subjects a run holds two million members until its end, and the
+// collector scans them at every cycle: so a member holds no pointer it
+// can do without (the subject is its grant's, times are nanoseconds).
 type member struct {
-	ps       portrait.Pseudonym
-	g        policy.Grant
-	gen      int64
-	seen     int64
-	x        []float64 // segment: features; a slice of the collector's arena
-	rfm      label.RFMScore
-	events   []label.Event // forecast: the purchase events, times only
-	count    int
-	from, to time.Time
+	g                 policy.Grant // g.Pseudonym() is the subject
+	gen               int64
+	seen              int64
+	x                 []float64 // segment: features; a slice of the collector's arena
+	recency, monetary float64   // RFM
+	frequency, count  int
+	from, to          int64         // Unix nanoseconds, noTime for none
+	events            []label.Event // forecast: the purchase events, times only
+}
+
+// noTime stands for the zero time.Time in a member.
+const noTime = math.MinInt64
+
+func nanos(t time.Time) int64 {
+	if t.IsZero() {
+		return noTime
+	}
+	return t.UnixNano()
+}
+
+// at is the time nanos made n into; event times are UTC on both engines.
+func at(n int64) time.Time {
+	if n == noTime {
+		return time.Time{}
+	}
+	return time.Unix(0, n).UTC()
+}
+
+func (m *member) ps() portrait.Pseudonym { return m.g.Pseudonym() }
+
+// rfm is the member's RFM inputs, as rfmStats computed them.
+func (m *member) rfm() label.RFMScore {
+	return label.RFMScore{Recency: m.recency, Frequency: m.frequency, Monetary: m.monetary}
 }
 
 // collector gathers population-label inputs during a batch run, per label
@@ -91,15 +119,19 @@ type popIn struct {
 // and profile, reading only the fields g covers (as subject.view would
 // have narrowed them), and keeps them on the subject for addPage.
 func (c *collector) add(s *subject, en *entry, g policy.Grant, now time.Time) {
-	m := member{ps: s.ps, g: g, seen: s.seen}
+	m := member{g: g, seen: s.seen, from: noTime, to: noTime}
+	var from, to time.Time
 	switch en.l.Kind {
 	case catalog.KindRFM:
-		m.rfm, m.count, m.from, m.to = rfmStats(en, g.Covers(en.rfmAmount), s.events, now)
+		var r label.RFMScore
+		r, m.count, from, to = rfmStats(en, g.Covers(en.rfmAmount), s.events, now)
+		m.recency, m.frequency, m.monetary = r.Recency, r.Frequency, r.Monetary
 	case catalog.KindBGNBD:
 		m.events = purchases(en, s.events, now)
 	default:
-		m.x, m.count, m.from, m.to = features(en, g.Covers, s.profile, s.events, now)
+		m.x, m.count, from, to = features(en, g.Covers, s.profile, s.events, now)
 	}
+	m.from, m.to = nanos(from), nanos(to)
 	s.pop = append(s.pop, popIn{en, m})
 }
 
@@ -325,11 +357,11 @@ func fitRFM(ms []member) *rfmModel {
 func (m *member) rfmX(k int) float64 {
 	switch k {
 	case 0:
-		return -m.rfm.Recency
+		return -m.recency
 	case 1:
-		return float64(m.rfm.Frequency)
+		return float64(m.frequency)
 	}
-	return m.rfm.Monetary
+	return m.monetary
 }
 
 func (m *rfmModel) score(k int, x float64) int {
@@ -526,7 +558,7 @@ func (e *Engine) All(ctx context.Context, progress func(done, total int)) (Summa
 		default:
 			ids, pts := make([]string, len(ms)), make([][]float64, len(ms))
 			for i := range ms {
-				ids[i], pts[i] = string(ms[i].ps), ms[i].x
+				ids[i], pts[i] = string(ms[i].ps()), ms[i].x
 			}
 			seg, err := label.SegmentSorted(en.l, ids, pts)
 			if err != nil {
@@ -571,7 +603,7 @@ func (e *Engine) writePopulation(ctx context.Context, c *compiled, col *collecto
 			continue
 		}
 		ms := col.members[en]
-		if !slices.IsSortedFunc(ms, func(a, b member) int { return strings.Compare(string(a.ps), string(b.ps)) }) {
+		if !slices.IsSortedFunc(ms, func(a, b member) int { return strings.Compare(string(a.ps()), string(b.ps())) }) {
 			return fmt.Errorf("derive: label %q: population members out of order", en.l.ID)
 		}
 		heads = append(heads, popHead{en: en, ms: ms})
@@ -623,8 +655,8 @@ func nextPopPage(heads []popHead, n int) []popSubject {
 		var next portrait.Pseudonym
 		found := false
 		for _, h := range heads {
-			if h.i < len(h.ms) && (!found || h.ms[h.i].ps < next) {
-				next, found = h.ms[h.i].ps, true
+			if h.i < len(h.ms) && (!found || h.ms[h.i].ps() < next) {
+				next, found = h.ms[h.i].ps(), true
 			}
 		}
 		if !found {
@@ -633,7 +665,7 @@ func nextPopPage(heads []popHead, n int) []popSubject {
 		ps := popSubject{ps: next}
 		for k := range heads {
 			h := &heads[k]
-			if h.i < len(h.ms) && h.ms[h.i].ps == next {
+			if h.i < len(h.ms) && h.ms[h.i].ps() == next {
 				ps.items = append(ps.items, popItem{en: h.en, m: &h.ms[h.i], i: h.i})
 				h.i++
 			}
@@ -773,7 +805,7 @@ func (e *Engine) sealPopulation(ps popSubject, subs map[portrait.Pseudonym]portr
 		var v Stored
 		switch m := pop.models[it.en.l.ID].(type) {
 		case *rfmModel:
-			v = m.stored(it.en, it.m.rfm, it.m.count, it.m.from, it.m.to, now)
+			v = m.stored(it.en, it.m.rfm(), it.m.count, at(it.m.from), at(it.m.to), now)
 		case *bgModel:
 			fv, ok, ferr := m.value(it.en, it.m.events, now)
 			if ferr != nil || !ok {
@@ -783,7 +815,7 @@ func (e *Engine) sealPopulation(ps popSubject, subs map[portrait.Pseudonym]portr
 			v = fv
 		case *segModel:
 			v.Value = m.seg.Value(it.i, now)
-			v.EventCount, v.From, v.To = it.m.count, it.m.from, it.m.to
+			v.EventCount, v.From, v.To = it.m.count, at(it.m.from), at(it.m.to)
 			if it.en.l.TTL > 0 {
 				v.Expires = now.Add(time.Duration(it.en.l.TTL))
 			}
