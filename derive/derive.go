@@ -129,7 +129,8 @@ type Engine struct {
 	mu     sync.Mutex
 	status Status
 
-	mem memos // incremental: what each subject's last derivation read
+	mem    memos       // incremental: what each subject's last derivation read
+	opened keys.Opened // incremental: subjects' opened keys, per generation
 
 	batchFence atomic.Pointer[Fence] // FenceBatch
 }
@@ -359,6 +360,7 @@ type subject struct {
 	expires           time.Time            // the earliest expiry of the events held
 	added             []int64              // incremental with a memo: ids of the events read now, not held before
 	views             map[*entry]*narrowed // incremental: the labels' narrowed events, for the memo
+	gen               int64                // the governance generation the subject's states were read at
 	incremental       bool
 	failed, unchanged int
 	failures          []string
@@ -796,30 +798,22 @@ func (e *Engine) compute(ctx context.Context, c *compiled, pseudonyms []portrait
 			}
 		}
 	}
-	stored := make(map[portrait.Pseudonym]portrait.SubjectKey, len(pseudonyms))
-	if len(mems) < len(pseudonyms) {
-		need := pseudonyms
-		if len(mems) > 0 {
-			need = slices.DeleteFunc(slices.Clone(pseudonyms), func(ps portrait.Pseudonym) bool { return mems[ps] != nil })
-		}
-		if stored, err = e.store.Subjects(ctx, need); err != nil {
-			return p, fmt.Errorf("derive: load subjects: %w", err)
-		}
-		if stored == nil {
-			stored = make(map[portrait.Pseudonym]portrait.SubjectKey, len(mems))
-		}
-	}
-	for ps, m := range mems {
-		stored[ps] = m.subj // a memo at this generation: not erased since
+	opened, stored, err := e.subjectKeys(ctx, gen, pseudonyms, incremental)
+	if err != nil {
+		return p, err
 	}
 	pop := e.pop.Load()
 	var work []*subject
 	for _, ps := range pseudonyms {
 		subj, ok := stored[ps]
-		if !ok {
+		key := opened[ps]
+		if !ok && key == nil {
 			continue // erased or never stored: nothing to derive
 		}
-		s := &subject{ps: ps, subj: subj, grants: map[*entry]policy.Grant{}, memo: mems[ps], incremental: incremental}
+		s := &subject{ps: ps, subj: subj, cipher: key, gen: gen, grants: map[*entry]policy.Grant{}, memo: mems[ps], incremental: incremental}
+		if s.memo != nil && key == nil {
+			s.memo = nil // its key was dropped from keys.Opened: read in full
+		}
 		for _, en := range c.entries {
 			g, _ := e.decide(states[ps], en)
 			if !g.Valid() {
@@ -887,12 +881,16 @@ func (e *Engine) derive(c *compiled, s *subject, pop *population, now time.Time,
 	if len(s.grants) == 0 {
 		return nil
 	}
-	var err error
-	if s.memo != nil {
-		s.cipher = s.memo.cipher
-	} else if s.cipher, err = e.keys.Open(s.subj); err != nil {
-		s.fail("", err)
-		return nil
+	if s.cipher == nil {
+		c, err := e.keys.Open(s.subj)
+		if err != nil {
+			s.fail("", err)
+			return nil
+		}
+		s.cipher = c
+		if incremental {
+			e.opened.Put(s.gen, s.ps, c)
+		}
 	}
 	if err := s.open(); err != nil {
 		// This subject's stored data cannot be read: its labels are left

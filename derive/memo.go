@@ -1,6 +1,8 @@
 package derive
 
 import (
+	"context"
+	"fmt"
 	"maps"
 	"sync"
 	"time"
@@ -12,8 +14,9 @@ import (
 
 // memo is what an incremental derivation keeps of a subject between
 // calls, so that the next one reads, decrypts and decodes only what is
-// new (Store.EventsAfter from mark): the subject's opened key, its decoded
-// events in time order, and the label values this engine stored last. It
+// new (Store.EventsAfter from mark): its decoded events in time order, and
+// the label values this engine stored last (the subject's opened key is
+// kept beside it, in the engine's keys.Opened, for the same generation). It
 // is never changed once made; a derivation makes a new one after its
 // write commits.
 //
@@ -27,8 +30,6 @@ import (
 // under its id, so a memo holding an event whose expiry has come is not
 // used either (expires): the subject is read in full again.
 type memo struct {
-	subj    portrait.SubjectKey
-	cipher  *keys.Cipher
 	events  []label.Event // in time order, then id
 	ids     []int64       // the events' ids, parallel
 	mark    portrait.EventMark
@@ -94,7 +95,7 @@ func (ms *memos) keep(gen int64, c *compiled, work []*subject) {
 		}
 		// s.events and s.ids are the subject's own (open made them), and
 		// nothing changes them after the derivation.
-		m := &memo{subj: s.subj, cipher: s.cipher, events: s.events, ids: s.ids, mark: s.mark, expires: s.expires, views: s.views}
+		m := &memo{events: s.events, ids: s.ids, mark: s.mark, expires: s.expires, views: s.views}
 		m.stored = maps.Clone(s.stored)
 		if m.stored == nil {
 			m.stored = map[string]Stored{}
@@ -116,4 +117,34 @@ func (ms *memos) drop(work []*subject) {
 	for _, s := range work {
 		delete(ms.m, s.ps)
 	}
+}
+
+// subjectKeys returns, for an incremental page read at generation gen,
+// the opened keys kept for it (keys.Opened) and the stored subject rows
+// of the others; a batch page reads every row. A key kept at gen means
+// the subject was not erased since (erasure bumps the generation).
+func (e *Engine) subjectKeys(ctx context.Context, gen int64, pseudonyms []portrait.Pseudonym, incremental bool) (map[portrait.Pseudonym]*keys.Cipher, map[portrait.Pseudonym]portrait.SubjectKey, error) {
+	var opened map[portrait.Pseudonym]*keys.Cipher
+	need := pseudonyms
+	if incremental {
+		need = nil
+		for _, ps := range pseudonyms {
+			if c := e.opened.Get(gen, ps); c != nil {
+				if opened == nil {
+					opened = make(map[portrait.Pseudonym]*keys.Cipher, len(pseudonyms))
+				}
+				opened[ps] = c
+				continue
+			}
+			need = append(need, ps)
+		}
+	}
+	if len(need) == 0 {
+		return opened, nil, nil
+	}
+	stored, err := e.store.Subjects(ctx, need)
+	if err != nil {
+		return nil, nil, fmt.Errorf("derive: load subjects: %w", err)
+	}
+	return opened, stored, nil
 }
