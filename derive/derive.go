@@ -361,6 +361,7 @@ type subject struct {
 	added             []int64              // incremental with a memo: ids of the events read now, not held before
 	views             map[*entry]*narrowed // incremental: the labels' narrowed events, for the memo
 	gen               int64                // the governance generation the subject's states were read at
+	ungranted         int                  // the first ungranted of remove are labels without a lawful basis
 	incremental       bool
 	failed, unchanged int
 	failures          []string
@@ -818,6 +819,7 @@ func (e *Engine) compute(ctx context.Context, c *compiled, pseudonyms []portrait
 			g, _ := e.decide(states[ps], en)
 			if !g.Valid() {
 				s.remove = append(s.remove, en.l.ID)
+				s.ungranted++
 				continue
 			}
 			if incremental && en.population() && pop.model(en.l) == nil {
@@ -954,9 +956,17 @@ func (e *Engine) derive(c *compiled, s *subject, pop *population, now time.Time,
 // (CN-4, invariant 5), and constant consent traffic elsewhere costs a
 // re-check, not a retry.
 func (e *Engine) write(ctx context.Context, work []*subject, written map[string]bool, sum *Summary, now time.Time, incremental bool, gen int64) error {
-	var nvalues, nremoved int
+	var nvalues, nremoved, ndeleted int
 	start := time.Now()
 	defer func() { sum.Store += time.Since(start) }()
+	if incremental && nothingToWrite(work) {
+		// Nothing to store or delete: no transaction, no audit record.
+		e.mem.keep(gen, e.comp.Load(), work)
+		for _, s := range work {
+			sum.Removed += len(s.remove)
+		}
+		return nil
+	}
 	rechecked := false
 	err := e.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		if f := fenceFrom(ctx); f != nil {
@@ -980,21 +990,22 @@ func (e *Engine) write(ctx context.Context, work []*subject, written map[string]
 		}
 		var values []portrait.LabelValue
 		removedIDs := map[string]bool{}
-		nremoved = 0
+		nremoved, ndeleted = 0, 0
 		for _, s := range work {
 			values = append(values, s.values...)
 			for _, id := range s.remove {
 				removedIDs[id] = true
 			}
 			nremoved += len(s.remove)
-			if len(s.remove) > 0 {
-				if err := tx.DeleteLabels(ctx, s.ps, s.remove); err != nil {
+			if del := s.deletions(); len(del) > 0 {
+				ndeleted += len(del)
+				if err := tx.DeleteLabels(ctx, s.ps, del); err != nil {
 					return err
 				}
 			}
 		}
 		nvalues = len(values)
-		if nvalues == 0 && nremoved == 0 {
+		if nvalues == 0 && ndeleted == 0 {
 			return nil
 		}
 		if len(values) > 0 {

@@ -148,3 +148,36 @@ func (e *Engine) subjectKeys(ctx context.Context, gen int64, pseudonyms []portra
 	}
 	return opened, stored, nil
 }
+
+// deletions returns the labels the write must delete: those removed,
+// less the labels without a lawful basis that the memo knows are not
+// stored. Such a label was deleted (or never stored) when the memo was
+// made, and only a derivation under a lawful basis stores it again, which
+// needs a governance change (a new generation, so no memo) or this
+// engine's own write (which the memo records). A node running another
+// catalog may store it meanwhile; the next full read (after any
+// generation change, or a memo dropped) deletes it, and every read
+// decides each label again under the reader's catalog.
+func (s *subject) deletions() []string {
+	if s.memo == nil || s.ungranted == 0 {
+		return s.remove
+	}
+	var out []string
+	for i, id := range s.remove {
+		if _, ok := s.memo.stored[id]; ok || i >= s.ungranted {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// nothingToWrite reports whether a page has no value to store and no
+// label to delete.
+func nothingToWrite(work []*subject) bool {
+	for _, s := range work {
+		if len(s.values) > 0 || len(s.deletions()) > 0 {
+			return false
+		}
+	}
+	return true
+}
