@@ -294,6 +294,11 @@ type Store interface {
 	// Pseudonyms pages through all stored subjects in pseudonym order,
 	// for batch derivation.
 	Pseudonyms(ctx context.Context, after Pseudonym, limit int) ([]Pseudonym, error)
+	// Pending pages, in pseudonym order, through the subjects whose labels
+	// wait for incremental derivation (Tx.MarkPending); PendingMarks
+	// returns the ids of the marks of pseudonyms, for Tx.ClearPending.
+	Pending(ctx context.Context, after Pseudonym, limit int) ([]Pseudonym, error)
+	PendingMarks(ctx context.Context, pseudonyms []Pseudonym) ([]int64, error)
 
 	// The …For methods read a page of subjects with one query each, for
 	// batch derivation and monitor runs, where a query per subject
@@ -343,6 +348,10 @@ type Tx interface {
 	DeleteProfile(ctx context.Context, g policy.Grant, fields []string) error
 	PutLabels(ctx context.Context, values []LabelValue) error
 	DeleteLabels(ctx context.Context, pseudonym Pseudonym, labels []string) error
+	// MarkPending records that pseudonyms' labels wait for incremental
+	// derivation, one new mark each; ClearPending deletes marks by id.
+	MarkPending(ctx context.Context, pseudonyms []Pseudonym) error
+	ClearPending(ctx context.Context, ids []int64) error
 
 	AppendConsent(ctx context.Context, r ConsentRecord) error
 	SetFlags(ctx context.Context, pseudonym Pseudonym, f Flags) error

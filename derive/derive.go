@@ -959,7 +959,7 @@ func (e *Engine) write(ctx context.Context, work []*subject, written map[string]
 	var nvalues, nremoved, ndeleted int
 	start := time.Now()
 	defer func() { sum.Store += time.Since(start) }()
-	if incremental && nothingToWrite(work) {
+	if incremental && nothingToWrite(work) && marksFrom(ctx) == nil {
 		// Nothing to store or delete: no transaction, no audit record.
 		e.mem.keep(gen, e.comp.Load(), work)
 		for _, s := range work {
@@ -977,6 +977,9 @@ func (e *Engine) write(ctx context.Context, work []*subject, written map[string]
 			if err := f.Check(ctx, tx, pss); err != nil {
 				return err
 			}
+		}
+		if err := clearMarks(ctx, tx); err != nil {
+			return err
 		}
 		g, err := tx.Generation(ctx)
 		if err != nil {

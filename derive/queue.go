@@ -2,16 +2,27 @@ package derive
 
 import (
 	"context"
-	portrait "github.com/portrait-dev/portrait"
+	"slices"
 	"sync"
+
+	portrait "github.com/portrait-dev/portrait"
 )
 
 // Queue derives in the background what Hook derives in line: ingest hands
 // it the pseudonyms of a committed batch and returns at once, and one
-// worker derives them in pages, each subject once however many batches
-// named it meanwhile. Labels therefore trail the events by the time one
-// page takes; the generation check in write keeps a racing withdrawal
-// from being overwritten all the same (invariant 5).
+// worker derives them in pages (one read of each kind, one write
+// transaction and one audit record a page), each subject once however
+// many batches named it meanwhile. Labels therefore trail the events by
+// the time one page takes; the generation check in write keeps a racing
+// withdrawal from being overwritten all the same (invariant 5).
+//
+// It is bounded: when more than max subjects wait, Add derives in the
+// caller's goroutine instead (back-pressure on ingest), so the queue
+// never grows without bound nor drops work. And it loses nothing when the
+// process stops: ingest marks each batch's subjects in the store in the
+// batch's own transaction (Mark, through ingest.Options.Pending), a
+// page's write deletes the marks its derivation covered, and Recover
+// queues whatever marks a stopped process left.
 type Queue struct {
 	e       *Engine
 	max     int
@@ -21,16 +32,55 @@ type Queue struct {
 	wake    chan struct{}
 	idle    *sync.Cond
 	busy    bool
+	loading bool // Recover is queueing what a stopped process left
 }
 
 // NewQueue starts a worker that runs until ctx ends. When more than max
-// subjects wait, Add derives in the caller's goroutine instead, so the
-// queue never grows without bound nor drops work.
+// subjects wait, Add derives in the caller's goroutine instead.
 func (e *Engine) NewQueue(ctx context.Context, max int) *Queue {
 	q := &Queue{e: e, max: max, pending: map[portrait.Pseudonym]bool{}, wake: make(chan struct{}, 1)}
 	q.idle = sync.NewCond(&q.mu)
 	go q.run(ctx)
 	return q
+}
+
+// Mark is an ingest.Options.Pending function: it records, in the
+// transaction that stores their events, that pseudonyms' labels wait for
+// derivation.
+func (q *Queue) Mark(ctx context.Context, tx portrait.Tx, pseudonyms []portrait.Pseudonym) error {
+	return tx.MarkPending(ctx, pseudonyms)
+}
+
+// Recover queues, in the background, every subject a process that
+// stopped left marked (Mark) and did not derive. Start it once the node
+// knows it derives its own subjects (not with serve --cluster, whose work
+// stream carries them).
+func (q *Queue) Recover(ctx context.Context) {
+	ps := q.e.store
+	q.mu.Lock()
+	q.loading = true
+	q.mu.Unlock()
+	go func() {
+		defer func() {
+			q.mu.Lock()
+			q.loading = false
+			q.idle.Broadcast()
+			q.mu.Unlock()
+		}()
+		var after portrait.Pseudonym
+		for ctx.Err() == nil {
+			page, err := ps.Pending(ctx, after, q.e.opts.PageSize)
+			if err != nil {
+				q.e.opts.Logger.Error("derivation queue: read the subjects left waiting; they are derived at the next start", "err", err)
+				return
+			}
+			if len(page) == 0 {
+				return
+			}
+			q.Add(ctx, page)
+			after = page[len(page)-1]
+		}
+	}()
 }
 
 // Add is an ingest.Options.OnStored function.
@@ -54,13 +104,21 @@ func (q *Queue) Add(ctx context.Context, pseudonyms []portrait.Pseudonym) {
 	}
 }
 
-// Wait blocks until every subject added so far has been derived.
+// Wait blocks until every subject added so far has been derived, and what
+// Recover found with them.
 func (q *Queue) Wait() {
 	q.mu.Lock()
-	for len(q.order) > 0 || q.busy {
+	for len(q.order) > 0 || q.busy || q.loading {
 		q.idle.Wait()
 	}
 	q.mu.Unlock()
+}
+
+// Len returns how many subjects wait.
+func (q *Queue) Len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.order)
 }
 
 func (q *Queue) run(ctx context.Context) {
@@ -91,8 +149,44 @@ func (q *Queue) run(ctx context.Context) {
 	}
 }
 
+// derive derives pseudonyms a page at a time. Each page first reads the
+// marks of its subjects, before its derivation reads their events, and
+// its write transaction deletes those marks and no others: a batch
+// stored after the read adds a mark of its own, which stays until the
+// subject is derived again (Add has queued it once more).
 func (q *Queue) derive(ctx context.Context, pseudonyms []portrait.Pseudonym) {
-	if _, err := q.e.Subjects(ctx, pseudonyms); err != nil && ctx.Err() == nil {
-		q.e.opts.Logger.Error("incremental derivation", "subjects", len(pseudonyms), "err", err)
+	for page := range slices.Chunk(pseudonyms, q.e.opts.PageSize) {
+		ids, err := q.e.store.PendingMarks(ctx, page)
+		if err != nil {
+			q.e.opts.Logger.Error("derivation queue: read marks; the page's marks stay for the next start", "subjects", len(page), "err", err)
+		}
+		if _, err := q.e.Subjects(withMarks(ctx, ids), page); err != nil && ctx.Err() == nil {
+			q.e.opts.Logger.Error("incremental derivation", "subjects", len(page), "err", err)
+		}
 	}
+}
+
+type marksKey struct{}
+
+// withMarks returns ctx carrying the marks a page's write deletes.
+func withMarks(ctx context.Context, ids []int64) context.Context {
+	if len(ids) == 0 {
+		return ctx
+	}
+	return context.WithValue(ctx, marksKey{}, ids)
+}
+
+func marksFrom(ctx context.Context) []int64 {
+	ids, _ := ctx.Value(marksKey{}).([]int64)
+	return ids
+}
+
+// clearMarks deletes, in a page's write transaction, the marks its
+// derivation covered (Queue.derive).
+func clearMarks(ctx context.Context, tx portrait.Tx) error {
+	ids := marksFrom(ctx)
+	if len(ids) == 0 {
+		return nil
+	}
+	return tx.ClearPending(ctx, ids)
 }

@@ -68,6 +68,11 @@ type app struct {
 	// or with serve --cluster the share of the node owning each subject.
 	// It is set before anything is ingested.
 	onStored func(ctx context.Context, pseudonyms []portrait.Pseudonym)
+	// queue is the local derivation queue; pending marks a stored batch's
+	// subjects in its transaction so the queue's work survives a stop
+	// (nil with --cluster, whose work stream carries it).
+	queue   *derive.Queue
+	pending func(ctx context.Context, tx portrait.Tx, pseudonyms []portrait.Pseudonym) error
 	// staff checks and manages staff API keys.
 	staff *apikey.Service
 	// oversight makes the algorithm filing sent to the regulator.
@@ -280,14 +285,19 @@ func newApp(ctx context.Context, cat *catalog.Catalog, store portrait.Store, kr 
 		return nil, err
 	}
 	// Ingest returns once a batch is stored and audited; the queue derives
-	// the labels it touched right after, each subject once. A lexicon hit
-	// flags the field through the monitor, the one owner of the flags.
-	// Ingest returns once a batch is stored and audited; the queue derives
 	// the labels it touched right after, each subject once (or, with
-	// --cluster, the bucket's owner does).
-	a.onStored = a.deriver.NewQueue(ctx, 100_000).Add
+	// --cluster, the bucket's owner does). A lexicon hit flags the field
+	// through the monitor, the one owner of the flags.
+	a.queue = a.deriver.NewQueue(ctx, 100_000)
+	a.onStored, a.pending = a.queue.Add, a.queue.Mark
 	a.ingest = ingest.New(ingest.Deps{Store: store, Point: a.point, Ledger: a.ledger, Keys: kr, Log: a.log}, ingest.Options{Logger: logger,
-		OnStored: func(ctx context.Context, ps []portrait.Pseudonym) { a.onStored(ctx, ps) }, Flags: a.monitor})
+		OnStored: func(ctx context.Context, ps []portrait.Pseudonym) { a.onStored(ctx, ps) },
+		Pending: func(ctx context.Context, tx portrait.Tx, ps []portrait.Pseudonym) error {
+			if a.pending == nil {
+				return nil
+			}
+			return a.pending(ctx, tx, ps)
+		}, Flags: a.monitor})
 	if a.review, err = review.New(review.Deps{Store: store, Point: a.point, Ledger: a.ledger, Keys: kr, Log: a.log}, review.Options{}); err != nil {
 		return nil, err
 	}
@@ -666,6 +676,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err := a.share(ctx, *db, nc); err != nil {
 			return err
 		}
+	} else {
+		// Subjects a stopped process left waiting are derived now.
+		a.queue.Recover(ctx)
 	}
 	if *natsStream != "" {
 		var stop context.CancelCauseFunc
