@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"time"
 
 	portrait "github.com/portrait-dev/portrait"
 )
@@ -29,6 +30,8 @@ type Queue struct {
 	mu      sync.Mutex
 	pending map[portrait.Pseudonym]bool
 	order   []portrait.Pseudonym
+	since   []time.Time // when each of order was queued
+	delay   time.Duration
 	wake    chan struct{}
 	idle    *sync.Cond
 	busy    bool
@@ -37,8 +40,16 @@ type Queue struct {
 
 // NewQueue starts a worker that runs until ctx ends. When more than max
 // subjects wait, Add derives in the caller's goroutine instead.
-func (e *Engine) NewQueue(ctx context.Context, max int) *Queue {
-	q := &Queue{e: e, max: max, pending: map[portrait.Pseudonym]bool{}, wake: make(chan struct{}, 1)}
+//
+// delay is how long a subject may wait for its derivation when its page
+// is not full: a page is derived once it holds Options.PageSize subjects
+// or its oldest subject has waited delay. A subject ingested again while
+// it waits is derived once, so under steady ingest a delay turns many
+// derivations of a subject into one, at the price of labels trailing
+// their events by up to delay (plus a page's time). Zero derives as soon
+// as the worker is free.
+func (e *Engine) NewQueue(ctx context.Context, max int, delay time.Duration) *Queue {
+	q := &Queue{e: e, max: max, delay: delay, pending: map[portrait.Pseudonym]bool{}, wake: make(chan struct{}, 1)}
 	q.idle = sync.NewCond(&q.mu)
 	go q.run(ctx)
 	return q
@@ -91,10 +102,12 @@ func (q *Queue) Add(ctx context.Context, pseudonyms []portrait.Pseudonym) {
 		q.derive(ctx, pseudonyms)
 		return
 	}
+	now := time.Now()
 	for _, p := range pseudonyms {
 		if !q.pending[p] {
 			q.pending[p] = true
 			q.order = append(q.order, p)
+			q.since = append(q.since, now)
 		}
 	}
 	q.mu.Unlock()
@@ -136,9 +149,23 @@ func (q *Queue) run(ctx context.Context) {
 				q.mu.Unlock()
 				break
 			}
+			if wait := q.wait(); wait > 0 {
+				q.busy = false
+				q.mu.Unlock()
+				t := time.NewTimer(wait)
+				select {
+				case <-ctx.Done():
+					t.Stop()
+					return
+				case <-t.C:
+				case <-q.wake: // more subjects: the page may be full
+					t.Stop()
+				}
+				continue
+			}
 			n := min(len(q.order), q.e.opts.PageSize)
 			page := q.order[:n:n]
-			q.order = q.order[n:]
+			q.order, q.since = q.order[n:], q.since[n:]
 			for _, p := range page {
 				delete(q.pending, p)
 			}
@@ -147,6 +174,16 @@ func (q *Queue) run(ctx context.Context) {
 			q.derive(ctx, page)
 		}
 	}
+}
+
+// wait returns how long the next page should wait for more subjects: zero
+// when it is full or its oldest subject has waited the delay. q.mu is
+// held.
+func (q *Queue) wait() time.Duration {
+	if q.delay <= 0 || len(q.order) >= q.e.opts.PageSize {
+		return 0
+	}
+	return time.Until(q.since[0].Add(q.delay))
 }
 
 // derive derives pseudonyms a page at a time. Each page first reads the

@@ -2,6 +2,9 @@ package derive_test
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -48,7 +51,7 @@ func (e *env) queued(t *testing.T, ctx context.Context, s portrait.Store, max in
 		t.Fatal(err)
 	}
 	e.eng = eng
-	q := eng.NewQueue(ctx, max)
+	q := eng.NewQueue(ctx, max, 0)
 	e.in = ingest.New(ingest.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log},
 		ingest.Options{Now: e.clock, OnStored: q.Add, Pending: q.Mark})
 	return q
@@ -227,5 +230,127 @@ func TestQueueWithdrawalBeforePageWrite(t *testing.T) {
 				}
 			})
 		})
+	}
+}
+
+// BenchmarkQueue measures incremental derivation as serve runs it: the
+// queue derives a page of n subjects (each with 50 events and derived
+// labels, one new purchase each, stored and marked by ingest) in one
+// read of each kind, one write transaction and one audit record, and
+// deletes their marks. It reports, per derivation, the wall time from
+// handing the page to the queue to its labels committed (amortised over
+// the page), the CPU of this process, and the compute and store parts
+// (derive.Summary); and the median time of a whole page, which is how
+// long a subject's labels trail its events.
+func BenchmarkQueue(b *testing.B) {
+	for _, st := range []struct {
+		name string
+		open func(testing.TB) portrait.Store
+	}{{"sqlite", openSQLite}, {"postgres", openPostgres}} {
+		for _, n := range []int{64, 500} {
+			b.Run(fmt.Sprintf("%s/page=%d", st.name, n), func(b *testing.B) {
+				if st.name == "postgres" && os.Getenv("PORTRAIT_TEST_POSTGRES") == "" {
+					b.Skip("PORTRAIT_TEST_POSTGRES is not set")
+				}
+				benchQueue(b, newEnvOn(b, st.open), n)
+			})
+		}
+	}
+}
+
+func benchQueue(b *testing.B, e *env, n int) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	q := e.eng.NewQueue(ctx, 1<<20, 0)
+	e.in = ingest.New(ingest.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log}, ingest.Options{Now: e.clock, Pending: q.Mark})
+	pss := make([]portrait.Pseudonym, n)
+	var evs []portrait.Event
+	for i := range n {
+		id := fmt.Sprintf("sub-%d", i)
+		pss[i] = e.keys.Pseudonym(id)
+		e.consent(b, id, "personalization", policy.Granted)
+		for j := range 50 {
+			evs = append(evs, view(id, "sports", time.Duration(j+1)*time.Hour, e.now))
+		}
+	}
+	e.ingest(b, evs...)
+	q.Add(ctx, pss)
+	q.Wait()
+	var wall, cpu, compute, store time.Duration
+	var pages []time.Duration
+	round := 0
+	for b.Loop() {
+		b.StopTimer()
+		round++
+		evs := make([]portrait.Event, n)
+		for i := range n {
+			evs[i] = purchase(fmt.Sprintf("sub-%d", i), 1, e.now.Add(-time.Duration(round)*time.Second))
+		}
+		e.ingest(b, evs...)
+		before := e.eng.Status().Incremental
+		b.StartTimer()
+		start, cpu0 := time.Now(), cpuTime()
+		q.Add(ctx, pss)
+		q.Wait()
+		d := time.Since(start)
+		cpu += cpuTime() - cpu0
+		wall += d
+		pages = append(pages, d)
+		after := e.eng.Status().Incremental
+		if after.Subjects-before.Subjects != n || after.Written == before.Written {
+			b.Fatalf("page derived %d subjects, wrote %d values; want %d subjects", after.Subjects-before.Subjects, after.Written-before.Written, n)
+		}
+		compute += after.Compute - before.Compute
+		store += after.Store - before.Store
+	}
+	if w, err := e.store.Pending(ctx, "", 1); err != nil || len(w) != 0 {
+		b.Fatalf("marks left after the queue drained: %v %v", w, err)
+	}
+	per := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 / float64(b.N*n) }
+	slices.Sort(pages)
+	b.ReportMetric(per(wall), "µs/derivation")
+	b.ReportMetric(per(cpu), "cpu-µs/derivation")
+	b.ReportMetric(per(compute), "compute-µs/derivation")
+	b.ReportMetric(per(store), "store-µs/derivation")
+	b.ReportMetric(float64(pages[len(pages)/2].Nanoseconds())/1e6, "page-median-ms")
+}
+
+// With a delay, a page that is not full waits for its oldest subject's
+// delay, and a subject ingested again meanwhile is derived once; a full
+// page does not wait.
+func TestQueueDelay(t *testing.T) {
+	e := newEnv(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	eng, err := derive.New(derive.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log}, derive.Options{Now: e.clock, PageSize: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.eng = eng
+	q := eng.NewQueue(ctx, 100, 300*time.Millisecond)
+	e.in = ingest.New(ingest.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log},
+		ingest.Options{Now: e.clock, OnStored: q.Add, Pending: q.Mark})
+	for _, s := range []string{"ann", "fay", "gus"} {
+		e.consent(t, s, "personalization", policy.Granted)
+	}
+	start := time.Now()
+	for i := range 3 {
+		e.ingest(t, view("ann", "sports", time.Duration(i+1)*time.Minute, e.now))
+	}
+	if c := eng.Status().Calls; c != 0 && time.Since(start) < 300*time.Millisecond {
+		t.Errorf("%d derivations before the delay passed", c)
+	}
+	q.Wait()
+	if d := time.Since(start); d < 300*time.Millisecond {
+		t.Errorf("derived after %v, before the delay", d)
+	}
+	if st := eng.Status(); st.Calls != 1 || st.Incremental.Subjects != 1 {
+		t.Errorf("%d derivations of %d subjects, want ann once", st.Calls, st.Incremental.Subjects)
+	}
+	start = time.Now()
+	e.ingest(t, view("fay", "sports", time.Minute, e.now), view("gus", "sports", time.Minute, e.now)) // a full page
+	q.Wait()
+	if d := time.Since(start); d >= 300*time.Millisecond {
+		t.Errorf("a full page waited %v", d)
 	}
 }

@@ -134,6 +134,10 @@ func logOrigin(kr *keys.Keyring) string { return "portrait.local/log/" + kr.ID()
 
 // options are what differs between the commands that wire an app.
 type options struct {
+	// DeriveDelay is how long a subject waits in the derivation queue for
+	// more of its events before a page that is not full is derived
+	// (serve --derive-delay, derive.Engine.NewQueue).
+	DeriveDelay time.Duration
 	// Assessments is the directory of signed impact assessments.
 	Assessments string
 	// Origin names the audit log in its checkpoints (--origin, e.g. the
@@ -288,7 +292,7 @@ func newApp(ctx context.Context, cat *catalog.Catalog, store portrait.Store, kr 
 	// the labels it touched right after, each subject once (or, with
 	// --cluster, the bucket's owner does). A lexicon hit flags the field
 	// through the monitor, the one owner of the flags.
-	a.queue = a.deriver.NewQueue(ctx, 100_000)
+	a.queue = a.deriver.NewQueue(ctx, 100_000, opt.DeriveDelay)
 	a.onStored, a.pending = a.queue.Add, a.queue.Mark
 	a.ingest = ingest.New(ingest.Deps{Store: store, Point: a.point, Ledger: a.ledger, Keys: kr, Log: a.log}, ingest.Options{Logger: logger,
 		OnStored: func(ctx context.Context, ps []portrait.Pseudonym) { a.onStored(ctx, ps) },
@@ -507,6 +511,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	keyFile := fs.String("key-file", "portrait.key", "master key file (created if missing); or set PORTRAIT_MASTER_KEY")
 	adminKeyFlag := fs.String("admin-key", "", "register this admin API key at start-up, as "+bootstrapName+" (it then shows in ps: prefer --admin-key-file)")
 	adminKeyFile := fs.String("admin-key-file", "", "read the admin API key to register from FILE (mode 0600), as "+bootstrapName)
+	deriveDelay := fs.Duration("derive-delay", 0, "how long ingested subjects may wait for their labels, so that several batches of one subject derive once (0: as soon as the queue is free)")
 	monitorEvery := fs.Duration("monitor-every", time.Hour, "how often the fairness, price and diversity monitors run (0 turns them off)")
 	assessments := fs.String("assessments", assessmentsDir(), "directory of signed impact assessments (FA-1)")
 	idle := fs.Duration("idle-timeout", server.DefaultIdleTimeout, "close a keep-alive connection idle this long")
@@ -627,7 +632,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			}
 		}
 	}
-	a, err := newApp(ctx, cat, store, kr, logger, options{Assessments: *assessments, Destinations: dests, AudienceEvery: *audienceEvery, Origin: *origin, Journal: jr,
+	a, err := newApp(ctx, cat, store, kr, logger, options{Assessments: *assessments, DeriveDelay: *deriveDelay, Destinations: dests, AudienceEvery: *audienceEvery, Origin: *origin, Journal: jr,
 		IdleTimeout: *idle, BodyGrace: *grace, MinBodyRate: *rate, CheckLog: true, TrustedProxies: trusted, Operator: *operator})
 	if err != nil {
 		return err
