@@ -36,7 +36,27 @@ type Queue struct {
 	idle    *sync.Cond
 	busy    bool
 	loading bool // Recover is queueing what a stopped process left
+
+	// The store's marks (Mark) this process knows of, the subjects each
+	// still waits for, and the marks naming each subject.
+	marks   map[int64]*mark
+	named   map[portrait.Pseudonym][]int64
+	orphans []int64 // marks left with no subject by derivations that ran at once: cleared by the next write
 }
+
+// mark is one stored batch's mark: the subjects it names that no
+// derivation has covered since it committed.
+type mark struct {
+	left      map[portrait.Pseudonym]bool
+	committed bool      // a read has seen it: a derivation reading after that sees its events
+	staged    time.Time // when Mark made it, inside its batch's transaction
+}
+
+// staleMark is how long a mark made by Mark may stay unseen before the
+// queue forgets it: its batch's transaction rolled back. Were it only
+// slow, the mark stays in the store and the next start derives its
+// subjects again.
+const staleMark = time.Minute
 
 // NewQueue starts a worker that runs until ctx ends. When more than max
 // subjects wait, Add derives in the caller's goroutine instead.
@@ -49,7 +69,8 @@ type Queue struct {
 // their events by up to delay (plus a page's time). Zero derives as soon
 // as the worker is free.
 func (e *Engine) NewQueue(ctx context.Context, max int, delay time.Duration) *Queue {
-	q := &Queue{e: e, max: max, delay: delay, pending: map[portrait.Pseudonym]bool{}, wake: make(chan struct{}, 1)}
+	q := &Queue{e: e, max: max, delay: delay, pending: map[portrait.Pseudonym]bool{}, wake: make(chan struct{}, 1),
+		marks: map[int64]*mark{}, named: map[portrait.Pseudonym][]int64{}}
 	q.idle = sync.NewCond(&q.mu)
 	go q.run(ctx)
 	return q
@@ -57,17 +78,40 @@ func (e *Engine) NewQueue(ctx context.Context, max int, delay time.Duration) *Qu
 
 // Mark is an ingest.Options.Pending function: it records, in the
 // transaction that stores their events, that pseudonyms' labels wait for
-// derivation.
+// derivation (one row for the batch), and remembers the mark until a
+// derivation of each of its subjects has read after it committed.
 func (q *Queue) Mark(ctx context.Context, tx portrait.Tx, pseudonyms []portrait.Pseudonym) error {
-	return tx.MarkPending(ctx, pseudonyms)
+	id, err := tx.MarkPending(ctx, pseudonyms)
+	if err != nil {
+		return err
+	}
+	q.mu.Lock()
+	q.stage(id, pseudonyms, false)
+	q.mu.Unlock()
+	return nil
 }
 
-// Recover queues, in the background, every subject a process that
-// stopped left marked (Mark) and did not derive. Start it once the node
-// knows it derives its own subjects (not with serve --cluster, whose work
-// stream carries them).
+// stage remembers mark id naming pseudonyms. q.mu is held.
+func (q *Queue) stage(id int64, pseudonyms []portrait.Pseudonym, committed bool) {
+	if m := q.marks[id]; m != nil {
+		m.committed = m.committed || committed
+		return
+	}
+	m := &mark{left: make(map[portrait.Pseudonym]bool, len(pseudonyms)), committed: committed, staged: time.Now()}
+	for _, p := range pseudonyms {
+		if !m.left[p] {
+			m.left[p] = true
+			q.named[p] = append(q.named[p], id)
+		}
+	}
+	q.marks[id] = m
+}
+
+// Recover queues, in the background, the subjects of every mark a
+// process that stopped left (Mark) and did not derive. Start it once the
+// node knows it derives its own subjects (not with serve --cluster, whose
+// work stream carries them).
 func (q *Queue) Recover(ctx context.Context) {
-	ps := q.e.store
 	q.mu.Lock()
 	q.loading = true
 	q.mu.Unlock()
@@ -78,18 +122,23 @@ func (q *Queue) Recover(ctx context.Context) {
 			q.idle.Broadcast()
 			q.mu.Unlock()
 		}()
-		var after portrait.Pseudonym
+		var after int64
 		for ctx.Err() == nil {
-			page, err := ps.Pending(ctx, after, q.e.opts.PageSize)
+			marks, err := q.e.store.Pending(ctx, after, 100)
 			if err != nil {
 				q.e.opts.Logger.Error("derivation queue: read the subjects left waiting; they are derived at the next start", "err", err)
 				return
 			}
-			if len(page) == 0 {
+			if len(marks) == 0 {
 				return
 			}
-			q.Add(ctx, page)
-			after = page[len(page)-1]
+			for _, m := range marks {
+				q.mu.Lock()
+				q.stage(m.ID, m.Pseudonyms, true)
+				q.mu.Unlock()
+				q.Add(ctx, m.Pseudonyms)
+				after = m.ID
+			}
 		}
 	}()
 }
@@ -186,20 +235,115 @@ func (q *Queue) wait() time.Duration {
 	return time.Until(q.since[0].Add(q.delay))
 }
 
-// derive derives pseudonyms a page at a time. Each page first reads the
-// marks of its subjects, before its derivation reads their events, and
-// its write transaction deletes those marks and no others: a batch
-// stored after the read adds a mark of its own, which stays until the
-// subject is derived again (Add has queued it once more).
+// derive derives pseudonyms a page at a time. Each page first learns
+// which marks naming its subjects have committed (a read now sees them),
+// before its derivation reads the subjects' events; the page covers those
+// marks for its subjects, and its write transaction deletes every mark it
+// leaves with no subject. A mark not yet committed (its batch's
+// transaction is still open) is not covered: its batch queues the subject
+// again once it commits.
 func (q *Queue) derive(ctx context.Context, pseudonyms []portrait.Pseudonym) {
 	for page := range slices.Chunk(pseudonyms, q.e.opts.PageSize) {
-		ids, err := q.e.store.PendingMarks(ctx, page)
-		if err != nil {
-			q.e.opts.Logger.Error("derivation queue: read marks; the page's marks stay for the next start", "subjects", len(page), "err", err)
-		}
-		if _, err := q.e.Subjects(withMarks(ctx, ids), page); err != nil && ctx.Err() == nil {
+		clear, done := q.cover(ctx, page)
+		_, err := q.e.Subjects(withMarks(ctx, clear), page)
+		done(err == nil)
+		if err != nil && ctx.Err() == nil {
 			q.e.opts.Logger.Error("incremental derivation", "subjects", len(page), "err", err)
 		}
+	}
+}
+
+// cover returns the marks a page's write deletes, and a function to call
+// with whether that write committed.
+func (q *Queue) cover(ctx context.Context, page []portrait.Pseudonym) ([]int64, func(bool)) {
+	q.mu.Lock()
+	var ask []int64
+	for _, p := range page {
+		for _, id := range q.named[p] {
+			if m := q.marks[id]; m != nil && !m.committed && !slices.Contains(ask, id) {
+				ask = append(ask, id)
+			}
+		}
+	}
+	q.mu.Unlock()
+	if len(ask) > 0 {
+		seen, err := q.e.store.PendingCommitted(ctx, ask)
+		if err != nil {
+			q.e.opts.Logger.Error("derivation queue: read marks; they stay for the next derivation", "err", err)
+		}
+		q.mu.Lock()
+		for _, id := range seen {
+			if m := q.marks[id]; m != nil {
+				m.committed = true
+			}
+		}
+		for _, id := range ask {
+			if m := q.marks[id]; m != nil && !m.committed && time.Since(m.staged) > staleMark {
+				q.forget(id)
+			}
+		}
+		q.mu.Unlock()
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	covered := map[int64][]portrait.Pseudonym{}
+	for _, p := range page {
+		for _, id := range q.named[p] {
+			if m := q.marks[id]; m != nil && m.committed {
+				covered[id] = append(covered[id], p)
+			}
+		}
+	}
+	var clear []int64
+	for id, ps := range covered {
+		if len(ps) == len(q.marks[id].left) {
+			clear = append(clear, id)
+		}
+	}
+	orphans := q.orphans
+	q.orphans = nil
+	clear = append(clear, orphans...)
+	return clear, func(ok bool) {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		if !ok {
+			q.orphans = append(q.orphans, orphans...)
+			return
+		}
+		for id, ps := range covered {
+			m := q.marks[id]
+			if m == nil {
+				continue
+			}
+			for _, p := range ps {
+				delete(m.left, p)
+				q.unname(p, id)
+			}
+			if len(m.left) == 0 {
+				delete(q.marks, id)
+				if !slices.Contains(clear, id) {
+					q.orphans = append(q.orphans, id) // covered in parts by derivations that ran at once
+				}
+			}
+		}
+	}
+}
+
+// forget drops mark id from memory. q.mu is held.
+func (q *Queue) forget(id int64) {
+	for p := range q.marks[id].left {
+		q.unname(p, id)
+	}
+	delete(q.marks, id)
+}
+
+// unname removes mark id from the marks naming p. q.mu is held.
+func (q *Queue) unname(p portrait.Pseudonym, id int64) {
+	ids := slices.DeleteFunc(q.named[p], func(x int64) bool { return x == id })
+	if len(ids) == 0 {
+		delete(q.named, p)
+	} else {
+		q.named[p] = ids
 	}
 }
 
@@ -219,7 +363,7 @@ func marksFrom(ctx context.Context) []int64 {
 }
 
 // clearMarks deletes, in a page's write transaction, the marks its
-// derivation covered (Queue.derive).
+// derivation leaves with no subject (Queue.cover).
 func clearMarks(ctx context.Context, tx portrait.Tx) error {
 	ids := marksFrom(ctx)
 	if len(ids) == 0 {

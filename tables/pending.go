@@ -8,41 +8,29 @@ import (
 	portrait "github.com/portrait-dev/portrait"
 )
 
-// pendingRowsPerInsert keeps a mark's statement to a few fixed sizes
-// (the engines remember every statement text they see).
-const pendingRowsPerInsert = 1024
-
 // MarkPending records, in the caller's transaction, that pseudonyms'
-// labels wait for incremental derivation (derive.Queue): one new row per
-// subject, never an update, so concurrent marks and clears do not wait on
-// each other.
-func (t Tx) MarkPending(ctx context.Context, pseudonyms []portrait.Pseudonym) error {
-	for len(pseudonyms) > 0 {
-		n := pendingRowsPerInsert
-		for n > len(pseudonyms) {
-			n /= 4
+// labels wait for incremental derivation (derive.Queue), and returns the
+// mark's id: one row for the whole batch.
+func (t Tx) MarkPending(ctx context.Context, pseudonyms []portrait.Pseudonym) (int64, error) {
+	var b strings.Builder
+	for i, p := range pseudonyms {
+		if strings.ContainsAny(string(p), " \t\n") || p == "" {
+			return 0, fmt.Errorf("mark subjects for derivation: pseudonym %q cannot be listed", p)
 		}
-		var q strings.Builder
-		q.WriteString(`INSERT INTO derive_pending (pseudonym) VALUES `)
-		args := make([]any, n)
-		for i := range n {
-			if i > 0 {
-				q.WriteString(", ")
-			}
-			q.WriteString("(?)")
-			args[i] = string(pseudonyms[i])
+		if i > 0 {
+			b.WriteByte(' ')
 		}
-		if _, err := t.exec(ctx, q.String(), args...); err != nil {
-			return fmt.Errorf("mark %d subjects for derivation: %w", n, err)
-		}
-		pseudonyms = pseudonyms[n:]
+		b.WriteString(string(p))
 	}
-	return nil
+	var id int64
+	if err := t.queryRow(ctx, `INSERT INTO derive_pending (pseudonyms) VALUES (?) RETURNING id`, b.String()).Scan(&id); err != nil {
+		return 0, fmt.Errorf("mark %d subjects for derivation: %w", len(pseudonyms), err)
+	}
+	return id, nil
 }
 
-// ClearPending deletes the marks with ids (read by PendingMarks before
-// the derivation read the subjects' events), in the transaction that
-// writes the derivation.
+// ClearPending deletes the marks ids, in the transaction that writes the
+// derivation that covered the last of their subjects.
 func (t Tx) ClearPending(ctx context.Context, ids []int64) error {
 	if len(ids) == 0 {
 		return nil
@@ -53,30 +41,40 @@ func (t Tx) ClearPending(ctx context.Context, ids []int64) error {
 	return nil
 }
 
-// PendingMarks returns the ids of the marks of pseudonyms.
-func (db DB) PendingMarks(ctx context.Context, pseudonyms []portrait.Pseudonym) ([]int64, error) {
-	if len(pseudonyms) == 0 {
+// PendingCommitted returns those of ids that are marks a read now sees:
+// committed, and not cleared.
+func (db DB) PendingCommitted(ctx context.Context, ids []int64) ([]int64, error) {
+	if len(ids) == 0 {
 		return nil, nil
 	}
-	rows, err := db.query(ctx, `SELECT id FROM derive_pending WHERE pseudonym = ANY(?)`, db.D.List(Strings(pseudonyms)))
+	rows, err := db.query(ctx, `SELECT id FROM derive_pending WHERE id = ANY(?)`, db.D.List64(ids))
 	if err != nil {
 		return nil, fmt.Errorf("read derivation marks: %w", err)
 	}
-	ids, err := collect(rows, func(r Rows) (id int64, err error) { return id, r.Scan(&id) })
+	out, err := collect(rows, func(r Rows) (id int64, err error) { return id, r.Scan(&id) })
 	if err != nil {
 		return nil, fmt.Errorf("read derivation marks: %w", err)
 	}
-	return ids, nil
+	return out, nil
 }
 
-// Pending lists, in order, up to limit subjects after after whose labels
-// wait for derivation.
-func (db DB) Pending(ctx context.Context, after portrait.Pseudonym, limit int) ([]portrait.Pseudonym, error) {
-	rows, err := db.query(ctx, `SELECT DISTINCT pseudonym FROM derive_pending WHERE pseudonym > ? ORDER BY pseudonym LIMIT ?`, string(after), limit)
+// Pending returns, in id order, up to limit marks with ids above after,
+// each with the subjects it names.
+func (db DB) Pending(ctx context.Context, after int64, limit int) ([]portrait.PendingMark, error) {
+	rows, err := db.query(ctx, `SELECT id, pseudonyms FROM derive_pending WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read subjects waiting for derivation: %w", err)
 	}
-	out, err := collect(rows, func(r Rows) (p portrait.Pseudonym, err error) { return p, r.Scan(&p) })
+	out, err := collect(rows, func(r Rows) (m portrait.PendingMark, err error) {
+		var list string
+		if err := r.Scan(&m.ID, &list); err != nil {
+			return m, err
+		}
+		for _, p := range strings.Fields(list) {
+			m.Pseudonyms = append(m.Pseudonyms, portrait.Pseudonym(p))
+		}
+		return m, nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("read subjects waiting for derivation: %w", err)
 	}

@@ -72,7 +72,7 @@ func blob(b []byte) any {
 // erasedTables are the tables Erase clears of a subject after its subjects
 // row and its events. Cases stay: they hold no personal values and the
 // erasure case is the subject's receipt.
-var erasedTables = []string{"profile", "labels", "suppressions", "consents", "decisions", "reviews", "protected", "derive_pending"}
+var erasedTables = []string{"profile", "labels", "suppressions", "consents", "decisions", "reviews", "protected"}
 
 // Erase implements guard.Tx.Erase. The subject row with the wrapped data
 // key goes first, so that nothing sealed stays readable even if a later

@@ -1,13 +1,13 @@
--- Subjects whose labels wait for incremental derivation (derive.Queue).
--- Ingest adds a row per subject in the transaction that stores the
--- subject's events, so a process that stops with subjects queued leaves
--- them here, and the next start derives them. Rows are only ever added
--- and deleted, never updated, so ingest and the queue never wait on each
--- other's row locks: the queue deletes, in the transaction that writes a
--- page's labels, the rows it read before reading the page's events, and
--- a row added meanwhile (a new id) stays for the next derivation.
+-- Batches whose subjects' labels wait for incremental derivation
+-- (derive.Queue). Ingest adds one row per stored chunk, naming its
+-- subjects (their pseudonyms, space-separated), in the chunk's own
+-- transaction; the queue deletes the row, in a page's write transaction,
+-- once every subject it names has been derived from a read made after
+-- the row committed. A process that stops leaves the rows of what it had
+-- not derived, and the next start derives those subjects. One row per
+-- chunk, not per subject: a row per subject cost as much as the events'
+-- own insert.
 CREATE TABLE derive_pending (
-	id        BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-	pseudonym TEXT NOT NULL
+	id         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	pseudonyms TEXT NOT NULL
 );
-CREATE INDEX derive_pending_subject ON derive_pending (pseudonym);
