@@ -61,13 +61,12 @@ const staleMark = time.Minute
 // NewQueue starts a worker that runs until ctx ends. When more than max
 // subjects wait, Add derives in the caller's goroutine instead.
 //
-// delay is how long a subject may wait for its derivation when its page
-// is not full: a page is derived once it holds Options.PageSize subjects
-// or its oldest subject has waited delay. A subject ingested again while
-// it waits is derived once, so under steady ingest a delay turns many
-// derivations of a subject into one, at the price of labels trailing
-// their events by up to delay (plus a page's time). Zero derives as soon
-// as the worker is free.
+// delay is how long a subject waits in the queue before it is derived: a
+// page is taken once its oldest subject has waited delay. A subject
+// ingested again while it waits is derived once, so under steady ingest a
+// delay turns many derivations of a subject into one, at the price of
+// labels trailing their events by up to delay (plus a page's time). Zero
+// derives as soon as the worker is free.
 func (e *Engine) NewQueue(ctx context.Context, max int, delay time.Duration) *Queue {
 	q := &Queue{e: e, max: max, delay: delay, pending: map[portrait.Pseudonym]bool{}, wake: make(chan struct{}, 1),
 		marks: map[int64]*mark{}, named: map[portrait.Pseudonym][]int64{}}
@@ -207,7 +206,7 @@ func (q *Queue) run(ctx context.Context) {
 					t.Stop()
 					return
 				case <-t.C:
-				case <-q.wake: // more subjects: the page may be full
+				case <-q.wake:
 					t.Stop()
 				}
 				continue
@@ -225,11 +224,11 @@ func (q *Queue) run(ctx context.Context) {
 	}
 }
 
-// wait returns how long the next page should wait for more subjects: zero
-// when it is full or its oldest subject has waited the delay. q.mu is
-// held.
+// wait returns how long the next page should wait: until its oldest
+// subject has waited the delay. A backlog older than the delay is derived
+// page after page without waiting. q.mu is held.
 func (q *Queue) wait() time.Duration {
-	if q.delay <= 0 || len(q.order) >= q.e.opts.PageSize {
+	if q.delay <= 0 {
 		return 0
 	}
 	return time.Until(q.since[0].Add(q.delay))

@@ -42,16 +42,16 @@ func (g *gateStore) Update(ctx context.Context, fn func(context.Context, portrai
 }
 
 // queued wires e for the background queue over store s: an engine over
-// s, a queue of at most max subjects, and ingest handing the queue what
+// s, a queue of at most max subjects waiting delay, and ingest handing the queue what
 // it stores and marking it in the store.
-func (e *env) queued(t *testing.T, ctx context.Context, s portrait.Store, max int) *derive.Queue {
+func (e *env) queued(t *testing.T, ctx context.Context, s portrait.Store, max int, delay time.Duration) *derive.Queue {
 	t.Helper()
 	eng, err := derive.New(derive.Deps{Store: s, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log}, derive.Options{Now: e.clock})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.eng = eng
-	q := eng.NewQueue(ctx, max, 0)
+	q := eng.NewQueue(ctx, max, delay)
 	e.in = ingest.New(ingest.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log},
 		ingest.Options{Now: e.clock, OnStored: q.Add, Pending: q.Mark})
 	return q
@@ -83,7 +83,7 @@ func TestQueueCoalesces(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		gate := newGate(e.store)
-		q := e.queued(t, ctx, gate, 100)
+		q := e.queued(t, ctx, gate, 100, 0)
 		for _, s := range []string{"ann", "fay", "gus"} {
 			e.consent(t, s, "personalization", policy.Granted)
 		}
@@ -120,7 +120,7 @@ func TestQueueFullDerivesInLine(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		gate := newGate(e.store)
-		q := e.queued(t, ctx, gate, 2)
+		q := e.queued(t, ctx, gate, 2, 0)
 		for _, s := range []string{"ann", "fay", "gus", "hal"} {
 			e.consent(t, s, "personalization", policy.Granted)
 		}
@@ -151,7 +151,7 @@ func TestQueueRecoversAfterStop(t *testing.T) {
 	eachStore(t, func(t *testing.T, e *env) {
 		stopped, stop := context.WithCancel(context.Background())
 		stop() // the worker of the first process never runs
-		e.queued(t, stopped, e.store, 100)
+		e.queued(t, stopped, e.store, 100, 0)
 		for _, s := range []string{"ann", "fay"} {
 			e.consent(t, s, "personalization", policy.Granted)
 			e.ingest(t, fiveSportsViews(s, e.now)...)
@@ -164,7 +164,7 @@ func TestQueueRecoversAfterStop(t *testing.T) {
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		q := e.queued(t, ctx, e.store, 100) // the next process
+		q := e.queued(t, ctx, e.store, 100, 0) // the next process
 		q.Recover(ctx)
 		q.Wait()
 		for _, s := range []string{"ann", "fay"} {
@@ -188,7 +188,7 @@ func TestQueueKeepsMarkAddedMeanwhile(t *testing.T) {
 		defer cancel()
 		race := newGate(e.store)
 		close(race.open)
-		q := e.queued(t, ctx, race, 100)
+		q := e.queued(t, ctx, race, 100, 0)
 		e.consent(t, "ann", "personalization", policy.Granted)
 		marking := ingest.New(ingest.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log},
 			ingest.Options{Now: e.clock, Pending: q.Mark}) // stores and marks; the queue never hears of it
@@ -216,7 +216,7 @@ func TestQueueWithdrawalBeforePageWrite(t *testing.T) {
 				ctx, cancel := context.WithCancel(context.Background())
 				defer cancel()
 				gate := newGate(e.store)
-				q := e.queued(t, ctx, gate, 100)
+				q := e.queued(t, ctx, gate, 100, 0)
 				for _, s := range []string{"ann", "erin"} {
 					e.consent(t, s, "personalization", policy.Granted)
 				}
@@ -324,42 +324,32 @@ func benchQueue(b *testing.B, e *env, n int) {
 	b.ReportMetric(float64(pages[len(pages)/2].Nanoseconds())/1e6, "page-median-ms")
 }
 
-// With a delay, a page that is not full waits for its oldest subject's
-// delay, and a subject ingested again meanwhile is derived once; a full
-// page does not wait.
+// With a delay, a subject waits in the queue for the delay, and a subject
+// ingested again meanwhile is derived once.
 func TestQueueDelay(t *testing.T) {
 	e := newEnv(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	eng, err := derive.New(derive.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log}, derive.Options{Now: e.clock, PageSize: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.eng = eng
-	q := eng.NewQueue(ctx, 100, 300*time.Millisecond)
-	e.in = ingest.New(ingest.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log},
-		ingest.Options{Now: e.clock, OnStored: q.Add, Pending: q.Mark})
-	for _, s := range []string{"ann", "fay", "gus"} {
+	const delay = 300 * time.Millisecond
+	q := e.queued(t, ctx, e.store, 100, delay)
+	for _, s := range []string{"ann", "fay"} {
 		e.consent(t, s, "personalization", policy.Granted)
 	}
 	start := time.Now()
 	for i := range 3 {
-		e.ingest(t, view("ann", "sports", time.Duration(i+1)*time.Minute, e.now))
+		e.ingest(t, view("ann", "sports", time.Duration(i+1)*time.Minute, e.now), view("fay", "sports", time.Duration(i+1)*time.Minute, e.now))
 	}
-	if c := eng.Status().Calls; c != 0 && time.Since(start) < 300*time.Millisecond {
+	if c := e.eng.Status().Calls; c != 0 && time.Since(start) < delay {
 		t.Errorf("%d derivations before the delay passed", c)
 	}
 	q.Wait()
-	if d := time.Since(start); d < 300*time.Millisecond {
+	if d := time.Since(start); d < delay {
 		t.Errorf("derived after %v, before the delay", d)
 	}
-	if st := eng.Status(); st.Calls != 1 || st.Incremental.Subjects != 1 {
-		t.Errorf("%d derivations of %d subjects, want ann once", st.Calls, st.Incremental.Subjects)
+	if st := e.eng.Status(); st.Calls != 1 || st.Incremental.Subjects != 2 {
+		t.Errorf("%d derivations of %d subjects, want ann and fay once, in one page", st.Calls, st.Incremental.Subjects)
 	}
-	start = time.Now()
-	e.ingest(t, view("fay", "sports", time.Minute, e.now), view("gus", "sports", time.Minute, e.now)) // a full page
-	q.Wait()
-	if d := time.Since(start); d >= 300*time.Millisecond {
-		t.Errorf("a full page waited %v", d)
+	if v := e.labels(t, "ann", "personalization")["sports_fan"]; v.EventCount != 3 {
+		t.Errorf("ann's sports_fan read %d events, want 3", v.EventCount)
 	}
 }
