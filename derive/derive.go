@@ -799,7 +799,7 @@ func (e *Engine) compute(ctx context.Context, c *compiled, pseudonyms []portrait
 			}
 		}
 	}
-	opened, stored, err := e.subjectKeys(ctx, gen, pseudonyms, incremental)
+	opened, stored, err := e.subjectKeys(ctx, gen, pseudonyms, mems, incremental)
 	if err != nil {
 		return p, err
 	}
@@ -808,13 +808,10 @@ func (e *Engine) compute(ctx context.Context, c *compiled, pseudonyms []portrait
 	for _, ps := range pseudonyms {
 		subj, ok := stored[ps]
 		key := opened[ps]
-		if !ok && key == nil {
+		if !ok && key == nil && (mems[ps] == nil || !mems[ps].bare) {
 			continue // erased or never stored: nothing to derive
 		}
 		s := &subject{ps: ps, subj: subj, cipher: key, gen: gen, grants: map[*entry]policy.Grant{}, memo: mems[ps], incremental: incremental}
-		if s.memo != nil && key == nil {
-			s.memo = nil // its key was dropped from keys.Opened: read in full
-		}
 		for _, en := range c.entries {
 			g, _ := e.decide(states[ps], en)
 			if !g.Valid() {
@@ -827,7 +824,13 @@ func (e *Engine) compute(ctx context.Context, c *compiled, pseudonyms []portrait
 			}
 			s.grants[en] = g
 		}
+		s.checkMemo()
 		work = append(work, s)
+	}
+	if incremental {
+		if work, err = e.rows(ctx, work); err != nil {
+			return p, err
+		}
 	}
 	sum.Subjects = len(work)
 	// Each worker fetches a run of the page with one query per kind, so

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -36,6 +37,9 @@ type memo struct {
 	expires time.Time // the earliest expiry of an event held; zero if none expires
 	stored  map[string]Stored
 	views   map[*entry]*narrowed // the labels derived last, their events narrowed to their grants
+	// bare: the subject had no label with a lawful basis, so nothing was
+	// read; the memo says only that none of its labels is stored.
+	bare bool
 }
 
 // usable reports whether the memo may stand in for the store at now:
@@ -89,6 +93,11 @@ func (ms *memos) keep(gen int64, c *compiled, work []*subject) {
 		ms.m = make(map[portrait.Pseudonym]*memo, len(work))
 	}
 	for _, s := range work {
+		if len(s.grants) == 0 && s.failed == 0 && len(s.values) == 0 {
+			// Every label was deleted or is known not stored.
+			ms.m[s.ps] = &memo{bare: true, stored: map[string]Stored{}}
+			continue
+		}
 		if s.cipher == nil || s.failed > 0 || s.events == nil && s.memo == nil {
 			delete(ms.m, s.ps) // not read in full: rebuild from the store next time
 			continue
@@ -121,14 +130,18 @@ func (ms *memos) drop(work []*subject) {
 
 // subjectKeys returns, for an incremental page read at generation gen,
 // the opened keys kept for it (keys.Opened) and the stored subject rows
-// of the others; a batch page reads every row. A key kept at gen means
-// the subject was not erased since (erasure bumps the generation).
-func (e *Engine) subjectKeys(ctx context.Context, gen int64, pseudonyms []portrait.Pseudonym, incremental bool) (map[portrait.Pseudonym]*keys.Cipher, map[portrait.Pseudonym]portrait.SubjectKey, error) {
+// of the others, but for subjects with a bare memo; a batch page reads
+// every row. A key or memo kept at gen means the subject was not erased
+// since (erasure bumps the generation).
+func (e *Engine) subjectKeys(ctx context.Context, gen int64, pseudonyms []portrait.Pseudonym, mems map[portrait.Pseudonym]*memo, incremental bool) (map[portrait.Pseudonym]*keys.Cipher, map[portrait.Pseudonym]portrait.SubjectKey, error) {
 	var opened map[portrait.Pseudonym]*keys.Cipher
 	need := pseudonyms
 	if incremental {
 		need = nil
 		for _, ps := range pseudonyms {
+			if m := mems[ps]; m != nil && m.bare {
+				continue // stored at gen (erasure moves it), and no key needed
+			}
 			if c := e.opened.Get(gen, ps); c != nil {
 				if opened == nil {
 					opened = make(map[portrait.Pseudonym]*keys.Cipher, len(pseudonyms))
@@ -180,4 +193,43 @@ func nothingToWrite(work []*subject) bool {
 		}
 	}
 	return true
+}
+
+// checkMemo drops a memo the subject cannot derive from: one whose key
+// was dropped from keys.Opened, or a bare memo now that some label has a
+// basis (a population model fitted since). Both read in full instead.
+func (s *subject) checkMemo() {
+	if s.memo == nil || len(s.grants) == 0 {
+		return
+	}
+	if s.memo.bare || s.cipher == nil {
+		s.memo = nil
+	}
+}
+
+// rows reads the subject rows a page still lacks: subjects whose bare
+// memo stood in for the row and that now have a label to derive. Those
+// erased meanwhile leave the page.
+func (e *Engine) rows(ctx context.Context, work []*subject) ([]*subject, error) {
+	var need []portrait.Pseudonym
+	for _, s := range work {
+		if s.cipher == nil && s.subj.Pseudonym == "" && len(s.grants) > 0 {
+			need = append(need, s.ps)
+		}
+	}
+	if len(need) == 0 {
+		return work, nil
+	}
+	stored, err := e.store.Subjects(ctx, need)
+	if err != nil {
+		return nil, fmt.Errorf("derive: load subjects: %w", err)
+	}
+	return slices.DeleteFunc(work, func(s *subject) bool {
+		if s.cipher != nil || s.subj.Pseudonym != "" || len(s.grants) == 0 {
+			return false
+		}
+		subj, ok := stored[s.ps]
+		s.subj = subj
+		return !ok
+	}), nil
 }

@@ -290,5 +290,21 @@ func TestMemoSkipsKnownDeletions(t *testing.T) {
 		if !e.labels(t, "uma", "personalization")["sports_fan"].Bool {
 			t.Error("sports_fan not derived")
 		}
+		// A subject with no consent at all: the first derivation deletes
+		// every label, the next ones know none is stored.
+		vic := []portrait.Pseudonym{e.keys.Pseudonym("vic")}
+		for i, want := range []int{1, 0, 0} {
+			plain := ingest.New(ingest.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log}, ingest.Options{Now: e.clock})
+			if _, _, err := plain.Ingest(ctx, operator, []ingest.Item{{Event: view("vic", "sports", time.Duration(i+1)*time.Minute, e.now)}}); err != nil {
+				t.Fatal(err)
+			}
+			cs.updates = 0
+			if _, err := eng.Subjects(ctx, vic); err != nil {
+				t.Fatal(err)
+			}
+			if cs.updates != want {
+				t.Errorf("vic, derivation %d: %d transactions, want %d", i+1, cs.updates, want)
+			}
+		}
 	})
 }
