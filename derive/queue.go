@@ -295,6 +295,8 @@ func (q *Queue) cover(ctx context.Context, page []portrait.Pseudonym) ([]int64, 
 	}
 	var clear []int64
 	for id, ps := range covered {
+		ps = slices.Compact(slices.Sorted(slices.Values(ps))) // a page may name a subject twice
+		covered[id] = ps
 		if len(ps) == len(q.marks[id].left) {
 			clear = append(clear, id)
 		}
