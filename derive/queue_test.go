@@ -353,3 +353,41 @@ func TestQueueDelay(t *testing.T) {
 		t.Errorf("ann's sports_fan read %d events, want 3", v.EventCount)
 	}
 }
+
+// hidingStore answers PendingCommitted with nothing while hide is set: a
+// batch's transaction still open when the page's derivation starts.
+type hidingStore struct {
+	portrait.Store
+	hide bool
+}
+
+func (h *hidingStore) PendingCommitted(ctx context.Context, ids []int64) ([]int64, error) {
+	if h.hide {
+		return nil, nil
+	}
+	return h.Store.PendingCommitted(ctx, ids)
+}
+
+// A page covers a mark only once a read sees the mark committed, since
+// only then does its events read see the batch's events: a mark not yet
+// seen stays, and the next derivation of the subject clears it.
+func TestQueueCoversOnlyCommittedMarks(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		h := &hidingStore{Store: e.store, hide: true}
+		q := e.queued(t, ctx, h, 100, 0)
+		e.consent(t, "ann", "personalization", policy.Granted)
+		e.ingest(t, fiveSportsViews("ann", e.now)...)
+		q.Wait()
+		if w := e.waiting(t); len(w) != 1 {
+			t.Fatalf("%d subjects marked waiting after a page that could not see the mark, want ann", len(w))
+		}
+		h.hide = false
+		q.Add(ctx, []portrait.Pseudonym{e.keys.Pseudonym("ann")})
+		q.Wait()
+		if w := e.waiting(t); len(w) != 0 {
+			t.Errorf("%d subjects still marked waiting after a page that saw the mark", len(w))
+		}
+	})
+}
