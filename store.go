@@ -294,6 +294,11 @@ type Store interface {
 	// Pseudonyms pages through all stored subjects in pseudonym order,
 	// for batch derivation.
 	Pseudonyms(ctx context.Context, after Pseudonym, limit int) ([]Pseudonym, error)
+	// Pending pages, in id order, through the marks of batches whose
+	// subjects' labels wait for incremental derivation (Tx.MarkPending);
+	// PendingCommitted returns those of ids a read now sees.
+	Pending(ctx context.Context, after int64, limit int) ([]PendingMark, error)
+	PendingCommitted(ctx context.Context, ids []int64) ([]int64, error)
 
 	// The …For methods read a page of subjects with one query each, for
 	// batch derivation and monitor runs, where a query per subject
@@ -343,6 +348,11 @@ type Tx interface {
 	DeleteProfile(ctx context.Context, g policy.Grant, fields []string) error
 	PutLabels(ctx context.Context, values []LabelValue) error
 	DeleteLabels(ctx context.Context, pseudonym Pseudonym, labels []string) error
+	// MarkPending records that pseudonyms' labels wait for incremental
+	// derivation, in one mark, and returns its id; ClearPending deletes
+	// marks by id.
+	MarkPending(ctx context.Context, pseudonyms []Pseudonym) (int64, error)
+	ClearPending(ctx context.Context, ids []int64) error
 
 	AppendConsent(ctx context.Context, r ConsentRecord) error
 	SetFlags(ctx context.Context, pseudonym Pseudonym, f Flags) error
@@ -411,4 +421,11 @@ type Tx interface {
 	PutItems(ctx context.Context, items []Item) error
 	// PutProtected stores protected attributes; the grant must allow Collect.
 	PutProtected(ctx context.Context, g policy.Grant, values []ProtectedValue) error
+}
+
+// PendingMark is a stored batch's record that its subjects' labels wait
+// for incremental derivation (Tx.MarkPending).
+type PendingMark struct {
+	ID         int64
+	Pseudonyms []Pseudonym
 }

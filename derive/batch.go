@@ -840,17 +840,19 @@ type labelRemover interface {
 // did not consent to), so it deletes them with one statement per set of
 // labels where the store can, rather than one per subject: at 10⁶
 // subjects those were a million statements (on PostgreSQL, round trips).
-func deleteRemoved(ctx context.Context, tx portrait.Tx, work []*subject, incremental bool) error {
+func deleteRemoved(ctx context.Context, tx portrait.Tx, work []*subject, incremental bool) (int, error) {
 	r, ok := tx.(labelRemover)
 	if incremental || !ok {
+		n := 0
 		for _, s := range work {
-			if len(s.remove) > 0 {
-				if err := tx.DeleteLabels(ctx, s.ps, s.remove); err != nil {
-					return err
+			if del := s.deletions(); len(del) > 0 {
+				n += len(del)
+				if err := tx.DeleteLabels(ctx, s.ps, del); err != nil {
+					return n, err
 				}
 			}
 		}
-		return nil
+		return n, nil
 	}
 	type set struct {
 		labels []string
@@ -858,11 +860,14 @@ func deleteRemoved(ctx context.Context, tx portrait.Tx, work []*subject, increme
 	}
 	var sets []*set
 	bySet := map[string]*set{}
+	n := 0
 	for _, s := range work {
-		if len(s.remove) == 0 {
+		del := s.deletions()
+		if len(del) == 0 {
 			continue
 		}
-		ids := slices.Clone(s.remove)
+		n += len(del)
+		ids := slices.Clone(del)
 		slices.Sort(ids)
 		ids = slices.Compact(ids)
 		key := strings.Join(ids, "\x00")
@@ -876,10 +881,10 @@ func deleteRemoved(ctx context.Context, tx portrait.Tx, work []*subject, increme
 	}
 	for _, st := range sets {
 		if err := r.DeleteLabelsOf(ctx, st.of, st.labels); err != nil {
-			return err
+			return n, err
 		}
 	}
-	return nil
+	return n, nil
 }
 
 // count pages through the pseudonyms once, for the progress total.

@@ -34,6 +34,8 @@ type Store interface {
 	LogSize(ctx context.Context) (int64, error)
 	ProfilesFor(ctx context.Context, grants []policy.Grant) (map[portrait.Pseudonym][]portrait.ProfileValue, error)
 	Pseudonyms(ctx context.Context, after portrait.Pseudonym, limit int) ([]portrait.Pseudonym, error)
+	Pending(ctx context.Context, after int64, limit int) ([]portrait.PendingMark, error)
+	PendingCommitted(ctx context.Context, ids []int64) ([]int64, error)
 	States(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym]*policy.State, error)
 	Subjects(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym]portrait.SubjectKey, error)
 }

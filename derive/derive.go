@@ -129,7 +129,8 @@ type Engine struct {
 	mu     sync.Mutex
 	status Status
 
-	mem memos // incremental: what each subject's last derivation read
+	mem    memos       // incremental: what each subject's last derivation read
+	opened keys.Opened // incremental: subjects' opened keys, per generation
 
 	batchFence atomic.Pointer[Fence] // FenceBatch
 }
@@ -359,6 +360,8 @@ type subject struct {
 	expires           time.Time            // the earliest expiry of the events held
 	added             []int64              // incremental with a memo: ids of the events read now, not held before
 	views             map[*entry]*narrowed // incremental: the labels' narrowed events, for the memo
+	gen               int64                // the governance generation the subject's states were read at
+	ungranted         int                  // the first ungranted of remove are labels without a lawful basis
 	incremental       bool
 	failed, unchanged int
 	failures          []string
@@ -798,34 +801,24 @@ func (e *Engine) compute(ctx context.Context, c *compiled, pseudonyms []portrait
 			}
 		}
 	}
-	stored := make(map[portrait.Pseudonym]portrait.SubjectKey, len(pseudonyms))
-	if len(mems) < len(pseudonyms) {
-		need := pseudonyms
-		if len(mems) > 0 {
-			need = slices.DeleteFunc(slices.Clone(pseudonyms), func(ps portrait.Pseudonym) bool { return mems[ps] != nil })
-		}
-		if stored, err = e.store.Subjects(ctx, need); err != nil {
-			return p, fmt.Errorf("derive: load subjects: %w", err)
-		}
-		if stored == nil {
-			stored = make(map[portrait.Pseudonym]portrait.SubjectKey, len(mems))
-		}
-	}
-	for ps, m := range mems {
-		stored[ps] = m.subj // a memo at this generation: not erased since
+	opened, stored, err := e.subjectKeys(ctx, gen, pseudonyms, mems, incremental)
+	if err != nil {
+		return p, err
 	}
 	pop := e.pop.Load()
 	var work []*subject
 	for _, ps := range pseudonyms {
 		subj, ok := stored[ps]
-		if !ok {
+		key := opened[ps]
+		if !ok && key == nil && (mems[ps] == nil || !mems[ps].bare) {
 			continue // erased or never stored: nothing to derive
 		}
-		s := &subject{ps: ps, subj: subj, grants: map[*entry]policy.Grant{}, memo: mems[ps], incremental: incremental}
+		s := &subject{ps: ps, subj: subj, cipher: key, gen: gen, grants: map[*entry]policy.Grant{}, memo: mems[ps], incremental: incremental}
 		for _, en := range c.entries {
 			g, _ := e.decide(states[ps], en)
 			if !g.Valid() {
 				s.remove = append(s.remove, en.l.ID)
+				s.ungranted++
 				continue
 			}
 			if incremental && en.population() && pop.model(en.l) == nil {
@@ -833,7 +826,13 @@ func (e *Engine) compute(ctx context.Context, c *compiled, pseudonyms []portrait
 			}
 			s.grants[en] = g
 		}
+		s.checkMemo()
 		work = append(work, s)
+	}
+	if incremental {
+		if work, err = e.rows(ctx, work); err != nil {
+			return p, err
+		}
 	}
 	sum.Subjects = len(work)
 	// Each worker fetches a run of the page with one query per kind, so
@@ -892,12 +891,16 @@ func (e *Engine) derive(c *compiled, s *subject, pop *population, now time.Time,
 	if len(s.grants) == 0 {
 		return nil
 	}
-	var err error
-	if s.memo != nil {
-		s.cipher = s.memo.cipher
-	} else if s.cipher, err = e.keys.Open(s.subj); err != nil {
-		s.fail("", err)
-		return nil
+	if s.cipher == nil {
+		c, err := e.keys.Open(s.subj)
+		if err != nil {
+			s.fail("", err)
+			return nil
+		}
+		s.cipher = c
+		if incremental {
+			e.opened.Put(s.gen, s.ps, c)
+		}
 	}
 	if err := s.open(); err != nil {
 		// This subject's stored data cannot be read: its labels are left
@@ -968,9 +971,17 @@ func (e *Engine) derive(c *compiled, s *subject, pop *population, now time.Time,
 // (CN-4, invariant 5), and constant consent traffic elsewhere costs a
 // re-check, not a retry.
 func (e *Engine) write(ctx context.Context, work []*subject, written map[string]bool, sum *Summary, now time.Time, incremental bool, gen int64) error {
-	var nvalues, nremoved int
+	var nvalues, nremoved, ndeleted int
 	start := time.Now()
 	defer func() { sum.Store += time.Since(start) }()
+	if incremental && nothingToWrite(work) && marksFrom(ctx) == nil {
+		// Nothing to store or delete: no transaction, no audit record.
+		e.mem.keep(gen, e.comp.Load(), work)
+		for _, s := range work {
+			sum.Removed += len(s.remove)
+		}
+		return nil
+	}
 	rechecked := false
 	err := e.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
 		if f := fenceFrom(ctx); f != nil {
@@ -981,6 +992,9 @@ func (e *Engine) write(ctx context.Context, work []*subject, written map[string]
 			if err := f.Check(ctx, tx, pss); err != nil {
 				return err
 			}
+		}
+		if err := clearMarks(ctx, tx); err != nil {
+			return err
 		}
 		g, err := tx.Generation(ctx)
 		if err != nil {
@@ -998,7 +1012,7 @@ func (e *Engine) write(ctx context.Context, work []*subject, written map[string]
 		}
 		values := make([]portrait.LabelValue, 0, n)
 		removedIDs := map[string]bool{}
-		nremoved = 0
+		nremoved, ndeleted = 0, 0
 		for _, s := range work {
 			values = append(values, s.values...)
 			for _, id := range s.remove {
@@ -1006,11 +1020,11 @@ func (e *Engine) write(ctx context.Context, work []*subject, written map[string]
 			}
 			nremoved += len(s.remove)
 		}
-		if err := deleteRemoved(ctx, tx, work, incremental); err != nil {
+		if ndeleted, err = deleteRemoved(ctx, tx, work, incremental); err != nil {
 			return err
 		}
 		nvalues = len(values)
-		if nvalues == 0 && nremoved == 0 {
+		if nvalues == 0 && ndeleted == 0 {
 			return nil
 		}
 		if len(values) > 0 {

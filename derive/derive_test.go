@@ -592,7 +592,7 @@ func TestQueue(t *testing.T) {
 	e := newEnv(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	q := e.eng.NewQueue(ctx, 1)
+	q := e.eng.NewQueue(ctx, 1, 0)
 	in := ingest.New(ingest.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log}, ingest.Options{Now: e.clock, OnStored: q.Add})
 	for _, s := range []string{"fay", "gus"} {
 		e.consent(t, s, "personalization", policy.Granted)

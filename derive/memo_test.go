@@ -218,3 +218,93 @@ func TestTwoNodesWithdrawal(t *testing.T) {
 		t.Errorf("node with nothing in memory derives %+v, node A %+v", again, got)
 	}
 }
+
+// countingStore counts write transactions and the label deletions in them.
+type countingStore struct {
+	portrait.Store
+	updates, deletes int
+}
+
+func (c *countingStore) Update(ctx context.Context, fn func(context.Context, portrait.Tx) error) error {
+	c.updates++
+	return c.Store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error { return fn(ctx, &countingTx{tx, c}) })
+}
+
+type countingTx struct {
+	portrait.Tx
+	c *countingStore
+}
+
+func (t *countingTx) DeleteLabels(ctx context.Context, ps portrait.Pseudonym, labels []string) error {
+	t.c.deletes++
+	return t.Tx.DeleteLabels(ctx, ps, labels)
+}
+
+// A derivation from memory deletes only labels the memo says are stored:
+// the labels of a purpose without consent were deleted by the first
+// derivation and are not deleted again on every one after it; and a
+// derivation with nothing new opens no write transaction at all.
+func TestMemoSkipsKnownDeletions(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		cs := &countingStore{Store: e.store}
+		eng, err := derive.New(derive.Deps{Store: cs, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log}, derive.Options{Now: e.clock})
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.eng = eng
+		e.consent(t, "uma", "personalization", policy.Granted) // marketing's labels have no basis
+		ps := []portrait.Pseudonym{e.keys.Pseudonym("uma")}
+		ctx := context.Background()
+		steps := []struct {
+			name             string
+			events           []portrait.Event
+			updates, deletes int
+		}{
+			{"first, read in full", fiveSportsViews("uma", e.now), 1, 1},
+			{"from memory", []portrait.Event{view("uma", "sports", time.Minute, e.now)}, 1, 0},
+			{"nothing new", nil, 0, 0},
+		}
+		for _, s := range steps {
+			if len(s.events) > 0 {
+				plain := ingest.New(ingest.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log}, ingest.Options{Now: e.clock})
+				var items []ingest.Item
+				for _, ev := range s.events {
+					items = append(items, ingest.Item{Event: ev})
+				}
+				if _, _, err := plain.Ingest(ctx, operator, items); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cs.updates, cs.deletes = 0, 0
+			sum, err := eng.Subjects(ctx, ps)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cs.updates != s.updates || cs.deletes != s.deletes {
+				t.Errorf("%s: %d transactions, %d deletions; want %d, %d (%+v)", s.name, cs.updates, cs.deletes, s.updates, s.deletes, sum)
+			}
+			if sum.Removed == 0 {
+				t.Errorf("%s: no label counted as removed; marketing's labels have no basis", s.name)
+			}
+		}
+		if !e.labels(t, "uma", "personalization")["sports_fan"].Bool {
+			t.Error("sports_fan not derived")
+		}
+		// A subject with no consent at all: the first derivation deletes
+		// every label, the next ones know none is stored.
+		vic := []portrait.Pseudonym{e.keys.Pseudonym("vic")}
+		for i, want := range []int{1, 0, 0} {
+			plain := ingest.New(ingest.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log}, ingest.Options{Now: e.clock})
+			if _, _, err := plain.Ingest(ctx, operator, []ingest.Item{{Event: view("vic", "sports", time.Duration(i+1)*time.Minute, e.now)}}); err != nil {
+				t.Fatal(err)
+			}
+			cs.updates = 0
+			if _, err := eng.Subjects(ctx, vic); err != nil {
+				t.Fatal(err)
+			}
+			if cs.updates != want {
+				t.Errorf("vic, derivation %d: %d transactions, want %d", i+1, cs.updates, want)
+			}
+		}
+	})
+}

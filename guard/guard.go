@@ -47,6 +47,10 @@ type Engine interface {
 	ReviewByID(ctx context.Context, id string) (portrait.Review, error)
 	Items(ctx context.Context) ([]portrait.Item, error)
 	Pseudonyms(ctx context.Context, after portrait.Pseudonym, limit int) ([]portrait.Pseudonym, error)
+	// Pending and PendingCommitted read the batches waiting for incremental
+	// derivation (derive.Queue); Tx.MarkPending and ClearPending write them.
+	Pending(ctx context.Context, after int64, limit int) ([]portrait.PendingMark, error)
+	PendingCommitted(ctx context.Context, ids []int64) ([]int64, error)
 	Close() error
 
 	// The personal reads, keyed by pseudonym. Profile and ProfilesFor
@@ -89,6 +93,8 @@ type Tx interface {
 	IndexLogSubjects(ctx context.Context, kind string, upto int64, pseudonyms []portrait.Pseudonym, idxs []int64) error
 	PutPartial(ctx context.Context, run string, bucket int, node int32, epoch int64, sealed []byte) (bool, error)
 	DeletePartials(ctx context.Context, run string) error
+	MarkPending(ctx context.Context, pseudonyms []portrait.Pseudonym) (int64, error)
+	ClearPending(ctx context.Context, ids []int64) error
 	LogSize(ctx context.Context) (int64, error)
 	LogHashes(ctx context.Context, indexes []int64) ([][32]byte, error)
 	AppendLog(ctx context.Context, entries []portrait.LogEntry) error

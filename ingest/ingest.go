@@ -106,6 +106,11 @@ type Options struct {
 	// OnStored, if set, is called after each chunk commits with the
 	// pseudonyms whose data changed, for incremental derivation.
 	OnStored func(ctx context.Context, pseudonyms []portrait.Pseudonym)
+	// Pending, if set, is called inside each chunk's transaction once its
+	// events are stored, with the chunk's pseudonyms: derive.Queue.Mark
+	// records there that their labels wait for derivation, so that what
+	// OnStored queues survives the process stopping.
+	Pending func(ctx context.Context, tx portrait.Tx, pseudonyms []portrait.Pseudonym) error
 	// Flags, if set, owns the features held sensitive until a reviewer
 	// clears them (package monitor): a lexicon hit in a field declared
 	// non-sensitive flags the field through it (SM-1, FP-6). Without it a
@@ -644,6 +649,11 @@ func (in *Ingester) commit(ctx context.Context, caller policy.Caller, now time.T
 		}
 		for _, w := range lastWrites(b.profile) {
 			if err := tx.PutProfile(ctx, w.grant, w.values); err != nil {
+				return err
+			}
+		}
+		if in.opt.Pending != nil && (slices.Contains(inserted, true) || len(b.profile) > 0) {
+			if err := in.opt.Pending(ctx, tx, pseudonyms); err != nil {
 				return err
 			}
 		}

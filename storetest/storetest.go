@@ -75,6 +75,7 @@ func Run(t *testing.T, open func(t *testing.T) portrait.Store) {
 		{"TextRefused", testTextRefused},
 		{"LeaseEpoch", testLeaseEpoch},
 		{"Partials", testPartials},
+		{"Pending", testPending},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

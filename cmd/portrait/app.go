@@ -68,6 +68,11 @@ type app struct {
 	// or with serve --cluster the share of the node owning each subject.
 	// It is set before anything is ingested.
 	onStored func(ctx context.Context, pseudonyms []portrait.Pseudonym)
+	// queue is the local derivation queue; pending marks a stored batch's
+	// subjects in its transaction so the queue's work survives a stop
+	// (nil with --cluster, whose work stream carries it).
+	queue   *derive.Queue
+	pending func(ctx context.Context, tx portrait.Tx, pseudonyms []portrait.Pseudonym) error
 	// staff checks and manages staff API keys.
 	staff *apikey.Service
 	// oversight makes the algorithm filing sent to the regulator.
@@ -129,6 +134,10 @@ func logOrigin(kr *keys.Keyring) string { return "portrait.local/log/" + kr.ID()
 
 // options are what differs between the commands that wire an app.
 type options struct {
+	// DeriveDelay is how long a subject waits in the derivation queue for
+	// more of its events before a page that is not full is derived
+	// (serve --derive-delay, derive.Engine.NewQueue).
+	DeriveDelay time.Duration
 	// Assessments is the directory of signed impact assessments.
 	Assessments string
 	// Origin names the audit log in its checkpoints (--origin, e.g. the
@@ -280,14 +289,19 @@ func newApp(ctx context.Context, cat *catalog.Catalog, store portrait.Store, kr 
 		return nil, err
 	}
 	// Ingest returns once a batch is stored and audited; the queue derives
-	// the labels it touched right after, each subject once. A lexicon hit
-	// flags the field through the monitor, the one owner of the flags.
-	// Ingest returns once a batch is stored and audited; the queue derives
 	// the labels it touched right after, each subject once (or, with
-	// --cluster, the bucket's owner does).
-	a.onStored = a.deriver.NewQueue(ctx, 100_000).Add
+	// --cluster, the bucket's owner does). A lexicon hit flags the field
+	// through the monitor, the one owner of the flags.
+	a.queue = a.deriver.NewQueue(ctx, 100_000, opt.DeriveDelay)
+	a.onStored, a.pending = a.queue.Add, a.queue.Mark
 	a.ingest = ingest.New(ingest.Deps{Store: store, Point: a.point, Ledger: a.ledger, Keys: kr, Log: a.log}, ingest.Options{Logger: logger,
-		OnStored: func(ctx context.Context, ps []portrait.Pseudonym) { a.onStored(ctx, ps) }, Flags: a.monitor})
+		OnStored: func(ctx context.Context, ps []portrait.Pseudonym) { a.onStored(ctx, ps) },
+		Pending: func(ctx context.Context, tx portrait.Tx, ps []portrait.Pseudonym) error {
+			if a.pending == nil {
+				return nil
+			}
+			return a.pending(ctx, tx, ps)
+		}, Flags: a.monitor})
 	if a.review, err = review.New(review.Deps{Store: store, Point: a.point, Ledger: a.ledger, Keys: kr, Log: a.log}, review.Options{}); err != nil {
 		return nil, err
 	}
@@ -497,6 +511,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	keyFile := fs.String("key-file", "portrait.key", "master key file (created if missing); or set PORTRAIT_MASTER_KEY")
 	adminKeyFlag := fs.String("admin-key", "", "register this admin API key at start-up, as "+bootstrapName+" (it then shows in ps: prefer --admin-key-file)")
 	adminKeyFile := fs.String("admin-key-file", "", "read the admin API key to register from FILE (mode 0600), as "+bootstrapName)
+	deriveDelay := fs.Duration("derive-delay", 0, "how long ingested subjects may wait for their labels, so that several batches of one subject derive once (0: as soon as the queue is free)")
 	monitorEvery := fs.Duration("monitor-every", time.Hour, "how often the fairness, price and diversity monitors run (0 turns them off)")
 	assessments := fs.String("assessments", assessmentsDir(), "directory of signed impact assessments (FA-1)")
 	idle := fs.Duration("idle-timeout", server.DefaultIdleTimeout, "close a keep-alive connection idle this long")
@@ -617,7 +632,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			}
 		}
 	}
-	a, err := newApp(ctx, cat, store, kr, logger, options{Assessments: *assessments, Destinations: dests, AudienceEvery: *audienceEvery, Origin: *origin, Journal: jr,
+	a, err := newApp(ctx, cat, store, kr, logger, options{Assessments: *assessments, DeriveDelay: *deriveDelay, Destinations: dests, AudienceEvery: *audienceEvery, Origin: *origin, Journal: jr,
 		IdleTimeout: *idle, BodyGrace: *grace, MinBodyRate: *rate, CheckLog: true, TrustedProxies: trusted, Operator: *operator})
 	if err != nil {
 		return err
@@ -666,6 +681,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err := a.share(ctx, *db, nc); err != nil {
 			return err
 		}
+	} else {
+		// Subjects a stopped process left waiting are derived now.
+		a.queue.Recover(ctx)
 	}
 	if *natsStream != "" {
 		var stop context.CancelCauseFunc

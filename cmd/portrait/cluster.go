@@ -43,7 +43,7 @@ func (a *app) share(ctx context.Context, dsn string, nc *nats.Conn) error {
 		node.Leave()
 		return err
 	}
-	a.onStored = sh.Add
+	a.onStored, a.pending = sh.Add, nil
 	if a.monitorEvery > 0 {
 		// The monitors split across the nodes too; the node's own
 		// schedule of whole runs is off.
