@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -19,7 +20,9 @@ import (
 // iteration one new event per subject of the page is committed (through
 // the store, outside the timer) and the page reads what is new since
 // its marks. What it should cost is the 64 new rows, whatever N; rows/op
-// is how many rows came back (new ones and ones read again).
+// is how many rows came back (new ones and ones read again), and with
+// PORTRAIT_BENCH_VISITED set, visited/op how many the server looked at
+// (it waits 2 × 11 s per size for the statistics).
 func BenchmarkEventsAfter(b *testing.B) {
 	for _, n := range []int{10_000, 100_000, 1_000_000} {
 		b.Run(fmt.Sprintf("events=%d", n), func(b *testing.B) {
@@ -65,6 +68,25 @@ func BenchmarkEventsAfter(b *testing.B) {
 				}
 			}
 			remark(got, h)
+			// visited is how many rows the server looked at in the
+			// events partitions so far (index fetches and sequential
+			// reads; inserts count neither), once every backend has
+			// flushed its statistics (at most PGSTAT_IDLE_INTERVAL, 10 s,
+			// after it went idle): a figure the machine's load does not
+			// move.
+			visited := func() int64 {
+				time.Sleep(11 * time.Second)
+				var v int64
+				if err := conn.QueryRow(ctx, `SELECT pg_stat_clear_snapshot()::text || '', coalesce(sum(coalesce(idx_tup_fetch, 0) + coalesce(seq_tup_read, 0)), 0)
+					FROM pg_stat_user_tables WHERE schemaname = current_schema() AND relname LIKE 'events_p%'`).Scan(new(string), &v); err != nil {
+					b.Fatal(err)
+				}
+				return v
+			}
+			var v0 int64
+			if os.Getenv("PORTRAIT_BENCH_VISITED") != "" {
+				v0 = visited()
+			}
 			var rows int
 			at := time.Now()
 			for b.Loop() {
@@ -93,6 +115,10 @@ func BenchmarkEventsAfter(b *testing.B) {
 				b.StartTimer()
 			}
 			b.ReportMetric(float64(rows)/float64(b.N), "rows/op")
+			if os.Getenv("PORTRAIT_BENCH_VISITED") != "" {
+				b.StopTimer()
+				b.ReportMetric(float64(visited()-v0)/float64(b.N), "visited/op")
+			}
 		})
 	}
 }
