@@ -14,14 +14,16 @@ import (
 	"github.com/portrait-dev/portrait/storetest"
 )
 
-// CN-4, invariant 5: two `portrait serve` processes on one PostgreSQL
+// CN-4, AD-2, invariant 5: two `portrait serve` processes on one PostgreSQL
 // database. Node B serves a subject — labels derived from its events,
 // personalised recommendations, automated decisions — and so holds that
 // subject's consent state, label memo and keys in its memory; the
 // subject withdraws consent through node A; the very next request on
 // node B honours it: the recommendation is served without
 // personalisation and says why, the decision is refused naming CN-4, and
-// the events B ingests next derive no label for the withdrawn purpose.
+// the events B ingests next derive no label for the withdrawn purpose; and
+// after the subject refuses automated decisions through node A, B's next
+// decision goes to human review (AD-2).
 // Each case warms B just before the withdrawal, so B holds the state
 // the withdrawal makes stale.
 //
@@ -106,6 +108,7 @@ func TestTwoNodesWithdrawal(t *testing.T) {
 	cases := []struct {
 		name, purpose string
 		warm          func(t *testing.T, subject string) // on B, before the withdrawal
+		withdraw      func(t *testing.T, subject string) // on A; nil withdraws consent to purpose
 		next          func(t *testing.T, subject string) // B's next request, after it
 	}{{
 		name: "recommendation", purpose: "personalization",
@@ -132,6 +135,31 @@ func TestTwoNodesWithdrawal(t *testing.T) {
 			code, err := decide(s)
 			if code != 403 || err == nil || !strings.Contains(err.Error(), `"CN-4"`) {
 				t.Errorf("node B's next decision after a withdrawal on node A: %d %v; want 403 naming CN-4", code, err)
+			}
+		},
+	}, {
+		// AD-2: the subject refuses purely automated decisions for the
+		// use-case through node A; B's next decision goes to a person.
+		name: "objection",
+		warm: func(t *testing.T, s string) {
+			if code, err := decide(s); code != 201 {
+				t.Fatalf("before the objection: %d %v", code, err)
+			}
+		},
+		withdraw: func(t *testing.T, s string) {
+			var tok struct{ Token string }
+			must(a.url, "POST", "/v1/subjects/"+s+"/tokens", "", &tok)
+			if _, err := try(ctx, a.url, "PUT", "/v1/me/usecases/credit_limit/automation", tok.Token, `{"refused":true}`, nil); err != nil {
+				t.Fatal(err)
+			}
+		},
+		next: func(t *testing.T, s string) {
+			var d apply.Determination
+			if _, err := try(ctx, b.url, "POST", "/v1/decisions", admin, `{"usecase":"credit_limit","subject":"`+s+`"}`, &d); err != nil {
+				t.Fatal(err)
+			}
+			if d.Status != "pending_review" || d.Outcome != nil {
+				t.Errorf("node B's next decision after the subject refused automated decisions on node A (AD-2): status %q, outcome %v; want pending_review, none", d.Status, d.Outcome)
 			}
 		},
 	}, {
@@ -163,7 +191,11 @@ func TestTwoNodesWithdrawal(t *testing.T) {
 			}
 			must(b.url, "POST", "/v1/subjects/"+s+"/usecases/credit_limit/notice", "", nil)
 			c.warm(t, s)
-			consent(a.url, s, c.purpose, "withdrawn")
+			if c.withdraw != nil {
+				c.withdraw(t, s)
+			} else {
+				consent(a.url, s, c.purpose, "withdrawn")
+			}
 			c.next(t, s)
 		})
 	}
