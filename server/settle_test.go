@@ -24,7 +24,8 @@ import (
 
 // TestStoreTimeout wedges a real store — PostgreSQL: another connection
 // holds the audit log's head row (every decision and recommendation
-// appends to it) or the staff keys table; SQLite: another connection
+// appends to it) or the governance generation's table (every key check
+// reads it); SQLite: another connection
 // holds the write lock — and checks that decisions, recommendations and
 // key checks, which run without the request's cancellation (settled),
 // are answered 503 problem+json with Retry-After once Config.StoreTimeout
@@ -108,7 +109,9 @@ func TestStoreTimeout(t *testing.T) {
 			},
 			wedges: []wedge{
 				{name: "log head row", hold: pgLock(`SELECT size FROM log_head FOR UPDATE`)},
-				{name: "staff keys table", auth: true, hold: pgLock(`LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE`)},
+				// The key check reads the governance generation on every
+				// request (verified keys are kept per generation).
+				{name: "generation table", auth: true, hold: pgLock(`LOCK TABLE generation IN ACCESS EXCLUSIVE MODE`)},
 			},
 		},
 	}
