@@ -28,6 +28,8 @@ var migrations embed.FS
 type engine struct {
 	tables.DB // the shared SQL, over the pool
 	pool      *pgxpool.Pool
+	// floor bounds EventsAfter's scan by id (after.go).
+	floor idFloor
 }
 
 var (
@@ -179,6 +181,9 @@ type txn struct {
 	// head is the log's size in the transaction, once read (known).
 	head  int64
 	known bool
+	// xid is set once the transaction surely has a transaction id (a row
+	// it locked or wrote): InsertEvents takes one first otherwise.
+	xid bool
 }
 
 // querier is what the pool and a transaction share, so that reads run the

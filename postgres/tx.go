@@ -23,6 +23,7 @@ func (tx *txn) Generation(ctx context.Context) (int64, error) {
 	if err := tx.tx.QueryRow(ctx, `SELECT n FROM generation FOR SHARE`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("read generation: %w", err)
 	}
+	tx.xid = true // a row lock takes a transaction id
 	return n, nil
 }
 
@@ -55,6 +56,16 @@ func (tx *txn) InsertEvents(ctx context.Context, events []portrait.StoredEvent) 
 		todo = append(todo, i)
 	}
 	inserted := make([]bool, len(events))
+	if !tx.xid {
+		// The transaction id comes before any event id, which EventsAfter's
+		// floor counts on (idFloor): an INSERT takes a row's id before the
+		// row's write assigns the transaction one. Ingest's transaction
+		// has one already (Generation locks a row).
+		if _, err := tx.tx.Exec(ctx, `SELECT pg_current_xact_id()`); err != nil {
+			return nil, fmt.Errorf("insert events: take a transaction id: %w", err)
+		}
+		tx.xid = true
+	}
 	switch {
 	case len(todo) < copyMin:
 		b := &pgx.Batch{}
@@ -269,7 +280,7 @@ func (tx *txn) LogSize(ctx context.Context) (int64, error) {
 		if err := tx.tx.QueryRow(ctx, `SELECT size FROM log_head FOR UPDATE`).Scan(&tx.head); err != nil {
 			return 0, fmt.Errorf("lock log head: %w", err)
 		}
-		tx.known = true
+		tx.known, tx.xid = true, true
 	}
 	return tx.head, nil
 }

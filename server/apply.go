@@ -82,7 +82,9 @@ func (s *Server) getRecommendations(w http.ResponseWriter, r *http.Request, c po
 	if err != nil {
 		return err
 	}
-	rec, err := s.cfg.Apply.Recommend(keyCheckGeneration(settled(r), r), c, p, q.Get("usecase"), n)
+	rec, err := settle(s, r, func(ctx context.Context) (apply.Recommendation, error) {
+		return s.cfg.Apply.Recommend(keyCheckGeneration(ctx, r), c, p, q.Get("usecase"), n)
+	})
 	if err != nil {
 		return err
 	}
@@ -98,7 +100,8 @@ func (s *Server) getRecommendations(w http.ResponseWriter, r *http.Request, c po
 // bounded — it reads one subject and writes one record, all or nothing
 // (invariant 3) — so a client that hangs up gains nothing from stopping
 // it halfway; it is decided and audited as if the answer had been read.
-// The values (trace, caller) are kept.
+// The values (trace, caller) are kept. Callers go through settle, which
+// bounds how long the request waits.
 func settled(r *http.Request) context.Context { return context.WithoutCancel(r.Context()) }
 
 // keyCheckGeneration returns ctx deciding at the governance generation
@@ -128,7 +131,9 @@ func (s *Server) postDecision(w http.ResponseWriter, r *http.Request, c policy.C
 	if err != nil {
 		return err
 	}
-	d, err := s.cfg.Apply.Determine(keyCheckGeneration(settled(r), r), c, p, b.UseCase)
+	d, err := settle(s, r, func(ctx context.Context) (apply.Determination, error) {
+		return s.cfg.Apply.Determine(keyCheckGeneration(ctx, r), c, p, b.UseCase)
+	})
 	if err != nil {
 		return err
 	}

@@ -89,6 +89,10 @@ type Config struct {
 	// headers are believed for the client's address and scheme (proxy.go);
 	// none by default.
 	TrustedProxies []netip.Prefix
+	// StoreTimeout bounds how long a decision, a recommendation or a key
+	// check waits for the store before the request is answered 503 (the
+	// call itself runs on to its end: settle); default DefaultStoreTimeout.
+	StoreTimeout time.Duration
 }
 
 // Server is Portrait's HTTP API.
@@ -160,6 +164,9 @@ func New(cfg Config) *Server {
 	}
 	if cfg.MinBodyRate == 0 {
 		cfg.MinBodyRate = DefaultMinBodyRate
+	}
+	if cfg.StoreTimeout <= 0 {
+		cfg.StoreTimeout = DefaultStoreTimeout
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), metrics: newMetrics()}
 	if cfg.Ingester != nil {
@@ -382,23 +389,36 @@ func (s *Server) authenticate(r *http.Request) (policy.Caller, error) {
 		return policy.Caller{}, portrait.Errorf(portrait.EUNAUTHORIZED, "Authorization must be \"Bearer TOKEN\"")
 	}
 	// The key or session is one indexed row: read without the request's
-	// cancellation, which would cost two watcher goroutines (settled).
-	ctx := context.WithoutCancel(r.Context())
+	// cancellation, which would cost two watcher goroutines (settle).
+	k, err := settle(s, r, func(ctx context.Context) (keyCheck, error) { return s.bearer(ctx, tok) })
+	if in := info(r.Context()); in != nil && err == nil && k.genRead {
+		in.gen, in.genRead = k.gen, true
+	}
+	return k.caller, err
+}
+
+// keyCheck is what bearer found: the caller, and for a staff key the
+// governance generation its check read.
+type keyCheck struct {
+	caller  policy.Caller
+	gen     int64
+	genRead bool
+}
+
+// bearer checks a subject token or staff key.
+func (s *Server) bearer(ctx context.Context, tok string) (keyCheck, error) {
 	if keys.IsToken(tok) {
 		t, err := s.checkSubjectToken(ctx, tok)
 		if err != nil {
-			return policy.Caller{}, err
+			return keyCheck{}, err
 		}
-		return policy.Caller{Role: policy.Subject, Pseudonym: t.Pseudonym}, nil
+		return keyCheck{caller: policy.Caller{Role: policy.Subject, Pseudonym: t.Pseudonym}}, nil
 	}
 	// Unknown, revoked and expired keys are refused here, on every
 	// request: the store's generation is read each time, and the key's
 	// row whenever a revocation moved it (package apikey).
 	c, gen, err := s.cfg.Staff.AuthenticateAt(ctx, tok)
-	if in := info(ctx); in != nil && err == nil {
-		in.gen, in.genRead = gen, true
-	}
-	return c, err
+	return keyCheck{caller: c, gen: gen, genRead: true}, err
 }
 
 // Problem is an RFC 9457 problem detail with Portrait's extensions.
@@ -468,6 +488,10 @@ func (s *Server) problem(w http.ResponseWriter, r *http.Request, err error) {
 			ch += `, error="invalid_token"`
 		}
 		w.Header().Set("WWW-Authenticate", ch)
+	}
+	var wait *storeWait
+	if errors.As(err, &wait) {
+		w.Header().Set("Retry-After", strconv.Itoa(max(1, int(wait.after.Seconds()))))
 	}
 	if p.Code == portrait.EDENIED {
 		// Tells a legal refusal apart from a role refusal at a glance.

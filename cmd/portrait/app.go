@@ -151,6 +151,9 @@ type options struct {
 	// Limits are the HTTP connection limits (zero: the server's defaults).
 	IdleTimeout, BodyGrace time.Duration
 	MinBodyRate            int64
+	// StoreTimeout bounds a decision's, recommendation's or key check's
+	// wait for the store (serve --store-timeout; zero: the default).
+	StoreTimeout time.Duration
 	// Destinations receive subject-rights events (serve --webhook, --nats-rights)
 	// and the membership changes of their audiences (--audiences), which
 	// are materialised every AudienceEvery.
@@ -334,7 +337,7 @@ func newApp(ctx context.Context, cat *catalog.Catalog, store portrait.Store, kr 
 		Ingester: a.ingest, Logger: logger, Monitor: a.monitor,
 		Rights: a.rights, Demo: opt.Demo, DemoSubjects: opt.DemoSubjects,
 		IdleTimeout: opt.IdleTimeout, BodyGrace: opt.BodyGrace, MinBodyRate: opt.MinBodyRate,
-		TrustedProxies: opt.TrustedProxies})
+		TrustedProxies: opt.TrustedProxies, StoreTimeout: opt.StoreTimeout})
 	return a, nil
 }
 
@@ -517,6 +520,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	idle := fs.Duration("idle-timeout", server.DefaultIdleTimeout, "close a keep-alive connection idle this long")
 	grace := fs.Duration("body-grace", server.DefaultBodyGrace, "time a request body may take before --min-body-rate applies")
 	rate := fs.Int64("min-body-rate", server.DefaultMinBodyRate, "bytes per second a request body must keep arriving at after --body-grace, else the connection is closed (408); -1 turns it off")
+	storeTimeout := fs.Duration("store-timeout", server.DefaultStoreTimeout, "answer 503 with Retry-After when a decision, recommendation or key check has waited this long for the store (the call itself runs to its end)")
 	cors := fs.String("cors-origins", "", "exact origins (comma-separated, e.g. https://shop.example.com) whose pages may call the API with the browser SDK; none by default")
 	natsURL := fs.String("nats", "", "NATS server URL to take events from (with credentials, set PORTRAIT_NATS rather than the flag)")
 	natsStream := fs.String("nats-stream", "", "JetStream stream whose events are ingested (with --nats); every node shares one durable consumer")
@@ -633,7 +637,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	a, err := newApp(ctx, cat, store, kr, logger, options{Assessments: *assessments, DeriveDelay: *deriveDelay, Destinations: dests, AudienceEvery: *audienceEvery, Origin: *origin, Journal: jr,
-		IdleTimeout: *idle, BodyGrace: *grace, MinBodyRate: *rate, CheckLog: true, TrustedProxies: trusted, Operator: *operator})
+		IdleTimeout: *idle, BodyGrace: *grace, MinBodyRate: *rate, StoreTimeout: *storeTimeout, CheckLog: true, TrustedProxies: trusted, Operator: *operator})
 	if err != nil {
 		return err
 	}
