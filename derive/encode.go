@@ -3,15 +3,14 @@ package derive
 import (
 	"encoding/json"
 	"maps"
-	"math"
 	"slices"
 	"strconv"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/portrait-dev/portrait/catalog"
 	"github.com/portrait-dev/portrait/keys"
+	"github.com/portrait-dev/portrait/marshal"
 )
 
 // encodeStored returns v as encoding/json encodes it, byte for byte, without
@@ -58,12 +57,14 @@ func appendStored(b []byte, v *Stored) ([]byte, bool) {
 	ok := true
 	str := func(s string) {
 		if ok {
-			b, ok = appendString(b, s)
+			b = marshal.AppendString(b, s)
 		}
 	}
 	num := func(f float64) {
 		if ok {
-			b, ok = appendFloat(b, f)
+			var err error
+			b, err = marshal.AppendFloat(b, f)
+			ok = err == nil
 		}
 	}
 	tm := func(t time.Time) {
@@ -202,51 +203,6 @@ func appendStored(b []byte, v *Stored) ([]byte, bool) {
 	}
 	b = append(b, '}')
 	return b, ok
-}
-
-// appendString appends s quoted, if it needs no escape: printable ASCII
-// other than the quote, the backslash and the HTML characters json.Marshal
-// escapes (<, >, &), and valid UTF-8 other than U+2028 and U+2029.
-func appendString(b []byte, s string) ([]byte, bool) {
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c < 0x20 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
-				return b, false
-			}
-			i++
-			continue
-		}
-		r, n := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && n == 1 || r == '\u2028' || r == '\u2029' {
-			return b, false
-		}
-		i += n
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"'), true
-}
-
-// appendFloat appends f as encoding/json does: the shortest decimal that
-// reads back as f, in exponent form below 1e-6 and from 1e21, with a
-// one-digit negative exponent written without its leading zero.
-func appendFloat(b []byte, f float64) ([]byte, bool) {
-	if math.IsNaN(f) || math.IsInf(f, 0) {
-		return b, false
-	}
-	format := byte('f')
-	if a := math.Abs(f); a != 0 && (a < 1e-6 || a >= 1e21) {
-		format = 'e'
-	}
-	b = strconv.AppendFloat(b, f, format, -1, 64)
-	if format == 'e' {
-		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
-			b[n-2] = b[n-1]
-			b = b[:n-1]
-		}
-	}
-	return b, true
 }
 
 // appendTime appends t quoted in RFC 3339 with nanoseconds, as

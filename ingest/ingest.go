@@ -22,6 +22,7 @@ import (
 	"github.com/portrait-dev/portrait/catalog"
 	"github.com/portrait-dev/portrait/consent"
 	"github.com/portrait-dev/portrait/keys"
+	"github.com/portrait-dev/portrait/marshal"
 	"github.com/portrait-dev/portrait/policy"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -563,7 +564,7 @@ func (in *Ingester) decide(cat *catalog.Catalog, now time.Time, caller policy.Ca
 		if !f.Profile {
 			continue
 		}
-		enc, err := appendValue(nil, kv.value)
+		enc, err := marshal.AppendValue(nil, kv.value)
 		if err != nil {
 			d.err = fmt.Errorf("ingest: encode field %s: %w", kv.name, err)
 			return d
