@@ -258,15 +258,7 @@ func features(en *entry, covers func(field string) bool, prof map[string]any, ev
 // per event and label, a tenth of a run's allocations. The maps are only
 // read (label.Rule.Eval), and live as long as the subject's derivation.
 func (s *subject) batchView(en *entry, g policy.Grant) (map[string]any, []label.Event) {
-	var prof map[string]any
-	for k, v := range s.profile {
-		if g.Covers(k) {
-			if prof == nil {
-				prof = make(map[string]any, len(s.profile))
-			}
-			prof[k] = v
-		}
-	}
+	prof := s.profileFor(g)
 	narrowed := false
 	for i := 0; i < len(s.events) && !narrowed; i++ {
 		for k := range s.events[i].Fields {

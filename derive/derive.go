@@ -590,9 +590,9 @@ func (s *subject) open() error {
 	return nil
 }
 
-// view returns the subject's events and profile restricted to the fields
-// the grant covers: a label never sees a field it was not granted.
-func (s *subject) view(en *entry, g policy.Grant) (map[string]any, []label.Event) {
+// profileFor returns the subject's profile fields the grant covers, nil
+// if none.
+func (s *subject) profileFor(g policy.Grant) map[string]any {
 	var prof map[string]any
 	for k, v := range s.profile {
 		if g.Covers(k) {
@@ -602,6 +602,13 @@ func (s *subject) view(en *entry, g policy.Grant) (map[string]any, []label.Event
 			prof[k] = v
 		}
 	}
+	return prof
+}
+
+// view returns the subject's events and profile restricted to the fields
+// the grant covers: a label never sees a field it was not granted.
+func (s *subject) view(en *entry, g policy.Grant) (map[string]any, []label.Event) {
+	prof := s.profileFor(g)
 	if held := s.held(en, g); held != nil {
 		return prof, s.narrow(en, g, held)
 	}
