@@ -514,7 +514,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	keyFile := fs.String("key-file", "portrait.key", "master key file (created if missing); or set PORTRAIT_MASTER_KEY")
 	adminKeyFlag := fs.String("admin-key", "", "register this admin API key at start-up, as "+bootstrapName+" (it then shows in ps: prefer --admin-key-file)")
 	adminKeyFile := fs.String("admin-key-file", "", "read the admin API key to register from FILE (mode 0600), as "+bootstrapName)
-	deriveDelay := fs.Duration("derive-delay", 0, "how long ingested subjects may wait for their labels, so that several batches of one subject derive once (0: as soon as the queue is free)")
+	deriveDelay := fs.Duration("derive-delay", 100*time.Millisecond, "how long ingested subjects may wait for their labels, so that several batches of one subject derive once (0: as soon as the queue is free)")
 	monitorEvery := fs.Duration("monitor-every", time.Hour, "how often the fairness, price and diversity monitors run (0 turns them off)")
 	assessments := fs.String("assessments", assessmentsDir(), "directory of signed impact assessments (FA-1)")
 	idle := fs.Duration("idle-timeout", server.DefaultIdleTimeout, "close a keep-alive connection idle this long")
