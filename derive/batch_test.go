@@ -187,27 +187,9 @@ func TestBatchPagesPipelined(t *testing.T) {
 		opened := func() map[string]string {
 			out := map[string]string{}
 			for _, w := range who {
-				ps := e.keys.Pseudonym(w)
-				subj, err := e.store.Subjects(ctx, []portrait.Pseudonym{ps})
-				if err != nil {
-					t.Fatal(err)
-				}
-				c, err := e.keys.Open(subj[ps])
-				if err != nil {
-					t.Fatal(err)
-				}
-				d := e.point.Decide(policy.Request{State: &policy.State{Pseudonym: ps}, Action: policy.Access, Caller: policy.Caller{Role: policy.System}})
-				lvs, err := e.store.Labels(ctx, d.Grant)
-				if err != nil {
-					t.Fatal(err)
-				}
-				for _, lv := range lvs {
-					v, err := derive.Open(c, lv)
-					if err != nil {
-						t.Fatal(err)
-					}
+				for id, v := range e.decoded(t, w) {
 					b, _ := json.Marshal(v)
-					out[w+"/"+lv.Label] = string(b)
+					out[w+"/"+id] = string(b)
 				}
 			}
 			return out
