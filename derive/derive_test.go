@@ -190,6 +190,17 @@ func (e *env) stored(tb testing.TB, subject string) []string {
 	return ids
 }
 
+// purchaseRound ingests one purchase for each of sub-0 … sub-(n-1), round
+// seconds before now: a benchmark round's new events.
+func (e *env) purchaseRound(tb testing.TB, n, round int) {
+	tb.Helper()
+	evs := make([]portrait.Event, n)
+	for i := range n {
+		evs[i] = purchase(fmt.Sprintf("sub-%d", i), 1, e.now.Add(-time.Duration(round)*time.Second))
+	}
+	e.ingest(tb, evs...)
+}
+
 func fiveSportsViews(subject string, now time.Time) []portrait.Event {
 	var evs []portrait.Event
 	for i := range 5 {

@@ -259,11 +259,7 @@ func BenchmarkIncrementalConcurrent(b *testing.B) {
 			for b.Loop() {
 				b.StopTimer()
 				round++
-				evs := make([]portrait.Event, n)
-				for i := range n {
-					evs[i] = purchase(fmt.Sprintf("sub-%d", i), 1, e.now.Add(-time.Duration(round)*time.Second))
-				}
-				e.ingest(b, evs...)
+				e.purchaseRound(b, n, round)
 				times := make([]time.Duration, n)
 				errs := make([]error, n)
 				b.StartTimer()

@@ -291,11 +291,7 @@ func benchQueue(b *testing.B, e *env, n int) {
 	for b.Loop() {
 		b.StopTimer()
 		round++
-		evs := make([]portrait.Event, n)
-		for i := range n {
-			evs[i] = purchase(fmt.Sprintf("sub-%d", i), 1, e.now.Add(-time.Duration(round)*time.Second))
-		}
-		e.ingest(b, evs...)
+		e.purchaseRound(b, n, round)
 		before := e.eng.Status().Incremental
 		b.StartTimer()
 		start, cpu0 := time.Now(), cpuTime()
