@@ -188,19 +188,7 @@ func goldenRuns(t *testing.T, e *env) []byte {
 		}
 		for _, w := range who {
 			ps := e.keys.Pseudonym(w)
-			subj, err := e.store.Subjects(ctx, []portrait.Pseudonym{ps})
-			if err != nil {
-				t.Fatal(err)
-			}
-			c, err := e.keys.Open(subj[ps])
-			if err != nil {
-				t.Fatal(err)
-			}
-			d := e.point.Decide(policy.Request{State: &policy.State{Pseudonym: ps}, Action: policy.Access, Caller: policy.Caller{Role: policy.System}})
-			lvs, err := e.store.Labels(ctx, d.Grant)
-			if err != nil {
-				t.Fatal(err)
-			}
+			c, lvs := e.accessLabels(t, w)
 			slices.SortFunc(lvs, func(a, b portrait.LabelValue) int { return strings.Compare(a.Label, b.Label) })
 			var ids []string
 			for _, lv := range lvs {

@@ -26,6 +26,23 @@ import (
 // them).
 func (e *env) decoded(tb testing.TB, subject string) map[string]derive.Stored {
 	tb.Helper()
+	c, lvs := e.accessLabels(tb, subject)
+	out := map[string]derive.Stored{}
+	for _, lv := range lvs {
+		v, err := derive.Open(c, lv)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		out[lv.Label] = v
+	}
+	return out
+}
+
+// accessLabels returns the subject's stored label values, still sealed,
+// read through an Access grant, and the subject's opened key (nil when
+// nothing is stored).
+func (e *env) accessLabels(tb testing.TB, subject string) (*keys.Cipher, []portrait.LabelValue) {
+	tb.Helper()
 	ctx := context.Background()
 	ps := e.keys.Pseudonym(subject)
 	d := e.point.Decide(policy.Request{State: &policy.State{Pseudonym: ps}, Action: policy.Access, Caller: policy.Caller{Role: policy.System}})
@@ -33,9 +50,8 @@ func (e *env) decoded(tb testing.TB, subject string) map[string]derive.Stored {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	out := map[string]derive.Stored{}
 	if len(lvs) == 0 {
-		return out
+		return nil, nil
 	}
 	subs, err := e.store.Subjects(ctx, []portrait.Pseudonym{ps})
 	if err != nil {
@@ -45,14 +61,7 @@ func (e *env) decoded(tb testing.TB, subject string) map[string]derive.Stored {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	for _, lv := range lvs {
-		v, err := derive.Open(c, lv)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		out[lv.Label] = v
-	}
-	return out
+	return c, lvs
 }
 
 // Invariant 5, CN-4: the values an engine derives from what it keeps in
