@@ -272,15 +272,7 @@ const eventChunk = 64
 const runColumns = 8
 
 func insertEventsSQL(n int) string {
-	var b strings.Builder
-	b.WriteString(`INSERT OR IGNORE INTO events_new (run, id, pseudonym, type, time, idem, sealed, expires) VALUES `)
-	for i := range n {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?)")
-	}
-	return b.String()
+	return tables.InsertRows(`INSERT OR IGNORE INTO events_new (run, id, pseudonym, type, time, idem, sealed, expires) VALUES `, n, runColumns, "")
 }
 
 // insertIdemSQL writes n events with an idempotency key, each unless
@@ -292,18 +284,10 @@ func insertEventsSQL(n int) string {
 // in the same transaction that deletes it from its run, so the two checks
 // together see every stored key.
 func insertIdemSQL(n int) string {
-	var b strings.Builder
-	b.WriteString(`INSERT INTO events_new (run, id, pseudonym, type, time, idem, sealed, expires)
-	SELECT column1, column2, column3, column4, column5, column6, column7, column8 FROM (VALUES `)
-	for i := range n {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?)")
-	}
-	b.WriteString(`) AS v WHERE NOT EXISTS (SELECT 1 FROM events WHERE pseudonym = v.column3 AND idem = v.column6)
+	return tables.InsertRows(`INSERT INTO events_new (run, id, pseudonym, type, time, idem, sealed, expires)
+	SELECT column1, column2, column3, column4, column5, column6, column7, column8 FROM (VALUES `, n, runColumns,
+		`) AS v WHERE NOT EXISTS (SELECT 1 FROM events WHERE pseudonym = v.column3 AND idem = v.column6)
 	ON CONFLICT DO NOTHING RETURNING id`)
-	return b.String()
 }
 
 const deleteProfileSQL = `DELETE FROM profile WHERE pseudonym = ? AND field = ?`
