@@ -18,7 +18,7 @@ import (
 // Open prepares each once on the write connection and a Tx runs it through
 // stmt, so SQLite parses none of them again.
 var writeQueries = append([]string{
-	generationSQL, insertRunSQL, putProfileSQL, deleteProfileSQL, deleteLabelSQL, deleteLabelsSQL, deleteLabelsOfSQL,
+	generationSQL, insertRunSQL, putProfileSQL, deleteProfileSQL, deleteLabelSQL, deleteLabelsSQL,
 	logSizeSQL, logHashesSQL, appendLogSQL, advanceLogSQL,
 }, append(putLabelsSQLs(), sharedWrites()...)...)
 
@@ -436,22 +436,6 @@ func (tx *txn) DeleteLabels(ctx context.Context, pseudonym portrait.Pseudonym, l
 	}
 	if _, err := tx.exec(ctx, q, args...); err != nil {
 		return fmt.Errorf("delete labels of %s: %w", pseudonym, err)
-	}
-	return nil
-}
-
-// deleteLabelsOfSQL deletes labels of many subjects: both lists are
-// JSON arrays, and each pair is a seek on the primary key.
-const deleteLabelsOfSQL = `DELETE FROM labels WHERE pseudonym IN (SELECT value FROM json_each(?1)) AND label IN (SELECT value FROM json_each(?2))`
-
-// DeleteLabelsOf implements guard.Tx.DeleteLabelsOf: one statement for a
-// batch page's subjects, where DeleteLabels is one per subject.
-func (tx *txn) DeleteLabelsOf(ctx context.Context, pseudonyms []portrait.Pseudonym, labels []string) error {
-	if len(pseudonyms) == 0 || len(labels) == 0 {
-		return nil
-	}
-	if _, err := tx.exec(ctx, deleteLabelsOfSQL, list(pseudonyms), list(labels)); err != nil {
-		return fmt.Errorf("delete labels %v of %d subjects: %w", labels, len(pseudonyms), err)
 	}
 	return nil
 }
