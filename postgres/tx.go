@@ -253,22 +253,6 @@ func (tx *txn) DeleteLabels(ctx context.Context, pseudonym portrait.Pseudonym, l
 	return nil
 }
 
-// DeleteLabelsOf implements guard.Tx.DeleteLabelsOf: one round trip for
-// a batch page's subjects, where DeleteLabels is one per subject.
-func (tx *txn) DeleteLabelsOf(ctx context.Context, pseudonyms []portrait.Pseudonym, labels []string) error {
-	if len(pseudonyms) == 0 || len(labels) == 0 {
-		return nil
-	}
-	subjects := make([]string, len(pseudonyms))
-	for i, p := range pseudonyms {
-		subjects[i] = string(p)
-	}
-	if _, err := tx.tx.Exec(ctx, `DELETE FROM labels WHERE pseudonym = ANY($1) AND label = ANY($2)`, subjects, labels); err != nil {
-		return fmt.Errorf("delete labels %v of %d subjects: %w", labels, len(pseudonyms), err)
-	}
-	return nil
-}
-
 // LogSize implements guard.Tx.LogSize. It locks the log head row until
 // the transaction ends, which serialises appenders on every node. The
 // row is read once per transaction: it cannot move under the lock but

@@ -18,7 +18,7 @@ import (
 // Open prepares each once on the write connection and a Tx runs it through
 // stmt, so SQLite parses none of them again.
 var writeQueries = append([]string{
-	generationSQL, insertRunSQL, putProfileSQL, deleteProfileSQL, deleteLabelSQL, deleteLabelsSQL, deleteLabelsOfSQL,
+	generationSQL, insertRunSQL, putProfileSQL, deleteProfileSQL, deleteLabelSQL, deleteLabelsSQL,
 	logSizeSQL, logHashesSQL, appendLogSQL, advanceLogSQL,
 }, append(putLabelsSQLs(), sharedWrites()...)...)
 
@@ -272,15 +272,7 @@ const eventChunk = 64
 const runColumns = 8
 
 func insertEventsSQL(n int) string {
-	var b strings.Builder
-	b.WriteString(`INSERT OR IGNORE INTO events_new (run, id, pseudonym, type, time, idem, sealed, expires) VALUES `)
-	for i := range n {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?)")
-	}
-	return b.String()
+	return tables.InsertRows(`INSERT OR IGNORE INTO events_new (run, id, pseudonym, type, time, idem, sealed, expires) VALUES `, n, runColumns, "")
 }
 
 // insertIdemSQL writes n events with an idempotency key, each unless
@@ -292,18 +284,10 @@ func insertEventsSQL(n int) string {
 // in the same transaction that deletes it from its run, so the two checks
 // together see every stored key.
 func insertIdemSQL(n int) string {
-	var b strings.Builder
-	b.WriteString(`INSERT INTO events_new (run, id, pseudonym, type, time, idem, sealed, expires)
-	SELECT column1, column2, column3, column4, column5, column6, column7, column8 FROM (VALUES `)
-	for i := range n {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString("(?, ?, ?, ?, ?, ?, ?, ?)")
-	}
-	b.WriteString(`) AS v WHERE NOT EXISTS (SELECT 1 FROM events WHERE pseudonym = v.column3 AND idem = v.column6)
+	return tables.InsertRows(`INSERT INTO events_new (run, id, pseudonym, type, time, idem, sealed, expires)
+	SELECT column1, column2, column3, column4, column5, column6, column7, column8 FROM (VALUES `, n, runColumns,
+		`) AS v WHERE NOT EXISTS (SELECT 1 FROM events WHERE pseudonym = v.column3 AND idem = v.column6)
 	ON CONFLICT DO NOTHING RETURNING id`)
-	return b.String()
 }
 
 const deleteProfileSQL = `DELETE FROM profile WHERE pseudonym = ? AND field = ?`
@@ -452,22 +436,6 @@ func (tx *txn) DeleteLabels(ctx context.Context, pseudonym portrait.Pseudonym, l
 	}
 	if _, err := tx.exec(ctx, q, args...); err != nil {
 		return fmt.Errorf("delete labels of %s: %w", pseudonym, err)
-	}
-	return nil
-}
-
-// deleteLabelsOfSQL deletes labels of many subjects: both lists are
-// JSON arrays, and each pair is a seek on the primary key.
-const deleteLabelsOfSQL = `DELETE FROM labels WHERE pseudonym IN (SELECT value FROM json_each(?1)) AND label IN (SELECT value FROM json_each(?2))`
-
-// DeleteLabelsOf implements guard.Tx.DeleteLabelsOf: one statement for a
-// batch page's subjects, where DeleteLabels is one per subject.
-func (tx *txn) DeleteLabelsOf(ctx context.Context, pseudonyms []portrait.Pseudonym, labels []string) error {
-	if len(pseudonyms) == 0 || len(labels) == 0 {
-		return nil
-	}
-	if _, err := tx.exec(ctx, deleteLabelsOfSQL, list(pseudonyms), list(labels)); err != nil {
-		return fmt.Errorf("delete labels %v of %d subjects: %w", labels, len(pseudonyms), err)
 	}
 	return nil
 }

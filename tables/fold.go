@@ -15,7 +15,7 @@ import (
 // has the one-row and the full statement prepared at Open (WriteSQL).
 const rowsChunk = 64
 
-// The heads of the multi-row INSERTs; insertRows completes them.
+// The heads of the multi-row INSERTs; InsertRows completes them.
 const (
 	ensureSubjectsHead = `INSERT INTO subjects (pseudonym, wrapped_key, sealed_id, created) VALUES `
 	ensureSubjectsTail = ` ON CONFLICT DO NOTHING`
@@ -25,16 +25,16 @@ const (
 	saveCheckpointSQL = `INSERT INTO checkpoints (note, created) VALUES (?, ?)`
 )
 
-// insertRows returns head, n rows of cols placeholders, then tail.
-func insertRows(head string, n, cols int, tail string) string {
+// InsertRows returns head, n rows of cols placeholders, then tail.
+func InsertRows(head string, n, cols int, tail string) string {
 	row := "(?" + strings.Repeat(", ?", cols-1) + ")"
 	return head + row + strings.Repeat(", "+row, n-1) + tail
 }
 
 // foldSQL are the statements of the writes below with a fixed text.
 var foldSQL = []string{
-	insertRows(ensureSubjectsHead, 1, 4, ensureSubjectsTail), insertRows(ensureSubjectsHead, rowsChunk, 4, ensureSubjectsTail),
-	insertRows(putItemsHead, 1, 5, putItemsTail), insertRows(putItemsHead, rowsChunk, 5, putItemsTail),
+	InsertRows(ensureSubjectsHead, 1, 4, ensureSubjectsTail), InsertRows(ensureSubjectsHead, rowsChunk, 4, ensureSubjectsTail),
+	InsertRows(putItemsHead, 1, 5, putItemsTail), InsertRows(putItemsHead, rowsChunk, 5, putItemsTail),
 	saveCheckpointSQL,
 }
 
@@ -57,7 +57,7 @@ func (tx Tx) EnsureSubjects(ctx context.Context, subjects []portrait.SubjectKey)
 			}
 			args = append(args, s.Pseudonym, s.WrappedKey, s.SealedID, tx.D.Time(created))
 		}
-		if _, err := tx.exec(ctx, insertRows(ensureSubjectsHead, n, 4, ensureSubjectsTail), args...); err != nil {
+		if _, err := tx.exec(ctx, InsertRows(ensureSubjectsHead, n, 4, ensureSubjectsTail), args...); err != nil {
 			return fmt.Errorf("ensure %d subjects (first %s): %w", n, subjects[0].Pseudonym, err)
 		}
 		subjects = subjects[n:]
@@ -85,7 +85,7 @@ func (tx Tx) PutItems(ctx context.Context, items []portrait.Item) error {
 		if n == 0 {
 			return nil
 		}
-		if _, err := tx.exec(ctx, insertRows(putItemsHead, n, 5, putItemsTail), args...); err != nil {
+		if _, err := tx.exec(ctx, InsertRows(putItemsHead, n, 5, putItemsTail), args...); err != nil {
 			return fmt.Errorf("put %d items (first %v): %w", n, args[0], err)
 		}
 		args = args[:0]

@@ -28,15 +28,8 @@ func (t Tx) DeletePartials(ctx context.Context, run string) error {
 
 // PartialBuckets lists the buckets whose partial of run is stored.
 func (db DB) PartialBuckets(ctx context.Context, run string) ([]int, error) {
-	rows, err := db.query(ctx, `SELECT bucket FROM monitor_partials WHERE run = ? ORDER BY bucket`, run)
-	if err != nil {
-		return nil, fmt.Errorf("read monitor partials: %w", err)
-	}
-	out, err := collect(rows, func(r Rows) (b int, err error) { return b, r.Scan(&b) })
-	if err != nil {
-		return nil, fmt.Errorf("read monitor partials: %w", err)
-	}
-	return out, nil
+	return queryAll(ctx, db, "read monitor partials", func(r Rows) (b int, err error) { return b, r.Scan(&b) },
+		`SELECT bucket FROM monitor_partials WHERE run = ? ORDER BY bucket`, run)
 }
 
 // Partials returns the sealed partials of run, by bucket.

@@ -47,25 +47,14 @@ func (db DB) PendingCommitted(ctx context.Context, ids []int64) ([]int64, error)
 	if len(ids) == 0 {
 		return nil, nil
 	}
-	rows, err := db.query(ctx, `SELECT id FROM derive_pending WHERE id = ANY(?)`, db.D.List64(ids))
-	if err != nil {
-		return nil, fmt.Errorf("read derivation marks: %w", err)
-	}
-	out, err := collect(rows, func(r Rows) (id int64, err error) { return id, r.Scan(&id) })
-	if err != nil {
-		return nil, fmt.Errorf("read derivation marks: %w", err)
-	}
-	return out, nil
+	return queryAll(ctx, db, "read derivation marks", func(r Rows) (id int64, err error) { return id, r.Scan(&id) },
+		`SELECT id FROM derive_pending WHERE id = ANY(?)`, db.D.List64(ids))
 }
 
 // Pending returns, in id order, up to limit marks with ids above after,
 // each with the subjects it names.
 func (db DB) Pending(ctx context.Context, after int64, limit int) ([]portrait.PendingMark, error) {
-	rows, err := db.query(ctx, `SELECT id, pseudonyms FROM derive_pending WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
-	if err != nil {
-		return nil, fmt.Errorf("read subjects waiting for derivation: %w", err)
-	}
-	out, err := collect(rows, func(r Rows) (m portrait.PendingMark, err error) {
+	return queryAll(ctx, db, "read subjects waiting for derivation", func(r Rows) (m portrait.PendingMark, err error) {
 		var list string
 		if err := r.Scan(&m.ID, &list); err != nil {
 			return m, err
@@ -74,9 +63,5 @@ func (db DB) Pending(ctx context.Context, after int64, limit int) ([]portrait.Pe
 			m.Pseudonyms = append(m.Pseudonyms, portrait.Pseudonym(p))
 		}
 		return m, nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read subjects waiting for derivation: %w", err)
-	}
-	return out, nil
+	}, `SELECT id, pseudonyms FROM derive_pending WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
 }

@@ -107,6 +107,20 @@ func (db DB) exec(ctx context.Context, query string, args ...any) (int64, error)
 	return db.Q.Exec(ctx, db.D.SQL(query), args...)
 }
 
+// queryAll runs query and reads every row with scan; an error says what
+// was being read.
+func queryAll[T any](ctx context.Context, db DB, what string, scan func(Rows) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := db.query(ctx, query, args...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	out, err := collect(rows, scan)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
+	}
+	return out, nil
+}
+
 // collect reads every row of rows with scan, closing rows.
 func collect[T any](rows Rows, scan func(Rows) (T, error)) ([]T, error) {
 	defer rows.Close()

@@ -43,14 +43,28 @@ const (
 	unsuppressSQL = `DELETE FROM suppressions WHERE pseudonym = ? AND label = ?`
 	suspendSQL    = `INSERT INTO suspensions (kind, id, reason, suspended_by, at) VALUES (?, ?, ?, ?, ?)
 	ON CONFLICT (kind, id) DO UPDATE SET reason = excluded.reason, suspended_by = excluded.suspended_by, at = excluded.at`
-	liftSQL = `DELETE FROM suspensions WHERE kind = ? AND id = ?`
+	liftSQL           = `DELETE FROM suspensions WHERE kind = ? AND id = ?`
+	deleteLabelsOfSQL = `DELETE FROM labels WHERE pseudonym = ANY(?) AND label = ANY(?)`
 )
 
 // WriteSQL are the statements of Tx's writes, in the shared form.
 var WriteSQL = append([]string{
 	bumpSQL, putDecisionSQL, setDecisionStatusSQL, putReviewSQL, closeReviewSQL, reviewStatusSQL, putProtectedSQL, putCaseSQL,
 	putAPIKeySQL, revokeAPIKeySQL, touchAPIKeySQL, appendConsentSQL, setFlagsSQL, suppressSQL, unsuppressSQL, suspendSQL, liftSQL,
+	deleteLabelsOfSQL,
 }, foldSQL...)
+
+// DeleteLabelsOf implements guard.Tx.DeleteLabelsOf: one statement for a
+// batch page's subjects, where DeleteLabels is one per subject.
+func (tx Tx) DeleteLabelsOf(ctx context.Context, pseudonyms []portrait.Pseudonym, labels []string) error {
+	if len(pseudonyms) == 0 || len(labels) == 0 {
+		return nil
+	}
+	if _, err := tx.exec(ctx, deleteLabelsOfSQL, tx.D.List(Strings(pseudonyms)), tx.D.List(labels)); err != nil {
+		return fmt.Errorf("delete labels %v of %d subjects: %w", labels, len(pseudonyms), err)
+	}
+	return nil
+}
 
 // bump increments the governance generation in the transaction, so caches
 // on every node see the change with it (invariant 5).
