@@ -183,12 +183,11 @@ func (s *countingStore) count() int {
 	return n
 }
 
-// TestDecisionPassesItsOwnRecord: a decision's own audit record is not a
-// mark, so the next decision's mark checks need not read the log for it;
-// a mark appended in between is still read and binds the next decision
-// (AD-2: a refusal of automated decisions sends it to a human).
-func TestDecisionPassesItsOwnRecord(t *testing.T) {
-	base := newEnv(t)
+// decidedOnce is an env on a countingStore over base's store where dave,
+// granted credit and profiled, has been shown credit_limit's notice and
+// decided once.
+func decidedOnce(t *testing.T, base *env) (*env, *countingStore, portrait.Pseudonym) {
+	t.Helper()
 	st := &countingStore{Store: base.store}
 	e := newEnvOn(t, t.TempDir(), st)
 	if _, err := e.svc.Assess(ctx, admin, "credit_limit", demo.Answers()); err != nil {
@@ -203,13 +202,27 @@ func TestDecisionPassesItsOwnRecord(t *testing.T) {
 	if _, err := e.svc.Determine(ctx, operator, p, "credit_limit"); err != nil {
 		t.Fatal(err)
 	}
-	st.count()
-	for range 3 {
-		d, err := e.svc.Determine(ctx, operator, p, "credit_limit")
-		if err != nil || d.Status != apply.StatusAutomated {
+	return e, st, p
+}
+
+// determineAutomated decides credit_limit for p n times, each automated.
+func determineAutomated(t *testing.T, e *env, p portrait.Pseudonym, n int) {
+	t.Helper()
+	for range n {
+		if d, err := e.svc.Determine(ctx, operator, p, "credit_limit"); err != nil || d.Status != apply.StatusAutomated {
 			t.Fatalf("%+v, %v", d, err)
 		}
 	}
+}
+
+// TestDecisionPassesItsOwnRecord: a decision's own audit record is not a
+// mark, so the next decision's mark checks need not read the log for it;
+// a mark appended in between is still read and binds the next decision
+// (AD-2: a refusal of automated decisions sends it to a human).
+func TestDecisionPassesItsOwnRecord(t *testing.T) {
+	e, st, p := decidedOnce(t, newEnv(t))
+	st.count()
+	determineAutomated(t, e, p, 3)
 	if n := st.count(); n != 0 {
 		t.Errorf("3 decisions in a row read the kind index %d times, want 0", n)
 	}
@@ -251,11 +264,7 @@ func TestDecisionKeyKeptForGeneration(t *testing.T) {
 		st.mu.Lock()
 		st.subjects = 0
 		st.mu.Unlock()
-		for range 3 {
-			if d, err := e.svc.Determine(ctx, operator, p, "credit_limit"); err != nil || d.Status != apply.StatusAutomated {
-				t.Fatalf("%+v, %v", d, err)
-			}
-		}
+		determineAutomated(t, e, p, 3)
 		st.mu.Lock()
 		n := st.subjects
 		st.mu.Unlock()
@@ -283,28 +292,11 @@ func TestDecisionKeyKeptForGeneration(t *testing.T) {
 // two decisions still sends the next one to a human.
 func TestDecisionReadsLogSizeOnce(t *testing.T) {
 	onEachStore(t, func(t *testing.T, base *env) {
-		st := &countingStore{Store: base.store}
-		e := newEnvOn(t, t.TempDir(), st)
-		if _, err := e.svc.Assess(ctx, admin, "credit_limit", demo.Answers()); err != nil {
-			t.Fatal(err)
-		}
-		e.grant("dave", "credit")
-		e.events(profileEvent("dave", 30, 10000))
-		p := e.keys.Pseudonym("dave")
-		if _, err := e.svc.ShowNotice(ctx, operator, p, "credit_limit"); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := e.svc.Determine(ctx, operator, p, "credit_limit"); err != nil {
-			t.Fatal(err)
-		}
+		e, st, p := decidedOnce(t, base)
 		st.mu.Lock()
 		st.sizes = 0
 		st.mu.Unlock()
-		for range 3 {
-			if d, err := e.svc.Determine(ctx, operator, p, "credit_limit"); err != nil || d.Status != apply.StatusAutomated {
-				t.Fatalf("%+v, %v", d, err)
-			}
-		}
+		determineAutomated(t, e, p, 3)
 		st.mu.Lock()
 		n := st.sizes
 		st.mu.Unlock()

@@ -19,6 +19,14 @@ import (
 
 // engines opens an env on SQLite and, where PORTRAIT_TEST_POSTGRES is set,
 // on PostgreSQL (invariant 7), with ingest options opt.
+// onEachEngine runs test on SQLite and on PostgreSQL (invariant 7), each
+// a subtest with default options.
+func onEachEngine(t *testing.T, test func(t *testing.T, e *env)) {
+	for _, name := range []string{"sqlite", "postgres"} {
+		t.Run(name, func(t *testing.T) { test(t, engines(t, name, ingest.Options{})) })
+	}
+}
+
 func engines(tb testing.TB, name string, opt ingest.Options) *env {
 	tb.Helper()
 	e := &env{path: ""}

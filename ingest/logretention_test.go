@@ -10,7 +10,6 @@ import (
 
 	portrait "github.com/portrait-dev/portrait"
 	"github.com/portrait-dev/portrait/audit"
-	"github.com/portrait-dev/portrait/ingest"
 )
 
 // TestLogOutlivesRetention: the retention sweeper deletes personal data
@@ -20,9 +19,7 @@ import (
 // the one signed before (RO-2, FA-5). On both engines: each keeps the log
 // in its own tables, and each sweeps in its own SQL (invariant 7).
 func TestLogOutlivesRetention(t *testing.T) {
-	for _, name := range []string{"sqlite", "postgres"} {
-		t.Run(name, func(t *testing.T) { testLogOutlivesRetention(t, engines(t, name, ingest.Options{})) })
-	}
+	onEachEngine(t, testLogOutlivesRetention)
 }
 
 func testLogOutlivesRetention(t *testing.T, e *env) {

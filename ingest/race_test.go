@@ -19,9 +19,7 @@ import (
 // and opens every stored event with the stored key (about one round in
 // five lost an event before the commit re-read new subjects).
 func TestNewSubjectRace(t *testing.T) {
-	for _, name := range []string{"sqlite", "postgres"} {
-		t.Run(name, func(t *testing.T) { newSubjectRace(t, engines(t, name, ingest.Options{})) })
-	}
+	onEachEngine(t, newSubjectRace)
 }
 
 func newSubjectRace(t *testing.T, e *env) {

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	portrait "github.com/portrait-dev/portrait"
 	"github.com/portrait-dev/portrait/policy"
 	"github.com/portrait-dev/portrait/server"
 )
@@ -37,17 +36,7 @@ func BenchmarkDecisionHTTPPostgres(b *testing.B) {
 func benchDecisionHTTP(b *testing.B, h *harness) {
 	h.point.SetCatalog(liveCatalog(b))
 	op, adm := h.staff(policy.Operator), h.staff(policy.Admin)
-	h.consent("dave", "credit", "granted")
-	evs := []portrait.Event{{SubjectID: "dave", Type: "profile", Time: time.Now().Add(-time.Minute), Fields: map[string]any{"age": 35.0, "income": 9000.0}}}
-	if resp := h.json("POST", "/v1/events", op, evs, nil); resp.StatusCode != 200 {
-		b.Fatalf("profile: %d", resp.StatusCode)
-	}
-	if resp := h.json("POST", "/v1/usecases/credit_limit/assessment", adm, art56, nil); resp.StatusCode != 201 {
-		b.Fatalf("assess: %d", resp.StatusCode)
-	}
-	if resp := h.json("POST", "/v1/subjects/dave/usecases/credit_limit/notice", op, nil, nil); resp.StatusCode != 201 {
-		b.Fatalf("notice: %d", resp.StatusCode)
-	}
+	h.daveAwaitsCredit(op, adm)
 	ctx := context.Background()
 	caller := policy.Caller{Role: policy.Operator, ID: "operator-1"}
 	p := h.keys.Pseudonym("dave")

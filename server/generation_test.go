@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
-	"time"
 
 	portrait "github.com/portrait-dev/portrait"
 	"github.com/portrait-dev/portrait/policy"
@@ -81,17 +80,7 @@ func TestDecisionReadsGenerationOnce(t *testing.T) {
 			if resp := h.json("POST", "/v1/keys", adm, map[string]string{"role": "operator", "name": "risk/olga"}, &k); resp.StatusCode != 201 {
 				t.Fatalf("create key: %d", resp.StatusCode)
 			}
-			h.consent("dave", "credit", "granted")
-			evs := []portrait.Event{{SubjectID: "dave", Type: "profile", Time: time.Now().Add(-time.Minute), Fields: map[string]any{"age": 35.0, "income": 9000.0}}}
-			if resp := h.json("POST", "/v1/events", op, evs, nil); resp.StatusCode != 200 {
-				t.Fatalf("profile: %d", resp.StatusCode)
-			}
-			if resp := h.json("POST", "/v1/usecases/credit_limit/assessment", adm, art56, nil); resp.StatusCode != 201 {
-				t.Fatalf("assess: %d", resp.StatusCode)
-			}
-			if resp := h.json("POST", "/v1/subjects/dave/usecases/credit_limit/notice", op, nil, nil); resp.StatusCode != 201 {
-				t.Fatalf("notice: %d", resp.StatusCode)
-			}
+			h.daveAwaitsCredit(op, adm)
 			decide := func() int {
 				var d map[string]any
 				resp := h.json("POST", "/v1/decisions", k.Key, map[string]string{"usecase": "credit_limit", "subject": "dave"}, &d)

@@ -109,6 +109,9 @@ type Server struct {
 	witness atomic.Pointer[witness.Verifier]
 	// receivership is the receivership in force, if any.
 	receivership atomic.Pointer[Receivership]
+	// overdue counts the settled calls still running after their request
+	// was answered 503 (settle); past maxOverdue no new call starts.
+	overdue atomic.Int64
 }
 
 // Regulated marks the engine as joined to a regulator node: from then on

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	portrait "github.com/portrait-dev/portrait"
@@ -35,22 +36,46 @@ func (e *storeWait) Error() string {
 // until it answers, but not their requests: the client is told at once,
 // and may find that a decision answered 503 was recorded after all
 // (GET /v1/me/decisions, the audit log).
+//
+// The calls left running so are bounded: while maxOverdue of them have
+// not ended, a new call is not started and its request is answered 503
+// at once, so a store that stops answering costs at most maxOverdue
+// goroutines (and whatever connections they hold), not one per request.
 func settle[T any](s *Server, r *http.Request, fn func(ctx context.Context) (T, error)) (T, error) {
+	if s.overdue.Load() >= maxOverdue {
+		var zero T
+		return zero, &portrait.Error{Code: portrait.EUNAVAILABLE, Err: &storeWait{s.cfg.StoreTimeout},
+			Message: fmt.Sprintf("the store has not answered %d calls past %s; retry later", maxOverdue, s.cfg.StoreTimeout)}
+	}
 	ctx := settled(r)
 	type result struct {
 		v   T
 		err error
 	}
 	done := make(chan result, 1) // the call never blocks on a request gone
+	// state is running until the call ends (ended) or its request is
+	// answered 503 first (abandoned); whichever side loses the swap knows
+	// the other happened, so overdue counts each abandoned call once and
+	// exactly until it ends.
+	var state atomic.Int32
+	const (
+		running = iota
+		ended
+		abandoned
+	)
 	go func() {
+		var res result
 		defer func() {
 			if v := recover(); v != nil {
 				s.cfg.Logger.Error("panic", s.logAttrs(r, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))...)
-				done <- result{err: portrait.Errorf(portrait.EINTERNAL, "internal error")}
+				res = result{err: portrait.Errorf(portrait.EINTERNAL, "internal error")}
+			}
+			done <- res
+			if !state.CompareAndSwap(running, ended) {
+				s.overdue.Add(-1)
 			}
 		}()
-		v, err := fn(ctx)
-		done <- result{v, err}
+		res.v, res.err = fn(ctx)
 	}()
 	t := time.NewTimer(s.cfg.StoreTimeout)
 	defer t.Stop()
@@ -58,8 +83,17 @@ func settle[T any](s *Server, r *http.Request, fn func(ctx context.Context) (T, 
 	case res := <-done:
 		return res.v, res.err
 	case <-t.C:
+		if !state.CompareAndSwap(running, abandoned) {
+			res := <-done // ended just now: its answer is on its way
+			return res.v, res.err
+		}
+		s.overdue.Add(1)
 		var zero T
 		return zero, &portrait.Error{Code: portrait.EUNAVAILABLE, Err: &storeWait{s.cfg.StoreTimeout},
 			Message: fmt.Sprintf("the store did not answer within %s; the request goes on and may still be recorded: retry later", s.cfg.StoreTimeout)}
 	}
 }
+
+// maxOverdue bounds the settled calls left running after their requests
+// were answered 503 (settle).
+const maxOverdue = 1024

@@ -57,17 +57,7 @@ func TestDecisionReadsSettled(t *testing.T) {
 	h := newHarnessOn(t, spy)
 	h.point.SetCatalog(liveCatalog(t))
 	op, adm := h.staff(policy.Operator), h.staff(policy.Admin)
-	h.consent("dave", "credit", "granted")
-	evs := []portrait.Event{{SubjectID: "dave", Type: "profile", Time: time.Now().Add(-time.Minute), Fields: map[string]any{"age": 35.0, "income": 9000.0}}}
-	if resp := h.json("POST", "/v1/events", op, evs, nil); resp.StatusCode != 200 {
-		t.Fatalf("profile: %d", resp.StatusCode)
-	}
-	if resp := h.json("POST", "/v1/usecases/credit_limit/assessment", adm, art56, nil); resp.StatusCode != 201 {
-		t.Fatalf("assess: %d", resp.StatusCode)
-	}
-	if resp := h.json("POST", "/v1/subjects/dave/usecases/credit_limit/notice", op, nil, nil); resp.StatusCode != 201 {
-		t.Fatalf("notice: %d", resp.StatusCode)
-	}
+	h.daveAwaitsCredit(op, adm)
 	spy.mu.Lock()
 	clear(spy.cancellable)
 	spy.mu.Unlock()
@@ -79,5 +69,23 @@ func TestDecisionReadsSettled(t *testing.T) {
 	defer spy.mu.Unlock()
 	if len(spy.cancellable) != 0 {
 		t.Errorf("reads under a cancellable context: %v", spy.cancellable)
+	}
+}
+
+// daveAwaitsCredit readies dave for a credit_limit decision: consent to
+// credit, a profile, the use-case's assessment (by adm) and its notice
+// shown (by op).
+func (h *harness) daveAwaitsCredit(op, adm string) {
+	h.t.Helper()
+	h.consent("dave", "credit", "granted")
+	evs := []portrait.Event{{SubjectID: "dave", Type: "profile", Time: time.Now().Add(-time.Minute), Fields: map[string]any{"age": 35.0, "income": 9000.0}}}
+	if resp := h.json("POST", "/v1/events", op, evs, nil); resp.StatusCode != 200 {
+		h.t.Fatalf("profile: %d", resp.StatusCode)
+	}
+	if resp := h.json("POST", "/v1/usecases/credit_limit/assessment", adm, art56, nil); resp.StatusCode != 201 {
+		h.t.Fatalf("assess: %d", resp.StatusCode)
+	}
+	if resp := h.json("POST", "/v1/subjects/dave/usecases/credit_limit/notice", op, nil, nil); resp.StatusCode != 201 {
+		h.t.Fatalf("notice: %d", resp.StatusCode)
 	}
 }
