@@ -546,6 +546,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("serve: --operator: %s", cliMessage(err))
 		}
 	}
+	if *deriveDelay < 0 || *storeTimeout < 0 {
+		return fmt.Errorf("serve: --derive-delay %s, --store-timeout %s: neither can be negative", *deriveDelay, *storeTimeout)
+	}
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(*level)); err != nil {
 		return fmt.Errorf("serve: --log-level %q: want debug, info, warn or error", *level)

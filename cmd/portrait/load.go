@@ -82,6 +82,9 @@ func load(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				sum, err := readSummary(resp.Body)
 				resp.Body.Close()
 				if resp.StatusCode != 200 || err != nil {
+					if err == nil {
+						err = errors.New("the answer gives no detail")
+					}
 					errc <- fmt.Errorf("batch %d: status %d: %v", b, resp.StatusCode, err)
 					return
 				}

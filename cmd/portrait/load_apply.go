@@ -197,23 +197,20 @@ func (r *loadResult) String() string {
 	fmt.Fprintf(&b, "sent %d in %s: achieved %.0f req/s, %d ok, %d failed, %d dropped (in-flight bound)\n",
 		r.sent, r.elapsed.Round(time.Millisecond), float64(r.ok+r.failed)/r.elapsed.Seconds(), r.ok, r.failed, r.dropped)
 	if len(r.lat) > 0 {
-		q := func(p float64) time.Duration { return r.lat[int(p*float64(len(r.lat)-1))] }
-		fmt.Fprintf(&b, "latency of ok requests: p50 %s, p90 %s, p99 %s, max %s\n",
-			q(0.5).Round(10*time.Microsecond), q(0.9).Round(10*time.Microsecond), q(0.99).Round(10*time.Microsecond), r.lat[len(r.lat)-1].Round(10*time.Microsecond))
-		for _, part := range []struct {
-			name string
-			d    []time.Duration
-		}{{"service (sent to answered)", r.service}, {"send lag (due to sent)", r.lag}} {
-			q := func(p float64) time.Duration {
-				return part.d[int(p*float64(len(part.d)-1))].Round(10 * time.Microsecond)
-			}
-			fmt.Fprintf(&b, "  of which %s: p50 %s, p90 %s, p99 %s, max %s\n", part.name, q(0.5), q(0.9), q(0.99), q(1))
-		}
+		fmt.Fprintf(&b, "latency of ok requests: %s\n", percentiles(r.lat))
+		fmt.Fprintf(&b, "  of which service (sent to answered): %s\n", percentiles(r.service))
+		fmt.Fprintf(&b, "  of which send lag (due to sent): %s\n", percentiles(r.lag))
 	}
 	if len(r.codes) > 0 {
 		fmt.Fprintf(&b, "failed by status (0 = transport error): %v; first: %v\n", r.codes, r.firstErr)
 	}
 	return b.String()
+}
+
+// percentiles words the p50, p90, p99 and max of d, sorted and not empty.
+func percentiles(d []time.Duration) string {
+	q := func(p float64) time.Duration { return d[int(p*float64(len(d)-1))].Round(10 * time.Microsecond) }
+	return fmt.Sprintf("p50 %s, p90 %s, p99 %s, max %s", q(0.5), q(0.9), q(0.99), q(1))
 }
 
 // runOpenLoop sends request(i) at rate per second for d.
