@@ -114,7 +114,8 @@ func dispatch(args []string, stdout, stderr io.Writer) int {
 // the files that implement them.
 var commands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer) error{}
 
-// errUsage marks errors that the flag package already explained.
+// errUsage marks usage errors: alone, one the flag package already
+// explained; wrapped, one whose text says what was wrong.
 var errUsage = errors.New("usage")
 
 func run(stderr io.Writer, err error) int {
@@ -124,6 +125,9 @@ func run(stderr io.Writer, err error) int {
 	case errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.Is(err, errUsage):
+		if err != errUsage {
+			fmt.Fprintf(stderr, "portrait: %s\n", strings.TrimSuffix(err.Error(), ": "+errUsage.Error()))
+		}
 		return 2
 	}
 	fmt.Fprintf(stderr, "portrait: %v\n", err)
