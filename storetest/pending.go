@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/policy"
 )
 
 // testPending checks the marks of batches waiting for incremental
@@ -80,5 +81,38 @@ func testPending(t *testing.T, s portrait.Store) {
 	})
 	if err == nil {
 		t.Error("a pseudonym with a space was marked; it would be read back as two")
+	}
+}
+
+// testPendingErased checks that erasure takes the subject's name out of
+// every derivation mark in its own transaction (SR-3): a mark naming only
+// the erased subject goes, one naming others keeps them, and a pseudonym
+// that merely contains the erased one, or matches it as a LIKE pattern
+// would, stays.
+func testPendingErased(t *testing.T, s portrait.Store) {
+	ctx := context.Background()
+	var ids []int64
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error {
+		if err := tx.EnsureSubjects(ctx, []portrait.SubjectKey{subject("a_1"), subject("b")}); err != nil {
+			return err
+		}
+		for _, ps := range [][]portrait.Pseudonym{{"a_1"}, {"b", "a_1", "A_1"}, {"xa_1", "a_1y", "aX1"}, {"a_1", "b"}} {
+			id, err := tx.MarkPending(ctx, ps)
+			if err != nil {
+				return err
+			}
+			ids = append(ids, id)
+		}
+		return nil
+	})
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error { return tx.Erase(ctx, Grant(t, "a_1", policy.Erase)) })
+	got, err := s.Pending(ctx, 0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []portrait.PendingMark{{ID: ids[1], Pseudonyms: []portrait.Pseudonym{"b", "A_1"}},
+		{ID: ids[2], Pseudonyms: []portrait.Pseudonym{"xa_1", "a_1y", "aX1"}}, {ID: ids[3], Pseudonyms: []portrait.Pseudonym{"b"}}}
+	if !slices.EqualFunc(got, want, func(x, y portrait.PendingMark) bool { return x.ID == y.ID && slices.Equal(x.Pseudonyms, y.Pseudonyms) }) {
+		t.Errorf("marks after erasing a_1: %v, want %v", got, want)
 	}
 }

@@ -76,6 +76,7 @@ func Run(t *testing.T, open func(t *testing.T) portrait.Store) {
 		{"LeaseEpoch", testLeaseEpoch},
 		{"Partials", testPartials},
 		{"Pending", testPending},
+		{"PendingErased", testPendingErased},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

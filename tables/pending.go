@@ -3,6 +3,7 @@ package tables
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	portrait "github.com/portrait-dev/portrait"
@@ -64,4 +65,40 @@ func (db DB) Pending(ctx context.Context, after int64, limit int) ([]portrait.Pe
 		}
 		return m, nil
 	}, `SELECT id, pseudonyms FROM derive_pending WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
+}
+
+// unmarkPending removes pseudonym from every mark naming it, and deletes
+// the marks it leaves with no subject, in the erasure's transaction: a
+// mark holds pseudonyms until a derivation covers it, and an erased
+// subject's is never covered by one (it has no subject row to derive), so
+// without this it stayed until the queue's next page or a restart. LIKE
+// only narrows the rows read (it is case-insensitive on SQLite and "_"
+// matches any character); the list is compared word for word in Go.
+func (tx Tx) unmarkPending(ctx context.Context, pseudonym portrait.Pseudonym) error {
+	type mark struct {
+		id   int64
+		list string
+	}
+	like := "%" + strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`).Replace(string(pseudonym)) + "%"
+	marks, err := queryAll(ctx, tx.DB, "read derivation marks", func(r Rows) (m mark, err error) { return m, r.Scan(&m.id, &m.list) },
+		`SELECT id, pseudonyms FROM derive_pending WHERE pseudonyms LIKE ? ESCAPE '\'`, like)
+	if err != nil {
+		return err
+	}
+	for _, m := range marks {
+		names := strings.Fields(m.list)
+		left := slices.DeleteFunc(slices.Clone(names), func(p string) bool { return p == string(pseudonym) })
+		switch {
+		case len(left) == len(names):
+			continue // a longer pseudonym containing this one
+		case len(left) == 0:
+			_, err = tx.exec(ctx, `DELETE FROM derive_pending WHERE id = ?`, m.id)
+		default:
+			_, err = tx.exec(ctx, `UPDATE derive_pending SET pseudonyms = ? WHERE id = ?`, strings.Join(left, " "), m.id)
+		}
+		if err != nil {
+			return fmt.Errorf("remove an erased subject from derivation mark %d: %w", m.id, err)
+		}
+	}
+	return nil
 }

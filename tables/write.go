@@ -91,8 +91,9 @@ var erasedTables = []string{"profile", "labels", "suppressions", "consents", "de
 // Erase implements guard.Tx.Erase. The subject row with the wrapped data
 // key goes first, so that nothing sealed stays readable even if a later
 // delete were lost (invariant 4, SR-3); then the events in every table
-// that holds them, moved or not, and the subject's other rows, all in the
-// caller's transaction.
+// that holds them, moved or not, and the subject's other rows and its
+// name in the derivation marks (derive_pending), all in the caller's
+// transaction.
 func (tx Tx) Erase(ctx context.Context, pseudonym portrait.Pseudonym) error {
 	if _, err := tx.exec(ctx, `DELETE FROM subjects WHERE pseudonym = ?`, pseudonym); err != nil {
 		return fmt.Errorf("erase %s from subjects: %w", pseudonym, err)
@@ -106,6 +107,9 @@ func (tx Tx) Erase(ctx context.Context, pseudonym portrait.Pseudonym) error {
 		if _, err := tx.exec(ctx, `DELETE FROM `+table+` WHERE pseudonym = ?`, pseudonym); err != nil {
 			return fmt.Errorf("erase %s from %s: %w", pseudonym, table, err)
 		}
+	}
+	if err := tx.unmarkPending(ctx, pseudonym); err != nil {
+		return fmt.Errorf("erase %s: %w", pseudonym, err)
 	}
 	return tx.bump(ctx)
 }
