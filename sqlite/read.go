@@ -172,11 +172,12 @@ func (db *engine) EventsFor(ctx context.Context, subjects []portrait.Pseudonym, 
 // (runs below it cannot hold a newer event). json_each drives the join
 // (CROSS JOIN keeps it outside), so each subject is a seek, not a scan.
 var eventsAfterSQL = func() string {
-	key := strings.ReplaceAll(eventKeySQL, "value", "(j.value->>0)")
-	return `SELECT ` + runCols + ` FROM json_each(?1) AS j CROSS JOIN events AS e
-		WHERE e.pseudonym = ` + key + ` AND e.id > (j.value->>1)
-	UNION ALL SELECT ` + runCols + ` FROM json_each(?1) AS j CROSS JOIN event_runs AS r CROSS JOIN events_new AS e
-		WHERE r.last > (j.value->>1) AND e.run = r.run AND e.pseudonym = ` + key + ` AND e.id > (j.value->>1)
+	key := strings.ReplaceAll(eventKeySQL, "value", "(value->>0)")
+	return `WITH m(p, after) AS MATERIALIZED (SELECT ` + key + `, value->>1 FROM json_each(?1))
+	SELECT ` + runCols + ` FROM m CROSS JOIN events AS e
+		WHERE e.pseudonym = m.p AND e.id > m.after
+	UNION ALL SELECT ` + runCols + ` FROM m CROSS JOIN event_runs AS r CROSS JOIN events_new AS e
+		WHERE r.last > m.after AND e.run = r.run AND e.pseudonym = m.p AND e.id > m.after
 	ORDER BY 2, 1` // by subject for tables.BySubject
 }()
 
