@@ -517,9 +517,9 @@ func (s *subject) open() error {
 		s.mark, s.expires = s.memo.mark, s.memo.expires
 		s.events, s.ids = s.memo.events, s.memo.ids
 		if len(s.rawEvents) > 0 {
-			// The memo's slices are shared: change copies.
-			s.events = slices.Grow(slices.Clone(s.events), len(s.rawEvents))
-			s.ids = slices.Grow(slices.Clone(s.ids), len(s.rawEvents))
+			// The memo's slices are shared: change copies, made once
+			// with room for what is read now.
+			s.events, s.ids = withRoom(s.events, len(s.rawEvents)), withRoom(s.ids, len(s.rawEvents))
 		}
 	} else {
 		s.events = make([]label.Event, 0, len(s.rawEvents))

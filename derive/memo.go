@@ -233,3 +233,11 @@ func (e *Engine) rows(ctx context.Context, work []*subject) ([]*subject, error) 
 		return !ok
 	}), nil
 }
+
+// withRoom returns a copy of s with capacity for n more elements, in one
+// allocation (slices.Grow of slices.Clone copies twice).
+func withRoom[S ~[]E, E any](s S, n int) S {
+	out := make(S, len(s), len(s)+n)
+	copy(out, s)
+	return out
+}
