@@ -511,7 +511,21 @@ func TestAuditHoldsNoPersonalData(t *testing.T) {
 
 // BenchmarkIncremental measures Engine.Subjects for one subject right
 // after one new event (the subject already has 50 events and derived
-// labels), the work ingest's OnStored hook does; it reports the median.
+// labels, and gains one purchase per round, so b.N rounds end at 50+b.N
+// events: compare runs of the same -benchtime), the work ingest's OnStored
+// hook does; it reports the median.
+//
+// What one derivation includes, timed: the read of the governance
+// generation (the proof that the consent states and the memo kept in
+// memory are current: another node's withdrawal or erasure moves it), the
+// read of the subject's events after the memo's mark, decrypting and
+// deciding what is new, evaluating the labels whose inputs changed,
+// sealing them, and the write transaction that stores the changed labels
+// with their audit record, committed. What it does not include: the
+// ingest of the new event (untimed), and reading the subject's whole
+// history (the memo holds it). A lone call pays a whole write
+// transaction; BenchmarkIncrementalConcurrent/page=64 is the queue's
+// shape, where one transaction serves a page.
 func BenchmarkIncremental(b *testing.B) { benchIncremental(b, newEnv(b)) }
 
 func benchIncremental(b *testing.B, e *env) {
