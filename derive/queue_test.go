@@ -12,6 +12,7 @@ import (
 	"github.com/portrait-dev/portrait/derive"
 	"github.com/portrait-dev/portrait/ingest"
 	"github.com/portrait-dev/portrait/policy"
+	"github.com/portrait-dev/portrait/storetest"
 )
 
 // gateStore holds the first write transaction until open is closed, and
@@ -384,6 +385,53 @@ func TestQueueCoversOnlyCommittedMarks(t *testing.T) {
 		q.Wait()
 		if w := e.waiting(t); len(w) != 0 {
 			t.Errorf("%d subjects still marked waiting after a page that saw the mark", len(w))
+		}
+	})
+}
+
+// SR-3: erasure takes the subject out of the derivation marks in its own
+// transaction, so no pseudonym of an erased subject waits in the store
+// for a queue to get round to it: a mark naming only the subject goes, a
+// batch's mark naming others keeps them, and the next process derives
+// those others and nothing of the erased subject.
+func TestQueueErasureClearsMarks(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		stopped, stop := context.WithCancel(context.Background())
+		stop() // the worker of the first process never runs
+		e.queued(t, stopped, e.store, 100, 0)
+		for _, s := range []string{"ann", "fay"} {
+			e.consent(t, s, "personalization", policy.Granted)
+		}
+		e.ingest(t, fiveSportsViews("ann", e.now)...)
+		e.ingest(t, append(fiveSportsViews("ann", e.now), fiveSportsViews("fay", e.now)...)...)
+		ann, fay := e.keys.Pseudonym("ann"), e.keys.Pseudonym("fay")
+		if w := e.waiting(t); len(w) != 2 {
+			t.Fatalf("%d subjects marked waiting, want 2", len(w))
+		}
+		if err := e.store.Update(context.Background(), func(ctx context.Context, tx portrait.Tx) error {
+			return tx.Erase(ctx, storetest.Grant(t, ann, policy.Erase))
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if w := e.waiting(t); !slices.Equal(w, []portrait.Pseudonym{fay}) {
+			t.Fatalf("marked waiting after ann's erasure: %v, want only fay", w)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		q := e.queued(t, ctx, e.store, 100, 0) // the next process
+		q.Recover(ctx)
+		q.Wait()
+		if !e.labels(t, "fay", "personalization")["sports_fan"].Bool {
+			t.Error("fay: not derived after ann's erasure and a restart")
+		}
+		if got := e.stored(t, "ann"); len(got) != 0 {
+			t.Errorf("ann's labels %v stored after her erasure", got)
+		}
+		if subs, err := e.store.Subjects(ctx, []portrait.Pseudonym{ann}); err != nil || len(subs) != 0 {
+			t.Errorf("ann's subject row after her erasure: %v, %v", subs, err)
+		}
+		if w := e.waiting(t); len(w) != 0 {
+			t.Errorf("%v still marked waiting", w)
 		}
 	})
 }
