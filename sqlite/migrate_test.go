@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 
@@ -188,8 +189,9 @@ func TestMigrateEventRuns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Back to the layout before 0060, as 0040 left it.
-	for _, q := range []string{`DROP TABLE events_new`, `DROP TABLE event_runs`, `DELETE FROM schema_version WHERE version = 60`,
+	// Back to the layout before 0060, as 0040 left it (and so before 0070).
+	for _, q := range []string{`DROP TABLE events_new`, `DROP TABLE event_runs`, `DELETE FROM schema_version WHERE version IN (60, 70)`,
+		`DROP TABLE event_expiry`, `CREATE INDEX events_expires ON events (expires) WHERE expires IS NOT NULL`,
 		`CREATE TABLE events_new (id INTEGER PRIMARY KEY, pseudonym BLOB NOT NULL, type TEXT NOT NULL, time INTEGER NOT NULL,
 			idem BLOB, sealed BLOB NOT NULL, expires INTEGER)`,
 		`CREATE UNIQUE INDEX events_new_subject ON events_new (pseudonym, idem)`} {
@@ -269,5 +271,58 @@ func TestMigrateEventRuns(t *testing.T) {
 	}
 	if events, runs, err := db.Backlog(ctx); err != nil || events != 1 || runs != 1 {
 		t.Errorf("backlog after one new event = %d events in %d runs (%v), want 1 in 1", events, runs, err)
+	}
+}
+
+// A store whose clustered table still has its expiry index (before
+// migration 0070) opens with each subject's earliest clustered expiry
+// recorded and the index dropped, so the sweep still finds every expired
+// clustered event, earliest first (CM-3).
+func TestMigrateEventExpiry(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "portrait.db")
+	db := mustOpen(t, path)
+	t0 := time.Unix(0, 0)
+	var evs []portrait.StoredEvent
+	for i := range 12 {
+		p := []portrait.Pseudonym{"0123456789abcdef0123456789abcdef", "b", "c"}[i%3]
+		evs = append(evs, portrait.StoredEvent{Grant: storetest.Grant(t, p, policy.Collect), Pseudonym: p, Type: "view", Time: t0,
+			Sealed: []byte{byte(i)}, Expires: t0.Add(time.Duration(100-i) * time.Minute)})
+	}
+	evs[2].Expires = time.Time{} // c's first event never expires
+	if err := db.Update(ctx, func(ctx context.Context, tx portrait.Tx) error { _, err := tx.InsertEvents(ctx, evs); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := db.Cluster(ctx); err != nil || n != 12 {
+		t.Fatalf("cluster = %d, %v", n, err)
+	}
+	db.Close()
+	raw, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{`DROP TABLE event_expiry`, `CREATE INDEX events_expires ON events (expires) WHERE expires IS NOT NULL`,
+		`DELETE FROM schema_version WHERE version = 70`} {
+		if _, err := raw.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	raw.Close()
+
+	db = mustOpen(t, path)
+	defer db.Close()
+	got, err := db.ExpiredEvents(ctx, t0.Add(95*time.Minute), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mins []int
+	for _, e := range got {
+		mins = append(mins, int(e.Expires.Sub(t0)/time.Minute))
+	}
+	if want := []int{89, 90, 91, 92}; !reflect.DeepEqual(mins, want) {
+		t.Errorf("expired after migration, limit 4: expiries %v, want %v", mins, want)
+	}
+	if got, err := db.ExpiredEvents(ctx, t0.Add(1000*time.Minute), 100); err != nil || len(got) != 11 {
+		t.Errorf("all expired after migration = %d (%v), want the 11 with an expiry", len(got), err)
 	}
 }

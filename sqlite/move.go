@@ -179,6 +179,11 @@ func (tx *txn) move(ctx context.Context, limit int) (moved, runs int, more bool,
 	if !last.Valid {
 		return 0, 0, false, nil
 	}
+	// The subjects' earliest expiries first, while the events are still
+	// in their runs (expiry.go).
+	if _, err := tx.tx.ExecContext(ctx, moveExpirySQL, last.Int64); err != nil {
+		return 0, 0, true, fmt.Errorf("move runs up to %d: expiries: %w", last.Int64, err)
+	}
 	res, err := tx.tx.ExecContext(ctx, moveInsert+` INTO events (`+eventColumns+`)
 		SELECT `+eventColumns+` FROM events_new WHERE run <= ? ORDER BY pseudonym, id`, last.Int64)
 	if err != nil {

@@ -92,7 +92,9 @@ func inTimeOrder(evs []portrait.StoredEvent) {
 // list outside, so each run is a seek, not a scan). The mover moves an
 // event in one transaction, and a read sees one snapshot, so each event is
 // read exactly once. The expiry sweep reads the clustered table through
-// its index on expires and only the runs whose earliest expiry has passed.
+// the earliest expiry of each subject (event_expiry, expiry.go: the
+// events of at most limit subjects, those whose earliest expiry is
+// earliest) and only the runs whose earliest expiry has passed.
 const (
 	runCols   = `e.id, e.pseudonym, e.type, e.time, e.idem, e.sealed, e.expires`
 	eventsSQL = `SELECT ` + eventColumns + ` FROM events WHERE pseudonym = ?1 AND time >= ?2
@@ -102,7 +104,8 @@ const (
 		UNION ALL SELECT ` + runCols + ` FROM event_runs AS r CROSS JOIN events_new AS e
 		WHERE e.run = r.run AND e.pseudonym IN (SELECT ` + eventKeySQL + ` FROM json_each(?1)) AND e.time >= ?2
 		ORDER BY 2, 1`
-	expiredEventsSQL = `SELECT ` + eventColumns + ` FROM events WHERE expires IS NOT NULL AND expires <= ?1
+	expiredEventsSQL = `SELECT ` + runCols + ` FROM (SELECT pseudonym FROM event_expiry WHERE expires <= ?1 ORDER BY expires LIMIT ?2) AS x
+		CROSS JOIN events AS e WHERE e.pseudonym = x.pseudonym AND e.expires <= ?1
 		UNION ALL SELECT ` + runCols + ` FROM event_runs AS r CROSS JOIN events_new AS e
 		WHERE r.expires <= ?1 AND e.run = r.run AND e.expires IS NOT NULL AND e.expires <= ?1 ORDER BY 7, 1 LIMIT ?2`
 )

@@ -637,7 +637,12 @@ func runFn(tx *txn, c *call) (err error) {
 			err = fmt.Errorf("update function panicked: %v", p)
 		}
 	}()
-	return c.fn(tx)
+	if err := c.fn(tx); err != nil {
+		return err
+	}
+	// Inside the member's savepoint, so that a failure rolls back its
+	// writes with it.
+	return tx.settleExpiry(context.WithoutCancel(c.ctx))
 }
 
 // lost answers the members whose writes were released into a transaction
@@ -717,6 +722,10 @@ type txn struct {
 	db *engine
 	g  *group // the commit group whose transaction this is
 	tx *sql.Tx
+	// expiry holds the eventKey of each subject whose clustered events
+	// this member rewrote or deleted: its row of event_expiry is
+	// recomputed once, when the member's function returns (expiry.go).
+	expiry map[string]any
 }
 
 func newTxn(g *group, tx *sql.Tx) *txn {

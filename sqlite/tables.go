@@ -43,9 +43,10 @@ func (*dialect) Unique(err error) bool       { return isUnique(err) }
 
 // EventDeletes delete a subject's events from the clustered table and
 // from every run (migration 0060), seeking the subject in each run listed
-// rather than scanning them; EventKey is eventKey.
+// rather than scanning them, and the subject's earliest clustered expiry
+// (migration 0070); EventKey is eventKey.
 func (*dialect) EventDeletes() []string {
-	return []string{`DELETE FROM events WHERE pseudonym = ?`,
+	return []string{`DELETE FROM events WHERE pseudonym = ?`, `DELETE FROM event_expiry WHERE pseudonym = ?`,
 		`DELETE FROM events_new WHERE run IN (SELECT run FROM event_runs) AND pseudonym = ?`}
 }
 func (*dialect) EventKey(pseudonym portrait.Pseudonym) any { return eventKey(pseudonym) }

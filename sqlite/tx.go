@@ -324,7 +324,8 @@ func (tx *txn) PutProfile(ctx context.Context, pseudonym portrait.Pseudonym, val
 // clustered table or, not yet moved, in its run: the greatest run not
 // above its id (runs never overlap). The write lock keeps the mover out
 // until the transaction ends. A rewritten expiry lowers its run's
-// earliest expiry, so that the sweep still finds it.
+// earliest expiry, so that the sweep still finds it; a clustered event's
+// subject has its earliest expiry recomputed (expiry.go).
 func (tx *txn) RewriteEvent(ctx context.Context, pseudonym portrait.Pseudonym, id int64, sealed []byte, expires time.Time) error {
 	key := eventKey(pseudonym)
 	for _, where := range []string{`events WHERE id = ?1 AND pseudonym = ?2`, `events_new WHERE run = ` + runOfSQL + ` AND pseudonym = ?2 AND id = ?1`} {
@@ -340,6 +341,11 @@ func (tx *txn) RewriteEvent(ctx context.Context, pseudonym portrait.Pseudonym, i
 			return fmt.Errorf("rewrite event %d: %w", id, err)
 		} else if n == 0 {
 			continue
+		}
+		if strings.HasPrefix(where, "events WHERE") {
+			// The subject's earliest clustered expiry may have moved
+			// either way: recomputed when the member's function returns.
+			tx.touchExpiry(key)
 		}
 		if sealed != nil && !expires.IsZero() && strings.HasPrefix(where, "events_new") {
 			if _, err := tx.tx.ExecContext(ctx, `UPDATE event_runs SET expires = min(coalesce(expires, ?2), ?2) WHERE run = `+runOfSQL, id, nanos(expires)); err != nil {
