@@ -55,13 +55,75 @@ func BenchmarkMoveCost(b *testing.B) {
 		moveInsert = `INSERT`
 		store(tb, e, n)
 	}
+	// mergeRuns is the LSM's step instead of the move: the runs merged,
+	// sorted, into one new run at the right edge of events_new (a fresh
+	// run number above every key), then the old runs deleted.
+	var merged int64
+	mergeRuns := func(tb testing.TB, e *engine, n int) {
+		if err := e.Update(context.Background(), func(t guard.Tx) error {
+			tx := t.(*txn)
+			var last, run int64
+			if err := tx.tx.QueryRow(`SELECT max(run) FROM event_runs`).Scan(&last); err != nil {
+
+				return err
+			}
+			if err := tx.tx.QueryRow(reserveEventIDs, 1).Scan(&run); err != nil {
+				return err
+			}
+			if _, err := tx.tx.Exec(`INSERT INTO events_new (run, `+eventColumns+`) SELECT ?, `+eventColumns+` FROM events_new WHERE run > ? AND run <= ? ORDER BY pseudonym, id`, run, merged, last); err != nil {
+				return err
+			}
+			if _, err := tx.tx.Exec(`DELETE FROM events_new WHERE run > ? AND run <= ?`, merged, last); err != nil {
+				return err
+			}
+			_, err := tx.tx.Exec(`DELETE FROM event_runs WHERE run > ? AND run <= ?`, merged, last)
+			merged = run
+			return err
+		}); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	// perRun moves run by run: each run is already in (pseudonym, id)
+	// order, so no statement sorts.
+	perRun := func(tb testing.TB, e *engine, n int) {
+		if err := e.Update(context.Background(), func(t guard.Tx) error {
+			tx := t.(*txn)
+			rows, err := tx.tx.Query(`SELECT run FROM event_runs ORDER BY run`)
+			if err != nil {
+				return err
+			}
+			var runs []int64
+			for rows.Next() {
+				var r int64
+				rows.Scan(&r)
+				runs = append(runs, r)
+			}
+			rows.Close()
+			for _, r := range runs {
+				if _, err := tx.tx.Exec(`INSERT OR IGNORE INTO events (`+eventColumns+`) SELECT `+eventColumns+` FROM events_new WHERE run = ? ORDER BY run, pseudonym, id`, r); err != nil {
+					return err
+				}
+				if _, err := tx.tx.Exec(`DELETE FROM events_new WHERE run = ?`, r); err != nil {
+					return err
+				}
+			}
+			_, err = tx.tx.Exec(`DELETE FROM event_runs`)
+			return err
+		}); err != nil {
+			tb.Fatal(err)
+		}
+	}
 	for _, v := range []variant{
 		{name: "store", move: store},
 		{name: "statement-journal", move: journal},
 		{name: "moves-of-50000", batches: 50, move: store},
 		{name: "no-expires-index", setup: `DROP INDEX events_expires`, move: store},
+		{name: "per-run", move: perRun},
+		{name: "per-run-no-expires-index", setup: `DROP INDEX events_expires`, move: perRun},
+		{name: "merge-runs", setup: `DROP INDEX events_new_idem`, move: mergeRuns},
 	} {
 		b.Run(v.name, func(b *testing.B) {
+			merged = 0
 			path := filepath.Join(b.TempDir(), "portrait.db")
 			if v.page != 0 {
 				raw, err := sql.Open("sqlite", path)
