@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	mrand "math/rand/v2"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -26,6 +27,12 @@ func BenchmarkAppendCost(b *testing.B) {
 		insert string // row tuple prefix: INSERT … INTO x (cols) VALUES
 		sorted bool   // rows sorted by (pseudonym, id)
 		run    bool   // first column is the run
+		// dir also lists each (subject, run) of the batch in a table
+		// keyed (pseudonym, run): a directory that would let a subject's
+		// read seek only the runs that hold it, so that runs need no
+		// merging to bound reads (session 7).
+		dir      bool
+		subjects int // distinct subjects the batch's events are drawn from; 0: 100, one event in turn
 	}
 	cols := `(id, pseudonym, type, time, idem, sealed, expires)`
 	for _, v := range []variant{
@@ -44,6 +51,12 @@ func BenchmarkAppendCost(b *testing.B) {
 			insert: `INSERT INTO x (run, id, pseudonym, type, time, idem, sealed, expires)`, sorted: true, run: true},
 		{name: "runs-ignore", table: `CREATE TABLE x (run INTEGER NOT NULL, id INTEGER NOT NULL, pseudonym BLOB NOT NULL, type TEXT NOT NULL, time INTEGER NOT NULL, idem BLOB, sealed BLOB NOT NULL, expires INTEGER, PRIMARY KEY (run, pseudonym, id)) WITHOUT ROWID`,
 			insert: `INSERT OR IGNORE INTO x (run, id, pseudonym, type, time, idem, sealed, expires)`, sorted: true, run: true},
+		{name: "runs-ignore-1000-subjects", table: `CREATE TABLE x (run INTEGER NOT NULL, id INTEGER NOT NULL, pseudonym BLOB NOT NULL, type TEXT NOT NULL, time INTEGER NOT NULL, idem BLOB, sealed BLOB NOT NULL, expires INTEGER, PRIMARY KEY (run, pseudonym, id)) WITHOUT ROWID`,
+			insert: `INSERT OR IGNORE INTO x (run, id, pseudonym, type, time, idem, sealed, expires)`, sorted: true, run: true, subjects: 1000},
+		{name: "runs-directory", table: `CREATE TABLE x (run INTEGER NOT NULL, id INTEGER NOT NULL, pseudonym BLOB NOT NULL, type TEXT NOT NULL, time INTEGER NOT NULL, idem BLOB, sealed BLOB NOT NULL, expires INTEGER, PRIMARY KEY (run, pseudonym, id)) WITHOUT ROWID; CREATE TABLE d (pseudonym BLOB NOT NULL, run INTEGER NOT NULL, PRIMARY KEY (pseudonym, run)) WITHOUT ROWID`,
+			insert: `INSERT OR IGNORE INTO x (run, id, pseudonym, type, time, idem, sealed, expires)`, sorted: true, run: true, dir: true},
+		{name: "runs-directory-1000-subjects", table: `CREATE TABLE x (run INTEGER NOT NULL, id INTEGER NOT NULL, pseudonym BLOB NOT NULL, type TEXT NOT NULL, time INTEGER NOT NULL, idem BLOB, sealed BLOB NOT NULL, expires INTEGER, PRIMARY KEY (run, pseudonym, id)) WITHOUT ROWID; CREATE TABLE d (pseudonym BLOB NOT NULL, run INTEGER NOT NULL, PRIMARY KEY (pseudonym, run)) WITHOUT ROWID`,
+			insert: `INSERT OR IGNORE INTO x (run, id, pseudonym, type, time, idem, sealed, expires)`, sorted: true, run: true, dir: true, subjects: 1000},
 		{name: "rowid-sorted-ignore", table: `CREATE TABLE x (id INTEGER PRIMARY KEY, pseudonym BLOB NOT NULL, type TEXT NOT NULL, time INTEGER NOT NULL, idem BLOB, sealed BLOB NOT NULL, expires INTEGER)`,
 			insert: `INSERT OR IGNORE INTO x ` + cols, sorted: true},
 	} {
@@ -70,7 +83,7 @@ func BenchmarkAppendCost(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			subs := make([][]byte, 100)
+			subs := make([][]byte, max(v.subjects, 100))
 			for i := range subs {
 				subs[i] = make([]byte, 16)
 				rand.Read(subs[i])
@@ -88,6 +101,9 @@ func BenchmarkAppendCost(b *testing.B) {
 				for i := range rows {
 					id++
 					rows[i] = row{id, subs[i%100]}
+					if v.subjects != 0 {
+						rows[i].p = subs[mrand.IntN(v.subjects)]
+					}
 				}
 				if v.sorted {
 					slices.SortFunc(rows, func(a, b row) int { return strings.Compare(string(a.p), string(b.p)) })
@@ -109,6 +125,24 @@ func BenchmarkAppendCost(b *testing.B) {
 								return err
 							}
 							args = args[:0]
+						}
+					}
+					if v.dir {
+						// One row per distinct subject of the run, in
+						// key order (rows are sorted by subject).
+						for i, r := range rows {
+							if i > 0 && string(rows[i-1].p) == string(r.p) {
+								continue
+							}
+							args = append(args, r.p, id)
+						}
+						for len(args) > 0 {
+							n := min(len(args)/2, 64)
+							q := `INSERT OR IGNORE INTO d (pseudonym, run) VALUES ` + strings.TrimSuffix(strings.Repeat("(?, ?),", n), ",")
+							if _, err := tx.tx.Exec(q, args[:2*n]...); err != nil {
+								return err
+							}
+							args = args[2*n:]
 						}
 					}
 					return nil
