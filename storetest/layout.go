@@ -384,3 +384,75 @@ func testEventsAcrossRuns(t *testing.T, s portrait.Store) {
 		t.Errorf("after clustering the erased subject has %d events", n)
 	}
 }
+
+// CM-3: once events are clustered (on SQLite the clustered table has no
+// index on expiry, migration 0070: each subject's earliest expiry is kept
+// instead), the sweep still finds the earliest expired events across
+// subjects under a limit; a clustered event rewritten to expire earlier
+// than its subject's others is found at once; a subject whose earliest
+// event was deleted or rewritten to a later expiry is found by its next
+// one and no sooner; an erased subject's events are no longer listed.
+func testRetentionClustered(t *testing.T, s portrait.Store) {
+	ctx := context.Background()
+	mk := func(p string, minute, expires int) portrait.StoredEvent {
+		e := event(t, p, "", minute)
+		e.Expires = at(expires)
+		return e
+	}
+	never := event(t, "c", "", 9)
+	never.Expires = time.Time{}
+	insert(t, s, mk(hexA, 0, 300), mk(hexA, 1, 100), mk(hexB, 2, 200), mk(hexB, 3, 400), mk("c", 4, 150), never)
+	cluster(t, s)
+	expiries := func(now, limit int) []int {
+		t.Helper()
+		got, err := s.ExpiredEvents(ctx, at(now), limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []int
+		for _, e := range got {
+			out = append(out, int(e.Expires.Sub(at(0))/time.Minute))
+		}
+		return out
+	}
+	idOf := func(p string, expires int) int64 {
+		t.Helper()
+		for _, e := range events(t, s, p) {
+			if e.Expires.Equal(at(expires)) {
+				return e.ID
+			}
+		}
+		t.Fatalf("no event of %s expiring at minute %d", p, expires)
+		return 0
+	}
+	rewrite := func(p string, id int64, sealed []byte, expires time.Time) {
+		t.Helper()
+		update(t, s, func(ctx context.Context, tx portrait.Tx) error {
+			return tx.RewriteEvent(ctx, Grant(t, portrait.Pseudonym(p), policy.Sweep), id, sealed, expires)
+		})
+	}
+	steps := []struct {
+		name  string
+		do    func()
+		now   int
+		limit int
+		want  []int
+	}{
+		{"clustered, all", func() {}, 1000, 10, []int{100, 150, 200, 300, 400}},
+		{"clustered, limit 2", func() {}, 1000, 2, []int{100, 150}},
+		{"clustered, by minute 160", func() {}, 160, 10, []int{100, 150}},
+		{"b's latest rewritten to expire first", func() { rewrite(hexB, idOf(hexB, 400), []byte("t"), at(50)) }, 160, 10, []int{50, 100, 150}},
+		{"a's earliest deleted", func() { rewrite(hexA, idOf(hexA, 100), nil, time.Time{}) }, 160, 10, []int{50, 150}},
+		{"c's earliest rewritten later", func() { rewrite("c", idOf("c", 150), []byte("t"), at(250)) }, 160, 10, []int{50}},
+		{"after both", func() {}, 1000, 3, []int{50, 200, 250}},
+		{"b erased", func() {
+			update(t, s, func(ctx context.Context, tx portrait.Tx) error { return tx.Erase(ctx, Grant(t, hexB, policy.Erase)) })
+		}, 1000, 10, []int{250, 300}},
+	}
+	for _, st := range steps {
+		st.do()
+		if got := expiries(st.now, st.limit); !reflect.DeepEqual(got, st.want) {
+			t.Errorf("%s: expired by minute %d, limit %d: expiries %v, want %v", st.name, st.now, st.limit, got, st.want)
+		}
+	}
+}

@@ -39,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T) portrait.Store) {
 		{"IdempotentAcrossMove", testIdempotentAcrossMove},
 		{"EventsAcrossRuns", testEventsAcrossRuns},
 		{"RetentionAcrossMove", testRetentionAcrossMove},
+		{"RetentionClustered", testRetentionClustered},
 		{"ExpiredEvents", testExpiredEvents},
 		{"ExpiredProfile", testExpiredProfile},
 		{"RewriteEvent", testRewriteEvent},
