@@ -21,7 +21,10 @@
 // events by a background mover that yields the writer to ingest
 // (move.go); each move is one transaction, so an event is in exactly one
 // place at every commit, and every read, the idempotency check, the
-// expiry sweep and Erase cover the clustered table and every run.
+// expiry sweep and Erase cover the clustered table and every run. The
+// clustered table has no index on expiry: the sweep finds its expired
+// events through event_expiry, each subject's earliest clustered expiry,
+// which every move, rewrite and erasure keeps exact (expiry.go).
 //
 // The schema is in migrations/, applied at Open and recorded in
 // schema_version. Times are UTC unix nanoseconds; NULL is the zero time.
