@@ -1,7 +1,9 @@
 package ingest
 
 import (
+	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"unicode/utf8"
 )
@@ -61,11 +63,11 @@ func slowOne(raw []byte) Item {
 func TestScanEventMatchesEncodingJSON(t *testing.T) {
 	fast := 0
 	for _, in := range scanInputs {
-		got, want := decodeOne([]byte(in)), slowOne([]byte(in))
+		got, want := decodeOne(in), slowOne([]byte(in))
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("%s:\n got %+v\nwant %+v", in, got, want)
 		}
-		if _, ok := scanEvent([]byte(in)); ok {
+		if _, ok := scanEvent(in); ok {
 			fast++
 		}
 	}
@@ -79,7 +81,7 @@ func FuzzScanEvent(f *testing.F) {
 		f.Add([]byte(in))
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		if got, want := decodeOne(raw), slowOne(raw); !reflect.DeepEqual(got, want) {
+		if got, want := decodeOne(string(raw)), slowOne(raw); !reflect.DeepEqual(got, want) {
 			t.Fatalf("%q:\n got %+v\nwant %+v", raw, got, want)
 		}
 	})
@@ -89,15 +91,64 @@ func FuzzScanEvent(f *testing.F) {
 // path and with encoding/json alone (the decoder before issue 14).
 func BenchmarkDecodeEvent(b *testing.B) {
 	line := []byte(`{"subject":"s17","type":"view","time":"2026-11-29T10:00:00Z","fields":{"item":"item-4711","category":"sports","price":311}}`)
+	str := string(line) // NDJSON lines are decoded from the body's one string
 	for _, c := range []struct {
 		name string
 		f    func([]byte) Item
-	}{{"scan", decodeOne}, {"encoding-json", slowOne}} {
+	}{{"scan", func([]byte) Item { return decodeOne(str) }}, {"encoding-json", slowOne}} {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				if it := c.f(line); it.Err != nil {
 					b.Fatal(it.Err)
+				}
+			}
+		})
+	}
+}
+
+// NDJSON is decoded on every core; the items must be those a line-by-line
+// decode with encoding/json gives, in the body's order, each error naming
+// its own line (blank lines count as lines but hold no event).
+func TestDecodeLinesInOrder(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		lines int
+	}{
+		{"one line", 1},
+		{"below the split", minParallel - 1},
+		{"split across cores", 5*minParallel + 3},
+		{"a large request", 3000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var body strings.Builder
+			var want []Item
+			for i := range tc.lines {
+				in := scanInputs[i%len(scanInputs)]
+				if i%7 == 3 {
+					body.WriteString("  \n") // blank: a line, no event
+					continue
+				}
+				if strings.TrimSpace(in) == "" {
+					in = fmt.Sprintf(`{"subject":"u%d","type":"view","time":"2026-11-29T10:00:00Z","fields":{"n":%d}}`, i, i)
+				}
+				body.WriteString(in + "\n")
+				it := slowOne([]byte(strings.TrimSpace(in)))
+				if it.Err != nil {
+					it.Err.Reason = fmt.Sprintf("line %d: %s", i+1, it.Err.Reason)
+				}
+				want = append(want, it)
+			}
+			got, err := decodeLines(strings.NewReader(body.String()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(want) {
+				t.Fatalf("%d items, want %d", len(got), len(want))
+			}
+			for i := range want {
+				if !reflect.DeepEqual(got[i], want[i]) {
+					t.Fatalf("item %d:\n got %+v\nwant %+v", i, got[i], want[i])
 				}
 			}
 		})
