@@ -76,16 +76,24 @@ func Scan(pack *rules.Pack, text string) []Finding {
 			add(Mobile)
 		}
 	}
-	nfkc := norm.NFKC.String(text)
-	if emailRE.MatchString(nfkc) {
+	// ASCII is its own NFKC form; an address needs an @ and coordinates
+	// a decimal point (after NFKC, which maps full-width ＠ and ． to
+	// them), so most values skip both expressions.
+	nfkc := text
+	if !isASCII(text) {
+		nfkc = norm.NFKC.String(text)
+	}
+	if strings.IndexByte(nfkc, '@') >= 0 && emailRE.MatchString(nfkc) {
 		add(Email)
 	}
-	for _, m := range coordRE.FindAllStringSubmatch(nfkc, -1) {
-		lat, err1 := strconv.ParseFloat(m[1], 64)
-		lon, err2 := strconv.ParseFloat(m[2], 64)
-		if err1 == nil && err2 == nil && lat >= -90 && lat <= 90 && lon >= -180 && lon <= 180 {
-			add(Coordinates)
-			break
+	if strings.IndexByte(nfkc, '.') >= 0 {
+		for _, m := range coordRE.FindAllStringSubmatch(nfkc, -1) {
+			lat, err1 := strconv.ParseFloat(m[1], 64)
+			lon, err2 := strconv.ParseFloat(m[2], 64)
+			if err1 == nil && err2 == nil && lat >= -90 && lat <= 90 && lon >= -180 && lon <= 180 {
+				add(Coordinates)
+				break
+			}
 		}
 	}
 	if pack != nil {
@@ -111,6 +119,15 @@ var (
 	// 11 m), separated by a comma or spaces, not inside longer numbers.
 	coordRE = regexp.MustCompile(`(?:^|[^0-9.])(-?\d{1,2}\.\d{4,})\s*[,;/ ]\s*(-?\d{1,3}\.\d{4,})(?:[^0-9.]|$)`)
 )
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
 
 // digitRuns returns the maximal runs of ASCII digits in folded text, and
 // the runs of groups of three to six digits split by single separators

@@ -51,6 +51,8 @@ func TestScan(t *testing.T) {
 		{"coords", "39.9087,116.3975", []string{Coordinates}},
 		{"coords space", "at 31.2304 121.4737 today", []string{Coordinates}},
 		{"coords full-width comma", "39.9087，116.3975", []string{Coordinates}},
+		{"coords full-width points", "39．9087,116．3975", []string{Coordinates}},
+		{"email full-width at and point", "zhang＠example．com", []string{Email}},
 		{"coords imprecise", "39.91,116.40", nil},
 		{"coords out of range", "99.9087,116.3975", nil},
 		{"price", "¥12.50", nil},
