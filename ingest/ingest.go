@@ -190,34 +190,7 @@ func (in *Ingester) Ingest(ctx context.Context, caller policy.Caller, items []It
 	now := in.opt.Now().UTC()
 	results := make([]Result, len(items))
 	var sum Summary
-	// Validation, content detection and the pseudonym are per event and
-	// independent: they run on every core, each event's outcome in its
-	// own slot, and are gathered in request order.
-	checked := make([]pending, len(items))
-	ok := make([]bool, len(items))
-	each(len(items), func(lo, hi int) {
-		for i := lo; i < hi; i++ {
-			it := items[i]
-			results[i].Index = i
-			if it.Err != nil {
-				results[i].Status, results[i].Problem = Rejected, it.Err
-				continue
-			}
-			var lex map[string]string
-			if p := in.validate(cat, &it.Event, now, &lex); p != nil {
-				results[i].Status, results[i].Problem = Rejected, p
-				continue
-			}
-			checked[i] = pending{index: i, pseudonym: in.keys.Pseudonym(it.Event.SubjectID), id: it.Event.SubjectID, event: it.Event, lexicon: lex}
-			ok[i] = true
-		}
-	})
-	todo := make([]pending, 0, len(items))
-	for i := range checked {
-		if ok[i] {
-			todo = append(todo, checked[i])
-		}
-	}
+	todo := in.check(cat, now, items, results)
 	if len(todo) > in.opt.ChunkSize {
 		// Events are stored per subject: a chunk of few subjects writes
 		// few pages, where a chunk of every subject would rewrite them
@@ -266,6 +239,49 @@ func (in *Ingester) Ingest(ctx context.Context, caller policy.Caller, items []It
 		sum.Chunks = nil // one transaction: Summary.LogIndex says it all
 	}
 	return results, sum, nil
+}
+
+// check validates items and computes their pseudonyms, setting the result
+// of every item it refuses, and returns the others in request order.
+// Validation, content detection and the pseudonym are per event and
+// independent: they run on every core, each event's outcome in its own
+// slot, and are gathered in request order.
+func (in *Ingester) check(cat *catalog.Catalog, now time.Time, items []Item, results []Result) []pending {
+	checked := make([]pending, len(items))
+	ok := make([]bool, len(items))
+	each(len(items), func(lo, hi int) {
+		// A request carries few subjects many times over: each range
+		// computes a subject's pseudonym (an HMAC) once.
+		pseudonyms := make(map[string]portrait.Pseudonym)
+		for i := lo; i < hi; i++ {
+			it := items[i]
+			results[i].Index = i
+			if it.Err != nil {
+				results[i].Status, results[i].Problem = Rejected, it.Err
+				continue
+			}
+			var lex map[string]string
+			if p := in.validate(cat, &it.Event, now, &lex); p != nil {
+				results[i].Status, results[i].Problem = Rejected, p
+				continue
+			}
+			id := it.Event.SubjectID
+			ps, seen := pseudonyms[id]
+			if !seen {
+				ps = in.keys.Pseudonym(id)
+				pseudonyms[id] = ps
+			}
+			checked[i] = pending{index: i, pseudonym: ps, id: id, event: it.Event, lexicon: lex}
+			ok[i] = true
+		}
+	})
+	todo := make([]pending, 0, len(items))
+	for i := range checked {
+		if ok[i] {
+			todo = append(todo, checked[i])
+		}
+	}
+	return todo
 }
 
 func notStored(results []Result, part []pending, n int, why string) int {
@@ -434,15 +450,7 @@ func (in *Ingester) prepare(ctx context.Context, r subjectReader, caller policy.
 		}
 		per[i] = st
 	}
-	// Then each event on its own, on every core: the decision, minimisation,
-	// encoding and sealing depend only on the event and its state.
-	out := make([]decided, len(part))
-	each(len(part), func(lo, hi int) {
-		names := make([]string, 0, 8)
-		for i := lo; i < hi; i++ {
-			out[i] = in.decide(cat, now, caller, part[i], per[i], ciphers[part[i].pseudonym], names[:0])
-		}
-	})
+	out := in.decideAll(cat, now, caller, part, per, ciphers)
 	// Last, in request order: results, the batch and the digest.
 	line := make([]byte, 0, 128)
 	for i, p := range part {
@@ -470,6 +478,20 @@ func (in *Ingester) prepare(ctx context.Context, r subjectReader, caller policy.
 		b.digest.Write(append(line, '\n'))
 	}
 	return b, nil
+}
+
+// decideAll decides each event of part under its state per[i], on every
+// core: the decision, minimisation, encoding and sealing depend only on
+// the event and its state. The outcomes are in part's order.
+func (in *Ingester) decideAll(cat *catalog.Catalog, now time.Time, caller policy.Caller, part []pending, per []*policy.State, ciphers map[portrait.Pseudonym]*keys.Cipher) []decided {
+	out := make([]decided, len(part))
+	each(len(part), func(lo, hi int) {
+		names := make([]string, 0, 8)
+		for i := lo; i < hi; i++ {
+			out[i] = in.decide(cat, now, caller, part[i], per[i], ciphers[part[i].pseudonym], names[:0])
+		}
+	})
+	return out
 }
 
 // digestPrefix appends an event's digest line up to its outcome:
@@ -769,27 +791,28 @@ func (in *Ingester) validate(cat *catalog.Catalog, e *portrait.Event, now time.T
 		return &Problem{Code: "invalid_time", Reason: fmt.Sprintf("time %s is before 1970", e.Time.Format(time.RFC3339))}
 	}
 	for name, v := range e.Fields {
+		f := cat.Field(name)
 		if !slices.Contains(et.Fields, name) {
-			if cat.Field(name) == nil {
+			if f == nil {
 				return &Problem{Code: "undeclared_field", Requirement: "CM-1",
 					Reason: fmt.Sprintf("field %q is not declared; declare it under fields: and list it in event type %q", name, e.Type)}
 			}
 			return &Problem{Code: "field_not_in_event_type", Requirement: "CM-1",
 				Reason: fmt.Sprintf("event type %q does not carry field %q; add it to the event type's fields in the catalog", e.Type, name)}
 		}
-		if f := cat.Field(name); f.Protected {
+		if f.Protected {
 			// FP-2: protected attributes are kept apart, never in events.
 			return &Problem{Code: "protected_field", Requirement: "FP-2",
 				Reason: fmt.Sprintf("field %q is an audit-only protected attribute; record it with PUT /v1/subjects/{id}/protected, not in events", name)}
 		}
-		nv, err := convert(cat.Field(name), v)
+		nv, err := convert(f, v)
 		if err != nil {
 			return &Problem{Code: "wrong_type", Reason: err.Error()}
 		}
-		if p := inBounds(cat.Field(name), nv); p != nil {
+		if p := inBounds(f, nv); p != nil {
 			return p
 		}
-		if p := in.detect(cat.Pack(), cat.Field(name), nv, lex); p != nil {
+		if p := in.detect(cat.Pack(), f, nv, lex); p != nil {
 			return p
 		}
 		e.Fields[name] = nv
@@ -811,12 +834,12 @@ func convert(f *catalog.Field, v any) (any, error) {
 			}
 			return n, nil
 		case float64:
-			return x, nil
+			return v, nil // already boxed: no new allocation
 		}
 		return nil, fmt.Errorf("field %q must be a number, got %s", f.Name, kind(v))
 	case catalog.TypeBool:
-		if b, ok := v.(bool); ok {
-			return b, nil
+		if _, ok := v.(bool); ok {
+			return v, nil
 		}
 		return nil, fmt.Errorf("field %q must be true or false, got %s", f.Name, kind(v))
 	case catalog.TypeTime:
@@ -833,7 +856,7 @@ func convert(f *catalog.Field, v any) (any, error) {
 			if len(s) > 4096 {
 				return nil, fmt.Errorf("field %q is longer than 4096 bytes", f.Name)
 			}
-			return s, nil
+			return v, nil
 		}
 		return nil, fmt.Errorf("field %q must be a string, got %s", f.Name, kind(v))
 	}
