@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"crypto/rand"
 	"fmt"
+	"reflect"
+	"runtime"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -23,7 +26,7 @@ type governed struct {
 	cat     *catalog.Catalog
 	now     time.Time
 	states  map[portrait.Pseudonym]*policy.State
-	ciphers map[portrait.Pseudonym]*keys.Cipher
+	ciphers map[portrait.Pseudonym]sealer
 }
 
 func newGoverned(tb testing.TB, subjects int) *governed {
@@ -39,7 +42,7 @@ func newGoverned(tb testing.TB, subjects int) *governed {
 		tb.Fatal(err)
 	}
 	g := &governed{cat: cat, now: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC),
-		states: map[portrait.Pseudonym]*policy.State{}, ciphers: map[portrait.Pseudonym]*keys.Cipher{}}
+		states: map[portrait.Pseudonym]*policy.State{}, ciphers: map[portrait.Pseudonym]sealer{}}
 	g.in = New(Deps{Point: policy.New(cat), Keys: kr}, Options{Now: func() time.Time { return g.now }})
 	for i := range subjects {
 		id := fmt.Sprintf("s%d", i)
@@ -48,7 +51,7 @@ func newGoverned(tb testing.TB, subjects int) *governed {
 		if err != nil {
 			tb.Fatal(err)
 		}
-		g.ciphers[ps] = c
+		g.ciphers[ps] = sealer{c, keys.EventAD(ps)}
 		g.states[ps] = &policy.State{Pseudonym: ps, Consents: map[string]policy.Consent{
 			"personalization": {Status: policy.Granted, NoticeVersion: "1", At: g.now.Add(-time.Hour)}}}
 	}
@@ -107,4 +110,125 @@ func processCPU(tb testing.TB) time.Duration {
 		tb.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// mixedBatch is n events of every outcome check and decide can give:
+// accepted views, profile events (sealed profile values, a minor's age),
+// dropped fields (income without credit consent), retention passed,
+// refusals in validation (undeclared field, wrong type, sensitive
+// content) and lines that do not decode.
+func mixedBatch(n int, t0 time.Time) []byte {
+	var b bytes.Buffer
+	for i := range n {
+		t := t0.Add(-time.Duration(i) * time.Second).Format(time.RFC3339)
+		switch i % 9 {
+		case 0, 1, 2:
+			fmt.Fprintf(&b, `{"subject":"s%d","type":"view","time":%q,"fields":{"item":"item-%d","category":"sports","price":%d,"device":"d%d"}}`, i%37, t, i, i%500, i%3)
+		case 3:
+			fmt.Fprintf(&b, `{"subject":"s%d","type":"profile","time":%q,"fields":{"city":"北京","age":%d,"income":%d}}`, i%37, t, 10+i%40, 1000*i)
+		case 4:
+			fmt.Fprintf(&b, `{"subject":"s%d","type":"view","time":%q,"fields":{"item":"a","colour":"red"}}`, i%37, t)
+		case 5:
+			fmt.Fprintf(&b, `{"subject":"s%d","type":"view","time":%q,"fields":{"price":"cheap"}}`, i%37, t)
+		case 6:
+			fmt.Fprintf(&b, `{"subject":"s%d","type":"view","time":%q,"fields":{"item":"call 13812345678"}}`, i%37, t)
+		case 7:
+			fmt.Fprintf(&b, `{"subject":"s%d","type":"view","time":"2020-01-01T00:00:00Z","fields":{"item":"old"}}`, i%37)
+		default:
+			fmt.Fprintf(&b, `{"subject":"s%d","type":`, i)
+		}
+		b.WriteByte('\n')
+	}
+	return b.Bytes()
+}
+
+// Decode, check and decide run on every core; what they give must be what
+// one core gives, event by event and in request order: the results, the
+// events that pass, the decisions, the sealed bytes opened, the digest
+// sums and the profile values.
+func TestParallelMatchesSerial(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		n    int
+	}{
+		{"below the split", minParallel - 1},
+		{"one chunk", 1000},
+		{"odd size", 4*minParallel + 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := newGoverned(t, 37)
+			body := mixedBatch(tc.n, g.now)
+			type outcome struct {
+				Results []Result
+				Pending []string
+				Decided []string
+			}
+			run := func(procs int) outcome {
+				defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+				results, todo, out := g.run(t, body)
+				o := outcome{Results: results}
+				for _, p := range todo {
+					o.Pending = append(o.Pending, fmt.Sprintf("%d %s %s %v", p.index, p.pseudonym, p.id, p.lexicon))
+				}
+				for i, d := range out {
+					s := sealer{}
+					if c, ok := g.ciphers[todo[i].pseudonym]; ok {
+						s = c
+					}
+					line := fmt.Sprintf("err=%v problem=%+v digest=%v dropped=%v sum=%x", d.err, d.problem, d.digest, d.dropped, d.sum)
+					if d.event.Sealed != nil {
+						plain, err := s.c.Open(d.event.Sealed, s.ad)
+						if err != nil {
+							t.Fatal(err)
+						}
+						line += fmt.Sprintf(" fields=%v type=%s time=%s expires=%s plain=%s", d.event.Grant.Fields(), d.event.Type, d.event.Time, d.event.Expires, plain)
+					}
+					for _, v := range d.profile {
+						plain, err := s.c.Open(v.Sealed, keys.ProfileAD(todo[i].pseudonym, v.Field))
+						if err != nil {
+							t.Fatal(err)
+						}
+						line += fmt.Sprintf(" profile %s=%s %s", v.Field, plain, v.Expires)
+					}
+					o.Decided = append(o.Decided, line)
+				}
+				return o
+			}
+			serial, parallel := run(1), run(4)
+			// The batch must mix every outcome, or the comparison proves
+			// little.
+			seen := map[string]bool{}
+			for _, r := range serial.Results {
+				if r.Problem != nil {
+					seen[r.Code] = true
+				}
+			}
+			for _, d := range serial.Decided {
+				for _, w := range []string{"problem=&{Code:retention_passed", "dropped=[{income", "profile age=", "plain={"} {
+					if strings.Contains(d, w) {
+						seen[w] = true
+					}
+				}
+			}
+			for _, want := range []string{"malformed", "undeclared_field", "wrong_type", "sensitive_content",
+				"problem=&{Code:retention_passed", "dropped=[{income", "profile age=", "plain={"} {
+				if !seen[want] && tc.n >= 2*9 {
+					t.Errorf("no %s in the batch", want)
+				}
+			}
+			if !reflect.DeepEqual(serial, parallel) {
+				for i := range serial.Results {
+					if !reflect.DeepEqual(serial.Results[i], parallel.Results[i]) {
+						t.Errorf("result %d: serial %+v, parallel %+v", i, serial.Results[i], parallel.Results[i])
+					}
+				}
+				for i := range min(len(serial.Decided), len(parallel.Decided)) {
+					if serial.Decided[i] != parallel.Decided[i] || serial.Pending[i] != parallel.Pending[i] {
+						t.Errorf("event %d:\n serial   %s %s\n parallel %s %s", i, serial.Pending[i], serial.Decided[i], parallel.Pending[i], parallel.Decided[i])
+					}
+				}
+				t.Fatalf("parallel run differs from the serial one")
+			}
+		})
+	}
 }

@@ -411,7 +411,7 @@ func (in *Ingester) prepare(ctx context.Context, r subjectReader, caller policy.
 	states := maps.Clone(decidedOn)
 	b := &batch{part: part, states: states, decidedOn: decidedOn, digest: sha256.New(),
 		events: make([]portrait.StoredEvent, 0, len(part)), eventIdx: make([]int, 0, len(part))}
-	ciphers := make(map[portrait.Pseudonym]*keys.Cipher, len(pseudonyms))
+	ciphers := make(map[portrait.Pseudonym]sealer, len(pseudonyms))
 	for _, p := range part {
 		if _, ok := ciphers[p.pseudonym]; ok {
 			continue
@@ -427,7 +427,7 @@ func (in *Ingester) prepare(ctx context.Context, r subjectReader, caller policy.
 		if err != nil {
 			return nil, fmt.Errorf("ingest: subject key: %w", err)
 		}
-		ciphers[p.pseudonym] = c
+		ciphers[p.pseudonym] = sealer{c, keys.EventAD(p.pseudonym)}
 	}
 
 	// Minors first, in request order: an event declaring an age under the
@@ -483,15 +483,30 @@ func (in *Ingester) prepare(ctx context.Context, r subjectReader, caller policy.
 // decideAll decides each event of part under its state per[i], on every
 // core: the decision, minimisation, encoding and sealing depend only on
 // the event and its state. The outcomes are in part's order.
-func (in *Ingester) decideAll(cat *catalog.Catalog, now time.Time, caller policy.Caller, part []pending, per []*policy.State, ciphers map[portrait.Pseudonym]*keys.Cipher) []decided {
+func (in *Ingester) decideAll(cat *catalog.Catalog, now time.Time, caller policy.Caller, part []pending, per []*policy.State, ciphers map[portrait.Pseudonym]sealer) []decided {
 	out := make([]decided, len(part))
 	each(len(part), func(lo, hi int) {
-		names := make([]string, 0, 8)
+		var sc scratch
 		for i := lo; i < hi; i++ {
-			out[i] = in.decide(cat, now, caller, part[i], per[i], ciphers[part[i].pseudonym], names[:0])
+			out[i] = in.decide(cat, now, caller, part[i], per[i], ciphers[part[i].pseudonym], &sc)
 		}
 	})
 	return out
+}
+
+// sealer is a subject's cipher and the additional data its events are
+// sealed with, made once per subject and chunk.
+type sealer struct {
+	c  *keys.Cipher
+	ad []byte
+}
+
+// scratch is one range's working space in decideAll, reused event after
+// event: nothing in it outlives the event it was used for.
+type scratch struct {
+	names []string
+	kept  []field
+	plain []byte
 }
 
 // digestPrefix appends an event's digest line up to its outcome:
@@ -520,9 +535,11 @@ type field struct {
 
 // decide minimises, authorises and seals one event under st; it must not
 // touch anything shared but read-only state, since prepare runs it on
-// every core. names is scratch space.
-func (in *Ingester) decide(cat *catalog.Catalog, now time.Time, caller policy.Caller, p pending, st *policy.State, c *keys.Cipher, names []string) decided {
+// every core. sc is the caller's scratch space.
+func (in *Ingester) decide(cat *catalog.Catalog, now time.Time, caller policy.Caller, p pending, st *policy.State, s sealer, sc *scratch) decided {
 	var d decided
+	names := sc.names[:0]
+	defer func() { sc.names = names[:0] }()
 	for name := range p.event.Fields {
 		names = append(names, name)
 	}
@@ -549,7 +566,8 @@ func (in *Ingester) decide(cat *catalog.Catalog, now time.Time, caller policy.Ca
 		}
 		return d
 	}
-	kept := make([]field, 0, len(grant.Fields()))
+	kept := sc.kept[:0]
+	defer func() { clear(kept); sc.kept = kept[:0] }()
 	expires := time.Time{}
 	for _, name := range grant.Fields() {
 		f := cat.Field(name)
@@ -569,14 +587,16 @@ func (in *Ingester) decide(cat *catalog.Catalog, now time.Time, caller policy.Ca
 		d.problem = &Problem{Code: "retention_passed", Requirement: "CM-3", Reason: "every field of this event is older than its retention; nothing was stored"}
 		return d
 	}
-	plain, err := encodeFields(make([]byte, 0, 64), kept)
+	plain, err := encodeFields(sc.plain[:0], kept)
 	if err != nil {
 		d.err = fmt.Errorf("ingest: encode fields: %w", err)
 		return d
 	}
+	sc.plain = plain // sealed (copied) below; the next event reuses it
+	c := s.c
 	d.event = portrait.StoredEvent{
 		Grant: grant, Pseudonym: p.pseudonym, Type: p.event.Type, Time: p.event.Time,
-		Sealed: c.Seal(plain, keys.EventAD(p.pseudonym)), Expires: expires,
+		Sealed: c.Seal(plain, s.ad), Expires: expires,
 	}
 	if p.event.IdempotencyKey != "" {
 		d.event.Idem = in.keys.IdemHash(p.pseudonym, p.event.IdempotencyKey)

@@ -511,7 +511,7 @@ func (p *Point) Collect(st *State, fields []string, caller Caller) (Grant, map[s
 		return Grant{}, nil, &Denied{Reasons: []Reason{{Code: "restricted", Requirement: "SR-7", Message: "the subject restricted processing: no new data is collected"}}}
 	}
 	var dropped map[string]Reason
-	kept := fields[:0:0]
+	kept := make([]string, 0, len(fields)) // the grant's own, whatever fields is
 	for _, name := range fields {
 		f := cat.Field(name)
 		var why Reason
