@@ -66,7 +66,14 @@ func Scan(pack *rules.Pack, text string) []Finding {
 			out = append(out, Finding{Kind: kind})
 		}
 	}
-	for _, run := range digitRuns(rules.Fold(text)) {
+	ascii := isASCII(text)
+	// Folding maps other digits (full-width, circled) to ASCII ones; ASCII
+	// text without a digit has no run to look at.
+	var runs []string
+	if !ascii || strings.IndexAny(text, "0123456789") >= 0 {
+		runs = digitRuns(rules.Fold(text))
+	}
+	for _, run := range runs {
 		switch n := len(run); {
 		case n == 18 && validID(run):
 			add(ResidentID)
@@ -80,7 +87,7 @@ func Scan(pack *rules.Pack, text string) []Finding {
 	// a decimal point (after NFKC, which maps full-width ＠ and ． to
 	// them), so most values skip both expressions.
 	nfkc := text
-	if !isASCII(text) {
+	if !ascii {
 		nfkc = norm.NFKC.String(text)
 	}
 	if strings.IndexByte(nfkc, '@') >= 0 && emailRE.MatchString(nfkc) {

@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"fmt"
+	"hash/maphash"
 	"maps"
 	"slices"
 	"strings"
@@ -64,7 +65,7 @@ func (in *Ingester) LexiconFlags() prometheus.Counter { return in.lexFlags }
 // instead the field is held sensitive until a reviewer clears it (lex
 // collects it for flag). The reason names the field and what was found,
 // never the value.
-func (in *Ingester) detect(pack *rules.Pack, f *catalog.Field, v any, lex *map[string]string) *Problem {
+func (in *Ingester) detect(pack *rules.Pack, f *catalog.Field, v any, lex *map[string]string, memo *scanMemo) *Problem {
 	s, ok := v.(string)
 	if !ok || f.Sensitive || s == "" {
 		return nil
@@ -72,7 +73,7 @@ func (in *Ingester) detect(pack *rules.Pack, f *catalog.Field, v any, lex *map[s
 	contact := rules.Under(f.Category, "user.contact")
 	location := rules.Under(f.Category, "user.location")
 	var refused []string
-	for _, d := range detect.Scan(pack, s) {
+	for _, d := range memo.scan(pack, s) {
 		outcome := Refused
 		switch d.Kind {
 		case detect.Mobile, detect.Email:
@@ -110,6 +111,41 @@ func (in *Ingester) detect(pack *rules.Pack, f *catalog.Field, v any, lex *map[s
 		Reason: fmt.Sprintf("field %q (declared %s, not sensitive) holds %s; nothing of this event was stored. "+
 			"Remove it at the source, or declare a sensitive field with its own purpose and separate consent",
 			f.Name, f.Category, strings.Join(refused, ", "))}
+}
+
+// scanMemo keeps the content scans of recent values: a request repeats
+// many values (categories, cities, item ids), and a scan costs as much as
+// the rest of an event's validation. It is direct-mapped, a value's slot
+// chosen by its hash, so a miss costs a hash and no allocation, and it
+// belongs to one goroutine. The zero value is ready; a nil *scanMemo
+// scans every time.
+type scanMemo struct {
+	seed  maphash.Seed
+	slots [256]scanned
+}
+
+type scanned struct {
+	pack  *rules.Pack
+	text  string
+	found []detect.Finding
+	ok    bool
+}
+
+// scan returns detect.Scan(pack, text), from the memo if it holds it.
+// The findings are shared: callers must not change them.
+func (m *scanMemo) scan(pack *rules.Pack, text string) []detect.Finding {
+	if m == nil {
+		return detect.Scan(pack, text)
+	}
+	if m.seed == (maphash.Seed{}) {
+		m.seed = maphash.MakeSeed()
+	}
+	s := &m.slots[maphash.String(m.seed, text)%uint64(len(m.slots))]
+	if s.ok && s.pack == pack && s.text == text {
+		return s.found
+	}
+	*s = scanned{pack: pack, text: text, found: detect.Scan(pack, text), ok: true}
+	return s.found
 }
 
 // flag appends, in the chunk's transaction tx, a flag record for every

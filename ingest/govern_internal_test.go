@@ -13,10 +13,12 @@ import (
 
 	portrait "github.com/portrait-dev/portrait"
 	"github.com/portrait-dev/portrait/catalog"
+	"github.com/portrait-dev/portrait/detect"
 	"github.com/portrait-dev/portrait/examples/demo"
 	"github.com/portrait-dev/portrait/keys"
 	"github.com/portrait-dev/portrait/label"
 	"github.com/portrait-dev/portrait/policy"
+	"github.com/portrait-dev/portrait/rules"
 )
 
 // governed is an Ingester without a store: what decides and seals events,
@@ -230,5 +232,27 @@ func TestParallelMatchesSerial(t *testing.T) {
 				t.Fatalf("parallel run differs from the serial one")
 			}
 		})
+	}
+}
+
+// The scan memo answers what detect.Scan answers, for repeated values,
+// for values that share a slot and for another pack.
+func TestScanMemo(t *testing.T) {
+	pack := rules.Default()
+	values := []string{"sports", "13812345678", "sports", "zhang＠example．com", "HIV 检测", "item-1", "13812345678", ""}
+	for i := range 600 { // more values than slots: collisions evict
+		values = append(values, fmt.Sprintf("item-%d", i), "39.9087,116.3975", "sports")
+	}
+	var memo scanMemo
+	for i, v := range values {
+		for _, p := range []*rules.Pack{pack, nil} {
+			if got, want := memo.scan(p, v), detect.Scan(p, v); !reflect.DeepEqual(got, want) {
+				t.Fatalf("value %d %q (pack %v): memo %v, Scan %v", i, v, p != nil, got, want)
+			}
+		}
+	}
+	var none *scanMemo
+	if got, want := none.scan(pack, "13812345678"), detect.Scan(pack, "13812345678"); !reflect.DeepEqual(got, want) {
+		t.Errorf("nil memo: %v, want %v", got, want)
 	}
 }

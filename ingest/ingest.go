@@ -253,6 +253,7 @@ func (in *Ingester) check(cat *catalog.Catalog, now time.Time, items []Item, res
 		// A request carries few subjects many times over: each range
 		// computes a subject's pseudonym (an HMAC) once.
 		pseudonyms := make(map[string]portrait.Pseudonym)
+		var memo scanMemo
 		for i := lo; i < hi; i++ {
 			it := items[i]
 			results[i].Index = i
@@ -261,7 +262,7 @@ func (in *Ingester) check(cat *catalog.Catalog, now time.Time, items []Item, res
 				continue
 			}
 			var lex map[string]string
-			if p := in.validate(cat, &it.Event, now, &lex); p != nil {
+			if p := in.validate(cat, &it.Event, now, &lex, &memo); p != nil {
 				results[i].Status, results[i].Problem = Rejected, p
 				continue
 			}
@@ -796,8 +797,8 @@ func actor(c policy.Caller) string {
 // validate checks an event against the catalog (invariant 1) and
 // normalises its field values to the declared types. Lexicon hits in
 // fields declared non-sensitive are added to *lex (field → lexicon
-// entry), made on the first hit.
-func (in *Ingester) validate(cat *catalog.Catalog, e *portrait.Event, now time.Time, lex *map[string]string) *Problem {
+// entry), made on the first hit. memo keeps recent content scans.
+func (in *Ingester) validate(cat *catalog.Catalog, e *portrait.Event, now time.Time, lex *map[string]string, memo *scanMemo) *Problem {
 	et := cat.EventType(e.Type)
 	if et == nil {
 		return &Problem{Code: "undeclared_event_type", Requirement: "CM-1",
@@ -832,7 +833,7 @@ func (in *Ingester) validate(cat *catalog.Catalog, e *portrait.Event, now time.T
 		if p := inBounds(f, nv); p != nil {
 			return p
 		}
-		if p := in.detect(cat.Pack(), f, nv, lex); p != nil {
+		if p := in.detect(cat.Pack(), f, nv, lex, memo); p != nil {
 			return p
 		}
 		e.Fields[name] = nv
