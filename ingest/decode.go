@@ -82,11 +82,12 @@ func Decode(r io.Reader, ndjson bool) ([]Item, error) {
 	return items, nil
 }
 
-// decodeLines reads NDJSON. The lines are gathered first, as one string
-// (one copy of the body, whose substrings the decoded events' strings
-// are, instead of an allocation for every key and value), then decoded on
-// every core, each line into its own slot, so that a request's items are
-// in its order and each error names its line as before.
+// decodeLines reads NDJSON. The lines are gathered first, into a few
+// large strings (one copy of the body, whose substrings the decoded
+// events' strings are, instead of an allocation for every key and value),
+// then decoded on every core, each line into its own slot, so that a
+// request's items are in its order and each error names its line as
+// before.
 //
 // The items' strings share the body's memory: it lives as long as any of
 // them, which is the request.
@@ -94,8 +95,9 @@ func decodeLines(r io.Reader) ([]Item, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	var (
-		body  strings.Builder
-		spans []lineSpan
+		blocks []string // full blocks of lines
+		cur    strings.Builder
+		spans  []lineSpan
 	)
 	line := 0
 	for sc.Scan() {
@@ -107,8 +109,18 @@ func decodeLines(r io.Reader) ([]Item, error) {
 		if len(spans) >= MaxEvents {
 			return nil, portrait.Errorf(portrait.ETOOLARGE, "more than %d events in one request; split the NDJSON stream", MaxEvents)
 		}
-		spans = append(spans, lineSpan{line: line, start: body.Len(), end: body.Len() + len(b)})
-		body.Write(b)
+		if cur.Len()+len(b) > cur.Cap() {
+			// A new block, never a grown one: growing would copy the
+			// lines gathered so far.
+			if cur.Len() > 0 {
+				blocks = append(blocks, cur.String())
+			}
+			size := min(max(2*cur.Cap(), 4<<10), 64<<10)
+			cur = strings.Builder{}
+			cur.Grow(max(size, len(b)))
+		}
+		spans = append(spans, lineSpan{line: line, block: len(blocks), start: cur.Len(), end: cur.Len() + len(b)})
+		cur.Write(b)
 	}
 	if err := sc.Err(); err != nil {
 		if errors.Is(err, bufio.ErrTooLong) {
@@ -119,12 +131,12 @@ func decodeLines(r io.Reader) ([]Item, error) {
 	if len(spans) == 0 {
 		return nil, portrait.Errorf(portrait.EINVALID, "the body holds no events; send one JSON object per line")
 	}
-	all := body.String()
+	blocks = append(blocks, cur.String())
 	items := make([]Item, len(spans))
 	each(len(spans), func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			sp := spans[i]
-			it := decodeOne(all[sp.start:sp.end])
+			it := decodeOne(blocks[sp.block][sp.start:sp.end])
 			if it.Err != nil {
 				it.Err.Reason = fmt.Sprintf("line %d: %s", sp.line, it.Err.Reason)
 			}
@@ -135,7 +147,7 @@ func decodeLines(r io.Reader) ([]Item, error) {
 }
 
 // lineSpan is where one non-empty NDJSON line lies in the gathered body.
-type lineSpan struct{ line, start, end int }
+type lineSpan struct{ line, block, start, end int }
 
 func decodeOne(raw string) Item {
 	if !utf8.ValidString(raw) {

@@ -114,11 +114,13 @@ func TestDecodeLinesInOrder(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		lines int
+		long  int // bytes of a long value in every 50th line
 	}{
-		{"one line", 1},
-		{"below the split", minParallel - 1},
-		{"split across cores", 5*minParallel + 3},
-		{"a large request", 3000},
+		{"one line", 1, 0},
+		{"below the split", minParallel - 1, 0},
+		{"split across cores", 5*minParallel + 3, 0},
+		{"a large request, many blocks", 3000, 0},
+		{"lines longer than a block", 300, 100 << 10},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var body strings.Builder
@@ -129,8 +131,11 @@ func TestDecodeLinesInOrder(t *testing.T) {
 					body.WriteString("  \n") // blank: a line, no event
 					continue
 				}
-				if strings.TrimSpace(in) == "" {
-					in = fmt.Sprintf(`{"subject":"u%d","type":"view","time":"2026-11-29T10:00:00Z","fields":{"n":%d}}`, i, i)
+				if pad := ""; strings.TrimSpace(in) == "" || tc.long > 0 && i%50 == 0 {
+					if i%50 == 0 {
+						pad = strings.Repeat("x", tc.long)
+					}
+					in = fmt.Sprintf(`{"subject":"u%d","type":"view","time":"2026-11-29T10:00:00Z","fields":{"n":%d,"s":%q}}`, i, i, pad)
 				}
 				body.WriteString(in + "\n")
 				it := slowOne([]byte(strings.TrimSpace(in)))

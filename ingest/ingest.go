@@ -255,7 +255,7 @@ func (in *Ingester) check(cat *catalog.Catalog, now time.Time, items []Item, res
 		pseudonyms := make(map[string]portrait.Pseudonym)
 		var memo scanMemo
 		for i := lo; i < hi; i++ {
-			it := items[i]
+			it := &items[i]
 			results[i].Index = i
 			if it.Err != nil {
 				results[i].Status, results[i].Problem = Rejected, it.Err
@@ -276,13 +276,19 @@ func (in *Ingester) check(cat *catalog.Catalog, now time.Time, items []Item, res
 			ok[i] = true
 		}
 	})
-	todo := make([]pending, 0, len(items))
+	// Gather in place: a pending event is large, and a second slice of
+	// them was as much allocation as the rest of check.
+	n := 0
 	for i := range checked {
 		if ok[i] {
-			todo = append(todo, checked[i])
+			if n != i {
+				checked[n] = checked[i]
+			}
+			n++
 		}
 	}
-	return todo
+	clear(checked[n:])
+	return checked[:n]
 }
 
 func notStored(results []Result, part []pending, n int, why string) int {
@@ -489,7 +495,7 @@ func (in *Ingester) decideAll(cat *catalog.Catalog, now time.Time, caller policy
 	each(len(part), func(lo, hi int) {
 		var sc scratch
 		for i := lo; i < hi; i++ {
-			out[i] = in.decide(cat, now, caller, part[i], per[i], ciphers[part[i].pseudonym], &sc)
+			out[i] = in.decide(cat, now, caller, &part[i], per[i], ciphers[part[i].pseudonym], &sc)
 		}
 	})
 	return out
@@ -537,7 +543,7 @@ type field struct {
 // decide minimises, authorises and seals one event under st; it must not
 // touch anything shared but read-only state, since prepare runs it on
 // every core. sc is the caller's scratch space.
-func (in *Ingester) decide(cat *catalog.Catalog, now time.Time, caller policy.Caller, p pending, st *policy.State, s sealer, sc *scratch) decided {
+func (in *Ingester) decide(cat *catalog.Catalog, now time.Time, caller policy.Caller, p *pending, st *policy.State, s sealer, sc *scratch) decided {
 	var d decided
 	names := sc.names[:0]
 	defer func() { sc.names = names[:0] }()
