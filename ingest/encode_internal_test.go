@@ -32,17 +32,17 @@ func TestEncodeFieldsMatchesEncodingJSON(t *testing.T) {
 			}
 		}
 	}) {
-		kept = append(kept, field{name, m[name]})
+		kept = append(kept, field{name: name, value: m[name]})
 	}
 	want, _ := json.Marshal(m)
 	got, err := encodeFields(nil, kept)
 	if err != nil || !bytes.Equal(got, want) {
 		t.Errorf("encodeFields = %s, %v\nwant %s", got, err, want)
 	}
-	if _, err := encodeFields(nil, []field{{"a", math.NaN()}}); err == nil {
+	if _, err := encodeFields(nil, []field{{name: "a", value: math.NaN()}}); err == nil {
 		t.Error("NaN encoded")
 	}
-	if _, err := encodeFields(nil, []field{{"b", 1.0}, {"a", 2.0}}); err == nil {
+	if _, err := encodeFields(nil, []field{{name: "b", value: 1.0}, {name: "a", value: 2.0}}); err == nil {
 		t.Error("fields out of order encoded")
 	}
 }

@@ -62,7 +62,7 @@ func newGoverned(tb testing.TB, subjects int) *governed {
 
 // run decodes, checks and decides body as Ingest does before its store
 // call, and returns the outcomes in request order.
-func (g *governed) run(tb testing.TB, body []byte) ([]Result, []pending, []decided) {
+func (g *governed) run(tb testing.TB, body []byte) ([]Result, []pending, []decided, []portrait.StoredEvent) {
 	items, err := Decode(bytes.NewReader(body), true)
 	if err != nil {
 		tb.Fatal(err)
@@ -73,7 +73,9 @@ func (g *governed) run(tb testing.TB, body []byte) ([]Result, []pending, []decid
 	for i, p := range todo {
 		per[i] = g.states[p.pseudonym]
 	}
-	return results, todo, g.in.decideAll(g.cat, g.now, policy.Caller{Role: policy.Operator, ID: "test"}, todo, per, g.ciphers)
+	events := make([]portrait.StoredEvent, len(todo))
+	out := g.in.decideAll(g.cat, g.now, policy.Caller{Role: policy.Operator, ID: "test"}, todo, per, g.ciphers, events)
+	return results, todo, out, events
 }
 
 func viewBatch(n int, t0 time.Time) []byte {
@@ -96,7 +98,7 @@ func BenchmarkGovern(b *testing.B) {
 	b.ReportAllocs()
 	c0 := processCPU(b)
 	for b.Loop() {
-		_, todo, out := g.run(b, body)
+		_, todo, out, _ := g.run(b, body)
 		if len(todo) != batch || out[batch-1].problem != nil || out[batch-1].err != nil {
 			b.Fatalf("%d of %d events passed, last %+v", len(todo), batch, out[batch-1])
 		}
@@ -167,7 +169,7 @@ func TestParallelMatchesSerial(t *testing.T) {
 			}
 			run := func(procs int) outcome {
 				defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
-				results, todo, out := g.run(t, body)
+				results, todo, out, events := g.run(t, body)
 				o := outcome{Results: results}
 				for _, p := range todo {
 					o.Pending = append(o.Pending, fmt.Sprintf("%d %s %s %v", p.index, p.pseudonym, p.id, p.lexicon))
@@ -178,12 +180,12 @@ func TestParallelMatchesSerial(t *testing.T) {
 						s = c
 					}
 					line := fmt.Sprintf("err=%v problem=%+v digest=%v dropped=%v sum=%x", d.err, d.problem, d.digest, d.dropped, d.sum)
-					if d.event.Sealed != nil {
-						plain, err := s.c.Open(d.event.Sealed, s.ad)
+					if ev := events[i]; ev.Sealed != nil {
+						plain, err := s.c.Open(ev.Sealed, s.ad)
 						if err != nil {
 							t.Fatal(err)
 						}
-						line += fmt.Sprintf(" fields=%v type=%s time=%s expires=%s plain=%s", d.event.Grant.Fields(), d.event.Type, d.event.Time, d.event.Expires, plain)
+						line += fmt.Sprintf(" fields=%v type=%s time=%s expires=%s plain=%s", ev.Grant.Fields(), ev.Type, ev.Time, ev.Expires, plain)
 					}
 					for _, v := range d.profile {
 						plain, err := s.c.Open(v.Sealed, keys.ProfileAD(todo[i].pseudonym, v.Field))

@@ -417,7 +417,7 @@ func (in *Ingester) prepare(ctx context.Context, r subjectReader, caller policy.
 	}
 	states := maps.Clone(decidedOn)
 	b := &batch{part: part, states: states, decidedOn: decidedOn, digest: sha256.New(),
-		events: make([]portrait.StoredEvent, 0, len(part)), eventIdx: make([]int, 0, len(part))}
+		eventIdx: make([]int, 0, len(part))}
 	ciphers := make(map[portrait.Pseudonym]sealer, len(pseudonyms))
 	for _, p := range part {
 		if _, ok := ciphers[p.pseudonym]; ok {
@@ -457,9 +457,12 @@ func (in *Ingester) prepare(ctx context.Context, r subjectReader, caller policy.
 		}
 		per[i] = st
 	}
-	out := in.decideAll(cat, now, caller, part, per, ciphers)
-	// Last, in request order: results, the batch and the digest.
+	events := make([]portrait.StoredEvent, len(part))
+	out := in.decideAll(cat, now, caller, part, per, ciphers, events)
+	// Last, in request order: results, the batch and the digest. The
+	// stored events are gathered in place.
 	line := make([]byte, 0, 128)
+	kept := 0
 	for i, p := range part {
 		d := &out[i]
 		if d.err != nil {
@@ -475,27 +478,33 @@ func (in *Ingester) prepare(ctx context.Context, r subjectReader, caller policy.
 			}
 			continue
 		}
-		b.events = append(b.events, d.event)
+		if kept != i {
+			events[kept] = events[i]
+		}
+		kept++
 		b.eventIdx = append(b.eventIdx, p.index)
 		if len(d.profile) > 0 {
-			b.profile = append(b.profile, profileWrite{d.event.Grant, d.profile})
+			b.profile = append(b.profile, profileWrite{events[i].Grant, d.profile})
 		}
 		line = append(digestPrefix(line[:0], p), "accepted\t"...)
 		line = hex.AppendEncode(line, d.sum[:])
 		b.digest.Write(append(line, '\n'))
 	}
+	clear(events[kept:])
+	b.events = events[:kept]
 	return b, nil
 }
 
 // decideAll decides each event of part under its state per[i], on every
 // core: the decision, minimisation, encoding and sealing depend only on
-// the event and its state. The outcomes are in part's order.
-func (in *Ingester) decideAll(cat *catalog.Catalog, now time.Time, caller policy.Caller, part []pending, per []*policy.State, ciphers map[portrait.Pseudonym]sealer) []decided {
+// the event and its state. The outcomes are in part's order, and the
+// event to store of an accepted part[i] is events[i].
+func (in *Ingester) decideAll(cat *catalog.Catalog, now time.Time, caller policy.Caller, part []pending, per []*policy.State, ciphers map[portrait.Pseudonym]sealer, events []portrait.StoredEvent) []decided {
 	out := make([]decided, len(part))
 	each(len(part), func(lo, hi int) {
 		var sc scratch
 		for i := lo; i < hi; i++ {
-			out[i] = in.decide(cat, now, caller, &part[i], per[i], ciphers[part[i].pseudonym], &sc)
+			out[i] = in.decide(cat, now, caller, &part[i], per[i], ciphers[part[i].pseudonym], &events[i], &sc)
 		}
 	})
 	return out
@@ -529,7 +538,6 @@ type decided struct {
 	problem *Problem // refused
 	digest  bool     // the refusal goes into the chunk's digest
 	dropped []DroppedField
-	event   portrait.StoredEvent
 	profile []portrait.ProfileValue
 	sum     [8]byte // of the stored plaintext, for the digest
 }
@@ -538,12 +546,14 @@ type decided struct {
 type field struct {
 	name  string
 	value any
+	f     *catalog.Field
 }
 
 // decide minimises, authorises and seals one event under st; it must not
 // touch anything shared but read-only state, since prepare runs it on
-// every core. sc is the caller's scratch space.
-func (in *Ingester) decide(cat *catalog.Catalog, now time.Time, caller policy.Caller, p *pending, st *policy.State, s sealer, sc *scratch) decided {
+// every core. An accepted event is written to *ev; sc is the caller's
+// scratch space.
+func (in *Ingester) decide(cat *catalog.Catalog, now time.Time, caller policy.Caller, p *pending, st *policy.State, s sealer, ev *portrait.StoredEvent, sc *scratch) decided {
 	var d decided
 	names := sc.names[:0]
 	defer func() { sc.names = names[:0] }()
@@ -585,7 +595,7 @@ func (in *Ingester) decide(cat *catalog.Catalog, now time.Time, caller policy.Ca
 				Message: fmt.Sprintf("field %q is older than its retention of %s", name, f.Retention)}})
 			continue
 		}
-		kept = append(kept, field{name, p.event.Fields[name]})
+		kept = append(kept, field{name, p.event.Fields[name], f})
 		if expires.IsZero() || exp.Before(expires) {
 			expires = exp
 		}
@@ -601,15 +611,15 @@ func (in *Ingester) decide(cat *catalog.Catalog, now time.Time, caller policy.Ca
 	}
 	sc.plain = plain // sealed (copied) below; the next event reuses it
 	c := s.c
-	d.event = portrait.StoredEvent{
+	*ev = portrait.StoredEvent{
 		Grant: grant, Pseudonym: p.pseudonym, Type: p.event.Type, Time: p.event.Time,
 		Sealed: c.Seal(plain, s.ad), Expires: expires,
 	}
 	if p.event.IdempotencyKey != "" {
-		d.event.Idem = in.keys.IdemHash(p.pseudonym, p.event.IdempotencyKey)
+		ev.Idem = in.keys.IdemHash(p.pseudonym, p.event.IdempotencyKey)
 	}
 	for _, kv := range kept {
-		f := cat.Field(kv.name)
+		f := kv.f
 		if !f.Profile {
 			continue
 		}
