@@ -6,6 +6,7 @@ import (
 	"math"
 	"runtime"
 	"slices"
+	"sync/atomic"
 	"testing"
 )
 
@@ -81,4 +82,29 @@ func TestEachRaisesPanicOnCaller(t *testing.T) {
 		}
 	})
 	t.Error("each returned after a range panicked")
+}
+
+// eachWorker makes one worker per goroutine, at most one per core, and
+// its blocks cover every index exactly once.
+func TestEachWorker(t *testing.T) {
+	for _, n := range []int{0, 1, minParallel - 1, 2 * minParallel, 1000, 1001, 100_000} {
+		hits := make([]int32, n)
+		var workers atomic.Int32
+		eachWorker(n, func() func(lo, hi int) {
+			workers.Add(1)
+			return func(lo, hi int) {
+				for i := lo; i < hi; i++ {
+					atomic.AddInt32(&hits[i], 1)
+				}
+			}
+		})
+		for i, h := range hits {
+			if h != 1 {
+				t.Fatalf("n=%d: index %d run %d times", n, i, h)
+			}
+		}
+		if w, most := int(workers.Load()), max(1, min(runtime.GOMAXPROCS(0), n/minParallel)); w < 1 || w > most {
+			t.Errorf("n=%d: %d workers, want 1 to %d", n, w, most)
+		}
+	}
 }

@@ -249,31 +249,33 @@ func (in *Ingester) Ingest(ctx context.Context, caller policy.Caller, items []It
 func (in *Ingester) check(cat *catalog.Catalog, now time.Time, items []Item, results []Result) []pending {
 	checked := make([]pending, len(items))
 	ok := make([]bool, len(items))
-	each(len(items), func(lo, hi int) {
-		// A request carries few subjects many times over: each range
+	eachWorker(len(items), func() func(lo, hi int) {
+		// A request carries few subjects many times over: each goroutine
 		// computes a subject's pseudonym (an HMAC) once.
 		pseudonyms := make(map[string]portrait.Pseudonym)
-		var memo scanMemo
-		for i := lo; i < hi; i++ {
-			it := &items[i]
-			results[i].Index = i
-			if it.Err != nil {
-				results[i].Status, results[i].Problem = Rejected, it.Err
-				continue
+		memo := new(scanMemo)
+		return func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				it := &items[i]
+				results[i].Index = i
+				if it.Err != nil {
+					results[i].Status, results[i].Problem = Rejected, it.Err
+					continue
+				}
+				var lex map[string]string
+				if p := in.validate(cat, &it.Event, now, &lex, memo); p != nil {
+					results[i].Status, results[i].Problem = Rejected, p
+					continue
+				}
+				id := it.Event.SubjectID
+				ps, seen := pseudonyms[id]
+				if !seen {
+					ps = in.keys.Pseudonym(id)
+					pseudonyms[id] = ps
+				}
+				checked[i] = pending{index: i, pseudonym: ps, id: id, event: it.Event, lexicon: lex}
+				ok[i] = true
 			}
-			var lex map[string]string
-			if p := in.validate(cat, &it.Event, now, &lex, &memo); p != nil {
-				results[i].Status, results[i].Problem = Rejected, p
-				continue
-			}
-			id := it.Event.SubjectID
-			ps, seen := pseudonyms[id]
-			if !seen {
-				ps = in.keys.Pseudonym(id)
-				pseudonyms[id] = ps
-			}
-			checked[i] = pending{index: i, pseudonym: ps, id: id, event: it.Event, lexicon: lex}
-			ok[i] = true
 		}
 	})
 	// Gather in place: a pending event is large, and a second slice of
@@ -501,10 +503,12 @@ func (in *Ingester) prepare(ctx context.Context, r subjectReader, caller policy.
 // event to store of an accepted part[i] is events[i].
 func (in *Ingester) decideAll(cat *catalog.Catalog, now time.Time, caller policy.Caller, part []pending, per []*policy.State, ciphers map[portrait.Pseudonym]sealer, events []portrait.StoredEvent) []decided {
 	out := make([]decided, len(part))
-	each(len(part), func(lo, hi int) {
-		var sc scratch
-		for i := lo; i < hi; i++ {
-			out[i] = in.decide(cat, now, caller, &part[i], per[i], ciphers[part[i].pseudonym], &events[i], &sc)
+	eachWorker(len(part), func() func(lo, hi int) {
+		sc := new(scratch)
+		return func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				out[i] = in.decide(cat, now, caller, &part[i], per[i], ciphers[part[i].pseudonym], &events[i], sc)
+			}
 		}
 	})
 	return out
