@@ -274,3 +274,25 @@ func TestLoadMissingFile(t *testing.T) {
 		t.Errorf("want a wrapped not-exist error, got %v", err)
 	}
 }
+
+// OptOut picks the advertising, sale and sharing data uses, and only those
+// (not a use that merely starts with the same letters).
+func TestPurposeOptOut(t *testing.T) {
+	for _, tc := range []struct {
+		use  string
+		want bool
+	}{
+		{"marketing", true},
+		{"marketing.advertising.first_party.targeted", true},
+		{"third_party_sharing", true},
+		{"third_party_sharing.payment_processing", true},
+		{"marketingx", false},
+		{"personalize.content.profiling", false},
+		{"analytics.reporting", false},
+		{"", false},
+	} {
+		if got := (&Purpose{DataUse: tc.use}).OptOut(); got != tc.want {
+			t.Errorf("OptOut(%q) = %v, want %v", tc.use, got, tc.want)
+		}
+	}
+}

@@ -146,7 +146,8 @@ type Purpose struct {
 // Global Privacy Control signal opts out of (CN-12).
 func (p *Purpose) OptOut() bool {
 	for _, prefix := range []string{"marketing.advertising", "third_party_sharing", "marketing"} {
-		if p.DataUse == prefix || strings.HasPrefix(p.DataUse, prefix+".") {
+		// DataUse is prefix, or starts with prefix + "." (without building it).
+		if strings.HasPrefix(p.DataUse, prefix) && (len(p.DataUse) == len(prefix) || p.DataUse[len(prefix)] == '.') {
 			return true
 		}
 	}

@@ -70,10 +70,14 @@ func (in *Ingester) detect(pack *rules.Pack, f *catalog.Field, v any, lex *map[s
 	if !ok || f.Sensitive || s == "" {
 		return nil
 	}
+	found := memo.scan(pack, s)
+	if len(found) == 0 {
+		return nil
+	}
 	contact := rules.Under(f.Category, "user.contact")
 	location := rules.Under(f.Category, "user.location")
 	var refused []string
-	for _, d := range memo.scan(pack, s) {
+	for _, d := range found {
 		outcome := Refused
 		switch d.Kind {
 		case detect.Mobile, detect.Email:

@@ -407,7 +407,8 @@ func (p *Pack) RetentionCap(category string) (Cap, bool) {
 
 // under reports whether key is prefix or a key below it.
 func under(key, prefix string) bool {
-	return key == prefix || strings.HasPrefix(key, prefix+".")
+	// key == prefix, or key starts with prefix + "." (without building it).
+	return strings.HasPrefix(key, prefix) && (len(key) == len(prefix) || key[len(prefix)] == '.')
 }
 
 // Under is the fideslang key test the pack's prefixes use.

@@ -249,3 +249,25 @@ func BenchmarkMatch(b *testing.B) {
 		p.Match("近30天浏览運動類商品至少5次 Viewed sports items at least 5 times in the last 30 days")
 	}
 }
+
+// Under is the fideslang key test: the key itself or a key below it, never
+// a key that merely starts with the same letters.
+func TestUnder(t *testing.T) {
+	for _, tc := range []struct {
+		key, prefix string
+		want        bool
+	}{
+		{"user.contact", "user.contact", true},
+		{"user.contact.email", "user.contact", true},
+		{"user.contacts", "user.contact", false},
+		{"user", "user.contact", false},
+		{"user.location.imprecise", "user.location", true},
+		{"", "user", false},
+		{"user", "", false},
+		{"", "", true},
+	} {
+		if got := Under(tc.key, tc.prefix); got != tc.want {
+			t.Errorf("Under(%q, %q) = %v, want %v", tc.key, tc.prefix, got, tc.want)
+		}
+	}
+}
