@@ -3,6 +3,7 @@ package ingest
 import (
 	"bytes"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"runtime"
@@ -172,7 +173,7 @@ func TestParallelMatchesSerial(t *testing.T) {
 				results, todo, out, events := g.run(t, body)
 				o := outcome{Results: results}
 				for _, p := range todo {
-					o.Pending = append(o.Pending, fmt.Sprintf("%d %s %s %v", p.index, p.pseudonym, p.id, p.lexicon))
+					o.Pending = append(o.Pending, fmt.Sprintf("%d %s %s %v", p.index, p.pseudonym, p.event.SubjectID, p.lexicon))
 				}
 				for i, d := range out {
 					s := sealer{}
@@ -256,5 +257,37 @@ func TestScanMemo(t *testing.T) {
 	var none *scanMemo
 	if got, want := none.scan(pack, "13812345678"), detect.Scan(pack, "13812345678"); !reflect.DeepEqual(got, want) {
 		t.Errorf("nil memo: %v, want %v", got, want)
+	}
+}
+
+// validate stores a field's value in its declared type's normal form: a
+// number as float64, a time as UTC RFC 3339; strings and booleans as they
+// came.
+func TestValidateNormalises(t *testing.T) {
+	g := newGoverned(t, 1)
+	cat := *g.cat
+	cat.Fields = append(append([]catalog.Field(nil), cat.Fields...), catalog.Field{Name: "seen", Type: catalog.TypeTime,
+		Category: "user.behavior.browsing_history", Purposes: []string{"service"}, Retention: catalog.Duration(24 * time.Hour)})
+	cat.EventTypes = append(append([]catalog.EventType(nil), cat.EventTypes...), catalog.EventType{ID: "visit", Fields: []string{"seen", "price", "item"}})
+	cat.Index()
+	for _, tc := range []struct {
+		field string
+		in    any
+		want  any
+	}{
+		{"price", json.Number("12.5"), 12.5},
+		{"price", 7.0, 7.0},
+		{"item", "item-1", "item-1"},
+		{"seen", "2026-11-29T18:00:00+08:00", "2026-11-29T10:00:00Z"},
+		{"seen", "2026-11-29T10:00:00.250Z", "2026-11-29T10:00:00.25Z"},
+	} {
+		e := portrait.Event{SubjectID: "s0", Type: "visit", Time: g.now, Fields: map[string]any{tc.field: tc.in}}
+		var lex map[string]string
+		if p := g.in.validate(&cat, &e, g.now, &lex, new(scanMemo)); p != nil {
+			t.Fatalf("%s=%v: %+v", tc.field, tc.in, p)
+		}
+		if got := e.Fields[tc.field]; got != tc.want {
+			t.Errorf("%s=%v (%T): stored %v (%T), want %v (%T)", tc.field, tc.in, tc.in, got, got, tc.want, tc.want)
+		}
 	}
 }

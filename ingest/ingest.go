@@ -170,8 +170,10 @@ func New(d Deps, opt Options) *Ingester {
 type pending struct {
 	index     int
 	pseudonym portrait.Pseudonym
-	id        string
-	event     portrait.Event
+	// event is the request's item, not a copy: it is read, never
+	// changed, after check, and a copy was most of a pending event's
+	// size.
+	event *portrait.Event
 	// lexicon maps fields whose values hold a term of the rule pack's
 	// lexicon to the lexicon entry: held sensitive once stored (Flags).
 	lexicon map[string]string
@@ -273,7 +275,7 @@ func (in *Ingester) check(cat *catalog.Catalog, now time.Time, items []Item, res
 					ps = in.keys.Pseudonym(id)
 					pseudonyms[id] = ps
 				}
-				checked[i] = pending{index: i, pseudonym: ps, id: id, event: it.Event, lexicon: lex}
+				checked[i] = pending{index: i, pseudonym: ps, event: &it.Event, lexicon: lex}
 				ok[i] = true
 			}
 		}
@@ -430,7 +432,7 @@ func (in *Ingester) prepare(ctx context.Context, r subjectReader, caller policy.
 			c, err = in.keys.Open(s)
 		} else {
 			var s portrait.SubjectKey
-			s, c, err = in.keys.NewSubject(p.id)
+			s, c, err = in.keys.NewSubject(p.event.SubjectID)
 			b.newSubjects = append(b.newSubjects, s)
 		}
 		if err != nil {
@@ -856,7 +858,9 @@ func (in *Ingester) validate(cat *catalog.Catalog, e *portrait.Event, now time.T
 		if p := in.detect(cat.Pack(), f, nv, lex, memo); p != nil {
 			return p
 		}
-		e.Fields[name] = nv
+		if _, num := v.(json.Number); num || f.Type == catalog.TypeTime {
+			e.Fields[name] = nv // convert returned every other value as it was
+		}
 	}
 	return nil
 }
