@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -92,12 +93,17 @@ func Decode(r io.Reader, ndjson bool) ([]Item, error) {
 // The items' strings share the body's memory: it lives as long as any of
 // them, which is the request.
 func decodeLines(r io.Reader) ([]Item, error) {
+	w := lineWork.Get().(*lines)
+	defer func() {
+		w.spans = w.spans[:0]
+		lineWork.Put(w)
+	}()
 	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	sc.Buffer(w.buf[:0], 1<<20)
 	var (
 		blocks []string // full blocks of lines
 		cur    strings.Builder
-		spans  []lineSpan
+		spans  = w.spans[:0]
 	)
 	line := 0
 	for sc.Scan() {
@@ -132,6 +138,7 @@ func decodeLines(r io.Reader) ([]Item, error) {
 		return nil, portrait.Errorf(portrait.EINVALID, "the body holds no events; send one JSON object per line")
 	}
 	blocks = append(blocks, cur.String())
+	w.spans = spans // kept for the next request, whatever it grew to
 	items := make([]Item, len(spans))
 	each(len(spans), func(lo, hi int) {
 		for i := lo; i < hi; i++ {
@@ -148,6 +155,17 @@ func decodeLines(r io.Reader) ([]Item, error) {
 
 // lineSpan is where one non-empty NDJSON line lies in the gathered body.
 type lineSpan struct{ line, block, start, end int }
+
+// lines is decodeLines' working space, kept between requests: the
+// scanner's buffer and the spans, neither of which the items refer to.
+// Keeping them spares the collector a request's largest allocations
+// after the items themselves.
+type lines struct {
+	buf   []byte
+	spans []lineSpan
+}
+
+var lineWork = sync.Pool{New: func() any { return &lines{buf: make([]byte, 0, 64<<10)} }}
 
 func decodeOne(raw string) Item {
 	if !utf8.ValidString(raw) {

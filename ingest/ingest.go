@@ -15,6 +15,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	portrait "github.com/portrait-dev/portrait"
@@ -463,6 +464,7 @@ func (in *Ingester) prepare(ctx context.Context, r subjectReader, caller policy.
 	}
 	events := make([]portrait.StoredEvent, len(part))
 	out := in.decideAll(cat, now, caller, part, per, ciphers, events)
+	defer putDecided(out)
 	// Last, in request order: results, the batch and the digest. The
 	// stored events are gathered in place.
 	line := make([]byte, 0, 128)
@@ -504,7 +506,7 @@ func (in *Ingester) prepare(ctx context.Context, r subjectReader, caller policy.
 // the event and its state. The outcomes are in part's order, and the
 // event to store of an accepted part[i] is events[i].
 func (in *Ingester) decideAll(cat *catalog.Catalog, now time.Time, caller policy.Caller, part []pending, per []*policy.State, ciphers map[portrait.Pseudonym]sealer, events []portrait.StoredEvent) []decided {
-	out := make([]decided, len(part))
+	out := getDecided(len(part))
 	eachWorker(len(part), func() func(lo, hi int) {
 		sc := new(scratch)
 		return func(lo, hi int) {
@@ -514,6 +516,25 @@ func (in *Ingester) decideAll(cat *catalog.Catalog, now time.Time, caller policy
 		}
 	})
 	return out
+}
+
+// decidedPool keeps decideAll's outcome slices between chunks: after the
+// digest and the results are taken from them nothing refers to them, and
+// they were a chunk's largest allocation after its events.
+var decidedPool sync.Pool // of *[]decided
+
+func getDecided(n int) []decided {
+	if p, _ := decidedPool.Get().(*[]decided); p != nil && cap(*p) >= n {
+		return (*p)[:n]
+	}
+	return make([]decided, n)
+}
+
+// putDecided clears out, so that the pool keeps no event's values alive,
+// and keeps it.
+func putDecided(out []decided) {
+	clear(out)
+	decidedPool.Put(&out)
 }
 
 // sealer is a subject's cipher and the additional data its events are
