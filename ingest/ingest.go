@@ -544,7 +544,7 @@ type sealer struct {
 	ad []byte
 }
 
-// scratch is one range's working space in decideAll, reused event after
+// scratch is one goroutine's working space in decideAll, reused event after
 // event: nothing in it outlives the event it was used for.
 type scratch struct {
 	names []string
