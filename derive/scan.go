@@ -1,0 +1,126 @@
+package derive
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/label"
+	"github.com/portrait-dev/portrait/policy"
+)
+
+// eventScanner is the batch read of events (guard.Store.ScanEvents, on
+// both engines): EventsFor's read of a page's subjects, through the same
+// grants, into a page's reused buffers. A batch run reads through it
+// where the store has it, and through EventsFor where not.
+type eventScanner interface {
+	ScanEvents(ctx context.Context, grants []policy.Grant, since time.Time, into *portrait.EventPage) error
+}
+
+// scanned is one worker's read of its run of a batch page: the page of
+// events, and what decoding the run's events reuses. The worker's
+// subjects hold it until each is opened (subject.openScanned); the last
+// returns it to scans for the next run.
+type scanned struct {
+	page   portrait.EventPage
+	events []label.Event // the run's decoded events, each subject's a slice of it
+	fields fieldCache
+	left   int // subjects still to open
+}
+
+var scans = sync.Pool{New: func() any { return &scanned{} }}
+
+// scan reads the events of a batch run's subjects through sc into a page
+// from scans, and hands each subject its events from its own window on
+// (s.since), as fetch does with EventsFor's.
+func (e *Engine) scan(ctx context.Context, sc eventScanner, work []*subject, grants []policy.Grant, since time.Time) error {
+	r := scans.Get().(*scanned)
+	if err := sc.ScanEvents(ctx, grants, since, &r.page); err != nil {
+		scans.Put(r)
+		return err
+	}
+	// The events are decoded into one slice for the run, not one per
+	// subject. It is not reused: the subjects' labels are computed from
+	// it while the next run is read.
+	r.events = make([]label.Event, 0, r.page.Len())
+	r.left = 0
+	for _, s := range work {
+		i, ok := r.page.Index(s.ps)
+		if !ok {
+			continue // no grant to read its events: it has none here
+		}
+		evs := r.page.Of(int(i))
+		if !s.since.IsZero() {
+			// The page was read from its earliest window; this subject's
+			// labels look back less far.
+			from := s.since.UnixNano()
+			evs = evs[sort.Search(len(evs), func(k int) bool { return evs[k].Time >= from }):]
+		}
+		s.scan, s.scanned = r, evs
+		r.left++
+	}
+	if r.left == 0 {
+		scans.Put(r)
+	}
+	return nil
+}
+
+// openScanned decrypts and decodes the events scan handed the subject,
+// as open does EventsFor's, and gives the run's page back once the
+// run's last subject has been opened.
+func (s *subject) openScanned() error {
+	r := s.scan
+	defer func() {
+		s.scan, s.scanned = nil, nil
+		if r.left--; r.left == 0 {
+			r.events = nil
+			scans.Put(r)
+		}
+	}()
+	at := len(r.events)
+	for _, ev := range s.scanned {
+		plain, err := s.cipher.Open(ev.Sealed, []byte(s.ps))
+		if err != nil {
+			return fmt.Errorf("open event %d of %s: %w", ev.ID, s.ps, err)
+		}
+		f, err := r.fields.decode(plain)
+		if err != nil {
+			return fmt.Errorf("decode event %d of %s: %w", ev.ID, s.ps, err)
+		}
+		r.events = append(r.events, label.Event{Type: ev.Type, Time: time.Unix(0, ev.Time).UTC(), Fields: f})
+		s.mark.ID = max(s.mark.ID, ev.ID)
+	}
+	s.events = r.events[at:len(r.events):len(r.events)]
+	return nil
+}
+
+// fieldCache decodes event fields (label.DecodeFields) and keeps what it
+// decoded by the plaintext it came from: events with the same fields and
+// values — a view of one category, a purchase of one amount — share one
+// decoded map instead of a map of boxed values each. The maps are only
+// read (label.Rule.Eval, the RFM and segment inputs, subject.batchView,
+// which narrows into new maps), and live as long as the batch run's
+// values computed from them. It keeps at most maxCached plaintexts.
+type fieldCache struct {
+	m map[string]map[string]any
+}
+
+const maxCached = 4096
+
+func (c *fieldCache) decode(plain []byte) (map[string]any, error) {
+	if f, ok := c.m[string(plain)]; ok { // no allocation for the lookup
+		return f, nil
+	}
+	f, err := label.DecodeFields(plain)
+	if err != nil {
+		return nil, err
+	}
+	if c.m == nil || len(c.m) >= maxCached {
+		c.m = make(map[string]map[string]any, 256)
+	}
+	c.m[string(plain)] = f
+	return f, nil
+}
