@@ -19,6 +19,7 @@ type EventPage struct {
 	rows     []PageEvent         // as the engine read them
 	events   []PageEvent         // rows grouped by subject, each in (time, id) order
 	start    []int32             // subject i's events are events[start[i]:start[i+1]]
+	next     []int32             // Done's cursor per subject
 	sealed   []byte              // every row's sealed bytes, back to back
 	types    map[string]string   // the event types seen, each kept once
 }
@@ -102,10 +103,10 @@ func (p *EventPage) Done() {
 		p.start[i] += p.start[i-1]
 	}
 	p.events = slices.Grow(p.events[:0], len(p.rows))[:len(p.rows)]
-	next := append([]int32(nil), p.start[:n]...) // one per page
+	p.next = append(p.next[:0], p.start[:n]...)
 	for _, e := range p.rows {
-		p.events[next[e.Subject]] = e
-		next[e.Subject]++
+		p.events[p.next[e.Subject]] = e
+		p.next[e.Subject]++
 	}
 	byTime := func(a, b PageEvent) int { return cmp.Or(cmp.Compare(a.Time, b.Time), cmp.Compare(a.ID, b.ID)) }
 	for i := range n {

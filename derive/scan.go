@@ -3,8 +3,8 @@ package derive
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sort"
-	"sync"
 	"time"
 
 	portrait "github.com/portrait-dev/portrait"
@@ -23,7 +23,7 @@ type eventScanner interface {
 // scanned is one worker's read of its run of a batch page: the page of
 // events, and what decoding the run's events reuses. The worker's
 // subjects hold it until each is opened (subject.openScanned); the last
-// returns it to scans for the next run.
+// gives it back (free) for the next run.
 type scanned struct {
 	page   portrait.EventPage
 	events []label.Event // the run's decoded events, each subject's a slice of it
@@ -31,15 +31,38 @@ type scanned struct {
 	left   int // subjects still to open
 }
 
-var scans = sync.Pool{New: func() any { return &scanned{} }}
+// scans keeps the pages of runs done, for the next runs: a batch run has
+// two pages of two runs or so in flight (one per CPU). It is a channel
+// rather than a sync.Pool, which drops what it holds at every other
+// collection, and a batch run collects often.
+var scans = make(chan *scanned, 2*runtime.GOMAXPROCS(0))
+
+// take returns a page kept in scans, or a new one.
+func take() *scanned {
+	select {
+	case r := <-scans:
+		return r
+	default:
+		return &scanned{}
+	}
+}
+
+// free keeps r for a later run, unless enough are kept already.
+func (r *scanned) free() {
+	r.events = nil
+	select {
+	case scans <- r:
+	default:
+	}
+}
 
 // scan reads the events of a batch run's subjects through sc into a page
 // from scans, and hands each subject its events from its own window on
 // (s.since), as fetch does with EventsFor's.
 func (e *Engine) scan(ctx context.Context, sc eventScanner, work []*subject, grants []policy.Grant, since time.Time) error {
-	r := scans.Get().(*scanned)
+	r := take()
 	if err := sc.ScanEvents(ctx, grants, since, &r.page); err != nil {
-		scans.Put(r)
+		r.free()
 		return err
 	}
 	// The events are decoded into one slice for the run, not one per
@@ -63,7 +86,7 @@ func (e *Engine) scan(ctx context.Context, sc eventScanner, work []*subject, gra
 		r.left++
 	}
 	if r.left == 0 {
-		scans.Put(r)
+		r.free()
 	}
 	return nil
 }
@@ -76,13 +99,12 @@ func (s *subject) openScanned() error {
 	defer func() {
 		s.scan, s.scanned = nil, nil
 		if r.left--; r.left == 0 {
-			r.events = nil
-			scans.Put(r)
+			r.free()
 		}
 	}()
-	at := len(r.events)
+	at, ad := len(r.events), []byte(s.ps)
 	for _, ev := range s.scanned {
-		plain, err := s.cipher.Open(ev.Sealed, []byte(s.ps))
+		plain, err := s.cipher.Open(ev.Sealed, ad)
 		if err != nil {
 			return fmt.Errorf("open event %d of %s: %w", ev.ID, s.ps, err)
 		}
