@@ -368,6 +368,8 @@ type subject struct {
 	pop               []popIn              // batch: population-label inputs, for the collector (collector.addPage)
 	scan              *scanned             // batch: the run's page of events (scan.go), until open
 	scanned           []portrait.PageEvent // batch: the subject's events in it
+	which             []int32              // batch, scanned: which decoded fields each event has, parallel to events
+	narrowed          *narrowCache         // batch, scanned: the run's narrowed fields
 }
 
 // fail records that label (all labels if "") could not be derived for the

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"sort"
+	"strings"
 	"time"
 
 	portrait "github.com/portrait-dev/portrait"
@@ -27,6 +28,8 @@ type eventScanner interface {
 type scanned struct {
 	page   portrait.EventPage
 	events []label.Event // the run's decoded events, each subject's a slice of it
+	which  []int32       // parallel to events: which decoded fields (fieldCache) each has
+	plain  []byte        // an event's plaintext, decoded before the next is opened into it
 	fields fieldCache
 	left   int // subjects still to open
 }
@@ -49,7 +52,7 @@ func take() *scanned {
 
 // free keeps r for a later run, unless enough are kept already.
 func (r *scanned) free() {
-	r.events = nil
+	r.events, r.which = nil, nil
 	select {
 	case scans <- r:
 	default:
@@ -69,6 +72,8 @@ func (e *Engine) scan(ctx context.Context, sc eventScanner, work []*subject, gra
 	// subject. It is not reused: the subjects' labels are computed from
 	// it while the next run is read.
 	r.events = make([]label.Event, 0, r.page.Len())
+	r.which = make([]int32, 0, r.page.Len())
+	nc := &narrowCache{}
 	r.left = 0
 	for _, s := range work {
 		i, ok := r.page.Index(s.ps)
@@ -82,7 +87,7 @@ func (e *Engine) scan(ctx context.Context, sc eventScanner, work []*subject, gra
 			from := s.since.UnixNano()
 			evs = evs[sort.Search(len(evs), func(k int) bool { return evs[k].Time >= from }):]
 		}
-		s.scan, s.scanned = r, evs
+		s.scan, s.scanned, s.narrowed = r, evs, nc
 		r.left++
 	}
 	if r.left == 0 {
@@ -104,18 +109,21 @@ func (s *subject) openScanned() error {
 	}()
 	at, ad := len(r.events), []byte(s.ps)
 	for _, ev := range s.scanned {
-		plain, err := s.cipher.Open(ev.Sealed, ad)
+		plain, err := s.cipher.OpenAppend(r.plain[:0], ev.Sealed, ad)
 		if err != nil {
 			return fmt.Errorf("open event %d of %s: %w", ev.ID, s.ps, err)
 		}
-		f, err := r.fields.decode(plain)
+		r.plain = plain // decoding copies what it keeps (label.DecodeFields, fieldCache)
+		f, which, err := r.fields.decode(plain)
 		if err != nil {
 			return fmt.Errorf("decode event %d of %s: %w", ev.ID, s.ps, err)
 		}
 		r.events = append(r.events, label.Event{Type: ev.Type, Time: time.Unix(0, ev.Time).UTC(), Fields: f})
+		r.which = append(r.which, which)
 		s.mark.ID = max(s.mark.ID, ev.ID)
 	}
 	s.events = r.events[at:len(r.events):len(r.events)]
+	s.which = r.which[at:len(r.which):len(r.which)]
 	return nil
 }
 
@@ -126,23 +134,84 @@ func (s *subject) openScanned() error {
 // read (label.Rule.Eval, the RFM and segment inputs, subject.batchView,
 // which narrows into new maps), and live as long as the batch run's
 // values computed from them. It keeps at most maxCached plaintexts.
+//
+// Each decoded map has a number, which no other map the cache made has
+// (numbers are not reused when the cache is emptied): narrowCache keeps
+// narrowed maps by it.
 type fieldCache struct {
-	m map[string]map[string]any
+	m    map[string]decoded
+	next int32
+}
+
+type decoded struct {
+	f     map[string]any
+	which int32
 }
 
 const maxCached = 4096
 
-func (c *fieldCache) decode(plain []byte) (map[string]any, error) {
-	if f, ok := c.m[string(plain)]; ok { // no allocation for the lookup
-		return f, nil
+func (c *fieldCache) decode(plain []byte) (map[string]any, int32, error) {
+	if d, ok := c.m[string(plain)]; ok { // no allocation for the lookup
+		return d.f, d.which, nil
 	}
 	f, err := label.DecodeFields(plain)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if c.m == nil || len(c.m) >= maxCached {
-		c.m = make(map[string]map[string]any, 256)
+		c.m = make(map[string]decoded, 256)
 	}
-	c.m[string(plain)] = f
-	return f, nil
+	c.next++
+	c.m[string(plain)] = decoded{f, c.next}
+	return f, c.next, nil
+}
+
+// narrowCache is subject.batchView's narrowed maps for one run of a
+// page: the fields of one decoded map (fieldCache) that one grant's
+// fields cover, made once per run instead of once per event and label.
+// Like the decoded maps, they are only read.
+type narrowCache struct {
+	sets map[string]int32 // a grant's fields, as fieldsKey spells them → a number
+	m    map[[2]int32]map[string]any
+}
+
+// fieldsKey spells the fields a grant covers: nil covers every field,
+// and is told from a list, even an empty one.
+func fieldsKey(g policy.Grant) string {
+	fs := g.Fields()
+	if fs == nil {
+		return "*"
+	}
+	return "=" + strings.Join(fs, "\x00")
+}
+
+// set returns the number of g's fields in c.
+func (c *narrowCache) set(g policy.Grant) int32 {
+	k := fieldsKey(g)
+	n, ok := c.sets[k]
+	if !ok {
+		if c.sets == nil {
+			c.sets, c.m = map[string]int32{}, map[[2]int32]map[string]any{}
+		}
+		n = int32(len(c.sets))
+		c.sets[k] = n
+	}
+	return n
+}
+
+// narrow returns the fields of f (decoded map number which) that g
+// (fields number set) covers.
+func (c *narrowCache) narrow(f map[string]any, which, set int32, g policy.Grant) map[string]any {
+	k := [2]int32{which, set}
+	if out, ok := c.m[k]; ok {
+		return out
+	}
+	out := make(map[string]any, len(f))
+	for name, v := range f {
+		if g.Covers(name) {
+			out[name] = v
+		}
+	}
+	c.m[k] = out
+	return out
 }
