@@ -16,7 +16,7 @@ import (
 // A batch page's events share decoded field maps (fieldCache) and their
 // narrowed maps (narrowCache), one run's cache serving every label and
 // grant: each label still sees exactly the fields its grant covers, as
-// subject.view gives them (LP-1), and events with the same fields share
+// subject.view gives them, and events with the same fields share
 // one map.
 // CM-1
 func TestBatchViewNarrowsShared(t *testing.T) {

@@ -59,7 +59,9 @@ func (c *Cipher) Seal(plaintext, ad []byte) []byte {
 
 // Open decrypts a ciphertext made by Seal with the same ad. A wrong key,
 // wrong ad or any altered byte is an error.
-func (c *Cipher) Open(ciphertext, ad []byte) ([]byte, error) { return c.OpenAppend(nil, ciphertext, ad) }
+func (c *Cipher) Open(ciphertext, ad []byte) ([]byte, error) {
+	return c.OpenAppend(nil, ciphertext, ad)
+}
 
 // OpenAppend is Open appending the plaintext to dst (dst[:0] reuses its
 // memory): a reader that is done with each plaintext before the next —
