@@ -18,7 +18,6 @@ import (
 // grant: each label still sees exactly the fields its grant covers, as
 // subject.view gives them, and events with the same fields share
 // one map.
-// CM-1
 func TestBatchViewNarrowsShared(t *testing.T) {
 	yaml, err := os.ReadFile("../examples/demo/catalog.yaml")
 	if err != nil {
