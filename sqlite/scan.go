@@ -20,16 +20,20 @@ import (
 // one statement and so one snapshot, in which the mover has moved an
 // event or not — but with only the columns derivation reads, and each
 // row naming its subject by its index in the JSON array ?1 (json_each's
-// key) instead of by its pseudonym. json_each drives the joins (CROSS
-// JOIN keeps it outside), so each subject is a seek per table, and there
-// is no ORDER BY: the page groups and orders the rows (EventPage.Done),
-// which saves SQLite sorting rows that carry their sealed bytes.
+// key) instead of by its pseudonym. The array is decoded, and each
+// pseudonym made into its stored key, once (the MATERIALIZED m, as
+// eventsAfterSQL does), not once per table and run; m drives the
+// joins (CROSS JOIN keeps it outside), so each subject is a seek per
+// table and run; and there is no ORDER BY: the page groups and orders
+// the rows (EventPage.Done), which saves SQLite sorting rows that carry
+// their sealed bytes.
 var scanSQL = func() string {
 	key := strings.ReplaceAll(eventKeySQL, "value", "j.value")
-	return `SELECT j.key, e.id, e.type, e.time, e.sealed FROM json_each(?1) AS j CROSS JOIN events AS e
-		WHERE e.pseudonym = ` + key + ` AND e.time >= ?2
-	UNION ALL SELECT j.key, e.id, e.type, e.time, e.sealed FROM json_each(?1) AS j CROSS JOIN event_runs AS r CROSS JOIN events_new AS e
-		WHERE e.run = r.run AND e.pseudonym = ` + key + ` AND e.time >= ?2`
+	return `WITH m(i, p) AS MATERIALIZED (SELECT j.key, ` + key + ` FROM json_each(?1) AS j)
+	SELECT m.i, e.id, e.type, e.time, e.sealed FROM m CROSS JOIN events AS e
+		WHERE e.pseudonym = m.p AND e.time >= ?2
+	UNION ALL SELECT m.i, e.id, e.type, e.time, e.sealed FROM m CROSS JOIN event_runs AS r CROSS JOIN events_new AS e
+		WHERE e.run = r.run AND e.pseudonym = m.p AND e.time >= ?2`
 }()
 
 // ScanEvents implements guard.EventScanner: EventsFor's read into a
