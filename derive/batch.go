@@ -271,6 +271,16 @@ func (s *subject) batchView(en *entry, g policy.Grant) (map[string]any, []label.
 	if !narrowed {
 		return prof, s.events
 	}
+	if s.narrowed != nil && len(s.which) == len(s.events) {
+		// Read through the batch page (scan.go): narrow each decoded
+		// map once per run of the page and grant fields.
+		set := s.narrowed.set(g)
+		out := make([]label.Event, len(s.events))
+		for i, ev := range s.events {
+			out[i] = label.Event{Type: ev.Type, Time: ev.Time, Fields: s.narrowed.narrow(ev.Fields, s.which[i], set, g)}
+		}
+		return prof, out
+	}
 	type one struct {
 		field string
 		value any

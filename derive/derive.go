@@ -365,7 +365,11 @@ type subject struct {
 	incremental       bool
 	failed, unchanged int
 	failures          []string
-	pop               []popIn // batch: population-label inputs, for the collector (collector.addPage)
+	pop               []popIn              // batch: population-label inputs, for the collector (collector.addPage)
+	scan              *scanned             // batch: the run's page of events (scan.go), until open
+	scanned           []portrait.PageEvent // batch: the subject's events in it
+	which             []int32              // batch, scanned: which decoded fields each event has, parallel to events
+	narrowed          *narrowCache         // batch, scanned: the run's narrowed fields
 }
 
 // fail records that label (all labels if "") could not be derived for the
@@ -462,6 +466,8 @@ func (e *Engine) fetch(ctx context.Context, work []*subject, now time.Time, incr
 	if len(evGrants) > 0 {
 		if incremental {
 			evs, horizon, err = e.eventsAfter(ctx, work, evGrants)
+		} else if sc, ok := e.store.(eventScanner); ok {
+			err = e.scan(ctx, sc, work, evGrants, since) // batch: into a reused page (scan.go)
 		} else {
 			evs, err = e.store.EventsFor(ctx, evGrants, since)
 		}
@@ -513,7 +519,11 @@ func (e *Engine) eventsAfter(ctx context.Context, work []*subject, grants []poli
 // again: it replaces the one held if it changed, as after the retention
 // sweep), merged into the events it holds.
 func (s *subject) open() error {
-	if s.memo != nil {
+	if s.scan != nil {
+		if err := s.openScanned(); err != nil {
+			return err
+		}
+	} else if s.memo != nil {
 		s.mark, s.expires = s.memo.mark, s.memo.expires
 		s.events, s.ids = s.memo.events, s.memo.ids
 		if len(s.rawEvents) > 0 {

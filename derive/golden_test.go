@@ -45,26 +45,32 @@ func TestBatchGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		want, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(got, want) {
-			gl, wl := strings.Split(string(got), "\n"), strings.Split(string(want), "\n")
-			for i := range max(len(gl), len(wl)) {
-				g, w := "", ""
-				if i < len(gl) {
-					g = gl[i]
-				}
-				if i < len(wl) {
-					w = wl[i]
-				}
-				if g != w {
-					t.Fatalf("line %d differs from the golden output:\ngot  %s\nwant %s", i+1, g, w)
-				}
+		checkGolden(t, got)
+	})
+}
+
+// checkGolden fails t unless got is testdata/batch.golden.
+func checkGolden(t *testing.T, got []byte) {
+	t.Helper()
+	want, err := os.ReadFile(filepath.Join("testdata", "batch.golden"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		gl, wl := strings.Split(string(got), "\n"), strings.Split(string(want), "\n")
+		for i := range max(len(gl), len(wl)) {
+			g, w := "", ""
+			if i < len(gl) {
+				g = gl[i]
+			}
+			if i < len(wl) {
+				w = wl[i]
+			}
+			if g != w {
+				t.Fatalf("line %d differs from the golden output:\ngot  %s\nwant %s", i+1, g, w)
 			}
 		}
-	})
+	}
 }
 
 // goldenRuns builds the population, runs batch derivation twice and

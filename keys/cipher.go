@@ -60,6 +60,14 @@ func (c *Cipher) Seal(plaintext, ad []byte) []byte {
 // Open decrypts a ciphertext made by Seal with the same ad. A wrong key,
 // wrong ad or any altered byte is an error.
 func (c *Cipher) Open(ciphertext, ad []byte) ([]byte, error) {
+	return c.OpenAppend(nil, ciphertext, ad)
+}
+
+// OpenAppend is Open appending the plaintext to dst (dst[:0] reuses its
+// memory): a reader that is done with each plaintext before the next —
+// a batch derivation decoding a page's events — opens them all into one
+// buffer instead of a new one each.
+func (c *Cipher) OpenAppend(dst, ciphertext, ad []byte) ([]byte, error) {
 	a := c.aead.Load()
 	if a == nil {
 		return nil, fmt.Errorf("open sealed value: %w", ErrDestroyed)
@@ -67,7 +75,7 @@ func (c *Cipher) Open(ciphertext, ad []byte) ([]byte, error) {
 	if len(ciphertext) < (*a).Overhead() {
 		return nil, fmt.Errorf("open sealed value: %d bytes is shorter than the %d-byte nonce and tag", len(ciphertext), (*a).Overhead())
 	}
-	p, err := (*a).Open(nil, nil, ciphertext, ad)
+	p, err := (*a).Open(dst, nil, ciphertext, ad)
 	if err != nil {
 		return nil, fmt.Errorf("open sealed value: authentication failed (wrong subject key, wrong context, or altered data)")
 	}

@@ -38,6 +38,7 @@ func Run(t *testing.T, open func(t *testing.T) portrait.Store) {
 		{"EraseAcrossMove", testEraseAcrossMove},
 		{"IdempotentAcrossMove", testIdempotentAcrossMove},
 		{"EventsAcrossRuns", testEventsAcrossRuns},
+		{"ScanEvents", testScanEvents},
 		{"RetentionAcrossMove", testRetentionAcrossMove},
 		{"RetentionClustered", testRetentionClustered},
 		{"ExpiredEvents", testExpiredEvents},
