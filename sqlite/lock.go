@@ -4,26 +4,53 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 )
 
-// ErrInUse is returned by Open when another process, or another Open in
-// this one, has the database file open.
+// ErrInUse is returned by Open when another process has the database
+// file open.
 var ErrInUse = errors.New("the database is in use by another process")
 
-// lock takes the database's owner lock: an exclusive flock on a file
-// beside it (path + ".lock"), held until unlock or the process ends (the
-// kernel drops it then, so a crash leaves no stale lock to clear by hand).
+// ownerLock is a process's hold on a database: an exclusive flock on a
+// file beside it (path + ".lock"), shared by every Open of that database
+// in this process and released when the last one closes, or when the
+// process ends (the kernel drops it then, so a crash leaves no stale lock
+// to clear by hand).
 //
 // One process owns a SQLite store: the writer's group commit, the mover,
 // the audit log's committed size and the kept log head all assume that
 // only this process's commits move the file (CommittedLogSize). A second
-// process writing the same file would not be seen by the first, so the
-// second Open is refused rather than allowed to break invariant 5
-// quietly. The file's content is the owner's process id, for the error.
-func lock(path string) (*os.File, error) {
-	name := path + ".lock"
+// process writing the same file would not be seen by the first, so its
+// Open is refused rather than allowed to break invariant 5 quietly.
+// Handles opened in one process see each other's commits through the
+// same file and are allowed, as before (tests use them as two nodes).
+// The lock file holds the owner's process id, for the error.
+type ownerLock struct {
+	name string // the lock file's absolute path, the key in held
+	f    *os.File
+	n    int // Opens holding it
+}
+
+var held = struct {
+	sync.Mutex
+	m map[string]*ownerLock
+}{m: map[string]*ownerLock{}}
+
+// lock takes or shares this process's hold on the database at path.
+func lock(path string) (*ownerLock, error) {
+	name, err := filepath.Abs(path + ".lock")
+	if err != nil {
+		return nil, fmt.Errorf("lock %s.lock: %w", path, err)
+	}
+	held.Lock()
+	defer held.Unlock()
+	if l := held.m[name]; l != nil {
+		l.n++
+		return l, nil
+	}
 	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", name, err)
@@ -43,19 +70,25 @@ func lock(path string) (*os.File, error) {
 	if err := f.Truncate(0); err == nil {
 		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 	}
-	return f, nil
+	l := &ownerLock{name: name, f: f, n: 1}
+	held.m[name] = l
+	return l, nil
 }
 
-// unlock releases the lock taken by lock; the file stays, empty of
-// meaning until the next owner writes its id.
-func unlock(f *os.File) error {
-	if f == nil {
+// unlock gives back one Open's share of the hold; the last one closes
+// the lock file, which drops the flock. A second Close of the same store
+// gives back nothing more.
+func unlock(l **ownerLock) error {
+	if *l == nil {
 		return nil
 	}
-	// Closing the only descriptor drops the flock; a second Close of the
-	// store finds it closed already.
-	if err := f.Close(); err != nil && !errors.Is(err, os.ErrClosed) {
-		return err
+	held.Lock()
+	defer held.Unlock()
+	o := *l
+	*l = nil
+	if o.n--; o.n > 0 {
+		return nil
 	}
-	return nil
+	delete(held.m, o.name)
+	return o.f.Close()
 }

@@ -62,12 +62,14 @@ func child(t *testing.T, path string) (string, *exec.Cmd, func()) {
 
 // One process owns a SQLite database: a second process's Open is refused
 // with an error naming the owner and saying what to do instead, until
-// the owner closes the store or dies (the kernel drops its lock: nothing
-// stale is left to clear).
+// every Open of the owner is closed or the owner dies (the kernel drops
+// its lock: nothing stale is left to clear). Opens within one process
+// share the hold.
 func TestOpenRefusesSecondProcess(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "p.db")
 	db := mustOpen(t, path)
+	db2 := mustOpen(t, path) // a second handle in the owning process
 
 	line, _, done := child(t, path)
 	done()
@@ -81,6 +83,14 @@ func TestOpenRefusesSecondProcess(t *testing.T) {
 	}
 
 	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	line, _, done = child(t, path)
+	done()
+	if !strings.HasPrefix(line, "refused true:") {
+		t.Fatalf("with one of the owner's two handles still open: %q, want refused", line)
+	}
+	if err := db2.Close(); err != nil {
 		t.Fatal(err)
 	}
 	line, cmd, done := child(t, path)

@@ -43,7 +43,7 @@ const pragmas = "_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=fo
 type engine struct {
 	tables.DB   // the shared SQL, over the read pool
 	path        string
-	owner       *os.File // the owner lock (lock.go), held until Close
+	owner       *ownerLock // this process's hold on the file (lock.go), until Close
 	read        *sql.DB
 	write       *sql.DB
 	insertEvent *sql.Stmt // on write; eventChunk rows, for events with an idempotency key
@@ -128,7 +128,7 @@ func open(ctx context.Context, path string) (*engine, error) {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	if err := private(path); err != nil {
-		unlock(owner)
+		unlock(&owner)
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	db := &engine{path: path, owner: owner}
@@ -318,7 +318,7 @@ func (db *engine) Close() error {
 	if db.write != nil {
 		errs = append(errs, db.write.Close())
 	}
-	errs = append(errs, unlock(db.owner))
+	errs = append(errs, unlock(&db.owner))
 	return errors.Join(errs...)
 }
 
