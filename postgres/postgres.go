@@ -161,13 +161,14 @@ func (db *engine) Update(ctx context.Context, fn func(guard.Tx) error) error {
 			panic(p)
 		}
 	}()
-	if err := fn(&txn{Tx: tables.Tx{DB: shared(ptx)}, tx: ptx}); err != nil {
+	wtx := &writeTx{Tx: ptx}
+	if err := fn(&txn{Tx: tables.Tx{DB: shared(wtx)}, tx: wtx}); err != nil {
 		if rerr := ptx.Rollback(context.WithoutCancel(ctx)); rerr != nil {
 			return errors.Join(err, fmt.Errorf("roll back: %w", rerr))
 		}
 		return err
 	}
-	if err := ptx.Commit(ctx); err != nil {
+	if err := wtx.Commit(ctx); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
@@ -177,7 +178,7 @@ func (db *engine) Update(ctx context.Context, fn func(guard.Tx) error) error {
 // the writes that are PostgreSQL's own.
 type txn struct {
 	tables.Tx
-	tx pgx.Tx
+	tx *writeTx
 	// head is the log's size in the transaction, once read (known).
 	head  int64
 	known bool

@@ -74,6 +74,9 @@ func (tx *txn) InsertEvents(ctx context.Context, events []portrait.StoredEvent) 
 			b.Queue(`INSERT INTO events (pseudonym, type, time, idem, sealed, expires) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`,
 				e.Pseudonym, e.Type, e.Time, blob(e.Idem), e.Sealed, ts(e.Expires))
 		}
+		if err := tx.tx.flush(ctx); err != nil {
+			return nil, err
+		}
 		br := tx.tx.SendBatch(ctx, b)
 		for _, i := range todo {
 			tag, err := br.Exec()
@@ -245,11 +248,11 @@ func (tx *txn) PutLabels(ctx context.Context, values []portrait.LabelValue) erro
 	return nil
 }
 
-// DeleteLabels implements guard.Tx.DeleteLabels.
+// DeleteLabels implements guard.Tx.DeleteLabels. The deletion is sent
+// with the transaction's next statement or its commit, together with
+// every other deletion queued by then (writeTx).
 func (tx *txn) DeleteLabels(ctx context.Context, pseudonym portrait.Pseudonym, labels []string) error {
-	if _, err := tx.tx.Exec(ctx, `DELETE FROM labels WHERE pseudonym = $1 AND label = ANY($2)`, pseudonym, labels); err != nil {
-		return fmt.Errorf("delete labels of %s: %w", pseudonym, err)
-	}
+	tx.tx.deleteLabels(pseudonym, labels)
 	return nil
 }
 

@@ -43,6 +43,7 @@ const pragmas = "_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=fo
 type engine struct {
 	tables.DB   // the shared SQL, over the read pool
 	path        string
+	owner       *ownerLock // this process's hold on the file (lock.go), until Close
 	read        *sql.DB
 	write       *sql.DB
 	insertEvent *sql.Stmt // on write; eventChunk rows, for events with an idempotency key
@@ -122,15 +123,19 @@ func open(ctx context.Context, path string) (*engine, error) {
 	if strings.ContainsRune(path, '?') {
 		return nil, fmt.Errorf("open sqlite %q: the path must not contain '?'; Portrait sets the connection options itself", path)
 	}
-	if err := private(path); err != nil {
+	owner, err := lock(path)
+	if err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	db := &engine{path: path}
+	if err := private(path); err != nil {
+		unlock(&owner)
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	db := &engine{path: path, owner: owner}
 	db.DB = shared(reads{db})
 	db.group.maxGroup, db.group.groupWork, db.group.linger = maxGroup, groupWork, linger
 	db.group.arrived = make(chan struct{}, 1)
 	db.head.Store(-1)
-	var err error
 	if db.write, err = sql.Open("sqlite", path+"?"+pragmas+"&_txlock=immediate"); err != nil {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
@@ -313,6 +318,7 @@ func (db *engine) Close() error {
 	if db.write != nil {
 		errs = append(errs, db.write.Close())
 	}
+	errs = append(errs, unlock(&db.owner))
 	return errors.Join(errs...)
 }
 

@@ -54,8 +54,8 @@ func TestServeAudienceDestination(t *testing.T) {
 
 	master := masterKey()
 	const admin = "company-admin-key"
-	p := start(t, "Portrait serving on", []string{keys.EnvVar + "=" + master, "PORTRAIT_WEBHOOK_SECRET=" + secret},
-		"serve", "--addr", freeAddr(t), "--db", filepath.Join(dir, "p.db"), "--catalog", "../../examples/demo/catalog.yaml", "--admin-key", admin,
+	p := start(t, "Portrait serving on", []string{keys.EnvVar + "=" + master, "PORTRAIT_ADMIN_KEY=" + admin, "PORTRAIT_WEBHOOK_SECRET=" + secret},
+		"serve", "--addr", freeAddr(t), "--db", filepath.Join(dir, "p.db"), "--catalog", "../../examples/demo/catalog.yaml",
 		"--monitor-every", "0", "--webhook", hook.URL, "--audiences", file, "--audience-every", "200ms")
 	kr, err := keys.Parse(master)
 	if err != nil {

@@ -54,7 +54,7 @@ Application and oversight:
   portrait fairness --csv FILE --group COLUMN [--group COLUMN…] --predicted COLUMN --positive VALUE[,VALUE…]
                     [--outcome COLUMN --outcome-positive VALUE] --format json|text|html
   portrait check-signed --kind receipt|export|erasure|evidence --file F --key KEY   offline check (key: GET /v1/receipts/key)
-  portrait load     --server URL --key KEY [--events N] [--batch N] [--workers N] [--subjects N]
+  portrait load     --server URL [--events N] [--batch N] [--workers N] [--subjects N]   API key from PORTRAIT_KEY
 
 Store flags: --db DSN (SQLite file or postgres:// URL) --catalog FILE --key-file FILE.
 Every flag can also be set in the environment: --db as PORTRAIT_DB, --key-file as

@@ -143,9 +143,9 @@ func TestConsultation(t *testing.T) {
 	pa.stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binary(t), "serve", "--addr", freeAddr(t), "--db", a.dsn, "--catalog", "../../examples/demo/catalog.yaml", "--admin-key", admin,
+	cmd := exec.CommandContext(ctx, binary(t), "serve", "--addr", freeAddr(t), "--db", a.dsn, "--catalog", "../../examples/demo/catalog.yaml",
 		"--origin", a.origin, "--regulator", reg.url, "--regulator-key", reg.witnessKey, "--monitor-every", "0")
-	cmd.Env = append(cmd.Environ(), keys.EnvVar+"="+a.master, "PORTRAIT_REGULATOR_TOKEN="+a.token)
+	cmd.Env = append(cmd.Environ(), keys.EnvVar+"="+a.master, "PORTRAIT_ADMIN_KEY="+admin, "PORTRAIT_REGULATOR_TOKEN="+a.token)
 	out, err := cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "RET-BEHAVIOR") {
 		t.Fatalf("A started under a pack its catalog breaks (%v):\n%s", err, out)

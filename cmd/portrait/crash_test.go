@@ -40,14 +40,19 @@ type killable struct {
 func startKillable(t *testing.T, dsn, master, admin string, extra ...string) *killable {
 	t.Helper()
 	args := append([]string{"serve", "--addr", freeAddr(t), "--db", dsn, "--catalog", "../../examples/demo/catalog.yaml",
-		"--admin-key", admin, "--monitor-every", "0"}, extra...)
+		"--monitor-every", "0"}, extra...)
 	cmd := exec.Command(binary(t), args...)
-	cmd.Env = append(os.Environ(), keys.EnvVar+"="+master)
+	// The admin key goes in the environment: process arguments are
+	// readable by every account (ps).
+	cmd.Env = append(os.Environ(), keys.EnvVar+"="+master, "PORTRAIT_ADMIN_KEY="+admin)
 	stdout, _ := cmd.StdoutPipe()
 	p := &killable{cmd: cmd, done: make(chan struct{}), stderr: &syncBuffer{}}
 	cmd.Stderr = p.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
+	}
+	if argvHolds(cmd.Process.Pid, admin) {
+		t.Errorf("serve's process arguments hold the admin key")
 	}
 	go func() { cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() {

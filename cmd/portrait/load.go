@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -15,6 +14,10 @@ import (
 )
 
 func init() { commands["load"] = load }
+
+// keyHelp is the load commands' --key help: the key belongs in the
+// environment, where ps does not show it.
+const keyHelp = "operator or admin API key; give it as PORTRAIT_KEY in the environment rather than on the command line, where every account can read it (ps)"
 
 // load is the load generator: it posts NDJSON batches of synthetic view
 // events to a running server from several workers and reports events/s,
@@ -25,7 +28,7 @@ func init() { commands["load"] = load }
 func load(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flags("load", stderr)
 	server := fs.String("server", "http://127.0.0.1:8080", "base URL of the server under load")
-	key := fs.String("key", "", "operator or admin API key")
+	key := fs.String("key", "", keyHelp)
 	events := fs.Int("events", 100_000, "total events to send")
 	batch := fs.Int("batch", 1000, "events per request")
 	workers := fs.Int("workers", 4, "concurrent requests")
@@ -34,7 +37,7 @@ func load(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if *key == "" || *events <= 0 || *batch <= 0 || *workers <= 0 || *subjects <= 0 {
-		fmt.Fprintln(stderr, "load: --key is required and --events, --batch, --workers, --subjects must be positive")
+		fmt.Fprintln(stderr, "load: the API key is required (PORTRAIT_KEY) and --events, --batch, --workers, --subjects must be positive")
 		return errUsage
 	}
 	batches := (*events + *batch - 1) / *batch
@@ -42,7 +45,12 @@ func load(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var mu sync.Mutex
 	var lat []time.Duration
 	var accepted, rejected atomic.Int64
-	client := &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: *workers}}
+	pool, err := newConnPool(*server, *key, *workers)
+	if err != nil {
+		fmt.Fprintf(stderr, "load: %v\n", err)
+		return errUsage
+	}
+	defer pool.close()
 	// Bodies are built before the clock starts, so that formatting events
 	// does not take CPU from the server under test on a small machine; up
 	// to 64 distinct bodies are cycled through.
@@ -71,21 +79,17 @@ func load(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 					return
 				}
 				t0 := time.Now()
-				req, _ := http.NewRequestWithContext(ctx, "POST", *server+"/v1/events", bytes.NewReader(bodies[b%len(bodies)]))
-				req.Header.Set("Authorization", "Bearer "+*key)
-				req.Header.Set("Content-Type", "application/x-ndjson")
-				resp, err := client.Do(req)
+				status, answer, err := pool.call(ctx, "POST", "/v1/events", "application/x-ndjson", bodies[b%len(bodies)])
 				if err != nil {
 					errc <- err
 					return
 				}
-				sum, err := readSummary(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 || err != nil {
+				sum, err := readSummary(bytes.NewReader(answer))
+				if status != 200 || err != nil {
 					if err == nil {
 						err = errors.New("the answer gives no detail")
 					}
-					errc <- fmt.Errorf("batch %d: status %d: %v", b, resp.StatusCode, err)
+					errc <- fmt.Errorf("batch %d: status %d: %v", b, status, err)
 					return
 				}
 				d := time.Since(t0)

@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -32,7 +30,7 @@ func init() { commands["load-apply"] = loadApply }
 func loadApply(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flags("load-apply", stderr)
 	server := fs.String("server", "http://127.0.0.1:8080", "base URL of the server under load")
-	key := fs.String("key", "", "operator or admin API key")
+	key := fs.String("key", "", keyHelp)
 	scenario := fs.String("scenario", "decisions", "decisions or recommendations")
 	usecase := fs.String("usecase", "", "use-case (default credit_limit for decisions, home_feed for recommendations)")
 	rate := fs.Int("rate", 1000, "requests per second")
@@ -42,16 +40,11 @@ func loadApply(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	subjects := fs.Int("subjects", 300, "candidate subjects u0001…uNNNN (the demo's ids)")
 	items := fs.Int("items", 0, "add this many synthetic items to the item catalog first")
 	inflight := fs.Int("max-inflight", 512, "bound on requests in flight")
-	clientKind := fs.String("client", "pool", "pool: keep-alive connections, each request written and read by its own goroutine (plain http:// only); transport: net/http's client")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *key == "" || *rate <= 0 || *duration <= 0 || *subjects <= 0 || *inflight <= 0 || *items < 0 || *warmup < 0 {
-		fmt.Fprintln(stderr, "load-apply: --key is required; --rate, --duration, --subjects, --max-inflight must be positive")
-		return errUsage
-	}
-	if *clientKind != "pool" && *clientKind != "transport" {
-		fmt.Fprintf(stderr, "load-apply: --client %q: want pool or transport\n", *clientKind)
+		fmt.Fprintln(stderr, "load-apply: the API key is required (PORTRAIT_KEY); --rate, --duration, --subjects, --max-inflight must be positive")
 		return errUsage
 	}
 	if *scenario != "decisions" && *scenario != "recommendations" {
@@ -61,35 +54,14 @@ func loadApply(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if *usecase == "" {
 		*usecase = map[string]string{"decisions": "credit_limit", "recommendations": "home_feed"}[*scenario]
 	}
-	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: *inflight, MaxConnsPerHost: *inflight}}
-	var pool *connPool
-	if *clientKind == "pool" {
-		var err error
-		if pool, err = newConnPool(*server, *inflight); err != nil {
-			fmt.Fprintf(stderr, "load-apply: %v; use --client transport\n", err)
-			return errUsage
-		}
-		defer pool.close()
+	pool, err := newConnPool(*server, *key, *inflight)
+	if err != nil {
+		fmt.Fprintf(stderr, "load-apply: %v\n", err)
+		return errUsage
 	}
+	defer pool.close()
 	call := func(ctx context.Context, method, path string, body []byte) (int, []byte, error) {
-		req, err := http.NewRequestWithContext(ctx, method, *server+path, bytes.NewReader(body))
-		if err != nil {
-			return 0, nil, err
-		}
-		req.Header.Set("Authorization", "Bearer "+*key)
-		if body != nil {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		if pool != nil {
-			return pool.do(ctx, req)
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			return 0, nil, err
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		return resp.StatusCode, b, err
+		return pool.call(ctx, method, path, "application/json", body)
 	}
 	if *items > 0 {
 		if err := loadItems(ctx, call, *items); err != nil {

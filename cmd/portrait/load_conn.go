@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -11,7 +12,8 @@ import (
 	"time"
 )
 
-// connPool sends HTTP/1.1 requests over keep-alive connections to one
+// connPool is the load commands' one HTTP client (load and load-apply).
+// It sends HTTP/1.1 requests over keep-alive connections to one
 // plain-HTTP server, each connection carrying one request at a time, and
 // the goroutine that sends a request writes it and reads its answer
 // itself. http.Transport runs two goroutines per connection and hands
@@ -21,9 +23,10 @@ import (
 // the load generator's client only; it speaks nothing but plain
 // HTTP/1.1 with a Content-Length or chunked answer (http.ReadResponse).
 type connPool struct {
-	addr string
-	idle chan *poolConn
-	dial net.Dialer
+	base, key string // the server's URL; the API key every request carries
+	addr      string
+	idle      chan *poolConn
+	dial      net.Dialer
 }
 
 type poolConn struct {
@@ -33,17 +36,33 @@ type poolConn struct {
 }
 
 // newConnPool returns a pool for base, an http:// URL, keeping up to max
-// idle connections.
-func newConnPool(base string, max int) (*connPool, error) {
+// idle connections; every request carries key as its bearer token. The
+// load commands measure a server on the same machine: plain HTTP to a
+// loopback address is what they are for.
+func newConnPool(base, key string, max int) (*connPool, error) {
 	u, err := url.Parse(base)
 	if err != nil || u.Scheme != "http" || u.Host == "" {
-		return nil, fmt.Errorf("--server %q: the pool client speaks plain http:// only", base)
+		return nil, fmt.Errorf("--server %q: the load generator speaks plain http:// only (use a loopback address)", base)
 	}
 	host := u.Host
 	if u.Port() == "" {
 		host = net.JoinHostPort(u.Hostname(), "80")
 	}
-	return &connPool{addr: host, idle: make(chan *poolConn, max), dial: net.Dialer{Timeout: 5 * time.Second}}, nil
+	return &connPool{base: base, key: key, addr: host, idle: make(chan *poolConn, max), dial: net.Dialer{Timeout: 5 * time.Second}}, nil
+}
+
+// call sends a request with the pool's key and, if body is not nil, the
+// content type, and returns the status and the whole answer.
+func (p *connPool) call(ctx context.Context, method, path, contentType string, body []byte) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, p.base+path, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+p.key)
+	if body != nil {
+		req.Header.Set("Content-Type", contentType)
+	}
+	return p.do(ctx, req)
 }
 
 // do sends req and returns the status and the whole body. A connection

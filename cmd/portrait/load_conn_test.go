@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net"
@@ -12,7 +11,7 @@ import (
 	"testing"
 )
 
-// TestConnPool: load-apply's client reuses one keep-alive connection for
+// TestConnPool: the load commands' client reuses one keep-alive connection for
 // requests sent one after another, opens a new one when the server ends
 // a connection (Connection: close) and when requests overlap, and hands
 // back status and body as sent.
@@ -33,16 +32,14 @@ func TestConnPool(t *testing.T) {
 	}
 	ts.Start()
 	defer ts.Close()
-	p, err := newConnPool(ts.URL, 8)
+	p, err := newConnPool(ts.URL, "k", 8)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.close()
 	send := func(path string, body []byte) {
 		t.Helper()
-		req, _ := http.NewRequestWithContext(context.Background(), "POST", ts.URL+path, bytes.NewReader(body))
-		req.Header.Set("Authorization", "Bearer k")
-		st, got, err := p.do(context.Background(), req)
+		st, got, err := p.call(context.Background(), "POST", path, "application/json", body)
 		if err != nil || st != http.StatusCreated || string(got) != "Bearer k "+string(body) {
 			t.Fatalf("%s: %d %q %v", path, st, got, err)
 		}
@@ -70,7 +67,7 @@ func TestConnPool(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if _, err := newConnPool("https://example.org", 1); err == nil {
+	if _, err := newConnPool("https://example.org", "k", 1); err == nil {
 		t.Error("an https:// server was taken by the plain-HTTP pool")
 	}
 }

@@ -52,7 +52,8 @@ func TestLoad(t *testing.T) {
 			}))
 			defer ts.Close()
 			var stdout, stderr bytes.Buffer
-			err := load(context.Background(), []string{"--server", ts.URL, "--key", "k", "--events", "300", "--batch", "100", "--workers", "2", "--subjects", "10"}, &stdout, &stderr)
+			t.Setenv("PORTRAIT_KEY", "k")
+			err := load(context.Background(), []string{"--server", ts.URL, "--events", "300", "--batch", "100", "--workers", "2", "--subjects", "10"}, &stdout, &stderr)
 			if bad.Load() != 0 {
 				t.Errorf("%d requests or lines were not what load sends", bad.Load())
 			}
@@ -74,6 +75,34 @@ func TestLoad(t *testing.T) {
 				if !strings.Contains(got, w) {
 					t.Errorf("%q missing from %q", w, got)
 				}
+			}
+		})
+	}
+}
+
+// The load commands take their API key from PORTRAIT_KEY, and their help
+// and their refusal without a key say so: a key on the command line is
+// readable by every account (ps).
+func TestLoadKeyFromEnvironment(t *testing.T) {
+	for _, cmd := range []string{"load", "load-apply"} {
+		t.Run(cmd, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if code := Main([]string{cmd, "--help"}, &stdout, &stderr); code != 0 {
+				t.Fatalf("%s --help: exit %d\n%s", cmd, code, stderr.String())
+			}
+			if !strings.Contains(stdout.String(), "PORTRAIT_KEY") {
+				t.Errorf("%s --help does not name PORTRAIT_KEY:\n%s", cmd, stdout.String())
+			}
+			t.Setenv("PORTRAIT_KEY", "")
+			stdout.Reset()
+			stderr.Reset()
+			if code := Main([]string{cmd, "--server", "http://127.0.0.1:1"}, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), "PORTRAIT_KEY") {
+				t.Errorf("%s without a key: exit %d, %q; want 2 and a message naming PORTRAIT_KEY", cmd, code, stderr.String())
+			}
+			stderr.Reset()
+			t.Setenv("PORTRAIT_KEY", "k")
+			if code := Main([]string{cmd, "--server", "https://127.0.0.1:1"}, &stdout, &stderr); code != 2 || !strings.Contains(stderr.String(), "plain http://") {
+				t.Errorf("%s on https: exit %d, %q; want 2 and a message saying plain http://", cmd, code, stderr.String())
 			}
 		})
 	}

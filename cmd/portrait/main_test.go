@@ -77,22 +77,36 @@ type node struct{ url string }
 
 func startNode(t *testing.T, bin, dsn, master, admin string) node {
 	t.Helper()
-	return startNodeArgs(t, bin, dsn, master, "--admin-key", admin)
+	// The admin key goes in the environment: process arguments are
+	// readable by every account (ps).
+	return startNodeEnv(t, bin, dsn, master, []string{"PORTRAIT_ADMIN_KEY=" + admin})
 }
 
 // startNodeArgs starts `portrait serve` with further flags.
 func startNodeArgs(t *testing.T, bin, dsn, master string, extra ...string) node {
 	t.Helper()
+	return startNodeEnv(t, bin, dsn, master, nil, extra...)
+}
+
+// startNodeEnv starts `portrait serve` with further environment variables
+// and flags.
+func startNodeEnv(t *testing.T, bin, dsn, master string, env []string, extra ...string) node {
+	t.Helper()
 	addr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, bin, append([]string{"serve", "--addr", addr, "--db", dsn,
 		"--catalog", "../../examples/demo/catalog.yaml"}, extra...)...)
-	cmd.Env = append(os.Environ(), keys.EnvVar+"="+master)
+	cmd.Env = append(append(os.Environ(), keys.EnvVar+"="+master), env...)
 	stdout, _ := cmd.StdoutPipe()
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
+	}
+	for _, kv := range env {
+		if _, secret, _ := strings.Cut(kv, "="); argvHolds(cmd.Process.Pid, secret) {
+			t.Errorf("serve's process arguments hold a secret given in its environment")
+		}
 	}
 	t.Cleanup(func() {
 		cancel()
@@ -265,4 +279,12 @@ func TestCatalogCheckStrict(t *testing.T) {
 	if code := Main([]string{"catalog", "check", bad, "--json"}, &out, &errb); code != 0 || !strings.Contains(out.String(), `"warnings"`) {
 		t.Errorf("--json: exit %d %s", code, out.String())
 	}
+}
+
+// argvHolds reports whether the process's arguments, which every account
+// can read (ps, /proc/PID/cmdline), contain secret. Where /proc is not
+// there it reports false.
+func argvHolds(pid int, secret string) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	return err == nil && secret != "" && bytes.Contains(b, []byte(secret))
 }

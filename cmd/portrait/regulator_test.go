@@ -161,7 +161,7 @@ type regulatorNode struct {
 func startRegulator(t *testing.T) *regulatorNode {
 	t.Helper()
 	r := &regulatorNode{admin: r0admin, master: masterKey(),
-		args: []string{"regulator", "serve", "--addr", freeAddr(t), "--db", filepath.Join(t.TempDir(), "regulator.db"), "--admin-key", r0admin, "--name", "regulator.test"}}
+		args: []string{"regulator", "serve", "--addr", freeAddr(t), "--db", filepath.Join(t.TempDir(), "regulator.db"), "--name", "regulator.test"}}
 	r.restart(t)
 	r.witnessKey = strings.TrimSpace(string(r.get(t, "/v1/witness/key")))
 	return r
@@ -172,7 +172,7 @@ const r0admin = "regulator-admin-key"
 // restart starts the regulator again on the same address and store.
 func (r *regulatorNode) restart(t *testing.T) {
 	t.Helper()
-	r.proc = start(t, "Portrait regulator serving on", []string{keys.EnvVar + "=" + r.master}, r.args...)
+	r.proc = start(t, "Portrait regulator serving on", []string{keys.EnvVar + "=" + r.master, "PORTRAIT_ADMIN_KEY=" + r.admin}, r.args...)
 }
 
 // enrol enrols a company and returns its enrolment token.
@@ -194,9 +194,9 @@ type company struct {
 
 func (c company) serve(t *testing.T, admin string) *proc {
 	t.Helper()
-	args := []string{"serve", "--addr", freeAddr(t), "--db", c.dsn, "--catalog", "../../examples/demo/catalog.yaml", "--admin-key", admin,
+	args := []string{"serve", "--addr", freeAddr(t), "--db", c.dsn, "--catalog", "../../examples/demo/catalog.yaml",
 		"--origin", c.origin, "--regulator", c.reg.url, "--regulator-key", c.reg.witnessKey, "--monitor-every", "0"}
-	return start(t, "Portrait serving on", []string{keys.EnvVar + "=" + c.master, "PORTRAIT_REGULATOR_TOKEN=" + c.token}, append(args, c.extra...)...)
+	return start(t, "Portrait serving on", []string{keys.EnvVar + "=" + c.master, "PORTRAIT_ADMIN_KEY=" + admin, "PORTRAIT_REGULATOR_TOKEN=" + c.token}, append(args, c.extra...)...)
 }
 
 // waitCosigned waits until the node serves a checkpoint of at least size
@@ -609,8 +609,8 @@ func TestRestoreNeverRevives(t *testing.T) {
 				if tc.joined {
 					return c.serve(t, admin)
 				}
-				return start(t, "Portrait serving on", []string{keys.EnvVar + "=" + c.master},
-					"serve", "--addr", freeAddr(t), "--db", c.dsn, "--catalog", "../../examples/demo/catalog.yaml", "--admin-key", admin,
+				return start(t, "Portrait serving on", []string{keys.EnvVar + "=" + c.master, "PORTRAIT_ADMIN_KEY=" + admin},
+					"serve", "--addr", freeAddr(t), "--db", c.dsn, "--catalog", "../../examples/demo/catalog.yaml",
 					"--erasure-journal", filepath.Join(dir, "erasures.journal"), "--monitor-every", "0")
 			}
 			if tc.joined {

@@ -34,8 +34,8 @@ func startServe(t *testing.T, bin, dsn, master, admin string) *serveProc {
 	t.Helper()
 	addr := freeAddr(t)
 	cmd := exec.Command(bin, "serve", "--addr", addr, "--db", dsn,
-		"--catalog", "../../examples/demo/catalog.yaml", "--admin-key", admin, "--monitor-every", "0")
-	cmd.Env = append(os.Environ(), keys.EnvVar+"="+master)
+		"--catalog", "../../examples/demo/catalog.yaml", "--monitor-every", "0")
+	cmd.Env = append(os.Environ(), keys.EnvVar+"="+master, "PORTRAIT_ADMIN_KEY="+admin)
 	stdout, _ := cmd.StdoutPipe()
 	p := &serveProc{cmd: cmd, stderr: &bytes.Buffer{}}
 	cmd.Stderr = p.stderr
@@ -161,8 +161,8 @@ func TestServeRefusesTamperedLog(t *testing.T) {
 					ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 					defer cancel()
 					cmd := exec.CommandContext(ctx, bin, "serve", "--addr", freeAddr(t), "--db", db,
-						"--catalog", "../../examples/demo/catalog.yaml", "--admin-key", admin, "--monitor-every", "0")
-					cmd.Env = append(os.Environ(), keys.EnvVar+"="+master)
+						"--catalog", "../../examples/demo/catalog.yaml", "--monitor-every", "0")
+					cmd.Env = append(os.Environ(), keys.EnvVar+"="+master, "PORTRAIT_ADMIN_KEY="+admin)
 					var stdout, stderr bytes.Buffer
 					cmd.Stdout, cmd.Stderr = &stdout, &stderr
 					err := cmd.Run()
