@@ -806,6 +806,8 @@ func (s *evalState) index() {
 	for k := range s.at {
 		s.at[k] = s.at[k][:0]
 	}
+	var from, to time.Time
+	n := 0
 	for i := range s.events {
 		e := &s.events[i]
 		for k, t := range named {
@@ -813,16 +815,17 @@ func (s *evalState) index() {
 				continue
 			}
 			s.at[k] = append(s.at[k], int32(i))
-			s.count++
-			if s.from.IsZero() || e.Time.Before(s.from) {
-				s.from = e.Time
+			n++
+			if from.IsZero() || e.Time.Before(from) {
+				from = e.Time
 			}
-			if e.Time.After(s.to) {
-				s.to = e.Time
+			if e.Time.After(to) {
+				to = e.Time
 			}
 			break
 		}
 	}
+	s.count, s.from, s.to = n, from, to
 }
 
 // events returns the events of type t: their positions from the index if
@@ -913,19 +916,28 @@ func (s *evalState) call(overload string, args ...ref.Val) ref.Val {
 	var sum float64
 	lo, hi := math.Inf(1), math.Inf(-1)
 	var seen map[any]struct{}
+	// What the loop does for each event is decided once, not per event.
+	counting, distinct := fn == "count" || fn == "frequency", fn == "distinct"
+	wantString, isString := want.(string)
 	at, scan := s.ofType(f.Type)
 	for i, j := s.next(f.Type, at, scan, 0); i >= 0; i, j = s.next(f.Type, at, scan, j) {
 		e := &s.events[i]
 		if e.Time.Before(from) {
 			continue
 		}
-		switch fn {
-		case "count", "frequency":
-			if want != nil && !equal(e.Fields[f.Field], want) {
+		switch {
+		case counting:
+			if isString {
+				// equal(got, want) for a string want, without its
+				// interface comparison.
+				if got, ok := e.Fields[f.Field].(string); !ok || got != wantString {
+					continue
+				}
+			} else if want != nil && !equal(e.Fields[f.Field], want) {
 				continue
 			}
 			n++
-		case "distinct":
+		case distinct:
 			v, ok := e.Fields[f.Field]
 			if !ok {
 				continue
