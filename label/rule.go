@@ -707,6 +707,8 @@ type evalState struct {
 	at       [][]int32
 	count    int
 	from, to time.Time
+
+	seen map[any]struct{} // distinct's values, reused
 }
 
 var states = sync.Pool{New: func() any {
@@ -730,6 +732,7 @@ func (s *evalState) free() {
 	clear(s.vals)
 	clear(s.facts)
 	s.facts = s.facts[:0]
+	clear(s.seen)
 	s.r, s.profile, s.events, s.err = nil, nil, nil, nil
 	s.indexed, s.count, s.from, s.to = false, 0, time.Time{}, time.Time{}
 	states.Put(s)
@@ -915,7 +918,8 @@ func (s *evalState) call(overload string, args ...ref.Val) ref.Val {
 	var n int
 	var sum float64
 	lo, hi := math.Inf(1), math.Inf(-1)
-	var seen map[any]struct{}
+	seen := s.seen
+	clear(seen)
 	// What the loop does for each event is decided once, not per event.
 	counting, distinct := fn == "count" || fn == "frequency", fn == "distinct"
 	wantString, isString := want.(string)
@@ -944,6 +948,7 @@ func (s *evalState) call(overload string, args ...ref.Val) ref.Val {
 			}
 			if seen == nil {
 				seen = map[any]struct{}{}
+				s.seen = seen // kept for the next distinct, cleared
 			}
 			if t, ok := v.(time.Time); ok {
 				v = t.UnixNano()
@@ -965,6 +970,9 @@ func (s *evalState) call(overload string, args ...ref.Val) ref.Val {
 		s.record(f)
 		return types.Int(n)
 	case "distinct":
+		if len(seen) > 1024 {
+			s.seen = nil // clearing a map costs its size: keep only small ones
+		}
 		f.Value = float64(len(seen))
 		s.record(f)
 		return types.Int(len(seen))
