@@ -160,6 +160,12 @@ type Rule struct {
 	types   []string // event types it reads; "*" means any
 	windows map[string]time.Duration
 	events  bool // reads the events variable
+	// inputs is Value.Inputs, made once: the fields, then "event:TYPE".
+	inputs []string
+	// named is the event types the rule's aggregates name as constants
+	// (types less "*"), which evalState indexes in one pass.
+	named []string
+	all   bool // types holds "*": every event is an input
 }
 
 type input struct {
@@ -275,6 +281,7 @@ func (r *Rule) compileModel(c *catalog.Catalog) error {
 	}
 	r.model = &m
 	r.fields = sortedKeys(m.Weights)
+	r.setInputs()
 	return nil
 }
 
@@ -379,7 +386,22 @@ func (r *Rule) scan(a *ast.AST) error {
 	}
 	r.fields = sortedKeys(fields)
 	r.types = sortedKeys(types)
+	r.setInputs()
 	return nil
+}
+
+// setInputs makes what provenance needs once, at compile time.
+func (r *Rule) setInputs() {
+	r.inputs = slices.Clone(r.fields)
+	r.named = nil
+	for _, t := range r.types {
+		r.inputs = append(r.inputs, "event:"+t)
+		if t == "*" {
+			r.all = true
+		} else {
+			r.named = append(r.named, t)
+		}
+	}
 }
 
 func constString(e ast.Expr) (string, bool) {
@@ -467,8 +489,8 @@ func (r *Rule) Eval(now time.Time, profile map[string]any, events []Event) (Valu
 	if l.TTL > 0 {
 		v.Expires = now.Add(time.Duration(l.TTL))
 	}
-	st := &evalState{r: r, now: now, profile: profile, events: events, read: make([]bool, len(r.vars))}
-	st.vals = make([]ref.Val, len(r.vars))
+	st := newState(r, now, profile, events)
+	defer st.free()
 	for i, in := range r.vars {
 		val, err := fieldValue(in, profile[in.name])
 		if err != nil {
@@ -479,7 +501,6 @@ func (r *Rule) Eval(now time.Time, profile map[string]any, events []Event) (Valu
 	if r.model != nil {
 		return r.evalModel(v, st)
 	}
-	st.fn = st.call
 	out, _, err := r.prg.Eval(st)
 	if err != nil {
 		return Value{}, fmt.Errorf("evaluate label %q: %w", l.ID, err)
@@ -493,13 +514,22 @@ func (r *Rule) Eval(now time.Time, profile map[string]any, events []Event) (Valu
 	}
 	v.Bool = bool(b)
 	v.Confidence = 1 // a rule is deterministic: it holds or it does not
+	n := len(st.facts)
+	for i := range r.vars {
+		if st.read[i] {
+			n++
+		}
+	}
+	if n > 0 {
+		v.Facts = make([]Fact, 0, n)
+	}
 	for i, in := range r.vars {
 		if st.read[i] {
 			v.Facts = append(v.Facts, Fact{Func: "field", Field: in.name, Equals: native(st.vals[i], profile[in.name] != nil)})
 		}
 	}
 	v.Facts = append(v.Facts, st.facts...)
-	r.provenance(&v, events)
+	st.provenance(&v)
 	return v, nil
 }
 
@@ -524,22 +554,23 @@ func (r *Rule) evalModel(v Value, st *evalState) (Value, error) {
 	for _, name := range r.fields {
 		v.Facts = append(v.Facts, Fact{Func: "contribution", Field: name, Equals: feats[name], Value: contrib[name]})
 	}
-	r.provenance(&v, nil)
+	v.Inputs = slices.Clone(r.inputs)
 	return v, nil
 }
 
-// provenance records which inputs were used and the span of events read.
-func (r *Rule) provenance(v *Value, events []Event) {
-	v.Inputs = slices.Clone(r.fields)
-	for _, t := range r.types {
-		v.Inputs = append(v.Inputs, "event:"+t)
+// provenance records which inputs were used and the span of events read:
+// those of the types the rule names, or all of them if it reads events of
+// any type.
+func (s *evalState) provenance(v *Value) {
+	r := s.r
+	v.Inputs = slices.Clone(r.inputs)
+	if !r.all {
+		s.index()
+		v.EventCount, v.From, v.To = s.count, s.from, s.to
+		return
 	}
-	all := slices.Contains(r.types, "*")
-	for i := range events {
-		e := &events[i]
-		if !all && !slices.Contains(r.types, e.Type) {
-			continue
-		}
+	for i := range s.events {
+		e := &s.events[i]
 		v.EventCount++
 		if v.From.IsZero() || e.Time.Before(v.From) {
 			v.From = e.Time
@@ -655,7 +686,9 @@ func toFloat(v any) (float64, bool) {
 
 // evalState is the activation of one evaluation: it resolves the rule's
 // variables and serves the aggregate functions, indexing the subject's
-// events by type the first time an aggregate needs them.
+// events of the types the rule names, in one pass, the first time an
+// aggregate or the provenance needs them. States are pooled: an
+// evaluation allocates little more than the Value it returns.
 type evalState struct {
 	r       *Rule
 	now     time.Time
@@ -663,10 +696,46 @@ type evalState struct {
 	events  []Event
 	vals    []ref.Val
 	read    []bool
-	byType  map[string][]int32
 	facts   []Fact
 	err     error
 	fn      functions.LateBoundOp
+
+	// The index, once made: at[k] holds, in order, the positions of the
+	// events of type r.named[k]; count, from and to are the provenance of
+	// those events together.
+	indexed  bool
+	at       [][]int32
+	count    int
+	from, to time.Time
+
+	seen map[any]struct{} // distinct's values, reused
+}
+
+var states = sync.Pool{New: func() any {
+	s := new(evalState)
+	s.fn = s.call
+	return s
+}}
+
+func newState(r *Rule, now time.Time, profile map[string]any, events []Event) *evalState {
+	s := states.Get().(*evalState)
+	s.r, s.now, s.profile, s.events = r, now, profile, events
+	s.vals = slices.Grow(s.vals[:0], len(r.vars))[:len(r.vars)]
+	s.read = slices.Grow(s.read[:0], len(r.vars))[:len(r.vars)]
+	clear(s.read)
+	return s
+}
+
+// free returns the state to the pool, keeping its buffers but nothing of
+// the subject.
+func (s *evalState) free() {
+	clear(s.vals)
+	clear(s.facts)
+	s.facts = s.facts[:0]
+	clear(s.seen)
+	s.r, s.profile, s.events, s.err = nil, nil, nil, nil
+	s.indexed, s.count, s.from, s.to = false, 0, time.Time{}, time.Time{}
+	states.Put(s)
 }
 
 var _ interpreter.FunctionActivation = (*evalState)(nil)
@@ -722,15 +791,72 @@ func (s *evalState) eventList() ref.Val {
 	return types.NewRefValList(types.DefaultTypeAdapter, list)
 }
 
-func (s *evalState) index() map[string][]int32 {
-	if s.byType == nil {
-		s.byType = make(map[string][]int32, 4)
-		for i := range s.events {
-			t := s.events[i].Type
-			s.byType[t] = append(s.byType[t], int32(i))
+// index makes the index of the events of the types the rule names: one
+// string comparison per named type and event, no map.
+func (s *evalState) index() {
+	if s.indexed {
+		return
+	}
+	s.indexed = true
+	named := s.r.named
+	if len(named) == 0 {
+		return
+	}
+	if cap(s.at) < len(named) {
+		s.at = make([][]int32, len(named))
+	}
+	s.at = s.at[:len(named)]
+	for k := range s.at {
+		s.at[k] = s.at[k][:0]
+	}
+	var from, to time.Time
+	n := 0
+	for i := range s.events {
+		e := &s.events[i]
+		for k, t := range named {
+			if e.Type != t {
+				continue
+			}
+			s.at[k] = append(s.at[k], int32(i))
+			n++
+			if from.IsZero() || e.Time.Before(from) {
+				from = e.Time
+			}
+			if e.Time.After(to) {
+				to = e.Time
+			}
+			break
 		}
 	}
-	return s.byType
+	s.count, s.from, s.to = n, from, to
+}
+
+// events returns the events of type t: their positions from the index if
+// the rule names t, or all events (scan) to be compared with t one by one
+// if t is known only at run time.
+func (s *evalState) ofType(t string) (at []int32, scan bool) {
+	if k := slices.Index(s.r.named, t); k >= 0 {
+		s.index()
+		return s.at[k], false
+	}
+	return nil, true
+}
+
+// next is the event after position j of those ofType returned: the index
+// i of it in s.events, or -1 when there are no more.
+func (s *evalState) next(t string, at []int32, scan bool, j int) (int, int) {
+	if !scan {
+		if j >= len(at) {
+			return -1, j
+		}
+		return int(at[j]), j + 1
+	}
+	for ; j < len(s.events); j++ {
+		if s.events[j].Type == t {
+			return j, j + 1
+		}
+	}
+	return -1, j
 }
 
 func (s *evalState) window(w string) (time.Time, error) {
@@ -759,7 +885,8 @@ func (s *evalState) call(overload string, args ...ref.Val) ref.Val {
 	if fn == "recency" {
 		f.Value = 1e9
 		var last time.Time
-		for _, i := range s.index()[f.Type] {
+		at, scan := s.ofType(f.Type)
+		for i, j := s.next(f.Type, at, scan, 0); i >= 0; i, j = s.next(f.Type, at, scan, j) {
 			if t := s.events[i].Time; t.After(last) {
 				last = t
 			}
@@ -791,25 +918,37 @@ func (s *evalState) call(overload string, args ...ref.Val) ref.Val {
 	var n int
 	var sum float64
 	lo, hi := math.Inf(1), math.Inf(-1)
-	var seen map[any]struct{}
-	for _, i := range s.index()[f.Type] {
+	seen := s.seen
+	clear(seen)
+	// What the loop does for each event is decided once, not per event.
+	counting, distinct := fn == "count" || fn == "frequency", fn == "distinct"
+	wantString, isString := want.(string)
+	at, scan := s.ofType(f.Type)
+	for i, j := s.next(f.Type, at, scan, 0); i >= 0; i, j = s.next(f.Type, at, scan, j) {
 		e := &s.events[i]
 		if e.Time.Before(from) {
 			continue
 		}
-		switch fn {
-		case "count", "frequency":
-			if want != nil && !equal(e.Fields[f.Field], want) {
+		switch {
+		case counting:
+			if isString {
+				// equal(got, want) for a string want, without its
+				// interface comparison.
+				if got, ok := e.Fields[f.Field].(string); !ok || got != wantString {
+					continue
+				}
+			} else if want != nil && !equal(e.Fields[f.Field], want) {
 				continue
 			}
 			n++
-		case "distinct":
+		case distinct:
 			v, ok := e.Fields[f.Field]
 			if !ok {
 				continue
 			}
 			if seen == nil {
 				seen = map[any]struct{}{}
+				s.seen = seen // kept for the next distinct, cleared
 			}
 			if t, ok := v.(time.Time); ok {
 				v = t.UnixNano()
@@ -831,6 +970,9 @@ func (s *evalState) call(overload string, args ...ref.Val) ref.Val {
 		s.record(f)
 		return types.Int(n)
 	case "distinct":
+		if len(seen) > 1024 {
+			s.seen = nil // clearing a map costs its size: keep only small ones
+		}
 		f.Value = float64(len(seen))
 		s.record(f)
 		return types.Int(len(seen))
@@ -841,7 +983,7 @@ func (s *evalState) call(overload string, args ...ref.Val) ref.Val {
 		if math.Abs(sum) == math.MaxFloat64 {
 			// The sum saturated: add x/n instead, which cannot overflow.
 			f.Value = 0
-			for _, i := range s.index()[f.Type] {
+			for i, j := s.next(f.Type, at, scan, 0); i >= 0; i, j = s.next(f.Type, at, scan, j) {
 				e := &s.events[i]
 				if x, ok := toFloat(e.Fields[f.Field]); ok && !e.Time.Before(from) {
 					f.Value += x / float64(n)
