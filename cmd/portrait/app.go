@@ -541,6 +541,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	tuneGC(os.Getenv)
 	if *operator != "" {
 		if err := portrait.CheckStaffName(*operator); err != nil {
 			return fmt.Errorf("serve: --operator: %s", cliMessage(err))

@@ -42,6 +42,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	tuneGC(os.Getenv)
 	admin, err := adminKey(*adminKeyFlag, *adminKeyFile)
 	if err != nil {
 		return err
