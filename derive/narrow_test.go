@@ -3,14 +3,11 @@ package derive
 import (
 	"encoding/json"
 	"math"
-	"os"
 	"reflect"
 	"testing"
 	"time"
 
-	"github.com/portrait-dev/portrait/catalog"
 	"github.com/portrait-dev/portrait/label"
-	"github.com/portrait-dev/portrait/policy"
 )
 
 // A batch page's events share decoded field maps (fieldCache) and their
@@ -19,16 +16,7 @@ import (
 // subject.view gives them, and events with the same fields share
 // one map.
 func TestBatchViewNarrowsShared(t *testing.T) {
-	yaml, err := os.ReadFile("../examples/demo/catalog.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cat, err := catalog.Parse("examples/demo/catalog.yaml", yaml, label.Check)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &Engine{point: policy.New(cat), caller: policy.Caller{Role: policy.System, ID: "derive"}}
-	c := compileCatalog(cat)
+	e, c := demoEngine(t)
 	at := time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
 	var fc fieldCache
 	nc := &narrowCache{}
@@ -56,33 +44,7 @@ func TestBatchViewNarrowsShared(t *testing.T) {
 	if s.which[0] != s.which[5] || reflect.ValueOf(s.events[0].Fields).Pointer() != reflect.ValueOf(s.events[5].Fields).Pointer() {
 		t.Error("two events with the same fields decoded into two maps")
 	}
-	for _, purposes := range [][]string{{"personalization"}, {"marketing"}, {"credit"}, {"personalization", "marketing", "credit"}} {
-		st := &policy.State{Pseudonym: "p", Consents: map[string]policy.Consent{}, Personalization: 100, Suppressed: map[string]bool{}}
-		for _, p := range purposes {
-			st.Consents[p] = policy.Consent{Status: policy.Granted, At: at.Add(-time.Hour), NoticeVersion: "1"}
-		}
-		for _, en := range c.entries {
-			g, _ := e.decide(st, en)
-			if !g.Valid() {
-				continue
-			}
-			wantProf, wantEvents := s.view(en, g)
-			gotProf, gotEvents := s.batchView(en, g)
-			if !reflect.DeepEqual(gotProf, wantProf) || !reflect.DeepEqual(gotEvents, wantEvents) {
-				t.Errorf("%v, label %s:\nbatch %v %v\nview  %v %v", purposes, en.l.ID, gotProf, gotEvents, wantProf, wantEvents)
-			}
-			for i, ev := range gotEvents {
-				for k := range ev.Fields {
-					if !g.Covers(k) {
-						t.Errorf("%v, label %s sees field %s", purposes, en.l.ID, k)
-					}
-				}
-				if a, ok := ev.Fields["amount"].(float64); ok && math.Signbit(a) != math.Signbit(s.events[i].Fields["amount"].(float64)) {
-					t.Errorf("%v, label %s: event %d amount %v, stored %v", purposes, en.l.ID, i, a, s.events[i].Fields["amount"])
-				}
-			}
-		}
-	}
+	checkBatchViews(t, e, c, s, at)
 	if len(nc.m) == 0 {
 		t.Error("no label's view was narrowed through the run's cache")
 	}
