@@ -79,7 +79,9 @@ func (g *governed) run(tb testing.TB, body []byte) ([]Result, []pending, []decid
 	return results, todo, out, events
 }
 
-func viewBatch(n int, t0 time.Time) []byte {
+// ViewBatch returns n view events over 100 subjects as NDJSON (exported
+// for the package's external benchmarks).
+func ViewBatch(n int, t0 time.Time) []byte {
 	var b bytes.Buffer
 	for i := range n {
 		fmt.Fprintf(&b, `{"subject":"s%d","type":"view","time":%q,"fields":{"item":"item-%d","category":"sports","price":%d}}`+"\n",
@@ -95,7 +97,7 @@ func viewBatch(n int, t0 time.Time) []byte {
 func BenchmarkGovern(b *testing.B) {
 	const batch = 1000
 	g := newGoverned(b, 100)
-	body := viewBatch(batch, g.now)
+	body := ViewBatch(batch, g.now)
 	b.ReportAllocs()
 	c0 := processCPU(b)
 	for b.Loop() {

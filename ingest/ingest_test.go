@@ -456,16 +456,6 @@ func FuzzDecode(f *testing.F) {
 	})
 }
 
-// ndjsonBatch returns n events over 100 subjects as NDJSON.
-func ndjsonBatch(n int, t0 time.Time) []byte {
-	var b bytes.Buffer
-	for i := range n {
-		fmt.Fprintf(&b, `{"subject":"s%d","type":"view","time":%q,"fields":{"item":"item-%d","category":"sports","price":%d}}`+"\n",
-			i%100, t0.Add(-time.Duration(i)*time.Second).Format(time.RFC3339), i, i%500)
-	}
-	return b.Bytes()
-}
-
 // BenchmarkIngest compares governed ingest (decode, validate, consent,
 // minimise, seal, store, audit) with a bare baseline that decodes the
 // same NDJSON and inserts the same rows into the same SQLite store with
@@ -479,7 +469,7 @@ func BenchmarkIngest(b *testing.B) {
 		for i := range 100 {
 			e.grant(b, fmt.Sprintf("s%d", i), "personalization")
 		}
-		body := ndjsonBatch(batch, e.now)
+		body := ingest.ViewBatch(batch, e.now)
 		n := 0
 		return func() {
 			items, err := ingest.Decode(bytes.NewReader(body), true)
@@ -632,7 +622,7 @@ func BenchmarkIngest(b *testing.B) {
 		b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "events/s")
 	})
 	b.Run("floor", func(b *testing.B) {
-		f, body := newFloor(b), ndjsonBatch(batch, time.Now())
+		f, body := newFloor(b), ingest.ViewBatch(batch, time.Now())
 		b.ResetTimer()
 		for b.Loop() {
 			f.ingest(b, body)
@@ -644,7 +634,7 @@ func BenchmarkIngest(b *testing.B) {
 	// in runs when the clock stops.
 	ratio := func(b *testing.B, charge bool) {
 		one, _ := governed(b, charge)
-		f, body := newFloor(b), ndjsonBatch(batch, time.Now())
+		f, body := newFloor(b), ingest.ViewBatch(batch, time.Now())
 		var gov, flo, govCPU, floCPU time.Duration
 		b.ResetTimer()
 		for b.Loop() {
@@ -672,7 +662,7 @@ func BenchmarkIngest(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer db.Close()
-		body := ndjsonBatch(batch, e.now)
+		body := ingest.ViewBatch(batch, e.now)
 		b.ResetTimer()
 		for b.Loop() {
 			items, err := ingest.Decode(bytes.NewReader(body), true)
