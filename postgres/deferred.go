@@ -12,8 +12,7 @@ import (
 
 // writeTx is a write transaction that holds back label deletions and
 // sends them as one statement before the transaction's next statement or
-// its commit, whichever comes first (SendBatch, which it does not wrap,
-// is sent by InsertEvents after a flush). Incremental derivation deletes the
+// its commit, whichever comes first. Incremental derivation deletes the
 // labels a subject lost one subject at a time (guard.Tx.DeleteLabels):
 // under HTTP ingest those were 6,000 round trips per 100,000 events, each
 // costing the node and the backend more than the delete itself. Every
@@ -78,6 +77,13 @@ func (t *writeTx) CopyFrom(ctx context.Context, table pgx.Identifier, columns []
 	return t.Tx.CopyFrom(ctx, table, columns, src)
 }
 
+func (t *writeTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	if err := t.flush(ctx); err != nil {
+		return errBatch{err}
+	}
+	return t.Tx.SendBatch(ctx, b)
+}
+
 func (t *writeTx) Commit(ctx context.Context) error {
 	if err := t.flush(ctx); err != nil {
 		return err
@@ -90,3 +96,13 @@ func (t *writeTx) Commit(ctx context.Context) error {
 type errRow struct{ err error }
 
 func (r errRow) Scan(...any) error { return r.err }
+
+// errBatch carries a failed flush to the caller of SendBatch: every
+// result of the batch, and its Close, is that error.
+type errBatch struct{ err error }
+
+func (b errBatch) Exec() (pgconn.CommandTag, error) { return pgconn.CommandTag{}, b.err }
+func (b errBatch) Query() (pgx.Rows, error)         { return nil, b.err }
+func (b errBatch) QueryRow() pgx.Row                { return errRow(b) }
+func (b errBatch) Close() error                     { return b.err }
+func (b errBatch) Tx() pgx.Tx                       { return nil } // the batch begins no transaction

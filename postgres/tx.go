@@ -74,9 +74,6 @@ func (tx *txn) InsertEvents(ctx context.Context, events []portrait.StoredEvent) 
 			b.Queue(`INSERT INTO events (pseudonym, type, time, idem, sealed, expires) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`,
 				e.Pseudonym, e.Type, e.Time, blob(e.Idem), e.Sealed, ts(e.Expires))
 		}
-		if err := tx.tx.flush(ctx); err != nil {
-			return nil, err
-		}
 		br := tx.tx.SendBatch(ctx, b)
 		for _, i := range todo {
 			tag, err := br.Exec()
