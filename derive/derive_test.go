@@ -566,6 +566,7 @@ func benchIncremental(b *testing.B, e *env) {
 	b.ReportMetric(float64(cpu.Nanoseconds())/1e3/float64(b.N), "cpu-µs/op")
 	b.ReportMetric(median(compute), "compute-median-µs")
 	b.ReportMetric(median(store), "store-median-µs")
+	b.ReportMetric(50+float64(b.N+1)/2, "mean-history-events")
 }
 
 // racingStore runs before, once, ahead of the first write transaction:

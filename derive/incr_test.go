@@ -215,8 +215,12 @@ func openPG(t *testing.T, dsn string) portrait.Store {
 }
 
 // BenchmarkIncrementalConcurrent measures incremental derivation when n
-// subjects derive at once, each right after one new event (each has 50
-// events and derived labels, as in BenchmarkIncremental): every
+// subjects derive at once, each right after one new event (each starts
+// with 50 events and derived labels and gains one purchase a round, as in
+// BenchmarkIncremental, so b.N rounds end at 50+b.N events: the rules
+// scan a subject's history, and a derivation costs more the longer it is;
+// mean-history-events says how long it was on average, and only runs of
+// the same -benchtime compare): every
 // derivation is its own call with its own write transaction and audit
 // record, and the store's group commit (SQLite) shares commits between
 // the calls that meet. It reports wall time and CPU per derivation,
@@ -300,6 +304,7 @@ func BenchmarkIncrementalConcurrent(b *testing.B) {
 			b.ReportMetric(float64(wall.Nanoseconds())/1e3/per, "µs/derivation")
 			b.ReportMetric(float64(cpu.Nanoseconds())/1e3/per, "cpu-µs/derivation")
 			b.ReportMetric(float64(calls[len(calls)/2].Nanoseconds())/1e3, "call-median-µs")
+			b.ReportMetric(50+float64(b.N+1)/2, "mean-history-events")
 		})
 	}
 }
