@@ -2,7 +2,9 @@ package forecast
 
 import (
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -67,7 +69,7 @@ func Evaluate(days map[string][]time.Time, calEnd, holdEnd time.Time, model stri
 		return nil, fmt.Errorf("forecast: holdout end %s is not after the calibration end %s", holdEnd.Format(time.DateOnly), calEnd.Format(time.DateOnly))
 	}
 	var panel [][]time.Time
-	for _, id := range sortedKeys(days) {
+	for _, id := range slices.Sorted(maps.Keys(days)) {
 		d := Days(days[id])
 		if len(d) > 0 && !d[0].After(calEnd) {
 			panel = append(panel, d)

@@ -2,8 +2,10 @@ package forecast
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -82,7 +84,7 @@ func TestTrendRecovered(t *testing.T) {
 	for _, beta := range []float64{0, 0.01} {
 		days := simulateDays(cdnow, beta, 30_000, 5)
 		var panel [][]time.Time
-		for _, id := range sortedKeys(days) {
+		for _, id := range slices.Sorted(maps.Keys(days)) {
 			panel = append(panel, Days(days[id]))
 		}
 		m, err := FitModel(ModelTrend, panel, origin.AddDate(0, 0, 545))

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"sort"
 	"time"
 )
 
@@ -216,14 +215,4 @@ func (m Model) Predict(days []time.Time, h float64) (expected, alive float64, er
 	end := m.End.Add(time.Duration(h * float64(week)))
 	v, err := m.Params.Conditional(c, m.Trend.Span(m.End, end))
 	return v, m.Params.PAlive(c), err
-}
-
-// sortedKeys returns the keys of m in order, for deterministic output.
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

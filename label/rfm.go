@@ -1,6 +1,8 @@
 package label
 
 import (
+	"maps"
+	"slices"
 	"sort"
 	"time"
 
@@ -64,7 +66,7 @@ func RFMClass(r, f, m int) string {
 // result does not depend on map order. Subjects without a purchase are
 // scored too, as the worst on all three.
 func RFM(now time.Time, subjects map[string][]Event, eventType, amountField string) map[string]RFMScore {
-	ids := sortedKeys(subjects)
+	ids := slices.Sorted(maps.Keys(subjects))
 	out := make(map[string]RFMScore, len(ids))
 	rec := make([]float64, len(ids))
 	freq := make([]float64, len(ids))

@@ -3,9 +3,9 @@ package label
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"slices"
-	"sort"
 	"sync"
 	"time"
 
@@ -268,7 +268,7 @@ func (r *Rule) compileModel(c *catalog.Catalog) error {
 	if len(m.Weights) == 0 {
 		return refuse(l, "model has no weights: give a weight for each input field")
 	}
-	for _, name := range sortedKeys(m.Weights) {
+	for _, name := range slices.Sorted(maps.Keys(m.Weights)) {
 		if _, ok := r.varIdx[name]; !ok {
 			return refuse(l, "model weight %q is not one of the label's inputs; add it to inputs", name)
 		}
@@ -280,7 +280,7 @@ func (r *Rule) compileModel(c *catalog.Catalog) error {
 		return refuse(l, "logistic model threshold %v: set a probability between 0 and 1", m.Threshold)
 	}
 	r.model = &m
-	r.fields = sortedKeys(m.Weights)
+	r.fields = slices.Sorted(maps.Keys(m.Weights))
 	r.setInputs()
 	return nil
 }
@@ -384,8 +384,8 @@ func (r *Rule) scan(a *ast.AST) error {
 	if bad != nil {
 		return bad
 	}
-	r.fields = sortedKeys(fields)
-	r.types = sortedKeys(types)
+	r.fields = slices.Sorted(maps.Keys(fields))
+	r.types = slices.Sorted(maps.Keys(types))
 	r.setInputs()
 	return nil
 }
@@ -410,15 +410,6 @@ func constString(e ast.Expr) (string, bool) {
 	}
 	s, ok := e.AsLiteral().(types.String)
 	return string(s), ok
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // estimator gives the cost model sizes for the rule's inputs: events holds

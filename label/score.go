@@ -2,7 +2,9 @@ package label
 
 import (
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 
 	"github.com/portrait-dev/portrait/catalog"
 )
@@ -22,7 +24,7 @@ func (m Model) Score(features map[string]float64) (score float64, contributions 
 	}
 	z := m.Intercept
 	contributions = make(map[string]float64, len(m.Weights))
-	for _, name := range sortedKeys(m.Weights) {
+	for _, name := range slices.Sorted(maps.Keys(m.Weights)) {
 		x, ok := features[name]
 		if !ok {
 			return 0, nil, fmt.Errorf("score: feature %q is missing; the model weighs it", name)

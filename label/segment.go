@@ -2,6 +2,7 @@ package label
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"sort"
@@ -35,7 +36,7 @@ func Segment(l *catalog.Label, subjects map[string]map[string]float64) (*Segment
 	if len(l.Features) == 0 || l.K < 2 {
 		return nil, &CheckError{Label: l.ID, Requirement: "LP-1", Msg: "a segment needs declared numeric features and k >= 2"}
 	}
-	ids := sortedKeys(subjects)
+	ids := slices.Sorted(maps.Keys(subjects))
 	points := make([][]float64, len(ids))
 	for i, id := range ids {
 		p := make([]float64, len(l.Features))

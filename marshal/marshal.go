@@ -2,6 +2,7 @@ package marshal
 
 import (
 	"encoding/json"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -34,33 +35,12 @@ func AppendValue(b []byte, v any) ([]byte, error) {
 		if v == nil {
 			return append(b, "null"...), nil
 		}
-		b = append(b, '{')
-		for i, k := range sortedKeys(v) {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = AppendString(b, k)
-			b = append(b, ':')
-			b = AppendString(b, v[k])
-		}
-		return append(b, '}'), nil
+		return appendObject(b, v, func(b []byte, s string) ([]byte, error) { return AppendString(b, s), nil })
 	case map[string]any:
 		if v == nil {
 			return append(b, "null"...), nil
 		}
-		b = append(b, '{')
-		for i, k := range sortedKeys(v) {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = AppendString(b, k)
-			b = append(b, ':')
-			var err error
-			if b, err = AppendValue(b, v[k]); err != nil {
-				return nil, err
-			}
-		}
-		return append(b, '}'), nil
+		return appendObject(b, v, AppendValue)
 	case []any:
 		if v == nil {
 			return append(b, "null"...), nil
@@ -82,15 +62,6 @@ func AppendValue(b []byte, v any) ([]byte, error) {
 		return nil, err
 	}
 	return append(b, data...), nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // AppendStrings appends ss as a JSON array of strings (a nil slice is
@@ -184,4 +155,22 @@ func AppendString(b []byte, s string) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
+}
+
+// appendObject appends m as a JSON object, its keys in order as
+// json.Marshal writes them, each value by value.
+func appendObject[V any](b []byte, m map[string]V, value func([]byte, V) ([]byte, error)) ([]byte, error) {
+	b = append(b, '{')
+	for i, k := range slices.Sorted(maps.Keys(m)) {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = AppendString(b, k)
+		b = append(b, ':')
+		var err error
+		if b, err = value(b, m[k]); err != nil {
+			return nil, err
+		}
+	}
+	return append(b, '}'), nil
 }
