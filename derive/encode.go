@@ -2,8 +2,6 @@ package derive
 
 import (
 	"encoding/json"
-	"maps"
-	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -73,20 +71,11 @@ func appendStored(b []byte, v *Stored) ([]byte, bool) {
 		}
 	}
 	text := func(t catalog.Text) {
-		if t == nil {
-			b = append(b, "null"...)
-			return
+		if ok {
+			var err error
+			b, err = marshal.AppendValue(b, map[string]string(t)) // a map goes into any without an allocation
+			ok = err == nil
 		}
-		b = append(b, '{')
-		for i, k := range slices.Sorted(maps.Keys(t)) {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			str(k)
-			b = append(b, ':')
-			str(t[k])
-		}
-		b = append(b, '}')
 	}
 	b = append(b, `{"label":`...)
 	str(v.Label)
@@ -108,14 +97,7 @@ func appendStored(b []byte, v *Stored) ([]byte, bool) {
 	if v.Inputs == nil {
 		b = append(b, "null"...)
 	} else {
-		b = append(b, '[')
-		for i, in := range v.Inputs {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			str(in)
-		}
-		b = append(b, ']')
+		b = marshal.AppendStrings(b, v.Inputs)
 	}
 	b = append(b, `,"event_count":`...)
 	b = strconv.AppendInt(b, int64(v.EventCount), 10)
