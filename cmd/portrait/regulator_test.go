@@ -696,6 +696,32 @@ func hasErasure(t *testing.T, p *proc, size int64) bool {
 	return false
 }
 
+// coldBackup returns a backup and a restore of the SQLite database at
+// path while no process has it open: the file and its write-ahead log,
+// whose frames a stopped node may not have checkpointed into the file (a
+// copy of the file alone lost them, and the restored log disagreed with
+// what the regulator witnessed). Restore puts both back and drops the
+// shared-memory index, which SQLite rebuilds from them.
+func coldBackup(t *testing.T, path, backup string) (save, restore func()) {
+	t.Helper()
+	copyIf := func(from, to string) {
+		os.Remove(to)
+		if _, err := os.Stat(from); err == nil {
+			copyFile(t, from, to)
+		}
+	}
+	save = func() {
+		copyFile(t, path, backup)
+		copyIf(path+"-wal", backup+"-wal")
+	}
+	restore = func() {
+		os.Remove(path + "-shm")
+		copyFile(t, backup, path)
+		copyIf(backup+"-wal", path+"-wal")
+	}
+	return save, restore
+}
+
 func copyFile(t *testing.T, from, to string) {
 	t.Helper()
 	b, err := os.ReadFile(from)

@@ -44,12 +44,7 @@ func TestRestoreLoad(t *testing.T) {
 				}
 			} else {
 				c.dsn = filepath.Join(dir, "r.db")
-				save = func() { copyFile(t, c.dsn, filepath.Join(dir, "b.db")) }
-				restore = func() {
-					os.Remove(c.dsn + "-wal")
-					os.Remove(c.dsn + "-shm")
-					copyFile(t, filepath.Join(dir, "b.db"), c.dsn)
-				}
+				save, restore = coldBackup(t, c.dsn, filepath.Join(dir, "b.db"))
 			}
 			const admin, erasures, behind = "admin-key", 100, 10_000
 			p := c.serve(t, admin)

@@ -38,12 +38,7 @@ func TestRestoreReappliesChoicesAndOrders(t *testing.T) {
 				}
 			} else {
 				c.dsn = filepath.Join(dir, "d.db")
-				save = func() { copyFile(t, c.dsn, filepath.Join(dir, "b.db")) }
-				restore = func() {
-					os.Remove(c.dsn + "-wal")
-					os.Remove(c.dsn + "-shm")
-					copyFile(t, filepath.Join(dir, "b.db"), c.dsn)
-				}
+				save, restore = coldBackup(t, c.dsn, filepath.Join(dir, "b.db"))
 			}
 			const admin = "company-admin-key"
 			p := c.serve(t, admin)
