@@ -46,8 +46,7 @@ type engine struct {
 	owner       *ownerLock // this process's hold on the file (lock.go), until Close
 	read        *sql.DB
 	write       *sql.DB
-	insertEvent *sql.Stmt // on write; eventChunk rows, for events with an idempotency key
-	insertMany  *sql.Stmt // on write; eventChunk rows, for events without one
+	eventWrites rawInserts
 	savepoint   *sql.Stmt // on write; begins an Update's savepoint in its group
 	release     *sql.Stmt // on write; releases it
 	stmts       sync.Map  // query text → *sql.Stmt on read, prepared on first use
@@ -149,13 +148,7 @@ func open(ctx context.Context, path string) (*engine, error) {
 		db.Close()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	db.insertEvent, err = db.write.PrepareContext(ctx, insertIdemSQL(eventChunk))
-	if err == nil {
-		db.insertMany, err = db.write.PrepareContext(ctx, insertEventsSQL(eventChunk))
-	}
-	if err == nil {
-		db.savepoint, err = db.write.PrepareContext(ctx, `SAVEPOINT member`)
-	}
+	db.savepoint, err = db.write.PrepareContext(ctx, `SAVEPOINT member`)
 	if err == nil {
 		db.release, err = db.write.PrepareContext(ctx, `RELEASE member`)
 	}
@@ -302,7 +295,8 @@ func (db *engine) Close() error {
 		errs = append(errs, v.(*sql.Stmt).Close())
 		return true
 	})
-	for _, st := range []*sql.Stmt{db.insertEvent, db.insertMany, db.savepoint, db.release} {
+	errs = append(errs, db.eventWrites.close()) // before write closes their connection
+	for _, st := range []*sql.Stmt{db.savepoint, db.release} {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}

@@ -145,77 +145,35 @@ func (tx *txn) InsertEvents(ctx context.Context, events []portrait.StoredEvent) 
 	// with a key go in multi-row statements too, after them, and RETURNING
 	// names the ids written: an id missing is a duplicate (of a stored
 	// key, or of an earlier event of the batch, which is written first).
-	many := tx.tx.StmtContext(ctx, tx.db.insertMany)
-	manyKeyed := tx.tx.StmtContext(ctx, tx.db.insertEvent)
-	args := make([]any, 0, runColumns*eventChunk)
-	flush := func(keyed bool) error {
-		n := len(args) / runColumns
-		if n == 0 {
-			return nil
-		}
-		defer func() { args = args[:0] }()
-		if keyed {
-			var rows *sql.Rows
-			var err error
-			if n == eventChunk {
-				rows, err = manyKeyed.QueryContext(ctx, args...)
-			} else {
-				rows, err = tx.tx.QueryContext(ctx, insertIdemSQL(n), args...)
-			}
-			if err != nil {
-				return fmt.Errorf("insert %d events with a key: %w", n, err)
-			}
-			defer rows.Close()
-			for rows.Next() {
-				var id int64
-				if err := rows.Scan(&id); err != nil {
-					return fmt.Errorf("insert %d events with a key: %w", n, err)
+	// The rows go to the driver directly (rawInserts), inside the
+	// transaction: its connection is the group's.
+	err := tx.g.conn.Raw(func(dc any) error {
+		w := &tx.db.eventWrites
+		for _, keyed := range []bool{false, true} {
+			w.args = w.args[:0]
+			for _, i := range order {
+				e := &events[i]
+				if (e.Idem != nil) != keyed {
+					continue
 				}
-				if i := id - first; i < 0 || i >= int64(len(events)) || inserted[i] {
-					return fmt.Errorf("insert %d events with a key: unexpected id %d written", n, id)
-				} else {
+				w.add(run, first+int64(i), keys[i], e.Type, e.Time.UnixNano(), e.Idem, e.Sealed, nanos(e.Expires))
+				if len(w.args) == runColumns*eventChunk {
+					if err := w.flush(ctx, dc, keyed, first, inserted); err != nil {
+						return err
+					}
+				}
+				if !keyed {
 					inserted[i] = true
 				}
 			}
-			if err := rows.Err(); err != nil {
-				return fmt.Errorf("insert %d events with a key: %w", n, err)
+			if err := w.flush(ctx, dc, keyed, first, inserted); err != nil {
+				return err
 			}
-			return nil
-		}
-		var res sql.Result
-		var err error
-		if n == eventChunk {
-			res, err = many.ExecContext(ctx, args...)
-		} else {
-			res, err = tx.tx.ExecContext(ctx, insertEventsSQL(n), args...)
-		}
-		if err != nil {
-			return fmt.Errorf("insert %d events: %w", n, err)
-		}
-		if got, err := res.RowsAffected(); err != nil || got != int64(n) {
-			return fmt.Errorf("insert %d events: %d written (%v)", n, got, err)
 		}
 		return nil
-	}
-	for _, keyed := range []bool{false, true} {
-		for _, i := range order {
-			e := &events[i]
-			if (e.Idem != nil) != keyed {
-				continue
-			}
-			args = append(args, run, first+int64(i), keys[i], e.Type, e.Time.UnixNano(), e.Idem, e.Sealed, nanos(e.Expires))
-			if len(args) == runColumns*eventChunk {
-				if err := flush(keyed); err != nil {
-					return nil, err
-				}
-			}
-			if !keyed {
-				inserted[i] = true
-			}
-		}
-		if err := flush(keyed); err != nil {
-			return nil, err
-		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	appended := 0
 	var expires sql.NullInt64

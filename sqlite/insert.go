@@ -1,0 +1,129 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// rawInserts are InsertEvents' statements as the driver's, prepared on
+// the write connection (conn) once per row count and run with the
+// arguments in a slice reused from one batch to the next: through
+// database/sql, each statement boxed and converted its 8 × 64 arguments
+// again, and a batch's last, shorter statement was parsed again. Only
+// the group commit's leader uses them, inside Conn.Raw on the group's
+// connection, the single write connection.
+type rawInserts struct {
+	conn  any                            // the driver connection they were prepared on
+	stmts [2][eventChunk + 1]driver.Stmt // [keyed][rows]
+	args  []driver.NamedValue
+	row   []driver.Value
+}
+
+// add appends one row's arguments: the values database/sql's default
+// conversion passed on for them (int64, string, []byte, nil).
+func (w *rawInserts) add(vs ...any) {
+	for _, v := range vs {
+		w.args = append(w.args, driver.NamedValue{Ordinal: len(w.args) + 1, Value: v})
+	}
+}
+
+// stmt returns the statement writing n rows, keyed or not, on dc,
+// preparing it on first use. A new connection (the pool replaced the
+// old) drops the statements of the old one, which closed with it.
+func (w *rawInserts) stmt(ctx context.Context, dc any, keyed bool, n int) (driver.Stmt, error) {
+	if w.conn != dc {
+		w.stmts, w.conn = [2][eventChunk + 1]driver.Stmt{}, dc
+	}
+	k := 0
+	if keyed {
+		k = 1
+	}
+	if st := w.stmts[k][n]; st != nil {
+		return st, nil
+	}
+	prep, ok := dc.(driver.ConnPrepareContext)
+	if !ok {
+		return nil, fmt.Errorf("driver connection %T cannot prepare with a context", dc)
+	}
+	q := insertEventsSQL(n)
+	if keyed {
+		q = insertIdemSQL(n)
+	}
+	st, err := prep.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	w.stmts[k][n] = st
+	return st, nil
+}
+
+// flush writes the rows in args, as InsertEvents describes, and empties
+// it. A keyed row written marks its event inserted (first is the
+// batch's first id).
+func (w *rawInserts) flush(ctx context.Context, dc any, keyed bool, first int64, inserted []bool) error {
+	n := len(w.args) / runColumns
+	if n == 0 {
+		return nil
+	}
+	defer func() { clear(w.args); w.args = w.args[:0] }() // holding no event
+	st, err := w.stmt(ctx, dc, keyed, n)
+	if err != nil {
+		return fmt.Errorf("insert %d events: %w", n, err)
+	}
+	if keyed {
+		q, ok := st.(driver.StmtQueryContext)
+		if !ok {
+			return fmt.Errorf("driver statement %T cannot query with a context", st)
+		}
+		rows, err := q.QueryContext(ctx, w.args)
+		if err != nil {
+			return fmt.Errorf("insert %d events with a key: %w", n, err)
+		}
+		defer rows.Close()
+		if w.row == nil {
+			w.row = make([]driver.Value, 1)
+		}
+		for {
+			if err := rows.Next(w.row); errors.Is(err, io.EOF) {
+				return nil
+			} else if err != nil {
+				return fmt.Errorf("insert %d events with a key: %w", n, err)
+			}
+			id, ok := w.row[0].(int64)
+			if i := id - first; !ok || i < 0 || i >= int64(len(inserted)) || inserted[i] {
+				return fmt.Errorf("insert %d events with a key: unexpected id %v written", n, w.row[0])
+			} else {
+				inserted[i] = true
+			}
+		}
+	}
+	x, ok := st.(driver.StmtExecContext)
+	if !ok {
+		return fmt.Errorf("driver statement %T cannot execute with a context", st)
+	}
+	res, err := x.ExecContext(ctx, w.args)
+	if err != nil {
+		return fmt.Errorf("insert %d events: %w", n, err)
+	}
+	if got, err := res.RowsAffected(); err != nil || got != int64(n) {
+		return fmt.Errorf("insert %d events: %d written (%v)", n, got, err)
+	}
+	return nil
+}
+
+// close closes the statements; the engine is closing.
+func (w *rawInserts) close() error {
+	var errs []error
+	for k := range w.stmts {
+		for _, st := range w.stmts[k] {
+			if st != nil {
+				errs = append(errs, st.Close())
+			}
+		}
+	}
+	w.stmts, w.conn = [2][eventChunk + 1]driver.Stmt{}, nil
+	return errors.Join(errs...)
+}
