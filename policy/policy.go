@@ -3,6 +3,7 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -245,7 +246,10 @@ func (g Grant) Check(subject Pseudonym, actions ...Action) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("%w: grant is for %s, not %v", ErrNoGrant, g.action, actions)
+	// A copy for the message, so that actions does not escape: the
+	// variadic slice stays on the caller's stack, where every stored
+	// event's check (guard) would otherwise allocate it.
+	return fmt.Errorf("%w: grant is for %s, not %v", ErrNoGrant, g.action, slices.Clone(actions))
 }
 
 // Request is one question to the decision point.
