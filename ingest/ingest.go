@@ -338,6 +338,9 @@ func (in *Ingester) chunk(ctx context.Context, caller policy.Caller, cat *catalo
 		return Summary{}, nil, err
 	}
 	sum, err := in.commit(ctx, caller, now, n, pseudonyms, gen, b, decide, results)
+	// The transaction has ended: its events are written or rolled back.
+	// (A batch decided again inside it is left to the collector.)
+	b.release()
 	if err != nil {
 		return Summary{}, nil, fmt.Errorf("ingest: store chunk %d of %d events: %w", n, len(part), err)
 	}
@@ -355,6 +358,31 @@ type batch struct {
 	eventIdx    []int
 	profile     []profileWrite
 	digest      hash.Hash
+	pooled      []portrait.StoredEvent // events' whole slice, from eventPool
+}
+
+// eventPool keeps the chunks' stored-event slices between chunks: the
+// store has written them when the chunk's transaction ends, nothing
+// refers to them after, and at about 200 bytes an event they were a
+// request's largest allocation.
+var eventPool sync.Pool // of *[]portrait.StoredEvent
+
+func getEvents(n int) []portrait.StoredEvent {
+	if p, _ := eventPool.Get().(*[]portrait.StoredEvent); p != nil && cap(*p) >= n {
+		return (*p)[:n]
+	}
+	return make([]portrait.StoredEvent, n)
+}
+
+// release gives b's event slice back, cleared so that the pool keeps no
+// sealed value or grant alive. b must not be used after.
+func (b *batch) release() {
+	if b.pooled == nil {
+		return
+	}
+	clear(b.pooled)
+	eventPool.Put(&b.pooled)
+	b.pooled, b.events = nil, nil
 }
 
 // profileWrite is one event's profile values under the event's grant, which
@@ -462,7 +490,8 @@ func (in *Ingester) prepare(ctx context.Context, r subjectReader, caller policy.
 		}
 		per[i] = st
 	}
-	events := make([]portrait.StoredEvent, len(part))
+	events := getEvents(len(part))
+	b.pooled = events
 	out := in.decideAll(cat, now, caller, part, per, ciphers, events)
 	defer putDecided(out)
 	// Last, in request order: results, the batch and the digest. The
@@ -589,11 +618,14 @@ func (in *Ingester) decide(cat *catalog.Catalog, now time.Time, caller policy.Ca
 	}
 	slices.Sort(names)
 	grant, dropped, err := in.point.Collect(st, names, caller)
-	var den *policy.Denied
-	if errors.As(err, &den) {
-		d.problem, d.digest = &Problem{Code: den.Reasons[0].Code, Reason: den.Reasons[0].Message, Requirement: den.Reasons[0].Requirement}, true
-		return d
-	} else if err != nil {
+	if err != nil {
+		// Declared here, not above: errors.As takes its address, which
+		// would allocate it for every event.
+		var den *policy.Denied
+		if errors.As(err, &den) {
+			d.problem, d.digest = &Problem{Code: den.Reasons[0].Code, Reason: den.Reasons[0].Message, Requirement: den.Reasons[0].Requirement}, true
+			return d
+		}
 		d.err = fmt.Errorf("ingest: decide collection: %w", err)
 		return d
 	}
