@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"reflect"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"testing"
@@ -291,5 +292,29 @@ func TestValidateNormalises(t *testing.T) {
 		if got := e.Fields[tc.field]; got != tc.want {
 			t.Errorf("%s=%v (%T): stored %v (%T), want %v (%T)", tc.field, tc.in, tc.in, got, got, tc.want, tc.want)
 		}
+	}
+}
+
+// A chunk's stored-event slice goes back to the pool when its
+// transaction has ended, cleared, and the next chunk gets it again.
+func TestEventSliceReused(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(-1)) // a collection would empty the pool
+	for eventPool.Get() != nil {
+	}
+	b := &batch{}
+	b.pooled = getEvents(10)
+	b.events = b.pooled[:4]
+	b.pooled[3].Sealed = []byte("sealed")
+	first := &b.pooled[0]
+	b.release()
+	if b.pooled != nil || b.events != nil {
+		t.Error("the batch still holds its events after release")
+	}
+	again := getEvents(8)
+	if &again[0] != first {
+		t.Fatal("the next chunk got a new slice, not the released one")
+	}
+	if again[:10][3].Sealed != nil {
+		t.Error("the released slice still holds a sealed value")
 	}
 }

@@ -380,9 +380,10 @@ func (b *batch) release() {
 	if b.pooled == nil {
 		return
 	}
-	clear(b.pooled)
-	eventPool.Put(&b.pooled)
+	all := b.pooled
 	b.pooled, b.events = nil, nil
+	clear(all)
+	eventPool.Put(&all)
 }
 
 // profileWrite is one event's profile values under the event's grant, which
