@@ -3,6 +3,7 @@ package ingest
 import (
 	"fmt"
 	"reflect"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -157,5 +158,72 @@ func TestDecodeLinesInOrder(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Recycle hands the field maps back, cleared, and the next Decode fills
+// them again: the second request's events get the first one's maps and
+// nothing of their fields. A map too large to keep is not reused.
+func TestRecycleReusesFieldMaps(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(-1)) // a collection would empty the pool
+	for fieldsPool.Get() != nil {                    // start from an empty pool
+	}
+	body := func(field string, n int) string {
+		var b strings.Builder
+		for i := range n {
+			fmt.Fprintf(&b, `{"subject":"s%d","type":"view","time":"2026-11-29T10:00:00Z","fields":{%q:"v%d"}}`+"\n", i, field, i)
+		}
+		return b.String()
+	}
+	first, err := Decode(strings.NewReader(body("a", 3)), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	maps := map[uintptr]bool{}
+	for _, it := range first {
+		maps[uintptr(reflect.ValueOf(it.Event.Fields).UnsafePointer())] = true
+	}
+	Recycle(first)
+	for i, it := range first {
+		if it.Event.Fields != nil {
+			t.Errorf("item %d still has its fields after Recycle", i)
+		}
+	}
+	second, err := Decode(strings.NewReader(body("b", 3)), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, it := range second {
+		if !maps[uintptr(reflect.ValueOf(it.Event.Fields).UnsafePointer())] {
+			t.Errorf("item %d: a new map, not a recycled one", i)
+		}
+		if want := map[string]any{"b": fmt.Sprintf("v%d", i)}; !reflect.DeepEqual(it.Event.Fields, want) {
+			t.Errorf("item %d: fields %v, want %v", i, it.Event.Fields, want)
+		}
+	}
+
+	// Too many fields: dropped, not kept.
+	var b strings.Builder
+	b.WriteString(`{"subject":"s","type":"view","time":"2026-11-29T10:00:00Z","fields":{`)
+	for i := range maxRecycled + 1 {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `"f%d":%d`, i, i)
+	}
+	b.WriteString("}}\n")
+	big, err := Decode(strings.NewReader(b.String()), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	Recycle(second)
+	Recycle(big)
+	for range second {
+		if m, _ := fieldsPool.Get().(map[string]any); m == nil || len(m) != 0 {
+			t.Fatalf("pool gave %v, want an empty recycled map", m)
+		}
+	}
+	if m := fieldsPool.Get(); m != nil {
+		t.Errorf("pool kept a map of %d fields (limit %d)", maxRecycled+1, maxRecycled)
 	}
 }

@@ -479,6 +479,7 @@ func BenchmarkIngest(b *testing.B) {
 			if _, sum, err := e.in.Ingest(context.Background(), operator, items); err != nil || sum.Accepted != batch {
 				b.Fatal(err, sum)
 			}
+			ingest.Recycle(items) // as the server's handler does
 			// The store clusters appended events in the background, one
 			// move per 10,000; moving them here, on the governed clock,
 			// charges that work to governed ingest rather than to

@@ -52,6 +52,7 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request, c policy.Cal
 	}
 	s.ownEvents(items, c)
 	results, sum, err := s.cfg.Ingester.Ingest(r.Context(), c, items)
+	ingest.Recycle(items) // nothing below reads them
 	if err != nil {
 		return &portrait.Error{Code: portrait.EUNAVAILABLE, Message: "the batch could not be stored and recorded in the audit log; nothing was stored, retry later", Err: err}
 	}
