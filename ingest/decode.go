@@ -74,7 +74,7 @@ func Decode(r io.Reader, ndjson bool) ([]Item, error) {
 	if len(raws) > MaxEvents {
 		return nil, portrait.Errorf(portrait.ETOOLARGE, "%d events in one request; send at most %d per request", len(raws), MaxEvents)
 	}
-	items := make([]Item, len(raws))
+	items := getItems(len(raws))
 	each(len(raws), func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			items[i] = decodeOne(string(raws[i]))
@@ -139,7 +139,7 @@ func decodeLines(r io.Reader) ([]Item, error) {
 	}
 	blocks = append(blocks, cur.String())
 	w.spans = spans // kept for the next request, whatever it grew to
-	items := make([]Item, len(spans))
+	items := getItems(len(spans))
 	each(len(spans), func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			sp := spans[i]
@@ -555,6 +555,7 @@ const maxRecycled = 16
 // field map: values are sealed, and field names are the body's strings,
 // not the map's), so a handler that decodes, ingests and answers calls it
 // last.
+// The slice of items is kept too, cleared, if it is as Decode returned it.
 func Recycle(items []Item) {
 	for i := range items {
 		m := items[i].Event.Fields
@@ -565,4 +566,19 @@ func Recycle(items []Item) {
 		clear(m)
 		fieldsPool.Put(m)
 	}
+	if cap(items) > 0 && cap(items) <= MaxEvents {
+		items = items[:cap(items)]
+		clear(items)
+		itemsPool.Put(&items)
+	}
+}
+
+// itemsPool keeps the slices of items Recycle gave back.
+var itemsPool sync.Pool // of *[]Item
+
+func getItems(n int) []Item {
+	if p, _ := itemsPool.Get().(*[]Item); p != nil && cap(*p) >= n {
+		return (*p)[:n]
+	}
+	return make([]Item, n)
 }

@@ -193,6 +193,9 @@ func TestRecycleReusesFieldMaps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if &second[0] != &first[0] {
+		t.Error("the second request's items are a new slice, not the recycled one")
+	}
 	for i, it := range second {
 		if !maps[uintptr(reflect.ValueOf(it.Event.Fields).UnsafePointer())] {
 			t.Errorf("item %d: a new map, not a recycled one", i)

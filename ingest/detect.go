@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -133,6 +134,18 @@ type scanned struct {
 	text  string
 	found []detect.Finding
 	ok    bool
+}
+
+// memoPool keeps scan memos between requests, emptied: a memo is 14 KB,
+// and one per goroutine per request was check's largest allocation. It
+// keeps no value of a request past it: a field value is personal data.
+var memoPool = sync.Pool{New: func() any { return new(scanMemo) }}
+
+func getMemo() *scanMemo { return memoPool.Get().(*scanMemo) }
+
+func putMemo(m *scanMemo) {
+	m.slots = [len(m.slots)]scanned{}
+	memoPool.Put(m)
 }
 
 // scan returns detect.Scan(pack, text), from the memo if it holds it.

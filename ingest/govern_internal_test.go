@@ -318,3 +318,22 @@ func TestEventSliceReused(t *testing.T) {
 		t.Error("the released slice still holds a sealed value")
 	}
 }
+
+// A scan memo goes back to its pool empty: a field value is personal
+// data, and the memo must not keep one past its request.
+func TestScanMemoPooledEmpty(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(-1)) // a collection would empty the pool
+	pack := rules.Default()
+	m := getMemo()
+	m.scan(pack, "13800138000 张三")
+	putMemo(m)
+	again := getMemo()
+	if again != m {
+		t.Skip("the pool handed out another memo (the goroutine moved to another P)")
+	}
+	for i, s := range again.slots {
+		if s.ok || s.text != "" || s.found != nil {
+			t.Fatalf("slot %d still holds %q after the memo went back", i, s.text)
+		}
+	}
+}

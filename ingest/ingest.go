@@ -194,6 +194,7 @@ func (in *Ingester) Ingest(ctx context.Context, caller policy.Caller, items []It
 	results := make([]Result, len(items))
 	var sum Summary
 	todo := in.check(cat, now, items, results)
+	defer putPending(todo) // nothing returned refers to it
 	if len(todo) > in.opt.ChunkSize {
 		// Events are stored per subject: a chunk of few subjects writes
 		// few pages, where a chunk of every subject would rewrite them
@@ -250,13 +251,20 @@ func (in *Ingester) Ingest(ctx context.Context, caller policy.Caller, items []It
 // independent: they run on every core, each event's outcome in its own
 // slot, and are gathered in request order.
 func (in *Ingester) check(cat *catalog.Catalog, now time.Time, items []Item, results []Result) []pending {
-	checked := make([]pending, len(items))
+	checked := getPending(len(items))
 	ok := make([]bool, len(items))
+	var (
+		mu    sync.Mutex
+		memos []*scanMemo
+	)
 	eachWorker(len(items), func() func(lo, hi int) {
 		// A request carries few subjects many times over: each goroutine
 		// computes a subject's pseudonym (an HMAC) once.
 		pseudonyms := make(map[string]portrait.Pseudonym)
-		memo := new(scanMemo)
+		memo := getMemo()
+		mu.Lock()
+		memos = append(memos, memo)
+		mu.Unlock()
 		return func(lo, hi int) {
 			for i := lo; i < hi; i++ {
 				it := &items[i]
@@ -281,6 +289,9 @@ func (in *Ingester) check(cat *catalog.Catalog, now time.Time, items []Item, res
 			}
 		}
 	})
+	for _, m := range memos {
+		putMemo(m)
+	}
 	// Gather in place: a pending event is large, and a second slice of
 	// them was as much allocation as the rest of check.
 	n := 0
@@ -294,6 +305,24 @@ func (in *Ingester) check(cat *catalog.Catalog, now time.Time, items []Item, res
 	}
 	clear(checked[n:])
 	return checked[:n]
+}
+
+// pendingPool keeps check's slices of pending events between requests.
+var pendingPool sync.Pool // of *[]pending
+
+func getPending(n int) []pending {
+	if p, _ := pendingPool.Get().(*[]pending); p != nil && cap(*p) >= n {
+		return (*p)[:n]
+	}
+	return make([]pending, n)
+}
+
+// putPending clears todo (the events it points at are the caller's) and
+// keeps it.
+func putPending(todo []pending) {
+	todo = todo[:cap(todo)]
+	clear(todo)
+	pendingPool.Put(&todo)
 }
 
 func notStored(results []Result, part []pending, n int, why string) int {
