@@ -20,6 +20,35 @@ type rawInserts struct {
 	stmts [2][eventChunk + 1]driver.Stmt // [keyed][rows]
 	args  []driver.NamedValue
 	row   []driver.Value
+	// InsertEvents' scratch: each event's key, the events in key order,
+	// the batch's distinct keys and types as arguments.
+	keys  []any
+	order []int
+	memo  map[string]any
+}
+
+// scratch returns InsertEvents' scratch for n events.
+func (w *rawInserts) scratch(n int) (keys []any, order []int, memo map[string]any) {
+	if cap(w.keys) < n {
+		w.keys, w.order = make([]any, n), make([]int, n)
+	}
+	if w.memo == nil {
+		w.memo = make(map[string]any)
+	}
+	return w.keys[:n], w.order[:n], w.memo
+}
+
+// clearScratch drops what the scratch refers to, keeping its memory; a
+// very large batch does not leave its slices or map behind.
+func (w *rawInserts) clearScratch() {
+	clear(w.keys[:cap(w.keys)])
+	if cap(w.keys) > 1<<14 {
+		w.keys, w.order = nil, nil
+	}
+	if len(w.memo) > 1024 {
+		w.memo = nil
+	}
+	clear(w.memo)
 }
 
 // add appends one row's arguments: the values database/sql's default

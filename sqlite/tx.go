@@ -130,9 +130,12 @@ func (tx *txn) InsertEvents(ctx context.Context, events []portrait.StoredEvent) 
 	// key (a decoded pseudonym) and each type is made into an argument
 	// once, and so is the run, instead of two to three allocations per
 	// event.
-	keys := make([]any, len(events))
-	order := make([]int, len(events))
-	memo := make(map[string]any)
+	// The slices and the map are the writer's scratch (rawInserts),
+	// kept from one batch to the next: only the write transaction's
+	// leader runs here.
+	w := &tx.db.eventWrites
+	keys, order, memo := w.scratch(len(events))
+	defer w.clearScratch()
 	for i := range events {
 		ps := string(events[i].Pseudonym)
 		k, ok := memo[ps]
@@ -169,7 +172,6 @@ func (tx *txn) InsertEvents(ctx context.Context, events []portrait.StoredEvent) 
 	// The rows go to the driver directly (rawInserts), inside the
 	// transaction: its connection is the group's.
 	err := tx.g.conn.Raw(func(dc any) error {
-		w := &tx.db.eventWrites
 		for _, keyed := range []bool{false, true} {
 			w.args = w.args[:0]
 			for _, i := range order {
