@@ -76,7 +76,7 @@ func (g *governed) run(tb testing.TB, body []byte) ([]Result, []pending, []decid
 		per[i] = g.states[p.pseudonym]
 	}
 	events := make([]portrait.StoredEvent, len(todo))
-	out := g.in.decideAll(g.cat, g.now, policy.Caller{Role: policy.Operator, ID: "test"}, todo, per, g.ciphers, events)
+	out, _ := g.in.decideAll(g.cat, g.now, policy.Caller{Role: policy.Operator, ID: "test"}, todo, per, g.ciphers, events)
 	return results, todo, out, events
 }
 
@@ -335,5 +335,58 @@ func TestScanMemoPooledEmpty(t *testing.T) {
 		if s.ok || s.text != "" || s.found != nil {
 			t.Fatalf("slot %d still holds %q after the memo went back", i, s.text)
 		}
+	}
+}
+
+// seal puts a chunk's sealed values side by side in pooled slabs: each
+// opens to its plaintext, none can grow into the next, a full slab makes
+// way for a new one, a large value gets its own memory, and release
+// gives the slabs back.
+func TestSealIntoSlabs(t *testing.T) {
+	master := make([]byte, keys.MasterSize)
+	rand.Read(master)
+	kr, err := keys.New(master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, c, err := kr.NewSubject("s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ad := []byte("ad")
+	sc := new(scratch)
+	var plains, sealed [][]byte
+	for i := range 400 { // about 100 bytes each: more than one slab
+		p := []byte(fmt.Sprintf(`{"item":"item-%d","category":"sports","price":%d,"pad":"%s"}`, i, i, strings.Repeat("x", i%40)))
+		plains, sealed = append(plains, p), append(sealed, sc.seal(c, p, ad))
+	}
+	big := bytes.Repeat([]byte("y"), slabSize/4)
+	plains, sealed = append(plains, big), append(sealed, sc.seal(c, big, ad))
+	if len(sc.slabs) < 2 {
+		t.Fatalf("%d slabs for 400 values of ~100 bytes, want a new one when the first is full", len(sc.slabs))
+	}
+	for i, s := range sealed {
+		if cap(s) != len(s) {
+			t.Fatalf("value %d has room to grow into its neighbour (len %d, cap %d)", i, len(s), cap(s))
+		}
+		if got, err := c.Open(s, ad); err != nil || !bytes.Equal(got, plains[i]) {
+			t.Fatalf("value %d: Open = %q, %v", i, got, err)
+		}
+	}
+	used := 0
+	for _, p := range sc.slabs {
+		used += len(*p)
+	}
+	want := 0
+	for _, v := range sealed[:len(sealed)-1] {
+		want += len(v)
+	}
+	if used != want {
+		t.Errorf("the slabs hold %d bytes, want the %d of the small values only", used, want)
+	}
+	b := &batch{slabs: sc.slabs}
+	b.release()
+	if b.slabs != nil {
+		t.Error("the batch still holds its slabs after release")
 	}
 }

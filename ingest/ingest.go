@@ -388,6 +388,7 @@ type batch struct {
 	profile     []profileWrite
 	digest      hash.Hash
 	pooled      []portrait.StoredEvent // events' whole slice, from eventPool
+	slabs       []*[]byte              // the sealed values' memory, from slabPool
 }
 
 // eventPool keeps the chunks' stored-event slices between chunks: the
@@ -403,9 +404,15 @@ func getEvents(n int) []portrait.StoredEvent {
 	return make([]portrait.StoredEvent, n)
 }
 
-// release gives b's event slice back, cleared so that the pool keeps no
-// sealed value or grant alive. b must not be used after.
+// release gives b's event slice and sealing slabs back, the slice
+// cleared so that the pool keeps no grant alive. b must not be used
+// after: its events' sealed values are in the slabs.
 func (b *batch) release() {
+	for _, p := range b.slabs {
+		*p = (*p)[:0]
+		slabPool.Put(p)
+	}
+	b.slabs = nil
 	if b.pooled == nil {
 		return
 	}
@@ -522,7 +529,8 @@ func (in *Ingester) prepare(ctx context.Context, r subjectReader, caller policy.
 	}
 	events := getEvents(len(part))
 	b.pooled = events
-	out := in.decideAll(cat, now, caller, part, per, ciphers, events)
+	out, slabs := in.decideAll(cat, now, caller, part, per, ciphers, events)
+	b.slabs = slabs
 	defer putDecided(out)
 	// Last, in request order: results, the batch and the digest. The
 	// stored events are gathered in place.
@@ -564,17 +572,65 @@ func (in *Ingester) prepare(ctx context.Context, r subjectReader, caller policy.
 // core: the decision, minimisation, encoding and sealing depend only on
 // the event and its state. The outcomes are in part's order, and the
 // event to store of an accepted part[i] is events[i].
-func (in *Ingester) decideAll(cat *catalog.Catalog, now time.Time, caller policy.Caller, part []pending, per []*policy.State, ciphers map[portrait.Pseudonym]sealer, events []portrait.StoredEvent) []decided {
+// The sealed values are in slabs, which the batch gives back once its
+// transaction has ended.
+func (in *Ingester) decideAll(cat *catalog.Catalog, now time.Time, caller policy.Caller, part []pending, per []*policy.State, ciphers map[portrait.Pseudonym]sealer, events []portrait.StoredEvent) ([]decided, []*[]byte) {
 	out := getDecided(len(part))
+	var (
+		mu  sync.Mutex
+		scs []*scratch
+	)
 	eachWorker(len(part), func() func(lo, hi int) {
-		sc := new(scratch)
+		sc := scratchPool.Get().(*scratch)
+		mu.Lock()
+		scs = append(scs, sc)
+		mu.Unlock()
 		return func(lo, hi int) {
 			for i := lo; i < hi; i++ {
 				out[i] = in.decide(cat, now, caller, &part[i], per[i], ciphers[part[i].pseudonym], &events[i], sc)
 			}
 		}
 	})
-	return out
+	var slabs []*[]byte
+	for _, sc := range scs {
+		slabs = append(slabs, sc.slabs...)
+		clear(sc.slabs)
+		sc.slabs = sc.slabs[:0]
+		scratchPool.Put(sc)
+	}
+	return out, slabs
+}
+
+// scratchPool keeps decideAll's per-goroutine scratch between chunks.
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+// slabSize is the size of the buffers sealed values are written into:
+// a chunk's few hundred kilobytes of sealed events in a few dozen slabs,
+// kept between chunks, instead of an allocation per event and value.
+const slabSize = 16 << 10
+
+var slabPool = sync.Pool{New: func() any { b := make([]byte, 0, slabSize); return &b }}
+
+// seal seals plain under c and ad into the goroutine's current slab,
+// taking a new one when it is full. The value is capped at its length,
+// so no append can write into its neighbour. A value larger than an
+// eighth of a slab gets its own memory.
+func (sc *scratch) seal(c *keys.Cipher, plain, ad []byte) []byte {
+	need := len(plain) + c.Overhead()
+	if need > slabSize/8 {
+		return c.Seal(plain, ad)
+	}
+	if n := len(sc.slabs); n == 0 || cap(*sc.slabs[n-1])-len(*sc.slabs[n-1]) < need {
+		sc.slabs = append(sc.slabs, slabPool.Get().(*[]byte))
+	}
+	slab := sc.slabs[len(sc.slabs)-1]
+	out := c.SealAppend(*slab, plain, ad)
+	if out == nil {
+		return nil // destroyed key: nothing readable is stored
+	}
+	v := out[len(*slab):len(out):len(out)]
+	*slab = out
+	return v
 }
 
 // decidedPool keeps decideAll's outcome slices between chunks: after the
@@ -609,6 +665,7 @@ type scratch struct {
 	names []string
 	kept  []field
 	plain []byte
+	slabs []*[]byte // the slabs this goroutine sealed into, the last one current (seal)
 }
 
 // digestPrefix appends an event's digest line up to its outcome:
@@ -702,7 +759,7 @@ func (in *Ingester) decide(cat *catalog.Catalog, now time.Time, caller policy.Ca
 	c := s.c
 	*ev = portrait.StoredEvent{
 		Grant: grant, Pseudonym: p.pseudonym, Type: p.event.Type, Time: p.event.Time,
-		Sealed: c.Seal(plain, s.ad), Expires: expires,
+		Sealed: sc.seal(c, plain, s.ad), Expires: expires,
 	}
 	if p.event.IdempotencyKey != "" {
 		ev.Idem = in.keys.IdemHash(p.pseudonym, p.event.IdempotencyKey)
@@ -718,7 +775,7 @@ func (in *Ingester) decide(cat *catalog.Catalog, now time.Time, caller policy.Ca
 			return d
 		}
 		d.profile = append(d.profile, portrait.ProfileValue{
-			Field: kv.name, Sealed: c.Seal(enc, keys.ProfileAD(p.pseudonym, kv.name)), Source: "event",
+			Field: kv.name, Sealed: sc.seal(c, enc, keys.ProfileAD(p.pseudonym, kv.name)), Source: "event",
 			Updated: p.event.Time, Expires: p.event.Time.Add(time.Duration(f.Retention)),
 		})
 	}

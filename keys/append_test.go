@@ -66,3 +66,31 @@ func TestOpenAppend(t *testing.T) {
 		})
 	}
 }
+
+// SealAppend appends what Seal makes, which Open opens, after dst's bytes
+// and into its memory when it has room; a destroyed key gives nil.
+func TestSealAppend(t *testing.T) {
+	k := mustNew(t, 1)
+	_, c, err := k.NewSubject("erin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, ad := []byte(`{"category":"books"}`), []byte("ad")
+	buf := make([]byte, 0, 256)
+	buf = append(buf, "prefix"...)
+	out := c.SealAppend(buf, msg, ad)
+	if string(out[:6]) != "prefix" || &out[0] != &buf[0] {
+		t.Fatal("SealAppend did not append into dst's memory")
+	}
+	if len(out)-6 != len(msg)+c.Overhead() {
+		t.Errorf("sealed %d bytes, want %d", len(out)-6, len(msg)+c.Overhead())
+	}
+	if got, err := c.Open(out[6:], ad); err != nil || !bytes.Equal(got, msg) {
+		t.Errorf("Open = %q, %v; want %q", got, err, msg)
+	}
+	_, gone, _ := k.NewSubject("frank")
+	gone.destroy()
+	if out := gone.SealAppend(buf, msg, ad); out != nil {
+		t.Errorf("a destroyed key sealed %d bytes, want nil", len(out))
+	}
+}

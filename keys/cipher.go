@@ -50,11 +50,18 @@ func (c *Cipher) Overhead() int { return 28 }
 // Cipher returns nil, which no Open accepts: a value computed while its
 // subject was being erased is never stored readable.
 func (c *Cipher) Seal(plaintext, ad []byte) []byte {
+	return c.SealAppend(make([]byte, 0, len(plaintext)+c.Overhead()), plaintext, ad)
+}
+
+// SealAppend is Seal appending the sealed value to dst and returning the
+// extended slice, so that a writer sealing many small values can put
+// them in one buffer. A destroyed Cipher returns nil, not dst.
+func (c *Cipher) SealAppend(dst, plaintext, ad []byte) []byte {
 	a := c.aead.Load()
 	if a == nil {
 		return nil
 	}
-	return (*a).Seal(make([]byte, 0, len(plaintext)+(*a).Overhead()), nil, plaintext, ad)
+	return (*a).Seal(dst, nil, plaintext, ad)
 }
 
 // Open decrypts a ciphertext made by Seal with the same ad. A wrong key,
