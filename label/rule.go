@@ -166,6 +166,11 @@ type Rule struct {
 	// (types less "*"), which evalState indexes in one pass.
 	named []string
 	all   bool // types holds "*": every event is an input
+	// cols lists, for each aggregate call with a constant type and field,
+	// that pair: the columns an Index keeps. dynamic is set when some
+	// aggregate's field is known only at run time (no Index then).
+	cols    [][2]string
+	dynamic bool
 }
 
 type input struct {
@@ -364,10 +369,20 @@ func (r *Rule) scan(a *ast.AST) error {
 			return
 		}
 		args := call.Args()
-		if s, ok := constString(args[0]); ok {
-			types[s] = true
+		typ, ok := constString(args[0])
+		if ok {
+			types[typ] = true
 		} else {
 			types["*"] = true
+		}
+		if agg.field >= 0 && agg.field < len(args) {
+			if f, ok := constString(args[agg.field]); ok && typ != "" {
+				if c := [2]string{typ, f}; !slices.Contains(r.cols, c) {
+					r.cols = append(r.cols, c)
+				}
+			} else {
+				r.dynamic = true
+			}
 		}
 		if agg.window < 0 || agg.window >= len(args) {
 			return
@@ -471,8 +486,16 @@ func (r *Rule) Label() *catalog.Label { return r.label }
 // values and its events. Only the MaxEvents most recent events at or
 // before now are read.
 func (r *Rule) Eval(now time.Time, profile map[string]any, events []Event) (Value, error) {
-	l := r.label
 	events = recent(now, events, r.cfg.MaxEvents)
+	st := newState(r, now, profile, events)
+	defer st.free()
+	return r.eval(st, now, profile)
+}
+
+// eval evaluates the rule or model with the state st, which reads the
+// subject's events (Eval) or an index of them (EvalIndex).
+func (r *Rule) eval(st *evalState, now time.Time, profile map[string]any) (Value, error) {
+	l := r.label
 	v := Value{Label: l.ID, Version: l.Version, Kind: l.Kind, Computed: now}
 	if v.Kind == "" {
 		v.Kind = catalog.KindRule
@@ -480,8 +503,6 @@ func (r *Rule) Eval(now time.Time, profile map[string]any, events []Event) (Valu
 	if l.TTL > 0 {
 		v.Expires = now.Add(time.Duration(l.TTL))
 	}
-	st := newState(r, now, profile, events)
-	defer st.free()
 	for i, in := range r.vars {
 		val, err := fieldValue(in, profile[in.name])
 		if err != nil {
@@ -520,7 +541,11 @@ func (r *Rule) Eval(now time.Time, profile map[string]any, events []Event) (Valu
 		}
 	}
 	v.Facts = append(v.Facts, st.facts...)
-	st.provenance(&v)
+	if st.ix != nil {
+		st.provenanceIndexed(&v)
+	} else {
+		st.provenance(&v)
+	}
 	return v, nil
 }
 
@@ -700,6 +725,10 @@ type evalState struct {
 	from, to time.Time
 
 	seen map[any]struct{} // distinct's values, reused
+
+	// EvalIndex: the aggregates read the index, not events.
+	ix    *Index
+	nowNs int64
 }
 
 var states = sync.Pool{New: func() any {
@@ -724,7 +753,7 @@ func (s *evalState) free() {
 	clear(s.facts)
 	s.facts = s.facts[:0]
 	clear(s.seen)
-	s.r, s.profile, s.events, s.err = nil, nil, nil, nil
+	s.r, s.profile, s.events, s.err, s.ix = nil, nil, nil, nil, nil
 	s.indexed, s.count, s.from, s.to = false, 0, time.Time{}, time.Time{}
 	states.Put(s)
 }
@@ -873,6 +902,9 @@ func (s *evalState) call(overload string, args ...ref.Val) ref.Val {
 	}
 	str := func(i int) string { return string(args[i].(types.String)) }
 	f := Fact{Func: fn, Type: str(0)}
+	if fn == "recency" && s.ix != nil {
+		return s.callIndexed(fn, f, time.Time{})
+	}
 	if fn == "recency" {
 		f.Value = 1e9
 		var last time.Time
@@ -905,6 +937,9 @@ func (s *evalState) call(overload string, args ...ref.Val) ref.Val {
 			want = float64(i)
 		}
 		f.Equals = want
+	}
+	if s.ix != nil {
+		return s.callIndexed(fn, f, from)
 	}
 	var n int
 	var sum float64
