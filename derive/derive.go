@@ -359,6 +359,8 @@ type subject struct {
 	mark              portrait.EventMark
 	expires           time.Time            // the earliest expiry of the events held
 	added             []int64              // incremental with a memo: ids of the events read now, not held before
+	arrived           []label.Event        // those events, parallel to added
+	rewritten         []int64              // the ids of added that replaced an event held (indexes drop the old one)
 	views             map[*entry]*narrowed // incremental: the labels' narrowed events, for the memo
 	gen               int64                // the governance generation the subject's states were read at
 	ungranted         int                  // the first ungranted of remove are labels without a lawful basis
@@ -558,8 +560,9 @@ func (s *subject) open() error {
 				continue // read again (PostgreSQL), unchanged
 			}
 			s.events, s.ids = slices.Delete(s.events, i, i+1), slices.Delete(s.ids, i, i+1) // rewritten: replaced
+			s.rewritten = append(s.rewritten, ev.ID)
 		}
-		s.added = append(s.added, ev.ID)
+		s.added, s.arrived = append(s.added, ev.ID), append(s.arrived, le)
 		i := sort.Search(len(s.events), func(i int) bool {
 			return s.events[i].Time.After(le.Time) || s.events[i].Time.Equal(le.Time) && s.ids[i] > ev.ID
 		})
@@ -619,7 +622,7 @@ func (s *subject) profileFor(g policy.Grant) map[string]any {
 // the grant covers: a label never sees a field it was not granted.
 func (s *subject) view(en *entry, g policy.Grant) (map[string]any, []label.Event) {
 	prof := s.profileFor(g)
-	if held := s.held(en, g); held != nil {
+	if held := s.held(en, g); held != nil && held.ix == nil {
 		return prof, s.narrow(en, g, held)
 	}
 	events := s.events
@@ -648,6 +651,7 @@ func (s *subject) view(en *entry, g policy.Grant) (map[string]any, []label.Event
 type narrowed struct {
 	fields []string // the grant's fields (policy.Grant.Fields)
 	events []label.Event
+	ix     *label.Index // instead of events, for a rule an index serves (fold.go)
 }
 
 // held returns the memo's view of the label's events if it was narrowed
@@ -656,7 +660,7 @@ func (s *subject) held(en *entry, g policy.Grant) *narrowed {
 	if s.memo == nil {
 		return nil
 	}
-	if n := s.memo.views[en]; n != nil && slices.Equal(n.fields, g.Fields()) {
+	if n := s.memo.views[en]; n != nil && slices.Equal(n.fields, g.Fields()) && (n.fields == nil) == (g.Fields() == nil) {
 		return n
 	}
 	return nil
@@ -932,11 +936,24 @@ func (e *Engine) derive(c *compiled, s *subject, pop *population, now time.Time,
 		}
 		if incremental && !s.dirty(en, now) {
 			s.unchanged++
+			s.carry(en, g)
 			continue
 		}
 		if en.population() && !incremental {
 			col.add(s, en, g, now) // reads only what g covers: no narrowed copy
 			continue
+		}
+		if incremental && en.rule != nil && en.rule.Indexed() {
+			if v, err := s.evalIndexed(en, g, now); err != label.ErrNoIndex {
+				if err == nil {
+					err = s.seal(g, v)
+				}
+				if err != nil {
+					s.fail(en.l.ID, err)
+					s.remove = append(s.remove, en.l.ID)
+				}
+				continue
+			}
 		}
 		var prof map[string]any
 		var events []label.Event

@@ -37,12 +37,36 @@ type typeCol struct {
 }
 
 // fieldCol is one field's values for the events of a type: val is the
-// value or absent, num the value as a number where isNum.
+// value or absent (kept for count and distinct), num the value as a
+// number where isNum (kept for the numeric aggregates). A column of
+// numbers holds no pointers, so copying it is a plain memory copy.
 type fieldCol struct {
-	name  string
+	colSpec
 	val   []any
 	num   []float64
 	isNum []bool
+}
+
+// colSpec is a column a rule's aggregates read: the field of an event
+// type, as values, as numbers, or both.
+type colSpec struct {
+	typ, name  string
+	vals, nums bool
+}
+
+// addCol records that aggregate fn reads field of typ.
+func (r *Rule) addCol(typ, field, fn string) {
+	i := slices.IndexFunc(r.cols, func(c colSpec) bool { return c.typ == typ && c.name == field })
+	if i < 0 {
+		i = len(r.cols)
+		r.cols = append(r.cols, colSpec{typ: typ, name: field})
+	}
+	switch fn {
+	case "count", "distinct":
+		r.cols[i].vals = true
+	default:
+		r.cols[i].nums = true
+	}
 }
 
 // absent stands for a field an event does not carry (or its grant does
@@ -80,8 +104,8 @@ func (r *Rule) NewIndex(events []Event, ids []int64, covers func(string) bool) *
 	for k, t := range r.named {
 		tc := &x.types[k]
 		for _, c := range r.cols {
-			if c[0] == t {
-				tc.cols = append(tc.cols, fieldCol{name: c[1]})
+			if c.typ == t {
+				tc.cols = append(tc.cols, fieldCol{colSpec: c})
 			}
 		}
 	}
@@ -110,10 +134,14 @@ func (tc *typeCol) insert(i int, at, id int64, e *Event, covers func(string) boo
 		if raw, ok := e.Fields[fc.name]; ok && covers(fc.name) {
 			v = raw
 		}
-		x, isNum := toFloat(v)
-		fc.val = slices.Insert(fc.val, i, v)
-		fc.num = slices.Insert(fc.num, i, x)
-		fc.isNum = slices.Insert(fc.isNum, i, isNum)
+		if fc.vals {
+			fc.val = slices.Insert(fc.val, i, v)
+		}
+		if fc.nums {
+			x, isNum := toFloat(v)
+			fc.num = slices.Insert(fc.num, i, x)
+			fc.isNum = slices.Insert(fc.isNum, i, isNum)
+		}
 	}
 }
 
@@ -122,9 +150,13 @@ func (tc *typeCol) delete(i int) {
 	tc.ids = slices.Delete(tc.ids, i, i+1)
 	for c := range tc.cols {
 		fc := &tc.cols[c]
-		fc.val = slices.Delete(fc.val, i, i+1)
-		fc.num = slices.Delete(fc.num, i, i+1)
-		fc.isNum = slices.Delete(fc.isNum, i, i+1)
+		if fc.vals {
+			fc.val = slices.Delete(fc.val, i, i+1)
+		}
+		if fc.nums {
+			fc.num = slices.Delete(fc.num, i, i+1)
+			fc.isNum = slices.Delete(fc.isNum, i, i+1)
+		}
 	}
 }
 
@@ -132,7 +164,13 @@ func (tc *typeCol) delete(i int) {
 func (tc typeCol) clone(n int) typeCol {
 	out := typeCol{at: withRoom(tc.at, n), ids: withRoom(tc.ids, n), cols: make([]fieldCol, len(tc.cols))}
 	for c, fc := range tc.cols {
-		out.cols[c] = fieldCol{name: fc.name, val: withRoom(fc.val, n), num: withRoom(fc.num, n), isNum: withRoom(fc.isNum, n)}
+		out.cols[c] = fieldCol{colSpec: fc.colSpec}
+		if fc.vals {
+			out.cols[c].val = withRoom(fc.val, n)
+		}
+		if fc.nums {
+			out.cols[c].num, out.cols[c].isNum = withRoom(fc.num, n), withRoom(fc.isNum, n)
+		}
 	}
 	return out
 }

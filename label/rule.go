@@ -169,7 +169,7 @@ type Rule struct {
 	// cols lists, for each aggregate call with a constant type and field,
 	// that pair: the columns an Index keeps. dynamic is set when some
 	// aggregate's field is known only at run time (no Index then).
-	cols    [][2]string
+	cols    []colSpec
 	dynamic bool
 }
 
@@ -377,9 +377,7 @@ func (r *Rule) scan(a *ast.AST) error {
 		}
 		if agg.field >= 0 && agg.field < len(args) {
 			if f, ok := constString(args[agg.field]); ok && typ != "" {
-				if c := [2]string{typ, f}; !slices.Contains(r.cols, c) {
-					r.cols = append(r.cols, c)
-				}
+				r.addCol(typ, f, call.FunctionName())
 			} else {
 				r.dynamic = true
 			}
