@@ -87,6 +87,12 @@ func eachStore(t *testing.T, f func(t *testing.T, e *env)) {
 
 func newEnvOn(tb testing.TB, open func(testing.TB) portrait.Store) *env {
 	tb.Helper()
+	return newEnvCat(tb, open, demoCatalog(tb))
+}
+
+// newEnvCat is newEnvOn with the catalog cat.
+func newEnvCat(tb testing.TB, open func(testing.TB) portrait.Store, cat *catalog.Catalog) *env {
+	tb.Helper()
 	e := &env{now: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}
 	var err error
 	e.store = open(tb)
@@ -96,7 +102,7 @@ func newEnvOn(tb testing.TB, open func(testing.TB) portrait.Store) *env {
 	if e.keys, err = keys.New(master); err != nil {
 		tb.Fatal(err)
 	}
-	e.point = policy.New(demoCatalog(tb))
+	e.point = policy.New(cat)
 	if e.log, err = audit.New("portrait.test/log", e.keys.LogKey()); err != nil {
 		tb.Fatal(err)
 	}
