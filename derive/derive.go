@@ -862,9 +862,7 @@ func (e *Engine) compute(ctx context.Context, c *compiled, pseudonyms []portrait
 	errs := make([]error, workers)
 	var wg sync.WaitGroup
 	for w, run := range chunks(work, workers) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		do := func() {
 			if errs[w] = e.fetch(ctx, run, now, incremental); errs[w] != nil {
 				errs[w] = fmt.Errorf("derive: %w", errs[w])
 				return
@@ -874,6 +872,18 @@ func (e *Engine) compute(ctx context.Context, c *compiled, pseudonyms []portrait
 					return
 				}
 			}
+		}
+		if w == workers-1 {
+			// The last run in this goroutine: a page of one subject (a
+			// lone incremental call) starts no goroutine and waits for
+			// no wake-up.
+			do()
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			do()
 		}()
 	}
 	wg.Wait()
