@@ -360,6 +360,8 @@ type subject struct {
 	expires           time.Time            // the earliest expiry of the events held
 	added             []int64              // incremental with a memo: ids of the events read now, not held before
 	arrived           []label.Event        // those events, parallel to added
+	tail              []label.Event        // incremental: events not yet merged into events, in arrival order (fold.go)
+	tailIDs           []int64              // their ids, parallel
 	rewritten         []int64              // the ids of added that replaced an event held (indexes drop the old one)
 	views             map[*entry]*narrowed // incremental: the labels' narrowed events, for the memo
 	gen               int64                // the governance generation the subject's states were read at
@@ -528,7 +530,11 @@ func (s *subject) open() error {
 	} else if s.memo != nil {
 		s.mark, s.expires = s.memo.mark, s.memo.expires
 		s.events, s.ids = s.memo.events, s.memo.ids
-		if len(s.rawEvents) > 0 {
+		s.tail, s.tailIDs = s.memo.tail, s.memo.tailIDs
+		if s.appendsOnly() {
+			return s.openTail()
+		}
+		if !s.materialize() && len(s.rawEvents) > 0 {
 			// The memo's slices are shared: change copies, made once
 			// with room for what is read now.
 			s.events, s.ids = withRoom(s.events, len(s.rawEvents)), withRoom(s.ids, len(s.rawEvents))
@@ -538,19 +544,10 @@ func (s *subject) open() error {
 		s.ids = make([]int64, 0, len(s.rawEvents))
 	}
 	for _, ev := range s.rawEvents {
-		plain, err := s.cipher.Open(ev.Sealed, []byte(s.ps))
+		le, err := s.openEvent(ev)
 		if err != nil {
-			return fmt.Errorf("open event %d of %s: %w", ev.ID, s.ps, err)
+			return err
 		}
-		f, err := label.DecodeFields(plain)
-		if err != nil {
-			return fmt.Errorf("decode event %d of %s: %w", ev.ID, s.ps, err)
-		}
-		le := label.Event{Type: ev.Type, Time: ev.Time, Fields: f}
-		if !ev.Expires.IsZero() && (s.expires.IsZero() || ev.Expires.Before(s.expires)) {
-			s.expires = ev.Expires
-		}
-		s.mark.ID = max(s.mark.ID, ev.ID)
 		if s.memo == nil {
 			s.events, s.ids = append(s.events, le), append(s.ids, ev.ID) // read in time order
 			continue
@@ -568,6 +565,30 @@ func (s *subject) open() error {
 		})
 		s.events, s.ids = slices.Insert(s.events, i, le), slices.Insert(s.ids, i, ev.ID)
 	}
+	return s.openRest()
+}
+
+// openEvent decrypts and decodes one event read, and moves the subject's
+// mark and expiry past it.
+func (s *subject) openEvent(ev portrait.StoredEvent) (label.Event, error) {
+	plain, err := s.cipher.Open(ev.Sealed, []byte(s.ps))
+	if err != nil {
+		return label.Event{}, fmt.Errorf("open event %d of %s: %w", ev.ID, s.ps, err)
+	}
+	f, err := label.DecodeFields(plain)
+	if err != nil {
+		return label.Event{}, fmt.Errorf("decode event %d of %s: %w", ev.ID, s.ps, err)
+	}
+	if !ev.Expires.IsZero() && (s.expires.IsZero() || ev.Expires.Before(s.expires)) {
+		s.expires = ev.Expires
+	}
+	s.mark.ID = max(s.mark.ID, ev.ID)
+	return label.Event{Type: ev.Type, Time: ev.Time, Fields: f}, nil
+}
+
+// openRest is open after the events: the mark's horizon, the profile
+// values and the stored labels.
+func (s *subject) openRest() error {
 	s.mark.Horizon = s.horizon
 	s.seen = s.mark.ID
 	for _, v := range s.rawProfile {
@@ -621,6 +642,7 @@ func (s *subject) profileFor(g policy.Grant) map[string]any {
 // view returns the subject's events and profile restricted to the fields
 // the grant covers: a label never sees a field it was not granted.
 func (s *subject) view(en *entry, g policy.Grant) (map[string]any, []label.Event) {
+	s.materialize()
 	prof := s.profileFor(g)
 	if held := s.held(en, g); held != nil && held.ix == nil {
 		return prof, s.narrow(en, g, held)
@@ -660,7 +682,8 @@ func (s *subject) held(en *entry, g policy.Grant) *narrowed {
 	if s.memo == nil {
 		return nil
 	}
-	if n := s.memo.views[en]; n != nil && slices.Equal(n.fields, g.Fields()) && (n.fields == nil) == (g.Fields() == nil) {
+	if n := s.memo.views[en]; n != nil && slices.Equal(n.fields, g.Fields()) && (n.fields == nil) == (g.Fields() == nil) &&
+		(n.ix != nil || len(s.memo.tail) == 0) { // a list of events is parallel to the memo's merged events
 		return n
 	}
 	return nil
@@ -708,11 +731,16 @@ func (s *subject) dirty(en *entry, now time.Time) bool {
 	if !ok || old.Version != en.l.Version || (!old.Expires.IsZero() && !now.Before(old.Expires)) {
 		return true
 	}
-	for i := range s.events {
-		// An event read now for the first time is new to the label even
-		// with an older id: PostgreSQL may commit ids out of order.
-		if (s.ids[i] > old.Seen || len(s.added) > 0 && slices.Contains(s.added, s.ids[i])) && en.reads(s.events[i].Type, s.events[i].Fields) {
-			return true
+	for _, part := range [2]struct {
+		events []label.Event
+		ids    []int64
+	}{{s.events, s.ids}, {s.tail, s.tailIDs}} {
+		for i := range part.events {
+			// An event read now for the first time is new to the label
+			// even with an older id: PostgreSQL may commit ids out of order.
+			if (part.ids[i] > old.Seen || len(s.added) > 0 && slices.Contains(s.added, part.ids[i])) && en.reads(part.events[i].Type, part.events[i].Fields) {
+				return true
+			}
 		}
 	}
 	for _, f := range en.profile {
@@ -895,7 +923,7 @@ func (e *Engine) compute(ctx context.Context, c *compiled, pseudonyms []portrait
 	}
 	written := map[string]bool{}
 	for _, s := range work {
-		sum.Events += len(s.events)
+		sum.Events += len(s.events) + len(s.tail)
 		sum.Failed += s.failed
 		sum.addFailures(s.failures...)
 		sum.Unchanged += s.unchanged

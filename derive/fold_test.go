@@ -21,7 +21,9 @@ import (
 )
 
 // everyAggregate is a rule label reading every aggregate over windows
-// from days to a year, for the fold test.
+// from days to a year, and one reading the events list (which no index
+// serves: it merges the events the memo holds unmerged), for the fold
+// test.
 const everyAggregate = `
   - id: every_aggregate
     kind: rule
@@ -31,6 +33,15 @@ const everyAggregate = `
     inputs: [category, amount, item, price, quantity]
     purposes: [personalization]
     window: 365d
+    version: 1
+    owner: test
+  - id: reads_the_list
+    kind: rule
+    name: {zh-CN: 读事件列表, en: Reads the event list}
+    description: {zh-CN: 测试用, en: For the fold test; no index serves it}
+    rule: 'size(events) >= 40 && events.exists(e, e.type == "purchase" && e.time > now - duration("720h"))'
+    inputs: [amount]
+    purposes: [personalization]
     version: 1
     owner: test
 `
@@ -101,7 +112,7 @@ func foldMatchesBatch(t *testing.T, steps int, kept, batch *env) {
 		batch.consent(t, s, "personalization", policy.Granted)
 		batch.ingest(t, purchase(s, 10, batch.now.Add(-time.Hour)))
 	}
-	rules := []string{"sports_fan", "big_spender", "every_aggregate"}
+	rules := []string{"sports_fan", "big_spender", "every_aggregate", "reads_the_list"}
 	compared, trues, folded := 0, 0, 0
 	for step := range steps {
 		s := subjects[rng.IntN(len(subjects))]

@@ -33,6 +33,12 @@ import (
 type memo struct {
 	events  []label.Event // in time order, then id
 	ids     []int64       // the events' ids, parallel
+	// tail holds the events read since events was last merged, in the
+	// order they arrived, with their ids: all of them newer than any
+	// id in events when read (fold.go). A subject's events are events
+	// and tail merged.
+	tail    []label.Event
+	tailIDs []int64
 	mark    portrait.EventMark
 	expires time.Time // the earliest expiry of an event held; zero if none expires
 	stored  map[string]Stored
@@ -104,7 +110,7 @@ func (ms *memos) keep(gen int64, c *compiled, work []*subject) {
 		}
 		// s.events and s.ids are the subject's own (open made them), and
 		// nothing changes them after the derivation.
-		m := &memo{events: s.events, ids: s.ids, mark: s.mark, expires: s.expires, views: s.views}
+		m := &memo{events: s.events, ids: s.ids, tail: s.tail, tailIDs: s.tailIDs, mark: s.mark, expires: s.expires, views: s.views}
 		m.stored = maps.Clone(s.stored)
 		if m.stored == nil {
 			m.stored = map[string]Stored{}
