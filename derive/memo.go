@@ -31,8 +31,8 @@ import (
 // under its id, so a memo holding an event whose expiry has come is not
 // used either (expires): the subject is read in full again.
 type memo struct {
-	events  []label.Event // in time order, then id
-	ids     []int64       // the events' ids, parallel
+	events []label.Event // in time order, then id
+	ids    []int64       // the events' ids, parallel
 	// tail holds the events read since events was last merged, in the
 	// order they arrived, with their ids: all of them newer than any
 	// id in events when read (fold.go). A subject's events are events
