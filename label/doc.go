@@ -33,4 +33,10 @@
 // and the event's fields; now is the evaluation time. Windows are written
 // as in the catalog ("30d", "12h", "1y"). Aggregates over no events are 0;
 // recency of a type never seen is 1e9 days.
+//
+// An Index holds a subject's events as one rule's aggregates read them —
+// per event type in (time, id) order, one column per field read — so that
+// EvalIndex finds each window by binary search and derivation can fold a
+// new event into the index it kept (Index.With) instead of evaluating over
+// the whole history; its values are Eval's to the bit.
 package label

@@ -2,6 +2,7 @@ package label
 
 import (
 	"fmt"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -73,8 +74,56 @@ func BenchmarkEval(b *testing.B) {
 				}
 				b.ReportMetric(float64((cpuTime()-cpu).Nanoseconds())/float64(b.N), "cpu-ns/op")
 			})
+			if !r.Indexed() {
+				continue
+			}
+			// The same evaluation from an index (EvalIndex), and what a
+			// derivation pays to fold one more event into it (With).
+			sorted, ids := inOrder(events)
+			x := r.NewIndex(sorted, ids, func(string) bool { return true })
+			b.Run(fmt.Sprintf("%s/index/events=%d", rl.name, n), func(b *testing.B) {
+				b.ReportAllocs()
+				cpu := cpuTime()
+				for b.Loop() {
+					if _, err := r.EvalIndex(now, profile, x, len(events)); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64((cpuTime()-cpu).Nanoseconds())/float64(b.N), "cpu-ns/op")
+			})
+			b.Run(fmt.Sprintf("%s/fold/events=%d", rl.name, n), func(b *testing.B) {
+				b.ReportAllocs()
+				one := []Event{{Type: "purchase", Time: daysAgo(1.5), Fields: map[string]any{"item": "i1", "amount": 42.0}}}
+				cpu := cpuTime()
+				for b.Loop() {
+					y := x.With(nil, one, []int64{int64(n + 1)}, func(string) bool { return true })
+					if _, err := r.EvalIndex(now, profile, y, len(events)+1); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64((cpuTime()-cpu).Nanoseconds())/float64(b.N), "cpu-ns/op")
+			})
 		}
 	}
+}
+
+// inOrder returns events sorted by time, as derivation holds them, with
+// ids in arrival order.
+func inOrder(events []Event) ([]Event, []int64) {
+	type held struct {
+		e  Event
+		id int64
+	}
+	hs := make([]held, len(events))
+	for i, e := range events {
+		hs[i] = held{e, int64(i + 1)}
+	}
+	slices.SortStableFunc(hs, func(a, b held) int { return a.e.Time.Compare(b.e.Time) })
+	out, ids := make([]Event, len(hs)), make([]int64, len(hs))
+	for i, h := range hs {
+		out[i], ids[i] = h.e, h.id
+	}
+	return out, ids
 }
 
 func cpuTime() time.Duration {

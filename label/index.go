@@ -371,13 +371,16 @@ func (s *evalState) callIndexed(fn string, f Fact, from time.Time) ref.Val {
 	var sum float64
 	mn, mx := math.Inf(1), math.Inf(-1)
 	num, isNum := fc.num[lo:hi], fc.isNum[lo:hi]
+	extremes := fn == "min" || fn == "max" // math.Min and Max cost more than the sum
 	for i, x := range num {
 		if !isNum[i] {
 			continue
 		}
 		n++
 		sum = Add(sum, x)
-		mn, mx = math.Min(mn, x), math.Max(mx, x)
+		if extremes {
+			mn, mx = math.Min(mn, x), math.Max(mx, x)
+		}
 	}
 	switch fn {
 	case "mean":
