@@ -28,7 +28,9 @@
 // Between incremental derivations the engine keeps, per subject, the
 // opened key, the decoded events, each label's events narrowed to its
 // grant and the values it stored last, so that the next derivation reads
-// and decodes only the events committed since (Store.EventsAfter). What
+// and decodes only the events committed since (Store.EventsAfter); a rule
+// label an index serves (label.Index) is evaluated from the index it kept,
+// with the new events folded in, not over the whole history. What
 // it keeps is tagged with the governance generation read with the states,
 // and dropped when the generation moves: a withdrawal, objection,
 // suppression or erasure on any node binds the next derivation on every
