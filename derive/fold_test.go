@@ -68,9 +68,9 @@ func foldCatalog(tb testing.TB) *catalog.Catalog {
 // and purchases arriving out of order (up to 360 days late, a few in the
 // future), decimal amounts (a sum's order shows in its bits), the clock
 // moving so that windows cross events, the retention sweep rewriting
-// views (CM-3), erasures (SR-3), and consent withdrawn and given again
-// (CN-4). Every rule label's value derived incrementally at a step is
-// compared, with its facts and provenance, with the batch's.
+// views, erasures, and consent withdrawn and given again. Every rule
+// label's value derived incrementally at a step is compared, with its
+// facts and provenance, with the batch's.
 func TestFoldMatchesBatch(t *testing.T) {
 	stores := []struct {
 		name string
