@@ -312,6 +312,11 @@ type Store interface {
 
 	// EventsFor is Events for every grant's subject.
 	EventsFor(ctx context.Context, grants []policy.Grant, since time.Time) (map[Pseudonym][]StoredEvent, error)
+	// ScanEvents is EventsFor into a page's reused buffers, the batch
+	// read of batch derivation: the page is Reset to the grants'
+	// subjects, in grant order, each once, and holds each one's events in
+	// time and then id order (EventPage.Of); a refused page is left empty.
+	ScanEvents(ctx context.Context, grants []policy.Grant, since time.Time, into *EventPage) error
 	// EventsAfter is EventsFor of all time from a mark: for every grant's
 	// subject, the events committed since the read that gave the subject's
 	// mark in after (every event for a subject not in after), in time

@@ -25,7 +25,7 @@ type Deps struct {
 // portrait.Tx, since the callback's type is fixed by the composite.
 type Store interface {
 	Update(ctx context.Context, fn func(context.Context, portrait.Tx) error) error
-	EventsFor(ctx context.Context, grants []policy.Grant, since time.Time) (map[portrait.Pseudonym][]portrait.StoredEvent, error)
+	ScanEvents(ctx context.Context, grants []policy.Grant, since time.Time, into *portrait.EventPage) error
 	EventsAfter(ctx context.Context, grants []policy.Grant, after map[portrait.Pseudonym]portrait.EventMark) (map[portrait.Pseudonym][]portrait.StoredEvent, int64, error)
 	Generation(ctx context.Context) (int64, error)
 	Labels(ctx context.Context, g policy.Grant) ([]portrait.LabelValue, error)

@@ -470,10 +470,8 @@ func (e *Engine) fetch(ctx context.Context, work []*subject, now time.Time, incr
 	if len(evGrants) > 0 {
 		if incremental {
 			evs, horizon, err = e.eventsAfter(ctx, work, evGrants)
-		} else if sc, ok := e.store.(eventScanner); ok {
-			err = e.scan(ctx, sc, work, evGrants, since) // batch: into a reused page (scan.go)
 		} else {
-			evs, err = e.store.EventsFor(ctx, evGrants, since)
+			err = e.scan(ctx, work, evGrants, since) // batch: into a reused page (scan.go)
 		}
 		if err != nil {
 			return fmt.Errorf("read events of %d subjects: %w", len(evGrants), err)

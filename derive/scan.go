@@ -13,14 +13,6 @@ import (
 	"github.com/portrait-dev/portrait/policy"
 )
 
-// eventScanner is the batch read of events (guard.Store.ScanEvents, on
-// both engines): EventsFor's read of a page's subjects, through the same
-// grants, into a page's reused buffers. A batch run reads through it
-// where the store has it, and through EventsFor where not.
-type eventScanner interface {
-	ScanEvents(ctx context.Context, grants []policy.Grant, since time.Time, into *portrait.EventPage) error
-}
-
 // scanned is one worker's read of its run of a batch page: the page of
 // events, and what decoding the run's events reuses. The worker's
 // subjects hold it until each is opened (subject.openScanned); the last
@@ -59,12 +51,12 @@ func (r *scanned) free() {
 	}
 }
 
-// scan reads the events of a batch run's subjects through sc into a page
-// from scans, and hands each subject its events from its own window on
-// (s.since), as fetch does with EventsFor's.
-func (e *Engine) scan(ctx context.Context, sc eventScanner, work []*subject, grants []policy.Grant, since time.Time) error {
+// scan reads the events of a batch run's subjects (Store.ScanEvents, the
+// one batch read) into a page from scans, and hands each subject its
+// events from its own window on (s.since).
+func (e *Engine) scan(ctx context.Context, work []*subject, grants []policy.Grant, since time.Time) error {
 	r := take()
-	if err := sc.ScanEvents(ctx, grants, since, &r.page); err != nil {
+	if err := e.store.ScanEvents(ctx, grants, since, &r.page); err != nil {
 		r.free()
 		return err
 	}

@@ -62,6 +62,9 @@ type Engine interface {
 	Determinations(ctx context.Context, pseudonym portrait.Pseudonym) ([]portrait.StoredDetermination, error)
 	Protected(ctx context.Context, pseudonym portrait.Pseudonym) ([]portrait.ProtectedValue, error)
 	EventsFor(ctx context.Context, pseudonyms []portrait.Pseudonym, since time.Time) (map[portrait.Pseudonym][]portrait.StoredEvent, error)
+	// ScanEvents is EventsFor into the page's reused buffers, for the
+	// subjects it was Reset to (sqlite/scan.go, postgres/scan.go).
+	ScanEvents(ctx context.Context, page *portrait.EventPage, since time.Time) error
 	EventsAfter(ctx context.Context, pseudonyms []portrait.Pseudonym, after map[portrait.Pseudonym]portrait.EventMark) (map[portrait.Pseudonym][]portrait.StoredEvent, int64, error)
 	ProfilesFor(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym][]portrait.ProfileValue, error)
 	LabelsFor(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym][]portrait.LabelValue, error)

@@ -11,11 +11,6 @@ import (
 	"github.com/portrait-dev/portrait/policy"
 )
 
-// EventScanner is the batch read of events (guard.Store.ScanEvents).
-type EventScanner interface {
-	ScanEvents(ctx context.Context, grants []policy.Grant, since time.Time, into *portrait.EventPage) error
-}
-
 // ScanEvents reads what EventsFor reads — the same events of the same
 // subjects, each once, in time and then id order — before and after the
 // events move to the clustered table, with a subject's events split
@@ -23,10 +18,6 @@ type EventScanner interface {
 // page with a refused grant reads nothing.
 func testScanEvents(t *testing.T, s portrait.Store) {
 	ctx := context.Background()
-	sc, ok := s.(EventScanner)
-	if !ok {
-		t.Fatalf("store %T has no ScanEvents", s)
-	}
 	var page portrait.EventPage // reused by every read below
 	check := func(when string, since time.Time) {
 		t.Helper()
@@ -41,7 +32,7 @@ func testScanEvents(t *testing.T, s portrait.Store) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := sc.ScanEvents(ctx, grants, since, &page); err != nil {
+		if err := s.ScanEvents(ctx, grants, since, &page); err != nil {
 			t.Fatalf("%s: ScanEvents: %v", when, err)
 		}
 		subs := page.Subjects()
@@ -103,7 +94,7 @@ func testScanEvents(t *testing.T, s portrait.Store) {
 	// the last read is handed back.
 	var zero policy.Grant
 	for name, bad := range map[string]policy.Grant{"zero": zero, "collect": Grant(t, hexA, policy.Collect)} {
-		err := sc.ScanEvents(ctx, []policy.Grant{Grant(t, hexB, policy.Derive), bad}, time.Time{}, &page)
+		err := s.ScanEvents(ctx, []policy.Grant{Grant(t, hexB, policy.Derive), bad}, time.Time{}, &page)
 		var pe *portrait.Error
 		if !errors.As(err, &pe) || pe.Code != portrait.EFORBIDDEN {
 			t.Errorf("%s grant: ScanEvents = %v, want a refusal", name, err)
