@@ -16,7 +16,7 @@ import (
 const scanSQL = `SELECT pseudonym, id, type, time, sealed FROM events
 	WHERE pseudonym = ANY($1) AND ($2::timestamptz IS NULL OR time >= $2) ORDER BY pseudonym, time, id`
 
-// ScanEvents implements guard.EventScanner: EventsFor's read into a
+// ScanEvents implements guard.Engine.ScanEvents: EventsFor's read into a
 // page's buffers. The pseudonym, type and sealed columns are scanned as
 // pgx's own bytes (pgtype.DriverBytes, valid until the next row) and
 // copied once into the page, instead of into a fresh StoredEvent per row

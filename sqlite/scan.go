@@ -36,7 +36,7 @@ var scanSQL = func() string {
 		WHERE e.run = r.run AND e.pseudonym = m.p AND e.time >= ?2`
 }()
 
-// ScanEvents implements guard.EventScanner: EventsFor's read into a
+// ScanEvents implements guard.Engine.ScanEvents: EventsFor's read into a
 // page's buffers. It steps the driver's rows itself (one connection of
 // the read pool, through database/sql's Conn.Raw): database/sql's Scan
 // made a boxed value and a copy per column and row, and EventsFor a
