@@ -61,6 +61,7 @@ type engine struct {
 	// prepared on write at Open: parsing them on every call was about a
 	// third of a concurrent writer's CPU. Read-only after Open.
 	writes map[string]*sql.Stmt
+	labels labelStmts // PutLabels' upserts, on write's driver connection (labels.go)
 }
 
 var (
@@ -305,6 +306,9 @@ func (db *engine) Close() error {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
+	}
+	if db.write != nil {
+		errs = append(errs, db.labels.close(context.Background(), db.write))
 	}
 	if db.read != nil {
 		errs = append(errs, db.read.Close())

@@ -20,7 +20,7 @@ import (
 var writeQueries = append([]string{
 	generationSQL, reserveEventIDs, insertRunSQL, putProfileSQL, deleteProfileSQL, deleteLabelSQL, deleteLabelsSQL,
 	logSizeSQL, logHashesSQL, appendLogSQL, advanceLogSQL,
-}, append(putLabelsSQLs(), sharedWrites()...)...)
+}, sharedWrites()...)
 
 // sharedWrites are tables.Tx's statements in SQLite's dialect.
 func sharedWrites() []string {
@@ -340,70 +340,6 @@ func (tx *txn) RewriteEvent(ctx context.Context, pseudonym portrait.Pseudonym, i
 
 // runOfSQL is the run that holds event id ?1 if it is not yet moved.
 const runOfSQL = `(SELECT max(run) FROM event_runs WHERE run <= ?1)`
-
-// labelChunks are the row counts of the prepared label upserts, largest
-// first: PutLabels writes a batch as few statements as these sizes allow
-// (1,000 values: three of 256, seven of 32, two of 4). 256 rows bind
-// 1,536 values, well under SQLite's limit of 32,766.
-var labelChunks = [...]int{256, 32, 4, 1}
-
-// putLabelsSQL upserts n rows bound as parameters, in order: SQLite
-// applies a multi-row upsert row by row, so a repeated (subject, label)
-// keeps the last value, as one-by-one upserts would.
-func putLabelsSQL(n int) string {
-	var b strings.Builder
-	b.WriteString(`INSERT INTO labels (pseudonym, label, version, sealed, computed, expires) VALUES `)
-	for i := range n {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString("(?, ?, ?, ?, ?, ?)")
-	}
-	b.WriteString(` ON CONFLICT (pseudonym, label) DO UPDATE SET version = excluded.version, sealed = excluded.sealed, computed = excluded.computed, expires = excluded.expires`)
-	return b.String()
-}
-
-// putLabelsSQLs are the label upserts of every size in labelChunks, and
-// putLabelsText their text by size, computed once.
-func putLabelsSQLs() []string {
-	out := make([]string, len(labelChunks))
-	for i, n := range labelChunks {
-		out[i] = putLabelsSQL(n)
-		putLabelsText[n] = out[i]
-	}
-	return out
-}
-
-var putLabelsText = map[int]string{}
-
-// PutLabels implements guard.Tx.PutLabels (the guard has checked that
-// each value's grant allows Derive for its subject). A derivation page
-// writes thousands of values; they go in as few prepared multi-row
-// statements as labelChunks allow, each value bound as it is (the sealed
-// value as a blob). Session 4 put them in one statement over a JSON array
-// of hex strings, which json_each and unhex parsed back: half of a batch
-// derivation's CPU.
-func (tx *txn) PutLabels(ctx context.Context, values []portrait.LabelValue) error {
-	args := make([]any, 0, 6*min(len(values), labelChunks[0]))
-	for len(values) > 0 {
-		n := labelChunks[len(labelChunks)-1]
-		for _, c := range labelChunks {
-			if c <= len(values) {
-				n = c
-				break
-			}
-		}
-		args = args[:0]
-		for _, v := range values[:n] {
-			args = append(args, string(v.Pseudonym), v.Label, v.Version, v.Sealed, v.Computed.UnixNano(), nanos(v.Expires))
-		}
-		if _, err := tx.exec(ctx, putLabelsText[n], args...); err != nil {
-			return fmt.Errorf("put %d labels (first %s of subject %s): %w", len(values), values[0].Label, values[0].Pseudonym, err)
-		}
-		values = values[n:]
-	}
-	return nil
-}
 
 const (
 	deleteLabelsSQL = `DELETE FROM labels WHERE pseudonym = ? AND label IN (SELECT value FROM json_each(?))`

@@ -47,6 +47,7 @@ func Run(t *testing.T, open func(t *testing.T) portrait.Store) {
 		{"Profile", testProfile},
 		{"Labels", testLabels},
 		{"LabelsLargeBatch", testLabelsLargeBatch},
+		{"LabelsBulk", testLabelsBulk},
 		{"LabelsDeletedOfMany", testLabelsDeletedOfMany},
 		{"Subjects", testSubjects},
 		{"ConsentsAndStates", testConsentsAndStates},
