@@ -1,8 +1,11 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -202,7 +205,7 @@ func (tx *txn) RewriteEvent(ctx context.Context, pseudonym portrait.Pseudonym, i
 
 // PutLabels implements guard.Tx.PutLabels (the guard has checked that
 // each value's grant allows Derive for its subject); the values then go in one statement over arrays, one round
-// trip whatever their number. PostgreSQL refuses to upsert a row twice in
+// trip whatever their number, in key order. PostgreSQL refuses to upsert a row twice in
 // one statement, so a repeated (subject, label) keeps only its last value,
 // which is what one-by-one upserts would leave.
 func (tx *txn) PutLabels(ctx context.Context, values []portrait.LabelValue) error {
@@ -217,14 +220,22 @@ func (tx *txn) PutLabels(ctx context.Context, values []portrait.LabelValue) erro
 	for i, v := range values {
 		last[key{v.Pseudonym, v.Label}] = i
 	}
-	n := len(last)
+	// The kept values go in key order, the primary key's: a page's
+	// subjects are consecutive, so the index's leaves are each visited
+	// once, in order, as SQLite's are (sqlite/labels.go).
+	order := make([]int, 0, len(last))
+	for _, i := range last {
+		order = append(order, i)
+	}
+	slices.SortFunc(order, func(a, b int) int {
+		return cmp.Or(strings.Compare(string(values[a].Pseudonym), string(values[b].Pseudonym)), strings.Compare(values[a].Label, values[b].Label))
+	})
+	n := len(order)
 	subjects, labels := make([]string, 0, n), make([]string, 0, n)
 	versions, sealed := make([]int32, 0, n), make([][]byte, 0, n)
 	computed, expires := make([]time.Time, 0, n), make([]*time.Time, 0, n)
-	for i, v := range values {
-		if last[key{v.Pseudonym, v.Label}] != i {
-			continue
-		}
+	for _, i := range order {
+		v := values[i]
 		subjects, labels = append(subjects, string(v.Pseudonym)), append(labels, v.Label)
 		versions, sealed = append(versions, int32(v.Version)), append(sealed, v.Sealed)
 		computed = append(computed, v.Computed)
