@@ -8,8 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -326,72 +324,5 @@ func TestMigrateEventExpiry(t *testing.T) {
 	}
 	if got, err := db.ExpiredEvents(ctx, t0.Add(1000*time.Minute), 100); err != nil || len(got) != 11 {
 		t.Errorf("all expired after migration = %d (%v), want the 11 with an expiry", len(got), err)
-	}
-}
-
-// The labels table moves to a layout clustered by its key (0081) with
-// every stored label as it was, and label writes and reads work on it.
-func TestMigrateLabelsClustered(t *testing.T) {
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "portrait.db")
-	db, err := sqlite.Open(ctx, path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-	raw, err := sql.Open("sqlite", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The table as 0001 made it, with labels stored out of key order.
-	for _, q := range []string{`DROP TABLE labels`, `DELETE FROM schema_version WHERE version = 81`,
-		`CREATE TABLE labels (pseudonym TEXT NOT NULL, label TEXT NOT NULL, version INTEGER NOT NULL, sealed BLOB NOT NULL,
-			computed INTEGER NOT NULL, expires INTEGER, PRIMARY KEY (pseudonym, label))`,
-		`INSERT INTO labels VALUES ('b', 'fan', 2, x'00ff', 10, NULL), ('a', 'saver', 1, x'01', 11, 99), ('a', 'fan', 3, x'02', 12, NULL)`} {
-		if _, err := raw.Exec(q); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-	}
-	raw.Close()
-	s := mustOpen(t, path)
-	got, err := s.LabelsFor(ctx, []policy.Grant{storetest.Grant(t, "a", policy.Read), storetest.Grant(t, "b", policy.Read)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	type lv struct {
-		label    string
-		version  int
-		sealed   string
-		computed int64
-		expires  int64
-	}
-	read := func(p portrait.Pseudonym) []lv {
-		var out []lv
-		for _, v := range got[p] {
-			var exp int64
-			if !v.Expires.IsZero() {
-				exp = v.Expires.UnixNano()
-			}
-			out = append(out, lv{v.Label, v.Version, string(v.Sealed), v.Computed.UnixNano(), exp})
-		}
-		return out
-	}
-	for _, c := range []struct {
-		p    portrait.Pseudonym
-		want []lv
-	}{
-		{"a", []lv{{"fan", 3, "\x02", 12, 0}, {"saver", 1, "\x01", 11, 99}}},
-		{"b", []lv{{"fan", 2, "\x00\xff", 10, 0}}},
-	} {
-		if g := read(c.p); !slices.Equal(g, c.want) {
-			t.Errorf("labels of %s after migration = %+v, want %+v", c.p, g, c.want)
-		}
-	}
-	s.Close()
-	raw, _ = sql.Open("sqlite", path)
-	defer raw.Close()
-	var ddl string
-	if err := raw.QueryRow(`SELECT sql FROM sqlite_master WHERE name = 'labels'`).Scan(&ddl); err != nil || !strings.Contains(ddl, "WITHOUT ROWID") {
-		t.Fatalf("labels after migration: %q, %v; want WITHOUT ROWID", ddl, err)
 	}
 }
