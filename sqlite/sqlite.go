@@ -288,6 +288,20 @@ func (db *engine) migrate(ctx context.Context) error {
 }
 
 // Close implements guard.Engine.Close.
+//
+// It leaves the database file complete, with an empty write-ahead log, so
+// that a stopped node's file alone is a whole backup. SQLite checkpoints
+// the WAL when the last connection to the file closes, but only that one:
+// the write connection, closed while a read connection was still in use
+// (a derivation or a sweep still reading as serve stopped), checkpointed
+// nothing, and the read connection, closed when its query returned, came
+// too late if the process had exited by then, leaving the frames in the
+// WAL (the restore tests copied the WAL beside the file for that reason).
+// So Close stops the mover and the checkpointer, closes the read pool and
+// waits, up to closeWait, for the reads under way to return their
+// connections, then runs a TRUNCATE checkpoint on the write connection —
+// the only one left, so no reader can keep it from copying every frame —
+// and only then closes it.
 func (db *engine) Close() error {
 	db.mover.end()
 	db.ckpt.end()
@@ -296,6 +310,16 @@ func (db *engine) Close() error {
 		errs = append(errs, v.(*sql.Stmt).Close())
 		return true
 	})
+	if db.read != nil {
+		errs = append(errs, db.read.Close())
+		errs = append(errs, drained(db.read, closeWait))
+	}
+	if db.write != nil {
+		// Waits for the write connection: a commit group under way ends first.
+		ctx, cancel := context.WithTimeout(context.Background(), closeWait)
+		errs = append(errs, db.truncateWAL(ctx))
+		cancel()
+	}
 	errs = append(errs, db.eventWrites.close()) // before write closes their connection
 	for _, st := range []*sql.Stmt{db.savepoint, db.release} {
 		if st != nil {
@@ -310,14 +334,29 @@ func (db *engine) Close() error {
 	if db.write != nil {
 		errs = append(errs, db.labels.close(context.Background(), db.write))
 	}
-	if db.read != nil {
-		errs = append(errs, db.read.Close())
-	}
 	if db.write != nil {
 		errs = append(errs, db.write.Close())
 	}
 	errs = append(errs, unlock(&db.owner))
 	return errors.Join(errs...)
+}
+
+// closeWait bounds how long Close waits for reads under way and for the
+// write connection before its checkpoint.
+var closeWait = 10 * time.Second
+
+// drained waits until every connection of the closed pool p is closed:
+// sql.DB.Close closes the idle ones at once and each one in use when its
+// query returns it.
+func drained(p *sql.DB, wait time.Duration) error {
+	deadline := time.Now().Add(wait)
+	for p.Stats().OpenConnections > 0 {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("close: %d read connections still in use after %s; the write-ahead log may keep frames", p.Stats().OpenConnections, wait)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return nil
 }
 
 // truncateWAL is DB.TruncateWAL.
