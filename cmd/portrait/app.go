@@ -538,10 +538,18 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	proxies := fs.String("trusted-proxies", "", "CIDR prefixes or addresses (comma-separated) of reverse proxies whose Forwarded / X-Forwarded-For / X-Forwarded-Proto headers are believed; none by default")
 	operator := fs.String("operator", "", "your staff name (team/person): recorded as accepting a new store's first catalog, and as the author of the change request a changed catalog files, which someone else must approve")
 	level := fs.String("log-level", "info", "least severe log level written: debug, info (includes the access log), warn or error")
+	pprofAddr := fs.String("pprof-addr", "", "serve Go's profiles and execution trace (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060; off by default")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	tuneGC(os.Getenv)
+	if *pprofAddr != "" {
+		u, err := servePprof(ctx, *pprofAddr)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "profiles on %s/debug/pprof/\n", u)
+	}
 	if *operator != "" {
 		if err := portrait.CheckStaffName(*operator); err != nil {
 			return fmt.Errorf("serve: --operator: %s", cliMessage(err))
