@@ -27,10 +27,15 @@ import (
 // to those subjects.
 
 // moveExpirySQL lowers the rows of the subjects of runs up to ?1 to the
-// earliest expiry among their events in those runs.
-const moveExpirySQL = `INSERT INTO event_expiry (pseudonym, expires)
-	SELECT pseudonym, min(expires) FROM events_new WHERE run <= ?1 AND expires IS NOT NULL GROUP BY pseudonym
+// earliest expiry among their events in those runs; a slice of a move
+// puts its own condition between moveExpiryInto and moveExpiryGroup.
+const (
+	moveExpiryInto = `INSERT INTO event_expiry (pseudonym, expires)
+	SELECT pseudonym, min(expires) FROM events_new WHERE `
+	moveExpiryGroup = ` AND expires IS NOT NULL GROUP BY pseudonym
 	ON CONFLICT (pseudonym) DO UPDATE SET expires = excluded.expires WHERE excluded.expires < event_expiry.expires`
+	moveExpirySQL = moveExpiryInto + `run <= ?1` + moveExpiryGroup
+)
 
 // Recomputing one subject's row: the earliest expiry of its clustered
 // events, or no row if none expires.

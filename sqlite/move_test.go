@@ -230,3 +230,105 @@ func TestReadersMidMerge(t *testing.T) {
 		t.Errorf("after every move the readers answer %+v, want %+v", got, before)
 	}
 }
+
+// A move of many runs goes in slices of the subjects, one transaction
+// each, so that ingest's commits queue behind a slice rather than behind
+// the whole move; each slice moves every event of its subjects from all
+// the chosen runs (so a subject's clustered pages are written once per
+// move), the last one what is left, and the readers' answers never change
+// between slices. A move cut short after a slice (a crash, a failed
+// commit) is finished by the next.
+func TestMoveInSlices(t *testing.T) {
+	defer func(h, r int, d time.Duration) { moveHigh, moveRuns, moveIdle = h, r, d }(moveHigh, moveRuns, moveIdle)
+	moveHigh, moveRuns, moveIdle = 1<<30, 1<<30, time.Hour // no background move
+	e := openTest(t)
+	e.mover.slice = 20
+	ctx := context.Background()
+	var subjects []portrait.Pseudonym
+	for i := range 10 {
+		subjects = append(subjects, portrait.Pseudonym(fmt.Sprintf("%032x", i*0x1234567)))
+	}
+	subjects = append(subjects, "text-subject") // not hex: stored as text, which sorts before every blob
+	const runs, per = 5, 2
+	for run := range runs {
+		var evs []portrait.StoredEvent
+		for i, p := range subjects {
+			for j := range per {
+				evs = append(evs, portrait.StoredEvent{Pseudonym: p, Type: "view", Time: time.Unix(int64(1000*run+10*i+j), 0),
+					Sealed: []byte("x"), Expires: time.Unix(int64(5000+1000*run+10*i+j), 0)})
+			}
+		}
+		if err := e.Update(ctx, func(tx guard.Tx) error { _, err := tx.InsertEvents(ctx, evs); return err }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	total := runs * per * len(subjects)
+	read := func() map[portrait.Pseudonym][]int64 {
+		all, err := e.EventsFor(ctx, subjects, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[portrait.Pseudonym][]int64{}
+		for p, evs := range all {
+			for _, ev := range evs {
+				out[p] = append(out[p], ev.ID)
+			}
+		}
+		return out
+	}
+	before := read()
+
+	last, n, bounds, err := e.planMove(ctx, 1000)
+	if err != nil || n != runs {
+		t.Fatalf("plan: %d runs (%v), want %d", n, err, runs)
+	}
+	if want := (total+e.mover.slice-1)/e.mover.slice - 1; len(bounds) < want-1 || len(bounds) > want {
+		t.Fatalf("plan: %d slice bounds for %d events in slices of %d, want about %d", len(bounds), total, e.mover.slice, want)
+	}
+	moved := 0
+	for i, b := range bounds {
+		var got int
+		if err := e.Update(ctx, func(tx guard.Tx) error {
+			var err error
+			got, _, err = tx.(*txn).move(ctx, last, b)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		moved += got
+		// Every event of a subject below the bound has moved, from every run.
+		var left int
+		if err := e.read.QueryRowContext(ctx, `SELECT count(*) FROM events_new WHERE pseudonym < ?`, b).Scan(&left); err != nil {
+			t.Fatal(err)
+		}
+		if left != 0 || got == 0 || got%(runs*per) != 0 {
+			t.Errorf("slice %d moved %d events and left %d below its bound; want whole subjects, every run", i, got, left)
+		}
+		if c := count(t, e, `SELECT count(*) FROM events`); c != moved {
+			t.Errorf("after slice %d: %d clustered, want %d", i, c, moved)
+		}
+		if got := read(); !reflect.DeepEqual(got, before) {
+			t.Errorf("after slice %d the readers answer %v, want %v", i, got, before)
+		}
+		if i == len(bounds)-2 {
+			// Cut short before its last slices: the next move finishes it.
+			break
+		}
+	}
+	if _, _, more, err := e.moveOnce(ctx, 1000); err != nil || more {
+		t.Fatalf("the move after one cut short: more %v, %v", more, err)
+	}
+	if c := count(t, e, `SELECT count(*) FROM events`); c != total {
+		t.Errorf("%d events clustered, want %d", c, total)
+	}
+	if n := count(t, e, `SELECT count(*) FROM events_new`) + count(t, e, `SELECT count(*) FROM event_runs`); n != 0 {
+		t.Errorf("%d rows left in runs after the move", n)
+	}
+	if got := read(); !reflect.DeepEqual(got, before) {
+		t.Errorf("after the move the readers answer %v, want %v", got, before)
+	}
+	// Each subject's earliest clustered expiry is exact (expiry.go).
+	if n := count(t, e, `SELECT count(*) FROM event_expiry x WHERE x.expires != (SELECT min(expires) FROM events WHERE pseudonym = x.pseudonym)`); n != 0 || count(t, e, `SELECT count(*) FROM event_expiry`) != len(subjects) {
+		t.Errorf("event_expiry after a sliced move: %d wrong of %d rows", n, count(t, e, `SELECT count(*) FROM event_expiry`))
+	}
+}
