@@ -23,7 +23,7 @@ import (
 //     begins on a WAL whose every frame is in the database file, which
 //     with commits every few milliseconds never happens by chance (the
 //     WAL then grows without bound). So once the checkpointer finds the
-//     WAL past restartFrames, the next leader, before its group begins,
+//     WAL past restartFrames and has copied all of it, the next leader, before its group begins,
 //     runs one PASSIVE checkpoint on the write connection: it copies only
 //     the frames since the background one, and the group's first write
 //     restarts the WAL if no reader is still on it (else a later leader
@@ -40,7 +40,8 @@ var (
 
 // ckpt is the engine's background checkpointer.
 type ckpt struct {
-	restart atomic.Bool // the WAL is past restartFrames: the next leader checkpoints
+	restart  atomic.Bool  // the WAL is past restartFrames, all copied: the next leader checkpoints
+	onWriter atomic.Int64 // checkpoints the leaders ran (for tests)
 	task
 }
 
@@ -61,8 +62,16 @@ func (db *engine) checkpointLoop(stop <-chan struct{}, every time.Duration, fram
 		// An error (another checkpoint under way, a full disk) leaves the
 		// frames in the WAL, where every read finds them; the next tick
 		// tries again.
-		n, err := checkpoint(context.Background(), db.read.QueryRowContext, db.path)
-		if err == nil && n >= frames {
+		// The leader's checkpoint holds the writer while it copies, so it
+		// is asked for only when it can restart the WAL: when this one
+		// copied every frame. Frames it could not copy are pinned by a
+		// read that began before them (a derivation's page read), which
+		// blocks the restart too; the leader's checkpoint then only
+		// copied, on the writer, what the next tick copies beside it
+		// (measured: 50 such checkpoints of ~100 ms each held the writer
+		// for 13 % of a 10⁶-event load).
+		n, done, err := checkpoint(context.Background(), db.read.QueryRowContext, db.path)
+		if err == nil && n >= frames && done == n {
 			c.restart.Store(true)
 		}
 	}
@@ -72,17 +81,19 @@ func (db *engine) checkpointLoop(stop <-chan struct{}, every time.Duration, fram
 // for; the leader calls it before its group takes the connection.
 func (db *engine) restartWAL() {
 	if db.ckpt.restart.CompareAndSwap(true, false) {
+		db.ckpt.onWriter.Add(1)
 		checkpoint(context.Background(), db.write.QueryRowContext, db.path)
 	}
 }
 
-// checkpoint runs a PASSIVE checkpoint and returns the WAL's size in frames.
-func checkpoint(ctx context.Context, queryRow func(context.Context, string, ...any) *sql.Row, path string) (int, error) {
-	var busy, logFrames, done int
-	if err := queryRow(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &logFrames, &done); err != nil {
-		return 0, fmt.Errorf("checkpoint wal of %s: %w", path, err)
+// checkpoint runs a PASSIVE checkpoint and returns the WAL's size in
+// frames and how many of them are now in the database file.
+func checkpoint(ctx context.Context, queryRow func(context.Context, string, ...any) *sql.Row, path string) (frames, done int, err error) {
+	var busy int
+	if err := queryRow(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &done); err != nil {
+		return 0, 0, fmt.Errorf("checkpoint wal of %s: %w", path, err)
 	}
-	return logFrames, nil
+	return frames, done, nil
 }
 
 // task is a goroutine the engine runs beside its writer (the mover, the

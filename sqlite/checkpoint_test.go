@@ -63,3 +63,52 @@ func TestCheckpointOffTheWritePath(t *testing.T) {
 		t.Error("last subject not readable")
 	}
 }
+
+// The leader checkpoints on the write connection only when the background
+// checkpoint copied the whole WAL, so that its checkpoint can restart the
+// WAL; while a read pins frames (a derivation's long page read began before
+// them) neither can, and the leader would only hold the writer to copy
+// what the background checkpoint copies beside it.
+func TestLeaderCheckpointsOnlyToRestart(t *testing.T) {
+	defer func(d time.Duration, n int) { checkpointEvery, restartFrames = d, n }(checkpointEvery, restartFrames)
+	checkpointEvery, restartFrames = 2*time.Millisecond, 32
+	db := openTest(t)
+	ctx := context.Background()
+	if err := db.Update(ctx, subject("first")); err != nil {
+		t.Fatal(err)
+	}
+	// A read transaction that began before the commits below pins them.
+	conn, err := db.read.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(ctx, `BEGIN`); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := conn.QueryRowContext(ctx, `SELECT count(*) FROM subjects`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	commits := func(prefix string) {
+		for i := range 300 {
+			if err := db.Update(ctx, subject(fmt.Sprintf("%s-%03d", prefix, i))); err != nil {
+				t.Fatal(err)
+			}
+			if i%50 == 0 {
+				time.Sleep(5 * time.Millisecond) // let the checkpointer look
+			}
+		}
+	}
+	commits("pinned")
+	if got := db.ckpt.onWriter.Load(); got != 0 {
+		t.Errorf("%d checkpoints held the writer while a read pinned the WAL, want 0", got)
+	}
+	if _, err := conn.ExecContext(ctx, `COMMIT`); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+	commits("free")
+	if db.ckpt.onWriter.Load() == 0 {
+		t.Error("no leader checkpoint once nothing pinned the WAL: it would grow without bound")
+	}
+}
