@@ -157,9 +157,9 @@ func settle(pending *atomic.Int64, before int64, n int64, emptied bool) {
 // Why slices (issue 14, session 8): a move costs per clustered page it
 // touches, and a subject's page is touched once per move whatever number
 // of its events the move brings, so a move of more events is cheaper per
-// event (measured on 1,000 subjects: 16.6 µs of CPU per event in moves of
-// 10,000, 11.1 in moves of 50,000, 9.6 in moves of 200,000,
-// BenchmarkMoveShape). But one move is one transaction, holding the single
+// event (BenchmarkMoveShape, 1,000 subjects: 17.7 µs of CPU per event in
+// moves of 10,000, 11.5 in moves of 100,000, 11.6 in moves of 100,000 in
+// slices of 10,000). But one move is one transaction, holding the single
 // writer while ingest's commits queue: a move of 100,000 events held it
 // for seconds. A slice moves every event of the chosen runs whose subject
 // sorts below its bound, so each subject's events of all those runs move

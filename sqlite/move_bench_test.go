@@ -219,3 +219,79 @@ func BenchmarkMoveCost(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkMoveShape measures the move's CPU per event against how many
+// events of each subject one move carries, with sustained HTTP ingest's
+// shape (portrait load --subjects 1000: every run of 1,000 events holds
+// each of 1,000 subjects once, 150-byte sealed values): a move writes a
+// subject's last clustered page once however many of its events it
+// brings, so larger moves cost less per event; sliced, a move of 100,000
+// keeps that while each transaction carries about 10,000 (move.go).
+//
+//	go test ./sqlite -run '^$' -bench MoveShape -benchtime 3x
+func BenchmarkMoveShape(b *testing.B) {
+	for _, v := range []struct {
+		name         string
+		batch, slice int
+	}{
+		{"moves-of-10000", 10_000, 10_000},
+		{"moves-of-100000-whole", 100_000, 1 << 30},
+		{"moves-of-100000-in-slices-of-10000", 100_000, 10_000},
+	} {
+		b.Run(v.name, func(b *testing.B) {
+			defer func(d time.Duration, h, r int) { moveIdle, moveHigh, moveRuns = d, h, r }(moveIdle, moveHigh, moveRuns)
+			moveIdle, moveHigh, moveRuns = time.Hour, 1<<30, 1<<30 // no background move
+			db, err := Open(context.Background(), filepath.Join(b.TempDir(), "portrait.db"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			e := db.e
+			e.mover.slice = v.slice
+			subs := make([]portrait.Pseudonym, 1000)
+			for i := range subs {
+				var k [16]byte
+				rand.Read(k[:])
+				subs[i] = portrait.Pseudonym(fmt.Sprintf("%x", k))
+			}
+			sealed := make([]byte, 150)
+			rand.Read(sealed)
+			id := 0
+			appendRuns := func(runs int) {
+				for range runs {
+					evs := make([]portrait.StoredEvent, len(subs))
+					for i := range evs {
+						id++
+						evs[i] = portrait.StoredEvent{Pseudonym: subs[i], Type: "view", Time: time.Unix(int64(id), 0), Sealed: sealed,
+							Expires: time.Unix(int64(id)+1e8, 0)}
+					}
+					if err := e.Update(context.Background(), func(tx guard.Tx) error {
+						_, err := tx.InsertEvents(context.Background(), evs)
+						return err
+					}); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			move := func(limit int) {
+				for more := true; more; {
+					if _, _, more, err = e.moveOnce(context.Background(), limit); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			appendRuns(200) // every subject has clustered pages before the clock starts
+			move(v.batch)
+			var cpu time.Duration
+			n := 0
+			for b.Loop() {
+				appendRuns(200)
+				c0 := cpuTime(b)
+				move(v.batch)
+				cpu += cpuTime(b) - c0
+				n += 200 * len(subs)
+			}
+			b.ReportMetric(float64(cpu.Nanoseconds())/float64(n), "move-cpu-ns/event")
+		})
+	}
+}
