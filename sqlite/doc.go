@@ -19,8 +19,8 @@
 // Each transaction's events are written once, as a sorted run of
 // events_new listed in event_runs, and moved, clustered by subject, into
 // events by a background mover that yields the writer to ingest
-// (move.go); each move is one transaction, so an event is in exactly one
-// place at every commit, and every read, the idempotency check, the
+// (move.go) in slices of subjects, each one transaction, so an event is
+// in exactly one place at every commit, and every read, the idempotency check, the
 // expiry sweep and Erase cover the clustered table and every run. The
 // clustered table has no index on expiry: the sweep finds its expired
 // events through event_expiry, each subject's earliest clustered expiry,

@@ -15,12 +15,13 @@ import (
 // Sorted runs, then cluster (issue 14, target 1; migrations 0040, 0060).
 // Ingest writes each transaction's events once, as a sorted run of
 // events_new listed in event_runs; the mover takes the oldest runs,
-// merged by (pseudonym, id), into the clustered events table. Each move is
-// one transaction through Update's group commit, INSERT … SELECT then
-// DELETE of the same runs, so an event is in exactly one place at every
-// commit: a reader, the idempotency check, the expiry sweep and erasure,
-// which all look in both, never see it twice or miss it, and a crash
-// mid-move leaves the transaction unwritten.
+// merged by (pseudonym, id), into the clustered events table, in slices
+// of their subjects (moveOnce). Each slice is one transaction through
+// Update's group commit, INSERT … SELECT then DELETE of the same rows, so
+// an event is in exactly one place at every commit: a reader, the
+// idempotency check, the expiry sweep and erasure, which all look in
+// both, never see it twice or miss it, and a crash mid-slice leaves the
+// transaction unwritten (and mid-move, the rest for the next move).
 //
 // When it runs: a goroutine the engine starts at Open. It yields the
 // writer to ingest: while events are being written it moves nothing until
@@ -36,8 +37,9 @@ import (
 // not drain the runs, which the next Open's mover does.
 
 // Mover bounds: a move carries the oldest runs holding at most moveBatch
-// events, at least one run (a transaction of tens of milliseconds that
-// holds the one writer, so ingest waits at most that long for it); the
+// events, at least one run, in slices of about moveSlice events (each a
+// transaction of tens of milliseconds that holds the one writer, so
+// ingest waits at most that long for it); the
 // runs pile up to moveHigh events or moveRuns runs while ingest writes
 // (a subject's read seeks once per run, so moveRuns bounds it), and move
 // once no event has been written for moveIdle. Variables only so that
