@@ -172,23 +172,34 @@ func settle(pending *atomic.Int64, before int64, n int64, emptied bool) {
 // slices a run is partly moved; every reader covers both tables, so none
 // can tell.
 func (db *engine) moveOnce(ctx context.Context, limit int) (moved, runs int, more bool, err error) {
-	last, runs, bounds, err := db.planMove(ctx, limit)
-	if err != nil || runs == 0 {
-		return 0, 0, err != nil, err
-	}
-	for i := 0; i <= len(bounds); i++ {
-		var bound any // the last slice: every event left in the runs
-		if i < len(bounds) {
-			bound = bounds[i]
-		}
+	var last int64
+	var bounds []any
+	for i := 0; i == 0 || i <= len(bounds); i++ {
 		var n int
 		err := db.Update(ctx, func(t guard.Tx) error {
+			tx := t.(*txn)
+			if i == 0 {
+				// Planned in the first slice's transaction, behind the
+				// commits queued before it: the run whose commit woke the
+				// mover is not visible to a read before it commits.
+				var err error
+				if last, runs, bounds, err = planMove(ctx, tx.tx, limit, db.mover.slice); err != nil || runs == 0 {
+					return err
+				}
+			}
+			var bound any // the last slice: every event left in the runs
+			if i < len(bounds) {
+				bound = bounds[i]
+			}
 			var err error
-			n, more, err = t.(*txn).move(ctx, last, bound)
+			n, more, err = tx.move(ctx, last, bound)
 			return err
 		})
 		if err != nil {
 			return 0, 0, true, err
+		}
+		if runs == 0 {
+			return 0, 0, false, nil
 		}
 		moved += n
 	}
@@ -198,31 +209,29 @@ func (db *engine) moveOnce(ctx context.Context, limit int) (moved, runs int, mor
 // planMove chooses the oldest runs, at least one and as many as hold at
 // most limit events, and the bounds of the slices that move them: the
 // subjects found at even steps through the newest of those runs, which is
-// sorted by subject, so that each slice carries about moveSlice events
-// when the runs hold subjects alike (one slice, the last, moves what
-// remains). It reads the committed runs without the writer: runs up to
-// last only ever lose events.
-func (db *engine) planMove(ctx context.Context, limit int) (last int64, runs int, bounds []any, err error) {
+// sorted by subject, so that each slice carries about slice events when
+// the runs hold subjects alike (one slice, the last, moves what remains).
+func planMove(ctx context.Context, q querier, limit, slice int) (last int64, runs int, bounds []any, err error) {
 	var newest sql.NullInt64
 	var total int64
-	if err := db.read.QueryRowContext(ctx, `SELECT max(run), count(*), coalesce(max(upto), 0) FROM (SELECT run, sum(n) OVER (ORDER BY run) AS upto FROM event_runs)
+	if err := q.QueryRowContext(ctx, `SELECT max(run), count(*), coalesce(max(upto), 0) FROM (SELECT run, sum(n) OVER (ORDER BY run) AS upto FROM event_runs)
 		WHERE upto <= ?1 OR run = (SELECT min(run) FROM event_runs)`, limit).Scan(&newest, &runs, &total); err != nil {
 		return 0, 0, nil, fmt.Errorf("move events: %w", err)
 	}
 	if !newest.Valid {
 		return 0, 0, nil, nil
 	}
-	slices := int((total + int64(db.mover.slice) - 1) / int64(db.mover.slice))
+	slices := int((total + int64(slice) - 1) / int64(slice))
 	if slices <= 1 {
 		return newest.Int64, runs, nil, nil
 	}
 	var n int64
-	if err := db.read.QueryRowContext(ctx, `SELECT count(*) FROM events_new WHERE run = ?`, newest.Int64).Scan(&n); err != nil {
+	if err := q.QueryRowContext(ctx, `SELECT count(*) FROM events_new WHERE run = ?`, newest.Int64).Scan(&n); err != nil {
 		return 0, 0, nil, fmt.Errorf("move events: %w", err)
 	}
 	for i := 1; i < slices; i++ {
 		var b any
-		err := db.read.QueryRowContext(ctx, `SELECT pseudonym FROM events_new WHERE run = ?1 ORDER BY pseudonym LIMIT 1 OFFSET ?2`,
+		err := q.QueryRowContext(ctx, `SELECT pseudonym FROM events_new WHERE run = ?1 ORDER BY pseudonym LIMIT 1 OFFSET ?2`,
 			newest.Int64, n*int64(i)/int64(slices)).Scan(&b)
 		if errors.Is(err, sql.ErrNoRows) {
 			break

@@ -278,7 +278,7 @@ func TestMoveInSlices(t *testing.T) {
 	}
 	before := read()
 
-	last, n, bounds, err := e.planMove(ctx, 1000)
+	last, n, bounds, err := planMove(ctx, e.read, 1000, e.mover.slice)
 	if err != nil || n != runs {
 		t.Fatalf("plan: %d runs (%v), want %d", n, err, runs)
 	}
