@@ -8,18 +8,13 @@ import (
 	"io"
 )
 
-// rawInserts are InsertEvents' statements as the driver's, prepared on
-// the write connection (conn) once per row count and run with the
-// arguments in a slice reused from one batch to the next: through
-// database/sql, each statement boxed and converted its 8 × 64 arguments
-// again, and a batch's last, shorter statement was parsed again. Only
-// the group commit's leader uses them, inside Conn.Raw on the group's
-// connection, the single write connection.
+// rawInserts are InsertEvents' arguments, in a slice reused from one
+// batch to the next, and its scratch; the statements are the engine's
+// prepared ones (bulk.go). Only the group commit's leader uses them,
+// inside Conn.Raw on the group's connection, the single write connection.
 type rawInserts struct {
-	conn  any                            // the driver connection they were prepared on
-	stmts [2][eventChunk + 1]driver.Stmt // [keyed][rows]
-	args  []driver.NamedValue
-	row   []driver.Value
+	args []driver.NamedValue
+	row  []driver.Value
 	// InsertEvents' scratch: each event's key, the events in key order,
 	// the batch's distinct keys and types as arguments.
 	keys  []any
@@ -59,55 +54,25 @@ func (w *rawInserts) add(vs ...any) {
 	}
 }
 
-// stmt returns the statement writing n rows, keyed or not, on dc,
-// preparing it on first use. A new connection (the pool replaced the
-// old) drops the statements of the old one, which closed with it.
-func (w *rawInserts) stmt(ctx context.Context, dc any, keyed bool, n int) (driver.Stmt, error) {
-	if w.conn != dc {
-		w.stmts, w.conn = [2][eventChunk + 1]driver.Stmt{}, dc
-	}
-	k := 0
-	if keyed {
-		k = 1
-	}
-	if st := w.stmts[k][n]; st != nil {
-		return st, nil
-	}
-	prep, ok := dc.(driver.ConnPrepareContext)
-	if !ok {
-		return nil, fmt.Errorf("driver connection %T cannot prepare with a context", dc)
-	}
-	q := insertEventsSQL(n)
-	if keyed {
-		q = insertIdemSQL(n)
-	}
-	st, err := prep.PrepareContext(ctx, q)
-	if err != nil {
-		return nil, err
-	}
-	w.stmts[k][n] = st
-	return st, nil
-}
-
 // flush writes the rows in args, as InsertEvents describes, and empties
 // it. A keyed row written marks its event inserted (first is the
 // batch's first id).
-func (w *rawInserts) flush(ctx context.Context, dc any, keyed bool, first int64, inserted []bool) error {
+func (w *rawInserts) flush(ctx context.Context, stmts *bulkStmts, dc any, keyed bool, first int64, inserted []bool) error {
 	n := len(w.args) / runColumns
 	if n == 0 {
 		return nil
 	}
 	defer func() { clear(w.args); w.args = w.args[:0] }() // holding no event
-	st, err := w.stmt(ctx, dc, keyed, n)
+	kind := insertEvents
+	if keyed {
+		kind = insertKeyed
+	}
+	st, err := stmts.stmt(ctx, dc, kind, n)
 	if err != nil {
 		return fmt.Errorf("insert %d events: %w", n, err)
 	}
 	if keyed {
-		q, ok := st.(driver.StmtQueryContext)
-		if !ok {
-			return fmt.Errorf("driver statement %T cannot query with a context", st)
-		}
-		rows, err := q.QueryContext(ctx, w.args)
+		rows, err := st.(driver.StmtQueryContext).QueryContext(ctx, w.args)
 		if err != nil {
 			return fmt.Errorf("insert %d events with a key: %w", n, err)
 		}
@@ -129,11 +94,7 @@ func (w *rawInserts) flush(ctx context.Context, dc any, keyed bool, first int64,
 			}
 		}
 	}
-	x, ok := st.(driver.StmtExecContext)
-	if !ok {
-		return fmt.Errorf("driver statement %T cannot execute with a context", st)
-	}
-	res, err := x.ExecContext(ctx, w.args)
+	res, err := st.(driver.StmtExecContext).ExecContext(ctx, w.args)
 	if err != nil {
 		return fmt.Errorf("insert %d events: %w", n, err)
 	}
@@ -141,18 +102,4 @@ func (w *rawInserts) flush(ctx context.Context, dc any, keyed bool, first int64,
 		return fmt.Errorf("insert %d events: %d written (%v)", n, got, err)
 	}
 	return nil
-}
-
-// close closes the statements; the engine is closing.
-func (w *rawInserts) close() error {
-	var errs []error
-	for k := range w.stmts {
-		for _, st := range w.stmts[k] {
-			if st != nil {
-				errs = append(errs, st.Close())
-			}
-		}
-	}
-	w.stmts, w.conn = [2][eventChunk + 1]driver.Stmt{}, nil
-	return errors.Join(errs...)
 }

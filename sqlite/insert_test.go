@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"maps"
 	"os"
 	"testing"
 
@@ -19,18 +20,19 @@ func TestEventInsertsPreparedOnce(t *testing.T) {
 	// 100 events, every third keyed: 66 unkeyed (a full statement of
 	// eventChunk rows and one of 2), 34 keyed (one statement of 34).
 	appendEvents(t, db, "p1", 100, 0)
-	w := &db.eventWrites
-	prepared := map[[2]int]bool{{0, eventChunk}: true, {0, 66 - eventChunk}: true, {1, 34}: true}
-	for k := range w.stmts {
-		for n, st := range w.stmts[k] {
-			if (st != nil) != prepared[[2]int{k, n}] {
-				t.Errorf("statement keyed=%d rows=%d prepared = %v, want %v", k, n, st != nil, prepared[[2]int{k, n}])
-			}
+	p := &db.bulk
+	want := map[stmtKey]bool{{insertEvents, eventChunk}: true, {insertEvents, 66 - eventChunk}: true, {insertKeyed, 34}: true}
+	if len(p.by) != len(want) {
+		t.Errorf("%d statements prepared, want %d: %v", len(p.by), len(want), p.by)
+	}
+	for k := range want {
+		if p.by[k] == nil {
+			t.Errorf("statement %v not prepared", k)
 		}
 	}
-	before := w.stmts
+	before := maps.Clone(p.by)
 	appendEvents(t, db, "p2", 100, 100)
-	if w.stmts != before {
+	if !maps.Equal(p.by, before) {
 		t.Error("a second batch of the same shape prepared its statements again")
 	}
 	if err := db.Update(context.Background(), func(guard.Tx) error { return nil }); err != nil {
@@ -39,12 +41,8 @@ func TestEventInsertsPreparedOnce(t *testing.T) {
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
-	for k := range w.stmts {
-		for n, st := range w.stmts[k] {
-			if st != nil {
-				t.Errorf("statement keyed=%d rows=%d still open after Close", k, n)
-			}
-		}
+	if len(p.by) != 0 {
+		t.Errorf("%d statements still open after Close", len(p.by))
 	}
 	if _, err := os.Stat(db.path + "-wal"); !os.IsNotExist(err) {
 		t.Errorf("WAL still there after Close (%v): the write connection did not close", err)

@@ -3,13 +3,10 @@ package sqlite
 import (
 	"cmp"
 	"context"
-	"database/sql"
 	"database/sql/driver"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 
 	portrait "github.com/portrait-dev/portrait"
 )
@@ -37,17 +34,12 @@ func putLabelsSQL(n int) string {
 	return b.String()
 }
 
-// labelStmts are PutLabels' upserts (one per size in labelChunks), prepared on the write connection's
-// driver connection (database/sql's Conn.Raw, the technique of the batch
-// read, ScanEvents) and kept there: each statement by its row count, the
-// connection they belong to, and the arguments, reused from call to
-// call. A call runs inside a commit group's transaction, whose
-// connection it borrows, so one call runs at a time; the mutex only
-// keeps Close from racing one.
-type labelStmts struct {
-	mu   sync.Mutex
-	conn any                 // the driver connection the statements are prepared on
-	by   map[int]driver.Stmt // by row count
+// labelWrites are PutLabels' arguments and order, reused from call to
+// call; its upserts (one per size in labelChunks) are the engine's
+// prepared statements (bulk.go), run on the driver connection of
+// the commit group's transaction, whose connection a call borrows, so
+// one call runs at a time.
+type labelWrites struct {
 	args []driver.NamedValue
 	keys []int32 // the values' order, by key
 }
@@ -67,21 +59,14 @@ func (tx *txn) PutLabels(ctx context.Context, values []portrait.LabelValue) erro
 	if len(values) == 0 {
 		return nil
 	}
-	err := tx.g.conn.Raw(func(dc any) error { return tx.db.labels.put(ctx, dc, values) })
+	err := tx.g.conn.Raw(func(dc any) error { return tx.db.labels.put(ctx, &tx.db.bulk, dc, values) })
 	if err != nil {
 		return fmt.Errorf("put %d labels (first %s of subject %s): %w", len(values), values[0].Label, values[0].Pseudonym, err)
 	}
 	return nil
 }
 
-func (l *labelStmts) put(ctx context.Context, dc any, values []portrait.LabelValue) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.conn != dc {
-		// A new connection (the first call, or database/sql replaced a
-		// broken one): the statements of the old are dropped with it.
-		l.conn, l.by = dc, map[int]driver.Stmt{}
-	}
+func (l *labelWrites) put(ctx context.Context, stmts *bulkStmts, dc any, values []portrait.LabelValue) error {
 	l.keys = l.keys[:0]
 	for i := range values {
 		l.keys = append(l.keys, int32(i))
@@ -100,7 +85,7 @@ func (l *labelStmts) put(ctx context.Context, dc any, values []portrait.LabelVal
 		}
 		rows := l.keys[at : at+n]
 		at += n
-		st, err := l.stmt(ctx, dc, n)
+		st, err := stmts.stmt(ctx, dc, upsertLabels, n)
 		if err != nil {
 			return err
 		}
@@ -126,53 +111,4 @@ func (l *labelStmts) put(ctx context.Context, dc any, values []portrait.LabelVal
 	}
 	clear(l.args) // the sealed values are the caller's
 	return nil
-}
-
-// stmt returns the upsert of n rows on dc, preparing it on first use.
-func (l *labelStmts) stmt(ctx context.Context, dc any, n int) (driver.Stmt, error) {
-	if st := l.by[n]; st != nil {
-		return st, nil
-	}
-	prep, ok := dc.(driver.ConnPrepareContext)
-	if !ok {
-		return nil, fmt.Errorf("driver connection %T cannot prepare with a context", dc)
-	}
-	st, err := prep.PrepareContext(ctx, putLabelsSQL(n))
-	if err != nil {
-		return nil, err
-	}
-	if _, ok := st.(driver.StmtExecContext); !ok {
-		st.Close()
-		return nil, fmt.Errorf("driver statement %T cannot execute with a context", st)
-	}
-	l.by[n] = st
-	return st, nil
-}
-
-// close finalizes the statements on their connection, before Close
-// closes it: SQLite keeps a connection with statements not finalized
-// open (sqlite3_close_v2), and with it the write-ahead log.
-func (l *labelStmts) close(ctx context.Context, write *sql.DB) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if len(l.by) == 0 {
-		return nil
-	}
-	conn, err := write.Conn(ctx)
-	if err != nil {
-		return fmt.Errorf("close label statements: %w", err)
-	}
-	defer conn.Close()
-	var errs []error
-	err = conn.Raw(func(dc any) error {
-		if dc != l.conn {
-			return nil // that connection is gone, and its statements with it
-		}
-		for _, st := range l.by {
-			errs = append(errs, st.Close())
-		}
-		return nil
-	})
-	l.conn, l.by = nil, nil
-	return errors.Join(append(errs, err)...)
 }

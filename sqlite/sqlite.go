@@ -46,13 +46,15 @@ type engine struct {
 	owner       *ownerLock // this process's hold on the file (lock.go), until Close
 	read        *sql.DB
 	write       *sql.DB
-	eventWrites rawInserts
-	savepoint   *sql.Stmt // on write; begins an Update's savepoint in its group
-	release     *sql.Stmt // on write; releases it
-	stmts       sync.Map  // query text → *sql.Stmt on read, prepared on first use
-	group       committer // Update's group commit
-	mover       mover     // clusters appended events in the background (move.go)
-	ckpt        ckpt      // checkpoints the WAL off the write path (checkpoint.go)
+	eventWrites rawInserts  // InsertEvents' arguments and scratch (insert.go)
+	labels      labelWrites // PutLabels' arguments (labels.go)
+	bulk        bulkStmts   // the bulk writes' statements, on write's driver connection (bulk.go)
+	savepoint   *sql.Stmt   // on write; begins an Update's savepoint in its group
+	release     *sql.Stmt   // on write; releases it
+	stmts       sync.Map    // query text → *sql.Stmt on read, prepared on first use
+	group       committer   // Update's group commit
+	mover       mover       // clusters appended events in the background (move.go)
+	ckpt        ckpt        // checkpoints the WAL off the write path (checkpoint.go)
 	// head is the log's size as of the last commit that moved it, -1
 	// until one did or CommittedLogSize read it: this process owns the
 	// file, so no other writer moves it (CommittedLogSize).
@@ -61,7 +63,6 @@ type engine struct {
 	// prepared on write at Open: parsing them on every call was about a
 	// third of a concurrent writer's CPU. Read-only after Open.
 	writes map[string]*sql.Stmt
-	labels labelStmts // PutLabels' upserts, on write's driver connection (labels.go)
 }
 
 var (
@@ -320,7 +321,7 @@ func (db *engine) Close() error {
 		errs = append(errs, db.truncateWAL(ctx))
 		cancel()
 	}
-	errs = append(errs, db.eventWrites.close()) // before write closes their connection
+	errs = append(errs, db.bulk.close()) // before write closes their connection
 	for _, st := range []*sql.Stmt{db.savepoint, db.release} {
 		if st != nil {
 			errs = append(errs, st.Close())
@@ -330,9 +331,6 @@ func (db *engine) Close() error {
 		if st != nil {
 			errs = append(errs, st.Close())
 		}
-	}
-	if db.write != nil {
-		errs = append(errs, db.labels.close(context.Background(), db.write))
 	}
 	if db.write != nil {
 		errs = append(errs, db.write.Close())

@@ -181,7 +181,7 @@ func (tx *txn) InsertEvents(ctx context.Context, events []portrait.StoredEvent) 
 				}
 				w.add(runArg, first+int64(i), keys[i], typeArg(e.Type), e.Time.UnixNano(), e.Idem, e.Sealed, nanos(e.Expires))
 				if len(w.args) == runColumns*eventChunk {
-					if err := w.flush(ctx, dc, keyed, first, inserted); err != nil {
+					if err := w.flush(ctx, &tx.db.bulk, dc, keyed, first, inserted); err != nil {
 						return err
 					}
 				}
@@ -189,7 +189,7 @@ func (tx *txn) InsertEvents(ctx context.Context, events []portrait.StoredEvent) 
 					inserted[i] = true
 				}
 			}
-			if err := w.flush(ctx, dc, keyed, first, inserted); err != nil {
+			if err := w.flush(ctx, &tx.db.bulk, dc, keyed, first, inserted); err != nil {
 				return err
 			}
 		}
