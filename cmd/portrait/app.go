@@ -538,18 +538,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	proxies := fs.String("trusted-proxies", "", "CIDR prefixes or addresses (comma-separated) of reverse proxies whose Forwarded / X-Forwarded-For / X-Forwarded-Proto headers are believed; none by default")
 	operator := fs.String("operator", "", "your staff name (team/person): recorded as accepting a new store's first catalog, and as the author of the change request a changed catalog files, which someone else must approve")
 	level := fs.String("log-level", "info", "least severe log level written: debug, info (includes the access log), warn or error")
-	pprofAddr := fs.String("pprof-addr", "", "serve Go's profiles and execution trace (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060; off by default")
+	pprofAddr := fs.String("pprof-addr", "", "serve Go's profiles and execution trace (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060, to an admin API key only; off by default")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	tuneGC(os.Getenv)
-	if *pprofAddr != "" {
-		u, err := servePprof(ctx, *pprofAddr)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stderr, "profiles on %s/debug/pprof/\n", u)
-	}
 	if *operator != "" {
 		if err := portrait.CheckStaffName(*operator); err != nil {
 			return fmt.Errorf("serve: --operator: %s", cliMessage(err))
@@ -692,6 +685,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if err := a.staff.Register(ctx, system("serve"), bootstrapName, policy.Admin, apikey.Hash(admin), time.Time{}); err != nil {
 			return fmt.Errorf("register the admin key as %s: %s", bootstrapName, cliMessage(err))
 		}
+	}
+	if *pprofAddr != "" {
+		// After the keys are in: profiles are for an admin key only.
+		u, err := servePprof(ctx, *pprofAddr, a.staff)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "profiles on %s/debug/pprof/ (an admin key as bearer)\n", u)
 	}
 	if *shareFlag {
 		if err := a.share(ctx, *db, nc); err != nil {

@@ -7,8 +7,16 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"time"
+
+	"github.com/portrait-dev/portrait/policy"
 )
+
+// authenticator is the API's own key check (apikey.Service).
+type authenticator interface {
+	Authenticate(ctx context.Context, secret string) (policy.Caller, error)
+}
 
 // servePprof serves Go's profiles (CPU, heap, goroutines, the execution
 // trace) on addr until ctx ends: `serve --pprof-addr`, off by default, so
@@ -17,8 +25,10 @@ import (
 // heap sizes, and a goroutine dump can show request arguments, so the
 // listener takes a loopback address only, apart from the API's, with no
 // route of the API on it: it is for an operator on the machine, as a
-// debugger would be.
-func servePprof(ctx context.Context, addr string) (string, error) {
+// debugger would be. A machine has other accounts than the operator's,
+// so every request must carry an admin API key, checked as the API
+// checks it (adminOnly).
+func servePprof(ctx context.Context, addr string, staff authenticator) (string, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return "", fmt.Errorf("serve: --pprof-addr %q: %w", addr, err)
@@ -38,7 +48,7 @@ func servePprof(ctx context.Context, addr string) (string, error) {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: adminOnly(staff, mux), ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		<-ctx.Done()
 		srv.Close()
@@ -49,4 +59,28 @@ func servePprof(ctx context.Context, addr string) (string, error) {
 		}
 	}()
 	return "http://" + ln.Addr().String(), nil
+}
+
+// adminOnly serves h to a request whose bearer key is an admin's, and
+// refuses any other: 401 without a valid key, 403 for another role.
+func adminOnly(staff authenticator, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		secret, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || secret == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="portrait profiles"`)
+			http.Error(w, "profiles need an admin API key: send Authorization: Bearer <key>", http.StatusUnauthorized)
+			return
+		}
+		c, err := staff.Authenticate(r.Context(), secret)
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="portrait profiles", error="invalid_token"`)
+			http.Error(w, "the key is unknown, revoked or expired", http.StatusUnauthorized)
+			return
+		}
+		if c.Role != policy.Admin {
+			http.Error(w, "profiles are for an admin key; this key's role is "+string(c.Role), http.StatusForbidden)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
