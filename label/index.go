@@ -382,30 +382,14 @@ func (s *evalState) callIndexed(fn string, f Fact, from time.Time) ref.Val {
 			mn, mx = math.Min(mn, x), math.Max(mx, x)
 		}
 	}
-	switch fn {
-	case "mean":
-		if n > 0 {
-			f.Value = sum / float64(n)
-		}
-		if math.Abs(sum) == math.MaxFloat64 {
-			f.Value = 0
-			for i, x := range num {
-				if isNum[i] {
-					f.Value += x / float64(n)
-				}
+	f.Value = numeric(fn, n, sum, mn, mx, func() (mean float64) {
+		for i, x := range num {
+			if isNum[i] {
+				mean += x / float64(n)
 			}
 		}
-	case "min":
-		if n > 0 {
-			f.Value = mn
-		}
-	case "max":
-		if n > 0 {
-			f.Value = mx
-		}
-	default: // sum, monetary
-		f.Value = sum
-	}
+		return mean
+	})
 	s.record(f)
 	return types.Double(f.Value)
 }

@@ -1000,33 +1000,46 @@ func (s *evalState) call(overload string, args ...ref.Val) ref.Val {
 		f.Value = float64(len(seen))
 		s.record(f)
 		return types.Int(len(seen))
-	case "mean":
-		if n > 0 {
-			f.Value = sum / float64(n)
-		}
-		if math.Abs(sum) == math.MaxFloat64 {
-			// The sum saturated: add x/n instead, which cannot overflow.
-			f.Value = 0
-			for i, j := s.next(f.Type, at, scan, 0); i >= 0; i, j = s.next(f.Type, at, scan, j) {
-				e := &s.events[i]
-				if x, ok := toFloat(e.Fields[f.Field]); ok && !e.Time.Before(from) {
-					f.Value += x / float64(n)
-				}
+	}
+	f.Value = numeric(fn, n, sum, lo, hi, func() (mean float64) {
+		for i, j := s.next(f.Type, at, scan, 0); i >= 0; i, j = s.next(f.Type, at, scan, j) {
+			e := &s.events[i]
+			if x, ok := toFloat(e.Fields[f.Field]); ok && !e.Time.Before(from) {
+				mean += x / float64(n)
 			}
 		}
-	case "min":
-		if n > 0 {
-			f.Value = lo
-		}
-	case "max":
-		if n > 0 {
-			f.Value = hi
-		}
-	default: // sum, monetary
-		f.Value = sum
-	}
+		return mean
+	})
 	s.record(f)
 	return types.Double(f.Value)
+}
+
+// numeric is a numeric aggregate's value from the count, sum and
+// extremes of its values. Both evaluations end here (over the events,
+// call; over an index, callIndexed), so that they agree to the bit. A
+// mean whose sum saturated is added up again as x/n, which cannot
+// overflow (slowMean).
+func numeric(fn string, n int, sum, lo, hi float64, slowMean func() float64) float64 {
+	switch fn {
+	case "mean":
+		if math.Abs(sum) == math.MaxFloat64 {
+			return slowMean()
+		}
+		if n == 0 {
+			return 0
+		}
+		return sum / float64(n)
+	case "min", "max":
+		if n == 0 {
+			return 0
+		}
+		if fn == "min" {
+			return lo
+		}
+		return hi
+	default: // sum, monetary
+		return sum
+	}
 }
 
 func equal(got, want any) bool {
