@@ -981,13 +981,7 @@ func (e *Engine) derive(c *compiled, s *subject, pop *population, now time.Time,
 		}
 		if incremental && en.rule != nil && en.rule.Indexed() {
 			if v, err := s.evalIndexed(en, g, now); err != label.ErrNoIndex {
-				if err == nil {
-					err = s.seal(g, v)
-				}
-				if err != nil {
-					s.fail(en.l.ID, err)
-					s.remove = append(s.remove, en.l.ID)
-				}
+				s.settle(en, g, v, err)
 				continue
 			}
 		}
@@ -1014,19 +1008,23 @@ func (e *Engine) derive(c *compiled, s *subject, pop *population, now time.Time,
 		default:
 			v.Value, err = en.rule.Eval(now, prof, events)
 		}
-		if err == nil {
-			err = s.seal(g, v)
-		}
-		if err != nil {
-			// The label cannot be computed or encoded for this subject
-			// (say, a model feature has no value): an old value would be
-			// stale.
-			s.fail(en.l.ID, err)
-			s.remove = append(s.remove, en.l.ID)
-			continue
-		}
+		s.settle(en, g, v, err)
 	}
 	return nil
+}
+
+// settle seals v as the subject's value of en's label, computed with
+// err. A label that cannot be computed or sealed for this subject (say,
+// a model feature has no value) is reported and its old value removed:
+// it would be stale.
+func (s *subject) settle(en *entry, g policy.Grant, v Stored, err error) {
+	if err == nil {
+		err = s.seal(g, v)
+	}
+	if err != nil {
+		s.fail(en.l.ID, err)
+		s.remove = append(s.remove, en.l.ID)
+	}
 }
 
 // write stores the values and deletions of a page with one audit record.
