@@ -65,7 +65,6 @@ func BenchmarkMoveCost(b *testing.B) {
 			tx := t.(*txn)
 			var last, run int64
 			if err := tx.tx.QueryRow(`SELECT max(run) FROM event_runs`).Scan(&last); err != nil {
-
 				return err
 			}
 			if err := tx.tx.QueryRow(reserveEventIDs, 1).Scan(&run); err != nil {
@@ -89,17 +88,10 @@ func BenchmarkMoveCost(b *testing.B) {
 	perRun := func(tb testing.TB, e *engine, n int) {
 		if err := e.Update(context.Background(), func(t guard.Tx) error {
 			tx := t.(*txn)
-			rows, err := tx.tx.Query(`SELECT run FROM event_runs ORDER BY run`)
+			runs, err := runNumbers(tx)
 			if err != nil {
 				return err
 			}
-			var runs []int64
-			for rows.Next() {
-				var r int64
-				rows.Scan(&r)
-				runs = append(runs, r)
-			}
-			rows.Close()
 			for _, r := range runs {
 				if _, err := tx.tx.Exec(`INSERT OR IGNORE INTO events (`+eventColumns+`) SELECT `+eventColumns+` FROM events_new WHERE run = ? ORDER BY run, pseudonym, id`, r); err != nil {
 					return err
@@ -120,17 +112,15 @@ func BenchmarkMoveCost(b *testing.B) {
 	unionMove := func(tb testing.TB, e *engine, n int) {
 		if err := e.Update(context.Background(), func(t guard.Tx) error {
 			tx := t.(*txn)
-			rows, err := tx.tx.Query(`SELECT run FROM event_runs ORDER BY run`)
-			if err != nil {
+			runs, err := runNumbers(tx)
+			if err != nil || len(runs) == 0 {
 				return err
 			}
 			var arms []string
-			var last int64
-			for rows.Next() {
-				rows.Scan(&last)
-				arms = append(arms, fmt.Sprintf(`SELECT %s FROM events_new WHERE run = %d`, eventColumns, last))
+			for _, r := range runs {
+				arms = append(arms, fmt.Sprintf(`SELECT %s FROM events_new WHERE run = %d`, eventColumns, r))
 			}
-			rows.Close()
+			last := runs[len(runs)-1]
 			if _, err := tx.tx.Exec(moveExpirySQL, last); err != nil {
 				return err
 			}
@@ -168,8 +158,7 @@ func BenchmarkMoveCost(b *testing.B) {
 				}
 				raw.Close()
 			}
-			defer func(d time.Duration, h, r int) { moveIdle, moveHigh, moveRuns = d, h, r }(moveIdle, moveHigh, moveRuns)
-			moveIdle, moveHigh, moveRuns = time.Hour, 1<<30, 1<<30 // no background move
+			stillMover(b)
 			db, err := Open(context.Background(), path)
 			if err != nil {
 				b.Fatal(err)
@@ -239,8 +228,7 @@ func BenchmarkMoveShape(b *testing.B) {
 		{"moves-of-100000-in-slices-of-10000", 100_000, 10_000},
 	} {
 		b.Run(v.name, func(b *testing.B) {
-			defer func(d time.Duration, h, r int) { moveIdle, moveHigh, moveRuns = d, h, r }(moveIdle, moveHigh, moveRuns)
-			moveIdle, moveHigh, moveRuns = time.Hour, 1<<30, 1<<30 // no background move
+			stillMover(b)
 			db, err := Open(context.Background(), filepath.Join(b.TempDir(), "portrait.db"))
 			if err != nil {
 				b.Fatal(err)
@@ -294,4 +282,22 @@ func BenchmarkMoveShape(b *testing.B) {
 			b.ReportMetric(float64(cpu.Nanoseconds())/float64(n), "move-cpu-ns/event")
 		})
 	}
+}
+
+// runNumbers lists the runs of event_runs, oldest first.
+func runNumbers(tx *txn) ([]int64, error) {
+	rows, err := tx.tx.Query(`SELECT run FROM event_runs ORDER BY run`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var runs []int64
+	for rows.Next() {
+		var r int64
+		if err := rows.Scan(&r); err != nil {
+			return nil, err
+		}
+		runs = append(runs, r)
+	}
+	return runs, rows.Err()
 }

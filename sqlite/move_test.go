@@ -145,8 +145,7 @@ func TestMoveFailureKeepsEvents(t *testing.T) {
 // any move, after a move of only the oldest runs (a run is never split),
 // and after all have moved.
 func TestReadersMidMerge(t *testing.T) {
-	defer func(h, r int, d time.Duration) { moveHigh, moveRuns, moveIdle = h, r, d }(moveHigh, moveRuns, moveIdle)
-	moveHigh, moveRuns, moveIdle = 1<<30, 1<<30, time.Hour // no background move
+	stillMover(t)
 	e := openTest(t)
 	ctx := context.Background()
 	subjects := []portrait.Pseudonym{"0123456789abcdef0123456789abcdef", "b", "fedcba9876543210fedcba9876543210"}
@@ -239,8 +238,7 @@ func TestReadersMidMerge(t *testing.T) {
 // between slices. A move cut short after a slice (a crash, a failed
 // commit) is finished by the next.
 func TestMoveInSlices(t *testing.T) {
-	defer func(h, r int, d time.Duration) { moveHigh, moveRuns, moveIdle = h, r, d }(moveHigh, moveRuns, moveIdle)
-	moveHigh, moveRuns, moveIdle = 1<<30, 1<<30, time.Hour // no background move
+	stillMover(t)
 	e := openTest(t)
 	e.mover.slice = 20
 	ctx := context.Background()
@@ -331,4 +329,12 @@ func TestMoveInSlices(t *testing.T) {
 	if n := count(t, e, `SELECT count(*) FROM event_expiry x WHERE x.expires != (SELECT min(expires) FROM events WHERE pseudonym = x.pseudonym)`); n != 0 || count(t, e, `SELECT count(*) FROM event_expiry`) != len(subjects) {
 		t.Errorf("event_expiry after a sliced move: %d wrong of %d rows", n, count(t, e, `SELECT count(*) FROM event_expiry`))
 	}
+}
+
+// stillMover stops the background mover of the engines opened until the
+// test ends: they move only when told to (Cluster, moveOnce).
+func stillMover(tb testing.TB) {
+	h, r, d := moveHigh, moveRuns, moveIdle
+	moveHigh, moveRuns, moveIdle = 1<<30, 1<<30, time.Hour
+	tb.Cleanup(func() { moveHigh, moveRuns, moveIdle = h, r, d })
 }
