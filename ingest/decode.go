@@ -74,7 +74,7 @@ func Decode(r io.Reader, ndjson bool) ([]Item, error) {
 	if len(raws) > MaxEvents {
 		return nil, portrait.Errorf(portrait.ETOOLARGE, "%d events in one request; send at most %d per request", len(raws), MaxEvents)
 	}
-	items := getItems(len(raws))
+	items := itemsPool.get(len(raws))
 	each(len(raws), func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			items[i] = decodeOne(string(raws[i]))
@@ -139,7 +139,7 @@ func decodeLines(r io.Reader) ([]Item, error) {
 	}
 	blocks = append(blocks, cur.String())
 	w.spans = spans // kept for the next request, whatever it grew to
-	items := getItems(len(spans))
+	items := itemsPool.get(len(spans))
 	each(len(spans), func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			sp := spans[i]
@@ -567,18 +567,9 @@ func Recycle(items []Item) {
 		fieldsPool.Put(m)
 	}
 	if cap(items) > 0 && cap(items) <= MaxEvents {
-		items = items[:cap(items)]
-		clear(items)
-		itemsPool.Put(&items)
+		itemsPool.put(items)
 	}
 }
 
 // itemsPool keeps the slices of items Recycle gave back.
-var itemsPool sync.Pool // of *[]Item
-
-func getItems(n int) []Item {
-	if p, _ := itemsPool.Get().(*[]Item); p != nil && cap(*p) >= n {
-		return (*p)[:n]
-	}
-	return make([]Item, n)
-}
+var itemsPool slicePool[Item]

@@ -299,10 +299,10 @@ func TestValidateNormalises(t *testing.T) {
 // transaction has ended, cleared, and the next chunk gets it again.
 func TestEventSliceReused(t *testing.T) {
 	defer debug.SetGCPercent(debug.SetGCPercent(-1)) // a collection would empty the pool
-	for eventPool.Get() != nil {
+	for eventPool.p.Get() != nil {
 	}
 	b := &batch{}
-	b.pooled = getEvents(10)
+	b.pooled = eventPool.get(10)
 	b.events = b.pooled[:4]
 	b.pooled[3].Sealed = []byte("sealed")
 	first := &b.pooled[0]
@@ -310,7 +310,7 @@ func TestEventSliceReused(t *testing.T) {
 	if b.pooled != nil || b.events != nil {
 		t.Error("the batch still holds its events after release")
 	}
-	again := getEvents(8)
+	again := eventPool.get(8)
 	if &again[0] != first {
 		t.Fatal("the next chunk got a new slice, not the released one")
 	}

@@ -194,7 +194,7 @@ func (in *Ingester) Ingest(ctx context.Context, caller policy.Caller, items []It
 	results := make([]Result, len(items))
 	var sum Summary
 	todo := in.check(cat, now, items, results)
-	defer putPending(todo) // nothing returned refers to it
+	defer pendingPool.put(todo) // nothing returned refers to it
 	if len(todo) > in.opt.ChunkSize {
 		// Events are stored per subject: a chunk of few subjects writes
 		// few pages, where a chunk of every subject would rewrite them
@@ -251,7 +251,7 @@ func (in *Ingester) Ingest(ctx context.Context, caller policy.Caller, items []It
 // independent: they run on every core, each event's outcome in its own
 // slot, and are gathered in request order.
 func (in *Ingester) check(cat *catalog.Catalog, now time.Time, items []Item, results []Result) []pending {
-	checked := getPending(len(items))
+	checked := pendingPool.get(len(items))
 	ok := make([]bool, len(items))
 	var (
 		mu    sync.Mutex
@@ -307,23 +307,9 @@ func (in *Ingester) check(cat *catalog.Catalog, now time.Time, items []Item, res
 	return checked[:n]
 }
 
-// pendingPool keeps check's slices of pending events between requests.
-var pendingPool sync.Pool // of *[]pending
-
-func getPending(n int) []pending {
-	if p, _ := pendingPool.Get().(*[]pending); p != nil && cap(*p) >= n {
-		return (*p)[:n]
-	}
-	return make([]pending, n)
-}
-
-// putPending clears todo (the events it points at are the caller's) and
-// keeps it.
-func putPending(todo []pending) {
-	todo = todo[:cap(todo)]
-	clear(todo)
-	pendingPool.Put(&todo)
-}
+// pendingPool keeps check's slices of pending events between requests
+// (the events they point at are the caller's).
+var pendingPool slicePool[pending]
 
 func notStored(results []Result, part []pending, n int, why string) int {
 	for _, p := range part {
@@ -395,14 +381,7 @@ type batch struct {
 // store has written them when the chunk's transaction ends, nothing
 // refers to them after, and at about 200 bytes an event they were a
 // request's largest allocation.
-var eventPool sync.Pool // of *[]portrait.StoredEvent
-
-func getEvents(n int) []portrait.StoredEvent {
-	if p, _ := eventPool.Get().(*[]portrait.StoredEvent); p != nil && cap(*p) >= n {
-		return (*p)[:n]
-	}
-	return make([]portrait.StoredEvent, n)
-}
+var eventPool slicePool[portrait.StoredEvent]
 
 // release gives b's event slice and sealing slabs back, the slice
 // cleared so that the pool keeps no grant alive. b must not be used
@@ -416,10 +395,8 @@ func (b *batch) release() {
 	if b.pooled == nil {
 		return
 	}
-	all := b.pooled
+	eventPool.put(b.pooled)
 	b.pooled, b.events = nil, nil
-	clear(all)
-	eventPool.Put(&all)
 }
 
 // profileWrite is one event's profile values under the event's grant, which
@@ -527,11 +504,11 @@ func (in *Ingester) prepare(ctx context.Context, r subjectReader, caller policy.
 		}
 		per[i] = st
 	}
-	events := getEvents(len(part))
+	events := eventPool.get(len(part))
 	b.pooled = events
 	out, slabs := in.decideAll(cat, now, caller, part, per, ciphers, events)
 	b.slabs = slabs
-	defer putDecided(out)
+	defer decidedPool.put(out)
 	// Last, in request order: results, the batch and the digest. The
 	// stored events are gathered in place.
 	line := make([]byte, 0, 128)
@@ -575,7 +552,7 @@ func (in *Ingester) prepare(ctx context.Context, r subjectReader, caller policy.
 // The sealed values are in slabs, which the batch gives back once its
 // transaction has ended.
 func (in *Ingester) decideAll(cat *catalog.Catalog, now time.Time, caller policy.Caller, part []pending, per []*policy.State, ciphers map[portrait.Pseudonym]sealer, events []portrait.StoredEvent) ([]decided, []*[]byte) {
-	out := getDecided(len(part))
+	out := decidedPool.get(len(part))
 	var (
 		mu  sync.Mutex
 		scs []*scratch
@@ -636,21 +613,7 @@ func (sc *scratch) seal(c *keys.Cipher, plain, ad []byte) []byte {
 // decidedPool keeps decideAll's outcome slices between chunks: after the
 // digest and the results are taken from them nothing refers to them, and
 // they were a chunk's largest allocation after its events.
-var decidedPool sync.Pool // of *[]decided
-
-func getDecided(n int) []decided {
-	if p, _ := decidedPool.Get().(*[]decided); p != nil && cap(*p) >= n {
-		return (*p)[:n]
-	}
-	return make([]decided, n)
-}
-
-// putDecided clears out, so that the pool keeps no event's values alive,
-// and keeps it.
-func putDecided(out []decided) {
-	clear(out)
-	decidedPool.Put(&out)
-}
+var decidedPool slicePool[decided]
 
 // sealer is a subject's cipher and the additional data its events are
 // sealed with, made once per subject and chunk.
