@@ -1,10 +1,13 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -337,4 +340,73 @@ func stillMover(tb testing.TB) {
 	h, r, d := moveHigh, moveRuns, moveIdle
 	moveHigh, moveRuns, moveIdle = 1<<30, 1<<30, time.Hour
 	tb.Cleanup(func() { moveHigh, moveRuns, moveIdle = h, r, d })
+}
+
+// SR-3: a move leaves each moved event in the file once — the pages of
+// events_new that held it are zeroed, not left free with a readable copy
+// — whether it takes every run (the DELETE then clears the table's pages
+// whole), the oldest runs only (it deletes row by row), or moves in
+// slices. The events are checked in the file after a WAL truncation, so
+// every page image is in it.
+func TestMoveLeavesOneCopy(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		limit int // events a move may take; its oldest runs, at least one
+		slice int
+	}{
+		{"every-run", 1 << 30, 1 << 30},
+		{"oldest-runs", 200, 1 << 30},
+		{"in-slices", 1 << 30, 50},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			stillMover(t)
+			path := filepath.Join(t.TempDir(), "portrait.db")
+			db, err := Open(ctx, path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			e := db.e
+			e.mover.slice = tc.slice
+			marker := func(i int) []byte { return []byte(strings.Repeat(fmt.Sprintf("<moved-%04d>", i), 8)) }
+			id := 0
+			for range 5 { // five runs of 100 events of 10 subjects
+				evs := make([]portrait.StoredEvent, 100)
+				for i := range evs {
+					evs[i] = portrait.StoredEvent{Pseudonym: portrait.Pseudonym(fmt.Sprintf("s%d", id%10)), Type: "view",
+						Time: time.Unix(int64(id), 0), Sealed: marker(id), Expires: time.Unix(int64(id)+1e6, 0)}
+					id++
+				}
+				if err := e.Update(ctx, func(tx guard.Tx) error { _, err := tx.InsertEvents(ctx, evs); return err }); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := db.TruncateWAL(ctx); err != nil {
+				t.Fatal(err)
+			}
+			moved, _, _, err := e.moveOnce(ctx, tc.limit)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := min(tc.limit, 500); moved != want {
+				t.Fatalf("moved %d events, want %d", moved, want)
+			}
+			if err := db.TruncateWAL(ctx); err != nil {
+				t.Fatal(err)
+			}
+			file, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range id {
+				if n := bytes.Count(file, marker(i)); n != 1 {
+					t.Fatalf("event %d is in the file %d times after the move, want once", i, n)
+				}
+			}
+			if n := count(t, e, `SELECT count(*) FROM events`) + count(t, e, `SELECT count(*) FROM events_new`); n != id {
+				t.Fatalf("%d events in the two tables, want %d", n, id)
+			}
+		})
+	}
 }
