@@ -144,6 +144,11 @@ func BenchmarkMoveCost(b *testing.B) {
 		{name: "per-run", move: perRun},
 		{name: "merge-arms", move: unionMove},
 		{name: "merge-runs", setup: `DROP INDEX events_new_idem`, move: mergeRuns},
+		{name: "cache-32MB", setup: `PRAGMA cache_size=-32768`, move: store},
+		{name: "page-16KB", page: 16384, move: store},
+		{name: "mmap-256MB", setup: `PRAGMA mmap_size=268435456`, move: store},
+		// What zeroing costs (SR-3 needs it: not a candidate).
+		{name: "secure-delete-off", setup: `PRAGMA secure_delete=OFF`, move: store},
 	} {
 		b.Run(v.name, func(b *testing.B) {
 			merged = 0
@@ -220,12 +225,16 @@ func BenchmarkMoveCost(b *testing.B) {
 //	go test ./sqlite -run '^$' -bench MoveShape -benchtime 3x
 func BenchmarkMoveShape(b *testing.B) {
 	for _, v := range []struct {
-		name         string
-		batch, slice int
+		name                   string
+		batch, slice, subjects int
 	}{
-		{"moves-of-10000", 10_000, 10_000},
-		{"moves-of-100000-whole", 100_000, 1 << 30},
-		{"moves-of-100000-in-slices-of-10000", 100_000, 10_000},
+		{"moves-of-10000", 10_000, 10_000, 1000},
+		{"moves-of-100000-whole", 100_000, 1 << 30, 1000},
+		{"moves-of-100000-in-slices-of-10000", 100_000, 10_000, 1000},
+		// BenchmarkIngest's shape: 100 subjects, so a move of 10,000
+		// already brings each subject 100 events, a few pages' worth.
+		{"100-subjects-moves-of-10000", 10_000, 10_000, 100},
+		{"100-subjects-moves-of-100000-in-slices-of-10000", 100_000, 10_000, 100},
 	} {
 		b.Run(v.name, func(b *testing.B) {
 			stillMover(b)
@@ -236,7 +245,7 @@ func BenchmarkMoveShape(b *testing.B) {
 			defer db.Close()
 			e := db.e
 			e.mover.slice = v.slice
-			subs := make([]portrait.Pseudonym, 1000)
+			subs := make([]portrait.Pseudonym, v.subjects)
 			for i := range subs {
 				var k [16]byte
 				rand.Read(k[:])
@@ -247,10 +256,10 @@ func BenchmarkMoveShape(b *testing.B) {
 			id := 0
 			appendRuns := func(runs int) {
 				for range runs {
-					evs := make([]portrait.StoredEvent, len(subs))
+					evs := make([]portrait.StoredEvent, 1000)
 					for i := range evs {
 						id++
-						evs[i] = portrait.StoredEvent{Pseudonym: subs[i], Type: "view", Time: time.Unix(int64(id), 0), Sealed: sealed,
+						evs[i] = portrait.StoredEvent{Pseudonym: subs[i%len(subs)], Type: "view", Time: time.Unix(int64(id), 0), Sealed: sealed,
 							Expires: time.Unix(int64(id)+1e8, 0)}
 					}
 					if err := e.Update(context.Background(), func(tx guard.Tx) error {
@@ -277,7 +286,7 @@ func BenchmarkMoveShape(b *testing.B) {
 				c0 := cpuTime(b)
 				move(v.batch)
 				cpu += cpuTime(b) - c0
-				n += 200 * len(subs)
+				n += 200 * 1000
 			}
 			b.ReportMetric(float64(cpu.Nanoseconds())/float64(n), "move-cpu-ns/event")
 		})
