@@ -145,8 +145,10 @@ func BenchmarkMoveCost(b *testing.B) {
 		{name: "merge-arms", move: unionMove},
 		{name: "merge-runs", setup: `DROP INDEX events_new_idem`, move: mergeRuns},
 		{name: "cache-32MB", setup: `PRAGMA cache_size=-32768`, move: store},
+		{name: "page-8KB", page: 8192, move: store},
 		{name: "page-16KB", page: 16384, move: store},
 		{name: "mmap-256MB", setup: `PRAGMA mmap_size=268435456`, move: store},
+		{name: "no-cache-spill", setup: `PRAGMA cache_spill=OFF`, move: store},
 		// What zeroing costs (SR-3 needs it: not a candidate).
 		{name: "secure-delete-off", setup: `PRAGMA secure_delete=OFF`, move: store},
 	} {
