@@ -6,14 +6,22 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 )
 
 // rawInserts are InsertEvents' arguments, in a slice reused from one
 // batch to the next, and its scratch; the statements are the engine's
 // prepared ones (bulk.go). Only the group commit's leader uses them,
 // inside Conn.Raw on the group's connection, the single write connection.
+//
+// A statement's arguments are its run, once, then each row's own
+// (rowSQL): the run is the same for every row of a batch, and an event
+// without an idempotency key has none, so neither is bound per row. The
+// driver binds each argument on its own (a call into SQLite, and a C copy
+// of every text and blob), which was 8 % of governed ingest's CPU.
 type rawInserts struct {
 	args []driver.NamedValue
+	rows int // rows in args
 	row  []driver.Value
 	// InsertEvents' scratch: each event's key, the events in key order,
 	// the batch's distinct keys and types as arguments.
@@ -46,23 +54,35 @@ func (w *rawInserts) clearScratch() {
 	clear(w.memo)
 }
 
-// add appends one row's arguments: the values database/sql's default
-// conversion passed on for them (int64, string, []byte, nil).
+// begin starts a statement's arguments with the batch's run.
+func (w *rawInserts) begin(run any) {
+	w.args, w.rows = w.args[:0], 0
+	w.args = append(w.args, driver.NamedValue{Ordinal: 1, Value: run})
+}
+
+// add appends one row's arguments after the run (rowSQL gives their
+// order): the values database/sql's default conversion passed on for them
+// (int64, string, []byte, nil).
 func (w *rawInserts) add(vs ...any) {
 	for _, v := range vs {
 		w.args = append(w.args, driver.NamedValue{Ordinal: len(w.args) + 1, Value: v})
 	}
+	w.rows++
 }
 
-// flush writes the rows in args, as InsertEvents describes, and empties
-// it. A keyed row written marks its event inserted (first is the
-// batch's first id).
+// flush writes the rows in args, as InsertEvents describes, and starts
+// the next statement's arguments with the same run. A keyed row written
+// marks its event inserted (first is the batch's first id).
 func (w *rawInserts) flush(ctx context.Context, stmts *bulkStmts, dc any, keyed bool, first int64, inserted []bool) error {
-	n := len(w.args) / runColumns
+	n := w.rows
 	if n == 0 {
 		return nil
 	}
-	defer func() { clear(w.args); w.args = w.args[:0] }() // holding no event
+	defer func() { // holding no event
+		run := w.args[0].Value
+		clear(w.args)
+		w.begin(run)
+	}()
 	kind := insertEvents
 	if keyed {
 		kind = insertKeyed
@@ -102,4 +122,21 @@ func (w *rawInserts) flush(ctx context.Context, stmts *bulkStmts, dc any, keyed 
 		return fmt.Errorf("insert %d events: %d written (%v)", n, got, err)
 	}
 	return nil
+}
+
+// rowSQL is one row of events_new's multi-row inserts: the run is
+// parameter 1 in every row; an event without a key has a NULL one. Each
+// plain ? is numbered one past the highest before it, so the arguments
+// are the run and then the rows' own, in order.
+func rowSQL(keyed bool) string {
+	if keyed {
+		return "(?1, ?, ?, ?, ?, ?, ?, ?)"
+	}
+	return "(?1, ?, ?, ?, ?, NULL, ?, ?)"
+}
+
+// insertRows is head, n rows of rowSQL(keyed) and tail.
+func insertRows(head string, n int, keyed bool, tail string) string {
+	row := rowSQL(keyed)
+	return head + row + strings.Repeat(", "+row, n-1) + tail
 }

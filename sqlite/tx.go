@@ -173,14 +173,18 @@ func (tx *txn) InsertEvents(ctx context.Context, events []portrait.StoredEvent) 
 	// transaction: its connection is the group's.
 	err := tx.g.conn.Raw(func(dc any) error {
 		for _, keyed := range []bool{false, true} {
-			w.args = w.args[:0]
+			w.begin(runArg)
 			for _, i := range order {
 				e := &events[i]
 				if (e.Idem != nil) != keyed {
 					continue
 				}
-				w.add(runArg, first+int64(i), keys[i], typeArg(e.Type), e.Time.UnixNano(), e.Idem, e.Sealed, nanos(e.Expires))
-				if len(w.args) == runColumns*eventChunk {
+				if keyed {
+					w.add(first+int64(i), keys[i], typeArg(e.Type), e.Time.UnixNano(), e.Idem, e.Sealed, nanos(e.Expires))
+				} else {
+					w.add(first+int64(i), keys[i], typeArg(e.Type), e.Time.UnixNano(), e.Sealed, nanos(e.Expires))
+				}
+				if w.rows == eventChunk {
 					if err := w.flush(ctx, &tx.db.bulk, dc, keyed, first, inserted); err != nil {
 						return err
 					}
@@ -245,15 +249,12 @@ const reserveEventIDs = `UPDATE event_ids SET next = next + ? RETURNING next`
 // insertRunSQL lists a run written by InsertEvents.
 const insertRunSQL = `INSERT INTO event_runs (run, last, n, expires) VALUES (?, ?, ?, ?)`
 
-// eventChunk is how many events one multi-row INSERT carries: 8 × 64
-// parameters stay far below SQLite's limit of 32,766.
+// eventChunk is how many events one multi-row INSERT carries: 1 + 7 ×
+// 64 parameters stay far below SQLite's limit of 32,766.
 const eventChunk = 64
 
-// runColumns are the columns of a row of events_new.
-const runColumns = 8
-
 func insertEventsSQL(n int) string {
-	return tables.InsertRows(`INSERT OR IGNORE INTO events_new (run, id, pseudonym, type, time, idem, sealed, expires) VALUES `, n, runColumns, "")
+	return insertRows(`INSERT OR IGNORE INTO events_new (run, id, pseudonym, type, time, idem, sealed, expires) VALUES `, n, false, "")
 }
 
 // insertIdemSQL writes n events with an idempotency key, each unless
@@ -265,8 +266,8 @@ func insertEventsSQL(n int) string {
 // in the same transaction that deletes it from its run, so the two checks
 // together see every stored key.
 func insertIdemSQL(n int) string {
-	return tables.InsertRows(`INSERT INTO events_new (run, id, pseudonym, type, time, idem, sealed, expires)
-	SELECT column1, column2, column3, column4, column5, column6, column7, column8 FROM (VALUES `, n, runColumns,
+	return insertRows(`INSERT INTO events_new (run, id, pseudonym, type, time, idem, sealed, expires)
+	SELECT column1, column2, column3, column4, column5, column6, column7, column8 FROM (VALUES `, n, true,
 		`) AS v WHERE NOT EXISTS (SELECT 1 FROM events WHERE pseudonym = v.column3 AND idem = v.column6)
 	ON CONFLICT DO NOTHING RETURNING id`)
 }
