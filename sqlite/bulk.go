@@ -35,15 +35,19 @@ type stmtKey struct {
 type stmtKind uint8
 
 const (
-	insertEvents stmtKind = iota // insertEventsSQL
-	insertKeyed                  // insertIdemSQL
-	upsertLabels                 // putLabelsSQL
+	insertEvents        stmtKind = iota // insertEventsSQL
+	insertKeyed                         // insertIdemSQL
+	insertEventsOneType                 // insertEventsSQL, one type
+	insertKeyedOneType                  // insertIdemSQL, one type
+	upsertLabels                        // putLabelsSQL
 )
 
 var kindSQL = [...]func(rows int) string{
-	insertEvents: insertEventsSQL,
-	insertKeyed:  insertIdemSQL,
-	upsertLabels: putLabelsSQL,
+	insertEvents:        func(n int) string { return insertEventsSQL(n, rowShape{}) },
+	insertKeyed:         func(n int) string { return insertIdemSQL(n, rowShape{keyed: true}) },
+	insertEventsOneType: func(n int) string { return insertEventsSQL(n, rowShape{oneType: true}) },
+	insertKeyedOneType:  func(n int) string { return insertIdemSQL(n, rowShape{keyed: true, oneType: true}) },
+	upsertLabels:        putLabelsSQL,
 }
 
 // stmt returns the statement of kind for rows rows on dc, preparing it on

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 )
 
@@ -14,15 +15,18 @@ import (
 // prepared ones (bulk.go). Only the group commit's leader uses them,
 // inside Conn.Raw on the group's connection, the single write connection.
 //
-// A statement's arguments are its run, once, then each row's own
-// (rowSQL): the run is the same for every row of a batch, and an event
-// without an idempotency key has none, so neither is bound per row. The
-// driver binds each argument on its own (a call into SQLite, and a C copy
-// of every text and blob), which was 8 % of governed ingest's CPU.
+// A statement's arguments are the run, the type when the whole batch has
+// one, then each row's own (rowShape): what is the same for every row of
+// a batch is bound once, and an event without an idempotency key has none
+// to bind. The driver binds each argument on its own (a call into SQLite
+// under the connection's mutex, and a C copy of every text and blob,
+// unbound again after the statement), which was 8 % of governed ingest's
+// CPU with eight arguments a row.
 type rawInserts struct {
-	args []driver.NamedValue
-	rows int // rows in args
-	row  []driver.Value
+	args   []driver.NamedValue
+	shared int // arguments at the head of args that every row uses
+	rows   int // rows in args
+	row    []driver.Value
 	// InsertEvents' scratch: each event's key, the events in key order,
 	// the batch's distinct keys and types as arguments.
 	keys  []any
@@ -54,10 +58,14 @@ func (w *rawInserts) clearScratch() {
 	clear(w.memo)
 }
 
-// begin starts a statement's arguments with the batch's run.
-func (w *rawInserts) begin(run any) {
+// begin starts a statement's arguments with those shared by every row:
+// the run, and the type if the batch has one.
+func (w *rawInserts) begin(shared ...any) {
 	w.args, w.rows = w.args[:0], 0
-	w.args = append(w.args, driver.NamedValue{Ordinal: 1, Value: run})
+	for _, v := range shared {
+		w.args = append(w.args, driver.NamedValue{Ordinal: len(w.args) + 1, Value: v})
+	}
+	w.shared = len(shared)
 }
 
 // add appends one row's arguments after the run (rowSQL gives their
@@ -73,20 +81,20 @@ func (w *rawInserts) add(vs ...any) {
 // flush writes the rows in args, as InsertEvents describes, and starts
 // the next statement's arguments with the same run. A keyed row written
 // marks its event inserted (first is the batch's first id).
-func (w *rawInserts) flush(ctx context.Context, stmts *bulkStmts, dc any, keyed bool, first int64, inserted []bool) error {
+func (w *rawInserts) flush(ctx context.Context, stmts *bulkStmts, dc any, shape rowShape, first int64, inserted []bool) error {
 	n := w.rows
 	if n == 0 {
 		return nil
 	}
 	defer func() { // holding no event
-		run := w.args[0].Value
+		var shared [2]any
+		for i := range w.shared {
+			shared[i] = w.args[i].Value
+		}
 		clear(w.args)
-		w.begin(run)
+		w.begin(shared[:w.shared]...)
 	}()
-	kind := insertEvents
-	if keyed {
-		kind = insertKeyed
-	}
+	kind, keyed := shape.kind(), shape.keyed
 	st, err := stmts.stmt(ctx, dc, kind, n)
 	if err != nil {
 		return fmt.Errorf("insert %d events: %w", n, err)
@@ -124,19 +132,70 @@ func (w *rawInserts) flush(ctx context.Context, stmts *bulkStmts, dc any, keyed 
 	return nil
 }
 
-// rowSQL is one row of events_new's multi-row inserts: the run is
-// parameter 1 in every row; an event without a key has a NULL one. Each
-// plain ? is numbered one past the highest before it, so the arguments
-// are the run and then the rows' own, in order.
-func rowSQL(keyed bool) string {
-	if keyed {
-		return "(?1, ?, ?, ?, ?, ?, ?, ?)"
+// rowShape is the form of a batch's rows in events_new's multi-row
+// inserts: with or without an idempotency key, and with one type for the
+// whole batch or a type per row.
+type rowShape struct{ keyed, oneType bool }
+
+func (s rowShape) kind() stmtKind {
+	switch {
+	case s.keyed && s.oneType:
+		return insertKeyedOneType
+	case s.keyed:
+		return insertKeyed
+	case s.oneType:
+		return insertEventsOneType
 	}
-	return "(?1, ?, ?, ?, ?, NULL, ?, ?)"
+	return insertEvents
 }
 
-// insertRows is head, n rows of rowSQL(keyed) and tail.
-func insertRows(head string, n int, keyed bool, tail string) string {
-	row := rowSQL(keyed)
-	return head + row + strings.Repeat(", "+row, n-1) + tail
+// row is one row of the statement: the run is parameter 1 in every row
+// and the batch's one type parameter 2; an event without a key has a NULL
+// one; the rest are the row's own parameters. A plain ? is numbered one
+// past the highest before it, so the first row numbers its own from 2 or
+// 3 on, and the rows after it are plain ?: the arguments are the shared
+// ones and then the rows', in order, and only the first row's parameters
+// have names for the driver to read.
+func (s rowShape) row(first bool) string {
+	var b strings.Builder
+	next := 2
+	if s.oneType {
+		next = 3
+	}
+	own := func() string {
+		if !first {
+			return "?"
+		}
+		next++
+		return "?" + strconv.Itoa(next-1)
+	}
+	b.WriteString("(?1, ")
+	b.WriteString(own()) // id
+	b.WriteString(", ")
+	b.WriteString(own()) // pseudonym
+	b.WriteString(", ")
+	if s.oneType {
+		b.WriteString("?2")
+	} else {
+		b.WriteString(own())
+	}
+	b.WriteString(", ")
+	b.WriteString(own()) // time
+	b.WriteString(", ")
+	if s.keyed {
+		b.WriteString(own())
+	} else {
+		b.WriteString("NULL")
+	}
+	b.WriteString(", ")
+	b.WriteString(own()) // sealed
+	b.WriteString(", ")
+	b.WriteString(own()) // expires
+	b.WriteString(")")
+	return b.String()
+}
+
+// insertRows is head, n rows of shape and tail.
+func insertRows(head string, n int, shape rowShape, tail string) string {
+	return head + shape.row(true) + strings.Repeat(", "+shape.row(false), n-1) + tail
 }

@@ -147,6 +147,15 @@ func (tx *txn) InsertEvents(ctx context.Context, events []portrait.StoredEvent) 
 	}
 	clear(memo)
 	runArg := any(run)
+	// A batch is most often of one type (a client's views, a tracker's
+	// clicks): then the type is bound once per statement, not per row.
+	oneType := true
+	for i := range events {
+		if events[i].Type != events[0].Type {
+			oneType = false
+			break
+		}
+	}
 	typeArg := func(t string) any {
 		a, ok := memo[t]
 		if !ok {
@@ -173,19 +182,29 @@ func (tx *txn) InsertEvents(ctx context.Context, events []portrait.StoredEvent) 
 	// transaction: its connection is the group's.
 	err := tx.g.conn.Raw(func(dc any) error {
 		for _, keyed := range []bool{false, true} {
-			w.begin(runArg)
+			shape := rowShape{keyed: keyed, oneType: oneType}
+			if oneType {
+				w.begin(runArg, events[0].Type)
+			} else {
+				w.begin(runArg)
+			}
 			for _, i := range order {
 				e := &events[i]
 				if (e.Idem != nil) != keyed {
 					continue
 				}
-				if keyed {
-					w.add(first+int64(i), keys[i], typeArg(e.Type), e.Time.UnixNano(), e.Idem, e.Sealed, nanos(e.Expires))
-				} else {
+				switch shape {
+				case rowShape{}:
 					w.add(first+int64(i), keys[i], typeArg(e.Type), e.Time.UnixNano(), e.Sealed, nanos(e.Expires))
+				case rowShape{keyed: true}:
+					w.add(first+int64(i), keys[i], typeArg(e.Type), e.Time.UnixNano(), e.Idem, e.Sealed, nanos(e.Expires))
+				case rowShape{oneType: true}:
+					w.add(first+int64(i), keys[i], e.Time.UnixNano(), e.Sealed, nanos(e.Expires))
+				default:
+					w.add(first+int64(i), keys[i], e.Time.UnixNano(), e.Idem, e.Sealed, nanos(e.Expires))
 				}
 				if w.rows == eventChunk {
-					if err := w.flush(ctx, &tx.db.bulk, dc, keyed, first, inserted); err != nil {
+					if err := w.flush(ctx, &tx.db.bulk, dc, shape, first, inserted); err != nil {
 						return err
 					}
 				}
@@ -193,7 +212,7 @@ func (tx *txn) InsertEvents(ctx context.Context, events []portrait.StoredEvent) 
 					inserted[i] = true
 				}
 			}
-			if err := w.flush(ctx, &tx.db.bulk, dc, keyed, first, inserted); err != nil {
+			if err := w.flush(ctx, &tx.db.bulk, dc, shape, first, inserted); err != nil {
 				return err
 			}
 		}
@@ -253,8 +272,8 @@ const insertRunSQL = `INSERT INTO event_runs (run, last, n, expires) VALUES (?, 
 // 64 parameters stay far below SQLite's limit of 32,766.
 const eventChunk = 64
 
-func insertEventsSQL(n int) string {
-	return insertRows(`INSERT OR IGNORE INTO events_new (run, id, pseudonym, type, time, idem, sealed, expires) VALUES `, n, false, "")
+func insertEventsSQL(n int, shape rowShape) string {
+	return insertRows(`INSERT OR IGNORE INTO events_new (run, id, pseudonym, type, time, idem, sealed, expires) VALUES `, n, shape, "")
 }
 
 // insertIdemSQL writes n events with an idempotency key, each unless
@@ -265,9 +284,9 @@ func insertEventsSQL(n int) string {
 // included (SQLite inserts the rows in order). The mover moves an event
 // in the same transaction that deletes it from its run, so the two checks
 // together see every stored key.
-func insertIdemSQL(n int) string {
+func insertIdemSQL(n int, shape rowShape) string {
 	return insertRows(`INSERT INTO events_new (run, id, pseudonym, type, time, idem, sealed, expires)
-	SELECT column1, column2, column3, column4, column5, column6, column7, column8 FROM (VALUES `, n, true,
+	SELECT column1, column2, column3, column4, column5, column6, column7, column8 FROM (VALUES `, n, shape,
 		`) AS v WHERE NOT EXISTS (SELECT 1 FROM events WHERE pseudonym = v.column3 AND idem = v.column6)
 	ON CONFLICT DO NOTHING RETURNING id`)
 }
