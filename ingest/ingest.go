@@ -144,6 +144,7 @@ type Ingester struct {
 
 	detections *prometheus.CounterVec
 	lexFlags   prometheus.Counter
+	subjects   subjectCache // subject keys read at the last generation (subjects.go)
 }
 
 // New returns an Ingester.
@@ -348,7 +349,7 @@ func (in *Ingester) chunk(ctx context.Context, caller policy.Caller, cat *catalo
 	decide := func(r subjectReader, states map[portrait.Pseudonym]*policy.State) (*batch, error) {
 		return in.prepare(ctx, r, caller, cat, now, n, part, pseudonyms, states, results)
 	}
-	b, err := decide(in.store, states)
+	b, err := decide(cachedSubjects{in, gen}, states)
 	if err != nil {
 		return Summary{}, nil, err
 	}
