@@ -15,6 +15,7 @@ import (
 	"time"
 
 	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/audit"
 	"github.com/portrait-dev/portrait/guard"
 	"github.com/portrait-dev/portrait/tables"
 	"modernc.org/sqlite"
@@ -57,6 +58,9 @@ type engine struct {
 	// until one did or CommittedLogSize read it: this process owns the
 	// file, so no other writer moves it (CommittedLogSize).
 	head atomic.Int64
+	// front is the committed log's frontier, nil until a transaction
+	// learned one (frontier.go).
+	front atomic.Pointer[audit.Frontier]
 	// writes holds the write path's fixed statements (writeQueries),
 	// prepared on write at Open: parsing them on every call was about a
 	// third of a concurrent writer's CPU. Read-only after Open.
@@ -475,6 +479,9 @@ type group struct {
 	// restores it; the COMMIT publishes it as the committed size.
 	head  int64
 	known bool
+	// front is the frontier of the transaction's log (of size head), or
+	// nil if not known: restored, published and dropped with head.
+	front *audit.Frontier
 }
 
 // lead runs one group, then answers its members and hands the lead to the
@@ -567,7 +574,7 @@ func (g *group) begin(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
-	g.tx, g.known = tx, false
+	g.tx, g.known, g.front = tx, false, nil
 	return nil
 }
 
@@ -589,11 +596,11 @@ func (g *group) step(c *call, bare bool) bool {
 			return false
 		}
 	}
-	head, known := g.head, g.known
+	head, known, front := g.head, g.known, g.front
 	err := runFn(newTxn(g, g.tx), c)
 	if err != nil {
 		c.err, c.done = err, true
-		g.head, g.known = head, known
+		g.head, g.known, g.front = head, known, front
 		if bare {
 			// Nothing but this function's writes is in the transaction:
 			// roll it all back; the next member begins another.
@@ -671,6 +678,7 @@ func (g *group) commit() {
 		err = fmt.Errorf("commit: %w", err)
 	} else if g.known {
 		g.db.head.Store(g.head)
+		g.publishFrontier()
 	}
 	for _, c := range g.members {
 		if c.pending {

@@ -396,13 +396,18 @@ func (tx *txn) LogSize(ctx context.Context) (int64, error) {
 			return 0, err
 		}
 		g.head, g.known = n, true
+		g.keptFrontier()
 	}
 	return tx.g.head, nil
 }
 
 // LogHashes implements guard.Tx.LogHashes; it sees entries appended
-// earlier in the transaction.
+// earlier in the transaction. The hashes an append reads come from the
+// frontier kept in memory (frontier.go); any other is read from the store.
 func (tx *txn) LogHashes(ctx context.Context, indexes []int64) ([][32]byte, error) {
+	if hs, ok := tx.frontierHashes(ctx, indexes); ok {
+		return hs, nil
+	}
 	return shared(prepared{tx}).LogHashes(ctx, indexes)
 }
 
@@ -424,6 +429,7 @@ func (tx *txn) AppendLog(ctx context.Context, entries []portrait.LogEntry) error
 	if err := portrait.CheckAppend(size, entries); err != nil {
 		return err
 	}
+	tx.readFrontier(ctx)
 	stmt, err := tx.stmt(ctx, appendLogSQL)
 	if err != nil {
 		return fmt.Errorf("append log: %w", err)
@@ -437,5 +443,8 @@ func (tx *txn) AppendLog(ctx context.Context, entries []portrait.LogEntry) error
 		return fmt.Errorf("append log: advance head: %w", err)
 	}
 	tx.g.head = size + int64(len(entries))
+	if tx.g.front != nil {
+		tx.g.front = tx.g.front.Next(entries)
+	}
 	return nil
 }
