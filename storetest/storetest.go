@@ -73,6 +73,7 @@ func Run(t *testing.T, open func(t *testing.T) portrait.Store) {
 		{"UpdateRollsBack", testUpdateRollsBack},
 		{"NestedUpdateRefused", testNestedUpdateRefused},
 		{"FailedLogAppendRollsBack", testFailedLogAppendRollsBack},
+		{"LogAppendAfterRollback", testLogAppendAfterRollback},
 		{"ConcurrentUpdates", testConcurrentUpdates},
 		{"EndSessions", testEndSessions},
 		{"TextRefused", testTextRefused},
