@@ -31,10 +31,6 @@ func NewFrontier(size int64, hashes [][32]byte) *Frontier {
 	return &Frontier{Size: size, indexes: idx, hashes: append([][32]byte(nil), hashes...)}
 }
 
-// Indexes returns the storage indexes of the frontier's hashes; the
-// caller must not change them.
-func (f *Frontier) Indexes() []int64 { return f.indexes }
-
 // Hashes returns the stored hashes at indexes, each of which must be one
 // of the frontier's, and reports whether they all were.
 func (f *Frontier) Hashes(indexes []int64) ([][32]byte, bool) {
