@@ -294,6 +294,10 @@ type Store interface {
 	// Pseudonyms pages through all stored subjects in pseudonym order,
 	// for batch derivation.
 	Pseudonyms(ctx context.Context, after Pseudonym, limit int) ([]Pseudonym, error)
+	// SubjectsAfter is Pseudonyms with each subject's stored key: a page
+	// of subjects read as one range of the subjects table, for a batch
+	// derivation, instead of Pseudonyms and then Subjects (a seek each).
+	SubjectsAfter(ctx context.Context, after Pseudonym, limit int) ([]SubjectKey, error)
 	// Pending pages, in id order, through the marks of batches whose
 	// subjects' labels wait for incremental derivation (Tx.MarkPending);
 	// PendingCommitted returns those of ids a read now sees.

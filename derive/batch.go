@@ -53,6 +53,7 @@ func (p *population) model(l *catalog.Label) any {
 type member struct {
 	g                 policy.Grant // g.Pseudonym() is the subject
 	gen               int64
+	wrapped           []byte // the subject's wrapped key as the first pass read it (populationKeys)
 	seen              int64
 	x                 []float64 // segment: features; a slice of the collector's arena
 	recency, monetary float64   // RFM
@@ -119,7 +120,7 @@ type popIn struct {
 // and profile, reading only the fields g covers (as subject.view would
 // have narrowed them), and keeps them on the subject for addPage.
 func (c *collector) add(s *subject, en *entry, g policy.Grant, now time.Time) {
-	m := member{g: g, seen: s.seen, from: noTime, to: noTime}
+	m := member{g: g, seen: s.seen, wrapped: s.subj.WrappedKey, from: noTime, to: noTime}
 	var from, to time.Time
 	switch en.l.Kind {
 	case catalog.KindRFM:
@@ -502,9 +503,9 @@ func (e *Engine) All(ctx context.Context, progress func(done, total int)) (Summa
 	}
 	var after portrait.Pseudonym
 	for !w.failed() && failed == nil {
-		page, err := e.store.Pseudonyms(ctx, after, e.opts.PageSize)
+		page, l, err := e.list(ctx, after)
 		if err != nil {
-			failed = fmt.Errorf("derive: list subjects: %w", err)
+			failed = err
 			break
 		}
 		if len(page) == 0 {
@@ -515,7 +516,7 @@ func (e *Engine) All(ctx context.Context, progress func(done, total int)) (Summa
 		inflight = append(inflight, ch)
 		go func() {
 			pc := &collector{members: map[*entry][]member{}}
-			p, err := e.compute(ctx, c, page, false, pc)
+			p, err := e.compute(ctx, c, page, l, pc)
 			ch <- computed{p, pc, err}
 		}()
 		if len(inflight) == 2 {
@@ -591,6 +592,38 @@ func (e *Engine) All(ctx context.Context, progress func(done, total int)) (Summa
 		return sum, fmt.Errorf("derive: %d label(s) not derived: %w", len(fitErrs), errors.Join(fitErrs...))
 	}
 	return sum, nil
+}
+
+// listed is a batch page's subject rows, read with the page's listing as
+// one range of the subjects table (Store.SubjectsAfter), and the
+// governance generation read before them. compute uses the rows only if
+// it reads the same generation with the page's states: then no erasure
+// (which moves the generation) committed between the rows' read and the
+// states', and the rows are what a read after the generation would have
+// returned; otherwise it reads them again, as an incremental page does.
+type listed struct {
+	gen  int64
+	keys map[portrait.Pseudonym]portrait.SubjectKey
+}
+
+// list reads the next batch page after after: its pseudonyms, in order,
+// and their rows.
+func (e *Engine) list(ctx context.Context, after portrait.Pseudonym) ([]portrait.Pseudonym, *listed, error) {
+	gen, err := e.store.Generation(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("derive: list subjects: %w", err)
+	}
+	subs, err := e.store.SubjectsAfter(ctx, after, e.opts.PageSize)
+	if err != nil {
+		return nil, nil, fmt.Errorf("derive: list subjects: %w", err)
+	}
+	l := &listed{gen: gen, keys: make(map[portrait.Pseudonym]portrait.SubjectKey, len(subs))}
+	page := make([]portrait.Pseudonym, len(subs))
+	for i, s := range subs {
+		page[i] = s.Pseudonym
+		l.keys[s.Pseudonym] = s
+	}
+	return page, l, nil
 }
 
 // writePopulation stores the population labels page by page, in
@@ -735,9 +768,9 @@ func (w *pageWriter) wait() Summary {
 // populationPage seals one page of population labels, for the writer,
 // under the grants the first pass decided them under; the page carries
 // the oldest generation of those decisions, so its write decides them
-// again if anything changed since. Each subject's key is read and opened
-// again (a subject erased meanwhile has none, and is skipped), and the
-// subjects are sealed on every CPU.
+// again if anything changed since. Each subject's key is opened again
+// (populationKeys: a subject erased meanwhile has none, and is skipped),
+// and the subjects are sealed on every CPU.
 func (e *Engine) populationPage(ctx context.Context, page []popSubject, pop *population) (*pending, error) {
 	p := &pending{}
 	sum := &p.sum
@@ -750,9 +783,9 @@ func (e *Engine) populationPage(ctx context.Context, page []popSubject, pop *pop
 			gen = min(gen, it.m.gen)
 		}
 	}
-	subs, err := e.store.Subjects(ctx, pss)
+	subs, err := e.populationKeys(ctx, page, pss, gen)
 	if err != nil {
-		return p, fmt.Errorf("derive: load subjects: %w", err)
+		return p, err
 	}
 	now := e.now()
 	work := make([]*subject, len(page))
@@ -787,6 +820,40 @@ func (e *Engine) populationPage(ctx context.Context, page []popSubject, pop *pop
 	sum.Compute = time.Since(start)
 	p.work, p.written, p.now, p.gen = kept, written, now, gen
 	return p, nil
+}
+
+// populationKeys returns the stored rows of a population page's subjects.
+// While the generation is still gen, the page's members' oldest, the rows
+// the first pass read serve: every governance change moves the generation,
+// erasure too, so no subject of the page was erased since, and none
+// erased has its key opened again from a copy the run kept. Otherwise
+// they are read again, and a subject erased meanwhile is absent. The
+// first pass read each page's rows with its listing, so a run reads a
+// subject's row once instead of once per pass.
+func (e *Engine) populationKeys(ctx context.Context, page []popSubject, pss []portrait.Pseudonym, gen int64) (map[portrait.Pseudonym]portrait.SubjectKey, error) {
+	cur, err := e.store.Generation(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("derive: load subjects: %w", err)
+	}
+	if cur == gen {
+		subs := make(map[portrait.Pseudonym]portrait.SubjectKey, len(page))
+		for _, ps := range page {
+			w := ps.items[0].m.wrapped
+			if w == nil {
+				subs = nil // not kept: read them all
+				break
+			}
+			subs[ps.ps] = portrait.SubjectKey{Pseudonym: ps.ps, WrappedKey: w}
+		}
+		if subs != nil {
+			return subs, nil
+		}
+	}
+	subs, err := e.store.Subjects(ctx, pss)
+	if err != nil {
+		return nil, fmt.Errorf("derive: load subjects: %w", err)
+	}
+	return subs, nil
 }
 
 // sealPopulation computes and seals one subject's population labels; nil

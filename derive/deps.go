@@ -38,6 +38,7 @@ type Store interface {
 	PendingCommitted(ctx context.Context, ids []int64) ([]int64, error)
 	States(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym]*policy.State, error)
 	Subjects(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym]portrait.SubjectKey, error)
+	SubjectsAfter(ctx context.Context, after portrait.Pseudonym, limit int) ([]portrait.SubjectKey, error)
 }
 
 // Any portrait.Store serves.

@@ -782,7 +782,7 @@ func (e *Engine) Subjects(ctx context.Context, pseudonyms []portrait.Pseudonym) 
 		return sum, err
 	}
 	for page := range slices.Chunk(pseudonyms, e.opts.PageSize) {
-		s, err := e.page(ctx, c, page, true, nil)
+		s, err := e.page(ctx, c, page)
 		sum.add(s)
 		if err != nil {
 			return sum, err
@@ -796,13 +796,11 @@ func (e *Engine) Subjects(ctx context.Context, pseudonyms []portrait.Pseudonym) 
 	return sum, nil
 }
 
-// page derives one page of subjects in one transaction. In a batch run
-// (incremental false) population labels are not computed here: their
-// inputs go to col, and All computes them over the whole population.
+// page derives one page of subjects incrementally in one transaction.
 // Subjects are read and evaluated on every CPU; the page is written in
 // one transaction.
-func (e *Engine) page(ctx context.Context, c *compiled, pseudonyms []portrait.Pseudonym, incremental bool, col *collector) (Summary, error) {
-	p, err := e.compute(ctx, c, pseudonyms, incremental, col)
+func (e *Engine) page(ctx context.Context, c *compiled, pseudonyms []portrait.Pseudonym) (Summary, error) {
+	p, err := e.compute(ctx, c, pseudonyms, nil, nil)
 	if err != nil {
 		return p.sum, err
 	}
@@ -825,8 +823,12 @@ func (p *pending) flush(ctx context.Context, e *Engine) (Summary, error) {
 	return p.sum, err
 }
 
-// compute decides and derives one page of subjects, without writing.
-func (e *Engine) compute(ctx context.Context, c *compiled, pseudonyms []portrait.Pseudonym, incremental bool, col *collector) (*pending, error) {
+// compute decides and derives one page of subjects, without writing. l
+// is a batch page's listing (All), nil for an incremental page. In a
+// batch run population labels are not computed here: their inputs go to
+// col, and All computes them over the whole population.
+func (e *Engine) compute(ctx context.Context, c *compiled, pseudonyms []portrait.Pseudonym, l *listed, col *collector) (*pending, error) {
+	incremental := l == nil
 	p := &pending{incremental: incremental}
 	sum := &p.sum
 	start := time.Now()
@@ -848,8 +850,11 @@ func (e *Engine) compute(ctx context.Context, c *compiled, pseudonyms []portrait
 			}
 		}
 	}
-	opened, stored, err := e.subjectKeys(ctx, gen, pseudonyms, mems, incremental)
-	if err != nil {
+	var opened map[portrait.Pseudonym]*keys.Cipher
+	var stored map[portrait.Pseudonym]portrait.SubjectKey
+	if l != nil && l.gen == gen {
+		stored = l.keys // read with the listing, and nothing governed changed since
+	} else if opened, stored, err = e.subjectKeys(ctx, gen, pseudonyms, mems, incremental); err != nil {
 		return p, err
 	}
 	pop := e.pop.Load()

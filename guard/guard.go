@@ -47,6 +47,7 @@ type Engine interface {
 	ReviewByID(ctx context.Context, id string) (portrait.Review, error)
 	Items(ctx context.Context) ([]portrait.Item, error)
 	Pseudonyms(ctx context.Context, after portrait.Pseudonym, limit int) ([]portrait.Pseudonym, error)
+	SubjectsAfter(ctx context.Context, after portrait.Pseudonym, limit int) ([]portrait.SubjectKey, error)
 	// Pending and PendingCommitted read the batches waiting for incremental
 	// derivation (derive.Queue); Tx.MarkPending and ClearPending write them.
 	Pending(ctx context.Context, after int64, limit int) ([]portrait.PendingMark, error)

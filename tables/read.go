@@ -461,6 +461,26 @@ func (db DB) Pseudonyms(ctx context.Context, after portrait.Pseudonym, limit int
 	return out, nil
 }
 
+// SubjectsAfter implements guard.Engine.SubjectsAfter: the subjects
+// table's primary key read as one range from after on, rather than a
+// seek per pseudonym as Subjects does.
+func (db DB) SubjectsAfter(ctx context.Context, after portrait.Pseudonym, limit int) ([]portrait.SubjectKey, error) {
+	if limit <= 0 {
+		return nil, portrait.Errorf(portrait.EINVALID, "subjects: limit %d must be positive", limit)
+	}
+	rows, err := db.query(ctx, `SELECT pseudonym, wrapped_key, sealed_id, created FROM subjects WHERE pseudonym > ? ORDER BY pseudonym LIMIT ?`, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read subjects: %w", err)
+	}
+	out, err := collect(rows, func(r Rows) (s portrait.SubjectKey, err error) {
+		return s, r.Scan(&s.Pseudonym, &s.WrappedKey, &s.SealedID, Time(&s.Created))
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read subjects: %w", err)
+	}
+	return out, nil
+}
+
 const apiKeyColumns = `id, name, hash, role, created, expires, revoked, last_used`
 
 func scanAPIKey(row Row) (portrait.APIKey, error) {
