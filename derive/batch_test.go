@@ -12,10 +12,13 @@ import (
 	"time"
 
 	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/catalog"
 	"github.com/portrait-dev/portrait/derive"
+	"github.com/portrait-dev/portrait/examples/demo"
 	"github.com/portrait-dev/portrait/ingest"
 	"github.com/portrait-dev/portrait/label"
 	"github.com/portrait-dev/portrait/policy"
+	"github.com/portrait-dev/portrait/storetest"
 )
 
 // A batch run on a node whose lease the fence no longer allows (another
@@ -243,4 +246,106 @@ func TestBatchPagesPipelined(t *testing.T) {
 			t.Errorf("%d subjects have labels after a run refused at its second page, want the first page's 2", stored)
 		}
 	})
+}
+
+// SR-3: a subject erased while a batch run is under way gets no label
+// from it, and its key does not come back into memory from a subject row
+// or wrapped key the run read before the erasure — neither when the
+// erasure falls between a page's listing (which reads the page's rows,
+// Store.SubjectsAfter) and its states, nor between the first pass and
+// the population pass (which reuses the first pass's keys while the
+// generation has not moved).
+//
+// sports_fan is declared for the service purpose too, whose basis is the
+// contract: an erased subject's fresh state still grants it, so that a
+// key read before the erasure would be opened if the run used it.
+func TestBatchErasureDuringRun(t *testing.T) {
+	text := strings.Replace(string(demo.Catalog), "purposes: [personalization]\n    window: 30d", "purposes: [service, personalization]\n    window: 30d", 1)
+	if text == string(demo.Catalog) {
+		t.Fatal("sports_fan's purposes not found in the demo catalog")
+	}
+	cat, err := catalog.Parse(demo.CatalogName, []byte(text), label.Check)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, when := range []string{"listing", "passes"} {
+		t.Run(when, func(t *testing.T) {
+			eachStoreCat(t, cat, func(t *testing.T, e *env) {
+				ctx := context.Background()
+				e.in = ingest.New(ingest.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log}, ingest.Options{Now: e.clock})
+				var who []string
+				for i := range 6 {
+					w := fmt.Sprintf("q%d", i)
+					who = append(who, w)
+					e.consent(t, w, "personalization", policy.Granted)
+					e.ingest(t, fiveSportsViews(w, e.now.Add(-time.Duration(i)*time.Hour))...)
+					e.ingest(t, purchase(w, float64(10+7*i), e.now.Add(-time.Duration(i)*24*time.Hour)))
+				}
+				victim := e.keys.Pseudonym("q3")
+				erased := false
+				erase := func() {
+					if erased {
+						return
+					}
+					erased = true
+					if err := e.store.Update(ctx, func(ctx context.Context, tx portrait.Tx) error {
+						return tx.Erase(ctx, storetest.Grant(t, victim, policy.Erase))
+					}); err != nil {
+						t.Error(err)
+					}
+					e.keys.Forget(victim) // as the rights service does after the erasure commits
+				}
+				var store derive.Store = e.store
+				var progress func(done, total int)
+				if when == "listing" {
+					store = eraseOnList{e.store, victim, erase}
+				} else {
+					progress = func(done, total int) {
+						if done == total {
+							erase() // after the first pass's last page, before the population pass
+						}
+					}
+				}
+				eng, err := derive.New(derive.Deps{Store: store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log}, derive.Options{Now: e.clock, PageSize: 2})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := eng.All(ctx, progress); err != nil && !strings.Contains(err.Error(), "shopper_segment") {
+					t.Fatal(err)
+				}
+				if !erased {
+					t.Fatal("the subject was not erased during the run")
+				}
+				if got := e.stored(t, "q3"); len(got) != 0 {
+					t.Errorf("labels %v stored for a subject erased during the run", got)
+				}
+				if e.keys.Holds(victim) {
+					t.Error("the erased subject's key is in memory again after the run")
+				}
+				for _, w := range who {
+					if got := e.stored(t, w); w != "q3" && !slices.Contains(got, "rfm") {
+						t.Errorf("%s: labels %v, want rfm among them", w, got)
+					}
+				}
+			})
+		})
+	}
+}
+
+// eraseOnList erases victim right after listing the page that holds it,
+// before the page's states are read.
+type eraseOnList struct {
+	derive.Store
+	victim portrait.Pseudonym
+	erase  func()
+}
+
+func (s eraseOnList) SubjectsAfter(ctx context.Context, after portrait.Pseudonym, n int) ([]portrait.SubjectKey, error) {
+	subs, err := s.Store.SubjectsAfter(ctx, after, n)
+	for _, k := range subs {
+		if k.Pseudonym == s.victim {
+			s.erase()
+		}
+	}
+	return subs, err
 }

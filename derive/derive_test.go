@@ -85,6 +85,17 @@ func eachStore(t *testing.T, f func(t *testing.T, e *env)) {
 	})
 }
 
+// eachStoreCat is eachStore with the catalog cat.
+func eachStoreCat(t *testing.T, cat *catalog.Catalog, f func(t *testing.T, e *env)) {
+	t.Run("sqlite", func(t *testing.T) { f(t, newEnvCat(t, openSQLite, cat)) })
+	t.Run("postgres", func(t *testing.T) {
+		if os.Getenv("PORTRAIT_TEST_POSTGRES") == "" {
+			t.Skip("PORTRAIT_TEST_POSTGRES is not set")
+		}
+		f(t, newEnvCat(t, openPostgres, cat))
+	})
+}
+
 func newEnvOn(tb testing.TB, open func(testing.TB) portrait.Store) *env {
 	tb.Helper()
 	return newEnvCat(tb, open, demoCatalog(tb))

@@ -285,6 +285,17 @@ func (k *Keyring) SubjectID(s portrait.SubjectKey) (string, error) {
 // unwrapped key stays in memory.
 func (k *Keyring) Forget(pseudonym portrait.Pseudonym) { k.cache.del(pseudonym) }
 
+// Holds reports whether an unwrapped key of pseudonym is in memory (the
+// cache). After Forget nothing may bring an erased subject's key back:
+// erasure's tests ask this of every path that opens keys.
+func (k *Keyring) Holds(pseudonym portrait.Pseudonym) bool {
+	s := k.cache.shard(pseudonym)
+	s.mu.RLock()
+	_, ok := s.m[pseudonym]
+	s.mu.RUnlock()
+	return ok
+}
+
 func wrapAD(p portrait.Pseudonym) []byte { return []byte("portrait/wrap/" + p) }
 func idAD(p portrait.Pseudonym) []byte   { return []byte("portrait/id/" + p) }
 

@@ -232,8 +232,11 @@ func TestCacheForgetAndRecreate(t *testing.T) {
 	if got, _ := k.Open(s1); got != c1 {
 		t.Fatal("cache did not return the cipher made by NewSubject")
 	}
+	if !k.Holds(s1.Pseudonym) {
+		t.Fatal("Holds: false for a key just opened")
+	}
 	k.Forget(s1.Pseudonym)
-	if k.cache.get(s1.Pseudonym, s1.WrappedKey) != nil {
+	if k.cache.get(s1.Pseudonym, s1.WrappedKey) != nil || k.Holds(s1.Pseudonym) {
 		t.Fatal("Forget left the cipher cached")
 	}
 	s2, _, _ := k.NewSubject("bob")

@@ -63,6 +63,7 @@ func Run(t *testing.T, open func(t *testing.T) portrait.Store) {
 		{"APIKey", testAPIKey},
 		{"Cases", testCases},
 		{"Pseudonyms", testPseudonyms},
+		{"SubjectsAfter", testSubjectsAfter},
 		{"Decisions", testDecisions},
 		{"Reviews", testReviews},
 		{"Items", testItems},
@@ -1472,6 +1473,50 @@ func testPseudonyms(t *testing.T, s portrait.Store) {
 		t.Errorf("pseudonyms = %q, want %q (byte order)", got, want)
 	}
 	_, err := s.Pseudonyms(ctx, "", 0)
+	wantCode(t, "limit 0", err, portrait.EINVALID)
+}
+
+// SubjectsAfter pages through the same subjects in the same order as
+// Pseudonyms, each with its stored row as Subjects returns it, and leaves
+// out an erased subject.
+func testSubjectsAfter(t *testing.T, s portrait.Store) {
+	ctx := context.Background()
+	names := []string{"b", "a", "B", "_x", "a1", "Z", "é", "gone"}
+	var subs []portrait.SubjectKey
+	for _, n := range names {
+		subs = append(subs, subject(n))
+	}
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error { return tx.EnsureSubjects(ctx, subs) })
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error { return tx.Erase(ctx, Grant(t, "gone", policy.Erase)) })
+	var got []portrait.SubjectKey
+	var after portrait.Pseudonym
+	for {
+		page, err := s.SubjectsAfter(ctx, after, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) > 3 {
+			t.Fatalf("page of %d, limit 3", len(page))
+		}
+		if len(page) == 0 {
+			break
+		}
+		got = append(got, page...)
+		after = page[len(page)-1].Pseudonym
+	}
+	var want []portrait.SubjectKey
+	for _, n := range []string{"B", "Z", "_x", "a", "a1", "b", "é"} {
+		want = append(want, subject(n))
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d subjects, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if g, w := got[i], want[i]; g.Pseudonym != w.Pseudonym || !bytes.Equal(g.WrappedKey, w.WrappedKey) || !bytes.Equal(g.SealedID, w.SealedID) || !g.Created.Equal(w.Created) {
+			t.Errorf("subject %d = %+v, want %+v (byte order, the stored row)", i, g, w)
+		}
+	}
+	_, err := s.SubjectsAfter(ctx, "", 0)
 	wantCode(t, "limit 0", err, portrait.EINVALID)
 }
 
