@@ -32,6 +32,10 @@ type ownerLock struct {
 	name string // the lock file's absolute path, the key in held
 	f    *os.File
 	n    int // Opens holding it
+	// gen is the file's governance generation as this process knows it
+	// (generation.go): shared by every handle on the file, since a bump
+	// by one moves it for all.
+	gen generation
 }
 
 var held = struct {

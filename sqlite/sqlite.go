@@ -42,7 +42,8 @@ const pragmas = "_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=fo
 type engine struct {
 	tables.DB   // the shared SQL, over the read pool
 	path        string
-	owner       *ownerLock // this process's hold on the file (lock.go), until Close
+	owner       *ownerLock  // this process's hold on the file (lock.go), until Close
+	gen         *generation // the file's generation as this process knows it: owner's, kept past Close
 	read        *sql.DB
 	write       *sql.DB
 	eventWrites rawInserts  // InsertEvents' arguments and scratch (insert.go)
@@ -134,7 +135,7 @@ func open(ctx context.Context, path string) (*engine, error) {
 		unlock(&owner)
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
-	db := &engine{path: path, owner: owner}
+	db := &engine{path: path, owner: owner, gen: &owner.gen}
 	db.DB = shared(reads{db})
 	db.group.maxGroup, db.group.groupWork, db.group.linger = maxGroup, groupWork, linger
 	db.group.arrived = make(chan struct{}, 1)
@@ -482,6 +483,10 @@ type group struct {
 	// front is the frontier of the transaction's log (of size head), or
 	// nil if not known: restored, published and dropped with head.
 	front *audit.Frontier
+	// bumped is set when a member's transaction moved the governance
+	// generation; the commit then forgets the process's kept one
+	// (generation.go), whether or not the COMMIT succeeded.
+	bumped bool
 }
 
 // lead runs one group, then answers its members and hands the lead to the
@@ -679,6 +684,10 @@ func (g *group) commit() {
 	} else if g.known {
 		g.db.head.Store(g.head)
 		g.publishFrontier()
+	}
+	if g.bumped {
+		g.db.gen.forget()
+		g.bumped = false
 	}
 	for _, c := range g.members {
 		if c.pending {

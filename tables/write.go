@@ -17,7 +17,6 @@ type Tx struct{ DB }
 // The shared writes' statements, whose text never varies; WriteSQL lists
 // them for an engine that prepares its write path (SQLite, at Open).
 const (
-	bumpSQL              = `UPDATE generation SET n = n + 1`
 	putDecisionSQL       = `INSERT INTO decisions (` + decisionColumns + `, sealed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	setDecisionStatusSQL = `UPDATE decisions SET status = ? WHERE id = ?`
 	putReviewSQL         = `INSERT INTO reviews (` + reviewColumns + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -47,9 +46,14 @@ const (
 	deleteLabelsOfSQL = `DELETE FROM labels WHERE pseudonym = ANY(?) AND label = ANY(?)`
 )
 
+// BumpSQL moves the governance generation (bump). It is exported so
+// that an engine that keeps the generation in memory (SQLite: one process
+// owns the file) can tell when a transaction of its own moved it.
+const BumpSQL = `UPDATE generation SET n = n + 1`
+
 // WriteSQL are the statements of Tx's writes, in the shared form.
 var WriteSQL = append([]string{
-	bumpSQL, putDecisionSQL, setDecisionStatusSQL, putReviewSQL, closeReviewSQL, reviewStatusSQL, putProtectedSQL, putCaseSQL,
+	BumpSQL, putDecisionSQL, setDecisionStatusSQL, putReviewSQL, closeReviewSQL, reviewStatusSQL, putProtectedSQL, putCaseSQL,
 	putAPIKeySQL, revokeAPIKeySQL, touchAPIKeySQL, appendConsentSQL, setFlagsSQL, suppressSQL, unsuppressSQL, suspendSQL, liftSQL,
 	deleteLabelsOfSQL,
 }, foldSQL...)
@@ -69,7 +73,7 @@ func (tx Tx) DeleteLabelsOf(ctx context.Context, pseudonyms []portrait.Pseudonym
 // bump increments the governance generation in the transaction, so caches
 // on every node see the change with it (invariant 5).
 func (tx Tx) bump(ctx context.Context) error {
-	if _, err := tx.exec(ctx, bumpSQL); err != nil {
+	if _, err := tx.exec(ctx, BumpSQL); err != nil {
 		return fmt.Errorf("bump generation: %w", err)
 	}
 	return nil
