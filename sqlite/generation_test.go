@@ -29,7 +29,7 @@ func TestGenerationKeptUntilBump(t *testing.T) {
 	defer b.Close()
 	gen := func(db *DB) int64 {
 		t.Helper()
-		n, err := db.e.Generation(ctx)
+		n, err := db.Generation(ctx) // through the guard, as every caller reads it
 		if err != nil {
 			t.Fatal(err)
 		}
