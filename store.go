@@ -238,6 +238,11 @@ type Store interface {
 	// can tell they are stale (invariant 5).
 	Generation(ctx context.Context) (int64, error)
 
+	// Ping reads the store itself: a health check's probe. Generation
+	// may come from memory (SQLite keeps it while no transaction of its
+	// process moves it), so it says nothing of whether the store answers.
+	Ping(ctx context.Context) error
+
 	// Subjects returns the stored subjects among pseudonyms; absent ones are missing from the map.
 	Subjects(ctx context.Context, pseudonyms []Pseudonym) (map[Pseudonym]SubjectKey, error)
 	// States returns the governance state of each pseudonym; unknown

@@ -20,6 +20,7 @@ type Engine interface {
 	Update(ctx context.Context, fn func(Tx) error) error
 
 	Generation(ctx context.Context) (int64, error)
+	Ping(ctx context.Context) error
 	Subjects(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym]portrait.SubjectKey, error)
 	States(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym]*policy.State, error)
 	Suspensions(ctx context.Context) ([]policy.Suspension, error)

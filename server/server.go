@@ -606,7 +606,7 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request, _ policy.Caller) error {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
-	if _, err := s.cfg.Store.Generation(ctx); err != nil {
+	if err := s.cfg.Store.Ping(ctx); err != nil {
 		return &portrait.Error{Code: portrait.EUNAVAILABLE, Message: "the store is not reachable", Err: err}
 	}
 	out := health{Status: "ok"}

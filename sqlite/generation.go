@@ -60,8 +60,12 @@ func (g *generation) forget() {
 var bumpSQL = lite.SQL(tables.BumpSQL)
 
 // Generation implements guard.Engine.Generation from memory while no
-// transaction of this process has bumped it since it was read.
+// transaction of this process has bumped it since it was read. Ping
+// (tables.DB's) still reads the store, for a health check.
 func (db *engine) Generation(ctx context.Context) (int64, error) {
+	if db.closed.Load() {
+		return db.DB.Generation(ctx) // reports the closed store
+	}
 	g := db.gen
 	n, epoch, ok := g.get()
 	if ok {

@@ -101,3 +101,27 @@ func TestGenerationFillAfterForget(t *testing.T) {
 		t.Fatalf("get = %d, %v; want 8, true", n, ok)
 	}
 }
+
+// Ping, the health check's probe, reads the store (tables.DB's, not the
+// kept generation): it fails once the store is closed, and the kept
+// generation is no answer after Close either.
+func TestPingReadsTheStore(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(ctx, filepath.Join(t.TempDir(), "portrait.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Generation(ctx); err != nil { // kept from here on
+		t.Fatal(err)
+	}
+	if err := db.Ping(ctx); err != nil {
+		t.Fatalf("ping an open store: %v", err)
+	}
+	db.Close()
+	if err := db.Ping(ctx); err == nil {
+		t.Error("ping of a closed store succeeded: the health check would say a closed store is up")
+	}
+	if _, err := db.Generation(ctx); err == nil {
+		t.Error("the generation of a closed store was answered from memory")
+	}
+}

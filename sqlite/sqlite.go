@@ -44,6 +44,7 @@ type engine struct {
 	path        string
 	owner       *ownerLock  // this process's hold on the file (lock.go), until Close
 	gen         *generation // the file's generation as this process knows it: owner's, kept past Close
+	closed      atomic.Bool // Close has begun
 	read        *sql.DB
 	write       *sql.DB
 	eventWrites rawInserts  // InsertEvents' arguments and scratch (insert.go)
@@ -265,6 +266,7 @@ func (db *engine) migrate(ctx context.Context) error {
 // the only one left, so no reader can keep it from copying every frame —
 // and only then closes it.
 func (db *engine) Close() error {
+	db.closed.Store(true) // the kept generation is no answer any more (generation.go)
 	db.mover.end()
 	db.ckpt.end()
 	var errs []error
