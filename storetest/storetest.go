@@ -940,6 +940,9 @@ func testTxStates(t *testing.T, s portrait.Store) {
 // same transaction.
 func testGeneration(t *testing.T, s portrait.Store) {
 	ctx := context.Background()
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("ping an open store: %v", err)
+	}
 	update(t, s, func(ctx context.Context, tx portrait.Tx) error {
 		return tx.EnsureSubjects(ctx, []portrait.SubjectKey{subject("a")})
 	})
