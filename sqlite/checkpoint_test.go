@@ -99,9 +99,22 @@ func TestLeaderCheckpointsOnlyToRestart(t *testing.T) {
 			}
 		}
 	}
+	// A tick may have found the WAL all copied before the read pinned
+	// anything past its start (the migrations' and the first commit's
+	// frames are all behind it), and the next leader rightly checkpoints
+	// once for that. One commit past the read's start ends that: from
+	// then on no tick finds every frame copied. A tick already under way
+	// may still end with the old answer, so one leader checkpoint is
+	// allowed; the old rule held the writer on nearly every tick.
+	if err := db.Update(ctx, subject("pin")); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Millisecond)
+	db.ckpt.restart.Store(false)
+	before := db.ckpt.onWriter.Load()
 	commits("pinned")
-	if got := db.ckpt.onWriter.Load(); got != 0 {
-		t.Errorf("%d checkpoints held the writer while a read pinned the WAL, want 0", got)
+	if got := db.ckpt.onWriter.Load() - before; got > 1 {
+		t.Errorf("%d checkpoints held the writer while a read pinned the WAL, want at most 1", got)
 	}
 	if _, err := conn.ExecContext(ctx, `COMMIT`); err != nil {
 		t.Fatal(err)
