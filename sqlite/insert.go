@@ -63,19 +63,33 @@ func (w *rawInserts) clearScratch() {
 func (w *rawInserts) begin(shared ...any) {
 	w.args, w.rows = w.args[:0], 0
 	for _, v := range shared {
-		w.args = append(w.args, driver.NamedValue{Ordinal: len(w.args) + 1, Value: v})
+		w.arg(v)
 	}
 	w.shared = len(shared)
 }
 
-// add appends one row's arguments after the run (rowSQL gives their
-// order): the values database/sql's default conversion passed on for them
-// (int64, string, []byte, nil).
-func (w *rawInserts) add(vs ...any) {
-	for _, v := range vs {
-		w.args = append(w.args, driver.NamedValue{Ordinal: len(w.args) + 1, Value: v})
+// add appends one event's own arguments, in the order rowShape.row
+// numbers them: its type only when the batch has several (typ is unused
+// otherwise), its idempotency key only in a keyed statement. The values
+// are those database/sql's default conversion passed on (int64, string,
+// []byte, nil).
+func (w *rawInserts) add(s rowShape, id int64, key, typ any, at int64, idem, sealed []byte, expires any) {
+	w.arg(id)
+	w.arg(key)
+	if !s.oneType {
+		w.arg(typ)
 	}
+	w.arg(at)
+	if s.keyed {
+		w.arg(idem)
+	}
+	w.arg(sealed)
+	w.arg(expires)
 	w.rows++
+}
+
+func (w *rawInserts) arg(v any) {
+	w.args = append(w.args, driver.NamedValue{Ordinal: len(w.args) + 1, Value: v})
 }
 
 // flush writes the rows in args, as InsertEvents describes, and starts

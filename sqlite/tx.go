@@ -196,16 +196,11 @@ func (tx *txn) InsertEvents(ctx context.Context, events []portrait.StoredEvent) 
 				if (e.Idem != nil) != keyed {
 					continue
 				}
-				switch shape {
-				case rowShape{}:
-					w.add(first+int64(i), keys[i], typeArg(e.Type), e.Time.UnixNano(), e.Sealed, nanos(e.Expires))
-				case rowShape{keyed: true}:
-					w.add(first+int64(i), keys[i], typeArg(e.Type), e.Time.UnixNano(), e.Idem, e.Sealed, nanos(e.Expires))
-				case rowShape{oneType: true}:
-					w.add(first+int64(i), keys[i], e.Time.UnixNano(), e.Sealed, nanos(e.Expires))
-				default:
-					w.add(first+int64(i), keys[i], e.Time.UnixNano(), e.Idem, e.Sealed, nanos(e.Expires))
+				var typ any
+				if !oneType {
+					typ = typeArg(e.Type)
 				}
+				w.add(shape, first+int64(i), keys[i], typ, e.Time.UnixNano(), e.Idem, e.Sealed, nanos(e.Expires))
 				if w.rows == eventChunk {
 					if err := w.flush(ctx, &tx.db.bulk, dc, shape, first, inserted); err != nil {
 						return err
