@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"reflect"
 	"sync/atomic"
 	"time"
 
@@ -239,7 +238,7 @@ func planMove(ctx context.Context, q querier, limit, slice int) (last int64, run
 		if err != nil {
 			return 0, 0, nil, fmt.Errorf("move events: %w", err)
 		}
-		if len(bounds) > 0 && reflect.DeepEqual(bounds[len(bounds)-1], b) {
+		if len(bounds) > 0 && compareKeys(bounds[len(bounds)-1], b) == 0 {
 			continue
 		}
 		bounds = append(bounds, b)
