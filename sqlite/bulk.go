@@ -93,3 +93,12 @@ func (p *bulkStmts) close() error {
 	p.conn, p.by = nil, nil
 	return errors.Join(errs...)
 }
+
+// appendArgs appends vs to a bulk statement's arguments, numbered on from
+// those already there.
+func appendArgs(args []driver.NamedValue, vs ...driver.Value) []driver.NamedValue {
+	for _, v := range vs {
+		args = append(args, driver.NamedValue{Ordinal: len(args) + 1, Value: v})
+	}
+	return args
+}

@@ -60,11 +60,9 @@ func (w *rawInserts) clearScratch() {
 
 // begin starts a statement's arguments with those shared by every row:
 // the run, and the type if the batch has one.
-func (w *rawInserts) begin(shared ...any) {
+func (w *rawInserts) begin(shared ...driver.Value) {
 	w.args, w.rows = w.args[:0], 0
-	for _, v := range shared {
-		w.arg(v)
-	}
+	w.args = appendArgs(w.args, shared...)
 	w.shared = len(shared)
 }
 
@@ -74,22 +72,16 @@ func (w *rawInserts) begin(shared ...any) {
 // are those database/sql's default conversion passed on (int64, string,
 // []byte, nil).
 func (w *rawInserts) add(s rowShape, id int64, key, typ any, at int64, idem, sealed []byte, expires any) {
-	w.arg(id)
-	w.arg(key)
+	w.args = appendArgs(w.args, id, key)
 	if !s.oneType {
-		w.arg(typ)
+		w.args = appendArgs(w.args, typ)
 	}
-	w.arg(at)
+	w.args = appendArgs(w.args, at)
 	if s.keyed {
-		w.arg(idem)
+		w.args = appendArgs(w.args, idem)
 	}
-	w.arg(sealed)
-	w.arg(expires)
+	w.args = appendArgs(w.args, sealed, expires)
 	w.rows++
-}
-
-func (w *rawInserts) arg(v any) {
-	w.args = append(w.args, driver.NamedValue{Ordinal: len(w.args) + 1, Value: v})
 }
 
 // flush writes the rows in args, as InsertEvents describes, and starts
@@ -101,7 +93,7 @@ func (w *rawInserts) flush(ctx context.Context, stmts *bulkStmts, dc any, shape 
 		return nil
 	}
 	defer func() { // holding no event
-		var shared [2]any
+		var shared [2]driver.Value
 		for i := range w.shared {
 			shared[i] = w.args[i].Value
 		}

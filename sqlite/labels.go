@@ -92,18 +92,7 @@ func (l *labelWrites) put(ctx context.Context, stmts *bulkStmts, dc any, values 
 		l.args = l.args[:0]
 		for _, i := range rows {
 			v := &values[i]
-			var expires driver.Value
-			if !v.Expires.IsZero() {
-				expires = v.Expires.UnixNano()
-			}
-			n := len(l.args)
-			l.args = append(l.args,
-				driver.NamedValue{Ordinal: n + 1, Value: string(v.Pseudonym)},
-				driver.NamedValue{Ordinal: n + 2, Value: v.Label},
-				driver.NamedValue{Ordinal: n + 3, Value: int64(v.Version)},
-				driver.NamedValue{Ordinal: n + 4, Value: v.Sealed},
-				driver.NamedValue{Ordinal: n + 5, Value: v.Computed.UnixNano()},
-				driver.NamedValue{Ordinal: n + 6, Value: expires})
+			l.args = appendArgs(l.args, string(v.Pseudonym), v.Label, int64(v.Version), v.Sealed, v.Computed.UnixNano(), nanos(v.Expires))
 		}
 		if _, err := st.(driver.StmtExecContext).ExecContext(ctx, l.args); err != nil {
 			return err
