@@ -171,13 +171,10 @@ var htmlTexts = map[string][2]string{
 	"pred_pos": {"预测为正的比例", "predicted positive"}, "obs_pos": {"实际为正的比例", "observed positive"}, "notes": {"说明", "Notes"},
 }
 
-// WriteHTML writes rep as one self-contained HTML page in Chinese: tables
-// and an SVG bar chart per section, with no script and no external
-// resource. Every value goes through html/template, which escapes it for
-// its context.
-func WriteHTML(w io.Writer, rep *Report) error { return WriteHTMLIn(w, rep, "zh-CN") }
-
-// WriteHTMLIn writes the page in lang (zh-CN unless "en").
+// WriteHTMLIn writes rep as one self-contained HTML page in lang (zh-CN
+// unless "en"): tables and an SVG bar chart per section, with no script
+// and no external resource. Every value goes through html/template, which
+// escapes it for its context.
 func WriteHTMLIn(w io.Writer, rep *Report, lang string) error {
 	if lang != "en" {
 		lang = "zh-CN"

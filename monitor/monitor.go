@@ -238,18 +238,6 @@ func New(deps Deps, opts Options) (*Monitor, error) {
 // Options returns the options in force, defaults filled in.
 func (m *Monitor) Options() Options { return m.opts }
 
-// Run computes one report with default options (see Monitor.Run).
-func Run(ctx context.Context, deps Deps, now time.Time) (*Report, error) {
-	m, err := New(deps, Options{})
-	if err != nil {
-		return nil, err
-	}
-	if err := m.Load(ctx); err != nil {
-		return nil, err
-	}
-	return m.Run(ctx, now)
-}
-
 // OnReport registers fn to be called with every new report, e.g. to
 // export metrics.
 func (m *Monitor) OnReport(fn func(*Report)) {

@@ -135,12 +135,6 @@ func (s *Service) SetRegulator(ctx context.Context, verify CountersignVerifier) 
 	return s.Sync(ctx)
 }
 
-func (s *Service) joined() bool {
-	s.idx.mu.Lock()
-	defer s.idx.mu.Unlock()
-	return s.verify != nil
-}
-
 // approvalState is what the log says about approvals up to some size.
 type approvalState struct {
 	cats    []catalogRecord

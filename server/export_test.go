@@ -140,12 +140,6 @@ func ContractErrors() (errs, unseenIn, unseenOut []string, _ error) {
 	return errs, unseenIn, unseenOut, nil
 }
 
-// Validate checks a decoded JSON value against a schema of the document.
-func Validate(doc map[string]any, schema map[string]any, v any) error {
-	defs, _ := doc["components"].(map[string]any)["schemas"].(map[string]any)
-	return validate(defs, schema, v, "$")
-}
-
 // validate checks v (decoded with UseNumber) against the subset of JSON
 // Schema that schemaGen writes; it is strict where a client would be
 // misled: unknown properties, missing required ones, wrong types.
