@@ -178,15 +178,7 @@ func TestRFMWordedWhenRead(t *testing.T) {
 func TestBatchPagesPipelined(t *testing.T) {
 	eachStore(t, func(t *testing.T, e *env) {
 		ctx := context.Background()
-		e.in = ingest.New(ingest.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log}, ingest.Options{Now: e.clock})
-		var who []string
-		for i := range 9 {
-			w := fmt.Sprintf("q%d", i)
-			who = append(who, w)
-			e.consent(t, w, "personalization", policy.Granted)
-			e.ingest(t, fiveSportsViews(w, e.now.Add(-time.Duration(i)*time.Hour))...)
-			e.ingest(t, purchase(w, float64(10+7*i), e.now.Add(-time.Duration(i)*24*time.Hour)))
-		}
+		who := buyers(t, e, 9)
 		opened := func() map[string]string {
 			out := map[string]string{}
 			for _, w := range who {
@@ -272,15 +264,7 @@ func TestBatchErasureDuringRun(t *testing.T) {
 		t.Run(when, func(t *testing.T) {
 			eachStoreCat(t, cat, func(t *testing.T, e *env) {
 				ctx := context.Background()
-				e.in = ingest.New(ingest.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log}, ingest.Options{Now: e.clock})
-				var who []string
-				for i := range 6 {
-					w := fmt.Sprintf("q%d", i)
-					who = append(who, w)
-					e.consent(t, w, "personalization", policy.Granted)
-					e.ingest(t, fiveSportsViews(w, e.now.Add(-time.Duration(i)*time.Hour))...)
-					e.ingest(t, purchase(w, float64(10+7*i), e.now.Add(-time.Duration(i)*24*time.Hour)))
-				}
+				who := buyers(t, e, 6)
 				victim := e.keys.Pseudonym("q3")
 				erased := false
 				erase := func() {
@@ -348,4 +332,21 @@ func (s eraseOnList) SubjectsAfter(ctx context.Context, after portrait.Pseudonym
 		}
 	}
 	return subs, err
+}
+
+// buyers gives n subjects, q0 to q(n-1), consent to personalisation and
+// five sports views and a purchase each, at times and amounts that differ
+// by subject, through an ingester on e's clock.
+func buyers(t *testing.T, e *env, n int) []string {
+	t.Helper()
+	e.in = ingest.New(ingest.Deps{Store: e.store, Point: e.point, Ledger: e.ledger, Keys: e.keys, Log: e.log}, ingest.Options{Now: e.clock})
+	var who []string
+	for i := range n {
+		w := fmt.Sprintf("q%d", i)
+		who = append(who, w)
+		e.consent(t, w, "personalization", policy.Granted)
+		e.ingest(t, fiveSportsViews(w, e.now.Add(-time.Duration(i)*time.Hour))...)
+		e.ingest(t, purchase(w, float64(10+7*i), e.now.Add(-time.Duration(i)*24*time.Hour)))
+	}
+	return who
 }

@@ -985,7 +985,7 @@ func (e *Engine) derive(c *compiled, s *subject, pop *population, now time.Time,
 			continue
 		}
 		if incremental && en.rule != nil && en.rule.Indexed() {
-			if v, err := s.evalIndexed(en, g, now); err != label.ErrNoIndex {
+			if v, err := s.evalIndexed(en, g, now); !errors.Is(err, label.ErrNoIndex) {
 				s.settle(en, g, v, err)
 				continue
 			}

@@ -1455,28 +1455,36 @@ func testPseudonyms(t *testing.T, s portrait.Store) {
 		subs = append(subs, subject(n))
 	}
 	update(t, s, func(ctx context.Context, tx portrait.Tx) error { return tx.EnsureSubjects(ctx, subs) })
-	var got []portrait.Pseudonym
-	var after portrait.Pseudonym
-	for {
-		page, err := s.Pseudonyms(ctx, after, 3)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(page) > 3 {
-			t.Fatalf("page of %d, limit 3", len(page))
-		}
-		if len(page) == 0 {
-			break
-		}
-		got = append(got, page...)
-		after = page[len(page)-1]
-	}
+	got := pageAll(t, func(after portrait.Pseudonym) ([]portrait.Pseudonym, error) { return s.Pseudonyms(ctx, after, 3) },
+		func(p portrait.Pseudonym) portrait.Pseudonym { return p })
 	want := []portrait.Pseudonym{"B", "Z", "_x", "a", "a1", "b", "é"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("pseudonyms = %q, want %q (byte order)", got, want)
 	}
 	_, err := s.Pseudonyms(ctx, "", 0)
 	wantCode(t, "limit 0", err, portrait.EINVALID)
+}
+
+// pageAll reads every page of three that page returns, each after the
+// last subject of the one before, until an empty one.
+func pageAll[T any](t *testing.T, page func(after portrait.Pseudonym) ([]T, error), subject func(T) portrait.Pseudonym) []T {
+	t.Helper()
+	var got []T
+	var after portrait.Pseudonym
+	for {
+		p, err := page(after)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p) > 3 {
+			t.Fatalf("page of %d, limit 3", len(p))
+		}
+		if len(p) == 0 {
+			return got
+		}
+		got = append(got, p...)
+		after = subject(p[len(p)-1])
+	}
 }
 
 // SubjectsAfter pages through the same subjects in the same order as
@@ -1491,22 +1499,8 @@ func testSubjectsAfter(t *testing.T, s portrait.Store) {
 	}
 	update(t, s, func(ctx context.Context, tx portrait.Tx) error { return tx.EnsureSubjects(ctx, subs) })
 	update(t, s, func(ctx context.Context, tx portrait.Tx) error { return tx.Erase(ctx, Grant(t, "gone", policy.Erase)) })
-	var got []portrait.SubjectKey
-	var after portrait.Pseudonym
-	for {
-		page, err := s.SubjectsAfter(ctx, after, 3)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(page) > 3 {
-			t.Fatalf("page of %d, limit 3", len(page))
-		}
-		if len(page) == 0 {
-			break
-		}
-		got = append(got, page...)
-		after = page[len(page)-1].Pseudonym
-	}
+	got := pageAll(t, func(after portrait.Pseudonym) ([]portrait.SubjectKey, error) { return s.SubjectsAfter(ctx, after, 3) },
+		func(k portrait.SubjectKey) portrait.Pseudonym { return k.Pseudonym })
 	var want []portrait.SubjectKey
 	for _, n := range []string{"B", "Z", "_x", "a", "a1", "b", "é"} {
 		want = append(want, subject(n))
