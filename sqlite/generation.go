@@ -3,8 +3,6 @@ package sqlite
 import (
 	"context"
 	"sync"
-
-	"github.com/portrait-dev/portrait/tables"
 )
 
 // The governance generation in memory. Every request reads it (an API
@@ -54,10 +52,6 @@ func (g *generation) forget() {
 	g.known = false
 	g.epoch++
 }
-
-// bumpSQL is the text of tables.Tx's bump in this dialect; prepared's
-// Exec notes that its transaction ran it.
-var bumpSQL = lite.SQL(tables.BumpSQL)
 
 // Generation implements guard.Engine.Generation from memory while no
 // transaction of this process has bumped it since it was read. Ping

@@ -698,6 +698,9 @@ func (g *group) commit() {
 	}
 }
 
+// bump notes that a member's transaction moved the governance generation.
+func (g *group) bump() { g.bumped = true }
+
 // finish ends whatever run left open, answers every member and hands the
 // lead on.
 func (g *group) finish() {
@@ -746,7 +749,9 @@ type txn struct {
 
 func newTxn(g *group, tx *sql.Tx) *txn {
 	t := &txn{db: g.db, g: g, tx: tx}
-	t.Tx = tables.Tx{DB: shared(prepared{t})}
+	// A member that moves the generation has the group forget the kept
+	// one after its COMMIT (generation.go).
+	t.Tx = tables.Tx{DB: shared(prepared{t}), Bumped: g.bump}
 	return t
 }
 

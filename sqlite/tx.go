@@ -59,9 +59,6 @@ func (tx *txn) exec(ctx context.Context, query string, args ...any) (sql.Result,
 type prepared struct{ tx *txn }
 
 func (p prepared) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	if query == bumpSQL {
-		p.tx.g.bumped = true // the group forgets the kept generation (generation.go)
-	}
 	if p.tx.db.writes[query] == nil {
 		return p.tx.tx.ExecContext(ctx, query, args...)
 	}

@@ -12,7 +12,14 @@ import (
 // Tx is the SQL the two engines share inside a write transaction: the
 // reads of DB, seeing the transaction's writes, and the writes. An
 // engine's transaction embeds it over itself.
-type Tx struct{ DB }
+type Tx struct {
+	DB
+	// Bumped, if set, is called each time the transaction moves the
+	// governance generation (bump), for an engine that keeps the
+	// generation in memory and must forget it when the transaction
+	// commits (SQLite, whose file one process owns).
+	Bumped func()
+}
 
 // The shared writes' statements, whose text never varies; WriteSQL lists
 // them for an engine that prepares its write path (SQLite, at Open).
@@ -46,14 +53,12 @@ const (
 	deleteLabelsOfSQL = `DELETE FROM labels WHERE pseudonym = ANY(?) AND label = ANY(?)`
 )
 
-// BumpSQL moves the governance generation (bump). It is exported so
-// that an engine that keeps the generation in memory (SQLite: one process
-// owns the file) can tell when a transaction of its own moved it.
-const BumpSQL = `UPDATE generation SET n = n + 1`
+// bumpSQL moves the governance generation (bump).
+const bumpSQL = `UPDATE generation SET n = n + 1`
 
 // WriteSQL are the statements of Tx's writes, in the shared form.
 var WriteSQL = append([]string{
-	BumpSQL, putDecisionSQL, setDecisionStatusSQL, putReviewSQL, closeReviewSQL, reviewStatusSQL, putProtectedSQL, putCaseSQL,
+	bumpSQL, putDecisionSQL, setDecisionStatusSQL, putReviewSQL, closeReviewSQL, reviewStatusSQL, putProtectedSQL, putCaseSQL,
 	putAPIKeySQL, revokeAPIKeySQL, touchAPIKeySQL, appendConsentSQL, setFlagsSQL, suppressSQL, unsuppressSQL, suspendSQL, liftSQL,
 	deleteLabelsOfSQL,
 }, foldSQL...)
@@ -73,8 +78,11 @@ func (tx Tx) DeleteLabelsOf(ctx context.Context, pseudonyms []portrait.Pseudonym
 // bump increments the governance generation in the transaction, so caches
 // on every node see the change with it (invariant 5).
 func (tx Tx) bump(ctx context.Context) error {
-	if _, err := tx.exec(ctx, BumpSQL); err != nil {
+	if _, err := tx.exec(ctx, bumpSQL); err != nil {
 		return fmt.Errorf("bump generation: %w", err)
+	}
+	if tx.Bumped != nil {
+		tx.Bumped()
 	}
 	return nil
 }
