@@ -1,17 +1,16 @@
 package postgres
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/tables"
 )
 
 // copyMin is the batch size from which InsertEvents sends one statement
@@ -227,9 +226,7 @@ func (tx *txn) PutLabels(ctx context.Context, values []portrait.LabelValue) erro
 	for _, i := range last {
 		order = append(order, i)
 	}
-	slices.SortFunc(order, func(a, b int) int {
-		return cmp.Or(strings.Compare(string(values[a].Pseudonym), string(values[b].Pseudonym)), strings.Compare(values[a].Label, values[b].Label))
-	})
+	slices.SortFunc(order, func(a, b int) int { return tables.LabelOrder(&values[a], &values[b]) })
 	n := len(order)
 	subjects, labels := make([]string, 0, n), make([]string, 0, n)
 	versions, sealed := make([]int32, 0, n), make([][]byte, 0, n)

@@ -1,7 +1,6 @@
 package sqlite
 
 import (
-	"cmp"
 	"context"
 	"database/sql/driver"
 	"fmt"
@@ -9,6 +8,7 @@ import (
 	"strings"
 
 	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/tables"
 )
 
 // labelChunks are the row counts of the label upserts, largest first:
@@ -71,10 +71,7 @@ func (l *labelWrites) put(ctx context.Context, stmts *bulkStmts, dc any, values 
 	for i := range values {
 		l.keys = append(l.keys, int32(i))
 	}
-	slices.SortStableFunc(l.keys, func(a, b int32) int {
-		va, vb := &values[a], &values[b]
-		return cmp.Or(strings.Compare(string(va.Pseudonym), string(vb.Pseudonym)), strings.Compare(va.Label, vb.Label))
-	})
+	slices.SortStableFunc(l.keys, func(a, b int32) int { return tables.LabelOrder(&values[a], &values[b]) })
 	for at := 0; at < len(l.keys); {
 		n := labelChunks[len(labelChunks)-1]
 		for _, c := range labelChunks {

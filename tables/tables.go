@@ -1,6 +1,11 @@
 package tables
 
-import portrait "github.com/portrait-dev/portrait"
+import (
+	"cmp"
+	"strings"
+
+	portrait "github.com/portrait-dev/portrait"
+)
 
 // BySubject splits rows ordered by subject into one slice per subject.
 // The slices share xs's array but are capped, so appending to one cannot
@@ -26,4 +31,11 @@ func Strings(ps []portrait.Pseudonym) []string {
 		out[i] = string(p)
 	}
 	return out
+}
+
+// LabelOrder orders label values by the labels table's key, (subject,
+// label): both engines write a page's values in this order, so that each
+// leaf of the table is visited once.
+func LabelOrder(a, b *portrait.LabelValue) int {
+	return cmp.Or(strings.Compare(string(a.Pseudonym), string(b.Pseudonym)), strings.Compare(a.Label, b.Label))
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -53,11 +52,7 @@ func servePprof(ctx context.Context, addr string, staff authenticator) (string, 
 		<-ctx.Done()
 		srv.Close()
 	}()
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			return
-		}
-	}()
+	go srv.Serve(ln) // until Close: it then returns http.ErrServerClosed
 	return "http://" + ln.Addr().String(), nil
 }
 
