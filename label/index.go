@@ -226,7 +226,7 @@ func (x *Index) With(drop []int64, events []Event, ids []int64, covers func(stri
 			return nil
 		}
 		tc := &y.types[k]
-		j, _ := slices.BinarySearchFunc(tc.at, at, func(a, b int64) int { return cmpInt(a, b) })
+		j, _ := slices.BinarySearch(tc.at, at)
 		for j < len(tc.at) && tc.at[j] == at && tc.ids[j] < ids[i] {
 			j++ // same time: in order of id
 		}
@@ -242,16 +242,6 @@ func containsAny(ids, drop []int64) bool {
 		}
 	}
 	return false
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // span returns the positions [lo, hi) of the type's events at or after
