@@ -29,15 +29,20 @@ func (db DB) Ping(ctx context.Context) error {
 	return err
 }
 
+// subjectColumns are a subjects row as scanSubject reads it.
+const subjectColumns = `pseudonym, wrapped_key, sealed_id, created`
+
+func scanSubject(r Rows) (s portrait.SubjectKey, err error) {
+	return s, r.Scan(&s.Pseudonym, &s.WrappedKey, &s.SealedID, Time(&s.Created))
+}
+
 // Subjects implements guard.Engine.Subjects.
 func (db DB) Subjects(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym]portrait.SubjectKey, error) {
-	rows, err := db.query(ctx, `SELECT pseudonym, wrapped_key, sealed_id, created FROM subjects WHERE pseudonym = ANY(?)`, db.D.List(Strings(pseudonyms)))
+	rows, err := db.query(ctx, `SELECT `+subjectColumns+` FROM subjects WHERE pseudonym = ANY(?)`, db.D.List(Strings(pseudonyms)))
 	if err != nil {
 		return nil, fmt.Errorf("read subjects: %w", err)
 	}
-	ss, err := collect(rows, func(r Rows) (s portrait.SubjectKey, err error) {
-		return s, r.Scan(&s.Pseudonym, &s.WrappedKey, &s.SealedID, Time(&s.Created))
-	})
+	ss, err := collect(rows, scanSubject)
 	if err != nil {
 		return nil, fmt.Errorf("read subjects: %w", err)
 	}
@@ -477,13 +482,11 @@ func (db DB) SubjectsAfter(ctx context.Context, after portrait.Pseudonym, limit 
 	if limit <= 0 {
 		return nil, portrait.Errorf(portrait.EINVALID, "subjects: limit %d must be positive", limit)
 	}
-	rows, err := db.query(ctx, `SELECT pseudonym, wrapped_key, sealed_id, created FROM subjects WHERE pseudonym > ? ORDER BY pseudonym LIMIT ?`, after, limit)
+	rows, err := db.query(ctx, `SELECT `+subjectColumns+` FROM subjects WHERE pseudonym > ? ORDER BY pseudonym LIMIT ?`, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read subjects: %w", err)
 	}
-	out, err := collect(rows, func(r Rows) (s portrait.SubjectKey, err error) {
-		return s, r.Scan(&s.Pseudonym, &s.WrappedKey, &s.SealedID, Time(&s.Created))
-	})
+	out, err := collect(rows, scanSubject)
 	if err != nil {
 		return nil, fmt.Errorf("read subjects: %w", err)
 	}
