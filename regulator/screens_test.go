@@ -7,31 +7,17 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/portrait-dev/portrait/browsertest"
 	"github.com/portrait-dev/portrait/catalog"
 	"github.com/portrait-dev/portrait/regulator"
 	"github.com/portrait-dev/portrait/rules"
 )
-
-func chromium(t *testing.T) string {
-	for _, p := range []string{os.Getenv("PORTRAIT_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser"} {
-		if p == "" {
-			continue
-		}
-		if _, err := exec.LookPath(p); err == nil {
-			return p
-		}
-	}
-	t.Skip("no Chromium found (set PORTRAIT_CHROMIUM); the browser test needs one")
-	return ""
-}
 
 // seedScreens gives a supervised node something on every screen: two
 // reports, a complaint, an order, two catalog versions and a draft under
@@ -80,10 +66,7 @@ func seedScreens(t *testing.T, f *fixture, co *company, receipt ed25519.PrivateK
 // of staff (four eyes), a complaint is closed from the console, and the
 // public files a complaint, follows it and comments on a draft pack.
 func TestScreensBrowser(t *testing.T) {
-	if testing.Short() {
-		t.Skip("browser test in -short mode")
-	}
-	exe := chromium(t)
+	browsertest.Require(t)
 	db := engines[0].open(t)
 	f, co, receipt := supervised(t, db)
 	signer, vkey, err := regulator.PackSigner("regulator.test/rules", make([]byte, 32))
@@ -100,13 +83,7 @@ func TestScreensBrowser(t *testing.T) {
 	base := f.srv.URL
 
 	for _, width := range []int{1280, 390} {
-		opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.Headless,
-			chromedp.Flag("disable-gpu", true), chromedp.Flag("no-first-run", true), chromedp.Flag("disable-background-networking", true),
-			chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true), chromedp.UserDataDir(t.TempDir()),
-			chromedp.WindowSize(width, 900))
-		actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-		ctx, cancel2 := chromedp.NewContext(actx)
-		ctx, cancel3 := context.WithTimeout(ctx, 120*time.Second)
+		ctx, cancel := browsertest.Open(t, width, 900, 120*time.Second)
 		run := func(step string, actions ...chromedp.Action[chromedp.Void]) {
 			t.Helper()
 			if err := chromedp.Do(ctx, actions...); err != nil {
@@ -204,8 +181,6 @@ func TestScreensBrowser(t *testing.T) {
 				t.Errorf("comments after the form: %+v", d.Comments)
 			}
 		}
-		cancel3()
-		cancel2()
 		cancel()
 	}
 }

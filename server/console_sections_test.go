@@ -13,6 +13,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/portrait-dev/portrait/browsertest"
 	"github.com/portrait-dev/portrait/policy"
 	"github.com/portrait-dev/portrait/server"
 )
@@ -221,20 +222,11 @@ func TestConsoleModify(t *testing.T) {
 // nothing is wider than the screen, and with PORTRAIT_SCREENSHOTS=1 each
 // is saved in docs/screenshots (PNG).
 func TestConsoleSectionsBrowser(t *testing.T) {
-	if testing.Short() {
-		t.Skip("browser test in -short mode")
-	}
-	exe := chromium(t)
+	browsertest.Require(t)
 	h, base, dave := sectionsHarness(t)
 	shots := os.Getenv("PORTRAIT_SCREENSHOTS") == "1"
 	for _, width := range []int{1280, 390} {
-		opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.Headless,
-			chromedp.Flag("disable-gpu", true), chromedp.Flag("no-first-run", true), chromedp.Flag("disable-background-networking", true),
-			chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true), chromedp.UserDataDir(t.TempDir()),
-			chromedp.WindowSize(width, 900))
-		actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-		ctx, cancel2 := chromedp.NewContext(actx)
-		ctx, cancel3 := context.WithTimeout(ctx, 300*time.Second) // a loaded 2-core machine
+		ctx, cancel := browsertest.Open(t, width, 900, 300*time.Second) // a loaded 2-core machine
 		run := func(step string, actions ...chromedp.Action[chromedp.Void]) {
 			t.Helper()
 			if err := chromedp.Do(ctx, actions...); err != nil {
@@ -293,8 +285,6 @@ func TestConsoleSectionsBrowser(t *testing.T) {
 			}
 			run("sign out", chromedp.Click(chromedp.ID("signout")), chromedp.WaitVisible(chromedp.ID("key")))
 		}
-		cancel3()
-		cancel2()
 		cancel()
 	}
 }

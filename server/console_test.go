@@ -14,6 +14,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/browsertest"
 	"github.com/portrait-dev/portrait/policy"
 	"github.com/portrait-dev/portrait/server"
 )
@@ -247,22 +248,10 @@ func testConsoleAccess(t *testing.T, h *harness) {
 // a reason; the subject then sees the outcome through the API (AD-2,
 // AD-3). A reviewer who owns the model is refused (RO-7).
 func TestConsoleBrowser(t *testing.T) {
-	if testing.Short() {
-		t.Skip("browser test in -short mode")
-	}
-	exe := chromium(t)
+	browsertest.Require(t)
 	h, base, dave, _ := consoleHarness(t)
 	owner := h.addKey(policy.Reviewer, "risk-models/omar")
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.Headless,
-		chromedp.Flag("disable-gpu", true), chromedp.Flag("no-first-run", true), chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true), chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 900))
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancel = context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
+	ctx, _ := browsertest.Open(t, 1280, 900, 60*time.Second)
 	run := func(step string, actions ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
 		if err := chromedp.Do(ctx, actions...); err != nil {

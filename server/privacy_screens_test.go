@@ -3,7 +3,6 @@ package server_test
 import (
 	"context"
 	"fmt"
-	portrait "github.com/portrait-dev/portrait"
 	"net/url"
 	"os"
 	"strings"
@@ -11,6 +10,9 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/browsertest"
 )
 
 // TestLabelsPage: the labels page lists only labels attached to the
@@ -115,23 +117,14 @@ func TestPersonalizationSwitch(t *testing.T) {
 // (wide tables become cards on a phone), and with PORTRAIT_SCREENSHOTS=1
 // each is saved in docs/screenshots (PNG).
 func TestPrivacyPagesBrowser(t *testing.T) {
-	if testing.Short() {
-		t.Skip("browser test in -short mode")
-	}
-	exe := chromium(t)
+	browsertest.Require(t)
 	h := newHarness(t)
 	p := h.seedSubject("demo-alice", 3)
 	h.putLabel(p, "sports_fan")
 	shots := os.Getenv("PORTRAIT_SCREENSHOTS") == "1"
 	pages := []string{"", "notice", "consents", "labels", "personalization", "profile", "decisions", "requests", "export", "erasure", "erasure?step=confirm"}
 	for _, width := range []int{1280, 390} {
-		opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.Headless,
-			chromedp.Flag("disable-gpu", true), chromedp.Flag("no-first-run", true), chromedp.Flag("disable-background-networking", true),
-			chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true), chromedp.UserDataDir(t.TempDir()),
-			chromedp.WindowSize(width, 900))
-		actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-		ctx, cancel2 := chromedp.NewContext(actx)
-		ctx, cancel3 := context.WithTimeout(ctx, 300*time.Second) // a loaded 2-core machine
+		ctx, cancel := browsertest.Open(t, width, 900, 300*time.Second) // a loaded 2-core machine
 		// Headless Chromium keeps a window at least 500 px wide: the
 		// phone's width is emulated, as a phone reports it.
 		if err := chromedp.Do(ctx, chromedp.EmulateViewport(int64(width), 900), chromedp.Navigate(h.url+"/privacy/"), chromedp.Click(chromedp.ID("demo-demo-alice")), chromedp.WaitVisible(chromedp.CSS(".cards"))); err != nil {
@@ -179,8 +172,6 @@ func TestPrivacyPagesBrowser(t *testing.T) {
 				}
 			}
 		}
-		cancel3()
-		cancel2()
 		cancel()
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -19,6 +18,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/browsertest"
 	"github.com/portrait-dev/portrait/policy"
 	"github.com/portrait-dev/portrait/rights"
 )
@@ -104,40 +104,15 @@ func TestPrivacyCSRF(t *testing.T) {
 	}
 }
 
-func chromium(t *testing.T) string {
-	for _, p := range []string{os.Getenv("PORTRAIT_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"} {
-		if p == "" {
-			continue
-		}
-		if _, err := exec.LookPath(p); err == nil {
-			return p
-		}
-	}
-	t.Skip("no Chromium found (set PORTRAIT_CHROMIUM); the browser test needs one")
-	return ""
-}
-
 // TestPrivacyBrowser drives the real pages in Chromium: sign in, withdraw
 // a consent, delete a label, move the dial, download the export, erase;
 // after each step the effect is checked through the store (CN-4, LP-3,
 // LP-4, LP-5, SR-2, SR-3).
 func TestPrivacyBrowser(t *testing.T) {
-	if testing.Short() {
-		t.Skip("browser test in -short mode")
-	}
-	exe := chromium(t)
+	browsertest.Require(t)
 	h := newHarness(t)
 	p := h.seedSubject("demo-alice", 3)
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.Headless,
-		chromedp.Flag("disable-gpu", true), chromedp.Flag("no-first-run", true), chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true), chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(412, 915))
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancel = context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
+	ctx, _ := browsertest.Open(t, 412, 915, 60*time.Second)
 	shots := os.Getenv("PORTRAIT_SCREENSHOTS") == "1"
 	shoot := func(name string) chromedp.Action[chromedp.Void] {
 		return func(ctx context.Context, tg *chromedp.Target) (chromedp.Void, error) {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/portrait-dev/portrait/browsertest"
 	"github.com/portrait-dev/portrait/delivery"
 	"github.com/portrait-dev/portrait/policy"
 	"github.com/portrait-dev/portrait/server"
@@ -123,10 +124,7 @@ func TestMeEvents(t *testing.T) {
 // of marketing (CN-12); from an origin not listed, the browser refuses both
 // the module and the API.
 func TestSDKBrowser(t *testing.T) {
-	if testing.Short() {
-		t.Skip("browser test in -short mode")
-	}
-	exe := chromium(t)
+	browsertest.Require(t)
 	h := newHarness(t)
 	h.consent("gina", "marketing", "granted")
 	tok := h.token("gina")
@@ -161,15 +159,7 @@ window.result = JSON.stringify(out);
 		fmt.Fprint(w, page(api.URL))
 	})
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(exe), chromedp.NoSandbox, chromedp.Headless,
-		chromedp.Flag("disable-gpu", true), chromedp.Flag("no-first-run", true), chromedp.Flag("disable-background-networking", true),
-		chromedp.UserDataDir(t.TempDir()))
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancel = context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
+	ctx, _ := browsertest.Open(t, 1280, 900, 60*time.Second)
 	type result struct {
 		GPC *struct {
 			Receipts []struct{ Purpose, Status, Channel string }
