@@ -127,6 +127,9 @@ func (in *Ingester) detect(pack *rules.Pack, f *catalog.Field, v any, lex *map[s
 type scanMemo struct {
 	seed  maphash.Seed
 	slots [256]scanned
+	// scanner is the memory a miss scans in, so that a miss allocates
+	// only for what it finds.
+	scanner detect.Scanner
 }
 
 type scanned struct {
@@ -145,6 +148,7 @@ func getMemo() *scanMemo { return memoPool.Get().(*scanMemo) }
 
 func putMemo(m *scanMemo) {
 	m.slots = [len(m.slots)]scanned{}
+	m.scanner.Clear()
 	memoPool.Put(m)
 }
 
@@ -161,7 +165,7 @@ func (m *scanMemo) scan(pack *rules.Pack, text string) []detect.Finding {
 	if s.ok && s.pack == pack && s.text == text {
 		return s.found
 	}
-	*s = scanned{pack: pack, text: text, found: detect.Scan(pack, text), ok: true}
+	*s = scanned{pack: pack, text: text, found: m.scanner.Scan(pack, text), ok: true}
 	return s.found
 }
 

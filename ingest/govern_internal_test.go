@@ -336,6 +336,11 @@ func TestScanMemoPooledEmpty(t *testing.T) {
 			t.Fatalf("slot %d still holds %q after the memo went back", i, s.text)
 		}
 	}
+	// The scanner's memory holds the last value's folded forms; the
+	// digits of the number are 49 51 56 … in its printed bytes.
+	if got := fmt.Sprint(again.scanner); strings.Contains(got, "49 51 56") {
+		t.Errorf("the memo's scanner still holds the last value: %s", got)
+	}
 }
 
 // seal puts a chunk's sealed values side by side in pooled slabs: each

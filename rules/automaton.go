@@ -109,7 +109,7 @@ func (a *automaton) step(s int32, b byte) int32 {
 
 // find calls hit(term, start) for every occurrence of a term in text,
 // start being its byte offset; hit returns false to stop early.
-func (a *automaton) find(text string, hit func(term int32, start int) bool) {
+func (a *automaton) find(text []byte, hit func(term int32, start int) bool) {
 	s := int32(0)
 	for i := 0; i < len(text); i++ {
 		b := text[i]

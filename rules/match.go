@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"bytes"
 	"slices"
 	"strings"
 )
@@ -80,29 +81,57 @@ type Hit struct {
 // words run together for English terms, so a text costs its length plus
 // its hits whatever the size of the lexicon.
 func (p *Pack) Match(text string) []Hit {
-	folded := Fold(text)
+	var sc Scratch
+	return p.MatchScratch(&sc, text)
+}
+
+// Scratch is the memory MatchScratch works in, kept between calls so that
+// matching a value allocates nothing unless something is found (a request
+// of a thousand events scans every string value). One goroutine uses it at
+// a time; the zero value is ready. It holds the last text's folded forms:
+// Clear it before handing it on or keeping it past the values it saw.
+type Scratch struct {
+	folded, compact, joined []byte
+	bound                   []uint8
+	found                   []int32
+}
+
+// Clear zeroes what the scratch holds of the last text, keeping its memory.
+func (sc *Scratch) Clear() {
+	clear(sc.folded[:cap(sc.folded)])
+	clear(sc.compact[:cap(sc.compact)])
+	clear(sc.joined[:cap(sc.joined)])
+	clear(sc.bound[:cap(sc.bound)])
+	sc.folded, sc.compact, sc.joined, sc.bound, sc.found = sc.folded[:0], sc.compact[:0], sc.joined[:0], sc.bound[:0], sc.found[:0]
+}
+
+// MatchScratch is Match working in sc's memory. Only the hits it returns
+// are new; they do not refer to sc.
+func (p *Pack) MatchScratch(sc *Scratch, text string) []Hit {
+	sc.folded = AppendFold(sc.folded[:0], text)
 	for _, a := range p.allow {
-		if a != "" {
-			folded = strings.ReplaceAll(folded, a, " ")
+		if a != "" && bytes.Contains(sc.folded, []byte(a)) {
+			sc.folded = bytes.ReplaceAll(sc.folded, []byte(a), []byte(" "))
 		}
 	}
-	compact := Compact(folded)
+	sc.compact = appendCompact(sc.compact[:0], sc.folded)
 	for _, a := range p.allow {
-		if a != "" {
-			compact = strings.ReplaceAll(compact, a, "")
+		if a != "" && bytes.Contains(sc.compact, []byte(a)) {
+			sc.compact = bytes.ReplaceAll(sc.compact, []byte(a), nil)
 		}
 	}
 	if p.anywhere == nil {
 		return nil // a pack not opened has no terms
 	}
-	var found []int32
-	p.anywhere.find(compact, func(t int32, _ int) bool {
+	found := sc.found[:0]
+	p.anywhere.find(sc.compact, func(t int32, _ int) bool {
 		found = append(found, p.anywhereTerm[t])
 		return true
 	})
 	if p.wordTerm != nil {
-		found = p.findWords(folded, found)
+		found = p.findWords(sc, found)
 	}
+	sc.found = found
 	if len(found) == 0 {
 		return nil
 	}
@@ -126,28 +155,41 @@ func (p *Pack) Match(text string) []Hit {
 	return hits
 }
 
-// findWords appends to found the English terms that appear in folded as
-// whole words (wordHit's rule): the term, its spaces removed, occurs in
+// findWords appends to found the English terms that appear in sc.folded
+// as whole words (wordHit's rule): the term, its spaces removed, occurs in
 // the words run together starting where a word starts, and ends where a
-// word ends or is followed by "s" or "es" that end one.
-func (p *Pack) findWords(folded string, found []int32) []int32 {
-	ws := words(folded)
-	if len(ws) == 0 {
+// word ends or is followed by "s" or "es" that end one. Words are what
+// spaces separate: folding leaves no other separator.
+func (p *Pack) findWords(sc *Scratch, found []int32) []int32 {
+	joined := sc.joined[:0]
+	// bound[i] says whether a word starts (1) or ends (2) at offset i.
+	bound := append(sc.bound[:0], 0)
+	in := false
+	for _, c := range sc.folded {
+		if c == ' ' {
+			in = false
+			continue
+		}
+		if !in {
+			bound[len(joined)] |= 1
+			in = true
+		}
+		joined = append(joined, c)
+		bound = append(bound, 0)
+	}
+	sc.joined, sc.bound = joined, bound
+	n := len(joined)
+	if n == 0 {
 		return found
 	}
-	n := 0
-	for _, w := range ws {
-		n += len(w)
+	// A word ends where the next starts, and at the end.
+	for i := 1; i < n; i++ {
+		if bound[i]&1 != 0 {
+			bound[i] |= 2
+		}
 	}
-	joined := make([]byte, 0, n)
-	// bound[i] says whether a word starts (1) or ends (2) at offset i.
-	bound := make([]uint8, n+1)
-	for _, w := range ws {
-		bound[len(joined)] |= 1
-		joined = append(joined, w...)
-		bound[len(joined)] |= 2
-	}
-	j := string(joined)
+	bound[n] |= 2
+	j := joined
 	p.words.find(j, func(t int32, start int) bool {
 		if bound[start]&1 == 0 {
 			return true
@@ -155,7 +197,7 @@ func (p *Pack) findWords(folded string, found []int32) []int32 {
 		end := start + p.words.length[t]
 		if bound[end]&2 != 0 ||
 			end+1 <= n && j[end] == 's' && bound[end+1]&2 != 0 ||
-			end+2 <= n && j[end:end+2] == "es" && bound[end+2]&2 != 0 {
+			end+2 <= n && string(j[end:end+2]) == "es" && bound[end+2]&2 != 0 {
 			found = append(found, p.wordTerm[t])
 		}
 		return true

@@ -43,6 +43,45 @@ func (p *Pack) matchRef(text string) []Hit {
 	return hits
 }
 
+// compactRef is Compact as it was, a rune at a time, kept as the
+// reference the byte-wise Compact is held to.
+func compactRef(folded string) string {
+	var b strings.Builder
+	var prev rune
+	for _, r := range folded {
+		switch {
+		case r == ' ':
+			continue
+		case r >= '1' && r <= '5' && prev >= 'a' && prev <= 'z':
+			continue
+		}
+		b.WriteRune(r)
+		prev = r
+	}
+	return b.String()
+}
+
+// Matching an ASCII value in a kept scratch allocates nothing when
+// nothing is found, and only the hits when something is: ingest matches
+// every string value of every event (SM-1).
+func TestMatchScratchAllocs(t *testing.T) {
+	p := Default()
+	var sc Scratch
+	p.MatchScratch(&sc, "warm the scratch up with a long enough value 1234567890")
+	for _, tc := range []struct {
+		text string
+		max  float64
+	}{{"item-20931", 0}, {"Sports & Outdoors", 0}, {"religion fans", 1}} {
+		if n := testing.AllocsPerRun(100, func() { p.MatchScratch(&sc, tc.text) }); n > tc.max {
+			t.Errorf("MatchScratch(%q): %v allocations, want at most %v", tc.text, n, tc.max)
+		}
+	}
+	sc.Clear()
+	if len(sc.folded) != 0 || slices.ContainsFunc(sc.folded[:cap(sc.folded)], func(c byte) bool { return c != 0 }) {
+		t.Errorf("Clear left the last text's folded bytes: %q", sc.folded[:cap(sc.folded)])
+	}
+}
+
 func sameHits(a, b []Hit) bool {
 	return slices.EqualFunc(a, b, func(x, y Hit) bool { return x.Entry == y.Entry && x.Term == y.Term })
 }
@@ -85,6 +124,7 @@ func TestMatchAutomatonMatchesReference(t *testing.T) {
 		}
 	}
 	hit := 0
+	var sc Scratch
 	for range 3000 {
 		var b strings.Builder
 		for range 1 + rng.IntN(8) {
@@ -97,6 +137,14 @@ func TestMatchAutomatonMatchesReference(t *testing.T) {
 		got, want := p.Match(s), p.matchRef(s)
 		if !sameHits(got, want) {
 			t.Fatalf("Match(%q) = %v, reference %v", s, got, want)
+		}
+		// One scratch for every text, as a request's goroutine keeps it:
+		// nothing of the texts before may change what this one finds.
+		if got := p.MatchScratch(&sc, s); !sameHits(got, want) {
+			t.Fatalf("MatchScratch(%q) after other texts = %v, reference %v", s, got, want)
+		}
+		if got, want := Compact(Fold(s)), compactRef(Fold(s)); got != want {
+			t.Fatalf("Compact(Fold(%q)) = %q, by runes %q", s, got, want)
 		}
 		if len(want) > 0 {
 			hit++

@@ -79,13 +79,24 @@ func Fold(s string) string {
 	return foldUnicode(s)
 }
 
+// AppendFold appends Fold(s) to dst. For ASCII text, which most values
+// are, it allocates nothing once dst has room.
+func AppendFold(dst []byte, s string) []byte {
+	if ascii(s) {
+		return appendFoldASCII(dst, s)
+	}
+	return append(dst, foldUnicode(s)...)
+}
+
 // foldASCII is Fold for ASCII text, where NFKC, NFD and NFC change
 // nothing, no character is traditional and none is a combining mark: only
 // case folding and separators are left. Most values an event carries
 // (ids, categories) are ASCII, and the Unicode passes were most of a
 // match.
-func foldASCII(s string) string {
-	b := make([]byte, 0, len(s))
+func foldASCII(s string) string { return string(appendFoldASCII(make([]byte, 0, len(s)), s)) }
+
+func appendFoldASCII(b []byte, s string) []byte {
+	start := len(b)
 	space := false
 	for i := 0; i < len(s); i++ {
 		c := s[i]
@@ -93,7 +104,7 @@ func foldASCII(s string) string {
 			c += 'a' - 'A'
 		}
 		if 'a' <= c && c <= 'z' || '0' <= c && c <= '9' {
-			if space && len(b) > 0 {
+			if space && len(b) > start {
 				b = append(b, ' ')
 			}
 			space = false
@@ -102,7 +113,7 @@ func foldASCII(s string) string {
 			space = true
 		}
 	}
-	return string(b)
+	return b
 }
 
 func foldUnicode(s string) string {
@@ -135,25 +146,32 @@ func foldUnicode(s string) string {
 // Chinese and pinyin terms that a space, a dot or a tone number would
 // otherwise break.
 func Compact(folded string) string {
-	var b strings.Builder
-	var prev rune
-	for _, r := range folded {
+	return string(appendCompact(make([]byte, 0, len(folded)), folded))
+}
+
+// appendCompact appends Compact(folded) to dst. It works a byte at a
+// time: a space and a tone number are single bytes, and the character
+// before a tone number is a pinyin letter only if its last byte is one.
+func appendCompact[S ~string | ~[]byte](dst []byte, folded S) []byte {
+	var prev byte
+	for i := 0; i < len(folded); i++ {
+		c := folded[i]
 		switch {
-		case r == ' ':
+		case c == ' ':
 			continue
-		case r >= '1' && r <= '5' && isLatin(prev):
+		case c >= '1' && c <= '5' && isLatin(prev):
 			continue // a tone number after a pinyin syllable
 		}
-		b.WriteRune(r)
-		prev = r
+		dst = append(dst, c)
+		prev = c
 	}
-	return b.String()
+	return dst
 }
 
 // Normalize returns the compact normal form of s: Compact(Fold(s)).
 func Normalize(s string) string { return Compact(Fold(s)) }
 
-func isLatin(r rune) bool { return r >= 'a' && r <= 'z' }
+func isLatin(r byte) bool { return r >= 'a' && r <= 'z' }
 
 // words splits folded text into its words.
 func words(folded string) []string { return strings.Fields(folded) }
