@@ -108,8 +108,9 @@ func (s *Scanner) Scan(pack *rules.Pack, text string) []Finding {
 	// Folding maps other digits (full-width, circled) to ASCII ones; ASCII
 	// text without a digit has no run to look at.
 	s.runs = s.runs[:0]
+	folded := false
 	if !ascii || strings.IndexAny(text, "0123456789") >= 0 {
-		s.folded = rules.AppendFold(s.folded[:0], text)
+		s.folded, folded = rules.AppendFold(s.folded[:0], text), true
 		s.digitRuns()
 	}
 	for _, run := range s.runs {
@@ -149,7 +150,13 @@ func (s *Scanner) Scan(pack *rules.Pack, text string) []Finding {
 		}
 	}
 	if pack != nil {
-		for _, h := range pack.MatchScratch(&s.lex, text) {
+		var hits []rules.Hit
+		if folded { // the lexicon is matched after the same fold
+			hits = pack.MatchFolded(&s.lex, s.folded)
+		} else {
+			hits = pack.MatchScratch(&s.lex, text)
+		}
+		for _, h := range hits {
 			out = append(out, Finding{Kind: Lexicon, Entry: h.Entry.ID})
 		}
 	}

@@ -109,6 +109,18 @@ func (sc *Scratch) Clear() {
 // are new; they do not refer to sc.
 func (p *Pack) MatchScratch(sc *Scratch, text string) []Hit {
 	sc.folded = AppendFold(sc.folded[:0], text)
+	return p.match(sc)
+}
+
+// MatchFolded is MatchScratch for a text already folded (AppendFold), for
+// a caller that folds the text for its own reasons too.
+func (p *Pack) MatchFolded(sc *Scratch, folded []byte) []Hit {
+	sc.folded = append(sc.folded[:0], folded...)
+	return p.match(sc)
+}
+
+// match finds the terms in sc.folded.
+func (p *Pack) match(sc *Scratch) []Hit {
 	for _, a := range p.allow {
 		if a != "" && bytes.Contains(sc.folded, []byte(a)) {
 			sc.folded = bytes.ReplaceAll(sc.folded, []byte(a), []byte(" "))

@@ -143,6 +143,9 @@ func TestMatchAutomatonMatchesReference(t *testing.T) {
 		if got := p.MatchScratch(&sc, s); !sameHits(got, want) {
 			t.Fatalf("MatchScratch(%q) after other texts = %v, reference %v", s, got, want)
 		}
+		if got := p.MatchFolded(&sc, AppendFold(nil, s)); !sameHits(got, want) {
+			t.Fatalf("MatchFolded(%q) = %v, reference %v", s, got, want)
+		}
 		if got, want := Compact(Fold(s)), compactRef(Fold(s)); got != want {
 			t.Fatalf("Compact(Fold(%q)) = %q, by runes %q", s, got, want)
 		}
