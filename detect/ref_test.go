@@ -125,7 +125,7 @@ func digitRunsRef(folded string) []string {
 // One Scanner, kept across values as a request's goroutine keeps it,
 // finds what the reference finds in each: on the table's texts and on
 // random mixtures of digits, groups, separators, full-width forms, e-mail
-// and coordinate pieces and lexicon terms (SM-1).
+// and coordinate pieces and lexicon terms.
 func TestScannerMatchesReference(t *testing.T) {
 	pack := rules.Default()
 	var sc Scanner

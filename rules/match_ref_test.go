@@ -63,7 +63,7 @@ func compactRef(folded string) string {
 
 // Matching an ASCII value in a kept scratch allocates nothing when
 // nothing is found, and only the hits when something is: ingest matches
-// every string value of every event (SM-1).
+// every string value of every event.
 func TestMatchScratchAllocs(t *testing.T) {
 	p := Default()
 	var sc Scratch
