@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"encoding/binary"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -311,4 +313,458 @@ func runNumbers(tx *txn) ([]int64, error) {
 		runs = append(runs, r)
 	}
 	return runs, rows.Err()
+}
+
+// BenchmarkMovePack measures a prototype of a packed clustered layout
+// (issue 14, target 1, session 10: can `ratio`, the move charged, reach
+// 0.7?) against today's move. Variants:
+//   - insert-select: today's move (moveOnce), one clustered row per event;
+//   - pack: the move reads the moved runs as one range in Go (in the
+//     table's (run, pseudonym, id) order, so no sort: a subject's events
+//     of later runs have larger ids) and writes ONE row per subject and
+//     slice into a WITHOUT ROWID table keyed (pseudonym, first id),
+//     holding the subject's events encoded one after another; the
+//     expiry statement and the DELETE are today's;
+//   - pack-rowid: the same packs in a rowid table keyed by first id with
+//     an index by (pseudonym, first) (packedRowidTable says why);
+//   - drop: the expiry statement and the DELETE alone, nothing written:
+//     the floor under any move, packed or not, that reads its runs back
+//     and zeroes them;
+//   - append-packed: no runs and no move: each batch packed per subject
+//     straight into the rowid table by the writing transaction (what
+//     ingest's append would have to become; not the move's to change).
+//
+// Two shapes: BenchmarkIngest's (100 subjects, 1,000-event runs, moves
+// of 10,000: each subject gets 10 events a run and 100 a move) and a
+// large population (10⁵ subjects, runs of 1,000 distinct subjects, moves
+// of 100,000 in slices of 10,000 as the engine's mover makes them: one
+// event per subject a run and a move). Both start with 200 runs already
+// moved, so the trees have depth. Reported per event: the append's and
+// the move's process CPU, events per clustered row, file bytes; and the
+// CPU of reading one subject's every event (an access export's read,
+// before unsealing).
+//
+//	go test ./sqlite -run '^$' -bench MovePack -benchtime 20x    # 10⁵: -benchtime 3x
+func BenchmarkMovePack(b *testing.B) {
+	for _, s := range []struct {
+		name                    string
+		subjects, batch, before int // before: runs of 1,000 moved before the clock
+		perMove                 int // runs per move
+	}{
+		{"subjects-100", 100, 10_000, 200, 10},
+		{"subjects-100000", 100_000, 100_000, 200, 100},
+	} {
+		for _, how := range []string{"insert-select", "pack", "pack-rowid", "drop", "append-packed"} {
+			pack := how != "insert-select"
+			b.Run(s.name+"/"+how, func(b *testing.B) {
+				stillMover(b)
+				db, err := Open(context.Background(), filepath.Join(b.TempDir(), "portrait.db"))
+				if err != nil {
+					b.Fatal(err)
+				}
+				defer db.Close()
+				e := db.e
+				if _, err := e.write.Exec(packedTable + `; ` + packedRowidTable); err != nil {
+					b.Fatal(err)
+				}
+				subs := make([]portrait.Pseudonym, s.subjects)
+				for i := range subs {
+					var k [16]byte
+					rand.Read(k[:])
+					subs[i] = portrait.Pseudonym(fmt.Sprintf("%x", k))
+				}
+				sealed := make([]byte, 90)
+				rand.Read(sealed)
+				id, off := 0, 0
+				appendRuns := func(runs int) {
+					for range runs {
+						evs := make([]portrait.StoredEvent, 1000)
+						for i := range evs {
+							id++
+							var p portrait.Pseudonym
+							if s.subjects <= 1000 {
+								p = subs[id%s.subjects]
+							} else {
+								p = subs[(off+i)%s.subjects] // 1,000 distinct subjects a run
+							}
+							evs[i] = portrait.StoredEvent{Pseudonym: p, Type: "view", Time: time.Unix(int64(id), 0), Sealed: sealed,
+								Expires: time.Unix(int64(id)+1e8, 0)}
+						}
+						off += 1000
+						if how == "append-packed" {
+							if err := appendPacked(context.Background(), e, evs); err != nil {
+								b.Fatal(err)
+							}
+							continue
+						}
+						if err := e.Update(context.Background(), func(tx guard.Tx) error {
+							_, err := tx.InsertEvents(context.Background(), evs)
+							return err
+						}); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				move := func() {
+					for more := how != "append-packed"; more; {
+						var err error
+						if pack {
+							_, more, err = packOnce(context.Background(), e, s.batch, how)
+						} else {
+							_, _, more, err = e.moveOnce(context.Background(), s.batch)
+						}
+						if err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				for r := 0; r < s.before; r += s.perMove {
+					appendRuns(s.perMove)
+					move()
+				}
+				var app, mv time.Duration
+				n := 0
+				for b.Loop() {
+					c0 := cpuTime(b)
+					appendRuns(s.perMove)
+					c1 := cpuTime(b)
+					move()
+					app += c1 - c0
+					mv += cpuTime(b) - c1
+					n += s.perMove * 1000
+				}
+				var rows, bytes int64
+				tbl := "events"
+				if pack {
+					tbl = "events_packed"
+				}
+				if how == "pack-rowid" || how == "append-packed" {
+					tbl = "events_packed_rowid"
+				}
+				if err := e.write.QueryRow(`SELECT count(*), coalesce(sum(length(`+map[bool]string{false: "sealed", true: "pack"}[pack]+`)), 0) FROM `+tbl).Scan(&rows, &bytes); err != nil {
+					b.Fatal(err)
+				}
+				var pages, pageSize int64
+				if err := e.write.QueryRow(`SELECT page_count, page_size FROM pragma_page_count, pragma_page_size`).Scan(&pages, &pageSize); err != nil {
+					b.Fatal(err)
+				}
+				b.ReportMetric(float64(app.Nanoseconds())/float64(n), "append-cpu-ns/event")
+				b.ReportMetric(float64(mv.Nanoseconds())/float64(n), "move-cpu-ns/event")
+				if rows > 0 {
+					b.ReportMetric(float64(id)/float64(rows), "events/row")
+				}
+				b.ReportMetric(float64(pages*pageSize)/float64(id), "file-B/event")
+				if how != "drop" {
+					// An access export's read of one subject, every
+					// event's columns (unpacked, for a pack), CPU per read.
+					key := eventKey(subs[0])
+					c0, got := cpuTime(b), 0
+					for range 20 {
+						got = readSubject(b, e, tbl, key)
+					}
+					b.ReportMetric(float64((cpuTime(b)-c0).Microseconds())/20, "read-subject-cpu-µs")
+					b.ReportMetric(float64(got), "read-subject-events")
+				}
+			})
+		}
+	}
+}
+
+// packedTable is the prototype's clustered table: one row per subject
+// and move slice, keyed by the subject and its first event's id, with
+// what a read filters by before unpacking (last id, time range, earliest
+// expiry).
+const packedTable = `CREATE TABLE events_packed (
+	pseudonym BLOB NOT NULL,
+	first     INTEGER NOT NULL,
+	last      INTEGER NOT NULL,
+	n         INTEGER NOT NULL,
+	tmin      INTEGER NOT NULL,
+	tmax      INTEGER NOT NULL,
+	expires   INTEGER,
+	pack      BLOB NOT NULL,
+	PRIMARY KEY (pseudonym, first)
+) WITHOUT ROWID`
+
+// packedRowidTable is packedTable as a rowid table keyed by the pack's
+// first id, with an index by subject: a WITHOUT ROWID table compares
+// keys by reading each cell's whole record, overflow pages and all, so
+// every seek past a pack larger than a quarter page (about 1 KB) read
+// the packs it passed; here the packs are appended at the table's right
+// edge (later moves have larger ids), and the index holds only the key.
+const packedRowidTable = `CREATE TABLE events_packed_rowid (
+	first     INTEGER PRIMARY KEY,
+	pseudonym BLOB NOT NULL,
+	last      INTEGER NOT NULL,
+	n         INTEGER NOT NULL,
+	tmin      INTEGER NOT NULL,
+	tmax      INTEGER NOT NULL,
+	expires   INTEGER,
+	pack      BLOB NOT NULL
+);
+CREATE INDEX events_packed_by_subject ON events_packed_rowid (pseudonym, first)`
+
+// packer groups events by subject into the prototype's packs: per
+// event the id's delta from the previous, type, time, idempotency key
+// (length+1, 0 for none), sealed bytes and expiry (+1, 0 for none).
+type packer struct {
+	packs map[string]*pack
+}
+
+type pack struct {
+	key                     []byte
+	first, last, tmin, tmax int64
+	n                       int
+	exp                     sql.NullInt64
+	buf                     []byte
+}
+
+func (pk *packer) add(p []byte, id int64, typ []byte, t int64, idem, sealed []byte, exp sql.NullInt64) {
+	if pk.packs == nil {
+		pk.packs = map[string]*pack{}
+	}
+	k := pk.packs[string(p)]
+	if k == nil {
+		k = &pack{key: []byte(string(p)), first: id, tmin: t, tmax: t}
+		pk.packs[string(p)] = k
+	}
+	k.buf = binary.AppendUvarint(k.buf, uint64(id-k.last))
+	k.last = id
+	k.buf = binary.AppendUvarint(k.buf, uint64(len(typ)))
+	k.buf = append(k.buf, typ...)
+	k.buf = binary.AppendVarint(k.buf, t)
+	if idem == nil {
+		k.buf = append(k.buf, 0)
+	} else {
+		k.buf = binary.AppendUvarint(k.buf, uint64(len(idem))+1)
+		k.buf = append(k.buf, idem...)
+	}
+	k.buf = binary.AppendUvarint(k.buf, uint64(len(sealed)))
+	k.buf = append(k.buf, sealed...)
+	if exp.Valid {
+		k.buf = binary.AppendVarint(k.buf, exp.Int64+1)
+		if !k.exp.Valid || exp.Int64 < k.exp.Int64 {
+			k.exp = exp
+		}
+	} else {
+		k.buf = append(k.buf, 0)
+	}
+	k.tmin, k.tmax = min(k.tmin, t), max(k.tmax, t)
+	k.n++
+}
+
+// write inserts the packs into tbl in key order, one INSERT each.
+func (pk *packer) write(ctx context.Context, tx *txn, tbl string) error {
+	keys := make([]string, 0, len(pk.packs))
+	for k := range pk.packs {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	st, err := tx.tx.PrepareContext(ctx, `INSERT INTO `+tbl+` (pseudonym, first, last, n, tmin, tmax, expires, pack) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	for _, s := range keys {
+		k := pk.packs[s]
+		if _, err := st.ExecContext(ctx, k.key, k.first, k.last, k.n, k.tmin, k.tmax, k.exp, k.buf); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// appendPacked is the append without runs and without a move: the
+// batch's events packed per subject straight into events_packed_rowid in
+// the writing transaction (ids reserved as InsertEvents reserves them).
+func appendPacked(ctx context.Context, e *engine, evs []portrait.StoredEvent) error {
+	return e.Update(ctx, func(t guard.Tx) error {
+		tx := t.(*txn)
+		var next int64
+		if err := tx.tx.QueryRowContext(ctx, reserveEventIDs, len(evs)).Scan(&next); err != nil {
+			return err
+		}
+		var pk packer
+		for i, ev := range evs {
+			k, _ := eventKey(ev.Pseudonym).([]byte)
+			exp := sql.NullInt64{Int64: ev.Expires.UnixNano(), Valid: !ev.Expires.IsZero()}
+			pk.add(k, next-int64(len(evs))+int64(i), []byte(ev.Type), ev.Time.UnixNano(), nil, ev.Sealed, exp)
+		}
+		return pk.write(ctx, tx, "events_packed_rowid")
+	})
+}
+
+// readSubject reads every event of one subject from the clustered table
+// tbl, each row's columns for events, each pack's events decoded for a
+// packed table, and returns how many it read.
+func readSubject(tb testing.TB, e *engine, tbl string, key any) int {
+	q := `SELECT ` + eventColumns + ` FROM events WHERE pseudonym = ?`
+	if tbl != "events" {
+		q = `SELECT pack FROM ` + tbl + ` WHERE pseudonym = ? ORDER BY first`
+	}
+	rows, err := e.read.Query(q, key)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		if tbl == "events" {
+			var id, t int64
+			var p, typ, idem, sealed sql.RawBytes
+			var exp sql.NullInt64
+			if err := rows.Scan(&id, &p, &typ, &t, &idem, &sealed, &exp); err != nil {
+				tb.Fatal(err)
+			}
+			n++
+			continue
+		}
+		var pack sql.RawBytes
+		if err := rows.Scan(&pack); err != nil {
+			tb.Fatal(err)
+		}
+		for len(pack) > 0 {
+			next := func(signed bool) int64 {
+				var v int64
+				var k int
+				if signed {
+					v, k = binary.Varint(pack)
+				} else {
+					var u uint64
+					u, k = binary.Uvarint(pack)
+					v = int64(u)
+				}
+				if k <= 0 {
+					tb.Fatal("bad pack")
+				}
+				pack = pack[k:]
+				return v
+			}
+			next(false)                  // id delta
+			pack = pack[next(false):]    // type
+			next(true)                   // time
+			if l := next(false); l > 0 { // idem
+				pack = pack[l-1:]
+			}
+			pack = pack[next(false):] // sealed
+			next(true)                // expires
+			n++
+		}
+	}
+	if err := rows.Err(); err != nil {
+		tb.Fatal(err)
+	}
+	return n
+}
+
+// packOnce is moveOnce with the prototype's slice move.
+// With drop, it only runs the expiry statement and the DELETE, and writes
+// nothing: the floor under any move that reads its runs back and zeroes
+// them, however cheap its clustered write.
+func packOnce(ctx context.Context, db *engine, limit int, how string) (moved int, more bool, err error) {
+	var last int64
+	var bounds []any
+	var runs int
+	for i := 0; i == 0 || i <= len(bounds); i++ {
+		var n int
+		err := db.Update(ctx, func(t guard.Tx) error {
+			tx := t.(*txn)
+			if i == 0 {
+				var err error
+				if last, runs, bounds, err = planMove(ctx, tx.tx, limit, db.mover.slice); err != nil || runs == 0 {
+					return err
+				}
+			}
+			var bound any
+			if i < len(bounds) {
+				bound = bounds[i]
+			}
+			var err error
+			n, more, err = packMove(ctx, tx, last, bound, how)
+			return err
+		})
+		if err != nil || runs == 0 {
+			return 0, false, err
+		}
+		moved += n
+	}
+	return moved, more, nil
+}
+
+// packMove is txn.move writing packed rows.
+func packMove(ctx context.Context, tx *txn, last int64, bound any, how string) (moved int, more bool, err error) {
+	drop := how == "drop"
+	where, args := `run <= ?1`, []any{last}
+	if bound != nil {
+		where, args = `run IN (SELECT run FROM event_runs WHERE run <= ?1) AND pseudonym < ?2`, []any{last, bound}
+	}
+	all := false
+	if bound == nil {
+		if err := tx.tx.QueryRowContext(ctx, `SELECT NOT EXISTS (SELECT 1 FROM event_runs WHERE run > ?)`, last).Scan(&all); err != nil {
+			return 0, true, err
+		}
+	}
+	del, delArgs := `DELETE FROM events_new WHERE `+where, args
+	if all {
+		del, delArgs = `DELETE FROM events_new`, nil
+	}
+	if _, err := tx.tx.ExecContext(ctx, moveExpiryInto+where+moveExpiryGroup, args...); err != nil {
+		return 0, true, err
+	}
+	// The range read, in table order: grouped by subject in Go.
+	var pk packer
+	q := `SELECT ` + eventColumns + ` FROM events_new WHERE ` + where
+	if drop {
+		q += ` AND 0`
+	}
+	rows, err := tx.tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return 0, true, err
+	}
+	var in int64
+	for rows.Next() {
+		var id, t int64
+		var p, typ, idem, sealed sql.RawBytes
+		var exp sql.NullInt64
+		if err := rows.Scan(&id, &p, &typ, &t, &idem, &sealed, &exp); err != nil {
+			rows.Close()
+			return 0, true, err
+		}
+		in++
+		pk.add(p, id, typ, t, idem, sealed, exp)
+	}
+	if err := rows.Err(); err != nil {
+		return 0, true, err
+	}
+	tbl := "events_packed"
+	if how == "pack-rowid" {
+		tbl = "events_packed_rowid"
+	}
+	if err := pk.write(ctx, tx, tbl); err != nil {
+		return 0, true, err
+	}
+	res, err := tx.tx.ExecContext(ctx, del, delArgs...)
+	if err != nil {
+		return 0, true, err
+	}
+	out, err := res.RowsAffected()
+	if err != nil {
+		return 0, true, err
+	}
+	if drop {
+		in = out
+	}
+	if in != out {
+		return 0, true, fmt.Errorf("packed %d but would delete %d", in, out)
+	}
+	if bound != nil {
+		return int(in), true, nil
+	}
+	if _, err := tx.tx.ExecContext(ctx, `DELETE FROM event_runs WHERE run <= ?`, last); err != nil {
+		return 0, true, err
+	}
+	if err := tx.tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM event_runs)`).Scan(&more); err != nil {
+		return 0, true, err
+	}
+	return int(in), more, nil
 }
