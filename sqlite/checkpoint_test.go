@@ -31,7 +31,7 @@ func TestCheckpointOffTheWritePath(t *testing.T) {
 
 	// Commits back to back from several callers, as under load: a
 	// background checkpoint never finds the WAL quiet at its end.
-	const writers, each = 4, 1000 // about 16 MB of WAL if it never restarted
+	const writers, each = 4, 1000 // about 22 MB of WAL if it never restarted
 	var wg sync.WaitGroup
 	errs := make(chan error, writers)
 	for w := range writers {
@@ -56,7 +56,11 @@ func TestCheckpointOffTheWritePath(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Size() > 4<<20 {
+	// Restarted, the WAL stays near restartFrames' 128 KiB while the
+	// checkpointer keeps up; on a starved machine (load 10 on two cores)
+	// its ticks come late and the file's high-water mark reached 7 MB.
+	// Half of never restarting still tells the two apart.
+	if st.Size() > 11<<20 {
 		t.Errorf("WAL is %d bytes after %d commits: the checkpointer does not keep it bounded", st.Size(), n)
 	}
 	if !stored(t, db, fmt.Sprintf("p%d-%05d", writers-1, each-1)) {
