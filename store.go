@@ -248,6 +248,10 @@ type Store interface {
 	// States returns the governance state of each pseudonym; unknown
 	// subjects get a fresh state.
 	States(ctx context.Context, pseudonyms []Pseudonym) (map[Pseudonym]*policy.State, error)
+	// StatesRange is States of pseudonyms in ascending byte order, read
+	// as one range of each table from the first to the last: for a page
+	// of consecutive subjects, as SubjectsAfter lists them.
+	StatesRange(ctx context.Context, pseudonyms []Pseudonym) (map[Pseudonym]*policy.State, error)
 	Suspensions(ctx context.Context) ([]policy.Suspension, error)
 	// ConsentHistory returns the grant's subject's consent records, with
 	// their evidence (user agent, truncated IP): a read of personal data.

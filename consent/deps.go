@@ -28,6 +28,7 @@ type Store interface {
 	LogEntries(ctx context.Context, from, to int64) ([]portrait.LogEntry, error)
 	LogSize(ctx context.Context) (int64, error)
 	States(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym]*policy.State, error)
+	StatesRange(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym]*policy.State, error)
 	Subjects(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym]portrait.SubjectKey, error)
 	Suspensions(ctx context.Context) ([]policy.Suspension, error)
 }

@@ -37,15 +37,15 @@ func (l *Ledger) States(ctx context.Context, pseudonyms []portrait.Pseudonym) (m
 // Under a context from AtGeneration it reads no generation and uses the
 // one the context carries.
 func (l *Ledger) StatesAt(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym]*policy.State, int64, error) {
-	gen, ok := ctx.Value(atGeneration{}).(int64)
-	if !ok {
-		var err error
-		if gen, err = l.store.Generation(ctx); err != nil {
-			return nil, 0, failClosed("read governance generation", err)
-		}
-	}
-	m, err := l.statesAt(ctx, gen, pseudonyms)
-	return m, gen, err
+	return l.statesAt(ctx, pseudonyms, l.store.States)
+}
+
+// StatesRange is StatesAt for pseudonyms in ascending byte order that
+// are consecutive among the stored subjects (a batch derivation's page):
+// those the cache does not hold are read as one range of each table
+// (Store.StatesRange) instead of a seek per subject.
+func (l *Ledger) StatesRange(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym]*policy.State, int64, error) {
+	return l.statesAt(ctx, pseudonyms, l.store.StatesRange)
 }
 
 type atGeneration struct{}
@@ -65,7 +65,23 @@ func AtGeneration(ctx context.Context, gen int64) context.Context {
 	return context.WithValue(ctx, atGeneration{}, gen)
 }
 
-func (l *Ledger) statesAt(ctx context.Context, gen int64, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym]*policy.State, error) {
+// statesAt reads the generation (or takes ctx's), then serves
+// pseudonyms' states from the cache where it is at that generation and
+// reads the others with read (the store's States or StatesRange).
+func (l *Ledger) statesAt(ctx context.Context, pseudonyms []portrait.Pseudonym, read func(context.Context, []portrait.Pseudonym) (map[portrait.Pseudonym]*policy.State, error)) (map[portrait.Pseudonym]*policy.State, int64, error) {
+	gen, ok := ctx.Value(atGeneration{}).(int64)
+	if !ok {
+		var err error
+		if gen, err = l.store.Generation(ctx); err != nil {
+			return nil, 0, failClosed("read governance generation", err)
+		}
+	}
+	m, err := l.fill(ctx, gen, pseudonyms, read)
+	return m, gen, err
+}
+
+// fill is statesAt at generation gen.
+func (l *Ledger) fill(ctx context.Context, gen int64, pseudonyms []portrait.Pseudonym, read func(context.Context, []portrait.Pseudonym) (map[portrait.Pseudonym]*policy.State, error)) (map[portrait.Pseudonym]*policy.State, error) {
 	if err := l.refresh(ctx, gen); err != nil {
 		return nil, err
 	}
@@ -84,7 +100,7 @@ func (l *Ledger) statesAt(ctx context.Context, gen int64, pseudonyms []portrait.
 	if len(miss) == 0 {
 		return out, nil
 	}
-	got, err := l.store.States(ctx, miss)
+	got, err := read(ctx, miss)
 	if err != nil {
 		return nil, failClosed("read governance state", err)
 	}

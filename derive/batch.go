@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/portrait-dev/portrait/catalog"
+	"github.com/portrait-dev/portrait/consent"
 	"github.com/portrait-dev/portrait/label"
 	"github.com/portrait-dev/portrait/policy"
 )
@@ -594,20 +595,23 @@ func (e *Engine) All(ctx context.Context, progress func(done, total int)) (Summa
 	return sum, nil
 }
 
-// listed is a batch page's subject rows, read with the page's listing as
-// one range of the subjects table (Store.SubjectsAfter), and the
-// governance generation read before them. compute uses the rows only if
-// it reads the same generation with the page's states: then no erasure
-// (which moves the generation) committed between the rows' read and the
-// states', and the rows are what a read after the generation would have
-// returned; otherwise it reads them again, as an incremental page does.
+// listed is a batch page's subject rows and governance states, read
+// with the page's listing as one range of each table
+// (Store.SubjectsAfter, Ledger.StatesRange), and the governance
+// generation read before them. compute uses them only if it reads the
+// same generation again: then no governance change (a consent, a flag,
+// a suppression, an erasure: each moves the generation) committed since
+// that read, and the rows and states are what a read after the
+// generation would have returned; otherwise it reads them again, as an
+// incremental page does.
 type listed struct {
-	gen  int64
-	keys map[portrait.Pseudonym]portrait.SubjectKey
+	gen    int64
+	keys   map[portrait.Pseudonym]portrait.SubjectKey
+	states map[portrait.Pseudonym]*policy.State
 }
 
 // list reads the next batch page after after: its pseudonyms, in order,
-// and their rows.
+// and their rows and states.
 func (e *Engine) list(ctx context.Context, after portrait.Pseudonym) ([]portrait.Pseudonym, *listed, error) {
 	gen, err := e.store.Generation(ctx)
 	if err != nil {
@@ -622,6 +626,12 @@ func (e *Engine) list(ctx context.Context, after portrait.Pseudonym) ([]portrait
 	for i, s := range subs {
 		page[i] = s.Pseudonym
 		l.keys[s.Pseudonym] = s
+	}
+	if len(page) > 0 {
+		// Read after gen, under it: the suspensions are refreshed to it too.
+		if l.states, _, err = e.ledger.StatesRange(consent.AtGeneration(ctx, gen), page); err != nil {
+			return nil, nil, fmt.Errorf("derive: %w", err)
+		}
 	}
 	return page, l, nil
 }

@@ -13,6 +13,7 @@ import (
 
 	portrait "github.com/portrait-dev/portrait"
 	"github.com/portrait-dev/portrait/catalog"
+	"github.com/portrait-dev/portrait/consent"
 	"github.com/portrait-dev/portrait/derive"
 	"github.com/portrait-dev/portrait/examples/demo"
 	"github.com/portrait-dev/portrait/ingest"
@@ -349,4 +350,65 @@ func buyers(t *testing.T, e *env, n int) []string {
 		e.ingest(t, purchase(w, float64(10+7*i), e.now.Add(-time.Duration(i)*24*time.Hour)))
 	}
 	return who
+}
+
+// CN-4: a consent withdrawn while a batch run is under way binds the
+// run's next read: here the withdrawal commits right after the page's
+// states were read with its listing (Ledger.StatesRange) and before the
+// page is computed, so the page must read its states again (the
+// generation moved) and derive nothing for the withdrawn purpose.
+// Without that check the page is decided on the states read before the
+// withdrawal, and its write's re-check, which compares against the
+// generation the page read after it, sees no change.
+func TestBatchWithdrawalDuringRun(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		who := buyers(t, e, 6)
+		victim := e.keys.Pseudonym("q3")
+		withdrawn := false
+		withdraw := func() {
+			if !withdrawn {
+				withdrawn = true
+				e.consent(t, "q3", "personalization", policy.Withdrawn)
+			}
+		}
+		ledger, err := consent.New(consent.Deps{Store: withdrawOnStates{e.store, victim, withdraw}, Point: e.point, Log: e.log, Keys: e.keys}, consent.Options{Now: e.clock})
+		if err != nil {
+			t.Fatal(err)
+		}
+		eng, err := derive.New(derive.Deps{Store: e.store, Point: e.point, Ledger: ledger, Keys: e.keys, Log: e.log}, derive.Options{Now: e.clock, PageSize: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := eng.All(ctx, nil); err != nil && !strings.Contains(err.Error(), "shopper_segment") {
+			t.Fatal(err)
+		}
+		if !withdrawn {
+			t.Fatal("the consent was not withdrawn during the run")
+		}
+		if got := e.stored(t, "q3"); len(got) != 0 {
+			t.Errorf("labels %v stored for a subject whose consent was withdrawn before its page was computed", got)
+		}
+		for _, w := range who {
+			if got := e.stored(t, w); w != "q3" && !slices.Contains(got, "rfm") {
+				t.Errorf("%s: labels %v, want rfm among them", w, got)
+			}
+		}
+	})
+}
+
+// withdrawOnStates withdraws victim's consent right after a range read
+// of states that holds it has read them.
+type withdrawOnStates struct {
+	consent.Store
+	victim   portrait.Pseudonym
+	withdraw func()
+}
+
+func (s withdrawOnStates) StatesRange(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym]*policy.State, error) {
+	states, err := s.Store.StatesRange(ctx, pseudonyms)
+	if slices.Contains(pseudonyms, s.victim) {
+		s.withdraw()
+	}
+	return states, err
 }

@@ -836,9 +836,23 @@ func (e *Engine) compute(ctx context.Context, c *compiled, pseudonyms []portrait
 	p.now = now
 	// The generation is read before the states, so that the write can
 	// tell whether any governance change committed since (invariant 5).
-	states, gen, err := e.ledger.StatesAt(ctx, pseudonyms)
-	if err != nil {
-		return p, fmt.Errorf("derive: %w", err)
+	// A batch page's states were read with its listing, after the
+	// generation it read: they serve while the generation has not moved.
+	var states map[portrait.Pseudonym]*policy.State
+	var gen int64
+	var err error
+	if l != nil {
+		if gen, err = e.store.Generation(ctx); err != nil {
+			return p, fmt.Errorf("derive: read governance generation: %w", err)
+		}
+		if gen == l.gen {
+			states = l.states
+		}
+	}
+	if states == nil {
+		if states, gen, err = e.ledger.StatesAt(ctx, pseudonyms); err != nil {
+			return p, fmt.Errorf("derive: %w", err)
+		}
 	}
 	p.gen = gen
 	var mems map[portrait.Pseudonym]*memo

@@ -23,6 +23,7 @@ type Engine interface {
 	Ping(ctx context.Context) error
 	Subjects(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym]portrait.SubjectKey, error)
 	States(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym]*policy.State, error)
+	StatesRange(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym]*policy.State, error)
 	Suspensions(ctx context.Context) ([]policy.Suspension, error)
 	ExpiredEvents(ctx context.Context, now time.Time, limit int) ([]portrait.StoredEvent, error)
 	ExpiredProfile(ctx context.Context, now time.Time, limit int) ([]portrait.FieldRef, error)

@@ -52,6 +52,7 @@ func Run(t *testing.T, open func(t *testing.T) portrait.Store) {
 		{"Subjects", testSubjects},
 		{"ConsentsAndStates", testConsentsAndStates},
 		{"StatesBatch", testStatesBatch},
+		{"StatesRange", testStatesRange},
 		{"TxStates", testTxStates},
 		{"Generation", testGeneration},
 		{"Suspensions", testSuspensions},
@@ -909,6 +910,75 @@ func testStatesBatch(t *testing.T, s portrait.Store) {
 			t.Fatalf("state of %s has consent %v, want %v", p, has, i%2 == 0)
 		}
 	}
+}
+
+// StatesRange answers as States for pseudonyms in byte order, read as a
+// range: every table's rows of the page's subjects, newest consent per
+// purpose, and nothing of a subject in the range that was not asked for
+// or outside it — in byte order, where collations differ ("B" < "_x" <
+// "a" < "z" < "é"). Pseudonyms out of order are refused.
+func testStatesRange(t *testing.T, s portrait.Store) {
+	ctx := context.Background()
+	names := []string{"0", "B", "Z", "_x", "a", "a1", "b", "z", "é"}
+	update(t, s, func(ctx context.Context, tx portrait.Tx) error {
+		var subs []portrait.SubjectKey
+		for _, n := range names {
+			subs = append(subs, subject(n))
+		}
+		if err := tx.EnsureSubjects(ctx, subs); err != nil {
+			return err
+		}
+		for i, n := range names {
+			p := portrait.Pseudonym(n)
+			for k, st := range []policy.Status{policy.Granted, policy.Withdrawn, policy.Granted}[:1+i%3] {
+				if err := tx.AppendConsent(ctx, portrait.ConsentRecord{Pseudonym: p, Purpose: "personalization", Status: st, NoticeVersion: fmt.Sprint("v", k), At: at(10*i + k)}); err != nil {
+					return err
+				}
+			}
+			if err := tx.AppendConsent(ctx, portrait.ConsentRecord{Pseudonym: p, Purpose: "marketing", Status: policy.Refused, NoticeVersion: "v1", At: at(10*i + 5)}); err != nil {
+				return err
+			}
+			if err := tx.SetFlags(ctx, p, portrait.Flags{Minor: i%2 == 0, Restricted: i%3 == 0, Personalization: 10 * i}); err != nil {
+				return err
+			}
+			if err := tx.Suppress(ctx, p, "label-"+n, i%2 == 1); err != nil {
+				return err
+			}
+		}
+		// A consent of a subject with no row, inside the range.
+		return tx.AppendConsent(ctx, portrait.ConsentRecord{Pseudonym: "a0", Purpose: "personalization", Status: policy.Granted, NoticeVersion: "v1", At: at(99)})
+	})
+	for _, page := range [][]portrait.Pseudonym{
+		{"B", "Z", "_x", "a"},
+		{"B", "_x", "a0", "a1", "é"}, // "Z", "a", "b" in the range, not asked; "a0" has no row
+		{"é"},
+		{"0", "B", "Z", "_x", "a", "a1", "b", "z", "zz", "é"},
+	} {
+		want, err := s.States(ctx, page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.StatesRange(ctx, page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(page) {
+			t.Errorf("page %v: %d states, want %d", page, len(got), len(page))
+		}
+		for _, p := range page {
+			if !sameState(got[p], want[p]) {
+				t.Errorf("page %v: state of %s = %+v, want %+v (as States reads it)", page, p, got[p], want[p])
+			}
+		}
+		if st := want[page[0]]; page[0] == "B" && (st.Consents["marketing"].Status != policy.Refused || len(st.Suppressed) != 1) {
+			t.Fatalf("States of B = %+v: the case wrote nothing", st)
+		}
+	}
+	if none, err := s.StatesRange(ctx, nil); err != nil || len(none) != 0 {
+		t.Errorf("StatesRange(nil) = %v, %v; want nothing", none, err)
+	}
+	_, err := s.StatesRange(ctx, []portrait.Pseudonym{"a", "B"})
+	wantCode(t, "pseudonyms out of order", err, portrait.EINVALID)
 }
 
 // Tx.States reads inside the write transaction: it sees a change made

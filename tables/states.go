@@ -3,6 +3,7 @@ package tables
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	portrait "github.com/portrait-dev/portrait"
 	"github.com/portrait-dev/portrait/policy"
@@ -13,6 +14,32 @@ import (
 // number of pseudonyms. A pseudonym with nothing stored has no consent and
 // full personalization.
 func (db DB) States(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym]*policy.State, error) {
+	if len(pseudonyms) == 0 {
+		return db.states(ctx, pseudonyms, "")
+	}
+	return db.states(ctx, pseudonyms, `pseudonym = ANY(?)`, db.D.List(Strings(pseudonyms)))
+}
+
+// StatesRange implements guard.Engine.StatesRange: States of pseudonyms
+// in ascending byte order, each table read as one range of its key from
+// the first to the last, rather than a seek per pseudonym. For a page of
+// consecutive subjects (a batch derivation's page, listed with
+// SubjectsAfter) the range holds no one else; rows of subjects in the
+// range but not among pseudonyms are read and left out.
+func (db DB) StatesRange(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym]*policy.State, error) {
+	if !slices.IsSorted(pseudonyms) {
+		return nil, portrait.Errorf(portrait.EINVALID, "states: pseudonyms are not in ascending order")
+	}
+	if len(pseudonyms) == 0 {
+		return db.states(ctx, pseudonyms, "")
+	}
+	return db.states(ctx, pseudonyms, `pseudonym BETWEEN ? AND ?`, pseudonyms[0], pseudonyms[len(pseudonyms)-1])
+}
+
+// states reads the states of pseudonyms from the rows that where (on
+// column pseudonym, with args) selects in each table: rows of other
+// pseudonyms are skipped.
+func (db DB) states(ctx context.Context, pseudonyms []portrait.Pseudonym, where string, args ...any) (map[portrait.Pseudonym]*policy.State, error) {
 	out := make(map[portrait.Pseudonym]*policy.State, len(pseudonyms))
 	for _, p := range pseudonyms {
 		out[p] = &policy.State{Pseudonym: p, Consents: map[string]policy.Consent{}, Personalization: 100, Suppressed: map[string]bool{}}
@@ -20,10 +47,9 @@ func (db DB) States(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[p
 	if len(pseudonyms) == 0 {
 		return out, nil
 	}
-	ids := db.D.List(Strings(pseudonyms))
 
 	rows, err := db.query(ctx, `SELECT pseudonym, minor, restricted, object_profiling, object_marketing, personalization
-		FROM subjects WHERE pseudonym = ANY(?)`, ids)
+		FROM subjects WHERE `+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read states: %w", err)
 	}
@@ -34,6 +60,9 @@ func (db DB) States(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[p
 			return struct{}{}, err
 		}
 		st := out[p]
+		if st == nil {
+			return struct{}{}, nil // in the range, not asked for
+		}
 		st.Minor, st.Restricted, st.ObjectProfiling, st.ObjectMarketing, st.Personalization =
 			f.Minor, f.Restricted, f.ObjectProfiling, f.ObjectMarketing, f.Personalization
 		return struct{}{}, nil
@@ -45,7 +74,7 @@ func (db DB) States(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[p
 	// The newest record of each (subject, purpose), through the index on
 	// (pseudonym, purpose, seq) on both engines.
 	rows, err = db.query(ctx, `SELECT pseudonym, purpose, status, notice_version, guardian, at FROM consents
-		WHERE seq IN (SELECT max(seq) FROM consents WHERE pseudonym = ANY(?) GROUP BY pseudonym, purpose)`, ids)
+		WHERE seq IN (SELECT max(seq) FROM consents WHERE `+where+` GROUP BY pseudonym, purpose)`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read states: %w", err)
 	}
@@ -56,18 +85,22 @@ func (db DB) States(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[p
 		if err := r.Scan(&p, &purpose, &status, &c.NoticeVersion, &c.Guardian, Time(&c.At)); err != nil {
 			return struct{}{}, err
 		}
+		st := out[p]
+		if st == nil {
+			return struct{}{}, nil
+		}
 		var err error
 		if c.Status, err = policy.ParseStatus(status); err != nil {
 			return struct{}{}, fmt.Errorf("consent of %s to %s: %w", p, purpose, err)
 		}
-		out[p].Consents[purpose] = c
+		st.Consents[purpose] = c
 		return struct{}{}, nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read states: %w", err)
 	}
 
-	rows, err = db.query(ctx, `SELECT pseudonym, label, deleted FROM suppressions WHERE pseudonym = ANY(?)`, ids)
+	rows, err = db.query(ctx, `SELECT pseudonym, label, deleted FROM suppressions WHERE `+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read states: %w", err)
 	}
@@ -78,7 +111,9 @@ func (db DB) States(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[p
 		if err := r.Scan(&p, &label, &deleted); err != nil {
 			return struct{}{}, err
 		}
-		out[p].Suppressed[label] = deleted
+		if st := out[p]; st != nil {
+			st.Suppressed[label] = deleted
+		}
 		return struct{}{}, nil
 	})
 	if err != nil {
