@@ -16,6 +16,7 @@ import (
 
 	"github.com/portrait-dev/portrait/catalog"
 	"github.com/portrait-dev/portrait/consent"
+	"github.com/portrait-dev/portrait/keys"
 	"github.com/portrait-dev/portrait/label"
 	"github.com/portrait-dev/portrait/policy"
 )
@@ -54,7 +55,6 @@ func (p *population) model(l *catalog.Label) any {
 type member struct {
 	g                 policy.Grant // g.Pseudonym() is the subject
 	gen               int64
-	wrapped           []byte // the subject's wrapped key as the first pass read it (populationKeys)
 	seen              int64
 	x                 []float64 // segment: features; a slice of the collector's arena
 	recency, monetary float64   // RFM
@@ -121,7 +121,7 @@ type popIn struct {
 // and profile, reading only the fields g covers (as subject.view would
 // have narrowed them), and keeps them on the subject for addPage.
 func (c *collector) add(s *subject, en *entry, g policy.Grant, now time.Time) {
-	m := member{g: g, seen: s.seen, wrapped: s.subj.WrappedKey, from: noTime, to: noTime}
+	m := member{g: g, seen: s.seen, from: noTime, to: noTime}
 	var from, to time.Time
 	switch en.l.Kind {
 	case catalog.KindRFM:
@@ -472,6 +472,10 @@ func (e *Engine) All(ctx context.Context, progress func(done, total int)) (Summa
 		return sum, err
 	}
 	col := &collector{members: map[*entry][]member{}, total: total}
+	// Each subject's key is unwrapped once for both passes, and erasure's
+	// Forget reaches the keys the run keeps (keys.Run).
+	run := e.keys.Run(e.opts.RunKeys)
+	defer run.Close()
 	w := e.writer(ctx, func(s Summary) {
 		if progress != nil {
 			progress(min(s.Subjects, total), total)
@@ -504,7 +508,7 @@ func (e *Engine) All(ctx context.Context, progress func(done, total int)) (Summa
 	}
 	var after portrait.Pseudonym
 	for !w.failed() && failed == nil {
-		page, l, err := e.list(ctx, after)
+		page, l, err := e.list(ctx, after, run)
 		if err != nil {
 			failed = err
 			break
@@ -575,7 +579,7 @@ func (e *Engine) All(ctx context.Context, progress func(done, total int)) (Summa
 		}
 		pop.models[en.l.ID], pop.versions[en.l.ID] = model, en.l.Version
 	}
-	if err := e.writePopulation(ctx, c, col, pop, &sum); err != nil {
+	if err := e.writePopulation(ctx, c, col, pop, run, &sum); err != nil {
 		return sum, err
 	}
 	e.pop.Store(pop)
@@ -608,11 +612,12 @@ type listed struct {
 	gen    int64
 	keys   map[portrait.Pseudonym]portrait.SubjectKey
 	states map[portrait.Pseudonym]*policy.State
+	run    *keys.Run // the run's opened keys
 }
 
 // list reads the next batch page after after: its pseudonyms, in order,
 // and their rows and states.
-func (e *Engine) list(ctx context.Context, after portrait.Pseudonym) ([]portrait.Pseudonym, *listed, error) {
+func (e *Engine) list(ctx context.Context, after portrait.Pseudonym, run *keys.Run) ([]portrait.Pseudonym, *listed, error) {
 	gen, err := e.store.Generation(ctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("derive: list subjects: %w", err)
@@ -621,7 +626,7 @@ func (e *Engine) list(ctx context.Context, after portrait.Pseudonym) ([]portrait
 	if err != nil {
 		return nil, nil, fmt.Errorf("derive: list subjects: %w", err)
 	}
-	l := &listed{gen: gen, keys: make(map[portrait.Pseudonym]portrait.SubjectKey, len(subs))}
+	l := &listed{gen: gen, keys: make(map[portrait.Pseudonym]portrait.SubjectKey, len(subs)), run: run}
 	page := make([]portrait.Pseudonym, len(subs))
 	for i, s := range subs {
 		page[i] = s.Pseudonym
@@ -641,7 +646,7 @@ func (e *Engine) list(ctx context.Context, after portrait.Pseudonym) ([]portrait
 // the labels' members (each in pseudonym order). Each page is written
 // under the generation its members were decided at, so that a governance
 // change made during the run is honoured by the write's re-check.
-func (e *Engine) writePopulation(ctx context.Context, c *compiled, col *collector, pop *population, sum *Summary) error {
+func (e *Engine) writePopulation(ctx context.Context, c *compiled, col *collector, pop *population, run *keys.Run, sum *Summary) error {
 	var heads []popHead
 	for _, en := range c.entries {
 		if pop.model(en.l) == nil {
@@ -659,7 +664,7 @@ func (e *Engine) writePopulation(ctx context.Context, c *compiled, col *collecto
 		if len(page) == 0 {
 			break
 		}
-		p, err := e.populationPage(ctx, page, pop)
+		p, err := e.populationPage(ctx, page, pop, run)
 		if err != nil {
 			sum.add(w.wait())
 			sum.add(p.sum)
@@ -778,10 +783,10 @@ func (w *pageWriter) wait() Summary {
 // populationPage seals one page of population labels, for the writer,
 // under the grants the first pass decided them under; the page carries
 // the oldest generation of those decisions, so its write decides them
-// again if anything changed since. Each subject's key is opened again
-// (populationKeys: a subject erased meanwhile has none, and is skipped),
-// and the subjects are sealed on every CPU.
-func (e *Engine) populationPage(ctx context.Context, page []popSubject, pop *population) (*pending, error) {
+// again if anything changed since. Each subject's key comes from the
+// run (populationKeys: a subject erased meanwhile has none, and is
+// skipped), and the subjects are sealed on every CPU.
+func (e *Engine) populationPage(ctx context.Context, page []popSubject, pop *population, run *keys.Run) (*pending, error) {
 	p := &pending{}
 	sum := &p.sum
 	start := time.Now()
@@ -793,7 +798,7 @@ func (e *Engine) populationPage(ctx context.Context, page []popSubject, pop *pop
 			gen = min(gen, it.m.gen)
 		}
 	}
-	subs, err := e.populationKeys(ctx, page, pss, gen)
+	opened, subs, err := e.populationKeys(ctx, run, pss, gen)
 	if err != nil {
 		return p, err
 	}
@@ -806,7 +811,7 @@ func (e *Engine) populationPage(ctx context.Context, page []popSubject, pop *pop
 		go func() {
 			defer wg.Done()
 			for k := w * len(page) / workers; k < (w+1)*len(page)/workers; k++ {
-				work[k] = e.sealPopulation(page[k], subs, pop, now)
+				work[k] = e.sealPopulation(page[k], opened, subs, run, pop, now)
 			}
 		}()
 	}
@@ -832,53 +837,60 @@ func (e *Engine) populationPage(ctx context.Context, page []popSubject, pop *pop
 	return p, nil
 }
 
-// populationKeys returns the stored rows of a population page's subjects.
-// While the generation is still gen, the page's members' oldest, the rows
-// the first pass read serve: every governance change moves the generation,
-// erasure too, so no subject of the page was erased since, and none
-// erased has its key opened again from a copy the run kept. Otherwise
-// they are read again, and a subject erased meanwhile is absent. The
-// first pass read each page's rows with its listing, so a run reads a
-// subject's row once instead of once per pass.
-func (e *Engine) populationKeys(ctx context.Context, page []popSubject, pss []portrait.Pseudonym, gen int64) (map[portrait.Pseudonym]portrait.SubjectKey, error) {
+// populationKeys returns the keys of a population page's subjects: the
+// ciphers the run opened in the first pass, and the stored rows of the
+// others. While the generation is still gen, the page's members' oldest,
+// the run's ciphers serve: every governance change moves the generation,
+// erasure too, so no subject of the page was erased since (and an
+// erasure on this node destroys the run's cipher besides, Keyring.Forget).
+// Otherwise, and for subjects whose cipher the run did not keep
+// (keys.MaxRun), their rows are read again, and a subject erased
+// meanwhile is absent. The first pass read each page's rows with its
+// listing, so a run reads a subject's row, and unwraps its key, once
+// instead of once per pass.
+func (e *Engine) populationKeys(ctx context.Context, run *keys.Run, pss []portrait.Pseudonym, gen int64) (map[portrait.Pseudonym]*keys.Cipher, map[portrait.Pseudonym]portrait.SubjectKey, error) {
 	cur, err := e.store.Generation(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("derive: load subjects: %w", err)
+		return nil, nil, fmt.Errorf("derive: load subjects: %w", err)
 	}
+	miss := pss
+	var opened map[portrait.Pseudonym]*keys.Cipher
 	if cur == gen {
-		subs := make(map[portrait.Pseudonym]portrait.SubjectKey, len(page))
-		for _, ps := range page {
-			w := ps.items[0].m.wrapped
-			if w == nil {
-				subs = nil // not kept: read them all
-				break
+		opened = make(map[portrait.Pseudonym]*keys.Cipher, len(pss))
+		miss = nil
+		for _, ps := range pss {
+			if c := run.Get(ps); c != nil {
+				opened[ps] = c
+			} else {
+				miss = append(miss, ps)
 			}
-			subs[ps.ps] = portrait.SubjectKey{Pseudonym: ps.ps, WrappedKey: w}
-		}
-		if subs != nil {
-			return subs, nil
 		}
 	}
-	subs, err := e.store.Subjects(ctx, pss)
+	if len(miss) == 0 {
+		return opened, nil, nil
+	}
+	subs, err := e.store.Subjects(ctx, miss)
 	if err != nil {
-		return nil, fmt.Errorf("derive: load subjects: %w", err)
+		return nil, nil, fmt.Errorf("derive: load subjects: %w", err)
 	}
-	return subs, nil
+	return opened, subs, nil
 }
 
 // sealPopulation computes and seals one subject's population labels; nil
 // if the subject was erased since the first pass.
-func (e *Engine) sealPopulation(ps popSubject, subs map[portrait.Pseudonym]portrait.SubjectKey, pop *population, now time.Time) *subject {
-	subj, ok := subs[ps.ps]
-	if !ok {
-		return nil
-	}
-	s := &subject{ps: ps.ps}
-	var err error
-	if s.cipher, err = e.keys.Open(subj); err != nil {
-		s.cipher = nil
-		s.fail("", err)
-		return s
+func (e *Engine) sealPopulation(ps popSubject, opened map[portrait.Pseudonym]*keys.Cipher, subs map[portrait.Pseudonym]portrait.SubjectKey, run *keys.Run, pop *population, now time.Time) *subject {
+	s := &subject{ps: ps.ps, cipher: opened[ps.ps]}
+	if s.cipher == nil {
+		subj, ok := subs[ps.ps]
+		if !ok {
+			return nil
+		}
+		var err error
+		if s.cipher, err = run.Open(subj); err != nil {
+			s.cipher = nil
+			s.fail("", err)
+			return s
+		}
 	}
 	for _, it := range ps.items {
 		var v Stored

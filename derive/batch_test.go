@@ -246,8 +246,9 @@ func TestBatchPagesPipelined(t *testing.T) {
 // or wrapped key the run read before the erasure — neither when the
 // erasure falls between a page's listing (which reads the page's rows,
 // Store.SubjectsAfter) and its states, nor between the first pass and
-// the population pass (which reuses the first pass's keys while the
-// generation has not moved).
+// the population pass (which reuses the first pass's opened keys, kept in
+// a keys.Run, while the generation has not moved); and Forget destroys
+// the key the run keeps while the run is still open.
 //
 // sports_fan is declared for the service purpose too, whose basis is the
 // contract: an erased subject's fresh state still grants it, so that a
@@ -279,6 +280,10 @@ func TestBatchErasureDuringRun(t *testing.T) {
 						t.Error(err)
 					}
 					e.keys.Forget(victim) // as the rights service does after the erasure commits
+					if e.keys.Holds(victim) {
+						// The run's opened keys (keys.Run) are reached by Forget too.
+						t.Error("the erased subject's key is in memory after Forget, while the run is open")
+					}
 				}
 				var store derive.Store = e.store
 				var progress func(done, total int)

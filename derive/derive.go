@@ -31,7 +31,10 @@ type Options struct {
 	// PageSize is how many subjects one read page and one store
 	// transaction (with its audit record) hold; 500 by default.
 	PageSize int
-	Logger   *slog.Logger
+	// RunKeys bounds the subject keys a batch run keeps opened for its
+	// population pass (keys.Run); keys.MaxRun by default.
+	RunKeys int
+	Logger  *slog.Logger
 }
 
 // Summary counts what a derivation did.
@@ -370,6 +373,7 @@ type subject struct {
 	failed, unchanged int
 	failures          []string
 	pop               []popIn              // batch: population-label inputs, for the collector (collector.addPage)
+	run               *keys.Run            // batch: the run's opened keys (keys.Run)
 	scan              *scanned             // batch: the run's page of events (scan.go), until open
 	scanned           []portrait.PageEvent // batch: the subject's events in it
 	which             []int32              // batch, scanned: which decoded fields each event has, parallel to events
@@ -880,6 +884,9 @@ func (e *Engine) compute(ctx context.Context, c *compiled, pseudonyms []portrait
 			continue // erased or never stored: nothing to derive
 		}
 		s := &subject{ps: ps, subj: subj, cipher: key, gen: gen, grants: map[*entry]policy.Grant{}, memo: mems[ps], incremental: incremental}
+		if l != nil {
+			s.run = l.run
+		}
 		for _, en := range c.entries {
 			g, _ := e.decide(states[ps], en)
 			if !g.Valid() {
@@ -968,7 +975,11 @@ func (e *Engine) derive(c *compiled, s *subject, pop *population, now time.Time,
 		return nil
 	}
 	if s.cipher == nil {
-		c, err := e.keys.Open(s.subj)
+		open := e.keys.Open
+		if s.run != nil {
+			open = s.run.Open
+		}
+		c, err := open(s.subj)
 		if err != nil {
 			s.fail("", err)
 			return nil

@@ -58,6 +58,9 @@ type Keyring struct {
 	nodes   *Cipher // seals what one node leaves another (NodeCipher)
 	id      string  // public fingerprint, safe to show
 	cache   *cache
+
+	runsMu sync.Mutex
+	runs   map[*Run]bool // open Runs, which Forget reaches too
 }
 
 // New derives a Keyring from a 32-byte master secret.
@@ -253,17 +256,23 @@ func (k *Keyring) Open(s portrait.SubjectKey) (*Cipher, error) {
 	if c := k.cache.get(s.Pseudonym, s.WrappedKey); c != nil {
 		return c, nil
 	}
+	c, err := k.unwrap(s)
+	if err != nil {
+		return nil, err
+	}
+	k.cache.put(s.Pseudonym, s.WrappedKey, c)
+	return c, nil
+}
+
+// unwrap makes the Cipher of a stored subject from its wrapped key.
+func (k *Keyring) unwrap(s portrait.SubjectKey) (*Cipher, error) {
 	dk, err := k.wrap.Open(nil, nil, s.WrappedKey, wrapAD(s.Pseudonym))
 	if err != nil {
 		return nil, fmt.Errorf("unwrap data key of subject %s: the master key is not the one it was wrapped with, or the key was altered", s.Pseudonym)
 	}
 	c, err := newCipher(dk)
 	clear(dk)
-	if err != nil {
-		return nil, err
-	}
-	k.cache.put(s.Pseudonym, s.WrappedKey, c)
-	return c, nil
+	return c, err
 }
 
 // SubjectID opens the sealed subject id of a stored subject.
@@ -281,19 +290,38 @@ func (k *Keyring) SubjectID(s portrait.SubjectKey) (string, error) {
 
 // Forget drops the cached cipher of pseudonym and destroys it (its key is
 // zeroed; it seals and opens nothing more, also for callers still holding
-// it). Erasure calls it after deleting the wrapped key, so that no
+// it), in the cache and in every open Run, which then opens that subject's
+// key no more. Erasure calls it after deleting the wrapped key, so that no
 // unwrapped key stays in memory.
-func (k *Keyring) Forget(pseudonym portrait.Pseudonym) { k.cache.del(pseudonym) }
+func (k *Keyring) Forget(pseudonym portrait.Pseudonym) {
+	k.cache.del(pseudonym)
+	k.runsMu.Lock()
+	defer k.runsMu.Unlock()
+	for r := range k.runs {
+		r.forget(pseudonym)
+	}
+}
 
 // Holds reports whether an unwrapped key of pseudonym is in memory (the
-// cache). After Forget nothing may bring an erased subject's key back:
-// erasure's tests ask this of every path that opens keys.
+// cache or an open Run). After Forget nothing may bring an erased
+// subject's key back: erasure's tests ask this of every path that opens
+// keys.
 func (k *Keyring) Holds(pseudonym portrait.Pseudonym) bool {
 	s := k.cache.shard(pseudonym)
 	s.mu.RLock()
 	_, ok := s.m[pseudonym]
 	s.mu.RUnlock()
-	return ok
+	if ok {
+		return true
+	}
+	k.runsMu.Lock()
+	defer k.runsMu.Unlock()
+	for r := range k.runs {
+		if r.Get(pseudonym) != nil {
+			return true
+		}
+	}
+	return false
 }
 
 func wrapAD(p portrait.Pseudonym) []byte { return []byte("portrait/wrap/" + p) }
