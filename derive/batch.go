@@ -879,7 +879,7 @@ func (e *Engine) populationKeys(ctx context.Context, run *keys.Run, pss []portra
 // sealPopulation computes and seals one subject's population labels; nil
 // if the subject was erased since the first pass.
 func (e *Engine) sealPopulation(ps popSubject, opened map[portrait.Pseudonym]*keys.Cipher, subs map[portrait.Pseudonym]portrait.SubjectKey, run *keys.Run, pop *population, now time.Time) *subject {
-	s := &subject{ps: ps.ps, cipher: opened[ps.ps]}
+	s := &subject{ps: ps.ps, cipher: opened[ps.ps], values: make([]portrait.LabelValue, 0, len(ps.items))}
 	if s.cipher == nil {
 		subj, ok := subs[ps.ps]
 		if !ok {

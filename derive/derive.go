@@ -766,6 +766,11 @@ func (s *subject) seal(g policy.Grant, v Stored) error {
 	if s.incremental {
 		s.fresh = append(s.fresh, v) // for the memo, which a batch run does not keep
 	}
+	if s.values == nil {
+		// Room for every granted label at once: grown from one, a
+		// subject's values were a tenth of a batch run's allocated bytes.
+		s.values = make([]portrait.LabelValue, 0, max(len(s.grants), len(s.pop), 1))
+	}
 	s.values = append(s.values, portrait.LabelValue{Grant: g, Pseudonym: s.ps, Label: v.Label, Version: v.Version,
 		Sealed: sealed, Computed: v.Computed, Expires: v.Expires})
 	return nil
