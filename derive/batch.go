@@ -474,7 +474,7 @@ func (e *Engine) All(ctx context.Context, progress func(done, total int)) (Summa
 	col := &collector{members: map[*entry][]member{}, total: total}
 	// Each subject's key is unwrapped once for both passes, and erasure's
 	// Forget reaches the keys the run keeps (keys.Run).
-	run := e.keys.Run(e.opts.RunKeys)
+	run := e.keys.Run(keys.MaxRun)
 	defer run.Close()
 	w := e.writer(ctx, func(s Summary) {
 		if progress != nil {

@@ -31,10 +31,7 @@ type Options struct {
 	// PageSize is how many subjects one read page and one store
 	// transaction (with its audit record) hold; 500 by default.
 	PageSize int
-	// RunKeys bounds the subject keys a batch run keeps opened for its
-	// population pass (keys.Run); keys.MaxRun by default.
-	RunKeys int
-	Logger  *slog.Logger
+	Logger   *slog.Logger
 }
 
 // Summary counts what a derivation did.
