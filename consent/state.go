@@ -60,7 +60,9 @@ type atGeneration struct{}
 // reads the generation to decide and writes no governance under a check
 // of it (a decision, a recommendation); a call that compares the
 // generation in its transaction and tries again (ingest) must read it
-// afresh, and never runs under such a context.
+// afresh, and never runs under such a context — unless, as a batch
+// derivation's listing does, it read gen itself just before and uses the
+// states only after reading the generation again and finding gen.
 func AtGeneration(ctx context.Context, gen int64) context.Context {
 	return context.WithValue(ctx, atGeneration{}, gen)
 }
