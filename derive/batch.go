@@ -55,6 +55,7 @@ func (p *population) model(l *catalog.Label) any {
 type member struct {
 	g                 policy.Grant // g.Pseudonym() is the subject
 	gen               int64
+	wrapped           []byte // the subject's wrapped key as the first pass read it (populationKeys)
 	seen              int64
 	x                 []float64 // segment: features; a slice of the collector's arena
 	recency, monetary float64   // RFM
@@ -121,7 +122,7 @@ type popIn struct {
 // and profile, reading only the fields g covers (as subject.view would
 // have narrowed them), and keeps them on the subject for addPage.
 func (c *collector) add(s *subject, en *entry, g policy.Grant, now time.Time) {
-	m := member{g: g, seen: s.seen, from: noTime, to: noTime}
+	m := member{g: g, seen: s.seen, wrapped: s.subj.WrappedKey, from: noTime, to: noTime}
 	var from, to time.Time
 	switch en.l.Kind {
 	case catalog.KindRFM:
@@ -277,7 +278,7 @@ func (s *subject) batchView(en *entry, g policy.Grant) (map[string]any, []label.
 		// Read through the batch page (scan.go): narrow each decoded
 		// map once per run of the page and grant fields.
 		set := s.narrowed.set(g)
-		out := make([]label.Event, len(s.events))
+		out := s.viewScratch()
 		for i, ev := range s.events {
 			out[i] = label.Event{Type: ev.Type, Time: ev.Time, Fields: s.narrowed.narrow(ev.Fields, s.which[i], set, g)}
 		}
@@ -289,7 +290,7 @@ func (s *subject) batchView(en *entry, g policy.Grant) (map[string]any, []label.
 	}
 	var empty map[string]any
 	shared := map[one]map[string]any{}
-	out := make([]label.Event, len(s.events))
+	out := s.viewScratch()
 	for i, ev := range s.events {
 		n, field := 0, ""
 		for k := range ev.Fields {
@@ -321,6 +322,19 @@ func (s *subject) batchView(en *entry, g policy.Grant) (map[string]any, []label.
 		out[i] = label.Event{Type: ev.Type, Time: ev.Time, Fields: f}
 	}
 	return prof, out
+}
+
+// viewScratch returns room for a narrowed copy of s.events, the same
+// memory for each label of the subject: a batch run seals each label's
+// value (settle) before it narrows the next, and keeps no view (the
+// memo, which does, is incremental), so a slice per label and subject
+// was a sixteenth of a run's allocated bytes for nothing.
+func (s *subject) viewScratch() []label.Event {
+	if cap(s.scratch) < len(s.events) {
+		s.scratch = make([]label.Event, len(s.events))
+	}
+	s.scratch = s.scratch[:len(s.events)]
+	return s.scratch
 }
 
 // comparableValue reports whether v is a decoded JSON scalar that can key
@@ -472,10 +486,6 @@ func (e *Engine) All(ctx context.Context, progress func(done, total int)) (Summa
 		return sum, err
 	}
 	col := &collector{members: map[*entry][]member{}, total: total}
-	// Each subject's key is unwrapped once for both passes, and erasure's
-	// Forget reaches the keys the run keeps (keys.Run).
-	run := e.keys.Run(keys.MaxRun)
-	defer run.Close()
 	w := e.writer(ctx, func(s Summary) {
 		if progress != nil {
 			progress(min(s.Subjects, total), total)
@@ -497,9 +507,11 @@ func (e *Engine) All(ctx context.Context, progress func(done, total int)) (Summa
 		r := <-inflight[0]
 		inflight = inflight[1:]
 		if failed != nil {
+			r.p.run.Close()
 			return // after a failed page nothing more is kept or written
 		}
 		if r.err != nil {
+			r.p.run.Close()
 			failed, failedSum = r.err, r.p.sum
 			return
 		}
@@ -508,7 +520,7 @@ func (e *Engine) All(ctx context.Context, progress func(done, total int)) (Summa
 	}
 	var after portrait.Pseudonym
 	for !w.failed() && failed == nil {
-		page, l, err := e.list(ctx, after, run)
+		page, l, err := e.list(ctx, after)
 		if err != nil {
 			failed = err
 			break
@@ -579,7 +591,7 @@ func (e *Engine) All(ctx context.Context, progress func(done, total int)) (Summa
 		}
 		pop.models[en.l.ID], pop.versions[en.l.ID] = model, en.l.Version
 	}
-	if err := e.writePopulation(ctx, c, col, pop, run, &sum); err != nil {
+	if err := e.writePopulation(ctx, c, col, pop, &sum); err != nil {
 		return sum, err
 	}
 	e.pop.Store(pop)
@@ -612,12 +624,11 @@ type listed struct {
 	gen    int64
 	keys   map[portrait.Pseudonym]portrait.SubjectKey
 	states map[portrait.Pseudonym]*policy.State
-	run    *keys.Run // the run's opened keys
 }
 
 // list reads the next batch page after after: its pseudonyms, in order,
 // and their rows and states.
-func (e *Engine) list(ctx context.Context, after portrait.Pseudonym, run *keys.Run) ([]portrait.Pseudonym, *listed, error) {
+func (e *Engine) list(ctx context.Context, after portrait.Pseudonym) ([]portrait.Pseudonym, *listed, error) {
 	gen, err := e.store.Generation(ctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("derive: list subjects: %w", err)
@@ -626,7 +637,7 @@ func (e *Engine) list(ctx context.Context, after portrait.Pseudonym, run *keys.R
 	if err != nil {
 		return nil, nil, fmt.Errorf("derive: list subjects: %w", err)
 	}
-	l := &listed{gen: gen, keys: make(map[portrait.Pseudonym]portrait.SubjectKey, len(subs)), run: run}
+	l := &listed{gen: gen, keys: make(map[portrait.Pseudonym]portrait.SubjectKey, len(subs))}
 	page := make([]portrait.Pseudonym, len(subs))
 	for i, s := range subs {
 		page[i] = s.Pseudonym
@@ -646,7 +657,7 @@ func (e *Engine) list(ctx context.Context, after portrait.Pseudonym, run *keys.R
 // the labels' members (each in pseudonym order). Each page is written
 // under the generation its members were decided at, so that a governance
 // change made during the run is honoured by the write's re-check.
-func (e *Engine) writePopulation(ctx context.Context, c *compiled, col *collector, pop *population, run *keys.Run, sum *Summary) error {
+func (e *Engine) writePopulation(ctx context.Context, c *compiled, col *collector, pop *population, sum *Summary) error {
 	var heads []popHead
 	for _, en := range c.entries {
 		if pop.model(en.l) == nil {
@@ -664,8 +675,9 @@ func (e *Engine) writePopulation(ctx context.Context, c *compiled, col *collecto
 		if len(page) == 0 {
 			break
 		}
-		p, err := e.populationPage(ctx, page, pop, run)
+		p, err := e.populationPage(ctx, page, pop)
 		if err != nil {
+			p.run.Close()
 			sum.add(w.wait())
 			sum.add(p.sum)
 			return err
@@ -748,9 +760,11 @@ func (e *Engine) writer(ctx context.Context, written func(Summary)) *pageWriter 
 		defer close(w.done)
 		for p := range w.pages {
 			if w.err != nil {
+				p.run.Close()
 				continue // drained: nothing after a failed write is written
 			}
 			s, err := p.flush(ctx, e)
+			p.run.Close() // the page's keys: written, they are destroyed
 			w.sum.add(s)
 			if err != nil {
 				w.err = err
@@ -783,11 +797,11 @@ func (w *pageWriter) wait() Summary {
 // populationPage seals one page of population labels, for the writer,
 // under the grants the first pass decided them under; the page carries
 // the oldest generation of those decisions, so its write decides them
-// again if anything changed since. Each subject's key comes from the
-// run (populationKeys: a subject erased meanwhile has none, and is
-// skipped), and the subjects are sealed on every CPU.
-func (e *Engine) populationPage(ctx context.Context, page []popSubject, pop *population, run *keys.Run) (*pending, error) {
-	p := &pending{}
+// again if anything changed since. Each subject's key is opened again
+// (populationKeys: a subject erased meanwhile has none, and is skipped),
+// in the page's keys.Run, and the subjects are sealed on every CPU.
+func (e *Engine) populationPage(ctx context.Context, page []popSubject, pop *population) (*pending, error) {
+	p := &pending{run: e.keys.Run(len(page))}
 	sum := &p.sum
 	start := time.Now()
 	pss := make([]portrait.Pseudonym, len(page))
@@ -798,7 +812,7 @@ func (e *Engine) populationPage(ctx context.Context, page []popSubject, pop *pop
 			gen = min(gen, it.m.gen)
 		}
 	}
-	opened, subs, err := e.populationKeys(ctx, run, pss, gen)
+	subs, err := e.populationKeys(ctx, page, pss, gen)
 	if err != nil {
 		return p, err
 	}
@@ -811,7 +825,7 @@ func (e *Engine) populationPage(ctx context.Context, page []popSubject, pop *pop
 		go func() {
 			defer wg.Done()
 			for k := w * len(page) / workers; k < (w+1)*len(page)/workers; k++ {
-				work[k] = e.sealPopulation(page[k], opened, subs, run, pop, now)
+				work[k] = e.sealPopulation(page[k], subs, p.run, pop, now)
 			}
 		}()
 	}
@@ -837,60 +851,53 @@ func (e *Engine) populationPage(ctx context.Context, page []popSubject, pop *pop
 	return p, nil
 }
 
-// populationKeys returns the keys of a population page's subjects: the
-// ciphers the run opened in the first pass, and the stored rows of the
-// others. While the generation is still gen, the page's members' oldest,
-// the run's ciphers serve: every governance change moves the generation,
-// erasure too, so no subject of the page was erased since (and an
-// erasure on this node destroys the run's cipher besides, Keyring.Forget).
-// Otherwise, and for subjects whose cipher the run did not keep
-// (keys.MaxRun), their rows are read again, and a subject erased
-// meanwhile is absent. The first pass read each page's rows with its
-// listing, so a run reads a subject's row, and unwraps its key, once
-// instead of once per pass.
-func (e *Engine) populationKeys(ctx context.Context, run *keys.Run, pss []portrait.Pseudonym, gen int64) (map[portrait.Pseudonym]*keys.Cipher, map[portrait.Pseudonym]portrait.SubjectKey, error) {
+// populationKeys returns the stored rows of a population page's subjects.
+// While the generation is still gen, the page's members' oldest, the rows
+// the first pass read serve: every governance change moves the generation,
+// erasure too, so no subject of the page was erased since, and none
+// erased has its key opened again from a copy the run kept. Otherwise
+// they are read again, and a subject erased meanwhile is absent. The
+// first pass read each page's rows with its listing, so a run reads a
+// subject's row once instead of once per pass.
+func (e *Engine) populationKeys(ctx context.Context, page []popSubject, pss []portrait.Pseudonym, gen int64) (map[portrait.Pseudonym]portrait.SubjectKey, error) {
 	cur, err := e.store.Generation(ctx)
 	if err != nil {
-		return nil, nil, fmt.Errorf("derive: load subjects: %w", err)
+		return nil, fmt.Errorf("derive: load subjects: %w", err)
 	}
-	miss := pss
-	var opened map[portrait.Pseudonym]*keys.Cipher
 	if cur == gen {
-		opened = make(map[portrait.Pseudonym]*keys.Cipher, len(pss))
-		miss = nil
-		for _, ps := range pss {
-			if c := run.Get(ps); c != nil {
-				opened[ps] = c
-			} else {
-				miss = append(miss, ps)
+		subs := make(map[portrait.Pseudonym]portrait.SubjectKey, len(page))
+		for _, ps := range page {
+			w := ps.items[0].m.wrapped
+			if w == nil {
+				subs = nil // not kept: read them all
+				break
 			}
+			subs[ps.ps] = portrait.SubjectKey{Pseudonym: ps.ps, WrappedKey: w}
+		}
+		if subs != nil {
+			return subs, nil
 		}
 	}
-	if len(miss) == 0 {
-		return opened, nil, nil
-	}
-	subs, err := e.store.Subjects(ctx, miss)
+	subs, err := e.store.Subjects(ctx, pss)
 	if err != nil {
-		return nil, nil, fmt.Errorf("derive: load subjects: %w", err)
+		return nil, fmt.Errorf("derive: load subjects: %w", err)
 	}
-	return opened, subs, nil
+	return subs, nil
 }
 
 // sealPopulation computes and seals one subject's population labels; nil
 // if the subject was erased since the first pass.
-func (e *Engine) sealPopulation(ps popSubject, opened map[portrait.Pseudonym]*keys.Cipher, subs map[portrait.Pseudonym]portrait.SubjectKey, run *keys.Run, pop *population, now time.Time) *subject {
-	s := &subject{ps: ps.ps, cipher: opened[ps.ps], values: make([]portrait.LabelValue, 0, len(ps.items))}
-	if s.cipher == nil {
-		subj, ok := subs[ps.ps]
-		if !ok {
-			return nil
-		}
-		var err error
-		if s.cipher, err = run.Open(subj); err != nil {
-			s.cipher = nil
-			s.fail("", err)
-			return s
-		}
+func (e *Engine) sealPopulation(ps popSubject, subs map[portrait.Pseudonym]portrait.SubjectKey, run *keys.Run, pop *population, now time.Time) *subject {
+	subj, ok := subs[ps.ps]
+	if !ok {
+		return nil
+	}
+	s := &subject{ps: ps.ps, values: make([]portrait.LabelValue, 0, len(ps.items))}
+	var err error
+	if s.cipher, err = run.Open(subj); err != nil {
+		s.cipher = nil
+		s.fail("", err)
+		return s
 	}
 	for _, it := range ps.items {
 		var v Stored

@@ -246,9 +246,8 @@ func TestBatchPagesPipelined(t *testing.T) {
 // or wrapped key the run read before the erasure — neither when the
 // erasure falls between a page's listing (which reads the page's rows,
 // Store.SubjectsAfter) and its states, nor between the first pass and
-// the population pass (which reuses the first pass's opened keys, kept in
-// a keys.Run, while the generation has not moved); and Forget destroys
-// the key the run keeps while the run is still open.
+// the population pass (which reuses the first pass's wrapped keys while
+// the generation has not moved).
 //
 // sports_fan is declared for the service purpose too, whose basis is the
 // contract: an erased subject's fresh state still grants it, so that a
@@ -281,7 +280,9 @@ func TestBatchErasureDuringRun(t *testing.T) {
 					}
 					e.keys.Forget(victim) // as the rights service does after the erasure commits
 					if e.keys.Holds(victim) {
-						// The run's opened keys (keys.Run) are reached by Forget too.
+						// Forget reaches the pages' opened keys (keys.Run) too:
+						// keys.TestRunForgets proves that; here no page holds the
+						// victim's key at this point.
 						t.Error("the erased subject's key is in memory after Forget, while the run is open")
 					}
 				}

@@ -370,7 +370,8 @@ type subject struct {
 	failed, unchanged int
 	failures          []string
 	pop               []popIn              // batch: population-label inputs, for the collector (collector.addPage)
-	run               *keys.Run            // batch: the run's opened keys (keys.Run)
+	run               *keys.Run            // batch: the page's opened keys (pending.run)
+	scratch           []label.Event        // batch: batchView's narrowed events, reused label after label
 	scan              *scanned             // batch: the run's page of events (scan.go), until open
 	scanned           []portrait.PageEvent // batch: the subject's events in it
 	which             []int32              // batch, scanned: which decoded fields each event has, parallel to events
@@ -821,6 +822,10 @@ type pending struct {
 	now         time.Time
 	incremental bool
 	gen         int64 // the governance generation the page was decided under
+	// run holds a batch page's opened keys, where erasure's Forget
+	// reaches them, until the page is written (keys.Run); nil for an
+	// incremental page, which opens keys through the Keyring's cache.
+	run *keys.Run
 }
 
 // flush writes the page and returns its summary.
@@ -836,6 +841,9 @@ func (p *pending) flush(ctx context.Context, e *Engine) (Summary, error) {
 func (e *Engine) compute(ctx context.Context, c *compiled, pseudonyms []portrait.Pseudonym, l *listed, col *collector) (*pending, error) {
 	incremental := l == nil
 	p := &pending{incremental: incremental}
+	if !incremental {
+		p.run = e.keys.Run(len(pseudonyms))
+	}
 	sum := &p.sum
 	start := time.Now()
 	now := e.now()
@@ -886,9 +894,7 @@ func (e *Engine) compute(ctx context.Context, c *compiled, pseudonyms []portrait
 			continue // erased or never stored: nothing to derive
 		}
 		s := &subject{ps: ps, subj: subj, cipher: key, gen: gen, grants: map[*entry]policy.Grant{}, memo: mems[ps], incremental: incremental}
-		if l != nil {
-			s.run = l.run
-		}
+		s.run = p.run
 		for _, en := range c.entries {
 			g, _ := e.decide(states[ps], en)
 			if !g.Valid() {

@@ -8,24 +8,20 @@ import (
 	portrait "github.com/portrait-dev/portrait"
 )
 
-// MaxRun bounds the ciphers one Run keeps. A Cipher is about 1.1 KB
-// (the AES round keys and the GCM tables), so a Run at the bound holds
-// about 1.1 GB; past it, a subject's key is unwrapped each time it is
-// asked for, as without a Run.
-const MaxRun = 1_000_000
-
-// A Run keeps the ciphers one long job opens, so that the job unwraps
-// each subject's key once instead of once per pass: a batch derivation
-// opens every subject's key in its first pass and again in its
-// population pass, and at 10⁶ subjects the Keyring's cache (bounded at
-// DefaultCacheSize) holds none of them by the second.
+// A Run keeps the ciphers one job opens while it needs them: a batch
+// derivation opens a Run per page and closes it once the page is
+// written. Open unwraps a key the Keyring's cache does not hold without
+// putting it there: a batch run over more subjects than the cache holds
+// (10⁶ against DefaultCacheSize) would only evict what other callers use,
+// and the eviction was most of an Open's cost in such a run.
 //
 // The Keyring knows every open Run, and Forget destroys the subject's
 // cipher in each of them as it does in the cache: an erased subject's
-// key does not outlive its erasure in memory for a run that is under
-// way (invariant 4). A Run does not open a key of a subject forgotten
-// while it is open, even from a wrapped key read before the erasure.
-// Close drops the Run and destroys the ciphers it unwrapped itself.
+// key does not outlive its erasure in memory while a page holding it is
+// under way (invariant 4). A Run does not open a key of a subject
+// forgotten while it is open, even from a wrapped key read before the
+// erasure. Close drops the Run and destroys the ciphers it unwrapped
+// itself, so a page's keys are zeroed as soon as it is written.
 //
 // A Run is safe for concurrent use.
 type Run struct {
@@ -43,13 +39,10 @@ type runEntry struct {
 	own     bool // unwrapped by the run, not shared with the cache
 }
 
-// Run opens a Run keeping at most max ciphers (MaxRun if max <= 0).
-// The caller must Close it.
+// Run opens a Run keeping at most max ciphers; past that it opens keys
+// without keeping them. The caller must Close it.
 func (k *Keyring) Run(max int) *Run {
-	if max <= 0 {
-		max = MaxRun
-	}
-	r := &Run{k: k, max: max, m: make(map[portrait.Pseudonym]runEntry), forgot: make(map[portrait.Pseudonym]bool)}
+	r := &Run{k: k, max: max, m: make(map[portrait.Pseudonym]runEntry, max), forgot: make(map[portrait.Pseudonym]bool)}
 	k.runsMu.Lock()
 	if k.runs == nil {
 		k.runs = make(map[*Run]bool)
@@ -123,8 +116,12 @@ func (r *Run) Len() int {
 }
 
 // Close drops the Run from its Keyring and destroys the ciphers it
-// unwrapped itself; those it took from the cache stay the cache's.
+// unwrapped itself; those it took from the cache stay the cache's. A nil
+// Run's Close does nothing.
 func (r *Run) Close() {
+	if r == nil {
+		return
+	}
 	r.k.runsMu.Lock()
 	delete(r.k.runs, r)
 	r.k.runsMu.Unlock()

@@ -54,7 +54,7 @@ func TestRunOpensOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rk := k.Run(0)
+	rk := k.Run(10)
 	if c, err := rk.Open(subs[0]); err != nil || c != shared {
 		t.Errorf("Run.Open of a cached key = %p, %v; want the cache's %p", c, err, shared)
 	}
@@ -74,7 +74,7 @@ func TestRunOpensOnce(t *testing.T) {
 	// A wrapped key of another subject, or a forged one, is refused.
 	forged := subs[1]
 	forged.Pseudonym = subs[0].Pseudonym
-	if _, err := fresh.Run(0).Open(forged); err == nil {
+	if _, err := fresh.Run(10).Open(forged); err == nil {
 		t.Error("a Run opened a wrapped key moved to another subject")
 	}
 }
@@ -92,7 +92,7 @@ func TestRunForgets(t *testing.T) {
 			if !cached {
 				k = mustNew(t, 1) // nothing in the cache: the Run unwraps
 			}
-			r1, r2 := k.Run(0), k.Run(0)
+			r1, r2 := k.Run(10), k.Run(10)
 			defer r1.Close()
 			defer r2.Close()
 			c1, err := r1.Open(gone)
