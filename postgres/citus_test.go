@@ -21,6 +21,7 @@ var distributed = []string{"events", "subjects", "profile", "labels", "consents"
 var multiShard = map[string]string{
 	"expires IS NOT NULL AND expires <=":     "the retention sweep reads the events due on every shard, on one node, in pages",
 	"WHERE pseudonym > ? ORDER BY pseudonym": "the subject listing of batch derivation and the monitors pages through every shard",
+	"pseudonym BETWEEN ? AND ?":              "a batch derivation page's states, read with its listing as a range of every shard",
 }
 
 var (

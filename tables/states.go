@@ -15,9 +15,33 @@ import (
 // full personalization.
 func (db DB) States(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym]*policy.State, error) {
 	if len(pseudonyms) == 0 {
-		return db.states(ctx, pseudonyms, "")
+		return db.states(ctx, pseudonyms, statesSQL{})
 	}
-	return db.states(ctx, pseudonyms, `pseudonym = ANY(?)`, db.D.List(Strings(pseudonyms)))
+	return db.states(ctx, pseudonyms, statesAny, db.D.List(Strings(pseudonyms)))
+}
+
+// statesSQL are the three statements that read states: the subjects'
+// flags, the newest consent per (subject, purpose) through the index on
+// (pseudonym, purpose, seq) on both engines, and the suppressions. Each
+// is written out whole, so that the check for Citus (postgres's
+// TestDistributedQueriesNameTheKey) reads how it selects subjects.
+type statesSQL struct{ flags, consents, suppressions string }
+
+var statesAny = statesSQL{
+	flags: `SELECT pseudonym, minor, restricted, object_profiling, object_marketing, personalization
+		FROM subjects WHERE pseudonym = ANY(?)`,
+	consents: `SELECT pseudonym, purpose, status, notice_version, guardian, at FROM consents
+		WHERE seq IN (SELECT max(seq) FROM consents WHERE pseudonym = ANY(?) GROUP BY pseudonym, purpose)`,
+	suppressions: `SELECT pseudonym, label, deleted FROM suppressions WHERE pseudonym = ANY(?)`,
+}
+
+// statesRange is statesAny over a range of pseudonyms, first and last.
+var statesRange = statesSQL{
+	flags: `SELECT pseudonym, minor, restricted, object_profiling, object_marketing, personalization
+		FROM subjects WHERE pseudonym BETWEEN ? AND ?`,
+	consents: `SELECT pseudonym, purpose, status, notice_version, guardian, at FROM consents
+		WHERE seq IN (SELECT max(seq) FROM consents WHERE pseudonym BETWEEN ? AND ? GROUP BY pseudonym, purpose)`,
+	suppressions: `SELECT pseudonym, label, deleted FROM suppressions WHERE pseudonym BETWEEN ? AND ?`,
 }
 
 // StatesRange implements guard.Engine.StatesRange: States of pseudonyms
@@ -31,15 +55,14 @@ func (db DB) StatesRange(ctx context.Context, pseudonyms []portrait.Pseudonym) (
 		return nil, portrait.Errorf(portrait.EINVALID, "states: pseudonyms are not in ascending order")
 	}
 	if len(pseudonyms) == 0 {
-		return db.states(ctx, pseudonyms, "")
+		return db.states(ctx, pseudonyms, statesSQL{})
 	}
-	return db.states(ctx, pseudonyms, `pseudonym BETWEEN ? AND ?`, pseudonyms[0], pseudonyms[len(pseudonyms)-1])
+	return db.states(ctx, pseudonyms, statesRange, pseudonyms[0], pseudonyms[len(pseudonyms)-1])
 }
 
-// states reads the states of pseudonyms from the rows that where (on
-// column pseudonym, with args) selects in each table: rows of other
-// pseudonyms are skipped.
-func (db DB) states(ctx context.Context, pseudonyms []portrait.Pseudonym, where string, args ...any) (map[portrait.Pseudonym]*policy.State, error) {
+// states reads the states of pseudonyms with q's statements (and args):
+// rows of other pseudonyms are skipped.
+func (db DB) states(ctx context.Context, pseudonyms []portrait.Pseudonym, q statesSQL, args ...any) (map[portrait.Pseudonym]*policy.State, error) {
 	out := make(map[portrait.Pseudonym]*policy.State, len(pseudonyms))
 	for _, p := range pseudonyms {
 		out[p] = &policy.State{Pseudonym: p, Consents: map[string]policy.Consent{}, Personalization: 100, Suppressed: map[string]bool{}}
@@ -48,8 +71,7 @@ func (db DB) states(ctx context.Context, pseudonyms []portrait.Pseudonym, where 
 		return out, nil
 	}
 
-	rows, err := db.query(ctx, `SELECT pseudonym, minor, restricted, object_profiling, object_marketing, personalization
-		FROM subjects WHERE `+where, args...)
+	rows, err := db.query(ctx, q.flags, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read states: %w", err)
 	}
@@ -71,10 +93,7 @@ func (db DB) states(ctx context.Context, pseudonyms []portrait.Pseudonym, where 
 		return nil, fmt.Errorf("read states: %w", err)
 	}
 
-	// The newest record of each (subject, purpose), through the index on
-	// (pseudonym, purpose, seq) on both engines.
-	rows, err = db.query(ctx, `SELECT pseudonym, purpose, status, notice_version, guardian, at FROM consents
-		WHERE seq IN (SELECT max(seq) FROM consents WHERE `+where+` GROUP BY pseudonym, purpose)`, args...)
+	rows, err = db.query(ctx, q.consents, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read states: %w", err)
 	}
@@ -100,7 +119,7 @@ func (db DB) states(ctx context.Context, pseudonyms []portrait.Pseudonym, where 
 		return nil, fmt.Errorf("read states: %w", err)
 	}
 
-	rows, err = db.query(ctx, `SELECT pseudonym, label, deleted FROM suppressions WHERE `+where, args...)
+	rows, err = db.query(ctx, q.suppressions, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read states: %w", err)
 	}
