@@ -39,8 +39,10 @@ type runEntry struct {
 	own     bool // unwrapped by the run, not shared with the cache
 }
 
-// Run opens a Run keeping at most max ciphers; past that it opens keys
-// without keeping them. The caller must Close it.
+// Run opens a Run keeping at most max ciphers. Past that it hands keys
+// out without keeping them, out of Forget's reach, as a key the cache
+// has evicted is: max should cover what the job opens (a batch page
+// sizes its Run to the page). The caller must Close it.
 func (k *Keyring) Run(max int) *Run {
 	r := &Run{k: k, max: max, m: make(map[portrait.Pseudonym]runEntry, max), forgot: make(map[portrait.Pseudonym]bool)}
 	k.runsMu.Lock()
