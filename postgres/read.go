@@ -191,16 +191,24 @@ func (db *engine) EventsAfter(ctx context.Context, subjects []portrait.Pseudonym
 	return out, horizon, nil
 }
 
-// States implements guard.Engine.States: tables.DB.States inside one
-// repeatable-read transaction, so its three queries see one snapshot.
+// States implements guard.Engine.States: tables.DB.States in one
+// snapshot.
 func (db *engine) States(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym]*policy.State, error) {
+	return db.statesIn(ctx, pseudonyms, tables.DB.States)
+}
+
+// statesIn runs one of tables.DB's reads of governance states inside one
+// repeatable-read transaction, so that its three queries (consents,
+// flags, suppressions) see one snapshot.
+func (db *engine) statesIn(ctx context.Context, pseudonyms []portrait.Pseudonym,
+	read func(tables.DB, context.Context, []portrait.Pseudonym) (map[portrait.Pseudonym]*policy.State, error)) (map[portrait.Pseudonym]*policy.State, error) {
 	if len(pseudonyms) == 0 {
-		return db.DB.States(ctx, nil) // no query
+		return read(db.DB, ctx, nil) // no query
 	}
 	tx, err := db.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 	if err != nil {
 		return nil, fmt.Errorf("read states: %w", err)
 	}
 	defer tx.Rollback(ctx)
-	return shared(tx).States(ctx, pseudonyms)
+	return read(shared(tx), ctx, pseudonyms)
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	portrait "github.com/portrait-dev/portrait"
@@ -50,16 +49,7 @@ func (db *engine) ScanEvents(ctx context.Context, page *portrait.EventPage, sinc
 }
 
 // StatesRange implements guard.Engine.StatesRange: tables.DB.StatesRange
-// inside one repeatable-read transaction, so its three ranges see one
-// snapshot, as States does.
+// in one snapshot, as States.
 func (db *engine) StatesRange(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym]*policy.State, error) {
-	if len(pseudonyms) == 0 {
-		return db.DB.StatesRange(ctx, nil) // no query
-	}
-	tx, err := db.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
-	if err != nil {
-		return nil, fmt.Errorf("read states: %w", err)
-	}
-	defer tx.Rollback(ctx)
-	return shared(tx).StatesRange(ctx, pseudonyms)
+	return db.statesIn(ctx, pseudonyms, tables.DB.StatesRange)
 }

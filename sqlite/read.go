@@ -229,16 +229,24 @@ func (db *engine) EventsAfter(ctx context.Context, subjects []portrait.Pseudonym
 	return out, 0, nil
 }
 
-// States implements guard.Engine.States: tables.DB.States inside one read
-// transaction, so its three queries see one snapshot.
+// States implements guard.Engine.States: tables.DB.States in one
+// snapshot.
 func (db *engine) States(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym]*policy.State, error) {
+	return db.statesIn(ctx, pseudonyms, tables.DB.States)
+}
+
+// statesIn runs one of tables.DB's reads of governance states inside one
+// read transaction, so that its three queries (consents, flags,
+// suppressions) see one snapshot.
+func (db *engine) statesIn(ctx context.Context, pseudonyms []portrait.Pseudonym,
+	read func(tables.DB, context.Context, []portrait.Pseudonym) (map[portrait.Pseudonym]*policy.State, error)) (map[portrait.Pseudonym]*policy.State, error) {
 	if len(pseudonyms) == 0 {
-		return db.DB.States(ctx, nil) // no query
+		return read(db.DB, ctx, nil) // no query
 	}
 	tx, err := db.read.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("read states: %w", err)
 	}
 	defer tx.Rollback()
-	return shared(plain{tx}).States(ctx, pseudonyms)
+	return read(shared(plain{tx}), ctx, pseudonyms)
 }

@@ -10,9 +10,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/portrait-dev/portrait/policy"
-
 	portrait "github.com/portrait-dev/portrait"
+	"github.com/portrait-dev/portrait/policy"
+	"github.com/portrait-dev/portrait/tables"
 )
 
 // scanSQL is eventsForSQL for a batch derivation's page (ScanEvents):
@@ -101,16 +101,7 @@ func (db *engine) ScanEvents(ctx context.Context, page *portrait.EventPage, sinc
 }
 
 // StatesRange implements guard.Engine.StatesRange: tables.DB.StatesRange
-// inside one read transaction, so its three ranges see one snapshot, as
-// States does.
+// in one snapshot, as States.
 func (db *engine) StatesRange(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym]*policy.State, error) {
-	if len(pseudonyms) == 0 {
-		return db.DB.StatesRange(ctx, nil) // no query
-	}
-	tx, err := db.read.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, fmt.Errorf("read states: %w", err)
-	}
-	defer tx.Rollback()
-	return shared(plain{tx}).StatesRange(ctx, pseudonyms)
+	return db.statesIn(ctx, pseudonyms, tables.DB.StatesRange)
 }
