@@ -171,6 +171,12 @@ func settle(pending *atomic.Int64, before int64, n int64, emptied bool) {
 // slices a run is partly moved; every reader covers both tables, so none
 // can tell.
 func (db *engine) moveOnce(ctx context.Context, limit int) (moved, runs int, more bool, err error) {
+	return db.moveSlices(ctx, limit, (*txn).move)
+}
+
+// moveSlices is moveOnce with the statement that moves one slice passed
+// in: tx.move, or a layout measured against it (move_bench_test.go).
+func (db *engine) moveSlices(ctx context.Context, limit int, slice func(tx *txn, ctx context.Context, last int64, bound any) (int, bool, error)) (moved, runs int, more bool, err error) {
 	var last int64
 	var bounds []any
 	for i := 0; i == 0 || i <= len(bounds); i++ {
@@ -191,7 +197,7 @@ func (db *engine) moveOnce(ctx context.Context, limit int) (moved, runs int, mor
 				bound = bounds[i]
 			}
 			var err error
-			n, more, err = tx.move(ctx, last, bound)
+			n, more, err = slice(tx, ctx, last, bound)
 			return err
 		})
 		if err != nil {

@@ -707,33 +707,10 @@ func readSubject(tb testing.TB, e *engine, tbl string, key any) int {
 // nothing: the floor under any move that reads its runs back and zeroes
 // them, however cheap its clustered write.
 func packOnce(ctx context.Context, db *engine, limit int, how string) (moved int, more bool, err error) {
-	var last int64
-	var bounds []any
-	var runs int
-	for i := 0; i == 0 || i <= len(bounds); i++ {
-		var n int
-		err := db.Update(ctx, func(t guard.Tx) error {
-			tx := t.(*txn)
-			if i == 0 {
-				var err error
-				if last, runs, bounds, err = planMove(ctx, tx.tx, limit, db.mover.slice); err != nil || runs == 0 {
-					return err
-				}
-			}
-			var bound any
-			if i < len(bounds) {
-				bound = bounds[i]
-			}
-			var err error
-			n, more, err = packMove(ctx, tx, last, bound, how)
-			return err
-		})
-		if err != nil || runs == 0 {
-			return 0, false, err
-		}
-		moved += n
-	}
-	return moved, more, nil
+	moved, _, more, err = db.moveSlices(ctx, limit, func(tx *txn, ctx context.Context, last int64, bound any) (int, bool, error) {
+		return packMove(ctx, tx, last, bound, how)
+	})
+	return moved, more, err
 }
 
 // packMove is txn.move writing packed rows.
