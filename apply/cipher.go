@@ -18,7 +18,7 @@ type ciphers = keys.Opened
 // cipher returns the opened key of pseudonym, read at generation gen (the
 // generation its state was read at), or nil if the subject is not stored.
 func (s *Service) cipher(ctx context.Context, gen int64, pseudonym portrait.Pseudonym) (*keys.Cipher, error) {
-	if c := s.ciphers.Get(gen, pseudonym); c != nil {
+	if c, ok := s.ciphers.Get(gen, pseudonym); ok {
 		return c, nil
 	}
 	subs, err := s.store.Subjects(ctx, []portrait.Pseudonym{pseudonym})

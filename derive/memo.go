@@ -148,7 +148,7 @@ func (e *Engine) subjectKeys(ctx context.Context, gen int64, pseudonyms []portra
 			if m := mems[ps]; m != nil && m.bare {
 				continue // stored at gen (erasure moves it), and no key needed
 			}
-			if c := e.opened.Get(gen, ps); c != nil {
+			if c, ok := e.opened.Get(gen, ps); ok {
 				if opened == nil {
 					opened = make(map[portrait.Pseudonym]*keys.Cipher, len(pseudonyms))
 				}

@@ -144,7 +144,7 @@ type Ingester struct {
 
 	detections *prometheus.CounterVec
 	lexFlags   prometheus.Counter
-	subjects   subjectCache // subject keys read at the last generation (subjects.go)
+	subjects   keys.Kept[portrait.SubjectKey] // subject rows read at the last generation (subjects.go)
 }
 
 // New returns an Ingester.
@@ -165,7 +165,8 @@ func New(d Deps, opt Options) *Ingester {
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()
 	}
-	return &Ingester{store: store, point: point, ledger: ledger, keys: kr, log: log, opt: opt, detections: newDetections(), lexFlags: newLexFlags()}
+	return &Ingester{store: store, point: point, ledger: ledger, keys: kr, log: log, opt: opt, detections: newDetections(), lexFlags: newLexFlags(),
+		subjects: keys.Kept[portrait.SubjectKey]{Max: subjectCacheMax}}
 }
 
 // pending is an event that passed validation, on its way to the store.

@@ -2,15 +2,15 @@ package ingest
 
 import (
 	"context"
-	"sync"
 
 	portrait "github.com/portrait-dev/portrait"
 )
 
-// subjectCache keeps the subject keys ingest has read at one governance
-// generation, so that the next chunk at the same generation does not read
-// them again: a request's subjects are mostly those of the one before,
-// and the read was a tenth of a governed chunk's CPU.
+// Ingest keeps the subject rows it has read at one governance generation
+// (Ingester.subjects, a keys.Kept), so that the next chunk at the same
+// generation does not read them again: a request's subjects are mostly
+// those of the one before, and the read was a tenth of a governed chunk's
+// CPU.
 //
 // It is exactly as fresh as the generation check already makes a chunk:
 // the only change to a stored subject's key is its erasure, which bumps
@@ -22,16 +22,10 @@ import (
 // caught by the commit, which reads the generation again inside the
 // transaction and decides the chunk again from the transaction's own
 // reads (commit). Subjects new since the entry was read are misses and
-// read from the store. The generation only grows, so a chunk with an
-// older one than the cache's reads the store and leaves the cache alone.
-type subjectCache struct {
-	mu   sync.Mutex
-	gen  int64
-	keys map[portrait.Pseudonym]portrait.SubjectKey
-}
+// read from the store.
 
-// subjectCacheMax bounds the cache: past it the cache starts again, so a
-// stream of ever-new subjects does not hold their wrapped keys.
+// subjectCacheMax bounds what is kept: past it the cache starts again,
+// so a stream of ever-new subjects does not hold their wrapped keys.
 const subjectCacheMax = 1 << 14
 
 // cachedSubjects reads subjects through the Ingester's cache at gen, the
@@ -42,25 +36,16 @@ type cachedSubjects struct {
 }
 
 func (r cachedSubjects) Subjects(ctx context.Context, pseudonyms []portrait.Pseudonym) (map[portrait.Pseudonym]portrait.SubjectKey, error) {
-	c := &r.in.subjects
+	kept := &r.in.subjects
 	out := make(map[portrait.Pseudonym]portrait.SubjectKey, len(pseudonyms))
 	var miss []portrait.Pseudonym
-	c.mu.Lock()
-	if r.gen > c.gen || c.keys == nil {
-		c.gen, c.keys = r.gen, make(map[portrait.Pseudonym]portrait.SubjectKey)
-	}
-	if r.gen == c.gen {
-		for _, ps := range pseudonyms {
-			if s, ok := c.keys[ps]; ok {
-				out[ps] = s
-			} else {
-				miss = append(miss, ps)
-			}
+	for _, ps := range pseudonyms {
+		if s, ok := kept.Get(r.gen, ps); ok {
+			out[ps] = s
+		} else {
+			miss = append(miss, ps)
 		}
-	} else {
-		miss = pseudonyms
 	}
-	c.mu.Unlock()
 	if len(miss) == 0 {
 		return out, nil
 	}
@@ -68,17 +53,8 @@ func (r cachedSubjects) Subjects(ctx context.Context, pseudonyms []portrait.Pseu
 	if err != nil {
 		return nil, err
 	}
-	c.mu.Lock()
-	if r.gen == c.gen {
-		if len(c.keys)+len(stored) > subjectCacheMax {
-			clear(c.keys)
-		}
-		for ps, s := range stored {
-			c.keys[ps] = s
-		}
-	}
-	c.mu.Unlock()
 	for ps, s := range stored {
+		kept.Put(r.gen, ps, s)
 		out[ps] = s
 	}
 	return out, nil

@@ -61,7 +61,7 @@ func TestSubjectKeysReadOncePerGeneration(t *testing.T) {
 
 // Invariant 4, CM-5: after a subject is erased, its next events are sealed
 // under a new key that the store holds, never under the erased one: the
-// keys a chunk keeps from the one before (subjectCache) are dropped when
+// keys a chunk keeps from the one before (Ingester.subjects) are dropped when
 // the erasure moves the governance generation.
 func TestSubjectKeysAcrossErasure(t *testing.T) {
 	onEachEngine(t, func(t *testing.T, e *env) {

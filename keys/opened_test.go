@@ -35,7 +35,7 @@ func TestOpened(t *testing.T) {
 		if s.put {
 			o.Put(s.gen, p, c)
 		}
-		if got := o.Get(s.gen, p) != nil; got != s.want {
+		if _, got := o.Get(s.gen, p); got != s.want {
 			t.Errorf("%s: found %v, want %v", s.name, got, s.want)
 		}
 	}
